@@ -1,0 +1,82 @@
+import { randomUUID } from 'node:crypto';
+import fastifyCookie from '@fastify/cookie';
+import fastifySwagger from '@fastify/swagger';
+import scalar from '@scalar/fastify-api-reference';
+import Fastify, { type FastifyBaseLogger } from 'fastify';
+import {
+  jsonSchemaTransform,
+  jsonSchemaTransformObject,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import type { Deps } from './deps.ts';
+import { createGuards } from './http/guards.ts';
+import { installProblemHandlers } from './http/problem.ts';
+import type { App, RouteContext } from './http/types.ts';
+import { authRoutes, jwksRoute } from './modules/auth/routes.ts';
+import { healthRoutes } from './modules/health/routes.ts';
+import { usersRoutes } from './modules/users/routes.ts';
+import { createServices, type Services } from './services.ts';
+
+/** The routes of every module under /v1, in one list so the API's shape is visible at a glance. */
+const V1_MODULES: Array<(app: App, ctx: RouteContext) => void> = [authRoutes, usersRoutes];
+
+/** Builds the HTTP app over ready deps. Does not listen. */
+export async function buildApp(deps: Deps, services: Services = createServices(deps)): Promise<App> {
+  await services.keys.init();
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    bodyLimit: deps.config.bodyLimit,
+    trustProxy: deps.config.trustProxy,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && /^[\w.-]{1,128}$/.test(given) ? given : randomUUID();
+    },
+    return503OnClosing: true,
+  }).withTypeProvider<ZodTypeProvider>();
+
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  installProblemHandlers(app);
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    deps.metrics.httpDuration.observe(
+      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+
+  await app.register(fastifyCookie);
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Parley API', version: '1', description: 'Self-hostable backend for AI assistant products.' },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'Access JWT or API key (pk_…)' },
+          cookie: { type: 'apiKey', in: 'cookie', name: 'parley_access' },
+        },
+      },
+      security: [{ bearer: [] }, { cookie: [] }],
+    },
+    transform: jsonSchemaTransform,
+    transformObject: jsonSchemaTransformObject,
+  });
+  await app.register(scalar, { routePrefix: '/docs', configuration: { url: '/openapi.json' } });
+
+  const ctx: RouteContext = { deps, services, guards: createGuards({ authenticate: services.authenticate, allowedOrigins: deps.config.allowedOrigins }) };
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  healthRoutes(app, ctx);
+  jwksRoute(app, ctx);
+  await app.register(
+    async (v1) => {
+      for (const register of V1_MODULES) register(v1 as App, ctx);
+    },
+    { prefix: '/v1' },
+  );
+  await app.ready();
+  return app as App;
+}

@@ -1,0 +1,48 @@
+import type { Redis } from 'ioredis';
+import type { Config } from './config.ts';
+import { openDatabase, type Database, type Db } from './platform/db/database.ts';
+import { Cipher } from './platform/crypto/cipher.ts';
+import { resolveMasterKey } from './platform/crypto/master-key.ts';
+import { outboxMailer, smtpMailer, type Mailer } from './platform/mail/mailer.ts';
+import { createLogger, type Logger } from './platform/observability/logger.ts';
+import { createMetrics, type Metrics } from './platform/observability/metrics.ts';
+import { memoryLimiters, redisLimiters, type LimiterFactory } from './platform/ratelimit/limiter.ts';
+import { openRedis } from './platform/redis/redis.ts';
+
+/** The adapters chosen by config, built once and handed to every module. */
+export interface Deps {
+  config: Config;
+  database: Database;
+  db: Db;
+  redis?: Redis;
+  limiters: LimiterFactory;
+  mailer: Mailer;
+  cipher: Cipher;
+  metrics: Metrics;
+  logger: Logger;
+  close(): Promise<void>;
+}
+
+export async function createDeps(config: Config, opts: { logger?: Logger; migrate?: boolean } = {}): Promise<Deps> {
+  const logger = opts.logger ?? createLogger(config.logLevel);
+  const database = openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize });
+  if (opts.migrate !== false) await database.migrate();
+  const redis = config.redisUrl ? openRedis(config.redisUrl) : undefined;
+  const mailer = config.smtpUrl ? smtpMailer(database.db, config.smtpUrl, config.mailFrom) : outboxMailer(database.db);
+  return {
+    config,
+    database,
+    db: database.db,
+    redis,
+    limiters: redis ? redisLimiters(redis, config.redisPrefix) : memoryLimiters(),
+    mailer,
+    cipher: new Cipher(resolveMasterKey(config.masterKey, config.dataDir)),
+    metrics: createMetrics(),
+    logger,
+    async close() {
+      await mailer.close();
+      if (redis) await redis.quit().catch(() => redis.disconnect());
+      await database.close();
+    },
+  };
+}

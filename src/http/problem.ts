@@ -1,0 +1,84 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { AppError } from '../errors.ts';
+
+/** RFC 9457 problem details, as every error response is shaped. */
+export const problemSchema = z
+  .object({
+    type: z.string(),
+    title: z.string(),
+    status: z.number().int(),
+    detail: z.string().optional(),
+    code: z.string(),
+    instance: z.string().optional(),
+    requestId: z.string().optional(),
+  })
+  .catchall(z.unknown())
+  .meta({ id: 'Problem' });
+
+export type Problem = z.infer<typeof problemSchema>;
+
+const FASTIFY_CODES: Record<string, string> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: 'malformed_json',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'malformed_json',
+  FST_ERR_CTP_BODY_TOO_LARGE: 'body_too_large',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'unsupported_media_type',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'invalid_content_length',
+};
+
+interface ProblemInput {
+  status: number;
+  title: string;
+  code: string;
+  detail?: string;
+  [extra: string]: unknown;
+}
+
+export function sendProblem(reply: FastifyReply, request: FastifyRequest, p: ProblemInput) {
+  return reply
+    .status(p.status)
+    .type('application/problem+json')
+    .send({ type: `https://parley.dev/problems/${p.code}`, ...p, instance: request.url.split('?')[0], requestId: request.id });
+}
+
+export function installProblemHandlers(app: FastifyInstance) {
+  app.setErrorHandler((err: FastifyError | AppError | Error, request, reply) => {
+    if (err instanceof AppError) {
+      reply.headers(err.headers);
+      return sendProblem(reply, request, { status: err.status, title: err.title, detail: err.message, code: err.code, ...err.extra });
+    }
+    if (hasZodFastifySchemaValidationErrors(err)) {
+      const errors = err.validation.map((v) => ({ path: v.instancePath || '/', message: v.message ?? 'invalid' }));
+      const where = err.validationContext ?? 'request';
+      return sendProblem(reply, request, {
+        status: 400,
+        title: 'Validation failed',
+        detail: `Invalid ${where}: ${errors.map((e) => `${e.path} ${e.message}`).join('; ')}`,
+        code: 'validation_failed',
+        errors,
+      });
+    }
+    const status = (err as FastifyError).statusCode;
+    if (status && status >= 400 && status < 500) {
+      const code = FASTIFY_CODES[(err as FastifyError).code] ?? 'bad_request';
+      return sendProblem(reply, request, { status, title: httpTitle(status), detail: err.message, code });
+    }
+    request.log.error({ err }, 'unhandled error');
+    return sendProblem(reply, request, {
+      status: 500,
+      title: 'Internal Server Error',
+      detail: `Something went wrong on our side. Quote request id ${request.id} when reporting it.`,
+      code: 'internal_error',
+    });
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(reply, request, { status: 404, title: 'Not found', detail: `No route ${request.method} ${request.url.split('?')[0]}`, code: 'route_not_found' }),
+  );
+}
+
+function httpTitle(status: number): string {
+  const titles: Record<number, string> = { 400: 'Bad request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not found', 405: 'Method not allowed', 406: 'Not acceptable', 413: 'Payload too large', 415: 'Unsupported media type', 429: 'Too many requests' };
+  return titles[status] ?? 'Bad request';
+}

@@ -1,0 +1,90 @@
+import { timingSafeEqual } from 'node:crypto';
+import { and, desc, eq, lt, or, isNull, type SQL } from 'drizzle-orm';
+import { NotFound } from '../../errors.ts';
+import type { Db } from '../../platform/db/database.ts';
+import { randomToken, sha256Hex } from '../../platform/crypto/cipher.ts';
+import { users } from '../users/schema.ts';
+import { apiKeys } from './schema.ts';
+
+export const API_KEY_PREFIX = 'pk_';
+
+/** What an API key may be limited to. A key with no scopes may do whatever its owner may, except manage keys and sessions. */
+export const API_KEY_SCOPES = ['profile:read', 'profile:write', 'chat', 'models:read', 'files', 'documents', 'usage:read'] as const;
+export type ApiKeyScope = (typeof API_KEY_SCOPES)[number];
+
+// last_used_at is written at most this often per key, so authenticating is not a write per request.
+const LAST_USED_RESOLUTION_MS = 60_000;
+
+export type ApiKeyRow = typeof apiKeys.$inferSelect;
+
+export const toPublicApiKey = (k: ApiKeyRow) => ({
+  id: k.id,
+  name: k.name,
+  prefix: API_KEY_PREFIX,
+  last4: k.last4,
+  scopes: k.scopes,
+  expiresAt: k.expiresAt?.toISOString() ?? null,
+  lastUsedAt: k.lastUsedAt?.toISOString() ?? null,
+  createdAt: k.createdAt.toISOString(),
+});
+
+export function createApiKeys(db: Db) {
+  return {
+    async create(userId: string, input: { name: string; scopes?: ApiKeyScope[]; expiresAt?: Date | null }) {
+      const secret = `${API_KEY_PREFIX}${randomToken(32)}`;
+      const [row] = await db
+        .insert(apiKeys)
+        .values({
+          userId,
+          name: input.name,
+          keyHash: sha256Hex(secret),
+          last4: secret.slice(-4),
+          scopes: input.scopes ?? [],
+          expiresAt: input.expiresAt ?? null,
+        })
+        .returning();
+      return { key: row!, secret };
+    },
+
+    list(userId: string, opts: { limit: number; cursor?: string }) {
+      const where: SQL[] = [eq(apiKeys.userId, userId)];
+      if (opts.cursor) where.push(lt(apiKeys.id, opts.cursor));
+      return db.select().from(apiKeys).where(and(...where)).orderBy(desc(apiKeys.id)).limit(opts.limit);
+    },
+
+    async get(userId: string, id: string) {
+      const [row] = await db.select().from(apiKeys).where(and(eq(apiKeys.id, id), eq(apiKeys.userId, userId)));
+      if (!row) throw NotFound('API key', 'api_key_not_found');
+      return row;
+    },
+
+    async delete(userId: string, id: string) {
+      const rows = await db.delete(apiKeys).where(and(eq(apiKeys.id, id), eq(apiKeys.userId, userId))).returning();
+      if (!rows.length) throw NotFound('API key', 'api_key_not_found');
+      return rows[0]!;
+    },
+
+    /** Resolves a presented key to its row and owner, or undefined. Never throws on bad input. */
+    async verify(presented: string) {
+      if (!presented.startsWith(API_KEY_PREFIX) || presented.length > 200) return undefined;
+      const hash = sha256Hex(presented);
+      const [row] = await db
+        .select({ key: apiKeys, role: users.role, disabledAt: users.disabledAt })
+        .from(apiKeys)
+        .innerJoin(users, eq(users.id, apiKeys.userId))
+        .where(eq(apiKeys.keyHash, hash));
+      // The index lookup already matched; the constant-time check guards against any collation surprise.
+      if (!row || !timingSafeEqual(Buffer.from(row.key.keyHash), Buffer.from(hash))) return undefined;
+      const now = Date.now();
+      if (!row.key.lastUsedAt || now - row.key.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
+        await db
+          .update(apiKeys)
+          .set({ lastUsedAt: new Date(now) })
+          .where(and(eq(apiKeys.id, row.key.id), or(isNull(apiKeys.lastUsedAt), lt(apiKeys.lastUsedAt, new Date(now - LAST_USED_RESOLUTION_MS)))));
+      }
+      return row;
+    },
+  };
+}
+
+export type ApiKeys = ReturnType<typeof createApiKeys>;

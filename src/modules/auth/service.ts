@@ -1,0 +1,160 @@
+import { Forbidden, RateLimited, Unauthorized } from '../../errors.ts';
+import type { Limiter } from '../../platform/ratelimit/limiter.ts';
+import type { Audit, AuditContext } from '../audit/service.ts';
+import { normalizeEmail, toPublicUser, type UsersService } from '../users/service.ts';
+import type { UserRow } from '../users/schema.ts';
+import { ACCESS_AUDIENCE } from './authenticator.ts';
+import type { Mfa } from './mfa.ts';
+import { passwords } from './passwords.ts';
+import type { DeviceInfo, Sessions } from './sessions.ts';
+import type { SigningKeys } from './signing-keys.ts';
+
+export const MFA_AUDIENCE = 'parley:mfa';
+const MFA_TOKEN_TTL_SECONDS = 300;
+
+export interface TokenPair {
+  tokenType: 'Bearer';
+  accessToken: string;
+  expiresIn: number;
+  refreshToken: string;
+  sessionId: string;
+  user: ReturnType<typeof toPublicUser>;
+}
+
+export type LoginResult = ({ mfaRequired: false } & TokenPair) | { mfaRequired: true; mfaToken: string; expiresIn: number };
+
+export interface AuthServiceDeps {
+  users: UsersService;
+  sessions: Sessions;
+  keys: SigningKeys;
+  mfa: Mfa;
+  audit: Audit;
+  issuer: string;
+  accessTtl: number;
+  requireEmailVerification: boolean;
+  /** Counts failed sign-ins per account (keyed by email, whether or not it exists). */
+  accountFailures: Limiter;
+  /** Called after a password registration, e.g. to send the verification email. */
+  onRegistered?: (user: UserRow) => Promise<void>;
+}
+
+type Context = DeviceInfo & AuditContext;
+
+/** Password sign-up and sign-in, token issue and refresh, sign-out. */
+export function createAuthService(d: AuthServiceDeps) {
+  const issueAccessToken = (user: UserRow, sessionId: string) =>
+    d.keys.sign({ sid: sessionId, role: user.role }, { subject: user.id, audience: ACCESS_AUDIENCE, issuer: d.issuer, ttlSeconds: d.accessTtl });
+
+  async function tokensFor(user: UserRow, sessionId: string, refreshToken: string): Promise<TokenPair> {
+    return {
+      tokenType: 'Bearer',
+      accessToken: await issueAccessToken(user, sessionId),
+      expiresIn: d.accessTtl,
+      refreshToken,
+      sessionId,
+      user: toPublicUser(user),
+    };
+  }
+
+  const service = {
+    /** Opens a session for a user who has fully authenticated, by whatever method. */
+    async signIn(user: UserRow, method: string, ctx: Context): Promise<TokenPair> {
+      if (user.disabledAt) throw Forbidden('This account is disabled', 'account_disabled');
+      const { session, refreshToken } = await d.sessions.open(user.id, method, ctx);
+      await d.audit.record({ action: 'user.signed_in', userId: user.id, ...ctx, metadata: { method, sessionId: session.id } });
+      return tokensFor(user, session.id, refreshToken);
+    },
+
+    async register(input: { email: string; password: string; name?: string | null }, ctx: Context): Promise<TokenPair> {
+      const email = normalizeEmail(input.email);
+      passwords.check(input.password, email);
+      const user = await d.users.create({ email, passwordHash: await passwords.hash(input.password), name: input.name });
+      await d.audit.record({ action: 'user.registered', userId: user.id, ...ctx });
+      await d.onRegistered?.(user);
+      if (d.requireEmailVerification) throw Forbidden('Check your inbox to verify your email, then sign in', 'email_not_verified');
+      return service.signIn(user, 'password', ctx);
+    },
+
+    async login(input: { email: string; password: string }, ctx: Context): Promise<LoginResult> {
+      const email = normalizeEmail(input.email);
+      const failures = await d.accountFailures.peek(email);
+      if (!failures.allowed || failures.remaining === 0) {
+        throw RateLimited(failures.resetMs / 1000, 'Too many failed sign-in attempts for this account; try again later', 'too_many_attempts');
+      }
+      const user = await d.users.byEmail(email);
+      const ok = await passwords.verify(user?.passwordHash, input.password);
+      if (!user || !ok) {
+        await d.accountFailures.consume(email);
+        await d.audit.record({ action: 'user.sign_in_failed', userId: user?.id ?? null, ...ctx, metadata: { reason: 'bad_credentials' } });
+        throw Unauthorized('Email or password is incorrect', 'invalid_credentials');
+      }
+      if (user.disabledAt) throw Forbidden('This account is disabled', 'account_disabled');
+      if (d.requireEmailVerification && !user.emailVerifiedAt) throw Forbidden('Verify your email before signing in', 'email_not_verified');
+      await d.accountFailures.reset(email);
+      if (await d.mfa.isEnabled(user.id)) {
+        const mfaToken = await d.keys.sign({ purpose: 'mfa' }, { subject: user.id, audience: MFA_AUDIENCE, issuer: d.issuer, ttlSeconds: MFA_TOKEN_TTL_SECONDS });
+        return { mfaRequired: true, mfaToken, expiresIn: MFA_TOKEN_TTL_SECONDS };
+      }
+      return { mfaRequired: false, ...(await service.signIn(user, 'password', ctx)) };
+    },
+
+    /** The user an MFA challenge token was issued to; throws 401 if it is bad or expired. */
+    async userForMfaToken(mfaToken: string): Promise<UserRow> {
+      let sub: string | undefined;
+      try {
+        sub = (await d.keys.verify(mfaToken, { audience: MFA_AUDIENCE, issuer: d.issuer })).sub;
+      } catch {
+        throw Unauthorized('The sign-in challenge is invalid or has expired; sign in again', 'invalid_mfa_token');
+      }
+      const user = sub ? await d.users.byId(sub) : undefined;
+      if (!user) throw Unauthorized('The sign-in challenge is invalid or has expired; sign in again', 'invalid_mfa_token');
+      if (user.disabledAt) throw Forbidden('This account is disabled', 'account_disabled');
+      return user;
+    },
+
+    async refresh(refreshToken: string, ctx: Context): Promise<TokenPair> {
+      const outcome = await d.sessions.rotate(refreshToken, ctx);
+      if (!outcome.ok) {
+        if (outcome.reason === 'reused') {
+          await d.audit.record({ action: 'session.refresh_reuse_detected', userId: outcome.userId, ...ctx, metadata: { sessionId: outcome.sessionId } });
+          throw Unauthorized('Refresh token was already used; the session has been revoked', 'refresh_token_reused');
+        }
+        if (outcome.reason === 'disabled') throw Unauthorized('Account is disabled', 'account_disabled');
+        throw Unauthorized('Refresh token is invalid, expired or revoked', 'invalid_refresh_token');
+      }
+      const user = await d.users.byId(outcome.userId);
+      if (!user) throw Unauthorized('Refresh token is invalid, expired or revoked', 'invalid_refresh_token');
+      return tokensFor(user, outcome.sessionId, outcome.refreshToken);
+    },
+
+    /** Ends the session a refresh token (or the current access token) belongs to. */
+    async logout(target: { sessionId?: string; refreshToken?: string; userId?: string }, ctx: Context): Promise<void> {
+      let sessionId = target.sessionId;
+      let userId = target.userId;
+      if (!sessionId && target.refreshToken) {
+        const session = await d.sessions.byRefreshToken(target.refreshToken);
+        sessionId = session?.id;
+        userId = session?.userId;
+      }
+      if (!sessionId || !userId) return;
+      if (await d.sessions.revoke(userId, sessionId, 'logout')) {
+        await d.audit.record({ action: 'user.signed_out', userId, ...ctx, metadata: { sessionId } });
+      }
+    },
+
+    async logoutAll(userId: string, ctx: Context): Promise<number> {
+      const count = await d.sessions.revokeAll(userId, 'logout_all');
+      await d.audit.record({ action: 'session.revoked', userId, ...ctx, metadata: { all: true, count } });
+      return count;
+    },
+
+    async revokeSession(userId: string, sessionId: string, ctx: Context): Promise<boolean> {
+      const revoked = await d.sessions.revoke(userId, sessionId, 'revoked_by_user');
+      if (revoked) await d.audit.record({ action: 'session.revoked', userId, ...ctx, metadata: { sessionId } });
+      return revoked;
+    },
+  };
+  return service;
+}
+
+export type AuthService = ReturnType<typeof createAuthService>;

@@ -1,0 +1,138 @@
+import { and, desc, eq, gt, isNull, ne, sql } from 'drizzle-orm';
+import type { Db } from '../../platform/db/database.ts';
+import { randomToken, sha256Hex } from '../../platform/crypto/cipher.ts';
+import { users } from '../users/schema.ts';
+import { refreshTokens, sessions } from './schema.ts';
+
+export interface DeviceInfo {
+  ip?: string;
+  userAgent?: string;
+}
+
+export type RefreshOutcome =
+  | { ok: true; sessionId: string; userId: string; refreshToken: string }
+  | { ok: false; reason: 'unknown' | 'expired' | 'revoked' | 'reused' | 'disabled'; sessionId?: string; userId?: string };
+
+/** Refresh tokens are `<sessionId>.<secret>`-free opaque strings; only their SHA-256 is stored. */
+const newRefreshToken = () => `rt_${randomToken(32)}`;
+
+/**
+ * Sessions and their refresh-token families. Every refresh rotates the token;
+ * presenting a token that was already rotated (outside a short grace window for
+ * concurrent refreshes) revokes the whole session.
+ */
+export function createSessions(db: Db, opts: { refreshTtl: number; reuseGrace: number }) {
+  return {
+    async open(userId: string, method: string, device: DeviceInfo, tx: Db = db) {
+      const [session] = await tx
+        .insert(sessions)
+        .values({
+          userId,
+          method,
+          ip: device.ip ?? null,
+          userAgent: device.userAgent?.slice(0, 512) ?? null,
+          expiresAt: new Date(Date.now() + opts.refreshTtl * 1000),
+        })
+        .returning();
+      const refreshToken = newRefreshToken();
+      await tx.insert(refreshTokens).values({ sessionId: session!.id, tokenHash: sha256Hex(refreshToken) });
+      return { session: session!, refreshToken };
+    },
+
+    async rotate(presented: string, device: DeviceInfo): Promise<RefreshOutcome> {
+      return db.transaction(async (t) => {
+        const tx = t as unknown as Db;
+        const [found] = await tx
+          .select({ token: refreshTokens, session: sessions, disabledAt: users.disabledAt })
+          .from(refreshTokens)
+          .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
+          .innerJoin(users, eq(users.id, sessions.userId))
+          .where(eq(refreshTokens.tokenHash, sha256Hex(presented)))
+          .for('update', { of: refreshTokens });
+        if (!found) return { ok: false, reason: 'unknown' } as const;
+        const { token, session } = found;
+        const ids = { sessionId: session.id, userId: session.userId };
+        if (session.revokedAt) return { ok: false, reason: 'revoked', ...ids } as const;
+        if (session.expiresAt <= new Date()) return { ok: false, reason: 'expired', ...ids } as const;
+        if (found.disabledAt) return { ok: false, reason: 'disabled', ...ids } as const;
+        if (token.rotatedAt && Date.now() - token.rotatedAt.getTime() > opts.reuseGrace * 1000) {
+          await tx
+            .update(sessions)
+            .set({ revokedAt: new Date(), revokedReason: 'refresh_token_reuse' })
+            .where(eq(sessions.id, session.id));
+          return { ok: false, reason: 'reused', ...ids } as const;
+        }
+        const refreshToken = newRefreshToken();
+        if (!token.rotatedAt) await tx.update(refreshTokens).set({ rotatedAt: new Date() }).where(eq(refreshTokens.id, token.id));
+        await tx.insert(refreshTokens).values({ sessionId: session.id, tokenHash: sha256Hex(refreshToken) });
+        await tx
+          .update(sessions)
+          .set({
+            lastUsedAt: new Date(),
+            ip: device.ip ?? session.ip,
+            userAgent: device.userAgent?.slice(0, 512) ?? session.userAgent,
+          })
+          .where(eq(sessions.id, session.id));
+        return { ok: true, refreshToken, ...ids } as const;
+      });
+    },
+
+    /** The session a refresh token belongs to, if the token is known. */
+    async byRefreshToken(presented: string) {
+      const [row] = await db
+        .select({ session: sessions })
+        .from(refreshTokens)
+        .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
+        .where(eq(refreshTokens.tokenHash, sha256Hex(presented)));
+      return row?.session;
+    },
+
+    /** Whether an access token's session still stands, and its user's state, in one query. */
+    async status(sessionId: string) {
+      const [row] = await db
+        .select({
+          userId: sessions.userId,
+          revokedAt: sessions.revokedAt,
+          expiresAt: sessions.expiresAt,
+          createdAt: sessions.createdAt,
+          disabledAt: users.disabledAt,
+          role: users.role,
+        })
+        .from(sessions)
+        .innerJoin(users, eq(users.id, sessions.userId))
+        .where(eq(sessions.id, sessionId));
+      return row;
+    },
+
+    listActive(userId: string) {
+      return db
+        .select()
+        .from(sessions)
+        .where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt), gt(sessions.expiresAt, sql`now()`)))
+        .orderBy(desc(sessions.lastUsedAt));
+    },
+
+    async revoke(userId: string, sessionId: string, reason: string): Promise<boolean> {
+      const rows = await db
+        .update(sessions)
+        .set({ revokedAt: new Date(), revokedReason: reason })
+        .where(and(eq(sessions.id, sessionId), eq(sessions.userId, userId), isNull(sessions.revokedAt)))
+        .returning({ id: sessions.id });
+      return rows.length > 0;
+    },
+
+    /** Revokes every session of a user, optionally sparing one. Returns how many. */
+    async revokeAll(userId: string, reason: string, except?: string, tx: Db = db): Promise<number> {
+      const conds = [eq(sessions.userId, userId), isNull(sessions.revokedAt)];
+      if (except) conds.push(ne(sessions.id, except));
+      const rows = await tx
+        .update(sessions)
+        .set({ revokedAt: new Date(), revokedReason: reason })
+        .where(and(...conds))
+        .returning({ id: sessions.id });
+      return rows.length;
+    },
+  };
+}
+
+export type Sessions = ReturnType<typeof createSessions>;

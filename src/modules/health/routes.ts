@@ -1,0 +1,37 @@
+import { z } from 'zod';
+import type { App, RouteContext } from '../../http/types.ts';
+
+export function healthRoutes(app: App, { deps }: RouteContext) {
+  app.get('/health', {
+    schema: { tags: ['health'], summary: 'Liveness: the process is up', response: { 200: z.object({ status: z.literal('ok') }) } },
+    logLevel: 'warn',
+    handler: async () => ({ status: 'ok' as const }),
+  });
+
+  app.get('/ready', {
+    schema: {
+      tags: ['health'],
+      summary: 'Readiness: the database and, when configured, Redis answer',
+      response: { 200: readiness, 503: readiness },
+    },
+    logLevel: 'warn',
+    handler: async (_request, reply) => {
+      const checks: Record<string, 'ok' | 'down'> = {};
+      checks.database = await deps.database.ping().then(() => 'ok' as const, () => 'down' as const);
+      if (deps.redis) checks.redis = await deps.redis.ping().then(() => 'ok' as const, () => 'down' as const);
+      const ok = Object.values(checks).every((c) => c === 'ok');
+      return reply.status(ok ? 200 : 503).send({ status: ok ? 'ready' : 'unavailable', checks });
+    },
+  });
+
+  app.get('/metrics', {
+    schema: { tags: ['health'], summary: 'Prometheus metrics', hide: false },
+    logLevel: 'warn',
+    handler: async (_request, reply) => {
+      reply.type(deps.metrics.registry.contentType);
+      return deps.metrics.registry.metrics();
+    },
+  });
+}
+
+const readiness = z.object({ status: z.enum(['ready', 'unavailable']), checks: z.record(z.string(), z.enum(['ok', 'down'])) });

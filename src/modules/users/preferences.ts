@@ -1,0 +1,82 @@
+import { z } from 'zod';
+
+const isTimeZone = (tz: string) => {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+const isLocale = (l: string) => {
+  try {
+    return Intl.getCanonicalLocales(l).length === 1;
+  } catch {
+    return false;
+  }
+};
+
+/** A user's preferences, every field defaulted so a stored document can be partial. */
+export const preferencesSchema = z
+  .object({
+    theme: z.enum(['system', 'light', 'dark']).default('system'),
+    timezone: z.string().max(64).refine(isTimeZone, 'must be an IANA time zone such as Europe/Paris').default('UTC'),
+    locale: z.string().max(35).refine(isLocale, 'must be a BCP 47 language tag such as en-GB').default('en'),
+    defaultModel: z.string().max(200).nullable().default(null),
+    notifications: z
+      .object({
+        email: z.boolean().default(true),
+        push: z.boolean().default(true),
+        inApp: z.boolean().default(true),
+        digest: z.enum(['off', 'daily', 'weekly']).default('off'),
+      })
+      .strict()
+      .default({ email: true, push: true, inApp: true, digest: 'off' }),
+    privacy: z
+      .object({
+        saveHistory: z.boolean().default(true),
+        allowTraining: z.boolean().default(false),
+        shareUsageAnalytics: z.boolean().default(false),
+      })
+      .strict()
+      .default({ saveHistory: true, allowTraining: false, shareUsageAnalytics: false }),
+  })
+  .strict()
+  .meta({ id: 'Preferences' });
+
+export type Preferences = z.output<typeof preferencesSchema>;
+
+/** A PATCH body: any subset, nested objects merged field by field. */
+export const preferencesPatchSchema = z
+  .object({
+    theme: z.enum(['system', 'light', 'dark']),
+    timezone: z.string().max(64).refine(isTimeZone, 'must be an IANA time zone such as Europe/Paris'),
+    locale: z.string().max(35).refine(isLocale, 'must be a BCP 47 language tag such as en-GB'),
+    defaultModel: z.string().max(200).nullable(),
+    notifications: z
+      .object({ email: z.boolean(), push: z.boolean(), inApp: z.boolean(), digest: z.enum(['off', 'daily', 'weekly']) })
+      .strict()
+      .partial(),
+    privacy: z.object({ saveHistory: z.boolean(), allowTraining: z.boolean(), shareUsageAnalytics: z.boolean() }).strict().partial(),
+  })
+  .strict()
+  .partial();
+
+export type PreferencesPatch = z.infer<typeof preferencesPatchSchema>;
+
+/** Reads a stored document leniently: unknown or invalid fields fall back to defaults. */
+export function readPreferences(stored: unknown): Preferences {
+  const parsed = preferencesSchema.safeParse(stored ?? {});
+  if (parsed.success) return parsed.data;
+  return preferencesSchema.parse({});
+}
+
+export function mergePreferences(current: Preferences, patch: PreferencesPatch): Preferences {
+  return preferencesSchema.parse({
+    ...current,
+    ...patch,
+    notifications: { ...current.notifications, ...patch.notifications },
+    privacy: { ...current.privacy, ...patch.privacy },
+  });
+}

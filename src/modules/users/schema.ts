@@ -1,0 +1,24 @@
+import { sql } from 'drizzle-orm';
+import { jsonb, pgTable, text, uniqueIndex } from 'drizzle-orm/pg-core';
+import { createdAt, id, time } from '../../platform/db/columns.ts';
+
+export const users = pgTable(
+  'users',
+  {
+    id: id(),
+    /** Stored lower-cased; unique. */
+    email: text('email').notNull(),
+    emailVerifiedAt: time('email_verified_at'),
+    /** argon2id PHC string; null for accounts that only sign in through OAuth. */
+    passwordHash: text('password_hash'),
+    name: text('name'),
+    role: text('role', { enum: ['user', 'admin'] }).notNull().default('user'),
+    disabledAt: time('disabled_at'),
+    preferences: jsonb('preferences').notNull().default(sql`'{}'::jsonb`),
+    createdAt: createdAt(),
+    updatedAt: time('updated_at').notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('users_email_key').on(t.email)],
+);
+
+export type UserRow = typeof users.$inferSelect;

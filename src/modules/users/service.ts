@@ -1,0 +1,96 @@
+import { Conflict, NotFound } from '../../errors.ts';
+import type { Db } from '../../platform/db/database.ts';
+import { mergePreferences, readPreferences, type Preferences, type PreferencesPatch } from './preferences.ts';
+import { createUsersRepository } from './repository.ts';
+import type { UserRow } from './schema.ts';
+
+export interface PublicUser {
+  id: string;
+  email: string;
+  emailVerified: boolean;
+  name: string | null;
+  role: 'user' | 'admin';
+  disabled: boolean;
+  hasPassword: boolean;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export const toPublicUser = (u: UserRow): PublicUser => ({
+  id: u.id,
+  email: u.email,
+  emailVerified: u.emailVerifiedAt !== null,
+  name: u.name,
+  role: u.role,
+  disabled: u.disabledAt !== null,
+  hasPassword: u.passwordHash !== null,
+  createdAt: u.createdAt.toISOString(),
+  updatedAt: u.updatedAt.toISOString(),
+});
+
+export const normalizeEmail = (email: string) => email.trim().toLowerCase();
+
+/** Accounts: creation, profile, preferences, role and status. Knows nothing of HTTP or sessions. */
+export function createUsersService(db: Db) {
+  const repo = createUsersRepository(db);
+
+  return {
+    repo,
+    byId: (id: string, tx?: Db) => repo.byId(id, tx),
+    byEmail: (email: string, tx?: Db) => repo.byEmail(normalizeEmail(email), tx),
+
+    async require(id: string): Promise<UserRow> {
+      const user = await repo.byId(id);
+      if (!user) throw NotFound('User', 'user_not_found');
+      return user;
+    },
+
+    async create(
+      input: { email: string; passwordHash: string | null; name?: string | null; role?: 'user' | 'admin'; emailVerified?: boolean },
+      tx?: Db,
+    ): Promise<UserRow> {
+      const user = await repo.insert(
+        {
+          email: normalizeEmail(input.email),
+          passwordHash: input.passwordHash,
+          name: input.name ?? null,
+          role: input.role ?? 'user',
+          emailVerifiedAt: input.emailVerified ? new Date() : null,
+        },
+        tx,
+      );
+      if (!user) throw Conflict('An account with this email already exists', 'email_taken');
+      return user;
+    },
+
+    async updateProfile(id: string, patch: { name?: string | null }): Promise<UserRow> {
+      const user = await repo.update(id, patch);
+      if (!user) throw NotFound('User', 'user_not_found');
+      return user;
+    },
+
+    async preferences(id: string): Promise<Preferences> {
+      const user = await this.require(id);
+      return readPreferences(user.preferences);
+    },
+
+    async updatePreferences(id: string, patch: PreferencesPatch): Promise<Preferences> {
+      return db.transaction(async (tx) => {
+        const user = await repo.byId(id, tx as unknown as Db);
+        if (!user) throw NotFound('User', 'user_not_found');
+        const next = mergePreferences(readPreferences(user.preferences), patch);
+        await repo.update(id, { preferences: next }, tx as unknown as Db);
+        return next;
+      });
+    },
+
+    setPassword: (id: string, passwordHash: string, tx?: Db) => repo.update(id, { passwordHash }, tx),
+    markEmailVerified: (id: string, tx?: Db) => repo.update(id, { emailVerifiedAt: new Date() }, tx),
+    setDisabled: (id: string, disabled: boolean) => repo.update(id, { disabledAt: disabled ? new Date() : null }),
+    setRole: (id: string, role: 'user' | 'admin') => repo.update(id, { role }),
+    delete: (id: string) => repo.delete(id),
+    list: repo.list,
+  };
+}
+
+export type UsersService = ReturnType<typeof createUsersService>;

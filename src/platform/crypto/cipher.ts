@@ -1,0 +1,39 @@
+import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+
+/**
+ * AES-256-GCM with a random 96-bit IV per message. Output:
+ * `v<version>.<iv>.<ciphertext>.<tag>` in base64url; the version names the key
+ * so a rotated master key can still open old values.
+ */
+export class Cipher {
+  readonly #keys: Map<number, Buffer>;
+  readonly #current: number;
+
+  constructor(keys: Map<number, Buffer> | Buffer) {
+    this.#keys = keys instanceof Map ? keys : new Map([[1, keys]]);
+    this.#current = Math.max(...this.#keys.keys());
+  }
+
+  encrypt(plaintext: string | Buffer, context = ''): string {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', this.#keys.get(this.#current)!, iv);
+    cipher.setAAD(Buffer.from(context));
+    const ct = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+    return [`v${this.#current}`, iv, ct, cipher.getAuthTag()].map((p) => (typeof p === 'string' ? p : p.toString('base64url'))).join('.');
+  }
+
+  decrypt(value: string, context = ''): Buffer {
+    const [v, iv, ct, tag] = value.split('.');
+    const key = this.#keys.get(Number(v?.slice(1)));
+    if (!key || !iv || ct === undefined || !tag) throw new Error('Unreadable ciphertext');
+    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
+    decipher.setAAD(Buffer.from(context));
+    decipher.setAuthTag(Buffer.from(tag, 'base64url'));
+    return Buffer.concat([decipher.update(Buffer.from(ct, 'base64url')), decipher.final()]);
+  }
+}
+
+export const sha256Hex = (value: string) => createHash('sha256').update(value).digest('hex');
+
+/** A URL-safe random secret with `bytes` bytes of entropy. */
+export const randomToken = (bytes = 32) => randomBytes(bytes).toString('base64url');

@@ -1,0 +1,6 @@
+// Every table, for Drizzle's relational queries and for drizzle-kit.
+export * from '../../modules/users/schema.ts';
+export * from '../../modules/auth/schema.ts';
+export * from '../../modules/api-keys/schema.ts';
+export * from '../../modules/audit/schema.ts';
+export * from '../mail/schema.ts';

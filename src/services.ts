@@ -1,0 +1,45 @@
+import type { Deps } from './deps.ts';
+import { createApiKeys } from './modules/api-keys/service.ts';
+import { createAudit } from './modules/audit/service.ts';
+import { createAuthenticator } from './modules/auth/authenticator.ts';
+import { createMfa } from './modules/auth/mfa.ts';
+import { createAuthService } from './modules/auth/service.ts';
+import { createSessions } from './modules/auth/sessions.ts';
+import { SigningKeys } from './modules/auth/signing-keys.ts';
+import { createUsersService } from './modules/users/service.ts';
+
+/** Every module's service, built once over the deps. Modules reach each other only through these. */
+export function createServices(deps: Deps) {
+  const { config, db, limiters } = deps;
+  const rl = config.auth.rateLimit;
+  const audit = createAudit(db);
+  const users = createUsersService(db);
+  // Retired keys keep verifying for a token lifetime plus the other instances' key-cache refresh.
+  const keys = new SigningKeys(db, deps.cipher, config.auth.accessTtl + 120);
+  const sessions = createSessions(db, { refreshTtl: config.auth.refreshTtl, reuseGrace: config.auth.reuseGrace });
+  const apiKeys = createApiKeys(db);
+  const mfa = createMfa(db, deps.cipher);
+  const authenticate = createAuthenticator({ keys, sessions, apiKeys, issuer: config.publicUrl });
+  const authLimits = {
+    login: limiters.create({ name: 'login:ip', points: rl.perIp, durationSeconds: rl.windowSeconds }),
+    register: limiters.create({ name: 'register:ip', points: rl.perIp, durationSeconds: rl.windowSeconds }),
+    refresh: limiters.create({ name: 'refresh:ip', points: rl.perIp * 4, durationSeconds: rl.windowSeconds }),
+    reset: limiters.create({ name: 'reset:ip', points: rl.perIp, durationSeconds: rl.windowSeconds }),
+    mfa: limiters.create({ name: 'mfa:ip', points: rl.perIp, durationSeconds: rl.windowSeconds }),
+    accountFailures: limiters.create({ name: 'login:account', points: rl.perAccount, durationSeconds: rl.windowSeconds }),
+  };
+  const auth = createAuthService({
+    users,
+    sessions,
+    keys,
+    mfa,
+    audit,
+    issuer: config.publicUrl,
+    accessTtl: config.auth.accessTtl,
+    requireEmailVerification: config.auth.requireEmailVerification,
+    accountFailures: authLimits.accountFailures,
+  });
+  return { audit, users, keys, sessions, apiKeys, mfa, authenticate, authLimits, auth };
+}
+
+export type Services = ReturnType<typeof createServices>;

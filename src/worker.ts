@@ -1,0 +1,31 @@
+import { and, isNotNull, lt, or } from 'drizzle-orm';
+import type { Deps } from './deps.ts';
+import { oauthFlows, oneTimeTokens, sessions } from './modules/auth/schema.ts';
+
+const CLEANUP_INTERVAL_MS = 60 * 60 * 1000;
+
+/**
+ * Background work. For now: periodic cleanup of expired sessions, one-time
+ * tokens and abandoned OAuth flows. (The job queue replaces this loop later.)
+ */
+export function startWorker(deps: Deps) {
+  const cleanup = async () => {
+    const now = new Date();
+    const dayAgo = new Date(now.getTime() - 24 * 3600 * 1000);
+    try {
+      await deps.db.delete(sessions).where(or(lt(sessions.expiresAt, now), and(isNotNull(sessions.revokedAt), lt(sessions.revokedAt, dayAgo))));
+      await deps.db.delete(oneTimeTokens).where(lt(oneTimeTokens.expiresAt, dayAgo));
+      await deps.db.delete(oauthFlows).where(lt(oauthFlows.expiresAt, now));
+    } catch (err) {
+      deps.logger.error({ err }, 'cleanup failed');
+    }
+  };
+  const timer = setInterval(cleanup, CLEANUP_INTERVAL_MS);
+  timer.unref();
+  void cleanup();
+  return {
+    async stop() {
+      clearInterval(timer);
+    },
+  };
+}
