@@ -23,6 +23,7 @@ export interface Database {
   close(): Promise<void>;
 }
 
+const MIGRATION_LOCK = 7_270_539_001;
 const migrationsFolder = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../db/migrations');
 
 /**
@@ -36,7 +37,17 @@ export function openDatabase(opts: { url?: string; dataDir: string; poolSize?: n
     return {
       db,
       kind: 'postgres',
-      migrate: () => migratePg(db as never, { migrationsFolder }),
+      async migrate() {
+        // Instances starting together take turns: one applies, the others then find nothing to do.
+        const client = await pool.connect();
+        try {
+          await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
+          await migratePg(drizzlePg(client, { schema }), { migrationsFolder });
+        } finally {
+          await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
+          client.release();
+        }
+      },
       ping: async () => void (await db.execute(sql`select 1`)),
       close: () => pool.end(),
     };
