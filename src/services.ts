@@ -1,4 +1,5 @@
 import type { Deps } from './deps.ts';
+import { createAdmin } from './modules/admin/service.ts';
 import { createApiKeys } from './modules/api-keys/service.ts';
 import { createAudit } from './modules/audit/service.ts';
 import { createAuthenticator } from './modules/auth/authenticator.ts';
@@ -6,7 +7,9 @@ import { createMfa } from './modules/auth/mfa.ts';
 import { createAuthService } from './modules/auth/service.ts';
 import { createSessions } from './modules/auth/sessions.ts';
 import { SigningKeys } from './modules/auth/signing-keys.ts';
+import { createAccount } from './modules/users/account.ts';
 import { createUsersService } from './modules/users/service.ts';
+import { createOutbox } from './platform/mail/outbox.ts';
 
 /** Every module's service, built once over the deps. Modules reach each other only through these. */
 export function createServices(deps: Deps) {
@@ -17,7 +20,7 @@ export function createServices(deps: Deps) {
   // Retired keys keep verifying for a token lifetime plus the other instances' key-cache refresh.
   const keys = new SigningKeys(db, deps.cipher, config.auth.accessTtl + 120);
   const sessions = createSessions(db, { refreshTtl: config.auth.refreshTtl, reuseGrace: config.auth.reuseGrace });
-  const apiKeys = createApiKeys(db);
+  const apiKeys = createApiKeys(db, { audit });
   const mfa = createMfa(db, deps.cipher);
   const authenticate = createAuthenticator({ keys, sessions, apiKeys, issuer: config.publicUrl });
   const authLimits = {
@@ -39,7 +42,9 @@ export function createServices(deps: Deps) {
     requireEmailVerification: config.auth.requireEmailVerification,
     accountFailures: authLimits.accountFailures,
   });
-  return { audit, users, keys, sessions, apiKeys, mfa, authenticate, authLimits, auth };
+  const account = createAccount({ db, users, audit, accountFailures: authLimits.accountFailures });
+  const admin = createAdmin({ db, users, sessions, audit, outbox: createOutbox(db) });
+  return { audit, users, keys, sessions, apiKeys, mfa, authenticate, authLimits, auth, account, admin };
 }
 
 export type Services = ReturnType<typeof createServices>;

@@ -1,8 +1,9 @@
 import { timingSafeEqual } from 'node:crypto';
 import { and, desc, eq, lt, or, isNull, type SQL } from 'drizzle-orm';
-import { NotFound } from '../../errors.ts';
+import { NotFound, ValidationError } from '../../errors.ts';
 import type { Db } from '../../platform/db/database.ts';
 import { randomToken, sha256Hex } from '../../platform/crypto/cipher.ts';
+import type { Audit, AuditContext } from '../audit/service.ts';
 import { users } from '../users/schema.ts';
 import { apiKeys } from './schema.ts';
 
@@ -28,22 +29,28 @@ export const toPublicApiKey = (k: ApiKeyRow) => ({
   createdAt: k.createdAt.toISOString(),
 });
 
-export function createApiKeys(db: Db) {
+export function createApiKeys(db: Db, deps: { audit: Audit }) {
   return {
-    async create(userId: string, input: { name: string; scopes?: ApiKeyScope[]; expiresAt?: Date | null }) {
+    /** Issues a key. The secret is returned here and never again: only its SHA-256 is stored. */
+    async create(userId: string, input: { name: string; scopes?: ApiKeyScope[]; expiresAt?: Date | null }, ctx: AuditContext = {}) {
+      if (input.expiresAt && input.expiresAt.getTime() <= Date.now()) throw ValidationError('expiresAt must be in the future', 'expires_at_in_past');
       const secret = `${API_KEY_PREFIX}${randomToken(32)}`;
-      const [row] = await db
-        .insert(apiKeys)
-        .values({
-          userId,
-          name: input.name,
-          keyHash: sha256Hex(secret),
-          last4: secret.slice(-4),
-          scopes: input.scopes ?? [],
-          expiresAt: input.expiresAt ?? null,
-        })
-        .returning();
-      return { key: row!, secret };
+      return db.transaction(async (t) => {
+        const tx = t as unknown as Db;
+        const [row] = await tx
+          .insert(apiKeys)
+          .values({
+            userId,
+            name: input.name,
+            keyHash: sha256Hex(secret),
+            last4: secret.slice(-4),
+            scopes: [...new Set(input.scopes ?? [])],
+            expiresAt: input.expiresAt ?? null,
+          })
+          .returning();
+        await deps.audit.record({ action: 'api_key.created', userId, ...ctx, metadata: { apiKeyId: row!.id, name: row!.name, scopes: row!.scopes } }, tx);
+        return { key: row!, secret };
+      });
     },
 
     list(userId: string, opts: { limit: number; cursor?: string }) {
@@ -58,10 +65,14 @@ export function createApiKeys(db: Db) {
       return row;
     },
 
-    async delete(userId: string, id: string) {
-      const rows = await db.delete(apiKeys).where(and(eq(apiKeys.id, id), eq(apiKeys.userId, userId))).returning();
-      if (!rows.length) throw NotFound('API key', 'api_key_not_found');
-      return rows[0]!;
+    async delete(userId: string, id: string, ctx: AuditContext = {}) {
+      return db.transaction(async (t) => {
+        const tx = t as unknown as Db;
+        const rows = await tx.delete(apiKeys).where(and(eq(apiKeys.id, id), eq(apiKeys.userId, userId))).returning();
+        if (!rows.length) throw NotFound('API key', 'api_key_not_found');
+        await deps.audit.record({ action: 'api_key.deleted', userId, ...ctx, metadata: { apiKeyId: id, name: rows[0]!.name } }, tx);
+        return rows[0]!;
+      });
     },
 
     /** Resolves a presented key to its row and owner, or undefined. Never throws on bad input. */

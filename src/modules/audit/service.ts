@@ -10,6 +10,7 @@ export type AuditAction =
   | 'user.deleted'
   | 'user.disabled'
   | 'user.enabled'
+  | 'user.role_changed'
   | 'user.email_verified'
   | 'password.changed'
   | 'password.reset_requested'

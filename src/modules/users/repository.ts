@@ -9,6 +9,12 @@ export function createUsersRepository(db: Db) {
       return row;
     },
 
+    /** Reads and row-locks a user until the transaction ends, so read-modify-write updates cannot interleave. */
+    async lockById(id: string, tx: Db): Promise<UserRow | undefined> {
+      const [row] = await tx.select().from(users).where(eq(users.id, id)).for('update');
+      return row;
+    },
+
     async byEmail(email: string, tx: Db = db): Promise<UserRow | undefined> {
       const [row] = await tx.select().from(users).where(eq(users.email, email.toLowerCase()));
       return row;

@@ -76,7 +76,8 @@ export function createUsersService(db: Db) {
 
     async updatePreferences(id: string, patch: PreferencesPatch): Promise<Preferences> {
       return db.transaction(async (tx) => {
-        const user = await repo.byId(id, tx as unknown as Db);
+        // Locked, so two concurrent patches both land instead of the later overwriting the earlier.
+        const user = await repo.lockById(id, tx as unknown as Db);
         if (!user) throw NotFound('User', 'user_not_found');
         const next = mergePreferences(readPreferences(user.preferences), patch);
         await repo.update(id, { preferences: next }, tx as unknown as Db);
@@ -86,9 +87,9 @@ export function createUsersService(db: Db) {
 
     setPassword: (id: string, passwordHash: string, tx?: Db) => repo.update(id, { passwordHash }, tx),
     markEmailVerified: (id: string, tx?: Db) => repo.update(id, { emailVerifiedAt: new Date() }, tx),
-    setDisabled: (id: string, disabled: boolean) => repo.update(id, { disabledAt: disabled ? new Date() : null }),
-    setRole: (id: string, role: 'user' | 'admin') => repo.update(id, { role }),
-    delete: (id: string) => repo.delete(id),
+    setDisabled: (id: string, disabled: boolean, tx?: Db) => repo.update(id, { disabledAt: disabled ? new Date() : null }, tx),
+    setRole: (id: string, role: 'user' | 'admin', tx?: Db) => repo.update(id, { role }, tx),
+    delete: (id: string, tx?: Db) => repo.delete(id, tx),
     list: repo.list,
   };
 }

@@ -1,0 +1,73 @@
+import { Conflict, NotFound } from '../../errors.ts';
+import type { Db } from '../../platform/db/database.ts';
+import type { Outbox } from '../../platform/mail/outbox.ts';
+import type { Audit, AuditContext } from '../audit/service.ts';
+import type { Sessions } from '../auth/sessions.ts';
+import type { UserRow } from '../users/schema.ts';
+import type { UsersService } from '../users/service.ts';
+
+export interface AdminDeps {
+  db: Db;
+  users: UsersService;
+  sessions: Sessions;
+  audit: Audit;
+  outbox: Outbox;
+}
+
+type Role = 'user' | 'admin';
+
+/** Operator actions on accounts. `actorId` is the admin acting; an admin may never lock themselves out. */
+export function createAdmin(d: AdminDeps) {
+  const inTransaction = <T>(fn: (tx: Db) => Promise<T>) => d.db.transaction((t) => fn(t as unknown as Db));
+
+  async function lockUser(id: string, tx: Db): Promise<UserRow> {
+    const user = await d.users.repo.lockById(id, tx);
+    if (!user) throw NotFound('User', 'user_not_found');
+    return user;
+  }
+
+  return {
+    listUsers: (opts: { limit: number; cursor?: string; email?: string; role?: Role }) => d.users.list(opts),
+    getUser: (id: string) => d.users.require(id),
+    listAudit: (opts: { limit: number; cursor?: string; userId?: string; action?: string }) => d.audit.list(opts),
+    listOutbox: (opts: { limit: number; cursor?: string; to?: string }) => d.outbox.list(opts),
+
+    /** Locks the account out at once: sessions are revoked here, API keys fail because the authenticator checks disabledAt. */
+    async disable(actorId: string, id: string, ctx: AuditContext): Promise<UserRow> {
+      if (actorId === id) throw Conflict('You cannot disable your own account', 'cannot_disable_self');
+      return inTransaction(async (tx) => {
+        let user = await lockUser(id, tx);
+        if (!user.disabledAt) {
+          user = (await d.users.setDisabled(id, true, tx))!;
+          await d.audit.record({ action: 'user.disabled', userId: id, actorId, ...ctx }, tx);
+        }
+        const revoked = await d.sessions.revokeAll(id, 'disabled_by_admin', undefined, tx);
+        if (revoked) await d.audit.record({ action: 'session.revoked', userId: id, actorId, ...ctx, metadata: { all: true, count: revoked } }, tx);
+        return user;
+      });
+    },
+
+    async enable(actorId: string, id: string, ctx: AuditContext): Promise<UserRow> {
+      return inTransaction(async (tx) => {
+        const user = await lockUser(id, tx);
+        if (!user.disabledAt) return user;
+        const enabled = (await d.users.setDisabled(id, false, tx))!;
+        await d.audit.record({ action: 'user.enabled', userId: id, actorId, ...ctx }, tx);
+        return enabled;
+      });
+    },
+
+    async setRole(actorId: string, id: string, role: Role, ctx: AuditContext): Promise<UserRow> {
+      if (actorId === id && role !== 'admin') throw Conflict('You cannot remove your own admin role', 'cannot_demote_self');
+      return inTransaction(async (tx) => {
+        const user = await lockUser(id, tx);
+        if (user.role === role) return user;
+        const updated = (await d.users.setRole(id, role, tx))!;
+        await d.audit.record({ action: 'user.role_changed', userId: id, actorId, ...ctx, metadata: { from: user.role, to: role } }, tx);
+        return updated;
+      });
+    },
+  };
+}
+
+export type Admin = ReturnType<typeof createAdmin>;

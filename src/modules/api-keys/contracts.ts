@@ -1,0 +1,30 @@
+import { z } from 'zod';
+import { API_KEY_SCOPES } from './service.ts';
+
+export const apiKeyScope = z.enum(API_KEY_SCOPES).meta({ id: 'ApiKeyScope' });
+
+export const createApiKeyBody = z
+  .object({
+    name: z.string().trim().min(1).max(100),
+    scopes: z.array(apiKeyScope).max(20).optional().describe('Leave out (or empty) for all of your permissions except managing keys and sessions'),
+    expiresAt: z.iso.datetime({ offset: true }).nullable().optional().describe('Must be in the future; null or absent for a key that does not expire'),
+  })
+  .strict();
+
+/** What a key looks like once created: never the secret, only a prefix and the last four characters. */
+export const apiKeySchema = z
+  .object({
+    id: z.uuid(),
+    name: z.string(),
+    prefix: z.string(),
+    last4: z.string(),
+    scopes: z.array(z.string()),
+    expiresAt: z.iso.datetime().nullable(),
+    lastUsedAt: z.iso.datetime().nullable(),
+    createdAt: z.iso.datetime(),
+  })
+  .meta({ id: 'ApiKey' });
+
+export const createdApiKeySchema = apiKeySchema
+  .extend({ key: z.string().describe('The secret key. Shown only in this response; store it now.') })
+  .meta({ id: 'CreatedApiKey' });

@@ -1,0 +1,66 @@
+import { Forbidden, RateLimited } from '../../errors.ts';
+import type { Db } from '../../platform/db/database.ts';
+import type { Limiter } from '../../platform/ratelimit/limiter.ts';
+import type { Audit, AuditContext } from '../audit/service.ts';
+import { passwords } from '../auth/passwords.ts';
+import type { UserRow } from './schema.ts';
+import type { UsersService } from './service.ts';
+
+/** How recently a password-less user must have signed in to do something irreversible. */
+export const REAUTH_WINDOW_MS = 10 * 60_000;
+
+export interface Caller {
+  userId: string;
+  /** When the caller's session was opened; absent for API keys. */
+  sessionCreatedAt?: Date;
+}
+
+export interface AccountDeps {
+  db: Db;
+  users: UsersService;
+  audit: Audit;
+  /** The same per-account failure counter sign-in uses, so a stolen token cannot be used to guess the password. */
+  accountFailures: Limiter;
+}
+
+/** Things a user does to their own account that need proof beyond a bearer token. */
+export function createAccount(d: AccountDeps) {
+  /** Passwords must be given again; password-less (OAuth) users must have signed in within REAUTH_WINDOW_MS. */
+  async function reauthenticate(user: UserRow, caller: Caller, proof: { password?: string }): Promise<'password' | 'recent_session'> {
+    if (user.passwordHash) {
+      if (!proof.password) throw Forbidden('Confirm with your password', 'reauthentication_required');
+      const failures = await d.accountFailures.peek(user.email);
+      if (!failures.allowed || failures.remaining === 0) {
+        throw RateLimited(failures.resetMs / 1000, 'Too many failed password attempts for this account; try again later', 'too_many_attempts');
+      }
+      if (!(await passwords.verify(user.passwordHash, proof.password))) {
+        await d.accountFailures.consume(user.email);
+        throw Forbidden('Password is incorrect', 'invalid_password');
+      }
+      await d.accountFailures.reset(user.email);
+      return 'password';
+    }
+    const openedAt = caller.sessionCreatedAt?.getTime();
+    if (openedAt === undefined || Date.now() - openedAt > REAUTH_WINDOW_MS) {
+      throw Forbidden('Sign in again, then retry within 10 minutes', 'reauthentication_required');
+    }
+    return 'recent_session';
+  }
+
+  return {
+    reauthenticate,
+
+    /** Deletes the account and, through foreign keys, its sessions, tokens and API keys. The audit entry remains. */
+    async delete(caller: Caller, proof: { password?: string }, ctx: AuditContext): Promise<void> {
+      const user = await d.users.require(caller.userId);
+      const method = await reauthenticate(user, caller, proof);
+      await d.db.transaction(async (t) => {
+        const tx = t as unknown as Db;
+        await d.audit.record({ action: 'user.deleted', userId: user.id, ...ctx, metadata: { reauthenticatedWith: method } }, tx);
+        await d.users.delete(user.id, tx);
+      });
+    },
+  };
+}
+
+export type Account = ReturnType<typeof createAccount>;
