@@ -4,6 +4,8 @@ import { createApiKeys } from './modules/api-keys/service.ts';
 import { createAudit } from './modules/audit/service.ts';
 import { createAuthenticator } from './modules/auth/authenticator.ts';
 import { createMfa } from './modules/auth/mfa.ts';
+import { createOAuthProviders } from './modules/auth/oauth/providers.ts';
+import { createOAuthService } from './modules/auth/oauth/service.ts';
 import { createAuthService } from './modules/auth/service.ts';
 import { createSessions } from './modules/auth/sessions.ts';
 import { SigningKeys } from './modules/auth/signing-keys.ts';
@@ -29,6 +31,7 @@ export function createServices(deps: Deps) {
     refresh: limiters.create({ name: 'refresh:ip', points: rl.perIp * 4, durationSeconds: rl.windowSeconds }),
     reset: limiters.create({ name: 'reset:ip', points: rl.perIp, durationSeconds: rl.windowSeconds }),
     mfa: limiters.create({ name: 'mfa:ip', points: rl.perIp, durationSeconds: rl.windowSeconds }),
+    oauth: limiters.create({ name: 'oauth:ip', points: rl.perIp * 2, durationSeconds: rl.windowSeconds }),
     accountFailures: limiters.create({ name: 'login:account', points: rl.perAccount, durationSeconds: rl.windowSeconds }),
   };
   const auth = createAuthService({
@@ -42,9 +45,20 @@ export function createServices(deps: Deps) {
     requireEmailVerification: config.auth.requireEmailVerification,
     accountFailures: authLimits.accountFailures,
   });
+  const oauth = createOAuthService({
+    db,
+    providers: createOAuthProviders(config.oauth),
+    users,
+    auth,
+    audit,
+    logger: deps.logger,
+    publicUrl: config.publicUrl,
+    allowedOrigins: config.allowedOrigins,
+    requireEmailVerification: config.auth.requireEmailVerification,
+  });
   const account = createAccount({ db, users, audit, accountFailures: authLimits.accountFailures });
   const admin = createAdmin({ db, users, sessions, audit, outbox: createOutbox(db) });
-  return { audit, users, keys, sessions, apiKeys, mfa, authenticate, authLimits, auth, account, admin };
+  return { audit, users, keys, sessions, apiKeys, mfa, authenticate, authLimits, auth, oauth, account, admin };
 }
 
 export type Services = ReturnType<typeof createServices>;

@@ -1,10 +1,11 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { NotFound, Unauthorized } from '../../errors.ts';
-import { ACCESS_COOKIE, REFRESH_COOKIE, checkOrigin, principal, rateLimit, requestContext } from '../../http/guards.ts';
+import { REFRESH_COOKIE, checkOrigin, principal, rateLimit, requestContext } from '../../http/guards.ts';
 import { problemSchema } from '../../http/problem.ts';
 import { idParam } from '../../http/pagination.ts';
 import type { App, RouteContext } from '../../http/types.ts';
+import { clearSessionCookies, setSessionCookies } from './cookies.ts';
 import { loginBody, logoutBody, mfaChallenge, refreshBody, registerBody, sessionSchema, sessionTokens } from './contracts.ts';
 import type { TokenPair } from './service.ts';
 
@@ -13,21 +14,18 @@ const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 4
 export function authRoutes(app: App, { deps, services, guards }: RouteContext) {
   const { auth, authLimits } = services;
   const { config } = deps;
-  const secure = config.publicUrl.startsWith('https://');
   const byIp = (r: FastifyRequest) => r.ip;
 
   /** Browser mode: tokens go into httpOnly cookies and not into the body. */
   function respond(reply: FastifyReply, tokens: TokenPair, cookie: boolean) {
     if (!cookie) return tokens;
-    reply.setCookie(ACCESS_COOKIE, tokens.accessToken, { httpOnly: true, secure, sameSite: 'lax', path: '/', maxAge: config.auth.accessTtl });
-    reply.setCookie(REFRESH_COOKIE, tokens.refreshToken, { httpOnly: true, secure, sameSite: 'lax', path: '/v1/auth', maxAge: config.auth.refreshTtl });
+    setSessionCookies(reply, tokens, config);
     const { accessToken: _a, refreshToken: _r, ...rest } = tokens;
     return rest;
   }
 
   function clearCookies(reply: FastifyReply) {
-    reply.clearCookie(ACCESS_COOKIE, { path: '/' });
-    reply.clearCookie(REFRESH_COOKIE, { path: '/v1/auth' });
+    clearSessionCookies(reply);
   }
 
   /** The refresh token from the body, or from the cookie (which then needs an allowed Origin). */

@@ -91,11 +91,21 @@ export function createAuthService(d: AuthServiceDeps) {
       if (user.disabledAt) throw Forbidden('This account is disabled', 'account_disabled');
       if (d.requireEmailVerification && !user.emailVerifiedAt) throw Forbidden('Verify your email before signing in', 'email_not_verified');
       await d.accountFailures.reset(email);
+      return service.signInOrChallenge(user, 'password', ctx);
+    },
+
+    /**
+     * For a user who passed the first factor, by whatever method: a session, or
+     * the MFA challenge when TOTP is on. The token records the method, so the
+     * session opened after the challenge can say how the user came in.
+     */
+    async signInOrChallenge(user: UserRow, method: string, ctx: Context): Promise<LoginResult> {
+      if (user.disabledAt) throw Forbidden('This account is disabled', 'account_disabled');
       if (await d.mfa.isEnabled(user.id)) {
-        const mfaToken = await d.keys.sign({ purpose: 'mfa' }, { subject: user.id, audience: MFA_AUDIENCE, issuer: d.issuer, ttlSeconds: MFA_TOKEN_TTL_SECONDS });
+        const mfaToken = await d.keys.sign({ purpose: 'mfa', method }, { subject: user.id, audience: MFA_AUDIENCE, issuer: d.issuer, ttlSeconds: MFA_TOKEN_TTL_SECONDS });
         return { mfaRequired: true, mfaToken, expiresIn: MFA_TOKEN_TTL_SECONDS };
       }
-      return { mfaRequired: false, ...(await service.signIn(user, 'password', ctx)) };
+      return { mfaRequired: false, ...(await service.signIn(user, method, ctx)) };
     },
 
     /** The user an MFA challenge token was issued to; throws 401 if it is bad or expired. */
