@@ -42,8 +42,15 @@ export async function buildApp(deps: Deps, services: Services = createServices(d
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installProblemHandlers(app);
+  // Once closing, answer in-flight requests with Connection: close; otherwise their keep-alive
+  // sockets stay open after the response and close() waits out keepAliveTimeout (72 s).
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    if (closing) reply.header('connection', 'close');
   });
   app.addHook('onResponse', async (request, reply) => {
     deps.metrics.httpDuration.observe(

@@ -25,7 +25,12 @@ export interface Deps {
 
 export async function createDeps(config: Config, opts: { logger?: Logger; migrate?: boolean } = {}): Promise<Deps> {
   const logger = opts.logger ?? createLogger(config.logLevel);
-  const database = openDatabase({ url: config.databaseUrl, dataDir: config.dataDir, poolSize: config.databasePoolSize });
+  const database = openDatabase({
+    url: config.databaseUrl,
+    dataDir: config.dataDir,
+    poolSize: config.databasePoolSize,
+    onIdleError: (err) => logger.warn({ err }, 'idle database connection lost'),
+  });
   if (opts.migrate !== false) await database.migrate();
   const redis = config.redisUrl ? openRedis(config.redisUrl) : undefined;
   const mailer = config.smtpUrl ? smtpMailer(database.db, config.smtpUrl, config.mailFrom) : outboxMailer(database.db);

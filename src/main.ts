@@ -1,6 +1,7 @@
 import closeWithGrace from 'close-with-grace';
 import { buildApp } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
+import { AppError } from './errors.ts';
 import { createDeps, type Deps } from './deps.ts';
 import { adminCommand } from './cli/admin.ts';
 import { startWorker } from './worker.ts';
@@ -84,7 +85,8 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exitCode = code;
   },
   (err) => {
-    process.stderr.write(`${(err as Error).stack ?? err}\n`);
+    // A refused input (taken email, weak password) is a message for the operator, not a crash.
+    process.stderr.write(err instanceof AppError ? `${err.message}\n` : `${(err as Error).stack ?? err}\n`);
     process.exit(1);
   },
 );

@@ -26,7 +26,8 @@ export class Cipher {
     const [v, iv, ct, tag] = value.split('.');
     const key = this.#keys.get(Number(v?.slice(1)));
     if (!key || !iv || ct === undefined || !tag) throw new Error('Unreadable ciphertext');
-    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
+    // A fixed tag length: GCM would otherwise accept a tag truncated to 4 bytes, which is forgeable.
+    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'), { authTagLength: 16 });
     decipher.setAAD(Buffer.from(context));
     decipher.setAuthTag(Buffer.from(tag, 'base64url'));
     return Buffer.concat([decipher.update(Buffer.from(ct, 'base64url')), decipher.final()]);

@@ -30,9 +30,12 @@ const migrationsFolder = path.resolve(path.dirname(fileURLToPath(import.meta.url
  * PostgreSQL when a URL is given, otherwise PGlite: in memory for `memory://`,
  * else persisted under `<dataDir>/pg`.
  */
-export function openDatabase(opts: { url?: string; dataDir: string; poolSize?: number }): Database {
+export function openDatabase(opts: { url?: string; dataDir: string; poolSize?: number; onIdleError?: (err: Error) => void }): Database {
   if (opts.url) {
     const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize ?? 10 });
+    // An idle connection the server drops (restart, failover, pg_terminate_backend) is an 'error'
+    // on the pool; unheard, it would crash the process. The pool replaces the connection by itself.
+    pool.on('error', (err) => opts.onIdleError?.(err));
     const db = drizzlePg(pool, { schema }) as unknown as Db;
     return {
       db,

@@ -1,0 +1,100 @@
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { ConfigError, loadConfig } from '../../src/config.ts';
+
+/** Asserts that loading `env` fails with a ConfigError whose message names every one of `names`. */
+function rejects(env: Record<string, string>, ...names: string[]) {
+  assert.throws(
+    () => loadConfig(env),
+    (err: unknown) => {
+      assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${err}`);
+      for (const name of names) assert.match(err.message, new RegExp(`\\b${name}\\b`), `the message names ${name}`);
+      return true;
+    },
+  );
+}
+
+describe('loadConfig', () => {
+  test('an empty environment gives working defaults', () => {
+    const c = loadConfig({});
+    assert.equal(c.env, 'development');
+    assert.equal(c.port, 3000);
+    assert.equal(c.host, '0.0.0.0');
+    assert.equal(c.publicUrl, 'http://localhost:3000');
+    assert.equal(c.dataDir, path.resolve('./data'));
+    assert.equal(c.databaseUrl, undefined);
+    assert.equal(c.redisUrl, undefined);
+    assert.equal(c.masterKey, undefined);
+    assert.deepEqual(c.allowedOrigins, ['http://localhost:3000']);
+    assert.equal(c.auth.accessTtl, 900);
+    assert.deepEqual(c.auth.rateLimit, { perIp: 30, perAccount: 10, windowSeconds: 900 });
+    assert.deepEqual(c.oauth.providers, []);
+  });
+
+  test('values are parsed: numbers, booleans, lists, trailing slashes, empty strings as unset', () => {
+    const key = Buffer.alloc(32, 7).toString('base64');
+    const c = loadConfig({
+      PORT: '8080',
+      PUBLIC_URL: 'https://chat.example.com/',
+      TRUST_PROXY: 'yes',
+      ALLOWED_ORIGINS: 'https://a.example, https://b.example,',
+      PARLEY_MASTER_KEY: key,
+      DATABASE_URL: 'postgresql://u@db:5432/parley',
+      REDIS_URL: '',
+    });
+    assert.equal(c.port, 8080);
+    assert.equal(c.publicUrl, 'https://chat.example.com');
+    assert.equal(c.trustProxy, true);
+    assert.deepEqual(c.allowedOrigins, ['https://a.example', 'https://b.example']);
+    assert.deepEqual(c.masterKey, Buffer.alloc(32, 7));
+    assert.equal(c.databaseUrl, 'postgresql://u@db:5432/parley');
+    assert.equal(c.redisUrl, undefined);
+  });
+
+  test('memory:// stays as is; other data dirs become absolute', () => {
+    assert.equal(loadConfig({ PARLEY_DATA_DIR: 'memory://' }).dataDir, 'memory://');
+    assert.equal(loadConfig({ PARLEY_DATA_DIR: 'var/parley' }).dataDir, path.resolve('var/parley'));
+  });
+
+  test('a bad value is an error naming the variable', () => {
+    rejects({ PORT: 'abc' }, 'PORT');
+    rejects({ PORT: '70000' }, 'PORT');
+    rejects({ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL');
+    rejects({ REDIS_URL: 'http://cache' }, 'REDIS_URL');
+    rejects({ PARLEY_MASTER_KEY: 'c2hvcnQ=' }, 'PARLEY_MASTER_KEY');
+    rejects({ LOG_LEVEL: 'loud' }, 'LOG_LEVEL');
+    rejects({ TRUST_PROXY: 'maybe' }, 'TRUST_PROXY');
+    rejects({ ACCESS_TOKEN_TTL_SECONDS: '0' }, 'ACCESS_TOKEN_TTL_SECONDS');
+  });
+
+  test('every bad variable is named at once', () => {
+    rejects({ PORT: 'abc', SMTP_URL: 'ftp://mail', NODE_ENV: 'staging' }, 'PORT', 'SMTP_URL', 'NODE_ENV');
+  });
+
+  test('OAuth credentials come in pairs', () => {
+    rejects({ GITHUB_CLIENT_ID: 'id' }, 'GITHUB_CLIENT_ID', 'GITHUB_CLIENT_SECRET');
+    rejects({ GOOGLE_CLIENT_SECRET: 'secret' }, 'GOOGLE_CLIENT_ID', 'GOOGLE_CLIENT_SECRET');
+    rejects({ OIDC_CLIENT_ID: 'id', OIDC_CLIENT_SECRET: 'secret' }, 'OIDC_ISSUER');
+  });
+
+  test('configured OAuth providers are listed', () => {
+    const c = loadConfig({
+      GITHUB_CLIENT_ID: 'gh-id',
+      GITHUB_CLIENT_SECRET: 'gh-secret',
+      MICROSOFT_CLIENT_ID: 'ms-id',
+      MICROSOFT_CLIENT_SECRET: 'ms-secret',
+      MICROSOFT_TENANT: 'contoso',
+      OIDC_ISSUER: 'https://sso.example.com',
+      OIDC_NAME: 'corp',
+      OIDC_CLIENT_ID: 'o-id',
+      OIDC_CLIENT_SECRET: 'o-secret',
+    });
+    const byId = Object.fromEntries(c.oauth.providers.map((p) => [p.id, p]));
+    assert.deepEqual(Object.keys(byId).sort(), ['corp', 'github', 'microsoft']);
+    assert.equal(byId.corp!.issuer, 'https://sso.example.com');
+    assert.equal(byId.microsoft!.issuer, 'https://login.microsoftonline.com/contoso/v2.0');
+    assert.equal(byId.github!.kind, 'github');
+    assert.equal(byId.github!.clientSecret, 'gh-secret');
+  });
+});

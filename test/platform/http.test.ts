@@ -1,0 +1,168 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { pino } from 'pino';
+import { buildApp } from '../../src/app.ts';
+import { loadConfig } from '../../src/config.ts';
+import { createDeps } from '../../src/deps.ts';
+import type { App } from '../../src/http/types.ts';
+import { backends, freshPostgresDatabase, startApp, type Backend, type TestApp } from '../support/app.ts';
+
+/** Every method + path the app routes, read from Fastify's own route tree. */
+function registeredRoutes(app: App): Array<{ method: string; path: string }> {
+  const routes: Array<{ method: string; path: string }> = [];
+  const prefixes: string[] = [];
+  for (const line of app.printRoutes({ commonPrefix: false }).split('\n')) {
+    const m = /^([│ ]*)[├└]── (\S+) \(([^)]*)\)$/.exec(line);
+    if (!m) continue;
+    const depth = m[1]!.length / 4;
+    const path = (prefixes[depth - 1] ?? '') + m[2];
+    prefixes.length = depth;
+    prefixes[depth] = path;
+    for (const method of m[3]!.split(', ')) if (method !== 'HEAD' && method !== '-') routes.push({ method, path });
+  }
+  return routes;
+}
+
+for (const backend of backends()) {
+  describe(`HTTP platform [${backend}]`, () => {
+    let t: TestApp;
+    before(async () => {
+      t = await startApp({ backend });
+    });
+    after(() => t.close());
+
+    test('/health and /ready', async () => {
+      assert.deepEqual((await t.api('GET', '/health')).body, { status: 'ok' });
+      const ready = await t.api('GET', '/ready');
+      assert.equal(ready.status, 200);
+      const checks = backend === 'postgres' && process.env.REDIS_URL ? { database: 'ok', redis: 'ok' } : { database: 'ok' };
+      assert.deepEqual(ready.body, { status: 'ready', checks });
+    });
+
+    test('/metrics: request durations by route template and status, and process metrics', async () => {
+      await t.api('GET', '/health');
+      await t.api('DELETE', '/v1/auth/sessions/0190a3f2-0000-7000-8000-000000000000');
+      await t.api('GET', '/no/such/route/12345');
+      const res = await t.api('GET', '/metrics');
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get('content-type')!, /^text\/plain; version=0\.0\.4/);
+      const lines = res.text.split('\n');
+      const count = (labels: string) => lines.find((l) => l.startsWith(`parley_http_request_duration_seconds_count{${labels}}`));
+      assert.ok(count('method="GET",route="/health",status="200"'), 'a matched route is labelled by its path');
+      assert.ok(count('method="DELETE",route="/v1/auth/sessions/:id",status="401"'), 'parameters are not labels: the template is');
+      assert.ok(count('method="GET",route="unmatched",status="404"'), 'unknown paths share one label');
+      assert.ok(!res.text.includes('12345'));
+      for (const name of ['process_cpu_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_heap_size_used_bytes']) {
+        assert.ok(lines.some((l) => l.startsWith(`${name} `)), name);
+      }
+    });
+
+    test('/openapi.json is OpenAPI 3.1 and documents every route', async () => {
+      const res = await t.api('GET', '/openapi.json');
+      assert.equal(res.status, 200);
+      assert.equal(res.body.openapi, '3.1.0');
+      const routes = registeredRoutes(t.app);
+      assert.ok(routes.filter((r) => r.path.startsWith('/v1/')).length >= 10, 'the route tree was read');
+      const undocumented = routes
+        .filter((r) => r.path.startsWith('/v1/') || ['/health', '/ready', '/metrics', '/.well-known/jwks.json'].includes(r.path))
+        .filter((r) => !res.body.paths[r.path.replace(/:(\w+)/g, '{$1}')]?.[r.method.toLowerCase()])
+        .map((r) => `${r.method} ${r.path}`);
+      assert.deepEqual(undocumented, []);
+      assert.equal(res.body.paths['/openapi.json'], undefined, 'the document does not list itself');
+      const login = res.body.paths['/v1/auth/login'].post;
+      assert.ok(login.requestBody.content['application/json'].schema, 'request bodies come from the Zod schemas');
+      assert.ok(login.responses['401'], 'problem responses are documented');
+    });
+
+    test('/docs serves an HTML page over the document', async () => {
+      const res = await fetch(`${t.url}/docs/`);
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get('content-type')!, /^text\/html/);
+      assert.match(await res.text(), /<html[\s\S]*<script/);
+    });
+
+    test('an unknown route is a 404 problem; every response carries a request id', async () => {
+      const res = await t.api('GET', '/v1/nothing-here');
+      assert.equal(res.status, 404);
+      assert.match(res.headers.get('content-type')!, /^application\/problem\+json/);
+      assert.equal(res.body.code, 'route_not_found');
+      assert.match(res.headers.get('x-request-id')!, /^[0-9a-f-]{36}$/);
+      assert.equal(res.body.requestId, res.headers.get('x-request-id'));
+      const given = await t.api('GET', '/health', { headers: { 'x-request-id': 'lb-trace.42' } });
+      assert.equal(given.headers.get('x-request-id'), 'lb-trace.42', 'a sane incoming id is kept');
+      const odd = await t.api('GET', '/health', { headers: { 'x-request-id': 'no spaces <script>' } });
+      assert.notEqual(odd.headers.get('x-request-id'), 'no spaces <script>', 'anything else is replaced');
+    });
+  });
+
+  describe(`when the database is gone [${backend}]`, () => {
+    let app: App;
+    let url: string;
+    let closeDatabase: () => Promise<void>;
+    const logs: Array<Record<string, any>> = [];
+    let drop: (() => Promise<void>) | undefined;
+
+    before(async () => {
+      ({ app, url, closeDatabase, drop } = await appWithCapturedLogs(backend, logs));
+      await closeDatabase();
+    });
+    after(async () => {
+      await app.close();
+      await drop?.();
+    });
+
+    test('/ready is 503 and says which check failed', async () => {
+      const res = await fetch(`${url}/ready`);
+      assert.equal(res.status, 503);
+      const body = (await res.json()) as { status: string; checks: Record<string, string> };
+      assert.equal(body.status, 'unavailable');
+      assert.equal(body.checks.database, 'down');
+    });
+
+    test('an unexpected error is a 500 problem with a request id and nothing internal; the log has the details', async () => {
+      const res = await fetch(`${url}/v1/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-request-id': 'trace-500' },
+        body: JSON.stringify({ email: 'someone@example.com', password: 'a long password' }),
+      });
+      assert.equal(res.status, 500);
+      assert.match(res.headers.get('content-type')!, /^application\/problem\+json/);
+      const text = await res.text();
+      const body = JSON.parse(text);
+      assert.equal(body.code, 'internal_error');
+      assert.equal(body.status, 500);
+      assert.equal(body.requestId, 'trace-500');
+      assert.deepEqual(Object.keys(body).sort(), ['code', 'detail', 'instance', 'requestId', 'status', 'title', 'type']);
+      assert.doesNotMatch(text, /\bat \S+ \(|\.ts:\d+|pglite|pool|closed|select /i, 'no stack, file or driver message');
+
+      const logged = logs.filter((l) => l.reqId === 'trace-500');
+      assert.ok(logged.some((l) => l.msg === 'incoming request'));
+      const error = logged.find((l) => l.level === 50);
+      assert.ok(error?.err?.stack, 'the error and its stack are logged under the request id');
+      assert.ok(logged.some((l) => l.msg === 'request completed' && l.res?.statusCode === 500));
+    });
+  });
+}
+
+/** An app whose pino lines land in `logs`, with a handle to close its database underneath it. */
+async function appWithCapturedLogs(backend: Backend, logs: Array<Record<string, any>>) {
+  const sink = new Writable({
+    write(chunk, _enc, done) {
+      for (const line of String(chunk).split('\n')) if (line) logs.push(JSON.parse(line));
+      done();
+    },
+  });
+  const env: Record<string, string> = { NODE_ENV: 'test', PARLEY_DATA_DIR: 'memory://', PARLEY_MASTER_KEY: randomBytes(32).toString('base64') };
+  let pg: Awaited<ReturnType<typeof freshPostgresDatabase>> | undefined;
+  if (backend === 'postgres') {
+    pg = await freshPostgresDatabase();
+    env.DATABASE_URL = pg.url;
+  }
+  const deps = await createDeps(loadConfig(env), { logger: pino({ level: 'info' }, sink) });
+  const app = await buildApp(deps);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = app.server.address() as { port: number };
+  return { app, url: `http://127.0.0.1:${port}`, closeDatabase: () => deps.database.close(), drop: pg?.drop };
+}

@@ -1,0 +1,120 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
+import { after, describe, test } from 'node:test';
+import { freshPostgresDatabase } from './support/app.ts';
+import { uniqueEmail } from './support/factories.ts';
+import { call, freePort, startServer, tempDataDir } from './support/process.ts';
+
+// Parley started as a user starts it: `node src/main.ts start`, a data dir and a port, nothing else.
+
+const password = 'correct horse battery staple';
+
+/**
+ * start → register → log in → /users/me → SIGTERM → start again → the old token
+ * and the password still work. Same port both times: PUBLIC_URL, the token
+ * issuer, defaults to http://localhost:$PORT.
+ */
+async function survivesRestart(dataEnv: Record<string, string>) {
+  const env = { ...dataEnv, PORT: String(await freePort()) };
+  const email = uniqueEmail('startup');
+  const first = await startServer(env);
+  let accessToken: string;
+  try {
+    const reg = await call(first.url, 'POST', '/v1/auth/register', { body: { email, password } });
+    assert.equal(reg.status, 201, JSON.stringify(reg.body));
+    const login = await call(first.url, 'POST', '/v1/auth/login', { body: { email, password } });
+    assert.equal(login.status, 200);
+    accessToken = login.body.accessToken;
+    const me = await call(first.url, 'GET', '/v1/users/me', { token: accessToken });
+    assert.equal(me.status, 200);
+    assert.equal(me.body.email, email);
+  } finally {
+    const exit = await first.stop();
+    assert.deepEqual(exit, { code: 0, signal: null }, 'SIGTERM is a clean exit');
+  }
+
+  const second = await startServer(env);
+  try {
+    const me = await call(second.url, 'GET', '/v1/users/me', { token: accessToken });
+    assert.equal(me.status, 200, 'a token signed before the restart still verifies');
+    assert.equal(me.body.email, email);
+    const login = await call(second.url, 'POST', '/v1/auth/login', { body: { email, password } });
+    assert.equal(login.status, 200, 'the account was persisted');
+  } finally {
+    assert.deepEqual(await second.stop(), { code: 0, signal: null });
+  }
+}
+
+describe('npm start on PGlite', { timeout: 300_000 }, () => {
+  const data = tempDataDir();
+  after(() => data.remove());
+
+  test('register, restart, the user and their token survive', async () => {
+    await survivesRestart({ PARLEY_DATA_DIR: data.dir });
+  });
+
+  test('SIGTERM lets in-flight requests finish before exiting', async () => {
+    const server = await startServer({ PARLEY_DATA_DIR: data.dir });
+    const email = uniqueEmail('drain');
+    assert.equal((await call(server.url, 'POST', '/v1/auth/register', { body: { email, password } })).status, 201);
+    const logins = () => server.output().split('\n').filter((l) => l.includes('"url":"/v1/auth/login"')).length;
+
+    // One login whose body is still uploading when the signal arrives: in flight by construction.
+    const slow = slowPost(server.url, '/v1/auth/login', JSON.stringify({ email, password }));
+    await until(() => logins() === 1);
+    // And a burst of ordinary logins, all received, argon2 busy.
+    const n = 12; // under the default per-IP login limit of 30
+    const burst = Array.from({ length: n }, () =>
+      call(server.url, 'POST', '/v1/auth/login', { body: { email, password } }).then(
+        (r) => r.status,
+        (err: Error) => `${err.message}: ${(err.cause as Error | undefined)?.message}`,
+      ),
+    );
+    await until(() => logins() === n + 1);
+    server.child.kill('SIGTERM');
+    await until(() => server.output().includes('"msg":"shutting down"'));
+    slow.finish();
+
+    const statuses = [await slow.status, ...(await Promise.all(burst))];
+    assert.deepEqual(statuses, Array(n + 1).fill(200), 'no request was cut off');
+    assert.deepEqual(await server.exited, { code: 0, signal: null });
+  });
+});
+
+/** A POST whose body is sent in two halves; finish() sends the second. */
+function slowPost(base: string, pathname: string, body: string) {
+  const cut = Math.floor(body.length / 2);
+  const req = request(base + pathname, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } });
+  const status = new Promise<number>((resolve, reject) => {
+    req.once('response', (res) => {
+      res.resume();
+      res.once('end', () => resolve(res.statusCode!));
+    });
+    req.once('error', reject);
+  });
+  req.write(body.slice(0, cut));
+  return { status, finish: () => req.end(body.slice(cut)) };
+}
+
+async function until(condition: () => boolean) {
+  while (!condition()) await new Promise((r) => setTimeout(r, 5));
+}
+
+describe('parley start on PostgreSQL + Redis', { timeout: 300_000, skip: !process.env.DATABASE_URL && 'DATABASE_URL not set' }, () => {
+  test('register, restart, the user and their token survive', async () => {
+    const pg = await freshPostgresDatabase();
+    const data = tempDataDir(); // holds only the generated master key
+    try {
+      const env: Record<string, string> = { PARLEY_DATA_DIR: data.dir, DATABASE_URL: pg.url };
+      if (process.env.REDIS_URL) {
+        env.REDIS_URL = process.env.REDIS_URL;
+        env.REDIS_PREFIX = `parley:test:${randomBytes(6).toString('hex')}:`;
+      }
+      await survivesRestart(env);
+    } finally {
+      data.remove();
+      await pg.drop();
+    }
+  });
+});
