@@ -17,13 +17,14 @@ import type { App, RouteContext } from './http/types.ts';
 import { adminRoutes } from './modules/admin/routes.ts';
 import { apiKeysRoutes } from './modules/api-keys/routes.ts';
 import { oauthRoutes } from './modules/auth/oauth/routes.ts';
+import { accountRoutes } from './modules/auth/account-routes.ts';
 import { authRoutes, jwksRoute } from './modules/auth/routes.ts';
 import { healthRoutes } from './modules/health/routes.ts';
 import { usersRoutes } from './modules/users/routes.ts';
 import { createServices, type Services } from './services.ts';
 
 /** The routes of every module under /v1, in one list so the API's shape is visible at a glance. */
-const V1_MODULES: Array<(app: App, ctx: RouteContext) => void> = [authRoutes, oauthRoutes, usersRoutes, apiKeysRoutes, adminRoutes];
+const V1_MODULES: Array<(app: App, ctx: RouteContext) => void> = [authRoutes, accountRoutes, oauthRoutes, usersRoutes, apiKeysRoutes, adminRoutes];
 
 /** Builds the HTTP app over ready deps. Does not listen. */
 export async function buildApp(deps: Deps, services: Services = createServices(deps)): Promise<App> {

@@ -3,9 +3,11 @@ import { createAdmin } from './modules/admin/service.ts';
 import { createApiKeys } from './modules/api-keys/service.ts';
 import { createAudit } from './modules/audit/service.ts';
 import { createAuthenticator } from './modules/auth/authenticator.ts';
+import { createEmailFlows } from './modules/auth/email-flows.ts';
 import { createMfa } from './modules/auth/mfa.ts';
 import { createOAuthProviders } from './modules/auth/oauth/providers.ts';
 import { createOAuthService } from './modules/auth/oauth/service.ts';
+import { createOneTimeTokens } from './modules/auth/one-time-tokens.ts';
 import { createAuthService } from './modules/auth/service.ts';
 import { createSessions } from './modules/auth/sessions.ts';
 import { SigningKeys } from './modules/auth/signing-keys.ts';
@@ -23,7 +25,6 @@ export function createServices(deps: Deps) {
   const keys = new SigningKeys(db, deps.cipher, config.auth.accessTtl + 120);
   const sessions = createSessions(db, { refreshTtl: config.auth.refreshTtl, reuseGrace: config.auth.reuseGrace });
   const apiKeys = createApiKeys(db, { audit });
-  const mfa = createMfa(db, deps.cipher);
   const authenticate = createAuthenticator({ keys, sessions, apiKeys, issuer: config.publicUrl });
   const authLimits = {
     login: limiters.create({ name: 'login:ip', points: rl.perIp, durationSeconds: rl.windowSeconds }),
@@ -34,6 +35,29 @@ export function createServices(deps: Deps) {
     oauth: limiters.create({ name: 'oauth:ip', points: rl.perIp * 2, durationSeconds: rl.windowSeconds }),
     accountFailures: limiters.create({ name: 'login:account', points: rl.perAccount, durationSeconds: rl.windowSeconds }),
   };
+  const mfa = createMfa({
+    db,
+    cipher: deps.cipher,
+    audit,
+    users,
+    issuer: new URL(config.publicUrl).host,
+    attempts: limiters.create({ name: 'mfa:user', points: rl.perAccount, durationSeconds: rl.windowSeconds }),
+    accountFailures: authLimits.accountFailures,
+  });
+  const emailFlows = createEmailFlows({
+    db,
+    users,
+    sessions,
+    tokens: createOneTimeTokens(db),
+    mailer: deps.mailer,
+    audit,
+    logger: deps.logger,
+    publicUrl: config.publicUrl,
+    emailTokenTtl: config.auth.emailTokenTtl,
+    resetTokenTtl: config.auth.resetTokenTtl,
+    resendIntervalSeconds: 60,
+    accountFailures: authLimits.accountFailures,
+  });
   const auth = createAuthService({
     users,
     sessions,
@@ -44,6 +68,7 @@ export function createServices(deps: Deps) {
     accessTtl: config.auth.accessTtl,
     requireEmailVerification: config.auth.requireEmailVerification,
     accountFailures: authLimits.accountFailures,
+    onRegistered: emailFlows.onRegistered,
   });
   const oauth = createOAuthService({
     db,
@@ -58,7 +83,7 @@ export function createServices(deps: Deps) {
   });
   const account = createAccount({ db, users, audit, accountFailures: authLimits.accountFailures });
   const admin = createAdmin({ db, users, sessions, audit, outbox: createOutbox(db) });
-  return { audit, users, keys, sessions, apiKeys, mfa, authenticate, authLimits, auth, oauth, account, admin };
+  return { audit, users, keys, sessions, apiKeys, mfa, emailFlows, authenticate, authLimits, auth, oauth, account, admin };
 }
 
 export type Services = ReturnType<typeof createServices>;

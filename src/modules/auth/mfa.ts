@@ -1,19 +1,229 @@
-import { and, eq, isNotNull } from 'drizzle-orm';
-import type { Db } from '../../platform/db/database.ts';
+import { and, count, eq, isNotNull, isNull, lt, or } from 'drizzle-orm';
+import { decodeJwt } from 'jose';
+import { Conflict, Forbidden, RateLimited, ValidationError } from '../../errors.ts';
 import type { Cipher } from '../../platform/crypto/cipher.ts';
-import { totpFactors } from './schema.ts';
+import type { Db } from '../../platform/db/database.ts';
+import type { Limiter } from '../../platform/ratelimit/limiter.ts';
+import type { Audit, AuditContext } from '../audit/service.ts';
+import type { UsersService } from '../users/service.ts';
+import { backupCodes as codes } from './backup-codes.ts';
+import { passwords } from './passwords.ts';
+import { backupCodes, totpFactors } from './schema.ts';
+import type { AuthService, TokenPair } from './service.ts';
+import type { DeviceInfo } from './sessions.ts';
+import { totp } from './totp.ts';
 
-/** TOTP second factor and backup codes. */
-export function createMfa(db: Db, _cipher: Cipher) {
+export interface MfaDeps {
+  db: Db;
+  cipher: Cipher;
+  audit: Audit;
+  users: UsersService;
+  /** Shown as the account's issuer in authenticator apps. */
+  issuer: string;
+  /** Counts code attempts per user; reset by a right code. */
+  attempts: Limiter;
+  /** The per-account password failure counter sign-in uses (keyed by email). */
+  accountFailures: Limiter;
+}
+
+/** What proves the second factor at sign-in. */
+export type MfaProof = { code: string } | { backupCode: string };
+type Stage = 'sign_in' | 'activate' | 'disable' | 'regenerate';
+
+const invalidCode = () => ValidationError('The code is wrong, expired or was already used', 'invalid_mfa_code');
+const notEnabled = () => Conflict('Two-factor authentication is not enabled', 'mfa_not_enabled');
+
+/**
+ * TOTP second factor and backup codes. A TOTP code is accepted once: the
+ * matched time step is claimed with a conditional UPDATE, so neither a replay
+ * nor two concurrent requests with the same code can both pass.
+ */
+export function createMfa(d: MfaDeps) {
+  const { db } = d;
+  const secretContext = (userId: string) => `totp:${userId}`;
+
+  async function factorOf(userId: string, tx: Db = db) {
+    const [row] = await tx.select().from(totpFactors).where(eq(totpFactors.userId, userId));
+    return row;
+  }
+
+  /** Runs one code check under the per-user attempt limit; a failure is audited and refused. */
+  async function attempt<T>(userId: string, stage: Stage, method: string, ctx: AuditContext, check: () => Promise<T | undefined>): Promise<T> {
+    const limit = await d.attempts.consume(userId);
+    if (!limit.allowed) throw RateLimited(limit.resetMs / 1000, 'Too many two-factor attempts; try again later', 'too_many_attempts');
+    const result = await check();
+    if (result === undefined) {
+      await d.audit.record({ action: 'mfa.failed', userId, ...ctx, metadata: { stage, method } });
+      throw invalidCode();
+    }
+    await d.attempts.reset(userId);
+    return result;
+  }
+
+  /**
+   * Claims the step of a right TOTP code, once. `enabled` says which state the
+   * factor must be in; `activate` also switches it on in the same statement.
+   */
+  async function claimTotp(userId: string, code: string, opts: { enabled: boolean; activate?: boolean }, tx: Db = db): Promise<number | undefined> {
+    const factor = await factorOf(userId, tx);
+    if (!factor || (factor.enabledAt !== null) !== opts.enabled) return undefined;
+    const step = await totp.matchStep(d.cipher.decrypt(factor.secretEnc, secretContext(userId)).toString(), code);
+    if (step === undefined) return undefined;
+    const claimed = await tx
+      .update(totpFactors)
+      .set(opts.activate ? { lastUsedStep: step, enabledAt: new Date() } : { lastUsedStep: step })
+      .where(
+        and(
+          eq(totpFactors.userId, userId),
+          // The same secret that was checked: a re-enrolment in between makes this a miss.
+          eq(totpFactors.secretEnc, factor.secretEnc),
+          opts.enabled ? isNotNull(totpFactors.enabledAt) : isNull(totpFactors.enabledAt),
+          or(isNull(totpFactors.lastUsedStep), lt(totpFactors.lastUsedStep, step)),
+        ),
+      )
+      .returning({ userId: totpFactors.userId });
+    return claimed.length ? step : undefined;
+  }
+
+  async function useBackupCode(userId: string, code: string): Promise<true | undefined> {
+    const used = await db
+      .update(backupCodes)
+      .set({ usedAt: new Date() })
+      .where(and(eq(backupCodes.userId, userId), eq(backupCodes.codeHash, codes.hash(userId, code)), isNull(backupCodes.usedAt)))
+      .returning({ id: backupCodes.id });
+    return used.length ? true : undefined;
+  }
+
+  /** Replaces the user's backup codes; returns the new plaintext codes, which are never stored. */
+  async function replaceBackupCodes(userId: string, tx: Db): Promise<string[]> {
+    const fresh = codes.generate();
+    await tx.delete(backupCodes).where(eq(backupCodes.userId, userId));
+    await tx.insert(backupCodes).values(fresh.map((c) => ({ userId, codeHash: codes.hash(userId, c) })));
+    return fresh;
+  }
+
+  async function checkPassword(userId: string, password: string, ctx: AuditContext): Promise<void> {
+    const user = await d.users.require(userId);
+    const failures = await d.accountFailures.peek(user.email);
+    if (!failures.allowed || failures.remaining === 0) {
+      throw RateLimited(failures.resetMs / 1000, 'Too many failed password attempts for this account; try again later', 'too_many_attempts');
+    }
+    if (!(await passwords.verify(user.passwordHash, password))) {
+      await d.accountFailures.consume(user.email);
+      await d.audit.record({ action: 'mfa.failed', userId, ...ctx, metadata: { stage: 'disable', method: 'password' } });
+      throw Forbidden('Password is incorrect', 'invalid_password');
+    }
+    await d.accountFailures.reset(user.email);
+  }
+
+  const isEnabled = async (userId: string) => Boolean((await factorOf(userId))?.enabledAt);
+
   return {
-    async isEnabled(userId: string): Promise<boolean> {
+    isEnabled,
+
+    async status(userId: string): Promise<{ totpEnabled: boolean; backupCodesRemaining: number }> {
+      const factor = await factorOf(userId);
       const [row] = await db
-        .select({ userId: totpFactors.userId })
-        .from(totpFactors)
-        .where(and(eq(totpFactors.userId, userId), isNotNull(totpFactors.enabledAt)));
-      return Boolean(row);
+        .select({ n: count() })
+        .from(backupCodes)
+        .where(and(eq(backupCodes.userId, userId), isNull(backupCodes.usedAt)));
+      const totpEnabled = Boolean(factor?.enabledAt);
+      return { totpEnabled, backupCodesRemaining: totpEnabled ? (row?.n ?? 0) : 0 };
+    },
+
+    /** Starts (or restarts) enrolment with a new secret; the factor stays off until activated with a code. */
+    async enroll(userId: string): Promise<{ secret: string; otpauthUrl: string }> {
+      const user = await d.users.require(userId);
+      const secret = totp.newSecret();
+      const secretEnc = d.cipher.encrypt(secret, secretContext(userId));
+      const rows = await db
+        .insert(totpFactors)
+        .values({ userId, secretEnc })
+        .onConflictDoUpdate({
+          target: totpFactors.userId,
+          set: { secretEnc, lastUsedStep: null, createdAt: new Date() },
+          setWhere: isNull(totpFactors.enabledAt),
+        })
+        .returning({ userId: totpFactors.userId });
+      if (!rows.length) throw Conflict('Two-factor authentication is already enabled; disable it first', 'mfa_already_enabled');
+      return { secret, otpauthUrl: totp.uri({ issuer: d.issuer, label: user.email, secret }) };
+    },
+
+    /** Turns the enrolled factor on with a first code; returns the backup codes, shown this once. */
+    async activate(userId: string, code: string, ctx: AuditContext): Promise<{ backupCodes: string[] }> {
+      const factor = await factorOf(userId);
+      if (!factor) throw Conflict('Start enrolment first', 'mfa_not_enrolled');
+      if (factor.enabledAt) throw Conflict('Two-factor authentication is already enabled', 'mfa_already_enabled');
+      return attempt(userId, 'activate', 'totp', ctx, () =>
+        db.transaction(async (t) => {
+          const tx = t as unknown as Db;
+          if ((await claimTotp(userId, code, { enabled: false, activate: true }, tx)) === undefined) return undefined;
+          const fresh = await replaceBackupCodes(userId, tx);
+          await d.audit.record({ action: 'mfa.enabled', userId, ...ctx, metadata: { factor: 'totp' } }, tx);
+          return { backupCodes: fresh };
+        }),
+      );
+    },
+
+    /** Turns two-factor off, given a current code or the account password; deletes the backup codes. */
+    async disable(userId: string, proof: { code?: string; password?: string }, ctx: AuditContext): Promise<void> {
+      if (!(await isEnabled(userId))) throw notEnabled();
+      if (proof.code !== undefined) {
+        await attempt(userId, 'disable', 'totp', ctx, () => claimTotp(userId, proof.code!, { enabled: true }));
+      } else if (proof.password !== undefined) {
+        await checkPassword(userId, proof.password, ctx);
+      } else {
+        throw ValidationError('Send a current code or your password', 'mfa_proof_required');
+      }
+      await db.transaction(async (t) => {
+        const tx = t as unknown as Db;
+        await tx.delete(backupCodes).where(eq(backupCodes.userId, userId));
+        await tx.delete(totpFactors).where(eq(totpFactors.userId, userId));
+        await d.audit.record({ action: 'mfa.disabled', userId, ...ctx, metadata: { confirmedWith: proof.code !== undefined ? 'totp' : 'password' } }, tx);
+      });
+    },
+
+    /** New backup codes for a current code; the old ones stop working. */
+    async regenerateBackupCodes(userId: string, code: string, ctx: AuditContext): Promise<{ backupCodes: string[] }> {
+      if (!(await isEnabled(userId))) throw notEnabled();
+      await attempt(userId, 'regenerate', 'totp', ctx, () => claimTotp(userId, code, { enabled: true }));
+      return db.transaction(async (t) => {
+        const tx = t as unknown as Db;
+        const fresh = await replaceBackupCodes(userId, tx);
+        await d.audit.record({ action: 'mfa.backup_codes_regenerated', userId, ...ctx }, tx);
+        return { backupCodes: fresh };
+      });
+    },
+
+    /** Checks the second factor of a sign-in; returns what was used, for the session's method. */
+    async verifySignIn(userId: string, proof: MfaProof, ctx: AuditContext): Promise<'totp' | 'backup_code'> {
+      if (!(await isEnabled(userId))) throw Conflict('Two-factor authentication is no longer enabled; sign in again', 'mfa_not_enabled');
+      if ('code' in proof) {
+        await attempt(userId, 'sign_in', 'totp', ctx, () => claimTotp(userId, proof.code, { enabled: true }));
+        return 'totp';
+      }
+      await attempt(userId, 'sign_in', 'backup_code', ctx, () => useBackupCode(userId, proof.backupCode));
+      return 'backup_code';
     },
   };
 }
 
 export type Mfa = ReturnType<typeof createMfa>;
+
+/**
+ * The second step of a sign-in: the factor is checked for the user the
+ * challenge was issued to, then the session opens. Its method names both
+ * steps, e.g. `password+totp` or `oauth:github+backup_code`.
+ */
+export async function completeMfaSignIn(
+  d: { auth: AuthService; mfa: Mfa },
+  input: { mfaToken: string; proof: MfaProof },
+  ctx: DeviceInfo & AuditContext,
+): Promise<TokenPair> {
+  const user = await d.auth.userForMfaToken(input.mfaToken);
+  const factor = await d.mfa.verifySignIn(user.id, input.proof, ctx);
+  // The token's signature was checked just above; this only reads how the first step was done.
+  const first = decodeJwt(input.mfaToken).method;
+  const method = typeof first === 'string' && /^[\w:.-]{1,64}$/.test(first) ? first : 'password';
+  return d.auth.signIn(user, `${method}+${factor}`, ctx);
+}

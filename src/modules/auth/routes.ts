@@ -5,9 +5,10 @@ import { REFRESH_COOKIE, checkOrigin, principal, rateLimit, requestContext } fro
 import { problemSchema } from '../../http/problem.ts';
 import { idParam } from '../../http/pagination.ts';
 import type { App, RouteContext } from '../../http/types.ts';
-import { clearSessionCookies, setSessionCookies } from './cookies.ts';
+import { clearSessionCookies } from './cookies.ts';
 import { loginBody, logoutBody, mfaChallenge, refreshBody, registerBody, sessionSchema, sessionTokens } from './contracts.ts';
 import type { TokenPair } from './service.ts';
+import { sessionResponse } from './session-response.ts';
 
 const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 409: problemSchema, 429: problemSchema };
 
@@ -16,13 +17,7 @@ export function authRoutes(app: App, { deps, services, guards }: RouteContext) {
   const { config } = deps;
   const byIp = (r: FastifyRequest) => r.ip;
 
-  /** Browser mode: tokens go into httpOnly cookies and not into the body. */
-  function respond(reply: FastifyReply, tokens: TokenPair, cookie: boolean) {
-    if (!cookie) return tokens;
-    setSessionCookies(reply, tokens, config);
-    const { accessToken: _a, refreshToken: _r, ...rest } = tokens;
-    return rest;
-  }
+  const respond = (reply: FastifyReply, tokens: TokenPair, cookie: boolean) => sessionResponse(reply, tokens, cookie, config);
 
   function clearCookies(reply: FastifyReply) {
     clearSessionCookies(reply);

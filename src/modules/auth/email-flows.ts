@@ -1,0 +1,161 @@
+import { Forbidden, RateLimited, ValidationError } from '../../errors.ts';
+import type { Db } from '../../platform/db/database.ts';
+import type { Mailer } from '../../platform/mail/mailer.ts';
+import type { Logger } from '../../platform/observability/logger.ts';
+import type { Limiter } from '../../platform/ratelimit/limiter.ts';
+import type { Audit, AuditContext } from '../audit/service.ts';
+import type { UserRow } from '../users/schema.ts';
+import { normalizeEmail, type UsersService } from '../users/service.ts';
+import { emails } from './emails.ts';
+import type { OneTimeTokens } from './one-time-tokens.ts';
+import { passwords } from './passwords.ts';
+import type { Sessions } from './sessions.ts';
+
+/** Where the links in the emails point: pages of the web app, served at the public URL, that POST the token back. */
+export const VERIFY_EMAIL_PATH = '/verify-email';
+export const RESET_PASSWORD_PATH = '/reset-password';
+
+export interface EmailFlowsDeps {
+  db: Db;
+  users: UsersService;
+  sessions: Sessions;
+  tokens: OneTimeTokens;
+  mailer: Mailer;
+  audit: Audit;
+  logger: Logger;
+  publicUrl: string;
+  emailTokenTtl: number;
+  resetTokenTtl: number;
+  /** Least time between two emails of one kind to one account, against mail bombing. */
+  resendIntervalSeconds: number;
+  /** The per-account password failure counter sign-in uses (keyed by email). */
+  accountFailures: Limiter;
+}
+
+const invalidToken = () => ValidationError('This link is invalid, has expired or was already used', 'invalid_token');
+
+/** Email verification, password reset by email, and password change. */
+export function createEmailFlows(d: EmailFlowsDeps) {
+  const link = (path: string, token: string) => `${d.publicUrl}${path}?token=${encodeURIComponent(token)}`;
+
+  /** Seconds until another email of this kind may go to the user; 0 when it may go now. */
+  async function waitBeforeResend(userId: string, purpose: 'email_verification' | 'password_reset'): Promise<number> {
+    const last = await d.tokens.lastIssuedAt(userId, purpose);
+    if (!last) return 0;
+    return Math.max(0, d.resendIntervalSeconds - (Date.now() - last.getTime()) / 1000);
+  }
+
+  /** Mail that tells about something already done: a delivery failure is logged, never undoes it. */
+  function notify(user: UserRow, how: 'reset' | 'change') {
+    const message = emails.passwordChanged({ name: user.name, how, resetUrl: `${d.publicUrl}${RESET_PASSWORD_PATH}` });
+    d.mailer.send({ to: user.email, ...message }).catch((err) => d.logger.warn({ err, userId: user.id }, 'password-changed email failed'));
+  }
+
+  async function sendVerification(user: UserRow): Promise<void> {
+    const token = await d.tokens.issue(user.id, 'email_verification', d.emailTokenTtl);
+    const message = emails.verifyEmail({ name: user.name, link: link(VERIFY_EMAIL_PATH, token), ttlSeconds: d.emailTokenTtl });
+    await d.mailer.send({ to: user.email, ...message });
+  }
+
+  async function sendReset(email: string, ctx: AuditContext): Promise<void> {
+    const user = await d.users.byEmail(email);
+    if (!user || user.disabledAt) return;
+    // Silently skipped when one was just sent: saying so would tell that the account exists.
+    const emailed = (await waitBeforeResend(user.id, 'password_reset')) === 0;
+    if (emailed) {
+      const token = await d.tokens.issue(user.id, 'password_reset', d.resetTokenTtl);
+      const message = emails.passwordReset({ name: user.name, link: link(RESET_PASSWORD_PATH, token), ttlSeconds: d.resetTokenTtl });
+      await d.mailer.send({ to: user.email, ...message });
+    }
+    await d.audit.record({ action: 'password.reset_requested', userId: user.id, ...ctx, metadata: { emailed } });
+  }
+
+  return {
+    /** After a password sign-up. A mail failure is logged, not thrown: the account exists and can ask again. */
+    async onRegistered(user: UserRow): Promise<void> {
+      await sendVerification(user).catch((err) => d.logger.warn({ err, userId: user.id }, 'verification email failed'));
+    },
+
+    async resendVerification(userId: string): Promise<void> {
+      const user = await d.users.require(userId);
+      if (user.emailVerifiedAt) return;
+      const wait = await waitBeforeResend(user.id, 'email_verification');
+      if (wait > 0) throw RateLimited(wait, 'A verification email was sent moments ago; check your inbox or try again shortly', 'email_rate_limited');
+      await sendVerification(user);
+    },
+
+    async verifyEmail(token: string, ctx: AuditContext): Promise<void> {
+      await d.db.transaction(async (t) => {
+        const tx = t as unknown as Db;
+        const userId = await d.tokens.consume(token, 'email_verification', tx);
+        if (!userId) throw invalidToken();
+        const user = await d.users.byId(userId, tx);
+        if (!user) throw invalidToken();
+        if (user.emailVerifiedAt) return;
+        await d.users.markEmailVerified(userId, tx);
+        await d.audit.record({ action: 'user.email_verified', userId, ...ctx }, tx);
+      });
+    },
+
+    /**
+     * Starts a reset without waiting for it: the caller answers the same,
+     * equally fast, whether or not the address has an account.
+     */
+    requestPasswordReset(email: string, ctx: AuditContext): void {
+      sendReset(normalizeEmail(email), ctx).catch((err) => d.logger.error({ err }, 'password reset email failed'));
+    },
+
+    /** Sets a new password with a reset token, and signs the user out everywhere. */
+    async resetPassword(token: string, password: string, ctx: AuditContext): Promise<void> {
+      // Look first, use later: a password the rules refuse must not burn the token.
+      const userId = await d.tokens.peek(token, 'password_reset');
+      const user = userId ? await d.users.byId(userId) : undefined;
+      if (!user) throw invalidToken();
+      if (user.disabledAt) throw Forbidden('This account is disabled', 'account_disabled');
+      passwords.check(password, user.email);
+      const passwordHash = await passwords.hash(password);
+      await d.db.transaction(async (t) => {
+        const tx = t as unknown as Db;
+        if ((await d.tokens.consume(token, 'password_reset', tx)) !== user.id) throw invalidToken();
+        await d.tokens.voidAll(user.id, 'password_reset', tx);
+        await d.users.setPassword(user.id, passwordHash, tx);
+        // The link came to the inbox, which proves the address as well as a verification link would.
+        if (!user.emailVerifiedAt) await d.users.markEmailVerified(user.id, tx);
+        const count = await d.sessions.revokeAll(user.id, 'password_reset', undefined, tx);
+        await d.audit.record({ action: 'password.reset', userId: user.id, ...ctx, metadata: { sessionsRevoked: count } }, tx);
+      });
+      // Whoever locked sign-in by guessing is locked out by the new password anyway.
+      await d.accountFailures.reset(user.email);
+      notify(user, 'reset');
+    },
+
+    /** Changes the password given the current one; the caller's session stays, every other one ends. */
+    async changePassword(caller: { userId: string; sessionId?: string }, input: { currentPassword: string; newPassword: string }, ctx: AuditContext): Promise<void> {
+      const user = await d.users.require(caller.userId);
+      if (!user.passwordHash) throw ValidationError('This account has no password yet; set one through password reset', 'no_password');
+      const failures = await d.accountFailures.peek(user.email);
+      if (!failures.allowed || failures.remaining === 0) {
+        throw RateLimited(failures.resetMs / 1000, 'Too many failed password attempts for this account; try again later', 'too_many_attempts');
+      }
+      if (!(await passwords.verify(user.passwordHash, input.currentPassword))) {
+        await d.accountFailures.consume(user.email);
+        throw Forbidden('Current password is incorrect', 'invalid_password');
+      }
+      await d.accountFailures.reset(user.email);
+      passwords.check(input.newPassword, user.email);
+      if (input.newPassword === input.currentPassword) throw ValidationError('The new password must differ from the current one', 'weak_password');
+      const passwordHash = await passwords.hash(input.newPassword);
+      await d.db.transaction(async (t) => {
+        const tx = t as unknown as Db;
+        await d.users.setPassword(user.id, passwordHash, tx);
+        const count = await d.sessions.revokeAll(user.id, 'password_changed', caller.sessionId, tx);
+        // An outstanding reset link would otherwise undo the change.
+        await d.tokens.voidAll(user.id, 'password_reset', tx);
+        await d.audit.record({ action: 'password.changed', userId: user.id, ...ctx, metadata: { sessionsRevoked: count } }, tx);
+      });
+      notify(user, 'change');
+    },
+  };
+}
+
+export type EmailFlows = ReturnType<typeof createEmailFlows>;

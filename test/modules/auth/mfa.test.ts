@@ -1,0 +1,251 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { and, eq } from 'drizzle-orm';
+import { auditLog } from '../../../src/modules/audit/schema.ts';
+import { MFA_AUDIENCE } from '../../../src/modules/auth/service.ts';
+import { backupCodes, totpFactors } from '../../../src/modules/auth/schema.ts';
+import { totp } from '../../../src/modules/auth/totp.ts';
+import { backends, startApp, type TestApp } from '../../support/app.ts';
+import { createUser, type TestUser } from '../../support/factories.ts';
+
+const STEP = 30;
+
+/**
+ * Codes for a fixed step and the one after it. The server accepts one step
+ * either side, so both stay valid even if a step boundary passes mid-test.
+ */
+function authenticator(secret: string) {
+  const base = Math.floor(Date.now() / 1000 / STEP);
+  const at = (offset: number) => totp.codeAt(secret, (base + offset) * STEP);
+  return {
+    now: () => at(0),
+    next: () => at(1),
+    /** A well-formed code that matches no step the server could accept. */
+    async wrong() {
+      const valid = new Set(await Promise.all([-2, -1, 0, 1, 2].map(at)));
+      let n = 0;
+      while (valid.has(String(n).padStart(6, '0'))) n++;
+      return String(n).padStart(6, '0');
+    },
+  };
+}
+
+for (const backend of backends()) {
+  describe(`two-factor authentication [${backend}]`, () => {
+    let t: TestApp;
+    before(async () => {
+      t = await startApp({ backend });
+    });
+    after(() => t.close());
+
+    const post = (path: string, token: string, body?: object) => t.api('POST', `/v1/auth/mfa${path}`, { token, body });
+    const status = async (u: TestUser) => (await t.api('GET', '/v1/auth/mfa', { token: u.accessToken })).body;
+    const login = (u: TestUser) => t.api('POST', '/v1/auth/login', { body: { email: u.email, password: u.password } });
+    const verify = (body: object) => t.api('POST', '/v1/auth/mfa/verify', { body });
+    const audits = (userId: string, action: string) =>
+      t.deps.db.select().from(auditLog).where(and(eq(auditLog.userId, userId), eq(auditLog.action, action)));
+
+    /** Enrols and activates with the current code; the next code is still unused. */
+    async function enable(u: TestUser) {
+      const { secret } = (await post('/totp/enroll', u.accessToken)).body;
+      const app = authenticator(secret);
+      const res = await post('/totp/activate', u.accessToken, { code: await app.now() });
+      assert.equal(res.status, 200, res.text);
+      return { secret, app, backupCodes: res.body.backupCodes as string[] };
+    }
+
+    test('enrol, re-enrol, activate: backup codes once, secret stored encrypted', async () => {
+      const u = await createUser(t);
+      assert.deepEqual(await status(u), { totpEnabled: false, backupCodesRemaining: 0 });
+      const first = await post('/totp/enroll', u.accessToken);
+      assert.equal(first.status, 200);
+      assert.match(first.body.secret, /^[A-Z2-7]{32}$/);
+      const url = new URL(first.body.otpauthUrl);
+      assert.equal(url.protocol, 'otpauth:');
+      assert.equal(url.searchParams.get('secret'), first.body.secret);
+      assert.equal(url.searchParams.get('issuer'), 'parley.test');
+      assert.ok(decodeURIComponent(url.pathname).includes(u.email));
+
+      const second = await post('/totp/enroll', u.accessToken);
+      assert.notEqual(second.body.secret, first.body.secret);
+      const [row] = await t.deps.db.select().from(totpFactors).where(eq(totpFactors.userId, u.id));
+      assert.ok(!row!.secretEnc.includes(second.body.secret), 'not stored in the clear');
+      assert.equal(row!.enabledAt, null);
+      assert.equal((await login(u)).body.mfaRequired, undefined, 'not required before activation');
+
+      const stale = await post('/totp/activate', u.accessToken, { code: await authenticator(first.body.secret).now() });
+      assert.equal(stale.status, 400, 're-enrolling replaced the first secret');
+      assert.equal(stale.body.code, 'invalid_mfa_code');
+      const app = authenticator(second.body.secret);
+      const wrong = await post('/totp/activate', u.accessToken, { code: await app.wrong() });
+      assert.equal(wrong.body.code, 'invalid_mfa_code');
+
+      const ok = await post('/totp/activate', u.accessToken, { code: await app.now() });
+      assert.equal(ok.status, 200);
+      assert.equal(ok.body.backupCodes.length, 10);
+      assert.equal(new Set(ok.body.backupCodes).size, 10);
+      const stored = await t.deps.db.select().from(backupCodes).where(eq(backupCodes.userId, u.id));
+      assert.equal(stored.length, 10);
+      for (const c of ok.body.backupCodes) assert.ok(!stored.some((s) => s.codeHash.includes(c.replace(/-/g, ''))), 'only hashes are stored');
+      assert.deepEqual(await status(u), { totpEnabled: true, backupCodesRemaining: 10 });
+      assert.equal((await audits(u.id, 'mfa.enabled')).length, 1);
+      assert.equal((await audits(u.id, 'mfa.failed')).length, 2);
+
+      const again = await post('/totp/enroll', u.accessToken);
+      assert.equal(again.status, 409);
+      assert.equal(again.body.code, 'mfa_already_enabled');
+      assert.equal((await post('/totp/activate', u.accessToken, { code: await app.next() })).status, 409);
+    });
+
+    test('sign-in needs the second factor once enabled; a TOTP code works once', async () => {
+      const u = await createUser(t);
+      const { app } = await enable(u);
+      const first = await login(u);
+      assert.equal(first.status, 200);
+      assert.equal(first.body.mfaRequired, true);
+      assert.equal(first.body.accessToken, undefined);
+
+      const wrong = await verify({ mfaToken: first.body.mfaToken, code: await app.wrong() });
+      assert.equal(wrong.status, 400);
+      assert.equal(wrong.body.code, 'invalid_mfa_code');
+      const [failed] = await audits(u.id, 'mfa.failed');
+      assert.equal(failed!.metadata.stage, 'sign_in');
+
+      const replayOfActivation = await verify({ mfaToken: first.body.mfaToken, code: await app.now() });
+      assert.equal(replayOfActivation.body.code, 'invalid_mfa_code', 'the code used to activate is spent');
+
+      const code = await app.next();
+      const ok = await verify({ mfaToken: first.body.mfaToken, code: `${code.slice(0, 3)} ${code.slice(3)}` });
+      assert.equal(ok.status, 200, ok.text);
+      assert.ok(ok.body.accessToken && ok.body.refreshToken);
+      const sessions = await t.api('GET', '/v1/auth/sessions', { token: ok.body.accessToken });
+      assert.equal(sessions.body.data.find((s: { current: boolean }) => s.current).method, 'password+totp');
+
+      const second = await login(u);
+      const replay = await verify({ mfaToken: second.body.mfaToken, code });
+      assert.equal(replay.status, 400);
+      assert.equal(replay.body.code, 'invalid_mfa_code');
+    });
+
+    test('the same code sent twice at once signs in only once', async () => {
+      const u = await createUser(t);
+      const { app } = await enable(u);
+      const [a, b] = await Promise.all([login(u), login(u)]);
+      const code = await app.next();
+      const results = await Promise.all([a, b].map((l) => verify({ mfaToken: l.body.mfaToken, code })));
+      assert.deepEqual(results.map((r) => r.status).sort(), [200, 400]);
+    });
+
+    test('a backup code signs in once, typed any way', async () => {
+      const u = await createUser(t);
+      const { backupCodes: codes } = await enable(u);
+      const typed = ` ${codes[0]!.toUpperCase().replace(/-/g, '')} `;
+      const ok = await verify({ mfaToken: (await login(u)).body.mfaToken, backupCode: typed });
+      assert.equal(ok.status, 200, ok.text);
+      const sessions = await t.api('GET', '/v1/auth/sessions', { token: ok.body.accessToken });
+      assert.equal(sessions.body.data.find((s: { current: boolean }) => s.current).method, 'password+backup_code');
+      assert.equal((await status(u)).backupCodesRemaining, 9);
+
+      const again = await verify({ mfaToken: (await login(u)).body.mfaToken, backupCode: codes[0] });
+      assert.equal(again.status, 400);
+      assert.equal(again.body.code, 'invalid_mfa_code');
+      const both = await verify({ mfaToken: (await login(u)).body.mfaToken, backupCode: codes[1], code: '123456' });
+      assert.equal(both.status, 400);
+      assert.equal(both.body.code, 'validation_failed');
+    });
+
+    test('expired, tampered and wrong-audience MFA tokens are refused', async () => {
+      const u = await createUser(t);
+      const { app } = await enable(u);
+      const code = await app.next();
+      const expired = await t.services.keys.sign({ purpose: 'mfa' }, { subject: u.id, audience: MFA_AUDIENCE, issuer: 'http://parley.test', ttlSeconds: -10 });
+      const { mfaToken } = (await login(u)).body;
+      const [h, p, s] = mfaToken.split('.');
+      const other = await createUser(t);
+      const claims = JSON.parse(Buffer.from(p!, 'base64url').toString());
+      const tampered = [h, Buffer.from(JSON.stringify({ ...claims, sub: other.id })).toString('base64url'), s].join('.');
+      for (const bad of [expired, tampered, u.accessToken, 'not.a.jwt']) {
+        const r = await verify({ mfaToken: bad, code });
+        assert.equal(r.status, 401);
+        assert.equal(r.body.code, 'invalid_mfa_token');
+      }
+      assert.equal((await verify({ mfaToken, code })).status, 200, 'the code was not spent by the refused attempts');
+    });
+
+    test('cookie mode: the session goes into httpOnly cookies', async () => {
+      const u = await createUser(t);
+      const { app } = await enable(u);
+      const res = await verify({ mfaToken: (await login(u)).body.mfaToken, code: await app.next(), cookie: true });
+      assert.equal(res.status, 200);
+      assert.equal(res.body.accessToken, undefined);
+      const cookies = res.headers.getSetCookie();
+      assert.ok(cookies.some((c) => c.startsWith('parley_access=') && /HttpOnly/.test(c)));
+      assert.ok(cookies.some((c) => c.startsWith('parley_refresh=') && /Path=\/v1\/auth/.test(c)));
+    });
+
+    test('regenerating backup codes needs a code and voids the old ones', async () => {
+      const u = await createUser(t);
+      const { app, backupCodes: old } = await enable(u);
+      assert.equal((await post('/backup-codes/regenerate', u.accessToken, { code: await app.wrong() })).body.code, 'invalid_mfa_code');
+      const res = await post('/backup-codes/regenerate', u.accessToken, { code: await app.next() });
+      assert.equal(res.status, 200);
+      assert.equal(res.body.backupCodes.length, 10);
+      assert.equal((await verify({ mfaToken: (await login(u)).body.mfaToken, backupCode: old[0] })).status, 400);
+      assert.equal((await verify({ mfaToken: (await login(u)).body.mfaToken, backupCode: res.body.backupCodes[0] })).status, 200);
+      assert.equal((await audits(u.id, 'mfa.backup_codes_regenerated')).length, 1);
+    });
+
+    test('disable with the password or a code; then sign-in is one step again', async () => {
+      const u = await createUser(t);
+      await enable(u);
+      const wrong = await post('/totp/disable', u.accessToken, { password: 'not the password' });
+      assert.equal(wrong.status, 403);
+      assert.equal(wrong.body.code, 'invalid_password');
+      assert.equal((await post('/totp/disable', u.accessToken, {})).body.code, 'validation_failed');
+      assert.equal((await post('/totp/disable', u.accessToken, { password: u.password })).status, 204);
+      assert.deepEqual(await status(u), { totpEnabled: false, backupCodesRemaining: 0 });
+      assert.equal((await t.deps.db.select().from(backupCodes).where(eq(backupCodes.userId, u.id))).length, 0);
+      assert.ok((await login(u)).body.accessToken);
+      assert.equal((await audits(u.id, 'mfa.disabled'))[0]!.metadata.confirmedWith, 'password');
+      assert.equal((await post('/totp/disable', u.accessToken, { password: u.password })).body.code, 'mfa_not_enabled');
+
+      const v = await createUser(t);
+      const { app } = await enable(v);
+      assert.equal((await post('/totp/disable', v.accessToken, { code: await app.now() })).body.code, 'invalid_mfa_code', 'a spent code');
+      assert.equal((await post('/totp/disable', v.accessToken, { code: await app.next() })).status, 204);
+      assert.equal((await status(v)).totpEnabled, false);
+    });
+
+    test('managing two-factor needs a signed-in session, not an API key', async () => {
+      const u = await createUser(t);
+      const { secret } = await t.services.apiKeys.create(u.id, { name: 'script' });
+      assert.equal((await t.api('GET', '/v1/auth/mfa')).status, 401);
+      for (const path of ['/totp/enroll', '/totp/disable']) {
+        const r = await post(path, secret, { password: u.password });
+        assert.equal(r.status, 403);
+        assert.equal(r.body.code, 'api_key_not_allowed');
+      }
+    });
+  });
+
+  describe(`two-factor attempt limits [${backend}]`, () => {
+    let t: TestApp;
+    before(async () => {
+      t = await startApp({ backend, env: { AUTH_RATE_LIMIT_PER_ACCOUNT: '3' } });
+    });
+    after(() => t.close());
+
+    test('wrong codes lock the account out of MFA for a while, even with the right code', async () => {
+      const u = await createUser(t);
+      const { secret } = (await t.api('POST', '/v1/auth/mfa/totp/enroll', { token: u.accessToken })).body;
+      const app = authenticator(secret);
+      assert.equal((await t.api('POST', '/v1/auth/mfa/totp/activate', { token: u.accessToken, body: { code: await app.now() } })).status, 200);
+      const { mfaToken } = (await t.api('POST', '/v1/auth/login', { body: { email: u.email, password: u.password } })).body;
+      for (let i = 0; i < 3; i++) assert.equal((await t.api('POST', '/v1/auth/mfa/verify', { body: { mfaToken, code: await app.wrong() } })).status, 400);
+      const locked = await t.api('POST', '/v1/auth/mfa/verify', { body: { mfaToken, code: await app.next() } });
+      assert.equal(locked.status, 429);
+      assert.equal(locked.body.code, 'too_many_attempts');
+      assert.ok(Number(locked.headers.get('retry-after')) > 0);
+    });
+  });
+}

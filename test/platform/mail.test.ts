@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { SMTPServer } from 'smtp-server';
+import { backends, startApp, type TestApp } from '../support/app.ts';
+import { uniqueEmail } from '../support/factories.ts';
+import { mailsTo, tokenIn } from '../support/mail.ts';
+
+interface Received {
+  from: string;
+  to: string[];
+  /** The raw message with quoted-printable soft breaks and escapes undone, enough to search in. */
+  message: string;
+}
+
+/** A real SMTP server on a free local port that keeps what it receives; refuses recipients starting with "bounce". */
+async function startSmtp() {
+  const received: Received[] = [];
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS'],
+    logger: false,
+    onRcptTo(address, _session, callback) {
+      if (address.address.startsWith('bounce')) return callback(Object.assign(new Error('No such mailbox'), { responseCode: 550 }));
+      callback();
+    },
+    onData(stream, session, callback) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        const raw = Buffer.concat(chunks).toString('utf8');
+        const message = raw.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+        const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+        received.push({ from, to: session.envelope.rcptTo.map((r) => r.address), message });
+        callback();
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.server.address() as AddressInfo).port;
+  return {
+    url: `smtp://127.0.0.1:${port}`,
+    received,
+    to: (address: string) => received.filter((r) => r.to.includes(address)),
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+for (const backend of backends()) {
+  describe(`mail: embedded outbox [${backend}]`, () => {
+    let t: TestApp;
+    before(async () => {
+      t = await startApp({ backend });
+    });
+    after(() => t.close());
+
+    test('a message is stored in mail_outbox as sent', async () => {
+      const to = uniqueEmail('outbox');
+      await t.deps.mailer.send({ to, subject: 'Hello', text: 'Plain body', html: '<p>HTML body</p>' });
+      const [row] = await mailsTo(t, to);
+      assert.equal(row!.transport, 'outbox');
+      assert.equal(row!.subject, 'Hello');
+      assert.equal(row!.text, 'Plain body');
+      assert.equal(row!.html, '<p>HTML body</p>');
+      assert.ok(row!.sentAt instanceof Date);
+      assert.equal(row!.error, null);
+    });
+  });
+
+  describe(`mail: SMTP [${backend}]`, () => {
+    let t: TestApp;
+    let smtp: Awaited<ReturnType<typeof startSmtp>>;
+    before(async () => {
+      smtp = await startSmtp();
+      t = await startApp({ backend, env: { SMTP_URL: smtp.url, MAIL_FROM: 'Parley Test <robot@parley.test>' } });
+    });
+    after(async () => {
+      await t.close();
+      await smtp.close();
+    });
+
+    test('a message is delivered to the recipient with subject, text and HTML, and recorded', async () => {
+      const to = uniqueEmail('smtp');
+      await t.deps.mailer.send({ to, subject: 'Delivery check', text: 'The plain text part.', html: '<p>The <b>HTML</b> part.</p>' });
+      const [got] = smtp.to(to);
+      assert.ok(got, 'arrived');
+      assert.deepEqual(got.to, [to]);
+      assert.equal(got.from, 'robot@parley.test');
+      assert.match(got.message, /^Subject: Delivery check\r?$/m);
+      assert.match(got.message, new RegExp(`^To: ${to.replace(/[.+]/g, '\\$&')}\\r?$`, 'm'));
+      assert.match(got.message, /^From: Parley Test <robot@parley\.test>\r?$/m);
+      assert.match(got.message, /Content-Type: text\/plain/);
+      assert.ok(got.message.includes('The plain text part.'));
+      assert.match(got.message, /Content-Type: text\/html/);
+      assert.ok(got.message.includes('<p>The <b>HTML</b> part.</p>'));
+      const [row] = await mailsTo(t, to);
+      assert.equal(row!.transport, 'smtp');
+      assert.ok(row!.sentAt instanceof Date);
+      assert.equal(row!.error, null);
+    });
+
+    test('a refused recipient fails the send and records the error', async () => {
+      const to = uniqueEmail('bounce');
+      await assert.rejects(t.deps.mailer.send({ to, subject: 'Nope', text: 'x' }));
+      const [row] = await mailsTo(t, to);
+      assert.equal(row!.sentAt, null);
+      assert.match(row!.error!, /No such mailbox|550/);
+    });
+
+    test('sign-up: the verification email goes out over SMTP and its link works', async () => {
+      const email = uniqueEmail('signup');
+      const reg = await t.api('POST', '/v1/auth/register', { body: { email, password: 'smtp tested password' } });
+      assert.equal(reg.status, 201);
+      const [got] = smtp.to(email);
+      assert.ok(got, 'the verification email arrived');
+      assert.match(got.message, /^Subject: Confirm your email address\r?$/m);
+      const token = tokenIn(got.message, '/verify-email');
+      assert.ok(got.message.includes(`http://parley.test/verify-email?token=${token}`));
+      assert.equal((await t.api('POST', '/v1/auth/verify-email', { body: { token } })).status, 204);
+      assert.equal((await t.api('GET', '/v1/users/me', { token: reg.body.accessToken })).body.emailVerified, true);
+    });
+
+    test('sign-up still succeeds when the verification email cannot be delivered', async () => {
+      const email = uniqueEmail('bounce');
+      const reg = await t.api('POST', '/v1/auth/register', { body: { email, password: 'smtp tested password' } });
+      assert.equal(reg.status, 201);
+      const [row] = await mailsTo(t, email);
+      assert.ok(row!.error);
+    });
+  });
+}
