@@ -90,6 +90,8 @@ export interface Config {
   trustProxy: boolean;
   allowedOrigins: string[];
   auth: {
+    /** `iss` of access tokens: PUBLIC_URL when set, else a constant, so tokens survive a port change. */
+    issuer: string;
     accessTtl: number;
     refreshTtl: number;
     reuseGrace: number;
@@ -131,6 +133,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     trustProxy: e.TRUST_PROXY,
     allowedOrigins: e.ALLOWED_ORIGINS.length ? e.ALLOWED_ORIGINS : [new URL(publicUrl).origin],
     auth: {
+      issuer: e.PUBLIC_URL ? publicUrl : 'urn:parley',
       accessTtl: e.ACCESS_TOKEN_TTL_SECONDS,
       refreshTtl: e.REFRESH_TOKEN_TTL_SECONDS,
       reuseGrace: e.REFRESH_REUSE_GRACE_SECONDS,

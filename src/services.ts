@@ -25,7 +25,7 @@ export function createServices(deps: Deps) {
   const keys = new SigningKeys(db, deps.cipher, config.auth.accessTtl + 120);
   const sessions = createSessions(db, { refreshTtl: config.auth.refreshTtl, reuseGrace: config.auth.reuseGrace });
   const apiKeys = createApiKeys(db, { audit });
-  const authenticate = createAuthenticator({ keys, sessions, apiKeys, issuer: config.publicUrl });
+  const authenticate = createAuthenticator({ keys, sessions, apiKeys, issuer: config.auth.issuer });
   const authLimits = {
     login: limiters.create({ name: 'login:ip', points: rl.perIp, durationSeconds: rl.windowSeconds }),
     register: limiters.create({ name: 'register:ip', points: rl.perIp, durationSeconds: rl.windowSeconds }),
@@ -64,7 +64,7 @@ export function createServices(deps: Deps) {
     keys,
     mfa,
     audit,
-    issuer: config.publicUrl,
+    issuer: config.auth.issuer,
     accessTtl: config.auth.accessTtl,
     requireEmailVerification: config.auth.requireEmailVerification,
     accountFailures: authLimits.accountFailures,

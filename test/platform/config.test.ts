@@ -32,6 +32,11 @@ describe('loadConfig', () => {
     assert.deepEqual(c.oauth.providers, []);
   });
 
+  test('the token issuer is PUBLIC_URL when set, else a constant that does not depend on the port', () => {
+    assert.equal(loadConfig({ PORT: '3000' }).auth.issuer, loadConfig({ PORT: '4000' }).auth.issuer);
+    assert.equal(loadConfig({ PUBLIC_URL: 'https://chat.example.com/' }).auth.issuer, 'https://chat.example.com');
+  });
+
   test('values are parsed: numbers, booleans, lists, trailing slashes, empty strings as unset', () => {
     const key = Buffer.alloc(32, 7).toString('base64');
     const c = loadConfig({

@@ -65,11 +65,17 @@ export const preferencesPatchSchema = z
 
 export type PreferencesPatch = z.infer<typeof preferencesPatchSchema>;
 
-/** Reads a stored document leniently: unknown or invalid fields fall back to defaults. */
+/**
+ * Reads a stored document leniently, field by field: a field that no longer
+ * validates (say, after a schema change) falls back to its default alone.
+ */
 export function readPreferences(stored: unknown): Preferences {
-  const parsed = preferencesSchema.safeParse(stored ?? {});
-  if (parsed.success) return parsed.data;
-  return preferencesSchema.parse({});
+  const doc = stored && typeof stored === 'object' ? (stored as Record<string, unknown>) : {};
+  const kept: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(preferencesSchema.shape)) {
+    if (key in doc && (field as z.ZodType).safeParse(doc[key]).success) kept[key] = doc[key];
+  }
+  return preferencesSchema.parse(kept);
 }
 
 export function mergePreferences(current: Preferences, patch: PreferencesPatch): Preferences {

@@ -1,0 +1,25 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { mergePreferences, readPreferences } from '../../../src/modules/users/preferences.ts';
+
+test('readPreferences: missing document gives every default', () => {
+  const p = readPreferences(null);
+  assert.equal(p.theme, 'system');
+  assert.equal(p.timezone, 'UTC');
+  assert.deepEqual(p.notifications, { email: true, push: true, inApp: true, digest: 'off' });
+});
+
+test('readPreferences: an invalid stored field falls back alone, the rest is kept', () => {
+  const p = readPreferences({ theme: 'dark', timezone: 'Mars/Olympus', locale: 'fr-FR', stale: 1 });
+  assert.equal(p.theme, 'dark');
+  assert.equal(p.locale, 'fr-FR');
+  assert.equal(p.timezone, 'UTC');
+  assert.equal('stale' in p, false);
+});
+
+test('mergePreferences merges nested objects field by field', () => {
+  const p = mergePreferences(readPreferences({ notifications: { email: false, push: true, inApp: true, digest: 'daily' } }), {
+    notifications: { push: false },
+  });
+  assert.deepEqual(p.notifications, { email: false, push: false, inApp: true, digest: 'daily' });
+});
