@@ -286,3 +286,24 @@ for (const backend of backends()) {
     });
   });
 }
+
+for (const backend of backends()) {
+  describe(`refresh grace window [${backend}]`, () => {
+    let t: TestApp;
+    before(async () => {
+      t = await startApp({ backend, env: { REFRESH_REUSE_GRACE_SECONDS: '30' } });
+    });
+    after(() => t.close());
+
+    test('concurrent refreshes with one token all succeed within the grace window', async () => {
+      const u = await createUser(t);
+      const results = await Promise.all([1, 2, 3].map(() => t.api('POST', '/v1/auth/refresh', { body: { refreshToken: u.refreshToken } })));
+      assert.deepEqual(results.map((r) => r.status), [200, 200, 200]);
+      const tokens = new Set(results.map((r) => r.body.refreshToken));
+      assert.equal(tokens.size, 3, 'each gets its own new token');
+      for (const r of results) {
+        assert.equal((await t.api('GET', '/v1/users/me', { token: r.body.accessToken })).status, 200, 'session not revoked');
+      }
+    });
+  });
+}
