@@ -11,6 +11,7 @@ import { createOneTimeTokens } from './modules/auth/one-time-tokens.ts';
 import { createAuthService } from './modules/auth/service.ts';
 import { createSessions } from './modules/auth/sessions.ts';
 import { SigningKeys } from './modules/auth/signing-keys.ts';
+import { createPasswordGuard } from './modules/auth/password-guard.ts';
 import { createAccount } from './modules/users/account.ts';
 import { createUsersService } from './modules/users/service.ts';
 import { createOutbox } from './platform/mail/outbox.ts';
@@ -35,6 +36,7 @@ export function createServices(deps: Deps) {
     oauth: limiters.create({ name: 'oauth:ip', points: rl.perIp * 2, durationSeconds: rl.windowSeconds }),
     accountFailures: limiters.create({ name: 'login:account', points: rl.perAccount, durationSeconds: rl.windowSeconds }),
   };
+  const passwordGuard = createPasswordGuard(authLimits.accountFailures);
   const mfa = createMfa({
     db,
     cipher: deps.cipher,
@@ -42,7 +44,7 @@ export function createServices(deps: Deps) {
     users,
     issuer: new URL(config.publicUrl).host,
     attempts: limiters.create({ name: 'mfa:user', points: rl.perAccount, durationSeconds: rl.windowSeconds }),
-    accountFailures: authLimits.accountFailures,
+    passwordGuard,
   });
   const emailFlows = createEmailFlows({
     db,
@@ -56,7 +58,7 @@ export function createServices(deps: Deps) {
     emailTokenTtl: config.auth.emailTokenTtl,
     resetTokenTtl: config.auth.resetTokenTtl,
     resendIntervalSeconds: 60,
-    accountFailures: authLimits.accountFailures,
+    passwordGuard,
   });
   const auth = createAuthService({
     users,
@@ -67,7 +69,7 @@ export function createServices(deps: Deps) {
     issuer: config.auth.issuer,
     accessTtl: config.auth.accessTtl,
     requireEmailVerification: config.auth.requireEmailVerification,
-    accountFailures: authLimits.accountFailures,
+    passwordGuard,
     onRegistered: emailFlows.onRegistered,
   });
   const oauth = createOAuthService({
@@ -81,7 +83,7 @@ export function createServices(deps: Deps) {
     allowedOrigins: config.allowedOrigins,
     requireEmailVerification: config.auth.requireEmailVerification,
   });
-  const account = createAccount({ db, users, audit, accountFailures: authLimits.accountFailures });
+  const account = createAccount({ db, users, audit, passwordGuard });
   const admin = createAdmin({ db, users, sessions, audit, outbox: createOutbox(db) });
   return { audit, users, keys, sessions, apiKeys, mfa, emailFlows, authenticate, authLimits, auth, oauth, account, admin };
 }

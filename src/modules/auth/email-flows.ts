@@ -8,6 +8,7 @@ import type { UserRow } from '../users/schema.ts';
 import { normalizeEmail, type UsersService } from '../users/service.ts';
 import { emails } from './emails.ts';
 import type { OneTimeTokens } from './one-time-tokens.ts';
+import type { PasswordGuard } from './password-guard.ts';
 import { passwords } from './passwords.ts';
 import type { Sessions } from './sessions.ts';
 
@@ -29,7 +30,7 @@ export interface EmailFlowsDeps {
   /** Least time between two emails of one kind to one account, against mail bombing. */
   resendIntervalSeconds: number;
   /** The per-account password failure counter sign-in uses (keyed by email). */
-  accountFailures: Limiter;
+  passwordGuard: PasswordGuard;
 }
 
 const invalidToken = () => ValidationError('This link is invalid, has expired or was already used', 'invalid_token');
@@ -125,7 +126,7 @@ export function createEmailFlows(d: EmailFlowsDeps) {
         await d.audit.record({ action: 'password.reset', userId: user.id, ...ctx, metadata: { sessionsRevoked: count } }, tx);
       });
       // Whoever locked sign-in by guessing is locked out by the new password anyway.
-      await d.accountFailures.reset(user.email);
+      await d.passwordGuard.reset(user.email);
       notify(user, 'reset');
     },
 
@@ -133,15 +134,9 @@ export function createEmailFlows(d: EmailFlowsDeps) {
     async changePassword(caller: { userId: string; sessionId?: string }, input: { currentPassword: string; newPassword: string }, ctx: AuditContext): Promise<void> {
       const user = await d.users.require(caller.userId);
       if (!user.passwordHash) throw ValidationError('This account has no password yet; set one through password reset', 'no_password');
-      const failures = await d.accountFailures.peek(user.email);
-      if (!failures.allowed || failures.remaining === 0) {
-        throw RateLimited(failures.resetMs / 1000, 'Too many failed password attempts for this account; try again later', 'too_many_attempts');
-      }
-      if (!(await passwords.verify(user.passwordHash, input.currentPassword))) {
-        await d.accountFailures.consume(user.email);
+      if (!(await d.passwordGuard.verify(user.email, user.passwordHash, input.currentPassword))) {
         throw Forbidden('Current password is incorrect', 'invalid_password');
       }
-      await d.accountFailures.reset(user.email);
       passwords.check(input.newPassword, user.email);
       if (input.newPassword === input.currentPassword) throw ValidationError('The new password must differ from the current one', 'weak_password');
       const passwordHash = await passwords.hash(input.newPassword);

@@ -7,7 +7,7 @@ import type { Limiter } from '../../platform/ratelimit/limiter.ts';
 import type { Audit, AuditContext } from '../audit/service.ts';
 import type { UsersService } from '../users/service.ts';
 import { backupCodes as codes } from './backup-codes.ts';
-import { passwords } from './passwords.ts';
+import type { PasswordGuard } from './password-guard.ts';
 import { backupCodes, totpFactors } from './schema.ts';
 import type { AuthService, TokenPair } from './service.ts';
 import type { DeviceInfo } from './sessions.ts';
@@ -23,7 +23,7 @@ export interface MfaDeps {
   /** Counts code attempts per user; reset by a right code. */
   attempts: Limiter;
   /** The per-account password failure counter sign-in uses (keyed by email). */
-  accountFailures: Limiter;
+  passwordGuard: PasswordGuard;
 }
 
 /** What proves the second factor at sign-in. */
@@ -104,16 +104,10 @@ export function createMfa(d: MfaDeps) {
 
   async function checkPassword(userId: string, password: string, ctx: AuditContext): Promise<void> {
     const user = await d.users.require(userId);
-    const failures = await d.accountFailures.peek(user.email);
-    if (!failures.allowed || failures.remaining === 0) {
-      throw RateLimited(failures.resetMs / 1000, 'Too many failed password attempts for this account; try again later', 'too_many_attempts');
-    }
-    if (!(await passwords.verify(user.passwordHash, password))) {
-      await d.accountFailures.consume(user.email);
+    if (!(await d.passwordGuard.verify(user.email, user.passwordHash, password))) {
       await d.audit.record({ action: 'mfa.failed', userId, ...ctx, metadata: { stage: 'disable', method: 'password' } });
       throw Forbidden('Password is incorrect', 'invalid_password');
     }
-    await d.accountFailures.reset(user.email);
   }
 
   const isEnabled = async (userId: string) => Boolean((await factorOf(userId))?.enabledAt);

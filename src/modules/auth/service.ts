@@ -1,10 +1,10 @@
-import { Forbidden, RateLimited, Unauthorized } from '../../errors.ts';
-import type { Limiter } from '../../platform/ratelimit/limiter.ts';
+import { Forbidden, Unauthorized } from '../../errors.ts';
 import type { Audit, AuditContext } from '../audit/service.ts';
 import { normalizeEmail, toPublicUser, type UsersService } from '../users/service.ts';
 import type { UserRow } from '../users/schema.ts';
 import { ACCESS_AUDIENCE } from './authenticator.ts';
 import type { Mfa } from './mfa.ts';
+import type { PasswordGuard } from './password-guard.ts';
 import { passwords } from './passwords.ts';
 import type { DeviceInfo, Sessions } from './sessions.ts';
 import type { SigningKeys } from './signing-keys.ts';
@@ -33,7 +33,7 @@ export interface AuthServiceDeps {
   accessTtl: number;
   requireEmailVerification: boolean;
   /** Counts failed sign-ins per account (keyed by email, whether or not it exists). */
-  accountFailures: Limiter;
+  passwordGuard: PasswordGuard;
   /** Called after a password registration, e.g. to send the verification email. */
   onRegistered?: (user: UserRow) => Promise<void>;
 }
@@ -77,20 +77,14 @@ export function createAuthService(d: AuthServiceDeps) {
 
     async login(input: { email: string; password: string }, ctx: Context): Promise<LoginResult> {
       const email = normalizeEmail(input.email);
-      const failures = await d.accountFailures.peek(email);
-      if (!failures.allowed || failures.remaining === 0) {
-        throw RateLimited(failures.resetMs / 1000, 'Too many failed sign-in attempts for this account; try again later', 'too_many_attempts');
-      }
       const user = await d.users.byEmail(email);
-      const ok = await passwords.verify(user?.passwordHash, input.password);
+      const ok = await d.passwordGuard.verify(email, user?.passwordHash, input.password);
       if (!user || !ok) {
-        await d.accountFailures.consume(email);
         await d.audit.record({ action: 'user.sign_in_failed', userId: user?.id ?? null, ...ctx, metadata: { reason: 'bad_credentials' } });
         throw Unauthorized('Email or password is incorrect', 'invalid_credentials');
       }
       if (user.disabledAt) throw Forbidden('This account is disabled', 'account_disabled');
       if (d.requireEmailVerification && !user.emailVerifiedAt) throw Forbidden('Verify your email before signing in', 'email_not_verified');
-      await d.accountFailures.reset(email);
       return service.signInOrChallenge(user, 'password', ctx);
     },
 

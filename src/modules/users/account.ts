@@ -1,8 +1,7 @@
-import { Forbidden, RateLimited } from '../../errors.ts';
+import { Forbidden } from '../../errors.ts';
 import type { Db } from '../../platform/db/database.ts';
-import type { Limiter } from '../../platform/ratelimit/limiter.ts';
 import type { Audit, AuditContext } from '../audit/service.ts';
-import { passwords } from '../auth/passwords.ts';
+import type { PasswordGuard } from '../auth/password-guard.ts';
 import type { UserRow } from './schema.ts';
 import type { UsersService } from './service.ts';
 
@@ -19,8 +18,7 @@ export interface AccountDeps {
   db: Db;
   users: UsersService;
   audit: Audit;
-  /** The same per-account failure counter sign-in uses, so a stolen token cannot be used to guess the password. */
-  accountFailures: Limiter;
+  passwordGuard: PasswordGuard;
 }
 
 /** Things a user does to their own account that need proof beyond a bearer token. */
@@ -29,15 +27,9 @@ export function createAccount(d: AccountDeps) {
   async function reauthenticate(user: UserRow, caller: Caller, proof: { password?: string }): Promise<'password' | 'recent_session'> {
     if (user.passwordHash) {
       if (!proof.password) throw Forbidden('Confirm with your password', 'reauthentication_required');
-      const failures = await d.accountFailures.peek(user.email);
-      if (!failures.allowed || failures.remaining === 0) {
-        throw RateLimited(failures.resetMs / 1000, 'Too many failed password attempts for this account; try again later', 'too_many_attempts');
-      }
-      if (!(await passwords.verify(user.passwordHash, proof.password))) {
-        await d.accountFailures.consume(user.email);
+      if (!(await d.passwordGuard.verify(user.email, user.passwordHash, proof.password))) {
         throw Forbidden('Password is incorrect', 'invalid_password');
       }
-      await d.accountFailures.reset(user.email);
       return 'password';
     }
     const openedAt = caller.sessionCreatedAt?.getTime();
