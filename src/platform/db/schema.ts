@@ -4,3 +4,5 @@ export * from '../../modules/auth/schema.ts';
 export * from '../../modules/api-keys/schema.ts';
 export * from '../../modules/audit/schema.ts';
 export * from '../mail/schema.ts';
+export * from '../../modules/projects/schema.ts';
+export * from '../../modules/chat/schema.ts';

@@ -1,0 +1,93 @@
+import type { FailedAttempt } from '../chat/schema.ts';
+
+/**
+ * The contract between the AI module (providers, catalog, fallback) and its
+ * callers (chat generation, the OpenAI-compatible gateway, title generation).
+ */
+
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant' | 'tool';
+  content: string;
+  /** For role 'tool': the call this answers. */
+  toolCallId?: string;
+  /** For role 'assistant': calls the model made. */
+  toolCalls?: ToolCall[];
+}
+
+export interface ToolDefinition {
+  name: string;
+  description?: string;
+  /** JSON Schema of the arguments. */
+  parameters: Record<string, unknown>;
+}
+
+export interface ToolCall {
+  id: string;
+  name: string;
+  /** JSON text, as the model produced it. */
+  arguments: string;
+}
+
+export interface ChatRequest {
+  /** `provider:model` ids, tried in order; later links are used only on retryable failures before the first token. */
+  chain: string[];
+  messages: ChatMessage[];
+  temperature?: number;
+  maxTokens?: number;
+  tools?: ToolDefinition[];
+  toolChoice?: 'auto' | 'none' | 'required' | { name: string };
+  signal?: AbortSignal;
+}
+
+export interface Usage {
+  inputTokens: number;
+  outputTokens: number;
+  /** Input tokens served from the provider's prompt cache, when it reports them. */
+  cachedTokens?: number;
+}
+
+export type ChatEvent =
+  /** An attempt starts on this link of the chain. */
+  | { type: 'attempt'; provider: string; model: string }
+  /** That attempt failed before its first token; the next link (or a retry) follows. */
+  | { type: 'attempt_failed'; attempt: FailedAttempt }
+  | { type: 'delta'; text: string }
+  | { type: 'tool_call'; call: ToolCall }
+  | {
+      type: 'finish';
+      provider: string;
+      model: string;
+      finishReason: string;
+      usage: Usage;
+      /** Micro-dollars from the catalog's prices; null when a price is unknown. */
+      costMicros: number | null;
+      /** Time to first token, ms from the start of the successful attempt. */
+      ttftMs: number | null;
+    };
+
+export interface ModelInfo {
+  /** `provider:model` */
+  id: string;
+  provider: string;
+  model: string;
+  contextWindow: number | null;
+  maxOutputTokens: number | null;
+  /** USD per million tokens; null when unknown (never shown as zero). */
+  pricing: { input: number; output: number; cachedInput?: number } | null;
+}
+
+/**
+ * Errors streamChat throws (typed AppErrors from src/errors.ts):
+ * - before any token, when every link failed: UpstreamFailed (502, code `all_providers_failed`)
+ *   carrying the attempts in `extra.attempts`;
+ * - after tokens were sent, when the stream breaks: UpstreamFailed (code `stream_interrupted`);
+ * - an unknown model id: ValidationError (code `unknown_model`);
+ * - aborted through `signal`: the AbortError is rethrown as is.
+ */
+export interface Ai {
+  models(): ModelInfo[];
+  model(id: string): ModelInfo | undefined;
+  streamChat(request: ChatRequest): AsyncIterable<ChatEvent>;
+  /** Tokens of a text as the model's tokenizer counts them (approximate for non-OpenAI models). */
+  countTokens(modelId: string, text: string): number;
+}

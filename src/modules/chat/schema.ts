@@ -1,0 +1,110 @@
+import { sql, type SQL } from 'drizzle-orm';
+import { bigint, boolean, customType, index, integer, jsonb, pgTable, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { createdAt, id, time } from '../../platform/db/columns.ts';
+import { projects } from '../projects/schema.ts';
+import { users } from '../users/schema.ts';
+
+const tsvector = customType<{ data: string }>({ dataType: () => 'tsvector' });
+
+export const conversations = pgTable(
+  'conversations',
+  {
+    id: id(),
+    userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    projectId: uuid('project_id').references(() => projects.id, { onDelete: 'set null' }),
+    title: text('title'),
+    /** `provider:model`; null means the project's, then the server's default. */
+    model: text('model'),
+    pinned: boolean('pinned').notNull().default(false),
+    archived: boolean('archived').notNull().default(false),
+    /** The last message of the branch the user is looking at. */
+    currentLeafId: uuid('current_leaf_id'),
+    createdAt: createdAt(),
+    updatedAt: time('updated_at').notNull().defaultNow(),
+    searchVector: tsvector('search_vector').generatedAlwaysAs((): SQL => sql`to_tsvector('english', coalesce(${conversations.title}, ''))`),
+  },
+  (t) => [
+    index('conversations_user_idx').on(t.userId, t.updatedAt, t.id),
+    index('conversations_project_idx').on(t.projectId),
+    index('conversations_search_idx').using('gin', t.searchVector),
+  ],
+);
+
+export type ContentPart = { type: 'text'; text: string };
+
+export interface FailedAttempt {
+  provider: string;
+  model: string;
+  error: string;
+  code: string;
+  status?: number;
+  at: string;
+}
+
+/** One row per message; a conversation is a tree through parentId, never a growing blob. */
+export const messages = pgTable(
+  'messages',
+  {
+    id: id(),
+    conversationId: uuid('conversation_id').notNull().references(() => conversations.id, { onDelete: 'cascade' }),
+    userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    parentId: uuid('parent_id'),
+    role: text('role', { enum: ['system', 'user', 'assistant', 'tool'] }).notNull(),
+    content: jsonb('content').$type<ContentPart[]>().notNull(),
+    /** The text of `content`, kept for full-text search and token counting. */
+    text: text('text').notNull().default(''),
+    status: text('status', { enum: ['streaming', 'complete', 'failed', 'cancelled'] }).notNull().default('complete'),
+    provider: text('provider'),
+    model: text('model'),
+    tokensIn: integer('tokens_in'),
+    tokensOut: integer('tokens_out'),
+    cachedTokens: integer('cached_tokens'),
+    /** Cost in micro-dollars (1e-6 USD); null when the model's price is unknown. */
+    costMicros: bigint('cost_micros', { mode: 'number' }),
+    latencyMs: integer('latency_ms'),
+    ttftMs: integer('ttft_ms'),
+    finishReason: text('finish_reason'),
+    error: jsonb('error').$type<{ code: string; message: string }>(),
+    attempts: jsonb('attempts').$type<FailedAttempt[]>().notNull().default([]),
+    createdAt: createdAt(),
+    completedAt: time('completed_at'),
+    searchVector: tsvector('search_vector').generatedAlwaysAs((): SQL => sql`to_tsvector('english', ${messages.text})`),
+  },
+  (t) => [
+    index('messages_conversation_idx').on(t.conversationId, t.id),
+    index('messages_parent_idx').on(t.parentId),
+    index('messages_user_idx').on(t.userId),
+    index('messages_search_idx').using('gin', t.searchVector),
+  ],
+);
+
+export const messageFeedback = pgTable('message_feedback', {
+  messageId: uuid('message_id').primaryKey().references(() => messages.id, { onDelete: 'cascade' }),
+  userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+  rating: text('rating', { enum: ['up', 'down'] }).notNull(),
+  comment: text('comment'),
+  createdAt: createdAt(),
+  updatedAt: time('updated_at').notNull().defaultNow(),
+});
+
+/**
+ * Idempotency-Key records: a retried POST finds the first one's result here
+ * instead of doing the work (and the spending) again.
+ */
+export const idempotencyKeys = pgTable(
+  'idempotency_keys',
+  {
+    id: id(),
+    userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    key: text('key').notNull(),
+    /** `METHOD path` the key was used on; the same key on another endpoint is a conflict. */
+    scope: text('scope').notNull(),
+    requestHash: text('request_hash').notNull(),
+    /** The resource the first request created (e.g. the assistant message). */
+    resourceId: uuid('resource_id'),
+    responseStatus: integer('response_status'),
+    responseBody: jsonb('response_body'),
+    createdAt: createdAt(),
+  },
+  (t) => [uniqueIndex('idempotency_keys_user_key').on(t.userId, t.key)],
+);
