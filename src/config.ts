@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
+import { aiEnv, aiSettings, type AiSettings } from './modules/ai/settings.ts';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -56,6 +57,7 @@ const envSchema = z.object({
   GITHUB_BASE_URL: z.url().default('https://github.com'),
   GITHUB_API_URL: z.url().default('https://api.github.com'),
   OAUTH_ALLOW_INSECURE_HTTP: bool.default(false),
+  ...aiEnv,
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -101,6 +103,7 @@ export interface Config {
     rateLimit: { perIp: number; perAccount: number; windowSeconds: number };
   };
   oauth: { providers: OAuthProviderConfig[]; allowInsecureHttp: boolean };
+  ai: AiSettings;
 }
 
 export class ConfigError extends Error {}
@@ -114,6 +117,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
+  const ai = aiSettings(e);
+  if (ai.problems.length) throw new ConfigError(`Invalid configuration:\n${ai.problems.map((p) => `  ${p}`).join('\n')}`);
   const publicUrl = (e.PUBLIC_URL ?? `http://localhost:${e.PORT}`).replace(/\/$/, '');
   return {
     env: e.NODE_ENV,
@@ -147,6 +152,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       },
     },
     oauth: { providers: oauthProviders(e), allowInsecureHttp: e.OAUTH_ALLOW_INSECURE_HTTP },
+    ai: ai.settings,
   };
 }
 

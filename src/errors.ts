@@ -50,5 +50,5 @@ export const RateLimited = (retryAfterSeconds: number, detail = 'Too many reques
 export const QuotaExceeded = (detail: string, code = 'quota_exceeded', extra?: Record<string, unknown>) =>
   new AppError(402, code, 'Quota exceeded', detail, { extra });
 
-export const UpstreamFailed = (detail: string, code = 'upstream_failed') =>
-  new AppError(502, code, 'Upstream failed', detail);
+export const UpstreamFailed = (detail: string, code = 'upstream_failed', extra?: Record<string, unknown>) =>
+  new AppError(502, code, 'Upstream failed', detail, { extra });

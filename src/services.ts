@@ -1,5 +1,6 @@
 import type { Deps } from './deps.ts';
 import { createAdmin } from './modules/admin/service.ts';
+import { createAi } from './modules/ai/service.ts';
 import { createApiKeys } from './modules/api-keys/service.ts';
 import { createAudit } from './modules/audit/service.ts';
 import { createAuthenticator } from './modules/auth/authenticator.ts';
@@ -85,7 +86,8 @@ export function createServices(deps: Deps) {
   });
   const account = createAccount({ db, users, audit, passwordGuard });
   const admin = createAdmin({ db, users, sessions, audit, outbox: createOutbox(db) });
-  return { audit, users, keys, sessions, apiKeys, mfa, emailFlows, authenticate, authLimits, auth, oauth, account, admin };
+  const ai = createAi(config.ai, { logger: deps.logger });
+  return { audit, users, keys, sessions, apiKeys, mfa, emailFlows, authenticate, authLimits, auth, oauth, account, admin, ai };
 }
 
 export type Services = ReturnType<typeof createServices>;

@@ -1,0 +1,85 @@
+import { APICallError } from 'ai';
+
+/**
+ * Why one attempt failed, classified for the fallback engine: whether the
+ * same link may be retried, how long the upstream asked us to wait, and
+ * whether output had already reached the caller.
+ */
+export class AttemptError extends Error {
+  readonly code: string;
+  readonly status?: number;
+  /** Worth retrying on the same link (429, 5xx, timeouts, network). */
+  readonly retryable: boolean;
+  /** From Retry-After / retry-after-ms, uncapped. */
+  readonly retryAfterMs?: number;
+  /** Output was already yielded: nothing may be retried. */
+  readonly started: boolean;
+
+  constructor(code: string, message: string, opts: { status?: number; retryable: boolean; retryAfterMs?: number; started: boolean }) {
+    super(message);
+    this.code = code;
+    this.status = opts.status;
+    this.retryable = opts.retryable;
+    this.retryAfterMs = opts.retryAfterMs;
+    this.started = opts.started;
+  }
+}
+
+const MALFORMED = new Set(['AI_JSONParseError', 'AI_TypeValidationError', 'AI_InvalidResponseDataError', 'AI_EmptyResponseBodyError']);
+
+/** Maps whatever the AI SDK or fetch threw to an AttemptError. */
+export function classifyError(err: unknown, started: boolean): AttemptError {
+  if (err instanceof AttemptError) return err;
+  if (APICallError.isInstance(err)) {
+    const status = err.statusCode;
+    if (status === undefined) {
+      return new AttemptError('connection_failed', `Cannot reach the provider: ${causeMessage(err)}`, { retryable: true, started });
+    }
+    return new AttemptError(codeForStatus(status), `Provider answered ${status}: ${upstreamMessage(err)}`, {
+      status,
+      retryable: status === 408 || status === 409 || status === 429 || status >= 500,
+      retryAfterMs: retryAfterMs(err.responseHeaders),
+      started,
+    });
+  }
+  const name = (err as { name?: string } | undefined)?.name ?? '';
+  if (MALFORMED.has(name)) return new AttemptError('malformed_response', 'The provider sent a response Parley could not parse', { retryable: true, started });
+  // A body cut mid-stream surfaces as a TypeError ("terminated") or a socket error from fetch.
+  if (err instanceof TypeError || (err as { code?: string })?.code?.startsWith?.('ECONN')) {
+    return new AttemptError(started ? 'stream_interrupted' : 'connection_failed', `The connection to the provider broke: ${(err as Error).message}`, { retryable: true, started });
+  }
+  return new AttemptError('upstream_failed', err instanceof Error ? err.message : String(err), { retryable: false, started });
+}
+
+function codeForStatus(status: number): string {
+  if (status === 429) return 'rate_limited';
+  if (status === 401 || status === 403) return 'provider_auth_failed';
+  if (status === 404) return 'model_not_found';
+  if (status === 408) return 'timeout';
+  if (status >= 500) return 'provider_error';
+  return 'provider_rejected';
+}
+
+/** Retry-After in seconds or as an HTTP date; OpenAI also sends retry-after-ms. */
+export function retryAfterMs(headers: Record<string, string> | undefined): number | undefined {
+  if (!headers) return undefined;
+  const ms = Number(headers['retry-after-ms']);
+  if (headers['retry-after-ms'] && Number.isFinite(ms) && ms >= 0) return ms;
+  const value = headers['retry-after'];
+  if (!value) return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds) && seconds >= 0) return seconds * 1000;
+  const date = Date.parse(value);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
+}
+
+function upstreamMessage(err: APICallError): string {
+  // Both OpenAI and Anthropic put a human message at error.message; never echo a whole body.
+  const data = err.data as { error?: { message?: string } } | undefined;
+  return (data?.error?.message ?? err.message).slice(0, 300);
+}
+
+function causeMessage(err: APICallError): string {
+  const cause = err.cause as { code?: string; message?: string; cause?: { code?: string } } | undefined;
+  return cause?.cause?.code ?? cause?.code ?? cause?.message ?? err.message;
+}

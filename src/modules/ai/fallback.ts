@@ -1,0 +1,127 @@
+import type { LanguageModel } from 'ai';
+import { UpstreamFailed } from '../../errors.ts';
+import type { FailedAttempt } from '../chat/schema.ts';
+import { AttemptError } from './attempt-error.ts';
+import { runAttempt, type AttemptResult } from './attempt.ts';
+import type { CircuitBreakers } from './circuit-breaker.ts';
+import type { ChatEvent, ChatRequest } from './types.ts';
+
+export interface Link {
+  provider: string;
+  model: string;
+  languageModel: LanguageModel;
+}
+
+export interface FallbackPolicy {
+  /** Retries of one link after its first failed attempt. */
+  retries: number;
+  retryBaseMs: number;
+  /** Longest single wait; a Retry-After beyond it sends us to the next link instead. */
+  retryMaxMs: number;
+  firstTokenTimeoutMs: number;
+  streamIdleTimeoutMs: number;
+}
+
+export interface FallbackDeps {
+  policy: FallbackPolicy;
+  breakers: CircuitBreakers;
+  /** Injected so tests can make jitter deterministic. */
+  random?: () => number;
+}
+
+/** Failures that say something about this request, not about the provider's health. */
+const REQUEST_SPECIFIC = new Set(['provider_rejected', 'model_not_found']);
+
+/**
+ * Runs the chain: each link is tried, and retried on retryable failures with
+ * exponential backoff and jitter (at least the upstream's Retry-After), until
+ * one produces output; a non-retryable failure moves straight to the next
+ * link; an open circuit skips its link. Once output has reached the caller,
+ * a failure ends the stream (`stream_interrupted`): another attempt would
+ * repeat text the caller already has.
+ */
+export async function* streamWithFallback(
+  deps: FallbackDeps,
+  request: ChatRequest,
+  links: Link[],
+): AsyncGenerator<ChatEvent, { link: Link; result: AttemptResult; attempts: FailedAttempt[] }> {
+  const { policy, breakers } = deps;
+  const attempts: FailedAttempt[] = [];
+  const failed = (link: Link, code: string, error: string, status?: number): ChatEvent => {
+    const attempt: FailedAttempt = { provider: link.provider, model: link.model, error, code, ...(status ? { status } : {}), at: new Date().toISOString() };
+    attempts.push(attempt);
+    return { type: 'attempt_failed', attempt };
+  };
+
+  for (const link of links) {
+    for (let retry = 0; ; retry++) {
+      if (!breakers.allow(link.provider)) {
+        yield failed(link, 'circuit_open', `Skipped: ${link.provider} failed repeatedly and is cooling down`);
+        break;
+      }
+      yield { type: 'attempt', provider: link.provider, model: link.model };
+      let error: AttemptError;
+      try {
+        const result = yield* runAttempt({
+          model: link.languageModel,
+          request,
+          firstTokenTimeoutMs: policy.firstTokenTimeoutMs,
+          idleTimeoutMs: policy.streamIdleTimeoutMs,
+        });
+        breakers.success(link.provider);
+        return { link, result, attempts };
+      } catch (err) {
+        if (!(err instanceof AttemptError)) {
+          // The caller aborted (or a bug): nothing learnt about the provider.
+          breakers.release(link.provider);
+          throw err;
+        }
+        error = err;
+      }
+      if (REQUEST_SPECIFIC.has(error.code)) breakers.release(link.provider);
+      else breakers.failure(link.provider);
+      if (error.started) {
+        const interrupted = failed(link, 'stream_interrupted', error.message, error.status);
+        yield interrupted;
+        throw UpstreamFailed(`The ${link.provider} stream broke after output had started: ${error.message}`, 'stream_interrupted', {
+          attempts,
+          provider: link.provider,
+          model: link.model,
+        });
+      }
+      yield failed(link, error.code, error.message, error.status);
+      if (!error.retryable || retry >= policy.retries) break;
+      const wait = backoffMs(policy, retry, error.retryAfterMs, deps.random ?? Math.random);
+      if (wait === undefined) break; // the upstream wants a longer pause than we are willing to hold the caller for
+      await sleep(wait, request.signal);
+    }
+  }
+  const tried = attempts.map((a) => `${a.provider}:${a.model} ${a.code}`).join(', ');
+  throw UpstreamFailed(`Every provider in the chain failed (${tried})`, 'all_providers_failed', { attempts });
+}
+
+/**
+ * Exponential backoff with "equal jitter" (half fixed, half random), never
+ * shorter than Retry-After; undefined when Retry-After exceeds the cap.
+ */
+export function backoffMs(policy: Pick<FallbackPolicy, 'retryBaseMs' | 'retryMaxMs'>, retry: number, retryAfterMs: number | undefined, random: () => number): number | undefined {
+  if (retryAfterMs !== undefined && retryAfterMs > policy.retryMaxMs) return undefined;
+  const exp = Math.min(policy.retryMaxMs, policy.retryBaseMs * 2 ** retry);
+  const jittered = exp / 2 + (random() * exp) / 2;
+  return Math.min(policy.retryMaxMs, Math.max(retryAfterMs ?? 0, jittered));
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -1,0 +1,154 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * What a fake LLM upstream does with the next request. Both fakes (OpenAI,
+ * Anthropic) read the same script; each renders it in its own wire format.
+ */
+export interface Script {
+  /** The assistant's text; split into word-sized chunks unless `chunks` is given. */
+  reply?: string;
+  chunks?: string[];
+  /** Wait this long before each chunk (and before the first). */
+  delayMs?: number;
+  /** Answer with this HTTP error status and the provider's error body. */
+  status?: number;
+  /** With `status` (429, 503): the Retry-After header, in seconds. */
+  retryAfter?: number;
+  /** Accept the request and never answer (nor close). */
+  hang?: boolean;
+  /** Destroy the socket after this many content chunks were written. */
+  cutAfter?: number;
+  /** Write a non-JSON data line after this many content chunks, then carry on. */
+  malformedAfter?: number;
+  /** Tool calls the model makes after its text. */
+  toolCalls?: Array<{ id?: string; name: string; arguments: string }>;
+  /** Token counts to report; defaults: ~chars/4 of the request, one per chunk. */
+  usage?: { input?: number; output?: number; cached?: number };
+  /** The provider's finish/stop reason; defaults to stop (or tool calls). */
+  finishReason?: string;
+}
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  headers: IncomingMessage['headers'];
+  body: any;
+  at: number;
+}
+
+export interface Reply {
+  req: IncomingMessage;
+  res: ServerResponse;
+  body: any;
+  script: Script;
+}
+
+/**
+ * An HTTP server with a FIFO of scripts (one per request; `defaults` when the
+ * queue is empty) and a record of every request it received.
+ */
+export async function startFakeUpstream(name: string, handle: (r: Reply) => Promise<void> | void) {
+  const state = {
+    /** Used when no script is queued. */
+    defaults: { reply: `Hello from ${name}.` } as Script,
+    queue: [] as Script[],
+    requests: [] as RecordedRequest[],
+  };
+  const server = createServer(async (req, res) => {
+    const text = await readText(req);
+    let body: any;
+    try {
+      body = text ? JSON.parse(text) : undefined;
+    } catch {
+      body = text;
+    }
+    state.requests.push({ method: req.method!, path: new URL(req.url!, 'http://fake').pathname, headers: req.headers, body, at: Date.now() });
+    const script = state.queue.shift() ?? state.defaults;
+    if (script.hang) return; // the socket stays open until the client gives up or close() runs
+    try {
+      await handle({ req, res, body, script });
+    } catch {
+      res.destroy();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url,
+    state,
+    get requests() {
+      return state.requests;
+    },
+    /** Queue scripts for the next requests, in order. */
+    script(...scripts: Script[]) {
+      state.queue.push(...scripts);
+    },
+    reset() {
+      state.queue.length = 0;
+      state.requests.length = 0;
+      state.defaults = { reply: `Hello from ${name}.` };
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+export type FakeUpstream = Awaited<ReturnType<typeof startFakeUpstream>>;
+
+/** The chunks of a reply: explicit ones, or words with their following spaces. */
+export function chunksOf(script: Script): string[] {
+  if (script.chunks) return script.chunks;
+  const reply = script.reply ?? '';
+  return reply.match(/\S+\s*|\s+/g) ?? [];
+}
+
+/** Rough token count of a request, so usage is plausible without a tokenizer. */
+export function roughTokens(value: unknown): number {
+  return Math.max(1, Math.ceil(JSON.stringify(value ?? '').length / 4));
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Writes SSE frames, honouring the script's delay, cut and malformed options.
+ * `write(frame)` returns false once the socket is gone, so callers stop.
+ */
+export function sseWriter(res: ServerResponse, script: Script) {
+  let content = 0;
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+  res.flushHeaders();
+  return {
+    /** A frame carrying model output; counts towards cutAfter / malformedAfter. */
+    async content(frame: string): Promise<boolean> {
+      if (script.delayMs) await sleep(script.delayMs);
+      if (res.destroyed) return false;
+      if (script.cutAfter !== undefined && content >= script.cutAfter) {
+        res.socket?.destroy();
+        return false;
+      }
+      if (script.malformedAfter !== undefined && content === script.malformedAfter) res.write('data: {"choices":[{"delta":{"content":"oops\n\n');
+      res.write(frame);
+      content++;
+      return true;
+    },
+    /** A bookkeeping frame (start, stop, usage): written at once. */
+    control(frame: string): boolean {
+      if (res.destroyed) return false;
+      res.write(frame);
+      return true;
+    },
+    end() {
+      if (!res.destroyed) res.end();
+    },
+  };
+}
+
+async function readText(req: IncomingMessage): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString();
+}
