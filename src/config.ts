@@ -57,6 +57,9 @@ const envSchema = z.object({
   GITHUB_BASE_URL: z.url().default('https://github.com'),
   GITHUB_API_URL: z.url().default('https://api.github.com'),
   OAUTH_ALLOW_INSECURE_HTTP: bool.default(false),
+  CHAT_MAX_MESSAGE_CHARS: z.coerce.number().int().positive().default(100_000),
+  CHAT_MAX_STREAM_SECONDS: seconds.default(300),
+  CHAT_STREAM_RETENTION_SECONDS: seconds.default(600),
   ...aiEnv,
 });
 
@@ -104,6 +107,13 @@ export interface Config {
   };
   oauth: { providers: OAuthProviderConfig[]; allowInsecureHttp: boolean };
   ai: AiSettings;
+  chat: {
+    maxMessageChars: number;
+    /** A generation still running after this long is aborted and fails with `stream_timeout`. */
+    maxStreamSeconds: number;
+    /** How long a finished generation's events stay replayable from the stream buffer. */
+    streamRetentionSeconds: number;
+  };
 }
 
 export class ConfigError extends Error {}
@@ -153,6 +163,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
     oauth: { providers: oauthProviders(e), allowInsecureHttp: e.OAUTH_ALLOW_INSECURE_HTTP },
     ai: ai.settings,
+    chat: { maxMessageChars: e.CHAT_MAX_MESSAGE_CHARS, maxStreamSeconds: e.CHAT_MAX_STREAM_SECONDS, streamRetentionSeconds: e.CHAT_STREAM_RETENTION_SECONDS },
   };
 }
 

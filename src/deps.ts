@@ -8,6 +8,9 @@ import { createLogger, type Logger } from './platform/observability/logger.ts';
 import { createMetrics, type Metrics } from './platform/observability/metrics.ts';
 import { memoryLimiters, redisLimiters, type LimiterFactory } from './platform/ratelimit/limiter.ts';
 import { openRedis } from './platform/redis/redis.ts';
+import { memoryStreamBuffer } from './platform/streams/memory-stream-buffer.ts';
+import { redisStreamBuffer } from './platform/streams/redis-stream-buffer.ts';
+import type { StreamBuffer } from './platform/streams/stream-buffer.ts';
 
 /** The adapters chosen by config, built once and handed to every module. */
 export interface Deps {
@@ -16,6 +19,8 @@ export interface Deps {
   db: Db;
   redis?: Redis;
   limiters: LimiterFactory;
+  /** Per-generation event logs any instance can replay and follow (stream resume). */
+  streams: StreamBuffer;
   mailer: Mailer;
   cipher: Cipher;
   metrics: Metrics;
@@ -33,6 +38,8 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
   });
   if (opts.migrate !== false) await database.migrate();
   const redis = config.redisUrl ? openRedis(config.redisUrl) : undefined;
+  const streamOpts = { retentionSeconds: config.chat.streamRetentionSeconds, maxLiveSeconds: config.chat.maxStreamSeconds + config.chat.streamRetentionSeconds };
+  const streams = redis ? redisStreamBuffer(redis, config.redisPrefix, streamOpts) : memoryStreamBuffer(streamOpts);
   const mailer = config.smtpUrl ? smtpMailer(database.db, config.smtpUrl, config.mailFrom) : outboxMailer(database.db);
   return {
     config,
@@ -40,12 +47,14 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
     db: database.db,
     redis,
     limiters: redis ? redisLimiters(redis, config.redisPrefix) : memoryLimiters(),
+    streams,
     mailer,
     cipher: new Cipher(resolveMasterKey(config.masterKey, config.dataDir)),
     metrics: createMetrics(),
     logger,
     async close() {
       await mailer.close();
+      await streams.close();
       if (redis) await redis.quit().catch(() => redis.disconnect());
       await database.close();
     },
