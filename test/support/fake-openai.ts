@@ -72,7 +72,7 @@ async function stream(res: ServerResponse, body: any, script: Script) {
       if (!(await out.content(frame([{ index: 0, delta: { tool_calls: [{ index, function: { arguments: part } }] }, logprobs: null, finish_reason: null }])))) return;
     }
   }
-  const includeUsage = body.stream_options?.include_usage === true;
+  const includeUsage = body.stream_options?.include_usage === true && !script.noUsage;
   out.control(frame([{ index: 0, delta: {}, logprobs: null, finish_reason: finishOf(script) }], includeUsage ? { usage: null } : {}));
   if (includeUsage) out.control(frame([], { usage: usageOf(body, script, pieces.length) }));
   out.control('data: [DONE]\n\n');

@@ -25,6 +25,8 @@ export interface Script {
   toolCalls?: Array<{ id?: string; name: string; arguments: string }>;
   /** Token counts to report; defaults: ~chars/4 of the request, one per chunk. */
   usage?: { input?: number; output?: number; cached?: number };
+  /** OpenAI: leave the usage chunk out even when include_usage asks for it (as some compatible servers do). */
+  noUsage?: boolean;
   /** The provider's finish/stop reason; defaults to stop (or tool calls). */
   finishReason?: string;
 }
@@ -35,6 +37,8 @@ export interface RecordedRequest {
   headers: IncomingMessage['headers'];
   body: any;
   at: number;
+  /** The client went away before the answer was complete (an abort, a timeout). */
+  aborted: boolean;
 }
 
 export interface Reply {
@@ -63,7 +67,11 @@ export async function startFakeUpstream(name: string, handle: (r: Reply) => Prom
     } catch {
       body = text;
     }
-    state.requests.push({ method: req.method!, path: new URL(req.url!, 'http://fake').pathname, headers: req.headers, body, at: Date.now() });
+    const record: RecordedRequest = { method: req.method!, path: new URL(req.url!, 'http://fake').pathname, headers: req.headers, body, at: Date.now(), aborted: false };
+    state.requests.push(record);
+    res.on('close', () => {
+      if (!res.writableFinished) record.aborted = true;
+    });
     const script = state.queue.shift() ?? state.defaults;
     if (script.hang) return; // the socket stays open until the client gives up or close() runs
     try {
@@ -127,11 +135,13 @@ export function sseWriter(res: ServerResponse, script: Script) {
       if (script.delayMs) await sleep(script.delayMs);
       if (res.destroyed) return false;
       if (script.cutAfter !== undefined && content >= script.cutAfter) {
+        // Let the client read what was sent first: a cut loses the connection, not bytes already delivered.
+        await sleep(50);
         res.socket?.destroy();
         return false;
       }
       if (script.malformedAfter !== undefined && content === script.malformedAfter) res.write('data: {"choices":[{"delta":{"content":"oops\n\n');
-      res.write(frame);
+      await new Promise<void>((resolve) => res.write(frame, () => resolve()));
       content++;
       return true;
     },

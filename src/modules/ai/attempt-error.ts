@@ -35,6 +35,8 @@ export function classifyError(err: unknown, started: boolean): AttemptError {
     if (status === undefined) {
       return new AttemptError('connection_failed', `Cannot reach the provider: ${causeMessage(err)}`, { retryable: true, started });
     }
+    // A 2xx whose body could not be read to the end: the connection broke mid-response.
+    if (status < 300) return lost(err, started);
     return new AttemptError(codeForStatus(status), `Provider answered ${status}: ${upstreamMessage(err)}`, {
       status,
       retryable: status === 408 || status === 409 || status === 429 || status >= 500,
@@ -45,10 +47,14 @@ export function classifyError(err: unknown, started: boolean): AttemptError {
   const name = (err as { name?: string } | undefined)?.name ?? '';
   if (MALFORMED.has(name)) return new AttemptError('malformed_response', 'The provider sent a response Parley could not parse', { retryable: true, started });
   // A body cut mid-stream surfaces as a TypeError ("terminated") or a socket error from fetch.
-  if (err instanceof TypeError || (err as { code?: string })?.code?.startsWith?.('ECONN')) {
-    return new AttemptError(started ? 'stream_interrupted' : 'connection_failed', `The connection to the provider broke: ${(err as Error).message}`, { retryable: true, started });
-  }
+  if (err instanceof TypeError || (err as { code?: string })?.code?.startsWith?.('ECONN')) return lost(err, started);
   return new AttemptError('upstream_failed', err instanceof Error ? err.message : String(err), { retryable: false, started });
+}
+
+function lost(err: unknown, started: boolean): AttemptError {
+  const cause = (err as { cause?: { message?: string; code?: string } }).cause;
+  const detail = cause?.code ?? cause?.message ?? (err as Error).message;
+  return new AttemptError('connection_lost', `The connection to the provider broke: ${detail}`, { retryable: true, started });
 }
 
 function codeForStatus(status: number): string {

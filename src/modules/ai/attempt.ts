@@ -69,6 +69,8 @@ export async function* runAttempt(opts: AttemptOptions): AsyncGenerator<ChatEven
       maxOutputTokens: request.maxTokens,
       maxRetries: 0,
       abortSignal: signal,
+      // Errors arrive as 'error' parts below; the default handler would also print them to stderr.
+      onError: () => {},
     });
     for await (const part of result.fullStream) {
       switch (part.type) {

@@ -81,8 +81,8 @@ export async function* streamWithFallback(
       if (REQUEST_SPECIFIC.has(error.code)) breakers.release(link.provider);
       else breakers.failure(link.provider);
       if (error.started) {
-        const interrupted = failed(link, 'stream_interrupted', error.message, error.status);
-        yield interrupted;
+        // Recorded in the error's attempts but not yielded: attempt_failed promises a retry or the next link follows.
+        failed(link, 'stream_interrupted', error.message, error.status);
         throw UpstreamFailed(`The ${link.provider} stream broke after output had started: ${error.message}`, 'stream_interrupted', {
           attempts,
           provider: link.provider,
