@@ -20,11 +20,20 @@ import { oauthRoutes } from './modules/auth/oauth/routes.ts';
 import { accountRoutes } from './modules/auth/account-routes.ts';
 import { authRoutes, jwksRoute } from './modules/auth/routes.ts';
 import { healthRoutes } from './modules/health/routes.ts';
+import { projectsRoutes } from './modules/projects/routes.ts';
 import { usersRoutes } from './modules/users/routes.ts';
 import { createServices, type Services } from './services.ts';
 
 /** The routes of every module under /v1, in one list so the API's shape is visible at a glance. */
-const V1_MODULES: Array<(app: App, ctx: RouteContext) => void> = [authRoutes, accountRoutes, oauthRoutes, usersRoutes, apiKeysRoutes, adminRoutes];
+const V1_MODULES: Array<(app: App, ctx: RouteContext) => void> = [
+  authRoutes,
+  accountRoutes,
+  oauthRoutes,
+  usersRoutes,
+  apiKeysRoutes,
+  adminRoutes,
+  projectsRoutes,
+];
 
 /** Builds the HTTP app over ready deps. Does not listen. */
 export async function buildApp(deps: Deps, services: Services = createServices(deps)): Promise<App> {

@@ -13,6 +13,7 @@ import { createAuthService } from './modules/auth/service.ts';
 import { createSessions } from './modules/auth/sessions.ts';
 import { SigningKeys } from './modules/auth/signing-keys.ts';
 import { createPasswordGuard } from './modules/auth/password-guard.ts';
+import { createProjects } from './modules/projects/service.ts';
 import { createAccount } from './modules/users/account.ts';
 import { createUsersService } from './modules/users/service.ts';
 import { createOutbox } from './platform/mail/outbox.ts';
@@ -87,7 +88,8 @@ export function createServices(deps: Deps) {
   const account = createAccount({ db, users, audit, passwordGuard });
   const admin = createAdmin({ db, users, sessions, audit, outbox: createOutbox(db) });
   const ai = createAi(config.ai, { logger: deps.logger });
-  return { audit, users, keys, sessions, apiKeys, mfa, emailFlows, authenticate, authLimits, auth, oauth, account, admin, ai };
+  const projects = createProjects(db);
+  return { audit, users, keys, sessions, apiKeys, mfa, emailFlows, authenticate, authLimits, auth, oauth, account, admin, ai, projects };
 }
 
 export type Services = ReturnType<typeof createServices>;

@@ -1,0 +1,56 @@
+import { countMessageTokens, countTextTokens, MESSAGE_OVERHEAD, REPLY_PRIMING } from './tokens.ts';
+import type { ChatMessage, ModelInfo } from './types.ts';
+
+/** Assumed when the catalog does not know a model's window: small enough for most local models. */
+export const DEFAULT_CONTEXT_WINDOW = 8192;
+
+export interface ContextInput {
+  model: Pick<ModelInfo, 'model' | 'contextWindow'>;
+  system?: string | null;
+  /** The conversation, oldest first, ending with the latest user message (and any tool round after it). */
+  history: ChatMessage[];
+  /** Tokens kept free for the reply. */
+  replyBudget: number;
+  /** Used when the model's window is unknown. */
+  fallbackContextWindow?: number;
+}
+
+/**
+ * The messages to send: the system prompt, then as much recent history as
+ * fits the model's context window minus the reply budget. History is dropped
+ * a whole turn at a time (a user message and the replies and tool rounds
+ * after it), oldest first, so no assistant reply or tool result is left
+ * without what it answers. The latest user turn is always kept, even when
+ * it alone is too big: the provider's own error says so better than a
+ * silently emptied prompt.
+ */
+export function buildContext(input: ContextInput): ChatMessage[] {
+  const modelName = input.model.model;
+  const window = input.model.contextWindow ?? input.fallbackContextWindow ?? DEFAULT_CONTEXT_WINDOW;
+  const system: ChatMessage[] = input.system ? [{ role: 'system', content: input.system }] : [];
+  const systemTokens = input.system ? MESSAGE_OVERHEAD + countTextTokens(modelName, input.system) : 0;
+  let budget = window - input.replyBudget - REPLY_PRIMING - systemTokens;
+
+  const turns = splitTurns(input.history);
+  const kept: ChatMessage[][] = [];
+  for (let i = turns.length - 1; i >= 0; i--) {
+    const turn = turns[i]!;
+    const cost = turn.reduce((sum, m) => sum + countMessageTokens(modelName, m), 0);
+    const isLatest = i === turns.length - 1;
+    // Stop at the first turn that does not fit: skipping it to keep older ones would leave a gap in the conversation.
+    if (!isLatest && cost > budget) break;
+    kept.unshift(turn);
+    budget -= cost;
+  }
+  return [...system, ...kept.flat()];
+}
+
+/** Turns start at each user message; anything before the first user message is a turn of its own. */
+function splitTurns(history: ChatMessage[]): ChatMessage[][] {
+  const turns: ChatMessage[][] = [];
+  for (const m of history) {
+    if (m.role === 'user' || turns.length === 0) turns.push([m]);
+    else turns.at(-1)!.push(m);
+  }
+  return turns;
+}

@@ -1,0 +1,84 @@
+import { z } from 'zod';
+import { pageQuery } from '../../http/pagination.ts';
+
+export const PROMPT_MAX_CHARS = 100_000;
+
+/** `provider:model`; the model part may hold `/`, `:` or `.` (`openrouter:meta/llama-3`, `ollama:llama3:8b`). */
+export const modelId = z
+  .string()
+  .trim()
+  .max(200)
+  .regex(/^[a-z0-9][a-z0-9_-]{0,63}:\S+$/i, 'must be "provider:model"')
+  .meta({ id: 'ModelId', description: '`provider:model`, e.g. `openai:gpt-4o-mini`' });
+
+const toolName = z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'letters, digits, _ and -, at most 64');
+const unique = <T>(xs: T[]) => [...new Set(xs)];
+
+const settings = {
+  description: z.string().trim().max(2000).nullable(),
+  model: modelId.nullable().describe('null for the server default'),
+  fallbackModels: z.array(modelId).max(10).transform(unique).describe('Tried in order when `model` fails retryably'),
+  temperature: z.number().min(0).max(2).nullable(),
+  maxTokens: z.number().int().min(1).max(1_000_000).nullable(),
+  tools: z.array(toolName).max(64).transform(unique).describe('Names of the tools the model may call'),
+};
+
+const projectName = z.string().trim().min(1).max(100);
+const promptName = z.string().trim().min(1).max(100);
+const promptContent = z.string().min(1).max(PROMPT_MAX_CHARS);
+
+export const createProjectBody = z
+  .object({
+    name: projectName,
+    ...z.object(settings).partial().shape,
+    systemPrompt: promptContent.optional().describe('Creates a prompt named "Default" and makes it the active one'),
+  })
+  .strict();
+
+export const updateProjectBody = z
+  .object({
+    name: projectName,
+    ...settings,
+    activePromptId: z.uuid().nullable().describe("One of this project's prompts, or null for no system prompt"),
+  })
+  .partial()
+  .strict();
+
+export const createPromptBody = z
+  .object({ name: promptName, content: promptContent, activate: z.boolean().default(false).describe('Make it the active prompt') })
+  .strict();
+
+export const updatePromptBody = z.object({ name: promptName, content: promptContent }).partial().strict();
+
+export const projectParams = z.object({ id: z.uuid() });
+export const promptParams = z.object({ id: z.uuid(), promptId: z.uuid() });
+export const projectsQuery = pageQuery;
+
+export const promptSchema = z
+  .object({
+    id: z.uuid(),
+    projectId: z.uuid(),
+    name: z.string(),
+    content: z.string(),
+    active: z.boolean(),
+    createdAt: z.iso.datetime(),
+    updatedAt: z.iso.datetime(),
+  })
+  .meta({ id: 'ProjectPrompt' });
+
+export const projectSchema = z
+  .object({
+    id: z.uuid(),
+    name: z.string(),
+    description: z.string().nullable(),
+    model: z.string().nullable(),
+    fallbackModels: z.array(z.string()),
+    temperature: z.number().nullable(),
+    maxTokens: z.number().int().nullable(),
+    tools: z.array(z.string()),
+    activePromptId: z.uuid().nullable(),
+    activePrompt: promptSchema.nullable(),
+    createdAt: z.iso.datetime(),
+    updatedAt: z.iso.datetime(),
+  })
+  .meta({ id: 'Project' });

@@ -1,0 +1,134 @@
+import { z } from 'zod';
+import { principal } from '../../http/guards.ts';
+import { page, pageQuery, toPage } from '../../http/pagination.ts';
+import { problemSchema } from '../../http/problem.ts';
+import type { App, RouteContext } from '../../http/types.ts';
+import {
+  createProjectBody,
+  createPromptBody,
+  projectParams,
+  projectSchema,
+  projectsQuery,
+  promptParams,
+  promptSchema,
+  updateProjectBody,
+  updatePromptBody,
+} from './contracts.ts';
+import { toPublicProject, toPublicPrompt } from './service.ts';
+
+const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema };
+const tags = ['projects'];
+
+/** Projects (agents) and their prompts. API keys need the `chat` scope. */
+export function projectsRoutes(app: App, { services, guards }: RouteContext) {
+  const { projects } = services;
+  const preHandler = guards.user({ scope: 'chat' });
+  const me = (request: Parameters<typeof principal>[0]) => principal(request).userId;
+
+  app.post('/projects', {
+    schema: { tags, summary: 'Create a project', body: createProjectBody, response: { 201: projectSchema, ...problems } },
+    preHandler,
+    handler: async (request, reply) => reply.status(201).send(toPublicProject(await projects.create(me(request), request.body))),
+  });
+
+  app.get('/projects', {
+    schema: { tags, summary: 'List your projects, newest first', querystring: projectsQuery, response: { 200: page(projectSchema), ...problems } },
+    preHandler,
+    handler: async (request) => {
+      const { limit, cursor } = request.query;
+      const rows = await projects.list(me(request), { limit: limit + 1, cursor });
+      return toPage(rows.map((r) => ({ ...r, id: r.project.id })), limit, toPublicProject);
+    },
+  });
+
+  app.get('/projects/:id', {
+    schema: { tags, summary: 'One project, with its active prompt', params: projectParams, response: { 200: projectSchema, ...problems } },
+    preHandler,
+    handler: async (request) => toPublicProject(await projects.get(me(request), request.params.id)),
+  });
+
+  app.patch('/projects/:id', {
+    schema: {
+      tags,
+      summary: 'Change a project',
+      description: 'Send only what changes. `activePromptId` must be one of this project\'s prompts.',
+      params: projectParams,
+      body: updateProjectBody,
+      response: { 200: projectSchema, ...problems },
+    },
+    preHandler,
+    handler: async (request) => toPublicProject(await projects.update(me(request), request.params.id, request.body)),
+  });
+
+  app.delete('/projects/:id', {
+    schema: {
+      tags,
+      summary: 'Delete a project and its prompts',
+      description: 'Its conversations are kept, no longer attached to a project.',
+      params: projectParams,
+      response: { 204: z.null(), ...problems },
+    },
+    preHandler,
+    handler: async (request, reply) => {
+      await projects.delete(me(request), request.params.id);
+      return reply.status(204).send(null);
+    },
+  });
+
+  app.post('/projects/:id/prompts', {
+    schema: {
+      tags,
+      summary: 'Add a prompt to a project',
+      params: projectParams,
+      body: createPromptBody,
+      response: { 201: promptSchema, 409: problemSchema, ...problems },
+    },
+    preHandler,
+    handler: async (request, reply) => reply.status(201).send(toPublicPrompt(await projects.createPrompt(me(request), request.params.id, request.body))),
+  });
+
+  app.get('/projects/:id/prompts', {
+    schema: { tags, summary: "A project's prompts, newest first", params: projectParams, querystring: pageQuery, response: { 200: page(promptSchema), ...problems } },
+    preHandler,
+    handler: async (request) => {
+      const { limit, cursor } = request.query;
+      return toPage(await projects.listPrompts(me(request), request.params.id, { limit: limit + 1, cursor }), limit, toPublicPrompt);
+    },
+  });
+
+  app.get('/projects/:id/prompts/:promptId', {
+    schema: { tags, summary: 'One prompt', params: promptParams, response: { 200: promptSchema, ...problems } },
+    preHandler,
+    handler: async (request) => toPublicPrompt(await projects.getPrompt(me(request), request.params.id, request.params.promptId)),
+  });
+
+  app.patch('/projects/:id/prompts/:promptId', {
+    schema: { tags, summary: 'Rename or rewrite a prompt', params: promptParams, body: updatePromptBody, response: { 200: promptSchema, 409: problemSchema, ...problems } },
+    preHandler,
+    handler: async (request) => {
+      const { id, promptId } = request.params;
+      return toPublicPrompt(await projects.updatePrompt(me(request), id, promptId, request.body));
+    },
+  });
+
+  app.delete('/projects/:id/prompts/:promptId', {
+    schema: {
+      tags,
+      summary: 'Delete a prompt',
+      description: 'Deleting the active prompt leaves the project without a system prompt.',
+      params: promptParams,
+      response: { 204: z.null(), ...problems },
+    },
+    preHandler,
+    handler: async (request, reply) => {
+      await projects.deletePrompt(me(request), request.params.id, request.params.promptId);
+      return reply.status(204).send(null);
+    },
+  });
+
+  app.post('/projects/:id/prompts/:promptId/activate', {
+    schema: { tags, summary: 'Make a prompt the project\'s system prompt', params: promptParams, response: { 200: projectSchema, ...problems } },
+    preHandler,
+    handler: async (request) => toPublicProject(await projects.activatePrompt(me(request), request.params.id, request.params.promptId)),
+  });
+}

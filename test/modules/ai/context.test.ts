@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { buildContext, DEFAULT_CONTEXT_WINDOW } from '../../../src/modules/ai/context.ts';
+import { countMessageTokens, countPromptTokens, countTextTokens } from '../../../src/modules/ai/tokens.ts';
+import type { ChatMessage } from '../../../src/modules/ai/types.ts';
+
+const model = (contextWindow: number | null) => ({ model: 'gpt-4o-mini', contextWindow });
+const user = (content: string): ChatMessage => ({ role: 'user', content });
+const assistant = (content: string): ChatMessage => ({ role: 'assistant', content });
+/** A message of exactly n tokens of text ("a" repeated is one token per " a"). */
+const words = (n: number) => Array.from({ length: n }, () => ' a').join('');
+
+describe('token counting', () => {
+  test('counts with a real tokenizer, plus per-message framing', () => {
+    assert.equal(countTextTokens('gpt-4o-mini', 'Hello, world!'), 4);
+    assert.equal(countTextTokens('gpt-4o-mini', ''), 0);
+    assert.equal(countTextTokens('gpt-4o-mini', words(50)), 50);
+    assert.equal(countMessageTokens('gpt-4o-mini', user('Hello, world!')), 4 + 3);
+    assert.equal(countPromptTokens('gpt-4o-mini', [user('Hello, world!'), assistant('Hi')]), 3 + 7 + 4);
+  });
+
+  test('special-token text in user input is counted, not rejected', () => {
+    assert.ok(countTextTokens('gpt-4o-mini', 'say <|endoftext|> now') > 3);
+  });
+
+  test('tool calls count towards a message', () => {
+    const m: ChatMessage = { role: 'assistant', content: '', toolCalls: [{ id: 'c1', name: 'get_weather', arguments: '{"city":"Paris"}' }] };
+    assert.ok(countMessageTokens('gpt-4o-mini', m) > 3 + 5);
+  });
+});
+
+describe('buildContext', () => {
+  const history = [user(words(100)), assistant(words(100)), user(words(100)), assistant(words(100)), user('latest question')];
+
+  test('everything fits: system prompt first, then the whole history in order', () => {
+    const out = buildContext({ model: model(128_000), system: 'Be brief.', history, replyBudget: 1000 });
+    assert.deepEqual(out, [{ role: 'system', content: 'Be brief.' }, ...history]);
+  });
+
+  test('drops whole turns, oldest first, to fit window minus reply budget', () => {
+    // Each old turn is 2 × (100 + 3) = 206 tokens; the latest is 2 + 3; system 3 + 3; priming 3.
+    const latest = countMessageTokens('gpt-4o-mini', history[4]!);
+    const system = 3 + countTextTokens('gpt-4o-mini', 'Be brief.');
+    const fixed = 3 + system + latest;
+    const fitsOneTurn = buildContext({ model: model(fixed + 206 + 100), system: 'Be brief.', history, replyBudget: 100 });
+    assert.deepEqual(fitsOneTurn, [{ role: 'system', content: 'Be brief.' }, history[2], history[3], history[4]]);
+    assert.ok(countPromptTokens('gpt-4o-mini', fitsOneTurn) <= fixed + 206, 'within the budget');
+
+    const exactlyTwo = buildContext({ model: model(fixed + 412 + 100), system: 'Be brief.', history, replyBudget: 100 });
+    assert.deepEqual(exactlyTwo.slice(1), history, 'a budget exactly met keeps both turns');
+    const oneShort = buildContext({ model: model(fixed + 411 + 100), system: 'Be brief.', history, replyBudget: 100 });
+    assert.deepEqual(oneShort.slice(1), history.slice(2));
+  });
+
+  test('never drops the latest user message, even when it alone is over budget', () => {
+    const huge = [user('old'), assistant('reply'), user(words(500))];
+    const out = buildContext({ model: model(200), system: 'sys', history: huge, replyBudget: 100 });
+    assert.deepEqual(out, [{ role: 'system', content: 'sys' }, huge[2]]);
+  });
+
+  test('the latest turn keeps its tool round; an older turn goes with its tool results', () => {
+    const h: ChatMessage[] = [
+      user(words(300)),
+      { role: 'assistant', content: '', toolCalls: [{ id: 'c1', name: 'lookup', arguments: '{}' }] },
+      { role: 'tool', toolCallId: 'c1', content: words(300) },
+      assistant('done'),
+      user('and now?'),
+      { role: 'assistant', content: '', toolCalls: [{ id: 'c2', name: 'lookup', arguments: '{}' }] },
+      { role: 'tool', toolCallId: 'c2', content: 'result' },
+    ];
+    const out = buildContext({ model: model(500), history: h, replyBudget: 100 });
+    assert.deepEqual(out, h.slice(4), 'no orphan tool result, no orphan call');
+  });
+
+  test('an older turn too big to fit stops the walk: no gaps in the conversation', () => {
+    const h = [user('tiny one'), assistant('ok'), user(words(1000)), assistant('ok'), user('last')];
+    const out = buildContext({ model: model(600), history: h, replyBudget: 100 });
+    assert.deepEqual(out, [user('last')]);
+  });
+
+  test('an unknown window falls back to a conservative default; no system prompt adds none', () => {
+    const long = [user(words(DEFAULT_CONTEXT_WINDOW)), assistant('ok'), user('last')];
+    assert.deepEqual(buildContext({ model: model(null), history: long, replyBudget: 100 }), [user('last')]);
+    assert.deepEqual(buildContext({ model: model(null), history: long, replyBudget: 100, fallbackContextWindow: 100_000 }), long);
+  });
+});

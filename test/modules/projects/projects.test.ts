@@ -1,0 +1,176 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { backends, startApp, type TestApp } from '../../support/app.ts';
+import { createUser, type TestUser } from '../../support/factories.ts';
+
+for (const backend of backends()) {
+  describe(`projects [${backend}]`, () => {
+    let t: TestApp;
+    before(async () => {
+      t = await startApp({ backend });
+    });
+    after(() => t.close());
+
+    const create = async (u: TestUser, body: Record<string, unknown>) => {
+      const res = await t.api('POST', '/v1/projects', { token: u.accessToken, body });
+      assert.equal(res.status, 201, res.text);
+      return res.body;
+    };
+
+    test('create with every setting, then read it back', async () => {
+      const u = await createUser(t);
+      const body = {
+        name: '  Support bot ',
+        description: 'Answers tickets',
+        model: 'openai:gpt-4o-mini',
+        fallbackModels: ['anthropic:claude-3-5-haiku', 'ollama:llama3:8b', 'anthropic:claude-3-5-haiku'],
+        temperature: 0.7,
+        maxTokens: 2048,
+        tools: ['web_search', 'sandbox'],
+      };
+      const p = await create(u, body);
+      assert.equal(p.name, 'Support bot');
+      assert.equal(p.description, 'Answers tickets');
+      assert.equal(p.model, 'openai:gpt-4o-mini');
+      assert.deepEqual(p.fallbackModels, ['anthropic:claude-3-5-haiku', 'ollama:llama3:8b'], 'duplicates dropped');
+      assert.equal(p.temperature, 0.7);
+      assert.equal(p.maxTokens, 2048);
+      assert.deepEqual(p.tools, ['web_search', 'sandbox']);
+      assert.equal(p.activePromptId, null);
+      assert.equal(p.activePrompt, null);
+      const got = await t.api('GET', `/v1/projects/${p.id}`, { token: u.accessToken });
+      assert.equal(got.status, 200);
+      assert.deepEqual(got.body, p);
+    });
+
+    test('defaults: only a name', async () => {
+      const u = await createUser(t);
+      const p = await create(u, { name: 'Plain' });
+      assert.deepEqual(
+        { description: p.description, model: p.model, fallbackModels: p.fallbackModels, temperature: p.temperature, maxTokens: p.maxTokens, tools: p.tools },
+        { description: null, model: null, fallbackModels: [], temperature: null, maxTokens: null, tools: [] },
+      );
+    });
+
+    test('systemPrompt creates an active "Default" prompt, shown on the project', async () => {
+      const u = await createUser(t);
+      const p = await create(u, { name: 'With prompt', systemPrompt: 'You are terse.' });
+      assert.ok(p.activePromptId);
+      assert.equal(p.activePrompt.id, p.activePromptId);
+      assert.equal(p.activePrompt.name, 'Default');
+      assert.equal(p.activePrompt.content, 'You are terse.');
+      assert.equal(p.activePrompt.active, true);
+    });
+
+    test('PATCH changes only what is sent; null clears', async () => {
+      const u = await createUser(t);
+      const p = await create(u, { name: 'A', model: 'openai:gpt-4o', temperature: 1, tools: ['x'] });
+      const res = await t.api('PATCH', `/v1/projects/${p.id}`, { token: u.accessToken, body: { name: 'B', model: null } });
+      assert.equal(res.status, 200, res.text);
+      assert.equal(res.body.name, 'B');
+      assert.equal(res.body.model, null);
+      assert.equal(res.body.temperature, 1);
+      assert.deepEqual(res.body.tools, ['x']);
+      assert.ok(res.body.updatedAt >= p.updatedAt);
+      const empty = await t.api('PATCH', `/v1/projects/${p.id}`, { token: u.accessToken, body: {} });
+      assert.equal(empty.status, 200);
+      assert.equal(empty.body.name, 'B');
+    });
+
+    test('bad input is a 400 problem and stores nothing', async () => {
+      const u = await createUser(t);
+      const bad: Array<Record<string, unknown>> = [
+        {},
+        { name: '' },
+        { name: '   ' },
+        { name: 'x'.repeat(101) },
+        { name: 7 },
+        { name: 'x', model: 'gpt-4o' },
+        { name: 'x', model: 'openai:' },
+        { name: 'x', model: `openai:${'m'.repeat(300)}` },
+        { name: 'x', fallbackModels: 'openai:gpt-4o' },
+        { name: 'x', fallbackModels: ['nope'] },
+        { name: 'x', temperature: 2.5 },
+        { name: 'x', temperature: -0.1 },
+        { name: 'x', temperature: '1' },
+        { name: 'x', maxTokens: 0 },
+        { name: 'x', maxTokens: 1.5 },
+        { name: 'x', tools: ['has space'] },
+        { name: 'x', tools: Array.from({ length: 65 }, (_, i) => `t${i}`) },
+        { name: 'x', description: 'd'.repeat(2001) },
+        { name: 'x', systemPrompt: '' },
+        { name: 'x', systemPrompt: 'p'.repeat(100_001) },
+        { name: 'x', userId: '00000000-0000-7000-8000-000000000000' },
+        { name: 'x', activePromptId: null },
+      ];
+      for (const body of bad) {
+        const res = await t.api('POST', '/v1/projects', { token: u.accessToken, body });
+        assert.equal(res.status, 400, JSON.stringify(body).slice(0, 100));
+        assert.equal(res.body.code, 'validation_failed');
+        assert.equal(res.headers.get('content-type'), 'application/problem+json; charset=utf-8');
+      }
+      const malformed = await t.api('POST', '/v1/projects', { token: u.accessToken, raw: '{"name":' });
+      assert.equal(malformed.status, 400);
+      assert.equal(malformed.body.code, 'malformed_json');
+      assert.deepEqual((await t.api('GET', '/v1/projects', { token: u.accessToken })).body.data, []);
+
+      const p = await create(u, { name: 'Keep', temperature: 0.5 });
+      for (const body of [{ name: '' }, { temperature: 3 }, { activePromptId: 'nope' }, { fallbackModels: [1] }]) {
+        const res = await t.api('PATCH', `/v1/projects/${p.id}`, { token: u.accessToken, body });
+        assert.equal(res.status, 400, JSON.stringify(body));
+      }
+      assert.deepEqual((await t.api('GET', `/v1/projects/${p.id}`, { token: u.accessToken })).body, p);
+      assert.equal((await t.api('GET', '/v1/projects/not-a-uuid', { token: u.accessToken })).status, 400);
+    });
+
+    test('list pages with a cursor, newest first', async () => {
+      const u = await createUser(t);
+      const ids: string[] = [];
+      for (const name of ['a', 'b', 'c']) ids.push((await create(u, { name })).id);
+      const p1 = await t.api('GET', '/v1/projects?limit=2', { token: u.accessToken });
+      assert.deepEqual(p1.body.data.map((p: { id: string }) => p.id), [ids[2], ids[1]]);
+      const p2 = await t.api('GET', `/v1/projects?limit=2&cursor=${p1.body.nextCursor}`, { token: u.accessToken });
+      assert.deepEqual(p2.body.data.map((p: { id: string }) => p.id), [ids[0]]);
+      assert.equal(p2.body.nextCursor, null);
+      assert.equal((await t.api('GET', '/v1/projects?cursor=zzz', { token: u.accessToken })).status, 400);
+    });
+
+    test('delete removes the project; its conversations stay, detached', async () => {
+      const u = await createUser(t);
+      const p = await create(u, { name: 'Doomed', systemPrompt: 'hi' });
+      const conv = await t.api('POST', '/v1/conversations', { token: u.accessToken, body: { projectId: p.id, title: 'keep me' } });
+      assert.equal(conv.status, 201, conv.text);
+      assert.equal((await t.api('DELETE', `/v1/projects/${p.id}`, { token: u.accessToken })).status, 204);
+      assert.equal((await t.api('GET', `/v1/projects/${p.id}`, { token: u.accessToken })).status, 404);
+      const again = await t.api('DELETE', `/v1/projects/${p.id}`, { token: u.accessToken });
+      assert.equal(again.status, 404);
+      assert.equal(again.body.code, 'project_not_found');
+      const kept = await t.api('GET', `/v1/conversations/${conv.body.id}`, { token: u.accessToken });
+      assert.equal(kept.status, 200);
+      assert.equal(kept.body.projectId, null);
+    });
+
+    test('an API key needs the chat scope', async () => {
+      const u = await createUser(t);
+      const chat = await t.api('POST', '/v1/api-keys', { token: u.accessToken, body: { name: 'chat', scopes: ['chat'] } });
+      const other = await t.api('POST', '/v1/api-keys', { token: u.accessToken, body: { name: 'files', scopes: ['files'] } });
+      const created = await t.api('POST', '/v1/projects', { token: chat.body.key, body: { name: 'via key' } });
+      assert.equal(created.status, 201);
+      assert.equal((await t.api('GET', '/v1/projects', { token: chat.body.key })).body.data.length, 1);
+      const refused = await t.api('GET', '/v1/projects', { token: other.body.key });
+      assert.equal(refused.status, 403);
+      assert.equal(refused.body.code, 'insufficient_scope');
+      assert.equal((await t.api('GET', '/v1/projects')).status, 401);
+    });
+
+    test('the routes are in the OpenAPI document', async () => {
+      const doc = await t.api('GET', '/openapi.json');
+      assert.equal(doc.status, 200);
+      assert.ok(doc.body.paths['/v1/projects'].post);
+      assert.ok(doc.body.paths['/v1/projects/{id}'].patch);
+      assert.ok(doc.body.paths['/v1/projects/{id}/prompts/{promptId}/activate'].post);
+      assert.ok(doc.body.components.schemas.Project);
+      assert.ok(doc.body.components.schemas.ProjectPrompt);
+    });
+  });
+}
