@@ -15,6 +15,8 @@ import { createGuards } from './http/guards.ts';
 import { installProblemHandlers } from './http/problem.ts';
 import type { App, RouteContext } from './http/types.ts';
 import { adminRoutes } from './modules/admin/routes.ts';
+import { gatewayRoutes } from './modules/ai/gateway-routes.ts';
+import { aiRoutes } from './modules/ai/routes.ts';
 import { apiKeysRoutes } from './modules/api-keys/routes.ts';
 import { oauthRoutes } from './modules/auth/oauth/routes.ts';
 import { accountRoutes } from './modules/auth/account-routes.ts';
@@ -33,6 +35,8 @@ const V1_MODULES: Array<(app: App, ctx: RouteContext) => void> = [
   apiKeysRoutes,
   adminRoutes,
   projectsRoutes,
+  aiRoutes,
+  gatewayRoutes,
 ];
 
 /** Builds the HTTP app over ready deps. Does not listen. */

@@ -73,4 +73,67 @@ describe('ai: streaming one link', () => {
       [['user', 'Hello'], ['assistant', 'Salut.'], ['user', 'Again']],
     );
   });
+
+  const weather = { name: 'get_weather', description: 'Weather in a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } };
+
+  for (const provider of ['openai', 'anthropic'] as const) {
+    test(`${provider}: tool calls come back as tool_call events; a tool round trip is sent in the provider's format`, async () => {
+      const fake = provider === 'openai' ? openai : anthropic;
+      const id = provider === 'openai' ? 'openai:gpt-4o' : 'anthropic:claude-haiku-4-5';
+      const ai = aiFrom({ ...fake.env });
+      fake.script({ reply: 'Let me check.', toolCalls: [{ id: 'call_1', name: 'get_weather', arguments: '{"city":"Paris"}' }] });
+      const r = await collect(ai.streamChat({ chain: [id], messages: [{ role: 'user', content: 'Weather in Paris?' }], tools: [weather], toolChoice: 'auto' }));
+      assert.equal(r.error, undefined, r.error?.stack);
+      assert.equal(r.text, 'Let me check.');
+      const calls = r.events.flatMap((e) => (e.type === 'tool_call' ? [e.call] : []));
+      assert.deepEqual(calls, [{ id: 'call_1', name: 'get_weather', arguments: '{"city":"Paris"}' }]);
+      assert.equal(r.finish?.finishReason, 'tool-calls');
+      const sentTools = fake.requests[0]!.body.tools;
+      if (provider === 'openai') {
+        assert.deepEqual(sentTools[0].function.name, 'get_weather');
+        assert.deepEqual(sentTools[0].function.parameters.properties, weather.parameters.properties);
+      } else {
+        assert.equal(sentTools[0].name, 'get_weather');
+        assert.deepEqual(sentTools[0].input_schema.properties, weather.parameters.properties);
+      }
+
+      fake.script({ reply: 'Sunny, 21 °C.' });
+      const second = await collect(
+        ai.streamChat({
+          chain: [id],
+          tools: [weather],
+          messages: [
+            { role: 'user', content: 'Weather in Paris?' },
+            { role: 'assistant', content: 'Let me check.', toolCalls: calls },
+            { role: 'tool', toolCallId: 'call_1', content: '{"temp":21,"sky":"sunny"}' },
+          ],
+        }),
+      );
+      assert.equal(second.text, 'Sunny, 21 °C.');
+      const sent = fake.requests[1]!.body.messages;
+      if (provider === 'openai') {
+        assert.equal(sent[1].tool_calls[0].id, 'call_1');
+        assert.equal(sent[1].tool_calls[0].function.arguments, '{"city":"Paris"}');
+        assert.deepEqual(sent[2], { role: 'tool', tool_call_id: 'call_1', content: '{"temp":21,"sky":"sunny"}' });
+      } else {
+        assert.deepEqual(sent[1].content.find((c: any) => c.type === 'tool_use'), { type: 'tool_use', id: 'call_1', name: 'get_weather', input: { city: 'Paris' } });
+        const result = sent[2].content[0];
+        assert.equal(result.type, 'tool_result');
+        assert.equal(result.tool_use_id, 'call_1');
+      }
+    });
+  }
+
+  test('toolChoice by name and generation settings reach the provider', async () => {
+    const ai = aiFrom({ ...openai.env });
+    openai.script({ toolCalls: [{ name: 'get_weather', arguments: '{"city":"Oslo"}' }] });
+    const r = await collect(
+      ai.streamChat({ chain: ['openai:gpt-4o'], messages: [{ role: 'user', content: 'x' }], tools: [weather], toolChoice: { name: 'get_weather' }, temperature: 0.2, maxTokens: 50 }),
+    );
+    assert.equal(r.error, undefined, r.error?.stack);
+    const body = openai.requests[0]!.body;
+    assert.deepEqual(body.tool_choice, { type: 'function', function: { name: 'get_weather' } });
+    assert.equal(body.temperature, 0.2);
+    assert.equal(body.max_tokens, 50);
+  });
 });

@@ -1,0 +1,117 @@
+import { z } from 'zod';
+import { ValidationError } from '../../errors.ts';
+import type { ChatMessage, ChatRequest, ToolCall, Usage } from './types.ts';
+
+/**
+ * OpenAI Chat Completions on the wire: the request fields the gateway reads
+ * (others, such as `user` or `seed`, are accepted and ignored, as OpenAI-
+ * compatible servers do) and the response / chunk shapes the official SDKs
+ * parse.
+ */
+
+const textPart = z.looseObject({ type: z.literal('text'), text: z.string() });
+const content = z.union([z.string(), z.array(z.looseObject({ type: z.string() }))]).nullable().optional();
+const toolCall = z.looseObject({ id: z.string(), type: z.literal('function').optional(), function: z.looseObject({ name: z.string(), arguments: z.string() }) });
+
+const message = z.discriminatedUnion('role', [
+  z.looseObject({ role: z.enum(['system', 'developer']), content }),
+  z.looseObject({ role: z.literal('user'), content }),
+  z.looseObject({ role: z.literal('assistant'), content, tool_calls: z.array(toolCall).optional() }),
+  z.looseObject({ role: z.literal('tool'), content, tool_call_id: z.string() }),
+]);
+
+export const completionBody = z
+  .looseObject({
+    /** A model id (`provider:model` or a bare name from the catalog), or a comma-separated fallback chain. */
+    model: z.string().min(1),
+    /** OpenRouter-style fallbacks, tried after `model`. */
+    models: z.array(z.string().min(1)).max(8).optional(),
+    messages: z.array(message).min(1),
+    stream: z.boolean().nullish(),
+    stream_options: z.looseObject({ include_usage: z.boolean().optional() }).nullish(),
+    temperature: z.number().min(0).max(2).nullish(),
+    max_tokens: z.number().int().positive().nullish(),
+    max_completion_tokens: z.number().int().positive().nullish(),
+    n: z.literal(1).nullish(),
+    tools: z
+      .array(z.looseObject({ type: z.literal('function'), function: z.looseObject({ name: z.string().min(1), description: z.string().optional(), parameters: z.record(z.string(), z.unknown()).optional() }) }))
+      .optional(),
+    tool_choice: z.union([z.enum(['none', 'auto', 'required']), z.looseObject({ type: z.literal('function'), function: z.looseObject({ name: z.string() }) })]).optional(),
+  })
+  .meta({ id: 'ChatCompletionRequest' });
+
+export type CompletionBody = z.infer<typeof completionBody>;
+
+/** The chain the request names: `model` split on commas, then `models`. */
+export function requestedChain(body: CompletionBody): string[] {
+  return [...body.model.split(','), ...(body.models ?? [])].map((s) => s.trim()).filter(Boolean);
+}
+
+function text(value: z.infer<typeof content>, role: string): string {
+  if (value == null) return '';
+  if (typeof value === 'string') return value;
+  return value
+    .map((part) => {
+      const parsed = textPart.safeParse(part);
+      if (!parsed.success) throw ValidationError(`Only text content is supported in ${role} messages (got a "${part.type}" part)`, 'unsupported_content');
+      return parsed.data.text;
+    })
+    .join('');
+}
+
+/** The OpenAI request as Parley's ChatRequest, minus the chain (resolved by the caller). */
+export function toChatRequest(body: CompletionBody): Omit<ChatRequest, 'chain'> {
+  const messages = body.messages.map((m): ChatMessage => {
+    switch (m.role) {
+      case 'system':
+      case 'developer':
+        return { role: 'system', content: text(m.content, m.role) };
+      case 'user':
+        return { role: 'user', content: text(m.content, m.role) };
+      case 'assistant': {
+        const calls = m.tool_calls?.map((c): ToolCall => ({ id: c.id, name: c.function.name, arguments: c.function.arguments }));
+        return { role: 'assistant', content: text(m.content, m.role), ...(calls?.length ? { toolCalls: calls } : {}) };
+      }
+      case 'tool':
+        return { role: 'tool', content: text(m.content, m.role), toolCallId: m.tool_call_id };
+    }
+  });
+  const choice = body.tool_choice;
+  return {
+    messages,
+    temperature: body.temperature ?? undefined,
+    maxTokens: body.max_completion_tokens ?? body.max_tokens ?? undefined,
+    tools: body.tools?.map((t) => ({ name: t.function.name, description: t.function.description, parameters: t.function.parameters ?? { type: 'object', properties: {} } })),
+    toolChoice: choice === undefined ? undefined : typeof choice === 'string' ? choice : { name: choice.function.name },
+  };
+}
+
+const FINISH: Record<string, string> = { stop: 'stop', length: 'length', 'tool-calls': 'tool_calls', 'content-filter': 'content_filter' };
+export const openAiFinishReason = (reason: string) => FINISH[reason] ?? 'stop';
+
+export function openAiUsage(usage: Usage) {
+  return {
+    prompt_tokens: usage.inputTokens,
+    completion_tokens: usage.outputTokens,
+    total_tokens: usage.inputTokens + usage.outputTokens,
+    prompt_tokens_details: { cached_tokens: usage.cachedTokens ?? 0 },
+  };
+}
+
+export function openAiToolCalls(calls: ToolCall[]) {
+  return calls.map((c) => ({ id: c.id, type: 'function' as const, function: { name: c.name, arguments: c.arguments } }));
+}
+
+/** OpenAI's error body, which its SDKs turn into typed errors by HTTP status. */
+export function openAiError(status: number, message: string, code: string | null, param: string | null = null, extra: Record<string, unknown> = {}) {
+  return { error: { message, type: errorType(status), code, param, ...extra } };
+}
+
+function errorType(status: number): string {
+  if (status === 401) return 'authentication_error';
+  if (status === 402) return 'insufficient_quota';
+  if (status === 403) return 'permission_error';
+  if (status === 429) return 'rate_limit_error';
+  if (status >= 500) return 'server_error';
+  return 'invalid_request_error';
+}

@@ -1,0 +1,210 @@
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { AppError, NotFound } from '../../errors.ts';
+import { principal } from '../../http/guards.ts';
+import type { App, RouteContext } from '../../http/types.ts';
+import type { Principal } from '../auth/authenticator.ts';
+import {
+  completionBody,
+  openAiError,
+  openAiFinishReason,
+  openAiToolCalls,
+  openAiUsage,
+  requestedChain,
+  toChatRequest,
+  type CompletionBody,
+} from './gateway-format.ts';
+import type { AiService } from './service.ts';
+import type { ChatEvent, ToolCall } from './types.ts';
+
+type Finish = Extract<ChatEvent, { type: 'finish' }>;
+
+/**
+ * Where metering will record what a gateway completion used and cost (the
+ * usage module, next issue). Called once per completed request, streaming
+ * or not, after the upstream reported its usage.
+ */
+export async function onGatewayCompletion(_ctx: RouteContext, _completion: { principal: Principal; requestId: string; finish: Finish }): Promise<void> {}
+
+/**
+ * OpenAI-compatible endpoints, so any OpenAI SDK can use Parley as its base
+ * URL with a Parley API key (or access token), through Parley's providers,
+ * fallback and accounting. Errors here are OpenAI-shaped, not problem+json:
+ * that is what those SDKs parse.
+ */
+export function gatewayRoutes(app: App, ctx: RouteContext) {
+  const { guards } = ctx;
+  const ai = ctx.services.ai;
+  const created = Math.floor(Date.now() / 1000);
+  const modelObject = (id: string, provider: string) => ({ id, object: 'model' as const, created, owned_by: provider });
+  const modelSchema = z.object({ id: z.string(), object: z.literal('model'), created: z.number().int(), owned_by: z.string() });
+
+  app.get('/models', {
+    schema: {
+      tags: ['openai-compatible'],
+      summary: 'List models (OpenAI format)',
+      description: 'Ids are Parley model ids (`provider:model`). Parley\'s richer catalog, with prices and limits, is `GET /v1/ai/models`.',
+      response: { 200: z.object({ object: z.literal('list'), data: z.array(modelSchema) }) },
+    },
+    preHandler: guards.user({ scope: 'models:read' }),
+    errorHandler: openAiErrorHandler,
+    handler: async () => ({ object: 'list' as const, data: ai.models().map((m) => modelObject(m.id, m.provider)) }),
+  });
+
+  app.get('/models/:model', {
+    schema: { tags: ['openai-compatible'], summary: 'One model (OpenAI format)', params: z.object({ model: z.string() }), response: { 200: modelSchema } },
+    preHandler: guards.user({ scope: 'models:read' }),
+    errorHandler: openAiErrorHandler,
+    handler: async (request) => {
+      const found = ai.model(ai.resolve(request.params.model) ?? '');
+      if (!found) throw NotFound(`Model "${request.params.model}"`, 'model_not_found');
+      return modelObject(found.id, found.provider);
+    },
+  });
+
+  app.post('/chat/completions', {
+    schema: {
+      tags: ['openai-compatible'],
+      summary: 'Create a chat completion (OpenAI format)',
+      description:
+        '`model` is a Parley id (`anthropic:claude-sonnet-4-5`), a bare model name from the catalog (`gpt-4o-mini`), or a comma-separated fallback chain ' +
+        '(`anthropic:claude-sonnet-4-5,openai:gpt-4o-mini`); `models` (OpenRouter-style) appends more fallbacks. With `stream: true` the answer is ' +
+        'Server-Sent Events of `chat.completion.chunk`s ending in `[DONE]`. The response `model` names the link that answered.',
+      body: completionBody,
+    },
+    preHandler: guards.user({ scope: 'chat' }),
+    errorHandler: openAiErrorHandler,
+    handler: async (request, reply) => {
+      const body = request.body;
+      const chain = requestedChain(body).map((name) => ai.resolve(name) ?? unknownModel(name));
+      const controller = new AbortController();
+      // A client that hangs up should not keep an upstream generation (and its bill) running.
+      reply.raw.on('close', () => {
+        if (!reply.raw.writableFinished) controller.abort();
+      });
+      const events = ai.streamChat({ ...toChatRequest(body), chain, signal: controller.signal });
+      const id = `chatcmpl-${randomUUID()}`;
+      const done = (finish: Finish) => onGatewayCompletion(ctx, { principal: principal(request), requestId: request.id, finish });
+      if (body.stream) return streamCompletion(reply, events, { id, body, onDone: done, log: request.log });
+      return complete(events, id, done);
+    },
+  });
+}
+
+function unknownModel(name: string): never {
+  throw NotFound(`Model "${name}"`, 'model_not_found');
+}
+
+async function complete(events: AsyncIterable<ChatEvent>, id: string, onDone: (f: Finish) => Promise<void>) {
+  let text = '';
+  const calls: ToolCall[] = [];
+  let finish: Finish | undefined;
+  for await (const e of events) {
+    if (e.type === 'delta') text += e.text;
+    else if (e.type === 'tool_call') calls.push(e.call);
+    else if (e.type === 'finish') finish = e;
+  }
+  if (!finish) throw new AppError(502, 'upstream_failed', 'Upstream failed', 'The provider ended without finishing');
+  await onDone(finish);
+  return {
+    id,
+    object: 'chat.completion',
+    created: Math.floor(Date.now() / 1000),
+    model: `${finish.provider}:${finish.model}`,
+    system_fingerprint: null,
+    choices: [
+      {
+        index: 0,
+        message: { role: 'assistant', content: text || (calls.length ? null : ''), refusal: null, ...(calls.length ? { tool_calls: openAiToolCalls(calls) } : {}) },
+        logprobs: null,
+        finish_reason: openAiFinishReason(finish.finishReason),
+      },
+    ],
+    usage: openAiUsage(finish.usage),
+  };
+}
+
+/**
+ * Streams chunks. The first output is awaited before anything is sent, so a
+ * chain that fails before its first token still gets a real HTTP error
+ * status; a failure after that can only be reported in the stream, as an
+ * `error` object the OpenAI SDKs raise.
+ */
+async function streamCompletion(
+  reply: FastifyReply,
+  events: AsyncIterable<ChatEvent>,
+  opts: { id: string; body: CompletionBody; onDone: (f: Finish) => Promise<void>; log: FastifyRequest['log'] },
+) {
+  const iterator = outputs(events)[Symbol.asyncIterator]();
+  const first = await iterator.next();
+  const includeUsage = opts.body.stream_options?.include_usage === true;
+  // The link that is answering; every chunk names it, as OpenAI names the model snapshot.
+  let model = first.done ? opts.body.model : first.value.model;
+  const created = Math.floor(Date.now() / 1000);
+  const chunk = (delta: Record<string, unknown>, finishReason: string | null) =>
+    frame({ id: opts.id, object: 'chat.completion.chunk', created, model, system_fingerprint: null, choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }], ...(includeUsage ? { usage: null } : {}) });
+
+  async function* sse(): AsyncGenerator<string> {
+    let toolIndex = 0;
+    let next = first;
+    yield chunk({ role: 'assistant', content: '' }, null);
+    try {
+      while (!next.done) {
+        const { event: e } = next.value;
+        model = next.value.model;
+        if (e.type === 'delta') yield chunk({ content: e.text }, null);
+        else if (e.type === 'tool_call') yield chunk({ tool_calls: [{ index: toolIndex++, ...openAiToolCalls([e.call])[0] }] }, null);
+        else {
+          yield chunk({}, openAiFinishReason(e.finishReason));
+          if (includeUsage) yield frame({ id: opts.id, object: 'chat.completion.chunk', created, model, system_fingerprint: null, choices: [], usage: openAiUsage(e.usage) });
+          await opts.onDone(e);
+        }
+        next = await iterator.next();
+      }
+      yield 'data: [DONE]\n\n';
+    } catch (err) {
+      const status = err instanceof AppError ? err.status : 500;
+      if (!(err instanceof AppError)) opts.log.error({ err }, 'gateway stream failed');
+      const message = err instanceof AppError ? err.message : 'The stream failed on our side';
+      yield frame(openAiError(status, message, err instanceof AppError ? err.code : 'internal_error'));
+    } finally {
+      await iterator.return?.();
+    }
+  }
+
+  return reply.header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-cache').header('x-accel-buffering', 'no').send(Readable.from(sse()));
+}
+
+/** Only what reaches the client, with the model of the attempt it came from; attempt bookkeeping stays server-side. */
+async function* outputs(events: AsyncIterable<ChatEvent>) {
+  let model = '';
+  for await (const event of events) {
+    if (event.type === 'attempt') model = `${event.provider}:${event.model}`;
+    else if (event.type !== 'attempt_failed') yield { event, model };
+  }
+}
+
+const frame = (value: unknown) => `data: ${JSON.stringify(value)}\n\n`;
+
+/** Every error on these routes, auth and validation included, in OpenAI's shape. */
+function openAiErrorHandler(error: FastifyError | AppError | Error, request: FastifyRequest, reply: FastifyReply) {
+  if (error instanceof AppError) {
+    reply.headers(error.headers);
+    const param = error.code === 'model_not_found' || error.code === 'unknown_model' ? 'model' : null;
+    const extra = Array.isArray(error.extra.attempts) ? { attempts: error.extra.attempts } : {};
+    return reply.status(error.status).send(openAiError(error.status, error.message, error.code, param, extra));
+  }
+  if (hasZodFastifySchemaValidationErrors(error)) {
+    const first = error.validation[0];
+    const param = first?.instancePath ? first.instancePath.slice(1).replaceAll('/', '.') : null;
+    const message = error.validation.map((v) => `${v.instancePath.slice(1).replaceAll('/', '.') || 'body'}: ${v.message}`).join('; ');
+    return reply.status(400).send(openAiError(400, `Invalid request: ${message}`, 'validation_failed', param));
+  }
+  const status = (error as FastifyError).statusCode;
+  if (status && status >= 400 && status < 500) return reply.status(status).send(openAiError(status, error.message, 'bad_request'));
+  request.log.error({ err: error }, 'unhandled error');
+  return reply.status(500).send(openAiError(500, `Something went wrong on our side. Quote request id ${request.id} when reporting it.`, 'internal_error'));
+}

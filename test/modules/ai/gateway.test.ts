@@ -1,0 +1,255 @@
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import OpenAI from 'openai';
+import { backends, startApp, type TestApp } from '../../support/app.ts';
+import { startFakeAnthropic, type FakeAnthropic } from '../../support/fake-anthropic.ts';
+import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai.ts';
+import { createUser, type TestUser } from '../../support/factories.ts';
+
+const weather = {
+  type: 'function' as const,
+  function: { name: 'get_weather', description: 'Weather in a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } },
+};
+
+for (const backend of backends()) {
+  describe(`OpenAI-compatible gateway [${backend}]`, () => {
+    let t: TestApp;
+    let openai: FakeOpenAI;
+    let anthropic: FakeAnthropic;
+    let user: TestUser;
+    let key: string;
+    let client: OpenAI;
+
+    before(async () => {
+      openai = await startFakeOpenAI();
+      anthropic = await startFakeAnthropic();
+      const local = JSON.stringify([{ name: 'local', baseUrl: `${openai.url}/v1`, models: ['qwen3'] }]);
+      t = await startApp({ backend, env: { ...openai.env, ...anthropic.env, OPENAI_COMPATIBLE_ENDPOINTS: local, AI_RETRIES: '0', DEFAULT_MODEL: 'openai:gpt-4o-mini' } });
+      user = await createUser(t);
+      const res = await t.api('POST', '/v1/api-keys', { token: user.accessToken, body: { name: 'sdk', scopes: ['chat', 'models:read'] } });
+      key = res.body.key;
+      client = new OpenAI({ baseURL: `${t.url}/v1`, apiKey: key, maxRetries: 0 });
+    });
+    after(async () => {
+      await t.close();
+      await openai.close();
+      await anthropic.close();
+    });
+    beforeEach(() => {
+      openai.reset();
+      anthropic.reset();
+    });
+
+    test('non-streaming completion, with what the upstream received', async () => {
+      openai.script({ reply: 'Hello from upstream.', usage: { input: 12, output: 4, cached: 2 } });
+      const completion = await client.chat.completions.create({
+        model: 'openai:gpt-4o-mini',
+        messages: [
+          { role: 'system', content: 'Be brief.' },
+          { role: 'user', content: 'Hi' },
+          { role: 'assistant', content: 'Hello!' },
+          { role: 'user', content: [{ type: 'text', text: 'How are ' }, { type: 'text', text: 'you?' }] },
+        ],
+        temperature: 0.3,
+        max_completion_tokens: 64,
+      });
+      assert.equal(completion.object, 'chat.completion');
+      assert.match(completion.id, /^chatcmpl-/);
+      assert.equal(completion.model, 'openai:gpt-4o-mini');
+      assert.equal(completion.choices[0]!.message.content, 'Hello from upstream.');
+      assert.equal(completion.choices[0]!.finish_reason, 'stop');
+      assert.deepEqual(completion.usage, { prompt_tokens: 12, completion_tokens: 4, total_tokens: 16, prompt_tokens_details: { cached_tokens: 2 } });
+      const sent = openai.requests[0]!.body;
+      assert.equal(sent.model, 'gpt-4o-mini');
+      assert.equal(sent.temperature, 0.3);
+      assert.equal(sent.max_tokens, 64);
+      assert.deepEqual(sent.messages, [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: 'Hi' },
+        { role: 'assistant', content: 'Hello!' },
+        { role: 'user', content: 'How are you?' },
+      ]);
+      assert.equal(openai.requests[0]!.headers.authorization, 'Bearer sk-test', "Parley's provider key upstream, never the client's");
+    });
+
+    test('streaming with include_usage, through an Anthropic model', async () => {
+      anthropic.script({ reply: 'One two three.', usage: { input: 20, output: 3 } });
+      const stream = await client.chat.completions.create({
+        model: 'anthropic:claude-haiku-4-5',
+        messages: [{ role: 'user', content: 'Count' }],
+        stream: true,
+        stream_options: { include_usage: true },
+      });
+      let text = '';
+      const chunks = [];
+      for await (const chunk of stream) {
+        chunks.push(chunk);
+        text += chunk.choices[0]?.delta.content ?? '';
+      }
+      assert.equal(text, 'One two three.');
+      assert.ok(chunks.length >= 5);
+      assert.ok(chunks.every((c) => c.object === 'chat.completion.chunk' && c.model === 'anthropic:claude-haiku-4-5'));
+      assert.equal(chunks[0]!.choices[0]!.delta.role, 'assistant');
+      assert.equal(chunks.at(-2)!.choices[0]!.finish_reason, 'stop');
+      const last = chunks.at(-1)!;
+      assert.deepEqual(last.choices, []);
+      assert.deepEqual(last.usage, { prompt_tokens: 20, completion_tokens: 3, total_tokens: 23, prompt_tokens_details: { cached_tokens: 0 } });
+    });
+
+    test('streaming without include_usage sends no usage', async () => {
+      const stream = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], stream: true });
+      for await (const chunk of stream) assert.equal(chunk.usage, undefined);
+    });
+
+    test('tools: the model calls one, the client answers it, the model finishes', async () => {
+      openai.script({ toolCalls: [{ id: 'call_abc', name: 'get_weather', arguments: '{"city":"Paris"}' }] });
+      const first = await client.chat.completions.create({ model: 'openai:gpt-4o', messages: [{ role: 'user', content: 'Weather in Paris?' }], tools: [weather], tool_choice: 'auto' });
+      const message = first.choices[0]!.message;
+      assert.equal(first.choices[0]!.finish_reason, 'tool_calls');
+      assert.equal(message.content, null);
+      assert.deepEqual(message.tool_calls, [{ id: 'call_abc', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }]);
+      assert.equal(openai.requests[0]!.body.tools[0].function.name, 'get_weather');
+
+      openai.script({ reply: 'Sunny in Paris.' });
+      const second = await client.chat.completions.create({
+        model: 'openai:gpt-4o',
+        tools: [weather],
+        messages: [{ role: 'user', content: 'Weather in Paris?' }, message, { role: 'tool', tool_call_id: 'call_abc', content: '{"sky":"sunny"}' }],
+      });
+      assert.equal(second.choices[0]!.message.content, 'Sunny in Paris.');
+      const sent = openai.requests[1]!.body.messages;
+      assert.equal(sent[1].tool_calls[0].id, 'call_abc');
+      assert.deepEqual(sent[2], { role: 'tool', tool_call_id: 'call_abc', content: '{"sky":"sunny"}' });
+    });
+
+    test('tools while streaming: tool call deltas the SDK can assemble', async () => {
+      anthropic.script({ toolCalls: [{ id: 'toolu_1', name: 'get_weather', arguments: '{"city":"Oslo"}' }] });
+      const stream = client.chat.completions.stream({ model: 'anthropic:claude-haiku-4-5', messages: [{ role: 'user', content: 'Oslo?' }], tools: [weather], tool_choice: { type: 'function', function: { name: 'get_weather' } } });
+      const final = await stream.finalChatCompletion();
+      assert.deepEqual(final.choices[0]!.message.tool_calls?.map((c) => c.type === 'function' && [c.id, c.function.name, c.function.arguments]), [['toolu_1', 'get_weather', '{"city":"Oslo"}']]);
+      assert.equal(final.choices[0]!.finish_reason, 'tool_calls');
+      assert.deepEqual(anthropic.requests[0]!.body.tool_choice, { type: 'tool', name: 'get_weather' });
+    });
+
+    test('models list and retrieve, in OpenAI format', async () => {
+      const ids = [];
+      for await (const m of client.models.list()) {
+        assert.equal(m.object, 'model');
+        assert.ok(Number.isInteger(m.created));
+        assert.equal(m.owned_by, m.id.split(':')[0]);
+        ids.push(m.id);
+      }
+      assert.ok(ids.includes('openai:gpt-4o-mini'));
+      assert.ok(ids.includes('anthropic:claude-sonnet-4-5'));
+      assert.ok(!ids.some((id) => id.startsWith('mistral:')), 'unconfigured providers are not listed');
+      assert.equal((await client.models.retrieve('openai:gpt-4o-mini')).id, 'openai:gpt-4o-mini');
+      await assert.rejects(client.models.retrieve('openai-nope'), OpenAI.NotFoundError);
+    });
+
+    test('a bare model name resolves through the catalog; a comma chain falls back, and the answer names the link', async () => {
+      const bare = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] });
+      assert.equal(bare.model, 'openai:gpt-4o-mini');
+      const compatible = await client.chat.completions.create({ model: 'qwen3', messages: [{ role: 'user', content: 'x' }] });
+      assert.equal(compatible.model, 'local:qwen3', 'an OpenAI-compatible endpoint, by its listed model name');
+      assert.equal(openai.requests.at(-1)!.body.model, 'qwen3');
+      anthropic.script({ status: 529 });
+      openai.script({ reply: 'Fallback answered.' });
+      const chained = await client.chat.completions.create({ model: 'anthropic:claude-sonnet-4-5,openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] });
+      assert.equal(chained.model, 'openai:gpt-4o-mini');
+      assert.equal(chained.choices[0]!.message.content, 'Fallback answered.');
+      assert.equal(anthropic.requests.length, 1);
+    });
+
+    test('a bad key is an AuthenticationError; a key without the scope a PermissionDeniedError', async () => {
+      const bad = new OpenAI({ baseURL: `${t.url}/v1`, apiKey: 'pk_not-a-real-key', maxRetries: 0 });
+      const err = await bad.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
+      assert.ok(err instanceof OpenAI.AuthenticationError, String(err));
+      assert.equal(err.status, 401);
+      assert.equal(err.code, 'invalid_api_key');
+      await assert.rejects(bad.models.list(), OpenAI.AuthenticationError);
+
+      const profileOnly = (await t.api('POST', '/v1/api-keys', { token: user.accessToken, body: { name: 'p', scopes: ['profile:read'] } })).body.key;
+      const limited = new OpenAI({ baseURL: `${t.url}/v1`, apiKey: profileOnly, maxRetries: 0 });
+      await assert.rejects(limited.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }), OpenAI.PermissionDeniedError);
+      assert.equal(openai.requests.length, 0);
+    });
+
+    test('an access token works as well as an API key', async () => {
+      const viaToken = new OpenAI({ baseURL: `${t.url}/v1`, apiKey: user.accessToken, maxRetries: 0 });
+      const r = await viaToken.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] });
+      assert.equal(r.choices[0]!.message.content, 'Hello from fake-openai.');
+    });
+
+    test('upstream failure is an APIError with status 502, streaming or not', async () => {
+      openai.script({ status: 500 }, { status: 503 });
+      const err = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
+      assert.ok(err instanceof OpenAI.APIError, String(err));
+      assert.equal(err.status, 502);
+      assert.equal(err.code, 'all_providers_failed');
+      assert.equal(err.type, 'server_error');
+      const streamErr = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], stream: true }).catch((e) => e);
+      assert.ok(streamErr instanceof OpenAI.APIError);
+      assert.equal(streamErr.status, 502, 'an error before the first token is still an HTTP status');
+    });
+
+    test('a stream that breaks after output started raises an APIError in the iteration, after the partial text', async () => {
+      openai.script({ reply: 'one two three four', cutAfter: 2 });
+      const stream = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], stream: true });
+      let text = '';
+      const err = await (async () => {
+        for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+      })().catch((e) => e);
+      assert.equal(text, 'one two ');
+      assert.ok(err instanceof OpenAI.APIError, String(err));
+      assert.equal(err.code, 'stream_interrupted');
+    });
+
+    test('unknown models are a NotFoundError naming the model param; bad input a BadRequestError, OpenAI-shaped', async () => {
+      const err = await client.chat.completions.create({ model: 'nope:nothing', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
+      assert.ok(err instanceof OpenAI.NotFoundError, String(err));
+      assert.equal(err.param, 'model');
+      assert.equal(err.code, 'model_not_found');
+      const bad = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [] }).catch((e) => e);
+      assert.ok(bad instanceof OpenAI.BadRequestError, String(bad));
+      assert.equal(bad.param, 'messages');
+      const raw = await t.api('POST', '/v1/chat/completions', { token: key, raw: '{"model":' });
+      assert.equal(raw.status, 400);
+      assert.deepEqual(Object.keys(raw.body), ['error']);
+      assert.deepEqual(Object.keys(raw.body.error).sort(), ['code', 'message', 'param', 'type']);
+      const image = await client.chat.completions
+        .create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'http://x/y.png' } }] }] })
+        .catch((e) => e);
+      assert.ok(image instanceof OpenAI.BadRequestError);
+      assert.equal(image.code, 'unsupported_content');
+      assert.equal(openai.requests.length, 0);
+    });
+
+    test('a client that hangs up stops the upstream generation', async () => {
+      openai.script({ reply: 'a b c d e f g h i j', delayMs: 100 });
+      const controller = new AbortController();
+      const stream = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], stream: true }, { signal: controller.signal });
+      let n = 0;
+      await (async () => {
+        for await (const _ of stream) if (++n === 3) controller.abort();
+      })().catch(() => {});
+      for (let i = 0; i < 50 && !openai.requests[0]!.aborted; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(openai.requests[0]!.aborted, true);
+    });
+
+    test("GET /v1/ai/models: Parley's catalog with limits and prices, null when unknown", async () => {
+      const res = await t.api('GET', '/v1/ai/models', { token: key });
+      assert.equal(res.status, 200);
+      assert.equal(res.body.defaultModel, 'openai:gpt-4o-mini');
+      const mini = res.body.data.find((m: { id: string }) => m.id === 'openai:gpt-4o-mini');
+      assert.deepEqual(mini, { id: 'openai:gpt-4o-mini', provider: 'openai', model: 'gpt-4o-mini', contextWindow: 128000, maxOutputTokens: 16384, pricing: { input: 0.15, output: 0.6, cachedInput: 0.075 } });
+      const qwen = res.body.data.find((m: { id: string }) => m.id === 'local:qwen3');
+      assert.deepEqual(qwen, { id: 'local:qwen3', provider: 'local', model: 'qwen3', contextWindow: null, maxOutputTokens: null, pricing: null });
+      const noAuth = await t.api('GET', '/v1/ai/models');
+      assert.equal(noAuth.status, 401);
+      assert.equal(noAuth.body.code, 'unauthorized', 'problem+json outside the OpenAI-compatible routes');
+      const doc = await t.api('GET', '/openapi.json');
+      assert.ok(doc.body.paths['/v1/chat/completions'].post);
+      assert.ok(doc.body.paths['/v1/ai/models'].get);
+    });
+  });
+}
