@@ -21,6 +21,9 @@ import { apiKeysRoutes } from './modules/api-keys/routes.ts';
 import { oauthRoutes } from './modules/auth/oauth/routes.ts';
 import { accountRoutes } from './modules/auth/account-routes.ts';
 import { authRoutes, jwksRoute } from './modules/auth/routes.ts';
+import { messagesRoutes } from './modules/chat/message-routes.ts';
+import { conversationsRoutes } from './modules/chat/routes.ts';
+import { searchRoutes } from './modules/chat/search-routes.ts';
 import { healthRoutes } from './modules/health/routes.ts';
 import { projectsRoutes } from './modules/projects/routes.ts';
 import { usersRoutes } from './modules/users/routes.ts';
@@ -35,6 +38,9 @@ const V1_MODULES: Array<(app: App, ctx: RouteContext) => void> = [
   apiKeysRoutes,
   adminRoutes,
   projectsRoutes,
+  conversationsRoutes,
+  messagesRoutes,
+  searchRoutes,
   aiRoutes,
   gatewayRoutes,
 ];

@@ -12,6 +12,9 @@ import { createOneTimeTokens } from './modules/auth/one-time-tokens.ts';
 import { createAuthService } from './modules/auth/service.ts';
 import { createSessions } from './modules/auth/sessions.ts';
 import { SigningKeys } from './modules/auth/signing-keys.ts';
+import { createConversations } from './modules/chat/conversations.ts';
+import { createMessages } from './modules/chat/messages.ts';
+import { createSearch } from './modules/chat/search.ts';
 import { createPasswordGuard } from './modules/auth/password-guard.ts';
 import { createProjects } from './modules/projects/service.ts';
 import { createAccount } from './modules/users/account.ts';
@@ -89,7 +92,10 @@ export function createServices(deps: Deps) {
   const admin = createAdmin({ db, users, sessions, audit, outbox: createOutbox(db) });
   const ai = createAi(config.ai, { logger: deps.logger });
   const projects = createProjects(db);
-  return { audit, users, keys, sessions, apiKeys, mfa, emailFlows, authenticate, authLimits, auth, oauth, account, admin, ai, projects };
+  const conversations = createConversations({ db, projects });
+  const messages = createMessages({ db });
+  const search = createSearch(db);
+  return { audit, users, keys, sessions, apiKeys, mfa, emailFlows, authenticate, authLimits, auth, oauth, account, admin, ai, projects, conversations, messages, search };
 }
 
 export type Services = ReturnType<typeof createServices>;

@@ -1,0 +1,174 @@
+import { z } from 'zod';
+import { optionalBody, pageQuery } from '../../http/pagination.ts';
+import { modelId } from '../projects/contracts.ts';
+
+export const MESSAGE_MAX_CHARS = 100_000;
+export const TITLE_MAX_CHARS = 200;
+
+const title = z.string().trim().min(1).max(TITLE_MAX_CHARS);
+
+const conversationFields = z
+  .object({
+    title: title.nullable(),
+    projectId: z.uuid().nullable().describe('One of your projects'),
+    model: modelId.nullable().describe("null for the project's model, then the server default"),
+    pinned: z.boolean(),
+  })
+  .partial()
+  .strict();
+
+export const createConversationBody = optionalBody(conversationFields);
+export const updateConversationBody = conversationFields.extend({ archived: z.boolean().optional() });
+
+/** Where a conversation list page ends: `(pinned, updatedAt, id)` of its last row, opaque to clients. */
+export interface ConversationCursor {
+  pinned: boolean;
+  updatedAt: string;
+  id: string;
+}
+
+const cursorPayload = z.tuple([z.union([z.literal(0), z.literal(1)]), z.iso.datetime(), z.uuid()]);
+
+export const encodeConversationCursor = (c: ConversationCursor) =>
+  Buffer.from(JSON.stringify([c.pinned ? 1 : 0, c.updatedAt, c.id])).toString('base64url');
+
+export const conversationsQuery = pageQuery.extend({
+  cursor: z
+    .string()
+    .max(300)
+    .optional()
+    .transform((c, ctx): ConversationCursor | undefined => {
+      if (c === undefined) return undefined;
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(Buffer.from(c, 'base64url').toString('utf8'));
+      } catch {
+        parsed = undefined;
+      }
+      const ok = cursorPayload.safeParse(parsed);
+      if (!ok.success) {
+        ctx.addIssue({ code: 'custom', message: 'invalid cursor' });
+        return z.NEVER;
+      }
+      const [pinned, updatedAt, id] = ok.data;
+      return { pinned: pinned === 1, updatedAt, id };
+    }),
+  projectId: z.uuid().optional(),
+  archived: z.stringbool().default(false).describe('true for archived conversations only'),
+  pinned: z.stringbool().optional(),
+});
+
+export const conversationSchema = z
+  .object({
+    id: z.uuid(),
+    title: z.string().nullable(),
+    projectId: z.uuid().nullable(),
+    model: z.string().nullable(),
+    pinned: z.boolean(),
+    archived: z.boolean(),
+    currentLeafId: z.uuid().nullable().describe('The last message of the branch being shown'),
+    createdAt: z.iso.datetime(),
+    updatedAt: z.iso.datetime(),
+  })
+  .meta({ id: 'Conversation' });
+
+export const contentPart = z.object({ type: z.literal('text'), text: z.string().max(MESSAGE_MAX_CHARS) }).meta({ id: 'ContentPart' });
+
+/**
+ * A message's content as a client sends it: a string, or text parts. At most
+ * MESSAGE_MAX_CHARS characters in all, and not blank.
+ */
+export const messageContentInput = z
+  .union([z.string().max(MESSAGE_MAX_CHARS), z.array(contentPart).min(1).max(100)])
+  .refine((c) => contentText(c).trim().length > 0, 'must not be empty')
+  .refine((c) => contentText(c).length <= MESSAGE_MAX_CHARS, `at most ${MESSAGE_MAX_CHARS} characters`);
+
+/** The plain text of content parts, as stored in `messages.text`. */
+export function contentText(content: string | Array<{ text: string }>): string {
+  return typeof content === 'string' ? content : content.map((p) => p.text).join('\n\n');
+}
+
+export const feedbackBody = z
+  .object({ rating: z.enum(['up', 'down']), comment: z.string().trim().max(2000).nullable().optional() })
+  .strict();
+
+export const feedbackSchema = z
+  .object({ rating: z.enum(['up', 'down']), comment: z.string().nullable(), createdAt: z.iso.datetime(), updatedAt: z.iso.datetime() })
+  .meta({ id: 'MessageFeedback' });
+
+export const messageSchema = z
+  .object({
+    id: z.uuid(),
+    conversationId: z.uuid(),
+    parentId: z.uuid().nullable(),
+    role: z.enum(['system', 'user', 'assistant', 'tool']),
+    content: z.array(contentPart),
+    status: z.enum(['streaming', 'complete', 'failed', 'cancelled']),
+    provider: z.string().nullable(),
+    model: z.string().nullable(),
+    tokensIn: z.number().int().nullable(),
+    tokensOut: z.number().int().nullable(),
+    cachedTokens: z.number().int().nullable(),
+    costMicros: z.number().int().nullable().describe('Cost in millionths of a US dollar; null when the price is unknown'),
+    cost: z.string().nullable().describe('The same cost as a decimal USD string, e.g. "0.000420"'),
+    latencyMs: z.number().int().nullable(),
+    ttftMs: z.number().int().nullable().describe('Time to first token'),
+    finishReason: z.string().nullable(),
+    error: z.object({ code: z.string(), message: z.string() }).nullable(),
+    attempts: z
+      .array(z.object({ provider: z.string(), model: z.string(), error: z.string(), code: z.string(), status: z.number().int().optional(), at: z.string() }))
+      .describe('Failed attempts before this answer (fallbacks, retries)'),
+    siblingIds: z.array(z.uuid()).describe('This message and its alternatives (same parent), oldest first: the branches a UI can switch between'),
+    siblingIndex: z.number().int().describe('Position of this message in siblingIds'),
+    feedback: feedbackSchema.nullable(),
+    createdAt: z.iso.datetime(),
+    completedAt: z.iso.datetime().nullable(),
+  })
+  .meta({ id: 'Message' });
+
+export const branchSchema = z
+  .object({
+    conversationId: z.uuid(),
+    leafId: z.uuid().nullable().describe('The last message of this branch'),
+    data: z.array(messageSchema).describe('The branch from its first message to leafId'),
+  })
+  .meta({ id: 'MessageBranch' });
+
+export const conversationParams = z.object({ id: z.uuid() });
+export const messageParams = z.object({ id: z.uuid(), messageId: z.uuid() });
+export const branchQuery = z.object({ leafId: z.uuid().optional().describe("Another branch's last message; the conversation's current leaf by default") });
+
+export const searchQuery = z.object({
+  q: z.string().trim().min(1).max(256).describe('Web-search syntax: words, "a phrase", or, -excluded'),
+  limit: z.coerce.number().int().min(1).max(50).default(20),
+  cursor: z
+    .string()
+    .max(40)
+    .optional()
+    .transform((c, ctx) => {
+      if (c === undefined) return 0;
+      const decoded = Buffer.from(c, 'base64url').toString('utf8');
+      const offset = Number(decoded);
+      if (!/^\d{1,5}$/.test(decoded) || offset > 10_000) {
+        ctx.addIssue({ code: 'custom', message: 'invalid cursor' });
+        return z.NEVER;
+      }
+      return offset;
+    }),
+});
+
+export const encodeSearchCursor = (offset: number) => Buffer.from(String(offset)).toString('base64url');
+
+export const searchResultSchema = z
+  .object({
+    type: z.enum(['conversation', 'message']),
+    conversationId: z.uuid(),
+    messageId: z.uuid().nullable(),
+    title: z.string().nullable().describe("The conversation's title, plain text"),
+    snippet: z.string().describe('HTML-escaped text around the matches, each match in <mark>…</mark>'),
+    rank: z.number(),
+    createdAt: z.iso.datetime(),
+  })
+  .meta({ id: 'SearchResult' });
+
+export const searchPage = z.object({ data: z.array(searchResultSchema), nextCursor: z.string().nullable() });

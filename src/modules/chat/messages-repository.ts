@@ -1,0 +1,136 @@
+import { and, eq, getTableColumns, sql } from 'drizzle-orm';
+import { alias } from 'drizzle-orm/pg-core';
+import type { Db } from '../../platform/db/database.ts';
+import { messageFeedback, messages } from './schema.ts';
+
+// search_vector is for search only; everything else reads these columns.
+const { searchVector: _searchVector, ...columns } = getTableColumns(messages);
+
+export type MessageRow = Omit<typeof messages.$inferSelect, 'searchVector'>;
+export type FeedbackRow = typeof messageFeedback.$inferSelect;
+export type MessageView = MessageRow & { siblingIds: string[]; feedback: FeedbackRow | null };
+
+/** Guards against a corrupt parent chain (a cycle) walking forever. */
+const MAX_DEPTH = 100_000;
+
+const sibling = alias(messages, 'sibling');
+
+/** The message and its alternatives: every message of the conversation with the same parent, oldest first. */
+const siblingIds = sql<string[]>`(
+  select coalesce(json_agg(${sibling.id} order by ${sibling.id}), '[]'::json) from ${messages} as sibling
+  where ${sibling.conversationId} = ${messages.conversationId} and ${sibling.parentId} is not distinct from ${messages.parentId}
+)`;
+
+const view = { message: columns, siblingIds, feedback: getTableColumns(messageFeedback) };
+
+/** The ids of a branch with their distance from its leaf: one recursive query up the parent links. */
+const branchOf = (conversationId: string, leafId: string) => sql`(
+  with recursive branch(id, parent_id, depth) as (
+    select id, parent_id, 0 from ${messages} where id = ${leafId} and conversation_id = ${conversationId}
+    union all
+    select m.id, m.parent_id, b.depth + 1 from ${messages} m join branch b on m.id = b.parent_id
+    where m.conversation_id = ${conversationId} and b.depth < ${MAX_DEPTH}
+  )
+  select id, depth from branch
+) as branch`;
+
+type ViewRow = { message: MessageRow; siblingIds: string[]; feedback: FeedbackRow | null };
+const toView = (r: ViewRow): MessageView => ({ ...r.message, siblingIds: r.siblingIds, feedback: r.feedback });
+
+export function createMessagesRepository(db: Db) {
+  const inConversation = (conversationId: string, id: string) => and(eq(messages.id, id), eq(messages.conversationId, conversationId));
+
+  return {
+    async get(conversationId: string, id: string, tx: Db = db): Promise<MessageRow | undefined> {
+      const [row] = await tx.select(columns).from(messages).where(inConversation(conversationId, id));
+      return row;
+    },
+
+    async byId(id: string, tx: Db = db): Promise<MessageRow | undefined> {
+      const [row] = await tx.select(columns).from(messages).where(eq(messages.id, id));
+      return row;
+    },
+
+    /** One message with its siblings and feedback. */
+    async view(conversationId: string, id: string): Promise<MessageView | undefined> {
+      const [row] = await db
+        .select(view)
+        .from(messages)
+        .leftJoin(messageFeedback, eq(messageFeedback.messageId, messages.id))
+        .where(inConversation(conversationId, id));
+      return row && toView(row);
+    },
+
+    /** The branch ending at `leafId`, first message first, with siblings and feedback; empty when the leaf is not in the conversation. */
+    async branchView(conversationId: string, leafId: string): Promise<MessageView[]> {
+      const rows = await db
+        .select(view)
+        .from(messages)
+        .innerJoin(branchOf(conversationId, leafId), sql`branch.id = ${messages.id}`)
+        .leftJoin(messageFeedback, eq(messageFeedback.messageId, messages.id))
+        .orderBy(sql`branch.depth desc`);
+      return rows.map(toView);
+    },
+
+    /** The bare rows of the branch ending at `leafId`, first message first. */
+    branch(conversationId: string, leafId: string): Promise<MessageRow[]> {
+      return db
+        .select(columns)
+        .from(messages)
+        .innerJoin(branchOf(conversationId, leafId), sql`branch.id = ${messages.id}`)
+        .orderBy(sql`branch.depth desc`);
+    },
+
+    /** The leaf reached from `id` by always following the newest child (the branch a UI shows after switching to `id`). */
+    async newestLeafUnder(conversationId: string, id: string, tx: Db = db): Promise<string> {
+      const [row] = await tx
+        .select({ id: sql<string>`walk.id` })
+        .from(
+          sql`(
+            with recursive walk(id, depth) as (
+              select ${id}::uuid, 0
+              union all
+              select child.id, walk.depth + 1 from walk cross join lateral (
+                select m.id from ${messages} m where m.parent_id = walk.id and m.conversation_id = ${conversationId} order by m.id desc limit 1
+              ) child
+              where walk.depth < ${MAX_DEPTH}
+            )
+            select id, depth from walk
+          ) as walk`,
+        )
+        .orderBy(sql`walk.depth desc`)
+        .limit(1);
+      return row?.id ?? id;
+    },
+
+    async insert(values: typeof messages.$inferInsert, tx: Db = db): Promise<MessageRow> {
+      const [row] = await tx.insert(messages).values(values).returning(columns);
+      return row!;
+    },
+
+    /** Updates a message only while it is still streaming; undefined when it is not (finished, or never existed). */
+    async finishStreaming(id: string, values: Partial<typeof messages.$inferInsert>): Promise<MessageRow | undefined> {
+      const [row] = await db
+        .update(messages)
+        .set(values)
+        .where(and(eq(messages.id, id), eq(messages.status, 'streaming')))
+        .returning(columns);
+      return row;
+    },
+
+    async upsertFeedback(values: { messageId: string; userId: string; rating: 'up' | 'down'; comment: string | null }): Promise<FeedbackRow> {
+      const [row] = await db
+        .insert(messageFeedback)
+        .values(values)
+        .onConflictDoUpdate({ target: messageFeedback.messageId, set: { rating: values.rating, comment: values.comment, updatedAt: new Date() } })
+        .returning();
+      return row!;
+    },
+
+    async deleteFeedback(messageId: string): Promise<void> {
+      await db.delete(messageFeedback).where(eq(messageFeedback.messageId, messageId));
+    },
+  };
+}
+
+export type MessagesRepository = ReturnType<typeof createMessagesRepository>;

@@ -1,0 +1,235 @@
+import { Conflict, NotFound, ValidationError } from '../../errors.ts';
+import type { Db } from '../../platform/db/database.ts';
+import { contentText, MESSAGE_MAX_CHARS } from './contracts.ts';
+import { createMessagesRepository, type FeedbackRow, type MessageRow, type MessageView } from './messages-repository.ts';
+import { createConversationsRepository, type ConversationRow } from './repository.ts';
+import type { ContentPart, FailedAttempt } from './schema.ts';
+
+export type { MessageRow, MessageView };
+
+/** What a finished answer records: the text and how it was produced. */
+export interface AssistantResult {
+  text: string;
+  provider: string;
+  model: string;
+  tokensIn: number | null;
+  tokensOut: number | null;
+  cachedTokens?: number | null;
+  /** Micro-dollars; null when the model's price is unknown. */
+  costMicros: number | null;
+  latencyMs: number | null;
+  ttftMs: number | null;
+  finishReason: string | null;
+  /** Failed attempts (fallbacks, retries) before the one that answered. */
+  attempts?: FailedAttempt[];
+}
+
+/** Micro-dollars as a decimal USD string, exact (no floating point): 420 → "0.000420". */
+export function formatMicros(micros: number | null): string | null {
+  if (micros === null) return null;
+  const abs = Math.abs(micros);
+  return `${micros < 0 ? '-' : ''}${Math.floor(abs / 1_000_000)}.${String(abs % 1_000_000).padStart(6, '0')}`;
+}
+
+const iso = (d: Date | null) => d?.toISOString() ?? null;
+
+export const toPublicFeedback = (f: FeedbackRow) => ({ rating: f.rating, comment: f.comment, createdAt: f.createdAt.toISOString(), updatedAt: f.updatedAt.toISOString() });
+
+export const toPublicMessage = (m: MessageView) => ({
+  id: m.id,
+  conversationId: m.conversationId,
+  parentId: m.parentId,
+  role: m.role,
+  content: m.content,
+  status: m.status,
+  provider: m.provider,
+  model: m.model,
+  tokensIn: m.tokensIn,
+  tokensOut: m.tokensOut,
+  cachedTokens: m.cachedTokens,
+  costMicros: m.costMicros,
+  cost: formatMicros(m.costMicros),
+  latencyMs: m.latencyMs,
+  ttftMs: m.ttftMs,
+  finishReason: m.finishReason,
+  error: m.error,
+  attempts: m.attempts,
+  siblingIds: m.siblingIds,
+  siblingIndex: m.siblingIds.indexOf(m.id),
+  feedback: m.feedback && toPublicFeedback(m.feedback),
+  createdAt: m.createdAt.toISOString(),
+  completedAt: iso(m.completedAt),
+});
+
+function toParts(content: string | ContentPart[]): { content: ContentPart[]; text: string } {
+  const text = contentText(content);
+  if (!text.trim()) throw ValidationError('A message needs some text', 'message_empty');
+  if (text.length > MESSAGE_MAX_CHARS) throw ValidationError(`A message may hold at most ${MESSAGE_MAX_CHARS} characters`, 'message_too_long');
+  return { content: typeof content === 'string' ? [{ type: 'text', text: content }] : content.map((p) => ({ type: 'text', text: p.text })), text };
+}
+
+/**
+ * Messages: a tree per conversation (rows linked by parentId). Reading walks one
+ * branch; writing appends and moves the conversation's current leaf.
+ *
+ * The write helpers are for chat generation. Functions taking a userId check
+ * ownership (NotFound otherwise); the others trust an id the caller already checked.
+ */
+export function createMessages(d: { db: Db }) {
+  const repo = createMessagesRepository(d.db);
+  const conversations = createConversationsRepository(d.db);
+  const inTransaction = <T>(fn: (tx: Db) => Promise<T>) => d.db.transaction((t) => fn(t as unknown as Db));
+
+  async function owned(userId: string, conversationId: string): Promise<ConversationRow> {
+    const conversation = await conversations.get(userId, conversationId);
+    if (!conversation) throw NotFound('Conversation', 'conversation_not_found');
+    return conversation;
+  }
+
+  /** Locks the conversation for the rest of the transaction, so appends and leaf moves take turns. */
+  async function locked(conversationId: string, tx: Db, userId?: string): Promise<ConversationRow> {
+    const conversation = await conversations.lock(conversationId, tx);
+    if (!conversation || (userId !== undefined && conversation.userId !== userId)) throw NotFound('Conversation', 'conversation_not_found');
+    return conversation;
+  }
+
+  async function messageIn(conversationId: string, messageId: string, tx?: Db): Promise<MessageRow> {
+    const message = await repo.get(conversationId, messageId, tx);
+    if (!message) throw NotFound('Message', 'message_not_found');
+    return message;
+  }
+
+  async function finish(messageId: string, values: Parameters<typeof repo.finishStreaming>[1]): Promise<MessageRow> {
+    const row = await repo.finishStreaming(messageId, { ...values, completedAt: new Date() });
+    if (row) return row;
+    if (!(await repo.byId(messageId))) throw NotFound('Message', 'message_not_found');
+    throw Conflict('The message is no longer streaming', 'message_not_streaming');
+  }
+
+  async function branch(userId: string, conversationId: string, leafId?: string) {
+    const conversation = await owned(userId, conversationId);
+    const leaf = leafId ?? conversation.currentLeafId;
+    const data = leaf ? await repo.branchView(conversationId, leaf) : [];
+    if (leafId && !data.length) throw NotFound('Message', 'message_not_found');
+    return { conversationId, leafId: leaf, data };
+  }
+
+  return {
+    /** The branch ending at `leafId` (default: the current leaf), first message first. */
+    branch,
+
+    async get(userId: string, conversationId: string, messageId: string): Promise<MessageView> {
+      await owned(userId, conversationId);
+      const message = await repo.view(conversationId, messageId);
+      if (!message) throw NotFound('Message', 'message_not_found');
+      return message;
+    },
+
+    /** Shows the branch through `messageId`: the current leaf becomes the newest leaf below it. */
+    async selectBranch(userId: string, conversationId: string, messageId: string) {
+      await inTransaction(async (tx) => {
+        await locked(conversationId, tx, userId);
+        await messageIn(conversationId, messageId, tx);
+        await conversations.setCurrentLeaf(conversationId, await repo.newestLeafUnder(conversationId, messageId, tx), tx, false);
+      });
+      return branch(userId, conversationId);
+    },
+
+    /**
+     * Appends the user's message under `parentId` (default: the current leaf) and
+     * makes it the current leaf. Editing a message is appending under the edited
+     * message's parent (null for the first message): a new branch.
+     * Throws NotFound (conversation or parent), ValidationError (message_empty, message_too_long).
+     */
+    async appendUserMessage(userId: string, conversationId: string, input: { parentId?: string | null; content: string | ContentPart[] }): Promise<MessageRow> {
+      const parts = toParts(input.content);
+      return inTransaction(async (tx) => {
+        const conversation = await locked(conversationId, tx, userId);
+        const parentId = input.parentId === undefined ? conversation.currentLeafId : input.parentId;
+        if (parentId) await messageIn(conversationId, parentId, tx);
+        const message = await repo.insert({ conversationId, userId, parentId, role: 'user', ...parts, status: 'complete', completedAt: new Date() }, tx);
+        await conversations.setCurrentLeaf(conversationId, message.id, tx);
+        return message;
+      });
+    },
+
+    /**
+     * An empty assistant message (status 'streaming') answering `parentId`, made the
+     * current leaf. Regenerating is another placeholder under the same parent.
+     */
+    async createAssistantPlaceholder(conversationId: string, input: { parentId: string; provider?: string | null; model?: string | null }): Promise<MessageRow> {
+      return inTransaction(async (tx) => {
+        const conversation = await locked(conversationId, tx);
+        await messageIn(conversationId, input.parentId, tx);
+        const message = await repo.insert(
+          { conversationId, userId: conversation.userId, parentId: input.parentId, role: 'assistant', content: [], text: '', status: 'streaming', provider: input.provider ?? null, model: input.model ?? null },
+          tx,
+        );
+        await conversations.setCurrentLeaf(conversationId, message.id, tx);
+        return message;
+      });
+    },
+
+    /** Records the finished answer. Conflict (`message_not_streaming`) when it already finished, failed or was cancelled. */
+    completeAssistant(messageId: string, r: AssistantResult): Promise<MessageRow> {
+      const { text, attempts, cachedTokens, ...metrics } = r;
+      return finish(messageId, {
+        ...metrics,
+        cachedTokens: cachedTokens ?? null,
+        content: [{ type: 'text', text }],
+        text,
+        status: 'complete',
+        ...(attempts ? { attempts } : {}),
+      });
+    },
+
+    /** Marks the answer failed, keeping whatever text arrived before the failure. */
+    failAssistant(messageId: string, partialText: string, error: { code: string; message: string }, attempts: FailedAttempt[] = []): Promise<MessageRow> {
+      return finish(messageId, { content: partialText ? [{ type: 'text', text: partialText }] : [], text: partialText, status: 'failed', error, attempts });
+    },
+
+    /** Marks the answer cancelled (the user stopped it), keeping the text so far. */
+    cancelAssistant(messageId: string, partialText: string, fields: Partial<Omit<AssistantResult, 'text'>> = {}): Promise<MessageRow> {
+      return finish(messageId, { ...fields, content: partialText ? [{ type: 'text', text: partialText }] : [], text: partialText, status: 'cancelled', finishReason: fields.finishReason ?? 'cancelled' });
+    },
+
+    /** Points the conversation at `messageId` as its current leaf (no descent). NotFound when the message is not in it. */
+    async setCurrentLeaf(conversationId: string, messageId: string): Promise<void> {
+      await inTransaction(async (tx) => {
+        await locked(conversationId, tx);
+        await messageIn(conversationId, messageId, tx);
+        await conversations.setCurrentLeaf(conversationId, messageId, tx, false);
+      });
+    },
+
+    /**
+     * The messages of the branch ending at `leafId` (default: the current leaf),
+     * first message first: the history to send to the model. Empty for an empty conversation.
+     */
+    async historyFor(conversationId: string, leafId?: string | null): Promise<MessageRow[]> {
+      let leaf = leafId;
+      if (leaf === undefined) {
+        const conversation = await conversations.byId(conversationId);
+        if (!conversation) throw NotFound('Conversation', 'conversation_not_found');
+        leaf = conversation.currentLeafId;
+      }
+      return leaf ? repo.branch(conversationId, leaf) : [];
+    },
+
+    /** Thumbs up or down on an assistant message; replaces earlier feedback. */
+    async setFeedback(userId: string, conversationId: string, messageId: string, input: { rating: 'up' | 'down'; comment?: string | null }): Promise<FeedbackRow> {
+      await owned(userId, conversationId);
+      const message = await messageIn(conversationId, messageId);
+      if (message.role !== 'assistant') throw ValidationError('Only assistant messages take feedback', 'feedback_not_allowed');
+      return repo.upsertFeedback({ messageId, userId, rating: input.rating, comment: input.comment || null });
+    },
+
+    async deleteFeedback(userId: string, conversationId: string, messageId: string): Promise<void> {
+      await owned(userId, conversationId);
+      await messageIn(conversationId, messageId);
+      await repo.deleteFeedback(messageId);
+    },
+  };
+}
+
+export type Messages = ReturnType<typeof createMessages>;

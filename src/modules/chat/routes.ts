@@ -1,0 +1,75 @@
+import { z } from 'zod';
+import { principal } from '../../http/guards.ts';
+import { page } from '../../http/pagination.ts';
+import { problemSchema } from '../../http/problem.ts';
+import type { App, RouteContext } from '../../http/types.ts';
+import {
+  conversationParams,
+  conversationSchema,
+  conversationsQuery,
+  createConversationBody,
+  encodeConversationCursor,
+  updateConversationBody,
+} from './contracts.ts';
+import { toPublicConversation } from './conversations.ts';
+
+const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema };
+const tags = ['conversations'];
+
+/** Conversations. API keys need the `chat` scope. */
+export function conversationsRoutes(app: App, { services, guards }: RouteContext) {
+  const { conversations } = services;
+  const preHandler = guards.user({ scope: 'chat' });
+
+  app.post('/conversations', {
+    schema: { tags, summary: 'Start a conversation', body: createConversationBody, response: { 201: conversationSchema, ...problems } },
+    preHandler,
+    handler: async (request, reply) => reply.status(201).send(toPublicConversation(await conversations.create(principal(request).userId, request.body))),
+  });
+
+  app.get('/conversations', {
+    schema: {
+      tags,
+      summary: 'List your conversations: pinned first, then most recently updated',
+      description: 'Archived conversations are left out unless `archived=true`, which lists only those.',
+      querystring: conversationsQuery,
+      response: { 200: page(conversationSchema), ...problems },
+    },
+    preHandler,
+    handler: async (request) => {
+      const { limit, ...filter } = request.query;
+      const rows = await conversations.list(principal(request).userId, { ...filter, limit: limit + 1 });
+      const more = rows.length > limit;
+      const items = more ? rows.slice(0, limit) : rows;
+      return { data: items.map(toPublicConversation), nextCursor: more ? encodeConversationCursor(items[items.length - 1]!.cursor) : null };
+    },
+  });
+
+  app.get('/conversations/:id', {
+    schema: { tags, summary: 'One conversation', params: conversationParams, response: { 200: conversationSchema, ...problems } },
+    preHandler,
+    handler: async (request) => toPublicConversation(await conversations.get(principal(request).userId, request.params.id)),
+  });
+
+  app.patch('/conversations/:id', {
+    schema: {
+      tags,
+      summary: 'Rename, pin, archive or move a conversation',
+      description: 'Send only what changes. `projectId` must be one of your projects, or null.',
+      params: conversationParams,
+      body: updateConversationBody,
+      response: { 200: conversationSchema, ...problems },
+    },
+    preHandler,
+    handler: async (request) => toPublicConversation(await conversations.update(principal(request).userId, request.params.id, request.body)),
+  });
+
+  app.delete('/conversations/:id', {
+    schema: { tags, summary: 'Delete a conversation and all its messages', params: conversationParams, response: { 204: z.null(), ...problems } },
+    preHandler,
+    handler: async (request, reply) => {
+      await conversations.delete(principal(request).userId, request.params.id);
+      return reply.status(204).send(null);
+    },
+  });
+}

@@ -1,0 +1,28 @@
+import { principal } from '../../http/guards.ts';
+import { problemSchema } from '../../http/problem.ts';
+import type { App, RouteContext } from '../../http/types.ts';
+import { encodeSearchCursor, searchPage, searchQuery } from './contracts.ts';
+
+/** Full-text search over your own conversations and messages. API keys need the `chat` scope. */
+export function searchRoutes(app: App, { services, guards }: RouteContext) {
+  const { search } = services;
+
+  app.get('/search', {
+    schema: {
+      tags: ['search'],
+      summary: 'Search your conversations and messages',
+      description:
+        'Matches conversation titles and message texts (English stemming; web-search syntax: `"exact phrase"`, `or`, `-word`), best match first. ' +
+        '`snippet` is HTML-escaped text with each match wrapped in `<mark>…</mark>`.',
+      querystring: searchQuery,
+      response: { 200: searchPage, 400: problemSchema, 401: problemSchema, 403: problemSchema },
+    },
+    preHandler: guards.user({ scope: 'chat' }),
+    handler: async (request) => {
+      const { q, limit, cursor: offset } = request.query;
+      const hits = await search.search(principal(request).userId, { q, limit: limit + 1, offset });
+      const more = hits.length > limit;
+      return { data: more ? hits.slice(0, limit) : hits, nextCursor: more ? encodeSearchCursor(offset + limit) : null };
+    },
+  });
+}
