@@ -42,7 +42,14 @@ export function createAi(settings: AiSettings, opts: { logger?: Logger; random?:
     if (!request.chain.length) throw ValidationError('The model chain is empty', 'unknown_model');
     // Resolve every link first: a typo in the third link should fail now, not after two outages.
     const links = request.chain.map(toLink);
-    const { link, result } = yield* streamWithFallback({ policy: settings, breakers, random: opts.random }, request, links);
+    const run = streamWithFallback({ policy: settings, breakers, random: opts.random }, request, links);
+    let step = await run.next();
+    for (; !step.done; step = await run.next()) {
+      // Operators see every failed attempt, even those a fallback hid from the user.
+      if (step.value.type === 'attempt_failed') opts.logger?.warn({ attempt: step.value.attempt }, 'ai attempt failed');
+      yield step.value;
+    }
+    const { link, result } = step.value;
     const id = `${link.provider}:${link.model}`;
     // Without reported usage (some compatible servers), count it ourselves rather than bill zero.
     const usage: Usage = result.usage ?? {

@@ -236,6 +236,18 @@ for (const backend of backends()) {
       assert.equal(openai.requests[0]!.aborted, true);
     });
 
+    test('a client that hangs up before the first token stops the upstream call too', async () => {
+      openai.script({ hang: true });
+      const controller = new AbortController();
+      setTimeout(() => controller.abort(), 150);
+      const req = client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], stream: true }, { signal: controller.signal });
+      await assert.rejects(req, OpenAI.APIUserAbortError);
+      for (let i = 0; i < 50 && !openai.requests[0]?.aborted; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(openai.requests[0]!.aborted, true);
+      const after = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] });
+      assert.equal(after.choices[0]!.message.content, 'Hello from fake-openai.', 'the server is fine afterwards');
+    });
+
     test("GET /v1/ai/models: Parley's catalog with limits and prices, null when unknown", async () => {
       const res = await t.api('GET', '/v1/ai/models', { token: key });
       assert.equal(res.status, 200);
