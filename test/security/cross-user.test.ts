@@ -8,9 +8,17 @@ import { createUser, type TestUser } from '../support/factories.ts';
  * for its own routes: B must get 404 (or 403) every time, and A's data must be
  * exactly as it was afterwards.
  */
+interface Chat {
+  projectId: string;
+  promptId: string;
+  conversationId: string;
+  userMessageId: string;
+  assistantMessageId: string;
+}
+
 interface Fixture {
-  a: TestUser & { apiKey: string; apiKeyId: string; secondSessionId: string };
-  b: TestUser & { apiKey: string };
+  a: TestUser & Chat & { apiKey: string; apiKeyId: string; secondSessionId: string };
+  b: TestUser & Chat & { apiKey: string };
 }
 
 interface Case {
@@ -35,6 +43,44 @@ const ADMIN_ROUTES: Array<Pick<Case, 'name' | 'method' | 'path' | 'body'>> = [
   { name: "read A's mail", method: 'GET', path: (f) => `/v1/admin/outbox?to=${encodeURIComponent(f.a.email)}` },
 ];
 
+/** A's projects, prompts, conversations and messages, reached directly or through B's own ones. */
+const CHAT_ROUTES: Array<Omit<Case, 'as'>> = [
+  // projects
+  { name: "read A's project", method: 'GET', path: (f) => `/v1/projects/${f.a.projectId}`, status: 404, code: 'project_not_found' },
+  { name: "rename A's project", method: 'PATCH', path: (f) => `/v1/projects/${f.a.projectId}`, body: () => ({ name: 'pwned' }), status: 404, code: 'project_not_found' },
+  { name: "delete A's project", method: 'DELETE', path: (f) => `/v1/projects/${f.a.projectId}`, status: 404, code: 'project_not_found' },
+  { name: "list A's prompts", method: 'GET', path: (f) => `/v1/projects/${f.a.projectId}/prompts`, status: 404, code: 'project_not_found' },
+  { name: "add a prompt to A's project", method: 'POST', path: (f) => `/v1/projects/${f.a.projectId}/prompts`, body: () => ({ name: 'evil', content: 'x', activate: true }), status: 404, code: 'project_not_found' },
+  { name: "read A's prompt", method: 'GET', path: (f) => `/v1/projects/${f.a.projectId}/prompts/${f.a.promptId}`, status: 404, code: 'project_not_found' },
+  { name: "rewrite A's prompt", method: 'PATCH', path: (f) => `/v1/projects/${f.a.projectId}/prompts/${f.a.promptId}`, body: () => ({ content: 'leak' }), status: 404, code: 'project_not_found' },
+  { name: "delete A's prompt", method: 'DELETE', path: (f) => `/v1/projects/${f.a.projectId}/prompts/${f.a.promptId}`, status: 404, code: 'project_not_found' },
+  { name: "activate A's prompt", method: 'POST', path: (f) => `/v1/projects/${f.a.projectId}/prompts/${f.a.promptId}/activate`, status: 404, code: 'project_not_found' },
+  { name: "read A's prompt through B's project", method: 'GET', path: (f) => `/v1/projects/${f.b.projectId}/prompts/${f.a.promptId}`, status: 404, code: 'prompt_not_found' },
+  { name: "rewrite A's prompt through B's project", method: 'PATCH', path: (f) => `/v1/projects/${f.b.projectId}/prompts/${f.a.promptId}`, body: () => ({ content: 'leak' }), status: 404, code: 'prompt_not_found' },
+  { name: "delete A's prompt through B's project", method: 'DELETE', path: (f) => `/v1/projects/${f.b.projectId}/prompts/${f.a.promptId}`, status: 404, code: 'prompt_not_found' },
+  { name: "activate A's prompt in B's project", method: 'POST', path: (f) => `/v1/projects/${f.b.projectId}/prompts/${f.a.promptId}/activate`, status: 404, code: 'prompt_not_found' },
+  { name: "make A's prompt B's active prompt", method: 'PATCH', path: (f) => `/v1/projects/${f.b.projectId}`, body: (f) => ({ activePromptId: f.a.promptId }), status: 404, code: 'prompt_not_found' },
+  // conversations
+  { name: "read A's conversation", method: 'GET', path: (f) => `/v1/conversations/${f.a.conversationId}`, status: 404, code: 'conversation_not_found' },
+  { name: "rename A's conversation", method: 'PATCH', path: (f) => `/v1/conversations/${f.a.conversationId}`, body: () => ({ title: 'pwned', archived: true }), status: 404, code: 'conversation_not_found' },
+  { name: "delete A's conversation", method: 'DELETE', path: (f) => `/v1/conversations/${f.a.conversationId}`, status: 404, code: 'conversation_not_found' },
+  { name: "start a conversation in A's project", method: 'POST', path: () => '/v1/conversations', body: (f) => ({ projectId: f.a.projectId }), status: 404, code: 'project_not_found' },
+  { name: "move B's conversation into A's project", method: 'PATCH', path: (f) => `/v1/conversations/${f.b.conversationId}`, body: (f) => ({ projectId: f.a.projectId }), status: 404, code: 'project_not_found' },
+  // messages
+  { name: "read A's messages", method: 'GET', path: (f) => `/v1/conversations/${f.a.conversationId}/messages`, status: 404, code: 'conversation_not_found' },
+  { name: "read A's messages by leaf", method: 'GET', path: (f) => `/v1/conversations/${f.a.conversationId}/messages?leafId=${f.a.assistantMessageId}`, status: 404, code: 'conversation_not_found' },
+  { name: "read A's branch through B's conversation", method: 'GET', path: (f) => `/v1/conversations/${f.b.conversationId}/messages?leafId=${f.a.assistantMessageId}`, status: 404, code: 'message_not_found' },
+  { name: "read A's message", method: 'GET', path: (f) => `/v1/conversations/${f.a.conversationId}/messages/${f.a.userMessageId}`, status: 404, code: 'conversation_not_found' },
+  { name: "read A's message through B's conversation", method: 'GET', path: (f) => `/v1/conversations/${f.b.conversationId}/messages/${f.a.userMessageId}`, status: 404, code: 'message_not_found' },
+  { name: "switch A's branch", method: 'POST', path: (f) => `/v1/conversations/${f.a.conversationId}/messages/${f.a.userMessageId}/select`, status: 404, code: 'conversation_not_found' },
+  { name: "point B's conversation at A's message", method: 'POST', path: (f) => `/v1/conversations/${f.b.conversationId}/messages/${f.a.assistantMessageId}/select`, status: 404, code: 'message_not_found' },
+  // feedback
+  { name: "rate A's message", method: 'PUT', path: (f) => `/v1/conversations/${f.a.conversationId}/messages/${f.a.assistantMessageId}/feedback`, body: () => ({ rating: 'down' }), status: 404, code: 'conversation_not_found' },
+  { name: "rate A's message through B's conversation", method: 'PUT', path: (f) => `/v1/conversations/${f.b.conversationId}/messages/${f.a.assistantMessageId}/feedback`, body: () => ({ rating: 'down' }), status: 404, code: 'message_not_found' },
+  { name: "remove A's rating", method: 'DELETE', path: (f) => `/v1/conversations/${f.a.conversationId}/messages/${f.a.assistantMessageId}/feedback`, status: 404, code: 'conversation_not_found' },
+  { name: "remove A's rating through B's conversation", method: 'DELETE', path: (f) => `/v1/conversations/${f.b.conversationId}/messages/${f.a.assistantMessageId}/feedback`, status: 404, code: 'message_not_found' },
+];
+
 const CASES: Case[] = [
   // auth
   { name: "revoke A's current session", method: 'DELETE', path: (f) => `/v1/auth/sessions/${f.a.sessionId}`, status: 404, code: 'session_not_found' },
@@ -46,12 +92,17 @@ const CASES: Case[] = [
   // admin
   ...ADMIN_ROUTES.map((r): Case => ({ ...r, name: `admin: ${r.name}`, status: 403, code: 'admin_required' })),
   ...ADMIN_ROUTES.map((r): Case => ({ ...r, name: `admin with a key: ${r.name}`, as: 'api_key', status: 403, code: 'api_key_not_allowed' })),
+  // projects, conversations, messages, feedback: the same answer with a session or a key
+  ...CHAT_ROUTES,
+  ...CHAT_ROUTES.map((r): Case => ({ ...r, name: `${r.name} with a key`, as: 'api_key' })),
 ];
 
 /** Lists B can read: none of A's ids may appear in them. */
 const LIST_CASES: Array<{ name: string; path: string; idsOfA: (f: Fixture) => string[] }> = [
   { name: 'sessions', path: '/v1/auth/sessions', idsOfA: (f) => [f.a.sessionId, f.a.secondSessionId] },
   { name: 'API keys', path: '/v1/api-keys', idsOfA: (f) => [f.a.apiKeyId] },
+  { name: 'projects', path: '/v1/projects', idsOfA: (f) => [f.a.projectId] },
+  { name: 'conversations', path: '/v1/conversations', idsOfA: (f) => [f.a.conversationId] },
 ];
 
 for (const backend of backends()) {
@@ -71,6 +122,31 @@ for (const backend of backends()) {
         preferences: await get('/v1/users/me/preferences'),
         sessions: (await get('/v1/auth/sessions')).data.map((s: { id: string }) => s.id).sort(),
         apiKeys: (await get('/v1/api-keys')).data.map((k: { id: string; name: string; scopes: string[] }) => [k.id, k.name, k.scopes]),
+        projects: (await get('/v1/projects')).data,
+        prompts: (await get(`/v1/projects/${f.a.projectId}/prompts`)).data,
+        conversations: (await get('/v1/conversations')).data,
+        archived: (await get('/v1/conversations?archived=true')).data,
+        messages: await get(`/v1/conversations/${f.a.conversationId}/messages`),
+      };
+    }
+
+    /** A project with a prompt, and a conversation in it holding a rated question and answer. */
+    async function chatOf(u: TestUser, who: string): Promise<Chat> {
+      const project = await t.api('POST', '/v1/projects', { token: u.accessToken, body: { name: `${who}'s agent`, systemPrompt: `${who}'s secret instructions` } });
+      assert.equal(project.status, 201, project.text);
+      const conversation = await t.api('POST', '/v1/conversations', { token: u.accessToken, body: { title: `${who} quokkaplans`, projectId: project.body.id } });
+      const m = t.services.messages;
+      const question = await m.appendUserMessage(u.id, conversation.body.id, { content: `${who}'s private quokkaword` });
+      const placeholder = await m.createAssistantPlaceholder(conversation.body.id, { parentId: question.id });
+      await m.completeAssistant(placeholder.id, { text: `Noted, ${who}: quokkaword`, provider: 'openai', model: 'gpt-4o-mini', tokensIn: 3, tokensOut: 4, costMicros: 10, latencyMs: 5, ttftMs: 1, finishReason: 'stop' });
+      const rated = await t.api('PUT', `/v1/conversations/${conversation.body.id}/messages/${placeholder.id}/feedback`, { token: u.accessToken, body: { rating: 'up' } });
+      assert.equal(rated.status, 200, rated.text);
+      return {
+        projectId: project.body.id,
+        promptId: project.body.activePromptId,
+        conversationId: conversation.body.id,
+        userMessageId: question.id,
+        assistantMessageId: placeholder.id,
       };
     }
 
@@ -85,8 +161,8 @@ for (const backend of backends()) {
       await t.api('PATCH', '/v1/users/me/preferences', { token: a.accessToken, body: { theme: 'dark' } });
       await t.deps.mailer.send({ to: a.email, subject: 'for Alice', text: 'private' });
       f = {
-        a: { ...a, apiKey: aKey.body.key, apiKeyId: aKey.body.id, secondSessionId: second.body.sessionId },
-        b: { ...b, apiKey: bKey.body.key },
+        a: { ...a, ...(await chatOf(a, 'Alice')), apiKey: aKey.body.key, apiKeyId: aKey.body.id, secondSessionId: second.body.sessionId },
+        b: { ...b, ...(await chatOf(b, 'Bob')), apiKey: bKey.body.key },
       };
     });
     after(() => t.close());
@@ -115,6 +191,19 @@ for (const backend of backends()) {
           for (const id of l.idsOfA(f)) assert.ok(!ids.includes(id));
         });
       }
+
+      test("A's content never shows up in B's search", async () => {
+        for (const q of ['quokkaword', 'quokkaplans', 'Alice', 'secret instructions']) {
+          const res = await t.api('GET', `/v1/search?q=${encodeURIComponent(q)}`, { token: f.b.accessToken });
+          assert.equal(res.status, 200, res.text);
+          assert.ok(!res.text.includes('Alice'), q);
+          for (const hit of res.body.data) assert.equal(hit.conversationId, f.b.conversationId);
+        }
+        const own = await t.api('GET', '/v1/search?q=quokkaword', { token: f.b.accessToken });
+        assert.equal(own.body.data.length, 2, "B finds B's own messages");
+        const aSees = await t.api('GET', '/v1/search?q=quokkaword', { token: f.a.accessToken });
+        assert.ok(aSees.body.data.length > 0 && aSees.body.data.every((h: { conversationId: string }) => h.conversationId === f.a.conversationId));
+      });
 
       test("A's data is unchanged and A's credentials still work", async () => {
         assert.deepEqual(await snapshotOfA(), before_);
