@@ -23,6 +23,7 @@ import { accountRoutes } from './modules/auth/account-routes.ts';
 import { authRoutes, jwksRoute } from './modules/auth/routes.ts';
 import { messagesRoutes } from './modules/chat/message-routes.ts';
 import { conversationsRoutes } from './modules/chat/routes.ts';
+import { generationRoutes } from './modules/chat/generation-routes.ts';
 import { searchRoutes } from './modules/chat/search-routes.ts';
 import { healthRoutes } from './modules/health/routes.ts';
 import { projectsRoutes } from './modules/projects/routes.ts';
@@ -40,6 +41,7 @@ const V1_MODULES: Array<(app: App, ctx: RouteContext) => void> = [
   projectsRoutes,
   conversationsRoutes,
   messagesRoutes,
+  generationRoutes,
   searchRoutes,
   aiRoutes,
   gatewayRoutes,

@@ -13,8 +13,12 @@ import { createAuthService } from './modules/auth/service.ts';
 import { createSessions } from './modules/auth/sessions.ts';
 import { SigningKeys } from './modules/auth/signing-keys.ts';
 import { createConversations } from './modules/chat/conversations.ts';
+import { createGeneration } from './modules/chat/generation.ts';
+import { createGenerationRepository } from './modules/chat/generation-repository.ts';
 import { createMessages } from './modules/chat/messages.ts';
 import { createSearch } from './modules/chat/search.ts';
+import { createTitles } from './modules/chat/titles.ts';
+import { createIdempotency } from './http/idempotency.ts';
 import { createPasswordGuard } from './modules/auth/password-guard.ts';
 import { createProjects } from './modules/projects/service.ts';
 import { createAccount } from './modules/users/account.ts';
@@ -95,7 +99,10 @@ export function createServices(deps: Deps) {
   const conversations = createConversations({ db, projects });
   const messages = createMessages({ db });
   const search = createSearch(db);
-  return { audit, users, keys, sessions, apiKeys, mfa, emailFlows, authenticate, authLimits, auth, oauth, account, admin, ai, projects, conversations, messages, search };
+  const idempotency = createIdempotency(db);
+  const titles = createTitles({ ai, repo: createGenerationRepository(db), logger: deps.logger });
+  const generation = createGeneration({ ai, messages, conversations, projects, streams: deps.streams, titles, logger: deps.logger, limits: config.chat });
+  return { audit, users, keys, sessions, apiKeys, mfa, emailFlows, authenticate, authLimits, auth, oauth, account, admin, ai, projects, conversations, messages, search, idempotency, generation };
 }
 
 export type Services = ReturnType<typeof createServices>;

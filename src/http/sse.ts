@@ -1,0 +1,66 @@
+import { once } from 'node:events';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+
+export interface SseFrame {
+  /** Sent as `id:`; what the client's EventSource echoes back in Last-Event-ID. */
+  id?: number | string;
+  event: string;
+  data: unknown;
+}
+
+const HEARTBEAT_MS = 15_000;
+
+/** Whether the client asked for Server-Sent Events. */
+export const wantsEventStream = (request: FastifyRequest) => (request.headers.accept ?? '').includes('text/event-stream');
+
+/**
+ * The offset to resume from: `?offset=N` (the first event wanted) or the
+ * `Last-Event-ID` header (the last event received, so one past it).
+ */
+export function resumeOffset(request: FastifyRequest, queryOffset: number | undefined): number {
+  if (queryOffset !== undefined) return queryOffset;
+  const last = Number(request.headers['last-event-id']);
+  return Number.isInteger(last) && last >= 0 ? last + 1 : 0;
+}
+
+/**
+ * Takes the response over for an event stream. `signal` aborts when the client
+ * goes away (or `close` is called); writes wait for the socket to drain, so a
+ * slow client slows its reader instead of buffering without bound.
+ */
+export function openEventStream(request: FastifyRequest, reply: FastifyReply, status = 200) {
+  reply.hijack();
+  const res = reply.raw;
+  const gone = new AbortController();
+  res.on('close', () => gone.abort());
+  res.writeHead(status, {
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache, no-transform',
+    connection: 'keep-alive',
+    // nginx and similar proxies would otherwise buffer the stream.
+    'x-accel-buffering': 'no',
+    'x-request-id': request.id,
+  });
+  res.flushHeaders();
+  const heartbeat = setInterval(() => {
+    if (!res.destroyed) res.write(': keep-alive\n\n');
+  }, HEARTBEAT_MS);
+  heartbeat.unref();
+
+  return {
+    signal: gone.signal,
+    async send(frame: SseFrame): Promise<void> {
+      if (gone.signal.aborted) return;
+      let text = frame.id !== undefined ? `id: ${frame.id}\n` : '';
+      text += `event: ${frame.event}\ndata: ${JSON.stringify(frame.data)}\n\n`;
+      if (!res.write(text)) await Promise.race([once(res, 'drain'), once(gone.signal, 'abort')]);
+    },
+    close() {
+      clearInterval(heartbeat);
+      if (!res.writableEnded) res.end();
+      gone.abort();
+    },
+  };
+}
+
+export type EventStream = ReturnType<typeof openEventStream>;

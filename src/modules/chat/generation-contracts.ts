@@ -1,0 +1,40 @@
+import { z } from 'zod';
+import { optionalBody } from '../../http/pagination.ts';
+import { modelId } from '../projects/contracts.ts';
+import { messageContentInput } from './contracts.ts';
+
+export const postMessageBody = z
+  .object({
+    content: messageContentInput,
+    parentId: z
+      .uuid()
+      .nullable()
+      .optional()
+      .describe("The message this one follows; default: the conversation's current leaf. To edit a message, send its parent (null for the first message): the edit starts a new branch"),
+    model: modelId.optional().describe("This answer only: try this model first, before the conversation's and the project's"),
+  })
+  .strict();
+
+export const regenerateBody = optionalBody(z.object({ model: modelId.optional() }).strict());
+
+export const streamQuery = z.object({
+  offset: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(1_000_000)
+    .optional()
+    .describe('The first event to send (its `id`); takes precedence over Last-Event-ID, which resumes after the event it names'),
+});
+
+/** The generation's events, documented for OpenAPI; the body itself is a text/event-stream. */
+export const EVENT_STREAM_DESCRIPTION = [
+  'A `text/event-stream` of the generation, each event with `id:` = its offset (reconnect with `Last-Event-ID` or `?offset=`):',
+  '- `message.created` `{conversationId, userMessageId, assistantMessageId}`',
+  '- `delta` `{text}`: the next piece of the answer',
+  '- `message.completed` `{message}`: the stored answer with usage (tokens, cost, provider and model that answered, failed attempts); also when cancelled (`status: cancelled`)',
+  '- `error` `{code, message, messageId}`: the answer failed (`stream_timeout`, `stream_interrupted`, `all_providers_failed`, …); its partial text is kept on the message',
+  'The stream ends after `message.completed` or `error`.',
+].join('\n');
+
+export const eventStream = { description: EVENT_STREAM_DESCRIPTION, content: { 'text/event-stream': { schema: z.string() } } };

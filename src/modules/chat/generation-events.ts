@@ -1,0 +1,39 @@
+import type { toPublicMessage } from './messages.ts';
+
+export type PublicMessage = ReturnType<typeof toPublicMessage>;
+
+/**
+ * What a generation writes to its stream buffer, in order: `message.created`,
+ * any number of `delta`s, then `message.completed` (complete or cancelled) or
+ * `error` (failed). SSE sends each as an event of that name, `id:` its offset.
+ */
+export type GenerationEvent =
+  | { type: 'message.created'; conversationId: string; userMessageId: string; assistantMessageId: string }
+  | { type: 'delta'; text: string }
+  | { type: 'message.completed'; message: PublicMessage }
+  | { type: 'error'; code: string; message: string; messageId: string };
+
+/** An event with its offset in the stream; none when it was rebuilt from the database after the stream expired. */
+export interface PositionedEvent {
+  offset?: number;
+  event: GenerationEvent;
+}
+
+/** The last event of a generation: how it ended. */
+export type Outcome = Extract<GenerationEvent, { type: 'message.completed' | 'error' }>;
+
+export const isOutcome = (e: GenerationEvent): e is Outcome => e.type === 'message.completed' || e.type === 'error';
+
+/** The SSE frame of an event: its type as the event name, the rest as data. */
+export function toFrame({ offset, event }: PositionedEvent) {
+  const { type, ...data } = event;
+  return { id: offset, event: type, data };
+}
+
+/** The outcome of a finished message as the stream would have ended, for when the stream is gone. */
+export function outcomeOf(message: PublicMessage): Outcome {
+  if (message.status === 'failed') {
+    return { type: 'error', code: message.error?.code ?? 'generation_failed', message: message.error?.message ?? 'The generation failed', messageId: message.id };
+  }
+  return { type: 'message.completed', message };
+}

@@ -1,0 +1,129 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { AppError } from '../../errors.ts';
+import { principal } from '../../http/guards.ts';
+import { idempotencyHeaders, idempotencyOf } from '../../http/idempotency.ts';
+import { problemSchema } from '../../http/problem.ts';
+import { openEventStream, resumeOffset, wantsEventStream } from '../../http/sse.ts';
+import type { App, RouteContext } from '../../http/types.ts';
+import { conversationParams, messageParams, messageSchema } from './contracts.ts';
+import { eventStream, postMessageBody, regenerateBody, streamQuery } from './generation-contracts.ts';
+import { toFrame } from './generation-events.ts';
+import { toPublicMessage, type MessageView } from './messages.ts';
+
+const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema, 409: problemSchema, 422: problemSchema, 502: problemSchema };
+const tags = ['messages'];
+const answers = {
+  200: eventStream,
+  201: { description: 'The finished answer (without `Accept: text/event-stream`)', content: { 'application/json': { schema: messageSchema } } },
+};
+const ANSWER_DESCRIPTION =
+  'With `Accept: text/event-stream` the answer streams as it is generated (see the 200 response); otherwise the request waits and returns the finished assistant message (201). ' +
+  'Either way the answer is generated to the end even if the client goes away, and can be followed again through `/stream`. ' +
+  'A retry with the same `Idempotency-Key` and body returns (or re-streams) the same answer without generating it twice.';
+
+/** Posting messages and following, resuming and stopping their answers. API keys need the `chat` scope. */
+export function generationRoutes(app: App, { services, guards }: RouteContext) {
+  const { generation, idempotency } = services;
+  const preHandler = guards.user({ scope: 'chat' });
+  // Shutting down: stop local generations and let every open event stream end, so close() is not held up.
+  const closing = new AbortController();
+  app.addHook('preClose', async () => {
+    closing.abort();
+    await generation.shutdown();
+  });
+
+  async function stream(request: FastifyRequest, reply: FastifyReply, message: MessageView, from: number) {
+    const sse = openEventStream(request, reply);
+    try {
+      for await (const e of generation.events(message, from, AbortSignal.any([sse.signal, closing.signal]))) await sse.send(toFrame(e));
+    } catch (err) {
+      request.log.error({ err }, 'event stream failed');
+      await sse.send({ event: 'error', data: { code: 'internal_error', message: `The stream broke; resume it (request id ${request.id})`, messageId: message.id } });
+    } finally {
+      sse.close();
+    }
+    return reply;
+  }
+
+  /** The answer as the client asked for it: an event stream from the start, or the finished message. */
+  async function answer(request: FastifyRequest, reply: FastifyReply, conversationId: string, messageId: string) {
+    const message = await generation.assistantOf(principal(request).userId, conversationId, messageId);
+    if (wantsEventStream(request)) return stream(request, reply, message, 0);
+    const outcome = await generation.outcome(message, closing.signal);
+    if (!outcome) throw new AppError(503, 'shutting_down', 'Service unavailable', 'The server is shutting down; follow the answer through its /stream');
+    if (outcome.type === 'error') throw new AppError(502, outcome.code, 'The answer failed', outcome.message, { extra: { messageId: outcome.messageId } });
+    return reply.status(201).send(outcome.message);
+  }
+
+  app.post('/conversations/:id/messages', {
+    schema: {
+      tags,
+      summary: 'Send a message and get the answer',
+      description: ANSWER_DESCRIPTION,
+      params: conversationParams,
+      headers: idempotencyHeaders,
+      body: postMessageBody,
+      response: { ...answers, ...problems },
+    },
+    preHandler,
+    handler: async (request, reply) => {
+      const userId = principal(request).userId;
+      const { id } = request.params;
+      const { resourceId } = await idempotency.once(idempotencyOf(request, userId, { params: request.params, body: request.body }), async () => {
+        return (await generation.start(userId, id, request.body)).assistantMessage.id;
+      });
+      return answer(request, reply, id, resourceId);
+    },
+  });
+
+  app.post('/conversations/:id/messages/:messageId/regenerate', {
+    schema: {
+      tags,
+      summary: 'Answer again',
+      description: `A new answer beside an assistant message (or below a user message): a sibling branch that becomes current. ${ANSWER_DESCRIPTION}`,
+      params: messageParams,
+      headers: idempotencyHeaders,
+      body: regenerateBody,
+      response: { ...answers, ...problems },
+    },
+    preHandler,
+    handler: async (request, reply) => {
+      const userId = principal(request).userId;
+      const { id, messageId } = request.params;
+      const { resourceId } = await idempotency.once(idempotencyOf(request, userId, { params: request.params, body: request.body }), async () => {
+        return (await generation.regenerate(userId, id, messageId, request.body)).assistantMessage.id;
+      });
+      return answer(request, reply, id, resourceId);
+    },
+  });
+
+  app.get('/conversations/:id/messages/:messageId/stream', {
+    schema: {
+      tags,
+      summary: "Follow an answer's events",
+      description:
+        'Replays the answer from `offset` (or after `Last-Event-ID`) and follows it live until it ends, from any instance. ' +
+        'Once the stored events have expired, a finished answer is sent as its final event alone.',
+      params: messageParams,
+      querystring: streamQuery,
+      response: { 200: eventStream, ...problems },
+    },
+    preHandler,
+    handler: async (request, reply) => {
+      const message = await generation.assistantOf(principal(request).userId, request.params.id, request.params.messageId);
+      return stream(request, reply, message, resumeOffset(request, request.query.offset));
+    },
+  });
+
+  app.post('/conversations/:id/messages/:messageId/cancel', {
+    schema: {
+      tags,
+      summary: 'Stop an answer',
+      description: 'Stops the generation wherever it runs; the text so far is kept and the message becomes `cancelled`. A finished message is returned unchanged.',
+      params: messageParams,
+      response: { 200: messageSchema, ...problems },
+    },
+    preHandler,
+    handler: async (request) => toPublicMessage(await generation.cancel(principal(request).userId, request.params.id, request.params.messageId)),
+  });
+}

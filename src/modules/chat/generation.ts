@@ -1,0 +1,189 @@
+import { ValidationError } from '../../errors.ts';
+import type { Logger } from '../../platform/observability/logger.ts';
+import { StreamEnded, type StreamBuffer } from '../../platform/streams/stream-buffer.ts';
+import { buildContext } from '../ai/context.ts';
+import type { Ai, ChatMessage } from '../ai/types.ts';
+import type { GenerationSettings, Projects } from '../projects/service.ts';
+import { contentText } from './contracts.ts';
+import type { Conversations } from './conversations.ts';
+import { isOutcome, outcomeOf, type GenerationEvent, type Outcome, type PositionedEvent } from './generation-events.ts';
+import { CANCEL_SIGNAL, launchRun, type Run, type RunDeps } from './generation-run.ts';
+import { toPublicMessage, type MessageRow, type Messages, type MessageView } from './messages.ts';
+import type { ContentPart } from './schema.ts';
+import type { Titles } from './titles.ts';
+
+export interface GenerationDeps {
+  ai: Pick<Ai, 'streamChat' | 'model'> & { defaultModel?: string };
+  messages: Messages;
+  conversations: Pick<Conversations, 'get'>;
+  projects: Pick<Projects, 'forGeneration'>;
+  streams: StreamBuffer;
+  titles: Titles;
+  logger: Logger;
+  limits: { maxMessageChars: number; maxStreamSeconds: number };
+}
+
+export interface Started {
+  userMessage: MessageRow;
+  assistantMessage: MessageRow;
+}
+
+/** Reply tokens kept free in the context window when neither the project nor the catalog says otherwise. */
+const DEFAULT_REPLY_BUDGET = 4096;
+/** How long a cancel waits for the instance running the generation to stop it before marking it cancelled itself. */
+const CANCEL_WAIT_MS = 5_000;
+
+/** The models to try, in order, without repeats. */
+export function modelChain(...ids: Array<string | null | undefined>): string[] {
+  return [...new Set(ids.filter((id): id is string => !!id))];
+}
+
+/** The branch as the model sees it: user and assistant turns with text (an empty failed answer says nothing). */
+function toChatMessages(history: MessageRow[]): ChatMessage[] {
+  return history.flatMap((m): ChatMessage[] => (m.text && (m.role === 'user' || m.role === 'assistant') ? [{ role: m.role, content: m.text }] : []));
+}
+
+/**
+ * Chat generation: stores the user's message and an assistant placeholder,
+ * then answers in the background (see generation-run.ts) while callers follow
+ * the stream buffer from any instance.
+ */
+export function createGeneration(d: GenerationDeps) {
+  const runs = new Map<string, Run>();
+  const runDeps: RunDeps = { ai: d.ai, messages: d.messages, streams: d.streams, logger: d.logger, maxStreamMs: d.limits.maxStreamSeconds * 1000 };
+
+  /** Conversation, project settings and model chain; throws before anything is written. */
+  async function plan(userId: string, conversationId: string, model?: string) {
+    const conversation = await d.conversations.get(userId, conversationId);
+    const settings = conversation.projectId ? await d.projects.forGeneration(userId, conversation.projectId) : undefined;
+    // A project without a model of its own answers with the server default, and its fallbacks back that up.
+    const primary = model ?? conversation.model ?? settings?.model ?? d.ai.defaultModel;
+    const chain = modelChain(primary, settings?.model, ...(settings?.fallbackModels ?? []), d.ai.defaultModel);
+    if (!chain.length) throw ValidationError('No model to answer with: choose one for the conversation or its project, or set DEFAULT_MODEL', 'no_model');
+    for (const id of chain) if (!d.ai.model(id)) throw ValidationError(`Unknown model "${id}"`, 'unknown_model');
+    return { conversation, settings, chain };
+  }
+
+  async function launch(userId: string, p: Awaited<ReturnType<typeof plan>>, userMessage: MessageRow, assistant: MessageRow): Promise<Started> {
+    const { conversation, settings, chain } = p;
+    try {
+      const history = await d.messages.historyFor(conversation.id, userMessage.id);
+      const messages = contextFor(chain[0]!, settings, history);
+      const firstExchange = conversation.title === null && userMessage.parentId === null;
+      const run = await launchRun(runDeps, {
+        userId,
+        conversationId: conversation.id,
+        assistantId: assistant.id,
+        created: { type: 'message.created', conversationId: conversation.id, userMessageId: userMessage.id, assistantMessageId: assistant.id },
+        request: { chain, messages, temperature: settings?.temperature ?? undefined, maxTokens: settings?.maxTokens ?? undefined },
+        onComplete: firstExchange ? (answer) => d.titles.start(conversation.id, chain, userMessage.text, answer) : undefined,
+      });
+      runs.set(assistant.id, run);
+      void run.done.finally(() => runs.delete(assistant.id));
+      return { userMessage, assistantMessage: assistant };
+    } catch (err) {
+      // Never leave a placeholder "streaming" with nothing behind it.
+      await d.messages.failAssistant(assistant.id, '', { code: 'generation_failed', message: 'The answer could not be started' }).catch(() => {});
+      throw err;
+    }
+  }
+
+  function contextFor(modelId: string, settings: GenerationSettings | undefined, history: MessageRow[]): ChatMessage[] {
+    const info = d.ai.model(modelId)!;
+    const replyBudget = settings?.maxTokens ?? Math.min(info.maxOutputTokens ?? DEFAULT_REPLY_BUDGET, DEFAULT_REPLY_BUDGET);
+    return buildContext({ model: info, system: settings?.systemPrompt, history: toChatMessages(history), replyBudget });
+  }
+
+  /** The events of a message's generation from `fromOffset`, following it live; rebuilt from the database once the stream is gone. */
+  async function* events(message: MessageView, fromOffset: number, signal?: AbortSignal): AsyncGenerator<PositionedEvent> {
+    let any = false;
+    for await (const e of d.streams.read<GenerationEvent>(message.id, fromOffset, { signal })) {
+      any = true;
+      yield e;
+    }
+    if (any || signal?.aborted || (await d.streams.state(message.id)) !== 'missing') return;
+    const now = toPublicMessage(await d.messages.get(message.userId, message.conversationId, message.id));
+    if (now.status !== 'streaming') yield { event: outcomeOf(now) };
+    else yield { event: { type: 'error', code: 'stream_unavailable', message: 'The answer is still being generated but its stream cannot be read; try again later', messageId: now.id } };
+  }
+
+  async function assistantOf(userId: string, conversationId: string, messageId: string): Promise<MessageView> {
+    const message = await d.messages.get(userId, conversationId, messageId);
+    if (message.role !== 'assistant') throw ValidationError('Only assistant messages are generated', 'not_an_answer');
+    return message;
+  }
+
+  return {
+    /** Posts the user's message (under `parentId` to edit: a new branch) and starts answering it. */
+    async start(userId: string, conversationId: string, input: { content: string | ContentPart[]; parentId?: string | null; model?: string }): Promise<Started> {
+      if (contentText(input.content).length > d.limits.maxMessageChars) {
+        throw ValidationError(`A message may hold at most ${d.limits.maxMessageChars} characters`, 'message_too_long');
+      }
+      const p = await plan(userId, conversationId, input.model);
+      const userMessage = await d.messages.appendUserMessage(userId, conversationId, { parentId: input.parentId, content: input.content });
+      const assistant = await d.messages.createAssistantPlaceholder(conversationId, { parentId: userMessage.id, model: p.chain[0] });
+      return launch(userId, p, userMessage, assistant);
+    },
+
+    /** Answers again: a new assistant message beside `messageId` (an answer) or below it (a user message). */
+    async regenerate(userId: string, conversationId: string, messageId: string, input: { model?: string } = {}): Promise<Started> {
+      const target = await d.messages.get(userId, conversationId, messageId);
+      const question = target.role === 'assistant' && target.parentId ? await d.messages.get(userId, conversationId, target.parentId) : target;
+      if (question.role !== 'user') throw ValidationError('Regenerate an assistant message or the user message it answers', 'not_regenerable');
+      const p = await plan(userId, conversationId, input.model);
+      const assistant = await d.messages.createAssistantPlaceholder(conversationId, { parentId: question.id, model: p.chain[0] });
+      return launch(userId, p, question, assistant);
+    },
+
+    /** The caller's assistant message, checked before any event is sent. */
+    assistantOf,
+    events,
+
+    /** Follows a generation to its end and returns how it ended. */
+    async outcome(message: MessageView, signal?: AbortSignal): Promise<Outcome | undefined> {
+      let last: Outcome | undefined;
+      for await (const { event } of events(message, 0, signal)) if (isOutcome(event)) last = event;
+      return last;
+    },
+
+    /**
+     * Stops a generation, wherever it runs, keeping the text so far. A message
+     * that already finished is returned as it is.
+     */
+    async cancel(userId: string, conversationId: string, messageId: string): Promise<MessageView> {
+      const message = await assistantOf(userId, conversationId, messageId);
+      if (message.status !== 'streaming') return message;
+      await d.streams.signal(messageId, CANCEL_SIGNAL);
+      let partial = '';
+      for await (const { event } of d.streams.read<GenerationEvent>(messageId, 0, { signal: AbortSignal.timeout(CANCEL_WAIT_MS) })) {
+        if (event.type === 'delta') partial += event.text;
+      }
+      const after = await d.messages.get(userId, conversationId, messageId);
+      if (after.status !== 'streaming') return after;
+      // Nobody stopped it: the instance running it is gone (or never heard). Settle it here.
+      d.logger.warn({ messageId }, 'cancel: no instance answered; marking the generation cancelled');
+      await d.messages.cancelAssistant(messageId, partial).catch(() => {});
+      const final = await d.messages.get(userId, conversationId, messageId);
+      await d.streams.append(messageId, outcomeOf(toPublicMessage(final))).catch((err) => {
+        if (!(err instanceof StreamEnded)) throw err;
+      });
+      await d.streams.end(messageId);
+      return final;
+    },
+
+    /** Stops this instance's generations (marked failed: `server_shutdown`) and waits for them and for titles. */
+    async shutdown(): Promise<void> {
+      for (const run of runs.values()) run.stop('shutdown');
+      await Promise.allSettled([...runs.values()].map((r) => r.done));
+      await d.titles.settle();
+    },
+
+    /** Waits for this instance's generations and titles to finish (tests, draining). */
+    async idle(): Promise<void> {
+      while (runs.size) await Promise.allSettled([...runs.values()].map((r) => r.done));
+      await d.titles.settle();
+    },
+  };
+}
+
+export type Generation = ReturnType<typeof createGeneration>;
