@@ -98,7 +98,8 @@ export async function* runAttempt(opts: AttemptOptions): AsyncGenerator<ChatEven
           break;
         }
         case 'error':
-          throw classifyError(part.error, yielded);
+          // Our own timeout can surface as an error part (the aborted fetch) rather than an abort part.
+          throw signal.aborted ? abortOutcome() : classifyError(part.error, yielded);
         case 'abort':
           throw abortOutcome();
         case 'finish': {

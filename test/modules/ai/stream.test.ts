@@ -136,4 +136,27 @@ describe('ai: streaming one link', () => {
     assert.equal(body.temperature, 0.2);
     assert.equal(body.max_tokens, 50);
   });
+
+  test('Mistral, Ollama, OpenRouter and compatible endpoints reach their base URL with their own key', async () => {
+    const compatible = JSON.stringify([{ name: 'vllm', baseUrl: `${openai.url}/v1`, apiKey: 'vllm-key' }]);
+    const ai = aiFrom({ MISTRAL_API_KEY: 'mk', MISTRAL_BASE_URL: `${openai.url}/v1`, OLLAMA_BASE_URL: openai.url, OPENROUTER_API_KEY: 'ork', OPENROUTER_BASE_URL: `${openai.url}/v1`, OPENAI_COMPATIBLE_ENDPOINTS: compatible });
+    const cases = [
+      ['mistral:mistral-small-latest', 'mistral-small-latest', 'Bearer mk'],
+      ['ollama:llama3.2:3b', 'llama3.2:3b', undefined],
+      ['openrouter:anthropic/claude-sonnet-4.5', 'anthropic/claude-sonnet-4.5', 'Bearer ork'],
+      ['vllm:qwen3-32b', 'qwen3-32b', 'Bearer vllm-key'],
+    ] as const;
+    for (const [id, model, authorization] of cases) {
+      openai.script({ reply: `hi from ${model}` });
+      const r = await collect(ai.streamChat(ask([id])));
+      assert.equal(r.error, undefined, `${id}: ${r.error?.stack}`);
+      assert.equal(r.text, `hi from ${model}`);
+      const sent = openai.requests.at(-1)!;
+      assert.equal(sent.path, '/v1/chat/completions', id);
+      assert.equal(sent.body.model, model);
+      assert.equal(sent.headers.authorization, authorization, id);
+      // Unknown prices stay unknown: a cost of null, not zero.
+      if (!id.startsWith('mistral:')) assert.equal(r.finish?.costMicros, null, id);
+    }
+  });
 });
