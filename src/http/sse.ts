@@ -9,6 +9,7 @@ export interface SseFrame {
 }
 
 const HEARTBEAT_MS = 15_000;
+const RECONNECT_MS = 1000;
 
 /** Whether the client asked for Server-Sent Events. */
 export const wantsEventStream = (request: FastifyRequest) => (request.headers.accept ?? '').includes('text/event-stream');
@@ -41,7 +42,8 @@ export function openEventStream(request: FastifyRequest, reply: FastifyReply, st
     'x-accel-buffering': 'no',
     'x-request-id': request.id,
   });
-  res.flushHeaders();
+  // Reconnect soon after a dropped connection (EventSource's default wait is longer).
+  res.write(`retry: ${RECONNECT_MS}\n\n`);
   const heartbeat = setInterval(() => {
     if (!res.destroyed) res.write(': keep-alive\n\n');
   }, HEARTBEAT_MS);

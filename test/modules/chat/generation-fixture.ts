@@ -9,6 +9,8 @@ export interface ChatFixture {
   t: TestApp;
   openai: FakeOpenAI;
   anthropic: FakeAnthropic;
+  /** The env the app runs with (the fakes' URLs and keys). */
+  env: Record<string, string>;
   /** The same cluster's second instance (same database and Redis prefix, same fakes). */
   second(): Promise<TestApp>;
   close(): Promise<void>;
@@ -25,6 +27,7 @@ export async function startChat(backend: Backend, env: Record<string, string> = 
     t,
     openai,
     anthropic,
+    env: fullEnv,
     async second() {
       const other = await startApp({ sharedWith: t, env: fullEnv });
       others.push(other);
@@ -39,11 +42,9 @@ export async function startChat(backend: Backend, env: Record<string, string> = 
   };
 }
 
-/** Whether a second instance shares the stream buffer: only through Redis on one database. */
-export const clusterSkip = (f: () => ChatFixture | undefined) => () => {
-  const t = f()?.t;
-  return t?.backend === 'postgres' && t.deps.redis ? false : 'needs PostgreSQL and Redis (DATABASE_URL and REDIS_URL)';
-};
+/** Instances share a stream buffer only through Redis, and a database only on PostgreSQL. */
+export const clusterSkip = (backend: Backend): string | false =>
+  backend === 'postgres' && process.env.REDIS_URL ? false : 'needs PostgreSQL and Redis (DATABASE_URL and REDIS_URL)';
 
 /** Upstream requests for answers, leaving out title generation. */
 export const answerRequests = (fake: { requests: RecordedRequest[] }) =>
