@@ -74,6 +74,15 @@ const CHAT_ROUTES: Array<Omit<Case, 'as'>> = [
   { name: "read A's message through B's conversation", method: 'GET', path: (f) => `/v1/conversations/${f.b.conversationId}/messages/${f.a.userMessageId}`, status: 404, code: 'message_not_found' },
   { name: "switch A's branch", method: 'POST', path: (f) => `/v1/conversations/${f.a.conversationId}/messages/${f.a.userMessageId}/select`, status: 404, code: 'conversation_not_found' },
   { name: "point B's conversation at A's message", method: 'POST', path: (f) => `/v1/conversations/${f.b.conversationId}/messages/${f.a.assistantMessageId}/select`, status: 404, code: 'message_not_found' },
+  // generation
+  { name: "post to A's conversation", method: 'POST', path: (f) => `/v1/conversations/${f.a.conversationId}/messages`, body: () => ({ content: 'hi' }), status: 404, code: 'conversation_not_found' },
+  { name: "post in B's conversation under A's message", method: 'POST', path: (f) => `/v1/conversations/${f.b.conversationId}/messages`, body: (f) => ({ content: 'hi', parentId: f.a.assistantMessageId }), status: 404, code: 'message_not_found' },
+  { name: "regenerate A's answer", method: 'POST', path: (f) => `/v1/conversations/${f.a.conversationId}/messages/${f.a.assistantMessageId}/regenerate`, status: 404, code: 'conversation_not_found' },
+  { name: "regenerate A's answer through B's conversation", method: 'POST', path: (f) => `/v1/conversations/${f.b.conversationId}/messages/${f.a.assistantMessageId}/regenerate`, status: 404, code: 'message_not_found' },
+  { name: "stream A's answer", method: 'GET', path: (f) => `/v1/conversations/${f.a.conversationId}/messages/${f.a.assistantMessageId}/stream`, status: 404, code: 'conversation_not_found' },
+  { name: "stream A's answer through B's conversation", method: 'GET', path: (f) => `/v1/conversations/${f.b.conversationId}/messages/${f.a.assistantMessageId}/stream?offset=0`, status: 404, code: 'message_not_found' },
+  { name: "cancel A's answer", method: 'POST', path: (f) => `/v1/conversations/${f.a.conversationId}/messages/${f.a.assistantMessageId}/cancel`, status: 404, code: 'conversation_not_found' },
+  { name: "cancel A's answer through B's conversation", method: 'POST', path: (f) => `/v1/conversations/${f.b.conversationId}/messages/${f.a.assistantMessageId}/cancel`, status: 404, code: 'message_not_found' },
   // feedback
   { name: "rate A's message", method: 'PUT', path: (f) => `/v1/conversations/${f.a.conversationId}/messages/${f.a.assistantMessageId}/feedback`, body: () => ({ rating: 'down' }), status: 404, code: 'conversation_not_found' },
   { name: "rate A's message through B's conversation", method: 'PUT', path: (f) => `/v1/conversations/${f.b.conversationId}/messages/${f.a.assistantMessageId}/feedback`, body: () => ({ rating: 'down' }), status: 404, code: 'message_not_found' },

@@ -119,6 +119,8 @@ export function createGeneration(d: GenerationDeps) {
       if (contentText(input.content).length > d.limits.maxMessageChars) {
         throw ValidationError(`A message may hold at most ${d.limits.maxMessageChars} characters`, 'message_too_long');
       }
+      // The parent first: a message that is not there is a 404 whatever the model settings say.
+      if (input.parentId) await d.messages.get(userId, conversationId, input.parentId);
       const p = await plan(userId, conversationId, input.model);
       const userMessage = await d.messages.appendUserMessage(userId, conversationId, { parentId: input.parentId, content: input.content });
       const assistant = await d.messages.createAssistantPlaceholder(conversationId, { parentId: userMessage.id, model: p.chain[0] });
