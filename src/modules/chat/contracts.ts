@@ -32,6 +32,8 @@ const cursorPayload = z.tuple([z.union([z.literal(0), z.literal(1)]), z.iso.date
 export const encodeConversationCursor = (c: ConversationCursor) =>
   Buffer.from(JSON.stringify([c.pinned ? 1 : 0, c.updatedAt, c.id])).toString('base64url');
 
+const booleanParam = z.enum(['true', 'false']);
+
 export const conversationsQuery = pageQuery.extend({
   cursor: z
     .string()
@@ -54,8 +56,8 @@ export const conversationsQuery = pageQuery.extend({
       return { pinned: pinned === 1, updatedAt, id };
     }),
   projectId: z.uuid().optional(),
-  archived: z.stringbool().default(false).describe('true for archived conversations only'),
-  pinned: z.stringbool().optional(),
+  archived: booleanParam.default('false').transform((v) => v === 'true').describe('true for archived conversations only'),
+  pinned: booleanParam.transform((v) => v === 'true').optional(),
 });
 
 export const conversationSchema = z
