@@ -1,6 +1,8 @@
 import { and, isNotNull, lt, or } from 'drizzle-orm';
 import type { Deps } from './deps.ts';
 import { oauthFlows, oneTimeTokens, sessions } from './modules/auth/schema.ts';
+import { createGenerationRepository } from './modules/chat/generation-repository.ts';
+import { createIdempotency } from './http/idempotency.ts';
 
 const CLEANUP_INTERVAL_MS = 60 * 60 * 1000;
 
@@ -16,6 +18,10 @@ export function startWorker(deps: Deps) {
       await deps.db.delete(sessions).where(or(lt(sessions.expiresAt, now), and(isNotNull(sessions.revokedAt), lt(sessions.revokedAt, dayAgo))));
       await deps.db.delete(oneTimeTokens).where(lt(oneTimeTokens.expiresAt, dayAgo));
       await deps.db.delete(oauthFlows).where(lt(oauthFlows.expiresAt, now));
+      await createIdempotency(deps.db).purge(dayAgo);
+      // Well past the longest an answer may run: whoever was generating it is gone.
+      const abandoned = await createGenerationRepository(deps.db).failAbandoned(new Date(now.getTime() - (deps.config.chat.maxStreamSeconds + 300) * 1000));
+      if (abandoned) deps.logger.warn({ abandoned }, 'marked abandoned generations failed');
     } catch (err) {
       deps.logger.error({ err }, 'cleanup failed');
     }

@@ -49,7 +49,10 @@ export function generationRoutes(app: App, { services, guards }: RouteContext) {
   async function answer(request: FastifyRequest, reply: FastifyReply, conversationId: string, messageId: string) {
     const message = await generation.assistantOf(principal(request).userId, conversationId, messageId);
     if (wantsEventStream(request)) return stream(request, reply, message, 0);
-    const outcome = await generation.outcome(message, closing.signal);
+    // Stop following once the client has gone away (the answer itself carries on).
+    const gone = new AbortController();
+    reply.raw.on('close', () => gone.abort());
+    const outcome = await generation.outcome(message, AbortSignal.any([gone.signal, closing.signal]));
     if (!outcome) throw new AppError(503, 'shutting_down', 'Service unavailable', 'The server is shutting down; follow the answer through its /stream');
     if (outcome.type === 'error') throw new AppError(502, outcome.code, 'The answer failed', outcome.message, { extra: { messageId: outcome.messageId } });
     return reply.status(201).send(outcome.message);

@@ -3,6 +3,7 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import { backends, startApp } from '../../support/app.ts';
 import { createUser } from '../../support/factories.ts';
 import { allSse, deltaText, readSse, type SseEvent } from '../../support/sse.ts';
+import { createGenerationRepository } from '../../../src/modules/chat/generation-repository.ts';
 import { answerRequests, chatAs, clusterSkip, eventually, startChat, type ChatFixture } from './generation-fixture.ts';
 
 const REPLY = 'alpha beta gamma delta epsilon zeta eta theta';
@@ -161,6 +162,22 @@ for (const backend of backends()) {
       const after = await allSse(await chat.stream(c, orphan.id));
       assert.equal(after.at(-1)!.event, 'message.completed');
       assert.equal(after.at(-1)!.data.message.status, 'cancelled');
+    });
+
+    test('the worker fails answers left streaming by an instance that died', async () => {
+      const u = await createUser(f.t);
+      const chat = chatAs(f.t, u);
+      const c = await chat.conversation();
+      const question = await f.t.services.messages.appendUserMessage(u.id, c, { content: 'Anyone?' });
+      const orphan = await f.t.services.messages.createAssistantPlaceholder(c, { parentId: question.id });
+      const repo = createGenerationRepository(f.t.deps.db);
+      assert.equal(await repo.failAbandoned(new Date(Date.now() - 60_000)), 0, 'too recent to be abandoned');
+      assert.ok((await repo.failAbandoned(new Date(Date.now() + 1000))) >= 1);
+      const m = await chat.message(c, orphan.id);
+      assert.equal(m.status, 'failed');
+      assert.equal(m.error.code, 'interrupted');
+      const stream = await allSse(await chat.stream(c, orphan.id));
+      assert.deepEqual(stream.map((e) => [e.event, e.data.code]), [['error', 'interrupted']]);
     });
 
     describe('across instances', { skip: clusterSkip(backend) }, () => {
