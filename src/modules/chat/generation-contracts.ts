@@ -27,6 +27,10 @@ export const streamQuery = z.object({
     .describe('The first event to send (its `id`); takes precedence over Last-Event-ID, which resumes after the event it names'),
 });
 
+export const streamHeaders = z.looseObject({
+  'last-event-id': z.string().max(20).optional().describe('The `id` of the last event received (EventSource sends it when reconnecting): the stream resumes after it'),
+});
+
 /** The generation's events, documented for OpenAPI; the body itself is a text/event-stream. */
 export const EVENT_STREAM_DESCRIPTION = [
   'A `text/event-stream` of the generation, each event with `id:` = its offset (reconnect with `Last-Event-ID` or `?offset=`):',

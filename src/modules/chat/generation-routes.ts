@@ -6,7 +6,7 @@ import { problemSchema } from '../../http/problem.ts';
 import { openEventStream, resumeOffset, wantsEventStream } from '../../http/sse.ts';
 import type { App, RouteContext } from '../../http/types.ts';
 import { conversationParams, messageParams, messageSchema } from './contracts.ts';
-import { eventStream, postMessageBody, regenerateBody, streamQuery } from './generation-contracts.ts';
+import { eventStream, postMessageBody, regenerateBody, streamHeaders, streamQuery } from './generation-contracts.ts';
 import { toFrame } from './generation-events.ts';
 import { toPublicMessage, type MessageView } from './messages.ts';
 
@@ -109,6 +109,7 @@ export function generationRoutes(app: App, { services, guards }: RouteContext) {
         'Once the stored events have expired, a finished answer is sent as its final event alone.',
       params: messageParams,
       querystring: streamQuery,
+      headers: streamHeaders,
       response: { 200: eventStream, ...problems },
     },
     preHandler,

@@ -144,7 +144,14 @@ function createSubscriptions(redis: Redis) {
       if (!entry) channels.set(ch, (entry = { listeners: new Set(), ready: sub.subscribe(ch) }));
       const { listeners } = entry;
       listeners.add(listener);
-      await entry.ready;
+      try {
+        await entry.ready;
+      } catch (err) {
+        // Not subscribed after all: the next listener must try again.
+        listeners.delete(listener);
+        if (channels.get(ch)?.listeners === listeners) channels.delete(ch);
+        throw err;
+      }
       let removed = false;
       return async () => {
         if (removed) return;
