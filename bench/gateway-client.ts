@@ -1,0 +1,89 @@
+// The gateway bench's load client, in a process of its own so that neither its
+// CPU nor its memory is counted as Parley's. Jobs arrive over IPC.
+import { Agent, request } from 'node:http';
+
+export interface LatencyJob {
+  kind: 'latency';
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+  count: number;
+}
+
+export interface StreamsJob {
+  kind: 'streams';
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+  concurrency: number;
+}
+
+export interface StreamResult {
+  /** ms from request start to the first content delta. */
+  ttft: number[];
+  /** ms from request start to the end of the stream. */
+  durations: number[];
+  chunks: number[];
+  failed: number;
+}
+
+const agent = new Agent({ keepAlive: true, maxSockets: Infinity });
+
+function once(job: { url: string; headers: Record<string, string>; body: string }, onData?: (text: string) => void): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(job.url, { method: 'POST', agent, headers: { ...job.headers, 'content-type': 'application/json' } }, (res) => {
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => onData?.(d));
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(job.body);
+  });
+}
+
+async function latency(job: LatencyJob): Promise<number[]> {
+  const samples: number[] = [];
+  for (let i = 0; i < job.count; i++) {
+    const t0 = performance.now();
+    const status = await once(job);
+    if (status !== 200) throw new Error(`status ${status}`);
+    samples.push(performance.now() - t0);
+  }
+  return samples;
+}
+
+async function streams(job: StreamsJob): Promise<StreamResult> {
+  const result: StreamResult = { ttft: [], durations: [], chunks: [], failed: 0 };
+  await Promise.all(
+    Array.from({ length: job.concurrency }, async () => {
+      const t0 = performance.now();
+      let first: number | undefined;
+      let chunks = 0;
+      try {
+        const status = await once(job, (text) => {
+          const n = text.match(/"content":"[^"]/g)?.length ?? 0;
+          if (n && first === undefined) first = performance.now() - t0;
+          chunks += n;
+        });
+        if (status !== 200 || first === undefined) throw new Error(`status ${status}`);
+        result.ttft.push(first);
+        result.durations.push(performance.now() - t0);
+        result.chunks.push(chunks);
+      } catch {
+        result.failed++;
+      }
+    }),
+  );
+  return result;
+}
+
+process.on('message', async (job: LatencyJob | StreamsJob) => {
+  try {
+    process.send!(job.kind === 'latency' ? { samples: await latency(job) } : { streams: await streams(job) });
+  } catch (err) {
+    process.send!({ error: String((err as Error).message) });
+  }
+});
+process.on('disconnect', () => process.exit(0));
+process.send!({ ready: true });

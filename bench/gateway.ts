@@ -1,0 +1,127 @@
+// npm run bench:gateway — what Parley's OpenAI-compatible gateway adds on top of
+// the upstream, measured side by side in one run: a fake OpenAI upstream and the
+// load client each run in a process of their own; Parley runs here, with every
+// feature on (API-key auth, provider registry, fallback chain, accounting hook).
+// PGlite by default; PostgreSQL + Redis when DATABASE_URL/REDIS_URL are set.
+// Loopback only, every phase bounded in count and time.
+import { fork, type ChildProcess } from 'node:child_process';
+import { cpus, loadavg } from 'node:os';
+import { startApp } from '../test/support/app.ts';
+import type { Script } from '../test/support/fake-openai.ts';
+import type { LatencyJob, StreamResult, StreamsJob } from './gateway-client.ts';
+import { runScenario } from './load.ts';
+
+const LATENCY_REQUESTS = 400;
+const THROUGHPUT_SECONDS = 6;
+const TTFT_STREAMS = 500;
+const STREAM_LEVELS = [1000, 2000, 3000];
+const CHUNK_MS = 50; // 20 chunks/s per stream
+
+function child(file: string): Promise<{ proc: ChildProcess; first: any }> {
+  const proc = fork(new URL(file, import.meta.url), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolve, reject) => {
+    proc.once('message', (first) => resolve({ proc, first }));
+    proc.once('error', reject);
+  });
+}
+
+const ask = <T>(proc: ChildProcess, msg: unknown): Promise<T> =>
+  new Promise((resolve, reject) => {
+    proc.once('message', (m: any) => (m?.error ? reject(new Error(m.error)) : resolve(m)));
+    proc.send(msg as never);
+  });
+
+const pct = (xs: number[], p: number) => {
+  if (!xs.length) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)]!;
+};
+const f = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
+
+async function main() {
+  const upstream = await child('./upstream.ts');
+  const client = await child('./gateway-client.ts');
+  const upstreamUrl: string = upstream.first.url;
+  const setScript = (defaults: Script) => ask(upstream.proc, { defaults });
+
+  const t = await startApp({
+    backend: process.env.DATABASE_URL ? 'postgres' : 'embedded',
+    env: {
+      OPENAI_API_KEY: 'sk-bench',
+      OPENAI_BASE_URL: `${upstreamUrl}/v1`,
+      DEFAULT_MODEL: 'openai:gpt-4o-mini',
+      AUTH_RATE_LIMIT_PER_IP: '1000000000',
+    },
+  });
+  try {
+    const reg = await t.api('POST', '/v1/auth/register', { body: { email: `bench-${Date.now()}@example.com`, password: 'bench password 123' } });
+    const { secret } = await t.services.apiKeys.create(reg.body.user.id, { name: 'bench', scopes: ['chat', 'models:read'] });
+    const messages = [{ role: 'user', content: 'Say hello.' }];
+    const direct = { url: `${upstreamUrl}/v1/chat/completions`, headers: { authorization: 'Bearer sk-bench' }, model: 'gpt-4o-mini' };
+    const parley = { url: `${t.url}/v1/chat/completions`, headers: { authorization: `Bearer ${secret}` }, model: 'openai:gpt-4o-mini' };
+    const body = (model: string, stream: boolean) => JSON.stringify({ model, messages, stream, ...(stream ? { stream_options: { include_usage: true } } : {}) });
+
+    const out: string[] = [];
+    out.push(`Parley gateway bench — Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model.trim()}, ${t.backend === 'postgres' ? 'PostgreSQL + Redis' : 'PGlite'}, load average ${loadavg()[0]!.toFixed(1)} at start`, '');
+
+    // 1. Non-streaming, concurrency 1.
+    await setScript({ reply: 'Hello there, how can I help?' });
+    process.stderr.write('  latency at c=1…\n');
+    const lat: Record<string, number[]> = {};
+    for (const [name, target] of [['direct', direct], ['parley', parley]] as const) {
+      await ask(client.proc, { kind: 'latency', url: target.url, headers: target.headers, body: body(target.model, false), count: 50 } satisfies LatencyJob); // warm-up
+      lat[name] = ((await ask<{ samples: number[] }>(client.proc, { kind: 'latency', url: target.url, headers: target.headers, body: body(target.model, false), count: LATENCY_REQUESTS } satisfies LatencyJob)).samples);
+    }
+    process.stderr.write('  throughput…\n');
+    const rps: Record<string, number> = {};
+    for (const [name, target] of [['direct', direct], ['parley', parley]] as const) {
+      const u = new URL(target.url);
+      const r = await runScenario({ url: u.origin, method: 'POST', path: u.pathname, connections: 32, durationSeconds: THROUGHPUT_SECONDS, headers: target.headers, body: body(target.model, false) });
+      rps[name] = r.rps;
+    }
+    out.push('### Non-streaming', '', '| | p50 ms | p99 ms | max req/s (32 connections) |', '|---|--:|--:|--:|');
+    out.push(`| direct to upstream | ${f(pct(lat.direct!, 50))} | ${f(pct(lat.direct!, 99))} | ${rps.direct!.toFixed(0)} |`);
+    out.push(`| through Parley | ${f(pct(lat.parley!, 50))} | ${f(pct(lat.parley!, 99))} | ${rps.parley!.toFixed(0)} |`);
+    out.push(`| **added by Parley** | **${f(pct(lat.parley!, 50) - pct(lat.direct!, 50))}** | **${f(pct(lat.parley!, 99) - pct(lat.direct!, 99))}** | |`, '');
+
+    // 2. Time to first token with 500 concurrent streams.
+    await setScript({ reply: Array.from({ length: 20 }, (_, i) => `word${i}`).join(' '), delayMs: CHUNK_MS });
+    process.stderr.write(`  TTFT at ${TTFT_STREAMS} streams…\n`);
+    const ttft: Record<string, StreamResult> = {};
+    for (const [name, target] of [['direct', direct], ['parley', parley]] as const) {
+      ttft[name] = (await ask<{ streams: StreamResult }>(client.proc, { kind: 'streams', url: target.url, headers: target.headers, body: body(target.model, true), concurrency: TTFT_STREAMS } satisfies StreamsJob)).streams;
+    }
+    out.push(`### Streaming: time to first token, ${TTFT_STREAMS} concurrent streams (upstream: first chunk after ${CHUNK_MS} ms)`, '', '| | TTFT p50 ms | TTFT p99 ms | failed |', '|---|--:|--:|--:|');
+    for (const name of ['direct', 'parley'] as const) out.push(`| ${name === 'direct' ? 'direct to upstream' : 'through Parley'} | ${f(pct(ttft[name]!.ttft, 50))} | ${f(pct(ttft[name]!.ttft, 99))} | ${ttft[name]!.failed} |`);
+    out.push(`| **added by Parley** | **${f(pct(ttft.parley!.ttft, 50) - pct(ttft.direct!.ttft, 50))}** | **${f(pct(ttft.parley!.ttft, 99) - pct(ttft.direct!.ttft, 99))}** | |`, '');
+
+    // 3. How many concurrent streams at 20 chunks/s one process holds, and the memory each costs.
+    const chunks = 100;
+    await setScript({ reply: Array.from({ length: chunks }, (_, i) => `w${i}`).join(' '), delayMs: CHUNK_MS });
+    out.push(`### Concurrent streams through one Parley process (${1000 / CHUNK_MS} chunks/s each, ${chunks} chunks = ${(chunks * CHUNK_MS) / 1000} s per stream)`, '');
+    out.push('| streams | completed | failed | TTFT p99 ms | stream duration p99 s (ideal ' + (chunks * CHUNK_MS) / 1000 + ') | Parley RSS growth | per stream | JS heap growth per stream |', '|--:|--:|--:|--:|--:|--:|--:|--:|');
+    for (const n of STREAM_LEVELS) {
+      global.gc?.();
+      const base = process.memoryUsage();
+      let peak = base;
+      const sampler = setInterval(() => {
+        const m = process.memoryUsage();
+        if (m.rss > peak.rss) peak = m;
+      }, 200);
+      process.stderr.write(`  ${n} concurrent streams…\n`);
+      const r = (await ask<{ streams: StreamResult }>(client.proc, { kind: 'streams', url: parley.url, headers: parley.headers, body: body(parley.model, true), concurrency: n } satisfies StreamsJob)).streams;
+      clearInterval(sampler);
+      const rss = peak.rss - base.rss;
+      const heap = peak.heapUsed - base.heapUsed;
+      out.push(`| ${n} | ${r.ttft.length} | ${r.failed} | ${f(pct(r.ttft, 99), 0)} | ${f(pct(r.durations, 99) / 1000)} | ${(rss / 1048576).toFixed(0)} MB | ${(rss / n / 1024).toFixed(1)} KB | ${(heap / n / 1024).toFixed(1)} KB |`);
+      if (r.failed > 0) break;
+    }
+    process.stdout.write(out.join('\n') + '\n');
+  } finally {
+    await t.close();
+    upstream.proc.kill();
+    client.proc.kill();
+  }
+}
+
+await main();
