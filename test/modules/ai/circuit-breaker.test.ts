@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { createCircuitBreakers } from '../../../src/modules/ai/circuit-breaker.ts';
-import { startFakeAnthropic, type FakeAnthropic } from '../../support/fake-anthropic.ts';
-import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai.ts';
-import { aiFrom, ask, collect } from './support.ts';
+import { aiFrom, ask, collect, useFakeUpstreams } from './support.ts';
 
 describe('circuit breaker states', () => {
   test('closed → open after N consecutive failures → half-open after the cool-down → closed on a good probe', () => {
@@ -48,25 +46,12 @@ describe('circuit breaker states', () => {
 });
 
 describe('ai: circuit breaker in the chain', () => {
-  let openai: FakeOpenAI;
-  let anthropic: FakeAnthropic;
-  before(async () => {
-    openai = await startFakeOpenAI();
-    anthropic = await startFakeAnthropic();
-  });
-  after(async () => {
-    await openai.close();
-    await anthropic.close();
-  });
-  beforeEach(() => {
-    openai.reset();
-    anthropic.reset();
-  });
+  const fakes = useFakeUpstreams();
 
   test('opens after N failures and skips the provider, then probes it after the cool-down', async () => {
-    const ai = aiFrom({ ...openai.env, ...anthropic.env, AI_RETRIES: '0', AI_CIRCUIT_FAILURES: '2', AI_CIRCUIT_COOLDOWN_MS: '300' });
+    const ai = aiFrom({ ...fakes.openai.env, ...fakes.anthropic.env, AI_RETRIES: '0', AI_CIRCUIT_FAILURES: '2', AI_CIRCUIT_COOLDOWN_MS: '300' });
     const chain = ['anthropic:claude-haiku-4-5', 'openai:gpt-4o-mini'];
-    anthropic.state.defaults = { status: 503 };
+    fakes.anthropic.state.defaults = { status: 503 };
     for (let i = 0; i < 2; i++) {
       const r = await collect(ai.streamChat(ask(chain)));
       assert.equal(r.failures[0]!.code, 'provider_error');
@@ -77,12 +62,12 @@ describe('ai: circuit breaker in the chain', () => {
     assert.equal(skipped.failures[0]!.code, 'circuit_open');
     assert.equal(skipped.failures[0]!.provider, 'anthropic');
     assert.equal(skipped.finish?.provider, 'openai');
-    assert.equal(anthropic.requests.length, 2, 'the open circuit sent nothing upstream');
+    assert.equal(fakes.anthropic.requests.length, 2, 'the open circuit sent nothing upstream');
     assert.equal(skipped.events[0]!.type, 'attempt_failed', 'no attempt event for a skipped link');
 
     await new Promise((r) => setTimeout(r, 350));
     assert.equal(ai.circuitState('anthropic'), 'half_open');
-    anthropic.state.defaults = { reply: 'Back again.' };
+    fakes.anthropic.state.defaults = { reply: 'Back again.' };
     const probe = await collect(ai.streamChat(ask(chain)));
     assert.equal(probe.text, 'Back again.');
     assert.equal(probe.failures.length, 0);
@@ -90,8 +75,8 @@ describe('ai: circuit breaker in the chain', () => {
   });
 
   test('request-specific rejections (400, 404) do not open the circuit', async () => {
-    const ai = aiFrom({ ...openai.env, AI_RETRIES: '0', AI_CIRCUIT_FAILURES: '1' });
-    openai.script({ status: 400 }, { status: 404 });
+    const ai = aiFrom({ ...fakes.openai.env, AI_RETRIES: '0', AI_CIRCUIT_FAILURES: '1' });
+    fakes.openai.script({ status: 400 }, { status: 404 });
     await collect(ai.streamChat(ask(['openai:gpt-4o-mini'])));
     await collect(ai.streamChat(ask(['openai:gpt-4o-mini'])));
     assert.equal(ai.circuitState('openai'), 'closed');

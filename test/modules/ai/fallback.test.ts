@@ -1,10 +1,8 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { before, beforeEach, describe, test } from 'node:test';
 import { AppError } from '../../../src/errors.ts';
-import { startFakeAnthropic, type FakeAnthropic } from '../../support/fake-anthropic.ts';
-import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai.ts';
-import { aiFrom, ask, collect } from './support.ts';
+import { aiFrom, ask, collect, useFakeUpstreams } from './support.ts';
 
 const CHAIN = ['anthropic:claude-sonnet-4-5', 'openai:gpt-4o-mini'];
 
@@ -18,32 +16,23 @@ async function closedPort(): Promise<number> {
 }
 
 describe('ai: retries and fallback', () => {
-  let openai: FakeOpenAI;
-  let anthropic: FakeAnthropic;
+  const fakes = useFakeUpstreams();
   let env: Record<string, string>;
-  before(async () => {
-    openai = await startFakeOpenAI();
-    anthropic = await startFakeAnthropic();
-    env = { ...openai.env, ...anthropic.env, AI_RETRIES: '1' };
-  });
-  after(async () => {
-    await openai.close();
-    await anthropic.close();
+  before(() => {
+    env = { ...fakes.openai.env, ...fakes.anthropic.env, AI_RETRIES: '1' };
   });
   beforeEach(() => {
-    openai.reset();
-    anthropic.reset();
-    openai.state.defaults = { reply: 'From OpenAI.' };
+    fakes.openai.state.defaults = { reply: 'From OpenAI.' };
   });
 
   test('500s retry the link, then fall back to the next; attempts are reported', async () => {
     const ai = aiFrom(env);
-    anthropic.script({ status: 500 }, { status: 529 });
+    fakes.anthropic.script({ status: 500 }, { status: 529 });
     const r = await collect(ai.streamChat(ask(CHAIN)));
     assert.equal(r.error, undefined, r.error?.stack);
     assert.equal(r.text, 'From OpenAI.');
-    assert.equal(anthropic.requests.length, 2, 'one try and one retry');
-    assert.equal(openai.requests.length, 1);
+    assert.equal(fakes.anthropic.requests.length, 2, 'one try and one retry');
+    assert.equal(fakes.openai.requests.length, 1);
     assert.deepEqual(
       r.events.filter((e) => e.type === 'attempt' || e.type === 'attempt_failed').map((e) => (e.type === 'attempt' ? `try ${e.provider}` : `fail ${e.attempt.code} ${e.attempt.status}`)),
       ['try anthropic', 'fail provider_error 500', 'try anthropic', 'fail provider_error 529', 'try openai'],
@@ -56,52 +45,52 @@ describe('ai: retries and fallback', () => {
 
   test('429 with Retry-After: the retry waits at least that long, on the same link', async () => {
     const ai = aiFrom(env);
-    anthropic.script({ status: 429, retryAfter: 1 }, { reply: 'Patience pays.' });
+    fakes.anthropic.script({ status: 429, retryAfter: 1 }, { reply: 'Patience pays.' });
     const r = await collect(ai.streamChat(ask(CHAIN)));
     assert.equal(r.error, undefined, r.error?.stack);
     assert.equal(r.text, 'Patience pays.');
     assert.equal(r.failures[0]!.code, 'rate_limited');
-    assert.equal(anthropic.requests.length, 2);
-    assert.equal(openai.requests.length, 0);
-    const gap = anthropic.requests[1]!.at - anthropic.requests[0]!.at;
+    assert.equal(fakes.anthropic.requests.length, 2);
+    assert.equal(fakes.openai.requests.length, 0);
+    const gap = fakes.anthropic.requests[1]!.at - fakes.anthropic.requests[0]!.at;
     assert.ok(gap >= 950, `retried after ${gap} ms`);
   });
 
   test('a Retry-After longer than the cap moves on to the next link at once', async () => {
     const ai = aiFrom({ ...env, AI_RETRY_MAX_MS: '500' });
-    anthropic.script({ status: 429, retryAfter: 30 });
+    fakes.anthropic.script({ status: 429, retryAfter: 30 });
     const started = Date.now();
     const r = await collect(ai.streamChat(ask(CHAIN)));
     assert.equal(r.text, 'From OpenAI.');
-    assert.equal(anthropic.requests.length, 1);
+    assert.equal(fakes.anthropic.requests.length, 1);
     assert.ok(Date.now() - started < 5000, 'did not wait out the 30 s');
   });
 
   test('400, 401 and 404 are not retried: straight to the next link', async () => {
     for (const status of [400, 401, 404]) {
-      anthropic.reset();
+      fakes.anthropic.reset();
       const ai = aiFrom({ ...env, AI_RETRIES: '3' });
-      anthropic.script({ status });
+      fakes.anthropic.script({ status });
       const r = await collect(ai.streamChat(ask(CHAIN)));
       assert.equal(r.text, 'From OpenAI.', `status ${status}`);
-      assert.equal(anthropic.requests.length, 1, `status ${status}`);
+      assert.equal(fakes.anthropic.requests.length, 1, `status ${status}`);
       assert.equal(r.failures[0]!.status, status);
     }
   });
 
   test('a hanging upstream is abandoned after the first-token timeout', async () => {
     const ai = aiFrom({ ...env, AI_RETRIES: '0', AI_FIRST_TOKEN_TIMEOUT_MS: '300' });
-    anthropic.script({ hang: true });
+    fakes.anthropic.script({ hang: true });
     const r = await collect(ai.streamChat(ask(CHAIN)));
     assert.equal(r.error, undefined, r.error?.stack);
     assert.equal(r.failures[0]!.code, 'timeout');
     assert.equal(r.text, 'From OpenAI.');
-    assert.equal(anthropic.requests[0]!.aborted, true, 'the abandoned request was closed, not left hanging');
+    assert.equal(fakes.anthropic.requests[0]!.aborted, true, 'the abandoned request was closed, not left hanging');
   });
 
   test('a slow-but-alive stream is not cut by the first-token timeout', async () => {
     const ai = aiFrom({ ...env, AI_FIRST_TOKEN_TIMEOUT_MS: '400' });
-    anthropic.script({ reply: 'one two three four five six', delayMs: 150 });
+    fakes.anthropic.script({ reply: 'one two three four five six', delayMs: 150 });
     const r = await collect(ai.streamChat(ask(CHAIN)));
     assert.equal(r.error, undefined, r.error?.stack);
     assert.equal(r.text, 'one two three four five six');
@@ -118,15 +107,15 @@ describe('ai: retries and fallback', () => {
 
   test('a stream cut after the first tokens is not retried: stream_interrupted, partial text delivered', async () => {
     const ai = aiFrom(env);
-    anthropic.script({ reply: 'one two three four', cutAfter: 2 });
+    fakes.anthropic.script({ reply: 'one two three four', cutAfter: 2 });
     const r = await collect(ai.streamChat(ask(CHAIN)));
     assert.ok(r.error instanceof AppError);
     assert.equal(r.error.code, 'stream_interrupted');
     assert.equal(r.error.status, 502);
     assert.equal(r.text, 'one two ');
     assert.equal(r.finish, undefined);
-    assert.equal(anthropic.requests.length, 1, 'no retry');
-    assert.equal(openai.requests.length, 0, 'no fallback');
+    assert.equal(fakes.anthropic.requests.length, 1, 'no retry');
+    assert.equal(fakes.openai.requests.length, 0, 'no fallback');
     assert.deepEqual(r.failures, [], 'attempt_failed is only for failures that are followed by another attempt');
     assert.equal(r.error.extra.provider, 'anthropic');
     assert.deepEqual((r.error.extra.attempts as Array<{ code: string }>).map((a) => a.code), ['stream_interrupted']);
@@ -134,21 +123,21 @@ describe('ai: retries and fallback', () => {
 
   test('a stream cut before any token is retried like any early failure', async () => {
     const ai = aiFrom(env);
-    openai.script({ reply: 'never seen', cutAfter: 0 }, { reply: 'Second time lucky.' });
+    fakes.openai.script({ reply: 'never seen', cutAfter: 0 }, { reply: 'Second time lucky.' });
     const r = await collect(ai.streamChat(ask(['openai:gpt-4o-mini'])));
     assert.equal(r.error, undefined, r.error?.stack);
     assert.equal(r.text, 'Second time lucky.');
-    assert.equal(openai.requests.length, 2);
+    assert.equal(fakes.openai.requests.length, 2);
   });
 
   test('a malformed chunk before output fails the attempt; after output it interrupts the stream', async () => {
     const ai = aiFrom({ ...env, AI_RETRIES: '0' });
-    anthropic.script({ reply: 'a b c', malformedAfter: 0 });
+    fakes.anthropic.script({ reply: 'a b c', malformedAfter: 0 });
     const early = await collect(ai.streamChat(ask(CHAIN)));
     assert.equal(early.failures[0]!.code, 'malformed_response');
     assert.equal(early.text, 'From OpenAI.');
 
-    openai.script({ reply: 'a b c d', malformedAfter: 2 });
+    fakes.openai.script({ reply: 'a b c d', malformedAfter: 2 });
     const late = await collect(ai.streamChat(ask(['openai:gpt-4o-mini'])));
     assert.equal(late.error?.code, 'stream_interrupted');
     assert.equal(late.text, 'a b ');
@@ -157,7 +146,7 @@ describe('ai: retries and fallback', () => {
   test('a stream that stalls after output started ends with stream_interrupted', async () => {
     const ai = aiFrom({ ...env, AI_STREAM_IDLE_TIMEOUT_MS: '300' });
     // The first chunk comes well within the first-token timeout; the gap to the second exceeds the idle timeout.
-    openai.script({ chunks: ['slow ', 'slower'], delayMs: 700 });
+    fakes.openai.script({ chunks: ['slow ', 'slower'], delayMs: 700 });
     const r = await collect(ai.streamChat(ask(['openai:gpt-4o-mini'])));
     assert.equal(r.error?.code, 'stream_interrupted');
     assert.equal(r.text, 'slow ');
@@ -165,8 +154,8 @@ describe('ai: retries and fallback', () => {
 
   test('every link failing: 502 all_providers_failed with every attempt', async () => {
     const ai = aiFrom(env);
-    anthropic.script({ status: 500 }, { status: 500 });
-    openai.script({ status: 503 }, { status: 503 });
+    fakes.anthropic.script({ status: 500 }, { status: 500 });
+    fakes.openai.script({ status: 503 }, { status: 503 });
     const r = await collect(ai.streamChat(ask(CHAIN)));
     assert.ok(r.error instanceof AppError);
     assert.equal(r.error.status, 502);
@@ -183,12 +172,12 @@ describe('ai: retries and fallback', () => {
       assert.equal(r.error?.status, 400, JSON.stringify(chain));
       assert.equal(r.error?.code, 'unknown_model');
     }
-    assert.equal(openai.requests.length, 0);
+    assert.equal(fakes.openai.requests.length, 0);
   });
 
   test('the caller aborting stops the upstream request and rethrows the abort', async () => {
     const ai = aiFrom(env);
-    openai.script({ reply: 'a b c d e f g h', delayMs: 100 });
+    fakes.openai.script({ reply: 'a b c d e f g h', delayMs: 100 });
     const controller = new AbortController();
     const seen: string[] = [];
     let error: any;
@@ -204,14 +193,14 @@ describe('ai: retries and fallback', () => {
     }
     assert.equal(error?.name, 'AbortError');
     assert.equal(seen.length, 2);
-    assert.equal(openai.requests.length, 1, 'not retried');
+    assert.equal(fakes.openai.requests.length, 1, 'not retried');
     await new Promise((r) => setTimeout(r, 50));
-    assert.equal(openai.requests[0]!.aborted, true, 'the upstream request was closed');
+    assert.equal(fakes.openai.requests[0]!.aborted, true, 'the upstream request was closed');
   });
 
   test('no usage from the provider: tokens are counted locally rather than billed as zero', async () => {
     const ai = aiFrom(env);
-    openai.script({ reply: 'Counted here.', noUsage: true });
+    fakes.openai.script({ reply: 'Counted here.', noUsage: true });
     const r = await collect(ai.streamChat(ask(['openai:gpt-4o-mini'])));
     assert.ok(r.finish!.usage.inputTokens > 0);
     assert.equal(r.finish!.usage.outputTokens, ai.countTokens('openai:gpt-4o-mini', 'Counted here.'));

@@ -1,28 +1,13 @@
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, test } from 'node:test';
-import { startFakeAnthropic, type FakeAnthropic } from '../../support/fake-anthropic.ts';
-import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai.ts';
-import { aiFrom, ask, collect } from './support.ts';
+import { describe, test } from 'node:test';
+import { aiFrom, ask, collect, useFakeUpstreams } from './support.ts';
 
 describe('ai: streaming one link', () => {
-  let openai: FakeOpenAI;
-  let anthropic: FakeAnthropic;
-  before(async () => {
-    openai = await startFakeOpenAI();
-    anthropic = await startFakeAnthropic();
-  });
-  after(async () => {
-    await openai.close();
-    await anthropic.close();
-  });
-  beforeEach(() => {
-    openai.reset();
-    anthropic.reset();
-  });
+  const fakes = useFakeUpstreams();
 
   test('OpenAI: deltas in order, usage, cost and what was sent', async () => {
-    const ai = aiFrom({ ...openai.env });
-    openai.script({ reply: 'Hello there, friend.', usage: { input: 1000, output: 200, cached: 400 } });
+    const ai = aiFrom({ ...fakes.openai.env });
+    fakes.openai.script({ reply: 'Hello there, friend.', usage: { input: 1000, output: 200, cached: 400 } });
     const r = await collect(ai.streamChat(ask(['openai:gpt-4o-mini'], 'Say hello')));
     assert.equal(r.error, undefined, r.error?.stack);
     assert.equal(r.text, 'Hello there, friend.');
@@ -33,7 +18,7 @@ describe('ai: streaming one link', () => {
     // gpt-4o-mini: $0.15 in, $0.075 cached, $0.60 out per MTok → 600×0.15 + 400×0.075 + 200×0.6 = 90 + 30 + 120 micro-dollars
     assert.equal(r.finish?.costMicros, 240);
     assert.ok(r.finish!.ttftMs! >= 0);
-    const sent = openai.requests[0]!;
+    const sent = fakes.openai.requests[0]!;
     assert.equal(sent.path, '/v1/chat/completions');
     assert.equal(sent.headers.authorization, 'Bearer sk-test');
     assert.equal(sent.body.model, 'gpt-4o-mini');
@@ -45,8 +30,8 @@ describe('ai: streaming one link', () => {
   });
 
   test('Anthropic: system prompt and history as the Messages API wants them', async () => {
-    const ai = aiFrom({ ...anthropic.env });
-    anthropic.script({ reply: 'Bonjour !', usage: { input: 50, output: 5 } });
+    const ai = aiFrom({ ...fakes.anthropic.env });
+    fakes.anthropic.script({ reply: 'Bonjour !', usage: { input: 50, output: 5 } });
     const r = await collect(
       ai.streamChat({
         chain: ['anthropic:claude-sonnet-4-5'],
@@ -64,7 +49,7 @@ describe('ai: streaming one link', () => {
     assert.deepEqual(r.finish?.usage, { inputTokens: 50, outputTokens: 5 });
     // $3 in, $15 out per MTok: (50 × 3,000,000 + 5 × 15,000,000) / 1e6 = 150 + 75 micro-dollars
     assert.equal(r.finish?.costMicros, 225);
-    const sent = anthropic.requests[0]!.body;
+    const sent = fakes.anthropic.requests[0]!.body;
     assert.equal(sent.model, 'claude-sonnet-4-5');
     assert.equal(sent.max_tokens, 100);
     assert.deepEqual(sent.system, [{ type: 'text', text: 'You are French.' }]);
@@ -78,7 +63,7 @@ describe('ai: streaming one link', () => {
 
   for (const provider of ['openai', 'anthropic'] as const) {
     test(`${provider}: tool calls come back as tool_call events; a tool round trip is sent in the provider's format`, async () => {
-      const fake = provider === 'openai' ? openai : anthropic;
+      const fake = provider === 'openai' ? fakes.openai : fakes.anthropic;
       const id = provider === 'openai' ? 'openai:gpt-4o' : 'anthropic:claude-haiku-4-5';
       const ai = aiFrom({ ...fake.env });
       fake.script({ reply: 'Let me check.', toolCalls: [{ id: 'call_1', name: 'get_weather', arguments: '{"city":"Paris"}' }] });
@@ -125,21 +110,21 @@ describe('ai: streaming one link', () => {
   }
 
   test('toolChoice by name and generation settings reach the provider', async () => {
-    const ai = aiFrom({ ...openai.env });
-    openai.script({ toolCalls: [{ name: 'get_weather', arguments: '{"city":"Oslo"}' }] });
+    const ai = aiFrom({ ...fakes.openai.env });
+    fakes.openai.script({ toolCalls: [{ name: 'get_weather', arguments: '{"city":"Oslo"}' }] });
     const r = await collect(
       ai.streamChat({ chain: ['openai:gpt-4o'], messages: [{ role: 'user', content: 'x' }], tools: [weather], toolChoice: { name: 'get_weather' }, temperature: 0.2, maxTokens: 50 }),
     );
     assert.equal(r.error, undefined, r.error?.stack);
-    const body = openai.requests[0]!.body;
+    const body = fakes.openai.requests[0]!.body;
     assert.deepEqual(body.tool_choice, { type: 'function', function: { name: 'get_weather' } });
     assert.equal(body.temperature, 0.2);
     assert.equal(body.max_tokens, 50);
   });
 
   test('Mistral, Ollama, OpenRouter and compatible endpoints reach their base URL with their own key', async () => {
-    const compatible = JSON.stringify([{ name: 'vllm', baseUrl: `${openai.url}/v1`, apiKey: 'vllm-key' }]);
-    const ai = aiFrom({ MISTRAL_API_KEY: 'mk', MISTRAL_BASE_URL: `${openai.url}/v1`, OLLAMA_BASE_URL: openai.url, OPENROUTER_API_KEY: 'ork', OPENROUTER_BASE_URL: `${openai.url}/v1`, OPENAI_COMPATIBLE_ENDPOINTS: compatible });
+    const compatible = JSON.stringify([{ name: 'vllm', baseUrl: `${fakes.openai.url}/v1`, apiKey: 'vllm-key' }]);
+    const ai = aiFrom({ MISTRAL_API_KEY: 'mk', MISTRAL_BASE_URL: `${fakes.openai.url}/v1`, OLLAMA_BASE_URL: fakes.openai.url, OPENROUTER_API_KEY: 'ork', OPENROUTER_BASE_URL: `${fakes.openai.url}/v1`, OPENAI_COMPATIBLE_ENDPOINTS: compatible });
     const cases = [
       ['mistral:mistral-small-latest', 'mistral-small-latest', 'Bearer mk'],
       ['ollama:llama3.2:3b', 'llama3.2:3b', undefined],
@@ -147,11 +132,11 @@ describe('ai: streaming one link', () => {
       ['vllm:qwen3-32b', 'qwen3-32b', 'Bearer vllm-key'],
     ] as const;
     for (const [id, model, authorization] of cases) {
-      openai.script({ reply: `hi from ${model}` });
+      fakes.openai.script({ reply: `hi from ${model}` });
       const r = await collect(ai.streamChat(ask([id])));
       assert.equal(r.error, undefined, `${id}: ${r.error?.stack}`);
       assert.equal(r.text, `hi from ${model}`);
-      const sent = openai.requests.at(-1)!;
+      const sent = fakes.openai.requests.at(-1)!;
       assert.equal(sent.path, '/v1/chat/completions', id);
       assert.equal(sent.body.model, model);
       assert.equal(sent.headers.authorization, authorization, id);

@@ -1,6 +1,9 @@
+import { after, before, beforeEach } from 'node:test';
 import { loadConfig } from '../../../src/config.ts';
 import { createAi } from '../../../src/modules/ai/service.ts';
 import type { ChatEvent, ChatRequest } from '../../../src/modules/ai/types.ts';
+import { startFakeAnthropic, type FakeAnthropic } from '../../support/fake-anthropic.ts';
+import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai.ts';
 
 /** An AI service over the given env (fakes' env, knobs), with fast retries unless told otherwise. */
 export function aiFrom(env: Record<string, string>) {
@@ -28,3 +31,21 @@ export const ask = (chain: string[], text = 'Hi', extra: Partial<ChatRequest> = 
   messages: [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: text }],
   ...extra,
 });
+
+/** Both fake upstreams for the enclosing describe block: started before it, reset before each test, closed after. */
+export function useFakeUpstreams() {
+  const fakes = {} as { openai: FakeOpenAI; anthropic: FakeAnthropic };
+  before(async () => {
+    fakes.openai = await startFakeOpenAI();
+    fakes.anthropic = await startFakeAnthropic();
+  });
+  after(async () => {
+    await fakes.openai.close();
+    await fakes.anthropic.close();
+  });
+  beforeEach(() => {
+    fakes.openai.reset();
+    fakes.anthropic.reset();
+  });
+  return fakes;
+}
