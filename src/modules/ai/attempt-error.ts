@@ -25,11 +25,41 @@ export class AttemptError extends Error {
   }
 }
 
+/** The upstream answered with an error status (the lean Chat Completions driver's APICallError). */
+export class UpstreamStatusError extends Error {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  constructor(status: number, headers: Record<string, string>, message: string) {
+    super(message);
+    this.status = status;
+    this.headers = headers;
+  }
+}
+
+/** No response at all: the connection could not be made (`code` as Node reports it, ECONNREFUSED…). */
+export class UpstreamUnreachable extends Error {
+  readonly code: string;
+  constructor(code: string) {
+    super(`Cannot reach the provider: ${code}`);
+    this.code = code;
+  }
+}
+
+/** The response started and then broke (socket reset, body cut short). */
+export class UpstreamConnectionLost extends Error {}
+
+/** A chunk that is not the JSON the protocol promises. */
+export class MalformedChunk extends Error {}
+
 const MALFORMED = new Set(['AI_JSONParseError', 'AI_TypeValidationError', 'AI_InvalidResponseDataError', 'AI_EmptyResponseBodyError']);
 
-/** Maps whatever the AI SDK or fetch threw to an AttemptError. */
+/** Maps whatever the AI SDK, fetch or the lean driver threw to an AttemptError. */
 export function classifyError(err: unknown, started: boolean): AttemptError {
   if (err instanceof AttemptError) return err;
+  if (err instanceof UpstreamStatusError) return statusError(err.status, err.message, err.headers, started);
+  if (err instanceof UpstreamUnreachable) return new AttemptError('connection_failed', err.message, { retryable: true, started });
+  if (err instanceof UpstreamConnectionLost) return new AttemptError('connection_lost', `The connection to the provider broke: ${err.message}`, { retryable: true, started });
+  if (err instanceof MalformedChunk) return malformed(started);
   if (APICallError.isInstance(err)) {
     const status = err.statusCode;
     if (status === undefined) {
@@ -37,19 +67,25 @@ export function classifyError(err: unknown, started: boolean): AttemptError {
     }
     // A 2xx whose body could not be read to the end: the connection broke mid-response.
     if (status < 300) return lost(err, started);
-    return new AttemptError(codeForStatus(status), `Provider answered ${status}: ${upstreamMessage(err)}`, {
-      status,
-      retryable: status === 408 || status === 409 || status === 429 || status >= 500,
-      retryAfterMs: retryAfterMs(err.responseHeaders),
-      started,
-    });
+    return statusError(status, upstreamMessage(err), err.responseHeaders, started);
   }
   const name = (err as { name?: string } | undefined)?.name ?? '';
-  if (MALFORMED.has(name)) return new AttemptError('malformed_response', 'The provider sent a response Parley could not parse', { retryable: true, started });
+  if (MALFORMED.has(name)) return malformed(started);
   // A body cut mid-stream surfaces as a TypeError ("terminated") or a socket error from fetch.
   if (err instanceof TypeError || (err as { code?: string })?.code?.startsWith?.('ECONN')) return lost(err, started);
   return new AttemptError('upstream_failed', err instanceof Error ? err.message : String(err), { retryable: false, started });
 }
+
+function statusError(status: number, message: string, headers: Record<string, string> | undefined, started: boolean): AttemptError {
+  return new AttemptError(codeForStatus(status), `Provider answered ${status}: ${message}`, {
+    status,
+    retryable: status === 408 || status === 409 || status === 429 || status >= 500,
+    retryAfterMs: retryAfterMs(headers),
+    started,
+  });
+}
+
+const malformed = (started: boolean) => new AttemptError('malformed_response', 'The provider sent a response Parley could not parse', { retryable: true, started });
 
 function lost(err: unknown, started: boolean): AttemptError {
   const cause = (err as { cause?: { message?: string; code?: string } }).cause;

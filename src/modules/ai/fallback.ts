@@ -1,15 +1,15 @@
-import type { LanguageModel } from 'ai';
 import { UpstreamFailed } from '../../errors.ts';
 import type { FailedAttempt } from '../chat/schema.ts';
 import { AttemptError } from './attempt-error.ts';
 import { runAttempt, type AttemptResult } from './attempt.ts';
+import type { ChatModel } from './chat-model.ts';
 import type { CircuitBreakers } from './circuit-breaker.ts';
 import type { ChatEvent, ChatRequest } from './types.ts';
 
 export interface Link {
   provider: string;
   model: string;
-  languageModel: LanguageModel;
+  chatModel: ChatModel;
 }
 
 export interface FallbackPolicy {
@@ -63,7 +63,7 @@ export async function* streamWithFallback(
       let error: AttemptError;
       try {
         const result = yield* runAttempt({
-          model: link.languageModel,
+          model: link.chatModel,
           request,
           firstTokenTimeoutMs: policy.firstTokenTimeoutMs,
           idleTimeoutMs: policy.streamIdleTimeoutMs,

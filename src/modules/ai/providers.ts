@@ -1,23 +1,27 @@
 import { createAnthropic } from '@ai-sdk/anthropic';
 import { createMistral } from '@ai-sdk/mistral';
-import { createOpenAI } from '@ai-sdk/openai';
-import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
-import type { LanguageModel } from 'ai';
+import { createChatCompletionsDriver } from './chat-completions.ts';
+import { aiSdkChatModel, type ChatModel } from './chat-model.ts';
 import type { ProviderSettings } from './settings.ts';
 
+const OPENAI_BASE_URL = 'https://api.openai.com/v1';
+
 /**
- * The configured providers as AI SDK language-model factories, built once.
- * API keys are always passed explicitly (an empty string when none is set), so
- * the SDK never falls back to reading OPENAI_API_KEY & co. from the process
- * environment behind config.ts's back.
+ * The configured providers as model factories, built once. OpenAI and every
+ * OpenAI-compatible upstream (OpenRouter, Ollama, vLLM…) go through Parley's
+ * lean Chat Completions driver; Anthropic and Mistral through the AI SDK.
+ * API keys are always passed explicitly (an empty string when none is set),
+ * so the SDK never falls back to reading ANTHROPIC_API_KEY & co. from the
+ * process environment behind config.ts's back.
  */
 export function createProviderRegistry(providers: ProviderSettings[]) {
-  const factories = new Map<string, (model: string) => LanguageModel>();
-  for (const p of providers) factories.set(p.id, factoryFor(p));
+  const chatCompletions = createChatCompletionsDriver();
+  const factories = new Map<string, (model: string) => ChatModel>();
+  for (const p of providers) factories.set(p.id, factoryFor(p, chatCompletions));
   return {
     has: (provider: string) => factories.has(provider),
     ids: () => [...factories.keys()],
-    languageModel(provider: string, model: string): LanguageModel | undefined {
+    chatModel(provider: string, model: string): ChatModel | undefined {
       return factories.get(provider)?.(model);
     },
   };
@@ -25,26 +29,24 @@ export function createProviderRegistry(providers: ProviderSettings[]) {
 
 export type ProviderRegistry = ReturnType<typeof createProviderRegistry>;
 
-function factoryFor(p: ProviderSettings): (model: string) => LanguageModel {
+function factoryFor(p: ProviderSettings, chatCompletions: ReturnType<typeof createChatCompletionsDriver>): (model: string) => ChatModel {
   const apiKey = p.apiKey ?? '';
   switch (p.kind) {
     case 'openai': {
-      // Chat Completions rather than the SDK's default Responses API: it is what
-      // OpenAI-compatible proxies (and the gateway's clients) speak.
-      const openai = createOpenAI({ apiKey, baseURL: p.baseUrl });
-      return (model) => openai.chat(model);
+      const endpoint = { baseUrl: p.baseUrl ?? OPENAI_BASE_URL, apiKey, openAiRules: true };
+      return (model) => chatCompletions.model(endpoint, model);
+    }
+    case 'openai-compatible': {
+      const endpoint = { baseUrl: p.baseUrl!, apiKey: p.apiKey, openAiRules: false };
+      return (model) => chatCompletions.model(endpoint, model);
     }
     case 'anthropic': {
       const anthropic = createAnthropic({ apiKey, baseURL: p.baseUrl });
-      return (model) => anthropic(model);
+      return (model) => aiSdkChatModel(anthropic(model));
     }
     case 'mistral': {
       const mistral = createMistral({ apiKey, baseURL: p.baseUrl });
-      return (model) => mistral(model);
-    }
-    case 'openai-compatible': {
-      const compatible = createOpenAICompatible({ name: p.id, baseURL: p.baseUrl!, apiKey: p.apiKey, includeUsage: true });
-      return (model) => compatible.chatModel(model);
+      return (model) => aiSdkChatModel(mistral(model));
     }
   }
 }

@@ -17,7 +17,7 @@ export function createAi(settings: AiSettings, opts: { logger?: Logger; random?:
   const registry = createProviderRegistry(settings.providers);
   const catalog = createCatalog({ providers: settings.providers, entries: settings.catalog, defaultModel: settings.defaultModel });
   const breakers = createCircuitBreakers(settings.breaker);
-  // The AI SDK prints provider warnings (an unsupported setting, say) with console.warn; route them to our log.
+  // The AI SDK (Anthropic, Mistral) prints provider warnings (an unsupported setting, say) with console.warn; route them to our log.
   if (opts.logger) {
     const logger = opts.logger;
     globalThis.AI_SDK_LOG_WARNINGS = ({ warnings, provider, model }) => logger.debug({ warnings, provider, model }, 'ai sdk warnings');
@@ -25,9 +25,9 @@ export function createAi(settings: AiSettings, opts: { logger?: Logger; random?:
 
   const toLink = (id: string): Link => {
     const entry = catalog.get(id);
-    const languageModel = entry && registry.languageModel(entry.provider, entry.model);
-    if (!entry || !languageModel) throw ValidationError(`Unknown model "${id}": expected provider:model with one of the configured providers (${registry.ids().join(', ') || 'none configured'})`, 'unknown_model');
-    return { provider: entry.provider, model: entry.model, languageModel };
+    const chatModel = entry && registry.chatModel(entry.provider, entry.model);
+    if (!entry || !chatModel) throw ValidationError(`Unknown model "${id}": expected provider:model with one of the configured providers (${registry.ids().join(', ') || 'none configured'})`, 'unknown_model');
+    return { provider: entry.provider, model: entry.model, chatModel };
   };
 
   /** Strips the pricing internals so callers get exactly the ModelInfo shape. */

@@ -1,0 +1,232 @@
+import { randomUUID } from 'node:crypto';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { MalformedChunk, UpstreamConnectionLost, UpstreamStatusError, UpstreamUnreachable } from './attempt-error.ts';
+import type { ChatModel, ModelPart } from './chat-model.ts';
+import { createSseParser } from './sse-parser.ts';
+import type { ChatMessage, ChatRequest, ToolCall, Usage } from './types.ts';
+
+/**
+ * A lean driver for OpenAI's Chat Completions wire protocol (OpenAI itself,
+ * OpenRouter, Ollama, vLLM and other compatible servers): node:http(s) with
+ * keep-alive sockets, an incremental SSE parser and one JSON.parse per data
+ * line. It replaces the AI SDK for these upstreams because the SDK's
+ * per-chunk path (web streams, per-chunk schema validation, telemetry spans)
+ * cost tens of µs a chunk, which saturated a core at a few hundred
+ * concurrent streams (see README, Performance). Errors are thrown as the
+ * transport types that attempt-error.ts classifies, as it does the SDK's.
+ */
+export interface ChatCompletionsEndpoint {
+  /** Up to and including the version, e.g. `https://api.openai.com/v1`. */
+  baseUrl: string;
+  apiKey?: string;
+  /** OpenAI's own API: its reasoning models take `developer` messages and `max_completion_tokens`, no temperature. */
+  openAiRules: boolean;
+}
+
+/** Longest error body read from a failed response; only its message is kept. */
+const ERROR_BODY_LIMIT = 64 * 1024;
+
+export function createChatCompletionsDriver() {
+  // Idle keep-alive sockets are unref'd by the agents: they never hold the process open.
+  const agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
+  return {
+    model(endpoint: ChatCompletionsEndpoint, model: string): ChatModel {
+      const url = new URL(`${endpoint.baseUrl.replace(/\/+$/, '')}/chat/completions`);
+      const agent = url.protocol === 'https:' ? agents.https : agents.http;
+      const reasoning = endpoint.openAiRules && isOpenAiReasoningModel(model);
+      return {
+        async *stream(request, signal) {
+          const body = JSON.stringify(requestBody(model, request, reasoning));
+          const headers: OutgoingHttpHeaders = { 'content-type': 'application/json', accept: 'text/event-stream', 'content-length': Buffer.byteLength(body) };
+          if (endpoint.apiKey) headers.authorization = `Bearer ${endpoint.apiKey}`;
+          const res = await post(url, agent, headers, body, signal);
+          const status = res.statusCode ?? 0;
+          if (status < 200 || status >= 300) throw await statusError(res, status);
+          yield* readStream(res, signal);
+        },
+      };
+    },
+  };
+}
+
+export type ChatCompletionsDriver = ReturnType<typeof createChatCompletionsDriver>;
+
+/** As the AI SDK decides it: o-series, and GPT-5 and later except the `-chat` variants. */
+function isOpenAiReasoningModel(model: string): boolean {
+  if (/^o\d+(?:-|$)/.test(model)) return true;
+  const gpt = /^gpt-(\d+)(?:\.(\d+))?(?:-(.+))?$/.exec(model);
+  if (!gpt) return false;
+  const chat = gpt[2] === undefined && (gpt[3]?.startsWith('chat') ?? false);
+  return Number(gpt[1]) >= 5 && !chat;
+}
+
+function requestBody(model: string, request: ChatRequest, reasoning: boolean) {
+  const body: Record<string, unknown> = {
+    model,
+    messages: wireMessages(request.messages, reasoning),
+    stream: true,
+    stream_options: { include_usage: true },
+  };
+  if (request.temperature !== undefined && !reasoning) body.temperature = request.temperature;
+  if (request.maxTokens !== undefined) body[reasoning ? 'max_completion_tokens' : 'max_tokens'] = request.maxTokens;
+  if (request.tools?.length) {
+    body.tools = request.tools.map((t) => ({ type: 'function', function: { name: t.name, description: t.description, parameters: t.parameters } }));
+    const choice = request.toolChoice;
+    if (choice !== undefined) body.tool_choice = typeof choice === 'string' ? choice : { type: 'function', function: { name: choice.name } };
+  }
+  return body;
+}
+
+function wireMessages(messages: ChatMessage[], reasoning: boolean) {
+  return messages.map((m) => {
+    switch (m.role) {
+      case 'system':
+        return { role: reasoning ? 'developer' : 'system', content: m.content };
+      case 'user':
+        return { role: 'user', content: m.content };
+      case 'assistant':
+        if (!m.toolCalls?.length) return { role: 'assistant', content: m.content };
+        return {
+          role: 'assistant',
+          content: m.content,
+          tool_calls: m.toolCalls.map((c) => ({ id: c.id, type: 'function', function: { name: c.name, arguments: c.arguments || '{}' } })),
+        };
+      case 'tool':
+        return { role: 'tool', tool_call_id: m.toolCallId ?? '', content: m.content };
+    }
+  });
+}
+
+function post(url: URL, agent: HttpAgent, headers: OutgoingHttpHeaders, body: string, signal: AbortSignal): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const req = send(url, { method: 'POST', agent, headers, signal }, resolve);
+    req.on('error', (err: NodeJS.ErrnoException) => reject(signal.aborted ? err : new UpstreamUnreachable(err.code ?? err.message)));
+    req.end(body);
+  });
+}
+
+async function statusError(res: IncomingMessage, status: number): Promise<UpstreamStatusError> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(res.headers)) if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
+  let text = '';
+  try {
+    res.setEncoding('utf8');
+    for await (const piece of res) {
+      text += piece;
+      if (text.length > ERROR_BODY_LIMIT) break;
+    }
+  } catch {
+    // The status says enough; the body was a courtesy.
+  }
+  let message: string | undefined;
+  try {
+    message = (JSON.parse(text) as { error?: { message?: unknown } }).error?.message as string | undefined;
+  } catch {}
+  return new UpstreamStatusError(status, headers, String(message ?? res.statusMessage ?? `HTTP ${status}`).slice(0, 300));
+}
+
+interface PendingCall {
+  id: string;
+  name: string;
+  arguments: string;
+}
+
+/** Chat Completions chunks to model parts: text as it comes, tool calls once complete, then the finish. */
+async function* readStream(res: IncomingMessage, signal: AbortSignal): AsyncGenerator<ModelPart> {
+  const datas: string[] = [];
+  const parser = createSseParser((data) => datas.push(data));
+  const calls: PendingCall[] = [];
+  let finishReason = 'other';
+  let usage: Usage | undefined;
+  let done = false;
+  res.setEncoding('utf8');
+  try {
+    for await (const piece of res as AsyncIterable<string>) {
+      parser.push(piece);
+      for (let i = 0; i < datas.length; i++) {
+        const data = datas[i]!;
+        if (done) continue;
+        if (data === '[DONE]') {
+          done = true;
+          continue;
+        }
+        let chunk: WireChunk;
+        try {
+          chunk = JSON.parse(data);
+        } catch {
+          throw new MalformedChunk('A data line is not JSON');
+        }
+        if (typeof chunk !== 'object' || chunk === null) throw new MalformedChunk('A chunk is not an object');
+        if (chunk.error) throw new Error(`The provider reported an error mid-stream: ${String(chunk.error.message ?? 'unknown').slice(0, 300)}`);
+        if (chunk.usage) usage = usageOf(chunk.usage);
+        const choice = chunk.choices?.[0];
+        if (!choice) continue;
+        const delta = choice.delta;
+        if (delta) {
+          if (typeof delta.content === 'string' && delta.content) yield { type: 'text', text: delta.content };
+          if (delta.reasoning_content || delta.reasoning) yield { type: 'progress' };
+          if (delta.tool_calls) {
+            for (const d of delta.tool_calls) {
+              const index = d.index ?? calls.length;
+              const call = (calls[index] ??= { id: d.id ?? `call_${randomUUID()}`, name: '', arguments: '' });
+              if (d.id) call.id = d.id;
+              if (d.function?.name) call.name = d.function.name;
+              if (d.function?.arguments) call.arguments += d.function.arguments;
+            }
+            yield { type: 'progress' };
+          }
+        }
+        if (choice.finish_reason) finishReason = FINISH_REASONS[choice.finish_reason] ?? 'other';
+      }
+      datas.length = 0;
+    }
+  } catch (err) {
+    if (signal.aborted || err instanceof MalformedChunk) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code) throw new UpstreamConnectionLost(code);
+    // Reading a field of a chunk whose shape is not the protocol's (tool_calls not a list…).
+    if (err instanceof TypeError) throw new MalformedChunk(err.message);
+    throw err;
+  } finally {
+    parser.end();
+    // Leaving early (the consumer stopped, a bad chunk): this socket is in an unknown state, drop it.
+    if (!res.complete) res.destroy();
+  }
+  if (signal.aborted) {
+    yield { type: 'abort' };
+    return;
+  }
+  for (const call of calls) if (call) yield { type: 'tool_call', call: { id: call.id, name: call.name, arguments: call.arguments || '{}' } satisfies ToolCall };
+  yield { type: 'finish', finishReason, usage };
+}
+
+/** OpenAI's finish reasons in the AI SDK's vocabulary, which the rest of Parley speaks. */
+const FINISH_REASONS: Record<string, string> = { stop: 'stop', length: 'length', content_filter: 'content-filter', tool_calls: 'tool-calls', function_call: 'tool-calls' };
+
+function usageOf(u: WireUsage): Usage | undefined {
+  if (u.prompt_tokens == null && u.completion_tokens == null) return undefined;
+  const cached = u.prompt_tokens_details?.cached_tokens;
+  return { inputTokens: u.prompt_tokens ?? 0, outputTokens: u.completion_tokens ?? 0, ...(cached ? { cachedTokens: cached } : {}) };
+}
+
+interface WireUsage {
+  prompt_tokens?: number | null;
+  completion_tokens?: number | null;
+  prompt_tokens_details?: { cached_tokens?: number | null } | null;
+}
+
+interface WireChunk {
+  choices?: Array<{
+    delta?: {
+      content?: string | null;
+      reasoning_content?: string | null;
+      reasoning?: string | null;
+      tool_calls?: Array<{ index?: number; id?: string; function?: { name?: string; arguments?: string } }>;
+    } | null;
+    finish_reason?: string | null;
+  }>;
+  usage?: WireUsage | null;
+  error?: { message?: unknown };
+}

@@ -1,0 +1,126 @@
+import { jsonSchema, streamText, tool, type LanguageModel, type ModelMessage, type ToolSet } from 'ai';
+import type { ChatMessage, ChatRequest, ToolCall, Usage } from './types.ts';
+
+/**
+ * What one model's stream is made of, whichever driver produced it:
+ * `progress` is output that is not text (reasoning, a tool call's pieces),
+ * which keeps the attempt's timers alive without reaching the caller.
+ */
+export type ModelPart =
+  | { type: 'text'; text: string }
+  | { type: 'progress' }
+  | { type: 'tool_call'; call: ToolCall }
+  | { type: 'finish'; finishReason: string; usage: Usage | undefined }
+  /** The stream stopped because the signal was aborted. */
+  | { type: 'abort' };
+
+/**
+ * One provider's model, able to stream a chat. Drivers throw whatever their
+ * transport throws; the attempt classifies it (attempt-error.ts).
+ */
+export interface ChatModel {
+  stream(request: ChatRequest, signal: AbortSignal): AsyncIterable<ModelPart>;
+}
+
+/** A model behind the AI SDK's streamText, with its own retries off (the fallback engine retries). */
+export function aiSdkChatModel(model: LanguageModel): ChatModel {
+  return {
+    async *stream(request, signal) {
+      const result = streamText({
+        model,
+        messages: toModelMessages(request.messages),
+        allowSystemInMessages: true,
+        tools: toToolSet(request),
+        toolChoice: request.toolChoice && typeof request.toolChoice === 'object' ? { type: 'tool', toolName: request.toolChoice.name } : request.toolChoice,
+        temperature: request.temperature,
+        maxOutputTokens: request.maxTokens,
+        maxRetries: 0,
+        abortSignal: signal,
+        // Errors arrive as 'error' parts below; the default handler would also print them to stderr.
+        onError: () => {},
+      });
+      const toolInputs = new Map<string, string>();
+      for await (const part of result.fullStream) {
+        switch (part.type) {
+          case 'text-delta':
+            if (part.text) yield { type: 'text', text: part.text };
+            break;
+          case 'reasoning-delta':
+          case 'tool-input-start':
+            yield { type: 'progress' };
+            break;
+          case 'tool-input-delta':
+            toolInputs.set(part.id, (toolInputs.get(part.id) ?? '') + part.delta);
+            yield { type: 'progress' };
+            break;
+          case 'tool-call': {
+            // The raw JSON text as streamed, when there was one; the parsed input re-serialised otherwise.
+            const raw = toolInputs.get(part.toolCallId);
+            yield { type: 'tool_call', call: { id: part.toolCallId, name: part.toolName, arguments: raw || JSON.stringify(part.input ?? {}) } };
+            break;
+          }
+          case 'error':
+            throw part.error;
+          case 'abort':
+            yield { type: 'abort' };
+            return;
+          case 'finish': {
+            const u = part.totalUsage;
+            let usage: Usage | undefined;
+            if (u.inputTokens !== undefined || u.outputTokens !== undefined) {
+              const cached = u.inputTokenDetails?.cacheReadTokens ?? u.cachedInputTokens;
+              usage = { inputTokens: u.inputTokens ?? 0, outputTokens: u.outputTokens ?? 0, ...(cached ? { cachedTokens: cached } : {}) };
+            }
+            yield { type: 'finish', finishReason: part.finishReason, usage };
+            break;
+          }
+        }
+      }
+    },
+  };
+}
+
+/** Parley's messages in the AI SDK's shape; a tool result needs the name of the call it answers. */
+export function toModelMessages(messages: ChatMessage[]): ModelMessage[] {
+  const toolNames = new Map<string, string>();
+  return messages.map((m): ModelMessage => {
+    switch (m.role) {
+      case 'system':
+        return { role: 'system', content: m.content };
+      case 'user':
+        return { role: 'user', content: m.content };
+      case 'assistant': {
+        if (!m.toolCalls?.length) return { role: 'assistant', content: m.content };
+        for (const c of m.toolCalls) toolNames.set(c.id, c.name);
+        return {
+          role: 'assistant',
+          content: [
+            ...(m.content ? [{ type: 'text' as const, text: m.content }] : []),
+            ...m.toolCalls.map((c) => ({ type: 'tool-call' as const, toolCallId: c.id, toolName: c.name, input: parseArguments(c.arguments) })),
+          ],
+        };
+      }
+      case 'tool':
+        return {
+          role: 'tool',
+          content: [{ type: 'tool-result', toolCallId: m.toolCallId ?? '', toolName: toolNames.get(m.toolCallId ?? '') ?? 'unknown', output: { type: 'text', value: m.content } }],
+        };
+    }
+  });
+}
+
+function parseArguments(text: string): unknown {
+  try {
+    return JSON.parse(text || '{}');
+  } catch {
+    return {};
+  }
+}
+
+/** Tools without `execute`: the model's calls come back to the caller instead of running here. */
+function toToolSet(request: ChatRequest): ToolSet | undefined {
+  if (!request.tools?.length) return undefined;
+  const set: ToolSet = {};
+  for (const t of request.tools) set[t.name] = tool({ description: t.description, inputSchema: jsonSchema(t.parameters as never) });
+  return set;
+}
