@@ -28,8 +28,11 @@ export interface ChatCompletionsEndpoint {
 const ERROR_BODY_LIMIT = 64 * 1024;
 
 export function createChatCompletionsDriver() {
-  // Idle keep-alive sockets are unref'd by the agents: they never hold the process open.
-  const agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
+  // Idle keep-alive sockets are unref'd by the agents: they never hold the process open. With a
+  // `timeout` set, the agents also honour the server's `Keep-Alive: timeout=N` hint and drop an
+  // idle socket a second before the server would (only idle sockets are destroyed on timeout).
+  const options = { keepAlive: true, timeout: 60_000 };
+  const agents = { http: new HttpAgent(options), https: new HttpsAgent(options) };
   return {
     model(endpoint: ChatCompletionsEndpoint, model: string): ChatModel {
       const url = new URL(`${endpoint.baseUrl.replace(/\/+$/, '')}/chat/completions`);
@@ -102,7 +105,15 @@ function post(url: URL, agent: HttpAgent, headers: OutgoingHttpHeaders, body: st
   return new Promise((resolve, reject) => {
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     const req = send(url, { method: 'POST', agent, headers, signal }, resolve);
-    req.on('error', (err: NodeJS.ErrnoException) => reject(signal.aborted ? err : new UpstreamUnreachable(err.code ?? err.message)));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (signal.aborted) return reject(err);
+      // A pooled keep-alive socket the server had already closed (its keep-alive timeout), noticed
+      // only now because a busy event loop had not yet read the FIN: the request never reached the
+      // server. Send it again; the dead socket has left the pool. Counting this as a failed attempt
+      // would feed the circuit breaker with our own stale sockets.
+      if (req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) return post(url, agent, headers, body, signal).then(resolve, reject);
+      reject(new UpstreamUnreachable(err.code ?? err.message));
+    });
     req.end(body);
   });
 }

@@ -1,6 +1,6 @@
 import { createAnthropic } from '@ai-sdk/anthropic';
 import { createMistral } from '@ai-sdk/mistral';
-import { createChatCompletionsDriver } from './chat-completions.ts';
+import { createChatCompletionsDriver, type ChatCompletionsDriver } from './chat-completions.ts';
 import { aiSdkChatModel, type ChatModel } from './chat-model.ts';
 import type { ProviderSettings } from './settings.ts';
 
@@ -29,7 +29,7 @@ export function createProviderRegistry(providers: ProviderSettings[]) {
 
 export type ProviderRegistry = ReturnType<typeof createProviderRegistry>;
 
-function factoryFor(p: ProviderSettings, chatCompletions: ReturnType<typeof createChatCompletionsDriver>): (model: string) => ChatModel {
+function factoryFor(p: ProviderSettings, chatCompletions: ChatCompletionsDriver): (model: string) => ChatModel {
   const apiKey = p.apiKey ?? '';
   switch (p.kind) {
     case 'openai': {
