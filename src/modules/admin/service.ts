@@ -1,5 +1,5 @@
 import { Conflict, NotFound } from '../../errors.ts';
-import type { Db } from '../../platform/db/database.ts';
+import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Outbox } from '../../platform/mail/outbox.ts';
 import type { Audit, AuditContext } from '../audit/service.ts';
 import type { Sessions } from '../auth/sessions.ts';
@@ -18,8 +18,6 @@ type Role = 'user' | 'admin';
 
 /** Operator actions on accounts. `actorId` is the admin acting; an admin may never lock themselves out. */
 export function createAdmin(d: AdminDeps) {
-  const inTransaction = <T>(fn: (tx: Db) => Promise<T>) => d.db.transaction((t) => fn(t as unknown as Db));
-
   async function lockUser(id: string, tx: Db): Promise<UserRow> {
     const user = await d.users.repo.lockById(id, tx);
     if (!user) throw NotFound('User', 'user_not_found');
@@ -35,7 +33,7 @@ export function createAdmin(d: AdminDeps) {
     /** Locks the account out at once: sessions are revoked here, API keys fail because the authenticator checks disabledAt. */
     async disable(actorId: string, id: string, ctx: AuditContext): Promise<UserRow> {
       if (actorId === id) throw Conflict('You cannot disable your own account', 'cannot_disable_self');
-      return inTransaction(async (tx) => {
+      return inTransaction(d.db, async (tx) => {
         let user = await lockUser(id, tx);
         if (!user.disabledAt) {
           user = (await d.users.setDisabled(id, true, tx))!;
@@ -48,7 +46,7 @@ export function createAdmin(d: AdminDeps) {
     },
 
     async enable(actorId: string, id: string, ctx: AuditContext): Promise<UserRow> {
-      return inTransaction(async (tx) => {
+      return inTransaction(d.db, async (tx) => {
         const user = await lockUser(id, tx);
         if (!user.disabledAt) return user;
         const enabled = (await d.users.setDisabled(id, false, tx))!;
@@ -59,7 +57,7 @@ export function createAdmin(d: AdminDeps) {
 
     async setRole(actorId: string, id: string, role: Role, ctx: AuditContext): Promise<UserRow> {
       if (actorId === id && role !== 'admin') throw Conflict('You cannot remove your own admin role', 'cannot_demote_self');
-      return inTransaction(async (tx) => {
+      return inTransaction(d.db, async (tx) => {
         const user = await lockUser(id, tx);
         if (user.role === role) return user;
         const updated = (await d.users.setRole(id, role, tx))!;

@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { and, desc, eq, lt, or, isNull, type SQL } from 'drizzle-orm';
 import { NotFound, ValidationError } from '../../errors.ts';
-import type { Db } from '../../platform/db/database.ts';
+import { inTransaction, type Db } from '../../platform/db/database.ts';
 import { randomToken, sha256Hex } from '../../platform/crypto/cipher.ts';
 import type { Audit, AuditContext } from '../audit/service.ts';
 import { users } from '../users/schema.ts';
@@ -35,8 +35,7 @@ export function createApiKeys(db: Db, deps: { audit: Audit }) {
     async create(userId: string, input: { name: string; scopes?: ApiKeyScope[]; expiresAt?: Date | null }, ctx: AuditContext = {}) {
       if (input.expiresAt && input.expiresAt.getTime() <= Date.now()) throw ValidationError('expiresAt must be in the future', 'expires_at_in_past');
       const secret = `${API_KEY_PREFIX}${randomToken(32)}`;
-      return db.transaction(async (t) => {
-        const tx = t as unknown as Db;
+      return inTransaction(db, async (tx) => {
         const [row] = await tx
           .insert(apiKeys)
           .values({
@@ -66,8 +65,7 @@ export function createApiKeys(db: Db, deps: { audit: Audit }) {
     },
 
     async delete(userId: string, id: string, ctx: AuditContext = {}) {
-      return db.transaction(async (t) => {
-        const tx = t as unknown as Db;
+      return inTransaction(db, async (tx) => {
         const rows = await tx.delete(apiKeys).where(and(eq(apiKeys.id, id), eq(apiKeys.userId, userId))).returning();
         if (!rows.length) throw NotFound('API key', 'api_key_not_found');
         await deps.audit.record({ action: 'api_key.deleted', userId, ...ctx, metadata: { apiKeyId: id, name: rows[0]!.name } }, tx);

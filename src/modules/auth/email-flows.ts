@@ -1,5 +1,5 @@
 import { Forbidden, RateLimited, ValidationError } from '../../errors.ts';
-import type { Db } from '../../platform/db/database.ts';
+import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Mailer } from '../../platform/mail/mailer.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { Limiter } from '../../platform/ratelimit/limiter.ts';
@@ -86,8 +86,7 @@ export function createEmailFlows(d: EmailFlowsDeps) {
     },
 
     async verifyEmail(token: string, ctx: AuditContext): Promise<void> {
-      await d.db.transaction(async (t) => {
-        const tx = t as unknown as Db;
+      await inTransaction(d.db, async (tx) => {
         const userId = await d.tokens.consume(token, 'email_verification', tx);
         if (!userId) throw invalidToken();
         const user = await d.users.byId(userId, tx);
@@ -115,8 +114,7 @@ export function createEmailFlows(d: EmailFlowsDeps) {
       if (user.disabledAt) throw Forbidden('This account is disabled', 'account_disabled');
       passwords.check(password, user.email);
       const passwordHash = await passwords.hash(password);
-      await d.db.transaction(async (t) => {
-        const tx = t as unknown as Db;
+      await inTransaction(d.db, async (tx) => {
         if ((await d.tokens.consume(token, 'password_reset', tx)) !== user.id) throw invalidToken();
         await d.tokens.voidAll(user.id, 'password_reset', tx);
         await d.users.setPassword(user.id, passwordHash, tx);
@@ -140,8 +138,7 @@ export function createEmailFlows(d: EmailFlowsDeps) {
       passwords.check(input.newPassword, user.email);
       if (input.newPassword === input.currentPassword) throw ValidationError('The new password must differ from the current one', 'weak_password');
       const passwordHash = await passwords.hash(input.newPassword);
-      await d.db.transaction(async (t) => {
-        const tx = t as unknown as Db;
+      await inTransaction(d.db, async (tx) => {
         await d.users.setPassword(user.id, passwordHash, tx);
         const count = await d.sessions.revokeAll(user.id, 'password_changed', caller.sessionId, tx);
         // An outstanding reset link would otherwise undo the change.

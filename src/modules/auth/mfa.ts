@@ -2,7 +2,7 @@ import { and, count, eq, isNotNull, isNull, lt, or } from 'drizzle-orm';
 import { decodeJwt } from 'jose';
 import { Conflict, Forbidden, RateLimited, ValidationError } from '../../errors.ts';
 import type { Cipher } from '../../platform/crypto/cipher.ts';
-import type { Db } from '../../platform/db/database.ts';
+import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Limiter } from '../../platform/ratelimit/limiter.ts';
 import type { Audit, AuditContext } from '../audit/service.ts';
 import type { UsersService } from '../users/service.ts';
@@ -149,8 +149,7 @@ export function createMfa(d: MfaDeps) {
       if (!factor) throw Conflict('Start enrolment first', 'mfa_not_enrolled');
       if (factor.enabledAt) throw Conflict('Two-factor authentication is already enabled', 'mfa_already_enabled');
       return attempt(userId, 'activate', 'totp', ctx, () =>
-        db.transaction(async (t) => {
-          const tx = t as unknown as Db;
+        inTransaction(db, async (tx) => {
           if ((await claimTotp(userId, code, { enabled: false, activate: true }, tx)) === undefined) return undefined;
           const fresh = await replaceBackupCodes(userId, tx);
           await d.audit.record({ action: 'mfa.enabled', userId, ...ctx, metadata: { factor: 'totp' } }, tx);
@@ -169,8 +168,7 @@ export function createMfa(d: MfaDeps) {
       } else {
         throw ValidationError('Send a current code or your password', 'mfa_proof_required');
       }
-      await db.transaction(async (t) => {
-        const tx = t as unknown as Db;
+      await inTransaction(db, async (tx) => {
         await tx.delete(backupCodes).where(eq(backupCodes.userId, userId));
         await tx.delete(totpFactors).where(eq(totpFactors.userId, userId));
         await d.audit.record({ action: 'mfa.disabled', userId, ...ctx, metadata: { confirmedWith: proof.code !== undefined ? 'totp' : 'password' } }, tx);
@@ -181,8 +179,7 @@ export function createMfa(d: MfaDeps) {
     async regenerateBackupCodes(userId: string, code: string, ctx: AuditContext): Promise<{ backupCodes: string[] }> {
       if (!(await isEnabled(userId))) throw notEnabled();
       await attempt(userId, 'regenerate', 'totp', ctx, () => claimTotp(userId, code, { enabled: true }));
-      return db.transaction(async (t) => {
-        const tx = t as unknown as Db;
+      return inTransaction(db, async (tx) => {
         const fresh = await replaceBackupCodes(userId, tx);
         await d.audit.record({ action: 'mfa.backup_codes_regenerated', userId, ...ctx }, tx);
         return { backupCodes: fresh };

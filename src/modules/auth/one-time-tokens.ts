@@ -1,6 +1,6 @@
 import { and, desc, eq, gt, isNull } from 'drizzle-orm';
 import { randomToken, sha256Hex } from '../../platform/crypto/cipher.ts';
-import type { Db } from '../../platform/db/database.ts';
+import { inTransaction, type Db } from '../../platform/db/database.ts';
 import { oneTimeTokens } from './schema.ts';
 
 export type TokenPurpose = 'email_verification' | 'password_reset';
@@ -33,8 +33,7 @@ export function createOneTimeTokens(db: Db) {
     /** A new token for the user; older unused ones of the same purpose stop working. Returns the plaintext. */
     async issue(userId: string, purpose: TokenPurpose, ttlSeconds: number): Promise<string> {
       const token = randomToken(32);
-      await db.transaction(async (t) => {
-        const tx = t as unknown as Db;
+      await inTransaction(db, async (tx) => {
         await voidAll(userId, purpose, tx);
         await tx.insert(oneTimeTokens).values({ userId, purpose, tokenHash: sha256Hex(token), expiresAt: new Date(Date.now() + ttlSeconds * 1000) });
       });

@@ -1,5 +1,5 @@
 import { and, desc, eq, gt, isNull, ne, sql } from 'drizzle-orm';
-import type { Db } from '../../platform/db/database.ts';
+import { inTransaction, type Db } from '../../platform/db/database.ts';
 import { randomToken, sha256Hex } from '../../platform/crypto/cipher.ts';
 import { users } from '../users/schema.ts';
 import { refreshTokens, sessions } from './schema.ts';
@@ -40,8 +40,7 @@ export function createSessions(db: Db, opts: { refreshTtl: number; reuseGrace: n
     },
 
     async rotate(presented: string, device: DeviceInfo): Promise<RefreshOutcome> {
-      return db.transaction(async (t) => {
-        const tx = t as unknown as Db;
+      return inTransaction(db, async (tx) => {
         const [found] = await tx
           .select({ token: refreshTokens, session: sessions, disabledAt: users.disabledAt })
           .from(refreshTokens)

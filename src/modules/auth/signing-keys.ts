@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { desc, gt, isNull, or } from 'drizzle-orm';
 import { exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, type JWK, type JWTPayload, type CryptoKey } from 'jose';
-import type { Db } from '../../platform/db/database.ts';
+import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Cipher } from '../../platform/crypto/cipher.ts';
 import { jwtKeys } from './schema.ts';
 
@@ -48,9 +48,9 @@ export class SigningKeys {
 
   /** Adds a new signing key and retires the current ones. Returns the new kid. */
   async rotate(): Promise<string> {
-    const kid = await this.#db.transaction(async (tx) => {
+    const kid = await inTransaction(this.#db, async (tx) => {
       await tx.update(jwtKeys).set({ retiredAt: new Date() }).where(isNull(jwtKeys.retiredAt));
-      return this.#create(tx as unknown as Db);
+      return this.#create(tx);
     });
     await this.#reload();
     return kid;

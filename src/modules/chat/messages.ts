@@ -1,5 +1,5 @@
 import { Conflict, NotFound, ValidationError } from '../../errors.ts';
-import type { Db } from '../../platform/db/database.ts';
+import { inTransaction, type Db } from '../../platform/db/database.ts';
 import { contentText, MESSAGE_MAX_CHARS } from './contracts.ts';
 import { createMessagesRepository, type FeedbackRow, type MessageRow, type MessageView } from './messages-repository.ts';
 import { createConversationsRepository, type ConversationRow } from './repository.ts';
@@ -78,7 +78,6 @@ function toParts(content: string | ContentPart[]): { content: ContentPart[]; tex
 export function createMessages(d: { db: Db }) {
   const repo = createMessagesRepository(d.db);
   const conversations = createConversationsRepository(d.db);
-  const inTransaction = <T>(fn: (tx: Db) => Promise<T>) => d.db.transaction((t) => fn(t as unknown as Db));
 
   async function owned(userId: string, conversationId: string): Promise<ConversationRow> {
     const conversation = await conversations.get(userId, conversationId);
@@ -127,7 +126,7 @@ export function createMessages(d: { db: Db }) {
 
     /** Shows the branch through `messageId`: the current leaf becomes the newest leaf below it. */
     async selectBranch(userId: string, conversationId: string, messageId: string) {
-      await inTransaction(async (tx) => {
+      await inTransaction(d.db, async (tx) => {
         await locked(conversationId, tx, userId);
         await messageIn(conversationId, messageId, tx);
         await conversations.setCurrentLeaf(conversationId, await repo.newestLeafUnder(conversationId, messageId, tx), tx, false);
@@ -143,7 +142,7 @@ export function createMessages(d: { db: Db }) {
      */
     async appendUserMessage(userId: string, conversationId: string, input: { parentId?: string | null; content: string | ContentPart[] }): Promise<MessageRow> {
       const parts = toParts(input.content);
-      return inTransaction(async (tx) => {
+      return inTransaction(d.db, async (tx) => {
         const conversation = await locked(conversationId, tx, userId);
         const parentId = input.parentId === undefined ? conversation.currentLeafId : input.parentId;
         if (parentId) await messageIn(conversationId, parentId, tx);
@@ -158,7 +157,7 @@ export function createMessages(d: { db: Db }) {
      * current leaf. Regenerating is another placeholder under the same parent.
      */
     async createAssistantPlaceholder(conversationId: string, input: { parentId: string; provider?: string | null; model?: string | null }): Promise<MessageRow> {
-      return inTransaction(async (tx) => {
+      return inTransaction(d.db, async (tx) => {
         const conversation = await locked(conversationId, tx);
         await messageIn(conversationId, input.parentId, tx);
         const message = await repo.insert(
@@ -195,7 +194,7 @@ export function createMessages(d: { db: Db }) {
 
     /** Points the conversation at `messageId` as its current leaf (no descent). NotFound when the message is not in it. */
     async setCurrentLeaf(conversationId: string, messageId: string): Promise<void> {
-      await inTransaction(async (tx) => {
+      await inTransaction(d.db, async (tx) => {
         await locked(conversationId, tx);
         await messageIn(conversationId, messageId, tx);
         await conversations.setCurrentLeaf(conversationId, messageId, tx, false);

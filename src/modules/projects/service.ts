@@ -1,5 +1,5 @@
 import { Conflict, NotFound } from '../../errors.ts';
-import type { Db } from '../../platform/db/database.ts';
+import { inTransaction, type Db } from '../../platform/db/database.ts';
 import { createProjectsRepository, type ProjectRow, type ProjectWithPrompt, type PromptRow } from './repository.ts';
 
 export interface ProjectSettings {
@@ -57,7 +57,6 @@ export const toPublicProject = ({ project: p, activePrompt }: ProjectWithPrompt)
 /** Projects (agents) and their prompts. Every function takes the caller's id: another user's project is not found. */
 export function createProjects(db: Db) {
   const repo = createProjectsRepository(db);
-  const inTransaction = <T>(fn: (tx: Db) => Promise<T>) => db.transaction((t) => fn(t as unknown as Db));
 
   async function get(userId: string, id: string): Promise<ProjectWithPrompt> {
     const found = await repo.get(userId, id);
@@ -93,7 +92,7 @@ export function createProjects(db: Db) {
 
     async create(userId: string, input: ProjectSettings & { name: string; systemPrompt?: string }): Promise<ProjectWithPrompt> {
       const { systemPrompt, ...fields } = input;
-      const id = await inTransaction(async (tx) => {
+      const id = await inTransaction(db, async (tx) => {
         const project = await repo.insert({ ...fields, userId }, tx);
         if (systemPrompt !== undefined) {
           const prompt = await repo.insertPrompt({ projectId: project.id, name: DEFAULT_PROMPT_NAME, content: systemPrompt }, tx);
@@ -106,7 +105,7 @@ export function createProjects(db: Db) {
 
     /** `activePromptId` must name one of this project's prompts (or be null). */
     async update(userId: string, id: string, patch: ProjectSettings & { name?: string; activePromptId?: string | null }): Promise<ProjectWithPrompt> {
-      await inTransaction(async (tx) => {
+      await inTransaction(db, async (tx) => {
         await lock(userId, id, tx);
         if (patch.activePromptId) await promptOf(id, patch.activePromptId, tx);
         await repo.update(id, patch, tx);
@@ -132,7 +131,7 @@ export function createProjects(db: Db) {
     },
 
     async createPrompt(userId: string, projectId: string, input: { name: string; content: string; activate?: boolean }): Promise<PromptView> {
-      return inTransaction(async (tx) => {
+      return inTransaction(db, async (tx) => {
         const project = await lock(userId, projectId, tx);
         await ensureNameFree(projectId, input.name, undefined, tx);
         const prompt = await repo.insertPrompt({ projectId, name: input.name, content: input.content }, tx);
@@ -142,7 +141,7 @@ export function createProjects(db: Db) {
     },
 
     async updatePrompt(userId: string, projectId: string, promptId: string, patch: { name?: string; content?: string }): Promise<PromptView> {
-      return inTransaction(async (tx) => {
+      return inTransaction(db, async (tx) => {
         const project = await lock(userId, projectId, tx);
         await promptOf(projectId, promptId, tx);
         if (patch.name !== undefined) await ensureNameFree(projectId, patch.name, promptId, tx);
@@ -153,7 +152,7 @@ export function createProjects(db: Db) {
 
     /** Deleting the active prompt leaves the project without a system prompt. */
     async deletePrompt(userId: string, projectId: string, promptId: string): Promise<void> {
-      await inTransaction(async (tx) => {
+      await inTransaction(db, async (tx) => {
         const project = await lock(userId, projectId, tx);
         await promptOf(projectId, promptId, tx);
         if (project.activePromptId === promptId) await repo.update(projectId, { activePromptId: null }, tx);
@@ -162,7 +161,7 @@ export function createProjects(db: Db) {
     },
 
     async activatePrompt(userId: string, projectId: string, promptId: string): Promise<ProjectWithPrompt> {
-      await inTransaction(async (tx) => {
+      await inTransaction(db, async (tx) => {
         await lock(userId, projectId, tx);
         await promptOf(projectId, promptId, tx);
         await repo.update(projectId, { activePromptId: promptId }, tx);

@@ -1,5 +1,5 @@
 import { Forbidden } from '../../errors.ts';
-import type { Db } from '../../platform/db/database.ts';
+import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Audit, AuditContext } from '../audit/service.ts';
 import type { PasswordGuard } from '../auth/password-guard.ts';
 import type { UserRow } from './schema.ts';
@@ -46,8 +46,7 @@ export function createAccount(d: AccountDeps) {
     async delete(caller: Caller, proof: { password?: string }, ctx: AuditContext): Promise<void> {
       const user = await d.users.require(caller.userId);
       const method = await reauthenticate(user, caller, proof);
-      await d.db.transaction(async (t) => {
-        const tx = t as unknown as Db;
+      await inTransaction(d.db, async (tx) => {
         await d.audit.record({ action: 'user.deleted', userId: user.id, ...ctx, metadata: { reauthenticatedWith: method } }, tx);
         await d.users.delete(user.id, tx);
       });

@@ -1,5 +1,5 @@
 import { Conflict, NotFound } from '../../errors.ts';
-import type { Db } from '../../platform/db/database.ts';
+import { inTransaction, type Db } from '../../platform/db/database.ts';
 import { mergePreferences, readPreferences, type Preferences, type PreferencesPatch } from './preferences.ts';
 import { createUsersRepository } from './repository.ts';
 import type { UserRow } from './schema.ts';
@@ -75,12 +75,12 @@ export function createUsersService(db: Db) {
     },
 
     async updatePreferences(id: string, patch: PreferencesPatch): Promise<Preferences> {
-      return db.transaction(async (tx) => {
+      return inTransaction(db, async (tx) => {
         // Locked, so two concurrent patches both land instead of the later overwriting the earlier.
-        const user = await repo.lockById(id, tx as unknown as Db);
+        const user = await repo.lockById(id, tx);
         if (!user) throw NotFound('User', 'user_not_found');
         const next = mergePreferences(readPreferences(user.preferences), patch);
-        await repo.update(id, { preferences: next }, tx as unknown as Db);
+        await repo.update(id, { preferences: next }, tx);
         return next;
       });
     },

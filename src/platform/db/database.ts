@@ -13,7 +13,15 @@ import * as schema from './schema.ts';
 
 /** What every module sees: a Drizzle database, identical on PGlite and PostgreSQL. */
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
-export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+
+/**
+ * Runs `fn` in a transaction, handing it the transaction as a `Db`, so the same
+ * repository functions serve inside and outside one. (Drizzle's transaction
+ * object is a PgDatabase at run time, but its type does not assign to ours.)
+ */
+export function inTransaction<T>(db: Db, fn: (tx: Db) => Promise<T>): Promise<T> {
+  return db.transaction((tx) => fn(tx as unknown as Db));
+}
 
 export interface Database {
   db: Db;

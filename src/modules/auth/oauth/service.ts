@@ -1,7 +1,7 @@
 import * as client from 'openid-client';
 import { z } from 'zod';
 import { AppError, Conflict, Forbidden, NotFound, UpstreamFailed, ValidationError } from '../../../errors.ts';
-import type { Db } from '../../../platform/db/database.ts';
+import { inTransaction, type Db } from '../../../platform/db/database.ts';
 import type { Logger } from '../../../platform/observability/logger.ts';
 import type { Audit, AuditContext } from '../../audit/service.ts';
 import { normalizeEmail, type UsersService } from '../../users/service.ts';
@@ -70,8 +70,7 @@ export function createOAuthService(d: OAuthServiceDeps) {
     if (existing) return linkByEmail(existing, providerId, identity, email, ctx);
 
     const method = `oauth:${providerId}`;
-    return d.db.transaction(async (t) => {
-      const tx = t as unknown as Db;
+    return inTransaction(d.db, async (tx) => {
       const user = await d.users.create({ email, passwordHash: null, name: identity.name?.slice(0, 200), emailVerified: identity.emailVerified }, tx);
       if (!(await repo.link({ userId: user.id, provider: providerId, subject: identity.subject, email }, tx))) throw linkRace();
       await d.audit.record({ action: 'user.registered', userId: user.id, ...ctx, metadata: { method } }, tx);
@@ -94,8 +93,7 @@ export function createOAuthService(d: OAuthServiceDeps) {
     if (!user.emailVerifiedAt) {
       throw Conflict('An account with this email exists but its address was never verified; sign in to it and verify the email first', 'account_email_not_verified');
     }
-    await d.db.transaction(async (t) => {
-      const tx = t as unknown as Db;
+    await inTransaction(d.db, async (tx) => {
       if (!(await repo.link({ userId: user.id, provider: providerId, subject: identity.subject, email }, tx))) throw linkRace();
       await d.audit.record({ action: 'oauth.linked', userId: user.id, ...ctx, metadata: { provider: providerId, subject: identity.subject, via: 'verified_email' } }, tx);
     });
