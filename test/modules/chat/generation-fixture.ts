@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { after, before, beforeEach } from 'node:test';
 import { startApp, type Backend, type TestApp } from '../../support/app.ts';
 import { startFakeAnthropic, type FakeAnthropic } from '../../support/fake-anthropic.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai.ts';
@@ -40,6 +41,20 @@ export async function startChat(backend: Backend, env: Record<string, string> = 
       await anthropic.close();
     },
   };
+}
+
+/** A chat fixture for the enclosing describe block: started before it, both fakes reset before each test, closed after. */
+export function useChat(backend: Backend): ChatFixture {
+  const fixture = {} as ChatFixture;
+  before(async () => {
+    Object.assign(fixture, await startChat(backend));
+  });
+  after(() => fixture.close());
+  beforeEach(() => {
+    fixture.openai.reset();
+    fixture.anthropic.reset();
+  });
+  return fixture;
 }
 
 /** Instances share a stream buffer only through Redis, and a database only on PostgreSQL. */

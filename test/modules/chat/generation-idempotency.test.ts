@@ -1,23 +1,16 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { eq } from 'drizzle-orm';
 import { messages } from '../../../src/modules/chat/schema.ts';
 import { backends } from '../../support/app.ts';
 import { createUser } from '../../support/factories.ts';
 import { allSse, readSse } from '../../support/sse.ts';
-import { answerRequests, chatAs, startChat, type ChatFixture } from './generation-fixture.ts';
+import { answerRequests, chatAs, useChat } from './generation-fixture.ts';
 
 for (const backend of backends()) {
   describe(`chat idempotency [${backend}]`, () => {
-    let f: ChatFixture;
-    before(async () => {
-      f = await startChat(backend);
-    });
-    after(() => f.close());
-    beforeEach(() => {
-      f.openai.reset();
-    });
+    const f = useChat(backend);
 
     async function setup() {
       const u = await createUser(f.t);

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { backends, startApp } from '../../support/app.ts';
 import { createUser } from '../../support/factories.ts';
 import { allSse, deltaText, readSse, type SseEvent } from '../../support/sse.ts';
 import { createGenerationRepository } from '../../../src/modules/chat/generation-repository.ts';
-import { answerRequests, chatAs, clusterSkip, eventually, startChat, type ChatFixture } from './generation-fixture.ts';
+import { answerRequests, chatAs, clusterSkip, eventually, startChat, useChat, type ChatFixture } from './generation-fixture.ts';
 
 const REPLY = 'alpha beta gamma delta epsilon zeta eta theta';
 
@@ -24,14 +24,7 @@ async function readSome(res: Response, ctl: AbortController, stopAfter: number):
 
 for (const backend of backends()) {
   describe(`chat streams: resume and cancel [${backend}]`, () => {
-    let f: ChatFixture;
-    before(async () => {
-      f = await startChat(backend);
-    });
-    after(() => f.close());
-    beforeEach(() => {
-      f.openai.reset();
-    });
+    const f = useChat(backend);
 
     async function finished() {
       const u = await createUser(f.t);

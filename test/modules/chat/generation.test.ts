@@ -1,21 +1,13 @@
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { backends } from '../../support/app.ts';
 import { createUser } from '../../support/factories.ts';
 import { allSse, deltaText, readSse } from '../../support/sse.ts';
-import { answerRequests, chatAs, eventually, sent, startChat, type ChatFixture } from './generation-fixture.ts';
+import { answerRequests, chatAs, eventually, sent, startChat, useChat, type ChatFixture } from './generation-fixture.ts';
 
 for (const backend of backends()) {
   describe(`chat generation [${backend}]`, () => {
-    let f: ChatFixture;
-    before(async () => {
-      f = await startChat(backend);
-    });
-    after(() => f.close());
-    beforeEach(() => {
-      f.openai.reset();
-      f.anthropic.reset();
-    });
+    const f = useChat(backend);
 
     test('JSON mode: stores the exchange and returns the finished answer with its usage', async () => {
       const u = await createUser(f.t);

@@ -2,16 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
+import type { SearchHit } from '../../../src/modules/chat/search.ts';
 
-interface Hit {
-  type: 'conversation' | 'message';
-  conversationId: string;
-  messageId: string | null;
-  title: string | null;
-  snippet: string;
-  rank: number;
-  createdAt: string;
-}
 
 for (const backend of backends()) {
   describe(`search [${backend}]`, () => {
@@ -30,7 +22,7 @@ for (const backend of backends()) {
     const search = async (u: TestUser, query: string) => {
       const res = await t.api('GET', `/v1/search?${query}`, { token: u.accessToken });
       assert.equal(res.status, 200, res.text);
-      return res.body as { data: Hit[]; nextCursor: string | null };
+      return res.body as { data: SearchHit[]; nextCursor: string | null };
     };
 
     test('finds titles and messages with stemming, best match first, with highlighted snippets', async () => {
@@ -105,7 +97,7 @@ for (const backend of backends()) {
       let cursor: string | null = null;
       let pages = 0;
       do {
-        const page: { data: Hit[]; nextCursor: string | null } = await search(u, `q=kumquat&limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+        const page: { data: SearchHit[]; nextCursor: string | null } = await search(u, `q=kumquat&limit=2${cursor ? `&cursor=${cursor}` : ''}`);
         seen.push(...page.data.map((h) => h.messageId!));
         cursor = page.nextCursor;
         pages++;
