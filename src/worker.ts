@@ -1,23 +1,21 @@
-import { and, isNotNull, lt, or } from 'drizzle-orm';
 import type { Deps } from './deps.ts';
-import { oauthFlows, oneTimeTokens, sessions } from './modules/auth/schema.ts';
+import { purgeExpiredAuthRows } from './modules/auth/maintenance.ts';
 import { createGenerationRepository } from './modules/chat/generation-repository.ts';
 import { createIdempotency } from './http/idempotency.ts';
 
 const CLEANUP_INTERVAL_MS = 60 * 60 * 1000;
 
 /**
- * Background work. For now: periodic cleanup of expired sessions, one-time
- * tokens and abandoned OAuth flows. (The job queue replaces this loop later.)
+ * Background work. For now an hourly clean-up, each module's own: expired
+ * sign-in rows, day-old idempotency keys, and answers left streaming by an
+ * instance that died. (The job queue replaces this loop later.)
  */
 export function startWorker(deps: Deps) {
   const cleanup = async () => {
     const now = new Date();
     const dayAgo = new Date(now.getTime() - 24 * 3600 * 1000);
     try {
-      await deps.db.delete(sessions).where(or(lt(sessions.expiresAt, now), and(isNotNull(sessions.revokedAt), lt(sessions.revokedAt, dayAgo))));
-      await deps.db.delete(oneTimeTokens).where(lt(oneTimeTokens.expiresAt, dayAgo));
-      await deps.db.delete(oauthFlows).where(lt(oauthFlows.expiresAt, now));
+      await purgeExpiredAuthRows(deps.db, now);
       await createIdempotency(deps.db).purge(dayAgo);
       // Well past the longest an answer may run: whoever was generating it is gone.
       const abandoned = await createGenerationRepository(deps.db).failAbandoned(new Date(now.getTime() - (deps.config.chat.maxStreamSeconds + 300) * 1000));
