@@ -8,11 +8,13 @@ const REFRESH_COOKIE_PATH = '/v1/auth';
 const OAUTH_FLOW_COOKIE = 'parley_oauth_flow';
 const OAUTH_FLOW_PATH = '/v1/auth/oauth';
 
-/** Browser mode: a session's tokens as httpOnly cookies, Secure when Parley is served over https. */
+/** Cookies are Secure when Parley is served over https. */
+const secure = (config: Config) => config.publicUrl.startsWith('https://');
+
+/** Browser mode: a session's tokens as httpOnly cookies. */
 export function setSessionCookies(reply: FastifyReply, tokens: TokenPair, config: Config) {
-  const secure = config.publicUrl.startsWith('https://');
-  reply.setCookie(ACCESS_COOKIE, tokens.accessToken, { httpOnly: true, secure, sameSite: 'lax', path: '/', maxAge: config.auth.accessTtl });
-  reply.setCookie(REFRESH_COOKIE, tokens.refreshToken, { httpOnly: true, secure, sameSite: 'lax', path: REFRESH_COOKIE_PATH, maxAge: config.auth.refreshTtl });
+  reply.setCookie(ACCESS_COOKIE, tokens.accessToken, { httpOnly: true, secure: secure(config), sameSite: 'lax', path: '/', maxAge: config.auth.accessTtl });
+  reply.setCookie(REFRESH_COOKIE, tokens.refreshToken, { httpOnly: true, secure: secure(config), sameSite: 'lax', path: REFRESH_COOKIE_PATH, maxAge: config.auth.refreshTtl });
 }
 
 export function clearSessionCookies(reply: FastifyReply) {
@@ -27,7 +29,7 @@ export function clearSessionCookies(reply: FastifyReply) {
  */
 export const oauthFlowCookie = {
   set(reply: FastifyReply, state: string, config: Config, maxAge: number) {
-    reply.setCookie(OAUTH_FLOW_COOKIE, state, { httpOnly: true, secure: config.publicUrl.startsWith('https://'), sameSite: 'lax', path: OAUTH_FLOW_PATH, maxAge });
+    reply.setCookie(OAUTH_FLOW_COOKIE, state, { httpOnly: true, secure: secure(config), sameSite: 'lax', path: OAUTH_FLOW_PATH, maxAge });
   },
   read: (request: FastifyRequest): string | undefined => request.cookies[OAUTH_FLOW_COOKIE],
   clear: (reply: FastifyReply) => reply.clearCookie(OAUTH_FLOW_COOKIE, { path: OAUTH_FLOW_PATH }),
