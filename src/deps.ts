@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Config } from './config.ts';
 import { openDatabase, type Database, type Db } from './platform/db/database.ts';
+import { memoryBroadcast, redisBroadcast, type Broadcast } from './platform/broadcast/broadcast.ts';
 import { Cipher } from './platform/crypto/cipher.ts';
 import { resolveMasterKey } from './platform/crypto/master-key.ts';
 import { outboxMailer, smtpMailer, type Mailer } from './platform/mail/mailer.ts';
@@ -21,6 +22,8 @@ export interface Deps {
   limiters: LimiterFactory;
   /** Per-generation event logs any instance can replay and follow (stream resume). */
   streams: StreamBuffer;
+  /** At-most-once notices to every process (cache invalidation). */
+  broadcast: Broadcast;
   mailer: Mailer;
   cipher: Cipher;
   metrics: Metrics;
@@ -40,6 +43,7 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
   const redis = config.redisUrl ? openRedis(config.redisUrl) : undefined;
   const streamOpts = { retentionSeconds: config.chat.streamRetentionSeconds, maxLiveSeconds: config.chat.maxStreamSeconds + config.chat.streamRetentionSeconds };
   const streams = redis ? redisStreamBuffer(redis, config.redisPrefix, streamOpts) : memoryStreamBuffer(streamOpts);
+  const broadcast = redis ? await redisBroadcast(redis, config.redisPrefix, logger) : memoryBroadcast(logger);
   const mailer = config.smtpUrl ? smtpMailer(database.db, config.smtpUrl, config.mailFrom) : outboxMailer(database.db);
   return {
     config,
@@ -48,6 +52,7 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
     redis,
     limiters: redis ? redisLimiters(redis, config.redisPrefix) : memoryLimiters(),
     streams,
+    broadcast,
     mailer,
     cipher: new Cipher(resolveMasterKey(config.masterKey, config.dataDir)),
     metrics: createMetrics(),
@@ -55,6 +60,7 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
     async close() {
       await mailer.close();
       await streams.close();
+      await broadcast.close();
       if (redis) await redis.quit().catch(() => redis.disconnect());
       await database.close();
     },

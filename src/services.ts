@@ -34,7 +34,8 @@ export function createServices(deps: Deps) {
   // Retired keys keep verifying for a token lifetime plus the other instances' key-cache refresh.
   const keys = new SigningKeys(db, deps.cipher, config.auth.accessTtl + 120);
   const sessions = createSessions(db, { refreshTtl: config.auth.refreshTtl, reuseGrace: config.auth.reuseGrace });
-  const apiKeys = createApiKeys(db, { audit });
+  const apiKeys = createApiKeys(db, { audit, broadcast: deps.broadcast, logger: deps.logger });
+  const credentialsChanged = apiKeys.forgetUser;
   const authenticate = createAuthenticator({ keys, sessions, apiKeys, issuer: config.auth.issuer });
   const authLimits = {
     login: limiters.create({ name: 'login:ip', points: rl.perIp, durationSeconds: rl.windowSeconds }),
@@ -92,8 +93,8 @@ export function createServices(deps: Deps) {
     allowedOrigins: config.allowedOrigins,
     requireEmailVerification: config.auth.requireEmailVerification,
   });
-  const account = createAccount({ db, users, audit, passwordGuard });
-  const admin = createAdmin({ db, users, sessions, audit, outbox: createOutbox(db) });
+  const account = createAccount({ db, users, audit, passwordGuard, credentialsChanged });
+  const admin = createAdmin({ db, users, sessions, audit, outbox: createOutbox(db), credentialsChanged });
   const ai = createAi(config.ai, { logger: deps.logger });
   const projects = createProjects(db);
   const conversations = createConversations({ db, projects });

@@ -12,6 +12,8 @@ export interface AdminDeps {
   sessions: Sessions;
   audit: Audit;
   outbox: Outbox;
+  /** Tells credential caches (API keys) that a user's state changed; called after the change commits. */
+  credentialsChanged: (userId: string) => Promise<void>;
 }
 
 type Role = 'user' | 'admin';
@@ -30,10 +32,10 @@ export function createAdmin(d: AdminDeps) {
     listAudit: (opts: { limit: number; cursor?: string; userId?: string; action?: string }) => d.audit.list(opts),
     listOutbox: (opts: { limit: number; cursor?: string; to?: string }) => d.outbox.list(opts),
 
-    /** Locks the account out at once: sessions are revoked here, API keys fail because the authenticator checks disabledAt. */
+    /** Locks the account out at once: sessions are revoked here, API keys fail because the authenticator checks disabledAt (and every instance's key cache is told). */
     async disable(actorId: string, id: string, ctx: AuditContext): Promise<UserRow> {
       if (actorId === id) throw Conflict('You cannot disable your own account', 'cannot_disable_self');
-      return inTransaction(d.db, async (tx) => {
+      const disabled = await inTransaction(d.db, async (tx) => {
         let user = await lockUser(id, tx);
         if (!user.disabledAt) {
           user = (await d.users.setDisabled(id, true, tx))!;
@@ -43,27 +45,33 @@ export function createAdmin(d: AdminDeps) {
         if (revoked) await d.audit.record({ action: 'session.revoked', userId: id, actorId, ...ctx, metadata: { all: true, count: revoked } }, tx);
         return user;
       });
+      await d.credentialsChanged(id);
+      return disabled;
     },
 
     async enable(actorId: string, id: string, ctx: AuditContext): Promise<UserRow> {
-      return inTransaction(d.db, async (tx) => {
+      const enabled = await inTransaction(d.db, async (tx) => {
         const user = await lockUser(id, tx);
         if (!user.disabledAt) return user;
-        const enabled = (await d.users.setDisabled(id, false, tx))!;
+        const row = (await d.users.setDisabled(id, false, tx))!;
         await d.audit.record({ action: 'user.enabled', userId: id, actorId, ...ctx }, tx);
-        return enabled;
+        return row;
       });
+      await d.credentialsChanged(id);
+      return enabled;
     },
 
     async setRole(actorId: string, id: string, role: Role, ctx: AuditContext): Promise<UserRow> {
       if (actorId === id && role !== 'admin') throw Conflict('You cannot remove your own admin role', 'cannot_demote_self');
-      return inTransaction(d.db, async (tx) => {
+      const updated = await inTransaction(d.db, async (tx) => {
         const user = await lockUser(id, tx);
         if (user.role === role) return user;
-        const updated = (await d.users.setRole(id, role, tx))!;
+        const row = (await d.users.setRole(id, role, tx))!;
         await d.audit.record({ action: 'user.role_changed', userId: id, actorId, ...ctx, metadata: { from: user.role, to: role } }, tx);
-        return updated;
+        return row;
       });
+      await d.credentialsChanged(id);
+      return updated;
     },
   };
 }

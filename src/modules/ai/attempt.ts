@@ -42,6 +42,7 @@ export async function* runAttempt(opts: AttemptOptions): AsyncGenerator<ChatEven
   let text = '';
   let usage: Usage | undefined;
   let finishReason = 'other';
+  let ended = false;
 
   const alive = () => {
     if (ttftMs === null) {
@@ -81,6 +82,7 @@ export async function* runAttempt(opts: AttemptOptions): AsyncGenerator<ChatEven
           break;
       }
     }
+    ended = true;
     if (signal.aborted) throw abortOutcome();
     return { finishReason, usage, ttftMs, text };
   } catch (err) {
@@ -90,8 +92,9 @@ export async function* runAttempt(opts: AttemptOptions): AsyncGenerator<ChatEven
     throw classifyError(err, yielded);
   } finally {
     clearTimeout(timer);
-    // Stops the upstream request when the consumer leaves early or we gave up on it.
-    local.abort();
+    // Stops the upstream request when the consumer leaves early or we gave up on it. After a
+    // complete stream there is nothing to stop, and an abort costs a DOMException with its stack.
+    if (!ended) local.abort();
   }
 
   function abortOutcome(): unknown {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders, type RequestOptions } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { MalformedChunk, UpstreamConnectionLost, UpstreamStatusError, UpstreamUnreachable } from './attempt-error.ts';
 import type { ChatModel, ModelPart } from './chat-model.ts';
@@ -37,13 +37,19 @@ export function createChatCompletionsDriver() {
     model(endpoint: ChatCompletionsEndpoint, model: string): ChatModel {
       const url = new URL(`${endpoint.baseUrl.replace(/\/+$/, '')}/chat/completions`);
       const agent = url.protocol === 'https:' ? agents.https : agents.http;
+      // Parsed once per model rather than per request.
+      const target: Target = {
+        send: url.protocol === 'https:' ? httpsRequest : httpRequest,
+        options: { protocol: url.protocol, hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: url.port || undefined, path: url.pathname + url.search, method: 'POST', agent },
+      };
+      if (url.username) target.options.auth = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
       const reasoning = endpoint.openAiRules && isOpenAiReasoningModel(model);
       return {
         async *stream(request, signal) {
           const body = JSON.stringify(requestBody(model, request, reasoning));
           const headers: OutgoingHttpHeaders = { 'content-type': 'application/json', accept: 'text/event-stream', 'content-length': Buffer.byteLength(body) };
           if (endpoint.apiKey) headers.authorization = `Bearer ${endpoint.apiKey}`;
-          const res = await post(url, agent, headers, body, signal);
+          const res = await post(target, headers, body, signal);
           const status = res.statusCode ?? 0;
           if (status < 200 || status >= 300) throw await statusError(res, status);
           yield* readStream(res, signal);
@@ -101,17 +107,21 @@ function wireMessages(messages: ChatMessage[], reasoning: boolean) {
   });
 }
 
-function post(url: URL, agent: HttpAgent, headers: OutgoingHttpHeaders, body: string, signal: AbortSignal): Promise<IncomingMessage> {
+interface Target {
+  send: typeof httpRequest;
+  options: RequestOptions;
+}
+
+function post(target: Target, headers: OutgoingHttpHeaders, body: string, signal: AbortSignal): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
-    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    const req = send(url, { method: 'POST', agent, headers, signal }, resolve);
+    const req = target.send({ ...target.options, headers, signal }, resolve);
     req.on('error', (err: NodeJS.ErrnoException) => {
       if (signal.aborted) return reject(err);
       // A pooled keep-alive socket the server had already closed (its keep-alive timeout), noticed
       // only now because a busy event loop had not yet read the FIN: the request never reached the
       // server. Send it again; the dead socket has left the pool. Counting this as a failed attempt
       // would feed the circuit breaker with our own stale sockets.
-      if (req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) return post(url, agent, headers, body, signal).then(resolve, reject);
+      if (req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) return post(target, headers, body, signal).then(resolve, reject);
       reject(new UpstreamUnreachable(err.code ?? err.message));
     });
     req.end(body);

@@ -5,6 +5,7 @@ import { aiSdkChatModel, type ChatModel } from './chat-model.ts';
 import type { ProviderSettings } from './settings.ts';
 
 const OPENAI_BASE_URL = 'https://api.openai.com/v1';
+const MAX_BUILT_MODELS = 1_000;
 
 /**
  * The configured providers as model factories, built once. OpenAI and every
@@ -18,11 +19,19 @@ export function createProviderRegistry(providers: ProviderSettings[]) {
   const chatCompletions = createChatCompletionsDriver();
   const factories = new Map<string, (model: string) => ChatModel>();
   for (const p of providers) factories.set(p.id, factoryFor(p, chatCompletions));
+  // Models are built once and reused; the bound keeps arbitrary model names from growing it without end.
+  const built = new Map<string, ChatModel>();
   return {
     has: (provider: string) => factories.has(provider),
     ids: () => [...factories.keys()],
     chatModel(provider: string, model: string): ChatModel | undefined {
-      return factories.get(provider)?.(model);
+      const id = `${provider}:${model}`;
+      let chatModel = built.get(id);
+      if (!chatModel) {
+        chatModel = factories.get(provider)?.(model);
+        if (chatModel && built.size < MAX_BUILT_MODELS) built.set(id, chatModel);
+      }
+      return chatModel;
     },
   };
 }

@@ -3,8 +3,11 @@ import { and, desc, eq, lt, or, isNull, type SQL } from 'drizzle-orm';
 import { NotFound, ValidationError } from '../../errors.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import { randomToken, sha256Hex } from '../../platform/crypto/cipher.ts';
+import type { Broadcast } from '../../platform/broadcast/broadcast.ts';
+import type { Logger } from '../../platform/observability/logger.ts';
 import type { Audit, AuditContext } from '../audit/service.ts';
 import { users } from '../users/schema.ts';
+import { createVerificationCache } from './cache.ts';
 import { apiKeys } from './schema.ts';
 
 export const API_KEY_PREFIX = 'pk_';
@@ -18,6 +21,29 @@ const LAST_USED_RESOLUTION_MS = 60_000;
 
 export type ApiKeyRow = typeof apiKeys.$inferSelect;
 
+/** A verified key with its owner's state, as the authenticator needs it. */
+export interface VerifiedKey {
+  userId: string;
+  key: ApiKeyRow;
+  role: 'user' | 'admin';
+  disabledAt: Date | null;
+}
+
+/** Broadcast topic: "drop what you cached for this user's keys". */
+const FORGET_TOPIC = 'api-keys.forget-user';
+
+export interface ApiKeysDeps {
+  audit: Audit;
+  broadcast: Broadcast;
+  logger?: Logger;
+  /**
+   * How long a verified key is trusted without asking the database. A change
+   * reaches every instance at once over the broadcast; this bounds it should a
+   * notice be lost (a Redis reconnect).
+   */
+  cacheTtlMs?: number;
+}
+
 export const toPublicApiKey = (k: ApiKeyRow) => ({
   id: k.id,
   name: k.name,
@@ -29,8 +55,33 @@ export const toPublicApiKey = (k: ApiKeyRow) => ({
   createdAt: k.createdAt.toISOString(),
 });
 
-export function createApiKeys(db: Db, deps: { audit: Audit }) {
+export function createApiKeys(db: Db, deps: ApiKeysDeps) {
+  const cache = createVerificationCache<VerifiedKey>({ ttlMs: deps.cacheTtlMs ?? 30_000, maxEntries: 10_000 });
+  deps.broadcast.on(FORGET_TOPIC, (userId) => cache.forgetUser(userId));
+
+  /** last_used_at is bookkeeping: written off the request path, at most once a minute per key. */
+  function touch(key: ApiKeyRow) {
+    const now = Date.now();
+    if (key.lastUsedAt && now - key.lastUsedAt.getTime() <= LAST_USED_RESOLUTION_MS) return;
+    key.lastUsedAt = new Date(now);
+    db.update(apiKeys)
+      .set({ lastUsedAt: key.lastUsedAt })
+      .where(and(eq(apiKeys.id, key.id), or(isNull(apiKeys.lastUsedAt), lt(apiKeys.lastUsedAt, new Date(now - LAST_USED_RESOLUTION_MS)))))
+      .catch((err: unknown) => deps.logger?.warn({ err, apiKeyId: key.id }, 'could not record API key use'));
+  }
+
+  /**
+   * Makes every instance stop trusting what it cached about this user's keys.
+   * Call it after the change has committed.
+   */
+  async function forgetUser(userId: string) {
+    cache.forgetUser(userId);
+    await deps.broadcast.publish(FORGET_TOPIC, userId).catch((err: unknown) => deps.logger?.error({ err, userId }, 'could not broadcast an API key change; other instances trust their cache until it expires'));
+  }
+
   return {
+    forgetUser,
+
     /** Issues a key. The secret is returned here and never again: only its SHA-256 is stored. */
     async create(userId: string, input: { name: string; scopes?: ApiKeyScope[]; expiresAt?: Date | null }, ctx: AuditContext = {}) {
       if (input.expiresAt && input.expiresAt.getTime() <= Date.now()) throw ValidationError('expiresAt must be in the future', 'expires_at_in_past');
@@ -65,33 +116,35 @@ export function createApiKeys(db: Db, deps: { audit: Audit }) {
     },
 
     async delete(userId: string, id: string, ctx: AuditContext = {}) {
-      return inTransaction(db, async (tx) => {
+      const deleted = await inTransaction(db, async (tx) => {
         const rows = await tx.delete(apiKeys).where(and(eq(apiKeys.id, id), eq(apiKeys.userId, userId))).returning();
         if (!rows.length) throw NotFound('API key', 'api_key_not_found');
         await deps.audit.record({ action: 'api_key.deleted', userId, ...ctx, metadata: { apiKeyId: id, name: rows[0]!.name } }, tx);
         return rows[0]!;
       });
+      await forgetUser(userId);
+      return deleted;
     },
 
     /** Resolves a presented key to its row and owner, or undefined. Never throws on bad input. */
-    async verify(presented: string) {
+    async verify(presented: string): Promise<VerifiedKey | undefined> {
       if (!presented.startsWith(API_KEY_PREFIX) || presented.length > 200) return undefined;
       const hash = sha256Hex(presented);
-      const [row] = await db
-        .select({ key: apiKeys, role: users.role, disabledAt: users.disabledAt })
-        .from(apiKeys)
-        .innerJoin(users, eq(users.id, apiKeys.userId))
-        .where(eq(apiKeys.keyHash, hash));
-      // The index lookup already matched; the constant-time check guards against any collation surprise.
-      if (!row || !timingSafeEqual(Buffer.from(row.key.keyHash), Buffer.from(hash))) return undefined;
-      const now = Date.now();
-      if (!row.key.lastUsedAt || now - row.key.lastUsedAt.getTime() > LAST_USED_RESOLUTION_MS) {
-        await db
-          .update(apiKeys)
-          .set({ lastUsedAt: new Date(now) })
-          .where(and(eq(apiKeys.id, row.key.id), or(isNull(apiKeys.lastUsedAt), lt(apiKeys.lastUsedAt, new Date(now - LAST_USED_RESOLUTION_MS)))));
+      let found = cache.get(hash);
+      if (!found) {
+        const startedAt = cache.startLookup();
+        const [row] = await db
+          .select({ key: apiKeys, role: users.role, disabledAt: users.disabledAt })
+          .from(apiKeys)
+          .innerJoin(users, eq(users.id, apiKeys.userId))
+          .where(eq(apiKeys.keyHash, hash));
+        // The index lookup already matched; the constant-time check guards against any collation surprise.
+        if (!row || !timingSafeEqual(Buffer.from(row.key.keyHash), Buffer.from(hash))) return undefined;
+        found = { userId: row.key.userId, ...row };
+        cache.set(hash, found, startedAt);
       }
-      return row;
+      touch(found.key);
+      return found;
     },
   };
 }

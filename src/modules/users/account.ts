@@ -19,6 +19,8 @@ export interface AccountDeps {
   users: UsersService;
   audit: Audit;
   passwordGuard: PasswordGuard;
+  /** Tells credential caches (API keys) that a user's state changed; called after the change commits. */
+  credentialsChanged: (userId: string) => Promise<void>;
 }
 
 /** Things a user does to their own account that need proof beyond a bearer token. */
@@ -50,6 +52,7 @@ export function createAccount(d: AccountDeps) {
         await d.audit.record({ action: 'user.deleted', userId: user.id, ...ctx, metadata: { reauthenticatedWith: method } }, tx);
         await d.users.delete(user.id, tx);
       });
+      await d.credentialsChanged(user.id);
     },
   };
 }

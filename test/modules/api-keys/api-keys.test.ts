@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, test } from 'node:test';
 import { eq } from 'drizzle-orm';
 import { apiKeys } from '../../../src/modules/api-keys/schema.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
+import { eventually } from '../../support/eventually.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 
 const future = (ms = 3_600_000) => new Date(Date.now() + ms).toISOString();
@@ -61,8 +63,12 @@ for (const backend of backends()) {
       const me = await t.api('GET', '/v1/users/me', { token: created.key });
       assert.equal(me.status, 200);
       assert.equal(me.body.id, u.id);
-      const shown = await t.api('GET', `/v1/api-keys/${created.id}`, { token: u.accessToken });
-      assert.ok(shown.body.lastUsedAt, 'lastUsedAt set');
+      // Recorded off the request path.
+      const shown = await eventually(async () => {
+        const res = await t.api('GET', `/v1/api-keys/${created.id}`, { token: u.accessToken });
+        assert.ok(res.body.lastUsedAt, 'lastUsedAt set');
+        return res;
+      });
       assert.ok(Date.now() - Date.parse(shown.body.lastUsedAt) < 60_000);
     });
 
@@ -93,9 +99,9 @@ for (const backend of backends()) {
 
     test('an expired key is refused with api_key_expired', async () => {
       const u = await createUser(t);
-      const created = await newKey(u, { name: 'short-lived', expiresAt: future(60_000) });
-      assert.equal((await t.api('GET', '/v1/users/me', { token: created.key })).status, 200);
-      await t.deps.db.update(apiKeys).set({ expiresAt: new Date(Date.now() - 1000) }).where(eq(apiKeys.id, created.id));
+      const created = await newKey(u, { name: 'short-lived', expiresAt: future(1_500) });
+      assert.equal((await t.api('GET', '/v1/users/me', { token: created.key })).status, 200, 'valid, and now cached');
+      await sleep(Date.parse(created.expiresAt) - Date.now() + 10);
       const me = await t.api('GET', '/v1/users/me', { token: created.key });
       assert.equal(me.status, 401);
       assert.equal(me.body.code, 'api_key_expired');
@@ -147,13 +153,17 @@ for (const backend of backends()) {
       assert.equal((await t.api('GET', '/v1/api-keys', { token: u.accessToken })).body.data.length, 1);
     });
 
-    test('a disabled owner\'s key is refused', async () => {
+    test('a disabled owner\'s key is refused at once, though it was just verified', async () => {
       const u = await createUser(t);
+      const admin = await createUser(t, { admin: true });
       const { key } = await newKey(u);
-      await t.services.users.setDisabled(u.id, true);
+      assert.equal((await t.api('GET', '/v1/users/me', { token: key })).status, 200);
+      assert.equal((await t.api('POST', `/v1/admin/users/${u.id}/disable`, { token: admin.accessToken })).status, 200);
       const me = await t.api('GET', '/v1/users/me', { token: key });
       assert.equal(me.status, 401);
       assert.equal(me.body.code, 'account_disabled');
+      assert.equal((await t.api('POST', `/v1/admin/users/${u.id}/enable`, { token: admin.accessToken })).status, 200);
+      assert.equal((await t.api('GET', '/v1/users/me', { token: key })).status, 200, 'enabled again');
     });
 
     test('list pages with a cursor, newest first', async () => {
