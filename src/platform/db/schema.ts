@@ -6,3 +6,5 @@ export * from '../../modules/audit/schema.ts';
 export * from '../mail/schema.ts';
 export * from '../../modules/projects/schema.ts';
 export * from '../../modules/chat/schema.ts';
+export * from '../../modules/usage/schema.ts';
+export * from '../../modules/limits/schema.ts';

@@ -1,0 +1,44 @@
+import { index, integer, pgTable, text, uuid } from 'drizzle-orm/pg-core';
+import { createdAt, id, time } from '../../platform/db/columns.ts';
+
+export const BAN_KINDS = ['user', 'api_key', 'ip'] as const;
+export type BanKind = (typeof BAN_KINDS)[number];
+
+/** A temporary ban after repeated rate-limit violations (or set by an admin); lifted early by an admin. */
+export const bans = pgTable(
+  'bans',
+  {
+    id: id(),
+    kind: text('kind', { enum: BAN_KINDS }).notNull(),
+    /** The user id, API key id or IP address banned. */
+    subject: text('subject').notNull(),
+    reason: text('reason').notNull(),
+    /** Violations counted when the ban was set. */
+    violations: integer('violations').notNull().default(0),
+    createdAt: createdAt(),
+    expiresAt: time('expires_at').notNull(),
+    liftedAt: time('lifted_at'),
+    liftedBy: uuid('lifted_by'),
+  },
+  (t) => [index('bans_subject_idx').on(t.kind, t.subject, t.expiresAt)],
+);
+
+export type BanRow = typeof bans.$inferSelect;
+
+/** Accounts the abuse check found suspicious, with the evidence, until an admin clears them. */
+export const abuseFlags = pgTable(
+  'abuse_flags',
+  {
+    id: id(),
+    userId: uuid('user_id').notNull(),
+    /** What tripped: `usage_spike`, `repeated_prompts`, `key_burst`. */
+    kind: text('kind').notNull(),
+    evidence: text('evidence').notNull(),
+    createdAt: createdAt(),
+    clearedAt: time('cleared_at'),
+    clearedBy: uuid('cleared_by'),
+  },
+  (t) => [index('abuse_flags_user_idx').on(t.userId, t.createdAt)],
+);
+
+export type AbuseFlagRow = typeof abuseFlags.$inferSelect;

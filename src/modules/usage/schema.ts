@@ -1,0 +1,110 @@
+import { sql } from 'drizzle-orm';
+import { bigint, date, index, integer, jsonb, pgTable, text, unique, uuid } from 'drizzle-orm/pg-core';
+import { createdAt, id, time } from '../../platform/db/columns.ts';
+import type { FailedAttempt } from '../chat/schema.ts';
+
+export const USAGE_SOURCES = ['chat', 'gateway', 'title', 'embedding'] as const;
+export type UsageSource = (typeof USAGE_SOURCES)[number];
+export const USAGE_STATUSES = ['ok', 'failed', 'cancelled'] as const;
+export type UsageStatus = (typeof USAGE_STATUSES)[number];
+
+/**
+ * One row per model call, written in batches off the request path. No foreign
+ * keys: billing history outlives the user, key, project or conversation it
+ * names. Costs are integer micro-dollars; null when the model's price is unknown.
+ */
+export const usageEvents = pgTable(
+  'usage_events',
+  {
+    id: id(),
+    occurredAt: time('occurred_at').notNull(),
+    userId: uuid('user_id').notNull(),
+    apiKeyId: uuid('api_key_id'),
+    projectId: uuid('project_id'),
+    conversationId: uuid('conversation_id'),
+    messageId: uuid('message_id'),
+    source: text('source', { enum: USAGE_SOURCES }).notNull(),
+    provider: text('provider').notNull(),
+    model: text('model').notNull(),
+    inputTokens: integer('input_tokens').notNull().default(0),
+    outputTokens: integer('output_tokens').notNull().default(0),
+    cachedTokens: integer('cached_tokens').notNull().default(0),
+    costMicros: bigint('cost_micros', { mode: 'number' }),
+    latencyMs: integer('latency_ms').notNull(),
+    ttftMs: integer('ttft_ms'),
+    status: text('status', { enum: USAGE_STATUSES }).notNull(),
+    /** A short hash of the last user message, so the abuse check can spot many identical prompts without storing them. */
+    promptHash: text('prompt_hash'),
+    /** Failed attempts before the answer (fallback, retries). */
+    attempts: jsonb('attempts').$type<FailedAttempt[]>().notNull().default(sql`'[]'::jsonb`),
+  },
+  (t) => [index('usage_events_user_time_idx').on(t.userId, t.occurredAt), index('usage_events_time_idx').on(t.occurredAt)],
+);
+
+/** Daily totals (UTC days) per user, key, project and model, kept by the rollup task so reports stay fast. */
+export const usageDaily = pgTable(
+  'usage_daily',
+  {
+    day: date('day', { mode: 'string' }).notNull(),
+    userId: uuid('user_id').notNull(),
+    apiKeyId: uuid('api_key_id'),
+    projectId: uuid('project_id'),
+    provider: text('provider').notNull(),
+    model: text('model').notNull(),
+    requests: integer('requests').notNull(),
+    failed: integer('failed').notNull(),
+    inputTokens: bigint('input_tokens', { mode: 'number' }).notNull(),
+    outputTokens: bigint('output_tokens', { mode: 'number' }).notNull(),
+    cachedTokens: bigint('cached_tokens', { mode: 'number' }).notNull(),
+    costMicros: bigint('cost_micros', { mode: 'number' }).notNull(),
+    /** Calls whose price was unknown: their cost is not in costMicros. */
+    unpricedRequests: integer('unpriced_requests').notNull(),
+  },
+  (t) => [
+    unique('usage_daily_key').on(t.day, t.userId, t.apiKeyId, t.projectId, t.provider, t.model).nullsNotDistinct(),
+    index('usage_daily_user_idx').on(t.userId, t.day),
+  ],
+);
+
+/** API requests per user, route and UTC day; anonymous requests have no user. */
+export const apiRequestsDaily = pgTable(
+  'api_requests_daily',
+  {
+    day: date('day', { mode: 'string' }).notNull(),
+    userId: uuid('user_id'),
+    method: text('method').notNull(),
+    route: text('route').notNull(),
+    requests: bigint('requests', { mode: 'number' }).notNull(),
+    /** Request plus response body bytes, as far as they were known. */
+    bytes: bigint('bytes', { mode: 'number' }).notNull().default(0),
+  },
+  (t) => [unique('api_requests_daily_key').on(t.day, t.userId, t.method, t.route).nullsNotDistinct()],
+);
+
+export const BUDGET_SCOPES = ['default', 'user', 'api_key', 'project'] as const;
+export type BudgetScope = (typeof BUDGET_SCOPES)[number];
+export const BUDGET_PERIODS = ['day', 'month', 'total'] as const;
+export type BudgetPeriod = (typeof BUDGET_PERIODS)[number];
+
+/**
+ * A spending cap. `default` budgets (set by admins) apply to every user who has
+ * no `user` budget of the same period. Api-key and project budgets are owned by
+ * the user (`userId`) whose key or project `subjectId` names.
+ */
+export const budgets = pgTable(
+  'budgets',
+  {
+    id: id(),
+    scope: text('scope', { enum: BUDGET_SCOPES }).notNull(),
+    userId: uuid('user_id'),
+    subjectId: uuid('subject_id'),
+    period: text('period', { enum: BUDGET_PERIODS }).notNull(),
+    limitMicros: bigint('limit_micros', { mode: 'number' }),
+    limitTokens: bigint('limit_tokens', { mode: 'number' }),
+    createdAt: createdAt(),
+    updatedAt: time('updated_at').notNull().defaultNow(),
+  },
+  (t) => [unique('budgets_key').on(t.scope, t.userId, t.subjectId, t.period).nullsNotDistinct(), index('budgets_user_idx').on(t.userId)],
+);
+
+export type BudgetRow = typeof budgets.$inferSelect;
