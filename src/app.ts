@@ -26,9 +26,11 @@ import { conversationsRoutes } from './modules/chat/routes.ts';
 import { generationRoutes } from './modules/chat/generation-routes.ts';
 import { searchRoutes } from './modules/chat/search-routes.ts';
 import { healthRoutes } from './modules/health/routes.ts';
+import { limitRequests, limitsRoutes } from './modules/limits/routes.ts';
 import { projectsRoutes } from './modules/projects/routes.ts';
 import { usersRoutes } from './modules/users/routes.ts';
 import { createServices, type Services } from './services.ts';
+import { usageRoutes } from './modules/usage/routes.ts';
 
 /** The routes of every module under /v1, in one list so the API's shape is visible at a glance. */
 const V1_MODULES: Array<(app: App, ctx: RouteContext) => void> = [
@@ -38,6 +40,7 @@ const V1_MODULES: Array<(app: App, ctx: RouteContext) => void> = [
   usersRoutes,
   apiKeysRoutes,
   adminRoutes,
+  limitsRoutes,
   projectsRoutes,
   conversationsRoutes,
   messagesRoutes,
@@ -45,6 +48,7 @@ const V1_MODULES: Array<(app: App, ctx: RouteContext) => void> = [
   searchRoutes,
   aiRoutes,
   gatewayRoutes,
+  usageRoutes,
 ];
 
 /** Builds the HTTP app over ready deps. Does not listen. */
@@ -75,10 +79,14 @@ export async function buildApp(deps: Deps, services: Services = createServices(d
     if (closing) reply.header('connection', 'close');
   });
   app.addHook('onResponse', async (request, reply) => {
-    deps.metrics.httpDuration.observe(
-      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
-      reply.elapsedTime / 1000,
-    );
+    const route = request.routeOptions.url ?? 'unmatched';
+    deps.metrics.httpDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
+    const bytes = (Number(request.headers['content-length']) || 0) + (Number(reply.getHeader('content-length')) || 0);
+    services.usage.recorder.countRequest({ userId: request.principal?.userId ?? null, method: request.method, route, bytes });
+  });
+  // After the server has stopped and in-flight requests have ended: nothing metered is lost.
+  app.addHook('onClose', async () => {
+    await services.usage.close();
   });
 
   await app.register(fastifyCookie);
@@ -99,7 +107,12 @@ export async function buildApp(deps: Deps, services: Services = createServices(d
   });
   await app.register(scalar, { routePrefix: '/docs', configuration: { url: '/openapi.json' } });
 
-  const ctx: RouteContext = { deps, services, guards: createGuards({ authenticate: services.authenticate, allowedOrigins: deps.config.allowedOrigins }) };
+  const guards = createGuards({
+    authenticate: services.authenticate,
+    allowedOrigins: deps.config.allowedOrigins,
+    afterAuthenticate: limitRequests(services.limits),
+  });
+  const ctx: RouteContext = { deps, services, guards };
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   healthRoutes(app, ctx);
   jwksRoute(app, ctx);

@@ -1,6 +1,8 @@
 import path from 'node:path';
 import { z } from 'zod';
 import { aiEnv, aiSettings, type AiSettings } from './modules/ai/settings.ts';
+import { usageEnv, usageSettings, type UsageSettings } from './modules/usage/settings.ts';
+import { limitsEnv, limitSettings, type LimitSettings } from './modules/limits/settings.ts';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -61,6 +63,8 @@ const envSchema = z.object({
   CHAT_MAX_STREAM_SECONDS: seconds.default(300),
   CHAT_STREAM_RETENTION_SECONDS: seconds.default(600),
   ...aiEnv,
+  ...usageEnv,
+  ...limitsEnv,
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -107,6 +111,9 @@ export interface Config {
   };
   oauth: { providers: OAuthProviderConfig[]; allowInsecureHttp: boolean };
   ai: AiSettings;
+  usage: UsageSettings;
+  /** Request and token rate limits per role, and when violations become a ban. */
+  limits: LimitSettings;
   chat: {
     maxMessageChars: number;
     /** A generation still running after this long is aborted and fails with `stream_timeout`. */
@@ -163,6 +170,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
     oauth: { providers: oauthProviders(e), allowInsecureHttp: e.OAUTH_ALLOW_INSECURE_HTTP },
     ai: ai.settings,
+    usage: usageSettings(e),
+    limits: limitSettings(e),
     chat: { maxMessageChars: e.CHAT_MAX_MESSAGE_CHARS, maxStreamSeconds: e.CHAT_MAX_STREAM_SECONDS, streamRetentionSeconds: e.CHAT_STREAM_RETENTION_SECONDS },
   };
 }

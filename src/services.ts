@@ -19,11 +19,13 @@ import { createMessages } from './modules/chat/messages.ts';
 import { createSearch } from './modules/chat/search.ts';
 import { createTitles } from './modules/chat/titles.ts';
 import { createIdempotency } from './http/idempotency.ts';
+import { createRequestLimits } from './modules/limits/service.ts';
 import { createPasswordGuard } from './modules/auth/password-guard.ts';
 import { createProjects } from './modules/projects/service.ts';
 import { createAccount } from './modules/users/account.ts';
 import { createUsersService } from './modules/users/service.ts';
 import { createOutbox } from './platform/mail/outbox.ts';
+import { createUsage } from './modules/usage/service.ts';
 
 /** Every module's service, built once over the deps. Modules reach each other only through these. */
 export function createServices(deps: Deps) {
@@ -37,6 +39,7 @@ export function createServices(deps: Deps) {
   const apiKeys = createApiKeys(db, { audit, broadcast: deps.broadcast, logger: deps.logger });
   const credentialsChanged = apiKeys.forgetUser;
   const authenticate = createAuthenticator({ keys, sessions, apiKeys, issuer: config.auth.issuer });
+  const limits = createRequestLimits({ db, audit, broadcast: deps.broadcast, limiters, settings: config.limits, logger: deps.logger });
   const authLimits = {
     login: limiters.create({ name: 'login:ip', points: rl.perIp, durationSeconds: rl.windowSeconds }),
     register: limiters.create({ name: 'register:ip', points: rl.perIp, durationSeconds: rl.windowSeconds }),
@@ -95,15 +98,16 @@ export function createServices(deps: Deps) {
   });
   const account = createAccount({ db, users, audit, passwordGuard, credentialsChanged });
   const admin = createAdmin({ db, users, sessions, audit, outbox: createOutbox(db), credentialsChanged });
-  const ai = createAi(config.ai, { logger: deps.logger });
+  const usage = createUsage(deps);
+  const ai = createAi(config.ai, { logger: deps.logger, metering: usage.metering });
   const projects = createProjects(db);
   const conversations = createConversations({ db, projects });
   const messages = createMessages({ db });
   const search = createSearch(db);
   const idempotency = createIdempotency(db);
   const titles = createTitles({ ai, repo: createGenerationRepository(db), logger: deps.logger });
-  const generation = createGeneration({ ai, messages, conversations, projects, streams: deps.streams, titles, logger: deps.logger, limits: config.chat });
-  return { audit, users, keys, sessions, apiKeys, mfa, emailFlows, authenticate, authLimits, auth, oauth, account, admin, ai, projects, conversations, messages, search, idempotency, generation };
+  const generation = createGeneration({ ai, messages, conversations, projects, streams: deps.streams, titles, logger: deps.logger, limits: config.chat, checkBudget: usage.budgets.assertRoom });
+  return { usage, audit, users, keys, sessions, apiKeys, mfa, emailFlows, authenticate, limits, authLimits, auth, oauth, account, admin, ai, projects, conversations, messages, search, idempotency, generation };
 }
 
 export type Services = ReturnType<typeof createServices>;

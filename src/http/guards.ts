@@ -52,14 +52,25 @@ export function bearerToken(request: FastifyRequest): string | undefined {
  * Route guards: who may call. API keys are accepted only on routes that name a
  * scope, so a leaked key can never manage keys, sessions or the account itself.
  */
-export function createGuards(deps: { authenticate: Authenticate; allowedOrigins: string[] }) {
-  async function resolve(request: FastifyRequest, scope?: string): Promise<Principal> {
+export function createGuards(deps: {
+  authenticate: Authenticate;
+  allowedOrigins: string[];
+  /**
+   * Runs once the caller is known, before any scope or role check, so every
+   * authenticated request passes through it (rate limits, bans). It may throw,
+   * or return response headers to set.
+   */
+  afterAuthenticate?: (request: FastifyRequest, principal: Principal) => Promise<Record<string, string> | undefined>;
+}) {
+  async function authorize(request: FastifyRequest, reply: FastifyReply | undefined, scope?: string): Promise<Principal> {
     const bearer = bearerToken(request);
     const cookie = bearer ? undefined : request.cookies?.[ACCESS_COOKIE];
     const credential = bearer ?? cookie;
     if (!credential) throw Unauthorized();
     if (cookie) checkOrigin(request, deps.allowedOrigins);
     const p = await deps.authenticate(credential);
+    const headers = await deps.afterAuthenticate?.(request, p);
+    if (headers) reply?.headers(headers);
     if (p.via === 'api_key') {
       if (!scope) throw Forbidden('API keys cannot be used for this endpoint; sign in instead', 'api_key_not_allowed');
       if (p.scopes.length && !p.scopes.includes(scope)) throw Forbidden(`This API key lacks the "${scope}" scope`, 'insufficient_scope');
@@ -70,15 +81,15 @@ export function createGuards(deps: { authenticate: Authenticate; allowedOrigins:
 
   return {
     /** Authenticates the request in a handler that only sometimes needs a user. */
-    resolve,
+    resolve: (request: FastifyRequest, scope?: string) => authorize(request, undefined, scope),
     user(opts: { scope?: string } = {}): preHandlerAsyncHookHandler {
-      return async (request) => {
-        await resolve(request, opts.scope);
+      return async (request, reply) => {
+        await authorize(request, reply, opts.scope);
       };
     },
     admin(): preHandlerAsyncHookHandler {
-      return async (request) => {
-        const p = await resolve(request);
+      return async (request, reply) => {
+        const p = await authorize(request, reply);
         if (p.role !== 'admin') throw Forbidden('Administrators only', 'admin_required');
       };
     },

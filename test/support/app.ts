@@ -81,6 +81,8 @@ export async function startApp(opts: StartOpts = {}): Promise<TestApp> {
     PARLEY_MASTER_KEY: randomBytes(32).toString('base64'),
     AUTH_RATE_LIMIT_PER_IP: '10000',
     AUTH_RATE_LIMIT_PER_ACCOUNT: '1000',
+    // Request/token limits and bans are tested on their own (test/modules/limits); off elsewhere, benches included.
+    RATE_LIMIT_ENABLED: 'false',
   };
   if (opts.sharedWith) {
     const other = opts.sharedWith.deps.config;

@@ -27,6 +27,13 @@ export function usdToMicros(value: string | number): number {
   return micros;
 }
 
+/** Micro-dollars as an exact decimal USD string: 420 → "0.000420". */
+export function formatMicros(micros: number | null): string | null {
+  if (micros === null) return null;
+  const abs = Math.abs(micros);
+  return `${micros < 0 ? '-' : ''}${Math.floor(abs / 1_000_000)}.${String(abs % 1_000_000).padStart(6, '0')}`;
+}
+
 /** For display only (the API's USD prices): micro-dollars back to a USD number. */
 export const microsToUsd = (micros: number): number => micros / 1_000_000;
 

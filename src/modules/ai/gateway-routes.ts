@@ -6,7 +6,6 @@ import { z } from 'zod';
 import { AppError, NotFound } from '../../errors.ts';
 import { principal } from '../../http/guards.ts';
 import type { App, RouteContext } from '../../http/types.ts';
-import type { Principal } from '../auth/authenticator.ts';
 import {
   completionBody,
   openAiError,
@@ -21,13 +20,6 @@ import type { AiService } from './service.ts';
 import type { ChatEvent, ToolCall } from './types.ts';
 
 type Finish = Extract<ChatEvent, { type: 'finish' }>;
-
-/**
- * Where metering will record what a gateway completion used and cost (the
- * usage module, next issue). Called once per completed request, streaming
- * or not, after the upstream reported its usage.
- */
-export async function onGatewayCompletion(_ctx: RouteContext, _completion: { principal: Principal; requestId: string; finish: Finish }): Promise<void> {}
 
 /**
  * OpenAI-compatible endpoints, so any OpenAI SDK can use Parley as its base
@@ -85,11 +77,13 @@ export function gatewayRoutes(app: App, ctx: RouteContext) {
       reply.raw.on('close', () => {
         if (!reply.raw.writableFinished) controller.abort();
       });
-      const events = ai.streamChat({ ...toChatRequest(body), chain, signal: controller.signal });
+      const caller = principal(request);
+      const meter = { source: 'gateway' as const, userId: caller.userId, apiKeyId: caller.apiKeyId ?? null };
+      const events = ai.streamChat({ ...toChatRequest(body), chain, signal: controller.signal, meter });
       const id = `chatcmpl-${randomUUID()}`;
-      const done = (finish: Finish) => onGatewayCompletion(ctx, { principal: principal(request), requestId: request.id, finish });
-      if (body.stream) return streamCompletion(reply, events, { id, body, onDone: done, log: request.log });
-      return complete(events, id, done);
+      // Metering and budgets happen inside streamChat (the `meter` above), as for every model call.
+      if (body.stream) return streamCompletion(reply, events, { id, body, log: request.log });
+      return complete(events, id);
     },
   });
 }
@@ -98,7 +92,7 @@ function unknownModel(name: string): never {
   throw NotFound(`Model "${name}"`, 'model_not_found');
 }
 
-async function complete(events: AsyncIterable<ChatEvent>, id: string, onDone: (f: Finish) => Promise<void>) {
+async function complete(events: AsyncIterable<ChatEvent>, id: string) {
   let text = '';
   const calls: ToolCall[] = [];
   let finish: Finish | undefined;
@@ -108,7 +102,6 @@ async function complete(events: AsyncIterable<ChatEvent>, id: string, onDone: (f
     else if (e.type === 'finish') finish = e;
   }
   if (!finish) throw new AppError(502, 'upstream_failed', 'Upstream failed', 'The provider ended without finishing');
-  await onDone(finish);
   return {
     id,
     object: 'chat.completion',
@@ -136,7 +129,7 @@ async function complete(events: AsyncIterable<ChatEvent>, id: string, onDone: (f
 async function streamCompletion(
   reply: FastifyReply,
   events: AsyncIterable<ChatEvent>,
-  opts: { id: string; body: CompletionBody; onDone: (f: Finish) => Promise<void>; log: FastifyRequest['log'] },
+  opts: { id: string; body: CompletionBody; log: FastifyRequest['log'] },
 ) {
   const iterator = outputs(events)[Symbol.asyncIterator]();
   const first = await iterator.next();
@@ -160,7 +153,6 @@ async function streamCompletion(
         else {
           yield chunk({}, openAiFinishReason(e.finishReason));
           if (includeUsage) yield frame({ id: opts.id, object: 'chat.completion.chunk', created, model, system_fingerprint: null, choices: [], usage: openAiUsage(e.usage) });
-          await opts.onDone(e);
         }
         next = await iterator.next();
       }

@@ -7,13 +7,15 @@ import { streamWithFallback, type Link } from './fallback.ts';
 import { createProviderRegistry } from './providers.ts';
 import type { AiSettings } from './settings.ts';
 import { countPromptTokens, countTextTokens } from './tokens.ts';
-import type { Ai, ChatEvent, ChatRequest, ModelInfo, Usage } from './types.ts';
+import type { FailedAttempt } from '../chat/schema.ts';
+import { AppError } from '../../errors.ts';
+import type { Ai, CallOutcome, ChatEvent, ChatRequest, Metering, ModelInfo, Usage } from './types.ts';
 
 /**
  * The AI module: configured providers, the model catalog with prices, and
  * streaming chat with retries, fallback and per-provider circuit breakers.
  */
-export function createAi(settings: AiSettings, opts: { logger?: Logger; random?: () => number } = {}) {
+export function createAi(settings: AiSettings, opts: { logger?: Logger; random?: () => number; metering?: Metering } = {}) {
   const registry = createProviderRegistry(settings.providers);
   const catalog = createCatalog({ providers: settings.providers, entries: settings.catalog, defaultModel: settings.defaultModel });
   const breakers = createCircuitBreakers(settings.breaker);
@@ -42,6 +44,55 @@ export function createAi(settings: AiSettings, opts: { logger?: Logger; random?:
     if (!request.chain.length) throw ValidationError('The model chain is empty', 'unknown_model');
     // Resolve every link first: a typo in the third link should fail now, not after two outages.
     const links = request.chain.map(toLink);
+    if (!request.meter || !opts.metering) return yield* runChain(request, links);
+
+    // Metered: budgets are checked before any upstream call, and the outcome is recorded however the call ends.
+    const started = Date.now();
+    const end = await opts.metering.begin(request.meter, request, estimate(request, links));
+    const attempts: FailedAttempt[] = [];
+    let answering: Link | undefined;
+    let text = '';
+    let outcome: CallOutcome | undefined;
+    const partial = (status: 'failed' | 'cancelled'): CallOutcome => {
+      // Output had started: the provider bills what it sent, so count it.
+      const usage = text && answering ? { inputTokens: countPromptTokens(answering.model, request.messages), outputTokens: countTextTokens(answering.model, text) } : { inputTokens: 0, outputTokens: 0 };
+      const price = answering && catalog.get(`${answering.provider}:${answering.model}`)?.priceMicros;
+      return { status, provider: answering?.provider ?? null, model: answering?.model ?? null, usage, costMicros: price ? costMicros(price, usage) : null, latencyMs: Date.now() - started, ttftMs: null, attempts };
+    };
+    try {
+      for await (const e of runChain(request, links)) {
+        if (e.type === 'attempt') answering = links.find((l) => l.provider === e.provider && l.model === e.model);
+        else if (e.type === 'attempt_failed') attempts.push(e.attempt);
+        else if (e.type === 'delta') text += e.text;
+        else if (e.type === 'finish') {
+          outcome = { status: 'ok', provider: e.provider, model: e.model, usage: e.usage, costMicros: e.costMicros, latencyMs: Date.now() - started, ttftMs: e.ttftMs, attempts };
+        }
+        yield e;
+      }
+    } catch (err) {
+      if (err instanceof AppError && Array.isArray(err.extra.attempts)) attempts.splice(0, attempts.length, ...(err.extra.attempts as FailedAttempt[]));
+      outcome ??= partial(request.signal?.aborted ? 'cancelled' : 'failed');
+      throw err;
+    } finally {
+      // The consumer may also just stop reading: that is a cancel.
+      end(outcome ?? partial('cancelled'));
+    }
+  }
+
+  /** What a call is reserved against budgets before it runs: its prompt (about 4 characters a token) and requested output, at the dearest link's price. */
+  function estimate(request: ChatRequest, links: Link[]) {
+    let chars = 0;
+    for (const m of request.messages) chars += m.content.length;
+    const usage = { inputTokens: Math.ceil(chars / 4), outputTokens: request.maxTokens ?? 0 };
+    let micros = 0;
+    for (const l of links) {
+      const price = catalog.get(`${l.provider}:${l.model}`)?.priceMicros;
+      if (price) micros = Math.max(micros, costMicros(price, usage));
+    }
+    return { micros, tokens: usage.inputTokens + usage.outputTokens };
+  }
+
+  async function* runChain(request: ChatRequest, links: Link[]): AsyncGenerator<ChatEvent> {
     const run = streamWithFallback({ policy: settings, breakers, random: opts.random }, request, links);
     let step = await run.next();
     for (; !step.done; step = await run.next()) {

@@ -37,6 +37,38 @@ export interface ChatRequest {
   tools?: ToolDefinition[];
   toolChoice?: 'auto' | 'none' | 'required' | { name: string };
   signal?: AbortSignal;
+  /** Who the call is for: with it, the call is checked against budgets first and metered after. */
+  meter?: MeterContext;
+}
+
+export interface MeterContext {
+  source: 'chat' | 'gateway' | 'title' | 'embedding';
+  userId: string;
+  apiKeyId?: string | null;
+  projectId?: string | null;
+  conversationId?: string | null;
+  messageId?: string | null;
+}
+
+/** How a metered call ended. Tokens and cost are what was (or, without a provider report, would be) billed. */
+export interface CallOutcome {
+  status: 'ok' | 'failed' | 'cancelled';
+  provider: string | null;
+  model: string | null;
+  usage: Usage;
+  costMicros: number | null;
+  latencyMs: number;
+  ttftMs: number | null;
+  attempts: FailedAttempt[];
+}
+
+/**
+ * The usage module, as the AI module sees it. `begin` runs before any
+ * upstream call and throws (402 budget_exceeded) to refuse it; the function
+ * it returns is called exactly once when the call ends, however it ends.
+ */
+export interface Metering {
+  begin(meter: MeterContext, request: ChatRequest, estimate: { micros: number; tokens: number }): Promise<(outcome: CallOutcome) => void>;
 }
 
 export interface Usage {

@@ -23,7 +23,9 @@ export type AuditAction =
   | 'api_key.deleted'
   | 'session.revoked'
   | 'session.refresh_reuse_detected'
-  | 'oauth.linked';
+  | 'oauth.linked'
+  | 'ban.created'
+  | 'ban.lifted';
 
 export interface AuditContext {
   ip?: string;

@@ -73,7 +73,7 @@ export function generationRoutes(app: App, { services, guards }: RouteContext) {
       const userId = principal(request).userId;
       const { id } = request.params;
       const { resourceId } = await idempotency.once(idempotencyOf(request, userId, { params: request.params, body: request.body }), async () => {
-        return (await generation.start(userId, id, request.body)).assistantMessage.id;
+        return (await generation.start(userId, id, request.body, principal(request).apiKeyId ?? null)).assistantMessage.id;
       });
       return answer(request, reply, id, resourceId);
     },
@@ -94,7 +94,7 @@ export function generationRoutes(app: App, { services, guards }: RouteContext) {
       const userId = principal(request).userId;
       const { id, messageId } = request.params;
       const { resourceId } = await idempotency.once(idempotencyOf(request, userId, { params: request.params, body: request.body }), async () => {
-        return (await generation.regenerate(userId, id, messageId, request.body)).assistantMessage.id;
+        return (await generation.regenerate(userId, id, messageId, request.body, principal(request).apiKeyId ?? null)).assistantMessage.id;
       });
       return answer(request, reply, id, resourceId);
     },

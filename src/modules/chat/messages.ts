@@ -4,6 +4,7 @@ import { contentText, MESSAGE_MAX_CHARS } from './contracts.ts';
 import { createMessagesRepository, type FeedbackRow, type MessageRow, type MessageView } from './messages-repository.ts';
 import { createConversationsRepository, type ConversationRow } from './repository.ts';
 import type { ContentPart, FailedAttempt } from './schema.ts';
+import { formatMicros } from '../ai/cost.ts';
 
 export type { MessageRow, MessageView };
 
@@ -25,11 +26,6 @@ export interface AssistantResult {
 }
 
 /** Micro-dollars as a decimal USD string, exact (no floating point): 420 → "0.000420". */
-export function formatMicros(micros: number | null): string | null {
-  if (micros === null) return null;
-  const abs = Math.abs(micros);
-  return `${micros < 0 ? '-' : ''}${Math.floor(abs / 1_000_000)}.${String(abs % 1_000_000).padStart(6, '0')}`;
-}
 
 const iso = (d: Date | null) => d?.toISOString() ?? null;
 

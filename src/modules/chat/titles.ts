@@ -1,5 +1,5 @@
 import type { Logger } from '../../platform/observability/logger.ts';
-import type { Ai } from '../ai/types.ts';
+import type { Ai, MeterContext } from '../ai/types.ts';
 import { TITLE_MAX_CHARS } from './contracts.ts';
 import type { GenerationRepository } from './generation-repository.ts';
 
@@ -25,7 +25,7 @@ export function cleanTitle(raw: string): string | undefined {
 export function createTitles(d: { ai: Pick<Ai, 'streamChat'>; repo: GenerationRepository; logger: Logger }) {
   const pending = new Set<Promise<void>>();
 
-  async function generate(conversationId: string, chain: string[], question: string, answer: string): Promise<void> {
+  async function generate(conversationId: string, chain: string[], question: string, answer: string, meter?: MeterContext): Promise<void> {
     let raw = '';
     const exchange = `User: ${question.slice(0, EXCERPT_CHARS)}\n\nAssistant: ${answer.slice(0, EXCERPT_CHARS)}`;
     const stream = d.ai.streamChat({
@@ -37,6 +37,7 @@ export function createTitles(d: { ai: Pick<Ai, 'streamChat'>; repo: GenerationRe
       maxTokens: 32,
       temperature: 0.2,
       signal: AbortSignal.timeout(30_000),
+      meter,
     });
     for await (const e of stream) if (e.type === 'delta') raw += e.text;
     const title = cleanTitle(raw);
@@ -45,8 +46,8 @@ export function createTitles(d: { ai: Pick<Ai, 'streamChat'>; repo: GenerationRe
 
   return {
     /** Starts naming the conversation and returns at once. */
-    start(conversationId: string, chain: string[], question: string, answer: string): void {
-      const job = generate(conversationId, chain, question, answer)
+    start(conversationId: string, chain: string[], question: string, answer: string, meter?: MeterContext): void {
+      const job = generate(conversationId, chain, question, answer, meter)
         .catch((err) => d.logger.warn({ err, conversationId }, 'title generation failed'))
         .finally(() => pending.delete(job));
       pending.add(job);

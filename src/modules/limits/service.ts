@@ -1,0 +1,192 @@
+import { AppError, RateLimited } from '../../errors.ts';
+import type { Broadcast } from '../../platform/broadcast/broadcast.ts';
+import type { Db } from '../../platform/db/database.ts';
+import type { Logger } from '../../platform/observability/logger.ts';
+import type { Limiter, LimiterFactory, LimitResult } from '../../platform/ratelimit/limiter.ts';
+import type { Audit, AuditContext } from '../audit/service.ts';
+import type { Principal } from '../auth/authenticator.ts';
+import type { ActiveBan } from './ban-cache.ts';
+import { createBans, normalizeIp } from './bans.ts';
+import type { BanKind, BanRow } from './schema.ts';
+import type { LimitSettings, Role } from './settings.ts';
+
+const WINDOW_SECONDS = 60;
+const ROLES: Role[] = ['user', 'admin'];
+const LABELS: Record<BanKind, string> = { user: 'account', api_key: 'API key', ip: 'IP address' };
+
+/** The tightest request limit a request ran into, for the RateLimit-* response headers. */
+export interface LimitState {
+  limit: number;
+  remaining: number;
+  resetSeconds: number;
+  windowSeconds: number;
+}
+
+export function rateLimitHeaders(s: LimitState): Record<string, string> {
+  return {
+    'ratelimit-limit': String(s.limit),
+    'ratelimit-remaining': String(s.remaining),
+    'ratelimit-reset': String(s.resetSeconds),
+    'ratelimit-policy': `${s.limit};w=${s.windowSeconds}`,
+  };
+}
+
+export interface RequestLimitsDeps {
+  db: Db;
+  audit: Audit;
+  broadcast: Broadcast;
+  limiters: LimiterFactory;
+  settings: LimitSettings;
+  logger?: Logger;
+  /** How often each instance re-reads the active bans (a lost broadcast is healed by then). */
+  bansRefreshMs?: number;
+}
+
+type Counters = Partial<Record<BanKind, Limiter>>;
+interface Hit {
+  kind: BanKind;
+  subject: string;
+  limiter: Limiter;
+}
+
+const banned = (ban: ActiveBan) => {
+  const retryAfter = Math.max(1, Math.ceil((ban.expiresAt.getTime() - Date.now()) / 1000));
+  const until = ban.expiresAt.toISOString();
+  return new AppError(403, 'banned', 'Forbidden', `This ${LABELS[ban.kind]} is banned until ${until} after repeated rate-limit violations or by an administrator`, {
+    headers: { 'retry-after': String(retryAfter) },
+    extra: { expiresAt: until, retryAfter },
+  });
+};
+
+/**
+ * Requests and tokens per minute per user, API key and IP, by role; refused
+ * requests count as violations, and enough of them within the window ban the
+ * subject for a while. Counters live in the limiter store (memory or Redis);
+ * bans are checked in process.
+ *
+ * Admins are never banned automatically and never refused by an IP ban, so a
+ * shared office address cannot lock out the people who lift bans.
+ */
+export function createRequestLimits(deps: RequestLimitsDeps) {
+  const { settings } = deps;
+  const counter = (name: string, points: number) =>
+    settings.enabled && points > 0 ? deps.limiters.create({ name, points, durationSeconds: WINDOW_SECONDS }) : undefined;
+  const requests = {} as Record<Role, Counters>;
+  const tokens = {} as Record<Role, Counters>;
+  for (const role of ROLES) {
+    const r = settings.roles[role];
+    requests[role] = { user: counter(`req:user:${role}`, r.userRpm), api_key: counter(`req:key:${role}`, r.keyRpm), ip: counter(`req:ip:${role}`, r.ipRpm) };
+    tokens[role] = { user: counter(`tok:user:${role}`, r.userTpm), api_key: counter(`tok:key:${role}`, r.keyTpm) };
+  }
+  const violations =
+    settings.enabled && settings.ban.violations > 0
+      ? deps.limiters.create({ name: 'violations', points: settings.ban.violations, durationSeconds: settings.ban.windowSeconds })
+      : undefined;
+
+  /** Once lifted, a subject starts afresh: its counters would otherwise refuse it until the window ends. */
+  async function resetCounters(ban: BanRow) {
+    const all = ROLES.flatMap((role) => [requests[role][ban.kind], tokens[role][ban.kind]]);
+    await Promise.all([...all.filter((l) => l !== undefined).map((l) => l.reset(ban.subject)), violations?.reset(`${ban.kind}:${ban.subject}`)]);
+  }
+
+  const bans = createBans({ db: deps.db, audit: deps.audit, broadcast: deps.broadcast, logger: deps.logger, refreshMs: deps.bansRefreshMs, onLifted: resetCounters });
+
+  function hits(counters: Counters, p: Principal, ip?: string): Hit[] {
+    const out: Hit[] = [];
+    if (counters.user) out.push({ kind: 'user', subject: p.userId, limiter: counters.user });
+    if (counters.api_key && p.apiKeyId) out.push({ kind: 'api_key', subject: p.apiKeyId, limiter: counters.api_key });
+    if (counters.ip && ip) out.push({ kind: 'ip', subject: ip, limiter: counters.ip });
+    return out;
+  }
+
+  /** Counts one violation per refused subject; the one that reaches the threshold bans it. */
+  async function violated(p: Principal, refused: Hit[]) {
+    if (!violations || p.role === 'admin') return;
+    await Promise.all(
+      refused.map(async ({ kind, subject }) => {
+        const key = `${kind}:${subject}`;
+        const r = await violations.consume(key);
+        // Exactly one request sees the count reach the threshold, on whichever instance.
+        if (!r.allowed || r.remaining > 0 || bans.isBanned(kind, subject)) return;
+        const count = settings.ban.violations;
+        await bans.create({ kind, subject, seconds: settings.ban.seconds, violations: count, reason: `${count} rate-limit violations within ${settings.ban.windowSeconds}s` });
+        await violations.reset(key);
+        deps.logger?.warn({ kind, subject, userId: p.userId }, 'rate-limit violations: subject banned');
+      }),
+    ).catch((err: unknown) => deps.logger?.error({ err, userId: p.userId }, 'could not count a rate-limit violation'));
+  }
+
+  /** The refused limit that frees up last, or else the one with the least left. */
+  function tightest(results: LimitResult[]): number {
+    let best = 0;
+    for (let i = 1; i < results.length; i++) {
+      const a = results[i]!;
+      const b = results[best]!;
+      if (a.allowed !== b.allowed) {
+        if (!a.allowed) best = i;
+      } else if (!a.allowed ? a.resetMs > b.resetMs : a.remaining < b.remaining || (a.remaining === b.remaining && a.limit < b.limit)) best = i;
+    }
+    return best;
+  }
+
+  return {
+    /**
+     * Once per authenticated request: refuses a banned user, key or IP (403
+     * `banned`), then counts the request against each per-minute limit of the
+     * caller's role at once. Over a limit → 429 `rate_limited`, and a
+     * violation counted. Returns the tightest limit for the RateLimit-* headers.
+     */
+    async check(request: { ip: string }, p: Principal): Promise<LimitState | undefined> {
+      const ip = normalizeIp(request.ip);
+      const subjects: Array<[BanKind, string]> = [['user', p.userId]];
+      if (p.apiKeyId) subjects.push(['api_key', p.apiKeyId]);
+      if (p.role !== 'admin') subjects.push(['ip', ip]);
+      const ban = await bans.find(subjects);
+      if (ban) throw banned(ban);
+
+      const all = hits(requests[p.role], p, ip);
+      if (!all.length) return undefined;
+      const results = await Promise.all(all.map((h) => h.limiter.consume(h.subject)));
+      const i = tightest(results);
+      const t = results[i]!;
+      const state = { limit: t.limit, remaining: t.remaining, resetSeconds: Math.ceil(t.resetMs / 1000), windowSeconds: WINDOW_SECONDS };
+      if (t.allowed) return state;
+
+      const refused = all.filter((_, i) => !results[i]!.allowed);
+      await violated(p, refused);
+      const err = RateLimited(t.resetMs / 1000, `Too many requests for this ${LABELS[all[i]!.kind]} (${t.limit} per minute); retry after the Retry-After delay`);
+      Object.assign(err.headers, rateLimitHeaders(state));
+      throw err;
+    },
+
+    /** Before a model call: 429 `token_rate_limited` when the user's or key's tokens for this minute are used up. */
+    async checkTokens(p: Principal): Promise<void> {
+      const all = hits(tokens[p.role], p);
+      if (!all.length) return;
+      const results = await Promise.all(all.map((h) => h.limiter.peek(h.subject)));
+      const refused = all.filter((_, i) => results[i]!.remaining <= 0);
+      if (!refused.length) return;
+      await violated(p, refused);
+      const resetMs = Math.max(...results.filter((r) => r.remaining <= 0).map((r) => r.resetMs));
+      throw RateLimited(resetMs / 1000, `Token rate limit for this ${LABELS[refused[0]!.kind]} reached; retry after the Retry-After delay`, 'token_rate_limited');
+    },
+
+    /** After a model call: counts the tokens it used. Never refuses; an exhausted window fails the next checkTokens. */
+    async addTokens(p: Principal, n: number): Promise<void> {
+      const points = Math.ceil(n);
+      if (!(points > 0)) return;
+      await Promise.all(hits(tokens[p.role], p).map((h) => h.limiter.consume(h.subject, points))).catch((err: unknown) =>
+        deps.logger?.warn({ err, userId: p.userId }, 'could not count model tokens against the rate limit'),
+      );
+    },
+
+    listBans: bans.list,
+
+    /** An admin bans a user id, API key id or IP address for `seconds`. */
+    ban: (kind: BanKind, subject: string, seconds: number, reason: string, by?: { adminId: string } & AuditContext) => bans.create({ kind, subject, seconds, reason }, by),
+
+    lift: (id: string, adminId: string, ctx?: AuditContext) => bans.lift(id, adminId, ctx),
+  };
+}
+
+export type RequestLimits = ReturnType<typeof createRequestLimits>;

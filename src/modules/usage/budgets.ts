@@ -1,0 +1,212 @@
+import { and, asc, eq, gte, isNull, sql, type SQL } from 'drizzle-orm';
+import { AppError, NotFound, ValidationError } from '../../errors.ts';
+import type { Broadcast } from '../../platform/broadcast/broadcast.ts';
+import type { Db } from '../../platform/db/database.ts';
+import { apiKeys } from '../api-keys/schema.ts';
+import { projects } from '../projects/schema.ts';
+import { users } from '../users/schema.ts';
+import type { Amount, Ledger, LedgerEntry } from './ledger.ts';
+import { periodOf, type Period } from './periods.ts';
+import type { UsageEvent, UsageRecorder } from './recorder.ts';
+import { budgets, usageEvents, type BudgetPeriod, type BudgetRow, type BudgetScope } from './schema.ts';
+
+/** Whose usage a budget counts. */
+export interface Subject {
+  userId: string;
+  apiKeyId?: string | null;
+  projectId?: string | null;
+}
+
+export interface BudgetInput {
+  period: BudgetPeriod;
+  limitMicros: number | null;
+  limitTokens: number | null;
+}
+
+interface UserBudgets {
+  loadedAt: number;
+  timezone: string;
+  own: BudgetRow[];
+}
+
+/** Broadcast topic: a user's budgets (or, with `*`, the defaults) changed. */
+const CHANGED_TOPIC = 'budgets.changed';
+
+export const budgetExceeded = (b: BudgetRow, period: Period) =>
+  new AppError(402, 'budget_exceeded', 'Budget exceeded', `The ${b.period === 'total' ? 'total' : b.period + 'ly'} ${b.scope === 'default' ? 'user' : b.scope.replace('_', ' ')} budget is used up${period.resetsAt ? `; it resets at ${period.resetsAt.toISOString()}` : ''}`, {
+    extra: { budgetId: b.id, scope: b.scope, period: b.period, resetsAt: period.resetsAt?.toISOString() ?? null },
+    ...(period.resetsAt ? { headers: { 'retry-after': String(Math.max(1, Math.ceil((period.resetsAt.getTime() - Date.now()) / 1000))) } } : {}),
+  });
+
+/**
+ * Budgets (caps in USD and/or tokens per day, month or in total) and their
+ * counters. A user's budgets and timezone are cached per process for
+ * `cacheTtlMs` and dropped on every instance when they change.
+ */
+export function createBudgets(d: { db: Db; ledger: Ledger; recorder: UsageRecorder; broadcast: Broadcast; cacheTtlMs?: number }) {
+  const ttl = d.cacheTtlMs ?? 60_000;
+  const cache = new Map<string, UserBudgets>();
+  let defaults: { loadedAt: number; rows: BudgetRow[] } | undefined;
+  d.broadcast.on(CHANGED_TOPIC, (userId) => {
+    if (userId === '*') defaults = undefined;
+    else cache.delete(userId);
+  });
+
+  async function changed(userId: string | null) {
+    const who = userId ?? '*';
+    if (who === '*') defaults = undefined;
+    else cache.delete(who);
+    await d.broadcast.publish(CHANGED_TOPIC, who);
+  }
+
+  async function userBudgets(userId: string): Promise<UserBudgets> {
+    const hit = cache.get(userId);
+    if (hit && Date.now() - hit.loadedAt < ttl) return hit;
+    const [user] = await d.db.select({ timezone: sql<string | null>`${users.preferences}->>'timezone'` }).from(users).where(eq(users.id, userId));
+    const own = await d.db.select().from(budgets).where(eq(budgets.userId, userId));
+    const entry = { loadedAt: Date.now(), timezone: user?.timezone ?? 'UTC', own };
+    if (cache.size > 50_000) cache.clear();
+    cache.set(userId, entry);
+    return entry;
+  }
+
+  async function defaultBudgets(): Promise<BudgetRow[]> {
+    if (defaults && Date.now() - defaults.loadedAt < ttl) return defaults.rows;
+    const rows = await d.db.select().from(budgets).where(eq(budgets.scope, 'default'));
+    defaults = { loadedAt: Date.now(), rows };
+    return rows;
+  }
+
+  const subjectOf = (b: BudgetRow): Subject =>
+    b.scope === 'api_key' ? { userId: b.userId!, apiKeyId: b.subjectId } : b.scope === 'project' ? { userId: b.userId!, projectId: b.subjectId } : { userId: b.userId! };
+
+  const matches = (e: Pick<UsageEvent, 'userId' | 'apiKeyId' | 'projectId' | 'occurredAt'>, s: Subject, since: Date | null) =>
+    e.userId === s.userId && (!s.apiKeyId || e.apiKeyId === s.apiKeyId) && (!s.projectId || e.projectId === s.projectId) && (!since || e.occurredAt >= since);
+
+  /** What the subject spent since `since`: the database plus this process's events not yet written. */
+  async function spent(s: Subject, since: Date | null): Promise<Amount> {
+    const where: SQL[] = [eq(usageEvents.userId, s.userId)];
+    if (s.apiKeyId) where.push(eq(usageEvents.apiKeyId, s.apiKeyId));
+    if (s.projectId) where.push(eq(usageEvents.projectId, s.projectId));
+    if (since) where.push(gte(usageEvents.occurredAt, since));
+    const [row] = await d.db
+      .select({
+        micros: sql<string>`coalesce(sum(${usageEvents.costMicros}), 0)`,
+        tokens: sql<string>`coalesce(sum(${usageEvents.inputTokens} + ${usageEvents.outputTokens}), 0)`,
+      })
+      .from(usageEvents)
+      .where(and(...where));
+    const amount = { micros: Number(row!.micros), tokens: Number(row!.tokens) };
+    for (const e of d.recorder.pending()) {
+      if (!matches(e, s, since)) continue;
+      amount.micros += e.costMicros ?? 0;
+      amount.tokens += (e.inputTokens ?? 0) + (e.outputTokens ?? 0);
+    }
+    return amount;
+  }
+
+  function entryFor(b: BudgetRow, subject: Subject, timezone: string, now: Date): LedgerEntry & { budget: BudgetRow; period: Period } {
+    const period = periodOf(b.period, timezone, now);
+    return {
+      // A default budget is one counter per user.
+      key: b.scope === 'default' ? `budget:${b.id}:${subject.userId}:${period.key}` : `budget:${b.id}:${period.key}`,
+      limitMicros: b.limitMicros,
+      limitTokens: b.limitTokens,
+      expiresAt: period.resetsAt,
+      seed: () => spent(b.scope === 'default' ? subject : subjectOf(b), period.startsAt),
+      budget: b,
+      period,
+    };
+  }
+
+  /**
+   * The counters a call by this subject draws on: the user's own budgets (or
+   * the default for a period they have none of), the key's and the project's.
+   */
+  async function entriesFor(s: Subject, now = new Date()) {
+    const [mine, defs] = await Promise.all([userBudgets(s.userId), defaultBudgets()]);
+    const applicable: BudgetRow[] = [];
+    for (const b of mine.own) {
+      if (b.scope === 'user' || (b.scope === 'api_key' && b.subjectId === s.apiKeyId) || (b.scope === 'project' && b.subjectId === s.projectId)) applicable.push(b);
+    }
+    for (const b of defs) if (!mine.own.some((o) => o.scope === 'user' && o.period === b.period)) applicable.push(b);
+    return applicable.map((b) => entryFor(b, s, mine.timezone, now));
+  }
+
+  async function assertOwned(userId: string, scope: 'api_key' | 'project', subjectId: string) {
+    const table = scope === 'api_key' ? apiKeys : projects;
+    const [row] = await d.db.select({ id: table.id }).from(table).where(and(eq(table.id, subjectId), eq(table.userId, userId)));
+    if (!row) throw NotFound(scope === 'api_key' ? 'API key' : 'Project', scope === 'api_key' ? 'api_key_not_found' : 'project_not_found');
+  }
+
+  async function upsert(scope: BudgetScope, userId: string | null, subjectId: string | null, input: BudgetInput): Promise<BudgetRow> {
+    if (input.limitMicros === null && input.limitTokens === null) throw ValidationError('Set limitUsd, limitTokens or both', 'budget_without_limit');
+    const [row] = await d.db
+      .insert(budgets)
+      .values({ scope, userId, subjectId, period: input.period, limitMicros: input.limitMicros, limitTokens: input.limitTokens })
+      .onConflictDoUpdate({
+        target: [budgets.scope, budgets.userId, budgets.subjectId, budgets.period],
+        set: { limitMicros: input.limitMicros, limitTokens: input.limitTokens, updatedAt: new Date() },
+      })
+      .returning();
+    await changed(userId);
+    return row!;
+  }
+
+  async function remove(where: SQL): Promise<BudgetRow> {
+    const [row] = await d.db.delete(budgets).where(where).returning();
+    if (!row) throw NotFound('Budget', 'budget_not_found');
+    await changed(row.userId);
+    return row;
+  }
+
+  return {
+    entriesFor,
+
+    /** Throws 402 budget_exceeded when a budget this subject draws on has nothing left (what the call will cost is checked when it starts). */
+    async assertRoom(s: Subject): Promise<void> {
+      const entries = await entriesFor(s);
+      if (!entries.length) return;
+      const counters = await d.ledger.read(entries);
+      entries.forEach((e, i) => {
+        const c = counters[i]!;
+        const full = (used: number, reserved: number, limit: number | null) => limit !== null && used + reserved >= limit;
+        if (full(c.used.micros, c.reserved.micros, e.limitMicros) || full(c.used.tokens, c.reserved.tokens, e.limitTokens)) throw budgetExceeded(e.budget, e.period);
+      });
+    },
+
+    /** Every budget that concerns the user (theirs, their keys', their projects', and the defaults that apply), with usage and reset. */
+    async limitsOf(userId: string, now = new Date()) {
+      const [mine, defs] = await Promise.all([userBudgets(userId), defaultBudgets()]);
+      const rows = [...mine.own, ...defs.filter((b) => !mine.own.some((o) => o.scope === 'user' && o.period === b.period))];
+      const entries = rows.map((b) => entryFor(b, { userId }, mine.timezone, now));
+      const counters = await d.ledger.read(entries);
+      return { timezone: mine.timezone, limits: entries.map((e, i) => ({ ...e, counter: counters[i]! })) };
+    },
+
+    /** A user's own cap on one of their API keys or projects. */
+    async setOwn(userId: string, scope: 'api_key' | 'project', subjectId: string, input: BudgetInput) {
+      await assertOwned(userId, scope, subjectId);
+      return upsert(scope, userId, subjectId, input);
+    },
+    deleteOwn: (userId: string, id: string) => remove(and(eq(budgets.id, id), eq(budgets.userId, userId), sql`${budgets.scope} in ('api_key', 'project')`)!),
+
+    /** Admins: a user's budget, or the default for users without one (userId null). */
+    async setForUser(userId: string | null, input: BudgetInput) {
+      if (userId) {
+        const [u] = await d.db.select({ id: users.id }).from(users).where(eq(users.id, userId));
+        if (!u) throw NotFound('User', 'user_not_found');
+      }
+      return upsert(userId ? 'user' : 'default', userId, null, input);
+    },
+    deleteAny: (id: string) => remove(eq(budgets.id, id)),
+    listAll: (userId?: string) =>
+      d.db
+        .select()
+        .from(budgets)
+        .where(userId ? eq(budgets.userId, userId) : isNull(budgets.userId))
+        .orderBy(asc(budgets.scope), asc(budgets.createdAt)),
+  };
+}
+
+export type Budgets = ReturnType<typeof createBudgets>;

@@ -1,0 +1,112 @@
+import { z } from 'zod';
+import { ValidationError } from '../../errors.ts';
+import { usdToMicros } from '../ai/cost.ts';
+import { BUDGET_PERIODS } from './schema.ts';
+import { GROUPS, type Group } from './reports.ts';
+
+const day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date, YYYY-MM-DD').refine((d) => !Number.isNaN(Date.parse(`${d}T00:00:00Z`)), 'must be a real date');
+const usd = z.union([z.string().max(32), z.number().nonnegative()]).describe('USD, at most 6 decimals: "25" or "0.50"');
+
+const groupList = (allowed: readonly Group[]) =>
+  z
+    .string()
+    .max(100)
+    .default('day')
+    .transform((v, ctx) => {
+      const groups = v.split(',').map((g) => g.trim()).filter(Boolean);
+      const bad = groups.find((g) => !allowed.includes(g as Group));
+      if (bad) {
+        ctx.addIssue({ code: 'custom', message: `unknown group "${bad}"; use ${allowed.join(', ')}` });
+        return z.NEVER;
+      }
+      return [...new Set(groups)] as Group[];
+    })
+    .describe(`Comma-separated: ${allowed.join(', ')}`);
+
+const reportQueryFields = {
+  from: day.optional().describe('First UTC day, inclusive (default: the first of this month)'),
+  to: day.optional().describe('Last UTC day, inclusive (default: today)'),
+  projectId: z.uuid().optional(),
+  apiKeyId: z.uuid().optional(),
+  model: z.string().max(200).optional().describe('`provider:model`'),
+};
+
+export const usageQuery = z.object({ ...reportQueryFields, groupBy: groupList(GROUPS.filter((g) => g !== 'user')) });
+export const adminUsageQuery = z.object({ ...reportQueryFields, userId: z.uuid().optional(), groupBy: groupList(GROUPS) });
+export const exportQuery = z.object({ from: reportQueryFields.from, to: reportQueryFields.to, userId: z.uuid().optional() });
+
+const totalsFields = {
+  requests: z.number().int(),
+  failed: z.number().int(),
+  inputTokens: z.number().int(),
+  outputTokens: z.number().int(),
+  cachedTokens: z.number().int(),
+  costMicros: z.number().int().describe('Millionths of a USD, for calls with a known price'),
+  cost: z.string().describe('The same as a decimal USD string'),
+  unpricedRequests: z.number().int().describe('Calls whose model price is unknown: their cost is not included'),
+};
+
+export const usageRowSchema = z.object({
+  day: z.string().optional(),
+  provider: z.string().optional(),
+  model: z.string().optional(),
+  projectId: z.string().nullable().optional(),
+  apiKeyId: z.string().nullable().optional(),
+  userId: z.string().optional(),
+  ...totalsFields,
+});
+
+export const usageReportSchema = z.object({
+  from: z.string(),
+  to: z.string(),
+  groupBy: z.array(z.enum(GROUPS)),
+  totals: z.object(totalsFields),
+  data: z.array(usageRowSchema),
+});
+
+export const budgetSchema = z.object({
+  id: z.uuid(),
+  scope: z.enum(['default', 'user', 'api_key', 'project']),
+  userId: z.string().nullable(),
+  subjectId: z.string().nullable(),
+  period: z.enum(BUDGET_PERIODS),
+  limitMicros: z.number().int().nullable(),
+  limit: z.string().nullable().describe('USD'),
+  limitTokens: z.number().int().nullable(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+
+export const limitSchema = budgetSchema.extend({
+  usedMicros: z.number().int(),
+  used: z.string(),
+  usedTokens: z.number().int(),
+  reservedMicros: z.number().int().describe('Estimates of calls in flight'),
+  reservedTokens: z.number().int(),
+  periodStart: z.string().nullable(),
+  resetsAt: z.string().nullable().describe('null for a total budget, which never resets'),
+});
+
+const limitFields = {
+  period: z.enum(BUDGET_PERIODS),
+  limitUsd: usd.nullable().optional(),
+  limitTokens: z.number().int().positive().max(Number.MAX_SAFE_INTEGER).nullable().optional(),
+};
+
+export const ownBudgetBody = z.object({ scope: z.enum(['api_key', 'project']), subjectId: z.uuid(), ...limitFields }).strict();
+export const adminBudgetBody = z.object({ userId: z.uuid().nullable().describe('null sets the default for users without a budget of this period'), ...limitFields }).strict();
+export const budgetParams = z.object({ id: z.uuid() });
+export const adminBudgetsQuery = z.object({ userId: z.uuid().optional().describe('Omit for the defaults') });
+
+/** The body's limits in the service's units; 400 on an amount that is not USD with at most 6 decimals. */
+export function limitsOf(body: { period: (typeof BUDGET_PERIODS)[number]; limitUsd?: string | number | null; limitTokens?: number | null }) {
+  let limitMicros: number | null = null;
+  if (body.limitUsd !== undefined && body.limitUsd !== null) {
+    try {
+      limitMicros = usdToMicros(body.limitUsd);
+    } catch (err) {
+      throw ValidationError(`limitUsd: ${(err as Error).message}`, 'invalid_amount');
+    }
+  }
+  return { period: body.period, limitMicros, limitTokens: body.limitTokens ?? null };
+}

@@ -1,0 +1,90 @@
+import { createHash } from 'node:crypto';
+import { Counter, type Registry } from 'prom-client';
+import type { Logger } from '../../platform/observability/logger.ts';
+import type { CallOutcome, ChatRequest, MeterContext, Metering } from '../ai/types.ts';
+import { budgetExceeded, type Budgets } from './budgets.ts';
+import type { Ledger } from './ledger.ts';
+import type { UsageRecorder } from './recorder.ts';
+
+/** A short fingerprint of the last user message: the abuse check counts repeats without storing prompts. */
+function promptHash(request: ChatRequest): string | null {
+  for (let i = request.messages.length - 1; i >= 0; i--) {
+    const m = request.messages[i]!;
+    if (m.role === 'user') return createHash('sha256').update(m.content).digest('hex').slice(0, 16);
+  }
+  return null;
+}
+
+/**
+ * Budgets before a model call, a usage event after it. Nothing here waits on
+ * the database on the request path: budgets come from a per-process cache,
+ * counters from the ledger (memory or one Redis script), events go to the
+ * batching recorder.
+ */
+export function createMetering(d: {
+  budgets: Budgets;
+  ledger: Ledger;
+  recorder: UsageRecorder;
+  registry: Registry;
+  logger?: Logger;
+  /** Told the tokens every call used (tokens-per-minute limits). */
+  onTokens?: (meter: MeterContext, tokens: number) => void;
+}): Metering {
+  const labelNames = ['provider', 'model'] as const;
+  const tokens = new Counter({ name: 'parley_ai_tokens_total', help: 'Tokens by provider, model and kind (input, output, cached)', labelNames: [...labelNames, 'kind'], registers: [d.registry] });
+  const cost = new Counter({ name: 'parley_ai_cost_micro_dollars_total', help: 'Cost in micro-dollars by provider and model (calls with a known price)', labelNames, registers: [d.registry] });
+  const calls = new Counter({ name: 'parley_ai_calls_total', help: 'Model calls by provider, model and outcome', labelNames: [...labelNames, 'status'], registers: [d.registry] });
+
+  return {
+    async begin(meter, request, estimate) {
+      const entries = await d.budgets.entriesFor({ userId: meter.userId, apiKeyId: meter.apiKeyId, projectId: meter.projectId });
+      if (entries.length) {
+        const r = await d.ledger.reserve(entries, estimate);
+        if (!r.ok) throw budgetExceeded(entries[r.index]!.budget, entries[r.index]!.period);
+      }
+      const hash = promptHash(request);
+      let ended = false;
+      return (outcome: CallOutcome) => {
+        if (ended) return;
+        ended = true;
+        const { usage } = outcome;
+        d.recorder.record({
+          userId: meter.userId,
+          apiKeyId: meter.apiKeyId ?? null,
+          projectId: meter.projectId ?? null,
+          conversationId: meter.conversationId ?? null,
+          messageId: meter.messageId ?? null,
+          source: meter.source,
+          provider: outcome.provider ?? 'none',
+          model: outcome.model ?? 'none',
+          inputTokens: usage.inputTokens,
+          outputTokens: usage.outputTokens,
+          cachedTokens: usage.cachedTokens ?? 0,
+          costMicros: outcome.costMicros,
+          latencyMs: outcome.latencyMs,
+          ttftMs: outcome.ttftMs,
+          status: outcome.status,
+          promptHash: hash,
+          attempts: outcome.attempts,
+        });
+        const labels = { provider: outcome.provider ?? 'none', model: outcome.model ?? 'none' };
+        calls.inc({ ...labels, status: outcome.status });
+        if (usage.inputTokens) tokens.inc({ ...labels, kind: 'input' }, usage.inputTokens);
+        if (usage.outputTokens) tokens.inc({ ...labels, kind: 'output' }, usage.outputTokens);
+        if (usage.cachedTokens) tokens.inc({ ...labels, kind: 'cached' }, usage.cachedTokens);
+        if (outcome.costMicros) cost.inc(labels, outcome.costMicros);
+        const used = usage.inputTokens + usage.outputTokens;
+        if (entries.length) {
+          d.ledger
+            .settle(
+              entries.map((e) => e.key),
+              estimate,
+              { micros: outcome.costMicros ?? 0, tokens: used },
+            )
+            .catch((err: unknown) => d.logger?.error({ err }, 'could not settle budget counters'));
+        }
+        if (used) d.onTokens?.(meter, used);
+      };
+    },
+  };
+}

@@ -1,0 +1,115 @@
+import { sql } from 'drizzle-orm';
+import type { Db } from '../../platform/db/database.ts';
+import type { Logger } from '../../platform/observability/logger.ts';
+import { apiRequestsDaily, usageEvents } from './schema.ts';
+
+export type UsageEvent = typeof usageEvents.$inferInsert;
+
+export interface RecorderOptions {
+  /** Written at the latest this long after being recorded: the most a crash can lose. */
+  flushIntervalMs: number;
+  /** A batch this large is written at once, without waiting for the interval. */
+  maxBatch: number;
+  /** Kept while the database is unreachable; beyond it the oldest are dropped (and logged). */
+  maxPending: number;
+  logger?: Logger;
+}
+
+const utcDay = (d: Date) => d.toISOString().slice(0, 10);
+
+/**
+ * Metering off the request path: usage events and per-route request counts are
+ * kept in memory and written in multi-row statements every `flushIntervalMs`
+ * or `maxBatch` events, whichever comes first. A failed write keeps its rows
+ * for the next flush. `close()` (graceful shutdown) writes everything; a crash
+ * loses at most the last interval.
+ */
+export function createUsageRecorder(db: Db, opts: RecorderOptions) {
+  let events: UsageEvent[] = [];
+  // day|userId|method|route → counts, so a million requests are a handful of upserts.
+  let requests = new Map<string, { day: string; userId: string | null; method: string; route: string; requests: number; bytes: number }>();
+  let flushing: Promise<void> | undefined;
+  let closed = false;
+  const timer = setInterval(() => void flush(), opts.flushIntervalMs);
+  timer.unref();
+
+  async function write() {
+    const batch = events;
+    const counts = [...requests.values()];
+    events = [];
+    requests = new Map();
+    try {
+      for (let i = 0; i < batch.length; i += opts.maxBatch) await db.insert(usageEvents).values(batch.slice(i, i + opts.maxBatch));
+    } catch (err) {
+      requeue(batch);
+      opts.logger?.error({ err, events: batch.length }, 'usage events could not be written; retrying at the next flush');
+    }
+    if (!counts.length) return;
+    try {
+      await db
+        .insert(apiRequestsDaily)
+        .values(counts)
+        .onConflictDoUpdate({
+          target: [apiRequestsDaily.day, apiRequestsDaily.userId, apiRequestsDaily.method, apiRequestsDaily.route],
+          set: { requests: sql`${apiRequestsDaily.requests} + excluded.requests`, bytes: sql`${apiRequestsDaily.bytes} + excluded.bytes` },
+        });
+    } catch (err) {
+      for (const c of counts) addRequests(c);
+      opts.logger?.error({ err }, 'API request counts could not be written; retrying at the next flush');
+    }
+  }
+
+  function requeue(batch: UsageEvent[]) {
+    events = batch.concat(events);
+    const excess = events.length - opts.maxPending;
+    if (excess > 0) {
+      events = events.slice(excess);
+      opts.logger?.error({ dropped: excess }, 'usage events dropped: the database has been unreachable for too long');
+    }
+  }
+
+  function addRequests(c: { day: string; userId: string | null; method: string; route: string; requests: number; bytes: number }) {
+    const key = `${c.day}|${c.userId ?? ''}|${c.method}|${c.route}`;
+    const found = requests.get(key);
+    if (found) {
+      found.requests += c.requests;
+      found.bytes += c.bytes;
+    } else requests.set(key, { ...c });
+  }
+
+  /** Writes what is pending; concurrent calls share one write, and a call during a write waits for it and then writes the rest. */
+  async function flush(): Promise<void> {
+    while (flushing) await flushing;
+    if (!events.length && !requests.size) return;
+    flushing = write().finally(() => (flushing = undefined));
+    await flushing;
+  }
+
+  return {
+    record(event: Omit<UsageEvent, 'occurredAt'> & { occurredAt?: Date }) {
+      events.push({ ...event, occurredAt: event.occurredAt ?? new Date() });
+      // After close (a call that ended during shutdown), write at once rather than wait for a timer that is gone.
+      if ((events.length >= opts.maxBatch && !flushing) || closed) void flush();
+      if (events.length > opts.maxPending) requeue([]);
+    },
+
+    countRequest(c: { userId: string | null; method: string; route: string; bytes: number; at?: Date }) {
+      addRequests({ day: utcDay(c.at ?? new Date()), userId: c.userId, method: c.method, route: c.route, requests: 1, bytes: c.bytes });
+    },
+
+    /** Events not yet written (for seeding budget counters and tests). */
+    pending: (): readonly UsageEvent[] => events,
+
+    flush,
+
+    async close() {
+      closed = true;
+      clearInterval(timer);
+      // Calls aborted by the shutdown record their outcome as they unwind, a tick or two later.
+      await new Promise((resolve) => setImmediate(resolve));
+      await flush();
+    },
+  };
+}
+
+export type UsageRecorder = ReturnType<typeof createUsageRecorder>;

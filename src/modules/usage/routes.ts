@@ -1,0 +1,194 @@
+import { Readable } from 'node:stream';
+import { stringify } from 'csv-stringify';
+import { z } from 'zod';
+import { ValidationError } from '../../errors.ts';
+import { principal } from '../../http/guards.ts';
+import { problemSchema } from '../../http/problem.ts';
+import type { App, RouteContext } from '../../http/types.ts';
+import { formatMicros } from '../ai/cost.ts';
+import {
+  adminBudgetBody,
+  adminBudgetsQuery,
+  adminUsageQuery,
+  budgetParams,
+  budgetSchema,
+  exportQuery,
+  limitSchema,
+  limitsOf,
+  ownBudgetBody,
+  usageQuery,
+  usageReportSchema,
+} from './contracts.ts';
+import type { Group, ReportRow } from './reports.ts';
+import type { BudgetRow } from './schema.ts';
+
+const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema };
+const tags = ['usage'];
+/** The longest range one report or export may span. */
+const MAX_DAYS = 400;
+
+const today = () => new Date().toISOString().slice(0, 10);
+const monthStart = () => `${today().slice(0, 7)}-01`;
+
+function range(q: { from?: string; to?: string }) {
+  const from = q.from ?? monthStart();
+  const to = q.to ?? today();
+  if (from > to) throw ValidationError('from must not be after to', 'invalid_range');
+  if ((Date.parse(to) - Date.parse(from)) / 86_400_000 >= MAX_DAYS) throw ValidationError(`A report spans at most ${MAX_DAYS} days`, 'range_too_long');
+  return { from, to };
+}
+
+export const toPublicBudget = (b: BudgetRow) => ({
+  id: b.id,
+  scope: b.scope,
+  userId: b.userId,
+  subjectId: b.subjectId,
+  period: b.period,
+  limitMicros: b.limitMicros,
+  limit: formatMicros(b.limitMicros),
+  limitTokens: b.limitTokens,
+  createdAt: b.createdAt.toISOString(),
+  updatedAt: b.updatedAt.toISOString(),
+});
+
+const withCost = (r: ReportRow) => ({ ...r, cost: formatMicros(r.costMicros)! });
+
+function totalsOf(rows: ReportRow[]) {
+  const t = { requests: 0, failed: 0, inputTokens: 0, outputTokens: 0, cachedTokens: 0, costMicros: 0, unpricedRequests: 0 };
+  for (const r of rows) for (const k of Object.keys(t) as (keyof typeof t)[]) t[k] += r[k];
+  return withCost(t);
+}
+
+/** Usage reports, limits and budgets: the caller's own under /usage and /budgets, everyone's under /admin. */
+export function usageRoutes(app: App, { services, guards }: RouteContext) {
+  const { usage } = services;
+  const user = guards.user({ scope: 'usage:read' });
+  const admin = guards.admin();
+
+  async function report(q: { from?: string; to?: string; groupBy: Group[]; userId?: string; projectId?: string; apiKeyId?: string; model?: string }) {
+    const { from, to } = range(q);
+    const rows = await usage.reports.report({ ...q, from, to });
+    return { from, to, groupBy: q.groupBy, totals: totalsOf(rows), data: rows.map(withCost) };
+  }
+
+  app.get('/usage', {
+    schema: {
+      tags,
+      summary: 'Your usage',
+      description: 'Model calls, tokens and cost over UTC days, grouped by day, model, project and/or API key. Current to the last metering flush (about a second).',
+      querystring: usageQuery,
+      response: { 200: usageReportSchema, ...problems },
+    },
+    preHandler: user,
+    handler: async (request) => report({ ...request.query, userId: principal(request).userId }),
+  });
+
+  app.get('/usage/limits', {
+    schema: {
+      tags,
+      summary: 'Your budgets: limit, used, reset',
+      description: 'Every budget that applies to you: your own (or the default), your API keys\' and your projects\'. Day and month periods follow the timezone in your preferences.',
+      response: { 200: z.object({ timezone: z.string(), data: z.array(limitSchema) }), ...problems },
+    },
+    preHandler: user,
+    handler: async (request) => {
+      const { timezone, limits } = await usage.budgets.limitsOf(principal(request).userId);
+      return {
+        timezone,
+        data: limits.map((l) => ({
+          ...toPublicBudget(l.budget),
+          usedMicros: l.counter.used.micros,
+          used: formatMicros(l.counter.used.micros)!,
+          usedTokens: l.counter.used.tokens,
+          reservedMicros: l.counter.reserved.micros,
+          reservedTokens: l.counter.reserved.tokens,
+          periodStart: l.period.startsAt?.toISOString() ?? null,
+          resetsAt: l.period.resetsAt?.toISOString() ?? null,
+        })),
+      };
+    },
+  });
+
+  app.put('/budgets', {
+    schema: {
+      tags,
+      summary: 'Cap one of your API keys or projects',
+      description: 'Creates or replaces the budget of that key or project for the period. A call over it gets 402 `budget_exceeded` and is never sent to the provider.',
+      body: ownBudgetBody,
+      response: { 200: budgetSchema, 404: problemSchema, ...problems },
+    },
+    preHandler: guards.user(),
+    handler: async (request) => {
+      const { scope, subjectId, ...rest } = request.body;
+      return toPublicBudget(await usage.budgets.setOwn(principal(request).userId, scope, subjectId, limitsOf(rest)));
+    },
+  });
+
+  app.delete('/budgets/:id', {
+    schema: { tags, summary: 'Remove a budget from one of your keys or projects', params: budgetParams, response: { 204: z.null(), 404: problemSchema, ...problems } },
+    preHandler: guards.user(),
+    handler: async (request, reply) => {
+      await usage.budgets.deleteOwn(principal(request).userId, request.params.id);
+      return reply.status(204).send(null);
+    },
+  });
+
+  app.get('/admin/usage', {
+    schema: { tags: ['admin'], summary: 'Usage across users', querystring: adminUsageQuery, response: { 200: usageReportSchema, ...problems } },
+    preHandler: admin,
+    handler: async (request) => report(request.query),
+  });
+
+  app.get('/admin/usage/export', {
+    schema: {
+      tags: ['admin'],
+      summary: 'Usage as CSV, for billing',
+      description: 'One row per UTC day, user, API key, project and model; streamed.',
+      querystring: exportQuery,
+      produces: ['text/csv'],
+    },
+    preHandler: admin,
+    handler: async (request, reply) => {
+      const { from, to } = range(request.query);
+      const columns = ['day', 'userId', 'apiKeyId', 'projectId', 'provider', 'model', 'requests', 'failed', 'inputTokens', 'outputTokens', 'cachedTokens', 'costMicros', 'cost', 'unpricedRequests'];
+      const csv = stringify({ header: true, columns });
+      Readable.from(usage.reports.exportRows({ from, to, userId: request.query.userId }))
+        .map((r: ReportRow) => withCost(r))
+        .on('error', (err) => csv.destroy(err))
+        .pipe(csv);
+      return reply
+        .header('content-type', 'text/csv; charset=utf-8')
+        .header('content-disposition', `attachment; filename="parley-usage-${from}-to-${to}.csv"`)
+        .send(csv);
+    },
+  });
+
+  app.get('/admin/budgets', {
+    schema: { tags: ['admin'], summary: 'A user\'s budgets, or the defaults', querystring: adminBudgetsQuery, response: { 200: z.object({ data: z.array(budgetSchema) }), ...problems } },
+    preHandler: admin,
+    handler: async (request) => ({ data: (await usage.budgets.listAll(request.query.userId)).map(toPublicBudget) }),
+  });
+
+  app.put('/admin/budgets', {
+    schema: {
+      tags: ['admin'],
+      summary: 'Set a user\'s budget, or the default for users without one',
+      body: adminBudgetBody,
+      response: { 200: budgetSchema, 404: problemSchema, ...problems },
+    },
+    preHandler: admin,
+    handler: async (request) => {
+      const { userId, ...rest } = request.body;
+      return toPublicBudget(await usage.budgets.setForUser(userId, limitsOf(rest)));
+    },
+  });
+
+  app.delete('/admin/budgets/:id', {
+    schema: { tags: ['admin'], summary: 'Remove any budget', params: budgetParams, response: { 204: z.null(), 404: problemSchema, ...problems } },
+    preHandler: admin,
+    handler: async (request, reply) => {
+      await usage.budgets.deleteAny(request.params.id);
+      return reply.status(204).send(null);
+    },
+  });
+}
