@@ -75,7 +75,7 @@ export function createAi(settings: AiSettings, opts: { logger?: Logger; random?:
       throw err;
     } finally {
       // The consumer may also just stop reading: that is a cancel.
-      end(outcome ?? partial('cancelled'));
+      await end(outcome ?? partial('cancelled'));
     }
   }
 

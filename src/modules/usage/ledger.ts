@@ -128,12 +128,14 @@ redis.call('HSET', KEYS[1], 'um', ARGV[1], 'ut', ARGV[2], 'rm', 0, 'rt', 0)
 if tonumber(ARGV[3]) > 0 then redis.call('EXPIREAT', KEYS[1], ARGV[3]) end
 return 1`;
 
-// KEYS: counters. ARGV: reserved micros, reserved tokens, actual micros, actual tokens. A counter gone with its period is left alone.
+// KEYS: counters. ARGV: minus the reserved micros and tokens, the actual micros and tokens (integers as
+// the client wrote them: Lua would print a negated 0 as "-0", which HINCRBY refuses). A counter gone with
+// its period is left alone.
 const SETTLE = `
 for i = 1, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 1 then
-    redis.call('HINCRBY', KEYS[i], 'rm', -tonumber(ARGV[1]))
-    redis.call('HINCRBY', KEYS[i], 'rt', -tonumber(ARGV[2]))
+    redis.call('HINCRBY', KEYS[i], 'rm', ARGV[1])
+    redis.call('HINCRBY', KEYS[i], 'rt', ARGV[2])
     redis.call('HINCRBY', KEYS[i], 'um', ARGV[3])
     redis.call('HINCRBY', KEYS[i], 'ut', ARGV[4])
   end
@@ -165,7 +167,8 @@ export function redisLedger(redis: Redis, prefix: string): Ledger {
     },
     async settle(keys, reserved, actual) {
       if (!keys.length) return;
-      await redis.eval(SETTLE, keys.length, ...keys.map(k), Math.round(reserved.micros), Math.round(reserved.tokens), Math.round(actual.micros), Math.round(actual.tokens));
+      const int = (n: number) => String(Math.round(n) || 0);
+      await redis.eval(SETTLE, keys.length, ...keys.map(k), int(-reserved.micros), int(-reserved.tokens), int(actual.micros), int(actual.tokens));
     },
     async read(entries) {
       const out: Counter[] = [];

@@ -44,7 +44,7 @@ export function createMetering(d: {
       }
       const hash = promptHash(request);
       let ended = false;
-      return (outcome: CallOutcome) => {
+      return async (outcome: CallOutcome) => {
         if (ended) return;
         ended = true;
         const { usage } = outcome;
@@ -74,16 +74,18 @@ export function createMetering(d: {
         if (usage.cachedTokens) tokens.inc({ ...labels, kind: 'cached' }, usage.cachedTokens);
         if (outcome.costMicros) cost.inc(labels, outcome.costMicros);
         const used = usage.inputTokens + usage.outputTokens;
-        if (entries.length) {
-          d.ledger
-            .settle(
-              entries.map((e) => e.key),
-              estimate,
-              { micros: outcome.costMicros ?? 0, tokens: used },
-            )
-            .catch((err: unknown) => d.logger?.error({ err }, 'could not settle budget counters'));
-        }
         if (used) d.onTokens?.(meter, used);
+        if (!entries.length) return;
+        try {
+          await d.ledger.settle(
+            entries.map((e) => e.key),
+            estimate,
+            { micros: outcome.costMicros ?? 0, tokens: used },
+          );
+        } catch (err) {
+          // The reservation stays counted until the period ends: the budget errs on the side of refusing.
+          d.logger?.error({ err }, 'could not settle budget counters');
+        }
       };
     },
   };

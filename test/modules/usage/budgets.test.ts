@@ -1,0 +1,177 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { backends, type TestApp } from '../../support/app.ts';
+import { createUser, type TestUser } from '../../support/factories.ts';
+import { chatAs, clusterSkip, useChat, type ChatFixture } from '../chat/generation-fixture.ts';
+
+// Each scripted call costs 435 micro-dollars (gpt-4o-mini: 800 × 0.15 + 200 × 0.075 + 500 × 0.60).
+const USAGE = { input: 1000, output: 500, cached: 200 };
+const COST = 435;
+
+const complete = (t: TestApp, key: string, body: Record<string, unknown> = {}) =>
+  t.api('POST', '/v1/chat/completions', { token: key, body: { model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'Hi' }], ...body } });
+
+async function keyOf(t: TestApp, u: TestUser) {
+  const res = await t.api('POST', '/v1/api-keys', { token: u.accessToken, body: { name: 'k', scopes: ['chat', 'usage:read'] } });
+  assert.equal(res.status, 201, res.text);
+  return res.body as { id: string; key: string };
+}
+
+async function setUserBudget(f: ChatFixture, admin: TestUser, body: Record<string, unknown>) {
+  const res = await f.t.api('PUT', '/v1/admin/budgets', { token: admin.accessToken, body });
+  assert.equal(res.status, 200, res.text);
+  return res.body;
+}
+
+const upstreamCalls = (f: ChatFixture) => f.openai.requests.filter((r) => r.path.endsWith('/chat/completions')).length;
+
+for (const backend of backends()) {
+  describe(`budgets [${backend}]`, () => {
+    const f = useChat(backend);
+
+    test('over a user\'s daily budget: 402 budget_exceeded with the reset in their timezone, and the provider is not called', async () => {
+      const admin = await createUser(f.t, { admin: true });
+      const u = await createUser(f.t);
+      assert.equal((await f.t.api('PATCH', '/v1/users/me/preferences', { token: u.accessToken, body: { timezone: 'Asia/Tokyo' } })).status, 200);
+      const budget = await setUserBudget(f, admin, { userId: u.id, period: 'day', limitUsd: '0.001' });
+      assert.equal(budget.limitMicros, 1000);
+      assert.equal(budget.limit, '0.001000');
+      const { key } = await keyOf(f.t, u);
+      f.openai.state.defaults = { reply: 'ok', usage: USAGE };
+      for (let i = 0; i < 3; i++) assert.equal((await complete(f.t, key)).status, 200, `call ${i + 1}: ${870 - 435 + i * COST} < 1000 before it`);
+      const before = upstreamCalls(f);
+      const refused = await complete(f.t, key);
+      assert.equal(refused.status, 402, refused.text);
+      assert.equal(refused.body.error.code, 'budget_exceeded', 'OpenAI-shaped on the gateway');
+      assert.ok(Number(refused.headers.get('retry-after')) > 0);
+      assert.equal(upstreamCalls(f), before, 'never sent upstream');
+
+      const limits = await f.t.api('GET', '/v1/usage/limits', { token: key });
+      assert.equal(limits.status, 200, limits.text);
+      assert.equal(limits.body.timezone, 'Asia/Tokyo');
+      const [l] = limits.body.data;
+      assert.equal(l.scope, 'user');
+      assert.equal(l.usedMicros, 3 * COST);
+      assert.equal(l.used, '0.001305');
+      assert.equal(l.usedTokens, 3 * 1500);
+      assert.equal(l.reservedMicros, 0);
+      const reset = new Date(l.resetsAt);
+      assert.equal(reset.getUTCHours(), 15, 'midnight in Tokyo is 15:00 UTC');
+      assert.ok(reset.getTime() > Date.now() && reset.getTime() - Date.now() <= 24 * 3600_000);
+      assert.equal(refused.body.error.message.includes(l.resetsAt), true);
+    });
+
+    test('a chat message over budget is refused with a 402 problem before anything is stored', async () => {
+      const admin = await createUser(f.t, { admin: true });
+      const u = await createUser(f.t);
+      await setUserBudget(f, admin, { userId: u.id, period: 'month', limitTokens: 100 });
+      const chat = chatAs(f.t, u);
+      const c = await chat.conversation();
+      f.openai.state.defaults = { reply: 'ok', usage: USAGE };
+      assert.equal((await chat.send(c, { content: 'first' })).status, 201);
+      const refused = await chat.send(c, { content: 'second' });
+      assert.equal(refused.status, 402, refused.text);
+      assert.equal(refused.body.code, 'budget_exceeded');
+      assert.equal(refused.body.period, 'month');
+      assert.match(refused.headers.get('content-type')!, /problem\+json/);
+      assert.equal((await chat.branch(c)).data.length, 2, 'the refused message was not stored');
+    });
+
+    test('owners cap their own API keys; someone else\'s key or budget is not found', async () => {
+      const u = await createUser(f.t);
+      const other = await createUser(f.t);
+      const capped = await keyOf(f.t, u);
+      const free = await keyOf(f.t, u);
+      const res = await f.t.api('PUT', '/v1/budgets', { token: u.accessToken, body: { scope: 'api_key', subjectId: capped.id, period: 'total', limitUsd: 0.0004 } });
+      assert.equal(res.status, 200, res.text);
+      assert.equal(res.body.limitMicros, 400);
+      f.openai.state.defaults = { reply: 'ok', usage: USAGE };
+      assert.equal((await complete(f.t, capped.key)).status, 200);
+      assert.equal((await complete(f.t, capped.key)).status, 402);
+      assert.equal((await complete(f.t, free.key)).status, 200, 'the user\'s other key is not capped');
+
+      const theirs = await f.t.api('PUT', '/v1/budgets', { token: other.accessToken, body: { scope: 'api_key', subjectId: capped.id, period: 'day', limitUsd: 100 } });
+      assert.equal(theirs.status, 404);
+      assert.equal((await f.t.api('DELETE', `/v1/budgets/${res.body.id}`, { token: other.accessToken })).status, 404);
+      assert.equal((await f.t.api('DELETE', `/v1/budgets/${res.body.id}`, { token: u.accessToken })).status, 204);
+      assert.equal((await complete(f.t, capped.key)).status, 200, 'uncapped once the budget is gone');
+    });
+
+    test('an admin default applies to users without a budget of their own for that period', async () => {
+      const admin = await createUser(f.t, { admin: true });
+      const plain = await createUser(f.t);
+      const vip = await createUser(f.t);
+      const def = await setUserBudget(f, admin, { userId: null, period: 'total', limitTokens: 1500 });
+      assert.equal(def.scope, 'default');
+      await setUserBudget(f, admin, { userId: vip.id, period: 'total', limitTokens: 1_000_000 });
+      try {
+        const plainKey = await keyOf(f.t, plain);
+        const vipKey = await keyOf(f.t, vip);
+        f.openai.state.defaults = { reply: 'ok', usage: USAGE };
+        assert.equal((await complete(f.t, plainKey.key)).status, 200);
+        assert.equal((await complete(f.t, plainKey.key)).status, 402, 'the default caps the plain user: 1500 of 1500 used');
+        for (let i = 0; i < 3; i++) assert.equal((await complete(f.t, vipKey.key)).status, 200, 'the VIP\'s own budget replaces the default');
+        const limits = await f.t.api('GET', '/v1/usage/limits', { token: plain.accessToken });
+        assert.deepEqual(limits.body.data.map((l: any) => [l.scope, l.usedTokens]), [['default', 1500]]);
+      } finally {
+        assert.equal((await f.t.api('DELETE', `/v1/admin/budgets/${def.id}`, { token: admin.accessToken })).status, 204);
+      }
+    });
+
+    test('concurrent calls overshoot by no more than what the admitted ones spent beyond their estimates', async () => {
+      const admin = await createUser(f.t, { admin: true });
+      const u = await createUser(f.t);
+      await setUserBudget(f, admin, { userId: u.id, period: 'day', limitUsd: '0.001' });
+      const { key } = await keyOf(f.t, u);
+      // max_tokens 500 makes each call reserve 300 micro-dollars (500 × 0.60) before it runs: three fit in 1000.
+      f.openai.state.defaults = { reply: 'ok', usage: USAGE, delayMs: 50 };
+      const results = await Promise.all(Array.from({ length: 10 }, () => complete(f.t, key, { max_tokens: 500 })));
+      const admitted = results.filter((r) => r.status === 200).length;
+      assert.equal(admitted, 3);
+      assert.ok(results.every((r) => r.status === 200 || (r.status === 402 && r.body.error.code === 'budget_exceeded')));
+      const [l] = (await f.t.api('GET', '/v1/usage/limits', { token: u.accessToken })).body.data;
+      assert.equal(l.usedMicros, admitted * COST);
+      assert.ok(l.usedMicros - 1000 <= admitted * (COST - 300), 'overshoot bounded by the in-flight calls\' excess over their estimate');
+    });
+
+    test('two instances share one budget', { skip: clusterSkip(backend) }, async () => {
+      const b = await f.second();
+      const admin = await createUser(f.t, { admin: true });
+      const u = await createUser(f.t);
+      await setUserBudget(f, admin, { userId: u.id, period: 'day', limitUsd: '0.001' });
+      const { key } = await keyOf(f.t, u);
+      f.openai.state.defaults = { reply: 'ok', usage: USAGE, delayMs: 50 };
+      const results = await Promise.all(Array.from({ length: 10 }, (_, i) => complete(i % 2 ? b : f.t, key, { max_tokens: 500 })));
+      assert.equal(results.filter((r) => r.status === 200).length, 3, 'three admitted across both instances');
+      assert.equal((await complete(b, key)).status, 402);
+    });
+
+    test('budget administration: admins only, validated input', async () => {
+      const admin = await createUser(f.t, { admin: true });
+      const u = await createUser(f.t);
+      assert.equal((await f.t.api('PUT', '/v1/admin/budgets', { token: u.accessToken, body: { userId: u.id, period: 'day', limitUsd: 1000 } })).status, 403);
+      assert.equal((await f.t.api('GET', '/v1/admin/budgets', { token: u.accessToken })).status, 403);
+      const bad: unknown[] = [
+        { userId: u.id, period: 'day' },
+        { userId: u.id, period: 'week', limitUsd: 1 },
+        { userId: u.id, period: 'day', limitUsd: '1.0000001' },
+        { userId: u.id, period: 'day', limitUsd: -1 },
+        { userId: u.id, period: 'day', limitTokens: 1.5 },
+        { userId: 'nope', period: 'day', limitUsd: 1 },
+        { userId: u.id, period: 'day', limitUsd: 1, extra: true },
+      ];
+      for (const body of bad) {
+        const res = await f.t.api('PUT', '/v1/admin/budgets', { token: admin.accessToken, body });
+        assert.equal(res.status, 400, `${JSON.stringify(body)}: ${res.text}`);
+      }
+      assert.equal((await f.t.api('PUT', '/v1/admin/budgets', { token: admin.accessToken, raw: '{"userId":' })).status, 400);
+      const unknown = await f.t.api('PUT', '/v1/admin/budgets', { token: admin.accessToken, body: { userId: '00000000-0000-7000-8000-000000000000', period: 'day', limitUsd: 1 } });
+      assert.equal(unknown.status, 404);
+      const set = await setUserBudget(f, admin, { userId: u.id, period: 'day', limitUsd: 1 });
+      const replaced = await setUserBudget(f, admin, { userId: u.id, period: 'day', limitUsd: 2 });
+      assert.equal(replaced.id, set.id, 'one budget per user and period, replaced in place');
+      const listed = await f.t.api('GET', `/v1/admin/budgets?userId=${u.id}`, { token: admin.accessToken });
+      assert.deepEqual(listed.body.data.map((b: any) => b.limitMicros), [2_000_000]);
+    });
+  });
+}
