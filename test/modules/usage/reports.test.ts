@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { eq } from 'drizzle-orm';
+import { usageDaily } from '../../../src/modules/usage/schema.ts';
+import { backends, startApp, type TestApp } from '../../support/app.ts';
+import { createUser, type TestUser } from '../../support/factories.ts';
+
+const DAY = 86_400_000;
+const dayOf = (d: Date) => d.toISOString().slice(0, 10);
+
+for (const backend of backends()) {
+  describe(`usage reports and rollups [${backend}]`, () => {
+    let t: TestApp;
+    let admin: TestUser;
+    let u: TestUser;
+    let other: TestUser;
+    const now = new Date();
+    const days = [3, 2, 1, 0].map((ago) => dayOf(new Date(now.getTime() - ago * DAY)));
+
+    before(async () => {
+      t = await startApp({ backend });
+      admin = await createUser(t, { admin: true });
+      u = await createUser(t);
+      other = await createUser(t);
+      // Three calls a day for four days, one of them on an unpriced model, one failed; and some of another user's.
+      const { recorder } = t.services.usage;
+      for (const [i, day] of days.entries()) {
+        const at = (h: number) => new Date(`${day}T${String(h).padStart(2, '0')}:00:00Z`);
+        const base = { userId: u.id, source: 'gateway' as const, latencyMs: 10, ttftMs: 5 };
+        recorder.record({ ...base, occurredAt: at(1), provider: 'openai', model: 'gpt-4o-mini', inputTokens: 100 + i, outputTokens: 10, costMicros: 21, status: 'ok' });
+        recorder.record({ ...base, occurredAt: at(2), provider: 'local', model: 'qwen3', inputTokens: 50, outputTokens: 5, costMicros: null, status: 'ok' });
+        recorder.record({ ...base, occurredAt: at(0), provider: 'openai', model: 'gpt-4o-mini', inputTokens: 0, outputTokens: 0, costMicros: 0, status: 'failed' });
+        recorder.record({ ...base, userId: other.id, occurredAt: at(1), provider: 'openai', model: 'gpt-4o', inputTokens: 9, outputTokens: 9, costMicros: 999, status: 'ok' });
+      }
+      await recorder.flush();
+    });
+    after(() => t.close());
+
+    const report = async (query: string, token = u.accessToken) => {
+      const res = await t.api('GET', `/v1/usage?from=${days[0]}&to=${days[3]}&${query}`, { token });
+      assert.equal(res.status, 200, res.text);
+      return res.body;
+    };
+
+    test('reports are the same from the events and from the rollups; a rollup run twice changes nothing', async () => {
+      const queries = ['groupBy=day', 'groupBy=model', 'groupBy=day,model', `model=openai:gpt-4o-mini&groupBy=day`];
+      const fromEvents = await Promise.all(queries.map((q) => report(q)));
+      assert.deepEqual(fromEvents[0].totals, { requests: 12, failed: 4, inputTokens: 4 * 150 + 6, outputTokens: 60, cachedTokens: 0, costMicros: 84, cost: '0.000084', unpricedRequests: 4 });
+      assert.deepEqual(fromEvents[1].data.map((r: any) => [r.provider, r.model, r.requests, r.costMicros, r.unpricedRequests]), [
+        ['local', 'qwen3', 4, 0, 4],
+        ['openai', 'gpt-4o-mini', 8, 84, 0],
+      ]);
+
+      const rolled = await t.services.usage.reports.rollup(now);
+      assert.deepEqual(rolled, days.slice(0, 3), 'the complete days, not today');
+      assert.equal(await t.services.usage.reports.rolledThrough(), days[2]);
+      const rows = await t.deps.db.select().from(usageDaily).where(eq(usageDaily.userId, u.id));
+      assert.equal(rows.length, 6, 'per day and model');
+      assert.deepEqual(await Promise.all(queries.map((q) => report(q))), fromEvents, 'rollups + today\'s events = the events');
+
+      assert.deepEqual(await t.services.usage.reports.rollup(now), [], 'nothing left to roll');
+      // Rolling a day again (say after late events) recomputes it rather than adding twice.
+      await t.deps.db.delete(usageDaily).where(eq(usageDaily.day, days[2]!));
+      assert.deepEqual(await t.services.usage.reports.rollup(now), [days[2]]);
+      assert.deepEqual(await report('groupBy=day'), fromEvents[0]);
+    });
+
+    test('admins see every user, grouped by user; others are refused', async () => {
+      const res = await t.api('GET', `/v1/admin/usage?from=${days[0]}&to=${days[3]}&groupBy=user`, { token: admin.accessToken });
+      assert.equal(res.status, 200, res.text);
+      const byUser = Object.fromEntries(res.body.data.map((r: any) => [r.userId, r.requests]));
+      assert.equal(byUser[u.id], 12);
+      assert.equal(byUser[other.id], 4);
+      assert.equal((await t.api('GET', '/v1/admin/usage', { token: u.accessToken })).status, 403);
+      assert.equal((await t.api('GET', '/v1/admin/usage/export', { token: u.accessToken })).status, 403);
+      const mine = await report('groupBy=user', u.accessToken).catch((e: Error) => e);
+      assert.ok(mine instanceof Error, 'users cannot group by user');
+    });
+
+    test('the CSV export streams one row per day, user, key, project and model', async () => {
+      const res = await fetch(`${t.url}/v1/admin/usage/export?from=${days[0]}&to=${days[3]}&userId=${u.id}`, { headers: { authorization: `Bearer ${admin.accessToken}` } });
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get('content-type')!, /^text\/csv/);
+      assert.match(res.headers.get('content-disposition')!, /attachment; filename="parley-usage-/);
+      const lines = (await res.text()).trim().split('\n');
+      assert.equal(lines[0], 'day,userId,apiKeyId,projectId,provider,model,requests,failed,inputTokens,outputTokens,cachedTokens,costMicros,cost,unpricedRequests');
+      assert.equal(lines.length, 1 + 8, 'two models a day for four days');
+      assert.equal(lines[1], `${days[0]},${u.id},,,local,qwen3,1,0,50,5,0,0,0.000000,1`);
+      assert.equal(lines[2], `${days[0]},${u.id},,,openai,gpt-4o-mini,2,1,100,10,0,21,0.000021,0`);
+      const bad = await t.api('GET', `/v1/admin/usage/export?from=${days[3]}&to=${days[0]}`, { token: admin.accessToken });
+      assert.equal(bad.status, 400);
+    });
+  });
+}
