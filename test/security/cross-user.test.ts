@@ -19,6 +19,8 @@ interface Chat {
 interface Fixture {
   a: TestUser & Chat & { apiKey: string; apiKeyId: string; secondSessionId: string };
   b: TestUser & Chat & { apiKey: string };
+  /** A ban an admin set (on an address neither user calls from). */
+  banId: string;
 }
 
 interface Case {
@@ -41,6 +43,10 @@ const ADMIN_ROUTES: Array<Pick<Case, 'name' | 'method' | 'path' | 'body'>> = [
   { name: 'make themselves an admin', method: 'PATCH', path: (f) => `/v1/admin/users/${f.b.id}`, body: () => ({ role: 'admin' }) },
   { name: "read A's audit trail", method: 'GET', path: (f) => `/v1/admin/audit?userId=${f.a.id}` },
   { name: "read A's mail", method: 'GET', path: (f) => `/v1/admin/outbox?to=${encodeURIComponent(f.a.email)}` },
+  { name: 'list bans', method: 'GET', path: () => '/v1/admin/bans' },
+  { name: 'ban A', method: 'POST', path: () => '/v1/admin/bans', body: (f) => ({ kind: 'user', subject: f.a.id, seconds: 600, reason: 'pwned' }) },
+  { name: "ban A's key", method: 'POST', path: () => '/v1/admin/bans', body: (f) => ({ kind: 'api_key', subject: f.a.apiKeyId, seconds: 600, reason: 'pwned' }) },
+  { name: 'lift a ban', method: 'DELETE', path: (f) => `/v1/admin/bans/${f.banId}` },
 ];
 
 /** A's projects, prompts, conversations and messages, reached directly or through B's own ones. */
@@ -172,6 +178,7 @@ for (const backend of backends()) {
       f = {
         a: { ...a, ...(await chatOf(a, 'Alice')), apiKey: aKey.body.key, apiKeyId: aKey.body.id, secondSessionId: second.body.sessionId },
         b: { ...b, ...(await chatOf(b, 'Bob')), apiKey: bKey.body.key },
+        banId: (await t.services.limits.ban('ip', '203.0.113.7', 3600, 'cross-user fixture')).id,
       };
     });
     after(() => t.close());
@@ -220,6 +227,7 @@ for (const backend of backends()) {
         assert.equal(before_.me.disabled, false);
         assert.equal((await t.api('GET', '/v1/users/me', { token: f.a.apiKey })).status, 200);
         assert.equal((await t.services.users.byId(f.b.id))!.role, 'user', 'B did not promote themselves');
+        assert.deepEqual((await t.services.limits.listBans({ limit: 10, active: true })).map((b) => b.id), [f.banId], 'B banned no one and lifted nothing');
       });
     });
   });
