@@ -5,6 +5,7 @@ import { AppError } from './errors.ts';
 import { createDeps, type Deps } from './deps.ts';
 import { adminCommand } from './cli/admin.ts';
 import { startWorker } from './worker.ts';
+import { createServices } from './services.ts';
 
 const USAGE = `Usage: parley <command>
 
@@ -63,8 +64,9 @@ async function main(argv: string[]): Promise<number> {
 
 async function run(config: Config, roles: { http: boolean; worker: boolean }): Promise<void> {
   const deps: Deps = await createDeps(config);
-  const app = roles.http ? await buildApp(deps) : undefined;
-  const worker = roles.worker ? startWorker(deps) : undefined;
+  const services = createServices(deps);
+  const app = roles.http ? await buildApp(deps, services) : undefined;
+  const worker = roles.worker ? startWorker(deps, services) : undefined;
   if (app) await app.listen({ port: config.port, host: config.host });
   deps.logger.info(
     { database: deps.database.kind, redis: Boolean(deps.redis), http: roles.http, worker: roles.worker, dataDir: deps.database.kind === 'pglite' ? config.dataDir : undefined },
@@ -76,6 +78,8 @@ async function run(config: Config, roles: { http: boolean; worker: boolean }): P
     // Stop accepting, let in-flight requests finish, then release the database.
     await app?.close();
     await worker?.stop();
+    // Without HTTP there is no app whose close writes the pending usage events.
+    if (!app) await services.usage.close();
     await deps.close();
   });
 }

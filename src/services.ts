@@ -98,7 +98,11 @@ export function createServices(deps: Deps) {
   });
   const account = createAccount({ db, users, audit, passwordGuard, credentialsChanged });
   const admin = createAdmin({ db, users, sessions, audit, outbox: createOutbox(db), credentialsChanged });
-  const usage = createUsage(deps);
+  const usage = createUsage(deps, {
+    // Tokens-per-minute limits count what every metered call used.
+    onTokens: (meter, tokens) => void limits.addTokens({ userId: meter.userId, role: meter.role ?? 'user', via: meter.apiKeyId ? 'api_key' : 'session', apiKeyId: meter.apiKeyId ?? undefined, scopes: [] }, tokens),
+    ban: (userId, seconds, reason) => limits.ban('user', userId, seconds, reason),
+  });
   const ai = createAi(config.ai, { logger: deps.logger, metering: usage.metering });
   const projects = createProjects(db);
   const conversations = createConversations({ db, projects });

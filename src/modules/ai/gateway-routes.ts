@@ -78,7 +78,8 @@ export function gatewayRoutes(app: App, ctx: RouteContext) {
         if (!reply.raw.writableFinished) controller.abort();
       });
       const caller = principal(request);
-      const meter = { source: 'gateway' as const, userId: caller.userId, apiKeyId: caller.apiKeyId ?? null };
+      await ctx.services.limits.checkTokens(caller);
+      const meter = { source: 'gateway' as const, userId: caller.userId, role: caller.role, apiKeyId: caller.apiKeyId ?? null };
       const events = ai.streamChat({ ...toChatRequest(body), chain, signal: controller.signal, meter });
       const id = `chatcmpl-${randomUUID()}`;
       // Metering and budgets happen inside streamChat (the `meter` above), as for every model call.

@@ -44,6 +44,8 @@ export interface ChatRequest {
 export interface MeterContext {
   source: 'chat' | 'gateway' | 'title' | 'embedding';
   userId: string;
+  /** The caller's role, for per-role token rate limits. */
+  role?: 'user' | 'admin';
   apiKeyId?: string | null;
   projectId?: string | null;
   conversationId?: string | null;

@@ -23,7 +23,7 @@ const ANSWER_DESCRIPTION =
 
 /** Posting messages and following, resuming and stopping their answers. API keys need the `chat` scope. */
 export function generationRoutes(app: App, { services, guards }: RouteContext) {
-  const { generation, idempotency } = services;
+  const { generation, idempotency, limits } = services;
   const preHandler = guards.user({ scope: 'chat' });
   // Shutting down: stop local generations and let every open event stream end, so close() is not held up.
   const closing = new AbortController();
@@ -72,8 +72,9 @@ export function generationRoutes(app: App, { services, guards }: RouteContext) {
     handler: async (request, reply) => {
       const userId = principal(request).userId;
       const { id } = request.params;
+      await limits.checkTokens(principal(request));
       const { resourceId } = await idempotency.once(idempotencyOf(request, userId, { params: request.params, body: request.body }), async () => {
-        return (await generation.start(userId, id, request.body, principal(request).apiKeyId ?? null)).assistantMessage.id;
+        return (await generation.start(userId, id, request.body, principal(request))).assistantMessage.id;
       });
       return answer(request, reply, id, resourceId);
     },
@@ -93,8 +94,9 @@ export function generationRoutes(app: App, { services, guards }: RouteContext) {
     handler: async (request, reply) => {
       const userId = principal(request).userId;
       const { id, messageId } = request.params;
+      await limits.checkTokens(principal(request));
       const { resourceId } = await idempotency.once(idempotencyOf(request, userId, { params: request.params, body: request.body }), async () => {
-        return (await generation.regenerate(userId, id, messageId, request.body, principal(request).apiKeyId ?? null)).assistantMessage.id;
+        return (await generation.regenerate(userId, id, messageId, request.body, principal(request))).assistantMessage.id;
       });
       return answer(request, reply, id, resourceId);
     },

@@ -25,6 +25,12 @@ export interface GenerationDeps {
   checkBudget: (subject: { userId: string; apiKeyId: string | null; projectId: string | null }) => Promise<void>;
 }
 
+/** Who asks, beyond the user: for metering and per-role token limits. */
+export interface Caller {
+  apiKeyId?: string | null;
+  role?: 'user' | 'admin';
+}
+
 export interface Started {
   userMessage: MessageRow;
   assistantMessage: MessageRow;
@@ -66,9 +72,9 @@ export function createGeneration(d: GenerationDeps) {
     return { conversation, settings, chain };
   }
 
-  async function launch(userId: string, p: Awaited<ReturnType<typeof plan>>, userMessage: MessageRow, assistant: MessageRow, apiKeyId: string | null): Promise<Started> {
+  async function launch(userId: string, p: Awaited<ReturnType<typeof plan>>, userMessage: MessageRow, assistant: MessageRow, caller: Caller): Promise<Started> {
     const { conversation, settings, chain } = p;
-    const meter = { userId, apiKeyId, projectId: conversation.projectId, conversationId: conversation.id };
+    const meter = { userId, role: caller.role, apiKeyId: caller.apiKeyId ?? null, projectId: conversation.projectId, conversationId: conversation.id };
     try {
       const history = await d.messages.historyFor(conversation.id, userMessage.id);
       const messages = contextFor(chain[0]!, settings, history);
@@ -124,28 +130,28 @@ export function createGeneration(d: GenerationDeps) {
 
   return {
     /** Posts the user's message (under `parentId` to edit: a new branch) and starts answering it. */
-    async start(userId: string, conversationId: string, input: { content: string | ContentPart[]; parentId?: string | null; model?: string }, apiKeyId: string | null = null): Promise<Started> {
+    async start(userId: string, conversationId: string, input: { content: string | ContentPart[]; parentId?: string | null; model?: string }, caller: Caller = {}): Promise<Started> {
       if (contentText(input.content).length > d.limits.maxMessageChars) {
         throw ValidationError(`A message may hold at most ${d.limits.maxMessageChars} characters`, 'message_too_long');
       }
       // The parent first: a message that is not there is a 404 whatever the model settings say.
       if (input.parentId) await d.messages.get(userId, conversationId, input.parentId);
       const p = await plan(userId, conversationId, input.model);
-      await d.checkBudget({ userId, apiKeyId, projectId: p.conversation.projectId });
+      await d.checkBudget({ userId, apiKeyId: caller.apiKeyId ?? null, projectId: p.conversation.projectId });
       const userMessage = await d.messages.appendUserMessage(userId, conversationId, { parentId: input.parentId, content: input.content });
       const assistant = await d.messages.createAssistantPlaceholder(conversationId, { parentId: userMessage.id, model: p.chain[0] });
-      return launch(userId, p, userMessage, assistant, apiKeyId);
+      return launch(userId, p, userMessage, assistant, caller);
     },
 
     /** Answers again: a new assistant message beside `messageId` (an answer) or below it (a user message). */
-    async regenerate(userId: string, conversationId: string, messageId: string, input: { model?: string } = {}, apiKeyId: string | null = null): Promise<Started> {
+    async regenerate(userId: string, conversationId: string, messageId: string, input: { model?: string } = {}, caller: Caller = {}): Promise<Started> {
       const target = await d.messages.get(userId, conversationId, messageId);
       const question = target.role === 'assistant' && target.parentId ? await d.messages.get(userId, conversationId, target.parentId) : target;
       if (question.role !== 'user') throw ValidationError('Regenerate an assistant message or the user message it answers', 'not_regenerable');
       const p = await plan(userId, conversationId, input.model);
-      await d.checkBudget({ userId, apiKeyId, projectId: p.conversation.projectId });
+      await d.checkBudget({ userId, apiKeyId: caller.apiKeyId ?? null, projectId: p.conversation.projectId });
       const assistant = await d.messages.createAssistantPlaceholder(conversationId, { parentId: question.id, model: p.chain[0] });
-      return launch(userId, p, question, assistant, apiKeyId);
+      return launch(userId, p, question, assistant, caller);
     },
 
     /** The caller's assistant message, checked before any event is sent. */

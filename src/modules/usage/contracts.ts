@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ValidationError } from '../../errors.ts';
+import { pageQuery } from '../../http/pagination.ts';
 import { usdToMicros } from '../ai/cost.ts';
 import { BUDGET_PERIODS } from './schema.ts';
 import { GROUPS, type Group } from './reports.ts';
@@ -110,3 +111,18 @@ export function limitsOf(body: { period: (typeof BUDGET_PERIODS)[number]; limitU
   }
   return { period: body.period, limitMicros, limitTokens: body.limitTokens ?? null };
 }
+
+export const abuseFlagsQuery = pageQuery.extend({
+  userId: z.uuid().optional(),
+  active: z.enum(['true', 'false']).optional().transform((v) => v === 'true').describe('Only flags not yet cleared'),
+});
+
+export const abuseFlagSchema = z.object({
+  id: z.uuid(),
+  userId: z.string(),
+  kind: z.string(),
+  evidence: z.string(),
+  createdAt: z.string(),
+  clearedAt: z.string().nullable(),
+  clearedBy: z.string().nullable(),
+});

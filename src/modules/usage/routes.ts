@@ -3,10 +3,13 @@ import { stringify } from 'csv-stringify';
 import { z } from 'zod';
 import { ValidationError } from '../../errors.ts';
 import { principal } from '../../http/guards.ts';
+import { page, toPage } from '../../http/pagination.ts';
 import { problemSchema } from '../../http/problem.ts';
 import type { App, RouteContext } from '../../http/types.ts';
 import { formatMicros } from '../ai/cost.ts';
 import {
+  abuseFlagSchema,
+  abuseFlagsQuery,
   adminBudgetBody,
   adminBudgetsQuery,
   adminUsageQuery,
@@ -20,6 +23,7 @@ import {
   usageReportSchema,
 } from './contracts.ts';
 import type { Group, ReportRow } from './reports.ts';
+import type { AbuseFlagRow } from '../limits/schema.ts';
 import type { BudgetRow } from './schema.ts';
 
 const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema };
@@ -181,6 +185,40 @@ export function usageRoutes(app: App, { services, guards }: RouteContext) {
       const { userId, ...rest } = request.body;
       return toPublicBudget(await usage.budgets.setForUser(userId, limitsOf(rest)));
     },
+  });
+
+  const toFlag = (f: AbuseFlagRow) => ({ ...f, createdAt: f.createdAt.toISOString(), clearedAt: f.clearedAt?.toISOString() ?? null });
+
+  app.get('/admin/abuse-flags', {
+    schema: {
+      tags: ['admin'],
+      summary: 'Accounts the abuse check flagged, newest first',
+      description: 'Kinds: `usage_spike` (the last hour far above the account\'s own weekly baseline), `repeated_prompts`, `key_burst` (many API keys created at once).',
+      querystring: abuseFlagsQuery,
+      response: { 200: page(abuseFlagSchema), ...problems },
+    },
+    preHandler: admin,
+    handler: async (request) => {
+      const { limit, ...filters } = request.query;
+      return toPage(await usage.abuse.list({ ...filters, limit: limit + 1 }), limit, toFlag);
+    },
+  });
+
+  app.post('/admin/abuse-flags/:id/clear', {
+    schema: { tags: ['admin'], summary: 'Clear a flag (idempotent)', params: budgetParams, response: { 200: abuseFlagSchema, 404: problemSchema, ...problems } },
+    preHandler: admin,
+    handler: async (request) => toFlag(await usage.abuse.clear(request.params.id, principal(request).userId)),
+  });
+
+  app.post('/admin/abuse-flags/check', {
+    schema: {
+      tags: ['admin'],
+      summary: 'Run the abuse check now',
+      description: 'The worker runs it every hour; this runs it at once and returns the flags it raised.',
+      response: { 200: z.object({ raised: z.array(abuseFlagSchema) }), ...problems },
+    },
+    preHandler: admin,
+    handler: async () => ({ raised: (await usage.abuse.run()).map(toFlag) }),
   });
 
   app.delete('/admin/budgets/:id', {

@@ -1,5 +1,6 @@
 import type { Deps } from '../../deps.ts';
 import type { MeterContext } from '../ai/types.ts';
+import { createAbuseCheck } from './abuse.ts';
 import { createBudgets } from './budgets.ts';
 import { memoryLedger, redisLedger } from './ledger.ts';
 import { createMetering } from './metering.ts';
@@ -7,14 +8,19 @@ import { createUsageRecorder } from './recorder.ts';
 import { createReports } from './reports.ts';
 
 /** Metering, budgets and usage reports over the deps the config chose (Redis counters across instances, memory on one). */
-export function createUsage(deps: Pick<Deps, 'config' | 'db' | 'redis' | 'broadcast' | 'metrics' | 'logger'>, opts: { onTokens?: (meter: MeterContext, tokens: number) => void } = {}) {
+export function createUsage(
+  deps: Pick<Deps, 'config' | 'db' | 'redis' | 'broadcast' | 'metrics' | 'logger'>,
+  opts: { onTokens?: (meter: MeterContext, tokens: number) => void; ban?: (userId: string, seconds: number, reason: string) => Promise<unknown> } = {},
+) {
   const { config, db, logger } = deps;
   const recorder = createUsageRecorder(db, { flushIntervalMs: config.usage.flushIntervalMs, maxBatch: config.usage.flushBatch, maxPending: config.usage.maxPending, logger });
   const ledger = deps.redis ? redisLedger(deps.redis, config.redisPrefix) : memoryLedger();
   const budgets = createBudgets({ db, ledger, recorder, broadcast: deps.broadcast });
   const metering = createMetering({ budgets, ledger, recorder, registry: deps.metrics.registry, logger, onTokens: opts.onTokens });
   const reports = createReports(db);
+  const abuse = createAbuseCheck({ db, settings: config.usage.abuse, ban: opts.ban });
   return {
+    abuse,
     recorder,
     budgets,
     metering,

@@ -1,10 +1,16 @@
 import { z } from 'zod';
+import type { AbuseSettings } from './abuse.ts';
 
 /** Metering's environment variables, spread into config.ts's schema. */
 export const usageEnv = {
   USAGE_FLUSH_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(1_000),
   USAGE_FLUSH_BATCH: z.coerce.number().int().min(1).max(10_000).default(500),
   USAGE_MAX_PENDING: z.coerce.number().int().min(1_000).default(1_000_000),
+  ABUSE_SPIKE_FACTOR: z.coerce.number().positive().default(10),
+  ABUSE_SPIKE_MIN_TOKENS: z.coerce.number().int().positive().default(200_000),
+  ABUSE_REPEATED_PROMPTS: z.coerce.number().int().min(2).default(100),
+  ABUSE_KEY_BURST: z.coerce.number().int().min(2).default(10),
+  ABUSE_AUTO_THROTTLE_SECONDS: z.coerce.number().int().min(0).default(0),
 };
 
 export interface UsageSettings {
@@ -13,10 +19,20 @@ export interface UsageSettings {
   flushBatch: number;
   /** Events kept in memory while the database is unreachable before the oldest are dropped. */
   maxPending: number;
+  abuse: AbuseSettings;
 }
 
-export const usageSettings = (e: { USAGE_FLUSH_INTERVAL_MS: number; USAGE_FLUSH_BATCH: number; USAGE_MAX_PENDING: number }): UsageSettings => ({
+type UsageEnv = { [K in keyof typeof usageEnv]: z.output<(typeof usageEnv)[K]> };
+
+export const usageSettings = (e: UsageEnv): UsageSettings => ({
   flushIntervalMs: e.USAGE_FLUSH_INTERVAL_MS,
   flushBatch: e.USAGE_FLUSH_BATCH,
   maxPending: e.USAGE_MAX_PENDING,
+  abuse: {
+    spikeFactor: e.ABUSE_SPIKE_FACTOR,
+    spikeMinTokens: e.ABUSE_SPIKE_MIN_TOKENS,
+    repeatedPrompts: e.ABUSE_REPEATED_PROMPTS,
+    keyBurst: e.ABUSE_KEY_BURST,
+    autoThrottleSeconds: e.ABUSE_AUTO_THROTTLE_SECONDS,
+  },
 });
