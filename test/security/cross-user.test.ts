@@ -17,7 +17,7 @@ interface Chat {
 }
 
 interface Fixture {
-  a: TestUser & Chat & { apiKey: string; apiKeyId: string; secondSessionId: string };
+  a: TestUser & Chat & { apiKey: string; apiKeyId: string; secondSessionId: string; budgetId: string };
   b: TestUser & Chat & { apiKey: string };
   /** A ban an admin set (on an address neither user calls from). */
   banId: string;
@@ -47,6 +47,15 @@ const ADMIN_ROUTES: Array<Pick<Case, 'name' | 'method' | 'path' | 'body'>> = [
   { name: 'ban A', method: 'POST', path: () => '/v1/admin/bans', body: (f) => ({ kind: 'user', subject: f.a.id, seconds: 600, reason: 'pwned' }) },
   { name: "ban A's key", method: 'POST', path: () => '/v1/admin/bans', body: (f) => ({ kind: 'api_key', subject: f.a.apiKeyId, seconds: 600, reason: 'pwned' }) },
   { name: 'lift a ban', method: 'DELETE', path: (f) => `/v1/admin/bans/${f.banId}` },
+  { name: "read A's usage", method: 'GET', path: (f) => `/v1/admin/usage?userId=${f.a.id}&groupBy=user` },
+  { name: "export A's usage", method: 'GET', path: (f) => `/v1/admin/usage/export?userId=${f.a.id}` },
+  { name: "list A's budgets", method: 'GET', path: (f) => `/v1/admin/budgets?userId=${f.a.id}` },
+  { name: 'lift their own budget', method: 'PUT', path: () => '/v1/admin/budgets', body: (f) => ({ userId: f.b.id, period: 'day', limitUsd: 1_000_000 }) },
+  { name: 'set a default budget', method: 'PUT', path: () => '/v1/admin/budgets', body: () => ({ userId: null, period: 'day', limitUsd: 0 }) },
+  { name: "remove A's key budget", method: 'DELETE', path: (f) => `/v1/admin/budgets/${f.a.budgetId}` },
+  { name: 'list abuse flags', method: 'GET', path: (f) => `/v1/admin/abuse-flags?userId=${f.a.id}` },
+  { name: 'run the abuse check', method: 'POST', path: () => '/v1/admin/abuse-flags/check' },
+  { name: 'clear an abuse flag', method: 'POST', path: (f) => `/v1/admin/abuse-flags/${f.a.budgetId}/clear` },
 ];
 
 /** A's projects, prompts, conversations and messages, reached directly or through B's own ones. */
@@ -104,6 +113,11 @@ const CASES: Case[] = [
   { name: "read A's API key", method: 'GET', path: (f) => `/v1/api-keys/${f.a.apiKeyId}`, status: 404, code: 'api_key_not_found' },
   { name: "delete A's API key", method: 'DELETE', path: (f) => `/v1/api-keys/${f.a.apiKeyId}`, status: 404, code: 'api_key_not_found' },
   { name: "delete A's API key with a key", method: 'DELETE', path: (f) => `/v1/api-keys/${f.a.apiKeyId}`, as: 'api_key', status: 403, code: 'api_key_not_allowed' },
+  // budgets
+  { name: "cap A's API key", method: 'PUT', path: () => '/v1/budgets', body: (f) => ({ scope: 'api_key', subjectId: f.a.apiKeyId, period: 'day', limitUsd: 0 }), status: 404, code: 'api_key_not_found' },
+  { name: "cap A's project", method: 'PUT', path: () => '/v1/budgets', body: (f) => ({ scope: 'project', subjectId: f.a.projectId, period: 'day', limitUsd: 0 }), status: 404, code: 'project_not_found' },
+  { name: "remove A's key budget", method: 'DELETE', path: (f) => `/v1/budgets/${f.a.budgetId}`, status: 404, code: 'budget_not_found' },
+  { name: "cap A's API key with a key", method: 'PUT', path: () => '/v1/budgets', body: (f) => ({ scope: 'api_key', subjectId: f.a.apiKeyId, period: 'day', limitUsd: 0 }), as: 'api_key', status: 403, code: 'api_key_not_allowed' },
   // admin
   ...ADMIN_ROUTES.map((r): Case => ({ ...r, name: `admin: ${r.name}`, status: 403, code: 'admin_required' })),
   ...ADMIN_ROUTES.map((r): Case => ({ ...r, name: `admin with a key: ${r.name}`, as: 'api_key', status: 403, code: 'api_key_not_allowed' })),
@@ -118,6 +132,8 @@ const LIST_CASES: Array<{ name: string; path: string; idsOfA: (f: Fixture) => st
   { name: 'API keys', path: '/v1/api-keys', idsOfA: (f) => [f.a.apiKeyId] },
   { name: 'projects', path: '/v1/projects', idsOfA: (f) => [f.a.projectId] },
   { name: 'conversations', path: '/v1/conversations', idsOfA: (f) => [f.a.conversationId] },
+  { name: 'usage', path: '/v1/usage?groupBy=day,model,project,api_key', idsOfA: (f) => [f.a.apiKeyId, f.a.projectId, f.a.id] },
+  { name: 'budgets and limits', path: '/v1/usage/limits', idsOfA: (f) => [f.a.budgetId, f.a.apiKeyId, f.a.id] },
 ];
 
 for (const backend of backends()) {
@@ -142,6 +158,8 @@ for (const backend of backends()) {
         conversations: (await get('/v1/conversations')).data,
         archived: (await get('/v1/conversations?archived=true')).data,
         messages: await get(`/v1/conversations/${f.a.conversationId}/messages`),
+        usage: await get('/v1/usage?groupBy=api_key'),
+        limits: (await get('/v1/usage/limits')).data,
       };
     }
 
@@ -175,9 +193,19 @@ for (const backend of backends()) {
       assert.equal(second.status, 200, second.text);
       await t.api('PATCH', '/v1/users/me/preferences', { token: a.accessToken, body: { theme: 'dark' } });
       await t.deps.mailer.send({ to: a.email, subject: 'for Alice', text: 'private' });
+      const aBudget = await t.api('PUT', '/v1/budgets', { token: a.accessToken, body: { scope: 'api_key', subjectId: aKey.body.id, period: 'month', limitUsd: '5' } });
+      assert.equal(aBudget.status, 200, aBudget.text);
+      // Some of A's usage, through A's key, in A's project.
+      const chatA = await chatOf(a, 'Alice');
+      t.services.usage.recorder.record({ userId: a.id, apiKeyId: aKey.body.id, projectId: chatA.projectId, source: 'gateway', provider: 'openai', model: 'gpt-4o-mini', inputTokens: 7, outputTokens: 7, costMicros: 5, latencyMs: 1, status: 'ok' });
+      const chatB = await chatOf(b, 'Bob');
+      t.services.usage.recorder.record({ userId: b.id, source: 'gateway', provider: 'openai', model: 'gpt-4o-mini', inputTokens: 1, outputTokens: 1, costMicros: 1, latencyMs: 1, status: 'ok' });
+      await t.services.usage.recorder.flush();
+      const bBudget = await t.api('PUT', '/v1/budgets', { token: b.accessToken, body: { scope: 'project', subjectId: chatB.projectId, period: 'day', limitTokens: 1000 } });
+      assert.equal(bBudget.status, 200, bBudget.text);
       f = {
-        a: { ...a, ...(await chatOf(a, 'Alice')), apiKey: aKey.body.key, apiKeyId: aKey.body.id, secondSessionId: second.body.sessionId },
-        b: { ...b, ...(await chatOf(b, 'Bob')), apiKey: bKey.body.key },
+        a: { ...a, ...chatA, apiKey: aKey.body.key, apiKeyId: aKey.body.id, secondSessionId: second.body.sessionId, budgetId: aBudget.body.id },
+        b: { ...b, ...chatB, apiKey: bKey.body.key },
         banId: (await t.services.limits.ban('ip', '203.0.113.7', 3600, 'cross-user fixture')).id,
       };
     });
@@ -202,9 +230,9 @@ for (const backend of backends()) {
         test(`B's list of ${l.name} holds none of A's`, async () => {
           const res = await t.api('GET', l.path, { token: f.b.accessToken });
           assert.equal(res.status, 200);
-          const ids = res.body.data.map((r: { id: string }) => r.id);
-          assert.ok(ids.length > 0, 'B has some of their own');
-          for (const id of l.idsOfA(f)) assert.ok(!ids.includes(id));
+          assert.ok(res.body.data.length > 0, 'B has some of their own');
+          // Anywhere in the answer, not only as row ids (usage rows name keys and projects).
+          for (const id of l.idsOfA(f)) assert.ok(!res.text.includes(id), id);
         });
       }
 
