@@ -27,6 +27,8 @@ export interface Figures {
   p99: number;
   /** Responses that were not 2xx, plus connection errors (timeouts included). */
   failed: number;
+  /** 2xx responses. */
+  ok: number;
 }
 
 const CHAIN = 50;
@@ -81,6 +83,7 @@ async function run(s: Scenario): Promise<Figures> {
     p50: result.latency.p50,
     p99: result.latency.p99,
     failed: result.non2xx + result.errors,
+    ok: result['2xx'],
   };
 }
 

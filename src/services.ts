@@ -103,14 +103,14 @@ export function createServices(deps: Deps) {
     onTokens: (meter, tokens) => void limits.addTokens({ userId: meter.userId, role: meter.role ?? 'user', via: meter.apiKeyId ? 'api_key' : 'session', apiKeyId: meter.apiKeyId ?? undefined, scopes: [] }, tokens),
     ban: (userId, seconds, reason) => limits.ban('user', userId, seconds, reason),
   });
-  const ai = createAi(config.ai, { logger: deps.logger, metering: usage.metering });
+  const ai = createAi(config.ai, { logger: deps.logger, metering: config.usage.enabled ? usage.metering : undefined });
   const projects = createProjects(db);
   const conversations = createConversations({ db, projects });
   const messages = createMessages({ db });
   const search = createSearch(db);
   const idempotency = createIdempotency(db);
   const titles = createTitles({ ai, repo: createGenerationRepository(db), logger: deps.logger });
-  const generation = createGeneration({ ai, messages, conversations, projects, streams: deps.streams, titles, logger: deps.logger, limits: config.chat, checkBudget: usage.budgets.assertRoom });
+  const generation = createGeneration({ ai, messages, conversations, projects, streams: deps.streams, titles, logger: deps.logger, limits: config.chat, checkBudget: config.usage.enabled ? usage.budgets.assertRoom : async () => {} });
   return { usage, audit, users, keys, sessions, apiKeys, mfa, emailFlows, authenticate, limits, authLimits, auth, oauth, account, admin, ai, projects, conversations, messages, search, idempotency, generation };
 }
 

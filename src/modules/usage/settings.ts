@@ -3,6 +3,7 @@ import type { AbuseSettings } from './abuse.ts';
 
 /** Metering's environment variables, spread into config.ts's schema. */
 export const usageEnv = {
+  METERING_ENABLED: z.enum(['true', 'false']).default('true'),
   USAGE_FLUSH_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(1_000),
   USAGE_FLUSH_BATCH: z.coerce.number().int().min(1).max(10_000).default(500),
   USAGE_MAX_PENDING: z.coerce.number().int().min(1_000).default(1_000_000),
@@ -14,6 +15,8 @@ export const usageEnv = {
 };
 
 export interface UsageSettings {
+  /** Off: model calls are neither metered nor checked against budgets (for deployments that bill elsewhere, and bench:usage's baseline). */
+  enabled: boolean;
   /** Usage events are written at least this often: the most a crash can lose. */
   flushIntervalMs: number;
   flushBatch: number;
@@ -25,6 +28,7 @@ export interface UsageSettings {
 type UsageEnv = { [K in keyof typeof usageEnv]: z.output<(typeof usageEnv)[K]> };
 
 export const usageSettings = (e: UsageEnv): UsageSettings => ({
+  enabled: e.METERING_ENABLED === 'true',
   flushIntervalMs: e.USAGE_FLUSH_INTERVAL_MS,
   flushBatch: e.USAGE_FLUSH_BATCH,
   maxPending: e.USAGE_MAX_PENDING,
