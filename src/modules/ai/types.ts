@@ -67,9 +67,10 @@ export interface CallOutcome {
 /**
  * The usage module, as the AI module sees it. `begin` runs before any
  * upstream call and throws (402 budget_exceeded) to refuse it; the function
- * it returns is called exactly once when the call ends, however it ends, and
- * resolves once the budgets it drew on are settled (at once when none apply),
- * so the caller's next call sees what this one spent.
+ * it returns is called exactly once when the call ends, however it ends; by the
+ * time it resolves, the settlement of the budgets it drew on is under way, ahead
+ * of any later call of this process, so the caller's next call sees what this
+ * one spent.
  */
 export interface Metering {
   begin(meter: MeterContext, request: ChatRequest, estimate: { micros: number; tokens: number }): Promise<(outcome: CallOutcome) => Promise<void>>;

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { luaScript } from '../../platform/redis/scripts.ts';
 
 /** Money in micro-dollars and tokens; what a call is estimated to cost or did cost. */
 export interface Amount {
@@ -34,6 +35,7 @@ export type ReserveResult = { ok: true } | { ok: false; index: number };
  */
 export interface Ledger {
   reserve(entries: LedgerEntry[], estimate: Amount): Promise<ReserveResult>;
+  /** Issues the update before returning (callers may not await it): later calls from this process see it. */
   settle(keys: string[], reserved: Amount, actual: Amount): Promise<void>;
   read(entries: LedgerEntry[]): Promise<Counter[]>;
 }
@@ -145,12 +147,13 @@ return 1`;
 /** Many processes: one Redis hash per counter, checked and reserved by one Lua script. */
 export function redisLedger(redis: Redis, prefix: string): Ledger {
   const k = (key: string) => `${prefix}${key}`;
+  const scripts = { reserve: luaScript(redis, RESERVE), seed: luaScript(redis, SEED), settle: luaScript(redis, SETTLE) };
   // Kept a day past its period, so late settlements still land and /usage/limits can show the last period.
   const expireAt = (e: LedgerEntry) => (e.expiresAt ? Math.ceil(e.expiresAt.getTime() / 1000) + 86_400 : 0);
 
   async function seed(e: LedgerEntry) {
     const used = await e.seed();
-    await redis.eval(SEED, 1, k(e.key), Math.round(used.micros), Math.round(used.tokens), expireAt(e));
+    await scripts.seed([k(e.key)], [Math.round(used.micros), Math.round(used.tokens), expireAt(e)]);
   }
 
   return {
@@ -158,7 +161,10 @@ export function redisLedger(redis: Redis, prefix: string): Ledger {
       if (!entries.length) return { ok: true };
       const limits = entries.flatMap((e) => [e.limitMicros ?? -1, e.limitTokens ?? -1]);
       for (let tries = 0; ; tries++) {
-        const [status, index] = (await redis.eval(RESERVE, entries.length, ...entries.map((e) => k(e.key)), Math.round(estimate.micros), Math.round(estimate.tokens), ...limits)) as [string, number];
+        const [status, index] = (await scripts.reserve(
+          entries.map((e) => k(e.key)),
+          [Math.round(estimate.micros), Math.round(estimate.tokens), ...limits],
+        )) as [string, number];
         if (status === 'ok') return { ok: true };
         if (status === 'over') return { ok: false, index: index - 1 };
         if (tries > 2) throw new Error(`budget counter ${entries[index - 1]!.key} could not be seeded`);
@@ -168,7 +174,7 @@ export function redisLedger(redis: Redis, prefix: string): Ledger {
     async settle(keys, reserved, actual) {
       if (!keys.length) return;
       const int = (n: number) => String(Math.round(n) || 0);
-      await redis.eval(SETTLE, keys.length, ...keys.map(k), int(-reserved.micros), int(-reserved.tokens), int(actual.micros), int(actual.tokens));
+      await scripts.settle(keys.map(k), [int(-reserved.micros), int(-reserved.tokens), int(actual.micros), int(actual.tokens)]);
     },
     async read(entries) {
       const out: Counter[] = [];

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { luaScript } from '../redis/scripts.ts';
 import { createSubscriptions } from '../redis/subscriptions.ts';
 import { StreamEnded, type StreamBuffer, type StreamBufferOptions, type StreamEntry } from './stream-buffer.ts';
 
@@ -45,6 +46,7 @@ export function redisStreamBuffer(redis: Redis, prefix: string, opts: StreamBuff
   const channel = (id: string) => `${prefix}stream:${id}:tail`;
   const signalChannel = (id: string) => `${prefix}stream:${id}:signal`;
   const subscriptions = createSubscriptions(redis);
+  const scripts = { append: luaScript(redis, APPEND), end: luaScript(redis, END) };
 
   async function state(id: string): Promise<'missing' | 'live' | 'ended'> {
     const last = (await redis.xrevrange(key(id), '+', '-', 'COUNT', 1)) as RawEntry[];
@@ -97,7 +99,7 @@ export function redisStreamBuffer(redis: Redis, prefix: string, opts: StreamBuff
   return {
     async append(id, event) {
       try {
-        return Number(await redis.eval(APPEND, 1, key(id), JSON.stringify(event), opts.maxLiveSeconds, channel(id)));
+        return Number(await scripts.append([key(id)], [JSON.stringify(event), opts.maxLiveSeconds, channel(id)]));
       } catch (err) {
         if (err instanceof Error && err.message.includes('STREAM_ENDED')) throw new StreamEnded(id);
         throw err;
@@ -105,7 +107,7 @@ export function redisStreamBuffer(redis: Redis, prefix: string, opts: StreamBuff
     },
 
     async end(id) {
-      await redis.eval(END, 1, key(id), opts.retentionSeconds, channel(id));
+      await scripts.end([key(id)], [opts.retentionSeconds, channel(id)]);
     },
 
     read,
