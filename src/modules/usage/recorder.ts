@@ -1,9 +1,47 @@
 import { sql } from 'drizzle-orm';
+import { uuidv7 } from 'uuidv7';
 import type { Db } from '../../platform/db/database.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import { apiRequestsDaily, usageEvents } from './schema.ts';
 
 export type UsageEvent = typeof usageEvents.$inferInsert;
+
+/** Each column's SQL type and how to read it from an event, in table order. */
+const COLUMNS: Array<[column: string, type: string, value: (e: UsageEvent) => unknown]> = [
+  ['id', 'uuid', (e) => e.id ?? uuidv7()],
+  ['occurred_at', 'timestamptz', (e) => e.occurredAt.toISOString()],
+  ['user_id', 'uuid', (e) => e.userId],
+  ['api_key_id', 'uuid', (e) => e.apiKeyId ?? null],
+  ['project_id', 'uuid', (e) => e.projectId ?? null],
+  ['conversation_id', 'uuid', (e) => e.conversationId ?? null],
+  ['message_id', 'uuid', (e) => e.messageId ?? null],
+  ['source', 'text', (e) => e.source],
+  ['provider', 'text', (e) => e.provider],
+  ['model', 'text', (e) => e.model],
+  ['input_tokens', 'integer', (e) => e.inputTokens ?? 0],
+  ['output_tokens', 'integer', (e) => e.outputTokens ?? 0],
+  ['cached_tokens', 'integer', (e) => e.cachedTokens ?? 0],
+  ['cost_micros', 'bigint', (e) => e.costMicros ?? null],
+  ['latency_ms', 'integer', (e) => e.latencyMs],
+  ['ttft_ms', 'integer', (e) => e.ttftMs ?? null],
+  ['status', 'text', (e) => e.status],
+  ['prompt_hash', 'text', (e) => e.promptHash ?? null],
+  ['attempts', 'jsonb', (e) => JSON.stringify(e.attempts ?? [])],
+];
+
+/**
+ * One INSERT … SELECT FROM unnest(one array per column): the statement is the
+ * same whatever the batch size, where a multi-row VALUES built by the query
+ * builder cost over 100 µs of CPU per event (measured in bench:gateway).
+ */
+function insertEvents(db: Db, events: UsageEvent[]) {
+  const arrays = sql.join(
+    COLUMNS.map(([, type, value]) => sql`${sql.param(events.map(value))}::${sql.raw(type)}[]`),
+    sql`, `,
+  );
+  const names = sql.join(COLUMNS.map(([column]) => sql.identifier(column)), sql`, `);
+  return db.execute(sql`insert into ${usageEvents} (${names}) select ${names} from unnest(${arrays}) as u(${names})`);
+}
 
 export interface RecorderOptions {
   /** Written at the latest this long after being recorded: the most a crash can lose. */
@@ -28,23 +66,28 @@ export function createUsageRecorder(db: Db, opts: RecorderOptions) {
   let events: UsageEvent[] = [];
   // day|userId|method|route → counts, so a million requests are a handful of upserts.
   let requests = new Map<string, { day: string; userId: string | null; method: string; route: string; requests: number; bytes: number }>();
-  let flushing: Promise<void> | undefined;
+  let flushing: Promise<boolean> | undefined;
   let closed = false;
   const timer = setInterval(() => void flush(), opts.flushIntervalMs);
   timer.unref();
 
-  async function write() {
+  /** Writes what is pending; false when the events could not be written (they are kept). */
+  async function write(): Promise<boolean> {
     const batch = events;
     const counts = [...requests.values()];
+    let written = true;
     events = [];
     requests = new Map();
+    let done = 0;
     try {
-      for (let i = 0; i < batch.length; i += opts.maxBatch) await db.insert(usageEvents).values(batch.slice(i, i + opts.maxBatch));
+      for (; done < batch.length; done += opts.maxBatch) await insertEvents(db, batch.slice(done, done + opts.maxBatch));
     } catch (err) {
-      requeue(batch);
+      // Only what was not written goes back: the chunks before the failure are in the table.
+      requeue(batch.slice(done));
       opts.logger?.error({ err, events: batch.length }, 'usage events could not be written; retrying at the next flush');
+      written = false;
     }
-    if (!counts.length) return;
+    if (!counts.length) return written;
     try {
       await db
         .insert(apiRequestsDaily)
@@ -57,6 +100,7 @@ export function createUsageRecorder(db: Db, opts: RecorderOptions) {
       for (const c of counts) addRequests(c);
       opts.logger?.error({ err }, 'API request counts could not be written; retrying at the next flush');
     }
+    return written;
   }
 
   function requeue(batch: UsageEvent[]) {
@@ -82,7 +126,10 @@ export function createUsageRecorder(db: Db, opts: RecorderOptions) {
     while (flushing) await flushing;
     if (!events.length && !requests.size) return;
     flushing = write().finally(() => (flushing = undefined));
-    await flushing;
+    const written = await flushing;
+    // Another full batch piled up during the write: it goes now, not at the next tick of the timer
+    // (unless the database just failed: then the timer paces the retries).
+    if (written && events.length >= opts.maxBatch && !flushing) void flush();
   }
 
   return {
