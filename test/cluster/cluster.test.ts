@@ -1,0 +1,112 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { freshPostgresDatabase } from '../support/app.ts';
+import { eventually } from '../support/eventually.ts';
+import { startFakeOpenAI, type FakeOpenAI } from '../support/fake-openai.ts';
+import { uniqueEmail } from '../support/factories.ts';
+import { nginxAvailable, startNginx } from '../support/nginx.ts';
+import { call, startServer, type ServerProcess } from '../support/process.ts';
+import { readSse } from '../support/sse.ts';
+
+const skip = !process.env.DATABASE_URL || !process.env.REDIS_URL ? 'needs PostgreSQL and Redis (DATABASE_URL and REDIS_URL)' : !nginxAvailable() ? 'needs nginx (apt-get install nginx-light)' : false;
+
+/**
+ * The distributed setup as real processes: two `parley serve` instances on one
+ * PostgreSQL database and Redis prefix, behind Debian's nginx running
+ * deploy/nginx/nginx.conf. No sticky sessions anywhere.
+ */
+describe('a cluster behind nginx', { skip, timeout: 300_000 }, () => {
+  let openai: FakeOpenAI;
+  let db: Awaited<ReturnType<typeof freshPostgresDatabase>>;
+  let a: ServerProcess;
+  let b: ServerProcess;
+  let nginx: Awaited<ReturnType<typeof startNginx>>;
+  let env: Record<string, string>;
+  let token: string;
+
+  before(async () => {
+    openai = await startFakeOpenAI();
+    db = await freshPostgresDatabase();
+    env = {
+      DATABASE_URL: db.url,
+      REDIS_URL: process.env.REDIS_URL!,
+      REDIS_PREFIX: `parley:cluster:${randomBytes(6).toString('hex')}:`,
+      PARLEY_MASTER_KEY: randomBytes(32).toString('base64'),
+      PUBLIC_URL: 'http://parley.test',
+      TRUST_PROXY: 'true',
+      LOG_LEVEL: 'warn',
+      DEFAULT_MODEL: 'openai:gpt-4o-mini',
+      AI_RETRIES: '0',
+      ...openai.env,
+    };
+    [a, b] = await Promise.all([startServer(env, 'serve'), startServer(env, 'serve')]);
+    nginx = await startNginx([Number(new URL(a.url).port), Number(new URL(b.url).port)]);
+    const reg = await call(nginx.url, 'POST', '/v1/auth/register', { body: { email: uniqueEmail('cluster'), password: 'correct horse battery staple' } });
+    assert.equal(reg.status, 201, JSON.stringify(reg.body));
+    token = reg.body.accessToken;
+  });
+  after(async () => {
+    await nginx?.stop();
+    await Promise.all([a?.stop(), b?.stop()]);
+    await openai?.close();
+    await db?.drop();
+  });
+
+  const handled = async (server: ServerProcess, route: string) => {
+    const text = await (await fetch(`${server.url}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith('parley_http_request_duration_seconds_count') && l.includes(`route="${route}"`));
+    return Number(line?.split(' ').pop() ?? 0);
+  };
+
+  test('nginx spreads requests over both instances, any of which serves any request', async () => {
+    for (let i = 0; i < 20; i++) {
+      const me = await call(nginx.url, 'GET', '/v1/users/me', { token });
+      assert.equal(me.status, 200);
+    }
+    assert.ok((await handled(a, '/v1/users/me')) > 0, 'A served some');
+    assert.ok((await handled(b, '/v1/users/me')) > 0, 'B served some');
+  });
+
+  test('an answer streams through nginx token by token, and resumes on the other instance', async () => {
+    const conversation = await call(nginx.url, 'POST', '/v1/conversations', { token, body: { title: 'cluster' } });
+    assert.equal(conversation.status, 201);
+    const id = conversation.body.id;
+    openai.state.defaults = { chunks: ['one ', 'two ', 'three ', 'four ', 'five'], delayMs: 150 };
+    try {
+      const started = Date.now();
+      const res = await fetch(`${nginx.url}/v1/conversations/${id}/messages`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream', 'content-type': 'application/json' },
+        body: JSON.stringify({ content: 'Count' }),
+      });
+      assert.equal(res.status, 200);
+      const events = readSse(res);
+      const created = (await events.next()).value!;
+      const firstDelta = (await events.next()).value!;
+      assert.equal(firstDelta.event, 'delta');
+      assert.ok(Date.now() - started < 600, `the first token was not held back by nginx (${Date.now() - started} ms; the whole answer takes 750)`);
+      await events.return(undefined);
+
+      // Resumed from each instance directly, from offset 2: both replay the same rest of the answer.
+      for (const server of [a, b]) {
+        const resumed = await fetch(`${server.url}/v1/conversations/${id}/messages/${created.data.assistantMessageId}/stream?offset=2`, { headers: { authorization: `Bearer ${token}`, accept: 'text/event-stream' } });
+        assert.equal(resumed.status, 200);
+        const rest = [];
+        for await (const e of readSse(resumed)) rest.push(e);
+        assert.deepEqual(rest.map((e) => e.id), ['2', '3', '4', '5', '6']);
+        assert.equal(rest.at(-1)!.event, 'message.completed');
+      }
+    } finally {
+      openai.state.defaults = { reply: 'Hello from fake-openai.' };
+    }
+  });
+
+  test('a key deleted through one instance is refused by the other at once', async () => {
+    const created = await call(a.url, 'POST', '/v1/api-keys', { token, body: { name: 'k' } });
+    assert.equal(created.status, 201);
+    assert.equal((await call(b.url, 'GET', '/v1/users/me', { token: created.body.key })).status, 200, 'verified and cached on B');
+    assert.equal((await call(a.url, 'DELETE', `/v1/api-keys/${created.body.id}`, { token })).status, 204);
+    await eventually(async () => assert.equal((await call(b.url, 'GET', '/v1/users/me', { token: created.body.key })).status, 401), 2_000);
+  });
+});
