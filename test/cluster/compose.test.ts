@@ -1,0 +1,43 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import { parse } from 'yaml';
+import { loadConfig } from '../../src/config.ts';
+
+// No Docker engine runs here, so the compose file is checked for what it promises rather than run;
+// test/cluster/cluster.test.ts runs the same nginx config in front of real instances.
+const root = new URL('../../', import.meta.url);
+const compose = parse(readFileSync(new URL('docker-compose.yml', root), 'utf8'), { merge: true });
+
+test('docker-compose.yml: PostgreSQL, Redis, MinIO, nginx in front of N API instances and M workers', () => {
+  const s = compose.services;
+  assert.deepEqual(Object.keys(s).sort(), ['api', 'migrate', 'minio', 'nginx', 'postgres', 'redis', 'worker']);
+  assert.deepEqual(s.api.command, ['serve']);
+  assert.deepEqual(s.worker.command, ['worker']);
+  assert.deepEqual(s.migrate.command, ['migrate']);
+  assert.ok(s.api.deploy.replicas >= 2, 'several API instances');
+  assert.equal(s.api.depends_on.migrate.condition, 'service_completed_successfully', 'instances start after the migration');
+  assert.ok(s.nginx.volumes.some((v: string) => v.startsWith('./deploy/nginx/nginx.conf:')), 'nginx runs the tested config');
+  assert.match(readFileSync(new URL('deploy/nginx/nginx.conf', root), 'utf8'), /server api:3000/, 'and points it at the api service');
+});
+
+test('every instance gets the same valid configuration', () => {
+  const env = compose.services.api.environment;
+  assert.deepEqual(env, compose.services.worker.environment);
+  assert.deepEqual(env, compose.services.migrate.environment);
+  const resolved = Object.fromEntries(Object.entries(env as Record<string, string>).map(([k, v]) => [k, String(v).replace(/\$\{PARLEY_MASTER_KEY[^}]*\}/, Buffer.alloc(32, 1).toString('base64')).replace(/\$\{(\w+):-([^}]*)\}/, '$2')]));
+  const config = loadConfig(resolved);
+  assert.equal(config.databaseUrl, 'postgres://parley:parley@postgres:5432/parley');
+  assert.equal(config.redisUrl, 'redis://redis:6379');
+  assert.equal(config.trustProxy, true, 'behind nginx, per-IP limits need the forwarded address');
+  assert.ok(config.masterKey, 'one master key for the whole cluster');
+});
+
+test('the Dockerfile runs the sources with the image\'s Node and the locked production dependencies', () => {
+  const dockerfile = readFileSync(new URL('Dockerfile', root), 'utf8');
+  const engines = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')).engines.node as string;
+  const major = /FROM node:(\d+)/.exec(dockerfile)?.[1];
+  assert.ok(major && Number(major) >= Number(/\d+/.exec(engines)![0]), `node:${major} satisfies engines ${engines}`);
+  assert.match(dockerfile, /npm ci --omit=dev/);
+  assert.match(dockerfile, /ENTRYPOINT \["node", "src\/main.ts"\]/);
+});
