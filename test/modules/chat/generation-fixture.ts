@@ -4,6 +4,7 @@ import { startApp, type Backend, type TestApp } from '../../support/app.ts';
 import { startFakeAnthropic, type FakeAnthropic } from '../../support/fake-anthropic.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai.ts';
 import type { RecordedRequest } from '../../support/fake-upstream.ts';
+import { eventually } from '../../support/eventually.ts';
 import type { TestUser } from '../../support/factories.ts';
 
 export interface ChatFixture {
@@ -106,12 +107,10 @@ export function chatAs(t: TestApp, u: TestUser) {
 }
 
 /** Polls until `check` returns a value (not undefined); fails after `ms`. */
-export async function eventually<T>(check: () => Promise<T | undefined>, what = 'condition', ms = 10_000): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
+export function waitFor<T>(check: () => Promise<T | undefined>, what = 'condition', ms = 10_000): Promise<T> {
+  return eventually(async () => {
     const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > until) throw new Error(`${what}: not met within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+    if (v === undefined) throw new Error(`${what}: not met within ${ms} ms`);
+    return v;
+  }, ms);
 }

@@ -4,7 +4,7 @@ import { backends, startApp } from '../../support/app.ts';
 import { createUser } from '../../support/factories.ts';
 import { allSse, deltaText, readSse, type SseEvent } from '../../support/sse.ts';
 import { createGenerationRepository } from '../../../src/modules/chat/generation-repository.ts';
-import { answerRequests, chatAs, clusterSkip, eventually, startChat, useChat, type ChatFixture } from './generation-fixture.ts';
+import { answerRequests, chatAs, clusterSkip, waitFor, startChat, useChat, type ChatFixture } from './generation-fixture.ts';
 
 const REPLY = 'alpha beta gamma delta epsilon zeta eta theta';
 
@@ -132,7 +132,7 @@ for (const backend of backends()) {
       assert.ok(text.length > 0 && REPLY.startsWith(text) && text !== REPLY, text);
       assert.deepEqual(response.body.content, [{ type: 'text', text }]);
       assert.equal(response.body.provider, 'openai');
-      await eventually(async () => (answerRequests(f.openai)[0]!.aborted ? true : undefined), 'upstream aborted');
+      await waitFor(async () => (answerRequests(f.openai)[0]!.aborted ? true : undefined), 'upstream aborted');
       const again = await chat.cancel(c, response.body.id);
       assert.equal(again.status, 200);
       assert.deepEqual(again.body, response.body, 'cancelling a finished answer changes nothing');
@@ -206,7 +206,7 @@ for (const backend of backends()) {
         assert.equal(res.body.status, 'cancelled');
         assert.equal(events.at(-1)!.data.message.status, 'cancelled');
         assert.equal(res.body.content[0].text, deltaText(events));
-        await eventually(async () => (answerRequests(f.openai)[0]!.aborted ? true : undefined), 'upstream aborted');
+        await waitFor(async () => (answerRequests(f.openai)[0]!.aborted ? true : undefined), 'upstream aborted');
       });
 
       test('an instance shutting down fails its generations; followers elsewhere see the error', async () => {

@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { backends } from '../../support/app.ts';
 import { createUser } from '../../support/factories.ts';
 import { allSse, deltaText, readSse } from '../../support/sse.ts';
-import { answerRequests, chatAs, eventually, sent, startChat, useChat, type ChatFixture } from './generation-fixture.ts';
+import { answerRequests, chatAs, waitFor, sent, startChat, useChat, type ChatFixture } from './generation-fixture.ts';
 
 for (const backend of backends()) {
   describe(`chat generation [${backend}]`, () => {
@@ -117,7 +117,7 @@ for (const backend of backends()) {
         assert.equal((err as Error).name, 'AbortError');
       }
       assert.ok(assistantId);
-      const m = await eventually(async () => {
+      const m = await waitFor(async () => {
         const x = await chat.message(c, assistantId);
         return x.status === 'streaming' ? undefined : x;
       });
@@ -358,7 +358,7 @@ for (const backend of backends()) {
       assert.equal(m.error.code, 'stream_timeout');
       assert.ok(m.content[0].text.startsWith('w0 w1 '), m.content[0]?.text);
       assert.equal(m.content[0].text, deltaText(events));
-      await eventually(async () => (answerRequests(f.openai).at(-1)!.aborted ? true : undefined), 'the upstream call was stopped');
+      await waitFor(async () => (answerRequests(f.openai).at(-1)!.aborted ? true : undefined), 'the upstream call was stopped');
     });
   });
 }
