@@ -3,6 +3,9 @@ import { z } from 'zod';
 import { aiEnv, aiSettings, type AiSettings } from './modules/ai/settings.ts';
 import { usageEnv, usageSettings, type UsageSettings } from './modules/usage/settings.ts';
 import { limitsEnv, limitSettings, type LimitSettings } from './modules/limits/settings.ts';
+import { busEnv, busSettings } from './platform/bus/settings.ts';
+import type { BusOptions } from './platform/bus/bus.ts';
+import { realtimeEnv, realtimeSettings, type RealtimeSettings } from './modules/realtime/settings.ts';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -65,6 +68,8 @@ const envSchema = z.object({
   ...aiEnv,
   ...usageEnv,
   ...limitsEnv,
+  ...busEnv,
+  ...realtimeEnv,
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -114,6 +119,10 @@ export interface Config {
   usage: UsageSettings;
   /** Request and token rate limits per role, and when violations become a ban. */
   limits: LimitSettings;
+  /** Event bus delivery: retries, dead-letter threshold, reclaim of a dead consumer's events, stream length. */
+  bus: BusOptions;
+  /** The /v1/ws gateway: auth timeout, heartbeat, backpressure and connection limits. */
+  realtime: RealtimeSettings;
   chat: {
     maxMessageChars: number;
     /** A generation still running after this long is aborted and fails with `stream_timeout`. */
@@ -172,6 +181,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     ai: ai.settings,
     usage: usageSettings(e),
     limits: limitSettings(e),
+    bus: busSettings(e),
+    realtime: realtimeSettings(e),
     chat: { maxMessageChars: e.CHAT_MAX_MESSAGE_CHARS, maxStreamSeconds: e.CHAT_MAX_STREAM_SECONDS, streamRetentionSeconds: e.CHAT_STREAM_RETENTION_SECONDS },
   };
 }

@@ -2,6 +2,10 @@ import type { Redis } from 'ioredis';
 import type { Config } from './config.ts';
 import { openDatabase, type Database, type Db } from './platform/db/database.ts';
 import { memoryBroadcast, redisBroadcast, type Broadcast } from './platform/broadcast/broadcast.ts';
+import type { EventBus } from './platform/bus/bus.ts';
+import { memoryFanout, redisFanout, type Fanout } from './platform/bus/fanout.ts';
+import { memoryBus } from './platform/bus/memory-bus.ts';
+import { redisBus } from './platform/bus/redis-bus.ts';
 import { Cipher } from './platform/crypto/cipher.ts';
 import { resolveMasterKey } from './platform/crypto/master-key.ts';
 import { outboxMailer, smtpMailer, type Mailer } from './platform/mail/mailer.ts';
@@ -12,6 +16,10 @@ import { openRedis } from './platform/redis/redis.ts';
 import { memoryStreamBuffer } from './platform/streams/memory-stream-buffer.ts';
 import { redisStreamBuffer } from './platform/streams/redis-stream-buffer.ts';
 import type { StreamBuffer } from './platform/streams/stream-buffer.ts';
+import { bullmqQueue } from './platform/queue/bullmq-queue.ts';
+import { dbQueue } from './platform/queue/db-queue.ts';
+import type { JobQueue } from './platform/queue/queue.ts';
+import { createScheduler, type Scheduler } from './platform/scheduler/scheduler.ts';
 
 /** The adapters chosen by config, built once and handed to every module. */
 export interface Deps {
@@ -24,7 +32,15 @@ export interface Deps {
   streams: StreamBuffer;
   /** At-most-once notices to every process (cache invalidation). */
   broadcast: Broadcast;
+  /** Reliable domain events to consumer groups (at least once, retries, dead letters). */
+  bus: EventBus;
+  /** At-most-once messages by topic to every process listening (real-time fan-out to sockets). */
+  fanout: Fanout;
   mailer: Mailer;
+  /** Background jobs: BullMQ with Redis, else a queue in the database. Handlers run only after `queue.start()` (worker role). */
+  queue: JobQueue;
+  /** Cron tasks defined in code; they fire only after `scheduler.start()` (worker role). */
+  scheduler: Scheduler;
   cipher: Cipher;
   metrics: Metrics;
   logger: Logger;
@@ -44,7 +60,13 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
   const streamOpts = { retentionSeconds: config.chat.streamRetentionSeconds, maxLiveSeconds: config.chat.maxStreamSeconds + config.chat.streamRetentionSeconds };
   const streams = redis ? redisStreamBuffer(redis, config.redisPrefix, streamOpts) : memoryStreamBuffer(streamOpts);
   const broadcast = redis ? await redisBroadcast(redis, config.redisPrefix, logger) : memoryBroadcast(logger);
+  const bus = redis ? redisBus(redis, config.redisPrefix, logger, config.bus) : memoryBus(logger, config.bus);
+  const fanout = redis ? redisFanout(redis, config.redisPrefix) : memoryFanout();
   const mailer = config.smtpUrl ? smtpMailer(database.db, config.smtpUrl, config.mailFrom) : outboxMailer(database.db);
+  const queue = config.redisUrl
+    ? bullmqQueue({ redisUrl: config.redisUrl, redisPrefix: config.redisPrefix, db: database.db, logger, listenUrl: config.databaseUrl })
+    : dbQueue({ db: database.db, logger, listenUrl: config.databaseUrl });
+  const scheduler = createScheduler({ queue, db: database.db, logger });
   return {
     config,
     database,
@@ -53,12 +75,20 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
     limiters: redis ? redisLimiters(redis, config.redisPrefix) : memoryLimiters(),
     streams,
     broadcast,
+    bus,
+    fanout,
     mailer,
+    queue,
+    scheduler,
     cipher: new Cipher(resolveMasterKey(config.masterKey, config.dataDir)),
     metrics: createMetrics(),
     logger,
     async close() {
+      await scheduler.close();
+      await queue.close();
       await mailer.close();
+      await bus.close();
+      await fanout.close();
       await streams.close();
       await broadcast.close();
       if (redis) await redis.quit().catch(() => redis.disconnect());

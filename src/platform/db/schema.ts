@@ -8,3 +8,4 @@ export * from '../../modules/projects/schema.ts';
 export * from '../../modules/chat/schema.ts';
 export * from '../../modules/usage/schema.ts';
 export * from '../../modules/limits/schema.ts';
+export * from '../queue/schema.ts';

@@ -1,0 +1,41 @@
+import { z } from 'zod';
+
+export interface RealtimeSettings {
+  /** Open sockets per user on one instance; one more is closed with 4429. 0: no limit. */
+  maxConnectionsPerUser: number;
+  /** A socket not authenticated this long after it opened is closed with 4408. */
+  authTimeoutMs: number;
+  /** Ping interval; a socket that has not answered the previous ping by the next one is terminated. */
+  heartbeatMs: number;
+  /** Bytes queued for a socket beyond which it is a slow consumer and closed with 1013. */
+  maxBufferedBytes: number;
+  /** Topics one socket may be subscribed to at once. */
+  maxSubscriptions: number;
+  /** Largest message a client may send (clients send only small control messages). */
+  maxMessageBytes: number;
+}
+
+const int = (min: number) => z.coerce.number().int().min(min);
+
+/** The env fields config.ts validates for this module. */
+export const realtimeEnv = {
+  WS_MAX_CONNECTIONS_PER_USER: int(0).default(10),
+  WS_AUTH_TIMEOUT_MS: int(50).default(5_000),
+  WS_HEARTBEAT_MS: int(50).default(30_000),
+  WS_MAX_BUFFERED_BYTES: int(1_024).default(1_048_576),
+  WS_MAX_SUBSCRIPTIONS: int(1).default(100),
+  WS_MAX_MESSAGE_BYTES: int(256).default(16_384),
+};
+
+const realtimeEnvObject = z.object(realtimeEnv);
+
+export function realtimeSettings(e: z.output<typeof realtimeEnvObject>): RealtimeSettings {
+  return {
+    maxConnectionsPerUser: e.WS_MAX_CONNECTIONS_PER_USER,
+    authTimeoutMs: e.WS_AUTH_TIMEOUT_MS,
+    heartbeatMs: e.WS_HEARTBEAT_MS,
+    maxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
+    maxSubscriptions: e.WS_MAX_SUBSCRIPTIONS,
+    maxMessageBytes: e.WS_MAX_MESSAGE_BYTES,
+  };
+}

@@ -1,0 +1,72 @@
+import type { Logger } from '../observability/logger.ts';
+import type { AnyBusEvent, DomainEvents, EventType } from './events.ts';
+
+export type Handler<T extends EventType> = (event: AnyBusEvent<T>) => Promise<void> | void;
+
+export interface Subscription {
+  /** Stops taking new events and waits for the handler running now; what is not acked is redelivered later. */
+  close(): Promise<void>;
+}
+
+/** An event whose handler kept failing in one consumer group, with the last error. */
+export interface DeadLetter {
+  id: string;
+  type: string;
+  group: string;
+  payload: unknown;
+  occurredAt: string;
+  deliveries: number;
+  error: string;
+  failedAt: string;
+}
+
+/**
+ * Reliable domain events: at least once to every consumer group that
+ * subscribed to the type before the event was published, once publish has
+ * resolved. Within a group, each event goes to one of its consumers; a
+ * handler that throws gets it again (after a backoff, up to `maxDeliveries`
+ * in all), then the event is dead-lettered with the error. Handlers must be
+ * idempotent: a redelivery, or a crash between the handler and its ack,
+ * repeats an event; de-duplicate by `event.id`.
+ *
+ * Not for cache invalidation (that is Broadcast: at most once, every process).
+ */
+export interface EventBus {
+  /** Resolves with the event's id once the event is stored (Redis) or queued (in process). */
+  publish<T extends EventType>(type: T, payload: DomainEvents[T]): Promise<string>;
+  /** Resolves once the group exists, so every event published after this is delivered to it. */
+  subscribe<T extends EventType>(group: string, types: readonly T[], handler: Handler<T>): Promise<Subscription>;
+  /** The most recent dead letters, newest first. */
+  deadLetters(limit?: number): Promise<DeadLetter[]>;
+  close(): Promise<void>;
+}
+
+export interface BusOptions {
+  /** Deliveries to one group before the event is dead-lettered (the first one included). */
+  maxDeliveries: number;
+  /** Backoff before the first redelivery after a failure; doubles each time, up to claimIdleMs / 2. */
+  retryDelayMs: number;
+  /** A delivery unacked this long belongs to a consumer presumed dead: another consumer claims it (Redis). */
+  claimIdleMs: number;
+  /** Approximate number of events kept per stream (XADD MAXLEN ~) (Redis). */
+  maxLen: number;
+}
+
+export const defaultBusOptions: BusOptions = { maxDeliveries: 5, retryDelayMs: 1_000, claimIdleMs: 30_000, maxLen: 100_000 };
+
+export function retryDelay(opts: BusOptions, delivery: number): number {
+  return Math.min(opts.retryDelayMs * 2 ** (delivery - 1), Math.max(opts.claimIdleMs / 2, opts.retryDelayMs));
+}
+
+export const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err)).slice(0, 2_000);
+
+/**
+ * A publisher for code that must not wait for, or fail with, the bus (chat
+ * generation): publishes in the background and logs a failure. Events from
+ * one process still reach the bus in the order they were announced.
+ */
+export function announcer(bus: EventBus, logger: Logger) {
+  return <T extends EventType>(type: T, payload: DomainEvents[T]): void => {
+    bus.publish(type, payload).catch((err) => logger.error({ err, type }, 'event could not be published'));
+  };
+}

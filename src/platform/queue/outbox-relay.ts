@@ -1,0 +1,93 @@
+import { asc, inArray, sql } from 'drizzle-orm';
+import type { Db } from '../db/database.ts';
+import type { Logger } from '../observability/logger.ts';
+import { listenPostgres } from './pg-listen.ts';
+import type { EnqueueOptions } from './queue.ts';
+import { jobOutbox } from './schema.ts';
+
+export type OutboxOptions = Omit<EnqueueOptions, 'tx' | 'idempotencyKey'>;
+
+const CHANNEL = 'parley_job_outbox';
+const BATCH = 500;
+
+/**
+ * Moves committed `job_outbox` rows to the queue, then deletes them. Adding
+ * is idempotent (the row id is the job id), so a crash between adding and
+ * deleting, or two relays on the same rows, still queue each job once.
+ * Woken by a NOTIFY sent in the enqueuing transaction (delivered at commit,
+ * PostgreSQL), by an in-process nudge, and by a short poll.
+ */
+export function createOutboxRelay(opts: {
+  db: Db;
+  logger: Logger;
+  listenUrl?: string;
+  pollMs?: number;
+  add: (queue: string, jobs: Array<{ id: string; data: unknown; options: OutboxOptions }>) => Promise<void>;
+}) {
+  const { db, logger } = opts;
+  let running: Promise<void> | undefined;
+  let again = false;
+  let closed = false;
+
+  async function drain() {
+    for (;;) {
+      const rows = await db.select().from(jobOutbox).orderBy(asc(jobOutbox.id)).limit(BATCH);
+      if (!rows.length) return;
+      const byQueue = Map.groupBy(rows, (r) => r.queue);
+      for (const [queue, list] of byQueue) {
+        await opts.add(
+          queue,
+          list.map((r) => {
+            const options = { ...(r.options as OutboxOptions) };
+            // A delay counts from the enqueue, not from the relay.
+            if (options.delayMs) options.delayMs = Math.max(0, r.createdAt.getTime() + options.delayMs - Date.now());
+            return { id: r.id, data: r.data, options };
+          }),
+        );
+      }
+      await db.delete(jobOutbox).where(inArray(jobOutbox.id, rows.map((r) => r.id)));
+      if (rows.length < BATCH) return;
+    }
+  }
+
+  function run() {
+    if (closed) return;
+    if (running) {
+      again = true;
+      return;
+    }
+    running = (async () => {
+      do {
+        again = false;
+        try {
+          await drain();
+        } catch (err) {
+          if (!closed) logger.error({ err }, 'outbox relay failed; retrying on the next poll');
+          return;
+        }
+      } while (again && !closed);
+    })().finally(() => {
+      running = undefined;
+    });
+  }
+
+  const timer = setInterval(run, opts.pollMs ?? 500);
+  timer.unref();
+  const listener = opts.listenUrl ? listenPostgres(opts.listenUrl, CHANNEL, run, logger) : undefined;
+  run();
+
+  return {
+    /** Called with the enqueuing transaction: on PostgreSQL a NOTIFY at commit; elsewhere soon after. */
+    async nudge(tx: Db) {
+      if (listener) await tx.execute(sql`select pg_notify(${CHANNEL}, '')`);
+      // PGlite runs one transaction at a time, so a read queued now happens after the commit.
+      else setImmediate(run);
+    },
+    async close() {
+      closed = true;
+      clearInterval(timer);
+      await running;
+      await listener?.close();
+    },
+  };
+}

@@ -1,0 +1,152 @@
+import { createHash } from 'node:crypto';
+import type { Db } from '../db/database.ts';
+
+/**
+ * The job queue port. Two adapters: a durable queue in the database
+ * (db-queue.ts, embedded and PostgreSQL without Redis) and BullMQ on Redis
+ * (bullmq-queue.ts). Both run the same tests.
+ *
+ * A queue name is also the job's kind: one handler per queue, registered with
+ * `process()`, runs only once `start()` was called (the worker role).
+ */
+export const JOB_STATES = ['waiting', 'delayed', 'active', 'completed', 'dead'] as const;
+export type JobState = (typeof JOB_STATES)[number];
+
+export type JobProgress = number | Record<string, unknown>;
+
+export interface Job<T = unknown> {
+  /** Stable across the job's life; what `GET /v1/jobs/{id}` takes. */
+  id: string;
+  queue: string;
+  state: JobState;
+  data: T;
+  /** Whose job it is (who may read it through the API); null for system work. */
+  userId: string | null;
+  priority: number;
+  /** Attempts started so far. */
+  attempts: number;
+  maxAttempts: number;
+  progress: JobProgress;
+  result: unknown;
+  /** The last attempt's error: set on a dead job, and on one waiting for its next try. */
+  error: string | null;
+  createdAt: Date;
+  startedAt: Date | null;
+  finishedAt: Date | null;
+}
+
+export interface EnqueueOptions {
+  userId?: string | null;
+  /** Lower runs first; 0 (the default) is the most urgent. */
+  priority?: number;
+  delayMs?: number;
+  /** Attempts in all, the first included. Default 3. */
+  attempts?: number;
+  /** First retry delay; each next one doubles, with jitter (half to all of it). Default 1 s. */
+  backoffMs?: number;
+  /** Overrides the queue's timeout for this job. */
+  timeoutMs?: number;
+  /** A job with the same key on the same queue is enqueued once; later calls return it. */
+  idempotencyKey?: string;
+  /** Enqueue as part of this transaction: nothing is queued if it rolls back (outbox). */
+  tx?: Db;
+}
+
+export interface JobContext {
+  id: string;
+  /** 1 on the first try. */
+  attempt: number;
+  /** Aborted when the attempt times out or the worker shuts down. */
+  signal: AbortSignal;
+  progress(value: JobProgress): Promise<void>;
+}
+
+export type JobHandler<T = any, R = unknown> = (data: T, ctx: JobContext) => Promise<R>;
+
+export interface ProcessOptions {
+  /** Jobs of this queue run at once in this process. Default 1. */
+  concurrency?: number;
+  /** An attempt still running after this long fails with `JobTimeoutError`. Default 60 s. */
+  timeoutMs?: number;
+}
+
+export interface ListQuery {
+  state?: JobState;
+  queue?: string;
+  limit: number;
+  /** Opaque, from a previous page's `nextCursor`. */
+  cursor?: string;
+}
+
+export interface JobQueue {
+  readonly kind: 'database' | 'bullmq';
+  enqueue<T>(queue: string, data: T, opts?: EnqueueOptions): Promise<Job<T>>;
+  /** Registers the handler of a queue; it runs jobs once `start()` is called. */
+  process<T = any, R = unknown>(queue: string, handler: JobHandler<T, R>, opts?: ProcessOptions): void;
+  /** Starts running the registered handlers (and any registered later). */
+  start(): Promise<void>;
+  get(id: string): Promise<Job | undefined>;
+  list(query: ListQuery): Promise<{ jobs: Job[]; nextCursor: string | null }>;
+  /** A dead job back to waiting, with its attempts reset. */
+  retry(id: string): Promise<Job>;
+  /** Removes a job that is not running. */
+  discard(id: string): Promise<void>;
+  /** Stops taking jobs and waits (bounded) for the running ones. */
+  close(): Promise<void>;
+}
+
+export const DEFAULTS = { attempts: 3, backoffMs: 1000, timeoutMs: 60_000, concurrency: 1 };
+
+export class JobTimeoutError extends Error {
+  constructor(ms: number) {
+    super(`Job timed out after ${ms} ms`);
+    this.name = 'JobTimeoutError';
+  }
+}
+
+/** Exponential backoff with jitter, as BullMQ computes it with `jitter: 0.5`: between half and all of base·2^(n−1). */
+export function backoffDelay(attemptsMade: number, baseMs: number, random = Math.random()): number {
+  const max = Math.round(2 ** (attemptsMade - 1) * baseMs);
+  return Math.floor(random * max * 0.5 + max * 0.5);
+}
+
+/**
+ * Runs one attempt, and stops waiting for it at the timeout whether or not the
+ * handler honours its signal: the attempt fails, the slot is freed.
+ */
+export async function runAttempt<R>(run: (signal: AbortSignal) => Promise<R>, timeoutMs: number, outer?: AbortSignal): Promise<R> {
+  const ac = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  let onOuter: (() => void) | undefined;
+  const stopped = new Promise<never>((_, reject) => {
+    const stop = (err: unknown) => {
+      ac.abort(err);
+      reject(err);
+    };
+    timer = setTimeout(() => stop(new JobTimeoutError(timeoutMs)), timeoutMs);
+    onOuter = () => stop(outer!.reason ?? new Error('Aborted'));
+    if (outer?.aborted) onOuter();
+    else outer?.addEventListener('abort', onOuter, { once: true });
+  });
+  try {
+    return await Promise.race([Promise.resolve().then(() => run(ac.signal)), stopped]);
+  } finally {
+    clearTimeout(timer);
+    outer?.removeEventListener('abort', onOuter!);
+  }
+}
+
+export const errorMessage = (err: unknown) => (err instanceof Error ? `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}` : String(err));
+
+/** A UUID-shaped id derived from a queue and an idempotency key, so a keyed job always gets the same id. */
+export function keyedJobId(queue: string, key: string): string {
+  const h = createHash('sha256').update(`${queue}\0${key}`).digest('hex');
+  // Version 8 (custom) and the RFC 4122 variant, so it still parses as a UUID.
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+export const QUEUE_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
+
+export function assertQueueName(name: string): void {
+  if (!QUEUE_NAME.test(name)) throw new Error(`Invalid queue name "${name}": lowercase letters, digits, ".", "_" and "-", up to 64`);
+}

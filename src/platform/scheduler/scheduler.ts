@@ -1,0 +1,153 @@
+import { Cron } from 'croner';
+import { and, eq, isNull, lt, or, sql } from 'drizzle-orm';
+import { inTransaction, type Db } from '../db/database.ts';
+import type { Logger } from '../observability/logger.ts';
+import type { BullmqJobQueue } from '../queue/bullmq-queue.ts';
+import { bullOptions, envelope } from '../queue/bullmq-queue.ts';
+import { assertQueueName, type EnqueueOptions, type JobHandler, type JobQueue, type ProcessOptions } from '../queue/queue.ts';
+import { jobSchedules } from '../queue/schema.ts';
+
+export interface ScheduleDefinition<T = unknown> {
+  /** Unique; also the queue the firings run on when `handler` is given. */
+  name: string;
+  /** Croner/cron syntax, five fields or six with seconds first ("*\/5 * * * * *"). */
+  cron: string;
+  /** IANA zone the pattern is read in; UTC by default. */
+  timezone?: string;
+  /** Runs each firing (registered on the queue `name`)… */
+  handler?: JobHandler<T>;
+  /** …or each firing is enqueued on this queue, whose handler is registered elsewhere. */
+  queue?: string;
+  data?: T;
+  processOptions?: ProcessOptions;
+  jobOptions?: Pick<EnqueueOptions, 'attempts' | 'backoffMs' | 'timeoutMs' | 'priority'>;
+}
+
+export interface ScheduleInfo {
+  name: string;
+  cron: string;
+  timezone: string;
+  queue: string;
+  nextRunAt: Date | null;
+  /** The last firing this cluster recorded, when known. */
+  lastRunAt: Date | null;
+}
+
+export interface Scheduler {
+  readonly kind: 'cron' | 'bullmq';
+  define<T>(def: ScheduleDefinition<T>): void;
+  /** Starts firing (workers only): in-process crons, or BullMQ job schedulers upserted. */
+  start(): Promise<void>;
+  list(): Promise<ScheduleInfo[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * Cron tasks defined in code. Embedded: croner in each worker process, and a
+ * firing is claimed in `job_schedules` before its job is enqueued (in the same
+ * transaction), so several workers on one database still enqueue it once.
+ * Distributed: BullMQ job schedulers, which create one job per firing for the
+ * whole cluster however many workers upsert them.
+ */
+export function createScheduler(deps: { queue: JobQueue; db: Db; logger: Logger }): Scheduler {
+  const { queue, db, logger } = deps;
+  const bull = queue.kind === 'bullmq' ? (queue as BullmqJobQueue) : undefined;
+  const defs = new Map<string, ScheduleDefinition>();
+  const crons: Cron[] = [];
+  let started = false;
+
+  const targetOf = (d: ScheduleDefinition) => d.queue ?? d.name;
+  const zone = (d: ScheduleDefinition) => d.timezone ?? 'UTC';
+
+  async function fire(d: ScheduleDefinition, at: Date) {
+    const fired = await inTransaction(db, async (tx) => {
+      const [claimed] = await tx
+        .update(jobSchedules)
+        .set({ lastRunAt: at })
+        .where(and(eq(jobSchedules.name, d.name), or(isNull(jobSchedules.lastRunAt), lt(jobSchedules.lastRunAt, at))))
+        .returning();
+      if (!claimed) return false;
+      await queue.enqueue(targetOf(d), d.data ?? null, { ...d.jobOptions, tx, idempotencyKey: `schedule:${d.name}:${at.toISOString()}` });
+      return true;
+    });
+    if (fired) logger.debug({ schedule: d.name, at }, 'schedule fired');
+  }
+
+  async function record(d: ScheduleDefinition) {
+    await db
+      .insert(jobSchedules)
+      .values({ name: d.name, cron: d.cron })
+      .onConflictDoUpdate({ target: jobSchedules.name, set: { cron: d.cron } });
+  }
+
+  return {
+    kind: bull ? 'bullmq' : 'cron',
+
+    define(d) {
+      if (defs.has(d.name)) throw new Error(`Schedule "${d.name}" is already defined`);
+      assertQueueName(targetOf(d as ScheduleDefinition));
+      if (!d.handler === !d.queue) throw new Error(`Schedule "${d.name}" needs either a handler or a queue`);
+      new Cron(d.cron, { paused: true, timezone: zone(d as ScheduleDefinition) }).stop(); // throws on a bad pattern, at definition
+      defs.set(d.name, d as ScheduleDefinition);
+      if (d.handler) {
+        const handler = d.handler;
+        // With BullMQ the firing is not seen here before it runs: the run is what records it.
+        const run: JobHandler = bull
+          ? async (data, ctx) => {
+              await db.update(jobSchedules).set({ lastRunAt: sql`now()` }).where(eq(jobSchedules.name, d.name));
+              return handler(data, ctx);
+            }
+          : handler;
+        queue.process(d.name, run, d.processOptions);
+      }
+      if (started) void startOne(d as ScheduleDefinition);
+    },
+
+    async start() {
+      if (started) return;
+      started = true;
+      await Promise.all([...defs.values()].map(startOne));
+    },
+
+    async list() {
+      const rows = await db.select().from(jobSchedules);
+      const last = new Map(rows.map((r) => [r.name, r.lastRunAt]));
+      return Promise.all(
+        [...defs.values()].map(async (d) => {
+          let next = new Cron(d.cron, { paused: true, timezone: zone(d) }).nextRun();
+          if (bull) {
+            const s = await (await bull.bull(targetOf(d))).getJobScheduler(d.name);
+            if (s?.next) next = new Date(s.next);
+          }
+          return { name: d.name, cron: d.cron, timezone: zone(d), queue: targetOf(d), nextRunAt: next, lastRunAt: last.get(d.name) ?? null };
+        }),
+      );
+    },
+
+    async close() {
+      for (const c of crons) c.stop();
+      crons.length = 0;
+    },
+  };
+
+  async function startOne(d: ScheduleDefinition) {
+    await record(d);
+    if (bull) {
+      const target = targetOf(d);
+      const { jobId: _id, ...opts } = bullOptions('', { ...d.jobOptions });
+      await (await bull.bull(target)).upsertJobScheduler(
+        d.name,
+        { pattern: d.cron, tz: zone(d) },
+        { name: target, data: envelope(d.data ?? null, { ...d.jobOptions }), opts },
+      );
+      return;
+    }
+    crons.push(
+      new Cron(d.cron, { timezone: zone(d), protect: true }, async (self: Cron) => {
+        // The firing's own time, to the second: the same in every process that fires it.
+        const at = new Date(Math.round((self.currentRun() ?? new Date()).getTime() / 1000) * 1000);
+        await fire(d, at).catch((err) => logger.error({ err, schedule: d.name }, 'schedule firing failed'));
+      }),
+    );
+  }
+}
