@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { ValidationError } from '../../errors.ts';
 import type { Db } from '../db/database.ts';
 
 /**
@@ -54,8 +55,14 @@ export interface EnqueueOptions {
 
 export interface JobContext {
   id: string;
+  /** The queue the job is on (also its kind). */
+  queue: string;
+  /** Whose job it is; null for system work. */
+  userId: string | null;
   /** 1 on the first try. */
   attempt: number;
+  /** Attempts in all: the job is dead when `attempt` reaches this and fails. */
+  maxAttempts: number;
   /** Aborted when the attempt times out or the worker shuts down. */
   signal: AbortSignal;
   progress(value: JobProgress): Promise<void>;
@@ -95,7 +102,25 @@ export interface JobQueue {
   close(): Promise<void>;
 }
 
-export const DEFAULTS = { attempts: 3, backoffMs: 1000, timeoutMs: 60_000, concurrency: 1 };
+export const DEFAULTS = { attempts: 3, backoffMs: 1000, timeoutMs: 60_000, concurrency: 1, lockMs: 30_000 };
+
+/** BullMQ's range, kept on both adapters so a job means the same on either. */
+export const MAX_PRIORITY = 2_097_151;
+
+/** Refuses options neither adapter could honour, before anything is written. */
+export function assertEnqueueOptions(queue: string, o: EnqueueOptions): void {
+  assertQueueName(queue);
+  const bad = (field: string, rule: string) => {
+    throw ValidationError(`Job option ${field} must be ${rule}`);
+  };
+  const int = (v: number | undefined, min: number, max = Number.MAX_SAFE_INTEGER) => v === undefined || (Number.isInteger(v) && v >= min && v <= max);
+  if (!int(o.priority, 0, MAX_PRIORITY)) bad('priority', `an integer from 0 to ${MAX_PRIORITY}`);
+  if (!int(o.attempts, 1, 1000)) bad('attempts', 'an integer from 1 to 1000');
+  if (!int(o.delayMs, 0)) bad('delayMs', 'a whole number of milliseconds, 0 or more');
+  if (!int(o.backoffMs, 0, 2 ** 31 - 1)) bad('backoffMs', 'a whole number of milliseconds, 0 or more');
+  if (!int(o.timeoutMs, 1, 2 ** 31 - 1)) bad('timeoutMs', 'a whole number of milliseconds, 1 or more');
+  if (o.idempotencyKey !== undefined && (o.idempotencyKey.length < 1 || o.idempotencyKey.length > 255)) bad('idempotencyKey', '1 to 255 characters');
+}
 
 export class JobTimeoutError extends Error {
   constructor(ms: number) {

@@ -3,7 +3,7 @@ import { and, eq, isNull, lt, or, sql } from 'drizzle-orm';
 import { inTransaction, type Db } from '../db/database.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { BullmqJobQueue } from '../queue/bullmq-queue.ts';
-import { bullOptions, envelope } from '../queue/bullmq-queue.ts';
+import { bullOptions, envelope } from '../queue/bullmq-jobs.ts';
 import { assertQueueName, type EnqueueOptions, type JobHandler, type JobQueue, type ProcessOptions } from '../queue/queue.ts';
 import { jobSchedules } from '../queue/schema.ts';
 

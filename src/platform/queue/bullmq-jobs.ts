@@ -1,0 +1,126 @@
+import type { Job as BullJob, JobsOptions, JobType, Queue } from 'bullmq';
+import type { OutboxOptions } from './outbox-relay.ts';
+import { DEFAULTS, type Job, type JobState, type ListQuery } from './queue.ts';
+import type { jobOutbox } from './schema.ts';
+
+/** How Parley's jobs map onto BullMQ's (bullmq-queue.ts uses these). */
+
+/** What a BullMQ job carries: the caller's data, its owner, its own timeout. */
+export interface Envelope {
+  d: unknown;
+  u: string | null;
+  t: number | null;
+}
+
+export const envelope = (data: unknown, o: OutboxOptions): Envelope => ({ d: data ?? null, u: o.userId ?? null, t: o.timeoutMs ?? null });
+
+/** Finished jobs stay readable (`GET /v1/jobs/{id}`, idempotency keys) for a day; dead ones until discarded. */
+const KEEP_COMPLETED = { age: 24 * 3600, count: 10_000 };
+
+export function bullOptions(id: string, o: OutboxOptions): JobsOptions {
+  return {
+    jobId: id,
+    attempts: o.attempts ?? DEFAULTS.attempts,
+    backoff: { type: 'exponential', delay: o.backoffMs ?? DEFAULTS.backoffMs, jitter: 0.5 },
+    // BullMQ runs jobs without a priority before prioritized ones: the same order as 0 first.
+    priority: o.priority || undefined,
+    delay: o.delayMs || undefined,
+    removeOnComplete: KEEP_COMPLETED,
+    removeOnFail: false,
+  };
+}
+
+const STATE_TYPES: Record<JobState, JobType[]> = {
+  waiting: ['waiting', 'prioritized'],
+  delayed: ['delayed'],
+  active: ['active'],
+  completed: ['completed'],
+  dead: ['failed'],
+};
+
+export function stateOf(s: string): JobState | undefined {
+  if (s === 'failed') return 'dead';
+  if (s === 'prioritized' || s === 'waiting' || s === 'waiting-children') return 'waiting';
+  if (s === 'delayed' || s === 'active' || s === 'completed') return s;
+  return undefined;
+}
+
+export async function toJob(job: BullJob, knownState?: JobState): Promise<Job | undefined> {
+  const state = knownState ?? stateOf(await job.getState());
+  if (!state) return undefined;
+  const env = job.data as Partial<Envelope> | undefined;
+  return {
+    id: job.id!,
+    queue: job.queueName,
+    state,
+    data: env?.d ?? null,
+    userId: env?.u ?? null,
+    priority: job.opts.priority ?? 0,
+    attempts: job.attemptsStarted,
+    maxAttempts: job.opts.attempts ?? 1,
+    progress: (job.progress as Job['progress']) ?? 0,
+    result: job.returnvalue ?? null,
+    error: state === 'completed' ? null : job.failedReason || null,
+    createdAt: new Date(job.timestamp),
+    startedAt: job.processedOn ? new Date(job.processedOn) : null,
+    finishedAt: (state === 'completed' || state === 'dead') && job.finishedOn ? new Date(job.finishedOn) : null,
+  };
+}
+
+/** A job still in the outbox (committed, not yet relayed): it reads as waiting. */
+export function pending(row: typeof jobOutbox.$inferSelect): Job {
+  const o = row.options as OutboxOptions;
+  return {
+    id: row.id,
+    queue: row.queue,
+    state: 'waiting',
+    data: row.data,
+    userId: o.userId ?? null,
+    priority: o.priority ?? 0,
+    attempts: 0,
+    maxAttempts: o.attempts ?? DEFAULTS.attempts,
+    progress: 0,
+    result: null,
+    error: null,
+    createdAt: row.createdAt,
+    startedAt: null,
+    finishedAt: null,
+  };
+}
+
+interface Position {
+  /** Index of the (queue, BullMQ list) source, and the offset in it. */
+  s: number;
+  o: number;
+}
+
+/**
+ * Walks the (queue, BullMQ list) pairs a query covers, one after the other,
+ * each in BullMQ's own order; the cursor is where the next page starts. Every
+ * job is listed once even across lists of different orders (waiting and
+ * prioritized), which a merge by time over offsets cannot promise.
+ */
+export async function listJobs(queues: Queue[], q: ListQuery): Promise<{ jobs: Job[]; nextCursor: string | null }> {
+  const states = q.state ? [q.state] : (Object.keys(STATE_TYPES) as JobState[]);
+  const sources = queues.flatMap((queue) => states.flatMap((state) => STATE_TYPES[state].map((type) => ({ queue, state, type }))));
+  let pos: Position = { s: 0, o: 0 };
+  if (q.cursor) {
+    try {
+      const p = JSON.parse(Buffer.from(q.cursor, 'base64url').toString('utf8')) as Position;
+      if (Number.isInteger(p.s) && Number.isInteger(p.o) && p.s >= 0 && p.o >= 0) pos = p;
+    } catch {
+      // A malformed cursor starts from the top.
+    }
+  }
+  const found: Array<{ job: BullJob; state: JobState; at: Position }> = [];
+  while (pos.s < sources.length && found.length <= q.limit) {
+    const { queue, state, type } = sources[pos.s]!;
+    const want = q.limit + 1 - found.length;
+    const batch = await queue.getJobs([type], pos.o, pos.o + want - 1);
+    batch.forEach((job, i) => job && found.push({ job, state, at: { s: pos.s, o: pos.o + i } }));
+    pos = batch.length < want ? { s: pos.s + 1, o: 0 } : { s: pos.s, o: pos.o + batch.length };
+  }
+  const page = await Promise.all(found.slice(0, q.limit).map(({ job, state }) => toJob(job, state)));
+  const next = found[q.limit]?.at;
+  return { jobs: page.filter((j): j is Job => Boolean(j)), nextCursor: next ? Buffer.from(JSON.stringify(next)).toString('base64url') : null };
+}

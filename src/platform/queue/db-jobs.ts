@@ -1,0 +1,142 @@
+import { and, desc, eq, gt, lt, lte, sql, type SQL } from 'drizzle-orm';
+import type { Db } from '../db/database.ts';
+import { backoffDelay, DEFAULTS, errorMessage, type EnqueueOptions, type Job, type ListQuery } from './queue.ts';
+import { jobs } from './schema.ts';
+
+/** The statements of the database queue over the `jobs` table (db-queue.ts runs them). */
+export type JobRow = typeof jobs.$inferSelect;
+
+const ms = (n: number) => sql`make_interval(secs => ${n / 1000})`;
+
+/** A JSON value for a jsonb column: Drizzle sends a JS null as SQL NULL, which `data` refuses. */
+export const jsonb = (value: unknown) => (value === undefined || value === null ? sql`'null'::jsonb` : value);
+
+export async function insertJob(tx: Db, queue: string, data: unknown, o: EnqueueOptions): Promise<{ row: JobRow; created: boolean }> {
+  const [row] = await tx
+    .insert(jobs)
+    .values({
+      queue,
+      data: jsonb(data),
+      priority: o.priority ?? 0,
+      runAt: o.delayMs ? sql`now() + ${ms(o.delayMs)}` : sql`now()`,
+      maxAttempts: o.attempts ?? DEFAULTS.attempts,
+      backoffMs: o.backoffMs ?? DEFAULTS.backoffMs,
+      timeoutMs: o.timeoutMs ?? null,
+      userId: o.userId ?? null,
+      idempotencyKey: o.idempotencyKey ?? null,
+    })
+    .onConflictDoNothing({ target: [jobs.queue, jobs.idempotencyKey] })
+    .returning();
+  if (row) return { row, created: true };
+  const [existing] = await tx.select().from(jobs).where(and(eq(jobs.queue, queue), eq(jobs.idempotencyKey, o.idempotencyKey!)));
+  return { row: existing!, created: false };
+}
+
+/** Takes the next due job of a queue, leased for `lockMs`; SKIP LOCKED lets concurrent workers take different rows. */
+export async function claim(db: Db, queue: string, lockMs: number): Promise<JobRow | undefined> {
+  const next = sql`(select id from ${jobs} where ${jobs.queue} = ${queue} and ${jobs.state} = 'waiting' and ${jobs.runAt} <= now()
+                    order by ${jobs.priority}, ${jobs.runAt}, ${jobs.id} limit 1 for update skip locked)`;
+  const [row] = await db
+    .update(jobs)
+    .set({ state: 'active', attempts: sql`${jobs.attempts} + 1`, startedAt: sql`now()`, lockedUntil: sql`now() + ${ms(lockMs)}`, finishedAt: null })
+    .where(eq(jobs.id, next))
+    .returning();
+  return row;
+}
+
+/** Only the attempt that holds a job may touch it: a reclaimed one belongs to another worker now. */
+const held = (row: Pick<JobRow, 'id' | 'attempts'>) => and(eq(jobs.id, row.id), eq(jobs.state, 'active'), eq(jobs.attempts, row.attempts));
+
+/** The heartbeat of a live worker: its running jobs stay its own for another `lockMs`. */
+export async function renew(db: Db, running: Array<Pick<JobRow, 'id' | 'attempts'>>, lockMs: number): Promise<void> {
+  if (!running.length) return;
+  const pairs = sql.join(running.map((r) => sql`(${r.id}::uuid, ${r.attempts}::int)`), sql`, `);
+  await db
+    .update(jobs)
+    .set({ lockedUntil: sql`now() + ${ms(lockMs)}` })
+    .where(and(eq(jobs.state, 'active'), sql`(${jobs.id}, ${jobs.attempts}) in (${pairs})`));
+}
+
+/** Jobs whose worker died (lease lapsed): back to waiting, or dead if that was the last attempt. */
+export async function reclaim(db: Db): Promise<string[]> {
+  const last = sql`${jobs.attempts} >= ${jobs.maxAttempts}`;
+  const lost = await db
+    .update(jobs)
+    .set({
+      state: sql`case when ${last} then 'dead' else 'waiting' end`,
+      lastError: 'The worker running this job stopped answering',
+      runAt: sql`now()`,
+      lockedUntil: null,
+      finishedAt: sql`case when ${last} then now() end`,
+    })
+    .where(and(eq(jobs.state, 'active'), lt(jobs.lockedUntil, sql`now()`)))
+    .returning({ id: jobs.id });
+  return lost.map((j) => j.id);
+}
+
+export type Outcome = { result: unknown } | { error: unknown } | { released: string };
+
+/** Records how an attempt ended: completed; failed (retried after a backoff, or dead); or given back untried (shutdown). */
+export async function settle(db: Db, row: JobRow, outcome: Outcome): Promise<'completed' | 'retry' | 'dead' | 'released'> {
+  if ('result' in outcome) {
+    await db.update(jobs).set({ state: 'completed', result: jsonb(outcome.result), lastError: null, finishedAt: sql`now()`, lockedUntil: null }).where(held(row));
+    return 'completed';
+  }
+  if ('released' in outcome) {
+    // Not the job's fault: the attempt is given back, and it runs again at once.
+    await db
+      .update(jobs)
+      .set({ state: 'waiting', attempts: sql`${jobs.attempts} - 1`, lastError: outcome.released, runAt: sql`now()`, lockedUntil: null })
+      .where(held(row));
+    return 'released';
+  }
+  const error = errorMessage(outcome.error);
+  if (row.attempts < row.maxAttempts) {
+    const delay = backoffDelay(row.attempts, row.backoffMs);
+    await db.update(jobs).set({ state: 'waiting', lastError: error, runAt: sql`now() + ${ms(delay)}`, lockedUntil: null }).where(held(row));
+    return 'retry';
+  }
+  await db.update(jobs).set({ state: 'dead', lastError: error, finishedAt: sql`now()`, lockedUntil: null }).where(held(row));
+  return 'dead';
+}
+
+export async function setProgress(db: Db, row: JobRow, value: unknown): Promise<void> {
+  await db.update(jobs).set({ progress: jsonb(value) as never }).where(held(row));
+}
+
+export const toJob = (row: JobRow): Job => ({
+  id: row.id,
+  queue: row.queue,
+  state: row.state === 'waiting' && row.runAt.getTime() > Date.now() ? 'delayed' : row.state,
+  data: row.data,
+  userId: row.userId,
+  priority: row.priority,
+  attempts: row.attempts,
+  maxAttempts: row.maxAttempts,
+  progress: row.progress,
+  result: row.result ?? null,
+  error: row.lastError,
+  createdAt: row.createdAt,
+  startedAt: row.startedAt,
+  finishedAt: row.finishedAt,
+});
+
+export async function byId(db: Db, id: string): Promise<JobRow | undefined> {
+  if (!UUID.test(id)) return undefined;
+  return (await db.select().from(jobs).where(eq(jobs.id, id)))[0];
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Newest first; the cursor is the last id shown. */
+export async function listJobs(db: Db, q: ListQuery): Promise<{ jobs: Job[]; nextCursor: string | null }> {
+  const where: Array<SQL | undefined> = [q.queue ? eq(jobs.queue, q.queue) : undefined];
+  if (q.state === 'waiting') where.push(eq(jobs.state, 'waiting'), lte(jobs.runAt, sql`now()`));
+  else if (q.state === 'delayed') where.push(eq(jobs.state, 'waiting'), gt(jobs.runAt, sql`now()`));
+  else if (q.state) where.push(eq(jobs.state, q.state));
+  const after = q.cursor ? Buffer.from(q.cursor, 'base64url').toString('utf8') : undefined;
+  if (after && UUID.test(after)) where.push(lt(jobs.id, after));
+  const rows = await db.select().from(jobs).where(and(...where)).orderBy(desc(jobs.id)).limit(q.limit + 1);
+  const page = rows.slice(0, q.limit);
+  return { jobs: page.map(toJob), nextCursor: rows.length > q.limit ? Buffer.from(page[page.length - 1]!.id).toString('base64url') : null };
+}
