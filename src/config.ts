@@ -6,6 +6,7 @@ import { limitsEnv, limitSettings, type LimitSettings } from './modules/limits/s
 import { busEnv, busSettings } from './platform/bus/settings.ts';
 import type { BusOptions } from './platform/bus/bus.ts';
 import { realtimeEnv, realtimeSettings, type RealtimeSettings } from './modules/realtime/settings.ts';
+import { jobsEnv, jobSettings, type JobSettings } from './modules/jobs/settings.ts';
 
 const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -70,6 +71,7 @@ const envSchema = z.object({
   ...limitsEnv,
   ...busEnv,
   ...realtimeEnv,
+  ...jobsEnv,
 });
 
 export type Env = z.input<typeof envSchema>;
@@ -123,6 +125,8 @@ export interface Config {
   bus: BusOptions;
   /** The /v1/ws gateway: auth timeout, heartbeat, backpressure and connection limits. */
   realtime: RealtimeSettings;
+  /** Background jobs: schedule overrides, the BullMQ lock time. */
+  jobs: JobSettings;
   chat: {
     maxMessageChars: number;
     /** A generation still running after this long is aborted and fails with `stream_timeout`. */
@@ -183,6 +187,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     limits: limitSettings(e),
     bus: busSettings(e),
     realtime: realtimeSettings(e),
+    jobs: jobSettings(e),
     chat: { maxMessageChars: e.CHAT_MAX_MESSAGE_CHARS, maxStreamSeconds: e.CHAT_MAX_STREAM_SECONDS, streamRetentionSeconds: e.CHAT_STREAM_RETENTION_SECONDS },
   };
 }

@@ -62,10 +62,10 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
   const broadcast = redis ? await redisBroadcast(redis, config.redisPrefix, logger) : memoryBroadcast(logger);
   const bus = redis ? redisBus(redis, config.redisPrefix, logger, config.bus) : memoryBus(logger, config.bus);
   const fanout = redis ? redisFanout(redis, config.redisPrefix) : memoryFanout();
-  const mailer = config.smtpUrl ? smtpMailer(database.db, config.smtpUrl, config.mailFrom) : outboxMailer(database.db);
   const queue = config.redisUrl
     ? bullmqQueue({ redisUrl: config.redisUrl, redisPrefix: config.redisPrefix, db: database.db, logger, listenUrl: config.databaseUrl })
     : dbQueue({ db: database.db, logger, listenUrl: config.databaseUrl });
+  const mailer = config.smtpUrl ? smtpMailer(database.db, config.smtpUrl, config.mailFrom, queue) : outboxMailer(database.db);
   const scheduler = createScheduler({ queue, db: database.db, logger });
   return {
     config,

@@ -4,7 +4,7 @@ import { ConfigError, loadConfig, type Config } from './config.ts';
 import { AppError } from './errors.ts';
 import { createDeps, type Deps } from './deps.ts';
 import { adminCommand } from './cli/admin.ts';
-import { startWorker } from './worker.ts';
+import { defineSchedules, startWorker } from './worker.ts';
 import { createServices } from './services.ts';
 
 const USAGE = `Usage: parley <command>
@@ -65,8 +65,9 @@ async function main(argv: string[]): Promise<number> {
 async function run(config: Config, roles: { http: boolean; worker: boolean }): Promise<void> {
   const deps: Deps = await createDeps(config);
   const services = createServices(deps);
+  defineSchedules(deps, services);
   const app = roles.http ? await buildApp(deps, services) : undefined;
-  const worker = roles.worker ? startWorker(deps, services) : undefined;
+  const worker = roles.worker ? await startWorker(deps) : undefined;
   if (app) await app.listen({ port: config.port, host: config.host });
   deps.logger.info(
     { database: deps.database.kind, redis: Boolean(deps.redis), http: roles.http, worker: roles.worker, dataDir: deps.database.kind === 'pglite' ? config.dataDir : undefined },

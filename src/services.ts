@@ -26,10 +26,14 @@ import { createAccount } from './modules/users/account.ts';
 import { createUsersService } from './modules/users/service.ts';
 import { createOutbox } from './platform/mail/outbox.ts';
 import { createUsage } from './modules/usage/service.ts';
+import { createJobs } from './modules/jobs/service.ts';
+import { announcer } from './platform/bus/bus.ts';
 
 /** Every module's service, built once over the deps. Modules reach each other only through these. */
 export function createServices(deps: Deps) {
   const { config, db, limiters } = deps;
+  const announce = announcer(deps.bus, deps.logger);
+  const jobs = createJobs({ queue: deps.queue, scheduler: deps.scheduler, bus: deps.bus, announce, logger: deps.logger });
   const rl = config.auth.rateLimit;
   const audit = createAudit(db);
   const users = createUsersService(db);
@@ -109,9 +113,9 @@ export function createServices(deps: Deps) {
   const messages = createMessages({ db });
   const search = createSearch(db);
   const idempotency = createIdempotency(db);
-  const titles = createTitles({ ai, repo: createGenerationRepository(db), logger: deps.logger });
-  const generation = createGeneration({ ai, messages, conversations, projects, streams: deps.streams, titles, logger: deps.logger, limits: config.chat, checkBudget: config.usage.enabled ? usage.budgets.assertRoom : async () => {} });
-  return { usage, audit, users, keys, sessions, apiKeys, mfa, emailFlows, authenticate, limits, authLimits, auth, oauth, account, admin, ai, projects, conversations, messages, search, idempotency, generation };
+  const titles = createTitles({ ai, repo: createGenerationRepository(db), logger: deps.logger, jobs });
+  const generation = createGeneration({ ai, messages, conversations, projects, streams: deps.streams, titles, logger: deps.logger, limits: config.chat, announce, checkBudget: config.usage.enabled ? usage.budgets.assertRoom : async () => {} });
+  return { jobs, announce, usage, audit, users, keys, sessions, apiKeys, mfa, emailFlows, authenticate, limits, authLimits, auth, oauth, account, admin, ai, projects, conversations, messages, search, idempotency, generation };
 }
 
 export type Services = ReturnType<typeof createServices>;

@@ -17,7 +17,7 @@ interface Chat {
 }
 
 interface Fixture {
-  a: TestUser & Chat & { apiKey: string; apiKeyId: string; secondSessionId: string; budgetId: string };
+  a: TestUser & Chat & { apiKey: string; apiKeyId: string; secondSessionId: string; budgetId: string; jobId: string };
   b: TestUser & Chat & { apiKey: string };
   /** A ban an admin set (on an address neither user calls from). */
   banId: string;
@@ -56,6 +56,12 @@ const ADMIN_ROUTES: Array<Pick<Case, 'name' | 'method' | 'path' | 'body'>> = [
   { name: 'list abuse flags', method: 'GET', path: (f) => `/v1/admin/abuse-flags?userId=${f.a.id}` },
   { name: 'run the abuse check', method: 'POST', path: () => '/v1/admin/abuse-flags/check' },
   { name: 'clear an abuse flag', method: 'POST', path: (f) => `/v1/admin/abuse-flags/${f.a.budgetId}/clear` },
+  { name: 'list jobs', method: 'GET', path: () => '/v1/admin/jobs' },
+  { name: "read A's job as admin", method: 'GET', path: (f) => `/v1/admin/jobs/${f.a.jobId}` },
+  { name: "retry A's job", method: 'POST', path: (f) => `/v1/admin/jobs/${f.a.jobId}/retry` },
+  { name: "discard A's job", method: 'DELETE', path: (f) => `/v1/admin/jobs/${f.a.jobId}` },
+  { name: 'list schedules', method: 'GET', path: () => '/v1/admin/schedules' },
+  { name: 'read dead-lettered events', method: 'GET', path: () => '/v1/admin/events/dead-letters' },
 ];
 
 /** A's projects, prompts, conversations and messages, reached directly or through B's own ones. */
@@ -117,6 +123,9 @@ const CASES: Case[] = [
   { name: "cap A's API key", method: 'PUT', path: () => '/v1/budgets', body: (f) => ({ scope: 'api_key', subjectId: f.a.apiKeyId, period: 'day', limitUsd: 0 }), status: 404, code: 'api_key_not_found' },
   { name: "cap A's project", method: 'PUT', path: () => '/v1/budgets', body: (f) => ({ scope: 'project', subjectId: f.a.projectId, period: 'day', limitUsd: 0 }), status: 404, code: 'project_not_found' },
   { name: "remove A's key budget", method: 'DELETE', path: (f) => `/v1/budgets/${f.a.budgetId}`, status: 404, code: 'budget_not_found' },
+  // jobs
+  { name: "read A's job", method: 'GET', path: (f) => `/v1/jobs/${f.a.jobId}`, status: 404, code: 'job_not_found' },
+  { name: "read A's job with a key", method: 'GET', path: (f) => `/v1/jobs/${f.a.jobId}`, as: 'api_key', status: 404, code: 'job_not_found' },
   { name: "cap A's API key with a key", method: 'PUT', path: () => '/v1/budgets', body: (f) => ({ scope: 'api_key', subjectId: f.a.apiKeyId, period: 'day', limitUsd: 0 }), as: 'api_key', status: 403, code: 'api_key_not_allowed' },
   // admin
   ...ADMIN_ROUTES.map((r): Case => ({ ...r, name: `admin: ${r.name}`, status: 403, code: 'admin_required' })),
@@ -160,6 +169,7 @@ for (const backend of backends()) {
         messages: await get(`/v1/conversations/${f.a.conversationId}/messages`),
         usage: await get('/v1/usage?groupBy=api_key'),
         limits: (await get('/v1/usage/limits')).data,
+        job: await get(`/v1/jobs/${f.a.jobId}`),
       };
     }
 
@@ -204,7 +214,8 @@ for (const backend of backends()) {
       const bBudget = await t.api('PUT', '/v1/budgets', { token: b.accessToken, body: { scope: 'project', subjectId: chatB.projectId, period: 'day', limitTokens: 1000 } });
       assert.equal(bBudget.status, 200, bBudget.text);
       f = {
-        a: { ...a, ...chatA, apiKey: aKey.body.key, apiKeyId: aKey.body.id, secondSessionId: second.body.sessionId, budgetId: aBudget.body.id },
+        // A job of A's on a queue no worker handles here: it waits, untouched, whatever B tries.
+        a: { ...a, ...chatA, apiKey: aKey.body.key, apiKeyId: aKey.body.id, secondSessionId: second.body.sessionId, budgetId: aBudget.body.id, jobId: (await t.services.jobs.enqueue('test.cross-user', { secret: 'quokkajob' }, { userId: a.id })).id },
         b: { ...b, ...chatB, apiKey: bKey.body.key },
         banId: (await t.services.limits.ban('ip', '203.0.113.7', 3600, 'cross-user fixture')).id,
       };

@@ -6,6 +6,7 @@ import { createDeps, type Deps } from '../../src/deps.ts';
 import type { App } from '../../src/http/types.ts';
 import { createServices, type Services } from '../../src/services.ts';
 import { createLogger } from '../../src/platform/observability/logger.ts';
+import { defineSchedules, startWorker } from '../../src/worker.ts';
 
 export type Backend = 'embedded' | 'postgres';
 
@@ -66,6 +67,8 @@ export interface StartOpts {
   env?: Record<string, string>;
   /** Share another app's database and Redis prefix: a second instance of the same cluster. */
   sharedWith?: TestApp;
+  /** Run the worker role too (queued jobs, schedules), as `parley start` does. Default true. */
+  worker?: boolean;
 }
 
 export async function startApp(opts: StartOpts = {}): Promise<TestApp> {
@@ -101,7 +104,9 @@ export async function startApp(opts: StartOpts = {}): Promise<TestApp> {
   const config = loadConfig(env);
   const deps = await createDeps(config, { logger: createLogger(config.logLevel) });
   const services = createServices(deps);
+  defineSchedules(deps, services);
   const app = await buildApp(deps, services);
+  const worker = opts.worker === false ? undefined : await startWorker(deps);
   await app.listen({ port: 0, host: '127.0.0.1' });
   const address = app.server.address();
   const url = `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`;
@@ -133,6 +138,7 @@ export async function startApp(opts: StartOpts = {}): Promise<TestApp> {
     api,
     async close() {
       await app.close();
+      await worker?.stop();
       await deps.close();
       if (db && !opts.sharedWith) await db.drop();
     },

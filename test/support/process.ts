@@ -72,10 +72,14 @@ export interface ServerProcess {
   stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Spawns `parley <command>` on env.PORT or a free port and waits until GET /ready answers 200. */
+/**
+ * Spawns `parley <command>` on env.PORT or a free port and waits until GET /ready
+ * answers 200 — or, for `worker` (no HTTP), until it logs that it started.
+ */
 export async function startServer(env: Record<string, string>, command = 'start'): Promise<ServerProcess> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
-  const child = spawn(nodeBin, [mainTs, command], { cwd: root, env: cleanEnv({ ...env, PORT: String(port) }), stdio: ['ignore', 'pipe', 'pipe'] });
+  const childEnv = command === 'worker' ? { ...env, LOG_LEVEL: 'info' } : env;
+  const child = spawn(nodeBin, [mainTs, command], { cwd: root, env: cleanEnv({ ...childEnv, PORT: String(port) }), stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   let stdout = '';
   let stderr = '';
@@ -102,7 +106,7 @@ export async function startServer(env: Record<string, string>, command = 'start'
   void exited.then(() => (dead = true));
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline && !dead) {
-    const ok = await fetch(`${url}/ready`).then((r) => r.ok, () => false);
+    const ok = command === 'worker' ? stdout.includes('"msg":"parley started"') : await fetch(`${url}/ready`).then((r) => r.ok, () => false);
     if (ok) return proc;
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -1,6 +1,7 @@
 import { AppError, UpstreamFailed } from '../../errors.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { StreamBuffer } from '../../platform/streams/stream-buffer.ts';
+import type { DomainEvents, EventType } from '../../platform/bus/events.ts';
 import type { Ai, ChatRequest } from '../ai/types.ts';
 import { outcomeOf, type GenerationEvent, type Outcome } from './generation-events.ts';
 import { toPublicMessage, type Messages } from './messages.ts';
@@ -13,6 +14,8 @@ export interface RunDeps {
   logger: Logger;
   /** Longest a generation may run before it is stopped with `stream_timeout`. */
   maxStreamMs: number;
+  /** Publishes a domain event without waiting for the bus (real-time clients, other modules). */
+  announce: <T extends EventType>(type: T, payload: DomainEvents[T]) => void;
 }
 
 export interface RunJob {
@@ -81,6 +84,7 @@ async function execute(d: RunDeps, job: RunJob, signal: AbortSignal, stopped: ()
       if (e.type === 'attempt') current = { provider: e.provider, model: e.model };
       else if (e.type === 'attempt_failed') attempts.push(e.attempt);
       else if (e.type === 'delta') {
+        if (!text) announceStarted(d, job, current);
         text += e.text;
         await append({ type: 'delta', text: e.text });
       } else if (e.type === 'finish') {
@@ -120,11 +124,31 @@ async function execute(d: RunDeps, job: RunJob, signal: AbortSignal, stopped: ()
     const message = toPublicMessage(await d.messages.get(job.userId, job.conversationId, id));
     outcome = message.status === 'streaming' ? undefined : outcomeOf(message);
     if (outcome) await append(outcome);
+    if (message.status !== 'streaming') announceFinished(d, job, message);
   } catch (err) {
     log.warn({ err }, 'could not stream the outcome of a generation');
   }
   await d.streams.end(id).catch((err) => log.error({ err }, 'could not end a generation stream'));
   if (outcome?.type === 'message.completed' && outcome.message.status === 'complete') job.onComplete?.(text);
+}
+
+function announceStarted(d: RunDeps, job: RunJob, current: { provider: string; model: string } | undefined) {
+  d.announce('message.stream.started', { userId: job.userId, conversationId: job.conversationId, messageId: job.assistantId, provider: current?.provider ?? null, model: current?.model ?? null });
+}
+
+function announceFinished(d: RunDeps, job: RunJob, m: ReturnType<typeof toPublicMessage>) {
+  d.announce('message.stream.finished', {
+    userId: job.userId,
+    conversationId: job.conversationId,
+    messageId: m.id,
+    status: m.status as 'complete' | 'failed' | 'cancelled',
+    provider: m.provider,
+    model: m.model,
+    finishReason: m.finishReason,
+    usage: { inputTokens: m.tokensIn, outputTokens: m.tokensOut, cachedTokens: m.cachedTokens, costMicros: m.costMicros },
+    latencyMs: m.latencyMs,
+    error: m.error ? { code: m.error.code, message: m.error.message } : null,
+  });
 }
 
 function stopError(reason: StopReason, maxStreamMs: number) {

@@ -21,6 +21,7 @@ export interface GenerationDeps {
   titles: Titles;
   logger: Logger;
   limits: { maxMessageChars: number; maxStreamSeconds: number };
+  announce: RunDeps['announce'];
   /** Refuses (402 budget_exceeded) before anything is written when a budget that applies is used up. */
   checkBudget: (subject: { userId: string; apiKeyId: string | null; projectId: string | null }) => Promise<void>;
 }
@@ -58,7 +59,7 @@ function toChatMessages(history: MessageRow[]): ChatMessage[] {
  */
 export function createGeneration(d: GenerationDeps) {
   const runs = new Map<string, Run>();
-  const runDeps: RunDeps = { ai: d.ai, messages: d.messages, streams: d.streams, logger: d.logger, maxStreamMs: d.limits.maxStreamSeconds * 1000 };
+  const runDeps: RunDeps = { ai: d.ai, messages: d.messages, streams: d.streams, logger: d.logger, maxStreamMs: d.limits.maxStreamSeconds * 1000, announce: d.announce };
 
   /** Conversation, project settings and model chain; throws before anything is written. */
   async function plan(userId: string, conversationId: string, model?: string) {
@@ -93,6 +94,7 @@ export function createGeneration(d: GenerationDeps) {
         },
         onComplete: firstExchange ? (answer) => d.titles.start(conversation.id, chain, userMessage.text, answer, { ...meter, source: 'title' }) : undefined,
       });
+      d.announce('message.created', { userId, conversationId: conversation.id, userMessageId: userMessage.id, assistantMessageId: assistant.id, model: chain[0] ?? null });
       runs.set(assistant.id, run);
       void run.done.finally(() => runs.delete(assistant.id));
       return { userMessage, assistantMessage: assistant };
@@ -200,7 +202,7 @@ export function createGeneration(d: GenerationDeps) {
     /** Waits for this instance's generations and titles to finish (tests, draining). */
     async idle(): Promise<void> {
       while (runs.size) await Promise.allSettled([...runs.values()].map((r) => r.done));
-      await d.titles.settle();
+      await d.titles.idle();
     },
   };
 }

@@ -1,4 +1,7 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AppError } from '../../errors.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
+import type { Jobs } from '../jobs/service.ts';
 import type { Ai, MeterContext } from '../ai/types.ts';
 import { TITLE_MAX_CHARS } from './contracts.ts';
 import type { GenerationRepository } from './generation-repository.ts';
@@ -18,43 +21,89 @@ export function cleanTitle(raw: string): string | undefined {
   return title.length > TITLE_CHARS ? `${title.slice(0, TITLE_CHARS - 1).trimEnd()}…` : title;
 }
 
-/**
- * Names conversations after their first exchange, in the background: the
- * reply is never held up for it, and a failure is logged, not shown.
- */
-export function createTitles(d: { ai: Pick<Ai, 'streamChat'>; repo: GenerationRepository; logger: Logger }) {
-  const pending = new Set<Promise<void>>();
+export const TITLE_QUEUE = 'chat.title';
+/** Longest a title request may take; the job's own timeout is a little longer. */
+const TITLE_TIMEOUT_MS = 30_000;
 
-  async function generate(conversationId: string, chain: string[], question: string, answer: string, meter?: MeterContext): Promise<void> {
+export interface TitleJob {
+  conversationId: string;
+  chain: string[];
+  question: string;
+  answer: string;
+  meter?: MeterContext;
+}
+
+/**
+ * Names conversations after their first exchange, as a background job: the
+ * reply is never held up for it. A provider that refuses is logged and leaves
+ * no title (the AI layer already retried and fell back); anything else fails
+ * the attempt, and the queue tries again, on whichever worker is alive.
+ */
+export function createTitles(d: { ai: Pick<Ai, 'streamChat'>; repo: GenerationRepository; logger: Logger; jobs: Pick<Jobs, 'define' | 'enqueue' | 'get'> }) {
+  const enqueuing = new Set<Promise<void>>();
+  const queued = new Set<string>();
+
+  async function generate(job: TitleJob, signal: AbortSignal): Promise<string | undefined> {
     let raw = '';
-    const exchange = `User: ${question.slice(0, EXCERPT_CHARS)}\n\nAssistant: ${answer.slice(0, EXCERPT_CHARS)}`;
+    const exchange = `User: ${job.question.slice(0, EXCERPT_CHARS)}\n\nAssistant: ${job.answer.slice(0, EXCERPT_CHARS)}`;
     const stream = d.ai.streamChat({
-      chain,
+      chain: job.chain,
       messages: [
         { role: 'system', content: INSTRUCTIONS },
         { role: 'user', content: exchange },
       ],
       maxTokens: 32,
       temperature: 0.2,
-      signal: AbortSignal.timeout(30_000),
-      meter,
+      signal: AbortSignal.any([signal, AbortSignal.timeout(TITLE_TIMEOUT_MS)]),
+      meter: job.meter,
     });
     for await (const e of stream) if (e.type === 'delta') raw += e.text;
     const title = cleanTitle(raw);
-    if (title) await d.repo.setTitleIfUnset(conversationId, title);
+    if (title) await d.repo.setTitleIfUnset(job.conversationId, title);
+    return title;
   }
 
-  return {
-    /** Starts naming the conversation and returns at once. */
-    start(conversationId: string, chain: string[], question: string, answer: string, meter?: MeterContext): void {
-      const job = generate(conversationId, chain, question, answer, meter)
-        .catch((err) => d.logger.warn({ err, conversationId }, 'title generation failed'))
-        .finally(() => pending.delete(job));
-      pending.add(job);
+  d.jobs.define<TitleJob, { title: string | null; error?: string }>(
+    TITLE_QUEUE,
+    async (job, ctx) => {
+      try {
+        return { title: (await generate(job, ctx.signal)) ?? null };
+      } catch (err) {
+        if (!(err instanceof AppError)) throw err;
+        d.logger.warn({ err, conversationId: job.conversationId }, 'title generation failed');
+        return { title: null, error: err.code };
+      }
     },
-    /** Waits for titles being generated (shutdown, tests). */
+    { concurrency: 4, timeoutMs: TITLE_TIMEOUT_MS + 5_000 },
+  );
+
+  return {
+    /** Queues naming the conversation (once per conversation) and returns at once. */
+    start(conversationId: string, chain: string[], question: string, answer: string, meter?: MeterContext): void {
+      const job: TitleJob = { conversationId, chain, question, answer, meter };
+      const p = d.jobs
+        .enqueue(TITLE_QUEUE, job, { userId: meter?.userId ?? null, idempotencyKey: `title:${conversationId}` })
+        .then((j) => void queued.add(j.id))
+        .catch((err) => d.logger.warn({ err, conversationId }, 'title generation could not be queued'))
+        .finally(() => enqueuing.delete(p));
+      enqueuing.add(p);
+    },
+    /** Waits until the titles asked for here are queued (shutdown). */
     async settle(): Promise<void> {
-      await Promise.allSettled([...pending]);
+      await Promise.allSettled([...enqueuing]);
+    },
+    /** Waits until the titles asked for here have been generated or given up, where a worker runs (tests, draining). */
+    async idle(timeoutMs = 30_000): Promise<void> {
+      await Promise.allSettled([...enqueuing]);
+      const deadline = Date.now() + timeoutMs;
+      for (const id of queued) {
+        for (;;) {
+          const job = await d.jobs.get(id);
+          if (!job || job.state === 'completed' || job.state === 'dead' || Date.now() > deadline) break;
+          await sleep(20);
+        }
+        queued.delete(id);
+      }
     },
   };
 }

@@ -1,6 +1,7 @@
 import { eq } from 'drizzle-orm';
 import nodemailer from 'nodemailer';
-import type { Db } from '../db/database.ts';
+import { inTransaction, type Db } from '../db/database.ts';
+import type { JobQueue } from '../queue/queue.ts';
 import { mailOutbox } from './schema.ts';
 
 export interface MailMessage {
@@ -12,6 +13,7 @@ export interface MailMessage {
 
 /** The mail port. Every message is recorded in the outbox; SMTP also delivers it. */
 export interface Mailer {
+  /** Resolves once the message is stored (and, with SMTP, queued for delivery): a crash afterwards loses nothing. */
   send(message: MailMessage): Promise<void>;
   close(): Promise<void>;
 }
@@ -25,23 +27,41 @@ export function outboxMailer(db: Db): Mailer {
   };
 }
 
-export function smtpMailer(db: Db, smtpUrl: string, from: string): Mailer {
+export const MAIL_QUEUE = 'mail.deliver';
+
+/**
+ * SMTP delivery as a background job: the message row and its job are written
+ * in one transaction, so a request that sends mail never waits for the SMTP
+ * server and a crash never loses a message. A refusal is recorded on the row
+ * and retried with backoff; the last error stays on the row and the dead job.
+ */
+export function smtpMailer(db: Db, smtpUrl: string, from: string, queue: JobQueue): Mailer {
   const transport = nodemailer.createTransport(smtpUrl);
-  return {
-    async send(m) {
-      const [row] = await db.insert(mailOutbox).values({ ...m, transport: 'smtp' }).returning({ id: mailOutbox.id });
+  queue.process<{ mailId: string }>(
+    MAIL_QUEUE,
+    async ({ mailId }) => {
+      const [m] = await db.select().from(mailOutbox).where(eq(mailOutbox.id, mailId));
+      if (!m || m.sentAt) return { skipped: true };
       try {
-        await transport.sendMail({ from, ...m });
-        await db.update(mailOutbox).set({ sentAt: new Date() }).where(eqId(row!.id));
+        await transport.sendMail({ from, to: m.to, subject: m.subject, text: m.text, html: m.html ?? undefined });
       } catch (err) {
-        await db.update(mailOutbox).set({ error: String((err as Error).message) }).where(eqId(row!.id));
+        await db.update(mailOutbox).set({ error: String((err as Error).message) }).where(eq(mailOutbox.id, mailId));
         throw err;
       }
+      await db.update(mailOutbox).set({ sentAt: new Date(), error: null }).where(eq(mailOutbox.id, mailId));
+      return { sent: true };
+    },
+    { concurrency: 4, timeoutMs: 60_000 },
+  );
+  return {
+    async send(m) {
+      await inTransaction(db, async (tx) => {
+        const [row] = await tx.insert(mailOutbox).values({ ...m, transport: 'smtp' }).returning({ id: mailOutbox.id });
+        await queue.enqueue(MAIL_QUEUE, { mailId: row!.id }, { tx, attempts: 5, backoffMs: 5_000 });
+      });
     },
     async close() {
       transport.close();
     },
   };
 }
-
-const eqId = (id: string) => eq(mailOutbox.id, id);

@@ -1,0 +1,42 @@
+import { z } from 'zod';
+
+export interface JobSettings {
+  /**
+   * Per-task cron patterns that replace the defaults in code, or `off`:
+   * `SCHEDULES="usage.rollup=*\/10 * * * *;usage.abuse-check=off"`.
+   */
+  scheduleOverrides: Record<string, string>;
+  /**
+   * How long a BullMQ worker's lock on a running job lasts without renewal;
+   * a worker that died holding a job loses it to another about this long later.
+   */
+  lockMs: number;
+}
+
+const overrides = z
+  .string()
+  .default('')
+  .transform((raw, ctx) => {
+    const out: Record<string, string> = {};
+    for (const part of raw.split(';').map((p) => p.trim()).filter(Boolean)) {
+      const eq = part.indexOf('=');
+      if (eq < 1) {
+        ctx.addIssue({ code: 'custom', message: `"${part}" is not name=cron` });
+        return z.NEVER;
+      }
+      out[part.slice(0, eq).trim()] = part.slice(eq + 1).trim();
+    }
+    return out;
+  });
+
+/** The env fields config.ts validates for background jobs. */
+export const jobsEnv = {
+  SCHEDULES: overrides,
+  JOB_LOCK_MS: z.coerce.number().int().min(500).default(30_000),
+};
+
+const jobsEnvObject = z.object(jobsEnv);
+
+export function jobSettings(e: z.output<typeof jobsEnvObject>): JobSettings {
+  return { scheduleOverrides: e.SCHEDULES, lockMs: e.JOB_LOCK_MS };
+}

@@ -1,0 +1,152 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import type { AnyBusEvent } from '../../../src/platform/bus/events.ts';
+import { backends, startApp, type TestApp } from '../../support/app.ts';
+import { eventually } from '../../support/eventually.ts';
+import { createUser, type TestUser } from '../../support/factories.ts';
+
+for (const backend of backends()) {
+  describe(`jobs [${backend}]`, () => {
+    let t: TestApp;
+    let u: TestUser;
+    let admin: TestUser;
+    const progress: Array<AnyBusEvent<'job.progress'>> = [];
+    let failUntil = 0;
+    let closeObserver: () => Promise<void>;
+
+    before(async () => {
+      t = await startApp({ backend });
+      u = await createUser(t);
+      admin = await createUser(t, { admin: true });
+      // Real handlers on queues of the test's own, run by the app's worker like any module's.
+      t.services.jobs.define<{ steps: number }>('test.report', async ({ steps }, ctx) => {
+        for (let i = 1; i <= steps; i++) await ctx.progress(Math.round((i / steps) * 100));
+        return { pages: steps };
+      });
+      t.services.jobs.define('test.flaky', async (_data, ctx) => {
+        if (ctx.attempt <= failUntil) throw new Error(`flaky failure on attempt ${ctx.attempt}`);
+        return { ok: true, attempt: ctx.attempt };
+      });
+      const sub = await t.deps.bus.subscribe(`test-observer-${randomBytes(3).toString('hex')}`, ['job.progress'], (e) => {
+        progress.push(e);
+      });
+      closeObserver = () => sub.close();
+    });
+    after(async () => {
+      await closeObserver();
+      await t.close();
+    });
+
+    const jobAs = (token: string, id: string) => t.api('GET', `/v1/jobs/${id}`, { token });
+
+    test("the owner follows a job's progress to its result, over the API and as events", async () => {
+      const job = await t.services.jobs.enqueue('test.report', { steps: 2 }, { userId: u.id });
+      const done = await eventually(async () => {
+        const res = await jobAs(u.accessToken, job.id);
+        assert.equal(res.status, 200, res.text);
+        assert.equal(res.body.state, 'completed');
+        return res.body;
+      }, 15_000);
+      assert.deepEqual(done.result, { pages: 2 });
+      assert.equal(done.progress, 100);
+      assert.equal(done.error, null);
+      assert.equal(done.attempts, 1);
+      assert.ok(done.startedAt && done.finishedAt);
+      assert.equal('data' in done, false, 'the payload is not shown to users');
+      const seen = await eventually(() => {
+        const mine = progress.filter((e) => e.payload.jobId === job.id);
+        assert.equal(mine.at(-1)?.payload.state, 'completed');
+        return mine;
+      });
+      assert.deepEqual(
+        seen.map((e) => [e.payload.state, e.payload.progress]),
+        [
+          ['active', null],
+          ['active', 50],
+          ['active', 100],
+          ['completed', 100],
+        ],
+      );
+      assert.ok(seen.every((e) => e.payload.userId === u.id && e.payload.queue === 'test.report'));
+    });
+
+    test('a job that keeps failing ends dead with its error; an admin retries it, then discards it', async () => {
+      failUntil = 2;
+      const job = await t.services.jobs.enqueue('test.flaky', {}, { userId: u.id, attempts: 2, backoffMs: 10 });
+      const dead = await eventually(async () => {
+        const res = await jobAs(u.accessToken, job.id);
+        assert.equal(res.body.state, 'dead');
+        return res.body;
+      }, 15_000);
+      assert.match(dead.error, /flaky failure on attempt 2/);
+      assert.equal(dead.attempts, 2);
+      await eventually(() => assert.equal(progress.filter((e) => e.payload.jobId === job.id).at(-1)?.payload.state, 'dead'));
+
+      const list = await t.api('GET', '/v1/admin/jobs?state=dead&queue=test.flaky', { token: admin.accessToken });
+      assert.equal(list.status, 200, list.text);
+      assert.deepEqual(list.body.data.map((j: { id: string }) => j.id), [job.id]);
+      assert.equal(list.body.data[0].userId, u.id);
+
+      failUntil = 0;
+      assert.equal((await t.api('POST', `/v1/admin/jobs/${job.id}/retry`, { token: admin.accessToken })).status, 200);
+      const done = await eventually(async () => {
+        const res = await jobAs(u.accessToken, job.id);
+        assert.equal(res.body.state, 'completed');
+        return res.body;
+      }, 15_000);
+      assert.deepEqual(done.result, { ok: true, attempt: 1 }, 'attempts start again from one');
+
+      const again = await t.api('POST', `/v1/admin/jobs/${job.id}/retry`, { token: admin.accessToken });
+      assert.equal(again.status, 409);
+      assert.equal(again.body.code, 'job_not_dead');
+      assert.equal((await t.api('DELETE', `/v1/admin/jobs/${job.id}`, { token: admin.accessToken })).status, 204);
+      assert.equal((await jobAs(u.accessToken, job.id)).status, 404);
+      assert.equal((await t.api('DELETE', `/v1/admin/jobs/${job.id}`, { token: admin.accessToken })).body.code, 'job_not_found');
+    });
+
+    test('an API key needs the jobs:read scope; bad ids and filters are 400s', async () => {
+      const job = await t.services.jobs.enqueue('test.report', { steps: 1 }, { userId: u.id });
+      const scoped = await t.api('POST', '/v1/api-keys', { token: u.accessToken, body: { name: 'jobs', scopes: ['jobs:read'] } });
+      const other = await t.api('POST', '/v1/api-keys', { token: u.accessToken, body: { name: 'chat only', scopes: ['chat'] } });
+      assert.equal((await jobAs(scoped.body.key, job.id)).status, 200);
+      const refused = await jobAs(other.body.key, job.id);
+      assert.equal(refused.status, 403);
+      assert.equal(refused.body.code, 'insufficient_scope');
+      for (const path of ['/v1/jobs/has%20space', `/v1/jobs/${'x'.repeat(300)}`]) {
+        const res = await t.api('GET', path, { token: u.accessToken });
+        assert.ok(res.status === 400 || res.status === 414, `${path}: ${res.status}`);
+        assert.equal(res.headers.get('content-type'), 'application/problem+json; charset=utf-8');
+      }
+      assert.equal((await t.api('GET', '/v1/admin/jobs?state=exploded', { token: admin.accessToken })).status, 400);
+      assert.equal((await t.api('GET', '/v1/admin/jobs?limit=0', { token: admin.accessToken })).status, 400);
+    });
+
+    test('admins page through jobs newest first', async () => {
+      const queue = `test.page-${randomBytes(3).toString('hex')}`;
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++) ids.push((await t.services.jobs.enqueue(queue, { i }, { userId: u.id })).id);
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const res = await t.api('GET', `/v1/admin/jobs?queue=${queue}&limit=2${cursor ? `&cursor=${cursor}` : ''}`, { token: admin.accessToken });
+        assert.equal(res.status, 200, res.text);
+        assert.ok(res.body.data.length <= 2);
+        seen.push(...res.body.data.map((j: { id: string }) => j.id));
+        cursor = res.body.nextCursor;
+      } while (cursor);
+      assert.deepEqual(seen, [...ids].reverse());
+    });
+
+    test('admins see the schedules defined in code with their next firing', async () => {
+      const res = await t.api('GET', '/v1/admin/schedules', { token: admin.accessToken });
+      assert.equal(res.status, 200, res.text);
+      const names = res.body.data.map((s: { name: string }) => s.name).sort();
+      assert.deepEqual(names, ['auth.purge-expired', 'chat.fail-abandoned', 'http.purge-idempotency-keys', 'usage.abuse-check', 'usage.rollup']);
+      for (const s of res.body.data) assert.ok(Date.parse(s.nextRunAt) > Date.now(), s.name);
+      const dead = await t.api('GET', '/v1/admin/events/dead-letters', { token: admin.accessToken });
+      assert.equal(dead.status, 200);
+      assert.ok(Array.isArray(dead.body.data));
+    });
+  });
+}
