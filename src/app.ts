@@ -12,7 +12,7 @@ import {
 } from 'fastify-type-provider-zod';
 import type { Deps } from './deps.ts';
 import { createGuards } from './http/guards.ts';
-import { installProblemHandlers } from './http/problem.ts';
+import { installProblemHandlers, sendProblem } from './http/problem.ts';
 import type { App, RouteContext } from './http/types.ts';
 import { adminRoutes } from './modules/admin/routes.ts';
 import { gatewayRoutes } from './modules/ai/gateway-routes.ts';
@@ -31,6 +31,7 @@ import { projectsRoutes } from './modules/projects/routes.ts';
 import { usersRoutes } from './modules/users/routes.ts';
 import { createServices, type Services } from './services.ts';
 import { usageRoutes } from './modules/usage/routes.ts';
+import { jobsRoutes } from './modules/jobs/routes.ts';
 
 /** The routes of every module under /v1, in one list so the API's shape is visible at a glance. */
 const V1_MODULES: Array<(app: App, ctx: RouteContext) => void> = [
@@ -49,6 +50,7 @@ const V1_MODULES: Array<(app: App, ctx: RouteContext) => void> = [
   aiRoutes,
   gatewayRoutes,
   usageRoutes,
+  jobsRoutes,
 ];
 
 /** Builds the HTTP app over ready deps. Does not listen. */
@@ -63,6 +65,11 @@ export async function buildApp(deps: Deps, services: Services = createServices(d
       return typeof given === 'string' && /^[\w.-]{1,128}$/.test(given) ? given : randomUUID();
     },
     return503OnClosing: true,
+    // Malformed or over-long URLs are refused by the router before any handler: still a problem response.
+    frameworkErrors: (err, request, reply) => {
+      const status = err.statusCode ?? 400;
+      sendProblem(reply, request, { status, title: status === 414 ? 'URI Too Long' : 'Bad Request', detail: err.message, code: status === 414 ? 'url_too_long' : 'bad_url' });
+    },
   }).withTypeProvider<ZodTypeProvider>();
 
   app.setValidatorCompiler(validatorCompiler);
