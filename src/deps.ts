@@ -63,8 +63,8 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
   const bus = redis ? redisBus(redis, config.redisPrefix, logger, config.bus) : memoryBus(logger, config.bus);
   const fanout = redis ? redisFanout(redis, config.redisPrefix) : memoryFanout();
   const queue = config.redisUrl
-    ? bullmqQueue({ redisUrl: config.redisUrl, redisPrefix: config.redisPrefix, db: database.db, logger, listenUrl: config.databaseUrl })
-    : dbQueue({ db: database.db, logger, listenUrl: config.databaseUrl });
+    ? bullmqQueue({ redisUrl: config.redisUrl, redisPrefix: config.redisPrefix, db: database.db, logger, listenUrl: config.databaseUrl, lockMs: config.jobs.lockMs })
+    : dbQueue({ db: database.db, logger, listenUrl: config.databaseUrl, lockMs: config.jobs.lockMs });
   const mailer = config.smtpUrl ? smtpMailer(database.db, config.smtpUrl, config.mailFrom, queue) : outboxMailer(database.db);
   const scheduler = createScheduler({ queue, db: database.db, logger });
   return {

@@ -7,8 +7,8 @@ export interface JobSettings {
    */
   scheduleOverrides: Record<string, string>;
   /**
-   * How long a BullMQ worker's lock on a running job lasts without renewal;
-   * a worker that died holding a job loses it to another about this long later.
+   * A running job's lock (BullMQ) or lease (database queue), renewed while it
+   * runs: a worker that died holding a job loses it to another about this long later.
    */
   lockMs: number;
 }
