@@ -27,7 +27,8 @@ export interface DeadLetter {
  * handler that throws gets it again (after a backoff, up to `maxDeliveries`
  * in all), then the event is dead-lettered with the error. Handlers must be
  * idempotent: a redelivery, or a crash between the handler and its ack,
- * repeats an event; de-duplicate by `event.id`.
+ * repeats an event; de-duplicate by `event.id`. Every consumer of a group
+ * subscribes to the same types (they are instances of one handler).
  *
  * Not for cache invalidation (that is Broadcast: at most once, every process).
  */
@@ -46,7 +47,11 @@ export interface BusOptions {
   maxDeliveries: number;
   /** Backoff before the first redelivery after a failure; doubles each time, up to claimIdleMs / 2. */
   retryDelayMs: number;
-  /** A delivery unacked this long belongs to a consumer presumed dead: another consumer claims it (Redis). */
+  /**
+   * A consumer renews its claim on the events it holds well within this; an
+   * event unrenewed and unacked this long belongs to a consumer presumed dead,
+   * and another consumer of the group claims it (Redis).
+   */
   claimIdleMs: number;
   /** Approximate number of events kept per stream (XADD MAXLEN ~) (Redis). */
   maxLen: number;

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import type { Logger } from '../observability/logger.ts';
 import { createSubscriptions } from '../redis/subscriptions.ts';
 
 /**
@@ -9,17 +10,26 @@ import { createSubscriptions } from '../redis/subscriptions.ts';
  */
 export interface Fanout {
   publish(topic: string, message: string): Promise<void>;
-  /** Resolves once listening, so anything published afterwards arrives. Returns the way to stop. */
+  /**
+   * Resolves once listening, so anything published afterwards arrives. Returns the way to stop.
+   * Listeners run synchronously on delivery; one that throws is logged and the others still run.
+   */
   subscribe(topic: string, listener: (message: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
 /** One process: a publish calls the topic's listeners synchronously, in order. */
-export function memoryFanout(): Fanout {
+export function memoryFanout(logger?: Logger): Fanout {
   const topics = new Map<string, Set<(message: string) => void>>();
   return {
     async publish(topic, message) {
-      for (const listener of topics.get(topic) ?? []) listener(message);
+      for (const listener of [...(topics.get(topic) ?? [])]) {
+        try {
+          listener(message);
+        } catch (err) {
+          logger?.error({ err, topic }, 'fan-out listener failed');
+        }
+      }
     },
     async subscribe(topic, listener) {
       let set = topics.get(topic);
@@ -37,9 +47,9 @@ export function memoryFanout(): Fanout {
 }
 
 /** Many processes: a Redis channel per topic, all of a process's topics on one subscriber connection. */
-export function redisFanout(redis: Redis, prefix: string): Fanout {
-  const subscriptions = createSubscriptions(redis);
+export function redisFanout(redis: Redis, prefix: string, logger?: Logger): Fanout {
   const channel = (topic: string) => `${prefix}fanout:${topic}`;
+  const subscriptions = createSubscriptions(redis, (err, ch) => logger?.error({ err, topic: ch.slice(channel('').length) }, 'fan-out listener failed'));
   return {
     async publish(topic, message) {
       await redis.publish(channel(topic), message);

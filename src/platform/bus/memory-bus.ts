@@ -4,7 +4,6 @@ import { defaultBusOptions, errorText, retryDelay, type BusOptions, type DeadLet
 import type { BusEvent, EventType } from './events.ts';
 
 interface Consumer {
-  group: string;
   types: Set<string>;
   handler: Handler<EventType>;
   /** Deliveries run one after another per consumer, in publish order (as a Redis consumer reads them). */
@@ -12,43 +11,58 @@ interface Consumer {
   closed: boolean;
 }
 
-type Stored = Omit<BusEvent, 'delivery'>;
+interface Group {
+  consumers: Consumer[];
+  next: number;
+  /** Every type a consumer of the group ever asked for: the group keeps receiving those (Redis: the group exists on their streams). */
+  types: Set<string>;
+  /** Events waiting for a consumer, as unread and unclaimed entries wait in a Redis group. */
+  backlog: Array<{ event: Stored; delivery: number }>;
+}
+
+/** The payload travels as JSON, so each delivery gets its own copy, as from Redis. */
+type Stored = Omit<BusEvent, 'delivery' | 'payload'> & { data: string };
 
 const DEAD_LETTERS_KEPT = 1_000;
 
 /**
  * One process: events are queued in memory and handled asynchronously, after
  * publish returns. Nothing survives a restart; retries and dead letters work
- * as on Redis.
+ * as on Redis, and an event whose group has no consumer right now waits for
+ * the next one to subscribe.
  */
 export function memoryBus(logger: Logger, options: Partial<BusOptions> = {}): EventBus & { idle(): Promise<void> } {
   const opts = { ...defaultBusOptions, ...options };
-  const groups = new Map<string, { consumers: Consumer[]; next: number }>();
+  const groups = new Map<string, Group>();
   const dead: DeadLetter[] = [];
   const timers = new Set<NodeJS.Timeout>();
   let pending = 0;
+  let closed = false;
   let waiters: Array<() => void> = [];
 
   const settle = () => {
     if (pending === 0 && timers.size === 0) for (const w of waiters.splice(0)) w();
   };
 
-  /** The group's next consumer for this type, round robin; undefined once none is left. */
-  function pick(group: string, type: string): Consumer | undefined {
-    const g = groups.get(group);
-    if (!g) return undefined;
-    const candidates = g.consumers.filter((c) => !c.closed && c.types.has(type));
-    if (!candidates.length) return undefined;
-    return candidates[g.next++ % candidates.length];
+  /** Hands an event to the group's next consumer for its type (round robin), or keeps it until one subscribes. */
+  function route(name: string, event: Stored, delivery: number) {
+    const g = groups.get(name);
+    if (!g || !g.types.has(event.type)) return;
+    const candidates = g.consumers.filter((c) => !c.closed && c.types.has(event.type));
+    if (candidates.length) deliver(name, candidates[g.next++ % candidates.length]!, event, delivery);
+    else g.backlog.push({ event, delivery });
   }
 
-  function deliver(c: Consumer, event: Stored, delivery: number) {
+  function deliver(group: string, c: Consumer, event: Stored, delivery: number) {
     pending++;
     c.tail = c.tail.then(async () => {
       try {
-        await c.handler({ ...event, delivery } as BusEvent as never);
+        // Closed while this waited its turn: not started, so it goes to another consumer, like an unacked Redis entry.
+        if (c.closed) return route(group, event, delivery);
+        const { data, ...rest } = event;
+        await c.handler({ ...rest, payload: JSON.parse(data), delivery } as BusEvent as never);
       } catch (err) {
-        fail(c.group, event, delivery, err);
+        fail(group, event, delivery, err);
       } finally {
         pending--;
         settle();
@@ -58,18 +72,17 @@ export function memoryBus(logger: Logger, options: Partial<BusOptions> = {}): Ev
 
   function fail(group: string, event: Stored, delivery: number, err: unknown) {
     if (delivery >= opts.maxDeliveries) {
-      const letter: DeadLetter = { id: event.id, type: event.type, group, payload: event.payload, occurredAt: event.occurredAt, deliveries: delivery, error: errorText(err), failedAt: new Date().toISOString() };
+      const letter: DeadLetter = { id: event.id, type: event.type, group, payload: JSON.parse(event.data), occurredAt: event.occurredAt, deliveries: delivery, error: errorText(err), failedAt: new Date().toISOString() };
       dead.unshift(letter);
       dead.length = Math.min(dead.length, DEAD_LETTERS_KEPT);
       logger.error({ err, eventId: event.id, type: event.type, group, deliveries: delivery }, 'event dead-lettered: its handler kept failing');
       return;
     }
+    if (closed) return logger.warn({ err, eventId: event.id, type: event.type, group, delivery }, 'event handler failed as the bus closed; the event is dropped');
     logger.warn({ err, eventId: event.id, type: event.type, group, delivery }, 'event handler failed; will retry');
     const timer = setTimeout(() => {
       timers.delete(timer);
-      const next = pick(group, event.type);
-      if (next) deliver(next, event, delivery + 1);
-      else logger.warn({ eventId: event.id, group }, 'event dropped: its group has no consumer left in this process');
+      route(group, event, delivery + 1);
       settle();
     }, retryDelay(opts, delivery));
     timers.add(timer);
@@ -77,24 +90,22 @@ export function memoryBus(logger: Logger, options: Partial<BusOptions> = {}): Ev
 
   return {
     async publish(type, payload) {
-      // Handlers get a copy, as from Redis: what one does to it no other sees.
-      const event: Stored = { id: uuidv7(), type, payload: JSON.parse(JSON.stringify(payload)), occurredAt: new Date().toISOString() };
-      for (const group of groups.keys()) {
-        const c = pick(group, type);
-        if (c) deliver(c, event, 1);
-      }
+      const event: Stored = { id: uuidv7(), type, data: JSON.stringify(payload), occurredAt: new Date().toISOString() };
+      for (const group of groups.keys()) route(group, event, 1);
       return event.id;
     },
     async subscribe(group, types, handler) {
       let g = groups.get(group);
-      if (!g) groups.set(group, (g = { consumers: [], next: 0 }));
-      const c: Consumer = { group, types: new Set(types), handler: handler as Handler<EventType>, tail: Promise.resolve(), closed: false };
+      if (!g) groups.set(group, (g = { consumers: [], next: 0, types: new Set(), backlog: [] }));
+      for (const type of types) g.types.add(type);
+      const c: Consumer = { types: new Set(types), handler: handler as Handler<EventType>, tail: Promise.resolve(), closed: false };
       g.consumers.push(c);
+      for (const { event, delivery } of g.backlog.splice(0)) route(group, event, delivery);
       return {
         async close() {
           c.closed = true;
           const list = groups.get(group)?.consumers;
-          if (list) list.splice(list.indexOf(c), 1);
+          if (list?.includes(c)) list.splice(list.indexOf(c), 1);
           await c.tail;
         },
       };
@@ -108,11 +119,14 @@ export function memoryBus(logger: Logger, options: Partial<BusOptions> = {}): Ev
       return new Promise<void>((resolve) => waiters.push(resolve));
     },
     async close() {
+      closed = true;
       for (const g of groups.values()) for (const c of g.consumers) c.closed = true;
       if (timers.size) logger.warn({ retries: timers.size }, 'bus closed with event retries still scheduled; they are dropped');
       for (const t of timers) clearTimeout(t);
       timers.clear();
       await Promise.all([...groups.values()].flatMap((g) => g.consumers.map((c) => c.tail)));
+      const waiting = [...groups.values()].reduce((n, g) => n + g.backlog.length, 0);
+      if (waiting) logger.warn({ events: waiting }, 'bus closed with events waiting for a consumer; they are dropped');
       groups.clear();
       settle();
       waiters = [];

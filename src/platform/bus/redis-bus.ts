@@ -6,9 +6,7 @@ import { uuidv7 } from 'uuidv7';
 import type { Logger } from '../observability/logger.ts';
 import { defaultBusOptions, errorText, retryDelay, type BusOptions, type DeadLetter, type EventBus, type Handler, type Subscription } from './bus.ts';
 import type { BusEvent, EventType } from './events.ts';
-
-type Entry = [id: string, fields: string[] | null];
-type ReadReply = Array<[stream: string, entries: Entry[]]> | null;
+import { fieldsOf, streamsOf, type Entry, type ReadReply } from './stream-replies.ts';
 
 const BATCH = 64;
 const BLOCK_MS = 5_000;
@@ -16,24 +14,31 @@ const DEAD_LETTERS_KEPT = 10_000;
 /** A consumer with nothing pending and unseen this long is gone for good: it is removed from its group. */
 const FORGET_CONSUMER_MS = 10 * 60_000;
 
-const fieldsOf = (flat: string[]): Record<string, string> => {
-  const out: Record<string, string> = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]!] = flat[i + 1]!;
-  return out;
-};
+/** An entry this consumer has taken and not settled: waiting its turn, being handled, or failed and waiting for its retry. */
+interface Held {
+  stream: string;
+  state: 'queued' | 'running' | 'waiting';
+  /** Redis' delivery count for it, when known. */
+  delivery?: number;
+}
 
 /**
  * Redis Streams. One stream per event namespace (`message`, `job`, … — the
  * type up to its first dot), so events of one namespace keep their order for
  * a consumer; a consumer group per subscriber name; each process reads with
- * its own consumer name, blocking on a connection of its own per group.
+ * its own consumer name, blocking on a connection of its own per group. All
+ * consumers of a group are meant to subscribe to the same types: one acks,
+ * without handling, the entries of its namespaces it did not ask for.
  *
- * An entry is acked only after its handler resolved. A failed one stays
- * pending: the same consumer claims it back after a backoff (XCLAIM), and a
- * consumer that died leaves its entries to whoever sweeps first once they
- * have been idle `claimIdleMs` (XAUTOCLAIM). Redis counts deliveries; past
- * `maxDeliveries` the entry goes to the dead-letter stream with the last
- * error (kept in a hash per group while the entry is retried) and is acked.
+ * An entry is acked only after its handler resolved. While its handler runs,
+ * the consumer renews its claim on it, so only a consumer that stopped
+ * renewing (its process died or lost Redis) loses its entries: whoever sweeps
+ * first takes them once idle `claimIdleMs` (XAUTOCLAIM). A failed entry stays
+ * pending; the same consumer claims it back after a backoff (XCLAIM). Redis
+ * counts deliveries; past `maxDeliveries` the entry goes to the dead-letter
+ * stream with the last error (kept in a hash per group while the entry is
+ * retried) and is acked. A closing consumer finishes the handler it runs and
+ * releases what it has not handled, for another consumer to claim at once.
  */
 export function redisBus(redis: Redis, prefix: string, logger: Logger, options: Partial<BusOptions> = {}): EventBus {
   const opts = { ...defaultBusOptions, ...options };
@@ -58,19 +63,27 @@ export function redisBus(redis: Redis, prefix: string, logger: Logger, options: 
     const reader = redis.duplicate();
     const log = logger.child({ bus: { group, consumer } });
     let stopped = false;
-    /** Entries this consumer holds: being handled, or waiting for a retry. A sweep leaves them alone. */
-    const held = new Set<string>();
+    const stopping = new AbortController();
+    reader.on('error', (err) => !stopped && log.debug({ err }, 'bus reader connection error'));
+    /** What this consumer holds; a sweep of its own leaves these alone. */
+    const held = new Map<string, Held>();
     const timers = new Set<NodeJS.Timeout>();
     const running = new Set<Promise<void>>();
     const track = (p: Promise<void>) => {
       running.add(p);
-      void p.finally(() => running.delete(p));
+      const done = () => void running.delete(p);
+      p.then(done, done); // not p.finally(): its copy of a rejection would go unhandled
       return p;
     };
 
     async function deliveries(stream: string, id: string): Promise<number> {
       const rows = (await redis.call('XPENDING', stream, group, id, id, '1')) as Array<[string, string, number, number]>;
-      return rows[0]?.[3] ?? 1;
+      return Number(rows[0]?.[3] ?? 1);
+    }
+
+    async function ack(stream: string, id: string) {
+      await redis.multi().call('XACK', stream, group, id).hdel(errorsKey(group), id).exec();
+      held.delete(id);
     }
 
     async function deadLetter(stream: string, id: string, f: Record<string, string>, delivered: number, error: string) {
@@ -85,8 +98,10 @@ export function redisBus(redis: Redis, prefix: string, logger: Logger, options: 
     }
 
     /** Handles one entry; an entry that could not even be settled (Redis gone) stays pending for a later sweep. */
-    async function settle(stream: string, id: string, flat: string[], delivery: number): Promise<void> {
+    async function settle(stream: string, id: string, flat: string[], deliveryCount: number | Promise<number>): Promise<void> {
       try {
+        const delivery = await deliveryCount;
+        held.set(id, { stream, state: 'running', delivery });
         await track(handle(stream, id, flat, delivery));
       } catch (err) {
         held.delete(id);
@@ -96,6 +111,8 @@ export function redisBus(redis: Redis, prefix: string, logger: Logger, options: 
 
     async function handle(stream: string, id: string, flat: string[], delivery: number): Promise<void> {
       const f = fieldsOf(flat);
+      // Another type of the same namespace, which this group did not ask for (a sweep can meet one).
+      if (!types.has(f.type ?? '')) return ack(stream, id);
       if (delivery > opts.maxDeliveries) {
         // Claimed from a consumer that died holding it, once too often.
         const last = await redis.hget(errorsKey(group), id);
@@ -112,29 +129,32 @@ export function redisBus(redis: Redis, prefix: string, logger: Logger, options: 
       } catch (err) {
         if (delivery >= opts.maxDeliveries) return deadLetter(stream, id, f, delivery, errorText(err));
         log.warn({ err, eventId: event.id, type: event.type, delivery }, 'event handler failed; will retry');
+        held.set(id, { stream, state: 'waiting', delivery });
         await redis.hset(errorsKey(group), id, errorText(err)).catch(() => {});
+        // Once closing, the retry is left to another consumer (close() releases the entry).
+        if (stopped) return;
         const delay = retryDelay(opts, delivery);
         const timer = setTimeout(() => {
           timers.delete(timer);
-          if (!stopped) void track(retry(stream, id, delay));
+          void track(retry(stream, id, delay));
         }, delay);
         timers.add(timer);
         return;
       }
-      await redis.multi().call('XACK', stream, group, id).hdel(errorsKey(group), id).exec();
-      held.delete(id);
+      await ack(stream, id);
     }
 
     /** Takes a failed entry back (unless a sweep gave it to another consumer meanwhile) and handles it again. */
     async function retry(stream: string, id: string, minIdle: number) {
+      if (stopped) return; // close() releases it
       try {
         const claimed = (await redis.call('XCLAIM', stream, group, consumer, String(Math.max(0, minIdle - 50)), id)) as Entry[];
-        const entry = claimed[0];
-        if (!entry?.[1]) {
+        const flat = claimed[0]?.[1];
+        if (!flat) {
           held.delete(id);
           return;
         }
-        await handle(stream, id, entry[1], await deliveries(stream, id));
+        await settle(stream, id, flat, deliveries(stream, id));
       } catch (err) {
         // Left pending: a sweep picks it up once idle long enough.
         held.delete(id);
@@ -149,10 +169,11 @@ export function redisBus(redis: Redis, prefix: string, logger: Logger, options: 
         let cursor = '0-0';
         do {
           const [next, entries] = (await redis.call('XAUTOCLAIM', stream, group, consumer, String(opts.claimIdleMs), cursor, 'COUNT', '100')) as [string, Entry[], string[]?];
-          for (const [id, flat] of entries) {
-            if (stopped || !flat || held.has(id)) continue;
-            held.add(id);
-            await settle(stream, id, flat, await deliveries(stream, id));
+          const mine = entries.filter(([id, flat]) => flat && !held.has(id));
+          for (const [id] of mine) held.set(id, { stream, state: 'queued' });
+          for (const [id, flat] of mine) {
+            if (stopped) break; // close() releases the rest
+            await settle(stream, id, flat!, deliveries(stream, id));
           }
           cursor = next;
         } while (cursor !== '0-0' && !stopped);
@@ -170,6 +191,27 @@ export function redisBus(redis: Redis, prefix: string, logger: Logger, options: 
       }
     }
 
+    /** Resets the idle time of what this consumer holds (JUSTID: without counting a delivery), so no sweep takes it from a live consumer. */
+    function renew() {
+      const byStream = new Map<string, string[]>();
+      for (const [id, h] of held) if (h.state !== 'waiting') byStream.set(h.stream, [...(byStream.get(h.stream) ?? []), id]);
+      for (const [stream, ids] of byStream) {
+        redis.call('XCLAIM', stream, group, consumer, '0', ...ids, 'JUSTID').catch((err) => log.warn({ err }, 'bus could not renew its claim on the events it handles'));
+      }
+    }
+
+    /** Makes what this consumer took but will not handle claimable by another consumer right away, with a delivery count that does not count what never ran. */
+    async function release() {
+      if (!held.size) return;
+      const m = redis.multi();
+      for (const [id, h] of held) {
+        const count = h.delivery === undefined ? [] : ['RETRYCOUNT', String(h.state === 'queued' ? h.delivery - 1 : h.delivery)];
+        m.call('XCLAIM', h.stream, group, consumer, '0', id, 'IDLE', String(opts.claimIdleMs + 1), ...count, 'JUSTID');
+      }
+      held.clear();
+      await m.exec().catch((err) => log.warn({ err }, 'bus could not release its unhandled events; they are reclaimed after claimIdleMs'));
+    }
+
     const sweepEvery = Math.max(100, Math.floor(opts.claimIdleMs / 2));
     let sweeping = false;
     const sweeper = setInterval(() => {
@@ -179,6 +221,7 @@ export function redisBus(redis: Redis, prefix: string, logger: Logger, options: 
         .catch((err) => !stopped && log.warn({ err }, 'bus sweep failed'))
         .finally(() => (sweeping = false));
     }, sweepEvery);
+    const renewer = setInterval(renew, Math.max(20, Math.floor(opts.claimIdleMs / 3)));
 
     const readArgs = ['GROUP', group, consumer, 'COUNT', String(BATCH), 'BLOCK', String(BLOCK_MS), 'STREAMS', ...streams, ...streams.map(() => '>')];
     const loop = (async () => {
@@ -190,37 +233,36 @@ export function redisBus(redis: Redis, prefix: string, logger: Logger, options: 
           if (stopped) break;
           if (err instanceof Error && err.message.startsWith('NOGROUP')) await createGroups(group, streams).catch(() => {});
           else log.warn({ err }, 'bus read failed; retrying');
-          await sleep(500);
+          await sleep(500, undefined, { signal: stopping.signal }).catch(() => {});
           continue;
         }
-        for (const [stream, entries] of reply ?? []) {
-          const others: string[] = [];
-          for (const [id, flat] of entries) {
-            if (!flat) continue;
-            // Another type of the same namespace, which this group did not ask for.
-            if (!types.has(fieldsOf(flat).type ?? '')) {
-              others.push(id);
-              continue;
-            }
-            held.add(id);
+        for (const [stream, entries] of streamsOf(reply)) {
+          const wanted = entries.filter((e): e is [string, string[]] => !!e[1] && types.has(fieldsOf(e[1]).type ?? ''));
+          const others = entries.filter((e) => !wanted.includes(e as [string, string[]])).map(([id]) => id);
+          if (others.length) await redis.call('XACK', stream, group, ...others).catch(() => {});
+          for (const [id] of wanted) held.set(id, { stream, state: 'queued', delivery: 1 });
+          for (const [id, flat] of wanted) {
+            if (stopped) break; // close() releases the rest
             await settle(stream, id, flat, 1);
           }
-          if (others.length) await redis.call('XACK', stream, group, ...others).catch(() => {});
         }
       }
-    })();
+    })().catch((err) => log.error({ err }, 'bus consumer stopped reading'));
 
     return {
       async close() {
         if (stopped) return;
         stopped = true;
+        stopping.abort();
         clearInterval(sweeper);
         for (const t of timers) clearTimeout(t);
         timers.clear();
-        // Interrupts the blocking read; anything it had taken stays pending and is reclaimed by another consumer.
+        // Interrupts the blocking read; an entry it was being handed stays pending and is reclaimed by another consumer.
         reader.disconnect();
         await loop;
-        await Promise.allSettled([...running]);
+        while (running.size) await Promise.allSettled([...running]);
+        clearInterval(renewer);
+        await release();
       },
     };
   }

@@ -1,7 +1,12 @@
 import type { Redis } from 'ioredis';
 
-/** Channel listeners multiplexed over one lazily opened subscriber connection. */
-export function createSubscriptions(redis: Redis) {
+/**
+ * Channel listeners multiplexed over one lazily opened subscriber connection.
+ * A listener that throws is reported to `onListenerError` and the others
+ * still run: thrown inside ioredis' event emitter, it would be an uncaught
+ * exception.
+ */
+export function createSubscriptions(redis: Redis, onListenerError: (err: unknown, channel: string) => void = (err) => process.emitWarning(err instanceof Error ? err : String(err))) {
   let subscriber: Redis | undefined;
   const channels = new Map<string, { listeners: Set<(message: string) => void>; ready: Promise<unknown> }>();
 
@@ -9,7 +14,13 @@ export function createSubscriptions(redis: Redis) {
     if (!subscriber) {
       subscriber = redis.duplicate();
       subscriber.on('message', (ch: string, message: string) => {
-        for (const l of channels.get(ch)?.listeners ?? []) l(message);
+        for (const l of [...(channels.get(ch)?.listeners ?? [])]) {
+          try {
+            l(message);
+          } catch (err) {
+            onListenerError(err, ch);
+          }
+        }
       });
     }
     return subscriber;
