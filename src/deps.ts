@@ -61,7 +61,7 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
   const streams = redis ? redisStreamBuffer(redis, config.redisPrefix, streamOpts) : memoryStreamBuffer(streamOpts);
   const broadcast = redis ? await redisBroadcast(redis, config.redisPrefix, logger) : memoryBroadcast(logger);
   const bus = redis ? redisBus(redis, config.redisPrefix, logger, config.bus) : memoryBus(logger, config.bus);
-  const fanout = redis ? redisFanout(redis, config.redisPrefix) : memoryFanout();
+  const fanout = redis ? redisFanout(redis, config.redisPrefix, logger) : memoryFanout(logger);
   const queue = config.redisUrl
     ? bullmqQueue({ redisUrl: config.redisUrl, redisPrefix: config.redisPrefix, db: database.db, logger, listenUrl: config.databaseUrl, lockMs: config.jobs.lockMs })
     : dbQueue({ db: database.db, logger, listenUrl: config.databaseUrl, lockMs: config.jobs.lockMs });
