@@ -54,11 +54,15 @@ export function createScheduler(deps: { queue: JobQueue; db: Db; logger: Logger 
   const bull = queue.kind === 'bullmq' ? (queue as BullmqJobQueue) : undefined;
   const defs = new Map<string, ScheduleDefinition>();
   const crons: Cron[] = [];
+  const firing = new Set<Promise<void>>();
   let started = false;
+  let closed = false;
 
   const targetOf = (d: ScheduleDefinition) => d.queue ?? d.name;
   const zone = (d: ScheduleDefinition) => d.timezone ?? 'UTC';
+  const pattern = (d: ScheduleDefinition) => new Cron(d.cron, { paused: true, timezone: zone(d) });
 
+  /** Claims the firing `at` in `job_schedules` and enqueues its job in the same transaction: one process wins it. */
   async function fire(d: ScheduleDefinition, at: Date) {
     const fired = await inTransaction(db, async (tx) => {
       const [claimed] = await tx
@@ -73,11 +77,29 @@ export function createScheduler(deps: { queue: JobQueue; db: Db; logger: Logger 
     if (fired) logger.debug({ schedule: d.name, at }, 'schedule fired');
   }
 
-  async function record(d: ScheduleDefinition) {
+  async function startOne(d: ScheduleDefinition) {
     await db
       .insert(jobSchedules)
       .values({ name: d.name, cron: d.cron })
       .onConflictDoUpdate({ target: jobSchedules.name, set: { cron: d.cron } });
+    if (bull) {
+      const target = targetOf(d);
+      const { jobId: _id, ...opts } = bullOptions('', { ...d.jobOptions });
+      await (await bull.bull(target)).upsertJobScheduler(d.name, { pattern: d.cron, tz: zone(d) }, { name: target, data: envelope(d.data ?? null, { ...d.jobOptions }), opts });
+      return;
+    }
+    const cron = new Cron(d.cron, { timezone: zone(d), protect: true }, (self: Cron) => {
+      // croner gives the time it woke up, a little after the firing: every process
+      // names the firing by the occurrence itself, so they all claim the same one.
+      const at = self.previousRuns(1, new Date(Date.now() + 1))[0]!;
+      const p = fire(d, at)
+        .catch((err) => logger.error({ err, schedule: d.name }, 'schedule firing failed'))
+        .finally(() => firing.delete(p));
+      firing.add(p);
+      return p;
+    });
+    if (closed) cron.stop();
+    else crons.push(cron);
   }
 
   return {
@@ -87,20 +109,27 @@ export function createScheduler(deps: { queue: JobQueue; db: Db; logger: Logger 
       if (defs.has(d.name)) throw new Error(`Schedule "${d.name}" is already defined`);
       assertQueueName(targetOf(d as ScheduleDefinition));
       if (!d.handler === !d.queue) throw new Error(`Schedule "${d.name}" needs either a handler or a queue`);
-      new Cron(d.cron, { paused: true, timezone: zone(d as ScheduleDefinition) }).stop(); // throws on a bad pattern, at definition
+      // Throws on a bad pattern or zone here, at definition, not at the first firing.
+      pattern(d as ScheduleDefinition).nextRun();
       defs.set(d.name, d as ScheduleDefinition);
       if (d.handler) {
         const handler = d.handler;
         // With BullMQ the firing is not seen here before it runs: the run is what records it.
         const run: JobHandler = bull
           ? async (data, ctx) => {
-              await db.update(jobSchedules).set({ lastRunAt: sql`now()` }).where(eq(jobSchedules.name, d.name));
+              // A scheduler's job id ends with its firing time in ms ("repeat:<key>:<ms>").
+              const ms = Number(/:(\d+)$/.exec(ctx.id)?.[1]);
+              const at = Number.isFinite(ms) ? new Date(ms) : new Date();
+              await db
+                .update(jobSchedules)
+                .set({ lastRunAt: sql`greatest(${jobSchedules.lastRunAt}, ${at.toISOString()}::timestamptz)` })
+                .where(eq(jobSchedules.name, d.name));
               return handler(data, ctx);
             }
           : handler;
         queue.process(d.name, run, d.processOptions);
       }
-      if (started) void startOne(d as ScheduleDefinition);
+      if (started) startOne(d as ScheduleDefinition).catch((err) => logger.error({ err, schedule: d.name }, 'starting a schedule failed'));
     },
 
     async start() {
@@ -114,7 +143,7 @@ export function createScheduler(deps: { queue: JobQueue; db: Db; logger: Logger 
       const last = new Map(rows.map((r) => [r.name, r.lastRunAt]));
       return Promise.all(
         [...defs.values()].map(async (d) => {
-          let next = new Cron(d.cron, { paused: true, timezone: zone(d) }).nextRun();
+          let next = pattern(d).nextRun();
           if (bull) {
             const s = await (await bull.bull(targetOf(d))).getJobScheduler(d.name);
             if (s?.next) next = new Date(s.next);
@@ -125,29 +154,10 @@ export function createScheduler(deps: { queue: JobQueue; db: Db; logger: Logger 
     },
 
     async close() {
+      closed = true;
       for (const c of crons) c.stop();
       crons.length = 0;
+      await Promise.all(firing);
     },
   };
-
-  async function startOne(d: ScheduleDefinition) {
-    await record(d);
-    if (bull) {
-      const target = targetOf(d);
-      const { jobId: _id, ...opts } = bullOptions('', { ...d.jobOptions });
-      await (await bull.bull(target)).upsertJobScheduler(
-        d.name,
-        { pattern: d.cron, tz: zone(d) },
-        { name: target, data: envelope(d.data ?? null, { ...d.jobOptions }), opts },
-      );
-      return;
-    }
-    crons.push(
-      new Cron(d.cron, { timezone: zone(d), protect: true }, async (self: Cron) => {
-        // The firing's own time, to the second: the same in every process that fires it.
-        const at = new Date(Math.round((self.currentRun() ?? new Date()).getTime() / 1000) * 1000);
-        await fire(d, at).catch((err) => logger.error({ err, schedule: d.name }, 'schedule firing failed'));
-      }),
-    );
-  }
 }
