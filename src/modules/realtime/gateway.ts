@@ -1,0 +1,143 @@
+import type { WebSocket } from 'ws';
+import type { Fanout } from '../../platform/bus/fanout.ts';
+import type { Logger } from '../../platform/observability/logger.ts';
+import { CLOSE, frames } from './protocol.ts';
+import { decodeDelivery, userChannel } from './relay.ts';
+import type { RealtimeSettings } from './settings.ts';
+
+const OPEN = 1;
+/** How long a socket closed for being slow, or at shutdown, may take to finish the closing handshake. */
+const CLOSE_GRACE_MS = 1_000;
+
+/** An authenticated socket and the topics it is subscribed to. */
+export interface Client {
+  userId: string;
+  socket: WebSocket;
+  topics: Set<string>;
+}
+
+interface UserSockets {
+  clients: Set<Client>;
+  /** The fanout subscription to the user's channel, shared by all their sockets on this instance. */
+  listening: Promise<() => Promise<void>>;
+}
+
+/**
+ * The sockets of one instance: who is connected, the user channels it listens
+ * to (one fanout subscription per user with at least one socket here), event
+ * delivery with backpressure, heartbeats and shutdown.
+ */
+export function createGateway(d: { fanout: Fanout; settings: RealtimeSettings; logger: Logger }) {
+  const { settings } = d;
+  const users = new Map<string, UserSockets>();
+  /** Every open socket, authenticated or not, with whether it answered the last ping. */
+  const alive = new Map<WebSocket, boolean>();
+  let drained: (() => void) | undefined;
+  let dropped = 0;
+
+  function dropSlow(socket: WebSocket) {
+    dropped++;
+    socket.close(CLOSE.slow, 'slow consumer');
+    // What is queued for it is freed now, not when it gets round to reading the close frame.
+    setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref();
+  }
+
+  function deliver(entry: UserSockets, message: string) {
+    const delivery = decodeDelivery(message);
+    if (!delivery) return;
+    const byTopic = new Map<string, string>();
+    for (const client of entry.clients) {
+      const topic = delivery.topics.find((t) => client.topics.has(t));
+      const { socket } = client;
+      if (!topic || socket.readyState !== OPEN) continue;
+      if (socket.bufferedAmount > settings.maxBufferedBytes) {
+        dropSlow(socket);
+        continue;
+      }
+      let frame = byTopic.get(topic);
+      if (!frame) byTopic.set(topic, (frame = frames.event(topic, delivery.eventJson)));
+      socket.send(frame);
+    }
+  }
+
+  function leave(client: Client): void {
+    const entry = users.get(client.userId);
+    if (!entry?.clients.delete(client) || entry.clients.size > 0) return;
+    users.delete(client.userId);
+    entry.listening.then((stop) => stop()).catch((err) => d.logger.warn({ err, userId: client.userId }, 'could not stop listening to a user channel'));
+  }
+
+  const heartbeat = setInterval(() => {
+    for (const [socket, answered] of alive) {
+      if (!answered) {
+        socket.terminate();
+        continue;
+      }
+      alive.set(socket, false);
+      socket.ping();
+    }
+  }, settings.heartbeatMs);
+  heartbeat.unref();
+
+  return {
+    /** Watches a new socket for heartbeats and shutdown; returns what to call once it has closed. */
+    track(socket: WebSocket): () => void {
+      alive.set(socket, true);
+      socket.on('pong', () => alive.has(socket) && alive.set(socket, true));
+      return () => {
+        alive.delete(socket);
+        if (alive.size === 0) drained?.();
+      };
+    },
+
+    /**
+     * Adds an authenticated socket; resolves once its user's channel is listened
+     * to, so every event relayed afterwards reaches it. False when the user
+     * already has the most sockets allowed here.
+     */
+    async join(client: Client): Promise<boolean> {
+      let entry = users.get(client.userId);
+      const limit = settings.maxConnectionsPerUser;
+      if (entry && limit > 0 && entry.clients.size >= limit) return false;
+      if (!entry) {
+        const created: UserSockets = { clients: new Set(), listening: undefined! };
+        created.listening = d.fanout.subscribe(userChannel(client.userId), (message) => deliver(created, message));
+        users.set(client.userId, (entry = created));
+      }
+      entry.clients.add(client);
+      try {
+        await entry.listening;
+      } catch (err) {
+        leave(client);
+        throw err;
+      }
+      return true;
+    },
+
+    /** Removes a socket; the last one of a user stops the listening to their channel. */
+    leave,
+
+    stats: () => ({ sockets: alive.size, users: users.size, droppedSlow: dropped }),
+
+    /** Closes every socket with 1001, and terminates what has not finished closing after a grace period. */
+    async shutdown(): Promise<void> {
+      if (alive.size === 0) return;
+      const done = new Promise<void>((resolve) => (drained = resolve));
+      for (const socket of alive.keys()) socket.close(CLOSE.goingAway, 'server shutting down');
+      const timer = setTimeout(() => {
+        for (const socket of alive.keys()) socket.terminate();
+      }, CLOSE_GRACE_MS);
+      await done;
+      clearTimeout(timer);
+    },
+
+    async close(): Promise<void> {
+      clearInterval(heartbeat);
+      const entries = [...users.values()];
+      users.clear();
+      await Promise.allSettled(entries.map(async (e) => (await e.listening)()));
+    },
+  };
+}
+
+export type Gateway = ReturnType<typeof createGateway>;

@@ -1,0 +1,46 @@
+import type { EventBus, Subscription } from '../../platform/bus/bus.ts';
+import type { Fanout } from '../../platform/bus/fanout.ts';
+import type { Logger } from '../../platform/observability/logger.ts';
+import { RELAYED_TYPES, topicsOf } from './topics.ts';
+
+/** The fanout topic every instance holding a socket of this user listens to. */
+export const userChannel = (userId: string) => `user:${userId}`;
+
+/**
+ * What travels on a user's channel: the event's topics (space-separated), a
+ * newline, then the event as the client receives it. The gateway routes on
+ * the first line and splices the rest into frames without parsing it again.
+ */
+export const encodeDelivery = (topics: string[], eventJson: string) => `${topics.join(' ')}\n${eventJson}`;
+
+export function decodeDelivery(message: string): { topics: string[]; eventJson: string } | undefined {
+  const nl = message.indexOf('\n');
+  if (nl < 0) return undefined;
+  return { topics: message.slice(0, nl).split(' '), eventJson: message.slice(nl + 1) };
+}
+
+export const RELAY_GROUP = 'realtime';
+
+/**
+ * Bus → sockets. Every serve instance runs one, all in the consumer group
+ * `realtime`, so each event is relayed once (at least once: a redelivery may
+ * repeat it; clients de-duplicate by event id) to the user's channel, which
+ * reaches every instance holding a socket of that user.
+ */
+export function createRelay(d: { bus: EventBus; fanout: Fanout; logger: Logger }) {
+  let subscription: Subscription | undefined;
+  return {
+    async start(): Promise<void> {
+      subscription = await d.bus.subscribe(RELAY_GROUP, RELAYED_TYPES, async (event) => {
+        const payload = event.payload as { userId: string } & Record<string, unknown>;
+        const eventJson = JSON.stringify({ id: event.id, type: event.type, payload, occurredAt: event.occurredAt });
+        // A failure (Redis away) throws: the bus retries the event.
+        await d.fanout.publish(userChannel(payload.userId), encodeDelivery(topicsOf(event.type, payload), eventJson));
+      });
+    },
+    async stop(): Promise<void> {
+      await subscription?.close();
+      subscription = undefined;
+    },
+  };
+}

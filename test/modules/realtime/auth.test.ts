@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { WebSocket } from 'ws';
+import { backends, startApp, type TestApp } from '../../support/app.ts';
+import { createUser } from '../../support/factories.ts';
+import { connectAs, connectWs, wsUrl } from '../../support/ws.ts';
+
+for (const backend of backends()) {
+  describe(`realtime: authentication [${backend}]`, () => {
+    let t: TestApp;
+    before(async () => {
+      t = await startApp({ backend, env: { WS_AUTH_TIMEOUT_MS: '300', WS_MAX_CONNECTIONS_PER_USER: '3' } });
+    });
+    after(() => t.close());
+
+    test('first message auth: ready with the user id', async () => {
+      const u = await createUser(t);
+      const c = await connectWs(t);
+      c.send({ type: 'auth', token: u.accessToken });
+      assert.deepEqual(await c.next(), { type: 'ready', userId: u.id });
+      c.send({ type: 'ping' });
+      assert.deepEqual(await c.next(), { type: 'pong' });
+      c.send({ type: 'auth', token: u.accessToken });
+      assert.equal((await c.next()).code, 'already_authenticated');
+      await c.close();
+    });
+
+    test('subprotocol auth: the server selects parley.v1, and a subscribe sent at once waits for the credential', async () => {
+      const u = await createUser(t);
+      const c = await connectWs(t, { protocols: ['parley.v1', `parley.auth.${u.accessToken}`] });
+      assert.equal(c.ws.protocol, 'parley.v1');
+      c.send({ type: 'subscribe', topic: 'user' });
+      assert.deepEqual(await c.next(), { type: 'ready', userId: u.id });
+      assert.deepEqual(await c.next(), { type: 'subscribed', topic: 'user' });
+      await c.close();
+    });
+
+    test('an API key authenticates too; a key without the chat scope cannot subscribe to conversations', async () => {
+      const u = await createUser(t);
+      const { secret } = await t.services.apiKeys.create(u.id, { name: 'ws', scopes: ['profile:read'] });
+      const c = await connectAs(t, secret);
+      c.send({ type: 'subscribe', topic: 'conversations' });
+      assert.deepEqual(await c.next(), { type: 'error', code: 'insufficient_scope', message: 'This API key lacks the "chat" scope', topic: 'conversations' });
+      c.send({ type: 'subscribe', topic: 'user' });
+      assert.deepEqual(await c.next(), { type: 'subscribed', topic: 'user' });
+      await c.close();
+    });
+
+    test('a bad token closes with 4401, by message and by subprotocol', async () => {
+      const c = await connectWs(t);
+      c.send({ type: 'auth', token: 'not-a-token' });
+      assert.deepEqual(await c.closed, { code: 4401, reason: 'invalid_token' });
+      const d = await connectWs(t, { protocols: ['parley.v1', 'parley.auth.pk_nope'] });
+      assert.deepEqual(await d.closed, { code: 4401, reason: 'invalid_api_key' });
+    });
+
+    test('a first message that is not auth closes with 4401', async () => {
+      const c = await connectWs(t);
+      c.send({ type: 'subscribe', topic: 'user' });
+      assert.equal((await c.closed).code, 4401);
+    });
+
+    test('a revoked session cannot connect', async () => {
+      const u = await createUser(t);
+      await t.api('POST', '/v1/auth/logout', { token: u.accessToken, body: { refreshToken: u.refreshToken } });
+      const c = await connectWs(t);
+      c.send({ type: 'auth', token: u.accessToken });
+      assert.deepEqual(await c.closed, { code: 4401, reason: 'session_revoked' });
+    });
+
+    test('no auth within WS_AUTH_TIMEOUT_MS closes with 4408', async () => {
+      const c = await connectWs(t);
+      assert.deepEqual(await c.closed, { code: 4408, reason: 'authentication timed out' });
+      assert.deepEqual(c.frames, []);
+    });
+
+    test('the token is never taken from the URL', async () => {
+      const u = await createUser(t);
+      const ws = new WebSocket(`${wsUrl(t)}?token=${u.accessToken}&access_token=${u.accessToken}`);
+      ws.on('error', () => {});
+      const code = await new Promise<number>((resolve) => ws.on('close', resolve));
+      assert.equal(code, 4408);
+    });
+
+    test('the access cookie works from an allowed Origin only', async () => {
+      const u = await createUser(t);
+      const cookie = `parley_access=${u.accessToken}`;
+      const ok = await connectWs(t, { headers: { cookie, origin: 'http://parley.test' } });
+      assert.deepEqual(await ok.next(), { type: 'ready', userId: u.id });
+      await ok.close();
+      // Another site's page opening a socket with the user's cookies gets nothing from them.
+      const evil = await connectWs(t, { headers: { cookie, origin: 'https://evil.example' } });
+      assert.equal((await evil.closed).code, 4408);
+    });
+
+    test('a user gets WS_MAX_CONNECTIONS_PER_USER sockets; one more closes with 4429; a closed one frees its place', async () => {
+      const u = await createUser(t);
+      const open = await Promise.all([1, 2, 3].map(() => connectAs(t, u.accessToken)));
+      const extra = await connectWs(t);
+      extra.send({ type: 'auth', token: u.accessToken });
+      assert.deepEqual(await extra.closed, { code: 4429, reason: 'too many connections for this user' });
+      // Another user is not affected.
+      const other = await createUser(t);
+      await (await connectAs(t, other.accessToken)).close();
+      await open[0]!.close();
+      const again = await connectAs(t, u.accessToken);
+      await Promise.all([again, ...open.slice(1)].map((c) => c.close()));
+    });
+
+    test('a client that does not offer parley.v1 fails the handshake', async () => {
+      await assert.rejects(connectWs(t, { protocols: ['graphql-ws'] }), /subprotocol/);
+    });
+  });
+}
