@@ -36,7 +36,7 @@ export function createServices(deps: Deps) {
   const jobs = createJobs({ queue: deps.queue, scheduler: deps.scheduler, bus: deps.bus, announce, logger: deps.logger });
   const rl = config.auth.rateLimit;
   const audit = createAudit(db);
-  const users = createUsersService(db);
+  const users = createUsersService(db, announce);
   // Retired keys keep verifying for a token lifetime plus the other instances' key-cache refresh.
   const keys = new SigningKeys(db, deps.cipher, config.auth.accessTtl + 120);
   const sessions = createSessions(db, { refreshTtl: config.auth.refreshTtl, reuseGrace: config.auth.reuseGrace });

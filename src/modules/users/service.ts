@@ -31,7 +31,10 @@ export const toPublicUser = (u: UserRow): PublicUser => ({
 export const normalizeEmail = (email: string) => email.trim().toLowerCase();
 
 /** Accounts: creation, profile, preferences, role and status. Knows nothing of HTTP or sessions. */
-export function createUsersService(db: Db) {
+/** Tells the rest of the system (and the user's other devices, over /v1/ws) that a profile or its settings changed. */
+type AnnounceUserUpdated = (type: 'user.updated', payload: { userId: string; fields: string[] }) => void;
+
+export function createUsersService(db: Db, announce: AnnounceUserUpdated = () => {}) {
   const repo = createUsersRepository(db);
 
   return {
@@ -66,6 +69,7 @@ export function createUsersService(db: Db) {
     async updateProfile(id: string, patch: { name?: string | null }): Promise<UserRow> {
       const user = await repo.update(id, patch);
       if (!user) throw NotFound('User', 'user_not_found');
+      announce('user.updated', { userId: id, fields: Object.keys(patch) });
       return user;
     },
 
@@ -75,7 +79,7 @@ export function createUsersService(db: Db) {
     },
 
     async updatePreferences(id: string, patch: PreferencesPatch): Promise<Preferences> {
-      return inTransaction(db, async (tx) => {
+      const next = await inTransaction(db, async (tx) => {
         // Locked, so two concurrent patches both land instead of the later overwriting the earlier.
         const user = await repo.lockById(id, tx);
         if (!user) throw NotFound('User', 'user_not_found');
@@ -83,6 +87,8 @@ export function createUsersService(db: Db) {
         await repo.update(id, { preferences: next }, tx);
         return next;
       });
+      announce('user.updated', { userId: id, fields: ['preferences'] });
+      return next;
     },
 
     setPassword: (id: string, passwordHash: string, tx?: Db) => repo.update(id, { passwordHash }, tx),
