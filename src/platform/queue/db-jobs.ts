@@ -32,16 +32,21 @@ export async function insertJob(tx: Db, queue: string, data: unknown, o: Enqueue
   return { row: existing!, created: false };
 }
 
-/** Takes the next due job of a queue, leased for `lockMs`; SKIP LOCKED lets concurrent workers take different rows. */
-export async function claim(db: Db, queue: string, lockMs: number): Promise<JobRow | undefined> {
-  const next = sql`(select id from ${jobs} where ${jobs.queue} = ${queue} and ${jobs.state} = 'waiting' and ${jobs.runAt} <= now()
-                    order by ${jobs.priority}, ${jobs.runAt}, ${jobs.id} limit 1 for update skip locked)`;
-  const [row] = await db
+/**
+ * Takes up to `limit` due jobs of a queue, most urgent first, leased for
+ * `lockMs`; SKIP LOCKED lets concurrent workers take different rows.
+ */
+export async function claim(db: Db, queue: string, lockMs: number, limit: number): Promise<JobRow[]> {
+  const due = sql`(select id from ${jobs} where ${jobs.queue} = ${queue} and ${jobs.state} = 'waiting' and ${jobs.runAt} <= now()
+                   order by ${jobs.priority}, ${jobs.runAt}, ${jobs.id} limit ${limit} for update skip locked)`;
+  const rows = await db
     .update(jobs)
     .set({ state: 'active', attempts: sql`${jobs.attempts} + 1`, startedAt: sql`now()`, lockedUntil: sql`now() + ${ms(lockMs)}`, finishedAt: null })
-    .where(eq(jobs.id, next))
+    // ARRAY(…) runs the locking subquery once (an InitPlan): never more rows than `limit`.
+    .where(sql`${jobs.id} = any(array${due})`)
     .returning();
-  return row;
+  // RETURNING keeps no order: start them in the order they were chosen.
+  return rows.sort((a, b) => a.priority - b.priority || a.runAt.getTime() - b.runAt.getTime() || (a.id < b.id ? -1 : 1));
 }
 
 /** Only the attempt that holds a job may touch it: a reclaimed one belongs to another worker now. */

@@ -71,11 +71,13 @@ export function dbQueue(opts: DbQueueOptions): JobQueue {
         do {
           this.again = false;
           while (started && !closing && this.running.size < this.concurrency) {
-            const row = await claim(db, this.queue, lockMs);
-            if (!row) break;
-            // Claimed while close() began: give it back rather than start work nobody waits for.
-            if (closing) await settle(db, row, { released: SHUTDOWN });
-            else this.run(row);
+            const rows = await claim(db, this.queue, lockMs, this.concurrency - this.running.size);
+            // Claimed while close() began: given back rather than started with nobody to wait for them.
+            for (const row of rows) {
+              if (closing) await settle(db, row, { released: SHUTDOWN });
+              else this.run(row);
+            }
+            if (!rows.length) break;
           }
         } while (this.again && !closing);
       } catch (err) {
