@@ -133,9 +133,10 @@ export function dbQueue(opts: DbQueueOptions): JobQueue {
       const tx = o.tx ?? db;
       const { row, created } = await insertJob(tx, queue, data, o);
       if (created) {
-        // Inside a transaction the NOTIFY goes out at commit; without LISTEN (PGlite) the poll finds the job.
+        // Inside a transaction the NOTIFY goes out at commit. PGlite runs one transaction at a
+        // time, so a claim queued now runs after it ends; elsewhere the poll is the fallback.
         if (opts.listenUrl) await tx.execute(sql`select pg_notify(${CHANNEL}, ${queue})`);
-        if (!o.tx && !o.delayMs) nudge(queue);
+        if (!o.delayMs) o.tx ? setImmediate(() => nudge(queue)) : nudge(queue);
       }
       return toJob(row) as Job<T>;
     },

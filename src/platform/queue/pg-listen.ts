@@ -14,32 +14,37 @@ export function listenPostgres(url: string, channel: string, onNotify: (payload:
 
   const connect = async () => {
     const c = new pg.Client({ connectionString: url });
-    c.on('error', (err) => {
-      logger.warn({ err, channel }, 'LISTEN connection lost; polling until it is back');
+    let lost = false;
+    // A failed connect and an 'error' event can both report one loss: reconnect once, or clients leak.
+    const reconnect = (err: unknown, msg: string) => {
+      if (lost) return;
+      lost = true;
+      logger.warn({ err, channel }, msg);
       c.end().catch(() => {});
       if (client === c) client = undefined;
-      if (!closed) retry = setTimeout(() => void connect(), 1000).unref();
-    });
+      if (!closed) retry = setTimeout(() => void (current = connect()), 1000).unref();
+    };
+    c.on('error', (err) => reconnect(err, 'LISTEN connection lost; polling until it is back'));
     c.on('notification', (n) => onNotify(n.payload ?? ''));
     try {
       await c.connect();
       await c.query(`LISTEN ${channel}`);
-      if (closed) await c.end();
-      else client = c;
     } catch (err) {
-      logger.warn({ err, channel }, 'LISTEN failed; polling instead');
-      c.end().catch(() => {});
-      if (!closed) retry = setTimeout(() => void connect(), 1000).unref();
+      reconnect(err, 'LISTEN failed; polling instead');
+      return;
     }
+    if (closed || lost) await c.end().catch(() => {});
+    else client = c;
   };
-  const ready = connect();
+  let current = connect();
 
   return {
-    ready,
+    /** Settles once the first attempt to listen is over (listening or not). */
+    ready: current,
     async close() {
       closed = true;
       clearTimeout(retry);
-      await ready;
+      await current;
       await client?.end().catch(() => {});
     },
   };
