@@ -8,6 +8,7 @@ import type { RealtimeSettings } from './settings.ts';
 const OPEN = 1;
 /** How long a socket closed for being slow, or at shutdown, may take to finish the closing handshake. */
 const CLOSE_GRACE_MS = 1_000;
+const HEARTBEAT_SLICES = 10;
 
 /** An authenticated socket and the topics it is subscribed to. */
 export interface Client {
@@ -30,8 +31,12 @@ interface UserSockets {
 export function createGateway(d: { fanout: Fanout; settings: RealtimeSettings; logger: Logger }) {
   const { settings } = d;
   const users = new Map<string, UserSockets>();
-  /** Every open socket, authenticated or not, with whether it answered the last ping. */
-  const alive = new Map<WebSocket, boolean>();
+  /** Every open socket, authenticated or not: whether it answered the last ping, and its heartbeat slice. */
+  const sockets = new Map<WebSocket, { answered: boolean; slice: Set<WebSocket> }>();
+  // Pings go out a slice at a time, so thousands of sockets never cost one long pause of the event loop.
+  const slices = Array.from({ length: HEARTBEAT_SLICES }, () => new Set<WebSocket>());
+  let nextSlice = 0;
+  let beat = 0;
   let drained: (() => void) | undefined;
   let dropped = 0;
 
@@ -67,26 +72,31 @@ export function createGateway(d: { fanout: Fanout; settings: RealtimeSettings; l
     entry.listening.then((stop) => stop()).catch((err) => d.logger.warn({ err, userId: client.userId }, 'could not stop listening to a user channel'));
   }
 
+  /** Each socket is pinged every heartbeatMs; one that has not answered since its previous ping is terminated. */
   const heartbeat = setInterval(() => {
-    for (const [socket, answered] of alive) {
-      if (!answered) {
+    for (const socket of slices[beat++ % HEARTBEAT_SLICES]!) {
+      const state = sockets.get(socket)!;
+      if (!state.answered) {
         socket.terminate();
         continue;
       }
-      alive.set(socket, false);
+      state.answered = false;
       socket.ping();
     }
-  }, settings.heartbeatMs);
+  }, settings.heartbeatMs / HEARTBEAT_SLICES);
   heartbeat.unref();
 
   return {
     /** Watches a new socket for heartbeats and shutdown; returns what to call once it has closed. */
     track(socket: WebSocket): () => void {
-      alive.set(socket, true);
-      socket.on('pong', () => alive.has(socket) && alive.set(socket, true));
+      const state = { answered: true, slice: slices[nextSlice++ % HEARTBEAT_SLICES]! };
+      state.slice.add(socket);
+      sockets.set(socket, state);
+      socket.on('pong', () => (state.answered = true));
       return () => {
-        alive.delete(socket);
-        if (alive.size === 0) drained?.();
+        state.slice.delete(socket);
+        sockets.delete(socket);
+        if (sockets.size === 0) drained?.();
       };
     },
 
@@ -117,15 +127,15 @@ export function createGateway(d: { fanout: Fanout; settings: RealtimeSettings; l
     /** Removes a socket; the last one of a user stops the listening to their channel. */
     leave,
 
-    stats: () => ({ sockets: alive.size, users: users.size, droppedSlow: dropped }),
+    stats: () => ({ sockets: sockets.size, users: users.size, droppedSlow: dropped }),
 
     /** Closes every socket with 1001, and terminates what has not finished closing after a grace period. */
     async shutdown(): Promise<void> {
-      if (alive.size === 0) return;
+      if (sockets.size === 0) return;
       const done = new Promise<void>((resolve) => (drained = resolve));
-      for (const socket of alive.keys()) socket.close(CLOSE.goingAway, 'server shutting down');
+      for (const socket of sockets.keys()) socket.close(CLOSE.goingAway, 'server shutting down');
       const timer = setTimeout(() => {
-        for (const socket of alive.keys()) socket.terminate();
+        for (const socket of sockets.keys()) socket.terminate();
       }, CLOSE_GRACE_MS);
       await done;
       clearTimeout(timer);
