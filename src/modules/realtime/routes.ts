@@ -1,13 +1,23 @@
 import fastifyWebsocket from '@fastify/websocket';
 import type { FastifyRequest } from 'fastify';
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { AppError } from '../../errors.ts';
 import { ACCESS_COOKIE } from '../../http/guards.ts';
+import { problemSchema } from '../../http/problem.ts';
 import type { App, RouteContext } from '../../http/types.ts';
 import { acceptConnection, type ConnectionDeps } from './connection.ts';
 import { createGateway, type Gateway } from './gateway.ts';
 import { SUBPROTOCOL, subprotocolToken } from './protocol.ts';
 import { createRelay } from './relay.ts';
 import { createTopicAccess } from './topics.ts';
+
+const DESCRIPTION = [
+  'Upgrade to a WebSocket (subprotocol `parley.v1`). Authenticate with the subprotocol `parley.auth.<token>`, the access cookie from an allowed Origin,',
+  'or a first message `{"type":"auth","token":…}`; never in the URL. Then `{"type":"subscribe","topic":…}` to `conversation:<id>`, `conversations`,',
+  '`job:<id>`, `jobs`, `user` or `notifications` (your own only) and receive `{"type":"event","topic","event":{id,type,payload,occurredAt}}` frames.',
+  'Close codes: 1001 shutdown, 1008 flooding, 1009 message too big, 1013 slow consumer, 4400 malformed messages, 4401 bad credential,',
+  '4403 banned, 4408 no credential in time, 4429 too many sockets for this user. A plain GET gets 426.',
+].join(' ');
 
 /** Read from the gateway when scraped; replaced by the latest app built over the same registry. */
 function exportMetrics(registry: Registry, gateway: Gateway) {
@@ -82,9 +92,23 @@ export function realtimeRoutes(app: App, { deps, services }: RouteContext) {
         if (socket.readyState !== socket.CLOSING) socket.terminate();
       },
     });
-    scope.get('/ws', { websocket: true, schema: { hide: true } }, (socket, request) => {
-      const connection: ConnectionDeps = { ...shared, admit: async (p) => void (await services.limits.check(request, p)) };
-      acceptConnection(socket, upgradeCredential(request, deps.config.allowedOrigins), connection);
+    scope.route({
+      method: 'GET',
+      url: '/ws',
+      schema: {
+        tags: ['realtime'],
+        summary: 'Real-time events (WebSocket)',
+        description: DESCRIPTION,
+        response: { 426: problemSchema },
+      },
+      // A plain GET (no Upgrade) gets this; an upgrade goes to wsHandler.
+      handler: async () => {
+        throw new AppError(426, 'upgrade_required', 'Upgrade Required', 'GET /v1/ws is a WebSocket endpoint', { headers: { upgrade: 'websocket' } });
+      },
+      wsHandler: (socket, request) => {
+        const connection: ConnectionDeps = { ...shared, admit: async (p) => void (await services.limits.check(request, p)) };
+        acceptConnection(socket, upgradeCredential(request, deps.config.allowedOrigins), connection);
+      },
     });
   });
 }

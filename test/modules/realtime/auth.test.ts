@@ -107,6 +107,13 @@ for (const backend of backends()) {
       await Promise.all([again, ...open.slice(1)].map((c) => c.close()));
     });
 
+    test('a plain GET (no upgrade) is 426 Upgrade Required', async () => {
+      const res = await t.api('GET', '/v1/ws');
+      assert.equal(res.status, 426);
+      assert.equal(res.body.code, 'upgrade_required');
+      assert.equal(res.headers.get('upgrade'), 'websocket');
+    });
+
     test('a client that does not offer parley.v1 fails the handshake', async () => {
       await assert.rejects(connectWs(t, { protocols: ['graphql-ws'] }), /subprotocol/);
     });
