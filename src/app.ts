@@ -28,6 +28,7 @@ import { searchRoutes } from './modules/chat/search-routes.ts';
 import { healthRoutes } from './modules/health/routes.ts';
 import { limitRequests, limitsRoutes } from './modules/limits/routes.ts';
 import { projectsRoutes } from './modules/projects/routes.ts';
+import { realtimeRoutes } from './modules/realtime/routes.ts';
 import { usersRoutes } from './modules/users/routes.ts';
 import { createServices, type Services } from './services.ts';
 import { usageRoutes } from './modules/usage/routes.ts';
@@ -50,6 +51,7 @@ const V1_MODULES: Array<(app: App, ctx: RouteContext) => void> = [
   aiRoutes,
   gatewayRoutes,
   usageRoutes,
+  realtimeRoutes,
   jobsRoutes,
 ];
 
