@@ -47,7 +47,7 @@ export function topicsOf(type: string, payload: Record<string, unknown>): string
 }
 
 /** The API-key scope a topic needs (a session may subscribe to anything of its own). */
-const SCOPES: Partial<Record<Topic['kind'], string>> = { conversation: 'chat', conversations: 'chat', user: 'profile:read' };
+const SCOPES: Partial<Record<Topic['kind'], string>> = { conversation: 'chat', conversations: 'chat', job: 'jobs:read', jobs: 'jobs:read', user: 'profile:read' };
 
 /** Who may subscribe to what: only to one's own topics. Throws NotFound for anyone else's, as the HTTP API does. */
 export function createTopicAccess(d: { conversations: Pick<Conversations, 'get'>; queue: Pick<JobQueue, 'get'> }) {

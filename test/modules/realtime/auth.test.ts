@@ -41,6 +41,8 @@ for (const backend of backends()) {
       const c = await connectAs(t, secret);
       c.send({ type: 'subscribe', topic: 'conversations' });
       assert.deepEqual(await c.next(), { type: 'error', code: 'insufficient_scope', message: 'This API key lacks the "chat" scope', topic: 'conversations' });
+      c.send({ type: 'subscribe', topic: 'jobs' });
+      assert.deepEqual(await c.next(), { type: 'error', code: 'insufficient_scope', message: 'This API key lacks the "jobs:read" scope', topic: 'jobs' });
       c.send({ type: 'subscribe', topic: 'user' });
       assert.deepEqual(await c.next(), { type: 'subscribed', topic: 'user' });
       await c.close();
