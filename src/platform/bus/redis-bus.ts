@@ -81,8 +81,10 @@ export function redisBus(redis: Redis, prefix: string, logger: Logger, options: 
       return Number(rows[0]?.[3] ?? 1);
     }
 
-    async function ack(stream: string, id: string) {
-      await redis.multi().call('XACK', stream, group, id).hdel(errorsKey(group), id).exec();
+    async function ack(stream: string, id: string, delivery = 2) {
+      // A first delivery has no error recorded to clear.
+      if (delivery === 1) await redis.call('XACK', stream, group, id);
+      else await redis.multi().call('XACK', stream, group, id).hdel(errorsKey(group), id).exec();
       held.delete(id);
     }
 
@@ -141,7 +143,12 @@ export function redisBus(redis: Redis, prefix: string, logger: Logger, options: 
         timers.add(timer);
         return;
       }
-      await ack(stream, id);
+      // The next event need not wait for this ack's round trip (commands on one connection stay in order).
+      // Should the ack be lost, the entry stays pending and is delivered again: at least once still holds.
+      void track(ack(stream, id, delivery)).catch((err) => {
+        held.delete(id); // no longer renewed: a sweep takes it back
+        log.warn({ err, entry: id }, 'event ack failed; it will be redelivered');
+      });
     }
 
     /** Takes a failed entry back (unless a sweep gave it to another consumer meanwhile) and handles it again. */
