@@ -7,7 +7,6 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
-import { Redis } from 'ioredis';
 import { inTransaction, openDatabase, type Database, type Db } from '../../src/platform/db/database.ts';
 import { createLogger } from '../../src/platform/observability/logger.ts';
 import { bullmqQueue } from '../../src/platform/queue/bullmq-queue.ts';
@@ -15,6 +14,7 @@ import { dbQueue } from '../../src/platform/queue/db-queue.ts';
 import type { Job, JobContext, JobQueue } from '../../src/platform/queue/queue.ts';
 import { freshPostgresDatabase } from '../support/app.ts';
 import { eventually } from '../support/eventually.ts';
+import { dropRedisKeys } from '../support/redis.ts';
 
 const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 /** Short enough that lost workers and stalled jobs are noticed within a test. */
@@ -80,16 +80,6 @@ function storeOver(opened: { open(): Database; dbUrl?: string; redisPrefix?: str
   return store;
 }
 
-async function dropRedisKeys(prefix: string) {
-  const redis = new Redis(process.env.REDIS_URL!);
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.del(...keys);
-  } while (cursor !== '0');
-  await redis.quit();
-}
 
 async function postgresStore(redis: boolean): Promise<Store> {
   const fresh = await freshPostgresDatabase();

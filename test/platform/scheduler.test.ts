@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, describe, test } from 'node:test';
 import { eq, sql } from 'drizzle-orm';
-import { Redis } from 'ioredis';
 import { openDatabase, type Database } from '../../src/platform/db/database.ts';
 import { createLogger } from '../../src/platform/observability/logger.ts';
 import { bullmqQueue } from '../../src/platform/queue/bullmq-queue.ts';
@@ -12,6 +11,7 @@ import { jobs } from '../../src/platform/queue/schema.ts';
 import { createScheduler, type Scheduler } from '../../src/platform/scheduler/scheduler.ts';
 import { freshPostgresDatabase } from '../support/app.ts';
 import { eventually } from '../support/eventually.ts';
+import { dropRedisKeys } from '../support/redis.ts';
 
 const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 const EVERY_SECOND = '* * * * * *';
@@ -80,16 +80,6 @@ async function shutdown(nodes: Cluster['nodes'], databases: Database[]) {
   for (const d of databases) await d.close();
 }
 
-async function dropRedisKeys(prefix: string) {
-  const redis = new Redis(process.env.REDIS_URL!);
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.del(...keys);
-  } while (cursor !== '0');
-  await redis.quit();
-}
 
 const sides = [
   { name: 'embedded, two workers on one PGlite', side: 'pglite' as const },
