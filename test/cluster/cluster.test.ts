@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { freshPostgresDatabase } from '../support/app.ts';
 import { eventually } from '../support/eventually.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../support/fake-openai.ts';
 import { uniqueEmail } from '../support/factories.ts';
 import { nginxAvailable, startNginx } from '../support/nginx.ts';
-import { call, startServer, type ServerProcess } from '../support/process.ts';
+import { call, clusterEnv, startServer, type ServerProcess } from '../support/process.ts';
 import { readSse } from '../support/sse.ts';
+import WebSocket from 'ws';
 
 const skip = !process.env.DATABASE_URL || !process.env.REDIS_URL ? 'needs PostgreSQL and Redis (DATABASE_URL and REDIS_URL)' : !nginxAvailable() ? 'needs nginx (apt-get install nginx-light)' : false;
 
@@ -28,18 +28,7 @@ describe('a cluster behind nginx', { skip, timeout: 300_000 }, () => {
   before(async () => {
     openai = await startFakeOpenAI();
     db = await freshPostgresDatabase();
-    env = {
-      DATABASE_URL: db.url,
-      REDIS_URL: process.env.REDIS_URL!,
-      REDIS_PREFIX: `parley:cluster:${randomBytes(6).toString('hex')}:`,
-      PARLEY_MASTER_KEY: randomBytes(32).toString('base64'),
-      PUBLIC_URL: 'http://parley.test',
-      TRUST_PROXY: 'true',
-      LOG_LEVEL: 'warn',
-      DEFAULT_MODEL: 'openai:gpt-4o-mini',
-      AI_RETRIES: '0',
-      ...openai.env,
-    };
+    env = clusterEnv(db.url, { TRUST_PROXY: 'true', ...openai.env });
     [a, b] = await Promise.all([startServer(env, 'serve'), startServer(env, 'serve')]);
     nginx = await startNginx([Number(new URL(a.url).port), Number(new URL(b.url).port)]);
     const reg = await call(nginx.url, 'POST', '/v1/auth/register', { body: { email: uniqueEmail('cluster'), password: 'correct horse battery staple' } });
@@ -99,6 +88,31 @@ describe('a cluster behind nginx', { skip, timeout: 300_000 }, () => {
       }
     } finally {
       openai.state.defaults = { reply: 'Hello from fake-openai.' };
+    }
+  });
+
+  test('WebSockets pass through nginx, and get the events of a message posted on either instance', async () => {
+    const conversation = await call(nginx.url, 'POST', '/v1/conversations', { token, body: { title: 'ws' } });
+    const id = conversation.body.id;
+    const ws = new WebSocket(`${nginx.url.replace('http', 'ws')}/v1/ws`, ['parley.v1', `parley.auth.${token}`]);
+    const frames: any[] = [];
+    ws.on('message', (raw) => frames.push(JSON.parse(String(raw))));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('error', reject);
+      });
+      assert.equal(ws.protocol, 'parley.v1');
+      await eventually(() => assert.ok(frames.some((f) => f.type === 'ready')));
+      ws.send(JSON.stringify({ type: 'subscribe', topic: `conversation:${id}` }));
+      await eventually(() => assert.ok(frames.some((f) => f.type === 'subscribed')));
+      for (const server of [a, b]) {
+        const posted = await call(server.url, 'POST', `/v1/conversations/${id}/messages`, { token, body: { content: 'Hello' } });
+        assert.equal(posted.status, 201);
+        await eventually(() => assert.ok(frames.some((f) => f.type === 'event' && f.event.type === 'message.stream.finished' && f.event.payload.messageId === posted.body.id)), 10_000);
+      }
+    } finally {
+      ws.close();
     }
   });
 

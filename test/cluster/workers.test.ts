@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { freshPostgresDatabase } from '../support/app.ts';
 import { eventually } from '../support/eventually.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../support/fake-openai.ts';
 import { uniqueEmail } from '../support/factories.ts';
-import { call, runCli, startServer, type ServerProcess } from '../support/process.ts';
+import { call, clusterEnv, runCli, startServer, type ServerProcess } from '../support/process.ts';
 
 const skip = !process.env.DATABASE_URL || !process.env.REDIS_URL ? 'needs PostgreSQL and Redis (DATABASE_URL and REDIS_URL)' : false;
 
@@ -49,21 +48,13 @@ describe('API instances and workers as separate processes', { skip, timeout: 300
   before(async () => {
     openai = await startFakeOpenAI();
     db = await freshPostgresDatabase();
-    env = {
-      DATABASE_URL: db.url,
-      REDIS_URL: process.env.REDIS_URL!,
-      REDIS_PREFIX: `parley:cluster:${randomBytes(6).toString('hex')}:`,
-      PARLEY_MASTER_KEY: randomBytes(32).toString('base64'),
-      PUBLIC_URL: 'http://parley.test',
-      LOG_LEVEL: 'warn',
-      DEFAULT_MODEL: 'openai:gpt-4o-mini',
-      AI_RETRIES: '0',
+    env = clusterEnv(db.url, {
       // A worker that dies holding a job loses it to another this soon.
       JOB_LOCK_MS: '1500',
       // A task that fires every second, to see it fire once per second however many workers run.
       SCHEDULES: 'usage.rollup=* * * * * *',
       ...openai.env,
-    };
+    });
     [a, b] = await Promise.all([startServer(env, 'serve'), startServer(env, 'serve')]);
     workers.push(await startServer(env, 'worker'));
     const reg = await call(a.url, 'POST', '/v1/auth/register', { body: { email: uniqueEmail('workers'), password: 'correct horse battery staple' } });

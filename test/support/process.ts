@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -122,4 +123,22 @@ export async function call(url: string, method: string, pathname: string, opts: 
   const res = await fetch(url + pathname, { method, headers, body: opts.body === undefined ? undefined : JSON.stringify(opts.body) });
   const text = await res.text();
   return { status: res.status, body: text && (res.headers.get('content-type') ?? '').includes('json') ? JSON.parse(text) : text };
+}
+
+/**
+ * The environment every process of one test cluster shares: a database, a
+ * Redis prefix of its own, one master key, the fake upstreams' settings.
+ */
+export function clusterEnv(databaseUrl: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: process.env.REDIS_URL!,
+    REDIS_PREFIX: `parley:cluster:${randomBytes(6).toString('hex')}:`,
+    PARLEY_MASTER_KEY: randomBytes(32).toString('base64'),
+    PUBLIC_URL: 'http://parley.test',
+    LOG_LEVEL: 'warn',
+    DEFAULT_MODEL: 'openai:gpt-4o-mini',
+    AI_RETRIES: '0',
+    ...extra,
+  };
 }
