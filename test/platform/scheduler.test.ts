@@ -7,7 +7,7 @@ import { createLogger } from '../../src/platform/observability/logger.ts';
 import { bullmqQueue } from '../../src/platform/queue/bullmq-queue.ts';
 import { dbQueue } from '../../src/platform/queue/db-queue.ts';
 import type { JobQueue } from '../../src/platform/queue/queue.ts';
-import { jobs } from '../../src/platform/queue/schema.ts';
+import { jobs, jobSchedules } from '../../src/platform/queue/schema.ts';
 import { createScheduler, type Scheduler } from '../../src/platform/scheduler/scheduler.ts';
 import { freshPostgresDatabase } from '../support/app.ts';
 import { eventually } from '../support/eventually.ts';
@@ -159,6 +159,33 @@ for (const { name, side, skip } of sides) {
         assert.deepEqual(seen[0], { kind: 'digest' });
         const [info] = await scheduler.list();
         assert.equal(info!.queue, 'digest.send');
+      } finally {
+        await c.close();
+      }
+    });
+
+    test('a schedule the code no longer defines stops firing, even one BullMQ kept in Redis', async () => {
+      const c = await cluster(side);
+      try {
+        const [first, second] = c.nodes as [Cluster['nodes'][0], Cluster['nodes'][0]];
+        const runs: string[] = [];
+        first.scheduler.define({ name: 'retired', cron: EVERY_SECOND, handler: async (_d, ctx) => void runs.push(ctx.id) });
+        await first.queue.start();
+        await first.scheduler.start();
+        await eventually(() => assert.ok(runs.length >= 1), 10_000);
+        await first.scheduler.close();
+        // The next version of the code: the same worker queue, a scheduler without it.
+        second.queue.process('retired', async (_d, ctx) => void runs.push(`after:${ctx.id}`));
+        await second.queue.start();
+        await second.scheduler.start();
+        const rows = await c.database.db.select().from(jobSchedules);
+        assert.deepEqual(rows.map((r) => r.name), [], 'its row is gone');
+        // A firing already under way may still finish; after that, nothing more.
+        await new Promise((r) => setTimeout(r, 1_200));
+        const settled = runs.length;
+        await new Promise((r) => setTimeout(r, 2_500));
+        assert.deepEqual(runs.slice(settled), [], 'no firing after it was retired');
+        assert.deepEqual(await second.scheduler.list(), []);
       } finally {
         await c.close();
       }

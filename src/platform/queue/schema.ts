@@ -57,5 +57,7 @@ export const jobOutbox = pgTable('job_outbox', {
 export const jobSchedules = pgTable('job_schedules', {
   name: text('name').primaryKey(),
   cron: text('cron').notNull(),
+  /** The queue its firings go to: where its BullMQ job scheduler lives, to remove it once the code no longer defines it. */
+  queue: text('queue'),
   lastRunAt: time('last_run_at'),
 });

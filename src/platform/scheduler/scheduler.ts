@@ -80,8 +80,8 @@ export function createScheduler(deps: { queue: JobQueue; db: Db; logger: Logger 
   async function startOne(d: ScheduleDefinition) {
     await db
       .insert(jobSchedules)
-      .values({ name: d.name, cron: d.cron })
-      .onConflictDoUpdate({ target: jobSchedules.name, set: { cron: d.cron } });
+      .values({ name: d.name, cron: d.cron, queue: targetOf(d) })
+      .onConflictDoUpdate({ target: jobSchedules.name, set: { cron: d.cron, queue: targetOf(d) } });
     if (bull) {
       const target = targetOf(d);
       const { jobId: _id, ...opts } = bullOptions('', { ...d.jobOptions });
@@ -100,6 +100,21 @@ export function createScheduler(deps: { queue: JobQueue; db: Db; logger: Logger 
     });
     if (closed) cron.stop();
     else crons.push(cron);
+  }
+
+  /**
+   * Schedules an earlier version defined and this one does not (removed, or
+   * turned off with SCHEDULES): a BullMQ job scheduler lives on in Redis and
+   * would keep firing, so it is removed with the schedule's row.
+   */
+  async function retireUndefined() {
+    const rows = await db.select().from(jobSchedules);
+    for (const row of rows) {
+      if (defs.has(row.name)) continue;
+      if (bull) await (await bull.bull(row.queue ?? row.name)).removeJobScheduler(row.name);
+      await db.delete(jobSchedules).where(eq(jobSchedules.name, row.name));
+      logger.info({ schedule: row.name }, 'schedule no longer defined: removed');
+    }
   }
 
   return {
@@ -135,6 +150,7 @@ export function createScheduler(deps: { queue: JobQueue; db: Db; logger: Logger 
     async start() {
       if (started) return;
       started = true;
+      await retireUndefined();
       await Promise.all([...defs.values()].map(startOne));
     },
 
