@@ -47,13 +47,14 @@ export interface Deps {
   close(): Promise<void>;
 }
 
-export async function createDeps(config: Config, opts: { logger?: Logger; migrate?: boolean } = {}): Promise<Deps> {
+export async function createDeps(config: Config, opts: { logger?: Logger; migrate?: boolean; pgliteSnapshot?: Blob } = {}): Promise<Deps> {
   const logger = opts.logger ?? createLogger(config.logLevel);
   const database = openDatabase({
     url: config.databaseUrl,
     dataDir: config.dataDir,
     poolSize: config.databasePoolSize,
     onIdleError: (err) => logger.warn({ err }, 'idle database connection lost'),
+    pgliteSnapshot: opts.pgliteSnapshot,
   });
   if (opts.migrate !== false) await database.migrate();
   const redis = config.redisUrl ? openRedis(config.redisUrl) : undefined;

@@ -7,6 +7,7 @@ import type { App } from '../../src/http/types.ts';
 import { createServices, type Services } from '../../src/services.ts';
 import { createLogger } from '../../src/platform/observability/logger.ts';
 import { defineSchedules, startWorker } from '../../src/worker.ts';
+import { migratedPgliteSnapshot } from './pglite-snapshot.ts';
 
 export type Backend = 'embedded' | 'postgres';
 
@@ -102,7 +103,8 @@ export async function startApp(opts: StartOpts = {}): Promise<TestApp> {
   }
   Object.assign(env, opts.env);
   const config = loadConfig(env);
-  const deps = await createDeps(config, { logger: createLogger(config.logLevel) });
+  const pgliteSnapshot = config.databaseUrl ? undefined : await migratedPgliteSnapshot();
+  const deps = await createDeps(config, { logger: createLogger(config.logLevel), pgliteSnapshot });
   const services = createServices(deps);
   defineSchedules(deps, services);
   const app = await buildApp(deps, services);

@@ -38,7 +38,14 @@ const migrationsFolder = path.resolve(path.dirname(fileURLToPath(import.meta.url
  * PostgreSQL when a URL is given, otherwise PGlite: in memory for `memory://`,
  * else persisted under `<dataDir>/pg`.
  */
-export function openDatabase(opts: { url?: string; dataDir: string; poolSize?: number; onIdleError?: (err: Error) => void }): Database {
+export function openDatabase(opts: {
+  url?: string;
+  dataDir: string;
+  poolSize?: number;
+  onIdleError?: (err: Error) => void;
+  /** In memory only: start from this dump of a data directory (`dumpDataDir()`), e.g. one already migrated. */
+  pgliteSnapshot?: Blob;
+}): Database {
   if (opts.url) {
     const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize ?? 10 });
     // An idle connection the server drops (restart, failover, pg_terminate_backend) is an 'error'
@@ -66,7 +73,7 @@ export function openDatabase(opts: { url?: string; dataDir: string; poolSize?: n
   const memory = opts.dataDir === 'memory://';
   const dir = memory ? undefined : path.join(opts.dataDir, 'pg');
   if (dir) mkdirSync(dir, { recursive: true });
-  const client = new PGlite(dir);
+  const client = memory && opts.pgliteSnapshot ? new PGlite({ loadDataDir: opts.pgliteSnapshot }) : new PGlite(dir);
   const db = drizzlePglite(client, { schema }) as unknown as Db;
   return {
     db,
