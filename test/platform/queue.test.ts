@@ -15,6 +15,7 @@ import type { Job, JobContext, JobQueue } from '../../src/platform/queue/queue.t
 import { freshPostgresDatabase } from '../support/app.ts';
 import { eventually } from '../support/eventually.ts';
 import { dropRedisKeys } from '../support/redis.ts';
+import { closeSharedPglite, sharedPglite } from '../support/pglite-snapshot.ts';
 
 const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 /** Short enough that lost workers and stalled jobs are noticed within a test. */
@@ -39,14 +40,6 @@ interface Side {
   dispose?(): Promise<void>;
 }
 
-/** PGlite takes seconds to start: one in-memory database serves the suite, emptied after each test. */
-let pglite: Promise<Database> | undefined;
-const sharedPglite = () =>
-  (pglite ??= (async () => {
-    const database = openDatabase({ dataDir: 'memory://' });
-    await database.migrate();
-    return database;
-  })());
 
 function storeOver(opened: { open(): Database; dbUrl?: string; redisPrefix?: string; cleanup(): Promise<void> }): Store {
   let database = opened.open();
@@ -116,7 +109,7 @@ const sides: Side[] = [
       await first.close();
       return storeOver({ open: () => openDatabase({ dataDir: dir }), cleanup: async () => rmSync(dir, { recursive: true, force: true }) });
     },
-    dispose: async () => void (await pglite?.then((d) => d.close())),
+    dispose: () => closeSharedPglite(),
   },
   {
     name: 'database queue on PostgreSQL',

@@ -12,6 +12,7 @@ import { createScheduler, type Scheduler } from '../../src/platform/scheduler/sc
 import { freshPostgresDatabase } from '../support/app.ts';
 import { eventually } from '../support/eventually.ts';
 import { dropRedisKeys } from '../support/redis.ts';
+import { closeSharedPglite, sharedPglite } from '../support/pglite-snapshot.ts';
 
 const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 const EVERY_SECOND = '* * * * * *';
@@ -25,15 +26,7 @@ interface Cluster {
   close(): Promise<void>;
 }
 
-/** PGlite takes seconds to start: one in-memory database serves the suite, emptied after each test. */
-let pglite: Promise<Database> | undefined;
-const sharedPglite = () =>
-  (pglite ??= (async () => {
-    const database = openDatabase({ dataDir: 'memory://' });
-    await database.migrate();
-    return database;
-  })());
-after(async () => (await pglite)?.close());
+after(() => closeSharedPglite());
 
 async function cluster(side: 'pglite' | 'postgres' | 'bullmq'): Promise<Cluster> {
   if (side === 'pglite') {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PGlite } from '@electric-sql/pglite';
-import { openDatabase } from '../../src/platform/db/database.ts';
+import { openDatabase, type Database } from '../../src/platform/db/database.ts';
 
 const migrations = fileURLToPath(new URL('../../db/migrations', import.meta.url));
 
@@ -40,4 +40,22 @@ export function migratedPgliteSnapshot(): Promise<Blob> {
     return dump;
   })();
   return snapshot;
+}
+
+let shared: Promise<Database> | undefined;
+
+/** One migrated in-memory database for a whole test file, for suites that empty what they use after each test. */
+export function sharedPglite(): Promise<Database> {
+  shared ??= (async () => {
+    const database = openDatabase({ dataDir: 'memory://', pgliteSnapshot: await migratedPgliteSnapshot() });
+    await database.migrate();
+    return database;
+  })();
+  return shared;
+}
+
+export async function closeSharedPglite(): Promise<void> {
+  const database = await shared;
+  shared = undefined;
+  await database?.close();
 }
