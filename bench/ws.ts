@@ -264,6 +264,8 @@ async function main() {
     RATE_LIMIT_ENABLED: 'false',
     // 10 sockets per user, 5 on each instance.
     WS_MAX_CONNECTIONS_PER_USER: String(SOCKETS_PER_USER),
+    // Passed through, to see what heartbeats cost (they ping a tenth of the sockets every tenth of it).
+    ...(process.env.WS_HEARTBEAT_MS ? { WS_HEARTBEAT_MS: process.env.WS_HEARTBEAT_MS } : {}),
   };
   const children: ChildProcess[] = [];
   const { Redis } = await import('ioredis');
