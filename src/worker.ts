@@ -36,6 +36,12 @@ export function defineSchedules(deps: Deps, services: Services): void {
       },
     },
     {
+      name: 'jobs.purge-finished',
+      cron: '41 3 * * *',
+      // The database queue keeps rows until purged (BullMQ trims its own).
+      handler: async () => ({ purged: await deps.queue.purgeFinished(new Date(Date.now() - 7 * DAY_MS)) }),
+    },
+    {
       name: 'usage.rollup',
       cron: '5 * * * *',
       handler: async () => ({ days: await services.usage.reports.rollup(new Date()) }),

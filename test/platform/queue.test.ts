@@ -386,6 +386,34 @@ for (const side of sides) {
       });
     });
 
+    test('purging finished jobs deletes completed ones from before the cutoff, never dead ones', async () => {
+      await using(side, async (s) => {
+        const queue = s.queue();
+        queue.process('purge.ok', async () => 'done');
+        queue.process('purge.bad', async () => {
+          throw new Error('nope');
+        });
+        const ok = await queue.enqueue('purge.ok', {}, { idempotencyKey: 'k' });
+        const bad = await queue.enqueue('purge.bad', {}, { attempts: 1 });
+        await queue.start();
+        await settled(queue, ok.id);
+        await settled(queue, bad.id, 'dead');
+        assert.equal(await queue.purgeFinished(new Date(Date.now() - 60_000)), 0, 'nothing finished that long ago');
+        assert.equal((await queue.get(ok.id))?.state, 'completed');
+        const purged = await queue.purgeFinished(new Date(Date.now() + 1_000));
+        if (queue.kind === 'bullmq') {
+          assert.equal(purged, 0, 'BullMQ trims its own');
+          assert.equal((await queue.get(ok.id))?.state, 'completed');
+        } else {
+          assert.equal(purged, 1);
+          assert.equal(await queue.get(ok.id), undefined);
+          const again = await queue.enqueue('purge.ok', {}, { idempotencyKey: 'k' });
+          assert.notEqual(again.id, ok.id, 'the key is free again');
+        }
+        assert.equal((await queue.get(bad.id))?.state, 'dead', 'dead jobs stay');
+      });
+    });
+
     test('enqueue in a transaction: nothing runs if it rolls back; it runs once committed', async () => {
       await using(side, async (s) => {
         const queue = s.queue();

@@ -194,6 +194,10 @@ export function bullmqQueue(opts: BullmqQueueOptions): BullmqJobQueue {
       return (await queue.get(id))!;
     },
 
+    async purgeFinished() {
+      return 0; // removeOnComplete keeps BullMQ's own completed jobs bounded
+    },
+
     async discard(id) {
       const job = await find(id);
       if (!job) {

@@ -1,4 +1,4 @@
-import { and, eq, ne, sql } from 'drizzle-orm';
+import { and, eq, lt, ne, sql } from 'drizzle-orm';
 import { Conflict, NotFound } from '../../errors.ts';
 import type { Db } from '../db/database.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -193,6 +193,11 @@ export function dbQueue(opts: DbQueueOptions): JobQueue {
       if (!(await byId(db, id))) throw NotFound('Job', 'job_not_found');
       const gone = await db.delete(jobs).where(and(eq(jobs.id, id), ne(jobs.state, 'active'))).returning({ id: jobs.id });
       if (!gone.length) throw Conflict('A running job cannot be discarded', 'job_active');
+    },
+
+    async purgeFinished(before) {
+      const gone = await db.delete(jobs).where(and(eq(jobs.state, 'completed'), lt(jobs.finishedAt, before))).returning({ id: jobs.id });
+      return gone.length;
     },
 
     async close() {

@@ -98,6 +98,13 @@ export interface JobQueue {
   retry(id: string): Promise<Job>;
   /** Removes a job that is not running. */
   discard(id: string): Promise<void>;
+  /**
+   * Deletes completed jobs that finished before `before` and returns how many
+   * (dead ones stay until retried or discarded). BullMQ trims its own completed
+   * jobs (a day, or the last 10,000) and returns 0. A purged keyed job no longer
+   * blocks its idempotency key.
+   */
+  purgeFinished(before: Date): Promise<number>;
   /** Stops taking jobs and waits (bounded) for the running ones. */
   close(): Promise<void>;
 }
