@@ -33,7 +33,7 @@ import { announcer } from './platform/bus/bus.ts';
 export function createServices(deps: Deps) {
   const { config, db, limiters } = deps;
   const announce = announcer(deps.bus, deps.logger);
-  const jobs = createJobs({ queue: deps.queue, scheduler: deps.scheduler, bus: deps.bus, announce, logger: deps.logger });
+  const jobs = createJobs({ queue: deps.queue, scheduler: deps.scheduler, bus: deps.bus, announce });
   const rl = config.auth.rateLimit;
   const audit = createAudit(db);
   const users = createUsersService(db, announce);

@@ -1,7 +1,7 @@
 import { AppError, UpstreamFailed } from '../../errors.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { StreamBuffer } from '../../platform/streams/stream-buffer.ts';
-import type { DomainEvents, EventType } from '../../platform/bus/events.ts';
+import type { Announce } from '../../platform/bus/bus.ts';
 import type { Ai, ChatRequest } from '../ai/types.ts';
 import { outcomeOf, type GenerationEvent, type Outcome } from './generation-events.ts';
 import { toPublicMessage, type Messages } from './messages.ts';
@@ -15,7 +15,7 @@ export interface RunDeps {
   /** Longest a generation may run before it is stopped with `stream_timeout`. */
   maxStreamMs: number;
   /** Publishes a domain event without waiting for the bus (real-time clients, other modules). */
-  announce: <T extends EventType>(type: T, payload: DomainEvents[T]) => void;
+  announce: Announce;
 }
 
 export interface RunJob {

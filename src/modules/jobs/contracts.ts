@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { JOB_STATES, QUEUE_NAME, type Job } from '../../platform/queue/queue.ts';
 import type { ScheduleInfo } from '../../platform/scheduler/scheduler.ts';
-import type { DeadLetter } from '../../platform/bus/bus.ts';
 
 const json = z.unknown();
 
@@ -62,5 +61,3 @@ export const toSchedule = (s: ScheduleInfo) => ({ ...s, nextRunAt: iso(s.nextRun
 export const deadLetterSchema = z
   .object({ id: z.string(), type: z.string(), group: z.string(), payload: json, occurredAt: z.string(), deliveries: z.number().int(), error: z.string(), failedAt: z.string() })
   .meta({ id: 'DeadLetter' });
-
-export const toDeadLetter = (l: DeadLetter) => l;

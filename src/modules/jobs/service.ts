@@ -1,7 +1,5 @@
 import { NotFound } from '../../errors.ts';
-import type { EventBus } from '../../platform/bus/bus.ts';
-import type { DomainEvents } from '../../platform/bus/events.ts';
-import type { Logger } from '../../platform/observability/logger.ts';
+import type { Announce, EventBus } from '../../platform/bus/bus.ts';
 import type { EnqueueOptions, Job, JobContext, JobHandler, JobProgress, JobQueue, JobState, ProcessOptions } from '../../platform/queue/queue.ts';
 import type { ScheduleDefinition, Scheduler } from '../../platform/scheduler/scheduler.ts';
 
@@ -9,8 +7,7 @@ export interface JobsDeps {
   queue: JobQueue;
   scheduler: Scheduler;
   bus: Pick<EventBus, 'deadLetters'>;
-  announce: (type: 'job.progress', payload: DomainEvents['job.progress']) => void;
-  logger: Logger;
+  announce: Announce;
 }
 
 /**

@@ -3,6 +3,7 @@ import { inTransaction, type Db } from '../../platform/db/database.ts';
 import { mergePreferences, readPreferences, type Preferences, type PreferencesPatch } from './preferences.ts';
 import { createUsersRepository } from './repository.ts';
 import type { UserRow } from './schema.ts';
+import type { Announce } from '../../platform/bus/bus.ts';
 
 export interface PublicUser {
   id: string;
@@ -30,11 +31,11 @@ export const toPublicUser = (u: UserRow): PublicUser => ({
 
 export const normalizeEmail = (email: string) => email.trim().toLowerCase();
 
-/** Accounts: creation, profile, preferences, role and status. Knows nothing of HTTP or sessions. */
-/** Tells the rest of the system (and the user's other devices, over /v1/ws) that a profile or its settings changed. */
-type AnnounceUserUpdated = (type: 'user.updated', payload: { userId: string; fields: string[] }) => void;
-
-export function createUsersService(db: Db, announce: AnnounceUserUpdated = () => {}) {
+/**
+ * Accounts: creation, profile, preferences, role and status. Knows nothing of HTTP or sessions.
+ * Profile and preference changes are announced as `user.updated` (the user's other devices hear of them over /v1/ws).
+ */
+export function createUsersService(db: Db, announce: Announce = () => {}) {
   const repo = createUsersRepository(db);
 
   return {

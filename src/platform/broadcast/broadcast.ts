@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../observability/logger.ts';
 import { createSubscriptions } from '../redis/subscriptions.ts';
+import { callEach } from '../listeners.ts';
 
 /**
  * Fire-and-forget notices to every Parley process, this one included: "forget
@@ -24,13 +25,7 @@ function listenerSet(logger?: Logger) {
       set.add(listener);
     },
     deliver(topic: string, message: string) {
-      for (const listener of topics.get(topic) ?? []) {
-        try {
-          listener(message);
-        } catch (err) {
-          logger?.error({ err, topic }, 'broadcast listener failed');
-        }
-      }
+      callEach(topics.get(topic), message, (err) => logger?.error({ err, topic }, 'broadcast listener failed'));
     },
   };
 }

@@ -65,13 +65,16 @@ export function retryDelay(opts: BusOptions, delivery: number): number {
 
 export const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err)).slice(0, 2_000);
 
+/** Publishes a domain event without waiting for, or failing with, the bus. */
+export type Announce = <T extends EventType>(type: T, payload: DomainEvents[T]) => void;
+
 /**
  * A publisher for code that must not wait for, or fail with, the bus (chat
  * generation): publishes in the background and logs a failure. Events from
  * one process still reach the bus in the order they were announced.
  */
-export function announcer(bus: EventBus, logger: Logger) {
-  return <T extends EventType>(type: T, payload: DomainEvents[T]): void => {
+export function announcer(bus: EventBus, logger: Logger): Announce {
+  return (type, payload) => {
     bus.publish(type, payload).catch((err) => logger.error({ err, type }, 'event could not be published'));
   };
 }

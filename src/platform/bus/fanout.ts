@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../observability/logger.ts';
 import { createSubscriptions } from '../redis/subscriptions.ts';
+import { callEach } from '../listeners.ts';
 
 /**
  * Messages by topic to every process listening to that topic, this one
@@ -23,13 +24,7 @@ export function memoryFanout(logger?: Logger): Fanout {
   const topics = new Map<string, Set<(message: string) => void>>();
   return {
     async publish(topic, message) {
-      for (const listener of [...(topics.get(topic) ?? [])]) {
-        try {
-          listener(message);
-        } catch (err) {
-          logger?.error({ err, topic }, 'fan-out listener failed');
-        }
-      }
+      callEach(topics.get(topic), message, (err) => logger?.error({ err, topic }, 'fan-out listener failed'));
     },
     async subscribe(topic, listener) {
       let set = topics.get(topic);

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { callEach } from '../listeners.ts';
 
 /**
  * Channel listeners multiplexed over one lazily opened subscriber connection.
@@ -14,13 +15,7 @@ export function createSubscriptions(redis: Redis, onListenerError: (err: unknown
     if (!subscriber) {
       subscriber = redis.duplicate();
       subscriber.on('message', (ch: string, message: string) => {
-        for (const l of [...(channels.get(ch)?.listeners ?? [])]) {
-          try {
-            l(message);
-          } catch (err) {
-            onListenerError(err, ch);
-          }
-        }
+        callEach(channels.get(ch)?.listeners, message, (err) => onListenerError(err, ch));
       });
     }
     return subscriber;
