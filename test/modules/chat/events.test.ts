@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import type { AnyBusEvent, EventType } from '../../../src/platform/bus/events.ts';
 import { backends } from '../../support/app.ts';
+import { observeEvents } from '../../support/bus.ts';
 import { eventually } from '../../support/eventually.ts';
 import { createUser } from '../../support/factories.ts';
 import { chatAs, useChat } from './generation-fixture.ts';
@@ -13,13 +13,7 @@ for (const backend of backends()) {
   describe(`chat events on the bus [${backend}]`, () => {
     const f = useChat(backend);
 
-    async function observe() {
-      const events: Array<AnyBusEvent<(typeof TYPES)[number]>> = [];
-      const sub = await f.t.deps.bus.subscribe(`test-chat-${randomBytes(3).toString('hex')}`, TYPES, (e) => {
-        events.push(e);
-      });
-      return { events, close: () => sub.close() };
-    }
+    const observe = () => observeEvents(f.t.deps.bus, TYPES);
 
     test('an answer announces its creation, its first tokens and how it finished, with usage', async () => {
       const u = await createUser(f.t);

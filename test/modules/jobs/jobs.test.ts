@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { AnyBusEvent } from '../../../src/platform/bus/events.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
+import { observeEvents } from '../../support/bus.ts';
 import { eventually } from '../../support/eventually.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 
@@ -11,7 +12,7 @@ for (const backend of backends()) {
     let t: TestApp;
     let u: TestUser;
     let admin: TestUser;
-    const progress: Array<AnyBusEvent<'job.progress'>> = [];
+    let progress: Array<AnyBusEvent<'job.progress'>>;
     let failUntil = 0;
     let closeObserver: () => Promise<void>;
 
@@ -28,10 +29,9 @@ for (const backend of backends()) {
         if (ctx.attempt <= failUntil) throw new Error(`flaky failure on attempt ${ctx.attempt}`);
         return { ok: true, attempt: ctx.attempt };
       });
-      const sub = await t.deps.bus.subscribe(`test-observer-${randomBytes(3).toString('hex')}`, ['job.progress'], (e) => {
-        progress.push(e);
-      });
-      closeObserver = () => sub.close();
+      const observer = await observeEvents(t.deps.bus, ['job.progress']);
+      progress = observer.events;
+      closeObserver = observer.close;
     });
     after(async () => {
       await closeObserver();

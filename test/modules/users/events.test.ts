@@ -1,22 +1,19 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { AnyBusEvent } from '../../../src/platform/bus/events.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
+import { observeEvents } from '../../support/bus.ts';
 import { eventually } from '../../support/eventually.ts';
 import { createUser } from '../../support/factories.ts';
 
 for (const backend of backends()) {
   describe(`user events [${backend}]`, () => {
     let t: TestApp;
-    const seen: Array<AnyBusEvent<'user.updated'>> = [];
+    let seen: Array<AnyBusEvent<'user.updated'>>;
     let close: () => Promise<void>;
     before(async () => {
       t = await startApp({ backend, worker: false });
-      const sub = await t.deps.bus.subscribe(`test-users-${randomBytes(3).toString('hex')}`, ['user.updated'], (e) => {
-        seen.push(e);
-      });
-      close = () => sub.close();
+      ({ events: seen, close } = await observeEvents(t.deps.bus, ['user.updated']));
     });
     after(async () => {
       await close();
