@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { desc, gt, isNull, or } from 'drizzle-orm';
+import { desc, gt, isNull, or, sql } from 'drizzle-orm';
 import { exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, type JWK, type JWTPayload, type CryptoKey } from 'jose';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Cipher } from '../../platform/crypto/cipher.ts';
@@ -37,11 +37,20 @@ export class SigningKeys {
     this.#graceSeconds = verifyGraceSeconds;
   }
 
-  /** Loads keys, creating the first one if there is none. */
+  /**
+   * Loads keys, creating the first one if there is none. Instances starting
+   * together on an empty database take a table lock to check and create, so
+   * they all end up with the same single key (two first keys made at once
+   * would each sign tokens the other instance does not know yet).
+   */
   async init(): Promise<void> {
     await this.#reload();
     if (!this.#signer) {
-      await this.#create();
+      await inTransaction(this.#db, async (tx) => {
+        await tx.execute(sql`lock table ${jwtKeys} in share row exclusive mode`);
+        const [current] = await tx.select({ id: jwtKeys.id }).from(jwtKeys).where(isNull(jwtKeys.retiredAt)).limit(1);
+        if (!current) await this.#create(tx);
+      });
       await this.#reload();
     }
   }
