@@ -18,6 +18,21 @@ export interface StreamsJob {
   concurrency: number;
 }
 
+/**
+ * `concurrency` streams held open for `seconds`: the first ones opened evenly over
+ * `rampMs`, each replaced by a new one as soon as it ends. TTFT counts only streams
+ * opened after the ramp, when the load is steady.
+ */
+export interface SteadyJob {
+  kind: 'steady';
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+  concurrency: number;
+  rampMs: number;
+  seconds: number;
+}
+
 export interface StreamResult {
   /** ms from request start to the first content delta. */
   ttft: number[];
@@ -53,34 +68,50 @@ async function latency(job: LatencyJob): Promise<number[]> {
   return samples;
 }
 
+/** One stream, its figures added to `result` when `record` says so at its start. */
+async function stream(job: { url: string; headers: Record<string, string>; body: string }, result: StreamResult, record = true): Promise<void> {
+  const t0 = performance.now();
+  let first: number | undefined;
+  let chunks = 0;
+  try {
+    const status = await once(job, (text) => {
+      const n = text.match(/"content":"[^"]/g)?.length ?? 0;
+      if (n && first === undefined) first = performance.now() - t0;
+      chunks += n;
+    });
+    if (status !== 200 || first === undefined) throw new Error(`status ${status}`);
+    if (!record) return;
+    result.ttft.push(first);
+    result.durations.push(performance.now() - t0);
+    result.chunks.push(chunks);
+  } catch {
+    result.failed++;
+  }
+}
+
 async function streams(job: StreamsJob): Promise<StreamResult> {
   const result: StreamResult = { ttft: [], durations: [], chunks: [], failed: 0 };
+  await Promise.all(Array.from({ length: job.concurrency }, () => stream(job, result)));
+  return result;
+}
+
+async function steady(job: SteadyJob): Promise<StreamResult> {
+  const result: StreamResult = { ttft: [], durations: [], chunks: [], failed: 0 };
+  const start = performance.now();
+  const end = start + job.seconds * 1000;
   await Promise.all(
-    Array.from({ length: job.concurrency }, async () => {
-      const t0 = performance.now();
-      let first: number | undefined;
-      let chunks = 0;
-      try {
-        const status = await once(job, (text) => {
-          const n = text.match(/"content":"[^"]/g)?.length ?? 0;
-          if (n && first === undefined) first = performance.now() - t0;
-          chunks += n;
-        });
-        if (status !== 200 || first === undefined) throw new Error(`status ${status}`);
-        result.ttft.push(first);
-        result.durations.push(performance.now() - t0);
-        result.chunks.push(chunks);
-      } catch {
-        result.failed++;
-      }
+    Array.from({ length: job.concurrency }, async (_, i) => {
+      await new Promise((resolve) => setTimeout(resolve, (i * job.rampMs) / job.concurrency));
+      while (performance.now() < end) await stream(job, result, performance.now() - start >= job.rampMs);
     }),
   );
   return result;
 }
 
-process.on('message', async (job: LatencyJob | StreamsJob) => {
+process.on('message', async (job: LatencyJob | StreamsJob | SteadyJob) => {
   try {
-    process.send!(job.kind === 'latency' ? { samples: await latency(job) } : { streams: await streams(job) });
+    if (job.kind === 'latency') process.send!({ samples: await latency(job) });
+    else process.send!({ streams: job.kind === 'steady' ? await steady(job) : await streams(job) });
   } catch (err) {
     process.send!({ error: String((err as Error).message) });
   }

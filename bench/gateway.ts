@@ -8,13 +8,15 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { startApp } from '../test/support/app.ts';
 import type { Script } from '../test/support/fake-openai.ts';
-import type { LatencyJob, StreamResult, StreamsJob } from './gateway-client.ts';
+import { startBareProxy } from './bare-proxy.ts';
+import type { LatencyJob, SteadyJob, StreamResult, StreamsJob } from './gateway-client.ts';
 import { runScenario } from './load.ts';
 
 const LATENCY_REQUESTS = 400;
 const THROUGHPUT_SECONDS = 6;
 const TTFT_STREAMS = 500;
-const STREAM_LEVELS = [1000, 2000, 3000];
+const STEADY_SECONDS = 8;
+const STREAM_LEVELS = (process.env.STREAM_LEVELS ?? "1000,2000,3000").split(",").map(Number);
 const CHUNK_MS = 50; // 20 chunks/s per stream
 
 function child(file: string): Promise<{ proc: ChildProcess; first: any }> {
@@ -43,6 +45,7 @@ async function main() {
   const client = await child('./gateway-client.ts');
   const upstreamUrl: string = upstream.first.url;
   const setScript = (defaults: Script) => ask(upstream.proc, { defaults });
+  const bareProxy = await startBareProxy(upstreamUrl);
 
   const t = await startApp({
     backend: process.env.DATABASE_URL ? 'postgres' : 'embedded',
@@ -59,6 +62,9 @@ async function main() {
     const messages = [{ role: 'user', content: 'Say hello.' }];
     const direct = { url: `${upstreamUrl}/v1/chat/completions`, headers: { authorization: 'Bearer sk-bench' }, model: 'gpt-4o-mini' };
     const parley = { url: `${t.url}/v1/chat/completions`, headers: { authorization: `Bearer ${secret}` }, model: 'openai:gpt-4o-mini' };
+    const bare = { ...direct, url: `${bareProxy.url}/v1/chat/completions`, headers: {} };
+    const targets = [['direct', direct], ['bare', bare], ['parley', parley]] as const;
+    const label = { direct: 'direct to upstream', bare: 'bare node:http proxy (the floor)', parley: 'through Parley' } as const;
     const body = (model: string, stream: boolean) => JSON.stringify({ model, messages, stream, ...(stream ? { stream_options: { include_usage: true } } : {}) });
 
     const out: string[] = [];
@@ -68,32 +74,41 @@ async function main() {
     await setScript({ reply: 'Hello there, how can I help?' });
     process.stderr.write('  latency at c=1…\n');
     const lat: Record<string, number[]> = {};
-    for (const [name, target] of [['direct', direct], ['parley', parley]] as const) {
+    for (const [name, target] of targets) {
       await ask(client.proc, { kind: 'latency', url: target.url, headers: target.headers, body: body(target.model, false), count: 50 } satisfies LatencyJob); // warm-up
       lat[name] = ((await ask<{ samples: number[] }>(client.proc, { kind: 'latency', url: target.url, headers: target.headers, body: body(target.model, false), count: LATENCY_REQUESTS } satisfies LatencyJob)).samples);
     }
     process.stderr.write('  throughput…\n');
     const rps: Record<string, number> = {};
-    for (const [name, target] of [['direct', direct], ['parley', parley]] as const) {
+    for (const [name, target] of targets) {
       const u = new URL(target.url);
       const r = await runScenario({ url: u.origin, method: 'POST', path: u.pathname, connections: 32, durationSeconds: THROUGHPUT_SECONDS, headers: target.headers, body: body(target.model, false) });
       rps[name] = r.rps;
     }
     out.push('### Non-streaming', '', '| | p50 ms | p99 ms | max req/s (32 connections) |', '|---|--:|--:|--:|');
-    out.push(`| direct to upstream | ${f(pct(lat.direct!, 50))} | ${f(pct(lat.direct!, 99))} | ${rps.direct!.toFixed(0)} |`);
-    out.push(`| through Parley | ${f(pct(lat.parley!, 50))} | ${f(pct(lat.parley!, 99))} | ${rps.parley!.toFixed(0)} |`);
-    out.push(`| **added by Parley** | **${f(pct(lat.parley!, 50) - pct(lat.direct!, 50))}** | **${f(pct(lat.parley!, 99) - pct(lat.direct!, 99))}** | |`, '');
+    for (const [name] of targets) out.push(`| ${label[name]} | ${f(pct(lat[name]!, 50))} | ${f(pct(lat[name]!, 99))} | ${rps[name]!.toFixed(0)} |`);
+    out.push(`| **added by Parley** | **${f(pct(lat.parley!, 50) - pct(lat.direct!, 50))}** | **${f(pct(lat.parley!, 99) - pct(lat.direct!, 99))}** | |`);
+    out.push(`| added by the bare proxy | ${f(pct(lat.bare!, 50) - pct(lat.direct!, 50))} | ${f(pct(lat.bare!, 99) - pct(lat.direct!, 99))} | |`, '');
 
-    // 2. Time to first token with 500 concurrent streams.
+    // 2. Time to first token at 500 concurrent streams: all opened at once, then held steady.
     await setScript({ reply: Array.from({ length: 20 }, (_, i) => `word${i}`).join(' '), delayMs: CHUNK_MS });
-    process.stderr.write(`  TTFT at ${TTFT_STREAMS} streams…\n`);
-    const ttft: Record<string, StreamResult> = {};
-    for (const [name, target] of [['direct', direct], ['parley', parley]] as const) {
-      ttft[name] = (await ask<{ streams: StreamResult }>(client.proc, { kind: 'streams', url: target.url, headers: target.headers, body: body(target.model, true), concurrency: TTFT_STREAMS } satisfies StreamsJob)).streams;
+    const streamsOf = (target: { url: string; headers: Record<string, string>; model: string }) => ({ url: target.url, headers: target.headers, body: body(target.model, true), concurrency: TTFT_STREAMS });
+    const burst: Record<string, StreamResult> = {};
+    const held: Record<string, StreamResult> = {};
+    for (const [name, target] of targets) {
+      process.stderr.write(`  TTFT, ${TTFT_STREAMS} streams at once (${name})…\n`);
+      burst[name] = (await ask<{ streams: StreamResult }>(client.proc, { kind: 'streams', ...streamsOf(target) } satisfies StreamsJob)).streams;
+      process.stderr.write(`  TTFT, ${TTFT_STREAMS} streams held for ${STEADY_SECONDS} s (${name})…\n`);
+      held[name] = (await ask<{ streams: StreamResult }>(client.proc, { kind: 'steady', ...streamsOf(target), rampMs: 20 * CHUNK_MS, seconds: STEADY_SECONDS } satisfies SteadyJob)).streams;
     }
-    out.push(`### Streaming: time to first token, ${TTFT_STREAMS} concurrent streams (upstream: first chunk after ${CHUNK_MS} ms)`, '', '| | TTFT p50 ms | TTFT p99 ms | failed |', '|---|--:|--:|--:|');
-    for (const name of ['direct', 'parley'] as const) out.push(`| ${name === 'direct' ? 'direct to upstream' : 'through Parley'} | ${f(pct(ttft[name]!.ttft, 50))} | ${f(pct(ttft[name]!.ttft, 99))} | ${ttft[name]!.failed} |`);
-    out.push(`| **added by Parley** | **${f(pct(ttft.parley!.ttft, 50) - pct(ttft.direct!.ttft, 50))}** | **${f(pct(ttft.parley!.ttft, 99) - pct(ttft.direct!.ttft, 99))}** | |`, '');
+    const ttftTable = (title: string, r: Record<string, StreamResult>) => {
+      out.push(title, '', '| | streams | TTFT p50 ms | TTFT p99 ms | failed |', '|---|--:|--:|--:|--:|');
+      for (const [name] of targets) out.push(`| ${label[name]} | ${r[name]!.ttft.length} | ${f(pct(r[name]!.ttft, 50))} | ${f(pct(r[name]!.ttft, 99))} | ${r[name]!.failed} |`);
+      out.push(`| **added by Parley** | | **${f(pct(r.parley!.ttft, 50) - pct(r.direct!.ttft, 50))}** | **${f(pct(r.parley!.ttft, 99) - pct(r.direct!.ttft, 99))}** | |`);
+      out.push(`| added by the bare proxy | | ${f(pct(r.bare!.ttft, 50) - pct(r.direct!.ttft, 50))} | ${f(pct(r.bare!.ttft, 99) - pct(r.direct!.ttft, 99))} | |`, '');
+    };
+    ttftTable(`### Streaming: time to first token, ${TTFT_STREAMS} streams held open (each replaced as it ends; upstream: 20 chunks, one every ${CHUNK_MS} ms)`, held);
+    ttftTable(`### Streaming: time to first token, ${TTFT_STREAMS} streams opened in the same instant`, burst);
 
     // 3. How many concurrent streams at 20 chunks/s one process holds, and the memory each costs.
     const chunks = 100;
@@ -101,6 +116,12 @@ async function main() {
     out.push(`### Concurrent streams through one Parley process (${1000 / CHUNK_MS} chunks/s each, ${chunks} chunks = ${(chunks * CHUNK_MS) / 1000} s per stream)`, '');
     out.push('| streams | completed | failed | TTFT p99 ms | stream duration p99 s (ideal ' + (chunks * CHUNK_MS) / 1000 + ') | Parley RSS growth | per stream | JS heap growth per stream |', '|--:|--:|--:|--:|--:|--:|--:|--:|');
     for (const n of STREAM_LEVELS) {
+      if (n === STREAM_LEVELS[0]) {
+        // What the machine gives with no gateway at all: the load client and the upstream share these two cores with Parley.
+        process.stderr.write(`  ${n} concurrent streams, direct…\n`);
+        const d = (await ask<{ streams: StreamResult }>(client.proc, { kind: 'streams', url: direct.url, headers: direct.headers, body: body(direct.model, true), concurrency: n } satisfies StreamsJob)).streams;
+        out.push(`| ${n} direct to upstream | ${d.ttft.length} | ${d.failed} | ${f(pct(d.ttft, 99), 0)} | ${f(pct(d.durations, 99) / 1000)} | | | |`);
+      }
       global.gc?.();
       const base = process.memoryUsage();
       let peak = base;
@@ -118,6 +139,7 @@ async function main() {
     }
     process.stdout.write(out.join('\n') + '\n');
   } finally {
+    await bareProxy.close();
     await t.close();
     upstream.proc.kill();
     client.proc.kill();

@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
 export interface SseFrame {
@@ -30,18 +31,9 @@ export function resumeOffset(request: FastifyRequest, queryOffset: number | unde
  * slow client slows its reader instead of buffering without bound.
  */
 export function openEventStream(request: FastifyRequest, reply: FastifyReply, status = 200) {
-  reply.hijack();
-  const res = reply.raw;
+  const res = takeOverForEvents(request, reply, status);
   const gone = new AbortController();
   res.on('close', () => gone.abort());
-  res.writeHead(status, {
-    'content-type': 'text/event-stream; charset=utf-8',
-    'cache-control': 'no-cache, no-transform',
-    connection: 'keep-alive',
-    // nginx and similar proxies would otherwise buffer the stream.
-    'x-accel-buffering': 'no',
-    'x-request-id': request.id,
-  });
   // Reconnect soon after a dropped connection (EventSource's default wait is longer).
   res.write(`retry: ${RECONNECT_MS}\n\n`);
   const heartbeat = setInterval(() => {
@@ -63,6 +55,25 @@ export function openEventStream(request: FastifyRequest, reply: FastifyReply, st
       gone.abort();
     },
   };
+}
+
+/**
+ * Hijacks the response and sends the head of an event stream, with the headers
+ * hooks and guards have set on the reply so far (rate limits, request id).
+ */
+export function takeOverForEvents(request: FastifyRequest, reply: FastifyReply, status = 200): ServerResponse {
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(status, {
+    ...(reply.getHeaders() as OutgoingHttpHeaders),
+    'content-type': 'text/event-stream; charset=utf-8',
+    'cache-control': 'no-cache, no-transform',
+    connection: 'keep-alive',
+    // nginx and similar proxies would otherwise buffer the stream.
+    'x-accel-buffering': 'no',
+    'x-request-id': request.id,
+  });
+  return res;
 }
 
 export type EventStream = ReturnType<typeof openEventStream>;

@@ -9,6 +9,8 @@ export interface AttemptOptions {
   firstTokenTimeoutMs: number;
   /** Abandon a started stream that stalls this long between parts. */
   idleTimeoutMs: number;
+  /** Sees every event before it is yielded (cheaper than another generator layer to watch them). */
+  observe?: (event: ChatEvent) => void;
 }
 
 export interface AttemptResult {
@@ -27,7 +29,7 @@ export interface AttemptResult {
  * signal's reason.
  */
 export async function* runAttempt(opts: AttemptOptions): AsyncGenerator<ChatEvent, AttemptResult> {
-  const { request } = opts;
+  const { request, observe } = opts;
   const started = Date.now();
   const local = new AbortController();
   const signal = request.signal ? AbortSignal.any([request.signal, local.signal]) : local.signal;
@@ -64,7 +66,7 @@ export async function* runAttempt(opts: AttemptOptions): AsyncGenerator<ChatEven
           alive();
           text += part.text;
           yielded = true;
-          yield { type: 'delta', text: part.text };
+          yield emit({ type: 'delta', text: part.text });
           break;
         case 'progress':
           alive();
@@ -72,7 +74,7 @@ export async function* runAttempt(opts: AttemptOptions): AsyncGenerator<ChatEven
         case 'tool_call':
           alive();
           yielded = true;
-          yield { type: 'tool_call', call: part.call };
+          yield emit({ type: 'tool_call', call: part.call });
           break;
         case 'abort':
           throw abortOutcome();
@@ -95,6 +97,11 @@ export async function* runAttempt(opts: AttemptOptions): AsyncGenerator<ChatEven
     // Stops the upstream request when the consumer leaves early or we gave up on it. After a
     // complete stream there is nothing to stop, and an abort costs a DOMException with its stack.
     if (!ended) local.abort();
+  }
+
+  function emit(event: ChatEvent): ChatEvent {
+    observe?.(event);
+    return event;
   }
 
   function abortOutcome(): unknown {

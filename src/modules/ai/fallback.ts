@@ -27,6 +27,8 @@ export interface FallbackDeps {
   breakers: CircuitBreakers;
   /** Injected so tests can make jitter deterministic. */
   random?: () => number;
+  /** Sees every event before it is yielded. */
+  observe?: (event: ChatEvent) => void;
 }
 
 /** Failures that say something about this request, not about the provider's health. */
@@ -45,8 +47,12 @@ export async function* streamWithFallback(
   request: ChatRequest,
   links: Link[],
 ): AsyncGenerator<ChatEvent, { link: Link; result: AttemptResult; attempts: FailedAttempt[] }> {
-  const { policy, breakers } = deps;
+  const { policy, breakers, observe } = deps;
   const attempts: FailedAttempt[] = [];
+  const emit = (event: ChatEvent): ChatEvent => {
+    observe?.(event);
+    return event;
+  };
   const failed = (link: Link, code: string, error: string, status?: number): ChatEvent => {
     const attempt: FailedAttempt = { provider: link.provider, model: link.model, error, code, ...(status ? { status } : {}), at: new Date().toISOString() };
     attempts.push(attempt);
@@ -56,10 +62,10 @@ export async function* streamWithFallback(
   for (const link of links) {
     for (let retry = 0; ; retry++) {
       if (!breakers.allow(link.provider)) {
-        yield failed(link, 'circuit_open', `Skipped: ${link.provider} failed repeatedly and is cooling down`);
+        yield emit(failed(link, 'circuit_open', `Skipped: ${link.provider} failed repeatedly and is cooling down`));
         break;
       }
-      yield { type: 'attempt', provider: link.provider, model: link.model };
+      yield emit({ type: 'attempt', provider: link.provider, model: link.model });
       let error: AttemptError;
       try {
         const result = yield* runAttempt({
@@ -67,6 +73,7 @@ export async function* streamWithFallback(
           request,
           firstTokenTimeoutMs: policy.firstTokenTimeoutMs,
           idleTimeoutMs: policy.streamIdleTimeoutMs,
+          observe,
         });
         breakers.success(link.provider);
         return { link, result, attempts };
@@ -89,7 +96,7 @@ export async function* streamWithFallback(
           model: link.model,
         });
       }
-      yield failed(link, error.code, error.message, error.status);
+      yield emit(failed(link, error.code, error.message, error.status));
       if (!error.retryable || retry >= policy.retries) break;
       const wait = backoffMs(policy, retry, error.retryAfterMs, deps.random ?? Math.random);
       if (wait === undefined) break; // the upstream wants a longer pause than we are willing to hold the caller for

@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
-import { Readable } from 'node:stream';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError, NotFound } from '../../errors.ts';
 import { principal } from '../../http/guards.ts';
+import { takeOverForEvents } from '../../http/sse.ts';
 import type { App, RouteContext } from '../../http/types.ts';
 import {
   completionBody,
@@ -83,7 +83,7 @@ export function gatewayRoutes(app: App, ctx: RouteContext) {
       const events = ai.streamChat({ ...toChatRequest(body), chain, signal: controller.signal, meter });
       const id = `chatcmpl-${randomUUID()}`;
       // Metering and budgets happen inside streamChat (the `meter` above), as for every model call.
-      if (body.stream) return streamCompletion(reply, events, { id, body, log: request.log });
+      if (body.stream) return streamCompletion(request, reply, events, { id, body });
       return complete(events, id);
     },
   });
@@ -125,60 +125,76 @@ async function complete(events: AsyncIterable<ChatEvent>, id: string) {
  * Streams chunks. The first output is awaited before anything is sent, so a
  * chain that fails before its first token still gets a real HTTP error
  * status; a failure after that can only be reported in the stream, as an
- * `error` object the OpenAI SDKs raise.
+ * `error` object the OpenAI SDKs raise. Frames are written straight to the
+ * socket (Node coalesces the writes of one tick into one syscall); a client
+ * that reads slowly pauses the loop until its socket drains.
  */
 async function streamCompletion(
+  request: FastifyRequest,
   reply: FastifyReply,
   events: AsyncIterable<ChatEvent>,
-  opts: { id: string; body: CompletionBody; log: FastifyRequest['log'] },
+  opts: { id: string; body: CompletionBody },
 ) {
-  const iterator = outputs(events)[Symbol.asyncIterator]();
-  const first = await iterator.next();
-  const includeUsage = opts.body.stream_options?.include_usage === true;
+  const iterator = events[Symbol.asyncIterator]();
   // The link that is answering; every chunk names it, as OpenAI names the model snapshot.
-  let model = first.done ? opts.body.model : first.value.model;
+  let model = opts.body.model;
+  const nextOutput = async () => {
+    for (;;) {
+      const step = await iterator.next();
+      if (step.done) return undefined;
+      const e = step.value;
+      if (e.type === 'attempt') model = `${e.provider}:${e.model}`;
+      else if (e.type !== 'attempt_failed') return e;
+    }
+  };
+  let next: ChatEvent | undefined;
+  try {
+    next = await nextOutput();
+  } catch (err) {
+    await iterator.return?.();
+    throw err;
+  }
+
+  const includeUsage = opts.body.stream_options?.include_usage === true;
   const created = Math.floor(Date.now() / 1000);
   const chunk = (delta: Record<string, unknown>, finishReason: string | null) =>
     frame({ id: opts.id, object: 'chat.completion.chunk', created, model, system_fingerprint: null, choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }], ...(includeUsage ? { usage: null } : {}) });
-
-  async function* sse(): AsyncGenerator<string> {
-    let toolIndex = 0;
-    let next = first;
-    yield chunk({ role: 'assistant', content: '' }, null);
-    try {
-      while (!next.done) {
-        const { event: e } = next.value;
-        model = next.value.model;
-        if (e.type === 'delta') yield chunk({ content: e.text }, null);
-        else if (e.type === 'tool_call') yield chunk({ tool_calls: [{ index: toolIndex++, ...openAiToolCalls([e.call])[0] }] }, null);
-        else {
-          yield chunk({}, openAiFinishReason(e.finishReason));
-          if (includeUsage) yield frame({ id: opts.id, object: 'chat.completion.chunk', created, model, system_fingerprint: null, choices: [], usage: openAiUsage(e.usage) });
-        }
-        next = await iterator.next();
+  const res = takeOverForEvents(request, reply);
+  let toolIndex = 0;
+  try {
+    res.write(chunk({ role: 'assistant', content: '' }, null));
+    while (next) {
+      const e = next;
+      if (e.type === 'delta') res.write(chunk({ content: e.text }, null));
+      else if (e.type === 'tool_call') res.write(chunk({ tool_calls: [{ index: toolIndex++, ...openAiToolCalls([e.call])[0] }] }, null));
+      else if (e.type === 'finish') {
+        res.write(chunk({}, openAiFinishReason(e.finishReason)));
+        if (includeUsage) res.write(frame({ id: opts.id, object: 'chat.completion.chunk', created, model, system_fingerprint: null, choices: [], usage: openAiUsage(e.usage) }));
       }
-      yield 'data: [DONE]\n\n';
-    } catch (err) {
-      const status = err instanceof AppError ? err.status : 500;
-      if (!(err instanceof AppError)) opts.log.error({ err }, 'gateway stream failed');
-      const message = err instanceof AppError ? err.message : 'The stream failed on our side';
-      yield frame(openAiError(status, message, err instanceof AppError ? err.code : 'internal_error'));
-    } finally {
-      await iterator.return?.();
+      if (res.writableNeedDrain) await drained(res);
+      if (res.destroyed) return;
+      next = await nextOutput();
     }
-  }
-
-  return reply.header('content-type', 'text/event-stream; charset=utf-8').header('cache-control', 'no-cache').header('x-accel-buffering', 'no').send(Readable.from(sse()));
-}
-
-/** Only what reaches the client, with the model of the attempt it came from; attempt bookkeeping stays server-side. */
-async function* outputs(events: AsyncIterable<ChatEvent>) {
-  let model = '';
-  for await (const event of events) {
-    if (event.type === 'attempt') model = `${event.provider}:${event.model}`;
-    else if (event.type !== 'attempt_failed') yield { event, model };
+    res.end('data: [DONE]\n\n');
+  } catch (err) {
+    const status = err instanceof AppError ? err.status : 500;
+    if (!(err instanceof AppError) && !res.destroyed) request.log.error({ err }, 'gateway stream failed');
+    const message = err instanceof AppError ? err.message : 'The stream failed on our side';
+    if (!res.destroyed) res.end(frame(openAiError(status, message, err instanceof AppError ? err.code : 'internal_error')));
+  } finally {
+    // The client left early: stop the generation (and its bill); a finished one has nothing left to stop.
+    await iterator.return?.();
   }
 }
+
+const drained = (res: FastifyReply['raw']) =>
+  new Promise<void>((resolve) => {
+    const done = () => {
+      res.off('drain', done).off('close', done);
+      resolve();
+    };
+    res.on('drain', done).on('close', done);
+  });
 
 const frame = (value: unknown) => `data: ${JSON.stringify(value)}\n\n`;
 

@@ -59,16 +59,16 @@ export function createAi(settings: AiSettings, opts: { logger?: Logger; random?:
       const price = answering && catalog.get(`${answering.provider}:${answering.model}`)?.priceMicros;
       return { status, provider: answering?.provider ?? null, model: answering?.model ?? null, usage, costMicros: price ? costMicros(price, usage) : null, latencyMs: Date.now() - started, ttftMs: null, attempts };
     };
-    try {
-      for await (const e of runChain(request, links)) {
-        if (e.type === 'attempt') answering = links.find((l) => l.provider === e.provider && l.model === e.model);
-        else if (e.type === 'attempt_failed') attempts.push(e.attempt);
-        else if (e.type === 'delta') text += e.text;
-        else if (e.type === 'finish') {
-          outcome = { status: 'ok', provider: e.provider, model: e.model, usage: e.usage, costMicros: e.costMicros, latencyMs: Date.now() - started, ttftMs: e.ttftMs, attempts };
-        }
-        yield e;
+    const observe = (e: ChatEvent) => {
+      if (e.type === 'attempt') answering = links.find((l) => l.provider === e.provider && l.model === e.model);
+      else if (e.type === 'attempt_failed') attempts.push(e.attempt);
+      else if (e.type === 'delta') text += e.text;
+      else if (e.type === 'finish') {
+        outcome = { status: 'ok', provider: e.provider, model: e.model, usage: e.usage, costMicros: e.costMicros, latencyMs: Date.now() - started, ttftMs: e.ttftMs, attempts };
       }
+    };
+    try {
+      yield* runChain(request, links, observe);
     } catch (err) {
       if (err instanceof AppError && Array.isArray(err.extra.attempts)) attempts.splice(0, attempts.length, ...(err.extra.attempts as FailedAttempt[]));
       outcome ??= partial(request.signal?.aborted ? 'cancelled' : 'failed');
@@ -92,15 +92,14 @@ export function createAi(settings: AiSettings, opts: { logger?: Logger; random?:
     return { micros, tokens: usage.inputTokens + usage.outputTokens };
   }
 
-  async function* runChain(request: ChatRequest, links: Link[]): AsyncGenerator<ChatEvent> {
-    const run = streamWithFallback({ policy: settings, breakers, random: opts.random }, request, links);
-    let step = await run.next();
-    for (; !step.done; step = await run.next()) {
+  /** The chain's events, each seen by `observe` first (yield* rather than a loop: one generator hop less per token). */
+  async function* runChain(request: ChatRequest, links: Link[], observe?: (e: ChatEvent) => void): AsyncGenerator<ChatEvent> {
+    const watch = (e: ChatEvent) => {
       // Operators see every failed attempt, even those a fallback hid from the user.
-      if (step.value.type === 'attempt_failed') opts.logger?.warn({ attempt: step.value.attempt }, 'ai attempt failed');
-      yield step.value;
-    }
-    const { link, result } = step.value;
+      if (e.type === 'attempt_failed') opts.logger?.warn({ attempt: e.attempt }, 'ai attempt failed');
+      observe?.(e);
+    };
+    const { link, result } = yield* streamWithFallback({ policy: settings, breakers, random: opts.random, observe: watch }, request, links);
     const id = `${link.provider}:${link.model}`;
     // Without reported usage (some compatible servers), count it ourselves rather than bill zero.
     const usage: Usage = result.usage ?? {
@@ -108,7 +107,7 @@ export function createAi(settings: AiSettings, opts: { logger?: Logger; random?:
       outputTokens: countTextTokens(link.model, result.text),
     };
     const price = catalog.get(id)?.priceMicros;
-    yield {
+    const finish: ChatEvent = {
       type: 'finish',
       provider: link.provider,
       model: link.model,
@@ -117,6 +116,8 @@ export function createAi(settings: AiSettings, opts: { logger?: Logger; random?:
       costMicros: price ? costMicros(price, usage) : null,
       ttftMs: result.ttftMs,
     };
+    watch(finish);
+    yield finish;
   }
 
   const ai = {

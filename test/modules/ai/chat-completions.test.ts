@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import { aiFrom, ask, collect, useFakeUpstreams } from './support.ts';
 
@@ -33,5 +35,32 @@ describe('ai: the Chat Completions driver', () => {
     const ai = aiFrom({ ...fakes.openai.env });
     assert.equal((await collect(ai.streamChat(ask(['openai:gpt-4o-mini'])))).error, undefined);
     assert.equal(fakes.openai.requests[0]!.headers.connection, 'keep-alive');
+  });
+
+  test('chunks that arrive in one read go on as one delta, nothing lost or reordered; a bad chunk after them still fails the stream', async () => {
+    const frame = (delta: object, finish: string | null = null) => `data: ${JSON.stringify({ choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+    const words = ['Alpha ', 'beta ', 'gamma ', 'delta'];
+    let tail = frame({}, 'stop') + 'data: [DONE]\n\n';
+    const server = createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      // Everything in one write: the driver reads it as one piece.
+      res.end(frame({ role: 'assistant', content: '' }) + words.map((w) => frame({ content: w })).join('') + tail);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const ai = aiFrom({ OPENAI_COMPATIBLE_ENDPOINTS: JSON.stringify([{ name: 'local', baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1` }]) });
+      const r = await collect(ai.streamChat(ask(['local:m'], 'Hi')));
+      assert.equal(r.error, undefined, r.error?.stack);
+      assert.deepEqual(r.events.filter((e) => e.type === 'delta').map((e) => e.type === 'delta' && e.text), [words.join('')]);
+      assert.equal(r.finish?.finishReason, 'stop');
+
+      tail = 'data: {"choices":[{"delta":{"content":"oo\n\n';
+      const broken = await collect(ai.streamChat(ask(['local:m'], 'Hi')));
+      assert.equal(broken.text, words.join(''), 'the text before the bad chunk reached the caller');
+      assert.equal((broken.error as { code?: string } | undefined)?.code, 'stream_interrupted');
+    } finally {
+      server.close();
+    }
   });
 });

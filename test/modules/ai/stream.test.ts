@@ -7,7 +7,8 @@ describe('ai: streaming one link', () => {
 
   test('OpenAI: deltas in order, usage, cost and what was sent', async () => {
     const ai = aiFrom({ ...fakes.openai.env });
-    fakes.openai.script({ reply: 'Hello there, friend.', usage: { input: 1000, output: 200, cached: 400 } });
+    // Paced, so each chunk is its own read (chunks read together go on as one delta).
+    fakes.openai.script({ reply: 'Hello there, friend.', usage: { input: 1000, output: 200, cached: 400 }, delayMs: 20 });
     const r = await collect(ai.streamChat(ask(['openai:gpt-4o-mini'], 'Say hello')));
     assert.equal(r.error, undefined, r.error?.stack);
     assert.equal(r.text, 'Hello there, friend.');

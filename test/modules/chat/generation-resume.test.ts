@@ -30,7 +30,8 @@ for (const backend of backends()) {
       const u = await createUser(f.t);
       const chat = chatAs(f.t, u);
       const c = await chat.conversation();
-      f.openai.script({ reply: 'one two three' });
+      // Paced, so each word is its own delta (chunks read together go on as one).
+      f.openai.script({ reply: 'one two three', delayMs: 20 });
       const events = await allSse(await chat.sendSse(c, { content: 'Hi' }));
       return { chat, c, events, id: events[0]!.data.assistantMessageId as string };
     }
