@@ -114,13 +114,23 @@ async function main() {
     const chunks = 100;
     await setScript({ reply: Array.from({ length: chunks }, (_, i) => `w${i}`).join(' '), delayMs: CHUNK_MS });
     out.push(`### Concurrent streams through one Parley process (${1000 / CHUNK_MS} chunks/s each, ${chunks} chunks = ${(chunks * CHUNK_MS) / 1000} s per stream)`, '');
-    out.push('| streams | completed | failed | TTFT p99 ms | stream duration p99 s (ideal ' + (chunks * CHUNK_MS) / 1000 + ') | Parley RSS growth | per stream | JS heap growth per stream |', '|--:|--:|--:|--:|--:|--:|--:|--:|');
+    out.push('| streams | through | completed | failed | TTFT p99 ms | stream duration p99 s (ideal ' + (chunks * CHUNK_MS) / 1000 + ') | CPU µs per chunk (this process) | Parley RSS growth | per stream | JS heap growth per stream |', '|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|');
+    const run = async (target: { url: string; headers: Record<string, string>; model: string }, n: number) => {
+      const cpu = process.cpuUsage();
+      const r = (await ask<{ streams: StreamResult }>(client.proc, { kind: 'streams', url: target.url, headers: target.headers, body: body(target.model, true), concurrency: n } satisfies StreamsJob)).streams;
+      const used = process.cpuUsage(cpu);
+      const delivered = r.chunks.reduce((a, b) => a + b, 0);
+      return { r, cpuPerChunk: (used.user + used.system) / Math.max(1, delivered) };
+    };
+    const row = (n: number, through: string, r: StreamResult, cpu: number | undefined, memory = '| | |') =>
+      out.push(`| ${n} | ${through} | ${r.ttft.length} | ${r.failed} | ${f(pct(r.ttft, 99), 0)} | ${f(pct(r.durations, 99) / 1000)} | ${cpu === undefined ? '' : f(cpu, 0)} ${memory} |`);
     for (const n of STREAM_LEVELS) {
       if (n === STREAM_LEVELS[0]) {
-        // What the machine gives with no gateway at all: the load client and the upstream share these two cores with Parley.
-        process.stderr.write(`  ${n} concurrent streams, direct…\n`);
-        const d = (await ask<{ streams: StreamResult }>(client.proc, { kind: 'streams', url: direct.url, headers: direct.headers, body: body(direct.model, true), concurrency: n } satisfies StreamsJob)).streams;
-        out.push(`| ${n} direct to upstream | ${d.ttft.length} | ${d.failed} | ${f(pct(d.ttft, 99), 0)} | ${f(pct(d.durations, 99) / 1000)} | | | |`);
+        // What the machine gives with no gateway, and with the featureless proxy: the load client and the upstream share these two cores.
+        process.stderr.write(`  ${n} concurrent streams, direct and bare proxy…\n`);
+        row(n, 'direct', (await run(direct, n)).r, undefined);
+        const b = await run(bare, n);
+        row(n, 'bare proxy', b.r, b.cpuPerChunk);
       }
       global.gc?.();
       const base = process.memoryUsage();
@@ -130,11 +140,11 @@ async function main() {
         if (m.rss > peak.rss) peak = m;
       }, 200);
       process.stderr.write(`  ${n} concurrent streams…\n`);
-      const r = (await ask<{ streams: StreamResult }>(client.proc, { kind: 'streams', url: parley.url, headers: parley.headers, body: body(parley.model, true), concurrency: n } satisfies StreamsJob)).streams;
+      const { r, cpuPerChunk } = await run(parley, n);
       clearInterval(sampler);
       const rss = peak.rss - base.rss;
       const heap = peak.heapUsed - base.heapUsed;
-      out.push(`| ${n} | ${r.ttft.length} | ${r.failed} | ${f(pct(r.ttft, 99), 0)} | ${f(pct(r.durations, 99) / 1000)} | ${(rss / 1048576).toFixed(0)} MB | ${(rss / n / 1024).toFixed(1)} KB | ${(heap / n / 1024).toFixed(1)} KB |`);
+      row(n, '**Parley**', r, cpuPerChunk, `| ${(rss / 1048576).toFixed(0)} MB | ${(rss / n / 1024).toFixed(1)} KB | ${(heap / n / 1024).toFixed(1)} KB`);
       if (r.failed > 0) break;
     }
     process.stdout.write(out.join('\n') + '\n');

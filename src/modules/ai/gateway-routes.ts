@@ -159,13 +159,22 @@ async function streamCompletion(
   const created = Math.floor(Date.now() / 1000);
   const chunk = (delta: Record<string, unknown>, finishReason: string | null) =>
     frame({ id: opts.id, object: 'chat.completion.chunk', created, model, system_fingerprint: null, choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }], ...(includeUsage ? { usage: null } : {}) });
+  // A text chunk is the same JSON but for its content: built from a template, one JSON.stringify of the text per token.
+  let template: { model: string; head: string; tail: string } | undefined;
+  const textChunk = (text: string) => {
+    if (template?.model !== model) {
+      const [head, tail] = chunk({ content: '\u0000' }, null).split(JSON.stringify('\u0000'));
+      template = { model, head: head!, tail: tail! };
+    }
+    return template.head + JSON.stringify(text) + template.tail;
+  };
   const res = takeOverForEvents(request, reply);
   let toolIndex = 0;
   try {
     res.write(chunk({ role: 'assistant', content: '' }, null));
     while (next) {
       const e = next;
-      if (e.type === 'delta') res.write(chunk({ content: e.text }, null));
+      if (e.type === 'delta') res.write(textChunk(e.text));
       else if (e.type === 'tool_call') res.write(chunk({ tool_calls: [{ index: toolIndex++, ...openAiToolCalls([e.call])[0] }] }, null));
       else if (e.type === 'finish') {
         res.write(chunk({}, openAiFinishReason(e.finishReason)));

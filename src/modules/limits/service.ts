@@ -129,6 +129,15 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
     return best;
   }
 
+  /** 403 `banned` when the user, their key or (but for admins) their IP is banned; counts nothing. */
+  async function refuseBanned(request: { ip: string }, p: Principal): Promise<void> {
+    const subjects: Array<[BanKind, string]> = [['user', p.userId]];
+    if (p.apiKeyId) subjects.push(['api_key', p.apiKeyId]);
+    if (p.role !== 'admin') subjects.push(['ip', normalizeIp(request.ip)]);
+    const ban = await bans.find(subjects);
+    if (ban) throw banned(ban);
+  }
+
   return {
     /**
      * Once per authenticated request: refuses a banned user, key or IP (403
@@ -138,12 +147,7 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
      */
     async check(request: { ip: string }, p: Principal): Promise<LimitState | undefined> {
       const ip = normalizeIp(request.ip);
-      const subjects: Array<[BanKind, string]> = [['user', p.userId]];
-      if (p.apiKeyId) subjects.push(['api_key', p.apiKeyId]);
-      if (p.role !== 'admin') subjects.push(['ip', ip]);
-      const ban = await bans.find(subjects);
-      if (ban) throw banned(ban);
-
+      await refuseBanned(request, p);
       const all = hits(requests[p.role], p, ip);
       if (!all.length) return undefined;
       const results = await Promise.all(all.map((h) => h.limiter.consume(h.subject)));
@@ -158,6 +162,8 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
       Object.assign(err.headers, rateLimitHeaders(state));
       throw err;
     },
+
+    refuseBanned,
 
     /** Before a model call: 429 `token_rate_limited` when the user's or key's tokens for this minute are used up. */
     async checkTokens(p: Principal): Promise<void> {

@@ -16,6 +16,8 @@ export interface ConnectionDeps {
   authenticate: (credential: string) => Promise<Principal>;
   /** Bans and request limits, as for an HTTP request; throws an AppError to refuse. */
   admit: (principal: Principal) => Promise<void>;
+  /** Bans only (counts nothing), for the periodic check and renewals; throws an AppError to refuse. */
+  stillAdmitted: (principal: Principal) => Promise<void>;
   access: TopicAccess;
   settings: RealtimeSettings;
   logger: Logger;
@@ -27,11 +29,17 @@ const closeCodeOf = (err: AppError) => (err.status === 401 ? CLOSE.unauthorized 
  * One socket's session: authentication (a credential from the upgrade request,
  * else the first message), then subscribe/unsubscribe/ping. Messages are
  * handled one after another, in order, so a subscribe sent right after the
- * credential waits for it; at most a bounded number wait.
+ * credential waits for it; at most a bounded number wait. The credential is
+ * checked again every `reauthMs` (a revoked session, deleted key, expired
+ * token, disabled account or ban closes the socket); an `auth` message with a
+ * fresh token of the same user renews it.
  */
-export function acceptConnection(socket: WebSocket, credential: string | undefined, d: ConnectionDeps): void {
+export function acceptConnection(socket: WebSocket, offered: string | undefined, d: ConnectionDeps): void {
   const maxPending = d.settings.maxSubscriptions + 16;
   let principal: Principal | undefined;
+  /** The credential the socket is authenticated with now. */
+  let credential: string | undefined;
+  let recheckTimer: NodeJS.Timeout | undefined;
   let client: Client | undefined;
   let tail: Promise<void> = Promise.resolve();
   let pending = 0;
@@ -49,6 +57,7 @@ export function acceptConnection(socket: WebSocket, credential: string | undefin
   const authTimer = setTimeout(() => close(CLOSE.authTimeout, 'authentication timed out'), d.settings.authTimeoutMs);
   socket.on('close', () => {
     clearTimeout(authTimer);
+    clearInterval(recheckTimer);
     untrack();
     if (client) d.gateway.leave(client);
   });
@@ -80,7 +89,40 @@ export function acceptConnection(socket: WebSocket, credential: string | undefin
     if (!open()) return d.gateway.leave(c);
     clearTimeout(authTimer);
     principal = p;
+    credential = token;
     client = c;
+    recheckTimer = setInterval(() => enqueue(recheck), d.settings.reauthMs);
+    recheckTimer.unref();
+    send(frames.ready(p.userId));
+  }
+
+  /** The credential again, as if the socket were opened now; a refusal closes it with the code a new one would get. */
+  async function recheck() {
+    if (!open()) return;
+    try {
+      await d.stillAdmitted(await d.authenticate(credential!));
+    } catch (err) {
+      if (!(err instanceof AppError)) throw err;
+      close(closeCodeOf(err), err.code);
+    }
+  }
+
+  /** A fresh credential for the same user (a refreshed access token): the socket goes on with it. */
+  async function renew(token: string) {
+    let p: Principal;
+    try {
+      p = await d.authenticate(token);
+      await d.stillAdmitted(p);
+    } catch (err) {
+      if (!(err instanceof AppError)) throw err;
+      // The credential in use may still be good: refuse the new one, keep the socket.
+      return send(frames.error(err.code, err.message));
+    }
+    if (p.userId !== principal!.userId || p.apiKeyId !== principal!.apiKeyId) {
+      return send(frames.error('different_credential', 'A socket stays with the user (and API key) that opened it; open another socket for this one'));
+    }
+    principal = p;
+    credential = token;
     send(frames.ready(p.userId));
   }
 
@@ -104,7 +146,7 @@ export function acceptConnection(socket: WebSocket, credential: string | undefin
   async function handle(m: ClientMessage) {
     switch (m.type) {
       case 'auth':
-        return send(frames.error('already_authenticated', 'This socket is already authenticated'));
+        return renew(m.token);
       case 'ping':
         return send(frames.pong());
       case 'subscribe':
@@ -117,7 +159,7 @@ export function acceptConnection(socket: WebSocket, credential: string | undefin
     }
   }
 
-  if (credential) enqueue(() => authenticate(credential));
+  if (offered) enqueue(() => authenticate(offered));
   socket.on('message', (data, isBinary) =>
     enqueue(async () => {
       if (!open()) return;

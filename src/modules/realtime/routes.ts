@@ -13,7 +13,8 @@ import { createTopicAccess } from './topics.ts';
 
 const DESCRIPTION = [
   'Upgrade to a WebSocket (subprotocol `parley.v1`). Authenticate with the subprotocol `parley.auth.<token>`, the access cookie from an allowed Origin,',
-  'or a first message `{"type":"auth","token":…}`; never in the URL. Then `{"type":"subscribe","topic":…}` to `conversation:<id>`, `conversations`,',
+  'or a first message `{"type":"auth","token":…}`; never in the URL. The credential is checked again every WS_REAUTH_MS (default 30 s): a revoked session, deleted key,',
+  'expired token, disabled account or ban closes the socket (4401/4403); send `{"type":"auth","token":…}` with a refreshed token of the same user to go on (answered by `ready`). Then `{"type":"subscribe","topic":…}` to `conversation:<id>`, `conversations`,',
   '`job:<id>`, `jobs`, `user` or `notifications` (your own only) and receive `{"type":"event","topic","event":{id,type,payload,occurredAt}}` frames.',
   'Close codes: 1001 shutdown, 1008 flooding, 1009 message too big, 1013 slow consumer, 4400 malformed messages, 4401 bad credential,',
   '4403 banned, 4408 no credential in time, 4429 too many sockets for this user. A plain GET gets 426.',
@@ -106,7 +107,11 @@ export function realtimeRoutes(app: App, { deps, services }: RouteContext) {
         throw new AppError(426, 'upgrade_required', 'Upgrade Required', 'GET /v1/ws is a WebSocket endpoint', { headers: { upgrade: 'websocket' } });
       },
       wsHandler: (socket, request) => {
-        const connection: ConnectionDeps = { ...shared, admit: async (p) => void (await services.limits.check(request, p)) };
+        const connection: ConnectionDeps = {
+          ...shared,
+          admit: async (p) => void (await services.limits.check(request, p)),
+          stillAdmitted: (p) => services.limits.refuseBanned(request, p),
+        };
         acceptConnection(socket, upgradeCredential(request, deps.config.allowedOrigins), connection);
       },
     });

@@ -5,6 +5,12 @@ export interface RealtimeSettings {
   maxConnectionsPerUser: number;
   /** A socket not authenticated this long after it opened is closed with 4408. */
   authTimeoutMs: number;
+  /**
+   * How often an open socket's credential is checked again: a revoked session,
+   * a deleted or expired key, an expired token, a disabled account or a ban
+   * closes the socket (4401/4403) within this long.
+   */
+  reauthMs: number;
   /** Ping interval; a socket that has not answered the previous ping by the next one is terminated. */
   heartbeatMs: number;
   /** Bytes queued for a socket beyond which it is a slow consumer and closed with 1013. */
@@ -22,6 +28,7 @@ export const realtimeEnv = {
   WS_MAX_CONNECTIONS_PER_USER: int(0).default(10),
   WS_AUTH_TIMEOUT_MS: int(50).default(5_000),
   WS_HEARTBEAT_MS: int(50).default(30_000),
+  WS_REAUTH_MS: int(50).default(30_000),
   WS_MAX_BUFFERED_BYTES: int(1_024).default(1_048_576),
   WS_MAX_SUBSCRIPTIONS: int(1).default(100),
   WS_MAX_MESSAGE_BYTES: int(256).default(16_384),
@@ -34,6 +41,7 @@ export function realtimeSettings(e: z.output<typeof realtimeEnvObject>): Realtim
     maxConnectionsPerUser: e.WS_MAX_CONNECTIONS_PER_USER,
     authTimeoutMs: e.WS_AUTH_TIMEOUT_MS,
     heartbeatMs: e.WS_HEARTBEAT_MS,
+    reauthMs: e.WS_REAUTH_MS,
     maxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,
     maxSubscriptions: e.WS_MAX_SUBSCRIPTIONS,
     maxMessageBytes: e.WS_MAX_MESSAGE_BYTES,
