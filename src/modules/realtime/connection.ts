@@ -74,15 +74,21 @@ export function acceptConnection(socket: WebSocket, offered: string | undefined,
       .finally(() => pending--);
   }
 
-  async function authenticate(token: string) {
-    let p: Principal;
+  /** The principal a credential stands for, or the AppError that refuses it (anything else is thrown). */
+  async function verify(token: string, admit: (p: Principal) => Promise<void>): Promise<Principal | AppError> {
     try {
-      p = await d.authenticate(token);
-      await d.admit(p);
+      const p = await d.authenticate(token);
+      await admit(p);
+      return p;
     } catch (err) {
-      if (!(err instanceof AppError)) throw err;
-      return close(closeCodeOf(err), err.code);
+      if (err instanceof AppError) return err;
+      throw err;
     }
+  }
+
+  async function authenticate(token: string) {
+    const p = await verify(token, d.admit);
+    if (p instanceof AppError) return close(closeCodeOf(p), p.code);
     if (!open()) return;
     const c: Client = { userId: p.userId, socket, topics: new Set() };
     if (!(await d.gateway.join(c))) return close(CLOSE.tooMany, 'too many connections for this user');
@@ -99,25 +105,15 @@ export function acceptConnection(socket: WebSocket, offered: string | undefined,
   /** The credential again, as if the socket were opened now; a refusal closes it with the code a new one would get. */
   async function recheck() {
     if (!open()) return;
-    try {
-      await d.stillAdmitted(await d.authenticate(credential!));
-    } catch (err) {
-      if (!(err instanceof AppError)) throw err;
-      close(closeCodeOf(err), err.code);
-    }
+    const p = await verify(credential!, d.stillAdmitted);
+    if (p instanceof AppError) close(closeCodeOf(p), p.code);
   }
 
   /** A fresh credential for the same user (a refreshed access token): the socket goes on with it. */
   async function renew(token: string) {
-    let p: Principal;
-    try {
-      p = await d.authenticate(token);
-      await d.stillAdmitted(p);
-    } catch (err) {
-      if (!(err instanceof AppError)) throw err;
-      // The credential in use may still be good: refuse the new one, keep the socket.
-      return send(frames.error(err.code, err.message));
-    }
+    const p = await verify(token, d.stillAdmitted);
+    // The credential in use may still be good: refuse the new one, keep the socket.
+    if (p instanceof AppError) return send(frames.error(p.code, p.message));
     if (p.userId !== principal!.userId || p.apiKeyId !== principal!.apiKeyId) {
       return send(frames.error('different_credential', 'A socket stays with the user (and API key) that opened it; open another socket for this one'));
     }
