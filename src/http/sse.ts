@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
@@ -47,7 +46,7 @@ export function openEventStream(request: FastifyRequest, reply: FastifyReply, st
       if (gone.signal.aborted) return;
       let text = frame.id !== undefined ? `id: ${frame.id}\n` : '';
       text += `event: ${frame.event}\ndata: ${JSON.stringify(frame.data)}\n\n`;
-      if (!res.write(text)) await Promise.race([once(res, 'drain'), once(gone.signal, 'abort')]);
+      if (!res.write(text)) await drained(res, gone.signal);
     },
     close() {
       clearInterval(heartbeat);
@@ -74,6 +73,24 @@ export function takeOverForEvents(request: FastifyRequest, reply: FastifyReply, 
     'x-request-id': request.id,
   });
   return res;
+}
+
+/**
+ * Resolves once a response that refused a write can take more: on `drain`, or
+ * when it closes or `signal` aborts (nothing more will be written then). Every
+ * listener it added is removed, whichever comes first.
+ */
+export function drained(res: ServerResponse, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done).off('close', done);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    if (signal?.aborted || res.destroyed) return resolve();
+    res.on('drain', done).on('close', done);
+    signal?.addEventListener('abort', done);
+  });
 }
 
 export type EventStream = ReturnType<typeof openEventStream>;

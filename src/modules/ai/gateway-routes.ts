@@ -4,7 +4,7 @@ import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError, NotFound } from '../../errors.ts';
 import { principal } from '../../http/guards.ts';
-import { takeOverForEvents } from '../../http/sse.ts';
+import { drained, takeOverForEvents } from '../../http/sse.ts';
 import type { App, RouteContext } from '../../http/types.ts';
 import {
   completionBody,
@@ -195,15 +195,6 @@ async function streamCompletion(
     await iterator.return?.();
   }
 }
-
-const drained = (res: FastifyReply['raw']) =>
-  new Promise<void>((resolve) => {
-    const done = () => {
-      res.off('drain', done).off('close', done);
-      resolve();
-    };
-    res.on('drain', done).on('close', done);
-  });
 
 const frame = (value: unknown) => `data: ${JSON.stringify(value)}\n\n`;
 

@@ -129,11 +129,11 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
     return best;
   }
 
-  /** 403 `banned` when the user, their key or (but for admins) their IP is banned; counts nothing. */
-  async function refuseBanned(request: { ip: string }, p: Principal): Promise<void> {
+  /** 403 `banned` when the user, their key or (but for admins) their IP, already normalized, is banned; counts nothing. */
+  async function refuseBannedAt(ip: string, p: Principal): Promise<void> {
     const subjects: Array<[BanKind, string]> = [['user', p.userId]];
     if (p.apiKeyId) subjects.push(['api_key', p.apiKeyId]);
-    if (p.role !== 'admin') subjects.push(['ip', normalizeIp(request.ip)]);
+    if (p.role !== 'admin') subjects.push(['ip', ip]);
     const ban = await bans.find(subjects);
     if (ban) throw banned(ban);
   }
@@ -147,7 +147,7 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
      */
     async check(request: { ip: string }, p: Principal): Promise<LimitState | undefined> {
       const ip = normalizeIp(request.ip);
-      await refuseBanned(request, p);
+      await refuseBannedAt(ip, p);
       const all = hits(requests[p.role], p, ip);
       if (!all.length) return undefined;
       const results = await Promise.all(all.map((h) => h.limiter.consume(h.subject)));
@@ -163,7 +163,8 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
       throw err;
     },
 
-    refuseBanned,
+    /** 403 `banned` when the user, their key or (but for admins) their IP is banned; counts nothing. */
+    refuseBanned: (request: { ip: string }, p: Principal) => refuseBannedAt(normalizeIp(request.ip), p),
 
     /** Before a model call: 429 `token_rate_limited` when the user's or key's tokens for this minute are used up. */
     async checkTokens(p: Principal): Promise<void> {
