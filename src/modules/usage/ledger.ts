@@ -1,6 +1,3 @@
-import type { Redis } from 'ioredis';
-import { luaScript } from '../../platform/redis/scripts.ts';
-
 /** Money in micro-dollars and tokens; what a call is estimated to cost or did cost. */
 export interface Amount {
   micros: number;
@@ -18,9 +15,10 @@ export interface LedgerEntry {
   seed: () => Promise<Amount>;
 }
 
+/** A counter as one process sees it; with Redis, other processes' calls count from their last sync on. */
 export interface Counter {
   used: Amount;
-  /** Estimates of calls in flight. */
+  /** Estimates of calls in flight (not room leased and idle). */
   reserved: Amount;
 }
 
@@ -38,6 +36,8 @@ export interface Ledger {
   /** Issues the update before returning (callers may not await it): later calls from this process see it. */
   settle(keys: string[], reserved: Amount, actual: Amount): Promise<void>;
   read(entries: LedgerEntry[]): Promise<Counter[]>;
+  /** Writes back what this process holds: part of a graceful shutdown. */
+  close(): Promise<void>;
 }
 
 const over = (used: number, reserved: number, add: number, limit: number | null) => limit !== null && (used + reserved >= limit || used + reserved + add > limit);
@@ -101,93 +101,6 @@ export function memoryLedger(now: () => number = Date.now): Ledger {
       }
       return out;
     },
-  };
-}
-
-// KEYS: counters. ARGV: estimate micros, estimate tokens, then per key: limit micros, limit tokens (-1 = none).
-const RESERVE = `
-for i = 1, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 0 then return {'missing', i} end
-end
-local am, at = tonumber(ARGV[1]), tonumber(ARGV[2])
-for i = 1, #KEYS do
-  local v = redis.call('HMGET', KEYS[i], 'um', 'ut', 'rm', 'rt')
-  local um, ut, rm, rt = tonumber(v[1]) or 0, tonumber(v[2]) or 0, tonumber(v[3]) or 0, tonumber(v[4]) or 0
-  local lm, lt = tonumber(ARGV[1 + 2 * i]), tonumber(ARGV[2 + 2 * i])
-  if lm >= 0 and (um + rm >= lm or um + rm + am > lm) then return {'over', i} end
-  if lt >= 0 and (ut + rt >= lt or ut + rt + at > lt) then return {'over', i} end
-end
-for i = 1, #KEYS do
-  redis.call('HINCRBY', KEYS[i], 'rm', am)
-  redis.call('HINCRBY', KEYS[i], 'rt', at)
-end
-return {'ok', 0}`;
-
-// KEYS[1]: counter. ARGV: used micros, used tokens, expire-at unix seconds (0 = never). Only the first seed counts.
-const SEED = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'um', ARGV[1], 'ut', ARGV[2], 'rm', 0, 'rt', 0)
-if tonumber(ARGV[3]) > 0 then redis.call('EXPIREAT', KEYS[1], ARGV[3]) end
-return 1`;
-
-// KEYS: counters. ARGV: minus the reserved micros and tokens, the actual micros and tokens (integers as
-// the client wrote them: Lua would print a negated 0 as "-0", which HINCRBY refuses). A counter gone with
-// its period is left alone.
-const SETTLE = `
-for i = 1, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 1 then
-    redis.call('HINCRBY', KEYS[i], 'rm', ARGV[1])
-    redis.call('HINCRBY', KEYS[i], 'rt', ARGV[2])
-    redis.call('HINCRBY', KEYS[i], 'um', ARGV[3])
-    redis.call('HINCRBY', KEYS[i], 'ut', ARGV[4])
-  end
-end
-return 1`;
-
-/** Many processes: one Redis hash per counter, checked and reserved by one Lua script. */
-export function redisLedger(redis: Redis, prefix: string): Ledger {
-  const k = (key: string) => `${prefix}${key}`;
-  const scripts = { reserve: luaScript(redis, RESERVE), seed: luaScript(redis, SEED), settle: luaScript(redis, SETTLE) };
-  // Kept a day past its period, so late settlements still land and /usage/limits can show the last period.
-  const expireAt = (e: LedgerEntry) => (e.expiresAt ? Math.ceil(e.expiresAt.getTime() / 1000) + 86_400 : 0);
-
-  async function seed(e: LedgerEntry) {
-    const used = await e.seed();
-    await scripts.seed([k(e.key)], [Math.round(used.micros), Math.round(used.tokens), expireAt(e)]);
-  }
-
-  return {
-    async reserve(entries, estimate) {
-      if (!entries.length) return { ok: true };
-      const limits = entries.flatMap((e) => [e.limitMicros ?? -1, e.limitTokens ?? -1]);
-      for (let tries = 0; ; tries++) {
-        const [status, index] = (await scripts.reserve(
-          entries.map((e) => k(e.key)),
-          [Math.round(estimate.micros), Math.round(estimate.tokens), ...limits],
-        )) as [string, number];
-        if (status === 'ok') return { ok: true };
-        if (status === 'over') return { ok: false, index: index - 1 };
-        if (tries > 2) throw new Error(`budget counter ${entries[index - 1]!.key} could not be seeded`);
-        await seed(entries[index - 1]!);
-      }
-    },
-    async settle(keys, reserved, actual) {
-      if (!keys.length) return;
-      const int = (n: number) => String(Math.round(n) || 0);
-      await scripts.settle(keys.map(k), [int(-reserved.micros), int(-reserved.tokens), int(actual.micros), int(actual.tokens)]);
-    },
-    async read(entries) {
-      const out: Counter[] = [];
-      for (const e of entries) {
-        let v = await redis.hmget(k(e.key), 'um', 'ut', 'rm', 'rt');
-        if (v[0] === null) {
-          await seed(e);
-          v = await redis.hmget(k(e.key), 'um', 'ut', 'rm', 'rt');
-        }
-        const n = v.map((x) => Number(x ?? 0));
-        out.push({ used: { micros: n[0]!, tokens: n[1]! }, reserved: { micros: n[2]!, tokens: n[3]! } });
-      }
-      return out;
-    },
+    async close() {},
   };
 }

@@ -18,8 +18,8 @@ function promptHash(request: ChatRequest): string | null {
 /**
  * Budgets before a model call, a usage event after it. Nothing here waits on
  * the database on the request path: budgets come from a per-process cache,
- * counters from the ledger (memory or one Redis script), events go to the
- * batching recorder.
+ * counters from the ledger (memory, or a lease of Redis room held in
+ * process), events go to the batching recorder.
  */
 export function createMetering(d: {
   budgets: Budgets;
@@ -76,9 +76,8 @@ export function createMetering(d: {
         const used = usage.inputTokens + usage.outputTokens;
         if (used) d.onTokens?.(meter, used);
         if (!entries.length) return;
-        // Not awaited, yet ordered: the settle is issued now, before the caller answers its client, and
-        // one process's ledger commands run in order (memory: at once; Redis: one connection, applied in
-        // the order sent), so that client's next call here sees what this one spent, one round trip sooner.
+        // Not awaited: both ledgers settle in process at once (Redis writes back in batches), so that
+        // client's next call here already sees what this one spent.
         d.ledger
           .settle(
             entries.map((e) => e.key),

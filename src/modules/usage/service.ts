@@ -2,9 +2,10 @@ import type { Deps } from '../../deps.ts';
 import type { MeterContext } from '../ai/types.ts';
 import { createAbuseCheck } from './abuse.ts';
 import { createBudgets } from './budgets.ts';
-import { memoryLedger, redisLedger } from './ledger.ts';
+import { memoryLedger } from './ledger.ts';
 import { createMetering } from './metering.ts';
 import { createUsageRecorder } from './recorder.ts';
+import { redisLedger } from './redis-ledger.ts';
 import { createReports } from './reports.ts';
 
 /** Metering, budgets and usage reports over the deps the config chose (Redis counters across instances, memory on one). */
@@ -14,7 +15,7 @@ export function createUsage(
 ) {
   const { config, db, logger } = deps;
   const recorder = createUsageRecorder(db, { flushIntervalMs: config.usage.flushIntervalMs, maxBatch: config.usage.flushBatch, maxPending: config.usage.maxPending, logger });
-  const ledger = deps.redis ? redisLedger(deps.redis, config.redisPrefix) : memoryLedger();
+  const ledger = deps.redis ? redisLedger(deps.redis, config.redisPrefix, { ...config.usage.budgets, logger }) : memoryLedger();
   const budgets = createBudgets({ db, ledger, recorder, broadcast: deps.broadcast });
   const metering = createMetering({ budgets, ledger, recorder, registry: deps.metrics.registry, logger, onTokens: opts.onTokens });
   const reports = createReports(db);
@@ -25,8 +26,8 @@ export function createUsage(
     budgets,
     metering,
     reports,
-    /** Writes every pending event: part of a graceful shutdown. */
-    close: () => recorder.close(),
+    /** Writes every pending event and budget counter: part of a graceful shutdown. */
+    close: () => Promise.all([recorder.close(), ledger.close()]).then(() => {}),
   };
 }
 

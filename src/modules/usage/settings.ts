@@ -7,6 +7,8 @@ export const usageEnv = {
   USAGE_FLUSH_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(1_000),
   USAGE_FLUSH_BATCH: z.coerce.number().int().min(1).max(10_000).default(500),
   USAGE_MAX_PENDING: z.coerce.number().int().min(1_000).default(1_000_000),
+  BUDGET_SYNC_INTERVAL_MS: z.coerce.number().int().min(50).max(10_000).default(500),
+  BUDGET_LEASE_SHARE: z.coerce.number().min(0).max(0.5).default(0.05),
   ABUSE_SPIKE_FACTOR: z.coerce.number().positive().default(10),
   ABUSE_SPIKE_MIN_TOKENS: z.coerce.number().int().positive().default(200_000),
   ABUSE_REPEATED_PROMPTS: z.coerce.number().int().min(2).default(100),
@@ -22,6 +24,13 @@ export interface UsageSettings {
   flushBatch: number;
   /** Events kept in memory while the database is unreachable before the oldest are dropped. */
   maxPending: number;
+  /** Budget leases (Redis only; see redis-ledger.ts). */
+  budgets: {
+    /** Spend is written back to the counters, and leases renewed or given back, this often. */
+    syncIntervalMs: number;
+    /** The most room one process leases beyond its calls in flight, as a share of the limit (0: none). */
+    leaseShare: number;
+  };
   abuse: AbuseSettings;
 }
 
@@ -32,6 +41,7 @@ export const usageSettings = (e: UsageEnv): UsageSettings => ({
   flushIntervalMs: e.USAGE_FLUSH_INTERVAL_MS,
   flushBatch: e.USAGE_FLUSH_BATCH,
   maxPending: e.USAGE_MAX_PENDING,
+  budgets: { syncIntervalMs: e.BUDGET_SYNC_INTERVAL_MS, leaseShare: e.BUDGET_LEASE_SHARE },
   abuse: {
     spikeFactor: e.ABUSE_SPIKE_FACTOR,
     spikeMinTokens: e.ABUSE_SPIKE_MIN_TOKENS,
