@@ -13,6 +13,7 @@ import {
 import type { Deps } from './deps.ts';
 import { createGuards } from './http/guards.ts';
 import { installProblemHandlers, sendProblem } from './http/problem.ts';
+import { trafficOf } from './http/traffic.ts';
 import type { App, RouteContext } from './http/types.ts';
 import { adminRoutes } from './modules/admin/routes.ts';
 import { gatewayRoutes } from './modules/ai/gateway-routes.ts';
@@ -32,6 +33,8 @@ import { realtimeRoutes } from './modules/realtime/routes.ts';
 import { usersRoutes } from './modules/users/routes.ts';
 import { createServices, type Services } from './services.ts';
 import { usageRoutes } from './modules/usage/routes.ts';
+import { requestsRoutes } from './modules/usage/requests-routes.ts';
+import { storageRoutes } from './modules/usage/storage-routes.ts';
 import { jobsRoutes } from './modules/jobs/routes.ts';
 
 /** The routes of every module under /v1, in one list so the API's shape is visible at a glance. */
@@ -51,6 +54,8 @@ const V1_MODULES: Array<(app: App, ctx: RouteContext) => void> = [
   aiRoutes,
   gatewayRoutes,
   usageRoutes,
+  requestsRoutes,
+  storageRoutes,
   realtimeRoutes,
   jobsRoutes,
 ];
@@ -90,8 +95,7 @@ export async function buildApp(deps: Deps, services: Services = createServices(d
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
     deps.metrics.httpDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
-    const bytes = (Number(request.headers['content-length']) || 0) + (Number(reply.getHeader('content-length')) || 0);
-    services.usage.recorder.countRequest({ userId: request.principal?.userId ?? null, method: request.method, route, bytes });
+    services.usage.recorder.countRequest({ userId: request.principal?.userId ?? null, method: request.method, route, ...trafficOf(request, reply) });
   });
   // After the server has stopped and in-flight requests have ended: nothing metered is lost.
   app.addHook('onClose', async () => {

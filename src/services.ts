@@ -26,6 +26,10 @@ import { createAccount } from './modules/users/account.ts';
 import { createUsersService } from './modules/users/service.ts';
 import { createOutbox } from './platform/mail/outbox.ts';
 import { createUsage } from './modules/usage/service.ts';
+import { createRequestReports } from './modules/usage/requests.ts';
+import { createStorageReport } from './modules/usage/storage.ts';
+import { chatStorage } from './modules/chat/storage.ts';
+import { projectsStorage } from './modules/projects/storage.ts';
 import { createJobs } from './modules/jobs/service.ts';
 import { announcer } from './platform/bus/bus.ts';
 
@@ -113,9 +117,12 @@ export function createServices(deps: Deps) {
   const messages = createMessages({ db });
   const search = createSearch(db);
   const idempotency = createIdempotency(db);
+  // Every kind of thing users store, each declared by its own module: a files module adds its source here.
+  const storageReport = createStorageReport(db, [...chatStorage, ...projectsStorage]);
+  const requestReports = createRequestReports(db);
   const titles = createTitles({ ai, repo: createGenerationRepository(db), logger: deps.logger, jobs });
   const generation = createGeneration({ ai, messages, conversations, projects, streams: deps.streams, titles, logger: deps.logger, limits: config.chat, announce, checkBudget: config.usage.enabled ? usage.budgets.assertRoom : async () => {} });
-  return { jobs, announce, usage, audit, users, keys, sessions, apiKeys, mfa, emailFlows, authenticate, limits, authLimits, auth, oauth, account, admin, ai, projects, conversations, messages, search, idempotency, generation };
+  return { jobs, announce, usage, audit, users, keys, sessions, apiKeys, mfa, emailFlows, authenticate, limits, authLimits, auth, oauth, account, admin, ai, projects, conversations, messages, search, idempotency, generation, storageReport, requestReports };
 }
 
 export type Services = ReturnType<typeof createServices>;

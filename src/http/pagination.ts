@@ -1,21 +1,28 @@
 import { z } from 'zod';
 
-/** `?limit=&cursor=`; the cursor is opaque to clients (the last id seen, base64url). */
-export const pageQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(100).default(20),
-  cursor: z
+/**
+ * An opaque `?cursor=`: base64url of text that `decode` reads back into where
+ * the list resumes; undefined from `decode` (a cursor this list never made) is a 400.
+ */
+export const opaqueCursor = <T>(decode: (text: string) => T | undefined) =>
+  z
     .string()
     .max(200)
     .optional()
     .transform((c, ctx) => {
       if (c === undefined) return undefined;
-      const id = Buffer.from(c, 'base64url').toString('utf8');
-      if (!z.uuid().safeParse(id).success) {
+      const value = decode(Buffer.from(c, 'base64url').toString('utf8'));
+      if (value === undefined) {
         ctx.addIssue({ code: 'custom', message: 'invalid cursor' });
         return z.NEVER;
       }
-      return id;
-    }),
+      return value;
+    });
+
+/** `?limit=&cursor=`; the cursor is opaque to clients (the last id seen, base64url). */
+export const pageQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  cursor: opaqueCursor((id) => (z.uuid().safeParse(id).success ? id : undefined)),
 });
 
 export const page = <T extends z.ZodType>(item: T) => z.object({ data: z.array(item), nextCursor: z.string().nullable() });

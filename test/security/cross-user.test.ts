@@ -49,6 +49,10 @@ const ADMIN_ROUTES: Array<Pick<Case, 'name' | 'method' | 'path' | 'body'>> = [
   { name: 'lift a ban', method: 'DELETE', path: (f) => `/v1/admin/bans/${f.banId}` },
   { name: "read A's usage", method: 'GET', path: (f) => `/v1/admin/usage?userId=${f.a.id}&groupBy=user` },
   { name: "export A's usage", method: 'GET', path: (f) => `/v1/admin/usage/export?userId=${f.a.id}` },
+  { name: "read A's API requests", method: 'GET', path: (f) => `/v1/admin/usage/requests?userId=${f.a.id}&groupBy=user,route` },
+  { name: "read everyone's API requests", method: 'GET', path: () => '/v1/admin/usage/requests?groupBy=user' },
+  { name: "read A's storage", method: 'GET', path: (f) => `/v1/admin/usage/storage?userId=${f.a.id}` },
+  { name: 'list what users store', method: 'GET', path: () => '/v1/admin/usage/storage' },
   { name: "list A's budgets", method: 'GET', path: (f) => `/v1/admin/budgets?userId=${f.a.id}` },
   { name: 'lift their own budget', method: 'PUT', path: () => '/v1/admin/budgets', body: (f) => ({ userId: f.b.id, period: 'day', limitUsd: 1_000_000 }) },
   { name: 'set a default budget', method: 'PUT', path: () => '/v1/admin/budgets', body: () => ({ userId: null, period: 'day', limitUsd: 0 }) },
@@ -143,6 +147,7 @@ const LIST_CASES: Array<{ name: string; path: string; idsOfA: (f: Fixture) => st
   { name: 'conversations', path: '/v1/conversations', idsOfA: (f) => [f.a.conversationId] },
   { name: 'usage', path: '/v1/usage?groupBy=day,model,project,api_key', idsOfA: (f) => [f.a.apiKeyId, f.a.projectId, f.a.id] },
   { name: 'budgets and limits', path: '/v1/usage/limits', idsOfA: (f) => [f.a.budgetId, f.a.apiKeyId, f.a.id] },
+  { name: 'API requests', path: '/v1/usage/requests?groupBy=day,route', idsOfA: (f) => [f.a.id, f.a.conversationId, f.a.projectId] },
 ];
 
 for (const backend of backends()) {
@@ -169,6 +174,7 @@ for (const backend of backends()) {
         messages: await get(`/v1/conversations/${f.a.conversationId}/messages`),
         usage: await get('/v1/usage?groupBy=api_key'),
         limits: (await get('/v1/usage/limits')).data,
+        storage: await get('/v1/usage/storage'),
         job: await get(`/v1/jobs/${f.a.jobId}`),
       };
     }
@@ -246,6 +252,17 @@ for (const backend of backends()) {
           for (const id of l.idsOfA(f)) assert.ok(!res.text.includes(id), id);
         });
       }
+
+      test("B's storage figures are B's own, with a session or a key", async () => {
+        for (const token of [f.b.accessToken, f.b.apiKey]) {
+          const res = await t.api('GET', '/v1/usage/storage', { token });
+          assert.equal(res.status, 200, res.text);
+          assert.equal(res.body.userId, f.b.id);
+          assert.ok(!res.text.includes(f.a.id));
+          const items = Object.fromEntries(res.body.sources.map((s: { source: string; items: number }) => [s.source, s.items]));
+          assert.deepEqual(items, { conversations: 1, messages: 2, projects: 1, prompts: 1 }, "B's chat, not A's too");
+        }
+      });
 
       test("A's content never shows up in B's search", async () => {
         for (const q of ['quokkaword', 'quokkaplans', 'Alice', 'secret instructions']) {

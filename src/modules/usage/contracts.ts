@@ -1,32 +1,43 @@
 import { z } from 'zod';
 import { ValidationError } from '../../errors.ts';
-import { pageQuery } from '../../http/pagination.ts';
+import { opaqueCursor, pageQuery } from '../../http/pagination.ts';
 import { usdToMicros } from '../ai/cost.ts';
 import { BUDGET_PERIODS } from './schema.ts';
-import { GROUPS, type Group } from './reports.ts';
+import { GROUPS } from './reports.ts';
+import { REQUEST_GROUPS } from './requests.ts';
 
-const day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date, YYYY-MM-DD').refine((d) => !Number.isNaN(Date.parse(`${d}T00:00:00Z`)), 'must be a real date');
+// Round-tripped: Date.parse takes 2026-02-30 for March 2nd, which the database then refuses.
+const isRealDay = (d: string) => {
+  const t = Date.parse(`${d}T00:00:00Z`);
+  return !Number.isNaN(t) && new Date(t).toISOString().startsWith(d);
+};
+const day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date, YYYY-MM-DD').refine(isRealDay, 'must be a real date');
 const usd = z.union([z.string().max(32), z.number().nonnegative()]).describe('USD, at most 6 decimals: "25" or "0.50"');
 
-const groupList = (allowed: readonly Group[]) =>
+/** `?groupBy=a,b`: a list of known groups, deduplicated, in the caller's order; 400 on an unknown one. */
+const groupList = <G extends string>(allowed: readonly G[]) =>
   z
     .string()
     .max(100)
     .default('day')
     .transform((v, ctx) => {
       const groups = v.split(',').map((g) => g.trim()).filter(Boolean);
-      const bad = groups.find((g) => !allowed.includes(g as Group));
+      const bad = groups.find((g) => !allowed.includes(g as G));
       if (bad) {
         ctx.addIssue({ code: 'custom', message: `unknown group "${bad}"; use ${allowed.join(', ')}` });
         return z.NEVER;
       }
-      return [...new Set(groups)] as Group[];
+      return [...new Set(groups)] as G[];
     })
     .describe(`Comma-separated: ${allowed.join(', ')}`);
 
-const reportQueryFields = {
+const rangeFields = {
   from: day.optional().describe('First UTC day, inclusive (default: the first of this month)'),
   to: day.optional().describe('Last UTC day, inclusive (default: today)'),
+};
+
+const reportQueryFields = {
+  ...rangeFields,
   projectId: z.uuid().optional(),
   apiKeyId: z.uuid().optional(),
   model: z.string().max(200).optional().describe('`provider:model`'),
@@ -34,7 +45,7 @@ const reportQueryFields = {
 
 export const usageQuery = z.object({ ...reportQueryFields, groupBy: groupList(GROUPS.filter((g) => g !== 'user')) });
 export const adminUsageQuery = z.object({ ...reportQueryFields, userId: z.uuid().optional(), groupBy: groupList(GROUPS) });
-export const exportQuery = z.object({ from: reportQueryFields.from, to: reportQueryFields.to, userId: z.uuid().optional() });
+export const exportQuery = z.object({ ...rangeFields, userId: z.uuid().optional() });
 
 const totalsFields = {
   requests: z.number().int(),
@@ -126,3 +137,54 @@ export const abuseFlagSchema = z.object({
   clearedAt: z.string().nullable(),
   clearedBy: z.string().nullable(),
 });
+
+export const requestsQuery = z.object({ ...rangeFields, groupBy: groupList(REQUEST_GROUPS.filter((g) => g !== 'user')) });
+export const adminRequestsQuery = z.object({ ...rangeFields, userId: z.uuid().optional(), groupBy: groupList(REQUEST_GROUPS) });
+
+const requestTotals = {
+  requests: z.number().int(),
+  bytesIn: z.number().int().describe('Request bodies received (uploads)'),
+  bytesOut: z.number().int().describe('Responses sent'),
+};
+
+export const requestsReportSchema = z.object({
+  from: z.string(),
+  to: z.string(),
+  groupBy: z.array(z.enum(REQUEST_GROUPS)),
+  totals: z.object(requestTotals),
+  data: z.array(
+    z.object({
+      day: z.string().optional(),
+      method: z.string().optional(),
+      route: z.string().optional().describe('The route pattern, e.g. `/v1/conversations/:id`; `unmatched` for unknown paths'),
+      userId: z.string().nullable().optional().describe('null for requests without a signed-in caller'),
+      ...requestTotals,
+    }),
+  ),
+});
+
+export const storageSchema = z.object({
+  userId: z.string(),
+  bytes: z.number().int().describe('Every source\'s bytes together'),
+  sources: z.array(
+    z.object({
+      source: z.string().describe('`conversations`, `messages`, `projects`, `prompts`'),
+      items: z.number().int(),
+      bytes: z.number().int().describe('UTF-8 bytes of the text stored (titles, message text, names, prompts)'),
+    }),
+  ),
+});
+
+/** `<bytes> <userId>` of the last user on the page before. */
+function readStorageCursor(text: string) {
+  const [bytes, userId] = text.split(' ');
+  return /^\d{1,16}$/.test(bytes ?? '') && z.uuid().safeParse(userId).success ? { bytes: Number(bytes), userId: userId! } : undefined;
+}
+
+export const adminStorageQuery = pageQuery.extend({
+  userId: z.uuid().optional().describe('Just this user (zeros when they store nothing)'),
+  cursor: opaqueCursor(readStorageCursor),
+});
+
+/** The opaque cursor of the storage listing: where the last page ended. */
+export const storageCursor = (last: { bytes: number; userId: string }) => Buffer.from(`${last.bytes} ${last.userId}`).toString('base64url');

@@ -55,6 +55,16 @@ export interface RecorderOptions {
 
 const utcDay = (d: Date) => d.toISOString().slice(0, 10);
 
+interface RequestCount {
+  day: string;
+  userId: string | null;
+  method: string;
+  route: string;
+  requests: number;
+  bytesIn: number;
+  bytesOut: number;
+}
+
 /**
  * Metering off the request path: usage events and per-route request counts are
  * kept in memory and written in multi-row statements every `flushIntervalMs`
@@ -65,7 +75,7 @@ const utcDay = (d: Date) => d.toISOString().slice(0, 10);
 export function createUsageRecorder(db: Db, opts: RecorderOptions) {
   let events: UsageEvent[] = [];
   // day|userId|method|route → counts, so a million requests are a handful of upserts.
-  let requests = new Map<string, { day: string; userId: string | null; method: string; route: string; requests: number; bytes: number }>();
+  let requests = new Map<string, RequestCount>();
   let flushing: Promise<boolean> | undefined;
   let closed = false;
   const timer = setInterval(() => void flush(), opts.flushIntervalMs);
@@ -94,7 +104,11 @@ export function createUsageRecorder(db: Db, opts: RecorderOptions) {
         .values(counts)
         .onConflictDoUpdate({
           target: [apiRequestsDaily.day, apiRequestsDaily.userId, apiRequestsDaily.method, apiRequestsDaily.route],
-          set: { requests: sql`${apiRequestsDaily.requests} + excluded.requests`, bytes: sql`${apiRequestsDaily.bytes} + excluded.bytes` },
+          set: {
+            requests: sql`${apiRequestsDaily.requests} + excluded.requests`,
+            bytesIn: sql`${apiRequestsDaily.bytesIn} + excluded.bytes_in`,
+            bytesOut: sql`${apiRequestsDaily.bytesOut} + excluded.bytes_out`,
+          },
         });
     } catch (err) {
       for (const c of counts) addRequests(c);
@@ -112,12 +126,13 @@ export function createUsageRecorder(db: Db, opts: RecorderOptions) {
     }
   }
 
-  function addRequests(c: { day: string; userId: string | null; method: string; route: string; requests: number; bytes: number }) {
+  function addRequests(c: RequestCount) {
     const key = `${c.day}|${c.userId ?? ''}|${c.method}|${c.route}`;
     const found = requests.get(key);
     if (found) {
       found.requests += c.requests;
-      found.bytes += c.bytes;
+      found.bytesIn += c.bytesIn;
+      found.bytesOut += c.bytesOut;
     } else requests.set(key, { ...c });
   }
 
@@ -140,8 +155,8 @@ export function createUsageRecorder(db: Db, opts: RecorderOptions) {
       if (events.length > opts.maxPending) requeue([]);
     },
 
-    countRequest(c: { userId: string | null; method: string; route: string; bytes: number; at?: Date }) {
-      addRequests({ day: utcDay(c.at ?? new Date()), userId: c.userId, method: c.method, route: c.route, requests: 1, bytes: c.bytes });
+    countRequest(c: { userId: string | null; method: string; route: string; bytesIn: number; bytesOut: number; at?: Date }) {
+      addRequests({ day: utcDay(c.at ?? new Date()), userId: c.userId, method: c.method, route: c.route, requests: 1, bytesIn: c.bytesIn, bytesOut: c.bytesOut });
     },
 
     /** Events not yet written (for seeding budget counters and tests). */

@@ -1,7 +1,6 @@
 import { Readable } from 'node:stream';
 import { stringify } from 'csv-stringify';
 import { z } from 'zod';
-import { ValidationError } from '../../errors.ts';
 import { principal } from '../../http/guards.ts';
 import { page, toPage } from '../../http/pagination.ts';
 import { problemSchema } from '../../http/problem.ts';
@@ -22,25 +21,13 @@ import {
   usageQuery,
   usageReportSchema,
 } from './contracts.ts';
+import { reportRange } from './report-range.ts';
 import type { Group, ReportRow } from './reports.ts';
 import type { AbuseFlagRow } from '../limits/schema.ts';
 import type { BudgetRow } from './schema.ts';
 
 const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema };
 const tags = ['usage'];
-/** The longest range one report or export may span. */
-const MAX_DAYS = 400;
-
-const today = () => new Date().toISOString().slice(0, 10);
-const monthStart = () => `${today().slice(0, 7)}-01`;
-
-function range(q: { from?: string; to?: string }) {
-  const from = q.from ?? monthStart();
-  const to = q.to ?? today();
-  if (from > to) throw ValidationError('from must not be after to', 'invalid_range');
-  if ((Date.parse(to) - Date.parse(from)) / 86_400_000 >= MAX_DAYS) throw ValidationError(`A report spans at most ${MAX_DAYS} days`, 'range_too_long');
-  return { from, to };
-}
 
 export const toPublicBudget = (b: BudgetRow) => ({
   id: b.id,
@@ -70,7 +57,7 @@ export function usageRoutes(app: App, { services, guards }: RouteContext) {
   const admin = guards.admin();
 
   async function report(q: { from?: string; to?: string; groupBy: Group[]; userId?: string; projectId?: string; apiKeyId?: string; model?: string }) {
-    const { from, to } = range(q);
+    const { from, to } = reportRange(q);
     const rows = await usage.reports.report({ ...q, from, to });
     return { from, to, groupBy: q.groupBy, totals: totalsOf(rows), data: rows.map(withCost) };
   }
@@ -153,7 +140,7 @@ export function usageRoutes(app: App, { services, guards }: RouteContext) {
     },
     preHandler: admin,
     handler: async (request, reply) => {
-      const { from, to } = range(request.query);
+      const { from, to } = reportRange(request.query);
       const columns = ['day', 'userId', 'apiKeyId', 'projectId', 'provider', 'model', 'requests', 'failed', 'inputTokens', 'outputTokens', 'cachedTokens', 'costMicros', 'cost', 'unpricedRequests'];
       const csv = stringify({ header: true, columns });
       Readable.from(usage.reports.exportRows({ from, to, userId: request.query.userId }))

@@ -75,8 +75,14 @@ export const apiRequestsDaily = pgTable(
     method: text('method').notNull(),
     route: text('route').notNull(),
     requests: bigint('requests', { mode: 'number' }).notNull(),
-    /** Request plus response body bytes, as far as they were known. */
-    bytes: bigint('bytes', { mode: 'number' }).notNull().default(0),
+    /** Request body bytes received (uploads included); see src/http/traffic.ts for what is known. */
+    bytesIn: bigint('bytes_in', { mode: 'number' }).notNull().default(0),
+    /**
+     * Response bytes sent. Rows written before migration 0005 split the two hold
+     * request plus response bytes here (and 0 in bytesIn), so in + out stays the
+     * whole traffic of every row.
+     */
+    bytesOut: bigint('bytes_out', { mode: 'number' }).notNull().default(0),
   },
   (t) => [unique('api_requests_daily_key').on(t.day, t.userId, t.method, t.route).nullsNotDistinct()],
 );

@@ -189,7 +189,7 @@ for (const backend of backends()) {
       const rows = await f.t.deps.db.select().from(apiRequestsDaily).where(eq(apiRequestsDaily.userId, u.id));
       const me = rows.find((r) => r.route === '/v1/users/me' && r.method === 'GET');
       assert.equal(me?.requests, 3);
-      assert.ok(me!.bytes > 0);
+      assert.ok(me!.bytesOut > 0);
     });
   });
 }

@@ -1,0 +1,44 @@
+import { z } from 'zod';
+import { principal } from '../../http/guards.ts';
+import { problemSchema } from '../../http/problem.ts';
+import type { App, RouteContext } from '../../http/types.ts';
+import { adminStorageQuery, storageCursor, storageSchema } from './contracts.ts';
+
+const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema };
+
+/** What users store now: the caller's own, or every user's (most bytes first) for admins. */
+export function storageRoutes(app: App, { services, guards }: RouteContext) {
+  const { storageReport } = services;
+
+  app.get('/usage/storage', {
+    schema: {
+      tags: ['usage'],
+      summary: 'What you store',
+      description: 'Conversations, messages, projects and prompts: how many, and the UTF-8 bytes of their text. Exact, computed when asked.',
+      response: { 200: storageSchema, ...problems },
+    },
+    preHandler: guards.user({ scope: 'usage:read' }),
+    handler: async (request) => storageReport.of(principal(request).userId),
+  });
+
+  app.get('/admin/usage/storage', {
+    schema: {
+      tags: ['admin'],
+      summary: 'What users store, most bytes first',
+      description: 'Users who store nothing are left out, unless asked for by userId.',
+      querystring: adminStorageQuery,
+      response: { 200: z.object({ data: z.array(storageSchema), nextCursor: z.string().nullable() }), 404: problemSchema, ...problems },
+    },
+    preHandler: guards.admin(),
+    handler: async (request) => {
+      const { userId, limit, cursor } = request.query;
+      if (userId) {
+        await services.users.require(userId);
+        return { data: [await storageReport.of(userId)], nextCursor: null };
+      }
+      const rows = await storageReport.top({ limit: limit + 1, after: cursor });
+      const data = rows.slice(0, limit);
+      return { data, nextCursor: rows.length > limit ? storageCursor(data[data.length - 1]!) : null };
+    },
+  });
+}
