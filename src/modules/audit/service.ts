@@ -45,7 +45,8 @@ export function createAudit(db: Db) {
       await tx.insert(auditLog).values({
         action: entry.action,
         userId: entry.userId ?? null,
-        actorId: entry.actorId ?? entry.userId ?? null,
+        // No actor given: the user acted themselves. An explicit null: the system did (an automatic ban).
+        actorId: entry.actorId === undefined ? (entry.userId ?? null) : entry.actorId,
         ip: entry.ip ?? null,
         userAgent: entry.userAgent ?? null,
         metadata: entry.metadata ?? {},

@@ -4,7 +4,9 @@ import { Conflict, NotFound, ValidationError } from '../../errors.ts';
 import type { Broadcast } from '../../platform/broadcast/broadcast.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
+import { apiKeys } from '../api-keys/schema.ts';
 import type { Audit, AuditContext } from '../audit/service.ts';
+import { users } from '../users/schema.ts';
 import { createBanCache, type ActiveBan } from './ban-cache.ts';
 import { bans, type BanKind, type BanRow } from './schema.ts';
 
@@ -95,6 +97,12 @@ export function createBans(deps: BansDeps) {
       .catch((err: unknown) => deps.logger?.error({ err, banId: notice.id }, 'could not broadcast a ban change; other instances pick it up on their next reload'));
   }
 
+  async function assertExists(kind: 'user' | 'api_key', id: string) {
+    const table = kind === 'user' ? users : apiKeys;
+    const [row] = await db.select({ id: table.id }).from(table).where(eq(table.id, id));
+    if (!row) throw kind === 'user' ? NotFound('User', 'user_not_found') : NotFound('API key', 'api_key_not_found');
+  }
+
   return {
     /** The ban in force on any of these subjects, from the in-process cache (read from the database only once, then every refreshMs in the background). */
     async find(subjects: Array<[BanKind, string]>): Promise<ActiveBan | undefined> {
@@ -121,22 +129,31 @@ export function createBans(deps: BansDeps) {
       return db.select().from(bans).where(and(...where)).orderBy(desc(bans.id)).limit(opts.limit);
     },
 
-    /** Sets a ban; with `by`, an admin set it and it is audited. Takes effect on every instance at once. */
+    /**
+     * Sets a ban, audited: with `by`, an admin set it; without, Parley did (rate-limit violations, the
+     * abuse throttle) and the entry has no actor. A user or key that does not exist is a 404, so a
+     * mistyped id does not look like a ban in force. Takes effect on every instance at once.
+     */
     async create(input: NewBan, by?: { adminId: string } & AuditContext): Promise<BanRow> {
       const subject = banSubject(input.kind, input.subject);
       if (by && input.kind === 'user' && subject === by.adminId) throw Conflict('You cannot ban your own account', 'cannot_ban_self');
+      if (input.kind !== 'ip') await assertExists(input.kind, subject);
       const row = await inTransaction(db, async (tx) => {
         const [row] = await tx
           .insert(bans)
           .values({ kind: input.kind, subject, reason: input.reason, violations: input.violations ?? 0, expiresAt: new Date(Date.now() + input.seconds * 1000) })
           .returning();
-        if (by) {
-          const { adminId, ...ctx } = by;
-          await deps.audit.record(
-            { action: 'ban.created', actorId: adminId, userId: input.kind === 'user' ? subject : null, ...ctx, metadata: { banId: row!.id, kind: input.kind, subject, seconds: input.seconds, reason: input.reason } },
-            tx,
-          );
-        }
+        const { adminId, ...ctx } = by ?? { adminId: null };
+        await deps.audit.record(
+          {
+            action: 'ban.created',
+            actorId: adminId,
+            userId: input.kind === 'user' ? subject : null,
+            ...ctx,
+            metadata: { banId: row!.id, kind: input.kind, subject, seconds: input.seconds, reason: input.reason, automatic: !by },
+          },
+          tx,
+        );
         return row!;
       });
       await publish({ op: 'ban', id: row.id, kind: row.kind, subject: row.subject, expiresAt: row.expiresAt.toISOString() });

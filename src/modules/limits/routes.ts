@@ -34,9 +34,9 @@ export function limitsRoutes(app: App, { services, guards }: RouteContext) {
     schema: {
       tags,
       summary: 'Ban a user, API key or IP address',
-      description: 'Takes effect on every instance at once: the subject\'s requests get 403 `banned` until it expires or is lifted.',
+      description: 'Takes effect on every instance at once: the subject\'s requests get 403 `banned` until it expires or is lifted. A user or API key id that does not exist is a 404.',
       body: createBanBody,
-      response: { 201: banSchema, 409: problemSchema, ...problems },
+      response: { 201: banSchema, 404: problemSchema, 409: problemSchema, ...problems },
     },
     preHandler,
     handler: async (request, reply) => {

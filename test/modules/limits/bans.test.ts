@@ -67,6 +67,10 @@ for (const backend of backends()) {
       assert.equal(b.active, true);
       assert.equal(b.liftedAt, null);
       assert.equal(b.expiresAt, refused.body.expiresAt);
+      const [auto] = await t.services.audit.list({ limit: 5, userId: u.id, action: 'ban.created' });
+      assert.equal(auto?.actorId, null, 'an automatic ban has no actor');
+      assert.equal(auto?.metadata.banId, b.id);
+      assert.equal(auto?.metadata.automatic, true);
 
       const lifted = await asAdmin('DELETE', `/v1/admin/bans/${b.id}`);
       assert.equal(lifted.status, 200, lifted.text);
@@ -166,6 +170,11 @@ for (const backend of backends()) {
         const res = await asAdmin('POST', '/v1/admin/bans', { kind, subject, seconds: 60, reason: 'x' });
         assert.equal(res.status, 400, `${kind} ${subject}`);
         assert.equal(res.body.code, 'invalid_ban_subject');
+      }
+      for (const [kind, code] of [['user', 'user_not_found'], ['api_key', 'api_key_not_found']]) {
+        const res = await asAdmin('POST', '/v1/admin/bans', { kind, subject: randomUUID(), seconds: 60, reason: 'x' });
+        assert.equal(res.status, 404, kind);
+        assert.equal(res.body.code, code);
       }
       const malformed = await t.api('POST', '/v1/admin/bans', { token: root.accessToken, raw: '{"kind": "user",' });
       assert.equal(malformed.status, 400);
