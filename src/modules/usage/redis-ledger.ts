@@ -35,7 +35,7 @@ interface Held {
   lease: Amount;
   /** Estimates of calls admitted here and not settled. */
   inFlight: Amount;
-  /** Settled spend not written back yet; `sending` is the part a trip under way carries. */
+  /** Settled spend not written back yet; `sending` is the part trips under way carry. */
   unflushed: Amount;
   sending: Amount;
   /** Lease room used since the last flush (estimates, and spend beyond them) and in the interval before: the next lease's size. */
@@ -47,6 +47,8 @@ interface Held {
 
 interface Sync {
   h: Held;
+  /** The spend this trip writes back: what no earlier trip carries. Set when it is sent. */
+  carried?: Amount;
   limits: Limits;
   back: Amount;
   /** The estimate of the call waiting on this trip; null for a flush. */
@@ -141,7 +143,9 @@ export function redisLedger(redis: Redis, prefix: string, opts: LeaseOptions = {
   }
 
   /**
-   * One script call for these counters. What it carries leaves the local
+   * One script call for these counters, carrying the spend no trip under way
+   * carries (so a counter may have several trips under way; Redis runs them in
+   * order and the last answer holds). The room it gives back leaves the local
    * lease before it is sent, so the room this process uses while the trip is
    * under way is never room the trip gives back; the answer sets each lease
    * to what Redis holds. On failure the spend stays unflushed, to be sent
@@ -149,11 +153,16 @@ export function redisLedger(redis: Redis, prefix: string, opts: LeaseOptions = {
    */
   function send(syncs: Sync[], call: boolean, onAnswer?: (reply: Reply) => void): Promise<Reply> {
     const args: Array<string | number> = [me, leaseTtlMs, call ? 1 : 0];
-    for (const { h, limits, back, need, want } of syncs) {
-      h.sending = { ...h.unflushed };
-      for (const d of DIMS) h.lease[d] -= back[d];
-      for (const v of [h.sending, back, h.inFlight, need ?? { micros: -1, tokens: -1 }, want]) args.push(int(v.micros), int(v.tokens));
-      args.push(limits.micros ?? -1, limits.tokens ?? -1);
+    for (const sync of syncs) {
+      const { h, back, need, want } = sync;
+      const carried = { micros: h.unflushed.micros - h.sending.micros, tokens: h.unflushed.tokens - h.sending.tokens };
+      sync.carried = carried;
+      for (const d of DIMS) {
+        h.sending[d] += carried[d];
+        h.lease[d] -= back[d];
+      }
+      for (const v of [carried, back, h.inFlight, need ?? { micros: -1, tokens: -1 }, want]) args.push(int(v.micros), int(v.tokens));
+      args.push(sync.limits.micros ?? -1, sync.limits.tokens ?? -1);
     }
     const keys = syncs.map((s) => s.h.key);
     const answer = scripts.sync(keys, args).then(
@@ -164,7 +173,7 @@ export function redisLedger(redis: Redis, prefix: string, opts: LeaseOptions = {
         return reply;
       },
       (err: unknown) => {
-        for (const { h } of syncs) h.sending = zero();
+        for (const { h, carried } of syncs) for (const d of DIMS) h.sending[d] -= carried![d];
         throw err;
       },
     );
@@ -178,15 +187,14 @@ export function redisLedger(redis: Redis, prefix: string, opts: LeaseOptions = {
     return answer;
   }
 
-  function answered({ h, limits, back }: Sync, [status, , ...leases]: Reply, i: number) {
+  function answered({ h, limits, back, carried }: Sync, [status, , ...leases]: Reply, i: number) {
+    for (const d of DIMS) h.sending[d] -= carried![d];
     if (status === 'missing') {
       // Nothing was written: the room is still this process's.
       for (const d of DIMS) h.lease[d] += back[d];
-      h.sending = zero();
       return;
     }
-    for (const d of DIMS) h.unflushed[d] -= h.sending[d];
-    h.sending = zero();
+    for (const d of DIMS) h.unflushed[d] -= carried![d];
     if (leases[2 * i] === -1) {
       held.delete(h.key); // the counter went with its period
       return;
@@ -225,6 +233,25 @@ export function redisLedger(redis: Redis, prefix: string, opts: LeaseOptions = {
     }
     if (status === 'over') return { ok: false, index: short[index - 1]! };
     return taken ? { ok: true } : null;
+  }
+
+  /** Spent beyond its lease, and not yet sent: the counter in Redis, which only knows the lease, shows less than was spent. */
+  const overspent = (h: Held) => DIMS.some((d) => h.limits[d] !== null && h.unflushed[d] > h.sending[d] && free(h, d) < 0);
+
+  /**
+   * Writes a counter back at once, not at the next flush: spend beyond the
+   * lease is invisible to other processes until then, and a client told its
+   * call is done could get another past the budget on another instance. The
+   * trip is issued before the caller answers its client (as settles were
+   * before leases), so Redis runs it before any call that client makes next;
+   * it carries only what no trip under way carries, so it need not wait for
+   * them. Spend within the lease needs no hurry: the lease already keeps that
+   * room from the others.
+   */
+  function writeBack(h: Held) {
+    send([{ h, limits: h.limits, back: zero(), need: null, want: wanted(h, h.limits, null) }], false).catch((err: unknown) =>
+      opts.logger?.warn({ err }, 'could not write budget spend back; retrying at the next flush'),
+    );
   }
 
   async function flush(release = false): Promise<void> {
@@ -286,6 +313,7 @@ export function redisLedger(redis: Redis, prefix: string, opts: LeaseOptions = {
           h.unflushed[d] += a;
           h.drawn[d] += Math.max(0, a - r);
         }
+        if (overspent(h)) writeBack(h);
       }
     },
     async read(entries) {

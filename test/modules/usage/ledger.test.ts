@@ -216,6 +216,22 @@ describe('budget leases [redis]', { skip: !process.env.REDIS_URL && 'needs REDIS
     assert.equal(await call(b, e, limit - 30 * 70, 0), true, 'all the room left is b\'s to take');
   });
 
+  test('spend beyond a lease reaches Redis at once: another process refuses the next call without waiting for a flush', async () => {
+    const e = entry('over', 1000);
+    const a = processLedger();
+    const b = processLedger();
+    // Three calls estimated at 300 fill the budget; each spends 435.
+    const admitted = await Promise.all(Array.from({ length: 3 }, () => a.reserve([e], { micros: 300, tokens: 0 })));
+    assert.ok(admitted.every((r) => r.ok));
+    await a.settle([e.key], { micros: 300, tokens: 0 }, { micros: 435, tokens: 0 });
+    await a.settle([e.key], { micros: 300, tokens: 0 }, { micros: 435, tokens: 0 });
+    await a.settle([e.key], { micros: 300, tokens: 0 }, { micros: 435, tokens: 0 });
+    // No flush: only the write-back the overspend started. Commands on one connection run in order, so a read
+    // sent after the settles sees what they sent.
+    assert.equal((await b.reserve([e], { micros: 1, tokens: 0 })).ok, false, '1305 of 1000 spent');
+    assert.equal(await spent(e), 1305);
+  });
+
   test('a lowered limit binds every process at its next call, whatever lease it holds', async () => {
     const e = entry('lower', 1_000_000);
     const a = processLedger({ leaseShare: 0.5 });
