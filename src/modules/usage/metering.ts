@@ -76,8 +76,8 @@ export function createMetering(d: {
         const used = usage.inputTokens + usage.outputTokens;
         if (used) d.onTokens?.(meter, used);
         if (!entries.length) return;
-        // Not awaited: both ledgers settle in process at once (Redis writes back in batches), so that
-        // client's next call here already sees what this one spent.
+        // Not awaited: both ledgers settle in process at once, so that client's next call here already
+        // sees what this one spent; Redis gets it in the next batch, or at once if it went beyond the lease.
         d.ledger
           .settle(
             entries.map((e) => e.key),

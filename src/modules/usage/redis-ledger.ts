@@ -258,7 +258,9 @@ export function redisLedger(redis: Redis, prefix: string, opts: LeaseOptions = {
     if (flushing) return flushing;
     const syncs: Sync[] = [];
     for (const h of held.values()) {
-      if (h.trip) continue; // its trip writes back what it spent
+      // A trip is under way: room given back now would reappear here with that trip's answer (which
+      // does not know of it) until this flush's own answer. What the trip does not carry goes next time.
+      if (h.trip) continue;
       const want = release ? zero() : wanted(h, h.limits, null);
       const back = zero();
       for (const d of DIMS) back[d] = Math.max(0, Math.min(h.lease[d], free(h, d) - want[d]));
