@@ -7,6 +7,7 @@ import { memoryStreamBuffer } from '../../src/platform/streams/memory-stream-buf
 import { redisStreamBuffer } from '../../src/platform/streams/redis-stream-buffer.ts';
 import { StreamEnded, type StreamBuffer, type StreamBufferOptions, type StreamEntry } from '../../src/platform/streams/stream-buffer.ts';
 import { openRedis, type Redis } from '../../src/platform/redis/redis.ts';
+import { eventually } from '../support/eventually.ts';
 
 const defaults: StreamBufferOptions = { retentionSeconds: 60, maxLiveSeconds: 600 };
 const buffers: StreamBuffer[] = [];
@@ -152,8 +153,9 @@ for (const side of sides) {
       const stopB = await b.onSignal(id, (m) => heard.push(`b:${m}`));
       await b.onSignal(uuidv7(), (m) => heard.push(`other:${m}`));
       await b.signal(id, 'cancel');
-      await delay(100);
-      assert.deepEqual(heard.sort(), ['a:cancel', 'b:cancel']);
+      await eventually(() => assert.deepEqual([...heard].sort(), ['a:cancel', 'b:cancel']));
+      await delay(100); // a stray delivery to the other stream's listener would have come by now
+      assert.deepEqual([...heard].sort(), ['a:cancel', 'b:cancel']);
       await stopA();
       await stopB();
       await a.signal(id, 'again');
