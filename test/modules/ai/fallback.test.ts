@@ -3,6 +3,7 @@ import { createServer } from 'node:net';
 import { before, beforeEach, describe, test } from 'node:test';
 import { AppError } from '../../../src/errors.ts';
 import { aiFrom, ask, collect, useFakeUpstreams } from './support.ts';
+import { eventually } from '../../support/eventually.ts';
 
 const CHAIN = ['anthropic:claude-sonnet-4-5', 'openai:gpt-4o-mini'];
 
@@ -194,8 +195,7 @@ describe('ai: retries and fallback', () => {
     assert.equal(error?.name, 'AbortError');
     assert.equal(seen.length, 2);
     assert.equal(fakes.openai.requests.length, 1, 'not retried');
-    await new Promise((r) => setTimeout(r, 50));
-    assert.equal(fakes.openai.requests[0]!.aborted, true, 'the upstream request was closed');
+    await eventually(() => assert.equal(fakes.openai.requests[0]!.aborted, true, 'the upstream request was closed'));
   });
 
   test('no usage from the provider: tokens are counted locally rather than billed as zero', async () => {
