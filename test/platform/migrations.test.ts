@@ -1,11 +1,104 @@
 import assert from 'node:assert/strict';
-import { readdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { sql } from 'drizzle-orm';
-import { openDatabase } from '../../src/platform/db/database.ts';
+import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
+import { openDatabase, type Database } from '../../src/platform/db/database.ts';
+import { apiRequestsDaily } from '../../src/modules/usage/schema.ts';
 import { freshPostgresDatabase } from '../support/app.ts';
 
-const migrationCount = readdirSync(new URL('../../db/migrations', import.meta.url)).filter((f) => f.endsWith('.sql')).length;
+const migrationsDir = fileURLToPath(new URL('../../db/migrations', import.meta.url));
+const migrationCount = readdirSync(migrationsDir).filter((f) => f.endsWith('.sql')).length;
+
+/** A copy of db/migrations whose journal stops just before `tag`: a database as an older release left it. */
+function migrationsBefore(tag: string): { folder: string; remove(): void } {
+  const folder = mkdtempSync(path.join(tmpdir(), 'parley-migrations-'));
+  const journal = JSON.parse(readFileSync(path.join(migrationsDir, 'meta/_journal.json'), 'utf8')) as { entries: { tag: string }[] };
+  const stop = journal.entries.findIndex((e) => e.tag === tag);
+  assert.ok(stop > 0, `${tag} is in the journal`);
+  journal.entries = journal.entries.slice(0, stop);
+  mkdirSync(path.join(folder, 'meta'));
+  writeFileSync(path.join(folder, 'meta/_journal.json'), JSON.stringify(journal));
+  for (const e of journal.entries) copyFileSync(path.join(migrationsDir, `${e.tag}.sql`), path.join(folder, `${e.tag}.sql`));
+  return { folder, remove: () => rmSync(folder, { recursive: true, force: true }) };
+}
+
+/** Same migrator calls as database.ts, on another folder. */
+function migrateFrom(database: Database, migrationsFolder: string): Promise<void> {
+  return database.kind === 'pglite'
+    ? migratePglite(database.db as never, { migrationsFolder })
+    : migratePg(database.db as never, { migrationsFolder });
+}
+
+const rowsOf = <T>(result: unknown) => (result as { rows: T[] }).rows;
+
+/**
+ * 0005 renames the combined request+response `bytes` to `bytes_out` and adds
+ * `bytes_in` at 0, so every older row keeps its whole traffic in in + out.
+ */
+async function checkBytesSplitUpgrade(database: Database): Promise<void> {
+  const before = migrationsBefore('0005_api_request_bytes_split');
+  try {
+    await migrateFrom(database, before.folder);
+  } finally {
+    before.remove();
+  }
+  const user = '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b';
+  // Above 2^32, so a narrowed column would show; the last row takes the old default.
+  await database.db.execute(sql`
+    insert into api_requests_daily (day, user_id, method, route, requests, bytes) values
+      ('2026-01-05', ${user}, 'POST', '/v1/chat/completions', 12, 5000000123),
+      ('2026-01-05', null, 'GET', '/v1/models', 3, 2048)`);
+  await database.db.execute(sql`
+    insert into api_requests_daily (day, user_id, method, route, requests) values ('2026-01-06', ${user}, 'GET', '/v1/models', 1)`);
+
+  await database.migrate();
+  const applied = rowsOf<{ n: number }>(await database.db.execute(sql`select count(*)::int as n from drizzle.__drizzle_migrations`));
+  assert.equal(applied[0]!.n, migrationCount);
+
+  const columns = rowsOf<{ column_name: string }>(
+    await database.db.execute(
+      sql`select column_name from information_schema.columns where table_name = 'api_requests_daily' order by column_name`,
+    ),
+  ).map((c) => c.column_name);
+  assert.deepEqual(columns, ['bytes_in', 'bytes_out', 'day', 'method', 'requests', 'route', 'user_id']);
+
+  const read = async () =>
+    rowsOf<Record<string, string | null>>(
+      await database.db.execute(sql`
+        select day::text, user_id::text, method, route, requests::text, bytes_in::text, bytes_out::text
+        from api_requests_daily order by day, route`),
+    );
+  assert.deepEqual(await read(), [
+    { day: '2026-01-05', user_id: user, method: 'POST', route: '/v1/chat/completions', requests: '12', bytes_in: '0', bytes_out: '5000000123' },
+    { day: '2026-01-05', user_id: null, method: 'GET', route: '/v1/models', requests: '3', bytes_in: '0', bytes_out: '2048' },
+    { day: '2026-01-06', user_id: user, method: 'GET', route: '/v1/models', requests: '1', bytes_in: '0', bytes_out: '0' },
+  ]);
+
+  // Written as the recorder writes: a new row, and an upsert that adds onto an old one.
+  await database.db
+    .insert(apiRequestsDaily)
+    .values([
+      { day: '2026-01-07', userId: user, method: 'GET', route: '/v1/models', requests: 2, bytesIn: 10, bytesOut: 700 },
+      { day: '2026-01-05', userId: null, method: 'GET', route: '/v1/models', requests: 1, bytesIn: 5, bytesOut: 100 },
+    ])
+    .onConflictDoUpdate({
+      target: [apiRequestsDaily.day, apiRequestsDaily.userId, apiRequestsDaily.method, apiRequestsDaily.route],
+      set: {
+        requests: sql`${apiRequestsDaily.requests} + excluded.requests`,
+        bytesIn: sql`${apiRequestsDaily.bytesIn} + excluded.bytes_in`,
+        bytesOut: sql`${apiRequestsDaily.bytesOut} + excluded.bytes_out`,
+      },
+    });
+  const after = await read();
+  assert.deepEqual(after[1], { day: '2026-01-05', user_id: null, method: 'GET', route: '/v1/models', requests: '4', bytes_in: '5', bytes_out: '2148' });
+  assert.deepEqual(after[3], { day: '2026-01-07', user_id: user, method: 'GET', route: '/v1/models', requests: '2', bytes_in: '10', bytes_out: '700' });
+  assert.equal(after.length, 4);
+}
 
 describe('migrations', () => {
   test('PGlite: applied once, re-running is a no-op', async () => {
@@ -28,5 +121,26 @@ describe('migrations', () => {
       await Promise.all(instances.map((d) => d.close()));
       await fresh.drop();
     }
+  });
+
+  test('0005 keeps the traffic of rows written before it, and rows written after it add up', async (t) => {
+    await t.test('PGlite', async () => {
+      const database = openDatabase({ dataDir: 'memory://' });
+      try {
+        await checkBytesSplitUpgrade(database);
+      } finally {
+        await database.close();
+      }
+    });
+    await t.test('PostgreSQL', { skip: !process.env.DATABASE_URL && 'DATABASE_URL not set' }, async () => {
+      const fresh = await freshPostgresDatabase();
+      const database = openDatabase({ url: fresh.url, dataDir: 'memory://' });
+      try {
+        await checkBytesSplitUpgrade(database);
+      } finally {
+        await database.close();
+        await fresh.drop();
+      }
+    });
   });
 });
