@@ -12,6 +12,7 @@ import {
 } from 'fastify-type-provider-zod';
 import type { Deps } from './deps.ts';
 import { createGuards } from './http/guards.ts';
+import { installNulGuard } from './http/nul-guard.ts';
 import { installProblemHandlers, sendProblem } from './http/problem.ts';
 import { trafficOf } from './http/traffic.ts';
 import type { App, RouteContext } from './http/types.ts';
@@ -82,6 +83,7 @@ export async function buildApp(deps: Deps, services: Services = createServices(d
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   installProblemHandlers(app);
+  installNulGuard(app);
   // Once closing, answer in-flight requests with Connection: close; otherwise their keep-alive
   // sockets stay open after the response and close() waits out keepAliveTimeout (72 s).
   let closing = false;

@@ -84,9 +84,12 @@ async function execute(d: RunDeps, job: RunJob, signal: AbortSignal, stopped: ()
       if (e.type === 'attempt') current = { provider: e.provider, model: e.model };
       else if (e.type === 'attempt_failed') attempts.push(e.attempt);
       else if (e.type === 'delta') {
+        // PostgreSQL text cannot hold U+0000: a model that emits one must not make its answer unstorable.
+        const piece = e.text.replaceAll('\0', '');
+        if (!piece) continue;
         if (!text) announceStarted(d, job, current);
-        text += e.text;
-        await append({ type: 'delta', text: e.text });
+        text += piece;
+        await append({ type: 'delta', text: piece });
       } else if (e.type === 'finish') {
         finished = true;
         await d.messages.completeAssistant(id, {

@@ -15,7 +15,8 @@ const TITLE_CHARS = Math.min(80, TITLE_MAX_CHARS);
 
 /** A model's title cleaned up: one line, no wrapping quotes or "Title:", bounded. */
 export function cleanTitle(raw: string): string | undefined {
-  let title = raw.trim().split('\n')[0]!.trim();
+  // No control characters in a title (and PostgreSQL text cannot hold U+0000).
+  let title = raw.trim().split('\n')[0]!.replace(/[\u0000-\u001f\u007f\s]+/g, ' ').trim();
   title = title.replace(/^(title|titre)\s*:\s*/i, '').replace(/^["'“”‘’*#\s]+|["'“”‘’*\s]+$/g, '').replace(/[.。!]+$/, '').trim();
   if (!title) return undefined;
   return title.length > TITLE_CHARS ? `${title.slice(0, TITLE_CHARS - 1).trimEnd()}…` : title;

@@ -8,6 +8,7 @@ test('titles from the model are cleaned: one line, no quotes, label or final per
   assert.equal(cleanTitle('  **Rust lifetimes**  '), 'Rust lifetimes');
   assert.equal(cleanTitle('“Quokka facts”'), 'Quokka facts');
   assert.equal(cleanTitle('   '), undefined);
+  assert.equal(cleanTitle('Null\u0000and\ttabs\u0007 here'), 'Null and tabs here', 'no control characters; U+0000 cannot be stored');
   assert.equal(cleanTitle('""'), undefined);
   const long = cleanTitle('word '.repeat(40))!;
   assert.ok(long.length <= 80 && long.endsWith('…'), long);

@@ -1,0 +1,54 @@
+import type { FastifyInstance } from 'fastify';
+import { ValidationError } from '../errors.ts';
+
+/**
+ * PostgreSQL text and jsonb cannot hold U+0000: a NUL that reached a query would
+ * fail it with a database error, a 500. It is refused at the door instead, as a
+ * 400, in a JSON body (escaped as `\u0000`; a raw NUL is already malformed JSON)
+ * and in the URL (`%00`, in a path or query parameter). The checks cost one
+ * substring search per request; only a body that contains the escape is walked.
+ */
+export function installNulGuard(app: FastifyInstance) {
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    const text = body as string; // parseAs: 'string'
+    parseJson(request, text, (err, value) => {
+      if (err) return done(err);
+      if (text.includes('\\u0000')) {
+        const at = nulAt(value, '');
+        if (at !== undefined) return done(nulError('body', at || '/'), undefined);
+      }
+      done(null, value);
+    });
+  });
+  app.addHook('onRequest', (request, _reply, done) => {
+    done(request.url.includes('%00') ? nulError('URL', request.url.split('?')[0]!) : undefined);
+  });
+}
+
+const nulError = (where: string, path: string) =>
+  ValidationError(`Invalid ${where}: ${path} contains a NUL character (U+0000), which cannot be stored`, 'validation_failed', {
+    errors: [{ path, message: 'contains a NUL character (U+0000)' }],
+  });
+
+/** The JSON pointer of the first string (value or key) holding a NUL, if any. */
+function nulAt(value: unknown, path: string): string | undefined {
+  if (typeof value === 'string') return value.includes('\0') ? path : undefined;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const at = nulAt(value[i], `${path}/${i}`);
+      if (at !== undefined) return at;
+    }
+    return undefined;
+  }
+  if (value && typeof value === 'object') {
+    for (const [key, v] of Object.entries(value)) {
+      const keyPath = `${path}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`;
+      if (key.includes('\0')) return keyPath;
+      const at = nulAt(v, keyPath);
+      if (at !== undefined) return at;
+    }
+  }
+  return undefined;
+}
