@@ -8,7 +8,7 @@ import { sql } from 'drizzle-orm';
 import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import { openDatabase, type Database } from '../../src/platform/db/database.ts';
-import { apiRequestsDaily } from '../../src/modules/usage/schema.ts';
+import { createUsageRecorder } from '../../src/modules/usage/recorder.ts';
 import { freshPostgresDatabase } from '../support/app.ts';
 
 const migrationsDir = fileURLToPath(new URL('../../db/migrations', import.meta.url));
@@ -79,21 +79,12 @@ async function checkBytesSplitUpgrade(database: Database): Promise<void> {
     { day: '2026-01-06', user_id: user, method: 'GET', route: '/v1/models', requests: '1', bytes_in: '0', bytes_out: '0' },
   ]);
 
-  // Written as the recorder writes: a new row, and an upsert that adds onto an old one.
-  await database.db
-    .insert(apiRequestsDaily)
-    .values([
-      { day: '2026-01-07', userId: user, method: 'GET', route: '/v1/models', requests: 2, bytesIn: 10, bytesOut: 700 },
-      { day: '2026-01-05', userId: null, method: 'GET', route: '/v1/models', requests: 1, bytesIn: 5, bytesOut: 100 },
-    ])
-    .onConflictDoUpdate({
-      target: [apiRequestsDaily.day, apiRequestsDaily.userId, apiRequestsDaily.method, apiRequestsDaily.route],
-      set: {
-        requests: sql`${apiRequestsDaily.requests} + excluded.requests`,
-        bytesIn: sql`${apiRequestsDaily.bytesIn} + excluded.bytes_in`,
-        bytesOut: sql`${apiRequestsDaily.bytesOut} + excluded.bytes_out`,
-      },
-    });
+  // The recorder's own write: a new row, and an upsert that adds onto an old one.
+  const recorder = createUsageRecorder(database.db, { flushIntervalMs: 60_000, maxBatch: 1_000, maxPending: 1_000 });
+  recorder.countRequest({ userId: user, method: 'GET', route: '/v1/models', bytesIn: 4, bytesOut: 300, at: new Date('2026-01-07T10:00:00Z') });
+  recorder.countRequest({ userId: user, method: 'GET', route: '/v1/models', bytesIn: 6, bytesOut: 400, at: new Date('2026-01-07T11:00:00Z') });
+  recorder.countRequest({ userId: null, method: 'GET', route: '/v1/models', bytesIn: 5, bytesOut: 100, at: new Date('2026-01-05T12:00:00Z') });
+  await recorder.close();
   const after = await read();
   assert.deepEqual(after[1], { day: '2026-01-05', user_id: null, method: 'GET', route: '/v1/models', requests: '4', bytes_in: '5', bytes_out: '2148' });
   assert.deepEqual(after[3], { day: '2026-01-07', user_id: user, method: 'GET', route: '/v1/models', requests: '2', bytes_in: '10', bytes_out: '700' });
