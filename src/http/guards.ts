@@ -1,4 +1,4 @@
-import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
+import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import { Forbidden, RateLimited, Unauthorized } from '../errors.ts';
 import type { Limiter } from '../platform/ratelimit/limiter.ts';
 import type { Authenticate, Principal } from '../modules/auth/authenticator.ts';
@@ -82,12 +82,12 @@ export function createGuards(deps: {
   return {
     /** Authenticates the request in a handler that only sometimes needs a user. */
     resolve: (request: FastifyRequest, scope?: string) => authorize(request, undefined, scope),
-    user(opts: { scope?: string } = {}): preHandlerAsyncHookHandler {
+    user(opts: { scope?: string } = {}): onRequestAsyncHookHandler {
       return async (request, reply) => {
         await authorize(request, reply, opts.scope);
       };
     },
-    admin(): preHandlerAsyncHookHandler {
+    admin(): onRequestAsyncHookHandler {
       return async (request, reply) => {
         const p = await authorize(request, reply);
         if (p.role !== 'admin') throw Forbidden('Administrators only', 'admin_required');
@@ -99,7 +99,7 @@ export function createGuards(deps: {
 export type Guards = ReturnType<typeof createGuards>;
 
 /** Counts a hit against `limiter` for the key of this request and sets RateLimit-* headers. */
-export function rateLimit(limiter: Limiter, key: (request: FastifyRequest) => string): preHandlerAsyncHookHandler {
+export function rateLimit(limiter: Limiter, key: (request: FastifyRequest) => string): onRequestAsyncHookHandler {
   return async (request: FastifyRequest, reply: FastifyReply) => {
     const r = await limiter.consume(key(request));
     const reset = Math.ceil(r.resetMs / 1000);

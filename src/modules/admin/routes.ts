@@ -17,11 +17,11 @@ const toOutboxMessage = (m: OutboxRow) => ({ ...m, sentAt: m.sentAt?.toISOString
 /** Administrators only, and only with a session: API keys are refused here whatever their scopes. */
 export function adminRoutes(app: App, { services, guards }: RouteContext) {
   const { admin } = services;
-  const preHandler = guards.admin();
+  const onRequest = guards.admin();
 
   app.get('/admin/users', {
     schema: { tags, summary: 'List users', querystring: adminUsersQuery, response: { 200: page(userSchema), ...problems } },
-    preHandler,
+    onRequest,
     handler: async (request) => {
       const { limit, ...filters } = request.query;
       return toPage(await admin.listUsers({ ...filters, limit: limit + 1 }), limit, toPublicUser);
@@ -30,7 +30,7 @@ export function adminRoutes(app: App, { services, guards }: RouteContext) {
 
   app.get('/admin/users/:id', {
     schema: { tags, summary: 'One user', params: idParam, response: { 200: userSchema, 404: problemSchema, ...problems } },
-    preHandler,
+    onRequest,
     handler: async (request) => toPublicUser(await admin.getUser(request.params.id)),
   });
 
@@ -42,26 +42,26 @@ export function adminRoutes(app: App, { services, guards }: RouteContext) {
       params: idParam,
       response: { 200: userSchema, 404: problemSchema, 409: problemSchema, ...problems },
     },
-    preHandler,
+    onRequest,
     handler: async (request) => toPublicUser(await admin.disable(principal(request).userId, request.params.id, requestContext(request))),
   });
 
   app.post('/admin/users/:id/enable', {
     schema: { tags, summary: 'Re-enable a disabled user', params: idParam, response: { 200: userSchema, 404: problemSchema, ...problems } },
-    preHandler,
+    onRequest,
     handler: async (request) => toPublicUser(await admin.enable(principal(request).userId, request.params.id, requestContext(request))),
   });
 
   app.patch('/admin/users/:id', {
     schema: { tags, summary: 'Change a user\'s role', params: idParam, body: setRoleBody, response: { 200: userSchema, 404: problemSchema, 409: problemSchema, ...problems } },
-    preHandler,
+    onRequest,
     handler: async (request) =>
       toPublicUser(await admin.setRole(principal(request).userId, request.params.id, request.body.role, requestContext(request))),
   });
 
   app.get('/admin/audit', {
     schema: { tags, summary: 'The audit log, newest first', querystring: auditQuery, response: { 200: page(auditEntrySchema), ...problems } },
-    preHandler,
+    onRequest,
     handler: async (request) => {
       const { limit, ...filters } = request.query;
       return toPage(await admin.listAudit({ ...filters, limit: limit + 1 }), limit, toAuditEntry);
@@ -70,7 +70,7 @@ export function adminRoutes(app: App, { services, guards }: RouteContext) {
 
   app.get('/admin/outbox', {
     schema: { tags, summary: 'Sent mail, newest first (where mail goes without SMTP)', querystring: outboxQuery, response: { 200: page(outboxMessageSchema), ...problems } },
-    preHandler,
+    onRequest,
     handler: async (request) => {
       const { limit, ...filters } = request.query;
       return toPage(await admin.listOutbox({ ...filters, limit: limit + 1 }), limit, toOutboxMessage);

@@ -41,14 +41,14 @@ export function gatewayRoutes(app: App, ctx: RouteContext) {
       description: 'Ids are Parley model ids (`provider:model`). Parley\'s richer catalog, with prices and limits, is `GET /v1/ai/models`.',
       response: { 200: z.object({ object: z.literal('list'), data: z.array(modelSchema) }) },
     },
-    preHandler: guards.user({ scope: 'models:read' }),
+    onRequest: guards.user({ scope: 'models:read' }),
     errorHandler: openAiErrorHandler,
     handler: async () => ({ object: 'list' as const, data: ai.models().map((m) => modelObject(m.id, m.provider)) }),
   });
 
   app.get('/models/:model', {
     schema: { tags: ['openai-compatible'], summary: 'One model (OpenAI format)', params: z.object({ model: z.string() }), response: { 200: modelSchema } },
-    preHandler: guards.user({ scope: 'models:read' }),
+    onRequest: guards.user({ scope: 'models:read' }),
     errorHandler: openAiErrorHandler,
     handler: async (request) => {
       const found = ai.model(ai.resolve(request.params.model) ?? '');
@@ -67,7 +67,7 @@ export function gatewayRoutes(app: App, ctx: RouteContext) {
         'Server-Sent Events of `chat.completion.chunk`s ending in `[DONE]`. The response `model` names the link that answered.',
       body: completionBody,
     },
-    preHandler: guards.user({ scope: 'chat' }),
+    onRequest: guards.user({ scope: 'chat' }),
     errorHandler: openAiErrorHandler,
     handler: async (request, reply) => {
       const body = request.body;

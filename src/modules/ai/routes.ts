@@ -24,7 +24,7 @@ export function aiRoutes(app: App, { services, guards }: RouteContext) {
       summary: 'Models of the configured providers, with context windows and prices',
       response: { 200: z.object({ data: z.array(modelInfoSchema), defaultModel: z.string().nullable() }), 401: problemSchema, 403: problemSchema },
     },
-    preHandler: guards.user({ scope: 'models:read' }),
+    onRequest: guards.user({ scope: 'models:read' }),
     handler: async () => ({ data: services.ai.models(), defaultModel: services.ai.defaultModel ?? null }),
   });
 }

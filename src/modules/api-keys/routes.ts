@@ -20,7 +20,7 @@ export function apiKeysRoutes(app: App, { services, guards }: RouteContext) {
       body: createApiKeyBody,
       response: { 201: createdApiKeySchema, 400: problemSchema, ...problems },
     },
-    preHandler: guards.user(),
+    onRequest: guards.user(),
     handler: async (request, reply) => {
       const { expiresAt, ...input } = request.body;
       const created = await apiKeys.create(
@@ -34,7 +34,7 @@ export function apiKeysRoutes(app: App, { services, guards }: RouteContext) {
 
   app.get('/api-keys', {
     schema: { tags: ['api-keys'], summary: 'List your API keys', querystring: pageQuery, response: { 200: page(apiKeySchema), 400: problemSchema, ...problems } },
-    preHandler: guards.user(),
+    onRequest: guards.user(),
     handler: async (request) => {
       const { limit, cursor } = request.query;
       const rows = await apiKeys.list(principal(request).userId, { limit: limit + 1, cursor });
@@ -44,13 +44,13 @@ export function apiKeysRoutes(app: App, { services, guards }: RouteContext) {
 
   app.get('/api-keys/:id', {
     schema: { tags: ['api-keys'], summary: 'One of your API keys', params: idParam, response: { 200: apiKeySchema, 404: problemSchema, ...problems } },
-    preHandler: guards.user(),
+    onRequest: guards.user(),
     handler: async (request) => toPublicApiKey(await apiKeys.get(principal(request).userId, request.params.id)),
   });
 
   app.delete('/api-keys/:id', {
     schema: { tags: ['api-keys'], summary: 'Delete an API key; it stops working at once', params: idParam, response: { 204: z.null(), 404: problemSchema, ...problems } },
-    preHandler: guards.user(),
+    onRequest: guards.user(),
     handler: async (request, reply) => {
       await apiKeys.delete(principal(request).userId, request.params.id, requestContext(request));
       return reply.status(204).send(null);

@@ -38,7 +38,7 @@ export function accountRoutes(app: App, { deps, services, guards }: RouteContext
 
   app.post('/auth/verify-email/resend', {
     schema: { tags: ['auth'], summary: 'Send the verification email again', description: 'Does nothing if the address is already verified.', response: noContent },
-    preHandler: guards.user(),
+    onRequest: guards.user(),
     handler: async (request, reply) => {
       await emailFlows.resendVerification(principal(request).userId);
       return reply.status(204).send(null);
@@ -53,7 +53,7 @@ export function accountRoutes(app: App, { deps, services, guards }: RouteContext
       body: forgotPasswordBody,
       response: { 202: z.object({ message: z.string() }), ...problems },
     },
-    preHandler: rateLimit(authLimits.reset, byIp),
+    onRequest: rateLimit(authLimits.reset, byIp),
     handler: async (request, reply) => {
       emailFlows.requestPasswordReset(request.body.email, requestContext(request));
       return reply.status(202).send({ message: FORGOT_MESSAGE });
@@ -68,7 +68,7 @@ export function accountRoutes(app: App, { deps, services, guards }: RouteContext
       body: resetPasswordBody,
       response: noContent,
     },
-    preHandler: rateLimit(authLimits.reset, byIp),
+    onRequest: rateLimit(authLimits.reset, byIp),
     handler: async (request, reply) => {
       await emailFlows.resetPassword(request.body.token, request.body.password, requestContext(request));
       return reply.status(204).send(null);
@@ -83,7 +83,7 @@ export function accountRoutes(app: App, { deps, services, guards }: RouteContext
       body: changePasswordBody,
       response: noContent,
     },
-    preHandler: guards.user(),
+    onRequest: guards.user(),
     handler: async (request, reply) => {
       await emailFlows.changePassword(principal(request), request.body, requestContext(request));
       return reply.status(204).send(null);
@@ -92,7 +92,7 @@ export function accountRoutes(app: App, { deps, services, guards }: RouteContext
 
   app.get('/auth/mfa', {
     schema: { tags: ['mfa'], summary: 'Your two-factor status', response: { 200: mfaStatus, 401: problemSchema, 403: problemSchema } },
-    preHandler: guards.user(),
+    onRequest: guards.user(),
     handler: async (request) => mfa.status(principal(request).userId),
   });
 
@@ -103,19 +103,19 @@ export function accountRoutes(app: App, { deps, services, guards }: RouteContext
       description: 'Returns a new secret; two-factor stays off until POST /v1/auth/mfa/totp/activate gets a code. Enrolling again replaces a pending secret.',
       response: { 200: totpEnrollment, ...problems },
     },
-    preHandler: guards.user(),
+    onRequest: guards.user(),
     handler: async (request) => mfa.enroll(principal(request).userId),
   });
 
   app.post('/auth/mfa/totp/activate', {
     schema: { tags: ['mfa'], summary: 'Turn two-factor on with a first code', body: codeBody, response: { 200: backupCodesSchema, ...problems } },
-    preHandler: [rateLimit(authLimits.mfa, byIp), guards.user()],
+    onRequest: [rateLimit(authLimits.mfa, byIp), guards.user()],
     handler: async (request) => mfa.activate(principal(request).userId, request.body.code, requestContext(request)),
   });
 
   app.post('/auth/mfa/totp/disable', {
     schema: { tags: ['mfa'], summary: 'Turn two-factor off', description: 'Needs a current code or the account password.', body: disableTotpBody, response: noContent },
-    preHandler: [rateLimit(authLimits.mfa, byIp), guards.user()],
+    onRequest: [rateLimit(authLimits.mfa, byIp), guards.user()],
     handler: async (request, reply) => {
       await mfa.disable(principal(request).userId, request.body, requestContext(request));
       return reply.status(204).send(null);
@@ -124,7 +124,7 @@ export function accountRoutes(app: App, { deps, services, guards }: RouteContext
 
   app.post('/auth/mfa/backup-codes/regenerate', {
     schema: { tags: ['mfa'], summary: 'Replace your backup codes', body: codeBody, response: { 200: backupCodesSchema, ...problems } },
-    preHandler: [rateLimit(authLimits.mfa, byIp), guards.user()],
+    onRequest: [rateLimit(authLimits.mfa, byIp), guards.user()],
     handler: async (request) => mfa.regenerateBackupCodes(principal(request).userId, request.body.code, requestContext(request)),
   });
 
@@ -136,7 +136,7 @@ export function accountRoutes(app: App, { deps, services, guards }: RouteContext
       body: mfaVerifyBody,
       response: { 200: sessionTokens, ...problems },
     },
-    preHandler: rateLimit(authLimits.mfa, byIp),
+    onRequest: rateLimit(authLimits.mfa, byIp),
     handler: async (request, reply) => {
       const { mfaToken, code, backupCode, cookie } = request.body;
       const proof = code !== undefined ? { code } : { backupCode: backupCode! };

@@ -34,7 +34,7 @@ export function authRoutes(app: App, { deps, services, guards }: RouteContext) {
 
   app.post('/auth/register', {
     schema: { tags: ['auth'], summary: 'Create an account with email and password', body: registerBody, response: { 201: sessionTokens, ...problems } },
-    preHandler: rateLimit(authLimits.register, byIp),
+    onRequest: rateLimit(authLimits.register, byIp),
     handler: async (request, reply) => {
       const { cookie, ...input } = request.body;
       const tokens = await auth.register(input, requestContext(request));
@@ -50,7 +50,7 @@ export function authRoutes(app: App, { deps, services, guards }: RouteContext) {
       body: loginBody,
       response: { 200: z.union([sessionTokens, mfaChallenge]), ...problems },
     },
-    preHandler: rateLimit(authLimits.login, byIp),
+    onRequest: rateLimit(authLimits.login, byIp),
     handler: async (request, reply) => {
       const { cookie, ...input } = request.body;
       const result = await auth.login(input, requestContext(request));
@@ -62,7 +62,7 @@ export function authRoutes(app: App, { deps, services, guards }: RouteContext) {
 
   app.post('/auth/refresh', {
     schema: { tags: ['auth'], summary: 'Exchange a refresh token for new tokens (rotates it)', body: refreshBody, response: { 200: sessionTokens, ...problems } },
-    preHandler: rateLimit(authLimits.refresh, byIp),
+    onRequest: rateLimit(authLimits.refresh, byIp),
     handler: async (request, reply) => {
       const presented = presentedRefreshToken(request, request.body);
       if (!presented) throw Unauthorized('A refresh token is required', 'invalid_refresh_token');
@@ -88,7 +88,7 @@ export function authRoutes(app: App, { deps, services, guards }: RouteContext) {
 
   app.post('/auth/logout-all', {
     schema: { tags: ['auth'], summary: 'End every session of the current user', response: { 200: z.object({ revoked: z.number().int() }), ...problems } },
-    preHandler: guards.user(),
+    onRequest: guards.user(),
     handler: async (request, reply) => {
       const revoked = await auth.logoutAll(principal(request).userId, requestContext(request));
       clearCookies(reply);
@@ -98,7 +98,7 @@ export function authRoutes(app: App, { deps, services, guards }: RouteContext) {
 
   app.get('/auth/sessions', {
     schema: { tags: ['auth'], summary: 'List the active sessions of the current user', response: { 200: z.object({ data: z.array(sessionSchema) }), 401: problemSchema } },
-    preHandler: guards.user(),
+    onRequest: guards.user(),
     handler: async (request) => {
       const p = principal(request);
       const rows = await services.sessions.listActive(p.userId);
@@ -119,7 +119,7 @@ export function authRoutes(app: App, { deps, services, guards }: RouteContext) {
 
   app.delete('/auth/sessions/:id', {
     schema: { tags: ['auth'], summary: 'Revoke one of your sessions', params: idParam, response: { 204: z.null(), 401: problemSchema, 404: problemSchema } },
-    preHandler: guards.user(),
+    onRequest: guards.user(),
     handler: async (request, reply) => {
       const revoked = await auth.revokeSession(principal(request).userId, request.params.id, requestContext(request));
       if (!revoked) throw NotFound('Session', 'session_not_found');

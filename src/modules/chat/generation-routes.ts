@@ -24,7 +24,7 @@ const ANSWER_DESCRIPTION =
 /** Posting messages and following, resuming and stopping their answers. API keys need the `chat` scope. */
 export function generationRoutes(app: App, { services, guards }: RouteContext) {
   const { generation, idempotency, limits } = services;
-  const preHandler = guards.user({ scope: 'chat' });
+  const onRequest = guards.user({ scope: 'chat' });
   // Shutting down: stop local generations and let every open event stream end, so close() is not held up.
   const closing = new AbortController();
   app.addHook('preClose', async () => {
@@ -70,7 +70,7 @@ export function generationRoutes(app: App, { services, guards }: RouteContext) {
       body: postMessageBody,
       response: { ...answers, ...problems },
     },
-    preHandler,
+    onRequest,
     handler: async (request, reply) => {
       const userId = principal(request).userId;
       const { id } = request.params;
@@ -92,7 +92,7 @@ export function generationRoutes(app: App, { services, guards }: RouteContext) {
       body: regenerateBody,
       response: { ...answers, ...problems },
     },
-    preHandler,
+    onRequest,
     handler: async (request, reply) => {
       const userId = principal(request).userId;
       const { id, messageId } = request.params;
@@ -116,7 +116,7 @@ export function generationRoutes(app: App, { services, guards }: RouteContext) {
       headers: streamHeaders,
       response: { 200: eventStream, ...problems },
     },
-    preHandler,
+    onRequest,
     handler: async (request, reply) => {
       const message = await generation.assistantOf(principal(request).userId, request.params.id, request.params.messageId);
       return stream(request, reply, message, resumeOffset(request, request.query.offset));
@@ -131,7 +131,7 @@ export function generationRoutes(app: App, { services, guards }: RouteContext) {
       params: messageParams,
       response: { 200: messageSchema, ...problems },
     },
-    preHandler,
+    onRequest,
     handler: async (request) => toPublicMessage(await generation.cancel(principal(request).userId, request.params.id, request.params.messageId)),
   });
 }

@@ -13,7 +13,7 @@ const toPublicBranch = (b: { conversationId: string; leafId: string | null; data
 /** Reading messages, switching branches and feedback. API keys need the `chat` scope. */
 export function messagesRoutes(app: App, { services, guards }: RouteContext) {
   const { messages } = services;
-  const preHandler = guards.user({ scope: 'chat' });
+  const onRequest = guards.user({ scope: 'chat' });
 
   app.get('/conversations/:id/messages', {
     schema: {
@@ -26,13 +26,13 @@ export function messagesRoutes(app: App, { services, guards }: RouteContext) {
       querystring: branchQuery,
       response: { 200: branchSchema, ...problems },
     },
-    preHandler,
+    onRequest,
     handler: async (request) => toPublicBranch(await messages.branch(principal(request).userId, request.params.id, request.query.leafId)),
   });
 
   app.get('/conversations/:id/messages/:messageId', {
     schema: { tags, summary: 'One message', params: messageParams, response: { 200: messageSchema, ...problems } },
-    preHandler,
+    onRequest,
     handler: async (request) => toPublicMessage(await messages.get(principal(request).userId, request.params.id, request.params.messageId)),
   });
 
@@ -44,7 +44,7 @@ export function messagesRoutes(app: App, { services, guards }: RouteContext) {
       params: messageParams,
       response: { 200: branchSchema, ...problems },
     },
-    preHandler,
+    onRequest,
     handler: async (request) => toPublicBranch(await messages.selectBranch(principal(request).userId, request.params.id, request.params.messageId)),
   });
 
@@ -57,7 +57,7 @@ export function messagesRoutes(app: App, { services, guards }: RouteContext) {
       body: feedbackBody,
       response: { 200: feedbackSchema, ...problems },
     },
-    preHandler,
+    onRequest,
     handler: async (request) => {
       const { id, messageId } = request.params;
       return toPublicFeedback(await messages.setFeedback(principal(request).userId, id, messageId, request.body));
@@ -66,7 +66,7 @@ export function messagesRoutes(app: App, { services, guards }: RouteContext) {
 
   app.delete('/conversations/:id/messages/:messageId/feedback', {
     schema: { tags, summary: 'Remove your rating of a message', params: messageParams, response: { 204: z.null(), ...problems } },
-    preHandler,
+    onRequest,
     handler: async (request, reply) => {
       await messages.deleteFeedback(principal(request).userId, request.params.id, request.params.messageId);
       return reply.status(204).send(null);

@@ -19,11 +19,11 @@ const tags = ['conversations'];
 /** Conversations. API keys need the `chat` scope. */
 export function conversationsRoutes(app: App, { services, guards }: RouteContext) {
   const { conversations } = services;
-  const preHandler = guards.user({ scope: 'chat' });
+  const onRequest = guards.user({ scope: 'chat' });
 
   app.post('/conversations', {
     schema: { tags, summary: 'Start a conversation', body: createConversationBody, response: { 201: conversationSchema, ...problems } },
-    preHandler,
+    onRequest,
     handler: async (request, reply) => reply.status(201).send(toPublicConversation(await conversations.create(principal(request).userId, request.body))),
   });
 
@@ -35,7 +35,7 @@ export function conversationsRoutes(app: App, { services, guards }: RouteContext
       querystring: conversationsQuery,
       response: { 200: page(conversationSchema), ...problems },
     },
-    preHandler,
+    onRequest,
     handler: async (request) => {
       const { limit, ...filter } = request.query;
       const rows = await conversations.list(principal(request).userId, { ...filter, limit: limit + 1 });
@@ -47,7 +47,7 @@ export function conversationsRoutes(app: App, { services, guards }: RouteContext
 
   app.get('/conversations/:id', {
     schema: { tags, summary: 'One conversation', params: conversationParams, response: { 200: conversationSchema, ...problems } },
-    preHandler,
+    onRequest,
     handler: async (request) => toPublicConversation(await conversations.get(principal(request).userId, request.params.id)),
   });
 
@@ -60,13 +60,13 @@ export function conversationsRoutes(app: App, { services, guards }: RouteContext
       body: updateConversationBody,
       response: { 200: conversationSchema, ...problems },
     },
-    preHandler,
+    onRequest,
     handler: async (request) => toPublicConversation(await conversations.update(principal(request).userId, request.params.id, request.body)),
   });
 
   app.delete('/conversations/:id', {
     schema: { tags, summary: 'Delete a conversation and all its messages', params: conversationParams, response: { 204: z.null(), ...problems } },
-    preHandler,
+    onRequest,
     handler: async (request, reply) => {
       await conversations.delete(principal(request).userId, request.params.id);
       return reply.status(204).send(null);

@@ -17,7 +17,7 @@ export function searchRoutes(app: App, { services, guards }: RouteContext) {
       querystring: searchQuery,
       response: { 200: searchPage, 400: problemSchema, 401: problemSchema, 403: problemSchema },
     },
-    preHandler: guards.user({ scope: 'chat' }),
+    onRequest: guards.user({ scope: 'chat' }),
     handler: async (request) => {
       const { q, limit, cursor: offset } = request.query;
       const hits = await search.search(principal(request).userId, { q, limit: limit + 1, offset });

@@ -20,7 +20,7 @@ export function jobsRoutes(app: App, { services, guards }: RouteContext) {
       params: jobIdParam,
       response: { 200: jobSchema, ...problems },
     },
-    preHandler: guards.user({ scope: 'jobs:read' }),
+    onRequest: guards.user({ scope: 'jobs:read' }),
     handler: async (request) => toJob(await jobs.getOwn(principal(request).userId, request.params.id)),
   });
 
@@ -31,7 +31,7 @@ export function jobsRoutes(app: App, { services, guards }: RouteContext) {
       querystring: jobsQuery,
       response: { 200: z.object({ data: z.array(adminJobSchema), nextCursor: z.string().nullable() }), ...problems },
     },
-    preHandler: admin,
+    onRequest: admin,
     handler: async (request) => {
       const page = await jobs.list(request.query);
       return { data: page.jobs.map(toAdminJob), nextCursor: page.nextCursor };
@@ -40,7 +40,7 @@ export function jobsRoutes(app: App, { services, guards }: RouteContext) {
 
   app.get('/admin/jobs/:id', {
     schema: { tags: ['admin'], summary: 'Any job, with its payload and owner', params: jobIdParam, response: { 200: adminJobSchema, ...problems } },
-    preHandler: admin,
+    onRequest: admin,
     handler: async (request) => {
       const job = await jobs.get(request.params.id);
       if (!job) throw NotFound('Job', 'job_not_found');
@@ -50,13 +50,13 @@ export function jobsRoutes(app: App, { services, guards }: RouteContext) {
 
   app.post('/admin/jobs/:id/retry', {
     schema: { tags: ['admin'], summary: 'Run a dead job again, its attempts reset', params: jobIdParam, response: { 200: adminJobSchema, 409: problemSchema, ...problems } },
-    preHandler: admin,
+    onRequest: admin,
     handler: async (request) => toAdminJob(await jobs.retry(request.params.id)),
   });
 
   app.delete('/admin/jobs/:id', {
     schema: { tags: ['admin'], summary: 'Discard a job that is not running', params: jobIdParam, response: { 204: z.null(), 409: problemSchema, ...problems } },
-    preHandler: admin,
+    onRequest: admin,
     handler: async (request, reply) => {
       await jobs.discard(request.params.id);
       return reply.status(204).send(null);
@@ -65,7 +65,7 @@ export function jobsRoutes(app: App, { services, guards }: RouteContext) {
 
   app.get('/admin/schedules', {
     schema: { tags: ['admin'], summary: 'The cron tasks defined in code, with their next and last firing', response: { 200: z.object({ data: z.array(scheduleSchema) }), ...problems } },
-    preHandler: admin,
+    onRequest: admin,
     handler: async () => ({ data: (await jobs.schedules()).map(toSchedule) }),
   });
 
@@ -76,7 +76,7 @@ export function jobsRoutes(app: App, { services, guards }: RouteContext) {
       querystring: z.object({ limit: z.coerce.number().int().min(1).max(500).default(100) }),
       response: { 200: z.object({ data: z.array(deadLetterSchema) }), ...problems },
     },
-    preHandler: admin,
+    onRequest: admin,
     handler: async (request) => ({ data: await jobs.deadLetters(request.query.limit) }),
   });
 }

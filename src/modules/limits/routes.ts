@@ -19,11 +19,11 @@ export const limitRequests = (limits: RequestLimits) => async (request: FastifyR
 /** Bans: administrators only, with a session. */
 export function limitsRoutes(app: App, { services, guards }: RouteContext) {
   const { limits } = services;
-  const preHandler = guards.admin();
+  const onRequest = guards.admin();
 
   app.get('/admin/bans', {
     schema: { tags, summary: 'List bans, newest first', querystring: bansQuery, response: { 200: page(banSchema), ...problems } },
-    preHandler,
+    onRequest,
     handler: async (request) => {
       const { limit, ...filters } = request.query;
       return toPage(await limits.listBans({ ...filters, limit: limit + 1 }), limit, toBan);
@@ -38,7 +38,7 @@ export function limitsRoutes(app: App, { services, guards }: RouteContext) {
       body: createBanBody,
       response: { 201: banSchema, 404: problemSchema, 409: problemSchema, ...problems },
     },
-    preHandler,
+    onRequest,
     handler: async (request, reply) => {
       const { kind, subject, seconds, reason } = request.body;
       const ban = await limits.ban(kind, subject, seconds, reason, { adminId: principal(request).userId, ...requestContext(request) });
@@ -48,7 +48,7 @@ export function limitsRoutes(app: App, { services, guards }: RouteContext) {
 
   app.delete('/admin/bans/:id', {
     schema: { tags, summary: 'Lift a ban', description: 'The subject may call again at once, with fresh rate-limit counters.', params: idParam, response: { 200: banSchema, 404: problemSchema, ...problems } },
-    preHandler,
+    onRequest,
     handler: async (request) => toBan(await limits.lift(request.params.id, principal(request).userId, requestContext(request))),
   });
 }

@@ -22,18 +22,18 @@ const tags = ['projects'];
 /** Projects (agents) and their prompts. API keys need the `chat` scope. */
 export function projectsRoutes(app: App, { services, guards }: RouteContext) {
   const { projects } = services;
-  const preHandler = guards.user({ scope: 'chat' });
+  const onRequest = guards.user({ scope: 'chat' });
   const me = (request: Parameters<typeof principal>[0]) => principal(request).userId;
 
   app.post('/projects', {
     schema: { tags, summary: 'Create a project', body: createProjectBody, response: { 201: projectSchema, ...problems } },
-    preHandler,
+    onRequest,
     handler: async (request, reply) => reply.status(201).send(toPublicProject(await projects.create(me(request), request.body))),
   });
 
   app.get('/projects', {
     schema: { tags, summary: 'List your projects, newest first', querystring: projectsQuery, response: { 200: page(projectSchema), ...problems } },
-    preHandler,
+    onRequest,
     handler: async (request) => {
       const { limit, cursor } = request.query;
       const rows = await projects.list(me(request), { limit: limit + 1, cursor });
@@ -43,7 +43,7 @@ export function projectsRoutes(app: App, { services, guards }: RouteContext) {
 
   app.get('/projects/:id', {
     schema: { tags, summary: 'One project, with its active prompt', params: projectParams, response: { 200: projectSchema, ...problems } },
-    preHandler,
+    onRequest,
     handler: async (request) => toPublicProject(await projects.get(me(request), request.params.id)),
   });
 
@@ -56,7 +56,7 @@ export function projectsRoutes(app: App, { services, guards }: RouteContext) {
       body: updateProjectBody,
       response: { 200: projectSchema, ...problems },
     },
-    preHandler,
+    onRequest,
     handler: async (request) => toPublicProject(await projects.update(me(request), request.params.id, request.body)),
   });
 
@@ -68,7 +68,7 @@ export function projectsRoutes(app: App, { services, guards }: RouteContext) {
       params: projectParams,
       response: { 204: z.null(), ...problems },
     },
-    preHandler,
+    onRequest,
     handler: async (request, reply) => {
       await projects.delete(me(request), request.params.id);
       return reply.status(204).send(null);
@@ -83,13 +83,13 @@ export function projectsRoutes(app: App, { services, guards }: RouteContext) {
       body: createPromptBody,
       response: { 201: promptSchema, 409: problemSchema, ...problems },
     },
-    preHandler,
+    onRequest,
     handler: async (request, reply) => reply.status(201).send(toPublicPrompt(await projects.createPrompt(me(request), request.params.id, request.body))),
   });
 
   app.get('/projects/:id/prompts', {
     schema: { tags, summary: "A project's prompts, newest first", params: projectParams, querystring: pageQuery, response: { 200: page(promptSchema), ...problems } },
-    preHandler,
+    onRequest,
     handler: async (request) => {
       const { limit, cursor } = request.query;
       return toPage(await projects.listPrompts(me(request), request.params.id, { limit: limit + 1, cursor }), limit, toPublicPrompt);
@@ -98,13 +98,13 @@ export function projectsRoutes(app: App, { services, guards }: RouteContext) {
 
   app.get('/projects/:id/prompts/:promptId', {
     schema: { tags, summary: 'One prompt', params: promptParams, response: { 200: promptSchema, ...problems } },
-    preHandler,
+    onRequest,
     handler: async (request) => toPublicPrompt(await projects.getPrompt(me(request), request.params.id, request.params.promptId)),
   });
 
   app.patch('/projects/:id/prompts/:promptId', {
     schema: { tags, summary: 'Rename or rewrite a prompt', params: promptParams, body: updatePromptBody, response: { 200: promptSchema, 409: problemSchema, ...problems } },
-    preHandler,
+    onRequest,
     handler: async (request) => {
       const { id, promptId } = request.params;
       return toPublicPrompt(await projects.updatePrompt(me(request), id, promptId, request.body));
@@ -119,7 +119,7 @@ export function projectsRoutes(app: App, { services, guards }: RouteContext) {
       params: promptParams,
       response: { 204: z.null(), ...problems },
     },
-    preHandler,
+    onRequest,
     handler: async (request, reply) => {
       await projects.deletePrompt(me(request), request.params.id, request.params.promptId);
       return reply.status(204).send(null);
@@ -128,7 +128,7 @@ export function projectsRoutes(app: App, { services, guards }: RouteContext) {
 
   app.post('/projects/:id/prompts/:promptId/activate', {
     schema: { tags, summary: 'Make a prompt the project\'s system prompt', params: promptParams, response: { 200: projectSchema, ...problems } },
-    preHandler,
+    onRequest,
     handler: async (request) => toPublicProject(await projects.activatePrompt(me(request), request.params.id, request.params.promptId)),
   });
 }

@@ -27,7 +27,7 @@ export function requestsRoutes(app: App, { services, guards }: RouteContext) {
       querystring: requestsQuery,
       response: { 200: requestsReportSchema, ...problems },
     },
-    preHandler: guards.user({ scope: 'usage:read' }),
+    onRequest: guards.user({ scope: 'usage:read' }),
     handler: async (request) => report({ ...request.query, userId: principal(request).userId }),
   });
 
@@ -39,7 +39,7 @@ export function requestsRoutes(app: App, { services, guards }: RouteContext) {
       querystring: adminRequestsQuery,
       response: { 200: requestsReportSchema, ...problems },
     },
-    preHandler: guards.admin(),
+    onRequest: guards.admin(),
     handler: async (request) => report(request.query),
   });
 }

@@ -70,7 +70,7 @@ export function usageRoutes(app: App, { services, guards }: RouteContext) {
       querystring: usageQuery,
       response: { 200: usageReportSchema, ...problems },
     },
-    preHandler: user,
+    onRequest: user,
     handler: async (request) => report({ ...request.query, userId: principal(request).userId }),
   });
 
@@ -81,7 +81,7 @@ export function usageRoutes(app: App, { services, guards }: RouteContext) {
       description: 'Every budget that applies to you: your own (or the default), your API keys\' and your projects\'. Day and month periods follow the timezone in your preferences.',
       response: { 200: z.object({ timezone: z.string(), data: z.array(limitSchema) }), ...problems },
     },
-    preHandler: user,
+    onRequest: user,
     handler: async (request) => {
       const { timezone, limits } = await usage.budgets.limitsOf(principal(request).userId);
       return {
@@ -108,7 +108,7 @@ export function usageRoutes(app: App, { services, guards }: RouteContext) {
       body: ownBudgetBody,
       response: { 200: budgetSchema, 404: problemSchema, ...problems },
     },
-    preHandler: guards.user(),
+    onRequest: guards.user(),
     handler: async (request) => {
       const { scope, subjectId, ...rest } = request.body;
       return toPublicBudget(await usage.budgets.setOwn(principal(request).userId, scope, subjectId, limitsOf(rest)));
@@ -117,7 +117,7 @@ export function usageRoutes(app: App, { services, guards }: RouteContext) {
 
   app.delete('/budgets/:id', {
     schema: { tags, summary: 'Remove a budget from one of your keys or projects', params: budgetParams, response: { 204: z.null(), 404: problemSchema, ...problems } },
-    preHandler: guards.user(),
+    onRequest: guards.user(),
     handler: async (request, reply) => {
       await usage.budgets.deleteOwn(principal(request).userId, request.params.id);
       return reply.status(204).send(null);
@@ -126,7 +126,7 @@ export function usageRoutes(app: App, { services, guards }: RouteContext) {
 
   app.get('/admin/usage', {
     schema: { tags: ['admin'], summary: 'Usage across users', querystring: adminUsageQuery, response: { 200: usageReportSchema, ...problems } },
-    preHandler: admin,
+    onRequest: admin,
     handler: async (request) => report(request.query),
   });
 
@@ -138,7 +138,7 @@ export function usageRoutes(app: App, { services, guards }: RouteContext) {
       querystring: exportQuery,
       produces: ['text/csv'],
     },
-    preHandler: admin,
+    onRequest: admin,
     handler: async (request, reply) => {
       const { from, to } = reportRange(request.query);
       const columns = ['day', 'userId', 'apiKeyId', 'projectId', 'provider', 'model', 'requests', 'failed', 'inputTokens', 'outputTokens', 'cachedTokens', 'costMicros', 'cost', 'unpricedRequests'];
@@ -156,7 +156,7 @@ export function usageRoutes(app: App, { services, guards }: RouteContext) {
 
   app.get('/admin/budgets', {
     schema: { tags: ['admin'], summary: 'A user\'s budgets, or the defaults', querystring: adminBudgetsQuery, response: { 200: z.object({ data: z.array(budgetSchema) }), ...problems } },
-    preHandler: admin,
+    onRequest: admin,
     handler: async (request) => ({ data: (await usage.budgets.listAll(request.query.userId)).map(toPublicBudget) }),
   });
 
@@ -167,7 +167,7 @@ export function usageRoutes(app: App, { services, guards }: RouteContext) {
       body: adminBudgetBody,
       response: { 200: budgetSchema, 404: problemSchema, ...problems },
     },
-    preHandler: admin,
+    onRequest: admin,
     handler: async (request) => {
       const { userId, ...rest } = request.body;
       return toPublicBudget(await usage.budgets.setForUser(userId, limitsOf(rest)));
@@ -184,7 +184,7 @@ export function usageRoutes(app: App, { services, guards }: RouteContext) {
       querystring: abuseFlagsQuery,
       response: { 200: page(abuseFlagSchema), ...problems },
     },
-    preHandler: admin,
+    onRequest: admin,
     handler: async (request) => {
       const { limit, ...filters } = request.query;
       return toPage(await usage.abuse.list({ ...filters, limit: limit + 1 }), limit, toFlag);
@@ -193,7 +193,7 @@ export function usageRoutes(app: App, { services, guards }: RouteContext) {
 
   app.post('/admin/abuse-flags/:id/clear', {
     schema: { tags: ['admin'], summary: 'Clear a flag (idempotent)', params: budgetParams, response: { 200: abuseFlagSchema, 404: problemSchema, ...problems } },
-    preHandler: admin,
+    onRequest: admin,
     handler: async (request) => toFlag(await usage.abuse.clear(request.params.id, principal(request).userId)),
   });
 
@@ -204,13 +204,13 @@ export function usageRoutes(app: App, { services, guards }: RouteContext) {
       description: 'The worker runs it every hour; this runs it at once and returns the flags it raised.',
       response: { 200: z.object({ raised: z.array(abuseFlagSchema) }), ...problems },
     },
-    preHandler: admin,
+    onRequest: admin,
     handler: async () => ({ raised: (await usage.abuse.run()).map(toFlag) }),
   });
 
   app.delete('/admin/budgets/:id', {
     schema: { tags: ['admin'], summary: 'Remove any budget', params: budgetParams, response: { 204: z.null(), 404: problemSchema, ...problems } },
-    preHandler: admin,
+    onRequest: admin,
     handler: async (request, reply) => {
       await usage.budgets.deleteAny(request.params.id);
       return reply.status(204).send(null);

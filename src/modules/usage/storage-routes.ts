@@ -17,7 +17,7 @@ export function storageRoutes(app: App, { services, guards }: RouteContext) {
       description: 'Conversations, messages, projects and prompts: how many, and the UTF-8 bytes of their text. Exact, computed when asked.',
       response: { 200: storageSchema, ...problems },
     },
-    preHandler: guards.user({ scope: 'usage:read' }),
+    onRequest: guards.user({ scope: 'usage:read' }),
     handler: async (request) => storageReport.of(principal(request).userId),
   });
 
@@ -29,7 +29,7 @@ export function storageRoutes(app: App, { services, guards }: RouteContext) {
       querystring: adminStorageQuery,
       response: { 200: z.object({ data: z.array(storageSchema), nextCursor: z.string().nullable() }), 404: problemSchema, ...problems },
     },
-    preHandler: guards.admin(),
+    onRequest: guards.admin(),
     handler: async (request) => {
       const { userId, limit, cursor } = request.query;
       if (userId) {

@@ -11,13 +11,13 @@ export function usersRoutes(app: App, { services, guards }: RouteContext) {
 
   app.get('/users/me', {
     schema: { tags: ['users'], summary: 'The signed-in user', response: { 200: userSchema, 401: problemSchema } },
-    preHandler: guards.user({ scope: 'profile:read' }),
+    onRequest: guards.user({ scope: 'profile:read' }),
     handler: async (request) => toPublicUser(await users.require(principal(request).userId)),
   });
 
   app.patch('/users/me', {
     schema: { tags: ['users'], summary: 'Update your profile', body: updateMeBody, response: { 200: userSchema, 400: problemSchema, 401: problemSchema } },
-    preHandler: guards.user({ scope: 'profile:write' }),
+    onRequest: guards.user({ scope: 'profile:write' }),
     handler: async (request) => toPublicUser(await users.updateProfile(principal(request).userId, request.body)),
   });
 
@@ -31,7 +31,7 @@ export function usersRoutes(app: App, { services, guards }: RouteContext) {
       body: deleteMeBody,
       response: { 204: z.null(), 400: problemSchema, 401: problemSchema, 403: problemSchema, 429: problemSchema },
     },
-    preHandler: guards.user(),
+    onRequest: guards.user(),
     handler: async (request, reply) => {
       await account.delete(principal(request), request.body, requestContext(request));
       return reply.status(204).send(null);
@@ -40,7 +40,7 @@ export function usersRoutes(app: App, { services, guards }: RouteContext) {
 
   app.get('/users/me/preferences', {
     schema: { tags: ['users'], summary: 'Your preferences, with defaults filled in', response: { 200: preferencesSchema, 401: problemSchema, 403: problemSchema } },
-    preHandler: guards.user({ scope: 'profile:read' }),
+    onRequest: guards.user({ scope: 'profile:read' }),
     handler: async (request) => users.preferences(principal(request).userId),
   });
 
@@ -52,7 +52,7 @@ export function usersRoutes(app: App, { services, guards }: RouteContext) {
       body: preferencesPatchSchema,
       response: { 200: preferencesSchema, 400: problemSchema, 401: problemSchema, 403: problemSchema },
     },
-    preHandler: guards.user({ scope: 'profile:write' }),
+    onRequest: guards.user({ scope: 'profile:write' }),
     handler: async (request) => users.updatePreferences(principal(request).userId, request.body),
   });
 }

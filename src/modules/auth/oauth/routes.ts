@@ -30,7 +30,7 @@ export function oauthRoutes(app: App, { deps, services }: RouteContext) {
       querystring: authorizeQuery,
       response: { 200: authorizeUrl, ...problems },
     },
-    preHandler: rateLimit(authLimits.oauth, byIp),
+    onRequest: rateLimit(authLimits.oauth, byIp),
     handler: async (request, reply) => {
       const { url, state, expiresIn } = await oauth.start(request.params.provider, request.query.redirectTo);
       oauthFlowCookie.set(reply, state, deps.config, expiresIn);
@@ -53,7 +53,7 @@ export function oauthRoutes(app: App, { deps, services }: RouteContext) {
       querystring: callbackQuery,
       response: { 200: z.union([sessionTokens, mfaChallenge]), ...problems },
     },
-    preHandler: rateLimit(authLimits.login, byIp),
+    onRequest: rateLimit(authLimits.login, byIp),
     handler: async (request, reply) => {
       const query = new URLSearchParams(request.url.split('?')[1] ?? '');
       const { result, redirectTo } = await oauth.complete(request.params.provider, query, requestContext(request), oauthFlowCookie.read(request));
