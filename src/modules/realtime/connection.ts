@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import { AppError } from '../../errors.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
@@ -90,7 +91,7 @@ export function acceptConnection(socket: WebSocket, offered: string | undefined,
     const p = await verify(token, d.admit);
     if (p instanceof AppError) return close(closeCodeOf(p), p.code);
     if (!open()) return;
-    const c: Client = { userId: p.userId, socket, topics: new Set() };
+    const c: Client = { id: randomUUID(), userId: p.userId, socket, topics: new Set() };
     if (!(await d.gateway.join(c))) return close(CLOSE.tooMany, 'too many connections for this user');
     if (!open()) return d.gateway.leave(c);
     clearTimeout(authTimer);

@@ -4,6 +4,7 @@ import type { Logger } from '../../platform/observability/logger.ts';
 import { CLOSE, frames } from './protocol.ts';
 import { decodeDelivery, userChannel } from './relay.ts';
 import type { RealtimeSettings } from './settings.ts';
+import type { ConnectionSlots } from './slots.ts';
 
 const OPEN = 1;
 /** How long a socket closed for being slow, or at shutdown, may take to finish the closing handshake. */
@@ -12,6 +13,8 @@ const HEARTBEAT_SLICES = 10;
 
 /** An authenticated socket and the topics it is subscribed to. */
 export interface Client {
+  /** Unique per socket: names its connection slot. */
+  id: string;
   userId: string;
   socket: WebSocket;
   topics: Set<string>;
@@ -28,7 +31,7 @@ interface UserSockets {
  * to (one fanout subscription per user with at least one socket here), event
  * delivery with backpressure, heartbeats and shutdown.
  */
-export function createGateway(d: { fanout: Fanout; settings: RealtimeSettings; logger: Logger }) {
+export function createGateway(d: { fanout: Fanout; slots: ConnectionSlots; settings: RealtimeSettings; logger: Logger }) {
   const { settings } = d;
   const users = new Map<string, UserSockets>();
   /** Every open socket, authenticated or not: whether it answered the last ping, and its heartbeat slice. */
@@ -67,7 +70,9 @@ export function createGateway(d: { fanout: Fanout; settings: RealtimeSettings; l
 
   function leave(client: Client): void {
     const entry = users.get(client.userId);
-    if (!entry?.clients.delete(client) || entry.clients.size > 0) return;
+    if (!entry?.clients.delete(client)) return;
+    void d.slots.release(client.userId, client.id);
+    if (entry.clients.size > 0) return;
     users.delete(client.userId);
     entry.listening.then((stop) => stop()).catch((err) => d.logger.warn({ err, userId: client.userId }, 'could not stop listening to a user channel'));
   }
@@ -103,12 +108,11 @@ export function createGateway(d: { fanout: Fanout; settings: RealtimeSettings; l
     /**
      * Adds an authenticated socket; resolves once its user's channel is listened
      * to, so every event relayed afterwards reaches it. False when the user
-     * already has the most sockets allowed here.
+     * already holds the most sockets allowed (across the cluster with Redis).
      */
     async join(client: Client): Promise<boolean> {
+      if (!(await d.slots.take(client.userId, client.id))) return false;
       let entry = users.get(client.userId);
-      const limit = settings.maxConnectionsPerUser;
-      if (entry && limit > 0 && entry.clients.size >= limit) return false;
       if (!entry) {
         const created: UserSockets = { clients: new Set(), listening: undefined! };
         created.listening = d.fanout.subscribe(userChannel(client.userId), (message) => deliver(created, message));
@@ -146,6 +150,7 @@ export function createGateway(d: { fanout: Fanout; settings: RealtimeSettings; l
       const entries = [...users.values()];
       users.clear();
       await Promise.allSettled(entries.map(async (e) => (await e.listening)()));
+      await d.slots.close();
     },
   };
 }

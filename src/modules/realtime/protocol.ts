@@ -24,7 +24,7 @@ export const CLOSE = {
   forbidden: 4403,
   /** No `auth` message within WS_AUTH_TIMEOUT_MS. */
   authTimeout: 4408,
-  /** WS_MAX_CONNECTIONS_PER_USER sockets already open on this instance, or rate limited. */
+  /** WS_MAX_CONNECTIONS_PER_USER sockets already open for the user (across the cluster with Redis), or rate limited. */
   tooMany: 4429,
 } as const;
 

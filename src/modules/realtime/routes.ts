@@ -9,6 +9,7 @@ import { acceptConnection, type ConnectionDeps } from './connection.ts';
 import { createGateway, type Gateway } from './gateway.ts';
 import { SUBPROTOCOL, subprotocolToken } from './protocol.ts';
 import { createRelay } from './relay.ts';
+import { memorySlots, redisSlots } from './slots.ts';
 import { createTopicAccess } from './topics.ts';
 
 const DESCRIPTION = [
@@ -60,7 +61,10 @@ function upgradeCredential(request: FastifyRequest, allowedOrigins: string[]): s
 /** GET /v1/ws: the real-time gateway (protocol in protocol.ts and the README). Relays bus events while the app runs. */
 export function realtimeRoutes(app: App, { deps, services }: RouteContext) {
   const settings = deps.config.realtime;
-  const gateway = createGateway({ fanout: deps.fanout, settings, logger: deps.logger });
+  const limit = settings.maxConnectionsPerUser;
+  // With Redis, instances share a load balancer's sockets: the limit holds across them.
+  const slots = deps.redis ? redisSlots(deps.redis, deps.config.redisPrefix, { limit, logger: deps.logger }) : memorySlots(limit);
+  const gateway = createGateway({ fanout: deps.fanout, slots, settings, logger: deps.logger });
   const relay = createRelay(deps);
   const shared = {
     gateway,

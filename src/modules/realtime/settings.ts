@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 export interface RealtimeSettings {
-  /** Open sockets per user on one instance; one more is closed with 4429. 0: no limit. */
+  /** Open sockets per user, across every instance sharing the Redis (else in this process); one more is closed with 4429. 0: no limit. */
   maxConnectionsPerUser: number;
   /** A socket not authenticated this long after it opened is closed with 4408. */
   authTimeoutMs: number;

@@ -2,22 +2,35 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { startApp, type TestApp } from '../../support/app.ts';
+import { eventually } from '../../support/eventually.ts';
 import { createUser } from '../../support/factories.ts';
-import { connectAs, subscribe, type Frame, type WsClient } from '../../support/ws.ts';
+import { connectAs, connectWs, subscribe, type Frame, type WsClient } from '../../support/ws.ts';
 
 const skip = process.env.DATABASE_URL && process.env.REDIS_URL ? false : 'needs PostgreSQL and Redis (DATABASE_URL and REDIS_URL)';
 
 describe('realtime: two instances sharing PostgreSQL and Redis', { skip }, () => {
   let a: TestApp;
   let b: TestApp;
+  // The other tests here hold at most two sockets per user at once.
+  const env = { WS_MAX_CONNECTIONS_PER_USER: '2' };
   before(async () => {
-    a = await startApp({ backend: 'postgres' });
-    b = await startApp({ sharedWith: a });
+    a = await startApp({ backend: 'postgres', env });
+    b = await startApp({ sharedWith: a, env });
   });
   after(async () => {
     await b?.close();
     await a?.close();
   });
+
+  /** Opens one more socket of the user: how it was closed, or the `ready` frame if it was let in (and then closed). */
+  async function oneMore(t: TestApp, token: string): Promise<{ code: number; reason: string } | Frame> {
+    const c = await connectWs(t);
+    c.send({ type: 'auth', token });
+    return c.next((f) => f.type === 'ready').then(
+      async (f) => (await c.close(), f),
+      () => c.closed,
+    );
+  }
 
   const marked = (marker: string) => (f: Frame) => f.type === 'event' && f.event.payload.fields?.[0] === marker;
   async function publishMarker(t: TestApp, userId: string, ...sockets: WsClient[]) {
@@ -68,5 +81,20 @@ describe('realtime: two instances sharing PostgreSQL and Redis', { skip }, () =>
     assert.equal((await subscribe(o, `conversation:${conv}`)).code, 'not_found');
     assert.equal((await subscribe(o, `job:${job.id}`)).code, 'not_found');
     await Promise.all([s.close(), o.close()]);
+  });
+
+  test('WS_MAX_CONNECTIONS_PER_USER holds across instances: one socket on each, a third on either closes with 4429; a closed one frees its slot', async () => {
+    const u = await createUser(a);
+    const onA = await connectAs(a, u.accessToken);
+    const onB = await connectAs(b, u.accessToken);
+    for (const t of [a, b]) assert.deepEqual(await oneMore(t, u.accessToken), { code: 4429, reason: 'too many connections for this user' });
+    // Another user is not affected.
+    const other = await createUser(b);
+    await (await connectAs(a, other.accessToken)).close();
+    await onA.close();
+    // A's release and B's next take travel on different Redis connections: B sees the slot free soon, not at once.
+    const again = await eventually(() => connectAs(b, u.accessToken));
+    assert.deepEqual(await oneMore(a, u.accessToken), { code: 4429, reason: 'too many connections for this user' });
+    await Promise.all([onB.close(), again.close()]);
   });
 });
