@@ -22,7 +22,8 @@ export function installNulGuard(app: FastifyInstance) {
       done(null, value);
     });
   });
-  app.addHook('onRequest', (request, _reply, done) => {
+  // After the route's own onRequest hooks (authentication): a stranger gets a 401 whatever the URL holds.
+  app.addHook('preValidation', (request, _reply, done) => {
     done(request.url.includes('%00') ? nulError('URL', request.url.split('?')[0]!) : undefined);
   });
 }

@@ -52,6 +52,11 @@ describe('authentication before validation', () => {
     });
   }
 
+  test('a NUL in the URL from a stranger is a 401 too', async () => {
+    const res = await t.api('GET', '/v1/search?q=a%00b');
+    assert.equal(res.status, 401, res.text);
+  });
+
   test('with a valid credential the same bodies are 400s', async () => {
     const wrong = await t.api('POST', '/v1/conversations', { token: u.accessToken, raw: bodies[0]!.raw });
     assert.equal(wrong.status, 400);
