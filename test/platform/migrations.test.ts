@@ -5,8 +5,6 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, test } from 'node:test';
 import { sql } from 'drizzle-orm';
-import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
-import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import { openDatabase, type Database } from '../../src/platform/db/database.ts';
 import { createUsageRecorder } from '../../src/modules/usage/recorder.ts';
 import { freshPostgresDatabase } from '../support/app.ts';
@@ -27,13 +25,6 @@ function migrationsBefore(tag: string): { folder: string; remove(): void } {
   return { folder, remove: () => rmSync(folder, { recursive: true, force: true }) };
 }
 
-/** Same migrator calls as database.ts, on another folder. */
-function migrateFrom(database: Database, migrationsFolder: string): Promise<void> {
-  return database.kind === 'pglite'
-    ? migratePglite(database.db as never, { migrationsFolder })
-    : migratePg(database.db as never, { migrationsFolder });
-}
-
 const rowsOf = <T>(result: unknown) => (result as { rows: T[] }).rows;
 
 /**
@@ -43,7 +34,7 @@ const rowsOf = <T>(result: unknown) => (result as { rows: T[] }).rows;
 async function checkBytesSplitUpgrade(database: Database): Promise<void> {
   const before = migrationsBefore('0005_api_request_bytes_split');
   try {
-    await migrateFrom(database, before.folder);
+    await database.migrate(before.folder);
   } finally {
     before.remove();
   }
