@@ -53,9 +53,11 @@ export function generationRoutes(app: App, { services, guards }: RouteContext) {
     const gone = new AbortController();
     reply.raw.on('close', () => gone.abort());
     const outcome = await generation.outcome(message, AbortSignal.any([gone.signal, closing.signal]));
-    if (!outcome && closing.signal.aborted) throw new AppError(503, 'shutting_down', 'Service unavailable', 'The server is shutting down; follow the answer through its /stream');
-    // The stream ended with no outcome: the generation could not record one (its database write failed).
-    if (!outcome) throw new AppError(502, 'outcome_unknown', 'The answer failed', 'The answer ended without an outcome; read the message again later or regenerate it', { extra: { messageId } });
+    if (!outcome) {
+      if (closing.signal.aborted) throw new AppError(503, 'shutting_down', 'Service unavailable', 'The server is shutting down; follow the answer through its /stream');
+      // The stream ended with no outcome: the generation could not record one (its database write failed).
+      throw new AppError(502, 'outcome_unknown', 'The answer failed', 'The answer ended without an outcome; read the message again later or regenerate it', { extra: { messageId } });
+    }
     if (outcome.type === 'error') throw new AppError(502, outcome.code, 'The answer failed', outcome.message, { extra: { messageId: outcome.messageId } });
     return reply.status(201).send(outcome.message);
   }

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { after, describe, test } from 'node:test';
-import { Redis } from 'ioredis';
 import { memorySlots, redisSlots, type ConnectionSlots, type RedisSlotOptions } from '../../../src/modules/realtime/slots.ts';
 import { createLogger } from '../../../src/platform/observability/logger.ts';
+import { openRedis, type Redis } from '../../../src/platform/redis/redis.ts';
 import { dropRedisKeys } from '../../support/redis.ts';
 import { eventually } from '../../support/eventually.ts';
 
@@ -14,7 +14,7 @@ const instances: ConnectionSlots[] = [];
 
 /** An instance of its own: its own Redis connection and instance id. */
 function instance(opts: Omit<RedisSlotOptions, 'logger'>): { slots: ConnectionSlots; redis: Redis } {
-  const redis = new Redis(process.env.REDIS_URL!);
+  const redis = openRedis(process.env.REDIS_URL!);
   clients.push(redis);
   const slots = redisSlots(redis, prefix, { logger, ...opts });
   instances.push(slots);
