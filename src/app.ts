@@ -12,58 +12,18 @@ import {
 } from 'fastify-type-provider-zod';
 import type { Deps } from './deps.ts';
 import { createGuards } from './http/guards.ts';
+import { createIdempotency } from './http/idempotency.ts';
 import { installNulGuard } from './http/nul-guard.ts';
 import { installProblemHandlers, sendProblem } from './http/problem.ts';
 import { trafficOf } from './http/traffic.ts';
-import type { App, RouteContext } from './http/types.ts';
-import { adminRoutes } from './modules/admin/routes.ts';
-import { gatewayRoutes } from './modules/ai/gateway-routes.ts';
-import { aiRoutes } from './modules/ai/routes.ts';
-import { apiKeysRoutes } from './modules/api-keys/routes.ts';
-import { oauthRoutes } from './modules/auth/oauth/routes.ts';
-import { accountRoutes } from './modules/auth/account-routes.ts';
-import { authRoutes, jwksRoute } from './modules/auth/routes.ts';
-import { messagesRoutes } from './modules/chat/message-routes.ts';
-import { conversationsRoutes } from './modules/chat/routes.ts';
-import { generationRoutes } from './modules/chat/generation-routes.ts';
-import { searchRoutes } from './modules/chat/search-routes.ts';
-import { healthRoutes } from './modules/health/routes.ts';
-import { limitRequests, limitsRoutes } from './modules/limits/routes.ts';
-import { projectsRoutes } from './modules/projects/routes.ts';
-import { realtimeRoutes } from './modules/realtime/routes.ts';
-import { usersRoutes } from './modules/users/routes.ts';
-import { createServices, type Services } from './services.ts';
-import { usageRoutes } from './modules/usage/routes.ts';
-import { requestsRoutes } from './modules/usage/requests-routes.ts';
-import { storageRoutes } from './modules/usage/storage-routes.ts';
-import { jobsRoutes } from './modules/jobs/routes.ts';
-
-/** The routes of every module under /v1, in one list so the API's shape is visible at a glance. */
-const V1_MODULES: Array<(app: App, ctx: RouteContext) => void> = [
-  authRoutes,
-  accountRoutes,
-  oauthRoutes,
-  usersRoutes,
-  apiKeysRoutes,
-  adminRoutes,
-  limitsRoutes,
-  projectsRoutes,
-  conversationsRoutes,
-  messagesRoutes,
-  generationRoutes,
-  searchRoutes,
-  aiRoutes,
-  gatewayRoutes,
-  usageRoutes,
-  requestsRoutes,
-  storageRoutes,
-  realtimeRoutes,
-  jobsRoutes,
-];
+import type { App } from './http/types.ts';
+import { limitRequests } from './modules/limits/index.ts';
+import { MODULES } from './modules/index.ts';
+import { createServices, moduleContext, startServices, stopServices, type Services } from './services.ts';
 
 /** Builds the HTTP app over ready deps. Does not listen. */
 export async function buildApp(deps: Deps, services: Services = createServices(deps)): Promise<App> {
-  await services.keys.init();
+  await startServices(deps, services);
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     bodyLimit: deps.config.bodyLimit,
@@ -101,7 +61,7 @@ export async function buildApp(deps: Deps, services: Services = createServices(d
   });
   // After the server has stopped and in-flight requests have ended: nothing metered is lost.
   app.addHook('onClose', async () => {
-    await services.usage.close();
+    await stopServices(services);
   });
 
   await app.register(fastifyCookie);
@@ -127,13 +87,14 @@ export async function buildApp(deps: Deps, services: Services = createServices(d
     allowedOrigins: deps.config.allowedOrigins,
     afterAuthenticate: limitRequests(services.limits),
   });
-  const ctx: RouteContext = { deps, services, guards };
+  const idempotency = createIdempotency(deps.db);
+  // Each module's routes see its own services and those it named, never the whole map or the adapters.
+  const contextOf = (m: (typeof MODULES)[number]) => ({ services: moduleContext(deps, services, m).services, guards, idempotency, config: deps.config });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
-  healthRoutes(app, ctx);
-  jwksRoute(app, ctx);
+  for (const m of MODULES) await m.rootRoutes?.(app, contextOf(m));
   await app.register(
     async (v1) => {
-      for (const register of V1_MODULES) register(v1 as App, ctx);
+      for (const m of MODULES) await m.routes?.(v1 as App, contextOf(m));
     },
     { prefix: '/v1' },
   );

@@ -2,8 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from './config.ts';
 import { openDatabase, type Database, type Db } from './platform/db/database.ts';
 import { memoryBroadcast, redisBroadcast, type Broadcast } from './platform/broadcast/broadcast.ts';
-import type { EventBus } from './platform/bus/bus.ts';
-import { memoryFanout, redisFanout, type Fanout } from './platform/bus/fanout.ts';
+import { announcer, type Announce, type EventBus } from './platform/bus/bus.ts';
 import { memoryBus } from './platform/bus/memory-bus.ts';
 import { redisBus } from './platform/bus/redis-bus.ts';
 import { Cipher } from './platform/crypto/cipher.ts';
@@ -30,12 +29,12 @@ export interface Deps {
   limiters: LimiterFactory;
   /** Per-generation event logs any instance can replay and follow (stream resume). */
   streams: StreamBuffer;
-  /** At-most-once notices to every process (cache invalidation). */
+  /** At-most-once messages by topic to every process listening: cache invalidation, real-time fan-out to sockets. */
   broadcast: Broadcast;
   /** Reliable domain events to consumer groups (at least once, retries, dead letters). */
   bus: EventBus;
-  /** At-most-once messages by topic to every process listening (real-time fan-out to sockets). */
-  fanout: Fanout;
+  /** Publishes a domain event in the background, logging a failure (for code that must not wait on the bus). */
+  announce: Announce;
   mailer: Mailer;
   /** Background jobs: BullMQ with Redis, else a queue in the database. Handlers run only after `queue.start()` (worker role). */
   queue: JobQueue;
@@ -60,9 +59,8 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
   const redis = config.redisUrl ? openRedis(config.redisUrl) : undefined;
   const streamOpts = { retentionSeconds: config.chat.streamRetentionSeconds, maxLiveSeconds: config.chat.maxStreamSeconds + config.chat.streamRetentionSeconds };
   const streams = redis ? redisStreamBuffer(redis, config.redisPrefix, streamOpts) : memoryStreamBuffer(streamOpts);
-  const broadcast = redis ? await redisBroadcast(redis, config.redisPrefix, logger) : memoryBroadcast(logger);
+  const broadcast = redis ? redisBroadcast(redis, config.redisPrefix, logger) : memoryBroadcast(logger);
   const bus = redis ? redisBus(redis, config.redisPrefix, logger, config.bus) : memoryBus(logger, config.bus);
-  const fanout = redis ? redisFanout(redis, config.redisPrefix, logger) : memoryFanout(logger);
   const queue = config.redisUrl
     ? bullmqQueue({ redisUrl: config.redisUrl, redisPrefix: config.redisPrefix, db: database.db, logger, listenUrl: config.databaseUrl, lockMs: config.jobs.lockMs })
     : dbQueue({ db: database.db, logger, listenUrl: config.databaseUrl, lockMs: config.jobs.lockMs });
@@ -77,7 +75,7 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
     streams,
     broadcast,
     bus,
-    fanout,
+    announce: announcer(bus, logger),
     mailer,
     queue,
     scheduler,
@@ -89,7 +87,6 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
       await queue.close();
       await mailer.close();
       await bus.close();
-      await fanout.close();
       await streams.close();
       await broadcast.close();
       if (redis) await redis.quit().catch(() => redis.disconnect());

@@ -52,3 +52,6 @@ export const QuotaExceeded = (detail: string, code = 'quota_exceeded', extra?: R
 
 export const UpstreamFailed = (detail: string, code = 'upstream_failed', extra?: Record<string, unknown>) =>
   new AppError(502, code, 'Upstream failed', detail, { extra });
+
+/** A bad environment at start: the message names every bad variable. */
+export class ConfigError extends Error {}

@@ -5,7 +5,7 @@ import { AppError } from './errors.ts';
 import { createDeps, type Deps } from './deps.ts';
 import { adminCommand } from './cli/admin.ts';
 import { defineSchedules, startWorker } from './worker.ts';
-import { createServices } from './services.ts';
+import { createServices, stopServices } from './services.ts';
 
 const USAGE = `Usage: parley <command>
 
@@ -80,7 +80,7 @@ async function run(config: Config, roles: { http: boolean; worker: boolean }): P
     await app?.close();
     await worker?.stop();
     // Without HTTP there is no app whose close writes the pending usage events.
-    if (!app) await services.usage.close();
+    if (!app) await stopServices(services);
     await deps.close();
   });
 }

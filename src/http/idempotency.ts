@@ -5,7 +5,7 @@ import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { AppError, Conflict, ValidationError } from '../errors.ts';
 import type { Db } from '../platform/db/database.ts';
-import { idempotencyKeys } from '../modules/chat/schema.ts';
+import { idempotencyKeys } from './schema.ts';
 
 /** The `Idempotency-Key` request header, as routes declare it (loose: the validated object replaces request.headers). */
 export const idempotencyHeaders = z.looseObject({

@@ -29,7 +29,7 @@ describe('loadConfig', () => {
     assert.deepEqual(c.allowedOrigins, ['http://localhost:3000']);
     assert.equal(c.auth.accessTtl, 900);
     assert.deepEqual(c.auth.rateLimit, { perIp: 30, perAccount: 10, windowSeconds: 900 });
-    assert.deepEqual(c.oauth.providers, []);
+    assert.deepEqual(c.auth.oauth.providers, []);
   });
 
   test('the token issuer is PUBLIC_URL when set, else a constant that does not depend on the port', () => {
@@ -95,7 +95,7 @@ describe('loadConfig', () => {
       OIDC_CLIENT_ID: 'o-id',
       OIDC_CLIENT_SECRET: 'o-secret',
     });
-    const byId = Object.fromEntries(c.oauth.providers.map((p) => [p.id, p]));
+    const byId = Object.fromEntries(c.auth.oauth.providers.map((p) => [p.id, p]));
     assert.deepEqual(Object.keys(byId).sort(), ['corp', 'github', 'microsoft']);
     assert.equal(byId.corp!.issuer, 'https://sso.example.com');
     assert.equal(byId.microsoft!.issuer, 'https://login.microsoftonline.com/contoso/v2.0');

@@ -1,21 +1,21 @@
 import { principal, requestContext } from '../../http/guards.ts';
 import { idParam, page, toPage } from '../../http/pagination.ts';
 import { problemSchema } from '../../http/problem.ts';
-import type { App, RouteContext } from '../../http/types.ts';
+import type { App } from '../../http/types.ts';
+import type { RouteContext } from '../module.ts';
 import type { OutboxRow } from '../../platform/mail/outbox.ts';
-import type { auditLog } from '../audit/schema.ts';
-import { userSchema } from '../users/contracts.ts';
-import { toPublicUser } from '../users/service.ts';
+import type { AuditRow } from '../audit/index.ts';
+import { toPublicUser, userSchema } from '../users/index.ts';
 import { adminUsersQuery, auditEntrySchema, auditQuery, outboxMessageSchema, outboxQuery, setRoleBody } from './contracts.ts';
 
 const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema };
 const tags = ['admin'];
 
-const toAuditEntry = (e: typeof auditLog.$inferSelect) => ({ ...e, createdAt: e.createdAt.toISOString() });
+const toAuditEntry = (e: AuditRow) => ({ ...e, createdAt: e.createdAt.toISOString() });
 const toOutboxMessage = (m: OutboxRow) => ({ ...m, sentAt: m.sentAt?.toISOString() ?? null, createdAt: m.createdAt.toISOString() });
 
 /** Administrators only, and only with a session: API keys are refused here whatever their scopes. */
-export function adminRoutes(app: App, { services, guards }: RouteContext) {
+export function adminRoutes(app: App, { services, guards }: RouteContext<'admin'>) {
   const { admin } = services;
   const onRequest = guards.admin();
 

@@ -1,5 +1,5 @@
 import { UpstreamFailed } from '../../errors.ts';
-import type { FailedAttempt } from '../chat/schema.ts';
+import type { FailedAttempt } from './types.ts';
 import { AttemptError } from './attempt-error.ts';
 import { runAttempt, type AttemptResult } from './attempt.ts';
 import type { ChatModel } from './chat-model.ts';

@@ -5,7 +5,8 @@ import { z } from 'zod';
 import { AppError, NotFound } from '../../errors.ts';
 import { principal } from '../../http/guards.ts';
 import { drained, takeOverForEvents } from '../../http/sse.ts';
-import type { App, RouteContext } from '../../http/types.ts';
+import type { App } from '../../http/types.ts';
+import type { RouteContext } from '../module.ts';
 import {
   completionBody,
   openAiError,
@@ -27,7 +28,7 @@ type Finish = Extract<ChatEvent, { type: 'finish' }>;
  * fallback and accounting. Errors here are OpenAI-shaped, not problem+json:
  * that is what those SDKs parse.
  */
-export function gatewayRoutes(app: App, ctx: RouteContext) {
+export function gatewayRoutes(app: App, ctx: RouteContext<'ai' | 'limits'>) {
   const { guards } = ctx;
   const ai = ctx.services.ai;
   const created = Math.floor(Date.now() / 1000);

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { problemSchema } from '../../http/problem.ts';
-import type { App, RouteContext } from '../../http/types.ts';
+import type { App } from '../../http/types.ts';
+import type { RouteContext } from '../module.ts';
 
 const modelInfoSchema = z
   .object({
@@ -17,7 +18,7 @@ const modelInfoSchema = z
   .meta({ id: 'ModelInfo' });
 
 /** Parley's own view of the AI module: the catalog with limits and prices. */
-export function aiRoutes(app: App, { services, guards }: RouteContext) {
+export function aiRoutes(app: App, { services, guards }: RouteContext<'ai'>) {
   app.get('/ai/models', {
     schema: {
       tags: ['ai'],

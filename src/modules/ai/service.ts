@@ -7,7 +7,7 @@ import { streamWithFallback, type Link } from './fallback.ts';
 import { createProviderRegistry } from './providers.ts';
 import type { AiSettings } from './settings.ts';
 import { countPromptTokens, countTextTokens } from './tokens.ts';
-import type { FailedAttempt } from '../chat/schema.ts';
+import type { FailedAttempt } from './types.ts';
 import { AppError } from '../../errors.ts';
 import type { Ai, CallOutcome, ChatEvent, ChatRequest, Metering, ModelInfo, Usage } from './types.ts';
 

@@ -1,4 +1,3 @@
-import type { FailedAttempt } from '../chat/schema.ts';
 
 /**
  * The contract between the AI module (providers, catalog, fallback) and its
@@ -127,4 +126,14 @@ export interface Ai {
   streamChat(request: ChatRequest): AsyncIterable<ChatEvent>;
   /** Tokens of a text as the model's tokenizer counts them (approximate for non-OpenAI models). */
   countTokens(modelId: string, text: string): number;
+}
+
+/** One provider attempt that failed before another answered (or all failed), as stored with the message. */
+export interface FailedAttempt {
+  provider: string;
+  model: string;
+  error: string;
+  code: string;
+  status?: number;
+  at: string;
 }

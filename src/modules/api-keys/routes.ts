@@ -2,14 +2,15 @@ import { z } from 'zod';
 import { principal, requestContext } from '../../http/guards.ts';
 import { idParam, page, pageQuery, toPage } from '../../http/pagination.ts';
 import { problemSchema } from '../../http/problem.ts';
-import type { App, RouteContext } from '../../http/types.ts';
+import type { App } from '../../http/types.ts';
+import type { RouteContext } from '../module.ts';
 import { apiKeySchema, createApiKeyBody, createdApiKeySchema } from './contracts.ts';
 import { toPublicApiKey } from './service.ts';
 
 const problems = { 401: problemSchema, 403: problemSchema };
 
 /** Managing keys needs a signed-in session: the guard names no scope, so an API key cannot manage keys. */
-export function apiKeysRoutes(app: App, { services, guards }: RouteContext) {
+export function apiKeysRoutes(app: App, { services, guards }: RouteContext<'apiKeys'>) {
   const { apiKeys } = services;
 
   app.post('/api-keys', {

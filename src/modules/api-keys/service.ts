@@ -1,12 +1,12 @@
 import { timingSafeEqual } from 'node:crypto';
-import { and, desc, eq, lt, or, isNull, type SQL } from 'drizzle-orm';
+import { and, desc, eq, gte, lt, or, isNull, sql, type SQL } from 'drizzle-orm';
 import { NotFound, ValidationError } from '../../errors.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import { randomToken, sha256Hex } from '../../platform/crypto/cipher.ts';
 import type { Broadcast } from '../../platform/broadcast/broadcast.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
-import type { Audit, AuditContext } from '../audit/service.ts';
-import { users } from '../users/schema.ts';
+import type { Audit, AuditContext } from '../audit/index.ts';
+import { accountOf } from '../users/index.ts';
 import { createVerificationCache } from './cache.ts';
 import { apiKeys } from './schema.ts';
 
@@ -57,7 +57,7 @@ export const toPublicApiKey = (k: ApiKeyRow) => ({
 
 export function createApiKeys(db: Db, deps: ApiKeysDeps) {
   const cache = createVerificationCache<VerifiedKey>({ ttlMs: deps.cacheTtlMs ?? 30_000, maxEntries: 10_000 });
-  deps.broadcast.on(FORGET_TOPIC, (userId) => cache.forgetUser(userId));
+  void deps.broadcast.subscribe(FORGET_TOPIC, (userId) => cache.forgetUser(userId));
 
   /** last_used_at is bookkeeping: written off the request path, at most once a minute per key. */
   function touch(key: ApiKeyRow) {
@@ -126,6 +126,28 @@ export function createApiKeys(db: Db, deps: ApiKeysDeps) {
       return deleted;
     },
 
+    /** Whether a key exists, whoever owns it (admin bans). */
+    async exists(id: string): Promise<boolean> {
+      const [row] = await db.select({ id: apiKeys.id }).from(apiKeys).where(eq(apiKeys.id, id));
+      return row !== undefined;
+    },
+
+    /** Whether this user owns this key (budgets on one's own keys). */
+    async owns(userId: string, id: string): Promise<boolean> {
+      const [row] = await db.select({ id: apiKeys.id }).from(apiKeys).where(and(eq(apiKeys.id, id), eq(apiKeys.userId, userId)));
+      return row !== undefined;
+    },
+
+    /** Users who made at least `atLeast` keys since a time, with how many (the abuse check's key-burst signal). */
+    createdSince(since: Date, atLeast: number): Promise<Array<{ userId: string; count: number }>> {
+      return db
+        .select({ userId: apiKeys.userId, count: sql<number>`count(*)::int` })
+        .from(apiKeys)
+        .where(gte(apiKeys.createdAt, since))
+        .groupBy(apiKeys.userId)
+        .having(sql`count(*) >= ${atLeast}`);
+    },
+
     /** Resolves a presented key to its row and owner, or undefined. Never throws on bad input. */
     async verify(presented: string): Promise<VerifiedKey | undefined> {
       if (!presented.startsWith(API_KEY_PREFIX) || presented.length > 200) return undefined;
@@ -133,10 +155,11 @@ export function createApiKeys(db: Db, deps: ApiKeysDeps) {
       let found = cache.get(hash);
       if (!found) {
         const startedAt = cache.startLookup();
+        const account = accountOf(apiKeys.userId);
         const [row] = await db
-          .select({ key: apiKeys, role: users.role, disabledAt: users.disabledAt })
+          .select({ key: apiKeys, role: account.role, disabledAt: account.disabledAt })
           .from(apiKeys)
-          .innerJoin(users, eq(users.id, apiKeys.userId))
+          .innerJoin(account.table, account.on)
           .where(eq(apiKeys.keyHash, hash));
         // The index lookup already matched; the constant-time check guards against any collation surprise.
         if (!row || !timingSafeEqual(Buffer.from(row.key.keyHash), Buffer.from(hash))) return undefined;

@@ -16,3 +16,5 @@ export const auditLog = pgTable(
   },
   (t) => [index('audit_log_user_idx').on(t.userId, t.id), index('audit_log_action_idx').on(t.action, t.id)],
 );
+
+export type AuditRow = typeof auditLog.$inferSelect;

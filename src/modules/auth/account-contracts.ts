@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { optionalBody } from '../../http/pagination.ts';
 
 const oneTimeToken = z.string().min(1).max(512).describe('The token from the emailed link');
 const password = z.string().min(1).max(1024);
@@ -41,3 +42,6 @@ export const mfaVerifyBody = z
     cookie: z.boolean().optional(),
   })
   .refine((b) => (b.code === undefined) !== (b.backupCode === undefined), { message: 'Send either code or backupCode' });
+
+/** Confirms an irreversible change: the password for accounts that have one. */
+export const deleteMeBody = optionalBody(z.object({ password: z.string().min(1).max(1024).optional() }).strict());

@@ -2,12 +2,14 @@ import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { principal, rateLimit, requestContext } from '../../http/guards.ts';
 import { problemSchema } from '../../http/problem.ts';
-import type { App, RouteContext } from '../../http/types.ts';
+import type { App } from '../../http/types.ts';
+import type { RouteContext } from '../module.ts';
 import {
   backupCodesSchema,
   changePasswordBody,
   codeBody,
   disableTotpBody,
+  deleteMeBody,
   forgotPasswordBody,
   mfaStatus,
   mfaVerifyBody,
@@ -24,8 +26,8 @@ const noContent = { 204: z.null(), ...problems };
 const FORGOT_MESSAGE = 'If an account uses this address, a link to reset its password is on its way.';
 
 /** Email verification, password reset and change, and two-factor authentication. */
-export function accountRoutes(app: App, { deps, services, guards }: RouteContext) {
-  const { emailFlows, mfa, authLimits } = services;
+export function accountRoutes(app: App, { config, services, guards }: RouteContext<'emailFlows' | 'mfa' | 'authLimits' | 'account' | 'auth'>) {
+  const { emailFlows, mfa, authLimits, account } = services;
   const byIp = (r: FastifyRequest) => r.ip;
 
   app.post('/auth/verify-email', {
@@ -141,7 +143,24 @@ export function accountRoutes(app: App, { deps, services, guards }: RouteContext
       const { mfaToken, code, backupCode, cookie } = request.body;
       const proof = code !== undefined ? { code } : { backupCode: backupCode! };
       const tokens = await completeMfaSignIn(services, { mfaToken, proof }, requestContext(request));
-      return sessionResponse(reply, tokens, cookie ?? false, deps.config);
+      return sessionResponse(reply, tokens, cookie ?? false, config);
+    },
+  });
+
+  app.delete('/users/me', {
+    schema: {
+      tags: ['users'],
+      summary: 'Delete your account',
+      description:
+        'Irreversible. Accounts with a password must send it in `password`; accounts without one must have signed in within the last 10 minutes. ' +
+        'Every session and API key stops working at once.',
+      body: deleteMeBody,
+      response: { 204: z.null(), 400: problemSchema, 401: problemSchema, 403: problemSchema, 429: problemSchema },
+    },
+    onRequest: guards.user(),
+    handler: async (request, reply) => {
+      await account.delete(principal(request), request.body, requestContext(request));
+      return reply.status(204).send(null);
     },
   });
 }

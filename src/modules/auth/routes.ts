@@ -4,7 +4,8 @@ import { NotFound, Unauthorized } from '../../errors.ts';
 import { REFRESH_COOKIE, checkOrigin, principal, rateLimit, requestContext } from '../../http/guards.ts';
 import { problemSchema } from '../../http/problem.ts';
 import { idParam } from '../../http/pagination.ts';
-import type { App, RouteContext } from '../../http/types.ts';
+import type { App } from '../../http/types.ts';
+import type { RouteContext } from '../module.ts';
 import { clearSessionCookies } from './cookies.ts';
 import { loginBody, logoutBody, mfaChallenge, refreshBody, registerBody, sessionSchema, sessionTokens } from './contracts.ts';
 import type { TokenPair } from './service.ts';
@@ -12,9 +13,8 @@ import { sessionResponse } from './session-response.ts';
 
 const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 409: problemSchema, 429: problemSchema };
 
-export function authRoutes(app: App, { deps, services, guards }: RouteContext) {
+export function authRoutes(app: App, { config, services, guards }: RouteContext<'auth' | 'authLimits' | 'sessions'>) {
   const { auth, authLimits } = services;
-  const { config } = deps;
   const byIp = (r: FastifyRequest) => r.ip;
 
   const respond = (reply: FastifyReply, tokens: TokenPair, cookie: boolean) => sessionResponse(reply, tokens, cookie, config);
@@ -129,7 +129,7 @@ export function authRoutes(app: App, { deps, services, guards }: RouteContext) {
 }
 
 /** Public keys for verifying access tokens; served at the root, as OIDC discovery expects. */
-export function jwksRoute(app: App, { services }: RouteContext) {
+export function jwksRoute(app: App, { services }: RouteContext<'keys'>) {
   app.get('/.well-known/jwks.json', {
     schema: { tags: ['auth'], summary: 'JSON Web Key Set for access tokens', response: { 200: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }) } },
     handler: async (_request, reply) => {

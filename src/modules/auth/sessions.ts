@@ -1,7 +1,7 @@
 import { and, desc, eq, gt, isNull, ne, sql } from 'drizzle-orm';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import { randomToken, sha256Hex } from '../../platform/crypto/cipher.ts';
-import { users } from '../users/schema.ts';
+import { accountOf } from '../users/index.ts';
 import { refreshTokens, sessions } from './schema.ts';
 
 export interface DeviceInfo {
@@ -41,11 +41,12 @@ export function createSessions(db: Db, opts: { refreshTtl: number; reuseGrace: n
 
     async rotate(presented: string, device: DeviceInfo): Promise<RefreshOutcome> {
       return inTransaction(db, async (tx) => {
+        const account = accountOf(sessions.userId);
         const [found] = await tx
-          .select({ token: refreshTokens, session: sessions, disabledAt: users.disabledAt })
+          .select({ token: refreshTokens, session: sessions, disabledAt: account.disabledAt })
           .from(refreshTokens)
           .innerJoin(sessions, eq(sessions.id, refreshTokens.sessionId))
-          .innerJoin(users, eq(users.id, sessions.userId))
+          .innerJoin(account.table, account.on)
           .where(eq(refreshTokens.tokenHash, sha256Hex(presented)))
           .for('update', { of: refreshTokens });
         if (!found) return { ok: false, reason: 'unknown' } as const;
@@ -88,17 +89,18 @@ export function createSessions(db: Db, opts: { refreshTtl: number; reuseGrace: n
 
     /** Whether an access token's session still stands, and its user's state, in one query. */
     async status(sessionId: string) {
+      const account = accountOf(sessions.userId);
       const [row] = await db
         .select({
           userId: sessions.userId,
           revokedAt: sessions.revokedAt,
           expiresAt: sessions.expiresAt,
           createdAt: sessions.createdAt,
-          disabledAt: users.disabledAt,
-          role: users.role,
+          disabledAt: account.disabledAt,
+          role: account.role,
         })
         .from(sessions)
-        .innerJoin(users, eq(users.id, sessions.userId))
+        .innerJoin(account.table, account.on)
         .where(eq(sessions.id, sessionId));
       return row;
     },

@@ -1,7 +1,7 @@
 import { NotFound } from '../../errors.ts';
 import type { Db } from '../../platform/db/database.ts';
 import type { Projects } from '../projects/service.ts';
-import { createConversationsRepository, type ConversationFilter, type ConversationRow } from './repository.ts';
+import { createConversationsRepository, type ConversationFilter, type ConversationRow } from './conversations-repository.ts';
 
 export interface ConversationInput {
   title?: string | null;

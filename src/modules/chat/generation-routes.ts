@@ -4,7 +4,8 @@ import { principal } from '../../http/guards.ts';
 import { idempotencyHeaders, idempotencyOf } from '../../http/idempotency.ts';
 import { problemSchema } from '../../http/problem.ts';
 import { openEventStream, resumeOffset, wantsEventStream } from '../../http/sse.ts';
-import type { App, RouteContext } from '../../http/types.ts';
+import type { App } from '../../http/types.ts';
+import type { RouteContext } from '../module.ts';
 import { conversationParams, messageParams, messageSchema } from './contracts.ts';
 import { eventStream, postMessageBody, regenerateBody, streamHeaders, streamQuery } from './generation-contracts.ts';
 import { toFrame } from './generation-events.ts';
@@ -22,8 +23,8 @@ const ANSWER_DESCRIPTION =
   'A retry with the same `Idempotency-Key` and body returns (or re-streams) the same answer without generating it twice.';
 
 /** Posting messages and following, resuming and stopping their answers. API keys need the `chat` scope. */
-export function generationRoutes(app: App, { services, guards }: RouteContext) {
-  const { generation, idempotency, limits } = services;
+export function generationRoutes(app: App, { services, guards, idempotency }: RouteContext<'generation' | 'limits'>) {
+  const { generation, limits } = services;
   const onRequest = guards.user({ scope: 'chat' });
   // Shutting down: stop local generations and let every open event stream end, so close() is not held up.
   const closing = new AbortController();

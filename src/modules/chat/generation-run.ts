@@ -5,7 +5,7 @@ import type { Announce } from '../../platform/bus/bus.ts';
 import type { Ai, ChatRequest } from '../ai/types.ts';
 import { outcomeOf, type GenerationEvent, type Outcome } from './generation-events.ts';
 import { toPublicMessage, type Messages } from './messages.ts';
-import type { FailedAttempt } from './schema.ts';
+import type { FailedAttempt } from '../ai/index.ts';
 
 export interface RunDeps {
   ai: Pick<Ai, 'streamChat'>;

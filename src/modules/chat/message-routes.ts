@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { principal } from '../../http/guards.ts';
 import { problemSchema } from '../../http/problem.ts';
-import type { App, RouteContext } from '../../http/types.ts';
+import type { App } from '../../http/types.ts';
+import type { RouteContext } from '../module.ts';
 import { branchQuery, branchSchema, conversationParams, feedbackBody, feedbackSchema, messageParams, messageSchema } from './contracts.ts';
 import { toPublicFeedback, toPublicMessage, type MessageView } from './messages.ts';
 
@@ -11,7 +12,7 @@ const tags = ['messages'];
 const toPublicBranch = (b: { conversationId: string; leafId: string | null; data: MessageView[] }) => ({ ...b, data: b.data.map(toPublicMessage) });
 
 /** Reading messages, switching branches and feedback. API keys need the `chat` scope. */
-export function messagesRoutes(app: App, { services, guards }: RouteContext) {
+export function messagesRoutes(app: App, { services, guards }: RouteContext<'messages'>) {
   const { messages } = services;
   const onRequest = guards.user({ scope: 'chat' });
 

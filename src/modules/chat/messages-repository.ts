@@ -1,4 +1,4 @@
-import { and, eq, getTableColumns, sql } from 'drizzle-orm';
+import { and, eq, getTableColumns, lt, sql } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
 import type { Db } from '../../platform/db/database.ts';
 import { messageFeedback, messages } from './schema.ts';
@@ -41,6 +41,18 @@ export function createMessagesRepository(db: Db) {
   const inConversation = (conversationId: string, id: string) => and(eq(messages.id, id), eq(messages.conversationId, conversationId));
 
   return {
+    /**
+     * Fails answers still "streaming" though started before `before`: their
+     * instance died without shutting down (a crash, a kill -9). Returns how many.
+     */
+    async failAbandoned(before: Date): Promise<number> {
+      const rows = await db
+        .update(messages)
+        .set({ status: 'failed', error: { code: 'interrupted', message: 'The server answering this stopped; regenerate to try again' }, completedAt: new Date() })
+        .where(and(eq(messages.status, 'streaming'), lt(messages.createdAt, before)))
+        .returning({ id: messages.id });
+      return rows.length;
+    },
     async get(conversationId: string, id: string, tx: Db = db): Promise<MessageRow | undefined> {
       const [row] = await tx.select(columns).from(messages).where(inConversation(conversationId, id));
       return row;

@@ -2,8 +2,9 @@ import { Conflict, NotFound, ValidationError } from '../../errors.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import { contentText, MESSAGE_MAX_CHARS } from './contracts.ts';
 import { createMessagesRepository, type FeedbackRow, type MessageRow, type MessageView } from './messages-repository.ts';
-import { createConversationsRepository, type ConversationRow } from './repository.ts';
-import type { ContentPart, FailedAttempt } from './schema.ts';
+import { createConversationsRepository, type ConversationRow } from './conversations-repository.ts';
+import type { FailedAttempt } from '../ai/index.ts';
+import type { ContentPart } from './schema.ts';
 import { formatMicros } from '../ai/cost.ts';
 
 export type { MessageRow, MessageView };
@@ -106,10 +107,17 @@ export function createMessages(d: { db: Db }) {
     const leaf = leafId ?? conversation.currentLeafId;
     const data = leaf ? await repo.branchView(conversationId, leaf) : [];
     if (leafId && !data.length) throw NotFound('Message', 'message_not_found');
-    return { conversationId, leafId: leaf, data };
+    return {
+conversationId, leafId: leaf, data };
   }
 
   return {
+    /**
+     * Fails answers still "streaming" though started before `before`: their
+     * instance died without shutting down (a crash, a kill -9). Returns how many.
+     */
+    failAbandoned: (before: Date) => repo.failAbandoned(before),
+
     /** The branch ending at `leafId` (default: the current leaf), first message first. */
     branch,
 

@@ -1,6 +1,7 @@
 import { sql, type SQL } from 'drizzle-orm';
 import { bigint, boolean, customType, index, integer, jsonb, pgTable, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { createdAt, id, time } from '../../platform/db/columns.ts';
+import type { FailedAttempt } from '../ai/index.ts';
 import { projects } from '../projects/schema.ts';
 import { users } from '../users/schema.ts';
 
@@ -32,14 +33,6 @@ export const conversations = pgTable(
 
 export type ContentPart = { type: 'text'; text: string };
 
-export interface FailedAttempt {
-  provider: string;
-  model: string;
-  error: string;
-  code: string;
-  status?: number;
-  at: string;
-}
 
 /** One row per message; a conversation is a tree through parentId, never a growing blob. */
 export const messages = pgTable(
@@ -86,25 +79,3 @@ export const messageFeedback = pgTable('message_feedback', {
   createdAt: createdAt(),
   updatedAt: time('updated_at').notNull().defaultNow(),
 });
-
-/**
- * Idempotency-Key records: a retried POST finds the first one's result here
- * instead of doing the work (and the spending) again.
- */
-export const idempotencyKeys = pgTable(
-  'idempotency_keys',
-  {
-    id: id(),
-    userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
-    key: text('key').notNull(),
-    /** `METHOD path` the key was used on; the same key on another endpoint is a conflict. */
-    scope: text('scope').notNull(),
-    requestHash: text('request_hash').notNull(),
-    /** The resource the first request created (e.g. the assistant message). */
-    resourceId: uuid('resource_id'),
-    responseStatus: integer('response_status'),
-    responseBody: jsonb('response_body'),
-    createdAt: createdAt(),
-  },
-  (t) => [uniqueIndex('idempotency_keys_user_key').on(t.userId, t.key)],
-);

@@ -1,10 +1,11 @@
 import { principal } from '../../http/guards.ts';
 import { problemSchema } from '../../http/problem.ts';
-import type { App, RouteContext } from '../../http/types.ts';
+import type { App } from '../../http/types.ts';
+import type { RouteContext } from '../module.ts';
 import { encodeSearchCursor, searchPage, searchQuery } from './contracts.ts';
 
 /** Full-text search over your own conversations and messages. API keys need the `chat` scope. */
-export function searchRoutes(app: App, { services, guards }: RouteContext) {
+export function searchRoutes(app: App, { services, guards }: RouteContext<'search'>) {
   const { search } = services;
 
   app.get('/search', {

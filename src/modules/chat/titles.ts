@@ -4,7 +4,7 @@ import type { Logger } from '../../platform/observability/logger.ts';
 import type { Jobs } from '../jobs/service.ts';
 import type { Ai, MeterContext } from '../ai/types.ts';
 import { TITLE_MAX_CHARS } from './contracts.ts';
-import type { GenerationRepository } from './generation-repository.ts';
+import type { ConversationsRepository } from './conversations-repository.ts';
 
 const INSTRUCTIONS =
   'Write a title for the conversation below: at most six words, in the language of the conversation, ' +
@@ -40,7 +40,7 @@ export interface TitleJob {
  * no title (the AI layer already retried and fell back); anything else fails
  * the attempt, and the queue tries again, on whichever worker is alive.
  */
-export function createTitles(d: { ai: Pick<Ai, 'streamChat'>; repo: GenerationRepository; logger: Logger; jobs: Pick<Jobs, 'define' | 'enqueue' | 'get'> }) {
+export function createTitles(d: { ai: Pick<Ai, 'streamChat'>; conversations: Pick<ConversationsRepository, 'setTitleIfUnset'>; logger: Logger; jobs: Pick<Jobs, 'define' | 'enqueue' | 'get'> }) {
   const enqueuing = new Set<Promise<void>>();
   const queued = new Set<string>();
 
@@ -60,7 +60,7 @@ export function createTitles(d: { ai: Pick<Ai, 'streamChat'>; repo: GenerationRe
     });
     for await (const e of stream) if (e.type === 'delta') raw += e.text;
     const title = cleanTitle(raw);
-    if (title) await d.repo.setTitleIfUnset(job.conversationId, title);
+    if (title) await d.conversations.setTitleIfUnset(job.conversationId, title);
     return title;
   }
 

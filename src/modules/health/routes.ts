@@ -1,7 +1,9 @@
 import { z } from 'zod';
-import type { App, RouteContext } from '../../http/types.ts';
+import type { App } from '../../http/types.ts';
+import type { RouteContext } from '../module.ts';
 
-export function healthRoutes(app: App, { deps }: RouteContext) {
+export function healthRoutes(app: App, { services }: RouteContext<'health'>) {
+  const { health } = services;
   app.get('/health', {
     schema: { tags: ['health'], summary: 'Liveness: the process is up', response: { 200: z.object({ status: z.literal('ok') }) } },
     logLevel: 'warn',
@@ -16,9 +18,7 @@ export function healthRoutes(app: App, { deps }: RouteContext) {
     },
     logLevel: 'warn',
     handler: async (_request, reply) => {
-      const checks: Record<string, 'ok' | 'down'> = {};
-      checks.database = await deps.database.ping().then(() => 'ok' as const, () => 'down' as const);
-      if (deps.redis) checks.redis = await deps.redis.ping().then(() => 'ok' as const, () => 'down' as const);
+      const checks = await health.checks();
       const ok = Object.values(checks).every((c) => c === 'ok');
       return reply.status(ok ? 200 : 503).send({ status: ok ? 'ready' : 'unavailable', checks });
     },
@@ -28,8 +28,8 @@ export function healthRoutes(app: App, { deps }: RouteContext) {
     schema: { tags: ['health'], summary: 'Prometheus metrics', hide: false },
     logLevel: 'warn',
     handler: async (_request, reply) => {
-      reply.type(deps.metrics.registry.contentType);
-      return deps.metrics.registry.metrics();
+      reply.type(health.metrics.contentType);
+      return health.metrics.metrics();
     },
   });
 }

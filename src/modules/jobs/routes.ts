@@ -2,13 +2,14 @@ import { z } from 'zod';
 import { NotFound } from '../../errors.ts';
 import { principal } from '../../http/guards.ts';
 import { problemSchema } from '../../http/problem.ts';
-import type { App, RouteContext } from '../../http/types.ts';
+import type { App } from '../../http/types.ts';
+import type { RouteContext } from '../module.ts';
 import { adminJobSchema, deadLetterSchema, jobIdParam, jobSchema, jobsQuery, scheduleSchema, toAdminJob, toJob, toSchedule } from './contracts.ts';
 
 const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema };
 
 /** A user's own jobs; the admin's view of every queue, the schedules and the event bus's dead letters. */
-export function jobsRoutes(app: App, { services, guards }: RouteContext) {
+export function jobsRoutes(app: App, { services, guards }: RouteContext<'jobs'>) {
   const { jobs } = services;
   const admin = guards.admin();
 

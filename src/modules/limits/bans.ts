@@ -4,9 +4,7 @@ import { Conflict, NotFound, ValidationError } from '../../errors.ts';
 import type { Broadcast } from '../../platform/broadcast/broadcast.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
-import { apiKeys } from '../api-keys/schema.ts';
 import type { Audit, AuditContext } from '../audit/service.ts';
-import { users } from '../users/schema.ts';
 import { createBanCache, type ActiveBan } from './ban-cache.ts';
 import { bans, type BanKind, type BanRow } from './schema.ts';
 
@@ -39,6 +37,8 @@ export interface BansDeps {
   db: Db;
   audit: Audit;
   broadcast: Broadcast;
+  /** Whether a user or API key exists, asked of their owners before an admin bans one. */
+  exists: { user(id: string): Promise<boolean>; apiKey(id: string): Promise<boolean> };
   logger?: Logger;
   /** How often the in-process bans are re-read from the database, bounding what a lost notice leaves stale. */
   refreshMs?: number;
@@ -62,7 +62,7 @@ export function createBans(deps: BansDeps) {
   let loadedAt: number | undefined;
   let loading: Promise<void> | undefined;
 
-  deps.broadcast.on(TOPIC, (raw) => {
+  void deps.broadcast.subscribe(TOPIC, (raw) => {
     const n = JSON.parse(raw) as Notice;
     if (n.op === 'ban') cache.add({ id: n.id, kind: n.kind, subject: n.subject, expiresAt: new Date(n.expiresAt) });
     else cache.lift(n);
@@ -98,9 +98,8 @@ export function createBans(deps: BansDeps) {
   }
 
   async function assertExists(kind: 'user' | 'api_key', id: string) {
-    const table = kind === 'user' ? users : apiKeys;
-    const [row] = await db.select({ id: table.id }).from(table).where(eq(table.id, id));
-    if (!row) throw kind === 'user' ? NotFound('User', 'user_not_found') : NotFound('API key', 'api_key_not_found');
+    const found = kind === 'user' ? await deps.exists.user(id) : await deps.exists.apiKey(id);
+    if (!found) throw kind === 'user' ? NotFound('User', 'user_not_found') : NotFound('API key', 'api_key_not_found');
   }
 
   return {

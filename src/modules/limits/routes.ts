@@ -2,7 +2,8 @@ import type { FastifyRequest } from 'fastify';
 import { principal, requestContext } from '../../http/guards.ts';
 import { idParam, page, toPage } from '../../http/pagination.ts';
 import { problemSchema } from '../../http/problem.ts';
-import type { App, RouteContext } from '../../http/types.ts';
+import type { App } from '../../http/types.ts';
+import type { RouteContext } from '../module.ts';
 import type { Principal } from '../auth/authenticator.ts';
 import { banSchema, bansQuery, createBanBody, toBan } from './contracts.ts';
 import { rateLimitHeaders, type RequestLimits } from './service.ts';
@@ -17,7 +18,7 @@ export const limitRequests = (limits: RequestLimits) => async (request: FastifyR
 };
 
 /** Bans: administrators only, with a session. */
-export function limitsRoutes(app: App, { services, guards }: RouteContext) {
+export function limitsRoutes(app: App, { services, guards }: RouteContext<'limits'>) {
   const { limits } = services;
   const onRequest = guards.admin();
 

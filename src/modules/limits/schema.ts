@@ -24,21 +24,3 @@ export const bans = pgTable(
 );
 
 export type BanRow = typeof bans.$inferSelect;
-
-/** Accounts the abuse check found suspicious, with the evidence, until an admin clears them. */
-export const abuseFlags = pgTable(
-  'abuse_flags',
-  {
-    id: id(),
-    userId: uuid('user_id').notNull(),
-    /** What tripped: `usage_spike`, `repeated_prompts`, `key_burst`. */
-    kind: text('kind').notNull(),
-    evidence: text('evidence').notNull(),
-    createdAt: createdAt(),
-    clearedAt: time('cleared_at'),
-    clearedBy: uuid('cleared_by'),
-  },
-  (t) => [index('abuse_flags_user_idx').on(t.userId, t.createdAt)],
-);
-
-export type AbuseFlagRow = typeof abuseFlags.$inferSelect;

@@ -6,7 +6,7 @@ import type { Limiter, LimiterFactory, LimitResult } from '../../platform/rateli
 import type { Audit, AuditContext } from '../audit/service.ts';
 import type { Principal } from '../auth/authenticator.ts';
 import type { ActiveBan } from './ban-cache.ts';
-import { createBans, normalizeIp } from './bans.ts';
+import { createBans, normalizeIp, type BansDeps } from './bans.ts';
 import type { BanKind, BanRow } from './schema.ts';
 import type { LimitSettings, Role } from './settings.ts';
 
@@ -35,6 +35,7 @@ export interface RequestLimitsDeps {
   db: Db;
   audit: Audit;
   broadcast: Broadcast;
+  exists: BansDeps['exists'];
   limiters: LimiterFactory;
   settings: LimitSettings;
   logger?: Logger;
@@ -89,7 +90,7 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
     await Promise.all([...all.filter((l) => l !== undefined).map((l) => l.reset(ban.subject)), violations?.reset(`${ban.kind}:${ban.subject}`)]);
   }
 
-  const bans = createBans({ db: deps.db, audit: deps.audit, broadcast: deps.broadcast, logger: deps.logger, refreshMs: deps.bansRefreshMs, onLifted: resetCounters });
+  const bans = createBans({ db: deps.db, audit: deps.audit, broadcast: deps.broadcast, exists: deps.exists, logger: deps.logger, refreshMs: deps.bansRefreshMs, onLifted: resetCounters });
 
   function hits(counters: Counters, p: Principal, ip?: string): Hit[] {
     const out: Hit[] = [];

@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { principal } from '../../http/guards.ts';
 import { page, pageQuery, toPage } from '../../http/pagination.ts';
 import { problemSchema } from '../../http/problem.ts';
-import type { App, RouteContext } from '../../http/types.ts';
+import type { App } from '../../http/types.ts';
+import type { RouteContext } from '../module.ts';
 import {
   createProjectBody,
   createPromptBody,
@@ -20,7 +21,7 @@ const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 4
 const tags = ['projects'];
 
 /** Projects (agents) and their prompts. API keys need the `chat` scope. */
-export function projectsRoutes(app: App, { services, guards }: RouteContext) {
+export function projectsRoutes(app: App, { services, guards }: RouteContext<'projects'>) {
   const { projects } = services;
   const onRequest = guards.user({ scope: 'chat' });
   const me = (request: Parameters<typeof principal>[0]) => principal(request).userId;

@@ -2,11 +2,11 @@ import { randomUUID } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import { AppError } from '../../errors.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
-import type { Principal } from '../auth/authenticator.ts';
+import type { Principal } from '../auth/index.ts';
 import type { Client, Gateway } from './gateway.ts';
 import { CLOSE, frames, parseClientMessage, type ClientMessage } from './protocol.ts';
 import type { RealtimeSettings } from './settings.ts';
-import { parseTopic, type TopicAccess } from './topics.ts';
+import type { TopicRegistry } from './topics.ts';
 
 const OPEN = 1;
 /** Malformed or invalid messages one socket may send before it is closed with 4400. */
@@ -19,7 +19,7 @@ export interface ConnectionDeps {
   admit: (principal: Principal) => Promise<void>;
   /** Bans only (counts nothing), for the periodic check and renewals; throws an AppError to refuse. */
   stillAdmitted: (principal: Principal) => Promise<void>;
-  access: TopicAccess;
+  topics: TopicRegistry;
   settings: RealtimeSettings;
   logger: Logger;
 }
@@ -124,14 +124,14 @@ export function acceptConnection(socket: WebSocket, offered: string | undefined,
   }
 
   async function subscribe(name: string) {
-    const topic = parseTopic(name);
+    const topic = d.topics.parse(name);
     if (!topic) return send(frames.error('invalid_topic', `"${name.slice(0, 80)}" is not a topic`, name.slice(0, 200)));
     if (client!.topics.has(topic.name)) return send(frames.subscribed(topic.name));
     if (client!.topics.size >= d.settings.maxSubscriptions) {
       return send(frames.error('too_many_subscriptions', `At most ${d.settings.maxSubscriptions} topics per socket`, topic.name));
     }
     try {
-      await d.access(principal!, topic);
+      await d.topics.authorize(principal!, topic);
     } catch (err) {
       if (!(err instanceof AppError)) throw err;
       return send(frames.error(err.code, err.message, topic.name));
@@ -149,7 +149,7 @@ export function acceptConnection(socket: WebSocket, offered: string | undefined,
       case 'subscribe':
         return subscribe(m.topic);
       case 'unsubscribe': {
-        const name = parseTopic(m.topic)?.name ?? m.topic;
+        const name = d.topics.parse(m.topic)?.name ?? m.topic;
         client!.topics.delete(name);
         return send(frames.unsubscribed(name));
       }

@@ -1,5 +1,5 @@
 import type { WebSocket } from 'ws';
-import type { Fanout } from '../../platform/bus/fanout.ts';
+import type { Broadcast } from '../../platform/broadcast/broadcast.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import { CLOSE, frames } from './protocol.ts';
 import { decodeDelivery, userChannel } from './relay.ts';
@@ -22,16 +22,16 @@ export interface Client {
 
 interface UserSockets {
   clients: Set<Client>;
-  /** The fanout subscription to the user's channel, shared by all their sockets on this instance. */
+  /** The broadcast subscription to the user's channel, shared by all their sockets on this instance. */
   listening: Promise<() => Promise<void>>;
 }
 
 /**
  * The sockets of one instance: who is connected, the user channels it listens
- * to (one fanout subscription per user with at least one socket here), event
+ * to (one broadcast subscription per user with at least one socket here), event
  * delivery with backpressure, heartbeats and shutdown.
  */
-export function createGateway(d: { fanout: Fanout; slots: ConnectionSlots; settings: RealtimeSettings; logger: Logger }) {
+export function createGateway(d: { broadcast: Broadcast; slots: ConnectionSlots; settings: RealtimeSettings; logger: Logger }) {
   const { settings } = d;
   const users = new Map<string, UserSockets>();
   /** Every open socket, authenticated or not: whether it answered the last ping, and its heartbeat slice. */
@@ -115,7 +115,7 @@ export function createGateway(d: { fanout: Fanout; slots: ConnectionSlots; setti
       let entry = users.get(client.userId);
       if (!entry) {
         const created: UserSockets = { clients: new Set(), listening: undefined! };
-        created.listening = d.fanout.subscribe(userChannel(client.userId), (message) => deliver(created, message));
+        created.listening = d.broadcast.subscribe(userChannel(client.userId), (message) => deliver(created, message));
         users.set(client.userId, (entry = created));
       }
       entry.clients.add(client);

@@ -4,13 +4,11 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { AppError } from '../../errors.ts';
 import { ACCESS_COOKIE } from '../../http/guards.ts';
 import { problemSchema } from '../../http/problem.ts';
-import type { App, RouteContext } from '../../http/types.ts';
+import type { App } from '../../http/types.ts';
+import type { RouteContext } from '../module.ts';
 import { acceptConnection, type ConnectionDeps } from './connection.ts';
-import { createGateway, type Gateway } from './gateway.ts';
+import type { Gateway } from './gateway.ts';
 import { SUBPROTOCOL, subprotocolToken } from './protocol.ts';
-import { createRelay } from './relay.ts';
-import { memorySlots, redisSlots } from './slots.ts';
-import { createTopicAccess } from './topics.ts';
 
 const DESCRIPTION = [
   'Upgrade to a WebSocket (subprotocol `parley.v1`). Authenticate with the subprotocol `parley.auth.<token>`, the access cookie from an allowed Origin,',
@@ -59,25 +57,14 @@ function upgradeCredential(request: FastifyRequest, allowedOrigins: string[]): s
 }
 
 /** GET /v1/ws: the real-time gateway (protocol in protocol.ts and the README). Relays bus events while the app runs. */
-export function realtimeRoutes(app: App, { deps, services }: RouteContext) {
-  const settings = deps.config.realtime;
-  const limit = settings.maxConnectionsPerUser;
-  // With Redis, instances share a load balancer's sockets: the limit holds across them.
-  const slots = deps.redis ? redisSlots(deps.redis, deps.config.redisPrefix, { limit, logger: deps.logger }) : memorySlots(limit);
-  const gateway = createGateway({ fanout: deps.fanout, slots, settings, logger: deps.logger });
-  const relay = createRelay(deps);
-  const shared = {
-    gateway,
-    authenticate: services.authenticate,
-    access: createTopicAccess({ conversations: services.conversations, queue: deps.queue }),
-    settings,
-    logger: deps.logger,
-  };
+export function realtimeRoutes(app: App, { services, config }: RouteContext<'realtime' | 'authenticate' | 'limits'>) {
+  const { gateway, relay, topics, settings, logger, registry } = services.realtime;
+  const shared = { gateway, authenticate: services.authenticate, topics, settings, logger };
 
   app.register(async (scope) => {
     scope.addHook('onReady', async () => {
       await relay.start();
-      exportMetrics(deps.metrics.registry, gateway);
+      exportMetrics(registry, gateway);
     });
     // Added before the plugin's own preClose (which closes with no code), so clients get 1001.
     scope.addHook('preClose', () => gateway.shutdown());
@@ -116,7 +103,7 @@ export function realtimeRoutes(app: App, { deps, services }: RouteContext) {
           admit: async (p) => void (await services.limits.check(request, p)),
           stillAdmitted: (p) => services.limits.refuseBanned(request, p),
         };
-        acceptConnection(socket, upgradeCredential(request, deps.config.allowedOrigins), connection);
+        acceptConnection(socket, upgradeCredential(request, config.allowedOrigins), connection);
       },
     });
   });

@@ -1,8 +1,8 @@
 import { and, desc, eq, gte, isNull, lt, sql, type SQL } from 'drizzle-orm';
 import { NotFound } from '../../errors.ts';
 import type { Db } from '../../platform/db/database.ts';
-import { apiKeys } from '../api-keys/schema.ts';
-import { abuseFlags, type AbuseFlagRow } from '../limits/schema.ts';
+import type { ApiKeys } from '../api-keys/index.ts';
+import { abuseFlags, type AbuseFlagRow } from './schema.ts';
 import { usageEvents } from './schema.ts';
 
 export interface AbuseSettings {
@@ -35,7 +35,7 @@ const BASELINE_HOURS = 7 * 24;
  * day while an earlier flag is uncleared. Admins list and clear flags; with
  * autoThrottleSeconds set, a flag also bans the user for that long.
  */
-export function createAbuseCheck(d: { db: Db; settings: AbuseSettings; ban?: (userId: string, seconds: number, reason: string) => Promise<unknown> }) {
+export function createAbuseCheck(d: { db: Db; apiKeys: Pick<ApiKeys, 'createdSince'>; settings: AbuseSettings; ban?: (userId: string, seconds: number, reason: string) => Promise<unknown> }) {
   const { db, settings: s } = d;
 
   async function spikes(now: Date): Promise<Finding[]> {
@@ -75,13 +75,7 @@ export function createAbuseCheck(d: { db: Db; settings: AbuseSettings; ban?: (us
   }
 
   async function keyBursts(now: Date): Promise<Finding[]> {
-    const count = sql<number>`count(*)::int`;
-    const rows = await db
-      .select({ userId: apiKeys.userId, count })
-      .from(apiKeys)
-      .where(gte(apiKeys.createdAt, new Date(now.getTime() - HOUR)))
-      .groupBy(apiKeys.userId)
-      .having(sql`count(*) >= ${s.keyBurst}`);
+    const rows = await d.apiKeys.createdSince(new Date(now.getTime() - HOUR), s.keyBurst);
     return rows.map((r) => ({ userId: r.userId, kind: 'key_burst' as const, evidence: `${r.count} API keys created in the last hour` }));
   }
 

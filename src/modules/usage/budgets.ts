@@ -2,9 +2,6 @@ import { and, asc, eq, gte, isNull, sql, type SQL } from 'drizzle-orm';
 import { AppError, NotFound, ValidationError } from '../../errors.ts';
 import type { Broadcast } from '../../platform/broadcast/broadcast.ts';
 import type { Db } from '../../platform/db/database.ts';
-import { apiKeys } from '../api-keys/schema.ts';
-import { projects } from '../projects/schema.ts';
-import { users } from '../users/schema.ts';
 import type { Amount, Ledger, LedgerEntry } from './ledger.ts';
 import { periodOf, type Period } from './periods.ts';
 import type { UsageEvent, UsageRecorder } from './recorder.ts';
@@ -43,11 +40,19 @@ export const budgetExceeded = (b: BudgetRow, period: Period) =>
  * counters. A user's budgets and timezone are cached per process for
  * `cacheTtlMs` and dropped on every instance when they change.
  */
-export function createBudgets(d: { db: Db; ledger: Ledger; recorder: UsageRecorder; broadcast: Broadcast; cacheTtlMs?: number }) {
+/** What budgets ask of the modules that own the subjects: who exists, who owns what, and the user's time zone. */
+export interface BudgetSubjects {
+  userExists(userId: string): Promise<boolean>;
+  timezone(userId: string): Promise<string | undefined>;
+  ownsApiKey(userId: string, apiKeyId: string): Promise<boolean>;
+  ownsProject(userId: string, projectId: string): Promise<boolean>;
+}
+
+export function createBudgets(d: { db: Db; ledger: Ledger; recorder: UsageRecorder; broadcast: Broadcast; subjects: BudgetSubjects; cacheTtlMs?: number }) {
   const ttl = d.cacheTtlMs ?? 60_000;
   const cache = new Map<string, UserBudgets>();
   let defaults: { loadedAt: number; rows: BudgetRow[] } | undefined;
-  d.broadcast.on(CHANGED_TOPIC, (userId) => {
+  void d.broadcast.subscribe(CHANGED_TOPIC, (userId) => {
     if (userId === '*') defaults = undefined;
     else cache.delete(userId);
   });
@@ -62,9 +67,8 @@ export function createBudgets(d: { db: Db; ledger: Ledger; recorder: UsageRecord
   async function userBudgets(userId: string): Promise<UserBudgets> {
     const hit = cache.get(userId);
     if (hit && Date.now() - hit.loadedAt < ttl) return hit;
-    const [user] = await d.db.select({ timezone: sql<string | null>`${users.preferences}->>'timezone'` }).from(users).where(eq(users.id, userId));
-    const own = await d.db.select().from(budgets).where(eq(budgets.userId, userId));
-    const entry = { loadedAt: Date.now(), timezone: user?.timezone ?? 'UTC', own };
+    const [timezone, own] = await Promise.all([d.subjects.timezone(userId), d.db.select().from(budgets).where(eq(budgets.userId, userId))]);
+    const entry = { loadedAt: Date.now(), timezone: timezone ?? 'UTC', own };
     if (cache.size > 50_000) cache.clear();
     cache.set(userId, entry);
     return entry;
@@ -134,9 +138,8 @@ export function createBudgets(d: { db: Db; ledger: Ledger; recorder: UsageRecord
   }
 
   async function assertOwned(userId: string, scope: 'api_key' | 'project', subjectId: string) {
-    const table = scope === 'api_key' ? apiKeys : projects;
-    const [row] = await d.db.select({ id: table.id }).from(table).where(and(eq(table.id, subjectId), eq(table.userId, userId)));
-    if (!row) throw NotFound(scope === 'api_key' ? 'API key' : 'Project', scope === 'api_key' ? 'api_key_not_found' : 'project_not_found');
+    const owned = scope === 'api_key' ? await d.subjects.ownsApiKey(userId, subjectId) : await d.subjects.ownsProject(userId, subjectId);
+    if (!owned) throw NotFound(scope === 'api_key' ? 'API key' : 'Project', scope === 'api_key' ? 'api_key_not_found' : 'project_not_found');
   }
 
   async function upsert(scope: BudgetScope, userId: string | null, subjectId: string | null, input: BudgetInput): Promise<BudgetRow> {
@@ -194,8 +197,7 @@ export function createBudgets(d: { db: Db; ledger: Ledger; recorder: UsageRecord
     /** Admins: a user's budget, or the default for users without one (userId null). */
     async setForUser(userId: string | null, input: BudgetInput) {
       if (userId) {
-        const [u] = await d.db.select({ id: users.id }).from(users).where(eq(users.id, userId));
-        if (!u) throw NotFound('User', 'user_not_found');
+        if (!(await d.subjects.userExists(userId))) throw NotFound('User', 'user_not_found');
       }
       return upsert(userId ? 'user' : 'default', userId, null, input);
     },

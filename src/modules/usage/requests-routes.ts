@@ -1,6 +1,7 @@
 import { principal } from '../../http/guards.ts';
 import { problemSchema } from '../../http/problem.ts';
-import type { App, RouteContext } from '../../http/types.ts';
+import type { App } from '../../http/types.ts';
+import type { RouteContext } from '../module.ts';
 import { adminRequestsQuery, requestsQuery, requestsReportSchema } from './contracts.ts';
 import { reportRange } from './report-range.ts';
 import type { RequestGroup } from './requests.ts';
@@ -10,7 +11,7 @@ const COUNTED =
   'Bytes in are request bodies (uploads), bytes out responses: their Content-Length, or for a chunked or streamed body (event streams, CSV exports) what the connection carried, head included. Current to the last metering flush (about a second).';
 
 /** API requests per day, route and user, with the bytes they moved: the caller's own, or everyone's for admins. */
-export function requestsRoutes(app: App, { services, guards }: RouteContext) {
+export function requestsRoutes(app: App, { services, guards }: RouteContext<'requestReports'>) {
   async function report(q: { from?: string; to?: string; groupBy: RequestGroup[]; userId?: string }) {
     const { from, to } = reportRange(q);
     const data = await services.requestReports.report({ ...q, from, to });

@@ -4,7 +4,8 @@ import { z } from 'zod';
 import { principal } from '../../http/guards.ts';
 import { page, toPage } from '../../http/pagination.ts';
 import { problemSchema } from '../../http/problem.ts';
-import type { App, RouteContext } from '../../http/types.ts';
+import type { App } from '../../http/types.ts';
+import type { RouteContext } from '../module.ts';
 import { formatMicros } from '../ai/cost.ts';
 import {
   abuseFlagSchema,
@@ -23,7 +24,7 @@ import {
 } from './contracts.ts';
 import { reportRange } from './report-range.ts';
 import type { Group, ReportRow } from './reports.ts';
-import type { AbuseFlagRow } from '../limits/schema.ts';
+import type { AbuseFlagRow } from './schema.ts';
 import type { BudgetRow } from './schema.ts';
 
 const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema };
@@ -51,7 +52,7 @@ function totalsOf(rows: ReportRow[]) {
 }
 
 /** Usage reports, limits and budgets: the caller's own under /usage and /budgets, everyone's under /admin. */
-export function usageRoutes(app: App, { services, guards }: RouteContext) {
+export function usageRoutes(app: App, { services, guards }: RouteContext<'usage'>) {
   const { usage } = services;
   const user = guards.user({ scope: 'usage:read' });
   const admin = guards.admin();

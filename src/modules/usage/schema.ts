@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { bigint, date, index, integer, jsonb, pgTable, text, unique, uuid } from 'drizzle-orm/pg-core';
 import { createdAt, id, time } from '../../platform/db/columns.ts';
-import type { FailedAttempt } from '../chat/schema.ts';
+import type { FailedAttempt } from '../ai/index.ts';
 
 export const USAGE_SOURCES = ['chat', 'gateway', 'title', 'embedding'] as const;
 export type UsageSource = (typeof USAGE_SOURCES)[number];
@@ -114,3 +114,21 @@ export const budgets = pgTable(
 );
 
 export type BudgetRow = typeof budgets.$inferSelect;
+
+/** Accounts the abuse check found suspicious, with the evidence, until an admin clears them. */
+export const abuseFlags = pgTable(
+  'abuse_flags',
+  {
+    id: id(),
+    userId: uuid('user_id').notNull(),
+    /** What tripped: `usage_spike`, `repeated_prompts`, `key_burst`. */
+    kind: text('kind').notNull(),
+    evidence: text('evidence').notNull(),
+    createdAt: createdAt(),
+    clearedAt: time('cleared_at'),
+    clearedBy: uuid('cleared_by'),
+  },
+  (t) => [index('abuse_flags_user_idx').on(t.userId, t.createdAt)],
+);
+
+export type AbuseFlagRow = typeof abuseFlags.$inferSelect;

@@ -1,7 +1,8 @@
 import type { Deps } from '../../deps.ts';
-import type { MeterContext } from '../ai/types.ts';
+import type { MeterContext } from '../ai/index.ts';
 import { createAbuseCheck } from './abuse.ts';
-import { createBudgets } from './budgets.ts';
+import type { ApiKeys } from '../api-keys/index.ts';
+import { createBudgets, type BudgetSubjects } from './budgets.ts';
 import { memoryLedger } from './ledger.ts';
 import { createMetering } from './metering.ts';
 import { createUsageRecorder } from './recorder.ts';
@@ -11,15 +12,20 @@ import { createReports } from './reports.ts';
 /** Metering, budgets and usage reports over the deps the config chose (Redis counters across instances, memory on one). */
 export function createUsage(
   deps: Pick<Deps, 'config' | 'db' | 'redis' | 'broadcast' | 'metrics' | 'logger'>,
-  opts: { onTokens?: (meter: MeterContext, tokens: number) => void; ban?: (userId: string, seconds: number, reason: string) => Promise<unknown> } = {},
+  opts: {
+    subjects: BudgetSubjects;
+    apiKeys: Pick<ApiKeys, 'createdSince'>;
+    onTokens?: (meter: MeterContext, tokens: number) => void;
+    ban?: (userId: string, seconds: number, reason: string) => Promise<unknown>;
+  },
 ) {
   const { config, db, logger } = deps;
   const recorder = createUsageRecorder(db, { flushIntervalMs: config.usage.flushIntervalMs, maxBatch: config.usage.flushBatch, maxPending: config.usage.maxPending, logger });
   const ledger = deps.redis ? redisLedger(deps.redis, config.redisPrefix, { ...config.usage.budgets, logger }) : memoryLedger();
-  const budgets = createBudgets({ db, ledger, recorder, broadcast: deps.broadcast });
+  const budgets = createBudgets({ db, ledger, recorder, broadcast: deps.broadcast, subjects: opts.subjects });
   const metering = createMetering({ budgets, ledger, recorder, registry: deps.metrics.registry, logger, onTokens: opts.onTokens });
   const reports = createReports(db);
-  const abuse = createAbuseCheck({ db, settings: config.usage.abuse, ban: opts.ban });
+  const abuse = createAbuseCheck({ db, apiKeys: opts.apiKeys, settings: config.usage.abuse, ban: opts.ban });
   return {
     abuse,
     recorder,

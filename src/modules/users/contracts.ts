@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { optionalBody } from '../../http/pagination.ts';
 
 export const userSchema = z
   .object({
@@ -16,6 +15,3 @@ export const userSchema = z
   .meta({ id: 'User' });
 
 export const updateMeBody = z.object({ name: z.string().trim().min(1).max(200).nullable() }).partial().strict();
-
-/** Confirms an irreversible change: the password for accounts that have one. */
-export const deleteMeBody = optionalBody(z.object({ password: z.string().min(1).max(1024).optional() }).strict());

@@ -1,6 +1,17 @@
-import { and, desc, eq, ilike, lt, type SQL } from 'drizzle-orm';
+import { and, desc, eq, ilike, lt, sql, type SQL } from 'drizzle-orm';
+import type { AnyPgColumn } from 'drizzle-orm/pg-core';
 import type { Db } from '../../platform/db/database.ts';
 import { users, type UserRow } from './schema.ts';
+
+/**
+ * The owner's role and disabled time, joined to another module's row in the
+ * same query: the hot paths that verify a credential on every request
+ * (sessions, API keys) use it instead of a second round trip. Only the users
+ * module names its table; the caller adds `.innerJoin(account.table, account.on)`.
+ */
+export function accountOf(ownerId: AnyPgColumn) {
+  return { table: users, on: eq(users.id, ownerId), role: users.role, disabledAt: users.disabledAt };
+}
 
 export function createUsersRepository(db: Db) {
   return {
@@ -13,6 +24,12 @@ export function createUsersRepository(db: Db) {
     async lockById(id: string, tx: Db): Promise<UserRow | undefined> {
       const [row] = await tx.select().from(users).where(eq(users.id, id)).for('update');
       return row;
+    },
+
+    /** The user's time zone preference, or undefined (no user, or none set). */
+    async timezone(id: string): Promise<string | undefined> {
+      const [row] = await db.select({ timezone: sql<string | null>`${users.preferences}->>'timezone'` }).from(users).where(eq(users.id, id));
+      return row?.timezone ?? undefined;
     },
 
     async byEmail(email: string, tx: Db = db): Promise<UserRow | undefined> {

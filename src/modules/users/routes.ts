@@ -1,13 +1,13 @@
-import { z } from 'zod';
-import { principal, requestContext } from '../../http/guards.ts';
+import { principal } from '../../http/guards.ts';
 import { problemSchema } from '../../http/problem.ts';
-import type { App, RouteContext } from '../../http/types.ts';
-import { deleteMeBody, updateMeBody, userSchema } from './contracts.ts';
+import type { App } from '../../http/types.ts';
+import type { RouteContext } from '../module.ts';
+import { updateMeBody, userSchema } from './contracts.ts';
 import { preferencesPatchSchema, preferencesSchema } from './preferences.ts';
 import { toPublicUser } from './service.ts';
 
-export function usersRoutes(app: App, { services, guards }: RouteContext) {
-  const { users, account } = services;
+export function usersRoutes(app: App, { services, guards }: RouteContext<'users'>) {
+  const { users } = services;
 
   app.get('/users/me', {
     schema: { tags: ['users'], summary: 'The signed-in user', response: { 200: userSchema, 401: problemSchema } },
@@ -19,23 +19,6 @@ export function usersRoutes(app: App, { services, guards }: RouteContext) {
     schema: { tags: ['users'], summary: 'Update your profile', body: updateMeBody, response: { 200: userSchema, 400: problemSchema, 401: problemSchema } },
     onRequest: guards.user({ scope: 'profile:write' }),
     handler: async (request) => toPublicUser(await users.updateProfile(principal(request).userId, request.body)),
-  });
-
-  app.delete('/users/me', {
-    schema: {
-      tags: ['users'],
-      summary: 'Delete your account',
-      description:
-        'Irreversible. Accounts with a password must send it in `password`; accounts without one must have signed in within the last 10 minutes. ' +
-        'Every session and API key stops working at once.',
-      body: deleteMeBody,
-      response: { 204: z.null(), 400: problemSchema, 401: problemSchema, 403: problemSchema, 429: problemSchema },
-    },
-    onRequest: guards.user(),
-    handler: async (request, reply) => {
-      await account.delete(principal(request), request.body, requestContext(request));
-      return reply.status(204).send(null);
-    },
   });
 
   app.get('/users/me/preferences', {

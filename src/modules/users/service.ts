@@ -43,6 +43,11 @@ export function createUsersService(db: Db, announce: Announce = () => {}) {
     byId: (id: string, tx?: Db) => repo.byId(id, tx),
     byEmail: (email: string, tx?: Db) => repo.byEmail(normalizeEmail(email), tx),
 
+    /** The time zone in the user's preferences (budget periods follow it), or undefined. */
+    timezone: (id: string) => repo.timezone(id),
+    /** Whether the user exists (for other modules' existence checks, without loading the row). */
+    exists: async (id: string) => (await repo.byId(id)) !== undefined,
+
     async require(id: string): Promise<UserRow> {
       const user = await repo.byId(id);
       if (!user) throw NotFound('User', 'user_not_found');

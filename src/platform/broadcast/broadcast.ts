@@ -4,63 +4,66 @@ import { createSubscriptions } from '../redis/subscriptions.ts';
 import { callEach } from '../listeners.ts';
 
 /**
- * Fire-and-forget notices to every Parley process, this one included: "forget
- * what you cached about user X". Delivery is at most once (Redis pub/sub drops
- * what arrives during a reconnect), so it only ever shortens what a TTL already
- * bounds; work that must happen goes on the job queue instead.
+ * Messages by topic to every process listening to that topic, this one
+ * included: "forget what you cached about user X", and how a real-time event
+ * reaches the sockets, wherever they are connected. At most once (a process
+ * reconnecting to Redis misses what is published meanwhile), so a cache
+ * notice only ever shortens what a TTL already bounds; what must not be lost
+ * goes on the EventBus or the job queue instead.
  */
 export interface Broadcast {
   publish(topic: string, message: string): Promise<void>;
-  /** Listeners run synchronously on delivery; one that throws is logged and the rest still run. */
-  on(topic: string, listener: (message: string) => void): void;
+  /**
+   * Resolves once listening, so anything published afterwards arrives. Returns the way to stop.
+   * Listeners run synchronously on delivery; one that throws is logged and the others still run.
+   */
+  subscribe(topic: string, listener: (message: string) => void): Promise<() => Promise<void>>;
+  /** Resolves once every subscribe made so far is listening (caches that subscribed while being built). */
+  settled(): Promise<void>;
   close(): Promise<void>;
 }
 
-function listenerSet(logger?: Logger) {
+/** One process: a publish calls the topic's listeners synchronously, in order. */
+export function memoryBroadcast(logger?: Logger): Broadcast {
   const topics = new Map<string, Set<(message: string) => void>>();
   return {
-    on(topic: string, listener: (message: string) => void) {
+    async publish(topic, message) {
+      callEach(topics.get(topic), message, (err) => logger?.error({ err, topic }, 'broadcast listener failed'));
+    },
+    async subscribe(topic, listener) {
       let set = topics.get(topic);
       if (!set) topics.set(topic, (set = new Set()));
       set.add(listener);
+      return async () => {
+        set.delete(listener);
+        if (!set.size && topics.get(topic) === set) topics.delete(topic);
+      };
     },
-    deliver(topic: string, message: string) {
-      callEach(topics.get(topic), message, (err) => logger?.error({ err, topic }, 'broadcast listener failed'));
+    async settled() {},
+    async close() {
+      topics.clear();
     },
   };
 }
 
-/** One process: delivery is a function call. */
-export function memoryBroadcast(logger?: Logger): Broadcast {
-  const listeners = listenerSet(logger);
+/** Many processes: a Redis channel per topic, all of a process's topics on one subscriber connection. */
+export function redisBroadcast(redis: Redis, prefix: string, logger?: Logger): Broadcast {
+  const channel = (topic: string) => `${prefix}broadcast:${topic}`;
+  const subscriptions = createSubscriptions(redis, (err, ch) => logger?.error({ err, topic: ch.slice(channel('').length) }, 'broadcast listener failed'));
+  const pending = new Set<Promise<unknown>>();
   return {
     async publish(topic, message) {
-      listeners.deliver(topic, message);
+      await redis.publish(channel(topic), message);
     },
-    on: listeners.on,
-    async close() {},
-  };
-}
-
-/** Many processes: one Redis channel per deployment prefix, subscribed before this resolves so no notice published after it is missed. */
-export async function redisBroadcast(redis: Redis, prefix: string, logger?: Logger): Promise<Broadcast> {
-  const channel = `${prefix}broadcast`;
-  const listeners = listenerSet(logger);
-  const subscriptions = createSubscriptions(redis);
-  await subscriptions.add(channel, (raw) => {
-    let notice: [string, string];
-    try {
-      notice = JSON.parse(raw);
-    } catch {
-      return logger?.warn({ channel }, 'malformed broadcast notice ignored');
-    }
-    listeners.deliver(notice[0], notice[1]);
-  });
-  return {
-    async publish(topic, message) {
-      await redis.publish(channel, JSON.stringify([topic, message]));
+    subscribe(topic, listener) {
+      const listening = subscriptions.add(channel(topic), listener);
+      pending.add(listening);
+      void listening.then(() => pending.delete(listening), () => {});
+      return listening;
     },
-    on: listeners.on,
+    async settled() {
+      await Promise.all(pending);
+    },
     close: () => subscriptions.close(),
   };
 }

@@ -9,10 +9,9 @@ import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
 import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import pg from 'pg';
-import * as schema from './schema.ts';
 
 /** What every module sees: a Drizzle database, identical on PGlite and PostgreSQL. */
-export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
+export type Db = PgDatabase<PgQueryResultHKT>;
 
 /**
  * Runs `fn` in a transaction, handing it the transaction as a `Db`, so the same
@@ -52,7 +51,7 @@ export function openDatabase(opts: {
     // An idle connection the server drops (restart, failover, pg_terminate_backend) is an 'error'
     // on the pool; unheard, it would crash the process. The pool replaces the connection by itself.
     pool.on('error', (err) => opts.onIdleError?.(err));
-    const db = drizzlePg(pool, { schema }) as unknown as Db;
+    const db = drizzlePg(pool) as unknown as Db;
     return {
       db,
       kind: 'postgres',
@@ -61,7 +60,7 @@ export function openDatabase(opts: {
         const client = await pool.connect();
         try {
           await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
-          await migratePg(drizzlePg(client, { schema }), { migrationsFolder: folder });
+          await migratePg(drizzlePg(client), { migrationsFolder: folder });
         } finally {
           await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
           client.release();
@@ -75,7 +74,7 @@ export function openDatabase(opts: {
   const dir = memory ? undefined : path.join(opts.dataDir, 'pg');
   if (dir) mkdirSync(dir, { recursive: true });
   const client = memory && opts.pgliteSnapshot ? new PGlite({ loadDataDir: opts.pgliteSnapshot }) : new PGlite(dir);
-  const db = drizzlePglite(client, { schema }) as unknown as Db;
+  const db = drizzlePglite(client) as unknown as Db;
   return {
     db,
     kind: 'pglite',

@@ -115,7 +115,7 @@ for (const backend of backends()) {
 
 test('plain-http provider endpoints are a config error unless explicitly allowed', () => {
   const env = { GITHUB_CLIENT_ID: 'a', GITHUB_CLIENT_SECRET: 'b', GITHUB_BASE_URL: 'http://github.local' };
-  assert.throws(() => createOAuthProviders(loadConfig(env).oauth), /not https/);
-  assert.equal(createOAuthProviders(loadConfig({ ...env, OAUTH_ALLOW_INSECURE_HTTP: 'true' }).oauth).size, 1);
-  assert.equal(createOAuthProviders(loadConfig({ OIDC_ISSUER: 'https://id.example', OIDC_CLIENT_ID: 'a', OIDC_CLIENT_SECRET: 'b' }).oauth).size, 1);
+  assert.throws(() => createOAuthProviders(loadConfig(env).auth.oauth), /not https/);
+  assert.equal(createOAuthProviders(loadConfig({ ...env, OAUTH_ALLOW_INSECURE_HTTP: 'true' }).auth.oauth).size, 1);
+  assert.equal(createOAuthProviders(loadConfig({ OIDC_ISSUER: 'https://id.example', OIDC_CLIENT_ID: 'a', OIDC_CLIENT_SECRET: 'b' }).auth.oauth).size, 1);
 });

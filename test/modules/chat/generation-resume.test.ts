@@ -3,7 +3,6 @@ import { after, before, describe, test } from 'node:test';
 import { backends, startApp } from '../../support/app.ts';
 import { createUser } from '../../support/factories.ts';
 import { allSse, deltaText, readSse, type SseEvent } from '../../support/sse.ts';
-import { createGenerationRepository } from '../../../src/modules/chat/generation-repository.ts';
 import { answerRequests, chatAs, clusterSkip, waitFor, startChat, useChat, type ChatFixture } from './generation-fixture.ts';
 
 const REPLY = 'alpha beta gamma delta epsilon zeta eta theta';
@@ -168,7 +167,7 @@ for (const backend of backends()) {
       const c = await chat.conversation();
       const question = await f.t.services.messages.appendUserMessage(u.id, c, { content: 'Anyone?' });
       const orphan = await f.t.services.messages.createAssistantPlaceholder(c, { parentId: question.id });
-      const repo = createGenerationRepository(f.t.deps.db);
+      const repo = f.t.services.messages;
       assert.equal(await repo.failAbandoned(new Date(Date.now() - 60_000)), 0, 'too recent to be abandoned');
       assert.ok((await repo.failAbandoned(new Date(Date.now() + 1000))) >= 1);
       const m = await chat.message(c, orphan.id);

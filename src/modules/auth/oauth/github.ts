@@ -1,6 +1,6 @@
 import * as client from 'openid-client';
 import { z } from 'zod';
-import type { OAuthProviderConfig } from '../../../config.ts';
+import type { OAuthProviderConfig } from '../settings.ts';
 import { PROVIDER_TIMEOUT_SECONDS } from './oidc.ts';
 import type { ExternalIdentity, OAuthProvider } from './providers.ts';
 

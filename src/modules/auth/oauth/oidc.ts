@@ -1,5 +1,5 @@
 import * as client from 'openid-client';
-import type { OAuthProviderConfig } from '../../../config.ts';
+import type { OAuthProviderConfig } from '../settings.ts';
 import type { ExternalIdentity, OAuthProvider } from './providers.ts';
 
 export const PROVIDER_TIMEOUT_SECONDS = 10;

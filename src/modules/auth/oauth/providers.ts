@@ -1,4 +1,5 @@
-import { ConfigError, type Config, type OAuthProviderConfig } from '../../../config.ts';
+import { ConfigError } from '../../../errors.ts';
+import type { AuthSettings, OAuthProviderConfig } from '../settings.ts';
 import { githubProvider } from './github.ts';
 import { oidcProvider } from './oidc.ts';
 
@@ -40,7 +41,7 @@ export interface OAuthProvider {
 export type OAuthProviders = ReadonlyMap<string, OAuthProvider>;
 
 /** The configured providers by id. Throws ConfigError for plain-http endpoints unless explicitly allowed. */
-export function createOAuthProviders(oauth: Config['oauth']): OAuthProviders {
+export function createOAuthProviders(oauth: AuthSettings['oauth']): OAuthProviders {
   const providers = new Map<string, OAuthProvider>();
   for (const p of oauth.providers) {
     if (!oauth.allowInsecureHttp) requireHttps(p);

@@ -2,14 +2,15 @@ import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { rateLimit, requestContext } from '../../../http/guards.ts';
 import { problemSchema } from '../../../http/problem.ts';
-import type { App, RouteContext } from '../../../http/types.ts';
+import type { App } from '../../../http/types.ts';
+import type { RouteContext } from '../../module.ts';
 import { mfaChallenge, sessionTokens } from '../contracts.ts';
 import { oauthFlowCookie, setSessionCookies } from '../cookies.ts';
 import { authorizeQuery, authorizeUrl, callbackQuery, providerList, providerParams } from './contracts.ts';
 
 const problems = { 400: problemSchema, 403: problemSchema, 404: problemSchema, 409: problemSchema, 429: problemSchema, 502: problemSchema };
 
-export function oauthRoutes(app: App, { deps, services }: RouteContext) {
+export function oauthRoutes(app: App, { config, services }: RouteContext<'oauth' | 'authLimits'>) {
   const { oauth, authLimits } = services;
   const byIp = (r: FastifyRequest) => r.ip;
 
@@ -33,7 +34,7 @@ export function oauthRoutes(app: App, { deps, services }: RouteContext) {
     onRequest: rateLimit(authLimits.oauth, byIp),
     handler: async (request, reply) => {
       const { url, state, expiresIn } = await oauth.start(request.params.provider, request.query.redirectTo);
-      oauthFlowCookie.set(reply, state, deps.config, expiresIn);
+      oauthFlowCookie.set(reply, state, config, expiresIn);
       reply.header('cache-control', 'no-store');
       if (request.headers.accept?.includes('application/json')) return { url: url.href };
       return reply.redirect(url.href, 302);
@@ -65,7 +66,7 @@ export function oauthRoutes(app: App, { deps, services }: RouteContext) {
         target.hash = new URLSearchParams({ mfaRequired: 'true', mfaToken: result.mfaToken, expiresIn: String(result.expiresIn) }).toString();
         return reply.redirect(target.href, 302);
       }
-      setSessionCookies(reply, result, deps.config);
+      setSessionCookies(reply, result, config);
       return reply.redirect(redirectTo, 302);
     },
   });

@@ -1,9 +1,9 @@
 import { sql } from 'drizzle-orm';
-import type { StorageSource } from '../usage/storage.ts';
+import type { FootprintSource } from '../usage/footprint.ts';
 import { projectPrompts, projects } from './schema.ts';
 
-/** What projects store, for the storage report: UTF-8 bytes of names, descriptions and prompt texts. */
-export const projectsStorage: StorageSource[] = [
+/** What projects store, for the footprint report: UTF-8 bytes of names, descriptions and prompt texts. */
+export const projectsFootprint: FootprintSource[] = [
   {
     name: 'projects',
     from: sql`${projects}`,

@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { principal } from '../../http/guards.ts';
 import { page } from '../../http/pagination.ts';
 import { problemSchema } from '../../http/problem.ts';
-import type { App, RouteContext } from '../../http/types.ts';
+import type { App } from '../../http/types.ts';
+import type { RouteContext } from '../module.ts';
 import {
   conversationParams,
   conversationSchema,
@@ -17,7 +18,7 @@ const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 4
 const tags = ['conversations'];
 
 /** Conversations. API keys need the `chat` scope. */
-export function conversationsRoutes(app: App, { services, guards }: RouteContext) {
+export function conversationsRoutes(app: App, { services, guards }: RouteContext<'conversations'>) {
   const { conversations } = services;
   const onRequest = guards.user({ scope: 'chat' });
 

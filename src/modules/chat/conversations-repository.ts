@@ -1,4 +1,4 @@
-import { and, desc, eq, getTableColumns, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, getTableColumns, isNull, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../../platform/db/database.ts';
 import type { ConversationCursor } from './contracts.ts';
 import { conversations } from './schema.ts';
@@ -27,6 +27,16 @@ export function createConversationsRepository(db: Db) {
   const owned = (userId: string, id: string) => and(eq(conversations.id, id), eq(conversations.userId, userId));
 
   return {
+    /** Sets a generated title unless the conversation has one by now (the user may have named it meanwhile). */
+    async setTitleIfUnset(conversationId: string, title: string): Promise<boolean> {
+      const rows = await db
+        .update(conversations)
+        .set({ title })
+        .where(and(eq(conversations.id, conversationId), isNull(conversations.title)))
+        .returning({ id: conversations.id });
+      return rows.length > 0;
+    },
+
     async insert(values: typeof conversations.$inferInsert): Promise<ConversationRow> {
       const [row] = await db.insert(conversations).values(values).returning(columns);
       return row!;

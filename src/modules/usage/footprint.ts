@@ -8,7 +8,7 @@ import type { Db } from '../../platform/db/database.ts';
  * `from`, its owner in `userId`, its size in `bytes`. Figures are computed
  * exactly, in SQL, when asked.
  */
-export interface StorageSource {
+export interface FootprintSource {
   /** What the figures are reported under: `messages`, `projects`, … */
   name: string;
   /** The table, or a join reaching the owner (a project's prompts). */
@@ -24,14 +24,14 @@ export interface SourceFigures {
   bytes: number;
 }
 
-export interface StorageOfUser {
+export interface FootprintOfUser {
   userId: string;
   bytes: number;
   sources: SourceFigures[];
 }
 
 /** Where the admin listing resumes: after this user, who stored this many bytes. */
-export interface StorageCursor {
+export interface FootprintCursor {
   bytes: number;
   userId: string;
 }
@@ -43,7 +43,7 @@ type Row = { user_id: string; source: string; items: string; bytes: string };
  * the figures are one consistent snapshot; a source with nothing for a user
  * reports zeros rather than going missing.
  */
-export function createStorageReport(db: Db, sources: StorageSource[]) {
+export function createFootprintReport(db: Db, sources: FootprintSource[]) {
   const all = (userId?: string) =>
     sql.join(
       sources.map(
@@ -57,7 +57,7 @@ export function createStorageReport(db: Db, sources: StorageSource[]) {
 
   const execute = async (query: SQL) => ((await db.execute(query)) as unknown as { rows: Row[] }).rows;
 
-  function figuresOf(userId: string, rows: Row[]): StorageOfUser {
+  function figuresOf(userId: string, rows: Row[]): FootprintOfUser {
     const found = new Map(rows.filter((r) => r.user_id === userId).map((r) => [r.source, r]));
     const figures = sources.map(({ name }) => ({ source: name, items: Number(found.get(name)?.items ?? 0), bytes: Number(found.get(name)?.bytes ?? 0) }));
     return { userId, bytes: figures.reduce((sum, f) => sum + f.bytes, 0), sources: figures };
@@ -65,12 +65,12 @@ export function createStorageReport(db: Db, sources: StorageSource[]) {
 
   return {
     /** One user's figures, zeros when they store nothing. */
-    async of(userId: string): Promise<StorageOfUser> {
+    async of(userId: string): Promise<FootprintOfUser> {
       return figuresOf(userId, await execute(all(userId)));
     },
 
     /** Users by bytes stored, most first (ties by id); fetch `limit + 1` to know whether there is more. */
-    async top(opts: { limit: number; after?: StorageCursor }): Promise<StorageOfUser[]> {
+    async top(opts: { limit: number; after?: FootprintCursor }): Promise<FootprintOfUser[]> {
       const after = opts.after ? sql`where total < ${opts.after.bytes} or (total = ${opts.after.bytes} and user_id > ${opts.after.userId}::uuid)` : sql``;
       const rows = await execute(sql`
         with s as (${all()}),
@@ -85,4 +85,4 @@ export function createStorageReport(db: Db, sources: StorageSource[]) {
   };
 }
 
-export type StorageReport = ReturnType<typeof createStorageReport>;
+export type FootprintReport = ReturnType<typeof createFootprintReport>;

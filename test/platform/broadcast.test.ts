@@ -1,16 +1,16 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, test, type TestContext } from 'node:test';
-import { memoryFanout, redisFanout, type Fanout } from '../../src/platform/bus/fanout.ts';
+import { memoryBroadcast, redisBroadcast, type Broadcast } from '../../src/platform/broadcast/broadcast.ts';
 import { openRedis, type Redis } from '../../src/platform/redis/redis.ts';
 import { eventually } from '../support/eventually.ts';
 
 /** Two handles on one cluster: the same fan-out in memory; on Redis, two over separate connections ("instances"). */
-const sides: Array<{ name: string; skip?: string | false; make(t: TestContext, prefix?: string): [Fanout, Fanout] }> = [
+const sides: Array<{ name: string; skip?: string | false; make(t: TestContext, prefix?: string): [Broadcast, Broadcast] }> = [
   {
     name: 'memory',
     make(t) {
-      const f = memoryFanout();
+      const f = memoryBroadcast();
       t.after(() => f.close());
       return [f, f];
     },
@@ -20,7 +20,7 @@ const sides: Array<{ name: string; skip?: string | false; make(t: TestContext, p
     skip: !process.env.REDIS_URL && 'REDIS_URL not set',
     make(t, prefix = `parley:test:${randomBytes(6).toString('hex')}:`) {
       const [r1, r2]: Redis[] = [openRedis(process.env.REDIS_URL!), openRedis(process.env.REDIS_URL!)];
-      const pair: [Fanout, Fanout] = [redisFanout(r1, prefix), redisFanout(r2, prefix)];
+      const pair: [Broadcast, Broadcast] = [redisBroadcast(r1, prefix), redisBroadcast(r2, prefix)];
       t.after(async () => {
         await Promise.all(pair.map((f) => f.close()));
         await Promise.all([r1.quit(), r2.quit()]);
@@ -36,7 +36,7 @@ function inbox() {
 }
 
 for (const side of sides) {
-  describe(`fan-out [${side.name}]`, { skip: side.skip }, () => {
+  describe(`broadcast [${side.name}]`, { skip: side.skip }, () => {
     test('a message published on one instance reaches the listeners on every instance, the publisher’s included', async (t) => {
       const [a, b] = side.make(t);
       const [onA, onB] = [inbox(), inbox()];

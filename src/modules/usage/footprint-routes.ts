@@ -1,14 +1,15 @@
 import { z } from 'zod';
 import { principal } from '../../http/guards.ts';
 import { problemSchema } from '../../http/problem.ts';
-import type { App, RouteContext } from '../../http/types.ts';
+import type { App } from '../../http/types.ts';
+import type { RouteContext } from '../module.ts';
 import { adminStorageQuery, storageCursor, storageSchema } from './contracts.ts';
 
 const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema };
 
 /** What users store now: the caller's own, or every user's (most bytes first) for admins. */
-export function storageRoutes(app: App, { services, guards }: RouteContext) {
-  const { storageReport } = services;
+export function footprintRoutes(app: App, { services, guards }: RouteContext<'footprint' | 'users'>) {
+  const { footprint } = services;
 
   app.get('/usage/storage', {
     schema: {
@@ -18,7 +19,7 @@ export function storageRoutes(app: App, { services, guards }: RouteContext) {
       response: { 200: storageSchema, ...problems },
     },
     onRequest: guards.user({ scope: 'usage:read' }),
-    handler: async (request) => storageReport.of(principal(request).userId),
+    handler: async (request) => footprint.of(principal(request).userId),
   });
 
   app.get('/admin/usage/storage', {
@@ -34,9 +35,9 @@ export function storageRoutes(app: App, { services, guards }: RouteContext) {
       const { userId, limit, cursor } = request.query;
       if (userId) {
         await services.users.require(userId);
-        return { data: [await storageReport.of(userId)], nextCursor: null };
+        return { data: [await footprint.of(userId)], nextCursor: null };
       }
-      const rows = await storageReport.top({ limit: limit + 1, after: cursor });
+      const rows = await footprint.top({ limit: limit + 1, after: cursor });
       const data = rows.slice(0, limit);
       return { data, nextCursor: rows.length > limit ? storageCursor(data[data.length - 1]!) : null };
     },

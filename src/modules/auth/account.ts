@@ -2,8 +2,7 @@ import { Forbidden } from '../../errors.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Audit, AuditContext } from '../audit/service.ts';
 import type { PasswordGuard } from '../auth/password-guard.ts';
-import type { UserRow } from './schema.ts';
-import type { UsersService } from './service.ts';
+import type { UserRow, UsersService } from '../users/index.ts';
 
 /** How recently a password-less user must have signed in to do something irreversible. */
 export const REAUTH_WINDOW_MS = 10 * 60_000;

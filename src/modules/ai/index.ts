@@ -1,0 +1,42 @@
+import { defineModule } from '../module.ts';
+import { gatewayRoutes } from './gateway-routes.ts';
+import { aiRoutes } from './routes.ts';
+import { createAi, type AiService } from './service.ts';
+import { aiEnv, aiSettings, type AiSettings } from './settings.ts';
+import { ConfigError } from '../../errors.ts';
+
+export { buildContext } from './context.ts';
+export { formatMicros, usdToMicros } from './cost.ts';
+export type { Ai, CallOutcome, ChatEvent, ChatMessage, ChatRequest, FailedAttempt, MeterContext, Metering, ModelInfo } from './types.ts';
+
+declare module '../module.ts' {
+  interface ServiceMap {
+    /** Providers, the model catalog, fallback chains and retries. */
+    ai: AiService;
+  }
+  interface ModuleSettings {
+    ai: AiSettings;
+  }
+}
+
+/** AI: every provider behind one interface, the model catalog and prices, and the OpenAI-compatible gateway. */
+export const aiModule = defineModule({
+  name: 'ai',
+  config: {
+    env: aiEnv,
+    read(env) {
+      const { settings, problems } = aiSettings(env);
+      if (problems.length) throw new ConfigError(`Invalid configuration:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+      return settings;
+    },
+  },
+  needs: ['usage', 'limits'],
+  provides: ['ai'],
+  services: ({ deps, config, services }) => ({
+    ai: createAi(config.ai, { logger: deps.logger, metering: config.usage.enabled ? services.usage.metering : undefined }),
+  }),
+  routes(app, ctx) {
+    aiRoutes(app, ctx);
+    gatewayRoutes(app, ctx);
+  },
+});

@@ -1,0 +1,137 @@
+import { defineModule, type ServiceContext } from '../module.ts';
+import { createAccount, type Account } from './account.ts';
+import { accountRoutes } from './account-routes.ts';
+import { createAuthenticator, type Authenticate } from './authenticator.ts';
+import { createEmailFlows, type EmailFlows } from './email-flows.ts';
+import { purgeExpiredAuthRows } from './maintenance.ts';
+import { createMfa, type Mfa } from './mfa.ts';
+import { createOAuthProviders } from './oauth/providers.ts';
+import { oauthRoutes } from './oauth/routes.ts';
+import { createOAuthService, type OAuthService } from './oauth/service.ts';
+import { createOneTimeTokens } from './one-time-tokens.ts';
+import { createPasswordGuard, type PasswordGuard } from './password-guard.ts';
+import { authRoutes, jwksRoute } from './routes.ts';
+import { backupCodes, jwtKeys, oauthAccounts, oauthFlows, oneTimeTokens, refreshTokens, sessions, totpFactors } from './schema.ts';
+import { createAuthService, type AuthService } from './service.ts';
+import { createSessions, type Sessions } from './sessions.ts';
+import { authEnv, authSettings, type AuthSettings } from './settings.ts';
+import { SigningKeys } from './signing-keys.ts';
+
+export { ACCESS_AUDIENCE, type Authenticate, type Principal } from './authenticator.ts';
+export type { Sessions } from './sessions.ts';
+export type { PasswordGuard } from './password-guard.ts';
+export type { AuthSettings, OAuthProviderConfig } from './settings.ts';
+
+declare module '../module.ts' {
+  interface ServiceMap {
+    /** Signing keys of access tokens (JWKS at /.well-known/jwks.json). */
+    keys: SigningKeys;
+    sessions: Sessions;
+    /** Bearer credential (access JWT or API key) → principal; the one code path for both. */
+    authenticate: Authenticate;
+    /** Per-IP and per-account limiters of the sign-in endpoints. */
+    authLimits: ReturnType<typeof authLimiters>;
+    passwordGuard: PasswordGuard;
+    mfa: Mfa;
+    emailFlows: EmailFlows;
+    auth: AuthService;
+    oauth: OAuthService;
+    /** What a user does to their own account that needs proof beyond a bearer token (deletion). */
+    account: Account;
+  }
+  interface ModuleSettings {
+    /** Token lifetimes, sign-in rate limits and OAuth providers. */
+    auth: AuthSettings;
+  }
+}
+
+function authLimiters({ deps, config }: ServiceContext<never>) {
+  const rl = config.auth.rateLimit;
+  const per = (name: string, points: number) => deps.limiters.create({ name, points, durationSeconds: rl.windowSeconds });
+  return {
+    login: per('login:ip', rl.perIp),
+    register: per('register:ip', rl.perIp),
+    refresh: per('refresh:ip', rl.perIp * 4),
+    reset: per('reset:ip', rl.perIp),
+    mfa: per('mfa:ip', rl.perIp),
+    oauth: per('oauth:ip', rl.perIp * 2),
+    accountFailures: per('login:account', rl.perAccount),
+  };
+}
+
+/** Auth: sign-up and sign-in (password, OAuth/OIDC, TOTP), sessions with rotating refresh tokens, access JWTs. */
+export const authModule = defineModule({
+  name: 'auth',
+  tables: { sessions, refreshTokens, jwtKeys, oneTimeTokens, oauthAccounts, oauthFlows, totpFactors, backupCodes },
+  config: { env: authEnv, read: authSettings },
+  needs: ['users', 'audit', 'apiKeys'],
+  provides: ['keys', 'sessions', 'authenticate', 'authLimits', 'passwordGuard', 'mfa', 'emailFlows', 'auth', 'oauth', 'account'],
+  services(ctx) {
+    const { deps, config } = ctx;
+    const { users, audit, apiKeys } = ctx.services;
+    const { db } = deps;
+    const settings = config.auth;
+    // Retired keys keep verifying for a token lifetime plus the other instances' key-cache refresh.
+    const keys = new SigningKeys(db, deps.cipher, settings.accessTtl + 120);
+    const sessions = createSessions(db, { refreshTtl: settings.refreshTtl, reuseGrace: settings.reuseGrace });
+    const authenticate = createAuthenticator({ keys, sessions, apiKeys, issuer: settings.issuer });
+    const authLimits = authLimiters(ctx);
+    const passwordGuard = createPasswordGuard(authLimits.accountFailures);
+    const mfa = createMfa({
+      db,
+      cipher: deps.cipher,
+      audit,
+      users,
+      issuer: new URL(config.publicUrl).host,
+      attempts: deps.limiters.create({ name: 'mfa:user', points: settings.rateLimit.perAccount, durationSeconds: settings.rateLimit.windowSeconds }),
+      passwordGuard,
+    });
+    const emailFlows = createEmailFlows({
+      db,
+      users,
+      sessions,
+      tokens: createOneTimeTokens(db),
+      mailer: deps.mailer,
+      audit,
+      logger: deps.logger,
+      publicUrl: config.publicUrl,
+      emailTokenTtl: settings.emailTokenTtl,
+      resetTokenTtl: settings.resetTokenTtl,
+      resendIntervalSeconds: 60,
+      passwordGuard,
+    });
+    const auth = createAuthService({
+      users,
+      sessions,
+      keys,
+      mfa,
+      audit,
+      issuer: settings.issuer,
+      accessTtl: settings.accessTtl,
+      requireEmailVerification: settings.requireEmailVerification,
+      passwordGuard,
+      onRegistered: emailFlows.onRegistered,
+    });
+    const oauth = createOAuthService({
+      db,
+      providers: createOAuthProviders(settings.oauth),
+      users,
+      auth,
+      audit,
+      logger: deps.logger,
+      publicUrl: config.publicUrl,
+      allowedOrigins: config.allowedOrigins,
+      requireEmailVerification: settings.requireEmailVerification,
+    });
+    const account = createAccount({ db, users, audit, passwordGuard, credentialsChanged: apiKeys.forgetUser });
+    return { keys, sessions, authenticate, authLimits, passwordGuard, mfa, emailFlows, auth, oauth, account };
+  },
+  start: ({ keys }) => keys.init(),
+  routes(app, ctx) {
+    authRoutes(app, ctx);
+    accountRoutes(app, ctx);
+    oauthRoutes(app, ctx);
+  },
+  rootRoutes: jwksRoute,
+  schedules: ({ deps }) => [{ name: 'auth.purge-expired', cron: '17 * * * *', handler: async () => void (await purgeExpiredAuthRows(deps.db, new Date())) }],
+});

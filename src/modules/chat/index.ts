@@ -1,0 +1,99 @@
+import { AppError, NotFound } from '../../errors.ts';
+import { defineModule } from '../module.ts';
+import { conversationsRoutes } from './conversation-routes.ts';
+import { createConversations, type Conversations } from './conversations.ts';
+import { createConversationsRepository } from './conversations-repository.ts';
+import { chatFootprint } from './footprint.ts';
+import { createGeneration, type Generation } from './generation.ts';
+import { generationRoutes } from './generation-routes.ts';
+import { messagesRoutes } from './message-routes.ts';
+import { createMessages, type Messages } from './messages.ts';
+import { conversations, messageFeedback, messages } from './schema.ts';
+import { createSearch, type Search } from './search.ts';
+import { searchRoutes } from './search-routes.ts';
+import { chatEnv, chatSettings, type ChatSettings } from './settings.ts';
+import { createTitles } from './titles.ts';
+
+export type { Conversations } from './conversations.ts';
+export type { Messages } from './messages.ts';
+
+declare module '../module.ts' {
+  interface ServiceMap {
+    conversations: Conversations;
+    /** Messages as a tree of branches, feedback, and the writes generation makes. */
+    messages: Messages;
+    /** Full-text search over the user's conversations and messages. */
+    search: Search;
+    /** Answers: stored, streamed from any instance, resumed, cancelled. */
+    generation: Generation;
+  }
+  interface ModuleSettings {
+    chat: ChatSettings;
+  }
+}
+
+/** Chat: conversations, branching messages, streamed answers with fallback, resume and cancel, titles, search. */
+export const chatModule = defineModule({
+  name: 'chat',
+  tables: { conversations, messages, messageFeedback },
+  config: { env: chatEnv, read: chatSettings },
+  needs: ['ai', 'projects', 'jobs', 'usage', 'limits'],
+  provides: ['conversations', 'messages', 'search', 'generation'],
+  services({ deps, config, services }) {
+    const { ai, projects, jobs, usage } = services;
+    const conversations = createConversations({ db: deps.db, projects });
+    const messages = createMessages({ db: deps.db });
+    const titles = createTitles({ ai, conversations: createConversationsRepository(deps.db), logger: deps.logger, jobs });
+    const generation = createGeneration({
+      ai,
+      messages,
+      conversations,
+      projects,
+      streams: deps.streams,
+      titles,
+      logger: deps.logger,
+      limits: config.chat,
+      announce: deps.announce,
+      checkBudget: config.usage.enabled ? usage.budgets.assertRoom : async () => {},
+    });
+    return { conversations, messages, search: createSearch(deps.db), generation };
+  },
+  routes(app, ctx) {
+    conversationsRoutes(app, ctx);
+    messagesRoutes(app, ctx);
+    generationRoutes(app, ctx);
+    searchRoutes(app, ctx);
+  },
+  schedules: ({ deps, config, services }) => [
+    {
+      name: 'chat.fail-abandoned',
+      cron: '*/5 * * * *',
+      // Well past the longest an answer may run: whoever was generating it is gone.
+      handler: async () => {
+        const abandoned = await services.messages.failAbandoned(new Date(Date.now() - (config.chat.maxStreamSeconds + 300) * 1000));
+        if (abandoned) deps.logger.warn({ abandoned }, 'marked abandoned generations failed');
+        return { abandoned };
+      },
+    },
+  ],
+  topics: ({ conversations }) => ({
+    topics: [
+      {
+        name: 'conversation',
+        withId: true,
+        scope: 'chat',
+        async authorize(p, id) {
+          try {
+            await conversations.get(p.userId, id);
+          } catch (err) {
+            throw err instanceof AppError && err.status === 404 ? NotFound('Conversation') : err;
+          }
+        },
+      },
+      { name: 'conversations', scope: 'chat' },
+    ],
+    events: ['message.created', 'message.stream.started', 'message.stream.finished'],
+    route: (type, payload) => (type.startsWith('message.') ? [`conversation:${String(payload.conversationId)}`, 'conversations'] : []),
+  }),
+  footprint: chatFootprint,
+});

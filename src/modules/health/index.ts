@@ -1,0 +1,31 @@
+import type { Deps } from '../../deps.ts';
+import { defineModule } from '../module.ts';
+import { healthRoutes } from './routes.ts';
+
+declare module '../module.ts' {
+  interface ServiceMap {
+    health: ReturnType<typeof createHealth>;
+  }
+}
+
+function createHealth(deps: Deps) {
+  return {
+    /** Whether each dependency answers: the database always, Redis when configured. */
+    async checks(): Promise<Record<string, 'ok' | 'down'>> {
+      const checks: Record<string, 'ok' | 'down'> = {};
+      checks.database = await deps.database.ping().then(() => 'ok' as const, () => 'down' as const);
+      if (deps.redis) checks.redis = await deps.redis.ping().then(() => 'ok' as const, () => 'down' as const);
+      return checks;
+    },
+    /** The Prometheus registry every module's metrics are in. */
+    metrics: deps.metrics.registry,
+  };
+}
+
+/** Health: liveness, readiness of each dependency, Prometheus metrics; at the root, outside /v1. */
+export const healthModule = defineModule({
+  name: 'health',
+  provides: ['health'],
+  services: ({ deps }) => ({ health: createHealth(deps) }),
+  rootRoutes: healthRoutes,
+});

@@ -1,0 +1,136 @@
+import type { z } from 'zod';
+import type { Config } from '../config.ts';
+import type { Deps } from '../deps.ts';
+import type { Guards } from '../http/guards.ts';
+import type { Idempotency } from '../http/idempotency.ts';
+import type { App } from '../http/types.ts';
+import type { EventType } from '../platform/bus/events.ts';
+import type { Handler } from '../platform/bus/bus.ts';
+import type { ScheduleDefinition } from '../platform/scheduler/scheduler.ts';
+import type { Principal } from './auth/index.ts';
+import type { FootprintSource } from './usage/index.ts';
+
+/**
+ * Every service a module provides, by name. Each module adds its own in its
+ * index.ts (declaration merging), so the map is written nowhere else:
+ *
+ *   declare module '../module.ts' {
+ *     interface ServiceMap { projects: Projects }
+ *   }
+ */
+export interface ServiceMap {}
+
+/** Each module's config section, under its module name (declaration merging, as ServiceMap). */
+export interface ModuleSettings {}
+
+export type ServiceName = keyof ServiceMap & string;
+
+/** What a service factory gets: the platform's adapters, the config, and only the services it named. */
+export interface ServiceContext<Needs extends ServiceName> {
+  deps: Deps;
+  config: Config;
+  services: Pick<ServiceMap, Needs>;
+  /** What every module declared users store (the footprint report's sources). */
+  footprints: FootprintSource[];
+  /** Every module's WebSocket topics; read when a socket subscribes, once all services exist. */
+  topics(): Topics[];
+}
+
+/** What route registration gets: the services the module named or provides, the guards and the config; no adapters. */
+export interface RouteContext<Uses extends ServiceName> {
+  services: Pick<ServiceMap, Uses>;
+  guards: Guards;
+  /** Idempotency-Key records (the HTTP layer's): a retried POST gets the first one's result. */
+  idempotency: Idempotency;
+  config: Config;
+}
+
+/** A module's config section: env fields (Zod) merged into the one env schema, and how to read them into settings. */
+export interface ConfigSection<Settings> {
+  env: z.ZodRawShape;
+  /** Reads the validated env into settings; returns problems as strings, or throws ConfigError. */
+  read(env: any): Settings;
+}
+
+/** A cron task, before SCHEDULES overrides are applied. */
+export type Schedule = ScheduleDefinition<null>;
+
+/** A reliable bus subscription, started with the app (see EventBus). */
+export interface BusSubscription<T extends EventType = EventType> {
+  group: string;
+  types: readonly T[];
+  handler: Handler<T>;
+}
+
+/**
+ * A WebSocket topic: `name` alone (`jobs`), or `name:<uuid>` when `withId`.
+ * Events reach it by `route`: the topics an event of this module goes to.
+ */
+export interface TopicDefinition {
+  name: string;
+  withId?: boolean;
+  /** The API-key scope it needs (a session may follow anything of its own). */
+  scope?: string;
+  /** Throws NotFound unless this user may follow that id. */
+  authorize?(principal: Principal, id: string): Promise<void>;
+}
+
+export interface Topics {
+  topics: TopicDefinition[];
+  /** The bus event types this module's topics carry. */
+  events: readonly EventType[];
+  /** The topics an event goes to, most specific first; empty when none of this module's. */
+  route(type: string, payload: Record<string, unknown>): string[];
+}
+
+/**
+ * One capability of Parley, as app.ts, the service wiring, the worker, the
+ * config loader and the schema list see it. Everything optional: an empty
+ * module is `{ name: 'x' }`.
+ */
+export interface Module<Needs extends ServiceName = any, Provides extends ServiceName = any, Settings = unknown> {
+  name: string;
+  /** The Drizzle tables this module owns; no other module queries them. */
+  tables?: Record<string, unknown>;
+  /** Read once at start into `config[name]`. */
+  config?: ConfigSection<Settings>;
+  /** The services of other modules it uses (earlier in MODULES). */
+  needs?: readonly Needs[];
+  /** The services it adds to the map, under these names. */
+  provides?: readonly Provides[];
+  /** Builds this module's services once, over the deps and the services it named. */
+  services?(ctx: ServiceContext<Needs>): Pick<ServiceMap, Provides>;
+  /** Awaited before the app serves (keys loaded). */
+  start?(services: Pick<ServiceMap, Needs | Provides>): Promise<void>;
+  /** Awaited when the process stops, after the HTTP server has drained (pending writes flushed). */
+  stop?(services: Pick<ServiceMap, Needs | Provides>): Promise<void>;
+  /** Routes under /v1. */
+  routes?(app: App, ctx: RouteContext<Needs | Provides>): void | Promise<void>;
+  /** Routes at the root (health, JWKS, the home page). */
+  rootRoutes?(app: App, ctx: RouteContext<Needs | Provides>): void | Promise<void>;
+  /** Cron tasks: defined everywhere, fired where the worker runs. */
+  schedules?(ctx: ServiceContext<Needs | Provides>): Schedule[];
+  /** Bus subscriptions, started with the app. */
+  subscriptions?(ctx: ServiceContext<Needs | Provides>): BusSubscription[];
+  /** WebSocket topics of this module, and how its events reach them. */
+  topics?(services: Pick<ServiceMap, Needs | Provides>): Topics;
+  /** What users store in this module, for the per-user footprint report. */
+  footprint?: FootprintSource[];
+}
+
+/** Checks a module's shape and keeps its types: `export const chat = defineModule({ … })`. */
+export function defineModule<const Needs extends ServiceName = never, const Provides extends ServiceName = never, Settings = unknown>(
+  module: Module<Needs, Provides, Settings>,
+): Module<Needs, Provides, Settings> {
+  return module;
+}
+
+/** Only the named services, so a module cannot reach one it did not declare. */
+export function pickServices<K extends ServiceName>(all: Partial<ServiceMap>, names: readonly K[]): Pick<ServiceMap, K> {
+  const picked = {} as Pick<ServiceMap, K>;
+  for (const name of names) {
+    if (!(name in all)) throw new Error(`service "${name}" is not provided by any module before this one in MODULES`);
+    picked[name] = (all as ServiceMap)[name];
+  }
+  return picked;
+}

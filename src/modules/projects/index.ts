@@ -1,0 +1,25 @@
+import { defineModule } from '../module.ts';
+import { projectsFootprint } from './footprint.ts';
+import { projectsRoutes } from './routes.ts';
+import { projectPrompts, projects } from './schema.ts';
+import { createProjects, type Projects } from './service.ts';
+
+export type { GenerationSettings, Projects, ProjectSettings } from './service.ts';
+export { projects } from './schema.ts';
+export { modelId } from './contracts.ts';
+
+declare module '../module.ts' {
+  interface ServiceMap {
+    projects: Projects;
+  }
+}
+
+/** Projects (agents): a model, fallbacks, parameters and versioned system prompts that a conversation answers with. */
+export const projectsModule = defineModule({
+  name: 'projects',
+  tables: { projects, projectPrompts },
+  provides: ['projects'],
+  services: ({ deps }) => ({ projects: createProjects(deps.db) }),
+  routes: projectsRoutes,
+  footprint: projectsFootprint,
+});

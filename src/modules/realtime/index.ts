@@ -1,0 +1,44 @@
+import { defineModule, type ServiceContext } from '../module.ts';
+import { createGateway } from './gateway.ts';
+import { createRelay } from './relay.ts';
+import { realtimeRoutes } from './routes.ts';
+import { realtimeEnv, realtimeSettings, type RealtimeSettings } from './settings.ts';
+import { memorySlots, redisSlots } from './slots.ts';
+import { createTopics, notificationTopics } from './topics.ts';
+
+declare module '../module.ts' {
+  interface ServiceMap {
+    /** The sockets of this instance, the bus → sockets relay, and every module's topics. */
+    realtime: ReturnType<typeof createRealtime>;
+  }
+  interface ModuleSettings {
+    /** The /v1/ws gateway: auth timeout, heartbeat, backpressure and connection limits. */
+    realtime: RealtimeSettings;
+  }
+}
+
+function createRealtime({ deps, config, topics }: ServiceContext<never>) {
+  const settings = config.realtime;
+  const limit = settings.maxConnectionsPerUser;
+  // With Redis, instances share a load balancer's sockets: the limit holds across them.
+  const slots = deps.redis ? redisSlots(deps.redis, config.redisPrefix, { limit, logger: deps.logger }) : memorySlots(limit);
+  const registry = createTopics(() => [...topics(), notificationTopics]);
+  return {
+    gateway: createGateway({ broadcast: deps.broadcast, slots, settings, logger: deps.logger }),
+    relay: createRelay({ bus: deps.bus, broadcast: deps.broadcast, topics: registry, logger: deps.logger }),
+    topics: registry,
+    settings,
+    logger: deps.logger,
+    registry: deps.metrics.registry,
+  };
+}
+
+/** Real-time: the WebSocket gateway at /v1/ws, fed by the bus, across instances; topics come from every module. */
+export const realtimeModule = defineModule({
+  name: 'realtime',
+  config: { env: realtimeEnv, read: realtimeSettings },
+  needs: ['authenticate', 'limits'],
+  provides: ['realtime'],
+  services: (ctx) => ({ realtime: createRealtime(ctx) }),
+  routes: realtimeRoutes,
+});

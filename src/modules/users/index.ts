@@ -1,0 +1,31 @@
+import { defineModule } from '../module.ts';
+import { usersRoutes } from './routes.ts';
+import { users } from './schema.ts';
+import { createUsersService, type UsersService } from './service.ts';
+
+export { users } from './schema.ts';
+export type { UserRow } from './schema.ts';
+export { accountOf } from './repository.ts';
+export { normalizeEmail, toPublicUser, type PublicUser, type UsersService } from './service.ts';
+export { userSchema } from './contracts.ts';
+export type { Preferences } from './preferences.ts';
+
+declare module '../module.ts' {
+  interface ServiceMap {
+    users: UsersService;
+  }
+}
+
+/** Users: accounts, profiles and preferences. Sign-in is the auth module's. */
+export const usersModule = defineModule({
+  name: 'users',
+  tables: { users },
+  provides: ['users'],
+  services: ({ deps }) => ({ users: createUsersService(deps.db, deps.announce) }),
+  routes: usersRoutes,
+  topics: () => ({
+    topics: [{ name: 'user', scope: 'profile:read' }],
+    events: ['user.updated'],
+    route: (type) => (type === 'user.updated' ? ['user'] : []),
+  }),
+});
