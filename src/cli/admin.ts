@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { randomToken } from '../platform/crypto/cipher.ts';
 import type { Deps } from '../deps.ts';
-import { passwords } from '../modules/auth/passwords.ts';
+import { passwords } from '../modules/auth/index.ts';
 import { createServices } from '../services.ts';
 
 /** `parley admin …`: operator tasks that must work without the HTTP API. */

@@ -1,8 +1,8 @@
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import { Forbidden, RateLimited, Unauthorized } from '../errors.ts';
 import type { Limiter } from '../platform/ratelimit/limiter.ts';
-import type { Authenticate, Principal } from '../modules/auth/authenticator.ts';
-import type { AuditContext } from '../modules/audit/service.ts';
+import type { Authenticate, Principal } from '../modules/auth/index.ts';
+import type { AuditContext } from '../modules/audit/index.ts';
 
 declare module 'fastify' {
   interface FastifyRequest {

@@ -1,10 +1,10 @@
 import { Conflict, NotFound } from '../../errors.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Outbox } from '../../platform/mail/outbox.ts';
-import type { Audit, AuditContext } from '../audit/service.ts';
-import type { Sessions } from '../auth/sessions.ts';
-import type { UserRow } from '../users/schema.ts';
-import type { UsersService } from '../users/service.ts';
+import type { Audit, AuditContext } from '../audit/index.ts';
+import type { Sessions } from '../auth/index.ts';
+import type { UserRow } from '../users/index.ts';
+import type { UsersService } from '../users/index.ts';
 
 export interface AdminDeps {
   db: Db;

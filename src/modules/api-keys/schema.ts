@@ -1,6 +1,6 @@
 import { index, pgTable, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { createdAt, id, time } from '../../platform/db/columns.ts';
-import { users } from '../users/schema.ts';
+import { users } from '../users/index.ts';
 
 export const apiKeys = pgTable(
   'api_keys',

@@ -1,6 +1,6 @@
 import { Forbidden } from '../../errors.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
-import type { Audit, AuditContext } from '../audit/service.ts';
+import type { Audit, AuditContext } from '../audit/index.ts';
 import type { PasswordGuard } from '../auth/password-guard.ts';
 import type { UserRow, UsersService } from '../users/index.ts';
 

@@ -1,5 +1,5 @@
 import { Unauthorized } from '../../errors.ts';
-import type { ApiKeys } from '../api-keys/service.ts';
+import type { ApiKeys } from '../api-keys/index.ts';
 import type { SigningKeys } from './signing-keys.ts';
 import type { Sessions } from './sessions.ts';
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { optionalBody } from '../../http/pagination.ts';
-import { userSchema } from '../users/contracts.ts';
+import { userSchema } from '../users/index.ts';
 
 const email = z.email().max(320);
 const password = z.string().min(1).max(1024);

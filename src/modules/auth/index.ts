@@ -19,6 +19,7 @@ import { SigningKeys } from './signing-keys.ts';
 
 export { ACCESS_AUDIENCE, type Authenticate, type Principal } from './authenticator.ts';
 export type { Sessions } from './sessions.ts';
+export { passwords } from './passwords.ts';
 export type { PasswordGuard } from './password-guard.ts';
 export type { AuthSettings, OAuthProviderConfig } from './settings.ts';
 

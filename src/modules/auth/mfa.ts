@@ -4,8 +4,8 @@ import { Conflict, Forbidden, RateLimited, ValidationError } from '../../errors.
 import type { Cipher } from '../../platform/crypto/cipher.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Limiter } from '../../platform/ratelimit/limiter.ts';
-import type { Audit, AuditContext } from '../audit/service.ts';
-import type { UsersService } from '../users/service.ts';
+import type { Audit, AuditContext } from '../audit/index.ts';
+import type { UsersService } from '../users/index.ts';
 import { backupCodes as codes } from './backup-codes.ts';
 import type { PasswordGuard } from './password-guard.ts';
 import { backupCodes, totpFactors } from './schema.ts';

@@ -1,6 +1,6 @@
 import { index, integer, jsonb, pgTable, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { createdAt, id, time } from '../../platform/db/columns.ts';
-import { users } from '../users/schema.ts';
+import { users } from '../users/index.ts';
 
 /** A signed-in device. Its refresh tokens form one rotation family. */
 export const sessions = pgTable(

@@ -1,7 +1,7 @@
 import { Forbidden, Unauthorized } from '../../errors.ts';
-import type { Audit, AuditContext } from '../audit/service.ts';
-import { normalizeEmail, toPublicUser, type UsersService } from '../users/service.ts';
-import type { UserRow } from '../users/schema.ts';
+import type { Audit, AuditContext } from '../audit/index.ts';
+import { normalizeEmail, toPublicUser, type UsersService } from '../users/index.ts';
+import type { UserRow } from '../users/index.ts';
 import { ACCESS_AUDIENCE } from './authenticator.ts';
 import type { Mfa } from './mfa.ts';
 import type { PasswordGuard } from './password-guard.ts';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { optionalBody, pageQuery } from '../../http/pagination.ts';
-import { modelId } from '../projects/contracts.ts';
+import { modelId } from '../projects/index.ts';
 
 export const MESSAGE_MAX_CHARS = 100_000;
 export const TITLE_MAX_CHARS = 200;

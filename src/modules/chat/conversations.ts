@@ -1,6 +1,6 @@
 import { NotFound } from '../../errors.ts';
 import type { Db } from '../../platform/db/database.ts';
-import type { Projects } from '../projects/service.ts';
+import type { Projects } from '../projects/index.ts';
 import { createConversationsRepository, type ConversationFilter, type ConversationRow } from './conversations-repository.ts';
 
 export interface ConversationInput {

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import type { FootprintSource } from '../usage/footprint.ts';
+import type { FootprintSource } from '../usage/index.ts';
 import { conversations, messages } from './schema.ts';
 
 /**

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { optionalBody } from '../../http/pagination.ts';
-import { modelId } from '../projects/contracts.ts';
+import { modelId } from '../projects/index.ts';
 import { messageContentInput } from './contracts.ts';
 
 export const postMessageBody = z

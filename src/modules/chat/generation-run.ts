@@ -2,7 +2,7 @@ import { AppError, UpstreamFailed } from '../../errors.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { StreamBuffer } from '../../platform/streams/stream-buffer.ts';
 import type { Announce } from '../../platform/bus/bus.ts';
-import type { Ai, ChatRequest } from '../ai/types.ts';
+import type { Ai, ChatRequest } from '../ai/index.ts';
 import { outcomeOf, type GenerationEvent, type Outcome } from './generation-events.ts';
 import { toPublicMessage, type Messages } from './messages.ts';
 import type { FailedAttempt } from '../ai/index.ts';

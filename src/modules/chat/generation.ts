@@ -1,9 +1,9 @@
 import { ValidationError } from '../../errors.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import { StreamEnded, type StreamBuffer } from '../../platform/streams/stream-buffer.ts';
-import { buildContext } from '../ai/context.ts';
-import type { Ai, ChatMessage } from '../ai/types.ts';
-import type { GenerationSettings, Projects } from '../projects/service.ts';
+import { buildContext } from '../ai/index.ts';
+import type { Ai, ChatMessage } from '../ai/index.ts';
+import type { GenerationSettings, Projects } from '../projects/index.ts';
 import { contentText } from './contracts.ts';
 import type { Conversations } from './conversations.ts';
 import { isOutcome, outcomeOf, type GenerationEvent, type Outcome, type PositionedEvent } from './generation-events.ts';

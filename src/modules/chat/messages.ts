@@ -5,7 +5,7 @@ import { createMessagesRepository, type FeedbackRow, type MessageRow, type Messa
 import { createConversationsRepository, type ConversationRow } from './conversations-repository.ts';
 import type { FailedAttempt } from '../ai/index.ts';
 import type { ContentPart } from './schema.ts';
-import { formatMicros } from '../ai/cost.ts';
+import { formatMicros } from '../ai/index.ts';
 
 export type { MessageRow, MessageView };
 

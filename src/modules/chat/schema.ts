@@ -2,8 +2,8 @@ import { sql, type SQL } from 'drizzle-orm';
 import { bigint, boolean, customType, index, integer, jsonb, pgTable, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { createdAt, id, time } from '../../platform/db/columns.ts';
 import type { FailedAttempt } from '../ai/index.ts';
-import { projects } from '../projects/schema.ts';
-import { users } from '../users/schema.ts';
+import { projects } from '../projects/index.ts';
+import { users } from '../users/index.ts';
 
 const tsvector = customType<{ data: string }>({ dataType: () => 'tsvector' });
 

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AppError } from '../../errors.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
-import type { Jobs } from '../jobs/service.ts';
-import type { Ai, MeterContext } from '../ai/types.ts';
+import type { Jobs } from '../jobs/index.ts';
+import type { Ai, MeterContext } from '../ai/index.ts';
 import { TITLE_MAX_CHARS } from './contracts.ts';
 import type { ConversationsRepository } from './conversations-repository.ts';
 

@@ -4,7 +4,7 @@ import { Conflict, NotFound, ValidationError } from '../../errors.ts';
 import type { Broadcast } from '../../platform/broadcast/broadcast.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
-import type { Audit, AuditContext } from '../audit/service.ts';
+import type { Audit, AuditContext } from '../audit/index.ts';
 import { createBanCache, type ActiveBan } from './ban-cache.ts';
 import { bans, type BanKind, type BanRow } from './schema.ts';
 

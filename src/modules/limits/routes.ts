@@ -4,7 +4,7 @@ import { idParam, page, toPage } from '../../http/pagination.ts';
 import { problemSchema } from '../../http/problem.ts';
 import type { App } from '../../http/types.ts';
 import type { RouteContext } from '../module.ts';
-import type { Principal } from '../auth/authenticator.ts';
+import type { Principal } from '../auth/index.ts';
 import { banSchema, bansQuery, createBanBody, toBan } from './contracts.ts';
 import { rateLimitHeaders, type RequestLimits } from './service.ts';
 

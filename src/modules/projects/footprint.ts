@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import type { FootprintSource } from '../usage/footprint.ts';
+import type { FootprintSource } from '../usage/index.ts';
 import { projectPrompts, projects } from './schema.ts';
 
 /** What projects store, for the footprint report: UTF-8 bytes of names, descriptions and prompt texts. */

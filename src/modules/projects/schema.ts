@@ -1,6 +1,6 @@
 import { index, integer, pgTable, real, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { createdAt, id, time } from '../../platform/db/columns.ts';
-import { users } from '../users/schema.ts';
+import { users } from '../users/index.ts';
 
 /** An agent: its prompts, model, fallback chain and generation settings. */
 export const projects = pgTable(

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ValidationError } from '../../errors.ts';
 import { opaqueCursor, pageQuery } from '../../http/pagination.ts';
-import { usdToMicros } from '../ai/cost.ts';
+import { usdToMicros } from '../ai/index.ts';
 import { BUDGET_PERIODS } from './schema.ts';
 import { GROUPS } from './reports.ts';
 import { REQUEST_GROUPS } from './requests.ts';

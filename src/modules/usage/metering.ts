@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../../platform/observability/logger.ts';
-import type { CallOutcome, ChatRequest, MeterContext, Metering } from '../ai/types.ts';
+import type { CallOutcome, ChatRequest, MeterContext, Metering } from '../ai/index.ts';
 import { budgetExceeded, type Budgets } from './budgets.ts';
 import type { Ledger } from './ledger.ts';
 import type { UsageRecorder } from './recorder.ts';

@@ -6,7 +6,7 @@ import { page, toPage } from '../../http/pagination.ts';
 import { problemSchema } from '../../http/problem.ts';
 import type { App } from '../../http/types.ts';
 import type { RouteContext } from '../module.ts';
-import { formatMicros } from '../ai/cost.ts';
+import { formatMicros } from '../ai/index.ts';
 import {
   abuseFlagSchema,
   abuseFlagsQuery,
