@@ -9,9 +9,9 @@ import { loadConfig } from '../../src/config.ts';
 const root = new URL('../../', import.meta.url);
 const compose = parse(readFileSync(new URL('docker-compose.yml', root), 'utf8'), { merge: true });
 
-test('docker-compose.yml: PostgreSQL, Redis, MinIO, nginx in front of N API instances and M workers', () => {
+test('docker-compose.yml: PostgreSQL, Redis, nginx in front of N API instances and M workers', () => {
   const s = compose.services;
-  assert.deepEqual(Object.keys(s).sort(), ['api', 'migrate', 'minio', 'nginx', 'postgres', 'redis', 'worker']);
+  assert.deepEqual(Object.keys(s).sort(), ['api', 'migrate', 'nginx', 'postgres', 'redis', 'worker']);
   assert.deepEqual(s.api.command, ['serve']);
   assert.deepEqual(s.worker.command, ['worker']);
   assert.deepEqual(s.migrate.command, ['migrate']);

@@ -183,9 +183,9 @@ for (const backend of backends()) {
     test('an API key with the chat scope works; others are refused', async () => {
       const u = await createUser(t);
       const chat = (await t.api('POST', '/v1/api-keys', { token: u.accessToken, body: { name: 'c', scopes: ['chat'] } })).body.key;
-      const files = (await t.api('POST', '/v1/api-keys', { token: u.accessToken, body: { name: 'f', scopes: ['files'] } })).body.key;
+      const profile = (await t.api('POST', '/v1/api-keys', { token: u.accessToken, body: { name: 'p', scopes: ['profile:read'] } })).body.key;
       assert.equal((await t.api('POST', '/v1/conversations', { token: chat, body: {} })).status, 201);
-      const refused = await t.api('GET', '/v1/conversations', { token: files });
+      const refused = await t.api('GET', '/v1/conversations', { token: profile });
       assert.equal(refused.status, 403);
       assert.equal(refused.body.code, 'insufficient_scope');
     });

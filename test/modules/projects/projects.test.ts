@@ -149,7 +149,7 @@ for (const backend of backends()) {
     test('an API key needs the chat scope', async () => {
       const u = await createUser(t);
       const chat = await t.api('POST', '/v1/api-keys', { token: u.accessToken, body: { name: 'chat', scopes: ['chat'] } });
-      const other = await t.api('POST', '/v1/api-keys', { token: u.accessToken, body: { name: 'files', scopes: ['files'] } });
+      const other = await t.api('POST', '/v1/api-keys', { token: u.accessToken, body: { name: 'profile', scopes: ['profile:read'] } });
       const created = await t.api('POST', '/v1/projects', { token: chat.body.key, body: { name: 'via key' } });
       assert.equal(created.status, 201);
       assert.equal((await t.api('GET', '/v1/projects', { token: chat.body.key })).body.data.length, 1);
