@@ -14,7 +14,7 @@ import type { Deps } from './deps.ts';
 import { createGuards } from './http/guards.ts';
 import { createIdempotency } from './http/idempotency.ts';
 import { installNulGuard } from './http/nul-guard.ts';
-import { installProblemHandlers, sendProblem } from './http/problem.ts';
+import { installProblemHandlers, sendProblem, writeClientError } from './http/problem.ts';
 import { trafficOf } from './http/traffic.ts';
 import type { App } from './http/types.ts';
 import { limitRequests } from './modules/limits/index.ts';
@@ -33,6 +33,7 @@ export async function buildApp(deps: Deps, services: Services = createServices(d
       return typeof given === 'string' && /^[\w.-]{1,128}$/.test(given) ? given : randomUUID();
     },
     return503OnClosing: true,
+    clientErrorHandler: writeClientError,
     // Malformed or over-long URLs are refused by the router before any handler: still a problem response.
     frameworkErrors: (err, request, reply) => {
       const status = err.statusCode ?? 400;

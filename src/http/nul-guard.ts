@@ -5,8 +5,14 @@ import { ValidationError } from '../errors.ts';
  * PostgreSQL text and jsonb cannot hold U+0000: a NUL that reached a query would
  * fail it with a database error, a 500. It is refused at the door instead, as a
  * 400, in a JSON body (escaped as `\u0000`; a raw NUL is already malformed JSON)
- * and in the URL (`%00`, in a path or query parameter). The checks cost one
- * substring search per request; only a body that contains the escape is walked.
+ * and in the URL (`%00`, in a path or query parameter).
+ *
+ * A lone UTF-16 surrogate (`\ud800` escaped in a JSON body) fails a jsonb column
+ * the same way, while text columns store it as U+FFFD (node-postgres writes UTF-8).
+ * It is replaced by U+FFFD here, so every column sees the same well-formed text.
+ *
+ * The checks cost a substring search or two per request; only a body that
+ * contains one of the escapes is walked.
  */
 export function installNulGuard(app: FastifyInstance) {
   const parseJson = app.getDefaultJsonParser('error', 'error');
@@ -19,7 +25,7 @@ export function installNulGuard(app: FastifyInstance) {
         const at = nulAt(value, '');
         if (at !== undefined) return done(nulError('body', at || '/'), undefined);
       }
-      done(null, value);
+      done(null, SURROGATE_ESCAPE.test(text) ? wellFormed(value) : value);
     });
   });
   // After the route's own onRequest hooks (authentication): a stranger gets a 401 whatever the URL holds.
@@ -27,6 +33,9 @@ export function installNulGuard(app: FastifyInstance) {
     done(request.url.includes('%00') ? nulError('URL', request.url.split('?')[0]!) : undefined);
   });
 }
+
+/** `\ud800`–`\udfff`: a surrogate, perhaps one of a pair (JSON allows `\uD83D` as well). */
+const SURROGATE_ESCAPE = /\\ud[89a-f]/i;
 
 const nulError = (where: string, path: string) =>
   ValidationError(`Invalid ${where}: ${path} contains a NUL character (U+0000), which cannot be stored`, 'validation_failed', {
@@ -52,4 +61,13 @@ function nulAt(value: unknown, path: string): string | undefined {
     }
   }
   return undefined;
+}
+
+/** The value with every string in it, keys included, well-formed: a lone surrogate becomes U+FFFD. */
+function wellFormed(value: unknown): unknown {
+  if (typeof value === 'string') return value.toWellFormed();
+  if (Array.isArray(value)) return value.map(wellFormed);
+  // fromEntries defines own properties: a key can never reach a prototype setter.
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([key, v]) => [key.toWellFormed(), wellFormed(v)]));
+  return value;
 }

@@ -1,4 +1,6 @@
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError } from '../errors.ts';
@@ -76,6 +78,34 @@ export function installProblemHandlers(app: FastifyInstance) {
   app.setNotFoundHandler((request, reply) =>
     sendProblem(reply, request, { status: 404, title: 'Not found', detail: `No route ${request.method} ${request.url.split('?')[0]}`, code: 'route_not_found' }),
   );
+}
+
+/**
+ * Fastify's `clientErrorHandler`: what Node's HTTP parser refuses before any
+ * request exists (headers or request line too large, a malformed request line,
+ * Content-Length or chunk) never reaches the error handler, so the problem is
+ * written on the socket here, and the connection closed: after a parse error
+ * the rest of its bytes cannot be trusted to start the next request.
+ */
+export function writeClientError(err: ConnectionError, socket: Socket) {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  // As Node's own handler does: a response already under way cannot be followed by another.
+  const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (socket.writable && !inFlight?.headersSent) {
+    const [status, code, detail] = clientErrorOf(err.code);
+    const body = JSON.stringify({ type: `https://parley.dev/problems/${code}`, title: STATUS_CODES[status], status, detail, code });
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/problem+json; charset=utf-8\r\n` +
+        `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(err);
+}
+
+function clientErrorOf(code: string): [status: number, code: string, detail: string] {
+  if (code === 'HPE_HEADER_OVERFLOW') return [431, 'headers_too_large', 'The request line and headers are larger than this server accepts'];
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return [408, 'request_timeout', 'The request was not received in time'];
+  return [400, 'bad_request', 'The request is not valid HTTP'];
 }
 
 function httpTitle(status: number): string {

@@ -30,7 +30,7 @@ export async function startFakeOpenAI(opts: { apiKey?: string; models?: string[]
       return json(res, 200, { object: 'list', data: models.map((id) => ({ id, object: 'model', created: 1_700_000_000, owned_by: 'fake' })) });
     }
     if (req.method !== 'POST' || path !== '/v1/chat/completions') return error(res, { status: 404 }, `Unknown request URL: ${req.method} ${path}.`);
-    if (script.status) return error(res, script, `Scripted failure ${script.status}`);
+    if (script.status) return error(res, script, script.errorMessage ?? `Scripted failure ${script.status}`);
     if (body?.stream) return stream(res, body, script);
     return complete(res, body, script);
   });

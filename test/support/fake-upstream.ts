@@ -13,6 +13,8 @@ export interface Script {
   delayMs?: number;
   /** Answer with this HTTP error status and the provider's error body. */
   status?: number;
+  /** With `status`: the message of the provider's error body (default "Scripted failure <status>"). */
+  errorMessage?: string;
   /** With `status` (429, 503): the Retry-After header, in seconds. */
   retryAfter?: number;
   /** Accept the request and never answer (nor close). */

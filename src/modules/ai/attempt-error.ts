@@ -16,7 +16,9 @@ export class AttemptError extends Error {
   readonly started: boolean;
 
   constructor(code: string, message: string, opts: { status?: number; retryable: boolean; retryAfterMs?: number; started: boolean }) {
-    super(message);
+    // Often the upstream's own words, cut at a length that may split a surrogate pair; it is
+    // stored in jsonb (a message's error and attempts, usage events), which refuses a lone one.
+    super(message.toWellFormed());
     this.code = code;
     this.status = opts.status;
     this.retryable = opts.retryable;

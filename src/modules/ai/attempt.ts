@@ -1,6 +1,7 @@
 import { classifyError, AttemptError } from './attempt-error.ts';
 import type { ChatModel } from './chat-model.ts';
 import type { ChatEvent, ChatRequest, Usage } from './types.ts';
+import { wellFormedText } from './well-formed-text.ts';
 
 export interface AttemptOptions {
   model: ChatModel;
@@ -45,6 +46,7 @@ export async function* runAttempt(opts: AttemptOptions): AsyncGenerator<ChatEven
   let usage: Usage | undefined;
   let finishReason = 'other';
   let ended = false;
+  const output = wellFormedText();
 
   const alive = () => {
     if (ttftMs === null) {
@@ -62,17 +64,21 @@ export async function* runAttempt(opts: AttemptOptions): AsyncGenerator<ChatEven
   try {
     for await (const part of opts.model.stream(request, signal)) {
       switch (part.type) {
-        case 'text':
+        case 'text': {
           alive();
-          text += part.text;
+          const piece = output.next(part.text);
+          if (!piece) break;
+          text += piece;
           yielded = true;
-          yield emit({ type: 'delta', text: part.text });
+          yield emit({ type: 'delta', text: piece });
           break;
+        }
         case 'progress':
           alive();
           break;
         case 'tool_call':
           alive();
+          yield* endText();
           yielded = true;
           yield emit({ type: 'tool_call', call: part.call });
           break;
@@ -86,6 +92,7 @@ export async function* runAttempt(opts: AttemptOptions): AsyncGenerator<ChatEven
     }
     ended = true;
     if (signal.aborted) throw abortOutcome();
+    yield* endText();
     return { finishReason, usage, ttftMs, text };
   } catch (err) {
     if (err instanceof AttemptError || isCallerAbort(err)) throw err;
@@ -97,6 +104,15 @@ export async function* runAttempt(opts: AttemptOptions): AsyncGenerator<ChatEven
     // Stops the upstream request when the consumer leaves early or we gave up on it. After a
     // complete stream there is nothing to stop, and an abort costs a DOMException with its stack.
     if (!ended) local.abort();
+  }
+
+  /** A high surrogate held back for its other half, which never came: passed on as U+FFFD. */
+  function* endText(): Generator<ChatEvent> {
+    const rest = output.end();
+    if (!rest) return;
+    text += rest;
+    yielded = true;
+    yield emit({ type: 'delta', text: rest });
   }
 
   function emit(event: ChatEvent): ChatEvent {

@@ -11,6 +11,14 @@ export const modelId = z
   .regex(/^[a-z0-9][a-z0-9_-]{0,63}:\S+$/i, 'must be "provider:model"')
   .meta({ id: 'ModelId', description: '`provider:model`, e.g. `openai:gpt-4o-mini`' });
 
+/**
+ * Stored in a `real` (float4) column: a nonzero value below float4's smallest
+ * normal, 2^-126, underflows there (PostgreSQL refuses it). Refused here with
+ * the bound named, rather than silently stored as 0 or a denormal.
+ */
+const FLOAT4_MIN_NORMAL = 2 ** -126;
+const float4 = z.number().refine((v) => v === 0 || Math.abs(v) >= FLOAT4_MIN_NORMAL, `must be 0 or at least ${FLOAT4_MIN_NORMAL} (a 32-bit float)`);
+
 const toolName = z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'letters, digits, _ and -, at most 64');
 const unique = <T>(xs: T[]) => [...new Set(xs)];
 
@@ -18,7 +26,7 @@ const settings = {
   description: z.string().trim().max(2000).nullable(),
   model: modelId.nullable().describe('null for the server default'),
   fallbackModels: z.array(modelId).max(10).transform(unique).describe('Tried in order when `model` fails retryably'),
-  temperature: z.number().min(0).max(2).nullable(),
+  temperature: float4.min(0).max(2).nullable(),
   maxTokens: z.number().int().min(1).max(1_000_000).nullable(),
   tools: z.array(toolName).max(64).transform(unique).describe('Names of the tools the model may call'),
 };

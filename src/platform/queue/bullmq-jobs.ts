@@ -107,7 +107,8 @@ export async function listJobs(queues: Queue[], q: ListQuery): Promise<{ jobs: J
   if (q.cursor) {
     try {
       const p = JSON.parse(Buffer.from(q.cursor, 'base64url').toString('utf8')) as Position;
-      if (Number.isInteger(p.s) && Number.isInteger(p.o) && p.s >= 0 && p.o >= 0) pos = p;
+      // Safe integers only: an offset like 1e300 would reach Redis as "1e+300", which it refuses.
+      if (Number.isSafeInteger(p.s) && Number.isSafeInteger(p.o) && p.s >= 0 && p.o >= 0) pos = p;
     } catch {
       // A malformed cursor starts from the top.
     }

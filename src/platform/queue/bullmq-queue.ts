@@ -6,7 +6,7 @@ import { Conflict, NotFound } from '../../errors.ts';
 import type { Db } from '../db/database.ts';
 import type { Logger } from '../observability/logger.ts';
 import { bullOptions, envelope, listJobs, pending, stateOf, toJob, type Envelope } from './bullmq-jobs.ts';
-import { jsonb } from './db-jobs.ts';
+import { isUuid, jsonb } from './db-jobs.ts';
 import { createOutboxRelay, type OutboxOptions } from './outbox-relay.ts';
 import { assertEnqueueOptions, assertQueueName, DEFAULTS, keyedJobId, runAttempt, type EnqueueOptions, type Job, type JobHandler, type JobQueue, type ProcessOptions } from './queue.ts';
 import { jobOutbox } from './schema.ts';
@@ -180,6 +180,8 @@ export function bullmqQueue(opts: BullmqQueueOptions): BullmqJobQueue {
     async get(id) {
       const found = (await Promise.all((await knownQueues()).map((q) => read(q, id)))).find(Boolean);
       if (found) return found;
+      // Not in Redis: perhaps still in the outbox, whose ids are UUIDs (a scheduler's job ids are not).
+      if (!isUuid(id)) return undefined;
       const [row] = await db.select().from(jobOutbox).where(eq(jobOutbox.id, id));
       return row && pending(row);
     },
@@ -201,6 +203,7 @@ export function bullmqQueue(opts: BullmqQueueOptions): BullmqJobQueue {
     async discard(id) {
       const job = await find(id);
       if (!job) {
+        if (!isUuid(id)) throw NotFound('Job', 'job_not_found');
         const gone = await db.delete(jobOutbox).where(eq(jobOutbox.id, id)).returning({ id: jobOutbox.id });
         if (gone.length) return;
         throw NotFound('Job', 'job_not_found');

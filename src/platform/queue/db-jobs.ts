@@ -127,11 +127,14 @@ export const toJob = (row: JobRow): Job => ({
 });
 
 export async function byId(db: Db, id: string): Promise<JobRow | undefined> {
-  if (!UUID.test(id)) return undefined;
+  if (!isUuid(id)) return undefined;
   return (await db.select().from(jobs).where(eq(jobs.id, id)))[0];
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Job ids in the database are uuid columns: any other id is no row there, and would fail the query. */
+export const isUuid = (id: string) => UUID.test(id);
 
 /** Newest first; the cursor is the last id shown. */
 export async function listJobs(db: Db, q: ListQuery): Promise<{ jobs: Job[]; nextCursor: string | null }> {

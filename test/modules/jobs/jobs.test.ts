@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { request } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import type { AnyBusEvent } from '../../../src/platform/bus/events.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
@@ -120,6 +121,41 @@ for (const backend of backends()) {
       }
       assert.equal((await t.api('GET', '/v1/admin/jobs?state=exploded', { token: admin.accessToken })).status, 400);
       assert.equal((await t.api('GET', '/v1/admin/jobs?limit=0', { token: admin.accessToken })).status, 400);
+    });
+
+    test('an id that is no job, whatever its shape, is a 404 problem on every job route', async () => {
+      // Raw requests: fetch would resolve `..` in the path before sending it.
+      const raw = (method: string, path: string, token: string) =>
+        new Promise<{ status: number; type: string; body: any }>((resolve, reject) => {
+          const req = request(`${t.url}${path}`, { method, headers: { authorization: `Bearer ${token}` } }, (res) => {
+            let text = '';
+            res.setEncoding('utf8').on('data', (c) => (text += c));
+            res.on('end', () => resolve({ status: res.statusCode!, type: res.headers['content-type'] ?? '', body: JSON.parse(text) }));
+          });
+          req.on('error', reject).end();
+        });
+      for (const id of ['not-a-uuid', '..', '__proto__', 'constructor', '99999999999999999999', '0', 'repeat:x:1']) {
+        for (const [method, path, token] of [
+          ['GET', `/v1/jobs/${id}`, u.accessToken],
+          ['GET', `/v1/admin/jobs/${id}`, admin.accessToken],
+          ['DELETE', `/v1/admin/jobs/${id}`, admin.accessToken],
+          ['POST', `/v1/admin/jobs/${id}/retry`, admin.accessToken],
+        ] as const) {
+          const res = await raw(method, path, token);
+          assert.equal(res.status, 404, `${method} ${path}: ${JSON.stringify(res.body)}`);
+          assert.equal(res.type, 'application/problem+json; charset=utf-8');
+          // The router itself may refuse a `..` segment: a 404 all the same.
+          assert.equal(res.body.code, id === '..' && res.body.code === 'route_not_found' ? 'route_not_found' : 'job_not_found', `${method} ${path}`);
+        }
+      }
+    });
+
+    test('a list cursor that points nowhere starts from the top or ends the list, never a 500', async () => {
+      const cursor = (p: unknown) => Buffer.from(JSON.stringify(p)).toString('base64url');
+      for (const c of ['zzz', cursor({ s: 0, o: 1e300 }), cursor({ s: 1e300, o: 0 }), cursor({ s: 0, o: 2 ** 53 })]) {
+        const res = await t.api('GET', `/v1/admin/jobs?cursor=${c}`, { token: admin.accessToken });
+        assert.equal(res.status, 200, `${c}: ${res.text}`);
+      }
     });
 
     test('admins page through jobs newest first', async () => {

@@ -123,6 +123,26 @@ for (const backend of backends()) {
       assert.equal((await t.api('GET', '/v1/projects/not-a-uuid', { token: u.accessToken })).status, 400);
     });
 
+    test('a temperature too small for its 32-bit float column is a 400, not a database 500', async () => {
+      const u = await createUser(t);
+      for (const temperature of [1e-300, 1e-40, 5e-324]) {
+        const res = await t.api('POST', '/v1/projects', { token: u.accessToken, body: { name: 'tiny', temperature } });
+        assert.equal(res.status, 400, res.text);
+        assert.equal(res.body.code, 'validation_failed');
+        assert.deepEqual(res.body.errors.map((e: { path: string }) => e.path), ['/temperature']);
+        assert.equal(res.headers.get('content-type'), 'application/problem+json; charset=utf-8');
+      }
+      const p = await create(u, { name: 'Keep', temperature: 0.5 });
+      const patched = await t.api('PATCH', `/v1/projects/${p.id}`, { token: u.accessToken, raw: '{"temperature":1e-300}' });
+      assert.equal(patched.status, 400, patched.text);
+      assert.equal(patched.body.code, 'validation_failed');
+      assert.deepEqual((await t.api('GET', `/v1/projects/${p.id}`, { token: u.accessToken })).body, p);
+      // The smallest normal float4 and zero are stored.
+      const smallest = await create(u, { name: 'smallest', temperature: 2 ** -126 });
+      assert.equal(Math.fround(smallest.temperature), 2 ** -126);
+      assert.equal((await create(u, { name: 'zero', temperature: 0 })).temperature, 0);
+    });
+
     test('list pages with a cursor, newest first', async () => {
       const u = await createUser(t);
       const ids: string[] = [];
