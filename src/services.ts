@@ -121,7 +121,7 @@ export function createServices(deps: Deps) {
   const storageReport = createStorageReport(db, [...chatStorage, ...projectsStorage]);
   const requestReports = createRequestReports(db);
   const titles = createTitles({ ai, repo: createGenerationRepository(db), logger: deps.logger, jobs });
-  const generation = createGeneration({ ai, messages, conversations, projects, streams: deps.streams, titles, logger: deps.logger, limits: config.chat, announce, checkBudget: config.usage.enabled ? usage.budgets.assertRoom : async () => {} });
+  const generation = createGeneration({ ai, messages, conversations, projects, users, streams: deps.streams, titles, logger: deps.logger, limits: config.chat, announce, checkBudget: config.usage.enabled ? usage.budgets.assertRoom : async () => {} });
   return { jobs, announce, usage, audit, users, keys, sessions, apiKeys, mfa, emailFlows, authenticate, limits, authLimits, auth, oauth, account, admin, ai, projects, conversations, messages, search, idempotency, generation, storageReport, requestReports };
 }
 

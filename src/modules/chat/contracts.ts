@@ -11,7 +11,7 @@ const conversationFields = z
   .object({
     title: title.nullable(),
     projectId: z.uuid().nullable().describe('One of your projects'),
-    model: modelId.nullable().describe("null for the project's model, then the server default"),
+    model: modelId.nullable().describe("null for the project's model, then your `defaultModel` preference, then the server default"),
     pinned: z.boolean(),
   })
   .partial()

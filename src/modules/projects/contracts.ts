@@ -16,7 +16,7 @@ const unique = <T>(xs: T[]) => [...new Set(xs)];
 
 const settings = {
   description: z.string().trim().max(2000).nullable(),
-  model: modelId.nullable().describe('null for the server default'),
+  model: modelId.nullable().describe("null for each user's `defaultModel` preference, then the server default"),
   fallbackModels: z.array(modelId).max(10).transform(unique).describe('Tried in order when `model` fails retryably'),
   temperature: z.number().min(0).max(2).nullable(),
   maxTokens: z.number().int().min(1).max(1_000_000).nullable(),

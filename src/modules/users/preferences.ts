@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { modelId } from '../projects/contracts.ts';
 
 const isTimeZone = (tz: string) => {
   try {
@@ -17,13 +18,18 @@ const isLocale = (l: string) => {
   }
 };
 
+const DEFAULT_MODEL_DOC =
+  'The model your chat answers use when neither the request, the conversation nor its project names one; null for the server default (`DEFAULT_MODEL`). ' +
+  "A model whose provider is not configured makes those answers fail with 400 `unknown_model`, as it would in a request. Not used by the OpenAI-compatible `/v1/chat/completions`, whose requests always name their model.";
+
 /** A user's preferences, every field defaulted so a stored document can be partial. */
 export const preferencesSchema = z
   .object({
     theme: z.enum(['system', 'light', 'dark']).default('system'),
     timezone: z.string().max(64).refine(isTimeZone, 'must be an IANA time zone such as Europe/Paris').default('UTC'),
     locale: z.string().max(35).refine(isLocale, 'must be a BCP 47 language tag such as en-GB').default('en'),
-    defaultModel: z.string().max(200).nullable().default(null),
+    // Read as any string, so whatever is stored stays visible and, if unusable, fails answers loudly (unknown_model) instead of being ignored.
+    defaultModel: z.string().max(200).nullable().default(null).describe(DEFAULT_MODEL_DOC),
     notifications: z
       .object({
         email: z.boolean().default(true),
@@ -53,7 +59,8 @@ export const preferencesPatchSchema = z
     theme: z.enum(['system', 'light', 'dark']),
     timezone: z.string().max(64).refine(isTimeZone, 'must be an IANA time zone such as Europe/Paris'),
     locale: z.string().max(35).refine(isLocale, 'must be a BCP 47 language tag such as en-GB'),
-    defaultModel: z.string().max(200).nullable(),
+    // Written as `provider:model`, the form a request's `model` takes.
+    defaultModel: modelId.nullable().describe(DEFAULT_MODEL_DOC),
     notifications: z
       .object({ email: z.boolean(), push: z.boolean(), inApp: z.boolean(), digest: z.enum(['off', 'daily', 'weekly']) })
       .strict()

@@ -23,3 +23,8 @@ test('mergePreferences merges nested objects field by field', () => {
   });
   assert.deepEqual(p.notifications, { email: false, push: false, inApp: true, digest: 'daily' });
 });
+
+test('readPreferences keeps a stored defaultModel as it is, so an unusable one surfaces (unknown_model) instead of being ignored', () => {
+  assert.equal(readPreferences({ defaultModel: 'gpt-4o' }).defaultModel, 'gpt-4o');
+  assert.equal(readPreferences({ defaultModel: 42 }).defaultModel, null);
+});
