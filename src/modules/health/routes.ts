@@ -1,7 +1,10 @@
 import { z } from 'zod';
 import type { App, RouteContext } from '../../http/types.ts';
+import { homeRoute } from './home.ts';
 
 export function healthRoutes(app: App, { deps }: RouteContext) {
+  homeRoute(app);
+
   app.get('/health', {
     schema: { tags: ['health'], summary: 'Liveness: the process is up', response: { 200: z.object({ status: z.literal('ok') }) } },
     logLevel: 'warn',
