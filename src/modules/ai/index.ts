@@ -6,6 +6,7 @@ import { aiEnv, aiSettings, type AiSettings } from './settings.ts';
 import { ConfigError } from '../../errors.ts';
 
 export { buildContext } from './context.ts';
+export { modelId } from './contracts.ts';
 export { formatMicros, usdToMicros } from './cost.ts';
 export type { Ai, CallOutcome, ChatEvent, ChatMessage, ChatRequest, FailedAttempt, MeterContext, Metering, ModelInfo } from './types.ts';
 

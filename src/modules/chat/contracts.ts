@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { optionalBody, pageQuery } from '../../http/pagination.ts';
-import { modelId } from '../projects/index.ts';
+import { modelId } from '../ai/index.ts';
 
 export const MESSAGE_MAX_CHARS = 100_000;
 export const TITLE_MAX_CHARS = 200;
@@ -11,7 +11,7 @@ const conversationFields = z
   .object({
     title: title.nullable(),
     projectId: z.uuid().nullable().describe('One of your projects'),
-    model: modelId.nullable().describe("null for the project's model, then the server default"),
+    model: modelId.nullable().describe("null for the project's model, then your `defaultModel` preference, then the server default"),
     pinned: z.boolean(),
   })
   .partial()

@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import { optionalBody } from '../../http/pagination.ts';
-import { modelId } from '../projects/index.ts';
+import { modelId } from '../ai/index.ts';
 import { messageContentInput } from './contracts.ts';
+
+const answerModel = modelId.optional().describe("This answer only: try this model first, before the conversation's, the project's, your `defaultModel` preference and the server default");
 
 export const postMessageBody = z
   .object({
@@ -11,11 +13,11 @@ export const postMessageBody = z
       .nullable()
       .optional()
       .describe("The message this one follows; default: the conversation's current leaf. To edit a message, send its parent (null for the first message): the edit starts a new branch"),
-    model: modelId.optional().describe("This answer only: try this model first, before the conversation's and the project's"),
+    model: answerModel,
   })
   .strict();
 
-export const regenerateBody = optionalBody(z.object({ model: modelId.optional() }).strict());
+export const regenerateBody = optionalBody(z.object({ model: answerModel }).strict());
 
 export const streamQuery = z.object({
   offset: z.coerce

@@ -4,6 +4,7 @@ import { StreamEnded, type StreamBuffer } from '../../platform/streams/stream-bu
 import { buildContext } from '../ai/index.ts';
 import type { Ai, ChatMessage } from '../ai/index.ts';
 import type { GenerationSettings, Projects } from '../projects/index.ts';
+import type { UsersService } from '../users/index.ts';
 import { contentText } from './contracts.ts';
 import type { Conversations } from './conversations.ts';
 import { isOutcome, outcomeOf, type GenerationEvent, type Outcome, type PositionedEvent } from './generation-events.ts';
@@ -17,6 +18,8 @@ export interface GenerationDeps {
   messages: Messages;
   conversations: Pick<Conversations, 'get'>;
   projects: Pick<Projects, 'forGeneration'>;
+  /** The user's `defaultModel` preference, for turns where nothing closer names a model. */
+  users: Pick<UsersService, 'defaultModel'>;
   streams: StreamBuffer;
   titles: Titles;
   logger: Logger;
@@ -61,15 +64,23 @@ export function createGeneration(d: GenerationDeps) {
   const runs = new Map<string, Run>();
   const runDeps: RunDeps = { ai: d.ai, messages: d.messages, streams: d.streams, logger: d.logger, maxStreamMs: d.limits.maxStreamSeconds * 1000, announce: d.announce };
 
-  /** Conversation, project settings and model chain; throws before anything is written. */
+  /**
+   * Conversation, project settings and model chain; throws before anything is written.
+   * The first model: the request's, the conversation's, the project's, the user's `defaultModel` preference, the server's.
+   */
   async function plan(userId: string, conversationId: string, model?: string) {
     const conversation = await d.conversations.get(userId, conversationId);
     const settings = conversation.projectId ? await d.projects.forGeneration(userId, conversation.projectId) : undefined;
-    // A project without a model of its own answers with the server default, and its fallbacks back that up.
-    const primary = model ?? conversation.model ?? settings?.model ?? d.ai.defaultModel;
+    const chosen = model ?? conversation.model ?? settings?.model;
+    // Read only when nothing closer chose a model: at most one query per turn, none when the answer does not depend on it.
+    const preferred = chosen ? null : await d.users.defaultModel(userId);
+    // A project without a model of its own answers with the user's or the server's default, and its fallbacks back that up.
+    const primary = chosen ?? preferred ?? d.ai.defaultModel;
     const chain = modelChain(primary, settings?.model, ...(settings?.fallbackModels ?? []), d.ai.defaultModel);
-    if (!chain.length) throw ValidationError('No model to answer with: choose one for the conversation or its project, or set DEFAULT_MODEL', 'no_model');
-    for (const id of chain) if (!d.ai.model(id)) throw ValidationError(`Unknown model "${id}"`, 'unknown_model');
+    if (!chain.length) throw ValidationError('No model to answer with: choose one for the conversation or its project, set defaultModel in your preferences, or set DEFAULT_MODEL', 'no_model');
+    for (const id of chain) {
+      if (!d.ai.model(id)) throw ValidationError(`Unknown model "${id}"${id === preferred ? ' (the defaultModel in your preferences)' : ''}`, 'unknown_model');
+    }
     return { conversation, settings, chain };
   }
 

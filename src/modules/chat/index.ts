@@ -37,10 +37,10 @@ export const chatModule = defineModule({
   name: 'chat',
   tables: { conversations, messages, messageFeedback },
   config: { env: chatEnv, read: chatSettings },
-  needs: ['ai', 'projects', 'jobs', 'usage', 'limits'],
+  needs: ['ai', 'projects', 'jobs', 'usage', 'limits', 'users'],
   provides: ['conversations', 'messages', 'search', 'generation'],
   services({ deps, config, services }) {
-    const { ai, projects, jobs, usage } = services;
+    const { ai, projects, jobs, usage, users } = services;
     const conversations = createConversations({ db: deps.db, projects });
     const messages = createMessages({ db: deps.db });
     const titles = createTitles({ ai, conversations: createConversationsRepository(deps.db), logger: deps.logger, jobs });
@@ -49,6 +49,7 @@ export const chatModule = defineModule({
       messages,
       conversations,
       projects,
+      users,
       streams: deps.streams,
       titles,
       logger: deps.logger,

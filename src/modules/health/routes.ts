@@ -1,9 +1,12 @@
 import { z } from 'zod';
 import type { App } from '../../http/types.ts';
 import type { RouteContext } from '../module.ts';
+import { homeRoute } from './home.ts';
 
 export function healthRoutes(app: App, { services }: RouteContext<'health'>) {
   const { health } = services;
+  homeRoute(app);
+
   app.get('/health', {
     schema: { tags: ['health'], summary: 'Liveness: the process is up', response: { 200: z.object({ status: z.literal('ok') }) } },
     logLevel: 'warn',

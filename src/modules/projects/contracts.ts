@@ -1,15 +1,9 @@
 import { z } from 'zod';
 import { pageQuery } from '../../http/pagination.ts';
+import { modelId } from '../ai/index.ts';
 
 export const PROMPT_MAX_CHARS = 100_000;
 
-/** `provider:model`; the model part may hold `/`, `:` or `.` (`openrouter:meta/llama-3`, `ollama:llama3:8b`). */
-export const modelId = z
-  .string()
-  .trim()
-  .max(200)
-  .regex(/^[a-z0-9][a-z0-9_-]{0,63}:\S+$/i, 'must be "provider:model"')
-  .meta({ id: 'ModelId', description: '`provider:model`, e.g. `openai:gpt-4o-mini`' });
 
 /**
  * Stored in a `real` (float4) column: a nonzero value below float4's smallest
@@ -24,7 +18,7 @@ const unique = <T>(xs: T[]) => [...new Set(xs)];
 
 const settings = {
   description: z.string().trim().max(2000).nullable(),
-  model: modelId.nullable().describe('null for the server default'),
+  model: modelId.nullable().describe("null for each user's `defaultModel` preference, then the server default"),
   fallbackModels: z.array(modelId).max(10).transform(unique).describe('Tried in order when `model` fails retryably'),
   temperature: float4.min(0).max(2).nullable(),
   maxTokens: z.number().int().min(1).max(1_000_000).nullable(),

@@ -6,7 +6,6 @@ import { createProjects, type Projects } from './service.ts';
 
 export type { GenerationSettings, Projects, ProjectSettings } from './service.ts';
 export { projects } from './schema.ts';
-export { modelId } from './contracts.ts';
 
 declare module '../module.ts' {
   interface ServiceMap {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { modelId } from '../ai/index.ts';
 
 const isTimeZone = (tz: string) => {
   try {
@@ -17,30 +18,65 @@ const isLocale = (l: string) => {
   }
 };
 
+// Each field says what Parley does with it today: a preference the server does not use yet says so.
+const theme = z.enum(['system', 'light', 'dark']).describe('How clients draw their interface. Stored for clients; the server does not use it.');
+const timezone = z
+  .string()
+  .max(64)
+  .refine(isTimeZone, 'must be an IANA time zone such as Europe/Paris')
+  .describe('IANA time zone. Day and month budget periods (`GET /v1/usage/limits`) start at midnight here, up to a minute after a change.');
+const locale = z
+  .string()
+  .max(35)
+  .refine(isLocale, 'must be a BCP 47 language tag such as en-GB')
+  .describe("BCP 47 language tag, for clients to format and translate with. Parley's own emails are in English for now: a later release sends them in this language.");
+const DEFAULT_MODEL_DOC =
+  'The model your chat answers use when neither the request, the conversation nor its project names one; null for the server default (`DEFAULT_MODEL`). ' +
+  "A model whose provider is not configured makes those answers fail with 400 `unknown_model`, as it would in a request. Not used by the OpenAI-compatible `/v1/chat/completions`, whose requests always name their model.";
+const notifications = {
+  email: z.boolean().describe('Not used yet: a later release sends notifications by email only when this is on. Account emails (address confirmation, password reset and change) are always sent.'),
+  push: z.boolean().describe('Not used yet: a later release sends web push notifications only when this is on.'),
+  inApp: z.boolean().describe('Not used yet: a later release shows in-app notifications only when this is on.'),
+  digest: z.enum(['off', 'daily', 'weekly']).describe('Not used yet: Parley sends no digests; a later release sends one at this interval.'),
+};
+const privacy = {
+  saveHistory: z.boolean().describe('Not used yet: conversations are stored whatever this says; a later release keeps no history when it is off.'),
+  allowTraining: z
+    .boolean()
+    .describe("Recorded only: Parley trains no models and hands conversations to no one for training, so nothing reads it yet; a later release uses it. What a model provider may do with prompts is set by the operator's agreement with it."),
+  shareUsageAnalytics: z
+    .boolean()
+    .describe("Recorded only: Parley sends analytics nowhere, so nothing reads it yet; a later release uses it. Usage is metered for quotas, budgets and the operator's reports whatever this says."),
+};
+
+const NOTIFICATION_DEFAULTS = { email: true, push: true, inApp: true, digest: 'off' } as const;
+const PRIVACY_DEFAULTS = { saveHistory: true, allowTraining: false, shareUsageAnalytics: false };
+
 /** A user's preferences, every field defaulted so a stored document can be partial. */
 export const preferencesSchema = z
   .object({
-    theme: z.enum(['system', 'light', 'dark']).default('system'),
-    timezone: z.string().max(64).refine(isTimeZone, 'must be an IANA time zone such as Europe/Paris').default('UTC'),
-    locale: z.string().max(35).refine(isLocale, 'must be a BCP 47 language tag such as en-GB').default('en'),
-    defaultModel: z.string().max(200).nullable().default(null),
+    theme: theme.default('system'),
+    timezone: timezone.default('UTC'),
+    locale: locale.default('en'),
+    // Read as any string, so whatever is stored stays visible and, if unusable, fails answers loudly (unknown_model) instead of being ignored.
+    defaultModel: z.string().max(200).nullable().default(null).describe(DEFAULT_MODEL_DOC),
     notifications: z
       .object({
-        email: z.boolean().default(true),
-        push: z.boolean().default(true),
-        inApp: z.boolean().default(true),
-        digest: z.enum(['off', 'daily', 'weekly']).default('off'),
+        email: notifications.email.default(NOTIFICATION_DEFAULTS.email),
+        push: notifications.push.default(NOTIFICATION_DEFAULTS.push),
+        inApp: notifications.inApp.default(NOTIFICATION_DEFAULTS.inApp),
+        digest: notifications.digest.default(NOTIFICATION_DEFAULTS.digest),
       })
       .strict()
-      .default({ email: true, push: true, inApp: true, digest: 'off' }),
+      .default(NOTIFICATION_DEFAULTS),
     privacy: z
       .object({
-        saveHistory: z.boolean().default(true),
-        allowTraining: z.boolean().default(false),
-        shareUsageAnalytics: z.boolean().default(false),
+        saveHistory: privacy.saveHistory.default(PRIVACY_DEFAULTS.saveHistory),
+        allowTraining: privacy.allowTraining.default(PRIVACY_DEFAULTS.allowTraining),
+        shareUsageAnalytics: privacy.shareUsageAnalytics.default(PRIVACY_DEFAULTS.shareUsageAnalytics),
       })
       .strict()
-      .default({ saveHistory: true, allowTraining: false, shareUsageAnalytics: false }),
+      .default(PRIVACY_DEFAULTS),
   })
   .strict()
   .meta({ id: 'Preferences' });
@@ -50,15 +86,13 @@ export type Preferences = z.output<typeof preferencesSchema>;
 /** A PATCH body: any subset, nested objects merged field by field. */
 export const preferencesPatchSchema = z
   .object({
-    theme: z.enum(['system', 'light', 'dark']),
-    timezone: z.string().max(64).refine(isTimeZone, 'must be an IANA time zone such as Europe/Paris'),
-    locale: z.string().max(35).refine(isLocale, 'must be a BCP 47 language tag such as en-GB'),
-    defaultModel: z.string().max(200).nullable(),
-    notifications: z
-      .object({ email: z.boolean(), push: z.boolean(), inApp: z.boolean(), digest: z.enum(['off', 'daily', 'weekly']) })
-      .strict()
-      .partial(),
-    privacy: z.object({ saveHistory: z.boolean(), allowTraining: z.boolean(), shareUsageAnalytics: z.boolean() }).strict().partial(),
+    theme,
+    timezone,
+    locale,
+    // Written as `provider:model`, the form a request's `model` takes.
+    defaultModel: modelId.nullable().describe(DEFAULT_MODEL_DOC),
+    notifications: z.object(notifications).strict().partial(),
+    privacy: z.object(privacy).strict().partial(),
   })
   .strict()
   .partial();

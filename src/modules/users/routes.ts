@@ -6,6 +6,10 @@ import { updateMeBody, userSchema } from './contracts.ts';
 import { preferencesPatchSchema, preferencesSchema } from './preferences.ts';
 import { toPublicUser } from './service.ts';
 
+const PREFERENCES_DESCRIPTION =
+  'Today `defaultModel` picks the model of your chat answers and `timezone` sets when daily and monthly budgets reset; `theme` and `locale` are kept for clients. ' +
+  'The `notifications` and `privacy` settings are stored but not used yet: a later release uses them (each field says how).';
+
 export function usersRoutes(app: App, { services, guards }: RouteContext<'users'>) {
   const { users } = services;
 
@@ -22,7 +26,7 @@ export function usersRoutes(app: App, { services, guards }: RouteContext<'users'
   });
 
   app.get('/users/me/preferences', {
-    schema: { tags: ['users'], summary: 'Your preferences, with defaults filled in', response: { 200: preferencesSchema, 401: problemSchema, 403: problemSchema } },
+    schema: { tags: ['users'], summary: 'Your preferences, with defaults filled in', description: PREFERENCES_DESCRIPTION, response: { 200: preferencesSchema, 401: problemSchema, 403: problemSchema } },
     onRequest: guards.user({ scope: 'profile:read' }),
     handler: async (request) => users.preferences(principal(request).userId),
   });
@@ -31,7 +35,7 @@ export function usersRoutes(app: App, { services, guards }: RouteContext<'users'
     schema: {
       tags: ['users'],
       summary: 'Change some preferences',
-      description: 'Send only what changes; nested objects (`notifications`, `privacy`) are merged field by field.',
+      description: `Send only what changes; nested objects (\`notifications\`, \`privacy\`) are merged field by field. ${PREFERENCES_DESCRIPTION}`,
       body: preferencesPatchSchema,
       response: { 200: preferencesSchema, 400: problemSchema, 401: problemSchema, 403: problemSchema },
     },

@@ -84,6 +84,11 @@ export function createUsersService(db: Db, announce: Announce = () => {}) {
       return readPreferences(user.preferences);
     },
 
+    /** The user's `defaultModel` preference, or null: one primary-key read of the preferences column. */
+    async defaultModel(id: string): Promise<string | null> {
+      return readPreferences(await repo.preferencesOf(id)).defaultModel;
+    },
+
     async updatePreferences(id: string, patch: PreferencesPatch): Promise<Preferences> {
       const next = await inTransaction(db, async (tx) => {
         // Locked, so two concurrent patches both land instead of the later overwriting the earlier.

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { mergePreferences, readPreferences } from '../../../src/modules/users/preferences.ts';
+import { z } from 'zod';
+import { mergePreferences, preferencesPatchSchema, preferencesSchema, readPreferences } from '../../../src/modules/users/preferences.ts';
 
 test('readPreferences: missing document gives every default', () => {
   const p = readPreferences(null);
@@ -22,4 +23,21 @@ test('mergePreferences merges nested objects field by field', () => {
     notifications: { push: false },
   });
   assert.deepEqual(p.notifications, { email: false, push: false, inApp: true, digest: 'daily' });
+});
+
+test('readPreferences keeps a stored defaultModel as it is, so an unusable one surfaces (unknown_model) instead of being ignored', () => {
+  assert.equal(readPreferences({ defaultModel: 'gpt-4o' }).defaultModel, 'gpt-4o');
+  assert.equal(readPreferences({ defaultModel: 42 }).defaultModel, null);
+});
+
+test('every preference says in the API docs what it does, or that a later release uses it', () => {
+  for (const [name, schema] of [['read', preferencesSchema], ['patch', preferencesPatchSchema]] as const) {
+    const doc = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as any;
+    const root = doc.$defs?.Preferences ?? doc;
+    const leaves = Object.entries(root.properties).flatMap(([key, field]: [string, any]) =>
+      field.type === 'object' ? Object.entries(field.properties).map(([sub, f]) => [`${key}.${sub}`, f] as const) : [[key, field] as const],
+    );
+    assert.equal(leaves.length, 11, name);
+    for (const [path, field] of leaves) assert.ok((field as any).description?.length > 20, `${name}: ${path} is documented`);
+  }
 });

@@ -44,8 +44,8 @@ for (const backend of backends()) {
       };
       assert.deepEqual(p2.body, expected);
       assert.deepEqual((await t.api('GET', '/v1/users/me/preferences', { token: u.accessToken })).body, expected);
-      const cleared = await t.api('PATCH', '/v1/users/me/preferences', { token: u.accessToken, body: { defaultModel: 'gpt-4o' } });
-      assert.equal(cleared.body.defaultModel, 'gpt-4o');
+      const cleared = await t.api('PATCH', '/v1/users/me/preferences', { token: u.accessToken, body: { defaultModel: 'openai:gpt-4o' } });
+      assert.equal(cleared.body.defaultModel, 'openai:gpt-4o');
       assert.equal((await t.api('PATCH', '/v1/users/me/preferences', { token: u.accessToken, body: { defaultModel: null } })).body.defaultModel, null);
     });
 
@@ -61,6 +61,8 @@ for (const backend of backends()) {
         { privacy: { saveHistory: 'no' } },
         { theme: 'neon' },
         { notifications: null },
+        // A model is named as in a chat request: provider:model.
+        { defaultModel: 'gpt-4o' },
         ['theme', 'dark'],
       ];
       for (const body of bad) {
@@ -79,7 +81,7 @@ for (const backend of backends()) {
         { theme: 'dark' },
         { timezone: 'Asia/Tokyo' },
         { locale: 'de' },
-        { defaultModel: 'llama3' },
+        { defaultModel: 'ollama:llama3' },
         { notifications: { email: false } },
         { notifications: { push: false } },
         { notifications: { inApp: false } },
@@ -95,7 +97,7 @@ for (const backend of backends()) {
         theme: 'dark',
         timezone: 'Asia/Tokyo',
         locale: 'de',
-        defaultModel: 'llama3',
+        defaultModel: 'ollama:llama3',
         notifications: { email: false, push: false, inApp: false, digest: 'daily' },
         privacy: { saveHistory: false, allowTraining: true, shareUsageAnalytics: true },
       });
