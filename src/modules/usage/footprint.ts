@@ -43,7 +43,9 @@ type Row = { user_id: string; source: string; items: string; bytes: string };
  * the figures are one consistent snapshot; a source with nothing for a user
  * reports zeros rather than going missing.
  */
-export function createFootprintReport(db: Db, sources: FootprintSource[]) {
+export function createFootprintReport(db: Db, declared: FootprintSource[]) {
+  // Reported by name, whatever order the modules declaring them are in.
+  const sources = [...declared].sort((a, b) => a.name.localeCompare(b.name));
   const all = (userId?: string) =>
     sql.join(
       sources.map(
