@@ -9,7 +9,7 @@ import type { AiSettings } from './settings.ts';
 import { countPromptTokens, countTextTokens } from './tokens.ts';
 import type { FailedAttempt } from './types.ts';
 import { AppError } from '../../errors.ts';
-import type { Ai, CallOutcome, ChatEvent, ChatRequest, Metering, ModelInfo, Usage } from './types.ts';
+import type { Ai, CallOutcome, ChatEvent, ChatRequest, MeteredCall, Metering, ModelInfo, Usage } from './types.ts';
 
 /**
  * The AI module: configured providers, the model catalog with prices, and
@@ -46,9 +46,9 @@ export function createAi(settings: AiSettings, opts: { logger?: Logger; random?:
     const links = request.chain.map(toLink);
     if (!request.meter || !opts.metering) return yield* runChain(request, links);
 
-    // Metered: budgets are checked before any upstream call, and the outcome is recorded however the call ends.
+    // Metered: budgets are checked before any upstream call (here, or by admit() earlier), and the outcome is recorded however the call ends.
     const started = Date.now();
-    const end = await opts.metering.begin(request.meter, request, estimate(request, links));
+    const call = request.admitted ?? (await opts.metering.begin(request.meter, request, estimate(request, links)));
     const attempts: FailedAttempt[] = [];
     let answering: Link | undefined;
     let text = '';
@@ -75,7 +75,7 @@ export function createAi(settings: AiSettings, opts: { logger?: Logger; random?:
       throw err;
     } finally {
       // The consumer may also just stop reading: that is a cancel.
-      await end(outcome ?? partial('cancelled'));
+      await call.end(outcome ?? partial('cancelled'), request.meter);
     }
   }
 
@@ -120,10 +120,16 @@ export function createAi(settings: AiSettings, opts: { logger?: Logger; random?:
     yield finish;
   }
 
+  async function admit(request: ChatRequest): Promise<MeteredCall | undefined> {
+    if (!request.meter || !opts.metering) return undefined;
+    return opts.metering.begin(request.meter, request, estimate(request, request.chain.map(toLink)));
+  }
+
   const ai = {
     models: (): ModelInfo[] => catalog.list().map((m) => info(m.id)!),
     model: info,
     streamChat,
+    admit,
     countTokens: (modelId: string, text: string) => countTextTokens(catalog.get(modelId)?.model ?? modelId, text),
     /** Beyond the contract: a Parley id or a bare model name to a catalog id (the gateway's `model` field). */
     resolve: (name: string): string | undefined => catalog.resolve(name)?.id,

@@ -38,6 +38,8 @@ export interface ChatRequest {
   signal?: AbortSignal;
   /** Who the call is for: with it, the call is checked against budgets first and metered after. */
   meter?: MeterContext;
+  /** A budget reservation already made for this call (`Ai.admit`): the call draws on it instead of reserving again. */
+  admitted?: MeteredCall;
 }
 
 export interface MeterContext {
@@ -72,7 +74,15 @@ export interface CallOutcome {
  * one spent.
  */
 export interface Metering {
-  begin(meter: MeterContext, request: ChatRequest, estimate: { micros: number; tokens: number }): Promise<(outcome: CallOutcome) => Promise<void>>;
+  begin(meter: MeterContext, request: ChatRequest, estimate: { micros: number; tokens: number }): Promise<MeteredCall>;
+}
+
+/** A call admitted against its budgets: ended exactly once, or released if it never starts. */
+export interface MeteredCall {
+  /** Records how the call ended (for `meter` as it stands then: the message id may be known only now) and swaps its reservation for what it spent. */
+  end(outcome: CallOutcome, meter: MeterContext): Promise<void>;
+  /** Gives the reservation back, recording nothing: the call never started. */
+  release(): void;
 }
 
 export interface Usage {
@@ -124,6 +134,12 @@ export interface Ai {
   models(): ModelInfo[];
   model(id: string): ModelInfo | undefined;
   streamChat(request: ChatRequest): AsyncIterable<ChatEvent>;
+  /**
+   * Checks and reserves a metered request's budgets now (402 budget_exceeded
+   * when one has no room), for a caller that must refuse before it writes
+   * anything; pass the result as `request.admitted`. Undefined when unmetered.
+   */
+  admit(request: ChatRequest): Promise<MeteredCall | undefined>;
   /** Tokens of a text as the model's tokenizer counts them (approximate for non-OpenAI models). */
   countTokens(modelId: string, text: string): number;
 }

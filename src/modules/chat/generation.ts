@@ -2,7 +2,7 @@ import { ValidationError } from '../../errors.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import { StreamEnded, type StreamBuffer } from '../../platform/streams/stream-buffer.ts';
 import { buildContext } from '../ai/index.ts';
-import type { Ai, ChatMessage } from '../ai/index.ts';
+import type { Ai, ChatMessage, ChatRequest } from '../ai/index.ts';
 import type { GenerationSettings, Projects } from '../projects/index.ts';
 import type { UsersService } from '../users/index.ts';
 import { contentText } from './contracts.ts';
@@ -14,7 +14,7 @@ import type { ContentPart } from './schema.ts';
 import type { Titles } from './titles.ts';
 
 export interface GenerationDeps {
-  ai: Pick<Ai, 'streamChat' | 'model'> & { defaultModel?: string };
+  ai: Pick<Ai, 'streamChat' | 'model' | 'admit'> & { defaultModel?: string };
   messages: Messages;
   conversations: Pick<Conversations, 'get'>;
   projects: Pick<Projects, 'forGeneration'>;
@@ -25,8 +25,6 @@ export interface GenerationDeps {
   logger: Logger;
   limits: { maxMessageChars: number; maxStreamSeconds: number };
   announce: RunDeps['announce'];
-  /** Refuses (402 budget_exceeded) before anything is written when a budget that applies is used up. */
-  checkBudget: (subject: { userId: string; apiKeyId: string | null; projectId: string | null }) => Promise<void>;
 }
 
 /** Who asks, beyond the user: for metering and per-role token limits. */
@@ -84,42 +82,71 @@ export function createGeneration(d: GenerationDeps) {
     return { conversation, settings, chain };
   }
 
-  async function launch(userId: string, p: Awaited<ReturnType<typeof plan>>, userMessage: MessageRow, assistant: MessageRow, caller: Caller): Promise<Started> {
+  type Plan = Awaited<ReturnType<typeof plan>>;
+
+  /**
+   * The request for the first model, over the branch the answer continues,
+   * with its budgets checked and reserved now, once: a 402 comes before
+   * anything is written, and the call draws on this reservation.
+   */
+  async function prepare(userId: string, p: Plan, branch: ChatMessage[], caller: Caller) {
     const { conversation, settings, chain } = p;
     const meter = { userId, role: caller.role, apiKeyId: caller.apiKeyId ?? null, projectId: conversation.projectId, conversationId: conversation.id };
+    const request: ChatRequest = {
+      chain,
+      messages: contextFor(chain[0]!, settings, branch),
+      temperature: settings?.temperature ?? undefined,
+      maxTokens: settings?.maxTokens ?? undefined,
+      meter: { ...meter, source: 'chat' },
+    };
+    return { request, meter, admitted: await d.ai.admit(request) };
+  }
+
+  type Prepared = Awaited<ReturnType<typeof prepare>>;
+
+  async function launch(userId: string, p: Plan, userMessage: MessageRow, assistant: MessageRow, prepared: Prepared): Promise<Started> {
+    const { conversation, chain } = p;
+    const { meter, admitted } = prepared;
     try {
-      const history = await d.messages.historyFor(conversation.id, userMessage.id);
-      const messages = contextFor(chain[0]!, settings, history);
       const firstExchange = conversation.title === null && userMessage.parentId === null;
       const run = await launchRun(runDeps, {
         userId,
         conversationId: conversation.id,
         assistantId: assistant.id,
         created: { type: 'message.created', conversationId: conversation.id, userMessageId: userMessage.id, assistantMessageId: assistant.id },
-        request: {
-          chain,
-          messages,
-          temperature: settings?.temperature ?? undefined,
-          maxTokens: settings?.maxTokens ?? undefined,
-          meter: { ...meter, source: 'chat', messageId: assistant.id },
-        },
+        request: { ...prepared.request, meter: { ...meter, source: 'chat', messageId: assistant.id }, admitted },
         onComplete: firstExchange ? (answer) => d.titles.start(conversation.id, chain, userMessage.text, answer, { ...meter, source: 'title' }) : undefined,
       });
       d.announce('message.created', { userId, conversationId: conversation.id, userMessageId: userMessage.id, assistantMessageId: assistant.id, model: chain[0] ?? null });
       runs.set(assistant.id, run);
-      void run.done.finally(() => runs.delete(assistant.id));
+      // A run stopped before its call began never ends the reservation: give it back (a no-op once the call ended it).
+      void run.done.finally(() => {
+        runs.delete(assistant.id);
+        admitted?.release();
+      });
       return { userMessage, assistantMessage: assistant };
     } catch (err) {
+      admitted?.release();
       // Never leave a placeholder "streaming" with nothing behind it.
       await d.messages.failAssistant(assistant.id, '', { code: 'generation_failed', message: 'The answer could not be started' }).catch(() => {});
       throw err;
     }
   }
 
-  function contextFor(modelId: string, settings: GenerationSettings | undefined, history: MessageRow[]): ChatMessage[] {
+  /** Writes, then launches; a write that fails gives the reservation back. */
+  async function written<T>(prepared: Prepared, write: () => Promise<T>): Promise<T> {
+    try {
+      return await write();
+    } catch (err) {
+      prepared.admitted?.release();
+      throw err;
+    }
+  }
+
+  function contextFor(modelId: string, settings: GenerationSettings | undefined, branch: ChatMessage[]): ChatMessage[] {
     const info = d.ai.model(modelId)!;
     const replyBudget = settings?.maxTokens ?? Math.min(info.maxOutputTokens ?? DEFAULT_REPLY_BUDGET, DEFAULT_REPLY_BUDGET);
-    return buildContext({ model: info, system: settings?.systemPrompt, history: toChatMessages(history), replyBudget });
+    return buildContext({ model: info, system: settings?.systemPrompt, history: branch, replyBudget });
   }
 
   /** The events of a message's generation from `fromOffset`, following it live; rebuilt from the database once the stream is gone. */
@@ -150,10 +177,19 @@ export function createGeneration(d: GenerationDeps) {
       // The parent first: a message that is not there is a 404 whatever the model settings say.
       if (input.parentId) await d.messages.get(userId, conversationId, input.parentId);
       const p = await plan(userId, conversationId, input.model);
-      await d.checkBudget({ userId, apiKeyId: caller.apiKeyId ?? null, projectId: p.conversation.projectId });
-      const userMessage = await d.messages.appendUserMessage(userId, conversationId, { parentId: input.parentId, content: input.content });
-      const assistant = await d.messages.createAssistantPlaceholder(conversationId, { parentId: userMessage.id, model: p.chain[0] });
-      return launch(userId, p, userMessage, assistant, caller);
+      const parentId = input.parentId === undefined ? p.conversation.currentLeafId : input.parentId;
+      const before = parentId ? await d.messages.historyFor(conversationId, parentId) : [];
+      let prepared = await prepare(userId, p, [...toChatMessages(before), { role: 'user', content: contentText(input.content) }], caller);
+      const { userMessage, assistant } = await written(prepared, async () => {
+        const userMessage = await d.messages.appendUserMessage(userId, conversationId, { parentId: input.parentId, content: input.content });
+        return { userMessage, assistant: await d.messages.createAssistantPlaceholder(conversationId, { parentId: userMessage.id, model: p.chain[0] }) };
+      });
+      if (userMessage.parentId !== parentId) {
+        // Another message became the leaf meanwhile: answer the branch as stored, on the reservation already made.
+        const branch = toChatMessages(await d.messages.historyFor(conversationId, userMessage.id));
+        prepared = { ...prepared, request: { ...prepared.request, messages: contextFor(p.chain[0]!, p.settings, branch) } };
+      }
+      return launch(userId, p, userMessage, assistant, prepared);
     },
 
     /** Answers again: a new assistant message beside `messageId` (an answer) or below it (a user message). */
@@ -162,9 +198,9 @@ export function createGeneration(d: GenerationDeps) {
       const question = target.role === 'assistant' && target.parentId ? await d.messages.get(userId, conversationId, target.parentId) : target;
       if (question.role !== 'user') throw ValidationError('Regenerate an assistant message or the user message it answers', 'not_regenerable');
       const p = await plan(userId, conversationId, input.model);
-      await d.checkBudget({ userId, apiKeyId: caller.apiKeyId ?? null, projectId: p.conversation.projectId });
-      const assistant = await d.messages.createAssistantPlaceholder(conversationId, { parentId: question.id, model: p.chain[0] });
-      return launch(userId, p, question, assistant, caller);
+      const prepared = await prepare(userId, p, toChatMessages(await d.messages.historyFor(conversationId, question.id)), caller);
+      const assistant = await written(prepared, () => d.messages.createAssistantPlaceholder(conversationId, { parentId: question.id, model: p.chain[0] }));
+      return launch(userId, p, question, assistant, prepared);
     },
 
     /** The caller's assistant message, checked before any event is sent. */

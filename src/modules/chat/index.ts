@@ -37,10 +37,10 @@ export const chatModule = defineModule({
   name: 'chat',
   tables: { conversations, messages, messageFeedback },
   config: { env: chatEnv, read: chatSettings },
-  needs: ['ai', 'projects', 'jobs', 'usage', 'limits', 'users'],
+  needs: ['ai', 'projects', 'jobs', 'limits', 'users'],
   provides: ['conversations', 'messages', 'search', 'generation'],
   services({ deps, config, services }) {
-    const { ai, projects, jobs, usage, users } = services;
+    const { ai, projects, jobs, users } = services;
     const conversations = createConversations({ db: deps.db, projects });
     const messages = createMessages({ db: deps.db });
     const titles = createTitles({ ai, conversations: createConversationsRepository(deps.db), logger: deps.logger, jobs });
@@ -55,7 +55,6 @@ export const chatModule = defineModule({
       logger: deps.logger,
       limits: config.chat,
       announce: deps.announce,
-      checkBudget: config.usage.enabled ? usage.budgets.assertRoom : async () => {},
     });
     return { conversations, messages, search: createSearch(deps.db), generation };
   },

@@ -166,18 +166,6 @@ export function createBudgets(d: { db: Db; ledger: Ledger; recorder: UsageRecord
   return {
     entriesFor,
 
-    /** Throws 402 budget_exceeded when a budget this subject draws on has nothing left (what the call will cost is checked when it starts). */
-    async assertRoom(s: Subject): Promise<void> {
-      const entries = await entriesFor(s);
-      if (!entries.length) return;
-      const counters = await d.ledger.read(entries);
-      entries.forEach((e, i) => {
-        const c = counters[i]!;
-        const full = (used: number, reserved: number, limit: number | null) => limit !== null && used + reserved >= limit;
-        if (full(c.used.micros, c.reserved.micros, e.limitMicros) || full(c.used.tokens, c.reserved.tokens, e.limitTokens)) throw budgetExceeded(e.budget, e.period);
-      });
-    },
-
     /** Every budget that concerns the user (theirs, their keys', their projects', and the defaults that apply), with usage and reset. */
     async limitsOf(userId: string, now = new Date()) {
       const [mine, defs] = await Promise.all([userBudgets(userId), defaultBudgets()]);

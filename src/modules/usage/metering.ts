@@ -36,15 +36,33 @@ export function createMetering(d: {
   const calls = new Counter({ name: 'parley_ai_calls_total', help: 'Model calls by provider, model and outcome', labelNames: [...labelNames, 'status'], registers: [d.registry] });
 
   return {
-    async begin(meter, request, estimate) {
-      const entries = await d.budgets.entriesFor({ userId: meter.userId, apiKeyId: meter.apiKeyId, projectId: meter.projectId });
+    async begin(admitted, request, estimate) {
+      const entries = await d.budgets.entriesFor({ userId: admitted.userId, apiKeyId: admitted.apiKeyId, projectId: admitted.projectId });
       if (entries.length) {
         const r = await d.ledger.reserve(entries, estimate);
         if (!r.ok) throw budgetExceeded(entries[r.index]!.budget, entries[r.index]!.period);
       }
       const hash = promptHash(request);
       let ended = false;
-      return async (outcome: CallOutcome) => {
+      // Not awaited: both ledgers settle in process at once, so that client's next call here already
+      // sees what this one spent; Redis gets it in the next batch, or at once if it went beyond the lease.
+      // If that fails, the reservation stays counted until the period ends: the budget errs on the side of refusing.
+      const settle = (actual: { micros: number; tokens: number }) => {
+        if (!entries.length) return;
+        d.ledger
+          .settle(
+            entries.map((e) => e.key),
+            estimate,
+            actual,
+          )
+          .catch((err: unknown) => d.logger?.error({ err }, 'could not settle budget counters'));
+      };
+      const release = () => {
+        if (ended) return;
+        ended = true;
+        settle({ micros: 0, tokens: 0 });
+      };
+      const end = async (outcome: CallOutcome, meter: MeterContext) => {
         if (ended) return;
         ended = true;
         const { usage } = outcome;
@@ -75,18 +93,9 @@ export function createMetering(d: {
         if (outcome.costMicros) cost.inc(labels, outcome.costMicros);
         const used = usage.inputTokens + usage.outputTokens;
         if (used) d.onTokens?.(meter, used);
-        if (!entries.length) return;
-        // Not awaited: both ledgers settle in process at once, so that client's next call here already
-        // sees what this one spent; Redis gets it in the next batch, or at once if it went beyond the lease.
-        d.ledger
-          .settle(
-            entries.map((e) => e.key),
-            estimate,
-            { micros: outcome.costMicros ?? 0, tokens: used },
-          )
-          // The reservation stays counted until the period ends: the budget errs on the side of refusing.
-          .catch((err: unknown) => d.logger?.error({ err }, 'could not settle budget counters'));
+        settle({ micros: outcome.costMicros ?? 0, tokens: used });
       };
+      return { end, release };
     },
   };
 }

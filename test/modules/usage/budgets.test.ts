@@ -77,6 +77,32 @@ for (const backend of backends()) {
       assert.equal((await chat.branch(c)).data.length, 2, 'the refused message was not stored');
     });
 
+    test('a chat message is checked against its budget once, with its estimate, before anything is stored; a refused one leaves nothing reserved', async () => {
+      const admin = await createUser(f.t, { admin: true });
+      const u = await createUser(f.t);
+      // Room left (nothing used), but not for this message: ~250 tokens of prompt against a 100-token budget.
+      await setUserBudget(f, admin, { userId: u.id, period: 'month', limitTokens: 100 });
+      const chat = chatAs(f.t, u);
+      const c = await chat.conversation();
+      const before = upstreamCalls(f);
+      const refused = await chat.send(c, { content: 'word '.repeat(200) });
+      assert.equal(refused.status, 402, refused.text);
+      assert.equal(refused.body.code, 'budget_exceeded');
+      assert.equal((await chat.branch(c)).data.length, 0, 'nothing stored: no question, no failed answer');
+      assert.equal(upstreamCalls(f), before, 'never sent upstream');
+      const [limit] = (await f.t.api('GET', '/v1/usage/limits', { token: u.accessToken })).body.data;
+      assert.equal(limit.reservedTokens, 0, 'the refused reservation holds nothing');
+
+      // A message that fits is admitted on the same reservation its call then draws on: nothing stays reserved after it.
+      f.openai.state.defaults = { reply: 'ok', usage: { input: 10, output: 5 } };
+      const sent = await chat.send(c, { content: 'short' });
+      assert.equal(sent.status, 201, sent.text);
+      await f.t.services.generation.idle();
+      const [after] = (await f.t.api('GET', '/v1/usage/limits', { token: u.accessToken })).body.data;
+      assert.equal(after.reservedTokens, 0);
+      assert.equal(after.usedTokens, 15);
+    });
+
     test('owners cap their own API keys; someone else\'s key or budget is not found', async () => {
       const u = await createUser(f.t);
       const other = await createUser(f.t);
