@@ -11,6 +11,7 @@ import {
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
 import type { Deps } from './deps.ts';
+import type { Subscription } from './platform/bus/bus.ts';
 import { createGuards } from './http/guards.ts';
 import { createIdempotency } from './http/idempotency.ts';
 import { installNulGuard } from './http/nul-guard.ts';
@@ -61,7 +62,15 @@ export async function buildApp(deps: Deps, services: Services = createServices(d
     services.usage.recorder.countRequest({ userId: request.principal?.userId ?? null, method: request.method, route, ...trafficOf(request, reply) });
   });
   // After the server has stopped and in-flight requests have ended: nothing metered is lost.
+  // Each module's bus subscriptions run while the app serves (the real-time relay): started once ready, closed first on the way out.
+  const subscriptions: Subscription[] = [];
+  app.addHook('onReady', async () => {
+    for (const m of MODULES) {
+      for (const s of m.subscriptions?.(moduleContext(deps, services, m)) ?? []) subscriptions.push(await deps.bus.subscribe(s.group, s.types, s.handler));
+    }
+  });
   app.addHook('onClose', async () => {
+    await Promise.all(subscriptions.splice(0).map((s) => s.close()));
     await stopServices(services);
   });
 

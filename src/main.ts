@@ -4,7 +4,7 @@ import { ConfigError, loadConfig, type Config } from './config.ts';
 import { AppError } from './errors.ts';
 import { createDeps, type Deps } from './deps.ts';
 import { adminCommand } from './cli/admin.ts';
-import { defineSchedules, startWorker } from './worker.ts';
+import { defineWork, startWorker } from './worker.ts';
 import { createServices, stopServices } from './services.ts';
 
 const USAGE = `Usage: parley <command>
@@ -65,7 +65,7 @@ async function main(argv: string[]): Promise<number> {
 async function run(config: Config, roles: { http: boolean; worker: boolean }): Promise<void> {
   const deps: Deps = await createDeps(config);
   const services = createServices(deps);
-  defineSchedules(deps, services);
+  defineWork(deps, services);
   const app = roles.http ? await buildApp(deps, services) : undefined;
   const worker = roles.worker ? await startWorker(deps) : undefined;
   if (app) await app.listen({ port: config.port, host: config.host });

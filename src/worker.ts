@@ -7,12 +7,15 @@ import { moduleContext, type Services } from './services.ts';
 const DAY_MS = 24 * 3600 * 1000;
 
 /**
- * The cron tasks of every module (and the HTTP layer's), defined in every
- * process (so admins can list them from any instance) and fired only where
- * the worker runs: once per firing across the cluster. `SCHEDULES` can move
- * a task or turn it off.
+ * Every module's queue handlers and cron tasks (and the HTTP layer's),
+ * defined in every process (so admins can list the schedules from any
+ * instance) and run only where the worker runs: a schedule once per firing
+ * across the cluster. `SCHEDULES` can move a task or turn it off.
  */
-export function defineSchedules(deps: Deps, services: Services): void {
+export function defineWork(deps: Deps, services: Services): void {
+  for (const m of MODULES) {
+    for (const job of m.jobs?.(moduleContext(deps, services, m)) ?? []) services.jobs.define(job.queue, job.handler, job.options);
+  }
   const tasks: Schedule[] = [
     {
       name: 'http.purge-idempotency-keys',

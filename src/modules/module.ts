@@ -6,6 +6,7 @@ import type { Idempotency } from '../http/idempotency.ts';
 import type { App } from '../http/types.ts';
 import type { EventType } from '../platform/bus/events.ts';
 import type { Handler } from '../platform/bus/bus.ts';
+import type { JobHandler, ProcessOptions } from '../platform/queue/queue.ts';
 import type { ScheduleDefinition } from '../platform/scheduler/scheduler.ts';
 import type { Principal } from './auth/index.ts';
 import type { FootprintSource } from './usage/index.ts';
@@ -55,7 +56,14 @@ export interface ConfigSection<Settings> {
 /** A cron task, before SCHEDULES overrides are applied. */
 export type Schedule = ScheduleDefinition<null>;
 
-/** A reliable bus subscription, started with the app (see EventBus). */
+/** A queue's handler: defined in every process, run where the worker runs. */
+export interface JobDefinition<T = any, R = unknown> {
+  queue: string;
+  handler: JobHandler<T, R>;
+  options?: ProcessOptions;
+}
+
+/** A reliable bus subscription, started with the HTTP app and closed with it (see EventBus). */
 export interface BusSubscription<T extends EventType = EventType> {
   group: string;
   types: readonly T[];
@@ -108,9 +116,11 @@ export interface Module<Needs extends ServiceName = any, Provides extends Servic
   routes?(app: App, ctx: RouteContext<Needs | Provides>): void | Promise<void>;
   /** Routes at the root (health, JWKS, the home page). */
   rootRoutes?(app: App, ctx: RouteContext<Needs | Provides>): void | Promise<void>;
+  /** Queued work it handles: defined everywhere, run where the worker runs. */
+  jobs?(ctx: ServiceContext<Needs | Provides>): JobDefinition[];
   /** Cron tasks: defined everywhere, fired where the worker runs. */
   schedules?(ctx: ServiceContext<Needs | Provides>): Schedule[];
-  /** Bus subscriptions, started with the app. */
+  /** Bus subscriptions, started with the HTTP app. */
   subscriptions?(ctx: ServiceContext<Needs | Provides>): BusSubscription[];
   /** WebSocket topics of this module, and how its events reach them. */
   topics?(services: Pick<ServiceMap, Needs | Provides>): Topics;

@@ -6,7 +6,7 @@ import { createDeps, type Deps } from '../../src/deps.ts';
 import type { App } from '../../src/http/types.ts';
 import { createServices, type Services } from '../../src/services.ts';
 import { createLogger } from '../../src/platform/observability/logger.ts';
-import { defineSchedules, startWorker } from '../../src/worker.ts';
+import { defineWork, startWorker } from '../../src/worker.ts';
 import { migratedPgliteSnapshot } from './pglite-snapshot.ts';
 
 export type Backend = 'embedded' | 'postgres';
@@ -106,7 +106,7 @@ export async function startApp(opts: StartOpts = {}): Promise<TestApp> {
   const pgliteSnapshot = config.databaseUrl ? undefined : await migratedPgliteSnapshot();
   const deps = await createDeps(config, { logger: createLogger(config.logLevel), pgliteSnapshot });
   const services = createServices(deps);
-  defineSchedules(deps, services);
+  defineWork(deps, services);
   const app = await buildApp(deps, services);
   const worker = opts.worker === false ? undefined : await startWorker(deps);
   await app.listen({ port: 0, host: '127.0.0.1' });

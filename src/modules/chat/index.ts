@@ -12,7 +12,7 @@ import { conversations, messageFeedback, messages } from './schema.ts';
 import { createSearch, type Search } from './search.ts';
 import { searchRoutes } from './search-routes.ts';
 import { chatEnv, chatSettings, type ChatSettings } from './settings.ts';
-import { createTitles } from './titles.ts';
+import { createTitles, type Titles } from './titles.ts';
 
 export type { Conversations } from './conversations.ts';
 export type { Messages } from './messages.ts';
@@ -26,6 +26,8 @@ declare module '../module.ts' {
     search: Search;
     /** Answers: stored, streamed from any instance, resumed, cancelled. */
     generation: Generation;
+    /** Conversation titles, made by a queued job after the first exchange. */
+    titles: Titles;
   }
   interface ModuleSettings {
     chat: ChatSettings;
@@ -38,7 +40,7 @@ export const chatModule = defineModule({
   tables: { conversations, messages, messageFeedback },
   config: { env: chatEnv, read: chatSettings },
   needs: ['ai', 'projects', 'jobs', 'limits', 'users'],
-  provides: ['conversations', 'messages', 'search', 'generation'],
+  provides: ['conversations', 'messages', 'search', 'generation', 'titles'],
   services({ deps, config, services }) {
     const { ai, projects, jobs, users } = services;
     const conversations = createConversations({ db: deps.db, projects });
@@ -56,7 +58,7 @@ export const chatModule = defineModule({
       limits: config.chat,
       announce: deps.announce,
     });
-    return { conversations, messages, search: createSearch(deps.db), generation };
+    return { conversations, messages, search: createSearch(deps.db), generation, titles };
   },
   routes(app, ctx) {
     conversationsRoutes(app, ctx);
@@ -64,6 +66,7 @@ export const chatModule = defineModule({
     generationRoutes(app, ctx);
     searchRoutes(app, ctx);
   },
+  jobs: ({ services }) => [services.titles.job],
   schedules: ({ deps, config, services }) => [
     {
       name: 'chat.fail-abandoned',

@@ -1,6 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AppError } from '../../errors.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
+import type { JobHandler } from '../../platform/queue/queue.ts';
+import type { JobDefinition } from '../module.ts';
 import type { Jobs } from '../jobs/index.ts';
 import type { Ai, MeterContext } from '../ai/index.ts';
 import { TITLE_MAX_CHARS } from './contracts.ts';
@@ -40,7 +42,7 @@ export interface TitleJob {
  * no title (the AI layer already retried and fell back); anything else fails
  * the attempt, and the queue tries again, on whichever worker is alive.
  */
-export function createTitles(d: { ai: Pick<Ai, 'streamChat'>; conversations: Pick<ConversationsRepository, 'setTitleIfUnset'>; logger: Logger; jobs: Pick<Jobs, 'define' | 'enqueue' | 'get'> }) {
+export function createTitles(d: { ai: Pick<Ai, 'streamChat'>; conversations: Pick<ConversationsRepository, 'setTitleIfUnset'>; logger: Logger; jobs: Pick<Jobs, 'enqueue' | 'get'> }) {
   const enqueuing = new Set<Promise<void>>();
   const queued = new Set<string>();
 
@@ -64,21 +66,20 @@ export function createTitles(d: { ai: Pick<Ai, 'streamChat'>; conversations: Pic
     return title;
   }
 
-  d.jobs.define<TitleJob, { title: string | null; error?: string }>(
-    TITLE_QUEUE,
-    async (job, ctx) => {
-      try {
-        return { title: (await generate(job, ctx.signal)) ?? null };
-      } catch (err) {
-        if (!(err instanceof AppError)) throw err;
-        d.logger.warn({ err, conversationId: job.conversationId }, 'title generation failed');
-        return { title: null, error: err.code };
-      }
-    },
-    { concurrency: 4, timeoutMs: TITLE_TIMEOUT_MS + 5_000 },
-  );
+  /** The queue's handler (the chat module declares it): a title, or none when the model could not make one. */
+  const handler: JobHandler<TitleJob, { title: string | null; error?: string }> = async (job, ctx) => {
+    try {
+      return { title: (await generate(job, ctx.signal)) ?? null };
+    } catch (err) {
+      if (!(err instanceof AppError)) throw err;
+      d.logger.warn({ err, conversationId: job.conversationId }, 'title generation failed');
+      return { title: null, error: err.code };
+    }
+  };
 
   return {
+    job: { queue: TITLE_QUEUE, handler, options: { concurrency: 4, timeoutMs: TITLE_TIMEOUT_MS + 5_000 } } satisfies JobDefinition,
+
     /** Queues naming the conversation (once per conversation) and returns at once. */
     start(conversationId: string, chain: string[], question: string, answer: string, meter?: MeterContext): void {
       const job: TitleJob = { conversationId, chain, question, answer, meter };

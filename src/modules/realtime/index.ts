@@ -1,6 +1,6 @@
 import { defineModule, type ServiceContext } from '../module.ts';
 import { createGateway } from './gateway.ts';
-import { createRelay } from './relay.ts';
+import { createRelay, RELAY_GROUP } from './relay.ts';
 import { realtimeRoutes } from './routes.ts';
 import { realtimeEnv, realtimeSettings, type RealtimeSettings } from './settings.ts';
 import { memorySlots, redisSlots } from './slots.ts';
@@ -25,7 +25,7 @@ function createRealtime({ deps, config, topics }: ServiceContext<never>) {
   const registry = createTopics(() => [...topics(), notificationTopics]);
   return {
     gateway: createGateway({ broadcast: deps.broadcast, slots, settings, logger: deps.logger }),
-    relay: createRelay({ bus: deps.bus, broadcast: deps.broadcast, topics: registry, logger: deps.logger }),
+    relay: createRelay({ broadcast: deps.broadcast, topics: registry, logger: deps.logger }),
     topics: registry,
     settings,
     logger: deps.logger,
@@ -41,4 +41,6 @@ export const realtimeModule = defineModule({
   provides: ['realtime'],
   services: (ctx) => ({ realtime: createRealtime(ctx) }),
   routes: realtimeRoutes,
+  // Bus → sockets: every serve instance relays, all in one consumer group, so each event is relayed once.
+  subscriptions: ({ services }) => [{ group: RELAY_GROUP, types: services.realtime.topics.events(), handler: services.realtime.relay }],
 });

@@ -1,4 +1,5 @@
-import type { EventBus, Subscription } from '../../platform/bus/bus.ts';
+import type { Handler } from '../../platform/bus/bus.ts';
+import type { EventType } from '../../platform/bus/events.ts';
 import type { Broadcast } from '../../platform/broadcast/broadcast.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { TopicRegistry } from './topics.ts';
@@ -27,24 +28,15 @@ export const RELAY_GROUP = 'realtime';
  * repeat it; clients de-duplicate by event id) to the user's channel, which
  * reaches every instance holding a socket of that user.
  */
-export function createRelay(d: { bus: EventBus; broadcast: Broadcast; topics: TopicRegistry; logger: Logger }) {
-  let subscription: Subscription | undefined;
-  return {
-    async start(): Promise<void> {
-      subscription = await d.bus.subscribe(RELAY_GROUP, d.topics.events(), async (event) => {
-        const payload = event.payload as { userId: string } & Record<string, unknown>;
-        const eventJson = JSON.stringify({ id: event.id, type: event.type, payload, occurredAt: event.occurredAt });
-        // Not awaited: a consumer handles its events one after another, so a round trip saved here
-        // is relay throughput. The publish goes out before the bus's ack, on the same Redis connection
-        // (both adapters use deps.redis), so a relay that dies in between leaves the event unacked.
-        d.broadcast.publish(userChannel(payload.userId), encodeDelivery(d.topics.route(event.type, payload), eventJson)).catch((err) => {
-          d.logger.warn({ err, eventId: event.id, type: event.type }, 'real-time event not fanned out; sockets miss it');
-        });
-      });
-    },
-    async stop(): Promise<void> {
-      await subscription?.close();
-      subscription = undefined;
-    },
+export function createRelay(d: { broadcast: Broadcast; topics: TopicRegistry; logger: Logger }): Handler<EventType> {
+  return async (event) => {
+    const payload = event.payload as { userId: string } & Record<string, unknown>;
+    const eventJson = JSON.stringify({ id: event.id, type: event.type, payload, occurredAt: event.occurredAt });
+    // Not awaited: a consumer handles its events one after another, so a round trip saved here
+    // is relay throughput. The publish goes out before the bus's ack, on the same Redis connection
+    // (both adapters use deps.redis), so a relay that dies in between leaves the event unacked.
+    d.broadcast.publish(userChannel(payload.userId), encodeDelivery(d.topics.route(event.type, payload), eventJson)).catch((err) => {
+      d.logger.warn({ err, eventId: event.id, type: event.type }, 'real-time event not fanned out; sockets miss it');
+    });
   };
 }

@@ -56,20 +56,18 @@ function upgradeCredential(request: FastifyRequest, allowedOrigins: string[]): s
   return cookie && origin && allowedOrigins.includes(origin) ? cookie : undefined;
 }
 
-/** GET /v1/ws: the real-time gateway (protocol in protocol.ts and the README). Relays bus events while the app runs. */
+/** GET /v1/ws: the real-time gateway (protocol in protocol.ts and docs/api.md). */
 export function realtimeRoutes(app: App, { services, config }: RouteContext<'realtime' | 'authenticate' | 'limits'>) {
-  const { gateway, relay, topics, settings, logger, registry } = services.realtime;
+  const { gateway, topics, settings, logger, registry } = services.realtime;
   const shared = { gateway, authenticate: services.authenticate, topics, settings, logger };
 
   app.register(async (scope) => {
     scope.addHook('onReady', async () => {
-      await relay.start();
       exportMetrics(registry, gateway);
     });
     // Added before the plugin's own preClose (which closes with no code), so clients get 1001.
     scope.addHook('preClose', () => gateway.shutdown());
     scope.addHook('onClose', async () => {
-      await relay.stop();
       await gateway.close();
     });
     await scope.register(fastifyWebsocket, {
