@@ -61,7 +61,6 @@ export async function buildApp(deps: Deps, services: Services = createServices(d
     deps.metrics.httpDuration.observe({ method: request.method, route, status: String(reply.statusCode) }, reply.elapsedTime / 1000);
     services.usage.recorder.countRequest({ userId: request.principal?.userId ?? null, method: request.method, route, ...trafficOf(request, reply) });
   });
-  // After the server has stopped and in-flight requests have ended: nothing metered is lost.
   // Each module's bus subscriptions run while the app serves (the real-time relay): started once ready, closed first on the way out.
   const subscriptions: Subscription[] = [];
   app.addHook('onReady', async () => {
@@ -69,6 +68,7 @@ export async function buildApp(deps: Deps, services: Services = createServices(d
       for (const s of m.subscriptions?.(moduleContext(deps, services, m)) ?? []) subscriptions.push(await deps.bus.subscribe(s.group, s.types, s.handler));
     }
   });
+  // After the server has stopped and in-flight requests have ended: nothing metered is lost.
   app.addHook('onClose', async () => {
     await Promise.all(subscriptions.splice(0).map((s) => s.close()));
     await stopServices(services);
