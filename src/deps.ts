@@ -73,7 +73,7 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
     database,
     db: database.db,
     redis,
-    limiters: redis ? redisLimiters(redis, config.redisPrefix) : memoryLimiters(),
+    limiters: redis ? redisLimiters(redis, config.redisPrefix, logger) : memoryLimiters(),
     streams,
     broadcast,
     bus,
