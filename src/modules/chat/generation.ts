@@ -139,6 +139,8 @@ export function createGeneration(d: GenerationDeps) {
       // The parent first: a message that is not there is a 404 whatever the model settings say.
       if (input.parentId) await d.messages.get(userId, conversationId, input.parentId);
       const p = await plan(userId, conversationId, input.model);
+      // Answers are followed through the stream buffer: refused (503) without it, before anything is written.
+      d.streams.assertReachable();
       await d.checkBudget({ userId, apiKeyId: caller.apiKeyId ?? null, projectId: p.conversation.projectId });
       const userMessage = await d.messages.appendUserMessage(userId, conversationId, { parentId: input.parentId, content: input.content });
       const assistant = await d.messages.createAssistantPlaceholder(conversationId, { parentId: userMessage.id, model: p.chain[0] });
@@ -151,6 +153,7 @@ export function createGeneration(d: GenerationDeps) {
       const question = target.role === 'assistant' && target.parentId ? await d.messages.get(userId, conversationId, target.parentId) : target;
       if (question.role !== 'user') throw ValidationError('Regenerate an assistant message or the user message it answers', 'not_regenerable');
       const p = await plan(userId, conversationId, input.model);
+      d.streams.assertReachable();
       await d.checkBudget({ userId, apiKeyId: caller.apiKeyId ?? null, projectId: p.conversation.projectId });
       const assistant = await d.messages.createAssistantPlaceholder(conversationId, { parentId: question.id, model: p.chain[0] });
       return launch(userId, p, question, assistant, caller);
@@ -159,6 +162,9 @@ export function createGeneration(d: GenerationDeps) {
     /** The caller's assistant message, checked before any event is sent. */
     assistantOf,
     events,
+
+    /** 503 `dependency_unavailable` when the events cannot be read now: before an event stream is opened, so the client gets a status rather than a broken stream. */
+    assertFollowable: () => d.streams.assertReachable(),
 
     /** Follows a generation to its end and returns how it ended. */
     async outcome(message: MessageView, signal?: AbortSignal): Promise<Outcome | undefined> {
