@@ -2,6 +2,7 @@ import { and, asc, eq, gte, isNull, sql, type SQL } from 'drizzle-orm';
 import { AppError, NotFound, ValidationError } from '../../errors.ts';
 import type { Broadcast } from '../../platform/broadcast/broadcast.ts';
 import type { Db } from '../../platform/db/database.ts';
+import type { Logger } from '../../platform/observability/logger.ts';
 import { apiKeys } from '../api-keys/schema.ts';
 import { projects } from '../projects/schema.ts';
 import { users } from '../users/schema.ts';
@@ -43,7 +44,7 @@ export const budgetExceeded = (b: BudgetRow, period: Period) =>
  * counters. A user's budgets and timezone are cached per process for
  * `cacheTtlMs` and dropped on every instance when they change.
  */
-export function createBudgets(d: { db: Db; ledger: Ledger; recorder: UsageRecorder; broadcast: Broadcast; cacheTtlMs?: number }) {
+export function createBudgets(d: { db: Db; ledger: Ledger; recorder: UsageRecorder; broadcast: Broadcast; logger?: Logger; cacheTtlMs?: number }) {
   const ttl = d.cacheTtlMs ?? 60_000;
   const cache = new Map<string, UserBudgets>();
   let defaults: { loadedAt: number; rows: BudgetRow[] } | undefined;
@@ -56,7 +57,10 @@ export function createBudgets(d: { db: Db; ledger: Ledger; recorder: UsageRecord
     const who = userId ?? '*';
     if (who === '*') defaults = undefined;
     else cache.delete(who);
-    await d.broadcast.publish(CHANGED_TOPIC, who);
+    // The change is committed: a lost notice leaves other instances on the old budgets for at most their cache TTL.
+    await d.broadcast
+      .publish(CHANGED_TOPIC, who)
+      .catch((err: unknown) => d.logger?.error({ err, userId: who }, 'could not broadcast a budget change; other instances use their cached budgets until they expire'));
   }
 
   async function userBudgets(userId: string): Promise<UserBudgets> {

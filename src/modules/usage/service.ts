@@ -16,7 +16,7 @@ export function createUsage(
   const { config, db, logger } = deps;
   const recorder = createUsageRecorder(db, { flushIntervalMs: config.usage.flushIntervalMs, maxBatch: config.usage.flushBatch, maxPending: config.usage.maxPending, logger });
   const ledger = deps.redis ? redisLedger(deps.redis, config.redisPrefix, { ...config.usage.budgets, logger }) : memoryLedger();
-  const budgets = createBudgets({ db, ledger, recorder, broadcast: deps.broadcast });
+  const budgets = createBudgets({ db, ledger, recorder, broadcast: deps.broadcast, logger });
   const metering = createMetering({ budgets, ledger, recorder, registry: deps.metrics.registry, logger, onTokens: opts.onTokens });
   const reports = createReports(db);
   const abuse = createAbuseCheck({ db, settings: config.usage.abuse, ban: opts.ban });
