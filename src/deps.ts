@@ -56,7 +56,7 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
     pgliteSnapshot: opts.pgliteSnapshot,
   });
   if (opts.migrate !== false) await database.migrate();
-  const redis = config.redisUrl ? openRedis(config.redisUrl) : undefined;
+  const redis = config.redisUrl ? openRedis(config.redisUrl, logger) : undefined;
   const streamOpts = { retentionSeconds: config.chat.streamRetentionSeconds, maxLiveSeconds: config.chat.maxStreamSeconds + config.chat.streamRetentionSeconds };
   const streams = redis ? redisStreamBuffer(redis, config.redisPrefix, streamOpts) : memoryStreamBuffer(streamOpts);
   const broadcast = redis ? redisBroadcast(redis, config.redisPrefix, logger) : memoryBroadcast(logger);
@@ -71,7 +71,7 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
     database,
     db: database.db,
     redis,
-    limiters: redis ? redisLimiters(redis, config.redisPrefix) : memoryLimiters(),
+    limiters: redis ? redisLimiters(redis, config.redisPrefix, logger) : memoryLimiters(),
     streams,
     broadcast,
     bus,

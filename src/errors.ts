@@ -14,9 +14,9 @@ export class AppError extends Error {
     code: string,
     title: string,
     detail?: string,
-    opts: { headers?: Record<string, string>; extra?: Record<string, unknown> } = {},
+    opts: { headers?: Record<string, string>; extra?: Record<string, unknown>; cause?: unknown } = {},
   ) {
-    super(detail ?? title);
+    super(detail ?? title, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.status = status;
     this.code = code;
     this.title = title;
@@ -52,6 +52,18 @@ export const QuotaExceeded = (detail: string, code = 'quota_exceeded', extra?: R
 
 export const UpstreamFailed = (detail: string, code = 'upstream_failed', extra?: Record<string, unknown>) =>
   new AppError(502, code, 'Upstream failed', detail, { extra });
+
+/**
+ * 503: a service Parley needs for this request (e.g. `Redis`) cannot be reached
+ * now. Retry-After says when trying again is worthwhile; `cause` is the error
+ * that told, for the logs.
+ */
+export const DependencyUnavailable = (dependency: string, retryAfterSeconds: number, cause?: unknown) =>
+  new AppError(503, 'dependency_unavailable', 'Service unavailable', `${dependency} is unavailable`, {
+    headers: { 'retry-after': String(Math.max(1, Math.ceil(retryAfterSeconds))) },
+    extra: { dependency: dependency.toLowerCase(), retryAfter: Math.max(1, Math.ceil(retryAfterSeconds)) },
+    cause,
+  });
 
 /** A bad environment at start: the message names every bad variable. */
 export class ConfigError extends Error {}

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { after, describe, test } from 'node:test';
+import type { Logger } from '../../src/platform/observability/logger.ts';
 import { memoryLimiters, redisLimiters, type LimiterFactory } from '../../src/platform/ratelimit/limiter.ts';
 import { openRedis, type Redis } from '../../src/platform/redis/redis.ts';
 
@@ -66,3 +68,25 @@ for (const side of sides) {
     });
   });
 }
+
+describe('limiter [redis, unreachable]', { skip: !process.env.REDIS_URL && 'REDIS_URL not set' }, () => {
+  test('counts in this process while Redis cannot be reached, with one warning; in Redis again once it is back', async (t) => {
+    const client = openRedis(process.env.REDIS_URL!);
+    t.after(() => client.quit());
+    await client.ping();
+    const warnings: string[] = [];
+    const logger = { warn: (_: unknown, msg: string) => warnings.push(msg) } as unknown as Logger;
+    const limiter = redisLimiters(client, `parley:test:${randomBytes(6).toString('hex')}:`, logger).create({ name: 'outage', points: 2, durationSeconds: 60 });
+
+    client.disconnect();
+    await once(client, 'end');
+    const during = [await limiter.consume('k'), await limiter.consume('k'), await limiter.consume('k')];
+    assert.deepEqual(during.map((r) => r.allowed), [true, true, false], 'the limit still holds, in memory');
+    assert.equal((await limiter.peek('k')).allowed, false);
+    assert.equal(warnings.length, 1, `one warning, not one per call: ${warnings.join('; ')}`);
+
+    await client.connect();
+    const back = await limiter.consume('k');
+    assert.deepEqual([back.allowed, back.remaining], [true, 1], "Redis' own count, which the outage did not touch");
+  });
+});

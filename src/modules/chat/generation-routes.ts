@@ -11,7 +11,7 @@ import { eventStream, postMessageBody, regenerateBody, streamHeaders, streamQuer
 import { toFrame } from './generation-events.ts';
 import { toPublicMessage, type MessageView } from './messages.ts';
 
-const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema, 409: problemSchema, 422: problemSchema, 502: problemSchema };
+const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema, 409: problemSchema, 422: problemSchema, 502: problemSchema, 503: problemSchema };
 const tags = ['messages'];
 const answers = {
   200: eventStream,
@@ -20,7 +20,8 @@ const answers = {
 const ANSWER_DESCRIPTION =
   'With `Accept: text/event-stream` the answer streams as it is generated (see the 200 response); otherwise the request waits and returns the finished assistant message (201). ' +
   'Either way the answer is generated to the end even if the client goes away, and can be followed again through `/stream`. ' +
-  'A retry with the same `Idempotency-Key` and body returns (or re-streams) the same answer without generating it twice.';
+  'A retry with the same `Idempotency-Key` and body returns (or re-streams) the same answer without generating it twice. ' +
+  'When the stream store (Redis, in a distributed setup) cannot be reached, the request is refused with 503 `dependency_unavailable` and a `Retry-After`, before anything is stored.';
 
 /** Posting messages and following, resuming and stopping their answers. API keys need the `chat` scope. */
 export function generationRoutes(app: App, { services, guards, idempotency }: RouteContext<'generation' | 'limits'>) {
@@ -122,6 +123,7 @@ export function generationRoutes(app: App, { services, guards, idempotency }: Ro
     onRequest,
     handler: async (request, reply) => {
       const message = await generation.assistantOf(principal(request).userId, request.params.id, request.params.messageId);
+      generation.assertFollowable();
       return stream(request, reply, message, resumeOffset(request, request.query.offset));
     },
   });

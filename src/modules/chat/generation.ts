@@ -177,6 +177,8 @@ export function createGeneration(d: GenerationDeps) {
       // The parent first: a message that is not there is a 404 whatever the model settings say.
       if (input.parentId) await d.messages.get(userId, conversationId, input.parentId);
       const p = await plan(userId, conversationId, input.model);
+      // Answers are followed through the stream buffer: refused (503) without it, before anything is written.
+      d.streams.assertReachable();
       const parentId = input.parentId === undefined ? p.conversation.currentLeafId : input.parentId;
       const before = parentId ? await d.messages.historyFor(conversationId, parentId) : [];
       let prepared = await prepare(userId, p, [...toChatMessages(before), { role: 'user', content: contentText(input.content) }], caller);
@@ -198,6 +200,7 @@ export function createGeneration(d: GenerationDeps) {
       const question = target.role === 'assistant' && target.parentId ? await d.messages.get(userId, conversationId, target.parentId) : target;
       if (question.role !== 'user') throw ValidationError('Regenerate an assistant message or the user message it answers', 'not_regenerable');
       const p = await plan(userId, conversationId, input.model);
+      d.streams.assertReachable();
       const prepared = await prepare(userId, p, toChatMessages(await d.messages.historyFor(conversationId, question.id)), caller);
       const assistant = await written(prepared, () => d.messages.createAssistantPlaceholder(conversationId, { parentId: question.id, model: p.chain[0] }));
       return launch(userId, p, question, assistant, prepared);
@@ -206,6 +209,9 @@ export function createGeneration(d: GenerationDeps) {
     /** The caller's assistant message, checked before any event is sent. */
     assistantOf,
     events,
+
+    /** 503 `dependency_unavailable` when the events cannot be read now: before an event stream is opened, so the client gets a status rather than a broken stream. */
+    assertFollowable: () => d.streams.assertReachable(),
 
     /** Follows a generation to its end and returns how it ended. */
     async outcome(message: MessageView, signal?: AbortSignal): Promise<Outcome | undefined> {

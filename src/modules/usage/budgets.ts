@@ -2,6 +2,7 @@ import { and, asc, eq, gte, isNull, sql, type SQL } from 'drizzle-orm';
 import { AppError, NotFound, ValidationError } from '../../errors.ts';
 import type { Broadcast } from '../../platform/broadcast/broadcast.ts';
 import type { Db } from '../../platform/db/database.ts';
+import type { Logger } from '../../platform/observability/logger.ts';
 import type { Amount, Ledger, LedgerEntry } from './ledger.ts';
 import { periodOf, type Period } from './periods.ts';
 import type { UsageEvent, UsageRecorder } from './recorder.ts';
@@ -48,7 +49,7 @@ export interface BudgetSubjects {
   ownsProject(userId: string, projectId: string): Promise<boolean>;
 }
 
-export function createBudgets(d: { db: Db; ledger: Ledger; recorder: UsageRecorder; broadcast: Broadcast; subjects: BudgetSubjects; cacheTtlMs?: number }) {
+export function createBudgets(d: { db: Db; ledger: Ledger; recorder: UsageRecorder; broadcast: Broadcast; subjects: BudgetSubjects; logger?: Logger; cacheTtlMs?: number }) {
   const ttl = d.cacheTtlMs ?? 60_000;
   const cache = new Map<string, UserBudgets>();
   let defaults: { loadedAt: number; rows: BudgetRow[] } | undefined;
@@ -61,7 +62,10 @@ export function createBudgets(d: { db: Db; ledger: Ledger; recorder: UsageRecord
     const who = userId ?? '*';
     if (who === '*') defaults = undefined;
     else cache.delete(who);
-    await d.broadcast.publish(CHANGED_TOPIC, who);
+    // The change is committed: a lost notice leaves other instances on the old budgets for at most their cache TTL.
+    await d.broadcast
+      .publish(CHANGED_TOPIC, who)
+      .catch((err: unknown) => d.logger?.error({ err, userId: who }, 'could not broadcast a budget change; other instances use their cached budgets until they expire'));
   }
 
   async function userBudgets(userId: string): Promise<UserBudgets> {

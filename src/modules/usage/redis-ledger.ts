@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../platform/observability/logger.ts';
+import { needRedis } from '../../platform/redis/redis.ts';
 import { luaScript } from '../../platform/redis/scripts.ts';
 import { READ, SEED, SYNC } from './ledger-scripts.ts';
 import type { Amount, Counter, Ledger, LedgerEntry, ReserveResult } from './ledger.ts';
@@ -87,6 +88,11 @@ const free = (h: Held, d: Dim) => h.lease[d] - h.inFlight[d] - h.unflushed[d];
  * then any process reclaims it. What it settled since its last flush never
  * reaches the counter: a crash undercounts at most one sync interval of that
  * process's spend.
+ *
+ * While Redis is unreachable, calls within the room this process holds go on;
+ * a call short of room, and a read, are refused with 503
+ * `dependency_unavailable` (what the others spent is not known); settles stay
+ * here until a flush reaches Redis again.
  */
 export function redisLedger(redis: Redis, prefix: string, opts: LeaseOptions = {}): Ledger & { flush(): Promise<void> } {
   const syncIntervalMs = opts.syncIntervalMs ?? 500;
@@ -94,11 +100,18 @@ export function redisLedger(redis: Redis, prefix: string, opts: LeaseOptions = {
   const leaseShare = opts.leaseShare ?? 0.05;
   const me = `p:${randomBytes(8).toString('hex')}`;
   const k = (key: string) => `${prefix}${key}`;
-  const scripts = { sync: luaScript(redis, SYNC), read: luaScript(redis, READ), seed: luaScript(redis, SEED) };
+  // Without Redis a call short of room, or a read, cannot know what the budget has left: 503, not a 500.
+  const script = (source: string) => {
+    const run = luaScript(redis, source);
+    return (keys: string[], args: Array<string | number>) => needRedis(run(keys, args));
+  };
+  const scripts = { sync: script(SYNC), read: script(READ), seed: script(SEED) };
   // Kept a day past its period, so late settlements still land and /usage/limits can show the last period.
   const expireAt = (e: LedgerEntry) => (e.expiresAt ? Math.ceil(e.expiresAt.getTime() / 1000) + 86_400 : 0);
   const held = new Map<string, Held>();
   let flushing: Promise<void> | null = null;
+  /** The last flush failed: the next failures (every sync interval while Redis is away) are not logged again. */
+  let flushFailed = false;
   const timer = syncIntervalMs > 0 ? setInterval(() => void flush(), syncIntervalMs).unref() : null;
 
   function hold(e: LedgerEntry): Held {
@@ -271,7 +284,15 @@ export function redisLedger(redis: Redis, prefix: string, opts: LeaseOptions = {
     // Every part is sent at once, so each counter has its trip before any call can start another.
     const parts: Array<Promise<unknown>> = [];
     for (let i = 0; i < syncs.length; i += KEYS_PER_TRIP) {
-      parts.push(send(syncs.slice(i, i + KEYS_PER_TRIP), false).catch((err: unknown) => opts.logger?.warn({ err }, 'could not write budget counters back; retrying at the next flush')));
+      parts.push(
+        send(syncs.slice(i, i + KEYS_PER_TRIP), false).then(
+          () => void (flushFailed = false),
+          (err: unknown) => {
+            if (!flushFailed) opts.logger?.warn({ err }, 'could not write budget counters back; retrying at each flush');
+            flushFailed = true;
+          },
+        ),
+      );
     }
     flushing = Promise.all(parts).then(() => {});
     try {
@@ -319,6 +340,7 @@ export function redisLedger(redis: Redis, prefix: string, opts: LeaseOptions = {
       }
     },
     async read(entries) {
+      if (!entries.length) return [];
       for (let tries = 0; ; tries++) {
         const hs = entries.map((e) => held.get(k(e.key)));
         // Taken when the read is sent: a trip sent before it is applied before it (one connection, in order).

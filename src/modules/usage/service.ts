@@ -22,7 +22,7 @@ export function createUsage(
   const { config, db, logger } = deps;
   const recorder = createUsageRecorder(db, { flushIntervalMs: config.usage.flushIntervalMs, maxBatch: config.usage.flushBatch, maxPending: config.usage.maxPending, logger });
   const ledger = deps.redis ? redisLedger(deps.redis, config.redisPrefix, { ...config.usage.budgets, logger }) : memoryLedger();
-  const budgets = createBudgets({ db, ledger, recorder, broadcast: deps.broadcast, subjects: opts.subjects });
+  const budgets = createBudgets({ db, ledger, recorder, broadcast: deps.broadcast, subjects: opts.subjects, logger });
   const metering = createMetering({ budgets, ledger, recorder, registry: deps.metrics.registry, logger, onTokens: opts.onTokens });
   const reports = createReports(db);
   const abuse = createAbuseCheck({ db, apiKeys: opts.apiKeys, settings: config.usage.abuse, ban: opts.ban });

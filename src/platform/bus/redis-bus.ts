@@ -4,6 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { uuidv7 } from 'uuidv7';
 import type { Logger } from '../observability/logger.ts';
+import { duplicateRedis, needRedis } from '../redis/redis.ts';
 import { defaultBusOptions, errorText, retryDelay, type BusOptions, type DeadLetter, type EventBus, type Handler, type Subscription } from './bus.ts';
 import type { BusEvent, EventType } from './events.ts';
 import { fieldsOf, streamsOf, type Entry, type ReadReply } from './stream-replies.ts';
@@ -60,7 +61,7 @@ export function redisBus(redis: Redis, prefix: string, logger: Logger, options: 
   }
 
   function consume(group: string, consumer: string, streams: string[], types: Set<string>, handler: Handler<EventType>): Subscription {
-    const reader = redis.duplicate();
+    const reader = duplicateRedis(redis, { blockMs: BLOCK_MS });
     const log = logger.child({ bus: { group, consumer } });
     let stopped = false;
     const stopping = new AbortController();
@@ -232,14 +233,20 @@ export function redisBus(redis: Redis, prefix: string, logger: Logger, options: 
 
     const readArgs = ['GROUP', group, consumer, 'COUNT', String(BATCH), 'BLOCK', String(BLOCK_MS), 'STREAMS', ...streams, ...streams.map(() => '>')];
     const loop = (async () => {
+      // While Redis is unreachable a read fails at once, twice a second: said once, not each time.
+      let failing = false;
       while (!stopped) {
         let reply: ReadReply;
         try {
           reply = (await reader.call('XREADGROUP', ...readArgs)) as ReadReply;
+          failing = false;
         } catch (err) {
           if (stopped) break;
           if (err instanceof Error && err.message.startsWith('NOGROUP')) await createGroups(group, streams).catch(() => {});
-          else log.warn({ err }, 'bus read failed; retrying');
+          else {
+            if (!failing) log.warn({ err }, 'bus read failed; retrying');
+            failing = true;
+          }
           await sleep(500, undefined, { signal: stopping.signal }).catch(() => {});
           continue;
         }
@@ -295,7 +302,7 @@ export function redisBus(redis: Redis, prefix: string, logger: Logger, options: 
       };
     },
     async deadLetters(limit = 100) {
-      const rows = (await redis.call('XREVRANGE', deadKey, '+', '-', 'COUNT', String(limit))) as Entry[];
+      const rows = (await needRedis(redis.call('XREVRANGE', deadKey, '+', '-', 'COUNT', String(limit)))) as Entry[];
       return rows.map(([, flat]): DeadLetter => {
         const f = fieldsOf(flat ?? []);
         return { id: f.id!, type: f.type!, group: f.group!, payload: JSON.parse(f.data ?? 'null'), occurredAt: f.at!, deliveries: Number(f.deliveries), error: f.error!, failedAt: f.failedAt! };

@@ -5,6 +5,7 @@ import { uuidv7 } from 'uuidv7';
 import { Conflict, NotFound } from '../../errors.ts';
 import type { Db } from '../db/database.ts';
 import type { Logger } from '../observability/logger.ts';
+import { redisUnavailable } from '../redis/redis.ts';
 import { bullOptions, envelope, listJobs, pending, stateOf, toJob, type Envelope } from './bullmq-jobs.ts';
 import { isUuid, jsonb } from './db-jobs.ts';
 import { createOutboxRelay, type OutboxOptions } from './outbox-relay.ts';
@@ -33,6 +34,8 @@ export interface BullmqQueueOptions {
 export interface BullmqJobQueue extends JobQueue {
   /** The BullMQ queue behind a name (the scheduler's job schedulers live on it). */
   bull(name: string): Promise<Queue>;
+  /** False while a connection to Redis that was up is lost: BullMQ's commands would wait for it rather than fail, which a request must not. */
+  reachable(): boolean;
 }
 
 /** BullMQ on Redis; jobs enqueued in a transaction go through the `job_outbox` table and a relay. */
@@ -66,6 +69,14 @@ export function bullmqQueue(opts: BullmqQueueOptions): BullmqJobQueue {
     await e.registered;
     return e.queue;
   }
+  // Before the connection first comes up (start-up), commands wait for it; after, a lost connection is an outage.
+  let connected = false;
+  connection.once('ready', () => (connected = true));
+  const reachable = () => !connected || connection.status === 'ready';
+  /** Reading or changing jobs for a request: 503 at once while Redis is unreachable, not a wait for its return. */
+  const requireRedis = () => {
+    if (!reachable()) throw redisUnavailable();
+  };
   async function knownQueues(only?: string): Promise<Queue[]> {
     const names = only ? [only] : (await connection.smembers(registry)).sort();
     return Promise.all(names.map(bull));
@@ -137,6 +148,7 @@ export function bullmqQueue(opts: BullmqQueueOptions): BullmqJobQueue {
   const queue: BullmqJobQueue = {
     kind: 'bullmq',
     bull,
+    reachable,
 
     async enqueue<T>(name: string, data: T, o: EnqueueOptions = {}): Promise<Job<T>> {
       assertEnqueueOptions(name, o);
@@ -178,6 +190,7 @@ export function bullmqQueue(opts: BullmqQueueOptions): BullmqJobQueue {
     },
 
     async get(id) {
+      requireRedis();
       const found = (await Promise.all((await knownQueues()).map((q) => read(q, id)))).find(Boolean);
       if (found) return found;
       // Not in Redis: perhaps still in the outbox, whose ids are UUIDs (a scheduler's job ids are not).
@@ -186,9 +199,13 @@ export function bullmqQueue(opts: BullmqQueueOptions): BullmqJobQueue {
       return row && pending(row);
     },
 
-    list: async (q) => listJobs(await knownQueues(q.queue), q),
+    async list(q) {
+      requireRedis();
+      return listJobs(await knownQueues(q.queue), q);
+    },
 
     async retry(id) {
+      requireRedis();
       const job = await find(id);
       if (!job) throw NotFound('Job', 'job_not_found');
       if ((await job.getState()) !== 'failed') throw Conflict('Only a dead job can be retried', 'job_not_dead');
@@ -201,6 +218,7 @@ export function bullmqQueue(opts: BullmqQueueOptions): BullmqJobQueue {
     },
 
     async discard(id) {
+      requireRedis();
       const job = await find(id);
       if (!job) {
         if (!isUuid(id)) throw NotFound('Job', 'job_not_found');
@@ -222,7 +240,9 @@ export function bullmqQueue(opts: BullmqQueueOptions): BullmqJobQueue {
       closing = true;
       await relay.close();
       const all = [...workers.values()];
-      const closed = Promise.all(all.map((w) => w.close()));
+      // Redis unreachable (or never reached): a graceful close would wait for it forever (BullMQ), and there is nothing to hand back.
+      const force = connection.status !== 'ready';
+      const closed = Promise.all(all.map((w) => w.close(force)));
       const late = new Promise<'late'>((r) => setTimeout(() => r('late'), opts.closeTimeoutMs ?? 10_000).unref());
       if ((await Promise.race([closed, late])) === 'late') {
         // The attempts still running are aborted and their jobs put back in the queue (see the processor).

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { callEach } from '../listeners.ts';
+import { duplicateRedis } from './redis.ts';
 
 /**
  * Channel listeners multiplexed over one lazily opened subscriber connection.
@@ -13,7 +14,7 @@ export function createSubscriptions(redis: Redis, onListenerError: (err: unknown
 
   const connection = () => {
     if (!subscriber) {
-      subscriber = redis.duplicate();
+      subscriber = duplicateRedis(redis);
       subscriber.on('message', (ch: string, message: string) => {
         callEach(channels.get(ch)?.listeners, message, (err) => onListenerError(err, ch));
       });

@@ -160,7 +160,8 @@ export function createScheduler(deps: { queue: JobQueue; db: Db; logger: Logger 
       return Promise.all(
         [...defs.values()].map(async (d) => {
           let next = pattern(d).nextRun();
-          if (bull) {
+          // Without Redis, the next firing as the cron pattern has it, rather than waiting for BullMQ's.
+          if (bull?.reachable()) {
             const s = await (await bull.bull(targetOf(d))).getJobScheduler(d.name);
             if (s?.next) next = new Date(s.next);
           }

@@ -89,6 +89,8 @@ export function memoryStreamBuffer(opts: StreamBufferOptions): StreamBuffer {
       return async () => void signals.off(id, listener);
     },
 
+    assertReachable() {},
+
     async close() {
       for (const log of logs.values()) {
         clearTimeout(log.expiry);

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { isDown, needRedis, redisUnavailable } from '../redis/redis.ts';
 import { luaScript } from '../redis/scripts.ts';
 import { createSubscriptions } from '../redis/subscriptions.ts';
 import { StreamEnded, type StreamBuffer, type StreamBufferOptions, type StreamEntry } from './stream-buffer.ts';
@@ -49,7 +50,7 @@ export function redisStreamBuffer(redis: Redis, prefix: string, opts: StreamBuff
   const scripts = { append: luaScript(redis, APPEND), end: luaScript(redis, END) };
 
   async function state(id: string): Promise<'missing' | 'live' | 'ended'> {
-    const last = (await redis.xrevrange(key(id), '+', '-', 'COUNT', 1)) as RawEntry[];
+    const last = (await needRedis(redis.xrevrange(key(id), '+', '-', 'COUNT', 1))) as RawEntry[];
     if (!last.length) return 'missing';
     return last[0]![1][0] === 'end' ? 'ended' : 'live';
   }
@@ -59,14 +60,16 @@ export function redisStreamBuffer(redis: Redis, prefix: string, opts: StreamBuff
     let pending = true;
     let wake: (() => void) | undefined;
     // Subscribe before the first XRANGE so no append falls between reading and listening.
-    const stop = await subscriptions.add(channel(id), () => {
-      pending = true;
-      wake?.();
-    });
+    const stop = await needRedis(
+      subscriptions.add(channel(id), () => {
+        pending = true;
+        wake?.();
+      }),
+    );
     try {
       while (!o.signal?.aborted) {
         pending = false;
-        const entries = (await redis.xrange(key(id), `0-${next + 1}`, '+', 'COUNT', BATCH)) as RawEntry[];
+        const entries = (await needRedis(redis.xrange(key(id), `0-${next + 1}`, '+', 'COUNT', BATCH))) as RawEntry[];
         for (const [entryId, fields] of entries) {
           if (fields[0] === 'end') return;
           const offset = Number(entryId.slice(2)) - 1;
@@ -99,7 +102,7 @@ export function redisStreamBuffer(redis: Redis, prefix: string, opts: StreamBuff
   return {
     async append(id, event) {
       try {
-        return Number(await scripts.append([key(id)], [JSON.stringify(event), opts.maxLiveSeconds, channel(id)]));
+        return Number(await needRedis(scripts.append([key(id)], [JSON.stringify(event), opts.maxLiveSeconds, channel(id)])));
       } catch (err) {
         if (err instanceof Error && err.message.includes('STREAM_ENDED')) throw new StreamEnded(id);
         throw err;
@@ -107,7 +110,7 @@ export function redisStreamBuffer(redis: Redis, prefix: string, opts: StreamBuff
     },
 
     async end(id) {
-      await scripts.end([key(id)], [opts.retentionSeconds, channel(id)]);
+      await needRedis(scripts.end([key(id)], [opts.retentionSeconds, channel(id)]));
     },
 
     read,
@@ -115,10 +118,14 @@ export function redisStreamBuffer(redis: Redis, prefix: string, opts: StreamBuff
     state,
 
     async signal(id, message) {
-      await redis.publish(signalChannel(id), message);
+      await needRedis(redis.publish(signalChannel(id), message));
     },
 
-    onSignal: (id, listener) => subscriptions.add(signalChannel(id), listener),
+    onSignal: (id, listener) => needRedis(subscriptions.add(signalChannel(id), listener)),
+
+    assertReachable() {
+      if (isDown(redis)) throw redisUnavailable();
+    },
 
     close: () => subscriptions.close(),
   };

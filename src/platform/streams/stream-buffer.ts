@@ -25,6 +25,12 @@ export interface StreamBuffer {
   signal(streamId: string, message: string): Promise<void>;
   /** Listens for control messages; resolves once listening, with the function that stops it. */
   onSignal(streamId: string, listener: (message: string) => void): Promise<() => Promise<void>>;
+  /**
+   * Throws a 503 `dependency_unavailable` error when the buffer's store cannot
+   * be reached now, so a caller can refuse before it writes anything of its
+   * own. Every method throws that error too, should the store be lost meanwhile.
+   */
+  assertReachable(): void;
   close(): Promise<void>;
 }
 

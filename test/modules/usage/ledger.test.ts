@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { after, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
 import { memoryLedger, type Ledger, type LedgerEntry } from '../../../src/modules/usage/ledger.ts';
@@ -243,5 +244,25 @@ describe('budget leases [redis]', { skip: !process.env.REDIS_URL && 'needs REDIS
     const lowered = { ...e, limitMicros: 2500 };
     const results = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? a : b).reserve([lowered], { micros: 100, tokens: 0 })));
     assert.equal(results.filter((r) => r.ok).length, 5, '2000 spent: room for 5 more calls of 100 under 2500');
+  });
+});
+
+describe('budget ledger while Redis is unreachable [redis]', { skip: !process.env.REDIS_URL && 'needs REDIS_URL' }, () => {
+  test('calls within the lease go on; one short of room, and a read, are refused with 503; the spend reaches Redis once it is back', async () => {
+    const a = processLedger();
+    const connection = clients.at(-1)!;
+    const e = entry('outage', 1_000_000);
+    assert.equal(await call(a, e, 100, 100), true, 'takes a lease for several such calls');
+
+    connection.disconnect();
+    await once(connection, 'end');
+    assert.equal(await call(a, e, 100, 100), true, 'served from the lease');
+    const unavailable = { status: 503, code: 'dependency_unavailable' };
+    await assert.rejects(a.reserve([e], { micros: 500_000, tokens: 0 }), unavailable);
+    await assert.rejects(a.read([e]), unavailable);
+
+    await connection.connect();
+    await a.flush();
+    assert.equal((await processLedger().read([e]))[0]!.used.micros, 200);
   });
 });
