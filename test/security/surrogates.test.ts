@@ -28,12 +28,14 @@ for (const backend of backends()) {
     const branch = async () => (await f.t.api('GET', `/v1/conversations/${conversationId}/messages`, { token: u.accessToken })).body.data;
 
     test('a preference holding one is stored with U+FFFD; the other preferences are kept', async () => {
+      // A user of its own: a defaultModel preference now picks the model of this user's answers.
+      const u = await createUser(f.t);
       assert.equal((await f.t.api('PATCH', '/v1/users/me/preferences', { token: u.accessToken, body: { theme: 'dark' } })).status, 200);
-      const res = await f.t.api('PATCH', '/v1/users/me/preferences', { token: u.accessToken, raw: '{"defaultModel":"x\\ud800y"}' });
+      const res = await f.t.api('PATCH', '/v1/users/me/preferences', { token: u.accessToken, raw: '{"defaultModel":"openai:x\\ud800y"}' });
       assert.equal(res.status, 200, res.text);
-      assert.equal(res.body.defaultModel, 'x\uFFFDy');
+      assert.equal(res.body.defaultModel, 'openai:x\uFFFDy');
       const read = await f.t.api('GET', '/v1/users/me/preferences', { token: u.accessToken });
-      assert.equal(read.body.defaultModel, 'x\uFFFDy');
+      assert.equal(read.body.defaultModel, 'openai:x\uFFFDy');
       assert.equal(read.body.theme, 'dark');
     });
 
