@@ -133,7 +133,7 @@ export function createGeneration(d: GenerationDeps) {
     }
   }
 
-  /** Writes, then launches; a write that fails gives the reservation back. */
+  /** Runs the writes before an answer; if they fail, its reservation is given back. */
   async function written<T>(prepared: Prepared, write: () => Promise<T>): Promise<T> {
     try {
       return await write();
