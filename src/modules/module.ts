@@ -49,7 +49,7 @@ export interface RouteContext<Uses extends ServiceName> {
 /** A module's config section: env fields (Zod) merged into the one env schema, and how to read them into settings. */
 export interface ConfigSection<Settings> {
   env: z.ZodRawShape;
-  /** Reads the validated env into settings; returns problems as strings, or throws ConfigError. */
+  /** Reads the validated env (the whole of it) into settings; throws ConfigError naming what is wrong. */
   read(env: any): Settings;
 }
 

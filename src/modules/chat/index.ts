@@ -17,6 +17,28 @@ import { createTitles, type Titles } from './titles.ts';
 export type { Conversations } from './conversations.ts';
 export type { Messages } from './messages.ts';
 
+declare module '../../platform/bus/events.ts' {
+  interface DomainEvents {
+    /** A user message was stored and an answer placeholder created for it (also on regenerate). */
+    'message.created': { userId: string; conversationId: string; userMessageId: string; assistantMessageId: string; model: string | null };
+    /** The first tokens of an answer arrived from the provider. */
+    'message.stream.started': { userId: string; conversationId: string; messageId: string; provider: string | null; model: string | null };
+    /** An answer ended: its final status, usage and error, never its text (that is on the message). */
+    'message.stream.finished': {
+      userId: string;
+      conversationId: string;
+      messageId: string;
+      status: 'complete' | 'failed' | 'cancelled';
+      provider: string | null;
+      model: string | null;
+      finishReason: string | null;
+      usage: { inputTokens: number | null; outputTokens: number | null; cachedTokens: number | null; costMicros: number | null };
+      latencyMs: number | null;
+      error: { code: string; message: string } | null;
+    };
+  }
+}
+
 declare module '../module.ts' {
   interface ServiceMap {
     conversations: Conversations;

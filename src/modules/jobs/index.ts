@@ -6,6 +6,13 @@ import { jobSettings, jobsEnv, type JobSettings } from './settings.ts';
 
 export type { Jobs } from './service.ts';
 
+declare module '../../platform/bus/events.ts' {
+  interface DomainEvents {
+    /** A background job moved: its state and progress (0–100 or a job-defined object). */
+    'job.progress': { userId: string; jobId: string; queue: string; state: string; progress: unknown };
+  }
+}
+
 declare module '../module.ts' {
   interface ServiceMap {
     jobs: Jobs;

@@ -10,6 +10,13 @@ export { normalizeEmail, toPublicUser, type PublicUser, type UsersService } from
 export { userSchema } from './contracts.ts';
 export type { Preferences } from './preferences.ts';
 
+declare module '../../platform/bus/events.ts' {
+  interface DomainEvents {
+    /** A user's profile or settings changed; `fields` names what changed. */
+    'user.updated': { userId: string; fields: string[] };
+  }
+}
+
 declare module '../module.ts' {
   interface ServiceMap {
     users: UsersService;

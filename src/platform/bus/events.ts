@@ -1,6 +1,7 @@
 /**
- * The domain events that travel on the bus: a map from type to payload. A
- * module adds its own by augmenting the interface:
+ * The domain events that travel on the bus: a map from type to payload. Each
+ * module declares the events it emits in its own index.ts, by augmenting the
+ * interface (chat's `message.*`, jobs' `job.progress`, users' `user.updated`):
  *
  *   declare module '../../platform/bus/events.ts' {
  *     interface DomainEvents { 'invoice.paid': { invoiceId: string; userId: string } }
@@ -10,29 +11,7 @@
  * Every event names the user it concerns, so consumers can route it to that
  * user's topics without a lookup.
  */
-export interface DomainEvents {
-  /** A user message was stored and an answer placeholder created for it (also on regenerate). */
-  'message.created': { userId: string; conversationId: string; userMessageId: string; assistantMessageId: string; model: string | null };
-  /** The first tokens of an answer arrived from the provider. */
-  'message.stream.started': { userId: string; conversationId: string; messageId: string; provider: string | null; model: string | null };
-  /** An answer ended: its final status, usage and error, never its text (that is on the message). */
-  'message.stream.finished': {
-    userId: string;
-    conversationId: string;
-    messageId: string;
-    status: 'complete' | 'failed' | 'cancelled';
-    provider: string | null;
-    model: string | null;
-    finishReason: string | null;
-    usage: { inputTokens: number | null; outputTokens: number | null; cachedTokens: number | null; costMicros: number | null };
-    latencyMs: number | null;
-    error: { code: string; message: string } | null;
-  };
-  /** A background job moved: its state and progress (0–100 or a job-defined object). */
-  'job.progress': { userId: string; jobId: string; queue: string; state: string; progress: unknown };
-  /** A user's profile or settings changed; `fields` names what changed. */
-  'user.updated': { userId: string; fields: string[] };
-}
+export interface DomainEvents {}
 
 export type EventType = keyof DomainEvents & string;
 
