@@ -5,6 +5,7 @@ import { MODULES } from './modules/index.ts';
 import type { ModuleSettings } from './modules/module.ts';
 import { busEnv, busSettings } from './platform/bus/settings.ts';
 import type { BusOptions } from './platform/bus/bus.ts';
+import type { S3Settings } from './platform/storage/s3-storage.ts';
 
 export { ConfigError };
 
@@ -37,6 +38,16 @@ const coreEnv = {
   BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(1_048_576),
   TRUST_PROXY: bool.default(false),
   ALLOWED_ORIGINS: list.default([]),
+  S3_ENDPOINT: z.url().optional(),
+  S3_BUCKET: z.string().min(3).max(63).optional(),
+  S3_REGION: z.string().default('us-east-1'),
+  S3_ACCESS_KEY_ID: z.string().optional(),
+  S3_SECRET_ACCESS_KEY: z.string().optional(),
+  S3_FORCE_PATH_STYLE: bool.optional(),
+  S3_PREFIX: z
+    .string()
+    .refine((v) => v.replace(/\/$/, '').split('/').every((s) => /^[A-Za-z0-9._-]+$/.test(s) && s !== '.' && s !== '..'), 'path segments of letters, digits, . _ - (not . or ..)')
+    .optional(),
   ...busEnv,
 };
 
@@ -64,6 +75,8 @@ export interface CoreConfig {
   allowedOrigins: string[];
   /** Event bus delivery: retries, dead-letter threshold, reclaim of a dead consumer's events, stream length. */
   bus: BusOptions;
+  /** Where blobs go: files under the data directory (none for `memory://`: a temporary one), or an S3-compatible bucket. */
+  storage: { kind: 'disk'; dir?: string } | ({ kind: 's3' } & S3Settings);
 }
 
 export type Config = CoreConfig & ModuleSettings;
@@ -96,7 +109,31 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     trustProxy: e.TRUST_PROXY,
     allowedOrigins: e.ALLOWED_ORIGINS.length ? e.ALLOWED_ORIGINS : [new URL(publicUrl).origin],
     bus: busSettings(e),
+    storage: storageSettings(e),
   };
   const sections = Object.fromEntries(MODULES.flatMap((m) => (m.config ? [[m.name, m.config.read(e)]] : [])));
   return { ...core, ...sections } as Config;
+}
+
+function storageSettings(e: z.output<z.ZodObject<typeof coreEnv>>): CoreConfig['storage'] {
+  const s3Set = [e.S3_ENDPOINT, e.S3_ACCESS_KEY_ID, e.S3_SECRET_ACCESS_KEY, e.S3_PREFIX].some((v) => v !== undefined);
+  if (!e.S3_BUCKET) {
+    if (s3Set) throw new ConfigError('Invalid configuration:\n  S3_BUCKET: required when S3_ENDPOINT, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY or S3_PREFIX is set');
+    const dataDir = e.PARLEY_DATA_DIR === 'memory://' ? undefined : path.join(path.resolve(e.PARLEY_DATA_DIR), 'files');
+    return { kind: 'disk', dir: dataDir };
+  }
+  if (!e.S3_ACCESS_KEY_ID !== !e.S3_SECRET_ACCESS_KEY) {
+    throw new ConfigError('Invalid configuration:\n  S3_ACCESS_KEY_ID and S3_SECRET_ACCESS_KEY must be set together (or neither, for the SDK\'s own credential chain)');
+  }
+  return {
+    kind: 's3',
+    endpoint: e.S3_ENDPOINT,
+    bucket: e.S3_BUCKET,
+    region: e.S3_REGION,
+    accessKeyId: e.S3_ACCESS_KEY_ID,
+    secretAccessKey: e.S3_SECRET_ACCESS_KEY,
+    // Self-hosted services (MinIO) need path-style addressing; AWS itself prefers virtual hosts.
+    forcePathStyle: e.S3_FORCE_PATH_STYLE ?? e.S3_ENDPOINT !== undefined,
+    prefix: e.S3_PREFIX,
+  };
 }

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import type { Redis } from 'ioredis';
 import type { Config } from './config.ts';
 import { openDatabase, type Database, type Db } from './platform/db/database.ts';
@@ -19,6 +22,9 @@ import { bullmqQueue } from './platform/queue/bullmq-queue.ts';
 import { dbQueue } from './platform/queue/db-queue.ts';
 import type { JobQueue } from './platform/queue/queue.ts';
 import { createScheduler, type Scheduler } from './platform/scheduler/scheduler.ts';
+import { diskStorage } from './platform/storage/disk-storage.ts';
+import { s3Storage } from './platform/storage/s3-storage.ts';
+import type { Storage } from './platform/storage/storage.ts';
 
 /** The adapters chosen by config, built once and handed to every module. */
 export interface Deps {
@@ -40,6 +46,8 @@ export interface Deps {
   queue: JobQueue;
   /** Cron tasks defined in code; they fire only after `scheduler.start()` (worker role). */
   scheduler: Scheduler;
+  /** Blobs (files and their variants): disk under the data directory, or S3-compatible (`S3_BUCKET`). */
+  storage: Storage;
   cipher: Cipher;
   metrics: Metrics;
   logger: Logger;
@@ -66,6 +74,7 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
     : dbQueue({ db: database.db, logger, listenUrl: config.databaseUrl, lockMs: config.jobs.lockMs });
   const mailer = config.smtpUrl ? smtpMailer(database.db, config.smtpUrl, config.mailFrom, queue) : outboxMailer(database.db);
   const scheduler = createScheduler({ queue, db: database.db, logger });
+  const storage = openStorage(config.storage);
   return {
     config,
     database,
@@ -79,6 +88,7 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
     mailer,
     queue,
     scheduler,
+    storage: storage.storage,
     cipher: new Cipher(resolveMasterKey(config.masterKey, config.dataDir)),
     metrics: createMetrics(),
     logger,
@@ -89,8 +99,26 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
       await bus.close();
       await streams.close();
       await broadcast.close();
+      await storage.close();
       if (redis) await redis.quit().catch(() => redis.disconnect());
       await database.close();
+    },
+  };
+}
+
+/** The configured store; with an in-memory data directory (tests), files go to a temporary folder removed on close. */
+function openStorage(settings: Config['storage']): { storage: Storage; close(): Promise<void> } {
+  if (settings.kind === 's3') {
+    const storage = s3Storage(settings);
+    return { storage, close: () => storage.close() };
+  }
+  const dir = settings.dir ?? mkdtempSync(path.join(tmpdir(), 'parley-files-'));
+  const storage = diskStorage(dir);
+  return {
+    storage,
+    async close() {
+      await storage.close();
+      if (!settings.dir) rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -9,9 +9,10 @@ import { loadConfig } from '../../src/config.ts';
 const root = new URL('../../', import.meta.url);
 const compose = parse(readFileSync(new URL('docker-compose.yml', root), 'utf8'), { merge: true });
 
-test('docker-compose.yml: PostgreSQL, Redis, nginx in front of N API instances and M workers', () => {
+test('docker-compose.yml: PostgreSQL, Redis, MinIO, nginx in front of N API instances and M workers', () => {
   const s = compose.services;
-  assert.deepEqual(Object.keys(s).sort(), ['api', 'migrate', 'nginx', 'postgres', 'redis', 'worker']);
+  assert.deepEqual(Object.keys(s).sort(), ['api', 'migrate', 'minio', 'minio-bucket', 'nginx', 'postgres', 'redis', 'worker']);
+  assert.equal(s.migrate.depends_on['minio-bucket'].condition, 'service_completed_successfully', 'the bucket exists before any instance starts');
   assert.deepEqual(s.api.command, ['serve']);
   assert.deepEqual(s.worker.command, ['worker']);
   assert.deepEqual(s.migrate.command, ['migrate']);
@@ -25,12 +26,13 @@ test('every instance gets the same valid configuration', () => {
   const env = compose.services.api.environment;
   assert.deepEqual(env, compose.services.worker.environment);
   assert.deepEqual(env, compose.services.migrate.environment);
-  const resolved = Object.fromEntries(Object.entries(env as Record<string, string>).map(([k, v]) => [k, String(v).replace(/\$\{PARLEY_MASTER_KEY[^}]*\}/, Buffer.alloc(32, 1).toString('base64')).replace(/\$\{(\w+):-([^}]*)\}/, '$2')]));
+  const resolved = Object.fromEntries(Object.entries(env as Record<string, string>).map(([k, v]) => [k, String(v).replace(/\$\{PARLEY_MASTER_KEY[^}]*\}/, Buffer.alloc(32, 1).toString('base64')).replace(/\$\{(\w+):-([^}]*)\}/g, '$2')]));
   const config = loadConfig(resolved);
   assert.equal(config.databaseUrl, 'postgres://parley:parley@postgres:5432/parley');
   assert.equal(config.redisUrl, 'redis://redis:6379');
   assert.equal(config.trustProxy, true, 'behind nginx, per-IP limits need the forwarded address');
   assert.ok(config.masterKey, 'one master key for the whole cluster');
+  assert.deepEqual(config.storage, { kind: 's3', endpoint: 'http://minio:9000', bucket: 'parley', region: 'us-east-1', accessKeyId: 'parley', secretAccessKey: 'parley-secret', forcePathStyle: true, prefix: undefined });
 });
 
 test('the Dockerfile runs the sources with the image\'s Node and the locked production dependencies', () => {

@@ -103,3 +103,26 @@ describe('loadConfig', () => {
     assert.equal(byId.github!.clientSecret, 'gh-secret');
   });
 });
+
+describe('loadConfig: blob storage', () => {
+  test('files go under the data directory by default; a temporary folder for memory://', () => {
+    assert.deepEqual(loadConfig({ PARLEY_DATA_DIR: '/srv/parley' }).storage, { kind: 'disk', dir: '/srv/parley/files' });
+    assert.deepEqual(loadConfig({ PARLEY_DATA_DIR: 'memory://' }).storage, { kind: 'disk', dir: undefined });
+  });
+
+  test('S3_BUCKET chooses S3; path-style addressing follows S3_ENDPOINT unless set', () => {
+    const minio = loadConfig({ S3_ENDPOINT: 'http://minio:9000', S3_BUCKET: 'parley', S3_ACCESS_KEY_ID: 'k', S3_SECRET_ACCESS_KEY: 's' }).storage;
+    assert.deepEqual(minio, { kind: 's3', endpoint: 'http://minio:9000', bucket: 'parley', region: 'us-east-1', accessKeyId: 'k', secretAccessKey: 's', forcePathStyle: true, prefix: undefined });
+    const aws = loadConfig({ S3_BUCKET: 'parley-prod', S3_REGION: 'eu-west-3', S3_PREFIX: 'tenant-a/' }).storage;
+    assert.deepEqual(aws, { kind: 's3', endpoint: undefined, bucket: 'parley-prod', region: 'eu-west-3', accessKeyId: undefined, secretAccessKey: undefined, forcePathStyle: false, prefix: 'tenant-a/' });
+    assert.equal((loadConfig({ S3_ENDPOINT: 'http://minio:9000', S3_BUCKET: 'parley', S3_FORCE_PATH_STYLE: 'false' }).storage as { forcePathStyle: boolean }).forcePathStyle, false);
+  });
+
+  test('S3 settings without a bucket, half a key pair, or a bad bucket or prefix are errors naming the variable', () => {
+    rejects({ S3_ENDPOINT: 'http://minio:9000' }, 'S3_BUCKET');
+    rejects({ S3_BUCKET: 'parley', S3_ACCESS_KEY_ID: 'k' }, 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY');
+    rejects({ S3_BUCKET: 'ab' }, 'S3_BUCKET');
+    rejects({ S3_BUCKET: 'parley', S3_PREFIX: '../up' }, 'S3_PREFIX');
+    rejects({ S3_ENDPOINT: 'not a url', S3_BUCKET: 'parley' }, 'S3_ENDPOINT');
+  });
+});

@@ -37,7 +37,7 @@ for (const backend of backends()) {
       assert.deepEqual((await t.api('GET', '/health')).body, { status: 'ok' });
       const ready = await t.api('GET', '/ready');
       assert.equal(ready.status, 200);
-      const checks = backend === 'postgres' && process.env.REDIS_URL ? { database: 'ok', redis: 'ok' } : { database: 'ok' };
+      const checks = backend === 'postgres' && process.env.REDIS_URL ? { database: 'ok', redis: 'ok', storage: 'ok' } : { database: 'ok', storage: 'ok' };
       assert.deepEqual(ready.body, { status: 'ready', checks });
     });
 

@@ -86,7 +86,7 @@ describe('Redis outage [postgres]', { skip }, () => {
 
     const ready = await timed(() => t.api('GET', '/ready'));
     assert.equal(ready.status, 503);
-    assert.deepEqual(ready.body.checks, { database: 'ok', redis: 'down' });
+    assert.deepEqual(ready.body.checks, { database: 'ok', redis: 'down', storage: 'ok' });
     assert.ok(ready.ms < FAST_MS, `GET /ready took ${ready.ms} ms`);
 
     redis = await startRedisServer(port);

@@ -10,11 +10,12 @@ declare module '../module.ts' {
 
 function createHealth(deps: Deps) {
   return {
-    /** Whether each dependency answers: the database always, Redis when configured. */
+    /** Whether each dependency answers: the database and the blob storage always, Redis when configured. */
     async checks(): Promise<Record<string, 'ok' | 'down'>> {
       const checks: Record<string, 'ok' | 'down'> = {};
       checks.database = await deps.database.ping().then(() => 'ok' as const, () => 'down' as const);
       if (deps.redis) checks.redis = await deps.redis.ping().then(() => 'ok' as const, () => 'down' as const);
+      checks.storage = await deps.storage.ping().then(() => 'ok' as const, () => 'down' as const);
       return checks;
     },
     /** The Prometheus registry every module's metrics are in. */

@@ -16,7 +16,7 @@ export function healthRoutes(app: App, { services }: RouteContext<'health'>) {
   app.get('/ready', {
     schema: {
       tags: ['health'],
-      summary: 'Readiness: the database and, when configured, Redis answer',
+      summary: 'Readiness: the database, the blob storage and, when configured, Redis answer',
       response: { 200: readiness, 503: readiness },
     },
     logLevel: 'warn',

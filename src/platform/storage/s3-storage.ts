@@ -1,0 +1,115 @@
+import { DeleteObjectCommand, DeleteObjectsCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { pipeline, Transform, type Readable } from 'node:stream';
+import { checkKey, type Storage } from './storage.ts';
+
+export interface S3Settings {
+  /** Unset for AWS itself; the service's URL for MinIO, R2 and the like. */
+  endpoint?: string;
+  bucket: string;
+  region: string;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  /** `host/bucket/key` addressing, which MinIO and most self-hosted services need. */
+  forcePathStyle: boolean;
+  /** Optional prefix of every key, so one bucket can hold several deployments. */
+  prefix?: string;
+}
+
+/** Multipart parts (S3's minimum is 5 MiB): memory per upload is about PART_BYTES × QUEUE, whatever the file's size. */
+const PART_BYTES = 8 * 1024 * 1024;
+const QUEUE = 2;
+
+const notFound = (err: unknown) =>
+  err instanceof S3ServiceException && (err.name === 'NotFound' || err.name === 'NoSuchKey' || err.$metadata.httpStatusCode === 404);
+
+/**
+ * Objects in an S3-compatible bucket through the AWS SDK v3. Uploads stream
+ * as multipart (lib-storage), so a file of any size holds a few parts in
+ * memory at most; an upload that fails is aborted and leaves no object.
+ */
+export function s3Storage(settings: S3Settings): Storage {
+  const client = new S3Client({
+    endpoint: settings.endpoint,
+    region: settings.region,
+    forcePathStyle: settings.forcePathStyle,
+    credentials: settings.accessKeyId && settings.secretAccessKey ? { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey } : undefined,
+    // Checksums only where S3 requires them: many S3-compatible services refuse the SDK's default trailing checksums on streamed bodies.
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+  const Bucket = settings.bucket;
+  const full = (key: string) => (settings.prefix ? `${settings.prefix.replace(/\/+$/, '')}/${key}` : key);
+
+  return {
+    kind: 's3',
+
+    async put(key, body, opts = {}) {
+      checkKey(key);
+      let size = 0;
+      const counted = new Transform({
+        transform(chunk: Buffer, _encoding, done) {
+          size += chunk.length;
+          done(null, chunk);
+        },
+      });
+      // The body's error reaches the upload through `counted`, which then aborts it.
+      pipeline(body, counted, () => {});
+      const upload = new Upload({ client, params: { Bucket, Key: full(key), Body: counted, ContentType: opts.contentType }, partSize: PART_BYTES, queueSize: QUEUE, leavePartsOnError: false });
+      await upload.done();
+      return { size };
+    },
+
+    async get(key, range) {
+      checkKey(key);
+      try {
+        const res = await client.send(new GetObjectCommand({ Bucket, Key: full(key), Range: range ? `bytes=${range.start}-${range.end}` : undefined }));
+        return res.Body as Readable;
+      } catch (err) {
+        if (notFound(err)) return undefined;
+        throw err;
+      }
+    },
+
+    async stat(key) {
+      checkKey(key);
+      try {
+        const res = await client.send(new HeadObjectCommand({ Bucket, Key: full(key) }));
+        return { key, size: res.ContentLength ?? 0, contentType: res.ContentType };
+      } catch (err) {
+        if (notFound(err)) return undefined;
+        throw err;
+      }
+    },
+
+    async delete(key) {
+      checkKey(key);
+      await client.send(new DeleteObjectCommand({ Bucket, Key: full(key) }));
+    },
+
+    async deletePrefix(prefix) {
+      checkKey(prefix, { prefix: true });
+      let deleted = 0;
+      let token: string | undefined;
+      do {
+        const page = await client.send(new ListObjectsV2Command({ Bucket, Prefix: full(prefix), ContinuationToken: token }));
+        const keys = (page.Contents ?? []).flatMap((o) => (o.Key ? [{ Key: o.Key }] : []));
+        if (keys.length) {
+          await client.send(new DeleteObjectsCommand({ Bucket, Delete: { Objects: keys, Quiet: true } }));
+          deleted += keys.length;
+        }
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (token);
+      return deleted;
+    },
+
+    async ping() {
+      // A readiness probe answers within a couple of seconds, whatever the SDK's retries would wait.
+      await client.send(new HeadBucketCommand({ Bucket }), { abortSignal: AbortSignal.timeout(2_000) });
+    },
+
+    async close() {
+      client.destroy();
+    },
+  };
+}
