@@ -4,6 +4,7 @@ import { apiKeysModule } from './api-keys/index.ts';
 import { auditModule } from './audit/index.ts';
 import { authModule } from './auth/index.ts';
 import { chatModule } from './chat/index.ts';
+import { filesModule } from './files/index.ts';
 import { healthModule } from './health/index.ts';
 import { jobsModule } from './jobs/index.ts';
 import { limitsModule } from './limits/index.ts';
@@ -30,6 +31,7 @@ export const MODULES: readonly Module[] = [
   usageModule,
   aiModule,
   chatModule,
+  filesModule,
   adminModule,
   realtimeModule,
   healthModule,

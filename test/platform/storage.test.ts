@@ -107,7 +107,9 @@ for (const side of sides) {
       await storage.delete('u2/f2/a');
       await storage.delete('u2/f2/a');
       assert.equal(await storage.stat('u2/f2/a'), undefined);
+      assert.deepEqual((await storage.keys('u2/f1/')).sort(), ['u2/f1/a', 'u2/f1/b', 'u2/f1/thumbs/c']);
       assert.equal(await storage.deletePrefix('u2/f1/'), 3);
+      assert.deepEqual(await storage.keys('u2/f1/'), []);
       for (const k of ['u2/f1/a', 'u2/f1/b', 'u2/f1/thumbs/c']) assert.equal(await storage.stat(k), undefined);
       assert.equal(await storage.deletePrefix('u2/none/'), 0);
     });

@@ -15,7 +15,7 @@ export function footprintRoutes(app: App, { services, guards }: RouteContext<'fo
     schema: {
       tags: ['usage'],
       summary: 'What you store',
-      description: 'Conversations, messages, projects and prompts: how many, and the UTF-8 bytes of their text. Exact, computed when asked.',
+      description: 'Conversations, messages, projects and prompts (how many, and the UTF-8 bytes of their text) and files (how many, and their stored bytes). Exact, computed when asked.',
       response: { 200: storageSchema, ...problems },
     },
     onRequest: guards.user({ scope: 'usage:read' }),

@@ -17,13 +17,16 @@ const missing = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOEN
 export function diskStorage(root: string): Storage {
   const pathOf = (key: string) => path.join(root, ...key.split('/'));
 
-  async function countFiles(dir: string): Promise<number> {
-    let n = 0;
+  /** The keys of the objects under `dir` (partial writes are not objects). */
+  async function keysIn(dir: string, key: string): Promise<string[]> {
+    const found: string[] = [];
     for (const entry of await readdir(dir, { withFileTypes: true }).catch((err) => (missing(err) ? [] : Promise.reject(err)))) {
-      n += entry.isDirectory() ? await countFiles(path.join(dir, entry.name)) : entry.name.includes('.partial-') ? 0 : 1;
+      if (entry.isDirectory()) found.push(...(await keysIn(path.join(dir, entry.name), `${key}${entry.name}/`)));
+      else if (!entry.name.includes('.partial-')) found.push(`${key}${entry.name}`);
     }
-    return n;
+    return found;
   }
+  const countFiles = async (dir: string) => (await keysIn(dir, '')).length;
 
   return {
     kind: 'disk',
@@ -72,6 +75,11 @@ export function diskStorage(root: string): Storage {
       await unlink(pathOf(key)).catch((err) => {
         if (!missing(err)) throw err;
       });
+    },
+
+    async keys(prefix) {
+      checkKey(prefix, { prefix: true });
+      return keysIn(pathOf(prefix.replace(/\/$/, '')), prefix.endsWith('/') ? prefix : `${prefix}/`);
     },
 
     async deletePrefix(prefix) {

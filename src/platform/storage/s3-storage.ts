@@ -87,6 +87,19 @@ export function s3Storage(settings: S3Settings): Storage {
       await client.send(new DeleteObjectCommand({ Bucket, Key: full(key) }));
     },
 
+    async keys(prefix) {
+      checkKey(prefix, { prefix: true });
+      const found: string[] = [];
+      const strip = full('').length;
+      let token: string | undefined;
+      do {
+        const page = await client.send(new ListObjectsV2Command({ Bucket, Prefix: full(prefix), ContinuationToken: token }));
+        for (const o of page.Contents ?? []) if (o.Key) found.push(o.Key.slice(settings.prefix ? strip : 0));
+        token = page.IsTruncated ? page.NextContinuationToken : undefined;
+      } while (token);
+      return found;
+    },
+
     async deletePrefix(prefix) {
       checkKey(prefix, { prefix: true });
       let deleted = 0;

@@ -29,6 +29,8 @@ export interface Storage {
   stat(key: string): Promise<StoredObject | undefined>;
   /** Removes the object; no error when it is not there. */
   delete(key: string): Promise<void>;
+  /** The keys under a folder (`prefix` ends with `/`), in no particular order: sweeps and checks, not request paths. */
+  keys(prefix: string): Promise<string[]>;
   /** Removes every object whose key starts with `prefix` (a folder: ends with `/`); returns how many. */
   deletePrefix(prefix: string): Promise<number>;
   /** Throws when the store cannot be reached (readiness). */

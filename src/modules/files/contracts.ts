@@ -1,0 +1,32 @@
+import { z } from 'zod';
+import { pageQuery } from '../../http/pagination.ts';
+
+export const fileSchema = z
+  .object({
+    id: z.uuid(),
+    name: z.string(),
+    mimeType: z.string().describe('What the bytes are, sniffed on upload; never what the client said'),
+    size: z.number().int(),
+    sha256: z.string(),
+    projectId: z.uuid().nullable(),
+    conversationId: z.uuid().nullable(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .meta({ id: 'File' });
+
+export const fileParams = z.object({ id: z.uuid() });
+
+export const filesQuery = pageQuery.extend({
+  projectId: z.uuid().optional(),
+  conversationId: z.uuid().optional(),
+  type: z
+    .string()
+    .regex(/^[a-z0-9.+-]+\/([a-z0-9.+-]+)?$/i, 'a MIME type, or a family ending in / (image/)')
+    .optional()
+    .describe('`image/png`, or `image/` for the whole family'),
+});
+
+export const renameBody = z.object({ name: z.string().trim().min(1).max(255) }).strict();
+
+export const quotaSchema = z.object({ used: z.number().int(), limit: z.number().int(), remaining: z.number().int() }).meta({ id: 'FileQuota' });

@@ -1,0 +1,32 @@
+import { defineModule } from '../module.ts';
+import { filesFootprint } from './footprint.ts';
+import { filesRoutes } from './routes.ts';
+import { files } from './schema.ts';
+import { createFiles, type Files } from './service.ts';
+import { fileSettings, filesEnv, type FileSettings } from './settings.ts';
+
+export type { Files } from './service.ts';
+
+declare module '../module.ts' {
+  interface ServiceMap {
+    files: Files;
+  }
+  interface ModuleSettings {
+    /** Upload size limit, per-user quota, accepted types. */
+    files: FileSettings;
+  }
+}
+
+/** Files: uploads streamed to disk or S3, typed by their bytes, hashed, within a size limit and each user's quota; downloads with ranges. */
+export const filesModule = defineModule({
+  name: 'files',
+  tables: { files },
+  config: { env: filesEnv, read: fileSettings },
+  needs: ['projects', 'conversations'],
+  provides: ['files'],
+  services: ({ deps, config, services }) => ({
+    files: createFiles({ db: deps.db, storage: deps.storage, settings: config.files, projects: services.projects, conversations: services.conversations, logger: deps.logger }),
+  }),
+  routes: filesRoutes,
+  footprint: filesFootprint,
+});

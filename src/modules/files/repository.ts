@@ -1,0 +1,45 @@
+import { and, desc, eq, like, lt, sql, type SQL } from 'drizzle-orm';
+import type { Db } from '../../platform/db/database.ts';
+import { files, type FileRow } from './schema.ts';
+
+export interface FileFilter {
+  projectId?: string;
+  conversationId?: string;
+  /** A MIME type, or its family (`image/`). */
+  type?: string;
+}
+
+export function createFilesRepository(db: Db) {
+  const owned = (userId: string, id: string) => and(eq(files.id, id), eq(files.userId, userId));
+  return {
+    async insert(values: typeof files.$inferInsert): Promise<FileRow> {
+      const [row] = await db.insert(files).values(values).returning();
+      return row!;
+    },
+    async get(userId: string, id: string): Promise<FileRow | undefined> {
+      const [row] = await db.select().from(files).where(owned(userId, id));
+      return row;
+    },
+    list(userId: string, opts: FileFilter & { limit: number; cursor?: string }): Promise<FileRow[]> {
+      const where: SQL[] = [eq(files.userId, userId)];
+      if (opts.cursor) where.push(lt(files.id, opts.cursor));
+      if (opts.projectId) where.push(eq(files.projectId, opts.projectId));
+      if (opts.conversationId) where.push(eq(files.conversationId, opts.conversationId));
+      if (opts.type) where.push(opts.type.endsWith('/') ? like(files.mimeType, `${opts.type}%`) : eq(files.mimeType, opts.type));
+      return db.select().from(files).where(and(...where)).orderBy(desc(files.id)).limit(opts.limit);
+    },
+    async rename(userId: string, id: string, name: string): Promise<FileRow | undefined> {
+      const [row] = await db.update(files).set({ name, updatedAt: new Date() }).where(owned(userId, id)).returning();
+      return row;
+    },
+    async delete(userId: string, id: string): Promise<FileRow | undefined> {
+      const [row] = await db.delete(files).where(owned(userId, id)).returning();
+      return row;
+    },
+    /** Bytes the user stores in files. */
+    async used(userId: string): Promise<number> {
+      const [row] = await db.select({ bytes: sql<string>`coalesce(sum(${files.size}), 0)` }).from(files).where(eq(files.userId, userId));
+      return Number(row!.bytes);
+    },
+  };
+}

@@ -1,0 +1,168 @@
+import fastifyMultipart from '@fastify/multipart';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { AppError, ValidationError } from '../../errors.ts';
+import { principal } from '../../http/guards.ts';
+import { page, toPage } from '../../http/pagination.ts';
+import { problemSchema } from '../../http/problem.ts';
+import type { App } from '../../http/types.ts';
+import type { ByteRange } from '../../platform/storage/storage.ts';
+import type { RouteContext } from '../module.ts';
+import { fileParams, fileSchema, filesQuery, quotaSchema, renameBody } from './contracts.ts';
+import type { FileRow } from './schema.ts';
+import { toPublicFile } from './service.ts';
+
+const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema };
+const tags = ['files'];
+
+/** Types a browser may show in place; everything else is a download (HTML and SVG are never accepted at all). */
+const INLINE = /^(image\/(png|jpeg|gif|webp|avif)|application\/pdf|text\/plain|text\/csv|text\/markdown|application\/json|audio\/.+)$/;
+
+/** `Content-Disposition` with the name both as ASCII and, for everything else, RFC 5987 UTF-8. */
+function disposition(file: FileRow): string {
+  const kind = INLINE.test(file.mimeType) ? 'inline' : 'attachment';
+  const ascii = file.name.replace(/[^\x20-\x7e]|["\\]/g, '_');
+  return `${kind}; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(file.name)}`;
+}
+
+/** One `bytes=a-b`, `bytes=a-` or `bytes=-n` range within `size`; undefined for none; 416 for one that cannot be served. */
+function rangeOf(header: string | undefined, size: number): ByteRange | undefined {
+  if (!header) return undefined;
+  const m = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  const unsatisfiable = () => new AppError(416, 'range_not_satisfiable', 'Range not satisfiable', `The file holds ${size} bytes`, { headers: { 'content-range': `bytes */${size}` } });
+  // Several ranges, or another unit: the whole file, as RFC 9110 allows.
+  if (!m || (!m[1] && !m[2])) return undefined;
+  if (!m[1]) {
+    const n = Number(m[2]);
+    if (n === 0 || size === 0) throw unsatisfiable();
+    return { start: Math.max(0, size - n), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const end = m[2] ? Math.min(Number(m[2]), size - 1) : size - 1;
+  if (start >= size || end < start) throw unsatisfiable();
+  return { start, end };
+}
+
+/** A multipart body the parser could not read: the client's fault, a 400 (the plugin's own limits keep their status). */
+const malformed = (err: unknown) =>
+  err instanceof AppError || (err as { statusCode?: number }).statusCode
+    ? err
+    : ValidationError(`The multipart body could not be read: ${(err as Error).message}`, 'malformed_multipart');
+
+const fieldValue = (fields: Record<string, unknown>, name: string): string | undefined => {
+  const f = fields[name] as { value?: unknown } | undefined;
+  return typeof f?.value === 'string' && f.value ? f.value : undefined;
+};
+
+/** Uploading, listing, renaming, deleting and downloading one's own files. API keys need the `files` scope. */
+export async function filesRoutes(app: App, { services, guards, config }: RouteContext<'files'>) {
+  const { files } = services;
+  const onRequest = guards.user({ scope: 'files' });
+  const me = (request: FastifyRequest) => principal(request).userId;
+
+  await app.register(async (scope: App) => {
+    // Multipart only here: streamed, one file per request, the size limit applied while it arrives.
+    await scope.register(fastifyMultipart, { limits: { files: 1, fields: 4, fieldSize: 1024, parts: 6, fileSize: config.files.maxBytes + 1 } });
+
+    scope.post('/files', {
+      schema: {
+        tags,
+        summary: 'Upload a file',
+        description:
+          'multipart/form-data with the file in a part named `file`; optional `projectId` and `conversationId` fields must come before it. ' +
+          'The type is sniffed from the bytes (415 `unsupported_file_type` with `detectedType` when it is not accepted or contradicts the name), ' +
+          'the size is limited while streaming (413 `file_too_large`), and so is your quota (413 `quota_exceeded` with `used` and `limit`).',
+        consumes: ['multipart/form-data'],
+        response: { 201: fileSchema, 413: problemSchema, 415: problemSchema, ...problems },
+      },
+      onRequest,
+      handler: async (request, reply) => {
+        const userId = me(request);
+        const declared = Number(request.headers['content-length']);
+        await files.admit(userId, Number.isFinite(declared) && declared > 0 ? declared : undefined);
+        const part = await request.file().catch((err: unknown) => {
+          throw malformed(err);
+        });
+        if (!part || part.fieldname !== 'file') {
+          part?.file.resume();
+          throw ValidationError('Send the file in a multipart part named "file"', 'file_missing');
+        }
+        const row = await files.upload(userId, {
+          body: part.file,
+          filename: part.filename,
+          projectId: fieldValue(part.fields, 'projectId'),
+          conversationId: fieldValue(part.fields, 'conversationId'),
+        });
+        return reply.status(201).send(toPublicFile(row));
+      },
+    });
+  });
+
+  app.get('/files', {
+    schema: { tags, summary: 'Your files, newest first', querystring: filesQuery, response: { 200: page(fileSchema), ...problems } },
+    onRequest,
+    handler: async (request) => {
+      const { limit, ...filter } = request.query;
+      return toPage(await files.list(me(request), { ...filter, limit: limit + 1 }), limit, toPublicFile);
+    },
+  });
+
+  app.get('/files/quota', {
+    schema: { tags, summary: 'How much of your file storage quota is used', response: { 200: quotaSchema, ...problems } },
+    onRequest,
+    handler: async (request) => files.quota(me(request)),
+  });
+
+  app.get('/files/:id', {
+    schema: { tags, summary: 'One of your files', params: fileParams, response: { 200: fileSchema, ...problems } },
+    onRequest,
+    handler: async (request) => toPublicFile(await files.get(me(request), request.params.id)),
+  });
+
+  app.patch('/files/:id', {
+    schema: { tags, summary: 'Rename a file', description: 'The name is for display; paths and control characters are dropped.', params: fileParams, body: renameBody, response: { 200: fileSchema, ...problems } },
+    onRequest,
+    handler: async (request) => toPublicFile(await files.rename(me(request), request.params.id, request.body.name)),
+  });
+
+  app.delete('/files/:id', {
+    schema: { tags, summary: 'Delete a file and its bytes', params: fileParams, response: { 204: z.null(), ...problems } },
+    onRequest,
+    handler: async (request, reply) => {
+      await files.delete(me(request), request.params.id);
+      return reply.status(204).send(null);
+    },
+  });
+
+  app.get('/files/:id/content', {
+    schema: {
+      tags,
+      summary: "A file's bytes",
+      description: 'Supports `Range` (one range; 206), `If-None-Match` with the `ETag` (304), and names the file in `Content-Disposition`. Served with `nosniff` and a sandboxing CSP.',
+      params: fileParams,
+      response: { 416: problemSchema, ...problems },
+    },
+    onRequest,
+    handler: async (request, reply: FastifyReply) => {
+      const file = await files.get(me(request), request.params.id);
+      const etag = `"${file.sha256}"`;
+      reply.headers({
+        etag,
+        'accept-ranges': 'bytes',
+        'cache-control': 'private, max-age=0, must-revalidate',
+        'content-disposition': disposition(file),
+        'x-content-type-options': 'nosniff',
+        'content-security-policy': "default-src 'none'; sandbox",
+      });
+      const inm = request.headers['if-none-match'];
+      if (inm && inm.split(',').some((t) => t.trim() === etag || t.trim() === '*')) return reply.status(304).send();
+      const range = rangeOf(request.headers.range, file.size);
+      const body = await files.content(file, range);
+      reply.type(file.mimeType);
+      if (range) {
+        reply.status(206).header('content-range', `bytes ${range.start}-${range.end}/${file.size}`).header('content-length', range.end - range.start + 1);
+      } else reply.header('content-length', file.size);
+      return reply.send(body);
+    },
+  });
+}

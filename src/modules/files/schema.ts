@@ -1,0 +1,27 @@
+import { bigint, index, pgTable, text, uuid } from 'drizzle-orm/pg-core';
+import { createdAt, id, time } from '../../platform/db/columns.ts';
+import { users } from '../users/index.ts';
+
+/** A stored file: its blob lives in the blob storage under `storageKey`; the type is what its bytes are. */
+export const files = pgTable(
+  'files',
+  {
+    id: id(),
+    userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    /** The project or conversation it was uploaded for, if any (kept when they are deleted: the file stays the user's). */
+    projectId: uuid('project_id'),
+    conversationId: uuid('conversation_id'),
+    /** For display only: no path, no control characters. */
+    name: text('name').notNull(),
+    /** Sniffed from the bytes, never taken from the client. */
+    mimeType: text('mime_type').notNull(),
+    size: bigint('size', { mode: 'number' }).notNull(),
+    sha256: text('sha256').notNull(),
+    storageKey: text('storage_key').notNull(),
+    createdAt: createdAt(),
+    updatedAt: time('updated_at').notNull().defaultNow(),
+  },
+  (t) => [index('files_user_idx').on(t.userId, t.id)],
+);
+
+export type FileRow = typeof files.$inferSelect;

@@ -1,0 +1,196 @@
+import { createHash } from 'node:crypto';
+import { pipeline, Readable, Transform } from 'node:stream';
+import { fileTypeFromBuffer } from 'file-type';
+import { uuidv7 } from 'uuidv7';
+import { AppError, NotFound, ValidationError } from '../../errors.ts';
+import type { Db } from '../../platform/db/database.ts';
+import type { Logger } from '../../platform/observability/logger.ts';
+import type { ByteRange, Storage } from '../../platform/storage/storage.ts';
+import type { Conversations } from '../chat/index.ts';
+import type { Projects } from '../projects/index.ts';
+import { createFilesRepository, type FileFilter } from './repository.ts';
+import type { FileRow } from './schema.ts';
+import type { FileSettings } from './settings.ts';
+import { detectType, isAllowed, safeName } from './sniff.ts';
+
+/** Bytes read before deciding what a file is (file-type's own reasonable sample). */
+const SAMPLE_BYTES = 4100;
+
+export const toPublicFile = (f: FileRow) => ({
+  id: f.id,
+  name: f.name,
+  mimeType: f.mimeType,
+  size: f.size,
+  sha256: f.sha256,
+  projectId: f.projectId,
+  conversationId: f.conversationId,
+  createdAt: f.createdAt.toISOString(),
+  updatedAt: f.updatedAt.toISOString(),
+});
+
+const tooLarge = (maxBytes: number) => new AppError(413, 'file_too_large', 'Payload too large', `A file may hold at most ${maxBytes} bytes`, { extra: { maxBytes } });
+const overQuota = (used: number, limit: number) =>
+  new AppError(413, 'quota_exceeded', 'Quota exceeded', `This upload would take your files beyond your storage quota (${used} of ${limit} bytes used)`, { extra: { used, limit } });
+/**
+ * The first `bytes` of a stream, and the stream to read it all from (the head
+ * put back): a file is typed before anything of it is stored.
+ */
+function peek(stream: Readable, bytes: number): Promise<{ head: Buffer; body: Readable }> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let got = 0;
+    const cleanup = () => {
+      stream.off('readable', onReadable);
+      stream.off('end', onEnd);
+      stream.off('error', onError);
+    };
+    const onReadable = () => {
+      let chunk: Buffer | null;
+      while (got < bytes && (chunk = stream.read() as Buffer | null) !== null) {
+        chunks.push(chunk);
+        got += chunk.length;
+      }
+      if (got < bytes) return;
+      cleanup();
+      const all = Buffer.concat(chunks);
+      stream.unshift(all);
+      resolve({ head: all.subarray(0, bytes), body: stream });
+    };
+    // Shorter than the sample: all of it is in hand.
+    const onEnd = () => {
+      cleanup();
+      const all = Buffer.concat(chunks);
+      resolve({ head: all, body: Readable.from(all.length ? [all] : []) });
+    };
+    const onError = (err: unknown) => {
+      cleanup();
+      reject(err);
+    };
+    stream.on('readable', onReadable);
+    stream.once('end', onEnd);
+    stream.once('error', onError);
+  });
+}
+
+const incomplete = (err: Error) => ValidationError(`The file could not be read to its end: ${err.message}`, 'upload_incomplete');
+const refusedType = (detected: string, detail: string) => new AppError(415, 'unsupported_file_type', 'Unsupported media type', detail, { extra: { detectedType: detected } });
+
+export interface FilesDeps {
+  db: Db;
+  storage: Storage;
+  settings: FileSettings;
+  projects: Pick<Projects, 'exists'>;
+  conversations: Pick<Conversations, 'get'>;
+  logger: Logger;
+}
+
+/**
+ * Files: stored as they stream in (never whole in memory), typed by their
+ * bytes, hashed, counted against the size limit and the owner's quota as they
+ * arrive; refused before a byte is stored when their type is not allowed.
+ * Every file belongs to one user; anyone else's is as missing as one that
+ * does not exist.
+ */
+export function createFiles(d: FilesDeps) {
+  const repo = createFilesRepository(d.db);
+  const keyOf = (f: Pick<FileRow, 'userId' | 'id'>) => `files/${f.userId}/${f.id}/original`;
+
+  async function quota(userId: string) {
+    const used = await repo.used(userId);
+    return { used, limit: d.settings.quotaBytes, remaining: Math.max(0, d.settings.quotaBytes - used) };
+  }
+
+  async function require(userId: string, id: string): Promise<FileRow> {
+    const file = await repo.get(userId, id);
+    if (!file) throw NotFound('File', 'file_not_found');
+    return file;
+  }
+
+  return {
+    quota,
+
+    /** Refuses an upload whose declared length alone is over the quota, before a byte is read. */
+    async admit(userId: string, declaredBytes: number | undefined): Promise<void> {
+      if (declaredBytes === undefined) return;
+      const q = await quota(userId);
+      // The declared length includes multipart framing, so allow a little over the remaining room.
+      if (declaredBytes > q.remaining + 64 * 1024) throw overQuota(q.used, q.limit);
+    },
+
+    /** Streams one file to storage and records it. */
+    async upload(userId: string, input: { body: Readable; filename?: string; projectId?: string; conversationId?: string }): Promise<FileRow> {
+      if (input.projectId && !(await d.projects.exists(userId, input.projectId))) throw NotFound('Project', 'project_not_found');
+      if (input.conversationId) await d.conversations.get(userId, input.conversationId);
+      const q = await quota(userId);
+      if (q.remaining === 0) throw overQuota(q.used, q.limit);
+      const limit = Math.min(d.settings.maxBytes, q.remaining);
+      const name = safeName(input.filename);
+
+      const hash = createHash('sha256');
+      let size = 0;
+      const measured = new Transform({
+        transform(chunk: Buffer, _encoding, done) {
+          size += chunk.length;
+          if (size > limit) return done(limit < d.settings.maxBytes ? overQuota(q.used, q.limit) : tooLarge(d.settings.maxBytes));
+          hash.update(chunk);
+          done(null, chunk);
+        },
+      });
+      let failure: unknown;
+      // The body failing (cut short, badly framed; perhaps before we got it) is the client's doing: a 400, not a server error.
+      pipeline(input.body, measured, (err) => (failure ??= err && err === input.body.errored && !(err instanceof AppError) ? incomplete(err) : err));
+      const { head, body } = await peek(measured, SAMPLE_BYTES).catch((err: unknown) => {
+        throw failure ?? err;
+      });
+      const detected = detectType(head, await fileTypeFromBuffer(head), name);
+      const refuse = (err: AppError) => {
+        measured.destroy();
+        input.body.resume();
+        return err;
+      };
+      if (detected.mismatch) throw refuse(refusedType(detected.mimeType, `The file's bytes are ${detected.mimeType}, not the ${detected.mismatch} its name says`));
+      if (!isAllowed(detected.mimeType, d.settings.allowedTypes)) throw refuse(refusedType(detected.mimeType, `Files of type ${detected.mimeType} are not accepted here`));
+
+      const file = { id: uuidv7(), userId };
+      const key = keyOf(file);
+      try {
+        await d.storage.put(key, body, { contentType: detected.mimeType });
+      } catch (err) {
+        await d.storage.delete(key).catch(() => {});
+        throw failure ?? err;
+      }
+      try {
+        if (size === 0) throw ValidationError('The file is empty', 'empty_file');
+        return await repo.insert({ ...file, name, mimeType: detected.mimeType, size, sha256: hash.digest('hex'), storageKey: key, projectId: input.projectId ?? null, conversationId: input.conversationId ?? null });
+      } catch (err) {
+        await d.storage.delete(key).catch((e: unknown) => d.logger.error({ err: e, key }, 'could not remove the blob of a refused upload'));
+        throw err;
+      }
+    },
+
+    get: require,
+    list: (userId: string, opts: FileFilter & { limit: number; cursor?: string }) => repo.list(userId, opts),
+
+    async rename(userId: string, id: string, name: string): Promise<FileRow> {
+      const file = await repo.rename(userId, id, safeName(name));
+      if (!file) throw NotFound('File', 'file_not_found');
+      return file;
+    },
+
+    /** The row goes at once; the blob and anything made from it follow (a failure is logged, the row is gone either way). */
+    async delete(userId: string, id: string): Promise<void> {
+      const file = await repo.delete(userId, id);
+      if (!file) throw NotFound('File', 'file_not_found');
+      await d.storage.deletePrefix(`files/${file.userId}/${file.id}/`).catch((err: unknown) => d.logger.error({ err, fileId: id }, 'could not remove a deleted file\'s blobs'));
+    },
+
+    /** The bytes of one of the user's files, all or one range. */
+    async content(file: FileRow, range?: ByteRange): Promise<Readable> {
+      const body = await d.storage.get(file.storageKey, range);
+      if (!body) throw new AppError(410, 'file_content_missing', 'Gone', 'The file is recorded but its bytes are not in storage');
+      return body;
+    },
+  };
+}
+
+export type Files = ReturnType<typeof createFiles>;

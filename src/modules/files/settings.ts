@@ -1,0 +1,50 @@
+import { z } from 'zod';
+
+export interface FileSettings {
+  /** Largest file accepted, enforced while the bytes stream in. */
+  maxBytes: number;
+  /** Bytes one user may store in files (every file counted), unless an admin sets otherwise. */
+  quotaBytes: number;
+  /** MIME types accepted, exact (`application/pdf`) or by family (`image/*`). */
+  allowedTypes: string[];
+}
+
+/** Images, PDF, text, Markdown, CSV, JSON, Office documents, audio; never HTML or SVG (active content). */
+export const DEFAULT_ALLOWED_TYPES = [
+  'image/png',
+  'image/jpeg',
+  'image/gif',
+  'image/webp',
+  'image/avif',
+  'image/heic',
+  'application/pdf',
+  'text/plain',
+  'text/markdown',
+  'text/csv',
+  'application/json',
+  'application/vnd.openxmlformats-officedocument.wordprocessingml.document',
+  'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
+  'application/vnd.openxmlformats-officedocument.presentationml.presentation',
+  'application/vnd.oasis.opendocument.text',
+  'application/vnd.oasis.opendocument.spreadsheet',
+  'application/vnd.oasis.opendocument.presentation',
+  'audio/*',
+];
+
+const bytes = z.coerce.number().int().positive();
+const mimeList = z
+  .string()
+  .transform((v) => v.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean))
+  .pipe(z.array(z.string().regex(/^[a-z0-9.+-]+\/(\*|[a-z0-9.+-]+)$/, 'a MIME type (type/subtype or type/*)')).min(1));
+
+export const filesEnv = {
+  FILES_MAX_BYTES: bytes.default(50 * 1024 * 1024),
+  FILES_QUOTA_BYTES: bytes.default(1024 * 1024 * 1024),
+  FILES_ALLOWED_TYPES: mimeList.optional(),
+};
+
+const filesEnvObject = z.object(filesEnv);
+
+export function fileSettings(e: z.output<typeof filesEnvObject>): FileSettings {
+  return { maxBytes: e.FILES_MAX_BYTES, quotaBytes: e.FILES_QUOTA_BYTES, allowedTypes: e.FILES_ALLOWED_TYPES ?? DEFAULT_ALLOWED_TYPES };
+}

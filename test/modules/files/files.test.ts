@@ -1,0 +1,218 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { backends, startApp, type Backend, type TestApp } from '../../support/app.ts';
+import { createUser, type TestUser } from '../../support/factories.ts';
+import { startS3, type LocalS3 } from '../../support/s3.ts';
+
+/** A real 1×1 PNG. */
+const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
+const PDF = Buffer.from('%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n');
+const MAX = 300_000;
+const QUOTA = 700_000;
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** A multipart upload through a real HTTP client (fetch + FormData), fields first, then the file. */
+async function upload(t: TestApp, u: TestUser, name: string, bytes: Buffer, fields: Record<string, string> = {}, declaredType = 'application/octet-stream') {
+  const form = new FormData();
+  for (const [k, v] of Object.entries(fields)) form.append(k, v);
+  form.append('file', new Blob([bytes], { type: declaredType }), name);
+  const res = await fetch(`${t.url}/v1/files`, { method: 'POST', headers: { authorization: `Bearer ${u.accessToken}` }, body: form });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined, text };
+}
+
+const get = (t: TestApp, u: TestUser, path: string, headers: Record<string, string> = {}) => fetch(`${t.url}${path}`, { headers: { authorization: `Bearer ${u.accessToken}`, ...headers } });
+
+/** Blobs and rows under the user: what a refused upload must not leave behind. */
+async function stored(t: TestApp, u: TestUser) {
+  const list = await t.api('GET', '/v1/files?limit=100', { token: u.accessToken });
+  return { rows: list.body.data.length, blobs: (await t.deps.storage.keys(`files/${u.id}/`)).length };
+}
+
+const setups: Array<{ name: string; backend: Backend; s3?: boolean }> = [
+  ...backends().map((backend) => ({ name: backend, backend })),
+  { name: 'embedded, S3 storage', backend: 'embedded', s3: true },
+];
+
+for (const setup of setups) {
+  describe(`files [${setup.name}]`, () => {
+    let t: TestApp;
+    let s3: LocalS3 | undefined;
+    let u: TestUser;
+    let stranger: TestUser;
+    before(async () => {
+      s3 = setup.s3 ? await startS3() : undefined;
+      t = await startApp({ backend: setup.backend, env: { FILES_MAX_BYTES: String(MAX), FILES_QUOTA_BYTES: String(QUOTA), ...s3?.env } });
+      u = await createUser(t);
+      stranger = await createUser(t);
+    });
+    after(async () => {
+      await t.close();
+      await s3?.close();
+    });
+
+    test('an image is stored as its bytes say, hashed, and comes back byte for byte', async () => {
+      const res = await upload(t, u, 'photo.png', PNG, {}, 'text/html');
+      assert.equal(res.status, 201, res.text);
+      assert.equal(res.body.mimeType, 'image/png', 'the type is sniffed, not the client\'s');
+      assert.equal(res.body.size, PNG.length);
+      assert.equal(res.body.sha256, sha(PNG));
+      assert.equal(res.body.name, 'photo.png');
+      const content = await get(t, u, `/v1/files/${res.body.id}/content`);
+      assert.equal(content.status, 200);
+      assert.equal(content.headers.get('content-type'), 'image/png');
+      assert.equal(content.headers.get('x-content-type-options'), 'nosniff');
+      assert.match(content.headers.get('content-security-policy')!, /sandbox/);
+      assert.match(content.headers.get('content-disposition')!, /^inline; filename="photo.png"/);
+      assert.deepEqual(Buffer.from(await content.arrayBuffer()), PNG);
+    });
+
+    test('Range gives 206 with those bytes; the ETag gives 304; a range past the end is 416', async () => {
+      const data = randomBytes(5000);
+      const up = await upload(t, u, 'data.csv', Buffer.from(data.toString('hex')));
+      assert.equal(up.status, 201, up.text);
+      assert.equal(up.body.mimeType, 'text/csv', 'text, and a .csv name: CSV');
+      const partial = await get(t, u, `/v1/files/${up.body.id}/content`, { range: 'bytes=10-19' });
+      assert.equal(partial.status, 206);
+      assert.equal(partial.headers.get('content-range'), `bytes 10-19/${up.body.size}`);
+      assert.equal(await partial.text(), data.toString('hex').slice(10, 20));
+      const etag = partial.headers.get('etag')!;
+      assert.equal((await get(t, u, `/v1/files/${up.body.id}/content`, { 'if-none-match': etag })).status, 304);
+      const past = await get(t, u, `/v1/files/${up.body.id}/content`, { range: `bytes=${up.body.size + 5}-` });
+      assert.equal(past.status, 416);
+      assert.equal(past.headers.get('content-range'), `bytes */${up.body.size}`);
+    });
+
+    test('types: PDF and Markdown are accepted; HTML, SVG, executables and an HTML page named .png are 415 with the detected type, leaving nothing', async () => {
+      assert.equal((await upload(t, u, 'doc.pdf', PDF)).body.mimeType, 'application/pdf');
+      assert.equal((await upload(t, u, 'notes.md', Buffer.from('# Title\n\nSome *text* ✓'))).body.mimeType, 'text/markdown');
+      const before = await stored(t, u);
+      const cases: Array<[string, Buffer, string]> = [
+        ['page.html', Buffer.from('<!doctype html><html><script>alert(1)</script></html>'), 'text/html'],
+        ['cat.png', Buffer.from('<html><body>not a cat</body></html>'), 'text/html'],
+        ['logo.svg', Buffer.from('<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'), 'image/svg+xml'],
+        ['tool.exe', Buffer.concat([Buffer.from('MZ'), randomBytes(2000)]), 'application/x-msdownload'],
+        ['report.pdf', PNG, 'image/png'],
+      ];
+      for (const [name, bytes, detected] of cases) {
+        const res = await upload(t, u, name, bytes);
+        assert.equal(res.status, 415, `${name}: ${res.text}`);
+        assert.equal(res.body.code, 'unsupported_file_type');
+        assert.equal(res.body.detectedType, detected, name);
+        assert.match(res.headers.get('content-type')!, /problem\+json/);
+      }
+      assert.deepEqual(await stored(t, u), before, 'no orphan blob or row');
+    });
+
+    test('a file over the limit is cut while streaming (413 file_too_large); a zero-byte file is 400; neither leaves anything', async () => {
+      const before = await stored(t, u);
+      const big = await upload(t, u, 'big.txt', Buffer.alloc(MAX + 10, 'a'));
+      assert.equal(big.status, 413, big.text);
+      assert.equal(big.body.code, 'file_too_large');
+      const empty = await upload(t, u, 'empty.txt', Buffer.alloc(0));
+      assert.equal(empty.status, 400, empty.text);
+      assert.equal(empty.body.code, 'empty_file');
+      assert.deepEqual(await stored(t, u), before);
+    });
+
+    test('names are for display: paths, NUL and control characters are dropped', async () => {
+      const res = await upload(t, u, '../../etc/\u0000pass\u0007wd.txt', Buffer.from('hello'));
+      assert.equal(res.status, 201, res.text);
+      assert.equal(res.body.name, 'passwd.txt');
+      const renamed = await t.api('PATCH', `/v1/files/${res.body.id}`, { token: u.accessToken, body: { name: 'a/b\\c\u0001.txt' } });
+      assert.equal(renamed.status, 200, renamed.text);
+      assert.equal(renamed.body.name, 'c.txt');
+    });
+
+    test('malformed multipart, a missing file part, or JSON instead are clear 4xx problems, leaving nothing', async () => {
+      const before = await stored(t, u);
+      const bad = await fetch(`${t.url}/v1/files`, { method: 'POST', headers: { authorization: `Bearer ${u.accessToken}`, 'content-type': 'multipart/form-data; boundary=xyz' }, body: '--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nunterminated' });
+      assert.equal(bad.status, 400, await bad.clone().text());
+      assert.match(bad.headers.get('content-type')!, /problem\+json/);
+      assert.equal(((await bad.json()) as { code: string }).code, 'upload_incomplete', 'the body ended before the file did');
+      const form = new FormData();
+      form.append('other', 'x');
+      const missing = await fetch(`${t.url}/v1/files`, { method: 'POST', headers: { authorization: `Bearer ${u.accessToken}` }, body: form });
+      assert.equal(missing.status, 400);
+      assert.equal(((await missing.json()) as { code: string }).code, 'file_missing');
+      const json = await t.api('POST', '/v1/files', { token: u.accessToken, body: { file: 'x' } });
+      assert.ok(json.status === 406 || json.status === 415, `status ${json.status}`);
+      assert.match(json.headers.get('content-type')!, /problem\+json/);
+      assert.deepEqual(await stored(t, u), before);
+    });
+
+    test('a file belongs to a project or conversation of the uploader only', async () => {
+      const project = await t.api('POST', '/v1/projects', { token: u.accessToken, body: { name: 'p' } });
+      const ok = await upload(t, u, 'p.txt', Buffer.from('for the project'), { projectId: project.body.id });
+      assert.equal(ok.status, 201, ok.text);
+      assert.equal(ok.body.projectId, project.body.id);
+      const listed = await t.api('GET', `/v1/files?projectId=${project.body.id}`, { token: u.accessToken });
+      assert.deepEqual(listed.body.data.map((f: { id: string }) => f.id), [ok.body.id]);
+      const theirs = await upload(t, stranger, 'x.txt', Buffer.from('x'), { projectId: project.body.id });
+      assert.equal(theirs.status, 404, theirs.text);
+    });
+
+    test('another user gets 404 on every endpoint, and nothing changes', async () => {
+      const mine = await upload(t, u, 'private.txt', Buffer.from('secret'));
+      const id = mine.body.id;
+      assert.equal((await t.api('GET', `/v1/files/${id}`, { token: stranger.accessToken })).status, 404);
+      assert.equal((await get(t, stranger, `/v1/files/${id}/content`)).status, 404);
+      assert.equal((await t.api('PATCH', `/v1/files/${id}`, { token: stranger.accessToken, body: { name: 'x' } })).status, 404);
+      assert.equal((await t.api('DELETE', `/v1/files/${id}`, { token: stranger.accessToken })).status, 404);
+      assert.equal((await t.api('GET', '/v1/files', { token: stranger.accessToken })).body.data.some((f: { id: string }) => f.id === id), false);
+      assert.equal(await (await get(t, u, `/v1/files/${id}/content`)).text(), 'secret');
+    });
+
+    test('delete removes the row and the bytes', async () => {
+      const up = await upload(t, u, 'gone.txt', Buffer.from('bye'));
+      assert.equal((await t.deps.storage.keys(`files/${u.id}/${up.body.id}/`)).length, 1);
+      assert.equal((await t.api('DELETE', `/v1/files/${up.body.id}`, { token: u.accessToken })).status, 204);
+      assert.equal((await t.api('GET', `/v1/files/${up.body.id}`, { token: u.accessToken })).status, 404);
+      assert.deepEqual(await t.deps.storage.keys(`files/${u.id}/${up.body.id}/`), []);
+    });
+
+    test('the quota: a declared length over it is refused before a byte is stored, a stream crossing it is cut; 413 with used and limit', async () => {
+      const owner = await createUser(t);
+      const first = await upload(t, owner, 'a.txt', Buffer.alloc(MAX - 1000, 'a'));
+      assert.equal(first.status, 201, first.text);
+      const second = await upload(t, owner, 'b.txt', Buffer.alloc(MAX - 1000, 'b'));
+      assert.equal(second.status, 201, second.text);
+      const quota = await t.api('GET', '/v1/files/quota', { token: owner.accessToken });
+      assert.deepEqual(quota.body, { used: 2 * (MAX - 1000), limit: QUOTA, remaining: QUOTA - 2 * (MAX - 1000) });
+      const before = await stored(t, owner);
+      // Declared: the body is larger than the room left.
+      const declared = await upload(t, owner, 'c.txt', Buffer.alloc(MAX - 1000, 'c'));
+      assert.equal(declared.status, 413, declared.text);
+      assert.equal(declared.body.code, 'quota_exceeded');
+      assert.equal(declared.body.used, 2 * (MAX - 1000));
+      assert.equal(declared.body.limit, QUOTA);
+      // Streamed without a length: cut once it crosses the room left.
+      const form = new FormData();
+      form.append('file', new Blob([Buffer.alloc(QUOTA - 2 * (MAX - 1000) + 5000, 'd')]), 'd.txt');
+      const req = new Request(`${t.url}/v1/files`, { method: 'POST', body: form });
+      const streamed = await fetch(`${t.url}/v1/files`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${owner.accessToken}`, 'content-type': req.headers.get('content-type')! },
+        body: req.body,
+        duplex: 'half',
+      } as RequestInit);
+      assert.equal(streamed.status, 413);
+      assert.equal(((await streamed.json()) as { code: string }).code, 'quota_exceeded');
+      assert.deepEqual(await stored(t, owner), before);
+    });
+
+    test('files count in the footprint report, and an API key needs the files scope', async () => {
+      const owner = await createUser(t);
+      await upload(t, owner, 'n.txt', Buffer.from('12345'));
+      const footprint = await t.api('GET', '/v1/usage/storage', { token: owner.accessToken });
+      const files = footprint.body.sources.find((s: { source: string }) => s.source === 'files');
+      assert.deepEqual(files, { source: 'files', items: 1, bytes: 5 });
+      const key = await t.api('POST', '/v1/api-keys', { token: owner.accessToken, body: { name: 'k', scopes: ['chat'] } });
+      assert.equal((await t.api('GET', '/v1/files', { token: key.body.key })).status, 403);
+      const filesKey = await t.api('POST', '/v1/api-keys', { token: owner.accessToken, body: { name: 'k2', scopes: ['files'] } });
+      assert.equal((await t.api('GET', '/v1/files', { token: filesKey.body.key })).status, 200);
+    });
+  });
+}
