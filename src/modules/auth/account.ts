@@ -1,4 +1,5 @@
 import { Forbidden } from '../../errors.ts';
+import type { Announce } from '../../platform/bus/bus.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Audit, AuditContext } from '../audit/index.ts';
 import type { PasswordGuard } from '../auth/password-guard.ts';
@@ -20,6 +21,8 @@ export interface AccountDeps {
   passwordGuard: PasswordGuard;
   /** Tells credential caches (API keys) that a user's state changed; called after the change commits. */
   credentialsChanged: (userId: string) => Promise<void>;
+  /** Publishes `user.deleted` once the deletion has committed: other modules remove what they keep outside the database (files' blobs). */
+  announce: Announce;
 }
 
 /** Things a user does to their own account that need proof beyond a bearer token. */
@@ -52,6 +55,7 @@ export function createAccount(d: AccountDeps) {
         await d.users.delete(user.id, tx);
       });
       await d.credentialsChanged(user.id);
+      d.announce('user.deleted', { userId: user.id });
     },
   };
 }

@@ -28,5 +28,7 @@ export const filesModule = defineModule({
     files: createFiles({ db: deps.db, storage: deps.storage, settings: config.files, projects: services.projects, conversations: services.conversations, logger: deps.logger }),
   }),
   routes: filesRoutes,
+  // A deleted account's rows went with it (foreign keys); its blobs go here, retried by the bus until they are gone.
+  subscriptions: ({ services }) => [{ group: 'files', types: ['user.deleted'], handler: (event) => services.files.forgetUser(event.payload.userId) }],
   footprint: filesFootprint,
 });

@@ -184,6 +184,11 @@ export function createFiles(d: FilesDeps) {
       await d.storage.deletePrefix(`files/${file.userId}/${file.id}/`).catch((err: unknown) => d.logger.error({ err, fileId: id }, 'could not remove a deleted file\'s blobs'));
     },
 
+    /** Removes every blob of a user (their account is gone, and with it the rows). */
+    async forgetUser(userId: string): Promise<void> {
+      await d.storage.deletePrefix(`files/${userId}/`);
+    },
+
     /** The bytes of one of the user's files, all or one range. */
     async content(file: FileRow, range?: ByteRange): Promise<Readable> {
       const body = await d.storage.get(file.storageKey, range);

@@ -14,6 +14,8 @@ declare module '../../platform/bus/events.ts' {
   interface DomainEvents {
     /** A user's profile or settings changed; `fields` names what changed. */
     'user.updated': { userId: string; fields: string[] };
+    /** An account was deleted (its rows went with it, through foreign keys); what lives outside the database goes now. */
+    'user.deleted': { userId: string };
   }
 }
 

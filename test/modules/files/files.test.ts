@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { backends, startApp, type Backend, type TestApp } from '../../support/app.ts';
+import { eventually } from '../../support/eventually.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 import { startS3, type LocalS3 } from '../../support/s3.ts';
 
@@ -201,6 +202,17 @@ for (const setup of setups) {
       assert.equal(streamed.status, 413);
       assert.equal(((await streamed.json()) as { code: string }).code, 'quota_exceeded');
       assert.deepEqual(await stored(t, owner), before);
+    });
+
+    test('deleting the account removes its files: the rows at once, the bytes soon after', async () => {
+      const leaving = await createUser(t);
+      await upload(t, leaving, 'a.txt', Buffer.from('a'));
+      await upload(t, leaving, 'b.png', PNG);
+      assert.equal((await t.deps.storage.keys(`files/${leaving.id}/`)).length, 2);
+      const res = await t.api('DELETE', '/v1/users/me', { token: leaving.accessToken, body: { password: leaving.password } });
+      assert.equal(res.status, 204, res.text);
+      await eventually(async () => assert.deepEqual(await t.deps.storage.keys(`files/${leaving.id}/`), []), 10_000);
+      assert.ok((await t.deps.storage.keys(`files/${u.id}/`)).length > 0, "other users' files stay");
     });
 
     test('files count in the footprint report, and an API key needs the files scope', async () => {
