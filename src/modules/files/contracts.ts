@@ -29,4 +29,14 @@ export const filesQuery = pageQuery.extend({
 
 export const renameBody = z.object({ name: z.string().trim().min(1).max(255) }).strict();
 
-export const quotaSchema = z.object({ used: z.number().int(), limit: z.number().int(), remaining: z.number().int() }).meta({ id: 'FileQuota' });
+export const quotaSchema = z
+  .object({
+    used: z.number().int(),
+    limit: z.number().int(),
+    remaining: z.number().int(),
+    custom: z.boolean().describe("true when an admin set this user's quota; false: the deployment's default"),
+  })
+  .meta({ id: 'FileQuota' });
+
+export const userParams = z.object({ userId: z.uuid() });
+export const setQuotaBody = z.object({ bytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).nullable().describe('null: back to the default (FILES_QUOTA_BYTES)') }).strict();

@@ -1,7 +1,7 @@
 import { defineModule } from '../module.ts';
 import { filesFootprint } from './footprint.ts';
 import { filesRoutes } from './routes.ts';
-import { files } from './schema.ts';
+import { fileQuotas, files } from './schema.ts';
 import { createFiles, type Files } from './service.ts';
 import { fileSettings, filesEnv, type FileSettings } from './settings.ts';
 
@@ -20,12 +20,12 @@ declare module '../module.ts' {
 /** Files: uploads streamed to disk or S3, typed by their bytes, hashed, within a size limit and each user's quota; downloads with ranges. */
 export const filesModule = defineModule({
   name: 'files',
-  tables: { files },
+  tables: { files, fileQuotas },
   config: { env: filesEnv, read: fileSettings },
-  needs: ['projects', 'conversations'],
+  needs: ['projects', 'conversations', 'users'],
   provides: ['files'],
   services: ({ deps, config, services }) => ({
-    files: createFiles({ db: deps.db, storage: deps.storage, settings: config.files, projects: services.projects, conversations: services.conversations, logger: deps.logger }),
+    files: createFiles({ db: deps.db, storage: deps.storage, settings: config.files, projects: services.projects, conversations: services.conversations, users: services.users, logger: deps.logger }),
   }),
   routes: filesRoutes,
   // A deleted account's rows went with it (foreign keys); its blobs go here, retried by the bus until they are gone.

@@ -1,6 +1,6 @@
 import { and, desc, eq, like, lt, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../../platform/db/database.ts';
-import { files, type FileRow } from './schema.ts';
+import { fileQuotas, files, type FileRow } from './schema.ts';
 
 export interface FileFilter {
   projectId?: string;
@@ -35,6 +35,15 @@ export function createFilesRepository(db: Db) {
     async delete(userId: string, id: string): Promise<FileRow | undefined> {
       const [row] = await db.delete(files).where(owned(userId, id)).returning();
       return row;
+    },
+    /** The quota an admin set for the user, if any. */
+    async quotaOf(userId: string): Promise<number | undefined> {
+      const [row] = await db.select({ bytes: fileQuotas.bytes }).from(fileQuotas).where(eq(fileQuotas.userId, userId));
+      return row?.bytes;
+    },
+    async setQuota(userId: string, bytes: number | null): Promise<void> {
+      if (bytes === null) await db.delete(fileQuotas).where(eq(fileQuotas.userId, userId));
+      else await db.insert(fileQuotas).values({ userId, bytes }).onConflictDoUpdate({ target: fileQuotas.userId, set: { bytes, updatedAt: new Date() } });
     },
     /** Bytes the user stores in files. */
     async used(userId: string): Promise<number> {

@@ -8,7 +8,7 @@ import { problemSchema } from '../../http/problem.ts';
 import type { App } from '../../http/types.ts';
 import type { ByteRange } from '../../platform/storage/storage.ts';
 import type { RouteContext } from '../module.ts';
-import { fileParams, fileSchema, filesQuery, quotaSchema, renameBody } from './contracts.ts';
+import { fileParams, fileSchema, filesQuery, quotaSchema, renameBody, setQuotaBody, userParams } from './contracts.ts';
 import type { FileRow } from './schema.ts';
 import { toPublicFile } from './service.ts';
 
@@ -111,6 +111,18 @@ export async function filesRoutes(app: App, { services, guards, config }: RouteC
     schema: { tags, summary: 'How much of your file storage quota is used', response: { 200: quotaSchema, ...problems } },
     onRequest,
     handler: async (request) => files.quota(me(request)),
+  });
+
+  app.get('/admin/files/quota/:userId', {
+    schema: { tags: ['admin'], summary: "A user's file storage quota and use", params: userParams, response: { 200: quotaSchema, ...problems } },
+    onRequest: guards.admin(),
+    handler: async (request) => files.quotaOfUser(request.params.userId),
+  });
+
+  app.put('/admin/files/quota/:userId', {
+    schema: { tags: ['admin'], summary: "Set a user's file storage quota", params: userParams, body: setQuotaBody, response: { 200: quotaSchema, ...problems } },
+    onRequest: guards.admin(),
+    handler: async (request) => files.setQuota(request.params.userId, request.body.bytes),
   });
 
   app.get('/files/:id', {

@@ -25,3 +25,12 @@ export const files = pgTable(
 );
 
 export type FileRow = typeof files.$inferSelect;
+
+/** A user's file storage quota, when an admin set one other than the deployment's default. */
+export const fileQuotas = pgTable('file_quotas', {
+  userId: uuid('user_id')
+    .primaryKey()
+    .references(() => users.id, { onDelete: 'cascade' }),
+  bytes: bigint('bytes', { mode: 'number' }).notNull(),
+  updatedAt: time('updated_at').notNull().defaultNow(),
+});

@@ -8,6 +8,7 @@ import type { Logger } from '../../platform/observability/logger.ts';
 import type { ByteRange, Storage } from '../../platform/storage/storage.ts';
 import type { Conversations } from '../chat/index.ts';
 import type { Projects } from '../projects/index.ts';
+import type { UsersService } from '../users/index.ts';
 import { createFilesRepository, type FileFilter } from './repository.ts';
 import type { FileRow } from './schema.ts';
 import type { FileSettings } from './settings.ts';
@@ -80,6 +81,7 @@ export interface FilesDeps {
   storage: Storage;
   settings: FileSettings;
   projects: Pick<Projects, 'exists'>;
+  users: Pick<UsersService, 'exists'>;
   conversations: Pick<Conversations, 'get'>;
   logger: Logger;
 }
@@ -96,8 +98,9 @@ export function createFiles(d: FilesDeps) {
   const keyOf = (f: Pick<FileRow, 'userId' | 'id'>) => `files/${f.userId}/${f.id}/original`;
 
   async function quota(userId: string) {
-    const used = await repo.used(userId);
-    return { used, limit: d.settings.quotaBytes, remaining: Math.max(0, d.settings.quotaBytes - used) };
+    const [used, own] = await Promise.all([repo.used(userId), repo.quotaOf(userId)]);
+    const limit = own ?? d.settings.quotaBytes;
+    return { used, limit, remaining: Math.max(0, limit - used), custom: own !== undefined };
   }
 
   async function require(userId: string, id: string): Promise<FileRow> {
@@ -108,6 +111,19 @@ export function createFiles(d: FilesDeps) {
 
   return {
     quota,
+
+    /** Admins: a user's quota and use; 404 for a user who does not exist. */
+    async quotaOfUser(userId: string) {
+      if (!(await d.users.exists(userId))) throw NotFound('User', 'user_not_found');
+      return quota(userId);
+    },
+
+    /** Admins: a user's own quota in bytes, or null to go back to the deployment's default. */
+    async setQuota(userId: string, bytes: number | null) {
+      if (!(await d.users.exists(userId))) throw NotFound('User', 'user_not_found');
+      await repo.setQuota(userId, bytes);
+      return quota(userId);
+    },
 
     /** Refuses an upload whose declared length alone is over the quota, before a byte is read. */
     async admit(userId: string, declaredBytes: number | undefined): Promise<void> {

@@ -181,7 +181,7 @@ for (const setup of setups) {
       const second = await upload(t, owner, 'b.txt', Buffer.alloc(MAX - 1000, 'b'));
       assert.equal(second.status, 201, second.text);
       const quota = await t.api('GET', '/v1/files/quota', { token: owner.accessToken });
-      assert.deepEqual(quota.body, { used: 2 * (MAX - 1000), limit: QUOTA, remaining: QUOTA - 2 * (MAX - 1000) });
+      assert.deepEqual(quota.body, { used: 2 * (MAX - 1000), limit: QUOTA, remaining: QUOTA - 2 * (MAX - 1000), custom: false });
       const before = await stored(t, owner);
       // Declared: the body is larger than the room left.
       const declared = await upload(t, owner, 'c.txt', Buffer.alloc(MAX - 1000, 'c'));
@@ -213,6 +213,25 @@ for (const setup of setups) {
       assert.equal(res.status, 204, res.text);
       await eventually(async () => assert.deepEqual(await t.deps.storage.keys(`files/${leaving.id}/`), []), 10_000);
       assert.ok((await t.deps.storage.keys(`files/${u.id}/`)).length > 0, "other users' files stay");
+    });
+
+    test("an admin sets a user's own quota, and takes it back to the default; only admins, only existing users", async () => {
+      const admin = await createUser(t, { admin: true });
+      const someone = await createUser(t);
+      const put = (userId: string, bytes: number | null, token = admin.accessToken) => t.api('PUT', `/v1/admin/files/quota/${userId}`, { token, body: { bytes } });
+      assert.deepEqual((await put(someone.id, 10)).body, { used: 0, limit: 10, remaining: 10, custom: true });
+      const refused = await upload(t, someone, 'x.txt', Buffer.from('more than ten bytes'));
+      assert.equal(refused.status, 413, refused.text);
+      assert.equal(refused.body.code, 'quota_exceeded');
+      assert.equal(refused.body.limit, 10);
+      assert.equal((await put(someone.id, QUOTA * 2)).body.limit, QUOTA * 2);
+      assert.equal((await upload(t, someone, 'x.txt', Buffer.from('more than ten bytes'))).status, 201);
+      assert.deepEqual((await put(someone.id, null)).body, { used: 19, limit: QUOTA, remaining: QUOTA - 19, custom: false });
+      assert.equal((await t.api('GET', `/v1/admin/files/quota/${someone.id}`, { token: admin.accessToken })).body.used, 19);
+      assert.equal((await put(someone.id, 5, someone.accessToken)).status, 403);
+      assert.equal((await put('01900000-0000-7000-8000-000000000000', 5)).status, 404);
+      assert.equal((await t.api('GET', '/v1/admin/files/quota/01900000-0000-7000-8000-000000000000', { token: admin.accessToken })).status, 404);
+      assert.equal((await put(someone.id, -1)).status, 400);
     });
 
     test('files count in the footprint report, and an API key needs the files scope', async () => {
