@@ -8,7 +8,7 @@ import { memoryBroadcast, redisBroadcast, type Broadcast } from './platform/broa
 import { announcer, type Announce, type EventBus } from './platform/bus/bus.ts';
 import { memoryBus } from './platform/bus/memory-bus.ts';
 import { redisBus } from './platform/bus/redis-bus.ts';
-import { Cipher } from './platform/crypto/cipher.ts';
+import { Cipher, Signer } from './platform/crypto/cipher.ts';
 import { resolveMasterKey } from './platform/crypto/master-key.ts';
 import { outboxMailer, smtpMailer, type Mailer } from './platform/mail/mailer.ts';
 import { createLogger, type Logger } from './platform/observability/logger.ts';
@@ -49,6 +49,8 @@ export interface Deps {
   /** Blobs (files and their variants): disk under the data directory, or S3-compatible (`S3_BUCKET`). */
   storage: Storage;
   cipher: Cipher;
+  /** HMAC signatures for one purpose (signed URLs), under a key derived from the master key. */
+  signer: (purpose: string) => Signer;
   metrics: Metrics;
   logger: Logger;
   close(): Promise<void>;
@@ -75,6 +77,7 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
   const mailer = config.smtpUrl ? smtpMailer(database.db, config.smtpUrl, config.mailFrom, queue) : outboxMailer(database.db);
   const scheduler = createScheduler({ queue, db: database.db, logger });
   const storage = openStorage(config.storage);
+  const masterKey = resolveMasterKey(config.masterKey, config.dataDir);
   return {
     config,
     database,
@@ -89,7 +92,8 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
     queue,
     scheduler,
     storage: storage.storage,
-    cipher: new Cipher(resolveMasterKey(config.masterKey, config.dataDir)),
+    cipher: new Cipher(masterKey),
+    signer: (purpose) => new Signer(masterKey, purpose),
     metrics: createMetrics(),
     logger,
     async close() {

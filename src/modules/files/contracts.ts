@@ -40,3 +40,15 @@ export const quotaSchema = z
 
 export const userParams = z.object({ userId: z.uuid() });
 export const setQuotaBody = z.object({ bytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).nullable().describe('null: back to the default (FILES_QUOTA_BYTES)') }).strict();
+
+export const signedUrlBody = z
+  .object({ expiresIn: z.number().int().min(10).max(7 * 24 * 3600).default(900).describe('Seconds the link works (default 15 minutes, at most a week)') })
+  .strict()
+  .default({ expiresIn: 900 });
+
+export const signedUrlSchema = z.object({ url: z.string(), expiresAt: z.string() }).meta({ id: 'SignedFileUrl' });
+
+export const contentQuery = z.object({
+  expires: z.coerce.number().int().positive().optional(),
+  signature: z.string().max(200).optional(),
+});

@@ -25,7 +25,7 @@ export const filesModule = defineModule({
   needs: ['projects', 'conversations', 'users'],
   provides: ['files'],
   services: ({ deps, config, services }) => ({
-    files: createFiles({ db: deps.db, storage: deps.storage, settings: config.files, projects: services.projects, conversations: services.conversations, users: services.users, logger: deps.logger }),
+    files: createFiles({ db: deps.db, signer: deps.signer('files.url'), storage: deps.storage, settings: config.files, projects: services.projects, conversations: services.conversations, users: services.users, logger: deps.logger }),
   }),
   routes: filesRoutes,
   // A deleted account's rows went with it (foreign keys); its blobs go here, retried by the bus until they are gone.

@@ -20,6 +20,11 @@ export function createFilesRepository(db: Db) {
       const [row] = await db.select().from(files).where(owned(userId, id));
       return row;
     },
+    /** Any user's file: for a caller that checked a signature naming it. */
+    async byId(id: string): Promise<FileRow | undefined> {
+      const [row] = await db.select().from(files).where(eq(files.id, id));
+      return row;
+    },
     list(userId: string, opts: FileFilter & { limit: number; cursor?: string }): Promise<FileRow[]> {
       const where: SQL[] = [eq(files.userId, userId)];
       if (opts.cursor) where.push(lt(files.id, opts.cursor));

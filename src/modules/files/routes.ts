@@ -8,7 +8,7 @@ import { problemSchema } from '../../http/problem.ts';
 import type { App } from '../../http/types.ts';
 import type { ByteRange } from '../../platform/storage/storage.ts';
 import type { RouteContext } from '../module.ts';
-import { fileParams, fileSchema, filesQuery, quotaSchema, renameBody, setQuotaBody, userParams } from './contracts.ts';
+import { contentQuery, fileParams, fileSchema, filesQuery, quotaSchema, renameBody, setQuotaBody, signedUrlBody, signedUrlSchema, userParams } from './contracts.ts';
 import type { FileRow } from './schema.ts';
 import { toPublicFile } from './service.ts';
 
@@ -146,17 +146,40 @@ export async function filesRoutes(app: App, { services, guards, config }: RouteC
     },
   });
 
+  app.post('/files/:id/url', {
+    schema: {
+      tags,
+      summary: "A short-lived link to a file's bytes",
+      description: "Works without credentials until it expires (for `<img src>` or a hand-off); bound to this file. Anyone holding it can read the file meanwhile.",
+      params: fileParams,
+      body: signedUrlBody,
+      response: { 200: signedUrlSchema, ...problems },
+    },
+    onRequest,
+    handler: async (request) => {
+      const { path, expiresAt } = await files.signedUrl(me(request), request.params.id, request.body.expiresIn);
+      return { url: `${config.publicUrl}${path}`, expiresAt: expiresAt.toISOString() };
+    },
+  });
+
   app.get('/files/:id/content', {
     schema: {
       tags,
       summary: "A file's bytes",
-      description: 'Supports `Range` (one range; 206), `If-None-Match` with the `ETag` (304), and names the file in `Content-Disposition`. Served with `nosniff` and a sandboxing CSP.',
+      description:
+        'For its owner, or for anyone with a signed link (`expires` and `signature`, from `POST /v1/files/{id}/url`). ' +
+        'Supports `Range` (one range; 206), `If-None-Match` with the `ETag` (304), and names the file in `Content-Disposition`. Served with `nosniff` and a sandboxing CSP.',
       params: fileParams,
+      querystring: contentQuery,
       response: { 416: problemSchema, ...problems },
     },
-    onRequest,
+    // A signed link stands in for credentials; without one, the usual check.
+    onRequest: async (request, reply) => {
+      if (!(request.query as { signature?: string }).signature) await onRequest.call(app, request, reply);
+    },
     handler: async (request, reply: FastifyReply) => {
-      const file = await files.get(me(request), request.params.id);
+      const { expires, signature } = request.query;
+      const file = signature ? await files.bySignature(request.params.id, expires ?? 0, signature) : await files.get(me(request), request.params.id);
       const etag = `"${file.sha256}"`;
       reply.headers({
         etag,

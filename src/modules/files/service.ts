@@ -4,6 +4,7 @@ import { fileTypeFromBuffer } from 'file-type';
 import { uuidv7 } from 'uuidv7';
 import { AppError, NotFound, ValidationError } from '../../errors.ts';
 import type { Db } from '../../platform/db/database.ts';
+import type { Signer } from '../../platform/crypto/cipher.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { ByteRange, Storage } from '../../platform/storage/storage.ts';
 import type { Conversations } from '../chat/index.ts';
@@ -78,6 +79,8 @@ const refusedType = (detected: string, detail: string) => new AppError(415, 'uns
 
 export interface FilesDeps {
   db: Db;
+  /** Signs and checks the short-lived URLs of file contents. */
+  signer: Signer;
   storage: Storage;
   settings: FileSettings;
   projects: Pick<Projects, 'exists'>;
@@ -198,6 +201,26 @@ export function createFiles(d: FilesDeps) {
       const file = await repo.delete(userId, id);
       if (!file) throw NotFound('File', 'file_not_found');
       await d.storage.deletePrefix(`files/${file.userId}/${file.id}/`).catch((err: unknown) => d.logger.error({ err, fileId: id }, 'could not remove a deleted file\'s blobs'));
+    },
+
+    /**
+     * A URL to the file's bytes that works without credentials until `expiresAt`
+     * (an `<img src>`, a hand-off to another service): signed, bound to this file.
+     */
+    async signedUrl(userId: string, id: string, seconds: number): Promise<{ path: string; expiresAt: Date }> {
+      const file = await require(userId, id);
+      const expires = Math.floor(Date.now() / 1000) + seconds;
+      const signature = d.signer.sign(`${file.id}:${expires}`);
+      return { path: `/v1/files/${file.id}/content?expires=${expires}&signature=${encodeURIComponent(signature)}`, expiresAt: new Date(expires * 1000) };
+    },
+
+    /** The file a signed URL names, while the signature holds and has not expired; 403 otherwise. */
+    async bySignature(id: string, expires: number, signature: string): Promise<FileRow> {
+      if (expires < Date.now() / 1000) throw new AppError(403, 'url_expired', 'Forbidden', 'This link has expired; ask for a new one');
+      if (!d.signer.verify(signature, `${id}:${expires}`)) throw new AppError(403, 'bad_signature', 'Forbidden', 'This link is not valid');
+      const file = await repo.byId(id);
+      if (!file) throw NotFound('File', 'file_not_found');
+      return file;
     },
 
     /** Removes every blob of a user (their account is gone, and with it the rows). */

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /**
  * AES-256-GCM with a random 96-bit IV per message. Output:
@@ -31,6 +31,38 @@ export class Cipher {
     decipher.setAAD(Buffer.from(context));
     decipher.setAuthTag(Buffer.from(tag, 'base64url'));
     return Buffer.concat([decipher.update(Buffer.from(ct, 'base64url')), decipher.final()]);
+  }
+}
+
+/** A subkey of a master key for one purpose: MACs never share a key with encryption or with each other. */
+const subkey = (key: Buffer, purpose: string) => createHmac('sha256', key).update(`parley:mac:${purpose}`).digest();
+
+/**
+ * HMAC-SHA256 signatures under keys derived from the master key, for values
+ * a client carries and hands back (signed URLs): `v<version>.<mac>`, so a
+ * rotated master key still verifies what the old one signed.
+ */
+export class Signer {
+  readonly #keys: Map<number, Buffer>;
+  readonly #current: number;
+
+  constructor(keys: Map<number, Buffer> | Buffer, purpose: string) {
+    const all = keys instanceof Map ? keys : new Map([[1, keys]]);
+    this.#keys = new Map([...all].map(([v, k]) => [v, subkey(k, purpose)]));
+    this.#current = Math.max(...this.#keys.keys());
+  }
+
+  sign(data: string): string {
+    return `v${this.#current}.${createHmac('sha256', this.#keys.get(this.#current)!).update(data).digest('base64url')}`;
+  }
+
+  verify(signature: string, data: string): boolean {
+    const [v, mac] = signature.split('.');
+    const key = this.#keys.get(Number(v?.slice(1)));
+    if (!key || !mac) return false;
+    const expected = createHmac('sha256', key).update(data).digest();
+    const given = Buffer.from(mac, 'base64url');
+    return given.length === expected.length && timingSafeEqual(given, expected);
   }
 }
 

@@ -166,6 +166,29 @@ for (const setup of setups) {
       assert.equal(await (await get(t, u, `/v1/files/${id}/content`)).text(), 'secret');
     });
 
+    test('a signed link reads the file without credentials until it expires; a forged, moved or expired one is 403', async () => {
+      const up = await upload(t, u, 'pic.png', PNG);
+      const other = await upload(t, u, 'other.txt', Buffer.from('other'));
+      const made = await t.api('POST', `/v1/files/${up.body.id}/url`, { token: u.accessToken, body: { expiresIn: 60 } });
+      assert.equal(made.status, 200, made.text);
+      const url = new URL(made.body.url);
+      assert.ok(new Date(made.body.expiresAt).getTime() > Date.now());
+      const open = await fetch(`${t.url}${url.pathname}${url.search}`);
+      assert.equal(open.status, 200);
+      assert.deepEqual(Buffer.from(await open.arrayBuffer()), PNG);
+      const params = url.searchParams;
+      const tampered = `${t.url}${url.pathname}?expires=${Number(params.get('expires')) + 3600}&signature=${encodeURIComponent(params.get('signature')!)}`;
+      assert.equal((await fetch(tampered)).status, 403, 'a later expiry breaks the signature');
+      const moved = `${t.url}/v1/files/${other.body.id}/content${url.search}`;
+      assert.equal((await fetch(moved)).status, 403, 'bound to its file');
+      const past = Math.floor(Date.now() / 1000) - 5;
+      const expired = await fetch(`${t.url}${url.pathname}?expires=${past}&signature=${encodeURIComponent(t.deps.signer('files.url').sign(`${up.body.id}:${past}`))}`);
+      assert.equal(expired.status, 403);
+      assert.equal(((await expired.json()) as { code: string }).code, 'url_expired');
+      assert.equal((await fetch(`${t.url}${url.pathname}`)).status, 401, 'no link, no credentials: 401');
+      assert.equal((await t.api('POST', `/v1/files/${up.body.id}/url`, { token: stranger.accessToken, body: {} })).status, 404);
+    });
+
     test('delete removes the row and the bytes', async () => {
       const up = await upload(t, u, 'gone.txt', Buffer.from('bye'));
       assert.equal((await t.deps.storage.keys(`files/${u.id}/${up.body.id}/`)).length, 1);
