@@ -2,8 +2,8 @@
 // on disk and on an S3-compatible server (s3rver on loopback), beside a plain
 // copy of the same file and a direct S3 PUT through the same storage adapter,
 // in one run; and the server process's peak RSS while a large file streams
-// in from curl (it must not grow with the file's size). Parley, the client and s3rver share
-// this process's machine; every request goes to 127.0.0.1.
+// in from curl (it must not grow with the file's size). Parley, the clients
+// and s3rver share the machine; every request goes to 127.0.0.1.
 import { createReadStream, createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -85,12 +85,7 @@ async function peakRss(work: () => Promise<unknown>): Promise<[number, number]> 
   globalThis.gc?.();
   const before = process.memoryUsage().rss;
   let peak = before;
-  let ticks = 0;
-  const timer = setInterval(() => {
-    peak = Math.max(peak, process.memoryUsage().rss);
-    // With BENCH_FILES_GC=1, a full GC every 200 ms: tells memory still referenced from garbage not yet collected.
-    if (process.env.BENCH_FILES_GC === '1' && ++ticks % 10 === 0) globalThis.gc?.();
-  }, 20);
+  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 20);
   try {
     await work();
   } finally {
