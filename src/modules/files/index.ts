@@ -1,3 +1,4 @@
+import { NotFound } from '../../errors.ts';
 import { defineModule } from '../module.ts';
 import { filesFootprint } from './footprint.ts';
 import { filesRoutes } from './routes.ts';
@@ -6,6 +7,15 @@ import { createFiles, type Files } from './service.ts';
 import { fileSettings, filesEnv, type FileSettings } from './settings.ts';
 
 export type { Files } from './service.ts';
+
+declare module '../../platform/bus/events.ts' {
+  interface DomainEvents {
+    /** A file was stored (all of it, typed and hashed). */
+    'file.created': { userId: string; fileId: string; name: string; mimeType: string; size: number };
+    /** A file and its bytes were deleted. */
+    'file.deleted': { userId: string; fileId: string };
+  }
+}
 
 declare module '../module.ts' {
   interface ServiceMap {
@@ -25,10 +35,27 @@ export const filesModule = defineModule({
   needs: ['projects', 'conversations', 'users'],
   provides: ['files'],
   services: ({ deps, config, services }) => ({
-    files: createFiles({ db: deps.db, signer: deps.signer('files.url'), storage: deps.storage, settings: config.files, projects: services.projects, conversations: services.conversations, users: services.users, logger: deps.logger }),
+    files: createFiles({ db: deps.db, announce: deps.announce, signer: deps.signer('files.url'), storage: deps.storage, settings: config.files, projects: services.projects, conversations: services.conversations, users: services.users, logger: deps.logger }),
   }),
   routes: filesRoutes,
   // A deleted account's rows went with it (foreign keys); its blobs go here, retried by the bus until they are gone.
   subscriptions: ({ services }) => [{ group: 'files', types: ['user.deleted'], handler: (event) => services.files.forgetUser(event.payload.userId) }],
   footprint: filesFootprint,
+  topics: ({ files }) => ({
+    topics: [
+      {
+        name: 'file',
+        withId: true,
+        scope: 'files',
+        async authorize(p, id) {
+          await files.get(p.userId, id).catch(() => {
+            throw NotFound('File');
+          });
+        },
+      },
+      { name: 'files', scope: 'files' },
+    ],
+    events: ['file.created', 'file.deleted'],
+    route: (type, payload) => (type.startsWith('file.') ? [`file:${String(payload.fileId)}`, 'files'] : []),
+  }),
 });

@@ -4,6 +4,7 @@ import { fileTypeFromBuffer } from 'file-type';
 import { uuidv7 } from 'uuidv7';
 import { AppError, NotFound, ValidationError } from '../../errors.ts';
 import type { Db } from '../../platform/db/database.ts';
+import type { Announce } from '../../platform/bus/bus.ts';
 import type { Signer } from '../../platform/crypto/cipher.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { ByteRange, Storage } from '../../platform/storage/storage.ts';
@@ -79,6 +80,8 @@ const refusedType = (detected: string, detail: string) => new AppError(415, 'uns
 
 export interface FilesDeps {
   db: Db;
+  /** `file.created` / `file.deleted`, which reach the owner's sockets on the `files` topic. */
+  announce: Announce;
   /** Signs and checks the short-lived URLs of file contents. */
   signer: Signer;
   storage: Storage;
@@ -180,7 +183,9 @@ export function createFiles(d: FilesDeps) {
       }
       try {
         if (size === 0) throw ValidationError('The file is empty', 'empty_file');
-        return await repo.insert({ ...file, name, mimeType: detected.mimeType, size, sha256: hash.digest('hex'), storageKey: key, projectId: input.projectId ?? null, conversationId: input.conversationId ?? null });
+        const row = await repo.insert({ ...file, name, mimeType: detected.mimeType, size, sha256: hash.digest('hex'), storageKey: key, projectId: input.projectId ?? null, conversationId: input.conversationId ?? null });
+        d.announce('file.created', { userId, fileId: row.id, name: row.name, mimeType: row.mimeType, size: row.size });
+        return row;
       } catch (err) {
         await d.storage.delete(key).catch((e: unknown) => d.logger.error({ err: e, key }, 'could not remove the blob of a refused upload'));
         throw err;
@@ -200,6 +205,7 @@ export function createFiles(d: FilesDeps) {
     async delete(userId: string, id: string): Promise<void> {
       const file = await repo.delete(userId, id);
       if (!file) throw NotFound('File', 'file_not_found');
+      d.announce('file.deleted', { userId, fileId: file.id });
       await d.storage.deletePrefix(`files/${file.userId}/${file.id}/`).catch((err: unknown) => d.logger.error({ err, fileId: id }, 'could not remove a deleted file\'s blobs'));
     },
 

@@ -5,6 +5,7 @@ import { backends, startApp, type Backend, type TestApp } from '../../support/ap
 import { eventually } from '../../support/eventually.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 import { startS3, type LocalS3 } from '../../support/s3.ts';
+import { connectAs, subscribe } from '../../support/ws.ts';
 
 /** A real 1×1 PNG. */
 const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
@@ -187,6 +188,29 @@ for (const setup of setups) {
       assert.equal(((await expired.json()) as { code: string }).code, 'url_expired');
       assert.equal((await fetch(`${t.url}${url.pathname}`)).status, 401, 'no link, no credentials: 401');
       assert.equal((await t.api('POST', `/v1/files/${up.body.id}/url`, { token: stranger.accessToken, body: {} })).status, 404);
+    });
+
+    test('the owner\'s sockets hear of each file stored and deleted, on `files` and `file:<id>`; nobody else\'s', async () => {
+      const socket = await connectAs(t, u.accessToken);
+      const other = await connectAs(t, stranger.accessToken);
+      try {
+        assert.equal((await subscribe(socket, 'files')).type, 'subscribed');
+        assert.equal((await subscribe(other, 'files')).type, 'subscribed');
+        const up = await upload(t, u, 'live.txt', Buffer.from('live'));
+        const created = await socket.next((f) => f.type === 'event' && f.event?.type === 'file.created' && f.event.payload.fileId === up.body.id);
+        assert.deepEqual(created.event.payload, { userId: u.id, fileId: up.body.id, name: 'live.txt', mimeType: 'text/plain', size: 4 });
+        assert.equal((await subscribe(socket, `file:${up.body.id}`)).type, 'subscribed');
+        const refused = await subscribe(other, `file:${up.body.id}`);
+        assert.equal(refused.type, 'error');
+        assert.equal(refused.code, 'not_found');
+        await t.api('DELETE', `/v1/files/${up.body.id}`, { token: u.accessToken });
+        const deleted = await socket.next((f) => f.type === 'event' && f.event?.type === 'file.deleted');
+        assert.equal(deleted.topic, `file:${up.body.id}`, 'the most specific topic subscribed to');
+        await assert.rejects(other.next((f) => f.type === 'event', 300), 'the other user hears nothing');
+      } finally {
+        await socket.close();
+        await other.close();
+      }
     });
 
     test('delete removes the row and the bytes', async () => {
