@@ -20,7 +20,7 @@ import { trafficOf } from './http/traffic.ts';
 import type { App } from './http/types.ts';
 import { limitRequests } from './modules/limits/index.ts';
 import { MODULES } from './modules/index.ts';
-import { createServices, moduleContext, startServices, stopServices, type Services } from './services.ts';
+import { createServices, moduleContext, startServices, stopServices, usable, type Services } from './services.ts';
 
 /** Builds the HTTP app over ready deps. Does not listen. */
 export async function buildApp(deps: Deps, services: Services = createServices(deps)): Promise<App> {
@@ -99,7 +99,7 @@ export async function buildApp(deps: Deps, services: Services = createServices(d
   });
   const idempotency = createIdempotency(deps.db);
   // Each module's routes see its own services and those it named, never the whole map or the adapters.
-  const contextOf = (m: (typeof MODULES)[number]) => ({ services: moduleContext(deps, services, m).services, guards, idempotency, config: deps.config });
+  const contextOf = (m: (typeof MODULES)[number]) => ({ services: usable(m, services), guards, idempotency, config: deps.config });
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   for (const m of MODULES) await m.rootRoutes?.(app, contextOf(m));
   await app.register(

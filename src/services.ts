@@ -5,7 +5,7 @@ import { pickServices, type Module, type ServiceContext, type ServiceMap, type T
 export type Services = ServiceMap;
 
 /** A module's own services and those it named: what its routes, schedules and hooks may use. */
-const usable = (m: Module, services: Partial<ServiceMap>) => pickServices(services, [...(m.needs ?? []), ...(m.provides ?? [])]);
+export const usable = (m: Module, services: Partial<ServiceMap>) => pickServices(services, [...(m.needs ?? []), ...(m.provides ?? [])]);
 
 const footprints = MODULES.flatMap((m) => m.footprint ?? []);
 const topicsOver = (services: Partial<ServiceMap>) => (): Topics[] => MODULES.flatMap((m) => (m.topics ? [m.topics(usable(m, services))] : []));

@@ -13,17 +13,18 @@ const DAY_MS = 24 * 3600 * 1000;
  * across the cluster. `SCHEDULES` can move a task or turn it off.
  */
 export function defineWork(deps: Deps, services: Services): void {
-  for (const m of MODULES) {
-    for (const job of m.jobs?.(moduleContext(deps, services, m)) ?? []) services.jobs.define(job.queue, job.handler, job.options);
-  }
   const tasks: Schedule[] = [
     {
       name: 'http.purge-idempotency-keys',
       cron: '23 * * * *',
       handler: async () => void (await createIdempotency(deps.db).purge(new Date(Date.now() - DAY_MS))),
     },
-    ...MODULES.flatMap((m) => m.schedules?.(moduleContext(deps, services, m)) ?? []),
   ];
+  for (const m of MODULES) {
+    const ctx = moduleContext(deps, services, m);
+    for (const job of m.jobs?.(ctx) ?? []) services.jobs.define(job.queue, job.handler, job.options);
+    tasks.push(...(m.schedules?.(ctx) ?? []));
+  }
   const overrides = deps.config.jobs.scheduleOverrides;
   for (const task of tasks) {
     const cron = overrides[task.name] ?? task.cron;
