@@ -4,8 +4,8 @@ import { pickServices, type Module, type ServiceContext, type ServiceMap, type T
 
 export type Services = ServiceMap;
 
-/** A module's own services and those it named: what its routes, schedules and hooks may use. */
-export const usable = (m: Module, services: Partial<ServiceMap>) => pickServices(services, [...(m.needs ?? []), ...(m.provides ?? [])]);
+/** A module's own services and those it named (`needs` and `uses`): what its routes, schedules and hooks may use. */
+export const usable = (m: Module, services: Partial<ServiceMap>) => pickServices(services, [...(m.needs ?? []), ...(m.uses ?? []), ...(m.provides ?? [])]);
 
 const footprints = MODULES.flatMap((m) => m.footprint ?? []);
 const topicsOver = (services: Partial<ServiceMap>) => (): Topics[] => MODULES.flatMap((m) => (m.topics ? [m.topics(usable(m, services))] : []));

@@ -84,6 +84,7 @@ describe('module boundaries', () => {
         provided.add(name);
       }
     }
+    for (const m of MODULES) for (const use of m.uses ?? []) assert.ok(provided.has(use), `${m.name} uses "${use}", which no module provides`);
   });
 });
 

@@ -96,7 +96,7 @@ export interface Topics {
  * config loader and the schema list see it. Everything optional: an empty
  * module is `{ name: 'x' }`.
  */
-export interface Module<Needs extends ServiceName = any, Provides extends ServiceName = any, Settings = unknown> {
+export interface Module<Needs extends ServiceName = any, Provides extends ServiceName = any, Settings = unknown, Uses extends ServiceName = any> {
   name: string;
   /** The Drizzle tables this module owns; no other module queries them. */
   tables?: Record<string, unknown>;
@@ -104,34 +104,39 @@ export interface Module<Needs extends ServiceName = any, Provides extends Servic
   config?: ConfigSection<Settings>;
   /** The services of other modules it uses (earlier in MODULES). */
   needs?: readonly Needs[];
+  /**
+   * Services of any module (before or after it) that its routes, jobs, schedules and subscriptions
+   * call once everything is built: not for building its own services, so no order between the two.
+   */
+  uses?: readonly Uses[];
   /** The services it adds to the map, under these names. */
   provides?: readonly Provides[];
   /** Builds this module's services once, over the deps and the services it named. */
   services?(ctx: ServiceContext<Needs>): Pick<ServiceMap, Provides>;
   /** Awaited before the app serves (keys loaded). */
-  start?(services: Pick<ServiceMap, Needs | Provides>): Promise<void>;
+  start?(services: Pick<ServiceMap, Needs | Provides | Uses>): Promise<void>;
   /** Awaited when the process stops, after the HTTP server has drained (pending writes flushed). */
-  stop?(services: Pick<ServiceMap, Needs | Provides>): Promise<void>;
+  stop?(services: Pick<ServiceMap, Needs | Provides | Uses>): Promise<void>;
   /** Routes under /v1. */
-  routes?(app: App, ctx: RouteContext<Needs | Provides>): void | Promise<void>;
+  routes?(app: App, ctx: RouteContext<Needs | Provides | Uses>): void | Promise<void>;
   /** Routes at the root (health, JWKS, the home page). */
-  rootRoutes?(app: App, ctx: RouteContext<Needs | Provides>): void | Promise<void>;
+  rootRoutes?(app: App, ctx: RouteContext<Needs | Provides | Uses>): void | Promise<void>;
   /** Queued work it handles: defined everywhere, run where the worker runs. */
-  jobs?(ctx: ServiceContext<Needs | Provides>): JobDefinition[];
+  jobs?(ctx: ServiceContext<Needs | Provides | Uses>): JobDefinition[];
   /** Cron tasks: defined everywhere, fired where the worker runs. */
-  schedules?(ctx: ServiceContext<Needs | Provides>): Schedule[];
+  schedules?(ctx: ServiceContext<Needs | Provides | Uses>): Schedule[];
   /** Bus subscriptions, started with the HTTP app. */
-  subscriptions?(ctx: ServiceContext<Needs | Provides>): BusSubscription[];
+  subscriptions?(ctx: ServiceContext<Needs | Provides | Uses>): BusSubscription[];
   /** WebSocket topics of this module, and how its events reach them. */
-  topics?(services: Pick<ServiceMap, Needs | Provides>): Topics;
+  topics?(services: Pick<ServiceMap, Needs | Provides | Uses>): Topics;
   /** What users store in this module, for the per-user footprint report. */
   footprint?: FootprintSource[];
 }
 
 /** Checks a module's shape and keeps its types: `export const chat = defineModule({ … })`. */
-export function defineModule<const Needs extends ServiceName = never, const Provides extends ServiceName = never, Settings = unknown>(
-  module: Module<Needs, Provides, Settings>,
-): Module<Needs, Provides, Settings> {
+export function defineModule<const Needs extends ServiceName = never, const Provides extends ServiceName = never, Settings = unknown, const Uses extends ServiceName = never>(
+  module: Module<Needs, Provides, Settings, Uses>,
+): Module<Needs, Provides, Settings, Uses> {
   return module;
 }
 

@@ -32,10 +32,12 @@ export const filesModule = defineModule({
   name: 'files',
   tables: { files, fileQuotas },
   config: { env: filesEnv, read: fileSettings },
-  needs: ['projects', 'conversations', 'users'],
+  needs: ['projects', 'users'],
+  // Uploads may name a conversation (chat builds after files: its answers read them).
+  uses: ['conversations'],
   provides: ['files'],
   services: ({ deps, config, services }) => ({
-    files: createFiles({ db: deps.db, announce: deps.announce, signer: deps.signer('files.url'), storage: deps.storage, settings: config.files, projects: services.projects, conversations: services.conversations, users: services.users, logger: deps.logger }),
+    files: createFiles({ db: deps.db, announce: deps.announce, signer: deps.signer('files.url'), storage: deps.storage, settings: config.files, projects: services.projects, users: services.users, logger: deps.logger }),
   }),
   routes: filesRoutes,
   // A deleted account's rows went with it (foreign keys); its blobs go here, retried by the bus until they are gone.

@@ -55,8 +55,8 @@ const fieldValue = (fields: Record<string, unknown>, name: string): string | und
 };
 
 /** Uploading, listing, renaming, deleting and downloading one's own files. API keys need the `files` scope. */
-export async function filesRoutes(app: App, { services, guards, config }: RouteContext<'files'>) {
-  const { files } = services;
+export async function filesRoutes(app: App, { services, guards, config }: RouteContext<'files' | 'conversations'>) {
+  const { files, conversations } = services;
   const onRequest = guards.user({ scope: 'files' });
   const me = (request: FastifyRequest) => principal(request).userId;
 
@@ -87,12 +87,14 @@ export async function filesRoutes(app: App, { services, guards, config }: RouteC
           part?.file.resume();
           throw ValidationError('Send the file in a multipart part named "file"', 'file_missing');
         }
-        const row = await files.upload(userId, {
-          body: part.file,
-          filename: part.filename,
-          projectId: fieldValue(part.fields, 'projectId'),
-          conversationId: fieldValue(part.fields, 'conversationId'),
-        });
+        const conversationId = fieldValue(part.fields, 'conversationId');
+        if (conversationId) {
+          await conversations.get(userId, conversationId).catch((err: unknown) => {
+            part.file.resume();
+            throw err;
+          });
+        }
+        const row = await files.upload(userId, { body: part.file, filename: part.filename, projectId: fieldValue(part.fields, 'projectId'), conversationId });
         return reply.status(201).send(toPublicFile(row));
       },
     });

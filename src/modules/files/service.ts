@@ -8,7 +8,6 @@ import type { Announce } from '../../platform/bus/bus.ts';
 import type { Signer } from '../../platform/crypto/cipher.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { ByteRange, Storage } from '../../platform/storage/storage.ts';
-import type { Conversations } from '../chat/index.ts';
 import type { Projects } from '../projects/index.ts';
 import type { UsersService } from '../users/index.ts';
 import { createFilesRepository, type FileFilter } from './repository.ts';
@@ -88,7 +87,6 @@ export interface FilesDeps {
   settings: FileSettings;
   projects: Pick<Projects, 'exists'>;
   users: Pick<UsersService, 'exists'>;
-  conversations: Pick<Conversations, 'get'>;
   logger: Logger;
 }
 
@@ -139,10 +137,9 @@ export function createFiles(d: FilesDeps) {
       if (declaredBytes > q.remaining + 64 * 1024) throw overQuota(q.used, q.limit);
     },
 
-    /** Streams one file to storage and records it. */
+    /** Streams one file to storage and records it (the caller checked that a conversation it names is the user's). */
     async upload(userId: string, input: { body: Readable; filename?: string; projectId?: string; conversationId?: string }): Promise<FileRow> {
       if (input.projectId && !(await d.projects.exists(userId, input.projectId))) throw NotFound('Project', 'project_not_found');
-      if (input.conversationId) await d.conversations.get(userId, input.conversationId);
       const q = await quota(userId);
       if (q.remaining === 0) throw overQuota(q.used, q.limit);
       const limit = Math.min(d.settings.maxBytes, q.remaining);
