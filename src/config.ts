@@ -6,16 +6,12 @@ import type { ModuleSettings } from './modules/module.ts';
 import { busEnv, busSettings } from './platform/bus/settings.ts';
 import type { BusOptions } from './platform/bus/bus.ts';
 import type { S3Settings } from './platform/storage/s3-storage.ts';
+import { envBool, envList } from './platform/config/env.ts';
 
 export { ConfigError };
 
-const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'])
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
-
-const list = z
-  .string()
-  .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean));
+const bool = envBool;
+const list = envList;
 
 /** The platform's environment variables; each module adds its own section (see MODULES). */
 const coreEnv = {
@@ -44,6 +40,7 @@ const coreEnv = {
   S3_ACCESS_KEY_ID: z.string().optional(),
   S3_SECRET_ACCESS_KEY: z.string().optional(),
   S3_FORCE_PATH_STYLE: bool.optional(),
+  S3_PUBLIC_ENDPOINT: z.url().optional(),
   S3_PREFIX: z
     .string()
     .refine((v) => v.replace(/\/$/, '').split('/').every((s) => /^[A-Za-z0-9._-]+$/.test(s) && s !== '.' && s !== '..'), 'path segments of letters, digits, . _ - (not . or ..)')
@@ -116,9 +113,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
 }
 
 function storageSettings(e: z.output<z.ZodObject<typeof coreEnv>>): CoreConfig['storage'] {
-  const s3Set = [e.S3_ENDPOINT, e.S3_ACCESS_KEY_ID, e.S3_SECRET_ACCESS_KEY, e.S3_PREFIX].some((v) => v !== undefined);
+  const s3Set = [e.S3_ENDPOINT, e.S3_ACCESS_KEY_ID, e.S3_SECRET_ACCESS_KEY, e.S3_PREFIX, e.S3_PUBLIC_ENDPOINT].some((v) => v !== undefined);
   if (!e.S3_BUCKET) {
-    if (s3Set) throw new ConfigError('Invalid configuration:\n  S3_BUCKET: required when S3_ENDPOINT, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY or S3_PREFIX is set');
+    if (s3Set) throw new ConfigError('Invalid configuration:\n  S3_BUCKET: required when S3_ENDPOINT, S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY, S3_PREFIX or S3_PUBLIC_ENDPOINT is set');
     const dataDir = e.PARLEY_DATA_DIR === 'memory://' ? undefined : path.join(path.resolve(e.PARLEY_DATA_DIR), 'files');
     return { kind: 'disk', dir: dataDir };
   }
@@ -135,5 +132,6 @@ function storageSettings(e: z.output<z.ZodObject<typeof coreEnv>>): CoreConfig['
     // Self-hosted services (MinIO) need path-style addressing; AWS itself prefers virtual hosts.
     forcePathStyle: e.S3_FORCE_PATH_STYLE ?? e.S3_ENDPOINT !== undefined,
     prefix: e.S3_PREFIX,
+    publicEndpoint: e.S3_PUBLIC_ENDPOINT,
   };
 }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ConfigError } from '../../errors.ts';
+import { envBool } from '../../platform/config/env.ts';
 
 export interface OAuthProviderConfig {
   id: string;
@@ -26,9 +27,7 @@ export interface AuthSettings {
   oauth: { providers: OAuthProviderConfig[]; allowInsecureHttp: boolean };
 }
 
-const bool = z
-  .enum(['true', 'false', '1', '0', 'yes', 'no'])
-  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+const bool = envBool;
 
 const seconds = z.coerce.number().int().positive();
 

@@ -170,7 +170,8 @@ export async function filesRoutes(app: App, { services, guards, config }: RouteC
       summary: "A file's bytes",
       description:
         'For its owner, or for anyone with a signed link (`expires` and `signature`, from `POST /v1/files/{id}/url`). ' +
-        'Supports `Range` (one range; 206), `If-None-Match` with the `ETag` (304), and names the file in `Content-Disposition`. Served with `nosniff` and a sandboxing CSP.',
+        'Supports `Range` (one range; 206), `If-None-Match` with the `ETag` (304), and names the file in `Content-Disposition`. Served with `nosniff` and a sandboxing CSP. ' +
+        'With `FILES_DOWNLOAD_REDIRECT` on S3, a 302 to a presigned URL of the store (valid 5 minutes) instead of the bytes.',
       params: fileParams,
       querystring: contentQuery,
       response: { 416: problemSchema, ...problems },
@@ -193,6 +194,9 @@ export async function filesRoutes(app: App, { services, guards, config }: RouteC
       });
       const inm = request.headers['if-none-match'];
       if (inm && inm.split(',').some((t) => t.trim() === etag || t.trim() === '*')) return reply.status(304).send();
+      const redirect = await files.redirectUrl(file, disposition(file));
+      // The client sends its Range again to the store, which serves it.
+      if (redirect) return reply.header('cache-control', 'private, no-store').redirect(redirect, 302);
       const range = rangeOf(request.headers.range, file.size);
       const body = await files.content(file, range);
       reply.type(file.mimeType);

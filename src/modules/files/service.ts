@@ -15,6 +15,9 @@ import type { FileRow } from './schema.ts';
 import type { FileSettings } from './settings.ts';
 import { detectType, isAllowed, safeName } from './sniff.ts';
 
+/** How long a presigned download URL works: long enough to start the download, short enough not to be a share link. */
+const REDIRECT_SECONDS = 300;
+
 /** Bytes read before deciding what a file is (file-type's own reasonable sample). */
 const SAMPLE_BYTES = 4100;
 
@@ -229,6 +232,15 @@ export function createFiles(d: FilesDeps) {
     /** Removes every blob of a user (their account is gone, and with it the rows). */
     async forgetUser(userId: string): Promise<void> {
       await d.storage.deletePrefix(`files/${userId}/`);
+    },
+
+    /**
+     * Where the file's bytes can be read straight from the store for a few minutes, when downloads
+     * are redirected (FILES_DOWNLOAD_REDIRECT on S3); undefined to serve them here.
+     */
+    async redirectUrl(file: FileRow, disposition: string): Promise<string | undefined> {
+      if (!d.settings.downloadRedirect || !d.storage.presignGet) return undefined;
+      return d.storage.presignGet(file.storageKey, { expiresIn: REDIRECT_SECONDS, contentType: file.mimeType, disposition });
     },
 
     /** The bytes of one of the user's files, all or one range. */

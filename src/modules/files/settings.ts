@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { ConfigError } from '../../errors.ts';
+import { envBool } from '../../platform/config/env.ts';
 
 export interface FileSettings {
   /** Largest file accepted, enforced while the bytes stream in. */
@@ -7,6 +9,8 @@ export interface FileSettings {
   quotaBytes: number;
   /** MIME types accepted, exact (`application/pdf`) or by family (`image/*`). */
   allowedTypes: string[];
+  /** Downloads answered with a redirect to a short-lived presigned S3 URL, so the bytes do not pass through Parley (S3 only). */
+  downloadRedirect: boolean;
 }
 
 /** Images, PDF, text, Markdown, CSV, JSON, Office documents, audio; never HTML or SVG (active content). */
@@ -41,10 +45,12 @@ export const filesEnv = {
   FILES_MAX_BYTES: bytes.default(50 * 1024 * 1024),
   FILES_QUOTA_BYTES: bytes.default(1024 * 1024 * 1024),
   FILES_ALLOWED_TYPES: mimeList.optional(),
+  FILES_DOWNLOAD_REDIRECT: envBool.default(false),
 };
 
 const filesEnvObject = z.object(filesEnv);
 
-export function fileSettings(e: z.output<typeof filesEnvObject>): FileSettings {
-  return { maxBytes: e.FILES_MAX_BYTES, quotaBytes: e.FILES_QUOTA_BYTES, allowedTypes: e.FILES_ALLOWED_TYPES ?? DEFAULT_ALLOWED_TYPES };
+export function fileSettings(e: z.output<typeof filesEnvObject> & { S3_BUCKET?: string }): FileSettings {
+  if (e.FILES_DOWNLOAD_REDIRECT && !e.S3_BUCKET) throw new ConfigError('Invalid configuration:\n  FILES_DOWNLOAD_REDIRECT: needs S3 storage (S3_BUCKET); a disk has no URL of its own');
+  return { maxBytes: e.FILES_MAX_BYTES, quotaBytes: e.FILES_QUOTA_BYTES, allowedTypes: e.FILES_ALLOWED_TYPES ?? DEFAULT_ALLOWED_TYPES, downloadRedirect: e.FILES_DOWNLOAD_REDIRECT };
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { envBool } from '../../platform/config/env.ts';
 
 /**
  * Request and token rate limits per role, and the ban policy. config.ts
@@ -31,7 +32,7 @@ export interface LimitSettings {
 }
 
 const limit = z.coerce.number().int().min(0);
-const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => v === 'true' || v === '1' || v === 'yes');
+const bool = envBool;
 
 /** The env fields config.ts validates for this module. */
 export const limitsEnv = {

@@ -1,5 +1,6 @@
 import { DeleteObjectCommand, DeleteObjectsCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { pipeline, Transform, type Readable } from 'node:stream';
 import { checkKey, type Storage } from './storage.ts';
 
@@ -14,6 +15,8 @@ export interface S3Settings {
   forcePathStyle: boolean;
   /** Optional prefix of every key, so one bucket can hold several deployments. */
   prefix?: string;
+  /** The service's URL as browsers reach it, for presigned URLs, when it differs from `endpoint` (compose: `minio:9000` inside, `localhost:9000` outside). */
+  publicEndpoint?: string;
 }
 
 /** Multipart parts (S3's minimum is 5 MiB): memory per upload is about PART_BYTES × QUEUE, whatever the file's size. */
@@ -29,8 +32,8 @@ const notFound = (err: unknown) =>
  * memory at most; an upload that fails is aborted and leaves no object.
  */
 export function s3Storage(settings: S3Settings): Storage {
-  const client = new S3Client({
-    endpoint: settings.endpoint,
+  const clientFor = (endpoint: string | undefined) => new S3Client({
+    endpoint,
     region: settings.region,
     forcePathStyle: settings.forcePathStyle,
     credentials: settings.accessKeyId && settings.secretAccessKey ? { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey } : undefined,
@@ -38,6 +41,9 @@ export function s3Storage(settings: S3Settings): Storage {
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
   });
+  const client = clientFor(settings.endpoint);
+  // Presigning is offline (no request): a client of the public endpoint only signs.
+  const signer = settings.publicEndpoint && settings.publicEndpoint !== settings.endpoint ? clientFor(settings.publicEndpoint) : client;
   const Bucket = settings.bucket;
   const full = (key: string) => (settings.prefix ? `${settings.prefix.replace(/\/+$/, '')}/${key}` : key);
 
@@ -116,6 +122,12 @@ export function s3Storage(settings: S3Settings): Storage {
       return deleted;
     },
 
+    async presignGet(key, opts) {
+      checkKey(key);
+      const command = new GetObjectCommand({ Bucket, Key: full(key), ResponseContentType: opts.contentType, ResponseContentDisposition: opts.disposition });
+      return getSignedUrl(signer, command, { expiresIn: opts.expiresIn });
+    },
+
     async ping() {
       // A readiness probe answers within a couple of seconds, whatever the SDK's retries would wait.
       await client.send(new HeadBucketCommand({ Bucket }), { abortSignal: AbortSignal.timeout(2_000) });
@@ -123,6 +135,7 @@ export function s3Storage(settings: S3Settings): Storage {
 
     async close() {
       client.destroy();
+      if (signer !== client) signer.destroy();
     },
   };
 }

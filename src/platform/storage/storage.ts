@@ -33,6 +33,11 @@ export interface Storage {
   keys(prefix: string): Promise<string[]>;
   /** Removes every object whose key starts with `prefix` (a folder: ends with `/`); returns how many. */
   deletePrefix(prefix: string): Promise<number>;
+  /**
+   * A URL that reads the object straight from the store until `expiresIn` seconds pass, answered with
+   * the given type and disposition (S3 only: a disk has no URL of its own).
+   */
+  presignGet?(key: string, opts: { expiresIn: number; contentType?: string; disposition?: string }): Promise<string>;
   /** Throws when the store cannot be reached (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
