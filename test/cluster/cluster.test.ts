@@ -6,6 +6,7 @@ import { startFakeOpenAI, type FakeOpenAI } from '../support/fake-openai.ts';
 import { uniqueEmail } from '../support/factories.ts';
 import { nginxAvailable, startNginx } from '../support/nginx.ts';
 import { call, clusterEnv, startServer, type ServerProcess } from '../support/process.ts';
+import { startS3, type LocalS3 } from '../support/s3.ts';
 import { readSse } from '../support/sse.ts';
 import WebSocket from 'ws';
 
@@ -18,6 +19,7 @@ const skip = !process.env.DATABASE_URL || !process.env.REDIS_URL ? 'needs Postgr
  */
 describe('a cluster behind nginx', { skip, timeout: 300_000 }, () => {
   let openai: FakeOpenAI;
+  let s3: LocalS3;
   let db: Awaited<ReturnType<typeof freshPostgresDatabase>>;
   let a: ServerProcess;
   let b: ServerProcess;
@@ -26,9 +28,9 @@ describe('a cluster behind nginx', { skip, timeout: 300_000 }, () => {
   let token: string;
 
   before(async () => {
-    openai = await startFakeOpenAI();
+    [openai, s3] = await Promise.all([startFakeOpenAI(), startS3()]);
     db = await freshPostgresDatabase();
-    env = clusterEnv(db.url, { TRUST_PROXY: 'true', ...openai.env });
+    env = clusterEnv(db.url, { TRUST_PROXY: 'true', ...openai.env, ...s3.env });
     [a, b] = await Promise.all([startServer(env, 'serve'), startServer(env, 'serve')]);
     nginx = await startNginx([Number(new URL(a.url).port), Number(new URL(b.url).port)]);
     const reg = await call(nginx.url, 'POST', '/v1/auth/register', { body: { email: uniqueEmail('cluster'), password: 'correct horse battery staple' } });
@@ -39,6 +41,7 @@ describe('a cluster behind nginx', { skip, timeout: 300_000 }, () => {
     await nginx?.stop();
     await Promise.all([a?.stop(), b?.stop()]);
     await openai?.close();
+    await s3?.close();
     await db?.drop();
   });
 
@@ -124,5 +127,23 @@ describe('a cluster behind nginx', { skip, timeout: 300_000 }, () => {
     assert.equal((await call(b.url, 'GET', '/v1/users/me', { token: created.body.key })).status, 200, 'verified and cached on B');
     assert.equal((await call(a.url, 'DELETE', `/v1/api-keys/${created.body.id}`, { token })).status, 204);
     await eventually(async () => assert.equal((await call(b.url, 'GET', '/v1/users/me', { token: created.body.key })).status, 401), 2_000);
+  });
+
+  test('a file larger than nginx\'s body limit for JSON streams through it, and either instance serves it from the shared bucket', async () => {
+    const bytes = Buffer.alloc(5 * 1024 * 1024, 'parley cluster file\n');
+    const form = new FormData();
+    form.append('file', new Blob([bytes]), 'big.txt');
+    const up = await fetch(`${nginx.url}/v1/files`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
+    assert.equal(up.status, 201, await up.clone().text());
+    const { id, size } = (await up.json()) as { id: string; size: number };
+    assert.equal(size, bytes.length);
+    for (const base of [a.url, b.url, nginx.url]) {
+      const res = await fetch(`${base}/v1/files/${id}/content`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(res.status, 200);
+      assert.ok(Buffer.from(await res.arrayBuffer()).equals(bytes), `${base} served the same bytes`);
+    }
+    // JSON bodies keep nginx's small limit.
+    const json = await fetch(`${nginx.url}/v1/conversations`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ title: 'x'.repeat(3 * 1024 * 1024) }) });
+    assert.equal(json.status, 413);
   });
 });
