@@ -1,5 +1,5 @@
 import { and, desc, eq, like, lt, sql, type SQL } from 'drizzle-orm';
-import type { Db } from '../../platform/db/database.ts';
+import { inTransaction, type Db } from '../../platform/db/database.ts';
 import { fileQuotas, files, type FileRow } from './schema.ts';
 
 export interface FileFilter {
@@ -12,9 +12,20 @@ export interface FileFilter {
 export function createFilesRepository(db: Db) {
   const owned = (userId: string, id: string) => and(eq(files.id, id), eq(files.userId, userId));
   return {
-    async insert(values: typeof files.$inferInsert): Promise<FileRow> {
-      const [row] = await db.insert(files).values(values).returning();
-      return row!;
+    /**
+     * Records a stored file unless, with it, the user's files would pass `limit` bytes. One user's
+     * uploads take turns here (a transaction-scoped advisory lock), so two that each fit alone cannot
+     * both be kept when together they do not. `used`: the bytes stored before this one.
+     */
+    insertWithin(values: typeof files.$inferInsert & { size: number }, limit: number): Promise<{ row?: FileRow; used: number }> {
+      return inTransaction(db, async (tx) => {
+        await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`files:${values.userId}`}, 0))`);
+        const [sum] = await tx.select({ bytes: sql<string>`coalesce(sum(${files.size}), 0)` }).from(files).where(eq(files.userId, values.userId));
+        const used = Number(sum!.bytes);
+        if (used + values.size > limit) return { used };
+        const [row] = await tx.insert(files).values(values).returning();
+        return { row, used };
+      });
     },
     async get(userId: string, id: string): Promise<FileRow | undefined> {
       const [row] = await db.select().from(files).where(owned(userId, id));

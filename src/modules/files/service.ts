@@ -183,7 +183,9 @@ export function createFiles(d: FilesDeps) {
       }
       try {
         if (size === 0) throw ValidationError('The file is empty', 'empty_file');
-        const row = await repo.insert({ ...file, name, mimeType: detected.mimeType, size, sha256: hash.digest('hex'), storageKey: key, projectId: input.projectId ?? null, conversationId: input.conversationId ?? null });
+        // Checked again as it is recorded: uploads running side by side each saw the room before the others took it.
+        const { row, used } = await repo.insertWithin({ ...file, name, mimeType: detected.mimeType, size, sha256: hash.digest('hex'), storageKey: key, projectId: input.projectId ?? null, conversationId: input.conversationId ?? null }, q.limit);
+        if (!row) throw overQuota(used, q.limit);
         d.announce('file.created', { userId, fileId: row.id, name: row.name, mimeType: row.mimeType, size: row.size });
         return row;
       } catch (err) {

@@ -251,6 +251,18 @@ for (const setup of setups) {
       assert.deepEqual(await stored(t, owner), before);
     });
 
+    test('uploads side by side that each fit the quota but not together: only as many as fit are kept, the rest 413 with nothing left', async () => {
+      const owner = await createUser(t);
+      const size = MAX - 1000; // three of these pass QUOTA, two do not
+      const results = await Promise.all(['x', 'y', 'z'].map((c) => upload(t, owner, `${c}.txt`, Buffer.alloc(size, c))));
+      const statuses = results.map((r) => r.status).sort();
+      assert.deepEqual(statuses, [201, 201, 413], results.map((r) => r.text).join('\n'));
+      assert.equal(results.find((r) => r.status === 413)!.body.code, 'quota_exceeded');
+      const quota = await t.api('GET', '/v1/files/quota', { token: owner.accessToken });
+      assert.equal(quota.body.used, 2 * size);
+      assert.deepEqual(await stored(t, owner), { rows: 2, blobs: 2 });
+    });
+
     test('deleting the account removes its files: the rows at once, the bytes soon after', async () => {
       const leaving = await createUser(t);
       await upload(t, leaving, 'a.txt', Buffer.from('a'));
