@@ -7,6 +7,7 @@ import { chatModule } from './chat/index.ts';
 import { filesModule } from './files/index.ts';
 import { healthModule } from './health/index.ts';
 import { jobsModule } from './jobs/index.ts';
+import { knowledgeModule } from './knowledge/index.ts';
 import { limitsModule } from './limits/index.ts';
 import type { Module } from './module.ts';
 import { projectsModule } from './projects/index.ts';
@@ -32,6 +33,7 @@ export const MODULES: readonly Module[] = [
   filesModule,
   aiModule,
   chatModule,
+  knowledgeModule,
   adminModule,
   realtimeModule,
   healthModule,

@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { countTokens } from 'gpt-tokenizer';
+import { chunkText, type Chunk } from '../../../src/modules/knowledge/chunker.ts';
+
+const count = (s: string) => countTokens(s);
+const opts = { maxTokens: 60, overlapTokens: 15, count };
+
+/** Every passage is its slice of the source, within the limit, and together they cover every word. */
+function checkInvariants(source: string, chunks: Chunk[], maxTokens: number) {
+  for (const c of chunks) {
+    assert.equal(source.slice(c.start, c.end), c.text);
+    assert.ok(c.tokens <= maxTokens, `passage ${c.index} has ${c.tokens} tokens`);
+    assert.equal(c.tokens, count(c.text));
+  }
+  for (let i = 1; i < chunks.length; i++) assert.ok(chunks[i]!.start > chunks[i - 1]!.start, 'passages move forward');
+  for (const c of chunks) assert.ok(c.text.trim().length > 0, 'no empty passage');
+  const covered = new Uint8Array(source.length);
+  for (const c of chunks) covered.fill(1, c.start, c.end);
+  for (let i = 0; i < source.length; i++) if (!/\s/.test(source[i]!)) assert.equal(covered[i], 1, `character ${i} (${source[i]}) is in no passage`);
+}
+
+const sentence = (i: number) => `Sentence number ${i} says something about topic ${i % 7}.`;
+
+describe('chunkText', () => {
+  test('a short text is one passage, hashed', () => {
+    const [only, ...rest] = chunkText('Hello world.', opts);
+    assert.deepEqual(rest, []);
+    assert.equal(only!.text, 'Hello world.');
+    assert.match(only!.hash, /^[0-9a-f]{64}$/);
+    assert.deepEqual(chunkText('', opts), []);
+    assert.deepEqual(chunkText('\n\n  \n', opts), []);
+  });
+
+  test('long prose is cut at sentence ends, each passage within the limit, consecutive ones overlapping by whole sentences', () => {
+    const source = Array.from({ length: 40 }, (_, i) => sentence(i)).join(' ');
+    const chunks = chunkText(source, opts);
+    assert.ok(chunks.length > 3);
+    checkInvariants(source, chunks, opts.maxTokens);
+    for (const c of chunks) assert.match(c.text, /^Sentence number \d+ .*\.$/s, 'starts and ends on a sentence');
+    for (let i = 1; i < chunks.length; i++) {
+      const overlap = chunks[i - 1]!.end - chunks[i]!.start;
+      assert.ok(overlap > 0, `passage ${i} repeats the end of the one before`);
+      assert.ok(count(source.slice(chunks[i]!.start, chunks[i - 1]!.end)) <= opts.overlapTokens + 2);
+    }
+  });
+
+  test('headings start passages and are carried as the trail each passage sits under', () => {
+    const source = ['# Guide', '', 'Intro text.', '', '## Install', '', 'Run the installer.', '', '### On Linux', '', 'Use the package.', '', '## Use', '', 'Open it.'].join('\n');
+    const chunks = chunkText(source, { ...opts, maxTokens: 200 });
+    checkInvariants(source, chunks, 200);
+    assert.deepEqual(
+      chunks.map((c) => [c.headings, c.text.split('\n').at(-1)]),
+      [
+        [['Guide'], 'Intro text.'],
+        [['Guide', 'Install'], 'Run the installer.'],
+        [['Guide', 'Install', 'On Linux'], 'Use the package.'],
+        [['Guide', 'Use'], 'Open it.'],
+      ],
+    );
+    assert.ok(chunks.every((c) => /^#/.test(c.text)), 'each passage begins at its heading, not overlapping the section before');
+  });
+
+  test('a code block that fits is never cut; one that does not is cut at whitespace', () => {
+    const code = ['```js', ...Array.from({ length: 8 }, (_, i) => `const v${i} = compute(${i});`), '```'].join('\n');
+    const source = `Before. ${'Filler sentence here. '.repeat(10)}\n\n${code}\n\nAfter.`;
+    const chunks = chunkText(source, { ...opts, maxTokens: 120 });
+    checkInvariants(source, chunks, 120);
+    assert.ok(chunks.some((c) => c.text.includes(code)), 'the block is whole in one passage');
+    const huge = ['```', ...Array.from({ length: 200 }, (_, i) => `line ${i}`), '```'].join('\n');
+    checkInvariants(huge, chunkText(huge, opts), opts.maxTokens);
+  });
+
+  test('text without any boundary (one enormous word, CJK without spaces) is still cut within the limit', () => {
+    for (const source of ['x'.repeat(5000), '漢字'.repeat(800), 'a.b'.repeat(900), `${'word '.repeat(300)}   \n`]) {
+      const chunks = chunkText(source, opts);
+      assert.ok(chunks.length > 1);
+      checkInvariants(source, chunks, opts.maxTokens);
+    }
+  });
+
+  test('an edit changes the hashes of the passages it touches only', () => {
+    const paragraphs = Array.from({ length: 12 }, (_, p) => Array.from({ length: 5 }, (_, i) => sentence(p * 5 + i)).join(' '));
+    const before = chunkText(paragraphs.join('\n\n'), opts);
+    paragraphs[10] = paragraphs[10]!.replace('Sentence number 50', 'A changed sentence 50');
+    const after = chunkText(paragraphs.join('\n\n'), opts);
+    const old = new Set(before.map((c) => c.hash));
+    const changed = after.filter((c) => !old.has(c.hash));
+    assert.ok(changed.length >= 1 && changed.length <= 2, `${changed.length} of ${after.length} passages changed`);
+    assert.ok(changed.every((c) => c.text.includes('A changed sentence 50')));
+  });
+
+  test('bad options are refused', () => {
+    assert.throws(() => chunkText('x', { ...opts, overlapTokens: 60 }));
+    assert.throws(() => chunkText('x', { ...opts, maxTokens: 0 }));
+  });
+});
