@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
+import { embeddingsResponse } from './fake-embeddings.ts';
 import { chunksOf, roughTokens, sseWriter, startFakeUpstream, type Reply, type Script } from './fake-upstream.ts';
 
 export type { Script } from './fake-upstream.ts';
@@ -18,7 +19,7 @@ const ERROR_TYPES: Record<number, [type: string, code: string | null]> = {
  * A local OpenAI speaking the Chat Completions wire format: POST
  * /v1/chat/completions (SSE `chat.completion.chunk`s ending in `[DONE]`, a usage
  * chunk when `stream_options.include_usage`; or one JSON `chat.completion`),
- * GET /v1/models, and OpenAI's error bodies. Point a provider at `${url}/v1`.
+ * GET /v1/models, POST /v1/embeddings (bag-of-words vectors: see fake-embeddings.ts), and OpenAI's error bodies. Point a provider at `${url}/v1`.
  * Also serves as any OpenAI-compatible server (Ollama, vLLM, OpenRouter).
  */
 export async function startFakeOpenAI(opts: { apiKey?: string; models?: string[] } = {}) {
@@ -28,6 +29,11 @@ export async function startFakeOpenAI(opts: { apiKey?: string; models?: string[]
     if (opts.apiKey && req.headers.authorization !== `Bearer ${opts.apiKey}`) return error(res, { status: 401 }, 'Incorrect API key provided.');
     if (req.method === 'GET' && path === '/v1/models') {
       return json(res, 200, { object: 'list', data: models.map((id) => ({ id, object: 'model', created: 1_700_000_000, owned_by: 'fake' })) });
+    }
+    if (req.method === 'POST' && path === '/v1/embeddings') {
+      if (script.status) return error(res, script, script.errorMessage ?? `Scripted failure ${script.status}`);
+      if (!Array.isArray(body?.input) && typeof body?.input !== 'string') return error(res, { status: 400 }, "'input' is a required property");
+      return json(res, 200, embeddingsResponse(body));
     }
     if (req.method !== 'POST' || path !== '/v1/chat/completions') return error(res, { status: 404 }, `Unknown request URL: ${req.method} ${path}.`);
     if (script.status) return error(res, script, script.errorMessage ?? `Scripted failure ${script.status}`);

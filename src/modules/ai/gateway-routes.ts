@@ -200,7 +200,7 @@ async function streamCompletion(
 const frame = (value: unknown) => `data: ${JSON.stringify(value)}\n\n`;
 
 /** Every error on these routes, auth and validation included, in OpenAI's shape. */
-function openAiErrorHandler(error: FastifyError | AppError | Error, request: FastifyRequest, reply: FastifyReply) {
+export function openAiErrorHandler(error: FastifyError | AppError | Error, request: FastifyRequest, reply: FastifyReply) {
   // The client hung up before the first token, which aborted the upstream call: nobody is left to answer.
   if (error.name === 'AbortError' && (reply.raw.destroyed || request.raw.socket?.destroyed)) {
     request.log.info('client closed the request before the first token');

@@ -1,4 +1,5 @@
 import { defineModule } from '../module.ts';
+import { embeddingsRoutes } from './embeddings-routes.ts';
 import { gatewayRoutes } from './gateway-routes.ts';
 import { aiRoutes } from './routes.ts';
 import { createAi, type AiService } from './service.ts';
@@ -39,5 +40,6 @@ export const aiModule = defineModule({
   routes(app, ctx) {
     aiRoutes(app, ctx);
     gatewayRoutes(app, ctx);
+    embeddingsRoutes(app, ctx);
   },
 });

@@ -3,6 +3,7 @@ import type { Logger } from '../../platform/observability/logger.ts';
 import { createCatalog } from './catalog.ts';
 import { createCircuitBreakers } from './circuit-breaker.ts';
 import { costMicros } from './cost.ts';
+import { createEmbedder } from './embeddings.ts';
 import { streamWithFallback, type Link } from './fallback.ts';
 import { createProviderRegistry } from './providers.ts';
 import type { AiSettings } from './settings.ts';
@@ -125,8 +126,12 @@ export function createAi(settings: AiSettings, opts: { logger?: Logger; random?:
     return opts.metering.begin(request.meter, request, estimate(request, request.chain.map(toLink)));
   }
 
+  const embedder = createEmbedder({ providers: settings.providers, catalog, policy: settings, defaultModel: settings.embeddingModel, metering: opts.metering, random: opts.random });
+
   const ai = {
     models: (): ModelInfo[] => catalog.list().map((m) => info(m.id)!),
+    /** Text embeddings (batched, retried, metered as `embedding`): see embeddings.ts. */
+    embeddings: embedder,
     model: info,
     streamChat,
     admit,

@@ -31,6 +31,8 @@ export interface CatalogEntrySettings {
 
 export interface AiSettings {
   defaultModel?: string;
+  /** `provider:model` that embeds documents for search; unset, search is full-text only. */
+  embeddingModel?: string;
   providers: ProviderSettings[];
   catalog: CatalogEntrySettings[];
   /** Retries of one link after its first attempt fails retryably. */
@@ -55,6 +57,7 @@ const compatibleEndpoints = z.array(
 /** The env fields config.ts validates for this module. */
 export const aiEnv = {
   DEFAULT_MODEL: z.string().includes(':', { message: 'must be provider:model' }).optional(),
+  EMBEDDING_MODEL: z.string().includes(':', { message: 'must be provider:model' }).optional(),
   OPENAI_API_KEY: z.string().optional(),
   OPENAI_BASE_URL: z.url().optional(),
   ANTHROPIC_API_KEY: z.string().optional(),
@@ -165,6 +168,7 @@ export function aiSettings(e: AiEnv): { settings: AiSettings; problems: string[]
     problems,
     settings: {
       defaultModel: e.DEFAULT_MODEL ?? file?.defaultModel,
+      embeddingModel: e.EMBEDDING_MODEL,
       providers: [...byId.values()],
       catalog: file?.models ?? [],
       retries: e.AI_RETRIES,

@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { after, before, beforeEach, describe, test } from 'node:test';
+import { eq } from 'drizzle-orm';
+import OpenAI from 'openai';
+import { usageEvents } from '../../../src/modules/usage/schema.ts';
+import { backends, startApp, type TestApp } from '../../support/app.ts';
+import { startFakeAnthropic, type FakeAnthropic } from '../../support/fake-anthropic.ts';
+import { fakeEmbedding } from '../../support/fake-embeddings.ts';
+import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai.ts';
+import { createUser, type TestUser } from '../../support/factories.ts';
+
+const close = (a: number[], b: number[]) => a.length === b.length && a.every((x, i) => Math.abs(x - b[i]!) < 1e-6);
+
+for (const backend of backends()) {
+  describe(`embeddings [${backend}]`, () => {
+    let t: TestApp;
+    let openai: FakeOpenAI;
+    let anthropic: FakeAnthropic;
+    let user: TestUser;
+    let client: OpenAI;
+
+    before(async () => {
+      openai = await startFakeOpenAI();
+      anthropic = await startFakeAnthropic();
+      t = await startApp({ backend, env: { ...openai.env, ...anthropic.env, AI_RETRIES: '1', AI_RETRY_BASE_MS: '10', EMBEDDING_MODEL: 'openai:text-embedding-3-small' } });
+      user = await createUser(t);
+      const res = await t.api('POST', '/v1/api-keys', { token: user.accessToken, body: { name: 'sdk', scopes: ['chat'] } });
+      client = new OpenAI({ baseURL: `${t.url}/v1`, apiKey: res.body.key, maxRetries: 0 });
+    });
+    after(async () => {
+      await t.close();
+      await openai.close();
+      await anthropic.close();
+    });
+    beforeEach(() => openai.reset());
+
+    test('the official SDK gets the upstream\'s vectors (base64 by default, and float), and usage', async () => {
+      const texts = ['the cat sat on the mat', 'a dog in the fog'];
+      const res = await client.embeddings.create({ model: 'openai:text-embedding-3-small', input: texts });
+      assert.equal(res.object, 'list');
+      assert.equal(res.model, 'openai:text-embedding-3-small');
+      assert.equal(res.data.length, 2);
+      for (const [i, text] of texts.entries()) assert.ok(close(res.data[i]!.embedding, fakeEmbedding(text)), `vector ${i}`);
+      assert.equal(res.usage.prompt_tokens, 11);
+      const sent = openai.requests.at(-1)!;
+      assert.equal(sent.path, '/v1/embeddings');
+      assert.deepEqual(sent.body, { model: 'text-embedding-3-small', input: texts, encoding_format: 'float' });
+
+      const floats = await client.embeddings.create({ model: 'text-embedding-3-small', input: 'one text', encoding_format: 'float', dimensions: 8 });
+      assert.equal(floats.data[0]!.embedding.length, 8);
+      assert.ok(close(floats.data[0]!.embedding, fakeEmbedding('one text', 8)));
+      assert.equal(openai.requests.at(-1)!.body.dimensions, 8);
+    });
+
+    test('many inputs go up in batches, and come back in order', async () => {
+      const texts = Array.from({ length: 200 }, (_, i) => `text number ${i}`);
+      const res = await client.embeddings.create({ model: 'openai:text-embedding-3-small', input: texts, encoding_format: 'float' });
+      assert.equal(res.data.length, 200);
+      assert.deepEqual(openai.requests.map((r) => r.body.input.length), [96, 96, 8]);
+      for (const i of [0, 95, 96, 199]) assert.ok(close(res.data[i]!.embedding, fakeEmbedding(texts[i]!)), `vector ${i}`);
+    });
+
+    test('each call is metered as source embedding, with the model\'s price', async () => {
+      const u = await createUser(t);
+      const res = await t.api('POST', '/v1/embeddings', { token: u.accessToken, body: { model: 'openai:text-embedding-3-small', input: ['alpha beta gamma '.repeat(50)] } });
+      assert.equal(res.status, 200, res.text);
+      await t.services.usage.recorder.flush();
+      const events = await t.deps.db.select().from(usageEvents).where(eq(usageEvents.userId, u.id));
+      assert.equal(events.length, 1);
+      assert.equal(events[0]!.source, 'embedding');
+      assert.equal(events[0]!.model, 'text-embedding-3-small');
+      assert.equal(events[0]!.inputTokens, 150);
+      assert.equal(events[0]!.costMicros, 3); // 150 tokens at $0.02 per million
+    });
+
+    test('budgets hold: over one, 402 before any upstream call', async () => {
+      const u = await createUser(t);
+      const key = await t.api('POST', '/v1/api-keys', { token: u.accessToken, body: { name: 'capped', scopes: ['chat'] } });
+      const budget = await t.api('PUT', '/v1/budgets', { token: u.accessToken, body: { scope: 'api_key', subjectId: key.body.id, period: 'day', limitUsd: 0.000001 } });
+      assert.equal(budget.status, 200, budget.text);
+      const res = await t.api('POST', '/v1/embeddings', { token: key.body.key, body: { model: 'openai:text-embedding-3-small', input: ['word '.repeat(2000)] } });
+      assert.equal(res.status, 402, res.text);
+      assert.equal(res.body.error.code, 'budget_exceeded');
+      assert.equal(openai.requests.length, 0);
+    });
+
+    test('a 503 is retried; a refused input is a 400; a provider without embeddings or an unknown model is a 400', async () => {
+      openai.script({ status: 503 });
+      const retried = await t.api('POST', '/v1/embeddings', { token: user.accessToken, body: { model: 'openai:text-embedding-3-small', input: 'retry me' } });
+      assert.equal(retried.status, 200, retried.text);
+      assert.equal(openai.requests.length, 2);
+
+      openai.reset();
+      openai.script({ status: 400, errorMessage: 'This model\'s maximum context length is 8192 tokens' });
+      const refused = await t.api('POST', '/v1/embeddings', { token: user.accessToken, body: { model: 'openai:text-embedding-3-small', input: 'too long' } });
+      assert.equal(refused.status, 400);
+      assert.equal(refused.body.error.code, 'upstream_rejected');
+      assert.match(refused.body.error.message, /maximum context length/);
+
+      for (const model of ['anthropic:claude-haiku-4-5', 'nowhere:thing', 'no-such-model']) {
+        const res = await t.api('POST', '/v1/embeddings', { token: user.accessToken, body: { model, input: 'x' } });
+        assert.equal(res.status, 400, `${model}: ${res.text}`);
+        assert.equal(res.body.error.param, 'model');
+      }
+    });
+
+    test('bad bodies are 400 in OpenAI\'s error shape; a key without the chat scope is 403', async () => {
+      for (const body of [{ model: 'openai:text-embedding-3-small' }, { model: 'openai:text-embedding-3-small', input: [] }, { model: 'openai:text-embedding-3-small', input: [1, 2, 3] }, { input: 'x' }, { model: 'openai:text-embedding-3-small', input: 'x', encoding_format: 'int8' }]) {
+        const res = await t.api('POST', '/v1/embeddings', { token: user.accessToken, body });
+        assert.equal(res.status, 400, JSON.stringify(body));
+        assert.equal(res.body.error.type, 'invalid_request_error');
+      }
+      const narrow = await t.api('POST', '/v1/api-keys', { token: user.accessToken, body: { name: 'models only', scopes: ['models:read'] } });
+      const res = await t.api('POST', '/v1/embeddings', { token: narrow.body.key, body: { model: 'openai:text-embedding-3-small', input: 'x' } });
+      assert.equal(res.status, 403);
+      assert.equal(openai.requests.length, 0);
+    });
+  });
+}
