@@ -8,7 +8,8 @@ import { ConfigError } from '../../errors.ts';
 export { buildContext } from './context.ts';
 export { modelId } from './contracts.ts';
 export { formatMicros, usdToMicros } from './cost.ts';
-export type { Ai, CallOutcome, ChatEvent, ChatMessage, ChatRequest, FailedAttempt, MeterContext, Metering, ModelInfo } from './types.ts';
+export type { Ai, CallOutcome, ChatEvent, ChatMessage, ChatPart, ChatRequest, FailedAttempt, MeterContext, Metering, ModelInfo } from './types.ts';
+export { IMAGE_TOKENS, truncateTokens } from './tokens.ts';
 
 declare module '../module.ts' {
   interface ServiceMap {
