@@ -6,7 +6,7 @@ import { costMicros } from './cost.ts';
 import { streamWithFallback, type Link } from './fallback.ts';
 import { createProviderRegistry } from './providers.ts';
 import type { AiSettings } from './settings.ts';
-import { countPromptTokens, countTextTokens } from './tokens.ts';
+import { countPromptTokens, countTextTokens, IMAGE_TOKENS } from './tokens.ts';
 import { hasImages, type ChatMessage, type FailedAttempt } from './types.ts';
 import { AppError } from '../../errors.ts';
 import type { Ai, CallOutcome, ChatEvent, ChatRequest, MeteredCall, Metering, ModelInfo, Usage } from './types.ts';
@@ -102,7 +102,10 @@ export function createAi(settings: AiSettings, opts: { logger?: Logger; random?:
   /** What a call is reserved against budgets before it runs: its prompt (about 4 characters a token) and requested output, at the dearest link's price. */
   function estimate(request: ChatRequest, links: Link[]) {
     let chars = 0;
-    for (const m of request.messages) chars += m.content.length;
+    for (const m of request.messages) {
+      chars += m.content.length;
+      for (const p of m.parts ?? []) if (p.type === 'image') chars += IMAGE_TOKENS * 4;
+    }
     const usage = { inputTokens: Math.ceil(chars / 4), outputTokens: request.maxTokens ?? 0 };
     let micros = 0;
     for (const l of links) {

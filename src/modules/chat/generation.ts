@@ -51,6 +51,9 @@ export function modelChain(...ids: Array<string | null | undefined>): string[] {
   return [...new Set(ids.filter((id): id is string => !!id))];
 }
 
+/** What the user asked, for a title: the text, or the names of the files it was alone with. */
+const questionOf = (m: MessageRow) => m.text || m.content.flatMap((p) => (p.type === 'file' ? [p.name] : [])).join(', ');
+
 /**
  * Chat generation: stores the user's message and an assistant placeholder,
  * then answers in the background (see generation-run.ts) while callers follow
@@ -115,7 +118,7 @@ export function createGeneration(d: GenerationDeps) {
         assistantId: assistant.id,
         created: { type: 'message.created', conversationId: conversation.id, userMessageId: userMessage.id, assistantMessageId: assistant.id },
         request: { ...prepared.request, meter: { ...meter, source: 'chat', messageId: assistant.id }, admitted },
-        onComplete: firstExchange ? (answer) => d.titles.start(conversation.id, chain, userMessage.text, answer, { ...meter, source: 'title' }) : undefined,
+        onComplete: firstExchange ? (answer) => d.titles.start(conversation.id, chain, questionOf(userMessage), answer, { ...meter, source: 'title' }) : undefined,
       });
       d.announce('message.created', { userId, conversationId: conversation.id, userMessageId: userMessage.id, assistantMessageId: assistant.id, model: chain[0] ?? null });
       runs.set(assistant.id, run);

@@ -254,9 +254,9 @@ for (const backend of backends()) {
       assert.equal(res.status, 200);
       assert.equal(res.body.defaultModel, 'openai:gpt-4o-mini');
       const mini = res.body.data.find((m: { id: string }) => m.id === 'openai:gpt-4o-mini');
-      assert.deepEqual(mini, { id: 'openai:gpt-4o-mini', provider: 'openai', model: 'gpt-4o-mini', contextWindow: 128000, maxOutputTokens: 16384, pricing: { input: 0.15, output: 0.6, cachedInput: 0.075 } });
+      assert.deepEqual(mini, { id: 'openai:gpt-4o-mini', provider: 'openai', model: 'gpt-4o-mini', contextWindow: 128000, maxOutputTokens: 16384, vision: true, pricing: { input: 0.15, output: 0.6, cachedInput: 0.075 } });
       const qwen = res.body.data.find((m: { id: string }) => m.id === 'local:qwen3');
-      assert.deepEqual(qwen, { id: 'local:qwen3', provider: 'local', model: 'qwen3', contextWindow: null, maxOutputTokens: null, pricing: null });
+      assert.deepEqual(qwen, { id: 'local:qwen3', provider: 'local', model: 'qwen3', contextWindow: null, maxOutputTokens: null, vision: false, pricing: null });
       const noAuth = await t.api('GET', '/v1/ai/models');
       assert.equal(noAuth.status, 401);
       assert.equal(noAuth.body.code, 'unauthorized', 'problem+json outside the OpenAI-compatible routes');
