@@ -139,6 +139,53 @@ for (const backend of backends()) {
       assert.match(lastUserContent(f.openai) as string, /marmalade/);
     });
 
+    test('with an image, fallbacks that cannot see are skipped; one that can answers', async () => {
+      const png = await upload(f.t, u, 'dot.png', PNG);
+      const project = await f.t.api('POST', '/v1/projects', {
+        token: u.accessToken,
+        body: { name: 'P', model: 'openai:gpt-4o-mini', fallbackModels: ['openai:gpt-3.5-turbo', 'anthropic:claude-haiku-4-5'] },
+      });
+      assert.equal(project.status, 201, project.text);
+      const chat = chatAs(f.t, u);
+      const c = await chat.conversation({ title: 'T', projectId: project.body.id });
+      f.openai.script({ status: 500 });
+      const res = await chat.send(c, { content: [{ type: 'text', text: 'Look' }, { type: 'file', fileId: png.id }] });
+      assert.equal(res.status, 201, res.text);
+      assert.equal(res.body.provider, 'anthropic');
+      assert.deepEqual(answerRequests(f.openai).map((r) => r.body.model), ['gpt-4o-mini'], 'gpt-3.5-turbo was never sent the image');
+      assert.deepEqual(res.body.attempts.map((a: { model: string }) => a.model), ['gpt-4o-mini']);
+    });
+
+    test('earlier images become a note for a model that cannot see, and the conversation goes on', async () => {
+      const png = await upload(f.t, u, 'dot.png', PNG);
+      const chat = chatAs(f.t, u);
+      const c = await chat.conversation();
+      assert.equal((await chat.send(c, { content: [{ type: 'text', text: 'Look' }, { type: 'file', fileId: png.id }] })).status, 201);
+      const res = await chat.send(c, { content: 'Now in words only', model: 'openai:gpt-3.5-turbo' });
+      assert.equal(res.status, 201, res.text);
+      const request = answerRequests(f.openai).at(-1)!;
+      assert.equal(request.body.model, 'gpt-3.5-turbo');
+      const history = request.body.messages.map((m: { content: unknown }) => asText(m.content)).join('\n');
+      assert.match(history, /\[image dot\.png not shown: openai:gpt-3\.5-turbo cannot see images\]/);
+      assert.doesNotMatch(history, /image_url/);
+    });
+
+    test('an image over 5 MB is refused when attached; an unreadable PDF is named to the model, not fatal', async () => {
+      const huge = Buffer.concat([PNG.subarray(0, 33), Buffer.alloc(5 * 1024 * 1024 + 1, 7)]);
+      const big = await upload(f.t, u, 'huge.png', huge);
+      assert.equal(big.mimeType, 'image/png');
+      const chat = chatAs(f.t, u);
+      const c = await chat.conversation();
+      const refused = await chat.send(c, { content: [{ type: 'file', fileId: big.id }] });
+      assert.equal(refused.status, 413, refused.text);
+      assert.equal(refused.body.code, 'image_too_large');
+      assert.deepEqual((await chat.branch(c)).data, []);
+      const broken = await upload(f.t, u, 'broken.pdf', Buffer.from('%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n'));
+      const res = await chat.send(c, { content: [{ type: 'text', text: 'Read it' }, { type: 'file', fileId: broken.id }] });
+      assert.equal(res.status, 201, res.text);
+      assert.match(lastUserContent(f.openai) as string, /\[file broken\.pdf could not be read: /);
+    });
+
     test("another user's file is not found, and nothing is stored", async () => {
       const stranger = await createUser(f.t);
       const theirs = await upload(f.t, stranger, 'secret.txt', Buffer.from('not yours'));
