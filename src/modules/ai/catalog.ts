@@ -7,33 +7,33 @@ export interface CatalogEntry extends ModelInfo {
   priceMicros: PriceMicros | null;
 }
 
-type Builtin = [id: string, contextWindow: number, maxOutput: number, input: string, output: string, cachedInput?: string];
+type Builtin = [id: string, contextWindow: number, maxOutput: number, vision: boolean, input: string, output: string, cachedInput?: string];
 
 /**
  * Well-known models, USD per million tokens from the providers' public price
- * pages (late 2025). PARLEY_AI_CONFIG entries override these; a model that is
+ * pages (late 2025), and whether they take images (the providers' model pages). PARLEY_AI_CONFIG entries override these; a model that is
  * in neither is still usable, with unknown (null) prices and limits.
  */
 const BUILTIN: Builtin[] = [
-  ['openai:gpt-5', 400_000, 128_000, '1.25', '10', '0.125'],
-  ['openai:gpt-5-mini', 400_000, 128_000, '0.25', '2', '0.025'],
-  ['openai:gpt-5-nano', 400_000, 128_000, '0.05', '0.4', '0.005'],
-  ['openai:gpt-4.1', 1_047_576, 32_768, '2', '8', '0.5'],
-  ['openai:gpt-4.1-mini', 1_047_576, 32_768, '0.4', '1.6', '0.1'],
-  ['openai:gpt-4.1-nano', 1_047_576, 32_768, '0.1', '0.4', '0.025'],
-  ['openai:gpt-4o', 128_000, 16_384, '2.5', '10', '1.25'],
-  ['openai:gpt-4o-mini', 128_000, 16_384, '0.15', '0.6', '0.075'],
-  ['openai:o3', 200_000, 100_000, '2', '8', '0.5'],
-  ['openai:o4-mini', 200_000, 100_000, '1.1', '4.4', '0.275'],
-  ['anthropic:claude-opus-4-5', 200_000, 64_000, '5', '25', '0.5'],
-  ['anthropic:claude-opus-4-1', 200_000, 32_000, '15', '75', '1.5'],
-  ['anthropic:claude-sonnet-4-5', 200_000, 64_000, '3', '15', '0.3'],
-  ['anthropic:claude-sonnet-4-0', 200_000, 64_000, '3', '15', '0.3'],
-  ['anthropic:claude-haiku-4-5', 200_000, 64_000, '1', '5', '0.1'],
-  ['anthropic:claude-3-5-haiku-latest', 200_000, 8_192, '0.8', '4', '0.08'],
-  ['mistral:mistral-medium-latest', 128_000, 32_000, '0.4', '2'],
-  ['mistral:mistral-small-latest', 128_000, 32_000, '0.1', '0.3'],
-  ['mistral:codestral-latest', 256_000, 32_000, '0.3', '0.9'],
+  ['openai:gpt-5', 400_000, 128_000, true, '1.25', '10', '0.125'],
+  ['openai:gpt-5-mini', 400_000, 128_000, true, '0.25', '2', '0.025'],
+  ['openai:gpt-5-nano', 400_000, 128_000, true, '0.05', '0.4', '0.005'],
+  ['openai:gpt-4.1', 1_047_576, 32_768, true, '2', '8', '0.5'],
+  ['openai:gpt-4.1-mini', 1_047_576, 32_768, true, '0.4', '1.6', '0.1'],
+  ['openai:gpt-4.1-nano', 1_047_576, 32_768, true, '0.1', '0.4', '0.025'],
+  ['openai:gpt-4o', 128_000, 16_384, true, '2.5', '10', '1.25'],
+  ['openai:gpt-4o-mini', 128_000, 16_384, true, '0.15', '0.6', '0.075'],
+  ['openai:o3', 200_000, 100_000, true, '2', '8', '0.5'],
+  ['openai:o4-mini', 200_000, 100_000, true, '1.1', '4.4', '0.275'],
+  ['anthropic:claude-opus-4-5', 200_000, 64_000, true, '5', '25', '0.5'],
+  ['anthropic:claude-opus-4-1', 200_000, 32_000, true, '15', '75', '1.5'],
+  ['anthropic:claude-sonnet-4-5', 200_000, 64_000, true, '3', '15', '0.3'],
+  ['anthropic:claude-sonnet-4-0', 200_000, 64_000, true, '3', '15', '0.3'],
+  ['anthropic:claude-haiku-4-5', 200_000, 64_000, true, '1', '5', '0.1'],
+  ['anthropic:claude-3-5-haiku-latest', 200_000, 8_192, true, '0.8', '4', '0.08'],
+  ['mistral:mistral-medium-latest', 128_000, 32_000, true, '0.4', '2'],
+  ['mistral:mistral-small-latest', 128_000, 32_000, true, '0.1', '0.3'],
+  ['mistral:codestral-latest', 256_000, 32_000, false, '0.3', '0.9'],
 ];
 
 /** Splits `provider:model` at the first colon (model names such as Ollama's `llama3.2:3b` keep theirs). */
@@ -52,6 +52,7 @@ function entry(id: string, fields: Omit<CatalogEntrySettings, 'id'>): CatalogEnt
     model,
     contextWindow: fields.contextWindow ?? null,
     maxOutputTokens: fields.maxOutputTokens ?? null,
+    vision: fields.vision ?? false,
     priceMicros: price,
     pricing: price && {
       input: microsToUsd(price.input),
@@ -69,9 +70,9 @@ function entry(id: string, fields: Omit<CatalogEntrySettings, 'id'>): CatalogEnt
 export function createCatalog(opts: { providers: ProviderSettings[]; entries: CatalogEntrySettings[]; defaultModel?: string }) {
   const configured = new Set(opts.providers.map((p) => p.id));
   const known = new Map<string, CatalogEntry>();
-  for (const [id, contextWindow, maxOutputTokens, input, output, cachedInput] of BUILTIN) {
+  for (const [id, contextWindow, maxOutputTokens, vision, input, output, cachedInput] of BUILTIN) {
     const pricing = { input: usdToMicros(input), output: usdToMicros(output), ...(cachedInput ? { cachedInput: usdToMicros(cachedInput) } : {}) };
-    known.set(id, entry(id, { contextWindow, maxOutputTokens, pricing }));
+    known.set(id, entry(id, { contextWindow, maxOutputTokens, vision, pricing }));
   }
   for (const p of opts.providers) for (const model of p.models) if (!known.has(`${p.id}:${model}`)) known.set(`${p.id}:${model}`, entry(`${p.id}:${model}`, {}));
   for (const e of opts.entries) {
@@ -82,6 +83,7 @@ export function createCatalog(opts: { providers: ProviderSettings[]; entries: Ca
       entry(e.id, {
         contextWindow: e.contextWindow !== undefined ? e.contextWindow : base?.contextWindow,
         maxOutputTokens: e.maxOutputTokens !== undefined ? e.maxOutputTokens : base?.maxOutputTokens,
+        vision: e.vision ?? base?.vision,
         pricing: e.pricing !== undefined ? e.pricing : base?.priceMicros,
       }),
     );

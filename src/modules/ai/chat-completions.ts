@@ -4,7 +4,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { MalformedChunk, UpstreamConnectionLost, UpstreamStatusError, UpstreamUnreachable } from './attempt-error.ts';
 import type { ChatModel, ModelPart } from './chat-model.ts';
 import { createSseParser } from './sse-parser.ts';
-import type { ChatMessage, ChatRequest, ToolCall, Usage } from './types.ts';
+import type { ChatMessage, ChatPart, ChatRequest, ToolCall, Usage } from './types.ts';
 
 /**
  * A lean driver for OpenAI's Chat Completions wire protocol (OpenAI itself,
@@ -98,7 +98,7 @@ function wireMessages(messages: ChatMessage[], reasoning: boolean) {
       case 'system':
         return { role: reasoning ? 'developer' : 'system', content: m.content };
       case 'user':
-        return { role: 'user', content: m.content };
+        return { role: 'user', content: m.parts ? m.parts.map(wirePart) : m.content };
       case 'assistant':
         if (!m.toolCalls?.length) return { role: 'assistant', content: m.content };
         return {
@@ -110,6 +110,12 @@ function wireMessages(messages: ChatMessage[], reasoning: boolean) {
         return { role: 'tool', tool_call_id: m.toolCallId ?? '', content: m.content };
     }
   });
+}
+
+/** OpenAI's content parts: images as `image_url` (a data: URL or a link), as the gateway received them. */
+function wirePart(p: ChatPart) {
+  if (p.type === 'text') return { type: 'text', text: p.text };
+  return { type: 'image_url', image_url: { url: p.url, ...(p.detail !== undefined ? { detail: p.detail } : {}) } };
 }
 
 interface Target {

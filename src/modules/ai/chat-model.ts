@@ -1,5 +1,5 @@
-import { jsonSchema, streamText, tool, type LanguageModel, type ModelMessage, type ToolSet } from 'ai';
-import type { ChatMessage, ChatRequest, ToolCall, Usage } from './types.ts';
+import { jsonSchema, streamText, tool, type ImagePart, type LanguageModel, type ModelMessage, type TextPart, type ToolSet } from 'ai';
+import type { ChatMessage, ChatPart, ChatRequest, ToolCall, Usage } from './types.ts';
 
 /**
  * What one model's stream is made of, whichever driver produced it:
@@ -88,7 +88,7 @@ export function toModelMessages(messages: ChatMessage[]): ModelMessage[] {
       case 'system':
         return { role: 'system', content: m.content };
       case 'user':
-        return { role: 'user', content: m.content };
+        return { role: 'user', content: m.parts ? m.parts.map(modelPart) : m.content };
       case 'assistant': {
         if (!m.toolCalls?.length) return { role: 'assistant', content: m.content };
         for (const c of m.toolCalls) toolNames.set(c.id, c.name);
@@ -107,6 +107,15 @@ export function toModelMessages(messages: ChatMessage[]): ModelMessage[] {
         };
     }
   });
+}
+
+const DATA_URL = /^data:([^;,]+);base64,(.*)$/s;
+
+/** An image as the AI SDK takes it: base64 with its media type (Anthropic: a base64 `image` source), or a link. */
+function modelPart(p: ChatPart): TextPart | ImagePart {
+  if (p.type === 'text') return { type: 'text', text: p.text };
+  const data = DATA_URL.exec(p.url);
+  return data ? { type: 'image', image: data[2]!, mediaType: data[1] } : { type: 'image', image: new URL(p.url) };
 }
 
 function parseArguments(text: string): unknown {

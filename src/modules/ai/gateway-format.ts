@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ValidationError } from '../../errors.ts';
-import type { ChatMessage, ChatRequest, ToolCall, Usage } from './types.ts';
+import type { ChatMessage, ChatPart, ChatRequest, ToolCall, Usage } from './types.ts';
 
 /**
  * OpenAI Chat Completions on the wire: the request fields the gateway reads
@@ -10,6 +10,7 @@ import type { ChatMessage, ChatRequest, ToolCall, Usage } from './types.ts';
  */
 
 const textPart = z.looseObject({ type: z.literal('text'), text: z.string() });
+const imagePart = z.looseObject({ type: z.literal('image_url'), image_url: z.looseObject({ url: z.string().min(1), detail: z.string().optional() }) });
 const content = z.union([z.string(), z.array(z.looseObject({ type: z.string() }))]).nullable().optional();
 const toolCall = z.looseObject({ id: z.string(), type: z.literal('function').optional(), function: z.looseObject({ name: z.string(), arguments: z.string() }) });
 
@@ -59,6 +60,23 @@ function text(value: z.infer<typeof content>, role: string): string {
     .join('');
 }
 
+/**
+ * A user message's content: text, or text and `image_url` parts, which are
+ * passed on as they came (to OpenAI-compatible upstreams unchanged; to others
+ * in their own image format), to a model that can see.
+ */
+function userMessage(value: z.infer<typeof content>): ChatMessage {
+  if (!Array.isArray(value) || !value.some((p) => p.type === 'image_url')) return { role: 'user', content: text(value, 'user') };
+  const parts = value.map((part): ChatPart => {
+    const image = imagePart.safeParse(part);
+    if (image.success) return { type: 'image', url: image.data.image_url.url, ...(image.data.image_url.detail !== undefined ? { detail: image.data.image_url.detail } : {}) };
+    const parsed = textPart.safeParse(part);
+    if (!parsed.success) throw ValidationError(`Only text and image_url content is supported in user messages (got a "${part.type}" part)`, 'unsupported_content');
+    return { type: 'text', text: parsed.data.text };
+  });
+  return { role: 'user', content: parts.flatMap((p) => (p.type === 'text' ? [p.text] : [])).join(''), parts };
+}
+
 /** The OpenAI request as Parley's ChatRequest, minus the chain (resolved by the caller). */
 export function toChatRequest(body: CompletionBody): Omit<ChatRequest, 'chain'> {
   const messages = body.messages.map((m): ChatMessage => {
@@ -67,7 +85,7 @@ export function toChatRequest(body: CompletionBody): Omit<ChatRequest, 'chain'> 
       case 'developer':
         return { role: 'system', content: text(m.content, m.role) };
       case 'user':
-        return { role: 'user', content: text(m.content, m.role) };
+        return userMessage(m.content);
       case 'assistant': {
         const calls = m.tool_calls?.map((c): ToolCall => ({ id: c.id, name: c.function.name, arguments: c.function.arguments }));
         return { role: 'assistant', content: text(m.content, m.role), ...(calls?.length ? { toolCalls: calls } : {}) };

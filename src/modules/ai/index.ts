@@ -6,10 +6,11 @@ import { createAi, type AiService } from './service.ts';
 import { aiEnv, aiSettings, type AiSettings } from './settings.ts';
 import { ConfigError } from '../../errors.ts';
 
-export { buildContext } from './context.ts';
+export { buildContext, DEFAULT_CONTEXT_WINDOW } from './context.ts';
 export { modelId } from './contracts.ts';
 export { formatMicros, usdToMicros } from './cost.ts';
-export type { Ai, CallOutcome, ChatEvent, ChatMessage, ChatRequest, FailedAttempt, MeterContext, Metering, ModelInfo } from './types.ts';
+export type { Ai, CallOutcome, ChatEvent, ChatMessage, ChatPart, ChatRequest, FailedAttempt, MeterContext, Metering, ModelInfo } from './types.ts';
+export { IMAGE_TOKENS, truncateTokens } from './tokens.ts';
 
 declare module '../module.ts' {
   interface ServiceMap {

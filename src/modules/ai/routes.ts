@@ -10,6 +10,7 @@ const modelInfoSchema = z
     model: z.string(),
     contextWindow: z.number().int().nullable(),
     maxOutputTokens: z.number().int().nullable(),
+    vision: z.boolean().meta({ description: 'Takes images as input (built-in table or PARLEY_AI_CONFIG `vision`); false when unknown' }),
     pricing: z
       .object({ input: z.number(), output: z.number(), cachedInput: z.number().optional() })
       .nullable()

@@ -7,8 +7,8 @@ import { createEmbedder } from './embeddings.ts';
 import { streamWithFallback, type Link } from './fallback.ts';
 import { createProviderRegistry } from './providers.ts';
 import type { AiSettings } from './settings.ts';
-import { countPromptTokens, countTextTokens } from './tokens.ts';
-import type { FailedAttempt } from './types.ts';
+import { countPromptTokens, countTextTokens, IMAGE_TOKENS } from './tokens.ts';
+import { hasImages, type ChatMessage, type FailedAttempt } from './types.ts';
 import { AppError } from '../../errors.ts';
 import type { Ai, CallOutcome, ChatEvent, ChatRequest, MeteredCall, Metering, ModelInfo, Usage } from './types.ts';
 
@@ -41,10 +41,30 @@ export function createAi(settings: AiSettings, opts: { logger?: Logger; random?:
     return rest;
   };
 
+  /**
+   * The chain that can take these messages. With images, the first model must
+   * see them (400 `model_cannot_see_images` otherwise, before any upstream
+   * call) and fallbacks that cannot are left out rather than sent images they
+   * would reject.
+   */
+  function chainFor(chain: string[], messages: ChatMessage[]): string[] {
+    if (!hasImages(messages)) return chain;
+    const first = chain[0] === undefined ? undefined : catalog.get(chain[0]);
+    if (first && !first.vision) {
+      throw ValidationError(
+        `Model "${first.id}" cannot take images: choose a model that can (GET /v1/ai/models, \`vision\`), or send no images`,
+        'model_cannot_see_images',
+        { model: first.id },
+      );
+    }
+    // Unknown ids stay, to fail as unknown_model.
+    return chain.filter((id) => catalog.get(id)?.vision ?? true);
+  }
+
   async function* streamChat(request: ChatRequest): AsyncGenerator<ChatEvent> {
     if (!request.chain.length) throw ValidationError('The model chain is empty', 'unknown_model');
     // Resolve every link first: a typo in the third link should fail now, not after two outages.
-    const links = request.chain.map(toLink);
+    const links = chainFor(request.chain, request.messages).map(toLink);
     if (!request.meter || !opts.metering) return yield* runChain(request, links);
 
     // Metered: budgets are checked before any upstream call (here, or by admit() earlier), and the outcome is recorded however the call ends.
@@ -83,7 +103,10 @@ export function createAi(settings: AiSettings, opts: { logger?: Logger; random?:
   /** What a call is reserved against budgets before it runs: its prompt (about 4 characters a token) and requested output, at the dearest link's price. */
   function estimate(request: ChatRequest, links: Link[]) {
     let chars = 0;
-    for (const m of request.messages) chars += m.content.length;
+    for (const m of request.messages) {
+      chars += m.content.length;
+      for (const p of m.parts ?? []) if (p.type === 'image') chars += IMAGE_TOKENS * 4;
+    }
     const usage = { inputTokens: Math.ceil(chars / 4), outputTokens: request.maxTokens ?? 0 };
     let micros = 0;
     for (const l of links) {
@@ -123,7 +146,7 @@ export function createAi(settings: AiSettings, opts: { logger?: Logger; random?:
 
   async function admit(request: ChatRequest): Promise<MeteredCall | undefined> {
     if (!request.meter || !opts.metering) return undefined;
-    return opts.metering.begin(request.meter, request, estimate(request, request.chain.map(toLink)));
+    return opts.metering.begin(request.meter, request, estimate(request, chainFor(request.chain, request.messages).map(toLink)));
   }
 
   const embedder = createEmbedder({ providers: settings.providers, catalog, policy: settings, defaultModel: settings.embeddingModel, metering: opts.metering, random: opts.random });
@@ -135,6 +158,7 @@ export function createAi(settings: AiSettings, opts: { logger?: Logger; random?:
     model: info,
     streamChat,
     admit,
+    chainFor,
     countTokens: (modelId: string, text: string) => countTextTokens(catalog.get(modelId)?.model ?? modelId, text),
     /** Beyond the contract: a Parley id or a bare model name to a catalog id (the gateway's `model` field). */
     resolve: (name: string): string | undefined => catalog.resolve(name)?.id,

@@ -26,6 +26,8 @@ export interface CatalogEntrySettings {
   id: string;
   contextWindow?: number | null;
   maxOutputTokens?: number | null;
+  /** Takes images as input; unknown models are taken not to. */
+  vision?: boolean;
   pricing?: PriceMicros | null;
 }
 
@@ -106,6 +108,8 @@ const fileSchema = z.strictObject({
         id: z.string().regex(/^[^:]+:.+$/, 'must be provider:model'),
         contextWindow: z.number().int().positive().nullable().optional(),
         maxOutputTokens: z.number().int().positive().nullable().optional(),
+        /** The model takes images (chat file parts, the gateway's image_url parts). */
+        vision: z.boolean().optional(),
         /** USD per million tokens, as decimal strings ("0.15") or numbers. */
         pricing: z.strictObject({ input: usd, output: usd, cachedInput: usd.optional() }).nullable().optional(),
       }),

@@ -1,5 +1,5 @@
-import { countTokens as countO200k } from 'gpt-tokenizer';
-import { countTokens as countCl100k } from 'gpt-tokenizer/encoding/cl100k_base';
+import { countTokens as countO200k, decode as decodeO200k, encode as encodeO200k } from 'gpt-tokenizer';
+import { countTokens as countCl100k, decode as decodeCl100k, encode as encodeCl100k } from 'gpt-tokenizer/encoding/cl100k_base';
 import type { ChatMessage } from './types.ts';
 
 /** Special-token strings in user text are plain text here; the default would throw on them. */
@@ -14,6 +14,21 @@ export function countTextTokens(model: string, text: string): number {
 }
 
 /**
+ * The first `maxTokens` tokens of a text, and how many it had: a file's text
+ * cut to the room it has in a prompt.
+ */
+export function truncateTokens(model: string, text: string, maxTokens: number): { text: string; tokens: number; total: number } {
+  const cl100k = CL100K.test(model);
+  const tokens = cl100k ? encodeCl100k(text, PLAIN) : encodeO200k(text, PLAIN);
+  if (tokens.length <= maxTokens) return { text, tokens: tokens.length, total: tokens.length };
+  const kept = Math.max(0, maxTokens);
+  return { text: (cl100k ? decodeCl100k : decodeO200k)(tokens.slice(0, kept)), tokens: kept, total: tokens.length };
+}
+
+/** What one image is counted as before the provider reports usage: about what OpenAI and Anthropic charge for a mid-sized image. */
+export const IMAGE_TOKENS = 1_000;
+
+/**
  * Tokens a message takes in a prompt: its text, the role and framing tokens
  * chat formats wrap it in (OpenAI's documented 3 per message), and any tool
  * calls it carries.
@@ -24,6 +39,7 @@ export const REPLY_PRIMING = 3;
 
 export function countMessageTokens(model: string, m: ChatMessage): number {
   let n = MESSAGE_OVERHEAD + countTextTokens(model, m.content);
+  for (const part of m.parts ?? []) if (part.type === 'image') n += IMAGE_TOKENS;
   for (const call of m.toolCalls ?? []) n += MESSAGE_OVERHEAD + countTextTokens(model, call.name) + countTextTokens(model, call.arguments);
   return n;
 }

@@ -6,12 +6,27 @@
 
 export interface ChatMessage {
   role: 'system' | 'user' | 'assistant' | 'tool';
+  /** The message's text (for a message with `parts`: its text parts joined), which tokens and budgets are counted on. */
   content: string;
+  /**
+   * For role 'user': the message as text and images in order, when it carries
+   * images; drivers send these instead of `content`, each in its provider's
+   * own format (OpenAI `image_url`, Anthropic `image` blocks).
+   */
+  parts?: ChatPart[];
   /** For role 'tool': the call this answers. */
   toolCallId?: string;
   /** For role 'assistant': calls the model made. */
   toolCalls?: ToolCall[];
 }
+
+export type ChatPart =
+  | { type: 'text'; text: string }
+  /** `url`: a `data:<type>;base64,…` URL or an https URL; `detail` as OpenAI takes it, passed on where the provider has one. */
+  | { type: 'image'; url: string; detail?: string };
+
+/** Whether a request shows the model any image (it then needs a model that can see). */
+export const hasImages = (messages: ChatMessage[]) => messages.some((m) => m.parts?.some((p) => p.type === 'image'));
 
 export interface ToolDefinition {
   name: string;
@@ -118,6 +133,8 @@ export interface ModelInfo {
   model: string;
   contextWindow: number | null;
   maxOutputTokens: number | null;
+  /** Takes images as input (the built-in table or PARLEY_AI_CONFIG says so; false when unknown). */
+  vision: boolean;
   /** USD per million tokens; null when unknown (never shown as zero). */
   pricing: { input: number; output: number; cachedInput?: number } | null;
 }
@@ -142,6 +159,13 @@ export interface Ai {
   admit(request: ChatRequest): Promise<MeteredCall | undefined>;
   /** Tokens of a text as the model's tokenizer counts them (approximate for non-OpenAI models). */
   countTokens(modelId: string, text: string): number;
+  /**
+   * The links of `chain` that can take `messages`: all of them for text; with
+   * images, the vision-capable ones, after a 400 `model_cannot_see_images`
+   * when the first cannot see. streamChat applies it itself; a caller that
+   * must refuse before it writes anything calls it first.
+   */
+  chainFor(chain: string[], messages: ChatMessage[]): string[];
 }
 
 /** One provider attempt that failed before another answered (or all failed), as stored with the message. */

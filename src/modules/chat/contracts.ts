@@ -3,6 +3,8 @@ import { optionalBody, pageQuery } from '../../http/pagination.ts';
 import { modelId } from '../ai/index.ts';
 
 export const MESSAGE_MAX_CHARS = 100_000;
+/** Files one message may carry. */
+export const MESSAGE_MAX_FILES = 10;
 export const TITLE_MAX_CHARS = 200;
 
 const title = z.string().trim().min(1).max(TITLE_MAX_CHARS);
@@ -74,20 +76,40 @@ export const conversationSchema = z
   })
   .meta({ id: 'Conversation' });
 
-export const contentPart = z.object({ type: z.literal('text'), text: z.string().max(MESSAGE_MAX_CHARS) }).meta({ id: 'ContentPart' });
+const textPart = z.object({ type: z.literal('text'), text: z.string().max(MESSAGE_MAX_CHARS) });
+
+export const contentPartInput = z.discriminatedUnion('type', [textPart, z.object({ type: z.literal('file'), fileId: z.uuid().describe('One of your files (POST /v1/files)') }).strict()]);
+
+export const contentPart = z
+  .discriminatedUnion('type', [
+    textPart,
+    z.object({
+      type: z.literal('file'),
+      fileId: z.uuid(),
+      name: z.string(),
+      mimeType: z.string(),
+      size: z.number().int(),
+      deleted: z.boolean().optional().describe('true once the file was deleted: its name is kept, its contents are gone (the model is told so)'),
+    }),
+  ])
+  .meta({ id: 'ContentPart' });
+
+const fileCount = (c: string | Array<{ type: string }>) => (typeof c === 'string' ? 0 : c.filter((p) => p.type === 'file').length);
 
 /**
- * A message's content as a client sends it: a string, or text parts. At most
- * MESSAGE_MAX_CHARS characters in all, and not blank.
+ * A message's content as a client sends it: a string, or text and file parts.
+ * At most MESSAGE_MAX_CHARS characters in all and MESSAGE_MAX_FILES files; the
+ * text may be blank only when there is a file.
  */
 export const messageContentInput = z
-  .union([z.string().max(MESSAGE_MAX_CHARS), z.array(contentPart).min(1).max(100)])
-  .refine((c) => contentText(c).trim().length > 0, 'must not be empty')
-  .refine((c) => contentText(c).length <= MESSAGE_MAX_CHARS, `at most ${MESSAGE_MAX_CHARS} characters`);
+  .union([z.string().max(MESSAGE_MAX_CHARS), z.array(contentPartInput).min(1).max(100)])
+  .refine((c) => contentText(c).trim().length > 0 || fileCount(c) > 0, 'must not be empty')
+  .refine((c) => contentText(c).length <= MESSAGE_MAX_CHARS, `at most ${MESSAGE_MAX_CHARS} characters`)
+  .refine((c) => fileCount(c) <= MESSAGE_MAX_FILES, `at most ${MESSAGE_MAX_FILES} files`);
 
-/** The plain text of content parts, as stored in `messages.text`. */
-export function contentText(content: string | Array<{ text: string }>): string {
-  return typeof content === 'string' ? content : content.map((p) => p.text).join('\n\n');
+/** The plain text of content parts (files left out), as stored in `messages.text`. */
+export function contentText(content: string | ReadonlyArray<{ type: string; text?: string }>): string {
+  return typeof content === 'string' ? content : content.flatMap((p) => (p.type === 'text' ? [p.text ?? ''] : [])).join('\n\n');
 }
 
 export const feedbackBody = z

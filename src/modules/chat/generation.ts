@@ -10,12 +10,15 @@ import type { Conversations } from './conversations.ts';
 import { isOutcome, outcomeOf, type GenerationEvent, type Outcome, type PositionedEvent } from './generation-events.ts';
 import { CANCEL_SIGNAL, launchRun, type Run, type RunDeps } from './generation-run.ts';
 import { toPublicMessage, type MessageRow, type Messages, type MessageView } from './messages.ts';
-import type { ContentPart } from './schema.ts';
+import type { Attachments, Turn } from './attachments.ts';
+import type { ContentInput } from './schema.ts';
 import type { Titles } from './titles.ts';
 
 export interface GenerationDeps {
-  ai: Pick<Ai, 'streamChat' | 'model' | 'admit'> & { defaultModel?: string };
+  ai: Pick<Ai, 'streamChat' | 'model' | 'admit' | 'chainFor'> & { defaultModel?: string };
   messages: Messages;
+  /** File parts: checked when posted, turned into what the model sees each turn. */
+  attachments: Attachments;
   conversations: Pick<Conversations, 'get'>;
   projects: Pick<Projects, 'forGeneration'>;
   /** The user's `defaultModel` preference, for turns where nothing closer names a model. */
@@ -48,10 +51,8 @@ export function modelChain(...ids: Array<string | null | undefined>): string[] {
   return [...new Set(ids.filter((id): id is string => !!id))];
 }
 
-/** The branch as the model sees it: user and assistant turns with text (an empty failed answer says nothing). */
-function toChatMessages(history: MessageRow[]): ChatMessage[] {
-  return history.flatMap((m): ChatMessage[] => (m.text && (m.role === 'user' || m.role === 'assistant') ? [{ role: m.role, content: m.text }] : []));
-}
+/** What the user asked, for a title: the text, or the names of the files it was alone with. */
+const questionOf = (m: MessageRow) => m.text || m.content.flatMap((p) => (p.type === 'file' ? [p.name] : [])).join(', ');
 
 /**
  * Chat generation: stores the user's message and an assistant placeholder,
@@ -89,12 +90,14 @@ export function createGeneration(d: GenerationDeps) {
    * with its budgets checked and reserved now, once: a 402 comes before
    * anything is written, and the call draws on this reservation.
    */
-  async function prepare(userId: string, p: Plan, branch: ChatMessage[], caller: Caller) {
+  async function prepare(userId: string, p: Plan, branch: Turn[], caller: Caller) {
     const { conversation, settings, chain } = p;
     const meter = { userId, role: caller.role, apiKeyId: caller.apiKeyId ?? null, projectId: conversation.projectId, conversationId: conversation.id };
+    const messages = await contextFor(userId, chain[0]!, settings, branch);
     const request: ChatRequest = {
-      chain,
-      messages: contextFor(chain[0]!, settings, branch),
+      // With images, only the links that can see them (a 400 now if the first cannot).
+      chain: d.ai.chainFor(chain, messages),
+      messages,
       temperature: settings?.temperature ?? undefined,
       maxTokens: settings?.maxTokens ?? undefined,
       meter: { ...meter, source: 'chat' },
@@ -115,7 +118,7 @@ export function createGeneration(d: GenerationDeps) {
         assistantId: assistant.id,
         created: { type: 'message.created', conversationId: conversation.id, userMessageId: userMessage.id, assistantMessageId: assistant.id },
         request: { ...prepared.request, meter: { ...meter, source: 'chat', messageId: assistant.id }, admitted },
-        onComplete: firstExchange ? (answer) => d.titles.start(conversation.id, chain, userMessage.text, answer, { ...meter, source: 'title' }) : undefined,
+        onComplete: firstExchange ? (answer) => d.titles.start(conversation.id, chain, questionOf(userMessage), answer, { ...meter, source: 'title' }) : undefined,
       });
       d.announce('message.created', { userId, conversationId: conversation.id, userMessageId: userMessage.id, assistantMessageId: assistant.id, model: chain[0] ?? null });
       runs.set(assistant.id, run);
@@ -143,10 +146,12 @@ export function createGeneration(d: GenerationDeps) {
     }
   }
 
-  function contextFor(modelId: string, settings: GenerationSettings | undefined, branch: ChatMessage[]): ChatMessage[] {
+  /** The branch as the model sees it (files included), fitted to its window. */
+  async function contextFor(userId: string, modelId: string, settings: GenerationSettings | undefined, branch: Turn[]): Promise<ChatMessage[]> {
     const info = d.ai.model(modelId)!;
     const replyBudget = settings?.maxTokens ?? Math.min(info.maxOutputTokens ?? DEFAULT_REPLY_BUDGET, DEFAULT_REPLY_BUDGET);
-    return buildContext({ model: info, system: settings?.systemPrompt, history: branch, replyBudget });
+    const history = await d.attachments.toChatMessages(userId, branch, info, replyBudget);
+    return buildContext({ model: info, system: settings?.systemPrompt, history, replyBudget });
   }
 
   /** The events of a message's generation from `fromOffset`, following it live; rebuilt from the database once the stream is gone. */
@@ -170,26 +175,30 @@ export function createGeneration(d: GenerationDeps) {
 
   return {
     /** Posts the user's message (under `parentId` to edit: a new branch) and starts answering it. */
-    async start(userId: string, conversationId: string, input: { content: string | ContentPart[]; parentId?: string | null; model?: string }, caller: Caller = {}): Promise<Started> {
-      if (contentText(input.content).length > d.limits.maxMessageChars) {
+    async start(userId: string, conversationId: string, input: { content: string | ContentInput[]; parentId?: string | null; model?: string }, caller: Caller = {}): Promise<Started> {
+      const text = contentText(input.content);
+      if (text.length > d.limits.maxMessageChars) {
         throw ValidationError(`A message may hold at most ${d.limits.maxMessageChars} characters`, 'message_too_long');
       }
       // The parent first: a message that is not there is a 404 whatever the model settings say.
       if (input.parentId) await d.messages.get(userId, conversationId, input.parentId);
       const p = await plan(userId, conversationId, input.model);
+      // Each file must be the user's (404 otherwise), before anything is written.
+      const content = await d.attachments.resolve(userId, input.content);
+      const asked: Turn = { role: 'user', text, content: typeof content === 'string' ? [{ type: 'text', text: content }] : content };
       // Answers are followed through the stream buffer: refused (503) without it, before anything is written.
       d.streams.assertReachable();
       const parentId = input.parentId === undefined ? p.conversation.currentLeafId : input.parentId;
       const before = parentId ? await d.messages.historyFor(conversationId, parentId) : [];
-      let prepared = await prepare(userId, p, [...toChatMessages(before), { role: 'user', content: contentText(input.content) }], caller);
+      let prepared = await prepare(userId, p, [...before, asked], caller);
       const { userMessage, assistant } = await written(prepared, async () => {
-        const userMessage = await d.messages.appendUserMessage(userId, conversationId, { parentId: input.parentId, content: input.content });
+        const userMessage = await d.messages.appendUserMessage(userId, conversationId, { parentId: input.parentId, content });
         return { userMessage, assistant: await d.messages.createAssistantPlaceholder(conversationId, { parentId: userMessage.id, model: p.chain[0] }) };
       });
       if (userMessage.parentId !== parentId) {
         // Another message became the leaf meanwhile: answer the branch as stored, on the reservation already made.
-        const branch = toChatMessages(await d.messages.historyFor(conversationId, userMessage.id));
-        prepared = { ...prepared, request: { ...prepared.request, messages: contextFor(p.chain[0]!, p.settings, branch) } };
+        const branch = await d.messages.historyFor(conversationId, userMessage.id);
+        prepared = { ...prepared, request: { ...prepared.request, messages: await contextFor(userId, p.chain[0]!, p.settings, branch) } };
       }
       return launch(userId, p, userMessage, assistant, prepared);
     },
@@ -201,7 +210,7 @@ export function createGeneration(d: GenerationDeps) {
       if (question.role !== 'user') throw ValidationError('Regenerate an assistant message or the user message it answers', 'not_regenerable');
       const p = await plan(userId, conversationId, input.model);
       d.streams.assertReachable();
-      const prepared = await prepare(userId, p, toChatMessages(await d.messages.historyFor(conversationId, question.id)), caller);
+      const prepared = await prepare(userId, p, await d.messages.historyFor(conversationId, question.id), caller);
       const assistant = await written(prepared, () => d.messages.createAssistantPlaceholder(conversationId, { parentId: question.id, model: p.chain[0] }));
       return launch(userId, p, question, assistant, prepared);
     },

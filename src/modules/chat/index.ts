@@ -1,5 +1,6 @@
 import { AppError, NotFound } from '../../errors.ts';
 import { defineModule } from '../module.ts';
+import { createAttachments } from './attachments.ts';
 import { conversationsRoutes } from './conversation-routes.ts';
 import { createConversations, type Conversations } from './conversations.ts';
 import { createConversationsRepository } from './conversations-repository.ts';
@@ -56,21 +57,22 @@ declare module '../module.ts' {
   }
 }
 
-/** Chat: conversations, branching messages, streamed answers with fallback, resume and cancel, titles, search. */
+/** Chat: conversations, branching messages with files, streamed answers with fallback, resume and cancel, titles, search. */
 export const chatModule = defineModule({
   name: 'chat',
   tables: { conversations, messages, messageFeedback },
   config: { env: chatEnv, read: chatSettings },
-  needs: ['ai', 'projects', 'jobs', 'limits', 'users'],
+  needs: ['ai', 'projects', 'jobs', 'limits', 'users', 'files'],
   provides: ['conversations', 'messages', 'search', 'generation', 'titles'],
   services({ deps, config, services }) {
-    const { ai, projects, jobs, users } = services;
+    const { ai, projects, jobs, users, files } = services;
     const conversations = createConversations({ db: deps.db, projects });
     const messages = createMessages({ db: deps.db });
     const titles = createTitles({ ai, conversations: createConversationsRepository(deps.db), logger: deps.logger, jobs });
     const generation = createGeneration({
       ai,
       messages,
+      attachments: createAttachments({ files }),
       conversations,
       projects,
       users,
@@ -89,6 +91,16 @@ export const chatModule = defineModule({
     searchRoutes(app, ctx);
   },
   jobs: ({ services }) => [services.titles.job],
+  // A deleted file shows as deleted in the messages that carried it (name kept); the bus retries until they are marked.
+  subscriptions: ({ services }) => [
+    {
+      group: 'chat',
+      types: ['file.deleted'],
+      handler: async (event) => {
+        if (event.type === 'file.deleted') await services.messages.markFileDeleted(event.payload.userId, event.payload.fileId);
+      },
+    },
+  ],
   schedules: ({ deps, config, services }) => [
     {
       name: 'chat.fail-abandoned',

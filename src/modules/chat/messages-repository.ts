@@ -53,6 +53,21 @@ export function createMessagesRepository(db: Db) {
         .returning({ id: messages.id });
       return rows.length;
     },
+    /** Sets `deleted: true` on the file parts naming `fileId` in the user's messages; returns how many messages changed. */
+    async markFileDeleted(userId: string, fileId: string): Promise<number> {
+      const names = JSON.stringify([{ type: 'file', fileId }]);
+      const rows = await db
+        .update(messages)
+        .set({
+          content: sql`(
+            select jsonb_agg(case when part->>'type' = 'file' and part->>'fileId' = ${fileId} then part || '{"deleted":true}'::jsonb else part end order by position)
+            from jsonb_array_elements(${messages.content}) with ordinality as parts(part, position)
+          )`,
+        })
+        .where(and(eq(messages.userId, userId), sql`${messages.content} @> ${names}::jsonb`))
+        .returning({ id: messages.id });
+      return rows.length;
+    },
     async get(conversationId: string, id: string, tx: Db = db): Promise<MessageRow | undefined> {
       const [row] = await tx.select(columns).from(messages).where(inConversation(conversationId, id));
       return row;

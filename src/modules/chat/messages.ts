@@ -1,6 +1,6 @@
 import { Conflict, NotFound, ValidationError } from '../../errors.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
-import { contentText, MESSAGE_MAX_CHARS } from './contracts.ts';
+import { contentText, MESSAGE_MAX_CHARS, MESSAGE_MAX_FILES } from './contracts.ts';
 import { createMessagesRepository, type FeedbackRow, type MessageRow, type MessageView } from './messages-repository.ts';
 import { createConversationsRepository, type ConversationRow } from './conversations-repository.ts';
 import type { FailedAttempt } from '../ai/index.ts';
@@ -60,9 +60,15 @@ export const toPublicMessage = (m: MessageView) => ({
 
 function toParts(content: string | ContentPart[]): { content: ContentPart[]; text: string } {
   const text = contentText(content);
-  if (!text.trim()) throw ValidationError('A message needs some text', 'message_empty');
+  const files = typeof content === 'string' ? [] : content.filter((p) => p.type === 'file');
+  if (!text.trim() && !files.length) throw ValidationError('A message needs some text or a file', 'message_empty');
   if (text.length > MESSAGE_MAX_CHARS) throw ValidationError(`A message may hold at most ${MESSAGE_MAX_CHARS} characters`, 'message_too_long');
-  return { content: typeof content === 'string' ? [{ type: 'text', text: content }] : content.map((p) => ({ type: 'text', text: p.text })), text };
+  if (files.length > MESSAGE_MAX_FILES) throw ValidationError(`A message may carry at most ${MESSAGE_MAX_FILES} files`, 'too_many_files');
+  if (typeof content === 'string') return { content: [{ type: 'text', text: content }], text };
+  return {
+    content: content.map((p): ContentPart => (p.type === 'text' ? { type: 'text', text: p.text } : { type: 'file', fileId: p.fileId, name: p.name, mimeType: p.mimeType, size: p.size })),
+    text,
+  };
 }
 
 /**
@@ -218,6 +224,9 @@ conversationId, leafId: leaf, data };
       }
       return leaf ? repo.branch(conversationId, leaf) : [];
     },
+
+    /** Marks the user's messages that showed this file: it was deleted (the name stays, for the record). */
+    markFileDeleted: (userId: string, fileId: string) => repo.markFileDeleted(userId, fileId),
 
     /** Thumbs up or down on an assistant message; replaces earlier feedback. */
     async setFeedback(userId: string, conversationId: string, messageId: string, input: { rating: 'up' | 'down'; comment?: string | null }): Promise<FeedbackRow> {

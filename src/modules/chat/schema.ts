@@ -31,7 +31,17 @@ export const conversations = pgTable(
   ],
 );
 
-export type ContentPart = { type: 'text'; text: string };
+/**
+ * A file shown with a message, as stored: enough for a client to render it
+ * without another request. `deleted` once the file is deleted (the
+ * `file.deleted` event marks every message that showed it).
+ */
+export type FilePart = { type: 'file'; fileId: string; name: string; mimeType: string; size: number; deleted?: boolean };
+
+export type ContentPart = { type: 'text'; text: string } | FilePart;
+
+/** A part as a client sends it: text, or one of its files by id. */
+export type ContentInput = { type: 'text'; text: string } | { type: 'file'; fileId: string };
 
 
 /** One row per message; a conversation is a tree through parentId, never a growing blob. */

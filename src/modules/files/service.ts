@@ -10,6 +10,7 @@ import type { Logger } from '../../platform/observability/logger.ts';
 import type { ByteRange, Storage } from '../../platform/storage/storage.ts';
 import type { Projects } from '../projects/index.ts';
 import type { UsersService } from '../users/index.ts';
+import { createExtraction } from './extract.ts';
 import { createFilesRepository, type FileFilter } from './repository.ts';
 import type { FileRow } from './schema.ts';
 import type { FileSettings } from './settings.ts';
@@ -117,6 +118,7 @@ export function createFiles(d: FilesDeps) {
   }
 
   return {
+    ...createExtraction({ storage: d.storage }),
     quota,
 
     /** Admins: a user's quota and use; 404 for a user who does not exist. */

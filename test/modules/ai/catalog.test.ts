@@ -55,6 +55,7 @@ describe('model catalog', () => {
       model: 'gpt-4o-mini',
       contextWindow: 128_000,
       maxOutputTokens: 16_384,
+      vision: true,
       pricing: { input: 0.15, output: 0.6, cachedInput: 0.075 },
     });
     assert.equal(ai.model('anthropic:claude-sonnet-4-5'), undefined, 'provider not configured');
@@ -62,7 +63,7 @@ describe('model catalog', () => {
 
   test('a model of a configured provider that is not in the table is usable with unknown (null) prices, never zero', () => {
     const ai = aiFrom({ OPENAI_API_KEY: 'k', OLLAMA_BASE_URL: 'http://127.0.0.1:11434' });
-    assert.deepEqual(ai.model('openai:gpt-9-preview'), { id: 'openai:gpt-9-preview', provider: 'openai', model: 'gpt-9-preview', contextWindow: null, maxOutputTokens: null, pricing: null });
+    assert.deepEqual(ai.model('openai:gpt-9-preview'), { id: 'openai:gpt-9-preview', provider: 'openai', model: 'gpt-9-preview', contextWindow: null, maxOutputTokens: null, vision: false, pricing: null });
     assert.equal(ai.model('ollama:llama3.2:3b')?.model, 'llama3.2:3b', 'the model keeps its own colon');
     assert.equal(ai.model('ollama:llama3.2:3b')?.pricing, null);
   });
@@ -75,7 +76,7 @@ describe('model catalog', () => {
         { id: 'openai', apiKey: 'from-file', baseUrl: 'http://file.example/v1' },
       ],
       models: [
-        { id: 'local:qwen3', contextWindow: 32768, maxOutputTokens: 4096, pricing: { input: '0.01', output: 0.02 } },
+        { id: 'local:qwen3', contextWindow: 32768, maxOutputTokens: 4096, vision: true, pricing: { input: '0.01', output: 0.02 } },
         { id: 'openai:gpt-4o', pricing: { input: '2', output: '8' } },
         { id: 'openai:gpt-4o-mini', pricing: null },
       ],
@@ -91,6 +92,8 @@ describe('model catalog', () => {
     assert.deepEqual(ai.model('openai:gpt-4o')?.pricing, { input: 2, output: 8 });
     assert.equal(ai.model('openai:gpt-4o')?.contextWindow, 128_000, 'fields the file does not name are kept');
     assert.equal(ai.model('openai:gpt-4o-mini')?.pricing, null, 'a file can declare a price unknown');
+    assert.equal(ai.model('local:qwen3')?.vision, true, 'a file can say a model sees images');
+    assert.equal(ai.model('openai:gpt-4o')?.vision, true, 'the built-in flag is kept when the file does not name it');
   });
 
   test('bare model names resolve through the catalog; Parley ids resolve as they are', () => {

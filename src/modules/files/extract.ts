@@ -1,0 +1,86 @@
+import { Readable } from 'node:stream';
+import { extractText } from 'unpdf';
+import { AppError } from '../../errors.ts';
+import type { Storage } from '../../platform/storage/storage.ts';
+import type { FileRow } from './schema.ts';
+
+/**
+ * Most text kept of one file: far beyond any model's window (about 4
+ * characters a token), so the cut that matters is the prompt's, made by the
+ * caller with the note that goes with it.
+ */
+export const MAX_TEXT_CHARS = 2_000_000;
+/** Bytes of a text file read for its text (UTF-8 takes at most 4 a character). */
+const MAX_TEXT_BYTES = MAX_TEXT_CHARS * 4;
+
+/** Whether a file of this type has text a model can read: text files, JSON, PDFs. */
+export const hasText = (mimeType: string) => mimeType.startsWith('text/') || mimeType === 'application/json' || mimeType === 'application/pdf';
+
+const unreadable = (detail: string) => new AppError(422, 'file_unreadable', 'Unprocessable content', detail);
+
+/** Reads at most `limit` bytes of a stream; `whole` false when there was more. */
+async function readUpTo(body: Readable, limit: number): Promise<{ bytes: Buffer; whole: boolean }> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    chunks.push(chunk);
+    size += chunk.length;
+    if (size > limit) {
+      body.destroy();
+      return { bytes: Buffer.concat(chunks).subarray(0, limit), whole: false };
+    }
+  }
+  return { bytes: Buffer.concat(chunks), whole: true };
+}
+
+/**
+ * What a model can take of a file: the text of text files and PDFs (PDF text
+ * extracted once with unpdf, then kept beside the original as `text.txt`,
+ * which goes with the file when it is deleted), and the bytes of small files
+ * (images sent inline).
+ */
+export function createExtraction(d: { storage: Storage }) {
+  const textKey = (f: Pick<FileRow, 'userId' | 'id'>) => `files/${f.userId}/${f.id}/text.txt`;
+
+  async function original(file: FileRow): Promise<Readable> {
+    const body = await d.storage.get(file.storageKey);
+    if (!body) throw new AppError(410, 'file_content_missing', 'Gone', 'The file is recorded but its bytes are not in storage');
+    return body;
+  }
+
+  async function pdfText(file: FileRow): Promise<string> {
+    const cached = await d.storage.get(textKey(file));
+    if (cached) return (await readUpTo(cached, MAX_TEXT_BYTES)).bytes.toString('utf8');
+    const { bytes } = await readUpTo(await original(file), Number.MAX_SAFE_INTEGER);
+    let text: string;
+    try {
+      text = (await extractText(new Uint8Array(bytes), { mergePages: true })).text;
+    } catch (err) {
+      throw unreadable(`The text of ${file.name} could not be read: ${(err as Error).message}`);
+    }
+    text = text.replaceAll('\0', '').slice(0, MAX_TEXT_CHARS);
+    await d.storage.put(textKey(file), Readable.from([Buffer.from(text, 'utf8')]), { contentType: 'text/plain; charset=utf-8' });
+    return text;
+  }
+
+  return {
+    /**
+     * The file's text (at most MAX_TEXT_CHARS characters), or null for a type
+     * without text (images, audio, office documents). 422 `file_unreadable`
+     * when a PDF cannot be parsed.
+     */
+    async textOf(file: FileRow): Promise<string | null> {
+      if (!hasText(file.mimeType)) return null;
+      if (file.mimeType === 'application/pdf') return pdfText(file);
+      const { bytes } = await readUpTo(await original(file), MAX_TEXT_BYTES);
+      // A character cut at the end of the bytes read decodes as U+FFFD: harmless, and past any prompt's cut.
+      return bytes.toString('utf8').replaceAll('\0', '').slice(0, MAX_TEXT_CHARS);
+    },
+
+    /** All the bytes of a file of at most `maxBytes` (an image sent inline); 413 `file_too_large` beyond. */
+    async bytesOf(file: FileRow, maxBytes: number): Promise<Buffer> {
+      if (file.size > maxBytes) throw new AppError(413, 'file_too_large', 'Payload too large', `${file.name} is over ${maxBytes} bytes`, { extra: { maxBytes } });
+      return (await readUpTo(await original(file), maxBytes)).bytes;
+    },
+  };
+}
