@@ -7,6 +7,8 @@ export interface FileSettings {
   quotaBytes: number;
   /** MIME types accepted, exact (`application/pdf`) or by family (`image/*`). */
   allowedTypes: string[];
+  /** How long a resumable (tus) upload may stay unfinished before it is removed, in seconds. */
+  uploadExpirySeconds: number;
 }
 
 /** Images, PDF, text, Markdown, CSV, JSON, Office documents, audio; never HTML or SVG (active content). */
@@ -41,10 +43,11 @@ export const filesEnv = {
   FILES_MAX_BYTES: bytes.default(50 * 1024 * 1024),
   FILES_QUOTA_BYTES: bytes.default(1024 * 1024 * 1024),
   FILES_ALLOWED_TYPES: mimeList.optional(),
+  FILES_UPLOAD_EXPIRY_SECONDS: z.coerce.number().int().positive().default(24 * 60 * 60),
 };
 
 const filesEnvObject = z.object(filesEnv);
 
 export function fileSettings(e: z.output<typeof filesEnvObject>): FileSettings {
-  return { maxBytes: e.FILES_MAX_BYTES, quotaBytes: e.FILES_QUOTA_BYTES, allowedTypes: e.FILES_ALLOWED_TYPES ?? DEFAULT_ALLOWED_TYPES };
+  return { maxBytes: e.FILES_MAX_BYTES, quotaBytes: e.FILES_QUOTA_BYTES, allowedTypes: e.FILES_ALLOWED_TYPES ?? DEFAULT_ALLOWED_TYPES, uploadExpirySeconds: e.FILES_UPLOAD_EXPIRY_SECONDS };
 }
