@@ -100,9 +100,15 @@ export async function tusRoutes(
     return value;
   };
 
-  /** A failed finish leaves nothing behind when the file was refused; a server-side failure keeps the bytes so an empty PATCH can finish again. */
-  async function finish(userId: string, upload: Upload): Promise<{ status_code: number; headers: Record<string, string>; body: string }> {
+  /**
+   * The upload becomes a file, once: a retried last PATCH waits for the first to finish and gets the same file.
+   * A refused file leaves nothing behind; a server-side failure keeps the bytes so an empty PATCH can finish again.
+   */
+  async function finish(userId: string, upload: Upload, opts: { removeNow: boolean }): Promise<{ status_code: number; headers: Record<string, string>; body: string }> {
     const meta = upload.metadata ?? {};
+    // tus has let go of the upload's own lock by now; this one keeps two finishes from writing the same file.
+    const lock = uploads.locker.newLock(`${upload.id}.finish`);
+    await lock.lock(new AbortController().signal, () => {});
     try {
       // Finished already (a retried last PATCH): the same file again.
       const done = await files.get(userId, upload.id).catch(() => undefined);
@@ -115,10 +121,13 @@ export async function tusRoutes(
           projectId: meta.projectId ?? undefined,
           conversationId: meta.conversationId ?? undefined,
         }));
-      return { status_code: 200, headers: { 'Content-Type': 'application/json; charset=utf-8', [FILE_ID_HEADER]: row.id }, body: JSON.stringify(toPublicFile(row)) };
+      if (opts.removeNow) await store.remove(upload.id);
+      return { status_code: opts.removeNow ? 200 : 201, headers: { 'Content-Type': 'application/json; charset=utf-8', [FILE_ID_HEADER]: row.id }, body: JSON.stringify(toPublicFile(row)) };
     } catch (err) {
       if (err instanceof AppError && err.status < 500 && err.code !== 'upload_incomplete') await store.remove(upload.id);
       throw err;
+    } finally {
+      await lock.unlock();
     }
   }
 
@@ -156,10 +165,8 @@ export async function tusRoutes(
 
     async onUploadFinish(req, upload) {
       const { userId } = contextOf(req);
-      const response = await finish(userId, upload);
       // A creation that carried all the bytes: tus reads the upload again after this hook, so it goes once the response is made (below).
-      if (req.method !== 'POST') await store.remove(upload.id);
-      return response;
+      return finish(userId, upload, { removeNow: req.method !== 'POST' });
     },
 
     onResponseError(req, err) {

@@ -204,6 +204,28 @@ for (const setup of setups) {
       }
     });
 
+    test('a creation that carries all the bytes (creation-with-upload) answers 201 with the file', async () => {
+      const data = png(50_000);
+      const res = await fetch(`${t.url}/v1/files/uploads`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${u.accessToken}`,
+          'tus-resumable': '1.0.0',
+          'upload-length': String(data.length),
+          'upload-metadata': `filename ${Buffer.from('one-go.png').toString('base64')}`,
+          'content-type': 'application/offset+octet-stream',
+        },
+        body: data,
+      });
+      assert.equal(res.status, 201);
+      const file = (await res.json()) as any;
+      assert.equal(res.headers.get('parley-file-id'), file.id);
+      assert.equal(file.sha256, sha(data));
+      assert.equal(file.name, 'one-go.png');
+      assert.ok(res.headers.get('location')!.endsWith(file.id));
+      await eventually(async () => assert.deepEqual(await leftovers(t, file.id), []));
+    });
+
     test('someone else\'s upload is not found: HEAD, PATCH, DELETE are 404, and it is untouched', async () => {
       const created = await create(t, u.accessToken, 1000);
       assert.equal(created.status, 201);
