@@ -239,6 +239,11 @@ for (const setup of setups) {
       assert.equal(((await patch.json()) as any).code, 'upload_not_found');
       assert.equal((await as(stranger.accessToken, 'DELETE')).status, 404);
       assert.equal(await offsetOf(t, u.accessToken, url), 0);
+      const wrongOffset = await as(u.accessToken, 'PATCH', { 'upload-offset': '10', 'content-type': 'application/offset+octet-stream' }, png(100));
+      assert.equal(wrongOffset.status, 409);
+      assert.equal(((await wrongOffset.json()) as any).code, 'upload_offset_mismatch');
+      const noVersion = await fetch(url, { method: 'HEAD', headers: { authorization: `Bearer ${u.accessToken}` } });
+      assert.equal(noVersion.status, 412);
       assert.equal((await as(u.accessToken, 'DELETE')).status, 204);
       assert.deepEqual(await leftovers(t, url), []);
     });
