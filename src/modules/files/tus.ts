@@ -104,7 +104,8 @@ export async function tusRoutes(
    * The upload becomes a file, once: a retried last PATCH waits for the first to finish and gets the same file.
    * A refused file leaves nothing behind; a server-side failure keeps the bytes so an empty PATCH can finish again.
    */
-  async function finish(userId: string, upload: Upload, opts: { removeNow: boolean }): Promise<{ status_code: number; headers: Record<string, string>; body: string }> {
+  async function finish(userId: string, upload: Upload, opts: { removeNow: boolean; log: FastifyRequest['log'] }): Promise<{ status_code: number; headers: Record<string, string>; body: string }> {
+    const { log } = opts;
     const meta = upload.metadata ?? {};
     // tus has let go of the upload's own lock by now; this one keeps two finishes from writing the same file.
     const lock = uploads.locker.newLock(`${upload.id}.finish`);
@@ -112,6 +113,8 @@ export async function tusRoutes(
     try {
       // Finished already (a retried last PATCH): the same file again.
       const done = await files.get(userId, upload.id).catch(() => undefined);
+      // The conversation may have gone since the upload began (the project is checked again by files.upload).
+      if (!done && meta.conversationId) await conversations.get(userId, meta.conversationId);
       const row =
         done ??
         (await files.upload(userId, {
@@ -124,7 +127,9 @@ export async function tusRoutes(
       if (opts.removeNow) await store.remove(upload.id);
       return { status_code: opts.removeNow ? 200 : 201, headers: { 'Content-Type': 'application/json; charset=utf-8', [FILE_ID_HEADER]: row.id }, body: JSON.stringify(toPublicFile(row)) };
     } catch (err) {
-      if (err instanceof AppError && err.status < 500 && err.code !== 'upload_incomplete') await store.remove(upload.id);
+      if (err instanceof AppError && err.status < 500 && err.code !== 'upload_incomplete') {
+        await store.remove(upload.id).catch((e: unknown) => log.error({ err: e, uploadId: upload.id }, 'could not remove a refused upload (it expires)'));
+      }
       throw err;
     } finally {
       await lock.unlock();
@@ -146,9 +151,12 @@ export async function tusRoutes(
     async onIncomingRequest(req, id) {
       if (req.method === 'POST') return;
       const { userId } = contextOf(req);
-      const upload = await store.getUpload(id).catch(() => undefined);
+      const metadata = await store.metadataOf(id).catch((err: unknown) => {
+        if (err === ERRORS.FILE_NOT_FOUND) return undefined;
+        throw err;
+      });
       // Someone else's upload is as missing as one that never was.
-      if (!upload || upload.metadata?.userId !== userId) throw uploadNotFound();
+      if (metadata?.userId !== userId) throw uploadNotFound();
     },
 
     async onUploadCreate(req, upload) {
@@ -164,9 +172,9 @@ export async function tusRoutes(
     },
 
     async onUploadFinish(req, upload) {
-      const { userId } = contextOf(req);
+      const { userId, request } = contextOf(req);
       // A creation that carried all the bytes: tus reads the upload again after this hook, so it goes once the response is made (below).
-      return finish(userId, upload, { removeNow: req.method !== 'POST' });
+      return finish(userId, upload, { removeNow: req.method !== 'POST', log: request.log });
     },
 
     onResponseError(req, err) {
@@ -193,6 +201,8 @@ export async function tusRoutes(
     // OPTIONS (discovery, CORS preflight) needs no one signed in.
     contexts.set(request.raw, { userId: request.method === 'OPTIONS' ? '' : principal(request).userId, request });
     reply.hijack();
+    // What hooks and guards set on the reply (request id, rate limits) goes out with tus's response, as on every other.
+    for (const [name, value] of Object.entries({ ...reply.getHeaders(), 'x-request-id': request.id })) if (value !== undefined) reply.raw.setHeader(name, value);
     await server.handle(request.raw, reply.raw);
   };
 

@@ -64,6 +64,11 @@ export class StorageUploadStore extends DataStore {
     return JSON.parse(Buffer.concat(parts).toString('utf8')) as Info;
   }
 
+  /** An upload's metadata alone (one read, where getUpload also lists its chunks); ERRORS.FILE_NOT_FOUND when there is none. */
+  async metadataOf(id: string): Promise<Record<string, string | null>> {
+    return (await this.#info(id)).metadata ?? {};
+  }
+
   override async create(upload: Upload): Promise<Upload> {
     upload.creation_date = new Date().toISOString();
     const info: Info = { id: upload.id, size: upload.size, metadata: upload.metadata, creation_date: upload.creation_date };

@@ -232,6 +232,7 @@ for (const setup of setups) {
       const url = new URL(created.headers.get('location')!, t.url).toString();
       const as = (token: string, method: string, extra: Record<string, string> = {}, body?: Buffer) =>
         fetch(url, { method, headers: { authorization: `Bearer ${token}`, 'tus-resumable': '1.0.0', ...extra }, body });
+      assert.match(created.headers.get('x-request-id') ?? '', /^[0-9a-f-]{36}$/, 'the request id, as on every response');
       assert.equal((await as(stranger.accessToken, 'HEAD')).status, 404);
       const patch = await as(stranger.accessToken, 'PATCH', { 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' }, png(1000));
       assert.equal(patch.status, 404);
