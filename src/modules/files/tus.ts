@@ -1,4 +1,4 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ERRORS, EVENTS, MemoryLocker, Server, type Locker, type Upload } from '@tus/server';
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -39,6 +39,7 @@ export function createResumableUploads(deps: { storage: Storage; redis?: Redis; 
 interface RequestContext {
   userId: string;
   request: FastifyRequest;
+  res: ServerResponse;
 }
 
 type TusRequest = Parameters<NonNullable<ConstructorParameters<typeof Server>[0]['onIncomingRequest']>>[0];
@@ -181,7 +182,11 @@ export async function tusRoutes(
       const context = contextOf(req);
       const { request } = context;
       let problem: { status: number; title: string; code: string; detail?: string; [extra: string]: unknown };
-      if (err instanceof AppError) problem = { status: err.status, title: err.title, code: err.code, detail: err.message, ...err.extra };
+      if (err instanceof AppError) {
+        problem = { status: err.status, title: err.title, code: err.code, detail: err.message, ...err.extra };
+        // Retry-After and the like: tus's response keeps what is set on the raw response.
+        for (const [name, value] of Object.entries(err.headers)) context.res.setHeader(name, value);
+      }
       else if ('status_code' in err && err.status_code < 500) {
         problem = { status: err.status_code, title: err.status_code === 404 ? 'Not found' : 'Upload refused', code: tusCode(err), detail: err.body.trim() };
       } else {
@@ -199,7 +204,7 @@ export async function tusRoutes(
 
   const handle = async (request: FastifyRequest, reply: FastifyReply) => {
     // OPTIONS (discovery, CORS preflight) needs no one signed in.
-    contexts.set(request.raw, { userId: request.method === 'OPTIONS' ? '' : principal(request).userId, request });
+    contexts.set(request.raw, { userId: request.method === 'OPTIONS' ? '' : principal(request).userId, request, res: reply.raw });
     reply.hijack();
     // What hooks and guards set on the reply (request id, rate limits) goes out with tus's response, as on every other.
     for (const [name, value] of Object.entries({ ...reply.getHeaders(), 'x-request-id': request.id })) if (value !== undefined) reply.raw.setHeader(name, value);

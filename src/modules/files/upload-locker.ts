@@ -4,6 +4,7 @@ import { ERRORS, type Lock, type Locker, type RequestRelease } from '@tus/server
 import type { Redis } from 'ioredis';
 import type { Broadcast } from '../../platform/broadcast/broadcast.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
+import { needRedis } from '../../platform/redis/redis.ts';
 
 /** A holder that died keeps its lock this long at most; a live one renews it well before. */
 const LEASE_MS = 30_000;
@@ -46,15 +47,16 @@ export function redisUploadLocker(deps: { redis: Redis; prefix: string; broadcas
       let renewal: NodeJS.Timeout | undefined;
       return {
         async lock(signal, requestRelease) {
-          await listen();
+          await needRedis(listen());
           const deadline = Date.now() + ACQUIRE_TIMEOUT_MS;
           let asked = false;
-          while ((await deps.redis.set(key, token, 'PX', LEASE_MS, 'NX')) !== 'OK') {
+          // Without Redis no instance can know who writes the upload: 503, try again (the bytes sent so far are kept).
+          while ((await needRedis(deps.redis.set(key, token, 'PX', LEASE_MS, 'NX'))) !== 'OK') {
             if (signal.aborted) throw ERRORS.ABORTED;
             if (Date.now() > deadline) throw ERRORS.ERR_LOCK_TIMEOUT;
             if (!asked) {
               asked = true;
-              await deps.broadcast.publish(topic, id);
+              await deps.broadcast.publish(topic, id).catch((err: unknown) => deps.logger.warn({ err, uploadId: id }, 'could not ask for an upload lock to be released'));
             }
             await sleep(RETRY_MS);
           }
@@ -67,7 +69,8 @@ export function redisUploadLocker(deps: { redis: Redis; prefix: string; broadcas
         async unlock() {
           clearInterval(renewal);
           held.delete(id);
-          await deps.redis.eval(RELEASE_IF_OURS, 1, key, token);
+          // A lock that cannot be released now lapses with its lease.
+          await deps.redis.eval(RELEASE_IF_OURS, 1, key, token).catch((err: unknown) => deps.logger.warn({ err, uploadId: id }, 'could not release an upload lock; it lapses'));
         },
       };
     },
