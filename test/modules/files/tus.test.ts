@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import * as tus from 'tus-js-client';
 import { backends, startApp, type Backend, type TestApp } from '../../support/app.ts';
 import { eventually } from '../../support/eventually.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
+import { freePort } from '../../support/process.ts';
+import { REDIS_SERVER, startRedisServer, type RedisServer } from '../../support/redis.ts';
 import { startS3, type LocalS3 } from '../../support/s3.ts';
 
 const MAX = 3 * 1024 * 1024;
@@ -324,5 +327,46 @@ describe('resumable uploads (tus): expiry', () => {
     });
     assert.ok((await t.services.resumableUploads.expire()) >= 1);
     assert.deepEqual(await leftovers(t, url), []);
+  });
+});
+
+describe('resumable uploads (tus): Redis outage [postgres]', { skip: !process.env.DATABASE_URL ? 'needs PostgreSQL (DATABASE_URL)' : !existsSync(REDIS_SERVER) ? `needs ${REDIS_SERVER}` : false }, () => {
+  let redis: RedisServer | undefined;
+  let t: TestApp | undefined;
+  after(async () => {
+    await t?.close();
+    await redis?.stop();
+  });
+
+  test('without Redis an upload is a quick 503 with Retry-After, keeping its bytes; it resumes once Redis is back', async () => {
+    const port = await freePort();
+    redis = await startRedisServer(port);
+    t = await startApp({ backend: 'postgres', env: { REDIS_URL: redis.url } });
+    const app = t;
+    const u = await createUser(app);
+    const data = png(200_000);
+    const first = await send(app, u.accessToken, data, { stopAfter: CHUNK / 2, chunkSize: CHUNK / 2 });
+    const offset = await offsetOf(app, u.accessToken, first.url);
+    assert.equal(offset, CHUNK / 2);
+
+    await redis.stop();
+    await eventually(() => assert.notEqual(app.deps.redis!.status, 'ready'));
+    const head = await fetch(first.url, { method: 'HEAD', headers: { authorization: `Bearer ${u.accessToken}`, 'tus-resumable': '1.0.0' } });
+    assert.equal(head.status, 503);
+    assert.ok(Number(head.headers.get('retry-after')) > 0);
+    const patch = await fetch(first.url, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${u.accessToken}`, 'tus-resumable': '1.0.0', 'upload-offset': String(offset), 'content-type': 'application/offset+octet-stream' },
+      body: data.subarray(offset),
+    });
+    assert.equal(patch.status, 503);
+    assert.equal(((await patch.json()) as any).code, 'dependency_unavailable');
+
+    redis = await startRedisServer(port);
+    await eventually(() => assert.equal(app.deps.redis!.status, 'ready'), 15_000);
+    assert.equal(await offsetOf(app, u.accessToken, first.url), offset, 'nothing lost, nothing added');
+    const rest = await send(app, u.accessToken, data, { uploadUrl: first.url });
+    assert.equal(rest.error, undefined, rest.error?.message);
+    assert.equal(rest.body.sha256, sha(data));
   });
 });
