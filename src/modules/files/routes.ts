@@ -11,6 +11,7 @@ import type { RouteContext } from '../module.ts';
 import { contentQuery, fileParams, fileSchema, filesQuery, quotaSchema, renameBody, setQuotaBody, signedUrlBody, signedUrlSchema, userParams } from './contracts.ts';
 import type { FileRow } from './schema.ts';
 import { toPublicFile } from './service.ts';
+import { tusRoutes } from './tus.ts';
 
 const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema };
 const tags = ['files'];
@@ -55,10 +56,12 @@ const fieldValue = (fields: Record<string, unknown>, name: string): string | und
 };
 
 /** Uploading, listing, renaming, deleting and downloading one's own files. API keys need the `files` scope. */
-export async function filesRoutes(app: App, { services, guards, config }: RouteContext<'files' | 'conversations'>) {
+export async function filesRoutes(app: App, { services, guards, config }: RouteContext<'files' | 'resumableUploads' | 'conversations'>) {
   const { files, conversations } = services;
   const onRequest = guards.user({ scope: 'files' });
   const me = (request: FastifyRequest) => principal(request).userId;
+
+  await tusRoutes(app, { files, uploads: services.resumableUploads, conversations, onRequest, settings: config.files, allowedOrigins: config.allowedOrigins });
 
   await app.register(async (scope: App) => {
     // Multipart only here: streamed, one file per request, the size limit applied while it arrives.

@@ -134,16 +134,25 @@ export function createFiles(d: FilesDeps) {
       return quota(userId);
     },
 
-    /** Refuses an upload whose declared length alone is over the quota, before a byte is read. */
-    async admit(userId: string, declaredBytes: number | undefined): Promise<void> {
+    /**
+     * Refuses an upload whose declared length alone is over the quota, before a byte is read.
+     * `exact`: the length is the file's own (a tus upload), not a multipart body's, so the size limit applies too and nothing is allowed for framing.
+     * `projectId`: a project the file will belong to, which must be the user's.
+     */
+    async admit(userId: string, declaredBytes: number | undefined, opts: { exact?: boolean; projectId?: string } = {}): Promise<void> {
+      if (opts.projectId && !(await d.projects.exists(userId, opts.projectId))) throw NotFound('Project', 'project_not_found');
       if (declaredBytes === undefined) return;
+      if (opts.exact && declaredBytes > d.settings.maxBytes) throw tooLarge(d.settings.maxBytes);
       const q = await quota(userId);
       // The declared length includes multipart framing, so allow a little over the remaining room.
-      if (declaredBytes > q.remaining + 64 * 1024) throw overQuota(q.used, q.limit);
+      if (declaredBytes > q.remaining + (opts.exact ? 0 : 64 * 1024)) throw overQuota(q.used, q.limit);
     },
 
-    /** Streams one file to storage and records it (the caller checked that a conversation it names is the user's). */
-    async upload(userId: string, input: { body: Readable; filename?: string; projectId?: string; conversationId?: string }): Promise<FileRow> {
+    /**
+     * Streams one file to storage and records it (the caller checked that a conversation it names is the user's).
+     * `id`: the file's id when the caller chose it (a resumable upload's, so finishing it twice cannot make two files).
+     */
+    async upload(userId: string, input: { body: Readable; id?: string; filename?: string; projectId?: string; conversationId?: string }): Promise<FileRow> {
       if (input.projectId && !(await d.projects.exists(userId, input.projectId))) throw NotFound('Project', 'project_not_found');
       const q = await quota(userId);
       if (q.remaining === 0) throw overQuota(q.used, q.limit);
@@ -175,7 +184,7 @@ export function createFiles(d: FilesDeps) {
       if (detected.mismatch) throw refuse(refusedType(detected.mimeType, `The file's bytes are ${detected.mimeType}, not the ${detected.mismatch} its name says`));
       if (!isAllowed(detected.mimeType, d.settings.allowedTypes)) throw refuse(refusedType(detected.mimeType, `Files of type ${detected.mimeType} are not accepted here`));
 
-      const file = { id: uuidv7(), userId };
+      const file = { id: input.id ?? uuidv7(), userId };
       const key = keyOf(file);
       try {
         await d.storage.put(key, body, { contentType: detected.mimeType });

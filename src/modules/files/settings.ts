@@ -11,6 +11,8 @@ export interface FileSettings {
   allowedTypes: string[];
   /** Downloads answered with a redirect to a short-lived presigned S3 URL, so the bytes do not pass through Parley (S3 only). */
   downloadRedirect: boolean;
+  /** How long a resumable (tus) upload may stay unfinished before it is removed, in seconds. */
+  uploadExpirySeconds: number;
 }
 
 /** Images, PDF, text, Markdown, CSV, JSON, Office documents, audio; never HTML or SVG (active content). */
@@ -46,11 +48,18 @@ export const filesEnv = {
   FILES_QUOTA_BYTES: bytes.default(1024 * 1024 * 1024),
   FILES_ALLOWED_TYPES: mimeList.optional(),
   FILES_DOWNLOAD_REDIRECT: envBool.default(false),
+  FILES_UPLOAD_EXPIRY_SECONDS: z.coerce.number().int().positive().default(24 * 60 * 60),
 };
 
 const filesEnvObject = z.object(filesEnv);
 
 export function fileSettings(e: z.output<typeof filesEnvObject> & { S3_BUCKET?: string }): FileSettings {
   if (e.FILES_DOWNLOAD_REDIRECT && !e.S3_BUCKET) throw new ConfigError('Invalid configuration:\n  FILES_DOWNLOAD_REDIRECT: needs S3 storage (S3_BUCKET); a disk has no URL of its own');
-  return { maxBytes: e.FILES_MAX_BYTES, quotaBytes: e.FILES_QUOTA_BYTES, allowedTypes: e.FILES_ALLOWED_TYPES ?? DEFAULT_ALLOWED_TYPES, downloadRedirect: e.FILES_DOWNLOAD_REDIRECT };
+  return {
+    maxBytes: e.FILES_MAX_BYTES,
+    quotaBytes: e.FILES_QUOTA_BYTES,
+    allowedTypes: e.FILES_ALLOWED_TYPES ?? DEFAULT_ALLOWED_TYPES,
+    downloadRedirect: e.FILES_DOWNLOAD_REDIRECT,
+    uploadExpirySeconds: e.FILES_UPLOAD_EXPIRY_SECONDS,
+  };
 }
