@@ -1,6 +1,6 @@
 import { and, desc, eq, like, lt, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../../platform/db/database.ts';
-import { fileQuotas, files, type FileRow } from './schema.ts';
+import { fileQuotas, files, type FileRow, type ThumbnailState } from './schema.ts';
 
 export interface FileFilter {
   projectId?: string;
@@ -39,6 +39,11 @@ export function createFilesRepository(db: Db) {
     },
     async delete(userId: string, id: string): Promise<FileRow | undefined> {
       const [row] = await db.delete(files).where(owned(userId, id)).returning();
+      return row;
+    },
+    /** Records how the thumbnail went; undefined when the file is gone meanwhile. */
+    async setThumbnail(userId: string, id: string, state: ThumbnailState): Promise<FileRow | undefined> {
+      const [row] = await db.update(files).set({ thumbnail: state }).where(owned(userId, id)).returning();
       return row;
     },
     /** The quota an admin set for the user, if any. */

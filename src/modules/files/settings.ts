@@ -7,6 +7,11 @@ export interface FileSettings {
   quotaBytes: number;
   /** MIME types accepted, exact (`application/pdf`) or by family (`image/*`). */
   allowedTypes: string[];
+  /**
+   * Most pixels (width × height) an image may declare: refused at upload when its header says more,
+   * and never decoded beyond it by thumbnails and transforms (decompression bombs).
+   */
+  maxImagePixels: number;
 }
 
 /** Images, PDF, text, Markdown, CSV, JSON, Office documents, audio; never HTML or SVG (active content). */
@@ -41,10 +46,12 @@ export const filesEnv = {
   FILES_MAX_BYTES: bytes.default(50 * 1024 * 1024),
   FILES_QUOTA_BYTES: bytes.default(1024 * 1024 * 1024),
   FILES_ALLOWED_TYPES: mimeList.optional(),
+  // 50 megapixels: any phone or camera photo; decoding one takes at most about 200 MB.
+  FILES_MAX_IMAGE_PIXELS: z.coerce.number().int().min(1).max(268_402_689).default(50_000_000),
 };
 
 const filesEnvObject = z.object(filesEnv);
 
 export function fileSettings(e: z.output<typeof filesEnvObject>): FileSettings {
-  return { maxBytes: e.FILES_MAX_BYTES, quotaBytes: e.FILES_QUOTA_BYTES, allowedTypes: e.FILES_ALLOWED_TYPES ?? DEFAULT_ALLOWED_TYPES };
+  return { maxBytes: e.FILES_MAX_BYTES, quotaBytes: e.FILES_QUOTA_BYTES, allowedTypes: e.FILES_ALLOWED_TYPES ?? DEFAULT_ALLOWED_TYPES, maxImagePixels: e.FILES_MAX_IMAGE_PIXELS };
 }
