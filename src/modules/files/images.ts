@@ -34,9 +34,9 @@ export interface ImageSource {
 
 export const thumbnailKey = (f: Pick<ImageSource, 'userId' | 'id'>) => `files/${f.userId}/${f.id}/thumbnail.webp`;
 
-/** The transform's fields in a fixed order, as the signature of a variant's link covers them. */
+/** The transform as query parameters in a fixed order: what a variant link carries and its signature covers. */
 export function canonicalTransform(t: ImageTransform): string {
-  return [t.width && `w=${t.width}`, t.height && `h=${t.height}`, t.fit && `fit=${t.fit}`, t.format && `format=${t.format}`].filter(Boolean).join('&');
+  return [t.width && `width=${t.width}`, t.height && `height=${t.height}`, t.fit && `fit=${t.fit}`, t.format && `format=${t.format}`].filter(Boolean).join('&');
 }
 
 /** The format a variant is written in: the one asked for, else the original's when it is an output format, else WebP. */
