@@ -79,10 +79,12 @@ export interface ImagesDeps {
 
 /**
  * Thumbnails and on-demand variants, made by sharp from the original as it
- * streams out of storage and streamed back into storage: neither the original
- * nor the result is held whole in this process. libvips' own cache is kept
- * small and its threads few, so a burst of transforms does not swell the
- * server. Concurrent requests for one variant in this process make it once
+ * streams out of storage, the result streamed back into storage. sharp
+ * gathers a streamed input before decoding, so the compressed original (at
+ * most FILES_MAX_BYTES) is in memory while one is made; the decoded pixels
+ * are bounded by the pixel limit, and the result is never held whole.
+ * libvips' own cache is kept small and its threads few, so a burst of
+ * transforms does not swell the server. Concurrent requests for one variant in this process make it once
  * (single flight); another instance may make it again at worst, and writes
  * the same bytes over it.
  */
