@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { pipeline, Transform as ByteCounter, type Readable } from 'node:stream';
-import sharp, { type OutputInfo, type Sharp } from 'sharp';
+import type { OutputInfo, Sharp } from 'sharp';
 import { AppError } from '../../errors.ts';
 import type { Storage } from '../../platform/storage/storage.ts';
 
@@ -30,6 +30,22 @@ export interface ImageSource {
   userId: string;
   mimeType: string;
   storageKey: string;
+}
+
+type SharpFactory = typeof import('sharp').default;
+let loaded: Promise<SharpFactory> | undefined;
+
+/**
+ * sharp and libvips (about 27 MB resident, 45 ms) load with the first image, not at start:
+ * a worker, a CLI command or a server that never sees an image does without them.
+ * Its cache is kept small and its threads few, so a burst of transforms does not swell the server.
+ */
+function loadSharp(): Promise<SharpFactory> {
+  return (loaded ??= import('sharp').then(({ default: sharp }) => {
+    sharp.cache({ memory: 32, files: 0, items: 64 });
+    sharp.concurrency(Math.min(2, availableParallelism()));
+    return sharp;
+  }));
 }
 
 export const thumbnailKey = (f: Pick<ImageSource, 'userId' | 'id'>) => `files/${f.userId}/${f.id}/thumbnail.webp`;
@@ -64,6 +80,7 @@ function imageError(err: Error, limit: number): AppError {
 /** Width and height as an image's first bytes declare them (PNG, GIF, WebP, AVIF, and JPEG when its frame header is near the start); undefined when they do not say. */
 export async function declaredSize(head: Buffer): Promise<{ width: number; height: number } | undefined> {
   try {
+    const sharp = await loadSharp();
     const m = await sharp(head, { limitInputPixels: false }).metadata();
     return m.width && m.height ? { width: m.width, height: m.height } : undefined;
   } catch {
@@ -83,14 +100,11 @@ export interface ImagesDeps {
  * gathers a streamed input before decoding, so the compressed original (at
  * most FILES_MAX_BYTES) is in memory while one is made; the decoded pixels
  * are bounded by the pixel limit, and the result is never held whole.
- * libvips' own cache is kept small and its threads few, so a burst of
- * transforms does not swell the server. Concurrent requests for one variant in this process make it once
+ * Concurrent requests for one variant in this process make it once
  * (single flight); another instance may make it again at worst, and writes
  * the same bytes over it.
  */
 export function createImages(d: ImagesDeps) {
-  sharp.cache({ memory: 32, files: 0, items: 64 });
-  sharp.concurrency(Math.min(2, availableParallelism()));
   const inflight = new Map<string, Promise<boolean>>();
   const counts = { made: 0, thumbnails: 0 };
 
@@ -100,6 +114,7 @@ export function createImages(d: ImagesDeps) {
    * rejects with its own error (worth retrying). A failed write leaves nothing at `target`.
    */
   async function render(source: ImageSource, target: string, shape: (image: Sharp) => Sharp, contentType: string, onRead?: (bytes: number) => void) {
+    const sharp = await loadSharp();
     const original = await d.storage.get(source.storageKey);
     if (!original) throw new AppError(410, 'file_content_missing', 'Gone', 'The file is recorded but its bytes are not in storage');
     const image = shape(sharp({ limitInputPixels: d.maxPixels, sequentialRead: true, autoOrient: true }));
