@@ -103,6 +103,7 @@ async function uploadBytes(t: TestApp, token: string, name: string, bytes: Buffe
 }
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+const spread = (sorted: number[]) => `p50 ${percentile(sorted, 50).toFixed(1)} ms, p90 ${percentile(sorted, 90).toFixed(1)}, p99 ${percentile(sorted, 99).toFixed(1)}, max ${sorted.at(-1)!.toFixed(1)}`;
 
 async function timedGet(t: TestApp, token: string, path: string): Promise<number> {
   const started = performance.now();
@@ -142,7 +143,7 @@ async function imagesBench(name: string, env: Record<string, string>): Promise<s
     const kb = photos.reduce((n, b) => n + b.length, 0) / photos.length / 1024;
     return [
       `| ${name} | ${IMAGES.photos} × ${IMAGES.width}×${IMAGES.height} JPEG (~${kb.toFixed(0)} KB) | ${((IMAGES.photos * 1000) / (done - started)).toFixed(1)} thumbnails/s (${((done - started) / IMAGES.photos).toFixed(0)} ms each, 2 at a time) | |`,
-      `| ${name} | transform to ~200–260 px WebP, ${IMAGES.transforms} variants | cold p50 ${percentile(cold, 50).toFixed(1)} ms, p99 ${percentile(cold, 99).toFixed(1)} ms | cached p50 ${percentile(cached, 50).toFixed(1)} ms, p99 ${percentile(cached, 99).toFixed(1)} ms |`,
+      `| ${name} | transform to ~200–260 px WebP, ${IMAGES.transforms} variants | cold ${spread(cold)} | cached ${spread(cached)} |`,
     ];
   } finally {
     await worker?.stop();
