@@ -55,10 +55,10 @@ function transformOf(q: ImageTransform): ImageTransform | undefined {
   return Object.values(t).some((v) => v !== undefined) ? t : undefined;
 }
 
-/** A variant's download name: the original's, with the variant's size and extension. */
+/** A variant's or thumbnail's name: the original's, with the variant's size and extension; always inline (an image sharp wrote). */
 function variantDisposition(file: FileRow, name: string): string {
   const base = file.name.replace(/\.[^.]*$/, '');
-  return disposition({ ...file, mimeType: 'image/png', name: `${base}-${name}` });
+  return disposition({ ...file, mimeType: 'image/webp', name: `${base}-${name}` });
 }
 
 /** A multipart body the parser could not read: the client's fault, a 400 (the plugin's own limits keep their status). */

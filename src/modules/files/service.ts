@@ -128,6 +128,14 @@ export function createFiles(d: FilesDeps) {
     return { used, limit, remaining: Math.max(0, limit - used), custom: own !== undefined };
   }
 
+  /** A stored blob's bytes and size (for Content-Length), or undefined when it is not there. */
+  async function stream(key: string): Promise<{ body: Readable; size: number } | undefined> {
+    const [body, stat] = await Promise.all([d.storage.get(key), d.storage.stat(key)]);
+    if (body && stat) return { body, size: stat.size };
+    body?.destroy();
+    return undefined;
+  }
+
   async function require(userId: string, id: string): Promise<FileRow> {
     const file = await repo.get(userId, id);
     if (!file) throw NotFound('File', 'file_not_found');
@@ -281,9 +289,9 @@ export function createFiles(d: FilesDeps) {
         const [code, detail] = file.thumbnail ? why[file.thumbnail] : ['no_thumbnail', 'Only images have thumbnails'];
         throw new AppError(404, code, 'Not found', detail);
       }
-      const [body, stat] = await Promise.all([d.storage.get(thumbnailKey(file)), d.storage.stat(thumbnailKey(file))]);
-      if (!body || !stat) throw new AppError(404, 'thumbnail_missing', 'Not found', 'The thumbnail is recorded but not in storage');
-      return { file, body, size: stat.size };
+      const stored = await stream(thumbnailKey(file));
+      if (!stored) throw new AppError(404, 'thumbnail_missing', 'Not found', 'The thumbnail is recorded but not in storage');
+      return { file, ...stored };
     },
 
     /**
@@ -300,13 +308,16 @@ export function createFiles(d: FilesDeps) {
           throw NotFound('File', 'file_not_found');
         }
       }
-      const [body, stat] = await Promise.all([d.storage.get(key), d.storage.stat(key)]);
-      if (!body || !stat) throw new AppError(503, 'variant_unavailable', 'Service unavailable', 'The variant was removed while being served; try again');
-      return { body, size: stat.size, mimeType, etag, name };
+      const stored = await stream(key);
+      if (!stored) throw new AppError(503, 'variant_unavailable', 'Service unavailable', 'The variant was removed while being served; try again');
+      return { ...stored, mimeType, etag, name };
     },
 
-    /** A variant's ETag, known without making it (a conditional request is answered before any decoding). */
-    variantTag: (file: FileRow, transform: ImageTransform) => describeVariant(file, transform).etag,
+    /** A variant's ETag, known without making it (a conditional request is answered before any decoding); 415/400 as `variant`. */
+    variantTag(file: FileRow, transform: ImageTransform): string {
+      checkTransform(file, transform);
+      return describeVariant(file, transform).etag;
+    },
 
     /** The bytes of one of the user's files, all or one range. */
     async content(file: FileRow, range?: ByteRange): Promise<Readable> {

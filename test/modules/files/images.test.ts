@@ -178,6 +178,7 @@ for (const setup of setups) {
       const res = await fetchBytes(t, `/v1/files/${text.body.id}/content?width=10`, u);
       assert.equal(res.status, 415);
       assert.equal(problem(res.bytes).code, 'not_an_image');
+      assert.equal((await fetchBytes(t, `/v1/files/${text.body.id}/content?width=10`, u, { 'if-none-match': '*' })).status, 415, 'not a 304 either');
       assert.equal(t.services.images.stats().inflight, 0);
     });
 
