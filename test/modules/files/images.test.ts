@@ -247,6 +247,9 @@ for (const setup of setups) {
       assert.equal((await t.api('DELETE', `/v1/files/${up.body.id}`, { token: u.accessToken })).status, 204);
       assert.equal((await fetchBytes(t, `/v1/files/${up.body.id}/content?width=30`, u)).status, 404);
       await eventually(async () => assert.deepEqual(await t.deps.storage.keys(`files/${u.id}/${up.body.id}/`), []), 15_000);
+      const { jobs } = await t.services.jobs.list({ queue: 'files.purge', limit: 100 });
+      const purge = jobs.find((j) => (j.data as { fileId: string }).fileId === up.body.id);
+      assert.equal(purge?.maxAttempts, 12, 'a job that retries, not a one-off delete');
     });
   });
 }
