@@ -4,6 +4,10 @@
 // in one run; and the server process's peak RSS while a large file streams
 // in from curl (it must not grow with the file's size). Parley, the clients
 // and s3rver share the machine; every request goes to 127.0.0.1.
+// Then images: thumbnails per second made by the background job after a
+// burst of photo uploads, and on-demand transforms (GET …/content?width=)
+// p50/p99 when the variant is made (cold) and when it is read back from the
+// store (cached). BENCH_FILES_PARTS=images runs only the images part.
 import { createReadStream, createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { copyFile } from 'node:fs/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -13,8 +17,10 @@ import { pipeline } from 'node:stream/promises';
 import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import sharp from 'sharp';
 import { diskStorage } from '../src/platform/storage/disk-storage.ts';
 import { s3Storage } from '../src/platform/storage/s3-storage.ts';
+import { startWorker } from '../src/worker.ts';
 import { startApp, type TestApp } from '../test/support/app.ts';
 import { startS3, type LocalS3 } from '../test/support/s3.ts';
 
@@ -23,6 +29,9 @@ const MB = 1024 * 1024;
 const SMALL = { bytes: 1 * MB, count: 20 };
 const LARGE = 200 * MB;
 const HUGE = Number(process.env.BENCH_FILES_HUGE_MB ?? 1024) * MB;
+
+const IMAGES = { photos: 20, width: 1600, height: 1200, transforms: 100 };
+const PARTS = (process.env.BENCH_FILES_PARTS ?? 'throughput,images').split(',');
 
 const dir = mkdtempSync(path.join(tmpdir(), 'parley-bench-files-'));
 
@@ -78,6 +87,70 @@ async function download(t: TestApp, token: string, id: string): Promise<number> 
   return performance.now() - started;
 }
 
+/** A photo-like JPEG (noise compresses as poorly as a real photo). */
+const photo = (seed: number) =>
+  sharp({ create: { width: IMAGES.width, height: IMAGES.height, channels: 3, background: '#808080', noise: { type: 'gaussian', mean: 96 + seed, sigma: 40 } } })
+    .jpeg({ quality: 85 })
+    .toBuffer();
+
+async function uploadBytes(t: TestApp, token: string, name: string, bytes: Buffer): Promise<string> {
+  const form = new FormData();
+  form.append('file', new Blob([bytes]), name);
+  const res = await fetch(`${t.url}/v1/files`, { method: 'POST', headers: { authorization: `Bearer ${token}` }, body: form });
+  const text = await res.text();
+  if (res.status !== 201) throw new Error(`upload: ${res.status} ${text.slice(0, 300)}`);
+  return JSON.parse(text).id;
+}
+
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+const spread = (sorted: number[]) => `p50 ${percentile(sorted, 50).toFixed(1)} ms, p90 ${percentile(sorted, 90).toFixed(1)}, p99 ${percentile(sorted, 99).toFixed(1)}, max ${sorted.at(-1)!.toFixed(1)}`;
+
+async function timedGet(t: TestApp, token: string, path: string): Promise<number> {
+  const started = performance.now();
+  const res = await fetch(`${t.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+  await res.arrayBuffer();
+  if (res.status !== 200) throw new Error(`${path}: ${res.status}`);
+  return performance.now() - started;
+}
+
+/** Thumbnails per second after a burst of uploads, and transform latency cold (made) vs cached (read back). */
+async function imagesBench(name: string, env: Record<string, string>): Promise<string[]> {
+  // No worker until every photo is in: the thumbnails are then timed alone, not behind the uploads.
+  const t = await startApp({ env, worker: false });
+  let worker: Awaited<ReturnType<typeof startWorker>> | undefined;
+  try {
+    const reg = await t.api('POST', '/v1/auth/register', { body: { email: `bench-img-${Date.now()}@example.com`, password: 'bench password 123' } });
+    const token: string = reg.body.accessToken;
+    const photos = await Promise.all(Array.from({ length: IMAGES.photos }, (_, i) => photo(i)));
+    const before = t.services.images.stats().thumbnails;
+    const ids: string[] = [];
+    for (const [i, bytes] of photos.entries()) ids.push(await uploadBytes(t, token, `photo-${i}.jpg`, bytes));
+    const started = performance.now();
+    worker = await startWorker(t.deps);
+    while (t.services.images.stats().thumbnails < before + IMAGES.photos) await new Promise((r) => setTimeout(r, 10));
+    const done = performance.now();
+    const list = await t.api('GET', `/v1/files?limit=${IMAGES.photos}`, { token });
+    if (list.body.data.some((f: { thumbnail: string }) => f.thumbnail !== 'ready')) throw new Error('a thumbnail is not ready');
+    const cold: number[] = [];
+    const cached: number[] = [];
+    const path = (i: number) => `/v1/files/${ids[i % ids.length]}/content?width=${200 + i}&format=webp`;
+    // One transform first, not counted: libvips loads its WebP encoder on first use.
+    await timedGet(t, token, `/v1/files/${ids[0]}/content?width=100&format=webp`);
+    for (let i = 0; i < IMAGES.transforms; i++) cold.push(await timedGet(t, token, path(i)));
+    for (let i = 0; i < IMAGES.transforms; i++) cached.push(await timedGet(t, token, path(i)));
+    cold.sort((a, b) => a - b);
+    cached.sort((a, b) => a - b);
+    const kb = photos.reduce((n, b) => n + b.length, 0) / photos.length / 1024;
+    return [
+      `| ${name} | ${IMAGES.photos} × ${IMAGES.width}×${IMAGES.height} JPEG (~${kb.toFixed(0)} KB) | ${((IMAGES.photos * 1000) / (done - started)).toFixed(1)} thumbnails/s (${((done - started) / IMAGES.photos).toFixed(0)} ms each, 2 at a time) | |`,
+      `| ${name} | transform to ~200–260 px WebP, ${IMAGES.transforms} variants | cold ${spread(cold)} | cached ${spread(cached)} |`,
+    ];
+  } finally {
+    await worker?.stop();
+    await t.close();
+  }
+}
+
 const mbps = (bytes: number, ms: number) => (bytes / MB / (ms / 1000)).toFixed(0);
 
 /** Samples this process's RSS while `work` runs: [before, peak]. */
@@ -129,35 +202,50 @@ async function bench(name: string, env: Record<string, string>, direct: (file: s
 }
 
 const out = [`Parley files bench — Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model.trim()}, load average ${loadavg()[0]!.toFixed(1)} at start`, ''];
-out.push('| store | file | upload MB/s | download MB/s | per call / direct |', '|---|---|--:|--:|---|');
 try {
-  process.stderr.write('  disk…\n');
-  const copyTo = diskStorage(path.join(dir, 'direct'));
-  out.push(
-    ...(await bench('disk', {}, async (file) => {
-      const started = performance.now();
-      await copyFile(file, path.join(dir, 'copy.bin'));
-      const cp = performance.now() - started;
-      await copyTo.put('x/y', createReadStream(file));
-      return cp;
-    })),
-  );
-  process.stderr.write('  s3…\n');
-  const s3: LocalS3 = await startS3();
-  try {
-    const direct = s3Storage(s3.settings);
+  if (PARTS.includes('throughput')) {
+    out.push('| store | file | upload MB/s | download MB/s | per call / direct |', '|---|---|--:|--:|---|');
+    process.stderr.write('  disk…\n');
+    const copyTo = diskStorage(path.join(dir, 'direct'));
     out.push(
-      ...(await bench('S3 (s3rver)', s3.env, async (file) => {
+      ...(await bench('disk', {}, async (file) => {
         const started = performance.now();
-        await direct.put('direct/put', createReadStream(file));
-        return performance.now() - started;
+        await copyFile(file, path.join(dir, 'copy.bin'));
+        const cp = performance.now() - started;
+        await copyTo.put('x/y', createReadStream(file));
+        return cp;
       })),
     );
-    await direct.close();
-  } finally {
-    await s3.close();
+    process.stderr.write('  s3…\n');
+    const s3: LocalS3 = await startS3();
+    try {
+      const direct = s3Storage(s3.settings);
+      out.push(
+        ...(await bench('S3 (s3rver)', s3.env, async (file) => {
+          const started = performance.now();
+          await direct.put('direct/put', createReadStream(file));
+          return performance.now() - started;
+        })),
+      );
+      await direct.close();
+    } finally {
+      await s3.close();
+    }
+    out.push('', 'Direct: a plain file copy (fs.copyFile) on disk; a direct multipart PUT through the same S3 adapter on S3.', '');
   }
-  process.stdout.write(`${out.join('\n')}\n\nDirect: a plain file copy (fs.copyFile) on disk; a direct multipart PUT through the same S3 adapter on S3.\n`);
+  if (PARTS.includes('images')) {
+    out.push('| store | images | made | served |', '|---|---|---|---|');
+    process.stderr.write('  images, disk…\n');
+    out.push(...(await imagesBench('disk', {})));
+    process.stderr.write('  images, s3…\n');
+    const s3: LocalS3 = await startS3();
+    try {
+      out.push(...(await imagesBench('S3 (s3rver)', s3.env)));
+    } finally {
+      await s3.close();
+    }
+  }
+  process.stdout.write(`${out.join('\n')}\n`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

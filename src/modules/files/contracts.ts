@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { pageQuery } from '../../http/pagination.ts';
+import { FITS, MAX_TRANSFORM_PX, OUTPUT_FORMATS } from './images.ts';
 
 export const fileSchema = z
   .object({
@@ -8,6 +9,10 @@ export const fileSchema = z
     mimeType: z.string().describe('What the bytes are, sniffed on upload; never what the client said'),
     size: z.number().int(),
     sha256: z.string(),
+    thumbnail: z
+      .enum(['pending', 'ready', 'failed'])
+      .nullable()
+      .describe('Images: `pending` until the background job has made it, then `ready` (GET /v1/files/{id}/thumbnail) or `failed`; null for other files'),
     projectId: z.uuid().nullable(),
     conversationId: z.uuid().nullable(),
     createdAt: z.string(),
@@ -41,14 +46,27 @@ export const quotaSchema = z
 export const userParams = z.object({ userId: z.uuid() });
 export const setQuotaBody = z.object({ bytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).nullable().describe('null: back to the default (FILES_QUOTA_BYTES)') }).strict();
 
+const side = (what: string) => z.coerce.number().int().min(1).max(MAX_TRANSFORM_PX).optional().describe(`${what} in pixels, 1 to ${MAX_TRANSFORM_PX}`);
+/** An on-demand image transform; fields all optional (none: the original). */
+export const transformFields = {
+  width: side('Width'),
+  height: side('Height'),
+  fit: z.enum(FITS).optional().describe('How the image fills width × height (default cover); needs width or height'),
+  format: z.enum(OUTPUT_FORMATS).optional().describe("Output format (default: the original's when it is one of these, else webp)"),
+};
+
 export const signedUrlBody = z
-  .object({ expiresIn: z.number().int().min(10).max(7 * 24 * 3600).default(900).describe('Seconds the link works (default 15 minutes, at most a week)') })
+  .object({
+    expiresIn: z.number().int().min(10).max(7 * 24 * 3600).default(900).describe('Seconds the link works (default 15 minutes, at most a week)'),
+    ...transformFields,
+  })
   .strict()
   .default({ expiresIn: 900 });
 
 export const signedUrlSchema = z.object({ url: z.string(), expiresAt: z.string() }).meta({ id: 'SignedFileUrl' });
 
 export const contentQuery = z.object({
+  ...transformFields,
   expires: z.coerce.number().int().positive().optional(),
   signature: z.string().max(200).optional(),
 });

@@ -1,6 +1,8 @@
 import { NotFound } from '../../errors.ts';
 import { defineModule } from '../module.ts';
 import { filesFootprint } from './footprint.ts';
+import { createImages, type Images } from './images.ts';
+import { createFileJobs } from './jobs.ts';
 import { filesRoutes } from './routes.ts';
 import { fileQuotas, files } from './schema.ts';
 import { createFiles, type Files } from './service.ts';
@@ -8,13 +10,20 @@ import { fileSettings, filesEnv, type FileSettings } from './settings.ts';
 import { createResumableUploads, type ResumableUploads } from './tus.ts';
 
 export type { Files } from './service.ts';
+export type { Images } from './images.ts';
 
 declare module '../../platform/bus/events.ts' {
   interface DomainEvents {
     /** A file was stored (all of it, typed and hashed). */
     'file.created': { userId: string; fileId: string; name: string; mimeType: string; size: number };
-    /** A file and its bytes were deleted. */
+    /** A file was deleted (its row; a queued job removes its blobs). */
     'file.deleted': { userId: string; fileId: string };
+    /** The thumbnail job read this share of the original. */
+    'file.thumbnail.progress': { userId: string; fileId: string; jobId: string; percent: number };
+    /** The thumbnail is made (`GET /v1/files/{id}/thumbnail`); its size in pixels. */
+    'file.thumbnail.ready': { userId: string; fileId: string; width: number; height: number };
+    /** No thumbnail could be made (`code`: image_unreadable, image_too_large, …). */
+    'file.thumbnail.failed': { userId: string; fileId: string; code: string };
   }
 }
 
@@ -23,6 +32,8 @@ declare module '../module.ts' {
     files: Files;
     /** Unfinished resumable (tus) uploads: where they are kept, how they are locked across instances, their expiry. */
     resumableUploads: ResumableUploads;
+    /** Thumbnails and on-demand variants of images (sharp). */
+    images: Images;
   }
   interface ModuleSettings {
     /** Upload size limit, per-user quota, accepted types. */
@@ -32,20 +43,24 @@ declare module '../module.ts' {
 
 /**
  * Files: uploads streamed to disk or S3 (in one request, or resumable over tus), typed by their bytes, hashed,
- * within a size limit and each user's quota; downloads with ranges.
+ * within a size limit and each user's quota; downloads with ranges; thumbnails of images made by a queued job;
+ * resized and converted variants made on demand and kept; blobs of deleted files removed by a retried job.
  */
 export const filesModule = defineModule({
   name: 'files',
   tables: { files, fileQuotas },
   config: { env: filesEnv, read: fileSettings },
-  needs: ['projects', 'users'],
+  needs: ['projects', 'users', 'jobs'],
   // Uploads may name a conversation (chat builds after files: its answers read them).
   uses: ['conversations'],
-  provides: ['files', 'resumableUploads'],
-  services: ({ deps, config, services }) => ({
-    files: createFiles({ db: deps.db, announce: deps.announce, signer: deps.signer('files.url'), storage: deps.storage, settings: config.files, projects: services.projects, users: services.users, logger: deps.logger }),
-    resumableUploads: createResumableUploads({ storage: deps.storage, redis: deps.redis, redisPrefix: config.redisPrefix, broadcast: deps.broadcast, settings: config.files, logger: deps.logger }),
-  }),
+  provides: ['files', 'resumableUploads', 'images'],
+  services: ({ deps, config, services }) => {
+    const images = createImages({ storage: deps.storage, maxPixels: config.files.maxImagePixels });
+    const files = createFiles({ db: deps.db, announce: deps.announce, signer: deps.signer('files.url'), storage: deps.storage, settings: config.files, projects: services.projects, users: services.users, jobs: services.jobs, images, logger: deps.logger });
+    const resumableUploads = createResumableUploads({ storage: deps.storage, redis: deps.redis, redisPrefix: config.redisPrefix, broadcast: deps.broadcast, settings: config.files, logger: deps.logger });
+    return { files, images, resumableUploads };
+  },
+  jobs: ({ deps, services }) => createFileJobs({ db: deps.db, storage: deps.storage, images: services.images, announce: deps.announce, logger: deps.logger }),
   routes: filesRoutes,
   // Resumable uploads left unfinished past FILES_UPLOAD_EXPIRY_SECONDS.
   schedules: ({ services }) => [{ name: 'files.expire-uploads', cron: '41 * * * *', handler: async () => ({ removed: await services.resumableUploads.expire() }) }],
@@ -66,7 +81,7 @@ export const filesModule = defineModule({
       },
       { name: 'files', scope: 'files' },
     ],
-    events: ['file.created', 'file.deleted'],
+    events: ['file.created', 'file.deleted', 'file.thumbnail.progress', 'file.thumbnail.ready', 'file.thumbnail.failed'],
     route: (type, payload) => (type.startsWith('file.') ? [`file:${String(payload.fileId)}`, 'files'] : []),
   }),
 });

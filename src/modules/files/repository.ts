@@ -1,6 +1,6 @@
 import { and, desc, eq, like, lt, sql, type SQL } from 'drizzle-orm';
-import { inTransaction, type Db } from '../../platform/db/database.ts';
-import { fileQuotas, files, type FileRow } from './schema.ts';
+import type { Db } from '../../platform/db/database.ts';
+import { fileQuotas, files, type FileRow, type ThumbnailState } from './schema.ts';
 
 export interface FileFilter {
   projectId?: string;
@@ -12,20 +12,16 @@ export interface FileFilter {
 export function createFilesRepository(db: Db) {
   const owned = (userId: string, id: string) => and(eq(files.id, id), eq(files.userId, userId));
   return {
+    async insert(values: typeof files.$inferInsert): Promise<FileRow> {
+      const [row] = await db.insert(files).values(values).returning();
+      return row!;
+    },
     /**
-     * Records a stored file unless, with it, the user's files would pass `limit` bytes. One user's
-     * uploads take turns here (a transaction-scoped advisory lock), so two that each fit alone cannot
-     * both be kept when together they do not. `used`: the bytes stored before this one.
+     * Inside a transaction: the user's uploads take turns from here until it ends (an advisory lock), so
+     * the quota read next cannot change before the row is recorded.
      */
-    insertWithin(values: typeof files.$inferInsert & { size: number }, limit: number): Promise<{ row?: FileRow; used: number }> {
-      return inTransaction(db, async (tx) => {
-        await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`files:${values.userId}`}, 0))`);
-        const [sum] = await tx.select({ bytes: sql<string>`coalesce(sum(${files.size}), 0)` }).from(files).where(eq(files.userId, values.userId));
-        const used = Number(sum!.bytes);
-        if (used + values.size > limit) return { used };
-        const [row] = await tx.insert(files).values(values).returning();
-        return { row, used };
-      });
+    async lockUser(userId: string): Promise<void> {
+      await db.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`files:${userId}`}, 0))`);
     },
     async get(userId: string, id: string): Promise<FileRow | undefined> {
       const [row] = await db.select().from(files).where(owned(userId, id));
@@ -50,6 +46,11 @@ export function createFilesRepository(db: Db) {
     },
     async delete(userId: string, id: string): Promise<FileRow | undefined> {
       const [row] = await db.delete(files).where(owned(userId, id)).returning();
+      return row;
+    },
+    /** Records how the thumbnail went; undefined when the file is gone meanwhile. */
+    async setThumbnail(userId: string, id: string, state: ThumbnailState): Promise<FileRow | undefined> {
+      const [row] = await db.update(files).set({ thumbnail: state }).where(owned(userId, id)).returning();
       return row;
     },
     /** The quota an admin set for the user, if any. */

@@ -9,6 +9,7 @@ import type { App } from '../../http/types.ts';
 import type { ByteRange } from '../../platform/storage/storage.ts';
 import type { RouteContext } from '../module.ts';
 import { contentQuery, fileParams, fileSchema, filesQuery, quotaSchema, renameBody, setQuotaBody, signedUrlBody, signedUrlSchema, userParams } from './contracts.ts';
+import { MAX_TRANSFORM_PX, THUMBNAIL_PX, type ImageTransform } from './images.ts';
 import type { FileRow } from './schema.ts';
 import { toPublicFile } from './service.ts';
 import { tusRoutes } from './tus.ts';
@@ -42,6 +43,23 @@ function rangeOf(header: string | undefined, size: number): ByteRange | undefine
   const end = m[2] ? Math.min(Number(m[2]), size - 1) : size - 1;
   if (start >= size || end < start) throw unsatisfiable();
   return { start, end };
+}
+
+/** Headers every byte served from a file carries: never sniffed into something active, never run as a page. */
+const SAFETY = { 'x-content-type-options': 'nosniff', 'content-security-policy': "default-src 'none'; sandbox" };
+
+const matches = (inm: string | undefined, etag: string) => !!inm && inm.split(',').some((t) => t.trim() === etag || t.trim() === '*');
+
+/** The transform a query asks for, or undefined for the original. */
+function transformOf(q: ImageTransform): ImageTransform | undefined {
+  const t: ImageTransform = { width: q.width, height: q.height, fit: q.fit, format: q.format };
+  return Object.values(t).some((v) => v !== undefined) ? t : undefined;
+}
+
+/** A variant's or thumbnail's name: the original's, with the variant's size and extension; always inline (an image sharp wrote). */
+function variantDisposition(file: FileRow, name: string): string {
+  const base = file.name.replace(/\.[^.]*$/, '');
+  return disposition({ ...file, mimeType: 'image/webp', name: `${base}-${name}` });
 }
 
 /** A multipart body the parser could not read: the client's fault, a 400 (the plugin's own limits keep their status). */
@@ -155,15 +173,40 @@ export async function filesRoutes(app: App, { services, guards, config }: RouteC
     schema: {
       tags,
       summary: "A short-lived link to a file's bytes",
-      description: "Works without credentials until it expires (for `<img src>` or a hand-off); bound to this file. Anyone holding it can read the file meanwhile.",
+      description:
+        'Works without credentials until it expires (for `<img src>` or a hand-off); bound to this file, and with `width`, `height`, `fit` or `format` to that variant ' +
+        '(changing any of them on the link makes it 403). Anyone holding it can read the file meanwhile.',
       params: fileParams,
       body: signedUrlBody,
       response: { 200: signedUrlSchema, ...problems },
     },
     onRequest,
     handler: async (request) => {
-      const { path, expiresAt } = await files.signedUrl(me(request), request.params.id, request.body.expiresIn);
+      const { expiresIn, ...transform } = request.body;
+      const { path, expiresAt } = await files.signedUrl(me(request), request.params.id, expiresIn, transformOf(transform));
       return { url: `${config.publicUrl}${path}`, expiresAt: expiresAt.toISOString() };
+    },
+  });
+
+  app.get('/files/:id/thumbnail', {
+    schema: {
+      tags,
+      summary: "An image's thumbnail",
+      description: `WebP, its longest side at most ${THUMBNAIL_PX} px, aspect kept; made by a background job after upload (the file's \`thumbnail\` says when it is \`ready\`). 404 \`thumbnail_pending\`, \`thumbnail_failed\` or \`no_thumbnail\` otherwise.`,
+      params: fileParams,
+      response: problems,
+    },
+    onRequest,
+    handler: async (request, reply: FastifyReply) => {
+      const { file, body, size } = await files.thumbnail(me(request), request.params.id);
+      const etag = `"t-${file.sha256.slice(0, 32)}"`;
+      reply.headers({ etag, 'cache-control': 'private, max-age=0, must-revalidate', 'content-disposition': variantDisposition(file, 'thumbnail.webp'), ...SAFETY });
+      if (matches(request.headers['if-none-match'], etag)) {
+        body.destroy();
+        return reply.status(304).send();
+      }
+      reply.type('image/webp').header('content-length', size);
+      return reply.send(body);
     },
   });
 
@@ -174,29 +217,38 @@ export async function filesRoutes(app: App, { services, guards, config }: RouteC
       description:
         'For its owner, or for anyone with a signed link (`expires` and `signature`, from `POST /v1/files/{id}/url`). ' +
         'Supports `Range` (one range; 206), `If-None-Match` with the `ETag` (304), and names the file in `Content-Disposition`. Served with `nosniff` and a sandboxing CSP. ' +
-        'With `FILES_DOWNLOAD_REDIRECT` on S3, a 302 to a presigned URL of the store (valid 5 minutes) instead of the bytes.',
+        'With `FILES_DOWNLOAD_REDIRECT` on S3, a 302 to a presigned URL of the store (valid 5 minutes) instead of the bytes. ' +
+        `Images (png, jpeg, gif, webp, avif) take \`width\`, \`height\` (1 to ${MAX_TRANSFORM_PX}), \`fit\` and \`format\`: the variant is made once, kept beside the original and served ` +
+        'with its own ETag (no ranges); 415 `not_an_image` for other files, 422 `image_too_large` or `image_unreadable` for an image that cannot be decoded.',
       params: fileParams,
       querystring: contentQuery,
-      response: { 416: problemSchema, ...problems },
+      response: { 415: problemSchema, 416: problemSchema, 422: problemSchema, ...problems },
     },
     // A signed link stands in for credentials; without one, the usual check.
     onRequest: async (request, reply) => {
       if (!(request.query as { signature?: string }).signature) await onRequest.call(app, request, reply);
     },
     handler: async (request, reply: FastifyReply) => {
-      const { expires, signature } = request.query;
-      const file = signature ? await files.bySignature(request.params.id, expires ?? 0, signature) : await files.get(me(request), request.params.id);
+      const { expires, signature, ...query } = request.query;
+      const transform = transformOf(query);
+      const file = signature ? await files.bySignature(request.params.id, expires ?? 0, signature, transform) : await files.get(me(request), request.params.id);
+      if (transform) {
+        const tag = files.variantTag(file, transform);
+        reply.headers({ etag: tag, 'cache-control': 'private, max-age=0, must-revalidate', ...SAFETY });
+        if (matches(request.headers['if-none-match'], tag)) return reply.status(304).send();
+        const variant = await files.variant(file, transform);
+        reply.type(variant.mimeType).headers({ 'content-length': variant.size, 'content-disposition': variantDisposition(file, variant.name) });
+        return reply.send(variant.body);
+      }
       const etag = `"${file.sha256}"`;
       reply.headers({
         etag,
         'accept-ranges': 'bytes',
         'cache-control': 'private, max-age=0, must-revalidate',
         'content-disposition': disposition(file),
-        'x-content-type-options': 'nosniff',
-        'content-security-policy': "default-src 'none'; sandbox",
+        ...SAFETY,
       });
-      const inm = request.headers['if-none-match'];
-      if (inm && inm.split(',').some((t) => t.trim() === etag || t.trim() === '*')) return reply.status(304).send();
+      if (matches(request.headers['if-none-match'], etag)) return reply.status(304).send();
       const redirect = await files.redirectUrl(file, disposition(file));
       // The client sends its Range again to the store, which serves it.
       if (redirect) return reply.header('cache-control', 'private, no-store').redirect(redirect, 302);

@@ -2,6 +2,8 @@ import { bigint, index, pgTable, text, uuid } from 'drizzle-orm/pg-core';
 import { createdAt, id, time } from '../../platform/db/columns.ts';
 import { users } from '../users/index.ts';
 
+export type ThumbnailState = 'pending' | 'ready' | 'failed';
+
 /** A stored file: its blob lives in the blob storage under `storageKey`; the type is what its bytes are. */
 export const files = pgTable(
   'files',
@@ -18,6 +20,8 @@ export const files = pgTable(
     size: bigint('size', { mode: 'number' }).notNull(),
     sha256: text('sha256').notNull(),
     storageKey: text('storage_key').notNull(),
+    /** The thumbnail's state for an image sharp can read (`pending`, `ready`, `failed`); null for every other file. */
+    thumbnail: text('thumbnail').$type<ThumbnailState>(),
     createdAt: createdAt(),
     updatedAt: time('updated_at').notNull().defaultNow(),
   },

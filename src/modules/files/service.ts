@@ -3,14 +3,17 @@ import { pipeline, Readable, Transform } from 'node:stream';
 import { fileTypeFromBuffer } from 'file-type';
 import { uuidv7 } from 'uuidv7';
 import { AppError, NotFound, ValidationError } from '../../errors.ts';
-import type { Db } from '../../platform/db/database.ts';
+import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Announce } from '../../platform/bus/bus.ts';
 import type { Signer } from '../../platform/crypto/cipher.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { ByteRange, Storage } from '../../platform/storage/storage.ts';
 import type { Projects } from '../projects/index.ts';
+import type { Jobs } from '../jobs/index.ts';
 import type { UsersService } from '../users/index.ts';
 import { createExtraction } from './extract.ts';
+import { canonicalTransform, declaredSize, IMAGE_TYPES, imageTooLarge, outputFormat, thumbnailKey, variantName, type ImageTransform, type Images } from './images.ts';
+import { PURGE_QUEUE, purgeJobOptions, THUMBNAIL_QUEUE, thumbnailJobOptions } from './jobs.ts';
 import { createFilesRepository, type FileFilter } from './repository.ts';
 import type { FileRow } from './schema.ts';
 import type { FileSettings } from './settings.ts';
@@ -28,6 +31,7 @@ export const toPublicFile = (f: FileRow) => ({
   mimeType: f.mimeType,
   size: f.size,
   sha256: f.sha256,
+  thumbnail: f.thumbnail,
   projectId: f.projectId,
   conversationId: f.conversationId,
   createdAt: f.createdAt.toISOString(),
@@ -81,6 +85,20 @@ function peek(stream: Readable, bytes: number): Promise<{ head: Buffer; body: Re
 const incomplete = (err: Error) => ValidationError(`The file could not be read to its end: ${err.message}`, 'upload_incomplete');
 const refusedType = (detected: string, detail: string) => new AppError(415, 'unsupported_file_type', 'Unsupported media type', detail, { extra: { detectedType: detected } });
 
+const signedPayload = (id: string, expires: number, variant?: string) => (variant ? `${id}:${expires}:${variant}` : `${id}:${expires}`);
+
+/** Transforms apply to images sharp reads; a fit means nothing without a size. */
+function checkTransform(file: Pick<FileRow, 'mimeType'>, t: ImageTransform): void {
+  if (!IMAGE_TYPES.has(file.mimeType)) throw new AppError(415, 'not_an_image', 'Unsupported media type', `Only images can be transformed (png, jpeg, gif, webp, avif); this file is ${file.mimeType}`);
+  if (t.fit && !t.width && !t.height) throw ValidationError('`fit` needs `width` or `height`', 'invalid_transform');
+}
+
+function describeVariant(file: FileRow, t: ImageTransform) {
+  const name = variantName(t, file.mimeType);
+  const etag = `"${createHash('sha256').update(`${file.sha256}:${name}`).digest('hex').slice(0, 32)}"`;
+  return { key: `files/${file.userId}/${file.id}/variants/${name}`, name, mimeType: `image/${outputFormat(t, file.mimeType)}`, etag };
+}
+
 export interface FilesDeps {
   db: Db;
   /** `file.created` / `file.deleted`, which reach the owner's sockets on the `files` topic. */
@@ -91,6 +109,9 @@ export interface FilesDeps {
   settings: FileSettings;
   projects: Pick<Projects, 'exists'>;
   users: Pick<UsersService, 'exists'>;
+  /** Thumbnails (queued after an image upload) and the removal of a deleted file's blobs. */
+  jobs: Pick<Jobs, 'enqueue'>;
+  images: Images;
   logger: Logger;
 }
 
@@ -109,6 +130,14 @@ export function createFiles(d: FilesDeps) {
     const [used, own] = await Promise.all([repo.used(userId), repo.quotaOf(userId)]);
     const limit = own ?? d.settings.quotaBytes;
     return { used, limit, remaining: Math.max(0, limit - used), custom: own !== undefined };
+  }
+
+  /** A stored blob's bytes and size (for Content-Length), or undefined when it is not there. */
+  async function stream(key: string): Promise<{ body: Readable; size: number } | undefined> {
+    const [body, stat] = await Promise.all([d.storage.get(key), d.storage.stat(key)]);
+    if (body && stat) return { body, size: stat.size };
+    body?.destroy();
+    return undefined;
   }
 
   async function require(userId: string, id: string): Promise<FileRow> {
@@ -183,6 +212,10 @@ export function createFiles(d: FilesDeps) {
       };
       if (detected.mismatch) throw refuse(refusedType(detected.mimeType, `The file's bytes are ${detected.mimeType}, not the ${detected.mismatch} its name says`));
       if (!isAllowed(detected.mimeType, d.settings.allowedTypes)) throw refuse(refusedType(detected.mimeType, `Files of type ${detected.mimeType} are not accepted here`));
+      const image = IMAGE_TYPES.has(detected.mimeType);
+      // A decompression bomb is refused on what its header claims; one whose header is further in is refused when decoded.
+      const declared = image ? await declaredSize(head) : undefined;
+      if (declared && declared.width * declared.height > d.settings.maxImagePixels) throw refuse(imageTooLarge(declared.width, declared.height, d.settings.maxImagePixels));
 
       const file = { id: input.id ?? uuidv7(), userId };
       const key = keyOf(file);
@@ -194,8 +227,19 @@ export function createFiles(d: FilesDeps) {
       }
       try {
         if (size === 0) throw ValidationError('The file is empty', 'empty_file');
-        // Checked again as it is recorded: uploads running side by side each saw the room before the others took it.
-        const { row, used } = await repo.insertWithin({ ...file, name, mimeType: detected.mimeType, size, sha256: hash.digest('hex'), storageKey: key, projectId: input.projectId ?? null, conversationId: input.conversationId ?? null }, q.limit);
+        const values = { ...file, name, mimeType: detected.mimeType, size, sha256: hash.digest('hex'), storageKey: key, projectId: input.projectId ?? null, conversationId: input.conversationId ?? null };
+        // One transaction: the quota checked again as the row is recorded (uploads side by side each saw the room
+        // before the others took it: the user's uploads take turns here), and the row and its thumbnail job commit
+        // together (no image is left waiting for a job never queued).
+        const { row, used } = await inTransaction(d.db, async (tx) => {
+          const txRepo = createFilesRepository(tx);
+          await txRepo.lockUser(userId);
+          const before = await txRepo.used(userId);
+          if (before + size > q.limit) return { used: before };
+          const inserted = await txRepo.insert({ ...values, thumbnail: image ? 'pending' : null });
+          if (image) await d.jobs.enqueue(THUMBNAIL_QUEUE, { userId, fileId: file.id }, { ...thumbnailJobOptions({ userId, fileId: file.id }), tx });
+          return { row: inserted, used: before };
+        });
         if (!row) throw overQuota(used, q.limit);
         d.announce('file.created', { userId, fileId: row.id, name: row.name, mimeType: row.mimeType, size: row.size });
         return row;
@@ -214,29 +258,40 @@ export function createFiles(d: FilesDeps) {
       return file;
     },
 
-    /** The row goes at once; the blob and anything made from it follow (a failure is logged, the row is gone either way). */
+    /**
+     * The row goes at once; the blobs (original, thumbnail, variants) follow in a queued job
+     * committed with the deletion and retried until storage lets them go.
+     */
     async delete(userId: string, id: string): Promise<void> {
-      const file = await repo.delete(userId, id);
+      const file = await inTransaction(d.db, async (tx) => {
+        const deleted = await createFilesRepository(tx).delete(userId, id);
+        if (deleted) await d.jobs.enqueue(PURGE_QUEUE, { userId, fileId: deleted.id }, { ...purgeJobOptions({ userId, fileId: deleted.id }), tx });
+        return deleted;
+      });
       if (!file) throw NotFound('File', 'file_not_found');
       d.announce('file.deleted', { userId, fileId: file.id });
-      await d.storage.deletePrefix(`files/${file.userId}/${file.id}/`).catch((err: unknown) => d.logger.error({ err, fileId: id }, 'could not remove a deleted file\'s blobs'));
     },
 
     /**
      * A URL to the file's bytes that works without credentials until `expiresAt`
      * (an `<img src>`, a hand-off to another service): signed, bound to this file.
      */
-    async signedUrl(userId: string, id: string, seconds: number): Promise<{ path: string; expiresAt: Date }> {
+    async signedUrl(userId: string, id: string, seconds: number, transform?: ImageTransform): Promise<{ path: string; expiresAt: Date }> {
       const file = await require(userId, id);
+      const variant = transform && canonicalTransform(transform);
+      if (variant) checkTransform(file, transform!);
       const expires = Math.floor(Date.now() / 1000) + seconds;
-      const signature = d.signer.sign(`${file.id}:${expires}`);
-      return { path: `/v1/files/${file.id}/content?expires=${expires}&signature=${encodeURIComponent(signature)}`, expiresAt: new Date(expires * 1000) };
+      const signature = d.signer.sign(signedPayload(file.id, expires, variant));
+      return { path: `/v1/files/${file.id}/content?${variant ? `${variant}&` : ''}expires=${expires}&signature=${encodeURIComponent(signature)}`, expiresAt: new Date(expires * 1000) };
     },
 
-    /** The file a signed URL names, while the signature holds and has not expired; 403 otherwise. */
-    async bySignature(id: string, expires: number, signature: string): Promise<FileRow> {
+    /**
+     * The file a signed URL names, while the signature holds and has not expired; 403 otherwise.
+     * A link to a variant is signed over its parameters: it serves that variant and nothing else.
+     */
+    async bySignature(id: string, expires: number, signature: string, transform?: ImageTransform): Promise<FileRow> {
       if (expires < Date.now() / 1000) throw new AppError(403, 'url_expired', 'Forbidden', 'This link has expired; ask for a new one');
-      if (!d.signer.verify(signature, `${id}:${expires}`)) throw new AppError(403, 'bad_signature', 'Forbidden', 'This link is not valid');
+      if (!d.signer.verify(signature, signedPayload(id, expires, transform && canonicalTransform(transform)))) throw new AppError(403, 'bad_signature', 'Forbidden', 'This link is not valid');
       const file = await repo.byId(id);
       if (!file) throw NotFound('File', 'file_not_found');
       return file;
@@ -254,6 +309,44 @@ export function createFiles(d: FilesDeps) {
     async redirectUrl(file: FileRow, disposition: string): Promise<string | undefined> {
       if (!d.settings.downloadRedirect || !d.storage.presignGet) return undefined;
       return d.storage.presignGet(file.storageKey, { expiresIn: REDIRECT_SECONDS, contentType: file.mimeType, disposition });
+    },
+
+    /** The file's thumbnail (WebP) once made; 404 with why when there is none. */
+    async thumbnail(userId: string, id: string): Promise<{ file: FileRow; body: Readable; size: number }> {
+      const file = await require(userId, id);
+      if (file.thumbnail !== 'ready') {
+        const why = { pending: ['thumbnail_pending', 'The thumbnail is being made'], failed: ['thumbnail_failed', 'No thumbnail could be made of this image'] } as const;
+        const [code, detail] = file.thumbnail ? why[file.thumbnail] : ['no_thumbnail', 'Only images have thumbnails'];
+        throw new AppError(404, code, 'Not found', detail);
+      }
+      const stored = await stream(thumbnailKey(file));
+      if (!stored) throw new AppError(404, 'thumbnail_missing', 'Not found', 'The thumbnail is recorded but not in storage');
+      return { file, ...stored };
+    },
+
+    /**
+     * A variant of an image (resized, converted), made on first request and kept in storage
+     * beside the original; later requests read it back. 415 for a file that is not an image sharp reads.
+     */
+    async variant(file: FileRow, transform: ImageTransform): Promise<{ body: Readable; size: number; mimeType: string; etag: string; name: string }> {
+      checkTransform(file, transform);
+      const { key, name, mimeType, etag } = describeVariant(file, transform);
+      if (await d.images.variant(file, key, transform)) {
+        // Deleted while the variant was being made: the purge may be over, so remove what was just written.
+        if (!(await repo.byId(file.id))) {
+          await d.storage.delete(key);
+          throw NotFound('File', 'file_not_found');
+        }
+      }
+      const stored = await stream(key);
+      if (!stored) throw new AppError(503, 'variant_unavailable', 'Service unavailable', 'The variant was removed while being served; try again');
+      return { ...stored, mimeType, etag, name };
+    },
+
+    /** A variant's ETag, known without making it (a conditional request is answered before any decoding); 415/400 as `variant`. */
+    variantTag(file: FileRow, transform: ImageTransform): string {
+      checkTransform(file, transform);
+      return describeVariant(file, transform).etag;
     },
 
     /** The bytes of one of the user's files, all or one range. */

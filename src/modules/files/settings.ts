@@ -13,6 +13,11 @@ export interface FileSettings {
   downloadRedirect: boolean;
   /** How long a resumable (tus) upload may stay unfinished before it is removed, in seconds. */
   uploadExpirySeconds: number;
+  /**
+   * Most pixels (width × height) an image may declare: refused at upload when its header says more,
+   * and never decoded beyond it by thumbnails and transforms (decompression bombs).
+   */
+  maxImagePixels: number;
 }
 
 /** Images, PDF, text, Markdown, CSV, JSON, Office documents, audio; never HTML or SVG (active content). */
@@ -49,6 +54,8 @@ export const filesEnv = {
   FILES_ALLOWED_TYPES: mimeList.optional(),
   FILES_DOWNLOAD_REDIRECT: envBool.default(false),
   FILES_UPLOAD_EXPIRY_SECONDS: z.coerce.number().int().positive().default(24 * 60 * 60),
+  // 50 megapixels: any phone or camera photo; decoding one takes at most about 200 MB.
+  FILES_MAX_IMAGE_PIXELS: z.coerce.number().int().min(1).max(268_402_689).default(50_000_000),
 };
 
 const filesEnvObject = z.object(filesEnv);
@@ -61,5 +68,6 @@ export function fileSettings(e: z.output<typeof filesEnvObject> & { S3_BUCKET?: 
     allowedTypes: e.FILES_ALLOWED_TYPES ?? DEFAULT_ALLOWED_TYPES,
     downloadRedirect: e.FILES_DOWNLOAD_REDIRECT,
     uploadExpirySeconds: e.FILES_UPLOAD_EXPIRY_SECONDS,
+    maxImagePixels: e.FILES_MAX_IMAGE_PIXELS,
   };
 }
