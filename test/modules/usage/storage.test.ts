@@ -43,7 +43,7 @@ for (const backend of backends()) {
       assert.deepEqual(await storageOf(u), {
         userId: u.id,
         bytes: 0,
-        sources: ['conversations', 'files', 'messages', 'projects', 'prompts'].map((source) => ({ source, items: 0, bytes: 0 })),
+        sources: ['conversations', 'document_versions', 'documents', 'files', 'messages', 'projects', 'prompts'].map((source) => ({ source, items: 0, bytes: 0 })),
       });
 
       // Multi-byte text: bytes, not characters, are counted.
