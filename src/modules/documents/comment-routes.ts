@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
+import { idempotencyHeaders, idempotencyOf } from '../../http/idempotency.ts';
 import { page, toPage } from '../../http/pagination.ts';
 import { problemSchema } from '../../http/problem.ts';
 import type { App } from '../../http/types.ts';
@@ -14,7 +15,7 @@ import { me, problems, tags } from './routes.ts';
  * link (`/documents/shared/{token}/comments`): the same rules, checked by the
  * comments service against the grant either way.
  */
-export function commentRoutes(app: App, { services, guards }: RouteContext<'documents' | 'documentComments'>) {
+export function commentRoutes(app: App, { services, guards, idempotency }: RouteContext<'documents' | 'documentComments'>) {
   const { documents, documentComments: comments } = services;
   const onRequest = guards.user({ scope: 'documents' });
   const byReader = (request: FastifyRequest<{ Params: { id: string } }>) => documents.access.forUser(me(request), request.params.id);
@@ -37,11 +38,16 @@ export function commentRoutes(app: App, { services, guards }: RouteContext<'docu
         summary: 'Start a thread on a quoted passage, or reply (commenters and above)',
         description: `Replies nest at most 20 deep (deeper: 400 \`comment_too_deep\`). \`mentions\` may name only the owner and people the document is shared with (others: 400 \`mention_not_allowed\`).`,
         params,
+        headers: idempotencyHeaders,
         body: commentBody,
         response: { 201: commentSchema, ...responses },
       },
       onRequest,
-      handler: async (request, reply) => reply.status(201).send(toComment(await comments.create(await grantOf(request), request.body))),
+      handler: async (request, reply) => {
+        const grant = await grantOf(request);
+        const { resourceId } = await idempotency.once(idempotencyOf(request, grant.userId, { params: request.params, body: request.body }), async () => (await comments.create(grant, request.body)).id);
+        return reply.status(201).send(toComment(await comments.get(grant, resourceId)));
+      },
     });
   };
   collection('/documents/:id', documentParams, byReader);

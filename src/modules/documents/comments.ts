@@ -52,6 +52,8 @@ export function createComments(d: { db: Db; readers: (documentId: string) => Pro
   }
 
   return {
+    get: (grant: Grant, id: string) => commentOf(grant, id),
+
     list(grant: Grant, page: { limit: number; cursor?: string; resolved?: boolean }): Promise<CommentRow[]> {
       return repo.list(grant.doc.id, page);
     },

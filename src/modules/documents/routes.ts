@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { principal } from '../../http/guards.ts';
+import { idempotencyHeaders, idempotencyOf } from '../../http/idempotency.ts';
 import { page, toPage } from '../../http/pagination.ts';
 import { problemSchema } from '../../http/problem.ts';
 import type { App } from '../../http/types.ts';
@@ -32,7 +33,7 @@ export const tags = ['documents'];
 export const me = (request: Parameters<typeof principal>[0]) => principal(request).userId;
 
 /** Documents, their versions and attachments. API keys need the `documents` scope. */
-export function documentsRoutes(app: App, { services, guards, config }: RouteContext<'documents'>) {
+export function documentsRoutes(app: App, { services, guards, config, idempotency }: RouteContext<'documents'>) {
   const { documents } = services;
   const onRequest = guards.user({ scope: 'documents' });
   // A body at the size limit, JSON-escaped (newlines and quotes double), still reaches the service, which answers 413 past the limit.
@@ -43,13 +44,18 @@ export function documentsRoutes(app: App, { services, guards, config }: RouteCon
     schema: {
       tags,
       summary: 'Create a document',
-      description: 'From scratch, or from a template (`templateId`). Version 1 is this content.',
+      description: 'From scratch, or from a template (`templateId`). Version 1 is this content. A retry with the same `Idempotency-Key` answers with the document the first one created.',
+      headers: idempotencyHeaders,
       body: createDocumentBody,
       response: { 201: documentSchema, ...problems, ...tooLarge },
     },
     bodyLimit,
     onRequest,
-    handler: async (request, reply) => reply.status(201).send(toDocument(await documents.create(me(request), request.body))),
+    handler: async (request, reply) => {
+      const userId = me(request);
+      const { resourceId } = await idempotency.once(idempotencyOf(request, userId, { body: request.body }), async () => (await documents.create(userId, request.body)).doc.id);
+      return reply.status(201).send(toDocument(await documents.view(userId, resourceId)));
+    },
   });
 
   app.get('/documents', {

@@ -82,6 +82,9 @@ export function createDocuments(d: DocumentsDeps) {
       return { doc, role: 'owner', favorite: false, lastViewedAt: null };
     },
 
+    /** The document as this reader sees it, without touching their recents. */
+    view: async (userId: string, id: string): Promise<ReaderView> => (await access.forUser(userId, id)).view!,
+
     /** Reading a document puts it at the top of the reader's recents. */
     async get(userId: string, id: string): Promise<ReaderView> {
       const { view } = await access.forUser(userId, id);

@@ -43,6 +43,18 @@ for (const backend of backends()) {
       assert.equal((await t.api('GET', `/v1/documents/${doc.id}`, { token: other.accessToken })).status, 404);
     });
 
+    test('a create retried with its Idempotency-Key answers with the first document, and makes no second', async () => {
+      const fresh = await createUser(t);
+      const send = () => t.api('POST', '/v1/documents', { token: fresh.accessToken, body: { title: 'Once' }, headers: { 'idempotency-key': 'create-once-1' } });
+      const [first, retry] = [await send(), await send()];
+      assert.equal(first.status, 201, first.text);
+      assert.equal(retry.status, 201);
+      assert.equal(retry.body.id, first.body.id);
+      assert.equal((await t.api('GET', '/v1/documents', { token: fresh.accessToken })).body.data.length, 1);
+      const different = await t.api('POST', '/v1/documents', { token: fresh.accessToken, body: { title: 'Other' }, headers: { 'idempotency-key': 'create-once-1' } });
+      assert.equal(different.status, 422, 'the same key for another request');
+    });
+
     test('saves make versions; list, read, diff and restore (a restore is a new version)', async () => {
       const doc = await create({ title: 'Notes', body: 'one\ntwo\nthree\n' });
       const s2 = await t.api('PUT', `/v1/documents/${doc.id}`, { token: u.accessToken, body: { body: 'one\nTWO\nthree\n', baseVersion: 1 } });
