@@ -17,9 +17,14 @@ const tags = z
   .transform((xs) => [...new Set(xs)])
   .pipe(z.array(z.string()).max(LIMITS.tags, `at most ${LIMITS.tags} distinct tags`));
 const flag = z.enum(['true', 'false']).transform((v) => v === 'true');
+/** Version numbers and offsets are 32-bit integer columns: a bigger number is a 400, never a database error. */
+const INT4_MAX = 2_147_483_647;
+const versionNumber = z.number().int().min(1).max(INT4_MAX);
+const versionParam = z.coerce.number().int().min(1).max(INT4_MAX);
+const offset = z.number().int().min(0).max(INT4_MAX);
 
 export const documentParams = z.object({ id: z.uuid() });
-export const versionParams = z.object({ id: z.uuid(), number: z.coerce.number().int().min(1) });
+export const versionParams = z.object({ id: z.uuid(), number: versionParam });
 export const attachmentParams = z.object({ id: z.uuid(), attachmentId: z.uuid() });
 export const shareParams = z.object({ id: z.uuid(), userId: z.uuid() });
 export const linkParams = z.object({ id: z.uuid(), linkId: z.uuid() });
@@ -41,7 +46,7 @@ export const saveDocumentBody = z
   .object({
     title: title.optional(),
     body: body.optional(),
-    baseVersion: z.number().int().min(1).describe('The version this edit started from; if it is no longer the current one: 409 version_conflict'),
+    baseVersion: versionNumber.describe('The version this edit started from; if it is no longer the current one: 409 version_conflict'),
   })
   .strict()
   .refine((b) => b.title !== undefined || b.body !== undefined, 'a save changes the title, the body or both');
@@ -66,12 +71,12 @@ export const recentQuery = z.object({ limit: z.coerce.number().int().min(1).max(
 
 export const versionsQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(20),
-  cursor: opaqueCursor((text) => (/^[1-9][0-9]{0,9}$/.test(text) ? Number(text) : undefined)),
+  cursor: opaqueCursor((text) => (/^[1-9][0-9]{0,9}$/.test(text) && Number(text) <= INT4_MAX ? Number(text) : undefined)),
 });
 
-export const diffQuery = z.object({ from: z.coerce.number().int().min(1), to: z.coerce.number().int().min(1) });
+export const diffQuery = z.object({ from: versionParam, to: versionParam });
 
-export const restoreBody = z.object({ baseVersion: z.number().int().min(1).optional().describe('When given, the restore is refused (409) if the document moved on') }).strict();
+export const restoreBody = z.object({ baseVersion: versionNumber.optional().describe('When given, the restore is refused (409) if the document moved on') }).strict();
 
 export const attachBody = z.object({ fileId: z.uuid().describe('One of your files') }).strict();
 
@@ -90,8 +95,8 @@ export const commentBody = z
     body: z.string().trim().min(1).max(LIMITS.commentChars),
     parentId: z.uuid().optional().describe('The comment this replies to; left out: a new thread, which must quote a passage'),
     quote: z.string().min(1).max(LIMITS.quoteChars).optional().describe('A new thread: the passage it is about, as it is in the current body'),
-    anchorStart: z.number().int().min(0).optional(),
-    anchorEnd: z.number().int().min(0).optional(),
+    anchorStart: offset.optional(),
+    anchorEnd: offset.optional(),
     mentions: z.array(z.uuid()).max(LIMITS.mentions).transform((xs) => [...new Set(xs)]).optional().describe('Users the document is shared with (or its owner)'),
   })
   .strict();

@@ -3,9 +3,10 @@
  * writes it. No diff library is among Parley's dependencies, and this is small.
  *
  * The common head and tail are taken off first (a typical edit touches a few
- * lines of a long document). Past `maxEdits` differing lines the search stops
- * and the rest counts as removed and added whole: the answer is still a
- * correct diff, only not the shortest, and a huge rewrite costs bounded time.
+ * lines of a long document). Past `maxEdits` differing lines, or `maxSteps`
+ * line comparisons, the search stops and the rest counts as removed and
+ * added whole: the answer is still a correct diff, only not the shortest,
+ * and a huge rewrite (or a pathological one) costs bounded time and memory.
  */
 export type Edit = { op: ' ' | '-' | '+'; text: string };
 
@@ -17,19 +18,19 @@ export interface LineDiff {
 
 const splitLines = (text: string) => (text === '' ? [] : text.split('\n'));
 
-export function diffLines(before: string, after: string, maxEdits = 2_000): LineDiff {
+export function diffLines(before: string, after: string, maxEdits = 2_000, maxSteps = 20_000_000): LineDiff {
   const a = splitLines(before);
   const b = splitLines(after);
   let head = 0;
   while (head < a.length && head < b.length && a[head] === b[head]) head++;
   let tail = 0;
   while (tail < a.length - head && tail < b.length - head && a[a.length - 1 - tail] === b[b.length - 1 - tail]) tail++;
-  const middle = myers(a.slice(head, a.length - tail), b.slice(head, b.length - tail), maxEdits);
+  const middle = myers(a.slice(head, a.length - tail), b.slice(head, b.length - tail), maxEdits, maxSteps);
   const edits: Edit[] = [...a.slice(0, head).map((text) => ({ op: ' ' as const, text })), ...middle, ...a.slice(a.length - tail).map((text) => ({ op: ' ' as const, text }))];
   return { edits, added: edits.filter((e) => e.op === '+').length, removed: edits.filter((e) => e.op === '-').length };
 }
 
-function myers(a: string[], b: string[], maxEdits: number): Edit[] {
+function myers(a: string[], b: string[], maxEdits: number, maxSteps: number): Edit[] {
   const n = a.length;
   const m = b.length;
   if (n === 0) return b.map((text) => ({ op: '+', text }));
@@ -39,15 +40,19 @@ function myers(a: string[], b: string[], maxEdits: number): Edit[] {
   const v = new Int32Array(2 * max + 3);
   // Each round keeps only the diagonals it can have reached (-d..d, and one either side): memory grows as d², not d·(n+m).
   const trace: Int32Array[] = [];
-  for (let d = 0; d <= max; d++) {
+  let steps = 0;
+  search: for (let d = 0; d <= max; d++) {
     trace.push(v.slice(offset - d - 1, offset + d + 2));
     for (let k = -d; k <= d; k += 2) {
       let x = k === -d || (k !== d && v[offset + k - 1]! < v[offset + k + 1]!) ? v[offset + k + 1]! : v[offset + k - 1]! + 1;
       let y = x - k;
+      const from = x;
       while (x < n && y < m && a[x] === b[y]) {
         x++;
         y++;
       }
+      steps += x - from + 1;
+      if (steps > maxSteps) break search;
       v[offset + k] = x;
       if (x >= n && y >= m) return backtrack(trace, a, b, d);
     }

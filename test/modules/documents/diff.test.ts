@@ -36,11 +36,20 @@ describe('line diff', () => {
     }
   });
 
-  test('past the edit budget it is still correct, just not minimal', () => {
+  test('past the edit or the step budget it is still correct, just not minimal', () => {
     const a = Array.from({ length: 300 }, (_, i) => `a${i}`);
     const b = Array.from({ length: 300 }, (_, i) => `b${i}`);
     const d = diffLines(a.join('\n'), b.join('\n'), 10);
     assert.deepEqual(sides(d.edits), { before: a, after: b });
+    // Repetitive text makes long snakes on every diagonal: the step budget bounds them.
+    const x = Array.from({ length: 2000 }, (_, i) => (i % 3 ? 'same' : `x${i}`));
+    const y = Array.from({ length: 2000 }, (_, i) => (i % 5 ? 'same' : `y${i}`));
+    for (const steps of [100, 10_000]) assert.deepEqual(sides(diffLines(x.join('\n'), y.join('\n'), 2_000, steps).edits), { before: x, after: y });
+    // A whole 1 MB rewrite answers (all out, all in) rather than searching for long.
+    const big = Array.from({ length: 100_000 }, (_, i) => `old ${i}`);
+    const rewritten = Array.from({ length: 100_000 }, (_, i) => `new ${i}`);
+    const whole = diffLines(big.join('\n'), rewritten.join('\n'));
+    assert.deepEqual([whole.added, whole.removed], [100_000, 100_000]);
   });
 
   test('unified format: headers, hunks with three lines of context, merged when close', () => {

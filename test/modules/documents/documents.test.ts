@@ -143,6 +143,14 @@ for (const backend of backends()) {
       assert.equal((await put({ body: 'x', baseVersion: 0 })).status, 400);
       assert.equal((await put({ body: 'x' })).status, 400, 'no base version');
       assert.equal((await put({ body: 'x', baseVersion: 1, extra: true })).status, 400);
+      // Numbers past a 32-bit column: 400, never a database error.
+      const big = 99_999_999_999;
+      assert.equal((await put({ body: 'x', baseVersion: big })).status, 400);
+      assert.equal((await t.api('GET', `/v1/documents/${doc.id}/versions/${big}`, { token: u.accessToken })).status, 400);
+      assert.equal((await t.api('GET', `/v1/documents/${doc.id}/diff?from=1&to=${big}`, { token: u.accessToken })).status, 400);
+      assert.equal((await t.api('POST', `/v1/documents/${doc.id}/versions/1/restore`, { token: u.accessToken, body: { baseVersion: big } })).status, 400);
+      const cursor = Buffer.from(String(big)).toString('base64url');
+      assert.equal((await t.api('GET', `/v1/documents/${doc.id}/versions?cursor=${cursor}`, { token: u.accessToken })).status, 400);
 
       const empty = await t.api('POST', '/v1/documents', { token: u.accessToken, body: { body: '  \n ' } });
       assert.equal(empty.status, 400);
