@@ -13,6 +13,7 @@ CREATE TABLE "document_comments" (
 	"id" uuid PRIMARY KEY NOT NULL,
 	"document_id" uuid NOT NULL,
 	"parent_id" uuid,
+	"thread_id" uuid NOT NULL,
 	"depth" integer DEFAULT 0 NOT NULL,
 	"author_id" uuid,
 	"body" text NOT NULL,
@@ -110,6 +111,7 @@ CREATE UNIQUE INDEX "document_attachments_file_key" ON "document_attachments" US
 CREATE INDEX "document_attachments_file_idx" ON "document_attachments" USING btree ("file_id");--> statement-breakpoint
 CREATE INDEX "document_comments_document_idx" ON "document_comments" USING btree ("document_id","id");--> statement-breakpoint
 CREATE INDEX "document_comments_parent_idx" ON "document_comments" USING btree ("parent_id");--> statement-breakpoint
+CREATE INDEX "document_comments_thread_idx" ON "document_comments" USING btree ("thread_id");--> statement-breakpoint
 CREATE UNIQUE INDEX "document_links_token_key" ON "document_links" USING btree ("token_hash");--> statement-breakpoint
 CREATE INDEX "document_links_document_idx" ON "document_links" USING btree ("document_id");--> statement-breakpoint
 CREATE INDEX "document_presence_expires_idx" ON "document_presence" USING btree ("expires_at");--> statement-breakpoint

@@ -1,24 +1,10 @@
 import { and, asc, eq, gt, inArray, isNotNull, isNull, type SQL } from 'drizzle-orm';
+import { alias } from 'drizzle-orm/pg-core';
 import type { Db } from '../../platform/db/database.ts';
 import { documentComments, type CommentRow } from './schema.ts';
 
 /** Comment threads: roots quote a passage, replies name their parent. */
 export function createCommentsRepository(db: Db) {
-  /** Every comment under these roots (roots included). */
-  async function threadIds(documentId: string, roots: string[]): Promise<string[]> {
-    const all = await db.select({ id: documentComments.id, parentId: documentComments.parentId }).from(documentComments).where(eq(documentComments.documentId, documentId));
-    const children = new Map<string, string[]>();
-    for (const c of all) if (c.parentId) children.set(c.parentId, [...(children.get(c.parentId) ?? []), c.id]);
-    const out: string[] = [];
-    const stack = [...roots];
-    while (stack.length) {
-      const id = stack.pop()!;
-      out.push(id);
-      stack.push(...(children.get(id) ?? []));
-    }
-    return out;
-  }
-
   return {
     async get(documentId: string, id: string): Promise<CommentRow | undefined> {
       const [row] = await db.select().from(documentComments).where(and(eq(documentComments.documentId, documentId), eq(documentComments.id, id)));
@@ -34,18 +20,16 @@ export function createCommentsRepository(db: Db) {
      * Oldest first, so a thread reads in order; `resolved` keeps the comments of
      * resolved (or open) threads, judged by each thread's root.
      */
-    async list(documentId: string, opts: { limit: number; cursor?: string; resolved?: boolean }): Promise<CommentRow[]> {
+    list(documentId: string, opts: { limit: number; cursor?: string; resolved?: boolean }): Promise<CommentRow[]> {
       const where: (SQL | undefined)[] = [eq(documentComments.documentId, documentId)];
       if (opts.cursor) where.push(gt(documentComments.id, opts.cursor));
       if (opts.resolved !== undefined) {
-        const roots = await db
-          .select({ id: documentComments.id })
-          .from(documentComments)
-          .where(and(eq(documentComments.documentId, documentId), isNull(documentComments.parentId), opts.resolved ? isNotNull(documentComments.resolvedAt) : isNull(documentComments.resolvedAt)));
-        const ids = roots.map((r) => r.id);
-        if (!ids.length) return [];
-        const threads = await threadIds(documentId, ids);
-        where.push(inArray(documentComments.id, threads));
+        const roots = alias(documentComments, 'root');
+        const threads = db
+          .select({ id: roots.id })
+          .from(roots)
+          .where(and(eq(roots.documentId, documentId), isNull(roots.parentId), opts.resolved ? isNotNull(roots.resolvedAt) : isNull(roots.resolvedAt)));
+        where.push(inArray(documentComments.threadId, threads));
       }
       return db.select().from(documentComments).where(and(...where)).orderBy(asc(documentComments.id)).limit(opts.limit);
     },

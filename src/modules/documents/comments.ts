@@ -1,3 +1,4 @@
+import { uuidv7 } from 'uuidv7';
 import { Forbidden, NotFound, ValidationError } from '../../errors.ts';
 import type { Announce } from '../../platform/bus/bus.ts';
 import type { Db } from '../../platform/db/database.ts';
@@ -60,7 +61,8 @@ export function createComments(d: { db: Db; readers: (documentId: string) => Pro
 
     async create(grant: Grant, input: NewComment): Promise<CommentRow> {
       need(grant, 'commenter', 'comment');
-      let placed: { parentId: string | null; depth: number; quote: string | null; anchorStart: number | null; anchorEnd: number | null };
+      const id = uuidv7();
+      let placed: { parentId: string | null; threadId: string; depth: number; quote: string | null; anchorStart: number | null; anchorEnd: number | null };
       if (input.parentId) {
         if (input.quote !== undefined || input.anchorStart !== undefined || input.anchorEnd !== undefined) {
           throw ValidationError('A reply belongs to its thread: only a new thread quotes a passage', 'reply_cannot_quote');
@@ -69,9 +71,9 @@ export function createComments(d: { db: Db; readers: (documentId: string) => Pro
         if (parent.depth + 1 > LIMITS.commentDepth) {
           throw ValidationError(`Replies nest at most ${LIMITS.commentDepth} deep; reply higher up the thread`, 'comment_too_deep', { maxDepth: LIMITS.commentDepth });
         }
-        placed = { parentId: parent.id, depth: parent.depth + 1, quote: null, anchorStart: null, anchorEnd: null };
+        placed = { parentId: parent.id, threadId: parent.threadId, depth: parent.depth + 1, quote: null, anchorStart: null, anchorEnd: null };
       } else {
-        placed = { parentId: null, depth: 0, ...anchor(grant.doc.body, input) };
+        placed = { parentId: null, threadId: id, depth: 0, ...anchor(grant.doc.body, input) };
       }
       const mentions = input.mentions ?? [];
       if (mentions.length) {
@@ -79,7 +81,7 @@ export function createComments(d: { db: Db; readers: (documentId: string) => Pro
         const outside = mentions.filter((id) => !readers.has(id));
         if (outside.length) throw ValidationError('Only people the document is shared with can be mentioned', 'mention_not_allowed', { userIds: outside });
       }
-      const comment = await repo.insert({ documentId: grant.doc.id, authorId: grant.userId, body: input.body, mentions, ...placed });
+      const comment = await repo.insert({ id, documentId: grant.doc.id, authorId: grant.userId, body: input.body, mentions, ...placed });
       d.announce('comment.created', { userId: grant.userId, documentId: grant.doc.id, commentId: comment.id, parentId: comment.parentId, mentions });
       return comment;
     },

@@ -110,6 +110,8 @@ export const documentComments = pgTable(
     id: id(),
     documentId: uuid('document_id').notNull().references(() => documents.id, { onDelete: 'cascade' }),
     parentId: uuid('parent_id').references((): AnyPgColumn => documentComments.id, { onDelete: 'cascade' }),
+    /** The thread's root (its own id for a root): a thread is listed, resolved and filtered as one. */
+    threadId: uuid('thread_id').notNull(),
     /** 0 for a thread's root, the parent's depth + 1 for a reply (capped). */
     depth: integer('depth').notNull().default(0),
     authorId: uuid('author_id').references(() => users.id, { onDelete: 'set null' }),
@@ -124,7 +126,7 @@ export const documentComments = pgTable(
     createdAt: createdAt(),
     updatedAt: time('updated_at').notNull().defaultNow(),
   },
-  (t) => [index('document_comments_document_idx').on(t.documentId, t.id), index('document_comments_parent_idx').on(t.parentId)],
+  (t) => [index('document_comments_document_idx').on(t.documentId, t.id), index('document_comments_parent_idx').on(t.parentId), index('document_comments_thread_idx').on(t.threadId)],
 );
 
 /** Who has a document open now: a heartbeat renews `expiresAt`; a row past it is gone (filtered, then purged). */

@@ -12,14 +12,14 @@ export function createSharingRepository(db: Db) {
       return row;
     },
 
-    /** Adds the share, or changes its role; `created` says which. */
-    async upsertShare(documentId: string, userId: string, role: ShareRole): Promise<{ row: ShareRow; created: boolean }> {
+    /** Adds the share, or changes its role. */
+    async upsertShare(documentId: string, userId: string, role: ShareRole): Promise<ShareRow> {
       const [row] = await db
         .insert(documentShares)
         .values({ documentId, userId, role })
         .onConflictDoUpdate({ target: [documentShares.documentId, documentShares.userId], set: { role, updatedAt: new Date() } })
         .returning();
-      return { row: row!, created: row!.createdAt.getTime() === row!.updatedAt.getTime() };
+      return row!;
     },
 
     async setRole(documentId: string, userId: string, role: ShareRole): Promise<ShareRow | undefined> {

@@ -40,9 +40,9 @@ export function createSharing(d: { db: Db; access: Access; users: Pick<UsersServ
       if (!user) throw NotFound('User with that email', 'user_not_found');
       if (user.id === doc.ownerId) throw ValidationError('You own this document: it cannot be shared with you', 'cannot_share_with_self');
       const before = await repo.share(id, user.id);
-      const { row, created } = await repo.upsertShare(id, user.id, input.role);
+      const row = await repo.upsertShare(id, user.id, input.role);
       if (before?.role !== input.role) d.announce('document.shared', { userId: user.id, documentId: id, role: input.role, sharedBy: userId, title: doc.title });
-      return { share: { ...row, email: user.email }, created: created && !before };
+      return { share: { ...row, email: user.email }, created: !before };
     },
 
     async setRole(userId: string, id: string, readerId: string, role: ShareRole): Promise<ShareView> {
