@@ -6,25 +6,25 @@ import { problemSchema } from '../../http/problem.ts';
 import type { App } from '../../http/types.ts';
 import type { RouteContext } from '../module.ts';
 import type { Grant } from './access.ts';
-import { commentBody, commentParams, commentSchema, commentsQuery, documentParams, editCommentBody, tokenParams } from './contracts.ts';
+import { commentBody, commentParams, commentSchema, commentsQuery, documentParams, editCommentBody, shareTokenHeaders } from './contracts.ts';
 import { toComment } from './responses.ts';
 import { me, problems, tags } from './routes.ts';
 
 /**
  * Comment threads, as a reader (`/documents/{id}/comments`) or through a share
- * link (`/documents/shared/{token}/comments`): the same rules, checked by the
- * comments service against the grant either way.
+ * link (`/documents/shared/comments`, the token in `X-Share-Token`): the same
+ * rules, checked by the comments service against the grant either way.
  */
 export function commentRoutes(app: App, { services, guards, idempotency }: RouteContext<'documents' | 'documentComments'>) {
   const { documents, documentComments: comments } = services;
   const onRequest = guards.user({ scope: 'documents' });
   const byReader = (request: FastifyRequest<{ Params: { id: string } }>) => documents.access.forUser(me(request), request.params.id);
-  const byLink = (request: FastifyRequest<{ Params: { token: string } }>) => documents.access.forLink(me(request), request.params.token);
+  const byLink = (request: FastifyRequest) => documents.access.forLink(me(request), String(request.headers['x-share-token']));
   const responses = { ...problems, 410: problemSchema };
 
-  const collection = <P extends z.ZodObject>(prefix: string, params: P, grantOf: (request: any) => Promise<Grant>) => {
+  const collection = (prefix: string, where: { params: z.ZodObject } | { headers: z.ZodObject }, grantOf: (request: any) => Promise<Grant>) => {
     app.get(`${prefix}/comments`, {
-      schema: { tags, summary: 'Comments, oldest first (threads by parentId)', params, querystring: commentsQuery, response: { 200: page(commentSchema), ...responses } },
+      schema: { tags, summary: 'Comments, oldest first (threads by parentId)', ...where, querystring: commentsQuery, response: { 200: page(commentSchema), ...responses } },
       onRequest,
       handler: async (request) => {
         const { limit, cursor, resolved } = request.query;
@@ -37,21 +37,20 @@ export function commentRoutes(app: App, { services, guards, idempotency }: Route
         tags,
         summary: 'Start a thread on a quoted passage, or reply (commenters and above)',
         description: `Replies nest at most 20 deep (deeper: 400 \`comment_too_deep\`). \`mentions\` may name only the owner and people the document is shared with (others: 400 \`mention_not_allowed\`).`,
-        params,
-        headers: idempotencyHeaders,
+        ...('params' in where ? { params: where.params, headers: idempotencyHeaders } : { headers: where.headers.extend(idempotencyHeaders.shape) }),
         body: commentBody,
         response: { 201: commentSchema, ...responses },
       },
       onRequest,
       handler: async (request, reply) => {
         const grant = await grantOf(request);
-        const { resourceId } = await idempotency.once(idempotencyOf(request, grant.userId, { params: request.params, body: request.body }), async () => (await comments.create(grant, request.body)).id);
+        const { resourceId } = await idempotency.once(idempotencyOf(request, grant.userId, { document: grant.doc.id, body: request.body }), async () => (await comments.create(grant, request.body)).id);
         return reply.status(201).send(toComment(await comments.get(grant, resourceId)));
       },
     });
   };
-  collection('/documents/:id', documentParams, byReader);
-  collection('/documents/shared/:token', tokenParams, byLink);
+  collection('/documents/:id', { params: documentParams }, byReader);
+  collection('/documents/shared', { headers: shareTokenHeaders }, byLink);
 
   app.patch('/documents/:id/comments/:commentId', {
     schema: { tags, summary: 'Edit your comment', params: commentParams, body: editCommentBody, response: { 200: commentSchema, ...problems } },

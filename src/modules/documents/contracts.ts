@@ -29,7 +29,8 @@ export const attachmentParams = z.object({ id: z.uuid(), attachmentId: z.uuid() 
 export const shareParams = z.object({ id: z.uuid(), userId: z.uuid() });
 export const linkParams = z.object({ id: z.uuid(), linkId: z.uuid() });
 export const commentParams = z.object({ id: z.uuid(), commentId: z.uuid() });
-export const tokenParams = z.object({ token: z.string().min(10).max(100) });
+/** A share link's token travels in a header, never in the URL: URLs end up in access logs and proxies. */
+export const shareTokenHeaders = z.looseObject({ 'x-share-token': z.string().min(10).max(100).describe('The token of a share link') });
 
 export const createDocumentBody = z
   .object({
@@ -147,7 +148,7 @@ export const shareSchema = z.object({ userId: z.uuid(), email: z.string(), role:
 export const linkSchema = z
   .object({ id: z.uuid(), role: linkRole, last4: z.string(), expiresAt: iso.nullable(), revokedAt: iso.nullable(), createdAt: iso })
   .meta({ id: 'DocumentLink' });
-export const newLinkSchema = linkSchema.extend({ token: z.string().describe('Shown once: only its hash is kept'), path: z.string() }).meta({ id: 'NewDocumentLink' });
+export const newLinkSchema = linkSchema.extend({ token: z.string().describe('Shown once: only its hash is kept. Sent as `X-Share-Token` to `/v1/documents/shared`') }).meta({ id: 'NewDocumentLink' });
 
 export const commentSchema = z
   .object({

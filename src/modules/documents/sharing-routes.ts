@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { problemSchema } from '../../http/problem.ts';
 import type { App } from '../../http/types.ts';
 import type { RouteContext } from '../module.ts';
-import { documentParams, documentSchema, linkBody, linkParams, linkSchema, newLinkSchema, shareBody, shareParams, shareRoleBody, shareSchema, tokenParams } from './contracts.ts';
+import { documentParams, documentSchema, linkBody, linkParams, linkSchema, newLinkSchema, shareBody, shareParams, shareRoleBody, shareSchema, shareTokenHeaders } from './contracts.ts';
 import { toDocument, toLink, toShare } from './responses.ts';
 import { me, problems, tags } from './routes.ts';
 
@@ -54,7 +54,7 @@ export function sharingRoutes(app: App, { services, guards }: RouteContext<'docu
     schema: {
       tags,
       summary: 'Create a share link (owner)',
-      description: 'The token is shown once. Whoever holds it, signed in, reads the document (and comments, for a `commenter` link) under `/v1/documents/shared/{token}`.',
+      description: 'The token is shown once. Whoever holds it, signed in, reads the document (and comments, for a `commenter` link) at `/v1/documents/shared`, sending it as `X-Share-Token`.',
       params: documentParams,
       body: linkBody,
       response: { 201: newLinkSchema, ...problems },
@@ -62,7 +62,7 @@ export function sharingRoutes(app: App, { services, guards }: RouteContext<'docu
     onRequest,
     handler: async (request, reply) => {
       const link = await sharing.createLink(me(request), request.params.id, request.body);
-      return reply.status(201).send({ ...toLink(link), token: link.token, path: `/v1/documents/shared/${link.token}` });
+      return reply.status(201).send({ ...toLink(link), token: link.token });
     },
   });
 
@@ -81,17 +81,17 @@ export function sharingRoutes(app: App, { services, guards }: RouteContext<'docu
     },
   });
 
-  app.get('/documents/shared/:token', {
+  app.get('/documents/shared', {
     schema: {
       tags,
       summary: 'Read a document through a share link',
-      description: '404 for a token never issued, 410 `link_revoked` or `link_expired`. `role` is the link\'s.',
-      params: tokenParams,
+      description: 'The link\'s token in `X-Share-Token`. 404 for a token never issued, 410 `link_revoked` or `link_expired`. `role` is the link\'s.',
+      headers: shareTokenHeaders,
       response: { 200: documentSchema, ...problems, ...gone },
     },
     onRequest,
     handler: async (request) => {
-      const grant = await documents.access.forLink(me(request), request.params.token);
+      const grant = await documents.access.forLink(me(request), request.headers['x-share-token']);
       return toDocument({ doc: grant.doc, role: grant.role, favorite: false, lastViewedAt: null });
     },
   });

@@ -36,6 +36,9 @@ for (const backend of backends()) {
     after(() => t.close());
 
     const api = (who: Actor, method: string, path: string, body?: unknown) => t.api(method, path, { token: users[who].accessToken, body });
+    /** Through a share link: its token in X-Share-Token, never in the URL. */
+    const viaLink = (who: Actor, token: string, method: string, path = '', body?: unknown) =>
+      t.api(method, `/v1/documents/shared${path}`, { token: users[who].accessToken, body, headers: { 'x-share-token': token } });
     const version = async () => (await api('owner', 'GET', `/v1/documents/${docId}`)).body.version as number;
     const upload = async (who: Actor) => {
       const form = new FormData();
@@ -95,19 +98,20 @@ for (const backend of backends()) {
     });
 
     test('through the link: its holder reads and comments (a commenter link), nothing more; others without it see nothing', async () => {
-      const read = await api('linkHolder', 'GET', `/v1/documents/shared/${linkToken}`);
+      const read = await viaLink('linkHolder', linkToken, 'GET');
       assert.equal(read.status, 200, read.text);
       assert.equal(read.body.id, docId);
       assert.equal(read.body.role, 'commenter');
-      assert.equal((await api('linkHolder', 'GET', `/v1/documents/shared/${linkToken}/comments`)).status, 200);
-      const comment = await api('linkHolder', 'POST', `/v1/documents/shared/${linkToken}/comments`, { body: 'via link', quote: 'plan' });
+      assert.equal((await viaLink('linkHolder', linkToken, 'GET', '/comments')).status, 200);
+      const comment = await viaLink('linkHolder', linkToken, 'POST', '/comments', { body: 'via link', quote: 'plan' });
       assert.equal(comment.status, 201, comment.text);
       assert.equal(comment.body.authorId, users.linkHolder.id);
       const viewerLink = await api('owner', 'POST', `/v1/documents/${docId}/links`, { role: 'viewer' });
-      const viaViewer = await api('linkHolder', 'POST', `/v1/documents/shared/${viewerLink.body.token}/comments`, { body: 'no', quote: 'plan' });
+      const viaViewer = await viaLink('linkHolder', viewerLink.body.token, 'POST', '/comments', { body: 'no', quote: 'plan' });
       assert.equal(viaViewer.status, 403);
-      assert.equal((await api('linkHolder', 'GET', `/v1/documents/shared/pdl_${'x'.repeat(32)}`)).status, 404);
-      assert.equal((await t.api('GET', `/v1/documents/shared/${linkToken}`)).status, 401, 'signed in only');
+      assert.equal((await viaLink('linkHolder', `pdl_${'x'.repeat(32)}`, 'GET')).status, 404);
+      assert.equal((await t.api('GET', '/v1/documents/shared', { headers: { 'x-share-token': linkToken } })).status, 401, 'signed in only');
+      assert.equal((await api('linkHolder', 'GET', '/v1/documents/shared')).status, 400, 'no token');
       // The owner's list shows the link, never its token.
       const links = await api('owner', 'GET', `/v1/documents/${docId}/links`);
       assert.ok(links.body.data.every((l: any) => l.token === undefined && l.last4.length === 4));
@@ -118,17 +122,17 @@ for (const backend of backends()) {
       const link = await api('owner', 'POST', `/v1/documents/${docId}/links`, { role: 'viewer', expiresIn: 3600 });
       assert.equal(link.status, 201);
       assert.ok(Date.parse(link.body.expiresAt) > Date.now());
-      assert.equal((await api('stranger', 'GET', `/v1/documents/shared/${link.body.token}`)).status, 200);
+      assert.equal((await viaLink('stranger', link.body.token, 'GET')).status, 200);
       // An hour passes.
       await t.deps.db.execute(sql`update document_links set expires_at = now() - interval '1 second' where id = ${link.body.id}`);
-      const expired = await api('stranger', 'GET', `/v1/documents/shared/${link.body.token}`);
+      const expired = await viaLink('stranger', link.body.token, 'GET');
       assert.equal(expired.status, 410);
       assert.equal(expired.body.code, 'link_expired');
 
       const other = await api('owner', 'POST', `/v1/documents/${docId}/links`, {});
       assert.equal(other.body.role, 'viewer');
       assert.equal((await api('owner', 'DELETE', `/v1/documents/${docId}/links/${other.body.id}`)).status, 204);
-      const revoked = await api('stranger', 'GET', `/v1/documents/shared/${other.body.token}`);
+      const revoked = await viaLink('stranger', other.body.token, 'GET');
       assert.equal(revoked.status, 410);
       assert.equal(revoked.body.code, 'link_revoked');
       assert.equal((await api('owner', 'POST', `/v1/documents/${docId}/links`, { role: 'editor' })).status, 400);
@@ -176,7 +180,7 @@ for (const backend of backends()) {
       assert.equal((await api('stranger', 'DELETE', `/v1/documents/${docId}`)).status, 404);
       assert.equal((await api('owner', 'DELETE', `/v1/documents/${docId}`)).status, 204);
       for (const who of ACTORS) assert.equal((await api(who, 'GET', `/v1/documents/${docId}`)).status, 404);
-      assert.equal((await api('linkHolder', 'GET', `/v1/documents/shared/${linkToken}`)).status, 404);
+      assert.equal((await viaLink('linkHolder', linkToken, 'GET')).status, 404);
     });
   });
 }
