@@ -29,6 +29,8 @@ declare module '../../platform/bus/events.ts' {
     'document.shared': { userId: string; documentId: string; role: 'viewer' | 'commenter' | 'editor'; sharedBy: string; title: string };
     /** A comment was posted by `userId`; `mentions` name readers of the document (for notifications). */
     'comment.created': { userId: string; documentId: string; commentId: string; parentId: string | null; mentions: string[] };
+    /** A new version was saved (or restored) by `authorId`: told to each reader (`userId`). */
+    'document.saved': { userId: string; documentId: string; version: number; authorId: string };
     /** Someone (`actorId`) arrived, switched between viewing and editing, or left: told to each reader (`userId`). */
     'document.presence': { userId: string; documentId: string; actorId: string; state: 'viewing' | 'editing' | 'left' };
   }
@@ -59,7 +61,7 @@ export const documentsModule = defineModule({
   needs: ['files', 'projects', 'users'],
   provides: ['documents', 'documentSharing', 'documentComments', 'documentPresence'],
   services({ deps, config, services }) {
-    const documentsService = createDocuments({ db: deps.db, settings: config.documents, projects: services.projects, files: services.files });
+    const documentsService = createDocuments({ db: deps.db, announce: deps.announce, settings: config.documents, projects: services.projects, files: services.files });
     const sharing = createSharing({ db: deps.db, access: documentsService.access, users: services.users, announce: deps.announce });
     return {
       documents: documentsService,
@@ -96,8 +98,8 @@ export const documentsModule = defineModule({
       },
       { name: 'documents', scope: 'documents' },
     ],
-    events: ['document.presence', 'document.shared'],
-    route: (type, payload) => (type === 'document.presence' ? [`document:${String(payload.documentId)}`] : type === 'document.shared' ? ['documents'] : []),
+    events: ['document.presence', 'document.saved', 'document.shared'],
+    route: (type, payload) => (type === 'document.presence' || type === 'document.saved' ? [`document:${String(payload.documentId)}`] : type === 'document.shared' ? ['documents'] : []),
   }),
   footprint: documentsFootprint,
 });

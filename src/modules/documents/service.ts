@@ -1,4 +1,5 @@
 import { AppError, Conflict, NotFound, ValidationError } from '../../errors.ts';
+import type { Announce } from '../../platform/bus/bus.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Files } from '../files/index.ts';
 import type { Projects } from '../projects/index.ts';
@@ -12,6 +13,8 @@ import { createSharingRepository } from './sharing-repository.ts';
 
 export interface DocumentsDeps {
   db: Db;
+  /** `document.saved`, to each reader's `document:<id>` topic. */
+  announce: Announce;
   settings: DocumentSettings;
   projects: Pick<Projects, 'exists'>;
   files: Pick<Files, 'get'>;
@@ -29,7 +32,8 @@ const conflict = (current: VersionRow) =>
  */
 export function createDocuments(d: DocumentsDeps) {
   const repo = createDocumentsRepository(d.db);
-  const access = createAccess(repo, createSharingRepository(d.db));
+  const sharing = createSharingRepository(d.db);
+  const access = createAccess(repo, sharing);
 
   async function currentConflict(id: string): Promise<AppError> {
     const doc = await repo.byId(id);
@@ -59,6 +63,10 @@ export function createDocuments(d: DocumentsDeps) {
       return repo.saveVersion(id, base, content, userId, restoredFrom, tx);
     });
     if (!saved) throw await currentConflict(id);
+    if (saved.version !== base) {
+      // Whoever has it open learns there is a newer version before their own save would meet a 409.
+      for (const reader of await sharing.readers(id)) d.announce('document.saved', { userId: reader, documentId: id, version: saved.version, authorId: userId });
+    }
     return (await repo.read(userId, id))!;
   }
 

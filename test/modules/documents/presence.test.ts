@@ -88,6 +88,16 @@ for (const backend of backends()) {
       await presenceEvent(ownerSocket, viewer.id, 'viewing');
     });
 
+    test('a save reaches every reader on document:<id> with its new version', async () => {
+      const viewerSocket = await follow(t, viewer);
+      const current = (await t.api('GET', `/v1/documents/${docId}`, { token: editor.accessToken })).body.version;
+      const saved = await t.api('PUT', `/v1/documents/${docId}`, { token: editor.accessToken, body: { body: 'text, edited', baseVersion: current } });
+      assert.equal(saved.status, 200, saved.text);
+      const heard = await viewerSocket.next((f) => f.type === 'event' && f.event?.type === 'document.saved');
+      assert.deepEqual(heard.event.payload, { userId: viewer.id, documentId: docId, version: current + 1, authorId: editor.id });
+      assert.equal(heard.topic, `document:${docId}`);
+    });
+
     if (backend === 'postgres') {
       test('across instances: a heartbeat on one reaches a socket on the other, and both list the same presence', async () => {
         const second = await startApp({ sharedWith: t });
