@@ -23,8 +23,12 @@ export const notFound = () => NotFound('Document', 'document_not_found');
 
 /** Throws 403 unless the grant's role is at least `min` (the caller can read the document: telling them so reveals nothing). */
 export function need(grant: Grant, min: Role, what: string): void {
-  if (RANK[grant.role] < RANK[min]) throw Forbidden(`Only ${min === 'owner' ? 'the owner' : `an ${min} or above`} may ${what}; you are a ${grant.role} of this document`, 'document_role_too_low');
+  if (RANK[grant.role] >= RANK[min]) return;
+  const who = min === 'owner' ? 'the owner' : `${article(min)} ${min} (or someone above)`;
+  throw Forbidden(`Only ${who} may ${what}; you are ${article(grant.role)} ${grant.role} of this document`, 'document_role_too_low');
 }
+
+const article = (role: Role) => (role === 'editor' || role === 'owner' ? 'an' : 'a');
 
 /**
  * Who may touch a document. Everyone without a role on it (a stranger, a reader
