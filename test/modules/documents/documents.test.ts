@@ -181,6 +181,21 @@ for (const backend of backends()) {
       assert.equal((await t.api('POST', '/v1/documents', { token: other.accessToken, body: { templateId: template.id } })).status, 404);
     });
 
+    test('a document in one of your projects is listed by it; another user\'s project is not found', async () => {
+      const project = await t.api('POST', '/v1/projects', { token: u.accessToken, body: { name: 'Docs project' } });
+      const theirs = await t.api('POST', '/v1/projects', { token: other.accessToken, body: { name: 'Theirs' } });
+      const inProject = await create({ title: 'Spec', projectId: project.body.id });
+      await create({ title: 'Elsewhere' });
+      const listed = await t.api('GET', `/v1/documents?projectId=${project.body.id}`, { token: u.accessToken });
+      assert.deepEqual(listed.body.data.map((d: any) => d.id), [inProject.id]);
+      const foreign = await t.api('POST', '/v1/documents', { token: u.accessToken, body: { title: 'x', projectId: theirs.body.id } });
+      assert.equal(foreign.status, 404);
+      assert.equal(foreign.body.code, 'project_not_found');
+      assert.equal((await t.api('PATCH', `/v1/documents/${inProject.id}`, { token: u.accessToken, body: { projectId: theirs.body.id } })).status, 404);
+      const detached = await t.api('PATCH', `/v1/documents/${inProject.id}`, { token: u.accessToken, body: { projectId: null } });
+      assert.equal(detached.body.projectId, null);
+    });
+
     test('archive, favorites and recents are filters; favorites and recents are each reader\'s own', async () => {
       const a = await create({ title: 'A', body: 'a' });
       const b = await create({ title: 'B', body: 'b' });
