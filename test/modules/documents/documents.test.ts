@@ -43,6 +43,23 @@ for (const backend of backends()) {
       assert.equal((await t.api('GET', `/v1/documents/${doc.id}`, { token: other.accessToken })).status, 404);
     });
 
+    test('lists are cursor pages, newest first, shared documents among your own', async () => {
+      const reader = await createUser(t);
+      const own = [await create({ title: 'one' }, reader), await create({ title: 'two' }, reader)];
+      const sharedDoc = await create({ title: 'three' });
+      await t.api('POST', `/v1/documents/${sharedDoc.id}/shares`, { token: u.accessToken, body: { email: reader.email, role: 'commenter' } });
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const res: any = await t.api('GET', `/v1/documents?limit=2${cursor ? `&cursor=${cursor}` : ''}`, { token: reader.accessToken });
+        assert.equal(res.status, 200, res.text);
+        seen.push(...res.body.data.map((d: any) => d.id));
+        cursor = res.body.nextCursor;
+      } while (cursor);
+      assert.deepEqual(seen, [sharedDoc.id, own[1].id, own[0].id]);
+      assert.equal((await t.api('GET', '/v1/documents?cursor=bm90LWEtdXVpZA', { token: reader.accessToken })).status, 400);
+    });
+
     test('a create retried with its Idempotency-Key answers with the first document, and makes no second', async () => {
       const fresh = await createUser(t);
       const send = () => t.api('POST', '/v1/documents', { token: fresh.accessToken, body: { title: 'Once' }, headers: { 'idempotency-key': 'create-once-1' } });
