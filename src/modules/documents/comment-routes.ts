@@ -8,6 +8,7 @@ import type { RouteContext } from '../module.ts';
 import type { Grant } from './access.ts';
 import { commentBody, commentParams, commentSchema, commentsQuery, documentParams, editCommentBody, shareTokenHeaders } from './contracts.ts';
 import { toComment } from './responses.ts';
+import { LIMITS } from './settings.ts';
 import { me, problems, tags } from './routes.ts';
 
 /**
@@ -36,7 +37,7 @@ export function commentRoutes(app: App, { services, guards, idempotency }: Route
       schema: {
         tags,
         summary: 'Start a thread on a quoted passage, or reply (commenters and above)',
-        description: `Replies nest at most 20 deep (deeper: 400 \`comment_too_deep\`). \`mentions\` may name only the owner and people the document is shared with (others: 400 \`mention_not_allowed\`).`,
+        description: `Replies nest at most ${LIMITS.commentDepth} deep (deeper: 400 \`comment_too_deep\`). \`mentions\` may name only the owner and people the document is shared with (others: 400 \`mention_not_allowed\`).`,
         ...('params' in where ? { params: where.params, headers: idempotencyHeaders } : { headers: where.headers.extend(idempotencyHeaders.shape) }),
         body: commentBody,
         response: { 201: commentSchema, ...responses },
