@@ -4,6 +4,7 @@ import { apiKeysModule } from './api-keys/index.ts';
 import { auditModule } from './audit/index.ts';
 import { authModule } from './auth/index.ts';
 import { chatModule } from './chat/index.ts';
+import { documentsModule } from './documents/index.ts';
 import { filesModule } from './files/index.ts';
 import { healthModule } from './health/index.ts';
 import { jobsModule } from './jobs/index.ts';
@@ -33,6 +34,7 @@ export const MODULES: readonly Module[] = [
   filesModule,
   aiModule,
   chatModule,
+  documentsModule,
   knowledgeModule,
   adminModule,
   realtimeModule,

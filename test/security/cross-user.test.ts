@@ -16,8 +16,16 @@ interface Chat {
   assistantMessageId: string;
 }
 
+/** A's document, with a comment thread, an attachment and a share link. */
+interface Docs {
+  documentId: string;
+  commentId: string;
+  attachmentId: string;
+  linkId: string;
+}
+
 interface Fixture {
-  a: TestUser & Chat & { apiKey: string; apiKeyId: string; secondSessionId: string; budgetId: string; jobId: string };
+  a: TestUser & Chat & { apiKey: string; apiKeyId: string; secondSessionId: string; budgetId: string; jobId: string } & Docs;
   b: TestUser & Chat & { apiKey: string };
   /** A ban an admin set (on an address neither user calls from). */
   banId: string;
@@ -115,6 +123,37 @@ const CHAT_ROUTES: Array<Omit<Case, 'as'>> = [
   { name: "remove A's rating through B's conversation", method: 'DELETE', path: (f) => `/v1/conversations/${f.b.conversationId}/messages/${f.a.assistantMessageId}/feedback`, status: 404, code: 'message_not_found' },
 ];
 
+const DOC = (f: Fixture) => `/v1/documents/${f.a.documentId}`;
+const notFound = { status: 404 as const, code: 'document_not_found' };
+
+/** A's document and everything on it. */
+const DOCUMENT_ROUTES: Array<Omit<Case, 'as'>> = [
+  { name: "read A's document", method: 'GET', path: DOC, ...notFound },
+  { name: "save A's document", method: 'PUT', path: DOC, body: () => ({ body: 'pwned', baseVersion: 1 }), ...notFound },
+  { name: "tag or archive A's document", method: 'PATCH', path: DOC, body: () => ({ archived: true, tags: ['pwned'] }), ...notFound },
+  { name: "favorite A's document", method: 'PUT', path: (f) => `${DOC(f)}/favorite`, body: () => ({ favorite: true }), ...notFound },
+  { name: "delete A's document", method: 'DELETE', path: DOC, ...notFound },
+  { name: "list A's versions", method: 'GET', path: (f) => `${DOC(f)}/versions`, ...notFound },
+  { name: "read A's version", method: 'GET', path: (f) => `${DOC(f)}/versions/1`, ...notFound },
+  { name: "diff A's versions", method: 'GET', path: (f) => `${DOC(f)}/diff?from=1&to=1`, ...notFound },
+  { name: "restore A's version", method: 'POST', path: (f) => `${DOC(f)}/versions/1/restore`, body: () => ({}), ...notFound },
+  { name: "start from A's document as a template", method: 'POST', path: () => '/v1/documents', body: (f) => ({ templateId: f.a.documentId }), ...notFound },
+  { name: "list A's attachments", method: 'GET', path: (f) => `${DOC(f)}/attachments`, ...notFound },
+  { name: "remove A's attachment", method: 'DELETE', path: (f) => `${DOC(f)}/attachments/${f.a.attachmentId}`, ...notFound },
+  { name: "list A's shares", method: 'GET', path: (f) => `${DOC(f)}/shares`, ...notFound },
+  { name: "share A's document with B", method: 'POST', path: (f) => `${DOC(f)}/shares`, body: (f) => ({ email: f.b.email, role: 'editor' }), ...notFound },
+  { name: "list A's links", method: 'GET', path: (f) => `${DOC(f)}/links`, ...notFound },
+  { name: "make a link to A's document", method: 'POST', path: (f) => `${DOC(f)}/links`, body: () => ({}), ...notFound },
+  { name: "revoke A's link", method: 'DELETE', path: (f) => `${DOC(f)}/links/${f.a.linkId}`, ...notFound },
+  { name: "read A's comments", method: 'GET', path: (f) => `${DOC(f)}/comments`, ...notFound },
+  { name: "comment on A's document", method: 'POST', path: (f) => `${DOC(f)}/comments`, body: () => ({ body: 'hi', quote: 'quokkadoc' }), ...notFound },
+  { name: "edit A's comment", method: 'PATCH', path: (f) => `${DOC(f)}/comments/${f.a.commentId}`, body: () => ({ body: 'pwned' }), ...notFound },
+  { name: "delete A's comment", method: 'DELETE', path: (f) => `${DOC(f)}/comments/${f.a.commentId}`, ...notFound },
+  { name: "resolve A's thread", method: 'POST', path: (f) => `${DOC(f)}/comments/${f.a.commentId}/resolve`, ...notFound },
+  { name: "see who is in A's document", method: 'GET', path: (f) => `${DOC(f)}/presence`, ...notFound },
+  { name: "announce presence in A's document", method: 'POST', path: (f) => `${DOC(f)}/presence`, body: () => ({ state: 'viewing' }), ...notFound },
+];
+
 const CASES: Case[] = [
   // auth
   { name: "revoke A's current session", method: 'DELETE', path: (f) => `/v1/auth/sessions/${f.a.sessionId}`, status: 404, code: 'session_not_found' },
@@ -137,6 +176,8 @@ const CASES: Case[] = [
   // projects, conversations, messages, feedback: the same answer with a session or a key
   ...CHAT_ROUTES,
   ...CHAT_ROUTES.map((r): Case => ({ ...r, name: `${r.name} with a key`, as: 'api_key' })),
+  ...DOCUMENT_ROUTES,
+  ...DOCUMENT_ROUTES.map((r): Case => ({ ...r, name: `${r.name} with a key`, as: 'api_key' })),
 ];
 
 /** Lists B can read: none of A's ids may appear in them. */
@@ -148,6 +189,8 @@ const LIST_CASES: Array<{ name: string; path: string; idsOfA: (f: Fixture) => st
   { name: 'usage', path: '/v1/usage?groupBy=day,model,project,api_key', idsOfA: (f) => [f.a.apiKeyId, f.a.projectId, f.a.id] },
   { name: 'budgets and limits', path: '/v1/usage/limits', idsOfA: (f) => [f.a.budgetId, f.a.apiKeyId, f.a.id] },
   { name: 'API requests', path: '/v1/usage/requests?groupBy=day,route', idsOfA: (f) => [f.a.id, f.a.conversationId, f.a.projectId] },
+  { name: 'documents', path: '/v1/documents?limit=100', idsOfA: (f) => [f.a.documentId] },
+  { name: 'recent documents', path: '/v1/documents/recent', idsOfA: (f) => [f.a.documentId] },
 ];
 
 for (const backend of backends()) {
@@ -176,6 +219,12 @@ for (const backend of backends()) {
         limits: (await get('/v1/usage/limits')).data,
         storage: await get('/v1/usage/storage'),
         job: await get(`/v1/jobs/${f.a.jobId}`),
+        document: await get(`/v1/documents/${f.a.documentId}`).then(({ lastViewedAt: _, ...d }) => d),
+        documentVersions: (await get(`/v1/documents/${f.a.documentId}/versions`)).data,
+        documentComments: (await get(`/v1/documents/${f.a.documentId}/comments`)).data,
+        documentAttachments: (await get(`/v1/documents/${f.a.documentId}/attachments`)).data,
+        documentShares: (await get(`/v1/documents/${f.a.documentId}/shares`)).data,
+        documentLinks: (await get(`/v1/documents/${f.a.documentId}/links`)).data,
       };
     }
 
@@ -199,6 +248,20 @@ for (const backend of backends()) {
       };
     }
 
+    /** A document with a thread on it, an attached file and a share link. */
+    async function documentsOf(u: TestUser): Promise<Docs> {
+      const doc = await t.api('POST', '/v1/documents', { token: u.accessToken, body: { title: 'quokkadoc', body: 'The quokkadoc secret.' } });
+      assert.equal(doc.status, 201, doc.text);
+      const comment = await t.api('POST', `/v1/documents/${doc.body.id}/comments`, { token: u.accessToken, body: { body: 'mine', quote: 'secret' } });
+      const form = new FormData();
+      form.append('file', new Blob(['quokka notes'], { type: 'text/plain' }), 'notes.txt');
+      const file = await fetch(`${t.url}/v1/files`, { method: 'POST', headers: { authorization: `Bearer ${u.accessToken}` }, body: form });
+      const attachment = await t.api('POST', `/v1/documents/${doc.body.id}/attachments`, { token: u.accessToken, body: { fileId: ((await file.json()) as { id: string }).id } });
+      const link = await t.api('POST', `/v1/documents/${doc.body.id}/links`, { token: u.accessToken, body: { role: 'commenter' } });
+      await t.api('GET', `/v1/documents/${doc.body.id}`, { token: u.accessToken });
+      return { documentId: doc.body.id, commentId: comment.body.id, attachmentId: attachment.body.id, linkId: link.body.id };
+    }
+
     before(async () => {
       t = await startApp({ backend });
       const a = await createUser(t, { name: 'Alice' });
@@ -219,9 +282,11 @@ for (const backend of backends()) {
       await t.services.usage.recorder.flush();
       const bBudget = await t.api('PUT', '/v1/budgets', { token: b.accessToken, body: { scope: 'project', subjectId: chatB.projectId, period: 'day', limitTokens: 1000 } });
       assert.equal(bBudget.status, 200, bBudget.text);
+      const docsA = await documentsOf(a);
+      await documentsOf(b);
       f = {
         // A job of A's on a queue no worker handles here: it waits, untouched, whatever B tries.
-        a: { ...a, ...chatA, apiKey: aKey.body.key, apiKeyId: aKey.body.id, secondSessionId: second.body.sessionId, budgetId: aBudget.body.id, jobId: (await t.services.jobs.enqueue('test.cross-user', { secret: 'quokkajob' }, { userId: a.id })).id },
+        a: { ...a, ...chatA, apiKey: aKey.body.key, apiKeyId: aKey.body.id, secondSessionId: second.body.sessionId, budgetId: aBudget.body.id, jobId: (await t.services.jobs.enqueue('test.cross-user', { secret: 'quokkajob' }, { userId: a.id })).id, ...docsA },
         b: { ...b, ...chatB, apiKey: bKey.body.key },
         banId: (await t.services.limits.ban('ip', '203.0.113.7', 3600, 'cross-user fixture')).id,
       };
@@ -260,7 +325,7 @@ for (const backend of backends()) {
           assert.equal(res.body.userId, f.b.id);
           assert.ok(!res.text.includes(f.a.id));
           const items = Object.fromEntries(res.body.sources.map((s: { source: string; items: number }) => [s.source, s.items]));
-          assert.deepEqual(items, { conversations: 1, files: 0, messages: 2, projects: 1, prompts: 1 }, "B's chat, not A's too");
+          assert.deepEqual(items, { conversations: 1, document_versions: 1, documents: 1, files: 1, messages: 2, projects: 1, prompts: 1 }, "B's chat, not A's too");
         }
       });
 

@@ -10,6 +10,7 @@ import type { TopicDefinition, Topics } from '../module.ts';
  *   conversation:<id>, conversations   chat's message.* events
  *   job:<id>, jobs                     job.progress
  *   user                               user.updated
+ *   document:<id>, documents           document.presence and document.saved (to every reader), document.shared
  *   notifications                      notification.* events (none are published yet)
  */
 export interface Topic {

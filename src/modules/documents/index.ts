@@ -1,0 +1,105 @@
+import { AppError, NotFound } from '../../errors.ts';
+import { defineModule } from '../module.ts';
+import { commentRoutes } from './comment-routes.ts';
+import { createComments, type Comments } from './comments.ts';
+import { documentsFootprint } from './footprint.ts';
+import { createPresence, type Presence } from './presence.ts';
+import { presenceRoutes } from './presence-routes.ts';
+import { documentsRoutes } from './routes.ts';
+import {
+  documentAttachments,
+  documentComments,
+  documentLinks,
+  documentPresence,
+  documentReaderState,
+  documents,
+  documentShares,
+  documentVersions,
+} from './schema.ts';
+import { createDocuments, type Documents } from './service.ts';
+import { documentSettings, documentsEnv, type DocumentSettings } from './settings.ts';
+import { createSharing, type Sharing } from './sharing.ts';
+import { sharingRoutes } from './sharing-routes.ts';
+
+export type { Documents } from './service.ts';
+
+declare module '../../platform/bus/events.ts' {
+  interface DomainEvents {
+    /** A document was shared with `userId` (the new reader), or their role changed. */
+    'document.shared': { userId: string; documentId: string; role: 'viewer' | 'commenter' | 'editor'; sharedBy: string; title: string };
+    /** A comment was posted by `userId`; `mentions` name readers of the document (for notifications). */
+    'comment.created': { userId: string; documentId: string; commentId: string; parentId: string | null; mentions: string[] };
+    /** A new version was saved (or restored) by `authorId`: told to each reader (`userId`). */
+    'document.saved': { userId: string; documentId: string; version: number; authorId: string };
+    /** Someone (`actorId`) arrived, switched between viewing and editing, or left: told to each reader (`userId`). */
+    'document.presence': { userId: string; documentId: string; actorId: string; state: 'viewing' | 'editing' | 'left' };
+  }
+}
+
+declare module '../module.ts' {
+  interface ServiceMap {
+    /** Documents, versions (save, diff, restore), templates, favorites, recents, attachments, and who may do what. */
+    documents: Documents;
+    /** Shares with users by email and share links. */
+    documentSharing: Sharing;
+    /** Comment threads anchored to quoted passages. */
+    documentComments: Comments;
+    /** Who is viewing or editing a document now. */
+    documentPresence: Presence;
+  }
+  interface ModuleSettings {
+    /** Document size limit, presence expiry. */
+    documents: DocumentSettings;
+  }
+}
+
+/** Documents: Markdown with versions and conflict-safe saves, templates, attachments, recents, sharing by email and link, comment threads, presence. */
+export const documentsModule = defineModule({
+  name: 'documents',
+  tables: { documents, documentVersions, documentReaderState, documentAttachments, documentShares, documentLinks, documentComments, documentPresence },
+  config: { env: documentsEnv, read: documentSettings },
+  needs: ['files', 'projects', 'users'],
+  provides: ['documents', 'documentSharing', 'documentComments', 'documentPresence'],
+  services({ deps, config, services }) {
+    const documentsService = createDocuments({ db: deps.db, announce: deps.announce, settings: config.documents, projects: services.projects, files: services.files });
+    const sharing = createSharing({ db: deps.db, access: documentsService.access, users: services.users, announce: deps.announce });
+    return {
+      documents: documentsService,
+      documentSharing: sharing,
+      documentComments: createComments({ db: deps.db, readers: sharing.readers, announce: deps.announce }),
+      documentPresence: createPresence({ db: deps.db, readers: sharing.readers, announce: deps.announce, presenceSeconds: config.documents.presenceSeconds }),
+    };
+  },
+  routes(app, ctx) {
+    documentsRoutes(app, ctx);
+    sharingRoutes(app, ctx);
+    commentRoutes(app, ctx);
+    presenceRoutes(app, ctx);
+  },
+  schedules: ({ services }) => [
+    // Presence is already filtered by its expiry; this removes the rows and tells readers who left.
+    { name: 'documents.purge-presence', cron: '* * * * *', handler: async () => ({ purged: await services.documentPresence.purge() }) },
+  ],
+  // A deleted file is no longer attached anywhere (the files module owns files; no foreign key crosses modules).
+  subscriptions: ({ services }) => [{ group: 'documents', types: ['file.deleted'], handler: (event) => (event.type === 'file.deleted' ? services.documents.forgetFile(event.payload.fileId) : undefined) }],
+  topics: ({ documents: docs }) => ({
+    topics: [
+      {
+        name: 'document',
+        withId: true,
+        scope: 'documents',
+        async authorize(p, id) {
+          try {
+            await docs.access.forUser(p.userId, id);
+          } catch (err) {
+            throw err instanceof AppError && err.status === 404 ? NotFound('Document') : err;
+          }
+        },
+      },
+      { name: 'documents', scope: 'documents' },
+    ],
+    events: ['document.presence', 'document.saved', 'document.shared'],
+    route: (type, payload) => (type === 'document.presence' || type === 'document.saved' ? [`document:${String(payload.documentId)}`] : type === 'document.shared' ? ['documents'] : []),
+  }),
+  footprint: documentsFootprint,
+});

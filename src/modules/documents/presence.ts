@@ -1,0 +1,51 @@
+import type { Announce } from '../../platform/bus/bus.ts';
+import type { Db } from '../../platform/db/database.ts';
+import { need, type Grant } from './access.ts';
+import { createPresenceRepository } from './presence-repository.ts';
+import type { PresenceRow } from './schema.ts';
+
+export type PresenceState = PresenceRow['state'];
+
+/**
+ * Who is viewing or editing a document now. A heartbeat (every ~half the
+ * expiry) keeps a reader present; silence past `presenceSeconds` and they
+ * are gone: filtered out at once, purged by a schedule, which tells the
+ * others they left. Stored in the database, so every instance agrees.
+ *
+ * Changes (arrived, switched state, left) go out as `document.presence`, one
+ * event per reader of the document (the bus relays an event to the sockets of
+ * the user it names), onto the `document:<id>` topic. A plain renewal is silent.
+ */
+export function createPresence(d: { db: Db; readers: (documentId: string) => Promise<string[]>; announce: Announce; presenceSeconds: number }) {
+  const repo = createPresenceRepository(d.db);
+
+  async function tell(documentId: string, actorId: string, state: PresenceState | 'left') {
+    for (const userId of await d.readers(documentId)) d.announce('document.presence', { userId, documentId, actorId, state });
+  }
+
+  return {
+    /** Editing needs the editor role; viewing, any. */
+    async beat(grant: Grant, state: PresenceState): Promise<PresenceRow[]> {
+      need(grant, state === 'editing' ? 'editor' : 'viewer', state === 'editing' ? 'edit this document' : 'view this document');
+      const now = new Date();
+      const { changed } = await repo.beat(grant.doc.id, grant.userId, state, new Date(now.getTime() + d.presenceSeconds * 1000), now);
+      if (changed) await tell(grant.doc.id, grant.userId, state);
+      return repo.present(grant.doc.id, now);
+    },
+
+    present: (grant: Grant) => repo.present(grant.doc.id, new Date()),
+
+    async leave(grant: Grant): Promise<void> {
+      if (await repo.leave(grant.doc.id, grant.userId, new Date())) await tell(grant.doc.id, grant.userId, 'left');
+    },
+
+    /** Removes expired presence and tells each document's readers who left; returns how many. */
+    async purge(now = new Date()): Promise<number> {
+      const gone = await repo.purge(now);
+      for (const p of gone) await tell(p.documentId, p.userId, 'left');
+      return gone.length;
+    },
+  };
+}
+
+export type Presence = ReturnType<typeof createPresence>;

@@ -1,0 +1,33 @@
+import { z } from 'zod';
+
+export interface DocumentSettings {
+  /** Largest title + body of one document, in UTF-8 bytes (a save over it is a 413). */
+  maxBytes: number;
+  /** How long a presence heartbeat counts: a reader silent this long has left. */
+  presenceSeconds: number;
+}
+
+/** Limits that are not settings: they shape the data, not the deployment. */
+export const LIMITS = {
+  titleChars: 300,
+  tags: 20,
+  tagChars: 50,
+  commentChars: 20_000,
+  quoteChars: 2_000,
+  /** A reply to a reply … at most this deep; a deeper reply is refused (400), never silently moved. */
+  commentDepth: 20,
+  mentions: 20,
+} as const;
+
+const positive = z.coerce.number().int().positive();
+
+export const documentsEnv = {
+  DOCUMENTS_MAX_BYTES: positive.default(1_000_000),
+  DOCUMENTS_PRESENCE_SECONDS: positive.max(3600).default(60),
+};
+
+const documentsEnvObject = z.object(documentsEnv);
+
+export function documentSettings(e: z.output<typeof documentsEnvObject>): DocumentSettings {
+  return { maxBytes: e.DOCUMENTS_MAX_BYTES, presenceSeconds: e.DOCUMENTS_PRESENCE_SECONDS };
+}

@@ -1,0 +1,70 @@
+import { and, asc, eq } from 'drizzle-orm';
+import type { Db } from '../../platform/db/database.ts';
+import { documentLinks, documents, documentShares, type LinkRow, type ShareRole, type ShareRow } from './schema.ts';
+
+/** Shares with users and share links. */
+export function createSharingRepository(db: Db) {
+  return {
+    shares: (documentId: string) => db.select().from(documentShares).where(eq(documentShares.documentId, documentId)).orderBy(asc(documentShares.createdAt)),
+
+    async share(documentId: string, userId: string): Promise<ShareRow | undefined> {
+      const [row] = await db.select().from(documentShares).where(and(eq(documentShares.documentId, documentId), eq(documentShares.userId, userId)));
+      return row;
+    },
+
+    /** Adds the share, or changes its role. */
+    async upsertShare(documentId: string, userId: string, role: ShareRole): Promise<ShareRow> {
+      const [row] = await db
+        .insert(documentShares)
+        .values({ documentId, userId, role })
+        .onConflictDoUpdate({ target: [documentShares.documentId, documentShares.userId], set: { role, updatedAt: new Date() } })
+        .returning();
+      return row!;
+    },
+
+    async setRole(documentId: string, userId: string, role: ShareRole): Promise<ShareRow | undefined> {
+      const [row] = await db
+        .update(documentShares)
+        .set({ role, updatedAt: new Date() })
+        .where(and(eq(documentShares.documentId, documentId), eq(documentShares.userId, userId)))
+        .returning();
+      return row;
+    },
+
+    async unshare(documentId: string, userId: string): Promise<boolean> {
+      const rows = await db.delete(documentShares).where(and(eq(documentShares.documentId, documentId), eq(documentShares.userId, userId))).returning({ userId: documentShares.userId });
+      return rows.length > 0;
+    },
+
+    /** The owner and everyone the document is shared with. */
+    async readers(documentId: string): Promise<string[]> {
+      const [doc] = await db.select({ ownerId: documents.ownerId }).from(documents).where(eq(documents.id, documentId));
+      if (!doc) return [];
+      const shares = await db.select({ userId: documentShares.userId }).from(documentShares).where(eq(documentShares.documentId, documentId));
+      return [doc.ownerId, ...shares.map((s) => s.userId)];
+    },
+
+    async insertLink(values: typeof documentLinks.$inferInsert): Promise<LinkRow> {
+      const [row] = await db.insert(documentLinks).values(values).returning();
+      return row!;
+    },
+
+    links: (documentId: string) => db.select().from(documentLinks).where(eq(documentLinks.documentId, documentId)).orderBy(asc(documentLinks.id)),
+
+    async linkByHash(tokenHash: string): Promise<LinkRow | undefined> {
+      const [row] = await db.select().from(documentLinks).where(eq(documentLinks.tokenHash, tokenHash));
+      return row;
+    },
+
+    async revokeLink(documentId: string, linkId: string): Promise<LinkRow | undefined> {
+      const [row] = await db
+        .update(documentLinks)
+        .set({ revokedAt: new Date() })
+        .where(and(eq(documentLinks.documentId, documentId), eq(documentLinks.id, linkId)))
+        .returning();
+      return row;
+    },
+  };
+}
+
+export type SharingRepository = ReturnType<typeof createSharingRepository>;

@@ -1,0 +1,82 @@
+import { randomBytes } from 'node:crypto';
+import { NotFound, ValidationError } from '../../errors.ts';
+import type { Announce } from '../../platform/bus/bus.ts';
+import type { Db } from '../../platform/db/database.ts';
+import type { UsersService } from '../users/index.ts';
+import type { Access } from './access.ts';
+import { hashToken, need } from './access.ts';
+import type { LinkRow, ShareRole, ShareRow } from './schema.ts';
+import { createSharingRepository } from './sharing-repository.ts';
+
+const LINK_PREFIX = 'pdl_';
+
+export type ShareView = ShareRow & { email: string };
+
+/**
+ * Sharing: with other users by email, in a role (the owner decides), and by
+ * link (a token shown once, only its hash kept; expiring, revocable). A new
+ * reader hears of it through `document.shared`.
+ */
+export function createSharing(d: { db: Db; access: Access; users: Pick<UsersService, 'byEmail' | 'byId'>; announce: Announce }) {
+  const repo = createSharingRepository(d.db);
+
+  async function withEmail(share: ShareRow): Promise<ShareView> {
+    return { ...share, email: (await d.users.byId(share.userId))?.email ?? '' };
+  }
+
+  return {
+    /** The owner and everyone the document is shared with (who may be mentioned, who hear of presence). */
+    readers: (documentId: string) => repo.readers(documentId),
+
+    async list(userId: string, id: string): Promise<ShareView[]> {
+      await d.access.forUser(userId, id, 'owner', 'see who the document is shared with');
+      return Promise.all((await repo.shares(id)).map(withEmail));
+    },
+
+    /** Shares with the account of this email, or changes its role there; `created` when it is new. */
+    async share(userId: string, id: string, input: { email: string; role: ShareRole }): Promise<{ share: ShareView; created: boolean }> {
+      const { doc } = await d.access.forUser(userId, id, 'owner', 'share this document');
+      const user = await d.users.byEmail(input.email);
+      if (!user) throw NotFound('User with that email', 'user_not_found');
+      if (user.id === doc.ownerId) throw ValidationError('You own this document: it cannot be shared with you', 'cannot_share_with_self');
+      const before = await repo.share(id, user.id);
+      const row = await repo.upsertShare(id, user.id, input.role);
+      if (before?.role !== input.role) d.announce('document.shared', { userId: user.id, documentId: id, role: input.role, sharedBy: userId, title: doc.title });
+      return { share: { ...row, email: user.email }, created: !before };
+    },
+
+    async setRole(userId: string, id: string, readerId: string, role: ShareRole): Promise<ShareView> {
+      await d.access.forUser(userId, id, 'owner', 'change who the document is shared with');
+      const row = await repo.setRole(id, readerId, role);
+      if (!row) throw NotFound('Share', 'share_not_found');
+      return withEmail(row);
+    },
+
+    /** The owner removes a reader, or a reader leaves. */
+    async unshare(userId: string, id: string, readerId: string): Promise<void> {
+      const grant = await d.access.forUser(userId, id);
+      if (readerId !== userId) need(grant, 'owner', 'remove others from this document');
+      if (!(await repo.unshare(id, readerId))) throw NotFound('Share', 'share_not_found');
+    },
+
+    async createLink(userId: string, id: string, input: { role: 'viewer' | 'commenter'; expiresIn?: number }): Promise<LinkRow & { token: string }> {
+      await d.access.forUser(userId, id, 'owner', 'create share links');
+      const token = `${LINK_PREFIX}${randomBytes(24).toString('base64url')}`;
+      const expiresAt = input.expiresIn ? new Date(Date.now() + input.expiresIn * 1000) : null;
+      const row = await repo.insertLink({ documentId: id, tokenHash: hashToken(token), last4: token.slice(-4), role: input.role, expiresAt });
+      return { ...row, token };
+    },
+
+    async links(userId: string, id: string): Promise<LinkRow[]> {
+      await d.access.forUser(userId, id, 'owner', 'see share links');
+      return repo.links(id);
+    },
+
+    async revokeLink(userId: string, id: string, linkId: string): Promise<void> {
+      await d.access.forUser(userId, id, 'owner', 'revoke share links');
+      if (!(await repo.revokeLink(id, linkId))) throw NotFound('Share link', 'link_not_found');
+    },
+  };
+}
+
+export type Sharing = ReturnType<typeof createSharing>;
