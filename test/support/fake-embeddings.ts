@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 
 /** Dimensions of the fake's vectors unless the request asks for fewer. */
-export const FAKE_EMBEDDING_DIMS = 64;
+export const FAKE_EMBEDDING_DIMS = 256;
 
 const words = (text: string) => text.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? [];
 

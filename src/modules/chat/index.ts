@@ -17,6 +17,7 @@ import { createTitles, type Titles } from './titles.ts';
 
 export type { Conversations } from './conversations.ts';
 export type { Messages } from './messages.ts';
+export type { Search } from './search.ts';
 
 declare module '../../platform/bus/events.ts' {
   interface DomainEvents {

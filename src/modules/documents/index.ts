@@ -29,6 +29,8 @@ declare module '../../platform/bus/events.ts' {
     'document.shared': { userId: string; documentId: string; role: 'viewer' | 'commenter' | 'editor'; sharedBy: string; title: string };
     /** A comment was posted by `userId`; `mentions` name readers of the document (for notifications). */
     'comment.created': { userId: string; documentId: string; commentId: string; parentId: string | null; mentions: string[] };
+    /** The owner (`userId`) deleted the document. */
+    'document.deleted': { userId: string; documentId: string };
     /** A new version was saved (or restored) by `authorId`: told to each reader (`userId`). */
     'document.saved': { userId: string; documentId: string; version: number; authorId: string };
     /** Someone (`actorId`) arrived, switched between viewing and editing, or left: told to each reader (`userId`). */

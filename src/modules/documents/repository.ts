@@ -57,6 +57,12 @@ export function createDocumentsRepository(db: Db) {
       return row;
     },
 
+    /** Ids of every document the user may read: their own and those shared with them (for search filters). */
+    async readableIds(userId: string): Promise<string[]> {
+      const rows = await db.execute(sql`select id from ${documents} where owner_id = ${userId} union select document_id from ${documentShares} where user_id = ${userId}`);
+      return (rows as unknown as { rows: Array<{ id?: string; document_id?: string }> }).rows.map((r) => (r.id ?? r.document_id)!);
+    },
+
     /** Newest first: the user's own documents and those shared with them. */
     async list(userId: string, f: DocumentFilter & { limit: number; cursor?: string }): Promise<ReaderView[]> {
       const where: (SQL | undefined)[] = [canRead(userId), eq(documents.archived, f.archived ?? false)];

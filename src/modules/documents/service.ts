@@ -101,6 +101,11 @@ export function createDocuments(d: DocumentsDeps) {
       return { ...view!, lastViewedAt: now };
     },
 
+    /** The document as this reader may see it, without touching their recents (other modules' reads: indexing, search). */
+    async peek(userId: string, id: string): Promise<ReaderView> {
+      return (await access.forUser(userId, id)).view!;
+    },
+
     list: (userId: string, filter: DocumentFilter & { limit: number; cursor?: string }) => repo.list(userId, filter),
     recent: (userId: string, limit: number) => repo.recent(userId, limit),
 
@@ -134,7 +139,11 @@ export function createDocuments(d: DocumentsDeps) {
     async delete(userId: string, id: string): Promise<void> {
       await access.forUser(userId, id, 'owner', 'delete this document');
       await repo.delete(id);
+      d.announce('document.deleted', { userId, documentId: id });
     },
+
+    /** Ids of every document the user may read (their own and shared with them). */
+    readableIds: (userId: string) => repo.readableIds(userId),
 
     async versions(userId: string, id: string, page: { limit: number; before?: number }) {
       await access.forUser(userId, id);

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
+import { vector } from '@electric-sql/pglite-pgvector';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
@@ -73,7 +74,9 @@ export function openDatabase(opts: {
   const memory = opts.dataDir === 'memory://';
   const dir = memory ? undefined : path.join(opts.dataDir, 'pg');
   if (dir) mkdirSync(dir, { recursive: true });
-  const client = memory && opts.pgliteSnapshot ? new PGlite({ loadDataDir: opts.pgliteSnapshot }) : new PGlite(dir);
+  // pgvector is loaded (not yet created: see the knowledge module) so the embedded database can index embeddings.
+  const extensions = { vector };
+  const client = memory && opts.pgliteSnapshot ? new PGlite({ loadDataDir: opts.pgliteSnapshot, extensions }) : new PGlite(dir, { extensions });
   const db = drizzlePglite(client) as unknown as Db;
   return {
     db,

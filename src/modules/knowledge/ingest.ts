@@ -1,0 +1,122 @@
+import { AppError } from '../../errors.ts';
+import type { Announce } from '../../platform/bus/bus.ts';
+import type { JobHandler } from '../../platform/queue/queue.ts';
+import type { AiService } from '../ai/index.ts';
+import type { Documents } from '../documents/index.ts';
+import type { Files } from '../files/index.ts';
+import { chunkText } from './chunker.ts';
+import type { KnowledgeRepository, NewChunk } from './repository.ts';
+import type { ItemRow } from './schema.ts';
+import type { KnowledgeSettings } from './settings.ts';
+import { normalise, type VectorIndex } from './vectors.ts';
+
+export const INGEST_QUEUE = 'knowledge.ingest';
+/** Passages embedded per upstream call here, and so per progress step. */
+const EMBED_BATCH = 64;
+/** Counted with this tokenizer when no embedding model is configured (full-text passages still need a size). */
+const FALLBACK_COUNT_MODEL = 'openai:text-embedding-3-small';
+
+export interface IngestJob {
+  itemId: string;
+}
+
+export interface IngestDeps {
+  repo: KnowledgeRepository;
+  ai: Pick<AiService, 'embeddings' | 'countTokens'>;
+  files: Pick<Files, 'get' | 'textOf'>;
+  documents: Pick<Documents, 'peek'>;
+  vectors: VectorIndex;
+  settings: KnowledgeSettings;
+  announce: Announce;
+}
+
+/** A failure retrying cannot fix: the item is marked failed at once, and the job ends. */
+class Unreadable extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+/**
+ * Indexes one item as a queued job: its text, split into passages by
+ * structure and tokens, each embedded (unless an unchanged passage already
+ * was, by hash), all stored in one swap. A failing provider fails the attempt
+ * and the queue retries; until a swap, search keeps the previous passages.
+ */
+export function createIngestion(d: IngestDeps): JobHandler<IngestJob, { chunks: number; embedded: number; reused: number } | { skipped: string }> {
+  const say = (item: ItemRow, status: ItemRow['status'], extra: { progress?: number; chunks?: number; error?: { code: string; message: string } } = {}) =>
+    d.announce('knowledge.item.updated', { userId: item.userId, itemId: item.id, kind: item.kind, refId: item.refId, status, ...extra });
+
+  async function textOf(item: ItemRow): Promise<string> {
+    if (item.kind === 'file') {
+      const file = await d.files.get(item.userId, item.refId).catch((err: unknown) => {
+        if (err instanceof AppError && err.status === 404) throw new Unreadable('source_missing', 'The file was deleted');
+        throw err;
+      });
+      const text = await d.files.textOf(file).catch((err: unknown) => {
+        if (err instanceof AppError && err.status < 500) throw new Unreadable('unreadable', err.message);
+        throw err;
+      });
+      if (text === null) throw new Unreadable('no_text', `Files of type ${file.mimeType} have no text to index`);
+      return text;
+    }
+    const { doc } = await d.documents.peek(item.userId, item.refId).catch((err: unknown) => {
+      if (err instanceof AppError && err.status === 404) throw new Unreadable('source_missing', 'The document was deleted, or is no longer shared with whoever added it');
+      throw err;
+    });
+    return doc.title ? `# ${doc.title}\n\n${doc.body}` : doc.body;
+  }
+
+  return async (job, ctx) => {
+    const item = await d.repo.item(job.itemId);
+    if (!item) return { skipped: 'the item was removed' };
+    await d.repo.setItem(item.id, { status: 'indexing' });
+    say(item, 'indexing', { progress: 0 });
+    try {
+      const text = await textOf(item);
+      const model = d.ai.embeddings.defaultModel;
+      const count = (s: string) => d.ai.countTokens(model ?? FALLBACK_COUNT_MODEL, s);
+      const passages = chunkText(text, { maxTokens: d.settings.chunkTokens, overlapTokens: d.settings.overlapTokens, count });
+      if (!passages.length) throw new Unreadable('empty', 'There is no text to index');
+
+      // Unchanged passages keep their embeddings, when made with the model in use now.
+      const known = new Map<string, { embedding: number[]; dims: number }>();
+      if (model && item.embeddingModel === model) for (const c of await d.repo.chunksOf(item.id)) if (c.embedding && c.dims) known.set(c.hash, { embedding: c.embedding, dims: c.dims });
+      const missing = model ? passages.filter((p) => !known.has(p.hash)) : [];
+      let embedded = 0;
+      for (let i = 0; i < missing.length; i += EMBED_BATCH) {
+        const batch = missing.slice(i, i + EMBED_BATCH);
+        const result = await d.ai.embeddings.embed(
+          batch.map((p) => (p.headings.length ? `${p.headings.join(' › ')}\n\n${p.text}` : p.text)),
+          { meter: { userId: item.userId }, signal: ctx.signal },
+        );
+        for (const [j, p] of batch.entries()) known.set(p.hash, { embedding: normalise(result.vectors[j]!), dims: result.vectors[j]!.length });
+        embedded += batch.length;
+        const progress = Math.round((embedded / missing.length) * 100);
+        await ctx.progress(progress);
+        say(item, 'indexing', { progress });
+      }
+      const dims = new Set([...known.values()].map((k) => k.dims));
+      for (const n of dims) await d.vectors.ensure(n);
+      const rows: NewChunk[] = passages.map((p) => {
+        const vector = model ? known.get(p.hash) : undefined;
+        return { index: p.index, text: p.text, headings: p.headings, start: p.start, end: p.end, tokens: p.tokens, hash: p.hash, embedding: vector?.embedding ?? null, dims: vector?.dims ?? null };
+      });
+      await d.repo.replaceChunks(item, rows, { embeddingModel: model ?? null, tokens: passages.reduce((n, p) => n + p.tokens, 0) });
+      say(item, 'ready', { progress: 100, chunks: rows.length });
+      return { chunks: rows.length, embedded, reused: model ? passages.length - embedded : 0 };
+    } catch (err) {
+      const unreadable = err instanceof Unreadable;
+      // The last attempt, or one no retry can fix: say so on the item; otherwise the queue tries again.
+      if (unreadable || ctx.attempt >= ctx.maxAttempts) {
+        const error = { code: unreadable ? err.code : err instanceof AppError ? err.code : 'ingestion_failed', message: (err as Error).message };
+        await d.repo.setItem(item.id, { status: 'failed', error });
+        say(item, 'failed', { error });
+      }
+      if (unreadable) return { skipped: err.message };
+      throw err;
+    }
+  };
+}

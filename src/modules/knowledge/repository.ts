@@ -1,0 +1,117 @@
+import { and, asc, desc, eq, inArray, lt, sql } from 'drizzle-orm';
+import { inTransaction, type Db } from '../../platform/db/database.ts';
+import { knowledgeChunks, knowledgeCollectionItems, knowledgeCollections, knowledgeItems, type ChunkRow, type CollectionRow, type ItemRow } from './schema.ts';
+
+export type NewChunk = Omit<typeof knowledgeChunks.$inferInsert, 'id' | 'itemId' | 'userId'>;
+
+/** Queries of the knowledge tables, nothing else. */
+export function createKnowledgeRepository(db: Db) {
+  const ownCollection = (userId: string, id: string) => and(eq(knowledgeCollections.id, id), eq(knowledgeCollections.userId, userId));
+  return {
+    async createCollection(values: typeof knowledgeCollections.$inferInsert): Promise<CollectionRow> {
+      const [row] = await db.insert(knowledgeCollections).values(values).returning();
+      return row!;
+    },
+    async collection(userId: string, id: string): Promise<CollectionRow | undefined> {
+      const [row] = await db.select().from(knowledgeCollections).where(ownCollection(userId, id));
+      return row;
+    },
+    collections(userId: string, opts: { limit: number; cursor?: string; projectId?: string }): Promise<CollectionRow[]> {
+      const where = [eq(knowledgeCollections.userId, userId)];
+      if (opts.cursor) where.push(lt(knowledgeCollections.id, opts.cursor));
+      if (opts.projectId) where.push(eq(knowledgeCollections.projectId, opts.projectId));
+      return db.select().from(knowledgeCollections).where(and(...where)).orderBy(desc(knowledgeCollections.id)).limit(opts.limit);
+    },
+    async updateCollection(userId: string, id: string, patch: Partial<Pick<CollectionRow, 'name' | 'description' | 'projectId'>>): Promise<CollectionRow | undefined> {
+      const [row] = await db.update(knowledgeCollections).set({ ...patch, updatedAt: new Date() }).where(ownCollection(userId, id)).returning();
+      return row;
+    },
+    async deleteCollection(userId: string, id: string): Promise<boolean> {
+      return (await db.delete(knowledgeCollections).where(ownCollection(userId, id)).returning({ id: knowledgeCollections.id })).length > 0;
+    },
+
+    /** The item for a file or document, made on first use. */
+    async upsertItem(values: { userId: string; kind: ItemRow['kind']; refId: string; title: string }): Promise<{ item: ItemRow; created: boolean }> {
+      const [made] = await db.insert(knowledgeItems).values(values).onConflictDoNothing().returning();
+      if (made) return { item: made, created: true };
+      const [row] = await db.select().from(knowledgeItems).where(and(eq(knowledgeItems.kind, values.kind), eq(knowledgeItems.refId, values.refId)));
+      return { item: row!, created: false };
+    },
+    async item(id: string): Promise<ItemRow | undefined> {
+      const [row] = await db.select().from(knowledgeItems).where(eq(knowledgeItems.id, id));
+      return row;
+    },
+    async itemByRef(kind: ItemRow['kind'], refId: string): Promise<ItemRow | undefined> {
+      const [row] = await db.select().from(knowledgeItems).where(and(eq(knowledgeItems.kind, kind), eq(knowledgeItems.refId, refId)));
+      return row;
+    },
+    async setItem(id: string, patch: Partial<Pick<ItemRow, 'status' | 'error' | 'title'>>): Promise<void> {
+      await db.update(knowledgeItems).set({ ...patch, updatedAt: new Date() }).where(eq(knowledgeItems.id, id));
+    },
+    async deleteItem(id: string): Promise<void> {
+      await db.delete(knowledgeItems).where(eq(knowledgeItems.id, id));
+    },
+    async deleteItemByRef(kind: ItemRow['kind'], refId: string): Promise<ItemRow | undefined> {
+      const [row] = await db.delete(knowledgeItems).where(and(eq(knowledgeItems.kind, kind), eq(knowledgeItems.refId, refId))).returning();
+      return row;
+    },
+
+    async link(collectionId: string, itemId: string): Promise<void> {
+      await db.insert(knowledgeCollectionItems).values({ collectionId, itemId }).onConflictDoNothing();
+    },
+    /** Takes the item out of the collection; true when no collection holds it any more. */
+    async unlink(collectionId: string, itemId: string): Promise<{ removed: boolean; orphan: boolean }> {
+      const removed = (await db.delete(knowledgeCollectionItems).where(and(eq(knowledgeCollectionItems.collectionId, collectionId), eq(knowledgeCollectionItems.itemId, itemId))).returning()).length > 0;
+      const [left] = await db.select({ n: sql<number>`count(*)::int` }).from(knowledgeCollectionItems).where(eq(knowledgeCollectionItems.itemId, itemId));
+      return { removed, orphan: left!.n === 0 };
+    },
+    itemsOf(collectionId: string, opts: { limit: number; cursor?: string }): Promise<ItemRow[]> {
+      const where = [eq(knowledgeCollectionItems.collectionId, collectionId)];
+      if (opts.cursor) where.push(lt(knowledgeItems.id, opts.cursor));
+      return db
+        .select({ item: knowledgeItems })
+        .from(knowledgeCollectionItems)
+        .innerJoin(knowledgeItems, eq(knowledgeItems.id, knowledgeCollectionItems.itemId))
+        .where(and(...where))
+        .orderBy(desc(knowledgeItems.id))
+        .limit(opts.limit)
+        .then((rows) => rows.map((r) => r.item));
+    },
+    /** Items no collection holds (left by a collection's deletion). */
+    async orphans(userId: string): Promise<string[]> {
+      const rows = await db
+        .select({ id: knowledgeItems.id })
+        .from(knowledgeItems)
+        .where(and(eq(knowledgeItems.userId, userId), sql`not exists (select 1 from ${knowledgeCollectionItems} ci where ci.item_id = ${knowledgeItems.id})`));
+      return rows.map((r) => r.id);
+    },
+
+    /** The passages an item has now: what a re-index can keep (by hash) instead of embedding again. */
+    chunksOf(itemId: string): Promise<Array<Pick<ChunkRow, 'hash' | 'embedding' | 'dims'>>> {
+      return db.select({ hash: knowledgeChunks.hash, embedding: knowledgeChunks.embedding, dims: knowledgeChunks.dims }).from(knowledgeChunks).where(eq(knowledgeChunks.itemId, itemId)).orderBy(asc(knowledgeChunks.index));
+    },
+
+    /** Swaps an item's passages for a new set in one transaction: search sees the old set or the new, never half of one. */
+    async replaceChunks(item: ItemRow, chunks: NewChunk[], done: { embeddingModel: string | null; tokens: number }): Promise<void> {
+      await inTransaction(db, async (tx) => {
+        await tx.delete(knowledgeChunks).where(eq(knowledgeChunks.itemId, item.id));
+        for (let i = 0; i < chunks.length; i += 500) {
+          await tx.insert(knowledgeChunks).values(chunks.slice(i, i + 500).map((c) => ({ ...c, itemId: item.id, userId: item.userId })));
+        }
+        await tx
+          .update(knowledgeItems)
+          .set({ status: 'ready', error: null, chunks: chunks.length, tokens: done.tokens, embeddingModel: done.embeddingModel, indexedAt: new Date(), updatedAt: new Date() })
+          .where(eq(knowledgeItems.id, item.id));
+      });
+    },
+
+    /** Ids of the user's collections among `ids` (others' are dropped). */
+    async ownCollections(userId: string, ids: string[]): Promise<string[]> {
+      if (!ids.length) return [];
+      const rows = await db.select({ id: knowledgeCollections.id }).from(knowledgeCollections).where(and(eq(knowledgeCollections.userId, userId), inArray(knowledgeCollections.id, ids)));
+      return rows.map((r) => r.id);
+    },
+  };
+}
+
+export type KnowledgeRepository = ReturnType<typeof createKnowledgeRepository>;

@@ -1,0 +1,97 @@
+import { sql, type SQL } from 'drizzle-orm';
+import { customType, index, integer, jsonb, pgTable, primaryKey, real, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { createdAt, id, time } from '../../platform/db/columns.ts';
+import { users } from '../users/index.ts';
+
+const tsvector = customType<{ data: string }>({ dataType: () => 'tsvector' });
+
+/** A named set of the user's files and documents that answers can draw on; a project's when `projectId` is set. */
+export const knowledgeCollections = pgTable(
+  'knowledge_collections',
+  {
+    id: id(),
+    userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    projectId: uuid('project_id'),
+    name: text('name').notNull(),
+    description: text('description'),
+    createdAt: createdAt(),
+    updatedAt: time('updated_at').notNull().defaultNow(),
+  },
+  (t) => [index('knowledge_collections_user_idx').on(t.userId, t.id)],
+);
+
+/**
+ * One indexed thing (a file or a document), once however many collections hold it: its passages
+ * belong to it. `status` follows its ingestion; `error` says why it failed.
+ */
+export const knowledgeItems = pgTable(
+  'knowledge_items',
+  {
+    id: id(),
+    userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    kind: text('kind', { enum: ['file', 'document'] }).notNull(),
+    refId: uuid('ref_id').notNull(),
+    title: text('title').notNull(),
+    status: text('status', { enum: ['queued', 'indexing', 'ready', 'failed'] }).notNull().default('queued'),
+    error: jsonb('error').$type<{ code: string; message: string }>(),
+    chunks: integer('chunks').notNull().default(0),
+    tokens: integer('tokens').notNull().default(0),
+    /** The model its passages were embedded with; null when indexed for full text only. */
+    embeddingModel: text('embedding_model'),
+    indexedAt: time('indexed_at'),
+    createdAt: createdAt(),
+    updatedAt: time('updated_at').notNull().defaultNow(),
+  },
+  (t) => [uniqueIndex('knowledge_items_ref_key').on(t.kind, t.refId), index('knowledge_items_user_idx').on(t.userId, t.id)],
+);
+
+export const knowledgeCollectionItems = pgTable(
+  'knowledge_collection_items',
+  {
+    collectionId: uuid('collection_id')
+      .notNull()
+      .references(() => knowledgeCollections.id, { onDelete: 'cascade' }),
+    itemId: uuid('item_id')
+      .notNull()
+      .references(() => knowledgeItems.id, { onDelete: 'cascade' }),
+    addedAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.collectionId, t.itemId] }), index('knowledge_collection_items_item_idx').on(t.itemId)],
+);
+
+/**
+ * A passage of an item: a contiguous slice of its text (offsets for citations), under its
+ * headings, with its full-text vector and, when an embedding model is configured, its embedding
+ * (normalised, as `real[]`: an HNSW index over it cast to pgvector's type is made at start where
+ * the extension exists; elsewhere search scans it exactly).
+ */
+export const knowledgeChunks = pgTable(
+  'knowledge_chunks',
+  {
+    id: id(),
+    itemId: uuid('item_id')
+      .notNull()
+      .references(() => knowledgeItems.id, { onDelete: 'cascade' }),
+    /** The owner of the item, copied so search filters without a join. */
+    userId: uuid('user_id').notNull(),
+    index: integer('index').notNull(),
+    text: text('text').notNull(),
+    headings: text('headings').array().notNull().default([]),
+    start: integer('start_offset').notNull(),
+    end: integer('end_offset').notNull(),
+    tokens: integer('tokens').notNull(),
+    hash: text('hash').notNull(),
+    embedding: real('embedding').array(),
+    dims: integer('dims'),
+    searchVector: tsvector('search_vector').generatedAlwaysAs((): SQL => sql`to_tsvector('english', ${knowledgeChunks.text})`),
+  },
+  (t) => [
+    uniqueIndex('knowledge_chunks_item_key').on(t.itemId, t.index),
+    index('knowledge_chunks_user_idx').on(t.userId),
+    index('knowledge_chunks_search_idx').using('gin', t.searchVector),
+  ],
+);
+
+export type CollectionRow = typeof knowledgeCollections.$inferSelect;
+export type ItemRow = typeof knowledgeItems.$inferSelect;
+export type ChunkRow = typeof knowledgeChunks.$inferSelect;

@@ -1,0 +1,171 @@
+import { sql, type SQL } from 'drizzle-orm';
+import type { Db } from '../../platform/db/database.ts';
+import type { Logger } from '../../platform/observability/logger.ts';
+import type { AiService } from '../ai/index.ts';
+import type { Search as ConversationSearch } from '../chat/index.ts';
+import type { Documents } from '../documents/index.ts';
+import type { VectorIndex } from './vectors.ts';
+
+/** Reciprocal rank fusion's constant: a hit's score from each list is 1 / (K + its rank). */
+export const RRF_K = 60;
+/** Candidates taken from each list before fusing. */
+const CANDIDATES = 50;
+
+export type HitKind = 'document' | 'file' | 'conversation';
+
+export interface SearchFilter {
+  q: string;
+  collectionIds?: string[];
+  projectId?: string;
+  kinds?: HitKind[];
+  /** Items indexed (or messages written) within these dates. */
+  from?: Date;
+  to?: Date;
+}
+
+export interface KnowledgeHit {
+  kind: HitKind;
+  /** The passage (documents and files) or message (conversations). */
+  id: string;
+  itemId: string | null;
+  /** The document, file or conversation. */
+  refId: string;
+  messageId: string | null;
+  title: string;
+  /** HTML-escaped text with `<mark>` around matches. */
+  snippet: string;
+  headings: string[];
+  start: number | null;
+  end: number | null;
+  score: number;
+  /** 1-based rank in each list it came from. */
+  ranks: { fullText: number | null; vector: number | null };
+}
+
+export interface SearchResult {
+  hits: KnowledgeHit[];
+  /** `hybrid` when the query was embedded too; `full-text` without an embedding model, or when embedding it failed (`degraded`). */
+  mode: 'hybrid' | 'full-text';
+  degraded: boolean;
+}
+
+const escaped = (text: SQL) => sql`replace(replace(replace(${text}, '&', '&amp;'), '<', '&lt;'), '>', '&gt;')`;
+const HEADLINE = 'StartSel=<mark>, StopSel=</mark>, MaxWords=35, MinWords=15, ShortWord=2, MaxFragments=2, FragmentDelimiter=" … "';
+
+/**
+ * Hybrid search over what a user may read: passages of their files and of the
+ * documents they can read (full-text rank and, with an embedding model, vector
+ * similarity), and their conversations' messages (full text), fused by
+ * reciprocal rank fusion.
+ */
+export function createKnowledgeSearch(d: {
+  db: Db;
+  vectors: VectorIndex;
+  ai: Pick<AiService, 'embeddings'>;
+  documents: Pick<Documents, 'readableIds'>;
+  conversations: Pick<ConversationSearch, 'search'>;
+  logger: Logger;
+  /** Vector hits below this similarity are dropped. */
+  minSimilarity: number;
+}) {
+  /** Items the user may read, narrowed by the filter: a subquery of item ids. */
+  async function scope(userId: string, f: SearchFilter): Promise<SQL> {
+    const kinds = (f.kinds ?? ['document', 'file']).filter((k) => k !== 'conversation');
+    const readable: SQL[] = [];
+    if (kinds.includes('file')) readable.push(sql`(i.kind = 'file' and i.user_id = ${userId})`);
+    if (kinds.includes('document')) {
+      const docs = await d.documents.readableIds(userId);
+      if (docs.length) readable.push(sql`(i.kind = 'document' and i.ref_id = any(${`{${docs.join(',')}}`}::uuid[]))`);
+    }
+    if (!readable.length) return sql`select null::uuid where false`;
+    const where: SQL[] = [sql`(${sql.join(readable, sql` or `)})`, sql`i.status = 'ready'`];
+    if (f.collectionIds?.length || f.projectId) {
+      const which: SQL[] = [];
+      if (f.collectionIds?.length) which.push(sql`k.id = any(${`{${f.collectionIds.join(',')}}`}::uuid[])`);
+      if (f.projectId) which.push(sql`k.project_id = ${f.projectId}`);
+      where.push(sql`exists (select 1 from knowledge_collection_items ci join knowledge_collections k on k.id = ci.collection_id where ci.item_id = i.id and k.user_id = ${userId} and (${sql.join(which, sql` or `)}))`);
+    }
+    if (f.from) where.push(sql`i.indexed_at >= ${f.from.toISOString()}`);
+    if (f.to) where.push(sql`i.indexed_at < ${f.to.toISOString()}`);
+    return sql`select i.id from knowledge_items i where ${sql.join(where, sql` and `)}`;
+  }
+
+  async function fullText(items: SQL, q: string): Promise<string[]> {
+    const rows = await d.db.execute(sql`
+      select c.id from knowledge_chunks c, websearch_to_tsquery('english', ${q}) query
+      where c.item_id in (${items}) and c.search_vector @@ query
+      order by ts_rank_cd(c.search_vector, query) desc, c.id
+      limit ${CANDIDATES}`);
+    return (rows as unknown as { rows: Array<{ id: string }> }).rows.map((r) => r.id);
+  }
+
+  async function details(ids: string[], q: string) {
+    if (!ids.length) return new Map<string, { itemId: string; kind: 'document' | 'file'; refId: string; title: string; snippet: string; headings: string[]; start: number; end: number }>();
+    const rows = await d.db.execute(sql`
+      select c.id, c.item_id, i.kind, i.ref_id, i.title, c.headings, c.start_offset, c.end_offset,
+             ts_headline('english', ${escaped(sql`c.text`)}, websearch_to_tsquery('english', ${q}), ${HEADLINE}) as snippet
+      from knowledge_chunks c join knowledge_items i on i.id = c.item_id
+      where c.id = any(${`{${ids.join(',')}}`}::uuid[])`);
+    const list = (rows as unknown as { rows: Array<Record<string, any>> }).rows;
+    return new Map(list.map((r) => [r.id as string, { itemId: r.item_id, kind: r.kind, refId: r.ref_id, title: r.title, snippet: r.snippet, headings: r.headings ?? [], start: r.start_offset, end: r.end_offset }]));
+  }
+
+  return {
+    /** How vectors are searched here: an HNSW index (pgvector), or an exact scan. */
+    vectorMode: () => d.vectors.mode,
+    start: () => d.vectors.start(),
+
+    async search(userId: string, f: SearchFilter, page: { limit: number; offset: number }, meter?: { apiKeyId?: string | null }): Promise<SearchResult> {
+      const kinds = f.kinds ?? ['document', 'file', 'conversation'];
+      const items = await scope(userId, { ...f, kinds });
+      const wantsPassages = kinds.some((k) => k !== 'conversation');
+      let mode: SearchResult['mode'] = 'full-text';
+      let degraded = false;
+
+      const lists: Array<{ name: 'fullText' | 'vector' | 'conversation'; ids: string[] }> = [];
+      if (wantsPassages) lists.push({ name: 'fullText', ids: await fullText(items, f.q) });
+      if (wantsPassages && d.ai.embeddings.defaultModel) {
+        try {
+          const { vectors } = await d.ai.embeddings.embed([f.q], { meter: { userId, apiKeyId: meter?.apiKeyId ?? null } });
+          const near = await d.vectors.nearest(vectors[0]!, sql`c.item_id in (${items})`, CANDIDATES);
+          lists.push({ name: 'vector', ids: near.filter((n) => n.similarity >= d.minSimilarity).map((n) => n.id) });
+          mode = 'hybrid';
+        } catch (err) {
+          // Search still answers from full text; the caller is told it is degraded.
+          degraded = true;
+          d.logger.warn({ err }, 'could not embed a search query: full-text results only');
+        }
+      }
+      // Conversations have no passages of their own: their messages rank by full text, within the date range, unless collections narrow the search.
+      const messages = kinds.includes('conversation') && !f.collectionIds?.length && !f.projectId ? await d.conversations.search(userId, { q: f.q, limit: CANDIDATES, offset: 0 }) : [];
+      const inRange = messages.filter((m) => m.messageId && (!f.from || new Date(m.createdAt) >= f.from) && (!f.to || new Date(m.createdAt) < f.to));
+      lists.push({ name: 'conversation', ids: inRange.map((m) => m.messageId!) });
+
+      const fused = new Map<string, { score: number; ranks: KnowledgeHit['ranks'] }>();
+      for (const list of lists) {
+        for (const [i, id] of list.ids.entries()) {
+          const hit = fused.get(id) ?? { score: 0, ranks: { fullText: null, vector: null } };
+          hit.score += 1 / (RRF_K + i + 1);
+          if (list.name === 'vector') hit.ranks.vector = i + 1;
+          else hit.ranks.fullText = i + 1;
+          fused.set(id, hit);
+        }
+      }
+      const ordered = [...fused.entries()].sort((a, b) => b[1].score - a[1].score || (a[0] < b[0] ? -1 : 1)).slice(page.offset, page.offset + page.limit);
+      const passages = await details(ordered.map(([id]) => id).filter((id) => !inRange.some((m) => m.messageId === id)), f.q);
+      const hits: KnowledgeHit[] = [];
+      for (const [id, { score, ranks }] of ordered) {
+        const p = passages.get(id);
+        if (p) {
+          hits.push({ kind: p.kind, id, itemId: p.itemId, refId: p.refId, messageId: null, title: p.title, snippet: p.snippet, headings: p.headings, start: p.start, end: p.end, score, ranks });
+          continue;
+        }
+        const m = inRange.find((x) => x.messageId === id);
+        if (m) hits.push({ kind: 'conversation', id, itemId: null, refId: m.conversationId, messageId: m.messageId, title: m.title ?? '', snippet: m.snippet, headings: [], start: null, end: null, score, ranks });
+      }
+      return { hits, mode, degraded };
+    },
+  };
+}
+
+export type KnowledgeSearch = ReturnType<typeof createKnowledgeSearch>;

@@ -1,0 +1,124 @@
+import { AppError, NotFound } from '../../errors.ts';
+import type { Documents } from '../documents/index.ts';
+import type { Files } from '../files/index.ts';
+import type { Jobs } from '../jobs/index.ts';
+import type { Projects } from '../projects/index.ts';
+import { INGEST_QUEUE, type IngestJob } from './ingest.ts';
+import type { KnowledgeRepository } from './repository.ts';
+import type { CollectionRow, ItemRow } from './schema.ts';
+
+export interface KnowledgeDeps {
+  repo: KnowledgeRepository;
+  jobs: Pick<Jobs, 'enqueue'>;
+  files: Pick<Files, 'get'>;
+  documents: Pick<Documents, 'peek'>;
+  projects: Pick<Projects, 'exists'>;
+  /** Tries of an ingestion job (a provider outage), then dead for an admin to retry. */
+  retry: { attempts: number; backoffMs: number };
+}
+
+/** Longest one ingestion attempt may run (a large PDF, thousands of passages to embed). */
+const INGEST_TIMEOUT_MS = 15 * 60_000;
+
+/**
+ * Collections of the user's files and documents, each indexed once as an
+ * item whatever the number of collections holding it; adding one queues its
+ * ingestion. Another user's collection or item is as missing as one that
+ * does not exist.
+ */
+export function createKnowledge(d: KnowledgeDeps) {
+  async function collection(userId: string, id: string): Promise<CollectionRow> {
+    const row = await d.repo.collection(userId, id);
+    if (!row) throw NotFound('Collection', 'collection_not_found');
+    return row;
+  }
+
+  async function checkProject(userId: string, projectId: string | null | undefined) {
+    if (projectId && !(await d.projects.exists(userId, projectId))) throw NotFound('Project', 'project_not_found');
+  }
+
+  const ingest = (item: Pick<ItemRow, 'id' | 'userId'>, key: string) =>
+    d.jobs.enqueue<IngestJob>(INGEST_QUEUE, { itemId: item.id }, { attempts: d.retry.attempts, backoffMs: d.retry.backoffMs, timeoutMs: INGEST_TIMEOUT_MS, userId: item.userId, idempotencyKey: `${item.id}:${key}` });
+
+  return {
+    async create(userId: string, input: { name: string; description?: string | null; projectId?: string | null }): Promise<CollectionRow> {
+      await checkProject(userId, input.projectId);
+      return d.repo.createCollection({ userId, name: input.name, description: input.description ?? null, projectId: input.projectId ?? null });
+    },
+    get: collection,
+    list: (userId: string, opts: { limit: number; cursor?: string; projectId?: string }) => d.repo.collections(userId, opts),
+    async update(userId: string, id: string, patch: { name?: string; description?: string | null; projectId?: string | null }): Promise<CollectionRow> {
+      await checkProject(userId, patch.projectId);
+      const row = await d.repo.updateCollection(userId, id, patch);
+      if (!row) throw NotFound('Collection', 'collection_not_found');
+      return row;
+    },
+    /** The collection goes; items no other collection holds go with their passages. */
+    async delete(userId: string, id: string): Promise<void> {
+      if (!(await d.repo.deleteCollection(userId, id))) throw NotFound('Collection', 'collection_not_found');
+      for (const itemId of await d.repo.orphans(userId)) await d.repo.deleteItem(itemId);
+    },
+
+    /** Adds one of the user's files, or a document they can read, and queues its indexing (202: it is `queued`). */
+    async add(userId: string, collectionId: string, source: { fileId?: string; documentId?: string }): Promise<ItemRow> {
+      await collection(userId, collectionId);
+      let ref: { kind: ItemRow['kind']; refId: string; title: string };
+      if (source.fileId) {
+        const file = await d.files.get(userId, source.fileId);
+        ref = { kind: 'file', refId: file.id, title: file.name };
+      } else {
+        const { doc } = await d.documents.peek(userId, source.documentId!);
+        ref = { kind: 'document', refId: doc.id, title: doc.title || 'Untitled' };
+      }
+      const { item, created } = await d.repo.upsertItem({ userId, ...ref });
+      await d.repo.link(collectionId, item.id);
+      if (created || item.status === 'failed') {
+        if (!created) await d.repo.setItem(item.id, { status: 'queued', error: null });
+        await ingest(item, created ? 'first' : `retry-${Date.now()}`);
+        return { ...item, status: 'queued', error: null };
+      }
+      return item;
+    },
+
+    items: async (userId: string, collectionId: string, opts: { limit: number; cursor?: string }) => {
+      await collection(userId, collectionId);
+      return d.repo.itemsOf(collectionId, opts);
+    },
+
+    async remove(userId: string, collectionId: string, itemId: string): Promise<void> {
+      await collection(userId, collectionId);
+      const { removed, orphan } = await d.repo.unlink(collectionId, itemId);
+      if (!removed) throw NotFound('Item', 'item_not_found');
+      if (orphan) await d.repo.deleteItem(itemId);
+    },
+
+    /** An item the user may see: one of their own, in one of their collections. */
+    async item(userId: string, itemId: string): Promise<ItemRow> {
+      const item = await d.repo.item(itemId);
+      if (!item || item.userId !== userId) throw NotFound('Item', 'item_not_found');
+      return item;
+    },
+
+    /** Queues indexing again (after an edit the event missed, or a failure); 409 while one is under way. */
+    async reindex(userId: string, itemId: string): Promise<ItemRow> {
+      const item = await this.item(userId, itemId);
+      if (item.status === 'queued' || item.status === 'indexing') throw new AppError(409, 'already_indexing', 'Conflict', 'This item is being indexed already');
+      await d.repo.setItem(item.id, { status: 'queued', error: null });
+      await ingest(item, `reindex-${Date.now()}`);
+      return { ...item, status: 'queued', error: null };
+    },
+
+    /** A document was saved: its item (if any) is indexed again; unchanged passages keep their embeddings. */
+    async documentSaved(documentId: string, version: number): Promise<void> {
+      const item = await d.repo.itemByRef('document', documentId);
+      if (!item) return;
+      await d.repo.setItem(item.id, { status: 'queued' });
+      await ingest(item, `v${version}`);
+    },
+
+    /** The file or document is gone: so is its item, with its passages. */
+    forget: (kind: ItemRow['kind'], refId: string) => d.repo.deleteItemByRef(kind, refId),
+  };
+}
+
+export type Knowledge = ReturnType<typeof createKnowledge>;

@@ -1,0 +1,35 @@
+import { z } from 'zod';
+import { ConfigError } from '../../errors.ts';
+
+export interface KnowledgeSettings {
+  /** Most tokens in a passage. */
+  chunkTokens: number;
+  /** Tokens repeated between consecutive passages. */
+  overlapTokens: number;
+  /** Tries of an ingestion job, and the first wait between them (doubling). */
+  ingestAttempts: number;
+  ingestBackoffMs: number;
+  /** Vector hits below this cosine similarity are not results (a nearest neighbour is not always a relevant one). */
+  minSimilarity: number;
+}
+
+export const knowledgeEnv = {
+  KNOWLEDGE_CHUNK_TOKENS: z.coerce.number().int().min(50).max(8000).default(400),
+  KNOWLEDGE_CHUNK_OVERLAP: z.coerce.number().int().min(0).max(2000).default(60),
+  KNOWLEDGE_INGEST_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(4),
+  KNOWLEDGE_INGEST_BACKOFF_MS: z.coerce.number().int().min(0).default(15_000),
+  KNOWLEDGE_MIN_SIMILARITY: z.coerce.number().min(-1).max(1).default(0.2),
+};
+
+const knowledgeEnvObject = z.object(knowledgeEnv);
+
+export function knowledgeSettings(e: z.output<typeof knowledgeEnvObject>): KnowledgeSettings {
+  if (e.KNOWLEDGE_CHUNK_OVERLAP >= e.KNOWLEDGE_CHUNK_TOKENS) throw new ConfigError('Invalid configuration:\n  KNOWLEDGE_CHUNK_OVERLAP: must be less than KNOWLEDGE_CHUNK_TOKENS');
+  return {
+    chunkTokens: e.KNOWLEDGE_CHUNK_TOKENS,
+    overlapTokens: e.KNOWLEDGE_CHUNK_OVERLAP,
+    ingestAttempts: e.KNOWLEDGE_INGEST_ATTEMPTS,
+    ingestBackoffMs: e.KNOWLEDGE_INGEST_BACKOFF_MS,
+    minSimilarity: e.KNOWLEDGE_MIN_SIMILARITY,
+  };
+}

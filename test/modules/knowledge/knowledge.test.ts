@@ -1,0 +1,244 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { sql } from 'drizzle-orm';
+import { backends, startApp, type TestApp } from '../../support/app.ts';
+import { eventually } from '../../support/eventually.ts';
+import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai.ts';
+import { createUser, type TestUser } from '../../support/factories.ts';
+
+const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
+
+/** A Markdown guide in sections: each passage is about one animal, so rankings are easy to tell apart. */
+const GUIDE = [
+  '# Field guide',
+  '',
+  '## Otters',
+  '',
+  'Otters float on their backs and crack shellfish with stones. They hold hands while sleeping so they do not drift apart.',
+  '',
+  '## Falcons',
+  '',
+  'Falcons dive faster than any other animal. A peregrine falcon stoops at more than three hundred kilometres an hour.',
+  '',
+  '## Tortoises',
+  '',
+  'Tortoises live for well over a century. Their shells are part of their skeleton and grow with them.',
+].join('\n');
+
+async function uploadFile(t: TestApp, u: TestUser, name: string, bytes: Buffer) {
+  const form = new FormData();
+  form.append('file', new Blob([bytes]), name);
+  const res = await fetch(`${t.url}/v1/files`, { method: 'POST', headers: { authorization: `Bearer ${u.accessToken}` }, body: form });
+  assert.equal(res.status, 201, await res.clone().text());
+  return (await res.json()) as { id: string };
+}
+
+const ready = async (t: TestApp, u: TestUser, itemId: string, status = 'ready') => {
+  let item: any;
+  await eventually(async () => {
+    item = (await t.api('GET', `/v1/knowledge/items/${itemId}`, { token: u.accessToken })).body;
+    assert.equal(item.status, status, JSON.stringify(item));
+  }, 15_000);
+  return item;
+};
+
+const search = (t: TestApp, u: TestUser, query: string) => t.api('GET', `/v1/knowledge/search?${query}`, { token: u.accessToken });
+const embeddedTexts = (openai: FakeOpenAI) => openai.requests.filter((r) => r.path === '/v1/embeddings').flatMap((r) => r.body.input as string[]);
+
+for (const backend of backends()) {
+  describe(`knowledge [${backend}]`, () => {
+    let t: TestApp;
+    let openai: FakeOpenAI;
+    let u: TestUser;
+    let stranger: TestUser;
+    let collectionId: string;
+
+    before(async () => {
+      openai = await startFakeOpenAI();
+      t = await startApp({
+        backend,
+        env: { ...openai.env, EMBEDDING_MODEL: 'openai:text-embedding-3-small', AI_RETRIES: '0', KNOWLEDGE_CHUNK_TOKENS: '60', KNOWLEDGE_CHUNK_OVERLAP: '10', KNOWLEDGE_INGEST_BACKOFF_MS: '100', DEFAULT_MODEL: 'openai:gpt-4o-mini' },
+      });
+      u = await createUser(t);
+      stranger = await createUser(t);
+      const res = await t.api('POST', '/v1/knowledge/collections', { token: u.accessToken, body: { name: 'Nature', description: 'animals' } });
+      assert.equal(res.status, 201, res.text);
+      collectionId = res.body.id;
+    });
+    after(async () => {
+      await t.close();
+      await openai.close();
+    });
+
+    test('the status says hybrid, and whether vectors have an index (PGlite always; this PostgreSQL has no pgvector)', async () => {
+      const res = await t.api('GET', '/v1/knowledge/status', { token: u.accessToken });
+      assert.equal(res.status, 200);
+      const hasPgvector = backend === 'embedded' || (await t.deps.db.execute("select 1 from pg_available_extensions where name = 'vector'" as never).then((r: any) => r.rows.length > 0));
+      assert.deepEqual(res.body, { mode: 'hybrid', embeddingModel: 'openai:text-embedding-3-small', vectorIndex: hasPgvector ? 'pgvector' : 'exact' });
+    });
+
+    test('a Markdown file is indexed by a job into passages under their headings, embedded, and found by hybrid search', async () => {
+      const file = await uploadFile(t, u, 'guide.md', Buffer.from(GUIDE));
+      const added = await t.api('POST', `/v1/knowledge/collections/${collectionId}/items`, { token: u.accessToken, body: { fileId: file.id } });
+      assert.equal(added.status, 202, added.text);
+      assert.equal(added.body.status, 'queued');
+      const item = await ready(t, u, added.body.id);
+      assert.ok(item.chunks >= 3, `${item.chunks} passages`);
+      assert.equal(item.embeddingModel, 'openai:text-embedding-3-small');
+      assert.ok(embeddedTexts(openai).some((s) => s.startsWith('Field guide › Falcons')), 'passages are embedded with their heading trail');
+
+      const res = await search(t, u, 'q=falcons+dive');
+      assert.equal(res.status, 200, res.text);
+      assert.equal(res.body.mode, 'hybrid');
+      const top = res.body.data[0];
+      assert.equal(top.kind, 'file');
+      assert.equal(top.refId, file.id);
+      assert.deepEqual(top.headings, ['Field guide', 'Falcons']);
+      assert.match(top.snippet, /<mark>Falcons<\/mark> <mark>dive<\/mark>/);
+      assert.ok(top.ranks.fullText === 1 && top.ranks.vector === 1, JSON.stringify(top.ranks));
+      assert.equal(GUIDE.slice(top.start, top.end).includes('peregrine'), true, 'offsets point into the source');
+      assert.equal(top.score, 2 / 61);
+
+      const list = await t.api('GET', `/v1/knowledge/collections/${collectionId}/items`, { token: u.accessToken });
+      assert.deepEqual(list.body.data.map((i: any) => i.id), [added.body.id]);
+      // The stranger finds none of it, and cannot see the collection or the item.
+      assert.deepEqual((await search(t, stranger, 'q=falcon')).body.data, []);
+      for (const path of [`/v1/knowledge/collections/${collectionId}`, `/v1/knowledge/collections/${collectionId}/items`, `/v1/knowledge/items/${added.body.id}`]) {
+        assert.equal((await t.api('GET', path, { token: stranger.accessToken })).status, 404, path);
+      }
+      const theirs = await t.api('POST', `/v1/knowledge/collections/${collectionId}/items`, { token: stranger.accessToken, body: { fileId: file.id } });
+      assert.equal(theirs.status, 404);
+    });
+
+    test('a document is indexed; a reader it is shared with finds it, nobody else does; an edit re-embeds only the passages that changed', async () => {
+      const doc = await t.api('POST', '/v1/documents', { token: u.accessToken, body: { title: 'Bees', body: 'Honeybees dance to show the hive where nectar is.\n\nA queen bee lays two thousand eggs a day.\n\nDrones do not sting.' } });
+      assert.equal(doc.status, 201, doc.text);
+      const added = await t.api('POST', `/v1/knowledge/collections/${collectionId}/items`, { token: u.accessToken, body: { documentId: doc.body.id } });
+      assert.equal(added.status, 202, added.text);
+      await ready(t, u, added.body.id);
+
+      const reader = await createUser(t);
+      assert.deepEqual((await search(t, reader, 'q=honeybees+dance')).body.data, []);
+      const share = await t.api('POST', `/v1/documents/${doc.body.id}/shares`, { token: u.accessToken, body: { email: reader.email, role: 'viewer' } });
+      assert.equal(share.status, 201, share.text);
+      const found = await search(t, reader, 'q=honeybees+dance&kind=document');
+      assert.equal(found.body.data[0]?.refId, doc.body.id);
+      assert.deepEqual((await search(t, stranger, 'q=honeybees+dance')).body.data, []);
+
+      const before = embeddedTexts(openai).length;
+      const saved = await t.api('PUT', `/v1/documents/${doc.body.id}`, { token: u.accessToken, body: { body: `${'Honeybees dance to show the hive where nectar is.\n\nA queen bee lays two thousand eggs a day.\n\nDrones do not sting.'}\n\n## Wasps\n\nWasps build paper nests.`, baseVersion: doc.body.version } });
+      assert.equal(saved.status, 200, saved.text);
+      await eventually(async () => {
+        const hits = (await search(t, u, 'q=paper+nests')).body.data;
+        assert.equal(hits[0]?.refId, doc.body.id);
+      }, 15_000);
+      // Less what search embedded: the queries.
+      const sent = embeddedTexts(openai).slice(before).filter((s) => s !== 'paper nests');
+      assert.deepEqual(sent.length, 1, `only the new passage was embedded: ${JSON.stringify(sent)}`);
+      assert.match(sent[0]!, /Wasps build paper nests/);
+    });
+
+    test('conversations are searched too; kind and collection filters narrow the results', async () => {
+      const conv = await t.api('POST', '/v1/conversations', { token: u.accessToken, body: { title: 'chat' } });
+      openai.script({ reply: 'Noted.' });
+      const sent = await t.api('POST', `/v1/conversations/${conv.body.id}/messages`, { token: u.accessToken, body: { content: 'My tortoise is named Archimedes' } });
+      assert.equal(sent.status, 201, sent.text);
+      const all = await search(t, u, 'q=tortoise');
+      const kinds = all.body.data.map((h: any) => h.kind).sort();
+      assert.deepEqual(kinds, ['conversation', 'file']);
+      const conversation = all.body.data.find((h: any) => h.kind === 'conversation');
+      assert.equal(conversation.refId, conv.body.id);
+      assert.ok(conversation.messageId);
+      assert.deepEqual((await search(t, u, 'q=tortoise&kind=conversation')).body.data.map((h: any) => h.kind), ['conversation']);
+      // A collection filter keeps its items only (conversations are in no collection).
+      assert.deepEqual((await search(t, u, `q=tortoise&collectionId=${collectionId}`)).body.data.map((h: any) => h.kind), ['file']);
+      const other = await t.api('POST', '/v1/knowledge/collections', { token: u.accessToken, body: { name: 'Empty' } });
+      assert.deepEqual((await search(t, u, `q=tortoise&collectionId=${other.body.id}`)).body.data, []);
+    });
+
+    test('pages follow a cursor; bad queries are 400', async () => {
+      const first = await search(t, u, 'q=otters+or+falcons&limit=1&kind=file,document');
+      assert.equal(first.body.data.length, 1);
+      assert.ok(first.body.nextCursor);
+      const second = await search(t, u, `q=otters+or+falcons&limit=1&kind=file,document&cursor=${first.body.nextCursor}`);
+      assert.equal(second.body.data.length, 1);
+      assert.notEqual(second.body.data[0].id, first.body.data[0].id);
+      for (const bad of ['q=', 'q=x&kind=spreadsheet', 'q=x&cursor=!!', 'q=x&collectionId=nope', 'q=x&from=2026-13-01', 'q=x&limit=500']) {
+        const res = await search(t, u, bad);
+        assert.equal(res.status, 400, bad);
+        assert.equal(res.body.code, 'validation_failed');
+      }
+    });
+
+    test('a file without text fails its indexing with why; an item is added once per collection; bodies are checked', async () => {
+      const image = await uploadFile(t, u, 'pixel.png', PNG);
+      const added = await t.api('POST', `/v1/knowledge/collections/${collectionId}/items`, { token: u.accessToken, body: { fileId: image.id } });
+      const failed = await ready(t, u, added.body.id, 'failed');
+      assert.equal(failed.error.code, 'no_text');
+      for (const body of [{}, { fileId: image.id, documentId: image.id }, { fileId: 'nope' }]) {
+        const res = await t.api('POST', `/v1/knowledge/collections/${collectionId}/items`, { token: u.accessToken, body });
+        assert.equal(res.status, 400, JSON.stringify(body));
+      }
+      assert.equal((await t.api('POST', '/v1/knowledge/collections', { token: u.accessToken, body: { name: '' } })).status, 400);
+      assert.equal((await t.api('POST', '/v1/knowledge/collections', { token: u.accessToken, body: { name: 'x', projectId: crypto.randomUUID() } })).status, 404);
+    });
+
+    test('an embedding provider failing mid-way: the attempt fails, nothing half-stored is searchable, the retry completes it', async () => {
+      const text = Array.from({ length: 400 }, (_, i) => `Glacier fact ${i}: ice moves slowly downhill under its own weight.`).join(' ');
+      const file = await uploadFile(t, u, 'glaciers.txt', Buffer.from(text));
+      // The first batch of 64 embeds, the second fails: the attempt fails as a whole.
+      openai.script({ reply: '' }, { status: 500 });
+      const added = await t.api('POST', `/v1/knowledge/collections/${collectionId}/items`, { token: u.accessToken, body: { fileId: file.id } });
+      await eventually(async () => assert.ok(openai.requests.filter((r) => r.path === '/v1/embeddings' && r.body.input.some((s: string) => s.includes('Glacier'))).length >= 2), 10_000);
+      const item = await ready(t, u, added.body.id);
+      assert.ok(item.chunks > 64);
+      const glacierCalls = openai.requests.filter((r) => r.path === '/v1/embeddings' && r.body.input.some((s: string) => s.includes('Glacier')));
+      assert.equal(glacierCalls.length, 4, 'a batch, a failed batch, then the retry from the start: two batches');
+      // Every stored passage has its embedding: the failed attempt stored nothing.
+      const stored = await t.deps.db.execute(sql`select count(*)::int as n, count(*) filter (where embedding is null)::int as missing from knowledge_chunks where item_id = ${added.body.id}`);
+      assert.deepEqual((stored as any).rows[0], { n: item.chunks, missing: 0 });
+      assert.equal((await search(t, u, 'q=glacier&kind=file')).body.data[0].refId, file.id);
+    });
+
+    test('deleting a file or a document removes its passages from search; deleting a collection removes its items', async () => {
+      const file = await uploadFile(t, u, 'moths.md', Buffer.from('# Moths\n\nMoths navigate by the moon.'));
+      const added = await t.api('POST', `/v1/knowledge/collections/${collectionId}/items`, { token: u.accessToken, body: { fileId: file.id } });
+      await ready(t, u, added.body.id);
+      assert.equal((await search(t, u, 'q=moths+moon')).body.data[0]?.refId, file.id);
+      assert.equal((await t.api('DELETE', `/v1/files/${file.id}`, { token: u.accessToken })).status, 204);
+      await eventually(async () => assert.equal((await t.api('GET', `/v1/knowledge/items/${added.body.id}`, { token: u.accessToken })).status, 404));
+      assert.deepEqual((await search(t, u, 'q=moths+moon')).body.data, []);
+
+      const temp = await t.api('POST', '/v1/knowledge/collections', { token: u.accessToken, body: { name: 'Temp' } });
+      const note = await uploadFile(t, u, 'newts.md', Buffer.from('Newts regrow their limbs.'));
+      const item = await t.api('POST', `/v1/knowledge/collections/${temp.body.id}/items`, { token: u.accessToken, body: { fileId: note.id } });
+      await ready(t, u, item.body.id);
+      assert.equal((await t.api('DELETE', `/v1/knowledge/collections/${temp.body.id}`, { token: u.accessToken })).status, 204);
+      assert.equal((await t.api('GET', `/v1/knowledge/items/${item.body.id}`, { token: u.accessToken })).status, 404);
+      assert.deepEqual((await search(t, u, 'q=newts')).body.data, []);
+    });
+  });
+}
+
+describe('knowledge without an embedding model', () => {
+  let t: TestApp;
+  let u: TestUser;
+  before(async () => {
+    t = await startApp();
+    u = await createUser(t);
+  });
+  after(() => t.close());
+
+  test('search runs on full text alone, and says so', async () => {
+    assert.deepEqual((await t.api('GET', '/v1/knowledge/status', { token: u.accessToken })).body, { mode: 'full-text', embeddingModel: null, vectorIndex: 'pgvector' });
+    const collection = await t.api('POST', '/v1/knowledge/collections', { token: u.accessToken, body: { name: 'Notes' } });
+    const file = await uploadFile(t, u, 'notes.txt', Buffer.from('Lichens are a partnership of fungus and alga.'));
+    const added = await t.api('POST', `/v1/knowledge/collections/${collection.body.id}/items`, { token: u.accessToken, body: { fileId: file.id } });
+    const item = await ready(t, u, added.body.id);
+    assert.equal(item.embeddingModel, null);
+    const res = await search(t, u, 'q=lichens');
+    assert.equal(res.body.mode, 'full-text');
+    assert.equal(res.body.data[0].refId, file.id);
+    assert.deepEqual(res.body.data[0].ranks, { fullText: 1, vector: null });
+  });
+});
