@@ -142,6 +142,23 @@ export const messageSchema = z
     attempts: z
       .array(z.object({ provider: z.string(), model: z.string(), error: z.string(), code: z.string(), status: z.number().int().optional(), at: z.string() }))
       .describe('Failed attempts before this answer (fallbacks, retries)'),
+    citations: z
+      .array(
+        z.object({
+          n: z.number().int().describe('The number the answer cites it by: [n]'),
+          kind: z.enum(['document', 'file']),
+          refId: z.uuid().describe('The document or file'),
+          itemId: z.uuid(),
+          title: z.string(),
+          version: z.number().int().nullable().describe("The document's version given (null for files)"),
+          chunkId: z.uuid().nullable().describe('The passage; null when the whole document or file was given'),
+          start: z.number().int().nullable(),
+          end: z.number().int().nullable(),
+          excerpt: z.string(),
+          score: z.number(),
+        }),
+      )
+      .describe("The sources an answer was given from its project's and conversation's knowledge collections (empty for none)"),
     siblingIds: z.array(z.uuid()).describe('This message and its alternatives (same parent), oldest first: the branches a UI can switch between'),
     siblingIndex: z.number().int().describe('Position of this message in siblingIds'),
     feedback: feedbackSchema.nullable(),

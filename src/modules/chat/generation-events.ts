@@ -1,14 +1,17 @@
+import type { Citation } from '../knowledge/index.ts';
 import type { toPublicMessage } from './messages.ts';
 
 export type PublicMessage = ReturnType<typeof toPublicMessage>;
 
 /**
  * What a generation writes to its stream buffer, in order: `message.created`,
- * any number of `delta`s, then `message.completed` (complete or cancelled) or
+ * `citations` when it was given sources, any number of `delta`s, then `message.completed` (complete or cancelled) or
  * `error` (failed). SSE sends each as an event of that name, `id:` its offset.
  */
 export type GenerationEvent =
   | { type: 'message.created'; conversationId: string; userMessageId: string; assistantMessageId: string }
+  /** The sources the answer was given (before its first delta), when its project or conversation has knowledge. */
+  | { type: 'citations'; citations: Citation[] }
   | { type: 'delta'; text: string }
   | { type: 'message.completed'; message: PublicMessage }
   | { type: 'error'; code: string; message: string; messageId: string };

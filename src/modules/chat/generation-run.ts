@@ -24,6 +24,8 @@ export interface RunJob {
   assistantId: string;
   /** The stream's first event, written before launchRun returns so readers find the stream at once. */
   created: GenerationEvent;
+  /** Written right after `created`, when there are any. */
+  citations?: Extract<GenerationEvent, { type: 'citations' }>;
   request: Omit<ChatRequest, 'signal'>;
   /** After a successful answer has been stored and streamed (title generation hangs off this). */
   onComplete?: (text: string) => void;
@@ -57,6 +59,7 @@ export async function launchRun(d: RunDeps, job: RunJob): Promise<Run> {
   const unlisten = await d.streams.onSignal(job.assistantId, (m) => m === CANCEL_SIGNAL && stop('cancelled'));
   try {
     await d.streams.append(job.assistantId, job.created);
+    if (job.citations) await d.streams.append(job.assistantId, job.citations);
   } catch (err) {
     await unlisten();
     throw err;

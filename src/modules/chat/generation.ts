@@ -3,6 +3,7 @@ import type { Logger } from '../../platform/observability/logger.ts';
 import { StreamEnded, type StreamBuffer } from '../../platform/streams/stream-buffer.ts';
 import { buildContext } from '../ai/index.ts';
 import type { Ai, ChatMessage, ChatRequest } from '../ai/index.ts';
+import { groundingPrompt, type Grounding, type Source } from '../knowledge/index.ts';
 import type { GenerationSettings, Projects } from '../projects/index.ts';
 import type { UsersService } from '../users/index.ts';
 import { contentText } from './contracts.ts';
@@ -21,6 +22,8 @@ export interface GenerationDeps {
   attachments: Attachments;
   conversations: Pick<Conversations, 'get'>;
   projects: Pick<Projects, 'forGeneration'>;
+  /** Sources from the knowledge collections of the conversation and its project, cited in the answer. */
+  grounding: Pick<Grounding, 'retrieve'>;
   /** The user's `defaultModel` preference, for turns where nothing closer names a model. */
   users: Pick<UsersService, 'defaultModel'>;
   streams: StreamBuffer;
@@ -43,6 +46,9 @@ export interface Started {
 
 /** Reply tokens kept free in the context window when neither the project nor the catalog says otherwise. */
 const DEFAULT_REPLY_BUDGET = 4096;
+/** Most of the window sources may take (what is left after the reply), and most tokens in all. */
+const SOURCES_SHARE = 0.3;
+const SOURCES_MAX_TOKENS = 6000;
 /** How long a cancel waits for the instance running the generation to stop it before marking it cancelled itself. */
 const CANCEL_WAIT_MS = 5_000;
 
@@ -93,7 +99,8 @@ export function createGeneration(d: GenerationDeps) {
   async function prepare(userId: string, p: Plan, branch: Turn[], caller: Caller) {
     const { conversation, settings, chain } = p;
     const meter = { userId, role: caller.role, apiKeyId: caller.apiKeyId ?? null, projectId: conversation.projectId, conversationId: conversation.id };
-    const messages = await contextFor(userId, chain[0]!, settings, branch);
+    const sources = await sourcesFor(userId, p, branch, caller);
+    const messages = await contextFor(userId, chain[0]!, settings, branch, sources);
     const request: ChatRequest = {
       // With images, only the links that can see them (a 400 now if the first cannot).
       chain: d.ai.chainFor(chain, messages),
@@ -102,7 +109,25 @@ export function createGeneration(d: GenerationDeps) {
       maxTokens: settings?.maxTokens ?? undefined,
       meter: { ...meter, source: 'chat' },
     };
-    return { request, meter, admitted: await d.ai.admit(request) };
+    const citations = sources.map(({ text: _text, ...citation }) => citation);
+    return { request, meter, sources, citations, admitted: await d.ai.admit(request) };
+  }
+
+  /** The sources for the branch's last question, within a share of the first model's window. */
+  async function sourcesFor(userId: string, p: Plan, branch: Turn[], caller: Caller): Promise<Source[]> {
+    const question = branch.at(-1);
+    if (!question || question.role !== 'user' || !question.text) return [];
+    const info = d.ai.model(p.chain[0]!)!;
+    const window = info.contextWindow ?? 8192;
+    const reply = p.settings?.maxTokens ?? Math.min(info.maxOutputTokens ?? DEFAULT_REPLY_BUDGET, DEFAULT_REPLY_BUDGET);
+    const budgetTokens = Math.min(SOURCES_MAX_TOKENS, Math.floor((window - reply) * SOURCES_SHARE));
+    return d.grounding.retrieve(userId, {
+      projectId: p.conversation.projectId,
+      conversationId: p.conversation.id,
+      question: question.text,
+      budgetTokens,
+      apiKeyId: caller.apiKeyId ?? null,
+    });
   }
 
   type Prepared = Awaited<ReturnType<typeof prepare>>;
@@ -117,6 +142,7 @@ export function createGeneration(d: GenerationDeps) {
         conversationId: conversation.id,
         assistantId: assistant.id,
         created: { type: 'message.created', conversationId: conversation.id, userMessageId: userMessage.id, assistantMessageId: assistant.id },
+        citations: prepared.citations.length ? { type: 'citations', citations: prepared.citations } : undefined,
         request: { ...prepared.request, meter: { ...meter, source: 'chat', messageId: assistant.id }, admitted },
         onComplete: firstExchange ? (answer) => d.titles.start(conversation.id, chain, questionOf(userMessage), answer, { ...meter, source: 'title' }) : undefined,
       });
@@ -146,12 +172,13 @@ export function createGeneration(d: GenerationDeps) {
     }
   }
 
-  /** The branch as the model sees it (files included), fitted to its window. */
-  async function contextFor(userId: string, modelId: string, settings: GenerationSettings | undefined, branch: Turn[]): Promise<ChatMessage[]> {
+  /** The branch as the model sees it (files included), with its sources after the system prompt, fitted to its window. */
+  async function contextFor(userId: string, modelId: string, settings: GenerationSettings | undefined, branch: Turn[], sources: Source[]): Promise<ChatMessage[]> {
     const info = d.ai.model(modelId)!;
     const replyBudget = settings?.maxTokens ?? Math.min(info.maxOutputTokens ?? DEFAULT_REPLY_BUDGET, DEFAULT_REPLY_BUDGET);
     const history = await d.attachments.toChatMessages(userId, branch, info, replyBudget);
-    return buildContext({ model: info, system: settings?.systemPrompt, history, replyBudget });
+    const system = [settings?.systemPrompt, sources.length ? groundingPrompt(sources) : undefined].filter(Boolean).join('\n\n') || undefined;
+    return buildContext({ model: info, system, history, replyBudget });
   }
 
   /** The events of a message's generation from `fromOffset`, following it live; rebuilt from the database once the stream is gone. */
@@ -193,12 +220,12 @@ export function createGeneration(d: GenerationDeps) {
       let prepared = await prepare(userId, p, [...before, asked], caller);
       const { userMessage, assistant } = await written(prepared, async () => {
         const userMessage = await d.messages.appendUserMessage(userId, conversationId, { parentId: input.parentId, content });
-        return { userMessage, assistant: await d.messages.createAssistantPlaceholder(conversationId, { parentId: userMessage.id, model: p.chain[0] }) };
+        return { userMessage, assistant: await d.messages.createAssistantPlaceholder(conversationId, { parentId: userMessage.id, model: p.chain[0], citations: prepared.citations }) };
       });
       if (userMessage.parentId !== parentId) {
         // Another message became the leaf meanwhile: answer the branch as stored, on the reservation already made.
         const branch = await d.messages.historyFor(conversationId, userMessage.id);
-        prepared = { ...prepared, request: { ...prepared.request, messages: await contextFor(userId, p.chain[0]!, p.settings, branch) } };
+        prepared = { ...prepared, request: { ...prepared.request, messages: await contextFor(userId, p.chain[0]!, p.settings, branch, prepared.sources) } };
       }
       return launch(userId, p, userMessage, assistant, prepared);
     },
@@ -211,7 +238,7 @@ export function createGeneration(d: GenerationDeps) {
       const p = await plan(userId, conversationId, input.model);
       d.streams.assertReachable();
       const prepared = await prepare(userId, p, await d.messages.historyFor(conversationId, question.id), caller);
-      const assistant = await written(prepared, () => d.messages.createAssistantPlaceholder(conversationId, { parentId: question.id, model: p.chain[0] }));
+      const assistant = await written(prepared, () => d.messages.createAssistantPlaceholder(conversationId, { parentId: question.id, model: p.chain[0], citations: prepared.citations }));
       return launch(userId, p, question, assistant, prepared);
     },
 

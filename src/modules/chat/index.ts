@@ -63,7 +63,7 @@ export const chatModule = defineModule({
   name: 'chat',
   tables: { conversations, messages, messageFeedback },
   config: { env: chatEnv, read: chatSettings },
-  needs: ['ai', 'projects', 'jobs', 'limits', 'users', 'files'],
+  needs: ['ai', 'projects', 'jobs', 'limits', 'users', 'files', 'grounding'],
   provides: ['conversations', 'messages', 'search', 'generation', 'titles'],
   services({ deps, config, services }) {
     const { ai, projects, jobs, users, files } = services;
@@ -74,6 +74,7 @@ export const chatModule = defineModule({
       ai,
       messages,
       attachments: createAttachments({ files }),
+      grounding: services.grounding,
       conversations,
       projects,
       users,

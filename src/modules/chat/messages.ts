@@ -4,6 +4,7 @@ import { contentText, MESSAGE_MAX_CHARS, MESSAGE_MAX_FILES } from './contracts.t
 import { createMessagesRepository, type FeedbackRow, type MessageRow, type MessageView } from './messages-repository.ts';
 import { createConversationsRepository, type ConversationRow } from './conversations-repository.ts';
 import type { FailedAttempt } from '../ai/index.ts';
+import type { Citation } from '../knowledge/index.ts';
 import type { ContentPart } from './schema.ts';
 import { formatMicros } from '../ai/index.ts';
 
@@ -51,6 +52,7 @@ export const toPublicMessage = (m: MessageView) => ({
   finishReason: m.finishReason,
   error: m.error,
   attempts: m.attempts,
+  citations: m.citations,
   siblingIds: m.siblingIds,
   siblingIndex: m.siblingIds.indexOf(m.id),
   feedback: m.feedback && toPublicFeedback(m.feedback),
@@ -166,12 +168,12 @@ conversationId, leafId: leaf, data };
      * An empty assistant message (status 'streaming') answering `parentId`, made the
      * current leaf. Regenerating is another placeholder under the same parent.
      */
-    async createAssistantPlaceholder(conversationId: string, input: { parentId: string; provider?: string | null; model?: string | null }): Promise<MessageRow> {
+    async createAssistantPlaceholder(conversationId: string, input: { parentId: string; provider?: string | null; model?: string | null; citations?: Citation[] }): Promise<MessageRow> {
       return inTransaction(d.db, async (tx) => {
         const conversation = await locked(conversationId, tx);
         await messageIn(conversationId, input.parentId, tx);
         const message = await repo.insert(
-          { conversationId, userId: conversation.userId, parentId: input.parentId, role: 'assistant', content: [], text: '', status: 'streaming', provider: input.provider ?? null, model: input.model ?? null },
+          { conversationId, userId: conversation.userId, parentId: input.parentId, role: 'assistant', content: [], text: '', status: 'streaming', provider: input.provider ?? null, model: input.model ?? null, citations: input.citations ?? [] },
           tx,
         );
         await conversations.setCurrentLeaf(conversationId, message.id, tx);

@@ -2,6 +2,7 @@ import { sql, type SQL } from 'drizzle-orm';
 import { bigint, boolean, customType, index, integer, jsonb, pgTable, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { createdAt, id, time } from '../../platform/db/columns.ts';
 import type { FailedAttempt } from '../ai/index.ts';
+import type { Citation } from '../knowledge/index.ts';
 import { projects } from '../projects/index.ts';
 import { users } from '../users/index.ts';
 
@@ -69,6 +70,8 @@ export const messages = pgTable(
     finishReason: text('finish_reason'),
     error: jsonb('error').$type<{ code: string; message: string }>(),
     attempts: jsonb('attempts').$type<FailedAttempt[]>().notNull().default([]),
+    /** The sources an answer was given (knowledge passages), numbered as the model was told to cite them. */
+    citations: jsonb('citations').$type<Citation[]>().notNull().default([]),
     createdAt: createdAt(),
     completedAt: time('completed_at'),
     searchVector: tsvector('search_vector').generatedAlwaysAs((): SQL => sql`to_tsvector('english', ${messages.text})`),

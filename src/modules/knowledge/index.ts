@@ -1,8 +1,9 @@
 import { defineModule } from '../module.ts';
+import { createGrounding, type Grounding } from './grounding.ts';
 import { createIngestion, INGEST_QUEUE } from './ingest.ts';
 import { createKnowledgeRepository } from './repository.ts';
 import { knowledgeRoutes } from './routes.ts';
-import { knowledgeChunks, knowledgeCollectionItems, knowledgeCollections, knowledgeItems } from './schema.ts';
+import { knowledgeChunks, knowledgeCollectionItems, knowledgeCollections, knowledgeConversationCollections, knowledgeItems } from './schema.ts';
 import { createKnowledgeSearch, type KnowledgeSearch } from './search.ts';
 import { createKnowledge, type Knowledge } from './service.ts';
 import { knowledgeEnv, knowledgeSettings, type KnowledgeSettings } from './settings.ts';
@@ -11,6 +12,7 @@ import { createVectorIndex } from './vectors.ts';
 export { chunkText, type Chunk, type ChunkOptions } from './chunker.ts';
 export type { Knowledge } from './service.ts';
 export type { KnowledgeHit, KnowledgeSearch } from './search.ts';
+export { groundingPrompt, type Citation, type Grounding, type Source } from './grounding.ts';
 
 declare module '../../platform/bus/events.ts' {
   interface DomainEvents {
@@ -34,6 +36,8 @@ declare module '../module.ts' {
     knowledge: Knowledge;
     /** Hybrid search (full text + vectors, fused) over what a user may read. */
     knowledgeSearch: KnowledgeSearch;
+    /** The sources an answer draws on: passages of its project's and conversation's collections. */
+    grounding: Grounding;
   }
   interface ModuleSettings {
     /** Passage size and overlap. */
@@ -49,16 +53,20 @@ declare module '../module.ts' {
  */
 export const knowledgeModule = defineModule({
   name: 'knowledge',
-  tables: { knowledgeCollections, knowledgeItems, knowledgeCollectionItems, knowledgeChunks },
+  tables: { knowledgeCollections, knowledgeItems, knowledgeCollectionItems, knowledgeConversationCollections, knowledgeChunks },
   config: { env: knowledgeEnv, read: knowledgeSettings },
-  needs: ['ai', 'files', 'jobs', 'projects', 'documents', 'search'],
-  provides: ['knowledge', 'knowledgeSearch'],
+  needs: ['ai', 'files', 'jobs', 'projects', 'documents'],
+  // Search takes in the user's messages, and collections attach to conversations: chat's, at run time (chat builds after, and grounds its answers here).
+  uses: ['search', 'conversations'],
+  provides: ['knowledge', 'knowledgeSearch', 'grounding'],
   services({ deps, config, services }) {
     const repo = createKnowledgeRepository(deps.db);
     const vectors = createVectorIndex(deps.db, deps.logger);
+    const knowledgeSearch = createKnowledgeSearch({ db: deps.db, vectors, ai: services.ai, documents: services.documents, logger: deps.logger, minSimilarity: config.knowledge.minSimilarity });
     return {
+      knowledgeSearch,
+      grounding: createGrounding({ repo, search: knowledgeSearch }),
       knowledge: createKnowledge({ repo, jobs: services.jobs, files: services.files, documents: services.documents, projects: services.projects, retry: { attempts: config.knowledge.ingestAttempts, backoffMs: config.knowledge.ingestBackoffMs } }),
-      knowledgeSearch: createKnowledgeSearch({ db: deps.db, vectors, ai: services.ai, documents: services.documents, conversations: services.search, logger: deps.logger, minSimilarity: config.knowledge.minSimilarity }),
     };
   },
   start: async ({ knowledgeSearch }) => knowledgeSearch.start(),

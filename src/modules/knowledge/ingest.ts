@@ -49,7 +49,7 @@ export function createIngestion(d: IngestDeps): JobHandler<IngestJob, { chunks: 
   const say = (item: ItemRow, status: ItemRow['status'], extra: { progress?: number; chunks?: number; error?: { code: string; message: string } } = {}) =>
     d.announce('knowledge.item.updated', { userId: item.userId, itemId: item.id, kind: item.kind, refId: item.refId, status, ...extra });
 
-  async function textOf(item: ItemRow): Promise<string> {
+  async function textOf(item: ItemRow): Promise<{ text: string; version: number | null }> {
     if (item.kind === 'file') {
       const file = await d.files.get(item.userId, item.refId).catch((err: unknown) => {
         if (err instanceof AppError && err.status === 404) throw new Unreadable('source_missing', 'The file was deleted');
@@ -60,13 +60,13 @@ export function createIngestion(d: IngestDeps): JobHandler<IngestJob, { chunks: 
         throw err;
       });
       if (text === null) throw new Unreadable('no_text', `Files of type ${file.mimeType} have no text to index`);
-      return text;
+      return { text, version: null };
     }
     const { doc } = await d.documents.peek(item.userId, item.refId).catch((err: unknown) => {
       if (err instanceof AppError && err.status === 404) throw new Unreadable('source_missing', 'The document was deleted, or is no longer shared with whoever added it');
       throw err;
     });
-    return doc.title ? `# ${doc.title}\n\n${doc.body}` : doc.body;
+    return { text: doc.title ? `# ${doc.title}\n\n${doc.body}` : doc.body, version: doc.version };
   }
 
   return async (job, ctx) => {
@@ -75,7 +75,7 @@ export function createIngestion(d: IngestDeps): JobHandler<IngestJob, { chunks: 
     await d.repo.setItem(item.id, { status: 'indexing' });
     say(item, 'indexing', { progress: 0 });
     try {
-      const text = await textOf(item);
+      const { text, version } = await textOf(item);
       const model = d.ai.embeddings.defaultModel;
       const count = (s: string) => d.ai.countTokens(model ?? FALLBACK_COUNT_MODEL, s);
       const passages = chunkText(text, { maxTokens: d.settings.chunkTokens, overlapTokens: d.settings.overlapTokens, count });
@@ -104,7 +104,7 @@ export function createIngestion(d: IngestDeps): JobHandler<IngestJob, { chunks: 
         const vector = model ? known.get(p.hash) : undefined;
         return { index: p.index, text: p.text, headings: p.headings, start: p.start, end: p.end, tokens: p.tokens, hash: p.hash, embedding: vector?.embedding ?? null, dims: vector?.dims ?? null };
       });
-      await d.repo.replaceChunks(item, rows, { embeddingModel: model ?? null, tokens: passages.reduce((n, p) => n + p.tokens, 0) });
+      await d.repo.replaceChunks(item, rows, { embeddingModel: model ?? null, sourceVersion: version, tokens: passages.reduce((n, p) => n + p.tokens, 0) });
       say(item, 'ready', { progress: 100, chunks: rows.length });
       return { chunks: rows.length, embedded, reused: model ? passages.length - embedded : 0 };
     } catch (err) {

@@ -1,6 +1,6 @@
-import { and, asc, desc, eq, inArray, lt, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, inArray, lt, or, sql } from 'drizzle-orm';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
-import { knowledgeChunks, knowledgeCollectionItems, knowledgeCollections, knowledgeItems, type ChunkRow, type CollectionRow, type ItemRow } from './schema.ts';
+import { knowledgeChunks, knowledgeCollectionItems, knowledgeCollections, knowledgeConversationCollections, knowledgeItems, type ChunkRow, type CollectionRow, type ItemRow } from './schema.ts';
 
 export type NewChunk = Omit<typeof knowledgeChunks.$inferInsert, 'id' | 'itemId' | 'userId'>;
 
@@ -92,7 +92,7 @@ export function createKnowledgeRepository(db: Db) {
     },
 
     /** Swaps an item's passages for a new set in one transaction: search sees the old set or the new, never half of one. */
-    async replaceChunks(item: ItemRow, chunks: NewChunk[], done: { embeddingModel: string | null; tokens: number }): Promise<void> {
+    async replaceChunks(item: ItemRow, chunks: NewChunk[], done: { embeddingModel: string | null; sourceVersion: number | null; tokens: number }): Promise<void> {
       await inTransaction(db, async (tx) => {
         await tx.delete(knowledgeChunks).where(eq(knowledgeChunks.itemId, item.id));
         for (let i = 0; i < chunks.length; i += 500) {
@@ -100,9 +100,51 @@ export function createKnowledgeRepository(db: Db) {
         }
         await tx
           .update(knowledgeItems)
-          .set({ status: 'ready', error: null, chunks: chunks.length, tokens: done.tokens, embeddingModel: done.embeddingModel, indexedAt: new Date(), updatedAt: new Date() })
+          .set({ status: 'ready', error: null, chunks: chunks.length, tokens: done.tokens, embeddingModel: done.embeddingModel, sourceVersion: done.sourceVersion, indexedAt: new Date(), updatedAt: new Date() })
           .where(eq(knowledgeItems.id, item.id));
       });
+    },
+
+    /** Replaces the collections a conversation draws on (beside its project's). */
+    async setConversationCollections(userId: string, conversationId: string, collectionIds: string[]): Promise<void> {
+      await inTransaction(db, async (tx) => {
+        await tx.delete(knowledgeConversationCollections).where(and(eq(knowledgeConversationCollections.conversationId, conversationId), eq(knowledgeConversationCollections.userId, userId)));
+        if (collectionIds.length) await tx.insert(knowledgeConversationCollections).values(collectionIds.map((collectionId) => ({ conversationId, collectionId, userId })));
+      });
+    },
+    async conversationCollections(userId: string, conversationId: string): Promise<string[]> {
+      const rows = await db
+        .select({ id: knowledgeConversationCollections.collectionId })
+        .from(knowledgeConversationCollections)
+        .where(and(eq(knowledgeConversationCollections.conversationId, conversationId), eq(knowledgeConversationCollections.userId, userId)));
+      return rows.map((r) => r.id);
+    },
+    /** The user's collections an answer draws on: the project's and the conversation's. */
+    async groundingCollections(userId: string, projectId: string | null, conversationId: string): Promise<string[]> {
+      const rows = await db
+        .select({ id: knowledgeCollections.id })
+        .from(knowledgeCollections)
+        .where(
+          and(
+            eq(knowledgeCollections.userId, userId),
+            or(
+              projectId ? eq(knowledgeCollections.projectId, projectId) : sql`false`,
+              sql`${knowledgeCollections.id} in (select collection_id from ${knowledgeConversationCollections} where conversation_id = ${conversationId} and user_id = ${userId})`,
+            ),
+          ),
+        );
+      return rows.map((r) => r.id);
+    },
+    /** Passages by id, with their item, in the order asked. */
+    async passages(ids: string[]): Promise<Array<ChunkRow & { item: ItemRow }>> {
+      if (!ids.length) return [];
+      const rows = await db.select({ chunk: knowledgeChunks, item: knowledgeItems }).from(knowledgeChunks).innerJoin(knowledgeItems, eq(knowledgeItems.id, knowledgeChunks.itemId)).where(inArray(knowledgeChunks.id, ids));
+      const byId = new Map(rows.map((r) => [r.chunk.id, { ...r.chunk, item: r.item }]));
+      return ids.flatMap((id) => (byId.has(id) ? [byId.get(id)!] : []));
+    },
+    /** Every passage of an item, in order (its whole text, for whole-document answers). */
+    allPassages(itemId: string): Promise<ChunkRow[]> {
+      return db.select().from(knowledgeChunks).where(eq(knowledgeChunks.itemId, itemId)).orderBy(asc(knowledgeChunks.index));
     },
 
     /** Ids of the user's collections among `ids` (others' are dropped). */

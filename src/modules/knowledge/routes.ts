@@ -27,7 +27,7 @@ const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 4
 const tags = ['knowledge'];
 
 /** Collections, their items and indexing, and hybrid search. API keys need the `knowledge` scope. */
-export function knowledgeRoutes(app: App, { services, guards }: RouteContext<'knowledge' | 'knowledgeSearch' | 'ai'>) {
+export function knowledgeRoutes(app: App, { services, guards }: RouteContext<'knowledge' | 'knowledgeSearch' | 'ai' | 'search' | 'conversations'>) {
   const { knowledge, knowledgeSearch } = services;
   const onRequest = guards.user({ scope: 'knowledge' });
   const me = (request: FastifyRequest) => principal(request).userId;
@@ -120,6 +120,32 @@ export function knowledgeRoutes(app: App, { services, guards }: RouteContext<'kn
     handler: async (request, reply) => reply.status(202).send(toItem(await knowledge.reindex(me(request), request.params.itemId))),
   });
 
+  const conversationCollections = z.object({ collectionIds: z.array(z.uuid()).max(20).describe('Knowledge collections this conversation draws on, beside its project\'s') });
+  app.get('/conversations/:id/collections', {
+    schema: { tags, summary: 'The collections a conversation draws on', params: collectionParams, response: { 200: conversationCollections, ...problems } },
+    onRequest: guards.user({ scope: 'chat' }),
+    handler: async (request) => {
+      await services.conversations.get(me(request), request.params.id);
+      return { collectionIds: await knowledge.conversationCollections(me(request), request.params.id) };
+    },
+  });
+
+  app.put('/conversations/:id/collections', {
+    schema: {
+      tags,
+      summary: 'Set the collections a conversation draws on',
+      description: "Each answer in the conversation is given the best passages of these collections and of its project's (see Grounded answers), and cites them.",
+      params: collectionParams,
+      body: conversationCollections.strict(),
+      response: { 200: conversationCollections, ...problems },
+    },
+    onRequest: guards.user({ scope: 'chat' }),
+    handler: async (request) => {
+      await services.conversations.get(me(request), request.params.id);
+      return { collectionIds: await knowledge.setConversationCollections(me(request), request.params.id, request.body.collectionIds) };
+    },
+  });
+
   app.get('/knowledge/search', {
     schema: {
       tags,
@@ -135,7 +161,7 @@ export function knowledgeRoutes(app: App, { services, guards }: RouteContext<'kn
       const { q, collectionId, projectId, kind, from, to, limit, cursor } = request.query;
       const offset = cursor ?? 0;
       const caller = principal(request);
-      const result = await knowledgeSearch.search(caller.userId, { q, collectionIds: collectionId, projectId, kinds: kind, from, to }, { limit: limit + 1, offset }, { apiKeyId: caller.apiKeyId ?? null });
+      const result = await knowledgeSearch.search(caller.userId, { q, collectionIds: collectionId, projectId, kinds: kind, from, to }, { limit: limit + 1, offset }, { apiKeyId: caller.apiKeyId ?? null, conversations: services.search });
       const more = result.hits.length > limit;
       return { data: result.hits.slice(0, limit), nextCursor: more ? encodeOffset(offset + limit) : null, mode: result.mode, degraded: result.degraded };
     },

@@ -38,6 +38,8 @@ export const knowledgeItems = pgTable(
     tokens: integer('tokens').notNull().default(0),
     /** The model its passages were embedded with; null when indexed for full text only. */
     embeddingModel: text('embedding_model'),
+    /** The document version indexed (null for files). */
+    sourceVersion: integer('source_version'),
     indexedAt: time('indexed_at'),
     createdAt: createdAt(),
     updatedAt: time('updated_at').notNull().defaultNow(),
@@ -57,6 +59,22 @@ export const knowledgeCollectionItems = pgTable(
     addedAt: createdAt(),
   },
   (t) => [primaryKey({ columns: [t.collectionId, t.itemId] }), index('knowledge_collection_items_item_idx').on(t.itemId)],
+);
+
+/** Collections a conversation draws on, beside its project's. */
+export const knowledgeConversationCollections = pgTable(
+  'knowledge_conversation_collections',
+  {
+    conversationId: uuid('conversation_id').notNull(),
+    collectionId: uuid('collection_id')
+      .notNull()
+      .references(() => knowledgeCollections.id, { onDelete: 'cascade' }),
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    addedAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.conversationId, t.collectionId] })],
 );
 
 /**

@@ -21,7 +21,12 @@ export interface SearchFilter {
   /** Items indexed (or messages written) within these dates. */
   from?: Date;
   to?: Date;
+  /** `all` (the default): full-text hits hold every word (web-search syntax); `any`: some of them (a question asked in chat). */
+  match?: 'all' | 'any';
 }
+
+/** A question's words as a web-search query matching any of them. */
+const anyOf = (q: string) => (q.match(/[\p{L}\p{N}]+/gu) ?? []).slice(0, 64).join(' or ');
 
 export interface KnowledgeHit {
   kind: HitKind;
@@ -63,7 +68,6 @@ export function createKnowledgeSearch(d: {
   vectors: VectorIndex;
   ai: Pick<AiService, 'embeddings'>;
   documents: Pick<Documents, 'readableIds'>;
-  conversations: Pick<ConversationSearch, 'search'>;
   logger: Logger;
   /** Vector hits below this similarity are dropped. */
   minSimilarity: number;
@@ -91,6 +95,7 @@ export function createKnowledgeSearch(d: {
   }
 
   async function fullText(items: SQL, q: string): Promise<string[]> {
+    if (!q.trim()) return [];
     const rows = await d.db.execute(sql`
       select c.id from knowledge_chunks c, websearch_to_tsquery('english', ${q}) query
       where c.item_id in (${items}) and c.search_vector @@ query
@@ -115,7 +120,16 @@ export function createKnowledgeSearch(d: {
     vectorMode: () => d.vectors.mode,
     start: () => d.vectors.start(),
 
-    async search(userId: string, f: SearchFilter, page: { limit: number; offset: number }, meter?: { apiKeyId?: string | null }): Promise<SearchResult> {
+    /**
+     * `conversations`: chat's message search, when messages take part (the route passes it: chat
+     * builds after knowledge, whose passages its answers draw on).
+     */
+    async search(
+      userId: string,
+      f: SearchFilter,
+      page: { limit: number; offset: number },
+      opts: { apiKeyId?: string | null; conversations?: Pick<ConversationSearch, 'search'> } = {},
+    ): Promise<SearchResult> {
       const kinds = f.kinds ?? ['document', 'file', 'conversation'];
       const items = await scope(userId, { ...f, kinds });
       const wantsPassages = kinds.some((k) => k !== 'conversation');
@@ -123,10 +137,11 @@ export function createKnowledgeSearch(d: {
       let degraded = false;
 
       const lists: Array<{ name: 'fullText' | 'vector' | 'conversation'; ids: string[] }> = [];
-      if (wantsPassages) lists.push({ name: 'fullText', ids: await fullText(items, f.q) });
+      const textQuery = f.match === 'any' ? anyOf(f.q) : f.q;
+      if (wantsPassages) lists.push({ name: 'fullText', ids: await fullText(items, textQuery) });
       if (wantsPassages && d.ai.embeddings.defaultModel) {
         try {
-          const { vectors } = await d.ai.embeddings.embed([f.q], { meter: { userId, apiKeyId: meter?.apiKeyId ?? null } });
+          const { vectors } = await d.ai.embeddings.embed([f.q], { meter: { userId, apiKeyId: opts.apiKeyId ?? null } });
           const near = await d.vectors.nearest(vectors[0]!, sql`c.item_id in (${items})`, CANDIDATES);
           lists.push({ name: 'vector', ids: near.filter((n) => n.similarity >= d.minSimilarity).map((n) => n.id) });
           mode = 'hybrid';
@@ -137,7 +152,7 @@ export function createKnowledgeSearch(d: {
         }
       }
       // Conversations have no passages of their own: their messages rank by full text, within the date range, unless collections narrow the search.
-      const messages = kinds.includes('conversation') && !f.collectionIds?.length && !f.projectId ? await d.conversations.search(userId, { q: f.q, limit: CANDIDATES, offset: 0 }) : [];
+      const messages = opts.conversations && kinds.includes('conversation') && !f.collectionIds?.length && !f.projectId ? await opts.conversations.search(userId, { q: f.q, limit: CANDIDATES, offset: 0 }) : [];
       const inRange = messages.filter((m) => m.messageId && (!f.from || new Date(m.createdAt) >= f.from) && (!f.to || new Date(m.createdAt) < f.to));
       lists.push({ name: 'conversation', ids: inRange.map((m) => m.messageId!) });
 
@@ -152,7 +167,7 @@ export function createKnowledgeSearch(d: {
         }
       }
       const ordered = [...fused.entries()].sort((a, b) => b[1].score - a[1].score || (a[0] < b[0] ? -1 : 1)).slice(page.offset, page.offset + page.limit);
-      const passages = await details(ordered.map(([id]) => id).filter((id) => !inRange.some((m) => m.messageId === id)), f.q);
+      const passages = await details(ordered.map(([id]) => id).filter((id) => !inRange.some((m) => m.messageId === id)), textQuery);
       const hits: KnowledgeHit[] = [];
       for (const [id, { score, ranks }] of ordered) {
         const p = passages.get(id);

@@ -108,6 +108,16 @@ export function createKnowledge(d: KnowledgeDeps) {
       return { ...item, status: 'queued', error: null };
     },
 
+    /** The collections a conversation draws on beside its project's (the caller checked the conversation is the user's); 404 for one not theirs. */
+    async setConversationCollections(userId: string, conversationId: string, collectionIds: string[]): Promise<string[]> {
+      const unique = [...new Set(collectionIds)];
+      const own = await d.repo.ownCollections(userId, unique);
+      if (own.length !== unique.length) throw NotFound('Collection', 'collection_not_found');
+      await d.repo.setConversationCollections(userId, conversationId, unique);
+      return unique;
+    },
+    conversationCollections: (userId: string, conversationId: string) => d.repo.conversationCollections(userId, conversationId),
+
     /** A document was saved: its item (if any) is indexed again; unchanged passages keep their embeddings. */
     async documentSaved(documentId: string, version: number): Promise<void> {
       const item = await d.repo.itemByRef('document', documentId);

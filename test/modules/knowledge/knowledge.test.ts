@@ -4,6 +4,7 @@ import { sql } from 'drizzle-orm';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { eventually } from '../../support/eventually.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai.ts';
+import { allSse } from '../../support/sse.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 
 const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
@@ -198,6 +199,62 @@ for (const backend of backends()) {
       const stored = await t.deps.db.execute(sql`select count(*)::int as n, count(*) filter (where embedding is null)::int as missing from knowledge_chunks where item_id = ${added.body.id}`);
       assert.deepEqual((stored as any).rows[0], { n: item.chunks, missing: 0 });
       assert.equal((await search(t, u, 'q=glacier&kind=file')).body.data[0].refId, file.id);
+    });
+
+    test("answers are grounded in the project's and the conversation's collections, cite their sources, and say them over SSE", async () => {
+      const project = await t.api('POST', '/v1/projects', { token: u.accessToken, body: { name: 'Naturalist', model: 'openai:gpt-4o-mini' } });
+      assert.equal(project.status, 201, project.text);
+      const shelf = await t.api('POST', '/v1/knowledge/collections', { token: u.accessToken, body: { name: 'Shelf', projectId: project.body.id } });
+      const guide = await uploadFile(t, u, 'otters.md', Buffer.from(GUIDE));
+      const item = await t.api('POST', `/v1/knowledge/collections/${shelf.body.id}/items`, { token: u.accessToken, body: { fileId: guide.id } });
+      await ready(t, u, item.body.id);
+
+      const conv = await t.api('POST', '/v1/conversations', { token: u.accessToken, body: { projectId: project.body.id } });
+      openai.reset();
+      openai.script({ reply: 'They hold hands [1].' });
+      const res = await fetch(`${t.url}/v1/conversations/${conv.body.id}/messages`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${u.accessToken}`, accept: 'text/event-stream', 'content-type': 'application/json' },
+        body: JSON.stringify({ content: 'How do otters sleep?' }),
+      });
+      const events = await allSse(res);
+      assert.deepEqual(events.slice(0, 2).map((e) => e.event), ['message.created', 'citations']);
+      const [citation] = events[1]!.data.citations;
+      // A small file goes in whole.
+      assert.deepEqual({ n: citation.n, kind: citation.kind, refId: citation.refId, chunkId: citation.chunkId, version: citation.version }, { n: 1, kind: 'file', refId: guide.id, chunkId: null, version: null });
+      const upstream = openai.requests.find((r) => r.path === '/v1/chat/completions')!;
+      const system = upstream.body.messages[0];
+      assert.equal(system.role, 'system');
+      assert.match(system.content, /cite each one you use by its number in square brackets/);
+      assert.match(system.content, /\[1\] otters\.md\n# Field guide[\s\S]*hold hands while sleeping[\s\S]*Tortoises live/);
+      const messages = await t.api('GET', `/v1/conversations/${conv.body.id}/messages`, { token: u.accessToken });
+      const answer = messages.body.data.find((m: any) => m.role === 'assistant');
+      assert.deepEqual(answer.citations, events[1]!.data.citations);
+
+      // A conversation without a project draws on the collections it names; a big file gives its best passages.
+      const plain = await t.api('POST', '/v1/conversations', { token: u.accessToken, body: { model: 'openai:gpt-4o-mini' } });
+      const attached = await t.api('PUT', `/v1/conversations/${plain.body.id}/collections`, { token: u.accessToken, body: { collectionIds: [collectionId] } });
+      assert.deepEqual(attached.body, { collectionIds: [collectionId] });
+      openai.reset();
+      openai.script({ reply: 'Slowly [1].' });
+      const sent = await t.api('POST', `/v1/conversations/${plain.body.id}/messages`, { token: u.accessToken, body: { content: 'How does glacier ice move?' } });
+      assert.equal(sent.status, 201, sent.text);
+      await t.services.generation.idle();
+      const grounded = (await t.api('GET', `/v1/conversations/${plain.body.id}/messages`, { token: u.accessToken })).body.data.find((m: any) => m.role === 'assistant');
+      assert.ok(grounded.citations.length > 1);
+      assert.ok(grounded.citations.every((c: any) => c.chunkId && c.kind === 'file'), 'passages, not the whole file');
+      assert.match(openai.requests.find((r) => r.path === '/v1/chat/completions')!.body.messages[0].content, /Glacier fact/);
+
+      // Without collections there are no sources; others' conversations and collections are 404.
+      const bare = await t.api('POST', '/v1/conversations', { token: u.accessToken, body: { model: 'openai:gpt-4o-mini' } });
+      openai.reset();
+      openai.script({ reply: 'Hello.' });
+      await t.api('POST', `/v1/conversations/${bare.body.id}/messages`, { token: u.accessToken, body: { content: 'How do otters sleep?' } });
+      await t.services.generation.idle();
+      assert.equal(openai.requests.find((r) => r.path === '/v1/chat/completions')!.body.messages[0].role, 'user');
+      assert.equal((await t.api('PUT', `/v1/conversations/${bare.body.id}/collections`, { token: stranger.accessToken, body: { collectionIds: [] } })).status, 404);
+      const theirs = await t.api('POST', '/v1/knowledge/collections', { token: stranger.accessToken, body: { name: 'Theirs' } });
+      assert.equal((await t.api('PUT', `/v1/conversations/${bare.body.id}/collections`, { token: u.accessToken, body: { collectionIds: [theirs.body.id] } })).status, 404);
     });
 
     test('deleting a file or a document removes its passages from search; deleting a collection removes its items', async () => {
