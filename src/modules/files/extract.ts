@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import mammoth from 'mammoth';
 import { extractText } from 'unpdf';
 import { AppError } from '../../errors.ts';
 import type { Storage } from '../../platform/storage/storage.ts';
@@ -13,8 +14,16 @@ export const MAX_TEXT_CHARS = 2_000_000;
 /** Bytes of a text file read for its text (UTF-8 takes at most 4 a character). */
 const MAX_TEXT_BYTES = MAX_TEXT_CHARS * 4;
 
-/** Whether a file of this type has text a model can read: text files, JSON, PDFs. */
-export const hasText = (mimeType: string) => mimeType.startsWith('text/') || mimeType === 'application/json' || mimeType === 'application/pdf';
+const DOCX = 'application/vnd.openxmlformats-officedocument.wordprocessingml.document';
+
+/** Text pulled out of a binary format: PDF (unpdf), Word (mammoth's raw text). */
+const EXTRACTORS: Record<string, (bytes: Buffer) => Promise<string>> = {
+  'application/pdf': async (bytes) => (await extractText(new Uint8Array(bytes), { mergePages: true })).text,
+  [DOCX]: async (bytes) => (await mammoth.extractRawText({ buffer: bytes })).value,
+};
+
+/** Whether a file of this type has text a model can read: text files, JSON, PDFs, Word documents. */
+export const hasText = (mimeType: string) => mimeType.startsWith('text/') || mimeType === 'application/json' || mimeType in EXTRACTORS;
 
 const unreadable = (detail: string) => new AppError(422, 'file_unreadable', 'Unprocessable content', detail);
 
@@ -48,13 +57,14 @@ export function createExtraction(d: { storage: Storage }) {
     return body;
   }
 
-  async function pdfText(file: FileRow): Promise<string> {
+  /** The text of a PDF or Word file: extracted once, then read back from `text.txt`. */
+  async function extracted(file: FileRow, extract: (bytes: Buffer) => Promise<string>): Promise<string> {
     const cached = await d.storage.get(textKey(file));
     if (cached) return (await readUpTo(cached, MAX_TEXT_BYTES)).bytes.toString('utf8');
     const { bytes } = await readUpTo(await original(file), Number.MAX_SAFE_INTEGER);
     let text: string;
     try {
-      text = (await extractText(new Uint8Array(bytes), { mergePages: true })).text;
+      text = await extract(bytes);
     } catch (err) {
       throw unreadable(`The text of ${file.name} could not be read: ${(err as Error).message}`);
     }
@@ -71,7 +81,8 @@ export function createExtraction(d: { storage: Storage }) {
      */
     async textOf(file: FileRow): Promise<string | null> {
       if (!hasText(file.mimeType)) return null;
-      if (file.mimeType === 'application/pdf') return pdfText(file);
+      const extract = EXTRACTORS[file.mimeType];
+      if (extract) return extracted(file, extract);
       const { bytes } = await readUpTo(await original(file), MAX_TEXT_BYTES);
       // A character cut at the end of the bytes read decodes as U+FFFD: harmless, and past any prompt's cut.
       return bytes.toString('utf8').replaceAll('\0', '').slice(0, MAX_TEXT_CHARS);

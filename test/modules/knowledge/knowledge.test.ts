@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'drizzle-orm';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
+import { docx } from '../../support/docx.ts';
 import { eventually } from '../../support/eventually.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai.ts';
 import { allSse } from '../../support/sse.ts';
@@ -169,6 +170,20 @@ for (const backend of backends()) {
         assert.equal(res.status, 400, bad);
         assert.equal(res.body.code, 'validation_failed');
       }
+    });
+
+    test('a Word document and a PDF are indexed from their text; a malformed PDF fails with why', async () => {
+      const word = await uploadFile(t, u, 'minutes.docx', docx(['Minutes of the beekeepers meeting.', 'The apiary moves to the orchard in spring.']));
+      const file = await t.api('GET', `/v1/files/${word.id}`, { token: u.accessToken });
+      assert.equal(file.body.mimeType, 'application/vnd.openxmlformats-officedocument.wordprocessingml.document');
+      const added = await t.api('POST', `/v1/knowledge/collections/${collectionId}/items`, { token: u.accessToken, body: { fileId: word.id } });
+      await ready(t, u, added.body.id);
+      assert.equal((await search(t, u, 'q=apiary+orchard')).body.data[0]?.refId, word.id);
+
+      const broken = await uploadFile(t, u, 'broken.pdf', Buffer.from('%PDF-1.7\n1 0 obj << /Type /Catalog /Pages 9 0 R >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF'));
+      const bad = await t.api('POST', `/v1/knowledge/collections/${collectionId}/items`, { token: u.accessToken, body: { fileId: broken.id } });
+      const failed = await ready(t, u, bad.body.id, 'failed');
+      assert.ok(['unreadable', 'empty'].includes(failed.error.code), JSON.stringify(failed.error));
     });
 
     test('a file without text fails its indexing with why; an item is added once per collection; bodies are checked', async () => {
