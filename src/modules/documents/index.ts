@@ -1,5 +1,6 @@
 import { AppError, NotFound } from '../../errors.ts';
 import { defineModule } from '../module.ts';
+import { createDocumentActions, type DocumentActions } from './ai-actions.ts';
 import { commentRoutes } from './comment-routes.ts';
 import { createComments, type Comments } from './comments.ts';
 import { documentsFootprint } from './footprint.ts';
@@ -48,6 +49,8 @@ declare module '../module.ts' {
     documentComments: Comments;
     /** Who is viewing or editing a document now. */
     documentPresence: Presence;
+    /** AI actions on a document (summary, suggested tags), as queued jobs. */
+    documentActions: DocumentActions;
   }
   interface ModuleSettings {
     /** Document size limit, presence expiry. */
@@ -60,8 +63,8 @@ export const documentsModule = defineModule({
   name: 'documents',
   tables: { documents, documentVersions, documentReaderState, documentAttachments, documentShares, documentLinks, documentComments, documentPresence },
   config: { env: documentsEnv, read: documentSettings },
-  needs: ['files', 'projects', 'users'],
-  provides: ['documents', 'documentSharing', 'documentComments', 'documentPresence'],
+  needs: ['files', 'projects', 'users', 'ai', 'jobs'],
+  provides: ['documents', 'documentSharing', 'documentComments', 'documentPresence', 'documentActions'],
   services({ deps, config, services }) {
     const documentsService = createDocuments({ db: deps.db, announce: deps.announce, settings: config.documents, projects: services.projects, files: services.files });
     const sharing = createSharing({ db: deps.db, access: documentsService.access, users: services.users, announce: deps.announce });
@@ -70,6 +73,7 @@ export const documentsModule = defineModule({
       documentSharing: sharing,
       documentComments: createComments({ db: deps.db, readers: sharing.readers, announce: deps.announce }),
       documentPresence: createPresence({ db: deps.db, readers: sharing.readers, announce: deps.announce, presenceSeconds: config.documents.presenceSeconds }),
+      documentActions: createDocumentActions({ ai: services.ai, documents: documentsService, users: services.users, jobs: services.jobs }),
     };
   },
   routes(app, ctx) {
@@ -78,6 +82,7 @@ export const documentsModule = defineModule({
     commentRoutes(app, ctx);
     presenceRoutes(app, ctx);
   },
+  jobs: ({ services }) => [services.documentActions.job],
   schedules: ({ services }) => [
     // Presence is already filtered by its expiry; this removes the rows and tells readers who left.
     { name: 'documents.purge-presence', cron: '* * * * *', handler: async () => ({ purged: await services.documentPresence.purge() }) },

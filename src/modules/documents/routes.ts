@@ -33,7 +33,7 @@ export const tags = ['documents'];
 export const me = (request: Parameters<typeof principal>[0]) => principal(request).userId;
 
 /** Documents, their versions and attachments. API keys need the `documents` scope. */
-export function documentsRoutes(app: App, { services, guards, config, idempotency }: RouteContext<'documents'>) {
+export function documentsRoutes(app: App, { services, guards, config, idempotency }: RouteContext<'documents' | 'documentActions'>) {
   const { documents } = services;
   const onRequest = guards.user({ scope: 'documents' });
   // A body at the size limit, JSON-escaped (newlines and quotes double), still reaches the service, which answers 413 past the limit.
@@ -178,4 +178,25 @@ export function documentsRoutes(app: App, { services, guards, config, idempotenc
       return reply.status(204).send(null);
     },
   });
+
+  for (const action of ['summarize', 'suggest-tags'] as const) {
+    app.post(`/documents/:id/${action}`, {
+      schema: {
+        tags: ['documents'],
+        summary: action === 'summarize' ? 'Summarize a document (a queued job)' : 'Suggest tags for a document (a queued job)',
+        description:
+          'Runs through the model chain (`model`, else your `defaultModel`, else DEFAULT_MODEL), held to budgets and metered as source `document`. ' +
+          `202 with the job; its result (\`GET /v1/jobs/{id}\`, or \`job.progress\` on the \`job:<id>\` topic) is ${action === 'summarize' ? '`{summary}`' : '`{tags}` (not applied: PATCH them if you like them)'}. Viewer.`,
+        params: z.object({ id: z.uuid() }),
+        body: z.object({ model: z.string().min(3).max(200).optional() }).strict().default({}),
+        response: { 202: z.object({ jobId: z.uuid(), state: z.string() }), ...{ 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema } },
+      },
+      onRequest,
+      handler: async (request, reply) => {
+        const caller = principal(request);
+        const job = await services.documentActions.start(caller.userId, request.params.id, action, { model: request.body.model, apiKeyId: caller.apiKeyId ?? null });
+        return reply.status(202).send({ jobId: job.id, state: job.state });
+      },
+    });
+  }
 }
