@@ -6,6 +6,7 @@ import { docx } from '../../support/docx.ts';
 import { eventually } from '../../support/eventually.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai.ts';
 import { allSse } from '../../support/sse.ts';
+import { connectAs, subscribe } from '../../support/ws.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 
 const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
@@ -110,6 +111,23 @@ for (const backend of backends()) {
       }
       const theirs = await t.api('POST', `/v1/knowledge/collections/${collectionId}/items`, { token: stranger.accessToken, body: { fileId: file.id } });
       assert.equal(theirs.status, 404);
+    });
+
+    test('the owner\'s sockets follow indexing on the knowledge topic; nobody else\'s', async () => {
+      const socket = await connectAs(t, u.accessToken);
+      const other = await connectAs(t, stranger.accessToken);
+      try {
+        assert.equal((await subscribe(socket, 'knowledge')).type, 'subscribed');
+        assert.equal((await subscribe(other, 'knowledge')).type, 'subscribed');
+        const file = await uploadFile(t, u, 'live.md', Buffer.from('# Live\n\nSalamanders breathe through their skin.'));
+        const added = await t.api('POST', `/v1/knowledge/collections/${collectionId}/items`, { token: u.accessToken, body: { fileId: file.id } });
+        const done = await socket.next((f) => f.type === 'event' && f.event?.type === 'knowledge.item.updated' && f.event.payload.status === 'ready' && f.event.payload.itemId === added.body.id);
+        assert.deepEqual(done.event.payload, { userId: u.id, itemId: added.body.id, kind: 'file', refId: file.id, status: 'ready', progress: 100, chunks: 1 });
+        await assert.rejects(other.next((f) => f.type === 'event', 300), 'the other user hears nothing');
+      } finally {
+        await socket.close();
+        await other.close();
+      }
     });
 
     test('a document is indexed; a reader it is shared with finds it, nobody else does; an edit re-embeds only the passages that changed', async () => {
