@@ -12,6 +12,7 @@ const compose = parse(readFileSync(new URL('docker-compose.yml', root), 'utf8'),
 test('docker-compose.yml: PostgreSQL, Redis, MinIO, nginx in front of N API instances and M workers', () => {
   const s = compose.services;
   assert.deepEqual(Object.keys(s).sort(), ['api', 'migrate', 'minio', 'minio-bucket', 'nginx', 'postgres', 'redis', 'worker']);
+  assert.match(s.postgres.image, /^pgvector\/pgvector:pg16$/, 'PostgreSQL with the vector extension, for knowledge search');
   assert.equal(s.migrate.depends_on['minio-bucket'].condition, 'service_completed_successfully', 'the bucket exists before any instance starts');
   assert.deepEqual(s.api.command, ['serve']);
   assert.deepEqual(s.worker.command, ['worker']);
