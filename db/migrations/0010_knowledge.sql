@@ -50,6 +50,7 @@ CREATE TABLE "knowledge_items" (
 	"chunks" integer DEFAULT 0 NOT NULL,
 	"tokens" integer DEFAULT 0 NOT NULL,
 	"embedding_model" text,
+	"truncated" boolean DEFAULT false NOT NULL,
 	"source_version" integer,
 	"indexed_at" timestamp with time zone,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL,

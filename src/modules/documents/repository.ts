@@ -57,9 +57,12 @@ export function createDocumentsRepository(db: Db) {
       return row;
     },
 
-    /** Ids of every document the user may read: their own and those shared with them (for search filters). */
-    async readableIds(userId: string): Promise<string[]> {
-      const rows = await db.execute(sql`select id from ${documents} where owner_id = ${userId} union select document_id from ${documentShares} where user_id = ${userId}`);
+    /** Ids of every document the user may read (with this tag): their own and those shared with them (for search filters). */
+    async readableIds(userId: string, tag?: string): Promise<string[]> {
+      const tagged = tag ? sql` and d.tags @> array[${tag}]::text[]` : sql``;
+      const rows = await db.execute(
+        sql`select d.id from ${documents} d where d.owner_id = ${userId}${tagged} union select s.document_id from ${documentShares} s join ${documents} d on d.id = s.document_id where s.user_id = ${userId}${tagged}`,
+      );
       return (rows as unknown as { rows: Array<{ id?: string; document_id?: string }> }).rows.map((r) => (r.id ?? r.document_id)!);
     },
 

@@ -142,8 +142,8 @@ export function createDocuments(d: DocumentsDeps) {
       d.announce('document.deleted', { userId, documentId: id });
     },
 
-    /** Ids of every document the user may read (their own and shared with them). */
-    readableIds: (userId: string) => repo.readableIds(userId),
+    /** Ids of every document the user may read (their own and shared with them), with `tag` when given. */
+    readableIds: (userId: string, tag?: string) => repo.readableIds(userId, tag?.trim().toLowerCase()),
 
     async versions(userId: string, id: string, page: { limit: number; before?: number }) {
       await access.forUser(userId, id);

@@ -11,6 +11,7 @@ import { createResumableUploads, type ResumableUploads } from './tus.ts';
 
 export type { Files } from './service.ts';
 export type { Images } from './images.ts';
+export { MAX_TEXT_CHARS } from './extract.ts';
 
 declare module '../../platform/bus/events.ts' {
   interface DomainEvents {

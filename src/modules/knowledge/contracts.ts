@@ -17,6 +17,7 @@ export const itemSchema = z
     chunks: z.number().int().describe('Passages stored'),
     tokens: z.number().int(),
     embeddingModel: z.string().nullable().describe('null: indexed for full-text search only'),
+    truncated: z.boolean().describe('Only the first 2,000,000 characters of a huge text were indexed'),
     indexedAt: z.string().nullable(),
   })
   .meta({ id: 'KnowledgeItem' });
@@ -32,6 +33,7 @@ export const toItem = (i: ItemRow) => ({
   chunks: i.chunks,
   tokens: i.tokens,
   embeddingModel: i.embeddingModel,
+  truncated: i.truncated,
   indexedAt: i.indexedAt?.toISOString() ?? null,
 });
 
@@ -68,6 +70,7 @@ export const searchQuery = z.object({
     .pipe(z.array(z.enum(['document', 'file', 'conversation'])).min(1))
     .optional()
     .describe('Comma-separated: document, file, conversation (default: all)'),
+  tag: z.string().trim().min(1).max(50).optional().describe('Documents with this tag only'),
   from: day.optional().describe('Indexed (or written) on or after this day (UTC)'),
   to: day.optional().describe('Before this day (UTC)'),
   limit: z.coerce.number().int().min(1).max(50).default(10),

@@ -3,7 +3,7 @@ import type { Announce } from '../../platform/bus/bus.ts';
 import type { JobHandler } from '../../platform/queue/queue.ts';
 import type { AiService } from '../ai/index.ts';
 import type { Documents } from '../documents/index.ts';
-import type { Files } from '../files/index.ts';
+import { MAX_TEXT_CHARS, type Files } from '../files/index.ts';
 import { chunkText } from './chunker.ts';
 import type { KnowledgeRepository, NewChunk } from './repository.ts';
 import type { ItemRow } from './schema.ts';
@@ -104,7 +104,7 @@ export function createIngestion(d: IngestDeps): JobHandler<IngestJob, { chunks: 
         const vector = model ? known.get(p.hash) : undefined;
         return { index: p.index, text: p.text, headings: p.headings, start: p.start, end: p.end, tokens: p.tokens, hash: p.hash, embedding: vector?.embedding ?? null, dims: vector?.dims ?? null };
       });
-      await d.repo.replaceChunks(item, rows, { embeddingModel: model ?? null, sourceVersion: version, tokens: passages.reduce((n, p) => n + p.tokens, 0) });
+      await d.repo.replaceChunks(item, rows, { embeddingModel: model ?? null, sourceVersion: version, tokens: passages.reduce((n, p) => n + p.tokens, 0), truncated: text.length >= MAX_TEXT_CHARS });
       say(item, 'ready', { progress: 100, chunks: rows.length });
       return { chunks: rows.length, embedded, reused: model ? passages.length - embedded : 0 };
     } catch (err) {

@@ -92,7 +92,7 @@ export function createKnowledgeRepository(db: Db) {
     },
 
     /** Swaps an item's passages for a new set in one transaction: search sees the old set or the new, never half of one. */
-    async replaceChunks(item: ItemRow, chunks: NewChunk[], done: { embeddingModel: string | null; sourceVersion: number | null; tokens: number }): Promise<void> {
+    async replaceChunks(item: ItemRow, chunks: NewChunk[], done: { embeddingModel: string | null; sourceVersion: number | null; tokens: number; truncated: boolean }): Promise<void> {
       await inTransaction(db, async (tx) => {
         await tx.delete(knowledgeChunks).where(eq(knowledgeChunks.itemId, item.id));
         for (let i = 0; i < chunks.length; i += 500) {
@@ -100,7 +100,7 @@ export function createKnowledgeRepository(db: Db) {
         }
         await tx
           .update(knowledgeItems)
-          .set({ status: 'ready', error: null, chunks: chunks.length, tokens: done.tokens, embeddingModel: done.embeddingModel, sourceVersion: done.sourceVersion, indexedAt: new Date(), updatedAt: new Date() })
+          .set({ status: 'ready', error: null, chunks: chunks.length, tokens: done.tokens, embeddingModel: done.embeddingModel, sourceVersion: done.sourceVersion, truncated: done.truncated, indexedAt: new Date(), updatedAt: new Date() })
           .where(eq(knowledgeItems.id, item.id));
       });
     },

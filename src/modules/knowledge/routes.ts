@@ -158,10 +158,10 @@ export function knowledgeRoutes(app: App, { services, guards }: RouteContext<'kn
     },
     onRequest,
     handler: async (request) => {
-      const { q, collectionId, projectId, kind, from, to, limit, cursor } = request.query;
+      const { q, collectionId, projectId, kind, tag, from, to, limit, cursor } = request.query;
       const offset = cursor ?? 0;
       const caller = principal(request);
-      const result = await knowledgeSearch.search(caller.userId, { q, collectionIds: collectionId, projectId, kinds: kind, from, to }, { limit: limit + 1, offset }, { apiKeyId: caller.apiKeyId ?? null, conversations: services.search });
+      const result = await knowledgeSearch.search(caller.userId, { q, collectionIds: collectionId, projectId, kinds: kind, tag, from, to }, { limit: limit + 1, offset }, { apiKeyId: caller.apiKeyId ?? null, conversations: services.search });
       const more = result.hits.length > limit;
       return { data: result.hits.slice(0, limit), nextCursor: more ? encodeOffset(offset + limit) : null, mode: result.mode, degraded: result.degraded };
     },

@@ -1,5 +1,5 @@
 import { sql, type SQL } from 'drizzle-orm';
-import { customType, index, integer, jsonb, pgTable, primaryKey, real, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { boolean, customType, index, integer, jsonb, pgTable, primaryKey, real, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { createdAt, id, time } from '../../platform/db/columns.ts';
 import { users } from '../users/index.ts';
 
@@ -38,6 +38,8 @@ export const knowledgeItems = pgTable(
     tokens: integer('tokens').notNull().default(0),
     /** The model its passages were embedded with; null when indexed for full text only. */
     embeddingModel: text('embedding_model'),
+    /** Only the first MAX_TEXT_CHARS characters of the text were indexed (a huge file). */
+    truncated: boolean('truncated').notNull().default(false),
     /** The document version indexed (null for files). */
     sourceVersion: integer('source_version'),
     indexedAt: time('indexed_at'),

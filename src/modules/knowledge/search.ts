@@ -21,6 +21,8 @@ export interface SearchFilter {
   /** Items indexed (or messages written) within these dates. */
   from?: Date;
   to?: Date;
+  /** Documents with this tag only (files and messages have no tags, so they drop out). */
+  tag?: string;
   /** `all` (the default): full-text hits hold every word (web-search syntax); `any`: some of them (a question asked in chat). */
   match?: 'all' | 'any';
 }
@@ -74,11 +76,11 @@ export function createKnowledgeSearch(d: {
 }) {
   /** Items the user may read, narrowed by the filter: a subquery of item ids. */
   async function scope(userId: string, f: SearchFilter): Promise<SQL> {
-    const kinds = (f.kinds ?? ['document', 'file']).filter((k) => k !== 'conversation');
+    const kinds = (f.kinds ?? ['document', 'file']).filter((k) => k !== 'conversation' && (!f.tag || k === 'document'));
     const readable: SQL[] = [];
     if (kinds.includes('file')) readable.push(sql`(i.kind = 'file' and i.user_id = ${userId})`);
     if (kinds.includes('document')) {
-      const docs = await d.documents.readableIds(userId);
+      const docs = await d.documents.readableIds(userId, f.tag);
       if (docs.length) readable.push(sql`(i.kind = 'document' and i.ref_id = any(${`{${docs.join(',')}}`}::uuid[]))`);
     }
     if (!readable.length) return sql`select null::uuid where false`;
@@ -152,7 +154,7 @@ export function createKnowledgeSearch(d: {
         }
       }
       // Conversations have no passages of their own: their messages rank by full text, within the date range, unless collections narrow the search.
-      const messages = opts.conversations && kinds.includes('conversation') && !f.collectionIds?.length && !f.projectId ? await opts.conversations.search(userId, { q: f.q, limit: CANDIDATES, offset: 0 }) : [];
+      const messages = opts.conversations && kinds.includes('conversation') && !f.collectionIds?.length && !f.projectId && !f.tag ? await opts.conversations.search(userId, { q: f.q, limit: CANDIDATES, offset: 0 }) : [];
       const inRange = messages.filter((m) => m.messageId && (!f.from || new Date(m.createdAt) >= f.from) && (!f.to || new Date(m.createdAt) < f.to));
       lists.push({ name: 'conversation', ids: inRange.map((m) => m.messageId!) });
 

@@ -144,6 +144,10 @@ for (const backend of backends()) {
       const found = await search(t, reader, 'q=honeybees+dance&kind=document');
       assert.equal(found.body.data[0]?.refId, doc.body.id);
       assert.deepEqual((await search(t, stranger, 'q=honeybees+dance')).body.data, []);
+      // The tag filter keeps documents with the tag.
+      assert.deepEqual((await search(t, u, 'q=honeybees&tag=insects')).body.data, []);
+      await t.api('PATCH', `/v1/documents/${doc.body.id}`, { token: u.accessToken, body: { tags: ['Insects'] } });
+      assert.equal((await search(t, u, 'q=honeybees&tag=insects')).body.data[0]?.refId, doc.body.id);
 
       const before = embeddedTexts(openai).length;
       const saved = await t.api('PUT', `/v1/documents/${doc.body.id}`, { token: u.accessToken, body: { body: `${'Honeybees dance to show the hive where nectar is.\n\nA queen bee lays two thousand eggs a day.\n\nDrones do not sting.'}\n\n## Wasps\n\nWasps build paper nests.`, baseVersion: doc.body.version } });
@@ -314,7 +318,7 @@ describe('knowledge without an embedding model', () => {
   let t: TestApp;
   let u: TestUser;
   before(async () => {
-    t = await startApp();
+    t = await startApp({ env: { KNOWLEDGE_CHUNK_TOKENS: '8000', KNOWLEDGE_CHUNK_OVERLAP: '0' } });
     u = await createUser(t);
   });
   after(() => t.close());
@@ -330,5 +334,23 @@ describe('knowledge without an embedding model', () => {
     assert.equal(res.body.mode, 'full-text');
     assert.equal(res.body.data[0].refId, file.id);
     assert.deepEqual(res.body.data[0].ranks, { fullText: 1, vector: null });
+  });
+
+  test('a huge text file is indexed up to its first 2,000,000 characters, and the item says so', async () => {
+    const collection = await t.api('POST', '/v1/knowledge/collections', { token: u.accessToken, body: { name: 'Big' } });
+    const lines: string[] = [];
+    for (let i = 0, n = 0; n < 2_200_000; i++) {
+      const line = `Line ${i} tells of rivers and the sea.`;
+      lines.push(line);
+      n += line.length + 1;
+    }
+    lines.push('The final line mentions a zeppelin.');
+    const file = await uploadFile(t, u, 'huge.txt', Buffer.from(lines.join('\n')));
+    const added = await t.api('POST', `/v1/knowledge/collections/${collection.body.id}/items`, { token: u.accessToken, body: { fileId: file.id } });
+    const item = await ready(t, u, added.body.id);
+    assert.equal(item.truncated, true);
+    assert.ok(item.chunks > 50);
+    assert.equal((await search(t, u, 'q=rivers')).body.data[0].refId, file.id);
+    assert.deepEqual((await search(t, u, 'q=zeppelin')).body.data, [], 'what lies past the cut is not indexed');
   });
 });
