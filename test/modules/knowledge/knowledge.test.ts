@@ -111,6 +111,16 @@ for (const backend of backends()) {
       }
       const theirs = await t.api('POST', `/v1/knowledge/collections/${collectionId}/items`, { token: stranger.accessToken, body: { fileId: file.id } });
       assert.equal(theirs.status, 404);
+      for (const [method, path, body] of [
+        ['PATCH', `/v1/knowledge/collections/${collectionId}`, { name: 'mine now' }],
+        ['DELETE', `/v1/knowledge/collections/${collectionId}/items/${added.body.id}`, undefined],
+        ['POST', `/v1/knowledge/items/${added.body.id}/reindex`, undefined],
+        ['DELETE', `/v1/knowledge/collections/${collectionId}`, undefined],
+      ] as const) {
+        assert.equal((await t.api(method, path, { token: stranger.accessToken, body })).status, 404, `${method} ${path}`);
+      }
+      const still = await t.api('GET', `/v1/knowledge/collections/${collectionId}`, { token: u.accessToken });
+      assert.equal(still.body.name, 'Nature', 'nothing changed');
     });
 
     test('the owner\'s sockets follow indexing on the knowledge topic; nobody else\'s', async () => {
