@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { convert as htmlToText } from 'html-to-text';
 import mammoth from 'mammoth';
 import { extractText } from 'unpdf';
 import { AppError } from '../../errors.ts';
@@ -16,8 +17,12 @@ const MAX_TEXT_BYTES = MAX_TEXT_CHARS * 4;
 
 const DOCX = 'application/vnd.openxmlformats-officedocument.wordprocessingml.document';
 
-/** Text pulled out of a binary format: PDF (unpdf), Word (mammoth's raw text). */
+/**
+ * Text pulled out of a format: PDF (unpdf), Word (mammoth's raw text), and HTML (html-to-text: the
+ * page's text, never its markup or scripts; HTML is stored only where FILES_ALLOWED_TYPES admits it).
+ */
 const EXTRACTORS: Record<string, (bytes: Buffer) => Promise<string>> = {
+  'text/html': async (bytes) => htmlToText(bytes.subarray(0, MAX_TEXT_BYTES).toString('utf8'), { wordwrap: false, selectors: [{ selector: 'img', format: 'skip' }, { selector: 'a', options: { ignoreHref: true } }] }),
   'application/pdf': async (bytes) => (await extractText(new Uint8Array(bytes), { mergePages: true })).text,
   [DOCX]: async (bytes) => (await mammoth.extractRawText({ buffer: bytes })).value,
 };

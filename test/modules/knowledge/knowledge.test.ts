@@ -328,7 +328,8 @@ describe('knowledge without an embedding model', () => {
   let t: TestApp;
   let u: TestUser;
   before(async () => {
-    t = await startApp({ env: { KNOWLEDGE_CHUNK_TOKENS: '8000', KNOWLEDGE_CHUNK_OVERLAP: '0' } });
+    // This deployment takes HTML pages too (the default allow-list does not: active content).
+    t = await startApp({ env: { KNOWLEDGE_CHUNK_TOKENS: '8000', KNOWLEDGE_CHUNK_OVERLAP: '0', FILES_ALLOWED_TYPES: 'text/plain,text/markdown,text/html' } });
     u = await createUser(t);
   });
   after(() => t.close());
@@ -344,6 +345,18 @@ describe('knowledge without an embedding model', () => {
     assert.equal(res.body.mode, 'full-text');
     assert.equal(res.body.data[0].refId, file.id);
     assert.deepEqual(res.body.data[0].ranks, { fullText: 1, vector: null });
+  });
+
+  test('an HTML page is indexed from its text: no markup, no script', async () => {
+    const collection = await t.api('POST', '/v1/knowledge/collections', { token: u.accessToken, body: { name: 'Pages' } });
+    const html = '<!doctype html><html><head><title>Kelp</title><script>var secretToken = "xyzzy";</script></head><body><h1>Kelp forests</h1><p>Kelp grows <b>half a metre</b> a day.</p></body></html>';
+    const file = await uploadFile(t, u, 'kelp.html', Buffer.from(html));
+    const added = await t.api('POST', `/v1/knowledge/collections/${collection.body.id}/items`, { token: u.accessToken, body: { fileId: file.id } });
+    await ready(t, u, added.body.id);
+    const hit = (await search(t, u, 'q=kelp+metre')).body.data[0];
+    assert.equal(hit.refId, file.id);
+    assert.doesNotMatch(hit.snippet, /&lt;|<b>|<p>/);
+    assert.deepEqual((await search(t, u, 'q=xyzzy')).body.data, [], 'script contents are not text');
   });
 
   test('a huge text file is indexed up to its first 2,000,000 characters, and the item says so', async () => {
