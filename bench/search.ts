@@ -81,7 +81,8 @@ async function main() {
       started = performance.now();
       await vectors.ensure(DIMS);
       const indexed = (performance.now() - started) / 1000;
-      await t.deps.db.execute(sql`analyze knowledge_chunks`);
+      // As the knowledge.analyze schedule keeps them (PGlite has no autovacuum to do it).
+      await t.deps.db.execute(sql`analyze knowledge_items, knowledge_chunks`);
       const services = t.services as any;
       const documents = { readableIds: async () => [] };
       const hybrid = services.knowledgeSearch;

@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { defineModule } from '../module.ts';
 import { createGrounding, type Grounding } from './grounding.ts';
 import { createIngestion, INGEST_QUEUE } from './ingest.ts';
@@ -84,6 +85,10 @@ export const knowledgeModule = defineModule({
         announce: deps.announce,
       }),
     },
+  ],
+  schedules: ({ deps }) => [
+    // Fresh statistics keep search on its indexes as passages pile up: the embedded database has no autovacuum to gather them.
+    { name: 'knowledge.analyze', cron: '*/15 * * * *', handler: async () => void (await deps.db.execute(sql`analyze knowledge_items, knowledge_chunks`)) },
   ],
   subscriptions: ({ services }) => [
     {

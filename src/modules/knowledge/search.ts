@@ -101,7 +101,7 @@ export function createKnowledgeSearch(d: {
     const rows = await d.db.execute(sql`
       select c.id from knowledge_chunks c, websearch_to_tsquery('english', ${q}) query
       where c.item_id in (${items}) and c.search_vector @@ query
-      order by ts_rank_cd(c.search_vector, query) desc, c.id
+      order by ts_rank(c.search_vector, query) desc, c.id
       limit ${CANDIDATES}`);
     return (rows as unknown as { rows: Array<{ id: string }> }).rows.map((r) => r.id);
   }
