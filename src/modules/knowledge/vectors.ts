@@ -60,18 +60,21 @@ export function createVectorIndex(db: Db, logger: Logger) {
       await start();
       const q = normalise(query);
       const dims = q.length;
+      if (!Number.isInteger(dims) || dims < 1 || dims > 16_000) throw new Error(`cannot search ${dims}-dimensional embeddings`);
+      // A literal, not a parameter: the partial index (where dims = N) is chosen only when the planner sees N.
+      const n = sql.raw(String(dims));
       const rows =
         mode === 'pgvector'
           ? await db.execute(sql`
-              select c.id, 1 - (c.embedding::vector(${sql.raw(String(dims))}) <=> ${asVector(q)}::vector(${sql.raw(String(dims))})) as similarity
+              select c.id, 1 - (c.embedding::vector(${n}) <=> ${asVector(q)}::vector(${n})) as similarity
               from knowledge_chunks c
-              where c.dims = ${dims} and ${where}
-              order by c.embedding::vector(${sql.raw(String(dims))}) <=> ${asVector(q)}::vector(${sql.raw(String(dims))})
+              where c.dims = ${n} and ${where}
+              order by c.embedding::vector(${n}) <=> ${asVector(q)}::vector(${n})
               limit ${limit}`)
           : await db.execute(sql`
               select c.id, (select sum(a * b) from unnest(c.embedding, ${asArray(q)}::real[]) as t(a, b)) as similarity
               from knowledge_chunks c
-              where c.dims = ${dims} and ${where}
+              where c.dims = ${n} and ${where}
               order by similarity desc
               limit ${limit}`);
       return (rows as unknown as { rows: Array<{ id: string; similarity: number | string }> }).rows.map((r) => ({ id: r.id, similarity: Number(r.similarity) }));
