@@ -4,7 +4,8 @@
 // when DATABASE_URL is set, on PostgreSQL (HNSW where the vector extension is
 // installed, an exact scan otherwise). Passages are seeded straight into the
 // tables (random sentences over a 5,000-word vocabulary, embedded with the
-// test suite's bag-of-words embedder); queries go through the service as a
+// test suite's dense bag-of-words embedder: every dimension used, as with a
+// real model); queries go through the service as a
 // request would, the query's embedding from a local OpenAI-compatible server
 // that answers at once. Then ingestion: passages per second for a large text
 // file through the real job (chunk, embed, store).
@@ -19,7 +20,7 @@ import { createKnowledgeSearch } from '../src/modules/knowledge/search.ts';
 import { createVectorIndex } from '../src/modules/knowledge/vectors.ts';
 import { knowledgeChunks, knowledgeItems } from '../src/modules/knowledge/schema.ts';
 import { startApp, type Backend, type TestApp } from '../test/support/app.ts';
-import { fakeEmbedding } from '../test/support/fake-embeddings.ts';
+import { denseEmbedding } from '../test/support/fake-embeddings.ts';
 import { startFakeOpenAI } from '../test/support/fake-openai.ts';
 import { createUser } from '../test/support/factories.ts';
 
@@ -43,10 +44,10 @@ async function seedPassages(t: TestApp, userId: string, n: number) {
   for (let done = 0; done < n; ) {
     const itemId = uuidv7();
     const count = Math.min(PER_ITEM, n - done);
-    await db.insert(knowledgeItems).values({ id: itemId, userId, kind: 'file', refId: randomUUID(), title: `item ${done / PER_ITEM}`, status: 'ready', chunks: count, tokens: count * 80, embeddingModel: 'openai:text-embedding-3-small', indexedAt: new Date() });
+    await db.insert(knowledgeItems).values({ id: itemId, userId, kind: 'file', refId: randomUUID(), title: `item ${done / PER_ITEM}`, status: 'ready', chunks: count, tokens: count * 80, embeddingModel: `openai:bench-dense-${DIMS}`, indexedAt: new Date() });
     const rows = Array.from({ length: count }, (_, i) => {
       const text = passage();
-      return { itemId, userId, index: i, text, headings: [], start: 0, end: text.length, tokens: 80, hash: randomUUID(), embedding: fakeEmbedding(text, DIMS), dims: DIMS };
+      return { itemId, userId, index: i, text, headings: [], start: 0, end: text.length, tokens: 80, hash: randomUUID(), embedding: denseEmbedding(text, DIMS), dims: DIMS };
     });
     await db.insert(knowledgeChunks).values(rows);
     done += count;
@@ -72,7 +73,7 @@ async function main() {
   const rows: string[] = [];
   for (const backend of backends) {
     for (const n of SIZES) {
-      const t = await startApp({ backend, worker: false, env: { ...openai.env, EMBEDDING_MODEL: 'openai:text-embedding-3-small' } });
+      const t = await startApp({ backend, worker: false, env: { ...openai.env, EMBEDDING_MODEL: `openai:bench-dense-${DIMS}` } });
       const u = await createUser(t);
       let started = performance.now();
       await seedPassages(t, u.id, n);
