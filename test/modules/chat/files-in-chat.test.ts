@@ -4,12 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { backends, type TestApp } from '../../support/app.ts';
+import { PNG, uploadFile } from '../../support/files.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 import { pdfWithText } from '../../support/pdf.ts';
 import { answerRequests, chatAs, startChat, waitFor, type ChatFixture } from './generation-fixture.ts';
 
-/** A real 1×1 PNG. */
-const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
 const PNG_URL = `data:image/png;base64,${PNG.toString('base64')}`;
 
 /**
@@ -21,15 +20,6 @@ function aiConfig(): string {
   const path = join(mkdtempSync(join(tmpdir(), 'parley-files-chat-')), 'ai.json');
   writeFileSync(path, JSON.stringify({ models: [{ id: 'openai:tiny', contextWindow: 3000, maxOutputTokens: 200, vision: true }] }));
   return path;
-}
-
-async function upload(t: TestApp, u: TestUser, name: string, bytes: Buffer) {
-  const form = new FormData();
-  form.append('file', new Blob([bytes]), name);
-  const res = await fetch(`${t.url}/v1/files`, { method: 'POST', headers: { authorization: `Bearer ${u.accessToken}` }, body: form });
-  const body = await res.json();
-  assert.equal(res.status, 201, JSON.stringify(body));
-  return body as { id: string; name: string; mimeType: string; size: number };
 }
 
 /** The last user message of the last answer request, as the upstream received it. */
@@ -55,7 +45,7 @@ for (const backend of backends()) {
     });
 
     test('an image goes to OpenAI as an image_url data URL of its exact bytes; the message lists the file', async () => {
-      const png = await upload(f.t, u, 'dot.png', PNG);
+      const png = await uploadFile(f.t, u, 'dot.png', PNG);
       const chat = chatAs(f.t, u);
       const c = await chat.conversation();
       const res = await chat.send(c, { content: [{ type: 'text', text: 'What is in this picture?' }, { type: 'file', fileId: png.id }] });
@@ -72,7 +62,7 @@ for (const backend of backends()) {
     });
 
     test('an image goes to Anthropic as a base64 image block with its media type', async () => {
-      const png = await upload(f.t, u, 'dot.png', PNG);
+      const png = await uploadFile(f.t, u, 'dot.png', PNG);
       const chat = chatAs(f.t, u);
       const c = await chat.conversation({ title: 'T', model: 'anthropic:claude-haiku-4-5' });
       const res = await chat.send(c, { content: [{ type: 'file', fileId: png.id }, { type: 'text', text: 'Describe it' }] });
@@ -86,8 +76,8 @@ for (const backend of backends()) {
     });
 
     test('a text file and a PDF go into the prompt as delimited blocks; a message may be files alone', async () => {
-      const notes = await upload(f.t, u, 'notes.md', Buffer.from('# Plan\nShip the importer on Tuesday.\n'));
-      const report = await upload(f.t, u, 'report.pdf', pdfWithText('Quarterly revenue grew 42 percent'));
+      const notes = await uploadFile(f.t, u, 'notes.md', Buffer.from('# Plan\nShip the importer on Tuesday.\n'));
+      const report = await uploadFile(f.t, u, 'report.pdf', pdfWithText('Quarterly revenue grew 42 percent'));
       assert.equal(report.mimeType, 'application/pdf');
       const chat = chatAs(f.t, u);
       const c = await chat.conversation();
@@ -108,7 +98,7 @@ for (const backend of backends()) {
 
     test('a large text file is cut to the model\'s room, with a note saying so', async () => {
       const words = Array.from({ length: 6000 }, (_, i) => `word${i}`).join(' ');
-      const big = await upload(f.t, u, 'big.txt', Buffer.from(words));
+      const big = await uploadFile(f.t, u, 'big.txt', Buffer.from(words));
       const chat = chatAs(f.t, u);
       const c = await chat.conversation({ title: 'T', model: 'openai:tiny' });
       const res = await chat.send(c, { content: [{ type: 'text', text: 'Summarise' }, { type: 'file', fileId: big.id }] });
@@ -123,7 +113,7 @@ for (const backend of backends()) {
     });
 
     test('a model that cannot see images: 400 before any upstream call, nothing stored', async () => {
-      const png = await upload(f.t, u, 'dot.png', PNG);
+      const png = await uploadFile(f.t, u, 'dot.png', PNG);
       const chat = chatAs(f.t, u);
       const c = await chat.conversation({ title: 'T', model: 'openai:gpt-3.5-turbo' });
       const res = await chat.send(c, { content: [{ type: 'text', text: 'What is this?' }, { type: 'file', fileId: png.id }] });
@@ -133,14 +123,14 @@ for (const backend of backends()) {
       assert.equal(f.openai.requests.length, 0);
       assert.deepEqual((await chat.branch(c)).data, []);
       // The same model still reads text files.
-      const notes = await upload(f.t, u, 'notes.txt', Buffer.from('The code word is marmalade.'));
+      const notes = await uploadFile(f.t, u, 'notes.txt', Buffer.from('The code word is marmalade.'));
       const ok = await chat.send(c, { content: [{ type: 'file', fileId: notes.id }] });
       assert.equal(ok.status, 201, ok.text);
       assert.match(lastUserContent(f.openai) as string, /marmalade/);
     });
 
     test('with an image, fallbacks that cannot see are skipped; one that can answers', async () => {
-      const png = await upload(f.t, u, 'dot.png', PNG);
+      const png = await uploadFile(f.t, u, 'dot.png', PNG);
       const project = await f.t.api('POST', '/v1/projects', {
         token: u.accessToken,
         body: { name: 'P', model: 'openai:gpt-4o-mini', fallbackModels: ['openai:gpt-3.5-turbo', 'anthropic:claude-haiku-4-5'] },
@@ -157,7 +147,7 @@ for (const backend of backends()) {
     });
 
     test('earlier images become a note for a model that cannot see, and the conversation goes on', async () => {
-      const png = await upload(f.t, u, 'dot.png', PNG);
+      const png = await uploadFile(f.t, u, 'dot.png', PNG);
       const chat = chatAs(f.t, u);
       const c = await chat.conversation();
       assert.equal((await chat.send(c, { content: [{ type: 'text', text: 'Look' }, { type: 'file', fileId: png.id }] })).status, 201);
@@ -172,7 +162,7 @@ for (const backend of backends()) {
 
     test('an image over 5 MB is refused when attached; an unreadable PDF is named to the model, not fatal', async () => {
       const huge = Buffer.concat([PNG.subarray(0, 33), Buffer.alloc(5 * 1024 * 1024 + 1, 7)]);
-      const big = await upload(f.t, u, 'huge.png', huge);
+      const big = await uploadFile(f.t, u, 'huge.png', huge);
       assert.equal(big.mimeType, 'image/png');
       const chat = chatAs(f.t, u);
       const c = await chat.conversation();
@@ -180,7 +170,7 @@ for (const backend of backends()) {
       assert.equal(refused.status, 413, refused.text);
       assert.equal(refused.body.code, 'image_too_large');
       assert.deepEqual((await chat.branch(c)).data, []);
-      const broken = await upload(f.t, u, 'broken.pdf', Buffer.from('%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n'));
+      const broken = await uploadFile(f.t, u, 'broken.pdf', Buffer.from('%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n'));
       const res = await chat.send(c, { content: [{ type: 'text', text: 'Read it' }, { type: 'file', fileId: broken.id }] });
       assert.equal(res.status, 201, res.text);
       assert.match(lastUserContent(f.openai) as string, /\[file broken\.pdf could not be read: /);
@@ -188,7 +178,7 @@ for (const backend of backends()) {
 
     test("another user's file is not found, and nothing is stored", async () => {
       const stranger = await createUser(f.t);
-      const theirs = await upload(f.t, stranger, 'secret.txt', Buffer.from('not yours'));
+      const theirs = await uploadFile(f.t, stranger, 'secret.txt', Buffer.from('not yours'));
       const chat = chatAs(f.t, u);
       const c = await chat.conversation();
       const res = await chat.send(c, { content: [{ type: 'text', text: 'Read this' }, { type: 'file', fileId: theirs.id }] });
@@ -201,7 +191,7 @@ for (const backend of backends()) {
     test('at most 10 files a message; an empty message without files is refused', async () => {
       const chat = chatAs(f.t, u);
       const c = await chat.conversation();
-      const notes = await upload(f.t, u, 'n.txt', Buffer.from('x'));
+      const notes = await uploadFile(f.t, u, 'n.txt', Buffer.from('x'));
       const eleven = Array.from({ length: 11 }, () => ({ type: 'file', fileId: notes.id }));
       assert.equal((await chat.send(c, { content: eleven })).status, 400);
       assert.equal((await chat.send(c, { content: [{ type: 'text', text: '  ' }] })).status, 400);
@@ -209,7 +199,7 @@ for (const backend of backends()) {
     });
 
     test('a deleted file is listed as deleted, and the next turn tells the model so', async () => {
-      const notes = await upload(f.t, u, 'minutes.txt', Buffer.from('Decided: move the launch to May.'));
+      const notes = await uploadFile(f.t, u, 'minutes.txt', Buffer.from('Decided: move the launch to May.'));
       const chat = chatAs(f.t, u);
       const c = await chat.conversation();
       const first = await chat.send(c, { content: [{ type: 'text', text: 'Keep this' }, { type: 'file', fileId: notes.id }] });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
+import { uploadFile } from '../../support/files.ts';
 import { eventually } from '../../support/eventually.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 
@@ -252,13 +253,7 @@ for (const backend of backends()) {
 
     test('attachments: your own file, not someone else\'s (404); a deleted file is detached', async () => {
       const doc = await create({ title: 'With files', body: 'see attached' });
-      const upload = async (who: TestUser, text: string) => {
-        const form = new FormData();
-        form.append('file', new Blob([text], { type: 'text/plain' }), 'notes.txt');
-        const res = await fetch(`${t.url}/v1/files`, { method: 'POST', headers: { authorization: `Bearer ${who.accessToken}` }, body: form });
-        assert.equal(res.status, 201);
-        return ((await res.json()) as { id: string }).id;
-      };
+      const upload = async (who: TestUser, text: string) => (await uploadFile(t, who, 'notes.txt', text)).id;
       const mine = await upload(u, 'my notes');
       const theirs = await upload(other, 'their notes');
       const attached = await t.api('POST', `/v1/documents/${doc.id}/attachments`, { token: u.accessToken, body: { fileId: mine } });

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'drizzle-orm';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
+import { uploadFile } from '../../support/files.ts';
 import { eventually } from '../../support/eventually.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 
@@ -40,12 +41,7 @@ for (const backend of backends()) {
     const viaLink = (who: Actor, token: string, method: string, path = '', body?: unknown) =>
       t.api(method, `/v1/documents/shared${path}`, { token: users[who].accessToken, body, headers: { 'x-share-token': token } });
     const version = async () => (await api('owner', 'GET', `/v1/documents/${docId}`)).body.version as number;
-    const upload = async (who: Actor) => {
-      const form = new FormData();
-      form.append('file', new Blob(['attached text'], { type: 'text/plain' }), 'a.txt');
-      const res = await fetch(`${t.url}/v1/files`, { method: 'POST', headers: { authorization: `Bearer ${users[who].accessToken}` }, body: form });
-      return ((await res.json()) as { id: string }).id;
-    };
+    const upload = async (who: Actor) => (await uploadFile(t, users[who], 'a.txt', 'attached text')).id;
 
     /** A thread the owner started (resolved first, to be reopened). */
     const thread = async (resolved = false) => {

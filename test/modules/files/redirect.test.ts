@@ -2,10 +2,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startApp, type TestApp } from '../../support/app.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
+import { PNG } from '../../support/files.ts';
 import { startS3, type LocalS3 } from '../../support/s3.ts';
 
-/** A real 1×1 PNG. */
-const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
 
 describe('files: downloads redirected to presigned S3 URLs (FILES_DOWNLOAD_REDIRECT)', () => {
   let s3: LocalS3;

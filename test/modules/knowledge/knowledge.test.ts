@@ -5,11 +5,10 @@ import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { docx } from '../../support/docx.ts';
 import { eventually } from '../../support/eventually.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai.ts';
+import { PNG, uploadFile } from '../../support/files.ts';
 import { allSse } from '../../support/sse.ts';
 import { connectAs, subscribe } from '../../support/ws.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
-
-const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
 
 /** A Markdown guide in sections: each passage is about one animal, so rankings are easy to tell apart. */
 const GUIDE = [
@@ -27,14 +26,6 @@ const GUIDE = [
   '',
   'Tortoises live for well over a century. Their shells are part of their skeleton and grow with them.',
 ].join('\n');
-
-async function uploadFile(t: TestApp, u: TestUser, name: string, bytes: Buffer) {
-  const form = new FormData();
-  form.append('file', new Blob([bytes]), name);
-  const res = await fetch(`${t.url}/v1/files`, { method: 'POST', headers: { authorization: `Bearer ${u.accessToken}` }, body: form });
-  assert.equal(res.status, 201, await res.clone().text());
-  return (await res.json()) as { id: string };
-}
 
 const ready = async (t: TestApp, u: TestUser, itemId: string, status = 'ready') => {
   let item: any;
