@@ -247,7 +247,15 @@ export function bullmqQueue(opts: BullmqQueueOptions): BullmqJobQueue {
       if ((await Promise.race([closed, late])) === 'late') {
         // The attempts still running are aborted and their jobs put back in the queue (see the processor).
         for (const w of all) w.cancelAllJobs(SHUTDOWN);
-        await closed;
+        // A worker whose blocking connection is stuck (seen after Redis restarted under it) never finishes a
+        // graceful close: force it, and stop waiting after a few seconds more; its jobs' locks lapse, so
+        // another worker takes them.
+        const forced = Promise.all(all.map((w) => w.close(true).catch(() => {})));
+        const given = new Promise<'late'>((r) => setTimeout(() => r('late'), 5_000).unref());
+        if ((await Promise.race([Promise.all([closed, forced]), given])) === 'late') {
+          logger.warn('a job worker did not close in time: dropping its Redis connection');
+          await Promise.all(all.map((w) => w.disconnect().catch(() => {})));
+        }
       }
       await Promise.all([...queues.values()].map((e) => e.queue.close()));
       await connection.quit().catch(() => connection.disconnect());

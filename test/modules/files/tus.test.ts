@@ -341,7 +341,8 @@ describe('resumable uploads (tus): Redis outage [postgres]', { skip: !process.en
   test('without Redis an upload is a quick 503 with Retry-After, keeping its bytes; it resumes once Redis is back', async () => {
     const port = await freePort();
     redis = await startRedisServer(port);
-    t = await startApp({ backend: 'postgres', env: { REDIS_URL: redis.url } });
+    // The HTTP path alone (no worker role): what is tested is the tus requests' answer to the outage.
+    t = await startApp({ backend: 'postgres', worker: false, env: { REDIS_URL: redis.url } });
     const app = t;
     const u = await createUser(app);
     const data = png(200_000);
