@@ -4,6 +4,7 @@ import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { eventually } from '../../support/eventually.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 import { PNG, uploadFile } from '../../support/files.ts';
+import { isPrivateAddress } from '../../../src/modules/webhooks/index.ts';
 import { startReceiver, verifies } from './receiver.ts';
 
 type Receiver = Awaited<ReturnType<typeof startReceiver>>;
@@ -206,6 +207,23 @@ for (const backend of backends()) {
       assert.ok(verifies(endpoint.secret, r!));
     });
 
+    test('an event redelivered by the bus makes no second message', async () => {
+      const endpoint = await register(u, '/once', ['job.failed']);
+      assert.equal(await t.services.webhooks.emit(u.id, 'job.failed', { jobId: 'j1', queue: 'q' }, 'event-1'), 1);
+      assert.equal(await t.services.webhooks.emit(u.id, 'job.failed', { jobId: 'j1', queue: 'q' }, 'event-1'), 0);
+      await eventually(() => assert.equal(receiver.on('/once').length, 1));
+      const messages = await t.api('GET', `/v1/webhooks/endpoints/${endpoint.id}/messages`, { token: u.accessToken });
+      assert.equal(messages.body.data.length, 1);
+    });
+
+    test('API keys need the webhooks scope', async () => {
+      const key = async (scopes: string[]) => (await t.api('POST', '/v1/api-keys', { token: u.accessToken, body: { name: 'hooks', scopes } })).body.key as string;
+      const denied = await t.api('GET', '/v1/webhooks/endpoints', { token: await key(['chat']) });
+      assert.equal(denied.status, 403);
+      assert.equal(denied.body.code, 'insufficient_scope');
+      assert.equal((await t.api('GET', '/v1/webhooks/endpoints', { token: await key(['webhooks']) })).status, 200);
+    });
+
     test('an endpoint failing for the whole window is disabled, and its owner told', async () => {
       const told: Array<{ endpointId: string }> = [];
       const sub = await t.deps.bus.subscribe('test-webhook-disabled', ['webhook.endpoint.disabled'], (e) => void told.push(e.payload));
@@ -247,3 +265,9 @@ for (const backend of backends()) {
     });
   });
 }
+
+test('the private-address rule covers IPv4, IPv6 and IPv4 inside IPv6', () => {
+  for (const a of ['127.0.0.1', '10.0.0.1', '172.31.255.255', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '224.0.0.1', '::1', '::', 'fe80::1', 'fd12::1', 'fc00::1', '::ffff:127.0.0.1', '::ffff:7f00:1', '::ffff:a9fe:a9fe', '64:ff9b::a00:1', 'not-an-ip'])
+    assert.equal(isPrivateAddress(a), true, a);
+  for (const a of ['8.8.8.8', '1.1.1.1', '172.32.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8']) assert.equal(isPrivateAddress(a), false, a);
+});
