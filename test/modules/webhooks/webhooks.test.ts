@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { sql } from 'drizzle-orm';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { eventually } from '../../support/eventually.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
@@ -261,6 +262,27 @@ for (const backend of backends()) {
         const res = await t.api('POST', '/v1/webhooks/endpoints', { token: u.accessToken, body: { url, events: ['file.ready'] } });
         assert.equal(res.status, 400, `${url}: ${res.text}`);
         assert.equal(res.body.code, 'webhook_url_private', url);
+      }
+    });
+
+    test('the address is checked again at delivery: a host that now points inside is not reached', async () => {
+      const receiver = await startReceiver({});
+      try {
+        // A public address at registration (a literal: no DNS needed), then the host "rebinds" to loopback.
+        const created = await t.api('POST', '/v1/webhooks/endpoints', { token: u.accessToken, body: { url: 'http://8.8.8.8/hook', events: ['file.ready'] } });
+        assert.equal(created.status, 201, created.text);
+        await t.deps.db.execute(sql`update webhook_endpoints set url = ${receiver.url + '/inside'} where id = ${created.body.id}`);
+        const message = (await t.api('POST', `/v1/webhooks/endpoints/${created.body.id}/test`, { token: u.accessToken })).body;
+        const [first] = await eventually(async () => {
+          const a = (await t.api('GET', `/v1/webhooks/messages/${message.id}/attempts`, { token: u.accessToken })).body.data;
+          assert.ok(a.length >= 1);
+          return a;
+        });
+        assert.equal(first.statusCode, null);
+        assert.match(first.error, /private/);
+        assert.equal(receiver.received.length, 0);
+      } finally {
+        await receiver.close();
       }
     });
   });
