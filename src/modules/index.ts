@@ -15,6 +15,7 @@ import { projectsModule } from './projects/index.ts';
 import { realtimeModule } from './realtime/index.ts';
 import { usageModule } from './usage/index.ts';
 import { usersModule } from './users/index.ts';
+import { webhooksModule } from './webhooks/index.ts';
 
 /**
  * Every capability of Parley, in the order their services are built (a module
@@ -36,6 +37,7 @@ export const MODULES: readonly Module[] = [
   documentsModule,
   knowledgeModule,
   chatModule,
+  webhooksModule,
   adminModule,
   realtimeModule,
   healthModule,

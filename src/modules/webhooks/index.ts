@@ -1,0 +1,66 @@
+import { defineModule } from '../module.ts';
+import { webhooksRoutes } from './routes.ts';
+import { webhookAttempts, webhookEndpoints, webhookMessages } from './schema.ts';
+import { createWebhooks, DELIVER_QUEUE, type Webhooks } from './service.ts';
+import { webhookSettings, webhooksEnv, type WebhookSettings } from './settings.ts';
+
+export type { Webhooks } from './service.ts';
+export { WEBHOOK_EVENTS } from './service.ts';
+/** The private-address rule, for any other fetch of a user-given URL. */
+export { isPrivateAddress, parseWebhookUrl, resolvePublic } from './address.ts';
+
+declare module '../../platform/bus/events.ts' {
+  interface DomainEvents {
+    /** An endpoint failed for the whole window (5 days by default) and was disabled: told to its owner. */
+    'webhook.endpoint.disabled': { userId: string; endpointId: string; url: string; failingSince: string };
+  }
+}
+
+declare module '../module.ts' {
+  interface ServiceMap {
+    /** Endpoints, messages and their delivery. */
+    webhooks: Webhooks;
+  }
+  interface ModuleSettings {
+    /** Private addresses allowed, timeout, retry scale, the disable window. */
+    webhooks: WebhookSettings;
+  }
+}
+
+/**
+ * Webhooks: endpoints users register for events, messages signed the
+ * Standard Webhooks way and delivered by queued attempts on Svix's retry
+ * schedule, every attempt logged; private addresses refused at registration
+ * and at delivery; an endpoint failing for days disabled.
+ */
+export const webhooksModule = defineModule({
+  name: 'webhooks',
+  tables: { webhookEndpoints, webhookMessages, webhookAttempts },
+  config: { env: webhooksEnv, read: webhookSettings },
+  needs: ['jobs', 'projects'],
+  provides: ['webhooks'],
+  services: ({ deps, config, services }) => ({
+    webhooks: createWebhooks({ db: deps.db, cipher: deps.cipher, jobs: services.jobs, projects: services.projects, announce: deps.announce, settings: config.webhooks }),
+  }),
+  routes: webhooksRoutes,
+  jobs: ({ config, services }) => [
+    // Many at once: a slow endpoint holds a slot for up to the timeout.
+    { queue: DELIVER_QUEUE, handler: (job) => services.webhooks.deliver(job), options: { concurrency: 8, timeoutMs: config.webhooks.timeoutMs + 15_000 } },
+  ],
+  subscriptions: ({ services }) => [
+    {
+      group: 'webhooks',
+      types: ['message.stream.finished', 'file.created', 'document.saved', 'job.progress'],
+      handler: async (event) => {
+        const { webhooks } = services;
+        const p = event.payload as Record<string, any>;
+        if (event.type === 'message.stream.finished' && p.status === 'complete')
+          await webhooks.emit(p.userId, 'message.completed', { conversationId: p.conversationId, messageId: p.messageId, model: p.model, usage: p.usage }, event.id);
+        else if (event.type === 'file.created') await webhooks.emit(p.userId, 'file.ready', { fileId: p.fileId, name: p.name, mimeType: p.mimeType, size: p.size }, event.id);
+        // Told once per reader: the author's copy is enough.
+        else if (event.type === 'document.saved' && p.userId === p.authorId) await webhooks.emit(p.userId, 'document.updated', { documentId: p.documentId, version: p.version }, event.id);
+        else if (event.type === 'job.progress' && p.state === 'dead') await webhooks.emit(p.userId, 'job.failed', { jobId: p.jobId, queue: p.queue }, event.id);
+      },
+    },
+  ],
+});

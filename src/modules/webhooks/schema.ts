@@ -1,0 +1,65 @@
+import { index, integer, jsonb, pgTable, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { createdAt, id, time } from '../../platform/db/columns.ts';
+import { users } from '../users/index.ts';
+
+/** Where a user's (or one of their projects') events are posted. The secret is encrypted; during a rotation the previous one signs too, until `previousSecretUntil`. */
+export const webhookEndpoints = pgTable(
+  'webhook_endpoints',
+  {
+    id: id(),
+    userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    projectId: uuid('project_id'),
+    url: text('url').notNull(),
+    description: text('description'),
+    events: text('events').array().notNull(),
+    secretEnc: text('secret_enc').notNull(),
+    previousSecretEnc: text('previous_secret_enc'),
+    previousSecretUntil: time('previous_secret_until'),
+    disabledAt: time('disabled_at'),
+    disabledReason: text('disabled_reason'),
+    /** The first failure since the last success; null while healthy. */
+    failingSince: time('failing_since'),
+    createdAt: createdAt(),
+    updatedAt: time('updated_at').notNull().defaultNow(),
+  },
+  (t) => [index('webhook_endpoints_user_idx').on(t.userId, t.id)],
+);
+
+/** One event for one endpoint: its id (`msg_…`) is the `webhook-id` every attempt and replay carries. */
+export const webhookMessages = pgTable(
+  'webhook_messages',
+  {
+    id: text('id').primaryKey(),
+    endpointId: uuid('endpoint_id').notNull().references(() => webhookEndpoints.id, { onDelete: 'cascade' }),
+    userId: uuid('user_id').notNull(),
+    eventType: text('event_type').notNull(),
+    /** The bus event it came from: a redelivered event makes no second message. */
+    sourceEventId: text('source_event_id'),
+    payload: jsonb('payload').$type<Record<string, unknown>>().notNull(),
+    status: text('status', { enum: ['pending', 'delivered', 'failed'] }).notNull().default('pending'),
+    createdAt: createdAt(),
+  },
+  (t) => [index('webhook_messages_endpoint_idx').on(t.endpointId, t.id), uniqueIndex('webhook_messages_source_key').on(t.endpointId, t.sourceEventId)],
+);
+
+/** Every try of a message: what came back, how long it took, or why it failed. */
+export const webhookAttempts = pgTable(
+  'webhook_attempts',
+  {
+    id: id(),
+    messageId: text('message_id').notNull().references(() => webhookMessages.id, { onDelete: 'cascade' }),
+    /** Step of the retry schedule (1 = immediate). */
+    attempt: integer('attempt').notNull(),
+    statusCode: integer('status_code'),
+    latencyMs: integer('latency_ms').notNull(),
+    /** At most 1 KB of the response body. */
+    responseExcerpt: text('response_excerpt'),
+    error: text('error'),
+    createdAt: createdAt(),
+  },
+  (t) => [index('webhook_attempts_message_idx').on(t.messageId, t.id)],
+);
+
+export type EndpointRow = typeof webhookEndpoints.$inferSelect;
+export type MessageRow = typeof webhookMessages.$inferSelect;
+export type AttemptRow = typeof webhookAttempts.$inferSelect;

@@ -1,0 +1,195 @@
+import { uuidv7 } from 'uuidv7';
+import { NotFound } from '../../errors.ts';
+import type { Announce } from '../../platform/bus/bus.ts';
+import type { Cipher } from '../../platform/crypto/cipher.ts';
+import { inTransaction, type Db } from '../../platform/db/database.ts';
+import type { Jobs } from '../jobs/index.ts';
+import type { Projects } from '../projects/index.ts';
+import { parseWebhookUrl, resolvePublic } from './address.ts';
+import { newSecret, post, signatures } from './delivery.ts';
+import { createWebhooksRepository } from './repository.ts';
+import type { EndpointRow, MessageRow } from './schema.ts';
+import type { WebhookSettings } from './settings.ts';
+
+/** The events an endpoint may subscribe to. */
+export const WEBHOOK_EVENTS = ['message.completed', 'conversation.created', 'file.ready', 'document.updated', 'budget.exceeded', 'job.failed', 'notification.created'] as const;
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+/** What a test send carries; no endpoint subscribes to it. */
+export const TEST_EVENT = 'webhook.test';
+
+export const DELIVER_QUEUE = 'webhooks.deliver';
+/** Svix's schedule: the wait before each attempt (immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h). */
+export const RETRY_SCHEDULE_MS = [0, 5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000];
+/** How long the previous secret still signs after a rotation. */
+const ROTATION_GRACE_MS = 24 * 3600 * 1000;
+
+export interface DeliverJob {
+  messageId: string;
+  /** Step of the retry schedule, 1-based. */
+  attempt: number;
+  /** One chain of attempts: the first delivery, or a replay. */
+  run: string;
+}
+
+export interface WebhooksDeps {
+  db: Db;
+  cipher: Cipher;
+  jobs: Pick<Jobs, 'enqueue'>;
+  projects: Pick<Projects, 'exists'>;
+  announce: Announce;
+  settings: WebhookSettings;
+}
+
+const secretContext = (endpointId: string) => `webhook:${endpointId}`;
+
+/**
+ * Outgoing webhooks: endpoints a user registers, one message per event and
+ * endpoint, delivered by queued attempts on Svix's schedule, signed the
+ * Standard Webhooks way. Another user's endpoint or message is as missing as
+ * one that does not exist.
+ */
+export function createWebhooks(d: WebhooksDeps) {
+  const repo = createWebhooksRepository(d.db);
+
+  async function endpoint(userId: string, id: string): Promise<EndpointRow> {
+    const row = await repo.endpoint(userId, id);
+    if (!row) throw NotFound('Webhook endpoint', 'webhook_endpoint_not_found');
+    return row;
+  }
+
+  async function checkUrl(raw: string): Promise<string> {
+    const url = parseWebhookUrl(raw);
+    await resolvePublic(url, d.settings.allowPrivate);
+    return url.toString();
+  }
+
+  async function checkProject(userId: string, projectId: string | null | undefined) {
+    if (projectId && !(await d.projects.exists(userId, projectId))) throw NotFound('Project', 'project_not_found');
+  }
+
+  /** The secrets that sign now: the current one, and the previous one during its grace period. */
+  function secretsOf(e: EndpointRow): string[] {
+    const secrets = [d.cipher.decrypt(e.secretEnc, secretContext(e.id)).toString()];
+    if (e.previousSecretEnc && e.previousSecretUntil && e.previousSecretUntil > new Date()) secrets.push(d.cipher.decrypt(e.previousSecretEnc, secretContext(e.id)).toString());
+    return secrets;
+  }
+
+  const deliverJob = (job: DeliverJob, delayMs: number, tx?: Db) =>
+    d.jobs.enqueue<DeliverJob>(DELIVER_QUEUE, job, { delayMs, attempts: 5, backoffMs: 2_000, idempotencyKey: `${job.messageId}:${job.run}:${job.attempt}`, tx });
+
+  /** A message for one endpoint and its first attempt, in one transaction: neither exists without the other. */
+  async function send(e: EndpointRow, eventType: string, payload: Record<string, unknown>, sourceEventId: string | null): Promise<MessageRow | undefined> {
+    return inTransaction(d.db, async (tx) => {
+      const message = await createWebhooksRepository(tx).createMessage({ id: `msg_${uuidv7().replaceAll('-', '')}`, endpointId: e.id, userId: e.userId, eventType, payload, sourceEventId });
+      if (message) await deliverJob({ messageId: message.id, attempt: 1, run: 'first' }, 0, tx);
+      return message;
+    });
+  }
+
+  return {
+    async create(userId: string, input: { url: string; events: string[]; description?: string | null; projectId?: string | null }): Promise<{ endpoint: EndpointRow; secret: string }> {
+      const url = await checkUrl(input.url);
+      await checkProject(userId, input.projectId);
+      const id = uuidv7();
+      const secret = newSecret();
+      const row = await repo.createEndpoint({ id, userId, url, events: [...new Set(input.events)], description: input.description ?? null, projectId: input.projectId ?? null, secretEnc: d.cipher.encrypt(secret, secretContext(id)) });
+      return { endpoint: row, secret };
+    },
+    get: endpoint,
+    list: (userId: string, opts: { limit: number; cursor?: string }) => repo.endpoints(userId, opts),
+    async update(userId: string, id: string, patch: { url?: string; events?: string[]; description?: string | null; disabled?: boolean }): Promise<EndpointRow> {
+      await endpoint(userId, id);
+      const values: Parameters<typeof repo.updateEndpoint>[1] = {};
+      if (patch.url !== undefined) values.url = await checkUrl(patch.url);
+      if (patch.events !== undefined) values.events = [...new Set(patch.events)];
+      if (patch.description !== undefined) values.description = patch.description;
+      if (patch.disabled === true) Object.assign(values, { disabledAt: new Date(), disabledReason: 'by its owner' });
+      // Enabled again: the failing window starts over.
+      if (patch.disabled === false) Object.assign(values, { disabledAt: null, disabledReason: null, failingSince: null });
+      return (await repo.updateEndpoint(id, values))!;
+    },
+    async delete(userId: string, id: string): Promise<void> {
+      if (!(await repo.deleteEndpoint(userId, id))) throw NotFound('Webhook endpoint', 'webhook_endpoint_not_found');
+    },
+    /** A new secret; the old one keeps signing (a second signature) for 24 hours. */
+    async rotateSecret(userId: string, id: string): Promise<{ endpoint: EndpointRow; secret: string }> {
+      const e = await endpoint(userId, id);
+      const secret = newSecret();
+      const row = await repo.updateEndpoint(id, { secretEnc: d.cipher.encrypt(secret, secretContext(id)), previousSecretEnc: e.secretEnc, previousSecretUntil: new Date(Date.now() + ROTATION_GRACE_MS) });
+      return { endpoint: row!, secret };
+    },
+    async test(userId: string, id: string): Promise<MessageRow> {
+      const e = await endpoint(userId, id);
+      return (await send(e, TEST_EVENT, { endpointId: e.id, message: 'A test event from Parley' }, null))!;
+    },
+    async messages(userId: string, endpointId: string, opts: { limit: number; cursor?: string }): Promise<MessageRow[]> {
+      await endpoint(userId, endpointId);
+      return repo.messages(endpointId, opts);
+    },
+    async message(userId: string, id: string): Promise<MessageRow> {
+      const row = await repo.ownMessage(userId, id);
+      if (!row) throw NotFound('Webhook message', 'webhook_message_not_found');
+      return row;
+    },
+    async attempts(userId: string, messageId: string) {
+      const row = await repo.ownMessage(userId, messageId);
+      if (!row) throw NotFound('Webhook message', 'webhook_message_not_found');
+      return repo.attempts(messageId);
+    },
+    /** Sends a message again (a new chain of attempts, the same webhook-id), whatever became of it. */
+    async replay(userId: string, messageId: string): Promise<MessageRow> {
+      const row = await repo.ownMessage(userId, messageId);
+      if (!row) throw NotFound('Webhook message', 'webhook_message_not_found');
+      await repo.setMessageStatus(row.id, 'pending');
+      await deliverJob({ messageId: row.id, attempt: 1, run: uuidv7() }, 0);
+      return { ...row, status: 'pending' };
+    },
+
+    /** An event for a user: one message for each of their enabled endpoints that wants it. `sourceEventId` makes a redelivered event harmless. */
+    async emit(userId: string, eventType: WebhookEvent, payload: Record<string, unknown>, sourceEventId: string): Promise<number> {
+      let sent = 0;
+      for (const e of await repo.subscribed(userId, eventType)) if (await send(e, eventType, payload, sourceEventId)) sent++;
+      return sent;
+    },
+
+    /**
+     * One attempt. A message already delivered is not sent again (a job rerun
+     * after a worker died); a failure schedules the next step, and an endpoint
+     * failing for longer than the window is disabled and its owner told.
+     */
+    async deliver(job: DeliverJob): Promise<{ status: string }> {
+      const message = await repo.message(job.messageId);
+      if (!message) return { status: 'gone' };
+      if (message.status === 'delivered') return { status: 'already delivered' };
+      const e = await repo.endpointById(message.endpointId);
+      if (!e || e.disabledAt) return { status: 'endpoint disabled' };
+      const timestamp = Math.floor(Date.now() / 1000);
+      const body = JSON.stringify({ type: message.eventType, timestamp: message.createdAt.toISOString(), data: message.payload });
+      const result = await post({
+        url: e.url,
+        body,
+        timeoutMs: d.settings.timeoutMs,
+        allowPrivate: d.settings.allowPrivate,
+        headers: { 'webhook-id': message.id, 'webhook-timestamp': String(timestamp), 'webhook-signature': signatures(secretsOf(e), message.id, timestamp, body) },
+      });
+      await repo.recordAttempt({ messageId: message.id, attempt: job.attempt, statusCode: result.statusCode, latencyMs: result.latencyMs, responseExcerpt: result.excerpt, error: result.error });
+      if (result.ok) {
+        await repo.setMessageStatus(message.id, 'delivered');
+        if (e.failingSince) await repo.markHealthy(e.id);
+        return { status: 'delivered' };
+      }
+      await repo.setMessageStatus(message.id, 'failed');
+      const now = new Date();
+      const failingSince = await repo.markFailing(e.id, now);
+      if (now.getTime() - failingSince.getTime() >= d.settings.disableAfterMs) {
+        await repo.updateEndpoint(e.id, { disabledAt: now, disabledReason: 'failing' });
+        d.announce('webhook.endpoint.disabled', { userId: e.userId, endpointId: e.id, url: e.url, failingSince: failingSince.toISOString() });
+        return { status: 'failed; endpoint disabled' };
+      }
+      if (job.attempt < RETRY_SCHEDULE_MS.length) await deliverJob({ ...job, attempt: job.attempt + 1 }, Math.round(RETRY_SCHEDULE_MS[job.attempt]! * d.settings.retryScale));
+      return { status: 'failed' };
+    },
+  };
+}
+
+export type Webhooks = ReturnType<typeof createWebhooks>;

@@ -1,0 +1,295 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { sql } from 'drizzle-orm';
+import { backends, startApp, type TestApp } from '../../support/app.ts';
+import { eventually } from '../../support/eventually.ts';
+import { createUser, type TestUser } from '../../support/factories.ts';
+import { PNG, uploadFile } from '../../support/files.ts';
+import { isPrivateAddress } from '../../../src/modules/webhooks/index.ts';
+import { startReceiver, verifies } from './receiver.ts';
+
+type Receiver = Awaited<ReturnType<typeof startReceiver>>;
+
+// Loopback receivers need private addresses allowed; a 500 ms timeout, the schedule a thousandth as long (5 ms, 300 ms, 1.8 s, …) and a 1.5 s failing window.
+const ENV = { WEBHOOKS_ALLOW_PRIVATE: 'true', WEBHOOKS_TIMEOUT_MS: '500', WEBHOOKS_RETRY_SCALE: '0.001', WEBHOOKS_DISABLE_AFTER_MS: '1500' };
+
+for (const backend of backends()) {
+  describe(`webhooks [${backend}]`, () => {
+    let t: TestApp;
+    let receiver: Receiver;
+    let u: TestUser;
+    let stranger: TestUser;
+
+    const register = async (user: TestUser, path: string, events = ['file.ready']) => {
+      const res = await t.api('POST', '/v1/webhooks/endpoints', { token: user.accessToken, body: { url: receiver.url + path, events } });
+      assert.equal(res.status, 201, res.text);
+      return res.body as { id: string; secret: string; url: string };
+    };
+    const testSend = async (endpointId: string) => {
+      const res = await t.api('POST', `/v1/webhooks/endpoints/${endpointId}/test`, { token: u.accessToken });
+      assert.equal(res.status, 202, res.text);
+      return res.body as { id: string; status: string };
+    };
+    const attempts = async (messageId: string, user = u) => {
+      const res = await t.api('GET', `/v1/webhooks/messages/${messageId}/attempts`, { token: user.accessToken });
+      assert.equal(res.status, 200, res.text);
+      return res.body.data as Array<{ attempt: number; statusCode: number | null; latencyMs: number; responseExcerpt: string | null; error: string | null }>;
+    };
+
+    before(async () => {
+      receiver = await startReceiver({
+        '/flaky': (n) => ({ status: n === 1 ? 500 : 200 }),
+        '/hang': () => 'hang',
+        '/redirect': () => ({ status: 302, location: '/landed' }),
+        '/huge': () => 'huge',
+        '/down': () => ({ status: 503 }),
+      });
+      t = await startApp({ backend, env: ENV });
+      u = await createUser(t);
+      stranger = await createUser(t);
+    });
+    after(async () => {
+      await t.close();
+      await receiver.close();
+    });
+
+    test('an event reaches its endpoint signed, and verifies as a receiver checks it', async () => {
+      const owner = await createUser(t);
+      const endpoint = await register(owner, '/files');
+      assert.match(endpoint.secret, /^whsec_[A-Za-z0-9+/=]+$/);
+      const listed = await t.api('GET', `/v1/webhooks/endpoints/${endpoint.id}`, { token: owner.accessToken });
+      assert.equal(listed.body.secret, undefined, 'the secret is shown once');
+      const file = await uploadFile(t, owner, 'dot.png', PNG);
+      const [r] = await eventually(() => {
+        const got = receiver.on('/files');
+        assert.equal(got.length, 1);
+        return got;
+      });
+      assert.ok(verifies(endpoint.secret, r!), JSON.stringify(r!.headers));
+      assert.ok(!verifies('whsec_' + Buffer.alloc(24).toString('base64'), r!));
+      assert.match(String(r!.headers['webhook-id']), /^msg_[0-9a-f]{32}$/);
+      const body = JSON.parse(r!.body);
+      assert.equal(body.type, 'file.ready');
+      assert.equal(body.data.fileId, file.id);
+      const messages = await t.api('GET', `/v1/webhooks/endpoints/${endpoint.id}/messages`, { token: owner.accessToken });
+      assert.equal(messages.body.data.length, 1);
+      await eventually(async () => assert.equal((await t.api('GET', `/v1/webhooks/messages/${messages.body.data[0].id}`, { token: owner.accessToken })).body.status, 'delivered'));
+    });
+
+    test('a 500 is retried on the schedule; every attempt is logged with status, latency and excerpt', async () => {
+      const endpoint = await register(u, '/flaky');
+      const message = await testSend(endpoint.id);
+      const log = await eventually(async () => {
+        const a = await attempts(message.id);
+        assert.equal(a.length, 2);
+        return a;
+      });
+      assert.deepEqual(log.map((a) => [a.attempt, a.statusCode]), [[1, 500], [2, 200]]);
+      assert.equal(log[0]!.responseExcerpt, 'answer 500 to /flaky');
+      assert.equal(log[0]!.error, 'HTTP 500');
+      assert.ok(log.every((a) => Number.isInteger(a.latencyMs) && a.latencyMs >= 0));
+      assert.equal(receiver.on('/flaky').length, 2);
+      assert.equal(new Set(receiver.on('/flaky').map((r) => r.headers['webhook-id'])).size, 1, 'one webhook-id for every attempt');
+      await eventually(async () => assert.equal((await t.api('GET', `/v1/webhooks/messages/${message.id}`, { token: u.accessToken })).body.status, 'delivered'));
+    });
+
+    test('a receiver that hangs fails by the timeout, logged', async () => {
+      const endpoint = await register(u, '/hang');
+      const message = await testSend(endpoint.id);
+      const [first] = await eventually(async () => {
+        const a = await attempts(message.id);
+        assert.ok(a.length >= 1);
+        return a;
+      });
+      assert.equal(first!.statusCode, null);
+      assert.match(first!.error!, /Timed out after 500 ms/);
+      assert.ok(first!.latencyMs >= 450);
+    });
+
+    test('a redirect is not followed: the 3xx is a failed attempt', async () => {
+      const endpoint = await register(u, '/redirect');
+      const message = await testSend(endpoint.id);
+      const [first] = await eventually(async () => {
+        const a = await attempts(message.id);
+        assert.ok(a.length >= 1);
+        return a;
+      });
+      assert.equal(first!.statusCode, 302);
+      assert.match(first!.error!, /Redirect/);
+      assert.equal(receiver.on('/landed').length, 0);
+    });
+
+    test('a 50 MB answer is cut after the excerpt; the 2xx counts', async () => {
+      const endpoint = await register(u, '/huge');
+      const message = await testSend(endpoint.id);
+      const [first] = await eventually(async () => {
+        const a = await attempts(message.id);
+        assert.equal(a.length, 1);
+        return a;
+      });
+      assert.equal(first!.statusCode, 200);
+      assert.ok(first!.responseExcerpt!.length <= 1024 && first!.responseExcerpt!.startsWith('xxxx'));
+    });
+
+    test('bad URLs are refused with a 400: credentials, another scheme, not a URL', async () => {
+      for (const url of ['http://user:pass@127.0.0.1/x', 'ftp://127.0.0.1/x', 'file:///etc/passwd', 'not a url']) {
+        const res = await t.api('POST', '/v1/webhooks/endpoints', { token: u.accessToken, body: { url, events: ['file.ready'] } });
+        assert.equal(res.status, 400, `${url}: ${res.text}`);
+      }
+      const res = await t.api('POST', '/v1/webhooks/endpoints', { token: u.accessToken, body: { url: receiver.url, events: ['nope'] } });
+      assert.equal(res.status, 400);
+    });
+
+    test("another user's endpoint and messages are not found, everywhere", async () => {
+      const endpoint = await register(u, '/mine');
+      const message = await testSend(endpoint.id);
+      const as = { token: stranger.accessToken };
+      const calls: Array<[string, string, unknown?]> = [
+        ['GET', `/v1/webhooks/endpoints/${endpoint.id}`],
+        ['PATCH', `/v1/webhooks/endpoints/${endpoint.id}`, { events: ['job.failed'] }],
+        ['DELETE', `/v1/webhooks/endpoints/${endpoint.id}`],
+        ['POST', `/v1/webhooks/endpoints/${endpoint.id}/rotate-secret`],
+        ['POST', `/v1/webhooks/endpoints/${endpoint.id}/test`],
+        ['GET', `/v1/webhooks/endpoints/${endpoint.id}/messages`],
+        ['GET', `/v1/webhooks/messages/${message.id}`],
+        ['GET', `/v1/webhooks/messages/${message.id}/attempts`],
+        ['POST', `/v1/webhooks/messages/${message.id}/replay`],
+      ];
+      for (const [method, path, body] of calls) {
+        const res = await t.api(method, path, { ...as, body });
+        assert.equal(res.status, 404, `${method} ${path}: ${res.text}`);
+      }
+      assert.equal((await t.api('GET', '/v1/webhooks/endpoints', as)).body.data.length, 0);
+      assert.equal((await t.api('GET', `/v1/webhooks/endpoints/${endpoint.id}`, { token: u.accessToken })).status, 200);
+    });
+
+    test('a replay sends the message again with the same webhook-id', async () => {
+      const endpoint = await register(u, '/replayed');
+      const message = await testSend(endpoint.id);
+      await eventually(() => assert.equal(receiver.on('/replayed').length, 1));
+      const res = await t.api('POST', `/v1/webhooks/messages/${message.id}/replay`, { token: u.accessToken });
+      assert.equal(res.status, 202, res.text);
+      await eventually(() => assert.equal(receiver.on('/replayed').length, 2));
+      const [a, b] = receiver.on('/replayed');
+      assert.equal(a!.headers['webhook-id'], message.id);
+      assert.equal(b!.headers['webhook-id'], message.id);
+      assert.equal(a!.body, b!.body);
+      assert.ok(verifies(endpoint.secret, b!));
+      await eventually(async () => assert.equal((await attempts(message.id)).length, 2));
+    });
+
+    test('during a secret rotation both signatures are sent, and each verifies', async () => {
+      const endpoint = await register(u, '/rotated');
+      const rotated = await t.api('POST', `/v1/webhooks/endpoints/${endpoint.id}/rotate-secret`, { token: u.accessToken });
+      assert.equal(rotated.status, 200, rotated.text);
+      assert.notEqual(rotated.body.secret, endpoint.secret);
+      assert.ok(rotated.body.secretRotatedUntil);
+      await testSend(endpoint.id);
+      const [r] = await eventually(() => {
+        const got = receiver.on('/rotated');
+        assert.equal(got.length, 1);
+        return got;
+      });
+      assert.equal(String(r!.headers['webhook-signature']).split(' ').length, 2);
+      assert.ok(verifies(rotated.body.secret, r!), 'the new secret verifies');
+      assert.ok(verifies(endpoint.secret, r!), 'the old secret still verifies');
+    });
+
+    test('the test send reaches the endpoint as webhook.test', async () => {
+      const endpoint = await register(u, '/tested');
+      const message = await testSend(endpoint.id);
+      const [r] = await eventually(() => {
+        const got = receiver.on('/tested');
+        assert.equal(got.length, 1);
+        return got;
+      });
+      assert.equal(JSON.parse(r!.body).type, 'webhook.test');
+      assert.equal(r!.headers['webhook-id'], message.id);
+      assert.ok(verifies(endpoint.secret, r!));
+    });
+
+    test('an event redelivered by the bus makes no second message', async () => {
+      const endpoint = await register(u, '/once', ['job.failed']);
+      assert.equal(await t.services.webhooks.emit(u.id, 'job.failed', { jobId: 'j1', queue: 'q' }, 'event-1'), 1);
+      assert.equal(await t.services.webhooks.emit(u.id, 'job.failed', { jobId: 'j1', queue: 'q' }, 'event-1'), 0);
+      await eventually(() => assert.equal(receiver.on('/once').length, 1));
+      const messages = await t.api('GET', `/v1/webhooks/endpoints/${endpoint.id}/messages`, { token: u.accessToken });
+      assert.equal(messages.body.data.length, 1);
+    });
+
+    test('API keys need the webhooks scope', async () => {
+      const key = async (scopes: string[]) => (await t.api('POST', '/v1/api-keys', { token: u.accessToken, body: { name: 'hooks', scopes } })).body.key as string;
+      const denied = await t.api('GET', '/v1/webhooks/endpoints', { token: await key(['chat']) });
+      assert.equal(denied.status, 403);
+      assert.equal(denied.body.code, 'insufficient_scope');
+      assert.equal((await t.api('GET', '/v1/webhooks/endpoints', { token: await key(['webhooks']) })).status, 200);
+    });
+
+    test('an endpoint failing for the whole window is disabled, and its owner told', async () => {
+      const told: Array<{ endpointId: string }> = [];
+      const sub = await t.deps.bus.subscribe('test-webhook-disabled', ['webhook.endpoint.disabled'], (e) => void told.push(e.payload));
+      try {
+        const endpoint = await register(u, '/down');
+        await testSend(endpoint.id);
+        const res = await eventually(async () => {
+          const got = await t.api('GET', `/v1/webhooks/endpoints/${endpoint.id}`, { token: u.accessToken });
+          assert.equal(got.body.disabled, true);
+          return got;
+        }, 15_000);
+        assert.equal(res.body.disabledReason, 'failing');
+        await eventually(() => assert.ok(told.some((p) => p.endpointId === endpoint.id)));
+        // Enabled again by its owner: the window starts over.
+        const enabled = await t.api('PATCH', `/v1/webhooks/endpoints/${endpoint.id}`, { token: u.accessToken, body: { disabled: false } });
+        assert.equal(enabled.body.disabled, false);
+        assert.equal(enabled.body.failingSince, null);
+      } finally {
+        await sub.close();
+      }
+    });
+  });
+
+  describe(`webhooks without private addresses [${backend}]`, () => {
+    let t: TestApp;
+    let u: TestUser;
+    before(async () => {
+      t = await startApp({ backend });
+      u = await createUser(t);
+    });
+    after(() => t.close());
+
+    test('loopback, private, link-local and IPv4-mapped addresses are refused at registration', async () => {
+      for (const url of ['http://127.0.0.1:8080/hook', 'http://localhost/hook', 'http://10.1.2.3/', 'http://169.254.169.254/latest', 'http://[::1]/', 'http://[::ffff:127.0.0.1]/', 'http://[fd00::1]/', 'http://100.64.0.1/']) {
+        const res = await t.api('POST', '/v1/webhooks/endpoints', { token: u.accessToken, body: { url, events: ['file.ready'] } });
+        assert.equal(res.status, 400, `${url}: ${res.text}`);
+        assert.equal(res.body.code, 'webhook_url_private', url);
+      }
+    });
+
+    test('the address is checked again at delivery: a host that now points inside is not reached', async () => {
+      const receiver = await startReceiver({});
+      try {
+        // A public address at registration (a literal: no DNS needed), then the host "rebinds" to loopback.
+        const created = await t.api('POST', '/v1/webhooks/endpoints', { token: u.accessToken, body: { url: 'http://8.8.8.8/hook', events: ['file.ready'] } });
+        assert.equal(created.status, 201, created.text);
+        await t.deps.db.execute(sql`update webhook_endpoints set url = ${receiver.url + '/inside'} where id = ${created.body.id}`);
+        const message = (await t.api('POST', `/v1/webhooks/endpoints/${created.body.id}/test`, { token: u.accessToken })).body;
+        const [first] = await eventually(async () => {
+          const a = (await t.api('GET', `/v1/webhooks/messages/${message.id}/attempts`, { token: u.accessToken })).body.data;
+          assert.ok(a.length >= 1);
+          return a;
+        });
+        assert.equal(first.statusCode, null);
+        assert.match(first.error, /private/);
+        assert.equal(receiver.received.length, 0);
+      } finally {
+        await receiver.close();
+      }
+    });
+  });
+}
+
+test('the private-address rule covers IPv4, IPv6 and IPv4 inside IPv6', () => {
+  for (const a of ['127.0.0.1', '10.0.0.1', '172.31.255.255', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '224.0.0.1', '::1', '::', 'fe80::1', 'fd12::1', 'fc00::1', '::ffff:127.0.0.1', '::ffff:7f00:1', '::ffff:a9fe:a9fe', '64:ff9b::a00:1', 'not-an-ip'])
+    assert.equal(isPrivateAddress(a), true, a);
+  for (const a of ['8.8.8.8', '1.1.1.1', '172.32.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8']) assert.equal(isPrivateAddress(a), false, a);
+});
