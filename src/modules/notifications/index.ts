@@ -69,6 +69,7 @@ export const notificationsModule = defineModule({
             body: `You can now ${role === 'viewer' ? 'read' : role === 'commenter' ? 'read and comment on' : 'edit'} "${title}".`,
             link: `/documents/${documentId}`,
             data: { documentId, role, sharedBy },
+            sourceKey: event.id,
           });
         } else if (event.type === 'comment.created') {
           const { userId: authorId, documentId, commentId, mentions } = event.payload;
@@ -81,6 +82,7 @@ export const notificationsModule = defineModule({
               body: 'Someone mentioned you in a comment on a document you can read.',
               link: `/documents/${documentId}#comment-${commentId}`,
               data: { documentId, commentId, authorId },
+              sourceKey: event.id,
             });
           }
         }

@@ -28,6 +28,10 @@ export function createNotificationsRepository(db: Db) {
       const [row] = await db.select().from(notifications).where(owned(userId, id));
       return row;
     },
+    async bySource(userId: string, sourceKey: string): Promise<NotificationRow | undefined> {
+      const [row] = await db.select().from(notifications).where(and(eq(notifications.userId, userId), eq(notifications.sourceKey, sourceKey)));
+      return row;
+    },
     async byId(id: string): Promise<NotificationRow | undefined> {
       const [row] = await db.select().from(notifications).where(eq(notifications.id, id));
       return row;

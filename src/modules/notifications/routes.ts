@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { Forbidden } from '../../errors.ts';
 import { principal } from '../../http/guards.ts';
+import { idempotencyHeaders, idempotencyOf } from '../../http/idempotency.ts';
 import { idParam, page, toPage } from '../../http/pagination.ts';
 import { problemSchema } from '../../http/problem.ts';
 import type { App } from '../../http/types.ts';
@@ -17,7 +18,7 @@ const page_ = (title: string, inner: string) =>
   `<body style="font-family:system-ui,sans-serif;max-width:480px;margin:48px auto;line-height:1.5"><h1 style="font-size:20px">${title}</h1>${inner}</body></html>`;
 
 /** The inbox, preferences, categories, sending (admins and `notifications:send` keys) and one-click unsubscribe. API keys need the `notifications` scope. */
-export async function notificationRoutes(app: App, { services, guards }: RouteContext<'notifications'>) {
+export async function notificationRoutes(app: App, { services, guards, idempotency }: RouteContext<'notifications'>) {
   const { notifications } = services;
   const onRequest = guards.user({ scope: 'notifications' });
   const me = (request: FastifyRequest) => principal(request).userId;
@@ -64,7 +65,10 @@ export async function notificationRoutes(app: App, { services, guards }: RouteCo
     schema: {
       tags,
       summary: 'Send a notification to a user',
-      description: 'For administrators: signed in, or with an API key that has the `notifications:send` scope. The answer says what happened on each channel.',
+      description:
+        'For administrators: signed in, or with an API key that has the `notifications:send` scope. The answer says what happened on each channel. ' +
+        'A retry with the same `Idempotency-Key` answers with the notification the first one created.',
+      headers: idempotencyHeaders,
       body: sendBody,
       response: { 201: notificationSchema, ...problems },
     },
@@ -75,7 +79,10 @@ export async function notificationRoutes(app: App, { services, guards }: RouteCo
       if (p.via === 'api_key' && !p.scopes.includes('notifications:send')) throw Forbidden('This API key lacks the "notifications:send" scope', 'insufficient_scope');
       void reply;
     },
-    handler: async (request, reply) => reply.status(201).send(await notifications.send(request.body)),
+    handler: async (request, reply) => {
+      const { resourceId } = await idempotency.once(idempotencyOf(request, me(request), { body: request.body }), async () => (await notifications.send(request.body)).id);
+      return reply.status(201).send(await notifications.view(resourceId));
+    },
   });
 
   app.post('/notifications/read-all', {

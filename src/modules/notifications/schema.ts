@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { boolean, date, index, integer, jsonb, pgTable, primaryKey, text, unique, uuid } from 'drizzle-orm/pg-core';
+import { boolean, date, index, integer, jsonb, pgTable, primaryKey, text, unique, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { createdAt, id, time } from '../../platform/db/columns.ts';
 import { users } from '../users/index.ts';
 
@@ -23,10 +23,14 @@ export const notifications = pgTable(
     data: jsonb('data').$type<Record<string, unknown>>().notNull().default({}),
     priority: text('priority', { enum: PRIORITIES }).notNull().default('normal'),
     listed: boolean('listed').notNull().default(false),
+    /** What it was made from (a bus event and recipient), so a redelivered event does not notify twice. */
+    sourceKey: text('source_key'),
     readAt: time('read_at'),
     createdAt: createdAt(),
   },
-  (t) => [index('notifications_user_idx').on(t.userId, t.id), index('notifications_unread_idx').on(t.userId).where(sql`${t.listed} and ${t.readAt} is null`)],
+  (t) => [index('notifications_user_idx').on(t.userId, t.id), index('notifications_unread_idx').on(t.userId).where(sql`${t.listed} and ${t.readAt} is null`),
+    uniqueIndex('notifications_source_uq').on(t.userId, t.sourceKey),
+  ],
 );
 
 export type NotificationRow = typeof notifications.$inferSelect;

@@ -22,6 +22,8 @@ export interface NotificationInput {
   link?: string | null;
   data?: Record<string, unknown>;
   priority?: Priority;
+  /** What it was made from (`<event id>`): a second send with the same key for the same user returns the first. */
+  sourceKey?: string;
 }
 
 export interface ChannelStatus {
@@ -118,6 +120,10 @@ export function createNotifications(d: {
     async send(input: NotificationInput): Promise<NotificationView> {
       const c = category(input.category);
       await d.users.require(input.userId);
+      if (input.sourceKey) {
+        const earlier = await repo.bySource(input.userId, input.sourceKey);
+        if (earlier) return (await withDeliveries([earlier]))[0]!;
+      }
       const on = await enabled(input.userId, c);
       const priority = input.priority ?? 'normal';
       const { row, deliveries } = await inTransaction(d.db, async (tx) => {
@@ -140,6 +146,7 @@ export function createNotifications(d: {
             data: input.data ?? {},
             priority,
             listed: plan.some((p) => p.channel === 'inApp' && p.status === 'sent'),
+            sourceKey: input.sourceKey ?? null,
           },
           plan,
         );
@@ -160,6 +167,13 @@ export function createNotifications(d: {
 
     async get(userId: string, id: string): Promise<NotificationView> {
       const row = await repo.get(userId, id);
+      if (!row) throw NotFound('Notification');
+      return (await withDeliveries([row]))[0]!;
+    },
+
+    /** Any user's notification: for its sender, who was allowed to send it. */
+    async view(id: string): Promise<NotificationView> {
+      const row = await repo.byId(id);
       if (!row) throw NotFound('Notification');
       return (await withDeliveries([row]))[0]!;
     },

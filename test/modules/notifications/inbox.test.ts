@@ -97,6 +97,21 @@ for (const backend of backends()) {
       assert.equal((await t.api('GET', '/v1/notifications', { token: reader })).body.data.length, 1);
     });
 
+    test('a retried send (Idempotency-Key) and a redelivered event (same source) notify once', async () => {
+      const u = await createUser(t);
+      const body = { userId: u.id, category: 'system.message', title: 'Once' };
+      const headers = { 'idempotency-key': `send-once-${u.id}` };
+      const first = await t.api('POST', '/v1/notifications', { token: admin.accessToken, body, headers });
+      const retry = await t.api('POST', '/v1/notifications', { token: admin.accessToken, body, headers });
+      assert.equal(retry.status, 201);
+      assert.equal(retry.body.id, first.body.id);
+      const sourceKey = randomUUID();
+      const a = await t.services.notifications.send({ ...body, title: 'From an event', sourceKey });
+      const b = await t.services.notifications.send({ ...body, title: 'From an event', sourceKey });
+      assert.equal(a.id, b.id);
+      assert.equal(await unread(u), 2);
+    });
+
     test('malformed input is a 400 problem', async () => {
       const u = await createUser(t);
       const bad: Record<string, unknown>[] = [
