@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { eventually } from '../../support/eventually.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
+import { waitForMails } from '../../support/mail.ts';
 import { connectAs, subscribe } from '../../support/ws.ts';
 
 for (const backend of backends()) {
@@ -61,6 +62,19 @@ for (const backend of backends()) {
       assert.equal(theirsFirst.event.payload.notification.title, 'Yours');
       assert.equal(await unread(other), 1);
       await Promise.all([mine.close(), theirs.close()]);
+    });
+
+    test('without SMTP, the email goes to the outbox with its unsubscribe headers', async () => {
+      const u = await createUser(t);
+      const n = (await send({ userId: u.id, category: 'system.message', title: 'Outbox copy', body: 'Kept' })).body;
+      const [mail] = await waitForMails(t, u.email, /Outbox copy/);
+      assert.match(mail!.text, /Kept/);
+      assert.match(mail!.headers!['List-Unsubscribe']!, /^<http:\/\/parley\.test\/v1\/notifications\/unsubscribe\?token=/);
+      assert.equal(mail!.headers!['List-Unsubscribe-Post'], 'List-Unsubscribe=One-Click');
+      await eventually(async () => {
+        const email = (await t.api('GET', `/v1/notifications/${n.id}`, { token: u.accessToken })).body.channels.email;
+        assert.deepEqual([email.status, email.attempts], ['sent', 1]);
+      });
     });
 
     test("another user's notification is not found; a deleted one is gone", async () => {
