@@ -167,20 +167,20 @@ export function createNotifications(d: {
 
     async get(userId: string, id: string): Promise<NotificationView> {
       const row = await repo.get(userId, id);
-      if (!row) throw NotFound('Notification');
+      if (!row) throw NotFound('Notification', 'notification_not_found');
       return (await withDeliveries([row]))[0]!;
     },
 
     /** Any user's notification: for its sender, who was allowed to send it. */
     async view(id: string): Promise<NotificationView> {
       const row = await repo.byId(id);
-      if (!row) throw NotFound('Notification');
+      if (!row) throw NotFound('Notification', 'notification_not_found');
       return (await withDeliveries([row]))[0]!;
     },
 
     async markRead(userId: string, id: string): Promise<NotificationView> {
       const row = await repo.markRead(userId, id);
-      if (!row) throw NotFound('Notification');
+      if (!row) throw NotFound('Notification', 'notification_not_found');
       d.announce('notification.read', { userId, ids: [id] });
       return (await withDeliveries([row]))[0]!;
     },
@@ -192,7 +192,7 @@ export function createNotifications(d: {
     },
 
     async delete(userId: string, id: string): Promise<void> {
-      if (!(await repo.delete(userId, id))) throw NotFound('Notification');
+      if (!(await repo.delete(userId, id))) throw NotFound('Notification', 'notification_not_found');
     },
 
     /** Every category with whether each channel is on for this user, and whether that is their own choice. */
