@@ -343,7 +343,7 @@ for (const backend of backends()) {
           assert.equal(res.body.userId, f.b.id);
           assert.ok(!res.text.includes(f.a.id));
           const items = Object.fromEntries(res.body.sources.map((s: { source: string; items: number }) => [s.source, s.items]));
-          assert.deepEqual(items, { conversations: 1, document_versions: 1, documents: 1, files: 1, messages: 2, projects: 1, prompts: 1 }, "B's chat, not A's too");
+          assert.deepEqual(items, { conversations: 1, document_versions: 1, documents: 1, files: 1, messages: 2, notifications: 1, projects: 1, prompts: 1 }, "B's chat, not A's too");
         }
       });
 

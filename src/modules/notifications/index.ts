@@ -1,4 +1,5 @@
 import { defineModule } from '../module.ts';
+import { notificationsFootprint } from './footprint.ts';
 import { notificationRoutes } from './routes.ts';
 import { notificationCounters, notificationDeliveries, notificationPreferences, notifications } from './schema.ts';
 import { createNotifications, EMAIL_QUEUE, type NotificationView, type Notifications } from './service.ts';
@@ -53,6 +54,7 @@ export const notificationsModule = defineModule({
   }),
   notifications: [{ name: 'system.message', description: 'Messages from the operators of this service.' }],
   routes: notificationRoutes,
+  footprint: notificationsFootprint,
   jobs: ({ services }) => [{ queue: EMAIL_QUEUE, handler: (data, ctx) => services.notifications.deliverEmail(data, ctx), options: { concurrency: 4, timeoutMs: 60_000 } }],
   subscriptions: ({ services }) => [
     {

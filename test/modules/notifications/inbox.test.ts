@@ -89,7 +89,10 @@ for (const backend of backends()) {
       }
       assert.equal((await list(other)).data.length, 0);
       assert.equal((await t.api('GET', `/v1/notifications/${n.id}`, { token: u.accessToken })).status, 200);
+      const footprint = async () => (await t.services.footprint.of(u.id)).sources.find((s) => s.source === 'notifications');
+      assert.deepEqual(await footprint(), { source: 'notifications', items: 1, bytes: Buffer.byteLength('Private') + Buffer.byteLength('{}') });
       assert.equal((await t.api('DELETE', `/v1/notifications/${n.id}`, { token: u.accessToken })).status, 204);
+      assert.deepEqual(await footprint(), { source: 'notifications', items: 0, bytes: 0 });
       assert.equal((await t.api('GET', `/v1/notifications/${n.id}`, { token: u.accessToken })).status, 404);
       assert.equal((await t.api('GET', `/v1/notifications/${randomUUID()}`, { token: u.accessToken })).status, 404);
     });
