@@ -8,6 +8,7 @@ export type Services = ServiceMap;
 export const usable = (m: Module, services: Partial<ServiceMap>) => pickServices(services, [...(m.needs ?? []), ...(m.uses ?? []), ...(m.provides ?? [])]);
 
 const footprints = MODULES.flatMap((m) => m.footprint ?? []);
+const notificationCategories = MODULES.flatMap((m) => m.notifications ?? []);
 const topicsOver = (services: Partial<ServiceMap>) => (): Topics[] => MODULES.flatMap((m) => (m.topics ? [m.topics(usable(m, services))] : []));
 
 /**
@@ -19,7 +20,7 @@ export function createServices(deps: Deps): Services {
   const all: Partial<ServiceMap> = {};
   for (const m of MODULES) {
     if (!m.services) continue;
-    const provided = m.services({ deps, config: deps.config, services: pickServices(all, m.needs ?? []), footprints, topics: topicsOver(all) });
+    const provided = m.services({ deps, config: deps.config, services: pickServices(all, m.needs ?? []), footprints, topics: topicsOver(all), notificationCategories });
     for (const name of m.provides ?? []) {
       if (!(name in provided)) throw new Error(`module "${m.name}" declares service "${name}" but does not provide it`);
     }
@@ -30,7 +31,7 @@ export function createServices(deps: Deps): Services {
 
 /** What a module's routes, schedules and hooks get: its own and its named services, over the deps. */
 export function moduleContext(deps: Deps, services: Services, m: Module): ServiceContext<any> {
-  return { deps, config: deps.config, services: usable(m, services), footprints, topics: topicsOver(services) };
+  return { deps, config: deps.config, services: usable(m, services), footprints, topics: topicsOver(services), notificationCategories };
 }
 
 /** Awaited before serving: what each module must load first (signing keys), and every cache's broadcast subscription. */

@@ -11,6 +11,7 @@ import { jobsModule } from './jobs/index.ts';
 import { knowledgeModule } from './knowledge/index.ts';
 import { limitsModule } from './limits/index.ts';
 import type { Module } from './module.ts';
+import { notificationsModule } from './notifications/index.ts';
 import { projectsModule } from './projects/index.ts';
 import { realtimeModule } from './realtime/index.ts';
 import { usageModule } from './usage/index.ts';
@@ -37,6 +38,7 @@ export const MODULES: readonly Module[] = [
   documentsModule,
   knowledgeModule,
   chatModule,
+  notificationsModule,
   webhooksModule,
   adminModule,
   realtimeModule,

@@ -26,6 +26,20 @@ export interface ModuleSettings {}
 
 export type ServiceName = keyof ServiceMap & string;
 
+/**
+ * A kind of notification a module sends (`document.shared`, `comment.mention`): declared in its
+ * index.ts, listed at `GET /v1/notifications/categories`, switched on and off per user and channel.
+ */
+export interface NotificationCategory {
+  /** Dotted, lower-case: `document.shared`. */
+  name: string;
+  description: string;
+  /** The channels it goes to unless the user says otherwise (default: every channel). */
+  channels?: { inApp?: boolean; email?: boolean };
+  /** Email wording with `{{title}}`, `{{body}}`, `{{link}}`, `{{unsubscribeUrl}}` and `{{data.<field>}}`; the plain default look otherwise. */
+  email?: { subject?: string; text?: string; html?: string };
+}
+
 /** What a service factory gets: the platform's adapters, the config, and only the services it named. */
 export interface ServiceContext<Needs extends ServiceName> {
   deps: Deps;
@@ -35,6 +49,8 @@ export interface ServiceContext<Needs extends ServiceName> {
   footprints: FootprintSource[];
   /** Every module's WebSocket topics; read when a socket subscribes, once all services exist. */
   topics(): Topics[];
+  /** Every module's notification categories (see Module.notifications). */
+  notificationCategories: NotificationCategory[];
 }
 
 /** What route registration gets: the services the module named or provides, the guards and the config; no adapters. */
@@ -131,6 +147,8 @@ export interface Module<Needs extends ServiceName = any, Provides extends Servic
   topics?(services: Pick<ServiceMap, Needs | Provides | Uses>): Topics;
   /** What users store in this module, for the per-user footprint report. */
   footprint?: FootprintSource[];
+  /** The notification categories this module's events turn into (sent by the notifications module). */
+  notifications?: NotificationCategory[];
 }
 
 /** Checks a module's shape and keeps its types: `export const chat = defineModule({ … })`. */

@@ -25,8 +25,8 @@ interface Docs {
 }
 
 interface Fixture {
-  a: TestUser & Chat & { apiKey: string; apiKeyId: string; secondSessionId: string; budgetId: string; jobId: string } & Docs;
-  b: TestUser & Chat & { apiKey: string };
+  a: TestUser & Chat & { apiKey: string; apiKeyId: string; secondSessionId: string; budgetId: string; jobId: string; notificationId: string } & Docs;
+  b: TestUser & Chat & { apiKey: string; notificationId: string };
   /** A ban an admin set (on an address neither user calls from). */
   banId: string;
 }
@@ -154,6 +154,17 @@ const DOCUMENT_ROUTES: Array<Omit<Case, 'as'>> = [
   { name: "announce presence in A's document", method: 'POST', path: (f) => `${DOC(f)}/presence`, body: () => ({ state: 'viewing' }), ...notFound },
 ];
 
+const NOTE = (f: Fixture) => `/v1/notifications/${f.a.notificationId}`;
+const noteNotFound = { status: 404 as const, code: 'notification_not_found' };
+
+/** A's notification, and sending one to A. */
+const NOTIFICATION_ROUTES: Array<Omit<Case, 'as'>> = [
+  { name: "read A's notification", method: 'GET', path: NOTE, ...noteNotFound },
+  { name: "mark A's notification read", method: 'POST', path: (f) => `${NOTE(f)}/read`, ...noteNotFound },
+  { name: "delete A's notification", method: 'DELETE', path: NOTE, ...noteNotFound },
+  { name: 'send A a notification', method: 'POST', path: () => '/v1/notifications', body: (f) => ({ userId: f.a.id, category: 'system.message', title: 'pwned' }), status: 403, code: 'admin_required' },
+];
+
 const CASES: Case[] = [
   // auth
   { name: "revoke A's current session", method: 'DELETE', path: (f) => `/v1/auth/sessions/${f.a.sessionId}`, status: 404, code: 'session_not_found' },
@@ -178,6 +189,8 @@ const CASES: Case[] = [
   ...CHAT_ROUTES.map((r): Case => ({ ...r, name: `${r.name} with a key`, as: 'api_key' })),
   ...DOCUMENT_ROUTES,
   ...DOCUMENT_ROUTES.map((r): Case => ({ ...r, name: `${r.name} with a key`, as: 'api_key' })),
+  ...NOTIFICATION_ROUTES,
+  ...NOTIFICATION_ROUTES.map((r): Case => ({ ...r, name: `${r.name} with a key`, as: 'api_key' })),
 ];
 
 /** Lists B can read: none of A's ids may appear in them. */
@@ -191,6 +204,7 @@ const LIST_CASES: Array<{ name: string; path: string; idsOfA: (f: Fixture) => st
   { name: 'API requests', path: '/v1/usage/requests?groupBy=day,route', idsOfA: (f) => [f.a.id, f.a.conversationId, f.a.projectId] },
   { name: 'documents', path: '/v1/documents?limit=100', idsOfA: (f) => [f.a.documentId] },
   { name: 'recent documents', path: '/v1/documents/recent', idsOfA: (f) => [f.a.documentId] },
+  { name: 'notifications', path: '/v1/notifications', idsOfA: (f) => [f.a.notificationId] },
 ];
 
 for (const backend of backends()) {
@@ -225,6 +239,9 @@ for (const backend of backends()) {
         documentAttachments: (await get(`/v1/documents/${f.a.documentId}/attachments`)).data,
         documentShares: (await get(`/v1/documents/${f.a.documentId}/shares`)).data,
         documentLinks: (await get(`/v1/documents/${f.a.documentId}/links`)).data,
+        notifications: (await get('/v1/notifications')).data,
+        unreadNotifications: await get('/v1/notifications/unread-count'),
+        notificationPreferences: await get('/v1/notifications/preferences'),
       };
     }
 
@@ -284,10 +301,11 @@ for (const backend of backends()) {
       assert.equal(bBudget.status, 200, bBudget.text);
       const docsA = await documentsOf(a);
       await documentsOf(b);
+      const noteOf = async (u: TestUser) => (await t.services.notifications.send({ userId: u.id, category: 'system.message', title: 'quokkanote' })).id;
       f = {
         // A job of A's on a queue no worker handles here: it waits, untouched, whatever B tries.
-        a: { ...a, ...chatA, apiKey: aKey.body.key, apiKeyId: aKey.body.id, secondSessionId: second.body.sessionId, budgetId: aBudget.body.id, jobId: (await t.services.jobs.enqueue('test.cross-user', { secret: 'quokkajob' }, { userId: a.id })).id, ...docsA },
-        b: { ...b, ...chatB, apiKey: bKey.body.key },
+        a: { ...a, ...chatA, apiKey: aKey.body.key, apiKeyId: aKey.body.id, secondSessionId: second.body.sessionId, budgetId: aBudget.body.id, jobId: (await t.services.jobs.enqueue('test.cross-user', { secret: 'quokkajob' }, { userId: a.id })).id, notificationId: await noteOf(a), ...docsA },
+        b: { ...b, ...chatB, apiKey: bKey.body.key, notificationId: await noteOf(b) },
         banId: (await t.services.limits.ban('ip', '203.0.113.7', 3600, 'cross-user fixture')).id,
       };
     });
@@ -325,7 +343,7 @@ for (const backend of backends()) {
           assert.equal(res.body.userId, f.b.id);
           assert.ok(!res.text.includes(f.a.id));
           const items = Object.fromEntries(res.body.sources.map((s: { source: string; items: number }) => [s.source, s.items]));
-          assert.deepEqual(items, { conversations: 1, document_versions: 1, documents: 1, files: 1, messages: 2, projects: 1, prompts: 1 }, "B's chat, not A's too");
+          assert.deepEqual(items, { conversations: 1, document_versions: 1, documents: 1, files: 1, messages: 2, notifications: 1, projects: 1, prompts: 1 }, "B's chat, not A's too");
         }
       });
 
@@ -340,6 +358,12 @@ for (const backend of backends()) {
         assert.equal(own.body.data.length, 2, "B finds B's own messages");
         const aSees = await t.api('GET', '/v1/search?q=quokkaword', { token: f.a.accessToken });
         assert.ok(aSees.body.data.length > 0 && aSees.body.data.every((h: { conversationId: string }) => h.conversationId === f.a.conversationId));
+      });
+
+      test("B's read-all and preferences touch only B's", async () => {
+        assert.equal((await t.api('POST', '/v1/notifications/read-all', { token: f.b.accessToken })).status, 200);
+        const put = await t.api('PUT', '/v1/notifications/preferences', { token: f.b.accessToken, body: { preferences: [{ category: 'system.message', channel: 'email', enabled: false }] } });
+        assert.equal(put.status, 200, put.text);
       });
 
       test("A's data is unchanged and A's credentials still work", async () => {

@@ -109,4 +109,9 @@ export const documentsModule = defineModule({
     route: (type, payload) => (type === 'document.presence' || type === 'document.saved' ? [`document:${String(payload.documentId)}`] : type === 'document.shared' ? ['documents'] : []),
   }),
   footprint: documentsFootprint,
+  // Sent by the notifications module, from document.shared and comment.created.
+  notifications: [
+    { name: 'document.shared', description: 'A document was shared with you, or your role on it changed.' },
+    { name: 'comment.mention', description: 'Someone mentioned you in a comment.' },
+  ],
 });

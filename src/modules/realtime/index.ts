@@ -4,7 +4,7 @@ import { createRelay, RELAY_GROUP } from './relay.ts';
 import { realtimeRoutes } from './routes.ts';
 import { realtimeEnv, realtimeSettings, type RealtimeSettings } from './settings.ts';
 import { memorySlots, redisSlots } from './slots.ts';
-import { createTopics, notificationTopics } from './topics.ts';
+import { createTopics } from './topics.ts';
 
 declare module '../module.ts' {
   interface ServiceMap {
@@ -22,7 +22,7 @@ function createRealtime({ deps, config, topics }: ServiceContext<never>) {
   const limit = settings.maxConnectionsPerUser;
   // With Redis, instances share a load balancer's sockets: the limit holds across them.
   const slots = deps.redis ? redisSlots(deps.redis, config.redisPrefix, { limit, logger: deps.logger }) : memorySlots(limit);
-  const registry = createTopics(() => [...topics(), notificationTopics]);
+  const registry = createTopics(topics);
   return {
     gateway: createGateway({ broadcast: deps.broadcast, slots, settings, logger: deps.logger }),
     relay: createRelay({ broadcast: deps.broadcast, topics: registry, logger: deps.logger }),

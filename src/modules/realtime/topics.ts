@@ -11,7 +11,7 @@ import type { TopicDefinition, Topics } from '../module.ts';
  *   job:<id>, jobs                     job.progress
  *   user                               user.updated
  *   document:<id>, documents           document.presence and document.saved (to every reader), document.shared
- *   notifications                      notification.* events (none are published yet)
+ *   notifications                      notification.created, notification.read (the notifications module)
  */
 export interface Topic {
   name: string;
@@ -20,13 +20,6 @@ export interface Topic {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** The topic realtime itself reserves for notifications, until a module publishes them. */
-export const notificationTopics: Topics = {
-  topics: [{ name: 'notifications' }],
-  events: [],
-  route: (type) => (type.startsWith('notification.') ? ['notifications'] : []),
-};
 
 /** Every module's topics, read once on first use (all services exist by then). */
 export function createTopics(declared: () => Topics[]) {

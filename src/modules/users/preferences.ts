@@ -34,9 +34,11 @@ const DEFAULT_MODEL_DOC =
   'The model your chat answers use when neither the request, the conversation nor its project names one; null for the server default (`DEFAULT_MODEL`). ' +
   "A model whose provider is not configured makes those answers fail with 400 `unknown_model`, as it would in a request. Not used by the OpenAI-compatible `/v1/chat/completions`, whose requests always name their model.";
 const notifications = {
-  email: z.boolean().describe('Not used yet: a later release sends notifications by email only when this is on. Account emails (address confirmation, password reset and change) are always sent.'),
+  email: z
+    .boolean()
+    .describe('Notifications by email: off stops them for every category, whatever `/v1/notifications/preferences` says. Account emails (address confirmation, password reset and change) are always sent.'),
   push: z.boolean().describe('Not used yet: a later release sends web push notifications only when this is on.'),
-  inApp: z.boolean().describe('Not used yet: a later release shows in-app notifications only when this is on.'),
+  inApp: z.boolean().describe('In-app notifications (`/v1/notifications`, the `notifications` topic): off stops them for every category, whatever `/v1/notifications/preferences` says.'),
   digest: z.enum(['off', 'daily', 'weekly']).describe('Not used yet: Parley sends no digests; a later release sends one at this interval.'),
 };
 const privacy = {

@@ -9,6 +9,8 @@ export interface MailMessage {
   subject: string;
   text: string;
   html?: string;
+  /** Extra headers (`List-Unsubscribe`), kept with the message and sent with it. */
+  headers?: Record<string, string>;
 }
 
 /** The mail port. Every message is recorded in the outbox; SMTP also delivers it. */
@@ -43,7 +45,7 @@ export function smtpMailer(db: Db, smtpUrl: string, from: string, queue: JobQueu
       const [m] = await db.select().from(mailOutbox).where(eq(mailOutbox.id, mailId));
       if (!m || m.sentAt) return { skipped: true };
       try {
-        await transport.sendMail({ from, to: m.to, subject: m.subject, text: m.text, html: m.html ?? undefined });
+        await transport.sendMail({ from, to: m.to, subject: m.subject, text: m.text, html: m.html ?? undefined, headers: m.headers ?? undefined });
       } catch (err) {
         await db.update(mailOutbox).set({ error: String((err as Error).message) }).where(eq(mailOutbox.id, mailId));
         throw err;

@@ -1,4 +1,4 @@
-import { index, pgTable, text } from 'drizzle-orm/pg-core';
+import { index, jsonb, pgTable, text } from 'drizzle-orm/pg-core';
 import { createdAt, id, time } from '../db/columns.ts';
 
 /** Every email Parley sends; in embedded mode this is where mail goes. */
@@ -10,6 +10,7 @@ export const mailOutbox = pgTable(
     subject: text('subject').notNull(),
     text: text('text').notNull(),
     html: text('html'),
+    headers: jsonb('headers').$type<Record<string, string>>(),
     transport: text('transport', { enum: ['outbox', 'smtp'] }).notNull(),
     sentAt: time('sent_at'),
     error: text('error'),

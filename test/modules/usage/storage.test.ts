@@ -43,7 +43,7 @@ for (const backend of backends()) {
       assert.deepEqual(await storageOf(u), {
         userId: u.id,
         bytes: 0,
-        sources: ['conversations', 'document_versions', 'documents', 'files', 'messages', 'projects', 'prompts'].map((source) => ({ source, items: 0, bytes: 0 })),
+        sources: ['conversations', 'document_versions', 'documents', 'files', 'messages', 'notifications', 'projects', 'prompts'].map((source) => ({ source, items: 0, bytes: 0 })),
       });
 
       // Multi-byte text: bytes, not characters, are counted.
@@ -66,6 +66,7 @@ for (const backend of backends()) {
         documents: [0, 0],
         files: [0, 0],
         messages: [2, bytes(question, answer)],
+        notifications: [0, 0],
         projects: [1, bytes('Agent ü', 'd')],
         prompts: [1, bytes('Default', 'Sei knapp. 🙂')],
       });
@@ -79,7 +80,7 @@ for (const backend of backends()) {
 
       assert.equal((await t.api('DELETE', `/v1/conversations/${conversationId}`, { token: u.accessToken })).status, 204);
       mine = await storageOf(u);
-      assert.deepEqual(bySource(mine), { conversations: [0, 0], document_versions: [0, 0], documents: [0, 0], files: [0, 0], messages: [0, 0], projects: [1, bytes('Agent ü', 'd')], prompts: [1, bytes('Default', 'Sei knapp. 🙂')] });
+      assert.deepEqual(bySource(mine), { conversations: [0, 0], document_versions: [0, 0], documents: [0, 0], files: [0, 0], messages: [0, 0], notifications: [0, 0], projects: [1, bytes('Agent ü', 'd')], prompts: [1, bytes('Default', 'Sei knapp. 🙂')] });
       assert.deepEqual(bySource(await storageOf(other)).messages, [1, 2000], "u's deletion left other's messages alone");
     });
 

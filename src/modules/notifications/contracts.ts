@@ -1,0 +1,77 @@
+import { z } from 'zod';
+import { pageQuery } from '../../http/pagination.ts';
+import { CHANNELS, PRIORITIES } from './schema.ts';
+
+const channelStatus = z.object({
+  status: z.enum(['queued', 'sent', 'failed', 'suppressed']),
+  reason: z.string().nullable().describe('suppressed: `preference` or `daily_limit`; failed (or queued for a retry): the last error'),
+  attempts: z.number().int(),
+  updatedAt: z.string(),
+});
+
+export const notificationSchema = z
+  .object({
+    id: z.uuid(),
+    category: z.string(),
+    title: z.string(),
+    body: z.string().describe('Plain text'),
+    markdown: z.string().nullable().describe('The same content in Markdown, for clients that render it'),
+    link: z.string().nullable(),
+    data: z.record(z.string(), z.unknown()),
+    priority: z.enum(PRIORITIES),
+    readAt: z.string().nullable(),
+    createdAt: z.string(),
+    channels: z.object({ inApp: channelStatus.optional(), email: channelStatus.optional() }).describe('What happened on each channel'),
+  })
+  .meta({ id: 'Notification' });
+
+export const categorySchema = z
+  .object({
+    name: z.string(),
+    description: z.string(),
+    channels: z.object({ inApp: z.boolean(), email: z.boolean() }).describe('On by default'),
+  })
+  .meta({ id: 'NotificationCategory' });
+
+export const listQuery = pageQuery.extend({
+  unread: z
+    .enum(['true', 'false'])
+    .transform((v) => v === 'true')
+    .optional()
+    .describe('true: unread ones only'),
+});
+
+const channelPreference = z.object({
+  enabled: z.boolean().describe('Whether this category is sent on this channel (before the all-notifications switch)'),
+  default: z.boolean().describe("The category's default"),
+  chosen: z.boolean().describe('true: the user chose `enabled`; false: it is the default'),
+  allOff: z.boolean().describe('The user turned this channel off for every category (`notifications` in /v1/me/preferences): nothing is sent on it'),
+});
+
+export const preferencesResponse = z.object({
+  data: z.array(z.object({ category: z.string(), description: z.string(), channels: z.object({ inApp: channelPreference, email: channelPreference }) })),
+});
+
+export const preferencesBody = z
+  .object({
+    preferences: z
+      .array(z.object({ category: z.string().min(1).max(100), channel: z.enum(CHANNELS), enabled: z.boolean() }).strict())
+      .min(1)
+      .max(200),
+  })
+  .strict();
+
+export const sendBody = z
+  .object({
+    userId: z.uuid(),
+    category: z.string().min(1).max(100),
+    title: z.string().trim().min(1).max(200),
+    body: z.string().max(10_000).default(''),
+    markdown: z.string().max(20_000).nullable().optional(),
+    link: z.string().max(2000).regex(/^(https?:\/\/|\/(?!\/))/, 'an http(s) URL or a path starting with /').nullable().optional(),
+    data: z.record(z.string(), z.unknown()).optional().refine((d) => d === undefined || JSON.stringify(d).length <= 16_000, 'at most 16,000 characters of JSON'),
+    priority: z.enum(PRIORITIES).default('normal').describe('`critical` passes the daily limit'),
+  })
+  .strict();
+
+export const unsubscribeQuery = z.object({ token: z.string().min(10).max(500) });

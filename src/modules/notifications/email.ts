@@ -1,0 +1,39 @@
+import type { NotificationCategory } from '../module.ts';
+import type { NotificationRow } from './schema.ts';
+
+const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+const DEFAULT_TEXT = '{{title}}\n\n{{body}}\n\n{{link}}\n\n--\nStop these emails ({{category}}): {{unsubscribeUrl}}\n';
+const DEFAULT_HTML =
+  '<!doctype html><html><body style="font-family:system-ui,sans-serif;color:#222;max-width:560px;margin:24px auto;line-height:1.5">' +
+  '<h2 style="font-size:18px;margin:0 0 12px">{{title}}</h2><p style="white-space:pre-line;margin:0 0 16px">{{body}}</p>' +
+  '{{#link}}<p><a href="{{link}}" style="color:#2557d6">Open</a></p>{{/link}}' +
+  '<hr style="border:none;border-top:1px solid #ddd;margin:24px 0 8px"><p style="font-size:12px;color:#777">' +
+  '<a href="{{unsubscribeUrl}}" style="color:#777">Stop emails about {{category}}</a></p></body></html>';
+
+/**
+ * Fills `{{name}}` (and `{{data.field}}`) with the values, HTML-escaped when `html`;
+ * `{{#name}}…{{/name}}` keeps its content only when the value is not empty.
+ */
+export function fillTemplate(template: string, values: Record<string, unknown>, html: boolean): string {
+  const lookup = (path: string): string => {
+    let v: unknown = values;
+    for (const part of path.split('.')) v = v && typeof v === 'object' ? (v as Record<string, unknown>)[part] : undefined;
+    const s = v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
+    return html ? escapeHtml(s) : s;
+  };
+  return template
+    .replace(/\{\{#([\w.]+)\}\}([\s\S]*?)\{\{\/\1\}\}/g, (_, name: string, inner: string) => (lookup(name) ? inner : ''))
+    .replace(/\{\{\s*([\w.]+)\s*\}\}/g, (_, name: string) => lookup(name));
+}
+
+/** The email of a notification: the category's templates, or the plain default look. */
+export function renderEmail(category: NotificationCategory | undefined, n: NotificationRow, unsubscribeUrl: string) {
+  const values = { title: n.title, body: n.body, link: n.link ?? '', category: n.category, data: n.data, unsubscribeUrl };
+  const t = category?.email ?? {};
+  return {
+    subject: fillTemplate(t.subject ?? '{{title}}', values, false).replace(/[\r\n]+/g, ' ').slice(0, 250),
+    text: fillTemplate(t.text ?? DEFAULT_TEXT, values, false),
+    html: fillTemplate(t.html ?? DEFAULT_HTML, values, true),
+  };
+}

@@ -1,0 +1,99 @@
+import { defineModule } from '../module.ts';
+import { notificationsFootprint } from './footprint.ts';
+import { notificationRoutes } from './routes.ts';
+import { notificationCounters, notificationDeliveries, notificationPreferences, notifications } from './schema.ts';
+import { createNotifications, EMAIL_QUEUE, type NotificationView, type Notifications } from './service.ts';
+import { notificationSettings, notificationsEnv, type NotificationSettings } from './settings.ts';
+
+export type { Notifications, NotificationInput, NotificationView } from './service.ts';
+
+declare module '../../platform/bus/events.ts' {
+  interface DomainEvents {
+    /** A notification reached `userId`'s inbox (its in-app channel). */
+    'notification.created': { userId: string; notification: NotificationView };
+    /** Notifications of `userId` were marked read: these `ids`, or all of them (null). */
+    'notification.read': { userId: string; ids: string[] | null };
+  }
+}
+
+declare module '../module.ts' {
+  interface ServiceMap {
+    /** Sending (categories, per-user preferences, the daily limit), the inbox, email delivery, unsubscribe links. */
+    notifications: Notifications;
+  }
+  interface ModuleSettings {
+    /** Daily limit per category, the deployment's own categories. */
+    notifications: NotificationSettings;
+  }
+}
+
+/**
+ * Notifications: categories declared by modules (their `notifications`) and by the deployment, sent to the
+ * in-app inbox (live on the `notifications` topic) and by email (a queued job, with one-click unsubscribe),
+ * per user and category × channel, within a daily limit per category. Documents' shares and mentions become
+ * notifications here, from their events.
+ */
+export const notificationsModule = defineModule({
+  name: 'notifications',
+  tables: { notifications, notificationDeliveries, notificationPreferences, notificationCounters },
+  config: { env: notificationsEnv, read: notificationSettings },
+  needs: ['users'],
+  provides: ['notifications'],
+  services: ({ deps, config, services, notificationCategories }) => ({
+    notifications: createNotifications({
+      db: deps.db,
+      announce: deps.announce,
+      queue: deps.queue,
+      mailer: deps.mailer,
+      signer: deps.signer('notifications.unsubscribe'),
+      users: services.users,
+      settings: config.notifications,
+      categories: notificationCategories,
+      publicUrl: config.publicUrl,
+    }),
+  }),
+  notifications: [{ name: 'system.message', description: 'Messages from the operators of this service.' }],
+  routes: notificationRoutes,
+  footprint: notificationsFootprint,
+  jobs: ({ services }) => [{ queue: EMAIL_QUEUE, handler: (data, ctx) => services.notifications.deliverEmail(data, ctx), options: { concurrency: 4, timeoutMs: 60_000 } }],
+  subscriptions: ({ services }) => [
+    {
+      group: 'notifications',
+      types: ['document.shared', 'comment.created'],
+      async handler(event) {
+        if (event.type === 'document.shared') {
+          const { userId, documentId, role, sharedBy, title } = event.payload;
+          if (userId === sharedBy) return;
+          await services.notifications.send({
+            userId,
+            category: 'document.shared',
+            title: `"${title}" was shared with you`,
+            body: `You can now ${role === 'viewer' ? 'read' : role === 'commenter' ? 'read and comment on' : 'edit'} "${title}".`,
+            link: `/documents/${documentId}`,
+            data: { documentId, role, sharedBy },
+            sourceKey: event.id,
+          });
+        } else if (event.type === 'comment.created') {
+          const { userId: authorId, documentId, commentId, mentions } = event.payload;
+          for (const userId of new Set(mentions)) {
+            if (userId === authorId) continue;
+            await services.notifications.send({
+              userId,
+              category: 'comment.mention',
+              title: 'You were mentioned in a comment',
+              body: 'Someone mentioned you in a comment on a document you can read.',
+              link: `/documents/${documentId}#comment-${commentId}`,
+              data: { documentId, commentId, authorId },
+              sourceKey: event.id,
+            });
+          }
+        }
+      },
+    },
+  ],
+  topics: () => ({
+    topics: [{ name: 'notifications', scope: 'notifications' }],
+    events: ['notification.created', 'notification.read'],
+    route: (type) => (type.startsWith('notification.') ? ['notifications'] : []),
+  }),
+});

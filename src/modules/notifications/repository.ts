@@ -1,0 +1,90 @@
+import { and, count, desc, eq, inArray, isNull, lt, sql, type SQL } from 'drizzle-orm';
+import type { Db } from '../../platform/db/database.ts';
+import { notificationCounters, notificationDeliveries, notificationPreferences, notifications, type Channel, type DeliveryRow, type DeliveryStatus, type NotificationRow } from './schema.ts';
+
+export function createNotificationsRepository(db: Db) {
+  const owned = (userId: string, id: string) => and(eq(notifications.id, id), eq(notifications.userId, userId));
+  const unread = (userId: string) => and(eq(notifications.userId, userId), eq(notifications.listed, true), isNull(notifications.readAt));
+  return {
+    async insert(tx: Db, values: typeof notifications.$inferInsert, deliveries: { channel: Channel; status: DeliveryStatus; reason: string | null }[]): Promise<{ row: NotificationRow; deliveries: DeliveryRow[] }> {
+      const [row] = await tx.insert(notifications).values(values).returning();
+      const rows = await tx
+        .insert(notificationDeliveries)
+        .values(deliveries.map((d) => ({ notificationId: row!.id, ...d, sentAt: d.status === 'sent' ? new Date() : null })))
+        .returning();
+      return { row: row!, deliveries: rows };
+    },
+    /** One more of this category today; returns how many that makes. */
+    async count(tx: Db, userId: string, category: string): Promise<number> {
+      const day = new Date().toISOString().slice(0, 10);
+      const [row] = await tx
+        .insert(notificationCounters)
+        .values({ userId, category, day, count: 1 })
+        .onConflictDoUpdate({ target: [notificationCounters.userId, notificationCounters.category, notificationCounters.day], set: { count: sql`${notificationCounters.count} + 1` } })
+        .returning({ count: notificationCounters.count });
+      return row!.count;
+    },
+    async get(userId: string, id: string): Promise<NotificationRow | undefined> {
+      const [row] = await db.select().from(notifications).where(owned(userId, id));
+      return row;
+    },
+    async bySource(userId: string, sourceKey: string): Promise<NotificationRow | undefined> {
+      const [row] = await db.select().from(notifications).where(and(eq(notifications.userId, userId), eq(notifications.sourceKey, sourceKey)));
+      return row;
+    },
+    async byId(id: string): Promise<NotificationRow | undefined> {
+      const [row] = await db.select().from(notifications).where(eq(notifications.id, id));
+      return row;
+    },
+    list(userId: string, opts: { limit: number; cursor?: string; unread?: boolean }): Promise<NotificationRow[]> {
+      const where: (SQL | undefined)[] = [opts.unread ? unread(userId) : and(eq(notifications.userId, userId), eq(notifications.listed, true))];
+      if (opts.cursor) where.push(lt(notifications.id, opts.cursor));
+      return db.select().from(notifications).where(and(...where)).orderBy(desc(notifications.id)).limit(opts.limit);
+    },
+    async unreadCount(userId: string): Promise<number> {
+      const [row] = await db.select({ n: count() }).from(notifications).where(unread(userId));
+      return Number(row!.n);
+    },
+    async markRead(userId: string, id: string): Promise<NotificationRow | undefined> {
+      const [row] = await db.update(notifications).set({ readAt: sql`coalesce(${notifications.readAt}, now())` }).where(owned(userId, id)).returning();
+      return row;
+    },
+    async markAllRead(userId: string): Promise<number> {
+      const rows = await db.update(notifications).set({ readAt: new Date() }).where(unread(userId)).returning({ id: notifications.id });
+      return rows.length;
+    },
+    async delete(userId: string, id: string): Promise<boolean> {
+      const rows = await db.delete(notifications).where(owned(userId, id)).returning({ id: notifications.id });
+      return rows.length > 0;
+    },
+    deliveries(ids: string[]): Promise<DeliveryRow[]> {
+      if (!ids.length) return Promise.resolve([]);
+      return db.select().from(notificationDeliveries).where(inArray(notificationDeliveries.notificationId, ids));
+    },
+    async delivery(id: string): Promise<DeliveryRow | undefined> {
+      const [row] = await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.id, id));
+      return row;
+    },
+    async setDelivery(id: string, set: { status: DeliveryStatus; reason?: string | null; attempts?: number }): Promise<void> {
+      await db
+        .update(notificationDeliveries)
+        .set({ ...set, updatedAt: new Date(), sentAt: set.status === 'sent' ? new Date() : undefined })
+        .where(eq(notificationDeliveries.id, id));
+    },
+    preferences(userId: string) {
+      return db.select().from(notificationPreferences).where(eq(notificationPreferences.userId, userId));
+    },
+    async setPreferences(userId: string, choices: { category: string; channel: Channel; enabled: boolean }[]): Promise<void> {
+      if (!choices.length) return;
+      await db
+        .insert(notificationPreferences)
+        .values(choices.map((c) => ({ userId, ...c })))
+        .onConflictDoUpdate({
+          target: [notificationPreferences.userId, notificationPreferences.category, notificationPreferences.channel],
+          set: { enabled: sql`excluded.enabled`, updatedAt: new Date() },
+        });
+    },
+  };
+}
+
+export type NotificationsRepository = ReturnType<typeof createNotificationsRepository>;

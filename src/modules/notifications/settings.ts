@@ -1,0 +1,24 @@
+import { z } from 'zod';
+
+export interface NotificationSettings {
+  /** Notifications of one category one user may get per day (UTC); the excess is suppressed, `critical` ones excepted. */
+  dailyLimit: number;
+  /** Categories the deployment sends through `POST /v1/notifications`, beside those of Parley's modules. */
+  categories: string[];
+}
+
+const categoryList = z
+  .string()
+  .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
+  .pipe(z.array(z.string().regex(/^[a-z][a-z0-9-]*(\.[a-z0-9-]+)+$/, 'a dotted lower-case name such as app.order-shipped')).max(100));
+
+export const notificationsEnv = {
+  NOTIFICATIONS_DAILY_LIMIT: z.coerce.number().int().min(1).default(100),
+  NOTIFICATIONS_CATEGORIES: categoryList.optional(),
+};
+
+const envObject = z.object(notificationsEnv);
+
+export function notificationSettings(e: z.output<typeof envObject>): NotificationSettings {
+  return { dailyLimit: e.NOTIFICATIONS_DAILY_LIMIT, categories: e.NOTIFICATIONS_CATEGORIES ?? [] };
+}

@@ -1,0 +1,81 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { backends, startApp, type TestApp } from '../../support/app.ts';
+import { eventually } from '../../support/eventually.ts';
+import { createUser, type TestUser } from '../../support/factories.ts';
+import { startSmtp } from '../../support/smtp.ts';
+
+for (const backend of backends()) {
+  describe(`notifications: email over SMTP [${backend}]`, () => {
+    let t: TestApp;
+    let admin: TestUser;
+    let smtp: Awaited<ReturnType<typeof startSmtp>>;
+
+    before(async () => {
+      smtp = await startSmtp();
+      t = await startApp({ backend, env: { SMTP_URL: smtp.url, MAIL_FROM: 'Parley <robot@parley.test>' } });
+      admin = await createUser(t, { admin: true });
+    });
+    after(async () => {
+      await t.close();
+      await smtp.close();
+    });
+
+    const send = async (body: Record<string, unknown>) => {
+      const res = await t.api('POST', '/v1/notifications', { token: admin.accessToken, body });
+      assert.equal(res.status, 201, res.text);
+      return res.body;
+    };
+    const status = async (u: TestUser, id: string) => (await t.api('GET', `/v1/notifications/${id}`, { token: u.accessToken })).body.channels.email;
+
+    test('delivered with List-Unsubscribe headers; the signed link turns that category off, and the next one is suppressed', async () => {
+      const u = await createUser(t);
+      const n = await send({ userId: u.id, category: 'system.message', title: 'Maintenance <tonight>', body: 'We restart at 22:00.', link: 'https://app.example/status' });
+      assert.equal(n.channels.email.status, 'queued');
+      const [mail] = await eventually(() => {
+        const got = smtp.to(u.email).filter((m) => m.message.includes('Maintenance'));
+        assert.equal(got.length, 1);
+        return got;
+      }, 10_000);
+      assert.match(mail!.message, /^Subject: Maintenance <tonight>/m);
+      assert.match(mail!.message, /We restart at 22:00\./);
+      assert.match(mail!.message, /Maintenance &#60;tonight&#62;/, 'the HTML part escapes the title');
+            const headers = mail!.message.slice(0, mail!.message.search(/\r?\n\r?\n/)).replace(/\r?\n[ \t]+/g, ' ');
+      const header = /^List-Unsubscribe: <([^>]+)>/m.exec(headers);
+      assert.ok(header, `List-Unsubscribe header in:\n${headers}`);
+      assert.match(headers, /^List-Unsubscribe-Post: List-Unsubscribe=One-Click/m);
+      const url = new URL(header[1]!);
+      assert.equal(url.origin + url.pathname, 'http://parley.test/v1/notifications/unsubscribe');
+      await eventually(async () => assert.equal((await status(u, n.id)).status, 'sent'));
+
+      // Someone else's category is untouched; a tampered token is refused.
+      const token = url.searchParams.get('token')!;
+      assert.equal((await t.api('POST', `/v1/notifications/unsubscribe?token=${encodeURIComponent(token.slice(0, -2) + 'xx')}`, {})).status, 400);
+      const page = await t.api('GET', `/v1/notifications/unsubscribe?token=${encodeURIComponent(token)}`, {});
+      assert.equal(page.status, 200);
+      assert.match(page.text, /<form method="post"/);
+      // A mail client's one-click POST (RFC 8058), no sign-in.
+      const res = await t.api('POST', url.pathname + url.search, { raw: 'List-Unsubscribe=One-Click', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      assert.equal(res.status, 200, res.text);
+      assert.match(res.text, /system\.message/);
+      const prefs = (await t.api('GET', '/v1/notifications/preferences', { token: u.accessToken })).body.data;
+      assert.deepEqual(prefs.find((p: any) => p.category === 'system.message').channels.email, { enabled: false, default: true, chosen: true, allOff: false });
+      assert.equal(prefs.find((p: any) => p.category === 'system.message').channels.inApp.enabled, true);
+
+      const next = await send({ userId: u.id, category: 'system.message', title: 'After unsubscribing' });
+      assert.deepEqual([next.channels.email.status, next.channels.email.reason], ['suppressed', 'preference']);
+      assert.equal(next.channels.inApp.status, 'sent');
+      const other = await send({ userId: u.id, category: 'comment.mention', title: 'Still emailed' });
+      assert.equal(other.channels.email.status, 'queued');
+      await eventually(async () => assert.equal((await status(u, other.id)).status, 'sent'), 10_000);
+      assert.equal(smtp.to(u.email).filter((m) => m.message.includes('After unsubscribing')).length, 0);
+    });
+
+    test('the email switch in the user preferences stops every category', async () => {
+      const u = await createUser(t);
+      await t.api('PATCH', '/v1/users/me/preferences', { token: u.accessToken, body: { notifications: { email: false } } });
+      const n = await send({ userId: u.id, category: 'comment.mention', title: 'No mail' });
+      assert.deepEqual([n.channels.email.status, n.channels.email.reason], ['suppressed', 'preference']);
+    });
+  });
+}
