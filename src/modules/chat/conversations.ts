@@ -2,6 +2,7 @@ import { NotFound } from '../../errors.ts';
 import type { Db } from '../../platform/db/database.ts';
 import type { Projects } from '../projects/index.ts';
 import { createConversationsRepository, type ConversationFilter, type ConversationRow } from './conversations-repository.ts';
+import type { Announce } from '../../platform/bus/bus.ts';
 
 export interface ConversationInput {
   title?: string | null;
@@ -23,7 +24,7 @@ export const toPublicConversation = (c: ConversationRow) => ({
 });
 
 /** Conversations: their settings and place in the list. Their messages are in messages.ts. */
-export function createConversations(d: { db: Db; projects: Pick<Projects, 'exists'> }) {
+export function createConversations(d: { db: Db; projects: Pick<Projects, 'exists'>; announce: Announce }) {
   const repo = createConversationsRepository(d.db);
 
   async function ensureProject(userId: string, projectId: string | null | undefined) {
@@ -43,7 +44,9 @@ export function createConversations(d: { db: Db; projects: Pick<Projects, 'exist
     async create(userId: string, input: ConversationInput): Promise<ConversationRow> {
       await ensureProject(userId, input.projectId);
       const now = new Date();
-      return repo.insert({ ...input, userId, createdAt: now, updatedAt: now });
+      const row = await repo.insert({ ...input, userId, createdAt: now, updatedAt: now });
+      d.announce('conversation.created', { userId, conversationId: row.id, projectId: row.projectId, title: row.title });
+      return row;
     },
 
     /** Pinned first, then most recently updated; rows carry the `cursor` of their position. */

@@ -21,6 +21,8 @@ export type { Search } from './search.ts';
 
 declare module '../../platform/bus/events.ts' {
   interface DomainEvents {
+    /** A conversation was created. */
+    'conversation.created': { userId: string; conversationId: string; projectId: string | null; title: string | null };
     /** A user message was stored and an answer placeholder created for it (also on regenerate). */
     'message.created': { userId: string; conversationId: string; userMessageId: string; assistantMessageId: string; model: string | null };
     /** The first tokens of an answer arrived from the provider. */
@@ -67,7 +69,7 @@ export const chatModule = defineModule({
   provides: ['conversations', 'messages', 'search', 'generation', 'titles'],
   services({ deps, config, services }) {
     const { ai, projects, jobs, users, files } = services;
-    const conversations = createConversations({ db: deps.db, projects });
+    const conversations = createConversations({ db: deps.db, projects, announce: deps.announce });
     const messages = createMessages({ db: deps.db });
     const titles = createTitles({ ai, conversations: createConversationsRepository(deps.db), logger: deps.logger, jobs });
     const generation = createGeneration({

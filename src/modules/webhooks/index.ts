@@ -50,12 +50,14 @@ export const webhooksModule = defineModule({
   subscriptions: ({ services }) => [
     {
       group: 'webhooks',
-      types: ['message.stream.finished', 'file.created', 'document.saved', 'job.progress'],
+      types: ['message.stream.finished', 'conversation.created', 'file.created', 'document.saved', 'job.progress', 'notification.created'],
       handler: async (event) => {
         const { webhooks } = services;
         const p = event.payload as Record<string, any>;
         if (event.type === 'message.stream.finished' && p.status === 'complete')
           await webhooks.emit(p.userId, 'message.completed', { conversationId: p.conversationId, messageId: p.messageId, model: p.model, usage: p.usage }, event.id);
+        else if (event.type === 'conversation.created') await webhooks.emit(p.userId, 'conversation.created', { conversationId: p.conversationId, projectId: p.projectId, title: p.title }, event.id);
+        else if (event.type === 'notification.created') await webhooks.emit(p.userId, 'notification.created', p.notification, event.id);
         else if (event.type === 'file.created') await webhooks.emit(p.userId, 'file.ready', { fileId: p.fileId, name: p.name, mimeType: p.mimeType, size: p.size }, event.id);
         // Told once per reader: the author's copy is enough.
         else if (event.type === 'document.saved' && p.userId === p.authorId) await webhooks.emit(p.userId, 'document.updated', { documentId: p.documentId, version: p.version }, event.id);

@@ -76,6 +76,24 @@ for (const backend of backends()) {
       await eventually(async () => assert.equal((await t.api('GET', `/v1/webhooks/messages/${messages.body.data[0].id}`, { token: owner.accessToken })).body.status, 'delivered'));
     });
 
+    test('a new conversation and a new notification reach the endpoints that want them', async () => {
+      const owner = await createUser(t);
+      const endpoint = await register(owner, '/lifecycle', ['conversation.created', 'notification.created']);
+      const conversation = await t.api('POST', '/v1/conversations', { token: owner.accessToken, body: { title: 'Plans' } });
+      assert.equal(conversation.status, 201, conversation.text);
+      const admin = await createUser(t, { admin: true });
+      const sent = await t.api('POST', '/v1/notifications', { token: admin.accessToken, body: { userId: owner.id, category: 'system.message', title: 'Hello', body: 'Welcome aboard' } });
+      assert.equal(sent.status, 201, sent.text);
+      const got = await eventually(() => {
+        const all = receiver.on('/lifecycle');
+        assert.equal(all.length, 2);
+        return all.map((r) => JSON.parse(r.body)).sort((a, b) => (a.type < b.type ? -1 : 1));
+      });
+      assert.deepEqual([got[0].type, got[0].data.conversationId, got[0].data.title], ['conversation.created', conversation.body.id, 'Plans']);
+      assert.deepEqual([got[1].type, got[1].data.title], ['notification.created', 'Hello']);
+      assert.ok(receiver.on('/lifecycle').every((r) => verifies(endpoint.secret, r)));
+    });
+
     test('a 500 is retried on the schedule; every attempt is logged with status, latency and excerpt', async () => {
       const endpoint = await register(u, '/flaky');
       const message = await testSend(endpoint.id);
