@@ -52,6 +52,10 @@ const SOURCES_MAX_TOKENS = 6000;
 /** How long a cancel waits for the instance running the generation to stop it before marking it cancelled itself. */
 const CANCEL_WAIT_MS = 5_000;
 
+/** Tokens kept for the reply: the project's `maxTokens`, else the model's limit, at most DEFAULT_REPLY_BUDGET. */
+const replyBudgetOf = (info: { maxOutputTokens: number | null }, settings: GenerationSettings | undefined) =>
+  settings?.maxTokens ?? Math.min(info.maxOutputTokens ?? DEFAULT_REPLY_BUDGET, DEFAULT_REPLY_BUDGET);
+
 /** The models to try, in order, without repeats. */
 export function modelChain(...ids: Array<string | null | undefined>): string[] {
   return [...new Set(ids.filter((id): id is string => !!id))];
@@ -119,7 +123,7 @@ export function createGeneration(d: GenerationDeps) {
     if (!question || question.role !== 'user' || !question.text) return [];
     const info = d.ai.model(p.chain[0]!)!;
     const window = info.contextWindow ?? 8192;
-    const reply = p.settings?.maxTokens ?? Math.min(info.maxOutputTokens ?? DEFAULT_REPLY_BUDGET, DEFAULT_REPLY_BUDGET);
+    const reply = replyBudgetOf(info, p.settings);
     const budgetTokens = Math.min(SOURCES_MAX_TOKENS, Math.floor((window - reply) * SOURCES_SHARE));
     return d.grounding.retrieve(userId, {
       projectId: p.conversation.projectId,
@@ -175,7 +179,7 @@ export function createGeneration(d: GenerationDeps) {
   /** The branch as the model sees it (files included), with its sources after the system prompt, fitted to its window. */
   async function contextFor(userId: string, modelId: string, settings: GenerationSettings | undefined, branch: Turn[], sources: Source[]): Promise<ChatMessage[]> {
     const info = d.ai.model(modelId)!;
-    const replyBudget = settings?.maxTokens ?? Math.min(info.maxOutputTokens ?? DEFAULT_REPLY_BUDGET, DEFAULT_REPLY_BUDGET);
+    const replyBudget = replyBudgetOf(info, settings);
     const history = await d.attachments.toChatMessages(userId, branch, info, replyBudget);
     const system = [settings?.systemPrompt, sources.length ? groundingPrompt(sources) : undefined].filter(Boolean).join('\n\n') || undefined;
     return buildContext({ model: info, system, history, replyBudget });

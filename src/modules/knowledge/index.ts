@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { defineModule } from '../module.ts';
 import { createGrounding, type Grounding } from './grounding.ts';
-import { createIngestion, INGEST_QUEUE } from './ingest.ts';
+import { createIngestion } from './ingest.ts';
 import { createKnowledgeRepository } from './repository.ts';
 import { knowledgeRoutes } from './routes.ts';
 import { knowledgeChunks, knowledgeCollectionItems, knowledgeCollections, knowledgeConversationCollections, knowledgeItems } from './schema.ts';
@@ -64,28 +64,25 @@ export const knowledgeModule = defineModule({
     const repo = createKnowledgeRepository(deps.db);
     const vectors = createVectorIndex(deps.db, deps.logger);
     const knowledgeSearch = createKnowledgeSearch({ db: deps.db, vectors, ai: services.ai, documents: services.documents, logger: deps.logger, minSimilarity: config.knowledge.minSimilarity });
+    // One repository and one vector index (its extension check and indexes made once) for search and ingestion alike.
+    const ingest = createIngestion({ repo, ai: services.ai, files: services.files, documents: services.documents, vectors, settings: config.knowledge, announce: deps.announce });
     return {
       knowledgeSearch,
       grounding: createGrounding({ repo, search: knowledgeSearch }),
-      knowledge: createKnowledge({ repo, jobs: services.jobs, files: services.files, documents: services.documents, projects: services.projects, retry: { attempts: config.knowledge.ingestAttempts, backoffMs: config.knowledge.ingestBackoffMs } }),
+      knowledge: createKnowledge({
+        repo,
+        ingest,
+        jobs: services.jobs,
+        files: services.files,
+        documents: services.documents,
+        projects: services.projects,
+        retry: { attempts: config.knowledge.ingestAttempts, backoffMs: config.knowledge.ingestBackoffMs },
+      }),
     };
   },
   start: async ({ knowledgeSearch }) => knowledgeSearch.start(),
   routes: knowledgeRoutes,
-  jobs: ({ deps, config, services }) => [
-    {
-      queue: INGEST_QUEUE,
-      handler: createIngestion({
-        repo: createKnowledgeRepository(deps.db),
-        ai: services.ai,
-        files: services.files,
-        documents: services.documents,
-        vectors: createVectorIndex(deps.db, deps.logger),
-        settings: config.knowledge,
-        announce: deps.announce,
-      }),
-    },
-  ],
+  jobs: ({ services }) => [services.knowledge.job],
   schedules: ({ deps }) => [
     // Fresh statistics keep search on its indexes as passages pile up: the embedded database has no autovacuum to gather them.
     { name: 'knowledge.analyze', cron: '*/15 * * * *', handler: async () => void (await deps.db.execute(sql`analyze knowledge_items, knowledge_chunks`)) },

@@ -3,12 +3,16 @@ import type { Documents } from '../documents/index.ts';
 import type { Files } from '../files/index.ts';
 import type { Jobs } from '../jobs/index.ts';
 import type { Projects } from '../projects/index.ts';
+import type { JobHandler } from '../../platform/queue/queue.ts';
+import type { JobDefinition } from '../module.ts';
 import { INGEST_QUEUE, type IngestJob } from './ingest.ts';
 import type { KnowledgeRepository } from './repository.ts';
 import type { CollectionRow, ItemRow } from './schema.ts';
 
 export interface KnowledgeDeps {
   repo: KnowledgeRepository;
+  /** The indexing job's handler (ingest.ts): run where the worker runs. */
+  ingest: JobHandler<IngestJob, unknown>;
   jobs: Pick<Jobs, 'enqueue'>;
   files: Pick<Files, 'get'>;
   documents: Pick<Documents, 'peek'>;
@@ -41,6 +45,9 @@ export function createKnowledge(d: KnowledgeDeps) {
     d.jobs.enqueue<IngestJob>(INGEST_QUEUE, { itemId: item.id }, { attempts: d.retry.attempts, backoffMs: d.retry.backoffMs, timeoutMs: INGEST_TIMEOUT_MS, userId: item.userId, idempotencyKey: `${item.id}:${key}` });
 
   return {
+    /** The indexing queue and its handler, for the module's jobs. */
+    job: { queue: INGEST_QUEUE, handler: d.ingest } satisfies JobDefinition,
+
     async create(userId: string, input: { name: string; description?: string | null; projectId?: string | null }): Promise<CollectionRow> {
       await checkProject(userId, input.projectId);
       return d.repo.createCollection({ userId, name: input.name, description: input.description ?? null, projectId: input.projectId ?? null });

@@ -2,28 +2,17 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { backends, startApp, type Backend, type TestApp } from '../../support/app.ts';
+import { PNG, postFile } from '../../support/files.ts';
 import { eventually } from '../../support/eventually.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 import { startS3, type LocalS3 } from '../../support/s3.ts';
 import { connectAs, subscribe } from '../../support/ws.ts';
 
-/** A real 1×1 PNG. */
-const PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
 const PDF = Buffer.from('%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n');
 const MAX = 300_000;
 const QUOTA = 700_000;
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
-
-/** A multipart upload through a real HTTP client (fetch + FormData), fields first, then the file. */
-async function upload(t: TestApp, u: TestUser, name: string, bytes: Buffer, fields: Record<string, string> = {}, declaredType = 'application/octet-stream') {
-  const form = new FormData();
-  for (const [k, v] of Object.entries(fields)) form.append(k, v);
-  form.append('file', new Blob([bytes], { type: declaredType }), name);
-  const res = await fetch(`${t.url}/v1/files`, { method: 'POST', headers: { authorization: `Bearer ${u.accessToken}` }, body: form });
-  const text = await res.text();
-  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined, text };
-}
 
 const get = (t: TestApp, u: TestUser, path: string, headers: Record<string, string> = {}) => fetch(`${t.url}${path}`, { headers: { authorization: `Bearer ${u.accessToken}`, ...headers } });
 
@@ -56,7 +45,7 @@ for (const setup of setups) {
     });
 
     test('an image is stored as its bytes say, hashed, and comes back byte for byte', async () => {
-      const res = await upload(t, u, 'photo.png', PNG, {}, 'text/html');
+      const res = await postFile(t, u, 'photo.png', PNG, {}, 'text/html');
       assert.equal(res.status, 201, res.text);
       assert.equal(res.body.mimeType, 'image/png', 'the type is sniffed, not the client\'s');
       assert.equal(res.body.size, PNG.length);
@@ -73,7 +62,7 @@ for (const setup of setups) {
 
     test('Range gives 206 with those bytes; the ETag gives 304; a range past the end is 416', async () => {
       const data = randomBytes(5000);
-      const up = await upload(t, u, 'data.csv', Buffer.from(data.toString('hex')));
+      const up = await postFile(t, u, 'data.csv', Buffer.from(data.toString('hex')));
       assert.equal(up.status, 201, up.text);
       assert.equal(up.body.mimeType, 'text/csv', 'text, and a .csv name: CSV');
       const partial = await get(t, u, `/v1/files/${up.body.id}/content`, { range: 'bytes=10-19' });
@@ -88,8 +77,8 @@ for (const setup of setups) {
     });
 
     test('types: PDF and Markdown are accepted; HTML, SVG, executables and an HTML page named .png are 415 with the detected type, leaving nothing', async () => {
-      assert.equal((await upload(t, u, 'doc.pdf', PDF)).body.mimeType, 'application/pdf');
-      assert.equal((await upload(t, u, 'notes.md', Buffer.from('# Title\n\nSome *text* ✓'))).body.mimeType, 'text/markdown');
+      assert.equal((await postFile(t, u, 'doc.pdf', PDF)).body.mimeType, 'application/pdf');
+      assert.equal((await postFile(t, u, 'notes.md', Buffer.from('# Title\n\nSome *text* ✓'))).body.mimeType, 'text/markdown');
       const before = await stored(t, u);
       const cases: Array<[string, Buffer, string]> = [
         ['page.html', Buffer.from('<!doctype html><html><script>alert(1)</script></html>'), 'text/html'],
@@ -99,7 +88,7 @@ for (const setup of setups) {
         ['report.pdf', PNG, 'image/png'],
       ];
       for (const [name, bytes, detected] of cases) {
-        const res = await upload(t, u, name, bytes);
+        const res = await postFile(t, u, name, bytes);
         assert.equal(res.status, 415, `${name}: ${res.text}`);
         assert.equal(res.body.code, 'unsupported_file_type');
         assert.equal(res.body.detectedType, detected, name);
@@ -110,17 +99,17 @@ for (const setup of setups) {
 
     test('a file over the limit is cut while streaming (413 file_too_large); a zero-byte file is 400; neither leaves anything', async () => {
       const before = await stored(t, u);
-      const big = await upload(t, u, 'big.txt', Buffer.alloc(MAX + 10, 'a'));
+      const big = await postFile(t, u, 'big.txt', Buffer.alloc(MAX + 10, 'a'));
       assert.equal(big.status, 413, big.text);
       assert.equal(big.body.code, 'file_too_large');
-      const empty = await upload(t, u, 'empty.txt', Buffer.alloc(0));
+      const empty = await postFile(t, u, 'empty.txt', Buffer.alloc(0));
       assert.equal(empty.status, 400, empty.text);
       assert.equal(empty.body.code, 'empty_file');
       assert.deepEqual(await stored(t, u), before);
     });
 
     test('names are for display: paths, NUL and control characters are dropped', async () => {
-      const res = await upload(t, u, '../../etc/\u0000pass\u0007wd.txt', Buffer.from('hello'));
+      const res = await postFile(t, u, '../../etc/\u0000pass\u0007wd.txt', Buffer.from('hello'));
       assert.equal(res.status, 201, res.text);
       assert.equal(res.body.name, 'passwd.txt');
       const renamed = await t.api('PATCH', `/v1/files/${res.body.id}`, { token: u.accessToken, body: { name: 'a/b\\c\u0001.txt' } });
@@ -147,17 +136,17 @@ for (const setup of setups) {
 
     test('a file belongs to a project or conversation of the uploader only', async () => {
       const project = await t.api('POST', '/v1/projects', { token: u.accessToken, body: { name: 'p' } });
-      const ok = await upload(t, u, 'p.txt', Buffer.from('for the project'), { projectId: project.body.id });
+      const ok = await postFile(t, u, 'p.txt', Buffer.from('for the project'), { projectId: project.body.id });
       assert.equal(ok.status, 201, ok.text);
       assert.equal(ok.body.projectId, project.body.id);
       const listed = await t.api('GET', `/v1/files?projectId=${project.body.id}`, { token: u.accessToken });
       assert.deepEqual(listed.body.data.map((f: { id: string }) => f.id), [ok.body.id]);
-      const theirs = await upload(t, stranger, 'x.txt', Buffer.from('x'), { projectId: project.body.id });
+      const theirs = await postFile(t, stranger, 'x.txt', Buffer.from('x'), { projectId: project.body.id });
       assert.equal(theirs.status, 404, theirs.text);
     });
 
     test('another user gets 404 on every endpoint, and nothing changes', async () => {
-      const mine = await upload(t, u, 'private.txt', Buffer.from('secret'));
+      const mine = await postFile(t, u, 'private.txt', Buffer.from('secret'));
       const id = mine.body.id;
       assert.equal((await t.api('GET', `/v1/files/${id}`, { token: stranger.accessToken })).status, 404);
       assert.equal((await get(t, stranger, `/v1/files/${id}/content`)).status, 404);
@@ -168,8 +157,8 @@ for (const setup of setups) {
     });
 
     test('a signed link reads the file without credentials until it expires; a forged, moved or expired one is 403', async () => {
-      const up = await upload(t, u, 'pic.png', PNG);
-      const other = await upload(t, u, 'other.txt', Buffer.from('other'));
+      const up = await postFile(t, u, 'pic.png', PNG);
+      const other = await postFile(t, u, 'other.txt', Buffer.from('other'));
       const made = await t.api('POST', `/v1/files/${up.body.id}/url`, { token: u.accessToken, body: { expiresIn: 60 } });
       assert.equal(made.status, 200, made.text);
       const url = new URL(made.body.url);
@@ -196,7 +185,7 @@ for (const setup of setups) {
       try {
         assert.equal((await subscribe(socket, 'files')).type, 'subscribed');
         assert.equal((await subscribe(other, 'files')).type, 'subscribed');
-        const up = await upload(t, u, 'live.txt', Buffer.from('live'));
+        const up = await postFile(t, u, 'live.txt', Buffer.from('live'));
         const created = await socket.next((f) => f.type === 'event' && f.event?.type === 'file.created' && f.event.payload.fileId === up.body.id);
         assert.deepEqual(created.event.payload, { userId: u.id, fileId: up.body.id, name: 'live.txt', mimeType: 'text/plain', size: 4 });
         assert.equal((await subscribe(socket, `file:${up.body.id}`)).type, 'subscribed');
@@ -214,7 +203,7 @@ for (const setup of setups) {
     });
 
     test('delete removes the row at once and the bytes soon after (a queued job)', async () => {
-      const up = await upload(t, u, 'gone.txt', Buffer.from('bye'));
+      const up = await postFile(t, u, 'gone.txt', Buffer.from('bye'));
       assert.equal((await t.deps.storage.keys(`files/${u.id}/${up.body.id}/`)).length, 1);
       assert.equal((await t.api('DELETE', `/v1/files/${up.body.id}`, { token: u.accessToken })).status, 204);
       assert.equal((await t.api('GET', `/v1/files/${up.body.id}`, { token: u.accessToken })).status, 404);
@@ -223,15 +212,15 @@ for (const setup of setups) {
 
     test('the quota: a declared length over it is refused before a byte is stored, a stream crossing it is cut; 413 with used and limit', async () => {
       const owner = await createUser(t);
-      const first = await upload(t, owner, 'a.txt', Buffer.alloc(MAX - 1000, 'a'));
+      const first = await postFile(t, owner, 'a.txt', Buffer.alloc(MAX - 1000, 'a'));
       assert.equal(first.status, 201, first.text);
-      const second = await upload(t, owner, 'b.txt', Buffer.alloc(MAX - 1000, 'b'));
+      const second = await postFile(t, owner, 'b.txt', Buffer.alloc(MAX - 1000, 'b'));
       assert.equal(second.status, 201, second.text);
       const quota = await t.api('GET', '/v1/files/quota', { token: owner.accessToken });
       assert.deepEqual(quota.body, { used: 2 * (MAX - 1000), limit: QUOTA, remaining: QUOTA - 2 * (MAX - 1000), custom: false });
       const before = await stored(t, owner);
       // Declared: the body is larger than the room left.
-      const declared = await upload(t, owner, 'c.txt', Buffer.alloc(MAX - 1000, 'c'));
+      const declared = await postFile(t, owner, 'c.txt', Buffer.alloc(MAX - 1000, 'c'));
       assert.equal(declared.status, 413, declared.text);
       assert.equal(declared.body.code, 'quota_exceeded');
       assert.equal(declared.body.used, 2 * (MAX - 1000));
@@ -254,7 +243,7 @@ for (const setup of setups) {
     test('uploads side by side that each fit the quota but not together: only as many as fit are kept, the rest 413 with nothing left', async () => {
       const owner = await createUser(t);
       const size = MAX - 1000; // three of these pass QUOTA, two do not
-      const results = await Promise.all(['x', 'y', 'z'].map((c) => upload(t, owner, `${c}.txt`, Buffer.alloc(size, c))));
+      const results = await Promise.all(['x', 'y', 'z'].map((c) => postFile(t, owner, `${c}.txt`, Buffer.alloc(size, c))));
       const statuses = results.map((r) => r.status).sort();
       assert.deepEqual(statuses, [201, 201, 413], results.map((r) => r.text).join('\n'));
       assert.equal(results.find((r) => r.status === 413)!.body.code, 'quota_exceeded');
@@ -265,8 +254,8 @@ for (const setup of setups) {
 
     test('deleting the account removes its files: the rows at once, the bytes soon after', async () => {
       const leaving = await createUser(t);
-      await upload(t, leaving, 'a.txt', Buffer.from('a'));
-      await upload(t, leaving, 'b.png', PNG);
+      await postFile(t, leaving, 'a.txt', Buffer.from('a'));
+      await postFile(t, leaving, 'b.png', PNG);
       assert.equal((await t.deps.storage.keys(`files/${leaving.id}/`)).length, 2);
       const res = await t.api('DELETE', '/v1/users/me', { token: leaving.accessToken, body: { password: leaving.password } });
       assert.equal(res.status, 204, res.text);
@@ -279,12 +268,12 @@ for (const setup of setups) {
       const someone = await createUser(t);
       const put = (userId: string, bytes: number | null, token = admin.accessToken) => t.api('PUT', `/v1/admin/files/quota/${userId}`, { token, body: { bytes } });
       assert.deepEqual((await put(someone.id, 10)).body, { used: 0, limit: 10, remaining: 10, custom: true });
-      const refused = await upload(t, someone, 'x.txt', Buffer.from('more than ten bytes'));
+      const refused = await postFile(t, someone, 'x.txt', Buffer.from('more than ten bytes'));
       assert.equal(refused.status, 413, refused.text);
       assert.equal(refused.body.code, 'quota_exceeded');
       assert.equal(refused.body.limit, 10);
       assert.equal((await put(someone.id, QUOTA * 2)).body.limit, QUOTA * 2);
-      assert.equal((await upload(t, someone, 'x.txt', Buffer.from('more than ten bytes'))).status, 201);
+      assert.equal((await postFile(t, someone, 'x.txt', Buffer.from('more than ten bytes'))).status, 201);
       assert.deepEqual((await put(someone.id, null)).body, { used: 19, limit: QUOTA, remaining: QUOTA - 19, custom: false });
       assert.equal((await t.api('GET', `/v1/admin/files/quota/${someone.id}`, { token: admin.accessToken })).body.used, 19);
       assert.equal((await put(someone.id, 5, someone.accessToken)).status, 403);
@@ -295,7 +284,7 @@ for (const setup of setups) {
 
     test('files count in the footprint report, and an API key needs the files scope', async () => {
       const owner = await createUser(t);
-      await upload(t, owner, 'n.txt', Buffer.from('12345'));
+      await postFile(t, owner, 'n.txt', Buffer.from('12345'));
       const footprint = await t.api('GET', '/v1/usage/storage', { token: owner.accessToken });
       const files = footprint.body.sources.find((s: { source: string }) => s.source === 'files');
       assert.deepEqual(files, { source: 'files', items: 1, bytes: 5 });

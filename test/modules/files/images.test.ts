@@ -3,6 +3,7 @@ import { crc32, deflateSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
 import { backends, startApp, type Backend, type TestApp } from '../../support/app.ts';
+import { postFile } from '../../support/files.ts';
 import { eventually } from '../../support/eventually.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 import { startS3, type LocalS3 } from '../../support/s3.ts';
@@ -41,14 +42,6 @@ const farHeaderJpeg = () =>
     .jpeg()
     .withExif({ IFD0: { Copyright: 'x'.repeat(6000) } })
     .toBuffer();
-
-async function upload(t: TestApp, u: TestUser, name: string, bytes: Buffer) {
-  const form = new FormData();
-  form.append('file', new Blob([bytes]), name);
-  const res = await fetch(`${t.url}/v1/files`, { method: 'POST', headers: { authorization: `Bearer ${u.accessToken}` }, body: form });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined, text };
-}
 
 async function fetchBytes(t: TestApp, path: string, u?: TestUser, headers: Record<string, string> = {}) {
   const res = await fetch(`${t.url}${path}`, { headers: { ...(u && { authorization: `Bearer ${u.accessToken}` }), ...headers } });
@@ -98,7 +91,7 @@ for (const setup of setups) {
       const socket = await connectAs(t, u.accessToken);
       try {
         assert.equal((await subscribe(socket, 'files')).type, 'subscribed');
-        const up = await upload(t, u, 'wide.png', await photo(640, 480));
+        const up = await postFile(t, u, 'wide.png', await photo(640, 480));
         assert.equal(up.status, 201, up.text);
         assert.equal(up.body.thumbnail, 'pending');
         image = up.body;
@@ -123,7 +116,7 @@ for (const setup of setups) {
     });
 
     test('a non-image has no thumbnail (null, 404 no_thumbnail)', async () => {
-      const up = await upload(t, u, 'notes.txt', Buffer.from('just words'));
+      const up = await postFile(t, u, 'notes.txt', Buffer.from('just words'));
       assert.equal(up.body.thumbnail, null);
       const res = await fetchBytes(t, `/v1/files/${up.body.id}/thumbnail`, u);
       assert.equal(res.status, 404);
@@ -174,7 +167,7 @@ for (const setup of setups) {
         assert.equal(res.status, 400, `${query}: ${res.bytes.toString().slice(0, 200)}`);
         assert.match(res.headers.get('content-type')!, /problem\+json/);
       }
-      const text = await upload(t, u, 'a.txt', Buffer.from('words'));
+      const text = await postFile(t, u, 'a.txt', Buffer.from('words'));
       const res = await fetchBytes(t, `/v1/files/${text.body.id}/content?width=10`, u);
       assert.equal(res.status, 415);
       assert.equal(problem(res.bytes).code, 'not_an_image');
@@ -185,7 +178,7 @@ for (const setup of setups) {
     test('a pixel bomb is refused at upload from its header (422 image_too_large), leaving no row or blob', async () => {
       const owner = await createUser(t);
       const before = await stored(t, owner);
-      const res = await upload(t, owner, 'bomb.png', pngBomb());
+      const res = await postFile(t, owner, 'bomb.png', pngBomb());
       assert.equal(res.status, 422, res.text);
       assert.deepEqual([res.body.code, res.body.width, res.body.height, res.body.limit], ['image_too_large', 60_000, 60_000, MAX_PIXELS]);
       assert.deepEqual(await stored(t, owner), before);
@@ -195,7 +188,7 @@ for (const setup of setups) {
       const socket = await connectAs(t, u.accessToken);
       try {
         assert.equal((await subscribe(socket, 'files')).type, 'subscribed');
-        const up = await upload(t, u, 'big.jpg', await farHeaderJpeg());
+        const up = await postFile(t, u, 'big.jpg', await farHeaderJpeg());
         assert.equal(up.status, 201, up.text);
         assert.equal(up.body.thumbnail, 'pending');
         const failed = await socket.next((f) => f.type === 'event' && f.event?.type === 'file.thumbnail.failed' && f.event.payload.fileId === up.body.id, 20_000);
@@ -239,7 +232,7 @@ for (const setup of setups) {
     });
 
     test('deleting removes the original, the thumbnail and every variant (a queued job)', async () => {
-      const up = await upload(t, u, 'doomed.png', await photo(300, 200));
+      const up = await postFile(t, u, 'doomed.png', await photo(300, 200));
       await thumbnailState(t, u, up.body.id, 'ready');
       assert.equal((await fetchBytes(t, `/v1/files/${up.body.id}/content?width=30`, u)).status, 200);
       const keys = await t.deps.storage.keys(`files/${u.id}/${up.body.id}/`);
