@@ -34,8 +34,8 @@ export interface NotificationCategory {
   /** Dotted, lower-case: `document.shared`. */
   name: string;
   description: string;
-  /** The channels it goes to unless the user says otherwise (default: every channel). */
-  channels?: { inApp?: boolean; email?: boolean };
+  /** The channels it goes to unless the user says otherwise (default: in-app, email and push on; SMS and Slack off, since they cost money or attention). */
+  channels?: { inApp?: boolean; email?: boolean; push?: boolean; sms?: boolean; slack?: boolean };
   /** Email wording with `{{title}}`, `{{body}}`, `{{link}}`, `{{unsubscribeUrl}}` and `{{data.<field>}}`; the plain default look otherwise. */
   email?: { subject?: string; text?: string; html?: string };
 }

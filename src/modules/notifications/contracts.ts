@@ -1,13 +1,22 @@
 import { z } from 'zod';
 import { pageQuery } from '../../http/pagination.ts';
-import { CHANNELS, PRIORITIES } from './schema.ts';
+import { CHANNELS, DELIVERY_STATUSES, PRIORITIES } from './schema.ts';
 
 const channelStatus = z.object({
-  status: z.enum(['queued', 'sent', 'failed', 'suppressed']),
-  reason: z.string().nullable().describe('suppressed: `preference` or `daily_limit`; failed (or queued for a retry): the last error'),
+  status: z
+    .enum(DELIVERY_STATUSES)
+    .describe('queued (a job will send it), held (quiet hours or the digest), sent (the service took it), delivered (the service confirmed it reached the person), failed, suppressed'),
+  reason: z
+    .string()
+    .nullable()
+    .describe('suppressed: `preference`, `daily_limit` or `unreachable: <why>`; held: `quiet_hours` or `digest`; sent: `digest` when it went in one; failed (or queued for a retry): the last error'),
   attempts: z.number().int(),
   updatedAt: z.string(),
+  heldUntil: z.string().nullable().describe('held for quiet hours: when it goes out'),
 });
+
+/** One entry per channel this deployment has (in-app and email always; push, SMS and Slack when configured). */
+const perChannel = <T extends z.ZodType>(value: T) => z.object(Object.fromEntries(CHANNELS.map((c) => [c, value.optional()])) as Record<(typeof CHANNELS)[number], z.ZodOptional<T>>);
 
 export const notificationSchema = z
   .object({
@@ -21,7 +30,7 @@ export const notificationSchema = z
     priority: z.enum(PRIORITIES),
     readAt: z.string().nullable(),
     createdAt: z.string(),
-    channels: z.object({ inApp: channelStatus.optional(), email: channelStatus.optional() }).describe('What happened on each channel'),
+    channels: perChannel(channelStatus).describe('What happened on each channel'),
   })
   .meta({ id: 'Notification' });
 
@@ -29,7 +38,7 @@ export const categorySchema = z
   .object({
     name: z.string(),
     description: z.string(),
-    channels: z.object({ inApp: z.boolean(), email: z.boolean() }).describe('On by default'),
+    channels: perChannel(z.boolean()).describe('On by default, per channel of this deployment'),
   })
   .meta({ id: 'NotificationCategory' });
 
@@ -49,7 +58,7 @@ const channelPreference = z.object({
 });
 
 export const preferencesResponse = z.object({
-  data: z.array(z.object({ category: z.string(), description: z.string(), channels: z.object({ inApp: channelPreference, email: channelPreference }) })),
+  data: z.array(z.object({ category: z.string(), description: z.string(), channels: perChannel(channelPreference) })),
 });
 
 export const preferencesBody = z

@@ -37,3 +37,24 @@ export function renderEmail(category: NotificationCategory | undefined, n: Notif
     html: fillTemplate(t.html ?? DEFAULT_HTML, values, true),
   };
 }
+
+/** A digest: what was held, oldest first, as one email (at most 100 listed, the rest counted). */
+export function renderDigest(items: NotificationRow[], opts: { period: 'daily' | 'weekly'; unsubscribeUrl: string }) {
+  const shown = items.slice(0, 100);
+  const more = items.length - shown.length;
+  const heading = `Your ${opts.period} digest: ${items.length} notification${items.length === 1 ? '' : 's'}`;
+  const text =
+    `${heading}\n\n` +
+    shown.map((n) => `* ${n.title}${n.body ? `\n  ${n.body.replace(/\n/g, '\n  ')}` : ''}${n.link ? `\n  ${n.link}` : ''}`).join('\n\n') +
+    (more > 0 ? `\n\n…and ${more} more.` : '') +
+    `\n\n--\nStop notification emails: ${opts.unsubscribeUrl}\n`;
+  const html =
+    '<!doctype html><html><body style="font-family:system-ui,sans-serif;color:#222;max-width:560px;margin:24px auto;line-height:1.5">' +
+    `<h2 style="font-size:18px;margin:0 0 12px">${escapeHtml(heading)}</h2><ul style="padding-left:18px">` +
+    shown
+      .map((n) => `<li style="margin:0 0 12px"><strong>${n.link ? `<a href="${escapeHtml(n.link)}" style="color:#2557d6">${escapeHtml(n.title)}</a>` : escapeHtml(n.title)}</strong>${n.body ? `<br><span style="white-space:pre-line">${escapeHtml(n.body)}</span>` : ''}</li>`)
+      .join('') +
+    `</ul>${more > 0 ? `<p>…and ${more} more.</p>` : ''}` +
+    `<hr style="border:none;border-top:1px solid #ddd;margin:24px 0 8px"><p style="font-size:12px;color:#777"><a href="${escapeHtml(opts.unsubscribeUrl)}" style="color:#777">Stop notification emails</a></p></body></html>`;
+  return { subject: heading, text, html };
+}

@@ -1,8 +1,11 @@
+import type { JobContext } from '../../platform/queue/queue.ts';
 import { defineModule } from '../module.ts';
 import { notificationsFootprint } from './footprint.ts';
 import { notificationRoutes } from './routes.ts';
 import { notificationCounters, notificationDeliveries, notificationPreferences, notifications } from './schema.ts';
-import { createNotifications, EMAIL_QUEUE, type NotificationView, type Notifications } from './service.ts';
+import { emailChannel } from './channels/email.ts';
+import { DIGEST_QUEUE, queueOf } from './deliveries.ts';
+import { createNotifications, type NotificationView, type Notifications } from './service.ts';
 import { notificationSettings, notificationsEnv, type NotificationSettings } from './settings.ts';
 
 export type { Notifications, NotificationInput, NotificationView } from './service.ts';
@@ -37,7 +40,7 @@ export const notificationsModule = defineModule({
   name: 'notifications',
   tables: { notifications, notificationDeliveries, notificationPreferences, notificationCounters },
   config: { env: notificationsEnv, read: notificationSettings },
-  needs: ['users'],
+  needs: ['users', 'usage'],
   provides: ['notifications'],
   services: ({ deps, config, services, notificationCategories }) => ({
     notifications: createNotifications({
@@ -47,15 +50,26 @@ export const notificationsModule = defineModule({
       mailer: deps.mailer,
       signer: deps.signer('notifications.unsubscribe'),
       users: services.users,
+      usage: services.usage,
       settings: config.notifications,
       categories: notificationCategories,
+      // Each outbound channel is a port (channels/channel.ts) with its adapter; email is always there.
+      channels: [emailChannel(deps.mailer)],
       publicUrl: config.publicUrl,
     }),
   }),
   notifications: [{ name: 'system.message', description: 'Messages from the operators of this service.' }],
   routes: notificationRoutes,
   footprint: notificationsFootprint,
-  jobs: ({ services }) => [{ queue: EMAIL_QUEUE, handler: (data, ctx) => services.notifications.deliverEmail(data, ctx), options: { concurrency: 4, timeoutMs: 60_000 } }],
+  jobs: ({ services }) => [
+    ...[...services.notifications.adapters.values()].map((adapter) => ({
+      queue: queueOf(adapter.channel),
+      handler: (data: { deliveryId: string }, ctx: JobContext) => services.notifications.deliver(data, ctx),
+      options: { concurrency: adapter.concurrency ?? 4, timeoutMs: 60_000 },
+    })),
+    { queue: DIGEST_QUEUE, handler: (data, ctx) => services.notifications.deliverDigest(data, ctx), options: { concurrency: 2, timeoutMs: 60_000 } },
+  ],
+  schedules: ({ services, config }) => [{ name: 'notifications.digest', cron: config.notifications.digestCron, handler: async () => ({ queued: await services.notifications.sendDueDigests() }) }],
   subscriptions: ({ services }) => [
     {
       group: 'notifications',

@@ -1,4 +1,4 @@
-import { and, count, desc, eq, inArray, isNull, lt, sql, type SQL } from 'drizzle-orm';
+import { and, asc, count, desc, eq, inArray, isNull, lt, min, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../../platform/db/database.ts';
 import { notificationCounters, notificationDeliveries, notificationPreferences, notifications, type Channel, type DeliveryRow, type DeliveryStatus, type NotificationRow } from './schema.ts';
 
@@ -6,7 +6,7 @@ export function createNotificationsRepository(db: Db) {
   const owned = (userId: string, id: string) => and(eq(notifications.id, id), eq(notifications.userId, userId));
   const unread = (userId: string) => and(eq(notifications.userId, userId), eq(notifications.listed, true), isNull(notifications.readAt));
   return {
-    async insert(tx: Db, values: typeof notifications.$inferInsert, deliveries: { channel: Channel; status: DeliveryStatus; reason: string | null }[]): Promise<{ row: NotificationRow; deliveries: DeliveryRow[] }> {
+    async insert(tx: Db, values: typeof notifications.$inferInsert, deliveries: { channel: Channel; status: DeliveryStatus; reason: string | null; heldUntil: Date | null }[]): Promise<{ row: NotificationRow; deliveries: DeliveryRow[] }> {
       const [row] = await tx.insert(notifications).values(values).returning();
       const rows = await tx
         .insert(notificationDeliveries)
@@ -65,11 +65,52 @@ export function createNotificationsRepository(db: Db) {
       const [row] = await db.select().from(notificationDeliveries).where(eq(notificationDeliveries.id, id));
       return row;
     },
-    async setDelivery(id: string, set: { status: DeliveryStatus; reason?: string | null; attempts?: number }): Promise<void> {
-      await db
+    async setDelivery(id: string, set: { status: DeliveryStatus; reason?: string | null; attempts?: number; externalId?: string | null }, tx: Db = db): Promise<void> {
+      const reached = set.status === 'sent' || set.status === 'delivered';
+      await tx
         .update(notificationDeliveries)
-        .set({ ...set, updatedAt: new Date(), sentAt: set.status === 'sent' ? new Date() : undefined })
+        .set({ ...set, updatedAt: new Date(), sentAt: reached ? new Date() : undefined, heldUntil: set.status === 'held' ? undefined : null })
         .where(eq(notificationDeliveries.id, id));
+    },
+    /** The channel service confirmed delivery of what it knows as `externalId` (an SMS status callback). */
+    async markDelivered(channel: Channel, externalId: string): Promise<boolean> {
+      const rows = await db
+        .update(notificationDeliveries)
+        .set({ status: 'delivered', updatedAt: new Date() })
+        .where(and(eq(notificationDeliveries.channel, channel), eq(notificationDeliveries.externalId, externalId), inArray(notificationDeliveries.status, ['sent', 'delivered'])))
+        .returning({ id: notificationDeliveries.id });
+      return rows.length > 0;
+    },
+    /** Users with emails held for their digest, and since when. */
+    heldDigests(): Promise<{ userId: string; oldest: Date }[]> {
+      return db
+        .select({ userId: notifications.userId, oldest: min(notifications.createdAt).mapWith((v) => new Date(v)) })
+        .from(notificationDeliveries)
+        .innerJoin(notifications, eq(notifications.id, notificationDeliveries.notificationId))
+        .where(and(eq(notificationDeliveries.status, 'held'), eq(notificationDeliveries.reason, 'digest')))
+        .groupBy(notifications.userId) as Promise<{ userId: string; oldest: Date }[]>;
+    },
+    /** Takes a user's held digest emails for one digest (queued, reason `digest`); rows another transaction holds are left to it. */
+    async claimDigest(tx: Db, userId: string): Promise<string[]> {
+      const result = await tx.execute(sql`
+        update ${notificationDeliveries} set status = 'queued', updated_at = now()
+        where id in (
+          select d.id from ${notificationDeliveries} d join ${notifications} n on n.id = d.notification_id
+          where n.user_id = ${userId} and d.status = 'held' and d.reason = 'digest'
+          for update of d skip locked)
+        returning id`);
+      return (result as unknown as { rows: { id: string }[] }).rows.map((r) => r.id);
+    },
+    /** The digest's notifications, oldest first: those of these deliveries still queued for it. */
+    async digestItems(deliveryIds: string[]): Promise<{ deliveryId: string; notification: NotificationRow }[]> {
+      if (!deliveryIds.length) return [];
+      const rows = await db
+        .select({ deliveryId: notificationDeliveries.id, notification: notifications })
+        .from(notificationDeliveries)
+        .innerJoin(notifications, eq(notifications.id, notificationDeliveries.notificationId))
+        .where(and(inArray(notificationDeliveries.id, deliveryIds), eq(notificationDeliveries.status, 'queued'), eq(notificationDeliveries.reason, 'digest')))
+        .orderBy(asc(notifications.id));
+      return rows;
     },
     preferences(userId: string) {
       return db.select().from(notificationPreferences).where(eq(notificationPreferences.userId, userId));

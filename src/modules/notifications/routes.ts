@@ -7,11 +7,13 @@ import { idParam, page, toPage } from '../../http/pagination.ts';
 import { problemSchema } from '../../http/problem.ts';
 import type { App } from '../../http/types.ts';
 import type { RouteContext } from '../module.ts';
+import { channelDefault } from './service.ts';
 import { categorySchema, listQuery, notificationSchema, preferencesBody, preferencesResponse, sendBody, unsubscribeQuery } from './contracts.ts';
 
 const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema };
 const tags = ['notifications'];
 
+const CHANNEL_NOUN = { email: 'emails', push: 'push notifications', sms: 'text messages', slack: 'Slack messages' } as const;
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const page_ = (title: string, inner: string) =>
   `<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>${title}</title></head>` +
@@ -42,7 +44,7 @@ export async function notificationRoutes(app: App, { services, guards, idempoten
     schema: { tags, summary: 'The categories modules and the deployment declare', response: { 200: z.object({ data: z.array(categorySchema) }), ...problems } },
     onRequest,
     handler: async () => ({
-      data: notifications.categories().map((c) => ({ name: c.name, description: c.description, channels: { inApp: c.channels?.inApp ?? true, email: c.channels?.email ?? true } })),
+      data: notifications.categories().map((c) => ({ name: c.name, description: c.description, channels: Object.fromEntries(notifications.channels().map((ch) => [ch, channelDefault(c, ch)])) })),
     }),
   });
 
@@ -129,8 +131,10 @@ export async function notificationRoutes(app: App, { services, guards, idempoten
     scope.post('/notifications/unsubscribe', {
       schema: { tags, summary: 'One-click unsubscribe from a category (RFC 8058)', querystring: unsubscribeQuery, produces: ['text/html'], response: { 200: z.string(), 400: problemSchema, 404: problemSchema } },
       handler: async (request, reply) => {
-        const { category } = await notifications.unsubscribe(request.query.token);
-        return reply.type('text/html; charset=utf-8').send(page_('Unsubscribed', `<p>You will no longer get emails about <b>${escapeHtml(category)}</b>.</p>`));
+        const { category, channel } = await notifications.unsubscribe(request.query.token);
+        const what = CHANNEL_NOUN[channel];
+        const text = category === '*' ? `You will no longer get notification ${what}.` : `You will no longer get ${what} about <b>${escapeHtml(category)}</b>.`;
+        return reply.type('text/html; charset=utf-8').send(page_('Unsubscribed', `<p>${text}</p>`));
       },
     });
   });

@@ -5,9 +5,18 @@ import { users } from '../users/index.ts';
 
 export const PRIORITIES = ['low', 'normal', 'high', 'critical'] as const;
 export type Priority = (typeof PRIORITIES)[number];
-export const CHANNELS = ['inApp', 'email'] as const;
+export const CHANNELS = ['inApp', 'email', 'push', 'sms', 'slack'] as const;
 export type Channel = (typeof CHANNELS)[number];
-export type DeliveryStatus = 'queued' | 'sent' | 'failed' | 'suppressed';
+/** The channels a queued job delivers to (in-app is stored and pushed at once). */
+export type OutboundChannel = Exclude<Channel, 'inApp'>;
+export const OUTBOUND_CHANNELS = CHANNELS.filter((c): c is OutboundChannel => c !== 'inApp');
+/**
+ * queued: a job will deliver it; held: waiting for quiet hours to end (`quiet_hours`) or for the digest (`digest`);
+ * sent: handed to the channel's service; delivered: the service confirmed it reached the device or person;
+ * failed: every attempt failed (`reason`: the last error); suppressed: not sent (`preference`, `daily_limit`, `unreachable: …`).
+ */
+export const DELIVERY_STATUSES = ['queued', 'held', 'sent', 'delivered', 'failed', 'suppressed'] as const;
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];
 
 /** One notification to one user; `listed` when its in-app delivery went through (what the inbox shows). */
 export const notifications = pgTable(
@@ -48,8 +57,16 @@ export const notificationDeliveries = pgTable(
     createdAt: createdAt(),
     updatedAt: time('updated_at').notNull().defaultNow(),
     sentAt: time('sent_at'),
+    /** held: when it is due (the end of quiet hours); null for a digest, which goes at the user's digest time. */
+    heldUntil: time('held_until'),
+    /** The channel service's id for what it sent (a push message, an SMS, a Slack ts), when it gives one. */
+    externalId: text('external_id'),
   },
-  (t) => [unique('notification_deliveries_channel_uq').on(t.notificationId, t.channel)],
+  (t) => [
+    unique('notification_deliveries_channel_uq').on(t.notificationId, t.channel),
+    // The digest finds what it holds per user without reading every delivery.
+    index('notification_deliveries_held_idx').on(t.status, t.reason).where(sql`${t.status} = 'held'`),
+  ],
 );
 
 export type DeliveryRow = typeof notificationDeliveries.$inferSelect;
@@ -78,3 +95,4 @@ export const notificationCounters = pgTable(
   },
   (t) => [primaryKey({ columns: [t.userId, t.category, t.day] })],
 );
+

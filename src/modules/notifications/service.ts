@@ -3,15 +3,20 @@ import type { Announce } from '../../platform/bus/bus.ts';
 import type { Signer } from '../../platform/crypto/cipher.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Mailer } from '../../platform/mail/mailer.ts';
-import type { JobContext, JobQueue } from '../../platform/queue/queue.ts';
+import type { JobQueue } from '../../platform/queue/queue.ts';
 import type { NotificationCategory } from '../module.ts';
+import type { Usage } from '../usage/index.ts';
 import type { UsersService } from '../users/index.ts';
-import { renderEmail } from './email.ts';
+import type { ChannelAdapter } from './channels/channel.ts';
+import { createDeliveries, queueOf } from './deliveries.ts';
 import { createNotificationsRepository } from './repository.ts';
-import { CHANNELS, type Channel, type DeliveryRow, type DeliveryStatus, type NotificationRow, type Priority } from './schema.ts';
+import { type Channel, type DeliveryRow, type DeliveryStatus, type NotificationRow, type OutboundChannel, type Priority } from './schema.ts';
 import type { NotificationSettings } from './settings.ts';
+import { quietUntil } from './timing.ts';
 
-export const EMAIL_QUEUE = 'notifications.email';
+/** A channel's default for a category that does not say: SMS and Slack cost money or attention, so they are chosen per category. */
+const CHANNEL_DEFAULT: Record<Channel, boolean> = { inApp: true, email: true, push: true, sms: false, slack: false };
+export const channelDefault = (c: NotificationCategory, channel: Channel) => c.channels?.[channel] ?? CHANNEL_DEFAULT[channel];
 
 export interface NotificationInput {
   userId: string;
@@ -31,6 +36,8 @@ export interface ChannelStatus {
   reason: string | null;
   attempts: number;
   updatedAt: string;
+  /** held: when it is due to go out (the end of quiet hours, the digest's time). */
+  heldUntil: string | null;
 }
 
 export interface NotificationView {
@@ -59,30 +66,38 @@ const toView = (n: NotificationRow, deliveries: DeliveryRow[]): NotificationView
   readAt: n.readAt?.toISOString() ?? null,
   createdAt: n.createdAt.toISOString(),
   channels: Object.fromEntries(
-    deliveries.filter((d) => d.notificationId === n.id).map((d) => [d.channel, { status: d.status, reason: d.reason, attempts: d.attempts, updatedAt: d.updatedAt.toISOString() }]),
+    deliveries.filter((d) => d.notificationId === n.id).map((d) => [d.channel, { status: d.status, reason: d.reason, attempts: d.attempts, updatedAt: d.updatedAt.toISOString(), heldUntil: d.heldUntil?.toISOString() ?? null }]),
   ),
 });
 
 /**
- * Notifications: each one stored for its recipient, then delivered per channel (in-app at once and
- * pushed on the `notifications` topic; email by a queued job), unless the user's preferences or the
- * daily limit of its category suppress it (a `critical` one passes the limit). Knows nothing of HTTP.
+ * Notifications: each one stored for its recipient, then delivered per channel: in-app at once (pushed on
+ * the `notifications` topic), every other channel by a queued job through its adapter (deliveries.ts).
+ * The user's preferences, their reachability on a channel and the daily limit of its category suppress
+ * it; quiet hours hold it until they end; a digest holds its email for the next digest. A `critical`
+ * one passes limits, quiet hours and digests. Knows nothing of HTTP.
  */
-export function createNotifications(d: {
+export function createNotifications(deps: {
   db: Db;
   announce: Announce;
   queue: JobQueue;
   mailer: Mailer;
   signer: Signer;
   users: UsersService;
+  usage: Usage;
   settings: NotificationSettings;
   categories: NotificationCategory[];
+  /** The outbound channels this deployment has (email always; push, SMS and Slack when configured). */
+  channels: ChannelAdapter[];
   publicUrl: string;
 }) {
-  const repo = createNotificationsRepository(d.db);
+  const repo = createNotificationsRepository(deps.db);
   const categories = new Map<string, NotificationCategory>();
-  for (const c of d.categories) categories.set(c.name, c);
-  for (const name of d.settings.categories) if (!categories.has(name)) categories.set(name, { name, description: 'Sent by this deployment (NOTIFICATIONS_CATEGORIES).' });
+  for (const c of deps.categories) categories.set(c.name, c);
+  for (const name of deps.settings.categories) if (!categories.has(name)) categories.set(name, { name, description: 'Sent by this deployment (NOTIFICATIONS_CATEGORIES).' });
+  const adapters = new Map<OutboundChannel, ChannelAdapter>(deps.channels.map((a) => [a.channel, a]));
+  /** The channels of this deployment, in-app first. */
+  const channels: Channel[] = ['inApp', ...adapters.keys()];
 
   const category = (name: string) => {
     const c = categories.get(name);
@@ -91,50 +106,67 @@ export function createNotifications(d: {
   };
 
   /** Per channel: the user's switch for all notifications, then their choice for this category, then the category's default. */
-  async function enabled(userId: string, c: NotificationCategory): Promise<Record<Channel, boolean>> {
-    const [prefs, choices] = await Promise.all([d.users.preferences(userId), repo.preferences(userId)]);
+  async function enabled(userId: string, c: NotificationCategory) {
+    const [prefs, choices] = await Promise.all([deps.users.preferences(userId), repo.preferences(userId)]);
     const on = {} as Record<Channel, boolean>;
-    for (const channel of CHANNELS) {
+    for (const channel of channels) {
       const chosen = choices.find((p) => p.category === c.name && p.channel === channel);
-      on[channel] = prefs.notifications[channel] && (chosen ? chosen.enabled : (c.channels?.[channel] ?? true));
+      on[channel] = prefs.notifications[channel] && (chosen ? chosen.enabled : channelDefault(c, channel));
     }
-    return on;
+    return { on, prefs };
   }
 
-  const payloadOf = (userId: string, categoryName: string) => `${userId}:${categoryName}`;
-  const unsubscribeToken = (userId: string, categoryName: string) => {
-    const payload = payloadOf(userId, categoryName);
-    return `${Buffer.from(payload).toString('base64url')}.${d.signer.sign(payload)}`;
+  const unsubscribeToken = (userId: string, categoryName: string, channel: OutboundChannel) => {
+    const payload = channel === 'email' ? `${userId}:${categoryName}` : `${userId}:${categoryName}:${channel}`;
+    return `${Buffer.from(payload).toString('base64url')}.${deps.signer.sign(payload)}`;
   };
-  const unsubscribeUrl = (userId: string, categoryName: string) => `${d.publicUrl}/v1/notifications/unsubscribe?token=${encodeURIComponent(unsubscribeToken(userId, categoryName))}`;
+  const unsubscribeUrl = (userId: string, categoryName: string, channel: OutboundChannel = 'email') =>
+    `${deps.publicUrl}/v1/notifications/unsubscribe?token=${encodeURIComponent(unsubscribeToken(userId, categoryName, channel))}`;
 
   async function withDeliveries(rows: NotificationRow[]): Promise<NotificationView[]> {
     const deliveries = await repo.deliveries(rows.map((r) => r.id));
     return rows.map((r) => toView(r, deliveries));
   }
 
+  const deliveries = createDeliveries({ ...deps, repo, adapters, categories, unsubscribeUrl, enabled: async (userId, c) => (await enabled(userId, c)).on });
+
   return {
     categories: () => [...categories.values()],
+    /** The channels this deployment delivers on. */
+    channels: () => [...channels],
+    adapters,
 
-    /** Stores a notification and delivers it on each channel the user has on (or records why not). */
+    /** Stores a notification and delivers it on each channel the user has on (or records why not, or holds it). */
     async send(input: NotificationInput): Promise<NotificationView> {
       const c = category(input.category);
-      await d.users.require(input.userId);
+      await deps.users.require(input.userId);
       if (input.sourceKey) {
         const earlier = await repo.bySource(input.userId, input.sourceKey);
         if (earlier) return (await withDeliveries([earlier]))[0]!;
       }
-      const on = await enabled(input.userId, c);
+      const { on, prefs } = await enabled(input.userId, c);
       const priority = input.priority ?? 'normal';
-      const { row, deliveries } = await inTransaction(d.db, async (tx) => {
+      const critical = priority === 'critical';
+      const unreachable = new Map<OutboundChannel, string | null>();
+      await Promise.all([...adapters.values()].filter((a) => on[a.channel]).map(async (a) => unreachable.set(a.channel, await a.unreachable(input.userId))));
+      const now = new Date();
+      const quietEnd = critical ? null : quietUntil(now, prefs.timezone, prefs.notifications.quietHours);
+      const digest = !critical && prefs.notifications.digest !== 'off';
+      const { row, deliveries: stored } = await inTransaction(deps.db, async (tx) => {
         const today = await repo.count(tx, input.userId, c.name);
-        const overLimit = today > d.settings.dailyLimit && priority !== 'critical';
-        const plan = CHANNELS.map((channel) => ({
-          channel,
-          status: (overLimit || !on[channel] ? 'suppressed' : channel === 'inApp' ? 'sent' : 'queued') as DeliveryStatus,
-          reason: overLimit ? 'daily_limit' : !on[channel] ? 'preference' : null,
-        }));
-        const stored = await repo.insert(
+        const overLimit = today > deps.settings.dailyLimit && !critical;
+        const plan = channels.map((channel) => {
+          const plain = (status: DeliveryStatus, reason: string | null = null, heldUntil: Date | null = null) => ({ channel, status, reason, heldUntil });
+          if (overLimit) return plain('suppressed', 'daily_limit');
+          if (!on[channel]) return plain('suppressed', 'preference');
+          if (channel === 'inApp') return plain('sent');
+          const why = unreachable.get(channel);
+          if (why) return plain('suppressed', `unreachable: ${why}`);
+          if (channel === 'email' && digest) return plain('held', 'digest');
+          if (quietEnd) return plain('held', 'quiet_hours', quietEnd);
+          return plain('queued');
+        });
+        const result = await repo.insert(
           tx,
           {
             userId: input.userId,
@@ -150,12 +182,18 @@ export function createNotifications(d: {
           },
           plan,
         );
-        const email = stored.deliveries.find((x) => x.channel === 'email' && x.status === 'queued');
-        if (email) await d.queue.enqueue(EMAIL_QUEUE, { deliveryId: email.id }, { tx, userId: input.userId, attempts: 5, backoffMs: 5_000 });
-        return stored;
+        for (const d of result.deliveries) {
+          if (d.channel === 'inApp' || (d.status !== 'queued' && d.reason !== 'quiet_hours')) continue;
+          const delayMs = d.heldUntil ? Math.max(0, d.heldUntil.getTime() - now.getTime()) : undefined;
+          await deps.queue.enqueue(queueOf(d.channel), { deliveryId: d.id }, { tx, userId: input.userId, attempts: 5, backoffMs: 5_000, delayMs, priority: critical ? 0 : 1 });
+        }
+        return result;
       });
-      const view = toView(row, deliveries);
-      if (row.listed) d.announce('notification.created', { userId: row.userId, notification: view });
+      const view = toView(row, stored);
+      if (row.listed) {
+        deps.announce('notification.created', { userId: row.userId, notification: view });
+        deliveries.meter(row, 'inApp', 'ok', 0);
+      }
       return view;
     },
 
@@ -181,13 +219,13 @@ export function createNotifications(d: {
     async markRead(userId: string, id: string): Promise<NotificationView> {
       const row = await repo.markRead(userId, id);
       if (!row) throw NotFound('Notification', 'notification_not_found');
-      d.announce('notification.read', { userId, ids: [id] });
+      deps.announce('notification.read', { userId, ids: [id] });
       return (await withDeliveries([row]))[0]!;
     },
 
     async markAllRead(userId: string): Promise<number> {
       const marked = await repo.markAllRead(userId);
-      if (marked) d.announce('notification.read', { userId, ids: null });
+      if (marked) deps.announce('notification.read', { userId, ids: null });
       return marked;
     },
 
@@ -197,65 +235,48 @@ export function createNotifications(d: {
 
     /** Every category with whether each channel is on for this user, and whether that is their own choice. */
     async preferences(userId: string) {
-      const [prefs, choices] = await Promise.all([d.users.preferences(userId), repo.preferences(userId)]);
+      const [prefs, choices] = await Promise.all([deps.users.preferences(userId), repo.preferences(userId)]);
       return [...categories.values()].map((c) => ({
         category: c.name,
         description: c.description,
         channels: Object.fromEntries(
-          CHANNELS.map((channel) => {
+          channels.map((channel) => {
             const chosen = choices.find((p) => p.category === c.name && p.channel === channel);
-            const enabledHere = chosen ? chosen.enabled : (c.channels?.[channel] ?? true);
-            return [channel, { enabled: enabledHere, default: c.channels?.[channel] ?? true, chosen: chosen !== undefined, allOff: !prefs.notifications[channel] }];
+            const enabledHere = chosen ? chosen.enabled : channelDefault(c, channel);
+            return [channel, { enabled: enabledHere, default: channelDefault(c, channel), chosen: chosen !== undefined, allOff: !prefs.notifications[channel] }];
           }),
-        ) as Record<Channel, { enabled: boolean; default: boolean; chosen: boolean; allOff: boolean }>,
+        ) as Partial<Record<Channel, { enabled: boolean; default: boolean; chosen: boolean; allOff: boolean }>>,
       }));
     },
 
     async setPreferences(userId: string, choices: { category: string; channel: Channel; enabled: boolean }[]) {
-      for (const c of choices) category(c.category);
+      for (const c of choices) {
+        category(c.category);
+        if (!channels.includes(c.channel)) throw ValidationError(`The ${c.channel} channel is not configured on this deployment`, 'channel_not_configured');
+      }
       await repo.setPreferences(userId, choices);
     },
 
     unsubscribeUrl,
 
-    /** Reads a signed unsubscribe token and turns that category's email off; throws Forbidden-like 400 for a bad token. */
-    async unsubscribe(token: string): Promise<{ category: string }> {
+    /** Reads a signed unsubscribe token and turns that category off on its channel (email for links made before channels had their own). */
+    async unsubscribe(token: string): Promise<{ category: string; channel: OutboundChannel }> {
       const dot = token.indexOf('.');
       const payload = dot > 0 ? Buffer.from(token.slice(0, dot), 'base64url').toString('utf8') : '';
-      const sep = payload.indexOf(':');
-      if (sep < 0 || !d.signer.verify(token.slice(dot + 1), payload)) throw ValidationError('This unsubscribe link is not valid', 'bad_signature');
-      const userId = payload.slice(0, sep);
-      const categoryName = payload.slice(sep + 1);
-      if (!(await d.users.exists(userId))) throw NotFound('User', 'user_not_found');
-      await repo.setPreferences(userId, [{ category: categoryName, channel: 'email', enabled: false }]);
-      return { category: categoryName };
+      const [userId, categoryName, channel = 'email'] = payload.split(':');
+      if (!userId || !categoryName || !deps.signer.verify(token.slice(dot + 1), payload) || !adapters.has(channel as OutboundChannel)) throw ValidationError('This unsubscribe link is not valid', 'bad_signature');
+      if (!(await deps.users.exists(userId))) throw NotFound('User', 'user_not_found');
+      // A digest's link: every notification email stops (the account's own emails still go).
+      if (categoryName === '*') await deps.users.updatePreferences(userId, { notifications: { [channel]: false } });
+      else await repo.setPreferences(userId, [{ category: categoryName, channel: channel as OutboundChannel, enabled: false }]);
+      return { category: categoryName, channel: channel as OutboundChannel };
     },
 
-    /** The email job: renders and hands the message to the mailer (the outbox, or SMTP's own retried queue). */
-    async deliverEmail({ deliveryId }: { deliveryId: string }, ctx: JobContext): Promise<{ sent: boolean } | { skipped: string }> {
-      const delivery = await repo.delivery(deliveryId);
-      if (!delivery || delivery.status !== 'queued') return { skipped: 'not queued' };
-      const n = await repo.byId(delivery.notificationId);
-      if (!n) return { skipped: 'notification deleted' };
-      const c = categories.get(n.category);
-      // Unsubscribed between queueing and sending: honoured.
-      if (c && !(await enabled(n.userId, c)).email) {
-        await repo.setDelivery(deliveryId, { status: 'suppressed', reason: 'preference' });
-        return { skipped: 'preference' };
-      }
-      const user = await d.users.require(n.userId);
-      const url = unsubscribeUrl(n.userId, n.category);
-      const mail = renderEmail(c, n, url);
-      try {
-        await d.mailer.send({ to: user.email, ...mail, headers: { 'List-Unsubscribe': `<${url}>`, 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' } });
-      } catch (err) {
-        const last = ctx.attempt >= ctx.maxAttempts;
-        await repo.setDelivery(deliveryId, { status: last ? 'failed' : 'queued', reason: String((err as Error).message).slice(0, 500), attempts: ctx.attempt });
-        throw err;
-      }
-      await repo.setDelivery(deliveryId, { status: 'sent', reason: null, attempts: ctx.attempt });
-      return { sent: true };
-    },
+    /** A queued delivery's job: see deliveries.ts. */
+    deliver: deliveries.deliver,
+    /** Bundles the held emails of every user whose digest time has come (the `notifications.digest` schedule). */
+    sendDueDigests: deliveries.sendDueDigests,
+    deliverDigest: deliveries.deliverDigest,
   };
 }
 

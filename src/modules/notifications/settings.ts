@@ -5,6 +5,8 @@ export interface NotificationSettings {
   dailyLimit: number;
   /** Categories the deployment sends through `POST /v1/notifications`, beside those of Parley's modules. */
   categories: string[];
+  /** When the digest schedule looks for users whose digest time has come (croner syntax, UTC). */
+  digestCron: string;
 }
 
 const categoryList = z
@@ -15,10 +17,11 @@ const categoryList = z
 export const notificationsEnv = {
   NOTIFICATIONS_DAILY_LIMIT: z.coerce.number().int().min(1).default(100),
   NOTIFICATIONS_CATEGORIES: categoryList.optional(),
+  NOTIFICATIONS_DIGEST_CRON: z.string().min(9).max(100).default('*/5 * * * *'),
 };
 
 const envObject = z.object(notificationsEnv);
 
 export function notificationSettings(e: z.output<typeof envObject>): NotificationSettings {
-  return { dailyLimit: e.NOTIFICATIONS_DAILY_LIMIT, categories: e.NOTIFICATIONS_CATEGORIES ?? [] };
+  return { dailyLimit: e.NOTIFICATIONS_DAILY_LIMIT, categories: e.NOTIFICATIONS_CATEGORIES ?? [], digestCron: e.NOTIFICATIONS_DIGEST_CRON };
 }

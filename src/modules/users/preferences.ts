@@ -33,13 +33,26 @@ const locale = z
 const DEFAULT_MODEL_DOC =
   'The model your chat answers use when neither the request, the conversation nor its project names one; null for the server default (`DEFAULT_MODEL`). ' +
   "A model whose provider is not configured makes those answers fail with 400 `unknown_model`, as it would in a request. Not used by the OpenAI-compatible `/v1/chat/completions`, whose requests always name their model.";
+const HH_MM = /^([01]\d|2[0-3]):[0-5]\d$/;
+export const WEEKDAYS = ['monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday', 'sunday'] as const;
 const notifications = {
   email: z
     .boolean()
     .describe('Notifications by email: off stops them for every category, whatever `/v1/notifications/preferences` says. Account emails (address confirmation, password reset and change) are always sent.'),
-  push: z.boolean().describe('Not used yet: a later release sends web push notifications only when this is on.'),
+  push: z.boolean().describe('Web push notifications to your subscribed browsers (`/v1/notifications/push/subscriptions`): off stops them for every category.'),
+  sms: z.boolean().describe('Text messages to your verified phone number: off stops them for every category.'),
+  slack: z.boolean().describe('Slack messages to your connected Slack destination: off stops them for every category.'),
   inApp: z.boolean().describe('In-app notifications (`/v1/notifications`, the `notifications` topic): off stops them for every category, whatever `/v1/notifications/preferences` says.'),
-  digest: z.enum(['off', 'daily', 'weekly']).describe('Not used yet: Parley sends no digests; a later release sends one at this interval.'),
+  digest: z
+    .enum(['off', 'daily', 'weekly'])
+    .describe('daily or weekly: notification emails that are not critical wait and go out together in one digest email at `digestTime` (and on `digestDay` for weekly), in your `timezone`.'),
+  digestTime: z.string().regex(HH_MM, 'a local time as HH:MM').describe('When the digest goes out, local time (HH:MM).'),
+  digestDay: z.enum(WEEKDAYS).describe('The day a weekly digest goes out.'),
+  quietHours: z
+    .object({ start: z.string().regex(HH_MM, 'a local time as HH:MM'), end: z.string().regex(HH_MM, 'a local time as HH:MM') })
+    .strict()
+    .nullable()
+    .describe('From `start` to `end` (local time, in your `timezone`; may span midnight) email, push, SMS and Slack notifications that are not critical wait until it ends. In-app ones are stored at once. null: none.'),
 };
 const privacy = {
   saveHistory: z.boolean().describe('Not used yet: conversations are stored whatever this says; a later release keeps no history when it is off.'),
@@ -51,7 +64,7 @@ const privacy = {
     .describe("Recorded only: Parley sends analytics nowhere, so nothing reads it yet; a later release uses it. Usage is metered for quotas, budgets and the operator's reports whatever this says."),
 };
 
-const NOTIFICATION_DEFAULTS = { email: true, push: true, inApp: true, digest: 'off' } as const;
+const NOTIFICATION_DEFAULTS = { email: true, push: true, sms: true, slack: true, inApp: true, digest: 'off', digestTime: '09:00', digestDay: 'monday', quietHours: null } as const;
 const PRIVACY_DEFAULTS = { saveHistory: true, allowTraining: false, shareUsageAnalytics: false };
 
 /** A user's preferences, every field defaulted so a stored document can be partial. */
@@ -66,8 +79,13 @@ export const preferencesSchema = z
       .object({
         email: notifications.email.default(NOTIFICATION_DEFAULTS.email),
         push: notifications.push.default(NOTIFICATION_DEFAULTS.push),
+        sms: notifications.sms.default(NOTIFICATION_DEFAULTS.sms),
+        slack: notifications.slack.default(NOTIFICATION_DEFAULTS.slack),
         inApp: notifications.inApp.default(NOTIFICATION_DEFAULTS.inApp),
         digest: notifications.digest.default(NOTIFICATION_DEFAULTS.digest),
+        digestTime: notifications.digestTime.default(NOTIFICATION_DEFAULTS.digestTime),
+        digestDay: notifications.digestDay.default(NOTIFICATION_DEFAULTS.digestDay),
+        quietHours: notifications.quietHours.default(NOTIFICATION_DEFAULTS.quietHours),
       })
       .strict()
       .default(NOTIFICATION_DEFAULTS),

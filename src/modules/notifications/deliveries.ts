@@ -1,0 +1,146 @@
+import { inTransaction, type Db } from '../../platform/db/database.ts';
+import type { Mailer } from '../../platform/mail/mailer.ts';
+import type { JobContext, JobQueue } from '../../platform/queue/queue.ts';
+import type { NotificationCategory } from '../module.ts';
+import type { Usage } from '../usage/index.ts';
+import type { UsersService } from '../users/index.ts';
+import { RetryLater, Undeliverable, type ChannelAdapter } from './channels/channel.ts';
+import { renderDigest } from './email.ts';
+import type { NotificationsRepository } from './repository.ts';
+import type { Channel, NotificationRow, OutboundChannel } from './schema.ts';
+import { lastDigestSlot } from './timing.ts';
+
+/** One queue per outbound channel, so each has its own concurrency: `notifications.email`, `notifications.push`, … */
+export const queueOf = (channel: OutboundChannel) => `notifications.${channel}`;
+export const DIGEST_QUEUE = 'notifications.digest-email';
+/** Tries per delivery, the first included; waits between them 5 s, 10 s, 20 s, 40 s unless the service says how long. */
+export const MAX_ATTEMPTS = 5;
+const backoffMs = (attempt: number) => 5_000 * 2 ** (attempt - 1);
+
+/**
+ * Outbound delivery: one job per delivery and channel, through the channel's adapter, retried with
+ * backoff (or after the service's `Retry-After`) and recorded on the delivery; and the digest, which
+ * bundles a user's held emails into one at their chosen time. Every delivery is metered in usage
+ * (source `notification`, provider: the channel, model: the category).
+ */
+export function createDeliveries(deps: {
+  db: Db;
+  queue: JobQueue;
+  mailer: Mailer;
+  users: UsersService;
+  usage: Usage;
+  repo: NotificationsRepository;
+  adapters: Map<OutboundChannel, ChannelAdapter>;
+  categories: Map<string, NotificationCategory>;
+  unsubscribeUrl(userId: string, category: string, channel?: OutboundChannel): string;
+  enabled(userId: string, c: NotificationCategory): Promise<Record<Channel, boolean>>;
+}) {
+  const { repo } = deps;
+
+  function meter(n: NotificationRow, channel: Channel, status: 'ok' | 'failed', latencyMs: number) {
+    deps.usage.recorder.record({ userId: n.userId, source: 'notification', provider: channel, model: n.category, latencyMs, status });
+  }
+
+  async function recipientOf(userId: string) {
+    const [user, prefs] = await Promise.all([deps.users.require(userId), deps.users.preferences(userId)]);
+    return { id: user.id, email: user.email, name: user.name, locale: prefs.locale, timezone: prefs.timezone };
+  }
+
+  return {
+    meter,
+
+    /** A delivery's job: sends it once through its channel's adapter; a failure schedules the next try as a new job, so a 429's wait is honoured. */
+    async deliver({ deliveryId }: { deliveryId: string }, ctx: JobContext) {
+      const delivery = await repo.delivery(deliveryId);
+      const due = delivery && (delivery.status === 'queued' || (delivery.status === 'held' && delivery.reason === 'quiet_hours'));
+      if (!delivery || !due || delivery.channel === 'inApp') return { skipped: 'not queued' };
+      const channel = delivery.channel;
+      const n = await repo.byId(delivery.notificationId);
+      if (!n) return { skipped: 'notification deleted' };
+      const adapter = deps.adapters.get(channel);
+      if (!adapter) {
+        await repo.setDelivery(deliveryId, { status: 'failed', reason: `the ${channel} channel is no longer configured` });
+        return { skipped: 'not configured' };
+      }
+      const category = deps.categories.get(n.category);
+      // Turned off, or no longer reachable, between queueing and sending: honoured.
+      if (category && !(await deps.enabled(n.userId, category))[channel]) {
+        await repo.setDelivery(deliveryId, { status: 'suppressed', reason: 'preference' });
+        return { skipped: 'preference' };
+      }
+      const unreachable = await adapter.unreachable(n.userId);
+      if (unreachable) {
+        await repo.setDelivery(deliveryId, { status: 'suppressed', reason: `unreachable: ${unreachable}` });
+        return { skipped: unreachable };
+      }
+      const attempt = delivery.attempts + 1;
+      // Counted before the call: a worker killed mid-send still used the try (the job runs again: at least once).
+      await repo.setDelivery(deliveryId, { status: 'queued', reason: delivery.reason === 'quiet_hours' ? null : delivery.reason, attempts: attempt });
+      const started = Date.now();
+      try {
+        const done = await adapter.deliver({ deliveryId, notification: n, category, recipient: await recipientOf(n.userId), unsubscribeUrl: deps.unsubscribeUrl(n.userId, n.category, channel), attempt, signal: ctx.signal });
+        await repo.setDelivery(deliveryId, { status: done.status, reason: null, externalId: done.externalId ?? null });
+        meter(n, channel, 'ok', Date.now() - started);
+        return { status: done.status };
+      } catch (err) {
+        const reason = String((err as Error).message).slice(0, 500);
+        if (err instanceof Undeliverable || attempt >= MAX_ATTEMPTS) {
+          await repo.setDelivery(deliveryId, { status: 'failed', reason });
+          meter(n, channel, 'failed', Date.now() - started);
+          return { failed: reason };
+        }
+        const delayMs = err instanceof RetryLater ? err.delayMs : backoffMs(attempt);
+        await inTransaction(deps.db, async (tx) => {
+          await repo.setDelivery(deliveryId, { status: 'queued', reason }, tx);
+          await deps.queue.enqueue(queueOf(channel), { deliveryId }, { tx, userId: n.userId, delayMs, attempts: 5, backoffMs: 5_000, idempotencyKey: `${deliveryId}:${attempt + 1}` });
+        });
+        return { retryInMs: delayMs };
+      }
+    },
+
+    /**
+     * The `notifications.digest` schedule: each user with held emails whose digest time (daily, or weekly on
+     * their day, in their time zone) came after the oldest of them gets one digest of everything held. The
+     * held deliveries are claimed in the transaction that queues the digest, so two firings never send one twice.
+     */
+    async sendDueDigests(now = new Date()): Promise<number> {
+      let queued = 0;
+      for (const { userId, oldest } of await repo.heldDigests()) {
+        const prefs = await deps.users.preferences(userId);
+        // A user who turned digests off gets what was held at once.
+        const slot = prefs.notifications.digest === 'off' ? now : lastDigestSlot(now, prefs.timezone, prefs.notifications);
+        if (!slot || slot < oldest) continue;
+        await inTransaction(deps.db, async (tx) => {
+          const ids = await repo.claimDigest(tx, userId);
+          if (!ids.length) return;
+          await deps.queue.enqueue(DIGEST_QUEUE, { userId, deliveryIds: ids }, { tx, userId, attempts: 5, backoffMs: 5_000, idempotencyKey: `digest:${userId}:${slot.toISOString()}` });
+          queued++;
+        });
+      }
+      return queued;
+    },
+
+    /** The digest email's job: one message listing what was held, with a link that turns notification emails off. */
+    async deliverDigest({ userId, deliveryIds }: { userId: string; deliveryIds: string[] }, ctx: JobContext) {
+      const items = await repo.digestItems(deliveryIds);
+      if (!items.length) return { skipped: 'nothing held' };
+      const [recipient, prefs] = await Promise.all([recipientOf(userId), deps.users.preferences(userId)]);
+      const url = deps.unsubscribeUrl(userId, '*');
+      const mail = renderDigest(items.map((i) => i.notification), { period: prefs.notifications.digest === 'weekly' ? 'weekly' : 'daily', unsubscribeUrl: url });
+      const started = Date.now();
+      try {
+        await deps.mailer.send({ to: recipient.email, ...mail, headers: { 'List-Unsubscribe': `<${url}>`, 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' } });
+      } catch (err) {
+        if (ctx.attempt >= ctx.maxAttempts) {
+          for (const i of items) await repo.setDelivery(i.deliveryId, { status: 'failed', reason: `digest: ${String((err as Error).message).slice(0, 480)}` });
+        }
+        throw err;
+      }
+      for (const i of items) {
+        await repo.setDelivery(i.deliveryId, { status: 'sent', reason: 'digest', attempts: ctx.attempt });
+        meter(i.notification, 'email', 'ok', Date.now() - started);
+      }
+      return { sent: items.length };
+    },
+  };
+}
