@@ -20,8 +20,8 @@ const backoffMs = (attempt: number) => 5_000 * 2 ** (attempt - 1);
 /**
  * Outbound delivery: one job per delivery and channel, through the channel's adapter, retried with
  * backoff (or after the service's `Retry-After`) and recorded on the delivery; and the digest, which
- * bundles a user's held emails into one at their chosen time. Every delivery is metered in usage
- * (source `notification`, provider: the channel, model: the category).
+ * bundles a user's held emails into one at their chosen time. Every outbound delivery, sent or failed,
+ * is metered in usage (source `notification`, provider: the channel, model: the category).
  */
 export function createDeliveries(deps: {
   db: Db;
@@ -37,8 +37,9 @@ export function createDeliveries(deps: {
 }) {
   const { repo } = deps;
 
-  function meter(n: NotificationRow, channel: Channel, status: 'ok' | 'failed', latencyMs: number) {
-    deps.usage.recorder.record({ userId: n.userId, source: 'notification', provider: channel, model: n.category, latencyMs, status });
+  function meter(n: NotificationRow, channel: OutboundChannel, status: 'ok' | 'failed', latencyMs: number) {
+    // Priced at 0 (what a channel's provider charges is the operator's), so reports do not count them as unpriced.
+    deps.usage.recorder.record({ userId: n.userId, source: 'notification', provider: channel, model: n.category, latencyMs, status, costMicros: 0 });
   }
 
   async function recipientOf(userId: string) {

@@ -190,10 +190,7 @@ export function createNotifications(deps: {
         return result;
       });
       const view = toView(row, stored);
-      if (row.listed) {
-        deps.announce('notification.created', { userId: row.userId, notification: view });
-        deliveries.meter(row, 'inApp', 'ok', 0);
-      }
+      if (row.listed) deps.announce('notification.created', { userId: row.userId, notification: view });
       return view;
     },
 

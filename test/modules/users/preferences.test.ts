@@ -7,7 +7,7 @@ test('readPreferences: missing document gives every default', () => {
   const p = readPreferences(null);
   assert.equal(p.theme, 'system');
   assert.equal(p.timezone, 'UTC');
-  assert.deepEqual(p.notifications, { email: true, push: true, inApp: true, digest: 'off' });
+  assert.deepEqual(p.notifications, { email: true, push: true, sms: true, slack: true, inApp: true, digest: 'off', digestTime: '09:00', digestDay: 'monday', quietHours: null });
 });
 
 test('readPreferences: an invalid stored field falls back alone, the rest is kept', () => {
@@ -22,7 +22,7 @@ test('mergePreferences merges nested objects field by field', () => {
   const p = mergePreferences(readPreferences({ notifications: { email: false, push: true, inApp: true, digest: 'daily' } }), {
     notifications: { push: false },
   });
-  assert.deepEqual(p.notifications, { email: false, push: false, inApp: true, digest: 'daily' });
+  assert.deepEqual(p.notifications, { email: false, push: false, sms: true, slack: true, inApp: true, digest: 'daily', digestTime: '09:00', digestDay: 'monday', quietHours: null });
 });
 
 test('readPreferences keeps a stored defaultModel as it is, so an unusable one surfaces (unknown_model) instead of being ignored', () => {
@@ -37,7 +37,7 @@ test('every preference says in the API docs what it does, or that a later releas
     const leaves = Object.entries(root.properties).flatMap(([key, field]: [string, any]) =>
       field.type === 'object' ? Object.entries(field.properties).map(([sub, f]) => [`${key}.${sub}`, f] as const) : [[key, field] as const],
     );
-    assert.equal(leaves.length, 11, name);
+    assert.equal(leaves.length, 16, name);
     for (const [path, field] of leaves) assert.ok((field as any).description?.length > 20, `${name}: ${path} is documented`);
   }
 });

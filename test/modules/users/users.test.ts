@@ -10,7 +10,7 @@ const DEFAULTS = {
   timezone: 'UTC',
   locale: 'en',
   defaultModel: null,
-  notifications: { email: true, push: true, inApp: true, digest: 'off' },
+  notifications: { email: true, push: true, sms: true, slack: true, inApp: true, digest: 'off', digestTime: '09:00', digestDay: 'monday', quietHours: null },
   privacy: { saveHistory: true, allowTraining: false, shareUsageAnalytics: false },
 };
 
@@ -57,7 +57,9 @@ for (const backend of backends()) {
         { timezone: 'Mars/Olympus_Mons' },
         { timezone: 'Europe/Paris', locale: 'not a locale!' },
         { theme: 'dark', colour: 'red' },
-        { notifications: { sms: true } },
+        { notifications: { fax: true } },
+        { notifications: { quietHours: { start: '25:00', end: '07:00' } } },
+        { notifications: { digestDay: 'someday' } },
         { privacy: { saveHistory: 'no' } },
         { theme: 'neon' },
         { notifications: null },
@@ -98,7 +100,7 @@ for (const backend of backends()) {
         timezone: 'Asia/Tokyo',
         locale: 'de',
         defaultModel: 'ollama:llama3',
-        notifications: { email: false, push: false, inApp: false, digest: 'daily' },
+        notifications: { ...DEFAULTS.notifications, email: false, push: false, inApp: false, digest: 'daily' },
         privacy: { saveHistory: false, allowTraining: true, shareUsageAnalytics: true },
       });
     });
