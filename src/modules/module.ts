@@ -37,7 +37,10 @@ export interface NotificationCategory {
   /** The channels it goes to unless the user says otherwise (default: in-app, email and push on; SMS and Slack off, since they cost money or attention). */
   channels?: { inApp?: boolean; email?: boolean; push?: boolean; sms?: boolean; slack?: boolean };
   /** Email wording with `{{title}}`, `{{body}}`, `{{link}}`, `{{unsubscribeUrl}}` and `{{data.<field>}}`; the plain default look otherwise. */
-  email?: { subject?: string; text?: string; html?: string };
+  email?: EmailTemplate & {
+    /** Per BCP 47 language tag (`fr`, `pt-BR`): used for a user whose `locale` is that tag, or whose language it is. */
+    translations?: Record<string, EmailTemplate>;
+  };
 }
 
 /** What a service factory gets: the platform's adapters, the config, and only the services it named. */
@@ -149,6 +152,12 @@ export interface Module<Needs extends ServiceName = any, Provides extends Servic
   footprint?: FootprintSource[];
   /** The notification categories this module's events turn into (sent by the notifications module). */
   notifications?: NotificationCategory[];
+}
+
+export interface EmailTemplate {
+  subject?: string;
+  text?: string;
+  html?: string;
 }
 
 /** Checks a module's shape and keeps its types: `export const chat = defineModule({ … })`. */

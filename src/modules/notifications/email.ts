@@ -1,4 +1,4 @@
-import type { NotificationCategory } from '../module.ts';
+import type { EmailTemplate, NotificationCategory } from '../module.ts';
 import type { NotificationRow } from './schema.ts';
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -27,10 +27,33 @@ export function fillTemplate(template: string, values: Record<string, unknown>, 
     .replace(/\{\{\s*([\w.]+)\s*\}\}/g, (_, name: string) => lookup(name));
 }
 
-/** The email of a notification: the category's templates, or the plain default look. */
-export function renderEmail(category: NotificationCategory | undefined, n: NotificationRow, unsubscribeUrl: string) {
+/** The category's template in the user's language: their exact tag, else their language, else the untranslated one. */
+function templateFor(category: NotificationCategory | undefined, locale: string): EmailTemplate {
+  const email = category?.email;
+  if (!email) return {};
+  const translations = email.translations ?? {};
+  const lower = Object.fromEntries(Object.entries(translations).map(([tag, t]) => [tag.toLowerCase(), t]));
+  const chosen = lower[locale.toLowerCase()] ?? lower[locale.split('-')[0]!.toLowerCase()];
+  return chosen ? { subject: chosen.subject ?? email.subject, text: chosen.text ?? email.text, html: chosen.html ?? email.html } : email;
+}
+
+/** The `data` fields a category's templates use outside a `{{#…}}` section and `data` lacks. */
+export function missingVariables(category: NotificationCategory, data: Record<string, unknown>): string[] {
+  const email = category.email;
+  if (!email) return [];
+  const templates = [email, ...Object.values(email.translations ?? {})].flatMap((t) => [t.subject, t.text, t.html]).filter((t): t is string => !!t);
+  const needed = new Set<string>();
+  for (const t of templates) {
+    const outside = t.replace(/\{\{#([\w.]+)\}\}[\s\S]*?\{\{\/\1\}\}/g, '');
+    for (const m of outside.matchAll(/\{\{\s*data\.(\w+)[\w.]*\s*\}\}/g)) needed.add(m[1]!);
+  }
+  return [...needed].filter((field) => data[field] === undefined || data[field] === null);
+}
+
+/** The email of a notification: the category's templates (in the user's language when there is a translation), or the plain default look. */
+export function renderEmail(category: NotificationCategory | undefined, n: NotificationRow, unsubscribeUrl: string, locale = 'en') {
   const values = { title: n.title, body: n.body, link: n.link ?? '', category: n.category, data: n.data, unsubscribeUrl };
-  const t = category?.email ?? {};
+  const t = templateFor(category, locale);
   return {
     subject: fillTemplate(t.subject ?? '{{title}}', values, false).replace(/[\r\n]+/g, ' ').slice(0, 250),
     text: fillTemplate(t.text ?? DEFAULT_TEXT, values, false),

@@ -9,6 +9,7 @@ import type { Usage } from '../usage/index.ts';
 import type { UsersService } from '../users/index.ts';
 import type { ChannelAdapter } from './channels/channel.ts';
 import { createDeliveries, queueOf } from './deliveries.ts';
+import { missingVariables } from './email.ts';
 import { createNotificationsRepository } from './repository.ts';
 import { type Channel, type DeliveryRow, type DeliveryStatus, type NotificationRow, type OutboundChannel, type Priority } from './schema.ts';
 import type { NotificationSettings } from './settings.ts';
@@ -94,7 +95,8 @@ export function createNotifications(deps: {
   const repo = createNotificationsRepository(deps.db);
   const categories = new Map<string, NotificationCategory>();
   for (const c of deps.categories) categories.set(c.name, c);
-  for (const name of deps.settings.categories) if (!categories.has(name)) categories.set(name, { name, description: 'Sent by this deployment (NOTIFICATIONS_CATEGORIES).' });
+  // The deployment's own categories; one a module declares too keeps the module's and takes the deployment's wording and defaults.
+  for (const c of deps.settings.categories) categories.set(c.name, { ...categories.get(c.name), ...c });
   const adapters = new Map<OutboundChannel, ChannelAdapter>(deps.channels.map((a) => [a.channel, a]));
   /** The channels of this deployment, in-app first. */
   const channels: Channel[] = ['inApp', ...adapters.keys()];
@@ -139,6 +141,8 @@ export function createNotifications(deps: {
     /** Stores a notification and delivers it on each channel the user has on (or records why not, or holds it). */
     async send(input: NotificationInput): Promise<NotificationView> {
       const c = category(input.category);
+      const missing = missingVariables(c, input.data ?? {});
+      if (missing.length) throw ValidationError(`The "${c.name}" email template needs ${missing.map((m) => `data.${m}`).join(', ')}`, 'missing_template_variable');
       await deps.users.require(input.userId);
       if (input.sourceKey) {
         const earlier = await repo.bySource(input.userId, input.sourceKey);

@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { eventually } from '../../support/eventually.ts';
@@ -13,7 +16,26 @@ for (const backend of backends()) {
 
     before(async () => {
       smtp = await startSmtp();
-      t = await startApp({ backend, env: { SMTP_URL: smtp.url, MAIL_FROM: 'Parley <robot@parley.test>' } });
+      // The deployment's own category, with its templates and a French translation.
+      const config = join(tmpdir(), `parley-notifications-${backend}-${process.pid}.json`);
+      writeFileSync(
+        config,
+        JSON.stringify({
+          categories: [
+            {
+              name: 'shop.order-shipped',
+              description: 'An order left the warehouse',
+              channels: { email: true },
+              email: {
+                subject: 'Order {{data.order}} shipped',
+                text: 'Order {{data.order}} is on its way.{{#data.carrier}} Carrier: {{data.carrier}}.{{/data.carrier}}',
+                translations: { fr: { subject: 'Commande {{data.order}} expédiée', text: 'La commande {{data.order}} est en route.' } },
+              },
+            },
+          ],
+        }),
+      );
+      t = await startApp({ backend, env: { SMTP_URL: smtp.url, MAIL_FROM: 'Parley <robot@parley.test>', NOTIFICATIONS_CONFIG: config } });
       admin = await createUser(t, { admin: true });
     });
     after(async () => {
@@ -76,6 +98,34 @@ for (const backend of backends()) {
       await t.api('PATCH', '/v1/users/me/preferences', { token: u.accessToken, body: { notifications: { email: false } } });
       const n = await send({ userId: u.id, category: 'comment.mention', title: 'No mail' });
       assert.deepEqual([n.channels.email.status, n.channels.email.reason], ['suppressed', 'preference']);
+    });
+
+    test("a deployment category's templates fill its data, in the user's language when translated; a missing variable is a 400", async () => {
+      const [en, fr] = await Promise.all([createUser(t), createUser(t)]);
+      await t.api('PATCH', '/v1/users/me/preferences', { token: fr.accessToken, body: { locale: 'fr-CA' } });
+      await send({ userId: en.id, category: 'shop.order-shipped', title: 'Shipped', data: { order: 'A-17', carrier: 'Post' } });
+      await send({ userId: fr.id, category: 'shop.order-shipped', title: 'Shipped', data: { order: 'B-42' } });
+      const [mailEn] = await eventually(() => {
+        const got = smtp.to(en.email).filter((m) => m.message.includes('A-17'));
+        assert.equal(got.length, 1);
+        return got;
+      }, 10_000);
+      assert.match(mailEn!.message, /^Subject: Order A-17 shipped/m);
+      assert.match(mailEn!.message, /Order A-17 is on its way\. Carrier: Post\./);
+      const [mailFr] = await eventually(() => {
+        const got = smtp.to(fr.email).filter((m) => m.message.includes('B-42'));
+        assert.equal(got.length, 1);
+        return got;
+      }, 10_000);
+      // fr-CA has no translation of its own: the French one (the subject is MIME-encoded, so look at the text).
+      assert.match(mailFr!.message, /La commande B-42 est en route\./);
+
+      const missing = await t.api('POST', '/v1/notifications', { token: admin.accessToken, body: { userId: en.id, category: 'shop.order-shipped', title: 'No order', data: { carrier: 'Post' } } });
+      assert.equal(missing.status, 400);
+      assert.equal(missing.body.code, 'missing_template_variable');
+      assert.match(missing.body.detail, /data\.order/);
+      const categories = (await t.api('GET', '/v1/notifications/categories', { token: en.accessToken })).body.data;
+      assert.equal(categories.find((c: { name: string }) => c.name === 'shop.order-shipped').description, 'An order left the warehouse');
     });
   });
 }

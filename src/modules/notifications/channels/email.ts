@@ -9,7 +9,7 @@ export function emailChannel(mailer: Mailer): ChannelAdapter {
     concurrency: 4,
     unreachable: async () => null,
     async deliver({ notification, category, recipient, unsubscribeUrl }) {
-      const mail = renderEmail(category, notification, unsubscribeUrl);
+      const mail = renderEmail(category, notification, unsubscribeUrl, recipient.locale);
       await mailer.send({ to: recipient.email, ...mail, headers: { 'List-Unsubscribe': `<${unsubscribeUrl}>`, 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' } });
       return { status: 'sent' };
     },
