@@ -130,7 +130,7 @@ export function createDeliveries(deps: {
       const mail = renderDigest(items.map((i) => i.notification), { period: prefs.notifications.digest === 'weekly' ? 'weekly' : 'daily', unsubscribeUrl: url });
       const started = Date.now();
       try {
-        await deps.mailer.send({ to: recipient.email, ...mail, headers: { 'List-Unsubscribe': `<${url}>`, 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' } });
+        await deps.mailer.sendNow({ to: recipient.email, ...mail, headers: { 'List-Unsubscribe': `<${url}>`, 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' } });
       } catch (err) {
         if (ctx.attempt >= ctx.maxAttempts) {
           for (const i of items) await repo.setDelivery(i.deliveryId, { status: 'failed', reason: `digest: ${String((err as Error).message).slice(0, 480)}` });

@@ -17,14 +17,20 @@ export interface MailMessage {
 export interface Mailer {
   /** Resolves once the message is stored (and, with SMTP, queued for delivery): a crash afterwards loses nothing. */
   send(message: MailMessage): Promise<void>;
+  /**
+   * For a caller that is itself a retried job (a notification's delivery): sends now and resolves once the
+   * SMTP server accepted it (without SMTP: once recorded), so the caller knows the outcome; a refusal
+   * throws with the server's `responseCode`. The message is recorded in the outbox either way.
+   */
+  sendNow(message: MailMessage): Promise<void>;
   close(): Promise<void>;
 }
 
 export function outboxMailer(db: Db): Mailer {
+  const record = async (m: MailMessage) => void (await db.insert(mailOutbox).values({ ...m, transport: 'outbox', sentAt: new Date() }));
   return {
-    async send(m) {
-      await db.insert(mailOutbox).values({ ...m, transport: 'outbox', sentAt: new Date() });
-    },
+    send: record,
+    sendNow: record,
     async close() {},
   };
 }
@@ -61,6 +67,15 @@ export function smtpMailer(db: Db, smtpUrl: string, from: string, queue: JobQueu
         const [row] = await tx.insert(mailOutbox).values({ ...m, transport: 'smtp' }).returning({ id: mailOutbox.id });
         await queue.enqueue(MAIL_QUEUE, { mailId: row!.id }, { tx, attempts: 5, backoffMs: 5_000 });
       });
+    },
+    async sendNow(m) {
+      try {
+        await transport.sendMail({ from, to: m.to, subject: m.subject, text: m.text, html: m.html ?? undefined, headers: m.headers ?? undefined });
+      } catch (err) {
+        await db.insert(mailOutbox).values({ ...m, transport: 'smtp', error: String((err as Error).message) });
+        throw err;
+      }
+      await db.insert(mailOutbox).values({ ...m, transport: 'smtp', sentAt: new Date() });
     },
     async close() {
       transport.close();

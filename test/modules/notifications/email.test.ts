@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { eventually } from '../../support/eventually.ts';
-import { createUser, type TestUser } from '../../support/factories.ts';
+import { createUser, uniqueEmail, type TestUser } from '../../support/factories.ts';
 import { startSmtp } from '../../support/smtp.ts';
 
 for (const backend of backends()) {
@@ -126,6 +126,22 @@ for (const backend of backends()) {
       assert.match(missing.body.detail, /data\.order/);
       const categories = (await t.api('GET', '/v1/notifications/categories', { token: en.accessToken })).body.data;
       assert.equal(categories.find((c: { name: string }) => c.name === 'shop.order-shipped').description, 'An order left the warehouse');
+    });
+
+    test('the status says what the SMTP server did: a refused mailbox fails at once with its reason, a later send still goes', async () => {
+      const u = await createUser(t, { email: uniqueEmail('bounce') });
+      const n = await send({ userId: u.id, category: 'system.message', title: 'Into the void' });
+      const email = await eventually(async () => {
+        const s = await status(u, n.id);
+        assert.equal(s.status, 'failed');
+        return s;
+      }, 10_000);
+      assert.match(email.reason, /550/);
+      assert.equal(email.attempts, 1, 'a permanent refusal is not retried');
+      const ok = await createUser(t);
+      const m = await send({ userId: ok.id, category: 'system.message', title: 'Into the inbox' });
+      await eventually(async () => assert.equal((await status(ok, m.id)).status, 'sent'), 10_000);
+      assert.equal(smtp.to(ok.email).filter((x) => x.message.includes('Into the inbox')).length, 1);
     });
   });
 }

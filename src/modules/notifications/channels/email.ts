@@ -1,8 +1,12 @@
 import type { Mailer } from '../../../platform/mail/mailer.ts';
 import { renderEmail } from '../email.ts';
-import type { ChannelAdapter } from './channel.ts';
+import { Undeliverable, type ChannelAdapter } from './channel.ts';
 
-/** Email through the mailer (the outbox, or SMTP's own retried queue), with RFC 8058 one-click unsubscribe. Everyone has an address. */
+/**
+ * Email through the mailer, with RFC 8058 one-click unsubscribe. Everyone has an address. Sent within the
+ * delivery's own job (no second queue), so `sent` means the SMTP server took it; a permanent refusal
+ * (5xx: no such mailbox) fails the delivery at once, a temporary one (4xx, a connection error) is retried.
+ */
 export function emailChannel(mailer: Mailer): ChannelAdapter {
   return {
     channel: 'email',
@@ -10,7 +14,13 @@ export function emailChannel(mailer: Mailer): ChannelAdapter {
     unreachable: async () => null,
     async deliver({ notification, category, recipient, unsubscribeUrl }) {
       const mail = renderEmail(category, notification, unsubscribeUrl, recipient.locale);
-      await mailer.send({ to: recipient.email, ...mail, headers: { 'List-Unsubscribe': `<${unsubscribeUrl}>`, 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' } });
+      try {
+        await mailer.sendNow({ to: recipient.email, ...mail, headers: { 'List-Unsubscribe': `<${unsubscribeUrl}>`, 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' } });
+      } catch (err) {
+        const code = (err as { responseCode?: number }).responseCode;
+        if (code && code >= 500 && code < 600) throw new Undeliverable(`SMTP ${code}: ${(err as Error).message}`.slice(0, 500));
+        throw err;
+      }
       return { status: 'sent' };
     },
   };
