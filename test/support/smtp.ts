@@ -8,9 +8,15 @@ export interface Received {
   message: string;
 }
 
-/** A real SMTP server on a free local port that keeps what it receives; refuses recipients starting with "bounce". */
-export async function startSmtp() {
+/**
+ * A real SMTP server on a free local port that keeps what it receives; refuses recipients starting with "bounce".
+ * `hangFirst`: the first message whose text matches is read and never answered (a server that stalls mid-DATA).
+ */
+export async function startSmtp(opts: { hangFirst?: RegExp } = {}) {
   const received: Received[] = [];
+  let hung = false;
+  /** Messages the server stalled on: they were never accepted. */
+  const stalled: Received[] = [];
   const server = new SMTPServer({
     authOptional: true,
     disabledCommands: ['STARTTLS'],
@@ -26,7 +32,13 @@ export async function startSmtp() {
         const raw = Buffer.concat(chunks).toString('utf8');
         const message = raw.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
         const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
-        received.push({ from, to: session.envelope.rcptTo.map((r) => r.address), message });
+        const mail = { from, to: session.envelope.rcptTo.map((r) => r.address), message };
+        if (opts.hangFirst && !hung && opts.hangFirst.test(message)) {
+          hung = true;
+          stalled.push(mail);
+          return;
+        }
+        received.push(mail);
         callback();
       });
     },
@@ -36,6 +48,7 @@ export async function startSmtp() {
   return {
     url: `smtp://127.0.0.1:${port}`,
     received,
+    stalled,
     to: (address: string) => received.filter((r) => r.to.includes(address)),
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
