@@ -107,7 +107,6 @@ export function createSms(deps: { db: Db; settings: SmsSettings; signer: Signer;
       if (!row?.codeMac) throw ValidationError('Too many wrong codes: ask for a new one', 'sms_code_exhausted');
       if (!deps.signer.verify(row.codeMac, codeData(userId, row.phone, code))) {
         const left = CODE_TRIES - row.codeTries;
-        if (left <= 0) await phones.clearCode(userId);
         throw ValidationError(left > 0 ? `Wrong code: ${left} ${left === 1 ? 'try' : 'tries'} left` : 'Wrong code, and no tries left: ask for a new one', left > 0 ? 'sms_code_wrong' : 'sms_code_exhausted', { triesLeft: left });
       }
       await phones.markVerified(userId, row.phone);
