@@ -38,7 +38,8 @@ declare module '../module.ts' {
 
 /**
  * Notifications: categories declared by modules (their `notifications`) and by the deployment, sent to the
- * in-app inbox (live on the `notifications` topic) and by email (a queued job, with one-click unsubscribe),
+ * in-app inbox (live on the `notifications` topic), by email (a queued job, with one-click unsubscribe),
+ * by SMS to a verified number (when configured) and to Slack (a user's incoming webhook, or the bot),
  * per user and category × channel, within a daily limit per category. Documents' shares and mentions become
  * notifications here, from their events.
  */
