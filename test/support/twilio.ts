@@ -89,7 +89,7 @@ export async function startFakeTwilio(opts: { accountSid?: string; authToken?: s
      * callback URL names its public one) and signed over the callback URL; `forge` signs with another token,
      * `tamper` changes fields after signing.
      */
-    async statusCallback(message: TwilioMessage, status: string, reachAt: string, opts: { forge?: boolean; tamper?: Record<string, string> } = {}) {
+    async statusCallback(message: TwilioMessage, status: string, reachAt: string, opts: { forge?: boolean; tamper?: Record<string, string>; errorCode?: string } = {}) {
       if (!message.statusCallback) throw new Error('the message asked for no status callback');
       const params: Record<string, string> = {
         AccountSid: accountSid,
@@ -100,6 +100,7 @@ export async function startFakeTwilio(opts: { accountSid?: string; authToken?: s
         SmsSid: message.sid,
         SmsStatus: status,
         To: message.to,
+        ...(opts.errorCode ? { ErrorCode: opts.errorCode } : {}),
       };
       const signature = opts.forge ? createHmac('sha1', 'not-the-token').update(message.statusCallback).digest('base64') : sign(message.statusCallback, params);
       Object.assign(params, opts.tamper);

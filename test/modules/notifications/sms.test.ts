@@ -126,7 +126,7 @@ for (const backend of backends()) {
       assert.equal((await api(await createUser(t), 'POST', '/v1/notifications/sms/phone', { phone: newPhone() })).status, 200);
     });
 
-    test('a category turned on for SMS arrives as a text with its title; the signed receipt marks it delivered, a forged one is 403', async () => {
+    test('a category turned on for SMS arrives as a text with its title; the signed receipt marks it delivered (or failed, when undelivered), a forged one is 403', async () => {
       const { u, phone } = await verifiedUser();
       const off = await send({ userId: u.id, category: 'system.message', title: 'Not by text' });
       assert.deepEqual([off.channels.sms.status, off.channels.sms.reason], ['suppressed', 'preference'], 'SMS is off unless a category says otherwise');
@@ -153,6 +153,18 @@ for (const backend of backends()) {
       assert.equal((await smsStatus(u, n.id)).status, 'sent', 'sent is not delivered');
       assert.equal((await twilio.statusCallback(message, 'delivered', t.url)).status, 204);
       assert.equal((await smsStatus(u, n.id)).status, 'delivered');
+
+      // The carrier gave up on the next one: its receipt fails the delivery, with the provider's error code.
+      const lost = await send({ userId: u.id, category: 'system.message', title: 'Phone switched off' });
+      const lostMessage = await eventually(() => {
+        const got = twilio.to(phone).find((m) => m.body.startsWith('Phone switched off'));
+        assert.ok(got);
+        return got;
+      }, 10_000);
+      await eventually(async () => assert.equal((await smsStatus(u, lost.id)).status, 'sent'), 10_000);
+      assert.equal((await twilio.statusCallback(lostMessage, 'undelivered', t.url, { errorCode: '30003' })).status, 204);
+      assert.deepEqual([(await smsStatus(u, lost.id)).status, (await smsStatus(u, lost.id)).reason], ['failed', 'SMS undelivered (error 30003)']);
+      assert.equal((await smsStatus(u, n.id)).status, 'delivered', 'the first is untouched');
     });
 
     test('a 429 from the provider is retried after its Retry-After, then sent (2 attempts)', async () => {

@@ -119,12 +119,16 @@ export function createSms(deps: { db: Db; settings: SmsSettings; signer: Signer;
 
     /**
      * A status callback from the provider (form fields `MessageSid`, `MessageStatus`), signed with the auth
-     * token over the callback URL Parley gave it; `delivered` marks the delivery delivered.
+     * token over the callback URL Parley gave it; `delivered` marks the delivery delivered, `undelivered` or
+     * `failed` (the carrier gave up) marks a sent one failed with the provider's error code. Other statuses
+     * (`queued`, `sending`, `sent`) change nothing.
      */
-    async receipt(params: Record<string, string>, signature: string | undefined): Promise<{ delivered: boolean }> {
+    async receipt(params: Record<string, string>, signature: string | undefined): Promise<void> {
       if (!verifyTwilioSignature(deps.settings.authToken, statusUrl, params, signature)) throw Forbidden('The X-Twilio-Signature does not match', 'bad_signature');
-      if (params.MessageStatus !== 'delivered' || !params.MessageSid) return { delivered: false };
-      return { delivered: await notifications.markDelivered('sms', params.MessageSid) };
+      const { MessageSid: sid, MessageStatus: status, ErrorCode: errorCode } = params;
+      if (!sid) return;
+      if (status === 'delivered') await notifications.markDelivered('sms', sid);
+      else if (status === 'undelivered' || status === 'failed') await notifications.markUndelivered('sms', sid, `SMS ${status}${errorCode ? ` (error ${errorCode})` : ''}`);
     },
   };
 }
