@@ -65,16 +65,17 @@ export function createSms(deps: { db: Db; settings: SmsSettings; signer: Signer;
     },
   };
 
+  /** Your number, masked, and whether it is verified (a code may be pending). */
+  async function view(userId: string) {
+    const row = await phones.get(userId);
+    if (!row) throw NotFound('Phone number', 'sms_phone_not_found');
+    const pending = !!row.codeMac && !!row.codeExpiresAt && row.codeExpiresAt > new Date() && row.codeTries < CODE_TRIES;
+    return { phone: maskPhone(row.phone), verified: !!row.verifiedAt, verifiedAt: row.verifiedAt?.toISOString() ?? null, codeExpiresAt: pending ? row.codeExpiresAt!.toISOString() : null };
+  }
+
   return {
     adapter,
-
-    /** Your number, masked, and whether it is verified (a code may be pending). */
-    async phone(userId: string) {
-      const row = await phones.get(userId);
-      if (!row) throw NotFound('Phone number', 'sms_phone_not_found');
-      const pending = !!row.codeMac && !!row.codeExpiresAt && row.codeExpiresAt > new Date() && row.codeTries < CODE_TRIES;
-      return { phone: maskPhone(row.phone), verified: !!row.verifiedAt, verifiedAt: row.verifiedAt?.toISOString() ?? null, codeExpiresAt: pending ? row.codeExpiresAt!.toISOString() : null };
-    },
+    phone: view,
 
     /** Texts a 6-digit code to `phone`, which becomes the user's number (unverified until the code comes back). */
     async startVerification(userId: string, phone: string) {
@@ -92,7 +93,7 @@ export function createSms(deps: { db: Db; settings: SmsSettings; signer: Signer;
         throw UpstreamFailed(`The code could not be sent: ${(err as Error).message}`, 'sms_send_failed');
       }
       await phones.setPending(userId, phone, deps.signer.sign(codeData(userId, phone, code)), new Date(Date.now() + CODE_TTL_MS));
-      return this.phone(userId);
+      return view(userId);
     },
 
     /** Checks the code: right, the number is verified; wrong, one of its 5 tries is used; expired or used up, a new code is needed. */
@@ -110,7 +111,7 @@ export function createSms(deps: { db: Db; settings: SmsSettings; signer: Signer;
         throw ValidationError(left > 0 ? `Wrong code: ${left} ${left === 1 ? 'try' : 'tries'} left` : 'Wrong code, and no tries left: ask for a new one', left > 0 ? 'sms_code_wrong' : 'sms_code_exhausted', { triesLeft: left });
       }
       await phones.markVerified(userId, row.phone);
-      return this.phone(userId);
+      return view(userId);
     },
 
     async removePhone(userId: string): Promise<void> {
