@@ -83,6 +83,16 @@ describe('loadConfig', () => {
     rejects({ OIDC_CLIENT_ID: 'id', OIDC_CLIENT_SECRET: 'secret' }, 'OIDC_ISSUER');
   });
 
+  test('SMS credentials come as a set; without them there is no SMS, and Slack has no bot', () => {
+    assert.equal(loadConfig({}).notifications.sms, null);
+    assert.deepEqual(loadConfig({}).notifications.slack, { botToken: null, apiUrl: 'https://slack.com/api' });
+    rejects({ SMS_ACCOUNT_SID: 'AC1' }, 'SMS_AUTH_TOKEN', 'SMS_FROM');
+    rejects({ SMS_ACCOUNT_SID: 'AC1', SMS_AUTH_TOKEN: 'x', SMS_FROM: '+15005550006', SMS_PROVIDER_URL: 'not a url' }, 'SMS_PROVIDER_URL');
+    const c = loadConfig({ SMS_ACCOUNT_SID: 'AC1', SMS_AUTH_TOKEN: 'x', SMS_FROM: '+15005550006', SMS_PROVIDER_URL: 'http://sms.local/', SLACK_BOT_TOKEN: 'xoxb-1' });
+    assert.deepEqual(c.notifications.sms, { providerUrl: 'http://sms.local', accountSid: 'AC1', authToken: 'x', from: '+15005550006' });
+    assert.equal(c.notifications.slack.botToken, 'xoxb-1');
+  });
+
   test('configured OAuth providers are listed', () => {
     const c = loadConfig({
       GITHUB_CLIENT_ID: 'gh-id',

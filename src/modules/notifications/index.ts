@@ -2,8 +2,12 @@ import type { JobContext } from '../../platform/queue/queue.ts';
 import { defineModule } from '../module.ts';
 import { notificationsFootprint } from './footprint.ts';
 import { notificationRoutes } from './routes.ts';
-import { notificationCounters, notificationDeliveries, notificationPreferences, notifications } from './schema.ts';
+import { notificationCounters, notificationDeliveries, notificationPhones, notificationPreferences, notifications, notificationSlackDestinations } from './schema.ts';
 import { emailChannel } from './channels/email.ts';
+import { createSlack, type Slack } from './channels/slack.ts';
+import { slackRoutes } from './channels/slack-routes.ts';
+import { createSms, type Sms } from './channels/sms.ts';
+import { smsRoutes } from './channels/sms-routes.ts';
 import { DIGEST_QUEUE, queueOf } from './deliveries.ts';
 import { createNotifications, type NotificationView, type Notifications } from './service.ts';
 import { notificationSettings, notificationsEnv, type NotificationSettings } from './settings.ts';
@@ -23,6 +27,8 @@ declare module '../module.ts' {
   interface ServiceMap {
     /** Sending (categories, per-user preferences, the daily limit), the inbox, email delivery, unsubscribe links. */
     notifications: Notifications;
+    /** The SMS channel's verified phone numbers (null: no SMS on this deployment) and the Slack channel's destinations. */
+    notificationChannels: { sms: Sms | null; slack: Slack };
   }
   interface ModuleSettings {
     /** Daily limit per category, the deployment's own categories. */
@@ -32,34 +38,45 @@ declare module '../module.ts' {
 
 /**
  * Notifications: categories declared by modules (their `notifications`) and by the deployment, sent to the
- * in-app inbox (live on the `notifications` topic) and by email (a queued job, with one-click unsubscribe),
+ * in-app inbox (live on the `notifications` topic), by email (a queued job, with one-click unsubscribe),
+ * by SMS to a verified number (when configured) and to Slack (a user's incoming webhook, or the bot),
  * per user and category × channel, within a daily limit per category. Documents' shares and mentions become
  * notifications here, from their events.
  */
 export const notificationsModule = defineModule({
   name: 'notifications',
-  tables: { notifications, notificationDeliveries, notificationPreferences, notificationCounters },
+  tables: { notifications, notificationDeliveries, notificationPreferences, notificationCounters, notificationPhones, notificationSlackDestinations },
   config: { env: notificationsEnv, read: notificationSettings },
   needs: ['users', 'usage'],
-  provides: ['notifications'],
-  services: ({ deps, config, services, notificationCategories }) => ({
-    notifications: createNotifications({
-      db: deps.db,
-      announce: deps.announce,
-      queue: deps.queue,
-      mailer: deps.mailer,
-      signer: deps.signer('notifications.unsubscribe'),
-      users: services.users,
-      usage: services.usage,
-      settings: config.notifications,
-      categories: notificationCategories,
-      // Each outbound channel is a port (channels/channel.ts) with its adapter; email is always there.
-      channels: [emailChannel(deps.mailer)],
-      publicUrl: config.publicUrl,
-    }),
-  }),
+  provides: ['notifications', 'notificationChannels'],
+  services: ({ deps, config, services, notificationCategories }) => {
+    // SMS only with a provider configured; Slack always (incoming webhooks need no setting; a bot token adds member and channel ids).
+    const sms = config.notifications.sms && createSms({ db: deps.db, settings: config.notifications.sms, signer: deps.signer('notifications.sms-code'), limiters: deps.limiters, publicUrl: config.publicUrl });
+    const slack = createSlack({ db: deps.db, cipher: deps.cipher, settings: config.notifications.slack, allowPrivate: config.webhooks.allowPrivate, publicUrl: config.publicUrl });
+    return {
+      notifications: createNotifications({
+        db: deps.db,
+        announce: deps.announce,
+        queue: deps.queue,
+        mailer: deps.mailer,
+        signer: deps.signer('notifications.unsubscribe'),
+        users: services.users,
+        usage: services.usage,
+        settings: config.notifications,
+        categories: notificationCategories,
+        // Each outbound channel is a port (channels/channel.ts) with its adapter; email is always there.
+        channels: [emailChannel(deps.mailer), ...(sms ? [sms.adapter] : []), slack.adapter],
+        publicUrl: config.publicUrl,
+      }),
+      notificationChannels: { sms, slack },
+    };
+  },
   notifications: [{ name: 'system.message', description: 'Messages from the operators of this service.' }],
-  routes: notificationRoutes,
+  routes: async (app, ctx) => {
+    await notificationRoutes(app, ctx);
+    await smsRoutes(app, ctx);
+    slackRoutes(app, ctx);
+  },
   footprint: notificationsFootprint,
   jobs: ({ services }) => [
     ...[...services.notifications.adapters.values()].map((adapter) => ({

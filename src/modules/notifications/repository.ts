@@ -81,6 +81,15 @@ export function createNotificationsRepository(db: Db) {
         .returning({ id: notificationDeliveries.id });
       return rows.length > 0;
     },
+    /** The channel service reports that what it knows as `externalId` did not arrive (an SMS status callback's `undelivered` or `failed`). */
+    async markUndelivered(channel: Channel, externalId: string, reason: string): Promise<boolean> {
+      const rows = await db
+        .update(notificationDeliveries)
+        .set({ status: 'failed', reason, updatedAt: new Date() })
+        .where(and(eq(notificationDeliveries.channel, channel), eq(notificationDeliveries.externalId, externalId), eq(notificationDeliveries.status, 'sent')))
+        .returning({ id: notificationDeliveries.id });
+      return rows.length > 0;
+    },
     /** Users with emails held for their digest, and since when. */
     heldDigests(): Promise<{ userId: string; oldest: Date }[]> {
       return db

@@ -96,3 +96,37 @@ export const notificationCounters = pgTable(
   (t) => [primaryKey({ columns: [t.userId, t.category, t.day] })],
 );
 
+/**
+ * A user's phone number for SMS (one per user), usable once a code sent to it was entered. While a code is
+ * pending `codeMac` holds its keyed MAC (never the code), until `codeExpiresAt` or `codeTries` wrong entries.
+ */
+export const notificationPhones = pgTable('notification_phones', {
+  userId: uuid('user_id').primaryKey().references(() => users.id, { onDelete: 'cascade' }),
+  /** E.164: +14155550100. */
+  phone: text('phone').notNull(),
+  verifiedAt: time('verified_at'),
+  codeMac: text('code_mac'),
+  codeExpiresAt: time('code_expires_at'),
+  codeTries: integer('code_tries').notNull().default(0),
+  createdAt: createdAt(),
+  updatedAt: time('updated_at').notNull().defaultNow(),
+});
+
+export type PhoneRow = typeof notificationPhones.$inferSelect;
+
+/**
+ * Where a user's Slack notifications go (one per user): an incoming webhook (its URL encrypted, a secret)
+ * or, with the deployment's bot token, a member or channel id for chat.postMessage.
+ */
+export const notificationSlackDestinations = pgTable('notification_slack_destinations', {
+  userId: uuid('user_id').primaryKey().references(() => users.id, { onDelete: 'cascade' }),
+  kind: text('kind', { enum: ['webhook', 'channel'] }).notNull(),
+  webhookUrlEnc: text('webhook_url_enc'),
+  /** What GET shows of the webhook URL: its origin and the last 4 characters. */
+  webhookHint: text('webhook_hint'),
+  channel: text('channel'),
+  createdAt: createdAt(),
+  updatedAt: time('updated_at').notNull().defaultNow(),
+});
+
+export type SlackDestinationRow = typeof notificationSlackDestinations.$inferSelect;
