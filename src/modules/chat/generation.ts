@@ -330,10 +330,11 @@ export function createGeneration(d: GenerationDeps) {
       return final;
     },
 
-    /** Stops this instance's generations (marked failed: `server_shutdown`) and waits for them and for titles. */
+    /** Stops this instance's generations (marked failed: `server_shutdown`) and waits for them, their notices and titles. */
     async shutdown(): Promise<void> {
       for (const run of runs.values()) run.stop('shutdown');
       await Promise.allSettled([...runs.values()].map((r) => r.done));
+      await Promise.allSettled([...notices]);
       await d.titles.settle();
     },
 
