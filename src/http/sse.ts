@@ -33,6 +33,8 @@ export function openEventStream(request: FastifyRequest, reply: FastifyReply, st
   const res = takeOverForEvents(request, reply, status);
   const gone = new AbortController();
   res.on('close', () => gone.abort());
+  // Gone already (while the route was getting ready): nothing will be read.
+  if (res.destroyed) gone.abort();
   // Reconnect soon after a dropped connection (EventSource's default wait is longer).
   res.write(`retry: ${RECONNECT_MS}\n\n`);
   const heartbeat = setInterval(() => {

@@ -2,16 +2,18 @@ import { defineModule, type ServiceContext } from '../module.ts';
 import { createAccount, type Account } from './account.ts';
 import { accountRoutes } from './account-routes.ts';
 import { createAuthenticator, type Authenticate } from './authenticator.ts';
+import { createKnownDevices } from './devices.ts';
 import { createEmailFlows, type EmailFlows } from './email-flows.ts';
 import { purgeExpiredAuthRows } from './maintenance.ts';
 import { createMfa, type Mfa } from './mfa.ts';
+import { sendNewDeviceNotice, signInCategory, type NewDeviceSignIn } from './new-device.ts';
 import { createOAuthProviders } from './oauth/providers.ts';
 import { oauthRoutes } from './oauth/routes.ts';
 import { createOAuthService, type OAuthService } from './oauth/service.ts';
 import { createOneTimeTokens } from './one-time-tokens.ts';
 import { createPasswordGuard, type PasswordGuard } from './password-guard.ts';
 import { authRoutes, jwksRoute } from './routes.ts';
-import { backupCodes, jwtKeys, oauthAccounts, oauthFlows, oneTimeTokens, refreshTokens, sessions, totpFactors } from './schema.ts';
+import { backupCodes, jwtKeys, knownDevices, oauthAccounts, oauthFlows, oneTimeTokens, refreshTokens, sessions, totpFactors } from './schema.ts';
 import { createAuthService, type AuthService } from './service.ts';
 import { createSessions, type Sessions } from './sessions.ts';
 import { authEnv, authSettings, type AuthSettings } from './settings.ts';
@@ -22,6 +24,13 @@ export type { Sessions } from './sessions.ts';
 export { passwords } from './passwords.ts';
 export type { PasswordGuard } from './password-guard.ts';
 export type { AuthSettings, OAuthProviderConfig } from './settings.ts';
+
+declare module '../../platform/bus/events.ts' {
+  interface DomainEvents {
+    /** A session was opened from a device the user had not signed in from before (and they had signed in from others). */
+    'session.new_device': NewDeviceSignIn;
+  }
+}
 
 declare module '../module.ts' {
   interface ServiceMap {
@@ -60,12 +69,17 @@ function authLimiters({ deps, config }: ServiceContext<never>) {
   };
 }
 
-/** Auth: sign-up and sign-in (password, OAuth/OIDC, TOTP), sessions with rotating refresh tokens, access JWTs. */
+/**
+ * Auth: sign-up and sign-in (password, OAuth/OIDC, TOTP), sessions with rotating refresh tokens, access JWTs;
+ * the devices each user signs in from, and a `security.sign-in` notification for a new one.
+ */
 export const authModule = defineModule({
   name: 'auth',
-  tables: { sessions, refreshTokens, jwtKeys, oneTimeTokens, oauthAccounts, oauthFlows, totpFactors, backupCodes },
+  tables: { sessions, refreshTokens, jwtKeys, oneTimeTokens, oauthAccounts, oauthFlows, totpFactors, backupCodes, knownDevices },
   config: { env: authEnv, read: authSettings },
   needs: ['users', 'audit', 'apiKeys'],
+  // The new-device notice is sent through notifications (a module built after this one).
+  uses: ['notifications'],
   provides: ['keys', 'sessions', 'authenticate', 'authLimits', 'passwordGuard', 'mfa', 'emailFlows', 'auth', 'oauth', 'account'],
   services(ctx) {
     const { deps, config } = ctx;
@@ -112,6 +126,8 @@ export const authModule = defineModule({
       requireEmailVerification: settings.requireEmailVerification,
       passwordGuard,
       onRegistered: emailFlows.onRegistered,
+      devices: createKnownDevices(db),
+      announce: deps.announce,
     });
     const oauth = createOAuthService({
       db,
@@ -134,5 +150,16 @@ export const authModule = defineModule({
     oauthRoutes(app, ctx);
   },
   rootRoutes: jwksRoute,
+  // At least once from the bus; once per session all the same (the notification's source is the session).
+  subscriptions: ({ services }) => [
+    {
+      group: 'auth',
+      types: ['session.new_device'],
+      handler: async (event) => {
+        if (event.type === 'session.new_device') await sendNewDeviceNotice(services.notifications, event.payload);
+      },
+    },
+  ],
+  notifications: [signInCategory],
   schedules: ({ deps }) => [{ name: 'auth.purge-expired', cron: '17 * * * *', handler: async () => void (await purgeExpiredAuthRows(deps.db, new Date())) }],
 });

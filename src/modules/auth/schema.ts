@@ -1,4 +1,4 @@
-import { index, integer, jsonb, pgTable, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
+import { index, integer, jsonb, pgTable, primaryKey, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { createdAt, id, time } from '../../platform/db/columns.ts';
 import { users } from '../users/index.ts';
 
@@ -19,6 +19,24 @@ export const sessions = pgTable(
     revokedReason: text('revoked_reason'),
   },
   (t) => [index('sessions_user_idx').on(t.userId)],
+);
+
+/**
+ * A device a user has signed in from, by the fingerprint of its User-Agent with version numbers left out
+ * (see devices.ts): a sign-in from one not listed here is a new device (`security.sign-in`).
+ */
+export const knownDevices = pgTable(
+  'known_devices',
+  {
+    userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    fingerprint: text('fingerprint').notNull(),
+    /** The User-Agent as last seen (trimmed), for people to recognise the device. */
+    description: text('description').notNull(),
+    firstSeenAt: time('first_seen_at').notNull().defaultNow(),
+    lastSeenAt: time('last_seen_at').notNull().defaultNow(),
+    lastIp: text('last_ip'),
+  },
+  (t) => [primaryKey({ columns: [t.userId, t.fingerprint] })],
 );
 
 export const refreshTokens = pgTable(

@@ -1,4 +1,5 @@
 import { Forbidden, Unauthorized } from '../../errors.ts';
+import type { Announce } from '../../platform/bus/bus.ts';
 import type { Audit, AuditContext } from '../audit/index.ts';
 import { normalizeEmail, toPublicUser, type UsersService } from '../users/index.ts';
 import type { UserRow } from '../users/index.ts';
@@ -6,6 +7,7 @@ import { ACCESS_AUDIENCE } from './authenticator.ts';
 import type { Mfa } from './mfa.ts';
 import type { PasswordGuard } from './password-guard.ts';
 import { passwords } from './passwords.ts';
+import type { KnownDevices } from './devices.ts';
 import type { DeviceInfo, Sessions } from './sessions.ts';
 import type { SigningKeys } from './signing-keys.ts';
 
@@ -36,6 +38,9 @@ export interface AuthServiceDeps {
   passwordGuard: PasswordGuard;
   /** Called after a password registration, e.g. to send the verification email. */
   onRegistered?: (user: UserRow) => Promise<void>;
+  /** The devices each user signed in from: a new one (for a user who had others) is announced as `session.new_device`. */
+  devices: KnownDevices;
+  announce: Announce;
 }
 
 type Context = DeviceInfo & AuditContext;
@@ -62,6 +67,11 @@ export function createAuthService(d: AuthServiceDeps) {
       if (user.disabledAt) throw Forbidden('This account is disabled', 'account_disabled');
       const { session, refreshToken } = await d.sessions.open(user.id, method, ctx);
       await d.audit.record({ action: 'user.signed_in', userId: user.id, ...ctx, metadata: { method, sessionId: session.id } });
+      // A brand new account's first device (or an account's first since devices were recorded) is not news to anyone.
+      const device = await d.devices.seen(user.id, ctx);
+      if (device.isNew && device.hadOthers) {
+        d.announce('session.new_device', { userId: user.id, sessionId: session.id, method, device: device.description, ip: ctx.ip ?? null, at: session.createdAt.toISOString() });
+      }
       return tokensFor(user, session.id, refreshToken);
     },
 

@@ -54,6 +54,8 @@ export function generationRoutes(app: App, { services, guards, idempotency }: Ro
     // Stop following once the client has gone away (the answer itself carries on).
     const gone = new AbortController();
     reply.raw.on('close', () => gone.abort());
+    // Gone already, while the answer was being started.
+    if (reply.raw.destroyed) gone.abort();
     const outcome = await generation.outcome(message, AbortSignal.any([gone.signal, closing.signal]));
     if (!outcome) {
       if (closing.signal.aborted) throw new AppError(503, 'shutting_down', 'Service unavailable', 'The server is shutting down; follow the answer through its /stream');

@@ -27,8 +27,10 @@ export interface RunJob {
   /** Written right after `created`, when there are any. */
   citations?: Extract<GenerationEvent, { type: 'citations' }>;
   request: Omit<ChatRequest, 'signal'>;
-  /** After a successful answer has been stored and streamed (title generation hangs off this). */
+  /** After a successful answer has been stored and streamed (title generation and the answer-ready notice hang off this). */
   onComplete?: (text: string) => void;
+  /** Signals for this answer other than cancel (a follower on another instance starting or stopping). */
+  onSignal?: (message: string) => void;
 }
 
 export type StopReason = 'cancelled' | 'timeout' | 'shutdown';
@@ -56,7 +58,7 @@ export async function launchRun(d: RunDeps, job: RunJob): Promise<Run> {
     reason = r;
     controller.abort(new Error(`generation ${r}`));
   };
-  const unlisten = await d.streams.onSignal(job.assistantId, (m) => m === CANCEL_SIGNAL && stop('cancelled'));
+  const unlisten = await d.streams.onSignal(job.assistantId, (m) => (m === CANCEL_SIGNAL ? stop('cancelled') : job.onSignal?.(m)));
   try {
     await d.streams.append(job.assistantId, job.created);
     if (job.citations) await d.streams.append(job.assistantId, job.citations);

@@ -12,6 +12,7 @@ import { isOutcome, outcomeOf, type GenerationEvent, type Outcome, type Position
 import { CANCEL_SIGNAL, launchRun, type Run, type RunDeps } from './generation-run.ts';
 import { toPublicMessage, type MessageRow, type Messages, type MessageView } from './messages.ts';
 import type { Attachments, Turn } from './attachments.ts';
+import { createAttention, type FollowEnd } from './attention.ts';
 import type { ContentInput } from './schema.ts';
 import type { Titles } from './titles.ts';
 
@@ -37,6 +38,13 @@ export interface GenerationDeps {
 export interface Caller {
   apiKeyId?: string | null;
   role?: 'user' | 'admin';
+}
+
+/** An answer that finished (complete) while its user was away from it: their client left before the end and nobody else read it. */
+export interface UnattendedAnswer {
+  userId: string;
+  conversationId: string;
+  messageId: string;
 }
 
 export interface Started {
@@ -71,6 +79,19 @@ const questionOf = (m: MessageRow) => m.text || m.content.flatMap((p) => (p.type
  */
 export function createGeneration(d: GenerationDeps) {
   const runs = new Map<string, Run>();
+  const attention = createAttention(d.streams);
+  /** Told of each answer that completes unattended (chat's answer-ready notice), once set. */
+  let onUnattended: ((answer: UnattendedAnswer) => Promise<void>) | undefined;
+  const notices = new Set<Promise<void>>();
+
+  /** After a successful answer's stream ended: hands it to onUnattended if nobody was there to see it end. */
+  function settled(answer: UnattendedAnswer) {
+    if (!onUnattended || !attention.unattended(answer.messageId)) return;
+    const notice = onUnattended(answer)
+      .catch((err) => d.logger.warn({ err, messageId: answer.messageId }, 'could not tell the user their answer is ready'))
+      .finally(() => notices.delete(notice));
+    notices.add(notice);
+  }
   const runDeps: RunDeps = { ai: d.ai, messages: d.messages, streams: d.streams, logger: d.logger, maxStreamMs: d.limits.maxStreamSeconds * 1000, announce: d.announce };
 
   /**
@@ -139,8 +160,10 @@ export function createGeneration(d: GenerationDeps) {
   async function launch(userId: string, p: Plan, userMessage: MessageRow, assistant: MessageRow, prepared: Prepared): Promise<Started> {
     const { conversation, chain } = p;
     const { meter, admitted } = prepared;
+    attention.watch(assistant.id);
     try {
       const firstExchange = conversation.title === null && userMessage.parentId === null;
+      const answered = { userId, conversationId: conversation.id, messageId: assistant.id };
       const run = await launchRun(runDeps, {
         userId,
         conversationId: conversation.id,
@@ -148,17 +171,23 @@ export function createGeneration(d: GenerationDeps) {
         created: { type: 'message.created', conversationId: conversation.id, userMessageId: userMessage.id, assistantMessageId: assistant.id },
         citations: prepared.citations.length ? { type: 'citations', citations: prepared.citations } : undefined,
         request: { ...prepared.request, meter: { ...meter, source: 'chat', messageId: assistant.id }, admitted },
-        onComplete: firstExchange ? (answer) => d.titles.start(conversation.id, chain, questionOf(userMessage), answer, { ...meter, source: 'title' }) : undefined,
+        onComplete: (answer) => {
+          if (firstExchange) d.titles.start(conversation.id, chain, questionOf(userMessage), answer, { ...meter, source: 'title' });
+          settled(answered);
+        },
+        onSignal: (message) => attention.signal(assistant.id, message),
       });
       d.announce('message.created', { userId, conversationId: conversation.id, userMessageId: userMessage.id, assistantMessageId: assistant.id, model: chain[0] ?? null });
       runs.set(assistant.id, run);
       // A run stopped before its call began never ends the reservation: give it back (a no-op once the call ended it).
       void run.done.finally(() => {
         runs.delete(assistant.id);
+        attention.forget(assistant.id);
         admitted?.release();
       });
       return { userMessage, assistantMessage: assistant };
     } catch (err) {
+      attention.forget(assistant.id);
       admitted?.release();
       // Never leave a placeholder "streaming" with nothing behind it.
       await d.messages.failAssistant(assistant.id, '', { code: 'generation_failed', message: 'The answer could not be started' }).catch(() => {});
@@ -185,8 +214,24 @@ export function createGeneration(d: GenerationDeps) {
     return buildContext({ model: info, system, history, replyBudget });
   }
 
-  /** The events of a message's generation from `fromOffset`, following it live; rebuilt from the database once the stream is gone. */
+  /**
+   * The events of a message's generation from `fromOffset`, following it live; rebuilt from the database once the stream is gone.
+   * `signal` aborts when the client reading them goes away: the reader counts as attending the answer until then (see attention.ts).
+   */
   async function* events(message: MessageView, fromOffset: number, signal?: AbortSignal): AsyncGenerator<PositionedEvent> {
+    const stop = attention.follow(message.id);
+    let end: FollowEnd = 'gone';
+    try {
+      for await (const e of followed(message, fromOffset, signal)) {
+        if (isOutcome(e.event)) end = 'reached';
+        yield e;
+      }
+    } finally {
+      stop(end === 'reached' || !signal?.aborted ? end : 'left');
+    }
+  }
+
+  async function* followed(message: MessageView, fromOffset: number, signal?: AbortSignal): AsyncGenerator<PositionedEvent> {
     let any = false;
     for await (const e of d.streams.read<GenerationEvent>(message.id, fromOffset, { signal })) {
       any = true;
@@ -285,16 +330,25 @@ export function createGeneration(d: GenerationDeps) {
       return final;
     },
 
-    /** Stops this instance's generations (marked failed: `server_shutdown`) and waits for them and for titles. */
+    /** Stops this instance's generations (marked failed: `server_shutdown`) and waits for them, their notices and titles. */
     async shutdown(): Promise<void> {
       for (const run of runs.values()) run.stop('shutdown');
       await Promise.allSettled([...runs.values()].map((r) => r.done));
+      await Promise.allSettled([...notices]);
       await d.titles.settle();
     },
 
-    /** Waits for this instance's generations and titles to finish (tests, draining). */
+    /**
+     * Sets who is told of answers that completed while their user was away (see attention.ts): chat's
+     * answer-ready notice, set once every service exists. Failures are logged.
+     */
+    onUnattended(listener: (answer: UnattendedAnswer) => Promise<void>): void {
+      onUnattended = listener;
+    },
+
+    /** Waits for this instance's generations, their notices and titles to finish (tests, draining). */
     async idle(): Promise<void> {
-      while (runs.size) await Promise.allSettled([...runs.values()].map((r) => r.done));
+      while (runs.size || notices.size) await Promise.allSettled([...[...runs.values()].map((r) => r.done), ...notices]);
       await d.titles.idle();
     },
   };

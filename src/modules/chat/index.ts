@@ -1,5 +1,6 @@
 import { AppError, NotFound } from '../../errors.ts';
 import { defineModule } from '../module.ts';
+import { answerReadyCategory, answerReadyNotice } from './answer-ready.ts';
 import { createAttachments } from './attachments.ts';
 import { conversationsRoutes } from './conversation-routes.ts';
 import { createConversations, type Conversations } from './conversations.ts';
@@ -60,12 +61,17 @@ declare module '../module.ts' {
   }
 }
 
-/** Chat: conversations, branching messages with files, streamed answers with fallback, resume and cancel, titles, search. */
+/**
+ * Chat: conversations, branching messages with files, streamed answers with fallback, resume and cancel, titles, search;
+ * an `answer.ready` notification for an answer that finished after its user left it.
+ */
 export const chatModule = defineModule({
   name: 'chat',
   tables: { conversations, messages, messageFeedback },
   config: { env: chatEnv, read: chatSettings },
   needs: ['ai', 'projects', 'jobs', 'limits', 'users', 'files', 'grounding'],
+  // The answer-ready notice: sent through notifications, unless realtime says the user has a socket open.
+  uses: ['notifications', 'realtime'],
   provides: ['conversations', 'messages', 'search', 'generation', 'titles'],
   services({ deps, config, services }) {
     const { ai, projects, jobs, users, files } = services;
@@ -88,6 +94,7 @@ export const chatModule = defineModule({
     });
     return { conversations, messages, search: createSearch(deps.db), generation, titles };
   },
+  start: async ({ generation, notifications, realtime }) => generation.onUnattended(answerReadyNotice({ notifications, realtime })),
   routes(app, ctx) {
     conversationsRoutes(app, ctx);
     messagesRoutes(app, ctx);
@@ -137,4 +144,5 @@ export const chatModule = defineModule({
     route: (type, payload) => (type.startsWith('message.') ? [`conversation:${String(payload.conversationId)}`, 'conversations'] : []),
   }),
   footprint: chatFootprint,
+  notifications: [answerReadyCategory],
 });

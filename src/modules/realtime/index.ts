@@ -8,7 +8,7 @@ import { createTopics } from './topics.ts';
 
 declare module '../module.ts' {
   interface ServiceMap {
-    /** The sockets of this instance, the bus → sockets relay, and every module's topics. */
+    /** The sockets of this instance, who is connected on any instance, the bus → sockets relay, and every module's topics. */
     realtime: ReturnType<typeof createRealtime>;
   }
   interface ModuleSettings {
@@ -17,14 +17,24 @@ declare module '../module.ts' {
   }
 }
 
+/** How long a socket's presence (and connection slot) outlives the last renewal by its instance: a crashed instance's sockets stop counting after this. */
+export const PRESENCE_TTL_MS = 60_000;
+
 function createRealtime({ deps, config, topics }: ServiceContext<never>) {
   const settings = config.realtime;
   const limit = settings.maxConnectionsPerUser;
-  // With Redis, instances share a load balancer's sockets: the limit holds across them.
-  const slots = deps.redis ? redisSlots(deps.redis, config.redisPrefix, { limit, logger: deps.logger }) : memorySlots(limit);
+  // With Redis, instances share a load balancer's sockets: the limit and presence hold across them.
+  const slots = deps.redis ? redisSlots(deps.redis, config.redisPrefix, { limit, logger: deps.logger, ttlMs: PRESENCE_TTL_MS }) : memorySlots(limit);
   const registry = createTopics(topics);
   return {
     gateway: createGateway({ broadcast: deps.broadcast, slots, settings, logger: deps.logger }),
+    /**
+     * Whether the user has an authenticated WebSocket open on any instance (presence). With Redis, each
+     * instance renews its sockets' entries every PRESENCE_TTL_MS / 3; those of an instance that crashed
+     * lapse PRESENCE_TTL_MS after its last renewal, so its users stop counting as connected within a minute.
+     * Rejects when Redis cannot be reached (and this instance holds none of the user's sockets).
+     */
+    connected: (userId: string): Promise<boolean> => slots.connected(userId),
     relay: createRelay({ broadcast: deps.broadcast, topics: registry, logger: deps.logger }),
     topics: registry,
     settings,

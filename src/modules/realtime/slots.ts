@@ -3,10 +3,20 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../../platform/observability/logger.ts';
 import { luaScript } from '../../platform/redis/scripts.ts';
 
-/** The sockets each user may hold at once (WS_MAX_CONNECTIONS_PER_USER): one slot per authenticated socket. */
+/**
+ * The sockets each user holds (one slot per authenticated socket): the limit of WS_MAX_CONNECTIONS_PER_USER
+ * on them, and whether a user has any at all (presence), in this process or across every instance sharing
+ * the Redis.
+ */
 export interface ConnectionSlots {
-  /** Takes a slot for this socket; false when the user already holds the limit. Taking a slot the socket holds is a no-op. */
+  /** Takes a slot for this socket; false when the user already holds the limit (0: none). Taking a slot the socket holds is a no-op. */
   take(userId: string, socketId: string): Promise<boolean>;
+  /**
+   * Whether the user holds a slot now: an authenticated socket open on any instance. With Redis, a slot
+   * of an instance that died counts until it lapses (its TTL after the last renewal). Rejects when Redis
+   * cannot be reached and this instance holds no socket of the user.
+   */
+  connected(userId: string): Promise<boolean>;
   /** Gives the socket's slot back (nothing if it holds none). Never rejects: a failure is logged. */
   release(userId: string, socketId: string): Promise<void>;
   /** Gives back every slot still held here and stops renewing. */
@@ -22,21 +32,20 @@ export interface RedisSlotOptions {
   refreshMs?: number;
 }
 
-/** No limit (WS_MAX_CONNECTIONS_PER_USER=0): nothing to count, in memory or in Redis. */
-const unlimited: ConnectionSlots = { take: async () => true, release: async () => {}, close: async () => {} };
-
-/** One process holds every socket (embedded mode): counted in memory. */
+/** One process holds every socket (embedded mode): counted in memory. Limit 0: counted (for presence), never refused. */
 export function memorySlots(limit: number): ConnectionSlots {
-  if (limit === 0) return unlimited;
   const users = new Map<string, Set<string>>();
   return {
     async take(userId, socketId) {
       let held = users.get(userId);
       if (held?.has(socketId)) return true;
-      if (held && held.size >= limit) return false;
+      if (held && limit > 0 && held.size >= limit) return false;
       if (!held) users.set(userId, (held = new Set()));
       held.add(socketId);
       return true;
+    },
+    async connected(userId) {
+      return users.has(userId);
     },
     async release(userId, socketId) {
       const held = users.get(userId);
@@ -60,10 +69,11 @@ local function expireWithLastSlot(key)
 end
 `;
 
-/** KEYS: the user's set. ARGV: member, limit, ttl ms. 1: taken (or already held), 0: the user holds the limit. */
+/** KEYS: the user's set. ARGV: member, limit (0: none), ttl ms. 1: taken (or already held), 0: the user holds the limit. */
 const TAKE = `${NOW}
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+local limit = tonumber(ARGV[2])
+if limit > 0 and not redis.call('ZSCORE', KEYS[1], ARGV[1]) and redis.call('ZCARD', KEYS[1]) >= limit then return 0 end
 redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[1])
 expireWithLastSlot(KEYS[1])
 return 1`;
@@ -85,24 +95,28 @@ for i = 1, #KEYS do
 end
 return 0`;
 
+/** KEYS: the user's set. The number of slots that have not lapsed. */
+const COUNT = `${NOW}
+return redis.call('ZCOUNT', KEYS[1], '(' .. now, '+inf')`;
+
 /** A renewal carries at most this many users: one call stays a short step for Redis. */
 const KEYS_PER_TRIP = 500;
 
 /**
  * Slots counted across every instance sharing the Redis: a user holds at most
- * `limit` sockets in the whole cluster. Each instance renews the slots of its
- * open sockets every `refreshMs`, in one script call for all of them; a slot
- * left by an instance that died (no renewal, no release) lapses `ttlMs` after
- * its last renewal, and only then is free for the user's next socket.
+ * `limit` sockets in the whole cluster (0: any number, still counted, for
+ * presence). Each instance renews the slots of its open sockets every
+ * `refreshMs`, in one script call for all of them; a slot left by an instance
+ * that died (no renewal, no release) lapses `ttlMs` after its last renewal, and
+ * only then is free for the user's next socket and no longer makes them present.
  */
 export function redisSlots(redis: Redis, prefix: string, opts: RedisSlotOptions): ConnectionSlots {
-  if (opts.limit === 0) return unlimited;
   const ttlMs = opts.ttlMs ?? 60_000;
   const refreshMs = opts.refreshMs ?? Math.floor(ttlMs / 3);
   const instance = randomBytes(8).toString('hex');
   const key = (userId: string) => `${prefix}ws:slots:${userId}`;
   const member = (socketId: string) => `${instance}:${socketId}`;
-  const scripts = { take: luaScript(redis, TAKE), renew: luaScript(redis, RENEW) };
+  const scripts = { take: luaScript(redis, TAKE), renew: luaScript(redis, RENEW), count: luaScript(redis, COUNT) };
   /** The slots this instance holds, by user key: what every renewal carries. */
   const held = new Map<string, Set<string>>();
   const pending = new Set<Promise<unknown>>();
@@ -159,6 +173,13 @@ export function redisSlots(redis: Redis, prefix: string, opts: RedisSlotOptions)
       }
       hold(k, m);
       return true;
+    },
+
+    async connected(userId) {
+      const k = key(userId);
+      // A socket here is open now, whatever Redis says (or whether it answers).
+      if (held.has(k)) return true;
+      return Number(await scripts.count([k], [])) > 0;
     },
 
     async release(userId, socketId) {

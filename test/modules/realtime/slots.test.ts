@@ -51,6 +51,22 @@ for (const [kind, make] of kinds) {
       const u = randomUUID();
       for (let i = 0; i < 50; i++) assert.equal(await slots.take(u, `s${i}`), true);
     });
+
+    test('presence: connected while a user holds a slot, with a limit or without; not after the last release', async () => {
+      for (const limit of [0, 3]) {
+        const slots = make(limit);
+        const [u, other] = [randomUUID(), randomUUID()];
+        assert.equal(await slots.connected(u), false);
+        await slots.take(u, 's1');
+        await slots.take(u, 's2');
+        assert.equal(await slots.connected(u), true);
+        assert.equal(await slots.connected(other), false, 'only its own user');
+        await slots.release(u, 's1');
+        assert.equal(await slots.connected(u), true, 'one socket left');
+        await slots.release(u, 's2');
+        assert.equal(await slots.connected(u), false);
+      }
+    });
   });
 }
 
@@ -69,6 +85,24 @@ describe('WebSocket connection slots across instances [redis]', { skip: !process
     await b.close();
     assert.equal(await a.take(u, 's2'), true);
     assert.equal(await a.take(u, 's3'), true);
+  });
+
+  test("presence holds across instances; a crashed instance's sockets stop counting once their TTL lapses", async () => {
+    const opts = { limit: 0, ttlMs: 600, refreshMs: 100 };
+    const live = instance(opts).slots;
+    const crashed = instance(opts);
+    const observer = instance(opts).slots;
+    const [u, v] = [randomUUID(), randomUUID()];
+    await live.take(u, 's');
+    await crashed.slots.take(v, 's');
+    assert.equal(await observer.connected(u), true, "another instance's socket counts");
+    assert.equal(await observer.connected(v), true);
+    // Dies: no renewal, no release.
+    crashed.redis.disconnect();
+    await eventually(async () => assert.equal(await observer.connected(v), false), 10_000);
+    assert.equal(await observer.connected(u), true, 'the live instance renewed its socket');
+    await live.release(u, 's');
+    assert.equal(await observer.connected(u), false);
   });
 
   test("a dead instance's slots lapse after the TTL; a live instance's are renewed and stay", async () => {
