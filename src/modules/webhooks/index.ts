@@ -57,16 +57,20 @@ export const webhooksModule = defineModule({
       handler: async (event) => {
         const { webhooks } = services;
         const p = event.payload as Record<string, any>;
+        // Events about a project (a conversation's) reach that project's endpoints too.
         if (event.type === 'message.stream.finished' && p.status === 'complete')
-          await webhooks.emit(p.userId, 'message.completed', { conversationId: p.conversationId, messageId: p.messageId, model: p.model, usage: p.usage }, event.id);
-        else if (event.type === 'conversation.created') await webhooks.emit(p.userId, 'conversation.created', { conversationId: p.conversationId, projectId: p.projectId, title: p.title }, event.id);
+          await webhooks.emit(p.userId, 'message.completed', { conversationId: p.conversationId, projectId: p.projectId ?? null, messageId: p.messageId, model: p.model, usage: p.usage }, event.id, p.projectId ?? null);
+        else if (event.type === 'conversation.created')
+          await webhooks.emit(p.userId, 'conversation.created', { conversationId: p.conversationId, projectId: p.projectId, title: p.title }, event.id, p.projectId);
         else if (event.type === 'notification.created') await webhooks.emit(p.userId, 'notification.created', p.notification, event.id);
         else if (event.type === 'file.created') await webhooks.emit(p.userId, 'file.ready', { fileId: p.fileId, name: p.name, mimeType: p.mimeType, size: p.size }, event.id);
         // Told once per reader: the author's copy is enough.
         else if (event.type === 'document.saved' && p.userId === p.authorId) await webhooks.emit(p.userId, 'document.updated', { documentId: p.documentId, version: p.version }, event.id);
         else if (event.type === 'budget.threshold' && p.percent === 100) {
-          const { userId, percent: _, ...rest } = p;
-          await webhooks.emit(userId, 'budget.exceeded', rest, event.id);
+          // A project's budget is about that project.
+          const projectId = p.scope === 'project' ? p.subjectId : null;
+          const { userId, budgetId, scope, subjectId, period, periodKey, resetsAt, spent, limit } = p;
+          await webhooks.emit(userId, 'budget.exceeded', { budgetId, scope, subjectId, projectId, period, periodKey, resetsAt, spent, limit }, event.id, projectId);
         } else if (event.type === 'job.failed') await webhooks.emit(p.userId, 'job.failed', { jobId: p.jobId, queue: p.queue, attempts: p.attempts, error: p.error }, event.id);
       },
     },
