@@ -8,7 +8,7 @@ import { observeEvents } from '../../support/bus.ts';
 import { eventually } from '../../support/eventually.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 import { PNG, uploadFile } from '../../support/files.ts';
-import { startChat, type ChatFixture } from '../chat/generation-fixture.ts';
+import { clusterSkip, startChat, type ChatFixture } from '../chat/generation-fixture.ts';
 import { startReceiver, verifies } from '../webhooks/receiver.ts';
 
 // Each scripted call costs 435 micro-dollars (gpt-4o-mini: 800 × 0.15 + 200 × 0.075 + 500 × 0.60).
@@ -39,6 +39,8 @@ for (const backend of backends()) {
       t.services.jobs.define('test.doomed', async () => {
         throw new Error(`the disk is on fire ${'!'.repeat(2000)}`);
       });
+      // One that never ends, whatever its signal says: only its timeout ends its attempts.
+      t.services.jobs.define('test.stuck', () => new Promise<never>(() => {}));
       failed = await observeEvents(t.deps.bus, ['job.failed']);
     });
     after(async () => {
@@ -70,6 +72,18 @@ for (const backend of backends()) {
         [],
         'the system job announced no failure',
       );
+    });
+
+    test('a job whose last attempt times out notifies its owner too, even though its handler never stops', async () => {
+      const u = await createUser(t);
+      const job = await t.services.jobs.enqueue('test.stuck', {}, { userId: u.id, attempts: 1, timeoutMs: 100 });
+      const [n] = await eventually(async () => {
+        const got = await inbox(u, 'job.failed');
+        assert.equal(got.length, 1);
+        return got;
+      }, 15_000);
+      assert.equal(n!.data.jobId, job.id);
+      assert.match(n!.body, /timed out after 100 ms/i);
     });
 
     test('an uploaded image notifies its owner once its thumbnail is made, in-app only; a file with nothing left to do does not', async () => {
@@ -163,6 +177,41 @@ for (const backend of backends()) {
           [100],
           'one event, for the higher threshold only',
         );
+      } finally {
+        await seen.close();
+      }
+    });
+  });
+
+  describe(`budget thresholds across two instances [${backend}]`, { skip: clusterSkip(backend) }, () => {
+    let f: ChatFixture;
+    before(async () => {
+      f = await startChat(backend);
+    });
+    after(() => f.close());
+
+    test('calls on both instances: each threshold is told once, whichever instance saw it first', async () => {
+      const [a, b] = [f.t, await f.second()];
+      const admin = await createUser(a, { admin: true });
+      const u = await createUser(a);
+      const sentinel = await createUser(a);
+      const seen = await observeEvents(a.deps.bus, ['budget.threshold']);
+      try {
+        assert.equal((await a.api('PUT', '/v1/admin/budgets', { token: admin.accessToken, body: { userId: u.id, period: 'month', limitUsd: '0.001' } })).status, 200);
+        const key = (await a.api('POST', '/v1/api-keys', { token: u.accessToken, body: { name: 'k', scopes: ['chat'] } })).body.key as string;
+        f.openai.state.defaults = { reply: 'ok', usage: USAGE };
+        const complete = (on: TestApp) => on.api('POST', '/v1/chat/completions', { token: key, body: { model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'Hi' }] } });
+        // 435 on one, 870 on the other (80 %: the second's own read may not see the first's spend yet), 1305 on the first.
+        for (const on of [a, b, a]) assert.equal((await complete(on)).status, 200);
+        const inbox = async () => ((await a.api('GET', '/v1/notifications?limit=100', { token: u.accessToken })).body.data as Notification[]).filter((n) => n.category === 'budget.threshold');
+        await eventually(async () => assert.deepEqual((await inbox()).map((n) => n.data.percent).sort(), [100, 80]), 15_000);
+        // Both instances check what they have pending, then stop checking; an event published after theirs arrives after them.
+        await b.services.usage.alerts.close();
+        await a.services.usage.alerts.close();
+        await a.deps.bus.publish('budget.threshold', { userId: sentinel.id, budgetId: '01890000-0000-7000-8000-000000000000', scope: 'user', subjectId: null, percent: 80, period: 'month', periodKey: 'sentinel', resetsAt: null, spent: { micros: 0, tokens: 0 }, limit: { micros: 1, tokens: null } });
+        await eventually(() => assert.ok(seen.events.some((e) => e.payload.userId === sentinel.id)), 10_000);
+        assert.deepEqual(seen.events.filter((e) => e.payload.userId === u.id).map((e) => e.payload.percent).sort(), [100, 80]);
+        assert.deepEqual((await inbox()).map((n) => n.data.percent).sort(), [100, 80]);
       } finally {
         await seen.close();
       }
