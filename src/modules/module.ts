@@ -34,7 +34,7 @@ export interface NotificationCategory {
   /** Dotted, lower-case: `document.shared`. */
   name: string;
   description: string;
-  /** The channels it goes to unless the user says otherwise (default: in-app, email and push on; SMS and Slack off, since they cost money or attention). */
+  /** The channels it goes to unless the user says otherwise (default: in-app and email on, push as email; SMS and Slack off, since they cost money or attention). */
   channels?: { inApp?: boolean; email?: boolean; push?: boolean; sms?: boolean; slack?: boolean };
   /** Email wording with `{{title}}`, `{{body}}`, `{{link}}`, `{{unsubscribeUrl}}` and `{{data.<field>}}`; the plain default look otherwise. */
   email?: EmailTemplate & {

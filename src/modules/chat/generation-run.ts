@@ -148,6 +148,7 @@ function announceFinished(d: RunDeps, job: RunJob, m: ReturnType<typeof toPublic
   d.announce('message.stream.finished', {
     userId: job.userId,
     conversationId: job.conversationId,
+    projectId: job.request.meter?.projectId ?? null,
     messageId: m.id,
     status: m.status as 'complete' | 'failed' | 'cancelled',
     provider: m.provider,

@@ -32,6 +32,8 @@ declare module '../../platform/bus/events.ts' {
     'message.stream.finished': {
       userId: string;
       conversationId: string;
+      /** The conversation's project; null when it has none. */
+      projectId: string | null;
       messageId: string;
       status: 'complete' | 'failed' | 'cancelled';
       provider: string | null;

@@ -52,8 +52,8 @@ export const filesModule = defineModule({
   tables: { files, fileQuotas },
   config: { env: filesEnv, read: fileSettings },
   needs: ['projects', 'users', 'jobs'],
-  // Uploads may name a conversation (chat builds after files: its answers read them).
-  uses: ['conversations'],
+  // Uploads may name a conversation (chat builds after files: its answers read them); a processed file is told to its owner.
+  uses: ['conversations', 'notifications'],
   provides: ['files', 'resumableUploads', 'images'],
   services: ({ deps, config, services }) => {
     const images = createImages({ storage: deps.storage, maxPixels: config.files.maxImagePixels });
@@ -66,8 +66,35 @@ export const filesModule = defineModule({
   // Resumable uploads left unfinished past FILES_UPLOAD_EXPIRY_SECONDS.
   schedules: ({ services }) => [{ name: 'files.expire-uploads', cron: '41 * * * *', handler: async () => ({ removed: await services.resumableUploads.expire() }) }],
   // A deleted account's rows went with it (foreign keys); its blobs go here, retried by the bus until they are gone.
-  subscriptions: ({ services }) => [{ group: 'files', types: ['user.deleted'], handler: (event) => services.files.forgetUser(event.payload.userId) }],
+  subscriptions: ({ services }) => [
+    { group: 'files', types: ['user.deleted'], handler: (event) => services.files.forgetUser(event.payload.userId) },
+    // Only files still being processed after their upload answered notify (an image, once its thumbnail job
+    // ended, made or not): any other upload's own 201 already said it was ready, and a notification per
+    // upload would be noise.
+    {
+      group: 'files.notify',
+      types: ['file.thumbnail.ready', 'file.thumbnail.failed'],
+      async handler(event) {
+        if (event.type !== 'file.thumbnail.ready' && event.type !== 'file.thumbnail.failed') return;
+        const { userId, fileId } = event.payload;
+        const file = await services.files.get(userId, fileId).catch(() => undefined);
+        if (!file) return; // deleted meanwhile
+        const thumbnail = event.type === 'file.thumbnail.ready';
+        await services.notifications.send({
+          userId,
+          category: 'file.ready',
+          title: `"${file.name}" is ready`,
+          body: thumbnail ? `"${file.name}" is processed and its thumbnail is made.` : `"${file.name}" is stored, but no thumbnail could be made of it.`,
+          link: `/files/${fileId}`,
+          data: { fileId, name: file.name, mimeType: file.mimeType, size: file.size, thumbnail: thumbnail ? 'ready' : 'failed' },
+          priority: 'low',
+          sourceKey: event.id,
+        });
+      },
+    },
+  ],
   footprint: filesFootprint,
+  notifications: [{ name: 'file.ready', description: 'A file you uploaded finished processing (an image once its thumbnail is made).', channels: { inApp: true, email: false } }],
   topics: ({ files }) => ({
     topics: [
       {

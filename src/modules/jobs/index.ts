@@ -10,6 +10,8 @@ declare module '../../platform/bus/events.ts' {
   interface DomainEvents {
     /** A background job moved: its state and progress (0–100 or a job-defined object). */
     'job.progress': { userId: string; jobId: string; queue: string; state: string; progress: unknown };
+    /** A user's job failed its last attempt and is dead: `error` is the start of its last error. System jobs (no user) announce nothing. */
+    'job.failed': { userId: string; jobId: string; queue: string; attempts: number; error: string };
   }
 }
 
@@ -25,16 +27,41 @@ declare module '../module.ts' {
 
 const DAY_MS = 24 * 3600 * 1000;
 
-/** Jobs: what modules queue and schedule, a user's view of their own jobs, and the admin's of the dead ones. */
+/**
+ * Jobs: what modules queue and schedule, a user's view of their own jobs, and the admin's of the dead ones.
+ * A user's job that dies notifies its owner (`job.failed`).
+ */
 export const jobsModule = defineModule({
   name: 'jobs',
   config: { env: jobsEnv, read: jobSettings },
   provides: ['jobs'],
+  // Its owner is told of a dead job (notifications build later: used once everything is built).
+  uses: ['notifications'],
   services: ({ deps }) => ({ jobs: createJobs({ queue: deps.queue, scheduler: deps.scheduler, bus: deps.bus, announce: deps.announce }) }),
   routes: jobsRoutes,
   schedules: ({ deps }) => [
     // The database queue keeps rows until purged (BullMQ trims its own).
     { name: 'jobs.purge-finished', cron: '41 3 * * *', handler: async () => ({ purged: await deps.queue.purgeFinished(new Date(Date.now() - 7 * DAY_MS)) }) },
+  ],
+  notifications: [{ name: 'job.failed', description: 'A background job of yours failed every attempt and stopped.', channels: { inApp: true, email: true } }],
+  subscriptions: ({ services }) => [
+    {
+      group: 'jobs.notify',
+      types: ['job.failed'],
+      async handler(event) {
+        if (event.type !== 'job.failed') return;
+        const { userId, jobId, queue, attempts, error } = event.payload;
+        await services.notifications.send({
+          userId,
+          category: 'job.failed',
+          title: `Job "${queue}" failed`,
+          body: `It failed ${attempts === 1 ? 'its only attempt' : `all ${attempts} attempts`} and was stopped. The last error: ${error}`,
+          link: `/jobs/${jobId}`,
+          data: { jobId, queue, attempts, error },
+          sourceKey: event.id,
+        });
+      },
+    },
   ],
   topics: ({ jobs }) => ({
     topics: [

@@ -1,6 +1,6 @@
 import { NotFound } from '../../errors.ts';
 import type { Announce, EventBus } from '../../platform/bus/bus.ts';
-import type { EnqueueOptions, Job, JobContext, JobHandler, JobProgress, JobQueue, JobState, ProcessOptions } from '../../platform/queue/queue.ts';
+import { errorMessage, JobTimeoutError, type EnqueueOptions, type Job, type JobContext, type JobHandler, type JobProgress, type JobQueue, type JobState, type ProcessOptions } from '../../platform/queue/queue.ts';
 import type { ScheduleDefinition, Scheduler } from '../../platform/scheduler/scheduler.ts';
 
 export interface JobsDeps {
@@ -10,11 +10,33 @@ export interface JobsDeps {
   announce: Announce;
 }
 
+/** How much of a dead job's error its owner is told (the job itself keeps the whole of it). */
+const ERROR_EXCERPT_CHARS = 500;
+
+/**
+ * Rejects when the attempt times out, so a handler that ignores its signal
+ * still ends (for its announcements) with the attempt; a shutdown is not a
+ * failure (the job is given back), so only the timeout counts.
+ */
+function timedOut(signal: AbortSignal): { promise: Promise<never>; done(): void } {
+  let onAbort = () => {};
+  const promise = new Promise<never>((_, reject) => {
+    onAbort = () => {
+      if (signal.reason instanceof JobTimeoutError) reject(signal.reason);
+    };
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  promise.catch(() => {});
+  return { promise, done: () => signal.removeEventListener('abort', onAbort) };
+}
+
 /**
  * Background work as the rest of Parley sees it: modules define their job
  * handlers and cron tasks here; a user's job tells its owner how it moves
- * (`job.progress` events, which reach their sockets); owners read their own
- * jobs and admins manage the dead ones.
+ * (`job.progress` events, which reach their sockets, and `job.failed` once
+ * its last attempt failed); owners read their own jobs and admins manage the
+ * dead ones.
  */
 export function createJobs(d: JobsDeps) {
   /** Wraps a handler so that every step of a user's job is announced to its owner. */
@@ -30,13 +52,20 @@ export function createJobs(d: JobsDeps) {
         last = value;
         say('active', value);
       };
+      const timeout = timedOut(ctx.signal);
       try {
-        const result = await handler(data, { ...ctx, progress } satisfies JobContext);
+        const result = await Promise.race([handler(data, { ...ctx, progress } satisfies JobContext), timeout.promise]);
         say('completed', last);
         return result;
       } catch (err) {
-        say(ctx.attempt >= ctx.maxAttempts ? 'dead' : 'waiting', last);
+        const dead = ctx.attempt >= ctx.maxAttempts;
+        say(dead ? 'dead' : 'waiting', last);
+        if (dead && ctx.userId) {
+          d.announce('job.failed', { userId: ctx.userId, jobId: ctx.id, queue: ctx.queue, attempts: ctx.attempt, error: errorMessage(err).slice(0, ERROR_EXCERPT_CHARS) });
+        }
         throw err;
+      } finally {
+        timeout.done();
       }
     };
   }

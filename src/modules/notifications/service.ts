@@ -15,9 +15,10 @@ import { type Channel, type DeliveryRow, type DeliveryStatus, type NotificationR
 import type { NotificationSettings } from './settings.ts';
 import { quietUntil } from './timing.ts';
 
-/** A channel's default for a category that does not say: SMS and Slack cost money or attention, so they are chosen per category. */
+/** A channel's default for a category that does not say: SMS and Slack cost money or attention, so they are chosen per category; push follows email. */
 const CHANNEL_DEFAULT: Record<Channel, boolean> = { inApp: true, email: true, push: true, sms: false, slack: false };
-export const channelDefault = (c: NotificationCategory, channel: Channel) => c.channels?.[channel] ?? CHANNEL_DEFAULT[channel];
+export const channelDefault = (c: NotificationCategory, channel: Channel): boolean =>
+  c.channels?.[channel] ?? (channel === 'push' ? (c.channels?.email ?? CHANNEL_DEFAULT.push) : CHANNEL_DEFAULT[channel]);
 
 export interface NotificationInput {
   userId: string;

@@ -21,6 +21,9 @@ export interface BudgetInput {
   limitTokens: number | null;
 }
 
+/** One budget's counter for one period, as a call draws on it. */
+export type BudgetEntry = LedgerEntry & { budget: BudgetRow; period: Period };
+
 interface UserBudgets {
   loadedAt: number;
   timezone: string;
@@ -113,7 +116,7 @@ export function createBudgets(d: { db: Db; ledger: Ledger; recorder: UsageRecord
     return amount;
   }
 
-  function entryFor(b: BudgetRow, subject: Subject, timezone: string, now: Date): LedgerEntry & { budget: BudgetRow; period: Period } {
+  function entryFor(b: BudgetRow, subject: Subject, timezone: string, now: Date): BudgetEntry {
     const period = periodOf(b.period, timezone, now);
     return {
       // A default budget is one counter per user.

@@ -4,12 +4,39 @@ import { footprintRoutes } from './footprint-routes.ts';
 import { createRequestReports, type RequestReports } from './requests.ts';
 import { requestsRoutes } from './requests-routes.ts';
 import { usageRoutes } from './routes.ts';
-import { abuseFlags, apiRequestsDaily, budgets, usageDaily, usageEvents } from './schema.ts';
+import { formatMicros } from '../ai/index.ts';
+import { abuseFlags, apiRequestsDaily, budgetAlerts, budgets, usageDaily, usageEvents, type BudgetPeriod, type BudgetScope } from './schema.ts';
 import { createUsage, type Usage } from './service.ts';
 import { usageEnv, usageSettings, type UsageSettings } from './settings.ts';
 
 export type { FootprintSource } from './footprint.ts';
 export type { Usage } from './service.ts';
+
+declare module '../../platform/bus/events.ts' {
+  interface DomainEvents {
+    /**
+     * `userId`'s spend reached `percent` (80 or 100) of a budget in its period: once per threshold and period,
+     * cluster-wide. `spent` and `limit` in micro-dollars and tokens (a null limit: that dimension is not capped).
+     */
+    'budget.threshold': {
+      userId: string;
+      budgetId: string;
+      scope: BudgetScope;
+      /** The API key or project a key or project budget caps; null for a user's (or the default) budget. */
+      subjectId: string | null;
+      percent: 80 | 100;
+      period: BudgetPeriod;
+      /** `2026-11-22`, `2026-11` or `total`. */
+      periodKey: string;
+      resetsAt: string | null;
+      spent: { micros: number; tokens: number };
+      limit: { micros: number | null; tokens: number | null };
+    };
+  }
+}
+
+const SCOPE_NAMES: Record<BudgetScope, string> = { default: 'account', user: 'account', api_key: 'API key', project: 'project' };
+const PERIOD_NAMES: Record<BudgetPeriod, string> = { day: 'daily', month: 'monthly', total: 'total' };
 
 declare module '../module.ts' {
   interface ServiceMap {
@@ -28,9 +55,11 @@ declare module '../module.ts' {
 /** Usage: every model call metered, budgets that refuse before spending, reports, request counts, per-user footprint. */
 export const usageModule = defineModule({
   name: 'usage',
-  tables: { usageEvents, usageDaily, apiRequestsDaily, budgets, abuseFlags },
+  tables: { usageEvents, usageDaily, apiRequestsDaily, budgets, budgetAlerts, abuseFlags },
   config: { env: usageEnv, read: usageSettings },
   needs: ['limits', 'users', 'apiKeys', 'projects'],
+  // A budget's owner is told of the thresholds it reaches.
+  uses: ['notifications'],
   provides: ['usage', 'footprint', 'requestReports'],
   services: ({ deps, services, footprints }) => {
     const { limits, users, apiKeys, projects } = services;
@@ -60,6 +89,40 @@ export const usageModule = defineModule({
         const flags = await services.usage.abuse.run(new Date());
         if (flags.length) deps.logger.warn({ flags: flags.map((f) => ({ userId: f.userId, kind: f.kind })) }, 'abuse check flagged accounts');
         return { flagged: flags.length };
+      },
+    },
+    { name: 'usage.purge-budget-alerts', cron: '17 4 * * *', handler: async () => ({ purged: await services.usage.alerts.purge() }) },
+  ],
+  notifications: [
+    {
+      name: 'budget.threshold',
+      description: 'Your spend reached 80 % or 100 % of one of your budgets (yours, an API key\'s or a project\'s) in its period.',
+      channels: { inApp: true, email: true },
+    },
+  ],
+  subscriptions: ({ services }) => [
+    {
+      group: 'usage.notify',
+      types: ['budget.threshold'],
+      async handler(event) {
+        if (event.type !== 'budget.threshold') return;
+        const p = event.payload;
+        const what = `${PERIOD_NAMES[p.period]} ${SCOPE_NAMES[p.scope]} budget`;
+        const amounts = [
+          p.limit.micros !== null ? `$${formatMicros(p.spent.micros)} of $${formatMicros(p.limit.micros)}` : null,
+          p.limit.tokens !== null ? `${p.spent.tokens} of ${p.limit.tokens} tokens` : null,
+        ].filter(Boolean);
+        const reset = p.resetsAt ? ` It resets at ${p.resetsAt}.` : '';
+        await services.notifications.send({
+          userId: p.userId,
+          category: 'budget.threshold',
+          title: p.percent >= 100 ? `Your ${what} is used up` : `You have used ${p.percent} % of your ${what}`,
+          body: `Spent so far: ${amounts.join(', ')}.${p.percent >= 100 ? ' Calls it covers are refused until it resets or is raised.' : ''}${reset}`,
+          link: '/usage/limits',
+          data: { budgetId: p.budgetId, scope: p.scope, subjectId: p.subjectId, percent: p.percent, period: p.period, periodKey: p.periodKey, resetsAt: p.resetsAt, spent: p.spent, limit: p.limit },
+          priority: p.percent >= 100 ? 'high' : 'normal',
+          sourceKey: event.id,
+        });
       },
     },
   ],

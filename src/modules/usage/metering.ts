@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { Counter, type Registry } from 'prom-client';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { CallOutcome, ChatRequest, MeterContext, Metering } from '../ai/index.ts';
+import type { BudgetAlerts } from './budget-alerts.ts';
 import { budgetExceeded, type Budgets } from './budgets.ts';
 import type { Ledger } from './ledger.ts';
 import type { UsageRecorder } from './recorder.ts';
@@ -24,6 +25,8 @@ function promptHash(request: ChatRequest): string | null {
 export function createMetering(d: {
   budgets: Budgets;
   ledger: Ledger;
+  /** Told of every settled call, to tell owners of the thresholds their budgets reach. */
+  alerts?: Pick<BudgetAlerts, 'touch'>;
   recorder: UsageRecorder;
   registry: Registry;
   logger?: Logger;
@@ -56,6 +59,7 @@ export function createMetering(d: {
             actual,
           )
           .catch((err: unknown) => d.logger?.error({ err }, 'could not settle budget counters'));
+        if (actual.micros || actual.tokens) d.alerts?.touch(admitted.userId, entries);
       };
       const release = () => {
         if (ended) return;

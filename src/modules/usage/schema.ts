@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { bigint, date, index, integer, jsonb, pgTable, text, unique, uuid } from 'drizzle-orm/pg-core';
+import { bigint, date, index, integer, jsonb, pgTable, primaryKey, text, unique, uuid } from 'drizzle-orm/pg-core';
 import { createdAt, id, time } from '../../platform/db/columns.ts';
 import type { FailedAttempt } from '../ai/index.ts';
 
@@ -114,6 +114,26 @@ export const budgets = pgTable(
 );
 
 export type BudgetRow = typeof budgets.$inferSelect;
+
+/**
+ * A share of a budget (80 or 100 %) one user reached in one period: the row is the claim that makes the
+ * `budget.threshold` event once across every instance (whoever inserts it announces it).
+ */
+export const budgetAlerts = pgTable(
+  'budget_alerts',
+  {
+    budgetId: uuid('budget_id')
+      .notNull()
+      .references(() => budgets.id, { onDelete: 'cascade' }),
+    /** Whose spend reached it (a default budget counts each user apart). */
+    userId: uuid('user_id').notNull(),
+    /** The period's key: `2026-11-22`, `2026-11` or `total`. */
+    periodKey: text('period_key').notNull(),
+    threshold: integer('threshold').notNull(),
+    createdAt: createdAt(),
+  },
+  (t) => [primaryKey({ columns: [t.budgetId, t.userId, t.periodKey, t.threshold] })],
+);
 
 /** Accounts the abuse check found suspicious, with the evidence, until an admin clears them. */
 export const abuseFlags = pgTable(

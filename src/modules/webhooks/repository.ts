@@ -1,4 +1,4 @@
-import { and, arrayContains, desc, eq, isNull, lt, sql } from 'drizzle-orm';
+import { and, arrayContains, desc, eq, isNull, lt, or, sql } from 'drizzle-orm';
 import type { Db } from '../../platform/db/database.ts';
 import { webhookAttempts, webhookEndpoints, webhookMessages, type AttemptRow, type EndpointRow, type MessageRow } from './schema.ts';
 
@@ -23,12 +23,13 @@ export function createWebhooksRepository(db: Db) {
       if (opts.cursor) where.push(lt(webhookEndpoints.id, opts.cursor));
       return db.select().from(webhookEndpoints).where(and(...where)).orderBy(desc(webhookEndpoints.id)).limit(opts.limit);
     },
-    /** The user's enabled endpoints that want this event type. */
-    subscribed(userId: string, eventType: string): Promise<EndpointRow[]> {
+    /** The user's enabled endpoints that want this event type: their own ones, and that project's when the event is about one. */
+    subscribed(userId: string, eventType: string, projectId: string | null): Promise<EndpointRow[]> {
+      const scope = projectId ? or(isNull(webhookEndpoints.projectId), eq(webhookEndpoints.projectId, projectId)) : isNull(webhookEndpoints.projectId);
       return db
         .select()
         .from(webhookEndpoints)
-        .where(and(eq(webhookEndpoints.userId, userId), isNull(webhookEndpoints.disabledAt), arrayContains(webhookEndpoints.events, [eventType])));
+        .where(and(eq(webhookEndpoints.userId, userId), isNull(webhookEndpoints.disabledAt), arrayContains(webhookEndpoints.events, [eventType]), scope));
     },
     async updateEndpoint(id: string, patch: Partial<Omit<EndpointRow, 'id' | 'userId' | 'createdAt'>>): Promise<EndpointRow | undefined> {
       const [row] = await db.update(webhookEndpoints).set({ ...patch, updatedAt: new Date() }).where(eq(webhookEndpoints.id, id)).returning();

@@ -145,10 +145,14 @@ export function createWebhooks(d: WebhooksDeps) {
       return { ...row, status: 'pending' };
     },
 
-    /** An event for a user: one message for each of their enabled endpoints that wants it. `sourceEventId` makes a redelivered event harmless. */
-    async emit(userId: string, eventType: WebhookEvent, payload: Record<string, unknown>, sourceEventId: string): Promise<number> {
+    /**
+     * An event for a user: one message for each of their enabled endpoints that wants it. An event about a
+     * project (`projectId`) also reaches that project's endpoints; a project endpoint gets nothing else.
+     * `sourceEventId` makes a redelivered event harmless.
+     */
+    async emit(userId: string, eventType: WebhookEvent, payload: Record<string, unknown>, sourceEventId: string, projectId: string | null = null): Promise<number> {
       let sent = 0;
-      for (const e of await repo.subscribed(userId, eventType)) if (await send(e, eventType, payload, sourceEventId)) sent++;
+      for (const e of await repo.subscribed(userId, eventType, projectId)) if (await send(e, eventType, payload, sourceEventId)) sent++;
       return sent;
     },
 

@@ -243,7 +243,7 @@ for (const backend of backends()) {
       assert.equal((await t.api('GET', '/v1/webhooks/endpoints', { token: await key(['webhooks']) })).status, 200);
     });
 
-    test('an endpoint failing for the whole window is disabled, and its owner told', async () => {
+    test('an endpoint failing for the whole window is disabled, and its owner told (a high-priority notification, in-app and email)', async () => {
       const told: Array<{ endpointId: string }> = [];
       const sub = await t.deps.bus.subscribe('test-webhook-disabled', ['webhook.endpoint.disabled'], (e) => void told.push(e.payload));
       try {
@@ -256,6 +256,17 @@ for (const backend of backends()) {
         }, 15_000);
         assert.equal(res.body.disabledReason, 'failing');
         await eventually(() => assert.ok(told.some((p) => p.endpointId === endpoint.id)));
+        const notice = await eventually(async () => {
+          const inbox = await t.api('GET', '/v1/notifications?limit=100', { token: u.accessToken });
+          const found = inbox.body.data.filter((n: any) => n.category === 'webhook.disabled' && n.data.endpointId === endpoint.id);
+          assert.equal(found.length, 1);
+          return found[0];
+        });
+        assert.equal(notice.priority, 'high');
+        assert.equal(notice.data.url, endpoint.url);
+        assert.match(notice.body, /disabled/);
+        assert.equal(notice.channels.inApp.status, 'sent');
+        assert.ok(['queued', 'sent'].includes(notice.channels.email.status), JSON.stringify(notice.channels));
         // Enabled again by its owner: the window starts over.
         const enabled = await t.api('PATCH', `/v1/webhooks/endpoints/${endpoint.id}`, { token: u.accessToken, body: { disabled: false } });
         assert.equal(enabled.body.disabled, false);
