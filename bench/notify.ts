@@ -44,6 +44,10 @@ const PROFILE_DIR = process.env.BENCH_NOTIFY_CPU_PROF;
 const DRAIN_MS = 30_000;
 /** POSTs in flight at most: past that the trigger waits (and says so), rather than opening sockets without end. */
 const MAX_IN_FLIGHT = 512;
+/** A POST without an answer after this long counts as failed. */
+const POST_TIMEOUT_MS = 30_000;
+/** A phase that could not send its count in its time (the server fell behind) stops sending this much later. */
+const SEND_GRACE_MS = 5_000;
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PASSWORD = 'bench password 1234';
@@ -67,7 +71,7 @@ async function trigger() {
       const sentAt = now();
       const body = JSON.stringify({ userId: userIds[seq % userIds.length], category: 'system.message', title: `Bench ${seq}`, body: 'A notification from bench:notify.', data: { phase, seq, sentAt } });
       try {
-        const res = await fetch(`${url}/v1/notifications`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body });
+        const res = await fetch(`${url}/v1/notifications`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body, signal: AbortSignal.timeout(POST_TIMEOUT_MS) });
         await res.arrayBuffer();
         statuses[res.status] = (statuses[res.status] ?? 0) + 1;
         if (res.status === 201) latencies.push(now() - sentAt);
@@ -77,9 +81,10 @@ async function trigger() {
       }
     };
     // Ticks of about 10 ms: each sends what is due by then, without waiting for answers (open loop) up to MAX_IN_FLIGHT.
-    while (sent < total) {
+    const stopAt = start + seconds * 1000 + SEND_GRACE_MS;
+    while (sent < total && now() < stopAt) {
       const due = Math.min(total, Math.floor(((now() - start) / 1000) * rate) + 1);
-      while (sent < due) {
+      while (sent < due && now() < stopAt) {
         if (inFlight >= MAX_IN_FLIGHT) {
           capped++;
           await Promise.race(pending);
@@ -97,7 +102,7 @@ async function trigger() {
     const sendSeconds = (now() - start) / 1000;
     await Promise.all(pending);
     latencies.sort((a, b) => a - b);
-    return { sent, sendSeconds, statuses, capped, p50: pct(latencies, 50), p99: pct(latencies, 99), cpuMs: cpuMs() - cpu0 };
+    return { sent, unsent: total - sent, sendSeconds, statuses, capped, p50: pct(latencies, 50), p99: pct(latencies, 99), cpuMs: cpuMs() - cpu0 };
   });
 }
 
@@ -269,6 +274,7 @@ interface Row {
   sent: number;
   statuses: Record<string, number>;
   capped: number;
+  unsent: number;
   postP50: number;
   postP99: number;
   webhooks: { received: number; perSec: number; p50: number; p99: number; max: number; duplicates: number; atSendEnd: number };
@@ -308,7 +314,7 @@ async function measure(setup: Setup & { admin: string }, load: Awaited<ReturnTyp
       const here0 = cpuMs();
       const busy0 = machineBusyMs();
       const t0 = now();
-      const sent = await load.call('send', { url, key, userIds, rate, seconds, phase: name }, (seconds + 120) * 1000);
+      const sent = await load.call('send', { url, key, userIds, rate, seconds, phase: name }, seconds * 1000 + SEND_GRACE_MS + POST_TIMEOUT_MS + 10_000);
       const atSendEnd = sink.tallies().webhooks.ids.size;
       const deadline = now() + DRAIN_MS;
       while (now() < deadline) {
@@ -333,6 +339,7 @@ async function measure(setup: Setup & { admin: string }, load: Awaited<ReturnTyp
         sent: sent.sent as number,
         statuses: sent.statuses,
         capped: sent.capped,
+        unsent: sent.unsent,
         postP50: sent.p50,
         postP99: sent.p99,
         webhooks: { received: wl.length, perSec: wl.length / ((webhooks.last - t0) / 1000 || 1), p50: pct(wl, 50), p99: pct(wl, 99), max: wl.at(-1) ?? NaN, duplicates: webhooks.duplicates, atSendEnd },
@@ -362,7 +369,7 @@ async function main() {
       process.stderr.write('bench:notify ran past its time limit; giving up\n');
       process.exit(1);
     },
-    (SETUPS.length * (RATES.length * (SECONDS + DRAIN_MS / 1000 + 5) + 120) + 60) * 1000,
+    (SETUPS.length * ((RATES.length + 1) * (SECONDS + (SEND_GRACE_MS + POST_TIMEOUT_MS + DRAIN_MS) / 1000) + 120) + 60) * 1000,
   );
   deadline.unref();
   const loadAtStart = loadavg()[0]!;
@@ -392,7 +399,7 @@ async function main() {
   ];
   for (const r of rows) {
     const failed = Object.entries(r.statuses).filter(([s]) => s !== '201');
-    const notes = [failed.length ? `not 201: ${failed.map(([s, n]) => `${s} × ${n}`).join(', ')}` : '', r.capped ? `${r.capped} sends waited for ${MAX_IN_FLIGHT} in flight` : '', r.webhooks.duplicates ? `${r.webhooks.duplicates} duplicate deliveries` : '']
+    const notes = [failed.length ? `not 201: ${failed.map(([s, n]) => `${s} × ${n}`).join(', ')}` : '', r.capped ? `${r.capped} sends waited for ${MAX_IN_FLIGHT} in flight` : '', r.unsent ? `${r.unsent} not sent in time` : '', r.webhooks.duplicates ? `${r.webhooks.duplicates} duplicate deliveries` : '']
       .filter(Boolean)
       .join('; ');
     out.push(
