@@ -216,8 +216,8 @@ const baseEnv = (): Record<string, string> => ({
 
 async function adminUser(env: Record<string, string>) {
   const email = `bench-admin-${Date.now()}@example.com`;
-  const made = await runCli(['admin', 'create-user', '--email', email, '--password', PASSWORD, '--admin'], { ...env, NODE_OPTIONS: '' });
-  if (made.code !== 0) throw new Error(`admin create-user: ${made.stderr}`);
+  const made = await runCli(['admin', 'create-user', '--email', email, '--password', PASSWORD, '--admin'], { ...env, NODE_OPTIONS: '' }, 300_000);
+  if (made.code !== 0) throw new Error(`admin create-user: ${made.signal ?? made.code} ${made.stderr}`);
   return email;
 }
 
@@ -280,6 +280,7 @@ interface Row {
   webhooks: { received: number; perSec: number; p50: number; p99: number; max: number; duplicates: number; atSendEnd: number };
   sockets: { received: number; p50: number; p99: number; max: number };
   cpu: string;
+  cpuPerNotification: string;
 }
 
 async function measure(setup: Setup & { admin: string }, load: Awaited<ReturnType<typeof forkRole>>): Promise<Row[]> {
@@ -324,8 +325,10 @@ async function measure(setup: Setup & { admin: string }, load: Awaited<ReturnTyp
       }
       const elapsed = now() - t0;
       const share = (ms: number) => `${((100 * ms) / elapsed).toFixed(0)}%`;
+      const delivered = sink.tallies().webhooks.ids.size;
+      const parleyMs = setup.processes.map(([, p], i) => procCpuMs(p.child.pid!) - cpu0[i]!);
       const cpu = [
-        ...setup.processes.map(([n, p], i) => `${n} ${share(procCpuMs(p.child.pid!) - cpu0[i]!)}`),
+        ...setup.processes.map(([n], i) => `${n} ${share(parleyMs[i]!)}`),
         `trigger ${share(sent.cpuMs)}`,
         `sinks ${share(cpuMs() - here0)}`,
         `machine ${share((machineBusyMs() - busy0) / cpus().length)} of ${cpus().length} cores`,
@@ -345,6 +348,8 @@ async function measure(setup: Setup & { admin: string }, load: Awaited<ReturnTyp
         webhooks: { received: wl.length, perSec: wl.length / ((webhooks.last - t0) / 1000 || 1), p50: pct(wl, 50), p99: pct(wl, 99), max: wl.at(-1) ?? NaN, duplicates: webhooks.duplicates, atSendEnd },
         sockets: { received: sl.length, p50: pct(sl, 50), p99: pct(sl, 99), max: sl.at(-1) ?? NaN },
         cpu,
+        // What each notification cost Parley's processes, whatever share of the machine they got.
+        cpuPerNotification: setup.processes.map(([n], i) => `${n} ${f(parleyMs[i]! / Math.max(1, delivered), 2)}`).join(', '),
       } satisfies Row;
     };
 
@@ -394,8 +399,8 @@ async function main() {
     '',
     'Latency from the POST leaving the trigger to the receiver (webhook) or the socket (in-app), in ms.',
     '',
-    '| setup | offered /s | sent | POST 201 p50 / p99 ms | webhooks received | deliveries/s | webhook p50 / p99 / max ms | in-app received | in-app p50 / p99 ms | CPU |',
-    '|---|--:|--:|--:|--:|--:|--:|--:|--:|---|',
+    '| setup | offered /s | sent | POST 201 p50 / p99 ms | webhooks received | deliveries/s | webhook p50 / p99 / max ms | in-app received | in-app p50 / p99 ms | CPU | Parley CPU ms per webhook delivered |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|---|---|',
   ];
   for (const r of rows) {
     const failed = Object.entries(r.statuses).filter(([s]) => s !== '201');
@@ -403,7 +408,7 @@ async function main() {
       .filter(Boolean)
       .join('; ');
     out.push(
-      `| ${r.setup} | ${r.rate} | ${r.sent}${notes ? ` (${notes})` : ''} | ${f(r.postP50)} / ${f(r.postP99)} | ${r.webhooks.received} (${r.webhooks.atSendEnd} when sending stopped) | ${f(r.webhooks.perSec, 0)} | ${f(r.webhooks.p50)} / ${f(r.webhooks.p99)} / ${f(r.webhooks.max, 0)} | ${r.sockets.received} | ${f(r.sockets.p50)} / ${f(r.sockets.p99)} | ${r.cpu} |`,
+      `| ${r.setup} | ${r.rate} | ${r.sent}${notes ? ` (${notes})` : ''} | ${f(r.postP50)} / ${f(r.postP99)} | ${r.webhooks.received} (${r.webhooks.atSendEnd} when sending stopped) | ${f(r.webhooks.perSec, 0)} | ${f(r.webhooks.p50)} / ${f(r.webhooks.p99)} / ${f(r.webhooks.max, 0)} | ${r.sockets.received} | ${f(r.sockets.p50)} / ${f(r.sockets.p99)} | ${r.cpu} | ${r.cpuPerNotification} |`,
     );
   }
   const target = rows.filter((r) => r.setup.startsWith('PostgreSQL') && r.rate >= 1000);
