@@ -29,6 +29,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { cpus, loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import { WebSocket } from 'ws';
 import { freshPostgresDatabase } from '../test/support/app.ts';
 import { call, clusterEnv, runCli, startServer, tempDataDir, type ServerProcess } from '../test/support/process.ts';
@@ -199,6 +200,8 @@ interface Setup {
   /** Parley's processes, named. */
   processes: Array<[string, ServerProcess]>;
   env: Record<string, string>;
+  /** Webhook messages made so far (by the bus subscriber, before any delivery), where another process can read the database. */
+  messages?: () => Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -247,6 +250,8 @@ async function postgres(): Promise<Setup & { admin: string }> {
   const env = clusterEnv(db.url, baseEnv());
   const admin = await adminUser(env);
   const [serve, worker] = [await startServer(env, 'serve'), await startServer(env, 'worker')];
+  const reader = new pg.Client({ connectionString: db.url });
+  await reader.connect();
   return {
     name: 'PostgreSQL + Redis: `parley serve` + `parley worker`',
     url: serve.url,
@@ -256,7 +261,9 @@ async function postgres(): Promise<Setup & { admin: string }> {
     ],
     env,
     admin,
+    messages: async () => (await reader.query<{ n: number }>('select count(*)::int as n from webhook_messages')).rows[0]!.n,
     async stop() {
+      await reader.end();
       await Promise.all([serve.stop(), worker.stop()]);
       await db.drop();
     },
@@ -277,7 +284,7 @@ interface Row {
   unsent: number;
   postP50: number;
   postP99: number;
-  webhooks: { received: number; perSec: number; p50: number; p99: number; max: number; duplicates: number; atSendEnd: number };
+  webhooks: { received: number; perSec: number; p50: number; p99: number; max: number; duplicates: number; atSendEnd: number; madeAtSendEnd?: number };
   sockets: { received: number; p50: number; p99: number; max: number };
   cpu: string;
   cpuPerNotification: string;
@@ -314,9 +321,11 @@ async function measure(setup: Setup & { admin: string }, load: Awaited<ReturnTyp
       const cpu0 = setup.processes.map(([, p]) => procCpuMs(p.child.pid!));
       const here0 = cpuMs();
       const busy0 = machineBusyMs();
+      const messages0 = await setup.messages?.();
       const t0 = now();
       const sent = await load.call('send', { url, key, userIds, rate, seconds, phase: name }, seconds * 1000 + SEND_GRACE_MS + POST_TIMEOUT_MS + 10_000);
       const atSendEnd = sink.tallies().webhooks.ids.size;
+      const madeAtSendEnd = messages0 === undefined ? undefined : (await setup.messages!()) - messages0;
       const deadline = now() + DRAIN_MS;
       while (now() < deadline) {
         const { webhooks, sockets } = sink.tallies();
@@ -345,7 +354,7 @@ async function measure(setup: Setup & { admin: string }, load: Awaited<ReturnTyp
         unsent: sent.unsent,
         postP50: sent.p50,
         postP99: sent.p99,
-        webhooks: { received: wl.length, perSec: wl.length / ((webhooks.last - t0) / 1000 || 1), p50: pct(wl, 50), p99: pct(wl, 99), max: wl.at(-1) ?? NaN, duplicates: webhooks.duplicates, atSendEnd },
+        webhooks: { received: wl.length, perSec: wl.length / ((webhooks.last - t0) / 1000 || 1), p50: pct(wl, 50), p99: pct(wl, 99), max: wl.at(-1) ?? NaN, duplicates: webhooks.duplicates, atSendEnd, madeAtSendEnd },
         sockets: { received: sl.length, p50: pct(sl, 50), p99: pct(sl, 99), max: sl.at(-1) ?? NaN },
         cpu,
         // What each notification cost Parley's processes, whatever share of the machine they got.
@@ -408,7 +417,7 @@ async function main() {
       .filter(Boolean)
       .join('; ');
     out.push(
-      `| ${r.setup} | ${r.rate} | ${r.sent}${notes ? ` (${notes})` : ''} | ${f(r.postP50)} / ${f(r.postP99)} | ${r.webhooks.received} (${r.webhooks.atSendEnd} when sending stopped) | ${f(r.webhooks.perSec, 0)} | ${f(r.webhooks.p50)} / ${f(r.webhooks.p99)} / ${f(r.webhooks.max, 0)} | ${r.sockets.received} | ${f(r.sockets.p50)} / ${f(r.sockets.p99)} | ${r.cpu} | ${r.cpuPerNotification} |`,
+      `| ${r.setup} | ${r.rate} | ${r.sent}${notes ? ` (${notes})` : ''} | ${f(r.postP50)} / ${f(r.postP99)} | ${r.webhooks.received} (${r.webhooks.atSendEnd} when sending stopped${r.webhooks.madeAtSendEnd === undefined ? '' : `, ${r.webhooks.madeAtSendEnd} messages made by then`}) | ${f(r.webhooks.perSec, 0)} | ${f(r.webhooks.p50)} / ${f(r.webhooks.p99)} / ${f(r.webhooks.max, 0)} | ${r.sockets.received} | ${f(r.sockets.p50)} / ${f(r.sockets.p99)} | ${r.cpu} | ${r.cpuPerNotification} |`,
     );
   }
   const target = rows.filter((r) => r.setup.startsWith('PostgreSQL') && r.rate >= 1000);
