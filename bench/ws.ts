@@ -10,10 +10,11 @@
 //   node bench/ws.ts                  the run (orchestrator)
 //   node bench/ws.ts server|client    its children, driven over IPC
 import { randomBytes } from 'node:crypto';
-import { execSync, fork, type ChildProcess } from 'node:child_process';
+import { execSync, type ChildProcess } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocket } from 'ws';
+import { cpuMs, forkRole, now, pct, serveIpc } from './ipc.ts';
 
 const CONNECTIONS = Number(process.env.WS_BENCH_CONNECTIONS ?? 10_000);
 const SOCKETS_PER_USER = 10;
@@ -25,52 +26,8 @@ const CONNECT_CONCURRENCY = 200;
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-const now = () => performance.timeOrigin + performance.now();
-const cpuMs = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1000;
-};
-
-// ---- IPC: requests with ids, one answer each ----------------------------------
-
-type Handler = (msg: any) => Promise<unknown>;
-
-function serveIpc(handle: Handler) {
-  process.on('message', async (m: any) => {
-    try {
-      process.send!({ id: m.id, result: await handle(m) });
-    } catch (err) {
-      process.send!({ id: m.id, error: err instanceof Error ? err.stack : String(err) });
-    }
-  });
-  process.send!({ id: 0, result: 'up' });
-}
-
-function child(role: 'server' | 'client'): Promise<{ proc: ChildProcess; call: (cmd: string, args?: object, timeoutMs?: number) => Promise<any> }> {
-  const proc = fork(new URL(import.meta.url), [role], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--expose-gc'] });
-  let next = 1;
-  const waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
-  proc.on('message', (m: any) => {
-    const w = waiting.get(m.id);
-    waiting.delete(m.id);
-    if (m.error) w?.reject(new Error(m.error));
-    else w?.resolve(m.result);
-  });
-  proc.on('exit', (code) => {
-    for (const w of waiting.values()) w.reject(new Error(`${role} exited with ${code}`));
-  });
-  const call = (cmd: string, args: object = {}, timeoutMs = 60_000) =>
-    new Promise<any>((resolve, reject) => {
-      const id = next++;
-      const timer = setTimeout(() => reject(new Error(`${role} ${cmd}: no answer within ${timeoutMs} ms`)), timeoutMs);
-      waiting.set(id, { resolve: (v) => (clearTimeout(timer), resolve(v)), reject: (e) => (clearTimeout(timer), reject(e)) });
-      proc.send({ id, cmd, ...args });
-    });
-  return new Promise((resolve, reject) => {
-    waiting.set(0, { resolve: () => resolve({ proc, call }), reject });
-    proc.once('error', reject);
-  });
-}
+/** A role of this file in a child process of its own. */
+const child = (role: 'server' | 'client') => forkRole(new URL(import.meta.url), role, ['--expose-gc']);
 
 // ---- server: one Parley instance ---------------------------------------------
 
@@ -228,7 +185,6 @@ async function client() {
 
 // ---- orchestrator ------------------------------------------------------------
 
-const pct = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]! : NaN);
 const f = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 const mb = (bytes: number) => `${(bytes / 1048576).toFixed(0)} MB`;
 const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KB`;

@@ -1,7 +1,8 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
-import { resolvePublic } from './address.ts';
+import { isIP } from 'node:net';
+import { resolvePublic, type ResolvedAddress } from './address.ts';
 
 /** A new endpoint secret, Standard Webhooks style: `whsec_` and base64 of 24 random bytes. */
 export const newSecret = () => `whsec_${randomBytes(24).toString('base64')}`;
@@ -22,62 +23,98 @@ export interface DeliveryResult {
 }
 
 const EXCERPT_BYTES = 1024;
+/** An idle kept-alive socket is closed after this long: under the 5 s a Node.js server keeps one, so it is rarely closed under us. */
+const IDLE_SOCKET_MS = 4_000;
+
+/**
+ * Connections kept alive between attempts, pooled per checked address (the
+ * request names the address, not the host): a burst of deliveries to one
+ * receiver reuses a few sockets instead of a handshake each.
+ */
+const agents = {
+  'http:': new http.Agent({ keepAlive: true, timeout: IDLE_SOCKET_MS }),
+  'https:': new https.Agent({ keepAlive: true, timeout: IDLE_SOCKET_MS }),
+};
 
 /**
  * One POST to an endpoint: to the address checked against the private ranges
  * (not a second lookup), no redirects followed (a 3xx is a failure), at most
  * 1 KB of the answer read before the connection is dropped, and a hard
- * timeout over the whole exchange. Only a 2xx is a success.
+ * timeout over the whole exchange. Only a 2xx is a success. A kept-alive
+ * socket the receiver closed as the request went out is retried once on a
+ * new connection (nothing of the request was read).
  */
 export async function post(input: { url: string; headers: Record<string, string>; body: string; timeoutMs: number; allowPrivate: boolean }): Promise<DeliveryResult> {
   const started = performance.now();
   const done = (r: Omit<DeliveryResult, 'latencyMs'>): DeliveryResult => ({ ...r, latencyMs: Math.round(performance.now() - started) });
-  let target;
+  let target: ResolvedAddress;
   const url = new URL(input.url);
   try {
     target = await resolvePublic(url, input.allowPrivate);
   } catch (err) {
     return done({ ok: false, statusCode: null, excerpt: null, error: (err as Error).message });
   }
-  const client = url.protocol === 'https:' ? https : http;
-  return new Promise<DeliveryResult>((resolve) => {
+  const deadline = started + input.timeoutMs;
+  let result = await exchange(url, target, input, deadline, true);
+  if (result === 'stale socket') result = await exchange(url, target, input, deadline, false);
+  // Only a pooled socket is ever stale: the second exchange had a new connection.
+  return done(result === 'stale socket' ? { ok: false, statusCode: null, excerpt: null, error: 'Connection reset' } : result);
+}
+
+function exchange(
+  url: URL,
+  target: ResolvedAddress,
+  input: { headers: Record<string, string>; body: string; timeoutMs: number },
+  deadline: number,
+  pooled: boolean,
+): Promise<Omit<DeliveryResult, 'latencyMs'> | 'stale socket'> {
+  const secure = url.protocol === 'https:';
+  return new Promise((resolve) => {
     let settled = false;
-    const finish = (r: Omit<DeliveryResult, 'latencyMs'>) => {
+    /** `keep`: the answer was read to its end, so the socket can serve the next attempt. */
+    const finish = (r: Omit<DeliveryResult, 'latencyMs'> | 'stale socket', keep = false) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      req.destroy();
-      resolve(done(r));
+      if (!keep) req.destroy();
+      resolve(r);
     };
-    const req = client.request(
-      url,
+    const req = (secure ? https : http).request(
       {
         method: 'POST',
-        headers: { ...input.headers, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(input.body)), 'user-agent': 'Parley-Webhooks/1' },
-        // Connect to the checked address, whatever DNS says now.
-        lookup: (_host, opts, cb) => ((opts as { all?: boolean }).all ? (cb as any)(null, [target]) : cb(null, target.address, target.family)),
+        // Connect to the checked address, whatever DNS says now; the URL's host goes in Host and in TLS's SNI and certificate check.
+        hostname: target.address,
+        family: target.family,
+        port: url.port || (secure ? 443 : 80),
+        path: `${url.pathname}${url.search}`,
+        servername: secure && !isIP(url.hostname) ? url.hostname : undefined,
+        agent: pooled ? agents[url.protocol as 'http:' | 'https:'] : false,
+        headers: { ...input.headers, host: url.host, 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(input.body)), 'user-agent': 'Parley-Webhooks/1' },
       },
       (res) => {
         const status = res.statusCode ?? 0;
         const chunks: Buffer[] = [];
         let size = 0;
-        const settle = () => {
+        const settle = (ended: boolean) => {
           const excerpt = Buffer.concat(chunks).subarray(0, EXCERPT_BYTES).toString('utf8');
           const ok = status >= 200 && status < 300;
-          finish({ ok, statusCode: status, excerpt, error: ok ? null : status >= 300 && status < 400 ? `Redirect (${status}) not followed` : `HTTP ${status}` });
+          finish({ ok, statusCode: status, excerpt, error: ok ? null : status >= 300 && status < 400 ? `Redirect (${status}) not followed` : `HTTP ${status}` }, ended);
         };
         res.on('data', (chunk: Buffer) => {
           chunks.push(chunk);
           size += chunk.length;
           // Enough for the log: the rest of a large answer is never read.
-          if (size >= EXCERPT_BYTES) settle();
+          if (size >= EXCERPT_BYTES) settle(false);
         });
-        res.on('end', settle);
-        res.on('error', settle);
+        res.on('end', () => settle(true));
+        res.on('error', () => settle(false));
       },
     );
-    const timer = setTimeout(() => finish({ ok: false, statusCode: null, excerpt: null, error: `Timed out after ${input.timeoutMs} ms` }), input.timeoutMs);
-    req.on('error', (err) => finish({ ok: false, statusCode: null, excerpt: null, error: err.message }));
+    const timer = setTimeout(() => finish({ ok: false, statusCode: null, excerpt: null, error: `Timed out after ${input.timeoutMs} ms` }), Math.max(0, deadline - performance.now()));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (pooled && req.reusedSocket && err.code === 'ECONNRESET') finish('stale socket');
+      else finish({ ok: false, statusCode: null, excerpt: null, error: err.message });
+    });
     req.end(input.body);
   });
 }

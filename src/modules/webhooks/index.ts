@@ -22,7 +22,7 @@ declare module '../module.ts' {
     webhooks: Webhooks;
   }
   interface ModuleSettings {
-    /** Private addresses allowed, timeout, retry scale, the disable window. */
+    /** Private addresses allowed, timeout, retry scale, the disable window, attempts at once. */
     webhooks: WebhookSettings;
   }
 }
@@ -47,8 +47,8 @@ export const webhooksModule = defineModule({
   routes: webhooksRoutes,
   notifications: [{ name: 'webhook.disabled', description: 'A webhook endpoint of yours kept failing and was disabled.', channels: { inApp: true, email: true } }],
   jobs: ({ config, services }) => [
-    // Many at once: a slow endpoint holds a slot for up to the timeout.
-    { queue: DELIVER_QUEUE, handler: (job) => services.webhooks.deliver(job), options: { concurrency: 8, timeoutMs: config.webhooks.timeoutMs + 15_000 } },
+    // Many at once: a slow endpoint holds a slot for up to the timeout, and an attempt mostly waits (its read, the POST, its log).
+    { queue: DELIVER_QUEUE, handler: (job) => services.webhooks.deliver(job), options: { concurrency: config.webhooks.concurrency, timeoutMs: config.webhooks.timeoutMs + 15_000 } },
   ],
   subscriptions: ({ services }) => [
     {

@@ -2,6 +2,18 @@ import { and, arrayContains, desc, eq, isNull, lt, or, sql } from 'drizzle-orm';
 import type { Db } from '../../platform/db/database.ts';
 import { webhookAttempts, webhookEndpoints, webhookMessages, type AttemptRow, type EndpointRow, type MessageRow } from './schema.ts';
 
+/** An attempt's log row, and the status it leaves its message in. */
+export interface AttemptOutcome {
+  id: string;
+  messageId: string;
+  attempt: number;
+  statusCode: number | null;
+  latencyMs: number;
+  responseExcerpt: string | null;
+  error: string | null;
+  status: 'delivered' | 'failed';
+}
+
 /** Queries of the webhook tables, nothing else. */
 export function createWebhooksRepository(db: Db) {
   const own = (userId: string, id: string) => and(eq(webhookEndpoints.id, id), eq(webhookEndpoints.userId, userId));
@@ -12,10 +24,6 @@ export function createWebhooksRepository(db: Db) {
     },
     async endpoint(userId: string, id: string): Promise<EndpointRow | undefined> {
       const [row] = await db.select().from(webhookEndpoints).where(own(userId, id));
-      return row;
-    },
-    async endpointById(id: string): Promise<EndpointRow | undefined> {
-      const [row] = await db.select().from(webhookEndpoints).where(eq(webhookEndpoints.id, id));
       return row;
     },
     endpoints(userId: string, opts: { limit: number; cursor?: string }): Promise<EndpointRow[]> {
@@ -56,8 +64,9 @@ export function createWebhooksRepository(db: Db) {
       const [row] = await db.insert(webhookMessages).values(values).onConflictDoNothing().returning();
       return row;
     },
-    async message(id: string): Promise<MessageRow | undefined> {
-      const [row] = await db.select().from(webhookMessages).where(eq(webhookMessages.id, id));
+    /** A message and its endpoint (null once deleted) in one query: what an attempt reads. */
+    async messageWithEndpoint(id: string): Promise<{ message: MessageRow; endpoint: EndpointRow | null } | undefined> {
+      const [row] = await db.select({ message: webhookMessages, endpoint: webhookEndpoints }).from(webhookMessages).leftJoin(webhookEndpoints, eq(webhookEndpoints.id, webhookMessages.endpointId)).where(eq(webhookMessages.id, id));
       return row;
     },
     async ownMessage(userId: string, id: string): Promise<MessageRow | undefined> {
@@ -73,9 +82,23 @@ export function createWebhooksRepository(db: Db) {
       await db.update(webhookMessages).set({ status }).where(eq(webhookMessages.id, id));
     },
 
-    async recordAttempt(values: typeof webhookAttempts.$inferInsert): Promise<AttemptRow> {
-      const [row] = await db.insert(webhookAttempts).values(values).returning();
-      return row!;
+    /**
+     * Many attempts logged and their messages' status set, in one statement
+     * (unnest of one array per column, the same SQL whatever the count).
+     */
+    async recordAttempts(rows: AttemptOutcome[]): Promise<void> {
+      const column = <T>(type: string, value: (r: AttemptOutcome) => T) => sql`${sql.param(rows.map(value))}::${sql.raw(type)}[]`;
+      await db.execute(sql`
+        with logged as (
+          insert into ${webhookAttempts} (id, message_id, attempt, status_code, latency_ms, response_excerpt, error)
+          select * from unnest(${column('uuid', (r) => r.id)}, ${column('text', (r) => r.messageId)}, ${column('int', (r) => r.attempt)}, ${column('int', (r) => r.statusCode)},
+            ${column('int', (r) => r.latencyMs)}, ${column('text', (r) => r.responseExcerpt)}, ${column('text', (r) => r.error)}) as a(id, message_id, attempt, status_code, latency_ms, response_excerpt, error)
+          -- A message deleted meanwhile (with its endpoint) has nothing to log: it must not fail the others' statement.
+          where exists (select 1 from ${webhookMessages} where ${webhookMessages.id} = a.message_id)
+        )
+        update ${webhookMessages} m set status = u.status
+        from unnest(${column('text', (r) => r.messageId)}, ${column('text', (r) => r.status)}) as u(id, status)
+        where m.id = u.id`);
     },
     attempts(messageId: string): Promise<AttemptRow[]> {
       return db.select().from(webhookAttempts).where(eq(webhookAttempts.messageId, messageId)).orderBy(webhookAttempts.id);

@@ -7,7 +7,7 @@ import type { Jobs } from '../jobs/index.ts';
 import type { Projects } from '../projects/index.ts';
 import { parseWebhookUrl, resolvePublic } from './address.ts';
 import { newSecret, post, signatures } from './delivery.ts';
-import { createWebhooksRepository } from './repository.ts';
+import { createWebhooksRepository, type AttemptOutcome } from './repository.ts';
 import type { EndpointRow, MessageRow } from './schema.ts';
 import type { WebhookSettings } from './settings.ts';
 
@@ -42,6 +42,34 @@ export interface WebhooksDeps {
 
 const secretContext = (endpointId: string) => `webhook:${endpointId}`;
 
+/** Attempts logged in one statement at most. */
+const LOG_BATCH = 500;
+
+/**
+ * Group commit: `write` runs for the first item at once; items that come
+ * while it runs wait and go together in the next call. Each caller's promise
+ * settles with its own batch's write, so nothing waits on a timer and a busy
+ * worker makes one statement for many items.
+ */
+function groupCommit<T>(write: (items: T[]) => Promise<void>, max: number): (item: T) => Promise<void> {
+  const batches: Array<{ items: T[]; done: PromiseWithResolvers<void> }> = [];
+  let writing = false;
+  async function drain() {
+    writing = true;
+    for (let batch = batches.shift(); batch; batch = batches.shift()) {
+      await write(batch.items).then(batch.done.resolve, batch.done.reject);
+    }
+    writing = false;
+  }
+  return (item) => {
+    let last = batches.at(-1);
+    if (!last || last.items.length >= max) batches.push((last = { items: [], done: Promise.withResolvers<void>() }));
+    last.items.push(item);
+    if (!writing) void drain();
+    return last.done.promise;
+  };
+}
+
 /**
  * Outgoing webhooks: endpoints a user registers, one message per event and
  * endpoint, delivered by queued attempts on Svix's schedule, signed the
@@ -74,14 +102,20 @@ export function createWebhooks(d: WebhooksDeps) {
     return secrets;
   }
 
-  const deliverJob = (job: DeliverJob, delayMs: number, tx?: Db) =>
-    d.jobs.enqueue<DeliverJob>(DELIVER_QUEUE, job, { delayMs, attempts: 5, backoffMs: 2_000, idempotencyKey: `${job.messageId}:${job.run}:${job.attempt}`, tx });
+  const jobOptions = { attempts: 5, backoffMs: 2_000 };
+  /** An attempt after the first of a chain: keyed, so an attempt run twice (its worker died) schedules the next one once. */
+  const deliverJob = (job: DeliverJob, delayMs: number) => d.jobs.enqueue<DeliverJob>(DELIVER_QUEUE, job, { ...jobOptions, delayMs, idempotencyKey: `${job.messageId}:${job.run}:${job.attempt}` });
 
-  /** A message for one endpoint and its first attempt, in one transaction: neither exists without the other. */
+  const recordAttempt = groupCommit<AttemptOutcome>((rows) => repo.recordAttempts(rows), LOG_BATCH);
+
+  /**
+   * A message for one endpoint and its first attempt, in one transaction: neither exists without the other.
+   * The message is new (its id too), so the job needs no idempotency key, and the queue no look-up of one.
+   */
   async function send(e: EndpointRow, eventType: string, payload: Record<string, unknown>, sourceEventId: string | null): Promise<MessageRow | undefined> {
     return inTransaction(d.db, async (tx) => {
       const message = await createWebhooksRepository(tx).createMessage({ id: `msg_${uuidv7().replaceAll('-', '')}`, endpointId: e.id, userId: e.userId, eventType, payload, sourceEventId });
-      if (message) await deliverJob({ messageId: message.id, attempt: 1, run: 'first' }, 0, tx);
+      if (message) await d.jobs.enqueue<DeliverJob>(DELIVER_QUEUE, { messageId: message.id, attempt: 1, run: 'first' }, { ...jobOptions, tx });
       return message;
     });
   }
@@ -162,10 +196,10 @@ export function createWebhooks(d: WebhooksDeps) {
      * failing for longer than the window is disabled and its owner told.
      */
     async deliver(job: DeliverJob): Promise<{ status: string }> {
-      const message = await repo.message(job.messageId);
-      if (!message) return { status: 'gone' };
+      const found = await repo.messageWithEndpoint(job.messageId);
+      if (!found) return { status: 'gone' };
+      const { message, endpoint: e } = found;
       if (message.status === 'delivered') return { status: 'already delivered' };
-      const e = await repo.endpointById(message.endpointId);
       if (!e || e.disabledAt) return { status: 'endpoint disabled' };
       const timestamp = Math.floor(Date.now() / 1000);
       const body = JSON.stringify({ type: message.eventType, timestamp: message.createdAt.toISOString(), data: message.payload });
@@ -176,13 +210,21 @@ export function createWebhooks(d: WebhooksDeps) {
         allowPrivate: d.settings.allowPrivate,
         headers: { 'webhook-id': message.id, 'webhook-timestamp': String(timestamp), 'webhook-signature': signatures(secretsOf(e), message.id, timestamp, body) },
       });
-      await repo.recordAttempt({ messageId: message.id, attempt: job.attempt, statusCode: result.statusCode, latencyMs: result.latencyMs, responseExcerpt: result.excerpt, error: result.error });
+      // The log and the message's status, with those of the attempts that ended meanwhile.
+      await recordAttempt({
+        id: uuidv7(),
+        messageId: message.id,
+        attempt: job.attempt,
+        statusCode: result.statusCode,
+        latencyMs: result.latencyMs,
+        responseExcerpt: result.excerpt,
+        error: result.error,
+        status: result.ok ? 'delivered' : 'failed',
+      });
       if (result.ok) {
-        await repo.setMessageStatus(message.id, 'delivered');
         if (e.failingSince) await repo.markHealthy(e.id);
         return { status: 'delivered' };
       }
-      await repo.setMessageStatus(message.id, 'failed');
       const now = new Date();
       const failingSince = await repo.markFailing(e.id, now);
       if (now.getTime() - failingSince.getTime() >= d.settings.disableAfterMs) {

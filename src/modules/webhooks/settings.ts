@@ -10,6 +10,8 @@ export interface WebhookSettings {
   retryScale: number;
   /** An endpoint with only failures for this long is disabled. */
   disableAfterMs: number;
+  /** Attempts one worker process makes at once. */
+  concurrency: number;
 }
 
 export const webhooksEnv = {
@@ -17,10 +19,11 @@ export const webhooksEnv = {
   WEBHOOKS_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(15_000),
   WEBHOOKS_RETRY_SCALE: z.coerce.number().min(0).max(10).default(1),
   WEBHOOKS_DISABLE_AFTER_MS: z.coerce.number().int().min(0).default(5 * 24 * 3600 * 1000),
+  WEBHOOKS_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(64),
 };
 
 const webhooksEnvObject = z.object(webhooksEnv);
 
 export function webhookSettings(e: z.output<typeof webhooksEnvObject>): WebhookSettings {
-  return { allowPrivate: e.WEBHOOKS_ALLOW_PRIVATE, timeoutMs: e.WEBHOOKS_TIMEOUT_MS, retryScale: e.WEBHOOKS_RETRY_SCALE, disableAfterMs: e.WEBHOOKS_DISABLE_AFTER_MS };
+  return { allowPrivate: e.WEBHOOKS_ALLOW_PRIVATE, timeoutMs: e.WEBHOOKS_TIMEOUT_MS, retryScale: e.WEBHOOKS_RETRY_SCALE, disableAfterMs: e.WEBHOOKS_DISABLE_AFTER_MS, concurrency: e.WEBHOOKS_CONCURRENCY };
 }

@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'drizzle-orm';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
@@ -224,6 +226,44 @@ for (const backend of backends()) {
       assert.equal(JSON.parse(r!.body).type, 'webhook.test');
       assert.equal(r!.headers['webhook-id'], message.id);
       assert.ok(verifies(endpoint.secret, r!));
+    });
+
+    test('attempts reuse a kept-alive connection; one the receiver dropped is retried at once on a new one', async () => {
+      // A receiver that drops a connection at its second request, unanswered, as a server closing an idle socket just as a request goes out.
+      let dropped = 0;
+      const requests: string[] = [];
+      const server = http.createServer((req, res) => {
+        const socket = req.socket as typeof req.socket & { served?: number };
+        socket.served = (socket.served ?? 0) + 1;
+        if (socket.served === 2) {
+          dropped++;
+          return void socket.destroy();
+        }
+        req.resume();
+        req.on('end', () => {
+          requests.push(String(req.headers['webhook-id']));
+          res.end('ok');
+        });
+      });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      try {
+        const res = await t.api('POST', '/v1/webhooks/endpoints', { token: u.accessToken, body: { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/kept`, events: ['file.ready'] } });
+        assert.equal(res.status, 201, res.text);
+        const ids: string[] = [];
+        // One after another: each attempt finds the previous one's socket idle in the pool.
+        for (let i = 0; i < 3; i++) {
+          const message = await testSend(res.body.id);
+          ids.push(message.id);
+          await eventually(async () => assert.equal((await t.api('GET', `/v1/webhooks/messages/${message.id}`, { token: u.accessToken })).body.status, 'delivered'));
+        }
+        assert.ok(dropped >= 1, 'a kept-alive connection was reused (and dropped by the receiver)');
+        for (const id of ids) assert.ok(requests.includes(id), `${id} was answered`);
+        // (A loaded machine may still time an attempt out at this file's 500 ms: only the dropped socket must never count.)
+        for (const id of ids) for (const a of await attempts(id)) assert.doesNotMatch(String(a.error), /reset|hang up/i, 'a dropped socket is not a failed attempt');
+      } finally {
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      }
     });
 
     test('an event redelivered by the bus makes no second message', async () => {
