@@ -101,7 +101,9 @@ export function createPool(opts: { size: number; queueSize: number; heartbeatMs:
       const error =
         worker.ending === 'timeout'
           ? { code: 'timeout' as const, message: `The script did not finish within ${pending.job.wallMs} ms; its worker was replaced` }
-          : { code: 'sandbox_crashed' as const, message: 'The sandbox worker running the script stopped; the script may have exhausted its memory. Try again.' };
+          : worker.ending === 'unresponsive'
+            ? { code: 'sandbox_crashed' as const, message: 'The sandbox worker running the script stopped answering and was replaced' }
+            : { code: 'sandbox_crashed' as const, message: 'The sandbox worker running the script stopped (it may have run out of memory) and was replaced' };
       pending.resolve({ type: 'result', id, status: 'error', resultJson: null, output: [], truncated: false, error, cpuMs: 0, wallMs: 0 });
     }
     if (!closed && worker.ending !== 'retired') opts.logger?.warn({ pid: worker.child.pid, code, signal, reason: worker.ending, stderr: worker.stderr || undefined }, 'sandbox worker exited; replacing it');
@@ -173,8 +175,8 @@ export function createPool(opts: { size: number; queueSize: number; heartbeatMs:
         dispatch();
       });
     },
-    /** The worker processes now alive (for supervision and its tests). */
-    pids: () => workers.filter((w) => !w.ending && w.child.pid).map((w) => w.child.pid!),
+    /** The worker processes now alive, and whether each is running a script (for supervision and its tests). */
+    processes: () => workers.filter((w) => !w.ending && w.child.pid).map((w) => ({ pid: w.child.pid!, busy: !!w.current })),
     /** Runs in flight and waiting. */
     load: () => ({ running: workers.filter((w) => w.current).length, queued: queue.length }),
     /** Ends every worker; runs still waiting fail as crashed. */

@@ -101,8 +101,8 @@ export function createSandbox(deps: { settings: SandboxSettings; recorder?: Pick
         wallMs: reply.wallMs,
       };
     },
-    /** The worker processes now alive, and the runs in flight and waiting. */
-    workers: () => ({ pids: pool?.pids() ?? [], ...(pool?.load() ?? { running: 0, queued: 0 }) }),
+    /** The worker processes now alive (pid, busy), and the runs in flight and waiting. */
+    workers: () => ({ processes: pool?.processes() ?? [], ...(pool?.load() ?? { running: 0, queued: 0 }) }),
     /** Ends the workers: part of a graceful shutdown. */
     close: () => pool?.close() ?? Promise.resolve(),
   };
