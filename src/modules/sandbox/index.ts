@@ -28,7 +28,7 @@ export const sandboxModule = defineModule({
   needs: ['usage'],
   provides: ['sandbox'],
   services: ({ deps, config, services }) => ({
-    sandbox: createSandbox({ settings: config.sandbox, recorder: config.usage.enabled ? services.usage.recorder : undefined, logger: deps.logger }),
+    sandbox: createSandbox({ settings: config.sandbox, metering: config.usage.enabled ? services.usage.metering : undefined, logger: deps.logger }),
   }),
   // After the HTTP server has drained: no run is in flight.
   stop: ({ sandbox }) => sandbox.close(),

@@ -4,7 +4,7 @@ import type { App } from '../../http/types.ts';
 import type { RouteContext } from '../module.ts';
 import { runBody, runSchema } from './contracts.ts';
 
-const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 413: problemSchema, 429: problemSchema, 503: problemSchema };
+const problems = { 400: problemSchema, 401: problemSchema, 402: problemSchema, 403: problemSchema, 413: problemSchema, 429: problemSchema, 503: problemSchema };
 const tags = ['sandbox'];
 
 /** Runs a script and answers with its result. API keys need the `sandbox` scope. */

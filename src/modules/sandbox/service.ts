@@ -1,6 +1,6 @@
 import { AppError, ValidationError } from '../../errors.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
-import type { Usage } from '../usage/index.ts';
+import type { Metering } from '../ai/index.ts';
 import { createPool, QueueFull, type Pool } from './pool.ts';
 import type { OutputLine, RunErrorCode } from './protocol.ts';
 import type { SandboxSettings } from './settings.ts';
@@ -44,9 +44,11 @@ const busy = (detail: string) => new AppError(503, 'sandbox_busy', 'Service unav
 
 /**
  * Runs JavaScript in the worker pool under the deployment's caps, and meters
- * each run (usage source `sandbox`, its CPU milliseconds as the latency).
+ * each run as a model call is metered: refused (402) while a budget that
+ * applies is used up, then a usage event (source `sandbox`, no tokens, no
+ * cost, its CPU milliseconds as the latency).
  */
-export function createSandbox(deps: { settings: SandboxSettings; recorder?: Pick<Usage['recorder'], 'record'>; logger?: Logger }) {
+export function createSandbox(deps: { settings: SandboxSettings; metering?: Metering; logger?: Logger }) {
   const { settings } = deps;
   let pool: Pool | undefined;
   const thePool = () => (pool ??= createPool({ size: settings.workers, queueSize: settings.queueSize, heartbeatMs: settings.heartbeatMs, logger: deps.logger }));
@@ -65,6 +67,8 @@ export function createSandbox(deps: { settings: SandboxSettings; recorder?: Pick
     /** Runs a script to its end (or its limit); the script's own failures are a result with `status: 'error'`, not a throw. */
     async run(caller: Caller, request: RunInput): Promise<RunResult> {
       const { cpuMs, memoryMb } = limits(request);
+      const meter = { source: 'sandbox' as const, userId: caller.userId, apiKeyId: caller.apiKeyId ?? null, projectId: caller.projectId ?? null };
+      const call = await deps.metering?.begin(meter, { chain: [], messages: [] }, { micros: 0, tokens: 0 });
       let reply;
       try {
         reply = await thePool().run({
@@ -77,20 +81,23 @@ export function createSandbox(deps: { settings: SandboxSettings; recorder?: Pick
           maxResultBytes: settings.maxResultBytes,
         });
       } catch (err) {
+        call?.release();
         if (err instanceof QueueFull) throw busy(`${err.message}; try again shortly`);
         throw err;
       }
-      deps.recorder?.record({
-        userId: caller.userId,
-        apiKeyId: caller.apiKeyId ?? null,
-        projectId: caller.projectId ?? null,
-        source: 'sandbox',
-        provider: 'sandbox',
-        model: 'javascript',
-        latencyMs: reply.cpuMs,
-        costMicros: 0,
-        status: reply.status === 'ok' ? 'ok' : 'failed',
-      });
+      await call?.end(
+        {
+          status: reply.status === 'ok' ? 'ok' : 'failed',
+          provider: 'sandbox',
+          model: 'javascript',
+          usage: { inputTokens: 0, outputTokens: 0 },
+          costMicros: 0,
+          latencyMs: reply.cpuMs,
+          ttftMs: null,
+          attempts: [],
+        },
+        meter,
+      );
       return {
         status: reply.status,
         result: reply.resultJson === null ? null : JSON.parse(reply.resultJson),

@@ -86,6 +86,21 @@ for (const backend of backends()) {
       assert.equal(rows[0]!.status, 'ok');
     });
 
+    test('runs are held to budgets: a used-up budget of the key refuses them with 402', async () => {
+      const owner = await createUser(t);
+      const created = await t.api('POST', '/v1/api-keys', { token: owner.accessToken, body: { name: 'spent', scopes: ['sandbox'] } });
+      assert.equal(created.status, 201, created.text);
+      // The key already spent 10 tokens elsewhere; its budget allows 5.
+      t.services.usage.recorder.record({ userId: owner.id, apiKeyId: created.body.id, source: 'chat', provider: 'openai', model: 'gpt', inputTokens: 10, latencyMs: 1, status: 'ok', costMicros: 0 });
+      await t.services.usage.recorder.flush();
+      const budget = await t.api('PUT', '/v1/budgets', { token: owner.accessToken, body: { scope: 'api_key', subjectId: created.body.id, period: 'total', limitTokens: 5 } });
+      assert.ok(budget.status < 300, budget.text);
+      const refused = await t.api('POST', '/v1/sandbox/runs', { token: created.body.key, body: { code: '1' } });
+      assert.equal(refused.status, 402, refused.text);
+      assert.equal(refused.body.code, 'budget_exceeded');
+      assert.equal((await run('1', {}, owner.accessToken)).result, 1, 'the session, outside that budget, still runs');
+    });
+
     test('API keys need the sandbox scope; anonymous callers are refused', async () => {
       const key = async (scopes: string[]) => (await t.api('POST', '/v1/api-keys', { token: u.accessToken, body: { name: 'k', scopes } })).body.key as string;
       const body = { code: '1 + 1' };
