@@ -40,6 +40,9 @@ interface Worker {
 
 export class QueueFull extends Error {}
 
+/** The answer for a run its worker never answered. */
+const failed = (code: 'timeout' | 'sandbox_crashed', message: string, id = 0): RunReply => ({ type: 'result', id, status: 'error', resultJson: null, output: [], truncated: false, error: { code, message }, cpuMs: 0, wallMs: 0 });
+
 /**
  * Worker processes, each running one script at a time; runs beyond them wait
  * in a bounded queue. A worker that exits, is killed, or misses three pings is
@@ -98,16 +101,25 @@ export function createPool(opts: { size: number; queueSize: number; heartbeatMs:
       const { pending, deadline, id } = worker.current;
       clearTimeout(deadline);
       worker.current = undefined;
-      const error =
+      pending.resolve(
         worker.ending === 'timeout'
-          ? { code: 'timeout' as const, message: `The script did not finish within ${pending.job.wallMs} ms; its worker was replaced` }
+          ? failed('timeout', `The script did not finish within ${pending.job.wallMs} ms; its worker was replaced`, id)
           : worker.ending === 'unresponsive'
-            ? { code: 'sandbox_crashed' as const, message: 'The sandbox worker running the script stopped answering and was replaced' }
-            : { code: 'sandbox_crashed' as const, message: 'The sandbox worker running the script stopped (it may have run out of memory) and was replaced' };
-      pending.resolve({ type: 'result', id, status: 'error', resultJson: null, output: [], truncated: false, error, cpuMs: 0, wallMs: 0 });
+            ? failed('sandbox_crashed', 'The sandbox worker running the script stopped answering and was replaced', id)
+            : failed('sandbox_crashed', 'The sandbox worker running the script stopped (it may have run out of memory) and was replaced', id),
+      );
     }
-    if (!closed && worker.ending !== 'retired') opts.logger?.warn({ pid: worker.child.pid, code, signal, reason: worker.ending, stderr: worker.stderr || undefined }, 'sandbox worker exited; replacing it');
-    if (!closed) dispatch();
+    if (closed) return;
+    if (!worker.ready) {
+      // It never started (isolated-vm not loadable under this Node, say): fail what waits rather than fork
+      // again and again; the next run tries afresh.
+      opts.logger?.error({ pid: worker.child.pid, code, signal, stderr: worker.stderr || undefined }, 'a sandbox worker could not start');
+      for (const pending of queue.splice(0)) pending.resolve(failed('sandbox_crashed', 'The sandbox could not start a worker; try again later'));
+      holdWhileBusy();
+      return;
+    }
+    if (worker.ending !== 'retired') opts.logger?.warn({ pid: worker.child.pid, code, signal, reason: worker.ending, stderr: worker.stderr || undefined }, 'sandbox worker exited; replacing it');
+    dispatch();
   }
 
   function kill(worker: Worker, why: NonNullable<Worker['ending']>) {
@@ -183,8 +195,7 @@ export function createPool(opts: { size: number; queueSize: number; heartbeatMs:
     async close() {
       closed = true;
       if (heartbeat) clearInterval(heartbeat);
-      for (const pending of queue.splice(0))
-        pending.resolve({ type: 'result', id: 0, status: 'error', resultJson: null, output: [], truncated: false, error: { code: 'sandbox_crashed', message: 'The sandbox shut down' }, cpuMs: 0, wallMs: 0 });
+      for (const pending of queue.splice(0)) pending.resolve(failed('sandbox_crashed', 'The sandbox shut down'));
       await Promise.all(
         workers.map(
           (w) =>

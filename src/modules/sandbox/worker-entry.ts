@@ -98,6 +98,7 @@ async function run(req: RunRequest): Promise<RunReply> {
   // promise unsettled when it does: the run also ends when the isolate is found disposed, or at the wall limit.
   let stop!: (err: Error) => void;
   const stopped = new Promise<never>((_, reject) => (stop = reject));
+  stopped.catch(() => {});
   const wall = setTimeout(() => {
     wallExpired = true;
     if (!isolate.isDisposed) isolate.dispose();
