@@ -88,8 +88,8 @@ export function createPool(opts: { size: number; queueSize: number; heartbeatMs:
       clearTimeout(deadline);
       worker.current = undefined;
       pending.resolve(message);
-      // A disposed-for-memory isolate has been seen to bring its process down later: start afresh.
-      if (message.error?.code === 'memory_limit') kill(worker, 'retired');
+      // An isolate disposed for its memory has been seen to bring its process down later: start afresh.
+      if (message.retire) kill(worker, 'retired');
       else dispatch();
     }
   }

@@ -39,6 +39,8 @@ export interface RunReply {
   error?: { code: RunErrorCode; message: string };
   cpuMs: number;
   wallMs: number;
+  /** The worker asks to be replaced (its isolate was ended from outside). */
+  retire?: boolean;
 }
 
 export type ToWorker = RunRequest | { type: 'ping'; n: number };

@@ -15,7 +15,7 @@ const NOT_JSON = '\u0000result_not_json:';
 
 /**
  * Runs inside the isolate before the script: captures `console` (stopping at
- * the cap, so a flood of output costs the host nothing), defines `input`, runs
+ * the cap, so a flood of output costs the host nothing), removes WebAssembly, defines `input`, runs
  * the script and turns its result into JSON with the built-ins it saw first.
  * $0 code, $1 mode, $2 input JSON, $3 the host's output callback.
  */
@@ -38,6 +38,8 @@ const writer = (level) => function (...args) {
 };
 const console = { log: writer('log'), info: writer('info'), warn: writer('warn'), error: writer('error'), debug: writer('log') };
 Object.defineProperty(globalThis, 'console', { value: console, writable: true, configurable: true });
+// WebAssembly memories are allocated outside the isolate's heap limit: a script could hold gigabytes.
+delete globalThis.WebAssembly;
 Object.defineProperty(globalThis, 'input', { value: inputJson === null ? null : parse(inputJson), writable: true, configurable: true });
 const value = mode === 'script' ? (0, eval)(code) : new AsyncFunction(code)();
 return Promise.resolve(value).then((v) => {
@@ -91,7 +93,9 @@ async function run(req: RunRequest): Promise<RunReply> {
     if (!isolate.isDisposed) lastCpuNs = isolate.cpuTime;
     // A disposed isolate no longer tells its CPU time: the wall time is the nearest bound.
     const cpuMs = lastCpuNs ? Math.round(Number(lastCpuNs) / 1e6) : wallMs;
-    return { type: 'result', id: req.id, status, resultJson, output, truncated, error, cpuMs: Math.min(cpuMs, wallMs), wallMs };
+    // An isolate ended from outside (memory, wall clock) may leave native state behind: the pool replaces this process.
+    const retire = wallExpired || error?.code === 'memory_limit';
+    return { type: 'result', id: req.id, status, resultJson, output, truncated, error, cpuMs: Math.min(cpuMs, wallMs), wallMs, retire };
   };
 
   // isolated-vm disposes an isolate that reaches its memory limit, but has been seen to leave the run's
