@@ -14,6 +14,7 @@ import type { Module } from './module.ts';
 import { notificationsModule } from './notifications/index.ts';
 import { projectsModule } from './projects/index.ts';
 import { realtimeModule } from './realtime/index.ts';
+import { sandboxModule } from './sandbox/index.ts';
 import { usageModule } from './usage/index.ts';
 import { usersModule } from './users/index.ts';
 import { webhooksModule } from './webhooks/index.ts';
@@ -40,6 +41,7 @@ export const MODULES: readonly Module[] = [
   chatModule,
   notificationsModule,
   webhooksModule,
+  sandboxModule,
   adminModule,
   realtimeModule,
   healthModule,

@@ -13,7 +13,7 @@ import { apiKeys } from './schema.ts';
 export const API_KEY_PREFIX = 'pk_';
 
 /** What an API key may be limited to. A key with no scopes may do whatever its owner may, except manage keys and sessions. */
-export const API_KEY_SCOPES = ['profile:read', 'profile:write', 'chat', 'models:read', 'files', 'usage:read', 'jobs:read', 'documents', 'knowledge', 'webhooks', 'notifications', 'notifications:send'] as const;
+export const API_KEY_SCOPES = ['profile:read', 'profile:write', 'chat', 'models:read', 'files', 'usage:read', 'jobs:read', 'documents', 'knowledge', 'webhooks', 'notifications', 'notifications:send', 'sandbox'] as const;
 export type ApiKeyScope = (typeof API_KEY_SCOPES)[number];
 
 // last_used_at is written at most this often per key, so authenticating is not a write per request.
