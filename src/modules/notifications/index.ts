@@ -4,6 +4,10 @@ import { notificationsFootprint } from './footprint.ts';
 import { notificationRoutes } from './routes.ts';
 import { notificationCounters, notificationDeliveries, notificationPreferences, notifications } from './schema.ts';
 import { emailChannel } from './channels/email.ts';
+import { pushRoutes } from './push/routes.ts';
+import { pushSubscriptions, pushVapidKeys } from './push/schema.ts';
+import { createWebPush, type WebPush } from './push/service.ts';
+import { pushEnv, pushSettings, type PushSettings } from './push/settings.ts';
 import { DIGEST_QUEUE, queueOf } from './deliveries.ts';
 import { createNotifications, type NotificationView, type Notifications } from './service.ts';
 import { notificationSettings, notificationsEnv, type NotificationSettings } from './settings.ts';
@@ -23,10 +27,12 @@ declare module '../module.ts' {
   interface ServiceMap {
     /** Sending (categories, per-user preferences, the daily limit), the inbox, email delivery, unsubscribe links. */
     notifications: Notifications;
+    /** Web push: the VAPID key, users' browser subscriptions, the push channel; null when PUSH_ENABLED=false. */
+    webPush: WebPush | null;
   }
   interface ModuleSettings {
     /** Daily limit per category, the deployment's own categories. */
-    notifications: NotificationSettings;
+    notifications: NotificationSettings & { push: PushSettings };
   }
 }
 
@@ -38,28 +44,35 @@ declare module '../module.ts' {
  */
 export const notificationsModule = defineModule({
   name: 'notifications',
-  tables: { notifications, notificationDeliveries, notificationPreferences, notificationCounters },
-  config: { env: notificationsEnv, read: notificationSettings },
+  tables: { notifications, notificationDeliveries, notificationPreferences, notificationCounters, pushSubscriptions, pushVapidKeys },
+  config: { env: { ...notificationsEnv, ...pushEnv }, read: (e) => ({ ...notificationSettings(e), push: pushSettings(e) }) },
   needs: ['users', 'usage'],
-  provides: ['notifications'],
-  services: ({ deps, config, services, notificationCategories }) => ({
-    notifications: createNotifications({
-      db: deps.db,
-      announce: deps.announce,
-      queue: deps.queue,
-      mailer: deps.mailer,
-      signer: deps.signer('notifications.unsubscribe'),
-      users: services.users,
-      usage: services.usage,
-      settings: config.notifications,
-      categories: notificationCategories,
-      // Each outbound channel is a port (channels/channel.ts) with its adapter; email is always there.
-      channels: [emailChannel(deps.mailer)],
-      publicUrl: config.publicUrl,
-    }),
-  }),
+  provides: ['notifications', 'webPush'],
+  services: ({ deps, config, services, notificationCategories }) => {
+    const webPush = config.notifications.push.enabled ? createWebPush({ db: deps.db, cipher: deps.cipher, settings: config.notifications.push, publicUrl: config.publicUrl }) : null;
+    return {
+      notifications: createNotifications({
+        db: deps.db,
+        announce: deps.announce,
+        queue: deps.queue,
+        mailer: deps.mailer,
+        signer: deps.signer('notifications.unsubscribe'),
+        users: services.users,
+        usage: services.usage,
+        settings: config.notifications,
+        categories: notificationCategories,
+        // Each outbound channel is a port (channels/channel.ts) with its adapter; email is always there, web push unless PUSH_ENABLED=false.
+        channels: [emailChannel(deps.mailer), ...(webPush ? [webPush.channel] : [])],
+        publicUrl: config.publicUrl,
+      }),
+      webPush,
+    };
+  },
   notifications: [{ name: 'system.message', description: 'Messages from the operators of this service.' }],
-  routes: notificationRoutes,
+  routes: async (app, ctx) => {
+    await notificationRoutes(app, ctx);
+    await pushRoutes(app, ctx);
+  },
   footprint: notificationsFootprint,
   jobs: ({ services }) => [
     ...[...services.notifications.adapters.values()].map((adapter) => ({
