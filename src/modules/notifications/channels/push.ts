@@ -14,12 +14,20 @@ export const MAX_PAYLOAD_BYTES = 3993;
 const URGENCY: Record<Priority, webpush.Urgency> = { low: 'low', normal: 'normal', high: 'high', critical: 'high' };
 
 const bytes = (s: string) => Buffer.byteLength(s);
-/** `s` shortened by at least `by` characters with an ellipsis, never splitting a surrogate pair. */
-const shorten = (s: string, by: number) => {
-  let end = Math.max(0, s.length - by - 1);
-  if (end > 0 && /[\uD800-\uDBFF]/.test(s[end - 1]!)) end--;
-  return s.slice(0, end) + '…';
-};
+/** The first `end` characters and an ellipsis, never splitting a surrogate pair. */
+const cut = (s: string, end: number) => (end > 0 && /[\uD800-\uDBFF]/.test(s[end - 1]!) ? s.slice(0, end - 1) : s.slice(0, end)) + '…';
+
+/** The longest cut of `p[field]` with which `p` still fits (a binary search: characters take 1 to 6 bytes once in JSON). */
+function trim<T extends Record<string, unknown>>(p: T, field: keyof T & string) {
+  const text = p[field] as string;
+  let [lo, hi] = [0, text.length - 1];
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (bytes(JSON.stringify({ ...p, [field]: cut(text, mid) })) <= MAX_PAYLOAD_BYTES) lo = mid;
+    else hi = mid - 1;
+  }
+  (p as Record<string, unknown>)[field] = cut(text, lo);
+}
 
 /** The JSON a service worker's `push` event reads: the notification, its data dropped and then its body, title and link trimmed to fit one record. */
 export function pushPayload(n: Pick<NotificationRow, 'id' | 'title' | 'body' | 'link' | 'category' | 'data' | 'priority'>): string {
@@ -32,15 +40,13 @@ export function pushPayload(n: Pick<NotificationRow, 'id' | 'title' | 'body' | '
     priority: n.priority,
     data: Object.keys(n.data).length ? n.data : undefined,
   };
-  let json = JSON.stringify(p);
-  // What does not fit is dropped in this order: the data (the client can fetch the notification by id), then text.
-  if (bytes(json) > MAX_PAYLOAD_BYTES) p.data = undefined;
-  for (let over = bytes((json = JSON.stringify(p))) - MAX_PAYLOAD_BYTES; over > 0; over = bytes((json = JSON.stringify(p))) - MAX_PAYLOAD_BYTES) {
-    if (p.body.length > 1) p.body = shorten(p.body, over);
-    else if (p.title.length > 1) p.title = shorten(p.title, over);
-    else p.link = null;
-  }
-  return json;
+  const fits = () => bytes(JSON.stringify(p)) <= MAX_PAYLOAD_BYTES;
+  // What does not fit goes in this order: the data (the client can fetch the notification by id), the body, the title, the link.
+  if (!fits()) p.data = undefined;
+  if (!fits()) trim(p, 'body');
+  if (!fits()) trim(p, 'title');
+  if (!fits()) p.link = null;
+  return JSON.stringify(p);
 }
 
 type Outcome =
