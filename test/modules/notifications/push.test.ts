@@ -215,6 +215,23 @@ for (const backend of backends()) {
   });
 }
 
+if (backends().includes('postgres')) {
+  describe('notifications: web push, two instances [postgres]', () => {
+    test('instances starting together on an empty database make one VAPID key pair', async () => {
+      const first = await startApp({ backend: 'postgres', worker: false });
+      const second = await startApp({ sharedWith: first, worker: false });
+      try {
+        const keys = await Promise.all([first, second, first, second].map((t) => t.services.webPush!.vapid.get()));
+        assert.equal(new Set(keys.map((k) => k.publicKey)).size, 1);
+        assert.equal((await rows(first, sql`select id from push_vapid_keys`)).length, 1);
+      } finally {
+        await second.close();
+        await first.close();
+      }
+    });
+  });
+}
+
 describe('notifications: web push with default settings', () => {
   let t: TestApp;
   before(async () => {
