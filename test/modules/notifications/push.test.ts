@@ -83,6 +83,14 @@ for (const backend of backends()) {
       });
       assert.deepEqual([done.attempts, done.reason], [1, null]);
       assert.ok((await list(u))[0].lastSentAt);
+
+      // Re-registered without a label, it keeps its own; another user signing in on that browser takes it over, without the label.
+      assert.equal((await t.api('POST', '/v1/notifications/push/subscriptions', { token: u.accessToken, body: browser.subscription })).body.label, 'Laptop');
+      const next = await createUser(t);
+      const taken = await t.api('POST', '/v1/notifications/push/subscriptions', { token: next.accessToken, body: browser.subscription });
+      assert.equal(taken.status, 200, taken.text);
+      assert.deepEqual([taken.body.id, taken.body.label, taken.body.lastSentAt], [sub.id, null, null]);
+      assert.deepEqual(await list(u), []);
     });
 
     test('a critical notification goes with high urgency; a long body is trimmed to fit one 4 KB record', async () => {

@@ -13,7 +13,16 @@ export function createPushRepository(db: Db) {
         .values(values)
         .onConflictDoUpdate({
           target: pushSubscriptions.endpointHash,
-          set: { userId: values.userId, pushService: values.pushService, secretEnc: values.secretEnc, label: values.label, expiresAt: values.expiresAt, updatedAt: new Date() },
+          set: {
+            userId: values.userId,
+            pushService: values.pushService,
+            secretEnc: values.secretEnc,
+            // Its owner re-registering without a label keeps the one it had; a browser changing hands keeps nothing of the last user's.
+            label: sql`case when ${pushSubscriptions.userId} = excluded.user_id then coalesce(excluded.label, ${pushSubscriptions.label}) else excluded.label end`,
+            lastSentAt: sql`case when ${pushSubscriptions.userId} = excluded.user_id then ${pushSubscriptions.lastSentAt} end`,
+            expiresAt: values.expiresAt,
+            updatedAt: new Date(),
+          },
         })
         // xmax is 0 on a row this statement inserted, set on one it updated.
         .returning({ ...getTableColumns(pushSubscriptions), created: sql<boolean>`xmax = 0` });
