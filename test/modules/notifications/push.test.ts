@@ -182,6 +182,22 @@ for (const backend of backends()) {
       assert.deepEqual((await list(u)).map((s: any) => s.label), ['Laptop']);
     });
 
+    test('refused by every browser (403): failed at once, and the subscription is kept', async () => {
+      const u = await createUser(t);
+      const browser = pushService.browser();
+      await subscribe(u, browser, 'Tablet');
+      browser.answers.push({ status: 403, headers: {} });
+      const n = await send({ userId: u.id, category: 'system.message', title: 'Wrong key' });
+      const s = await eventually(async () => {
+        const status = await pushStatus(u, n.id);
+        assert.equal(status.status, 'failed');
+        return status;
+      }, 15_000);
+      assert.equal(s.attempts, 1, 'not retried');
+      assert.match(s.reason, /Tablet .*HTTP 403/);
+      assert.equal((await list(u)).length, 1);
+    });
+
     test('a 429 with Retry-After is retried after the wait, then sent', async () => {
       const u = await createUser(t);
       const browser = pushService.browser();

@@ -1,5 +1,5 @@
 import webpush from 'web-push';
-import { postToPushService } from '../push/transport.ts';
+import { isPrivate, postToPushService } from '../push/transport.ts';
 import type { PushSubscriptions, PushTarget } from '../push/subscriptions.ts';
 import type { PushSettings } from '../push/settings.ts';
 import type { VapidKeys } from '../push/vapid.ts';
@@ -73,7 +73,8 @@ export function pushChannel(deps: { subscriptions: PushSubscriptions; vapid: Vap
     try {
       res = await postToPushService({ endpoint: request.endpoint, headers: request.headers as Record<string, string>, body: request.body, allowPrivate: deps.settings.allowPrivate, timeoutMs: deps.settings.timeoutMs, signal });
     } catch (err) {
-      return { kind: 'transient', target, why: `${name}: ${(err as Error).message}` };
+      // An endpoint that now resolves to a private address stays refused; a network error or a timeout may pass.
+      return { kind: isPrivate(err) ? 'refused' : 'transient', target, why: `${name}: ${(err as Error).message}` };
     }
     const said = `${name}: HTTP ${res.status}${res.excerpt ? ` ${res.excerpt.replace(/\s+/g, ' ').slice(0, 120)}` : ''}`;
     if (res.status >= 200 && res.status < 300) return { kind: 'sent', target, location: typeof res.headers.location === 'string' ? res.headers.location : null };

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { ValidationError } from '../../../errors.ts';
-import { isPrivateAddress, resolvePublic } from '../../webhooks/index.ts';
+import { resolvePublic } from '../../webhooks/index.ts';
 
 /** An absolute https URL without credentials (plain http too where private addresses are allowed: a closed network, tests). */
 export function parseEndpoint(raw: string, allowPrivate: boolean): URL {
@@ -17,14 +17,16 @@ export function parseEndpoint(raw: string, allowPrivate: boolean): URL {
   return url;
 }
 
+/** The address check refused the host (the webhooks module's rule, shared by every fetch of a user-given URL). */
+export const isPrivate = (err: unknown) => (err as { code?: string }).code === 'webhook_url_private';
+
 /** Resolves the endpoint's host and refuses private, loopback and link-local addresses (unless allowed); returns the address to connect to. */
 export async function checkEndpoint(url: URL, allowPrivate: boolean): ReturnType<typeof resolvePublic> {
   try {
     return await resolvePublic(url, allowPrivate);
   } catch (err) {
     const host = url.hostname.replace(/^\[|\]$/g, '');
-    const detail = isPrivateAddress(host) || (err as Error).message.includes('private') ? 'endpoint resolves to a private, loopback or link-local address' : `endpoint host ${host} does not resolve`;
-    throw ValidationError(detail, 'push_endpoint_unreachable');
+    throw ValidationError(isPrivate(err) ? 'endpoint resolves to a private, loopback or link-local address' : `endpoint host ${host} does not resolve`, 'push_endpoint_unreachable');
   }
 }
 
