@@ -126,6 +126,7 @@ for (const backend of backends()) {
         ['ftp endpoint', { ...good, endpoint: 'ftp://push.example/abc' }],
         ['credentials in the endpoint', { ...good, endpoint: good.endpoint.replace('http://', 'http://user:pw@') }],
         ['already expired', { ...good, expirationTime: Date.now() - 1000 }],
+        ['expiring after year 9999', { ...good, expirationTime: 1e20 }],
         ['an unknown field', { ...good, extra: true }],
       ];
       for (const [why, body] of cases) {

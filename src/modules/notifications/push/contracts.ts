@@ -10,7 +10,7 @@ export const subscribeBody = z
         auth: z.string().min(1).max(100).describe('The auth secret: 16 bytes, base64url'),
       })
       .strict(),
-    expirationTime: z.number().int().positive().nullable().optional().describe('When the browser says the subscription ends (ms since the epoch), if it does'),
+    expirationTime: z.number().positive().max(253_402_300_799_999).nullable().optional().describe('When the browser says the subscription ends (ms since the epoch), if it does'),
     label: z.string().trim().min(1).max(100).nullable().optional().describe('A name for this device, shown in lists ("Work laptop, Firefox")'),
   })
   .strict();

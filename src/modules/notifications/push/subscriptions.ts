@@ -90,7 +90,7 @@ export function createPushSubscriptions(deps: { db: Db; cipher: Cipher; settings
     async register(userId: string, input: SubscriptionInput): Promise<{ subscription: SubscriptionView; created: boolean }> {
       const url = parseEndpoint(input.endpoint, deps.settings.allowPrivate);
       checkKeys(input.keys);
-      const expiresAt = input.expirationTime == null ? null : new Date(input.expirationTime);
+      const expiresAt = input.expirationTime == null ? null : new Date(Math.round(input.expirationTime));
       if (expiresAt && expiresAt.getTime() <= Date.now()) throw ValidationError('This subscription has already expired (expirationTime)', 'push_subscription_expired');
       await checkEndpoint(url, deps.settings.allowPrivate);
       const endpointHash = sha256Hex(url.href);
