@@ -38,8 +38,8 @@ declare module '../module.ts' {
 
 /**
  * Notifications: categories declared by modules (their `notifications`) and by the deployment, sent to the
- * in-app inbox (live on the `notifications` topic) and by email (a queued job, with one-click unsubscribe),
- * per user and category × channel, within a daily limit per category. Documents' shares and mentions become
+ * in-app inbox (live on the `notifications` topic), by email (a queued job, with one-click unsubscribe) and by
+ * web push to the user's browsers (push/: VAPID key, subscriptions), per user and category × channel, within a daily limit per category. Documents' shares and mentions become
  * notifications here, from their events.
  */
 export const notificationsModule = defineModule({

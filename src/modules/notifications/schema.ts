@@ -96,6 +96,5 @@ export const notificationCounters = pgTable(
   (t) => [primaryKey({ columns: [t.userId, t.category, t.day] })],
 );
 
-
 // Web push's tables live beside its code; re-exported so the migrations (generated from each module's schema.ts) include them.
 export { pushSubscriptions, pushVapidKeys } from './push/schema.ts';
