@@ -1,6 +1,8 @@
+import { createECDH, randomBytes } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { backends, startApp, type TestApp } from '../support/app.ts';
+import { eventually } from '../support/eventually.ts';
 import { createUser, type TestUser } from '../support/factories.ts';
 
 /**
@@ -25,7 +27,7 @@ interface Docs {
 }
 
 interface Fixture {
-  a: TestUser & Chat & { apiKey: string; apiKeyId: string; secondSessionId: string; budgetId: string; jobId: string; notificationId: string } & Docs;
+  a: TestUser & Chat & { apiKey: string; apiKeyId: string; secondSessionId: string; budgetId: string; jobId: string; notificationId: string; pushSubscriptionId: string } & Docs;
   b: TestUser & Chat & { apiKey: string; notificationId: string };
   /** A ban an admin set (on an address neither user calls from). */
   banId: string;
@@ -163,6 +165,7 @@ const NOTIFICATION_ROUTES: Array<Omit<Case, 'as'>> = [
   { name: "mark A's notification read", method: 'POST', path: (f) => `${NOTE(f)}/read`, ...noteNotFound },
   { name: "delete A's notification", method: 'DELETE', path: NOTE, ...noteNotFound },
   { name: 'send A a notification', method: 'POST', path: () => '/v1/notifications', body: (f) => ({ userId: f.a.id, category: 'system.message', title: 'pwned' }), status: 403, code: 'admin_required' },
+  { name: "delete A's push subscription", method: 'DELETE', path: (f) => `/v1/notifications/push/subscriptions/${f.a.pushSubscriptionId}`, status: 404, code: 'push_subscription_not_found' },
 ];
 
 const CASES: Case[] = [
@@ -205,6 +208,7 @@ const LIST_CASES: Array<{ name: string; path: string; idsOfA: (f: Fixture) => st
   { name: 'documents', path: '/v1/documents?limit=100', idsOfA: (f) => [f.a.documentId] },
   { name: 'recent documents', path: '/v1/documents/recent', idsOfA: (f) => [f.a.documentId] },
   { name: 'notifications', path: '/v1/notifications', idsOfA: (f) => [f.a.notificationId] },
+  { name: 'push subscriptions', path: '/v1/notifications/push/subscriptions', idsOfA: (f) => [f.a.pushSubscriptionId] },
 ];
 
 for (const backend of backends()) {
@@ -242,6 +246,7 @@ for (const backend of backends()) {
         notifications: (await get('/v1/notifications')).data,
         unreadNotifications: await get('/v1/notifications/unread-count'),
         notificationPreferences: await get('/v1/notifications/preferences'),
+        pushSubscriptions: (await get('/v1/notifications/push/subscriptions')).data,
       };
     }
 
@@ -302,10 +307,24 @@ for (const backend of backends()) {
       const docsA = await documentsOf(a);
       await documentsOf(b);
       const noteOf = async (u: TestUser) => (await t.services.notifications.send({ userId: u.id, category: 'system.message', title: 'quokkanote' })).id;
+      const notificationId = await noteOf(a);
+      // After the notifications, so nothing is ever pushed to them (a documentation-range address, public to the check).
+      const subscribe = async (u: TestUser, who: string) => {
+        const keys = { p256dh: createECDH('prime256v1').generateKeys('base64url'), auth: randomBytes(16).toString('base64url') };
+        const res = await t.api('POST', '/v1/notifications/push/subscriptions', { token: u.accessToken, body: { endpoint: `https://192.0.2.10/push/quokkapush-${who}`, keys, label: `${who}'s phone` } });
+        assert.equal(res.status, 201, res.text);
+        return res.body.id as string;
+      };
+      const bNotificationId = await noteOf(b);
+      const pushSubscriptionId = await subscribe(a, 'alice');
+      await subscribe(b, 'bob');
+      // Their emails sent and metered before A's data is read, so the usage figures do not move under the test.
+      for (const id of [notificationId, bNotificationId]) await eventually(async () => assert.equal((await t.services.notifications.view(id)).channels.email?.status, 'sent'), 10_000);
+      await t.services.usage.recorder.flush();
       f = {
         // A job of A's on a queue no worker handles here: it waits, untouched, whatever B tries.
-        a: { ...a, ...chatA, apiKey: aKey.body.key, apiKeyId: aKey.body.id, secondSessionId: second.body.sessionId, budgetId: aBudget.body.id, jobId: (await t.services.jobs.enqueue('test.cross-user', { secret: 'quokkajob' }, { userId: a.id })).id, notificationId: await noteOf(a), ...docsA },
-        b: { ...b, ...chatB, apiKey: bKey.body.key, notificationId: await noteOf(b) },
+        a: { ...a, ...chatA, apiKey: aKey.body.key, apiKeyId: aKey.body.id, secondSessionId: second.body.sessionId, budgetId: aBudget.body.id, jobId: (await t.services.jobs.enqueue('test.cross-user', { secret: 'quokkajob' }, { userId: a.id })).id, notificationId, pushSubscriptionId, ...docsA },
+        b: { ...b, ...chatB, apiKey: bKey.body.key, notificationId: bNotificationId },
         banId: (await t.services.limits.ban('ip', '203.0.113.7', 3600, 'cross-user fixture')).id,
       };
     });

@@ -8,6 +8,10 @@ import { createSlack, type Slack } from './channels/slack.ts';
 import { slackRoutes } from './channels/slack-routes.ts';
 import { createSms, type Sms } from './channels/sms.ts';
 import { smsRoutes } from './channels/sms-routes.ts';
+import { pushRoutes } from './push/routes.ts';
+import { pushSubscriptions, pushVapidKeys } from './push/schema.ts';
+import { createWebPush, type WebPush } from './push/service.ts';
+import { pushEnv, pushSettings, type PushSettings } from './push/settings.ts';
 import { DIGEST_QUEUE, queueOf } from './deliveries.ts';
 import { createNotifications, type NotificationView, type Notifications } from './service.ts';
 import { notificationSettings, notificationsEnv, type NotificationSettings } from './settings.ts';
@@ -29,30 +33,34 @@ declare module '../module.ts' {
     notifications: Notifications;
     /** The SMS channel's verified phone numbers (null: no SMS on this deployment) and the Slack channel's destinations. */
     notificationChannels: { sms: Sms | null; slack: Slack };
+    /** Web push: the VAPID key, users' browser subscriptions, the push channel; null when PUSH_ENABLED=false. */
+    webPush: WebPush | null;
   }
   interface ModuleSettings {
     /** Daily limit per category, the deployment's own categories. */
-    notifications: NotificationSettings;
+    notifications: NotificationSettings & { push: PushSettings };
   }
 }
 
 /**
  * Notifications: categories declared by modules (their `notifications`) and by the deployment, sent to the
- * in-app inbox (live on the `notifications` topic), by email (a queued job, with one-click unsubscribe),
- * by SMS to a verified number (when configured) and to Slack (a user's incoming webhook, or the bot),
- * per user and category × channel, within a daily limit per category. Documents' shares and mentions become
+ * in-app inbox (live on the `notifications` topic), by email (a queued job, with one-click unsubscribe), by web
+ * push to the user's browsers (push/: VAPID key, subscriptions), by SMS to a verified number (when configured)
+ * and to Slack (a user's incoming webhook, or the bot), per user and category × channel, within a daily limit
+ * per category, held through quiet hours or into digests. Documents' shares and mentions become
  * notifications here, from their events.
  */
 export const notificationsModule = defineModule({
   name: 'notifications',
-  tables: { notifications, notificationDeliveries, notificationPreferences, notificationCounters, notificationPhones, notificationSlackDestinations },
-  config: { env: notificationsEnv, read: notificationSettings },
+  tables: { notifications, notificationDeliveries, notificationPreferences, notificationCounters, notificationPhones, notificationSlackDestinations, pushSubscriptions, pushVapidKeys },
+  config: { env: { ...notificationsEnv, ...pushEnv }, read: (e) => ({ ...notificationSettings(e), push: pushSettings(e) }) },
   needs: ['users', 'usage'],
-  provides: ['notifications', 'notificationChannels'],
+  provides: ['notifications', 'notificationChannels', 'webPush'],
   services: ({ deps, config, services, notificationCategories }) => {
-    // SMS only with a provider configured; Slack always (incoming webhooks need no setting; a bot token adds member and channel ids).
+    // SMS only with a provider configured; Slack always (incoming webhooks need no setting; a bot token adds member and channel ids); web push unless PUSH_ENABLED=false.
     const sms = config.notifications.sms && createSms({ db: deps.db, settings: config.notifications.sms, signer: deps.signer('notifications.sms-code'), limiters: deps.limiters, publicUrl: config.publicUrl });
     const slack = createSlack({ db: deps.db, cipher: deps.cipher, settings: config.notifications.slack, allowPrivate: config.webhooks.allowPrivate, publicUrl: config.publicUrl });
+    const webPush = config.notifications.push.enabled ? createWebPush({ db: deps.db, cipher: deps.cipher, settings: config.notifications.push, publicUrl: config.publicUrl }) : null;
     return {
       notifications: createNotifications({
         db: deps.db,
@@ -65,10 +73,11 @@ export const notificationsModule = defineModule({
         settings: config.notifications,
         categories: notificationCategories,
         // Each outbound channel is a port (channels/channel.ts) with its adapter; email is always there.
-        channels: [emailChannel(deps.mailer), ...(sms ? [sms.adapter] : []), slack.adapter],
+        channels: [emailChannel(deps.mailer), ...(webPush ? [webPush.channel] : []), ...(sms ? [sms.adapter] : []), slack.adapter],
         publicUrl: config.publicUrl,
       }),
       notificationChannels: { sms, slack },
+      webPush,
     };
   },
   notifications: [{ name: 'system.message', description: 'Messages from the operators of this service.' }],
@@ -76,6 +85,7 @@ export const notificationsModule = defineModule({
     await notificationRoutes(app, ctx);
     await smsRoutes(app, ctx);
     slackRoutes(app, ctx);
+    await pushRoutes(app, ctx);
   },
   footprint: notificationsFootprint,
   jobs: ({ services }) => [

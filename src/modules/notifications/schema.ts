@@ -130,3 +130,6 @@ export const notificationSlackDestinations = pgTable('notification_slack_destina
 });
 
 export type SlackDestinationRow = typeof notificationSlackDestinations.$inferSelect;
+
+// Web push's tables live beside its code; re-exported so the migrations (generated from each module's schema.ts) include them.
+export { pushSubscriptions, pushVapidKeys } from './push/schema.ts';

@@ -1,0 +1,54 @@
+import { and, asc, eq, getTableColumns, gt, inArray, isNull, or, sql } from 'drizzle-orm';
+import type { Db } from '../../../platform/db/database.ts';
+import { pushSubscriptions, type PushSubscriptionRow } from './schema.ts';
+
+type NewSubscription = Omit<typeof pushSubscriptions.$inferInsert, 'id' | 'createdAt' | 'updatedAt' | 'lastSentAt'>;
+
+export function createPushRepository(db: Db) {
+  return {
+    /** Inserts, or takes over the row of the same endpoint (a browser re-subscribing, or now signed in as another user). */
+    async upsert(values: NewSubscription): Promise<{ row: PushSubscriptionRow; created: boolean }> {
+      const [result] = await db
+        .insert(pushSubscriptions)
+        .values(values)
+        .onConflictDoUpdate({
+          target: pushSubscriptions.endpointHash,
+          set: {
+            userId: values.userId,
+            pushService: values.pushService,
+            secretEnc: values.secretEnc,
+            // Its owner re-registering without a label keeps the one it had; a browser changing hands keeps nothing of the last user's.
+            label: sql`case when ${pushSubscriptions.userId} = excluded.user_id then coalesce(excluded.label, ${pushSubscriptions.label}) else excluded.label end`,
+            lastSentAt: sql`case when ${pushSubscriptions.userId} = excluded.user_id then ${pushSubscriptions.lastSentAt} end`,
+            expiresAt: values.expiresAt,
+            updatedAt: new Date(),
+          },
+        })
+        // xmax is 0 on a row this statement inserted, set on one it updated.
+        .returning({ ...getTableColumns(pushSubscriptions), created: sql<boolean>`xmax = 0` });
+      const { created, ...row } = result!;
+      return { row, created: Boolean(created) };
+    },
+    list(userId: string): Promise<PushSubscriptionRow[]> {
+      return db.select().from(pushSubscriptions).where(eq(pushSubscriptions.userId, userId)).orderBy(asc(pushSubscriptions.createdAt), asc(pushSubscriptions.id));
+    },
+    /** The user's subscriptions that have not expired. */
+    async count(userId: string): Promise<number> {
+      const live = or(isNull(pushSubscriptions.expiresAt), gt(pushSubscriptions.expiresAt, new Date()));
+      const [row] = await db.select({ n: sql<number>`count(*)::int` }).from(pushSubscriptions).where(and(eq(pushSubscriptions.userId, userId), live));
+      return Number(row!.n);
+    },
+    async delete(userId: string, id: string): Promise<boolean> {
+      const rows = await db.delete(pushSubscriptions).where(and(eq(pushSubscriptions.id, id), eq(pushSubscriptions.userId, userId))).returning({ id: pushSubscriptions.id });
+      return rows.length > 0;
+    },
+    async remove(ids: string[]): Promise<void> {
+      if (ids.length) await db.delete(pushSubscriptions).where(inArray(pushSubscriptions.id, ids));
+    },
+    async sent(ids: string[]): Promise<void> {
+      if (ids.length) await db.update(pushSubscriptions).set({ lastSentAt: new Date() }).where(inArray(pushSubscriptions.id, ids));
+    },
+  };
+}
+
+export type PushRepository = ReturnType<typeof createPushRepository>;
