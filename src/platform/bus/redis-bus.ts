@@ -10,6 +10,20 @@ import type { BusEvent, EventType } from './events.ts';
 import { fieldsOf, streamsOf, type Entry, type ReadReply } from './stream-replies.ts';
 
 const BATCH = 64;
+
+const SUBJECT_FIELDS = ['conversationId', 'documentId', 'fileId', 'userId'] as const;
+/** What an entry's event is about, for its lane: the first subject field its payload has; '' (one shared lane) otherwise. */
+function laneOf(flat: string[]): string {
+  const data = fieldsOf(flat).data;
+  if (!data) return '';
+  try {
+    const payload = JSON.parse(data) as Record<string, unknown>;
+    for (const field of SUBJECT_FIELDS) if (typeof payload[field] === 'string') return `${field}:${payload[field]}`;
+  } catch {
+    // A malformed entry goes to the shared lane, where handle() dead-letters it.
+  }
+  return '';
+}
 const BLOCK_MS = 5_000;
 const DEAD_LETTERS_KEPT = 10_000;
 /** A consumer with nothing pending and unseen this long is gone for good: it is removed from its group. */
@@ -255,10 +269,23 @@ export function redisBus(redis: Redis, prefix: string, logger: Logger, options: 
           const others = entries.filter((e) => !wanted.includes(e as [string, string[]])).map(([id]) => id);
           if (others.length) await redis.call('XACK', stream, group, ...others).catch(() => {});
           for (const [id] of wanted) held.set(id, { stream, state: 'queued', delivery: 1 });
-          for (const [id, flat] of wanted) {
-            if (stopped) break; // close() releases the rest
-            await settle(stream, id, flat, 1);
+          // One lane per subject (the conversation, document, file or user an event is about): a subject's events
+          // are handled in order, different subjects' at once, so one slow handler no longer holds up everyone.
+          const lanes = new Map<string, [string, string[]][]>();
+          for (const entry of wanted) {
+            const key = laneOf(entry[1]);
+            const lane = lanes.get(key);
+            if (lane) lane.push(entry);
+            else lanes.set(key, [entry]);
           }
+          await Promise.all(
+            [...lanes.values()].map(async (lane) => {
+              for (const [id, flat] of lane) {
+                if (stopped) break; // close() releases the rest
+                await settle(stream, id, flat, 1);
+              }
+            }),
+          );
         }
       }
     })().catch((err) => log.error({ err }, 'bus consumer stopped reading'));

@@ -104,7 +104,10 @@ for (const backend of backends()) {
       const { inApp, ...others } = categories.find((c) => c.name === 'file.ready')!.channels as Record<string, boolean>;
       assert.equal(inApp, true);
       assert.ok(Object.values(others).every((on) => on === false), `in-app only: ${JSON.stringify(others)}`);
-      for (const name of ['job.failed', 'budget.threshold', 'webhook.disabled']) assert.deepEqual(categories.find((c) => c.name === name)?.channels, { inApp: true, email: true }, name);
+      for (const name of ['job.failed', 'budget.threshold', 'webhook.disabled']) {
+        const channels = categories.find((c) => c.name === name)?.channels as Record<string, boolean>;
+        assert.deepEqual([channels.inApp, channels.email, channels.push], [true, true, true], `${name}: in-app and email, push as email`);
+      }
     });
 
     test('spend crossing 80 % and then 100 % of a budget tells its owner once per threshold (100 %: high), and budget.exceeded reaches their webhook, signed', async () => {
