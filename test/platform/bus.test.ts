@@ -265,8 +265,9 @@ for (const side of sides) {
       const sub = await a.subscribe('g', ['message.created'], first.handler);
       const e1 = await a.publish('message.created', created(1));
       await eventually(() => assert.deepEqual(first.ids(), [e1]));
-      // Published while the consumer is busy, so it takes both at its next read (Redis) or has both queued (memory).
-      const [e2, e3] = [await a.publish('message.created', created(2)), await a.publish('message.created', created(3))];
+      // Published while the consumer is busy, so it takes both at its next read (Redis) or has both queued (memory);
+      // about one conversation, so they are handled in order (a lane), e3 only once e2 is done.
+      const [e2, e3] = [await a.publish('message.created', created(2)), await a.publish('message.created', created(2))];
       gate1.open();
       await eventually(() => assert.deepEqual(first.ids(), [e1, e2]));
       const closing = sub.close();
@@ -279,6 +280,25 @@ for (const side of sides) {
       await quietly();
       assert.deepEqual(second.ids(), [e3]);
       assert.deepEqual(first.ids(), [e1, e2]);
+    });
+
+    test("one subject's events are handled in order; another subject's do not wait for them", { skip: side.name !== 'redis' && 'Redis lanes' }, async (t) => {
+      const [busy, held] = [gate(), gate()];
+      t.after(busy.open);
+      t.after(held.open);
+      const { a } = side.make(t);
+      const seen = recorder<'message.created'>((e) => (e.payload.conversationId === 'c9' ? busy.opened : e.payload.conversationId === 'c1' ? held.opened : undefined));
+      await a.subscribe('g', ['message.created'], seen.handler);
+      // A busy first event, so the next read takes the other three together.
+      const blocker = await a.publish('message.created', created(9));
+      await eventually(() => assert.deepEqual(seen.ids(), [blocker]));
+      const slow = await a.publish('message.created', created(1));
+      const after = await a.publish('message.created', created(1));
+      const other = await a.publish('message.created', created(2));
+      busy.open();
+      await eventually(() => assert.deepEqual(seen.ids(), [blocker, slow, other]), 5_000);
+      held.open();
+      await eventually(() => assert.deepEqual(seen.ids(), [blocker, slow, other, after]));
     });
 
     test('a handler that fails while its subscription closes leaves the event to another consumer', async (t) => {
