@@ -112,7 +112,9 @@ for (const backend of backends()) {
         assert.equal(row.costMicros ?? 0, 0);
       });
     });
-    test('…and the held email goes when quiet hours end', async () => {
+    // Waiting for the end (up to a minute) once is enough: the release is the queue's delayed job, tested on both queues of its own.
+    const once = backend === backends().at(-1);
+    test('…and the held email goes when quiet hours end', { skip: !once && 'checked on the last backend only' }, async () => {
       const { u, held } = quiet;
       const until = Date.parse(held.channels.email.heldUntil);
       await eventually(async () => assert.equal((await get(u, held.id)).channels.email.status, 'sent'), 70_000);
