@@ -3,7 +3,7 @@ import type { Mailer } from '../../platform/mail/mailer.ts';
 import type { JobContext, JobQueue } from '../../platform/queue/queue.ts';
 import type { NotificationCategory } from '../module.ts';
 import type { Usage } from '../usage/index.ts';
-import type { UsersService } from '../users/index.ts';
+import type { Preferences, UsersService } from '../users/index.ts';
 import { RetryLater, Undeliverable, type ChannelAdapter } from './channels/channel.ts';
 import { renderDigest } from './email.ts';
 import type { NotificationsRepository } from './repository.ts';
@@ -33,7 +33,8 @@ export function createDeliveries(deps: {
   adapters: Map<OutboundChannel, ChannelAdapter>;
   categories: Map<string, NotificationCategory>;
   unsubscribeUrl(userId: string, category: string, channel?: OutboundChannel): string;
-  enabled(userId: string, c: NotificationCategory): Promise<Record<Channel, boolean>>;
+  /** Per channel, whether the user has this category on there, and the preferences that said so. */
+  enabled(userId: string, c: NotificationCategory): Promise<{ on: Record<Channel, boolean>; prefs: Preferences }>;
 }) {
   const { repo } = deps;
 
@@ -42,9 +43,10 @@ export function createDeliveries(deps: {
     deps.usage.recorder.record({ userId: n.userId, source: 'notification', provider: channel, model: n.category, latencyMs, status, costMicros: 0 });
   }
 
-  async function recipientOf(userId: string) {
-    const [user, prefs] = await Promise.all([deps.users.require(userId), deps.users.preferences(userId)]);
-    return { id: user.id, email: user.email, name: user.name, locale: prefs.locale, timezone: prefs.timezone };
+  /** The recipient as channels see them, with their preferences (read here unless the caller has them already). */
+  async function recipientOf(userId: string, known?: Preferences) {
+    const [user, prefs] = await Promise.all([deps.users.require(userId), known ?? deps.users.preferences(userId)]);
+    return { recipient: { id: user.id, email: user.email, name: user.name, locale: prefs.locale, timezone: prefs.timezone }, prefs };
   }
 
   return {
@@ -65,7 +67,8 @@ export function createDeliveries(deps: {
       }
       const category = deps.categories.get(n.category);
       // Turned off, or no longer reachable, between queueing and sending: honoured.
-      if (category && !(await deps.enabled(n.userId, category))[channel]) {
+      const choice = category && (await deps.enabled(n.userId, category));
+      if (choice && !choice.on[channel]) {
         await repo.setDelivery(deliveryId, { status: 'suppressed', reason: 'preference' });
         return { skipped: 'preference' };
       }
@@ -79,7 +82,7 @@ export function createDeliveries(deps: {
       await repo.setDelivery(deliveryId, { status: 'queued', reason: delivery.reason === 'quiet_hours' ? null : delivery.reason, attempts: attempt });
       const started = Date.now();
       try {
-        const done = await adapter.deliver({ deliveryId, notification: n, category, recipient: await recipientOf(n.userId), unsubscribeUrl: deps.unsubscribeUrl(n.userId, n.category, channel), attempt, signal: ctx.signal });
+        const done = await adapter.deliver({ deliveryId, notification: n, category, recipient: (await recipientOf(n.userId, choice ? choice.prefs : undefined)).recipient, unsubscribeUrl: deps.unsubscribeUrl(n.userId, n.category, channel), attempt, signal: ctx.signal });
         await repo.setDelivery(deliveryId, { status: done.status, reason: null, externalId: done.externalId ?? null });
         meter(n, channel, 'ok', Date.now() - started);
         return { status: done.status };
@@ -125,7 +128,7 @@ export function createDeliveries(deps: {
     async deliverDigest({ userId, deliveryIds }: { userId: string; deliveryIds: string[] }, ctx: JobContext) {
       const items = await repo.digestItems(deliveryIds);
       if (!items.length) return { skipped: 'nothing held' };
-      const [recipient, prefs] = await Promise.all([recipientOf(userId), deps.users.preferences(userId)]);
+      const { recipient, prefs } = await recipientOf(userId);
       const url = deps.unsubscribeUrl(userId, '*');
       const mail = renderDigest(items.map((i) => i.notification), { period: prefs.notifications.digest === 'weekly' ? 'weekly' : 'daily', unsubscribeUrl: url });
       const started = Date.now();

@@ -131,7 +131,7 @@ export function createNotifications(deps: {
     return rows.map((r) => toView(r, deliveries));
   }
 
-  const deliveries = createDeliveries({ ...deps, repo, adapters, categories, unsubscribeUrl, enabled: async (userId, c) => (await enabled(userId, c)).on });
+  const deliveries = createDeliveries({ ...deps, repo, adapters, categories, unsubscribeUrl, enabled });
 
   return {
     categories: () => [...categories.values()],
