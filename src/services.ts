@@ -1,6 +1,7 @@
 import type { Deps } from './deps.ts';
 import { MODULES } from './modules/index.ts';
 import { pickServices, type Module, type ServiceContext, type ServiceMap, type Topics } from './modules/module.ts';
+import type { ToolSource } from './modules/tools/tool.ts';
 
 export type Services = ServiceMap;
 
@@ -10,6 +11,11 @@ export const usable = (m: Module, services: Partial<ServiceMap>) => pickServices
 const footprints = MODULES.flatMap((m) => m.footprint ?? []);
 const notificationCategories = MODULES.flatMap((m) => m.notifications ?? []);
 const topicsOver = (services: Partial<ServiceMap>) => (): Topics[] => MODULES.flatMap((m) => (m.topics ? [m.topics(usable(m, services))] : []));
+/** Built on first use (every service exists by then) and kept: sources list per caller themselves. */
+const toolSourcesOver = (services: Partial<ServiceMap>) => {
+  let sources: ToolSource[] | undefined;
+  return () => (sources ??= MODULES.flatMap((m) => (m.tools ? [m.tools(usable(m, services))] : [])));
+};
 
 /**
  * Every module's services, built once over the deps, in MODULES order. Each
@@ -18,9 +24,10 @@ const topicsOver = (services: Partial<ServiceMap>) => (): Topics[] => MODULES.fl
  */
 export function createServices(deps: Deps): Services {
   const all: Partial<ServiceMap> = {};
+  const toolSources = toolSourcesOver(all);
   for (const m of MODULES) {
     if (!m.services) continue;
-    const provided = m.services({ deps, config: deps.config, services: pickServices(all, m.needs ?? []), footprints, topics: topicsOver(all), notificationCategories });
+    const provided = m.services({ deps, config: deps.config, services: pickServices(all, m.needs ?? []), footprints, topics: topicsOver(all), notificationCategories, toolSources });
     for (const name of m.provides ?? []) {
       if (!(name in provided)) throw new Error(`module "${m.name}" declares service "${name}" but does not provide it`);
     }
@@ -31,7 +38,7 @@ export function createServices(deps: Deps): Services {
 
 /** What a module's routes, schedules and hooks get: its own and its named services, over the deps. */
 export function moduleContext(deps: Deps, services: Services, m: Module): ServiceContext<any> {
-  return { deps, config: deps.config, services: usable(m, services), footprints, topics: topicsOver(services), notificationCategories };
+  return { deps, config: deps.config, services: usable(m, services), footprints, topics: topicsOver(services), notificationCategories, toolSources: toolSourcesOver(services) };
 }
 
 /** Awaited before serving: what each module must load first (signing keys), and every cache's broadcast subscription. */

@@ -15,6 +15,7 @@ import { notificationsModule } from './notifications/index.ts';
 import { projectsModule } from './projects/index.ts';
 import { realtimeModule } from './realtime/index.ts';
 import { sandboxModule } from './sandbox/index.ts';
+import { toolsModule } from './tools/index.ts';
 import { usageModule } from './usage/index.ts';
 import { usersModule } from './users/index.ts';
 import { webhooksModule } from './webhooks/index.ts';
@@ -33,6 +34,7 @@ export const MODULES: readonly Module[] = [
   authModule,
   limitsModule,
   projectsModule,
+  toolsModule,
   usageModule,
   filesModule,
   aiModule,

@@ -10,6 +10,7 @@ import type { JobHandler, ProcessOptions } from '../platform/queue/queue.ts';
 import type { ScheduleDefinition } from '../platform/scheduler/scheduler.ts';
 import type { Principal } from './auth/index.ts';
 import type { FootprintSource } from './usage/index.ts';
+import type { ToolSource } from './tools/tool.ts';
 
 /**
  * Every service a module provides, by name. Each module adds its own in its
@@ -54,6 +55,8 @@ export interface ServiceContext<Needs extends ServiceName> {
   topics(): Topics[];
   /** Every module's notification categories (see Module.notifications). */
   notificationCategories: NotificationCategory[];
+  /** Every module's tools (see Module.tools); read when a turn lists its tools, once all services exist. */
+  toolSources(): ToolSource[];
 }
 
 /** What route registration gets: the services the module named or provides, the guards and the config; no adapters. */
@@ -152,6 +155,8 @@ export interface Module<Needs extends ServiceName = any, Provides extends Servic
   footprint?: FootprintSource[];
   /** The notification categories this module's events turn into (sent by the notifications module). */
   notifications?: NotificationCategory[];
+  /** Tools the model may call in chat when a project enables them (see tools/tool.ts). */
+  tools?(services: Pick<ServiceMap, Needs | Provides | Uses>): ToolSource;
 }
 
 export interface EmailTemplate {

@@ -1,0 +1,123 @@
+import { Ajv, type ValidateFunction } from 'ajv';
+import type { Logger } from '../../platform/observability/logger.ts';
+import { ToolError, type Tool, type ToolRunContext, type ToolScope, type ToolSource } from './tool.ts';
+
+export interface ToolboxSettings {
+  /** Default time a call may take. */
+  timeoutMs: number;
+  /** Longest result text the model is given (and stored); longer ones are cut with a note. */
+  maxResultChars: number;
+}
+
+/** How one call ended: what the model is given (`content`) and what is stored and streamed. */
+export interface ToolOutcome {
+  ok: boolean;
+  /** The result as JSON (a string result as is), cut to the deployment's size. */
+  content: string;
+  error?: { code: string; message: string };
+  durationMs: number;
+}
+
+const ajv = new Ajv({ strict: false, allErrors: true });
+const validators = new WeakMap<Tool, ValidateFunction | Error>();
+
+function validatorOf(tool: Tool): ValidateFunction | Error {
+  let v = validators.get(tool);
+  if (!v) {
+    try {
+      v = ajv.compile(tool.parameters);
+    } catch (err) {
+      v = err instanceof Error ? err : new Error(String(err));
+    }
+    validators.set(tool, v);
+  }
+  return v;
+}
+
+const failed = (code: string, message: string, startedAt: number): ToolOutcome => ({ ok: false, content: JSON.stringify({ error: message }), error: { code, message }, durationMs: Date.now() - startedAt });
+
+/**
+ * The tools of every module, offered per turn and run with the loop's rules:
+ * arguments parsed and checked against the tool's schema, a time limit, a
+ * cap on the result; every failure becomes an error the model reads, never a
+ * thrown one.
+ */
+export function createToolbox(d: { sources: () => ToolSource[]; settings: ToolboxSettings; logger: Logger }) {
+  return {
+    /** The tools offered in this scope: those the project names (`enabled`) and those their source offers by itself; the first of a name wins. */
+    async offered(scope: ToolScope, enabled: readonly string[]): Promise<Tool[]> {
+      const wanted = new Set(enabled);
+      const byName = new Map<string, Tool>();
+      const lists = await Promise.all(
+        d.sources().map(async (source) => {
+          try {
+            return { source, tools: await source.list(scope) };
+          } catch (err) {
+            // One source down (an MCP server gone) must not take the others with it.
+            d.logger.warn({ err }, 'a tool source could not list its tools');
+            return { source, tools: [] };
+          }
+        }),
+      );
+      for (const { source, tools } of lists) {
+        for (const t of tools) if ((source.offersAll || wanted.has(t.name)) && !byName.has(t.name)) byName.set(t.name, t);
+      }
+      return [...byName.values()];
+    },
+
+    /** Every tool the sources list for this scope, offered or not (for listing what a project may enable). */
+    async all(scope: ToolScope): Promise<Tool[]> {
+      const lists = await Promise.all(d.sources().map(async (s) => (await Promise.resolve(s.list(scope)).catch(() => [])) as Tool[]));
+      const byName = new Map<string, Tool>();
+      for (const t of lists.flat()) if (!byName.has(t.name)) byName.set(t.name, t);
+      return [...byName.values()];
+    },
+
+    /** Parses `argumentsText` and checks it: the arguments, or the outcome telling the model what is wrong. */
+    parse(tool: Tool | undefined, name: string, argumentsText: string): { args: Record<string, unknown> } | { outcome: ToolOutcome } {
+      const now = Date.now();
+      if (!tool) return { outcome: failed('unknown_tool', `There is no tool named "${name}"`, now) };
+      let args: unknown;
+      try {
+        args = argumentsText.trim() ? JSON.parse(argumentsText) : {};
+      } catch {
+        return { outcome: failed('invalid_arguments', `The arguments are not valid JSON: ${argumentsText.slice(0, 200)}`, now) };
+      }
+      if (typeof args !== 'object' || args === null || Array.isArray(args)) return { outcome: failed('invalid_arguments', 'The arguments must be a JSON object', now) };
+      const validate = validatorOf(tool);
+      if (validate instanceof Error) return { outcome: failed('tool_unavailable', `The tool "${name}" has an invalid schema`, now) };
+      if (!validate(args)) {
+        const why = (validate.errors ?? []).map((e) => `${e.instancePath || '(arguments)'} ${e.message ?? 'is invalid'}`).join('; ');
+        return { outcome: failed('invalid_arguments', `The arguments do not match the tool's schema: ${why}`, now) };
+      }
+      return { args: args as Record<string, unknown> };
+    },
+
+    /** Runs one call within its time limit; aborted with the turn. Never throws. */
+    async run(tool: Tool, args: Record<string, unknown>, ctx: Omit<ToolRunContext, 'signal'> & { signal: AbortSignal }): Promise<ToolOutcome> {
+      const startedAt = Date.now();
+      const timeoutMs = tool.timeoutMs ?? d.settings.timeoutMs;
+      const timeout = AbortSignal.timeout(timeoutMs);
+      const signal = AbortSignal.any([ctx.signal, timeout]);
+      try {
+        const result = await new Promise<unknown>((resolve, reject) => {
+          const abort = () => reject(signal.reason);
+          if (signal.aborted) return abort();
+          signal.addEventListener('abort', abort, { once: true });
+          tool.run(args, { ...ctx, signal }).then(resolve, reject).finally(() => signal.removeEventListener('abort', abort));
+        });
+        const text = typeof result === 'string' ? result : (JSON.stringify(result) ?? 'null');
+        const content = text.length > d.settings.maxResultChars ? `${text.slice(0, d.settings.maxResultChars)}\n[result cut: ${text.length} characters, the first ${d.settings.maxResultChars} shown]` : text;
+        return { ok: true, content, durationMs: Date.now() - startedAt };
+      } catch (err) {
+        if (ctx.signal.aborted) return failed('cancelled', 'The turn was stopped while the tool ran', startedAt);
+        if (timeout.aborted) return failed('tool_timeout', `The tool did not answer within ${timeoutMs} ms`, startedAt);
+        if (err instanceof ToolError) return failed(err.code, err.message, startedAt);
+        d.logger.warn({ err, tool: tool.name }, 'a tool failed');
+        return failed('tool_failed', `The tool "${tool.name}" failed`, startedAt);
+      }
+    },
+  };
+}
+
+export type Toolbox = ReturnType<typeof createToolbox>;
