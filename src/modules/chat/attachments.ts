@@ -3,7 +3,7 @@ import { DEFAULT_CONTEXT_WINDOW, truncateTokens } from '../ai/index.ts';
 import type { ChatMessage, ChatPart, ModelInfo } from '../ai/index.ts';
 import type { Files } from '../files/index.ts';
 import type { MessageRow } from './messages.ts';
-import type { ContentInput, ContentPart, FilePart } from './schema.ts';
+import type { ContentInput, FilePart, UserPart } from './schema.ts';
 
 /** Largest image sent to a model: Anthropic's limit per image (OpenAI takes 20 MB); bigger ones are refused when attached. */
 export const IMAGE_MAX_BYTES = 5 * 1024 * 1024;
@@ -75,13 +75,21 @@ export function createAttachments(d: AttachmentsDeps) {
 
   /** A message for the model: its text and files in order; images as parts, everything else as text. */
   async function render(userId: string, m: Turn, model: ModelInfo, fileBudget: number): Promise<ChatMessage | undefined> {
+    if (m.role === 'tool') {
+      const r = m.content.find((p) => p.type === 'tool_result');
+      // A call still waiting for the user is answered once they decide; until then the model is told so.
+      return r && { role: 'tool', toolCallId: r.callId, content: r.result ?? JSON.stringify({ error: r.error?.message ?? 'The call has not run yet' }) };
+    }
     if (m.role !== 'user' && m.role !== 'assistant') return undefined;
+    const calls = m.content.flatMap((p) => (p.type === 'tool_call' ? [{ id: p.id, name: p.name, arguments: p.arguments }] : []));
+    if (calls.length) return { role: 'assistant', content: m.text, toolCalls: calls };
     const files = m.content.filter((p): p is FilePart => p.type === 'file');
     if (!files.length) return m.text ? { role: m.role, content: m.text } : undefined;
     // The message's text files share its room evenly.
     const perFile = Math.floor(fileBudget / Math.max(1, files.filter((f) => !f.deleted && readable(f.mimeType)).length));
     const parts: ChatPart[] = [];
     for (const p of m.content) {
+      if (p.type !== 'text' && p.type !== 'file') continue;
       for (const piece of p.type === 'text' ? [p] : await fileParts(userId, p, model, perFile)) {
         const last = parts.at(-1);
         // Adjacent text becomes one part: one block of text per run, as a user would have typed it.
@@ -98,9 +106,9 @@ export function createAttachments(d: AttachmentsDeps) {
      * The content to store for what the client sent: file ids become file parts
      * (name, type, size). Throws before anything is written.
      */
-    async resolve(userId: string, content: string | ContentInput[]): Promise<string | ContentPart[]> {
+    async resolve(userId: string, content: string | ContentInput[]): Promise<string | UserPart[]> {
       if (typeof content === 'string') return content;
-      const parts: ContentPart[] = [];
+      const parts: UserPart[] = [];
       for (const p of content) parts.push(p.type === 'text' ? p : await describe(userId, p.fileId));
       return parts;
     },

@@ -91,6 +91,22 @@ export const contentPart = z
       size: z.number().int(),
       deleted: z.boolean().optional().describe('true once the file was deleted: its name is kept, its contents are gone (the model is told so)'),
     }),
+    z.object({
+      type: z.literal('tool_call'),
+      id: z.string().describe("The call's id, as the model gave it"),
+      name: z.string(),
+      arguments: z.string().describe('JSON text, as the model wrote it'),
+    }),
+    z.object({
+      type: z.literal('tool_result'),
+      callId: z.string(),
+      name: z.string(),
+      arguments: z.string(),
+      status: z.enum(['ok', 'error', 'pending_approval', 'approved', 'denied', 'cancelled']).describe('`pending_approval` until the user decides; `approved` while it runs after that'),
+      result: z.string().nullable().describe('What the model was given back'),
+      error: z.object({ code: z.string(), message: z.string() }).nullable(),
+      durationMs: z.number().int().nullable(),
+    }),
   ])
   .meta({ id: 'ContentPart' });
 

@@ -29,6 +29,10 @@ export const streamQuery = z.object({
     .describe('The first event to send (its `id`); takes precedence over Last-Event-ID, which resumes after the event it names'),
 });
 
+export const toolCallParams = z.object({ id: z.uuid(), messageId: z.uuid(), callId: z.string().min(1).max(200).describe("The call's id, from `tool.call`") });
+
+export const approvalBody = z.object({ approve: z.boolean().describe('true to run the call, false to tell the model it was denied') }).strict();
+
 export const streamHeaders = z.looseObject({
   'last-event-id': z.string().max(20).optional().describe('The `id` of the last event received (EventSource sends it when reconnecting): the stream resumes after it'),
 });
@@ -38,6 +42,9 @@ export const EVENT_STREAM_DESCRIPTION = [
   'A `text/event-stream` of the generation, each event with `id:` = its offset (reconnect with `Last-Event-ID` or `?offset=`):',
   '- `message.created` `{conversationId, userMessageId, assistantMessageId}`',
   '- `delta` `{text}`: the next piece of the answer',
+  '- `tool.call` `{id, name, arguments, needsApproval}`: the model called a tool (with tools, after each step\'s deltas)',
+  '- `tool.result` `{id, name, status, result, error, durationMs}`: what the call gave back to the model (`ok`, `error`, `denied`, `cancelled`)',
+  '- `tool.approval_required` `{messageId, calls}`: the answer waits until each of these calls is approved or denied; the stream stays open and goes on after',
   '- `message.completed` `{message}`: the stored answer with usage (tokens, cost, provider and model that answered, failed attempts); also when cancelled (`status: cancelled`)',
   '- `error` `{code, message, messageId}`: the answer failed (`stream_timeout`, `stream_interrupted`, `all_providers_failed`, …); its partial text is kept on the message',
   'The stream ends after `message.completed` or `error`.',

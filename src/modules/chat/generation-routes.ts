@@ -7,7 +7,7 @@ import { openEventStream, resumeOffset, wantsEventStream } from '../../http/sse.
 import type { App } from '../../http/types.ts';
 import type { RouteContext } from '../module.ts';
 import { conversationParams, messageParams, messageSchema } from './contracts.ts';
-import { eventStream, postMessageBody, regenerateBody, streamHeaders, streamQuery } from './generation-contracts.ts';
+import { approvalBody, eventStream, postMessageBody, regenerateBody, streamHeaders, streamQuery, toolCallParams } from './generation-contracts.ts';
 import { toFrame } from './generation-events.ts';
 import { toPublicMessage, type MessageView } from './messages.ts';
 
@@ -16,6 +16,10 @@ const tags = ['messages'];
 const answers = {
   200: eventStream,
   201: { description: 'The finished answer (without `Accept: text/event-stream`)', content: { 'application/json': { schema: messageSchema } } },
+  202: {
+    description: 'The answer paused: a tool call waits for approval (without `Accept: text/event-stream`). Still `streaming`, finishReason `awaiting_approval`; the pending calls are `tool` messages in its branch',
+    content: { 'application/json': { schema: messageSchema } },
+  },
 };
 const ANSWER_DESCRIPTION =
   'With `Accept: text/event-stream` the answer streams as it is generated (see the 200 response); otherwise the request waits and returns the finished assistant message (201). ' +
@@ -63,6 +67,8 @@ export function generationRoutes(app: App, { services, guards, idempotency }: Ro
       throw new AppError(502, 'outcome_unknown', 'The answer failed', 'The answer ended without an outcome; read the message again later or regenerate it', { extra: { messageId } });
     }
     if (outcome.type === 'error') throw new AppError(502, outcome.code, 'The answer failed', outcome.message, { extra: { messageId: outcome.messageId } });
+    // Paused for approvals: the answer as it stands (its pending calls are in the branch); the decisions carry it on.
+    if (outcome.type === 'tool.approval_required') return reply.status(202).send(toPublicMessage(await generation.assistantOf(principal(request).userId, conversationId, messageId)));
     return reply.status(201).send(outcome.message);
   }
 
@@ -127,6 +133,24 @@ export function generationRoutes(app: App, { services, guards, idempotency }: Ro
       const message = await generation.assistantOf(principal(request).userId, request.params.id, request.params.messageId);
       generation.assertFollowable();
       return stream(request, reply, message, resumeOffset(request, request.query.offset));
+    },
+  });
+
+  app.post('/conversations/:id/messages/:messageId/tool-calls/:callId/approval', {
+    schema: {
+      tags,
+      summary: 'Approve or deny a tool call',
+      description:
+        'Decides on a call that waits for approval (`tool.approval_required`). Once every waiting call of the step is decided, the answer goes on: ' +
+        'approved calls run, denied ones are reported to the model as denied, and the events follow on the same stream. Returns the answer as it stands.',
+      params: toolCallParams,
+      body: approvalBody,
+      response: { 200: messageSchema, ...problems },
+    },
+    onRequest,
+    handler: async (request) => {
+      const { id, messageId, callId } = request.params;
+      return toPublicMessage(await generation.decide(principal(request).userId, id, messageId, callId, request.body.approve, principal(request)));
     },
   });
 

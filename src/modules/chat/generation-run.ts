@@ -1,8 +1,11 @@
-import { AppError, UpstreamFailed } from '../../errors.ts';
+import { AppError, Conflict, UpstreamFailed } from '../../errors.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { StreamBuffer } from '../../platform/streams/stream-buffer.ts';
 import type { Announce } from '../../platform/bus/bus.ts';
-import type { Ai, ChatRequest } from '../ai/index.ts';
+import type { Ai, ChatEvent, ChatMessage, ChatRequest, ToolCall, ToolDefinition } from '../ai/index.ts';
+import type { Tool, ToolOutcome, Toolbox, ToolRunContext } from '../tools/index.ts';
+import type { AssistantResult } from './messages.ts';
+import type { ToolCallStatus, ToolResultPart } from './schema.ts';
 import { outcomeOf, type GenerationEvent, type Outcome } from './generation-events.ts';
 import { toPublicMessage, type Messages } from './messages.ts';
 import type { FailedAttempt } from '../ai/index.ts';
@@ -22,15 +25,34 @@ export interface RunJob {
   userId: string;
   conversationId: string;
   assistantId: string;
-  /** The stream's first event, written before launchRun returns so readers find the stream at once. */
-  created: GenerationEvent;
+  /** The stream's first event, written before launchRun returns so readers find the stream at once (absent when a paused turn resumes). */
+  created?: GenerationEvent;
   /** Written right after `created`, when there are any. */
   citations?: Extract<GenerationEvent, { type: 'citations' }>;
   request: Omit<ChatRequest, 'signal'>;
+  /** The tools the model may call this turn, and how (absent: a plain answer). */
+  tools?: ToolLoop;
   /** After a successful answer has been stored and streamed (title generation and the answer-ready notice hang off this). */
   onComplete?: (text: string) => void;
   /** Signals for this answer other than cancel (a follower on another instance starting or stopping). */
   onSignal?: (message: string) => void;
+}
+
+/** How a turn uses tools: what is offered, what waits for approval, how many steps it may take. */
+export interface ToolLoop {
+  toolbox: Pick<Toolbox, 'parse' | 'run'>;
+  offered: Tool[];
+  /** The offered tools as the model is told of them. */
+  definitions: ToolDefinition[];
+  /** The project's tools whose calls wait for approval (besides those that always do). */
+  approvals: ReadonlySet<string>;
+  /** Model calls the turn may make in all. */
+  maxSteps: number;
+  /** Model calls it made before (a turn resumed after approvals). */
+  stepsTaken: number;
+  context: Omit<ToolRunContext, 'signal'>;
+  /** On resume: the last step's decided calls (`approved`, `denied`), by their tool message's id, run or answered first. */
+  decided?: Array<{ id: string; part: ToolResultPart }>;
 }
 
 export type StopReason = 'cancelled' | 'timeout' | 'shutdown';
@@ -60,7 +82,7 @@ export async function launchRun(d: RunDeps, job: RunJob): Promise<Run> {
   };
   const unlisten = await d.streams.onSignal(job.assistantId, (m) => (m === CANCEL_SIGNAL ? stop('cancelled') : job.onSignal?.(m)));
   try {
-    await d.streams.append(job.assistantId, job.created);
+    if (job.created) await d.streams.append(job.assistantId, job.created);
     if (job.citations) await d.streams.append(job.assistantId, job.citations);
   } catch (err) {
     await unlisten();
@@ -79,40 +101,72 @@ async function execute(d: RunDeps, job: RunJob, signal: AbortSignal, stopped: ()
   const log = d.logger.child({ messageId: id, conversationId: job.conversationId });
   const append = (event: GenerationEvent) => d.streams.append(id, event);
   const startedAt = Date.now();
-  const attempts: FailedAttempt[] = [];
+  const loop = job.tools;
+  let attempts: FailedAttempt[] = [];
   let text = '';
+  let started = false;
   let current: { provider: string; model: string } | undefined;
   let outcome: Outcome | undefined;
-  let finished = false;
   try {
-    for await (const e of d.ai.streamChat({ ...job.request, signal })) {
-      if (e.type === 'attempt') current = { provider: e.provider, model: e.model };
-      else if (e.type === 'attempt_failed') attempts.push(e.attempt);
-      else if (e.type === 'delta') {
-        // PostgreSQL text cannot hold U+0000: a model that emits one must not make its answer unstorable.
-        const piece = e.text.replaceAll('\0', '');
-        if (!piece) continue;
-        if (!text) announceStarted(d, job, current);
-        text += piece;
-        await append({ type: 'delta', text: piece });
-      } else if (e.type === 'finish') {
-        finished = true;
-        await d.messages.completeAssistant(id, {
-          text,
-          provider: e.provider,
-          model: e.model,
-          tokensIn: e.usage.inputTokens,
-          tokensOut: e.usage.outputTokens,
-          cachedTokens: e.usage.cachedTokens ?? null,
-          costMicros: e.costMicros,
-          latencyMs: Date.now() - startedAt,
-          ttftMs: e.ttftMs,
-          finishReason: e.finishReason,
-          attempts,
-        });
+    let history = job.request.messages;
+    let admitted = job.request.admitted;
+    if (loop?.decided?.length) history = await runDecided(d, job, loop, history, signal);
+    for (let step = (loop?.stepsTaken ?? 0) + 1; ; step++) {
+      // Each step is one metered model call; only the first draws on the reservation made before the turn was stored.
+      const stepStartedAt = Date.now();
+      const calls: ToolCall[] = [];
+      let finish: Extract<ChatEvent, { type: 'finish' }> | undefined;
+      text = '';
+      attempts = [];
+      for await (const e of d.ai.streamChat({ ...job.request, messages: history, admitted, tools: loop?.definitions, signal })) {
+        if (e.type === 'attempt') current = { provider: e.provider, model: e.model };
+        else if (e.type === 'attempt_failed') attempts.push(e.attempt);
+        else if (e.type === 'tool_call') calls.push(e.call);
+        else if (e.type === 'delta') {
+          // PostgreSQL text cannot hold U+0000: a model that emits one must not make its answer unstorable.
+          const piece = e.text.replaceAll('\0', '');
+          if (!piece) continue;
+          if (!started) announceStarted(d, job, current);
+          started = true;
+          text += piece;
+          await append({ type: 'delta', text: piece });
+        } else if (e.type === 'finish') finish = e;
+      }
+      admitted = undefined;
+      if (!finish) throw UpstreamFailed('The provider stream ended without finishing', 'stream_interrupted');
+      const metrics = {
+        provider: finish.provider,
+        model: finish.model,
+        tokensIn: finish.usage.inputTokens,
+        tokensOut: finish.usage.outputTokens,
+        cachedTokens: finish.usage.cachedTokens ?? null,
+        costMicros: finish.costMicros,
+        latencyMs: Date.now() - stepStartedAt,
+        ttftMs: finish.ttftMs,
+        finishReason: finish.finishReason,
+        attempts,
+      };
+      if (!calls.length || !loop) {
+        await d.messages.completeAssistant(id, { ...metrics, text, latencyMs: Date.now() - startedAt });
+        break;
+      }
+      if (step >= loop.maxSteps) {
+        // The model still wants tools: the turn ends here with what it said, its calls unanswered.
+        await d.messages.completeAssistant(id, { ...metrics, text, latencyMs: Date.now() - startedAt, finishReason: 'max_steps' });
+        break;
+      }
+      const ran = await runStep(d, job, loop, { text, calls, metrics }, signal);
+      history = [...history, { role: 'assistant', content: text, toolCalls: calls }, ...ran.answered];
+      text = '';
+      if (signal.aborted) throw signal.reason;
+      if (ran.pending.length) {
+        if (!(await d.messages.setAwaiting(id, true))) throw Conflict('The message is no longer streaming', 'message_not_streaming');
+        await append({ type: 'tool.approval_required', messageId: id, calls: ran.pending });
+        d.announce('message.tool.approval_required', { userId: job.userId, conversationId: job.conversationId, messageId: id, calls: ran.pending });
+        // The stream stays open: whoever approves the last call carries the turn on (generation.decide), on any instance.
+        return;
       }
     }
-    if (!finished) throw UpstreamFailed('The provider stream ended without finishing', 'stream_interrupted');
   } catch (err) {
     const reason = stopped();
     try {
@@ -138,6 +192,82 @@ async function execute(d: RunDeps, job: RunJob, signal: AbortSignal, stopped: ()
   }
   await d.streams.end(id).catch((err) => log.error({ err }, 'could not end a generation stream'));
   if (outcome?.type === 'message.completed' && outcome.message.status === 'complete') job.onComplete?.(text);
+}
+
+const statusOf = (o: ToolOutcome): ToolCallStatus => (o.ok ? 'ok' : o.error?.code === 'cancelled' ? 'cancelled' : 'error');
+
+const resultPart = (call: ToolCall, o: ToolOutcome): ToolResultPart => ({
+  type: 'tool_result',
+  callId: call.id,
+  name: call.name,
+  arguments: call.arguments,
+  status: statusOf(o),
+  result: o.content,
+  error: o.error ?? null,
+  durationMs: o.durationMs,
+});
+
+const resultEvent = (p: ToolResultPart): GenerationEvent => ({ type: 'tool.result', id: p.callId, name: p.name, status: p.status, result: p.result, error: p.error, durationMs: p.durationMs });
+
+/**
+ * One step's calls: each streamed as `tool.call`, the ones that need no
+ * approval run together, then the step stored (the model's message, a `tool`
+ * message per call). Calls waiting for approval are stored as pending and
+ * returned; the others' results are what the model reads next.
+ */
+async function runStep(d: RunDeps, job: RunJob, loop: ToolLoop, step: { text: string; calls: ToolCall[]; metrics: Omit<AssistantResult, 'text'> }, signal: AbortSignal) {
+  const planned = step.calls.map((call) => {
+    const tool = loop.offered.find((t) => t.name === call.name);
+    const parsed = loop.toolbox.parse(tool, call.name, call.arguments);
+    // A call that cannot run (unknown tool, bad arguments) is answered at once: there is nothing to approve.
+    const needsApproval = !!tool && 'args' in parsed && (!!tool.needsApproval || loop.approvals.has(call.name));
+    return { call, tool, parsed, needsApproval };
+  });
+  for (const p of planned) await d.streams.append(job.assistantId, { type: 'tool.call', id: p.call.id, name: p.call.name, arguments: p.call.arguments, needsApproval: p.needsApproval } satisfies GenerationEvent);
+  const results = await Promise.all(
+    planned.map(async ({ call, tool, parsed, needsApproval }): Promise<ToolResultPart> => {
+      if (needsApproval) return { type: 'tool_result', callId: call.id, name: call.name, arguments: call.arguments, status: 'pending_approval', result: null, error: null, durationMs: null };
+      const outcome = 'outcome' in parsed ? parsed.outcome : await loop.toolbox.run(tool!, parsed.args, { ...loop.context, signal });
+      const part = resultPart(call, outcome);
+      await d.streams.append(job.assistantId, resultEvent(part));
+      return part;
+    }),
+  );
+  await d.messages.appendToolStep(job.conversationId, job.assistantId, {
+    text: step.text,
+    calls: step.calls.map((c) => ({ type: 'tool_call', id: c.id, name: c.name, arguments: c.arguments })),
+    results,
+    metrics: step.metrics,
+  });
+  return {
+    answered: results.filter((r) => r.status !== 'pending_approval').map((r): ChatMessage => ({ role: 'tool', toolCallId: r.callId, content: r.result ?? '' })),
+    pending: results.filter((r) => r.status === 'pending_approval').map((r) => ({ id: r.callId, name: r.name, arguments: r.arguments })),
+  };
+}
+
+/** A turn resumed after approvals: runs the approved calls (together), answers the denied ones, stores both, and gives the model their results. */
+async function runDecided(d: RunDeps, job: RunJob, loop: ToolLoop, history: ChatMessage[], signal: AbortSignal): Promise<ChatMessage[]> {
+  const results = new Map<string, string>();
+  await Promise.all(
+    (loop.decided ?? []).map(async ({ id, part }) => {
+      const call = { id: part.callId, name: part.name, arguments: part.arguments };
+      let outcome: ToolOutcome;
+      if (part.status === 'approved') {
+        const tool = loop.offered.find((t) => t.name === part.name);
+        const parsed = loop.toolbox.parse(tool, part.name, part.arguments);
+        outcome = 'outcome' in parsed ? parsed.outcome : await loop.toolbox.run(tool!, parsed.args, { ...loop.context, signal });
+      } else {
+        const message = 'The user denied this call';
+        outcome = { ok: false, content: JSON.stringify({ error: message }), error: { code: 'denied', message }, durationMs: 0 };
+      }
+      const done = { ...resultPart(call, outcome), ...(part.status === 'denied' ? { status: 'denied' as const } : {}) };
+      await d.messages.setToolResult(id, done);
+      await d.streams.append(job.assistantId, resultEvent(done));
+      results.set(part.callId, done.result ?? '');
+    }),
+  );
+  if (signal.aborted) throw signal.reason;
+  return history.map((m) => (m.role === 'tool' && m.toolCallId && results.has(m.toolCallId) ? { ...m, content: results.get(m.toolCallId)! } : m));
 }
 
 function announceStarted(d: RunDeps, job: RunJob, current: { provider: string; model: string } | undefined) {

@@ -1,4 +1,4 @@
-import { ValidationError } from '../../errors.ts';
+import { AppError, ValidationError } from '../../errors.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import { StreamEnded, type StreamBuffer } from '../../platform/streams/stream-buffer.ts';
 import { buildContext } from '../ai/index.ts';
@@ -15,6 +15,11 @@ import type { Attachments, Turn } from './attachments.ts';
 import { createAttention, type FollowEnd } from './attention.ts';
 import type { ContentInput } from './schema.ts';
 import type { Titles } from './titles.ts';
+import type { Toolbox } from '../tools/index.ts';
+import type { ToolsSettings } from '../tools/settings.ts';
+import { Conflict, NotFound } from '../../errors.ts';
+import { AWAITING_APPROVAL } from './messages-repository.ts';
+import type { ToolLoop } from './generation-run.ts';
 
 export interface GenerationDeps {
   ai: Pick<Ai, 'streamChat' | 'model' | 'admit' | 'chainFor'> & { defaultModel?: string };
@@ -32,6 +37,9 @@ export interface GenerationDeps {
   logger: Logger;
   limits: { maxMessageChars: number; maxStreamSeconds: number };
   announce: RunDeps['announce'];
+  /** The tools a turn offers (the project's and its MCP servers') and how they run. */
+  toolbox: Pick<Toolbox, 'offered' | 'parse' | 'run'>;
+  tools: Pick<ToolsSettings, 'defaultMaxSteps' | 'maxSteps'>;
 }
 
 /** Who asks, beyond the user: for metering and per-role token limits. */
@@ -51,6 +59,9 @@ export interface Started {
   userMessage: MessageRow;
   assistantMessage: MessageRow;
 }
+
+/** A turn waiting for the user's approvals. */
+type Paused = Extract<GenerationEvent, { type: 'tool.approval_required' }>;
 
 /** Reply tokens kept free in the context window when neither the project nor the catalog says otherwise. */
 const DEFAULT_REPLY_BUDGET = 4096;
@@ -135,12 +146,29 @@ export function createGeneration(d: GenerationDeps) {
       meter: { ...meter, source: 'chat' },
     };
     const citations = sources.map(({ text: _text, ...citation }) => citation);
-    return { request, meter, sources, citations, admitted: await d.ai.admit(request) };
+    const tools = await toolsFor(userId, p, caller);
+    return { request, meter, sources, citations, tools, admitted: await d.ai.admit({ ...request, tools: tools?.definitions }) };
   }
 
-  /** The sources for the branch's last question, within a share of the first model's window. */
+  /** What the turn may call: the project's tools and those its (and the user's) MCP servers offer; undefined for none. */
+  async function toolsFor(userId: string, p: Plan, caller: Caller): Promise<Omit<ToolLoop, 'stepsTaken' | 'decided'> | undefined> {
+    const { conversation, settings } = p;
+    const scope = { userId, projectId: conversation.projectId, conversationId: conversation.id, apiKeyId: caller.apiKeyId ?? null };
+    const offered = await d.toolbox.offered(scope, settings?.tools ?? []);
+    if (!offered.length) return undefined;
+    return {
+      toolbox: d.toolbox,
+      offered,
+      definitions: offered.map((t) => ({ name: t.name, description: t.description, parameters: t.parameters })),
+      approvals: new Set(settings?.toolApprovals ?? []),
+      maxSteps: Math.min(settings?.maxToolSteps ?? d.tools.defaultMaxSteps, d.tools.maxSteps),
+      context: { ...scope, limits: { sandboxTimeoutMs: settings?.sandboxTimeoutMs ?? undefined, sandboxMemoryMb: settings?.sandboxMemoryMb ?? undefined } },
+    };
+  }
+
+  /** The sources for the branch's last question (before any tool step after it), within a share of the first model's window. */
   async function sourcesFor(userId: string, p: Plan, branch: Turn[], caller: Caller): Promise<Source[]> {
-    const question = branch.at(-1);
+    const question = branch.findLast((m) => m.role === 'user');
     if (!question || question.role !== 'user' || !question.text) return [];
     const info = d.ai.model(p.chain[0]!)!;
     const window = info.contextWindow ?? 8192;
@@ -171,6 +199,7 @@ export function createGeneration(d: GenerationDeps) {
         created: { type: 'message.created', conversationId: conversation.id, userMessageId: userMessage.id, assistantMessageId: assistant.id },
         citations: prepared.citations.length ? { type: 'citations', citations: prepared.citations } : undefined,
         request: { ...prepared.request, meter: { ...meter, source: 'chat', messageId: assistant.id }, admitted },
+        tools: prepared.tools && { ...prepared.tools, stepsTaken: 0 },
         onComplete: (answer) => {
           if (firstExchange) d.titles.start(conversation.id, chain, questionOf(userMessage), answer, { ...meter, source: 'title' });
           settled(answered);
@@ -243,6 +272,61 @@ export function createGeneration(d: GenerationDeps) {
     else yield { event: { type: 'error', code: 'stream_unavailable', message: 'The answer is still being generated but its stream cannot be read; try again later', messageId: now.id } };
   }
 
+  /** Marks a streaming answer cancelled here (nobody else runs it), streams how it ended and ends its stream. */
+  async function settleHere(userId: string, conversationId: string, messageId: string, partial: string): Promise<MessageView> {
+    await d.messages.cancelAssistant(messageId, partial).catch(() => {});
+    const final = await d.messages.get(userId, conversationId, messageId);
+    await d.streams.append(messageId, outcomeOf(toPublicMessage(final))).catch((err) => {
+      if (!(err instanceof StreamEnded)) throw err;
+    });
+    await d.streams.end(messageId);
+    return final;
+  }
+
+  /**
+   * Carries on a turn that was paused for approvals, on this instance: its
+   * context rebuilt from the stored branch (the question, the steps so far),
+   * a new reservation, the decided calls first. A turn that cannot go on is failed, never left paused.
+   */
+  async function resume(userId: string, answer: MessageView, decided: NonNullable<ToolLoop['decided']>, caller: Caller): Promise<void> {
+    const { conversationId } = answer;
+    let prepared: Prepared | undefined;
+    try {
+      const p = await plan(userId, conversationId, answer.model ?? undefined);
+      const branch = await d.messages.historyFor(conversationId, answer.parentId);
+      prepared = await prepare(userId, p, branch, caller);
+      if (!prepared.tools) throw ValidationError('The tools this answer used are no longer offered', 'tools_unavailable');
+      const lastQuestion = branch.findLastIndex((m) => m.role === 'user');
+      const stepsTaken = branch.slice(lastQuestion + 1).filter((m) => m.role === 'assistant').length;
+      const { meter, admitted } = prepared;
+      attention.watch(answer.id);
+      const run = await launchRun(runDeps, {
+        userId,
+        conversationId,
+        assistantId: answer.id,
+        request: { ...prepared.request, meter: { ...meter, source: 'chat', messageId: answer.id }, admitted },
+        tools: { ...prepared.tools, stepsTaken, decided },
+        onComplete: () => settled({ userId, conversationId, messageId: answer.id }),
+        onSignal: (message) => attention.signal(answer.id, message),
+      });
+      runs.set(answer.id, run);
+      void run.done.finally(() => {
+        runs.delete(answer.id);
+        attention.forget(answer.id);
+        admitted?.release();
+      });
+    } catch (err) {
+      prepared?.admitted?.release();
+      attention.forget(answer.id);
+      const error = err instanceof AppError ? { code: err.code, message: err.message } : { code: 'generation_failed', message: 'The answer could not be resumed' };
+      if (!(err instanceof AppError)) d.logger.error({ err, messageId: answer.id }, 'could not resume an answer after approvals');
+      await d.messages.failAssistant(answer.id, '', error).catch(() => {});
+      const final = await d.messages.get(userId, conversationId, answer.id);
+      await d.streams.append(answer.id, outcomeOf(toPublicMessage(final))).catch(() => {});
+      await d.streams.end(answer.id).catch(() => {});
+    }
+  }
+
   async function assistantOf(userId: string, conversationId: string, messageId: string): Promise<MessageView> {
     const message = await d.messages.get(userId, conversationId, messageId);
     if (message.role !== 'assistant') throw ValidationError('Only assistant messages are generated', 'not_an_answer');
@@ -282,8 +366,9 @@ export function createGeneration(d: GenerationDeps) {
     /** Answers again: a new assistant message beside `messageId` (an answer) or below it (a user message). */
     async regenerate(userId: string, conversationId: string, messageId: string, input: { model?: string } = {}, caller: Caller = {}): Promise<Started> {
       const target = await d.messages.get(userId, conversationId, messageId);
-      const question = target.role === 'assistant' && target.parentId ? await d.messages.get(userId, conversationId, target.parentId) : target;
-      if (question.role !== 'user') throw ValidationError('Regenerate an assistant message or the user message it answers', 'not_regenerable');
+      // An answer (or a step of its tool calls) is answered again from the question above it.
+      const question = target.role === 'user' ? target : (await d.messages.historyFor(conversationId, target.id)).findLast((m) => m.role === 'user');
+      if (!question || target.role === 'system') throw ValidationError('Regenerate an assistant message or the user message it answers', 'not_regenerable');
       const p = await plan(userId, conversationId, input.model);
       d.streams.assertReachable();
       const prepared = await prepare(userId, p, await d.messages.historyFor(conversationId, question.id), caller);
@@ -298,10 +383,15 @@ export function createGeneration(d: GenerationDeps) {
     /** 503 `dependency_unavailable` when the events cannot be read now: before an event stream is opened, so the client gets a status rather than a broken stream. */
     assertFollowable: () => d.streams.assertReachable(),
 
-    /** Follows a generation to its end and returns how it ended. */
-    async outcome(message: MessageView, signal?: AbortSignal): Promise<Outcome | undefined> {
-      let last: Outcome | undefined;
-      for await (const { event } of events(message, 0, signal)) if (isOutcome(event)) last = event;
+    /** Follows a generation to its end, or to a pause for approvals, and returns how it ended (or paused). */
+    async outcome(message: MessageView, signal?: AbortSignal): Promise<Outcome | Paused | undefined> {
+      let last: Outcome | Paused | undefined;
+      for await (const { event } of events(message, 0, signal)) {
+        if (isOutcome(event)) last = event;
+        else if (event.type === 'tool.approval_required') last = event;
+        else if (event.type === 'tool.result') last = undefined;
+        if (last?.type === 'tool.approval_required') break;
+      }
       return last;
     },
 
@@ -312,6 +402,8 @@ export function createGeneration(d: GenerationDeps) {
     async cancel(userId: string, conversationId: string, messageId: string): Promise<MessageView> {
       const message = await assistantOf(userId, conversationId, messageId);
       if (message.status !== 'streaming') return message;
+      // Paused for approvals, nothing runs it: taking it back (as an approval would) settles it here at once.
+      if (message.finishReason === AWAITING_APPROVAL && (await d.messages.setAwaiting(messageId, false))) return settleHere(userId, conversationId, messageId, '');
       await d.streams.signal(messageId, CANCEL_SIGNAL);
       let partial = '';
       for await (const { event } of d.streams.read<GenerationEvent>(messageId, 0, { signal: AbortSignal.timeout(CANCEL_WAIT_MS) })) {
@@ -321,13 +413,30 @@ export function createGeneration(d: GenerationDeps) {
       if (after.status !== 'streaming') return after;
       // Nobody stopped it: the instance running it is gone (or never heard). Settle it here.
       d.logger.warn({ messageId }, 'cancel: no instance answered; marking the generation cancelled');
-      await d.messages.cancelAssistant(messageId, partial).catch(() => {});
-      const final = await d.messages.get(userId, conversationId, messageId);
-      await d.streams.append(messageId, outcomeOf(toPublicMessage(final))).catch((err) => {
-        if (!(err instanceof StreamEnded)) throw err;
-      });
-      await d.streams.end(messageId);
-      return final;
+      return settleHere(userId, conversationId, messageId, partial);
+    },
+
+    /**
+     * The user's decision on a call waiting for approval. Once every call of
+     * the step is decided, the turn goes on here: the approved calls run, the
+     * denied ones are answered as denied, and the model continues, on this
+     * instance whichever one paused it. 404 for another user's message or an
+     * unknown call; 409 when the call was already decided or the answer is not waiting.
+     */
+    async decide(userId: string, conversationId: string, messageId: string, callId: string, approve: boolean, caller: Caller = {}): Promise<MessageView> {
+      const message = await assistantOf(userId, conversationId, messageId);
+      const step = await d.messages.lastToolStep(conversationId, message);
+      const call = step.find((s) => s.part.callId === callId);
+      if (!call) throw NotFound('Tool call', 'tool_call_not_found');
+      if (message.status !== 'streaming' || message.finishReason !== AWAITING_APPROVAL) throw Conflict('This answer is not waiting for approvals', 'not_awaiting_approval');
+      if (call.part.status !== 'pending_approval') throw Conflict(`This call was already ${call.part.status === 'denied' ? 'denied' : 'approved'}`, 'already_decided');
+      const decided = { ...call.part, status: approve ? ('approved' as const) : ('denied' as const) };
+      if (!(await d.messages.setToolResult(call.id, decided, 'pending_approval'))) throw Conflict('This call was already decided', 'already_decided');
+      const now = await d.messages.lastToolStep(conversationId, message);
+      // The last decision carries the turn on; of two at once, the one that claims the answer does.
+      if (now.some((s) => s.part.status === 'pending_approval') || !(await d.messages.setAwaiting(messageId, false))) return d.messages.get(userId, conversationId, messageId);
+      await resume(userId, message, now.filter((s) => s.part.status === 'approved' || s.part.status === 'denied'), caller);
+      return d.messages.get(userId, conversationId, messageId);
     },
 
     /** Stops this instance's generations (marked failed: `server_shutdown`) and waits for them, their notices and titles. */

@@ -28,6 +28,8 @@ declare module '../../platform/bus/events.ts' {
     'message.created': { userId: string; conversationId: string; userMessageId: string; assistantMessageId: string; model: string | null };
     /** The first tokens of an answer arrived from the provider. */
     'message.stream.started': { userId: string; conversationId: string; messageId: string; provider: string | null; model: string | null };
+    /** An answer paused: these tool calls wait for the user to approve or deny them. */
+    'message.tool.approval_required': { userId: string; conversationId: string; messageId: string; calls: Array<{ id: string; name: string; arguments: string }> };
     /** An answer ended: its final status, usage and error, never its text (that is on the message). */
     'message.stream.finished': {
       userId: string;
@@ -71,7 +73,7 @@ export const chatModule = defineModule({
   name: 'chat',
   tables: { conversations, messages, messageFeedback },
   config: { env: chatEnv, read: chatSettings },
-  needs: ['ai', 'projects', 'jobs', 'limits', 'users', 'files', 'grounding'],
+  needs: ['ai', 'projects', 'jobs', 'limits', 'users', 'files', 'grounding', 'toolbox'],
   // The answer-ready notice: sent through notifications, unless realtime says the user has a socket open.
   uses: ['notifications', 'realtime'],
   provides: ['conversations', 'messages', 'search', 'generation', 'titles'],
@@ -93,6 +95,8 @@ export const chatModule = defineModule({
       logger: deps.logger,
       limits: config.chat,
       announce: deps.announce,
+      toolbox: services.toolbox,
+      tools: config.tools,
     });
     return { conversations, messages, search: createSearch(deps.db), generation, titles };
   },
@@ -120,7 +124,12 @@ export const chatModule = defineModule({
       cron: '*/5 * * * *',
       // Well past the longest an answer may run: whoever was generating it is gone.
       handler: async () => {
-        const abandoned = await services.messages.failAbandoned(new Date(Date.now() - (config.chat.maxStreamSeconds + 300) * 1000));
+        const now = Date.now();
+        // A turn paused for approvals waits as long as its stream lives (see deps.ts); one still running, as long as it may run.
+        const abandoned = await services.messages.failAbandoned(
+          new Date(now - (config.chat.maxStreamSeconds + 300) * 1000),
+          new Date(now - (2 * config.chat.maxStreamSeconds + config.chat.streamRetentionSeconds + 300) * 1000),
+        );
         if (abandoned) deps.logger.warn({ abandoned }, 'marked abandoned generations failed');
         return { abandoned };
       },
@@ -142,7 +151,7 @@ export const chatModule = defineModule({
       },
       { name: 'conversations', scope: 'chat' },
     ],
-    events: ['message.created', 'message.stream.started', 'message.stream.finished'],
+    events: ['message.created', 'message.stream.started', 'message.tool.approval_required', 'message.stream.finished'],
     route: (type, payload) => (type.startsWith('message.') ? [`conversation:${String(payload.conversationId)}`, 'conversations'] : []),
   }),
   footprint: chatFootprint,

@@ -1,7 +1,7 @@
 import { and, eq, getTableColumns, lt, sql } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
 import type { Db } from '../../platform/db/database.ts';
-import { messageFeedback, messages } from './schema.ts';
+import { messageFeedback, messages, type ToolResultPart } from './schema.ts';
 
 // search_vector is for search only; everything else reads these columns.
 const { searchVector: _searchVector, ...columns } = getTableColumns(messages);
@@ -9,6 +9,9 @@ const { searchVector: _searchVector, ...columns } = getTableColumns(messages);
 export type MessageRow = Omit<typeof messages.$inferSelect, 'searchVector'>;
 export type FeedbackRow = typeof messageFeedback.$inferSelect;
 export type MessageView = MessageRow & { siblingIds: string[]; feedback: FeedbackRow | null };
+
+/** The finish reason of an answer still streaming but paused until the user decides on its tool calls. */
+export const AWAITING_APPROVAL = 'awaiting_approval';
 
 /** Guards against a corrupt parent chain (a cycle) walking forever. */
 const MAX_DEPTH = 100_000;
@@ -45,13 +48,58 @@ export function createMessagesRepository(db: Db) {
      * Fails answers still "streaming" though started before `before`: their
      * instance died without shutting down (a crash, a kill -9). Returns how many.
      */
-    async failAbandoned(before: Date): Promise<number> {
-      const rows = await db
+    async failAbandoned(before: Date, approvalsBefore: Date): Promise<number> {
+      const interrupted = await db
         .update(messages)
         .set({ status: 'failed', error: { code: 'interrupted', message: 'The server answering this stopped; regenerate to try again' }, completedAt: new Date() })
-        .where(and(eq(messages.status, 'streaming'), lt(messages.createdAt, before)))
+        .where(and(eq(messages.status, 'streaming'), lt(messages.createdAt, before), sql`${messages.finishReason} is distinct from ${AWAITING_APPROVAL}`))
         .returning({ id: messages.id });
-      return rows.length;
+      const expired = await db
+        .update(messages)
+        .set({ status: 'failed', error: { code: 'approval_expired', message: 'No one approved or denied the tool calls in time; regenerate to try again' }, completedAt: new Date() })
+        .where(and(eq(messages.status, 'streaming'), lt(messages.createdAt, approvalsBefore), eq(messages.finishReason, AWAITING_APPROVAL)))
+        .returning({ id: messages.id });
+      return interrupted.length + expired.length;
+    },
+
+    /**
+     * Stores one tool step of the answer `finalId` in a transaction: the model's
+     * message with its calls, then a `tool` message per call, each below the
+     * last, and moves the answer below them; the branch reads user → calls →
+     * results → answer. Undefined when the answer is no longer streaming.
+     */
+    async insertToolStep(conversationId: string, finalId: string, step: { assistant: typeof messages.$inferInsert; tools: Array<typeof messages.$inferInsert> }, tx: Db): Promise<MessageRow[] | undefined> {
+      const [final] = await tx.select(columns).from(messages).where(and(inConversation(conversationId, finalId), eq(messages.status, 'streaming'))).for('update');
+      if (!final) return undefined;
+      const rows: MessageRow[] = [];
+      let parentId = final.parentId;
+      for (const values of [step.assistant, ...step.tools]) {
+        const [row] = await tx.insert(messages).values({ ...values, parentId }).returning(columns);
+        rows.push(row!);
+        parentId = row!.id;
+      }
+      await tx.update(messages).set({ parentId }).where(eq(messages.id, finalId));
+      return rows;
+    },
+
+    /** Replaces a tool message's result (a call run after approval); only while it is still `from` when given. */
+    async setToolResult(id: string, part: ToolResultPart, from?: ToolResultPart['status']): Promise<boolean> {
+      const rows = await db
+        .update(messages)
+        .set({ content: [part], text: part.result ?? '' })
+        .where(and(eq(messages.id, id), eq(messages.role, 'tool'), from ? sql`${messages.content}->0->>'status' = ${from}` : undefined))
+        .returning({ id: messages.id });
+      return rows.length > 0;
+    },
+
+    /** Marks a streaming answer as waiting for approvals, or takes it back to run (once: false when someone else did). */
+    async setAwaiting(id: string, awaiting: boolean): Promise<boolean> {
+      const rows = await db
+        .update(messages)
+        .set({ finishReason: awaiting ? AWAITING_APPROVAL : null })
+        .where(and(eq(messages.id, id), eq(messages.status, 'streaming'), awaiting ? sql`${messages.finishReason} is null` : eq(messages.finishReason, AWAITING_APPROVAL)))
+        .returning({ id: messages.id });
+      return rows.length > 0;
     },
     /** Sets `deleted: true` on the file parts naming `fileId` in the user's messages; returns how many messages changed. */
     async markFileDeleted(userId: string, fileId: string): Promise<number> {

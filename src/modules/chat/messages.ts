@@ -5,7 +5,7 @@ import { createMessagesRepository, type FeedbackRow, type MessageRow, type Messa
 import { createConversationsRepository, type ConversationRow } from './conversations-repository.ts';
 import type { FailedAttempt } from '../ai/index.ts';
 import type { Citation } from '../knowledge/index.ts';
-import type { ContentPart } from './schema.ts';
+import type { ContentPart, ToolCallPart, ToolResultPart, UserPart } from './schema.ts';
 import { formatMicros } from '../ai/index.ts';
 
 export type { MessageRow, MessageView };
@@ -60,7 +60,7 @@ export const toPublicMessage = (m: MessageView) => ({
   completedAt: iso(m.completedAt),
 });
 
-function toParts(content: string | ContentPart[]): { content: ContentPart[]; text: string } {
+function toParts(content: string | UserPart[]): { content: ContentPart[]; text: string } {
   const text = contentText(content);
   const files = typeof content === 'string' ? [] : content.filter((p) => p.type === 'file');
   if (!text.trim() && !files.length) throw ValidationError('A message needs some text or a file', 'message_empty');
@@ -124,7 +124,60 @@ conversationId, leafId: leaf, data };
      * Fails answers still "streaming" though started before `before`: their
      * instance died without shutting down (a crash, a kill -9). Returns how many.
      */
-    failAbandoned: (before: Date) => repo.failAbandoned(before),
+    failAbandoned: (before: Date, approvalsBefore: Date) => repo.failAbandoned(before, approvalsBefore),
+
+    /**
+     * Stores a tool step of the answer `finalId`: the model's message (its text
+     * and calls, with that call's metrics) and a `tool` message per call, placed
+     * before the answer in its branch. Conflict when the answer no longer streams.
+     */
+    async appendToolStep(conversationId: string, finalId: string, step: { text: string; calls: ToolCallPart[]; results: ToolResultPart[]; metrics: Omit<AssistantResult, 'text'> }): Promise<MessageRow[]> {
+      return inTransaction(d.db, async (tx) => {
+        const conversation = await locked(conversationId, tx);
+        const { attempts, cachedTokens, ...metrics } = step.metrics;
+        const now = new Date();
+        const rows = await repo.insertToolStep(
+          conversationId,
+          finalId,
+          {
+            assistant: {
+              ...metrics,
+              cachedTokens: cachedTokens ?? null,
+              attempts: attempts ?? [],
+              conversationId,
+              userId: conversation.userId,
+              role: 'assistant',
+              content: [...(step.text ? [{ type: 'text' as const, text: step.text }] : []), ...step.calls],
+              text: step.text,
+              status: 'complete',
+              completedAt: now,
+            },
+            tools: step.results.map((r) => ({ conversationId, userId: conversation.userId, role: 'tool' as const, content: [r], text: r.result ?? '', status: 'complete' as const, completedAt: now })),
+          },
+          tx,
+        );
+        if (!rows) throw Conflict('The message is no longer streaming', 'message_not_streaming');
+        return rows;
+      });
+    },
+
+    /** The `tool` messages just before a streaming answer: the calls of its last step, oldest first. */
+    async lastToolStep(conversationId: string, answer: MessageRow): Promise<Array<{ id: string; part: ToolResultPart }>> {
+      if (!answer.parentId) return [];
+      const branch = await repo.branch(conversationId, answer.parentId);
+      const step: Array<{ id: string; part: ToolResultPart }> = [];
+      for (let i = branch.length - 1; i >= 0 && branch[i]!.role === 'tool'; i--) {
+        const part = branch[i]!.content.find((p) => p.type === 'tool_result');
+        if (part) step.unshift({ id: branch[i]!.id, part });
+      }
+      return step;
+    },
+
+    /** Replaces a tool message's call; when `from` is given, only if the call is still in that state (false otherwise). */
+    setToolResult: (id: string, part: ToolResultPart, from?: ToolResultPart['status']) => repo.setToolResult(id, part, from),
+
+    /** Pauses a streaming answer for approvals (true), or claims it back to run once they are all in (false: only one claimer wins). */
+    setAwaiting: (id: string, awaiting: boolean) => repo.setAwaiting(id, awaiting),
 
     /** The branch ending at `leafId` (default: the current leaf), first message first. */
     branch,
@@ -152,7 +205,7 @@ conversationId, leafId: leaf, data };
      * message's parent (null for the first message): a new branch.
      * Throws NotFound (conversation or parent), ValidationError (message_empty, message_too_long).
      */
-    async appendUserMessage(userId: string, conversationId: string, input: { parentId?: string | null; content: string | ContentPart[] }): Promise<MessageRow> {
+    async appendUserMessage(userId: string, conversationId: string, input: { parentId?: string | null; content: string | UserPart[] }): Promise<MessageRow> {
       const parts = toParts(input.content);
       return inTransaction(d.db, async (tx) => {
         const conversation = await locked(conversationId, tx, userId);

@@ -39,7 +39,29 @@ export const conversations = pgTable(
  */
 export type FilePart = { type: 'file'; fileId: string; name: string; mimeType: string; size: number; deleted?: boolean };
 
-export type ContentPart = { type: 'text'; text: string } | FilePart;
+/** A call the model made, on the assistant message that made it. */
+export type ToolCallPart = { type: 'tool_call'; id: string; name: string; arguments: string };
+
+/** Where a call stands: run (`ok`, `error`), waiting for the user, or answered without running. */
+export type ToolCallStatus = 'ok' | 'error' | 'pending_approval' | 'approved' | 'denied' | 'cancelled';
+
+/** A call and how it ended, the one part of a `tool` message: what the model was given back. */
+export type ToolResultPart = {
+  type: 'tool_result';
+  callId: string;
+  name: string;
+  arguments: string;
+  status: ToolCallStatus;
+  /** What the model was given: the result as JSON text, or the error. */
+  result: string | null;
+  error: { code: string; message: string } | null;
+  durationMs: number | null;
+};
+
+export type ContentPart = { type: 'text'; text: string } | FilePart | ToolCallPart | ToolResultPart;
+
+/** What a user's message is made of. */
+export type UserPart = { type: 'text'; text: string } | FilePart;
 
 /** A part as a client sends it: text, or one of its files by id. */
 export type ContentInput = { type: 'text'; text: string } | { type: 'file'; fileId: string };

@@ -22,7 +22,11 @@ const settings = {
   fallbackModels: z.array(modelId).max(10).transform(unique).describe('Tried in order when `model` fails retryably'),
   temperature: float4.min(0).max(2).nullable(),
   maxTokens: z.number().int().min(1).max(1_000_000).nullable(),
-  tools: z.array(toolName).max(64).transform(unique).describe('Names of the tools the model may call'),
+  tools: z.array(toolName).max(64).transform(unique).describe('Names of the tools the model may call (GET /v1/tools lists them); MCP servers add their allowed tools by themselves'),
+  toolApprovals: z.array(toolName).max(64).transform(unique).describe("Tools whose every call waits for the user's approval (some tools always do)"),
+  maxToolSteps: z.number().int().min(1).max(100).nullable().describe('Model calls one turn may make while using tools; null for the deployment default (capped by TOOLS_MAX_STEPS)'),
+  sandboxTimeoutMs: z.number().int().min(1).max(600_000).nullable().describe('CPU time of a run_javascript call; null for the sandbox default (capped by SANDBOX_MAX_CPU_MS)'),
+  sandboxMemoryMb: z.number().int().min(1).max(4096).nullable().describe('Heap of a run_javascript call; null for the sandbox default (capped by SANDBOX_MAX_MEMORY_MB)'),
 };
 
 const projectName = z.string().trim().min(1).max(100);
@@ -78,6 +82,10 @@ export const projectSchema = z
     temperature: z.number().nullable(),
     maxTokens: z.number().int().nullable(),
     tools: z.array(z.string()),
+    toolApprovals: z.array(z.string()),
+    maxToolSteps: z.number().int().nullable(),
+    sandboxTimeoutMs: z.number().int().nullable(),
+    sandboxMemoryMb: z.number().int().nullable(),
     activePromptId: z.uuid().nullable(),
     activePrompt: promptSchema.nullable(),
     createdAt: z.iso.datetime(),

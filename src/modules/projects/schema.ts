@@ -19,6 +19,13 @@ export const projects = pgTable(
     temperature: real('temperature'),
     maxTokens: integer('max_tokens'),
     tools: text('tools').array().notNull().default([]),
+    /** Tools whose every call waits for the user's approval, beyond those that always do. */
+    toolApprovals: text('tool_approvals').array().notNull().default([]),
+    /** Model calls a turn may make with tools; null for the deployment's default (capped by TOOLS_MAX_STEPS). */
+    maxToolSteps: integer('max_tool_steps'),
+    /** CPU time and heap of a `run_javascript` call; null for the sandbox's defaults (capped by its SANDBOX_MAX_*). */
+    sandboxTimeoutMs: integer('sandbox_timeout_ms'),
+    sandboxMemoryMb: integer('sandbox_memory_mb'),
     createdAt: createdAt(),
     updatedAt: time('updated_at').notNull().defaultNow(),
   },

@@ -9,6 +9,10 @@ export interface ProjectSettings {
   temperature?: number | null;
   maxTokens?: number | null;
   tools?: string[];
+  toolApprovals?: string[];
+  maxToolSteps?: number | null;
+  sandboxTimeoutMs?: number | null;
+  sandboxMemoryMb?: number | null;
 }
 
 /** What chat generation needs from a project, resolved in one read. */
@@ -21,6 +25,10 @@ export interface GenerationSettings {
   temperature: number | null;
   maxTokens: number | null;
   tools: string[];
+  toolApprovals: string[];
+  maxToolSteps: number | null;
+  sandboxTimeoutMs: number | null;
+  sandboxMemoryMb: number | null;
 }
 
 export type PromptView = PromptRow & { active: boolean };
@@ -48,6 +56,10 @@ export const toPublicProject = ({ project: p, activePrompt }: ProjectWithPrompt)
   temperature: p.temperature,
   maxTokens: p.maxTokens,
   tools: p.tools,
+  toolApprovals: p.toolApprovals,
+  maxToolSteps: p.maxToolSteps,
+  sandboxTimeoutMs: p.sandboxTimeoutMs,
+  sandboxMemoryMb: p.sandboxMemoryMb,
   activePromptId: p.activePromptId,
   activePrompt: activePrompt ? toPublicPrompt({ ...activePrompt, active: true }) : null,
   createdAt: iso(p.createdAt),
@@ -181,6 +193,10 @@ export function createProjects(db: Db) {
         temperature: p.temperature,
         maxTokens: p.maxTokens,
         tools: p.tools,
+        toolApprovals: p.toolApprovals,
+        maxToolSteps: p.maxToolSteps,
+        sandboxTimeoutMs: p.sandboxTimeoutMs,
+        sandboxMemoryMb: p.sandboxMemoryMb,
       };
     },
   };

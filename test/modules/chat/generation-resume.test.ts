@@ -168,8 +168,8 @@ for (const backend of backends()) {
       const question = await f.t.services.messages.appendUserMessage(u.id, c, { content: 'Anyone?' });
       const orphan = await f.t.services.messages.createAssistantPlaceholder(c, { parentId: question.id });
       const repo = f.t.services.messages;
-      assert.equal(await repo.failAbandoned(new Date(Date.now() - 60_000)), 0, 'too recent to be abandoned');
-      assert.ok((await repo.failAbandoned(new Date(Date.now() + 1000))) >= 1);
+      assert.equal(await repo.failAbandoned(new Date(Date.now() - 60_000), new Date(Date.now() - 60_000)), 0, 'too recent to be abandoned');
+      assert.ok((await repo.failAbandoned(new Date(Date.now() + 1000), new Date(Date.now() - 60_000))) >= 1);
       const m = await chat.message(c, orphan.id);
       assert.equal(m.status, 'failed');
       assert.equal(m.error.code, 'interrupted');
