@@ -1,7 +1,7 @@
 import type { Deps } from './deps.ts';
 import { MODULES } from './modules/index.ts';
 import { pickServices, type Module, type ServiceContext, type ServiceMap, type Topics } from './modules/module.ts';
-import type { ToolSource } from './modules/tools/tool.ts';
+import type { ToolSource } from './modules/tools/index.ts';
 
 export type Services = ServiceMap;
 

@@ -10,7 +10,7 @@ import type { JobHandler, ProcessOptions } from '../platform/queue/queue.ts';
 import type { ScheduleDefinition } from '../platform/scheduler/scheduler.ts';
 import type { Principal } from './auth/index.ts';
 import type { FootprintSource } from './usage/index.ts';
-import type { ToolSource } from './tools/tool.ts';
+import type { ToolSource } from './tools/index.ts';
 
 /**
  * Every service a module provides, by name. Each module adds its own in its

@@ -128,7 +128,7 @@ for (const backend of backends()) {
     test('forGeneration resolves the active prompt and settings; undefined for others', async () => {
       const u = await createUser(t);
       const stranger = await createUser(t);
-      const p = await project(u, { name: 'Gen', model: 'openai:gpt-4o', fallbackModels: ['anthropic:claude-3-5-haiku'], temperature: 0.2, maxTokens: 500, tools: ['sandbox'], systemPrompt: 'Be brief.' });
+      const p = await project(u, { name: 'Gen', model: 'openai:gpt-4o', fallbackModels: ['anthropic:claude-3-5-haiku'], temperature: 0.2, maxTokens: 500, tools: ['sandbox'], toolApprovals: ['sandbox'], maxToolSteps: 3, sandboxTimeoutMs: 200, systemPrompt: 'Be brief.' });
       assert.deepEqual(await t.services.projects.forGeneration(u.id, p.id), {
         systemPrompt: 'Be brief.',
         model: 'openai:gpt-4o',
@@ -136,6 +136,10 @@ for (const backend of backends()) {
         temperature: 0.2,
         maxTokens: 500,
         tools: ['sandbox'],
+        toolApprovals: ['sandbox'],
+        maxToolSteps: 3,
+        sandboxTimeoutMs: 200,
+        sandboxMemoryMb: null,
       });
       await t.api('PATCH', `/v1/projects/${p.id}`, { token: u.accessToken, body: { activePromptId: null } });
       assert.equal((await t.services.projects.forGeneration(u.id, p.id))!.systemPrompt, null);
