@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { envBool } from '../../platform/config/env.ts';
+import type { WebPagesSettings } from './builtin/web-pages.ts';
 import type { ToolboxSettings } from './toolbox.ts';
 
 export interface ToolsSettings extends ToolboxSettings {
@@ -6,6 +8,8 @@ export interface ToolsSettings extends ToolboxSettings {
   defaultMaxSteps: number;
   /** The most a project may set. */
   maxSteps: number;
+  /** What the fetch_url tool may read: its size and time caps, and whether private addresses are reachable. */
+  fetchUrl: WebPagesSettings;
 }
 
 export const toolsEnv = {
@@ -13,6 +17,9 @@ export const toolsEnv = {
   TOOLS_MAX_RESULT_CHARS: z.coerce.number().int().positive().default(20_000),
   TOOLS_DEFAULT_MAX_STEPS: z.coerce.number().int().min(1).default(8),
   TOOLS_MAX_STEPS: z.coerce.number().int().min(1).default(25),
+  FETCH_URL_MAX_BYTES: z.coerce.number().int().min(1_024).max(100_000_000).default(2_000_000),
+  FETCH_URL_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(15_000),
+  FETCH_URL_ALLOW_PRIVATE: envBool.default(false),
 };
 
 const toolsEnvObject = z.object(toolsEnv);
@@ -23,5 +30,6 @@ export function toolsSettings(e: z.output<typeof toolsEnvObject>): ToolsSettings
     maxResultChars: e.TOOLS_MAX_RESULT_CHARS,
     maxSteps: e.TOOLS_MAX_STEPS,
     defaultMaxSteps: Math.min(e.TOOLS_DEFAULT_MAX_STEPS, e.TOOLS_MAX_STEPS),
+    fetchUrl: { maxBytes: e.FETCH_URL_MAX_BYTES, timeoutMs: e.FETCH_URL_TIMEOUT_MS, allowPrivate: e.FETCH_URL_ALLOW_PRIVATE, maxTextChars: e.TOOLS_MAX_RESULT_CHARS },
   };
 }
