@@ -55,10 +55,10 @@ export class AddressRefused extends Error {
 
 /**
  * Resolves the URL's host to every address it has and refuses it when any is
- * private (unless allowed); the caller connects to the returned address, so a
+ * private (unless allowed: all of them, or those in `exceptions`); the caller connects to the returned address, so a
  * DNS answer that changes between check and connect (rebinding) is never used.
  */
-export async function resolvePublicHost(url: URL, allowPrivate: boolean): Promise<ResolvedAddress> {
+export async function resolvePublicHost(url: URL, allowPrivate: boolean, exceptions?: BlockList): Promise<ResolvedAddress> {
   const host = url.hostname.replace(/^\[|\]$/g, '');
   let addresses: ResolvedAddress[];
   const literal = isIP(host);
@@ -71,8 +71,22 @@ export async function resolvePublicHost(url: URL, allowPrivate: boolean): Promis
     }
   }
   if (addresses.length === 0) throw new AddressRefused(host, 'unresolvable');
-  if (!allowPrivate && addresses.some((a) => isPrivateAddress(a.address))) throw new AddressRefused(host, 'private');
+  const refused = (a: ResolvedAddress) => isPrivateAddress(a.address) && !exceptions?.check(a.address, a.family === 4 ? 'ipv4' : 'ipv6');
+  if (!allowPrivate && addresses.some(refused)) throw new AddressRefused(host, 'private');
   return addresses[0]!;
+}
+
+/** `10.1.0.0/16, fd00::/8, 192.168.1.20`: address ranges as a BlockList; throws naming the first that is not one. */
+export function addressRanges(list: string): BlockList {
+  const ranges = new BlockList();
+  for (const item of list.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const [address, bits] = item.split('/') as [string, string | undefined];
+    const family = isIP(address);
+    const prefix = bits === undefined ? (family === 4 ? 32 : 128) : Number(bits);
+    if (!family || !Number.isInteger(prefix) || prefix < 0 || prefix > (family === 4 ? 32 : 128)) throw new Error(`"${item}" is not an IP address or CIDR range`);
+    ranges.addSubnet(address, prefix, family === 4 ? 'ipv4' : 'ipv6');
+  }
+  return ranges;
 }
 
 /**

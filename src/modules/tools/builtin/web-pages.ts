@@ -1,4 +1,5 @@
 import http from 'node:http';
+import type { BlockList } from 'node:net';
 import https from 'node:https';
 import { pipeline, type Readable } from 'node:stream';
 import zlib from 'node:zlib';
@@ -13,6 +14,8 @@ export interface WebPagesSettings {
   timeoutMs: number;
   /** Private, loopback and link-local addresses reachable too (a closed network; tests). */
   allowPrivate: boolean;
+  /** Private ranges reachable even so (an intranet's), when not all are. */
+  allowedRanges?: BlockList;
   /** The longest answer (as JSON) a page makes: the toolbox's result limit, so the page's text is cut, not its JSON. */
   maxTextChars: number;
 }
@@ -68,9 +71,9 @@ function charsetOf(contentType: string, head: Buffer, html: boolean): string {
 
 /**
  * Reads public web pages for the model: http(s) only; every hop's host
- * resolved and refused when any of its addresses is private (unless allowed)
- * and the connection made to that checked address (no second lookup, so DNS
- * rebinding cannot swap it); redirects followed by hand, each one checked, at
+ * resolved and refused when any of its addresses is private (unless allowed:
+ * all, or some ranges), and the connection made to that checked address (no
+ * second lookup, so DNS rebinding cannot swap it); redirects followed by hand, each one checked, at
  * most five; the body read up to a size cap, decompressed as it is counted;
  * the whole fetch under one time cap. HTML is reduced to text, other text
  * types are given as they are, anything else is refused.
@@ -139,7 +142,7 @@ export function createWebPages(settings: WebPagesSettings) {
 
   async function target(url: URL): Promise<ResolvedAddress> {
     try {
-      return await resolvePublicHost(url, settings.allowPrivate);
+      return await resolvePublicHost(url, settings.allowPrivate, settings.allowedRanges);
     } catch (err) {
       if (!(err instanceof AddressRefused)) throw err;
       if (err.reason === 'private') throw new ToolError(`${url.host} is a private, loopback or link-local address; only public pages can be fetched`, 'url_private');
