@@ -19,7 +19,8 @@ const TIMEOUT_MS = 1_500;
 const PAGE = `<!doctype html><html><head><title>Otters &amp; friends</title><style>body { color: red }</style>
 <script>document.write('tracking')</script></head>
 <body><h1>Sea otters</h1><p>Otters hold hands while sleeping.</p>
-<p><a href="/more">Read more</a>, <a href="https://example.org/x">elsewhere</a>, <a href="javascript:alert(1)">click me</a>, <a href="#top">top</a>.</p>
+<p><a href="/more">Read more</a>, <a href="https://example.org/x">elsewhere</a>, <a href="javascript:alert(1)">click me</a>, <a href="#top">top</a>, <a href="mailto:otto@example.org">write</a>.</p>
+<table><tr><th>Name</th><th>Legs</th></tr><tr><td>Otter</td><td>4</td></tr></table>
 <img src="/otter.png" alt="an otter"><noscript>enable scripts</noscript></body></html>`;
 
 /** A site on 127.0.0.2 (the one private range the app may reach) that redirects, hangs, and serves every kind of body. */
@@ -178,6 +179,8 @@ for (const backend of backends()) {
         assert.ok(text.includes('elsewhere [https://example.org/x]'), text);
         assert.ok(text.includes('click me') && !text.includes('javascript:'), 'a script link keeps its text, not its target');
         assert.ok(text.includes('top') && !text.includes('#top'), text);
+        assert.ok(text.includes('write') && !text.includes('otto@'), 'a mail link keeps its text');
+        assert.match(text, /Otter\s+4/, 'table cells stay apart');
         for (const gone of ['color: red', 'tracking', 'document.write', 'otter.png', 'enable scripts']) assert.ok(!text.includes(gone), `${gone} in ${text}`);
         assert.equal(r.value.truncated, undefined);
       });

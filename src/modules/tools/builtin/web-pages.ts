@@ -50,11 +50,14 @@ function linkTarget(href: string, base: string): string {
   }
 }
 
-/** HTML to readable text: no wrapping, links kept as absolute `[url]` after their text, nothing that is not text (scripts, styles, images, forms' inner parts). */
+/** HTML to readable text: no wrapping, links kept as absolute `[url]` after their text, tables in columns, nothing that is not text (scripts, styles, images, forms' inner parts). */
 const htmlToText: (html: string, meta: { base: string }) => string = compile({
   wordwrap: false,
   selectors: [
     { selector: 'a', options: { hideLinkHrefIfSameAsText: true, pathRewrite: (href: string, meta: { base: string }) => linkTarget(href, meta.base) } },
+    // The converter strips `mailto:` before the rewrite sees it, which would make the address a relative link.
+    { selector: 'a[href^="mailto:"]', format: 'anchor', options: { ignoreHref: true } },
+    { selector: 'table', format: 'dataTable' },
     ...['img', 'script', 'style', 'noscript', 'template', 'svg', 'canvas', 'iframe', 'object', 'select', 'button'].map((selector) => ({ selector, format: 'skip' })),
   ],
 }) as never; // its typings leave out the metadata the compiled function passes to pathRewrite
