@@ -308,6 +308,23 @@ for (const backend of backends()) {
         assert.deepEqual(capped.value, { status: 'ok', result: 2 });
         assert.equal((await call('run_javascript', { code: '' })).error?.code, 'invalid_arguments');
       });
+
+      test('a used-up budget of the turn\'s API key is an error saying so; the script is not run', async () => {
+        const owner = await createUser(t);
+        const created = await t.api('POST', '/v1/api-keys', { token: owner.accessToken, body: { name: 'spent' } });
+        assert.equal(created.status, 201, created.text);
+        t.services.usage.recorder.record({ userId: owner.id, apiKeyId: created.body.id, source: 'chat', provider: 'openai', model: 'gpt', inputTokens: 10, latencyMs: 1, status: 'ok', costMicros: 0 });
+        await t.services.usage.recorder.flush();
+        const budget = await t.api('PUT', '/v1/budgets', { token: owner.accessToken, body: { scope: 'api_key', subjectId: created.body.id, period: 'total', limitTokens: 5 } });
+        assert.ok(budget.status < 300, budget.text);
+        const ownerScope = { userId: owner.id, projectId: null, conversationId: null, apiKeyId: created.body.id };
+        const refused = await call('run_javascript', { code: '1' }, ownerScope);
+        assert.equal(refused.ok, false);
+        assert.equal(refused.error?.code, 'budget_exceeded');
+        assert.match(refused.error!.message, /^The script was not run: .*budget is used up/);
+        const bySession = await call('run_javascript', { code: '1' }, { ...ownerScope, apiKeyId: null });
+        assert.deepEqual(bySession.value, { status: 'ok', result: 1 }, 'outside that budget it runs');
+      });
     });
 
     describe('search_knowledge', () => {
