@@ -98,7 +98,8 @@ export function createWebPages(settings: WebPagesSettings) {
         },
       });
       req.once('response', resolve);
-      req.once('error', reject);
+      // Kept for the request's life: an abort while the body is read errors the request too, after the answer came.
+      req.on('error', reject);
       req.end();
     });
   }
