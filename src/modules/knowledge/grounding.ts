@@ -25,6 +25,12 @@ export interface Source extends Citation {
   text: string;
 }
 
+/** What `find` found: where it looked (the turn's collections, or all the user may read), and the passages. */
+export interface Found {
+  scope: 'collections' | 'all';
+  passages: Array<{ kind: 'document' | 'file'; refId: string; title: string; collections: string[]; headings: string[]; score: number; text: string }>;
+}
+
 /** Passages considered for one answer. */
 const CANDIDATES = 8;
 /** A whole document goes in when it takes at most this share of the budget. */
@@ -51,6 +57,36 @@ function joined(passages: Array<{ text: string; start: number; end: number }>): 
  */
 export function createGrounding(d: { repo: KnowledgeRepository; search: Pick<KnowledgeSearch, 'search'> }) {
   return {
+    /**
+     * Passages for a question the model asks itself (the search_knowledge
+     * tool): within the collections the turn's project and conversation name,
+     * as answers are grounded; where they name none, within everything the
+     * user may read (their files, the documents they can read), so the tool
+     * is of use outside a project too. Best first, each with its text.
+     */
+    async find(userId: string, input: { query: string; limit: number; projectId: string | null; conversationId: string | null; apiKeyId?: string | null }): Promise<Found> {
+      const q = input.query.trim().slice(0, 2000);
+      if (!q) return { scope: 'all', passages: [] };
+      const collectionIds = input.projectId || input.conversationId ? await d.repo.groundingCollections(userId, input.projectId, input.conversationId) : [];
+      const scope = collectionIds.length ? 'collections' : 'all';
+      const { hits } = await d.search.search(userId, { q, ...(collectionIds.length && { collectionIds }), kinds: ['document', 'file'], match: 'any' }, { limit: input.limit, offset: 0 }, { apiKeyId: input.apiKeyId });
+      const passages = await d.repo.passages(hits.map((h) => h.id));
+      const names = await d.repo.collectionNames(userId, [...new Set(passages.map((p) => p.itemId))]);
+      const scores = new Map(hits.map((h) => [h.id, h.score]));
+      return {
+        scope,
+        passages: passages.map((p) => ({
+          kind: p.item.kind,
+          refId: p.item.refId,
+          title: p.item.title,
+          collections: names.get(p.itemId) ?? [],
+          headings: p.headings,
+          score: scores.get(p.id)!,
+          text: p.text,
+        })),
+      };
+    },
+
     async retrieve(
       userId: string,
       input: { projectId: string | null; conversationId: string; question: string; budgetTokens: number; apiKeyId?: string | null },

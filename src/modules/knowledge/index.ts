@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { defineModule } from '../module.ts';
+import { fixedTools } from '../tools/index.ts';
 import { createGrounding, type Grounding } from './grounding.ts';
 import { createIngestion } from './ingest.ts';
 import { createKnowledgeRepository } from './repository.ts';
@@ -8,6 +9,7 @@ import { knowledgeChunks, knowledgeCollectionItems, knowledgeCollections, knowle
 import { createKnowledgeSearch, type KnowledgeSearch } from './search.ts';
 import { createKnowledge, type Knowledge } from './service.ts';
 import { knowledgeEnv, knowledgeSettings, type KnowledgeSettings } from './settings.ts';
+import { searchKnowledgeTool } from './tool.ts';
 import { createVectorIndex } from './vectors.ts';
 
 export { chunkText, type Chunk, type ChunkOptions } from './chunker.ts';
@@ -100,6 +102,8 @@ export const knowledgeModule = defineModule({
       },
     },
   ],
+  // What a project enables as `search_knowledge`: the model searches the user's knowledge itself.
+  tools: ({ grounding }) => fixedTools(searchKnowledgeTool({ grounding })),
   topics: () => ({
     topics: [{ name: 'knowledge', scope: 'knowledge' }],
     events: ['knowledge.item.updated'],

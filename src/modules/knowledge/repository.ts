@@ -120,7 +120,7 @@ export function createKnowledgeRepository(db: Db) {
       return rows.map((r) => r.id);
     },
     /** The user's collections an answer draws on: the project's and the conversation's. */
-    async groundingCollections(userId: string, projectId: string | null, conversationId: string): Promise<string[]> {
+    async groundingCollections(userId: string, projectId: string | null, conversationId: string | null): Promise<string[]> {
       const rows = await db
         .select({ id: knowledgeCollections.id })
         .from(knowledgeCollections)
@@ -129,7 +129,7 @@ export function createKnowledgeRepository(db: Db) {
             eq(knowledgeCollections.userId, userId),
             or(
               projectId ? eq(knowledgeCollections.projectId, projectId) : sql`false`,
-              sql`${knowledgeCollections.id} in (select collection_id from ${knowledgeConversationCollections} where conversation_id = ${conversationId} and user_id = ${userId})`,
+              conversationId ? sql`${knowledgeCollections.id} in (select collection_id from ${knowledgeConversationCollections} where conversation_id = ${conversationId} and user_id = ${userId})` : sql`false`,
             ),
           ),
         );
@@ -145,6 +145,20 @@ export function createKnowledgeRepository(db: Db) {
     /** Every passage of an item, in order (its whole text, for whole-document answers). */
     allPassages(itemId: string): Promise<ChunkRow[]> {
       return db.select().from(knowledgeChunks).where(eq(knowledgeChunks.itemId, itemId)).orderBy(asc(knowledgeChunks.index));
+    },
+
+    /** The names of the user's collections that hold each item (another user's collections stay unnamed). */
+    async collectionNames(userId: string, itemIds: string[]): Promise<Map<string, string[]>> {
+      const names = new Map<string, string[]>();
+      if (!itemIds.length) return names;
+      const rows = await db
+        .select({ itemId: knowledgeCollectionItems.itemId, name: knowledgeCollections.name })
+        .from(knowledgeCollectionItems)
+        .innerJoin(knowledgeCollections, eq(knowledgeCollections.id, knowledgeCollectionItems.collectionId))
+        .where(and(eq(knowledgeCollections.userId, userId), inArray(knowledgeCollectionItems.itemId, itemIds)))
+        .orderBy(asc(knowledgeCollections.name));
+      for (const r of rows) names.set(r.itemId, [...(names.get(r.itemId) ?? []), r.name]);
+      return names;
     },
 
     /** Ids of the user's collections among `ids` (others' are dropped). */

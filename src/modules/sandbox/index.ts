@@ -1,7 +1,9 @@
 import { defineModule } from '../module.ts';
+import { fixedTools } from '../tools/index.ts';
 import { sandboxRoutes } from './routes.ts';
 import { createSandbox, type Sandbox } from './service.ts';
 import { sandboxEnv, sandboxSettings, type SandboxSettings } from './settings.ts';
+import { runJavascriptTool } from './tool.ts';
 
 export type { Sandbox, RunInput, RunResult } from './service.ts';
 
@@ -33,4 +35,6 @@ export const sandboxModule = defineModule({
   // After the HTTP server has drained: no run is in flight.
   stop: ({ sandbox }) => sandbox.close(),
   routes: sandboxRoutes,
+  // What a project enables as `run_javascript`: the same runs, metered to the turn's caller.
+  tools: ({ sandbox }) => fixedTools(runJavascriptTool({ sandbox })),
 });

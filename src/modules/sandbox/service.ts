@@ -108,6 +108,8 @@ export function createSandbox(deps: { settings: SandboxSettings; metering?: Mete
         wallMs: reply.wallMs,
       };
     },
+    /** The most CPU time and memory a run may ask for: what a caller with its own limits (a project's, for a tool call) clamps to. */
+    caps: { cpuMs: settings.maxCpuMs, memoryMb: settings.maxMemoryMb },
     /** The worker processes now alive (pid, busy), and the runs in flight and waiting. */
     workers: () => ({ processes: pool?.processes() ?? [], ...(pool?.load() ?? { running: 0, queued: 0 }) }),
     /** Ends the workers: part of a graceful shutdown. */

@@ -1,4 +1,8 @@
 import { z } from 'zod';
+import { ConfigError } from '../../errors.ts';
+import { envBool } from '../../platform/config/env.ts';
+import { addressRanges } from '../../platform/net/public-address.ts';
+import type { WebPagesSettings } from './builtin/web-pages.ts';
 import type { ToolboxSettings } from './toolbox.ts';
 
 export interface ToolsSettings extends ToolboxSettings {
@@ -6,6 +10,8 @@ export interface ToolsSettings extends ToolboxSettings {
   defaultMaxSteps: number;
   /** The most a project may set. */
   maxSteps: number;
+  /** What the fetch_url tool may read: its size and time caps, and whether private addresses are reachable. */
+  fetchUrl: WebPagesSettings;
 }
 
 export const toolsEnv = {
@@ -13,15 +19,26 @@ export const toolsEnv = {
   TOOLS_MAX_RESULT_CHARS: z.coerce.number().int().positive().default(20_000),
   TOOLS_DEFAULT_MAX_STEPS: z.coerce.number().int().min(1).default(8),
   TOOLS_MAX_STEPS: z.coerce.number().int().min(1).default(25),
+  FETCH_URL_MAX_BYTES: z.coerce.number().int().min(1_024).max(100_000_000).default(2_000_000),
+  FETCH_URL_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(15_000),
+  FETCH_URL_ALLOW_PRIVATE: envBool.default(false),
+  FETCH_URL_ALLOWED_RANGES: z.string().default(''),
 };
 
 const toolsEnvObject = z.object(toolsEnv);
 
 export function toolsSettings(e: z.output<typeof toolsEnvObject>): ToolsSettings {
+  let allowedRanges;
+  try {
+    allowedRanges = addressRanges(e.FETCH_URL_ALLOWED_RANGES);
+  } catch (err) {
+    throw new ConfigError(`FETCH_URL_ALLOWED_RANGES: ${(err as Error).message}`);
+  }
   return {
     timeoutMs: e.TOOLS_TIMEOUT_MS,
     maxResultChars: e.TOOLS_MAX_RESULT_CHARS,
     maxSteps: e.TOOLS_MAX_STEPS,
     defaultMaxSteps: Math.min(e.TOOLS_DEFAULT_MAX_STEPS, e.TOOLS_MAX_STEPS),
+    fetchUrl: { maxBytes: e.FETCH_URL_MAX_BYTES, timeoutMs: e.FETCH_URL_TIMEOUT_MS, allowPrivate: e.FETCH_URL_ALLOW_PRIVATE, allowedRanges, maxTextChars: e.TOOLS_MAX_RESULT_CHARS },
   };
 }

@@ -1,36 +1,7 @@
-import { lookup } from 'node:dns/promises';
-import { BlockList, isIP } from 'node:net';
 import { ValidationError } from '../../errors.ts';
+import { AddressRefused, isPrivateAddress, resolvePublicHost, type ResolvedAddress } from '../../platform/net/public-address.ts';
 
-/** Ranges no webhook may reach unless the deployment allows it: private, loopback, link-local, unique-local, CGNAT, multicast, reserved. */
-const blocked = new BlockList();
-for (const [net, prefix] of [
-  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12], ['192.0.0.0', 24],
-  ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4],
-] as const) blocked.addSubnet(net, prefix, 'ipv4');
-for (const [net, prefix] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8], ['100::', 64], ['2001:db8::', 32]] as const) blocked.addSubnet(net, prefix, 'ipv6');
-
-/** The IPv4 address inside an IPv4-mapped (::ffff:a.b.c.d), -compatible or NAT64 (64:ff9b::/96) IPv6 address, if it is one. */
-function embeddedIPv4(address: string): string | undefined {
-  const lower = address.toLowerCase();
-  const m = /^(?:::ffff:|::|64:ff9b::)(?:(\d+\.\d+\.\d+\.\d+)|([0-9a-f]{1,4}):([0-9a-f]{1,4}))$/.exec(lower);
-  if (!m) return undefined;
-  if (m[1]) return m[1];
-  const hi = parseInt(m[2]!, 16);
-  const lo = parseInt(m[3]!, 16);
-  return [hi >> 8, hi & 255, lo >> 8, lo & 255].join('.');
-}
-
-export function isPrivateAddress(address: string): boolean {
-  const family = isIP(address);
-  if (family === 4) return blocked.check(address, 'ipv4');
-  if (family === 6) {
-    const v4 = embeddedIPv4(address);
-    if (v4) return blocked.check(v4, 'ipv4');
-    return blocked.check(address, 'ipv6');
-  }
-  return true;
-}
+export { isPrivateAddress, type ResolvedAddress };
 
 /** Refuses what is not an absolute http(s) URL without credentials. */
 export function parseWebhookUrl(raw: string): URL {
@@ -46,32 +17,17 @@ export function parseWebhookUrl(raw: string): URL {
   return url;
 }
 
-export interface ResolvedAddress {
-  address: string;
-  family: 4 | 6;
-}
-
 /**
- * Resolves the URL's host to every address it has and refuses the URL when
- * any is private (unless allowed); the caller connects to the returned
- * address, so a DNS answer that changes between check and connect
- * (rebinding) is never used.
+ * The platform's address check (see platform/net/public-address.ts) with the
+ * webhooks' error codes: the caller connects to the returned address, so a
+ * DNS answer that changes between check and connect (rebinding) is never used.
  */
 export async function resolvePublic(url: URL, allowPrivate: boolean): Promise<ResolvedAddress> {
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  let addresses: ResolvedAddress[];
-  const literal = isIP(host);
-  if (literal) addresses = [{ address: host, family: literal as 4 | 6 }];
-  else {
-    try {
-      addresses = (await lookup(host, { all: true, verbatim: true })) as ResolvedAddress[];
-    } catch {
-      throw ValidationError(`The webhook host ${host} does not resolve`, 'webhook_url_unresolvable');
-    }
+  try {
+    return await resolvePublicHost(url, allowPrivate);
+  } catch (err) {
+    if (!(err instanceof AddressRefused)) throw err;
+    if (err.reason === 'private') throw ValidationError('The webhook URL resolves to a private, loopback or link-local address', 'webhook_url_private');
+    throw ValidationError(`The webhook host ${err.host} does not resolve`, 'webhook_url_unresolvable');
   }
-  if (addresses.length === 0) throw ValidationError(`The webhook host ${host} does not resolve`, 'webhook_url_unresolvable');
-  if (!allowPrivate && addresses.some((a) => isPrivateAddress(a.address))) {
-    throw ValidationError('The webhook URL resolves to a private, loopback or link-local address', 'webhook_url_private');
-  }
-  return addresses[0]!;
 }

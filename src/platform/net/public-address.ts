@@ -1,0 +1,102 @@
+import { lookup } from 'node:dns/promises';
+import { BlockList, isIP } from 'node:net';
+
+/**
+ * Ranges no fetch of a user-given URL may reach unless the deployment allows
+ * it (webhooks, push endpoints, the fetch_url tool): private, loopback,
+ * link-local, unique-local, CGNAT, multicast, reserved.
+ */
+const blocked = new BlockList();
+for (const [net, prefix] of [
+  ['0.0.0.0', 8], ['10.0.0.0', 8], ['100.64.0.0', 10], ['127.0.0.0', 8], ['169.254.0.0', 16], ['172.16.0.0', 12], ['192.0.0.0', 24],
+  ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4],
+] as const) blocked.addSubnet(net, prefix, 'ipv4');
+for (const [net, prefix] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8], ['100::', 64], ['2001:db8::', 32]] as const) blocked.addSubnet(net, prefix, 'ipv6');
+
+/** The IPv4 address inside an IPv4-mapped (::ffff:a.b.c.d), -compatible or NAT64 (64:ff9b::/96) IPv6 address, if it is one. */
+function embeddedIPv4(address: string): string | undefined {
+  const lower = address.toLowerCase();
+  const m = /^(?:::ffff:|::|64:ff9b::)(?:(\d+\.\d+\.\d+\.\d+)|([0-9a-f]{1,4}):([0-9a-f]{1,4}))$/.exec(lower);
+  if (!m) return undefined;
+  if (m[1]) return m[1];
+  const hi = parseInt(m[2]!, 16);
+  const lo = parseInt(m[3]!, 16);
+  return [hi >> 8, hi & 255, lo >> 8, lo & 255].join('.');
+}
+
+/** True for an address in a refused range, and for anything that is not an IP address at all. */
+export function isPrivateAddress(address: string): boolean {
+  const family = isIP(address);
+  if (family === 4) return blocked.check(address, 'ipv4');
+  if (family === 6) {
+    const v4 = embeddedIPv4(address);
+    if (v4) return blocked.check(v4, 'ipv4');
+    return blocked.check(address, 'ipv6');
+  }
+  return true;
+}
+
+export interface ResolvedAddress {
+  address: string;
+  family: 4 | 6;
+}
+
+/** Why a host was refused: it has no address, or one of its addresses is in a refused range. */
+export class AddressRefused extends Error {
+  readonly reason: 'unresolvable' | 'private';
+  readonly host: string;
+  constructor(host: string, reason: 'unresolvable' | 'private') {
+    super(reason === 'private' ? `${host} resolves to a private, loopback or link-local address` : `${host} does not resolve`);
+    this.name = 'AddressRefused';
+    this.host = host;
+    this.reason = reason;
+  }
+}
+
+/**
+ * Resolves the URL's host to every address it has and refuses it when any is
+ * private (unless allowed: all of them, or those in `exceptions`); the caller connects to the returned address, so a
+ * DNS answer that changes between check and connect (rebinding) is never used.
+ */
+export async function resolvePublicHost(url: URL, allowPrivate: boolean, exceptions?: BlockList): Promise<ResolvedAddress> {
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  let addresses: ResolvedAddress[];
+  const literal = isIP(host);
+  if (literal) addresses = [{ address: host, family: literal as 4 | 6 }];
+  else {
+    try {
+      addresses = (await lookup(host, { all: true, verbatim: true })) as ResolvedAddress[];
+    } catch {
+      throw new AddressRefused(host, 'unresolvable');
+    }
+  }
+  if (addresses.length === 0) throw new AddressRefused(host, 'unresolvable');
+  const refused = (a: ResolvedAddress) => isPrivateAddress(a.address) && !exceptions?.check(a.address, a.family === 4 ? 'ipv4' : 'ipv6');
+  if (!allowPrivate && addresses.some(refused)) throw new AddressRefused(host, 'private');
+  return addresses[0]!;
+}
+
+/** `10.1.0.0/16, fd00::/8, 192.168.1.20`: address ranges as a BlockList; throws naming the first that is not one. */
+export function addressRanges(list: string): BlockList {
+  const ranges = new BlockList();
+  for (const item of list.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const [address, bits] = item.split('/') as [string, string | undefined];
+    const family = isIP(address);
+    const prefix = bits === undefined ? (family === 4 ? 32 : 128) : Number(bits);
+    if (!family || !Number.isInteger(prefix) || prefix < 0 || prefix > (family === 4 ? 32 : 128)) throw new Error(`"${item}" is not an IP address or CIDR range`);
+    ranges.addSubnet(address, prefix, family === 4 ? 'ipv4' : 'ipv6');
+  }
+  return ranges;
+}
+
+/**
+ * A `lookup` for node:http(s) and net that answers with the address already
+ * checked, whatever host it is asked for: the connection goes where the check
+ * said, and TLS still verifies the certificate against the URL's host name.
+ */
+export function pinnedLookup(target: ResolvedAddress) {
+  return (_host: string, options: { all?: boolean } | number | undefined, callback: (...args: any[]) => void) => {
+    if (typeof options === 'object' && options?.all) callback(null, [{ address: target.address, family: target.family }]);
+    else callback(null, target.address, target.family);
+  };
+}
