@@ -138,7 +138,7 @@ export function createSafety(d: {
   }
 
   async function check(scope: SafetyScope, text: string, rules: ProjectRules): Promise<Flag | undefined> {
-    const local = matchRules(text, settings.rules) ?? undefined;
+    const local = matchRules(text, settings.rules);
     if (local) return { categories: [local.category], source: 'deployment', rule: local.rule };
     const own = matchRules(text, rules);
     if (own) return { categories: [own.category], source: 'project', rule: own.rule };

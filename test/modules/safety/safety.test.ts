@@ -119,6 +119,30 @@ for (const backend of backends()) {
       assert.deepEqual(got.body.patterns, []);
     });
 
+    test('safe patterns of everyday shapes are accepted', async () => {
+      const patterns = ['(?:cat|dog)s?', '(ab)+c', '\\b\\d{3}-\\d{4}\\b', '(?<year>\\d{4})-\\d{2}', '[a-z0-9._%+-]+@[a-z0-9.-]+\\.[a-z]{2,}', '(?<!\\w)sk-[A-Za-z0-9]{20,}', '(\\d+)?x'];
+      const res = await putRules({ patterns });
+      assert.equal(res.status, 200, res.text);
+      assert.deepEqual(res.body.patterns, patterns);
+      await putRules({});
+    });
+
+    test('the rules are in the OpenAPI document; a key without the chat scope is refused; deleting the project deletes them', async () => {
+      const doc = await t.api('GET', '/openapi.json');
+      assert.ok(doc.body.paths['/v1/projects/{id}/safety'].get);
+      assert.ok(doc.body.paths['/v1/projects/{id}/safety'].put);
+      const user = await createUser(t);
+      const key = await t.api('POST', '/v1/api-keys', { token: user.accessToken, body: { name: 'files only', scopes: ['files'] } });
+      assert.equal(key.status, 201, key.text);
+      const created = await t.api('POST', '/v1/projects', { token: user.accessToken, body: { name: 'Short-lived' } });
+      const refused = await t.api('GET', `/v1/projects/${created.body.id}/safety`, { token: key.body.key });
+      assert.equal(refused.body.code, 'insufficient_scope');
+      assert.equal((await putRules({ blockedTerms: ['gone soon'] }, user.accessToken, created.body.id)).status, 200);
+      assert.equal((await t.api('DELETE', `/v1/projects/${created.body.id}`, { token: user.accessToken })).status, 204);
+      // Its rules went with it: a turn naming the old id meets the deployment's rules alone.
+      await t.services.safety.checkInput({ userId: user.id, projectId: created.body.id }, 'gone soon');
+    });
+
     test("another user's project, a missing one, and no token: 404, 404, 401", async () => {
       const stranger = await createUser(t);
       for (const method of ['GET', 'PUT'] as const) {
