@@ -14,6 +14,7 @@ import type { Module } from './module.ts';
 import { notificationsModule } from './notifications/index.ts';
 import { projectsModule } from './projects/index.ts';
 import { realtimeModule } from './realtime/index.ts';
+import { safetyModule } from './safety/index.ts';
 import { sandboxModule } from './sandbox/index.ts';
 import { toolsModule } from './tools/index.ts';
 import { usageModule } from './usage/index.ts';
@@ -36,6 +37,7 @@ export const MODULES: readonly Module[] = [
   projectsModule,
   toolsModule,
   usageModule,
+  safetyModule,
   filesModule,
   aiModule,
   documentsModule,

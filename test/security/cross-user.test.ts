@@ -95,6 +95,8 @@ const CHAT_ROUTES: Array<Omit<Case, 'as'>> = [
   { name: "delete A's prompt through B's project", method: 'DELETE', path: (f) => `/v1/projects/${f.b.projectId}/prompts/${f.a.promptId}`, status: 404, code: 'prompt_not_found' },
   { name: "activate A's prompt in B's project", method: 'POST', path: (f) => `/v1/projects/${f.b.projectId}/prompts/${f.a.promptId}/activate`, status: 404, code: 'prompt_not_found' },
   { name: "make A's prompt B's active prompt", method: 'PATCH', path: (f) => `/v1/projects/${f.b.projectId}`, body: (f) => ({ activePromptId: f.a.promptId }), status: 404, code: 'prompt_not_found' },
+  { name: "read A's project safety rules", method: 'GET', path: (f) => `/v1/projects/${f.a.projectId}/safety`, status: 404, code: 'project_not_found' },
+  { name: "replace A's project safety rules", method: 'PUT', path: (f) => `/v1/projects/${f.a.projectId}/safety`, body: () => ({ blockedTerms: ['pwned'] }), status: 404, code: 'project_not_found' },
   // conversations
   { name: "read A's conversation", method: 'GET', path: (f) => `/v1/conversations/${f.a.conversationId}`, status: 404, code: 'conversation_not_found' },
   { name: "rename A's conversation", method: 'PATCH', path: (f) => `/v1/conversations/${f.a.conversationId}`, body: () => ({ title: 'pwned', archived: true }), status: 404, code: 'conversation_not_found' },
@@ -230,6 +232,7 @@ for (const backend of backends()) {
         apiKeys: (await get('/v1/api-keys')).data.map((k: { id: string; name: string; scopes: string[] }) => [k.id, k.name, k.scopes]),
         projects: (await get('/v1/projects')).data,
         prompts: (await get(`/v1/projects/${f.a.projectId}/prompts`)).data,
+        safety: await get(`/v1/projects/${f.a.projectId}/safety`),
         conversations: (await get('/v1/conversations')).data,
         archived: (await get('/v1/conversations?archived=true')).data,
         messages: await get(`/v1/conversations/${f.a.conversationId}/messages`),

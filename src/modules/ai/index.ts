@@ -6,6 +6,7 @@ import { createAi, type AiService } from './service.ts';
 import { aiEnv, aiSettings, type AiSettings } from './settings.ts';
 import { ConfigError } from '../../errors.ts';
 
+export { createCircuitBreakers, type CircuitBreakers } from './circuit-breaker.ts';
 export { buildContext, DEFAULT_CONTEXT_WINDOW } from './context.ts';
 export { modelId } from './contracts.ts';
 export { formatMicros, usdToMicros } from './cost.ts';

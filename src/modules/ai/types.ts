@@ -58,7 +58,7 @@ export interface ChatRequest {
 }
 
 export interface MeterContext {
-  source: 'chat' | 'gateway' | 'title' | 'embedding' | 'document' | 'sandbox';
+  source: 'chat' | 'gateway' | 'title' | 'embedding' | 'document' | 'sandbox' | 'moderation';
   userId: string;
   /** The caller's role, for per-role token rate limits. */
   role?: 'user' | 'admin';

@@ -25,7 +25,8 @@ export type AuditAction =
   | 'session.refresh_reuse_detected'
   | 'oauth.linked'
   | 'ban.created'
-  | 'ban.lifted';
+  | 'ban.lifted'
+  | 'content.flagged';
 
 export interface AuditContext {
   ip?: string;

@@ -18,7 +18,7 @@ export interface AbuseSettings {
   autoThrottleSeconds: number;
 }
 
-export type AbuseKind = 'usage_spike' | 'repeated_prompts' | 'key_burst';
+export type AbuseKind = 'usage_spike' | 'repeated_prompts' | 'key_burst' | 'content_flagged';
 interface Finding {
   userId: string;
   kind: AbuseKind;
@@ -95,6 +95,16 @@ export function createAbuseCheck(d: { db: Db; apiKeys: Pick<ApiKeys, 'createdSin
         if (s.autoThrottleSeconds > 0 && d.ban) await d.ban(f.userId, s.autoThrottleSeconds, `Automatic throttle: ${f.kind.replace('_', ' ')} (${f.evidence})`);
       }
       return raised;
+    },
+
+    /**
+     * Raises a flag another module found (the safety checks: `content_flagged`), for admins to review and
+     * clear. Each one is kept, with no once-a-day rule and no automatic throttle: one flagged message is
+     * evidence to read, not proof of abuse.
+     */
+    async raise(finding: { userId: string; kind: AbuseKind; evidence: string }): Promise<AbuseFlagRow> {
+      const [row] = await db.insert(abuseFlags).values(finding).returning();
+      return row!;
     },
 
     list(opts: { limit: number; cursor?: string; userId?: string; active?: boolean }) {

@@ -181,7 +181,7 @@ export function usageRoutes(app: App, { services, guards }: RouteContext<'usage'
     schema: {
       tags: ['admin'],
       summary: 'Accounts the abuse check flagged, newest first',
-      description: 'Kinds: `usage_spike` (the last hour far above the account\'s own weekly baseline), `repeated_prompts`, `key_burst` (many API keys created at once).',
+      description: 'Kinds: `usage_spike` (the last hour far above the account\'s own weekly baseline), `repeated_prompts`, `key_burst` (many API keys created at once), `content_flagged` (a message or answer the safety checks stopped; see docs/safety.md).',
       querystring: abuseFlagsQuery,
       response: { 200: page(abuseFlagSchema), ...problems },
     },

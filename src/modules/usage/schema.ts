@@ -3,7 +3,7 @@ import { bigint, date, index, integer, jsonb, pgTable, primaryKey, text, unique,
 import { createdAt, id, time } from '../../platform/db/columns.ts';
 import type { FailedAttempt } from '../ai/index.ts';
 
-export const USAGE_SOURCES = ['chat', 'gateway', 'title', 'embedding', 'document', 'notification', 'sandbox'] as const;
+export const USAGE_SOURCES = ['chat', 'gateway', 'title', 'embedding', 'document', 'notification', 'sandbox', 'moderation'] as const;
 export type UsageSource = (typeof USAGE_SOURCES)[number];
 export const USAGE_STATUSES = ['ok', 'failed', 'cancelled'] as const;
 export type UsageStatus = (typeof USAGE_STATUSES)[number];
@@ -141,7 +141,7 @@ export const abuseFlags = pgTable(
   {
     id: id(),
     userId: uuid('user_id').notNull(),
-    /** What tripped: `usage_spike`, `repeated_prompts`, `key_burst`. */
+    /** What tripped: `usage_spike`, `repeated_prompts`, `key_burst`, `content_flagged` (the safety checks). */
     kind: text('kind').notNull(),
     evidence: text('evidence').notNull(),
     createdAt: createdAt(),
