@@ -1,0 +1,277 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { backends } from '../../support/app.ts';
+import { createUser, type TestUser } from '../../support/factories.ts';
+import { allSse, readSse, type SseEvent } from '../../support/sse.ts';
+import { answerRequests, chatAs, clusterSkip, useChat, waitFor, type ChatFixture } from './generation-fixture.ts';
+
+/** A project with these settings and a conversation in it. */
+async function projectConversation(f: ChatFixture, u: TestUser, settings: Record<string, unknown>) {
+  const p = await f.t.api('POST', '/v1/projects', { token: u.accessToken, body: { name: 'Agent', ...settings } });
+  assert.equal(p.status, 201, p.text);
+  return chatAs(f.t, u).conversation({ title: 'Tools', projectId: p.body.id });
+}
+
+const named = (events: SseEvent[], name: string) => events.filter((e) => e.event === name).map((e) => e.data);
+
+for (const backend of backends()) {
+  describe(`chat tools [${backend}]`, () => {
+    const f = useChat(backend);
+
+    test('OpenAI, streaming: parallel calls run, their results go back to the model, every step is stored and streamed', async () => {
+      const u = await createUser(f.t);
+      const chat = chatAs(f.t, u);
+      const c = await projectConversation(f, u, { tools: ['current_time', 'run_javascript'] });
+      f.openai.script(
+        {
+          reply: 'Let me check.',
+          toolCalls: [
+            { id: 'call_time', name: 'current_time', arguments: '{"timeZone":"Asia/Tokyo"}' },
+            { id: 'call_js', name: 'run_javascript', arguments: '{"code":"input.a * input.b","input":{"a":6,"b":7}}' },
+          ],
+        },
+        { reply: 'It is evening in Tokyo and the answer is 42.' },
+      );
+      const events = await allSse(await chat.sendSse(c, { content: 'Time in Tokyo, and 6 × 7?' }));
+      assert.deepEqual(
+        events.map((e) => e.event).filter((e, i, all) => e !== all[i - 1]),
+        ['message.created', 'delta', 'tool.call', 'tool.result', 'delta', 'message.completed'],
+      );
+      const calls = named(events, 'tool.call');
+      assert.deepEqual(calls.map((x) => [x.id, x.name, x.needsApproval]), [['call_time', 'current_time', false], ['call_js', 'run_javascript', false]]);
+      const results = Object.fromEntries(named(events, 'tool.result').map((r) => [r.id, r]));
+      assert.equal(results.call_time.status, 'ok');
+      assert.equal(JSON.parse(results.call_time.result).timeZone, 'Asia/Tokyo');
+      assert.equal(results.call_js.status, 'ok');
+      assert.equal(JSON.parse(results.call_js.result).result, 42);
+      const final = named(events, 'message.completed')[0].message;
+      assert.equal(final.status, 'complete');
+      assert.equal(final.content[0].text, 'It is evening in Tokyo and the answer is 42.');
+
+      // What the model saw: the tools offered, then its calls and their results on the second call.
+      const [first, second] = answerRequests(f.openai);
+      assert.deepEqual(first!.body.tools.map((t: any) => t.function.name).sort(), ['current_time', 'run_javascript']);
+      const assistant = second!.body.messages.find((m: any) => m.role === 'assistant');
+      assert.deepEqual(assistant.tool_calls.map((x: any) => x.id), ['call_time', 'call_js']);
+      const toolMessages = second!.body.messages.filter((m: any) => m.role === 'tool');
+      assert.deepEqual(toolMessages.map((m: any) => m.tool_call_id), ['call_time', 'call_js']);
+      assert.equal(JSON.parse(toolMessages[1].content).result, 42);
+
+      // Stored: question → the model's calls → one tool message per call → the answer, which is the message the client followed.
+      const branch = (await chat.branch(c)).data;
+      assert.deepEqual(branch.map((m: any) => m.role), ['user', 'assistant', 'tool', 'tool', 'assistant']);
+      assert.equal(branch[4].id, final.id);
+      assert.deepEqual(branch[1].content.map((p: any) => p.type), ['text', 'tool_call', 'tool_call']);
+      assert.equal(branch[1].finishReason, 'tool-calls', "the AI SDK's finish reason, as every answer stores it");
+      assert.ok(branch[1].tokensIn > 0, 'each step keeps its own usage');
+      const stored = branch[3].content[0];
+      assert.equal(stored.type, 'tool_result');
+      assert.equal(stored.callId, 'call_js');
+      assert.equal(stored.status, 'ok');
+      assert.equal(typeof stored.durationMs, 'number');
+      assert.equal(stored.arguments, '{"code":"input.a * input.b","input":{"a":6,"b":7}}');
+
+      // The next turn carries the tool round in its history.
+      f.openai.script({ reply: 'You are welcome.' });
+      assert.equal((await chat.send(c, { content: 'Thanks' })).status, 201);
+      const next = answerRequests(f.openai).at(-1)!;
+      assert.deepEqual(next.body.messages.map((m: any) => m.role), ['user', 'assistant', 'tool', 'tool', 'assistant', 'user']);
+    });
+
+    test('Anthropic, JSON mode: tool_use blocks run and tool_result blocks go back', async () => {
+      const u = await createUser(f.t);
+      const chat = chatAs(f.t, u);
+      const c = await projectConversation(f, u, { model: 'anthropic:claude-haiku-4-5', tools: ['current_time'] });
+      f.anthropic.script({ toolCalls: [{ id: 'toolu_1', name: 'current_time', arguments: '{}' }] }, { reply: 'It is now.' });
+      const res = await chat.send(c, { content: 'What time is it?' });
+      assert.equal(res.status, 201, res.text);
+      assert.equal(res.body.content[0].text, 'It is now.');
+      const [, second] = answerRequests(f.anthropic);
+      const blocks = second!.body.messages.flatMap((m: any) => (Array.isArray(m.content) ? m.content : []));
+      assert.ok(blocks.some((b: any) => b.type === 'tool_use' && b.id === 'toolu_1' && b.name === 'current_time'));
+      const result = blocks.find((b: any) => b.type === 'tool_result');
+      assert.equal(result.tool_use_id, 'toolu_1');
+      assert.match(JSON.stringify(result.content), /UTC/);
+    });
+
+    test('bad calls are answered with an error the model reads, and the turn goes on', async () => {
+      const u = await createUser(f.t);
+      const chat = chatAs(f.t, u);
+      const c = await projectConversation(f, u, { tools: ['current_time'] });
+      f.openai.script(
+        {
+          toolCalls: [
+            { id: 'bad_json', name: 'current_time', arguments: '{"timeZone": ' },
+            { id: 'bad_type', name: 'current_time', arguments: '{"timeZone": 5}' },
+            { id: 'bad_zone', name: 'current_time', arguments: '{"timeZone": "Mars/Olympus"}' },
+            { id: 'unknown', name: 'launch_rockets', arguments: '{}' },
+          ],
+        },
+        { reply: 'Sorry, I could not.' },
+      );
+      const res = await chat.send(c, { content: 'Try hard' });
+      assert.equal(res.status, 201, res.text);
+      assert.equal(res.body.content[0].text, 'Sorry, I could not.');
+      const tools = (await chat.branch(c)).data.filter((m: any) => m.role === 'tool').map((m: any) => m.content[0]);
+      assert.deepEqual(tools.map((t: any) => [t.callId, t.status, t.error?.code]), [
+        ['bad_json', 'error', 'invalid_arguments'],
+        ['bad_type', 'error', 'invalid_arguments'],
+        ['bad_zone', 'error', 'invalid_time_zone'],
+        ['unknown', 'error', 'unknown_tool'],
+      ]);
+      const toolMessages = answerRequests(f.openai)[1]!.body.messages.filter((m: any) => m.role === 'tool');
+      assert.equal(toolMessages.length, 4, 'every call is answered');
+      assert.match(toolMessages[1].content, /timeZone/);
+    });
+
+    test('a tool loop that never ends stops at the step limit with finish reason max_steps', async () => {
+      const u = await createUser(f.t);
+      const chat = chatAs(f.t, u);
+      const c = await projectConversation(f, u, { tools: ['current_time'], maxToolSteps: 3 });
+      const again = { reply: 'Once more.', toolCalls: [{ name: 'current_time', arguments: '{}' }] };
+      f.openai.script(again, again, again, again, again);
+      const res = await chat.send(c, { content: 'Loop' });
+      assert.equal(res.status, 201, res.text);
+      assert.equal(res.body.status, 'complete');
+      assert.equal(res.body.finishReason, 'max_steps');
+      assert.equal(answerRequests(f.openai).length, 3);
+      const roles = (await chat.branch(c)).data.map((m: any) => m.role);
+      assert.deepEqual(roles, ['user', 'assistant', 'tool', 'assistant', 'tool', 'assistant']);
+    });
+
+    test('a call that needs approval pauses the turn; deny and approve carry it on; strangers and second decisions are refused', async () => {
+      const u = await createUser(f.t);
+      const stranger = await createUser(f.t);
+      const chat = chatAs(f.t, u);
+      const c = await projectConversation(f, u, { tools: ['current_time', 'run_javascript'], toolApprovals: ['run_javascript'] });
+      f.openai.script(
+        {
+          toolCalls: [
+            { id: 'free', name: 'current_time', arguments: '{}' },
+            { id: 'js1', name: 'run_javascript', arguments: '{"code":"40 + 2"}' },
+            { id: 'js2', name: 'run_javascript', arguments: '{"code":"throw new Error(1)"}' },
+          ],
+        },
+        { reply: 'Ran one, skipped one.' },
+      );
+      const res = await chat.send(c, { content: 'Compute' });
+      assert.equal(res.status, 202, res.text);
+      const paused = res.body;
+      assert.equal(paused.status, 'streaming');
+      assert.equal(paused.finishReason, 'awaiting_approval');
+      const waiting = (await chat.branch(c)).data.filter((m: any) => m.role === 'tool').map((m: any) => [m.content[0].callId, m.content[0].status]);
+      assert.deepEqual(waiting, [['free', 'ok'], ['js1', 'pending_approval'], ['js2', 'pending_approval']]);
+      assert.equal(answerRequests(f.openai).length, 1, 'the model waits');
+
+      // The stream shows what waits.
+      const ac = new AbortController();
+      const follower = readSse(await chat.stream(c, paused.id, { signal: ac.signal }));
+      let required: any;
+      for await (const e of follower) {
+        if (e.event === 'tool.approval_required') {
+          required = e.data;
+          break;
+        }
+      }
+      ac.abort();
+      assert.deepEqual(required.calls.map((x: any) => x.id), ['js1', 'js2']);
+
+      const decide = (callId: string, approve: unknown, who: TestUser = u) =>
+        f.t.api('POST', `/v1/conversations/${c}/messages/${paused.id}/tool-calls/${callId}/approval`, { token: who.accessToken, body: { approve } });
+      assert.equal((await decide('js1', true, stranger)).status, 404, "another user's approval is not found");
+      assert.equal((await decide('nope', true)).status, 404);
+      assert.equal((await decide('free', true)).status, 409, 'a call that ran needs no decision');
+      assert.equal((await decide('js1', 'yes')).status, 400);
+
+      const first = await decide('js2', false);
+      assert.equal(first.status, 200, first.text);
+      assert.equal(first.body.finishReason, 'awaiting_approval', 'one call still waits');
+      assert.equal((await decide('js2', true)).status, 409, 'a decision stands');
+      assert.equal((await decide('js1', true)).status, 200);
+
+      const done = await waitFor(async () => {
+        const m = await chat.message(c, paused.id);
+        return m.status === 'streaming' ? undefined : m;
+      }, 'the turn to finish');
+      assert.equal(done.status, 'complete');
+      assert.equal(done.content[0].text, 'Ran one, skipped one.');
+      const tools = (await chat.branch(c)).data.filter((m: any) => m.role === 'tool').map((m: any) => m.content[0]);
+      assert.deepEqual(tools.map((t: any) => [t.callId, t.status]), [['free', 'ok'], ['js1', 'ok'], ['js2', 'denied']]);
+      assert.equal(JSON.parse(tools[1].result).result, 42);
+      const toolMessages = answerRequests(f.openai)[1]!.body.messages.filter((m: any) => m.role === 'tool');
+      assert.match(toolMessages[2].content, /denied/);
+      assert.equal((await decide('js1', true)).status, 409, 'nothing waits any more');
+
+      // The whole turn replays from the stream, the pause included.
+      const replay = await allSse(await chat.stream(c, paused.id));
+      const replayed = named(replay, 'tool.result').map((r) => [r.id, r.status]);
+      assert.deepEqual(replayed[0], ['free', 'ok'], 'the call that needed no approval ran before the pause');
+      assert.deepEqual(replayed.slice(1).sort(), [['js1', 'ok'], ['js2', 'denied']]);
+      assert.equal(named(replay, 'message.completed').length, 1);
+    });
+
+    test('cancel: a paused turn stops at once; a turn stopped during a tool call keeps the call as cancelled', async () => {
+      const u = await createUser(f.t);
+      const chat = chatAs(f.t, u);
+      const c = await projectConversation(f, u, { tools: ['run_javascript', 'current_time'], toolApprovals: ['current_time'], sandboxTimeoutMs: 4000 });
+      f.openai.script({ toolCalls: [{ id: 'wait', name: 'current_time', arguments: '{}' }] });
+      const paused = (await chat.send(c, { content: 'Pause' })).body;
+      const started = Date.now();
+      const cancelled = await chat.cancel(c, paused.id);
+      assert.equal(cancelled.status, 200, cancelled.text);
+      assert.equal(cancelled.body.status, 'cancelled');
+      assert.ok(Date.now() - started < 4000, 'no wait for an instance that is not there');
+      assert.equal((await f.t.api('POST', `/v1/conversations/${c}/messages/${paused.id}/tool-calls/wait/approval`, { token: u.accessToken, body: { approve: true } })).status, 409);
+
+      f.openai.script({ toolCalls: [{ id: 'spin', name: 'run_javascript', arguments: '{"code":"for(;;){}"}' }] }, { reply: 'never' });
+      const res = await chat.sendSse(c, { content: 'Spin' });
+      const events: SseEvent[] = [];
+      let id: string | undefined;
+      for await (const e of readSse(res)) {
+        events.push(e);
+        if (e.event === 'message.created') id = e.data.assistantMessageId;
+        if (e.event === 'tool.call') assert.equal((await chat.cancel(c, id!)).status, 200);
+      }
+      const end = named(events, 'message.completed')[0].message;
+      assert.equal(end.status, 'cancelled');
+      const spin = (await chat.branch(c)).data.find((m: any) => m.role === 'tool' && m.content[0].callId === 'spin');
+      assert.equal(spin.content[0].status, 'cancelled');
+      assert.equal(answerRequests(f.openai).filter((r) => JSON.stringify(r.body.messages).includes('Spin')).length, 1, 'the model is not called again');
+    });
+
+    test('regenerating a tool answer answers the question again; a conversation without tools offers none', async () => {
+      const u = await createUser(f.t);
+      const chat = chatAs(f.t, u);
+      const c = await projectConversation(f, u, { tools: ['current_time'] });
+      f.openai.script({ toolCalls: [{ name: 'current_time', arguments: '{}' }] }, { reply: 'First.' });
+      const first = (await chat.send(c, { content: 'When?' })).body;
+      f.openai.script({ reply: 'Second.' });
+      const again = await chat.regenerate(c, first.id);
+      assert.equal(again.status, 201, again.text);
+      const branch = (await chat.branch(c)).data;
+      assert.deepEqual(branch.map((m: any) => m.role), ['user', 'assistant']);
+      assert.equal(branch[1].content[0].text, 'Second.');
+      assert.equal(branch[1].siblingIds.length, 2, 'beside the first step of the earlier answer');
+
+      const plain = await chat.conversation();
+      f.openai.script({ reply: 'No tools here.' });
+      assert.equal((await chat.send(plain, { content: 'Hi' })).status, 201);
+      assert.equal(answerRequests(f.openai).at(-1)!.body.tools, undefined);
+    });
+
+    test('a turn paused on one instance goes on from the instance that takes the last approval', { skip: clusterSkip(backend) }, async () => {
+      const u = await createUser(f.t);
+      const chat = chatAs(f.t, u);
+      const other = await f.second();
+      const c = await projectConversation(f, u, { tools: ['current_time'], toolApprovals: ['current_time'] });
+      f.openai.script({ toolCalls: [{ id: 'x', name: 'current_time', arguments: '{}' }] }, { reply: 'Resumed elsewhere.' });
+      const paused = (await chat.send(c, { content: 'Across' })).body;
+      const follower = allSse(await chat.stream(c, paused.id));
+      const ok = await other.api('POST', `/v1/conversations/${c}/messages/${paused.id}/tool-calls/x/approval`, { token: u.accessToken, body: { approve: true } });
+      assert.equal(ok.status, 200, ok.text);
+      const events = await follower;
+      assert.equal(named(events, 'message.completed')[0].message.content[0].text, 'Resumed elsewhere.');
+      assert.deepEqual(named(events, 'tool.result').map((r) => r.status), ['ok']);
+    });
+  });
+}
