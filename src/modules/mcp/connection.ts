@@ -35,6 +35,8 @@ export interface ConnectionLimits {
 /** Pages of `tools/list` read at most: a server listing without end is cut there. */
 const MAX_LIST_PAGES = 10;
 const CLIENT_INFO = { name: 'parley', version: '1' };
+/** Longest wait for a server to end its session before the connection is dropped anyway. */
+const SESSION_END_MS = 5_000;
 
 /**
  * A fetch for the SDK's transport over node:http: every request connects to
@@ -124,9 +126,19 @@ export async function withSession<T>(endpoint: Endpoint, limits: ConnectionLimit
     return await work(client, options);
   } finally {
     signal.removeEventListener('abort', stop);
-    // Ends the server's session (stateful servers keep one otherwise), then the transport; neither holds the result back.
-    if (!signal.aborted) void transport.terminateSession().catch(() => {}).finally(() => client.close().catch(() => {}));
-    else stop();
+    if (signal.aborted) stop();
+    else {
+      // Ends the server's session (a stateful server keeps one otherwise), then the transport, which also ends a
+      // DELETE still unanswered after a while; neither holds the result back.
+      const giveUp = setTimeout(stop, SESSION_END_MS).unref();
+      void transport
+        .terminateSession()
+        .catch(() => {})
+        .finally(() => {
+          clearTimeout(giveUp);
+          stop();
+        });
+    }
   }
 }
 

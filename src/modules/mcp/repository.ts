@@ -50,6 +50,10 @@ export function createMcpRepository(db: Db) {
       if (opts.after) where.push(gt(mcpDisabledTools.toolName, opts.after));
       return db.select({ toolName: mcpDisabledTools.toolName, createdAt: mcpDisabledTools.createdAt }).from(mcpDisabledTools).where(and(...where)).orderBy(asc(mcpDisabledTools.toolName)).limit(opts.limit);
     },
+    async countDisabledTools(userId: string): Promise<number> {
+      const [row] = await db.select({ n: count() }).from(mcpDisabledTools).where(eq(mcpDisabledTools.userId, userId));
+      return Number(row?.n ?? 0);
+    },
     async disableTool(userId: string, toolName: string): Promise<void> {
       await db.insert(mcpDisabledTools).values({ userId, toolName }).onConflictDoNothing();
     },

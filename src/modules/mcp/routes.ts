@@ -36,7 +36,7 @@ export function mcpRoutes(app: App, { services, guards }: RouteContext<'mcp'>) {
   // The same five routes for both owners: `projectOf` reads the project from the path, or null for the caller's own.
   const crud = (base: string, params: z.ZodObject, itemParams: z.ZodObject, projectOf: (p: any) => string | null, whose: string) => {
     app.post(base, {
-      schema: { tags, summary: `Register an MCP server ${whose}`, params, body: createServerBody, response: { 201: serverSchema, 409: problemSchema, 429: problemSchema, ...problems } },
+      schema: { tags, summary: `Register an MCP server ${whose}`, params, body: createServerBody, response: { 201: serverSchema, 409: problemSchema, ...problems } },
       onRequest,
       handler: async (request, reply) => reply.status(201).send(toServer(await mcp.create(me(request), projectOf(request.params), request.body))),
     });
@@ -94,7 +94,7 @@ export function mcpRoutes(app: App, { services, guards }: RouteContext<'mcp'>) {
   });
 
   app.put('/mcp-tools/disabled/:name', {
-    schema: { tags, summary: 'Switch an MCP tool off for yourself (`<server>__<tool>`): never offered to you again, in any project', params: toolParams, response: { 204: z.null(), ...problems } },
+    schema: { tags, summary: 'Switch an MCP tool off for yourself (`<server>__<tool>`): never offered to you again, in any project', params: toolParams, response: { 204: z.null(), 409: problemSchema, ...problems } },
     onRequest,
     handler: async (request, reply) => {
       await mcp.disableTool(me(request), request.params.name);

@@ -1,5 +1,5 @@
 import { uuidv7 } from 'uuidv7';
-import { Conflict, NotFound, QuotaExceeded, UpstreamFailed } from '../../errors.ts';
+import { Conflict, NotFound, UpstreamFailed } from '../../errors.ts';
 import type { Cipher } from '../../platform/crypto/cipher.ts';
 import type { Db } from '../../platform/db/database.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
@@ -38,6 +38,8 @@ export interface ServerTool extends RemoteTool {
 
 /** A failed listing is remembered this long at most, so a server that is down costs a turn its time limit once in a while, not every time. */
 const FAILURE_CACHE_MS = 15_000;
+/** Tools one user may switch off: the list is read at every turn. */
+const MAX_DISABLED_TOOLS = 1_000;
 /** Listings kept at most; expired ones are dropped when it fills. */
 const CACHE_ENTRIES = 5_000;
 
@@ -100,8 +102,8 @@ export function createMcp(d: McpDeps) {
     cache.delete(serverId);
   }
 
-  /** Lists now, within the listing time limit; throws what went wrong. */
-  function listNow(row: McpServerRow): Promise<RemoteTool[]> {
+  /** Lists now, within the listing time limit; rejects with what went wrong (a credential that cannot be read too). */
+  async function listNow(row: McpServerRow): Promise<RemoteTool[]> {
     return listTools(endpointOf(row), limits, AbortSignal.timeout(d.settings.listTimeoutMs));
   }
 
@@ -131,7 +133,7 @@ export function createMcp(d: McpDeps) {
 
   async function create(userId: string, projectId: string | null, input: ServerInput): Promise<McpServerRow> {
     const owner = await ownerOf(userId, projectId);
-    if ((await repo.count(owner)) >= d.settings.maxServers) throw QuotaExceeded(`At most ${d.settings.maxServers} MCP servers here`, 'mcp_server_limit');
+    if ((await repo.count(owner)) >= d.settings.maxServers) throw Conflict(`At most ${d.settings.maxServers} MCP servers here: remove one first`, 'mcp_server_limit');
     const url = await checkServerUrl(input.url, d.settings.allowPrivate);
     await ensureNameFree(owner, input.name);
     const id = uuidv7();
@@ -150,7 +152,7 @@ export function createMcp(d: McpDeps) {
       });
     } catch (err) {
       // Two creations with one name at once: the unique index decides.
-      if ((err as { code?: string; cause?: { code?: string } }).code === '23505' || (err as { cause?: { code?: string } }).cause?.code === '23505') await ensureNameFree(owner, input.name);
+      await ensureNameFree(owner, input.name);
       throw err;
     }
   }
@@ -205,7 +207,10 @@ export function createMcp(d: McpDeps) {
     },
 
     disabledTools: (userId: string, page: { limit: number; after?: string }) => repo.disabledTools(userId, page),
-    disableTool: (userId: string, toolName: string) => repo.disableTool(userId, toolName),
+    async disableTool(userId: string, toolName: string): Promise<void> {
+      if ((await repo.countDisabledTools(userId)) >= MAX_DISABLED_TOOLS) throw Conflict(`At most ${MAX_DISABLED_TOOLS} tools switched off: switch some on again first`, 'mcp_disabled_limit');
+      await repo.disableTool(userId, toolName);
+    },
     async enableTool(userId: string, toolName: string): Promise<void> {
       await repo.enableTool(userId, toolName);
     },
