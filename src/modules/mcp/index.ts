@@ -3,7 +3,6 @@ import { mcpRoutes } from './routes.ts';
 import { mcpDisabledTools, mcpServers } from './schema.ts';
 import { createMcp, type Mcp } from './service.ts';
 import { mcpEnv, mcpSettings, type McpSettings } from './settings.ts';
-import { mcpToolSource } from './source.ts';
 
 export type { Mcp } from './service.ts';
 
@@ -33,5 +32,5 @@ export const mcpModule = defineModule({
   provides: ['mcp'],
   services: ({ deps, config, services }) => ({ mcp: createMcp({ db: deps.db, cipher: deps.cipher, projects: services.projects, settings: config.mcp, logger: deps.logger }) }),
   routes: mcpRoutes,
-  tools: ({ mcp }) => mcpToolSource(mcp),
+  tools: ({ mcp }) => mcp.toolSource,
 });

@@ -7,6 +7,8 @@ import type { Projects } from '../projects/index.ts';
 import { checkServerUrl } from './address.ts';
 import { listTools, type Endpoint, type RemoteTool } from './connection.ts';
 import { createMcpRepository, type McpOwner } from './repository.ts';
+import { describeFailure, toolNameOf } from './names.ts';
+import { mcpToolSource } from './source.ts';
 import type { McpServerRow } from './schema.ts';
 import type { McpSettings } from './settings.ts';
 
@@ -43,23 +45,7 @@ const MAX_DISABLED_TOOLS = 1_000;
 /** Listings kept at most; expired ones are dropped when it fills. */
 const CACHE_ENTRIES = 5_000;
 
-/** `<server>__<tool>`, made to fit the model APIs' `^[a-zA-Z0-9_-]{1,64}$`. */
-export const toolNameOf = (server: string, tool: string) => `${server}__${tool}`.replace(/[^a-zA-Z0-9_-]/g, '_').slice(0, 64);
-
 const credentialContext = (serverId: string) => `mcp:${serverId}`;
-
-/** What went wrong with a server, in words for the model or the API (never the headers). */
-export function describeFailure(err: unknown, timeoutMs?: number): string {
-  const e = err as { name?: string; code?: unknown; message?: string; cause?: { code?: string } };
-  if (e?.name === 'TimeoutError' || e?.name === 'AbortError' || e?.code === -32001) return timeoutMs ? `The MCP server did not answer within ${timeoutMs} ms` : 'The MCP server did not answer in time';
-  if (e?.code === 'webhook_url_private') return "The MCP server's address is a private, loopback or link-local one";
-  if (e?.code === 'webhook_url_unresolvable') return "The MCP server's host does not resolve";
-  const code = (e as { code?: string })?.code ?? e?.cause?.code;
-  if (code === 'ECONNREFUSED') return 'The MCP server refused the connection';
-  if (code === 'ECONNRESET' || code === 'EPIPE') return 'The MCP server dropped the connection';
-  const message = (e?.message ?? String(err)).replace(/\s+/g, ' ').slice(0, 300);
-  return `The MCP server could not be used: ${message}`;
-}
 
 /**
  * MCP servers of projects and users: registration (URL checked against the
@@ -215,16 +201,18 @@ export function createMcp(d: McpDeps) {
       await repo.enableTool(userId, toolName);
     },
 
-    /** For the tool source: the enabled servers of a turn with their (cached) tools, and the user's switched-off names. */
-    async offeredTo(userId: string, projectId: string | null): Promise<{ servers: Array<{ row: McpServerRow; tools: RemoteTool[] }>; disabled: Set<string> }> {
-      const [rows, disabled] = await Promise.all([repo.enabledFor(userId, projectId), repo.disabledTools(userId)]);
-      const servers = await Promise.all(rows.map(async (row) => ({ row, tools: (await cachedTools(row)) ?? [] })));
-      return { servers, disabled: new Set(disabled.map((t) => t.toolName)) };
-    },
-    endpointOf,
-    limits,
-    settings: d.settings,
-    logger: d.logger,
+    /** The tools of a turn (the module's `tools`); it alone reads the credentials. */
+    toolSource: mcpToolSource({
+      async offeredTo(userId, projectId) {
+        const [rows, disabled] = await Promise.all([repo.enabledFor(userId, projectId), repo.disabledTools(userId)]);
+        const servers = await Promise.all(rows.map(async (row) => ({ row, tools: (await cachedTools(row)) ?? [] })));
+        return { servers, disabled: new Set(disabled.map((t) => t.toolName)) };
+      },
+      endpointOf,
+      limits,
+      timeoutMs: d.settings.timeoutMs,
+      logger: d.logger,
+    }),
   };
 }
 

@@ -1,7 +1,18 @@
 import { ToolError, type Tool, type ToolScope, type ToolSource } from '../tools/index.ts';
-import { callTool, type RemoteResult, type RemoteTool } from './connection.ts';
+import type { Logger } from '../../platform/observability/logger.ts';
+import { callTool, type ConnectionLimits, type Endpoint, type RemoteResult, type RemoteTool } from './connection.ts';
+import { describeFailure, toolNameOf } from './names.ts';
 import type { McpServerRow } from './schema.ts';
-import { describeFailure, toolNameOf, type Mcp } from './service.ts';
+
+/** What the source needs of the service: the servers of a turn, and how to reach one. */
+export interface McpToolDeps {
+  /** The enabled servers of a turn, project's first, with their (cached) tools; the user's switched-off names. */
+  offeredTo(userId: string, projectId: string | null): Promise<{ servers: Array<{ row: McpServerRow; tools: RemoteTool[] }>; disabled: Set<string> }>;
+  endpointOf(row: McpServerRow): Endpoint;
+  limits: ConnectionLimits;
+  timeoutMs: number;
+  logger: Logger;
+}
 
 /** The text of a result: its text parts joined, other parts named (an image, a resource). */
 function textOf(result: RemoteResult): string {
@@ -21,13 +32,13 @@ function parametersOf(tool: RemoteTool): Record<string, unknown> {
   return { ...schema, type: 'object' };
 }
 
-function toolOf(mcp: Mcp, row: McpServerRow, remote: RemoteTool, name: string): Tool {
+function toolOf(mcp: McpToolDeps, row: McpServerRow, remote: RemoteTool, name: string): Tool {
   return {
     name,
     description: remote.description || `The tool "${remote.name}" of the MCP server "${row.name}"`,
     parameters: parametersOf(remote),
     needsApproval: row.needsApproval,
-    timeoutMs: mcp.settings.timeoutMs,
+    timeoutMs: mcp.timeoutMs,
     async run(args, ctx) {
       let result: RemoteResult;
       try {
@@ -52,7 +63,7 @@ function toolOf(mcp: Mcp, row: McpServerRow, remote: RemoteTool, name: string): 
  * allow-list chose). A name two servers share goes to the first (the
  * project's). A server that cannot be listed adds nothing (logged).
  */
-export function mcpToolSource(mcp: Mcp): ToolSource {
+export function mcpToolSource(mcp: McpToolDeps): ToolSource {
   return {
     offersAll: true,
     async list(scope: ToolScope): Promise<Tool[]> {

@@ -86,7 +86,7 @@ for (const backend of backends()) {
       const u = await createUser(t);
       const gone = await startMcpServer();
       assert.equal((await register(u, { name: 'slow', url: open.url })).status, 201);
-      assert.equal((await register(u, { name: 'gone', url: gone.url })).status, 201);
+      const goneId = (await register(u, { name: 'gone', url: gone.url })).body.id;
       const started = Date.now();
       const hang = await run(u, 'slow__hang', {});
       assert.equal(hang.ok, false);
@@ -100,6 +100,9 @@ for (const backend of backends()) {
       assert.equal(refused.ok, false);
       assert.equal(refused.error?.code, 'mcp_unavailable');
       assert.match(refused.error!.message, /refused/);
+      const listing = await t.api('GET', `/v1/mcp-servers/${goneId}/tools`, { token: u.accessToken });
+      assert.equal(listing.status, 502);
+      assert.match(listing.body.detail, /refused the connection/);
     });
 
     test("a project's servers: offered in its conversations only, narrowed by the allow-list, calls needing approval; others get 404", async () => {
