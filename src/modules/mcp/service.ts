@@ -204,7 +204,9 @@ export function createMcp(d: McpDeps) {
     /** The tools of a turn (the module's `tools`); it alone reads the credentials. */
     toolSource: mcpToolSource({
       async offeredTo(userId, projectId) {
-        const [rows, disabled] = await Promise.all([repo.enabledFor(userId, projectId), repo.disabledTools(userId)]);
+        // A project's servers (and the credentials they carry) act only for whoever may manage it, whatever scope a caller hands in.
+        const [mayUse, disabled] = await Promise.all([projectId ? d.projects.exists(userId, projectId) : false, repo.disabledTools(userId)]);
+        const rows = await repo.enabledFor(userId, mayUse ? projectId : null);
         const servers = await Promise.all(rows.map(async (row) => ({ row, tools: (await cachedTools(row)) ?? [] })));
         return { servers, disabled: new Set(disabled.map((t) => t.toolName)) };
       },

@@ -115,6 +115,7 @@ for (const backend of backends()) {
       assert.deepEqual(await names(owner, projectId), ['shop__add', 'shop__stats']);
       assert.ok((await offered(owner, projectId)).every((x) => x.needsApproval === true));
       assert.deepEqual(await names(owner), [], 'not outside the project');
+      assert.deepEqual(await names(other, projectId), [], "not to someone else, even in the project's scope");
 
       const tools = await t.api('GET', `/v1/projects/${projectId}/mcp-servers/${res.body.id}/tools`, { token: owner.accessToken });
       assert.deepEqual(Object.fromEntries(tools.body.data.map((x: any) => [x.name, x.allowed])), { add: true, echo: false, stats: true, fails: false, hang: false });
