@@ -10,6 +10,7 @@ import { healthModule } from './health/index.ts';
 import { jobsModule } from './jobs/index.ts';
 import { knowledgeModule } from './knowledge/index.ts';
 import { limitsModule } from './limits/index.ts';
+import { mcpModule } from './mcp/index.ts';
 import type { Module } from './module.ts';
 import { notificationsModule } from './notifications/index.ts';
 import { projectsModule } from './projects/index.ts';
@@ -36,6 +37,7 @@ export const MODULES: readonly Module[] = [
   limitsModule,
   projectsModule,
   toolsModule,
+  mcpModule,
   usageModule,
   safetyModule,
   filesModule,

@@ -1,0 +1,33 @@
+import { ValidationError } from '../../errors.ts';
+import { resolvePublic } from '../webhooks/index.ts';
+
+/** An absolute https URL without credentials or fragment (plain http too where private addresses are allowed: a closed network, tests). */
+export function parseServerUrl(raw: string, allowPrivate: boolean): URL {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw ValidationError('url is not a valid absolute URL', 'mcp_url_invalid');
+  }
+  if (url.protocol !== 'https:' && !(allowPrivate && url.protocol === 'http:')) throw ValidationError('url must be an https URL', 'mcp_url_invalid');
+  if (url.username || url.password) throw ValidationError('url must not carry credentials; give them as headers in `credentials`', 'mcp_url_invalid');
+  if (url.hash) throw ValidationError('url must not have a fragment', 'mcp_url_invalid');
+  return url;
+}
+
+/**
+ * Refuses a host that does not resolve or resolves to a private, loopback or
+ * link-local address (the webhooks module's rule, shared by every fetch of a
+ * user-given URL). Checked again at each connection, where DNS may answer otherwise.
+ */
+export async function checkServerUrl(raw: string, allowPrivate: boolean): Promise<string> {
+  const url = parseServerUrl(raw, allowPrivate);
+  try {
+    await resolvePublic(url, allowPrivate);
+  } catch (err) {
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    const isPrivate = (err as { code?: string }).code === 'webhook_url_private';
+    throw ValidationError(isPrivate ? 'url resolves to a private, loopback or link-local address' : `url host ${host} does not resolve`, isPrivate ? 'mcp_url_private' : 'mcp_url_unresolvable');
+  }
+  return url.toString();
+}

@@ -1,0 +1,162 @@
+import http from 'node:http';
+import https from 'node:https';
+import { isIP } from 'node:net';
+import { Readable } from 'node:stream';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { resolvePublic } from '../webhooks/index.ts';
+
+/** What a server says a tool is (the parts Parley uses). */
+export interface RemoteTool {
+  name: string;
+  description?: string;
+  inputSchema: Record<string, unknown>;
+}
+
+/** What a tool call gave back, as the SDK parsed it. */
+export interface RemoteResult {
+  content?: Array<{ type: string; text?: string; mimeType?: string; uri?: string; resource?: { uri?: string; text?: string; mimeType?: string } }>;
+  structuredContent?: Record<string, unknown>;
+  isError?: boolean;
+}
+
+export interface Endpoint {
+  url: string;
+  /** Sent with every request (decrypted credentials). */
+  headers: Record<string, string>;
+}
+
+export interface ConnectionLimits {
+  allowPrivate: boolean;
+  maxResponseBytes: number;
+}
+
+/** Pages of `tools/list` read at most: a server listing without end is cut there. */
+const MAX_LIST_PAGES = 10;
+const CLIENT_INFO = { name: 'parley', version: '1' };
+/** Longest wait for a server to end its session before the connection is dropped anyway. */
+const SESSION_END_MS = 5_000;
+
+/**
+ * A fetch for the SDK's transport over node:http: every request connects to
+ * the address just checked against the private ranges (no second lookup, so
+ * a DNS answer that changed since registration, or between check and
+ * connect, is never used), follows no redirect itself (the SDK follows one
+ * within the origin through this same fetch, checked again), stops with
+ * `signal`, and cuts an answer longer than `maxResponseBytes`.
+ */
+export function pinnedFetch(limits: ConnectionLimits): FetchLike {
+  return async (input, init = {}) => {
+    const url = new URL(String(input));
+    const target = await resolvePublic(url, limits.allowPrivate);
+    const signal = init.signal ?? undefined;
+    signal?.throwIfAborted();
+    const headers: Record<string, string> = {};
+    new Headers(init.headers).forEach((value, key) => (headers[key] = value));
+    const body = typeof init.body === 'string' ? init.body : init.body == null ? undefined : String(init.body);
+    if (body !== undefined) headers['content-length'] = String(Buffer.byteLength(body));
+    headers['user-agent'] ??= 'Parley-MCP/1';
+    const secure = url.protocol === 'https:';
+    return new Promise<Response>((resolve, reject) => {
+      const req = (secure ? https : http).request(
+        {
+          method: init.method ?? 'GET',
+          hostname: target.address,
+          family: target.family,
+          port: url.port || (secure ? 443 : 80),
+          path: `${url.pathname}${url.search}`,
+          // The URL's host goes in Host and in TLS's SNI and certificate check.
+          servername: secure && !isIP(url.hostname) ? url.hostname : undefined,
+          headers: { ...headers, host: url.host },
+          agent: false,
+        },
+        (res) => {
+          let size = 0;
+          res.on('data', (chunk: Buffer) => {
+            size += chunk.length;
+            if (size > limits.maxResponseBytes) res.destroy(new Error(`The MCP server's answer is larger than ${limits.maxResponseBytes} bytes`));
+          });
+          const out = new Headers();
+          for (const [key, value] of Object.entries(res.headers)) {
+            if (Array.isArray(value)) for (const v of value) out.append(key, v);
+            else if (value !== undefined) out.set(key, value);
+          }
+          const status = res.statusCode ?? 502;
+          // A Response cannot carry a body with these statuses.
+          const empty = status === 204 || status === 304 || (init.method ?? 'GET') === 'HEAD';
+          if (empty) res.resume();
+          resolve(new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), { status, statusText: res.statusMessage, headers: out }));
+        },
+      );
+      const onAbort = () => req.destroy(signal?.reason instanceof Error ? signal.reason : new Error('aborted'));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      req.on('close', () => signal?.removeEventListener('abort', onAbort));
+      req.on('error', reject);
+      req.end(body);
+    });
+  };
+}
+
+/**
+ * One MCP session for one piece of work: connect (initialize), `work`, then
+ * close and end the session on the server. A connection per listing or
+ * call, not a pool: nothing to keep alive or find dead between turns, any
+ * process may serve any turn, and a listing is cached anyway (service.ts).
+ * Everything, the handshake included, stops when `signal` aborts (a hung
+ * server, a cancelled turn): the transport's requests are destroyed with it.
+ */
+export async function withSession<T>(endpoint: Endpoint, limits: ConnectionLimits, signal: AbortSignal, work: (client: Client, options: { signal: AbortSignal; timeout: number }) => Promise<T>): Promise<T> {
+  signal.throwIfAborted();
+  const transport = new StreamableHTTPClientTransport(new URL(endpoint.url), {
+    fetch: pinnedFetch(limits),
+    requestInit: { headers: endpoint.headers },
+    // One retry of a dropped event stream at most: a session here lasts one request.
+    reconnectionOptions: { maxRetries: 0, initialReconnectionDelay: 1000, maxReconnectionDelay: 1000, reconnectionDelayGrowFactor: 1 },
+  });
+  const client = new Client(CLIENT_INFO, { capabilities: {} });
+  // Errors of the optional background event stream; the request's own error is what counts.
+  client.onerror = () => {};
+  const stop = () => void client.close().catch(() => {});
+  signal.addEventListener('abort', stop, { once: true });
+  // The SDK's own timeout as a second guard: its default is 60 s.
+  const options = { signal, timeout: 600_000 };
+  try {
+    await client.connect(transport, options);
+    return await work(client, options);
+  } finally {
+    signal.removeEventListener('abort', stop);
+    if (signal.aborted) stop();
+    else {
+      // Ends the server's session (a stateful server keeps one otherwise), then the transport, which also ends a
+      // DELETE still unanswered after a while; neither holds the result back.
+      const giveUp = setTimeout(stop, SESSION_END_MS).unref();
+      void transport
+        .terminateSession()
+        .catch(() => {})
+        .finally(() => {
+          clearTimeout(giveUp);
+          stop();
+        });
+    }
+  }
+}
+
+/** Every tool the server lists (following its pages, up to a bound). */
+export function listTools(endpoint: Endpoint, limits: ConnectionLimits, signal: AbortSignal): Promise<RemoteTool[]> {
+  return withSession(endpoint, limits, signal, async (client, options) => {
+    const tools: RemoteTool[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < MAX_LIST_PAGES; page++) {
+      const result = await client.listTools(cursor ? { cursor } : undefined, options);
+      for (const t of result.tools) tools.push({ name: t.name, description: t.description, inputSchema: t.inputSchema as Record<string, unknown> });
+      cursor = result.nextCursor;
+      if (!cursor) break;
+    }
+    return tools;
+  });
+}
+
+export function callTool(endpoint: Endpoint, limits: ConnectionLimits, signal: AbortSignal, name: string, args: Record<string, unknown>): Promise<RemoteResult> {
+  return withSession(endpoint, limits, signal, async (client, options) => (await client.callTool({ name, arguments: args }, undefined, options)) as RemoteResult);
+}
