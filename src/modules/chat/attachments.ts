@@ -15,7 +15,7 @@ const FILE_SHARE = 0.5;
 const readable = (mimeType: string) => mimeType.startsWith('text/') || mimeType === 'application/json' || mimeType === 'application/pdf';
 
 /** A message as the turn is built from it (stored, or about to be). */
-export type Turn = Pick<MessageRow, 'role' | 'text' | 'content'>;
+export type Turn = Pick<MessageRow, 'role' | 'text' | 'content'> & { status?: MessageRow['status'] };
 
 export interface AttachmentsDeps {
   files: Pick<Files, 'get' | 'textOf' | 'bytesOf'>;
@@ -81,6 +81,8 @@ export function createAttachments(d: AttachmentsDeps) {
       return r && { role: 'tool', toolCallId: r.callId, content: r.result ?? JSON.stringify({ error: r.error?.message ?? 'The call has not run yet' }) };
     }
     if (m.role !== 'user' && m.role !== 'assistant') return undefined;
+    // What the safety checks stopped is not shown to the model again.
+    if (m.status === 'flagged') return undefined;
     const calls = m.content.flatMap((p) => (p.type === 'tool_call' ? [{ id: p.id, name: p.name, arguments: p.arguments }] : []));
     if (calls.length) return { role: 'assistant', content: m.text, toolCalls: calls };
     const files = m.content.filter((p): p is FilePart => p.type === 'file');

@@ -143,7 +143,7 @@ export const messageSchema = z
     parentId: z.uuid().nullable(),
     role: z.enum(['system', 'user', 'assistant', 'tool']),
     content: z.array(contentPart),
-    status: z.enum(['streaming', 'complete', 'failed', 'cancelled']),
+    status: z.enum(['streaming', 'complete', 'failed', 'cancelled', 'flagged']).describe('`flagged`: stopped by the safety checks; its text is kept for admins only'),
     provider: z.string().nullable(),
     model: z.string().nullable(),
     tokensIn: z.number().int().nullable(),

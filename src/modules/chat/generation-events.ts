@@ -45,7 +45,7 @@ export function toFrame({ offset, event }: PositionedEvent) {
 
 /** The outcome of a finished message as the stream would have ended, for when the stream is gone. */
 export function outcomeOf(message: PublicMessage): Outcome {
-  if (message.status === 'failed') {
+  if (message.status === 'failed' || message.status === 'flagged') {
     return { type: 'error', code: message.error?.code ?? 'generation_failed', message: message.error?.message ?? 'The generation failed', messageId: message.id };
   }
   return { type: 'message.completed', message };

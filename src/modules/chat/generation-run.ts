@@ -32,6 +32,8 @@ export interface RunJob {
   request: Omit<ChatRequest, 'signal'>;
   /** The tools the model may call this turn, and how (absent: a plain answer). */
   tools?: ToolLoop;
+  /** Checks the answer's text so far (safety): at each step's end and every OUTPUT_CHECK_CHARS while it streams; a flag stops it. */
+  checkOutput?: (text: string) => Promise<{ flagged: false } | { flagged: true; categories: string[] }>;
   /** After a successful answer has been stored and streamed (title generation and the answer-ready notice hang off this). */
   onComplete?: (text: string) => void;
   /** Signals for this answer other than cancel (a follower on another instance starting or stopping). */
@@ -61,6 +63,18 @@ export interface Run {
   stop(reason: StopReason): void;
   /** Settles once the outcome is stored and the stream has ended; never rejects. */
   done: Promise<void>;
+}
+
+/** New characters of an answer between two checks of its text while it streams. */
+const OUTPUT_CHECK_CHARS = 2000;
+
+/** The answer was flagged by the safety checks: it stops, marked `flagged`. */
+class FlaggedOutput extends Error {
+  readonly categories: string[];
+  constructor(categories: string[]) {
+    super(`flagged: ${categories.join(', ')}`);
+    this.categories = categories;
+  }
 }
 
 /** A message's cancel request, as sent over the stream buffer's signal channel. */
@@ -107,6 +121,13 @@ async function execute(d: RunDeps, job: RunJob, signal: AbortSignal, stopped: ()
   let started = false;
   let current: { provider: string; model: string } | undefined;
   let outcome: Outcome | undefined;
+  let checkedUpTo = 0;
+  const check = async (upTo: number) => {
+    if (!job.checkOutput || !text) return;
+    checkedUpTo = upTo;
+    const verdict = await job.checkOutput(text);
+    if (verdict.flagged) throw new FlaggedOutput(verdict.categories);
+  };
   try {
     let history = job.request.messages;
     let admitted = job.request.admitted;
@@ -117,6 +138,7 @@ async function execute(d: RunDeps, job: RunJob, signal: AbortSignal, stopped: ()
       const calls: ToolCall[] = [];
       let finish: Extract<ChatEvent, { type: 'finish' }> | undefined;
       text = '';
+      checkedUpTo = 0;
       attempts = [];
       for await (const e of d.ai.streamChat({ ...job.request, messages: history, admitted, tools: loop?.definitions, signal })) {
         if (e.type === 'attempt') current = { provider: e.provider, model: e.model };
@@ -130,10 +152,12 @@ async function execute(d: RunDeps, job: RunJob, signal: AbortSignal, stopped: ()
           started = true;
           text += piece;
           await append({ type: 'delta', text: piece });
+          if (text.length - checkedUpTo >= OUTPUT_CHECK_CHARS) await check(text.length);
         } else if (e.type === 'finish') finish = e;
       }
       admitted = undefined;
       if (!finish) throw UpstreamFailed('The provider stream ended without finishing', 'stream_interrupted');
+      await check(text.length);
       const metrics = {
         provider: finish.provider,
         model: finish.model,
@@ -170,7 +194,9 @@ async function execute(d: RunDeps, job: RunJob, signal: AbortSignal, stopped: ()
   } catch (err) {
     const reason = stopped();
     try {
-      if (reason === 'cancelled') {
+      if (err instanceof FlaggedOutput) {
+        await d.messages.flagAssistant(id, text, { code: 'content_flagged', message: `The answer was stopped: it was flagged (${err.categories.join(', ')})` }, { ...current, attempts });
+      } else if (reason === 'cancelled') {
         await d.messages.cancelAssistant(id, text, { ...current, attempts, latencyMs: Date.now() - startedAt });
       } else {
         const error = reason ? stopError(reason, d.maxStreamMs) : failure(err, log);
@@ -280,7 +306,7 @@ function announceFinished(d: RunDeps, job: RunJob, m: ReturnType<typeof toPublic
     conversationId: job.conversationId,
     projectId: job.request.meter?.projectId ?? null,
     messageId: m.id,
-    status: m.status as 'complete' | 'failed' | 'cancelled',
+    status: m.status as 'complete' | 'failed' | 'cancelled' | 'flagged',
     provider: m.provider,
     model: m.model,
     finishReason: m.finishReason,

@@ -15,8 +15,8 @@ import type { Attachments, Turn } from './attachments.ts';
 import { createAttention, type FollowEnd } from './attention.ts';
 import type { ContentInput } from './schema.ts';
 import type { Titles } from './titles.ts';
-import type { Toolbox } from '../tools/index.ts';
-import type { ToolsSettings } from '../tools/settings.ts';
+import type { Toolbox, ToolsSettings } from '../tools/index.ts';
+import type { Safety } from '../safety/index.ts';
 import { Conflict, NotFound } from '../../errors.ts';
 import { AWAITING_APPROVAL } from './messages-repository.ts';
 import type { ToolLoop } from './generation-run.ts';
@@ -40,6 +40,8 @@ export interface GenerationDeps {
   /** The tools a turn offers (the project's and its MCP servers') and how they run. */
   toolbox: Pick<Toolbox, 'offered' | 'parse' | 'run'>;
   tools: Pick<ToolsSettings, 'defaultMaxSteps' | 'maxSteps'>;
+  /** The deployment's and the project's rules and the moderation provider: the question before the model sees it, the answer as it comes. */
+  safety: Pick<Safety, 'checkInput' | 'checkOutput'>;
 }
 
 /** Who asks, beyond the user: for metering and per-role token limits. */
@@ -200,6 +202,7 @@ export function createGeneration(d: GenerationDeps) {
         citations: prepared.citations.length ? { type: 'citations', citations: prepared.citations } : undefined,
         request: { ...prepared.request, meter: { ...meter, source: 'chat', messageId: assistant.id }, admitted },
         tools: prepared.tools && { ...prepared.tools, stepsTaken: 0 },
+        checkOutput: outputCheck(userId, conversation.projectId, conversation.id, assistant.id, meter),
         onComplete: (answer) => {
           if (firstExchange) d.titles.start(conversation.id, chain, questionOf(userMessage), answer, { ...meter, source: 'title' });
           settled(answered);
@@ -272,6 +275,10 @@ export function createGeneration(d: GenerationDeps) {
     else yield { event: { type: 'error', code: 'stream_unavailable', message: 'The answer is still being generated but its stream cannot be read; try again later', messageId: now.id } };
   }
 
+  /** The answer's check, as the run calls it on its text so far. */
+  const outputCheck = (userId: string, projectId: string | null, conversationId: string, messageId: string, caller: Caller) => (text: string) =>
+    d.safety.checkOutput({ userId, projectId, apiKeyId: caller.apiKeyId ?? null, conversationId, messageId }, text);
+
   /** Marks a streaming answer cancelled here (nobody else runs it), streams how it ended and ends its stream. */
   async function settleHere(userId: string, conversationId: string, messageId: string, partial: string): Promise<MessageView> {
     await d.messages.cancelAssistant(messageId, partial).catch(() => {});
@@ -306,6 +313,7 @@ export function createGeneration(d: GenerationDeps) {
         assistantId: answer.id,
         request: { ...prepared.request, meter: { ...meter, source: 'chat', messageId: answer.id }, admitted },
         tools: { ...prepared.tools, stepsTaken, decided },
+        checkOutput: outputCheck(userId, p.conversation.projectId, conversationId, answer.id, caller),
         onComplete: () => settled({ userId, conversationId, messageId: answer.id }),
         onSignal: (message) => attention.signal(answer.id, message),
       });
@@ -343,6 +351,8 @@ export function createGeneration(d: GenerationDeps) {
       // The parent first: a message that is not there is a 404 whatever the model settings say.
       if (input.parentId) await d.messages.get(userId, conversationId, input.parentId);
       const p = await plan(userId, conversationId, input.model);
+      // Flagged (422 content_flagged) before anything is written or any model is called.
+      await d.safety.checkInput({ userId, projectId: p.conversation.projectId, apiKeyId: caller.apiKeyId ?? null, conversationId }, text);
       // Each file must be the user's (404 otherwise), before anything is written.
       const content = await d.attachments.resolve(userId, input.content);
       const asked: Turn = { role: 'user', text, content: typeof content === 'string' ? [{ type: 'text', text: content }] : content };

@@ -37,7 +37,7 @@ declare module '../../platform/bus/events.ts' {
       /** The conversation's project; null when it has none. */
       projectId: string | null;
       messageId: string;
-      status: 'complete' | 'failed' | 'cancelled';
+      status: 'complete' | 'failed' | 'cancelled' | 'flagged';
       provider: string | null;
       model: string | null;
       finishReason: string | null;
@@ -73,7 +73,7 @@ export const chatModule = defineModule({
   name: 'chat',
   tables: { conversations, messages, messageFeedback },
   config: { env: chatEnv, read: chatSettings },
-  needs: ['ai', 'projects', 'jobs', 'limits', 'users', 'files', 'grounding', 'toolbox'],
+  needs: ['ai', 'projects', 'jobs', 'limits', 'users', 'files', 'grounding', 'toolbox', 'safety'],
   // The answer-ready notice: sent through notifications, unless realtime says the user has a socket open.
   uses: ['notifications', 'realtime'],
   provides: ['conversations', 'messages', 'search', 'generation', 'titles'],
@@ -96,6 +96,7 @@ export const chatModule = defineModule({
       limits: config.chat,
       announce: deps.announce,
       toolbox: services.toolbox,
+      safety: services.safety,
       tools: config.tools,
     });
     return { conversations, messages, search: createSearch(deps.db), generation, titles };

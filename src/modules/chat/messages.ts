@@ -38,7 +38,8 @@ export const toPublicMessage = (m: MessageView) => ({
   conversationId: m.conversationId,
   parentId: m.parentId,
   role: m.role,
-  content: m.content,
+  // A flagged answer's text is kept for admins only.
+  content: m.status === 'flagged' ? [] : m.content,
   status: m.status,
   provider: m.provider,
   model: m.model,
@@ -250,6 +251,11 @@ conversationId, leafId: leaf, data };
     /** Marks the answer failed, keeping whatever text arrived before the failure. */
     failAssistant(messageId: string, partialText: string, error: { code: string; message: string }, attempts: FailedAttempt[] = []): Promise<MessageRow> {
       return finish(messageId, { content: partialText ? [{ type: 'text', text: partialText }] : [], text: partialText, status: 'failed', error, attempts });
+    },
+
+    /** Marks the answer stopped by the safety checks: its text so far is kept in the database for admins and shown to nobody else. */
+    flagAssistant(messageId: string, partialText: string, error: { code: string; message: string }, fields: Partial<Omit<AssistantResult, 'text'>> = {}): Promise<MessageRow> {
+      return finish(messageId, { ...fields, content: partialText ? [{ type: 'text', text: partialText }] : [], text: partialText, status: 'flagged', error, finishReason: 'content_flagged' });
     },
 
     /** Marks the answer cancelled (the user stopped it), keeping the text so far. */

@@ -79,7 +79,7 @@ export const messages = pgTable(
     content: jsonb('content').$type<ContentPart[]>().notNull(),
     /** The text of `content`, kept for full-text search and token counting. */
     text: text('text').notNull().default(''),
-    status: text('status', { enum: ['streaming', 'complete', 'failed', 'cancelled'] }).notNull().default('complete'),
+    status: text('status', { enum: ['streaming', 'complete', 'failed', 'cancelled', 'flagged'] }).notNull().default('complete'),
     provider: text('provider'),
     model: text('model'),
     tokensIn: integer('tokens_in'),

@@ -38,7 +38,7 @@ export function createSearch(db: Db) {
             union all
             select 'message', m.conversation_id, m.id, m.id, c.title, m.text, ts_rank(m.search_vector, q.query), m.created_at
             from ${messages} m join ${conversations} c on c.id = m.conversation_id, q
-            where m.user_id = ${userId} and c.user_id = ${userId} and m.role in ('user', 'assistant') and m.search_vector @@ q.query
+            where m.user_id = ${userId} and c.user_id = ${userId} and m.role in ('user', 'assistant') and m.status <> 'flagged' and m.search_vector @@ q.query
           )
           order by rank desc, created_at desc, hit_id desc
           limit ${opts.limit} offset ${opts.offset}

@@ -7,6 +7,7 @@ import { fixedTools } from './tool.ts';
 import { createToolbox, type Toolbox } from './toolbox.ts';
 
 export { createToolbox, type Toolbox, type ToolOutcome } from './toolbox.ts';
+export type { ToolsSettings } from './settings.ts';
 export { fixedTools, ToolError, type Tool, type ToolLimits, type ToolRunContext, type ToolScope, type ToolSource } from './tool.ts';
 export type { Page, WebPages } from './builtin/web-pages.ts';
 

@@ -45,10 +45,10 @@ export async function startChat(backend: Backend, env: Record<string, string> = 
 }
 
 /** A chat fixture for the enclosing describe block: started before it, both fakes reset before each test, closed after. */
-export function useChat(backend: Backend): ChatFixture {
+export function useChat(backend: Backend, env: Record<string, string> = {}): ChatFixture {
   const fixture = {} as ChatFixture;
   before(async () => {
-    Object.assign(fixture, await startChat(backend));
+    Object.assign(fixture, await startChat(backend, env));
   });
   after(() => fixture.close());
   beforeEach(() => {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { backends } from '../../support/app.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
+import { startMcpServer, warmUp, type TestMcpServer } from '../../support/mcp-server.ts';
 import { allSse, readSse, type SseEvent } from '../../support/sse.ts';
 import { answerRequests, chatAs, clusterSkip, useChat, waitFor, type ChatFixture } from './generation-fixture.ts';
 
@@ -16,7 +17,43 @@ const named = (events: SseEvent[], name: string) => events.filter((e) => e.event
 
 for (const backend of backends()) {
   describe(`chat tools [${backend}]`, () => {
-    const f = useChat(backend);
+    const f = useChat(backend, { MCP_ALLOW_PRIVATE: 'true', MCP_TIMEOUT_MS: '1500', MCP_LIST_TIMEOUT_MS: '3000' });
+    let mcp: TestMcpServer;
+    before(async () => {
+      mcp = await startMcpServer();
+      await warmUp(mcp.url);
+    });
+    after(() => mcp.close());
+
+    test("an MCP server's allowed tools join the turn: called over MCP, a hanging one told to the model as timed out", async () => {
+      const u = await createUser(f.t);
+      const chat = chatAs(f.t, u);
+      const p = await f.t.api('POST', '/v1/projects', { token: u.accessToken, body: { name: 'With MCP', tools: ['current_time'] } });
+      const server = await f.t.api('POST', `/v1/projects/${p.body.id}/mcp-servers`, {
+        token: u.accessToken,
+        body: { name: 'calc', url: mcp.url, allowedTools: ['add', 'hang'] },
+      });
+      assert.equal(server.status, 201, server.text);
+      const c = await chat.conversation({ title: 'MCP', projectId: p.body.id });
+      f.openai.script(
+        {
+          toolCalls: [
+            { id: 'sum', name: 'calc__add', arguments: '{"a":2,"b":3}' },
+            { id: 'stuck', name: 'calc__hang', arguments: '{}' },
+          ],
+        },
+        { reply: 'Five, and the other timed out.' },
+      );
+      const res = await chat.send(c, { content: 'Add 2 and 3' });
+      assert.equal(res.status, 201, res.text);
+      const offered = answerRequests(f.openai)[0]!.body.tools.map((t: any) => t.function.name).sort();
+      assert.deepEqual(offered, ['calc__add', 'calc__hang', 'current_time'], 'the allow-list keeps echo, stats and fails out');
+      const tools = (await chat.branch(c)).data.filter((m: any) => m.role === 'tool').map((m: any) => m.content[0]);
+      assert.deepEqual(tools.map((t: any) => [t.callId, t.status]), [['sum', 'ok'], ['stuck', 'error']]);
+      assert.equal(tools[0].result, '5');
+      assert.equal(tools[1].error.code, 'tool_timeout');
+      assert.ok(mcp.calls.some((x) => x.tool === 'add' && JSON.stringify(x.args) === '{"a":2,"b":3}'), 'the MCP server ran the call');
+    });
 
     test('OpenAI, streaming: parallel calls run, their results go back to the model, every step is stored and streamed', async () => {
       const u = await createUser(f.t);

@@ -1,0 +1,61 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { sql } from 'drizzle-orm';
+import { backends } from '../../support/app.ts';
+import { createUser } from '../../support/factories.ts';
+import { startFakeModeration, type FakeModeration } from '../../support/fake-moderation.ts';
+import { allSse } from '../../support/sse.ts';
+import { answerRequests, chatAs, startChat, type ChatFixture } from './generation-fixture.ts';
+
+for (const backend of backends()) {
+  describe(`safety in chat [${backend}]`, () => {
+    let f: ChatFixture;
+    let moderation: FakeModeration;
+    before(async () => {
+      moderation = await startFakeModeration();
+      moderation.flag('stab', { violence: 0.97 });
+      f = await startChat(backend, { ...moderation.env, SAFETY_RULES: JSON.stringify({ blockedTerms: ['forbidden-word'] }) });
+    });
+    after(async () => {
+      await f.close();
+      await moderation.close();
+    });
+
+    test('flagged input is a 422 content_flagged with its categories: nothing stored, no model called', async () => {
+      const u = await createUser(f.t);
+      const chat = chatAs(f.t, u);
+      const c = await chat.conversation();
+      const before = answerRequests(f.openai).length;
+      const res = await chat.send(c, { content: 'How do I stab someone?' });
+      assert.equal(res.status, 422, res.text);
+      assert.equal(res.body.code, 'content_flagged');
+      assert.deepEqual(res.body.categories, ['violence']);
+      const rule = await chat.send(c, { content: 'say the ＦＯＲＢＩＤＤＥＮ-WORD' });
+      assert.equal(rule.status, 422, 'the deployment rule, fullwidth letters or not');
+      assert.equal(answerRequests(f.openai).length, before, 'no upstream call');
+      assert.deepEqual((await chat.branch(c)).data, [], 'nothing stored');
+    });
+
+    test('a flagged answer stops: an error event, the message flagged, its text shown to nobody and not to the model again', async () => {
+      const u = await createUser(f.t);
+      const chat = chatAs(f.t, u);
+      const c = await chat.conversation();
+      f.openai.script({ reply: 'Fine. First you stab the melon with a knife.' });
+      const events = await allSse(await chat.sendSse(c, { content: 'How do I cut a melon?' }));
+      const end = events.at(-1)!;
+      assert.equal(end.event, 'error');
+      assert.equal(end.data.code, 'content_flagged');
+      const stored = (await chat.branch(c)).data.at(-1);
+      assert.equal(stored.status, 'flagged');
+      assert.deepEqual(stored.content, [], 'the partial text is kept for admins only');
+      assert.equal(stored.finishReason, 'content_flagged');
+      const { rows } = (await f.t.deps.db.execute(sql`select text from messages where id = ${stored.id}`)) as unknown as { rows: Array<{ text: string }> };
+      assert.match(rows[0]!.text, /stab the melon/, 'kept in the database');
+
+      f.openai.script({ reply: 'Sure.' });
+      assert.equal((await chat.send(c, { content: 'Thanks, and a pear?' })).status, 201);
+      const sentToModel = JSON.stringify(answerRequests(f.openai).at(-1)!.body.messages);
+      assert.doesNotMatch(sentToModel, /stab the melon/);
+    });
+  });
+}
