@@ -1,7 +1,6 @@
-import { createHash } from 'node:crypto';
 import { NotFound, UpstreamFailed, ValidationError } from '../../errors.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
-import type { JobContext } from '../../platform/queue/queue.ts';
+import { keyedJobId, type JobContext, type JobProgress } from '../../platform/queue/queue.ts';
 import { formatMicros, type AiService, type ChatEvent, type ChatMessage, type MeterContext } from '../ai/index.ts';
 import type { Principal } from '../auth/index.ts';
 import type { ServiceMap } from '../module.ts';
@@ -43,10 +42,7 @@ export interface AiJobsDeps {
  * The usage event id of a job's successful call: the same on every attempt, so
  * a call run again after a crash that followed its recording is charged once.
  */
-export function usageEventIdOf(jobId: string): string {
-  const h = createHash('sha256').update(`ai-job-usage\0${jobId}`).digest('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-8${h.slice(13, 16)}-${((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
-}
+export const usageEventIdOf = (jobId: string): string => keyedJobId(`${AI_JOB_QUEUE}.usage`, jobId);
 
 /**
  * Generations run as background jobs: `submit` checks everything a request can
@@ -108,6 +104,8 @@ export function createAiJobs(d: AiJobsDeps) {
       let text = '';
       let finish: Extract<ChatEvent, { type: 'finish' }> | undefined;
       let reported = 0;
+      // Progress is for watchers: one that cannot be written (a database hiccup) must not fail, and so re-run, the call.
+      const report = (value: JobProgress) => ctx.progress(value).catch((err: unknown) => d.logger?.warn({ err, jobId: ctx.id }, 'could not report ai job progress'));
       const events = ai.streamChat({
         chain: data.chain,
         messages: data.messages,
@@ -122,7 +120,7 @@ export function createAiJobs(d: AiJobsDeps) {
           text += e.text;
           if (Date.now() - reported >= PROGRESS_EVERY_MS) {
             reported = Date.now();
-            await ctx.progress({ outputTokens: ai.countTokens(model, text), model });
+            await report({ outputTokens: ai.countTokens(model, text), model });
           }
         } else if (e.type === 'finish') finish = e;
       }
@@ -136,7 +134,7 @@ export function createAiJobs(d: AiJobsDeps) {
         costMicros: finish.costMicros,
         cost: finish.costMicros === null ? null : formatMicros(finish.costMicros),
       });
-      await ctx.progress({ outputTokens: result.usage.outputTokens, model: result.model, done: true });
+      await report({ outputTokens: result.usage.outputTokens, model: result.model, done: true });
       return result;
     },
 
