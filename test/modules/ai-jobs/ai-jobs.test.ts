@@ -75,23 +75,29 @@ for (const backend of backends()) {
 
     test('the job\'s topic hears its progress (tokens so far) and its completion', async () => {
       const u = await createUser(t);
-      const socket = await connectAs(t, u.accessToken);
+      // One socket follows all of the user's jobs, subscribed before the job exists; another the job's own topic, once it has the id.
+      const all = await connectAs(t, u.accessToken);
+      const one = await connectAs(t, u.accessToken);
       try {
-        // All of the user's jobs: subscribed before the job exists, so no frame can be missed.
-        assert.equal((await subscribe(socket, 'jobs')).type, 'subscribed');
-        openai.script({ chunks: ['One ', 'two ', 'three.'], delayMs: 50 });
+        assert.equal((await subscribe(all, 'jobs')).type, 'subscribed');
+        // Slow enough (about a second) for the second socket to subscribe before the first token.
+        openai.script({ chunks: ['One ', 'two ', 'three.'], delayMs: 300 });
         const res = await submit(u, { prompt: 'Count' });
         assert.equal(res.status, 202, res.text);
-        const mine = (state: string) => (f: Frame) => f.event?.type === 'job.progress' && f.event.payload.jobId === res.body.id && f.event.payload.state === state;
-        const progress = await socket.next((f) => mine('active')(f) && typeof f.event.payload.progress?.outputTokens === 'number' && f.event.payload.progress.outputTokens > 0, 15_000);
-        assert.equal(progress.event.payload.progress.model, 'openai:gpt-4o-mini');
-        const done = await socket.next(mine('completed'), 15_000);
-        assert.equal(done.event.payload.progress.done, true);
+        assert.equal((await subscribe(one, `job:${res.body.id}`)).type, 'subscribed');
+        const mine = (topic: string, state: string) => (f: Frame) => f.topic === topic && f.event?.type === 'job.progress' && f.event.payload.jobId === res.body.id && f.event.payload.state === state;
+        for (const [socket, topic] of [[all, 'jobs'], [one, `job:${res.body.id}`]] as const) {
+          const progress = await socket.next((f) => mine(topic, 'active')(f) && f.event.payload.progress?.outputTokens > 0, 15_000);
+          assert.equal(progress.event.payload.progress.model, 'openai:gpt-4o-mini');
+          const done = await socket.next(mine(topic, 'completed'), 15_000);
+          // The last report is the provider's count.
+          assert.deepEqual(done.event.payload.progress, { outputTokens: 3, model: 'openai:gpt-4o-mini', done: true }, topic);
+        }
         // A socket was open and notify was not asked for: no notification.
         const notes = await t.api('GET', '/v1/notifications', { token: u.accessToken });
         assert.deepEqual(notes.body.data.filter((n: any) => n.category === 'ai.job.completed'), []);
       } finally {
-        await socket.close();
+        await Promise.all([all.close(), one.close()]);
       }
     });
 
