@@ -6,7 +6,7 @@ const MAX_CONTENT_CHARS = 1_000_000;
 
 export const aiJobBody = z
   .object({
-    model: modelId.optional().describe('`provider:model`; the project\'s model, or the server default, otherwise'),
+    model: modelId.optional().describe('`provider:model`; otherwise the project\'s model, your defaultModel preference, or the server default'),
     projectId: z.uuid().optional().describe('One of your projects: its model and fallbacks, active system prompt, temperature and maxTokens'),
     messages: z
       .array(z.object({ role: z.enum(['system', 'user', 'assistant']), content: z.string().max(MAX_CONTENT_CHARS) }))

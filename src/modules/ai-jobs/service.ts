@@ -33,6 +33,7 @@ export interface AiJobsDeps {
   ai: AiService;
   projects: Pick<ServiceMap['projects'], 'forGeneration'>;
   limits: Pick<ServiceMap['limits'], 'checkTokens'>;
+  users: Pick<ServiceMap['users'], 'defaultModel'>;
   jobs: Pick<ServiceMap['jobs'], 'enqueue'>;
   results: AiJobResults;
   logger?: Logger;
@@ -56,8 +57,8 @@ export function createAiJobs(d: AiJobsDeps) {
   async function resolve(userId: string, body: AiJobBody): Promise<Omit<AiJobData, 'apiKeyId' | 'role' | 'notify'>> {
     const project = body.projectId ? await d.projects.forGeneration(userId, body.projectId) : undefined;
     if (body.projectId && !project) throw NotFound('Project', 'project_not_found');
-    const named = body.model ?? project?.model ?? ai.defaultModel;
-    if (!named) throw ValidationError('No model: name one in `model`, or give a project that has one (no server default is configured)', 'unknown_model');
+    const named = body.model ?? project?.model ?? (await d.users.defaultModel(userId)) ?? ai.defaultModel;
+    if (!named) throw ValidationError('No model to run this with: name one, use a project that has one, set defaultModel in your preferences, or set DEFAULT_MODEL', 'no_model');
     // The project's fallbacks follow its own model, not one the request chose instead.
     const wanted = body.model ? [body.model] : [named, ...(project?.fallbackModels ?? [])];
     const chain = wanted.map((name) => {

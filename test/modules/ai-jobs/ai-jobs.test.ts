@@ -131,6 +131,14 @@ for (const backend of backends()) {
       assert.equal(theirs.body.code, 'project_not_found');
     });
 
+    test('without a model: the user\'s defaultModel preference before the server default', async () => {
+      const u = await createUser(t);
+      const pref = await t.api('PATCH', '/v1/users/me/preferences', { token: u.accessToken, body: { defaultModel: 'openai:gpt-4o' } });
+      assert.equal(pref.status, 200, pref.text);
+      const res = await submit(u, { prompt: 'Hi' });
+      assert.equal((await finished(u, res.body.id)).result.model, 'openai:gpt-4o');
+    });
+
     test('another user\'s job is a 404 (status and topic), as a missing one', async () => {
       const other = await createUser(t);
       const res = await submit(user, { prompt: 'Mine' });
