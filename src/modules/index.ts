@@ -1,5 +1,6 @@
 import { adminModule } from './admin/index.ts';
 import { aiModule } from './ai/index.ts';
+import { aiJobsModule } from './ai-jobs/index.ts';
 import { apiKeysModule } from './api-keys/index.ts';
 import { auditModule } from './audit/index.ts';
 import { authModule } from './auth/index.ts';
@@ -42,6 +43,7 @@ export const MODULES: readonly Module[] = [
   safetyModule,
   filesModule,
   aiModule,
+  aiJobsModule,
   documentsModule,
   knowledgeModule,
   chatModule,

@@ -19,6 +19,8 @@ export interface Script {
   retryAfter?: number;
   /** Accept the request and never answer (nor close). */
   hang?: boolean;
+  /** Keep the stream open, sending nothing more, after this many content chunks (until the client goes away). */
+  holdAfter?: number;
   /** Destroy the socket after this many content chunks were written. */
   cutAfter?: number;
   /** Write a non-JSON data line after this many content chunks, then carry on. */
@@ -136,6 +138,10 @@ export function sseWriter(res: ServerResponse, script: Script) {
     async content(frame: string): Promise<boolean> {
       if (script.delayMs) await sleep(script.delayMs);
       if (res.destroyed) return false;
+      if (script.holdAfter !== undefined && content >= script.holdAfter) {
+        await new Promise((resolve) => res.once('close', resolve));
+        return false;
+      }
       if (script.cutAfter !== undefined && content >= script.cutAfter) {
         // Let the client read what was sent first: a cut loses the connection, not bytes already delivered.
         await sleep(50);

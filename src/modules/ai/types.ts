@@ -58,7 +58,7 @@ export interface ChatRequest {
 }
 
 export interface MeterContext {
-  source: 'chat' | 'gateway' | 'title' | 'embedding' | 'document' | 'sandbox' | 'moderation';
+  source: 'chat' | 'gateway' | 'title' | 'embedding' | 'document' | 'sandbox' | 'moderation' | 'job';
   userId: string;
   /** The caller's role, for per-role token rate limits. */
   role?: 'user' | 'admin';
@@ -66,6 +66,14 @@ export interface MeterContext {
   projectId?: string | null;
   conversationId?: string | null;
   messageId?: string | null;
+  /**
+   * The id of the usage event a successful call records. A caller that may run
+   * the same call again after its success was recorded (a background job whose
+   * worker died before marking it done) passes one derived from the job: the
+   * second success is then not recorded, so it is charged once. Failed and
+   * cancelled calls always get an event of their own (the provider billed them).
+   */
+  usageEventId?: string;
 }
 
 /** How a metered call ended. Tokens and cost are what was (or, without a provider report, would be) billed. */

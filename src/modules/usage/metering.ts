@@ -71,6 +71,8 @@ export function createMetering(d: {
         ended = true;
         const { usage } = outcome;
         d.recorder.record({
+          // Only a success is deduplicated: see MeterContext.usageEventId.
+          id: outcome.status === 'ok' ? meter.usageEventId : undefined,
           userId: meter.userId,
           apiKeyId: meter.apiKeyId ?? null,
           projectId: meter.projectId ?? null,

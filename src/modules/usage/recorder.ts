@@ -40,7 +40,8 @@ function insertEvents(db: Db, events: UsageEvent[]) {
     sql`, `,
   );
   const names = sql.join(COLUMNS.map(([column]) => sql.identifier(column)), sql`, `);
-  return db.execute(sql`insert into ${usageEvents} (${names}) select ${names} from unnest(${arrays}) as u(${names})`);
+  // An event already written is skipped: a call given its usage event id (MeterContext.usageEventId) and run again after a crash is charged once.
+  return db.execute(sql`insert into ${usageEvents} (${names}) select ${names} from unnest(${arrays}) as u(${names}) on conflict (id) do nothing`);
 }
 
 export interface RecorderOptions {

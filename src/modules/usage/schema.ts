@@ -3,7 +3,7 @@ import { bigint, date, index, integer, jsonb, pgTable, primaryKey, text, unique,
 import { createdAt, id, time } from '../../platform/db/columns.ts';
 import type { FailedAttempt } from '../ai/index.ts';
 
-export const USAGE_SOURCES = ['chat', 'gateway', 'title', 'embedding', 'document', 'notification', 'sandbox', 'moderation'] as const;
+export const USAGE_SOURCES = ['chat', 'gateway', 'title', 'embedding', 'document', 'notification', 'sandbox', 'moderation', 'job'] as const;
 export type UsageSource = (typeof USAGE_SOURCES)[number];
 export const USAGE_STATUSES = ['ok', 'failed', 'cancelled'] as const;
 export type UsageStatus = (typeof USAGE_STATUSES)[number];

@@ -37,6 +37,23 @@ for (const backend of backends()) {
       assert.deepEqual(b!.attempts, []);
     });
 
+    test('an event with an id already written is skipped, in a later batch or the same one (a retried call charged once)', async () => {
+      const recorder = createUsageRecorder(t.deps.db, { flushIntervalMs: 60_000, maxBatch: 100, maxPending: 10_000 });
+      const userId = randomUUID();
+      const id = randomUUID();
+      const event = { id, userId, source: 'job' as const, provider: 'openai', model: 'gpt-4o-mini', latencyMs: 1, status: 'ok' as const, costMicros: 7 };
+      recorder.record(event);
+      recorder.record({ userId, source: 'job', provider: 'openai', model: 'gpt-4o-mini', latencyMs: 1, status: 'failed', costMicros: 0 });
+      await recorder.flush();
+      recorder.record({ ...event, costMicros: 8 });
+      recorder.record({ ...event, costMicros: 9 });
+      await recorder.close();
+      const rows = await rowsOf(userId);
+      assert.equal(rows.length, 2, 'the failed one and the first success');
+      assert.equal(rows.find((r) => r.id === id)!.costMicros, 7);
+      assert.equal(recorder.pending().length, 0, 'nothing left retrying');
+    });
+
     test('a full batch is written at once, before the interval', async () => {
       const recorder = createUsageRecorder(t.deps.db, { flushIntervalMs: 60_000, maxBatch: 50, maxPending: 10_000 });
       const userId = randomUUID();
