@@ -36,5 +36,22 @@ for (const backend of backends()) {
       assert.ok(created.event.id < started.event.id && started.event.id < finished.event.id, 'in order (UUIDv7 ids)');
       await s.close();
     });
+
+    test('a tool call waiting for approval is shown on the conversation topic with its calls', async () => {
+      const u = await createUser(f.t);
+      const chat = chatAs(f.t, u);
+      const p = await f.t.api('POST', '/v1/projects', { token: u.accessToken, body: { name: 'Careful', tools: ['current_time'], toolApprovals: ['current_time'] } });
+      const conv = await chat.conversation({ title: 'Approvals', projectId: p.body.id });
+      const s = await connectAs(f.t, u.accessToken);
+      assert.equal((await subscribe(s, `conversation:${conv}`)).type, 'subscribed');
+      f.openai.script({ toolCalls: [{ id: 'ask', name: 'current_time', arguments: '{"timeZone":"UTC"}' }] });
+      const res = await chat.send(conv, { content: 'What time is it?' });
+      assert.equal(res.status, 202, res.text);
+      const frame = await s.next((x) => x.event?.type === 'message.tool.approval_required', 10_000);
+      assert.equal(frame.event.payload.messageId, res.body.id);
+      assert.deepEqual(frame.event.payload.calls, [{ id: 'ask', name: 'current_time', arguments: '{"timeZone":"UTC"}' }]);
+      assert.equal((await chat.cancel(conv, res.body.id)).body.status, 'cancelled');
+      await s.close();
+    });
   });
 }
