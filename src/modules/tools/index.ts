@@ -3,6 +3,7 @@ import { currentTimeTool } from './builtin/current-time.ts';
 import { fetchUrlTool } from './builtin/fetch-url.ts';
 import { createWebPages, type WebPages } from './builtin/web-pages.ts';
 import { toolsEnv, toolsSettings, type ToolsSettings } from './settings.ts';
+import { toolsRoutes } from './routes.ts';
 import { fixedTools } from './tool.ts';
 import { createToolbox, type Toolbox } from './toolbox.ts';
 
@@ -35,10 +36,12 @@ export const toolsModule = defineModule({
   name: 'tools',
   config: { env: toolsEnv, read: toolsSettings },
   needs: ['users'],
+  uses: ['projects'],
   provides: ['toolbox', 'webPages'],
   services: ({ deps, config, toolSources }) => ({
     toolbox: createToolbox({ sources: toolSources, settings: config.tools, logger: deps.logger }),
     webPages: createWebPages(config.tools.fetchUrl),
   }),
+  routes: toolsRoutes,
   tools: ({ users, webPages }) => fixedTools(currentTimeTool({ users }), fetchUrlTool({ pages: webPages })),
 });

@@ -53,6 +53,22 @@ for (const backend of backends()) {
       assert.equal(tools[0].result, '5');
       assert.equal(tools[1].error.code, 'tool_timeout');
       assert.ok(mcp.calls.some((x) => x.tool === 'add' && JSON.stringify(x.args) === '{"a":2,"b":3}'), 'the MCP server ran the call');
+
+      // GET /v1/tools: what a project may offer, and what it does.
+      const listed = await f.t.api('GET', `/v1/tools?projectId=${p.body.id}`, { token: u.accessToken });
+      assert.equal(listed.status, 200, listed.text);
+      const byName = Object.fromEntries(listed.body.data.map((t: any) => [t.name, t]));
+      for (const name of ['current_time', 'fetch_url', 'run_javascript', 'search_knowledge', 'calc__add']) assert.ok(byName[name], `${name} listed`);
+      assert.deepEqual(
+        listed.body.data.filter((t: any) => t.offered).map((t: any) => t.name).sort(),
+        ['calc__add', 'calc__hang', 'current_time'],
+      );
+      assert.equal(byName.current_time.parameters.type, 'object');
+      const stranger = await createUser(f.t);
+      assert.equal((await f.t.api('GET', `/v1/tools?projectId=${p.body.id}`, { token: stranger.accessToken })).status, 404);
+      const plain = await f.t.api('GET', '/v1/tools', { token: stranger.accessToken });
+      assert.ok(!plain.body.data.some((t: any) => t.name.startsWith('calc__')), "another user's project servers are not theirs");
+      assert.equal((await f.t.api('GET', '/v1/tools?projectId=nope', { token: u.accessToken })).status, 400);
     });
 
     test('OpenAI, streaming: parallel calls run, their results go back to the model, every step is stored and streamed', async () => {
