@@ -24,6 +24,15 @@ export function requestContext(request: FastifyRequest): AuditContext & { ip: st
   return { ip: request.ip, userAgent: request.headers['user-agent'] };
 }
 
+/**
+ * An origin trusted with the user's cookies: one of ALLOWED_ORIGINS, or the
+ * server's own (the console it serves, whatever name the browser reached it
+ * by; a page of another site cannot make its requests carry this Origin).
+ */
+export function originAllowed(request: FastifyRequest, origin: string, allowedOrigins: string[]): boolean {
+  return allowedOrigins.includes(origin) || origin === `${request.protocol}://${request.host}`;
+}
+
 /** A browser request carrying cookies must come from an allowed origin to change anything. */
 export function checkOrigin(request: FastifyRequest, allowedOrigins: string[]): void {
   if (SAFE_METHODS.has(request.method)) return;
@@ -35,7 +44,7 @@ export function checkOrigin(request: FastifyRequest, allowedOrigins: string[]): 
       origin = undefined;
     }
   }
-  if (!origin || !allowedOrigins.includes(origin)) {
+  if (!origin || !originAllowed(request, origin, allowedOrigins)) {
     throw Forbidden('Cookie-authenticated requests that change state must come from an allowed Origin', 'origin_not_allowed');
   }
 }

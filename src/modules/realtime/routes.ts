@@ -2,7 +2,7 @@ import fastifyWebsocket from '@fastify/websocket';
 import type { FastifyRequest } from 'fastify';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { AppError } from '../../errors.ts';
-import { ACCESS_COOKIE } from '../../http/guards.ts';
+import { ACCESS_COOKIE, originAllowed } from '../../http/guards.ts';
 import { problemSchema } from '../../http/problem.ts';
 import type { App } from '../../http/types.ts';
 import type { RouteContext } from '../module.ts';
@@ -53,7 +53,7 @@ function upgradeCredential(request: FastifyRequest, allowedOrigins: string[]): s
   if (offered) return offered;
   const cookie = request.cookies?.[ACCESS_COOKIE];
   const origin = request.headers.origin;
-  return cookie && origin && allowedOrigins.includes(origin) ? cookie : undefined;
+  return cookie && origin && originAllowed(request, origin, allowedOrigins) ? cookie : undefined;
 }
 
 /** GET /v1/ws: the real-time gateway (protocol in protocol.ts and docs/api.md). */

@@ -214,6 +214,10 @@ for (const backend of backends()) {
       const good = await t.api('PATCH', '/v1/users/me', { body: { name: 'Cookie' }, headers: { cookie: jar, origin: 'http://parley.test' } });
       assert.equal(good.status, 200);
       assert.equal(good.body.name, 'Cookie');
+      const own = await t.api('PATCH', '/v1/users/me', { body: { name: 'Console' }, headers: { cookie: jar, origin: t.url } });
+      assert.equal(own.status, 200, "the server's own origin (the console it serves) is trusted whatever PUBLIC_URL says");
+      const otherPort = await t.api('PATCH', '/v1/users/me', { body: { name: 'x' }, headers: { cookie: jar, origin: t.url.replace(/:\d+$/, ':1') } });
+      assert.equal(otherPort.status, 403, 'another port is another origin');
 
       const refreshed = await t.api('POST', '/v1/auth/refresh', { headers: { cookie: jar, origin: 'http://parley.test' } });
       assert.equal(refreshed.status, 200);
