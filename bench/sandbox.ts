@@ -164,6 +164,9 @@ const b = summary(tool);
 console.log(`chat turn, JSON mode, ${TURNS} of each interleaved (after ${WARMUP_TURNS} warm-up), load ${loadavg().map(f).join(' ')} at the end:`);
 console.log(`  plain turn:             p50 ${f(a.p50)} ms, p99 ${f(a.p99)} ms; CPU ${f(a.cpuMs)} ms/turn`);
 console.log(`  one current_time call:  p50 ${f(b.p50)} ms, p99 ${f(b.p99)} ms; CPU ${f(b.cpuMs)} ms/turn`);
-console.log(`  added by the tool loop: p50 +${f(b.p50 - a.p50)} ms, p99 +${f(b.p99 - a.p99)} ms; CPU +${f(b.cpuMs - a.cpuMs)} ms/turn`);
+// Each tool turn against the plain turn just before it: the median of those differences is steadier than a difference of medians.
+const paired = tool.map((x, i) => x.ms - plain[i]!.ms);
+const signed = (n: number) => `${n < 0 ? '−' : '+'}${f(Math.abs(n))}`;
+console.log(`  added by the tool loop: p50 ${signed(b.p50 - a.p50)} ms, p99 ${signed(b.p99 - a.p99)} ms; CPU ${signed(b.cpuMs - a.cpuMs)} ms/turn; median of pairs ${signed(pct(paired, 50))} ms`);
 await c.close();
 await openai.close();
