@@ -5,6 +5,7 @@ import { apiKeysModule } from './api-keys/index.ts';
 import { auditModule } from './audit/index.ts';
 import { authModule } from './auth/index.ts';
 import { chatModule } from './chat/index.ts';
+import { consoleModule } from './console/index.ts';
 import { documentsModule } from './documents/index.ts';
 import { filesModule } from './files/index.ts';
 import { healthModule } from './health/index.ts';
@@ -53,4 +54,5 @@ export const MODULES: readonly Module[] = [
   adminModule,
   realtimeModule,
   healthModule,
+  consoleModule,
 ];

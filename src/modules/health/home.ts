@@ -24,7 +24,7 @@ function page(version: string): string {
     `<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">` +
     `<title>Parley ${v}</title><style>${STYLE}</style></head>` +
     `<body><h1>Parley</h1><p>Version ${v}. This server runs the Parley API, a backend for AI assistant products; ` +
-    `a web console will take this page's place in a later release.</p><ul>${links}</ul></body></html>\n`
+    `its web console is turned off (CONSOLE_ENABLED=false).</p><ul>${links}</ul></body></html>\n`
   );
 }
 
@@ -38,7 +38,7 @@ const HEADERS = {
   'cache-control': 'no-cache',
 };
 
-/** `GET /` (and HEAD): a small page naming Parley and its version, until the web console is served there. */
+/** `GET /` (and HEAD) when the console is off: a small page naming Parley and its version. */
 export function homeRoute(app: App) {
   const html = page(VERSION);
   app.get('/', {

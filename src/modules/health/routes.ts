@@ -3,9 +3,10 @@ import type { App } from '../../http/types.ts';
 import type { RouteContext } from '../module.ts';
 import { homeRoute } from './home.ts';
 
-export function healthRoutes(app: App, { services }: RouteContext<'health'>) {
+export function healthRoutes(app: App, { services, config }: RouteContext<'health'>) {
   const { health } = services;
-  homeRoute(app);
+  // The console takes `/` when it is served.
+  if (!config.console.enabled) homeRoute(app);
 
   app.get('/health', {
     schema: { tags: ['health'], summary: 'Liveness: the process is up', response: { 200: z.object({ status: z.literal('ok') }) } },

@@ -7,10 +7,10 @@ import { backends, startApp, type TestApp } from '../../support/app.ts';
 const version = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')).version as string;
 
 for (const backend of backends()) {
-  describe(`GET / [${backend}]`, () => {
+  describe(`GET / with the console off [${backend}]`, () => {
     let t: TestApp;
     before(async () => {
-      t = await startApp({ backend, worker: false });
+      t = await startApp({ backend, worker: false, env: { CONSOLE_ENABLED: 'false' } });
     });
     after(() => t.close());
 

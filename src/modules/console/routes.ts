@@ -1,0 +1,64 @@
+import { createHash } from 'node:crypto';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { App } from '../../http/types.ts';
+import { asset, type Asset } from './assets.ts';
+
+/** The import map, inline in the page: the CSP allows it by its hash and no other inline script. */
+const IMPORT_MAP = JSON.stringify({
+  imports: {
+    preact: '/console/vendor/preact.js',
+    'preact/hooks': '/console/vendor/preact-hooks.js',
+    htm: '/console/vendor/htm.js',
+    marked: '/console/vendor/marked.js',
+    dompurify: '/console/vendor/purify.js',
+    uplot: '/console/vendor/uplot.js',
+  },
+});
+
+const CSP = [
+  "default-src 'self'",
+  `script-src 'self' 'sha256-${createHash('sha256').update(IMPORT_MAP).digest('base64')}'`,
+  // Images the user attached come back as blob: URLs; models may answer with links to images elsewhere, shown as links only.
+  "img-src 'self' blob: data:",
+  "connect-src 'self'",
+  "style-src 'self'",
+  "object-src 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+const SECURITY = {
+  'content-security-policy': CSP,
+  'x-content-type-options': 'nosniff',
+  'x-frame-options': 'DENY',
+  'referrer-policy': 'same-origin',
+};
+
+function send(request: FastifyRequest, reply: FastifyReply, a: Asset, cache: string) {
+  reply.headers({ ...SECURITY, 'content-type': a.type, etag: a.etag, 'cache-control': cache, vary: 'accept-encoding' });
+  if (request.headers['if-none-match'] === a.etag) return reply.status(304).send();
+  if (/\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''))) return reply.header('content-encoding', 'gzip').send(a.gzip);
+  return reply.send(a.body);
+}
+
+/**
+ * `GET /`: the console's page, any path a client-side route could have; the
+ * console's files under `/console/`. The page is revalidated each load (a new
+ * release shows at once); the files by their ETag.
+ */
+export function consoleRoutes(app: App, assets: Map<string, Asset>) {
+  // The import map goes in at start: one source of truth for the names the modules import.
+  const html = asset('index.html', Buffer.from(assets.get('index.html')!.body.toString('utf8').replace('<!--IMPORT_MAP-->', `<script type="importmap">${IMPORT_MAP}</script>`)));
+  app.get('/', { schema: { hide: true }, logLevel: 'warn', handler: (request, reply) => send(request, reply, html, 'no-cache') });
+  app.get('/console/*', {
+    schema: { hide: true },
+    logLevel: 'warn',
+    handler: async (request, reply) => {
+      const path = (request.params as { '*': string })['*'];
+      const a = path === 'index.html' ? undefined : assets.get(path);
+      if (!a) return reply.status(404).headers(SECURITY).type('text/plain').send('Not found');
+      return send(request, reply, a, 'no-cache');
+    },
+  });
+}

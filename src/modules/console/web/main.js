@@ -1,0 +1,49 @@
+// The console's shell: the session, the navigation and the page of the route.
+import { render } from 'preact';
+import { useEffect } from 'preact/hooks';
+import { onSignedOut } from './lib/api.js';
+import { html } from './lib/html.js';
+import { go, useRoute } from './lib/router.js';
+import { loadSession, setSession, signOut, useSession } from './lib/session.js';
+import { SignIn } from './pages/sign-in.js';
+import { PAGES } from './pages/index.js';
+
+function Nav({ user, path }) {
+  const items = PAGES.filter((p) => p.nav && (!p.admin || user.role === 'admin'));
+  return html`<nav class="nav" aria-label="Main">
+    <a class="brand" href="#/chat">Parley</a>
+    <ul>
+      ${items.map((p) => html`<li><a href=${`#/${p.path}`} aria-current=${path.startsWith(`/${p.path}`) ? 'page' : undefined}>${p.title}</a></li>`)}
+    </ul>
+    <div class="nav-end">
+      <span class="who" title=${user.email}>${user.name || user.email}</span>
+      <button type="button" class="link" onClick=${signOut}>Sign out</button>
+    </div>
+  </nav>`;
+}
+
+function App() {
+  const session = useSession();
+  const route = useRoute();
+  useEffect(() => {
+    loadSession().catch(() => setSession(null));
+    return onSignedOut(() => setSession(null));
+  }, []);
+  if (session.user === undefined) return html`<p class="loading">Loading Parley…</p>`;
+  if (session.user === null || route.parts[0] === 'sign-in') {
+    if (session.user) {
+      go('/chat');
+      return null;
+    }
+    return html`<${SignIn} />`;
+  }
+  const page = PAGES.find((p) => p.path === route.parts[0]) ?? PAGES[0];
+  if (!route.parts.length) go(`/${PAGES[0].path}`);
+  const Page = page.component;
+  return html`<div class="shell">
+    <${Nav} user=${session.user} path=${route.path} />
+    <main id="main" class="main"><${Page} route=${route} user=${session.user} /></main>
+  </div>`;
+}
+
+render(html`<${App} />`, document.getElementById('app'));

@@ -1,0 +1,62 @@
+// Sign in or create an account, in cookie mode; a second factor when the account has one.
+import { useState } from 'preact/hooks';
+import { api } from '../lib/api.js';
+import { html } from '../lib/html.js';
+import { go } from '../lib/router.js';
+import { loadSession } from '../lib/session.js';
+import { ErrorNote, Field } from '../lib/ui.js';
+
+export function SignIn() {
+  const [mode, setMode] = useState('sign-in');
+  const [mfa, setMfa] = useState(undefined);
+  const [error, setError] = useState(undefined);
+  const [busy, setBusy] = useState(false);
+
+  async function submit(e) {
+    e.preventDefault();
+    const form = Object.fromEntries(new FormData(e.currentTarget));
+    setBusy(true);
+    setError(undefined);
+    try {
+      if (mfa) {
+        await api('POST', '/v1/auth/mfa/verify', { body: { mfaToken: mfa, code: form.code, cookie: true } });
+      } else if (mode === 'sign-up') {
+        await api('POST', '/v1/auth/register', { body: { email: form.email, password: form.password, name: form.name || undefined, cookie: true } });
+      } else {
+        const res = await api('POST', '/v1/auth/login', { body: { email: form.email, password: form.password, cookie: true } });
+        if (res.mfaRequired) {
+          setMfa(res.mfaToken);
+          return;
+        }
+      }
+      await loadSession();
+      go('/chat');
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  return html`<main class="auth" id="main">
+    <h1>Parley</h1>
+    <form onSubmit=${submit} class="card">
+      <h2>${mfa ? 'Two-factor code' : mode === 'sign-up' ? 'Create an account' : 'Sign in'}</h2>
+      ${mfa
+        ? html`<${Field} label="Code from your authenticator app"><input name="code" inputmode="numeric" autocomplete="one-time-code" required autofocus /></${Field}>`
+        : html`
+            ${mode === 'sign-up' ? html`<${Field} label="Name"><input name="name" autocomplete="name" /></${Field}>` : null}
+            <${Field} label="Email"><input name="email" type="email" autocomplete="email" required autofocus /></${Field}>
+            <${Field} label="Password"><input name="password" type="password" minlength="8" autocomplete=${mode === 'sign-up' ? 'new-password' : 'current-password'} required /></${Field}>
+          `}
+      <${ErrorNote} error=${error} />
+      <button type="submit" disabled=${busy}>${mfa ? 'Verify' : mode === 'sign-up' ? 'Create account' : 'Sign in'}</button>
+      ${mfa
+        ? null
+        : html`<p class="switch">
+            ${mode === 'sign-up' ? 'Have an account? ' : 'New here? '}
+            <button type="button" class="link" onClick=${() => setMode(mode === 'sign-up' ? 'sign-in' : 'sign-up')}>${mode === 'sign-up' ? 'Sign in' : 'Create an account'}</button>
+          </p>`}
+    </form>
+  </main>`;
+}
