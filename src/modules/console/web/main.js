@@ -5,6 +5,7 @@ import { onSignedOut } from './lib/api.js';
 import { html } from './lib/html.js';
 import { go, useRoute } from './lib/router.js';
 import { loadSession, setSession, signOut, useSession } from './lib/session.js';
+import { Bell } from './lib/bell.js';
 import { SignIn } from './pages/sign-in.js';
 import { PAGES } from './pages/index.js';
 
@@ -16,6 +17,7 @@ function Nav({ user, path }) {
       ${items.map((p) => html`<li><a href=${`#/${p.path}`} aria-current=${path.startsWith(`/${p.path}`) ? 'page' : undefined}>${p.title}</a></li>`)}
     </ul>
     <div class="nav-end">
+      <${Bell} />
       <span class="who" title=${user.email}>${user.name || user.email}</span>
       <button type="button" class="link" onClick=${signOut}>Sign out</button>
     </div>

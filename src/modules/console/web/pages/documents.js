@@ -1,0 +1,7 @@
+// Documents: placeholder until its helper builds it (replace this whole file).
+import { html } from '../lib/html.js';
+import { Header } from '../lib/ui.js';
+
+export function Documents() {
+  return html`<${Header} title="Documents" /><p class="muted">Not built yet.</p>`;
+}

@@ -1,0 +1,7 @@
+// Usage: placeholder until its helper builds it (replace this whole file).
+import { html } from '../lib/html.js';
+import { Header } from '../lib/ui.js';
+
+export function Usage() {
+  return html`<${Header} title="Usage" /><p class="muted">Not built yet.</p>`;
+}
