@@ -90,14 +90,24 @@ function Preferences() {
 function NotificationPreferences() {
   const [data, error, reload] = useLoad(() => api('GET', '/v1/notifications/preferences'));
   const [state, run] = useAction();
+  // The box shows the choice at once; the server's answer (a reload) confirms it, a failure puts it back.
+  const [chosen, setChosen] = useState({});
   if (error) return html`<${ErrorNote} error=${error} />`;
   if (!data) return html`<p class="muted">Loading…</p>`;
   const channels = Object.keys(CHANNEL_NAMES).filter((c) => data.data.some((row) => row.channels[c]));
-  const toggle = (category, channel, enabled) =>
-    run(async () => {
-      await api('PUT', '/v1/notifications/preferences', { body: { preferences: [{ category, channel, enabled }] } });
+  const toggle = (category, channel, enabled) => {
+    const key = `${category}/${channel}`;
+    setChosen((c) => ({ ...c, [key]: enabled }));
+    return run(async () => {
+      try {
+        await api('PUT', '/v1/notifications/preferences', { body: { preferences: [{ category, channel, enabled }] } });
+      } catch (err) {
+        setChosen(({ [key]: _, ...rest }) => rest);
+        throw err;
+      }
       reload();
     }, 'Saved.');
+  };
   return html`<section class="card">
     <h2>Notifications</h2>
     <p class="muted">Which notifications reach you, and where. A channel switched off for everything is marked “off everywhere”.</p>
@@ -112,7 +122,7 @@ function NotificationPreferences() {
                 const p = row.channels[c];
                 if (!p) return html`<td></td>`;
                 return html`<td>
-                  <input type="checkbox" checked=${p.enabled} disabled=${state.busy}
+                  <input type="checkbox" checked=${chosen[`${row.category}/${c}`] ?? p.enabled}
                     aria-label=${`${row.category}: ${CHANNEL_NAMES[c]}`}
                     onChange=${(e) => toggle(row.category, c, e.currentTarget.checked)} />
                   ${p.allOff ? html`<small class="muted"> off everywhere</small>` : null}
