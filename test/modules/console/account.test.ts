@@ -44,6 +44,22 @@ describe('console: account pages and the notifications bell in a real browser', 
     });
   });
 
+  test('a provider sign-in that needs a second factor comes back with the challenge in the fragment: the page asks for the code', async (tc) => {
+    const user = await createUser(t);
+    const { secret } = (await t.api('POST', '/v1/auth/mfa/totp/enroll', { token: user.accessToken, body: {} })).body;
+    assert.equal((await t.api('POST', '/v1/auth/mfa/totp/activate', { token: user.accessToken, body: { code: await codeAt(secret) } })).status, 200);
+    // The challenge is what the callback puts in the fragment; a password sign-in makes one just the same.
+    const challenge = await t.api('POST', '/v1/auth/login', { body: { email: user.email, password: user.password } });
+    assert.equal(challenge.body.mfaRequired, true);
+    await inBrowser(tc, browser, async ({ page }) => {
+      await page.goto(`${t.url}/#${new URLSearchParams({ mfaRequired: 'true', mfaToken: challenge.body.mfaToken, expiresIn: '300' })}`);
+      await page.getByLabel('Code from your authenticator app').fill(await codeAt(secret, 1));
+      assert.equal(new URL(page.url()).hash, '#/sign-in');
+      await page.getByRole('button', { name: 'Verify' }).click();
+      await page.getByRole('navigation', { name: 'Main' }).waitFor();
+    });
+  });
+
   test('enrol TOTP in settings, sign out, and signing in again asks for a code', async (tc) => {
     const user = await createUser(t);
     await inBrowser(tc, browser, async ({ page }) => {
@@ -197,9 +213,13 @@ describe('console: account pages and the notifications bell in a real browser', 
       assert.ok(Array.isArray(exported.conversations) && Array.isArray(exported.notifications));
 
       const remove = page.getByRole('button', { name: 'Delete my account' });
-      await page.getByLabel('Password').fill(password);
+      await page.getByLabel('Password').fill('not the password');
       assert.equal(await remove.isDisabled(), true);
       await page.getByLabel(`Type ${email} to confirm`).fill(email);
+      // A wrong password: the server's reason, and the account stays.
+      await remove.click();
+      await page.getByRole('alert').waitFor();
+      await page.getByLabel('Password').fill(password);
       await remove.click();
 
       await page.getByRole('heading', { name: 'Sign in' }).waitFor();

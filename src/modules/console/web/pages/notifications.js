@@ -9,8 +9,18 @@ import { ErrorNote, Header } from '../lib/ui.js';
 
 const PAGE = 20;
 
-/** A notification's link: a path of the API's world opens nothing here, an http(s) URL opens in a new tab. */
-const External = ({ link }) => (link && /^https?:\/\//.test(link) ? html`<a href=${link} target="_blank" rel="noopener noreferrer">Open</a>` : null);
+/**
+ * A notification's link: an http(s) URL opens in a new tab; a path names a
+ * thing of the API (`/conversations/<id>`), opened on its console page when
+ * there is one.
+ */
+function Link({ link }) {
+  if (!link) return null;
+  if (/^https?:\/\//.test(link)) return html`<a href=${link} target="_blank" rel="noopener noreferrer">Open</a>`;
+  const conversation = /^\/conversations\/([\w-]+)$/.exec(link);
+  if (conversation) return html`<a href=${`#/chat/${conversation[1]}`}>Open</a>`;
+  return null;
+}
 
 function Item({ n, onRead, onDelete }) {
   const unread = !n.readAt;
@@ -21,7 +31,7 @@ function Item({ n, onRead, onDelete }) {
       <p class="muted"><small>${n.category} · <time datetime=${n.createdAt}>${when(n.createdAt)}</time></small></p>
     </div>
     <div class="notification-actions">
-      <${External} link=${n.link} />
+      <${Link} link=${n.link} />
       ${unread ? html`<button type="button" class="secondary" onClick=${() => onRead(n)} aria-label=${`Mark “${n.title}” read`}>Mark read</button>` : null}
       <button type="button" class="link" onClick=${() => onDelete(n)} aria-label=${`Delete “${n.title}”`}>Delete</button>
     </div>
