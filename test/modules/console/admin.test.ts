@@ -138,7 +138,7 @@ describe('console: the admin area in a real browser', () => {
       await page.getByRole('button', { name: 'Filter' }).click();
       await row.getByRole('cell', { name: 'completed' }).waitFor();
       await page.getByRole('heading', { name: 'Schedules' }).waitFor();
-      await page.getByRole('cell', { name: 'usage.rollup', exact: true }).waitFor();
+      await page.getByRole('cell', { name: 'usage.rollup', exact: true }).first().waitFor();
     });
   });
 

@@ -1,6 +1,6 @@
 // What every admin section shares: a paged table over a cursor list, a
 // confirmation before anything destructive, query strings from filter forms.
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useRef, useState } from 'preact/hooks';
 import { api } from '../../lib/api.js';
 import { html } from '../../lib/html.js';
 import { ErrorNote, useLoad } from '../../lib/ui.js';
@@ -22,8 +22,10 @@ export const formValues = (e) => Object.fromEntries(new FormData(e.currentTarget
  * a new `path` (other filters) starts again at the first page.
  */
 export function Paged({ path, label, children, reloadKey = 0 }) {
-  const [cursors, setCursors] = useState([undefined]);
-  useEffect(() => setCursors([undefined]), [path]);
+  // The cursors belong to the path they came from: other filters start again at once, never with a stale cursor.
+  const [state, setState] = useState({ path, cursors: [undefined] });
+  const cursors = state.path === path ? state.cursors : [undefined];
+  const setCursors = (next) => setState({ path, cursors: next });
   const cursor = cursors.at(-1);
   const [page, error, reload] = useLoad(() => api('GET', withQuery(path, { cursor })), [path, cursor, reloadKey]);
   return html`<section aria-label=${label} aria-busy=${page === undefined && !error ? 'true' : undefined}>
