@@ -26,7 +26,7 @@ function NewDocument({ onCreated }) {
   }
   return html`<${Header} title="New document" />
     <form class="card" onSubmit=${submit}>
-      <${Field} label="Title" hint="Left blank: the first line of the text"><input name="title" maxlength="300" /></${Field}>
+      <${Field} label="Title"><input name="title" maxlength="300" placeholder="Left blank: the first line of the text" /></${Field}>
       <${Field} label="Text"><textarea name="body" rows="12"></textarea></${Field}>
       <${ErrorNote} error=${error} />
       <button type="submit">Create document</button>
@@ -185,9 +185,10 @@ function Shares({ doc }) {
     </ul>
     <form class="card row share-form" onSubmit=${share}>
       <${Field} label="Share with (email)"><input name="email" type="email" required /></${Field}>
-      <${Field} label="Role">
-        <select name="role"><option value="viewer">Viewer</option><option value="commenter">Commenter</option><option value="editor">Editor</option></select>
-      </${Field}>
+      <div class="field">
+        <label for="share-role">Role</label>
+        <select id="share-role" name="role"><option value="viewer">Viewer</option><option value="commenter">Commenter</option><option value="editor">Editor</option></select>
+      </div>
       <button type="submit">Share</button>
     </form>
   </section>`;
