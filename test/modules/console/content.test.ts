@@ -4,7 +4,6 @@ import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import { startApp, type TestApp } from '../../support/app.ts';
 import { inBrowser, startBrowser, type BrowserSession } from '../../support/browser.ts';
-import { eventually } from '../../support/eventually.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai.ts';
 
@@ -176,7 +175,7 @@ describe('console: projects, files, documents and knowledge in a real browser', 
         await page.getByRole('cell', { name: 'notes.md', exact: true }).waitFor();
         await page.getByRole('link', { name: 'Download notes.md' }).scrollIntoViewIfNeeded();
         assert.ok(await page.getByRole('button', { name: 'Upload', exact: true }).isVisible());
-        const overflow = await eventually(() => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth));
+        const overflow = (await page.evaluate('document.documentElement.scrollWidth - window.innerWidth')) as number;
         assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px`);
         const box = (await page.getByRole('button', { name: 'Delete notes.md' }).boundingBox())!;
         assert.ok(box.x >= 0 && box.x + box.width <= 390, 'Delete is on screen');
