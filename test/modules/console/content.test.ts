@@ -123,6 +123,10 @@ describe('console: projects, files, documents and knowledge in a real browser', 
       assert.equal((await api('GET', `/v1/documents/${id}`)).body.version, 3);
 
       assert.equal((await api('GET', `/v1/documents/${id}`, undefined, reader)).status, 404, 'not shared yet');
+      // Someone without an account: the API's problem is shown, nothing is shared.
+      await page.getByLabel('Share with (email)').fill('nobody-here@example.com');
+      await page.getByRole('button', { name: 'Share', exact: true }).click();
+      await page.getByRole('alert').filter({ hasText: /no account|not found/i }).waitFor();
       await page.getByLabel('Share with (email)').fill(reader.email);
       await page.getByLabel('Role', { exact: true }).selectOption('commenter');
       await page.getByRole('button', { name: 'Share', exact: true }).click();

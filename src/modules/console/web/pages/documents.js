@@ -153,8 +153,10 @@ function Shares({ doc }) {
       await fn();
       setNote(done);
       reload();
+      return true;
     } catch (err) {
       setActionError(err);
+      return false;
     }
   }
 
@@ -162,8 +164,7 @@ function Shares({ doc }) {
     e.preventDefault();
     const form = e.currentTarget;
     const f = new FormData(form);
-    await act(() => api('POST', `/v1/documents/${doc.id}/shares`, { body: { email: f.get('email'), role: f.get('role') } }), `Shared with ${f.get('email')}`);
-    form.reset();
+    if (await act(() => api('POST', `/v1/documents/${doc.id}/shares`, { body: { email: f.get('email'), role: f.get('role') } }), `Shared with ${f.get('email')}`)) form.reset();
   }
 
   return html`<section aria-labelledby="shares-h">

@@ -218,7 +218,7 @@ function Project({ id, tools, onChange }) {
     </${Header}>
     <${ErrorNote} error=${deleteError} />
     <p class="muted">Active prompt: ${project.activePrompt ? html`<strong>${project.activePrompt.name}</strong>` : 'none'}</p>
-    <${ProjectForm} key=${project.updatedAt} project=${project} tools=${tools} onSave=${save} submitLabel="Save project" />
+    <${ProjectForm} key=${project.id} project=${project} tools=${tools} onSave=${save} submitLabel="Save project" />
     <${Prompts} project=${project} onChange=${() => (reload(), onChange())} />
     <${McpServers} project=${project} />
   </article>`;
