@@ -4,6 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
 import { startApp, type TestApp } from '../../support/app.ts';
 import { inBrowser, startBrowser, type BrowserSession } from '../../support/browser.ts';
+import { eventually } from '../../support/eventually.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai.ts';
 
@@ -149,6 +150,9 @@ describe('console: projects, files, documents and knowledge in a real browser', 
 
   test('knowledge: a collection, the uploaded file added, indexing reaches ready, a search finds its passage', async (tc) => {
     await inBrowser(tc, browser, async ({ page }) => {
+      // The page follows indexing on the WebSocket too (the `knowledge` topic), with progress.
+      const frames: any[] = [];
+      page.on('websocket', (ws) => ws.on('framereceived', (f) => frames.push(JSON.parse(String(f.payload)))));
       await signIn(page, u, '/knowledge');
       await page.getByRole('link', { name: 'New collection' }).click();
       await page.getByLabel('Collection name').fill('Wildlife');
@@ -158,6 +162,12 @@ describe('console: projects, files, documents and knowledge in a real browser', 
       await page.getByRole('button', { name: 'Add to collection' }).click();
       await page.locator('tr[data-status="ready"]', { hasText: 'notes.md' }).waitFor({ timeout: 20_000 });
       const id = page.url().split('/').pop()!;
+      const updates = await eventually(() => {
+        const got = frames.filter((f) => f.type === 'event' && f.event.type === 'knowledge.item.updated').map((f) => f.event.payload);
+        assert.ok(got.some((e) => e.status === 'ready'), 'the socket heard the item become ready');
+        return got;
+      });
+      assert.ok(updates.some((e) => e.status === 'indexing' && typeof e.progress === 'number'), 'with progress on the way');
       const items = (await api('GET', `/v1/knowledge/collections/${id}/items`)).body.data;
       assert.equal(items[0].status, 'ready');
       assert.ok(items[0].chunks >= 1);
