@@ -99,7 +99,7 @@ describe('console: projects, files, documents and knowledge in a real browser', 
     });
   });
 
-  test('documents: write one, save it twice, see the versions and a diff, share it, comment on it', async (tc) => {
+  test('documents: write one, save it twice, see the versions and a diff, share it, comment on it, save through a conflict, restore', async (tc) => {
     await inBrowser(tc, browser, async ({ page }) => {
       await signIn(page, u, '/documents');
       await page.getByRole('link', { name: 'New document' }).click();
@@ -145,6 +145,22 @@ describe('console: projects, files, documents and knowledge in a real browser', 
       const comments = (await api('GET', `/v1/documents/${id}/comments`)).body.data;
       assert.equal(comments.length, 1);
       assert.equal(comments[0].quote, 'Day one: the marsh at dawn.');
+
+      // Someone saves while this page edits: the save is a conflict, never an overwrite; keeping mine saves over theirs as a new version.
+      await page.getByLabel('Text', { exact: true }).fill('Day one: the marsh at dawn.\nDay two: the river at dusk.\n');
+      const theirs = await api('PUT', `/v1/documents/${id}`, { body: 'Day one: the marsh at dawn.\nDay three: home.\n', baseVersion: 3 });
+      assert.equal(theirs.status, 200, theirs.text);
+      await page.getByRole('button', { name: 'Save' }).click();
+      await page.getByRole('alert').filter({ hasText: 'Version 4 was saved while you were editing' }).waitFor();
+      await page.getByRole('button', { name: 'Keep mine' }).click();
+      await page.getByRole('button', { name: 'Save' }).click();
+      await page.getByRole('status').filter({ hasText: 'Saved version 5' }).waitFor();
+      assert.match((await api('GET', `/v1/documents/${id}/versions/4`)).body.body, /Day three: home/, "theirs is kept in the history");
+
+      await page.getByRole('button', { name: 'Restore version 1' }).click();
+      await page.getByRole('status').filter({ hasText: 'Restored version 1' }).waitFor();
+      await page.locator('.versions li[aria-current="true"]', { hasText: 'Version 6' }).waitFor();
+      assert.equal(await page.getByLabel('Text', { exact: true }).inputValue(), 'Day one: the marsh.\n');
     });
   });
 
