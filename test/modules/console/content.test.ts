@@ -73,6 +73,13 @@ describe('console: projects, files, documents and knowledge in a real browser', 
       const after = (await api('GET', `/v1/projects/${id}`)).body;
       assert.equal(after.activePrompt.name, 'Terse');
       assert.equal(after.activePrompt.content, 'Answer in one sentence.');
+
+      await page.getByRole('button', { name: 'Edit Terse' }).click();
+      assert.equal(await page.getByLabel('Text of Terse').inputValue(), 'Answer in one sentence.');
+      await page.getByLabel('Text of Terse').fill('Answer in one short sentence.');
+      await page.getByRole('button', { name: 'Save prompt' }).click();
+      await page.locator('.prompts li[aria-current="true"] .prompt-text', { hasText: 'one short sentence' }).waitFor();
+      assert.equal((await api('GET', `/v1/projects/${id}`)).body.activePrompt.content, 'Answer in one short sentence.');
     });
   });
 

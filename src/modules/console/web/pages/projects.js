@@ -89,6 +89,7 @@ function ProjectForm({ project, tools, onSave, submitLabel }) {
 function Prompts({ project, onChange }) {
   const [prompts, error, reload] = useLoad(() => api('GET', `/v1/projects/${project.id}/prompts`), [project.id]);
   const [actionError, setActionError] = useState(undefined);
+  const [editing, setEditing] = useState(undefined);
 
   async function act(fn) {
     setActionError(undefined);
@@ -96,9 +97,17 @@ function Prompts({ project, onChange }) {
       await fn();
       reload();
       onChange();
+      return true;
     } catch (err) {
       setActionError(err);
+      return false;
     }
+  }
+
+  async function edit(e, p) {
+    e.preventDefault();
+    const f = new FormData(e.currentTarget);
+    if (await act(() => api('PATCH', `/v1/projects/${project.id}/prompts/${p.id}`, { body: { name: f.get('name'), content: f.get('content') } }))) setEditing(undefined);
   }
 
   async function add(e) {
@@ -120,9 +129,16 @@ function Prompts({ project, onChange }) {
           <div class="row">
             <strong>${p.name}</strong>
             ${p.active ? html`<span class="badge">Active</span>` : html`<button type="button" class="secondary" onClick=${() => act(() => api('POST', `/v1/projects/${project.id}/prompts/${p.id}/activate`))}>Activate ${p.name}</button>`}
+            <button type="button" class="link" onClick=${() => setEditing(editing === p.id ? undefined : p.id)}>Edit ${p.name}</button>
             <button type="button" class="link" onClick=${() => act(() => api('DELETE', `/v1/projects/${project.id}/prompts/${p.id}`))}>Delete ${p.name}</button>
           </div>
-          <pre class="prompt-text">${p.content}</pre>
+          ${editing === p.id
+            ? html`<form class="edit-prompt" onSubmit=${(e) => edit(e, p)} aria-label=${`Edit ${p.name}`}>
+                <${Field} label=${`Name of ${p.name}`}><input name="name" required maxlength="100" value=${p.name} /></${Field}>
+                <${Field} label=${`Text of ${p.name}`}><textarea name="content" rows="4" required value=${p.content}></textarea></${Field}>
+                <div class="row"><button type="submit">Save prompt</button><button type="button" class="secondary" onClick=${() => setEditing(undefined)}>Cancel</button></div>
+              </form>`
+            : html`<pre class="prompt-text">${p.content}</pre>`}
         </li>`,
       )}
     </ul>
