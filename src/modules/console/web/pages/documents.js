@@ -1,7 +1,330 @@
-// Documents: placeholder until its helper builds it (replace this whole file).
+// Documents: Markdown with versions (diff, restore), sharing by email, and comment threads on quoted passages.
+import { useEffect, useState } from 'preact/hooks';
+import { api } from '../lib/api.js';
+import { when } from '../lib/format.js';
 import { html } from '../lib/html.js';
-import { Header } from '../lib/ui.js';
+import { markdown } from '../lib/markdown.js';
+import { go } from '../lib/router.js';
+import { ErrorNote, Field, Header, useLoad } from '../lib/ui.js';
 
-export function Documents() {
-  return html`<${Header} title="Documents" /><p class="muted">Not built yet.</p>`;
+const RANK = { viewer: 0, commenter: 1, editor: 2, owner: 3 };
+const atLeast = (role, least) => RANK[role] >= RANK[least];
+
+function NewDocument({ onCreated }) {
+  const [error, setError] = useState(undefined);
+  async function submit(e) {
+    e.preventDefault();
+    const f = new FormData(e.currentTarget);
+    setError(undefined);
+    try {
+      const doc = await api('POST', '/v1/documents', { body: { title: f.get('title') || undefined, body: f.get('body') } });
+      onCreated();
+      go(`/documents/${doc.id}`);
+    } catch (err) {
+      setError(err);
+    }
+  }
+  return html`<${Header} title="New document" />
+    <form class="card" onSubmit=${submit}>
+      <${Field} label="Title"><input name="title" maxlength="300" placeholder="Left blank: the first line of the text" /></${Field}>
+      <${Field} label="Text"><textarea name="body" rows="12"></textarea></${Field}>
+      <${ErrorNote} error=${error} />
+      <button type="submit">Create document</button>
+    </form>`;
+}
+
+/** The editor: every save names the version it started from, so a save over someone else's is a conflict, never a silent overwrite. */
+function Editor({ doc, onSaved, note }) {
+  const [title, setTitle] = useState(doc.title);
+  const [body, setBody] = useState(doc.body);
+  const [base, setBase] = useState(doc.version);
+  const [conflict, setConflict] = useState(undefined);
+  const [error, setError] = useState(undefined);
+  const [preview, setPreview] = useState(false);
+  const canEdit = atLeast(doc.role, 'editor');
+
+  async function save(e) {
+    e.preventDefault();
+    setError(undefined);
+    try {
+      const saved = await api('PUT', `/v1/documents/${doc.id}`, { body: { title, body, baseVersion: base } });
+      setConflict(undefined);
+      setBase(saved.version);
+      onSaved(saved.version === base ? 'Nothing changed' : `Saved version ${saved.version}`);
+    } catch (err) {
+      if (err.code === 'version_conflict') setConflict(err.problem.currentVersion);
+      else setError(err);
+    }
+  }
+
+  function takeTheirs() {
+    setTitle(conflict.title);
+    setBody(conflict.body);
+    setBase(conflict.number);
+    setConflict(undefined);
+  }
+
+  return html`<form class="editor" onSubmit=${save}>
+    <${Field} label="Title"><input value=${title} onInput=${(e) => setTitle(e.currentTarget.value)} required maxlength="300" readonly=${!canEdit} /></${Field}>
+    <div class="row tabs" role="group" aria-label="View">
+      <button type="button" class=${preview ? 'secondary' : ''} aria-pressed=${!preview} onClick=${() => setPreview(false)}>Write</button>
+      <button type="button" class=${preview ? '' : 'secondary'} aria-pressed=${preview} onClick=${() => setPreview(true)}>Preview</button>
+    </div>
+    ${preview
+      ? html`<div class="md preview" dangerouslySetInnerHTML=${{ __html: markdown(body) }} />`
+      : html`<${Field} label="Text"><textarea rows="16" value=${body} onInput=${(e) => setBody(e.currentTarget.value)} readonly=${!canEdit}></textarea></${Field}>`}
+    ${conflict
+      ? html`<div class="card conflict" role="alert">
+          <p>Version ${conflict.number} was saved while you were editing. Keep your text and save over it, or take theirs.</p>
+          <div class="row">
+            <button type="button" onClick=${() => (setBase(conflict.number), setConflict(undefined))}>Keep mine</button>
+            <button type="button" class="secondary" onClick=${takeTheirs}>Take theirs</button>
+          </div>
+        </div>`
+      : null}
+    <${ErrorNote} error=${error} />
+    <div class="row">
+      ${canEdit ? html`<button type="submit">Save</button>` : html`<span class="muted">You can read this document (${doc.role}).</span>`}
+      <span role="status" class="muted">${note}</span>
+      <span class="muted">Version ${base}</span>
+    </div>
+  </form>`;
+}
+
+function Versions({ doc, version, onRestored }) {
+  const [versions, error, reload] = useLoad(() => api('GET', `/v1/documents/${doc.id}/versions?limit=100`), [doc.id, version]);
+  const [diff, setDiff] = useState(undefined);
+  const [actionError, setActionError] = useState(undefined);
+
+  async function showDiff(n) {
+    setActionError(undefined);
+    try {
+      setDiff(await api('GET', `/v1/documents/${doc.id}/diff?from=${n - 1}&to=${n}`));
+    } catch (err) {
+      setActionError(err);
+    }
+  }
+
+  async function restore(n) {
+    setActionError(undefined);
+    try {
+      await api('POST', `/v1/documents/${doc.id}/versions/${n}/restore`, { body: {} });
+      reload();
+      onRestored(n);
+    } catch (err) {
+      setActionError(err);
+    }
+  }
+
+  const list = versions?.data ?? [];
+  return html`<section aria-labelledby="versions-h">
+    <h2 id="versions-h">Versions</h2>
+    <${ErrorNote} error=${error || actionError} />
+    <ol class="versions" reversed>
+      ${list.map(
+        (v) => html`<li key=${v.number} aria-current=${v.number === version ? 'true' : undefined}>
+          <span><strong>Version ${v.number}</strong> ${v.title} <small class="muted">${when(v.createdAt)}${v.restoredFrom ? ` · restored from ${v.restoredFrom}` : ''}</small></span>
+          <span class="row">
+            ${v.number > 1 ? html`<button type="button" class="link" onClick=${() => showDiff(v.number)}>Changes in version ${v.number}</button>` : null}
+            ${v.number !== version && atLeast(doc.role, 'editor') ? html`<button type="button" class="link" onClick=${() => restore(v.number)}>Restore version ${v.number}</button>` : null}
+          </span>
+        </li>`,
+      )}
+    </ol>
+    ${diff
+      ? html`<figure class="diff">
+          <figcaption>Version ${diff.from} → ${diff.to}: +${diff.added} −${diff.removed}${diff.titleChanged ? ', title changed' : ''}
+            <button type="button" class="link" onClick=${() => setDiff(undefined)}>Close changes</button></figcaption>
+          <pre>${diff.diff.split('\n').map((line) => html`<span class=${line.startsWith('+') ? 'add' : line.startsWith('-') ? 'del' : ''}>${line}\n</span>`)}</pre>
+        </figure>`
+      : null}
+  </section>`;
+}
+
+function Shares({ doc }) {
+  const [shares, error, reload] = useLoad(() => api('GET', `/v1/documents/${doc.id}/shares`), [doc.id]);
+  const [actionError, setActionError] = useState(undefined);
+  const [note, setNote] = useState('');
+
+  async function act(fn, done) {
+    setActionError(undefined);
+    setNote('');
+    try {
+      await fn();
+      setNote(done);
+      reload();
+      return true;
+    } catch (err) {
+      setActionError(err);
+      return false;
+    }
+  }
+
+  async function share(e) {
+    e.preventDefault();
+    const form = e.currentTarget;
+    const f = new FormData(form);
+    if (await act(() => api('POST', `/v1/documents/${doc.id}/shares`, { body: { email: f.get('email'), role: f.get('role') } }), `Shared with ${f.get('email')}`)) form.reset();
+  }
+
+  return html`<section aria-labelledby="shares-h">
+    <h2 id="shares-h">Sharing</h2>
+    <${ErrorNote} error=${error || actionError} />
+    <p role="status" class="muted">${note}</p>
+    <ul class="shares">
+      ${(shares?.data ?? []).map(
+        (s) => html`<li key=${s.userId}>
+          <span>${s.email}</span>
+          <label class="inline"><span class="sr-only">Role of ${s.email}</span>
+            <select value=${s.role} onChange=${(e) => act(() => api('PATCH', `/v1/documents/${doc.id}/shares/${s.userId}`, { body: { role: e.currentTarget.value } }), `${s.email} can now ${e.currentTarget.value === 'viewer' ? 'read' : e.currentTarget.value === 'commenter' ? 'comment' : 'edit'}`)}>
+              <option value="viewer">Viewer</option><option value="commenter">Commenter</option><option value="editor">Editor</option>
+            </select>
+          </label>
+          <button type="button" class="link" onClick=${() => act(() => api('DELETE', `/v1/documents/${doc.id}/shares/${s.userId}`), `Stopped sharing with ${s.email}`)}>Stop sharing with ${s.email}</button>
+        </li>`,
+      )}
+    </ul>
+    <form class="card row share-form" onSubmit=${share}>
+      <${Field} label="Share with (email)"><input name="email" type="email" required /></${Field}>
+      <div class="field">
+        <label for="share-role">Role</label>
+        <select id="share-role" name="role"><option value="viewer">Viewer</option><option value="commenter">Commenter</option><option value="editor">Editor</option></select>
+      </div>
+      <button type="submit">Share</button>
+    </form>
+  </section>`;
+}
+
+function Comments({ doc, body }) {
+  const [comments, error, reload] = useLoad(() => api('GET', `/v1/documents/${doc.id}/comments?limit=100`), [doc.id]);
+  const [actionError, setActionError] = useState(undefined);
+  const [replyTo, setReplyTo] = useState(undefined);
+  const canComment = atLeast(doc.role, 'commenter');
+
+  async function act(fn) {
+    setActionError(undefined);
+    try {
+      await fn();
+      reload();
+      return true;
+    } catch (err) {
+      setActionError(err);
+      return false;
+    }
+  }
+
+  async function post(e, parentId) {
+    e.preventDefault();
+    const form = e.currentTarget;
+    const f = new FormData(form);
+    const payload = parentId ? { body: f.get('body'), parentId } : { body: f.get('body'), quote: f.get('quote') };
+    if (await act(() => api('POST', `/v1/documents/${doc.id}/comments`, { body: payload }))) {
+      form.reset();
+      setReplyTo(undefined);
+    }
+  }
+
+  const all = comments?.data ?? [];
+  const children = (id) => all.filter((c) => c.parentId === id);
+  const Comment = ({ c }) => html`<li key=${c.id} class=${c.resolvedAt ? 'resolved' : ''}>
+    <article class="comment">
+      ${c.quote ? html`<blockquote>${c.quote}</blockquote>` : null}
+      <p>${c.body}</p>
+      <small class="muted">${when(c.createdAt)}${c.resolvedAt ? ' · resolved' : ''}</small>
+      ${canComment
+        ? html`<div class="row">
+            <button type="button" class="link" onClick=${() => setReplyTo(c.id)}>Reply</button>
+            ${!c.parentId ? html`<button type="button" class="link" onClick=${() => act(() => api('POST', `/v1/documents/${doc.id}/comments/${c.id}/${c.resolvedAt ? 'reopen' : 'resolve'}`))}>${c.resolvedAt ? 'Reopen' : 'Resolve'}</button>` : null}
+          </div>`
+        : null}
+      ${replyTo === c.id
+        ? html`<form class="reply" onSubmit=${(e) => post(e, c.id)}>
+            <${Field} label="Reply"><textarea name="body" rows="2" required></textarea></${Field}>
+            <button type="submit">Send reply</button>
+            <button type="button" class="secondary" onClick=${() => setReplyTo(undefined)}>Cancel</button>
+          </form>`
+        : null}
+    </article>
+    ${children(c.id).length ? html`<ul>${children(c.id).map((r) => Comment({ c: r }))}</ul>` : null}
+  </li>`;
+
+  return html`<section aria-labelledby="comments-h">
+    <h2 id="comments-h">Comments</h2>
+    <${ErrorNote} error=${error || actionError} />
+    ${all.length ? html`<ul class="comments">${children(null).map((c) => Comment({ c }))}</ul>` : html`<p class="muted">No comments yet.</p>`}
+    ${canComment
+      ? html`<form class="card" onSubmit=${(e) => post(e)} aria-label="New comment">
+          <${Field} label="Passage" hint="A passage of the text, as it is written, that the comment is about"><input name="quote" required value=${(body ?? '').split('\n').find((l) => l.trim())?.trim() ?? ''} /></${Field}>
+          <${Field} label="Comment"><textarea name="body" rows="3" required></textarea></${Field}>
+          <button type="submit">Add comment</button>
+        </form>`
+      : null}
+  </section>`;
+}
+
+function Document({ id, onChange }) {
+  const [doc, error, reload] = useLoad(() => api('GET', `/v1/documents/${id}`), [id]);
+  const [deleteError, setDeleteError] = useState(undefined);
+  const [note, setNote] = useState('');
+  if (error) return html`<${ErrorNote} error=${error} />`;
+  if (!doc) return html`<p class="loading">Loading…</p>`;
+
+  async function remove() {
+    try {
+      await api('DELETE', `/v1/documents/${id}`);
+      onChange();
+      go('/documents');
+    } catch (err) {
+      setDeleteError(err);
+    }
+  }
+
+  const refresh = (said = '') => (setNote(said), reload(), onChange());
+  return html`<article class="document">
+    <${Header} title=${doc.title}>
+      <span class="muted">${doc.role}</span>
+      ${doc.role === 'owner' ? html`<button type="button" class="danger" onClick=${remove}>Delete document</button>` : null}
+    </${Header}>
+    <${ErrorNote} error=${deleteError} />
+    <${Editor} key=${`${doc.id}:${doc.version}`} doc=${doc} onSaved=${refresh} note=${note} />
+    <div class="doc-side">
+      <${Versions} doc=${doc} version=${doc.version} onRestored=${(n) => refresh(`Restored version ${n}`)} />
+      ${doc.role === 'owner' ? html`<${Shares} doc=${doc} />` : null}
+      <${Comments} key=${doc.version} doc=${doc} body=${doc.body} />
+    </div>
+  </article>`;
+}
+
+export function Documents({ route }) {
+  const id = route.parts[1];
+  const [filter, setFilter] = useState('all');
+  const q = filter === 'mine' ? '&sharedWithMe=false' : filter === 'shared' ? '&sharedWithMe=true' : '';
+  const [docs, error, reload] = useLoad(() => api('GET', `/v1/documents?limit=100${q}`), [q]);
+  useEffect(() => {
+    if (!id) reload();
+  }, [id]);
+
+  return html`<div class="documents-page">
+    <aside class="documents-list" aria-label="Documents">
+      <a class="button" href="#/documents/new">New document</a>
+      <${Field} label="Show">
+        <select value=${filter} onChange=${(e) => setFilter(e.currentTarget.value)}>
+          <option value="all">All</option><option value="mine">Mine</option><option value="shared">Shared with me</option>
+        </select>
+      </${Field}>
+      <${ErrorNote} error=${error} />
+      <ul>
+        ${(docs?.data ?? []).map(
+          (d) => html`<li key=${d.id}><a href=${`#/documents/${d.id}`} aria-current=${d.id === id ? 'page' : undefined}>${d.title}</a>${d.role !== 'owner' ? html` <small class="muted">(${d.role})</small>` : null}</li>`,
+        )}
+      </ul>
+    </aside>
+    <div class="documents-main">
+      ${id === 'new'
+        ? html`<${NewDocument} onCreated=${reload} />`
+        : id
+          ? html`<${Document} key=${id} id=${id} onChange=${reload} />`
+          : html`<${Header} title="Documents" /><p class="muted">${docs?.data?.length ? 'Choose a document, or write a new one.' : 'No documents yet.'}</p>`}
+    </div>
+  </div>`;
 }

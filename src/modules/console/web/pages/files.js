@@ -1,7 +1,129 @@
-// Files: placeholder until its helper builds it (replace this whole file).
+// Files: upload, list (with thumbnails for images), download, rename, delete, and the quota.
+import { useState } from 'preact/hooks';
+import { api } from '../lib/api.js';
+import { when } from '../lib/format.js';
 import { html } from '../lib/html.js';
-import { Header } from '../lib/ui.js';
+import { ErrorNote, Field, Header, useLoad } from '../lib/ui.js';
+
+/** Bytes as people read them. */
+export const bytes = (n) => {
+  if (n === null || n === undefined) return '—';
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  let v = Number(n);
+  while (v >= 1024 && i < units.length - 1) (v /= 1024), i++;
+  return `${i ? v.toFixed(1) : v} ${units[i]}`;
+};
+
+function Thumb({ file }) {
+  // The thumbnail is made by a background job: until it is ready, a plain marker.
+  if (file.thumbnail !== 'ready') return html`<span class="file-icon" aria-hidden="true">${file.mimeType.split('/')[0]}</span>`;
+  return html`<img class="thumb" src=${`/v1/files/${file.id}/thumbnail`} alt="" loading="lazy" width="48" height="48" />`;
+}
 
 export function Files() {
-  return html`<${Header} title="Files" /><p class="muted">Not built yet.</p>`;
+  const [cursor, setCursor] = useState(undefined);
+  const [files, error, reload] = useLoad(() => api('GET', `/v1/files?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`), [cursor]);
+  const [quota, , reloadQuota] = useLoad(() => api('GET', '/v1/files/quota'), []);
+  const [actionError, setActionError] = useState(undefined);
+  const [busy, setBusy] = useState(false);
+  const [note, setNote] = useState('');
+  const [renaming, setRenaming] = useState(undefined);
+
+  const refresh = () => (reload(), reloadQuota());
+
+  async function upload(e) {
+    e.preventDefault();
+    const form = e.currentTarget;
+    const chosen = [...form.elements.file.files];
+    if (!chosen.length) return;
+    setBusy(true);
+    setActionError(undefined);
+    try {
+      for (const f of chosen) {
+        const body = new FormData();
+        body.append('file', f, f.name);
+        await api('POST', '/v1/files', { body });
+      }
+      setNote(`Uploaded ${chosen.map((f) => f.name).join(', ')}`);
+      form.reset();
+      setCursor(undefined);
+      refresh();
+    } catch (err) {
+      setActionError(err);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  async function remove(f) {
+    setActionError(undefined);
+    try {
+      await api('DELETE', `/v1/files/${f.id}`);
+      setNote(`Deleted ${f.name}`);
+      refresh();
+    } catch (err) {
+      setActionError(err);
+    }
+  }
+
+  async function rename(e, f) {
+    e.preventDefault();
+    setActionError(undefined);
+    try {
+      await api('PATCH', `/v1/files/${f.id}`, { body: { name: new FormData(e.currentTarget).get('name') } });
+      setRenaming(undefined);
+      reload();
+    } catch (err) {
+      setActionError(err);
+    }
+  }
+
+  return html`<div class="files-page">
+    <${Header} title="Files">
+      ${quota ? html`<span class="muted quota">${bytes(quota.used)} of ${quota.limit === null ? 'unlimited' : bytes(quota.limit)} used</span>` : null}
+    </${Header}>
+    <form class="card upload" onSubmit=${upload}>
+      <${Field} label="File to upload"><input type="file" name="file" multiple required /></${Field}>
+      <button type="submit" disabled=${busy}>${busy ? 'Uploading…' : 'Upload'}</button>
+    </form>
+    <p role="status" class="muted">${note}</p>
+    <${ErrorNote} error=${error || actionError} />
+    ${files?.data?.length
+      ? html`<table class="files-table">
+          <caption class="sr-only">Your files</caption>
+          <thead><tr><th scope="col"><span class="sr-only">Preview</span></th><th scope="col">Name</th><th scope="col">Type</th><th scope="col">Size</th><th scope="col">Uploaded</th><th scope="col">Actions</th></tr></thead>
+          <tbody>
+            ${files.data.map(
+              (f) => html`<tr key=${f.id} data-file-id=${f.id}>
+                <td><${Thumb} file=${f} /></td>
+                <td class="name">
+                  ${renaming === f.id
+                    ? html`<form class="rename" onSubmit=${(e) => rename(e, f)}>
+                        <${Field} label=${`New name for ${f.name}`}><input name="name" value=${f.name} required maxlength="255" /></${Field}>
+                        <button type="submit">Save name</button>
+                        <button type="button" class="secondary" onClick=${() => setRenaming(undefined)}>Cancel</button>
+                      </form>`
+                    : f.name}
+                </td>
+                <td>${f.mimeType}</td>
+                <td>${bytes(f.size)}</td>
+                <td>${when(f.createdAt)}</td>
+                <td class="actions">
+                  <a href=${`/v1/files/${f.id}/content`} download=${f.name}>Download<span class="sr-only"> ${f.name}</span></a>
+                  <button type="button" class="link" onClick=${() => setRenaming(f.id)}>Rename<span class="sr-only"> ${f.name}</span></button>
+                  <button type="button" class="link danger-link" onClick=${() => remove(f)}>Delete<span class="sr-only"> ${f.name}</span></button>
+                </td>
+              </tr>`,
+            )}
+          </tbody>
+        </table>`
+      : files
+        ? html`<p class="muted">No files yet.</p>`
+        : null}
+    <div class="row pager">
+      ${cursor ? html`<button type="button" class="secondary" onClick=${() => setCursor(undefined)}>Newest</button>` : null}
+      ${files?.nextCursor ? html`<button type="button" class="secondary" onClick=${() => setCursor(files.nextCursor)}>Older files</button>` : null}
+    </div>
+  </div>`;
 }

@@ -1,7 +1,271 @@
-// Projects: placeholder until its helper builds it (replace this whole file).
+// Projects: agents with their model, tools and named system prompts (one
+// active), and the MCP servers that add tools to them.
+import { useState } from 'preact/hooks';
+import { api } from '../lib/api.js';
+import { when } from '../lib/format.js';
 import { html } from '../lib/html.js';
-import { Header } from '../lib/ui.js';
+import { go } from '../lib/router.js';
+import { ErrorNote, Field, Header, useLoad } from '../lib/ui.js';
 
-export function Projects() {
-  return html`<${Header} title="Projects" /><p class="muted">Not built yet.</p>`;
+/** Blank inputs mean "the default" (null), not 0 or "". */
+const numberOrNull = (v) => (v === '' || v === undefined ? null : Number(v));
+const list = (v) => String(v ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+
+/** The settings form, shared by a new project and an existing one. */
+function ProjectForm({ project, tools, onSave, submitLabel }) {
+  const [error, setError] = useState(undefined);
+  const [busy, setBusy] = useState(false);
+  const [saved, setSaved] = useState(false);
+
+  async function submit(e) {
+    e.preventDefault();
+    const f = new FormData(e.currentTarget);
+    const body = {
+      name: f.get('name'),
+      description: f.get('description') || null,
+      model: f.get('model') || null,
+      fallbackModels: list(f.get('fallbackModels')),
+      temperature: numberOrNull(f.get('temperature')),
+      maxTokens: numberOrNull(f.get('maxTokens')),
+      maxToolSteps: numberOrNull(f.get('maxToolSteps')),
+      tools: f.getAll('tools'),
+      toolApprovals: f.getAll('toolApprovals'),
+    };
+    if (!project && f.get('systemPrompt')) body.systemPrompt = f.get('systemPrompt');
+    setBusy(true);
+    setError(undefined);
+    setSaved(false);
+    try {
+      await onSave(body);
+      setSaved(true);
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  }
+
+  const p = project ?? { tools: [], toolApprovals: [], fallbackModels: [] };
+  return html`<form class="card project-form" onSubmit=${submit}>
+    <${Field} label="Name"><input name="name" required maxlength="100" value=${p.name ?? ''} /></${Field}>
+    <${Field} label="Description"><input name="description" maxlength="2000" value=${p.description ?? ''} /></${Field}>
+    ${project ? null : html`<${Field} label="System prompt" hint="Saved as the active prompt named “Default”"><textarea name="systemPrompt" rows="4"></textarea></${Field}>`}
+    <div class="grid">
+      <${Field} label="Model" hint="provider:model; blank for the user's default"><input name="model" value=${p.model ?? ''} placeholder="openai:gpt-4o-mini" /></${Field}>
+      <${Field} label="Fallback models" hint="Comma-separated, tried in order"><input name="fallbackModels" value=${p.fallbackModels.join(', ')} /></${Field}>
+      <${Field} label="Temperature"><input name="temperature" type="number" min="0" max="2" step="0.1" value=${p.temperature ?? ''} /></${Field}>
+      <${Field} label="Max tokens"><input name="maxTokens" type="number" min="1" value=${p.maxTokens ?? ''} /></${Field}>
+      <${Field} label="Max tool steps"><input name="maxToolSteps" type="number" min="1" max="100" value=${p.maxToolSteps ?? ''} /></${Field}>
+    </div>
+    <fieldset class="tools">
+      <legend>Tools</legend>
+      ${tools?.length
+        ? html`<table>
+            <thead><tr><th scope="col">Tool</th><th scope="col">Offer</th><th scope="col">Ask first</th></tr></thead>
+            <tbody>
+              ${tools.map(
+                (t) => html`<tr key=${t.name}>
+                  <th scope="row"><code>${t.name}</code><br /><small class="muted">${t.description}</small></th>
+                  <td><input type="checkbox" name="tools" value=${t.name} checked=${p.tools.includes(t.name)} aria-label=${`Offer ${t.name}`} /></td>
+                  <td>
+                    ${t.needsApproval
+                      ? html`<small class="muted">always</small>`
+                      : html`<input type="checkbox" name="toolApprovals" value=${t.name} checked=${p.toolApprovals.includes(t.name)} aria-label=${`Ask before ${t.name}`} />`}
+                  </td>
+                </tr>`,
+              )}
+            </tbody>
+          </table>`
+        : html`<p class="muted">No tools available.</p>`}
+    </fieldset>
+    <${ErrorNote} error=${error} />
+    <div class="row">
+      <button type="submit" disabled=${busy}>${submitLabel}</button>
+      ${saved && project ? html`<span role="status" class="ok">Saved</span>` : null}
+    </div>
+  </form>`;
+}
+
+function Prompts({ project, onChange }) {
+  const [prompts, error, reload] = useLoad(() => api('GET', `/v1/projects/${project.id}/prompts`), [project.id]);
+  const [actionError, setActionError] = useState(undefined);
+  const [editing, setEditing] = useState(undefined);
+
+  async function act(fn) {
+    setActionError(undefined);
+    try {
+      await fn();
+      reload();
+      onChange();
+      return true;
+    } catch (err) {
+      setActionError(err);
+      return false;
+    }
+  }
+
+  async function edit(e, p) {
+    e.preventDefault();
+    const f = new FormData(e.currentTarget);
+    if (await act(() => api('PATCH', `/v1/projects/${project.id}/prompts/${p.id}`, { body: { name: f.get('name'), content: f.get('content') } }))) setEditing(undefined);
+  }
+
+  async function add(e) {
+    e.preventDefault();
+    const form = e.currentTarget;
+    const f = new FormData(form);
+    await act(async () => {
+      await api('POST', `/v1/projects/${project.id}/prompts`, { body: { name: f.get('name'), content: f.get('content'), activate: f.get('activate') === 'on' } });
+      form.reset();
+    });
+  }
+
+  return html`<section aria-labelledby="prompts-h">
+    <h2 id="prompts-h">Prompts</h2>
+    <${ErrorNote} error=${error || actionError} />
+    <ul class="prompts">
+      ${(prompts?.data ?? []).map(
+        (p) => html`<li key=${p.id} class=${p.active ? 'active' : ''} aria-current=${p.active ? 'true' : undefined}>
+          <div class="row">
+            <strong>${p.name}</strong>
+            ${p.active ? html`<span class="badge">Active</span>` : html`<button type="button" class="secondary" onClick=${() => act(() => api('POST', `/v1/projects/${project.id}/prompts/${p.id}/activate`))}>Activate ${p.name}</button>`}
+            <button type="button" class="link" onClick=${() => setEditing(editing === p.id ? undefined : p.id)}>Edit ${p.name}</button>
+            <button type="button" class="link" onClick=${() => act(() => api('DELETE', `/v1/projects/${project.id}/prompts/${p.id}`))}>Delete ${p.name}</button>
+          </div>
+          ${editing === p.id
+            ? html`<form class="edit-prompt" onSubmit=${(e) => edit(e, p)} aria-label=${`Edit ${p.name}`}>
+                <${Field} label=${`Name of ${p.name}`}><input name="name" required maxlength="100" value=${p.name} /></${Field}>
+                <${Field} label=${`Text of ${p.name}`}><textarea name="content" rows="4" required value=${p.content}></textarea></${Field}>
+                <div class="row"><button type="submit">Save prompt</button><button type="button" class="secondary" onClick=${() => setEditing(undefined)}>Cancel</button></div>
+              </form>`
+            : html`<pre class="prompt-text">${p.content}</pre>`}
+        </li>`,
+      )}
+    </ul>
+    <form class="card" onSubmit=${add} aria-label="New prompt">
+      <h3>New prompt</h3>
+      <${Field} label="Prompt name"><input name="name" required maxlength="100" /></${Field}>
+      <${Field} label="Prompt text"><textarea name="content" rows="4" required></textarea></${Field}>
+      <label class="check"><input type="checkbox" name="activate" /> Make it the active prompt</label>
+      <button type="submit">Add prompt</button>
+    </form>
+  </section>`;
+}
+
+function McpServers({ project }) {
+  const [servers, error, reload] = useLoad(() => api('GET', `/v1/projects/${project.id}/mcp-servers`), [project.id]);
+  const [actionError, setActionError] = useState(undefined);
+
+  async function add(e) {
+    e.preventDefault();
+    const form = e.currentTarget;
+    const f = new FormData(form);
+    setActionError(undefined);
+    try {
+      await api('POST', `/v1/projects/${project.id}/mcp-servers`, { body: { name: f.get('name'), url: f.get('url'), description: f.get('description') || undefined } });
+      form.reset();
+      reload();
+    } catch (err) {
+      setActionError(err);
+    }
+  }
+
+  async function remove(s) {
+    setActionError(undefined);
+    try {
+      await api('DELETE', `/v1/projects/${project.id}/mcp-servers/${s.id}`);
+      reload();
+    } catch (err) {
+      setActionError(err);
+    }
+  }
+
+  return html`<section aria-labelledby="mcp-h">
+    <h2 id="mcp-h">MCP servers</h2>
+    <p class="muted">Their allowed tools are offered in this project's turns as <code>server__tool</code>.</p>
+    <${ErrorNote} error=${error || actionError} />
+    ${servers?.data?.length
+      ? html`<ul class="servers">
+          ${servers.data.map(
+            (s) => html`<li key=${s.id}>
+              <strong>${s.name}</strong> <code>${s.url}</code> ${s.enabled === false ? html`<span class="muted">(off)</span>` : null}
+              <button type="button" class="link" onClick=${() => remove(s)}>Remove ${s.name}</button>
+            </li>`,
+          )}
+        </ul>`
+      : html`<p class="muted">None yet.</p>`}
+    <form class="card" onSubmit=${add} aria-label="Add an MCP server">
+      <div class="grid">
+        <${Field} label="Server name"><input name="name" required /></${Field}>
+        <${Field} label="Server URL"><input name="url" type="url" required placeholder="https://" /></${Field}>
+        <${Field} label="Server description"><input name="description" /></${Field}>
+      </div>
+      <button type="submit">Add server</button>
+    </form>
+  </section>`;
+}
+
+function Project({ id, tools, onChange }) {
+  const [project, error, reload] = useLoad(() => api('GET', `/v1/projects/${id}`), [id]);
+  const [deleteError, setDeleteError] = useState(undefined);
+  if (error) return html`<${ErrorNote} error=${error} />`;
+  if (!project) return html`<p class="loading">Loading…</p>`;
+
+  async function save(body) {
+    await api('PATCH', `/v1/projects/${id}`, { body });
+    reload();
+    onChange();
+  }
+
+  async function remove() {
+    try {
+      await api('DELETE', `/v1/projects/${id}`);
+      onChange();
+      go('/projects');
+    } catch (err) {
+      setDeleteError(err);
+    }
+  }
+
+  return html`<article class="project">
+    <${Header} title=${project.name}>
+      <span class="muted">Created ${when(project.createdAt)}</span>
+      <button type="button" class="danger" onClick=${remove}>Delete project</button>
+    </${Header}>
+    <${ErrorNote} error=${deleteError} />
+    <p class="muted">Active prompt: ${project.activePrompt ? html`<strong>${project.activePrompt.name}</strong>` : 'none'}</p>
+    <${ProjectForm} key=${project.id} project=${project} tools=${tools} onSave=${save} submitLabel="Save project" />
+    <${Prompts} project=${project} onChange=${() => (reload(), onChange())} />
+    <${McpServers} project=${project} />
+  </article>`;
+}
+
+export function Projects({ route }) {
+  const id = route.parts[1];
+  const [projects, error, reload] = useLoad(() => api('GET', '/v1/projects?limit=100'), []);
+  // With a project open, the list shows what that project may offer (its MCP servers' tools too).
+  const [tools] = useLoad(() => api('GET', id && id !== 'new' ? `/v1/tools?projectId=${id}` : '/v1/tools'), [id]);
+
+  async function create(body) {
+    const p = await api('POST', '/v1/projects', { body });
+    reload();
+    go(`/projects/${p.id}`);
+  }
+
+  return html`<div class="projects-page">
+    <aside class="projects-list" aria-label="Projects">
+      <a class="button" href="#/projects/new">New project</a>
+      <${ErrorNote} error=${error} />
+      <ul>
+        ${(projects?.data ?? []).map((p) => html`<li key=${p.id}><a href=${`#/projects/${p.id}`} aria-current=${p.id === id ? 'page' : undefined}>${p.name}</a></li>`)}
+      </ul>
+    </aside>
+    <div class="projects-main">
+      ${id === 'new'
+        ? html`<${Header} title="New project" /><${ProjectForm} tools=${tools?.data} onSave=${create} submitLabel="Create project" />`
+        : id
+          ? html`<${Project} key=${id} id=${id} tools=${tools?.data} onChange=${reload} />`
+          : html`<${Header} title="Projects" /><p class="muted">${projects?.data?.length ? 'Choose a project, or make a new one.' : 'No projects yet: make one to give chats a model, a system prompt and tools.'}</p>`}
+    </div>
+  </div>`;
 }

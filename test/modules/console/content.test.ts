@@ -1,0 +1,223 @@
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { after, before, describe, test } from 'node:test';
+import type { Page } from 'playwright-core';
+import { startApp, type TestApp } from '../../support/app.ts';
+import { inBrowser, startBrowser, type BrowserSession } from '../../support/browser.ts';
+import { eventually } from '../../support/eventually.ts';
+import { createUser, type TestUser } from '../../support/factories.ts';
+import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai.ts';
+
+const NOTES = '# Field notes\n\nThe heron waits in the shallows of the marsh at dawn.\n\n## Later\n\nOtters slide down the muddy bank into the river.\n';
+
+// The console is a client of the public API like any other: one backend is enough here.
+// The app has an embedding model (the fake serves /v1/embeddings), so collections index as they would in production.
+describe('console: projects, files, documents and knowledge in a real browser', () => {
+  let t: TestApp;
+  let openai: FakeOpenAI;
+  let browser: BrowserSession;
+  let u: TestUser;
+  let reader: TestUser;
+
+  const signIn = async (page: Page, user: TestUser, hash: string) => {
+    const res = await page.request.post(`${t.url}/v1/auth/login`, { data: { email: user.email, password: user.password, cookie: true } });
+    assert.equal(res.status(), 200, await res.text());
+    await page.goto(`${t.url}/#${hash}`);
+  };
+  const api = (method: string, path: string, body?: unknown, who = u) => t.api(method, path, { token: who.accessToken, body });
+
+  before(async () => {
+    openai = await startFakeOpenAI();
+    t = await startApp({
+      env: { ...openai.env, EMBEDDING_MODEL: 'openai:text-embedding-3-small', DEFAULT_MODEL: 'openai:gpt-4o-mini', AI_RETRIES: '0', KNOWLEDGE_INGEST_BACKOFF_MS: '100' },
+    });
+    u = await createUser(t, { name: 'Ada' });
+    reader = await createUser(t, { name: 'Bea' });
+    browser = await startBrowser();
+  });
+  after(async () => {
+    await browser.close();
+    await t.close();
+    await openai.close();
+  });
+
+  test('a project with a system prompt and a tool; a second prompt added and made active', async (tc) => {
+    const tools = (await api('GET', '/v1/tools')).body.data as { name: string; needsApproval: boolean }[];
+    const tool = tools.find((x) => !x.needsApproval) ?? tools[0];
+    assert.ok(tool, 'some built-in tool to offer');
+    await inBrowser(tc, browser, async ({ page }) => {
+      await signIn(page, u, '/projects');
+      await page.getByRole('link', { name: 'New project' }).click();
+      await page.getByLabel('Name', { exact: true }).fill('Research helper');
+      await page.getByLabel('System prompt').fill('You help with research. Cite sources.');
+      await page.getByLabel('Temperature').fill('0.3');
+      await page.getByLabel(`Offer ${tool.name}`).check();
+      await page.getByRole('button', { name: 'Create project' }).click();
+      await page.getByRole('heading', { level: 1, name: 'Research helper' }).waitFor();
+      const id = page.url().split('/').pop()!;
+
+      const saved = (await api('GET', `/v1/projects/${id}`)).body;
+      assert.equal(saved.activePrompt.content, 'You help with research. Cite sources.');
+      assert.equal(saved.activePrompt.name, 'Default');
+      assert.deepEqual(saved.tools, [tool.name]);
+      assert.equal(saved.temperature, 0.3);
+      assert.ok(await page.getByLabel(`Offer ${tool.name}`).isChecked(), 'the saved form shows the tool checked');
+      assert.equal(await page.getByRole('link', { name: 'Research helper' }).getAttribute('aria-current'), 'page');
+
+      await page.getByLabel('Prompt name').fill('Terse');
+      await page.getByLabel('Prompt text').fill('Answer in one sentence.');
+      await page.getByRole('button', { name: 'Add prompt' }).click();
+      await page.getByRole('button', { name: 'Activate Terse' }).click();
+      await page.locator('.prompts li[aria-current="true"]', { hasText: 'Terse' }).waitFor();
+      await page.getByRole('button', { name: 'Activate Default' }).waitFor();
+      const after = (await api('GET', `/v1/projects/${id}`)).body;
+      assert.equal(after.activePrompt.name, 'Terse');
+      assert.equal(after.activePrompt.content, 'Answer in one sentence.');
+
+      await page.getByRole('button', { name: 'Edit Terse' }).click();
+      assert.equal(await page.getByLabel('Text of Terse').inputValue(), 'Answer in one sentence.');
+      await page.getByLabel('Text of Terse').fill('Answer in one short sentence.');
+      await page.getByRole('button', { name: 'Save prompt' }).click();
+      await page.locator('.prompts li[aria-current="true"] .prompt-text', { hasText: 'one short sentence' }).waitFor();
+      assert.equal((await api('GET', `/v1/projects/${id}`)).body.activePrompt.content, 'Answer in one short sentence.');
+    });
+  });
+
+  test('files: upload two, see them listed, download one, delete the other', async (tc) => {
+    await inBrowser(tc, browser, async ({ page }) => {
+      await signIn(page, u, '/files');
+      await page.getByLabel('File to upload').setInputFiles([
+        { name: 'notes.md', mimeType: 'text/markdown', buffer: Buffer.from(NOTES) },
+        { name: 'scratch.txt', mimeType: 'text/plain', buffer: Buffer.from('throw me away\n') },
+      ]);
+      await page.getByRole('button', { name: 'Upload', exact: true }).click();
+      await page.getByRole('cell', { name: 'notes.md', exact: true }).waitFor();
+      await page.getByRole('cell', { name: 'scratch.txt', exact: true }).waitFor();
+
+      const [download] = await Promise.all([page.waitForEvent('download'), page.getByRole('link', { name: 'Download notes.md' }).click()]);
+      assert.equal(download.suggestedFilename(), 'notes.md');
+      assert.equal(await readFile((await download.path())!, 'utf8'), NOTES);
+
+      await page.getByRole('button', { name: 'Delete scratch.txt' }).click();
+      await page.getByRole('cell', { name: 'scratch.txt', exact: true }).waitFor({ state: 'detached' });
+      await page.getByRole('status').filter({ hasText: 'Deleted scratch.txt' }).waitFor();
+      const left = (await api('GET', '/v1/files')).body.data.map((f: { name: string }) => f.name);
+      assert.deepEqual(left, ['notes.md']);
+    });
+  });
+
+  test('documents: write one, save it twice, see the versions and a diff, share it, comment on it, save through a conflict, restore', async (tc) => {
+    await inBrowser(tc, browser, async ({ page }) => {
+      await signIn(page, u, '/documents');
+      await page.getByRole('link', { name: 'New document' }).click();
+      await page.getByLabel('Title', { exact: true }).fill('Trip plan');
+      await page.getByLabel('Text', { exact: true }).fill('Day one: the marsh.\n');
+      await page.getByRole('button', { name: 'Create document' }).click();
+      await page.getByRole('heading', { level: 1, name: 'Trip plan' }).waitFor();
+      const id = page.url().split('/').pop()!;
+
+      await page.getByLabel('Text', { exact: true }).fill('Day one: the marsh.\nDay two: the river.\n');
+      await page.getByRole('button', { name: 'Save' }).click();
+      await page.getByRole('status').filter({ hasText: 'Saved version 2' }).waitFor();
+      await page.getByLabel('Text', { exact: true }).fill('Day one: the marsh at dawn.\nDay two: the river.\n');
+      await page.getByRole('button', { name: 'Save' }).click();
+      await page.getByRole('status').filter({ hasText: 'Saved version 3' }).waitFor();
+      await page.locator('.versions li', { hasText: 'Version 2' }).waitFor();
+      await page.locator('.versions li[aria-current="true"]', { hasText: 'Version 3' }).waitFor();
+      assert.equal(await page.locator('.versions li').count(), 3);
+      await page.getByRole('button', { name: 'Changes in version 3' }).click();
+      await page.locator('.diff pre .add', { hasText: '+Day one: the marsh at dawn.' }).waitFor();
+      await page.locator('.diff pre .del', { hasText: '-Day one: the marsh.' }).waitFor();
+      assert.equal((await api('GET', `/v1/documents/${id}`)).body.version, 3);
+
+      assert.equal((await api('GET', `/v1/documents/${id}`, undefined, reader)).status, 404, 'not shared yet');
+      // Someone without an account: the API's problem is shown, nothing is shared.
+      await page.getByLabel('Share with (email)').fill('nobody-here@example.com');
+      await page.getByRole('button', { name: 'Share', exact: true }).click();
+      await page.getByRole('alert').filter({ hasText: /no account|not found/i }).waitFor();
+      await page.getByLabel('Share with (email)').fill(reader.email);
+      await page.getByLabel('Role', { exact: true }).selectOption('commenter');
+      await page.getByRole('button', { name: 'Share', exact: true }).click();
+      await page.getByRole('button', { name: `Stop sharing with ${reader.email}` }).waitFor();
+      const read = await api('GET', `/v1/documents/${id}`, undefined, reader);
+      assert.equal(read.status, 200, read.text);
+      assert.equal(read.body.role, 'commenter');
+      assert.match(read.body.body, /the marsh at dawn/);
+
+      // The passage is filled in with the first line; the comment quotes it.
+      assert.equal(await page.getByLabel('Passage').inputValue(), 'Day one: the marsh at dawn.');
+      await page.getByLabel('Comment', { exact: true }).fill('Bring binoculars.');
+      await page.getByRole('button', { name: 'Add comment' }).click();
+      await page.locator('.comment', { hasText: 'Bring binoculars.' }).waitFor();
+      const comments = (await api('GET', `/v1/documents/${id}/comments`)).body.data;
+      assert.equal(comments.length, 1);
+      assert.equal(comments[0].quote, 'Day one: the marsh at dawn.');
+
+      // Someone saves while this page edits: the save is a conflict, never an overwrite; keeping mine saves over theirs as a new version.
+      await page.getByLabel('Text', { exact: true }).fill('Day one: the marsh at dawn.\nDay two: the river at dusk.\n');
+      const theirs = await api('PUT', `/v1/documents/${id}`, { body: 'Day one: the marsh at dawn.\nDay three: home.\n', baseVersion: 3 });
+      assert.equal(theirs.status, 200, theirs.text);
+      await page.getByRole('button', { name: 'Save' }).click();
+      await page.getByRole('alert').filter({ hasText: 'Version 4 was saved while you were editing' }).waitFor();
+      await page.getByRole('button', { name: 'Keep mine' }).click();
+      await page.getByRole('button', { name: 'Save' }).click();
+      await page.getByRole('status').filter({ hasText: 'Saved version 5' }).waitFor();
+      assert.match((await api('GET', `/v1/documents/${id}/versions/4`)).body.body, /Day three: home/, "theirs is kept in the history");
+
+      await page.getByRole('button', { name: 'Restore version 1' }).click();
+      await page.getByRole('status').filter({ hasText: 'Restored version 1' }).waitFor();
+      await page.locator('.versions li[aria-current="true"]', { hasText: 'Version 6' }).waitFor();
+      assert.equal(await page.getByLabel('Text', { exact: true }).inputValue(), 'Day one: the marsh.\n');
+    });
+  });
+
+  test('knowledge: a collection, the uploaded file added, indexing reaches ready, a search finds its passage', async (tc) => {
+    await inBrowser(tc, browser, async ({ page }) => {
+      // The page follows indexing on the WebSocket too (the `knowledge` topic), with progress.
+      const frames: any[] = [];
+      page.on('websocket', (ws) => ws.on('framereceived', (f) => frames.push(JSON.parse(String(f.payload)))));
+      await signIn(page, u, '/knowledge');
+      await page.getByRole('link', { name: 'New collection' }).click();
+      await page.getByLabel('Collection name').fill('Wildlife');
+      await page.getByRole('button', { name: 'Create collection' }).click();
+      await page.getByRole('heading', { level: 1, name: 'Wildlife' }).waitFor();
+      await page.getByLabel('File or document to add').selectOption({ label: 'notes.md' });
+      await page.getByRole('button', { name: 'Add to collection' }).click();
+      await page.locator('tr[data-status="ready"]', { hasText: 'notes.md' }).waitFor({ timeout: 20_000 });
+      const id = page.url().split('/').pop()!;
+      const updates = await eventually(() => {
+        const got = frames.filter((f) => f.type === 'event' && f.event.type === 'knowledge.item.updated').map((f) => f.event.payload);
+        assert.ok(got.some((e) => e.status === 'ready'), 'the socket heard the item become ready');
+        return got;
+      });
+      assert.ok(updates.some((e) => e.status === 'indexing' && typeof e.progress === 'number'), 'with progress on the way');
+      const items = (await api('GET', `/v1/knowledge/collections/${id}/items`)).body.data;
+      assert.equal(items[0].status, 'ready');
+      assert.ok(items[0].chunks >= 1);
+
+      await page.getByLabel('Search this collection').fill('otters');
+      await page.getByRole('button', { name: 'Search', exact: true }).click();
+      const hit = page.getByRole('list', { name: 'Results' }).getByRole('listitem').first();
+      await hit.locator('mark', { hasText: /otters/i }).waitFor();
+      assert.match(await hit.innerText(), /slide down the muddy bank/);
+    });
+  });
+
+  test('on a phone-sized screen the files page fits and its controls are reachable', async (tc) => {
+    await inBrowser(
+      tc,
+      browser,
+      async ({ page }) => {
+        await signIn(page, u, '/files');
+        await page.getByRole('cell', { name: 'notes.md', exact: true }).waitFor();
+        await page.getByRole('link', { name: 'Download notes.md' }).scrollIntoViewIfNeeded();
+        assert.ok(await page.getByRole('button', { name: 'Upload', exact: true }).isVisible());
+        const overflow = (await page.evaluate('document.documentElement.scrollWidth - window.innerWidth')) as number;
+        assert.ok(overflow <= 0, `the page scrolls sideways by ${overflow}px`);
+        const box = (await page.getByRole('button', { name: 'Delete notes.md' }).boundingBox())!;
+        assert.ok(box.x >= 0 && box.x + box.width <= 390, 'Delete is on screen');
+      },
+      { viewport: { width: 390, height: 844 } },
+    );
+  });
+});
