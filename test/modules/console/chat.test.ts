@@ -86,11 +86,12 @@ describe('console: sign up and chat in a real browser', () => {
       await page.getByRole('button', { name: 'New chat' }).click();
       await page.getByLabel('Attach files').setInputFiles({ name: 'dot.png', mimeType: 'image/png', buffer: DOT_PNG });
       await page.getByRole('img', { name: 'Preview of dot.png' }).waitFor();
-      const drop = await page.evaluateHandle(() => {
+      // A drop as the browser makes it: a DataTransfer holding a file (the page's own globals, hence the string).
+      const drop = await page.evaluateHandle(`(() => {
         const dt = new DataTransfer();
         dt.items.add(new File(['the notes say hello'], 'notes.txt', { type: 'text/plain' }));
         return dt;
-      });
+      })()`);
       await page.locator('form.composer').dispatchEvent('drop', { dataTransfer: drop });
       await page.getByRole('list', { name: 'Attachments' }).getByText('notes.txt').waitFor();
       await page.locator('.attachments li[data-status="uploading"]').first().waitFor({ state: 'detached' });
@@ -100,7 +101,7 @@ describe('console: sign up and chat in a real browser', () => {
       // The sent message shows the stored image (a variant the server made), loaded.
       const shown = page.locator('.msg.user').getByRole('img', { name: 'dot.png' });
       await shown.waitFor();
-      await eventually(async () => assert.ok(await shown.evaluate((img: HTMLImageElement) => img.complete && img.naturalWidth > 0)));
+      await eventually(async () => assert.ok(await shown.evaluate((img: any) => img.complete && img.naturalWidth > 0)));
       assert.equal(await page.getByRole('list', { name: 'Attachments' }).count(), 0);
 
       const asked = openai.requests.find((r) => JSON.stringify(r.body?.messages ?? []).includes('What is in these?') && r.body?.max_tokens !== 32);
@@ -234,7 +235,7 @@ describe('console: sign up and chat in a real browser', () => {
         await page.getByRole('button', { name: 'Send' }).scrollIntoViewIfNeeded();
         assert.ok(await page.getByRole('button', { name: 'Send' }).isVisible());
         assert.ok(await page.getByLabel('Model').isVisible());
-        const width = await page.evaluate(() => document.documentElement.scrollWidth);
+        const width = await page.evaluate<number>('document.documentElement.scrollWidth');
         assert.ok(width <= 390, `no sideways scrolling (${width}px)`);
       },
       { viewport: { width: 390, height: 844 } },

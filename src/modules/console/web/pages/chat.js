@@ -267,10 +267,15 @@ function Conversation({ id, models, projects, onChanged }) {
 
   useEffect(() => end.current?.scrollIntoView?.({ block: 'end' }), [messages.length, live?.text.length]);
 
-  async function send(content, parentId) {
+  /** Posts a message and follows its answer; `accepted` runs once the server took it (a refusal keeps the draft). */
+  async function send(content, parentId, accepted = () => {}) {
     const body = { content };
     if (parentId !== undefined) body.parentId = parentId;
-    await run(() => stream('POST', `${base(id)}/messages`, { body, signal: aborter.current.signal }));
+    await run(async () => {
+      const res = await stream('POST', `${base(id)}/messages`, { body, signal: aborter.current.signal });
+      accepted();
+      return res;
+    });
   }
 
   async function submit(e) {
@@ -278,19 +283,18 @@ function Conversation({ id, models, projects, onChanged }) {
     const text = input.current.value.trim();
     const pending = attachments.items;
     if (!text && !pending.length) return;
-    if (pending.length) {
-      setBusy(true);
-      const ids = await Promise.all(pending.map((x) => x.upload));
-      if (ids.some((x) => !x)) {
-        setBusy(false);
-        return setError(new Error('An attachment could not be uploaded: remove it and try again.'));
-      }
+    const sent = () => {
       input.current.value = '';
       attachments.clear();
-      return send([...(text ? [{ type: 'text', text }] : []), ...ids.map((fileId) => ({ type: 'file', fileId }))]);
+    };
+    if (!pending.length) return send(text, undefined, sent);
+    setBusy(true);
+    const ids = await Promise.all(pending.map((x) => x.upload));
+    if (ids.some((x) => !x)) {
+      setBusy(false);
+      return setError(new Error('An attachment could not be uploaded: remove it and try again.'));
     }
-    input.current.value = '';
-    return send(text);
+    return send([...(text ? [{ type: 'text', text }] : []), ...ids.map((fileId) => ({ type: 'file', fileId }))], undefined, sent);
   }
 
   const actions = {
