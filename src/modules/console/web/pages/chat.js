@@ -44,6 +44,11 @@ function Markdown({ text }) {
   return html`<div class="md" ref=${box} onClick=${onClick} dangerouslySetInnerHTML=${{ __html: safe }} />`;
 }
 
+/** A thumb (Feather's, MIT): drawn, not an emoji, so it shows where no emoji font is installed. */
+const Thumb = ({ down }) => html`<svg class="thumb" viewBox="0 0 24 24" width="16" height="16" aria-hidden="true" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round">
+  <g transform=${down ? 'rotate(180 12 12)' : undefined}><path d="M14 9V5a3 3 0 0 0-3-3l-4 9v11h11.28a2 2 0 0 0 2-1.7l1.38-9a2 2 0 0 0-2-2.3zM7 22H4a2 2 0 0 1-2-2v-7a2 2 0 0 1 2-2h3" /></g>
+</svg>`;
+
 /** ‹ 2 / 3 › between a message and its alternatives. */
 function Branches({ m, onSelect }) {
   if (!m.siblingIds || m.siblingIds.length < 2) return null;
@@ -131,6 +136,8 @@ function Message({ m, live, busy, actions }) {
   const calls = m.content.filter((p) => p.type === 'tool_call');
   const rating = m.feedback?.rating;
   const answered = !streaming && !calls.length;
+  // Paused for approvals with nothing said yet: the pending calls above say it all.
+  if (streaming && !text && m.finishReason === 'awaiting_approval' && !live?.calls.length) return null;
   return html`<article class="msg assistant" data-status=${m.status} aria-busy=${streaming}>
     ${text || streaming ? html`<${Markdown} text=${text} />` : null}
     ${calls.length ? html`<p class="muted calls">Calling ${calls.map((c) => c.name).join(', ')}</p>` : null}
@@ -141,8 +148,8 @@ function Message({ m, live, busy, actions }) {
     ${answered
       ? html`<footer class="msg-actions">
           <${Branches} m=${m} onSelect=${actions.select} />
-          <button type="button" class="secondary" aria-label="Good answer" aria-pressed=${rating === 'up'} onClick=${() => actions.rate(m, 'up')}>👍</button>
-          <button type="button" class="secondary" aria-label="Bad answer" aria-pressed=${rating === 'down'} onClick=${() => actions.rate(m, 'down')}>👎</button>
+          <button type="button" class="secondary" aria-label="Good answer" aria-pressed=${rating === 'up'} onClick=${() => actions.rate(m, 'up')}><${Thumb} /></button>
+          <button type="button" class="secondary" aria-label="Bad answer" aria-pressed=${rating === 'down'} onClick=${() => actions.rate(m, 'down')}><${Thumb} down /></button>
           <button type="button" class="secondary" disabled=${busy} onClick=${() => actions.regenerate(m)}>Regenerate</button>
           ${m.model ? html`<span class="muted model">${m.model}</span>` : null}
         </footer>`
@@ -196,6 +203,22 @@ function Conversation({ id, models, projects, onChanged }) {
   const aborter = useRef(new AbortController());
   const attachments = useAttachments(id);
 
+  const titled = useRef(true);
+  useEffect(() => void (titled.current = !!conv?.title), [conv]);
+
+  /** The first exchange's title is written in the background: look again for a few seconds. */
+  function watchTitle(tries = 0) {
+    const { signal } = aborter.current;
+    setTimeout(() => {
+      if (signal.aborted) return;
+      api('GET', base(id), { signal }).then((c) => {
+        setConv(c);
+        if (c.title) onChanged();
+        else if (tries < 5) watchTitle(tries + 1);
+      }, () => {});
+    }, 1000);
+  }
+
   const reload = () =>
     api('GET', `${base(id)}/messages`, { signal: aborter.current.signal }).then((branch) => setMessages(branch.data));
 
@@ -228,6 +251,7 @@ function Conversation({ id, models, projects, onChanged }) {
           await reload();
           setLive(undefined);
           onChanged();
+          if (!titled.current) watchTitle();
         }
       }
     } catch (err) {
