@@ -210,16 +210,28 @@ describe('console: sign up and chat in a real browser', () => {
     });
   });
 
-  test('pick a model from the catalog: the next answer asks that model', async (tc) => {
-    await inBrowser(tc, browser, async ({ page }) => {
+  test('pick a model from the catalog: the next answer asks that model; its code block has a copy button, and raw HTML in it is shown as text', async (tc) => {
+    await inBrowser(tc, browser, async ({ page, context }) => {
       const user = await signIn(page);
       const id = await openConversation(page, user);
       await page.getByLabel('Model').selectOption('openai:gpt-4o');
       await eventually(async () => assert.equal((await t.api('GET', `/v1/conversations/${id}`, { token: user.accessToken })).body.model, 'openai:gpt-4o'));
+      openai.script({ reply: 'I am **gpt-4o**. <img src="x" onerror="window.hacked=1"><script>window.hacked=2</script>\n\n```js\nconsole.log(42);\n```\n' });
       await say(page, 'Which model are you?');
-      await page.locator('.msg.assistant[data-status="complete"]').waitFor();
+      const answer = page.locator('.msg.assistant[data-status="complete"]');
+      await answer.waitFor();
       const asked = openai.requests.findLast((r) => sentTexts(r.body).includes('Which model are you?'));
       assert.equal(asked?.body.model, 'gpt-4o');
+      await answer.getByText('gpt-4o', { exact: true }).first().waitFor();
+
+      assert.equal((await answer.locator('pre code').innerText()).trim(), 'console.log(42);');
+      assert.equal(await answer.locator('script, img, [onerror]').count(), 0);
+      await answer.getByText('<img src="x" onerror="window.hacked=1">', { exact: false }).waitFor();
+      assert.equal(await page.evaluate('window.hacked'), undefined);
+      await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: t.url });
+      await answer.getByRole('button', { name: 'Copy code' }).click();
+      await answer.getByRole('button', { name: 'Copy code' }).filter({ hasText: 'Copied' }).waitFor();
+      assert.equal(await page.evaluate('navigator.clipboard.readText()'), 'console.log(42);');
     });
   });
 

@@ -35,7 +35,7 @@ function Markdown({ text }) {
   function onClick(e) {
     const b = e.target.closest?.('button.copy');
     if (!b) return;
-    const code = b.parentElement.querySelector('code')?.textContent ?? '';
+    const code = (b.parentElement.querySelector('code')?.textContent ?? '').replace(/\n$/, '');
     navigator.clipboard?.writeText(code).then(
       () => (b.textContent = 'Copied'),
       () => (b.textContent = 'Copy failed'),
