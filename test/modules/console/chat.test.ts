@@ -168,7 +168,7 @@ describe('console: sign up and chat in a real browser', () => {
     });
   });
 
-  test('a tool that needs approval: the call shows Approve/Deny, approving carries the answer on (and a reload shows the paused answer)', async (tc) => {
+  test('a tool that needs approval: the call shows Approve/Deny, approving (after a reload) or denying carries the answer on', async (tc) => {
     await inBrowser(tc, browser, async ({ page }) => {
       const user = await signIn(page);
       const project = await t.api('POST', '/v1/projects', { token: user.accessToken, body: { name: 'Clockwork', tools: ['current_time'], toolApprovals: ['current_time'] } });
@@ -190,6 +190,14 @@ describe('console: sign up and chat in a real browser', () => {
       assert.equal(await approve.count(), 0);
       const last = openai.requests.at(-1)!;
       assert.ok(last.body.messages.some((m: any) => m.role === 'tool'), 'the model got the tool result');
+
+      // Denying, without a reload this time: the stream that paused carries the answer on.
+      openai.script({ toolCalls: [{ name: 'current_time', arguments: '{}' }] }, { reply: 'Then I cannot tell.' });
+      await say(page, 'And now?');
+      await page.getByRole('button', { name: 'Deny current_time' }).click();
+      await page.locator('.msg.assistant[data-status="complete"]', { hasText: 'Then I cannot tell.' }).waitFor();
+      await page.locator('.tool-call[data-status="denied"]', { hasText: 'current_time' }).waitFor();
+      await page.getByRole('button', { name: 'Send' }).waitFor();
     });
   });
 
