@@ -5,10 +5,8 @@ import { inBrowser, startBrowser, type BrowserSession } from '../../support/brow
 import { eventually } from '../../support/eventually.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai.ts';
+import { PNG as DOT_PNG, uploadFile } from '../../support/files.ts';
 import type { Page } from 'playwright-core';
-
-/** A 1×1 PNG: the smallest image the files module stores and previews. */
-const DOT_PNG = Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64');
 
 /** The user's text in the messages of a recorded upstream request. */
 const sentTexts = (body: any): string[] =>
@@ -21,7 +19,7 @@ describe('console: sign up and chat in a real browser', () => {
   let browser: BrowserSession;
   before(async () => {
     openai = await startFakeOpenAI();
-    t = await startApp({ env: { ...openai.env, DEFAULT_MODEL: 'openai:gpt-4o-mini', AI_RETRIES: '0' } });
+    t = await startApp({ env: { ...openai.env, DEFAULT_MODEL: 'openai:gpt-4o-mini', EMBEDDING_MODEL: 'openai:text-embedding-3-small', AI_RETRIES: '0' } });
     browser = await startBrowser();
   });
   after(async () => {
@@ -198,6 +196,24 @@ describe('console: sign up and chat in a real browser', () => {
       await page.locator('.msg.assistant[data-status="complete"]', { hasText: 'Then I cannot tell.' }).waitFor();
       await page.locator('.tool-call[data-status="denied"]', { hasText: 'current_time' }).waitFor();
       await page.getByRole('button', { name: 'Send' }).waitFor();
+    });
+  });
+
+  test('a grounded answer lists the sources it was given', async (tc) => {
+    await inBrowser(tc, browser, async ({ page }) => {
+      const user = await signIn(page);
+      const shelf = await t.api('POST', '/v1/knowledge/collections', { token: user.accessToken, body: { name: 'Shelf' } });
+      const guide = await uploadFile(t, user, 'otters.md', Buffer.from('# Otters\n\nSea otters hold hands while they sleep so they do not drift apart.\n'));
+      const item = await t.api('POST', `/v1/knowledge/collections/${shelf.body.id}/items`, { token: user.accessToken, body: { fileId: guide.id } });
+      await eventually(async () => assert.equal((await t.api('GET', `/v1/knowledge/items/${item.body.id}`, { token: user.accessToken })).body.status, 'ready'), 20_000);
+      const id = await openConversation(page, user);
+      assert.equal((await t.api('PUT', `/v1/conversations/${id}/collections`, { token: user.accessToken, body: { collectionIds: [shelf.body.id] } })).status, 200);
+      // The default reply: the question's embedding is a request to the fake too, and a scripted reply could go to it.
+      await say(page, 'Why do otters hold hands?');
+      const answer = page.locator('.msg.assistant[data-status="complete"]');
+      await answer.waitFor();
+      await answer.getByText('Sources (1)').click();
+      await answer.getByText('otters.md').waitFor();
     });
   });
 
