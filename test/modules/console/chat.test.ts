@@ -109,6 +109,16 @@ describe('console: sign up and chat in a real browser', () => {
       assert.ok(image, 'an image part');
       assert.equal(image.image_url.url, `data:image/png;base64,${DOT_PNG.toString('base64')}`);
       assert.match(JSON.stringify(user.content), /notes\.txt[^]*the notes say hello/);
+
+      // An upload the server refuses (HTML named .png): the attachment says why, and the message waits until it is removed.
+      await page.getByLabel('Attach files').setInputFiles({ name: 'evil.png', mimeType: 'image/png', buffer: Buffer.from('<html><script>alert(1)</script></html>') });
+      const refused = page.locator('.attachments li[data-status="failed"]');
+      await refused.locator('.error').waitFor();
+      await say(page, 'And this one?');
+      await page.getByRole('alert').getByText('An attachment could not be uploaded').waitFor();
+      assert.equal(await page.getByLabel('Message').inputValue(), 'And this one?');
+      await page.getByRole('button', { name: 'Remove evil.png' }).click();
+      assert.equal(await refused.count(), 0);
     });
   });
 

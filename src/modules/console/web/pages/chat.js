@@ -50,13 +50,13 @@ const Thumb = ({ down }) => html`<svg class="thumb" viewBox="0 0 24 24" width="1
 </svg>`;
 
 /** ‹ 2 / 3 › between a message and its alternatives. */
-function Branches({ m, onSelect }) {
+function Branches({ m, onSelect, busy }) {
   if (!m.siblingIds || m.siblingIds.length < 2) return null;
   const i = m.siblingIndex;
   return html`<span class="branches" role="group" aria-label="Branches">
-    <button type="button" class="secondary" aria-label="Previous branch" disabled=${i <= 0} onClick=${() => onSelect(m.siblingIds[i - 1])}>‹</button>
+    <button type="button" class="secondary" aria-label="Previous branch" disabled=${busy || i <= 0} onClick=${() => onSelect(m.siblingIds[i - 1])}>‹</button>
     <span>${i + 1} / ${m.siblingIds.length}</span>
-    <button type="button" class="secondary" aria-label="Next branch" disabled=${i >= m.siblingIds.length - 1} onClick=${() => onSelect(m.siblingIds[i + 1])}>›</button>
+    <button type="button" class="secondary" aria-label="Next branch" disabled=${busy || i >= m.siblingIds.length - 1} onClick=${() => onSelect(m.siblingIds[i + 1])}>›</button>
   </span>`;
 }
 
@@ -127,7 +127,7 @@ function Message({ m, live, busy, actions }) {
         : html`<p class="plain">${text}</p>`}
       </article>
       <footer class="msg-actions">
-        <${Branches} m=${m} onSelect=${actions.select} />
+        <${Branches} m=${m} busy=${busy} onSelect=${actions.select} />
         ${editing ? null : html`<button type="button" class="link" disabled=${busy} onClick=${() => setEditing(true)}>Edit</button>`}
       </footer>
     </div>`;
@@ -147,7 +147,7 @@ function Message({ m, live, busy, actions }) {
     ${m.status === 'cancelled' ? html`<p class="muted">Stopped.</p>` : null}
     ${answered
       ? html`<footer class="msg-actions">
-          <${Branches} m=${m} onSelect=${actions.select} />
+          <${Branches} m=${m} busy=${busy} onSelect=${actions.select} />
           <button type="button" class="secondary" aria-label="Good answer" aria-pressed=${rating === 'up'} onClick=${() => actions.rate(m, 'up')}><${Thumb} /></button>
           <button type="button" class="secondary" aria-label="Bad answer" aria-pressed=${rating === 'down'} onClick=${() => actions.rate(m, 'down')}><${Thumb} down /></button>
           <button type="button" class="secondary" disabled=${busy} onClick=${() => actions.regenerate(m)}>Regenerate</button>
