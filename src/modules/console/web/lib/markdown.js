@@ -3,7 +3,12 @@
 import { marked } from 'marked';
 import DOMPurify from 'dompurify';
 
-marked.use({ gfm: true, breaks: false });
+const escapeHtml = (s) => s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
+
+// Raw HTML in an answer is shown as text, never parsed: what a model writes as
+// HTML is almost always an example or an injection. (DOMPurify would strip the
+// handlers anyway, but Chromium reports them as CSP violations as it parses.)
+marked.use({ gfm: true, breaks: false, renderer: { html: ({ text }) => escapeHtml(text) } });
 
 /** Safe HTML for a Markdown text: no scripts, no event handlers, links open elsewhere. */
 export function markdown(text) {
