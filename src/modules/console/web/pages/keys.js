@@ -38,7 +38,9 @@ function CreateKey({ onCreated }) {
   const [busy, setBusy] = useState(false);
   async function submit(e) {
     e.preventDefault();
-    const form = new FormData(e.currentTarget);
+    // Kept: the event's currentTarget is gone once the request has been awaited.
+    const el = e.currentTarget;
+    const form = new FormData(el);
     const scopes = form.getAll('scope');
     const expires = form.get('expires');
     setBusy(true);
@@ -49,7 +51,7 @@ function CreateKey({ onCreated }) {
       // A date means the end of that day where the user is.
       if (expires) body.expiresAt = new Date(`${expires}T23:59:59`).toISOString();
       const created = await api('POST', '/v1/api-keys', { body });
-      e.currentTarget?.reset();
+      el.reset();
       onCreated(created);
     } catch (err) {
       setError(err);

@@ -168,7 +168,9 @@ function Budgets({ names, keys, projects }) {
   const subject = (b) => SCOPE_NAMES[b.scope] ?? (b.scope === 'api_key' ? `Key ${names.keys.get(b.subjectId) ?? b.subjectId}` : `Project ${names.projects.get(b.subjectId) ?? b.subjectId}`);
   async function save(e) {
     e.preventDefault();
-    const form = new FormData(e.currentTarget);
+    // Kept: the event's currentTarget is gone once the request has been awaited.
+    const el = e.currentTarget;
+    const form = new FormData(el);
     const [scope, subjectId] = String(form.get('subject')).split('/');
     const body = { scope, subjectId, period: form.get('period') };
     if (form.get('usd')) body.limitUsd = String(form.get('usd'));
@@ -177,7 +179,7 @@ function Budgets({ names, keys, projects }) {
     try {
       await api('PUT', '/v1/budgets', { body });
       setFormError(undefined);
-      e.currentTarget?.reset();
+      el.reset();
       reload();
     } catch (err) {
       setFormError(err);
