@@ -100,6 +100,17 @@ describe('console: playground, API keys and usage in a real browser', () => {
       // The same name again: the API's 409 shows as a message, nothing breaks.
       await page.getByRole('button', { name: 'Save prompt' }).click();
       await page.getByRole('alert').waitFor();
+
+      // Over budget: each column shows the gateway's refusal (402, OpenAI-shaped), and nothing goes upstream.
+      const admin = await createUser(t, { admin: true });
+      const budget = await t.api('PUT', '/v1/admin/budgets', { token: admin.accessToken, body: { userId: user.id, period: 'total', limitTokens: 1 } });
+      assert.equal(budget.status, 200);
+      const upstream = openai.requests.length;
+      await page.getByRole('button', { name: 'Run' }).click();
+      for (const model of ['openai:gpt-4o-mini', 'openai:gpt-4o']) {
+        await results.getByRole('article', { name: model, exact: true }).getByRole('alert').filter({ hasText: /budget/i }).waitFor();
+      }
+      assert.equal(openai.requests.length, upstream);
     });
     const prompts = await t.api('GET', `/v1/projects/${project.body.id}/prompts`, { token: user.accessToken });
     assert.equal(prompts.status, 200);

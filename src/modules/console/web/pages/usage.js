@@ -114,7 +114,7 @@ function seriesOf(rows, days, by, names, value) {
 
 function Totals({ totals }) {
   const items = [
-    ['Model calls', count(totals.requests)],
+    ['Calls', count(totals.requests)],
     ['Errors', count(totals.failed)],
     ['Input tokens', count(totals.inputTokens)],
     ['Output tokens', count(totals.outputTokens)],
@@ -133,7 +133,7 @@ function Breakdown({ rows, by, names }) {
     groups.set(g.key, t);
   }
   const list = [...groups.values()].sort((a, b) => b.costMicros - a.costMicros || b.inputTokens + b.outputTokens - (a.inputTokens + a.outputTokens));
-  if (!list.length) return html`<p class="muted">No model calls in this range.</p>`;
+  if (!list.length) return html`<p class="muted">No calls in this range.</p>`;
   return html`<div class="table-scroll"><table class="usage-table">
     <caption class="sr-only">Usage by ${GROUPINGS[by].toLowerCase()}</caption>
     <thead><tr><th scope="col">${GROUPINGS[by]}</th><th scope="col">Calls</th><th scope="col">Errors</th><th scope="col">Input tokens</th><th scope="col">Output tokens</th><th scope="col">Cost</th></tr></thead>
@@ -262,7 +262,7 @@ export function Usage() {
         cost: seriesOf(report.data, days, by, names, (r) => r.costMicros / 1e6),
         calls: [
           { name: 'API requests', values: days.map((d) => requests.data.find((r) => r.day === d)?.requests ?? 0) },
-          { name: 'Failed model calls', values: days.map((d) => report.data.filter((r) => r.day === d).reduce((s, r) => s + r.failed, 0)) },
+          { name: 'Failed calls', values: days.map((d) => report.data.filter((r) => r.day === d).reduce((s, r) => s + r.failed, 0)) },
         ],
       }
     : undefined;
@@ -277,7 +277,8 @@ export function Usage() {
     <${ErrorNote} error=${error} />
     ${data
       ? html`<section aria-labelledby="usage-models-title">
-          <h2 id="usage-models-title">Model calls, ${from} to ${to} (UTC)</h2>
+          <h2 id="usage-models-title">Calls, ${from} to ${to} (UTC)</h2>
+          <p class="muted">Model calls of every kind (chat, the gateway, titles, embeddings, documents, jobs), and notification deliveries, which have no tokens: their provider is the channel, their model the category.</p>
           <${Totals} totals=${report.totals} />
           ${report.totals.unpricedRequests ? html`<p class="muted">${count(report.totals.unpricedRequests)} calls to models without a known price are not in the cost.</p>` : null}
           <div class="usage-charts">
