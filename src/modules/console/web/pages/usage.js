@@ -76,8 +76,8 @@ function Chart({ title, days, series, format }) {
         { label: 'Day', value: (u, t) => (t === null ? '—' : iso(t * 1000)) },
         ...series.map((s, i) => ({ label: s.name, stroke: PALETTE[i % PALETTE.length], fill: `${PALETTE[i % PALETTE.length]}22`, width: 2, points: { show: true, size: 6 }, value: (u, v) => (v === null ? '—' : format(v)) })),
       ],
-      // The y axis as wide as its longest label: costs have many decimals.
-      axes: [{ ...axis }, { ...axis, values: (u, vals) => vals.map((v) => format(v)), size: (u, values) => (values ? Math.max(...values.map((v) => String(v).length)) * 8 + 24 : 50) }],
+      // Days on x (never hours: the reports are per UTC day); y as wide as its longest label, costs have many decimals.
+      axes: [{ ...axis, incrs: [1, 2, 7, 14, 30, 60].map((d) => d * 86_400), values: (u, vals) => vals.map((v) => iso(v * 1000).slice(5)) }, { ...axis, values: (u, vals) => vals.map((v) => format(v)), size: (u, values) => (values ? Math.max(...values.map((v) => String(v).length)) * 8 + 24 : 50) }],
       scales: { x: { time: true }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
       legend: { live: true },
       cursor: { points: { size: 8 } },
