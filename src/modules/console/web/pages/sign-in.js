@@ -4,11 +4,36 @@ import { api } from '../lib/api.js';
 import { html } from '../lib/html.js';
 import { go } from '../lib/router.js';
 import { loadSession } from '../lib/session.js';
-import { ErrorNote, Field } from '../lib/ui.js';
+import { ErrorNote, Field, useLoad } from '../lib/ui.js';
+
+/**
+ * An OAuth sign-in that needs a second factor comes back with the challenge in
+ * the fragment (`#mfaRequired=true&mfaToken=…`): read it once, then clear it.
+ */
+function challengeInFragment() {
+  const params = new URLSearchParams(location.hash.replace(/^#/, ''));
+  if (params.get('mfaRequired') !== 'true' || !params.get('mfaToken')) return undefined;
+  history.replaceState(null, '', `${location.pathname}${location.search}#/sign-in`);
+  return params.get('mfaToken');
+}
+
+/** The provider's id as people know it (`github` → GitHub). */
+const KNOWN = { github: 'GitHub', google: 'Google', gitlab: 'GitLab', microsoft: 'Microsoft', apple: 'Apple', oidc: 'single sign-on' };
+const providerName = (id) => KNOWN[id] ?? id.charAt(0).toUpperCase() + id.slice(1);
+
+/** One link per configured provider: the flow ends back here, signed in by cookie. */
+function Providers() {
+  const [providers] = useLoad(() => api('GET', '/v1/auth/providers').catch(() => ({ data: [] })));
+  if (!providers?.data.length) return null;
+  const back = encodeURIComponent(`${location.origin}${location.pathname}#/chat`);
+  return html`<div class="providers" role="group" aria-label="Other ways to sign in">
+    ${providers.data.map((p) => html`<a class="button secondary" href=${`${p.authorizeUrl}?redirectTo=${back}`}>Continue with ${providerName(p.id)}</a>`)}
+  </div>`;
+}
 
 export function SignIn() {
   const [mode, setMode] = useState('sign-in');
-  const [mfa, setMfa] = useState(undefined);
+  const [mfa, setMfa] = useState(challengeInFragment);
   const [error, setError] = useState(undefined);
   const [busy, setBusy] = useState(false);
 
@@ -51,6 +76,7 @@ export function SignIn() {
           `}
       <${ErrorNote} error=${error} />
       <button type="submit" disabled=${busy}>${mfa ? 'Verify' : mode === 'sign-up' ? 'Create account' : 'Sign in'}</button>
+      ${mfa ? null : html`<${Providers} />`}
       ${mfa
         ? null
         : html`<p class="switch">
