@@ -136,6 +136,13 @@ describe('console: playground, API keys and usage in a real browser', () => {
         await page.getByRole('button', { name: 'Create key' }).click();
         assert.equal(await page.getByRole('heading', { name: /created/ }).count(), 0);
 
+        // An expiry in the past: the API's 400 shows by the form, and no key is made.
+        await page.getByLabel('Name').fill('too late');
+        await page.getByLabel('Expires on').fill('2020-01-01');
+        await page.getByRole('button', { name: 'Create key' }).click();
+        await page.getByRole('alert').filter({ hasText: 'expiresAt must be in the future' }).waitFor();
+        await page.getByLabel('Expires on').fill('');
+
         await page.getByLabel('Name').fill('ci script');
         await page.getByLabel('chat', { exact: true }).check();
         await page.getByLabel('models:read').check();
