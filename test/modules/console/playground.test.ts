@@ -85,6 +85,16 @@ describe('console: playground, API keys and usage in a real browser', () => {
       const full = await results.getByRole('article', { name: 'openai:gpt-4o', exact: true }).getByRole('definition').nth(3).innerText();
       assert.ok(Number(full.slice(1)) > Number(mini.slice(1)), `${full} > ${mini}`);
 
+      // Stop: both streams end where they were, and the gateway hangs up upstream too.
+      const slow = { chunks: Array.from({ length: 40 }, (_, i) => `w${i} `), delayMs: 100 };
+      openai.script(slow, slow);
+      const beforeStop = openai.requests.length;
+      await page.getByRole('button', { name: 'Run' }).click();
+      await results.getByText(/w1 /).first().waitFor();
+      await page.getByRole('button', { name: 'Stop' }).click();
+      await eventually(async () => assert.equal(await results.getByText('Stopped.').count(), 2));
+      await eventually(() => assert.ok(openai.requests.slice(beforeStop).every((r) => r.aborted)), 10_000);
+
       // A third model slot, up to four; then back to two.
       await page.getByRole('button', { name: 'Add a model' }).click();
       await page.getByRole('combobox', { name: /^Model 3/ }).waitFor();

@@ -1,7 +1,7 @@
 // Playground: one prompt sent to two to four models at once through the
 // OpenAI-compatible gateway, answers side by side with their time to first
 // token, total time, tokens and cost; the system prompt saved to a project.
-import { useState } from 'preact/hooks';
+import { useRef, useState } from 'preact/hooks';
 import { api, ApiError, stream } from '../lib/api.js';
 import { count, money, ms } from '../lib/format.js';
 import { html } from '../lib/html.js';
@@ -49,13 +49,14 @@ export function costOf(pricing, usage) {
 }
 
 /** Sends the prompt to one model, reporting progress through `update`. */
-async function runOne(model, request, update) {
+async function runOne(model, request, update, signal) {
   const started = performance.now();
   let text = '';
   let ttft = null;
   try {
     const res = await stream('POST', '/v1/chat/completions', {
       body: { ...request, model: model.id, stream: true, stream_options: { include_usage: true } },
+      signal,
     });
     for await (const c of chunks(res)) {
       if (c.error) throw new Error(c.error.message);
@@ -69,6 +70,8 @@ async function runOne(model, request, update) {
     }
     update({ done: true, total: performance.now() - started, ttft: ttft ?? performance.now() - started });
   } catch (err) {
+    // Stopped by the user: hanging up also stops the upstream generation (and its bill) on the server.
+    if (signal?.aborted) return update({ done: true, stopped: true, total: performance.now() - started });
     // The gateway's errors are OpenAI-shaped (`{error: {message}}`), not problems.
     const message = err instanceof ApiError ? err.problem?.error?.message ?? err.message : err.message;
     update({ done: true, error: message, total: performance.now() - started });
@@ -85,6 +88,7 @@ function Result({ model, result }) {
     <div class="md pg-answer" dangerouslySetInnerHTML=${{ __html: markdown(result?.text ?? '') }} />
     ${busy && !result.text ? html`<p class="muted">Waiting for the first token…</p>` : null}
     ${result?.error ? html`<p class="error" role="alert">${result.error}</p>` : null}
+    ${result?.stopped ? html`<p class="muted">Stopped.</p>` : null}
     <dl class="pg-stats" aria-label=${`Measurements of ${model.id}`}>
       <div><dt>Time to first token</dt><dd>${result?.ttft != null ? ms(result.ttft) : '—'}</dd></div>
       <div><dt>Total time</dt><dd>${result?.done ? ms(result.total) : '—'}</dd></div>
@@ -132,6 +136,7 @@ export function Playground() {
   const [system, setSystem] = useState('');
   const [results, setResults] = useState({});
   const [ran, setRan] = useState([]);
+  const controller = useRef();
   const models = catalog?.data ?? [];
   // Two models to start with: the default and the next one in the catalog.
   const picked = chosen ?? (models.length ? [catalog.defaultModel ?? models[0].id, models.find((m) => m.id !== catalog.defaultModel)?.id ?? models[0].id] : []);
@@ -147,10 +152,11 @@ export function Playground() {
     if (form.get('temperature') !== '') request.temperature = Number(form.get('temperature'));
     if (form.get('maxTokens') !== '') request.max_tokens = Number(form.get('maxTokens'));
     const ids = [...new Set(picked)];
+    controller.current = new AbortController();
     setRan(ids);
     setResults(Object.fromEntries(ids.map((id) => [id, { done: false }])));
     await Promise.all(
-      ids.map((id) => runOne(models.find((m) => m.id === id) ?? { id }, request, (patch) => setResults((r) => ({ ...r, [id]: { ...r[id], ...patch } })))),
+      ids.map((id) => runOne(models.find((m) => m.id === id) ?? { id }, request, (patch) => setResults((r) => ({ ...r, [id]: { ...r[id], ...patch } })), controller.current.signal)),
     );
   }
 
@@ -178,7 +184,10 @@ export function Playground() {
         <${Field} label="Temperature" hint="0–2; empty for the model's default"><input name="temperature" type="number" min="0" max="2" step="0.1" /><//>
         <${Field} label="Max tokens" hint="Empty for the model's default"><input name="maxTokens" type="number" min="1" step="1" /><//>
       </div>
-      <button type="submit" disabled=${running || !models.length}>${running ? 'Running…' : 'Run'}</button>
+      <div class="pg-run">
+        <button type="submit" disabled=${running || !models.length}>${running ? 'Running…' : 'Run'}</button>
+        ${running ? html`<button type="button" class="secondary" onClick=${() => controller.current?.abort()}>Stop</button>` : null}
+      </div>
     </form>
     ${ran.length
       ? html`<section class="pg-results" aria-label="Answers" data-count=${ran.length}>
