@@ -1,20 +1,28 @@
 // Usage: tokens and cost per day by model, project or API key (uPlot charts
 // whose legend shows the hovered day's numbers), API requests and errors,
 // what you store against your quota, and your budgets with what is left.
-import uPlot from 'uplot';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from '../lib/api.js';
 import { count, money, when } from '../lib/format.js';
 import { html } from '../lib/html.js';
 import { ErrorNote, Field, Header, useLoad } from '../lib/ui.js';
 
-// uPlot's own stylesheet, once: a <link> to the vendored file (style-src 'self' allows it).
-if (!document.querySelector('link[data-uplot]')) {
-  const link = document.createElement('link');
-  link.rel = 'stylesheet';
-  link.href = '/console/vendor/uplot.css';
-  link.dataset.uplot = '';
-  document.head.append(link);
+let uplot;
+/**
+ * uPlot and its stylesheet (a <link> to the vendored file, which style-src
+ * 'self' allows), fetched the first time a chart is drawn: the console's
+ * first load, the sign-in form included, does not carry the chart library.
+ */
+function loadUPlot() {
+  if (!document.querySelector('link[data-uplot]')) {
+    const link = document.createElement('link');
+    link.rel = 'stylesheet';
+    link.href = '/console/vendor/uplot.css';
+    link.dataset.uplot = '';
+    document.head.append(link);
+  }
+  uplot ??= import('uplot').then((m) => m.default);
+  return uplot;
 }
 
 // Readable on the light and the dark background alike.
@@ -83,12 +91,18 @@ function Chart({ title, days, series, format }) {
       cursor: { points: { size: 8 } },
     };
     const data = [days.map((d) => Date.parse(`${d}T00:00:00Z`) / 1000), ...series.map((s) => s.values)];
-    const plot = new uPlot(opts, data, el);
-    const resize = new ResizeObserver(() => plot.setSize({ width: Math.max(280, el.clientWidth), height: 240 }));
-    resize.observe(el);
+    let plot;
+    let live = true;
+    const resize = new ResizeObserver(() => plot?.setSize({ width: Math.max(280, el.clientWidth), height: 240 }));
+    loadUPlot().then((UPlot) => {
+      if (!live) return;
+      plot = new UPlot(opts, data, el);
+      resize.observe(el);
+    });
     return () => {
+      live = false;
       resize.disconnect();
-      plot.destroy();
+      plot?.destroy();
     };
   }, [numbers, format]);
   return html`<figure class="usage-chart card" aria-label=${title}>
