@@ -17,7 +17,7 @@ const named = (events: SseEvent[], name: string) => events.filter((e) => e.event
 
 for (const backend of backends()) {
   describe(`chat tools [${backend}]`, () => {
-    const f = useChat(backend, { MCP_ALLOW_PRIVATE: 'true', MCP_TIMEOUT_MS: '1500', MCP_LIST_TIMEOUT_MS: '3000' });
+    const f = useChat(backend, { MCP_ALLOW_PRIVATE: 'true', MCP_TIMEOUT_MS: '4000', MCP_LIST_TIMEOUT_MS: '8000' });
     let mcp: TestMcpServer;
     before(async () => {
       mcp = await startMcpServer();

@@ -12,7 +12,7 @@ for (const backend of backends()) {
 
     before(async () => {
       mcp = await startMcpServer();
-      t = await startApp({ backend, env: { MCP_LIST_TIMEOUT_MS: '3000' } });
+      t = await startApp({ backend, env: { MCP_LIST_TIMEOUT_MS: '6000' } });
     });
     after(async () => {
       await t?.close();

@@ -14,7 +14,7 @@ import { uploadFile } from '../../support/files.ts';
 
 const BUILTINS = ['current_time', 'fetch_url', 'run_javascript', 'search_knowledge'];
 const MAX_BYTES = 65_536;
-const TIMEOUT_MS = 1_500;
+const TIMEOUT_MS = 4_000;
 
 const PAGE = `<!doctype html><html><head><title>Otters &amp; friends</title><style>body { color: red }</style>
 <script>document.write('tracking')</script></head>
