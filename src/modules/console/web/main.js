@@ -1,6 +1,6 @@
 // The console's shell: the session, the navigation and the page of the route.
 import { render } from 'preact';
-import { useEffect } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { onSignedOut } from './lib/api.js';
 import { html } from './lib/html.js';
 import { go, useRoute } from './lib/router.js';
@@ -24,6 +24,28 @@ function Nav({ user, path }) {
   </nav>`;
 }
 
+/** Loaded components by page, so a page opened again renders at once. */
+const loaded = new Map();
+
+/** A page's component, loaded on first use. */
+function Lazy({ page, route, user }) {
+  const [, setReady] = useState(0);
+  const [error, setError] = useState(undefined);
+  const Page = loaded.get(page.path);
+  useEffect(() => {
+    if (Page) return;
+    page.load().then(
+      (component) => {
+        loaded.set(page.path, component);
+        setReady((n) => n + 1);
+      },
+      (err) => setError(err),
+    );
+  }, [page.path]);
+  if (error) return html`<p class="error" role="alert">This page could not be loaded: ${error.message}. Reload to try again.</p>`;
+  return Page ? html`<${Page} route=${route} user=${user} />` : html`<p class="loading">Loading…</p>`;
+}
+
 function App() {
   const session = useSession();
   const route = useRoute();
@@ -41,10 +63,9 @@ function App() {
   }
   const page = PAGES.find((p) => p.path === route.parts[0]) ?? PAGES[0];
   if (!route.parts.length) go(`/${PAGES[0].path}`);
-  const Page = page.component;
   return html`<div class="shell">
     <${Nav} user=${session.user} path=${route.path} />
-    <main id="main" class="main"><${Page} route=${route} user=${session.user} /></main>
+    <main id="main" class="main"><${Lazy} page=${page} route=${route} user=${session.user} /></main>
   </div>`;
 }
 

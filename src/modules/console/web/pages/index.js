@@ -1,27 +1,17 @@
 // Every page of the console: its path (the first part of the route), its
-// title in the navigation, whether only admins see it.
-import { Admin } from './admin.js';
-import { Chat } from './chat.js';
-import { Documents } from './documents.js';
-import { Files } from './files.js';
-import { Keys } from './keys.js';
-import { Knowledge } from './knowledge.js';
-import { Notifications } from './notifications.js';
-import { Playground } from './playground.js';
-import { Projects } from './projects.js';
-import { Settings } from './settings.js';
-import { Usage } from './usage.js';
-
+// title in the navigation, whether only admins see it, and how to load it.
+// Pages load when first opened: the first load fetches the shell and the page
+// shown, not the whole console.
 export const PAGES = [
-  { path: 'chat', title: 'Chat', nav: true, component: Chat },
-  { path: 'playground', title: 'Playground', nav: true, component: Playground },
-  { path: 'projects', title: 'Projects', nav: true, component: Projects },
-  { path: 'documents', title: 'Documents', nav: true, component: Documents },
-  { path: 'files', title: 'Files', nav: true, component: Files },
-  { path: 'knowledge', title: 'Knowledge', nav: true, component: Knowledge },
-  { path: 'usage', title: 'Usage', nav: true, component: Usage },
-  { path: 'keys', title: 'API keys', nav: true, component: Keys },
-  { path: 'notifications', title: 'Notifications', nav: false, component: Notifications },
-  { path: 'settings', title: 'Settings', nav: true, component: Settings },
-  { path: 'admin', title: 'Admin', nav: true, admin: true, component: Admin },
+  { path: 'chat', title: 'Chat', nav: true, load: () => import('./chat.js').then((m) => m.Chat) },
+  { path: 'playground', title: 'Playground', nav: true, load: () => import('./playground.js').then((m) => m.Playground) },
+  { path: 'projects', title: 'Projects', nav: true, load: () => import('./projects.js').then((m) => m.Projects) },
+  { path: 'documents', title: 'Documents', nav: true, load: () => import('./documents.js').then((m) => m.Documents) },
+  { path: 'files', title: 'Files', nav: true, load: () => import('./files.js').then((m) => m.Files) },
+  { path: 'knowledge', title: 'Knowledge', nav: true, load: () => import('./knowledge.js').then((m) => m.Knowledge) },
+  { path: 'usage', title: 'Usage', nav: true, load: () => import('./usage.js').then((m) => m.Usage) },
+  { path: 'keys', title: 'API keys', nav: true, load: () => import('./keys.js').then((m) => m.Keys) },
+  { path: 'notifications', title: 'Notifications', nav: false, load: () => import('./notifications.js').then((m) => m.Notifications) },
+  { path: 'settings', title: 'Settings', nav: true, load: () => import('./settings.js').then((m) => m.Settings) },
+  { path: 'admin', title: 'Admin', nav: true, admin: true, load: () => import('./admin.js').then((m) => m.Admin) },
 ];
