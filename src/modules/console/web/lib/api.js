@@ -56,6 +56,13 @@ export async function api(method, path, { body, headers = {}, signal, raw = fals
  * parsed as they arrive: yields `{ id, event, data }`.
  */
 export async function* events(res) {
+  for await (const fields of frames(res)) {
+    if (fields.data !== undefined) yield { id: fields.id === undefined ? undefined : Number(fields.id), event: fields.event ?? 'message', data: JSON.parse(fields.data) };
+  }
+}
+
+/** The raw fields of each Server-Sent Event frame as it arrives (`data` lines joined), before any parsing of the data. */
+export async function* frames(res) {
   const reader = res.body.getReader();
   const decoder = new TextDecoder();
   let buffer = '';
@@ -75,7 +82,7 @@ export async function* events(res) {
         const v = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
         fields[name] = fields[name] === undefined ? v : `${fields[name]}\n${v}`;
       }
-      if (fields.data !== undefined) yield { id: fields.id === undefined ? undefined : Number(fields.id), event: fields.event ?? 'message', data: JSON.parse(fields.data) };
+      yield fields;
     }
   }
 }

@@ -2,7 +2,7 @@
 // OpenAI-compatible gateway, answers side by side with their time to first
 // token, total time, tokens and cost; the system prompt saved to a project.
 import { useRef, useState } from 'preact/hooks';
-import { api, ApiError, stream } from '../lib/api.js';
+import { api, ApiError, frames, stream } from '../lib/api.js';
 import { count, money, ms } from '../lib/format.js';
 import { html } from '../lib/html.js';
 import { markdown } from '../lib/markdown.js';
@@ -17,21 +17,10 @@ const MAX_MODELS = 4;
  * stream that broke after its first token.
  */
 async function* chunks(res) {
-  const reader = res.body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buffer += decoder.decode(value, { stream: true });
-    let end;
-    while ((end = buffer.indexOf('\n\n')) >= 0) {
-      const data = buffer.slice(0, end).split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join('\n');
-      buffer = buffer.slice(end + 2);
-      if (!data) continue;
-      if (data === '[DONE]') return;
-      yield JSON.parse(data);
-    }
+  for await (const { data } of frames(res)) {
+    if (!data) continue;
+    if (data.trim() === '[DONE]') return;
+    yield JSON.parse(data);
   }
 }
 
