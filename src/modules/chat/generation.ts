@@ -187,6 +187,17 @@ export function createGeneration(d: GenerationDeps) {
 
   type Prepared = Awaited<ReturnType<typeof prepare>>;
 
+  /** Keeps a running answer until it is done, then forgets it and gives back a reservation its calls never used. */
+  function track(messageId: string, run: Run, admitted: Prepared['admitted']) {
+    runs.set(messageId, run);
+    // A run stopped before its call began never ends the reservation: give it back (a no-op once the call ended it).
+    void run.done.finally(() => {
+      runs.delete(messageId);
+      attention.forget(messageId);
+      admitted?.release();
+    });
+  }
+
   async function launch(userId: string, p: Plan, userMessage: MessageRow, assistant: MessageRow, prepared: Prepared): Promise<Started> {
     const { conversation, chain } = p;
     const { meter, admitted } = prepared;
@@ -210,13 +221,7 @@ export function createGeneration(d: GenerationDeps) {
         onSignal: (message) => attention.signal(assistant.id, message),
       });
       d.announce('message.created', { userId, conversationId: conversation.id, userMessageId: userMessage.id, assistantMessageId: assistant.id, model: chain[0] ?? null });
-      runs.set(assistant.id, run);
-      // A run stopped before its call began never ends the reservation: give it back (a no-op once the call ended it).
-      void run.done.finally(() => {
-        runs.delete(assistant.id);
-        attention.forget(assistant.id);
-        admitted?.release();
-      });
+      track(assistant.id, run, admitted);
       return { userMessage, assistantMessage: assistant };
     } catch (err) {
       attention.forget(assistant.id);
@@ -317,12 +322,7 @@ export function createGeneration(d: GenerationDeps) {
         onComplete: () => settled({ userId, conversationId, messageId: answer.id }),
         onSignal: (message) => attention.signal(answer.id, message),
       });
-      runs.set(answer.id, run);
-      void run.done.finally(() => {
-        runs.delete(answer.id);
-        attention.forget(answer.id);
-        admitted?.release();
-      });
+      track(answer.id, run, admitted);
     } catch (err) {
       prepared?.admitted?.release();
       attention.forget(answer.id);

@@ -43,35 +43,33 @@ const failed = (code: string, message: string, startedAt: number): ToolOutcome =
  * thrown one.
  */
 export function createToolbox(d: { sources: () => ToolSource[]; settings: ToolboxSettings; logger: Logger }) {
+  /** Every source's tools for this scope that `keep` accepts, the first of a name winning; a source that fails lists none. */
+  async function listed(scope: ToolScope, keep: (source: ToolSource, tool: Tool) => boolean): Promise<Tool[]> {
+    const lists = await Promise.all(
+      d.sources().map(async (source) => {
+        try {
+          return { source, tools: await source.list(scope) };
+        } catch (err) {
+          // One source down (an MCP server gone) must not take the others with it.
+          d.logger.warn({ err }, 'a tool source could not list its tools');
+          return { source, tools: [] };
+        }
+      }),
+    );
+    const byName = new Map<string, Tool>();
+    for (const { source, tools } of lists) for (const t of tools) if (keep(source, t) && !byName.has(t.name)) byName.set(t.name, t);
+    return [...byName.values()];
+  }
+
   return {
-    /** The tools offered in this scope: those the project names (`enabled`) and those their source offers by itself; the first of a name wins. */
-    async offered(scope: ToolScope, enabled: readonly string[]): Promise<Tool[]> {
+    /** The tools offered in this scope: those the project names (`enabled`) and those their source offers by itself. */
+    offered(scope: ToolScope, enabled: readonly string[]): Promise<Tool[]> {
       const wanted = new Set(enabled);
-      const byName = new Map<string, Tool>();
-      const lists = await Promise.all(
-        d.sources().map(async (source) => {
-          try {
-            return { source, tools: await source.list(scope) };
-          } catch (err) {
-            // One source down (an MCP server gone) must not take the others with it.
-            d.logger.warn({ err }, 'a tool source could not list its tools');
-            return { source, tools: [] };
-          }
-        }),
-      );
-      for (const { source, tools } of lists) {
-        for (const t of tools) if ((source.offersAll || wanted.has(t.name)) && !byName.has(t.name)) byName.set(t.name, t);
-      }
-      return [...byName.values()];
+      return listed(scope, (source, t) => !!source.offersAll || wanted.has(t.name));
     },
 
     /** Every tool the sources list for this scope, offered or not (for listing what a project may enable). */
-    async all(scope: ToolScope): Promise<Tool[]> {
-      const lists = await Promise.all(d.sources().map(async (s) => (await Promise.resolve(s.list(scope)).catch(() => [])) as Tool[]));
-      const byName = new Map<string, Tool>();
-      for (const t of lists.flat()) if (!byName.has(t.name)) byName.set(t.name, t);
-      return [...byName.values()];
-    },
+    all: (scope: ToolScope): Promise<Tool[]> => listed(scope, () => true),
 
     /** Parses `argumentsText` and checks it: the arguments, or the outcome telling the model what is wrong. */
     parse(tool: Tool | undefined, name: string, argumentsText: string): { args: Record<string, unknown> } | { outcome: ToolOutcome } {
