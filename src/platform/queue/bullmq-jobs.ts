@@ -114,11 +114,18 @@ export async function listJobs(queues: Queue[], q: ListQuery): Promise<{ jobs: J
     }
   }
   const found: Array<{ job: BullJob; state: JobState; at: Position }> = [];
+  // The lists are read one after another, not as one snapshot: a job that moves on between two reads
+  // (waiting, then active, then completed) would show up twice, so each id is kept once.
+  const seen = new Set<string>();
   while (pos.s < sources.length && found.length <= q.limit) {
     const { queue, state, type } = sources[pos.s]!;
     const want = q.limit + 1 - found.length;
     const batch = await queue.getJobs([type], pos.o, pos.o + want - 1);
-    batch.forEach((job, i) => job && found.push({ job, state, at: { s: pos.s, o: pos.o + i } }));
+    batch.forEach((job, i) => {
+      if (!job?.id || seen.has(job.id)) return;
+      seen.add(job.id);
+      found.push({ job, state, at: { s: pos.s, o: pos.o + i } });
+    });
     pos = batch.length < want ? { s: pos.s + 1, o: 0 } : { s: pos.s, o: pos.o + batch.length };
   }
   const page = await Promise.all(found.slice(0, q.limit).map(({ job, state }) => toJob(job, state)));
