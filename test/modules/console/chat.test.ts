@@ -244,6 +244,38 @@ describe('console: sign up and chat in a real browser', () => {
     });
   });
 
+  test('a long history pages: older conversations and more search results load on request', async (tc) => {
+    await inBrowser(tc, browser, async ({ page }) => {
+      const user = await signIn(page);
+      // 55 conversations: a page of the list holds 50, a page of search results 20.
+      for (let i = 1; i <= 55; i++) {
+        const c = await t.api('POST', '/v1/conversations', { token: user.accessToken, body: { title: `Voyage ${String(i).padStart(2, '0')}` } });
+        assert.equal(c.status, 201);
+      }
+      await page.goto(`${t.url}/#/chat`);
+      const list = page.getByRole('complementary', { name: 'Conversations' }).getByRole('list').first();
+      await list.getByRole('link', { name: 'Voyage 55' }).waitFor();
+      assert.equal(await list.getByRole('link').count(), 50);
+      assert.equal(await list.getByRole('link', { name: 'Voyage 01' }).count(), 0, 'the oldest is on a later page');
+      await page.getByRole('button', { name: 'Older conversations' }).click();
+      await list.getByRole('link', { name: 'Voyage 01' }).waitFor();
+      assert.equal(await list.getByRole('link').count(), 55);
+      assert.equal(await page.getByRole('button', { name: 'Older conversations' }).count(), 0, 'nothing more to load');
+
+      await page.getByLabel('Search conversations').fill('voyage');
+      const results = page.getByRole('list', { name: 'Search results' });
+      await page.getByRole('button', { name: 'More results' }).waitFor();
+      assert.equal(await results.getByRole('link').count(), 20);
+      await page.getByRole('button', { name: 'More results' }).click();
+      await eventually(async () => assert.equal(await results.getByRole('link').count(), 40));
+      await page.getByRole('button', { name: 'More results' }).click();
+      await eventually(async () => assert.equal(await results.getByRole('link').count(), 55));
+      assert.equal(await page.getByRole('button', { name: 'More results' }).count(), 0);
+      const titles = await results.locator('strong').allInnerTexts();
+      assert.equal(new Set(titles).size, 55, 'each conversation once across the pages');
+    });
+  });
+
   test('pick a model from the catalog: the next answer asks that model; its code block has a copy button, and raw HTML in it is shown as text', async (tc) => {
     await inBrowser(tc, browser, async ({ page, context }) => {
       const user = await signIn(page);

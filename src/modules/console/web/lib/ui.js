@@ -1,5 +1,6 @@
 // Small pieces every page uses.
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { api } from './api.js';
 import { html } from './html.js';
 
 /** An error as a page shows it: the problem's detail, never a stack. */
@@ -30,3 +31,35 @@ export const Field = ({ label, children, hint }) => html`<label class="field"><s
 
 /** A page's title and actions. */
 export const Header = ({ title, children }) => html`<header class="page-header"><h1>${title}</h1><div class="actions">${children}</div></header>`;
+
+/**
+ * A cursor-paged list (`{data, nextCursor}`) read a page at a time and kept
+ * whole: `more()` appends the next page; a change of `path` or `reload()`
+ * starts again from the first. `path` ending without a query gets `?cursor=`,
+ * otherwise `&cursor=`.
+ */
+export function usePaged(path, deps = [path]) {
+  const [state, setState] = useState({ items: undefined, cursor: null, error: undefined, busy: false });
+  const [n, setN] = useState(0);
+  const live = useRef(0);
+  const page = (cursor) => api('GET', cursor ? `${path}${path.includes('?') ? '&' : '?'}cursor=${encodeURIComponent(cursor)}` : path);
+  useEffect(() => {
+    if (!path) return setState({ items: undefined, cursor: null, error: undefined, busy: false });
+    const run = ++live.current;
+    setState((s) => ({ ...s, busy: true }));
+    page(null).then(
+      (p) => run === live.current && setState({ items: p.data, cursor: p.nextCursor ?? null, error: undefined, busy: false }),
+      (error) => run === live.current && setState({ items: undefined, cursor: null, error, busy: false }),
+    );
+  }, [...deps, n]);
+  function more() {
+    if (!state.cursor || state.busy) return;
+    const run = live.current;
+    setState((s) => ({ ...s, busy: true }));
+    page(state.cursor).then(
+      (p) => run === live.current && setState((s) => ({ items: [...(s.items ?? []), ...p.data], cursor: p.nextCursor ?? null, error: undefined, busy: false })),
+      (error) => run === live.current && setState((s) => ({ ...s, error, busy: false })),
+    );
+  }
+  return { ...state, more, reload: () => setN((x) => x + 1) };
+}

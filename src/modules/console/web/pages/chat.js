@@ -9,11 +9,13 @@ import { api, events, stream } from '../lib/api.js';
 import { html } from '../lib/html.js';
 import { markdown } from '../lib/markdown.js';
 import { go } from '../lib/router.js';
-import { ErrorNote, useLoad } from '../lib/ui.js';
+import { ErrorNote, useLoad, usePaged } from '../lib/ui.js';
 
 const textOf = (m) => m.content.filter((p) => p.type === 'text').map((p) => p.text).join('\n\n');
 const isImage = (type) => /^image\/(png|jpeg|gif|webp)$/.test(type ?? '');
 const base = (id) => `/v1/conversations/${id}`;
+/** Conversations per page of the list; more on request. */
+const PAGE = 50;
 /** A preview of a stored image: a small variant, made on first request (the thumbnail job may not have run yet). */
 const previewUrl = (fileId) => `/v1/files/${fileId}/content?width=320&height=320&fit=inside`;
 
@@ -418,65 +420,64 @@ function Conversation({ id, models, projects, onChanged }) {
   </section>`;
 }
 
+/** More of a paged list, while there is more. */
+const More = ({ list, label }) =>
+  list.cursor ? html`<li><button type="button" class="link" disabled=${list.busy} onClick=${list.more}>${label}</button></li>` : null;
+
 /** The conversations, or the search results while there is a query. */
-function Sidebar({ id, list, error, onCreate }) {
+function Sidebar({ id, list, onCreate }) {
   const [q, setQ] = useState('');
-  const [hits, setHits] = useState(undefined);
-  const [searchError, setSearchError] = useState(undefined);
+  const [query, setQuery] = useState('');
   useEffect(() => {
-    if (!q.trim()) return setHits(undefined);
-    let live = true;
     // A short pause while typing: one search per word, not per key.
-    const t = setTimeout(
-      () =>
-        api('GET', `/v1/search?q=${encodeURIComponent(q.trim())}&limit=20`).then(
-          (r) => live && (setHits(r.data), setSearchError(undefined)),
-          (err) => live && setSearchError(err),
-        ),
-      250,
-    );
-    return () => {
-      live = false;
-      clearTimeout(t);
-    };
+    const t = setTimeout(() => setQuery(q.trim()), 250);
+    return () => clearTimeout(t);
   }, [q]);
+  const hits = usePaged(query ? `/v1/search?q=${encodeURIComponent(query)}&limit=20` : null);
+  const searching = Boolean(q.trim());
   return html`<aside class="conversations" aria-label="Conversations">
     <button type="button" onClick=${onCreate}>New chat</button>
     <form role="search" onSubmit=${(e) => e.preventDefault()}>
       <label class="sr-only" for="chat-search">Search conversations</label>
       <input id="chat-search" type="search" placeholder="Search" value=${q} onInput=${(e) => setQ(e.currentTarget.value)} />
     </form>
-    <${ErrorNote} error=${error || searchError} />
-    ${hits
-      ? html`<ul class="search-results" aria-label="Search results">
-          ${hits.length ? null : html`<li class="muted">No matches.</li>`}
-          ${hits.map(
-            (h) => html`<li key=${`${h.conversationId}-${h.messageId}`}>
-              <a href=${`#/chat/${h.conversationId}`} aria-current=${h.conversationId === id ? 'page' : undefined}>
-                <strong>${h.title || 'New chat'}</strong>
-                <span class="snippet" dangerouslySetInnerHTML=${{ __html: DOMPurify.sanitize(h.snippet, { ALLOWED_TAGS: ['mark'], ALLOWED_ATTR: [] }) }}></span>
-              </a>
-            </li>`,
-          )}
-        </ul>`
-      : html`<ul>${(list?.data ?? []).map((c) => html`<li key=${c.id}><a href=${`#/chat/${c.id}`} aria-current=${c.id === id ? 'page' : undefined}>${c.title || 'New chat'}</a></li>`)}</ul>`}
+    <${ErrorNote} error=${searching ? hits.error : list.error} />
+    ${searching
+      ? hits.items
+        ? html`<ul class="search-results" aria-label="Search results">
+            ${hits.items.length ? null : html`<li class="muted">No matches.</li>`}
+            ${hits.items.map(
+              (h) => html`<li key=${`${h.conversationId}-${h.messageId}`}>
+                <a href=${`#/chat/${h.conversationId}`} aria-current=${h.conversationId === id ? 'page' : undefined}>
+                  <strong>${h.title || 'New chat'}</strong>
+                  <span class="snippet" dangerouslySetInnerHTML=${{ __html: DOMPurify.sanitize(h.snippet, { ALLOWED_TAGS: ['mark'], ALLOWED_ATTR: [] }) }}></span>
+                </a>
+              </li>`,
+            )}
+            <${More} list=${hits} label="More results" />
+          </ul>`
+        : null
+      : html`<ul>
+          ${(list.items ?? []).map((c) => html`<li key=${c.id}><a href=${`#/chat/${c.id}`} aria-current=${c.id === id ? 'page' : undefined}>${c.title || 'New chat'}</a></li>`)}
+          <${More} list=${list} label="Older conversations" />
+        </ul>`}
   </aside>`;
 }
 
 export function Chat({ route }) {
   const id = route.parts[1];
-  const [list, error, reload] = useLoad(() => api('GET', '/v1/conversations?limit=50'), [id]);
+  const list = usePaged(`/v1/conversations?limit=${PAGE}`, [id]);
   const [models] = useLoad(() => api('GET', '/v1/ai/models').catch(() => ({ data: [] })), []);
   const [projects] = useLoad(() => api('GET', '/v1/projects?limit=100').catch(() => ({ data: [] })), []);
   async function create() {
     const c = await api('POST', '/v1/conversations', { body: {} });
-    reload();
+    list.reload();
     go(`/chat/${c.id}`);
   }
   return html`<div class="chat">
-    <${Sidebar} id=${id} list=${list} error=${error} onCreate=${create} />
+    <${Sidebar} id=${id} list=${list} onCreate=${create} />
     ${id
-      ? html`<${Conversation} id=${id} key=${id} models=${models} projects=${projects?.data} onChanged=${reload} />`
+      ? html`<${Conversation} id=${id} key=${id} models=${models} projects=${projects?.data} onChanged=${list.reload} />`
       : html`<section class="empty"><p>Start a new chat, or pick one.</p></section>`}
   </div>`;
 }
