@@ -7,6 +7,7 @@ import { authModule } from './auth/index.ts';
 import { chatModule } from './chat/index.ts';
 import { consoleModule } from './console/index.ts';
 import { documentsModule } from './documents/index.ts';
+import { exportModule } from './export/index.ts';
 import { filesModule } from './files/index.ts';
 import { healthModule } from './health/index.ts';
 import { jobsModule } from './jobs/index.ts';
@@ -52,6 +53,7 @@ export const MODULES: readonly Module[] = [
   webhooksModule,
   sandboxModule,
   adminModule,
+  exportModule,
   realtimeModule,
   healthModule,
   consoleModule,

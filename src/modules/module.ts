@@ -11,6 +11,7 @@ import type { ScheduleDefinition } from '../platform/scheduler/scheduler.ts';
 import type { Principal } from './auth/index.ts';
 import type { FootprintSource } from './usage/index.ts';
 import type { ToolSource } from './tools/index.ts';
+import type { ExportSource } from './export/index.ts';
 
 /**
  * Every service a module provides, by name. Each module adds its own in its
@@ -57,6 +58,8 @@ export interface ServiceContext<Needs extends ServiceName> {
   notificationCategories: NotificationCategory[];
   /** Every module's tools (see Module.tools); read when a turn lists its tools, once all services exist. */
   toolSources(): ToolSource[];
+  /** Every module's part of a user's data export (see Module.exports); read when an export runs, once all services exist. */
+  exportSources(): ExportSource[];
 }
 
 /** What route registration gets: the services the module named or provides, the guards and the config; no adapters. */
@@ -157,6 +160,8 @@ export interface Module<Needs extends ServiceName = any, Provides extends Servic
   notifications?: NotificationCategory[];
   /** Tools the model may call in chat when a project enables them (see tools/tool.ts). */
   tools?(services: Pick<ServiceMap, Needs | Provides | Uses>): ToolSource;
+  /** What a user's data export holds from this module (`GET /v1/users/me/export`): its own rows, read from its own tables. */
+  exports?(ctx: ServiceContext<Needs | Provides | Uses>): ExportSource;
 }
 
 export interface EmailTemplate {

@@ -2,6 +2,7 @@ import { defineModule } from '../module.ts';
 import { apiKeysRoutes } from './routes.ts';
 import { apiKeys } from './schema.ts';
 import { createApiKeys, type ApiKeys } from './service.ts';
+import { apiKeysExport } from './export.ts';
 
 export { API_KEY_PREFIX, API_KEY_SCOPES, type ApiKeyScope, type ApiKeys, type VerifiedKey } from './service.ts';
 export { apiKeys } from './schema.ts';
@@ -15,6 +16,7 @@ declare module '../module.ts' {
 /** API keys: long-lived scoped credentials, only their hash stored, verified through a short cache every instance is told to forget. */
 export const apiKeysModule = defineModule({
   name: 'api-keys',
+  exports: ({ deps }) => apiKeysExport(deps.db),
   tables: { apiKeys },
   needs: ['audit'],
   provides: ['apiKeys'],

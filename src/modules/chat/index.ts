@@ -15,6 +15,7 @@ import { createSearch, type Search } from './search.ts';
 import { searchRoutes } from './search-routes.ts';
 import { chatEnv, chatSettings, type ChatSettings } from './settings.ts';
 import { createTitles, type Titles } from './titles.ts';
+import { chatExport } from './export.ts';
 
 export type { Conversations } from './conversations.ts';
 export type { Messages } from './messages.ts';
@@ -71,6 +72,7 @@ declare module '../module.ts' {
  */
 export const chatModule = defineModule({
   name: 'chat',
+  exports: ({ deps }) => chatExport(deps.db),
   tables: { conversations, messages, messageFeedback },
   config: { env: chatEnv, read: chatSettings },
   needs: ['ai', 'projects', 'jobs', 'limits', 'users', 'files', 'grounding', 'toolbox', 'safety'],

@@ -21,6 +21,7 @@ import { createDocuments, type Documents } from './service.ts';
 import { documentSettings, documentsEnv, type DocumentSettings } from './settings.ts';
 import { createSharing, type Sharing } from './sharing.ts';
 import { sharingRoutes } from './sharing-routes.ts';
+import { documentsExport } from './export.ts';
 
 export type { Documents } from './service.ts';
 
@@ -61,6 +62,7 @@ declare module '../module.ts' {
 /** Documents: Markdown with versions and conflict-safe saves, templates, attachments, recents, sharing by email and link, comment threads, presence. */
 export const documentsModule = defineModule({
   name: 'documents',
+  exports: ({ deps }) => documentsExport(deps.db),
   tables: { documents, documentVersions, documentReaderState, documentAttachments, documentShares, documentLinks, documentComments, documentPresence },
   config: { env: documentsEnv, read: documentSettings },
   needs: ['files', 'projects', 'users', 'ai', 'jobs'],

@@ -8,6 +8,7 @@ import { fileQuotas, files } from './schema.ts';
 import { createFiles, type Files } from './service.ts';
 import { fileSettings, filesEnv, type FileSettings } from './settings.ts';
 import { createResumableUploads, type ResumableUploads } from './tus.ts';
+import { filesExport } from './export.ts';
 
 export type { Files } from './service.ts';
 export type { Images } from './images.ts';
@@ -49,6 +50,7 @@ declare module '../module.ts' {
  */
 export const filesModule = defineModule({
   name: 'files',
+  exports: ({ deps }) => filesExport(deps.db, deps.storage),
   tables: { files, fileQuotas },
   config: { env: filesEnv, read: fileSettings },
   needs: ['projects', 'users', 'jobs'],

@@ -11,6 +11,7 @@ import { createKnowledge, type Knowledge } from './service.ts';
 import { knowledgeEnv, knowledgeSettings, type KnowledgeSettings } from './settings.ts';
 import { searchKnowledgeTool } from './tool.ts';
 import { createVectorIndex } from './vectors.ts';
+import { knowledgeExport } from './export.ts';
 
 export { chunkText, type Chunk, type ChunkOptions } from './chunker.ts';
 export type { Knowledge } from './service.ts';
@@ -56,6 +57,7 @@ declare module '../module.ts' {
  */
 export const knowledgeModule = defineModule({
   name: 'knowledge',
+  exports: ({ deps }) => knowledgeExport(deps.db),
   tables: { knowledgeCollections, knowledgeItems, knowledgeCollectionItems, knowledgeConversationCollections, knowledgeChunks },
   config: { env: knowledgeEnv, read: knowledgeSettings },
   needs: ['ai', 'files', 'jobs', 'projects', 'documents'],

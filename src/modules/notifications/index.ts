@@ -15,6 +15,7 @@ import { pushEnv, pushSettings, type PushSettings } from './push/settings.ts';
 import { DIGEST_QUEUE, queueOf } from './deliveries.ts';
 import { createNotifications, type NotificationView, type Notifications } from './service.ts';
 import { notificationSettings, notificationsEnv, type NotificationSettings } from './settings.ts';
+import { notificationsExport } from './export.ts';
 
 export type { Notifications, NotificationInput, NotificationView } from './service.ts';
 
@@ -52,6 +53,7 @@ declare module '../module.ts' {
  */
 export const notificationsModule = defineModule({
   name: 'notifications',
+  exports: ({ deps }) => notificationsExport(deps.db),
   tables: { notifications, notificationDeliveries, notificationPreferences, notificationCounters, notificationPhones, notificationSlackDestinations, pushSubscriptions, pushVapidKeys },
   config: { env: { ...notificationsEnv, ...pushEnv }, read: (e) => ({ ...notificationSettings(e), push: pushSettings(e) }) },
   needs: ['users', 'usage'],

@@ -3,6 +3,7 @@ import { projectsFootprint } from './footprint.ts';
 import { projectsRoutes } from './routes.ts';
 import { projectPrompts, projects } from './schema.ts';
 import { createProjects, type Projects } from './service.ts';
+import { projectsExport } from './export.ts';
 
 export type { GenerationSettings, Projects, ProjectSettings } from './service.ts';
 export { projects } from './schema.ts';
@@ -16,6 +17,7 @@ declare module '../module.ts' {
 /** Projects (agents): a model, fallbacks, parameters and versioned system prompts that a conversation answers with. */
 export const projectsModule = defineModule({
   name: 'projects',
+  exports: ({ deps }) => projectsExport(deps.db),
   tables: { projects, projectPrompts },
   provides: ['projects'],
   services: ({ deps }) => ({ projects: createProjects(deps.db) }),

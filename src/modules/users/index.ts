@@ -2,6 +2,7 @@ import { defineModule } from '../module.ts';
 import { usersRoutes } from './routes.ts';
 import { users } from './schema.ts';
 import { createUsersService, type UsersService } from './service.ts';
+import { usersExport } from './export.ts';
 
 export { users } from './schema.ts';
 export type { UserRow } from './schema.ts';
@@ -28,6 +29,7 @@ declare module '../module.ts' {
 /** Users: accounts, profiles and preferences. Sign-in is the auth module's. */
 export const usersModule = defineModule({
   name: 'users',
+  exports: ({ deps }) => usersExport(deps.db),
   tables: { users },
   provides: ['users'],
   services: ({ deps }) => ({ users: createUsersService(deps.db, deps.announce) }),

@@ -6,6 +6,7 @@ import { totp } from '../../../src/modules/auth/totp.ts';
 import { startApp, type TestApp } from '../../support/app.ts';
 import { inBrowser, startBrowser, type BrowserSession } from '../../support/browser.ts';
 import { createUser, uniqueEmail, type TestUser } from '../../support/factories.ts';
+import { unzip } from '../../support/zip.ts';
 
 /** Codes as an authenticator app shows them, for the step `offset` steps from now. */
 const codeAt = (secret: string, offset = 0) => totp.codeAt(secret, Math.floor(Date.now() / 1000 / 30 + offset) * 30);
@@ -205,12 +206,14 @@ describe('console: account pages and the notifications bell in a real browser', 
       await page.goto(`${t.url}/#/settings/data`);
 
       const download = page.waitForEvent('download');
-      await page.getByRole('button', { name: 'Download my data' }).click();
+      await page.getByRole('link', { name: 'Download my data' }).click();
       const file = await (await download).path();
-      const exported = JSON.parse(await readFile(file, 'utf8'));
-      assert.equal(exported.user.email, email);
-      assert.equal(exported.preferences.theme, 'system');
-      assert.ok(Array.isArray(exported.conversations) && Array.isArray(exported.notifications));
+      // The server's zip, downloaded with the session cookie.
+      const entries = await unzip(await readFile(file));
+      const profile = JSON.parse(entries.get('users/profile.json')!.toString('utf8'));
+      assert.equal(profile.email, email);
+      assert.equal(profile.preferences.theme, 'system');
+      assert.deepEqual(JSON.parse(entries.get('chat/conversations.json')!.toString('utf8')), []);
 
       const remove = page.getByRole('button', { name: 'Delete my account' });
       await page.getByLabel('Password').fill('not the password');

@@ -260,47 +260,7 @@ function TwoFactor() {
   </section>`;
 }
 
-/** Every page of a cursor-paged list (`{data, nextCursor}`), up to `max` items. */
-async function all(path, max = 2000) {
-  const out = [];
-  let cursor = null;
-  do {
-    const sep = path.includes('?') ? '&' : '?';
-    const page = await api('GET', cursor ? `${path}${sep}cursor=${encodeURIComponent(cursor)}` : path);
-    out.push(...page.data);
-    cursor = page.nextCursor ?? null;
-  } while (cursor && out.length < max);
-  return out;
-}
-
-/**
- * The account's data as one JSON file, gathered through the same public API
- * the rest of the console uses: profile, preferences, conversations with their
- * messages, notifications, sessions. Files themselves download from Files.
- */
-async function exportData() {
-  const [user, preferences, notificationPreferences, sessions, conversations, notifications] = await Promise.all([
-    api('GET', '/v1/users/me'),
-    api('GET', '/v1/users/me/preferences'),
-    api('GET', '/v1/notifications/preferences'),
-    api('GET', '/v1/auth/sessions'),
-    all('/v1/conversations'),
-    all('/v1/notifications?limit=100'),
-  ]);
-  for (const c of conversations) c.messages = (await api('GET', `/v1/conversations/${c.id}/messages`)).data;
-  const doc = { exportedAt: new Date().toISOString(), user, preferences, notificationPreferences: notificationPreferences.data, sessions: sessions.data, conversations, notifications };
-  const url = URL.createObjectURL(new Blob([JSON.stringify(doc, null, 2)], { type: 'application/json' }));
-  const a = document.createElement('a');
-  a.href = url;
-  a.download = `parley-export-${new Date().toISOString().slice(0, 10)}.json`;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
-}
-
 function Data({ user }) {
-  const [exporting, runExport] = useAction();
   const [deleting, runDelete] = useAction();
   const [confirmText, setConfirmText] = useState('');
   const remove = (e) => {
@@ -315,9 +275,8 @@ function Data({ user }) {
   return html`<section class="card">
     <h2>Your data</h2>
     <h3>Export</h3>
-    <p>Your profile, preferences, conversations with their messages, notifications and sessions, as one JSON file.</p>
-    <button type="button" class="secondary" onClick=${() => runExport(exportData, 'Downloaded.')} disabled=${exporting.busy}>${exporting.busy ? 'Preparing…' : 'Download my data'}</button>
-    <${Status} state=${exporting} />
+    <p>Everything in your account as one zip: profile, every conversation with all its branches, documents with their versions and comments, your files, projects, collections, notifications and API key names.</p>
+    <a class="button secondary" href="/v1/users/me/export" download>Download my data</a>
     <form class="settings-form danger-zone" onSubmit=${remove}>
       <h3>Delete the account</h3>
       <p>Deletes the account and everything in it, for good. This cannot be undone.</p>

@@ -1,0 +1,27 @@
+import type { Readable } from 'node:stream';
+
+/**
+ * What a user's data export holds from one module: it adds its entries to the
+ * archive under its own folder (`<name>/…`). JSON is written at once; a file's
+ * bytes are opened only when the archive reaches them, one at a time.
+ */
+export interface ExportSource {
+  /** The folder its entries go under: `chat`, `files`. */
+  name: string;
+  write(userId: string, archive: ExportArchive): Promise<void>;
+}
+
+export interface ExportArchive {
+  /** A JSON entry (pretty-printed, UTF-8) at `path`, relative to the source's folder. */
+  json(path: string, value: unknown): void;
+  /** A text entry (UTF-8) at `path`. */
+  text(path: string, value: string): void;
+  /** A blob at `path`, read from `open()` when the archive gets to it; `undefined` (gone from storage) leaves the entry empty and says so in the manifest. */
+  file(path: string, open: () => Promise<Readable | undefined>, opts?: { mtime?: Date }): void;
+}
+
+/** A name safe as one path segment of an archive entry: no separators, no control characters, not empty. */
+export function segment(name: string, fallback = 'file'): string {
+  const clean = name.replace(/[\u0000-\u001f\u007f/\\:]+/g, '_').replace(/^\.+/, '_').slice(0, 150).trim();
+  return clean || fallback;
+}

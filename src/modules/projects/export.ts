@@ -1,0 +1,17 @@
+import { asc, eq, inArray } from 'drizzle-orm';
+import type { Db } from '../../platform/db/database.ts';
+import type { ExportSource } from '../export/index.ts';
+import { projectPrompts, projects } from './schema.ts';
+
+/** The user's projects with all their prompts. */
+export const projectsExport = (db: Db): ExportSource => ({
+  name: 'projects',
+  async write(userId, archive) {
+    const list = await db.select().from(projects).where(eq(projects.userId, userId)).orderBy(asc(projects.createdAt), asc(projects.id));
+    const prompts = list.length ? await db.select().from(projectPrompts).where(inArray(projectPrompts.projectId, list.map((p) => p.id))).orderBy(asc(projectPrompts.createdAt)) : [];
+    archive.json(
+      'projects.json',
+      list.map((p) => ({ ...p, prompts: prompts.filter((x) => x.projectId === p.id).map(({ projectId: _p, ...x }) => x) })),
+    );
+  },
+});

@@ -1,0 +1,141 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { backends, startApp, type TestApp } from '../../support/app.ts';
+import { createUser, type TestUser } from '../../support/factories.ts';
+import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai.ts';
+import { PNG, uploadFile } from '../../support/files.ts';
+import { startS3, type LocalS3 } from '../../support/s3.ts';
+import { unzip } from '../../support/zip.ts';
+
+const json = (entries: Map<string, Buffer>, path: string) => {
+  const b = entries.get(path);
+  assert.ok(b, `${path} is in the archive (${[...entries.keys()].join(', ')})`);
+  return JSON.parse(b.toString('utf8'));
+};
+
+for (const backend of backends()) {
+  describe(`data export [${backend}]`, () => {
+    let t: TestApp;
+    let openai: FakeOpenAI;
+    let s3: LocalS3 | undefined;
+    let u: TestUser;
+    let stranger: TestUser;
+    before(async () => {
+      openai = await startFakeOpenAI();
+      // Distributed deployments keep files in S3: the export reads them from there.
+      s3 = backend === 'postgres' ? await startS3() : undefined;
+      t = await startApp({ backend, env: { ...openai.env, ...s3?.env, DEFAULT_MODEL: 'openai:gpt-4o-mini', AI_RETRIES: '0' } });
+      u = await createUser(t, { name: 'Ada Export' });
+      stranger = await createUser(t);
+    });
+    after(async () => {
+      await t.close();
+      await openai.close();
+      await s3?.close();
+    });
+
+    const download = (token?: string) => fetch(`${t.url}/v1/users/me/export`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+
+    test('a zip of everything the user has: profile, every branch of every conversation, documents with versions and comments, file bytes, projects, keys without secrets; nothing of anyone else', async () => {
+      const as = { token: u.accessToken };
+      const project = await t.api('POST', '/v1/projects', { ...as, body: { name: 'Tutor', systemPrompt: 'Be kind.' } });
+      assert.equal(project.status, 201, JSON.stringify(project.body));
+      const conv = await t.api('POST', '/v1/conversations', { ...as, body: { title: 'Branches', projectId: project.body.id } });
+      openai.script({ reply: 'First answer' });
+      const first = await t.api('POST', `/v1/conversations/${conv.body.id}/messages`, { ...as, body: { content: 'Question one' } });
+      assert.equal(first.status, 201, JSON.stringify(first.body));
+      openai.script({ reply: 'Second answer' });
+      const again = await t.api('POST', `/v1/conversations/${conv.body.id}/messages/${first.body.id}/regenerate`, { ...as, body: {} });
+      assert.equal(again.status, 201, JSON.stringify(again.body));
+      const thumbs = await t.api('PUT', `/v1/conversations/${conv.body.id}/messages/${again.body.id}/feedback`, { ...as, body: { rating: 'up' } });
+      assert.ok(thumbs.status < 300, JSON.stringify(thumbs.body));
+
+      const doc = await t.api('POST', '/v1/documents', { ...as, body: { title: 'Notes / plans', body: 'Version one' } });
+      assert.equal(doc.status, 201, JSON.stringify(doc.body));
+      const saved = await t.api('PUT', `/v1/documents/${doc.body.id}`, { ...as, body: { body: 'Version two', baseVersion: 1 } });
+      assert.equal(saved.status, 200, JSON.stringify(saved.body));
+      const comment = await t.api('POST', `/v1/documents/${doc.body.id}/comments`, { ...as, body: { body: 'Check this', quote: 'Version two' } });
+      assert.equal(comment.status, 201, JSON.stringify(comment.body));
+      const file = await uploadFile(t, u, 'photo.png', PNG);
+      const key = await t.api('POST', '/v1/api-keys', { ...as, body: { name: 'laptop', scopes: ['chat'] } });
+      assert.equal(key.status, 201, JSON.stringify(key.body));
+      const theirs = await t.api('POST', '/v1/conversations', { token: stranger.accessToken, body: { title: 'Not yours to export' } });
+
+      const res = await download(u.accessToken);
+      assert.equal(res.status, 200, await res.clone().text());
+      assert.equal(res.headers.get('content-type'), 'application/zip');
+      assert.match(res.headers.get('content-disposition')!, /^attachment; filename="parley-export-\d{4}-\d{2}-\d{2}\.zip"$/);
+      const raw = Buffer.from(await res.arrayBuffer());
+      const entries = await unzip(raw);
+
+      const manifest = json(entries, 'manifest.json');
+      assert.equal(manifest.format, 1);
+      assert.equal(manifest.userId, u.id);
+      assert.deepEqual([...manifest.entries].sort(), [...entries.keys()].filter((p) => p !== 'manifest.json' && p !== 'missing.json').sort(), 'the manifest names every entry');
+      assert.deepEqual(json(entries, 'missing.json'), { missing: [] });
+
+      const profile = json(entries, 'users/profile.json');
+      assert.equal(profile.email, u.email);
+      assert.equal(profile.name, 'Ada Export');
+      assert.equal(profile.passwordHash, undefined);
+
+      const conversations = json(entries, 'chat/conversations.json');
+      assert.deepEqual(conversations.map((c: any) => c.title), ['Branches']);
+      const full = json(entries, `chat/conversations/${conv.body.id}.json`);
+      assert.equal(full.projectId, project.body.id);
+      const byId = new Map(full.messages.map((m: any) => [m.id, m]));
+      const answers = full.messages.filter((m: any) => m.role === 'assistant');
+      assert.deepEqual(answers.map((m: any) => m.content[0].text).sort(), ['First answer', 'Second answer'], 'both branches');
+      assert.ok(answers.every((m: any) => (byId.get(m.parentId) as any)?.content[0].text === 'Question one'), 'each answer names its question');
+      assert.deepEqual((byId.get(again.body.id) as any).feedback, { rating: 'up', comment: null });
+
+      const documentJson = json(entries, `documents/${doc.body.id}/document.json`);
+      assert.deepEqual(documentJson.versions.map((v: any) => v.body), ['Version one', 'Version two']);
+      assert.deepEqual(documentJson.comments.map((c: any) => c.body), ['Check this']);
+      assert.equal(entries.get(`documents/${doc.body.id}/Notes _ plans.md`)?.toString('utf8'), 'Version two', 'the title cannot make a path');
+
+      const files = json(entries, 'files/index.json');
+      assert.equal(files.length, 1);
+      assert.equal(files[0].sha256, createHash('sha256').update(PNG).digest('hex'));
+      assert.deepEqual(entries.get(`files/${file.id}/photo.png`), PNG, 'the bytes, byte for byte');
+
+      const projects = json(entries, 'projects/projects.json');
+      assert.deepEqual(projects.map((p: any) => p.prompts.map((x: any) => x.content)), [['Be kind.']]);
+      const keys = json(entries, 'api-keys/keys.json');
+      assert.deepEqual(keys.map((k: any) => [k.name, k.scopes]), [['laptop', ['chat']]]);
+      assert.ok(!raw.includes(Buffer.from(key.body.key)), 'the key itself is never exported');
+      assert.ok(!JSON.stringify(keys).includes('keyHash'));
+      assert.ok(Array.isArray(json(entries, 'notifications/notifications.json')));
+      assert.ok(Array.isArray(json(entries, 'knowledge/collections.json')));
+
+      const everything = [...entries.values()].map((b) => b.toString('latin1')).join('\n');
+      assert.ok(!everything.includes(theirs.body.id) && !everything.includes('Not yours to export'), "another user's data is not in it");
+    });
+
+    test('a file whose bytes are gone from storage is named in missing.json; the rest still downloads', async () => {
+      const v = await createUser(t);
+      const kept = await uploadFile(t, v, 'kept.txt', 'still here');
+      const lost = await uploadFile(t, v, 'lost.txt', 'gone soon');
+      for (const k of await t.deps.storage.keys(`files/${v.id}/`)) {
+        if (k.includes(lost.id)) await t.deps.storage.delete(k);
+      }
+      const res = await download(v.accessToken);
+      assert.equal(res.status, 200);
+      const entries = await unzip(Buffer.from(await res.arrayBuffer()));
+      assert.equal(entries.get(`files/${kept.id}/kept.txt`)?.toString(), 'still here');
+      assert.deepEqual(json(entries, 'missing.json'), { missing: [`files/${lost.id}/lost.txt`] });
+      assert.equal(entries.get(`files/${lost.id}/lost.txt`)?.length, 0);
+    });
+
+    test('sign-in only: no credentials is 401, an API key (even with every scope) is 403, in the problem format', async () => {
+      const none = await download();
+      assert.equal(none.status, 401);
+      assert.match(none.headers.get('content-type')!, /application\/problem\+json/);
+      const key = await t.api('POST', '/v1/api-keys', { token: u.accessToken, body: { name: 'all' } });
+      const withKey = await download(key.body.key);
+      assert.equal(withKey.status, 403);
+      assert.equal(((await withKey.json()) as any).code, 'api_key_not_allowed');
+    });
+  });
+}
