@@ -35,6 +35,30 @@ const SECURITY = {
   'referrer-policy': 'same-origin',
 };
 
+const STATIC_IMPORT = /^\s*(?:import|export)\s+(?:[^'"`;]*?\s+from\s+)?['"]([^'"]+)['"]/gm;
+
+/**
+ * Every module main.js reaches through static imports, as URLs: preloaded
+ * from the page, the browser fetches them all at once instead of discovering
+ * them one level of imports at a time. Pages imported on demand stay out.
+ */
+export function staticImports(assets: Map<string, Asset>, entry = '/console/main.js'): string[] {
+  const imports: Record<string, string> = JSON.parse(IMPORT_MAP).imports;
+  const seen = new Set<string>();
+  const visit = (url: string) => {
+    if (seen.has(url)) return;
+    seen.add(url);
+    const a = assets.get(url.replace(/^\/console\//, ''));
+    if (!a || !a.type.startsWith('text/javascript')) return;
+    for (const [, spec] of a.body.toString('utf8').matchAll(STATIC_IMPORT)) {
+      visit(imports[spec!] ?? new URL(spec!, `http://x${url}`).pathname);
+    }
+  };
+  visit(entry);
+  seen.delete(entry);
+  return [...seen].filter((url) => assets.has(url.replace(/^\/console\//, '')));
+}
+
 function send(request: FastifyRequest, reply: FastifyReply, a: Asset, cache: string) {
   reply.headers({ ...SECURITY, 'content-type': a.type, etag: a.etag, 'cache-control': cache, vary: 'accept-encoding' });
   if (request.headers['if-none-match'] === a.etag) return reply.status(304).send();
@@ -49,7 +73,9 @@ function send(request: FastifyRequest, reply: FastifyReply, a: Asset, cache: str
  */
 export function consoleRoutes(app: App, assets: Map<string, Asset>) {
   // The import map goes in at start: one source of truth for the names the modules import.
-  const html = asset('index.html', Buffer.from(assets.get('index.html')!.body.toString('utf8').replace('<!--IMPORT_MAP-->', `<script type="importmap">${IMPORT_MAP}</script>`)));
+  const preload = staticImports(assets).map((url) => `<link rel="modulepreload" href="${url}">`).join('\n');
+  const page = assets.get('index.html')!.body.toString('utf8').replace('<!--IMPORT_MAP-->', `<script type="importmap">${IMPORT_MAP}</script>\n${preload}`);
+  const html = asset('index.html', Buffer.from(page));
   app.get('/', { schema: { hide: true }, logLevel: 'warn', handler: (request, reply) => send(request, reply, html, 'no-cache') });
   app.get('/console/*', {
     schema: { hide: true },

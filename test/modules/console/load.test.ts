@@ -42,7 +42,13 @@ describe('console: first load', () => {
       assert.equal(again.status(), 304);
       const missing = await page.request.get(`${t.url}/console/nope.js`);
       assert.equal(missing.status(), 404);
-      const csp = (await page.request.get(t.url)).headers()['content-security-policy']!;
+      // The page names the whole static module graph up front, so the browser fetches it in one round, not one level of imports at a time.
+      const home = await page.request.get(t.url);
+      const preloaded = [...(await home.text()).matchAll(/<link rel="modulepreload" href="([^"]+)">/g)].map((m) => `${t.url}${m[1]}`);
+      assert.ok(preloaded.some((u) => u.endsWith('/console/vendor/preact.js')) && preloaded.some((u) => u.endsWith('/console/pages/sign-in.js')), preloaded.join(' '));
+      assert.ok(preloaded.every((u) => scripts.has(u)), 'every preloaded module is one the first load uses');
+      assert.deepEqual([...scripts.keys()].filter((u) => !preloaded.includes(u) && !u.endsWith('/console/main.js')), [], 'nothing the first load needs is left to be discovered');
+      const csp = home.headers()['content-security-policy']!;
       assert.match(csp, /script-src 'self' 'sha256-/);
       assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
     });
