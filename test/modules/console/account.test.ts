@@ -96,6 +96,19 @@ describe('console: account pages and the notifications bell in a real browser', 
       // createUser's own session (its token) was not the one the browser signed out of.
       const mfa = await t.api('GET', '/v1/auth/mfa', { token: user.accessToken });
       assert.equal(mfa.body.totpEnabled, true);
+
+      // Turning it off takes the password (or a code); a wrong one is refused and it stays on.
+      await page.getByRole('link', { name: 'Settings' }).click();
+      await page.getByRole('link', { name: 'Two-factor sign-in' }).click();
+      await page.getByLabel('Password to turn off').fill('not the password');
+      await page.getByRole('button', { name: 'Turn off two-factor sign-in' }).click();
+      await page.getByRole('alert').waitFor();
+      assert.equal((await t.api('GET', '/v1/auth/mfa', { token: user.accessToken })).body.totpEnabled, true);
+      await page.getByLabel('Password to turn off').fill(user.password);
+      await page.getByRole('button', { name: 'Turn off two-factor sign-in' }).click();
+      await page.getByRole('status').filter({ hasText: 'Two-factor sign-in is off.' }).waitFor();
+      await page.getByRole('button', { name: 'Set up two-factor sign-in' }).waitFor();
+      assert.equal((await t.api('GET', '/v1/auth/mfa', { token: user.accessToken })).body.totpEnabled, false);
     });
   });
 
@@ -140,6 +153,29 @@ describe('console: account pages and the notifications bell in a real browser', 
       const prefs = await t.api('GET', '/v1/notifications/preferences', { token: user.accessToken });
       const row = prefs.body.data.find((r: { category: string }) => r.category === 'system.message');
       assert.deepEqual([row.channels.email.enabled, row.channels.email.chosen], [false, true]);
+    });
+  });
+
+  test('the inbox pages: twenty at a time, older ones on request, each once', async (tc) => {
+    const user = await createUser(t);
+    for (let i = 1; i <= 23; i++) {
+      const sent = await t.api('POST', '/v1/notifications', { token: admin.accessToken, body: { userId: user.id, category: 'system.message', title: `Notice ${i}`, body: 'Paged.' } });
+      assert.equal(sent.status, 201);
+    }
+    await inBrowser(tc, browser, async ({ page }) => {
+      await signIn(page, t.url, user);
+      await page.goto(`${t.url}/#/notifications`);
+      const items = page.getByRole('list', { name: 'Notifications' }).getByRole('listitem');
+      await items.first().waitFor();
+      assert.equal(await items.count(), 20);
+      await page.getByRole('button', { name: 'Load more' }).click();
+      // Unread ones' headings start with "Unread: " for screen readers.
+      await page.getByRole('heading', { name: /(^|: )Notice 1$/ }).waitFor();
+      const titles = await page.getByRole('list', { name: 'Notifications' }).getByRole('heading').allTextContents();
+      const notices = titles.map((x) => x.replace(/^Unread: /, '')).filter((x) => x.startsWith('Notice '));
+      assert.equal(notices.length, 23);
+      assert.equal(new Set(notices).size, 23, 'none twice across the pages');
+      assert.equal(await page.getByRole('button', { name: 'Load more' }).count(), 0);
     });
   });
 
@@ -189,6 +225,15 @@ describe('console: account pages and the notifications bell in a real browser', 
       await page.getByRole('status').filter({ hasText: 'Signed that device out.' }).waitFor();
       await page.waitForFunction(`document.querySelectorAll('.sessions li').length === 1`);
       assert.equal((await t.api('GET', '/v1/users/me', { token: user.accessToken })).status, 401);
+
+      // Sign out everywhere, after a confirmation: this browser and every other session.
+      const other = await t.api('POST', '/v1/auth/login', { body: { email: user.email, password: user.password } });
+      assert.equal((await t.api('GET', '/v1/users/me', { token: other.body.accessToken })).status, 200);
+      await page.getByRole('button', { name: 'Sign out everywhere' }).click();
+      await page.getByRole('button', { name: 'Yes, sign out everywhere' }).click();
+      await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+      assert.equal((await t.api('GET', '/v1/users/me', { token: other.body.accessToken })).status, 401);
+      assert.equal((await page.request.get(`${t.url}/v1/users/me`)).status(), 401, 'the cookie is signed out too');
     });
   });
 
