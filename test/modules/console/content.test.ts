@@ -7,6 +7,7 @@ import { inBrowser, startBrowser, type BrowserSession } from '../../support/brow
 import { eventually } from '../../support/eventually.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai.ts';
+import { startMcpServer, type TestMcpServer } from '../../support/mcp-server.ts';
 
 const NOTES = '# Field notes\n\nThe heron waits in the shallows of the marsh at dawn.\n\n## Later\n\nOtters slide down the muddy bank into the river.\n';
 
@@ -18,6 +19,7 @@ describe('console: projects, files, documents and knowledge in a real browser', 
   let browser: BrowserSession;
   let u: TestUser;
   let reader: TestUser;
+  let mcp: TestMcpServer;
 
   const signIn = async (page: Page, user: TestUser, hash: string) => {
     const res = await page.request.post(`${t.url}/v1/auth/login`, { data: { email: user.email, password: user.password, cookie: true } });
@@ -28,8 +30,9 @@ describe('console: projects, files, documents and knowledge in a real browser', 
 
   before(async () => {
     openai = await startFakeOpenAI();
+    mcp = await startMcpServer({ token: 'mcp-secret' });
     t = await startApp({
-      env: { ...openai.env, EMBEDDING_MODEL: 'openai:text-embedding-3-small', DEFAULT_MODEL: 'openai:gpt-4o-mini', AI_RETRIES: '0', KNOWLEDGE_INGEST_BACKOFF_MS: '100' },
+      env: { ...openai.env, MCP_ALLOW_PRIVATE: 'true', EMBEDDING_MODEL: 'openai:text-embedding-3-small', DEFAULT_MODEL: 'openai:gpt-4o-mini', AI_RETRIES: '0', KNOWLEDGE_INGEST_BACKOFF_MS: '100' },
     });
     u = await createUser(t, { name: 'Ada' });
     reader = await createUser(t, { name: 'Bea' });
@@ -39,6 +42,7 @@ describe('console: projects, files, documents and knowledge in a real browser', 
     await browser.close();
     await t.close();
     await openai.close();
+    await mcp.close();
   });
 
   test('a project with a system prompt and a tool; a second prompt added and made active', async (tc) => {
@@ -81,6 +85,50 @@ describe('console: projects, files, documents and knowledge in a real browser', 
       await page.locator('.prompts li[aria-current="true"] .prompt-text', { hasText: 'one short sentence' }).waitFor();
       assert.equal((await api('GET', `/v1/projects/${id}`)).body.activePrompt.content, 'Answer in one short sentence.');
     });
+  });
+
+  test('an MCP server: added with a credential, its live tools listed, one left off the allow-list, one off for me, the credential replaced and removed', async (tc) => {
+    const project = await api('POST', '/v1/projects', { name: 'Toolsmith' });
+    assert.equal(project.status, 201);
+    await inBrowser(tc, browser, async ({ page }) => {
+      await signIn(page, u, `/projects/${project.body.id}`);
+      await page.getByRole('heading', { level: 1, name: 'Toolsmith' }).waitFor();
+      const add = page.getByRole('form', { name: 'Add an MCP server' });
+      await add.getByLabel('Server name').fill('calc');
+      await add.getByLabel('Server URL').fill(mcp.url);
+      await add.getByLabel('Credential value').fill('Bearer mcp-secret');
+      await add.getByRole('button', { name: 'Add server' }).click();
+      await page.getByRole('status').filter({ hasText: 'Added calc.' }).waitFor();
+      const server = (await api('GET', `/v1/projects/${project.body.id}/mcp-servers`)).body.data[0];
+      assert.equal(server.hasCredentials, true);
+
+      // The tools are asked of the server itself, with the credential.
+      await page.getByRole('button', { name: 'Edit calc' }).click();
+      const tools = page.getByRole('list', { name: 'Tools of calc' });
+      await tools.getByText('calc__add').waitFor();
+      assert.equal(mcp.requests.at(-1)?.headers.authorization, 'Bearer mcp-secret');
+      await page.getByLabel('Offer calc__hang in this project').click();
+      await page.getByRole('status').filter({ hasText: 'calc__hang is no longer offered.' }).waitFor();
+      const allowed = (await api('GET', `/v1/projects/${project.body.id}/mcp-servers/${server.id}`)).body.allowedTools;
+      assert.ok(Array.isArray(allowed) && !allowed.includes('hang') && allowed.includes('add'), JSON.stringify(allowed));
+      await page.getByLabel('calc__echo on for me').click();
+      await page.getByRole('status').filter({ hasText: 'calc__echo is off for you.' }).waitFor();
+      assert.deepEqual((await api('GET', '/v1/mcp-tools/disabled')).body.data.map((d: any) => d.name), ['calc__echo']);
+      const offered = (await api('GET', `/v1/tools?projectId=${project.body.id}`)).body.data.map((x: any) => x.name);
+      assert.ok(offered.includes('calc__add') && !offered.includes('calc__hang') && !offered.includes('calc__echo'), offered.join(', '));
+
+      // A wrong credential: the server refuses, and the page says so when it asks for the tools.
+      const settings = page.getByRole('form', { name: 'Settings of calc' });
+      await settings.getByLabel('Credential value').fill('Bearer wrong');
+      await settings.getByLabel('Ask before each call').check();
+      await settings.getByRole('button', { name: 'Save server' }).click();
+      await page.getByRole('status').filter({ hasText: 'Saved calc.' }).waitFor();
+      await settings.getByRole('alert').waitFor();
+      assert.equal((await api('GET', `/v1/projects/${project.body.id}/mcp-servers/${server.id}`)).body.needsApproval, true);
+      await page.getByRole('button', { name: 'Remove the credential' }).click();
+      await page.getByRole('status').filter({ hasText: 'Credential removed.' }).waitFor();
+      assert.equal((await api('GET', `/v1/projects/${project.body.id}/mcp-servers/${server.id}`)).body.hasCredentials, false);
+    }, { expected: [/^502 from GET .*\/mcp-servers\/[^/]+\/tools$/, /^console: Failed to load resource: the server responded with a status of 502/] });
   });
 
   test('files: upload two, see them listed, download one, delete the other', async (tc) => {

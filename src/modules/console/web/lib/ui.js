@@ -63,3 +63,20 @@ export function usePaged(path, deps = [path]) {
   }
   return { ...state, more, reload: () => setN((x) => x + 1) };
 }
+
+/** A form's submit: busy while it runs, its error or a short confirmation shown under it. */
+export function useAction() {
+  const [state, setState] = useState({ busy: false, error: undefined, done: undefined });
+  async function run(fn, done) {
+    setState({ busy: true, error: undefined, done: undefined });
+    try {
+      await fn();
+      setState({ busy: false, error: undefined, done });
+    } catch (error) {
+      setState({ busy: false, error, done: undefined });
+    }
+  }
+  return [state, run];
+}
+
+export const Status = ({ state }) => html`<${ErrorNote} error=${state.error} />${state.done ? html`<p class="ok" role="status">${state.done}</p>` : null}`;

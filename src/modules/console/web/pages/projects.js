@@ -5,7 +5,7 @@ import { api } from '../lib/api.js';
 import { when } from '../lib/format.js';
 import { html } from '../lib/html.js';
 import { go } from '../lib/router.js';
-import { ErrorNote, Field, Header, useLoad } from '../lib/ui.js';
+import { ErrorNote, Field, Header, Status, useAction, useLoad } from '../lib/ui.js';
 
 /** Blank inputs mean "the default" (null), not 0 or "". */
 const numberOrNull = (v) => (v === '' || v === undefined ? null : Number(v));
@@ -152,47 +152,131 @@ function Prompts({ project, onChange }) {
   </section>`;
 }
 
+/** Headers from the form's one credential pair: `{Authorization: "Bearer …"}`, or nothing when the value is empty. */
+function credentialsOf(f) {
+  const value = String(f.get('credentialValue') ?? '').trim();
+  if (!value) return undefined;
+  return { [String(f.get('credentialHeader') || 'Authorization').trim()]: value };
+}
+
+const CredentialFields = ({ id, has }) => html`<div class="grid">
+  <${Field} label="Credential header"><input name="credentialHeader" id=${`${id}-header`} defaultValue="Authorization" /></${Field}>
+  <${Field} label="Credential value" hint=${has ? 'Set, and never shown again: type a new one to replace it' : 'For example: Bearer <token>. Kept encrypted, never shown again'}>
+    <input name="credentialValue" id=${`${id}-value`} type="password" autocomplete="off" />
+  </${Field}>
+</div>`;
+
+/**
+ * One server: its settings (name, URL, description, on/off, approval, the credential),
+ * and the tools it offers now, each on or off for the project (the allow-list) and for you.
+ */
+function McpServer({ project, server, onChange }) {
+  const base = `/v1/projects/${project.id}/mcp-servers/${server.id}`;
+  const [open, setOpen] = useState(false);
+  const [tools, toolsError, reloadTools] = useLoad(() => (open ? api('GET', `${base}/tools`) : Promise.resolve(undefined)), [open, server.updatedAt]);
+  const [state, run] = useAction();
+
+  const save = (e) => {
+    e.preventDefault();
+    const f = new FormData(e.currentTarget);
+    const body = { name: f.get('name'), url: f.get('url'), description: f.get('description') || null, enabled: f.get('enabled') === 'on', needsApproval: f.get('needsApproval') === 'on' };
+    const credentials = credentialsOf(f);
+    if (credentials) body.credentials = credentials;
+    run(async () => {
+      await api('PATCH', base, { body });
+      onChange();
+    }, `Saved ${body.name}.`);
+  };
+  const forget = () =>
+    run(async () => {
+      await api('PATCH', base, { body: { credentials: null } });
+      onChange();
+    }, 'Credential removed.');
+  /** The allow-list: every tool the server offers but this one, or with it; all of them again means no list. */
+  const allow = (tool, on) =>
+    run(async () => {
+      const names = tools.data.filter((x) => (x.name === tool.name ? on : x.allowed)).map((x) => x.name);
+      await api('PATCH', base, { body: { allowedTools: names.length === tools.data.length ? null : names } });
+      onChange();
+    }, on ? `${tool.toolName} is offered.` : `${tool.toolName} is no longer offered.`);
+  const mine = (tool, on) =>
+    run(async () => {
+      await api(on ? 'DELETE' : 'PUT', `/v1/mcp-tools/disabled/${encodeURIComponent(tool.toolName)}`, on ? {} : { body: {} });
+      reloadTools();
+    }, on ? `${tool.toolName} is on for you.` : `${tool.toolName} is off for you.`);
+  const remove = () =>
+    run(async () => {
+      await api('DELETE', base);
+      onChange();
+    });
+
+  return html`<li class="server">
+    <div class="row">
+      <strong>${server.name}</strong> <code>${server.url}</code>
+      ${server.enabled ? null : html`<span class="muted">(off)</span>`}
+      ${server.hasCredentials ? html`<span class="tag">credential set</span>` : null}
+      <button type="button" class="link" aria-expanded=${open} onClick=${() => setOpen(!open)}>${open ? 'Close' : 'Edit'} ${server.name}</button>
+      <button type="button" class="link" onClick=${remove}>Remove ${server.name}</button>
+    </div>
+    ${open
+      ? html`<form class="card" onSubmit=${save} aria-label=${`Settings of ${server.name}`}>
+          <div class="grid">
+            <${Field} label="Name"><input name="name" required defaultValue=${server.name} /></${Field}>
+            <${Field} label="URL"><input name="url" type="url" required defaultValue=${server.url} /></${Field}>
+            <${Field} label="Description"><input name="description" defaultValue=${server.description ?? ''} /></${Field}>
+          </div>
+          <label class="check"><input type="checkbox" name="enabled" defaultChecked=${server.enabled} /> On</label>
+          <label class="check"><input type="checkbox" name="needsApproval" defaultChecked=${server.needsApproval} /> Ask before each call</label>
+          <${CredentialFields} id=${`cred-${server.id}`} has=${server.hasCredentials} />
+          <div class="row">
+            <button type="submit" disabled=${state.busy}>Save server</button>
+            ${server.hasCredentials ? html`<button type="button" class="secondary" onClick=${forget} disabled=${state.busy}>Remove the credential</button>` : null}
+          </div>
+          <h3>Tools</h3>
+          <${ErrorNote} error=${toolsError} />
+          ${tools
+            ? html`<ul class="server-tools" aria-label=${`Tools of ${server.name}`}>
+                ${tools.data.map(
+                  (x) => html`<li key=${x.name}>
+                    <code>${x.toolName}</code> <span class="muted">${x.description ?? ''}</span>
+                    <label class="check"><input type="checkbox" checked=${x.allowed} disabled=${state.busy} onChange=${(e) => allow(x, e.currentTarget.checked)} aria-label=${`Offer ${x.toolName} in this project`} /> Offered</label>
+                    <label class="check"><input type="checkbox" checked=${!x.disabled} disabled=${state.busy} onChange=${(e) => mine(x, e.currentTarget.checked)} aria-label=${`${x.toolName} on for me`} /> On for me</label>
+                  </li>`,
+                )}
+              </ul>`
+            : toolsError
+              ? null
+              : html`<p class="muted">Asking the server…</p>`}
+        </form>`
+      : null}
+    <${Status} state=${state} />
+  </li>`;
+}
+
 function McpServers({ project }) {
   const [servers, error, reload] = useLoad(() => api('GET', `/v1/projects/${project.id}/mcp-servers`), [project.id]);
-  const [actionError, setActionError] = useState(undefined);
+  const [state, run] = useAction();
 
-  async function add(e) {
+  const add = (e) => {
     e.preventDefault();
     const form = e.currentTarget;
     const f = new FormData(form);
-    setActionError(undefined);
-    try {
-      await api('POST', `/v1/projects/${project.id}/mcp-servers`, { body: { name: f.get('name'), url: f.get('url'), description: f.get('description') || undefined } });
+    const body = { name: f.get('name'), url: f.get('url'), description: f.get('description') || undefined };
+    const credentials = credentialsOf(f);
+    if (credentials) body.credentials = credentials;
+    run(async () => {
+      await api('POST', `/v1/projects/${project.id}/mcp-servers`, { body });
       form.reset();
       reload();
-    } catch (err) {
-      setActionError(err);
-    }
-  }
-
-  async function remove(s) {
-    setActionError(undefined);
-    try {
-      await api('DELETE', `/v1/projects/${project.id}/mcp-servers/${s.id}`);
-      reload();
-    } catch (err) {
-      setActionError(err);
-    }
-  }
+    }, `Added ${body.name}.`);
+  };
 
   return html`<section aria-labelledby="mcp-h">
     <h2 id="mcp-h">MCP servers</h2>
     <p class="muted">Their allowed tools are offered in this project's turns as <code>server__tool</code>.</p>
-    <${ErrorNote} error=${error || actionError} />
+    <${ErrorNote} error=${error} />
     ${servers?.data?.length
-      ? html`<ul class="servers">
-          ${servers.data.map(
-            (s) => html`<li key=${s.id}>
-              <strong>${s.name}</strong> <code>${s.url}</code> ${s.enabled === false ? html`<span class="muted">(off)</span>` : null}
-              <button type="button" class="link" onClick=${() => remove(s)}>Remove ${s.name}</button>
-            </li>`,
-          )}
-        </ul>`
+      ? html`<ul class="servers">${servers.data.map((s) => html`<${McpServer} key=${s.id} project=${project} server=${s} onChange=${reload} />`)}</ul>`
       : html`<p class="muted">None yet.</p>`}
     <form class="card" onSubmit=${add} aria-label="Add an MCP server">
       <div class="grid">
@@ -200,8 +284,10 @@ function McpServers({ project }) {
         <${Field} label="Server URL"><input name="url" type="url" required placeholder="https://" /></${Field}>
         <${Field} label="Server description"><input name="description" /></${Field}>
       </div>
-      <button type="submit">Add server</button>
+      <${CredentialFields} id="cred-new" has=${false} />
+      <button type="submit" disabled=${state.busy}>Add server</button>
     </form>
+    <${Status} state=${state} />
   </section>`;
 }
 

@@ -6,7 +6,7 @@ import { api } from '../lib/api.js';
 import { when } from '../lib/format.js';
 import { html } from '../lib/html.js';
 import { setSession, useSession } from '../lib/session.js';
-import { ErrorNote, Field, Header, useLoad } from '../lib/ui.js';
+import { ErrorNote, Field, Header, Status, useAction, useLoad } from '../lib/ui.js';
 
 const SECTIONS = [
   { id: 'profile', title: 'Profile' },
@@ -19,22 +19,6 @@ const SECTIONS = [
 
 const CHANNEL_NAMES = { inApp: 'In app', email: 'Email', push: 'Push', sms: 'SMS', slack: 'Slack' };
 
-/** A form's submit: busy while it runs, its error or a short confirmation shown under it. */
-function useAction() {
-  const [state, setState] = useState({ busy: false, error: undefined, done: undefined });
-  async function run(fn, done) {
-    setState({ busy: true, error: undefined, done: undefined });
-    try {
-      await fn();
-      setState({ busy: false, error: undefined, done });
-    } catch (error) {
-      setState({ busy: false, error, done: undefined });
-    }
-  }
-  return [state, run];
-}
-
-const Status = ({ state }) => html`<${ErrorNote} error=${state.error} />${state.done ? html`<p class="ok" role="status">${state.done}</p>` : null}`;
 
 function Profile({ user }) {
   const [state, run] = useAction();
