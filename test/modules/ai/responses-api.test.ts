@@ -304,6 +304,27 @@ for (const backend of backends()) {
       assert.equal(anthropic.requests.length, 1);
     });
 
+    test('an answer cut at max_output_tokens is incomplete, streaming or not', async () => {
+      openai.script({ reply: 'Cut short', finishReason: 'length' });
+      const response = await client.responses.create({ model: 'openai:gpt-4o-mini', input: 'Talk', max_output_tokens: 2 });
+      assert.equal(response.status, 'incomplete');
+      assert.deepEqual(response.incomplete_details, { reason: 'max_output_tokens' });
+      assert.ok(response.output[0]!.type === 'message' && response.output[0]!.status === 'incomplete');
+      openai.script({ reply: 'Cut short', finishReason: 'length' });
+      const stream = await client.responses.create({ model: 'openai:gpt-4o-mini', input: 'Talk', max_output_tokens: 2, stream: true });
+      const types = [];
+      for await (const e of stream) types.push(e.type);
+      assert.equal(types.at(-1), 'response.incomplete');
+    });
+
+    test('a user message with an input_image reaches a model that can see as an image part', async () => {
+      const image = 'data:image/png;base64,iVBORw0KGgo=';
+      await client.responses.create({ model: 'openai:gpt-4o-mini', input: [{ role: 'user', content: [{ type: 'input_text', text: 'What is this?' }, { type: 'input_image', image_url: image, detail: 'low' }] }] });
+      assert.deepEqual(openai.requests[0]!.body.messages, [
+        { role: 'user', content: [{ type: 'text', text: 'What is this?' }, { type: 'image_url', image_url: { url: image, detail: 'low' } }] },
+      ]);
+    });
+
     test('usage is recorded once per call, as a gateway call with the key', async () => {
       const u = await createUser(t);
       const created = await t.api('POST', '/v1/api-keys', { token: u.accessToken, body: { name: 'k', scopes: ['chat'] } });
