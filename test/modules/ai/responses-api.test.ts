@@ -7,6 +7,7 @@ import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { startFakeAnthropic, type FakeAnthropic } from '../../support/fake-anthropic.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai.ts';
 import type { FakeUpstream } from '../../support/fake-upstream.ts';
+import { eventually } from '../../support/eventually.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 
 const weather = {
@@ -323,6 +324,31 @@ for (const backend of backends()) {
       assert.deepEqual(openai.requests[0]!.body.messages, [
         { role: 'user', content: [{ type: 'text', text: 'What is this?' }, { type: 'image_url', image_url: { url: image, detail: 'low' } }] },
       ]);
+    });
+
+    test('a client that hangs up mid-stream stops the upstream generation, metered as cancelled', async () => {
+      const u = await createUser(t);
+      const own = new OpenAI({ baseURL: `${t.url}/v1`, apiKey: u.accessToken, maxRetries: 0 });
+      openai.script({ reply: 'a b c d e f g h i j', delayMs: 100 });
+      const controller = new AbortController();
+      const stream = await own.responses.create({ model: 'openai:gpt-4o-mini', input: 'x', stream: true }, { signal: controller.signal });
+      let id = '';
+      await (async () => {
+        for await (const e of stream) {
+          if (e.type === 'response.created') id = e.response.id;
+          if (e.type === 'response.output_text.delta') controller.abort();
+        }
+      })().catch(() => {});
+      for (let i = 0; i < 50 && !openai.requests[0]!.aborted; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(openai.requests[0]!.aborted, true);
+      // The upstream sees the hang-up before Parley has finished metering it.
+      const [e] = await eventually(async () => {
+        const events = await usageOf(u.id);
+        assert.equal(events.length, 1);
+        return events;
+      });
+      assert.equal(e!.status, 'cancelled');
+      await assert.rejects(own.responses.retrieve(id), OpenAI.NotFoundError, 'an abandoned response is not stored');
     });
 
     test('usage is recorded once per call, as a gateway call with the key', async () => {
