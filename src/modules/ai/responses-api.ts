@@ -75,6 +75,7 @@ export function responsesRoutes(app: App, ctx: RouteContext<'ai' | 'limits' | 'r
       const state: ResponseState = {
         id: newId('resp'),
         createdAt: Math.floor(Date.now() / 1000),
+        completedAt: null,
         status: 'in_progress',
         model: chain[0]!,
         output: [],
@@ -196,6 +197,7 @@ function outputBuilder(state: ResponseState, emit: Emit) {
         state.model = `${e.provider}:${e.model}`;
         state.usage = responsesUsage(e.usage);
         state.status = reason ? 'incomplete' : 'completed';
+        if (!reason) state.completedAt = Math.floor(Date.now() / 1000);
         state.incompleteReason = reason;
       }
     },

@@ -199,6 +199,8 @@ export function incompleteReason(finishReason: string): 'max_output_tokens' | 'c
 export interface ResponseState {
   id: string;
   createdAt: number;
+  /** Seconds, once it completed. */
+  completedAt: number | null;
   status: 'in_progress' | 'completed' | 'incomplete' | 'failed';
   model: string;
   output: Item[];
@@ -215,6 +217,7 @@ export function responseObject(state: ResponseState, body: ResponseBody) {
     id: state.id,
     object: 'response' as const,
     created_at: state.createdAt,
+    completed_at: state.completedAt,
     status: state.status,
     background: false,
     error: state.error,

@@ -92,6 +92,7 @@ for (const backend of backends()) {
           assert.equal(response.object, 'response');
           assert.match(response.id, /^resp_[0-9a-f]+$/);
           assert.equal(response.status, 'completed');
+          assert.ok(response.completed_at! >= response.created_at);
           assert.equal(response.model, model);
           assert.equal(response.output_text, 'Hello from upstream.');
           assert.equal(response.output.length, 1);
