@@ -208,7 +208,7 @@ export function openAiErrorHandler(error: FastifyError | AppError | Error, reque
   }
   if (error instanceof AppError) {
     reply.headers(error.headers);
-    const param = error.code === 'model_not_found' || error.code === 'unknown_model' ? 'model' : null;
+    const param = typeof error.extra.param === 'string' ? error.extra.param : error.code === 'model_not_found' || error.code === 'unknown_model' ? 'model' : null;
     const extra = Array.isArray(error.extra.attempts) ? { attempts: error.extra.attempts } : {};
     return reply.status(error.status).send(openAiError(error.status, error.message, error.code, param, extra));
   }

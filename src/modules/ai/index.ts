@@ -1,7 +1,10 @@
 import { defineModule } from '../module.ts';
 import { embeddingsRoutes } from './embeddings-routes.ts';
 import { gatewayRoutes } from './gateway-routes.ts';
+import { responsesRoutes } from './responses-api.ts';
+import { createResponseStore, type ResponseStore } from './responses-store.ts';
 import { aiRoutes } from './routes.ts';
+import { aiResponses } from './schema.ts';
 import { createAi, type AiService } from './service.ts';
 import { aiEnv, aiSettings, type AiSettings } from './settings.ts';
 import { ConfigError } from '../../errors.ts';
@@ -18,6 +21,8 @@ declare module '../module.ts' {
   interface ServiceMap {
     /** Providers, the model catalog, fallback chains and retries. */
     ai: AiService;
+    /** Responses API responses kept for `previous_response_id` (the gateway's own store). */
+    responses: ResponseStore;
   }
   interface ModuleSettings {
     ai: AiSettings;
@@ -27,6 +32,7 @@ declare module '../module.ts' {
 /** AI: every provider behind one interface, the model catalog and prices, and the OpenAI-compatible gateway. */
 export const aiModule = defineModule({
   name: 'ai',
+  tables: { aiResponses },
   config: {
     env: aiEnv,
     read(env) {
@@ -36,13 +42,17 @@ export const aiModule = defineModule({
     },
   },
   needs: ['usage', 'limits'],
-  provides: ['ai'],
+  provides: ['ai', 'responses'],
   services: ({ deps, config, services }) => ({
     ai: createAi(config.ai, { logger: deps.logger, metering: config.usage.enabled ? services.usage.metering : undefined }),
+    responses: createResponseStore(deps.db),
   }),
   routes(app, ctx) {
     aiRoutes(app, ctx);
     gatewayRoutes(app, ctx);
     embeddingsRoutes(app, ctx);
+    responsesRoutes(app, ctx);
   },
+  // Stored Responses API responses past their 30 days.
+  schedules: ({ services }) => [{ name: 'ai.purge-responses', cron: '53 3 * * *', handler: async () => ({ purged: await services.responses.purge() }) }],
 });
