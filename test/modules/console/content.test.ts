@@ -219,6 +219,53 @@ describe('console: projects, files, documents and knowledge in a real browser', 
     });
   });
 
+  test('documents: offered as a template and started from it; a share link opened by another user, then revoked', async (tc) => {
+    const recipe = await api('POST', '/v1/documents', { title: 'Recipe card', body: '# Recipe\n\nFlour and water.' });
+    assert.equal(recipe.status, 201);
+    let address = '';
+    await inBrowser(tc, browser, async ({ page }) => {
+      await signIn(page, u, `/documents/${recipe.body.id}`);
+      await page.getByRole('heading', { level: 1, name: 'Recipe card' }).waitFor();
+      await page.getByLabel('Offer as a template').click();
+      await page.getByText('Offered as a template').waitFor();
+      assert.equal((await api('GET', `/v1/documents/${recipe.body.id}`)).body.isTemplate, true);
+
+      await page.getByRole('link', { name: 'New document' }).click();
+      await page.getByLabel('Start from').selectOption({ label: 'Recipe card' });
+      await page.getByRole('textbox', { name: 'Title' }).fill('Bread');
+      await page.getByRole('button', { name: 'Create document' }).click();
+      await page.getByRole('heading', { level: 1, name: 'Bread' }).waitFor();
+      const bread = (await api('GET', `/v1/documents/${page.url().split('/').pop()}`)).body;
+      assert.equal(bread.body, '# Recipe\n\nFlour and water.', 'the template\'s text');
+      assert.equal(bread.isTemplate, false);
+
+      await page.goto(`${t.url}/#/documents/${recipe.body.id}`);
+      const form = page.getByRole('form', { name: 'New share link' });
+      await form.getByLabel('Expires').selectOption({ label: 'In a week' });
+      await form.getByRole('button', { name: 'Create link' }).click();
+      address = await page.getByLabel('Link address').inputValue();
+      assert.match(address, new RegExp(`^${t.url}/#/documents/shared/.+`));
+      const links = (await api('GET', `/v1/documents/${recipe.body.id}/links`)).body.data;
+      assert.equal(links.length, 1);
+      assert.ok(address.endsWith(links[0].last4), 'the list names the link by its last four characters');
+      assert.ok(Date.parse(links[0].expiresAt) - Date.now() > 6 * 24 * 3600_000);
+    });
+    await inBrowser(tc, browser, async ({ page }) => {
+      // Someone else, signed in, opens the address: the document, read-only.
+      const res = await page.request.post(`${t.url}/v1/auth/login`, { data: { email: reader.email, password: reader.password, cookie: true } });
+      assert.equal(res.status(), 200);
+      await page.goto(address);
+      await page.getByRole('heading', { level: 1, name: 'Recipe card' }).waitFor();
+      await page.getByText('Flour and water.').waitFor();
+      assert.equal(await page.getByRole('button', { name: 'Save' }).count(), 0);
+
+      const link = (await api('GET', `/v1/documents/${recipe.body.id}/links`)).body.data[0];
+      assert.equal((await api('DELETE', `/v1/documents/${recipe.body.id}/links/${link.id}`)).status, 204);
+      await page.reload();
+      await page.getByRole('alert').filter({ hasText: 'This link was revoked' }).waitFor();
+    });
+  });
+
   test('knowledge: a collection, the uploaded file added, indexing reaches ready, a search finds its passage', async (tc) => {
     await inBrowser(tc, browser, async ({ page }) => {
       // The page follows indexing on the WebSocket too (the `knowledge` topic), with progress.

@@ -5,19 +5,26 @@ import { when } from '../lib/format.js';
 import { html } from '../lib/html.js';
 import { markdown } from '../lib/markdown.js';
 import { go } from '../lib/router.js';
-import { ErrorNote, Field, Header, useLoad } from '../lib/ui.js';
+import { ErrorNote, Field, Header, Status, useAction, useLoad } from '../lib/ui.js';
 
 const RANK = { viewer: 0, commenter: 1, editor: 2, owner: 3 };
 const atLeast = (role, least) => RANK[role] >= RANK[least];
 
 function NewDocument({ onCreated }) {
   const [error, setError] = useState(undefined);
+  const [templates] = useLoad(() => api('GET', '/v1/documents?template=true&limit=100').catch(() => ({ data: [] })), []);
   async function submit(e) {
     e.preventDefault();
     const f = new FormData(e.currentTarget);
     setError(undefined);
     try {
-      const doc = await api('POST', '/v1/documents', { body: { title: f.get('title') || undefined, body: f.get('body') } });
+      const body = { title: f.get('title') || undefined };
+      // From a template: its title, text and tags, unless typed here.
+      if (f.get('templateId')) {
+        body.templateId = f.get('templateId');
+        if (f.get('body')) body.body = f.get('body');
+      } else body.body = f.get('body');
+      const doc = await api('POST', '/v1/documents', { body });
       onCreated();
       go(`/documents/${doc.id}`);
     } catch (err) {
@@ -26,6 +33,11 @@ function NewDocument({ onCreated }) {
   }
   return html`<${Header} title="New document" />
     <form class="card" onSubmit=${submit}>
+      ${templates?.data?.length
+        ? html`<${Field} label="Start from" hint="A template's title, text and tags, unless you type your own here">
+            <select name="templateId"><option value="">A blank page</option>${templates.data.map((d) => html`<option value=${d.id}>${d.title}</option>`)}</select>
+          </${Field}>`
+        : null}
       <${Field} label="Title"><input name="title" maxlength="300" placeholder="Left blank: the first line of the text" /></${Field}>
       <${Field} label="Text"><textarea name="body" rows="12"></textarea></${Field}>
       <${ErrorNote} error=${error} />
@@ -195,6 +207,81 @@ function Shares({ doc }) {
   </section>`;
 }
 
+const EXPIRIES = [
+  ['', 'Never (until revoked)'],
+  [String(24 * 3600), 'In a day'],
+  [String(7 * 24 * 3600), 'In a week'],
+  [String(30 * 24 * 3600), 'In 30 days'],
+];
+
+/** The address a link opens in the console: the token rides in the fragment, which browsers never send to a server. */
+const linkUrl = (token) => `${location.origin}/#/documents/shared/${encodeURIComponent(token)}`;
+
+/** Share links (owner): made with a role and an expiry, shown once, listed by their last four characters, revoked at will. */
+function Links({ doc }) {
+  const [links, error, reload] = useLoad(() => api('GET', `/v1/documents/${doc.id}/links`), [doc.id]);
+  const [fresh, setFresh] = useState(undefined);
+  const [state, run] = useAction();
+  const create = (e) => {
+    e.preventDefault();
+    const f = new FormData(e.currentTarget);
+    const body = { role: f.get('role') };
+    if (f.get('expiresIn')) body.expiresIn = Number(f.get('expiresIn'));
+    run(async () => {
+      const link = await api('POST', `/v1/documents/${doc.id}/links`, { body });
+      setFresh(linkUrl(link.token));
+      reload();
+    });
+  };
+  const revoke = (l) =>
+    run(async () => {
+      await api('DELETE', `/v1/documents/${doc.id}/links/${l.id}`);
+      reload();
+    }, `Link …${l.last4} revoked.`);
+  const stateOf = (l) => (l.revokedAt ? 'revoked' : l.expiresAt && Date.parse(l.expiresAt) < Date.now() ? 'expired' : l.expiresAt ? `until ${when(l.expiresAt)}` : 'no expiry');
+  return html`<section aria-labelledby="links-h">
+    <h2 id="links-h">Share links</h2>
+    <p class="muted">Anyone signed in who has the link can read the document (and comment, with a commenter link).</p>
+    <${ErrorNote} error=${error} />
+    ${fresh
+      ? html`<div class="card new-link" role="region" aria-label="New link">
+          <p>Copy the link now: it is not shown again.</p>
+          <input readonly value=${fresh} aria-label="Link address" onFocus=${(e) => e.currentTarget.select()} />
+          <button type="button" class="secondary" onClick=${() => navigator.clipboard?.writeText(fresh)}>Copy link</button>
+          <button type="button" class="link" onClick=${() => setFresh(undefined)}>Done</button>
+        </div>`
+      : null}
+    <ul class="links" aria-label="Links">
+      ${(links?.data ?? []).map(
+        (l) => html`<li key=${l.id}>
+          <span><code>…${l.last4}</code> ${l.role} · ${stateOf(l)}</span>
+          ${l.revokedAt ? null : html`<button type="button" class="link" onClick=${() => revoke(l)} disabled=${state.busy}>Revoke link …${l.last4}</button>`}
+        </li>`,
+      )}
+    </ul>
+    <form class="card row" onSubmit=${create} aria-label="New share link">
+      <${Field} label="Link role"><select name="role"><option value="viewer">Viewer</option><option value="commenter">Commenter</option></select></${Field}>
+      <${Field} label="Expires"><select name="expiresIn">${EXPIRIES.map(([v, label]) => html`<option value=${v}>${label}</option>`)}</select></${Field}>
+      <button type="submit" disabled=${state.busy}>Create link</button>
+    </form>
+    <${Status} state=${state} />
+  </section>`;
+}
+
+/** A document opened through a share link: read-only, as the link's role allows. */
+function SharedDocument({ token }) {
+  const [doc, error] = useLoad(() => api('GET', '/v1/documents/shared', { headers: { 'x-share-token': token } }), [token]);
+  if (error) {
+    const why = error.code === 'link_revoked' ? 'This link was revoked by the document\'s owner.' : error.code === 'link_expired' ? 'This link has expired.' : error.status === 404 ? 'This link does not open any document.' : undefined;
+    return html`<${Header} title="Shared document" />${why ? html`<p role="alert" class="error">${why}</p>` : html`<${ErrorNote} error=${error} />`}`;
+  }
+  if (!doc) return html`<p class="loading">Loading…</p>`;
+  return html`<article class="document shared">
+    <${Header} title=${doc.title}><span class="muted">shared with you as ${doc.role} · version ${doc.version}</span></${Header}>
+    <div class="md" dangerouslySetInnerHTML=${{ __html: markdown(doc.body) }} />
+  </article>`;
+}
+
 function Comments({ doc, body }) {
   const [comments, error, reload] = useLoad(() => api('GET', `/v1/documents/${doc.id}/comments?limit=100`), [doc.id]);
   const [actionError, setActionError] = useState(undefined);
@@ -280,16 +367,27 @@ function Document({ id, onChange }) {
   }
 
   const refresh = (said = '') => (setNote(said), reload(), onChange());
+  async function template(on) {
+    try {
+      await api('PATCH', `/v1/documents/${id}`, { body: { isTemplate: on } });
+      refresh(on ? 'Offered as a template' : 'No longer a template');
+    } catch (err) {
+      setDeleteError(err);
+    }
+  }
   return html`<article class="document">
     <${Header} title=${doc.title}>
-      <span class="muted">${doc.role}</span>
-      ${doc.role === 'owner' ? html`<button type="button" class="danger" onClick=${remove}>Delete document</button>` : null}
+      <span class="muted">${doc.role}${doc.isTemplate ? ' · template' : ''}</span>
+      ${doc.role === 'owner'
+        ? html`<label class="check"><input type="checkbox" checked=${doc.isTemplate} onChange=${(e) => template(e.currentTarget.checked)} /> Offer as a template</label>
+            <button type="button" class="danger" onClick=${remove}>Delete document</button>`
+        : null}
     </${Header}>
     <${ErrorNote} error=${deleteError} />
     <${Editor} key=${`${doc.id}:${doc.version}`} doc=${doc} onSaved=${refresh} note=${note} />
     <div class="doc-side">
       <${Versions} doc=${doc} version=${doc.version} onRestored=${(n) => refresh(`Restored version ${n}`)} />
-      ${doc.role === 'owner' ? html`<${Shares} doc=${doc} />` : null}
+      ${doc.role === 'owner' ? html`<${Shares} doc=${doc} /><${Links} doc=${doc} />` : null}
       <${Comments} key=${doc.version} doc=${doc} body=${doc.body} />
     </div>
   </article>`;
@@ -322,6 +420,8 @@ export function Documents({ route }) {
     <div class="documents-main">
       ${id === 'new'
         ? html`<${NewDocument} onCreated=${reload} />`
+        : id === 'shared' && route.parts[2]
+          ? html`<${SharedDocument} key=${route.parts[2]} token=${decodeURIComponent(route.parts[2])} />`
         : id
           ? html`<${Document} key=${id} id=${id} onChange=${reload} />`
           : html`<${Header} title="Documents" /><p class="muted">${docs?.data?.length ? 'Choose a document, or write a new one.' : 'No documents yet.'}</p>`}
