@@ -1,6 +1,7 @@
 import { defineModule } from '../module.ts';
 import { embeddingsRoutes } from './embeddings-routes.ts';
 import { gatewayRoutes } from './gateway-routes.ts';
+import { messagesRoutes } from './messages-api.ts';
 import { aiRoutes } from './routes.ts';
 import { createAi, type AiService } from './service.ts';
 import { aiEnv, aiSettings, type AiSettings } from './settings.ts';
@@ -43,6 +44,7 @@ export const aiModule = defineModule({
   routes(app, ctx) {
     aiRoutes(app, ctx);
     gatewayRoutes(app, ctx);
+    messagesRoutes(app, ctx);
     embeddingsRoutes(app, ctx);
   },
 });
