@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import { eq } from 'drizzle-orm';
+import { createStopScanner } from '../../../src/modules/ai/messages-format.ts';
 import { usageEvents } from '../../../src/modules/usage/schema.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { startFakeAnthropic, type FakeAnthropic } from '../../support/fake-anthropic.ts';
@@ -20,6 +21,21 @@ function sseEvents(text: string) {
     return { name, data };
   });
 }
+
+test('stop sequences: text that may start one is held back, and the first one found ends the output', () => {
+  const scanner = createStopScanner(['STOP', 'END']);
+  assert.deepEqual(scanner.push('alpha ST'), { text: 'alpha ' });
+  assert.deepEqual(scanner.push('OP beta END'), { text: '', stopped: 'STOP' });
+  const other = createStopScanner(['STOP']);
+  assert.deepEqual(other.push('S'), { text: '' });
+  assert.deepEqual(other.push('T'), { text: '' });
+  assert.deepEqual(other.push('x'), { text: 'STx' });
+  assert.deepEqual(other.push('xS'), { text: 'x' });
+  assert.equal(other.flush(), 'S');
+  const earliest = createStopScanner(['later', 'b']);
+  assert.deepEqual(earliest.push('a b later'), { text: 'a ', stopped: 'b' });
+  assert.deepEqual(createStopScanner([]).push('ST'), { text: 'ST' });
+});
 
 for (const backend of backends()) {
   describe(`Anthropic Messages API [${backend}]`, () => {
@@ -215,9 +231,31 @@ for (const backend of backends()) {
       const final = await stream.finalMessage();
       assert.deepEqual(final.content, [{ type: 'text', text: 'alpha ' }]);
       assert.deepEqual([final.stop_reason, final.stop_sequence], ['stop_sequence', 'STOP']);
+      const u = await createUser(t);
+      openai.script({ reply: 'keep this HALT drop that' });
+      const own = new Anthropic({ baseURL: t.url, apiKey: (await t.api('POST', '/v1/api-keys', { token: u.accessToken, body: { name: 'k', scopes: ['chat'] } })).body.key, maxRetries: 0 });
+      const metered = await own.messages.create({ model: 'openai:gpt-4o-mini', max_tokens: 50, stop_sequences: ['HALT'], messages: [{ role: 'user', content: 'x' }] });
+      const events = await usageOf(u.id);
+      assert.equal(events.length, 1, 'charged once');
+      assert.equal(events[0]!.status, 'cancelled', 'reading stopped at the sequence, which stopped the generation');
+      assert.equal(events[0]!.outputTokens, metered.usage.output_tokens, 'the answer reports what was metered');
+      assert.ok(metered.usage.output_tokens > 0);
+
       openai.script({ chunks: ['S', 'T', 'x'] });
       const partial = await client.messages.create({ model: 'openai:gpt-4o-mini', max_tokens: 50, stop_sequences: ['STOP'], messages: [{ role: 'user', content: 'x' }] });
       assert.deepEqual([partial.content, partial.stop_reason], [[{ type: 'text', text: 'STx' }], 'end_turn']);
+    });
+
+    test('a client that hangs up mid-stream stops the upstream generation', async () => {
+      openai.script({ reply: 'a b c d e f g h i j', delayMs: 100 });
+      const controller = new AbortController();
+      const stream = await client.messages.create({ model: 'openai:gpt-4o-mini', max_tokens: 50, stream: true, messages: [{ role: 'user', content: 'x' }] }, { signal: controller.signal });
+      let n = 0;
+      await (async () => {
+        for await (const e of stream) if (e.type === 'content_block_delta' && ++n === 2) controller.abort();
+      })().catch(() => {});
+      for (let i = 0; i < 50 && !openai.requests[0]!.aborted; i++) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(openai.requests[0]!.aborted, true);
     });
 
     test('images: base64 and URL sources reach a model that can see', async () => {
