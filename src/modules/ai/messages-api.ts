@@ -12,6 +12,7 @@ import {
   anthropicUsage,
   countTokensBody,
   createStopScanner,
+  messageResponse,
   messagesBody,
   parseInput,
   requestedChain,
@@ -52,6 +53,7 @@ export function messagesRoutes(app: App, ctx: RouteContext<'ai' | 'limits'>) {
         'link that answered. `stop_sequences` are applied by Parley to the output; `top_p`, `top_k`, `thinking` and `anthropic-beta` are accepted and ignored.',
       headers,
       body: messagesBody,
+      response: { 200: messageResponse },
     },
     onRequest: auth,
     errorHandler: anthropicErrorHandler,
@@ -113,7 +115,7 @@ const credentialFromApiKeyHeader: onRequestAsyncHookHandler = async (request) =>
 
 /** The answer as Anthropic sees it: text, tool calls, and how it ended. */
 type Output =
-  | { type: 'attempt'; model: string }
+  | { type: 'attempt'; provider: string; model: string }
   | { type: 'text'; text: string }
   | { type: 'tool_use'; call: ToolCall }
   | { type: 'end'; model: string; stopReason: StopReason; stopSequence: string | null; usage: Usage };
@@ -132,7 +134,7 @@ async function* readOutput(events: AsyncIterable<ChatEvent>, request: ChatReques
   for await (const e of events) {
     if (e.type === 'attempt') {
       answering = { provider: e.provider, model: e.model };
-      yield { type: 'attempt', model: `${e.provider}:${e.model}` };
+      yield { type: 'attempt', provider: e.provider, model: e.model };
     } else if (e.type === 'delta') {
       received += e.text;
       const { text, stopped } = scanner.push(e.text);
@@ -167,7 +169,7 @@ async function complete(output: AsyncIterable<Output>, id: string) {
     else if (o.type === 'end') end = o;
   }
   if (!end) throw new AppError(502, 'upstream_failed', 'Upstream failed', 'The provider ended without finishing');
-  return { id, type: 'message', role: 'assistant', model: end.model, content, stop_reason: end.stopReason, stop_sequence: end.stopSequence, usage: anthropicUsage(end.usage) };
+  return { id, type: 'message' as const, role: 'assistant' as const, model: end.model, content, stop_reason: end.stopReason, stop_sequence: end.stopSequence, usage: anthropicUsage(end.usage) };
 }
 
 /**
@@ -183,12 +185,14 @@ async function streamMessage(
   opts: { id: string; model: string; messages: ChatRequest['messages'] },
 ) {
   let model = opts.model;
+  let modelName = opts.model;
   const nextOutput = async () => {
     for (;;) {
       const step = await output.next();
       if (step.done) return undefined;
-      if (step.value.type === 'attempt') model = step.value.model;
-      else return step.value;
+      if (step.value.type !== 'attempt') return step.value;
+      model = `${step.value.provider}:${step.value.model}`;
+      modelName = step.value.model;
     }
   };
   let next: Output | undefined;
@@ -215,8 +219,7 @@ async function streamMessage(
   };
   try {
     // Anthropic reports the prompt's tokens at the start; the provider's own count comes with message_delta.
-    const [provider, ...rest] = model.split(':');
-    const estimate = countPromptTokens(rest.join(':') || provider!, opts.messages);
+    const estimate = countPromptTokens(modelName, opts.messages);
     const message = { id: opts.id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null };
     res.write(event('message_start', { message: { ...message, usage: { input_tokens: estimate, output_tokens: 0, cache_creation_input_tokens: null, cache_read_input_tokens: 0 } } }));
     while (next) {

@@ -152,15 +152,34 @@ export function anthropicUsage(usage: Usage) {
   return { input_tokens: Math.max(0, usage.inputTokens - cached), output_tokens: usage.outputTokens, cache_creation_input_tokens: null, cache_read_input_tokens: cached };
 }
 
-export type ContentBlock = { type: 'text'; text: string } | { type: 'tool_use'; id: string; name: string; input: unknown };
+const contentBlock = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('text'), text: z.string() }),
+  z.object({ type: z.literal('tool_use'), id: z.string(), name: z.string(), input: z.record(z.string(), z.unknown()) }),
+]);
+export type ContentBlock = z.infer<typeof contentBlock>;
+
+/** A non-streamed answer, as Anthropic sends it. */
+export const messageResponse = z
+  .object({
+    id: z.string(),
+    type: z.literal('message'),
+    role: z.literal('assistant'),
+    /** The link of the chain that answered, as `provider:model`. */
+    model: z.string(),
+    content: z.array(contentBlock),
+    stop_reason: z.enum(['end_turn', 'max_tokens', 'stop_sequence', 'tool_use', 'refusal']),
+    stop_sequence: z.string().nullable(),
+    usage: z.object({ input_tokens: z.number().int(), output_tokens: z.number().int(), cache_creation_input_tokens: z.null(), cache_read_input_tokens: z.number().int() }),
+  })
+  .meta({ id: 'AnthropicMessage' });
 
 export const toolUseContent = (call: ToolCall): ContentBlock => ({ type: 'tool_use', id: call.id, name: call.name, input: parseInput(call.arguments) });
 
 /** A tool call's arguments as the object Anthropic's `input` is; a model's malformed JSON becomes `{}` rather than a failed answer. */
-export function parseInput(text: string): unknown {
+export function parseInput(text: string): Record<string, unknown> {
   try {
-    const value = JSON.parse(text || '{}');
-    return value !== null && typeof value === 'object' && !Array.isArray(value) ? value : {};
+    const value: unknown = JSON.parse(text || '{}');
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
   } catch {
     return {};
   }

@@ -418,7 +418,11 @@ for (const backend of backends()) {
 
     test('both routes are in /openapi.json', async () => {
       const doc = await t.api('GET', '/openapi.json');
-      assert.deepEqual(doc.body.paths['/v1/messages'].post.tags, ['anthropic-compatible']);
+      const post = doc.body.paths['/v1/messages'].post;
+      assert.deepEqual(post.tags, ['anthropic-compatible']);
+      assert.ok(post.requestBody.content['application/json'].schema);
+      assert.ok(post.responses['200'].content['application/json'].schema);
+      assert.ok(post.parameters.some((p: { in: string; name: string }) => p.in === 'header' && p.name === 'anthropic-version'));
       assert.ok(doc.body.paths['/v1/messages/count_tokens'].post);
     });
   });
