@@ -19,7 +19,7 @@ const toolUseBlock = z.looseObject({ type: z.literal('tool_use'), id: z.string()
 const toolResultBlock = z.looseObject({
   type: z.literal('tool_result'),
   tool_use_id: z.string().min(1),
-  content: z.union([z.string(), z.array(textBlock)]).optional(),
+  content: z.union([z.string(), z.array(textBlock)], { error: () => 'tool_result content must be a string or text blocks (images in tool results are not supported)' }).optional(),
   is_error: z.boolean().optional(),
 });
 /** Reasoning from an earlier turn of an Anthropic model: accepted in history, not passed on. */
@@ -62,9 +62,9 @@ export const messagesBody = z
   .looseObject({
     /** A Parley model id (`provider:model`), a bare model name from the catalog, or a comma-separated fallback chain. */
     model: z.string().min(1),
-    max_tokens: z.number().int().min(1),
+    max_tokens: z.number().int().min(1).max(1_000_000),
     messages: z.array(message).min(1),
-    system: z.union([z.string(), z.array(textBlock)]).optional(),
+    system: z.union([z.string(), z.array(textBlock)], { error: () => 'expected a string or an array of text blocks' }).optional(),
     temperature: z.number().min(0).max(1).optional(),
     /** Accepted for compatibility; not passed on (Parley's providers take temperature only). */
     top_p: z.number().min(0).max(1).optional(),

@@ -335,6 +335,8 @@ for (const backend of backends()) {
         [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'document', source: {} }] }] }, /unsupported content block/],
         [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'x' }], tools: [{ type: 'web_search_20250305', name: 'web_search' }] }, /tools\.0/],
         [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'tool_use', id: 'a', name: 'b', input: {} }] }] }, /user messages cannot contain tool_use/],
+        [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 'a', content: [{ type: 'image', source: { type: 'url', url: 'https://example.com/a.png' } }] }] }] }, /images in tool results are not supported/],
+        [{ model: 'gpt-4o-mini', max_tokens: 5, system: [{ type: 'image' }], messages: [{ role: 'user', content: 'x' }] }, /^system: /],
       ];
       for (const [body, pattern] of cases) {
         const err = await client.messages.create(body as never).catch((e) => e);
@@ -342,6 +344,12 @@ for (const backend of backends()) {
         assert.equal(err.type, 'invalid_request_error');
         assert.match(err.apiMessage ?? '', pattern);
       }
+
+      // The SDK itself refuses a non-streamed call this long, so this one goes as plain HTTP.
+      const tooLong = await t.api('POST', '/v1/messages', { headers: { 'x-api-key': key }, body: { model: 'gpt-4o-mini', max_tokens: 2_000_000, messages: [{ role: 'user', content: 'x' }] } });
+      assert.equal(tooLong.status, 400);
+      assert.equal(tooLong.body.error.type, 'invalid_request_error');
+      assert.match(tooLong.body.error.message, /^max_tokens: /);
 
       const huge = await client.messages.create({ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'x'.repeat(1_100_000) }] }).catch((e) => e);
       assert.equal(huge.status, 413);
