@@ -136,7 +136,7 @@ async function* readOutput(events: AsyncIterable<ChatEvent>, request: ChatReques
       answering = { provider: e.provider, model: e.model };
       yield { type: 'attempt', provider: e.provider, model: e.model };
     } else if (e.type === 'delta') {
-      received += e.text;
+      if (stops.length) received += e.text;
       const { text, stopped } = scanner.push(e.text);
       if (text) yield { type: 'text', text };
       if (stopped !== undefined) {

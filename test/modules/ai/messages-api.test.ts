@@ -288,6 +288,9 @@ for (const backend of backends()) {
     test('auth: x-api-key, Authorization: Bearer, and anthropic-version not required', async () => {
       const viaBearer = new Anthropic({ baseURL: t.url, authToken: key, apiKey: null, maxRetries: 0 });
       assert.equal((await viaBearer.messages.create({ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'x' }] })).content.length, 1);
+      // The beta client (what coding agents use) adds ?beta=true and an anthropic-beta header.
+      const beta = await client.beta.messages.create({ model: 'gpt-4o-mini', max_tokens: 5, betas: ['interleaved-thinking-2025-05-14'], messages: [{ role: 'user', content: 'x' }] });
+      assert.equal(beta.content[0]!.type, 'text');
       const noVersion = await t.api('POST', '/v1/messages', { headers: { 'x-api-key': key }, body: { model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'x' }] } });
       assert.equal(noVersion.status, 200, noVersion.text);
       assert.equal(noVersion.body.type, 'message');
