@@ -1,6 +1,7 @@
 import { defineModule } from '../module.ts';
 import { embeddingsRoutes } from './embeddings-routes.ts';
 import { gatewayRoutes } from './gateway-routes.ts';
+import { messagesRoutes } from './messages-api.ts';
 import { responsesRoutes } from './responses-api.ts';
 import { createResponseStore, type ResponseStore } from './responses-store.ts';
 import { aiRoutes } from './routes.ts';
@@ -50,6 +51,7 @@ export const aiModule = defineModule({
   routes(app, ctx) {
     aiRoutes(app, ctx);
     gatewayRoutes(app, ctx);
+    messagesRoutes(app, ctx);
     embeddingsRoutes(app, ctx);
     responsesRoutes(app, ctx);
   },

@@ -1,0 +1,282 @@
+import { randomUUID } from 'node:crypto';
+import type { FastifyError, FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
+import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { AppError, NotFound } from '../../errors.ts';
+import { principal } from '../../http/guards.ts';
+import { drained, takeOverForEvents } from '../../http/sse.ts';
+import type { App } from '../../http/types.ts';
+import type { RouteContext } from '../module.ts';
+import {
+  anthropicError,
+  anthropicUsage,
+  countTokensBody,
+  createStopScanner,
+  messageResponse,
+  messagesBody,
+  parseInput,
+  requestedChain,
+  stopReason,
+  toChatRequest,
+  toolUseContent,
+  type ContentBlock,
+  type StopReason,
+} from './messages-format.ts';
+import { countPromptTokens, countTextTokens } from './tokens.ts';
+import type { ChatEvent, ChatRequest, ToolCall, Usage } from './types.ts';
+
+/**
+ * Anthropic's Messages API, so a client built for Claude (the official SDKs,
+ * coding agents) can use Parley as its base URL with a Parley API key, and be
+ * served by any configured provider through Parley's fallback, limits and
+ * accounting. Errors here are Anthropic-shaped, not problem+json.
+ */
+export function messagesRoutes(app: App, ctx: RouteContext<'ai' | 'limits'>) {
+  const ai = ctx.services.ai;
+  const auth = [credentialFromApiKeyHeader, ctx.guards.user({ scope: 'chat' })];
+  const headers = z.looseObject({
+    'x-api-key': z.string().optional().describe('A Parley API key (or access token), as the Anthropic SDKs send it; `Authorization: Bearer` works too.'),
+    'anthropic-version': z.string().optional().describe('Accepted and not required; every value is answered in the 2023-06-01 format.'),
+  });
+
+  const unknownModel = (name: string): never => {
+    throw NotFound(`Model "${name}"`, 'model_not_found');
+  };
+
+  app.post('/messages', {
+    schema: {
+      tags: ['anthropic-compatible'],
+      summary: 'Create a message (Anthropic Messages format)',
+      description:
+        '`model` is a Parley id (`openai:gpt-4o-mini`), a bare model name from the catalog, or a comma-separated fallback chain; any configured provider ' +
+        'can answer. With `stream: true` the answer is Anthropic\'s Server-Sent Events (`message_start` … `message_stop`). The response `model` names the ' +
+        'link that answered. `stop_sequences` are applied by Parley to the output; `top_p`, `top_k`, `thinking` and `anthropic-beta` are accepted and ignored.',
+      headers,
+      body: messagesBody,
+      response: { 200: messageResponse },
+    },
+    onRequest: auth,
+    errorHandler: anthropicErrorHandler,
+    handler: async (request, reply) => {
+      const body = request.body;
+      const chain = requestedChain(body.model).map((name) => ai.resolve(name) ?? unknownModel(name));
+      const controller = new AbortController();
+      // A client that hangs up should not keep an upstream generation (and its bill) running.
+      reply.raw.on('close', () => {
+        if (!reply.raw.writableFinished) controller.abort();
+      });
+      const caller = principal(request);
+      await ctx.services.limits.checkTokens(caller);
+      const meter = { source: 'gateway' as const, userId: caller.userId, role: caller.role, apiKeyId: caller.apiKeyId ?? null };
+      const chatRequest: ChatRequest = { ...toChatRequest(body), chain, signal: controller.signal, meter };
+      // Metering and budgets happen inside streamChat (the `meter` above), as for every model call.
+      const output = readOutput(ai.streamChat(chatRequest), chatRequest, body.stop_sequences ?? []);
+      const id = `msg_${randomUUID().replaceAll('-', '')}`;
+      reply.header('request-id', request.id);
+      if (body.stream) return streamMessage(request, reply, output, { id, model: body.model, messages: chatRequest.messages });
+      return complete(output, id);
+    },
+  });
+
+  app.post('/messages/count_tokens', {
+    schema: {
+      tags: ['anthropic-compatible'],
+      summary: 'Count the input tokens of a message (Anthropic Messages format)',
+      description:
+        'Counted with the OpenAI tokenizer that fits the model (o200k_base, or cl100k_base for older GPT models): exact for OpenAI models, an estimate for others. ' +
+        'Tool definitions count as their JSON text. Not metered.',
+      headers,
+      body: countTokensBody,
+      response: { 200: z.object({ input_tokens: z.number().int() }) },
+    },
+    onRequest: auth,
+    errorHandler: anthropicErrorHandler,
+    handler: async (request, reply) => {
+      const body = request.body;
+      const first = requestedChain(body.model)[0] ?? '';
+      const model = ai.model(ai.resolve(first) ?? '') ?? unknownModel(first);
+      const { messages, tools } = toChatRequest(body);
+      let n = countPromptTokens(model.model, messages);
+      for (const t of tools ?? []) n += countTextTokens(model.model, JSON.stringify(t));
+      reply.header('request-id', request.id);
+      return { input_tokens: n };
+    },
+  });
+}
+
+/**
+ * The Anthropic SDKs send the key as `x-api-key`: on these routes it is taken
+ * as the bearer credential, so one code path verifies every key.
+ */
+const credentialFromApiKeyHeader: onRequestAsyncHookHandler = async (request) => {
+  const key = request.headers['x-api-key'];
+  if (typeof key === 'string' && key && !request.headers.authorization) request.headers.authorization = `Bearer ${key}`;
+};
+
+/** The answer as Anthropic sees it: text, tool calls, and how it ended. */
+type Output =
+  | { type: 'attempt'; provider: string; model: string }
+  | { type: 'text'; text: string }
+  | { type: 'tool_use'; call: ToolCall }
+  | { type: 'end'; model: string; stopReason: StopReason; stopSequence: string | null; usage: Usage };
+
+/**
+ * Parley's chat events as Anthropic output, with `stop_sequences` applied.
+ * When a sequence matches, reading stops, which stops the upstream
+ * generation; streamChat then meters the call as cancelled, on the tokens
+ * counted so far, and the answer reports the same count.
+ */
+async function* readOutput(events: AsyncIterable<ChatEvent>, request: ChatRequest, stops: string[]): AsyncGenerator<Output> {
+  const scanner = createStopScanner(stops);
+  let answering = { provider: '', model: '' };
+  let received = '';
+  let madeToolCalls = false;
+  for await (const e of events) {
+    if (e.type === 'attempt') {
+      answering = { provider: e.provider, model: e.model };
+      yield { type: 'attempt', provider: e.provider, model: e.model };
+    } else if (e.type === 'delta') {
+      if (stops.length) received += e.text;
+      const { text, stopped } = scanner.push(e.text);
+      if (text) yield { type: 'text', text };
+      if (stopped !== undefined) {
+        const usage = { inputTokens: countPromptTokens(answering.model, request.messages), outputTokens: countTextTokens(answering.model, received) };
+        yield { type: 'end', model: `${answering.provider}:${answering.model}`, stopReason: 'stop_sequence', stopSequence: stopped, usage };
+        return;
+      }
+    } else if (e.type === 'tool_call') {
+      const rest = scanner.flush();
+      if (rest) yield { type: 'text', text: rest };
+      madeToolCalls = true;
+      yield { type: 'tool_use', call: e.call };
+    } else if (e.type === 'finish') {
+      const rest = scanner.flush();
+      if (rest) yield { type: 'text', text: rest };
+      yield { type: 'end', model: `${e.provider}:${e.model}`, stopReason: stopReason(e.finishReason, madeToolCalls), stopSequence: null, usage: e.usage };
+    }
+  }
+}
+
+async function complete(output: AsyncIterable<Output>, id: string) {
+  const content: ContentBlock[] = [];
+  let end: Extract<Output, { type: 'end' }> | undefined;
+  for await (const o of output) {
+    if (o.type === 'text') {
+      const last = content.at(-1);
+      if (last?.type === 'text') last.text += o.text;
+      else content.push({ type: 'text', text: o.text });
+    } else if (o.type === 'tool_use') content.push(toolUseContent(o.call));
+    else if (o.type === 'end') end = o;
+  }
+  if (!end) throw new AppError(502, 'upstream_failed', 'Upstream failed', 'The provider ended without finishing');
+  return { id, type: 'message' as const, role: 'assistant' as const, model: end.model, content, stop_reason: end.stopReason, stop_sequence: end.stopSequence, usage: anthropicUsage(end.usage) };
+}
+
+/**
+ * Streams Anthropic's events. As on the OpenAI-compatible route, the first
+ * output is awaited before anything is sent, so a chain that fails before its
+ * first token gets a real HTTP error status; a later failure can only be an
+ * `error` event, which the Anthropic SDKs raise as an APIError.
+ */
+async function streamMessage(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  output: AsyncGenerator<Output>,
+  opts: { id: string; model: string; messages: ChatRequest['messages'] },
+) {
+  let model = opts.model;
+  let modelName = opts.model;
+  const nextOutput = async () => {
+    for (;;) {
+      const step = await output.next();
+      if (step.done) return undefined;
+      if (step.value.type !== 'attempt') return step.value;
+      model = `${step.value.provider}:${step.value.model}`;
+      modelName = step.value.model;
+    }
+  };
+  let next: Output | undefined;
+  try {
+    next = await nextOutput();
+  } catch (err) {
+    await output.return(undefined);
+    throw err;
+  }
+
+  const res = takeOverForEvents(request, reply);
+  let index = -1;
+  let open: 'text' | undefined;
+  let pinged = false;
+  const startBlock = (block: Record<string, unknown>) => {
+    index++;
+    res.write(event('content_block_start', { index, content_block: block }));
+    if (!pinged) res.write(event('ping', {}));
+    pinged = true;
+  };
+  const closeBlock = () => {
+    if (open) res.write(event('content_block_stop', { index }));
+    open = undefined;
+  };
+  try {
+    // Anthropic reports the prompt's tokens at the start; the provider's own count comes with message_delta.
+    const estimate = countPromptTokens(modelName, opts.messages);
+    const message = { id: opts.id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null };
+    res.write(event('message_start', { message: { ...message, usage: { input_tokens: estimate, output_tokens: 0, cache_creation_input_tokens: null, cache_read_input_tokens: 0 } } }));
+    while (next) {
+      const o = next;
+      if (o.type === 'text') {
+        if (open !== 'text') {
+          closeBlock();
+          startBlock({ type: 'text', text: '' });
+          open = 'text';
+        }
+        res.write(event('content_block_delta', { index, delta: { type: 'text_delta', text: o.text } }));
+      } else if (o.type === 'tool_use') {
+        closeBlock();
+        startBlock({ type: 'tool_use', id: o.call.id, name: o.call.name, input: {} });
+        res.write(event('content_block_delta', { index, delta: { type: 'input_json_delta', partial_json: JSON.stringify(parseInput(o.call.arguments)) } }));
+        res.write(event('content_block_stop', { index }));
+      } else if (o.type === 'end') {
+        closeBlock();
+        res.write(event('message_delta', { delta: { stop_reason: o.stopReason, stop_sequence: o.stopSequence }, usage: anthropicUsage(o.usage) }));
+        res.write(event('message_stop', {}));
+      }
+      if (res.writableNeedDrain) await drained(res);
+      if (res.destroyed) return;
+      next = await nextOutput();
+    }
+    res.end();
+  } catch (err) {
+    const status = err instanceof AppError ? err.status : 500;
+    if (!(err instanceof AppError) && !res.destroyed) request.log.error({ err }, 'messages stream failed');
+    const message = err instanceof AppError ? err.message : 'The stream failed on our side';
+    if (!res.destroyed) res.end(event('error', anthropicError(status, message, err instanceof AppError ? err.code : 'internal_error', request.id)));
+  } finally {
+    // The client left early: stop the generation (and its bill); a finished one has nothing left to stop.
+    await output.return(undefined);
+  }
+}
+
+const event = (type: string, data: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+
+/** Every error on these routes, auth and validation included, in Anthropic's shape. */
+export function anthropicErrorHandler(error: FastifyError | AppError | Error, request: FastifyRequest, reply: FastifyReply) {
+  reply.header('request-id', request.id);
+  // The client hung up before the first token, which aborted the upstream call: nobody is left to answer.
+  if (error.name === 'AbortError' && (reply.raw.destroyed || request.raw.socket?.destroyed)) {
+    request.log.info('client closed the request before the first token');
+    return reply.status(499).send(anthropicError(499, 'Client closed the request', 'client_closed_request', request.id));
+  }
+  if (error instanceof AppError) {
+    reply.headers(error.headers);
+    return reply.status(error.status).send(anthropicError(error.status, error.message, error.code, request.id));
+  }
+  if (hasZodFastifySchemaValidationErrors(error)) {
+    const message = error.validation.map((v) => `${v.instancePath.slice(1).replaceAll('/', '.') || 'body'}: ${v.message}`).join('; ');
+    return reply.status(400).send(anthropicError(400, message, 'validation_failed', request.id));
+  }
+  const status = (error as FastifyError).statusCode;
+  if (status && status >= 400 && status < 500) return reply.status(status).send(anthropicError(status, error.message, status === 413 ? 'body_too_large' : 'bad_request', request.id));
+  request.log.error({ err: error }, 'unhandled error');
+  return reply.status(500).send(anthropicError(500, `Something went wrong on our side. Quote request id ${request.id} when reporting it.`, 'internal_error', request.id));
+}
