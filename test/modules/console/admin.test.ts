@@ -165,6 +165,52 @@ describe('console: the admin area in a real browser', () => {
     });
   });
 
+  test('budgets: a default set, then one user\'s own; each applies to whom it should and is removed in place', async (tc) => {
+    const u = await createUser(t);
+    const limitsOf = async (who: TestUser) => ((await t.api('GET', '/v1/usage/limits', { token: who.accessToken })).body.data as any[]).filter((b) => b.period === 'day');
+    await inBrowser(tc, browser, async ({ page }) => {
+      await signIn(page, admin, '#/admin/budgets');
+      await page.getByRole('heading', { name: 'Admin: Budgets' }).waitFor();
+      const defaults = page.getByRole('region', { name: 'Default budgets' });
+      await defaults.getByLabel('Per day: USD limit').fill('2.50');
+      await defaults.getByRole('button', { name: 'Save day' }).click();
+      await page.getByRole('status').filter({ hasText: 'Saved the day budget of users without their own.' }).waitFor();
+      assert.deepEqual((await limitsOf(u)).map((b) => [b.scope, b.limit]), [['default', '2.500000']]);
+
+      await page.getByLabel('User id').fill(u.id);
+      await page.getByRole('button', { name: 'Show budgets' }).click();
+      const own = page.getByRole('region', { name: 'User budgets' });
+      await own.getByLabel('Per day: token limit').fill('1000');
+      await own.getByRole('button', { name: 'Save day' }).click();
+      await page.getByRole('status').filter({ hasText: 'Saved the day budget of this user.' }).waitFor();
+      await eventually(async () => assert.deepEqual((await limitsOf(u)).map((b) => [b.scope, b.limitTokens]), [['user', 1000]]));
+
+      await own.getByRole('button', { name: 'Remove day' }).click();
+      await page.getByRole('status').filter({ hasText: 'Removed the day budget of this user.' }).waitFor();
+      await eventually(async () => assert.deepEqual((await limitsOf(u)).map((b) => b.scope), ['default']));
+      await defaults.getByRole('button', { name: 'Remove day' }).click();
+      await eventually(async () => assert.deepEqual(await limitsOf(u), []));
+    });
+  });
+
+  test('requests by route and storage by user each show what the API counted', async (tc) => {
+    const u = await createUser(t);
+    const c = await t.api('POST', '/v1/conversations', { token: u.accessToken, body: { title: 'Storage counts this title' } });
+    assert.equal(c.status, 201);
+    await inBrowser(tc, browser, async ({ page }) => {
+      await signIn(page, admin, '#/admin/requests');
+      await page.getByRole('heading', { name: 'Admin: Requests' }).waitFor();
+      await eventually(async () => {
+        await page.getByRole('button', { name: 'Show' }).click();
+        await page.getByRole('table', { name: 'Requests' }).getByText('POST /v1/conversations', { exact: true }).waitFor({ timeout: 1000 });
+      });
+      await page.getByRole('navigation', { name: 'Admin sections' }).getByRole('link', { name: 'Storage' }).click();
+      await page.getByRole('heading', { name: 'Admin: Storage' }).waitFor();
+      const row = page.getByRole('table', { name: 'Storage' }).getByRole('row').filter({ has: page.locator(`code[title="${u.id}"]`) });
+      await row.getByText(/conversations: 1 ·/).waitFor();
+    });
+  });
+
   test('a non-admin sees no Admin entry, and #/admin refuses plainly', async (tc) => {
     const u = await createUser(t);
     await inBrowser(tc, browser, async ({ page }) => {

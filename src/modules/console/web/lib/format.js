@@ -3,3 +3,11 @@ export const money = (usd) => (usd === null || usd === undefined ? '—' : `$${N
 export const count = (n) => (n === null || n === undefined ? '—' : Number(n).toLocaleString());
 export const when = (iso) => (iso ? new Date(iso).toLocaleString() : '—');
 export const ms = (n) => (n === null || n === undefined ? '—' : n < 1000 ? `${Math.round(n)} ms` : `${(n / 1000).toFixed(2)} s`);
+export const bytes = (n) => {
+  if (n === null || n === undefined) return '—';
+  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
+  let i = 0;
+  let v = Number(n);
+  while (v >= 1024 && i < units.length - 1) (v /= 1024), i++;
+  return `${i ? v.toFixed(1) : v} ${units[i]}`;
+};

@@ -1,4 +1,4 @@
-// Admin: users, usage, abuse, jobs, the outbox, the audit log and health, one
+// Admin: users, usage, budgets, requests, storage, abuse, jobs, the outbox, the audit log and health, one
 // sub-route each (`#/admin/users`, …). The navigation hides the area from
 // non-admins; one who finds the route anyway gets a plain refusal (the API
 // would answer every call here with 403 `admin_required`).
@@ -6,15 +6,20 @@ import { html } from '../lib/html.js';
 import { Header } from '../lib/ui.js';
 import { Abuse } from './admin/abuse.js';
 import { Audit } from './admin/audit.js';
+import { Budgets } from './admin/budgets.js';
 import { Health } from './admin/health.js';
 import { Jobs } from './admin/jobs.js';
 import { Outbox } from './admin/outbox.js';
+import { Requests, Storage } from './admin/traffic.js';
 import { Usage } from './admin/usage.js';
 import { Users } from './admin/users.js';
 
 const SECTIONS = [
   { path: 'users', title: 'Users', component: Users },
   { path: 'usage', title: 'Usage', component: Usage },
+  { path: 'budgets', title: 'Budgets', component: Budgets },
+  { path: 'requests', title: 'Requests', component: Requests },
+  { path: 'storage', title: 'Storage', component: Storage },
   { path: 'abuse', title: 'Abuse and bans', component: Abuse },
   { path: 'jobs', title: 'Jobs', component: Jobs },
   { path: 'outbox', title: 'Outbox', component: Outbox },
