@@ -266,6 +266,38 @@ describe('console: projects, files, documents and knowledge in a real browser', 
     });
   });
 
+  test('documents: a file attached and removed; two people on one document see each other there', async (tc) => {
+    const doc = await api('POST', '/v1/documents', { title: 'Shared plan', body: 'Step one.' });
+    assert.equal(doc.status, 201);
+    assert.equal((await api('POST', `/v1/documents/${doc.body.id}/shares`, { email: reader.email, role: 'editor' })).status, 201);
+    const form = new FormData();
+    form.append('file', new Blob(['the budget sheet']), 'budget.txt');
+    const file = await fetch(`${t.url}/v1/files`, { method: 'POST', headers: { authorization: `Bearer ${u.accessToken}` }, body: form }).then((r) => r.json() as Promise<any>);
+    await inBrowser(tc, browser, async ({ page }) => {
+      await signIn(page, u, `/documents/${doc.body.id}`);
+      await page.getByRole('heading', { level: 1, name: 'Shared plan' }).waitFor();
+      await page.getByLabel('One of your files').selectOption({ label: 'budget.txt' });
+      await page.getByRole('button', { name: 'Attach' }).click();
+      await page.getByRole('list', { name: 'Attachments' }).getByRole('link', { name: 'budget.txt' }).waitFor();
+      const attached = (await api('GET', `/v1/documents/${doc.body.id}/attachments`)).body.data;
+      assert.deepEqual(attached.map((a: any) => a.fileId), [file.id]);
+
+      // The reader opens it too: each page says someone else is there.
+      await inBrowser(tc, browser, async ({ page: other }) => {
+        await signIn(other, reader, `/documents/${doc.body.id}`);
+        await other.getByRole('heading', { level: 1, name: 'Shared plan' }).waitFor();
+        await other.getByRole('status').filter({ hasText: 'Also here: 1 other person (1 editing)' }).waitFor();
+        await page.reload();
+        await page.getByRole('status').filter({ hasText: 'Also here: 1 other person (1 editing)' }).waitFor();
+      });
+
+      await page.getByRole('button', { name: 'Remove budget.txt' }).click();
+      await page.getByRole('status').filter({ hasText: 'Removed budget.txt.' }).waitFor();
+      assert.deepEqual((await api('GET', `/v1/documents/${doc.body.id}/attachments`)).body.data, []);
+      assert.equal((await api('GET', `/v1/files/${file.id}`)).status, 200, 'the file itself stays');
+    });
+  });
+
   test('knowledge: a collection, the uploaded file added, indexing reaches ready, a search finds its passage', async (tc) => {
     await inBrowser(tc, browser, async ({ page }) => {
       // The page follows indexing on the WebSocket too (the `knowledge` topic), with progress.

@@ -1,4 +1,4 @@
-// Documents: Markdown with versions (diff, restore), sharing by email, and comment threads on quoted passages.
+// Documents: Markdown with versions (diff, restore), attachments, sharing by email and by link, templates, who else is there, and comment threads on quoted passages.
 import { useEffect, useState } from 'preact/hooks';
 import { api } from '../lib/api.js';
 import { when } from '../lib/format.js';
@@ -282,6 +282,83 @@ function SharedDocument({ token }) {
   </article>`;
 }
 
+/** The document's files: each downloads; editors attach one of their files or remove one (the file itself stays). */
+function Attachments({ doc }) {
+  const canEdit = atLeast(doc.role, 'editor');
+  const [list, error, reload] = useLoad(() => api('GET', `/v1/documents/${doc.id}/attachments`), [doc.id]);
+  const [files] = useLoad(() => (canEdit ? api('GET', '/v1/files?limit=100') : Promise.resolve({ data: [] })), [doc.id]);
+  const [state, run] = useAction();
+  const attached = new Set((list?.data ?? []).map((a) => a.fileId));
+  const choices = (files?.data ?? []).filter((f) => !attached.has(f.id));
+  const attach = (e) => {
+    e.preventDefault();
+    const fileId = new FormData(e.currentTarget).get('fileId');
+    if (!fileId) return;
+    run(async () => {
+      await api('POST', `/v1/documents/${doc.id}/attachments`, { body: { fileId } });
+      reload();
+    }, 'Attached.');
+  };
+  const remove = (a) =>
+    run(async () => {
+      await api('DELETE', `/v1/documents/${doc.id}/attachments/${a.id}`);
+      reload();
+    }, `Removed ${a.name}.`);
+  return html`<section aria-labelledby="attachments-h">
+    <h2 id="attachments-h">Attachments</h2>
+    <${ErrorNote} error=${error} />
+    ${list?.data?.length
+      ? html`<ul class="links" aria-label="Attachments">
+          ${list.data.map(
+            (a) => html`<li key=${a.id}>
+              <a href=${`/v1/files/${a.fileId}/content`} target="_blank" rel="noopener">${a.name}</a>
+              ${canEdit ? html`<button type="button" class="link" onClick=${() => remove(a)} disabled=${state.busy}>Remove ${a.name}</button>` : null}
+            </li>`,
+          )}
+        </ul>`
+      : html`<p class="muted">None.</p>`}
+    ${canEdit && choices.length
+      ? html`<form class="row" onSubmit=${attach} aria-label="Attach a file">
+          <${Field} label="One of your files"><select name="fileId">${choices.map((f) => html`<option value=${f.id}>${f.name}</option>`)}</select></${Field}>
+          <button type="submit" disabled=${state.busy}>Attach</button>
+        </form>`
+      : null}
+    <${Status} state=${state} />
+  </section>`;
+}
+
+/**
+ * Who else has the document open: a heartbeat while the page shows it
+ * (viewing, or editing for editors), well within the time one counts; gone
+ * when the page closes.
+ */
+function Presence({ doc, user }) {
+  const [others, setOthers] = useState([]);
+  useEffect(() => {
+    let timer;
+    let live = true;
+    const state = atLeast(doc.role, 'editor') ? 'editing' : 'viewing';
+    const beat = () =>
+      api('POST', `/v1/documents/${doc.id}/presence`, { body: { state } }).then(
+        (r) => {
+          if (!live) return;
+          setOthers(r.data.filter((p) => p.userId !== user?.id));
+          timer = setTimeout(beat, Math.max(2, r.expiresIn / 2) * 1000);
+        },
+        () => live && (timer = setTimeout(beat, 10_000)),
+      );
+    beat();
+    return () => {
+      live = false;
+      clearTimeout(timer);
+      api('DELETE', `/v1/documents/${doc.id}/presence`).catch(() => {});
+    };
+  }, [doc.id]);
+  if (!others.length) return null;
+  const editing = others.filter((p) => p.state === 'editing').length;
+  return html`<p class="presence" role="status">Also here: ${others.length} ${others.length === 1 ? 'other person' : 'others'}${editing ? ` (${editing} editing)` : ''}</p>`;
+}
+
 function Comments({ doc, body }) {
   const [comments, error, reload] = useLoad(() => api('GET', `/v1/documents/${doc.id}/comments?limit=100`), [doc.id]);
   const [actionError, setActionError] = useState(undefined);
@@ -349,7 +426,7 @@ function Comments({ doc, body }) {
   </section>`;
 }
 
-function Document({ id, onChange }) {
+function Document({ id, onChange, user }) {
   const [doc, error, reload] = useLoad(() => api('GET', `/v1/documents/${id}`), [id]);
   const [deleteError, setDeleteError] = useState(undefined);
   const [note, setNote] = useState('');
@@ -384,16 +461,18 @@ function Document({ id, onChange }) {
         : null}
     </${Header}>
     <${ErrorNote} error=${deleteError} />
+    <${Presence} doc=${doc} user=${user} />
     <${Editor} key=${`${doc.id}:${doc.version}`} doc=${doc} onSaved=${refresh} note=${note} />
     <div class="doc-side">
       <${Versions} doc=${doc} version=${doc.version} onRestored=${(n) => refresh(`Restored version ${n}`)} />
+      <${Attachments} doc=${doc} />
       ${doc.role === 'owner' ? html`<${Shares} doc=${doc} /><${Links} doc=${doc} />` : null}
       <${Comments} key=${doc.version} doc=${doc} body=${doc.body} />
     </div>
   </article>`;
 }
 
-export function Documents({ route }) {
+export function Documents({ route, user }) {
   const id = route.parts[1];
   const [filter, setFilter] = useState('all');
   const q = filter === 'mine' ? '&sharedWithMe=false' : filter === 'shared' ? '&sharedWithMe=true' : '';
@@ -423,7 +502,7 @@ export function Documents({ route }) {
         : id === 'shared' && route.parts[2]
           ? html`<${SharedDocument} key=${route.parts[2]} token=${decodeURIComponent(route.parts[2])} />`
         : id
-          ? html`<${Document} key=${id} id=${id} onChange=${reload} />`
+          ? html`<${Document} key=${id} id=${id} user=${user} onChange=${reload} />`
           : html`<${Header} title="Documents" /><p class="muted">${docs?.data?.length ? 'Choose a document, or write a new one.' : 'No documents yet.'}</p>`}
     </div>
   </div>`;
