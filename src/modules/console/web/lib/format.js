@@ -3,6 +3,7 @@ export const money = (usd) => (usd === null || usd === undefined ? '—' : `$${N
 export const count = (n) => (n === null || n === undefined ? '—' : Number(n).toLocaleString());
 export const when = (iso) => (iso ? new Date(iso).toLocaleString() : '—');
 export const ms = (n) => (n === null || n === undefined ? '—' : n < 1000 ? `${Math.round(n)} ms` : `${(n / 1000).toFixed(2)} s`);
+/** Bytes as people read them. */
 export const bytes = (n) => {
   if (n === null || n === undefined) return '—';
   const units = ['B', 'KB', 'MB', 'GB', 'TB'];

@@ -1,19 +1,9 @@
 // Files: upload, list (with thumbnails for images), download, rename, delete, and the quota.
 import { useState } from 'preact/hooks';
 import { api } from '../lib/api.js';
-import { when } from '../lib/format.js';
+import { bytes, when } from '../lib/format.js';
 import { html } from '../lib/html.js';
 import { ErrorNote, Field, Header, useLoad } from '../lib/ui.js';
-
-/** Bytes as people read them. */
-export const bytes = (n) => {
-  if (n === null || n === undefined) return '—';
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
-  let i = 0;
-  let v = Number(n);
-  while (v >= 1024 && i < units.length - 1) (v /= 1024), i++;
-  return `${i ? v.toFixed(1) : v} ${units[i]}`;
-};
 
 function Thumb({ file }) {
   // The thumbnail is made by a background job: until it is ready, a plain marker.
