@@ -3,7 +3,7 @@
 // what you store against your quota, and your budgets with what is left.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from '../lib/api.js';
-import { count, money, when } from '../lib/format.js';
+import { bytes, count, money, when } from '../lib/format.js';
 import { html } from '../lib/html.js';
 import { ErrorNote, Field, Header, useLoad } from '../lib/ui.js';
 
@@ -38,15 +38,6 @@ const RANGES = {
 };
 
 const GROUPINGS = { model: 'Model', project: 'Project', api_key: 'API key' };
-
-export const bytes = (n) => {
-  if (n === null || n === undefined) return '—';
-  const units = ['B', 'KB', 'MB', 'GB', 'TB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < units.length - 1) (v /= 1024), i++;
-  return `${i ? v.toFixed(1) : v} ${units[i]}`;
-};
 
 /** Every UTC day of the range, so a day without calls is a zero, not a gap joined over. */
 function daysOf(from, to) {
