@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import { eq } from 'drizzle-orm';
 import { createStopScanner } from '../../../src/modules/ai/messages-format.ts';
 import { usageEvents } from '../../../src/modules/usage/schema.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
-import { startFakeAnthropic, type FakeAnthropic } from '../../support/fake-anthropic.ts';
-import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai.ts';
+import type { FakeAnthropic } from '../../support/fake-anthropic.ts';
+import type { FakeOpenAI } from '../../support/fake-openai.ts';
+import { useFakeUpstreams } from './support.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 
 const weather = { name: 'get_weather', description: 'Weather in a city', input_schema: { type: 'object' as const, properties: { city: { type: 'string' } }, required: ['city'] } };
@@ -40,6 +41,8 @@ test('stop sequences: text that may start one is held back, and the first one fo
 for (const backend of backends()) {
   describe(`Anthropic Messages API [${backend}]`, () => {
     let t: TestApp;
+    // Both fake upstreams, started before the app (this hook is registered first), reset before each test.
+    const fakes = useFakeUpstreams();
     let openai: FakeOpenAI;
     let anthropic: FakeAnthropic;
     let user: TestUser;
@@ -53,8 +56,7 @@ for (const backend of backends()) {
     };
 
     before(async () => {
-      openai = await startFakeOpenAI();
-      anthropic = await startFakeAnthropic();
+      ({ openai, anthropic } = fakes);
       const local = JSON.stringify([{ name: 'local', baseUrl: `${openai.url}/v1`, models: ['qwen3'] }]);
       t = await startApp({ backend, env: { ...openai.env, ...anthropic.env, OPENAI_COMPATIBLE_ENDPOINTS: local, AI_RETRIES: '0', DEFAULT_MODEL: 'openai:gpt-4o-mini' } });
       user = await createUser(t);
@@ -65,12 +67,6 @@ for (const backend of backends()) {
     });
     after(async () => {
       await t.close();
-      await openai.close();
-      await anthropic.close();
-    });
-    beforeEach(() => {
-      openai.reset();
-      anthropic.reset();
     });
 
     test('a Claude client gets an OpenAI model\'s answer as a message; system, temperature and max_tokens reach the upstream', async () => {

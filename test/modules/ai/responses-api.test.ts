@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { eq } from 'drizzle-orm';
 import OpenAI from 'openai';
 import { usageEvents } from '../../../src/modules/usage/schema.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
-import { startFakeAnthropic, type FakeAnthropic } from '../../support/fake-anthropic.ts';
-import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai.ts';
+import type { FakeAnthropic } from '../../support/fake-anthropic.ts';
+import type { FakeOpenAI } from '../../support/fake-openai.ts';
+import { useFakeUpstreams } from './support.ts';
 import type { FakeUpstream } from '../../support/fake-upstream.ts';
 import { eventually } from '../../support/eventually.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
@@ -48,6 +49,8 @@ function received(provider: 'openai' | 'anthropic', body: any): { system: string
 for (const backend of backends()) {
   describe(`OpenAI Responses API [${backend}]`, () => {
     let t: TestApp;
+    // Both fake upstreams, started before the app (this hook is registered first), reset before each test.
+    const fakes = useFakeUpstreams();
     let openai: FakeOpenAI;
     let anthropic: FakeAnthropic;
     let user: TestUser;
@@ -55,8 +58,7 @@ for (const backend of backends()) {
     let client: OpenAI;
 
     before(async () => {
-      openai = await startFakeOpenAI();
-      anthropic = await startFakeAnthropic();
+      ({ openai, anthropic } = fakes);
       t = await startApp({ backend, env: { ...openai.env, ...anthropic.env, AI_RETRIES: '0', DEFAULT_MODEL: 'openai:gpt-4o-mini' } });
       user = await createUser(t);
       const res = await t.api('POST', '/v1/api-keys', { token: user.accessToken, body: { name: 'sdk', scopes: ['chat'] } });
@@ -66,12 +68,6 @@ for (const backend of backends()) {
     });
     after(async () => {
       await t.close();
-      await openai.close();
-      await anthropic.close();
-    });
-    beforeEach(() => {
-      openai.reset();
-      anthropic.reset();
     });
 
     async function usageOf(userId: string) {
