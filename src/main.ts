@@ -110,7 +110,10 @@ async function run(config: Config, roles: { http: boolean; worker: boolean }, no
   );
   if (note) deps.logger.info({ processes: 1 }, note);
   let closing = false;
-  const grace = closeWithGrace({ delay: 10_000, logger: deps.logger }, async ({ signal, err }) => {
+  // In a cluster worker a signal can come on top of the primary's request (a terminal's Ctrl-C reaches both): not a reason
+  // to quit at once. An operator's second signal reaches the primary, which then kills the workers itself.
+  const onSecondSignal = cluster.isWorker ? (signal: string) => deps.logger.info({ signal }, 'already draining') : undefined;
+  const grace = closeWithGrace({ delay: 10_000, logger: deps.logger, onSecondSignal }, async ({ signal, err }) => {
     closing = true;
     if (err) deps.logger.error({ err }, 'shutting down after an error');
     else deps.logger.info({ signal: signal ?? 'asked by the primary' }, 'shutting down');

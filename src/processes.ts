@@ -97,6 +97,8 @@ export function runPrimary({ count, logger }: { count: number; logger: Logger })
     const fork = (slot: Slot) => {
       const worker = cluster.fork();
       Object.assign(slot, { worker, startedAt: Date.now(), ready: false });
+      // A message to a worker that has just died fails here; its exit follows.
+      worker.on('error', (err) => logger.warn({ err, worker: worker.process.pid }, 'worker channel error'));
       worker.on('message', (msg: Message) => {
         if (msg?.parley !== 'ready') return;
         slot.ready = anyReady = true;
