@@ -14,17 +14,17 @@ import { followPrimary, parseRunOptions, planProcesses, runPrimary, UsageError }
 const USAGE = `Usage: parley <command>
 
 Commands:
-  start [--processes N] HTTP API and background work (the default command)
-  serve [--processes N] HTTP API only
-  worker [--processes N] background work only
+  start                 HTTP API and background work (the default command)
+  serve                 HTTP API only
+  worker                background work only
   migrate               apply database migrations and exit
   admin create-user --email <email> [--password <pw>] [--name <name>] [--admin]
   admin rotate-jwt-key  start signing access tokens with a new key
 
-Options:
+Options of start, serve and worker:
   --processes N         run N copies behind one port (Node's cluster module);
-                        default PROCESSES, else one per CPU. Needs DATABASE_URL
-                        and REDIS_URL: the embedded database runs one process.
+                        default PROCESSES, else one per CPU. More than one needs
+                        DATABASE_URL and REDIS_URL: embedded runs one process.
 `;
 
 async function main(argv: string[]): Promise<number> {
