@@ -157,3 +157,6 @@ async function main() {
 }
 
 await main();
+
+// Req/s with 1 and N `parley serve` processes beside the core count (PostgreSQL + Redis only).
+process.stdout.write(`\n${(await (await import('./gateway-processes.ts')).gatewayByProcesses()).table.join('\n')}\n`);

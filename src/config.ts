@@ -18,6 +18,7 @@ const coreEnv = {
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   HOST: z.string().default('0.0.0.0'),
+  PROCESSES: z.coerce.number().int().min(1).max(9999).optional(),
   PUBLIC_URL: z.url().optional(),
   PARLEY_DATA_DIR: z.string().default('./data'),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
@@ -57,6 +58,8 @@ export interface CoreConfig {
   env: 'development' | 'production' | 'test';
   port: number;
   host: string;
+  /** `start`/`serve`/`worker` processes behind one port (PROCESSES; `--processes` wins); unset: one per CPU on PostgreSQL + Redis, else one. */
+  processes?: number;
   publicUrl: string;
   dataDir: string;
   databaseUrl?: string;
@@ -92,6 +95,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     env: e.NODE_ENV,
     port: e.PORT,
     host: e.HOST,
+    processes: e.PROCESSES,
     publicUrl,
     dataDir: e.PARLEY_DATA_DIR === 'memory://' ? e.PARLEY_DATA_DIR : path.resolve(e.PARLEY_DATA_DIR),
     databaseUrl: e.DATABASE_URL,

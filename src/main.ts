@@ -1,4 +1,6 @@
+import cluster from 'node:cluster';
 import closeWithGrace from 'close-with-grace';
+import { Gauge } from 'prom-client';
 import { buildApp } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { AppError } from './errors.ts';
@@ -6,16 +8,23 @@ import { createDeps, type Deps } from './deps.ts';
 import { adminCommand } from './cli/admin.ts';
 import { defineWork, startWorker } from './worker.ts';
 import { createServices, stopServices } from './services.ts';
+import { createLogger } from './platform/observability/logger.ts';
+import { followPrimary, parseRunOptions, planProcesses, runPrimary, UsageError } from './processes.ts';
 
 const USAGE = `Usage: parley <command>
 
 Commands:
-  start                 HTTP API and background work in one process (default)
+  start                 HTTP API and background work (the default command)
   serve                 HTTP API only
   worker                background work only
   migrate               apply database migrations and exit
   admin create-user --email <email> [--password <pw>] [--name <name>] [--admin]
   admin rotate-jwt-key  start signing access tokens with a new key
+
+Options of start, serve and worker:
+  --processes N         run N copies behind one port (Node's cluster module);
+                        default PROCESSES, else one per CPU. More than one needs
+                        DATABASE_URL and REDIS_URL: embedded runs one process.
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -38,9 +47,32 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'start':
     case 'serve':
-    case 'worker':
-      await run(config, { http: command !== 'worker', worker: command !== 'serve' });
-      return -1; // keeps running until a signal
+    case 'worker': {
+      const roles = { http: command !== 'worker', worker: command !== 'serve' };
+      // A forked worker runs the role itself; only the first process decides how many there are.
+      if (cluster.isWorker) return run(config, roles);
+      let plan: ReturnType<typeof planProcesses>;
+      try {
+        plan = planProcesses(config, parseRunOptions(rest).processes);
+      } catch (err) {
+        if (err instanceof UsageError) {
+          process.stderr.write(`${err.message}\n\n${USAGE}`);
+          return 64; // EX_USAGE
+        }
+        if (err instanceof ConfigError) {
+          process.stderr.write(`${err.message}\n`);
+          return 78;
+        }
+        throw err;
+      }
+      if (plan.count === 1) return run(config, roles, plan.note);
+      const logger = createLogger(config.logLevel);
+      logger.info(
+        { command, processes: plan.count, databaseConnections: plan.count * config.databasePoolSize, port: roles.http ? config.port : undefined },
+        'parley primary started: forking workers',
+      );
+      return runPrimary({ count: plan.count, logger });
+    }
     case 'migrate': {
       const deps = await createDeps(config, { migrate: false });
       await deps.database.migrate();
@@ -62,8 +94,11 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-async function run(config: Config, roles: { http: boolean; worker: boolean }): Promise<void> {
+/** Runs one process of the role until a signal; resolves -1 (the process exits from close-with-grace). */
+async function run(config: Config, roles: { http: boolean; worker: boolean }, note?: string): Promise<number> {
   const deps: Deps = await createDeps(config);
+  // Which process answered a scrape: with --processes N each worker has its own registry.
+  new Gauge({ name: 'parley_process_info', help: 'This process (value 1), by pid', labelNames: ['pid'], registers: [deps.metrics.registry] }).set({ pid: String(process.pid) }, 1);
   const services = createServices(deps);
   defineWork(deps, services);
   const app = roles.http ? await buildApp(deps, services) : undefined;
@@ -73,9 +108,15 @@ async function run(config: Config, roles: { http: boolean; worker: boolean }): P
     { database: deps.database.kind, redis: Boolean(deps.redis), http: roles.http, worker: roles.worker, dataDir: deps.database.kind === 'pglite' ? config.dataDir : undefined },
     'parley started',
   );
-  closeWithGrace({ delay: 10_000, logger: deps.logger }, async ({ signal, err }) => {
+  if (note) deps.logger.info({ processes: 1 }, note);
+  let closing = false;
+  // In a cluster worker a signal can come on top of the primary's request (a terminal's Ctrl-C reaches both): not a reason
+  // to quit at once. An operator's second signal reaches the primary, which then kills the workers itself.
+  const onSecondSignal = cluster.isWorker ? (signal: string) => deps.logger.info({ signal }, 'already draining') : undefined;
+  const grace = closeWithGrace({ delay: 10_000, logger: deps.logger, onSecondSignal }, async ({ signal, err }) => {
+    closing = true;
     if (err) deps.logger.error({ err }, 'shutting down after an error');
-    else deps.logger.info({ signal }, 'shutting down');
+    else deps.logger.info({ signal: signal ?? 'asked by the primary' }, 'shutting down');
     // Stop accepting, let in-flight requests finish, then release the database.
     await app?.close();
     await worker?.stop();
@@ -83,6 +124,9 @@ async function run(config: Config, roles: { http: boolean; worker: boolean }): P
     if (!app) await stopServices(services);
     await deps.close();
   });
+  // The primary asks over IPC: a signal from it would be the second one for a worker that a terminal's Ctrl-C already reached.
+  followPrimary(() => closing || grace.close());
+  return -1;
 }
 
 main(process.argv.slice(2)).then(

@@ -37,9 +37,11 @@ export function freePort(): Promise<number> {
 /**
  * The environment a user would have: PATH and HOME only, plus what the caller
  * passes. Nothing leaks in from the test runner (DATABASE_URL, NODE_OPTIONS, …).
+ * One process per instance (on PostgreSQL + Redis the default is one per CPU)
+ * unless the caller says otherwise: test/cluster/processes.test.ts runs several.
  */
 function cleanEnv(env: Record<string, string>): Record<string, string> {
-  return { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmpdir(), ...env };
+  return { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? tmpdir(), PROCESSES: '1', ...env };
 }
 
 export interface CliResult {
@@ -74,13 +76,13 @@ export interface ServerProcess {
 }
 
 /**
- * Spawns `parley <command>` on env.PORT or a free port and waits until GET /ready
+ * Spawns `parley <command> [args]` on env.PORT or a free port and waits until GET /ready
  * answers 200 — or, for `worker` (no HTTP), until it logs that it started.
  */
-export async function startServer(env: Record<string, string>, command = 'start'): Promise<ServerProcess> {
+export async function startServer(env: Record<string, string>, command = 'start', args: string[] = []): Promise<ServerProcess> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const childEnv = command === 'worker' ? { ...env, LOG_LEVEL: 'info' } : env;
-  const child = spawn(nodeBin, [mainTs, command], { cwd: root, env: cleanEnv({ ...childEnv, PORT: String(port) }), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(nodeBin, [mainTs, command, ...args], { cwd: root, env: cleanEnv({ ...childEnv, PORT: String(port) }), stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   let stdout = '';
   let stderr = '';
