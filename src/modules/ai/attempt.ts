@@ -62,7 +62,7 @@ export async function* runAttempt(opts: AttemptOptions): AsyncGenerator<ChatEven
   };
 
   try {
-    for await (const part of opts.model.stream(request, signal)) {
+    for await (const part of opts.model.stream(request, signal, alive)) {
       switch (part.type) {
         case 'text': {
           alive();
@@ -93,7 +93,8 @@ export async function* runAttempt(opts: AttemptOptions): AsyncGenerator<ChatEven
     ended = true;
     if (signal.aborted) throw abortOutcome();
     yield* endText();
-    return { finishReason, usage, ttftMs, text };
+    // Text relayed straight to the client (only the answering attempt relays) counts as this attempt's.
+    return { finishReason, usage, ttftMs, text: request.relay ? text + request.relay.text : text };
   } catch (err) {
     if (err instanceof AttemptError || isCallerAbort(err)) throw err;
     // Our own timeout can surface as the transport's error (the aborted request) rather than an abort.
