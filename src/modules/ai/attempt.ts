@@ -33,7 +33,12 @@ export async function* runAttempt(opts: AttemptOptions): AsyncGenerator<ChatEven
   const { request, observe } = opts;
   const started = Date.now();
   const local = new AbortController();
-  const signal = request.signal ? AbortSignal.any([request.signal, local.signal]) : local.signal;
+  // The caller's abort reaches the transport through our own signal: one listener, cheaper than AbortSignal.any per attempt.
+  const caller = request.signal;
+  const onCallerAbort = () => local.abort(caller!.reason);
+  if (caller?.aborted) onCallerAbort();
+  else caller?.addEventListener('abort', onCallerAbort, { once: true });
+  const signal = local.signal;
   let timedOut: 'first_token' | 'idle' | undefined;
   let timer = setTimeout(() => {
     timedOut = 'first_token';
@@ -102,6 +107,7 @@ export async function* runAttempt(opts: AttemptOptions): AsyncGenerator<ChatEven
     throw classifyError(err, yielded);
   } finally {
     clearTimeout(timer);
+    caller?.removeEventListener('abort', onCallerAbort);
     // Stops the upstream request when the consumer leaves early or we gave up on it. After a
     // complete stream there is nothing to stop, and an abort costs a DOMException with its stack.
     if (!ended) local.abort();

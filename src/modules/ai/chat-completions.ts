@@ -127,7 +127,13 @@ interface Target {
 
 function post(target: Target, headers: OutgoingHttpHeaders, body: string, signal: AbortSignal): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
-    const req = target.send({ ...target.options, headers, signal }, resolve);
+    if (signal.aborted) return reject(signal.reason);
+    // The signal stops the request and its response by hand: node:http's own `signal` option costs an
+    // end-of-stream watcher per request. The listener goes when the exchange is over ('close').
+    const req = target.send({ ...target.options, headers }, resolve);
+    const onAbort = () => req.destroy(signal.reason instanceof Error ? signal.reason : new DOMException('The operation was aborted', 'AbortError'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    req.once('close', () => signal.removeEventListener('abort', onAbort));
     req.on('error', (err: NodeJS.ErrnoException) => {
       if (signal.aborted) return reject(err);
       // A pooled keep-alive socket the server had already closed (its keep-alive timeout), noticed
