@@ -102,6 +102,14 @@ export function createApiKeys(db: Db, deps: ApiKeysDeps) {
     return found;
   }
 
+  function sharedLookUp(hash: string): Promise<VerifiedKey | undefined> {
+    const lookup: Promise<VerifiedKey | undefined> = lookUp(hash).finally(() => {
+      if (lookups.get(hash) === lookup) lookups.delete(hash);
+    });
+    lookups.set(hash, lookup);
+    return lookup;
+  }
+
   return {
     forgetUser,
 
@@ -177,14 +185,7 @@ export function createApiKeys(db: Db, deps: ApiKeysDeps) {
       const hash = sha256Hex(presented);
       let found = cache.get(hash);
       if (!found) {
-        let lookup = lookups.get(hash);
-        if (!lookup) {
-          const started = lookup = lookUp(hash).finally(() => {
-            if (lookups.get(hash) === started) lookups.delete(hash);
-          });
-          lookups.set(hash, lookup);
-        }
-        found = await lookup;
+        found = await (lookups.get(hash) ?? sharedLookUp(hash));
         if (!found) return undefined;
       }
       touch(found.key);
