@@ -18,6 +18,16 @@ export interface StreamsJob {
   concurrency: number;
 }
 
+/** `count` requests over `concurrency` connections, as fast as they are answered: the CPU each costs the server. */
+export interface RequestsJob {
+  kind: 'requests';
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+  count: number;
+  concurrency: number;
+}
+
 /**
  * `concurrency` streams held open for `seconds`: the first ones opened evenly over
  * `rampMs`, each replaced by a new one as soon as it ends. TTFT counts only streams
@@ -68,6 +78,23 @@ async function latency(job: LatencyJob): Promise<number[]> {
   return samples;
 }
 
+async function requests(job: RequestsJob): Promise<{ ok: number; failed: number; seconds: number }> {
+  let next = 0;
+  let ok = 0;
+  let failed = 0;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: job.concurrency }, async () => {
+      while (next++ < job.count) {
+        const status = await once(job).catch(() => 0);
+        if (status === 200) ok++;
+        else failed++;
+      }
+    }),
+  );
+  return { ok, failed, seconds: (performance.now() - t0) / 1000 };
+}
+
 /** One stream, its figures added to `result` when `record` says so at its start. */
 async function stream(job: { url: string; headers: Record<string, string>; body: string }, result: StreamResult, record = true): Promise<void> {
   const t0 = performance.now();
@@ -108,9 +135,10 @@ async function steady(job: SteadyJob): Promise<StreamResult> {
   return result;
 }
 
-process.on('message', async (job: LatencyJob | StreamsJob | SteadyJob) => {
+process.on('message', async (job: LatencyJob | RequestsJob | StreamsJob | SteadyJob) => {
   try {
     if (job.kind === 'latency') process.send!({ samples: await latency(job) });
+    else if (job.kind === 'requests') process.send!(await requests(job));
     else process.send!({ streams: job.kind === 'steady' ? await steady(job) : await streams(job) });
   } catch (err) {
     process.send!({ error: String((err as Error).message) });

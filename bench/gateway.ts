@@ -2,14 +2,18 @@
 // the upstream, measured side by side in one run: a fake OpenAI upstream and the
 // load client each run in a process of their own; Parley runs here, with every
 // feature on (API-key auth, provider registry, fallback chain, accounting hook).
+// Portkey's gateway runs beside them, in a process of its own, when
+// `@portkey-ai/gateway` is installed (Parley does not depend on it).
 // PGlite by default; PostgreSQL + Redis when DATABASE_URL/REDIS_URL are set.
-// Loopback only, every phase bounded in count and time.
+// Loopback only, every phase bounded in count and time. CPU is read from each
+// gateway process's own accounting (process.cpuUsage), which the noise of a
+// shared machine moves far less than latency: the summary table comes first.
 import { fork, type ChildProcess } from 'node:child_process';
 import { cpus, loadavg } from 'node:os';
 import { startApp } from '../test/support/app.ts';
 import type { Script } from '../test/support/fake-openai.ts';
 import { startBareProxy } from './bare-proxy.ts';
-import type { LatencyJob, SteadyJob, StreamResult, StreamsJob } from './gateway-client.ts';
+import type { LatencyJob, RequestsJob, SteadyJob, StreamResult, StreamsJob } from './gateway-client.ts';
 import { runScenario } from './load.ts';
 
 const LATENCY_REQUESTS = 400;
@@ -18,9 +22,11 @@ const TTFT_STREAMS = 500;
 const STEADY_SECONDS = 8;
 const STREAM_LEVELS = (process.env.STREAM_LEVELS ?? "1000,2000,3000").split(",").map(Number);
 const CHUNK_MS = 50; // 20 chunks/s per stream
+const CPU_REQUESTS = 3000;
+const PORTKEY_PORT = 18787;
 
-function child(file: string): Promise<{ proc: ChildProcess; first: any }> {
-  const proc = fork(new URL(file, import.meta.url), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+function child(file: string, args: string[] = []): Promise<{ proc: ChildProcess; first: any }> {
+  const proc = fork(new URL(file, import.meta.url), args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   return new Promise((resolve, reject) => {
     proc.once('message', (first) => resolve({ proc, first }));
     proc.once('error', reject);
@@ -46,6 +52,8 @@ async function main() {
   const upstreamUrl: string = upstream.first.url;
   const setScript = (defaults: Script) => ask(upstream.proc, { defaults });
   const bareProxy = await startBareProxy(upstreamUrl);
+  const portkey = await child('./portkey.ts', [`--port=${PORTKEY_PORT}`]);
+  if (portkey.first.missing) process.stderr.write('  Portkey gateway not installed (npm i --no-save @portkey-ai/gateway to compare): skipped\n');
 
   const t = await startApp({
     backend: process.env.DATABASE_URL ? 'postgres' : 'embedded',
@@ -63,12 +71,36 @@ async function main() {
     const direct = { url: `${upstreamUrl}/v1/chat/completions`, headers: { authorization: 'Bearer sk-bench' }, model: 'gpt-4o-mini' };
     const parley = { url: `${t.url}/v1/chat/completions`, headers: { authorization: `Bearer ${secret}` }, model: 'openai:gpt-4o-mini' };
     const bare = { ...direct, url: `${bareProxy.url}/v1/chat/completions`, headers: {} };
-    const targets = [['direct', direct], ['bare', bare], ['parley', parley]] as const;
-    const label = { direct: 'direct to upstream', bare: 'bare node:http proxy (the floor)', parley: 'through Parley' } as const;
+    const portkeyTarget = { ...direct, url: `${portkey.first.url}/v1/chat/completions`, headers: { ...direct.headers, 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `${upstreamUrl}/v1` } };
+    type Name = 'direct' | 'bare' | 'parley' | 'portkey';
+    type Target = { url: string; headers: Record<string, string>; model: string };
+    const targets: Array<readonly [Name, Target]> = [['direct', direct], ['bare', bare], ['parley', parley]];
+    if (!portkey.first.missing) targets.push(['portkey', portkeyTarget]);
+    const label: Record<Name, string> = { direct: 'direct to upstream', bare: 'bare node:http proxy (the floor)', parley: 'through Parley', portkey: 'through Portkey\'s gateway' };
+    // CPU time of the process that serves a target: this one for the bare proxy and Parley, its own for Portkey.
+    const cpuNow = async (name: Name): Promise<number> => {
+      if (name === 'portkey') return (await ask<{ cpu: number }>(portkey.proc, { cpu: true })).cpu;
+      const used = process.cpuUsage();
+      return used.user + used.system;
+    };
     const body = (model: string, stream: boolean) => JSON.stringify({ model, messages, stream, ...(stream ? { stream_options: { include_usage: true } } : {}) });
 
     const out: string[] = [];
     out.push(`Parley gateway bench — Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model.trim()}, ${t.backend === 'postgres' ? 'PostgreSQL + Redis' : 'PGlite'}, load average ${loadavg()[0]!.toFixed(1)} at start`, '');
+    const summaryAt = out.length;
+
+    // 0. CPU per non-streaming request: a fixed count over 16 connections from the load client's process.
+    await setScript({ reply: 'Hello there, how can I help?' });
+    const cpuPerRequest: Partial<Record<Name, number>> = {};
+    for (const [name, target] of targets) {
+      if (name === 'direct') continue;
+      process.stderr.write(`  CPU per request (${name})…\n`);
+      const job = { kind: 'requests', url: target.url, headers: target.headers, body: body(target.model, false), count: 300, concurrency: 16 } satisfies RequestsJob;
+      await ask(client.proc, job); // warm-up
+      const before = await cpuNow(name);
+      const r = await ask<{ ok: number; failed: number }>(client.proc, { ...job, count: CPU_REQUESTS });
+      cpuPerRequest[name] = r.failed ? NaN : ((await cpuNow(name)) - before) / r.ok;
+    }
 
     // 1. Non-streaming, concurrency 1.
     await setScript({ reply: 'Hello there, how can I help?' });
@@ -115,13 +147,14 @@ async function main() {
     await setScript({ reply: Array.from({ length: chunks }, (_, i) => `w${i}`).join(' '), delayMs: CHUNK_MS });
     out.push(`### Concurrent streams through one Parley process (${1000 / CHUNK_MS} chunks/s each, ${chunks} chunks = ${(chunks * CHUNK_MS) / 1000} s per stream)`, '');
     out.push('| streams | through | completed | failed | TTFT p99 ms | stream duration p99 s (ideal ' + (chunks * CHUNK_MS) / 1000 + ') | CPU µs per chunk (this process) | Parley RSS growth | per stream | JS heap growth per stream |', '|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|');
-    const run = async (target: { url: string; headers: Record<string, string>; model: string }, n: number) => {
-      const cpu = process.cpuUsage();
+    const run = async (target: Target, n: number, name: Name = 'parley') => {
+      const before = await cpuNow(name);
       const r = (await ask<{ streams: StreamResult }>(client.proc, { kind: 'streams', url: target.url, headers: target.headers, body: body(target.model, true), concurrency: n } satisfies StreamsJob)).streams;
-      const used = process.cpuUsage(cpu);
+      const used = (await cpuNow(name)) - before;
       const delivered = r.chunks.reduce((a, b) => a + b, 0);
-      return { r, cpuPerChunk: (used.user + used.system) / Math.max(1, delivered) };
+      return { r, cpuPerChunk: used / Math.max(1, delivered) };
     };
+    const perChunk: Partial<Record<Name, number>> = {};
     const row = (n: number, through: string, r: StreamResult, cpu: number | undefined, memory = '| | |') =>
       out.push(`| ${n} | ${through} | ${r.ttft.length} | ${r.failed} | ${f(pct(r.ttft, 99), 0)} | ${f(pct(r.durations, 99) / 1000)} | ${cpu === undefined ? '' : f(cpu, 0)} ${memory} |`);
     for (const n of STREAM_LEVELS) {
@@ -129,8 +162,15 @@ async function main() {
         // What the machine gives with no gateway, and with the featureless proxy: the load client and the upstream share these two cores.
         process.stderr.write(`  ${n} concurrent streams, direct and bare proxy…\n`);
         row(n, 'direct', (await run(direct, n)).r, undefined);
-        const b = await run(bare, n);
+        const b = await run(bare, n, 'bare');
         row(n, 'bare proxy', b.r, b.cpuPerChunk);
+        perChunk.bare = b.cpuPerChunk;
+        if (!portkey.first.missing) {
+          process.stderr.write(`  ${n} concurrent streams, Portkey…\n`);
+          const p = await run(portkeyTarget, n, 'portkey');
+          row(n, 'Portkey', p.r, p.cpuPerChunk);
+          perChunk.portkey = p.cpuPerChunk;
+        }
       }
       global.gc?.();
       const base = process.memoryUsage();
@@ -145,14 +185,33 @@ async function main() {
       const rss = peak.rss - base.rss;
       const heap = peak.heapUsed - base.heapUsed;
       row(n, '**Parley**', r, cpuPerChunk, `| ${(rss / 1048576).toFixed(0)} MB | ${(rss / n / 1024).toFixed(1)} KB | ${(heap / n / 1024).toFixed(1)} KB`);
+      perChunk.parley ??= cpuPerChunk;
       if (r.failed > 0) break;
     }
+
+    // The summary, first in the output: what each gateway costs per request and per chunk, beside the bare proxy.
+    const summary = [
+      `### Summary: what each gateway costs (CPU from its own process accounting; streams: ${STREAM_LEVELS[0]} at once; TTFT: ${TTFT_STREAMS} streams held open)`,
+      '',
+      '| | CPU µs per request | CPU µs per chunk | req/s (32 connections) | added TTFT p50 ms | added TTFT p99 ms |',
+      '|---|--:|--:|--:|--:|--:|',
+    ];
+    for (const name of ['bare', 'parley', 'portkey'] as const) {
+      if (name === 'portkey' && portkey.first.missing) {
+        summary.push(`| ${label.portkey} | not installed | | | | |`);
+        continue;
+      }
+      summary.push(`| ${label[name]} | ${f(cpuPerRequest[name]!, 0)} | ${f(perChunk[name]!, 1)} | ${rps[name]!.toFixed(0)} | ${f(pct(held[name]!.ttft, 50) - pct(held.direct!.ttft, 50))} | ${f(pct(held[name]!.ttft, 99) - pct(held.direct!.ttft, 99))} |`);
+    }
+    summary.push(`| **Parley ÷ bare proxy** (targets 1.5× and 1.3×) | **${f(cpuPerRequest.parley! / cpuPerRequest.bare!)}×** | **${f(perChunk.parley! / perChunk.bare!)}×** | | | |`, '');
+    out.splice(summaryAt, 0, ...summary);
     process.stdout.write(out.join('\n') + '\n');
   } finally {
     await bareProxy.close();
     await t.close();
     upstream.proc.kill();
     client.proc.kill();
+    portkey.proc.kill();
   }
 }
 

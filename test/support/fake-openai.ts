@@ -64,9 +64,12 @@ async function stream(res: ServerResponse, body: any, script: Script) {
   const frame = (choices: unknown[], extra: Record<string, unknown> = {}) => `data: ${JSON.stringify({ ...base, choices, ...extra })}\n\n`;
   const out = sseWriter(res, script);
   const pieces = chunksOf(script);
+  const includeUsage = body.stream_options?.include_usage === true && !script.noUsage;
+  // As OpenAI does: with include_usage, every chunk carries `usage: null` until the usage chunk.
+  const nullUsage = includeUsage ? { usage: null } : {};
   if (!out.control(frame([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]))) return;
   for (const text of pieces) {
-    if (!(await out.content(frame([{ index: 0, delta: { content: text }, logprobs: null, finish_reason: null }])))) return;
+    if (!(await out.content(frame([{ index: 0, delta: { content: text }, logprobs: null, finish_reason: null }], nullUsage)))) return;
   }
   for (const [index, call] of toolCallsOf(script).entries()) {
     // As OpenAI does: id and name first, then the arguments in pieces.
@@ -78,8 +81,7 @@ async function stream(res: ServerResponse, body: any, script: Script) {
       if (!(await out.content(frame([{ index: 0, delta: { tool_calls: [{ index, function: { arguments: part } }] }, logprobs: null, finish_reason: null }])))) return;
     }
   }
-  const includeUsage = body.stream_options?.include_usage === true && !script.noUsage;
-  out.control(frame([{ index: 0, delta: {}, logprobs: null, finish_reason: finishOf(script) }], includeUsage ? { usage: null } : {}));
+  out.control(frame([{ index: 0, delta: {}, logprobs: null, finish_reason: finishOf(script) }], nullUsage));
   if (includeUsage) out.control(frame([], { usage: usageOf(body, script, pieces.length) }));
   out.control('data: [DONE]\n\n');
   out.end();

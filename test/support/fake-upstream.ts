@@ -23,6 +23,8 @@ export interface Script {
   holdAfter?: number;
   /** Destroy the socket after this many content chunks were written. */
   cutAfter?: number;
+  /** Write each content frame in pieces of this many bytes, one network write each (a frame split across TCP reads). */
+  splitFramesAt?: number;
   /** Write a non-JSON data line after this many content chunks, then carry on. */
   malformedAfter?: number;
   /** Tool calls the model makes after its text. */
@@ -149,7 +151,15 @@ export function sseWriter(res: ServerResponse, script: Script) {
         return false;
       }
       if (script.malformedAfter !== undefined && content === script.malformedAfter) res.write('data: {"choices":[{"delta":{"content":"oops\n\n');
-      await new Promise<void>((resolve) => res.write(frame, () => resolve()));
+      const bytes = Buffer.from(frame);
+      const size = script.splitFramesAt ?? bytes.length;
+      // Small writes otherwise wait on Nagle's algorithm for the reader's delayed ACK.
+      if (script.splitFramesAt) res.socket?.setNoDelay(true);
+      for (let at = 0; at < bytes.length; at += size) {
+        await new Promise<void>((resolve) => res.write(bytes.subarray(at, at + size), () => resolve()));
+        // A pause, so each piece reaches the reader on its own.
+        if (script.splitFramesAt) await sleep(2);
+      }
       content++;
       return true;
     },

@@ -33,7 +33,12 @@ export async function* runAttempt(opts: AttemptOptions): AsyncGenerator<ChatEven
   const { request, observe } = opts;
   const started = Date.now();
   const local = new AbortController();
-  const signal = request.signal ? AbortSignal.any([request.signal, local.signal]) : local.signal;
+  // The caller's abort reaches the transport through our own signal: one listener, cheaper than AbortSignal.any per attempt.
+  const caller = request.signal;
+  const onCallerAbort = () => local.abort(caller!.reason);
+  if (caller?.aborted) onCallerAbort();
+  else caller?.addEventListener('abort', onCallerAbort, { once: true });
+  const signal = local.signal;
   let timedOut: 'first_token' | 'idle' | undefined;
   let timer = setTimeout(() => {
     timedOut = 'first_token';
@@ -62,7 +67,7 @@ export async function* runAttempt(opts: AttemptOptions): AsyncGenerator<ChatEven
   };
 
   try {
-    for await (const part of opts.model.stream(request, signal)) {
+    for await (const part of opts.model.stream(request, signal, alive)) {
       switch (part.type) {
         case 'text': {
           alive();
@@ -93,7 +98,8 @@ export async function* runAttempt(opts: AttemptOptions): AsyncGenerator<ChatEven
     ended = true;
     if (signal.aborted) throw abortOutcome();
     yield* endText();
-    return { finishReason, usage, ttftMs, text };
+    // Text relayed straight to the client (only the answering attempt relays) counts as this attempt's.
+    return { finishReason, usage, ttftMs, text: request.relay ? text + request.relay.text : text };
   } catch (err) {
     if (err instanceof AttemptError || isCallerAbort(err)) throw err;
     // Our own timeout can surface as the transport's error (the aborted request) rather than an abort.
@@ -101,6 +107,7 @@ export async function* runAttempt(opts: AttemptOptions): AsyncGenerator<ChatEven
     throw classifyError(err, yielded);
   } finally {
     clearTimeout(timer);
+    caller?.removeEventListener('abort', onCallerAbort);
     // Stops the upstream request when the consumer leaves early or we gave up on it. After a
     // complete stream there is nothing to stop, and an abort costs a DOMException with its stack.
     if (!ended) local.abort();

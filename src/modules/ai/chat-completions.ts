@@ -4,7 +4,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { MalformedChunk, UpstreamConnectionLost, UpstreamStatusError, UpstreamUnreachable } from './attempt-error.ts';
 import type { ChatModel, ModelPart } from './chat-model.ts';
 import { createSseParser } from './sse-parser.ts';
-import type { ChatMessage, ChatPart, ChatRequest, ToolCall, Usage } from './types.ts';
+import type { ChatMessage, ChatPart, ChatRequest, ChunkRelay, ToolCall, Usage } from './types.ts';
 
 /**
  * A lean driver for OpenAI's Chat Completions wire protocol (OpenAI itself,
@@ -13,7 +13,9 @@ import type { ChatMessage, ChatPart, ChatRequest, ToolCall, Usage } from './type
  * line. It replaces the AI SDK for these upstreams because the SDK's
  * per-chunk path (web streams, per-chunk schema validation, telemetry spans)
  * cost tens of µs a chunk, which saturated a core at a few hundred
- * concurrent streams (see README, Performance). Errors are thrown as the
+ * concurrent streams (see README, Performance). Behind the gateway, text
+ * frames after the first output skip even that parse: they are relayed as
+ * bytes (ChunkRelay). Errors are thrown as the
  * transport types that attempt-error.ts classifies, as it does the SDK's.
  */
 export interface ChatCompletionsEndpoint {
@@ -47,7 +49,7 @@ export function createChatCompletionsDriver() {
       if (url.username) target.options.auth = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
       const reasoning = endpoint.openAiRules && isOpenAiReasoningModel(model);
       return {
-        stream(request, signal) {
+        stream(request, signal, alive) {
           // The request is sent when the stream is first read; its parts come straight from readStream (no wrapping generator).
           return readStream(async () => {
             const body = JSON.stringify(requestBody(model, request, reasoning));
@@ -57,7 +59,7 @@ export function createChatCompletionsDriver() {
             const status = res.statusCode ?? 0;
             if (status < 200 || status >= 300) throw await statusError(res, status);
             return res;
-          }, signal);
+          }, signal, request.relay, alive);
         },
       };
     },
@@ -125,7 +127,13 @@ interface Target {
 
 function post(target: Target, headers: OutgoingHttpHeaders, body: string, signal: AbortSignal): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
-    const req = target.send({ ...target.options, headers, signal }, resolve);
+    if (signal.aborted) return reject(signal.reason);
+    // The signal stops the request and its response by hand: node:http's own `signal` option costs an
+    // end-of-stream watcher per request. The listener goes when the exchange is over ('close').
+    const req = target.send({ ...target.options, headers }, resolve);
+    const onAbort = () => req.destroy(signal.reason instanceof Error ? signal.reason : new DOMException('The operation was aborted', 'AbortError'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    req.once('close', () => signal.removeEventListener('abort', onAbort));
     req.on('error', (err: NodeJS.ErrnoException) => {
       if (signal.aborted) return reject(err);
       // A pooled keep-alive socket the server had already closed (its keep-alive timeout), noticed
@@ -165,8 +173,14 @@ interface PendingCall {
   arguments: string;
 }
 
-/** Chat Completions chunks to model parts: text as it comes, tool calls once complete, then the finish. */
-async function* readStream(open: () => Promise<IncomingMessage>, signal: AbortSignal): AsyncGenerator<ModelPart> {
+/**
+ * Chat Completions chunks to model parts: text as it comes, tool calls once
+ * complete, then the finish. With a relay, once a first text part has been
+ * taken (the link has answered, so no fallback can follow), plain text frames
+ * go to the relay as they came, without a parse or a part each; the rest of
+ * the stream still becomes parts, in order.
+ */
+async function* readStream(open: () => Promise<IncomingMessage>, signal: AbortSignal, relay?: ChunkRelay, alive?: () => void): AsyncGenerator<ModelPart> {
   const res = await open();
   const datas: string[] = [];
   const parser = createSseParser((data) => datas.push(data));
@@ -174,10 +188,34 @@ async function* readStream(open: () => Promise<IncomingMessage>, signal: AbortSi
   let finishReason = 'other';
   let usage: Usage | undefined;
   let done = false;
+  let relaying = false;
+  // Frames that end in CR or CRLF are the parser's alone, for the rest of the stream.
+  let lfOnly = true;
+  // While relaying: the end of the last piece, a frame not complete yet (the parser only ever gets whole frames then).
+  let pending = '';
   res.setEncoding('utf8');
   try {
     for await (const piece of res as AsyncIterable<string>) {
-      parser.push(piece);
+      if (!relaying) parser.push(piece);
+      else if (piece.includes('\r')) {
+        relaying = lfOnly = false;
+        parser.push(pending + piece);
+        pending = '';
+      } else {
+        const text = pending + piece;
+        const boundary = text.lastIndexOf('\n\n');
+        pending = boundary === -1 ? text : text.slice(boundary + 2);
+        if (boundary !== -1) {
+          const end = boundary + 2;
+          const head = relayable(text, end);
+          if (head.end > 0) {
+            relay!.text += head.content;
+            alive?.();
+            if (!relay!.forward(head.end === text.length ? text : text.slice(0, head.end), head.content)) await relay!.drained();
+          }
+          if (head.end < end) parser.push(text.slice(head.end, end));
+        }
+      }
       // The text of every chunk in this piece goes on as one part: a busy process that reads
       // several chunks at once then forwards them at once, instead of paying per chunk.
       let text = '';
@@ -223,8 +261,21 @@ async function* readStream(open: () => Promise<IncomingMessage>, signal: AbortSi
         failure = err;
       }
       datas.length = 0;
-      if (text) yield { type: 'text', text };
-      else if (progress) yield { type: 'progress' };
+      if (text) {
+        yield { type: 'text', text };
+        // Taken and written: what follows can go straight on, unless a high surrogate ends it (the attempt holds that back for its other half).
+        if (relay && lfOnly && !failure && !done) {
+          const last = text.charCodeAt(text.length - 1);
+          const canRelay = last < 0xd800 || last > 0xdbff;
+          if (canRelay !== relaying) {
+            relaying = canRelay;
+            if (!relaying && pending) {
+              parser.push(pending);
+              pending = '';
+            }
+          }
+        }
+      } else if (progress) yield { type: 'progress' };
       if (failure) throw failure;
     }
   } catch (err) {
@@ -245,6 +296,53 @@ async function* readStream(open: () => Promise<IncomingMessage>, signal: AbortSi
   }
   for (const call of calls) if (call) yield { type: 'tool_call', call: { id: call.id, name: call.name, arguments: call.arguments || '{}' } satisfies ToolCall };
   yield { type: 'finish', finishReason, usage };
+}
+
+/**
+ * The leading frames of `text` (up to `end`, a frame boundary) that are plain
+ * text chunks, with their text: one `data: {…}` line each with a string
+ * `content`, `finish_reason: null` and no tool calls, reasoning, usage or
+ * error, which need the parser. Keys are matched with their quotes, which a
+ * JSON string value cannot contain unescaped, so text that looks like a key
+ * never matches.
+ */
+function relayable(text: string, end: number): { end: number; content: string } {
+  let at = 0;
+  let content = '';
+  while (at < end) {
+    const stop = text.indexOf('\n', at);
+    if (stop === -1 || stop + 1 >= end || text.charCodeAt(stop + 1) !== 10) break;
+    const piece = frameContent(text.slice(at, stop));
+    if (piece === undefined) break;
+    content += piece;
+    at = stop + 2;
+  }
+  return { end: at, content };
+}
+
+function frameContent(frame: string): string | undefined {
+  if (!frame.startsWith('data: {"') || frame.charCodeAt(frame.length - 1) !== 125 /* } */) return undefined;
+  if (!frame.includes('"finish_reason":null') || frame.includes('"tool_calls"') || frame.includes('"reasoning') || frame.includes('"error"') || frame.includes('"usage":{')) return undefined;
+  const start = frame.indexOf('"content":"');
+  if (start === -1) return undefined;
+  let escaped = false;
+  let i = start + 11;
+  for (; i < frame.length; i++) {
+    const c = frame.charCodeAt(i);
+    if (c === 34 /* " */) break;
+    if (c === 92 /* \ */) {
+      escaped = true;
+      i++;
+    }
+  }
+  if (i >= frame.length) return undefined;
+  const raw = frame.slice(start + 11, i);
+  if (!escaped) return raw;
+  try {
+    return JSON.parse(`"${raw}"`) as string;
+  } catch {
+    return undefined;
+  }
 }
 
 /** OpenAI's finish reasons in the AI SDK's vocabulary, which the rest of Parley speaks. */

@@ -19,7 +19,8 @@ export type ModelPart =
  * transport throws; the attempt classifies it (attempt-error.ts).
  */
 export interface ChatModel {
-  stream(request: ChatRequest, signal: AbortSignal): AsyncIterable<ModelPart>;
+  /** `alive` is told of output that goes straight to `request.relay` rather than through a part. */
+  stream(request: ChatRequest, signal: AbortSignal, alive?: () => void): AsyncIterable<ModelPart>;
 }
 
 /** A model behind the AI SDK's streamText, with its own retries off (the fallback engine retries). */

@@ -116,6 +116,32 @@ export function openAiUsage(usage: Usage) {
   };
 }
 
+/**
+ * Rewrites relayed upstream chunks (ChunkRelay) for the client: Parley's
+ * response id and the answering link's `provider:model` in place of the
+ * upstream's, and `usage: null` only when the client asked for usage. Only
+ * these fields change: a key with its quotes cannot occur unescaped inside a
+ * JSON string, so text never matches.
+ */
+export function relayedChunks(id: string, includeUsage: boolean) {
+  const idField = `data: {"id":${JSON.stringify(id)}`;
+  let model: string | undefined;
+  let modelField = '';
+  const toId = () => idField;
+  const toModel = () => modelField;
+  return (frames: string, answering: string): string => {
+    if (answering !== model) {
+      model = answering;
+      modelField = `"model":${JSON.stringify(model)}`;
+    }
+    const out = frames.replace(CHUNK_ID, toId).replace(CHUNK_MODEL, toModel);
+    return includeUsage ? out : out.replaceAll(',"usage":null', '');
+  };
+}
+
+const CHUNK_ID = /data: \{"id":"[^"\\]*"/g;
+const CHUNK_MODEL = /"model":"[^"\\]*"/g;
+
 export function openAiToolCalls(calls: ToolCall[]) {
   return calls.map((c) => ({ id: c.id, type: 'function' as const, function: { name: c.name, arguments: c.arguments } }));
 }

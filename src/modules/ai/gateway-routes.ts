@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { z } from 'zod';
@@ -13,12 +14,13 @@ import {
   openAiFinishReason,
   openAiToolCalls,
   openAiUsage,
+  relayedChunks,
   requestedChain,
   toChatRequest,
   type CompletionBody,
 } from './gateway-format.ts';
 import type { AiService } from './service.ts';
-import type { ChatEvent, ToolCall } from './types.ts';
+import type { ChatEvent, ChunkRelay, ToolCall } from './types.ts';
 
 type Finish = Extract<ChatEvent, { type: 'finish' }>;
 
@@ -81,29 +83,57 @@ export function gatewayRoutes(app: App, ctx: RouteContext<'ai' | 'limits'>) {
       const caller = principal(request);
       await ctx.services.limits.checkTokens(caller);
       const meter = { source: 'gateway' as const, userId: caller.userId, role: caller.role, apiKeyId: caller.apiKeyId ?? null };
-      const events = ai.streamChat({ ...toChatRequest(body), chain, signal: controller.signal, meter });
       const id = `chatcmpl-${randomUUID()}`;
       // Metering and budgets happen inside streamChat (the `meter` above), as for every model call.
-      if (body.stream) return streamCompletion(request, reply, events, { id, body });
-      return complete(events, id);
+      if (body.stream) {
+        const relay = createRelay(id, body.stream_options?.include_usage === true);
+        const events = ai.streamChat({ ...toChatRequest(body), chain, signal: controller.signal, meter, relay });
+        return streamCompletion(request, reply, events, { id, body, relay });
+      }
+      // Not streaming: the relay only collects the text, in order with that of the deltas.
+      const answer = { text: '' };
+      const relay: ChunkRelay = { text: '', forward: (_frames, text) => ((answer.text += text), true), drained: async () => {} };
+      return complete(ai.streamChat({ ...toChatRequest(body), chain, signal: controller.signal, meter, relay }), id, answer);
     },
   });
+}
+
+interface GatewayRelay extends ChunkRelay {
+  /** Set once the response is taken over, which is before anything can be relayed. */
+  res?: ServerResponse;
+  /** The link that is answering, as every chunk names it. */
+  model: string;
+}
+
+/** Where an OpenAI-compatible upstream's text frames go once its link has answered: this response, renamed (see ChunkRelay). */
+function createRelay(id: string, includeUsage: boolean): GatewayRelay {
+  const rewrite = relayedChunks(id, includeUsage);
+  return {
+    text: '',
+    model: '',
+    forward(frames) {
+      return this.res!.write(rewrite(frames, this.model));
+    },
+    drained() {
+      return drained(this.res!);
+    },
+  };
 }
 
 function unknownModel(name: string): never {
   throw NotFound(`Model "${name}"`, 'model_not_found');
 }
 
-async function complete(events: AsyncIterable<ChatEvent>, id: string) {
-  let text = '';
+async function complete(events: AsyncIterable<ChatEvent>, id: string, answer: { text: string }) {
   const calls: ToolCall[] = [];
   let finish: Finish | undefined;
   for await (const e of events) {
-    if (e.type === 'delta') text += e.text;
+    if (e.type === 'delta') answer.text += e.text;
     else if (e.type === 'tool_call') calls.push(e.call);
     else if (e.type === 'finish') finish = e;
   }
   if (!finish) throw new AppError(502, 'upstream_failed', 'Upstream failed', 'The provider ended without finishing');
+  const text = answer.text;
   return {
     id,
     object: 'chat.completion',
@@ -134,7 +164,7 @@ async function streamCompletion(
   request: FastifyRequest,
   reply: FastifyReply,
   events: AsyncIterable<ChatEvent>,
-  opts: { id: string; body: CompletionBody },
+  opts: { id: string; body: CompletionBody; relay: GatewayRelay },
 ) {
   const iterator = events[Symbol.asyncIterator]();
   // The link that is answering; every chunk names it, as OpenAI names the model snapshot.
@@ -170,11 +200,14 @@ async function streamCompletion(
     return template.head + JSON.stringify(text) + template.tail;
   };
   const res = takeOverForEvents(request, reply);
+  const relay = opts.relay;
+  relay.res = res;
   let toolIndex = 0;
   try {
     res.write(chunk({ role: 'assistant', content: '' }, null));
     while (next) {
       const e = next;
+      relay.model = model;
       if (e.type === 'delta') res.write(textChunk(e.text));
       else if (e.type === 'tool_call') res.write(chunk({ tool_calls: [{ index: toolIndex++, ...openAiToolCalls([e.call])[0] }] }, null));
       else if (e.type === 'finish') {

@@ -76,7 +76,8 @@ export function createAi(settings: AiSettings, opts: { logger?: Logger; random?:
     let outcome: CallOutcome | undefined;
     const partial = (status: 'failed' | 'cancelled'): CallOutcome => {
       // Output had started: the provider bills what it sent, so count it.
-      const usage = text && answering ? { inputTokens: countPromptTokens(answering.model, request.messages), outputTokens: countTextTokens(answering.model, text) } : { inputTokens: 0, outputTokens: 0 };
+      const sent = request.relay?.text ? text + request.relay.text : text;
+      const usage = sent && answering ? { inputTokens: countPromptTokens(answering.model, request.messages), outputTokens: countTextTokens(answering.model, sent) } : { inputTokens: 0, outputTokens: 0 };
       const price = answering && catalog.get(`${answering.provider}:${answering.model}`)?.priceMicros;
       return { status, provider: answering?.provider ?? null, model: answering?.model ?? null, usage, costMicros: price ? costMicros(price, usage) : null, latencyMs: Date.now() - started, ttftMs: null, attempts };
     };

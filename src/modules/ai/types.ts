@@ -55,6 +55,25 @@ export interface ChatRequest {
   meter?: MeterContext;
   /** A budget reservation already made for this call (`Ai.admit`): the call draws on it instead of reserving again. */
   admitted?: MeteredCall;
+  /** The gateway's stream, for an upstream that speaks its wire format (see ChunkRelay). */
+  relay?: ChunkRelay;
+}
+
+/**
+ * Where an OpenAI-compatible upstream's text chunks go as they are, once the
+ * link has answered: the Chat Completions driver hands each plain text frame
+ * (`data: {…}` lines, one `chat.completion.chunk` each) to `forward` instead of
+ * parsing it and letting the gateway rebuild it. Everything else (the first
+ * output, tool calls, reasoning, the finish and usage chunks, errors) still
+ * arrives as events, in order. A non-streaming gateway call uses one too, to
+ * collect the text.
+ */
+export interface ChunkRelay {
+  /** Sends the frames on (after rewriting what must name Parley), `text` being theirs; false when the socket wants a drain first. */
+  forward(frames: string, text: string): boolean;
+  drained(): Promise<void>;
+  /** The text of every forwarded frame so far, for counting tokens when usage is missing. */
+  text: string;
 }
 
 export interface MeterContext {

@@ -57,7 +57,15 @@ export const toPublicApiKey = (k: ApiKeyRow) => ({
 
 export function createApiKeys(db: Db, deps: ApiKeysDeps) {
   const cache = createVerificationCache<VerifiedKey>({ ttlMs: deps.cacheTtlMs ?? 30_000, maxEntries: 10_000 });
-  void deps.broadcast.subscribe(FORGET_TOPIC, (userId) => cache.forgetUser(userId));
+  // One database lookup per key in flight: when a cached key lapses under load, its concurrent
+  // requests wait for the same lookup. Forgetting any user drops them all (a lookup that began
+  // before the change is neither shared further nor stored; forgets are rare).
+  const lookups = new Map<string, Promise<VerifiedKey | undefined>>();
+  const forgetLocally = (userId: string) => {
+    cache.forgetUser(userId);
+    lookups.clear();
+  };
+  void deps.broadcast.subscribe(FORGET_TOPIC, forgetLocally);
 
   /** last_used_at is bookkeeping: written off the request path, at most once a minute per key. */
   function touch(key: ApiKeyRow) {
@@ -75,8 +83,31 @@ export function createApiKeys(db: Db, deps: ApiKeysDeps) {
    * Call it after the change has committed.
    */
   async function forgetUser(userId: string) {
-    cache.forgetUser(userId);
+    forgetLocally(userId);
     await deps.broadcast.publish(FORGET_TOPIC, userId).catch((err: unknown) => deps.logger?.error({ err, userId }, 'could not broadcast an API key change; other instances trust their cache until it expires'));
+  }
+
+  async function lookUp(hash: string): Promise<VerifiedKey | undefined> {
+    const startedAt = cache.startLookup();
+    const account = accountOf(apiKeys.userId);
+    const [row] = await db
+      .select({ key: apiKeys, role: account.role, disabledAt: account.disabledAt })
+      .from(apiKeys)
+      .innerJoin(account.table, account.on)
+      .where(eq(apiKeys.keyHash, hash));
+    // The index lookup already matched; the constant-time check guards against any collation surprise.
+    if (!row || !timingSafeEqual(Buffer.from(row.key.keyHash), Buffer.from(hash))) return undefined;
+    const found = { userId: row.key.userId, ...row };
+    cache.set(hash, found, startedAt);
+    return found;
+  }
+
+  function sharedLookUp(hash: string): Promise<VerifiedKey | undefined> {
+    const lookup: Promise<VerifiedKey | undefined> = lookUp(hash).finally(() => {
+      if (lookups.get(hash) === lookup) lookups.delete(hash);
+    });
+    lookups.set(hash, lookup);
+    return lookup;
   }
 
   return {
@@ -154,17 +185,8 @@ export function createApiKeys(db: Db, deps: ApiKeysDeps) {
       const hash = sha256Hex(presented);
       let found = cache.get(hash);
       if (!found) {
-        const startedAt = cache.startLookup();
-        const account = accountOf(apiKeys.userId);
-        const [row] = await db
-          .select({ key: apiKeys, role: account.role, disabledAt: account.disabledAt })
-          .from(apiKeys)
-          .innerJoin(account.table, account.on)
-          .where(eq(apiKeys.keyHash, hash));
-        // The index lookup already matched; the constant-time check guards against any collation surprise.
-        if (!row || !timingSafeEqual(Buffer.from(row.key.keyHash), Buffer.from(hash))) return undefined;
-        found = { userId: row.key.userId, ...row };
-        cache.set(hash, found, startedAt);
+        found = await (lookups.get(hash) ?? sharedLookUp(hash));
+        if (!found) return undefined;
       }
       touch(found.key);
       return found;

@@ -56,36 +56,65 @@ export function createBudgets(d: { db: Db; ledger: Ledger; recorder: UsageRecord
   const ttl = d.cacheTtlMs ?? 60_000;
   const cache = new Map<string, UserBudgets>();
   let defaults: { loadedAt: number; rows: BudgetRow[] } | undefined;
-  void d.broadcast.subscribe(CHANGED_TOPIC, (userId) => {
-    if (userId === '*') defaults = undefined;
-    else cache.delete(userId);
-  });
+  // One read per user (and one of the defaults) in flight: when a cache entry lapses under load,
+  // every concurrent call of that user waits for the same read instead of each sending its own.
+  const loading = new Map<string, Promise<UserBudgets>>();
+  let loadingDefaults: Promise<BudgetRow[]> | undefined;
+  const forget = (who: string) => {
+    // A read already under way may predate the change: it is no longer shared, nor stored.
+    if (who === '*') {
+      defaults = undefined;
+      loadingDefaults = undefined;
+    } else {
+      cache.delete(who);
+      loading.delete(who);
+    }
+  };
+  void d.broadcast.subscribe(CHANGED_TOPIC, forget);
 
   async function changed(userId: string | null) {
     const who = userId ?? '*';
-    if (who === '*') defaults = undefined;
-    else cache.delete(who);
+    forget(who);
     // The change is committed: a lost notice leaves other instances on the old budgets for at most their cache TTL.
     await d.broadcast
       .publish(CHANGED_TOPIC, who)
       .catch((err: unknown) => d.logger?.error({ err, userId: who }, 'could not broadcast a budget change; other instances use their cached budgets until they expire'));
   }
 
-  async function userBudgets(userId: string): Promise<UserBudgets> {
+  function userBudgets(userId: string): Promise<UserBudgets> | UserBudgets {
     const hit = cache.get(userId);
     if (hit && Date.now() - hit.loadedAt < ttl) return hit;
-    const [timezone, own] = await Promise.all([d.subjects.timezone(userId), d.db.select().from(budgets).where(eq(budgets.userId, userId))]);
-    const entry = { loadedAt: Date.now(), timezone: timezone ?? 'UTC', own };
-    if (cache.size > 50_000) cache.clear();
-    cache.set(userId, entry);
-    return entry;
+    const pending = loading.get(userId);
+    if (pending) return pending;
+    const load: Promise<UserBudgets> = Promise.all([d.subjects.timezone(userId), d.db.select().from(budgets).where(eq(budgets.userId, userId))])
+      .then(([timezone, own]) => {
+        const entry = { loadedAt: Date.now(), timezone: timezone ?? 'UTC', own };
+        if (loading.get(userId) === load) {
+          if (cache.size > 50_000) cache.clear();
+          cache.set(userId, entry);
+        }
+        return entry;
+      })
+      .finally(() => {
+        if (loading.get(userId) === load) loading.delete(userId);
+      });
+    loading.set(userId, load);
+    return load;
   }
 
-  async function defaultBudgets(): Promise<BudgetRow[]> {
+  function defaultBudgets(): Promise<BudgetRow[]> | BudgetRow[] {
     if (defaults && Date.now() - defaults.loadedAt < ttl) return defaults.rows;
-    const rows = await d.db.select().from(budgets).where(eq(budgets.scope, 'default'));
-    defaults = { loadedAt: Date.now(), rows };
-    return rows;
+    if (loadingDefaults) return loadingDefaults;
+    const load: Promise<BudgetRow[]> = Promise.resolve(d.db.select().from(budgets).where(eq(budgets.scope, 'default')))
+      .then((rows) => {
+        if (loadingDefaults === load) defaults = { loadedAt: Date.now(), rows };
+        return rows;
+      })
+      .finally(() => {
+        if (loadingDefaults === load) loadingDefaults = undefined;
+      });
+    loadingDefaults = load;
+    return load;
   }
 
   const subjectOf = (b: BudgetRow): Subject =>
@@ -135,7 +164,10 @@ export function createBudgets(d: { db: Db; ledger: Ledger; recorder: UsageRecord
    * the default for a period they have none of), the key's and the project's.
    */
   async function entriesFor(s: Subject, now = new Date()) {
-    const [mine, defs] = await Promise.all([userBudgets(s.userId), defaultBudgets()]);
+    const cachedMine = userBudgets(s.userId);
+    const cachedDefs = defaultBudgets();
+    // Both cached (nearly every call): no Promise.all on the gateway's hot path.
+    const [mine, defs] = cachedMine instanceof Promise || cachedDefs instanceof Promise ? await Promise.all([cachedMine, cachedDefs]) : [cachedMine, cachedDefs];
     const applicable: BudgetRow[] = [];
     for (const b of mine.own) {
       if (b.scope === 'user' || (b.scope === 'api_key' && b.subjectId === s.apiKeyId) || (b.scope === 'project' && b.subjectId === s.projectId)) applicable.push(b);

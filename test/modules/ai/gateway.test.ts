@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, beforeEach, describe, test } from 'node:test';
+import { desc, eq } from 'drizzle-orm';
 import OpenAI from 'openai';
+import { usageEvents } from '../../../src/modules/usage/schema.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { startFakeAnthropic, type FakeAnthropic } from '../../support/fake-anthropic.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai.ts';
@@ -202,6 +204,70 @@ for (const backend of backends()) {
       assert.equal(text, 'one two ');
       assert.ok(err instanceof OpenAI.APIError, String(err));
       assert.equal(err.code, 'stream_interrupted');
+    });
+
+    const lastUsageEvent = async () => {
+      await t.services.usage.recorder.flush();
+      const [event] = await t.deps.db.select().from(usageEvents).where(eq(usageEvents.userId, user.id)).orderBy(desc(usageEvents.occurredAt)).limit(1);
+      return event!;
+    };
+
+    test('an OpenAI-compatible stream is relayed as it came once the link answered: frames split across reads, Parley id and model, usage from the final chunk', async () => {
+      // Pieces with JSON escapes, multi-byte characters and text that looks like a key; each frame written 29 bytes at a time.
+      const pieces = ['Hé', 'llo ', '"quoted" ', 'back\\slash ', '😀 ', '"model":"x", ', '"id":"y" ', 'end.'];
+      openai.script({ chunks: pieces, delayMs: 5, splitFramesAt: 29, usage: { input: 9, output: 8 } });
+      const stream = await client.chat.completions.create({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'relay' }], stream: true, stream_options: { include_usage: true } });
+      const chunks: OpenAI.Chat.Completions.ChatCompletionChunk[] = [];
+      for await (const chunk of stream) chunks.push(chunk);
+      assert.equal(chunks.map((c) => c.choices[0]?.delta.content ?? '').join(''), pieces.join(''));
+      assert.match(chunks[0]!.id, /^chatcmpl-/);
+      assert.ok(chunks.every((c) => c.id === chunks[0]!.id && c.model === 'openai:gpt-4o-mini' && c.object === 'chat.completion.chunk'));
+      assert.ok(chunks.some((c) => c.system_fingerprint === 'fp_fake'), "relayed chunks keep the rest of the upstream's chunk");
+      assert.ok(chunks.slice(0, -1).every((c) => c.usage === null));
+      assert.equal(chunks.at(-2)!.choices[0]!.finish_reason, 'stop');
+      assert.deepEqual(chunks.at(-1)!.usage, { prompt_tokens: 9, completion_tokens: 8, total_tokens: 17, prompt_tokens_details: { cached_tokens: 0 } });
+      const event = await lastUsageEvent();
+      assert.deepEqual([event.status, event.provider, event.model, event.inputTokens, event.outputTokens], ['ok', 'openai', 'gpt-4o-mini', 9, 8]);
+    });
+
+    test('a non-streaming answer collects the relayed text in order, with the usage the upstream reported', async () => {
+      openai.script({ chunks: ['First, ', 'second, ', 'third ', '"and" ', 'last.'], delayMs: 5, usage: { input: 5, output: 5 } });
+      const completion = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] });
+      assert.equal(completion.choices[0]!.message.content, 'First, second, third "and" last.');
+      assert.equal(completion.model, 'openai:gpt-4o-mini');
+      assert.deepEqual(completion.usage, { prompt_tokens: 5, completion_tokens: 5, total_tokens: 10, prompt_tokens_details: { cached_tokens: 0 } });
+    });
+
+    test('a relayed stream without include_usage carries no usage; tool calls after relayed text arrive once, whole', async () => {
+      openai.script({ reply: 'Let me look that up.', delayMs: 5 });
+      const stream = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], stream: true });
+      let text = '';
+      for await (const chunk of stream) {
+        assert.equal('usage' in chunk, false);
+        text += chunk.choices[0]?.delta.content ?? '';
+      }
+      assert.equal(text, 'Let me look that up.');
+
+      openai.script({ reply: 'Checking the weather.', delayMs: 5, toolCalls: [{ id: 'call_w', name: 'get_weather', arguments: '{"city":"Rome"}' }] });
+      const final = await client.chat.completions.stream({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'Rome?' }], tools: [weather] }).finalChatCompletion();
+      assert.equal(final.choices[0]!.message.content, 'Checking the weather.');
+      assert.deepEqual(final.choices[0]!.message.tool_calls?.map((c) => c.type === 'function' && [c.id, c.function.name, c.function.arguments]), [['call_w', 'get_weather', '{"city":"Rome"}']]);
+      assert.equal(final.choices[0]!.finish_reason, 'tool_calls');
+    });
+
+    test('a relayed stream that breaks ends in an error the SDK raises, and its relayed text is metered', async () => {
+      openai.script({ reply: 'one two three four five six', delayMs: 5, cutAfter: 4 });
+      const stream = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], stream: true });
+      let text = '';
+      const err = await (async () => {
+        for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+      })().catch((e) => e);
+      assert.equal(text, 'one two three four ');
+      assert.ok(err instanceof OpenAI.APIError, String(err));
+      assert.equal(err.code, 'stream_interrupted');
+      const event = await lastUsageEvent();
+      assert.equal(event.status, 'failed');
+      assert.ok(event.outputTokens >= 4, `output counted from the relayed text (${event.outputTokens})`);
     });
 
     test('unknown models are a NotFoundError naming the model param; bad input a BadRequestError, OpenAI-shaped', async () => {
