@@ -36,13 +36,13 @@ const costOf = (m: SQL) => sql`coalesce(${m}.tokens, ceil(octet_length(${m}.text
 
 const view = { message: columns, siblingIds, feedback: getTableColumns(messageFeedback) };
 
-/** The ids of a branch with their distance from its leaf: one recursive query up the parent links. */
-const branchOf = (conversationId: string, leafId: string) => sql`(
+/** The ids of a branch with their distance from its leaf: one recursive query up the parent links, at most `limit` of them. */
+const branchOf = (conversationId: string, leafId: string, limit = MAX_DEPTH) => sql`(
   with recursive branch(id, parent_id, depth) as (
     select id, parent_id, 0 from ${messages} where id = ${leafId} and conversation_id = ${conversationId}
     union all
     select m.id, m.parent_id, b.depth + 1 from ${messages} m join branch b on m.id = b.parent_id
-    where m.conversation_id = ${conversationId} and b.depth < ${MAX_DEPTH}
+    where m.conversation_id = ${conversationId} and b.depth < ${Math.min(limit, MAX_DEPTH) - 1}
   )
   select id, depth from branch
 ) as branch`;
@@ -168,12 +168,12 @@ export function createMessagesRepository(db: Db) {
       return row && toView(row);
     },
 
-    /** The branch ending at `leafId`, first message first, with siblings and feedback; empty when the leaf is not in the conversation. */
-    async branchView(conversationId: string, leafId: string): Promise<MessageView[]> {
+    /** The branch ending at `leafId` (its last `limit` messages), first message first, with siblings and feedback; empty when the leaf is not in the conversation. */
+    async branchView(conversationId: string, leafId: string, limit?: number): Promise<MessageView[]> {
       const rows = await db
         .select(view)
         .from(messages)
-        .innerJoin(branchOf(conversationId, leafId), sql`branch.id = ${messages.id}`)
+        .innerJoin(branchOf(conversationId, leafId, limit), sql`branch.id = ${messages.id}`)
         .leftJoin(messageFeedback, eq(messageFeedback.messageId, messages.id))
         .orderBy(sql`branch.depth desc`);
       return rows.map(toView);

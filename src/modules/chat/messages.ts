@@ -120,13 +120,19 @@ export function createMessages(d: { db: Db }) {
     throw Conflict('The message is no longer streaming', 'message_not_streaming');
   }
 
-  async function branch(userId: string, conversationId: string, leafId?: string) {
+  /**
+   * The branch ending at `leafId` (default: the current leaf), first message first. With `page.limit`,
+   * only its newest messages (before `page.cursor`, a previous page's `nextCursor`), read up from the leaf.
+   */
+  async function branch(userId: string, conversationId: string, leafId?: string, page: { limit?: number; cursor?: string } = {}) {
     const conversation = await owned(userId, conversationId);
     const leaf = leafId ?? conversation.currentLeafId;
-    const data = leaf ? await repo.branchView(conversationId, leaf) : [];
-    if (leafId && !data.length) throw NotFound('Message', 'message_not_found');
-    return {
-conversationId, leafId: leaf, data };
+    const from = page.cursor ?? leaf;
+    const data = from ? await repo.branchView(conversationId, from, page.limit) : [];
+    if ((leafId || page.cursor) && !data.length) throw NotFound('Message', 'message_not_found');
+    if (!page.limit) return { conversationId, leafId: leaf, data };
+    const first = data[0];
+    return { conversationId, leafId: leaf, data, nextCursor: data.length === page.limit && first?.parentId ? first.parentId : null };
   }
 
   return {

@@ -95,6 +95,29 @@ for (const backend of backends()) {
       assert.equal(early.status, 500, early.text);
     });
 
+    test('the messages listing pages back from the leaf: every message once, in order', async () => {
+      const { c, rows } = await grown(20, 10);
+      const list = (query: string) => f.t.api('GET', `/v1/conversations/${c}/messages${query}`, { token: u.accessToken });
+      const whole = await list('');
+      assert.equal(whole.status, 200, whole.text);
+      assert.equal(whole.body.nextCursor, undefined);
+      assert.deepEqual(whole.body.data.map((m: { id: string }) => m.id), rows.map((r) => r.id));
+      const pages: string[][] = [];
+      let cursor: string | null = '';
+      while (cursor !== null) {
+        const page = await list(`?limit=15${cursor ? `&cursor=${cursor}` : ''}`);
+        assert.equal(page.status, 200, page.text);
+        assert.equal(page.body.leafId, rows.at(-1)!.id);
+        pages.push(page.body.data.map((m: { id: string }) => m.id));
+        cursor = page.body.nextCursor;
+      }
+      assert.deepEqual(pages.map((p) => p.length), [15, 15, 10]);
+      assert.deepEqual(pages.reverse().flat(), rows.map((r) => r.id));
+      const other = await grown(1, 10);
+      assert.equal((await list(`?limit=5&cursor=${other.rows[0]!.id}`)).status, 404);
+      assert.equal((await list('?limit=0')).status, 400);
+    });
+
     test('a tool round cut by the window is left out whole: no tool result without its call', async () => {
       const m = f.t.services.messages;
       const chat = chatAs(f.t, u);
