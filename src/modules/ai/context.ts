@@ -13,6 +13,8 @@ export interface ContextInput {
   replyBudget: number;
   /** Used when the model's window is unknown. */
   fallbackContextWindow?: number;
+  /** Tokens already known for some of `history` (counted when they were stored): used instead of counting those again. */
+  counted?: ReadonlyMap<ChatMessage, number>;
 }
 
 /**
@@ -35,7 +37,7 @@ export function buildContext(input: ContextInput): ChatMessage[] {
   const kept: ChatMessage[][] = [];
   for (let i = turns.length - 1; i >= 0; i--) {
     const turn = turns[i]!;
-    const cost = turn.reduce((sum, m) => sum + countMessageTokens(modelName, m), 0);
+    const cost = turn.reduce((sum, m) => sum + (input.counted?.get(m) ?? countMessageTokens(modelName, m)), 0);
     const isLatest = i === turns.length - 1;
     // Stop at the first turn that does not fit: skipping it to keep older ones would leave a gap in the conversation.
     if (!isLatest && cost > budget) break;

@@ -16,7 +16,7 @@ export { modelId } from './contracts.ts';
 export { formatMicros, usdToMicros } from './cost.ts';
 export type { AiService } from './service.ts';
 export type { Ai, CallOutcome, ChatEvent, ChatMessage, ChatPart, ChatRequest, FailedAttempt, MeterContext, Metering, ModelInfo, ToolCall, ToolDefinition } from './types.ts';
-export { IMAGE_TOKENS, truncateTokens } from './tokens.ts';
+export { countMessageTokens, encodingOf, IMAGE_TOKENS, truncateTokens } from './tokens.ts';
 
 declare module '../module.ts' {
   interface ServiceMap {

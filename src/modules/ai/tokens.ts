@@ -8,6 +8,9 @@ const PLAIN = { disallowedSpecial: new Set<string>() };
 /** Older OpenAI models use cl100k_base; everything else is counted with o200k_base, exact for current OpenAI models and a fair estimate for others. */
 const CL100K = /^(gpt-4(?!o|\.\d)|gpt-3\.5)/;
 
+/** The encoding `model` is counted with. */
+export const encodingOf = (model: string): 'cl100k_base' | 'o200k_base' => (CL100K.test(model) ? 'cl100k_base' : 'o200k_base');
+
 export function countTextTokens(model: string, text: string): number {
   if (!text) return 0;
   return CL100K.test(model) ? countCl100k(text, PLAIN) : countO200k(text, PLAIN);

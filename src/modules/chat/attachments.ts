@@ -1,8 +1,9 @@
 import { AppError, ValidationError } from '../../errors.ts';
-import { DEFAULT_CONTEXT_WINDOW, truncateTokens } from '../ai/index.ts';
+import { DEFAULT_CONTEXT_WINDOW, encodingOf, truncateTokens } from '../ai/index.ts';
 import type { ChatMessage, ChatPart, ModelInfo } from '../ai/index.ts';
 import type { Files } from '../files/index.ts';
 import type { MessageRow } from './messages.ts';
+import { asSent, STORED_ENCODING } from './message-tokens.ts';
 import type { ContentInput, FilePart, UserPart } from './schema.ts';
 
 /** Largest image sent to a model: Anthropic's limit per image (OpenAI takes 20 MB); bigger ones are refused when attached. */
@@ -14,8 +15,8 @@ const FILE_SHARE = 0.5;
 
 const readable = (mimeType: string) => mimeType.startsWith('text/') || mimeType === 'application/json' || mimeType === 'application/pdf';
 
-/** A message as the turn is built from it (stored, or about to be). */
-export type Turn = Pick<MessageRow, 'role' | 'text' | 'content'> & { status?: MessageRow['status'] };
+/** A message as the turn is built from it (stored, or about to be; `tokens` as stored, see message-tokens.ts). */
+export type Turn = Pick<MessageRow, 'role' | 'text' | 'content'> & { status?: MessageRow['status']; tokens?: number | null };
 
 export interface AttachmentsDeps {
   files: Pick<Files, 'get' | 'textOf' | 'bytesOf'>;
@@ -75,18 +76,8 @@ export function createAttachments(d: AttachmentsDeps) {
 
   /** A message for the model: its text and files in order; images as parts, everything else as text. */
   async function render(userId: string, m: Turn, model: ModelInfo, fileBudget: number): Promise<ChatMessage | undefined> {
-    if (m.role === 'tool') {
-      const r = m.content.find((p) => p.type === 'tool_result');
-      // A call still waiting for the user is answered once they decide; until then the model is told so.
-      return r && { role: 'tool', toolCallId: r.callId, content: r.result ?? JSON.stringify({ error: r.error?.message ?? 'The call has not run yet' }) };
-    }
-    if (m.role !== 'user' && m.role !== 'assistant') return undefined;
-    // What the safety checks stopped is not shown to the model again.
-    if (m.status === 'flagged') return undefined;
-    const calls = m.content.flatMap((p) => (p.type === 'tool_call' ? [{ id: p.id, name: p.name, arguments: p.arguments }] : []));
-    if (calls.length) return { role: 'assistant', content: m.text, toolCalls: calls };
     const files = m.content.filter((p): p is FilePart => p.type === 'file');
-    if (!files.length) return m.text ? { role: m.role, content: m.text } : undefined;
+    if (m.role !== 'user' || m.status === 'flagged' || !files.length) return asSent(m);
     // The message's text files share its room evenly.
     const perFile = Math.floor(fileBudget / Math.max(1, files.filter((f) => !f.deleted && readable(f.mimeType)).length));
     const parts: ChatPart[] = [];
@@ -121,7 +112,7 @@ export function createAttachments(d: AttachmentsDeps) {
      * earlier images become a note for one that cannot. The files of one
      * message fill at most half the window left after the reply.
      */
-    async toChatMessages(userId: string, branch: Turn[], model: ModelInfo, replyBudget: number): Promise<ChatMessage[]> {
+    async toChatMessages(userId: string, branch: Turn[], model: ModelInfo, replyBudget: number): Promise<{ history: ChatMessage[]; counted: Map<ChatMessage, number> }> {
       const latest = branch.at(-1);
       if (!model.vision && latest?.content.some((p) => p.type === 'file' && !p.deleted && IMAGE_TYPES.has(p.mimeType))) {
         throw ValidationError(`Model "${model.id}" cannot take images: choose a model that can (GET /v1/ai/models, \`vision\`), or send no images`, 'model_cannot_see_images', {
@@ -129,12 +120,17 @@ export function createAttachments(d: AttachmentsDeps) {
         });
       }
       const fileBudget = Math.max(0, Math.floor(((model.contextWindow ?? DEFAULT_CONTEXT_WINDOW) - replyBudget) * FILE_SHARE));
-      const out: ChatMessage[] = [];
+      const history: ChatMessage[] = [];
+      // Stored counts stand for messages sent as stored (no files) to a model counted in their encoding: nothing is tokenized again.
+      const counted = new Map<ChatMessage, number>();
+      const sameEncoding = encodingOf(model.model) === STORED_ENCODING;
       for (const m of branch) {
         const message = await render(userId, m, model, fileBudget);
-        if (message) out.push(message);
+        if (!message) continue;
+        history.push(message);
+        if (sameEncoding && typeof m.tokens === 'number' && !m.content.some((p) => p.type === 'file')) counted.set(message, m.tokens);
       }
-      return out;
+      return { history, counted };
     },
   };
 }

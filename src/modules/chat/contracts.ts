@@ -187,13 +187,18 @@ export const branchSchema = z
   .object({
     conversationId: z.uuid(),
     leafId: z.uuid().nullable().describe('The last message of this branch'),
-    data: z.array(messageSchema).describe('The branch from its first message to leafId'),
+    data: z.array(messageSchema).describe('The branch from its first message to leafId; with `limit`, its newest `limit` messages, first to last'),
+    nextCursor: z.string().nullable().optional().describe('Only with `limit`: pass as `cursor` for the messages before these; null at the first message'),
   })
   .meta({ id: 'MessageBranch' });
 
 export const conversationParams = z.object({ id: z.uuid() });
 export const messageParams = z.object({ id: z.uuid(), messageId: z.uuid() });
-export const branchQuery = z.object({ leafId: z.uuid().optional().describe("Another branch's last message; the conversation's current leaf by default") });
+export const branchQuery = z.object({
+  leafId: z.uuid().optional().describe("Another branch's last message; the conversation's current leaf by default"),
+  limit: z.coerce.number().int().min(1).max(200).optional().describe('At most this many messages, the newest of the branch (or of the page before `cursor`); the whole branch without it'),
+  cursor: z.uuid().optional().describe("The previous page's `nextCursor`: the messages before it"),
+});
 
 export const searchQuery = z.object({
   q: z.string().trim().min(1).max(256).describe('Web-search syntax: words, "a phrase", or, -excluded'),

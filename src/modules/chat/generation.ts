@@ -1,7 +1,7 @@
 import { AppError, ValidationError } from '../../errors.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import { StreamEnded, type StreamBuffer } from '../../platform/streams/stream-buffer.ts';
-import { buildContext } from '../ai/index.ts';
+import { buildContext, DEFAULT_CONTEXT_WINDOW } from '../ai/index.ts';
 import type { Ai, ChatMessage, ChatRequest } from '../ai/index.ts';
 import { groundingPrompt, type Grounding, type Source } from '../knowledge/index.ts';
 import type { GenerationSettings, Projects } from '../projects/index.ts';
@@ -19,6 +19,7 @@ import type { Toolbox, ToolsSettings } from '../tools/index.ts';
 import type { Safety } from '../safety/index.ts';
 import { Conflict, NotFound } from '../../errors.ts';
 import { AWAITING_APPROVAL } from './messages-repository.ts';
+import { tokensOf } from './message-tokens.ts';
 import type { ToolLoop } from './generation-run.ts';
 
 export interface GenerationDeps {
@@ -77,6 +78,15 @@ const CANCEL_WAIT_MS = 5_000;
 const replyBudgetOf = (info: { maxOutputTokens: number | null }, settings: GenerationSettings | undefined) =>
   settings?.maxTokens ?? Math.min(info.maxOutputTokens ?? DEFAULT_REPLY_BUDGET, DEFAULT_REPLY_BUDGET);
 
+/**
+ * How far back a turn reads its branch (see Messages.historyFor): the first
+ * model's window less the reply, in stored tokens. The context builder then
+ * fits the system prompt and sources in the same room, so it never wants a
+ * message from beyond this.
+ */
+const historyBudget = (info: { contextWindow: number | null; maxOutputTokens: number | null }, settings: GenerationSettings | undefined) =>
+  (info.contextWindow ?? DEFAULT_CONTEXT_WINDOW) - replyBudgetOf(info, settings);
+
 /** The models to try, in order, without repeats. */
 export function modelChain(...ids: Array<string | null | undefined>): string[] {
   return [...new Set(ids.filter((id): id is string => !!id))];
@@ -124,7 +134,9 @@ export function createGeneration(d: GenerationDeps) {
     for (const id of chain) {
       if (!d.ai.model(id)) throw ValidationError(`Unknown model "${id}"${id === preferred ? ' (the defaultModel in your preferences)' : ''}`, 'unknown_model');
     }
-    return { conversation, settings, chain };
+    // What the first model can be sent: how far back the turn reads the branch.
+    const within = historyBudget(d.ai.model(chain[0]!)!, settings);
+    return { conversation, settings, chain, within };
   }
 
   type Plan = Awaited<ReturnType<typeof plan>>;
@@ -246,9 +258,9 @@ export function createGeneration(d: GenerationDeps) {
   async function contextFor(userId: string, modelId: string, settings: GenerationSettings | undefined, branch: Turn[], sources: Source[]): Promise<ChatMessage[]> {
     const info = d.ai.model(modelId)!;
     const replyBudget = replyBudgetOf(info, settings);
-    const history = await d.attachments.toChatMessages(userId, branch, info, replyBudget);
+    const { history, counted } = await d.attachments.toChatMessages(userId, branch, info, replyBudget);
     const system = [settings?.systemPrompt, sources.length ? groundingPrompt(sources) : undefined].filter(Boolean).join('\n\n') || undefined;
-    return buildContext({ model: info, system, history, replyBudget });
+    return buildContext({ model: info, system, history, replyBudget, counted });
   }
 
   /**
@@ -305,7 +317,7 @@ export function createGeneration(d: GenerationDeps) {
     let prepared: Prepared | undefined;
     try {
       const p = await plan(userId, conversationId, answer.model ?? undefined);
-      const branch = await d.messages.historyFor(conversationId, answer.parentId);
+      const branch = await d.messages.historyFor(conversationId, answer.parentId, { tokens: p.within });
       prepared = await prepare(userId, p, branch, caller);
       if (!prepared.tools) throw ValidationError('The tools this answer used are no longer offered', 'tools_unavailable');
       const lastQuestion = branch.findLastIndex((m) => m.role === 'user');
@@ -359,7 +371,8 @@ export function createGeneration(d: GenerationDeps) {
       // Answers are followed through the stream buffer: refused (503) without it, before anything is written.
       d.streams.assertReachable();
       const parentId = input.parentId === undefined ? p.conversation.currentLeafId : input.parentId;
-      const before = parentId ? await d.messages.historyFor(conversationId, parentId) : [];
+      // The question is the latest turn: the branch before it gets the room it leaves.
+      const before = parentId ? await d.messages.historyFor(conversationId, parentId, { tokens: p.within - tokensOf(asked), asked: true }) : [];
       let prepared = await prepare(userId, p, [...before, asked], caller);
       const { userMessage, assistant } = await written(prepared, async () => {
         const userMessage = await d.messages.appendUserMessage(userId, conversationId, { parentId: input.parentId, content });
@@ -367,7 +380,7 @@ export function createGeneration(d: GenerationDeps) {
       });
       if (userMessage.parentId !== parentId) {
         // Another message became the leaf meanwhile: answer the branch as stored, on the reservation already made.
-        const branch = await d.messages.historyFor(conversationId, userMessage.id);
+        const branch = await d.messages.historyFor(conversationId, userMessage.id, { tokens: p.within });
         prepared = { ...prepared, request: { ...prepared.request, messages: await contextFor(userId, p.chain[0]!, p.settings, branch, prepared.sources) } };
       }
       return launch(userId, p, userMessage, assistant, prepared);
@@ -377,11 +390,11 @@ export function createGeneration(d: GenerationDeps) {
     async regenerate(userId: string, conversationId: string, messageId: string, input: { model?: string } = {}, caller: Caller = {}): Promise<Started> {
       const target = await d.messages.get(userId, conversationId, messageId);
       // An answer (or a step of its tool calls) is answered again from the question above it.
-      const question = target.role === 'user' ? target : (await d.messages.historyFor(conversationId, target.id)).findLast((m) => m.role === 'user');
+      const question = target.role === 'user' ? target : (await d.messages.historyFor(conversationId, target.id, { tokens: 0 })).findLast((m) => m.role === 'user');
       if (!question || target.role === 'system') throw ValidationError('Regenerate an assistant message or the user message it answers', 'not_regenerable');
       const p = await plan(userId, conversationId, input.model);
       d.streams.assertReachable();
-      const prepared = await prepare(userId, p, await d.messages.historyFor(conversationId, question.id), caller);
+      const prepared = await prepare(userId, p, await d.messages.historyFor(conversationId, question.id, { tokens: p.within }), caller);
       const assistant = await written(prepared, () => d.messages.createAssistantPlaceholder(conversationId, { parentId: question.id, model: p.chain[0], citations: prepared.citations }));
       return launch(userId, p, question, assistant, prepared);
     },

@@ -9,7 +9,7 @@ import { toPublicFeedback, toPublicMessage, type MessageView } from './messages.
 const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema };
 const tags = ['messages'];
 
-const toPublicBranch = (b: { conversationId: string; leafId: string | null; data: MessageView[] }) => ({ ...b, data: b.data.map(toPublicMessage) });
+const toPublicBranch = (b: { conversationId: string; leafId: string | null; data: MessageView[]; nextCursor?: string | null }) => ({ ...b, data: b.data.map(toPublicMessage) });
 
 /** Reading messages, switching branches and feedback. API keys need the `chat` scope. */
 export function messagesRoutes(app: App, { services, guards }: RouteContext<'messages'>) {
@@ -22,13 +22,17 @@ export function messagesRoutes(app: App, { services, guards }: RouteContext<'mes
       summary: 'The messages of a branch, first to last',
       description:
         'By default the branch the conversation is showing (ending at its `currentLeafId`); `leafId` picks another. ' +
-        'Each message lists its `siblingIds` (alternatives with the same parent) so a UI can offer to switch.',
+        'Each message lists its `siblingIds` (alternatives with the same parent) so a UI can offer to switch. ' +
+        'With `limit`, a page of the newest messages, read from the leaf back (its cost follows the page, not the branch); `nextCursor` pages back towards the first message.',
       params: conversationParams,
       querystring: branchQuery,
       response: { 200: branchSchema, ...problems },
     },
     onRequest,
-    handler: async (request) => toPublicBranch(await messages.branch(principal(request).userId, request.params.id, request.query.leafId)),
+    handler: async (request) => {
+      const { leafId, limit, cursor } = request.query;
+      return toPublicBranch(await messages.branch(principal(request).userId, request.params.id, leafId, { limit, cursor }));
+    },
   });
 
   app.get('/conversations/:id/messages/:messageId', {

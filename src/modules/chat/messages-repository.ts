@@ -1,4 +1,4 @@
-import { and, eq, getTableColumns, lt, sql } from 'drizzle-orm';
+import { and, eq, getTableColumns, lt, sql, type SQL } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
 import type { Db } from '../../platform/db/database.ts';
 import { messageFeedback, messages, type ToolResultPart } from './schema.ts';
@@ -18,23 +18,55 @@ const MAX_DEPTH = 100_000;
 
 const sibling = alias(messages, 'sibling');
 
-/** The message and its alternatives: every message of the conversation with the same parent, oldest first. */
-const siblingIds = sql<string[]>`(
+/**
+ * The message and its alternatives: every message of the conversation with the same parent, oldest first.
+ * Two cases rather than `is not distinct from`, which no index serves: a parent's children by
+ * messages_parent_idx, the conversation's first messages by messages_roots_idx.
+ */
+const siblingIds = sql<string[]>`(case when ${messages.parentId} is null then (
   select coalesce(json_agg(${sibling.id} order by ${sibling.id}), '[]'::json) from ${messages} as sibling
-  where ${sibling.conversationId} = ${messages.conversationId} and ${sibling.parentId} is not distinct from ${messages.parentId}
-)`;
+  where ${sibling.conversationId} = ${messages.conversationId} and ${sibling.parentId} is null
+) else (
+  select coalesce(json_agg(${sibling.id} order by ${sibling.id}), '[]'::json) from ${messages} as sibling
+  where ${sibling.parentId} = ${messages.parentId} and ${sibling.conversationId} = ${messages.conversationId}
+) end)`;
+
+/** A row's stored tokens; an estimate for rows stored before they were counted (at least the 3 tokens of a message's framing). */
+const costOf = (m: SQL) => sql`coalesce(${m}.tokens, ceil(octet_length(${m}.text) / 4.0)::int + 3)`;
 
 const view = { message: columns, siblingIds, feedback: getTableColumns(messageFeedback) };
 
-/** The ids of a branch with their distance from its leaf: one recursive query up the parent links. */
-const branchOf = (conversationId: string, leafId: string) => sql`(
+/** The ids of a branch with their distance from its leaf: one recursive query up the parent links, at most `limit` of them. */
+const branchOf = (conversationId: string, leafId: string, limit = MAX_DEPTH) => sql`(
   with recursive branch(id, parent_id, depth) as (
     select id, parent_id, 0 from ${messages} where id = ${leafId} and conversation_id = ${conversationId}
     union all
     select m.id, m.parent_id, b.depth + 1 from ${messages} m join branch b on m.id = b.parent_id
-    where m.conversation_id = ${conversationId} and b.depth < ${MAX_DEPTH}
+    where m.conversation_id = ${conversationId} and b.depth < ${Math.min(limit, MAX_DEPTH) - 1}
   )
   select id, depth from branch
+) as branch`;
+
+/**
+ * The newest part of a branch a turn can use: walks up from `leafId` one
+ * parent at a time (a primary-key lookup per step), adding each message's
+ * stored tokens, and stops at the first message that takes the sum past
+ * `budget` (kept: it marks where the window ends) once the latest turn is
+ * whole (back to its user message; `asked`: a new question follows the leaf,
+ * so it is whole already). Rows written before token counts were stored are
+ * estimated at 4 bytes a token. Every message costs its framing at least, so
+ * the walk is bounded by the budget whatever the branch's length.
+ */
+const recentOf = (conversationId: string, leafId: string, budget: number, asked: boolean) => sql`(
+  with recursive walk(id, parent_id, depth, spent, asked) as (
+    select id, parent_id, 0, ${costOf(sql`m`)}, role = 'user' or ${asked}
+    from ${messages} m where id = ${leafId} and conversation_id = ${conversationId}
+    union all
+    select m.id, m.parent_id, w.depth + 1, w.spent + ${costOf(sql`m`)}, w.asked or m.role = 'user'
+    from walk w join ${messages} m on m.id = w.parent_id
+    where m.conversation_id = ${conversationId} and w.depth < ${MAX_DEPTH} and (w.spent <= ${budget} or not w.asked)
+  )
+  select id, depth from walk
 ) as branch`;
 
 type ViewRow = { message: MessageRow; siblingIds: string[]; feedback: FeedbackRow | null };
@@ -83,10 +115,10 @@ export function createMessagesRepository(db: Db) {
     },
 
     /** Replaces a tool message's result (a call run after approval); only while it is still `from` when given. */
-    async setToolResult(id: string, part: ToolResultPart, from?: ToolResultPart['status']): Promise<boolean> {
+    async setToolResult(id: string, part: ToolResultPart, tokens: number, from?: ToolResultPart['status']): Promise<boolean> {
       const rows = await db
         .update(messages)
-        .set({ content: [part], text: part.result ?? '' })
+        .set({ content: [part], text: part.result ?? '', tokens })
         .where(and(eq(messages.id, id), eq(messages.role, 'tool'), from ? sql`${messages.content}->0->>'status' = ${from}` : undefined))
         .returning({ id: messages.id });
       return rows.length > 0;
@@ -136,12 +168,12 @@ export function createMessagesRepository(db: Db) {
       return row && toView(row);
     },
 
-    /** The branch ending at `leafId`, first message first, with siblings and feedback; empty when the leaf is not in the conversation. */
-    async branchView(conversationId: string, leafId: string): Promise<MessageView[]> {
+    /** The branch ending at `leafId` (its last `limit` messages), first message first, with siblings and feedback; empty when the leaf is not in the conversation. */
+    async branchView(conversationId: string, leafId: string, limit?: number): Promise<MessageView[]> {
       const rows = await db
         .select(view)
         .from(messages)
-        .innerJoin(branchOf(conversationId, leafId), sql`branch.id = ${messages.id}`)
+        .innerJoin(branchOf(conversationId, leafId, limit), sql`branch.id = ${messages.id}`)
         .leftJoin(messageFeedback, eq(messageFeedback.messageId, messages.id))
         .orderBy(sql`branch.depth desc`);
       return rows.map(toView);
@@ -153,6 +185,18 @@ export function createMessagesRepository(db: Db) {
         .select(columns)
         .from(messages)
         .innerJoin(branchOf(conversationId, leafId), sql`branch.id = ${messages.id}`)
+        .orderBy(sql`branch.depth desc`);
+    },
+
+    /**
+     * The newest messages of the branch ending at `leafId`, first message first:
+     * back from the leaf as far as `budget` tokens reach (see recentOf), however long the branch.
+     */
+    recent(conversationId: string, leafId: string, budget: number, asked: boolean): Promise<MessageRow[]> {
+      return db
+        .select(columns)
+        .from(messages)
+        .innerJoin(recentOf(conversationId, leafId, budget, asked), sql`branch.id = ${messages.id}`)
         .orderBy(sql`branch.depth desc`);
     },
 

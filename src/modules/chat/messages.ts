@@ -7,6 +7,7 @@ import type { FailedAttempt } from '../ai/index.ts';
 import type { Citation } from '../knowledge/index.ts';
 import type { ContentPart, ToolCallPart, ToolResultPart, UserPart } from './schema.ts';
 import { formatMicros } from '../ai/index.ts';
+import { tokensOf } from './message-tokens.ts';
 
 export type { MessageRow, MessageView };
 
@@ -74,6 +75,14 @@ function toParts(content: string | UserPart[]): { content: ContentPart[]; text: 
   };
 }
 
+/** A message's role, content and text with its token count (see message-tokens.ts), as written. */
+const counted = <R extends MessageRow['role']>(m: { role: R; content: ContentPart[]; text: string }) => ({ ...m, tokens: tokensOf(m) });
+
+/** What an answer's outcome writes: its text (a partial one may be empty: no content then) and the tokens it takes. */
+function answer(text: string, content: ContentPart[] = text ? [{ type: 'text', text }] : []) {
+  return { content, text, tokens: tokensOf({ role: 'assistant', content, text }) };
+}
+
 /**
  * Messages: a tree per conversation (rows linked by parentId). Reading walks one
  * branch; writing appends and moves the conversation's current leaf.
@@ -111,13 +120,19 @@ export function createMessages(d: { db: Db }) {
     throw Conflict('The message is no longer streaming', 'message_not_streaming');
   }
 
-  async function branch(userId: string, conversationId: string, leafId?: string) {
+  /**
+   * The branch ending at `leafId` (default: the current leaf), first message first. With `page.limit`,
+   * only its newest messages (before `page.cursor`, a previous page's `nextCursor`), read up from the leaf.
+   */
+  async function branch(userId: string, conversationId: string, leafId?: string, page: { limit?: number; cursor?: string } = {}) {
     const conversation = await owned(userId, conversationId);
     const leaf = leafId ?? conversation.currentLeafId;
-    const data = leaf ? await repo.branchView(conversationId, leaf) : [];
-    if (leafId && !data.length) throw NotFound('Message', 'message_not_found');
-    return {
-conversationId, leafId: leaf, data };
+    const from = page.cursor ?? leaf;
+    const data = from ? await repo.branchView(conversationId, from, page.limit) : [];
+    if ((leafId || page.cursor) && !data.length) throw NotFound('Message', 'message_not_found');
+    if (!page.limit) return { conversationId, leafId: leaf, data };
+    const first = data[0];
+    return { conversationId, leafId: leaf, data, nextCursor: data.length === page.limit && first?.parentId ? first.parentId : null };
   }
 
   return {
@@ -147,13 +162,17 @@ conversationId, leafId: leaf, data };
               attempts: attempts ?? [],
               conversationId,
               userId: conversation.userId,
-              role: 'assistant',
-              content: [...(step.text ? [{ type: 'text' as const, text: step.text }] : []), ...step.calls],
-              text: step.text,
+              ...counted({ role: 'assistant', content: [...(step.text ? [{ type: 'text' as const, text: step.text }] : []), ...step.calls], text: step.text }),
               status: 'complete',
               completedAt: now,
             },
-            tools: step.results.map((r) => ({ conversationId, userId: conversation.userId, role: 'tool' as const, content: [r], text: r.result ?? '', status: 'complete' as const, completedAt: now })),
+            tools: step.results.map((r) => ({
+              conversationId,
+              userId: conversation.userId,
+              ...counted({ role: 'tool', content: [r], text: r.result ?? '' }),
+              status: 'complete' as const,
+              completedAt: now,
+            })),
           },
           tx,
         );
@@ -165,7 +184,8 @@ conversationId, leafId: leaf, data };
     /** The `tool` messages just before a streaming answer: the calls of its last step, oldest first. */
     async lastToolStep(conversationId: string, answer: MessageRow): Promise<Array<{ id: string; part: ToolResultPart }>> {
       if (!answer.parentId) return [];
-      const branch = await repo.branch(conversationId, answer.parentId);
+      // Back to the question the step answers, no further.
+      const branch = await repo.recent(conversationId, answer.parentId, 0, false);
       const step: Array<{ id: string; part: ToolResultPart }> = [];
       for (let i = branch.length - 1; i >= 0 && branch[i]!.role === 'tool'; i--) {
         const part = branch[i]!.content.find((p) => p.type === 'tool_result');
@@ -175,7 +195,8 @@ conversationId, leafId: leaf, data };
     },
 
     /** Replaces a tool message's call; when `from` is given, only if the call is still in that state (false otherwise). */
-    setToolResult: (id: string, part: ToolResultPart, from?: ToolResultPart['status']) => repo.setToolResult(id, part, from),
+    setToolResult: (id: string, part: ToolResultPart, from?: ToolResultPart['status']) =>
+      repo.setToolResult(id, part, tokensOf({ role: 'tool', content: [part], text: part.result ?? '' }), from),
 
     /** Pauses a streaming answer for approvals (true), or claims it back to run once they are all in (false: only one claimer wins). */
     setAwaiting: (id: string, awaiting: boolean) => repo.setAwaiting(id, awaiting),
@@ -212,7 +233,7 @@ conversationId, leafId: leaf, data };
         const conversation = await locked(conversationId, tx, userId);
         const parentId = input.parentId === undefined ? conversation.currentLeafId : input.parentId;
         if (parentId) await messageIn(conversationId, parentId, tx);
-        const message = await repo.insert({ conversationId, userId, parentId, role: 'user', ...parts, status: 'complete', completedAt: new Date() }, tx);
+        const message = await repo.insert({ conversationId, userId, parentId, ...counted({ role: 'user', ...parts }), status: 'complete', completedAt: new Date() }, tx);
         await conversations.setCurrentLeaf(conversationId, message.id, tx);
         return message;
       });
@@ -227,7 +248,19 @@ conversationId, leafId: leaf, data };
         const conversation = await locked(conversationId, tx);
         await messageIn(conversationId, input.parentId, tx);
         const message = await repo.insert(
-          { conversationId, userId: conversation.userId, parentId: input.parentId, role: 'assistant', content: [], text: '', status: 'streaming', provider: input.provider ?? null, model: input.model ?? null, citations: input.citations ?? [] },
+          {
+            conversationId,
+            userId: conversation.userId,
+            parentId: input.parentId,
+            role: 'assistant',
+            content: [],
+            text: '',
+            tokens: 0,
+            status: 'streaming',
+            provider: input.provider ?? null,
+            model: input.model ?? null,
+            citations: input.citations ?? [],
+          },
           tx,
         );
         await conversations.setCurrentLeaf(conversationId, message.id, tx);
@@ -241,8 +274,7 @@ conversationId, leafId: leaf, data };
       return finish(messageId, {
         ...metrics,
         cachedTokens: cachedTokens ?? null,
-        content: [{ type: 'text', text }],
-        text,
+        ...answer(text, [{ type: 'text', text }]),
         status: 'complete',
         ...(attempts ? { attempts } : {}),
       });
@@ -250,17 +282,18 @@ conversationId, leafId: leaf, data };
 
     /** Marks the answer failed, keeping whatever text arrived before the failure. */
     failAssistant(messageId: string, partialText: string, error: { code: string; message: string }, attempts: FailedAttempt[] = []): Promise<MessageRow> {
-      return finish(messageId, { content: partialText ? [{ type: 'text', text: partialText }] : [], text: partialText, status: 'failed', error, attempts });
+      return finish(messageId, { ...answer(partialText), status: 'failed', error, attempts });
     },
 
     /** Marks the answer stopped by the safety checks: its text so far is kept in the database for admins and shown to nobody else. */
     flagAssistant(messageId: string, partialText: string, error: { code: string; message: string }, fields: Partial<Omit<AssistantResult, 'text'>> = {}): Promise<MessageRow> {
-      return finish(messageId, { ...fields, content: partialText ? [{ type: 'text', text: partialText }] : [], text: partialText, status: 'flagged', error, finishReason: 'content_flagged' });
+      // Never shown to the model again: it takes no tokens.
+      return finish(messageId, { ...fields, ...answer(partialText), tokens: 0, status: 'flagged', error, finishReason: 'content_flagged' });
     },
 
     /** Marks the answer cancelled (the user stopped it), keeping the text so far. */
     cancelAssistant(messageId: string, partialText: string, fields: Partial<Omit<AssistantResult, 'text'>> = {}): Promise<MessageRow> {
-      return finish(messageId, { ...fields, content: partialText ? [{ type: 'text', text: partialText }] : [], text: partialText, status: 'cancelled', finishReason: fields.finishReason ?? 'cancelled' });
+      return finish(messageId, { ...fields, ...answer(partialText), status: 'cancelled', finishReason: fields.finishReason ?? 'cancelled' });
     },
 
     /** Points the conversation at `messageId` as its current leaf (no descent). NotFound when the message is not in it. */
@@ -275,15 +308,21 @@ conversationId, leafId: leaf, data };
     /**
      * The messages of the branch ending at `leafId` (default: the current leaf),
      * first message first: the history to send to the model. Empty for an empty conversation.
+     * With `within`, only the newest that can reach the model: back from the leaf
+     * until their stored tokens pass `within.tokens`, the latest turn always whole
+     * (`asked`: a new question, not stored yet, follows the leaf). That reads as
+     * much as the window holds, not the whole branch, and keeps every message the
+     * context builder would keep of the whole one.
      */
-    async historyFor(conversationId: string, leafId?: string | null): Promise<MessageRow[]> {
+    async historyFor(conversationId: string, leafId?: string | null, within?: { tokens: number; asked?: boolean }): Promise<MessageRow[]> {
       let leaf = leafId;
       if (leaf === undefined) {
         const conversation = await conversations.byId(conversationId);
         if (!conversation) throw NotFound('Conversation', 'conversation_not_found');
         leaf = conversation.currentLeafId;
       }
-      return leaf ? repo.branch(conversationId, leaf) : [];
+      if (!leaf) return [];
+      return within ? repo.recent(conversationId, leaf, Math.floor(within.tokens), within.asked ?? false) : repo.branch(conversationId, leaf);
     },
 
     /** Marks the user's messages that showed this file: it was deleted (the name stays, for the record). */

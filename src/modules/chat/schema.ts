@@ -79,6 +79,12 @@ export const messages = pgTable(
     content: jsonb('content').$type<ContentPart[]>().notNull(),
     /** The text of `content`, kept for full-text search and token counting. */
     text: text('text').notNull().default(''),
+    /**
+     * What the message takes in a prompt, counted once when it is written
+     * (o200k_base, see message-tokens.ts) so a turn never re-tokenizes its
+     * history; null for rows written before the column (estimated on read).
+     */
+    tokens: integer('tokens'),
     status: text('status', { enum: ['streaming', 'complete', 'failed', 'cancelled', 'flagged'] }).notNull().default('complete'),
     provider: text('provider'),
     model: text('model'),
@@ -100,7 +106,11 @@ export const messages = pgTable(
   },
   (t) => [
     index('messages_conversation_idx').on(t.conversationId, t.id),
-    index('messages_parent_idx').on(t.parentId),
+    // Both columns: a message's children (its siblings' list, the newest leaf below it) in one index scan,
+    // never intersected with every message of the conversation (the embedded database keeps no statistics to tell).
+    index('messages_parent_idx').on(t.parentId, t.conversationId),
+    // A conversation's first messages (its root and the edits of it), for their sibling lists.
+    index('messages_roots_idx').on(t.conversationId).where(sql`${t.parentId} is null`),
     index('messages_user_idx').on(t.userId),
     index('messages_search_idx').using('gin', t.searchVector),
   ],
