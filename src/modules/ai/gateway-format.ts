@@ -43,11 +43,6 @@ export const completionBody = z
 
 export type CompletionBody = z.infer<typeof completionBody>;
 
-/** The chain the request names: `model` split on commas, then `models`. */
-export function requestedChain(body: CompletionBody): string[] {
-  return [...body.model.split(','), ...(body.models ?? [])].map((s) => s.trim()).filter(Boolean);
-}
-
 function text(value: z.infer<typeof content>, role: string): string {
   if (value == null) return '';
   if (typeof value === 'string') return value;

@@ -4,10 +4,10 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError, NotFound } from '../../errors.ts';
-import { principal } from '../../http/guards.ts';
 import { drained, takeOverForEvents } from '../../http/sse.ts';
 import type { App } from '../../http/types.ts';
 import type { RouteContext } from '../module.ts';
+import { gatewayCall, resolveChain } from './gateway-call.ts';
 import {
   completionBody,
   openAiError,
@@ -15,7 +15,6 @@ import {
   openAiToolCalls,
   openAiUsage,
   relayedChunks,
-  requestedChain,
   toChatRequest,
   type CompletionBody,
 } from './gateway-format.ts';
@@ -74,26 +73,19 @@ export function gatewayRoutes(app: App, ctx: RouteContext<'ai' | 'limits'>) {
     errorHandler: openAiErrorHandler,
     handler: async (request, reply) => {
       const body = request.body;
-      const chain = requestedChain(body).map((name) => ai.resolve(name) ?? unknownModel(name));
-      const controller = new AbortController();
-      // A client that hangs up should not keep an upstream generation (and its bill) running.
-      reply.raw.on('close', () => {
-        if (!reply.raw.writableFinished) controller.abort();
-      });
-      const caller = principal(request);
-      await ctx.services.limits.checkTokens(caller);
-      const meter = { source: 'gateway' as const, userId: caller.userId, role: caller.role, apiKeyId: caller.apiKeyId ?? null };
+      const chain = resolveChain(ai, body.model, body.models);
+      const { signal, meter } = await gatewayCall(request, reply, ctx.services.limits);
       const id = `chatcmpl-${randomUUID()}`;
       // Metering and budgets happen inside streamChat (the `meter` above), as for every model call.
       if (body.stream) {
         const relay = createRelay(id, body.stream_options?.include_usage === true);
-        const events = ai.streamChat({ ...toChatRequest(body), chain, signal: controller.signal, meter, relay });
+        const events = ai.streamChat({ ...toChatRequest(body), chain, signal, meter, relay });
         return streamCompletion(request, reply, events, { id, body, relay });
       }
       // Not streaming: the relay only collects the text, in order with that of the deltas.
       const answer = { text: '' };
       const relay: ChunkRelay = { text: '', forward: (_frames, text) => ((answer.text += text), true), drained: async () => {} };
-      return complete(ai.streamChat({ ...toChatRequest(body), chain, signal: controller.signal, meter, relay }), id, answer);
+      return complete(ai.streamChat({ ...toChatRequest(body), chain, signal, meter, relay }), id, answer);
     },
   });
 }
@@ -118,10 +110,6 @@ function createRelay(id: string, includeUsage: boolean): GatewayRelay {
       return drained(this.res!);
     },
   };
-}
-
-function unknownModel(name: string): never {
-  throw NotFound(`Model "${name}"`, 'model_not_found');
 }
 
 async function complete(events: AsyncIterable<ChatEvent>, id: string, answer: { text: string }) {

@@ -3,10 +3,10 @@ import type { FastifyError, FastifyReply, FastifyRequest, onRequestAsyncHookHand
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError, NotFound } from '../../errors.ts';
-import { principal } from '../../http/guards.ts';
 import { drained, takeOverForEvents } from '../../http/sse.ts';
 import type { App } from '../../http/types.ts';
 import type { RouteContext } from '../module.ts';
+import { gatewayCall, resolveChain } from './gateway-call.ts';
 import {
   anthropicError,
   anthropicUsage,
@@ -15,7 +15,6 @@ import {
   messageResponse,
   messagesBody,
   parseInput,
-  requestedChain,
   stopReason,
   toChatRequest,
   toolUseContent,
@@ -39,10 +38,6 @@ export function messagesRoutes(app: App, ctx: RouteContext<'ai' | 'limits'>) {
     'anthropic-version': z.string().optional().describe('Accepted and not required; every value is answered in the 2023-06-01 format.'),
   });
 
-  const unknownModel = (name: string): never => {
-    throw NotFound(`Model "${name}"`, 'model_not_found');
-  };
-
   app.post('/messages', {
     schema: {
       tags: ['anthropic-compatible'],
@@ -59,16 +54,9 @@ export function messagesRoutes(app: App, ctx: RouteContext<'ai' | 'limits'>) {
     errorHandler: anthropicErrorHandler,
     handler: async (request, reply) => {
       const body = request.body;
-      const chain = requestedChain(body.model).map((name) => ai.resolve(name) ?? unknownModel(name));
-      const controller = new AbortController();
-      // A client that hangs up should not keep an upstream generation (and its bill) running.
-      reply.raw.on('close', () => {
-        if (!reply.raw.writableFinished) controller.abort();
-      });
-      const caller = principal(request);
-      await ctx.services.limits.checkTokens(caller);
-      const meter = { source: 'gateway' as const, userId: caller.userId, role: caller.role, apiKeyId: caller.apiKeyId ?? null };
-      const chatRequest: ChatRequest = { ...toChatRequest(body), chain, signal: controller.signal, meter };
+      const chain = resolveChain(ai, body.model);
+      const { signal, meter } = await gatewayCall(request, reply, ctx.services.limits);
+      const chatRequest: ChatRequest = { ...toChatRequest(body), chain, signal, meter };
       // Metering and budgets happen inside streamChat (the `meter` above), as for every model call.
       const output = readOutput(ai.streamChat(chatRequest), chatRequest, body.stop_sequences ?? []);
       const id = `msg_${randomUUID().replaceAll('-', '')}`;
@@ -93,8 +81,9 @@ export function messagesRoutes(app: App, ctx: RouteContext<'ai' | 'limits'>) {
     errorHandler: anthropicErrorHandler,
     handler: async (request, reply) => {
       const body = request.body;
-      const first = requestedChain(body.model)[0] ?? '';
-      const model = ai.model(ai.resolve(first) ?? '') ?? unknownModel(first);
+      // Counted as the chain's first model would count it.
+      const model = ai.model(resolveChain(ai, body.model)[0] ?? '');
+      if (!model) throw NotFound(`Model "${body.model}"`, 'model_not_found');
       const { messages, tools } = toChatRequest(body);
       let n = countPromptTokens(model.model, messages);
       for (const t of tools ?? []) n += countTextTokens(model.model, JSON.stringify(t));

@@ -82,8 +82,6 @@ export type MessagesBody = z.infer<typeof messagesBody>;
 export const countTokensBody = messagesBody.omit({ max_tokens: true, stream: true, stop_sequences: true, temperature: true, top_p: true, top_k: true, metadata: true }).meta({ id: 'AnthropicCountTokensRequest' });
 export type CountTokensBody = z.infer<typeof countTokensBody>;
 
-/** The chain `model` names: split on commas. */
-export const requestedChain = (model: string) => model.split(',').map((s) => s.trim()).filter(Boolean);
 
 const joinText = (blocks: Array<{ text: string }>) => blocks.map((b) => b.text).join('');
 

@@ -5,6 +5,7 @@ import { principal } from '../../http/guards.ts';
 import { drained, takeOverForEvents } from '../../http/sse.ts';
 import type { App } from '../../http/types.ts';
 import type { RouteContext } from '../module.ts';
+import { gatewayCall, resolveChain } from './gateway-call.ts';
 import { openAiErrorHandler } from './gateway-routes.ts';
 import {
   checkSupported,
@@ -54,24 +55,14 @@ export function responsesRoutes(app: App, ctx: RouteContext<'ai' | 'limits' | 'r
     handler: async (request, reply) => {
       const body = request.body;
       checkSupported(body);
-      const chain = body.model
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean)
-        .map((name) => ai.resolve(name) ?? unknownModel(name));
+      const chain = resolveChain(ai, body.model);
       const caller = principal(request);
       const earlier = body.previous_response_id ? await previousItems(body.previous_response_id, caller.userId) : [];
       const items = [...earlier, ...inputItems(body)];
       const chatRequest = toChatRequest(body, items);
-      await limits.checkTokens(caller);
-      const controller = new AbortController();
-      // A client that hangs up should not keep an upstream generation (and its bill) running.
-      reply.raw.on('close', () => {
-        if (!reply.raw.writableFinished) controller.abort();
-      });
-      const meter = { source: 'gateway' as const, userId: caller.userId, role: caller.role, apiKeyId: caller.apiKeyId ?? null };
+      const { signal, meter } = await gatewayCall(request, reply, limits);
       // Metering and budgets happen inside streamChat, once per call, however it ends.
-      const events = ai.streamChat({ ...chatRequest, chain, signal: controller.signal, meter });
+      const events = ai.streamChat({ ...chatRequest, chain, signal, meter });
       const state: ResponseState = {
         id: newId('resp'),
         createdAt: Math.floor(Date.now() / 1000),
@@ -148,10 +139,6 @@ export function responsesRoutes(app: App, ctx: RouteContext<'ai' | 'limits' | 'r
 }
 
 const responseNotFound = (id: string) => NotFound(`Response with id '${id}'`, 'not_found');
-
-function unknownModel(name: string): never {
-  throw NotFound(`Model "${name}"`, 'model_not_found');
-}
 
 /**
  * Turns ChatEvents into output items, telling `emit` each streaming event on

@@ -109,8 +109,9 @@ export const preferencesPatchSchema = z
     theme,
     timezone,
     locale,
-    // Written as `provider:model`, the form a request's `model` takes.
-    defaultModel: modelId.nullable().describe(DEFAULT_MODEL_DOC),
+    // Written as `provider:model`, the form a request's `model` takes. Read lazily: the ai module's
+    // tables point at users, so users can be loaded while ai's front door is still being evaluated.
+    defaultModel: z.lazy(() => modelId).nullable().describe(DEFAULT_MODEL_DOC),
     notifications: z.object(notifications).strict().partial(),
     privacy: z.object(privacy).strict().partial(),
   })

@@ -1,0 +1,35 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { NotFound } from '../../errors.ts';
+import { principal } from '../../http/guards.ts';
+import type { ServiceMap } from '../module.ts';
+import type { AiService } from './service.ts';
+
+/** A comma-separated fallback chain (`anthropic:claude-sonnet-4-5,openai:gpt-4o-mini`) and any more names, each resolved to a catalog id; an unknown one is a 404 on `model`. */
+export function resolveChain(ai: AiService, model: string, more: string[] = []): string[] {
+  return [...model.split(','), ...more]
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((name) => {
+      const id = ai.resolve(name);
+      if (!id) throw NotFound(`Model "${name}"`, 'model_not_found');
+      return id;
+    });
+}
+
+/**
+ * What every gateway route (Chat Completions, Messages, Responses) does
+ * before its model call: the caller's token limit checked, an abort for a
+ * client that hangs up (an upstream generation, and its bill, should not run
+ * on for nobody), and the meter that makes the call count as the gateway's.
+ * Metering and budgets then happen inside streamChat, as for every model call.
+ */
+export async function gatewayCall(request: FastifyRequest, reply: FastifyReply, limits: ServiceMap['limits']) {
+  const caller = principal(request);
+  await limits.checkTokens(caller);
+  const controller = new AbortController();
+  reply.raw.on('close', () => {
+    if (!reply.raw.writableFinished) controller.abort();
+  });
+  const meter = { source: 'gateway' as const, userId: caller.userId, role: caller.role, apiKeyId: caller.apiKeyId ?? null };
+  return { caller, signal: controller.signal, meter };
+}
