@@ -7,16 +7,18 @@
 // A fake OpenAI upstream and the load client run in processes of their own.
 // BENCH_EMBEDDED_NODE_FLAGS: extra node flags for the Parley processes.
 import { spawn, fork, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Script } from '../test/support/fake-openai.ts';
 import type { StreamResult, SteadyJob } from './gateway-client.ts';
+import { freshPostgresDatabase } from '../test/support/app.ts';
 import { pct } from './ipc.ts';
 
 const STREAMS = 50;
 const SECONDS = Number(process.env.BENCH_EMBEDDED_SECONDS ?? 10);
-const IDLE_MS = 5000;
+const IDLE_MS = 10_000;
 const CHUNK_MS = 50;
 const main = new URL('../src/main.ts', import.meta.url).pathname;
 const flags = (process.env.BENCH_EMBEDDED_NODE_FLAGS ?? '').split(' ').filter(Boolean);
@@ -63,10 +65,13 @@ interface Running {
   stop(): Promise<void>;
 }
 
+const { DATABASE_URL: _db, REDIS_URL: _redis, ...inherited } = process.env;
+
 async function startParley(env: Record<string, string>, port: number): Promise<Running> {
   const t0 = performance.now();
   const proc = spawn(process.execPath, [...flags, main, 'start'], {
-    env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
+    // Only what the setup names: the bench's own DATABASE_URL/REDIS_URL must not reach the embedded run.
+    env: { ...inherited, ...env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;
@@ -99,29 +104,30 @@ async function apiKey(url: string): Promise<string> {
     return res.json() as Promise<any>;
   };
   const reg = await post('/v1/auth/register', { email: `bench-${Date.now()}@example.com`, password: 'bench password 123' });
-  return (await post('/v1/api-keys', { name: 'bench' }, reg.accessToken)).secret;
+  return (await post('/v1/api-keys', { name: 'bench' }, reg.accessToken)).key;
 }
 
 interface Figures {
-  first?: number;
+  first: number;
   second: number;
   idle: { rss: number; hwm: number; children: number };
   ttft: StreamResult;
 }
 
 async function measure(name: string, env: Record<string, string>, port: number, client: ChildProcess): Promise<Figures> {
-  const embedded = !env.DATABASE_URL;
   const dataDir = mkdtempSync(path.join(tmpdir(), 'parley-bench-embedded-'));
-  const fullEnv = { ...env, PARLEY_DATA_DIR: dataDir };
+  // On PostgreSQL: a database of its own (the first start migrates it), its own Redis keys and master key.
+  const database = env.DATABASE_URL ? await freshPostgresDatabase() : undefined;
+  const fullEnv = {
+    ...env,
+    PARLEY_DATA_DIR: dataDir,
+    ...(database ? { DATABASE_URL: database.url, REDIS_PREFIX: `parley-bench-${randomBytes(4).toString('hex')}:`, PARLEY_MASTER_KEY: randomBytes(32).toString('base64') } : {}),
+  };
   try {
-    let first: number | undefined;
-    if (embedded) {
-      process.stderr.write(`  ${name}: first start…\n`);
-      const a = await startParley(fullEnv, port);
-      first = a.readyMs;
-      await a.stop();
-    }
-    process.stderr.write(`  ${name}: ${embedded ? 'second ' : ''}start, idle…\n`);
+    process.stderr.write(`  ${name}: first start…\n`);
+    const a = await startParley(fullEnv, port);
+    await a.stop();
+    process.stderr.write(`  ${name}: second start, idle…\n`);
     const b = await startParley(fullEnv, port);
     try {
       await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
@@ -129,14 +135,18 @@ async function measure(name: string, env: Record<string, string>, port: number, 
       const secret = await apiKey(b.url);
       process.stderr.write(`  ${name}: ${STREAMS} streams for ${SECONDS} s…\n`);
       const body = JSON.stringify({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'Say hello.' }], stream: true, stream_options: { include_usage: true } });
+      const probe = await fetch(`${b.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' }, body });
+      const probeText = await probe.text();
+      if (probe.status !== 200 || !probeText.includes('"content":"')) throw new Error(`a stream through ${name} failed: ${probe.status} ${probeText.slice(0, 300)}`);
       const job = { kind: 'steady', url: `${b.url}/v1/chat/completions`, headers: { authorization: `Bearer ${secret}` }, body, concurrency: STREAMS, rampMs: 20 * CHUNK_MS, seconds: SECONDS } satisfies SteadyJob;
       const ttft = (await ask<{ streams: StreamResult }>(client, job)).streams;
-      return { first, second: b.readyMs, idle, ttft };
+      return { first: a.readyMs, second: b.readyMs, idle, ttft };
     } finally {
       await b.stop();
     }
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
+    await database?.drop();
   }
 }
 
@@ -150,6 +160,7 @@ async function run() {
     OPENAI_BASE_URL: `${upstreamUrl}/v1`,
     DEFAULT_MODEL: 'openai:gpt-4o-mini',
     AUTH_RATE_LIMIT_PER_IP: '1000000000',
+    RATE_LIMIT_ENABLED: 'false', // one key's thousands of requests a minute are the load, not abuse
   };
   const sorted = (xs: number[]) => [...xs].sort((a, b) => a - b);
   const f = (n: number | undefined, d = 0) => (n === undefined || !Number.isFinite(n) ? '–' : n.toFixed(d));
