@@ -8,6 +8,8 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY bin ./bin
 COPY db ./db
 COPY src ./src
+# npm ci's postinstall ran before src/ was here: write the PGlite initdb template now.
+RUN node src/platform/db/pglite.ts
 USER node
 EXPOSE 3000
 ENTRYPOINT ["node", "src/main.ts"]

@@ -7,6 +7,7 @@ import { busEnv, busSettings } from './platform/bus/settings.ts';
 import type { BusOptions } from './platform/bus/bus.ts';
 import type { S3Settings } from './platform/storage/s3-storage.ts';
 import { envBool, envList } from './platform/config/env.ts';
+import { DEFAULT_PGLITE_SHARED_BUFFERS_MB } from './platform/db/pglite.ts';
 
 export { ConfigError };
 
@@ -23,6 +24,7 @@ const coreEnv = {
   PARLEY_DATA_DIR: z.string().default('./data'),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+  PGLITE_SHARED_BUFFERS_MB: z.coerce.number().int().min(1).max(1024).default(DEFAULT_PGLITE_SHARED_BUFFERS_MB),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
   REDIS_PREFIX: z.string().default('parley:'),
   SMTP_URL: z.url({ protocol: /^smtps?$/ }).optional(),
@@ -64,6 +66,8 @@ export interface CoreConfig {
   dataDir: string;
   databaseUrl?: string;
   databasePoolSize: number;
+  /** The embedded database's page cache (PGlite's shared_buffers), in MB. */
+  pgliteSharedBuffersMb: number;
   redisUrl?: string;
   redisPrefix: string;
   smtpUrl?: string;
@@ -100,6 +104,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     dataDir: e.PARLEY_DATA_DIR === 'memory://' ? e.PARLEY_DATA_DIR : path.resolve(e.PARLEY_DATA_DIR),
     databaseUrl: e.DATABASE_URL,
     databasePoolSize: e.DATABASE_POOL_SIZE,
+    pgliteSharedBuffersMb: e.PGLITE_SHARED_BUFFERS_MB,
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX,
     smtpUrl: e.SMTP_URL,

@@ -64,6 +64,7 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
     poolSize: config.databasePoolSize,
     onIdleError: (err) => logger.warn({ err }, 'idle database connection lost'),
     pgliteSnapshot: opts.pgliteSnapshot,
+    pgliteSharedBuffersMb: config.pgliteSharedBuffersMb,
   });
   if (opts.migrate !== false) await database.migrate();
   const redis = config.redisUrl ? openRedis(config.redisUrl, logger) : undefined;

@@ -1,8 +1,6 @@
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PGlite } from '@electric-sql/pglite';
-import { vector } from '@electric-sql/pglite-pgvector';
+import type { PGlite } from '@electric-sql/pglite';
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
@@ -10,6 +8,7 @@ import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
 import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import pg from 'pg';
+import { openPglite } from './pglite.ts';
 
 /** What every module sees: a Drizzle database, identical on PGlite and PostgreSQL. */
 export type Db = PgDatabase<PgQueryResultHKT>;
@@ -46,6 +45,8 @@ export function openDatabase(opts: {
   onIdleError?: (err: Error) => void;
   /** In memory only: start from this dump of a data directory (`dumpDataDir()`), e.g. one already migrated. */
   pgliteSnapshot?: Blob;
+  /** PGlite's shared_buffers (its page cache in WebAssembly memory); a default when not given. */
+  pgliteSharedBuffersMb?: number;
 }): Database {
   if (opts.url) {
     const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize ?? 10 });
@@ -73,10 +74,8 @@ export function openDatabase(opts: {
   }
   const memory = opts.dataDir === 'memory://';
   const dir = memory ? undefined : path.join(opts.dataDir, 'pg');
-  if (dir) mkdirSync(dir, { recursive: true });
   // pgvector is loaded (not yet created: see the knowledge module) so the embedded database can index embeddings.
-  const extensions = { vector };
-  const client = memory && opts.pgliteSnapshot ? new PGlite({ loadDataDir: opts.pgliteSnapshot, extensions }) : new PGlite(dir, { extensions });
+  const client: PGlite = openPglite({ dir, snapshot: memory ? opts.pgliteSnapshot : undefined, sharedBuffersMb: opts.pgliteSharedBuffersMb });
   const db = drizzlePglite(client) as unknown as Db;
   return {
     db,
