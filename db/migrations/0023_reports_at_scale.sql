@@ -25,6 +25,7 @@ CREATE TABLE "usage_refreshes" (
 );
 --> statement-breakpoint
 CREATE INDEX "storage_by_user_bytes_idx" ON "storage_by_user" USING btree ("bytes" DESC NULLS LAST,"user_id");--> statement-breakpoint
+CREATE INDEX "users_role_idx" ON "users" USING btree ("role","id");--> statement-breakpoint
 CREATE INDEX "api_requests_daily_user_idx" ON "api_requests_daily" USING btree ("user_id","day");--> statement-breakpoint
 CREATE INDEX "usage_daily_project_idx" ON "usage_daily" USING btree ("project_id","day");--> statement-breakpoint
 CREATE INDEX "usage_daily_api_key_idx" ON "usage_daily" USING btree ("api_key_id","day");--> statement-breakpoint
