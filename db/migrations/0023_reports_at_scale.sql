@@ -1,3 +1,13 @@
+CREATE TABLE "api_requests_daily_routes" (
+	"day" date NOT NULL,
+	"method" text NOT NULL,
+	"route" text NOT NULL,
+	"requests" bigint NOT NULL,
+	"bytes_in" bigint DEFAULT 0 NOT NULL,
+	"bytes_out" bigint DEFAULT 0 NOT NULL,
+	CONSTRAINT "api_requests_daily_routes_day_method_route_pk" PRIMARY KEY("day","method","route")
+);
+--> statement-breakpoint
 CREATE TABLE "storage_by_user" (
 	"user_id" uuid PRIMARY KEY NOT NULL,
 	"bytes" bigint NOT NULL,
@@ -32,4 +42,8 @@ CREATE INDEX "usage_daily_api_key_idx" ON "usage_daily" USING btree ("api_key_id
 -- The days already rolled up, summed per model for the admin reports across users.
 INSERT INTO "usage_daily_models" ("day", "provider", "model", "requests", "failed", "input_tokens", "output_tokens", "cached_tokens", "cost_micros", "unpriced_requests")
 SELECT "day", "provider", "model", sum("requests"), sum("failed"), sum("input_tokens"), sum("output_tokens"), sum("cached_tokens"), sum("cost_micros"), sum("unpriced_requests")
-  FROM "usage_daily" GROUP BY "day", "provider", "model";
+  FROM "usage_daily" GROUP BY "day", "provider", "model";--> statement-breakpoint
+-- The request counts so far, summed per route for the admin request reports across users.
+INSERT INTO "api_requests_daily_routes" ("day", "method", "route", "requests", "bytes_in", "bytes_out")
+SELECT "day", "method", "route", sum("requests"), sum("bytes_in"), sum("bytes_out")
+  FROM "api_requests_daily" GROUP BY "day", "method", "route";

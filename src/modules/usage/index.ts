@@ -8,6 +8,7 @@ import { formatMicros } from '../ai/index.ts';
 import {
   abuseFlags,
   apiRequestsDaily,
+  apiRequestsDailyRoutes,
   budgetAlerts,
   budgets,
   storageByUser,
@@ -67,7 +68,7 @@ declare module '../module.ts' {
 /** Usage: every model call metered, budgets that refuse before spending, reports, request counts, per-user footprint. */
 export const usageModule = defineModule({
   name: 'usage',
-  tables: { usageEvents, usageDaily, usageDailyModels, apiRequestsDaily, budgets, budgetAlerts, abuseFlags, storageByUser, usageRefreshes },
+  tables: { usageEvents, usageDaily, usageDailyModels, apiRequestsDaily, apiRequestsDailyRoutes, budgets, budgetAlerts, abuseFlags, storageByUser, usageRefreshes },
   config: { env: usageEnv, read: usageSettings },
   needs: ['limits', 'users', 'apiKeys', 'projects'],
   // A budget's owner is told of the thresholds it reaches.

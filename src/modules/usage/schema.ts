@@ -136,6 +136,24 @@ export const apiRequestsDaily = pgTable(
   (t) => [unique('api_requests_daily_key').on(t.day, t.userId, t.method, t.route).nullsNotDistinct(), index('api_requests_daily_user_idx').on(t.userId, t.day)],
 );
 
+/**
+ * The same counts summed over users, per UTC day, method and route, written by the
+ * recorder in the same transaction: admin request reports across users read it,
+ * so they cost days × routes, not the number of users.
+ */
+export const apiRequestsDailyRoutes = pgTable(
+  'api_requests_daily_routes',
+  {
+    day: date('day', { mode: 'string' }).notNull(),
+    method: text('method').notNull(),
+    route: text('route').notNull(),
+    requests: bigint('requests', { mode: 'number' }).notNull(),
+    bytesIn: bigint('bytes_in', { mode: 'number' }).notNull().default(0),
+    bytesOut: bigint('bytes_out', { mode: 'number' }).notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.day, t.method, t.route] })],
+);
+
 export const BUDGET_SCOPES = ['default', 'user', 'api_key', 'project'] as const;
 export type BudgetScope = (typeof BUDGET_SCOPES)[number];
 export const BUDGET_PERIODS = ['day', 'month', 'total'] as const;
