@@ -2,7 +2,8 @@
 // each section grows one measured thing by 10× steps and prints the cost at
 // each size beside the smallest, so the curve is visible. Sections:
 //   messages  a chat turn in a conversation of 10 … 10,000 messages
-// (more sections — usage events, users — slot into SECTIONS). PGlite by
+//   reports   the reports and admin views at 100k … 10M usage events and
+//             1k … 100k users (bench/scale-reports.ts; long). PGlite by
 // default; PostgreSQL + Redis when DATABASE_URL/REDIS_URL are set. A fake
 // OpenAI upstream answers at once, in a process of its own.
 import { fork, type ChildProcess } from 'node:child_process';
@@ -14,6 +15,7 @@ import { uuidv7 } from 'uuidv7';
 import { tokensOf } from '../src/modules/chat/message-tokens.ts';
 import { messages } from '../src/modules/chat/schema.ts';
 import { startApp, type TestApp } from '../test/support/app.ts';
+import { reportsScale, reportsTable } from './scale-reports.ts';
 
 interface Section {
   /** What grows, for the heading. */
@@ -29,6 +31,8 @@ interface Context {
 
 const SECTIONS: Record<string, Section> = {
   messages: { title: 'A chat turn by conversation length', run: messagesSection },
+  // Usage events and users: the reports and admin views (bench/scale-reports.ts, also `npm run bench:scale:reports`).
+  reports: { title: 'Reports and admin views by usage events and users', run: async ({ backend }) => reportsTable(await reportsScale({ backend, log: () => {} })) },
 };
 
 // ---------------------------------------------------------------- shared

@@ -26,20 +26,30 @@ export function footprintRoutes(app: App, { services, guards }: RouteContext<'fo
     schema: {
       tags: ['admin'],
       summary: 'What users store, most bytes first',
-      description: 'Users who store nothing are left out, unless asked for by userId.',
+      description:
+        'Users who store nothing are left out, unless asked for by userId. The listing reads a per-user rollup refreshed every 10 minutes (the `usage.storage` schedule; at once on the first listing ever) and whenever one user\'s figures are asked for, here by userId or by that user at /v1/usage/storage; `asOf` is when the oldest figures on the page were computed. Asked for by userId, the figures are exact, computed when asked.',
       querystring: adminStorageQuery,
-      response: { 200: z.object({ data: z.array(storageSchema), nextCursor: z.string().nullable() }), 404: problemSchema, ...problems },
+      response: {
+        200: z.object({
+          data: z.array(storageSchema),
+          nextCursor: z.string().nullable(),
+          asOf: z.string().describe('The figures on this page were computed at or after this time'),
+        }),
+        404: problemSchema,
+        ...problems,
+      },
     },
     onRequest: guards.admin(),
     handler: async (request) => {
       const { userId, limit, cursor } = request.query;
       if (userId) {
         await services.users.require(userId);
-        return { data: [await footprint.of(userId)], nextCursor: null };
+        const asOf = new Date().toISOString();
+        return { data: [await footprint.of(userId)], nextCursor: null, asOf };
       }
-      const rows = await footprint.top({ limit: limit + 1, after: cursor });
-      const data = rows.slice(0, limit);
-      return { data, nextCursor: rows.length > limit ? storageCursor(data[data.length - 1]!) : null };
+      const { users, asOf } = await footprint.top({ limit: limit + 1, after: cursor });
+      const data = users.slice(0, limit);
+      return { data, nextCursor: users.length > limit ? storageCursor(data[data.length - 1]!) : null, asOf: asOf.toISOString() };
     },
   });
 }

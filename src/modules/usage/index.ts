@@ -5,7 +5,20 @@ import { createRequestReports, type RequestReports } from './requests.ts';
 import { requestsRoutes } from './requests-routes.ts';
 import { usageRoutes } from './routes.ts';
 import { formatMicros } from '../ai/index.ts';
-import { abuseFlags, apiRequestsDaily, budgetAlerts, budgets, usageDaily, usageEvents, type BudgetPeriod, type BudgetScope } from './schema.ts';
+import {
+  abuseFlags,
+  apiRequestsDaily,
+  apiRequestsDailyRoutes,
+  budgetAlerts,
+  budgets,
+  storageByUser,
+  usageDaily,
+  usageDailyModels,
+  usageEvents,
+  usageRefreshes,
+  type BudgetPeriod,
+  type BudgetScope,
+} from './schema.ts';
 import { createUsage, type Usage } from './service.ts';
 import { usageEnv, usageSettings, type UsageSettings } from './settings.ts';
 
@@ -55,7 +68,7 @@ declare module '../module.ts' {
 /** Usage: every model call metered, budgets that refuse before spending, reports, request counts, per-user footprint. */
 export const usageModule = defineModule({
   name: 'usage',
-  tables: { usageEvents, usageDaily, apiRequestsDaily, budgets, budgetAlerts, abuseFlags },
+  tables: { usageEvents, usageDaily, usageDailyModels, apiRequestsDaily, apiRequestsDailyRoutes, budgets, budgetAlerts, abuseFlags, storageByUser, usageRefreshes },
   config: { env: usageEnv, read: usageSettings },
   needs: ['limits', 'users', 'apiKeys', 'projects'],
   // A budget's owner is told of the thresholds it reaches.
@@ -82,6 +95,8 @@ export const usageModule = defineModule({
   },
   schedules: ({ services, deps }) => [
     { name: 'usage.rollup', cron: '5 * * * *', handler: async () => ({ days: await services.usage.reports.rollup(new Date()) }) },
+    // The per-user storage rollup the admin listing reads (one user's row is also refreshed whenever that user's figures are asked for).
+    { name: 'usage.storage', cron: '*/10 * * * *', handler: async () => services.footprint.refresh() },
     {
       name: 'usage.abuse-check',
       cron: '35 * * * *',

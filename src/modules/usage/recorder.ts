@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import { uuidv7 } from 'uuidv7';
 import type { Db } from '../../platform/db/database.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
-import { apiRequestsDaily, usageEvents } from './schema.ts';
+import { apiRequestsDaily, apiRequestsDailyRoutes, usageEvents } from './schema.ts';
 
 export type UsageEvent = typeof usageEvents.$inferInsert;
 
@@ -99,18 +99,42 @@ export function createUsageRecorder(db: Db, opts: RecorderOptions) {
       written = false;
     }
     if (!counts.length) return written;
+    // Per route across users too, in the same transaction: a retry after a failure adds to neither twice.
+    const byRoute = new Map<string, { day: string; method: string; route: string; requests: number; bytesIn: number; bytesOut: number }>();
+    for (const c of counts) {
+      const key = `${c.day}|${c.method}|${c.route}`;
+      const found = byRoute.get(key);
+      if (found) {
+        found.requests += c.requests;
+        found.bytesIn += c.bytesIn;
+        found.bytesOut += c.bytesOut;
+      } else byRoute.set(key, { day: c.day, method: c.method, route: c.route, requests: c.requests, bytesIn: c.bytesIn, bytesOut: c.bytesOut });
+    }
     try {
-      await db
-        .insert(apiRequestsDaily)
-        .values(counts)
-        .onConflictDoUpdate({
-          target: [apiRequestsDaily.day, apiRequestsDaily.userId, apiRequestsDaily.method, apiRequestsDaily.route],
-          set: {
-            requests: sql`${apiRequestsDaily.requests} + excluded.requests`,
-            bytesIn: sql`${apiRequestsDaily.bytesIn} + excluded.bytes_in`,
-            bytesOut: sql`${apiRequestsDaily.bytesOut} + excluded.bytes_out`,
-          },
-        });
+      await db.transaction(async (tx) => {
+        await tx
+          .insert(apiRequestsDaily)
+          .values(counts)
+          .onConflictDoUpdate({
+            target: [apiRequestsDaily.day, apiRequestsDaily.userId, apiRequestsDaily.method, apiRequestsDaily.route],
+            set: {
+              requests: sql`${apiRequestsDaily.requests} + excluded.requests`,
+              bytesIn: sql`${apiRequestsDaily.bytesIn} + excluded.bytes_in`,
+              bytesOut: sql`${apiRequestsDaily.bytesOut} + excluded.bytes_out`,
+            },
+          });
+        await tx
+          .insert(apiRequestsDailyRoutes)
+          .values([...byRoute.values()])
+          .onConflictDoUpdate({
+            target: [apiRequestsDailyRoutes.day, apiRequestsDailyRoutes.method, apiRequestsDailyRoutes.route],
+            set: {
+              requests: sql`${apiRequestsDailyRoutes.requests} + excluded.requests`,
+              bytesIn: sql`${apiRequestsDailyRoutes.bytesIn} + excluded.bytes_in`,
+              bytesOut: sql`${apiRequestsDailyRoutes.bytesOut} + excluded.bytes_out`,
+            },
+          });
+      });
     } catch (err) {
       for (const c of counts) addRequests(c);
       opts.logger?.error({ err }, 'API request counts could not be written; retrying at the next flush');

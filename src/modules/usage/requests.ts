@@ -1,6 +1,6 @@
 import { sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../../platform/db/database.ts';
-import { apiRequestsDaily } from './schema.ts';
+import { apiRequestsDaily, apiRequestsDailyRoutes } from './schema.ts';
 
 export const REQUEST_GROUPS = ['day', 'route', 'user'] as const;
 export type RequestGroup = (typeof REQUEST_GROUPS)[number];
@@ -23,22 +23,26 @@ export interface RequestsRow {
   bytesOut: number;
 }
 
-const r = apiRequestsDaily;
+type Table = typeof apiRequestsDaily | typeof apiRequestsDailyRoutes;
 // A route is only meaningful with its method: GET and DELETE /v1/conversations/:id are different calls.
-const COLUMNS: Record<RequestGroup, Array<[alias: keyof RequestsRow, column: SQL]>> = {
+const columns = (r: Table): Partial<Record<RequestGroup, Array<[alias: keyof RequestsRow, column: SQL]>>> => ({
   day: [['day', sql`${r.day}::text`]],
   route: [['method', sql`${r.method}`], ['route', sql`${r.route}`]],
-  user: [['userId', sql`${r.userId}`]],
-};
+  ...('userId' in r ? { user: [['userId', sql`${r.userId}`]] as Array<[keyof RequestsRow, SQL]> } : {}),
+});
 
 /**
  * API requests and bytes per day, route and user, from the per-day counts the
- * recorder keeps: current to its last flush (about a second).
+ * recorder keeps (per user, and per route across users): current to its last
+ * flush (about a second).
  */
 export function createRequestReports(db: Db) {
   return {
     async report(q: RequestsQuery): Promise<RequestsRow[]> {
-      const groups = q.groupBy.flatMap((g) => COLUMNS[g]);
+      // Across users, not by user: the per-route counts, whose size does not grow with users.
+      const r: Table = q.userId || q.groupBy.includes('user') ? apiRequestsDaily : apiRequestsDailyRoutes;
+      const byGroup = columns(r);
+      const groups = q.groupBy.flatMap((g) => byGroup[g] ?? []);
       const keys = groups.map(([, column]) => column);
       const rows = await db
         .select({
@@ -48,7 +52,7 @@ export function createRequestReports(db: Db) {
           bytesOut: sql<string>`coalesce(sum(${r.bytesOut}), 0)::bigint`,
         })
         .from(r)
-        .where(sql`${r.day} between ${q.from}::date and ${q.to}::date ${q.userId ? sql`and ${r.userId} = ${q.userId}` : sql``}`)
+        .where(sql`${r.day} between ${q.from}::date and ${q.to}::date ${q.userId && 'userId' in r ? sql`and ${r.userId} = ${q.userId}` : sql``}`)
         .groupBy(...keys)
         .orderBy(...keys);
       return rows.map((row) => ({ ...row, requests: Number(row.requests), bytesIn: Number(row.bytesIn), bytesOut: Number(row.bytesOut) }) as RequestsRow);

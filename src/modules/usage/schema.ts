@@ -63,8 +63,57 @@ export const usageDaily = pgTable(
   (t) => [
     unique('usage_daily_key').on(t.day, t.userId, t.apiKeyId, t.projectId, t.provider, t.model).nullsNotDistinct(),
     index('usage_daily_user_idx').on(t.userId, t.day),
+    // Admin reports filtered by one project or key, across users.
+    index('usage_daily_project_idx').on(t.projectId, t.day),
+    index('usage_daily_api_key_idx').on(t.apiKeyId, t.day),
   ],
 );
+
+/**
+ * The same days summed over every user, key and project: what admin reports across
+ * users read (by day and/or model), so they cost the days and models asked for,
+ * not the number of users. Written by the rollup beside usage_daily, from it.
+ */
+export const usageDailyModels = pgTable(
+  'usage_daily_models',
+  {
+    day: date('day', { mode: 'string' }).notNull(),
+    provider: text('provider').notNull(),
+    model: text('model').notNull(),
+    requests: bigint('requests', { mode: 'number' }).notNull(),
+    failed: bigint('failed', { mode: 'number' }).notNull(),
+    inputTokens: bigint('input_tokens', { mode: 'number' }).notNull(),
+    outputTokens: bigint('output_tokens', { mode: 'number' }).notNull(),
+    cachedTokens: bigint('cached_tokens', { mode: 'number' }).notNull(),
+    costMicros: bigint('cost_micros', { mode: 'number' }).notNull(),
+    unpricedRequests: bigint('unpriced_requests', { mode: 'number' }).notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.day, t.provider, t.model] })],
+);
+
+/**
+ * What each user stores, by source (see footprint.ts), as of `computedAt`: the
+ * admin listing pages through it by bytes instead of summing every stored row
+ * per request. Refreshed whole by the `usage.storage` schedule, and one user at
+ * a time whenever that user's figures are computed. Users who store nothing
+ * have no row.
+ */
+export const storageByUser = pgTable(
+  'storage_by_user',
+  {
+    userId: uuid('user_id').primaryKey(),
+    bytes: bigint('bytes', { mode: 'number' }).notNull(),
+    sources: jsonb('sources').$type<Array<{ source: string; items: number; bytes: number }>>().notNull(),
+    computedAt: time('computed_at').notNull(),
+  },
+  (t) => [index('storage_by_user_bytes_idx').on(t.bytes.desc(), t.userId)],
+);
+
+/** When each whole-table refresh (`storage`) last completed, so a first listing knows none has. */
+export const usageRefreshes = pgTable('usage_refreshes', {
+  name: text('name').primaryKey(),
+  refreshedAt: time('refreshed_at').notNull(),
+});
 
 /** API requests per user, route and UTC day; anonymous requests have no user. */
 export const apiRequestsDaily = pgTable(
@@ -84,7 +133,25 @@ export const apiRequestsDaily = pgTable(
      */
     bytesOut: bigint('bytes_out', { mode: 'number' }).notNull().default(0),
   },
-  (t) => [unique('api_requests_daily_key').on(t.day, t.userId, t.method, t.route).nullsNotDistinct()],
+  (t) => [unique('api_requests_daily_key').on(t.day, t.userId, t.method, t.route).nullsNotDistinct(), index('api_requests_daily_user_idx').on(t.userId, t.day)],
+);
+
+/**
+ * The same counts summed over users, per UTC day, method and route, written by the
+ * recorder in the same transaction: admin request reports across users read it,
+ * so they cost days × routes, not the number of users.
+ */
+export const apiRequestsDailyRoutes = pgTable(
+  'api_requests_daily_routes',
+  {
+    day: date('day', { mode: 'string' }).notNull(),
+    method: text('method').notNull(),
+    route: text('route').notNull(),
+    requests: bigint('requests', { mode: 'number' }).notNull(),
+    bytesIn: bigint('bytes_in', { mode: 'number' }).notNull().default(0),
+    bytesOut: bigint('bytes_out', { mode: 'number' }).notNull().default(0),
+  },
+  (t) => [primaryKey({ columns: [t.day, t.method, t.route] })],
 );
 
 export const BUDGET_SCOPES = ['default', 'user', 'api_key', 'project'] as const;

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { jsonb, pgTable, text, uniqueIndex } from 'drizzle-orm/pg-core';
+import { index, jsonb, pgTable, text, uniqueIndex } from 'drizzle-orm/pg-core';
 import { createdAt, id, time } from '../../platform/db/columns.ts';
 
 export const users = pgTable(
@@ -18,7 +18,8 @@ export const users = pgTable(
     createdAt: createdAt(),
     updatedAt: time('updated_at').notNull().defaultNow(),
   },
-  (t) => [uniqueIndex('users_email_key').on(t.email)],
+  // The admin listing by role (admins are few among many users), newest first.
+  (t) => [uniqueIndex('users_email_key').on(t.email), index('users_role_idx').on(t.role, t.id)],
 );
 
 export type UserRow = typeof users.$inferSelect;

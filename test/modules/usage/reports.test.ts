@@ -77,6 +77,23 @@ for (const backend of backends()) {
       assert.ok(mine instanceof Error, 'users cannot group by user');
     });
 
+    test('admin totals across users (from the per-model rollup) agree with the per-user rollup and the events', async () => {
+      const admin_ = async (query: string) => {
+        const res = await t.api('GET', `/v1/admin/usage?from=${days[0]}&to=${days[3]}&${query}`, { token: admin.accessToken });
+        assert.equal(res.status, 200, res.text);
+        return res.body;
+      };
+      await t.services.usage.reports.rollup(now);
+      const byModel = await admin_('groupBy=day,model');
+      const byUser = await admin_('groupBy=day,model,user');
+      const summed = new Map<string, number>();
+      for (const r of byUser.data) summed.set(`${r.day} ${r.model}`, (summed.get(`${r.day} ${r.model}`) ?? 0) + r.requests);
+      assert.deepEqual(new Map(byModel.data.map((r: any) => [`${r.day} ${r.model}`, r.requests])), summed);
+      assert.equal(byModel.totals.requests, 16, 'u\'s twelve calls and other\'s four');
+      assert.equal(byModel.totals.costMicros, 84 + 4 * 999);
+      assert.deepEqual((await admin_('groupBy=model&model=openai:gpt-4o')).data.map((r: any) => [r.model, r.requests]), [['gpt-4o', 4]]);
+    });
+
     test('the CSV export streams one row per day, user, key, project and model', async () => {
       const res = await fetch(`${t.url}/v1/admin/usage/export?from=${days[0]}&to=${days[3]}&userId=${u.id}`, { headers: { authorization: `Bearer ${admin.accessToken}` } });
       assert.equal(res.status, 200);

@@ -120,6 +120,16 @@ for (const backend of backends()) {
       assert.ok(find(filtered.data, 'PATCH', '/v1/users/me/preferences'));
     });
 
+    test('across users, by route: the per-route counts agree with the per-user ones', async () => {
+      const byUser = await report(`/v1/admin/usage/requests?${range()}&groupBy=route,user`, admin.accessToken, () => {});
+      const mine = byUser.data.filter((r) => r.method === 'GET' && r.route === '/v1/users/me');
+      const byRoute = await report(`/v1/admin/usage/requests?${range()}&groupBy=route`, admin.accessToken, (b) => assert.ok(find(b.data, 'GET', '/v1/users/me')));
+      const route = find(byRoute.data, 'GET', '/v1/users/me')!;
+      assert.equal(route.requests, 4, 'u\'s three and other\'s one');
+      assert.deepEqual([route.requests, route.bytesIn, route.bytesOut], [mine.reduce((n, r) => n + r.requests, 0), mine.reduce((n, r) => n + r.bytesIn, 0), mine.reduce((n, r) => n + r.bytesOut, 0)]);
+      assert.ok(byRoute.data.every((r) => !('userId' in r)), 'not grouped by user');
+    });
+
     test('bad ranges and groups are 400 problems; others may not read the admin report', async () => {
       const today = dayOf(new Date());
       const cases: Array<[string, string, string]> = [

@@ -17,7 +17,8 @@ for (const backend of backends()) {
     let other: TestUser;
 
     before(async () => {
-      t = await startApp({ backend });
+      // Refreshed here by hand, never by the schedule in the middle of a test.
+      t = await startApp({ backend, env: { SCHEDULES: 'usage.storage=off' } });
       admin = await createUser(t, { admin: true });
       u = await createUser(t);
       other = await createUser(t);
@@ -110,6 +111,31 @@ for (const backend of backends()) {
       const badCursor = await t.api('GET', '/v1/admin/usage/storage?cursor=bm9wZQ', { token: admin.accessToken });
       assert.equal(badCursor.status, 400);
       assert.match(badCursor.headers.get('content-type') ?? '', /application\/problem\+json/);
+    });
+
+    test('the listing reads the rollup: as of its last refresh, or of the last time one user was asked for', async () => {
+      const list = async () => {
+        const res = await t.api('GET', '/v1/admin/usage/storage?limit=100', { token: admin.accessToken });
+        assert.equal(res.status, 200, res.text);
+        return res.body as { data: Storage[]; asOf: string };
+      };
+      await t.services.footprint.refresh();
+      const refreshedAt = Date.now();
+      const w = await createUser(t);
+      assert.equal((await t.api('POST', '/v1/conversations', { token: w.accessToken, body: { title: 'new since the refresh' } })).status, 201);
+      let listed = await list();
+      assert.ok(!listed.data.some((s) => s.userId === w.id), 'not in the rollup until it is refreshed');
+      assert.ok(Date.parse(listed.asOf) <= refreshedAt, 'asOf says how old the figures are');
+
+      await t.services.footprint.refresh();
+      listed = await list();
+      assert.deepEqual(bySource(listed.data.find((s) => s.userId === w.id)!).conversations, [1, bytes('new since the refresh')]);
+      assert.ok(Date.parse(listed.asOf) >= refreshedAt);
+
+      // Asking for one user's figures brings that user's row up to date at once.
+      assert.equal((await t.api('POST', '/v1/conversations', { token: w.accessToken, body: { title: 'one more' } })).status, 201);
+      assert.deepEqual(bySource(await storageOf(w)).conversations, [2, bytes('new since the refresh', 'one more')]);
+      assert.deepEqual(bySource((await list()).data.find((s) => s.userId === w.id)!).conversations, [2, bytes('new since the refresh', 'one more')]);
     });
 
     test('only admins list everyone; an API key needs usage:read', async () => {
