@@ -35,7 +35,9 @@ export function openPglite(opts: { dir?: string; snapshot?: Blob; sharedBuffersM
   if (opts.dir) mkdirSync(opts.dir, { recursive: true });
   const fresh = !opts.dir || !existsSync(path.join(opts.dir, 'PG_VERSION'));
   const template = opts.snapshot ?? (fresh ? readTemplate() : undefined);
-  return new PGlite(opts.dir, { extensions, startParams: params, ...(template ? { loadDataDir: template } : {}) });
+  const options = { extensions, startParams: params, ...(template ? { loadDataDir: template } : {}) };
+  // In memory: the options alone. PGlite(undefined, options) drops them all (no pgvector, no template, no page cache size).
+  return opts.dir ? new PGlite(opts.dir, options) : new PGlite(options);
 }
 
 function readTemplate(): Blob | undefined {
@@ -49,7 +51,9 @@ function readTemplate(): Blob | undefined {
 /** Runs initdb once, in memory, and keeps the cluster as the template; older versions' templates are removed. */
 export async function writeTemplate(): Promise<string> {
   const file = templateFile();
-  const pg = new PGlite({ startParams: startParams(DEFAULT_PGLITE_SHARED_BUFFERS_MB) });
+  // With the extensions it will be opened with: a dump holds the installed extension files too, and without
+  // them a cluster unpacked from it could not create pgvector.
+  const pg = new PGlite({ extensions: { vector }, startParams: startParams(DEFAULT_PGLITE_SHARED_BUFFERS_MB) });
   await pg.waitReady;
   const dump = await pg.dumpDataDir('none');
   await pg.close();
