@@ -6,7 +6,7 @@
 // DATABASE_URL and REDIS_URL set, the same on PostgreSQL + Redis beside it.
 // A fake OpenAI upstream and the load client run in processes of their own.
 // BENCH_EMBEDDED_NODE_FLAGS: extra node flags for the Parley processes.
-import { spawn, fork, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { Script } from '../test/support/fake-openai.ts';
 import type { StreamResult, SteadyJob } from './gateway-client.ts';
 import { freshPostgresDatabase } from '../test/support/app.ts';
-import { pct } from './ipc.ts';
+import { ask, child, pct } from './ipc.ts';
 
 const STREAMS = 50;
 const SECONDS = Number(process.env.BENCH_EMBEDDED_SECONDS ?? 10);
@@ -22,20 +22,6 @@ const IDLE_MS = 10_000;
 const CHUNK_MS = 50;
 const main = new URL('../src/main.ts', import.meta.url).pathname;
 const flags = (process.env.BENCH_EMBEDDED_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-
-function child(file: string): Promise<{ proc: ChildProcess; first: any }> {
-  const proc = fork(new URL(file, import.meta.url), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  return new Promise((resolve, reject) => {
-    proc.once('message', (first) => resolve({ proc, first }));
-    proc.once('error', reject);
-  });
-}
-
-const ask = <T>(proc: ChildProcess, msg: unknown): Promise<T> =>
-  new Promise((resolve, reject) => {
-    proc.once('message', (m: any) => (m?.error ? reject(new Error(m.error)) : resolve(m)));
-    proc.send(msg as never);
-  });
 
 /** VmRSS and VmHWM of a process, and the RSS of its descendants (the sandbox pool's workers), in MB. */
 function memoryOf(pid: number): { rss: number; hwm: number; children: number } {
@@ -151,8 +137,8 @@ async function measure(name: string, env: Record<string, string>, port: number, 
 }
 
 async function run() {
-  const upstream = await child('./upstream.ts');
-  const client = await child('./gateway-client.ts');
+  const upstream = await child(new URL('./upstream.ts', import.meta.url));
+  const client = await child(new URL('./gateway-client.ts', import.meta.url));
   const upstreamUrl: string = upstream.first.url;
   await ask(upstream.proc, { defaults: { reply: Array.from({ length: 20 }, (_, i) => `word${i}`).join(' '), delayMs: CHUNK_MS } satisfies Script });
   const env = {

@@ -8,7 +8,7 @@
 // Loopback only, every phase bounded in count and time. CPU is read from each
 // gateway process's own accounting (process.cpuUsage), which the noise of a
 // shared machine moves far less than latency: the summary table comes first.
-import { fork, type ChildProcess } from 'node:child_process';
+import { ask, child } from './ipc.ts';
 import { cpus, loadavg } from 'node:os';
 import { startApp } from '../test/support/app.ts';
 import type { Script } from '../test/support/fake-openai.ts';
@@ -25,20 +25,6 @@ const CHUNK_MS = 50; // 20 chunks/s per stream
 const CPU_REQUESTS = 3000;
 const PORTKEY_PORT = 18787;
 
-function child(file: string, args: string[] = []): Promise<{ proc: ChildProcess; first: any }> {
-  const proc = fork(new URL(file, import.meta.url), args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  return new Promise((resolve, reject) => {
-    proc.once('message', (first) => resolve({ proc, first }));
-    proc.once('error', reject);
-  });
-}
-
-const ask = <T>(proc: ChildProcess, msg: unknown): Promise<T> =>
-  new Promise((resolve, reject) => {
-    proc.once('message', (m: any) => (m?.error ? reject(new Error(m.error)) : resolve(m)));
-    proc.send(msg as never);
-  });
-
 const pct = (xs: number[], p: number) => {
   if (!xs.length) return NaN;
   const s = [...xs].sort((a, b) => a - b);
@@ -47,12 +33,12 @@ const pct = (xs: number[], p: number) => {
 const f = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : 'n/a');
 
 async function main() {
-  const upstream = await child('./upstream.ts');
-  const client = await child('./gateway-client.ts');
+  const upstream = await child(new URL('./upstream.ts', import.meta.url));
+  const client = await child(new URL('./gateway-client.ts', import.meta.url));
   const upstreamUrl: string = upstream.first.url;
   const setScript = (defaults: Script) => ask(upstream.proc, { defaults });
   const bareProxy = await startBareProxy(upstreamUrl);
-  const portkey = await child('./portkey.ts', [`--port=${PORTKEY_PORT}`]);
+  const portkey = await child(new URL('./portkey.ts', import.meta.url), [`--port=${PORTKEY_PORT}`]);
   if (portkey.first.missing) process.stderr.write('  Portkey gateway not installed (npm i --no-save @portkey-ai/gateway to compare): skipped\n');
 
   const t = await startApp({

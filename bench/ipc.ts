@@ -61,3 +61,23 @@ export function forkRole(file: URL, role: string, execArgv: string[] = []): Prom
     proc.once('error', reject);
   });
 }
+
+/**
+ * Forks one of the bench's helper processes (the fake upstream, the load
+ * client: `file` relative to the caller's URL) and waits for the first
+ * message it sends, which says where it listens.
+ */
+export function child(file: URL, args: string[] = []): Promise<{ proc: ChildProcess; first: any }> {
+  const proc = fork(file, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  return new Promise((resolve, reject) => {
+    proc.once('message', (first) => resolve({ proc, first }));
+    proc.once('error', reject);
+  });
+}
+
+/** One request to such a helper and its one answer (an `error` field rejects). */
+export const ask = <T>(proc: ChildProcess, msg: unknown): Promise<T> =>
+  new Promise((resolve, reject) => {
+    proc.once('message', (m: any) => (m?.error ? reject(new Error(m.error)) : resolve(m)));
+    proc.send(msg as never);
+  });

@@ -6,7 +6,7 @@
 //             1k … 100k users (bench/scale-reports.ts; long). PGlite by
 // default; PostgreSQL + Redis when DATABASE_URL/REDIS_URL are set. A fake
 // OpenAI upstream answers at once, in a process of its own.
-import { fork, type ChildProcess } from 'node:child_process';
+import { ask, child } from './ipc.ts';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -36,20 +36,6 @@ const SECTIONS: Record<string, Section> = {
 };
 
 // ---------------------------------------------------------------- shared
-
-function child(file: string): Promise<{ proc: ChildProcess; first: any }> {
-  const proc = fork(new URL(file, import.meta.url), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  return new Promise((resolve, reject) => {
-    proc.once('message', (first) => resolve({ proc, first }));
-    proc.once('error', reject);
-  });
-}
-
-const ask = <T>(proc: ChildProcess, msg: unknown): Promise<T> =>
-  new Promise((resolve, reject) => {
-    proc.once('message', (m: any) => (m?.error ? reject(new Error(m.error)) : resolve(m)));
-    proc.send(msg as never);
-  });
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -189,7 +175,7 @@ async function main() {
   const wanted = process.argv.slice(2).filter((a) => !a.startsWith('-'));
   const names = wanted.length ? wanted : Object.keys(SECTIONS);
   for (const n of names) if (!SECTIONS[n]) throw new Error(`unknown section "${n}"; one of: ${Object.keys(SECTIONS).join(', ')}`);
-  const upstream = await child('./upstream.ts');
+  const upstream = await child(new URL('./upstream.ts', import.meta.url));
   await ask(upstream.proc, { defaults: { reply: 'Sure: here is a short answer to that.' } });
   const backend = process.env.DATABASE_URL ? 'postgres' : 'embedded';
   const out = [`Parley scale bench — Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model.trim()}, ${backend === 'postgres' ? 'PostgreSQL + Redis' : 'PGlite'}, load average ${loadavg()[0]!.toFixed(1)} at start`, ''];

@@ -5,7 +5,7 @@
 // persisted, and whether a graceful stop loses any. A fake OpenAI upstream and
 // the load client run in processes of their own. PGlite by default; PostgreSQL
 // + Redis when DATABASE_URL/REDIS_URL are set.
-import { fork, type ChildProcess } from 'node:child_process';
+import { ask, child } from './ipc.ts';
 import { cpus, loadavg } from 'node:os';
 import { eq, sql } from 'drizzle-orm';
 import { usageEvents } from '../src/modules/usage/schema.ts';
@@ -15,20 +15,6 @@ import { runScenario } from './load.ts';
 
 const LATENCY_REQUESTS = 1000;
 const THROUGHPUT_SECONDS = 8;
-
-function child(file: string): Promise<{ proc: ChildProcess; first: any }> {
-  const proc = fork(new URL(file, import.meta.url), { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-  return new Promise((resolve, reject) => {
-    proc.once('message', (first) => resolve({ proc, first }));
-    proc.once('error', reject);
-  });
-}
-
-const ask = <T>(proc: ChildProcess, msg: unknown): Promise<T> =>
-  new Promise((resolve, reject) => {
-    proc.once('message', (m: any) => (m?.error ? reject(new Error(m.error)) : resolve(m)));
-    proc.send(msg as never);
-  });
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -58,8 +44,8 @@ async function persisted(t: TestApp, userId: string): Promise<number> {
 }
 
 async function main() {
-  const upstream = await child('./upstream.ts');
-  const client = await child('./gateway-client.ts');
+  const upstream = await child(new URL('./upstream.ts', import.meta.url));
+  const client = await child(new URL('./gateway-client.ts', import.meta.url));
   const upstreamUrl: string = upstream.first.url;
   await ask(upstream.proc, { defaults: { reply: 'Hello there, how can I help?' } });
   const off = await gateway(upstreamUrl, false);
