@@ -65,7 +65,7 @@ export async function buildApp(deps: Deps, services: Services = createServices(d
   const subscriptions: Subscription[] = [];
   app.addHook('onReady', async () => {
     for (const m of MODULES) {
-      for (const s of m.subscriptions?.(moduleContext(deps, services, m)) ?? []) subscriptions.push(await deps.bus.subscribe(s.group, s.types, s.handler));
+      for (const s of m.subscriptions?.(moduleContext(deps, services, m)) ?? []) subscriptions.push(await deps.bus.subscribe(s.group, s.types, s.handler, { batch: s.batch }));
     }
   });
   // After the server has stopped and in-flight requests have ended: nothing metered is lost.

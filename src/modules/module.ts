@@ -5,7 +5,7 @@ import type { Guards } from '../http/guards.ts';
 import type { Idempotency } from '../http/idempotency.ts';
 import type { App } from '../http/types.ts';
 import type { EventType } from '../platform/bus/events.ts';
-import type { Handler } from '../platform/bus/bus.ts';
+import type { BatchHandler, Handler } from '../platform/bus/bus.ts';
 import type { JobHandler, ProcessOptions } from '../platform/queue/queue.ts';
 import type { ScheduleDefinition } from '../platform/scheduler/scheduler.ts';
 import type { Principal } from './auth/index.ts';
@@ -93,6 +93,8 @@ export interface BusSubscription<T extends EventType = EventType> {
   group: string;
   types: readonly T[];
   handler: Handler<T>;
+  /** Several events at once when several arrived together (see BatchHandler); `handler` takes them one by one otherwise. */
+  batch?: BatchHandler<T>;
 }
 
 /**

@@ -301,6 +301,65 @@ for (const side of sides) {
       await eventually(() => assert.deepEqual(seen.ids(), [blocker, slow, other, after]));
     });
 
+
+    test('events that arrive together go to the batch handler at once, in publish order, and are acked', async (t) => {
+      const busy = gate();
+      t.after(busy.open);
+      const { a, b } = side.make(t);
+      const one = recorder<'message.created'>(() => busy.opened);
+      const batches: string[][] = [];
+      await b.subscribe('g', ['message.created'], one.handler, {
+        batch: async (events) => {
+          batches.push(events.map((e) => e.id));
+          assert.ok(events.every((e) => e.type === 'message.created' && e.delivery === 1 && typeof e.payload.conversationId === 'string'));
+        },
+      });
+      // A busy first event, so the next ten wait and are taken together.
+      const first = await a.publish('message.created', created(0));
+      await eventually(() => assert.deepEqual(one.ids(), [first]));
+      const rest: string[] = [];
+      for (let i = 1; i <= 10; i++) rest.push(await a.publish('message.created', created(i)));
+      busy.open();
+      await eventually(() => assert.deepEqual(batches.flat(), rest));
+      assert.ok(batches.some((ids) => ids.length > 1), `taken together: ${batches.map((ids) => ids.length).join(', ')}`);
+      await quietly();
+      assert.deepEqual(one.ids(), [first], 'nothing handled again one by one');
+      assert.deepEqual(batches.flat(), rest, 'nothing redelivered');
+    });
+
+    test('a batch handler that throws: each of its events goes to the one-event handler, with its retries', async (t) => {
+      const busy = gate();
+      t.after(busy.open);
+      const { a, b } = side.make(t);
+      let failedOnce = false;
+      // The first event blocks; then event 3 fails once alone, and is retried.
+      const one = recorder<'message.created'>(async (e) => {
+        await busy.opened;
+        if (e.payload.conversationId === 'c3' && !failedOnce) {
+          failedOnce = true;
+          throw new Error('not yet');
+        }
+      });
+      let batchCalls = 0;
+      await b.subscribe('g', ['message.created'], one.handler, {
+        batch: async () => {
+          batchCalls++;
+          throw new Error('the batch failed');
+        },
+      });
+      const first = await a.publish('message.created', created(0));
+      await eventually(() => assert.deepEqual(one.ids(), [first]));
+      const rest: string[] = [];
+      for (let i = 1; i <= 5; i++) rest.push(await a.publish('message.created', created(i)));
+      busy.open();
+      await eventually(() => assert.equal(one.seen.filter((e) => e.delivery === 1).length, 6));
+      await eventually(() => assert.ok(one.seen.some((e) => e.payload.conversationId === 'c3' && e.delivery === 2)));
+      await quietly();
+      assert.ok(batchCalls >= 1);
+      const firstTries = one.seen.filter((e) => e.delivery === 1).map((e) => e.id);
+      assert.deepEqual(firstTries, [first, ...rest], 'each once, in order, after the batch failed');
+      assert.equal(one.seen.length, 7, 'only the failing one again');
+    });
     test('a handler that fails while its subscription closes leaves the event to another consumer', async (t) => {
       const release = gate();
       t.after(release.open); // before the cluster's own cleanup, which waits for running handlers

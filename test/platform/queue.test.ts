@@ -7,6 +7,7 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
+import { uuidv7 } from 'uuidv7';
 import { inTransaction, openDatabase, type Database, type Db } from '../../src/platform/db/database.ts';
 import { createLogger } from '../../src/platform/observability/logger.ts';
 import { bullmqQueue } from '../../src/platform/queue/bullmq-queue.ts';
@@ -437,6 +438,35 @@ for (const side of sides) {
         await sleep(700); // longer than any relay poll
         assert.deepEqual(runs, ['committed']);
         assert.equal(await queue.get(rolledBackId), undefined);
+      });
+    });
+
+    test('enqueueMany: several jobs in one write, each run once with the shared options; in a rolled-back transaction none', async () => {
+      await using(side, async (s) => {
+        const queue = s.queue();
+        const runs: Array<{ n: number; userId: string | null; maxAttempts: number }> = [];
+        queue.process('batch', async (d: { n: number }, ctx) => void runs.push({ n: d.n, userId: ctx.userId, maxAttempts: ctx.maxAttempts }));
+        await queue.start();
+        const userId = uuidv7();
+        await assert.rejects(
+          inTransaction(s.db, async (tx) => {
+            await queue.enqueueMany('batch', [{ n: -1 }, { n: -2 }], { tx });
+            throw new Error('the business write failed');
+          }),
+          /business write failed/,
+        );
+        const inTx = await inTransaction(s.db, (tx) => queue.enqueueMany('batch', [{ n: 1 }, { n: 2 }, { n: 3 }], { tx, userId, attempts: 4 }));
+        const direct = await queue.enqueueMany('batch', [{ n: 4 }, { n: 5 }], { userId, attempts: 4 });
+        assert.equal(new Set([...inTx, ...direct]).size, 5, 'an id per job');
+        for (const id of [...inTx, ...direct]) await settled(queue, id);
+        assert.deepEqual((await queue.get(inTx[1]!))?.data, { n: 2 }, 'ids in the order given');
+        assert.deepEqual(
+          runs.map((r) => r.n).sort(),
+          [1, 2, 3, 4, 5],
+        );
+        assert.ok(runs.every((r) => r.userId === userId && r.maxAttempts === 4));
+        assert.deepEqual(await queue.enqueueMany('batch', []), []);
+        await assert.rejects(queue.enqueueMany('batch', [{ n: 6 }], { attempts: 0 }), /attempts/);
       });
     });
 

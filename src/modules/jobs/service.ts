@@ -85,6 +85,11 @@ export function createJobs(d: JobsDeps) {
       return d.queue.enqueue(queue, data, opts);
     },
 
+    /** Several new jobs of one queue with the same options, in one write; their ids in order. */
+    enqueueMany<T>(queue: string, data: T[], opts?: Omit<EnqueueOptions, 'idempotencyKey'>): Promise<string[]> {
+      return d.queue.enqueueMany(queue, data, opts);
+    },
+
     get: (id: string) => d.queue.get(id),
 
     /** The caller's own job; another user's is as missing as one that does not exist. */

@@ -82,7 +82,10 @@ export async function notificationRoutes(app: App, { services, guards, idempoten
       void reply;
     },
     handler: async (request, reply) => {
-      const { resourceId } = await idempotency.once(idempotencyOf(request, me(request), { body: request.body }), async () => (await notifications.send(request.body)).id);
+      const key = idempotencyOf(request, me(request), { body: request.body });
+      // Without a key, the answer is what send() made: no second read.
+      if (!key) return reply.status(201).send(await notifications.send(request.body));
+      const { resourceId } = await idempotency.once(key, async () => (await notifications.send(request.body)).id);
       return reply.status(201).send(await notifications.view(resourceId));
     },
   });

@@ -144,11 +144,11 @@ export function createNotifications(deps: {
       const c = category(input.category);
       const missing = missingVariables(c, input.data ?? {});
       if (missing.length) throw ValidationError(`The "${c.name}" email template needs ${missing.map((m) => `data.${m}`).join(', ')}`, 'missing_template_variable');
-      await deps.users.require(input.userId);
       if (input.sourceKey) {
         const earlier = await repo.bySource(input.userId, input.sourceKey);
         if (earlier) return (await withDeliveries([earlier]))[0]!;
       }
+      // Reads the user: one that does not exist is a 404 here.
       const { on, prefs } = await enabled(input.userId, c);
       const priority = input.priority ?? 'normal';
       const critical = priority === 'critical';

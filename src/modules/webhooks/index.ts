@@ -1,7 +1,8 @@
+import type { BusEvent } from '../../platform/bus/events.ts';
 import { defineModule } from '../module.ts';
 import { webhooksRoutes } from './routes.ts';
 import { webhookAttempts, webhookEndpoints, webhookMessages } from './schema.ts';
-import { createWebhooks, DELIVER_QUEUE, type Webhooks } from './service.ts';
+import { createWebhooks, DELIVER_QUEUE, type WebhookEmit, type Webhooks } from './service.ts';
 import { webhookSettings, webhooksEnv, type WebhookSettings } from './settings.ts';
 
 export type { Webhooks } from './service.ts';
@@ -24,6 +25,38 @@ declare module '../module.ts' {
   interface ModuleSettings {
     /** Private addresses allowed, timeout, retry scale, the disable window, attempts at once. */
     webhooks: WebhookSettings;
+  }
+}
+
+/** The webhook a domain event makes, if any. Events about a project (a conversation's) reach that project's endpoints too. */
+function webhookOf(event: BusEvent): WebhookEmit | undefined {
+  const p = event.payload as Record<string, any>;
+  const sourceEventId = event.id;
+  switch (event.type) {
+    case 'message.stream.finished':
+      if (p.status !== 'complete') return undefined;
+      return { userId: p.userId, eventType: 'message.completed', payload: { conversationId: p.conversationId, projectId: p.projectId ?? null, messageId: p.messageId, model: p.model, usage: p.usage }, sourceEventId, projectId: p.projectId ?? null };
+    case 'conversation.created':
+      return { userId: p.userId, eventType: 'conversation.created', payload: { conversationId: p.conversationId, projectId: p.projectId, title: p.title }, sourceEventId, projectId: p.projectId };
+    case 'notification.created':
+      return { userId: p.userId, eventType: 'notification.created', payload: p.notification, sourceEventId };
+    case 'file.created':
+      return { userId: p.userId, eventType: 'file.ready', payload: { fileId: p.fileId, name: p.name, mimeType: p.mimeType, size: p.size }, sourceEventId };
+    case 'document.saved':
+      // Told once per reader: the author's copy is enough.
+      if (p.userId !== p.authorId) return undefined;
+      return { userId: p.userId, eventType: 'document.updated', payload: { documentId: p.documentId, version: p.version }, sourceEventId };
+    case 'budget.threshold': {
+      if (p.percent !== 100) return undefined;
+      // A project's budget is about that project.
+      const projectId = p.scope === 'project' ? p.subjectId : null;
+      const { userId, budgetId, scope, subjectId, period, periodKey, resetsAt, spent, limit } = p;
+      return { userId, eventType: 'budget.exceeded', payload: { budgetId, scope, subjectId, projectId, period, periodKey, resetsAt, spent, limit }, sourceEventId, projectId };
+    }
+    case 'job.failed':
+      return { userId: p.userId, eventType: 'job.failed', payload: { jobId: p.jobId, queue: p.queue, attempts: p.attempts, error: p.error }, sourceEventId };
+    default:
+      return undefined;
   }
 }
 
@@ -55,23 +88,12 @@ export const webhooksModule = defineModule({
       group: 'webhooks',
       types: ['message.stream.finished', 'conversation.created', 'file.created', 'document.saved', 'job.failed', 'notification.created', 'budget.threshold'],
       handler: async (event) => {
-        const { webhooks } = services;
-        const p = event.payload as Record<string, any>;
-        // Events about a project (a conversation's) reach that project's endpoints too.
-        if (event.type === 'message.stream.finished' && p.status === 'complete')
-          await webhooks.emit(p.userId, 'message.completed', { conversationId: p.conversationId, projectId: p.projectId ?? null, messageId: p.messageId, model: p.model, usage: p.usage }, event.id, p.projectId ?? null);
-        else if (event.type === 'conversation.created')
-          await webhooks.emit(p.userId, 'conversation.created', { conversationId: p.conversationId, projectId: p.projectId, title: p.title }, event.id, p.projectId);
-        else if (event.type === 'notification.created') await webhooks.emit(p.userId, 'notification.created', p.notification, event.id);
-        else if (event.type === 'file.created') await webhooks.emit(p.userId, 'file.ready', { fileId: p.fileId, name: p.name, mimeType: p.mimeType, size: p.size }, event.id);
-        // Told once per reader: the author's copy is enough.
-        else if (event.type === 'document.saved' && p.userId === p.authorId) await webhooks.emit(p.userId, 'document.updated', { documentId: p.documentId, version: p.version }, event.id);
-        else if (event.type === 'budget.threshold' && p.percent === 100) {
-          // A project's budget is about that project.
-          const projectId = p.scope === 'project' ? p.subjectId : null;
-          const { userId, budgetId, scope, subjectId, period, periodKey, resetsAt, spent, limit } = p;
-          await webhooks.emit(userId, 'budget.exceeded', { budgetId, scope, subjectId, projectId, period, periodKey, resetsAt, spent, limit }, event.id, projectId);
-        } else if (event.type === 'job.failed') await webhooks.emit(p.userId, 'job.failed', { jobId: p.jobId, queue: p.queue, attempts: p.attempts, error: p.error }, event.id);
+        const emit = webhookOf(event);
+        if (emit) await services.webhooks.emitMany([emit]);
+      },
+      // Events read together make their messages together: one read, one transaction.
+      batch: async (events) => {
+        await services.webhooks.emitMany(events.map(webhookOf).filter((e) => e !== undefined));
       },
     },
     {

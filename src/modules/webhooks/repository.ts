@@ -1,4 +1,4 @@
-import { and, arrayContains, desc, eq, isNull, lt, or, sql } from 'drizzle-orm';
+import { and, arrayOverlaps, desc, eq, inArray, isNull, lt, sql } from 'drizzle-orm';
 import type { Db } from '../../platform/db/database.ts';
 import { webhookAttempts, webhookEndpoints, webhookMessages, type AttemptRow, type EndpointRow, type MessageRow } from './schema.ts';
 
@@ -31,13 +31,12 @@ export function createWebhooksRepository(db: Db) {
       if (opts.cursor) where.push(lt(webhookEndpoints.id, opts.cursor));
       return db.select().from(webhookEndpoints).where(and(...where)).orderBy(desc(webhookEndpoints.id)).limit(opts.limit);
     },
-    /** The user's enabled endpoints that want this event type: their own ones, and that project's when the event is about one. */
-    subscribed(userId: string, eventType: string, projectId: string | null): Promise<EndpointRow[]> {
-      const scope = projectId ? or(isNull(webhookEndpoints.projectId), eq(webhookEndpoints.projectId, projectId)) : isNull(webhookEndpoints.projectId);
+    /** The enabled endpoints of these users that want any of these types (the caller matches each event's scope). */
+    subscribedAny(userIds: string[], eventTypes: string[]): Promise<EndpointRow[]> {
       return db
         .select()
         .from(webhookEndpoints)
-        .where(and(eq(webhookEndpoints.userId, userId), isNull(webhookEndpoints.disabledAt), arrayContains(webhookEndpoints.events, [eventType]), scope));
+        .where(and(inArray(webhookEndpoints.userId, userIds), isNull(webhookEndpoints.disabledAt), arrayOverlaps(webhookEndpoints.events, eventTypes)));
     },
     async updateEndpoint(id: string, patch: Partial<Omit<EndpointRow, 'id' | 'userId' | 'createdAt'>>): Promise<EndpointRow | undefined> {
       const [row] = await db.update(webhookEndpoints).set({ ...patch, updatedAt: new Date() }).where(eq(webhookEndpoints.id, id)).returning();
@@ -63,6 +62,11 @@ export function createWebhooksRepository(db: Db) {
     async createMessage(values: typeof webhookMessages.$inferInsert): Promise<MessageRow | undefined> {
       const [row] = await db.insert(webhookMessages).values(values).onConflictDoNothing().returning();
       return row;
+    },
+    /** The ids of those made: one already made from the same event for the same endpoint is skipped. */
+    async createMessages(values: (typeof webhookMessages.$inferInsert)[]): Promise<Set<string>> {
+      const rows = await db.insert(webhookMessages).values(values).onConflictDoNothing().returning({ id: webhookMessages.id });
+      return new Set(rows.map((r) => r.id));
     },
     /** A message and its endpoint (null once deleted) in one query: what an attempt reads. */
     async messageWithEndpoint(id: string): Promise<{ message: MessageRow; endpoint: EndpointRow | null } | undefined> {

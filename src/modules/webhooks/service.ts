@@ -31,10 +31,20 @@ export interface DeliverJob {
   run: string;
 }
 
+/** One event for a user's endpoints (and, when it is about a project, that project's). */
+export interface WebhookEmit {
+  userId: string;
+  eventType: WebhookEvent;
+  payload: Record<string, unknown>;
+  /** Makes a redelivered event harmless: one message per endpoint and source event. */
+  sourceEventId: string;
+  projectId?: string | null;
+}
+
 export interface WebhooksDeps {
   db: Db;
   cipher: Cipher;
-  jobs: Pick<Jobs, 'enqueue'>;
+  jobs: Pick<Jobs, 'enqueue' | 'enqueueMany'>;
   projects: Pick<Projects, 'exists'>;
   announce: Announce;
   settings: WebhookSettings;
@@ -120,6 +130,28 @@ export function createWebhooks(d: WebhooksDeps) {
     });
   }
 
+  /**
+   * Events for their users, all in one go: one read of the endpoints they reach, then one transaction that makes
+   * every message and queues every first attempt (two statements, whatever the count). Messages keep the
+   * events' order.
+   */
+  async function emitMany(events: WebhookEmit[]): Promise<number> {
+    if (!events.length) return 0;
+    const endpoints = await repo.subscribedAny([...new Set(events.map((e) => e.userId))], [...new Set(events.map((e) => e.eventType))]);
+    const messages = events.flatMap((ev) =>
+      endpoints
+        .filter((e) => e.userId === ev.userId && e.events.includes(ev.eventType) && (e.projectId === null || e.projectId === (ev.projectId ?? null)))
+        .map((e) => ({ id: `msg_${uuidv7().replaceAll('-', '')}`, endpointId: e.id, userId: e.userId, eventType: ev.eventType, payload: ev.payload, sourceEventId: ev.sourceEventId })),
+    );
+    if (!messages.length) return 0;
+    return inTransaction(d.db, async (tx) => {
+      const made = await createWebhooksRepository(tx).createMessages(messages);
+      const first = messages.filter((m) => made.has(m.id)).map((m): DeliverJob => ({ messageId: m.id, attempt: 1, run: 'first' }));
+      await d.jobs.enqueueMany<DeliverJob>(DELIVER_QUEUE, first, { ...jobOptions, tx });
+      return first.length;
+    });
+  }
+
   return {
     async create(userId: string, input: { url: string; events: string[]; description?: string | null; projectId?: string | null }): Promise<{ endpoint: EndpointRow; secret: string }> {
       const url = await checkUrl(input.url);
@@ -185,10 +217,9 @@ export function createWebhooks(d: WebhooksDeps) {
      * `sourceEventId` makes a redelivered event harmless.
      */
     async emit(userId: string, eventType: WebhookEvent, payload: Record<string, unknown>, sourceEventId: string, projectId: string | null = null): Promise<number> {
-      let sent = 0;
-      for (const e of await repo.subscribed(userId, eventType, projectId)) if (await send(e, eventType, payload, sourceEventId)) sent++;
-      return sent;
+      return emitMany([{ userId, eventType, payload, sourceEventId, projectId }]);
     },
+    emitMany,
 
     /**
      * One attempt. A message already delivered is not sent again (a job rerun

@@ -3,6 +3,19 @@ import type { AnyBusEvent, DomainEvents, EventType } from './events.ts';
 
 export type Handler<T extends EventType> = (event: AnyBusEvent<T>) => Promise<void> | void;
 
+/**
+ * Several events at once, in the order they were published (a subscriber
+ * that can handle them in one go: one query, one transaction). Should it
+ * throw, each of them is handed to the one-event handler instead, with the
+ * usual retries: so it must be idempotent as the handler is.
+ */
+export type BatchHandler<T extends EventType> = (events: AnyBusEvent<T>[]) => Promise<void>;
+
+export interface SubscribeOptions<T extends EventType> {
+  /** Takes the events that arrived together (up to 64) when there are several. */
+  batch?: BatchHandler<T>;
+}
+
 export interface Subscription {
   /** Stops taking new events and waits for the handler running now; what is not acked is redelivered later. */
   close(): Promise<void>;
@@ -36,7 +49,7 @@ export interface EventBus {
   /** Resolves with the event's id once the event is stored (Redis) or queued (in process). */
   publish<T extends EventType>(type: T, payload: DomainEvents[T]): Promise<string>;
   /** Resolves once the group exists, so every event published after this is delivered to it. */
-  subscribe<T extends EventType>(group: string, types: readonly T[], handler: Handler<T>): Promise<Subscription>;
+  subscribe<T extends EventType>(group: string, types: readonly T[], handler: Handler<T>, options?: SubscribeOptions<T>): Promise<Subscription>;
   /** The most recent dead letters, newest first. */
   deadLetters(limit?: number): Promise<DeadLetter[]>;
   close(): Promise<void>;

@@ -1,15 +1,22 @@
 import { uuidv7 } from 'uuidv7';
 import type { Logger } from '../observability/logger.ts';
-import { defaultBusOptions, errorText, retryDelay, type BusOptions, type DeadLetter, type EventBus, type Handler } from './bus.ts';
+import { defaultBusOptions, errorText, retryDelay, type BatchHandler, type BusOptions, type DeadLetter, type EventBus, type Handler } from './bus.ts';
 import type { BusEvent, EventType } from './events.ts';
 
 interface Consumer {
   types: Set<string>;
   handler: Handler<EventType>;
-  /** Deliveries run one after another per consumer, in publish order (as a Redis consumer reads them). */
+  batch?: BatchHandler<EventType>;
+  /** Deliveries run one after another per consumer, in publish order (as a Redis consumer reads them): those waiting their turn. */
+  queue: Array<{ event: Stored; delivery: number }>;
+  /** The run handling the queue, if one is under way. */
   tail: Promise<void>;
+  draining: boolean;
   closed: boolean;
 }
+
+/** Events handed to a batch handler at most, as a Redis consumer reads at most 64 at once. */
+const BATCH = 64;
 
 interface Group {
   consumers: Consumer[];
@@ -55,19 +62,51 @@ export function memoryBus(logger: Logger, options: Partial<BusOptions> = {}): Ev
 
   function deliver(group: string, c: Consumer, event: Stored, delivery: number) {
     pending++;
-    c.tail = c.tail.then(async () => {
-      try {
-        // Closed while this waited its turn: not started, so it goes to another consumer, like an unacked Redis entry.
-        if (c.closed) return route(group, event, delivery);
-        const { data, ...rest } = event;
-        await c.handler({ ...rest, payload: JSON.parse(data), delivery } as BusEvent as never);
-      } catch (err) {
-        fail(group, event, delivery, err);
-      } finally {
-        pending--;
-        settle();
+    c.queue.push({ event, delivery });
+    if (!c.draining) c.tail = drain(group, c);
+  }
+
+  const parse = ({ event: { data, ...rest }, delivery }: { event: Stored; delivery: number }) => ({ ...rest, payload: JSON.parse(data), delivery }) as BusEvent as never;
+
+  /** Runs what waits for this consumer, in order: several at once through its batch handler when it has one, else one by one. */
+  async function drain(group: string, c: Consumer) {
+    c.draining = true;
+    // Handled after the publish that queued it returned, as on Redis.
+    await Promise.resolve();
+    try {
+      while (c.queue.length) {
+        const take = c.queue.splice(0, c.batch && !c.closed ? BATCH : 1);
+        if (take.length > 1 && (await runBatch(group, c, take))) continue;
+        for (const item of take) await runOne(group, c, item);
       }
-    });
+    } finally {
+      c.draining = false;
+    }
+  }
+
+  async function runBatch(group: string, c: Consumer, take: Array<{ event: Stored; delivery: number }>): Promise<boolean> {
+    try {
+      await c.batch!(take.map(parse));
+    } catch (err) {
+      logger.warn({ err, group, events: take.length }, 'event batch handler failed; handling each event alone');
+      return false;
+    }
+    pending -= take.length;
+    settle();
+    return true;
+  }
+
+  async function runOne(group: string, c: Consumer, item: { event: Stored; delivery: number }) {
+    try {
+      // Closed while this waited its turn: not started, so it goes to another consumer, like an unacked Redis entry.
+      if (c.closed) return route(group, item.event, item.delivery);
+      await c.handler(parse(item));
+    } catch (err) {
+      fail(group, item.event, item.delivery, err);
+    } finally {
+      pending--;
+      settle();
+    }
   }
 
   function fail(group: string, event: Stored, delivery: number, err: unknown) {
@@ -94,11 +133,11 @@ export function memoryBus(logger: Logger, options: Partial<BusOptions> = {}): Ev
       for (const group of groups.keys()) route(group, event, 1);
       return event.id;
     },
-    async subscribe(group, types, handler) {
+    async subscribe(group, types, handler, options = {}) {
       let g = groups.get(group);
       if (!g) groups.set(group, (g = { consumers: [], next: 0, types: new Set(), backlog: [] }));
       for (const type of types) g.types.add(type);
-      const c: Consumer = { types: new Set(types), handler: handler as Handler<EventType>, tail: Promise.resolve(), closed: false };
+      const c: Consumer = { types: new Set(types), handler: handler as Handler<EventType>, batch: options.batch as BatchHandler<EventType> | undefined, queue: [], tail: Promise.resolve(), draining: false, closed: false };
       g.consumers.push(c);
       for (const { event, delivery } of g.backlog.splice(0)) route(group, event, delivery);
       return {

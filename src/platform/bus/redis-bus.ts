@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import { uuidv7 } from 'uuidv7';
 import type { Logger } from '../observability/logger.ts';
 import { duplicateRedis, needRedis } from '../redis/redis.ts';
-import { defaultBusOptions, errorText, retryDelay, type BusOptions, type DeadLetter, type EventBus, type Handler, type Subscription } from './bus.ts';
+import { defaultBusOptions, errorText, retryDelay, type BatchHandler, type BusOptions, type DeadLetter, type EventBus, type Handler, type Subscription } from './bus.ts';
 import type { BusEvent, EventType } from './events.ts';
 import { fieldsOf, streamsOf, type Entry, type ReadReply } from './stream-replies.ts';
 
@@ -74,7 +74,7 @@ export function redisBus(redis: Redis, prefix: string, logger: Logger, options: 
     }
   }
 
-  function consume(group: string, consumer: string, streams: string[], types: Set<string>, handler: Handler<EventType>): Subscription {
+  function consume(group: string, consumer: string, streams: string[], types: Set<string>, handler: Handler<EventType>, batch?: BatchHandler<EventType>): Subscription {
     const reader = duplicateRedis(redis, { blockMs: BLOCK_MS });
     const log = logger.child({ bus: { group, consumer } });
     let stopped = false;
@@ -164,6 +164,41 @@ export function redisBus(redis: Redis, prefix: string, logger: Logger, options: 
         held.delete(id); // no longer renewed: a sweep takes it back
         log.warn({ err, entry: id }, 'event ack failed; it will be redelivered');
       });
+    }
+
+    /**
+     * Entries read together, to the batch handler in one call, acked in one command. False (nothing acked)
+     * when one of them is malformed or the handler failed: then each goes through handle() as usual.
+     */
+    async function settleBatch(stream: string, entries: [string, string[]][]): Promise<boolean> {
+      const events: BusEvent[] = [];
+      for (const [, flat] of entries) {
+        const f = fieldsOf(flat);
+        try {
+          events.push({ id: f.id!, type: f.type as EventType, payload: JSON.parse(f.data!), occurredAt: f.at!, delivery: 1 });
+        } catch {
+          return false;
+        }
+      }
+      for (const [id] of entries) held.set(id, { stream, state: 'running', delivery: 1 });
+      try {
+        await track(batch!(events as never));
+      } catch (err) {
+        log.warn({ err, events: events.length }, 'event batch handler failed; handling each event alone');
+        for (const [id] of entries) held.set(id, { stream, state: 'queued', delivery: 1 });
+        return false;
+      }
+      const ids = entries.map(([id]) => id);
+      void track(
+        (async () => {
+          await redis.call('XACK', stream, group, ...ids);
+          for (const id of ids) held.delete(id);
+        })(),
+      ).catch((err) => {
+        for (const id of ids) held.delete(id); // no longer renewed: a sweep takes them back
+        log.warn({ err, entries: ids.length }, 'event ack failed; they will be redelivered');
+      });
+      return true;
     }
 
     /** Takes a failed entry back (unless a sweep gave it to another consumer meanwhile) and handles it again. */
@@ -269,6 +304,7 @@ export function redisBus(redis: Redis, prefix: string, logger: Logger, options: 
           const others = entries.filter((e) => !wanted.includes(e as [string, string[]])).map(([id]) => id);
           if (others.length) await redis.call('XACK', stream, group, ...others).catch(() => {});
           for (const [id] of wanted) held.set(id, { stream, state: 'queued', delivery: 1 });
+          if (batch && wanted.length > 1 && (await settleBatch(stream, wanted))) continue;
           // One lane per subject (the conversation, document, file or user an event is about): a subject's events
           // are handled in order, different subjects' at once, so one slow handler no longer holds up everyone.
           const lanes = new Map<string, [string, string[]][]>();
@@ -314,12 +350,12 @@ export function redisBus(redis: Redis, prefix: string, logger: Logger, options: 
       await redis.call('XADD', streamOf(type), 'MAXLEN', '~', String(opts.maxLen), '*', 'id', id, 'type', type, 'at', new Date().toISOString(), 'data', JSON.stringify(payload));
       return id;
     },
-    async subscribe(group, types, handler) {
+    async subscribe(group, types, handler, options = {}) {
       const streams = [...new Set(types.map(streamOf))];
       await createGroups(group, streams);
       const n = (perGroup.get(group) ?? 0) + 1;
       perGroup.set(group, n);
-      const sub = consume(group, n === 1 ? consumerBase : `${consumerBase}#${n}`, streams, new Set<string>(types), handler as Handler<EventType>);
+      const sub = consume(group, n === 1 ? consumerBase : `${consumerBase}#${n}`, streams, new Set<string>(types), handler as Handler<EventType>, options.batch as BatchHandler<EventType> | undefined);
       subscriptions.add(sub);
       return {
         async close() {

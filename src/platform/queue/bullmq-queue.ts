@@ -174,6 +174,22 @@ export function bullmqQueue(opts: BullmqQueueOptions): BullmqJobQueue {
       } as Job<T>;
     },
 
+    async enqueueMany<T>(name: string, data: T[], o: Omit<EnqueueOptions, 'idempotencyKey'> = {}): Promise<string[]> {
+      assertEnqueueOptions(name, o);
+      if (!data.length) return [];
+      const { tx, ...rest } = o;
+      const options: OutboxOptions = { ...rest, userId: o.userId ?? null };
+      const rows = data.map((d) => ({ id: uuidv7(), queue: name, data: jsonb(d), options }));
+      if (tx) {
+        await tx.insert(jobOutbox).values(rows);
+        await relay.nudge(tx);
+      } else {
+        const q = await bull(name);
+        await q.addBulk(rows.map((r, i) => ({ name, data: envelope(data[i], options), opts: bullOptions(r.id, options) })));
+      }
+      return rows.map((r) => r.id);
+    },
+
     process(name, handler, o = {}) {
       assertQueueName(name);
       if (handlers.has(name)) throw new Error(`Queue "${name}" already has a handler`);

@@ -1,4 +1,5 @@
 import { and, desc, eq, gt, lt, lte, sql, type SQL } from 'drizzle-orm';
+import { uuidv7 } from 'uuidv7';
 import type { Db } from '../db/database.ts';
 import { backoffDelay, DEFAULTS, errorMessage, type EnqueueOptions, type Job, type ListQuery } from './queue.ts';
 import { jobs } from './schema.ts';
@@ -11,20 +12,30 @@ const ms = (n: number) => sql`make_interval(secs => ${n / 1000})`;
 /** A JSON value for a jsonb column: Drizzle sends a JS null as SQL NULL, which `data` refuses. */
 export const jsonb = (value: unknown) => (value === undefined || value === null ? sql`'null'::jsonb` : value);
 
+const jobValues = (queue: string, data: unknown, o: EnqueueOptions) => ({
+  queue,
+  data: jsonb(data),
+  priority: o.priority ?? 0,
+  runAt: o.delayMs ? sql`now() + ${ms(o.delayMs)}` : sql`now()`,
+  maxAttempts: o.attempts ?? DEFAULTS.attempts,
+  backoffMs: o.backoffMs ?? DEFAULTS.backoffMs,
+  timeoutMs: o.timeoutMs ?? null,
+  userId: o.userId ?? null,
+  idempotencyKey: o.idempotencyKey ?? null,
+});
+
+/** Jobs without a key, in one statement; their ids in the order given. */
+export async function insertJobs(tx: Db, queue: string, data: unknown[], o: EnqueueOptions): Promise<string[]> {
+  // Ids made here (uuidv7, in order), so RETURNING's order does not matter.
+  const rows = data.map((d) => ({ ...jobValues(queue, d, o), id: uuidv7() }));
+  await tx.insert(jobs).values(rows);
+  return rows.map((r) => r.id);
+}
+
 export async function insertJob(tx: Db, queue: string, data: unknown, o: EnqueueOptions): Promise<{ row: JobRow; created: boolean }> {
   const [row] = await tx
     .insert(jobs)
-    .values({
-      queue,
-      data: jsonb(data),
-      priority: o.priority ?? 0,
-      runAt: o.delayMs ? sql`now() + ${ms(o.delayMs)}` : sql`now()`,
-      maxAttempts: o.attempts ?? DEFAULTS.attempts,
-      backoffMs: o.backoffMs ?? DEFAULTS.backoffMs,
-      timeoutMs: o.timeoutMs ?? null,
-      userId: o.userId ?? null,
-      idempotencyKey: o.idempotencyKey ?? null,
-    })
+    .values(jobValues(queue, data, o))
     .onConflictDoNothing({ target: [jobs.queue, jobs.idempotencyKey] })
     .returning();
   if (row) return { row, created: true };

@@ -2,7 +2,7 @@ import { and, eq, lt, ne, sql } from 'drizzle-orm';
 import { Conflict, NotFound } from '../../errors.ts';
 import type { Db } from '../db/database.ts';
 import type { Logger } from '../observability/logger.ts';
-import { byId, claim, insertJob, listJobs, reclaim, renew, setProgress, settle, toJob, type JobRow, type Outcome } from './db-jobs.ts';
+import { byId, claim, insertJob, insertJobs, listJobs, reclaim, renew, setProgress, settle, toJob, type JobRow, type Outcome } from './db-jobs.ts';
 import { listenPostgres } from './pg-listen.ts';
 import { assertEnqueueOptions, assertQueueName, DEFAULTS, runAttempt, type EnqueueOptions, type Job, type JobHandler, type JobQueue, type ProcessOptions } from './queue.ts';
 import { jobs } from './schema.ts';
@@ -139,6 +139,16 @@ export function dbQueue(opts: DbQueueOptions): JobQueue {
         if (!o.delayMs) o.tx ? setImmediate(() => nudge(queue)) : nudge(queue);
       }
       return toJob(row) as Job<T>;
+    },
+
+    async enqueueMany<T>(queue: string, data: T[], o: Omit<EnqueueOptions, 'idempotencyKey'> = {}): Promise<string[]> {
+      assertEnqueueOptions(queue, o);
+      if (!data.length) return [];
+      const tx = o.tx ?? db;
+      const ids = await insertJobs(tx, queue, data, o);
+      if (opts.listenUrl) await tx.execute(sql`select pg_notify(${CHANNEL}, ${queue})`);
+      if (!o.delayMs) o.tx ? setImmediate(() => nudge(queue)) : nudge(queue);
+      return ids;
     },
 
     process(queue, handler, o = {}) {

@@ -88,6 +88,12 @@ export interface ListQuery {
 export interface JobQueue {
   readonly kind: 'database' | 'bullmq';
   enqueue<T>(queue: string, data: T, opts?: EnqueueOptions): Promise<Job<T>>;
+  /**
+   * Several jobs of one queue with the same options, in one write (one
+   * statement in a transaction); returns their ids in order. No idempotency
+   * key: a batch is for jobs that are new by construction.
+   */
+  enqueueMany<T>(queue: string, data: T[], opts?: Omit<EnqueueOptions, 'idempotencyKey'>): Promise<string[]>;
   /** Registers the handler of a queue; it runs jobs once `start()` is called. */
   process<T = any, R = unknown>(queue: string, handler: JobHandler<T, R>, opts?: ProcessOptions): void;
   /** Starts running the registered handlers (and any registered later). */

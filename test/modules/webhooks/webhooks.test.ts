@@ -275,6 +275,43 @@ for (const backend of backends()) {
       assert.equal(messages.body.data.length, 1);
     });
 
+    test('a burst of events is made into messages together: one per endpoint and event, in publish order, each delivered', async () => {
+      const [one, two] = [await createUser(t), await createUser(t)];
+      const first = await register(one, '/burst-1', ['job.failed']);
+      const second = await register(two, '/burst-2', ['job.failed', 'file.ready']);
+      // Published back to back: the bus hands the webhooks subscriber many of them at once.
+      const published: Array<{ user: string; jobId: string }> = [];
+      await Promise.all(
+        Array.from({ length: 30 }, (_, i) => {
+          const user = i % 3 === 0 ? two : one;
+          published.push({ user: user.id, jobId: `burst-${i}` });
+          return t.deps.bus.publish('job.failed', { userId: user.id, jobId: `burst-${i}`, queue: 'q', attempts: 3, error: 'boom' });
+        }),
+      );
+      const expect = (user: TestUser) => published.filter((p) => p.user === user.id).map((p) => p.jobId);
+      // At least once: an attempt that outlived the 500 ms timeout on a loaded machine is sent again, with the same webhook-id.
+      const received = (path: string) => [...new Map(receiver.on(path).map((r) => [r.headers['webhook-id'], JSON.parse(r.body).data.jobId as string])).values()];
+      const got = await eventually(() => {
+        const [a, b] = [received('/burst-1'), received('/burst-2')];
+        assert.deepEqual([a.length, b.length], [20, 10]);
+        return { a, b };
+      }, 15_000);
+      assert.deepEqual([...got.a].sort(), [...expect(one)].sort());
+      assert.deepEqual([...got.b].sort(), [...expect(two)].sort());
+      // Messages are listed newest first: the reverse of publish order, per user.
+      for (const [user, endpoint] of [
+        [one, first],
+        [two, second],
+      ] as const) {
+        const listed = await t.api('GET', `/v1/webhooks/endpoints/${endpoint.id}/messages?limit=100`, { token: user.accessToken });
+        assert.equal(listed.status, 200, listed.text);
+        assert.deepEqual(
+          listed.body.data.map((m: { payload: { jobId: string } }) => m.payload.jobId).reverse(),
+          expect(user),
+        );
+      }
+    });
+
     test('API keys need the webhooks scope', async () => {
       const key = async (scopes: string[]) => (await t.api('POST', '/v1/api-keys', { token: u.accessToken, body: { name: 'hooks', scopes } })).body.key as string;
       const denied = await t.api('GET', '/v1/webhooks/endpoints', { token: await key(['chat']) });
