@@ -5,7 +5,7 @@
 // 50 concurrent streams through its OpenAI-compatible gateway. With
 // DATABASE_URL and REDIS_URL set, the same on PostgreSQL + Redis beside it.
 // A fake OpenAI upstream and the load client run in processes of their own.
-// BENCH_EMBEDDED_NODE_FLAGS: extra node flags for the Parley processes.
+// BENCH_EMBEDDED_NODE_FLAGS: the node flags of the Parley processes (default: those of `npm start`).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -21,7 +21,12 @@ const SECONDS = Number(process.env.BENCH_EMBEDDED_SECONDS ?? 10);
 const IDLE_MS = 10_000;
 const CHUNK_MS = 50;
 const main = new URL('../src/main.ts', import.meta.url).pathname;
-const flags = (process.env.BENCH_EMBEDDED_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+/** The node flags `npm start` runs Parley with (package.json), unless BENCH_EMBEDDED_NODE_FLAGS says otherwise ('' for none). */
+const startFlags = (): string[] => {
+  const start: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).scripts.start;
+  return start.split(' ').filter((word) => word.startsWith('--'));
+};
+const flags = process.env.BENCH_EMBEDDED_NODE_FLAGS === undefined ? startFlags() : process.env.BENCH_EMBEDDED_NODE_FLAGS.split(' ').filter(Boolean);
 
 /** VmRSS and VmHWM of a process, and the RSS of its descendants (the sandbox pool's workers), in MB. */
 function memoryOf(pid: number): { rss: number; hwm: number; children: number } {

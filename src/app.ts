@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import fastifyCookie from '@fastify/cookie';
 import fastifySwagger from '@fastify/swagger';
-import scalar from '@scalar/fastify-api-reference';
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import {
   jsonSchemaTransform,
@@ -12,6 +11,7 @@ import {
 } from 'fastify-type-provider-zod';
 import type { Deps } from './deps.ts';
 import type { Subscription } from './platform/bus/bus.ts';
+import { apiReference } from './http/api-reference.ts';
 import { createGuards } from './http/guards.ts';
 import { createIdempotency } from './http/idempotency.ts';
 import { installNulGuard } from './http/nul-guard.ts';
@@ -90,7 +90,7 @@ export async function buildApp(deps: Deps, services: Services = createServices(d
     transform: jsonSchemaTransform,
     transformObject: jsonSchemaTransformObject,
   });
-  await app.register(scalar, { routePrefix: '/docs', configuration: { url: '/openapi.json' } });
+  apiReference(app);
 
   const guards = createGuards({
     authenticate: services.authenticate,

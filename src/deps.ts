@@ -18,12 +18,10 @@ import { openRedis } from './platform/redis/redis.ts';
 import { memoryStreamBuffer } from './platform/streams/memory-stream-buffer.ts';
 import { redisStreamBuffer } from './platform/streams/redis-stream-buffer.ts';
 import type { StreamBuffer } from './platform/streams/stream-buffer.ts';
-import { bullmqQueue } from './platform/queue/bullmq-queue.ts';
 import { dbQueue } from './platform/queue/db-queue.ts';
 import type { JobQueue } from './platform/queue/queue.ts';
 import { createScheduler, type Scheduler } from './platform/scheduler/scheduler.ts';
 import { diskStorage } from './platform/storage/disk-storage.ts';
-import { s3Storage } from './platform/storage/s3-storage.ts';
 import type { Storage } from './platform/storage/storage.ts';
 
 /** The adapters chosen by config, built once and handed to every module. */
@@ -72,12 +70,13 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
   const streams = redis ? redisStreamBuffer(redis, config.redisPrefix, streamOpts) : memoryStreamBuffer(streamOpts);
   const broadcast = redis ? redisBroadcast(redis, config.redisPrefix, logger) : memoryBroadcast(logger);
   const bus = redis ? redisBus(redis, config.redisPrefix, logger, config.bus) : memoryBus(logger, config.bus);
+  // BullMQ and the S3 client load only where they are used (an embedded server holds neither: some 17 MB of heap).
   const queue = config.redisUrl
-    ? bullmqQueue({ redisUrl: config.redisUrl, redisPrefix: config.redisPrefix, db: database.db, logger, listenUrl: config.databaseUrl, lockMs: config.jobs.lockMs })
+    ? (await import('./platform/queue/bullmq-queue.ts')).bullmqQueue({ redisUrl: config.redisUrl, redisPrefix: config.redisPrefix, db: database.db, logger, listenUrl: config.databaseUrl, lockMs: config.jobs.lockMs })
     : dbQueue({ db: database.db, logger, listenUrl: config.databaseUrl, lockMs: config.jobs.lockMs });
   const mailer = config.smtpUrl ? smtpMailer(database.db, config.smtpUrl, config.mailFrom, queue) : outboxMailer(database.db);
   const scheduler = createScheduler({ queue, db: database.db, logger });
-  const storage = openStorage(config.storage);
+  const storage = await openStorage(config.storage);
   const masterKey = resolveMasterKey(config.masterKey, config.dataDir);
   return {
     config,
@@ -112,9 +111,9 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
 }
 
 /** The configured store; with an in-memory data directory (tests), files go to a temporary folder removed on close. */
-function openStorage(settings: Config['storage']): { storage: Storage; close(): Promise<void> } {
+async function openStorage(settings: Config['storage']): Promise<{ storage: Storage; close(): Promise<void> }> {
   if (settings.kind === 's3') {
-    const storage = s3Storage(settings);
+    const storage = (await import('./platform/storage/s3-storage.ts')).s3Storage(settings);
     return { storage, close: () => storage.close() };
   }
   const dir = settings.dir ?? mkdtempSync(path.join(tmpdir(), 'parley-files-'));

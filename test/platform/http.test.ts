@@ -76,11 +76,20 @@ for (const backend of backends()) {
       assert.ok(login.responses['401'], 'problem responses are documented');
     });
 
-    test('/docs serves an HTML page over the document', async () => {
+    test('/docs serves an HTML page over the document, and the script it loads', async () => {
       const res = await fetch(`${t.url}/docs/`);
       assert.equal(res.status, 200);
       assert.match(res.headers.get('content-type')!, /^text\/html/);
-      assert.match(await res.text(), /<html[\s\S]*<script/);
+      const html = await res.text();
+      assert.match(html, /<html[\s\S]*<script/);
+      assert.match(html, /openapi\.json/);
+      const bare = await fetch(`${t.url}/docs`, { redirect: 'manual' });
+      assert.equal(bare.status, 301);
+      assert.equal(bare.headers.get('location'), '/docs/');
+      const script = await fetch(`${t.url}/docs/js/scalar.js`);
+      assert.equal(script.status, 200);
+      assert.match(script.headers.get('content-type')!, /javascript/);
+      assert.ok((await script.text()).length > 1_000_000, 'the bundle, whole');
     });
 
     test('an unknown route is a 404 problem; every response carries a request id', async () => {

@@ -1,4 +1,4 @@
-import { APICallError } from 'ai';
+import type { APICallError } from 'ai';
 
 /**
  * Why one attempt failed, classified for the fallback engine: whether the
@@ -53,6 +53,9 @@ export class UpstreamConnectionLost extends Error {}
 /** A chunk that is not the JSON the protocol promises. */
 export class MalformedChunk extends Error {}
 
+/** The AI SDK's error for an HTTP call that failed, known by its name as the SDK's other errors are (the SDK loads only where a provider uses it). */
+const isApiCallError = (err: unknown): err is APICallError => err instanceof Error && err.name === 'AI_APICallError';
+
 const MALFORMED = new Set(['AI_JSONParseError', 'AI_TypeValidationError', 'AI_InvalidResponseDataError', 'AI_EmptyResponseBodyError']);
 
 /** Maps whatever the AI SDK, fetch or the lean driver threw to an AttemptError. */
@@ -62,7 +65,7 @@ export function classifyError(err: unknown, started: boolean): AttemptError {
   if (err instanceof UpstreamUnreachable) return new AttemptError('connection_failed', err.message, { retryable: true, started });
   if (err instanceof UpstreamConnectionLost) return new AttemptError('connection_lost', `The connection to the provider broke: ${err.message}`, { retryable: true, started });
   if (err instanceof MalformedChunk) return malformed(started);
-  if (APICallError.isInstance(err)) {
+  if (isApiCallError(err)) {
     const status = err.statusCode;
     if (status === undefined) {
       return new AttemptError('connection_failed', `Cannot reach the provider: ${causeMessage(err)}`, { retryable: true, started });

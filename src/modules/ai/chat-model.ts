@@ -1,4 +1,5 @@
-import { jsonSchema, streamText, tool, type ImagePart, type LanguageModel, type ModelMessage, type TextPart, type ToolSet } from 'ai';
+import { createRequire } from 'node:module';
+import type { ImagePart, LanguageModel, ModelMessage, TextPart, ToolSet } from 'ai';
 import type { ChatMessage, ChatPart, ChatRequest, ToolCall, Usage } from './types.ts';
 
 /**
@@ -23,8 +24,12 @@ export interface ChatModel {
   stream(request: ChatRequest, signal: AbortSignal, alive?: () => void): AsyncIterable<ModelPart>;
 }
 
+/** The AI SDK, loaded where a provider uses it (Anthropic, Mistral): a server without one need not hold it. */
+export const aiSdk = () => createRequire(import.meta.url)('ai') as typeof import('ai');
+
 /** A model behind the AI SDK's streamText, with its own retries off (the fallback engine retries). */
 export function aiSdkChatModel(model: LanguageModel): ChatModel {
+  const { streamText } = aiSdk();
   return {
     async *stream(request, signal) {
       const result = streamText({
@@ -130,6 +135,7 @@ function parseArguments(text: string): unknown {
 /** Tools without `execute`: the model's calls come back to the caller instead of running here. */
 function toToolSet(request: ChatRequest): ToolSet | undefined {
   if (!request.tools?.length) return undefined;
+  const { jsonSchema, tool } = aiSdk();
   const set: ToolSet = {};
   for (const t of request.tools) set[t.name] = tool({ description: t.description, inputSchema: jsonSchema(t.parameters as never) });
   return set;

@@ -1,9 +1,9 @@
-import { createAnthropic } from '@ai-sdk/anthropic';
-import { createMistral } from '@ai-sdk/mistral';
+import { createRequire } from 'node:module';
 import { createChatCompletionsDriver, type ChatCompletionsDriver } from './chat-completions.ts';
 import { aiSdkChatModel, type ChatModel } from './chat-model.ts';
 import type { ProviderSettings } from './settings.ts';
 
+const require = createRequire(import.meta.url);
 const OPENAI_BASE_URL = 'https://api.openai.com/v1';
 const MAX_BUILT_MODELS = 1_000;
 
@@ -50,10 +50,13 @@ function factoryFor(p: ProviderSettings, chatCompletions: ChatCompletionsDriver)
       return (model) => chatCompletions.model(endpoint, model);
     }
     case 'anthropic': {
+      // Loaded only where such a provider is configured, as the AI SDK it runs on.
+      const { createAnthropic } = require('@ai-sdk/anthropic') as typeof import('@ai-sdk/anthropic');
       const anthropic = createAnthropic({ apiKey, baseURL: p.baseUrl });
       return (model) => aiSdkChatModel(anthropic(model));
     }
     case 'mistral': {
+      const { createMistral } = require('@ai-sdk/mistral') as typeof import('@ai-sdk/mistral');
       const mistral = createMistral({ apiKey, baseURL: p.baseUrl });
       return (model) => aiSdkChatModel(mistral(model));
     }

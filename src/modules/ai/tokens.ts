@@ -1,6 +1,11 @@
-import { countTokens as countO200k, decode as decodeO200k, encode as encodeO200k } from 'gpt-tokenizer';
-import { countTokens as countCl100k, decode as decodeCl100k, encode as encodeCl100k } from 'gpt-tokenizer/encoding/cl100k_base';
+import { createRequire } from 'node:module';
 import type { ChatMessage } from './types.ts';
+
+type Encoding = typeof import('gpt-tokenizer');
+const require = createRequire(import.meta.url);
+/** Each table is built when its module loads (about 20 MB of heap): loaded on first use, so an idle server holds neither. */
+let o200k: Encoding | undefined;
+let cl100k: Encoding | undefined;
 
 /** Special-token strings in user text are plain text here; the default would throw on them. */
 const PLAIN = { disallowedSpecial: new Set<string>() };
@@ -11,9 +16,12 @@ const CL100K = /^(gpt-4(?!o|\.\d)|gpt-3\.5)/;
 /** The encoding `model` is counted with. */
 export const encodingOf = (model: string): 'cl100k_base' | 'o200k_base' => (CL100K.test(model) ? 'cl100k_base' : 'o200k_base');
 
+const encoding = (model: string): Encoding =>
+  CL100K.test(model) ? (cl100k ??= require('gpt-tokenizer/encoding/cl100k_base') as Encoding) : (o200k ??= require('gpt-tokenizer') as Encoding);
+
 export function countTextTokens(model: string, text: string): number {
   if (!text) return 0;
-  return CL100K.test(model) ? countCl100k(text, PLAIN) : countO200k(text, PLAIN);
+  return encoding(model).countTokens(text, PLAIN);
 }
 
 /**
@@ -21,11 +29,11 @@ export function countTextTokens(model: string, text: string): number {
  * cut to the room it has in a prompt.
  */
 export function truncateTokens(model: string, text: string, maxTokens: number): { text: string; tokens: number; total: number } {
-  const cl100k = CL100K.test(model);
-  const tokens = cl100k ? encodeCl100k(text, PLAIN) : encodeO200k(text, PLAIN);
+  const { encode, decode } = encoding(model);
+  const tokens = encode(text, PLAIN);
   if (tokens.length <= maxTokens) return { text, tokens: tokens.length, total: tokens.length };
   const kept = Math.max(0, maxTokens);
-  return { text: (cl100k ? decodeCl100k : decodeO200k)(tokens.slice(0, kept)), tokens: kept, total: tokens.length };
+  return { text: decode(tokens.slice(0, kept)), tokens: kept, total: tokens.length };
 }
 
 /** What one image is counted as before the provider reports usage: about what OpenAI and Anthropic charge for a mid-sized image. */

@@ -1,7 +1,5 @@
 import { Readable } from 'node:stream';
 import { convert as htmlToText } from 'html-to-text';
-import mammoth from 'mammoth';
-import { extractText } from 'unpdf';
 import { AppError } from '../../errors.ts';
 import type { Storage } from '../../platform/storage/storage.ts';
 import type { FileRow } from './schema.ts';
@@ -23,8 +21,9 @@ const DOCX = 'application/vnd.openxmlformats-officedocument.wordprocessingml.doc
  */
 const EXTRACTORS: Record<string, (bytes: Buffer) => Promise<string>> = {
   'text/html': async (bytes) => htmlToText(bytes.subarray(0, MAX_TEXT_BYTES).toString('utf8'), { wordwrap: false, selectors: [{ selector: 'img', format: 'skip' }, { selector: 'a', options: { ignoreHref: true } }] }),
-  'application/pdf': async (bytes) => (await extractText(new Uint8Array(bytes), { mergePages: true })).text,
-  [DOCX]: async (bytes) => (await mammoth.extractRawText({ buffer: bytes })).value,
+  // The PDF and Word readers load with the first such file.
+  'application/pdf': async (bytes) => (await (await import('unpdf')).extractText(new Uint8Array(bytes), { mergePages: true })).text,
+  [DOCX]: async (bytes) => (await (await import('mammoth')).default.extractRawText({ buffer: bytes })).value,
 };
 
 /** Whether a file of this type has text a model can read: text files, JSON, PDFs, Word documents. */

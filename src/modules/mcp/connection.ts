@@ -2,8 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { isIP } from 'node:net';
 import { Readable } from 'node:stream';
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import { resolvePublic } from '../webhooks/index.ts';
 
@@ -108,6 +107,8 @@ export function pinnedFetch(limits: ConnectionLimits): FetchLike {
  */
 export async function withSession<T>(endpoint: Endpoint, limits: ConnectionLimits, signal: AbortSignal, work: (client: Client, options: { signal: AbortSignal; timeout: number }) => Promise<T>): Promise<T> {
   signal.throwIfAborted();
+  // The SDK (some 7 MB of heap) loads with the first session: a server whose users add no MCP server never holds it.
+  const [{ Client }, { StreamableHTTPClientTransport }] = await Promise.all([import('@modelcontextprotocol/sdk/client/index.js'), import('@modelcontextprotocol/sdk/client/streamableHttp.js')]);
   const transport = new StreamableHTTPClientTransport(new URL(endpoint.url), {
     fetch: pinnedFetch(limits),
     requestInit: { headers: endpoint.headers },

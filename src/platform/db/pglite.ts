@@ -1,4 +1,5 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
@@ -40,12 +41,26 @@ export function openPglite(opts: { dir?: string; snapshot?: Blob; sharedBuffersM
   return opts.dir ? new PGlite(opts.dir, options) : new PGlite(options);
 }
 
-function readTemplate(): Blob | undefined {
-  try {
-    return new Blob([readFileSync(templateFile())]);
-  } catch {
-    return undefined; // not made (installed with --ignore-scripts): PGlite runs initdb itself
+/**
+ * The template as a Blob whose bytes are read from disk when PGlite asks for
+ * them: PGlite keeps the Blob it was given as long as it runs, and a Blob
+ * made from the bytes would keep all 40 MB of them.
+ */
+class TemplateBlob extends Blob {
+  readonly #file: string;
+  constructor(file: string) {
+    super([]);
+    this.#file = file;
   }
+  override async arrayBuffer(): Promise<ArrayBuffer> {
+    const bytes = await readFile(this.#file);
+    return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+  }
+}
+
+function readTemplate(): Blob | undefined {
+  // Not made (installed with --ignore-scripts): PGlite runs initdb itself.
+  return existsSync(templateFile()) ? new TemplateBlob(templateFile()) : undefined;
 }
 
 /** Runs initdb once, in memory, and keeps the cluster as the template; older versions' templates are removed. */

@@ -1,5 +1,5 @@
+import { createRequire } from 'node:module';
 import { eq } from 'drizzle-orm';
-import nodemailer from 'nodemailer';
 import { inTransaction, type Db } from '../db/database.ts';
 import type { JobQueue } from '../queue/queue.ts';
 import { mailOutbox } from './schema.ts';
@@ -44,6 +44,8 @@ export const MAIL_QUEUE = 'mail.deliver';
  * and retried with backoff; the last error stays on the row and the dead job.
  */
 export function smtpMailer(db: Db, smtpUrl: string, from: string, queue: JobQueue): Mailer {
+  // Loaded only where SMTP is configured (some 5 MB of heap).
+  const nodemailer = createRequire(import.meta.url)('nodemailer') as typeof import('nodemailer');
   const transport = nodemailer.createTransport(smtpUrl);
   queue.process<{ mailId: string }>(
     MAIL_QUEUE,
