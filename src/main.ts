@@ -8,6 +8,7 @@ import { createDeps, type Deps } from './deps.ts';
 import { adminCommand } from './cli/admin.ts';
 import { defineWork, startWorker } from './worker.ts';
 import { createServices, stopServices } from './services.ts';
+import { offerMetrics } from './platform/observability/cluster-metrics.ts';
 import { createLogger } from './platform/observability/logger.ts';
 import { followPrimary, parseRunOptions, planProcesses, runPrimary, UsageError } from './processes.ts';
 
@@ -97,8 +98,9 @@ async function main(argv: string[]): Promise<number> {
 /** Runs one process of the role until a signal; resolves -1 (the process exits from close-with-grace). */
 async function run(config: Config, roles: { http: boolean; worker: boolean }, note?: string): Promise<number> {
   const deps: Deps = await createDeps(config);
-  // Which process answered a scrape: with --processes N each worker has its own registry.
+  // Which process is which in a scrape: with --processes N the primary gathers every worker's registry.
   new Gauge({ name: 'parley_process_info', help: 'This process (value 1), by pid', labelNames: ['pid'], registers: [deps.metrics.registry] }).set({ pid: String(process.pid) }, 1);
+  offerMetrics(deps.metrics.registry);
   const services = createServices(deps);
   defineWork(deps, services);
   const app = roles.http ? await buildApp(deps, services) : undefined;

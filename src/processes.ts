@@ -1,7 +1,9 @@
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
+import { AggregatorRegistry, type PrometheusContentType } from 'prom-client';
 import type { Config } from './config.ts';
 import { ConfigError } from './errors.ts';
+import { answerMetricsRequests } from './platform/observability/cluster-metrics.ts';
 import type { Logger } from './platform/observability/logger.ts';
 
 /**
@@ -93,12 +95,15 @@ export function runPrimary({ count, logger }: { count: number; logger: Logger })
     let failed = false;
     let deadline: NodeJS.Timeout | undefined;
     const alive = () => slots.filter((s) => s.worker);
+    // A worker asked for /metrics answers with every worker's.
+    const metrics = new AggregatorRegistry<PrometheusContentType>();
 
     const fork = (slot: Slot) => {
       const worker = cluster.fork();
       Object.assign(slot, { worker, startedAt: Date.now(), ready: false });
       // A message to a worker that has just died fails here; its exit follows.
       worker.on('error', (err) => logger.warn({ err, worker: worker.process.pid }, 'worker channel error'));
+      answerMetricsRequests(worker, metrics);
       worker.on('message', (msg: Message) => {
         if (msg?.parley !== 'ready') return;
         slot.ready = anyReady = true;

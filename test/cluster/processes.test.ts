@@ -10,10 +10,10 @@ import { call, clusterEnv, runCli, startServer, tempDataDir, type ServerProcess 
 
 const skip = !process.env.DATABASE_URL || !process.env.REDIS_URL ? 'needs PostgreSQL and Redis (DATABASE_URL and REDIS_URL)' : false;
 
-/** The pid of the process that answered GET /metrics on a new connection (the cluster hands out connections, not requests). */
+/** The pid of the process that answered GET /metrics?process=self on a new connection (the cluster hands out connections, not requests). */
 function answeringPid(url: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    get(`${url}/metrics`, { agent: false }, (res) => {
+    get(`${url}/metrics?process=self`, { agent: false }, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (text += d));
@@ -124,6 +124,33 @@ describe('serve --processes 2', { skip, timeout: 300_000 }, () => {
     }, 60_000);
     assert.ok(!workers.has(server.child.pid!), 'the primary serves nothing itself');
     for (const pid of workers) assert.equal(parentOf(pid), server.child.pid);
+  });
+
+  test("a scrape of /metrics, whichever worker takes it, has every worker's metrics, counted together", async () => {
+    const scrape = async () => {
+      const res = await fetch(`${server.url}/metrics`);
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get('content-type')!, /^text\/plain/);
+      return res.text();
+    };
+    const pidsIn = (text: string) => new Set([...text.matchAll(/^parley_process_info\{pid="(\d+)"\} 1$/gm)].map((m) => Number(m[1])));
+    const meCount = (text: string) =>
+      [...text.matchAll(/^parley_http_request_duration_seconds_count\{method="GET",route="\/v1\/users\/me",status="200"\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    assert.deepEqual(pidsIn(await scrape()), workers);
+    const before = meCount(await scrape());
+    // A new connection each: the cluster hands them to both workers in turn.
+    const me = () =>
+      new Promise<number>((resolve, reject) => {
+        get(`${server.url}/v1/users/me`, { agent: false, headers: { authorization: `Bearer ${token}` } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode!));
+        }).on('error', reject);
+      });
+    for (let i = 0; i < 10; i++) assert.equal(await me(), 200);
+    // Counted once each response has gone out: soon after, not always before the client has read it.
+    await eventually(async () => assert.equal(meCount(await scrape()) - before, 10, 'the requests of both workers'));
+    const own = await (await fetch(`${server.url}/metrics?process=self`)).text();
+    assert.equal(pidsIn(own).size, 1, 'process=self: the answering worker alone');
   });
 
   test('a worker killed with SIGKILL is replaced, and the port keeps answering', async () => {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { App } from '../../http/types.ts';
+import { clusterContentType, clusterMetrics } from '../../platform/observability/cluster-metrics.ts';
 import type { RouteContext } from '../module.ts';
 import { homeRoute } from './home.ts';
 
@@ -29,9 +30,20 @@ export function healthRoutes(app: App, { services, config }: RouteContext<'healt
   });
 
   app.get('/metrics', {
-    schema: { tags: ['health'], summary: 'Prometheus metrics', hide: false },
+    schema: {
+      tags: ['health'],
+      summary: 'Prometheus metrics',
+      description: "Under `--processes N`, every process's metrics, gathered by the primary (`parley_process_info{pid}` names each); `?process=self` gives only those of the process that answered.",
+      querystring: z.object({ process: z.enum(['self']).optional() }),
+      hide: false,
+    },
     logLevel: 'warn',
-    handler: async (_request, reply) => {
+    handler: async (request, reply) => {
+      const whole = request.query.process === 'self' ? undefined : clusterMetrics();
+      if (whole) {
+        reply.type(clusterContentType);
+        return whole;
+      }
       reply.type(health.metrics.contentType);
       return health.metrics.metrics();
     },
