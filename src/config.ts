@@ -35,6 +35,7 @@ const coreEnv = {
     .optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(1_048_576),
+  GATEWAY_BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(33_554_432),
   TRUST_PROXY: bool.default(false),
   ALLOWED_ORIGINS: list.default([]),
   S3_ENDPOINT: z.url().optional(),
@@ -75,6 +76,8 @@ export interface CoreConfig {
   masterKey?: Buffer;
   logLevel: string;
   bodyLimit: number;
+  /** The gateway's model calls (chat completions, messages, responses, embeddings): agents' long conversations and base64 images; Anthropic's own limit by default. */
+  gatewayBodyLimit: number;
   trustProxy: boolean;
   allowedOrigins: string[];
   /** Event bus delivery: retries, dead-letter threshold, reclaim of a dead consumer's events, stream length. */
@@ -112,6 +115,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     masterKey: e.PARLEY_MASTER_KEY ? Buffer.from(e.PARLEY_MASTER_KEY, 'base64') : undefined,
     logLevel: e.LOG_LEVEL,
     bodyLimit: e.BODY_LIMIT_BYTES,
+    gatewayBodyLimit: e.GATEWAY_BODY_LIMIT_BYTES,
     trustProxy: e.TRUST_PROXY,
     allowedOrigins: e.ALLOWED_ORIGINS.length ? e.ALLOWED_ORIGINS : [new URL(publicUrl).origin],
     bus: busSettings(e),

@@ -22,7 +22,11 @@ export interface ChatCompletionsEndpoint {
   /** Up to and including the version, e.g. `https://api.openai.com/v1`. */
   baseUrl: string;
   apiKey?: string;
-  /** OpenAI's own API: its reasoning models take `developer` messages and `max_completion_tokens`, no temperature. */
+  /**
+   * OpenAI's own API: its reasoning models take `developer` messages and `max_completion_tokens`, no
+   * temperature or top_p; and it refuses `top_k`, which it does not have. Compatible servers (vLLM,
+   * Ollama, llama.cpp, OpenRouter…) get `top_k` when the caller sets it: they sample with it, or ignore it.
+   */
   openAiRules: boolean;
 }
 
@@ -52,7 +56,7 @@ export function createChatCompletionsDriver() {
         stream(request, signal, alive) {
           // The request is sent when the stream is first read; its parts come straight from readStream (no wrapping generator).
           return readStream(async () => {
-            const body = JSON.stringify(requestBody(model, request, reasoning));
+            const body = JSON.stringify(requestBody(model, request, reasoning, !endpoint.openAiRules));
             const headers: OutgoingHttpHeaders = { 'content-type': 'application/json', accept: 'text/event-stream', 'content-length': Buffer.byteLength(body) };
             if (endpoint.apiKey) headers.authorization = `Bearer ${endpoint.apiKey}`;
             const res = await post(target, headers, body, signal);
@@ -77,7 +81,7 @@ function isOpenAiReasoningModel(model: string): boolean {
   return Number(gpt[1]) >= 5 && !chat;
 }
 
-function requestBody(model: string, request: ChatRequest, reasoning: boolean) {
+function requestBody(model: string, request: ChatRequest, reasoning: boolean, takesTopK: boolean) {
   const body: Record<string, unknown> = {
     model,
     messages: wireMessages(request.messages, reasoning),
@@ -85,6 +89,8 @@ function requestBody(model: string, request: ChatRequest, reasoning: boolean) {
     stream_options: { include_usage: true },
   };
   if (request.temperature !== undefined && !reasoning) body.temperature = request.temperature;
+  if (request.topP !== undefined && !reasoning) body.top_p = request.topP;
+  if (request.topK !== undefined && takesTopK) body.top_k = request.topK;
   if (request.maxTokens !== undefined) body[reasoning ? 'max_completion_tokens' : 'max_tokens'] = request.maxTokens;
   if (request.tools?.length) {
     body.tools = request.tools.map((t) => ({ type: 'function', function: { name: t.name, description: t.description, parameters: t.parameters } }));

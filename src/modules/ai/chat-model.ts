@@ -39,6 +39,9 @@ export function aiSdkChatModel(model: LanguageModel): ChatModel {
         tools: toToolSet(request),
         toolChoice: request.toolChoice && typeof request.toolChoice === 'object' ? { type: 'tool', toolName: request.toolChoice.name } : request.toolChoice,
         temperature: request.temperature,
+        // Each SDK provider drops (with a warning) what its API refuses: Mistral topK, Anthropic topP beside temperature.
+        topP: request.topP,
+        topK: request.topK,
         maxOutputTokens: request.maxTokens,
         maxRetries: 0,
         abortSignal: signal,

@@ -28,6 +28,7 @@ export function embeddingsRoutes(app: App, ctx: RouteContext<'ai' | 'limits'>) {
         '`encoding_format: base64` returns little-endian float32 vectors, as the official SDKs ask by default.',
       body: embeddingsBody,
     },
+    bodyLimit: ctx.config.gatewayBodyLimit,
     onRequest: ctx.guards.user({ scope: 'chat' }),
     errorHandler: openAiErrorHandler,
     handler: async (request, reply) => {

@@ -31,6 +31,7 @@ export const completionBody = z
     stream: z.boolean().nullish(),
     stream_options: z.looseObject({ include_usage: z.boolean().optional() }).nullish(),
     temperature: z.number().min(0).max(2).nullish(),
+    top_p: z.number().min(0).max(1).nullish(),
     max_tokens: z.number().int().positive().nullish(),
     max_completion_tokens: z.number().int().positive().nullish(),
     n: z.literal(1).nullish(),
@@ -93,6 +94,7 @@ export function toChatRequest(body: CompletionBody): Omit<ChatRequest, 'chain'> 
   return {
     messages,
     temperature: body.temperature ?? undefined,
+    topP: body.top_p ?? undefined,
     maxTokens: body.max_completion_tokens ?? body.max_tokens ?? undefined,
     tools: body.tools?.map((t) => ({ name: t.function.name, description: t.function.description, parameters: t.function.parameters ?? { type: 'object', properties: {} } })),
     toolChoice: choice === undefined ? undefined : typeof choice === 'string' ? choice : { name: choice.function.name },

@@ -69,6 +69,7 @@ export function gatewayRoutes(app: App, ctx: RouteContext<'ai' | 'limits'>) {
         'Server-Sent Events of `chat.completion.chunk`s ending in `[DONE]`. The response `model` names the link that answered.',
       body: completionBody,
     },
+    bodyLimit: ctx.config.gatewayBodyLimit,
     onRequest: guards.user({ scope: 'chat' }),
     errorHandler: openAiErrorHandler,
     handler: async (request, reply) => {
@@ -240,7 +241,7 @@ export function openAiErrorHandler(error: FastifyError | AppError | Error, reque
     return reply.status(400).send(openAiError(400, `Invalid request: ${message}`, 'validation_failed', param));
   }
   const status = (error as FastifyError).statusCode;
-  if (status && status >= 400 && status < 500) return reply.status(status).send(openAiError(status, error.message, 'bad_request'));
+  if (status && status >= 400 && status < 500) return reply.status(status).send(openAiError(status, error.message, status === 413 ? 'body_too_large' : 'bad_request'));
   request.log.error({ err: error }, 'unhandled error');
   return reply.status(500).send(openAiError(500, `Something went wrong on our side. Quote request id ${request.id} when reporting it.`, 'internal_error'));
 }

@@ -45,11 +45,13 @@ export function messagesRoutes(app: App, ctx: RouteContext<'ai' | 'limits'>) {
       description:
         '`model` is a Parley id (`openai:gpt-4o-mini`), a bare model name from the catalog, or a comma-separated fallback chain; any configured provider ' +
         'can answer. With `stream: true` the answer is Anthropic\'s Server-Sent Events (`message_start` … `message_stop`). The response `model` names the ' +
-        'link that answered. `stop_sequences` are applied by Parley to the output; `top_p`, `top_k`, `thinking` and `anthropic-beta` are accepted and ignored.',
+        'link that answered. `stop_sequences` are applied by Parley to the output; `top_p` and `top_k` are passed on to providers that take them; ' +
+        '`thinking` and `anthropic-beta` are accepted and ignored. A body may be up to `GATEWAY_BODY_LIMIT_BYTES` (32 MiB by default).',
       headers,
       body: messagesBody,
       response: { 200: messageResponse },
     },
+    bodyLimit: ctx.config.gatewayBodyLimit,
     onRequest: auth,
     errorHandler: anthropicErrorHandler,
     handler: async (request, reply) => {
@@ -77,6 +79,7 @@ export function messagesRoutes(app: App, ctx: RouteContext<'ai' | 'limits'>) {
       body: countTokensBody,
       response: { 200: z.object({ input_tokens: z.number().int() }) },
     },
+    bodyLimit: ctx.config.gatewayBodyLimit,
     onRequest: auth,
     errorHandler: anthropicErrorHandler,
     handler: async (request, reply) => {

@@ -66,9 +66,9 @@ export const messagesBody = z
     messages: z.array(message).min(1),
     system: z.union([z.string(), z.array(textBlock)], { error: () => 'expected a string or an array of text blocks' }).optional(),
     temperature: z.number().min(0).max(1).optional(),
-    /** Accepted for compatibility; not passed on (Parley's providers take temperature only). */
     top_p: z.number().min(0).max(1).optional(),
-    top_k: z.number().int().min(0).optional(),
+    /** Passed on to providers that take it; OpenAI's own API has no top_k, so it does not get one. */
+    top_k: z.number().int().positive().optional(),
     stop_sequences: z.array(z.string().min(1)).max(MAX_STOP_SEQUENCES).optional(),
     stream: z.boolean().optional(),
     tools: z.array(tool).max(128).optional(),
@@ -117,13 +117,15 @@ function toChatMessages(m: z.infer<typeof message>, index: number): ChatMessage[
 }
 
 /** The Anthropic request as Parley's ChatRequest, minus the chain (resolved by the caller). */
-export function toChatRequest(body: CountTokensBody & { max_tokens?: number; temperature?: number }): Omit<ChatRequest, 'chain'> {
+export function toChatRequest(body: CountTokensBody & Partial<Pick<MessagesBody, 'max_tokens' | 'temperature' | 'top_p' | 'top_k'>>): Omit<ChatRequest, 'chain'> {
   const system = body.system === undefined ? undefined : typeof body.system === 'string' ? body.system : joinText(body.system);
   const messages: ChatMessage[] = [...(system ? [{ role: 'system' as const, content: system }] : []), ...body.messages.flatMap(toChatMessages)];
   const choice = body.tool_choice;
   return {
     messages,
     temperature: body.temperature,
+    topP: body.top_p,
+    topK: body.top_k,
     maxTokens: body.max_tokens,
     tools: body.tools?.map((t) => ({ name: t.name, description: t.description, parameters: t.input_schema })),
     toolChoice: choice === undefined ? undefined : choice.type === 'tool' ? { name: choice.name } : choice.type === 'any' ? 'required' : choice.type,

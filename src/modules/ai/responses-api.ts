@@ -50,6 +50,7 @@ export function responsesRoutes(app: App, ctx: RouteContext<'ai' | 'limits' | 'r
         'With `stream: true`: Server-Sent Events `response.created` … `response.completed`. Built-in tools, structured output and background mode are refused (400).',
       body: responseBody,
     },
+    bodyLimit: ctx.config.gatewayBodyLimit,
     onRequest: guards.user({ scope: 'chat' }),
     errorHandler: openAiErrorHandler,
     handler: async (request, reply) => {

@@ -161,6 +161,7 @@ export function toChatRequest(body: ResponseBody, items: Item[]): Omit<ChatReque
   return {
     messages: body.instructions ? [{ role: 'system', content: body.instructions }, ...conversation] : conversation,
     temperature: body.temperature ?? undefined,
+    topP: body.top_p ?? undefined,
     maxTokens: body.max_output_tokens ?? undefined,
     tools: toolDefinitions(body.tools),
     toolChoice: toolChoice(body.tool_choice),

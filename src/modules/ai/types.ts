@@ -47,6 +47,10 @@ export interface ChatRequest {
   chain: string[];
   messages: ChatMessage[];
   temperature?: number;
+  /** Nucleus sampling, 0..1; left out where temperature is (OpenAI's reasoning models). */
+  topP?: number;
+  /** Sample from the k likeliest tokens; sent only to providers that take it (not OpenAI's own API). */
+  topK?: number;
   maxTokens?: number;
   tools?: ToolDefinition[];
   toolChoice?: 'auto' | 'none' | 'required' | { name: string };

@@ -7,27 +7,31 @@ import { aiFrom, ask, collect, useFakeUpstreams } from './support.ts';
 describe('ai: the Chat Completions driver', () => {
   const fakes = useFakeUpstreams();
 
-  test("OpenAI reasoning models get OpenAI's rules: developer messages, max_completion_tokens, no temperature", async () => {
+  test("OpenAI reasoning models get OpenAI's rules: developer messages, max_completion_tokens, no temperature or top_p; no model of OpenAI's gets top_k", async () => {
     const ai = aiFrom({ ...fakes.openai.env });
     for (const [model, reasoning] of [['gpt-5-mini', true], ['o4-mini', true], ['gpt-5-chat-latest', false], ['gpt-4.1', false]] as const) {
-      const r = await collect(ai.streamChat(ask([`openai:${model}`], 'Hi', { temperature: 0.5, maxTokens: 20 })));
+      const r = await collect(ai.streamChat(ask([`openai:${model}`], 'Hi', { temperature: 0.5, topP: 0.8, topK: 40, maxTokens: 20 })));
       assert.equal(r.error, undefined, r.error?.stack);
       const body = fakes.openai.requests.at(-1)!.body;
       assert.equal(body.messages[0].role, reasoning ? 'developer' : 'system', model);
       assert.equal(body.temperature, reasoning ? undefined : 0.5, model);
+      assert.equal(body.top_p, reasoning ? undefined : 0.8, model);
+      assert.equal('top_k' in body, false, model);
       assert.equal(body.max_completion_tokens, reasoning ? 20 : undefined, model);
       assert.equal(body.max_tokens, reasoning ? undefined : 20, model);
       assert.deepEqual(body.stream_options, { include_usage: true });
     }
   });
 
-  test('compatible servers keep system messages whatever the model is called', async () => {
+  test('compatible servers keep system messages and sampling settings whatever the model is called, top_k included', async () => {
     const ai = aiFrom({ OPENAI_COMPATIBLE_ENDPOINTS: JSON.stringify([{ name: 'vllm', baseUrl: `${fakes.openai.url}/v1` }]) });
-    const r = await collect(ai.streamChat(ask(['vllm:gpt-5'], 'Hi', { temperature: 0.5 })));
+    const r = await collect(ai.streamChat(ask(['vllm:gpt-5'], 'Hi', { temperature: 0.5, topP: 0.8, topK: 40 })));
     assert.equal(r.error, undefined, r.error?.stack);
     const sent = fakes.openai.requests[0]!;
     assert.equal(sent.body.messages[0].role, 'system');
     assert.equal(sent.body.temperature, 0.5);
+    assert.equal(sent.body.top_p, 0.8);
+    assert.equal(sent.body.top_k, 40, 'compatible servers (vLLM, Ollama, llama.cpp…) sample with top_k');
     assert.equal(sent.headers.authorization, undefined, 'no key configured, no Authorization header');
   });
 

@@ -60,6 +60,14 @@ for (const backend of backends()) {
       for (const i of [0, 95, 96, 199]) assert.ok(close(res.data[i]!.embedding, fakeEmbedding(texts[i]!)), `vector ${i}`);
     });
 
+    test('a body over the general 1 MiB limit is taken: the gateway limit applies (32 MiB by default)', async () => {
+      const texts = Array.from({ length: 100 }, (_, i) => `${i} ${'All work and no play. '.repeat(1_000)}`);
+      assert.ok(JSON.stringify(texts).length > 2 * 1024 * 1024);
+      const res = await client.embeddings.create({ model: 'openai:text-embedding-3-small', input: texts, encoding_format: 'float' });
+      assert.equal(res.data.length, 100);
+      assert.deepEqual(openai.requests.flatMap((r) => r.body.input), texts);
+    });
+
     test('each call is metered as source embedding, with the model\'s price', async () => {
       const u = await createUser(t);
       const res = await t.api('POST', '/v1/embeddings', { token: u.accessToken, body: { model: 'openai:text-embedding-3-small', input: ['alpha beta gamma '.repeat(50)] } });

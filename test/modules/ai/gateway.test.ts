@@ -13,6 +13,8 @@ const weather = {
   function: { name: 'get_weather', description: 'Weather in a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } },
 };
 
+const MiB = 1024 * 1024;
+
 for (const backend of backends()) {
   describe(`OpenAI-compatible gateway [${backend}]`, () => {
     let t: TestApp;
@@ -26,7 +28,9 @@ for (const backend of backends()) {
       openai = await startFakeOpenAI();
       anthropic = await startFakeAnthropic();
       const local = JSON.stringify([{ name: 'local', baseUrl: `${openai.url}/v1`, models: ['qwen3'] }]);
-      t = await startApp({ backend, env: { ...openai.env, ...anthropic.env, OPENAI_COMPATIBLE_ENDPOINTS: local, AI_RETRIES: '0', DEFAULT_MODEL: 'openai:gpt-4o-mini' } });
+      // A gateway body limit of 3 MiB: over the general 1 MiB, small enough to send a body past it.
+      const limits = { GATEWAY_BODY_LIMIT_BYTES: String(3 * MiB) };
+      t = await startApp({ backend, env: { ...openai.env, ...anthropic.env, OPENAI_COMPATIBLE_ENDPOINTS: local, AI_RETRIES: '0', DEFAULT_MODEL: 'openai:gpt-4o-mini', ...limits } });
       user = await createUser(t);
       const res = await t.api('POST', '/v1/api-keys', { token: user.accessToken, body: { name: 'sdk', scopes: ['chat', 'models:read'] } });
       key = res.body.key;
@@ -53,6 +57,7 @@ for (const backend of backends()) {
           { role: 'user', content: [{ type: 'text', text: 'How are ' }, { type: 'text', text: 'you?' }] },
         ],
         temperature: 0.3,
+        top_p: 0.9,
         max_completion_tokens: 64,
       });
       assert.equal(completion.object, 'chat.completion');
@@ -64,6 +69,7 @@ for (const backend of backends()) {
       const sent = openai.requests[0]!.body;
       assert.equal(sent.model, 'gpt-4o-mini');
       assert.equal(sent.temperature, 0.3);
+      assert.equal(sent.top_p, 0.9);
       assert.equal(sent.max_tokens, 64);
       assert.deepEqual(sent.messages, [
         { role: 'system', content: 'Be brief.' },
@@ -72,6 +78,30 @@ for (const backend of backends()) {
         { role: 'user', content: 'How are you?' },
       ]);
       assert.equal(openai.requests[0]!.headers.authorization, 'Bearer sk-test', "Parley's provider key upstream, never the client's");
+    });
+
+    test('a body over the general limit is taken up to GATEWAY_BODY_LIMIT_BYTES; past it, a 413 in OpenAI format', async () => {
+      openai.script({ reply: 'Read it all.' });
+      const long = 'All work and no play. '.repeat(2 * MiB / 22 + 1);
+      const completion = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: long }] });
+      assert.equal(completion.choices[0]!.message.content, 'Read it all.');
+      assert.equal(openai.requests[0]!.body.messages[0].content.length, long.length, 'the whole message reached the upstream');
+
+      const huge = await t.api('POST', '/v1/chat/completions', { token: key, body: { model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x'.repeat(4 * MiB) }] } });
+      assert.equal(huge.status, 413);
+      assert.deepEqual(Object.keys(huge.body), ['error']);
+      assert.equal(huge.body.error.type, 'invalid_request_error');
+      assert.equal(huge.body.error.code, 'body_too_large');
+      const viaSdk = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x'.repeat(4 * MiB) }] }).catch((e) => e);
+      assert.ok(viaSdk instanceof OpenAI.APIError, String(viaSdk));
+      assert.equal(viaSdk.status, 413);
+      assert.equal(viaSdk.code, 'body_too_large');
+      assert.equal(openai.requests.length, 1);
+
+      // Only the gateway's model calls: every other route keeps BODY_LIMIT_BYTES.
+      const elsewhere = await t.api('POST', '/v1/auth/login', { body: { email: 'a@example.com', password: 'x'.repeat(2 * MiB) } });
+      assert.equal(elsewhere.status, 413);
+      assert.equal(elsewhere.body.code, 'body_too_large');
     });
 
     test('streaming with include_usage, through an Anthropic model', async () => {
@@ -288,6 +318,12 @@ for (const backend of backends()) {
         .catch((e) => e);
       assert.ok(audio instanceof OpenAI.BadRequestError);
       assert.equal(audio.code, 'unsupported_content');
+      for (const topP of [2, -0.1, 'x']) {
+        const badTopP = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], top_p: topP as never }).catch((e) => e);
+        assert.ok(badTopP instanceof OpenAI.BadRequestError, `top_p ${topP}: ${badTopP}`);
+        assert.equal(badTopP.param, 'top_p');
+        assert.equal(badTopP.code, 'validation_failed');
+      }
       assert.equal(openai.requests.length, 0);
     });
 

@@ -13,6 +13,8 @@ import { createUser, type TestUser } from '../../support/factories.ts';
 const weather = { name: 'get_weather', description: 'Weather in a city', input_schema: { type: 'object' as const, properties: { city: { type: 'string' } }, required: ['city'] } };
 const PIXEL = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==';
 
+const MiB = 1024 * 1024;
+
 /** The event names of a raw SSE body, from its `event:` lines, and the `type` of each data line. */
 function sseEvents(text: string) {
   const frames = text.split('\n\n').filter(Boolean);
@@ -58,7 +60,9 @@ for (const backend of backends()) {
     before(async () => {
       ({ openai, anthropic } = fakes);
       const local = JSON.stringify([{ name: 'local', baseUrl: `${openai.url}/v1`, models: ['qwen3'] }]);
-      t = await startApp({ backend, env: { ...openai.env, ...anthropic.env, OPENAI_COMPATIBLE_ENDPOINTS: local, AI_RETRIES: '0', DEFAULT_MODEL: 'openai:gpt-4o-mini' } });
+      // A gateway body limit of 3 MiB: over the general 1 MiB, small enough to send a body past it.
+      const limits = { GATEWAY_BODY_LIMIT_BYTES: String(3 * MiB) };
+      t = await startApp({ backend, env: { ...openai.env, ...anthropic.env, OPENAI_COMPATIBLE_ENDPOINTS: local, AI_RETRIES: '0', DEFAULT_MODEL: 'openai:gpt-4o-mini', ...limits } });
       user = await createUser(t);
       const res = await t.api('POST', '/v1/api-keys', { token: user.accessToken, body: { name: 'claude-client', scopes: ['chat'] } });
       key = res.body.key;
@@ -126,6 +130,33 @@ for (const backend of backends()) {
       const events = (await usageOf(user.id)).filter((e) => e.model === 'claude-haiku-4-5');
       assert.equal(events.length, 1);
       assert.deepEqual([events[0]!.source, events[0]!.provider, events[0]!.status, events[0]!.apiKeyId, events[0]!.inputTokens, events[0]!.outputTokens], ['gateway', 'anthropic', 'ok', keyId, 30, 3]);
+    });
+
+    test('top_p and top_k reach the providers that take them: OpenAI gets top_p only, compatible servers and Anthropic both', async () => {
+      const sampling = { top_p: 0.8, top_k: 40 };
+      for (const model of ['openai:gpt-4o-mini', 'local:qwen3']) {
+        openai.script({ reply: 'ok' });
+        await client.messages.create({ model, max_tokens: 16, ...sampling, messages: [{ role: 'user', content: 'Hi' }] });
+        const sent = openai.requests.at(-1)!.body;
+        assert.equal(sent.top_p, 0.8, model);
+        assert.equal(sent.top_k, model === 'local:qwen3' ? 40 : undefined, model);
+      }
+      anthropic.script({ reply: 'ok' });
+      await client.messages.create({ model: 'anthropic:claude-haiku-4-5', max_tokens: 16, ...sampling, messages: [{ role: 'user', content: 'Hi' }] });
+      const sent = anthropic.requests[0]!.body;
+      assert.equal(sent.top_p, 0.8);
+      assert.equal(sent.top_k, 40);
+    });
+
+    test('a body over the general limit is taken up to GATEWAY_BODY_LIMIT_BYTES: a long conversation reaches the upstream whole', async () => {
+      openai.script({ reply: 'Read it all.' });
+      // Words, as a conversation is: one unbroken run of a letter this long would take the tokenizer minutes to count.
+      const long = 'All work and no play. '.repeat(2 * MiB / 22 + 1);
+      const message = await client.messages.create({ model: 'openai:gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content: long }] });
+      assert.deepEqual(message.content, [{ type: 'text', text: 'Read it all.' }]);
+      assert.equal(openai.requests[0]!.body.messages[0].content.length, long.length);
+      const counted = await client.messages.countTokens({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: long }] });
+      assert.ok(counted.input_tokens > 1000, String(counted.input_tokens));
     });
 
     test('streaming: the SDK assembles the message from exact Anthropic events, through both upstreams', async () => {
@@ -331,6 +362,10 @@ for (const backend of backends()) {
         [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [] }, /messages/],
         [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'system', content: 'x' }] }, /messages\.0\.role/],
         [{ model: 'gpt-4o-mini', max_tokens: 5, temperature: 1.5, messages: [{ role: 'user', content: 'x' }] }, /temperature/],
+        [{ model: 'gpt-4o-mini', max_tokens: 5, top_p: 2, messages: [{ role: 'user', content: 'x' }] }, /^top_p: /],
+        [{ model: 'gpt-4o-mini', max_tokens: 5, top_p: 'x', messages: [{ role: 'user', content: 'x' }] }, /^top_p: /],
+        [{ model: 'gpt-4o-mini', max_tokens: 5, top_k: 0, messages: [{ role: 'user', content: 'x' }] }, /^top_k: /],
+        [{ model: 'gpt-4o-mini', max_tokens: 5, top_k: 2.5, messages: [{ role: 'user', content: 'x' }] }, /^top_k: /],
         [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'document', source: {} }] }] }, /unsupported content block/],
         [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'x' }], tools: [{ type: 'web_search_20250305', name: 'web_search' }] }, /tools\.0/],
         [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'tool_use', id: 'a', name: 'b', input: {} }] }] }, /user messages cannot contain tool_use/],
@@ -350,9 +385,13 @@ for (const backend of backends()) {
       assert.equal(tooLong.body.error.type, 'invalid_request_error');
       assert.match(tooLong.body.error.message, /^max_tokens: /);
 
-      const huge = await client.messages.create({ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'x'.repeat(1_100_000) }] }).catch((e) => e);
+      const huge = await client.messages.create({ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'x'.repeat(4 * MiB) }] }).catch((e) => e);
       assert.equal(huge.status, 413);
       assert.equal(huge.type, 'request_too_large');
+      assert.equal(huge.errorCode, 'body_too_large');
+      const hugeCount = await client.messages.countTokens({ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x'.repeat(4 * MiB) }] }).catch((e) => e);
+      assert.equal(hugeCount.status, 413);
+      assert.equal(hugeCount.type, 'request_too_large');
 
       const unknown = await client.messages.create({ model: 'nope:nothing', max_tokens: 5, messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
       assert.ok(unknown instanceof Anthropic.NotFoundError, String(unknown));

@@ -46,6 +46,8 @@ function received(provider: 'openai' | 'anthropic', body: any): { system: string
   return { system, turns };
 }
 
+const MiB = 1024 * 1024;
+
 for (const backend of backends()) {
   describe(`OpenAI Responses API [${backend}]`, () => {
     let t: TestApp;
@@ -59,7 +61,8 @@ for (const backend of backends()) {
 
     before(async () => {
       ({ openai, anthropic } = fakes);
-      t = await startApp({ backend, env: { ...openai.env, ...anthropic.env, AI_RETRIES: '0', DEFAULT_MODEL: 'openai:gpt-4o-mini' } });
+      // A gateway body limit of 3 MiB: over the general 1 MiB, small enough to send a body past it.
+      t = await startApp({ backend, env: { ...openai.env, ...anthropic.env, AI_RETRIES: '0', DEFAULT_MODEL: 'openai:gpt-4o-mini', GATEWAY_BODY_LIMIT_BYTES: String(3 * MiB) } });
       user = await createUser(t);
       const res = await t.api('POST', '/v1/api-keys', { token: user.accessToken, body: { name: 'sdk', scopes: ['chat'] } });
       assert.equal(res.status, 201, res.text);
@@ -408,6 +411,11 @@ for (const backend of backends()) {
       const badTemperature = await client.responses.create({ model: 'openai:gpt-4o-mini', input: 'x', temperature: 'hot' as never }).catch((e) => e);
       assert.ok(badTemperature instanceof OpenAI.BadRequestError);
       assert.equal(badTemperature.param, 'temperature');
+      for (const topP of [2, 'x']) {
+        const badTopP = await client.responses.create({ model: 'openai:gpt-4o-mini', input: 'x', top_p: topP as never }).catch((e) => e);
+        assert.ok(badTopP instanceof OpenAI.BadRequestError, `top_p ${topP}: ${badTopP}`);
+        assert.equal(badTopP.param, 'top_p');
+      }
       const badItem = await client.responses.create({ model: 'openai:gpt-4o-mini', input: [{ role: 'user', content: 'ok' }, { role: 'robot', content: 'x' } as never] }).catch((e) => e);
       assert.ok(badItem instanceof OpenAI.BadRequestError);
       assert.equal(badItem.param, 'input[1].role');
@@ -418,9 +426,10 @@ for (const backend of backends()) {
       assert.ok(badPart instanceof OpenAI.BadRequestError);
       assert.equal(badPart.code, 'unsupported_content');
 
-      const huge = await t.api('POST', '/v1/responses', { token: key, body: { model: 'openai:gpt-4o-mini', input: 'x'.repeat(1_100_000) } });
+      const huge = await t.api('POST', '/v1/responses', { token: key, body: { model: 'openai:gpt-4o-mini', input: 'x'.repeat(4 * MiB) } });
       assert.equal(huge.status, 413);
       shape(huge.body);
+      assert.equal(huge.body.error.code, 'body_too_large');
 
       const unknown = await client.responses.create({ model: 'nope:nothing', input: 'x' }).catch((e) => e);
       assert.ok(unknown instanceof OpenAI.NotFoundError, String(unknown));
@@ -441,6 +450,17 @@ for (const backend of backends()) {
       assert.ok(missing instanceof OpenAI.NotFoundError);
       assert.equal(missing.param, 'previous_response_id');
       assert.equal(openai.requests.length, 0);
+    });
+
+    test('top_p reaches the upstream and is echoed; a body over the general limit is taken up to GATEWAY_BODY_LIMIT_BYTES', async () => {
+      openai.script({ reply: 'Read it all.' });
+      const long = 'All work and no play. '.repeat(2 * MiB / 22 + 1);
+      const response = await client.responses.create({ model: 'openai:gpt-4o-mini', input: long, top_p: 0.7, store: false });
+      assert.equal(response.output_text, 'Read it all.');
+      assert.equal(response.top_p, 0.7);
+      const sent = openai.requests[0]!.body;
+      assert.equal(sent.top_p, 0.7);
+      assert.equal(sent.messages[0].content.length, long.length);
     });
 
     test('a missing, bad or revoked key is an AuthenticationError; a key without the chat scope a PermissionDeniedError', async () => {
