@@ -146,4 +146,17 @@ describe('a cluster behind nginx', { skip, timeout: 300_000 }, () => {
     const json = await fetch(`${nginx.url}/v1/conversations`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ title: 'x'.repeat(3 * 1024 * 1024) }) });
     assert.equal(json.status, 413);
   });
+
+  test("a model call of several megabytes passes nginx to the gateway, whose own limit answers in the API's format", async () => {
+    const long = 'A long conversation with an agent, turn after turn. '.repeat(60_000); // about 3 MB
+    openai.state.defaults = { chunks: ['ok'] };
+    const res = await fetch(`${nginx.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: long }] }),
+    });
+    assert.equal(res.status, 200, await res.clone().text());
+    assert.equal(((await res.json()) as { choices: Array<{ message: { content: string } }> }).choices[0]!.message.content, 'ok');
+    assert.ok(openai.requests.some((r) => JSON.stringify(r.body).length > long.length), 'the whole body reached the upstream');
+  });
 });

@@ -19,9 +19,47 @@ export const encodingOf = (model: string): 'cl100k_base' | 'o200k_base' => (CL10
 const encoding = (model: string): Encoding =>
   CL100K.test(model) ? (cl100k ??= require('gpt-tokenizer/encoding/cl100k_base') as Encoding) : (o200k ??= require('gpt-tokenizer') as Encoding);
 
+/**
+ * Longest piece of text the tokenizer is given at once. Its byte-pair merges
+ * cost the square of a stretch with no word boundary in it: 80,000 of one
+ * letter took over two seconds, so one request body of them could hold a
+ * core for minutes.
+ */
+export const PIECE_CHARS = 4_096;
+
+const isSpace = (c: number) => c === 32 || c === 9 || c === 10 || c === 13;
+
+/**
+ * `text` in pieces of at most PIECE_CHARS, each counted as it would be within
+ * the whole: cut just before a space that follows a non-space, where the
+ * tokenizer's pre-split (o200k and cl100k alike) starts a new word anyway (not
+ * before a line break: `.\n` is one pre-token). A stretch without such a place (base64, one letter repeated) is cut
+ * where it reaches the limit (never inside a surrogate pair), which may count
+ * a token more than the whole would.
+ */
+export function* textPieces(text: string): Generator<string> {
+  let start = 0;
+  while (text.length - start > PIECE_CHARS) {
+    let cut = start + PIECE_CHARS;
+    while (cut > start + 1 && !(text.charCodeAt(cut) === 32 && !isSpace(text.charCodeAt(cut - 1)))) cut--;
+    if (cut <= start + 1) {
+      cut = start + PIECE_CHARS;
+      const before = text.charCodeAt(cut - 1);
+      if (before >= 0xd800 && before <= 0xdbff) cut--;
+    }
+    yield text.slice(start, cut);
+    start = cut;
+  }
+  yield text.slice(start);
+}
+
 export function countTextTokens(model: string, text: string): number {
   if (!text) return 0;
-  return encoding(model).countTokens(text, PLAIN);
+  const { countTokens } = encoding(model);
+  if (text.length <= PIECE_CHARS) return countTokens(text, PLAIN);
+  let n = 0;
+  for (const piece of textPieces(text)) n += countTokens(piece, PLAIN);
+  return n;
 }
 
 /**
@@ -29,11 +67,22 @@ export function countTextTokens(model: string, text: string): number {
  * cut to the room it has in a prompt.
  */
 export function truncateTokens(model: string, text: string, maxTokens: number): { text: string; tokens: number; total: number } {
-  const { encode, decode } = encoding(model);
-  const tokens = encode(text, PLAIN);
-  if (tokens.length <= maxTokens) return { text, tokens: tokens.length, total: tokens.length };
+  const { encode, decode, countTokens } = encoding(model);
   const kept = Math.max(0, maxTokens);
-  return { text: decode(tokens.slice(0, kept)), tokens: kept, total: tokens.length };
+  const tokens: number[] = [];
+  let total = 0;
+  for (const piece of textPieces(text)) {
+    // Past the cut, the rest is only counted.
+    if (tokens.length > kept) {
+      total += countTokens(piece, PLAIN);
+      continue;
+    }
+    const encoded = encode(piece, PLAIN);
+    total += encoded.length;
+    for (const t of encoded) tokens.push(t);
+  }
+  if (total <= maxTokens) return { text, tokens: total, total };
+  return { text: decode(tokens.slice(0, kept)), tokens: kept, total };
 }
 
 /** What one image is counted as before the provider reports usage: about what OpenAI and Anthropic charge for a mid-sized image. */

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { buildContext, DEFAULT_CONTEXT_WINDOW } from '../../../src/modules/ai/context.ts';
-import { countMessageTokens, countPromptTokens, countTextTokens } from '../../../src/modules/ai/tokens.ts';
+import { countTokens as o200kCount } from 'gpt-tokenizer';
+import { countTokens as cl100kCount } from 'gpt-tokenizer/encoding/cl100k_base';
+import { countMessageTokens, countPromptTokens, countTextTokens, PIECE_CHARS, textPieces, truncateTokens } from '../../../src/modules/ai/tokens.ts';
 import type { ChatMessage } from '../../../src/modules/ai/types.ts';
 
 const model = (contextWindow: number | null) => ({ model: 'gpt-4o-mini', contextWindow });
@@ -21,6 +23,38 @@ describe('token counting', () => {
 
   test('special-token text in user input is counted, not rejected', () => {
     assert.ok(countTextTokens('gpt-4o-mini', 'say <|endoftext|> now') > 3);
+  });
+
+  test('a long text is counted in pieces, exactly as it would be whole', () => {
+    // Words, punctuation, numbers, double spaces, tabs and line breaks, some 60,000 characters.
+    const vocabulary = ['the', 'Quick', 'brown', 'fox', "don't", '12345', 'naïve', 'café', '😀', 'x=1;', '\n', '\n\n', '  ', '\t', 'http://example.com/a?b=c', '—', '...'];
+    let text = '';
+    for (let i = 0; text.length < 60_000; i++) text += vocabulary[(i * 7) % vocabulary.length] + (i % 5 ? ' ' : '');
+    assert.ok([...textPieces(text)].length > 10);
+    assert.equal([...textPieces(text)].join(''), text, 'nothing lost or repeated');
+    assert.equal(countTextTokens('gpt-4o-mini', text), o200kCount(text, { disallowedSpecial: new Set() }));
+    assert.equal(countTextTokens('gpt-4', text), cl100kCount(text, { disallowedSpecial: new Set() }));
+    // Line breaks right after punctuation, which the tokenizer keeps together with it.
+    const lines = Array.from({ length: 6_000 }, (_, i) => `Line ${i}.\n${i % 3 ? '' : '\n'}`).join('');
+    assert.equal(countTextTokens('gpt-4o-mini', lines), o200kCount(lines, { disallowedSpecial: new Set() }));
+    assert.equal(countTextTokens('gpt-4', lines), cl100kCount(lines, { disallowedSpecial: new Set() }));
+    const cut = truncateTokens('gpt-4o-mini', text, 5_000);
+    assert.equal(cut.tokens, 5_000);
+    assert.equal(cut.total, countTextTokens('gpt-4o-mini', text));
+    assert.ok(text.startsWith(cut.text.slice(0, -4)) && cut.text.length < text.length);
+  });
+
+  test('a long stretch with no word boundary (one letter repeated, emoji) is cut into bounded pieces: counted, never split mid-character', () => {
+    // Whole, 80,000 of one letter took the tokenizer seconds (its cost grows with the square); two million would take hours.
+    const run = 'x'.repeat(2_000_000);
+    const n = countTextTokens('gpt-4o-mini', run);
+    assert.ok(n > 2_000_000 / 16 && n < 2_000_000, String(n));
+    assert.equal(truncateTokens('gpt-4o-mini', run, 100).tokens, 100);
+    const emoji = '😀'.repeat(50_000);
+    const pieces = [...textPieces(emoji)];
+    assert.ok(pieces.every((p) => p.length <= PIECE_CHARS && p.isWellFormed()));
+    assert.equal(pieces.join(''), emoji);
+    assert.ok(countTextTokens('gpt-4o-mini', emoji) >= 50_000);
   });
 
   test('tool calls count towards a message', () => {
