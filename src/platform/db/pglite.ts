@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,14 @@ const pgliteVersion = (): string =>
 const templateDir = path.join(root, 'node_modules/.cache/parley');
 /** A fresh cluster as PGlite's initdb leaves it; it depends only on the PGlite version. */
 export const templateFile = (): string => path.join(templateDir, `pglite-${pgliteVersion()}-initdb.tar`);
+/**
+ * The same cluster with Parley's migrations applied, as a data directory: a
+ * new one is a copy of it (tens of ms, where PGlite unpacks the tar into its
+ * file system in half a second, then the migrations take another half). A
+ * migration added after it was made is applied at start, as on any database.
+ */
+export const migratedTemplateDir = (): string => path.join(templateDir, `pglite-${pgliteVersion()}-migrated`);
+const migrationsFolder = path.join(root, 'db/migrations');
 
 function startParams(sharedBuffersMb: number): string[] {
   const defaults = (PGlite as unknown as { defaultStartParams: string[] }).defaultStartParams;
@@ -27,18 +35,37 @@ function startParams(sharedBuffersMb: number): string[] {
 
 /**
  * Opens PGlite in `dir` (undefined: in memory). A new cluster starts from the
- * initdb template `npm install` makes (see `writeTemplate`), when it is there:
- * running initdb is most of a first start (about four fifths of its CPU).
+ * templates `npm install` makes (see `writeTemplate`), when they are there: a
+ * directory is a copy of the migrated one; in memory, the initdb dump is
+ * unpacked. Running initdb was most of a first start (about four fifths of
+ * its CPU), unpacking and migrating most of the rest.
  */
 export function openPglite(opts: { dir?: string; snapshot?: Blob; sharedBuffersMb?: number }): PGlite {
   const extensions = { vector };
   const params = startParams(opts.sharedBuffersMb ?? DEFAULT_PGLITE_SHARED_BUFFERS_MB);
-  if (opts.dir) mkdirSync(opts.dir, { recursive: true });
+  if (opts.dir) copyTemplate(opts.dir);
   const fresh = !opts.dir || !existsSync(path.join(opts.dir, 'PG_VERSION'));
   const template = opts.snapshot ?? (fresh ? readTemplate() : undefined);
   const options = { extensions, startParams: params, ...(template ? { loadDataDir: template } : {}) };
   // In memory: the options alone. PGlite(undefined, options) drops them all (no pgvector, no template, no page cache size).
   return opts.dir ? new PGlite(opts.dir, options) : new PGlite(options);
+}
+
+/**
+ * A new (missing or empty) data directory becomes a copy of the migrated
+ * template, when there is one: copied aside and renamed, so a start killed
+ * midway leaves no half cluster behind. Anything else is PGlite's to open.
+ */
+function copyTemplate(dir: string): void {
+  const empty = !existsSync(dir) || readdirSync(dir).length === 0;
+  if (empty && existsSync(path.join(migratedTemplateDir(), 'PG_VERSION'))) {
+    const partial = `${dir}.${process.pid}.partial`;
+    rmSync(partial, { recursive: true, force: true });
+    cpSync(migratedTemplateDir(), partial, { recursive: true });
+    rmSync(dir, { recursive: true, force: true });
+    renameSync(partial, dir);
+  }
+  mkdirSync(dir, { recursive: true });
 }
 
 /**
@@ -63,7 +90,7 @@ function readTemplate(): Blob | undefined {
   return existsSync(templateFile()) ? new TemplateBlob(templateFile()) : undefined;
 }
 
-/** Runs initdb once, in memory, and keeps the cluster as the template; older versions' templates are removed. */
+/** Runs initdb once, in memory, and keeps the cluster as the templates (the dump, and a migrated directory); older versions' are removed. */
 export async function writeTemplate(): Promise<string> {
   const file = templateFile();
   // With the extensions it will be opened with: a dump holds the installed extension files too, and without
@@ -77,10 +104,28 @@ export async function writeTemplate(): Promise<string> {
   const partial = `${file}.${process.pid}`;
   writeFileSync(partial, Buffer.from(await dump.arrayBuffer()));
   renameSync(partial, file);
+  await writeMigratedTemplate(dump);
   for (const name of readdirSync(templateDir)) {
-    if (/^pglite-.*-initdb\.tar$/.test(name) && path.join(templateDir, name) !== file) rmSync(path.join(templateDir, name), { force: true });
+    const other = path.join(templateDir, name);
+    if (/^pglite-.*-(initdb\.tar|migrated)$/.test(name) && other !== file && other !== migratedTemplateDir()) rmSync(other, { recursive: true, force: true });
   }
   return file;
+}
+
+/** Unpacks the initdb dump into a directory, applies the migrations, shuts down cleanly, and moves it into place. */
+async function writeMigratedTemplate(dump: Blob): Promise<void> {
+  const target = migratedTemplateDir();
+  const partial = `${target}.${process.pid}`;
+  rmSync(partial, { recursive: true, force: true });
+  const pg = new PGlite(partial, { extensions: { vector }, startParams: startParams(DEFAULT_PGLITE_SHARED_BUFFERS_MB), loadDataDir: dump });
+  try {
+    const [{ drizzle }, { migrate }] = await Promise.all([import('drizzle-orm/pglite'), import('drizzle-orm/pglite/migrator')]);
+    await migrate(drizzle(pg), { migrationsFolder });
+  } finally {
+    await pg.close();
+  }
+  rmSync(target, { recursive: true, force: true });
+  renameSync(partial, target);
 }
 
 // `npm install` runs this file (package.json's postinstall); a failure there only means a slower first start.
