@@ -1,21 +1,51 @@
 #!/usr/bin/env node
 // The CLI is TypeScript run directly by Node >= 24 (type stripping). When the
 // node on PATH is older, re-run under the Node pinned in devDependencies.
+// Where `npm install` left a server bundle (src/cli/bundle.ts) newer than every
+// source file, that runs instead: the same code, started in a fraction of the
+// time. PARLEY_BUNDLE=off always runs the sources.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+const root = fileURLToPath(new URL('..', import.meta.url));
+const sources = path.join(root, 'src/main.ts');
+const bundleDir = path.join(root, 'node_modules/.cache/parley/server');
+
+/** The newest modification time among the sources and the lockfile: a bundle older than it is stale. */
+function newestSource() {
+  let newest = statSync(path.join(root, 'package-lock.json'), { throwIfNoEntry: false })?.mtimeMs ?? 0;
+  for (const entry of readdirSync(path.join(root, 'src'), { withFileTypes: true, recursive: true })) {
+    if (entry.isFile()) newest = Math.max(newest, statSync(path.join(entry.parentPath, entry.name)).mtimeMs);
+  }
+  return newest;
+}
+
+function entryPoint() {
+  if (process.env.PARLEY_BUNDLE === 'off') return { file: sources, from: 'sources' };
+  try {
+    const { builtAt } = JSON.parse(readFileSync(path.join(bundleDir, 'stamp.json'), 'utf8'));
+    if (typeof builtAt === 'number' && builtAt >= newestSource()) return { file: path.join(bundleDir, 'main.js'), from: 'bundle' };
+  } catch {
+    // No bundle (installed with --ignore-scripts, or its build failed): the sources.
+  }
+  return { file: sources, from: 'sources' };
+}
+
+const entry = entryPoint();
+// Said in the "parley started" log line.
+process.env.PARLEY_RUNS_FROM = entry.from;
 const major = Number(process.versions.node.split('.')[0]);
-const main = fileURLToPath(new URL('../src/main.ts', import.meta.url));
 if (major >= 24) {
-  await import(main);
+  await import(entry.file);
 } else {
   const pinned = fileURLToPath(new URL('../node_modules/node/bin/node', import.meta.url));
   if (!existsSync(pinned)) {
     process.stderr.write(`parley needs Node.js >= 24 (found ${process.versions.node}); run npm install first.\n`);
     process.exit(1);
   }
-  const child = spawn(pinned, [main, ...process.argv.slice(2)], { stdio: 'inherit' });
+  const child = spawn(pinned, [...process.execArgv, entry.file, ...process.argv.slice(2)], { stdio: 'inherit' });
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 : 1)));
 }

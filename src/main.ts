@@ -107,7 +107,15 @@ async function run(config: Config, roles: { http: boolean; worker: boolean }, no
   const worker = roles.worker ? await startWorker(deps) : undefined;
   if (app) await app.listen({ port: config.port, host: config.host });
   deps.logger.info(
-    { database: deps.database.kind, redis: Boolean(deps.redis), http: roles.http, worker: roles.worker, dataDir: deps.database.kind === 'pglite' ? config.dataDir : undefined },
+    {
+      database: deps.database.kind,
+      redis: Boolean(deps.redis),
+      http: roles.http,
+      worker: roles.worker,
+      dataDir: deps.database.kind === 'pglite' ? config.dataDir : undefined,
+      // bin/parley.js runs the server bundle when it is current (src/cli/bundle.ts).
+      from: process.env.PARLEY_RUNS_FROM ?? 'sources',
+    },
     'parley started',
   );
   if (note) deps.logger.info({ processes: 1 }, note);

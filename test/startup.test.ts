@@ -4,9 +4,11 @@ import { request } from 'node:http';
 import { after, describe, test } from 'node:test';
 import { freshPostgresDatabase } from './support/app.ts';
 import { uniqueEmail } from './support/factories.ts';
+import { bundle } from '../src/cli/bundle.ts';
+import { startFakeOpenAI } from './support/fake-openai.ts';
 import { call, freePort, startServer, tempDataDir } from './support/process.ts';
 
-// Parley started as a user starts it: `node src/main.ts start`, a data dir and a port, nothing else.
+// Parley started as a user starts it: `parley start` (bin/parley.js), a data dir and a port, nothing else.
 
 const password = 'correct horse battery staple';
 
@@ -115,6 +117,45 @@ describe('parley start on PostgreSQL + Redis', { timeout: 300_000, skip: !proces
     } finally {
       data.remove();
       await pg.drop();
+    }
+  });
+});
+
+/**
+ * The server bundle npm install makes (src/cli/bundle.ts), as bin/parley.js runs it: built here, so the test
+ * holds in a checkout whose sources changed since the install.
+ */
+describe('the server bundle', { timeout: 300_000 }, () => {
+  test('bin/parley.js runs the current bundle: it serves sign-in, the gateway, the API reference and metrics; PARLEY_BUNDLE=off runs the sources', async () => {
+    await bundle();
+    const openai = await startFakeOpenAI();
+    const data = tempDataDir();
+    try {
+      const server = await startServer({ PARLEY_DATA_DIR: data.dir, LOG_LEVEL: 'info', ...openai.env });
+      try {
+        assert.match(server.output(), /"from":"bundle"[^\n]*"msg":"parley started"/);
+        const reg = await call(server.url, 'POST', '/v1/auth/register', { body: { email: uniqueEmail('bundle'), password } });
+        assert.equal(reg.status, 201, JSON.stringify(reg.body));
+        openai.state.defaults = { chunks: ['Hello', ' from', ' the bundle'] };
+        const completion = await call(server.url, 'POST', '/v1/chat/completions', { token: reg.body.accessToken, body: { model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'Hi' }] } });
+        assert.equal(completion.status, 200, JSON.stringify(completion.body));
+        assert.equal(completion.body.choices[0].message.content, 'Hello from the bundle');
+        const docs = await fetch(`${server.url}/docs/`);
+        assert.equal(docs.status, 200);
+        assert.match(await docs.text(), /<script/);
+        assert.match(await (await fetch(`${server.url}/metrics`)).text(), /parley_http_request_duration_seconds_count\{method="POST",route="\/v1\/chat\/completions",status="200"\} 1/);
+      } finally {
+        assert.deepEqual(await server.stop(), { code: 0, signal: null });
+      }
+      const sources = await startServer({ PARLEY_DATA_DIR: data.dir, LOG_LEVEL: 'info', PARLEY_BUNDLE: 'off' });
+      try {
+        assert.match(sources.output(), /"from":"sources"[^\n]*"msg":"parley started"/);
+      } finally {
+        assert.deepEqual(await sources.stop(), { code: 0, signal: null });
+      }
+    } finally {
+      data.remove();
+      await openai.close();
     }
   });
 });

@@ -36,11 +36,15 @@ test('every instance gets the same valid configuration', () => {
   assert.deepEqual(config.storage, { kind: 's3', endpoint: 'http://minio:9000', bucket: 'parley', region: 'us-east-1', accessKeyId: 'parley', secretAccessKey: 'parley-secret', forcePathStyle: true, prefix: undefined, publicEndpoint: undefined });
 });
 
-test('the Dockerfile runs the sources with the image\'s Node and the locked production dependencies', () => {
+test('the Dockerfile runs the CLI with the image\'s Node and the locked production dependencies, with the templates and the bundle made after the sources are in', () => {
   const dockerfile = readFileSync(new URL('Dockerfile', root), 'utf8');
   const engines = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')).engines.node as string;
   const major = /FROM node:(\d+)/.exec(dockerfile)?.[1];
   assert.ok(major && Number(major) >= Number(/\d+/.exec(engines)![0]), `node:${major} satisfies engines ${engines}`);
   assert.match(dockerfile, /npm ci --omit=dev/);
-  assert.match(dockerfile, /ENTRYPOINT \["node", "src\/main.ts"\]/);
+  assert.match(dockerfile, /ENTRYPOINT \["node", "bin\/parley.js"\]/);
+  // Both read the sources: made after COPY src, so the bundle is newer than every file it was made from.
+  assert.ok(dockerfile.indexOf('RUN node src/platform/db/pglite.ts && node src/cli/bundle.ts') > dockerfile.indexOf('COPY src ./src'));
+  // esbuild builds the bundle in a production install.
+  assert.ok(JSON.parse(readFileSync(new URL('package.json', root), 'utf8')).dependencies.esbuild);
 });

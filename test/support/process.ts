@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const nodeBin = path.join(root, 'node_modules/.bin/node');
-const mainTs = path.join(root, 'src/main.ts');
+/** The CLI as installed: it runs the server bundle when that is current, else the sources (src/cli/bundle.ts). */
+const cli = path.join(root, 'bin/parley.js');
 
 // A failed assertion must not leave a server running: whatever is still alive when the test file ends is killed.
 const live = new Set<ChildProcess>();
@@ -53,7 +54,7 @@ export interface CliResult {
 
 /** Runs `parley <args>` to completion. */
 export function runCli(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<CliResult> {
-  const child = spawn(nodeBin, [mainTs, ...args], { cwd: root, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
+  const child = spawn(nodeBin, [cli, ...args], { cwd: root, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'], timeout: timeoutMs });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d) => (stdout += d));
@@ -82,7 +83,7 @@ export interface ServerProcess {
 export async function startServer(env: Record<string, string>, command = 'start', args: string[] = []): Promise<ServerProcess> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const childEnv = command === 'worker' ? { ...env, LOG_LEVEL: 'info' } : env;
-  const child = spawn(nodeBin, [mainTs, command, ...args], { cwd: root, env: cleanEnv({ ...childEnv, PORT: String(port) }), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(nodeBin, [cli, command, ...args], { cwd: root, env: cleanEnv({ ...childEnv, PORT: String(port) }), stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   let stdout = '';
   let stderr = '';
