@@ -20,7 +20,8 @@ const STREAMS = 50;
 const SECONDS = Number(process.env.BENCH_EMBEDDED_SECONDS ?? 10);
 const IDLE_MS = 10_000;
 const CHUNK_MS = 50;
-const main = new URL('../src/main.ts', import.meta.url).pathname;
+/** What `npm start` runs: the server bundle when it is current, else the sources (src/cli/bundle.ts). */
+const main = new URL('../bin/parley.js', import.meta.url).pathname;
 /** The node flags `npm start` runs Parley with (package.json), unless BENCH_EMBEDDED_NODE_FLAGS says otherwise ('' for none). */
 const startFlags = (): string[] => {
   const start: string = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')).scripts.start;
