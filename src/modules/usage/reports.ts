@@ -8,7 +8,11 @@ export type Group = (typeof GROUPS)[number];
 /** Days per query of a billing export. */
 const EXPORT_DAYS = 7;
 
-export const nextDay = (day: string) => new Date(Date.parse(`${day}T00:00:00Z`) + 86_400_000).toISOString().slice(0, 10);
+const addDays = (day: string, n: number) => new Date(Date.parse(`${day}T00:00:00Z`) + n * 86_400_000).toISOString().slice(0, 10);
+export const nextDay = (day: string) => addDays(day, 1);
+
+/** Rolled days rolled again by the next rollup, for events that arrive after their day was rolled. */
+const REROLL_DAYS = 2;
 
 export interface ReportQuery {
   /** UTC days, inclusive: `2026-11-01` … `2026-11-30`. */
@@ -133,13 +137,17 @@ export function createReports(db: Db) {
   /**
    * Rolls up every complete UTC day after the last rolled-up one (or since the
    * first event) through yesterday, per user, key, project and model and then
-   * per model alone (usage_daily_models, from the first). Idempotent: a day
-   * rolled twice is recomputed, not added twice. Returns the days rolled.
+   * per model alone (usage_daily_models, from the first), and rolls the last
+   * REROLL_DAYS rolled days again: an event stamped with a day that reaches the
+   * table after that day was rolled (a metering flush around midnight, a long
+   * job's usage) is counted then, where reports would otherwise never see it.
+   * Idempotent: a day rolled twice is recomputed, not added twice. Returns the
+   * days rolled.
    */
   async function rollup(now = new Date()): Promise<string[]> {
     const yesterday = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate() - 1)).toISOString().slice(0, 10);
     let start = await rolledThrough();
-    if (start) start = nextDay(start);
+    if (start) start = addDays(start, 1 - REROLL_DAYS);
     else {
       const [first] = await db.select({ at: sql<string | null>`min(${usageEvents.occurredAt} at time zone 'UTC')::date::text` }).from(usageEvents);
       if (!first?.at) return [];

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { eq } from 'drizzle-orm';
-import { usageDaily } from '../../../src/modules/usage/schema.ts';
+import { usageDaily, usageEvents } from '../../../src/modules/usage/schema.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 
@@ -58,10 +58,26 @@ for (const backend of backends()) {
       assert.equal(rows.length, 6, 'per day and model');
       assert.deepEqual(await Promise.all(queries.map((q) => report(q))), fromEvents, 'rollups + today\'s events = the events');
 
-      assert.deepEqual(await t.services.usage.reports.rollup(now), [], 'nothing left to roll');
-      // Rolling a day again (say after late events) recomputes it rather than adding twice.
+      // The next run rolls the last two rolled days again, and no others; recomputed, not added twice.
+      assert.deepEqual(await t.services.usage.reports.rollup(now), days.slice(1, 3), 'only the last two days again');
+      assert.deepEqual(await report('groupBy=day'), fromEvents[0]);
+      // The last rolled day lost: rolled through the day before, so from two days before that.
       await t.deps.db.delete(usageDaily).where(eq(usageDaily.day, days[2]!));
-      assert.deepEqual(await t.services.usage.reports.rollup(now), [days[2]]);
+      assert.deepEqual(await t.services.usage.reports.rollup(now), days.slice(0, 3));
+      assert.deepEqual(await report('groupBy=day'), fromEvents[0]);
+
+      // An event of an already rolled day that reaches the table late is counted once the next rollup has run.
+      const { recorder } = t.services.usage;
+      recorder.record({ userId: u.id, source: 'gateway', latencyMs: 10, ttftMs: 5, occurredAt: new Date(`${days[2]}T23:59:59Z`), provider: 'openai', model: 'gpt-4o-mini', inputTokens: 1, outputTokens: 1, costMicros: 5, status: 'ok' });
+      await recorder.flush();
+      assert.equal((await report('groupBy=day')).totals.requests, 12, 'not in the rollup yet');
+      await t.services.usage.reports.rollup(now);
+      const late = await report('groupBy=day');
+      assert.equal(late.totals.requests, 13);
+      assert.equal(late.totals.costMicros, 84 + 5);
+      // Gone again, for the tests that follow.
+      await t.deps.db.delete(usageEvents).where(eq(usageEvents.costMicros, 5));
+      await t.services.usage.reports.rollup(now);
       assert.deepEqual(await report('groupBy=day'), fromEvents[0]);
     });
 
