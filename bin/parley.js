@@ -1,15 +1,16 @@
 #!/usr/bin/env node
 // The CLI is TypeScript run directly by Node >= 24 (type stripping). When the
 // node on PATH is older, re-run under the Node pinned in devDependencies.
-// Where `npm install` left a server bundle (src/cli/bundle.ts) newer than every
-// source file, that runs instead: the same code, started in a fraction of the
-// time. PARLEY_BUNDLE=off always runs the sources.
+// Where `npm install` left a server bundle (src/cli/bundle.ts), made in this
+// directory and newer than every source file, that runs instead: the same
+// code, started in a fraction of the time. PARLEY_BUNDLE=off always runs the
+// sources.
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
+const root = path.resolve(fileURLToPath(new URL('..', import.meta.url)));
 const sources = path.join(root, 'src/main.ts');
 const bundleDir = path.join(root, 'node_modules/.cache/parley/server');
 
@@ -25,8 +26,10 @@ function newestSource() {
 function entryPoint() {
   if (process.env.PARLEY_BUNDLE === 'off') return { file: sources, from: 'sources' };
   try {
-    const { builtAt } = JSON.parse(readFileSync(path.join(bundleDir, 'stamp.json'), 'utf8'));
-    if (typeof builtAt === 'number' && builtAt >= newestSource()) return { file: path.join(bundleDir, 'main.js'), from: 'bundle' };
+    const stamp = JSON.parse(readFileSync(path.join(bundleDir, 'stamp.json'), 'utf8'));
+    // Made here (it holds the sources' paths), after their last change.
+    const current = stamp.root === root && typeof stamp.builtAt === 'number' && stamp.builtAt >= newestSource();
+    if (current) return { file: path.join(bundleDir, 'main.js'), from: 'bundle' };
   } catch {
     // No bundle (installed with --ignore-scripts, or its build failed): the sources.
   }

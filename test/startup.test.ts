@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { after, describe, test } from 'node:test';
 import { freshPostgresDatabase } from './support/app.ts';
 import { uniqueEmail } from './support/factories.ts';
-import { bundle } from '../src/cli/bundle.ts';
+import { bundle, stampFile } from '../src/cli/bundle.ts';
 import { startFakeOpenAI } from './support/fake-openai.ts';
 import { call, freePort, startServer, tempDataDir } from './support/process.ts';
 
@@ -152,6 +153,16 @@ describe('the server bundle', { timeout: 300_000 }, () => {
         assert.match(sources.output(), /"from":"sources"[^\n]*"msg":"parley started"/);
       } finally {
         assert.deepEqual(await sources.stop(), { code: 0, signal: null });
+      }
+      // A bundle made in another directory (the checkout moved since) points at sources that are not these: not run.
+      const stamp = readFileSync(stampFile, 'utf8');
+      writeFileSync(stampFile, JSON.stringify({ ...JSON.parse(stamp), root: '/somewhere/else' }));
+      try {
+        const moved = await startServer({ PARLEY_DATA_DIR: data.dir, LOG_LEVEL: 'info' });
+        assert.match(moved.output(), /"from":"sources"[^\n]*"msg":"parley started"/);
+        assert.deepEqual(await moved.stop(), { code: 0, signal: null });
+      } finally {
+        writeFileSync(stampFile, stamp);
       }
     } finally {
       data.remove();

@@ -77,7 +77,8 @@ export async function bundle(): Promise<string> {
     plugins: [keepSourcePaths],
     logLevel: 'error',
   });
-  writeFileSync(path.join(partial, 'stamp.json'), JSON.stringify({ builtAt }));
+  // Where the sources were: the bundle points at them (see keepSourcePaths), so a moved checkout runs its sources.
+  writeFileSync(path.join(partial, 'stamp.json'), JSON.stringify({ builtAt, root }));
   mkdirSync(path.dirname(bundleDir), { recursive: true });
   // Renamed, never deleted in place: a Parley starting meanwhile finds the old bundle whole, or none (and runs the sources).
   const old = `${bundleDir}.${process.pid}.old`;
