@@ -470,6 +470,33 @@ for (const side of sides) {
       });
     });
 
+    test("one instance's outbox relay drains, the others stand by; when it closes another takes over", { skip: !side.name.startsWith('BullMQ') && 'the outbox relay is BullMQ’s' }, async () => {
+      await using(side, async (s) => {
+        // Sessions holding the relay's advisory lock (the LISTEN connections of the instances that drain).
+        const holders = async () =>
+          Number(((await s.db.execute(sql`select count(*)::int as n from pg_locks where locktype = 'advisory' and granted and database = (select oid from pg_database where datname = current_database()) and ((classid::bigint << 32) | objid::bigint) = ${0x5072_6c79}`)) as unknown as { rows: Array<{ n: number }> }).rows[0]!.n);
+        const first = s.queue();
+        await eventually(async () => assert.equal(await holders(), 1, 'the first instance leads'));
+        const second = s.queue();
+        const third = s.queue();
+        const runs: number[] = [];
+        for (const q of [first, second, third]) q.process('relayed', async (d: { n: number }) => void runs.push(d.n));
+        await Promise.all([first, second, third].map((q) => q.start()));
+        const before = await Promise.all(Array.from({ length: 20 }, (_, n) => inTransaction(s.db, (tx) => second.enqueue('relayed', { n }, { tx }))));
+        for (const job of before) await settled(second, job.id);
+        assert.equal(await holders(), 1, 'never more than one');
+        await first.close();
+        await eventually(async () => assert.equal(await holders(), 1, 'another instance took over'), 5_000);
+        const after = await Promise.all(Array.from({ length: 20 }, (_, n) => inTransaction(s.db, (tx) => third.enqueue('relayed', { n: 20 + n }, { tx }))));
+        for (const job of after) await settled(third, job.id);
+        assert.deepEqual(
+          [...runs].sort((a, b) => a - b),
+          Array.from({ length: 40 }, (_, n) => n),
+          'each job ran once',
+        );
+      });
+    });
+
     test('jobs survive a restart', async () => {
       await using(
         side,

@@ -9,6 +9,8 @@ export type OutboxOptions = Omit<EnqueueOptions, 'tx' | 'idempotencyKey'>;
 
 const CHANNEL = 'parley_job_outbox';
 const BATCH = 500;
+/** The session advisory lock the relay that drains holds (PostgreSQL); its value is arbitrary, unique among Parley's locks. */
+const RELAY_LOCK = 0x5072_6c79;
 
 /**
  * Moves committed `job_outbox` rows to the queue, then deletes them. Adding
@@ -16,6 +18,12 @@ const BATCH = 500;
  * deleting, or two relays on the same rows, still queue each job once.
  * Woken by a NOTIFY sent in the enqueuing transaction (delivered at commit,
  * PostgreSQL), by an in-process nudge, and by a short poll.
+ *
+ * On PostgreSQL every process has a relay, but one drains: the one whose
+ * LISTEN connection holds a session advisory lock. The others try to take
+ * it at each poll, so when the leader's process or connection goes, another
+ * drains within a poll. Otherwise every process woke on every commit, read
+ * the same rows and added the same jobs again.
  */
 export function createOutboxRelay(opts: {
   db: Db;
@@ -50,7 +58,14 @@ export function createOutboxRelay(opts: {
     }
   }
 
-  function run() {
+  /** Whether this relay drains now. On a poll (not on a NOTIFY, which every process gets) one that does not tries to become the one. */
+  async function leads(polled: boolean): Promise<boolean> {
+    if (!listener) return true;
+    if (listener.holds(RELAY_LOCK)) return true;
+    return polled && listener.tryLock(RELAY_LOCK);
+  }
+
+  function run(polled = false) {
     if (closed) return;
     if (running) {
       again = true;
@@ -60,7 +75,7 @@ export function createOutboxRelay(opts: {
       do {
         again = false;
         try {
-          await drain();
+          if (await leads(polled)) await drain();
         } catch (err) {
           if (!closed) logger.error({ err }, 'outbox relay failed; retrying on the next poll');
           return;
@@ -71,10 +86,11 @@ export function createOutboxRelay(opts: {
     });
   }
 
-  const timer = setInterval(run, opts.pollMs ?? 500);
+  const timer = setInterval(() => run(true), opts.pollMs ?? 500);
   timer.unref();
-  const listener = opts.listenUrl ? listenPostgres(opts.listenUrl, CHANNEL, run, logger) : undefined;
-  run();
+  const listener = opts.listenUrl ? listenPostgres(opts.listenUrl, CHANNEL, () => run(), logger) : undefined;
+  void listener?.ready.then(() => run(true));
+  run(true);
 
   return {
     /** Called with the enqueuing transaction: on PostgreSQL a NOTIFY at commit; elsewhere soon after. */
