@@ -54,6 +54,9 @@ interface Held {
  * stream with the last error (kept in a hash per group while the entry is
  * retried) and is acked. A closing consumer finishes the handler it runs and
  * releases what it has not handled, for another consumer to claim at once.
+ * A subscriber with a batch handler gets the entries of one read together
+ * (acked with one XACK); should it throw, they go through the handler one by
+ * one as above.
  */
 export function redisBus(redis: Redis, prefix: string, logger: Logger, options: Partial<BusOptions> = {}): EventBus {
   const opts = { ...defaultBusOptions, ...options };
