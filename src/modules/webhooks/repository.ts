@@ -59,14 +59,9 @@ export function createWebhooksRepository(db: Db) {
     },
 
     /** A new message, or nothing when this endpoint already has one for that bus event. */
-    async createMessage(values: typeof webhookMessages.$inferInsert): Promise<MessageRow | undefined> {
-      const [row] = await db.insert(webhookMessages).values(values).onConflictDoNothing().returning();
-      return row;
-    },
-    /** The ids of those made: one already made from the same event for the same endpoint is skipped. */
-    async createMessages(values: (typeof webhookMessages.$inferInsert)[]): Promise<Set<string>> {
-      const rows = await db.insert(webhookMessages).values(values).onConflictDoNothing().returning({ id: webhookMessages.id });
-      return new Set(rows.map((r) => r.id));
+    /** The messages made: one already made from the same event for the same endpoint is skipped. */
+    createMessages(values: (typeof webhookMessages.$inferInsert)[]): Promise<MessageRow[]> {
+      return db.insert(webhookMessages).values(values).onConflictDoNothing().returning();
     },
     /** A message and its endpoint (null once deleted) in one query: what an attempt reads. */
     async messageWithEndpoint(id: string): Promise<{ message: MessageRow; endpoint: EndpointRow | null } | undefined> {

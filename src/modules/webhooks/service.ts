@@ -8,7 +8,7 @@ import type { Projects } from '../projects/index.ts';
 import { parseWebhookUrl, resolvePublic } from './address.ts';
 import { newSecret, post, signatures } from './delivery.ts';
 import { createWebhooksRepository, type AttemptOutcome } from './repository.ts';
-import type { EndpointRow, MessageRow } from './schema.ts';
+import type { EndpointRow, MessageRow, webhookMessages } from './schema.ts';
 import type { WebhookSettings } from './settings.ts';
 
 /** The events an endpoint may subscribe to. */
@@ -119,14 +119,18 @@ export function createWebhooks(d: WebhooksDeps) {
   const recordAttempt = groupCommit<AttemptOutcome>((rows) => repo.recordAttempts(rows), LOG_BATCH);
 
   /**
-   * A message for one endpoint and its first attempt, in one transaction: neither exists without the other.
-   * The message is new (its id too), so the job needs no idempotency key, and the queue no look-up of one.
+   * Messages and their first attempts, in one transaction: neither exists without the other. A message already
+   * made from the same source event for the same endpoint is skipped. The messages are new (their ids too), so the
+   * jobs need no idempotency key, and the queue no look-up of one. Returns those made, in the order given.
    */
-  async function send(e: EndpointRow, eventType: string, payload: Record<string, unknown>, sourceEventId: string | null): Promise<MessageRow | undefined> {
+  async function makeMessages(messages: Array<Omit<typeof webhookMessages.$inferInsert, 'id'>>): Promise<MessageRow[]> {
+    if (!messages.length) return [];
+    const rows = messages.map((m) => ({ ...m, id: `msg_${uuidv7().replaceAll('-', '')}` }));
     return inTransaction(d.db, async (tx) => {
-      const message = await createWebhooksRepository(tx).createMessage({ id: `msg_${uuidv7().replaceAll('-', '')}`, endpointId: e.id, userId: e.userId, eventType, payload, sourceEventId });
-      if (message) await d.jobs.enqueue<DeliverJob>(DELIVER_QUEUE, { messageId: message.id, attempt: 1, run: 'first' }, { ...jobOptions, tx });
-      return message;
+      const made = new Map((await createWebhooksRepository(tx).createMessages(rows)).map((m) => [m.id, m]));
+      const ordered = rows.flatMap((r) => made.get(r.id) ?? []);
+      await d.jobs.enqueueMany<DeliverJob>(DELIVER_QUEUE, ordered.map((m) => ({ messageId: m.id, attempt: 1, run: 'first' })), { ...jobOptions, tx });
+      return ordered;
     });
   }
 
@@ -141,15 +145,9 @@ export function createWebhooks(d: WebhooksDeps) {
     const messages = events.flatMap((ev) =>
       endpoints
         .filter((e) => e.userId === ev.userId && e.events.includes(ev.eventType) && (e.projectId === null || e.projectId === (ev.projectId ?? null)))
-        .map((e) => ({ id: `msg_${uuidv7().replaceAll('-', '')}`, endpointId: e.id, userId: e.userId, eventType: ev.eventType, payload: ev.payload, sourceEventId: ev.sourceEventId })),
+        .map((e) => ({ endpointId: e.id, userId: e.userId, eventType: ev.eventType, payload: ev.payload, sourceEventId: ev.sourceEventId })),
     );
-    if (!messages.length) return 0;
-    return inTransaction(d.db, async (tx) => {
-      const made = await createWebhooksRepository(tx).createMessages(messages);
-      const first = messages.filter((m) => made.has(m.id)).map((m): DeliverJob => ({ messageId: m.id, attempt: 1, run: 'first' }));
-      await d.jobs.enqueueMany<DeliverJob>(DELIVER_QUEUE, first, { ...jobOptions, tx });
-      return first.length;
-    });
+    return (await makeMessages(messages)).length;
   }
 
   return {
@@ -186,7 +184,8 @@ export function createWebhooks(d: WebhooksDeps) {
     },
     async test(userId: string, id: string): Promise<MessageRow> {
       const e = await endpoint(userId, id);
-      return (await send(e, TEST_EVENT, { endpointId: e.id, message: 'A test event from Parley' }, null))!;
+      const [message] = await makeMessages([{ endpointId: e.id, userId: e.userId, eventType: TEST_EVENT, payload: { endpointId: e.id, message: 'A test event from Parley' }, sourceEventId: null }]);
+      return message!;
     },
     async messages(userId: string, endpointId: string, opts: { limit: number; cursor?: string }): Promise<MessageRow[]> {
       await endpoint(userId, endpointId);

@@ -125,6 +125,14 @@ export function dbQueue(opts: DbQueueOptions): JobQueue {
     return t;
   };
 
+  /** Tells the workers of every instance that `queue` has new jobs. */
+  async function wake(tx: Db, queue: string, o: EnqueueOptions) {
+    // Inside a transaction the NOTIFY goes out at commit. PGlite runs one transaction at a
+    // time, so a claim queued now runs after it ends; elsewhere the poll is the fallback.
+    if (opts.listenUrl) await tx.execute(sql`select pg_notify(${CHANNEL}, ${queue})`);
+    if (!o.delayMs) o.tx ? setImmediate(() => nudge(queue)) : nudge(queue);
+  }
+
   return {
     kind: 'database',
 
@@ -132,12 +140,7 @@ export function dbQueue(opts: DbQueueOptions): JobQueue {
       assertEnqueueOptions(queue, o);
       const tx = o.tx ?? db;
       const { row, created } = await insertJob(tx, queue, data, o);
-      if (created) {
-        // Inside a transaction the NOTIFY goes out at commit. PGlite runs one transaction at a
-        // time, so a claim queued now runs after it ends; elsewhere the poll is the fallback.
-        if (opts.listenUrl) await tx.execute(sql`select pg_notify(${CHANNEL}, ${queue})`);
-        if (!o.delayMs) o.tx ? setImmediate(() => nudge(queue)) : nudge(queue);
-      }
+      if (created) await wake(tx, queue, o);
       return toJob(row) as Job<T>;
     },
 
@@ -146,8 +149,7 @@ export function dbQueue(opts: DbQueueOptions): JobQueue {
       if (!data.length) return [];
       const tx = o.tx ?? db;
       const ids = await insertJobs(tx, queue, data, o);
-      if (opts.listenUrl) await tx.execute(sql`select pg_notify(${CHANNEL}, ${queue})`);
-      if (!o.delayMs) o.tx ? setImmediate(() => nudge(queue)) : nudge(queue);
+      await wake(tx, queue, o);
       return ids;
     },
 
