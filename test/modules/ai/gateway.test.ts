@@ -15,6 +15,17 @@ const weather = {
 
 const MiB = 1024 * 1024;
 
+/** A stream's text as the SDK yields it, and the error its iteration then raises. */
+async function readUntilError(stream: AsyncIterable<{ choices: Array<{ delta: { content?: string | null } }> }>): Promise<{ text: string; err: any }> {
+  let text = '';
+  try {
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+  } catch (err) {
+    return { text, err };
+  }
+  return { text, err: undefined };
+}
+
 for (const backend of backends()) {
   describe(`OpenAI-compatible gateway [${backend}]`, () => {
     let t: TestApp;
@@ -227,10 +238,7 @@ for (const backend of backends()) {
     test('a stream that breaks after output started raises an APIError in the iteration, after the partial text', async () => {
       openai.script({ reply: 'one two three four', cutAfter: 2 });
       const stream = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], stream: true });
-      let text = '';
-      const err = await (async () => {
-        for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
-      })().catch((e) => e);
+      const { text, err } = await readUntilError(stream);
       assert.equal(text, 'one two ');
       assert.ok(err instanceof OpenAI.APIError, String(err));
       assert.equal(err.code, 'stream_interrupted');
@@ -288,10 +296,7 @@ for (const backend of backends()) {
     test('a relayed stream that breaks ends in an error the SDK raises, and its relayed text is metered', async () => {
       openai.script({ reply: 'one two three four five six', delayMs: 5, cutAfter: 4 });
       const stream = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], stream: true });
-      let text = '';
-      const err = await (async () => {
-        for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
-      })().catch((e) => e);
+      const { text, err } = await readUntilError(stream);
       assert.equal(text, 'one two three four ');
       assert.ok(err instanceof OpenAI.APIError, String(err));
       assert.equal(err.code, 'stream_interrupted');
