@@ -115,10 +115,17 @@ describe('console: account pages and the notifications bell in a real browser', 
   test('a notification an admin sends shows in the bell live; reading it clears the count', async (tc) => {
     const user = await createUser(t);
     await inBrowser(tc, browser, async ({ page }) => {
-      const socket = page.waitForEvent('websocket', (ws) => ws.url().endsWith('/v1/ws'));
+      // Listen for the frame from the socket's first moment: waiting after the socket opened could miss it.
+      const subscribed = new Promise<void>((resolve) =>
+        page.on('websocket', (ws) => {
+          if (!ws.url().endsWith('/v1/ws')) return;
+          ws.on('framereceived', (f) => {
+            if (typeof f.payload === 'string' && JSON.parse(f.payload).type === 'subscribed') resolve();
+          });
+        }),
+      );
       await signIn(page, t.url, user);
-      const ws = await socket;
-      await ws.waitForEvent('framereceived', (f) => typeof f.payload === 'string' && JSON.parse(f.payload).type === 'subscribed');
+      await subscribed;
       // Signing in from a new device (the browser) notified the user; read elsewhere, the bell follows live.
       await page.getByRole('link', { name: 'Notifications, 1 unread' }).waitFor();
       assert.equal((await t.api('POST', '/v1/notifications/read-all', { token: user.accessToken, body: {} })).status, 200);
