@@ -44,6 +44,23 @@ export async function insertJob(tx: Db, queue: string, data: unknown, o: Enqueue
 }
 
 /**
+ * Which of `queues` have a job due: one statement for every queue a worker
+ * serves (an index probe each, inside the database), where claiming from each
+ * queue in turn cost a round trip apiece (on PGlite, tens of ms of the event
+ * loop every poll, most of an idle server's CPU).
+ */
+export async function dueQueues(db: Db, queues: string[]): Promise<string[]> {
+  if (!queues.length) return [];
+  // Both drivers answer execute() with `{ rows }`; Drizzle types it per driver.
+  const result = (await db.execute(sql`
+    select q.queue from unnest(${sql.param(queues)}::text[]) as q(queue)
+    where exists (select 1 from ${jobs} where ${jobs.queue} = q.queue and ${jobs.state} = 'waiting' and ${jobs.runAt} <= now())`)) as unknown as {
+    rows: Array<{ queue: string }>;
+  };
+  return result.rows.map((r) => r.queue);
+}
+
+/**
  * Takes up to `limit` due jobs of a queue, most urgent first, leased for
  * `lockMs`; SKIP LOCKED lets concurrent workers take different rows.
  */

@@ -2,7 +2,7 @@ import { and, eq, lt, ne, sql } from 'drizzle-orm';
 import { Conflict, NotFound } from '../../errors.ts';
 import type { Db } from '../db/database.ts';
 import type { Logger } from '../observability/logger.ts';
-import { byId, claim, insertJob, insertJobs, listJobs, reclaim, renew, setProgress, settle, toJob, type JobRow, type Outcome } from './db-jobs.ts';
+import { byId, claim, dueQueues, insertJob, insertJobs, listJobs, reclaim, renew, setProgress, settle, toJob, type JobRow, type Outcome } from './db-jobs.ts';
 import { listenPostgres } from './pg-listen.ts';
 import { assertEnqueueOptions, assertQueueName, DEFAULTS, runAttempt, type EnqueueOptions, type Job, type JobHandler, type JobQueue, type ProcessOptions } from './queue.ts';
 import { jobs } from './schema.ts';
@@ -167,7 +167,11 @@ export function dbQueue(opts: DbQueueOptions): JobQueue {
         listener = listenPostgres(opts.listenUrl, CHANNEL, (queue) => nudge(queue || undefined), logger);
         await listener.ready;
       }
-      every(pollMs, async () => nudge(), 'polling');
+      // The poll finds delayed and retried jobs come due, and what another process enqueued without a NOTIFY reaching
+      // this one; a queue is only claimed from when it has something due.
+      every(pollMs, async () => {
+        for (const queue of await dueQueues(db, [...runners.keys()])) nudge(queue);
+      }, 'polling');
       const takeBack = async () => {
         const lost = await reclaim(db);
         if (lost.length) {
