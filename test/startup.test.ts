@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
+import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { freshPostgresDatabase } from './support/app.ts';
 import { uniqueEmail } from './support/factories.ts';
@@ -128,7 +129,13 @@ describe('parley start on PostgreSQL + Redis', { timeout: 300_000, skip: !proces
  */
 describe('the server bundle', { timeout: 300_000 }, () => {
   test('bin/parley.js runs the current bundle: it serves sign-in, the gateway, the API reference and metrics; PARLEY_BUNDLE=off runs the sources', async () => {
-    await bundle();
+    const dir = await bundle();
+    // ASCII only: V8 keeps a module's source for as long as the process runs, and one character past Latin-1
+    // (a comment's dash, a regular expression's quote) makes it hold the whole file at two bytes a character.
+    for (const file of readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.js'))) {
+      const nonAscii = readFileSync(path.join(dir, file), 'latin1').match(/[^\x00-\x7f].{0,40}/);
+      assert.equal(nonAscii, null, `${file} holds a character outside ASCII: ${nonAscii?.[0]}`);
+    }
     const openai = await startFakeOpenAI();
     const data = tempDataDir();
     try {

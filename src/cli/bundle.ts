@@ -76,6 +76,12 @@ export async function bundle(): Promise<string> {
     banner: { js: "import { createRequire as __parleyRequire } from 'node:module'; const require = __parleyRequire(import.meta.url);" },
     plugins: [keepSourcePaths],
     logLevel: 'error',
+    // Identifiers keep their names (stack traces name their functions); whitespace and comments go. V8 keeps each
+    // module's source while the process runs: this halves it, and leaves it ASCII (see the bundle's test), where
+    // one comment's dash made V8 hold a whole file at two bytes a character. Licences go to main.js.LEGAL.txt.
+    minifyWhitespace: true,
+    minifySyntax: true,
+    legalComments: 'external',
   });
   // Where the sources were: the bundle points at them (see keepSourcePaths), so a moved checkout runs its sources.
   writeFileSync(path.join(partial, 'stamp.json'), JSON.stringify({ builtAt, root }));

@@ -19,7 +19,7 @@ const TITLE_CHARS = Math.min(80, TITLE_MAX_CHARS);
 export function cleanTitle(raw: string): string | undefined {
   // No control characters in a title (and PostgreSQL text cannot hold U+0000).
   let title = raw.trim().split('\n')[0]!.replace(/[\u0000-\u001f\u007f\s]+/g, ' ').trim();
-  title = title.replace(/^(title|titre)\s*:\s*/i, '').replace(/^["'“”‘’*#\s]+|["'“”‘’*\s]+$/g, '').replace(/[.。!]+$/, '').trim();
+  title = title.replace(/^(title|titre)\s*:\s*/i, '').replace(/^["'\u201C\u201D\u2018\u2019*#\s]+|["'\u201C\u201D\u2018\u2019*\s]+$/g, '').replace(/[.\u3002!]+$/, '').trim();
   if (!title) return undefined;
   return title.length > TITLE_CHARS ? `${title.slice(0, TITLE_CHARS - 1).trimEnd()}…` : title;
 }

@@ -63,7 +63,7 @@ export function createDocumentActions(d: { ai: Pick<Ai, 'streamChat' | 'model'> 
     if (job.action === 'summarize') return { summary: reply.trim() };
     const tags = reply
       .split(/[,\n]/)
-      .map((t) => t.replace(/^[\s#*\-"'•\d.]+|["'.\s]+$/g, '').slice(0, 40))
+      .map((t) => t.replace(/^[\s#*\-"'\u2022\d.]+|["'.\s]+$/g, '').slice(0, 40))
       .filter(Boolean);
     return { tags: normalizeTags(tags).slice(0, 5) };
   };

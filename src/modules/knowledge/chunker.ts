@@ -160,7 +160,7 @@ function fit(source: string, block: Omit<Unit, 'tokens'>, opts: ChunkOptions, by
 }
 
 /** A sentence ends at . ! ? (or their CJK forms) followed by space. */
-const SENTENCE_END = /(?<=[.!?。！？])\s+/g;
+const SENTENCE_END = /(?<=[.!?\u3002\uFF01\uFF1F])\s+/g;
 
 /** Spans of the block between matches of `boundary` (the matched whitespace in neither). */
 function cutAt(source: string, block: Omit<Unit, 'tokens'>, boundary: RegExp): Array<{ start: number; end: number }> {
