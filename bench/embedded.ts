@@ -50,6 +50,15 @@ function memoryOf(pid: number): { rss: number; hwm: number; children: number } {
   return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024, children: children / 1024 };
 }
 
+/** CPU time (user + system) a process has used so far, in ms, from its own accounting. */
+function cpuMsOf(pid: number): number {
+  // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+/** USER_HZ: 100 on Linux. */
+const CLOCK_TICKS = 100;
+
 interface Running {
   proc: ChildProcess;
   url: string;
@@ -103,6 +112,10 @@ interface Figures {
   first: number;
   second: number;
   idle: { rss: number; hwm: number; children: number };
+  /** CPU over the idle window, as a share of one core. */
+  idleCpu: number;
+  /** CPU over the streams' run, as a share of one core. */
+  loadCpu: number;
   ttft: StreamResult;
 }
 
@@ -122,7 +135,9 @@ async function measure(name: string, env: Record<string, string>, port: number, 
     process.stderr.write(`  ${name}: second start, idle…\n`);
     const b = await startParley(fullEnv, port);
     try {
+      const idleFrom = cpuMsOf(b.proc.pid!);
       await new Promise((resolve) => setTimeout(resolve, IDLE_MS));
+      const idleCpu = (cpuMsOf(b.proc.pid!) - idleFrom) / IDLE_MS;
       const idle = memoryOf(b.proc.pid!);
       const secret = await apiKey(b.url);
       process.stderr.write(`  ${name}: ${STREAMS} streams for ${SECONDS} s…\n`);
@@ -131,8 +146,11 @@ async function measure(name: string, env: Record<string, string>, port: number, 
       const probeText = await probe.text();
       if (probe.status !== 200 || !probeText.includes('"content":"')) throw new Error(`a stream through ${name} failed: ${probe.status} ${probeText.slice(0, 300)}`);
       const job = { kind: 'steady', url: `${b.url}/v1/chat/completions`, headers: { authorization: `Bearer ${secret}` }, body, concurrency: STREAMS, rampMs: 20 * CHUNK_MS, seconds: SECONDS } satisfies SteadyJob;
+      const loadFrom = cpuMsOf(b.proc.pid!);
+      const loadStart = performance.now();
       const ttft = (await ask<{ streams: StreamResult }>(client, job)).streams;
-      return { first: a.readyMs, second: b.readyMs, idle, ttft };
+      const loadCpu = (cpuMsOf(b.proc.pid!) - loadFrom) / (performance.now() - loadStart);
+      return { first: a.readyMs, second: b.readyMs, idle, idleCpu, loadCpu, ttft };
     } finally {
       await b.stop();
     }
@@ -168,17 +186,17 @@ async function run() {
     for (const [name, setupEnv] of setups) {
       const r = await measure(name, setupEnv, port++, client.proc);
       const t = sorted(r.ttft.ttft);
-      rows.push(`| ${name} | ${f(r.first)} | ${f(r.second)} | ${f(r.idle.rss)} | ${f(r.idle.hwm)} | ${f(r.idle.children)} | ${t.length} | ${f(pct(t, 50), 1)} | ${f(pct(t, 99), 1)} | ${f(pct(t, 50) - pct(d, 50), 1)} | ${f(pct(t, 99) - pct(d, 99), 1)} | ${r.ttft.failed} |`);
+      rows.push(`| ${name} | ${f(r.first)} | ${f(r.second)} | ${f(r.idle.rss)} | ${f(r.idle.hwm)} | ${f(r.idle.children)} | ${f(r.idleCpu * 100, 1)} | ${t.length} | ${f(r.loadCpu * 100, 0)} | ${f(pct(t, 50), 1)} | ${f(pct(t, 99), 1)} | ${f(pct(t, 50) - pct(d, 50), 1)} | ${f(pct(t, 99) - pct(d, 99), 1)} | ${r.ttft.failed} |`);
     }
     const out = [
       `Parley embedded bench — Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model.trim()}, load average ${loadavg()[0]!.toFixed(1)} at the end${flags.length ? `, node flags ${flags.join(' ')}` : ''}`,
       '',
-      `| setup | first start to ready ms | second start ms | idle RSS MB | peak RSS MB | sandbox workers' RSS MB | streams | TTFT p50 ms | p99 ms | added p50 ms | added p99 ms | failed |`,
-      '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
-      `| direct to the upstream | | | | | | ${d.length} | ${f(pct(d, 50), 1)} | ${f(pct(d, 99), 1)} | | | ${direct.failed} |`,
+      `| setup | first start to ready ms | second start ms | idle RSS MB | peak RSS MB | sandbox workers' RSS MB | idle CPU % | streams | CPU % under load | TTFT p50 ms | p99 ms | added p50 ms | added p99 ms | failed |`,
+      '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
+      `| direct to the upstream | | | | | | | ${d.length} | | ${f(pct(d, 50), 1)} | ${f(pct(d, 99), 1)} | | | ${direct.failed} |`,
       ...rows,
       '',
-      `${STREAMS} streams held open for ${SECONDS} s (each replaced as it ends; TTFT of those opened after the 1 s ramp); upstream: 20 chunks, one every ${CHUNK_MS} ms. Idle RSS read ${IDLE_MS / 1000} s after ready.`,
+      `${STREAMS} streams held open for ${SECONDS} s (each replaced as it ends; TTFT of those opened after the 1 s ramp); upstream: 20 chunks, one every ${CHUNK_MS} ms. Idle RSS read ${IDLE_MS / 1000} s after ready, idle CPU over those ${IDLE_MS / 1000} s (share of one core); CPU under load: Parley's user + system time over the streams' run, also as a share of one core.`,
     ];
     process.stdout.write(`${out.join('\n')}\n`);
   } finally {
