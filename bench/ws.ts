@@ -27,7 +27,7 @@ const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 /** A role of this file in a child process of its own. */
-const child = (role: 'server' | 'client') => forkRole(new URL(import.meta.url), role, ['--expose-gc']);
+const child = (role: 'server' | 'client') => forkRole(new URL(import.meta.url), role, ['--expose-gc', ...(process.env.WS_BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean)]);
 
 // ---- server: one Parley instance ---------------------------------------------
 
@@ -304,6 +304,8 @@ async function main() {
     await load.call('close');
     await Promise.all([a.call('stop'), b.call('stop')]);
   } finally {
+    // Stopped servers exit on their own (a profile asked for in WS_BENCH_NODE_FLAGS is written then); a few seconds at most.
+    await Promise.race([Promise.all(children.map((c) => (c.exitCode === null ? new Promise((resolve) => c.once('exit', resolve)) : undefined))), sleep(5_000)]);
     for (const c of children) if (c.exitCode === null) c.kill();
     await sleep(200);
     await db.drop().catch(() => {});
