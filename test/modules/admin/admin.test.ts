@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { sql, type SQL } from 'drizzle-orm';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { createUser, uniqueEmail, type TestUser } from '../../support/factories.ts';
 
@@ -46,6 +47,19 @@ for (const backend of backends()) {
       // LIKE wildcards are matched literally.
       assert.deepEqual(ids(await t.api('GET', '/v1/admin/users?email=%25', { token: root.accessToken })), []);
       assert.equal((await t.api('GET', '/v1/admin/users?role=owner', { token: root.accessToken })).status, 400);
+    });
+
+    test(backend === 'postgres' ? 'the email search has a trigram index to read (pg_trgm)' : 'the email search scans: the embedded database has no pg_trgm, and its migration passes without it', async () => {
+      const rows = async (query: SQL) => ((await t.deps.db.execute(query)) as unknown as { rows: Array<Record<string, string>> }).rows;
+      const index = await rows(sql`select indexname from pg_indexes where tablename = 'users' and indexname = 'users_email_trgm_idx'`);
+      if (backend !== 'postgres') return assert.deepEqual(index, []);
+      assert.equal(index.length, 1);
+      // The operator class serves ILIKE '%…%': with sequential scans ruled out, the planner reads the index.
+      const plan = await t.deps.db.transaction(async (tx) => {
+        await tx.execute(sql`set local enable_seqscan = off`);
+        return ((await tx.execute(sql`explain select id from users where email ilike ${'%flt-nobody%'}`)) as unknown as { rows: Array<{ 'QUERY PLAN': string }> }).rows;
+      });
+      assert.match(plan.map((r) => r['QUERY PLAN']).join('\n'), /users_email_trgm_idx/);
     });
 
     test('get one user; unknown ids are 404, malformed ids 400', async () => {
