@@ -196,7 +196,8 @@ describe('console: account pages and the notifications bell in a real browser', 
         await page.goto(`${t.url}/#/settings/preferences`);
         assert.equal(await page.evaluate('document.documentElement.dataset.theme'), 'light');
         await page.getByLabel('Theme').selectOption('dark');
-        await page.waitForFunction(`document.documentElement.dataset.theme === 'dark'`);
+        // Locators, not waitForFunction: a string predicate is evaluated in the page, which the console's CSP forbids.
+        await page.locator('html[data-theme="dark"]').waitFor({ state: 'attached' });
         await page.getByLabel('Time zone').fill('Europe/Paris');
         await page.getByRole('button', { name: 'Save preferences' }).click();
         await page.getByRole('status').filter({ hasText: 'Saved.' }).waitFor();
@@ -230,7 +231,8 @@ describe('console: account pages and the notifications bell in a real browser', 
       assert.equal(await sessions.filter({ hasText: 'This device' }).getByRole('button').count(), 0);
       await page.getByRole('button', { name: /^Revoke session/ }).click();
       await page.getByRole('status').filter({ hasText: 'Signed that device out.' }).waitFor();
-      await page.waitForFunction(`document.querySelectorAll('.sessions li').length === 1`);
+      await sessions.nth(1).waitFor({ state: 'detached' });
+      assert.equal(await sessions.count(), 1);
       assert.equal((await t.api('GET', '/v1/users/me', { token: user.accessToken })).status, 401);
 
       // Sign out everywhere, after a confirmation: this browser and every other session.
