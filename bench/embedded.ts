@@ -29,18 +29,19 @@ const startFlags = (): string[] => {
 };
 const flags = process.env.BENCH_EMBEDDED_NODE_FLAGS === undefined ? startFlags() : process.env.BENCH_EMBEDDED_NODE_FLAGS.split(' ').filter(Boolean);
 
-/** VmRSS and VmHWM of a process, and the RSS of its descendants (the sandbox pool's workers), in MB. */
+function descendantsOf(pid: number): number[] {
+  let kids: number[] = [];
+  try {
+    for (const task of readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)) kids = [...kids, task, ...descendantsOf(task)];
+  } catch {}
+  return kids;
+}
+
+/** VmRSS and VmHWM of a process, and the RSS of its descendants (cluster workers on PostgreSQL + Redis, the sandbox pool's workers), in MB. */
 function memoryOf(pid: number): { rss: number; hwm: number; children: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (key: string) => Number(status.match(new RegExp(`${key}:\\s+(\\d+)`))?.[1] ?? 0);
-  const descendants = (p: number): number[] => {
-    let kids: number[] = [];
-    try {
-      for (const task of readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number)) kids = [...kids, task, ...descendants(task)];
-    } catch {}
-    return kids;
-  };
-  const children = descendants(pid).reduce((sum, p) => {
+  const children = descendantsOf(pid).reduce((sum, p) => {
     try {
       return sum + Number(readFileSync(`/proc/${p}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)?.[1] ?? 0);
     } catch {
@@ -50,11 +51,19 @@ function memoryOf(pid: number): { rss: number; hwm: number; children: number } {
   return { rss: kb('VmRSS') / 1024, hwm: kb('VmHWM') / 1024, children: children / 1024 };
 }
 
-/** CPU time (user + system) a process has used so far, in ms, from its own accounting. */
+/** CPU time (user + system) a process and its live descendants (cluster workers, sandbox workers) have used so far, in ms, from their own accounting. */
 function cpuMsOf(pid: number): number {
-  // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  let ms = 0;
+  for (const p of [pid, ...descendantsOf(pid)]) {
+    try {
+      // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+      const fields = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      ms += ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return ms;
 }
 /** USER_HZ: 100 on Linux. */
 const CLOCK_TICKS = 100;
@@ -191,12 +200,12 @@ async function run() {
     const out = [
       `Parley embedded bench — Node ${process.version}, ${cpus().length} × ${cpus()[0]?.model.trim()}, load average ${loadavg()[0]!.toFixed(1)} at the end${flags.length ? `, node flags ${flags.join(' ')}` : ''}`,
       '',
-      `| setup | first start to ready ms | second start ms | idle RSS MB | peak RSS MB | sandbox workers' RSS MB | idle CPU % | streams | CPU % under load | TTFT p50 ms | p99 ms | added p50 ms | added p99 ms | failed |`,
+      `| setup | first start to ready ms | second start ms | idle RSS MB | peak RSS MB | child processes' RSS MB | idle CPU % | streams | CPU % under load | TTFT p50 ms | p99 ms | added p50 ms | added p99 ms | failed |`,
       '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
       `| direct to the upstream | | | | | | | ${d.length} | | ${f(pct(d, 50), 1)} | ${f(pct(d, 99), 1)} | | | ${direct.failed} |`,
       ...rows,
       '',
-      `${STREAMS} streams held open for ${SECONDS} s (each replaced as it ends; TTFT of those opened after the 1 s ramp); upstream: 20 chunks, one every ${CHUNK_MS} ms. Idle RSS read ${IDLE_MS / 1000} s after ready, idle CPU over those ${IDLE_MS / 1000} s (share of one core); CPU under load: Parley's user + system time over the streams' run, also as a share of one core.`,
+      `${STREAMS} streams held open for ${SECONDS} s (each replaced as it ends; TTFT of those opened after the 1 s ramp); upstream: 20 chunks, one every ${CHUNK_MS} ms. Idle RSS read ${IDLE_MS / 1000} s after ready, idle CPU over those ${IDLE_MS / 1000} s (share of one core); CPU under load: Parley's user + system time over the streams' run, also as a share of one core, children included. On PostgreSQL + Redis \`parley start\` runs one worker process per CPU (its default): idle RSS is the primary's, the workers' is beside it.`,
     ];
     process.stdout.write(`${out.join('\n')}\n`);
   } finally {

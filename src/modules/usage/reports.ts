@@ -1,6 +1,6 @@
 import { sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../../platform/db/database.ts';
-import { usageDaily, usageDailyModels, usageEvents } from './schema.ts';
+import { usageDaily, usageDailyModels, usageEvents, usageRecentModels } from './schema.ts';
 
 export const GROUPS = ['day', 'model', 'project', 'api_key', 'user'] as const;
 export type Group = (typeof GROUPS)[number];
@@ -13,6 +13,12 @@ export const nextDay = (day: string) => addDays(day, 1);
 
 /** Rolled days rolled again by the next rollup, for events that arrive after their day was rolled. */
 const REROLL_DAYS = 2;
+
+/**
+ * How far behind the rollup's own time the recent per-model totals stop: an event is written up to a metering
+ * flush after it happened (a second, usually), and one that was not there yet would be missed until the next run.
+ */
+const RECENT_LAG_MS = 5 * 60_000;
 
 export interface ReportQuery {
   /** UTC days, inclusive: `2026-11-01` … `2026-11-30`. */
@@ -55,7 +61,9 @@ const ALIASES: Record<Group, string[]> = { day: ['day'], model: ['provider', 'mo
 /**
  * Usage reports. Complete days come from the daily rollups; days after the
  * last rolled-up one straight from the events, so reports are current to the
- * last metering flush while staying fast over months of history.
+ * last metering flush while staying fast over months of history. Across
+ * users, those days come from their per-model totals as of the last hourly
+ * run (usage_recent_models), and only the events since from the table.
  */
 export function createReports(db: Db) {
   async function rolledThrough(): Promise<string | null> {
@@ -81,6 +89,19 @@ export function createReports(db: Db) {
     const eventDay = sql`(${e.occurredAt} at time zone 'UTC')::date`;
     // Across every user, by day and/or model: the per-model totals, whose size does not grow with users.
     const acrossUsers = !q.userId && !q.projectId && !q.apiKeyId && q.groupBy.every((g) => g === 'day' || g === 'model');
+    // Across users, the days after the rolled ones too: their per-model totals up to `rolledTo`, then the events since.
+    const r = usageRecentModels;
+    const [recent] = acrossUsers ? await db.select({ rolledTo: sql<string | null>`max(${r.rolledTo})::text` }).from(r).where(sql`${r.day} > ${through}::date`) : [];
+    const rolledTo = recent?.rolledTo ?? null;
+    const recentRows = rolledTo
+      ? sql`
+      union all
+      select ${r.day}::text, null::uuid, null::uuid, null::uuid, ${r.provider}, ${r.model}, ${r.requests}, ${r.failed}, ${r.inputTokens}, ${r.outputTokens},
+             ${r.cachedTokens}, ${r.costMicros}, ${r.unpricedRequests}
+        from ${r}
+       where ${r.day} between ${q.from}::date and ${q.to}::date and ${r.day} > ${through}::date and ${r.rolledTo} = ${rolledTo}::timestamptz
+             ${filters({ userId: sql``, projectId: sql``, apiKeyId: sql``, provider: sql`${r.provider}`, model: sql`${r.model}` })}`
+      : sql``;
     const rolled = acrossUsers
       ? sql`
       select ${m.day}::text as day, null::uuid as user_id, null::uuid as api_key_id, null::uuid as project_id, ${m.provider} as provider, ${m.model} as model,
@@ -96,12 +117,12 @@ export function createReports(db: Db) {
         from ${d}
        where ${d.day} between ${q.from}::date and ${q.to}::date and ${d.day} <= ${through}::date
              ${filters({ userId: sql`${d.userId}`, projectId: sql`${d.projectId}`, apiKeyId: sql`${d.apiKeyId}`, provider: sql`${d.provider}`, model: sql`${d.model}` })}`;
-    const rows = sql`${rolled}
+    const rows = sql`${rolled}${recentRows}
       union all
       select ${eventDay}::text, ${e.userId}, ${e.apiKeyId}, ${e.projectId}, ${e.provider}, ${e.model},
              1, (${e.status} <> 'ok')::int, ${e.inputTokens}, ${e.outputTokens}, ${e.cachedTokens}, coalesce(${e.costMicros}, 0), (${e.costMicros} is null)::int
         from ${e}
-       where ${e.occurredAt} >= greatest(${q.from}::date, ${through}::date + 1) at time zone 'UTC'
+       where ${e.occurredAt} >= greatest(greatest(${q.from}::date, ${through}::date + 1) at time zone 'UTC', ${rolledTo}::timestamptz)
          and ${e.occurredAt} < (${q.to}::date + 1) at time zone 'UTC'
              ${filters({ userId: sql`${e.userId}`, projectId: sql`${e.projectId}`, apiKeyId: sql`${e.apiKeyId}`, provider: sql`${e.provider}`, model: sql`${e.model}` })}`;
     const groups = q.groupBy.flatMap((g) => COLUMNS[g]);
@@ -178,7 +199,31 @@ export function createReports(db: Db) {
       });
       days.push(day);
     }
+    await rollRecent(now);
     return days;
+  }
+
+  /**
+   * The per-model totals of the days after the rolled ones (usage_recent_models), from their first event up to a
+   * few minutes before `now`, recomputed whole: an hour's run reads that day's events once, where every report
+   * across users read them all. Late events of those hours are counted by the next run.
+   */
+  async function rollRecent(now: Date) {
+    const through = await rolledThrough();
+    const rolledTo = new Date(now.getTime() - RECENT_LAG_MS);
+    const e = usageEvents;
+    const start = through ? sql`(${through}::date + 1) at time zone 'UTC'` : sql`'-infinity'::timestamptz`;
+    await db.transaction(async (tx) => {
+      await tx.delete(usageRecentModels);
+      await tx.execute(sql`
+        insert into ${usageRecentModels} (day, provider, model, requests, failed, input_tokens, output_tokens, cached_tokens, cost_micros, unpriced_requests, rolled_to)
+        select (${e.occurredAt} at time zone 'UTC')::date, ${e.provider}, ${e.model}, count(*), count(*) filter (where ${e.status} <> 'ok'),
+               sum(${e.inputTokens}), sum(${e.outputTokens}), sum(${e.cachedTokens}), coalesce(sum(${e.costMicros}), 0), count(*) filter (where ${e.costMicros} is null),
+               ${rolledTo.toISOString()}::timestamptz
+          from ${e}
+         where ${e.occurredAt} >= ${start} and ${e.occurredAt} < ${rolledTo.toISOString()}::timestamptz
+         group by 1, ${e.provider}, ${e.model}`);
+    });
   }
 
   /**

@@ -92,6 +92,31 @@ export const usageDailyModels = pgTable(
 );
 
 /**
+ * The same per-model totals for the days after the last rolled-up one (today,
+ * usually), from their first event up to `rolled_to`: the hourly rollup
+ * recomputes them whole, so a report across users reads these rows and only
+ * the events since `rolled_to` (an hour's at most) instead of every event of
+ * today. Every row of one run has the same `rolled_to`.
+ */
+export const usageRecentModels = pgTable(
+  'usage_recent_models',
+  {
+    day: date('day', { mode: 'string' }).notNull(),
+    provider: text('provider').notNull(),
+    model: text('model').notNull(),
+    requests: bigint('requests', { mode: 'number' }).notNull(),
+    failed: bigint('failed', { mode: 'number' }).notNull(),
+    inputTokens: bigint('input_tokens', { mode: 'number' }).notNull(),
+    outputTokens: bigint('output_tokens', { mode: 'number' }).notNull(),
+    cachedTokens: bigint('cached_tokens', { mode: 'number' }).notNull(),
+    costMicros: bigint('cost_micros', { mode: 'number' }).notNull(),
+    unpricedRequests: bigint('unpriced_requests', { mode: 'number' }).notNull(),
+    rolledTo: time('rolled_to').notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.day, t.provider, t.model] })],
+);
+
+/**
  * What each user stores, by source (see footprint.ts), as of `computedAt`: the
  * admin listing pages through it by bytes instead of summing every stored row
  * per request. Refreshed whole by the `usage.storage` schedule, and one user at

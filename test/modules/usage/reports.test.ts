@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { eq } from 'drizzle-orm';
-import { usageDaily, usageEvents } from '../../../src/modules/usage/schema.ts';
+import { usageDaily, usageEvents, usageRecentModels } from '../../../src/modules/usage/schema.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 
@@ -108,6 +108,53 @@ for (const backend of backends()) {
       assert.equal(byModel.totals.requests, 16, 'u\'s twelve calls and other\'s four');
       assert.equal(byModel.totals.costMicros, 84 + 4 * 999);
       assert.deepEqual((await admin_('groupBy=model&model=openai:gpt-4o')).data.map((r: any) => [r.model, r.requests]), [['gpt-4o', 4]]);
+    });
+
+    test('across users, the days not rolled up yet come from their per-model totals up to a few minutes ago, then the events since', async () => {
+      const admin_ = async (query: string) => {
+        const res = await t.api('GET', `/v1/admin/usage?from=${days[0]}&to=${days[3]}&${query}`, { token: admin.accessToken });
+        assert.equal(res.status, 200, res.text);
+        return res.body;
+      };
+      // Today's events as of a run at 23:00 today (UTC): totals up to 22:55, what came later from the events.
+      const runAt = new Date(`${days[3]}T23:00:00Z`);
+      await t.services.usage.reports.rollup(runAt);
+      const recent = await t.deps.db.select().from(usageRecentModels);
+      assert.deepEqual(
+        recent.map((r) => [r.day, r.model, r.requests, r.failed, r.costMicros, r.unpricedRequests, r.rolledTo.toISOString()]).sort(),
+        [
+          [days[3], 'gpt-4o', 1, 0, 999, 0, `${days[3]}T22:55:00.000Z`],
+          [days[3], 'gpt-4o-mini', 2, 1, 21, 0, `${days[3]}T22:55:00.000Z`],
+          [days[3], 'qwen3', 1, 0, 0, 1, `${days[3]}T22:55:00.000Z`],
+        ],
+        'today only: the days before are in the daily rollups',
+      );
+      const before = await admin_('groupBy=day,model');
+      assert.equal(before.totals.requests, 16);
+      // The totals are what the report reads for today: a row changed there shows (and is put back by the next run).
+      await t.deps.db.update(usageRecentModels).set({ requests: 100 }).where(eq(usageRecentModels.model, 'gpt-4o'));
+      assert.equal((await admin_('groupBy=day,model')).totals.requests, 16 - 1 + 100);
+      await t.services.usage.reports.rollup(runAt);
+      assert.deepEqual(await admin_('groupBy=day,model'), before);
+
+      // An event after the totals' end is read from the events at once; one before it, arriving late, from the next run.
+      const { recorder } = t.services.usage;
+      const base = { userId: other.id, source: 'gateway' as const, latencyMs: 10, ttftMs: 5, provider: 'openai', model: 'gpt-4o', inputTokens: 1, outputTokens: 1, status: 'ok' as const };
+      recorder.record({ ...base, occurredAt: new Date(`${days[3]}T22:57:00Z`), costMicros: 7 });
+      recorder.record({ ...base, occurredAt: new Date(`${days[3]}T22:50:00Z`), costMicros: 8 });
+      await recorder.flush();
+      const now_ = await admin_('groupBy=day,model');
+      assert.equal(now_.totals.requests, 17);
+      assert.equal(now_.totals.costMicros, before.totals.costMicros + 7);
+      await t.services.usage.reports.rollup(runAt);
+      const next = await admin_('groupBy=day,model');
+      assert.equal(next.totals.requests, 18);
+      assert.equal(next.totals.costMicros, before.totals.costMicros + 7 + 8);
+      // The per-user view agrees.
+      const byUser = await admin_('groupBy=day,model,user');
+      assert.equal(byUser.totals.requests, 18);
+      await t.deps.db.delete(usageEvents).where(eq(usageEvents.userId, other.id));
+      await t.services.usage.reports.rollup(now);
     });
 
     test('the CSV export streams one row per day, user, key, project and model', async () => {
