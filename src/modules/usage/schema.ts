@@ -69,6 +69,19 @@ export const usageDaily = pgTable(
   ],
 );
 
+/** A model's totals over a day, as usage_daily_models and usage_recent_models keep them. */
+const modelTotals = () => ({
+  provider: text('provider').notNull(),
+  model: text('model').notNull(),
+  requests: bigint('requests', { mode: 'number' }).notNull(),
+  failed: bigint('failed', { mode: 'number' }).notNull(),
+  inputTokens: bigint('input_tokens', { mode: 'number' }).notNull(),
+  outputTokens: bigint('output_tokens', { mode: 'number' }).notNull(),
+  cachedTokens: bigint('cached_tokens', { mode: 'number' }).notNull(),
+  costMicros: bigint('cost_micros', { mode: 'number' }).notNull(),
+  unpricedRequests: bigint('unpriced_requests', { mode: 'number' }).notNull(),
+});
+
 /**
  * The same days summed over every user, key and project: what admin reports across
  * users read (by day and/or model), so they cost the days and models asked for,
@@ -78,15 +91,7 @@ export const usageDailyModels = pgTable(
   'usage_daily_models',
   {
     day: date('day', { mode: 'string' }).notNull(),
-    provider: text('provider').notNull(),
-    model: text('model').notNull(),
-    requests: bigint('requests', { mode: 'number' }).notNull(),
-    failed: bigint('failed', { mode: 'number' }).notNull(),
-    inputTokens: bigint('input_tokens', { mode: 'number' }).notNull(),
-    outputTokens: bigint('output_tokens', { mode: 'number' }).notNull(),
-    cachedTokens: bigint('cached_tokens', { mode: 'number' }).notNull(),
-    costMicros: bigint('cost_micros', { mode: 'number' }).notNull(),
-    unpricedRequests: bigint('unpriced_requests', { mode: 'number' }).notNull(),
+    ...modelTotals(),
   },
   (t) => [primaryKey({ columns: [t.day, t.provider, t.model] })],
 );
@@ -102,15 +107,7 @@ export const usageRecentModels = pgTable(
   'usage_recent_models',
   {
     day: date('day', { mode: 'string' }).notNull(),
-    provider: text('provider').notNull(),
-    model: text('model').notNull(),
-    requests: bigint('requests', { mode: 'number' }).notNull(),
-    failed: bigint('failed', { mode: 'number' }).notNull(),
-    inputTokens: bigint('input_tokens', { mode: 'number' }).notNull(),
-    outputTokens: bigint('output_tokens', { mode: 'number' }).notNull(),
-    cachedTokens: bigint('cached_tokens', { mode: 'number' }).notNull(),
-    costMicros: bigint('cost_micros', { mode: 'number' }).notNull(),
-    unpricedRequests: bigint('unpriced_requests', { mode: 'number' }).notNull(),
+    ...modelTotals(),
     rolledTo: time('rolled_to').notNull(),
   },
   (t) => [primaryKey({ columns: [t.day, t.provider, t.model] })],
