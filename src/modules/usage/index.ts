@@ -14,6 +14,7 @@ import {
   storageByUser,
   usageDaily,
   usageDailyModels,
+  usageRecentModels,
   usageEvents,
   usageRefreshes,
   type BudgetPeriod,
@@ -68,7 +69,7 @@ declare module '../module.ts' {
 /** Usage: every model call metered, budgets that refuse before spending, reports, request counts, per-user footprint. */
 export const usageModule = defineModule({
   name: 'usage',
-  tables: { usageEvents, usageDaily, usageDailyModels, apiRequestsDaily, apiRequestsDailyRoutes, budgets, budgetAlerts, abuseFlags, storageByUser, usageRefreshes },
+  tables: { usageEvents, usageDaily, usageDailyModels, usageRecentModels, apiRequestsDaily, apiRequestsDailyRoutes, budgets, budgetAlerts, abuseFlags, storageByUser, usageRefreshes },
   config: { env: usageEnv, read: usageSettings },
   needs: ['limits', 'users', 'apiKeys', 'projects'],
   // A budget's owner is told of the thresholds it reaches.
