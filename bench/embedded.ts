@@ -14,7 +14,7 @@ import path from 'node:path';
 import type { Script } from '../test/support/fake-openai.ts';
 import type { StreamResult, SteadyJob } from './gateway-client.ts';
 import { freshPostgresDatabase } from '../test/support/app.ts';
-import { ask, child, pct } from './ipc.ts';
+import { ask, child, pct, procCpuMs } from './ipc.ts';
 
 const STREAMS = 50;
 const SECONDS = Number(process.env.BENCH_EMBEDDED_SECONDS ?? 10);
@@ -56,17 +56,13 @@ function cpuMsOf(pid: number): number {
   let ms = 0;
   for (const p of [pid, ...descendantsOf(pid)]) {
     try {
-      // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-      const fields = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      ms += ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+      ms += procCpuMs(p);
     } catch {
       // Gone meanwhile.
     }
   }
   return ms;
 }
-/** USER_HZ: 100 on Linux. */
-const CLOCK_TICKS = 100;
 
 interface Running {
   proc: ChildProcess;

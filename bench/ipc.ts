@@ -2,6 +2,7 @@
 // the same bench file, driven by requests over IPC (one answer each), and the
 // clock and percentile helpers their figures use.
 import { fork, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 /** Wall-clock milliseconds with sub-ms resolution, comparable across this machine's processes. */
 export const now = () => performance.timeOrigin + performance.now();
@@ -11,6 +12,13 @@ export const cpuMs = () => {
   const u = process.cpuUsage();
   return (u.user + u.system) / 1000;
 };
+
+/** CPU time (user + system) of another process and its threads so far, in ms, from its own accounting (Linux). */
+export function procCpuMs(pid: number): number {
+  // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th, in ticks of 10 ms.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
 
 /** The p-th percentile of an ascending array (NaN when empty). */
 export const pct = (sorted: number[], p: number) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]! : NaN);

@@ -33,7 +33,7 @@ import pg from 'pg';
 import { WebSocket } from 'ws';
 import { freshPostgresDatabase } from '../test/support/app.ts';
 import { call, clusterEnv, runCli, startServer, tempDataDir, type ServerProcess } from '../test/support/process.ts';
-import { cpuMs, forkRole, now, pct, serveIpc } from './ipc.ts';
+import { cpuMs, forkRole, now, pct, procCpuMs, serveIpc } from './ipc.ts';
 
 const list = (v: string | undefined, d: string) => (v ?? d).split(',').map((s) => s.trim()).filter(Boolean);
 const RATES = list(process.env.BENCH_NOTIFY_RATES, '250,500,1000').map(Number);
@@ -180,12 +180,6 @@ function sinks() {
 }
 
 // ---- the run -----------------------------------------------------------------
-
-/** CPU time of a process and its threads, in ms (Linux). */
-function procCpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // utime + stime, in clock ticks of 10 ms
-}
 
 /** Busy time of the whole machine, all cores, in ms. */
 function machineBusyMs(): number {

@@ -42,6 +42,12 @@ for (const backend of backends()) {
       return res.body;
     };
 
+    const adminReport = async (query: string) => {
+      const res = await t.api('GET', `/v1/admin/usage?from=${days[0]}&to=${days[3]}&${query}`, { token: admin.accessToken });
+      assert.equal(res.status, 200, res.text);
+      return res.body;
+    };
+
     test('reports are the same from the events and from the rollups; a rollup run twice changes nothing', async () => {
       const queries = ['groupBy=day', 'groupBy=model', 'groupBy=day,model', `model=openai:gpt-4o-mini&groupBy=day`];
       const fromEvents = await Promise.all(queries.map((q) => report(q)));
@@ -94,28 +100,18 @@ for (const backend of backends()) {
     });
 
     test('admin totals across users (from the per-model rollup) agree with the per-user rollup and the events', async () => {
-      const admin_ = async (query: string) => {
-        const res = await t.api('GET', `/v1/admin/usage?from=${days[0]}&to=${days[3]}&${query}`, { token: admin.accessToken });
-        assert.equal(res.status, 200, res.text);
-        return res.body;
-      };
       await t.services.usage.reports.rollup(now);
-      const byModel = await admin_('groupBy=day,model');
-      const byUser = await admin_('groupBy=day,model,user');
+      const byModel = await adminReport('groupBy=day,model');
+      const byUser = await adminReport('groupBy=day,model,user');
       const summed = new Map<string, number>();
       for (const r of byUser.data) summed.set(`${r.day} ${r.model}`, (summed.get(`${r.day} ${r.model}`) ?? 0) + r.requests);
       assert.deepEqual(new Map(byModel.data.map((r: any) => [`${r.day} ${r.model}`, r.requests])), summed);
       assert.equal(byModel.totals.requests, 16, 'u\'s twelve calls and other\'s four');
       assert.equal(byModel.totals.costMicros, 84 + 4 * 999);
-      assert.deepEqual((await admin_('groupBy=model&model=openai:gpt-4o')).data.map((r: any) => [r.model, r.requests]), [['gpt-4o', 4]]);
+      assert.deepEqual((await adminReport('groupBy=model&model=openai:gpt-4o')).data.map((r: any) => [r.model, r.requests]), [['gpt-4o', 4]]);
     });
 
     test('across users, the days not rolled up yet come from their per-model totals up to a few minutes ago, then the events since', async () => {
-      const admin_ = async (query: string) => {
-        const res = await t.api('GET', `/v1/admin/usage?from=${days[0]}&to=${days[3]}&${query}`, { token: admin.accessToken });
-        assert.equal(res.status, 200, res.text);
-        return res.body;
-      };
       // Today's events as of a run at 23:00 today (UTC): totals up to 22:55, what came later from the events.
       const runAt = new Date(`${days[3]}T23:00:00Z`);
       await t.services.usage.reports.rollup(runAt);
@@ -129,13 +125,13 @@ for (const backend of backends()) {
         ],
         'today only: the days before are in the daily rollups',
       );
-      const before = await admin_('groupBy=day,model');
+      const before = await adminReport('groupBy=day,model');
       assert.equal(before.totals.requests, 16);
       // The totals are what the report reads for today: a row changed there shows (and is put back by the next run).
       await t.deps.db.update(usageRecentModels).set({ requests: 100 }).where(eq(usageRecentModels.model, 'gpt-4o'));
-      assert.equal((await admin_('groupBy=day,model')).totals.requests, 16 - 1 + 100);
+      assert.equal((await adminReport('groupBy=day,model')).totals.requests, 16 - 1 + 100);
       await t.services.usage.reports.rollup(runAt);
-      assert.deepEqual(await admin_('groupBy=day,model'), before);
+      assert.deepEqual(await adminReport('groupBy=day,model'), before);
 
       // An event after the totals' end is read from the events at once; one before it, arriving late, from the next run.
       const { recorder } = t.services.usage;
@@ -143,15 +139,15 @@ for (const backend of backends()) {
       recorder.record({ ...base, occurredAt: new Date(`${days[3]}T22:57:00Z`), costMicros: 7 });
       recorder.record({ ...base, occurredAt: new Date(`${days[3]}T22:50:00Z`), costMicros: 8 });
       await recorder.flush();
-      const now_ = await admin_('groupBy=day,model');
+      const now_ = await adminReport('groupBy=day,model');
       assert.equal(now_.totals.requests, 17);
       assert.equal(now_.totals.costMicros, before.totals.costMicros + 7);
       await t.services.usage.reports.rollup(runAt);
-      const next = await admin_('groupBy=day,model');
+      const next = await adminReport('groupBy=day,model');
       assert.equal(next.totals.requests, 18);
       assert.equal(next.totals.costMicros, before.totals.costMicros + 7 + 8);
       // The per-user view agrees.
-      const byUser = await admin_('groupBy=day,model,user');
+      const byUser = await adminReport('groupBy=day,model,user');
       assert.equal(byUser.totals.requests, 18);
       await t.deps.db.delete(usageEvents).where(eq(usageEvents.userId, other.id));
       await t.services.usage.reports.rollup(now);
