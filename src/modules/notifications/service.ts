@@ -157,43 +157,47 @@ export function createNotifications(deps: {
       const now = new Date();
       const quietEnd = critical ? null : quietUntil(now, prefs.timezone, prefs.notifications.quietHours);
       const digest = !critical && prefs.notifications.digest !== 'off';
-      const { row, deliveries: stored } = await inTransaction(deps.db, async (tx) => {
-        const today = await repo.count(tx, input.userId, c.name);
-        const overLimit = today > deps.settings.dailyLimit && !critical;
-        const plan = channels.map((channel) => {
-          const plain = (status: DeliveryStatus, reason: string | null = null, heldUntil: Date | null = null) => ({ channel, status, reason, heldUntil });
-          if (overLimit) return plain('suppressed', 'daily_limit');
-          if (!on[channel]) return plain('suppressed', 'preference');
-          if (channel === 'inApp') return plain('sent');
-          const why = unreachable.get(channel);
-          if (why) return plain('suppressed', `unreachable: ${why}`);
-          if (channel === 'email' && digest) return plain('held', 'digest');
-          if (quietEnd) return plain('held', 'quiet_hours', quietEnd);
-          return plain('queued');
-        });
-        const result = await repo.insert(
-          tx,
-          {
-            userId: input.userId,
-            category: c.name,
-            title: input.title,
-            body: input.body ?? '',
-            markdown: input.markdown ?? null,
-            link: input.link ?? null,
-            data: input.data ?? {},
-            priority,
-            listed: plan.some((p) => p.channel === 'inApp' && p.status === 'sent'),
-            sourceKey: input.sourceKey ?? null,
-          },
-          plan,
-        );
-        for (const d of result.deliveries) {
-          if (d.channel === 'inApp' || (d.status !== 'queued' && d.reason !== 'quiet_hours')) continue;
-          const delayMs = d.heldUntil ? Math.max(0, d.heldUntil.getTime() - now.getTime()) : undefined;
-          await deps.queue.enqueue(queueOf(d.channel), { deliveryId: d.id }, { tx, userId: input.userId, attempts: 5, backoffMs: 5_000, delayMs, priority: critical ? 0 : 1 });
-        }
-        return result;
+      // Counted apart from the insert: a send that then fails still counts toward the day's limit, and the common
+      // case (nothing to queue) needs no transaction, two round trips in all.
+      const today = await repo.count(deps.db, input.userId, c.name);
+      const overLimit = today > deps.settings.dailyLimit && !critical;
+      const plan = channels.map((channel) => {
+        const plain = (status: DeliveryStatus, reason: string | null = null, heldUntil: Date | null = null) => ({ channel, status, reason, heldUntil });
+        if (overLimit) return plain('suppressed', 'daily_limit');
+        if (!on[channel]) return plain('suppressed', 'preference');
+        if (channel === 'inApp') return plain('sent');
+        const why = unreachable.get(channel);
+        if (why) return plain('suppressed', `unreachable: ${why}`);
+        if (channel === 'email' && digest) return plain('held', 'digest');
+        if (quietEnd) return plain('held', 'quiet_hours', quietEnd);
+        return plain('queued');
       });
+      const values = {
+        userId: input.userId,
+        category: c.name,
+        title: input.title,
+        body: input.body ?? '',
+        markdown: input.markdown ?? null,
+        link: input.link ?? null,
+        data: input.data ?? {},
+        priority,
+        listed: plan.some((p) => p.channel === 'inApp' && p.status === 'sent'),
+        sourceKey: input.sourceKey ?? null,
+      };
+      /** Made by a queued job: due now, or at the end of quiet hours. */
+      const queued = <D extends { channel: Channel; status: DeliveryStatus; reason: string | null }>(d: D): d is D & { channel: OutboundChannel } =>
+        d.channel !== 'inApp' && (d.status === 'queued' || d.reason === 'quiet_hours');
+      const { row, deliveries: stored } = !plan.some(queued)
+        ? await repo.insert(deps.db, values, plan)
+        : await inTransaction(deps.db, async (tx) => {
+            // A delivery and the job that makes it: neither without the other.
+            const result = await repo.insert(tx, values, plan);
+            for (const d of result.deliveries.filter(queued)) {
+              const delayMs = d.heldUntil ? Math.max(0, d.heldUntil.getTime() - now.getTime()) : undefined;
+              await deps.queue.enqueue(queueOf(d.channel), { deliveryId: d.id }, { tx, userId: input.userId, attempts: 5, backoffMs: 5_000, delayMs, priority: critical ? 0 : 1 });
+            }
+            return result;
+          });
       const view = toView(row, stored);
       if (row.listed) deps.announce('notification.created', { userId: row.userId, notification: view });
       return view;

@@ -181,8 +181,7 @@ export function bullmqQueue(opts: BullmqQueueOptions): BullmqJobQueue {
       const options: OutboxOptions = { ...rest, userId: o.userId ?? null };
       const rows = data.map((d) => ({ id: uuidv7(), queue: name, data: jsonb(d), options }));
       if (tx) {
-        await tx.insert(jobOutbox).values(rows);
-        await relay.nudge(tx);
+        await relay.insert(tx, tx.insert(jobOutbox).values(rows));
       } else {
         const q = await bull(name);
         await q.addBulk(rows.map((r, i) => ({ name, data: envelope(data[i], options), opts: bullOptions(r.id, options) })));

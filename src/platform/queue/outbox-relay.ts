@@ -1,4 +1,4 @@
-import { asc, inArray, sql } from 'drizzle-orm';
+import { asc, inArray, sql, type SQLWrapper } from 'drizzle-orm';
 import type { Db } from '../db/database.ts';
 import type { Logger } from '../observability/logger.ts';
 import { listenPostgres } from './pg-listen.ts';
@@ -98,6 +98,13 @@ export function createOutboxRelay(opts: {
       if (listener) await tx.execute(sql`select pg_notify(${CHANNEL}, '')`);
       // PGlite runs one transaction at a time, so a read queued now happens after the commit.
       else setImmediate(run);
+    },
+    /** Runs `insert` (of outbox rows) in the enqueuing transaction and nudges: on PostgreSQL one statement, the NOTIFY in it. */
+    async insert(tx: Db, insert: SQLWrapper) {
+      if (!listener) {
+        await tx.execute(insert.getSQL());
+        setImmediate(run);
+      } else await tx.execute(sql`with rows as (${insert.getSQL()}) select pg_notify(${CHANNEL}, '')`);
     },
     async close() {
       closed = true;
