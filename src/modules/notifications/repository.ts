@@ -10,7 +10,9 @@ export function createNotificationsRepository(db: Db) {
     /**
      * The notification and its deliveries in one statement (a data-modifying CTE), so no transaction is needed
      * for them alone: one round trip where a transaction took four. The rows are made here, ids and times
-     * included, so nothing has to be read back.
+     * included, so nothing has to be read back. Written as SQL with the deliveries as one array per column
+     * (unnest): Drizzle's builder spent more CPU on the ~70 parameters of two multi-row inserts than the
+     * database spent running them.
      */
     async insert(
       tx: Db,
@@ -29,7 +31,18 @@ export function createNotificationsRepository(db: Db) {
         sentAt: d.status === 'sent' ? now : null,
         externalId: null,
       }));
-      await tx.execute(sql`with n as (${tx.insert(notifications).values(row).getSQL()}) ${tx.insert(notificationDeliveries).values(rows).getSQL()}`);
+      const at = now.toISOString();
+      const column = <T>(type: string, value: (r: DeliveryRow) => T) => sql`${sql.param(rows.map(value))}::${sql.raw(type)}[]`;
+      await tx.execute(sql`
+        with n as (
+          insert into ${notifications} (id, user_id, category, title, body, markdown, link, data, priority, listed, source_key, created_at)
+          values (${row.id}, ${row.userId}, ${row.category}, ${row.title}, ${row.body}, ${row.markdown}, ${row.link}, ${JSON.stringify(row.data)}::jsonb,
+            ${row.priority}, ${row.listed}, ${row.sourceKey}, ${at}::timestamptz)
+        )
+        insert into ${notificationDeliveries} (id, notification_id, channel, status, reason, attempts, created_at, updated_at, sent_at, held_until)
+        select d.id, ${row.id}, d.channel, d.status, d.reason, 0, ${at}::timestamptz, ${at}::timestamptz, d.sent_at, d.held_until
+        from unnest(${column('uuid', (r) => r.id)}, ${column('text', (r) => r.channel)}, ${column('text', (r) => r.status)}, ${column('text', (r) => r.reason)},
+          ${column('timestamptz', (r) => r.sentAt?.toISOString() ?? null)}, ${column('timestamptz', (r) => r.heldUntil?.toISOString() ?? null)}) as d(id, channel, status, reason, sent_at, held_until)`);
       return { row, deliveries: rows };
     },
     /** One more of this category today; returns how many that makes. */
