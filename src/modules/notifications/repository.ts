@@ -6,6 +6,14 @@ import { notificationCounters, notificationDeliveries, notificationPreferences, 
 export function createNotificationsRepository(db: Db) {
   const owned = (userId: string, id: string) => and(eq(notifications.id, id), eq(notifications.userId, userId));
   const unread = (userId: string) => and(eq(notifications.userId, userId), eq(notifications.listed, true), isNull(notifications.readAt));
+  // Built once: each send runs them (no SQL built per call; on PostgreSQL each connection parses them once).
+  const counted = db
+    .insert(notificationCounters)
+    .values({ userId: sql.placeholder('userId'), category: sql.placeholder('category'), day: sql.placeholder('day'), count: 1 })
+    .onConflictDoUpdate({ target: [notificationCounters.userId, notificationCounters.category, notificationCounters.day], set: { count: sql`${notificationCounters.count} + 1` } })
+    .returning({ count: notificationCounters.count })
+    .prepare('notifications_count');
+  const preferences = db.select().from(notificationPreferences).where(eq(notificationPreferences.userId, sql.placeholder('userId'))).prepare('notifications_preferences');
   return {
     /**
      * The notification and its deliveries in one statement (a data-modifying CTE), so no transaction is needed
@@ -46,13 +54,8 @@ export function createNotificationsRepository(db: Db) {
       return { row, deliveries: rows };
     },
     /** One more of this category today; returns how many that makes. */
-    async count(tx: Db, userId: string, category: string): Promise<number> {
-      const day = new Date().toISOString().slice(0, 10);
-      const [row] = await tx
-        .insert(notificationCounters)
-        .values({ userId, category, day, count: 1 })
-        .onConflictDoUpdate({ target: [notificationCounters.userId, notificationCounters.category, notificationCounters.day], set: { count: sql`${notificationCounters.count} + 1` } })
-        .returning({ count: notificationCounters.count });
+    async count(userId: string, category: string): Promise<number> {
+      const [row] = await counted.execute({ userId, category, day: new Date().toISOString().slice(0, 10) });
       return row!.count;
     },
     async get(userId: string, id: string): Promise<NotificationRow | undefined> {
@@ -153,7 +156,7 @@ export function createNotificationsRepository(db: Db) {
       return rows;
     },
     preferences(userId: string) {
-      return db.select().from(notificationPreferences).where(eq(notificationPreferences.userId, userId));
+      return preferences.execute({ userId });
     },
     async setPreferences(userId: string, choices: { category: string; channel: Channel; enabled: boolean }[]): Promise<void> {
       if (!choices.length) return;

@@ -159,7 +159,7 @@ export function createNotifications(deps: {
       const digest = !critical && prefs.notifications.digest !== 'off';
       // Counted apart from the insert: a send that then fails still counts toward the day's limit, and the common
       // case (nothing to queue) needs no transaction, two round trips in all.
-      const today = await repo.count(deps.db, input.userId, c.name);
+      const today = await repo.count(input.userId, c.name);
       const overLimit = today > deps.settings.dailyLimit && !critical;
       const plan = channels.map((channel) => {
         const plain = (status: DeliveryStatus, reason: string | null = null, heldUntil: Date | null = null) => ({ channel, status, reason, heldUntil });

@@ -14,9 +14,11 @@ export function accountOf(ownerId: AnyPgColumn) {
 }
 
 export function createUsersRepository(db: Db) {
+  // Built once: the most frequent read of the users table (preferences, notifications, admin checks).
+  const byId = db.select().from(users).where(eq(users.id, sql.placeholder('id'))).prepare('users_by_id');
   return {
     async byId(id: string, tx: Db = db): Promise<UserRow | undefined> {
-      const [row] = await tx.select().from(users).where(eq(users.id, id));
+      const [row] = tx === db ? await byId.execute({ id }) : await tx.select().from(users).where(eq(users.id, id));
       return row;
     },
 

@@ -222,6 +222,18 @@ for (const backend of backends()) {
       assert.equal(n.channels.inApp.status, 'sent');
     });
 
+    test('a subscription that has expired since it was registered does not count: the push is unreachable, a live one still counts', async () => {
+      const u = await createUser(t);
+      await subscribe(u, pushService.browser(), 'Old phone');
+      const expire = (minutes: number) => t.deps.db.execute(sql`update push_subscriptions set expires_at = now() + make_interval(mins => ${minutes}) where user_id = ${u.id}`);
+      await expire(-1);
+      const n = await send({ userId: u.id, category: 'system.message', title: 'Expired' });
+      assert.deepEqual([n.channels.push.status, n.channels.push.reason], ['suppressed', 'unreachable: no_push_subscription']);
+      await expire(60);
+      const live = await send({ userId: u.id, category: 'system.message', title: 'Live' });
+      assert.equal(live.channels.push.status, 'queued');
+    });
+
     test('quiet hours hold a push until they end', async () => {
       const u = await createUser(t);
       const browser = pushService.browser();

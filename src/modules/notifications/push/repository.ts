@@ -5,6 +5,12 @@ import { pushSubscriptions, type PushSubscriptionRow } from './schema.ts';
 type NewSubscription = Omit<typeof pushSubscriptions.$inferInsert, 'id' | 'createdAt' | 'updatedAt' | 'lastSentAt'>;
 
 export function createPushRepository(db: Db) {
+  /** The user's subscriptions that have not expired, counted: each send asks it (built once). */
+  const live = db
+    .select({ n: sql<number>`count(*)::int` })
+    .from(pushSubscriptions)
+    .where(and(eq(pushSubscriptions.userId, sql.placeholder('userId')), or(isNull(pushSubscriptions.expiresAt), gt(pushSubscriptions.expiresAt, sql.placeholder('now')))))
+    .prepare('push_subscriptions_live');
   return {
     /** Inserts, or takes over the row of the same endpoint (a browser re-subscribing, or now signed in as another user). */
     async upsert(values: NewSubscription): Promise<{ row: PushSubscriptionRow; created: boolean }> {
@@ -32,10 +38,9 @@ export function createPushRepository(db: Db) {
     list(userId: string): Promise<PushSubscriptionRow[]> {
       return db.select().from(pushSubscriptions).where(eq(pushSubscriptions.userId, userId)).orderBy(asc(pushSubscriptions.createdAt), asc(pushSubscriptions.id));
     },
-    /** The user's subscriptions that have not expired. */
+    /** How many of the user's subscriptions have not expired. */
     async count(userId: string): Promise<number> {
-      const live = or(isNull(pushSubscriptions.expiresAt), gt(pushSubscriptions.expiresAt, new Date()));
-      const [row] = await db.select({ n: sql<number>`count(*)::int` }).from(pushSubscriptions).where(and(eq(pushSubscriptions.userId, userId), live));
+      const [row] = await live.execute({ userId, now: new Date().toISOString() });
       return Number(row!.n);
     },
     async delete(userId: string, id: string): Promise<boolean> {
