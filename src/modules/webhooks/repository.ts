@@ -14,9 +14,19 @@ export interface AttemptOutcome {
   status: 'delivered' | 'failed';
 }
 
+/** A message and its endpoint by the message's id, as a prepared query. */
+const prepareMessageWithEndpoint = (db: Db) =>
+  db
+    .select({ message: webhookMessages, endpoint: webhookEndpoints })
+    .from(webhookMessages)
+    .leftJoin(webhookEndpoints, eq(webhookEndpoints.id, webhookMessages.endpointId))
+    .where(eq(webhookMessages.id, sql.placeholder('id')))
+    .prepare('webhooks_message_with_endpoint');
+
 /** Queries of the webhook tables, nothing else. */
 export function createWebhooksRepository(db: Db) {
   const own = (userId: string, id: string) => and(eq(webhookEndpoints.id, id), eq(webhookEndpoints.userId, userId));
+  let messageWithEndpoint: ReturnType<typeof prepareMessageWithEndpoint> | undefined;
   return {
     async createEndpoint(values: typeof webhookEndpoints.$inferInsert): Promise<EndpointRow> {
       const [row] = await db.insert(webhookEndpoints).values(values).returning();
@@ -65,7 +75,9 @@ export function createWebhooksRepository(db: Db) {
     },
     /** A message and its endpoint (null once deleted) in one query: what an attempt reads. */
     async messageWithEndpoint(id: string): Promise<{ message: MessageRow; endpoint: EndpointRow | null } | undefined> {
-      const [row] = await db.select({ message: webhookMessages, endpoint: webhookEndpoints }).from(webhookMessages).leftJoin(webhookEndpoints, eq(webhookEndpoints.id, webhookMessages.endpointId)).where(eq(webhookMessages.id, id));
+      // Every attempt runs it: built on first use (this repository is also made per transaction, where it is not).
+      messageWithEndpoint ??= prepareMessageWithEndpoint(db);
+      const [row] = await messageWithEndpoint.execute({ id });
       return row;
     },
     async ownMessage(userId: string, id: string): Promise<MessageRow | undefined> {
