@@ -234,6 +234,12 @@ async function* readStream(open: () => Promise<IncomingMessage>, signal: AbortSi
             done = true;
             break;
           }
+          // Most chunks are text alone: read without a parse (JSON.parse of each was most of this loop's time).
+          const plain = plainContent(data);
+          if (plain !== undefined) {
+            text += plain;
+            continue;
+          }
           let chunk: WireChunk;
           try {
             chunk = JSON.parse(data);
@@ -327,22 +333,30 @@ function relayable(text: string, end: number): { end: number; content: string } 
 }
 
 function frameContent(frame: string): string | undefined {
-  if (!frame.startsWith('data: {"') || frame.charCodeAt(frame.length - 1) !== 125 /* } */) return undefined;
-  if (!frame.includes('"finish_reason":null') || frame.includes('"tool_calls"') || frame.includes('"reasoning') || frame.includes('"error"') || frame.includes('"usage":{')) return undefined;
-  const start = frame.indexOf('"content":"');
+  return frame.startsWith('data: ') ? plainContent(frame.slice(6)) : undefined;
+}
+
+/**
+ * The text of a plain text chunk (a data line's JSON, as `frameContent` describes it), or undefined for
+ * any other chunk, which needs the parser.
+ */
+function plainContent(data: string): string | undefined {
+  if (!data.startsWith('{"') || data.charCodeAt(data.length - 1) !== 125 /* } */) return undefined;
+  if (!data.includes('"finish_reason":null') || data.includes('"tool_calls"') || data.includes('"reasoning') || data.includes('"error"') || data.includes('"usage":{')) return undefined;
+  const start = data.indexOf('"content":"');
   if (start === -1) return undefined;
   let escaped = false;
   let i = start + 11;
-  for (; i < frame.length; i++) {
-    const c = frame.charCodeAt(i);
+  for (; i < data.length; i++) {
+    const c = data.charCodeAt(i);
     if (c === 34 /* " */) break;
     if (c === 92 /* \ */) {
       escaped = true;
       i++;
     }
   }
-  if (i >= frame.length) return undefined;
-  const raw = frame.slice(start + 11, i);
+  if (i >= data.length) return undefined;
+  const raw = data.slice(start + 11, i);
   if (!escaped) return raw;
   try {
     return JSON.parse(`"${raw}"`) as string;

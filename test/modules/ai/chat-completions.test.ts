@@ -67,4 +67,36 @@ describe('ai: the Chat Completions driver', () => {
       server.close();
     }
   });
+
+  test('text chunks read without a parse keep escapes and non-ASCII text exactly; the chunks around them that need the parser (reasoning, a tool call, usage) still count', async () => {
+    const frame = (chunk: object) => `data: ${JSON.stringify(chunk)}\n\n`;
+    const text = (content: string) => frame({ id: 'c', choices: [{ index: 0, delta: { content }, finish_reason: null }], usage: null });
+    const pieces = ['Say "hi"\\n', 'line\nbreak\t', 'caf\u00e9 \u{1F600} ', '"content":"not a key"', ' \u2028end'];
+    const body =
+      frame({ choices: [{ index: 0, delta: { role: 'assistant', content: '' }, finish_reason: null }] }) +
+      text(pieces[0]!) +
+      frame({ choices: [{ index: 0, delta: { reasoning_content: 'thinking' }, finish_reason: null }] }) +
+      pieces.slice(1).map(text).join('') +
+      frame({ choices: [{ index: 0, delta: { tool_calls: [{ index: 0, id: 'call_1', function: { name: 'lookup', arguments: '{"q":1}' } }] }, finish_reason: null }] }) +
+      frame({ choices: [{ index: 0, delta: {}, finish_reason: 'tool_calls' }] }) +
+      frame({ choices: [], usage: { prompt_tokens: 7, completion_tokens: 11 } }) +
+      'data: [DONE]\n\n';
+    const server = createServer((req, res) => {
+      req.resume();
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.end(body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    try {
+      const ai = aiFrom({ OPENAI_COMPATIBLE_ENDPOINTS: JSON.stringify([{ name: 'local', baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1` }]) });
+      const r = await collect(ai.streamChat(ask(['local:m'], 'Hi')));
+      assert.equal(r.error, undefined, r.error?.stack);
+      assert.equal(r.text, pieces.join(''));
+      assert.deepEqual(r.events.filter((e) => e.type === 'tool_call').map((e) => e.type === 'tool_call' && [e.call.name, e.call.arguments]), [['lookup', '{"q":1}']]);
+      assert.equal(r.finish?.finishReason, 'tool-calls');
+      assert.deepEqual([r.finish?.usage?.inputTokens, r.finish?.usage?.outputTokens], [7, 11]);
+    } finally {
+      server.close();
+    }
+  });
 });
