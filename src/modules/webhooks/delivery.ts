@@ -1,4 +1,4 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac, createSecretKey, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { isIP } from 'node:net';
@@ -7,10 +7,13 @@ import { resolvePublic, type ResolvedAddress } from './address.ts';
 /** A new endpoint secret, Standard Webhooks style: `whsec_` and base64 of 24 random bytes. */
 export const newSecret = () => `whsec_${randomBytes(24).toString('base64')}`;
 
-/** `v1,<base64 HMAC-SHA256 of id.timestamp.body>` under each secret, space-separated (two during a rotation). */
+/**
+ * `v1,<base64 HMAC-SHA256 of id.timestamp.body>` under each secret, space-separated (two during a rotation).
+ * The key as a KeyObject: under Node 24 a Buffer key costs ~20 µs more per HMAC (see Cipher).
+ */
 export function signatures(secrets: string[], id: string, timestamp: number, body: string): string {
   return secrets
-    .map((secret) => `v1,${createHmac('sha256', Buffer.from(secret.replace(/^whsec_/, ''), 'base64')).update(`${id}.${timestamp}.${body}`).digest('base64')}`)
+    .map((secret) => `v1,${createHmac('sha256', createSecretKey(Buffer.from(secret.replace(/^whsec_/, ''), 'base64'))).update(`${id}.${timestamp}.${body}`).digest('base64')}`)
     .join(' ');
 }
 
