@@ -101,10 +101,12 @@ export function createOutboxRelay(opts: {
     },
     /** Runs `insert` (of outbox rows) in the enqueuing transaction and nudges: on PostgreSQL one statement, the NOTIFY in it. */
     async insert(tx: Db, insert: SQLWrapper) {
-      if (!listener) {
-        await tx.execute(insert.getSQL());
-        setImmediate(run);
-      } else await tx.execute(sql`with rows as (${insert.getSQL()}) select pg_notify(${CHANNEL}, '')`);
+      if (listener) {
+        await tx.execute(sql`with rows as (${insert.getSQL()}) select pg_notify(${CHANNEL}, '')`);
+        return;
+      }
+      await tx.execute(insert.getSQL());
+      await this.nudge(tx);
     },
     async close() {
       closed = true;
