@@ -1,5 +1,8 @@
 import { createCipheriv, createDecipheriv, createHash, createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 
+/** Master keys by version; a single key is version 1. */
+const byVersion = (keys: Map<number, Buffer> | Buffer): Map<number, Buffer> => (keys instanceof Map ? keys : new Map([[1, keys]]));
+
 /**
  * AES-256-GCM with a random 96-bit IV per message. Output:
  * `v<version>.<iv>.<ciphertext>.<tag>` in base64url; the version names the key
@@ -14,7 +17,7 @@ export class Cipher {
   readonly #current: number;
 
   constructor(keys: Map<number, Buffer> | Buffer) {
-    this.#keys = new Map([...(keys instanceof Map ? keys : new Map([[1, keys]]))].map(([v, k]) => [v, createSecretKey(k)]));
+    this.#keys = new Map([...byVersion(keys)].map(([v, k]) => [v, createSecretKey(k)]));
     this.#current = Math.max(...this.#keys.keys());
   }
 
@@ -51,8 +54,7 @@ export class Signer {
   readonly #current: number;
 
   constructor(keys: Map<number, Buffer> | Buffer, purpose: string) {
-    const all = keys instanceof Map ? keys : new Map([[1, keys]]);
-    this.#keys = new Map([...all].map(([v, k]) => [v, subkey(k, purpose)]));
+    this.#keys = new Map([...byVersion(keys)].map(([v, k]) => [v, subkey(k, purpose)]));
     this.#current = Math.max(...this.#keys.keys());
   }
 
