@@ -6,19 +6,15 @@ import { notificationCounters, notificationDeliveries, notificationPreferences, 
 export function createNotificationsRepository(db: Db) {
   const owned = (userId: string, id: string) => and(eq(notifications.id, id), eq(notifications.userId, userId));
   const unread = (userId: string) => and(eq(notifications.userId, userId), eq(notifications.listed, true), isNull(notifications.readAt));
-  // Built once: each send runs them (no SQL built per call; on PostgreSQL each connection parses them once).
-  const counted = db
-    .insert(notificationCounters)
-    .values({ userId: sql.placeholder('userId'), category: sql.placeholder('category'), day: sql.placeholder('day'), count: 1 })
-    .onConflictDoUpdate({ target: [notificationCounters.userId, notificationCounters.category, notificationCounters.day], set: { count: sql`${notificationCounters.count} + 1` } })
-    .returning({ count: notificationCounters.count })
-    .prepare('notifications_count');
+  // Built once: each send may run it (no SQL built per call; on PostgreSQL each connection parses it once).
   const preferences = db.select().from(notificationPreferences).where(eq(notificationPreferences.userId, sql.placeholder('userId'))).prepare('notifications_preferences');
   return {
     /**
-     * The notification and its deliveries in one statement (a data-modifying CTE), so no transaction is needed
-     * for them alone: one round trip where a transaction took four. The rows are made here, ids and times
-     * included, so nothing has to be read back. Written as SQL with the deliveries as one array per column
+     * The notification and its deliveries in one statement (a data-modifying CTE) that also counts it toward the
+     * day's limit of its category: one round trip, no transaction needed for them alone, and a send is counted
+     * only if it is stored. Over the limit (`limit`: null for none), every delivery is stored suppressed
+     * (`daily_limit`) and the notification unlisted, whatever was planned. The rows are made here, ids and times
+     * included, so only that verdict is read back. Written as SQL with the deliveries as one array per column
      * (unnest): Drizzle's builder spent more CPU on the ~70 parameters of two multi-row inserts than the
      * database spent running them.
      */
@@ -26,37 +22,44 @@ export function createNotificationsRepository(db: Db) {
       tx: Db,
       values: Omit<NotificationRow, 'id' | 'readAt' | 'createdAt'>,
       deliveries: { channel: Channel; status: DeliveryStatus; reason: string | null; heldUntil: Date | null }[],
+      limit: number | null,
     ): Promise<{ row: NotificationRow; deliveries: DeliveryRow[] }> {
       const now = new Date();
-      const row: NotificationRow = { ...values, id: uuidv7(), readAt: null, createdAt: now };
-      const rows: DeliveryRow[] = deliveries.map((d) => ({
-        ...d,
-        id: uuidv7(),
-        notificationId: row.id,
+      const at = now.toISOString();
+      const planned = deliveries.map((d) => ({ ...d, sentAt: d.status === 'sent' ? now : null }));
+      const column = <T>(type: string, value: (r: (typeof planned)[number]) => T) => sql`${sql.param(planned.map(value))}::${sql.raw(type)}[]`;
+      const id = uuidv7();
+      const ids = planned.map(() => uuidv7());
+      const result = await tx.execute(sql`
+        with c as (
+          insert into ${notificationCounters} (user_id, category, day, count) values (${values.userId}, ${values.category}, ${at.slice(0, 10)}::date, 1)
+          on conflict (user_id, category, day) do update set count = ${notificationCounters}.count + 1
+          returning (${limit}::int is not null and count > ${limit}::int) as over
+        ), n as (
+          insert into ${notifications} (id, user_id, category, title, body, markdown, link, data, priority, listed, source_key, created_at)
+          select ${id}, ${values.userId}, ${values.category}, ${values.title}, ${values.body}, ${values.markdown}, ${values.link}, ${JSON.stringify(values.data)}::jsonb,
+            ${values.priority}, ${values.listed} and not c.over, ${values.sourceKey}, ${at}::timestamptz
+          from c
+        ), d as (
+          insert into ${notificationDeliveries} (id, notification_id, channel, status, reason, attempts, created_at, updated_at, sent_at, held_until)
+          select d.id, ${id}, d.channel, case when c.over then 'suppressed' else d.status end, case when c.over then 'daily_limit' else d.reason end, 0,
+            ${at}::timestamptz, ${at}::timestamptz, case when c.over then null else d.sent_at end, case when c.over then null else d.held_until end
+          from c, unnest(${sql.param(ids)}::uuid[], ${column('text', (r) => r.channel)}, ${column('text', (r) => r.status)}, ${column('text', (r) => r.reason)},
+            ${column('timestamptz', (r) => r.sentAt?.toISOString() ?? null)}, ${column('timestamptz', (r) => r.heldUntil?.toISOString() ?? null)}) as d(id, channel, status, reason, sent_at, held_until)
+        )
+        select over from c`);
+      const over = (result as unknown as { rows: { over: boolean }[] }).rows[0]!.over;
+      const row: NotificationRow = { ...values, listed: values.listed && !over, id, readAt: null, createdAt: now };
+      const rows: DeliveryRow[] = planned.map((d, i) => ({
+        ...(over ? { ...d, status: 'suppressed' as const, reason: 'daily_limit', heldUntil: null, sentAt: null } : d),
+        id: ids[i]!,
+        notificationId: id,
         attempts: 0,
         createdAt: now,
         updatedAt: now,
-        sentAt: d.status === 'sent' ? now : null,
         externalId: null,
       }));
-      const at = now.toISOString();
-      const column = <T>(type: string, value: (r: DeliveryRow) => T) => sql`${sql.param(rows.map(value))}::${sql.raw(type)}[]`;
-      await tx.execute(sql`
-        with n as (
-          insert into ${notifications} (id, user_id, category, title, body, markdown, link, data, priority, listed, source_key, created_at)
-          values (${row.id}, ${row.userId}, ${row.category}, ${row.title}, ${row.body}, ${row.markdown}, ${row.link}, ${JSON.stringify(row.data)}::jsonb,
-            ${row.priority}, ${row.listed}, ${row.sourceKey}, ${at}::timestamptz)
-        )
-        insert into ${notificationDeliveries} (id, notification_id, channel, status, reason, attempts, created_at, updated_at, sent_at, held_until)
-        select d.id, ${row.id}, d.channel, d.status, d.reason, 0, ${at}::timestamptz, ${at}::timestamptz, d.sent_at, d.held_until
-        from unnest(${column('uuid', (r) => r.id)}, ${column('text', (r) => r.channel)}, ${column('text', (r) => r.status)}, ${column('text', (r) => r.reason)},
-          ${column('timestamptz', (r) => r.sentAt?.toISOString() ?? null)}, ${column('timestamptz', (r) => r.heldUntil?.toISOString() ?? null)}) as d(id, channel, status, reason, sent_at, held_until)`);
       return { row, deliveries: rows };
-    },
-    /** One more of this category today; returns how many that makes. */
-    async count(userId: string, category: string): Promise<number> {
-      const [row] = await counted.execute({ userId, category, day: new Date().toISOString().slice(0, 10) });
-      return row!.count;
     },
     async get(userId: string, id: string): Promise<NotificationRow | undefined> {
       const [row] = await db.select().from(notifications).where(owned(userId, id));

@@ -157,13 +157,10 @@ export function createNotifications(deps: {
       const now = new Date();
       const quietEnd = critical ? null : quietUntil(now, prefs.timezone, prefs.notifications.quietHours);
       const digest = !critical && prefs.notifications.digest !== 'off';
-      // Counted apart from the insert: a send that then fails still counts toward the day's limit, and the common
-      // case (nothing to queue) needs no transaction, two round trips in all.
-      const today = await repo.count(input.userId, c.name);
-      const overLimit = today > deps.settings.dailyLimit && !critical;
+      // What each channel gets under the day's limit; the insert counts the send and, over the limit, stores
+      // every delivery suppressed instead (one statement: the common case, nothing to queue, is one round trip).
       const plan = channels.map((channel) => {
         const plain = (status: DeliveryStatus, reason: string | null = null, heldUntil: Date | null = null) => ({ channel, status, reason, heldUntil });
-        if (overLimit) return plain('suppressed', 'daily_limit');
         if (!on[channel]) return plain('suppressed', 'preference');
         if (channel === 'inApp') return plain('sent');
         const why = unreachable.get(channel);
@@ -187,11 +184,12 @@ export function createNotifications(deps: {
       /** Made by a queued job: due now, or at the end of quiet hours. */
       const queued = <D extends { channel: Channel; status: DeliveryStatus; reason: string | null }>(d: D): d is D & { channel: OutboundChannel } =>
         d.channel !== 'inApp' && (d.status === 'queued' || d.reason === 'quiet_hours');
+      const limit = critical ? null : deps.settings.dailyLimit;
       const { row, deliveries: stored } = !plan.some(queued)
-        ? await repo.insert(deps.db, values, plan)
+        ? await repo.insert(deps.db, values, plan, limit)
         : await inTransaction(deps.db, async (tx) => {
             // A delivery and the job that makes it: neither without the other.
-            const result = await repo.insert(tx, values, plan);
+            const result = await repo.insert(tx, values, plan, limit);
             for (const d of result.deliveries.filter(queued)) {
               const delayMs = d.heldUntil ? Math.max(0, d.heldUntil.getTime() - now.getTime()) : undefined;
               await deps.queue.enqueue(queueOf(d.channel), { deliveryId: d.id }, { tx, userId: input.userId, attempts: 5, backoffMs: 5_000, delayMs, priority: critical ? 0 : 1 });

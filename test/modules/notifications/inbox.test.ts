@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { eventually } from '../../support/eventually.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
-import { waitForMails } from '../../support/mail.ts';
+import { mailsTo, waitForMails } from '../../support/mail.ts';
 import { connectAs, subscribe } from '../../support/ws.ts';
 
 for (const backend of backends()) {
@@ -191,6 +191,11 @@ for (const backend of backends()) {
       // Another category has its own count.
       assert.equal((await send({ userId: u.id, category: 'app.order-shipped', title: 'other' })).body.channels.inApp.status, 'sent');
       assert.equal(await unread(u), 5);
+      // Over the limit, the email that would have been queued never is: once every email under it went out, none
+      // went for the suppressed ones, whose deliveries stay suppressed.
+      await waitForMails(t, u.email, /^(n\d|Breach|other)$/, 5);
+      assert.deepEqual((await mailsTo(t, u.email)).map((m) => m.subject).filter((s) => /n3|over/.test(s)), []);
+      assert.equal((await t.api('GET', `/v1/notifications/${over.id}`, { token: u.accessToken })).body.channels.email.status, 'suppressed');
     });
 
     test('a document shared with a user, and a mention in a comment, become notifications', async () => {
