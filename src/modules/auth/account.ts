@@ -54,7 +54,7 @@ export function createAccount(d: AccountDeps) {
         await d.audit.record({ action: 'user.deleted', userId: user.id, ...ctx, metadata: { reauthenticatedWith: method } }, tx);
         await d.users.delete(user.id, tx);
       });
-      await d.credentialsChanged(user.id);
+      await Promise.all([d.credentialsChanged(user.id), d.users.forget(user.id)]);
       d.announce('user.deleted', { userId: user.id });
     },
   };

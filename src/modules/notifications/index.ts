@@ -62,7 +62,7 @@ export const notificationsModule = defineModule({
     // SMS only with a provider configured; Slack always (incoming webhooks need no setting; a bot token adds member and channel ids); web push unless PUSH_ENABLED=false.
     const sms = config.notifications.sms && createSms({ db: deps.db, settings: config.notifications.sms, signer: deps.signer('notifications.sms-code'), limiters: deps.limiters, publicUrl: config.publicUrl });
     const slack = createSlack({ db: deps.db, cipher: deps.cipher, settings: config.notifications.slack, allowPrivate: config.webhooks.allowPrivate, publicUrl: config.publicUrl });
-    const webPush = config.notifications.push.enabled ? createWebPush({ db: deps.db, cipher: deps.cipher, settings: config.notifications.push, publicUrl: config.publicUrl }) : null;
+    const webPush = config.notifications.push.enabled ? createWebPush({ db: deps.db, cipher: deps.cipher, settings: config.notifications.push, publicUrl: config.publicUrl, broadcast: deps.broadcast, logger: deps.logger }) : null;
     return {
       notifications: createNotifications({
         db: deps.db,
@@ -77,6 +77,8 @@ export const notificationsModule = defineModule({
         // Each outbound channel is a port (channels/channel.ts) with its adapter; email is always there.
         channels: [emailChannel(deps.mailer), ...(webPush ? [webPush.channel] : []), ...(sms ? [sms.adapter] : []), slack.adapter],
         publicUrl: config.publicUrl,
+        broadcast: deps.broadcast,
+        logger: deps.logger,
       }),
       notificationChannels: { sms, slack },
       webPush,

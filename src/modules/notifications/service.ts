@@ -1,8 +1,11 @@
 import { NotFound, ValidationError } from '../../errors.ts';
+import type { Broadcast } from '../../platform/broadcast/broadcast.ts';
+import { createBroadcastCache } from '../../platform/broadcast/cache.ts';
 import type { Announce } from '../../platform/bus/bus.ts';
 import type { Signer } from '../../platform/crypto/cipher.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Mailer } from '../../platform/mail/mailer.ts';
+import type { Logger } from '../../platform/observability/logger.ts';
 import type { JobQueue } from '../../platform/queue/queue.ts';
 import type { NotificationCategory } from '../module.ts';
 import type { Usage } from '../usage/index.ts';
@@ -19,6 +22,9 @@ import { quietUntil } from './timing.ts';
 const CHANNEL_DEFAULT: Record<Channel, boolean> = { inApp: true, email: true, push: true, sms: false, slack: false };
 export const channelDefault = (c: NotificationCategory, channel: Channel): boolean =>
   c.channels?.[channel] ?? (channel === 'push' ? (c.channels?.email ?? CHANNEL_DEFAULT.push) : CHANNEL_DEFAULT[channel]);
+
+/** How long a process may trust its copy of a user's notification choices should it miss a change's notice. */
+const CHOICES_TTL_MS = 30_000;
 
 export interface NotificationInput {
   userId: string;
@@ -92,8 +98,23 @@ export function createNotifications(deps: {
   /** The outbound channels this deployment has (email always; push, SMS and Slack when configured). */
   channels: ChannelAdapter[];
   publicUrl: string;
+  broadcast: Broadcast;
+  logger?: Logger;
 }) {
   const repo = createNotificationsRepository(deps.db);
+  // A user's choices per category and channel: read on every send, so kept per user until they change.
+  const choicesOf = createBroadcastCache({
+    broadcast: deps.broadcast,
+    topic: 'notifications.preferences',
+    load: (userId) => repo.preferences(userId),
+    ttlMs: CHOICES_TTL_MS,
+    maxEntries: 10_000,
+    logger: deps.logger,
+  });
+  async function setChoices(userId: string, choices: { category: string; channel: Channel; enabled: boolean }[]) {
+    await repo.setPreferences(userId, choices);
+    await choicesOf.forget(userId);
+  }
   const categories = new Map<string, NotificationCategory>();
   for (const c of deps.categories) categories.set(c.name, c);
   // The deployment's own categories; one a module declares too keeps the module's and takes the deployment's wording and defaults.
@@ -110,7 +131,7 @@ export function createNotifications(deps: {
 
   /** Per channel: the user's switch for all notifications, then their choice for this category, then the category's default. */
   async function enabled(userId: string, c: NotificationCategory) {
-    const [prefs, choices] = await Promise.all([deps.users.preferences(userId), repo.preferences(userId)]);
+    const [prefs, choices] = await Promise.all([deps.users.preferences(userId), choicesOf.get(userId)]);
     const on = {} as Record<Channel, boolean>;
     for (const channel of channels) {
       const chosen = choices.find((p) => p.category === c.name && p.channel === channel);
@@ -239,7 +260,7 @@ export function createNotifications(deps: {
 
     /** Every category with whether each channel is on for this user, and whether that is their own choice. */
     async preferences(userId: string) {
-      const [prefs, choices] = await Promise.all([deps.users.preferences(userId), repo.preferences(userId)]);
+      const [prefs, choices] = await Promise.all([deps.users.preferences(userId), choicesOf.get(userId)]);
       return [...categories.values()].map((c) => ({
         category: c.name,
         description: c.description,
@@ -258,7 +279,7 @@ export function createNotifications(deps: {
         category(c.category);
         if (!channels.includes(c.channel)) throw ValidationError(`The ${c.channel} channel is not configured on this deployment`, 'channel_not_configured');
       }
-      await repo.setPreferences(userId, choices);
+      await setChoices(userId, choices);
     },
 
     unsubscribeUrl,
@@ -272,7 +293,7 @@ export function createNotifications(deps: {
       if (!(await deps.users.exists(userId))) throw NotFound('User', 'user_not_found');
       // A digest's link: every notification email stops (the account's own emails still go).
       if (categoryName === '*') await deps.users.updatePreferences(userId, { notifications: { [channel]: false } });
-      else await repo.setPreferences(userId, [{ category: categoryName, channel: channel as OutboundChannel, enabled: false }]);
+      else await setChoices(userId, [{ category: categoryName, channel: channel as OutboundChannel, enabled: false }]);
       return { category: categoryName, channel: channel as OutboundChannel };
     },
 

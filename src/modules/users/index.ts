@@ -32,7 +32,7 @@ export const usersModule = defineModule({
   exports: ({ deps }) => usersExport(deps.db),
   tables: { users },
   provides: ['users'],
-  services: ({ deps }) => ({ users: createUsersService(deps.db, deps.announce) }),
+  services: ({ deps }) => ({ users: createUsersService(deps.db, { announce: deps.announce, broadcast: deps.broadcast, logger: deps.logger }) }),
   routes: usersRoutes,
   topics: () => ({
     topics: [{ name: 'user', scope: 'profile:read' }],

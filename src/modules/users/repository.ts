@@ -22,12 +22,6 @@ export function createUsersRepository(db: Db) {
       return row;
     },
 
-    /** The stored preferences document alone (the chat's model choice reads it per turn). */
-    async preferencesOf(id: string): Promise<unknown> {
-      const [row] = await db.select({ preferences: users.preferences }).from(users).where(eq(users.id, id));
-      return row?.preferences;
-    },
-
     /** Reads and row-locks a user until the transaction ends, so read-modify-write updates cannot interleave. */
     async lockById(id: string, tx: Db): Promise<UserRow | undefined> {
       const [row] = await tx.select().from(users).where(eq(users.id, id)).for('update');

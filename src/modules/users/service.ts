@@ -4,6 +4,12 @@ import { mergePreferences, readPreferences, type Preferences, type PreferencesPa
 import { createUsersRepository } from './repository.ts';
 import type { UserRow } from './schema.ts';
 import type { Announce } from '../../platform/bus/bus.ts';
+import type { Broadcast } from '../../platform/broadcast/broadcast.ts';
+import { createBroadcastCache } from '../../platform/broadcast/cache.ts';
+import type { Logger } from '../../platform/observability/logger.ts';
+
+/** How long a process may trust its copy of a user's preferences should it miss a change's notice. */
+const PREFERENCES_TTL_MS = 30_000;
 
 export interface PublicUser {
   id: string;
@@ -35,8 +41,22 @@ export const normalizeEmail = (email: string) => email.trim().toLowerCase();
  * Accounts: creation, profile, preferences, role and status. Knows nothing of HTTP or sessions.
  * Profile and preference changes are announced as `user.updated` (the user's other devices hear of them over /v1/ws).
  */
-export function createUsersService(db: Db, announce: Announce = () => {}) {
+export function createUsersService(db: Db, deps: { announce?: Announce; broadcast: Broadcast; logger?: Logger }) {
   const repo = createUsersRepository(db);
+  const announce = deps.announce ?? (() => {});
+  // Read on every notification sent and every chat turn without a model: kept per user, dropped in every
+  // process when they change (or the account goes).
+  const preferences = createBroadcastCache<Preferences | undefined>({
+    broadcast: deps.broadcast,
+    topic: 'users.preferences',
+    load: async (id) => {
+      const user = await repo.byId(id);
+      return user && readPreferences(user.preferences);
+    },
+    ttlMs: PREFERENCES_TTL_MS,
+    maxEntries: 10_000,
+    logger: deps.logger,
+  });
 
   return {
     repo,
@@ -79,15 +99,20 @@ export function createUsersService(db: Db, announce: Announce = () => {}) {
       return user;
     },
 
+    /** The user's preferences (kept in process, see above; do not change the object). 404 for no such user. */
     async preferences(id: string): Promise<Preferences> {
-      const user = await this.require(id);
-      return readPreferences(user.preferences);
+      const found = await preferences.get(id);
+      if (!found) throw NotFound('User', 'user_not_found');
+      return found;
     },
 
-    /** The user's `defaultModel` preference, or null: one primary-key read of the preferences column. */
+    /** The user's `defaultModel` preference, or null (also for no such user). */
     async defaultModel(id: string): Promise<string | null> {
-      return readPreferences(await repo.preferencesOf(id)).defaultModel;
+      return (await preferences.get(id))?.defaultModel ?? null;
     },
+
+    /** Makes every process drop what it kept about this user: call it after deleting the account commits. */
+    forget: (id: string) => preferences.forget(id),
 
     async updatePreferences(id: string, patch: PreferencesPatch): Promise<Preferences> {
       const next = await inTransaction(db, async (tx) => {
@@ -98,6 +123,7 @@ export function createUsersService(db: Db, announce: Announce = () => {}) {
         await repo.update(id, { preferences: next }, tx);
         return next;
       });
+      await preferences.forget(id);
       announce('user.updated', { userId: id, fields: ['preferences'] });
       return next;
     },

@@ -225,11 +225,18 @@ for (const backend of backends()) {
     test('a subscription that has expired since it was registered does not count: the push is unreachable, a live one still counts', async () => {
       const u = await createUser(t);
       await subscribe(u, pushService.browser(), 'Old phone');
-      const expire = (minutes: number) => t.deps.db.execute(sql`update push_subscriptions set expires_at = now() + make_interval(mins => ${minutes}) where user_id = ${u.id}`);
-      await expire(-1);
+      // Expiring in a moment: what a send learns of it is kept no longer than that.
+      await t.deps.db.execute(sql`update push_subscriptions set expires_at = now() + interval '300 milliseconds' where user_id = ${u.id}`);
+      const before = await send({ userId: u.id, category: 'system.message', title: 'Before' });
+      assert.equal(before.channels.push.status, 'queued');
+      await eventually(async () => {
+        const { rows } = (await t.deps.db.execute(sql`select count(*)::int as n from push_subscriptions where user_id = ${u.id} and expires_at > now()`)) as unknown as { rows: { n: number }[] };
+        assert.equal(rows[0]!.n, 0);
+      });
       const n = await send({ userId: u.id, category: 'system.message', title: 'Expired' });
       assert.deepEqual([n.channels.push.status, n.channels.push.reason], ['suppressed', 'unreachable: no_push_subscription']);
-      await expire(60);
+      // A browser subscribing again counts at once.
+      await subscribe(u, pushService.browser(), 'New phone');
       const live = await send({ userId: u.id, category: 'system.message', title: 'Live' });
       assert.equal(live.channels.push.status, 'queued');
     });

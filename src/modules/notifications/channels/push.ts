@@ -94,7 +94,7 @@ export function pushChannel(deps: { subscriptions: PushSubscriptions; vapid: Vap
       const payload = pushPayload(notification);
       const outcomes = await Promise.all(targets.map((t) => sendTo(t, payload, URGENCY[notification.priority], signal)));
       const sent = outcomes.filter((o) => o.kind === 'sent');
-      await deps.subscriptions.remove(outcomes.filter((o) => o.kind === 'gone').map((o) => o.target.id));
+      await deps.subscriptions.remove(notification.userId, outcomes.filter((o) => o.kind === 'gone').map((o) => o.target.id));
       if (sent.length) {
         await deps.subscriptions.sent(sent.map((o) => o.target.id));
         return { status: 'sent', externalId: sent[0]!.location };

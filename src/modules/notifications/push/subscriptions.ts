@@ -1,7 +1,10 @@
 import { createPublicKey } from 'node:crypto';
 import { NotFound, ValidationError } from '../../../errors.ts';
 import { sha256Hex, type Cipher } from '../../../platform/crypto/cipher.ts';
+import type { Broadcast } from '../../../platform/broadcast/broadcast.ts';
+import { createBroadcastCache } from '../../../platform/broadcast/cache.ts';
 import type { Db } from '../../../platform/db/database.ts';
+import type { Logger } from '../../../platform/observability/logger.ts';
 import { createPushRepository } from './repository.ts';
 import type { PushSubscriptionRow } from './schema.ts';
 import type { PushSettings } from './settings.ts';
@@ -59,6 +62,9 @@ export function checkKeys(keys: { p256dh: string; auth: string }): void {
   if (decodeKey(keys.auth, 'auth').length !== 16) throw ValidationError('keys.auth must be a 16-byte secret (base64url)', 'push_key_invalid');
 }
 
+/** How long a process may trust what it knows of a user's push reachability should it miss a change's notice. */
+const REACHABLE_TTL_MS = 30_000;
+
 const hint = (endpoint: URL) => {
   const path = endpoint.pathname;
   return `${endpoint.origin}${path.length > 12 ? `${path.slice(0, Math.min(path.lastIndexOf('/') + 1, 24))}…${path.slice(-4)}` : '/…'}`;
@@ -69,8 +75,25 @@ const hint = (endpoint: URL) => {
  * endpoint on a public address, a real P-256 key and a 16-byte auth secret), listed with the endpoint
  * hidden, deleted by their owner, and removed when the push service says they are gone.
  */
-export function createPushSubscriptions(deps: { db: Db; cipher: Cipher; settings: PushSettings }) {
+export function createPushSubscriptions(deps: { db: Db; cipher: Cipher; settings: PushSettings; broadcast: Broadcast; logger?: Logger }) {
   const repo = createPushRepository(deps.db);
+  // Whether a user has a browser to push to: asked on every notification sent, so kept per user until a
+  // subscription of theirs changes or the first of them expires.
+  const reachable = createBroadcastCache({
+    broadcast: deps.broadcast,
+    topic: 'notifications.push-reachable',
+    load: (userId) => repo.live(userId),
+    expiresAt: (live) => live.until,
+    ttlMs: REACHABLE_TTL_MS,
+    maxEntries: 10_000,
+    logger: deps.logger,
+  });
+  /** Removes subscriptions of this user (gone, expired or over the limit). */
+  async function remove(userId: string, ids: string[]) {
+    if (!ids.length) return;
+    await repo.remove(ids);
+    await reachable.forget(userId);
+  }
   const context = (endpointHash: string) => `push-subscription:${endpointHash}`;
 
   const view = (row: PushSubscriptionRow, endpoint: string): SubscriptionView => ({
@@ -95,12 +118,13 @@ export function createPushSubscriptions(deps: { db: Db; cipher: Cipher; settings
       await checkEndpoint(url, deps.settings.allowPrivate);
       const endpointHash = sha256Hex(url.href);
       const secret = JSON.stringify({ endpoint: url.href, p256dh: input.keys.p256dh.replace(/=+$/, ''), auth: input.keys.auth.replace(/=+$/, '') });
-      const { row, created } = await repo.upsert({ userId, endpointHash, pushService: url.host, secretEnc: deps.cipher.encrypt(secret, context(endpointHash)), label: input.label ?? null, expiresAt });
+      const { row, created, previousUserId } = await repo.upsert({ userId, endpointHash, pushService: url.host, secretEnc: deps.cipher.encrypt(secret, context(endpointHash)), label: input.label ?? null, expiresAt });
       const all = await repo.list(userId);
       if (all.length > MAX_SUBSCRIPTIONS_PER_USER) {
         const oldest = all.filter((r) => r.id !== row.id).sort((a, b) => a.updatedAt.getTime() - b.updatedAt.getTime());
         await repo.remove(oldest.slice(0, all.length - MAX_SUBSCRIPTIONS_PER_USER).map((r) => r.id));
       }
+      await Promise.all([reachable.forget(userId), previousUserId && previousUserId !== userId && reachable.forget(previousUserId)]);
       return { subscription: view(row, url.href), created };
     },
 
@@ -110,11 +134,12 @@ export function createPushSubscriptions(deps: { db: Db; cipher: Cipher; settings
 
     async delete(userId: string, id: string): Promise<void> {
       if (!(await repo.delete(userId, id))) throw NotFound('Push subscription', 'push_subscription_not_found');
+      await reachable.forget(userId);
     },
 
     /** Whether the user has a browser to push to. */
     async any(userId: string): Promise<boolean> {
-      return (await repo.count(userId)) > 0;
+      return (await reachable.get(userId)).count > 0;
     },
 
     /** The user's browsers, decrypted, for sending; expired ones are removed instead. */
@@ -122,7 +147,7 @@ export function createPushSubscriptions(deps: { db: Db; cipher: Cipher; settings
       const rows = await repo.list(userId);
       const now = Date.now();
       const expired = rows.filter((r) => r.expiresAt && r.expiresAt.getTime() <= now);
-      await repo.remove(expired.map((r) => r.id));
+      await remove(userId, expired.map((r) => r.id));
       return rows
         .filter((r) => !expired.includes(r))
         .map((r) => {
@@ -131,8 +156,8 @@ export function createPushSubscriptions(deps: { db: Db; cipher: Cipher; settings
         });
     },
 
-    /** The push service said these are gone (404, 410). */
-    remove: (ids: string[]) => repo.remove(ids),
+    /** The push service said these of the user's are gone (404, 410). */
+    remove,
     sent: (ids: string[]) => repo.sent(ids),
   };
 }
