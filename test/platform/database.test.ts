@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { sql } from 'drizzle-orm';
 import pg from 'pg';
-import { openDatabase } from '../../src/platform/db/database.ts';
+import { inTransaction, openDatabase, preparedStatement } from '../../src/platform/db/database.ts';
 import { freshPostgresDatabase } from '../support/app.ts';
 
 const rows = (result: unknown) => (result as { rows: Array<Record<string, unknown>> }).rows;
@@ -29,3 +29,35 @@ describe('PostgreSQL pool', { skip: !process.env.DATABASE_URL && 'DATABASE_URL n
     }
   });
 });
+
+for (const backend of ['pglite', ...(process.env.DATABASE_URL ? ['postgres'] : [])] as const) {
+  describe(`prepared statements written as SQL [${backend}]`, () => {
+    test('one runs with its parameters (arrays and JSON included) on the database and inside a transaction, whose rollback takes its rows back', async () => {
+      const fresh = backend === 'postgres' ? await freshPostgresDatabase() : undefined;
+      const database = openDatabase({ url: fresh?.url, dataDir: 'memory://', poolSize: 2 });
+      try {
+        await database.db.execute(sql`create table items (id int primary key, tags text[] not null, data jsonb not null)`);
+        const insert = preparedStatement<{ id: number; tags: string[]; n: number }>(
+          'test_items_insert',
+          'insert into items (id, tags, data) select $1, $2::text[], $3::jsonb returning id, tags, jsonb_array_length(data -> $4) as n',
+        );
+        const [row] = await insert(database.db, [1, ['a', 'b, "c"', 'ü'], JSON.stringify({ list: [1, 2, 3] }), 'list']);
+        assert.deepEqual({ ...row }, { id: 1, tags: ['a', 'b, "c"', 'ü'], n: 3 });
+        // The same name again, with other values: the statement is parsed once per connection, not remembered with its values.
+        assert.equal((await insert(database.db, [2, [], '{"list":[]}', 'list']))[0]!.n, 0);
+        await assert.rejects(
+          inTransaction(database.db, async (tx) => {
+            await insert(tx, [3, ['t'], '{"list":[9]}', 'list']);
+            assert.equal(rows(await tx.execute(sql`select count(*)::int as n from items`))[0]!.n, 3);
+            throw new Error('roll back');
+          }),
+          /roll back/,
+        );
+        assert.deepEqual(rows(await database.db.execute(sql`select id from items order by id`)).map((r) => r.id), [1, 2]);
+      } finally {
+        await database.close();
+        await fresh?.drop();
+      }
+    });
+  });
+}

@@ -1,7 +1,29 @@
 import { and, asc, count, desc, eq, inArray, isNull, lt, min, sql, type SQL } from 'drizzle-orm';
 import { uuidv7 } from 'uuidv7';
-import type { Db } from '../../platform/db/database.ts';
-import { notificationCounters, notificationDeliveries, notificationPreferences, notifications, type Channel, type DeliveryRow, type DeliveryStatus, type NotificationRow } from './schema.ts';
+import { preparedStatement, type Db } from '../../platform/db/database.ts';
+import { notificationDeliveries, notificationPreferences, notifications, type Channel, type DeliveryRow, type DeliveryStatus, type NotificationRow } from './schema.ts';
+
+/**
+ * A send's statement (see `insert`), written as SQL: the deliveries go as one array per column (unnest), and the
+ * statement is prepared, since building it with Drizzle cost more CPU than the database spent running it.
+ */
+const insertSend = preparedStatement<{ over: boolean }>(
+  'notifications_send',
+  `with c as (
+    insert into notification_counters (user_id, category, day, count) values ($1, $2, $3::date, 1)
+    on conflict (user_id, category, day) do update set count = notification_counters.count + 1
+    returning ($4::int is not null and count > $4::int) as over
+  ), n as (
+    insert into notifications (id, user_id, category, title, body, markdown, link, data, priority, listed, source_key, created_at)
+    select $5, $1, $2, $6, $7, $8, $9, $10::jsonb, $11, $12::boolean and not c.over, $13, $14::timestamptz from c
+  ), d as (
+    insert into notification_deliveries (id, notification_id, channel, status, reason, attempts, created_at, updated_at, sent_at, held_until)
+    select d.id, $5, d.channel, case when c.over then 'suppressed' else d.status end, case when c.over then 'daily_limit' else d.reason end, 0,
+      $14::timestamptz, $14::timestamptz, case when c.over then null else d.sent_at end, case when c.over then null else d.held_until end
+    from c, unnest($15::uuid[], $16::text[], $17::text[], $18::text[], $19::timestamptz[], $20::timestamptz[]) as d(id, channel, status, reason, sent_at, held_until)
+  )
+  select over from c`,
+);
 
 export function createNotificationsRepository(db: Db) {
   const owned = (userId: string, id: string) => and(eq(notifications.id, id), eq(notifications.userId, userId));
@@ -14,9 +36,7 @@ export function createNotificationsRepository(db: Db) {
      * day's limit of its category: one round trip, no transaction needed for them alone, and a send is counted
      * only if it is stored. Over the limit (`limit`: null for none), every delivery is stored suppressed
      * (`daily_limit`) and the notification unlisted, whatever was planned. The rows are made here, ids and times
-     * included, so only that verdict is read back. Written as SQL with the deliveries as one array per column
-     * (unnest): Drizzle's builder spent more CPU on the ~70 parameters of two multi-row inserts than the
-     * database spent running them.
+     * included, so only that verdict is read back.
      */
     async insert(
       tx: Db,
@@ -26,33 +46,17 @@ export function createNotificationsRepository(db: Db) {
     ): Promise<{ row: NotificationRow; deliveries: DeliveryRow[] }> {
       const now = new Date();
       const at = now.toISOString();
-      const planned = deliveries.map((d) => ({ ...d, sentAt: d.status === 'sent' ? now : null }));
-      const column = <T>(type: string, value: (r: (typeof planned)[number]) => T) => sql`${sql.param(planned.map(value))}::${sql.raw(type)}[]`;
       const id = uuidv7();
-      const ids = planned.map(() => uuidv7());
-      const result = await tx.execute(sql`
-        with c as (
-          insert into ${notificationCounters} (user_id, category, day, count) values (${values.userId}, ${values.category}, ${at.slice(0, 10)}::date, 1)
-          on conflict (user_id, category, day) do update set count = ${notificationCounters}.count + 1
-          returning (${limit}::int is not null and count > ${limit}::int) as over
-        ), n as (
-          insert into ${notifications} (id, user_id, category, title, body, markdown, link, data, priority, listed, source_key, created_at)
-          select ${id}, ${values.userId}, ${values.category}, ${values.title}, ${values.body}, ${values.markdown}, ${values.link}, ${JSON.stringify(values.data)}::jsonb,
-            ${values.priority}, ${values.listed} and not c.over, ${values.sourceKey}, ${at}::timestamptz
-          from c
-        ), d as (
-          insert into ${notificationDeliveries} (id, notification_id, channel, status, reason, attempts, created_at, updated_at, sent_at, held_until)
-          select d.id, ${id}, d.channel, case when c.over then 'suppressed' else d.status end, case when c.over then 'daily_limit' else d.reason end, 0,
-            ${at}::timestamptz, ${at}::timestamptz, case when c.over then null else d.sent_at end, case when c.over then null else d.held_until end
-          from c, unnest(${sql.param(ids)}::uuid[], ${column('text', (r) => r.channel)}, ${column('text', (r) => r.status)}, ${column('text', (r) => r.reason)},
-            ${column('timestamptz', (r) => r.sentAt?.toISOString() ?? null)}, ${column('timestamptz', (r) => r.heldUntil?.toISOString() ?? null)}) as d(id, channel, status, reason, sent_at, held_until)
-        )
-        select over from c`);
-      const over = (result as unknown as { rows: { over: boolean }[] }).rows[0]!.over;
+      const planned = deliveries.map((d) => ({ ...d, id: uuidv7(), sentAt: d.status === 'sent' ? now : null }));
+      const [verdict] = await insertSend(tx, [
+        values.userId, values.category, at.slice(0, 10), limit, id, values.title, values.body, values.markdown, values.link, JSON.stringify(values.data),
+        values.priority, values.listed, values.sourceKey, at, planned.map((d) => d.id), planned.map((d) => d.channel), planned.map((d) => d.status),
+        planned.map((d) => d.reason), planned.map((d) => d.sentAt && at), planned.map((d) => d.heldUntil?.toISOString() ?? null),
+      ]);
+      const over = verdict!.over;
       const row: NotificationRow = { ...values, listed: values.listed && !over, id, readAt: null, createdAt: now };
-      const rows: DeliveryRow[] = planned.map((d, i) => ({
+      const rows: DeliveryRow[] = planned.map((d) => ({
         ...(over ? { ...d, status: 'suppressed' as const, reason: 'daily_limit', heldUntil: null, sentAt: null } : d),
-        id: ids[i]!,
         notificationId: id,
         attempts: 0,
         createdAt: now,

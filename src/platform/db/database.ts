@@ -22,6 +22,19 @@ export function inTransaction<T>(db: Db, fn: (tx: Db) => Promise<T>): Promise<T>
   return db.transaction((tx) => fn(tx as unknown as Db));
 }
 
+/**
+ * A statement written as SQL text with numbered parameters (`$1`…), run as a prepared statement of this name on
+ * a database or inside a transaction. For a hot path whose SQL never changes: nothing is built per call (Drizzle
+ * renders a `sql` template's whole tree again on each run) and on PostgreSQL each connection parses it once.
+ * Parameters go to the driver as they are (arrays as arrays; JSON as text, cast in the SQL).
+ */
+export function preparedStatement<Row>(name: string, text: string) {
+  return async (db: Db, params: unknown[]): Promise<Row[]> => {
+    const result = (await db._.session.prepareQuery({ sql: text, params }, undefined, name, false).execute()) as { rows: Row[] };
+    return result.rows;
+  };
+}
+
 export interface Database {
   db: Db;
   kind: 'pglite' | 'postgres';
