@@ -14,14 +14,12 @@ export interface AttemptOutcome {
   status: 'delivered' | 'failed';
 }
 
+/** Messages with their endpoints (null once deleted): what an attempt reads. */
+const withEndpoints = (db: Db) =>
+  db.select({ message: webhookMessages, endpoint: webhookEndpoints }).from(webhookMessages).leftJoin(webhookEndpoints, eq(webhookEndpoints.id, webhookMessages.endpointId));
+
 /** A message and its endpoint by the message's id, as a prepared query. */
-const prepareMessageWithEndpoint = (db: Db) =>
-  db
-    .select({ message: webhookMessages, endpoint: webhookEndpoints })
-    .from(webhookMessages)
-    .leftJoin(webhookEndpoints, eq(webhookEndpoints.id, webhookMessages.endpointId))
-    .where(eq(webhookMessages.id, sql.placeholder('id')))
-    .prepare('webhooks_message_with_endpoint');
+const prepareMessageWithEndpoint = (db: Db) => withEndpoints(db).where(eq(webhookMessages.id, sql.placeholder('id'))).prepare('webhooks_message_with_endpoint');
 
 /** Queries of the webhook tables, nothing else. */
 export function createWebhooksRepository(db: Db) {
@@ -79,6 +77,10 @@ export function createWebhooksRepository(db: Db) {
       messageWithEndpoint ??= prepareMessageWithEndpoint(db);
       const [row] = await messageWithEndpoint.execute({ id });
       return row;
+    },
+    /** Messages and their endpoints (null once deleted) by id, in one query; ids not found are left out. */
+    messagesWithEndpoints(ids: string[]): Promise<Array<{ message: MessageRow; endpoint: EndpointRow | null }>> {
+      return withEndpoints(db).where(inArray(webhookMessages.id, ids));
     },
     async ownMessage(userId: string, id: string): Promise<MessageRow | undefined> {
       const [row] = await db.select().from(webhookMessages).where(and(eq(webhookMessages.id, id), eq(webhookMessages.userId, userId)));

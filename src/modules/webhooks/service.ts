@@ -23,13 +23,27 @@ export const RETRY_SCHEDULE_MS = [0, 5_000, 300_000, 1_800_000, 7_200_000, 18_00
 /** How long the previous secret still signs after a rotation. */
 const ROTATION_GRACE_MS = 24 * 3600 * 1000;
 
-export interface DeliverJob {
+/** One attempt at one message. */
+export interface AttemptJob {
   messageId: string;
   /** Step of the retry schedule, 1-based. */
   attempt: number;
   /** One chain of attempts: the first delivery, or a replay. */
   run: string;
 }
+
+/**
+ * The first attempts of messages made together (up to FIRST_ATTEMPTS_PER_JOB): one job, one read of the
+ * messages, the attempts at once. Each failure schedules that message's next attempt as a job of its own.
+ */
+export interface FirstAttemptsJob {
+  messageIds: string[];
+}
+
+export type DeliverJob = AttemptJob | FirstAttemptsJob;
+
+/** Messages per job of first attempts: the queue's work per message (its scripts, the outbox row, the read) shared by this many. */
+const FIRST_ATTEMPTS_PER_JOB = 16;
 
 /** One event for a user's endpoints (and, when it is about a project, that project's). */
 export interface WebhookEmit {
@@ -114,7 +128,7 @@ export function createWebhooks(d: WebhooksDeps) {
 
   const jobOptions = { attempts: 5, backoffMs: 2_000 };
   /** An attempt after the first of a chain: keyed, so an attempt run twice (its worker died) schedules the next one once. */
-  const deliverJob = (job: DeliverJob, delayMs: number) => d.jobs.enqueue<DeliverJob>(DELIVER_QUEUE, job, { ...jobOptions, delayMs, idempotencyKey: `${job.messageId}:${job.run}:${job.attempt}` });
+  const deliverJob = (job: AttemptJob, delayMs: number) => d.jobs.enqueue<DeliverJob>(DELIVER_QUEUE, job, { ...jobOptions, delayMs, idempotencyKey: `${job.messageId}:${job.run}:${job.attempt}` });
 
   const recordAttempt = groupCommit<AttemptOutcome>((rows) => repo.recordAttempts(rows), LOG_BATCH);
 
@@ -129,7 +143,9 @@ export function createWebhooks(d: WebhooksDeps) {
     return inTransaction(d.db, async (tx) => {
       const made = new Map((await createWebhooksRepository(tx).createMessages(rows)).map((m) => [m.id, m]));
       const ordered = rows.flatMap((r) => made.get(r.id) ?? []);
-      await d.jobs.enqueueMany<DeliverJob>(DELIVER_QUEUE, ordered.map((m) => ({ messageId: m.id, attempt: 1, run: 'first' })), { ...jobOptions, tx });
+      const jobs: FirstAttemptsJob[] = [];
+      for (let i = 0; i < ordered.length; i += FIRST_ATTEMPTS_PER_JOB) jobs.push({ messageIds: ordered.slice(i, i + FIRST_ATTEMPTS_PER_JOB).map((m) => m.id) });
+      await d.jobs.enqueueMany<DeliverJob>(DELIVER_QUEUE, jobs, { ...jobOptions, tx });
       return ordered;
     });
   }
@@ -148,6 +164,50 @@ export function createWebhooks(d: WebhooksDeps) {
         .map((e) => ({ endpointId: e.id, userId: e.userId, eventType: ev.eventType, payload: ev.payload, sourceEventId: ev.sourceEventId })),
     );
     return (await makeMessages(messages)).length;
+  }
+
+  /**
+   * One attempt at a message (and its endpoint, null once deleted). A message already delivered is not sent
+   * again (a job rerun after a worker died); a failure schedules the next step, and an endpoint failing for
+   * longer than the window is disabled and its owner told.
+   */
+  async function attempt(found: { message: MessageRow; endpoint: EndpointRow | null }, job: AttemptJob): Promise<{ status: string }> {
+    const { message, endpoint: e } = found;
+    if (message.status === 'delivered') return { status: 'already delivered' };
+    if (!e || e.disabledAt) return { status: 'endpoint disabled' };
+    const timestamp = Math.floor(Date.now() / 1000);
+    const body = JSON.stringify({ type: message.eventType, timestamp: message.createdAt.toISOString(), data: message.payload });
+    const result = await post({
+      url: e.url,
+      body,
+      timeoutMs: d.settings.timeoutMs,
+      allowPrivate: d.settings.allowPrivate,
+      headers: { 'webhook-id': message.id, 'webhook-timestamp': String(timestamp), 'webhook-signature': signatures(secretsOf(e), message.id, timestamp, body) },
+    });
+    // The log and the message's status, with those of the attempts that ended meanwhile.
+    await recordAttempt({
+      id: uuidv7(),
+      messageId: message.id,
+      attempt: job.attempt,
+      statusCode: result.statusCode,
+      latencyMs: result.latencyMs,
+      responseExcerpt: result.excerpt,
+      error: result.error,
+      status: result.ok ? 'delivered' : 'failed',
+    });
+    if (result.ok) {
+      if (e.failingSince) await repo.markHealthy(e.id);
+      return { status: 'delivered' };
+    }
+    const now = new Date();
+    const failingSince = await repo.markFailing(e.id, now);
+    if (now.getTime() - failingSince.getTime() >= d.settings.disableAfterMs) {
+      await repo.updateEndpoint(e.id, { disabledAt: now, disabledReason: 'failing' });
+      d.announce('webhook.endpoint.disabled', { userId: e.userId, endpointId: e.id, url: e.url, failingSince: failingSince.toISOString() });
+      return { status: 'failed; endpoint disabled' };
+    }
+    if (job.attempt < RETRY_SCHEDULE_MS.length) await deliverJob({ ...job, attempt: job.attempt + 1 }, Math.round(RETRY_SCHEDULE_MS[job.attempt]! * d.settings.retryScale));
+    return { status: 'failed' };
   }
 
   return {
@@ -221,49 +281,23 @@ export function createWebhooks(d: WebhooksDeps) {
     emitMany,
 
     /**
-     * One attempt. A message already delivered is not sent again (a job rerun
-     * after a worker died); a failure schedules the next step, and an endpoint
-     * failing for longer than the window is disabled and its owner told.
+     * A delivery job: one attempt, or the first attempts of messages made together (all settled before the job
+     * ends; if one threw, the job runs again, and a message delivered meanwhile is not sent again).
      */
     async deliver(job: DeliverJob): Promise<{ status: string }> {
+      if ('messageIds' in job) {
+        const found = await repo.messagesWithEndpoints(job.messageIds);
+        const settled = await Promise.allSettled(found.map((f) => attempt(f, { messageId: f.message.id, attempt: 1, run: 'first' })));
+        const failure = settled.find((r) => r.status === 'rejected');
+        if (failure) throw failure.reason;
+        const counts = new Map<string, number>();
+        for (const r of settled) if (r.status === 'fulfilled') counts.set(r.value.status, (counts.get(r.value.status) ?? 0) + 1);
+        if (found.length < job.messageIds.length) counts.set('gone', job.messageIds.length - found.length);
+        return { status: [...counts].map(([status, n]) => `${n} ${status}`).join(', ') };
+      }
       const found = await repo.messageWithEndpoint(job.messageId);
       if (!found) return { status: 'gone' };
-      const { message, endpoint: e } = found;
-      if (message.status === 'delivered') return { status: 'already delivered' };
-      if (!e || e.disabledAt) return { status: 'endpoint disabled' };
-      const timestamp = Math.floor(Date.now() / 1000);
-      const body = JSON.stringify({ type: message.eventType, timestamp: message.createdAt.toISOString(), data: message.payload });
-      const result = await post({
-        url: e.url,
-        body,
-        timeoutMs: d.settings.timeoutMs,
-        allowPrivate: d.settings.allowPrivate,
-        headers: { 'webhook-id': message.id, 'webhook-timestamp': String(timestamp), 'webhook-signature': signatures(secretsOf(e), message.id, timestamp, body) },
-      });
-      // The log and the message's status, with those of the attempts that ended meanwhile.
-      await recordAttempt({
-        id: uuidv7(),
-        messageId: message.id,
-        attempt: job.attempt,
-        statusCode: result.statusCode,
-        latencyMs: result.latencyMs,
-        responseExcerpt: result.excerpt,
-        error: result.error,
-        status: result.ok ? 'delivered' : 'failed',
-      });
-      if (result.ok) {
-        if (e.failingSince) await repo.markHealthy(e.id);
-        return { status: 'delivered' };
-      }
-      const now = new Date();
-      const failingSince = await repo.markFailing(e.id, now);
-      if (now.getTime() - failingSince.getTime() >= d.settings.disableAfterMs) {
-        await repo.updateEndpoint(e.id, { disabledAt: now, disabledReason: 'failing' });
-        d.announce('webhook.endpoint.disabled', { userId: e.userId, endpointId: e.id, url: e.url, failingSince: failingSince.toISOString() });
-        return { status: 'failed; endpoint disabled' };
-      }
-      if (job.attempt < RETRY_SCHEDULE_MS.length) await deliverJob({ ...job, attempt: job.attempt + 1 }, Math.round(RETRY_SCHEDULE_MS[job.attempt]! * d.settings.retryScale));
-      return { status: 'failed' };
+      return attempt(found, job);
     },
   };
 }

@@ -45,6 +45,7 @@ for (const backend of backends()) {
         '/redirect': () => ({ status: 302, location: '/landed' }),
         '/huge': () => 'huge',
         '/down': () => ({ status: 503 }),
+        '/batch-flaky': (n) => ({ status: n === 1 ? 500 : 200 }),
       });
       t = await startApp({ backend, env: ENV });
       u = await createUser(t);
@@ -310,6 +311,34 @@ for (const backend of backends()) {
           expect(user),
         );
       }
+    });
+
+    test('the first attempts of messages made together run in one job: one that fails is retried alone, and the job run again sends nothing twice', async () => {
+      const owner = await createUser(t);
+      const [ok, flaky] = [await register(owner, '/batch-ok', ['job.failed']), await register(owner, '/batch-flaky', ['job.failed'])];
+      const events = ['b1', 'b2', 'b3'].map((jobId) => ({ userId: owner.id, eventType: 'job.failed' as const, payload: { jobId }, sourceEventId: `batch-${jobId}` }));
+      assert.equal(await t.services.webhooks.emitMany(events), 6);
+      const messages = async (endpointId: string) =>
+        (await t.api('GET', `/v1/webhooks/endpoints/${endpointId}/messages`, { token: owner.accessToken })).body.data as Array<{ id: string; status: string }>;
+      const made = await eventually(async () => {
+        const all = [...(await messages(ok.id)), ...(await messages(flaky.id))];
+        assert.deepEqual(all.map((m) => m.status), Array(6).fill('delivered'));
+        return all;
+      });
+      // One job carried all six first attempts.
+      const jobs = (await t.deps.queue.list({ queue: 'webhooks.deliver', limit: 100 })).jobs.filter((j) => (j.data as { messageIds?: string[] }).messageIds?.includes(made[0]!.id));
+      assert.deepEqual(jobs.map((j) => (j.data as { messageIds: string[] }).messageIds.toSorted()), [made.map((m) => m.id).toSorted()]);
+      // The attempt that got a 500 was retried on its own; every message was sent as often as its attempts say
+      // (once, unless an attempt failed: on a loaded machine one may outlive the 500 ms timeout).
+      const received = () => [...receiver.on('/batch-ok'), ...receiver.on('/batch-flaky')].map((r) => r.headers['webhook-id'] as string);
+      for (const m of made) assert.equal(received().filter((id) => id === m.id).length, (await attempts(m.id, owner)).length, m.id);
+      const first = receiver.on('/batch-flaky')[0]!.headers['webhook-id'] as string;
+      assert.deepEqual((await attempts(first, owner)).map((a) => a.statusCode).slice(0, 1), [500]);
+      // A job run again (its worker died before it could finish) does not send what was delivered; a message gone since is skipped.
+      const sent = received().length;
+      const again = await t.services.webhooks.deliver({ messageIds: [...made.map((m) => m.id), 'msg_gone'] });
+      assert.equal(again.status, '6 already delivered, 1 gone');
+      assert.equal(received().length, sent);
     });
 
     test('API keys need the webhooks scope', async () => {
