@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { sql } from 'drizzle-orm';
+import { date, integer, numeric, pgTable, timestamp } from 'drizzle-orm/pg-core';
 import pg from 'pg';
 import { inTransaction, openDatabase, preparedStatement } from '../../src/platform/db/database.ts';
 import { freshPostgresDatabase } from '../support/app.ts';
@@ -61,3 +62,25 @@ for (const backend of ['pglite', ...(process.env.DATABASE_URL ? ['postgres'] : [
     });
   });
 }
+
+describe('Drizzle on PGlite', () => {
+  test('reads timestamps, dates, intervals and arrays of them as PostgreSQL writes them, and typed columns as their types', async () => {
+    const database = openDatabase({ dataDir: 'memory://' });
+    try {
+      const { db } = database;
+      await db.execute(sql`create table stamps (id int primary key, at timestamptz not null, day date not null, span interval not null, amounts numeric[] not null, ats timestamptz[] not null)`);
+      await db.execute(sql`insert into stamps values (1, '2026-01-02 03:04:05.678+00', '2026-01-02', '1 day 02:00:00', '{1.5,2}', array['2026-01-02 03:04:05+00'::timestamptz])`);
+      await db.execute(sql`set time zone 'UTC'`);
+      const [raw] = rows(await db.execute(sql`select at, day, span, amounts, ats from stamps`));
+      assert.deepEqual({ ...raw }, { at: '2026-01-02 03:04:05.678+00', day: '2026-01-02', span: '1 day 02:00:00', amounts: '{1.5,2}', ats: '{"2026-01-02 03:04:05+00"}' });
+      const stamps = pgTable('stamps', { id: integer('id').primaryKey(), at: timestamp('at', { withTimezone: true }).notNull(), day: date('day').notNull(), amounts: numeric('amounts').array().notNull() });
+      const [typed] = await db.select().from(stamps);
+      assert.equal(typed!.at.toISOString(), '2026-01-02T03:04:05.678Z');
+      assert.deepEqual([typed!.day, typed!.amounts], ['2026-01-02', ['1.5', '2']]);
+      // Inside a transaction too.
+      await inTransaction(db, async (tx) => assert.equal((await tx.select().from(stamps))[0]!.at.getTime(), typed!.at.getTime()));
+    } finally {
+      await database.close();
+    }
+  });
+});
