@@ -179,6 +179,39 @@ function crashingWorker(side: Side, shared: NonNullable<Store['shared']>, queueN
 for (const side of sides) {
   describe(`job queue [${side.name}]`, { skip: side.skip }, () => {
     after(async () => side.dispose?.());
+    if (side.name.startsWith('database')) {
+      test('with the poll a minute off, jobs beyond the free slots run as slots free, and a failure due again at once runs again', async () => {
+        await using(side, async (s) => {
+          const queue = dbQueue({ db: s.db, logger, lockMs: LOCK_MS, pollMs: 60_000, closeTimeoutMs: 200, listenUrl: s.shared?.dbUrl });
+          try {
+            const ran: number[] = [];
+            let failOnce = true;
+            queue.process('backlog.run', async (data: { n: number }) => {
+              if (data.n === 2 && failOnce) {
+                failOnce = false;
+                throw new Error('once');
+              }
+              ran.push(data.n);
+              await sleep(5);
+            }, { concurrency: 2 });
+            let tries = 0;
+            queue.process('retry.once', async () => {
+              if (++tries === 1) throw new Error('once');
+            }, { concurrency: 2 });
+            await queue.start();
+            const ids = await queue.enqueueMany('backlog.run', [1, 2, 3, 4, 5, 6, 7].map((n) => ({ n })), { attempts: 2, backoffMs: 0 });
+            for (const id of ids) await settled(queue, id, 'completed', 5_000);
+            assert.deepEqual(ran.toSorted(), [1, 2, 3, 4, 5, 6, 7]);
+            // Alone in its queue (the claim found no more): the retry still runs at once.
+            const alone = await queue.enqueue('retry.once', {}, { attempts: 2, backoffMs: 0 });
+            assert.equal((await settled(queue, alone.id, 'completed', 5_000)).attempts, 2);
+          } finally {
+            await queue.close();
+          }
+        });
+      });
+    }
+
     test('enqueue → process → completed, with its result and the job context', async () => {
       await using(side, async (s) => {
         const queue = s.queue();

@@ -45,6 +45,8 @@ export function dbQueue(opts: DbQueueOptions): JobQueue {
     readonly running = new Map<string, { row: JobRow; done: Promise<void>; abort: AbortController }>();
     pumping: Promise<void> | undefined;
     again = false;
+    /** The last look found more due than there were free slots: a slot that frees looks again. */
+    backlog = false;
 
     constructor(queue: string, handler: JobHandler, o: ProcessOptions) {
       this.queue = queue;
@@ -53,7 +55,11 @@ export function dbQueue(opts: DbQueueOptions): JobQueue {
       this.timeoutMs = o.timeoutMs ?? DEFAULTS.timeoutMs;
     }
 
-    /** Claims jobs until the queue is empty or every slot is busy; calls made meanwhile run it again. */
+    /**
+     * Claims jobs until the queue is empty or every slot is busy; calls made meanwhile run it again. A claim
+     * that brings fewer jobs than it asked for found the queue empty: no second one to learn it again (new
+     * jobs wake the runner: an enqueue here, a NOTIFY from elsewhere, the poll for delayed ones).
+     */
     pump(): Promise<void> {
       if (this.pumping) {
         this.again = true;
@@ -70,14 +76,20 @@ export function dbQueue(opts: DbQueueOptions): JobQueue {
       try {
         do {
           this.again = false;
-          while (started && !closing && this.running.size < this.concurrency) {
-            const rows = await claim(db, this.queue, lockMs, this.concurrency - this.running.size);
+          while (started && !closing) {
+            const free = this.concurrency - this.running.size;
+            if (free <= 0) {
+              this.backlog = true;
+              break;
+            }
+            const rows = await claim(db, this.queue, lockMs, free);
             // Claimed while close() began: given back rather than started with nobody to wait for them.
             for (const row of rows) {
               if (closing) await settle(db, row, { released: SHUTDOWN });
               else this.run(row);
             }
-            if (!rows.length) break;
+            this.backlog = rows.length === free;
+            if (!this.backlog) break;
           }
         } while (this.again && !closing);
       } catch (err) {
@@ -101,12 +113,15 @@ export function dbQueue(opts: DbQueueOptions): JobQueue {
           (error): Outcome => (abort.signal.aborted && closing ? { released: SHUTDOWN } : { error }),
         )
         .then(async (outcome) => {
-          if ((await settle(db, row, outcome)) === 'dead') logger.warn({ jobId: row.id, queue: row.queue, error: 'error' in outcome ? String(outcome.error) : null }, 'job failed its last attempt');
+          const settled = await settle(db, row, outcome);
+          if (settled === 'dead') logger.warn({ jobId: row.id, queue: row.queue, error: 'error' in outcome ? String(outcome.error) : null }, 'job failed its last attempt');
+          return settled;
         })
         .catch((err) => logger.error({ err, jobId: row.id }, 'recording a job outcome failed'))
-        .finally(() => {
+        .then((settled) => {
           this.running.delete(row.id);
-          void this.pump();
+          // A free slot looks for more when some were left waiting, or when this job is due again at once.
+          if (this.backlog || settled === 'retry') void this.pump();
         });
       this.running.set(row.id, { row, done, abort });
     }
