@@ -23,9 +23,6 @@ const CHANNEL_DEFAULT: Record<Channel, boolean> = { inApp: true, email: true, pu
 export const channelDefault = (c: NotificationCategory, channel: Channel): boolean =>
   c.channels?.[channel] ?? (channel === 'push' ? (c.channels?.email ?? CHANNEL_DEFAULT.push) : CHANNEL_DEFAULT[channel]);
 
-/** How long a process may trust its copy of a user's notification choices should it miss a change's notice. */
-const CHOICES_TTL_MS = 30_000;
-
 export interface NotificationInput {
   userId: string;
   category: string;
@@ -107,8 +104,6 @@ export function createNotifications(deps: {
     broadcast: deps.broadcast,
     topic: 'notifications.preferences',
     load: (userId) => repo.preferences(userId),
-    ttlMs: CHOICES_TTL_MS,
-    maxEntries: 10_000,
     logger: deps.logger,
   });
   async function setChoices(userId: string, choices: { category: string; channel: Channel; enabled: boolean }[]) {

@@ -8,9 +8,6 @@ import type { Broadcast } from '../../platform/broadcast/broadcast.ts';
 import { createBroadcastCache } from '../../platform/broadcast/cache.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 
-/** How long a process may trust its copy of a user's preferences should it miss a change's notice. */
-const PREFERENCES_TTL_MS = 30_000;
-
 export interface PublicUser {
   id: string;
   email: string;
@@ -53,8 +50,6 @@ export function createUsersService(db: Db, deps: { announce?: Announce; broadcas
       const user = await repo.byId(id);
       return user && readPreferences(user.preferences);
     },
-    ttlMs: PREFERENCES_TTL_MS,
-    maxEntries: 10_000,
     logger: deps.logger,
   });
 

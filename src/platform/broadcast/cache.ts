@@ -24,12 +24,16 @@ export function createBroadcastCache<V>(opts: {
   /** The broadcast topic of this cache's notices: one per cache. */
   topic: string;
   load: (key: string) => Promise<V>;
-  ttlMs: number;
-  maxEntries: number;
+  /** How long a copy is trusted should a change's notice be missed: 30 s, as for API keys. */
+  ttlMs?: number;
+  /** Keys kept at most (the oldest goes first): 10,000. */
+  maxEntries?: number;
   /** When the value stops being true by itself (epoch ms), if it does. */
   expiresAt?: (value: V) => number | undefined;
   logger?: Logger;
 }): BroadcastCache<V> {
+  const ttlMs = opts.ttlMs ?? 30_000;
+  const maxEntries = opts.maxEntries ?? 10_000;
   const entries = new Map<string, { value: V; until: number }>();
   const loads = new Map<string, { promise: Promise<V>; stale: boolean }>();
 
@@ -51,8 +55,8 @@ export function createBroadcastCache<V>(opts: {
         if (pending.stale) return;
         loads.delete(key);
         if (value === undefined) return;
-        const until = Math.min(Date.now() + opts.ttlMs, opts.expiresAt?.(value) ?? Infinity);
-        if (entries.size >= opts.maxEntries) entries.delete(entries.keys().next().value!);
+        const until = Math.min(Date.now() + ttlMs, opts.expiresAt?.(value) ?? Infinity);
+        if (entries.size >= maxEntries) entries.delete(entries.keys().next().value!);
         entries.set(key, { value, until });
       },
       () => {

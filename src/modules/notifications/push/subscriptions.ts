@@ -62,9 +62,6 @@ export function checkKeys(keys: { p256dh: string; auth: string }): void {
   if (decodeKey(keys.auth, 'auth').length !== 16) throw ValidationError('keys.auth must be a 16-byte secret (base64url)', 'push_key_invalid');
 }
 
-/** How long a process may trust what it knows of a user's push reachability should it miss a change's notice. */
-const REACHABLE_TTL_MS = 30_000;
-
 const hint = (endpoint: URL) => {
   const path = endpoint.pathname;
   return `${endpoint.origin}${path.length > 12 ? `${path.slice(0, Math.min(path.lastIndexOf('/') + 1, 24))}…${path.slice(-4)}` : '/…'}`;
@@ -84,8 +81,6 @@ export function createPushSubscriptions(deps: { db: Db; cipher: Cipher; settings
     topic: 'notifications.push-reachable',
     load: (userId) => repo.live(userId),
     expiresAt: (live) => live.until,
-    ttlMs: REACHABLE_TTL_MS,
-    maxEntries: 10_000,
     logger: deps.logger,
   });
   /** Removes subscriptions of this user (gone, expired or over the limit). */
