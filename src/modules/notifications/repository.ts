@@ -28,7 +28,7 @@ const insertSend = preparedStatement<{ over: boolean }>(
 export function createNotificationsRepository(db: Db) {
   const owned = (userId: string, id: string) => and(eq(notifications.id, id), eq(notifications.userId, userId));
   const unread = (userId: string) => and(eq(notifications.userId, userId), eq(notifications.listed, true), isNull(notifications.readAt));
-  // Built once: each send may run it (no SQL built per call; on PostgreSQL each connection parses it once).
+  // Built once: a send whose recipient is not in the process's cache runs it (on PostgreSQL each connection parses it once).
   const preferences = db.select().from(notificationPreferences).where(eq(notificationPreferences.userId, sql.placeholder('userId'))).prepare('notifications_preferences');
   return {
     /**

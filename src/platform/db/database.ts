@@ -60,15 +60,18 @@ function withoutQueryParsers(client: PGlite): PGlite {
     const { parsers: _, ...rest } = options;
     return rest;
   };
-  const wrap = <C extends Pick<PGlite, 'query'>>(c: C): C =>
-    new Proxy(c, {
+  const wrap = <C extends Pick<PGlite, 'query'>>(c: C): C => {
+    const query = (text: string, params?: unknown[], options?: Options) => c.query(text, params, lean(options));
+    const transaction = <T>(fn: (tx: Transaction) => Promise<T>) => (c as unknown as PGlite).transaction((tx) => fn(wrap(tx)));
+    return new Proxy(c, {
       get(target, key, receiver) {
-        if (key === 'query') return (text: string, params?: unknown[], options?: Options) => target.query(text, params, lean(options));
-        if (key === 'transaction') return <T>(fn: (tx: Transaction) => Promise<T>) => (target as unknown as PGlite).transaction((tx) => fn(wrap(tx)));
+        if (key === 'query') return query;
+        if (key === 'transaction') return transaction;
         const value = Reflect.get(target, key, receiver);
         return typeof value === 'function' ? value.bind(target) : value;
       },
     });
+  };
   return wrap(client);
 }
 
