@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { embeddingsResponse } from './fake-embeddings.ts';
-import { chunksOf, roughTokens, sseWriter, startFakeUpstream, type Reply, type Script } from './fake-upstream.ts';
+import { chunksOf, roughTokens, sleep, sseWriter, startFakeUpstream, type Reply, type Script } from './fake-upstream.ts';
 
 export type { Script } from './fake-upstream.ts';
 
@@ -91,7 +91,7 @@ async function complete(res: ServerResponse, body: any, script: Script) {
   const pieces = chunksOf(script);
   if (script.delayMs) await new Promise((r) => setTimeout(r, script.delayMs! * Math.max(1, pieces.length)));
   const calls = toolCallsOf(script);
-  json(res, 200, {
+  const answer = {
     id: `chatcmpl-${randomBytes(8).toString('hex')}`,
     object: 'chat.completion',
     created: Math.floor(Date.now() / 1000),
@@ -105,8 +105,24 @@ async function complete(res: ServerResponse, body: any, script: Script) {
         finish_reason: finishOf(script),
       },
     ],
-    usage: usageOf(body, script, pieces.length),
-  });
+    ...(script.noUsage ? {} : { usage: usageOf(body, script, pieces.length) }),
+  };
+  if (script.cutAfter === undefined && script.holdAfter === undefined && script.malformedAfter === undefined) {
+    json(res, 200, answer);
+    return;
+  }
+  // A stream's failures as a whole answer meets them: half the body, then the connection lost, or nothing more, or the end (not JSON then).
+  const text = JSON.stringify(answer);
+  res.writeHead(200, { 'content-type': 'application/json' });
+  if (script.malformedAfter !== undefined) {
+    res.end(text.slice(0, text.length >> 1));
+    return;
+  }
+  res.write(text.slice(0, text.length >> 1));
+  if (script.cutAfter !== undefined) {
+    await sleep(50);
+    res.socket?.destroy();
+  }
 }
 
 function error(res: ServerResponse, script: Pick<Script, 'status' | 'retryAfter'>, message: string) {

@@ -19,19 +19,19 @@ export interface Script {
   retryAfter?: number;
   /** Accept the request and never answer (nor close). */
   hang?: boolean;
-  /** Keep the stream open, sending nothing more, after this many content chunks (until the client goes away). */
+  /** Keep the stream open, sending nothing more, after this many content chunks (until the client goes away). OpenAI, unstreamed: half the answer, then nothing. */
   holdAfter?: number;
-  /** Destroy the socket after this many content chunks were written. */
+  /** Destroy the socket after this many content chunks were written. OpenAI, unstreamed: after half the answer. */
   cutAfter?: number;
   /** Write each content frame in pieces of this many bytes, one network write each (a frame split across TCP reads). */
   splitFramesAt?: number;
-  /** Write a non-JSON data line after this many content chunks, then carry on. */
+  /** Write a non-JSON data line after this many content chunks, then carry on. OpenAI, unstreamed: an answer cut in half (not JSON). */
   malformedAfter?: number;
   /** Tool calls the model makes after its text. */
   toolCalls?: Array<{ id?: string; name: string; arguments: string }>;
   /** Token counts to report; defaults: ~chars/4 of the request, one per chunk. */
   usage?: { input?: number; output?: number; cached?: number };
-  /** OpenAI: leave the usage chunk out even when include_usage asks for it (as some compatible servers do). */
+  /** OpenAI: leave the usage out (the chunk even when include_usage asks for it; the field of an unstreamed answer), as some compatible servers do. */
   noUsage?: boolean;
   /** The provider's finish/stop reason; defaults to stop (or tool calls). */
   finishReason?: string;

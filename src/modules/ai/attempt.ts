@@ -10,6 +10,8 @@ export interface AttemptOptions {
   firstTokenTimeoutMs: number;
   /** Abandon a started stream that stalls this long between parts. */
   idleTimeoutMs: number;
+  /** Abandon a whole answer (see ChatRequest.whole) that has not come after this long. */
+  answerTimeoutMs: number;
   /** Sees every event before it is yielded (cheaper than another generator layer to watch them). */
   observe?: (event: ChatEvent) => void;
 }
@@ -39,11 +41,13 @@ export async function* runAttempt(opts: AttemptOptions): AsyncGenerator<ChatEven
   if (caller?.aborted) onCallerAbort();
   else caller?.addEventListener('abort', onCallerAbort, { once: true });
   const signal = local.signal;
-  let timedOut: 'first_token' | 'idle' | undefined;
+  let timedOut: 'first_token' | 'idle' | 'answer' | undefined;
+  // A whole answer's parts all come at the end: one timeout for the call, none between parts.
+  const whole = request.whole === true && opts.model.answersWhole === true;
   let timer = setTimeout(() => {
-    timedOut = 'first_token';
+    timedOut = whole ? 'answer' : 'first_token';
     local.abort();
-  }, opts.firstTokenTimeoutMs);
+  }, whole ? opts.answerTimeoutMs : opts.firstTokenTimeoutMs);
 
   let ttftMs: number | null = null;
   let yielded = false;
@@ -56,12 +60,13 @@ export async function* runAttempt(opts: AttemptOptions): AsyncGenerator<ChatEven
   const alive = () => {
     if (ttftMs === null) {
       ttftMs = Date.now() - started;
+      if (whole) return;
       clearTimeout(timer);
       timer = setTimeout(() => {
         timedOut = 'idle';
         local.abort();
       }, opts.idleTimeoutMs);
-    } else {
+    } else if (!whole) {
       timer.refresh();
     }
   };
@@ -131,6 +136,7 @@ export async function* runAttempt(opts: AttemptOptions): AsyncGenerator<ChatEven
     if (request.signal?.aborted) return request.signal.reason ?? new DOMException('The operation was aborted', 'AbortError');
     if (timedOut === 'first_token') return new AttemptError('timeout', `No output within ${opts.firstTokenTimeoutMs} ms`, { retryable: true, started: yielded });
     if (timedOut === 'idle') return new AttemptError('stream_interrupted', `The stream stalled for ${opts.idleTimeoutMs} ms`, { retryable: false, started: yielded });
+    if (timedOut === 'answer') return new AttemptError('timeout', `No answer within ${opts.answerTimeoutMs} ms`, { retryable: true, started: yielded });
     return new AttemptError('upstream_failed', 'The request was aborted', { retryable: true, started: yielded });
   }
 

@@ -15,7 +15,9 @@ import type { ChatMessage, ChatPart, ChatRequest, ChunkRelay, ToolCall, Usage } 
  * cost tens of µs a chunk, which saturated a core at a few hundred
  * concurrent streams (see README, Performance). Behind the gateway, text
  * frames after the first output skip even that parse: they are relayed as
- * bytes (ChunkRelay). Errors are thrown as the
+ * bytes (ChunkRelay). A caller that wants the answer only whole
+ * (ChatRequest.whole) gets it asked for without a stream: one read and one
+ * parse instead of one per token. Errors are thrown as the
  * transport types that attempt-error.ts classifies, as it does the SDK's.
  */
 export interface ChatCompletionsEndpoint {
@@ -53,17 +55,20 @@ export function createChatCompletionsDriver() {
       if (url.username) target.options.auth = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
       const reasoning = endpoint.openAiRules && isOpenAiReasoningModel(model);
       return {
+        answersWhole: true,
         stream(request, signal, alive) {
-          // The request is sent when the stream is first read; its parts come straight from readStream (no wrapping generator).
-          return readStream(async () => {
-            const body = JSON.stringify(requestBody(model, request, reasoning, !endpoint.openAiRules));
-            const headers: OutgoingHttpHeaders = { 'content-type': 'application/json', accept: 'text/event-stream', 'content-length': Buffer.byteLength(body) };
+          const open = async () => {
+            const whole = request.whole === true;
+            const body = JSON.stringify(requestBody(model, request, reasoning, !endpoint.openAiRules, whole));
+            const headers: OutgoingHttpHeaders = { 'content-type': 'application/json', accept: whole ? 'application/json' : 'text/event-stream', 'content-length': Buffer.byteLength(body) };
             if (endpoint.apiKey) headers.authorization = `Bearer ${endpoint.apiKey}`;
             const res = await post(target, headers, body, signal);
             const status = res.statusCode ?? 0;
             if (status < 200 || status >= 300) throw await statusError(res, status);
             return res;
-          }, signal, request.relay, alive);
+          };
+          // The request is sent when the parts are first read; they come straight from the reader (no wrapping generator).
+          return request.whole ? readWhole(open, signal) : readStream(open, signal, request.relay, alive);
         },
       };
     },
@@ -81,13 +86,12 @@ function isOpenAiReasoningModel(model: string): boolean {
   return Number(gpt[1]) >= 5 && !chat;
 }
 
-function requestBody(model: string, request: ChatRequest, reasoning: boolean, takesTopK: boolean) {
-  const body: Record<string, unknown> = {
-    model,
-    messages: wireMessages(request.messages, reasoning),
-    stream: true,
-    stream_options: { include_usage: true },
-  };
+function requestBody(model: string, request: ChatRequest, reasoning: boolean, takesTopK: boolean, whole: boolean) {
+  const body: Record<string, unknown> = { model, messages: wireMessages(request.messages, reasoning) };
+  if (!whole) {
+    body.stream = true;
+    body.stream_options = { include_usage: true };
+  }
   if (request.temperature !== undefined && !reasoning) body.temperature = request.temperature;
   if (request.topP !== undefined && !reasoning) body.top_p = request.topP;
   if (request.topK !== undefined && takesTopK) body.top_k = request.topK;
@@ -310,6 +314,52 @@ async function* readStream(open: () => Promise<IncomingMessage>, signal: AbortSi
   yield { type: 'finish', finishReason, usage };
 }
 
+/** Longest whole answer read: a runaway or hostile upstream cannot make the process buffer without end. */
+const WHOLE_ANSWER_LIMIT = 32 * 1024 * 1024;
+
+/**
+ * A whole `chat.completion` (the upstream asked without `stream`) to the same
+ * parts a stream gives: its text, its tool calls, then the finish.
+ */
+async function* readWhole(open: () => Promise<IncomingMessage>, signal: AbortSignal): AsyncGenerator<ModelPart> {
+  const res = await open();
+  let text = '';
+  try {
+    res.setEncoding('utf8');
+    for await (const piece of res as AsyncIterable<string>) {
+      text += piece;
+      if (text.length > WHOLE_ANSWER_LIMIT) throw new MalformedChunk(`The answer is longer than ${WHOLE_ANSWER_LIMIT} characters`);
+    }
+  } catch (err) {
+    if (signal.aborted || err instanceof MalformedChunk) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw code ? new UpstreamConnectionLost(code) : err;
+  } finally {
+    if (!res.complete) res.destroy();
+  }
+  if (signal.aborted) {
+    yield { type: 'abort' };
+    return;
+  }
+  let answer: WireCompletion;
+  try {
+    answer = JSON.parse(text);
+  } catch {
+    throw new MalformedChunk('The answer is not JSON');
+  }
+  if (typeof answer !== 'object' || answer === null) throw new MalformedChunk('The answer is not an object');
+  if (answer.error) throw new Error(`The provider reported an error: ${String(answer.error.message ?? 'unknown').slice(0, 300)}`);
+  const choice = answer.choices?.[0];
+  if (!choice || typeof choice !== 'object') throw new MalformedChunk('The answer has no choice');
+  const message = choice.message ?? {};
+  if (typeof message.content === 'string' && message.content) yield { type: 'text', text: message.content };
+  for (const c of message.tool_calls ?? []) {
+    if (typeof c?.function?.name !== 'string') throw new MalformedChunk('A tool call has no function name');
+    yield { type: 'tool_call', call: { id: typeof c.id === 'string' && c.id ? c.id : `call_${randomUUID()}`, name: c.function.name, arguments: c.function.arguments || '{}' } };
+  }
+  yield { type: 'finish', finishReason: (choice.finish_reason && FINISH_REASONS[choice.finish_reason]) || 'other', usage: answer.usage ? usageOf(answer.usage) : undefined };
+}
+
 /**
  * The leading frames of `text` (up to `end`, a frame boundary) that are plain
  * text chunks, with their text: one `data: {…}` line each with a string
@@ -388,6 +438,15 @@ interface WireChunk {
       reasoning?: string | null;
       tool_calls?: Array<{ index?: number; id?: string; function?: { name?: string; arguments?: string } }>;
     } | null;
+    finish_reason?: string | null;
+  }>;
+  usage?: WireUsage | null;
+  error?: { message?: unknown };
+}
+
+interface WireCompletion {
+  choices?: Array<{
+    message?: { content?: string | null; tool_calls?: Array<{ id?: string; function?: { name?: string; arguments?: string } }> | null } | null;
     finish_reason?: string | null;
   }>;
   usage?: WireUsage | null;

@@ -22,6 +22,8 @@ export type ModelPart =
 export interface ChatModel {
   /** `alive` is told of output that goes straight to `request.relay` rather than through a part. */
   stream(request: ChatRequest, signal: AbortSignal, alive?: () => void): AsyncIterable<ModelPart>;
+  /** Asks its upstream for the whole answer at once when `request.whole` is set: its parts then all come at the end. */
+  answersWhole?: boolean;
 }
 
 /** The AI SDK, loaded where a provider uses it (Anthropic, Mistral): a server without one need not hold it. */

@@ -20,6 +20,8 @@ export interface FallbackPolicy {
   retryMaxMs: number;
   firstTokenTimeoutMs: number;
   streamIdleTimeoutMs: number;
+  /** A whole answer's limit (ChatRequest.whole), in place of the two above. */
+  answerTimeoutMs: number;
 }
 
 export interface FallbackDeps {
@@ -73,6 +75,7 @@ export async function* streamWithFallback(
           request,
           firstTokenTimeoutMs: policy.firstTokenTimeoutMs,
           idleTimeoutMs: policy.streamIdleTimeoutMs,
+          answerTimeoutMs: policy.answerTimeoutMs,
           observe,
         });
         breakers.success(link.provider);

@@ -83,10 +83,8 @@ export function gatewayRoutes(app: App, ctx: RouteContext<'ai' | 'limits'>) {
         const events = ai.streamChat({ ...toChatRequest(body), chain, signal, meter, relay });
         return streamCompletion(request, reply, events, { id, body, relay });
       }
-      // Not streaming: the relay only collects the text, in order with that of the deltas.
-      const answer = { text: '' };
-      const relay: ChunkRelay = { text: '', forward: (_frames, text) => ((answer.text += text), true), drained: async () => {} };
-      return complete(ai.streamChat({ ...toChatRequest(body), chain, signal, meter, relay }), id, answer);
+      // Not streaming: the whole answer is all the client sees, so the upstream is asked for it whole where it can be.
+      return complete(ai.streamChat({ ...toChatRequest(body), chain, signal, meter, whole: true }), id);
     },
   });
 }
@@ -113,16 +111,16 @@ function createRelay(id: string, includeUsage: boolean): GatewayRelay {
   };
 }
 
-async function complete(events: AsyncIterable<ChatEvent>, id: string, answer: { text: string }) {
+async function complete(events: AsyncIterable<ChatEvent>, id: string) {
   const calls: ToolCall[] = [];
   let finish: Finish | undefined;
+  let text = '';
   for await (const e of events) {
-    if (e.type === 'delta') answer.text += e.text;
+    if (e.type === 'delta') text += e.text;
     else if (e.type === 'tool_call') calls.push(e.call);
     else if (e.type === 'finish') finish = e;
   }
   if (!finish) throw new AppError(502, 'upstream_failed', 'Upstream failed', 'The provider ended without finishing');
-  const text = answer.text;
   return {
     id,
     object: 'chat.completion',

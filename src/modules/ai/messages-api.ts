@@ -58,7 +58,9 @@ export function messagesRoutes(app: App, ctx: RouteContext<'ai' | 'limits'>) {
       const body = request.body;
       const chain = resolveChain(ai, body.model);
       const { signal, meter } = await gatewayCall(request, reply, ctx.services.limits);
-      const chatRequest: ChatRequest = { ...toChatRequest(body), chain, signal, meter };
+      // Not streaming, the answer is asked for whole where it can be; not with stop sequences, which Parley applies as the text comes (and stops the call there).
+      const whole = !body.stream && !body.stop_sequences?.length;
+      const chatRequest: ChatRequest = { ...toChatRequest(body), chain, signal, meter, whole };
       // Metering and budgets happen inside streamChat (the `meter` above), as for every model call.
       const output = readOutput(ai.streamChat(chatRequest), chatRequest, body.stop_sequences ?? []);
       const id = `msg_${randomUUID().replaceAll('-', '')}`;

@@ -63,7 +63,7 @@ export function responsesRoutes(app: App, ctx: RouteContext<'ai' | 'limits' | 'r
       const chatRequest = toChatRequest(body, items);
       const { signal, meter } = await gatewayCall(request, reply, limits);
       // Metering and budgets happen inside streamChat, once per call, however it ends.
-      const events = ai.streamChat({ ...chatRequest, chain, signal, meter });
+      const events = ai.streamChat({ ...chatRequest, chain, signal, meter, whole: !body.stream });
       const state: ResponseState = {
         id: newId('resp'),
         createdAt: Math.floor(Date.now() / 1000),

@@ -46,6 +46,8 @@ export interface AiSettings {
   firstTokenTimeoutMs: number;
   /** Give up on a started stream that stalls this long between chunks. */
   streamIdleTimeoutMs: number;
+  /** Give up on a whole (non-streamed) answer that has not come after this long. */
+  answerTimeoutMs: number;
   breaker: { failureThreshold: number; cooldownMs: number };
 }
 
@@ -76,6 +78,8 @@ export const aiEnv = {
   AI_RETRY_MAX_MS: ms.default(10_000),
   AI_FIRST_TOKEN_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
   AI_STREAM_IDLE_TIMEOUT_MS: z.coerce.number().int().positive().default(60_000),
+  // As the OpenAI SDK's own default timeout: a client waiting for a whole answer gives up about then too.
+  AI_ANSWER_TIMEOUT_MS: z.coerce.number().int().positive().default(600_000),
   AI_CIRCUIT_FAILURES: z.coerce.number().int().positive().default(5),
   AI_CIRCUIT_COOLDOWN_MS: ms.default(30_000),
 };
@@ -180,6 +184,7 @@ export function aiSettings(e: AiEnv): { settings: AiSettings; problems: string[]
       retryMaxMs: e.AI_RETRY_MAX_MS,
       firstTokenTimeoutMs: e.AI_FIRST_TOKEN_TIMEOUT_MS,
       streamIdleTimeoutMs: e.AI_STREAM_IDLE_TIMEOUT_MS,
+      answerTimeoutMs: e.AI_ANSWER_TIMEOUT_MS,
       breaker: { failureThreshold: e.AI_CIRCUIT_FAILURES, cooldownMs: e.AI_CIRCUIT_COOLDOWN_MS },
     },
   };

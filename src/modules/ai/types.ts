@@ -61,6 +61,12 @@ export interface ChatRequest {
   admitted?: MeteredCall;
   /** The gateway's stream, for an upstream that speaks its wire format (see ChunkRelay). */
   relay?: ChunkRelay;
+  /**
+   * The caller wants the answer only when it is whole (a non-streaming gateway call): a model that can
+   * (`ChatModel.answersWhole`) asks its upstream without streaming, which spares a read and a part per
+   * token. Such an attempt is bounded by the answer timeout instead of the first-token and idle ones.
+   */
+  whole?: boolean;
 }
 
 /**
@@ -69,8 +75,7 @@ export interface ChatRequest {
  * (`data: {…}` lines, one `chat.completion.chunk` each) to `forward` instead of
  * parsing it and letting the gateway rebuild it. Everything else (the first
  * output, tool calls, reasoning, the finish and usage chunks, errors) still
- * arrives as events, in order. A non-streaming gateway call uses one too, to
- * collect the text.
+ * arrives as events, in order.
  */
 export interface ChunkRelay {
   /** Sends the frames on (after rewriting what must name Parley), `text` being theirs; false when the socket wants a drain first. */

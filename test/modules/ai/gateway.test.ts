@@ -79,6 +79,7 @@ for (const backend of backends()) {
       assert.deepEqual(completion.usage, { prompt_tokens: 12, completion_tokens: 4, total_tokens: 16, prompt_tokens_details: { cached_tokens: 2 } });
       const sent = openai.requests[0]!.body;
       assert.equal(sent.model, 'gpt-4o-mini');
+      assert.equal(sent.stream, undefined, 'a non-streaming call asks the upstream for the whole answer');
       assert.equal(sent.temperature, 0.3);
       assert.equal(sent.top_p, 0.9);
       assert.equal(sent.max_tokens, 64);
@@ -264,16 +265,31 @@ for (const backend of backends()) {
       assert.ok(chunks.slice(0, -1).every((c) => c.usage === null));
       assert.equal(chunks.at(-2)!.choices[0]!.finish_reason, 'stop');
       assert.deepEqual(chunks.at(-1)!.usage, { prompt_tokens: 9, completion_tokens: 8, total_tokens: 17, prompt_tokens_details: { cached_tokens: 0 } });
+      assert.equal(openai.requests[0]!.body.stream, true);
       const event = await lastUsageEvent();
       assert.deepEqual([event.status, event.provider, event.model, event.inputTokens, event.outputTokens], ['ok', 'openai', 'gpt-4o-mini', 9, 8]);
     });
 
-    test('a non-streaming answer collects the relayed text in order, with the usage the upstream reported', async () => {
-      openai.script({ chunks: ['First, ', 'second, ', 'third ', '"and" ', 'last.'], delayMs: 5, usage: { input: 5, output: 5 } });
+    test('a non-streaming answer comes whole from the upstream: its text exactly, the usage it reported, metered once', async () => {
+      openai.script({ chunks: ['First, ', 'sécond, ', 'third ', '"and" ', 'back\\slash 😀'], usage: { input: 5, output: 5 } });
       const completion = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] });
-      assert.equal(completion.choices[0]!.message.content, 'First, second, third "and" last.');
+      assert.equal(completion.choices[0]!.message.content, 'First, sécond, third "and" back\\slash 😀');
       assert.equal(completion.model, 'openai:gpt-4o-mini');
       assert.deepEqual(completion.usage, { prompt_tokens: 5, completion_tokens: 5, total_tokens: 10, prompt_tokens_details: { cached_tokens: 0 } });
+      assert.equal(openai.requests[0]!.body.stream, undefined);
+      const event = await lastUsageEvent();
+      assert.deepEqual([event.status, event.provider, event.inputTokens, event.outputTokens], ['ok', 'openai', 5, 5]);
+    });
+
+    test('a whole answer the upstream cuts off is a 502 in OpenAI format, metered as failed', async () => {
+      openai.script({ reply: 'never whole', cutAfter: 0 });
+      const err = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
+      assert.ok(err instanceof OpenAI.APIError, String(err));
+      assert.equal(err.status, 502);
+      assert.equal(err.code, 'all_providers_failed');
+      assert.match(err.message, /connection_lost/);
+      const event = await lastUsageEvent();
+      assert.deepEqual([event.status, event.outputTokens], ['failed', 0]);
     });
 
     test('a relayed stream without include_usage carries no usage; tool calls after relayed text arrive once, whole', async () => {

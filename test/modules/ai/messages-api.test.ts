@@ -102,6 +102,7 @@ for (const backend of backends()) {
       assert.ok(response.headers.get('request-id'));
       const sent = openai.requests[0]!.body;
       assert.equal(sent.model, 'gpt-4o-mini');
+      assert.equal(sent.stream, undefined, 'not streaming, the upstream is asked for the whole answer');
       assert.equal(sent.temperature, 0.3);
       assert.equal(sent.max_tokens, 64);
       assert.deepEqual(sent.messages, [
@@ -251,6 +252,7 @@ for (const backend of backends()) {
       assert.deepEqual(cut.content, [{ type: 'text', text: 'one two ' }]);
       assert.equal(cut.stop_reason, 'stop_sequence');
       assert.equal(cut.stop_sequence, 'END');
+      assert.equal(openai.requests.at(-1)!.body.stream, true, 'with stop sequences, streamed: Parley stops the call where one matches');
 
       // A sequence split across chunks is still found, and text that might start one is held back until it is known.
       openai.script({ chunks: ['alpha ST', 'OP beta'] });
