@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders, type RequestOptions } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { StringDecoder } from 'node:string_decoder';
+import { Agent as UndiciAgent, type Dispatcher } from 'undici';
 import { MalformedChunk, UpstreamConnectionLost, UpstreamStatusError, UpstreamUnreachable } from './attempt-error.ts';
 import type { ChatModel, ModelPart } from './chat-model.ts';
 import { createSseParser } from './sse-parser.ts';
@@ -43,6 +45,10 @@ export function createChatCompletionsDriver() {
   // together, the next burst finds its connections (and TLS sessions) open instead of dialling.
   const options = { keepAlive: true, timeout: 60_000, maxFreeSockets: 1024 };
   const agents = { http: new HttpAgent(options), https: new HttpsAgent(options) };
+  // Whole answers go through undici's dispatcher: one callback per piece read, no stream objects in
+  // between, about half node:http's CPU for a call (bench harness). Its own timeouts are off: the
+  // attempt's answer timeout bounds the call. Idle sockets are kept as long as the agents above keep theirs.
+  const dispatcher = new UndiciAgent({ keepAliveTimeout: 60_000, headersTimeout: 0, bodyTimeout: 0 });
   return {
     model(endpoint: ChatCompletionsEndpoint, model: string): ChatModel {
       const url = new URL(`${endpoint.baseUrl.replace(/\/+$/, '')}/chat/completions`);
@@ -53,22 +59,34 @@ export function createChatCompletionsDriver() {
         options: { protocol: url.protocol, hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: url.port || undefined, path: url.pathname + url.search, method: 'POST', agent },
       };
       if (url.username) target.options.auth = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
+      // As node:http's `auth` does it: Basic from the URL's credentials, unless a key is sent.
+      const authorization = endpoint.apiKey ? `Bearer ${endpoint.apiKey}` : target.options.auth ? `Basic ${Buffer.from(target.options.auth).toString('base64')}` : undefined;
+      const whole: WholeTarget = { dispatcher, origin: url.origin, path: url.pathname + url.search };
       const reasoning = endpoint.openAiRules && isOpenAiReasoningModel(model);
+      const headersFor = (body: string, accept: string) => {
+        const headers: Record<string, string> = { 'content-type': 'application/json', accept, 'content-length': String(Buffer.byteLength(body)) };
+        if (authorization) headers.authorization = authorization;
+        return headers;
+      };
       return {
         answersWhole: true,
         stream(request, signal, alive) {
-          const open = async () => {
-            const whole = request.whole === true;
-            const body = JSON.stringify(requestBody(model, request, reasoning, !endpoint.openAiRules, whole));
-            const headers: OutgoingHttpHeaders = { 'content-type': 'application/json', accept: whole ? 'application/json' : 'text/event-stream', 'content-length': Buffer.byteLength(body) };
-            if (endpoint.apiKey) headers.authorization = `Bearer ${endpoint.apiKey}`;
-            const res = await post(target, headers, body, signal);
+          // The request is sent when the parts are first read; they come straight from the reader (no wrapping generator).
+          if (request.whole) {
+            return readWhole(async () => {
+              const body = JSON.stringify(requestBody(model, request, reasoning, !endpoint.openAiRules, true));
+              const answer = await postWhole(whole, headersFor(body, 'application/json'), body, signal);
+              if (answer.status < 200 || answer.status >= 300) throw statusErrorOf(answer.status, answer.headers, answer.text, answer.statusText);
+              return answer.text;
+            }, signal);
+          }
+          return readStream(async () => {
+            const body = JSON.stringify(requestBody(model, request, reasoning, !endpoint.openAiRules, false));
+            const res = await post(target, headersFor(body, 'text/event-stream'), body, signal);
             const status = res.statusCode ?? 0;
             if (status < 200 || status >= 300) throw await statusError(res, status);
             return res;
-          };
-          // The request is sent when the parts are first read; they come straight from the reader (no wrapping generator).
-          return request.whole ? readWhole(open, signal) : readStream(open, signal, request.relay, alive);
+          }, signal, request.relay, alive);
         },
       };
     },
@@ -157,9 +175,73 @@ function post(target: Target, headers: OutgoingHttpHeaders, body: string, signal
   });
 }
 
+interface WholeTarget {
+  dispatcher: Dispatcher;
+  origin: string;
+  path: string;
+}
+
+interface WholeAnswer {
+  status: number;
+  statusText: string | undefined;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+}
+
+/** Longest whole answer read: a runaway or hostile upstream cannot make the process buffer without end. */
+const WHOLE_ANSWER_LIMIT = 32 * 1024 * 1024;
+
+/**
+ * One POST whose answer is read whole, through undici's dispatch callbacks. Errors as post()'s: the
+ * signal's reason when aborted, UpstreamUnreachable before a response, UpstreamConnectionLost after.
+ */
+function postWhole(target: WholeTarget, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<WholeAnswer> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const answer: WholeAnswer = { status: 0, statusText: undefined, headers: {}, text: '' };
+    const decoder = new StringDecoder('utf8');
+    let controller: Dispatcher.DispatchController | undefined;
+    const onAbort = () => controller?.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    const settle = (err?: unknown) => {
+      signal.removeEventListener('abort', onAbort);
+      if (err === undefined) return resolve(answer);
+      if (signal.aborted) return reject(signal.reason);
+      if (err instanceof MalformedChunk) return reject(err);
+      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+      reject(answer.status ? new UpstreamConnectionLost(code) : new UpstreamUnreachable(code));
+    };
+    target.dispatcher.dispatch(
+      { origin: target.origin, path: target.path, method: 'POST', headers, body },
+      {
+        onRequestStart(c) {
+          controller = c;
+          if (signal.aborted) c.abort(signal.reason);
+        },
+        onResponseStart(_c, status, responseHeaders, statusText) {
+          // 1xx informational answers come first, and are not the answer.
+          if (status < 200) return;
+          answer.status = status;
+          answer.statusText = statusText;
+          answer.headers = responseHeaders;
+        },
+        onResponseData(c, chunk) {
+          answer.text += decoder.write(chunk);
+          if (answer.text.length > WHOLE_ANSWER_LIMIT) c.abort(new MalformedChunk(`The answer is longer than ${WHOLE_ANSWER_LIMIT} characters`));
+        },
+        onResponseEnd() {
+          answer.text += decoder.end();
+          settle();
+        },
+        onResponseError(_c, err) {
+          settle(err);
+        },
+      },
+    );
+  });
+}
+
 async function statusError(res: IncomingMessage, status: number): Promise<UpstreamStatusError> {
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(res.headers)) if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
   let text = '';
   try {
     res.setEncoding('utf8');
@@ -170,11 +252,18 @@ async function statusError(res: IncomingMessage, status: number): Promise<Upstre
   } catch {
     // The status says enough; the body was a courtesy.
   }
+  return statusErrorOf(status, res.headers, text, res.statusMessage);
+}
+
+/** A failed answer's status, headers (Retry-After…) and the message of its OpenAI error body, if it has one. */
+function statusErrorOf(status: number, raw: Record<string, string | string[] | undefined>, text: string, statusText: string | undefined): UpstreamStatusError {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(raw)) if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
   let message: string | undefined;
   try {
-    message = (JSON.parse(text) as { error?: { message?: unknown } }).error?.message as string | undefined;
+    message = (JSON.parse(text.slice(0, ERROR_BODY_LIMIT)) as { error?: { message?: unknown } }).error?.message as string | undefined;
   } catch {}
-  return new UpstreamStatusError(status, headers, String(message ?? res.statusMessage ?? `HTTP ${status}`).slice(0, 300));
+  return new UpstreamStatusError(status, headers, String(message ?? statusText ?? `HTTP ${status}`).slice(0, 300));
 }
 
 interface PendingCall {
@@ -314,29 +403,12 @@ async function* readStream(open: () => Promise<IncomingMessage>, signal: AbortSi
   yield { type: 'finish', finishReason, usage };
 }
 
-/** Longest whole answer read: a runaway or hostile upstream cannot make the process buffer without end. */
-const WHOLE_ANSWER_LIMIT = 32 * 1024 * 1024;
-
 /**
  * A whole `chat.completion` (the upstream asked without `stream`) to the same
  * parts a stream gives: its text, its tool calls, then the finish.
  */
-async function* readWhole(open: () => Promise<IncomingMessage>, signal: AbortSignal): AsyncGenerator<ModelPart> {
-  const res = await open();
-  let text = '';
-  try {
-    res.setEncoding('utf8');
-    for await (const piece of res as AsyncIterable<string>) {
-      text += piece;
-      if (text.length > WHOLE_ANSWER_LIMIT) throw new MalformedChunk(`The answer is longer than ${WHOLE_ANSWER_LIMIT} characters`);
-    }
-  } catch (err) {
-    if (signal.aborted || err instanceof MalformedChunk) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    throw code ? new UpstreamConnectionLost(code) : err;
-  } finally {
-    if (!res.complete) res.destroy();
-  }
+async function* readWhole(open: () => Promise<string>, signal: AbortSignal): AsyncGenerator<ModelPart> {
+  const text = await open();
   if (signal.aborted) {
     yield { type: 'abort' };
     return;

@@ -97,6 +97,24 @@ describe('ai: whole answers', () => {
     assert.equal(limited.text, 'From Anthropic.');
   });
 
+  test("an endpoint's URL credentials are sent as Basic auth, whole or streamed; an answer past 32 MiB is refused, not buffered on", async () => {
+    const base = new URL(`${fakes.openai.url}/v1`);
+    base.username = 'parley';
+    base.password = 'p@ss word';
+    const ai = aiFrom({ ...env, OPENAI_COMPATIBLE_ENDPOINTS: JSON.stringify([{ name: 'local', baseUrl: base.href, models: ['qwen3'] }]) });
+    for (const whole of [true, false]) {
+      const r = await collect(ai.streamChat(ask(['local:qwen3'], 'Hi', { whole })));
+      assert.equal(r.error, undefined, r.error?.stack);
+      assert.equal(fakes.openai.requests.at(-1)!.headers.authorization, `Basic ${Buffer.from('parley:p@ss word').toString('base64')}`, `whole: ${whole}`);
+    }
+
+    fakes.openai.script({ reply: 'x'.repeat(33 * 1024 * 1024) });
+    const huge = await collect(ai.streamChat(ask(['local:qwen3', 'anthropic:claude-haiku-4-5'], 'Hi', { whole: true })));
+    assert.equal(huge.error, undefined, huge.error?.stack);
+    assert.deepEqual(huge.failures.map((f) => f.code), ['malformed_response']);
+    assert.equal(huge.text, 'From Anthropic.');
+  });
+
   test('without usage in the answer, tokens are counted locally; a caller that aborts stops the upstream call', async () => {
     const ai = aiFrom(env);
     fakes.openai.script({ reply: 'Counted here.', noUsage: true });
