@@ -45,6 +45,8 @@ export interface RecordedRequest {
   at: number;
   /** The client went away before the answer was complete (an abort, a timeout). */
   aborted: boolean;
+  /** The whole answer was handed to the socket. */
+  finished: boolean;
 }
 
 export interface Reply {
@@ -73,8 +75,9 @@ export async function startFakeUpstream(name: string, handle: (r: Reply) => Prom
     } catch {
       body = text;
     }
-    const record: RecordedRequest = { method: req.method!, path: new URL(req.url!, 'http://fake').pathname, headers: req.headers, body, at: Date.now(), aborted: false };
+    const record: RecordedRequest = { method: req.method!, path: new URL(req.url!, 'http://fake').pathname, headers: req.headers, body, at: Date.now(), aborted: false, finished: false };
     state.requests.push(record);
+    res.on('finish', () => (record.finished = true));
     res.on('close', () => {
       if (!res.writableFinished) record.aborted = true;
     });

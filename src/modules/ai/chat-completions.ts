@@ -1,18 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders, type RequestOptions } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { StringDecoder } from 'node:string_decoder';
-import { Agent as UndiciAgent, type Dispatcher } from 'undici';
-import { MalformedChunk, UpstreamConnectionLost, UpstreamStatusError, UpstreamUnreachable } from './attempt-error.ts';
+import { MalformedChunk, UpstreamConnectionLost } from './attempt-error.ts';
 import type { ChatModel, ModelPart } from './chat-model.ts';
 import { createSseParser } from './sse-parser.ts';
+import { createUpstreamHttp, postStream, postWhole, type UpstreamStream } from './upstream-http.ts';
 import type { ChatMessage, ChatPart, ChatRequest, ChunkRelay, ToolCall, Usage } from './types.ts';
 
 /**
  * A lean driver for OpenAI's Chat Completions wire protocol (OpenAI itself,
- * OpenRouter, Ollama, vLLM and other compatible servers): node:http(s) with
- * keep-alive sockets, an incremental SSE parser and one JSON.parse per data
- * line. It replaces the AI SDK for these upstreams because the SDK's
+ * OpenRouter, Ollama, vLLM and other compatible servers): undici's
+ * dispatcher with keep-alive sockets (upstream-http.ts), an incremental SSE
+ * parser and one JSON.parse per data line. It replaces the AI SDK for these upstreams because the SDK's
  * per-chunk path (web streams, per-chunk schema validation, telemetry spans)
  * cost tens of µs a chunk, which saturated a core at a few hundred
  * concurrent streams (see README, Performance). Behind the gateway, text
@@ -34,59 +31,20 @@ export interface ChatCompletionsEndpoint {
   openAiRules: boolean;
 }
 
-/** Longest error body read from a failed response; only its message is kept. */
-const ERROR_BODY_LIMIT = 64 * 1024;
-
 export function createChatCompletionsDriver() {
-  // Idle keep-alive sockets are unref'd by the agents: they never hold the process open. With a
-  // `timeout` set, the agents also honour the server's `Keep-Alive: timeout=N` hint and drop an
-  // idle socket a second before the server would (only idle sockets are destroyed on timeout).
-  // Up to 1,024 idle sockets per upstream host (Node keeps 256): when a burst of streams ends
-  // together, the next burst finds its connections (and TLS sessions) open instead of dialling.
-  const options = { keepAlive: true, timeout: 60_000, maxFreeSockets: 1024 };
-  const agents = { http: new HttpAgent(options), https: new HttpsAgent(options) };
-  // Whole answers go through undici's dispatcher: one callback per piece read, no stream objects in
-  // between, about half node:http's CPU for a call (bench harness). Its own timeouts are off: the
-  // attempt's answer timeout bounds the call. Idle sockets are kept as long as the agents above keep theirs.
-  const dispatcher = new UndiciAgent({ keepAliveTimeout: 60_000, headersTimeout: 0, bodyTimeout: 0 });
+  const http = createUpstreamHttp();
   return {
     model(endpoint: ChatCompletionsEndpoint, model: string): ChatModel {
-      const url = new URL(`${endpoint.baseUrl.replace(/\/+$/, '')}/chat/completions`);
-      const agent = url.protocol === 'https:' ? agents.https : agents.http;
       // Parsed once per model rather than per request.
-      const target: Target = {
-        send: url.protocol === 'https:' ? httpsRequest : httpRequest,
-        options: { protocol: url.protocol, hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: url.port || undefined, path: url.pathname + url.search, method: 'POST', agent },
-      };
-      if (url.username) target.options.auth = `${decodeURIComponent(url.username)}:${decodeURIComponent(url.password)}`;
-      // As node:http's `auth` does it: Basic from the URL's credentials, unless a key is sent.
-      const authorization = endpoint.apiKey ? `Bearer ${endpoint.apiKey}` : target.options.auth ? `Basic ${Buffer.from(target.options.auth).toString('base64')}` : undefined;
-      const whole: WholeTarget = { dispatcher, origin: url.origin, path: url.pathname + url.search };
+      const target = http.target(new URL(`${endpoint.baseUrl.replace(/\/+$/, '')}/chat/completions`), endpoint.apiKey);
       const reasoning = endpoint.openAiRules && isOpenAiReasoningModel(model);
-      const headersFor = (body: string, accept: string) => {
-        const headers: Record<string, string> = { 'content-type': 'application/json', accept, 'content-length': String(Buffer.byteLength(body)) };
-        if (authorization) headers.authorization = authorization;
-        return headers;
-      };
+      const bodyOf = (request: ChatRequest, whole: boolean) => JSON.stringify(requestBody(model, request, reasoning, !endpoint.openAiRules, whole));
       return {
         answersWhole: true,
         stream(request, signal, alive) {
           // The request is sent when the parts are first read; they come straight from the reader (no wrapping generator).
-          if (request.whole) {
-            return readWhole(async () => {
-              const body = JSON.stringify(requestBody(model, request, reasoning, !endpoint.openAiRules, true));
-              const answer = await postWhole(whole, headersFor(body, 'application/json'), body, signal);
-              if (answer.status < 200 || answer.status >= 300) throw statusErrorOf(answer.status, answer.headers, answer.text, answer.statusText);
-              return answer.text;
-            }, signal);
-          }
-          return readStream(async () => {
-            const body = JSON.stringify(requestBody(model, request, reasoning, !endpoint.openAiRules, false));
-            const res = await post(target, headersFor(body, 'text/event-stream'), body, signal);
-            const status = res.statusCode ?? 0;
-            if (status < 200 || status >= 300) throw await statusError(res, status);
-            return res;
-          }, signal, request.relay, alive);
+          if (request.whole) return readWhole(() => postWhole(target, bodyOf(request, true), signal), signal);
+          return readStream(() => postStream(target, bodyOf(request, false), signal), signal, request.relay, alive);
         },
       };
     },
@@ -148,124 +106,6 @@ function wirePart(p: ChatPart) {
   return { type: 'image_url', image_url: { url: p.url, ...(p.detail !== undefined ? { detail: p.detail } : {}) } };
 }
 
-interface Target {
-  send: typeof httpRequest;
-  options: RequestOptions;
-}
-
-function post(target: Target, headers: OutgoingHttpHeaders, body: string, signal: AbortSignal): Promise<IncomingMessage> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    // The signal stops the request and its response by hand: node:http's own `signal` option costs an
-    // end-of-stream watcher per request. The listener goes when the exchange is over ('close').
-    const req = target.send({ ...target.options, headers }, resolve);
-    const onAbort = () => req.destroy(signal.reason instanceof Error ? signal.reason : new DOMException('The operation was aborted', 'AbortError'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    req.once('close', () => signal.removeEventListener('abort', onAbort));
-    req.on('error', (err: NodeJS.ErrnoException) => {
-      if (signal.aborted) return reject(err);
-      // A pooled keep-alive socket the server had already closed (its keep-alive timeout), noticed
-      // only now because a busy event loop had not yet read the FIN: the request never reached the
-      // server. Send it again; the dead socket has left the pool. Counting this as a failed attempt
-      // would feed the circuit breaker with our own stale sockets.
-      if (req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) return post(target, headers, body, signal).then(resolve, reject);
-      reject(new UpstreamUnreachable(err.code ?? err.message));
-    });
-    req.end(body);
-  });
-}
-
-interface WholeTarget {
-  dispatcher: Dispatcher;
-  origin: string;
-  path: string;
-}
-
-interface WholeAnswer {
-  status: number;
-  statusText: string | undefined;
-  headers: Record<string, string | string[] | undefined>;
-  text: string;
-}
-
-/** Longest whole answer read: a runaway or hostile upstream cannot make the process buffer without end. */
-const WHOLE_ANSWER_LIMIT = 32 * 1024 * 1024;
-
-/**
- * One POST whose answer is read whole, through undici's dispatch callbacks. Errors as post()'s: the
- * signal's reason when aborted, UpstreamUnreachable before a response, UpstreamConnectionLost after.
- */
-function postWhole(target: WholeTarget, headers: Record<string, string>, body: string, signal: AbortSignal): Promise<WholeAnswer> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const answer: WholeAnswer = { status: 0, statusText: undefined, headers: {}, text: '' };
-    const decoder = new StringDecoder('utf8');
-    let controller: Dispatcher.DispatchController | undefined;
-    const onAbort = () => controller?.abort(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    const settle = (err?: unknown) => {
-      signal.removeEventListener('abort', onAbort);
-      if (err === undefined) return resolve(answer);
-      if (signal.aborted) return reject(signal.reason);
-      if (err instanceof MalformedChunk) return reject(err);
-      const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-      reject(answer.status ? new UpstreamConnectionLost(code) : new UpstreamUnreachable(code));
-    };
-    target.dispatcher.dispatch(
-      { origin: target.origin, path: target.path, method: 'POST', headers, body },
-      {
-        onRequestStart(c) {
-          controller = c;
-          if (signal.aborted) c.abort(signal.reason);
-        },
-        onResponseStart(_c, status, responseHeaders, statusText) {
-          // 1xx informational answers come first, and are not the answer.
-          if (status < 200) return;
-          answer.status = status;
-          answer.statusText = statusText;
-          answer.headers = responseHeaders;
-        },
-        onResponseData(c, chunk) {
-          answer.text += decoder.write(chunk);
-          if (answer.text.length > WHOLE_ANSWER_LIMIT) c.abort(new MalformedChunk(`The answer is longer than ${WHOLE_ANSWER_LIMIT} characters`));
-        },
-        onResponseEnd() {
-          answer.text += decoder.end();
-          settle();
-        },
-        onResponseError(_c, err) {
-          settle(err);
-        },
-      },
-    );
-  });
-}
-
-async function statusError(res: IncomingMessage, status: number): Promise<UpstreamStatusError> {
-  let text = '';
-  try {
-    res.setEncoding('utf8');
-    for await (const piece of res) {
-      text += piece;
-      if (text.length > ERROR_BODY_LIMIT) break;
-    }
-  } catch {
-    // The status says enough; the body was a courtesy.
-  }
-  return statusErrorOf(status, res.headers, text, res.statusMessage);
-}
-
-/** A failed answer's status, headers (Retry-After…) and the message of its OpenAI error body, if it has one. */
-function statusErrorOf(status: number, raw: Record<string, string | string[] | undefined>, text: string, statusText: string | undefined): UpstreamStatusError {
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(raw)) if (value !== undefined) headers[name] = Array.isArray(value) ? value.join(', ') : value;
-  let message: string | undefined;
-  try {
-    message = (JSON.parse(text.slice(0, ERROR_BODY_LIMIT)) as { error?: { message?: unknown } }).error?.message as string | undefined;
-  } catch {}
-  return new UpstreamStatusError(status, headers, String(message ?? statusText ?? `HTTP ${status}`).slice(0, 300));
-}
-
 interface PendingCall {
   id: string;
   name: string;
@@ -277,9 +117,11 @@ interface PendingCall {
  * complete, then the finish. With a relay, once a first text part has been
  * taken (the link has answered, so no fallback can follow), plain text frames
  * go to the relay as they came, without a parse or a part each; the rest of
- * the stream still becomes parts, in order.
+ * the stream still becomes parts, in order. A piece that is nothing but such
+ * frames is relayed as it arrives (the stream's `tap`), without waking this
+ * reader.
  */
-async function* readStream(open: () => Promise<IncomingMessage>, signal: AbortSignal, relay?: ChunkRelay, alive?: () => void): AsyncGenerator<ModelPart> {
+async function* readStream(open: () => Promise<UpstreamStream>, signal: AbortSignal, relay?: ChunkRelay, alive?: () => void): AsyncGenerator<ModelPart> {
   const res = await open();
   const datas: string[] = [];
   const parser = createSseParser((data) => datas.push(data));
@@ -292,28 +134,48 @@ async function* readStream(open: () => Promise<IncomingMessage>, signal: AbortSi
   let lfOnly = true;
   // While relaying: the end of the last piece, a frame not complete yet (the parser only ever gets whole frames then).
   let pending = '';
-  res.setEncoding('utf8');
+  /**
+   * Relays the leading plain text frames of a piece (with what was pending) and keeps its incomplete
+   * end; returns the complete frames after them, for the parser. With `onlyAll`, a piece whose complete
+   * frames are not all relayable is left untouched (false), for the reader to take as it came.
+   */
+  const relayPiece = (piece: string, onlyAll: boolean): string | false => {
+    const text = pending + piece;
+    const boundary = text.lastIndexOf('\n\n');
+    if (boundary === -1) {
+      pending = text;
+      return '';
+    }
+    const end = boundary + 2;
+    const head = relayable(text, end);
+    if (onlyAll && head.end < end) return false;
+    pending = text.slice(end);
+    if (head.end > 0) {
+      relay!.text += head.content;
+      alive?.();
+      // A client reading slowly: the upstream is not read on until its socket drains.
+      if (!relay!.forward(head.end === text.length ? text : text.slice(0, head.end), head.content)) {
+        res.pause();
+        void relay!.drained().then(() => res.resume());
+      }
+    }
+    return text.slice(head.end, end);
+  };
+  const tap = (piece: string) => !piece.includes('\r') && relayPiece(piece, true) !== false;
+  const setRelaying = (on: boolean) => {
+    relaying = on;
+    res.tap = on ? tap : undefined;
+  };
   try {
-    for await (const piece of res as AsyncIterable<string>) {
+    for (let piece = await res.next(); piece !== undefined; piece = await res.next()) {
       if (!relaying) parser.push(piece);
       else if (piece.includes('\r')) {
-        relaying = lfOnly = false;
+        setRelaying((lfOnly = false));
         parser.push(pending + piece);
         pending = '';
       } else {
-        const text = pending + piece;
-        const boundary = text.lastIndexOf('\n\n');
-        pending = boundary === -1 ? text : text.slice(boundary + 2);
-        if (boundary !== -1) {
-          const end = boundary + 2;
-          const head = relayable(text, end);
-          if (head.end > 0) {
-            relay!.text += head.content;
-            alive?.();
-            if (!relay!.forward(head.end === text.length ? text : text.slice(0, head.end), head.content)) await relay!.drained();
-          }
-          if (head.end < end) parser.push(text.slice(head.end, end));
-        }
+        const frames = relayPiece(piece, false);
+        if (frames) parser.push(frames);
       }
       // The text of every chunk in this piece goes on as one part: a busy process that reads
       // several chunks at once then forwards them at once, instead of paying per chunk.
@@ -373,7 +235,7 @@ async function* readStream(open: () => Promise<IncomingMessage>, signal: AbortSi
           const last = text.charCodeAt(text.length - 1);
           const canRelay = last < 0xd800 || last > 0xdbff;
           if (canRelay !== relaying) {
-            relaying = canRelay;
+            setRelaying(canRelay);
             if (!relaying && pending) {
               parser.push(pending);
               pending = '';
@@ -384,16 +246,14 @@ async function* readStream(open: () => Promise<IncomingMessage>, signal: AbortSi
       if (failure) throw failure;
     }
   } catch (err) {
-    if (signal.aborted || err instanceof MalformedChunk) throw err;
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code) throw new UpstreamConnectionLost(code);
+    if (signal.aborted || err instanceof MalformedChunk || err instanceof UpstreamConnectionLost) throw err;
     // Reading a field of a chunk whose shape is not the protocol's (tool_calls not a list…).
     if (err instanceof TypeError) throw new MalformedChunk(err.message);
     throw err;
   } finally {
     parser.end();
-    // Leaving early (the consumer stopped, a bad chunk): this socket is in an unknown state, drop it.
-    if (!res.complete) res.destroy();
+    // Leaving early (the consumer stopped, a bad chunk): this connection is in an unknown state, drop it.
+    res.close();
   }
   if (signal.aborted) {
     yield { type: 'abort' };

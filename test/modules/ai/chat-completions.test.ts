@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
+import { eventually } from '../../support/eventually.ts';
 import { aiFrom, ask, collect, useFakeUpstreams } from './support.ts';
 
 describe('ai: the Chat Completions driver', () => {
@@ -33,6 +34,46 @@ describe('ai: the Chat Completions driver', () => {
     assert.equal(sent.body.top_p, 0.8);
     assert.equal(sent.body.top_k, 40, 'compatible servers (vLLM, Ollama, llama.cpp…) sample with top_k');
     assert.equal(sent.headers.authorization, undefined, 'no key configured, no Authorization header');
+  });
+
+  test('a relay that waits for its client to drain stops the upstream being read until then; nothing is lost', async () => {
+    // 8 MB of text: the upstream could not finish sending it while nothing reads it.
+    const chunks = Array.from({ length: 4000 }, (_, i) => `${String(i).padStart(4, '0')}${'x'.repeat(2044)}`);
+    fakes.openai.script({ chunks });
+    const ai = aiFrom({ ...fakes.openai.env });
+    let relayed = '';
+    let release!: () => void;
+    const drainedOnce = new Promise<void>((resolve) => (release = resolve));
+    // Every forward asks for a drain, which comes only once released.
+    const relay = { text: '', forward: (_frames: string, text: string) => ((relayed += text), false), drained: () => drainedOnce };
+    const done = collect(ai.streamChat({ ...ask(['openai:gpt-4o-mini']), relay }));
+    await eventually(() => assert.ok(relayed.length > 0, 'relaying began'));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(relayed.length < 1024 * 1024, `held back after ${relayed.length} characters`);
+    assert.equal(fakes.openai.requests[0]!.finished, false);
+    release();
+    const r = await done;
+    assert.equal(r.error, undefined, r.error?.stack);
+    assert.ok(r.text + relayed === chunks.join(''), `the first text as a delta, the rest relayed, in order (${r.text.length} + ${relayed.length} characters)`);
+    assert.equal(fakes.openai.requests[0]!.finished, true);
+  });
+
+  test('a consumer that stops asking for parts stops the upstream being read; nothing is lost when it asks again', async () => {
+    const chunks = Array.from({ length: 4000 }, (_, i) => `${String(i).padStart(4, '0')}${'y'.repeat(2044)}`);
+    fakes.openai.script({ chunks });
+    const ai = aiFrom({ ...fakes.openai.env });
+    const events = ai.streamChat(ask(['openai:gpt-4o-mini']))[Symbol.asyncIterator]();
+    let text = '';
+    while (!text) {
+      const e = await events.next();
+      if (e.done) break;
+      if (e.value.type === 'delta') text += e.value.text;
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(fakes.openai.requests[0]!.finished, false, 'held back while nobody reads');
+    for (let e = await events.next(); !e.done; e = await events.next()) if (e.value.type === 'delta') text += e.value.text;
+    assert.ok(text === chunks.join(''), `all the text, in order (${text.length} characters)`);
+    assert.equal(fakes.openai.requests[0]!.finished, true);
   });
 
   test('requests ask for a keep-alive connection', async () => {
