@@ -195,14 +195,7 @@ async function* readStream(open: () => Promise<UpstreamStream>, signal: AbortSig
             text += plain;
             continue;
           }
-          let chunk: WireChunk;
-          try {
-            chunk = JSON.parse(data);
-          } catch {
-            throw new MalformedChunk('A data line is not JSON');
-          }
-          if (typeof chunk !== 'object' || chunk === null) throw new MalformedChunk('A chunk is not an object');
-          if (chunk.error) throw new Error(`The provider reported an error mid-stream: ${String(chunk.error.message ?? 'unknown').slice(0, 300)}`);
+          const chunk = parseWire<WireChunk>(data, 'chunk');
           if (chunk.usage) usage = usageOf(chunk.usage);
           const choice = chunk.choices?.[0];
           if (!choice) continue;
@@ -273,14 +266,7 @@ async function* readWhole(open: () => Promise<string>, signal: AbortSignal): Asy
     yield { type: 'abort' };
     return;
   }
-  let answer: WireCompletion;
-  try {
-    answer = JSON.parse(text);
-  } catch {
-    throw new MalformedChunk('The answer is not JSON');
-  }
-  if (typeof answer !== 'object' || answer === null) throw new MalformedChunk('The answer is not an object');
-  if (answer.error) throw new Error(`The provider reported an error: ${String(answer.error.message ?? 'unknown').slice(0, 300)}`);
+  const answer = parseWire<WireCompletion>(text, 'answer');
   const choice = answer.choices?.[0];
   if (!choice || typeof choice !== 'object') throw new MalformedChunk('The answer has no choice');
   const message = choice.message ?? {};
@@ -290,6 +276,19 @@ async function* readWhole(open: () => Promise<string>, signal: AbortSignal): Asy
     yield { type: 'tool_call', call: { id: typeof c.id === 'string' && c.id ? c.id : `call_${randomUUID()}`, name: c.function.name, arguments: c.function.arguments || '{}' } };
   }
   yield { type: 'finish', finishReason: (choice.finish_reason && FINISH_REASONS[choice.finish_reason]) || 'other', usage: answer.usage ? usageOf(answer.usage) : undefined };
+}
+
+/** A chunk's or an answer's JSON: a MalformedChunk when it is not a JSON object; the provider's own error thrown as such. */
+function parseWire<T extends { error?: { message?: unknown } }>(json: string, what: 'chunk' | 'answer'): T {
+  let value: T;
+  try {
+    value = JSON.parse(json);
+  } catch {
+    throw new MalformedChunk(`A ${what} is not JSON`);
+  }
+  if (typeof value !== 'object' || value === null) throw new MalformedChunk(`A ${what} is not an object`);
+  if (value.error) throw new Error(`The provider reported an error${what === 'chunk' ? ' mid-stream' : ''}: ${String(value.error.message ?? 'unknown').slice(0, 300)}`);
+  return value;
 }
 
 /**
