@@ -30,8 +30,6 @@ export function createUpstreamHttp() {
   };
 }
 
-export type UpstreamHttp = ReturnType<typeof createUpstreamHttp>;
-
 export interface UpstreamTarget {
   dispatcher: Dispatcher;
   origin: string;
@@ -42,7 +40,7 @@ export interface UpstreamTarget {
 type Headers = Record<string, string | string[] | undefined>;
 
 /** Longest whole answer read: a runaway or hostile upstream cannot make the process buffer without end. */
-export const WHOLE_ANSWER_LIMIT = 32 * 1024 * 1024;
+const WHOLE_ANSWER_LIMIT = 32 * 1024 * 1024;
 
 /** Longest error body read from a failed answer; only its message is kept. */
 const ERROR_BODY_LIMIT = 64 * 1024;
