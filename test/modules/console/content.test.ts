@@ -50,12 +50,19 @@ describe('console: projects, files, documents and knowledge in a real browser', 
     const tool = tools.find((x) => !x.needsApproval) ?? tools[0];
     assert.ok(tool, 'some built-in tool to offer');
     await inBrowser(tc, browser, async ({ page }) => {
+      // The tool list comes late: what is typed before it arrives stays typed when the form renders again.
+      await page.route('**/v1/tools', async (route) => {
+        await new Promise((r) => setTimeout(r, 700));
+        await route.continue();
+      });
       await signIn(page, u, '/projects');
       await page.getByRole('link', { name: 'New project' }).click();
       await page.getByLabel('Name', { exact: true }).fill('Research helper');
       await page.getByLabel('System prompt').fill('You help with research. Cite sources.');
       await page.getByLabel('Temperature').fill('0.3');
       await page.getByLabel(`Offer ${tool.name}`).check();
+      assert.equal(await page.getByLabel('Name', { exact: true }).inputValue(), 'Research helper');
+      assert.equal(await page.getByLabel('Temperature').inputValue(), '0.3');
       await page.getByRole('button', { name: 'Create project' }).click();
       await page.getByRole('heading', { level: 1, name: 'Research helper' }).waitFor();
       const id = page.url().split('/').pop()!;

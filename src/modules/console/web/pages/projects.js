@@ -46,16 +46,18 @@ function ProjectForm({ project, tools, onSave, submitLabel }) {
   }
 
   const p = project ?? { tools: [], toolApprovals: [], fallbackModels: [] };
+  // Default values, not controlled ones: the form renders again when the tool list or the project
+  // list arrives, and a controlled input would lose what was typed before that.
   return html`<form class="card project-form" onSubmit=${submit}>
-    <${Field} label="Name"><input name="name" required maxlength="100" value=${p.name ?? ''} /></${Field}>
-    <${Field} label="Description"><input name="description" maxlength="2000" value=${p.description ?? ''} /></${Field}>
+    <${Field} label="Name"><input name="name" required maxlength="100" defaultValue=${p.name ?? ''} /></${Field}>
+    <${Field} label="Description"><input name="description" maxlength="2000" defaultValue=${p.description ?? ''} /></${Field}>
     ${project ? null : html`<${Field} label="System prompt" hint="Saved as the active prompt named “Default”"><textarea name="systemPrompt" rows="4"></textarea></${Field}>`}
     <div class="grid">
-      <${Field} label="Model" hint="provider:model; blank for the user's default"><input name="model" value=${p.model ?? ''} placeholder="openai:gpt-4o-mini" /></${Field}>
-      <${Field} label="Fallback models" hint="Comma-separated, tried in order"><input name="fallbackModels" value=${p.fallbackModels.join(', ')} /></${Field}>
-      <${Field} label="Temperature"><input name="temperature" type="number" min="0" max="2" step="0.1" value=${p.temperature ?? ''} /></${Field}>
-      <${Field} label="Max tokens"><input name="maxTokens" type="number" min="1" value=${p.maxTokens ?? ''} /></${Field}>
-      <${Field} label="Max tool steps"><input name="maxToolSteps" type="number" min="1" max="100" value=${p.maxToolSteps ?? ''} /></${Field}>
+      <${Field} label="Model" hint="provider:model; blank for the user's default"><input name="model" defaultValue=${p.model ?? ''} placeholder="openai:gpt-4o-mini" /></${Field}>
+      <${Field} label="Fallback models" hint="Comma-separated, tried in order"><input name="fallbackModels" defaultValue=${p.fallbackModels.join(', ')} /></${Field}>
+      <${Field} label="Temperature"><input name="temperature" type="number" min="0" max="2" step="0.1" defaultValue=${p.temperature ?? ''} /></${Field}>
+      <${Field} label="Max tokens"><input name="maxTokens" type="number" min="1" defaultValue=${p.maxTokens ?? ''} /></${Field}>
+      <${Field} label="Max tool steps"><input name="maxToolSteps" type="number" min="1" max="100" defaultValue=${p.maxToolSteps ?? ''} /></${Field}>
     </div>
     <fieldset class="tools">
       <legend>Tools</legend>
@@ -66,11 +68,11 @@ function ProjectForm({ project, tools, onSave, submitLabel }) {
               ${tools.map(
                 (t) => html`<tr key=${t.name}>
                   <th scope="row"><code>${t.name}</code><br /><small class="muted">${t.description}</small></th>
-                  <td><input type="checkbox" name="tools" value=${t.name} checked=${p.tools.includes(t.name)} aria-label=${`Offer ${t.name}`} /></td>
+                  <td><input type="checkbox" name="tools" value=${t.name} defaultChecked=${p.tools.includes(t.name)} aria-label=${`Offer ${t.name}`} /></td>
                   <td>
                     ${t.needsApproval
                       ? html`<small class="muted">always</small>`
-                      : html`<input type="checkbox" name="toolApprovals" value=${t.name} checked=${p.toolApprovals.includes(t.name)} aria-label=${`Ask before ${t.name}`} />`}
+                      : html`<input type="checkbox" name="toolApprovals" value=${t.name} defaultChecked=${p.toolApprovals.includes(t.name)} aria-label=${`Ask before ${t.name}`} />`}
                   </td>
                 </tr>`,
               )}
