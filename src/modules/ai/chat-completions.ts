@@ -9,8 +9,8 @@ import type { ChatMessage, ChatPart, ChatRequest, ChunkRelay, ToolCall, Usage } 
  * A lean driver for OpenAI's Chat Completions wire protocol (OpenAI itself,
  * OpenRouter, Ollama, vLLM and other compatible servers): undici's
  * dispatcher with keep-alive sockets (upstream-http.ts), an incremental SSE
- * parser and one JSON.parse per data line. It replaces the AI SDK for these upstreams because the SDK's
- * per-chunk path (web streams, per-chunk schema validation, telemetry spans)
+ * parser and one JSON.parse per data line. It replaces the AI SDK for these
+ * upstreams because the SDK's per-chunk path (web streams, per-chunk schema validation, telemetry spans)
  * cost tens of µs a chunk, which saturated a core at a few hundred
  * concurrent streams (see README, Performance). Behind the gateway, text
  * frames after the first output skip even that parse: they are relayed as

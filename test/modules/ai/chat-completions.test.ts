@@ -5,6 +5,9 @@ import { describe, test } from 'node:test';
 import { eventually } from '../../support/eventually.ts';
 import { aiFrom, ask, collect, useFakeUpstreams } from './support.ts';
 
+/** 8 MB of text in numbered 2 KB chunks: an upstream could not finish sending it while nothing reads it. */
+const eightMegabytes = () => Array.from({ length: 4000 }, (_, i) => `${String(i).padStart(4, '0')}${'x'.repeat(2044)}`);
+
 describe('ai: the Chat Completions driver', () => {
   const fakes = useFakeUpstreams();
 
@@ -37,8 +40,7 @@ describe('ai: the Chat Completions driver', () => {
   });
 
   test('a relay that waits for its client to drain stops the upstream being read until then; nothing is lost', async () => {
-    // 8 MB of text: the upstream could not finish sending it while nothing reads it.
-    const chunks = Array.from({ length: 4000 }, (_, i) => `${String(i).padStart(4, '0')}${'x'.repeat(2044)}`);
+    const chunks = eightMegabytes();
     fakes.openai.script({ chunks });
     const ai = aiFrom({ ...fakes.openai.env });
     let relayed = '';
@@ -59,7 +61,7 @@ describe('ai: the Chat Completions driver', () => {
   });
 
   test('a consumer that stops asking for parts stops the upstream being read; nothing is lost when it asks again', async () => {
-    const chunks = Array.from({ length: 4000 }, (_, i) => `${String(i).padStart(4, '0')}${'y'.repeat(2044)}`);
+    const chunks = eightMegabytes();
     fakes.openai.script({ chunks });
     const ai = aiFrom({ ...fakes.openai.env });
     const events = ai.streamChat(ask(['openai:gpt-4o-mini']))[Symbol.asyncIterator]();
