@@ -59,6 +59,48 @@ for (const side of sides) {
       assert.equal((await blocking.consume('k')).allowed, false, 'still blocked');
     });
 
+    test('several counters at once count as each would alone, on the same counters', async () => {
+      const f = side.make();
+      const user = f.create({ name: 'many:user', points: 2, durationSeconds: 60 });
+      const key = f.create({ name: 'many:key', points: 1, durationSeconds: 60 });
+      const hits = [
+        { limiter: user, key: 'u1' },
+        { limiter: key, key: 'k1' },
+      ];
+      const first = await f.consumeMany(hits);
+      assert.deepEqual(first.map((r) => [r.allowed, r.limit, r.remaining]), [[true, 2, 1], [true, 1, 0]]);
+      assert.ok(first.every((r) => r.resetMs > 0 && r.resetMs <= 60_000));
+      const second = await f.consumeMany(hits);
+      assert.deepEqual(second.map((r) => [r.allowed, r.remaining]), [[true, 0], [false, 0]], 'the key is over its limit, the user at it');
+      assert.equal((await user.consume('u1')).allowed, false, 'one consume sees what the batch counted');
+      assert.equal((await user.peek('u1')).remaining, 0);
+
+      // Peeking counts nothing; a subject never counted has its whole limit and no reset.
+      const peeked = await f.peekMany([{ limiter: user, key: 'u2' }, { limiter: key, key: 'k1' }]);
+      assert.deepEqual(peeked, [{ allowed: true, limit: 2, remaining: 2, resetMs: 0 }, { allowed: false, limit: 1, remaining: 0, resetMs: peeked[1]!.resetMs }]);
+      assert.ok(peeked[1]!.resetMs > 0);
+      assert.deepEqual((await f.peekMany([{ limiter: user, key: 'u2' }, { limiter: key, key: 'k2' }])).map((r) => r.remaining), [2, 1]);
+
+      // Points, as tokens are counted; a reset clears what the batch counted.
+      const tokens = f.create({ name: 'many:tokens', points: 100, durationSeconds: 60 });
+      const counted = await f.consumeMany([{ limiter: tokens, key: 'u1', points: 60 }, { limiter: tokens, key: 'u2', points: 120 }]);
+      assert.deepEqual(counted.map((r) => [r.allowed, r.remaining]), [[true, 40], [false, 0]]);
+      await tokens.reset('u2');
+      assert.equal((await f.peekMany([{ limiter: tokens, key: 'u1' }, { limiter: tokens, key: 'u2' }]))[1]!.remaining, 100);
+    });
+
+    test('a limiter that blocks beyond its window still does so in a batch', async () => {
+      const f = side.make();
+      const blocking = f.create({ name: 'many:block', points: 1, durationSeconds: 1, blockSeconds: 30 });
+      const plain = f.create({ name: 'many:plain', points: 5, durationSeconds: 60 });
+      const hits = [{ limiter: blocking, key: 'k' }, { limiter: plain, key: 'k' }];
+      await f.consumeMany(hits);
+      const refused = await f.consumeMany(hits);
+      assert.equal(refused[0]!.allowed, false);
+      assert.ok(refused[0]!.resetMs > 2000, 'blocked beyond the window');
+      assert.deepEqual([refused[1]!.allowed, refused[1]!.remaining], [true, 3]);
+    });
+
     test('limiters with different names do not share counts', async () => {
       const f = side.make();
       const a = f.create({ name: 'a', points: 1, durationSeconds: 60 });
@@ -69,6 +111,38 @@ for (const side of sides) {
   });
 }
 
+describe('limiter [redis, round trips]', { skip: !process.env.REDIS_URL && 'REDIS_URL not set' }, () => {
+  test('a batch of counters is one command to Redis, where each alone is one', async (t) => {
+    const client = openRedis(process.env.REDIS_URL!);
+    const monitor = await client.monitor();
+    t.after(async () => {
+      monitor.disconnect();
+      await client.quit();
+    });
+    const prefix = `parley:test:${randomBytes(6).toString('hex')}:`;
+    const f = redisLimiters(client, prefix);
+    const hits = ['user', 'key', 'ip'].map((name) => ({ limiter: f.create({ name, points: 10, durationSeconds: 60 }), key: 's' }));
+    const seen: string[] = [];
+    let started = false;
+    const ended = new Promise<void>((resolve) =>
+      monitor.on('monitor', (_time: string, args: string[], source: string) => {
+        const [command, first] = args.map(String);
+        if (command!.toLowerCase() === 'echo') {
+          started ||= first === `${prefix}start`;
+          if (first === `${prefix}end`) resolve();
+        } else if (started && source !== 'lua' && args.some((a) => String(a).startsWith(prefix))) seen.push(command!.toLowerCase());
+      }),
+    );
+    await f.consumeMany(hits); // Redis learns the script
+    await client.echo(`${prefix}start`);
+    await f.consumeMany(hits);
+    await f.peekMany(hits);
+    await client.echo(`${prefix}end`);
+    await ended;
+    assert.deepEqual(seen, ['evalsha', 'evalsha'], 'one script call for three consumes, one for three peeks');
+  });
+});
+
 describe('limiter [redis, unreachable]', { skip: !process.env.REDIS_URL && 'REDIS_URL not set' }, () => {
   test('counts in this process while Redis cannot be reached, with one warning; in Redis again once it is back', async (t) => {
     const client = openRedis(process.env.REDIS_URL!);
@@ -76,7 +150,8 @@ describe('limiter [redis, unreachable]', { skip: !process.env.REDIS_URL && 'REDI
     await client.ping();
     const warnings: string[] = [];
     const logger = { warn: (_: unknown, msg: string) => warnings.push(msg) } as unknown as Logger;
-    const limiter = redisLimiters(client, `parley:test:${randomBytes(6).toString('hex')}:`, logger).create({ name: 'outage', points: 2, durationSeconds: 60 });
+    const factory = redisLimiters(client, `parley:test:${randomBytes(6).toString('hex')}:`, logger);
+    const limiter = factory.create({ name: 'outage', points: 2, durationSeconds: 60 });
 
     client.disconnect();
     await once(client, 'end');
@@ -85,8 +160,16 @@ describe('limiter [redis, unreachable]', { skip: !process.env.REDIS_URL && 'REDI
     assert.equal((await limiter.peek('k')).allowed, false);
     assert.equal(warnings.length, 1, `one warning, not one per call: ${warnings.join('; ')}`);
 
+    const many = factory.create({ name: 'outage:many', points: 1, durationSeconds: 60 });
+    const batch = [{ limiter: many, key: 'a' }, { limiter: many, key: 'b' }];
+    assert.deepEqual((await factory.consumeMany(batch)).map((r) => r.allowed), [true, true], 'a batch is counted in memory too');
+    assert.deepEqual((await factory.consumeMany(batch)).map((r) => r.allowed), [false, false]);
+    assert.deepEqual((await factory.peekMany(batch)).map((r) => r.allowed), [false, false]);
+    assert.equal(warnings.length, 1, `still one warning: ${warnings.join('; ')}`);
+
     await client.connect();
     const back = await limiter.consume('k');
     assert.deepEqual([back.allowed, back.remaining], [true, 1], "Redis' own count, which the outage did not touch");
+    assert.deepEqual((await factory.consumeMany(batch)).map((r) => r.allowed), [true, true], 'in Redis again');
   });
 });

@@ -151,7 +151,7 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
       await refuseBannedAt(ip, p);
       const all = hits(requests[p.role], p, ip);
       if (!all.length) return undefined;
-      const results = await Promise.all(all.map((h) => h.limiter.consume(h.subject)));
+      const results = await deps.limiters.consumeMany(all.map((h) => ({ limiter: h.limiter, key: h.subject })));
       const i = tightest(results);
       const t = results[i]!;
       const state = { limit: t.limit, remaining: t.remaining, resetSeconds: Math.ceil(t.resetMs / 1000), windowSeconds: WINDOW_SECONDS };
@@ -171,7 +171,7 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
     async checkTokens(p: Principal): Promise<void> {
       const all = hits(tokens[p.role], p);
       if (!all.length) return;
-      const results = await Promise.all(all.map((h) => h.limiter.peek(h.subject)));
+      const results = await deps.limiters.peekMany(all.map((h) => ({ limiter: h.limiter, key: h.subject })));
       const refused = all.filter((_, i) => results[i]!.remaining <= 0);
       if (!refused.length) return;
       await violated(p, refused);
@@ -183,7 +183,7 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
     async addTokens(p: Principal, n: number): Promise<void> {
       const points = Math.ceil(n);
       if (!(points > 0)) return;
-      await Promise.all(hits(tokens[p.role], p).map((h) => h.limiter.consume(h.subject, points))).catch((err: unknown) =>
+      await deps.limiters.consumeMany(hits(tokens[p.role], p).map((h) => ({ limiter: h.limiter, key: h.subject, points }))).catch((err: unknown) =>
         deps.logger?.warn({ err, userId: p.userId }, 'could not count model tokens against the rate limit'),
       );
     },

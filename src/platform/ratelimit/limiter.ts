@@ -1,6 +1,7 @@
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../observability/logger.ts';
+import { luaScript } from '../redis/scripts.ts';
 
 export interface LimitResult {
   allowed: boolean;
@@ -56,6 +57,17 @@ export class Limiter {
     await this.#store((impl) => impl.delete(key));
   }
 
+  /** Where the shared store keeps `key`'s counter. */
+  storeKey(key: string): string {
+    return this.#impl.getKey(key);
+  }
+
+  /** A count read from the store (`consumed` undefined: no counter yet), as consume or peek reports it. */
+  resultOf(consumed: number | undefined, ttlMs: number): LimitResult {
+    if (consumed === undefined) return { allowed: true, limit: this.spec.points, remaining: this.spec.points, resetMs: 0 };
+    return { allowed: consumed <= this.spec.points, limit: this.spec.points, remaining: Math.max(0, this.spec.points - consumed), resetMs: ttlMs };
+  }
+
   /** `op` on the store; should the store fail (not refuse: a refusal is a RateLimiterRes), on the fallback. */
   async #store<T>(op: (impl: RateLimiterAbstract) => Promise<T>): Promise<T> {
     const fallback = this.#fallback;
@@ -74,16 +86,61 @@ export class Limiter {
   }
 }
 
+/** One counter of a batch: a limiter and the subject it counts; `points` to consume (default 1). */
+export interface CounterHit {
+  limiter: Limiter;
+  key: string;
+  points?: number;
+}
+
 export interface LimiterFactory {
   create(spec: LimiterSpec): Limiter;
+  /** Each hit as its limiter's consume, at once: one round trip to a shared store, not one per counter. */
+  consumeMany(hits: readonly CounterHit[]): Promise<LimitResult[]>;
+  /** Each hit's state as its limiter's peek (counting nothing), at once. */
+  peekMany(hits: readonly CounterHit[]): Promise<LimitResult[]>;
 }
+
+/** Every hit on its own limiter: right for any store, one round trip each. */
+const oneByOne = {
+  consumeMany: (hits: readonly CounterHit[]) => Promise.all(hits.map((h) => h.limiter.consume(h.key, h.points))),
+  peekMany: (hits: readonly CounterHit[]) => Promise.all(hits.map((h) => h.limiter.peek(h.key))),
+};
 
 const memoryImpl = (spec: LimiterSpec) =>
   new RateLimiterMemory({ keyPrefix: spec.name, points: spec.points, duration: spec.durationSeconds, blockDuration: spec.blockSeconds ?? 0 });
 
 export function memoryLimiters(): LimiterFactory {
-  return { create: (spec) => new Limiter(spec, memoryImpl(spec)) };
+  return { create: (spec) => new Limiter(spec, memoryImpl(spec)), ...oneByOne };
 }
+
+/**
+ * Several fixed-window counters in one script: per key, ARGV holds the points
+ * to consume and the window in seconds. A consume is rate-limiter-flexible's
+ * own (its `rlflxIncr`: the counter made with the window's expiry if new, then
+ * incremented), so both read and write the same counters; points 0 reads one
+ * without counting (-1 when there is none). Returns {count, ttl ms} per key.
+ */
+const COUNTERS_LUA = `local out = {}
+for i = 1, #KEYS do
+  local key = KEYS[i]
+  local points = tonumber(ARGV[2 * i - 1])
+  local seconds = ARGV[2 * i]
+  if points > 0 then
+    redis.call('set', key, 0, 'EX', seconds, 'NX')
+    local consumed = redis.call('incrby', key, points)
+    local ttl = redis.call('pttl', key)
+    if ttl == -1 then
+      redis.call('expire', key, seconds)
+      ttl = 1000 * seconds
+    end
+    out[i] = {consumed, ttl}
+  else
+    local value = redis.call('get', key)
+    if value then out[i] = {tonumber(value), redis.call('pttl', key)} else out[i] = {-1, 0} end
+  end
+end
+return out`;
 
 /** While Redis is unreachable, one warning this often at most (each request would otherwise log one). */
 const OUTAGE_WARN_EVERY_MS = 60_000;
@@ -107,7 +164,28 @@ export function redisLimiters(redis: Redis, prefix: string, logger?: Logger): Li
     warnedAt = Date.now();
     since = 0;
   };
+  const counters = luaScript(redis, COUNTERS_LUA);
+  /**
+   * The hits in one script call. Should it fail (Redis unreachable, or a limiter that blocks beyond
+   * its window, which the script does not do), each hit goes its own way, with the usual fallback.
+   */
+  const many = async (hits: readonly CounterHit[], consume: boolean): Promise<LimitResult[]> => {
+    if (hits.length < 2 || hits.some((h) => h.limiter.spec.blockSeconds)) return consume ? oneByOne.consumeMany(hits) : oneByOne.peekMany(hits);
+    let rows: Array<[number, number]>;
+    try {
+      const args = hits.flatMap((h) => [consume ? (h.points ?? 1) : 0, h.limiter.spec.durationSeconds]);
+      rows = (await counters(hits.map((h) => h.limiter.storeKey(h.key)), args)) as Array<[number, number]>;
+    } catch {
+      return consume ? oneByOne.consumeMany(hits) : oneByOne.peekMany(hits);
+    }
+    return hits.map((h, i) => {
+      const [count, ttl] = rows[i]!;
+      return h.limiter.resultOf(count === -1 && !consume ? undefined : count, ttl);
+    });
+  };
   return {
+    consumeMany: (hits) => many(hits, true),
+    peekMany: (hits) => many(hits, false),
     create: (spec) =>
       new Limiter(
         spec,
