@@ -86,12 +86,14 @@ export async function* runAttempt(opts: AttemptOptions): AsyncGenerator<ChatEven
         case 'progress':
           alive();
           break;
-        case 'tool_call':
+        case 'tool_call': {
           alive();
-          yield* endText();
+          const rest = endText();
+          if (rest) yield rest;
           yielded = true;
           yield emit({ type: 'tool_call', call: part.call });
           break;
+        }
         case 'abort':
           throw abortOutcome();
         case 'finish':
@@ -102,7 +104,8 @@ export async function* runAttempt(opts: AttemptOptions): AsyncGenerator<ChatEven
     }
     ended = true;
     if (signal.aborted) throw abortOutcome();
-    yield* endText();
+    const rest = endText();
+    if (rest) yield rest;
     // Text relayed straight to the client (only the answering attempt relays) counts as this attempt's.
     return { finishReason, usage, ttftMs, text: request.relay ? text + request.relay.text : text };
   } catch (err) {
@@ -118,13 +121,16 @@ export async function* runAttempt(opts: AttemptOptions): AsyncGenerator<ChatEven
     if (!ended) local.abort();
   }
 
-  /** A high surrogate held back for its other half, which never came: passed on as U+FFFD. */
-  function* endText(): Generator<ChatEvent> {
+  /**
+   * A high surrogate held back for its other half, which never came: its delta (U+FFFD), for the
+   * caller to yield; usually nothing. Not a generator: `yield*` into one costs every attempt.
+   */
+  function endText(): ChatEvent | undefined {
     const rest = output.end();
-    if (!rest) return;
+    if (!rest) return undefined;
     text += rest;
     yielded = true;
-    yield emit({ type: 'delta', text: rest });
+    return emit({ type: 'delta', text: rest });
   }
 
   function emit(event: ChatEvent): ChatEvent {

@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import { Counter, type Registry } from 'prom-client';
+import { sha256Hex } from '../../platform/crypto/cipher.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { CallOutcome, ChatRequest, MeterContext, Metering } from '../ai/index.ts';
 import type { BudgetAlerts } from './budget-alerts.ts';
@@ -11,7 +11,7 @@ import type { UsageRecorder } from './recorder.ts';
 function promptHash(request: ChatRequest): string | null {
   for (let i = request.messages.length - 1; i >= 0; i--) {
     const m = request.messages[i]!;
-    if (m.role === 'user') return createHash('sha256').update(m.content).digest('hex').slice(0, 16);
+    if (m.role === 'user') return sha256Hex(m.content).slice(0, 16);
   }
   return null;
 }

@@ -54,7 +54,13 @@ export interface RecorderOptions {
   logger?: Logger;
 }
 
-const utcDay = (d: Date) => d.toISOString().slice(0, 10);
+/** The UTC day of an instant, `YYYY-MM-DD`; the last one is kept, as every request of a day asks for the same. */
+let lastDay = { number: NaN, text: '' };
+const utcDay = (ms: number) => {
+  const number = Math.floor(ms / 86_400_000);
+  if (number !== lastDay.number) lastDay = { number, text: new Date(ms).toISOString().slice(0, 10) };
+  return lastDay.text;
+};
 
 interface RequestCount {
   day: string;
@@ -181,7 +187,7 @@ export function createUsageRecorder(db: Db, opts: RecorderOptions) {
     },
 
     countRequest(c: { userId: string | null; method: string; route: string; bytesIn: number; bytesOut: number; at?: Date }) {
-      addRequests({ day: utcDay(c.at ?? new Date()), userId: c.userId, method: c.method, route: c.route, requests: 1, bytesIn: c.bytesIn, bytesOut: c.bytesOut });
+      addRequests({ day: utcDay(c.at?.getTime() ?? Date.now()), userId: c.userId, method: c.method, route: c.route, requests: 1, bytesIn: c.bytesIn, bytesOut: c.bytesOut });
     },
 
     /** Events not yet written (for seeding budget counters and tests). */

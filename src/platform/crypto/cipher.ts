@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, createHmac, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hash, createSecretKey, randomBytes, timingSafeEqual, type KeyObject } from 'node:crypto';
 
 /** Master keys by version; a single key is version 1. */
 const byVersion = (keys: Map<number, Buffer> | Buffer): Map<number, Buffer> => (keys instanceof Map ? keys : new Map([[1, keys]]));
@@ -72,7 +72,8 @@ export class Signer {
   }
 }
 
-export const sha256Hex = (value: string) => createHash('sha256').update(value).digest('hex');
+/** One-shot (`crypto.hash`): no Hash object per call, which API-key checks pay on every request. */
+export const sha256Hex = (value: string) => hash('sha256', value, 'hex');
 
 /** A URL-safe random secret with `bytes` bytes of entropy. */
 export const randomToken = (bytes = 32) => randomBytes(bytes).toString('base64url');
