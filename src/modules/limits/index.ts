@@ -36,4 +36,6 @@ export const limitsModule = defineModule({
     }),
   }),
   routes: limitsRoutes,
+  // After the HTTP server has drained: the tokens of the last calls reach the shared counters.
+  stop: ({ limits }) => limits.close(),
 });

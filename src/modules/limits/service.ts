@@ -2,7 +2,7 @@ import { AppError, RateLimited } from '../../errors.ts';
 import type { Broadcast } from '../../platform/broadcast/broadcast.ts';
 import type { Db } from '../../platform/db/database.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
-import type { Limiter, LimiterFactory, LimitResult } from '../../platform/ratelimit/limiter.ts';
+import type { CounterHit, Limiter, LimiterFactory, LimitResult } from '../../platform/ratelimit/limiter.ts';
 import type { Audit, AuditContext } from '../audit/index.ts';
 import type { Principal } from '../auth/index.ts';
 import type { ActiveBan } from './ban-cache.ts';
@@ -11,6 +11,13 @@ import type { BanKind, BanRow } from './schema.ts';
 import type { LimitSettings, Role } from './settings.ts';
 
 const WINDOW_SECONDS = 60;
+/**
+ * Tokens used are added to the shared counters together, this long after the
+ * first of them: one script call for every call that ended meanwhile, not one
+ * each. This process's own checks count them at once (see checkTokens); other
+ * instances see them this much later, and a crash loses at most this long.
+ */
+const TOKEN_FLUSH_MS = 20;
 const ROLES: Role[] = ['user', 'admin'];
 const LABELS: Record<BanKind, string> = { user: 'account', api_key: 'API key', ip: 'IP address' };
 
@@ -117,6 +124,25 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
     ).catch((err: unknown) => deps.logger?.error({ err, userId: p.userId }, 'could not count a rate-limit violation'));
   }
 
+  /** Tokens counted in this process and not yet in the limiter store (or being written to it), by limiter and subject. */
+  let unflushed = new Map<string, CounterHit & { points: number }>();
+  let writing = new Map<string, CounterHit & { points: number }>();
+  const unflushedId = (h: Hit) => `${h.limiter.spec.name}\0${h.subject}`;
+  const notYetStored = (h: Hit) => (unflushed.get(unflushedId(h))?.points ?? 0) + (writing.get(unflushedId(h))?.points ?? 0);
+  let flushTimer: NodeJS.Timeout | undefined;
+  async function flushTokens(): Promise<void> {
+    clearTimeout(flushTimer);
+    flushTimer = undefined;
+    if (!unflushed.size) return;
+    const batch = unflushed;
+    unflushed = new Map();
+    writing = batch;
+    await deps.limiters
+      .consumeMany([...batch.values()])
+      .catch((err: unknown) => deps.logger?.warn({ err, counters: batch.size }, 'could not count model tokens against the rate limit'));
+    if (writing === batch) writing = new Map();
+  }
+
   /** The refused limit that frees up last, or else the one with the least left. */
   function tightest(results: LimitResult[]): number {
     let best = 0;
@@ -172,21 +198,29 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
       const all = hits(tokens[p.role], p);
       if (!all.length) return;
       const results = await deps.limiters.peekMany(all.map((h) => ({ limiter: h.limiter, key: h.subject })));
-      const refused = all.filter((_, i) => results[i]!.remaining <= 0);
+      // What this process counted and has not written yet counts as well.
+      const refused = all.filter((h, i) => results[i]!.remaining - notYetStored(h) <= 0);
       if (!refused.length) return;
       await violated(p, refused);
       const resetMs = Math.max(...results.filter((r) => r.remaining <= 0).map((r) => r.resetMs));
       throw RateLimited(resetMs / 1000, `Token rate limit for this ${LABELS[refused[0]!.kind]} reached; retry after the Retry-After delay`, 'token_rate_limited');
     },
 
-    /** After a model call: counts the tokens it used. Never refuses; an exhausted window fails the next checkTokens. */
-    async addTokens(p: Principal, n: number): Promise<void> {
+    /** After a model call: counts the tokens it used (written within TOKEN_FLUSH_MS). Never refuses; an exhausted window fails the next checkTokens. */
+    addTokens(p: Principal, n: number): void {
       const points = Math.ceil(n);
       if (!(points > 0)) return;
-      await deps.limiters.consumeMany(hits(tokens[p.role], p).map((h) => ({ limiter: h.limiter, key: h.subject, points }))).catch((err: unknown) =>
-        deps.logger?.warn({ err, userId: p.userId }, 'could not count model tokens against the rate limit'),
-      );
+      for (const h of hits(tokens[p.role], p)) {
+        const id = unflushedId(h);
+        const known = unflushed.get(id);
+        if (known) known.points += points;
+        else unflushed.set(id, { limiter: h.limiter, key: h.subject, points });
+      }
+      if (unflushed.size && !flushTimer) flushTimer = setTimeout(() => void flushTokens(), TOKEN_FLUSH_MS).unref();
     },
+
+    /** Writes the tokens counted and not yet written (graceful shutdown). */
+    close: flushTokens,
 
     listBans: bans.list,
 

@@ -82,7 +82,7 @@ export const usageModule = defineModule({
       apiKeys,
       // Tokens-per-minute limits count what every metered call used.
       onTokens: (meter, tokens) =>
-        void limits.addTokens({ userId: meter.userId, role: meter.role ?? 'user', via: meter.apiKeyId ? 'api_key' : 'session', apiKeyId: meter.apiKeyId ?? undefined, scopes: [] }, tokens),
+        limits.addTokens({ userId: meter.userId, role: meter.role ?? 'user', via: meter.apiKeyId ? 'api_key' : 'session', apiKeyId: meter.apiKeyId ?? undefined, scopes: [] }, tokens),
       ban: (userId, seconds, reason) => limits.ban('user', userId, seconds, reason),
     });
     return { usage, footprint: createFootprintReport(deps.db, footprints), requestReports: createRequestReports(deps.db) };

@@ -145,43 +145,66 @@ for (const backend of backends()) {
       test('addTokens never refuses; the next checkTokens does, with Retry-After', async () => {
         const p = principal({ via: 'api_key', apiKeyId: randomUUID() });
         await t.services.limits.checkTokens(p);
-        await t.services.limits.addTokens(p, 400);
+        t.services.limits.addTokens(p, 400);
         await t.services.limits.checkTokens(p);
-        await t.services.limits.addTokens(p, 200); // key: 600 of 500
+        t.services.limits.addTokens(p, 200); // key: 600 of 500
         const err = await refusal(p);
         assert.equal(err.status, 429);
         assert.equal(err.code, 'token_rate_limited');
         assert.match(err.message, /API key/);
         const retryAfter = Number(err.headers['retry-after']);
         assert.ok(retryAfter >= 1 && retryAfter <= 60, `retry-after ${retryAfter}`);
-        await t.services.limits.addTokens(p, 10_000); // still no throw
+        t.services.limits.addTokens(p, 10_000); // still no throw
       });
 
       test('keys have their own token budget; the user budget covers them all', async () => {
         const userId = randomUUID();
         const k1 = principal({ userId, via: 'api_key', apiKeyId: randomUUID() });
         const k2 = principal({ userId, via: 'api_key', apiKeyId: randomUUID() });
-        await t.services.limits.addTokens(k1, 500);
+        t.services.limits.addTokens(k1, 500);
         assert.equal((await refusal(k1)).code, 'token_rate_limited');
         await t.services.limits.checkTokens(k2);
         const session = principal({ userId });
         await t.services.limits.checkTokens(session);
-        await t.services.limits.addTokens(k2, 499);
+        t.services.limits.addTokens(k2, 499);
         await t.services.limits.checkTokens(k2);
         await t.services.limits.checkTokens(session);
-        await t.services.limits.addTokens(session, 1); // user: 1000 of 1000
+        t.services.limits.addTokens(session, 1); // user: 1000 of 1000
         assert.match((await refusal(session)).message, /account/);
         assert.equal((await refusal(k2)).code, 'token_rate_limited');
       });
 
+      test('tokens count in this process at once, and reach the shared counters together moments later', async () => {
+        const p = principal({ via: 'api_key', apiKeyId: randomUUID() }); // 500 a minute
+        t.services.limits.addTokens(p, 300);
+        await t.services.limits.checkTokens(p);
+        t.services.limits.addTokens(p, 300);
+        assert.equal((await refusal(p)).code, 'token_rate_limited', 'counted here before they are written');
+        if (backend !== 'postgres') return;
+        // Another instance reads the shared counters only: it sees them once written.
+        const other = await startApp({ sharedWith: t, env: ENV });
+        try {
+          const deadline = Date.now() + 5000;
+          let refused = false;
+          while (!refused && Date.now() < deadline) refused = await other.services.limits.checkTokens(p).then(() => false, () => true);
+          assert.ok(refused, 'the other instance refuses too');
+          const q = principal({ via: 'api_key', apiKeyId: randomUUID() });
+          t.services.limits.addTokens(q, 600);
+          await t.services.limits.close(); // a graceful stop writes them at once
+          assert.equal((await other.services.limits.checkTokens(q).then(() => undefined, (e: AppError) => e))?.code, 'token_rate_limited');
+        } finally {
+          await other.close();
+        }
+      });
+
       test('admins have a larger token budget; zero or fractional counts are harmless', async () => {
         const admin = principal({ role: 'admin' });
-        await t.services.limits.addTokens(admin, 4_999);
+        t.services.limits.addTokens(admin, 4_999);
         await t.services.limits.checkTokens(admin);
-        await t.services.limits.addTokens(admin, 0);
-        await t.services.limits.addTokens(admin, -5);
+        t.services.limits.addTokens(admin, 0);
+        t.services.limits.addTokens(admin, -5);
         await t.services.limits.checkTokens(admin);
-        await t.services.limits.addTokens(admin, 0.2); // rounds up to one token
+        t.services.limits.addTokens(admin, 0.2); // rounds up to one token
         assert.equal((await refusal(admin)).code, 'token_rate_limited');
       });
     });
@@ -205,7 +228,7 @@ for (const backend of backends()) {
         assert.equal(res.headers.get('ratelimit-limit'), null);
       }
       const p: Principal = { userId: u.id, role: 'user', via: 'session', scopes: [] };
-      await t.services.limits.addTokens(p, 10_000_000);
+      t.services.limits.addTokens(p, 10_000_000);
       await t.services.limits.checkTokens(p);
     });
   });
