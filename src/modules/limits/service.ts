@@ -18,6 +18,8 @@ const WINDOW_SECONDS = 60;
  * instances see them this much later, and a crash loses at most this long.
  */
 const TOKEN_FLUSH_MS = 20;
+/** Token counters read from the store and kept (see checkTokens) beyond which old ones are swept. */
+const PEEKED_MAX = 10_000;
 const ROLES: Role[] = ['user', 'admin'];
 const LABELS: Record<BanKind, string> = { user: 'account', api_key: 'API key', ip: 'IP address' };
 
@@ -95,6 +97,7 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
   async function resetCounters(ban: BanRow) {
     const all = ROLES.flatMap((role) => [requests[role][ban.kind], tokens[role][ban.kind]]);
     await Promise.all([...all.filter((l) => l !== undefined).map((l) => l.reset(ban.subject)), violations?.reset(`${ban.kind}:${ban.subject}`)]);
+    for (const l of all) if (l) peeked.delete(counterId({ kind: ban.kind, subject: ban.subject, limiter: l }));
   }
 
   const bans = createBans({ db: deps.db, audit: deps.audit, broadcast: deps.broadcast, exists: deps.exists, logger: deps.logger, refreshMs: deps.bansRefreshMs, onLifted: resetCounters });
@@ -127,8 +130,10 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
   /** Tokens counted in this process and not yet in the limiter store (or being written to it), by limiter and subject. */
   let unflushed = new Map<string, CounterHit & { points: number }>();
   let writing = new Map<string, CounterHit & { points: number }>();
-  const unflushedId = (h: Hit) => `${h.limiter.spec.name}\0${h.subject}`;
-  const notYetStored = (h: Hit) => (unflushed.get(unflushedId(h))?.points ?? 0) + (writing.get(unflushedId(h))?.points ?? 0);
+  const counterId = (h: Hit) => `${h.limiter.spec.name}\0${h.subject}`;
+  const notYetStored = (h: Hit) => (unflushed.get(counterId(h))?.points ?? 0) + (writing.get(counterId(h))?.points ?? 0);
+  /** Token counters as last read from the store, by limiter and subject (see checkTokens). */
+  const peeked = new Map<string, { at: number; result: LimitResult }>();
   let flushTimer: NodeJS.Timeout | undefined;
   async function flushTokens(): Promise<void> {
     clearTimeout(flushTimer);
@@ -140,6 +145,8 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
     await deps.limiters
       .consumeMany([...batch.values()])
       .catch((err: unknown) => deps.logger?.warn({ err, counters: batch.size }, 'could not count model tokens against the rate limit'));
+    // Stored now, so a counter read before does not hold them: read again at the next check.
+    for (const id of batch.keys()) peeked.delete(id);
     if (writing === batch) writing = new Map();
   }
 
@@ -193,16 +200,29 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
     /** 403 `banned` when the user, their key or (but for admins) their IP is banned; counts nothing. */
     refuseBanned: (request: { ip: string }, p: Principal) => refuseBannedAt(normalizeIp(request.ip), p),
 
-    /** Before a model call: 429 `token_rate_limited` when the user's or key's tokens for this minute are used up. */
+    /**
+     * Before a model call: 429 `token_rate_limited` when the user's or key's tokens for this minute are
+     * used up. A counter read from the store is reused for TOKEN_FLUSH_MS, so a busy subject costs a
+     * read every few milliseconds rather than one per call.
+     */
     async checkTokens(p: Principal): Promise<void> {
       const all = hits(tokens[p.role], p);
       if (!all.length) return;
-      const results = await deps.limiters.peekMany(all.map((h) => ({ limiter: h.limiter, key: h.subject })));
-      // What this process counted and has not written yet counts as well.
-      const refused = all.filter((h, i) => results[i]!.remaining - notYetStored(h) <= 0);
+      const now = Date.now();
+      const stale = all.filter((h) => !(now - (peeked.get(counterId(h))?.at ?? -Infinity) < TOKEN_FLUSH_MS));
+      if (stale.length) {
+        const read = await deps.limiters.peekMany(stale.map((h) => ({ limiter: h.limiter, key: h.subject })));
+        if (peeked.size > PEEKED_MAX) for (const [id, c] of peeked) if (now - c.at >= TOKEN_FLUSH_MS) peeked.delete(id);
+        stale.forEach((h, i) => peeked.set(counterId(h), { at: now, result: read[i]! }));
+      }
+      // What this process counted and has not stored yet counts as well.
+      const refused = all.filter((h) => peeked.get(counterId(h))!.result.remaining - notYetStored(h) <= 0);
       if (!refused.length) return;
       await violated(p, refused);
-      const resetMs = Math.max(...results.filter((r) => r.remaining <= 0).map((r) => r.resetMs));
+      const resetMs = Math.max(...refused.map((h) => {
+        const c = peeked.get(counterId(h))!;
+        return c.result.resetMs - (now - c.at);
+      }));
       throw RateLimited(resetMs / 1000, `Token rate limit for this ${LABELS[refused[0]!.kind]} reached; retry after the Retry-After delay`, 'token_rate_limited');
     },
 
@@ -211,7 +231,7 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
       const points = Math.ceil(n);
       if (!(points > 0)) return;
       for (const h of hits(tokens[p.role], p)) {
-        const id = unflushedId(h);
+        const id = counterId(h);
         const known = unflushed.get(id);
         if (known) known.points += points;
         else unflushed.set(id, { limiter: h.limiter, key: h.subject, points });

@@ -197,6 +197,25 @@ for (const backend of backends()) {
         }
       });
 
+      test('a busy subject\'s token counters are read from Redis a few times, not once per call', { skip: backend !== 'postgres' }, async (t2) => {
+        const monitor = await t.deps.redis!.monitor();
+        t2.after(() => monitor.disconnect());
+        const p = principal({ via: 'api_key', apiKeyId: randomUUID() });
+        const reads: string[] = [];
+        monitor.on('monitor', (_time: string, args: string[], source: string) => {
+          if (source !== 'lua' && args.some((a) => String(a).includes(p.userId))) reads.push(String(args[0]));
+        });
+        for (let i = 0; i < 20; i++) await t.services.limits.checkTokens(p);
+        t.services.limits.addTokens(p, 600);
+        await t.services.limits.close();
+        assert.equal((await refusal(p)).code, 'token_rate_limited', 'what was stored is read again at once');
+        await t.deps.redis!.ping();
+        await new Promise((r) => setTimeout(r, 100));
+        // Without the reuse: 21 reads and the write. With it: the first read, the write, the read after it (and
+        // another read for each 20 ms the loop might take on a slow machine).
+        assert.ok(reads.length >= 3 && reads.length < 12, `${reads.length} commands for 21 checks and one write: ${reads.join(' ')}`);
+      });
+
       test('admins have a larger token budget; zero or fractional counts are harmless', async () => {
         const admin = principal({ role: 'admin' });
         t.services.limits.addTokens(admin, 4_999);
