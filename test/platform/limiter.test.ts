@@ -112,7 +112,7 @@ for (const side of sides) {
 }
 
 describe('limiter [redis, round trips]', { skip: !process.env.REDIS_URL && 'REDIS_URL not set' }, () => {
-  test('a batch of counters is one command to Redis, where each alone is one', async (t) => {
+  test('a batch of counters is one command to Redis, and so are the batches asked for together', async (t) => {
     const client = openRedis(process.env.REDIS_URL!);
     const monitor = await client.monitor();
     t.after(async () => {
@@ -137,9 +137,12 @@ describe('limiter [redis, round trips]', { skip: !process.env.REDIS_URL && 'REDI
     await client.echo(`${prefix}start`);
     await f.consumeMany(hits);
     await f.peekMany(hits);
+    // Callers of the same moment (requests that arrived together) share one call, each counted in turn.
+    const together = await Promise.all(Array.from({ length: 5 }, () => f.consumeMany([hits[0]!])));
     await client.echo(`${prefix}end`);
     await ended;
-    assert.deepEqual(seen, ['evalsha', 'evalsha'], 'one script call for three consumes, one for three peeks');
+    assert.deepEqual(seen, ['evalsha', 'evalsha', 'evalsha'], 'one script call for three consumes, one for three peeks, one for five callers');
+    assert.deepEqual(together.map(([r]) => r!.remaining), [7, 6, 5, 4, 3], 'in the order they were asked');
   });
 });
 

@@ -166,15 +166,43 @@ export function redisLimiters(redis: Redis, prefix: string, logger?: Logger): Li
   };
   const counters = luaScript(redis, COUNTERS_LUA);
   /**
-   * The hits in one script call. Should it fail (Redis unreachable, or a limiter that blocks beyond
-   * its window, which the script does not do), each hit goes its own way, with the usual fallback.
+   * Counters asked for while the event loop handles one round of I/O (the requests that arrived
+   * together) go to Redis in one script call at its end: one command for all of them, not one each.
+   * A key asked for twice is counted twice, in order, as two calls would.
+   */
+  let queued: Array<{ keys: string[]; args: Array<string | number>; done: (rows: Array<[number, number]> | Error) => void }> = [];
+  const send = () => {
+    const batch = queued;
+    queued = [];
+    counters(
+      batch.flatMap((q) => q.keys),
+      batch.flatMap((q) => q.args),
+    ).then(
+      (rows) => {
+        let at = 0;
+        for (const q of batch) q.done((rows as Array<[number, number]>).slice(at, (at += q.keys.length)));
+      },
+      (err: Error) => batch.forEach((q) => q.done(err)),
+    );
+  };
+  const counted = (keys: string[], args: Array<string | number>) =>
+    new Promise<Array<[number, number]>>((resolve, reject) => {
+      if (!queued.length) setImmediate(send);
+      queued.push({ keys, args, done: (rows) => (rows instanceof Error ? reject(rows) : resolve(rows)) });
+    });
+  /**
+   * The hits in one script call, shared with the other hits of the moment. Should it fail (Redis
+   * unreachable), or a limiter block beyond its window (which the script does not do), each hit
+   * goes its own way, with the usual fallback.
    */
   const many = async (hits: readonly CounterHit[], consume: boolean): Promise<LimitResult[]> => {
-    if (hits.length < 2 || hits.some((h) => h.limiter.spec.blockSeconds)) return consume ? oneByOne.consumeMany(hits) : oneByOne.peekMany(hits);
+    if (hits.some((h) => h.limiter.spec.blockSeconds)) return consume ? oneByOne.consumeMany(hits) : oneByOne.peekMany(hits);
     let rows: Array<[number, number]>;
     try {
-      const args = hits.flatMap((h) => [consume ? (h.points ?? 1) : 0, h.limiter.spec.durationSeconds]);
-      rows = (await counters(hits.map((h) => h.limiter.storeKey(h.key)), args)) as Array<[number, number]>;
+      rows = await counted(
+        hits.map((h) => h.limiter.storeKey(h.key)),
+        hits.flatMap((h) => [consume ? (h.points ?? 1) : 0, h.limiter.spec.durationSeconds]),
+      );
     } catch {
       return consume ? oneByOne.consumeMany(hits) : oneByOne.peekMany(hits);
     }
