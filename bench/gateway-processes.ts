@@ -10,6 +10,20 @@ import { freshPostgresDatabase } from '../test/support/app.ts';
 import { call, clusterEnv, startServer } from '../test/support/process.ts';
 import { runScenario } from './load.ts';
 
+/**
+ * Request and token limits on, as deployed (the test app turns them off), but
+ * far above what the bench sends: every request is counted in Redis (or in
+ * memory on PGlite) and none is refused.
+ */
+export const COUNTED_LIMITS = {
+  RATE_LIMIT_ENABLED: 'true',
+  RATE_LIMIT_USER_RPM: '1000000000',
+  RATE_LIMIT_KEY_RPM: '1000000000',
+  RATE_LIMIT_IP_RPM: '1000000000',
+  RATE_LIMIT_USER_TPM: '1000000000000',
+  RATE_LIMIT_KEY_TPM: '1000000000000',
+};
+
 const SECONDS = Number(process.env.PROCESSES_BENCH_SECONDS ?? 6);
 const CONNECTIONS = 32;
 
@@ -69,7 +83,7 @@ async function measure(processes: number, upstreamUrl: string) {
     OPENAI_API_KEY: 'sk-bench',
     OPENAI_BASE_URL: `${upstreamUrl}/v1`,
     AUTH_RATE_LIMIT_PER_IP: '1000000000',
-    RATE_LIMIT_ENABLED: 'false',
+    ...COUNTED_LIMITS,
     PROCESSES: '',
   });
   const server = await startServer(env, 'serve', ['--processes', String(processes)]);

@@ -1,7 +1,8 @@
 // npm run bench:gateway — what Parley's OpenAI-compatible gateway adds on top of
 // the upstream, measured side by side in one run: a fake OpenAI upstream and the
 // load client each run in a process of their own; Parley runs here, with every
-// feature on (API-key auth, provider registry, fallback chain, accounting hook).
+// feature on (API-key auth, request and token limits, budgets, metering, provider
+// registry, fallback chain).
 // Portkey's gateway runs beside them, in a process of its own, when
 // `@portkey-ai/gateway` is installed (Parley does not depend on it).
 // PGlite by default; PostgreSQL + Redis when DATABASE_URL/REDIS_URL are set.
@@ -13,6 +14,7 @@ import { cpus, loadavg } from 'node:os';
 import { startApp } from '../test/support/app.ts';
 import type { Script } from '../test/support/fake-openai.ts';
 import { startBareProxy } from './bare-proxy.ts';
+import { COUNTED_LIMITS } from './gateway-processes.ts';
 import type { LatencyJob, RequestsJob, SteadyJob, StreamResult, StreamsJob } from './gateway-client.ts';
 import { runScenario } from './load.ts';
 
@@ -48,6 +50,7 @@ async function main() {
       OPENAI_BASE_URL: `${upstreamUrl}/v1`,
       DEFAULT_MODEL: 'openai:gpt-4o-mini',
       AUTH_RATE_LIMIT_PER_IP: '1000000000',
+      ...COUNTED_LIMITS,
     },
   });
   try {
