@@ -1,8 +1,8 @@
 // npm run bench:gateway — what Parley's OpenAI-compatible gateway adds on top of
 // the upstream, measured side by side in one run: a fake OpenAI upstream and the
 // load client each run in a process of their own; Parley runs here, with every
-// feature on (API-key auth, request and token limits, budgets, metering, provider
-// registry, fallback chain).
+// feature on (API-key auth, request and token limits, a user and a key budget,
+// metering, the provider registry, a fallback chain of two links).
 // Portkey's gateway runs beside them, in a process of its own, when
 // `@portkey-ai/gateway` is installed (Parley does not depend on it).
 // PGlite by default; PostgreSQL + Redis when DATABASE_URL/REDIS_URL are set.
@@ -55,10 +55,15 @@ async function main() {
   });
   try {
     const reg = await t.api('POST', '/v1/auth/register', { body: { email: `bench-${Date.now()}@example.com`, password: 'bench password 123' } });
-    const { secret } = await t.services.apiKeys.create(reg.body.user.id, { name: 'bench', scopes: ['chat', 'models:read'] });
+    const userId: string = reg.body.user.id;
+    const { key, secret } = await t.services.apiKeys.create(userId, { name: 'bench', scopes: ['chat', 'models:read'] });
+    // Budgets far above what the bench spends (as bench:usage sets them): every call reserves and settles against both.
+    await t.services.usage.budgets.setForUser(userId, { period: 'month', limitMicros: 1e12, limitTokens: null });
+    await t.services.usage.budgets.setOwn(userId, 'api_key', key.id, { period: 'day', limitMicros: 1e12, limitTokens: 1e12 });
     const messages = [{ role: 'user', content: 'Say hello.' }];
     const direct = { url: `${upstreamUrl}/v1/chat/completions`, headers: { authorization: 'Bearer sk-bench' }, model: 'gpt-4o-mini' };
-    const parley = { url: `${t.url}/v1/chat/completions`, headers: { authorization: `Bearer ${secret}` }, model: 'openai:gpt-4o-mini' };
+    // A fallback chain of two links; the first answers.
+    const parley = { url: `${t.url}/v1/chat/completions`, headers: { authorization: `Bearer ${secret}` }, model: 'openai:gpt-4o-mini,openai:gpt-4o' };
     const bare = { ...direct, url: `${bareProxy.url}/v1/chat/completions`, headers: {} };
     const portkeyTarget = { ...direct, url: `${portkey.first.url}/v1/chat/completions`, headers: { ...direct.headers, 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `${upstreamUrl}/v1` } };
     type Name = 'direct' | 'bare' | 'parley' | 'portkey';
