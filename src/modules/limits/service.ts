@@ -127,27 +127,44 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
     ).catch((err: unknown) => deps.logger?.error({ err, userId: p.userId }, 'could not count a rate-limit violation'));
   }
 
-  /** Tokens counted in this process and not yet in the limiter store (or being written to it), by limiter and subject. */
+  /** Tokens counted in this process and not yet sent to the limiter store, by limiter and subject. */
   let unflushed = new Map<string, CounterHit & { points: number }>();
-  let writing = new Map<string, CounterHit & { points: number }>();
   const counterId = (h: Hit) => `${h.limiter.spec.name}\0${h.subject}`;
-  const notYetStored = (h: Hit) => (unflushed.get(counterId(h))?.points ?? 0) + (writing.get(counterId(h))?.points ?? 0);
-  /** Token counters as last read from the store, by limiter and subject (see checkTokens). */
-  const peeked = new Map<string, { at: number; result: LimitResult }>();
+  /**
+   * A token counter as read from the store (see checkTokens), and the points this process sent to
+   * it after the read was sent, which the read cannot hold. Commands reach the store in the order
+   * they are sent, so what was sent before the read is in it, and nothing is counted twice.
+   */
+  interface Read {
+    at: number;
+    result?: LimitResult;
+    since: number;
+  }
+  const peeked = new Map<string, Read>();
+  /** Reads sent and not yet answered, by counter. */
+  const reading = new Map<string, Set<Read>>();
   let flushTimer: NodeJS.Timeout | undefined;
+  const flushes = new Set<Promise<unknown>>();
+  let closed = false;
+  /** Sends what is counted and not yet sent; resolves once every write begun so far has ended. */
   async function flushTokens(): Promise<void> {
     clearTimeout(flushTimer);
     flushTimer = undefined;
-    if (!unflushed.size) return;
-    const batch = unflushed;
-    unflushed = new Map();
-    writing = batch;
-    await deps.limiters
-      .consumeMany([...batch.values()])
-      .catch((err: unknown) => deps.logger?.warn({ err, counters: batch.size }, 'could not count model tokens against the rate limit'));
-    // Stored now, so a counter read before does not hold them: read again at the next check.
-    for (const id of batch.keys()) peeked.delete(id);
-    if (writing === batch) writing = new Map();
+    if (unflushed.size) {
+      const batch = unflushed;
+      unflushed = new Map();
+      const written = deps.limiters
+        .consumeMany([...batch.values()])
+        .catch((err: unknown) => deps.logger?.warn({ err, counters: batch.size }, 'could not count model tokens against the rate limit'))
+        .finally(() => flushes.delete(written));
+      flushes.add(written);
+      for (const [id, { points }] of batch) {
+        const read = peeked.get(id);
+        if (read) read.since += points;
+        for (const r of reading.get(id) ?? []) r.since += points;
+      }
+    }
+    await Promise.all(flushes);
   }
 
   /** The refused limit that frees up last, or else the one with the least left. */
@@ -209,20 +226,39 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
       const all = hits(tokens[p.role], p);
       if (!all.length) return;
       const now = Date.now();
-      const stale = all.filter((h) => !(now - (peeked.get(counterId(h))?.at ?? -Infinity) < TOKEN_FLUSH_MS));
+      const reads = all.map((h) => peeked.get(counterId(h)));
+      const stale = all.flatMap((_, i) => (now - (reads[i]?.at ?? -Infinity) < TOKEN_FLUSH_MS ? [] : [i]));
       if (stale.length) {
-        const read = await deps.limiters.peekMany(stale.map((h) => ({ limiter: h.limiter, key: h.subject })));
-        if (peeked.size > PEEKED_MAX) for (const [id, c] of peeked) if (now - c.at >= TOKEN_FLUSH_MS) peeked.delete(id);
-        stale.forEach((h, i) => peeked.set(counterId(h), { at: now, result: read[i]! }));
+        const sent = stale.map((i) => {
+          const read: Read = { at: now, since: 0 };
+          const id = counterId(all[i]!);
+          reading.set(id, (reading.get(id) ?? new Set()).add(read));
+          return read;
+        });
+        try {
+          const results = await deps.limiters.peekMany(stale.map((i) => ({ limiter: all[i]!.limiter, key: all[i]!.subject })));
+          if (peeked.size > PEEKED_MAX) for (const [id, r] of peeked) if (now - r.at >= TOKEN_FLUSH_MS) peeked.delete(id);
+          stale.forEach((i, j) => {
+            sent[j]!.result = results[j];
+            peeked.set(counterId(all[i]!), (reads[i] = sent[j]));
+          });
+        } finally {
+          stale.forEach((i, j) => {
+            const id = counterId(all[i]!);
+            const pending = reading.get(id);
+            pending?.delete(sent[j]!);
+            if (!pending?.size) reading.delete(id);
+          });
+        }
       }
-      // What this process counted and has not stored yet counts as well.
-      const refused = all.filter((h) => peeked.get(counterId(h))!.result.remaining - notYetStored(h) <= 0);
-      if (!refused.length) return;
+      // What this process counted after the read, or has not sent yet, counts as well.
+      const left = (i: number) => reads[i]!.result!.remaining - reads[i]!.since - (unflushed.get(counterId(all[i]!))?.points ?? 0);
+      const refusedAt = all.flatMap((_, i) => (left(i) <= 0 ? [i] : []));
+      if (!refusedAt.length) return;
+      // A counter the store did not hold yet (the tokens not written when it was read) starts its window with the write.
+      const resetMs = Math.max(...refusedAt.map((i) => (reads[i]!.result!.resetMs > 0 ? reads[i]!.result!.resetMs - (now - reads[i]!.at) : all[i]!.limiter.spec.durationSeconds * 1000)));
+      const refused = refusedAt.map((i) => all[i]!);
       await violated(p, refused);
-      const resetMs = Math.max(...refused.map((h) => {
-        const c = peeked.get(counterId(h))!;
-        return c.result.resetMs - (now - c.at);
-      }));
       throw RateLimited(resetMs / 1000, `Token rate limit for this ${LABELS[refused[0]!.kind]} reached; retry after the Retry-After delay`, 'token_rate_limited');
     },
 
@@ -236,11 +272,16 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
         if (known) known.points += points;
         else unflushed.set(id, { limiter: h.limiter, key: h.subject, points });
       }
-      if (unflushed.size && !flushTimer) flushTimer = setTimeout(() => void flushTokens(), TOKEN_FLUSH_MS).unref();
+      // After close (a call that ended during shutdown), write at once rather than wait for a timer.
+      if (closed) void flushTokens();
+      else if (unflushed.size && !flushTimer) flushTimer = setTimeout(() => void flushTokens(), TOKEN_FLUSH_MS).unref();
     },
 
-    /** Writes the tokens counted and not yet written (graceful shutdown). */
-    close: flushTokens,
+    /** Writes the tokens counted and not yet written (graceful shutdown); those counted later are written at once. */
+    close() {
+      closed = true;
+      return flushTokens();
+    },
 
     listBans: bans.list,
 
