@@ -10,9 +10,9 @@ import type { ChatMessage, ChatPart, ChatRequest, ChunkRelay, ToolCall, Usage } 
  * OpenRouter, Ollama, vLLM and other compatible servers): undici's
  * dispatcher with keep-alive sockets (upstream-http.ts), an incremental SSE
  * parser and one JSON.parse per data line. It replaces the AI SDK for these
- * upstreams because the SDK's per-chunk path (web streams, per-chunk schema validation, telemetry spans)
- * cost tens of µs a chunk, which saturated a core at a few hundred
- * concurrent streams (see README, Performance). Behind the gateway, text
+ * upstreams because the SDK's per-chunk path (web streams, per-chunk schema
+ * validation, telemetry spans) cost tens of µs a chunk, which saturated a core
+ * at a few hundred concurrent streams (see README, Performance). Behind the gateway, text
  * frames after the first output skip even that parse: they are relayed as
  * bytes (ChunkRelay). A caller that wants the answer only whole
  * (ChatRequest.whole) gets it asked for without a stream: one read and one

@@ -226,13 +226,13 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
       const all = hits(tokens[p.role], p);
       if (!all.length) return;
       const now = Date.now();
-      const reads = all.map((h) => peeked.get(counterId(h)));
+      const ids = all.map(counterId);
+      const reads = ids.map((id) => peeked.get(id));
       const stale = all.flatMap((_, i) => (now - (reads[i]?.at ?? -Infinity) < TOKEN_FLUSH_MS ? [] : [i]));
       if (stale.length) {
         const sent = stale.map((i) => {
           const read: Read = { at: now, since: 0 };
-          const id = counterId(all[i]!);
-          reading.set(id, (reading.get(id) ?? new Set()).add(read));
+          reading.set(ids[i]!, (reading.get(ids[i]!) ?? new Set()).add(read));
           return read;
         });
         try {
@@ -240,19 +240,18 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
           if (peeked.size > PEEKED_MAX) for (const [id, r] of peeked) if (now - r.at >= TOKEN_FLUSH_MS) peeked.delete(id);
           stale.forEach((i, j) => {
             sent[j]!.result = results[j];
-            peeked.set(counterId(all[i]!), (reads[i] = sent[j]));
+            peeked.set(ids[i]!, (reads[i] = sent[j]));
           });
         } finally {
           stale.forEach((i, j) => {
-            const id = counterId(all[i]!);
-            const pending = reading.get(id);
+            const pending = reading.get(ids[i]!);
             pending?.delete(sent[j]!);
-            if (!pending?.size) reading.delete(id);
+            if (!pending?.size) reading.delete(ids[i]!);
           });
         }
       }
       // What this process counted after the read, or has not sent yet, counts as well.
-      const left = (i: number) => reads[i]!.result!.remaining - reads[i]!.since - (unflushed.get(counterId(all[i]!))?.points ?? 0);
+      const left = (i: number) => reads[i]!.result!.remaining - reads[i]!.since - (unflushed.get(ids[i]!)?.points ?? 0);
       const refusedAt = all.flatMap((_, i) => (left(i) <= 0 ? [i] : []));
       if (!refusedAt.length) return;
       // A counter the store did not hold yet (the tokens not written when it was read) starts its window with the write.

@@ -49,8 +49,7 @@ export class Limiter {
   /** Current state without counting a hit. */
   async peek(key: string): Promise<LimitResult> {
     const res = await this.#store((impl) => impl.get(key));
-    if (!res) return { allowed: true, limit: this.spec.points, remaining: this.spec.points, resetMs: 0 };
-    return this.#result(res, res.consumedPoints <= this.spec.points);
+    return this.resultOf(res?.consumedPoints, res?.msBeforeNext ?? 0);
   }
 
   async reset(key: string): Promise<void> {
@@ -196,7 +195,8 @@ export function redisLimiters(redis: Redis, prefix: string, logger?: Logger): Li
    * goes its own way, with the usual fallback.
    */
   const many = async (hits: readonly CounterHit[], consume: boolean): Promise<LimitResult[]> => {
-    if (hits.some((h) => h.limiter.spec.blockSeconds)) return consume ? oneByOne.consumeMany(hits) : oneByOne.peekMany(hits);
+    const alone = () => (consume ? oneByOne.consumeMany(hits) : oneByOne.peekMany(hits));
+    if (hits.some((h) => h.limiter.spec.blockSeconds)) return alone();
     let rows: Array<[number, number]>;
     try {
       rows = await counted(
@@ -204,7 +204,7 @@ export function redisLimiters(redis: Redis, prefix: string, logger?: Logger): Li
         hits.flatMap((h) => [consume ? (h.points ?? 1) : 0, h.limiter.spec.durationSeconds]),
       );
     } catch {
-      return consume ? oneByOne.consumeMany(hits) : oneByOne.peekMany(hits);
+      return alone();
     }
     return hits.map((h, i) => {
       const [count, ttl] = rows[i]!;
