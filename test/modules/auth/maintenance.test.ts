@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { eq } from 'drizzle-orm';
-import { purgeExpiredAuthRows } from '../../../src/modules/auth/maintenance.ts';
-import { sessions } from '../../../src/modules/auth/schema.ts';
+import { createKnownDevices } from '../../../src/modules/auth/devices.ts';
+import { KNOWN_DEVICE_DAYS, purgeExpiredAuthRows } from '../../../src/modules/auth/maintenance.ts';
+import { knownDevices, sessions } from '../../../src/modules/auth/schema.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { createUser } from '../../support/factories.ts';
 
@@ -30,6 +31,23 @@ for (const backend of backends()) {
       const left = (await t.deps.db.select({ id: sessions.id }).from(sessions).where(eq(sessions.userId, u.id))).map((r) => r.id).sort();
       assert.deepEqual(left, [u.sessionId, revokedJustNow].sort());
       assert.equal((await t.api('GET', '/v1/users/me', { token: u.accessToken })).status, 200, 'the live session still works');
+    });
+
+    test('forgets devices not signed in from for a year, keeps the others', async () => {
+      const u = await createUser(t);
+      const devices = createKnownDevices(t.deps.db);
+      await devices.seen(u.id, { userAgent: 'Old Browser/1.0' });
+      await devices.seen(u.id, { userAgent: 'Recent Browser/2.0' });
+      const now = new Date();
+      await t.deps.db.update(knownDevices).set({ lastSeenAt: new Date(now.getTime() - (KNOWN_DEVICE_DAYS + 1) * DAY) }).where(eq(knownDevices.description, 'Old Browser/1.0'));
+      await t.deps.db.update(knownDevices).set({ lastSeenAt: new Date(now.getTime() - (KNOWN_DEVICE_DAYS - 1) * DAY) }).where(eq(knownDevices.description, 'Recent Browser/2.0'));
+
+      await purgeExpiredAuthRows(t.deps.db, now);
+
+      const left = (await t.deps.db.select({ d: knownDevices.description }).from(knownDevices).where(eq(knownDevices.userId, u.id))).map((r) => r.d);
+      assert.deepEqual(left.filter((d) => d.endsWith('Browser/1.0') || d.endsWith('Browser/2.0')), ['Recent Browser/2.0']);
+      assert.ok(left.length >= 2, 'the sign-up device, seen today, stays');
+      assert.equal((await devices.seen(u.id, { userAgent: 'Old Browser/1.0' })).isNew, true, 'a forgotten device is new again');
     });
   });
 }
