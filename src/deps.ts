@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from './config.ts';
 import { openDatabase, type Database, type Db } from './platform/db/database.ts';
 import { memoryBroadcast, redisBroadcast, type Broadcast } from './platform/broadcast/broadcast.ts';
-import { announcer, type Announce, type EventBus } from './platform/bus/bus.ts';
+import { announcer, type Announcer, type EventBus } from './platform/bus/bus.ts';
 import { memoryBus } from './platform/bus/memory-bus.ts';
 import { redisBus } from './platform/bus/redis-bus.ts';
 import { Cipher, Signer } from './platform/crypto/cipher.ts';
@@ -37,8 +37,8 @@ export interface Deps {
   broadcast: Broadcast;
   /** Reliable domain events to consumer groups (at least once, retries, dead letters). */
   bus: EventBus;
-  /** Publishes a domain event in the background, logging a failure (for code that must not wait on the bus). */
-  announce: Announce;
+  /** Publishes a domain event in the background (for code that must not wait on the bus); held while the bus is unreachable. */
+  announce: Announcer;
   mailer: Mailer;
   /** Background jobs: BullMQ with Redis, else a queue in the database. Handlers run only after `queue.start()` (worker role). */
   queue: JobQueue;
@@ -70,6 +70,7 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
   const streams = redis ? redisStreamBuffer(redis, config.redisPrefix, streamOpts) : memoryStreamBuffer(streamOpts);
   const broadcast = redis ? redisBroadcast(redis, config.redisPrefix, logger) : memoryBroadcast(logger);
   const bus = redis ? redisBus(redis, config.redisPrefix, logger, config.bus) : memoryBus(logger, config.bus);
+  const announce = announcer(bus, logger);
   // BullMQ and the S3 client load only where they are used (an embedded server holds neither: some 17 MB of heap).
   const queue = config.redisUrl
     ? (await import('./platform/queue/bullmq-queue.ts')).bullmqQueue({ redisUrl: config.redisUrl, redisPrefix: config.redisPrefix, db: database.db, logger, listenUrl: config.databaseUrl, lockMs: config.jobs.lockMs })
@@ -87,7 +88,7 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
     streams,
     broadcast,
     bus,
-    announce: announcer(bus, logger),
+    announce,
     mailer,
     queue,
     scheduler,
@@ -98,6 +99,7 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
     logger,
     async close() {
       await scheduler.close();
+      await announce.close();
       await queue.close();
       await mailer.close();
       await bus.close();

@@ -8,6 +8,7 @@ import { freePort } from '../support/process.ts';
 import { REDIS_SERVER, startRedisServer, type RedisServer } from '../support/redis.ts';
 import type { ApiResponse, TestApp } from '../support/app.ts';
 import { chatAs, startChat, type ChatFixture } from '../modules/chat/generation-fixture.ts';
+import { startReceiver } from '../modules/webhooks/receiver.ts';
 
 const skip = !process.env.DATABASE_URL ? 'needs PostgreSQL (DATABASE_URL)' : !existsSync(REDIS_SERVER) ? `needs ${REDIS_SERVER}` : false;
 
@@ -34,18 +35,24 @@ function assertUnavailable(res: ApiResponse, what: string) {
 describe('Redis outage [postgres]', { skip }, () => {
   let redis: RedisServer | undefined;
   let chat: ChatFixture | undefined;
+  let receiver: Awaited<ReturnType<typeof startReceiver>> | undefined;
   after(async () => {
     await chat?.close();
     await redis?.stop();
+    await receiver?.close();
   });
 
   test('while Redis is down: reads and sign-in are served, a message send is a quick 503; all recovers when it returns', async () => {
     const port = await freePort();
     redis = await startRedisServer(port);
     // Request limits on, so every authenticated request counts against a Redis limiter.
-    chat = await startChat('postgres', { REDIS_URL: redis.url, RATE_LIMIT_ENABLED: 'true' });
+    chat = await startChat('postgres', { REDIS_URL: redis.url, RATE_LIMIT_ENABLED: 'true', WEBHOOKS_ALLOW_PRIVATE: 'true' });
     const t: TestApp = chat.t;
     const u = await createUser(t);
+    // Events announced during the outage: held by the process that announced them, published once Redis is back.
+    receiver = await startReceiver({});
+    const endpoint = await t.api('POST', '/v1/webhooks/endpoints', { token: u.accessToken, body: { url: `${receiver.url}/events`, events: ['conversation.created'] } });
+    assert.equal(endpoint.status, 201, endpoint.text);
     const c = chatAs(t, u);
     const conversation = await c.conversation();
     const login = () => t.api('POST', '/v1/auth/login', { body: { email: u.email, password: u.password } });
@@ -84,6 +91,8 @@ describe('Redis outage [postgres]', { skip }, () => {
     // Jobs live in BullMQ, whose commands would wait for Redis: refused at once instead.
     assertUnavailable(await t.api('GET', `/v1/jobs/${randomUUID()}`, { token: u.accessToken }), 'GET /v1/jobs/:id');
 
+    const createdMeanwhile = [await c.conversation(), await c.conversation()];
+
     const ready = await timed(() => t.api('GET', '/ready'));
     assert.equal(ready.status, 503);
     assert.deepEqual(ready.body.checks, { database: 'ok', redis: 'down', storage: 'ok' });
@@ -100,6 +109,13 @@ describe('Redis outage [postgres]', { skip }, () => {
     assert.equal(recovered.body.status, 'complete');
     assert.equal((await t.api('GET', '/v1/users/me', { token: u.accessToken })).status, 200);
     assert.equal((await login()).status, 200);
+    // The conversations made during the outage reach the webhook, in the order they were made.
+    const delivered = await eventually(() => {
+      const ids = receiver!.on('/events').map((r) => JSON.parse(r.body).data.conversationId as string);
+      assert.deepEqual(ids.filter((id) => createdMeanwhile.includes(id)), createdMeanwhile);
+      return ids;
+    }, 20_000);
+    assert.ok(delivered.includes(conversation), 'and the one made before it');
 
     // Down again, the app closes all the same (a hung close would hold the test to its timeout).
     await redis.stop();

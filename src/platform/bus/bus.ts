@@ -1,3 +1,4 @@
+import { AppError } from '../../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { AnyBusEvent, DomainEvents, EventType } from './events.ts';
 
@@ -81,13 +82,88 @@ export const errorText = (err: unknown): string => (err instanceof Error ? err.m
 /** Publishes a domain event without waiting for, or failing with, the bus. */
 export type Announce = <T extends EventType>(type: T, payload: DomainEvents[T]) => void;
 
+export interface Announcer extends Announce {
+  /** Publishes what is held, if the bus takes it now; what it does not take is lost, and logged. */
+  close(): Promise<void>;
+}
+
+export interface AnnouncerOptions {
+  /** Events held while the bus is unreachable; past this the oldest are dropped (and counted in the log). */
+  maxHeld: number;
+  /** How often held events are tried again. */
+  retryMs: number;
+}
+
+const isUnavailable = (err: unknown) => err instanceof AppError && err.code === 'dependency_unavailable';
+
 /**
  * A publisher for code that must not wait for, or fail with, the bus (chat
- * generation): publishes in the background and logs a failure. Events from
- * one process still reach the bus in the order they were announced.
+ * generation): publishes in the background. An event the bus cannot take
+ * because it is unreachable (Redis down) is held in this process and
+ * published once the bus takes events again, as are those announced after
+ * it meanwhile, so that events from one process still reach the bus in the
+ * order they were announced. What a process holds is lost if it stops before
+ * then; any other failure loses the event, and is logged.
  */
-export function announcer(bus: EventBus, logger: Logger): Announce {
-  return (type, payload) => {
-    bus.publish(type, payload).catch((err) => logger.error({ err, type }, 'event could not be published'));
+export function announcer(bus: EventBus, logger: Logger, opts: AnnouncerOptions = { maxHeld: 10_000, retryMs: 1_000 }): Announcer {
+  const held: Array<{ type: EventType; payload: unknown }> = [];
+  let dropped = 0;
+  let timer: NodeJS.Timeout | undefined;
+  let draining: Promise<void> | undefined;
+  const lost = (err: unknown, type: EventType) => logger.error({ err, type }, 'event could not be published');
+
+  function hold(type: EventType, payload: unknown) {
+    if (held.length >= opts.maxHeld) {
+      held.shift();
+      dropped++;
+    }
+    held.push({ type, payload });
+    if (held.length === 1 && !draining) logger.warn('the event bus is unreachable: events are held in this process until it is back');
+    retryLater();
+  }
+
+  function retryLater() {
+    if (timer || draining || closing) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      draining = drain().then(() => {
+        draining = undefined;
+        if (held.length) retryLater();
+      });
+    }, opts.retryMs);
+    timer.unref();
+  }
+
+  /** Publishes the held events in order; stops at the first the bus cannot take, to try again later. */
+  async function drain(): Promise<boolean> {
+    const count = held.length;
+    while (held.length) {
+      const e = held[0]!;
+      try {
+        await bus.publish(e.type as never, e.payload as never);
+      } catch (err) {
+        if (isUnavailable(err)) return false;
+        lost(err, e.type);
+      }
+      held.shift();
+    }
+    logger.info({ published: count, dropped }, 'the event bus is reachable again: held events published');
+    dropped = 0;
+    return true;
+  }
+
+  let closing = false;
+  const announce = ((type, payload) => {
+    // Behind the held ones, to keep the order.
+    if (held.length) return hold(type, payload);
+    bus.publish(type, payload).catch((err) => (isUnavailable(err) ? hold(type, payload) : lost(err, type)));
+  }) as Announcer;
+  announce.close = async () => {
+    closing = true;
+    clearTimeout(timer);
+    await draining;
+    if (held.length && !(await drain())) logger.error({ lost: held.length + dropped }, 'events held for the event bus are lost: it was unreachable when this process stopped');
+    held.length = 0;
   };
+  return announce;
 }

@@ -350,7 +350,7 @@ export function redisBus(redis: Redis, prefix: string, logger: Logger, options: 
   return {
     async publish(type, payload) {
       const id = uuidv7();
-      await redis.call('XADD', streamOf(type), 'MAXLEN', '~', String(opts.maxLen), '*', 'id', id, 'type', type, 'at', new Date().toISOString(), 'data', JSON.stringify(payload));
+      await needRedis(redis.call('XADD', streamOf(type), 'MAXLEN', '~', String(opts.maxLen), '*', 'id', id, 'type', type, 'at', new Date().toISOString(), 'data', JSON.stringify(payload)));
       return id;
     },
     async subscribe(group, types, handler, options = {}) {
