@@ -3,6 +3,7 @@ import { NotFound } from '../../errors.ts';
 import { principal } from '../../http/guards.ts';
 import type { ServiceMap } from '../module.ts';
 import type { AiService } from './service.ts';
+import type { ChatMessage } from './types.ts';
 
 /** A comma-separated fallback chain (`anthropic:claude-sonnet-4-5,openai:gpt-4o-mini`) and any more names, each resolved to a catalog id; an unknown one is a 404 on `model`. */
 export function resolveChain(ai: AiService, model: string, more: string[] = []): string[] {
@@ -18,14 +19,19 @@ export function resolveChain(ai: AiService, model: string, more: string[] = []):
 
 /**
  * What every gateway route (Chat Completions, Messages, Responses) does
- * before its model call: the caller's token limit checked, an abort for a
+ * before its model call: the caller's token limit checked, what it sends
+ * checked by the deployment's safety rules and moderation provider (422
+ * `content_flagged`; nothing when none are configured), an abort for a
  * client that hangs up (an upstream generation, and its bill, should not run
  * on for nobody), and the meter that makes the call count as the gateway's.
  * Metering and budgets then happen inside streamChat, as for every model call.
  */
-export async function gatewayCall(request: FastifyRequest, reply: FastifyReply, limits: ServiceMap['limits']) {
+export async function gatewayCall(request: FastifyRequest, reply: FastifyReply, services: Pick<ServiceMap, 'limits' | 'safety'>, messages: ChatMessage[]) {
   const caller = principal(request);
-  await limits.checkTokens(caller);
+  await services.limits.checkTokens(caller);
+  // What the caller wrote: its user and system messages (tool results and earlier answers are not its words).
+  const texts = messages.flatMap((m) => (m.role === 'user' || m.role === 'system') && m.content ? [m.content] : []);
+  await services.safety.checkRequest({ userId: caller.userId, apiKeyId: caller.apiKeyId ?? null }, texts);
   const controller = new AbortController();
   reply.raw.on('close', () => {
     if (!reply.raw.writableFinished) controller.abort();

@@ -29,7 +29,7 @@ type Finish = Extract<ChatEvent, { type: 'finish' }>;
  * fallback and accounting. Errors here are OpenAI-shaped, not problem+json:
  * that is what those SDKs parse.
  */
-export function gatewayRoutes(app: App, ctx: RouteContext<'ai' | 'limits'>) {
+export function gatewayRoutes(app: App, ctx: RouteContext<'ai' | 'limits' | 'safety'>) {
   const { guards } = ctx;
   const ai = ctx.services.ai;
   const created = Math.floor(Date.now() / 1000);
@@ -75,16 +75,17 @@ export function gatewayRoutes(app: App, ctx: RouteContext<'ai' | 'limits'>) {
     handler: async (request, reply) => {
       const body = request.body;
       const chain = resolveChain(ai, body.model, body.models);
-      const { signal, meter } = await gatewayCall(request, reply, ctx.services.limits);
+      const chatRequest = toChatRequest(body);
+      const { signal, meter } = await gatewayCall(request, reply, ctx.services, chatRequest.messages);
       const id = `chatcmpl-${randomUUID()}`;
       // Metering and budgets happen inside streamChat (the `meter` above), as for every model call.
       if (body.stream) {
         const relay = createRelay(id, body.stream_options?.include_usage === true);
-        const events = ai.streamChat({ ...toChatRequest(body), chain, signal, meter, relay });
+        const events = ai.streamChat({ ...chatRequest, chain, signal, meter, relay });
         return streamCompletion(request, reply, events, { id, body, relay });
       }
       // Not streaming: the whole answer is all the client sees, so the upstream is asked for it whole where it can be.
-      return complete(ai.streamChat({ ...toChatRequest(body), chain, signal, meter, whole: true }), id);
+      return complete(ai.streamChat({ ...chatRequest, chain, signal, meter, whole: true }), id);
     },
   });
 }

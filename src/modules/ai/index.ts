@@ -44,6 +44,8 @@ export const aiModule = defineModule({
   },
   needs: ['usage', 'limits'],
   provides: ['ai', 'responses'],
+  // The gateway's input checks; the safety module is built after this one.
+  uses: ['safety'],
   services: ({ deps, config, services }) => ({
     ai: createAi(config.ai, { logger: deps.logger, metering: config.usage.enabled ? services.usage.metering : undefined }),
     responses: createResponseStore(deps.db),

@@ -30,7 +30,7 @@ import type { ChatEvent, ChatRequest, ToolCall, Usage } from './types.ts';
  * served by any configured provider through Parley's fallback, limits and
  * accounting. Errors here are Anthropic-shaped, not problem+json.
  */
-export function messagesRoutes(app: App, ctx: RouteContext<'ai' | 'limits'>) {
+export function messagesRoutes(app: App, ctx: RouteContext<'ai' | 'limits' | 'safety'>) {
   const ai = ctx.services.ai;
   const auth = [credentialFromApiKeyHeader, ctx.guards.user({ scope: 'chat' })];
   const headers = z.looseObject({
@@ -57,10 +57,11 @@ export function messagesRoutes(app: App, ctx: RouteContext<'ai' | 'limits'>) {
     handler: async (request, reply) => {
       const body = request.body;
       const chain = resolveChain(ai, body.model);
-      const { signal, meter } = await gatewayCall(request, reply, ctx.services.limits);
+      const asked = toChatRequest(body);
+      const { signal, meter } = await gatewayCall(request, reply, ctx.services, asked.messages);
       // Not streaming, the answer is asked for whole where it can be; not with stop sequences, which Parley applies as the text comes (and stops the call there).
       const whole = !body.stream && !body.stop_sequences?.length;
-      const chatRequest: ChatRequest = { ...toChatRequest(body), chain, signal, meter, whole };
+      const chatRequest: ChatRequest = { ...asked, chain, signal, meter, whole };
       // Metering and budgets happen inside streamChat (the `meter` above), as for every model call.
       const output = readOutput(ai.streamChat(chatRequest), chatRequest, body.stop_sequences ?? []);
       const id = `msg_${randomUUID().replaceAll('-', '')}`;

@@ -35,7 +35,7 @@ type Emit = (type: string, payload: Record<string, unknown>) => void;
  * response (its whole conversation) so `previous_response_id` continues it.
  * Errors are OpenAI-shaped, as on the rest of the gateway.
  */
-export function responsesRoutes(app: App, ctx: RouteContext<'ai' | 'limits' | 'responses'>) {
+export function responsesRoutes(app: App, ctx: RouteContext<'ai' | 'limits' | 'responses' | 'safety'>) {
   const { guards } = ctx;
   const { ai, limits, responses: store } = ctx.services;
   const params = z.object({ id: z.string().min(1).max(200) });
@@ -61,7 +61,7 @@ export function responsesRoutes(app: App, ctx: RouteContext<'ai' | 'limits' | 'r
       const earlier = body.previous_response_id ? await previousItems(body.previous_response_id, caller.userId) : [];
       const items = [...earlier, ...inputItems(body)];
       const chatRequest = toChatRequest(body, items);
-      const { signal, meter } = await gatewayCall(request, reply, limits);
+      const { signal, meter } = await gatewayCall(request, reply, ctx.services, chatRequest.messages);
       // Metering and budgets happen inside streamChat, once per call, however it ends.
       const events = ai.streamChat({ ...chatRequest, chain, signal, meter, whole: !body.stream });
       const state: ResponseState = {

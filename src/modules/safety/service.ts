@@ -165,9 +165,30 @@ export function createSafety(d: {
     if (!(await d.projects.exists(userId, projectId))) throw NotFound('Project', 'project_not_found');
   }
 
+  const r = settings.rules;
+  /** Whether the deployment checks anything without a project: rules of its own or a moderation provider. */
+  const deploymentChecks = Boolean(moderation) || r.blockedTerms.length > 0 || r.patterns.length > 0 || r.maxInputChars !== null;
+
   return {
     /** Whether a moderation provider is configured (MODERATION_URL). */
     moderationEnabled: Boolean(moderation),
+
+    /**
+     * Checks what a gateway caller sends (the text of its user and system messages) with the deployment's
+     * rules and the moderation provider, as one text: one provider call per request. Each message is held to
+     * `maxInputChars`. Throws as checkInput does; returns at once when the deployment checks nothing.
+     */
+    async checkRequest(scope: SafetyScope, texts: string[]): Promise<void> {
+      if (!deploymentChecks && !scope.projectId) return;
+      const rules = await projectRules(scope.projectId);
+      const caps = [r.maxInputChars, rules.maxInputChars].filter((n): n is number => n !== null);
+      const max = caps.length ? Math.min(...caps) : null;
+      if (max !== null && texts.some((t) => t.length > max)) throw ValidationError(`A message may hold at most ${max} characters here`, 'message_too_long', { max });
+      const flag = await check(scope, texts.join('\n\n'), rules);
+      if (!flag) return;
+      await report(scope, 'input', flag);
+      throw new AppError(422, 'content_flagged', 'Content flagged', `This request was flagged (${flag.categories.join(', ')}) and not sent to the model`, { extra: { ...flag } });
+    },
 
     /**
      * Checks a user's message before any model sees it. Throws 422 `content_flagged` (extra:
