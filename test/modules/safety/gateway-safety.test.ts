@@ -43,7 +43,7 @@ for (const backend of backends()) {
     });
 
     const post = (app: TestApp, path: string, body: unknown, headers: Record<string, string> = {}, secret = key) =>
-      fetch(`${app.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) }).then(async (r) => ({ status: r.status, body: await r.json() }));
+      fetch(`${app.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
     const chat = (app: TestApp, messages: unknown[], stream = false) => post(app, '/v1/chat/completions', { model: 'openai:gpt-4o-mini', messages, stream });
     const anthropic = (app: TestApp, body: Record<string, unknown>) => post(app, '/v1/messages', { model: 'openai:gpt-4o-mini', max_tokens: 50, ...body }, { 'anthropic-version': '2023-06-01' });
     const responses = (app: TestApp, body: Record<string, unknown>) => post(app, '/v1/responses', { model: 'openai:gpt-4o-mini', ...body });
