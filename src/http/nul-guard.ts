@@ -12,7 +12,8 @@ import { ValidationError } from '../errors.ts';
  * It is replaced by U+FFFD here, so every column sees the same well-formed text.
  *
  * The checks cost a substring search or two per request; only a body that
- * contains one of the escapes is walked.
+ * contains one of the escapes is walked for them. Every body's objects and
+ * arrays (not its strings) are walked once for their depth (MAX_DEPTH).
  */
 export function installNulGuard(app: FastifyInstance) {
   const parseJson = app.getDefaultJsonParser('error', 'error');
@@ -21,6 +22,13 @@ export function installNulGuard(app: FastifyInstance) {
     const text = body as string; // parseAs: 'string'
     parseJson(request, text, (err, value) => {
       if (err) return done(err);
+      const deep = deeperThan(value, MAX_DEPTH);
+      if (deep !== undefined) {
+        return done(
+          ValidationError(`Invalid body: ${deep} is nested more than ${MAX_DEPTH} levels deep`, 'validation_failed', { errors: [{ path: deep, message: `nested more than ${MAX_DEPTH} levels deep` }] }),
+          undefined,
+        );
+      }
       if (text.includes('\\u0000')) {
         const at = nulAt(value, '');
         if (at !== undefined) return done(nulError('body', at || '/'), undefined);
@@ -32,6 +40,39 @@ export function installNulGuard(app: FastifyInstance) {
   app.addHook('preValidation', (request, _reply, done) => {
     done(request.url.includes('%00') ? nulError('URL', request.url.split('?')[0]!) : undefined);
   });
+}
+
+/**
+ * How deep a JSON body may nest. Deeper values are refused at the door: code that walks or
+ * serializes them (a tool's schema sent upstream) would run out of stack (a 500), and no API
+ * here takes anything near this deep.
+ */
+const MAX_DEPTH = 128;
+
+/** The JSON pointer of the first array or object nested deeper than `max` levels, if any. */
+function deeperThan(value: unknown, max: number): string | undefined {
+  const at = deepPath(value, max);
+  return at && (at.length ? at.reverse().map((k) => `/${String(k).replaceAll('~', '~0').replaceAll('/', '~1')}`).join('') : '/');
+}
+
+/** The keys down to it, innermost first (built only on the way back from a find). */
+function deepPath(value: unknown, max: number): Array<string | number> | undefined {
+  if (!value || typeof value !== 'object') return undefined;
+  if (max === 0) return [];
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const v = value[i];
+      const at = v && typeof v === 'object' ? deepPath(v, max - 1) : undefined;
+      if (at) return (at.push(i), at);
+    }
+    return undefined;
+  }
+  for (const key in value) {
+    const v = (value as Record<string, unknown>)[key];
+    const at = v && typeof v === 'object' ? deepPath(v, max - 1) : undefined;
+    if (at) return (at.push(key), at);
+  }
+  return undefined;
 }
 
 /** `\ud800`–`\udfff`: a surrogate, perhaps one of a pair (JSON allows `\uD83D` as well). */

@@ -29,6 +29,9 @@ const FASTIFY_CODES: Record<string, string> = {
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'invalid_content_length',
 };
 
+/** Parley's stable code for a 4xx Fastify raised itself (a body it could not parse or take), as every error format names it. */
+export const clientErrorCode = (err: FastifyError): string => FASTIFY_CODES[err.code] ?? 'bad_request';
+
 interface ProblemInput {
   status: number;
   title: string;
@@ -63,7 +66,7 @@ export function installProblemHandlers(app: FastifyInstance) {
     }
     const status = (err as FastifyError).statusCode;
     if (status && status >= 400 && status < 500) {
-      const code = FASTIFY_CODES[(err as FastifyError).code] ?? 'bad_request';
+      const code = clientErrorCode(err as FastifyError);
       return sendProblem(reply, request, { status, title: httpTitle(status), detail: err.message, code });
     }
     request.log.error({ err }, 'unhandled error');

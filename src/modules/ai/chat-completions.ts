@@ -338,9 +338,11 @@ function plainContent(data: string): string | undefined {
   }
   if (i >= data.length) return undefined;
   const raw = data.slice(start + 11, i);
-  if (!escaped) return raw;
+  // A NUL is the parser's, so that the attempt drops it (see wellFormedText) instead of relaying it.
+  if (!escaped) return raw.includes('\0') ? undefined : raw;
   try {
-    return JSON.parse(`"${raw}"`) as string;
+    const text = JSON.parse(`"${raw}"`) as string;
+    return text.includes('\0') ? undefined : text;
   } catch {
     return undefined;
   }

@@ -11,7 +11,8 @@ import type { ChatMessage, ChatPart, ChatRequest, ToolCall, Usage } from './type
 
 const textPart = z.looseObject({ type: z.literal('text'), text: z.string() });
 const imagePart = z.looseObject({ type: z.literal('image_url'), image_url: z.looseObject({ url: z.string().min(1), detail: z.string().optional() }) });
-const content = z.union([z.string(), z.array(z.looseObject({ type: z.string() }))]).nullable().optional();
+// An array of parts holds at least one, as OpenAI requires (an empty one would send an empty turn).
+const content = z.union([z.string(), z.array(z.looseObject({ type: z.string() })).min(1)]).nullable().optional();
 const toolCall = z.looseObject({ id: z.string(), type: z.literal('function').optional(), function: z.looseObject({ name: z.string(), arguments: z.string() }) });
 
 const message = z.discriminatedUnion('role', [
@@ -44,16 +45,24 @@ export const completionBody = z
 
 export type CompletionBody = z.infer<typeof completionBody>;
 
-function text(value: z.infer<typeof content>, role: string): string {
+function text(value: z.infer<typeof content>, role: string, at: number): string {
   if (value == null) return '';
   if (typeof value === 'string') return value;
   return value
-    .map((part) => {
+    .map((part, j) => {
       const parsed = textPart.safeParse(part);
-      if (!parsed.success) throw ValidationError(`Only text content is supported in ${role} messages (got a "${part.type}" part)`, 'unsupported_content');
+      if (!parsed.success) throw unsupportedPart(part, at, j, `Only text content is supported in ${role} messages`);
       return parsed.data.text;
     })
     .join('');
+}
+
+/** A part the gateway cannot take, named by its param: a known type with the wrong shape, or another type. */
+function unsupportedPart(part: { type: string }, at: number, j: number, supported: string) {
+  const param = `messages.${at}.content.${j}`;
+  const known = part.type === 'text' || part.type === 'image_url';
+  const message = known ? `${param}: a malformed "${part.type}" part (${part.type === 'text' ? 'text must be a string' : 'image_url.url must be a non-empty string'})` : `${param}: ${supported} (got a "${part.type}" part)`;
+  return ValidationError(message, known ? 'validation_failed' : 'unsupported_content', { param });
 }
 
 /**
@@ -61,13 +70,13 @@ function text(value: z.infer<typeof content>, role: string): string {
  * passed on as they came (to OpenAI-compatible upstreams unchanged; to others
  * in their own image format), to a model that can see.
  */
-function userMessage(value: z.infer<typeof content>): ChatMessage {
-  if (!Array.isArray(value) || !value.some((p) => p.type === 'image_url')) return { role: 'user', content: text(value, 'user') };
-  const parts = value.map((part): ChatPart => {
+function userMessage(value: z.infer<typeof content>, at: number): ChatMessage {
+  if (!Array.isArray(value) || !value.some((p) => p.type === 'image_url')) return { role: 'user', content: text(value, 'user', at) };
+  const parts = value.map((part, j): ChatPart => {
     const image = imagePart.safeParse(part);
     if (image.success) return { type: 'image', url: image.data.image_url.url, ...(image.data.image_url.detail !== undefined ? { detail: image.data.image_url.detail } : {}) };
     const parsed = textPart.safeParse(part);
-    if (!parsed.success) throw ValidationError(`Only text and image_url content is supported in user messages (got a "${part.type}" part)`, 'unsupported_content');
+    if (!parsed.success) throw unsupportedPart(part, at, j, 'Only text and image_url content is supported in user messages');
     return { type: 'text', text: parsed.data.text };
   });
   return { role: 'user', content: parts.flatMap((p) => (p.type === 'text' ? [p.text] : [])).join(''), parts };
@@ -75,19 +84,19 @@ function userMessage(value: z.infer<typeof content>): ChatMessage {
 
 /** The OpenAI request as Parley's ChatRequest, minus the chain (resolved by the caller). */
 export function toChatRequest(body: CompletionBody): Omit<ChatRequest, 'chain'> {
-  const messages = body.messages.map((m): ChatMessage => {
+  const messages = body.messages.map((m, at): ChatMessage => {
     switch (m.role) {
       case 'system':
       case 'developer':
-        return { role: 'system', content: text(m.content, m.role) };
+        return { role: 'system', content: text(m.content, m.role, at) };
       case 'user':
-        return userMessage(m.content);
+        return userMessage(m.content, at);
       case 'assistant': {
         const calls = m.tool_calls?.map((c): ToolCall => ({ id: c.id, name: c.function.name, arguments: c.function.arguments }));
-        return { role: 'assistant', content: text(m.content, m.role), ...(calls?.length ? { toolCalls: calls } : {}) };
+        return { role: 'assistant', content: text(m.content, m.role, at), ...(calls?.length ? { toolCalls: calls } : {}) };
       }
       case 'tool':
-        return { role: 'tool', content: text(m.content, m.role), toolCallId: m.tool_call_id };
+        return { role: 'tool', content: text(m.content, m.role, at), toolCallId: m.tool_call_id };
     }
   });
   const choice = body.tool_choice;

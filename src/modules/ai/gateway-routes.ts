@@ -4,6 +4,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError, NotFound } from '../../errors.ts';
+import { clientErrorCode } from '../../http/problem.ts';
 import { drained, takeOverForEvents } from '../../http/sse.ts';
 import type { App } from '../../http/types.ts';
 import type { RouteContext } from '../module.ts';
@@ -240,7 +241,7 @@ export function openAiErrorHandler(error: FastifyError | AppError | Error, reque
     return reply.status(400).send(openAiError(400, `Invalid request: ${message}`, 'validation_failed', param));
   }
   const status = (error as FastifyError).statusCode;
-  if (status && status >= 400 && status < 500) return reply.status(status).send(openAiError(status, error.message, status === 413 ? 'body_too_large' : 'bad_request'));
+  if (status && status >= 400 && status < 500) return reply.status(status).send(openAiError(status, error.message, clientErrorCode(error as FastifyError)));
   request.log.error({ err: error }, 'unhandled error');
   return reply.status(500).send(openAiError(500, `Something went wrong on our side. Quote request id ${request.id} when reporting it.`, 'internal_error'));
 }

@@ -3,6 +3,7 @@ import type { FastifyError, FastifyReply, FastifyRequest, onRequestAsyncHookHand
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError, NotFound } from '../../errors.ts';
+import { clientErrorCode } from '../../http/problem.ts';
 import { drained, takeOverForEvents } from '../../http/sse.ts';
 import type { App } from '../../http/types.ts';
 import type { RouteContext } from '../module.ts';
@@ -271,7 +272,7 @@ export function anthropicErrorHandler(error: FastifyError | AppError | Error, re
     return reply.status(400).send(anthropicError(400, message, 'validation_failed', request.id));
   }
   const status = (error as FastifyError).statusCode;
-  if (status && status >= 400 && status < 500) return reply.status(status).send(anthropicError(status, error.message, status === 413 ? 'body_too_large' : 'bad_request', request.id));
+  if (status && status >= 400 && status < 500) return reply.status(status).send(anthropicError(status, error.message, clientErrorCode(error as FastifyError), request.id));
   request.log.error({ err: error }, 'unhandled error');
   return reply.status(500).send(anthropicError(500, `Something went wrong on our side. Quote request id ${request.id} when reporting it.`, 'internal_error', request.id));
 }

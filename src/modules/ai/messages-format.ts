@@ -31,11 +31,13 @@ const block = z.discriminatedUnion('type', [textBlock, imageBlock, toolUseBlock,
 type Block = z.infer<typeof block>;
 
 /** A failing block is named with its own reason, not only the union's "Invalid input". */
-const content = z.union([z.string(), z.array(block)], {
+// An array holds at least one block, as Anthropic requires (an empty one would send an empty turn, or none).
+const content = z.union([z.string(), z.array(block).min(1)], {
   error: (issue) => {
     if (issue.code !== 'invalid_union' || !Array.isArray(issue.input)) return 'expected a string or an array of content blocks';
     const inner = issue.errors[1]?.[0];
-    return inner ? `[${inner.path.join('.')}] ${inner.message}` : undefined;
+    if (!inner) return undefined;
+    return inner.path.length ? `[${inner.path.join('.')}] ${inner.message}` : inner.message;
   },
 });
 const message = z.looseObject({ role: z.enum(['user', 'assistant']), content });

@@ -1,5 +1,6 @@
 /**
- * A model's text as it streams in, made well-formed piece by piece. A lone
+ * A model's text as it streams in, made storable piece by piece. A NUL
+ * (U+0000), which PostgreSQL text and jsonb cannot hold, is dropped. A lone
  * UTF-16 surrogate (an upstream can send `\ud800` in its JSON) is fine in a JS
  * string but not in a jsonb column, where the answer is stored: it becomes
  * U+FFFD, as a text column would store it. A pair split across two pieces (high
@@ -18,6 +19,7 @@ export function wellFormedText() {
         held = text.slice(-1);
         text = text.slice(0, -1);
       }
+      if (text.includes('\0')) text = text.replaceAll('\0', '');
       return text.isWellFormed() ? text : text.toWellFormed();
     },
     /** At the end of the text: a high half still held was lone after all. */

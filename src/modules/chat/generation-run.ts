@@ -145,8 +145,8 @@ async function execute(d: RunDeps, job: RunJob, signal: AbortSignal, stopped: ()
         else if (e.type === 'attempt_failed') attempts.push(e.attempt);
         else if (e.type === 'tool_call') calls.push(e.call);
         else if (e.type === 'delta') {
-          // PostgreSQL text cannot hold U+0000: a model that emits one must not make its answer unstorable.
-          const piece = e.text.replaceAll('\0', '');
+          // Deltas hold no NUL (the attempt drops them: PostgreSQL text cannot hold U+0000).
+          const piece = e.text;
           if (!piece) continue;
           if (!started) announceStarted(d, job, current);
           started = true;

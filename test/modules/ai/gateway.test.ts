@@ -270,6 +270,17 @@ for (const backend of backends()) {
       assert.deepEqual([event.status, event.provider, event.model, event.inputTokens, event.outputTokens], ['ok', 'openai', 'gpt-4o-mini', 9, 8]);
     });
 
+    test('NULs the model emits are dropped, from relayed frames as from whole answers', async () => {
+      openai.script({ chunks: ['a', 'b\u0000c', '\u0000', 'd'], delayMs: 5 });
+      const stream = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], stream: true });
+      let text = '';
+      for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+      assert.equal(text, 'abcd');
+      openai.script({ chunks: ['a', 'b\u0000c'] });
+      const whole = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] });
+      assert.equal(whole.choices[0]!.message.content, 'abc');
+    });
+
     test('a non-streaming answer comes whole from the upstream: its text exactly, the usage it reported, metered once', async () => {
       openai.script({ chunks: ['First, ', 'sécond, ', 'third ', '"and" ', 'back\\slash 😀'], usage: { input: 5, output: 5 } });
       const completion = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] });
@@ -333,6 +344,21 @@ for (const backend of backends()) {
       assert.equal(raw.status, 400);
       assert.deepEqual(Object.keys(raw.body), ['error']);
       assert.deepEqual(Object.keys(raw.body.error).sort(), ['code', 'message', 'param', 'type']);
+      assert.equal(raw.body.error.code, 'malformed_json', 'the same stable code as every other route');
+      const xml = await fetch(`${t.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/xml' }, body: '<a/>' });
+      assert.equal(xml.status, 415);
+      assert.equal(((await xml.json()) as { error: { code: string } }).error.code, 'unsupported_media_type');
+      // An empty array of parts is not an empty turn sent on; a malformed image part says what is wrong, and where.
+      const empty = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: [] }] }).catch((e) => e);
+      assert.ok(empty instanceof OpenAI.BadRequestError, String(empty));
+      assert.equal(empty.code, 'validation_failed');
+      assert.equal(empty.param, 'messages.0.content');
+      const badImage = await client.chat.completions
+        .create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'first' }, { role: 'user', content: [{ type: 'text', text: 'see' }, { type: 'image_url', image_url: { url: 5 as never } }] }] })
+        .catch((e) => e);
+      assert.ok(badImage instanceof OpenAI.BadRequestError, String(badImage));
+      assert.equal(badImage.param, 'messages.1.content.1');
+      assert.match(badImage.message, /malformed "image_url" part \(image_url\.url must be a non-empty string\)/);
       // Text and images are passed on (files-in-chat.test.ts); other parts, such as audio, are refused.
       const audio = await client.chat.completions
         .create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: { data: 'AAAA', format: 'wav' } }] }] })

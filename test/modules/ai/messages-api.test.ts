@@ -357,6 +357,7 @@ for (const backend of backends()) {
       const raw = await t.api('POST', '/v1/messages', { token: key, raw: '{"model":' });
       assert.equal(raw.status, 400);
       assert.equal(raw.body.error.type, 'invalid_request_error');
+      assert.equal(raw.body.error.details.error_code, 'malformed_json', 'the same stable code as every other route');
 
       const cases: Array<[Record<string, unknown>, RegExp]> = [
         [{ model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }, /max_tokens/],
@@ -373,6 +374,7 @@ for (const backend of backends()) {
         [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'tool_use', id: 'a', name: 'b', input: {} }] }] }, /user messages cannot contain tool_use/],
         [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 'a', content: [{ type: 'image', source: { type: 'url', url: 'https://example.com/a.png' } }] }] }] }, /images in tool results are not supported/],
         [{ model: 'gpt-4o-mini', max_tokens: 5, system: [{ type: 'image' }], messages: [{ role: 'user', content: 'x' }] }, /^system: /],
+        [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: [] }] }, /^messages\.0\.content: .*>=1/],
       ];
       for (const [body, pattern] of cases) {
         const err = await client.messages.create(body as never).catch((e) => e);

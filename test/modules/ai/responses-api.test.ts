@@ -125,6 +125,28 @@ for (const backend of backends()) {
           assert.equal(again.instructions, 'Be brief.');
         });
 
+        test('NULs the model emits are dropped from the answer, whole or streamed, which is stored and charged once as ok', async () => {
+          const tally = async () => (await usageOf(user.id)).reduce((n, e) => ({ ok: n.ok + Number(e.status === 'ok'), other: n.other + Number(e.status !== 'ok') }), { ok: 0, other: 0 });
+          const before = await tally();
+          fake().script({ chunks: ['a\u0000b', 'cd'] });
+          const whole = await client.responses.create({ model, input: 'Hi' });
+          assert.equal(whole.status, 'completed');
+          assert.equal(whole.output_text, 'abcd');
+          assert.equal((await client.responses.retrieve(whole.id)).output_text, 'abcd');
+
+          fake().script({ chunks: ['a\u0000b', 'cd'] });
+          const stream = await client.responses.create({ model, input: 'Hi', stream: true });
+          let deltas = '';
+          let completed: OpenAI.Responses.Response | undefined;
+          for await (const e of stream) {
+            if (e.type === 'response.output_text.delta') deltas += e.delta;
+            if (e.type === 'response.completed') completed = e.response;
+          }
+          assert.equal(deltas, 'abcd');
+          assert.equal((await client.responses.retrieve(completed!.id)).output_text, 'abcd');
+          assert.deepEqual(await tally(), { ok: before.ok + 2, other: before.other }, 'two calls, each charged once as ok');
+        });
+
         test('streaming: the events in order, with sequence numbers, and the final response stored', async () => {
           fake().script({ reply: 'One two three.', usage: { input: 20, output: 3 } });
           const stream = await client.responses.create({ model, input: [{ role: 'user', content: [{ type: 'input_text', text: 'Count' }] }], stream: true });
@@ -427,6 +449,9 @@ for (const backend of backends()) {
       const badPart = await client.responses.create({ model: 'openai:gpt-4o-mini', input: [{ role: 'user', content: [{ type: 'input_file', file_id: 'file_1' }] }] }).catch((e) => e);
       assert.ok(badPart instanceof OpenAI.BadRequestError);
       assert.equal(badPart.code, 'unsupported_content');
+      const emptyParts = await client.responses.create({ model: 'openai:gpt-4o-mini', input: [{ role: 'user', content: [] }] }).catch((e) => e);
+      assert.ok(emptyParts instanceof OpenAI.BadRequestError, String(emptyParts));
+      assert.equal(emptyParts.param, 'input[0].content');
 
       const huge = await t.api('POST', '/v1/responses', { token: key, body: { model: 'openai:gpt-4o-mini', input: 'x'.repeat(4 * MiB) } });
       assert.equal(huge.status, 413);
