@@ -321,6 +321,28 @@ for (const side of sides) {
       });
     });
 
+    test('an error or result PostgreSQL cannot hold (a NUL, a lone surrogate) is stored without it, and the job settles', { skip: side.name.startsWith('BullMQ') && 'BullMQ keeps errors and results in Redis' }, async () => {
+      await using(side, async (s) => {
+        const queue = s.queue();
+        let runs = 0;
+        queue.process('nul.fail', async () => {
+          runs++;
+          throw new Error('bad\0byte \ud800');
+        });
+        queue.process('nul.done', async () => ({ text: 'ok\0done', 'k\0ey': '\udc00', n: 1 }));
+        await queue.start();
+        const failing = await queue.enqueue('nul.fail', null, { attempts: 2, backoffMs: 10 });
+        const done = await queue.enqueue('nul.done', null);
+        // Retried once, then dead: both writes of its error went through.
+        const dead = await settled(queue, failing.id, 'dead');
+        assert.equal(dead.error, 'badbyte \uFFFD');
+        assert.deepEqual([dead.attempts, runs], [2, 2]);
+        const completed = await settled(queue, done.id);
+        assert.deepEqual(completed.result, { text: 'okdone', key: '\uFFFD', n: 1 });
+        assert.equal(completed.attempts, 1);
+      });
+    });
+
     test('priorities: lower runs first, equal ones in order', async () => {
       await using(side, async (s) => {
         const queue = s.queue();

@@ -66,7 +66,16 @@ export const preferencesBody = z
     preferences: z
       .array(z.object({ category: z.string().min(1).max(100), channel: z.enum(CHANNELS), enabled: z.boolean() }).strict())
       .min(1)
-      .max(200),
+      .max(200)
+      // One statement upserts them all: a pair named twice would be a database error, and which choice wins a guess.
+      .superRefine((choices, ctx) => {
+        const seen = new Set<string>();
+        choices.forEach((c, i) => {
+          const pair = `${c.category} × ${c.channel}`;
+          if (seen.has(pair)) ctx.addIssue({ code: 'custom', path: [i], message: `names ${pair} again: each category and channel at most once` });
+          seen.add(pair);
+        });
+      }),
   })
   .strict();
 

@@ -99,7 +99,8 @@ function exchange(
         const chunks: Buffer[] = [];
         let size = 0;
         const settle = (ended: boolean) => {
-          const excerpt = Buffer.concat(chunks).subarray(0, EXCERPT_BYTES).toString('utf8');
+          // Stored as text, which PostgreSQL cannot hold a NUL in: dropped, as from any stored text (the excerpt only shrinks).
+          const excerpt = Buffer.concat(chunks).subarray(0, EXCERPT_BYTES).toString('utf8').replaceAll('\0', '');
           const ok = status >= 200 && status < 300;
           finish({ ok, statusCode: status, excerpt, error: ok ? null : status >= 300 && status < 400 ? `Redirect (${status}) not followed` : `HTTP ${status}` }, ended);
         };

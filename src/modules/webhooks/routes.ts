@@ -78,7 +78,7 @@ export function webhooksRoutes(app: App, { services, guards }: RouteContext<'web
   });
 
   app.post('/webhooks/endpoints/:id/test', {
-    schema: { tags, summary: 'Send a `webhook.test` message now', params: endpointParams, response: { 202: messageSchema, ...problems } },
+    schema: { tags, summary: 'Send a `webhook.test` message now', description: 'A disabled endpoint is 409 `webhook_endpoint_disabled`.', params: endpointParams, response: { 202: messageSchema, 409: problemSchema, ...problems } },
     onRequest,
     handler: async (request, reply) => reply.status(202).send(toMessage(await webhooks.test(me(request), request.params.id))),
   });
@@ -105,7 +105,7 @@ export function webhooksRoutes(app: App, { services, guards }: RouteContext<'web
   });
 
   app.post('/webhooks/messages/:id/replay', {
-    schema: { tags, summary: 'Send a message again, with the same webhook-id', params: messageParams, response: { 202: messageSchema, ...problems } },
+    schema: { tags, summary: 'Send a message again, with the same webhook-id', description: 'A message of a disabled endpoint is 409 `webhook_endpoint_disabled`.', params: messageParams, response: { 202: messageSchema, 409: problemSchema, ...problems } },
     onRequest,
     handler: async (request, reply) => reply.status(202).send(toMessage(await webhooks.replay(me(request), request.params.id))),
   });

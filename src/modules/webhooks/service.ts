@@ -1,5 +1,5 @@
 import { uuidv7 } from 'uuidv7';
-import { NotFound } from '../../errors.ts';
+import { Conflict, NotFound } from '../../errors.ts';
 import type { Announce } from '../../platform/bus/bus.ts';
 import type { Cipher } from '../../platform/crypto/cipher.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
@@ -65,6 +65,8 @@ export interface WebhooksDeps {
 }
 
 const secretContext = (endpointId: string) => `webhook:${endpointId}`;
+/** Why an endpoint is disabled, for a message: ` (failing)`, ` (by its owner)`. */
+const reasonOf = (e: EndpointRow) => (e.disabledReason ? ` (${e.disabledReason})` : '');
 
 /** Attempts logged in one statement at most. */
 const LOG_BATCH = 500;
@@ -106,6 +108,13 @@ export function createWebhooks(d: WebhooksDeps) {
   async function endpoint(userId: string, id: string): Promise<EndpointRow> {
     const row = await repo.endpoint(userId, id);
     if (!row) throw NotFound('Webhook endpoint', 'webhook_endpoint_not_found');
+    return row;
+  }
+
+  /** An endpoint that something is about to be sent to: a disabled one would leave the message pending, never sent. */
+  async function enabledEndpoint(userId: string, id: string): Promise<EndpointRow> {
+    const row = await endpoint(userId, id);
+    if (row.disabledAt) throw Conflict(`The endpoint is disabled${reasonOf(row)}: enable it again first`, 'webhook_endpoint_disabled');
     return row;
   }
 
@@ -169,12 +178,18 @@ export function createWebhooks(d: WebhooksDeps) {
   /**
    * One attempt at a message (and its endpoint, null once deleted). A message already delivered is not sent
    * again (a job rerun after a worker died); a failure schedules the next step, and an endpoint failing for
-   * longer than the window is disabled and its owner told.
+   * longer than the window is disabled and its owner told. An endpoint disabled since the message was made
+   * gets nothing: the message fails, the attempt logged with why, and no retry follows (a replay once it is
+   * enabled again sends it).
    */
   async function attempt(found: { message: MessageRow; endpoint: EndpointRow | null }, job: AttemptJob): Promise<{ status: string }> {
     const { message, endpoint: e } = found;
     if (message.status === 'delivered') return { status: 'already delivered' };
-    if (!e || e.disabledAt) return { status: 'endpoint disabled' };
+    if (!e || e.disabledAt) {
+      const error = e ? `Endpoint disabled${reasonOf(e)}` : 'Endpoint deleted';
+      await recordAttempt({ id: uuidv7(), messageId: message.id, attempt: job.attempt, statusCode: null, latencyMs: 0, responseExcerpt: null, error, status: 'failed' });
+      return { status: 'endpoint disabled' };
+    }
     const timestamp = Math.floor(Date.now() / 1000);
     const body = JSON.stringify({ type: message.eventType, timestamp: message.createdAt.toISOString(), data: message.payload });
     const result = await post({
@@ -243,7 +258,7 @@ export function createWebhooks(d: WebhooksDeps) {
       return { endpoint: row!, secret };
     },
     async test(userId: string, id: string): Promise<MessageRow> {
-      const e = await endpoint(userId, id);
+      const e = await enabledEndpoint(userId, id);
       const [message] = await makeMessages([{ endpointId: e.id, userId: e.userId, eventType: TEST_EVENT, payload: { endpointId: e.id, message: 'A test event from Parley' }, sourceEventId: null }]);
       return message!;
     },
@@ -261,10 +276,11 @@ export function createWebhooks(d: WebhooksDeps) {
       if (!row) throw NotFound('Webhook message', 'webhook_message_not_found');
       return repo.attempts(messageId);
     },
-    /** Sends a message again (a new chain of attempts, the same webhook-id), whatever became of it. */
+    /** Sends a message again (a new chain of attempts, the same webhook-id), whatever became of it, once its endpoint is enabled. */
     async replay(userId: string, messageId: string): Promise<MessageRow> {
       const row = await repo.ownMessage(userId, messageId);
       if (!row) throw NotFound('Webhook message', 'webhook_message_not_found');
+      await enabledEndpoint(userId, row.endpointId);
       await repo.setMessageStatus(row.id, 'pending');
       await deliverJob({ messageId: row.id, attempt: 1, run: uuidv7() }, 0);
       return { ...row, status: 'pending' };

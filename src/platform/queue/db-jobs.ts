@@ -1,7 +1,7 @@
 import { and, desc, eq, gt, lt, lte, sql, type SQL } from 'drizzle-orm';
 import { uuidv7 } from 'uuidv7';
 import type { Db } from '../db/database.ts';
-import { backoffDelay, DEFAULTS, errorMessage, type EnqueueOptions, type Job, type ListQuery } from './queue.ts';
+import { backoffDelay, DEFAULTS, errorMessage, storableJson, type EnqueueOptions, type Job, type ListQuery } from './queue.ts';
 import { jobs } from './schema.ts';
 
 /** The statements of the database queue over the `jobs` table (db-queue.ts runs them). */
@@ -112,7 +112,7 @@ export type Outcome = { result: unknown } | { error: unknown } | { released: str
 /** Records how an attempt ended: completed; failed (retried after a backoff, or dead); or given back untried (shutdown). */
 export async function settle(db: Db, row: JobRow, outcome: Outcome): Promise<'completed' | 'retry' | 'dead' | 'released'> {
   if ('result' in outcome) {
-    await db.update(jobs).set({ state: 'completed', result: jsonb(outcome.result), lastError: null, finishedAt: sql`now()`, lockedUntil: null }).where(held(row));
+    await db.update(jobs).set({ state: 'completed', result: jsonb(storableJson(outcome.result)), lastError: null, finishedAt: sql`now()`, lockedUntil: null }).where(held(row));
     return 'completed';
   }
   if ('released' in outcome) {

@@ -174,7 +174,26 @@ export async function runAttempt<R>(run: (signal: AbortSignal) => Promise<R>, ti
   }
 }
 
-export const errorMessage = (err: unknown) => (err instanceof Error ? `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}` : String(err));
+/**
+ * Text a job's row (and an event about it) can hold: PostgreSQL text and jsonb refuse U+0000, dropped as from any
+ * stored text, and jsonb a lone UTF-16 surrogate, made U+FFFD as a text column stores it. A job whose outcome could
+ * not be written would stay active until its lease lapsed, then run again, and again.
+ */
+export const storableText = (text: string) => (text.includes('\0') ? text.replaceAll('\0', '') : text).toWellFormed();
+
+/** A value for a jsonb column with every string in it, keys included, storable; most values pass unchanged. */
+export function storableJson(value: unknown): unknown {
+  const json = JSON.stringify(value);
+  if (json === undefined || !/\\u0000|\\ud[89a-f]/i.test(json)) return value;
+  return JSON.parse(json, (_key, v: unknown) => {
+    if (typeof v === 'string') return storableText(v);
+    if (v && typeof v === 'object' && !Array.isArray(v)) return Object.fromEntries(Object.entries(v).map(([k, x]) => [storableText(k), x]));
+    return v;
+  });
+}
+
+/** An error as a job stores it (see storableText): an error's text is often what an upstream sent. */
+export const errorMessage = (err: unknown) => storableText(err instanceof Error ? `${err.name === 'Error' ? '' : `${err.name}: `}${err.message}` : String(err));
 
 /** A UUID-shaped id derived from a queue and an idempotency key, so a keyed job always gets the same id. */
 export function keyedJobId(queue: string, key: string): string {

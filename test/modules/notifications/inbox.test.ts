@@ -77,6 +77,25 @@ for (const backend of backends()) {
       });
     });
 
+    test("a mail client's one-click unsubscribe as multipart/form-data (RFC 8058 §3.1) turns the category's email off", async () => {
+      const u = await createUser(t);
+      await send({ userId: u.id, category: 'app.order-shipped', title: 'Multipart unsubscribe' });
+      const [mail] = await waitForMails(t, u.email, /Multipart unsubscribe/);
+      const link = new URL(/^<([^>]+)>$/.exec(mail!.headers!['List-Unsubscribe']!)![1]!);
+      const form = new FormData();
+      form.set('List-Unsubscribe', 'One-Click');
+      // fetch writes the multipart body and its boundary, as a mail client's HTTP stack does.
+      const res = await fetch(t.url + link.pathname + link.search, { method: 'POST', body: form });
+      const text = await res.text();
+      assert.equal(res.status, 200, text);
+      assert.match(text, /app\.order-shipped/);
+      const prefs = (await t.api('GET', '/v1/notifications/preferences', { token: u.accessToken })).body.data;
+      assert.deepEqual(prefs.find((p: any) => p.category === 'app.order-shipped').channels.email, { enabled: false, default: true, chosen: true, allOff: false });
+      // The token decides, not the body: a malformed multipart body with a forged token is still a 400.
+      const forged = await t.api('POST', '/v1/notifications/unsubscribe?token=forged-token-value', { raw: '--x\r\nnot a part', headers: { 'content-type': 'multipart/form-data; boundary=x' } });
+      assert.equal(forged.status, 400, forged.text);
+    });
+
     test("another user's notification is not found; a deleted one is gone", async () => {
       const [u, other] = await Promise.all([createUser(t), createUser(t)]);
       const n = (await send({ userId: u.id, category: 'system.message', title: 'Private' })).body;
@@ -177,6 +196,34 @@ for (const backend of backends()) {
       const muted = (await send({ userId: u.id, category: 'system.message', title: 'Muted' })).body;
       assert.deepEqual([muted.channels.inApp.status, muted.channels.inApp.reason], ['suppressed', 'preference']);
       assert.equal((await t.api('GET', '/v1/notifications/preferences', { token: u.accessToken })).body.data[0].channels.inApp.allOff, true);
+    });
+
+    test('a category and channel named twice in one PUT is a 400 naming the repeat, and nothing is stored', async () => {
+      const u = await createUser(t);
+      const res = await t.api('PUT', '/v1/notifications/preferences', {
+        token: u.accessToken,
+        body: {
+          preferences: [
+            { category: 'app.order-shipped', channel: 'inApp', enabled: false },
+            { category: 'system.message', channel: 'email', enabled: false },
+            { category: 'system.message', channel: 'email', enabled: true },
+          ],
+        },
+      });
+      assert.equal(res.status, 400, res.text);
+      assert.match(res.headers.get('content-type') ?? '', /problem\+json/);
+      assert.equal(res.body.code, 'validation_failed');
+      assert.deepEqual(res.body.errors.map((e: any) => e.path), ['/preferences/2']);
+      assert.match(res.body.detail, /\/preferences\/2 .*system\.message × email/);
+      const prefs = (await t.api('GET', '/v1/notifications/preferences', { token: u.accessToken })).body.data;
+      assert.equal(prefs.find((p: any) => p.category === 'system.message').channels.email.chosen, false);
+      assert.equal(prefs.find((p: any) => p.category === 'app.order-shipped').channels.inApp.chosen, false, 'not even the pairs named once');
+      // The same category on two channels is two pairs.
+      const ok = await t.api('PUT', '/v1/notifications/preferences', {
+        token: u.accessToken,
+        body: { preferences: [{ category: 'system.message', channel: 'email', enabled: false }, { category: 'system.message', channel: 'inApp', enabled: false }] },
+      });
+      assert.equal(ok.status, 200, ok.text);
     });
 
     test('the daily limit per category suppresses the excess; critical passes it', async () => {

@@ -8,8 +8,8 @@ export interface Received {
   body: string;
 }
 
-/** What a route answers: a status, a redirect, silence, or a huge body. */
-export type Behaviour = (n: number) => { status: number; location?: string } | 'hang' | 'huge';
+/** What a route answers: a status (with a body of its own, or `answer <status> to <path>`), a redirect, silence, or a huge body. */
+export type Behaviour = (n: number) => { status: number; location?: string; body?: string } | 'hang' | 'huge';
 
 /**
  * A real webhook receiver on loopback: it keeps every request and answers
@@ -41,7 +41,7 @@ export async function startReceiver(routes: Record<string, Behaviour>) {
         return pump();
       }
       res.writeHead(answer.status, { 'content-type': 'text/plain', ...(answer.location ? { location: answer.location } : {}) });
-      res.end(`answer ${answer.status} to ${path}`);
+      res.end(answer.body ?? `answer ${answer.status} to ${path}`);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

@@ -8,6 +8,7 @@ import { eventually } from '../../support/eventually.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 import { PNG, uploadFile } from '../../support/files.ts';
 import { isPrivateAddress } from '../../../src/modules/webhooks/index.ts';
+import { startWorker } from '../../../src/worker.ts';
 import { startReceiver, verifies } from './receiver.ts';
 
 type Receiver = Awaited<ReturnType<typeof startReceiver>>;
@@ -46,6 +47,8 @@ for (const backend of backends()) {
         '/huge': () => 'huge',
         '/down': () => ({ status: 503 }),
         '/batch-flaky': (n) => ({ status: n === 1 ? 500 : 200 }),
+        '/nul': () => ({ status: 200, body: 'ok\u0000done' }),
+        '/nul-flaky': (n) => (n === 1 ? { status: 500, body: 'bad\u0000news' } : { status: 200, body: 'ok\u0000done' }),
       });
       t = await startApp({ backend, env: ENV });
       u = await createUser(t);
@@ -152,6 +155,23 @@ for (const backend of backends()) {
       assert.ok(first!.responseExcerpt!.length <= 1024 && first!.responseExcerpt!.startsWith('xxxx'));
     });
 
+    test('an answer with a NUL byte is logged without it: the first 2xx delivers, once; a failure is retried', async () => {
+      const message = await testSend((await register(u, '/nul')).id);
+      await eventually(async () => assert.equal((await t.api('GET', `/v1/webhooks/messages/${message.id}`, { token: u.accessToken })).body.status, 'delivered'));
+      assert.deepEqual((await attempts(message.id)).map((a) => [a.attempt, a.statusCode, a.responseExcerpt, a.error]), [[1, 200, 'okdone', null]]);
+      assert.equal(receiver.on('/nul').length, 1);
+
+      const retried = await testSend((await register(u, '/nul-flaky')).id);
+      await eventually(async () => assert.equal((await t.api('GET', `/v1/webhooks/messages/${retried.id}`, { token: u.accessToken })).body.status, 'delivered'));
+      assert.deepEqual((await attempts(retried.id)).map((a) => [a.attempt, a.statusCode, a.responseExcerpt, a.error]), [[1, 500, 'badnews', 'HTTP 500'], [2, 200, 'okdone', null]]);
+      assert.equal(receiver.on('/nul-flaky').length, 2);
+      // Sent exactly once per attempt: no job left running to send it again.
+      await eventually(async () => {
+        const jobs = (await t.deps.queue.list({ queue: 'webhooks.deliver', limit: 100 })).jobs.filter((j) => JSON.stringify(j.data).includes(retried.id));
+        assert.deepEqual(jobs.map((j) => j.state), ['completed', 'completed'], JSON.stringify(jobs.map((j) => j.error)));
+      });
+    });
+
     test('bad URLs are refused with a 400: credentials, another scheme, not a URL', async () => {
       for (const url of ['http://user:pass@127.0.0.1/x', 'ftp://127.0.0.1/x', 'file:///etc/passwd', 'not a url']) {
         const res = await t.api('POST', '/v1/webhooks/endpoints', { token: u.accessToken, body: { url, events: ['file.ready'] } });
@@ -197,6 +217,29 @@ for (const backend of backends()) {
       assert.equal(a!.body, b!.body);
       assert.ok(verifies(endpoint.secret, b!));
       await eventually(async () => assert.equal((await attempts(message.id)).length, 2));
+    });
+
+    test('a disabled endpoint refuses a test send and a replay with a 409, queueing nothing; enabled again, both go out', async () => {
+      const endpoint = await register(u, '/paused');
+      const first = await testSend(endpoint.id);
+      await eventually(async () => assert.equal((await t.api('GET', `/v1/webhooks/messages/${first.id}`, { token: u.accessToken })).body.status, 'delivered'));
+      assert.equal((await t.api('PATCH', `/v1/webhooks/endpoints/${endpoint.id}`, { token: u.accessToken, body: { disabled: true } })).body.disabled, true);
+      for (const path of [`/v1/webhooks/endpoints/${endpoint.id}/test`, `/v1/webhooks/messages/${first.id}/replay`]) {
+        const res = await t.api('POST', path, { token: u.accessToken });
+        assert.equal(res.status, 409, `${path}: ${res.text}`);
+        assert.match(res.headers.get('content-type') ?? '', /problem\+json/);
+        assert.equal(res.body.code, 'webhook_endpoint_disabled');
+        assert.match(res.body.detail, /disabled \(by its owner\)/);
+      }
+      const listed = (await t.api('GET', `/v1/webhooks/endpoints/${endpoint.id}/messages`, { token: u.accessToken })).body.data;
+      assert.deepEqual(listed.map((m: any) => [m.id, m.status]), [[first.id, 'delivered']], 'no message made, the replayed one untouched');
+      // Another user's disabled endpoint is still not found.
+      assert.equal((await t.api('POST', `/v1/webhooks/endpoints/${endpoint.id}/test`, { token: stranger.accessToken })).status, 404);
+
+      await t.api('PATCH', `/v1/webhooks/endpoints/${endpoint.id}`, { token: u.accessToken, body: { disabled: false } });
+      await testSend(endpoint.id);
+      assert.equal((await t.api('POST', `/v1/webhooks/messages/${first.id}/replay`, { token: u.accessToken })).status, 202);
+      await eventually(() => assert.equal(receiver.on('/paused').length, 3));
     });
 
     test('during a secret rotation both signatures are sent, and each verifies', async () => {
@@ -379,6 +422,45 @@ for (const backend of backends()) {
         assert.equal(enabled.body.failingSince, null);
       } finally {
         await sub.close();
+      }
+    });
+  });
+
+  describe(`webhooks: an endpoint disabled while its message waits [${backend}]`, () => {
+    let t: TestApp;
+    let receiver: Receiver;
+    let u: TestUser;
+    before(async () => {
+      receiver = await startReceiver({});
+      // No worker yet: the message waits in the queue while its endpoint is disabled.
+      t = await startApp({ backend, env: ENV, worker: false });
+      u = await createUser(t);
+    });
+    after(async () => {
+      await t.close();
+      await receiver.close();
+    });
+
+    test('its attempt sends nothing and fails the message, the reason logged; enabled again, a replay delivers it', async () => {
+      const created = await t.api('POST', '/v1/webhooks/endpoints', { token: u.accessToken, body: { url: `${receiver.url}/waiting`, events: ['file.ready'] } });
+      assert.equal(created.status, 201, created.text);
+      const message = await t.api('POST', `/v1/webhooks/endpoints/${created.body.id}/test`, { token: u.accessToken });
+      assert.equal(message.status, 202, message.text);
+      await t.api('PATCH', `/v1/webhooks/endpoints/${created.body.id}`, { token: u.accessToken, body: { disabled: true } });
+      const status = async () => (await t.api('GET', `/v1/webhooks/messages/${message.body.id}`, { token: u.accessToken })).body.status;
+      const attempts = async () => (await t.api('GET', `/v1/webhooks/messages/${message.body.id}/attempts`, { token: u.accessToken })).body.data;
+      const worker = await startWorker(t.deps);
+      try {
+        await eventually(async () => assert.equal(await status(), 'failed'));
+        assert.deepEqual((await attempts()).map((a: any) => [a.attempt, a.statusCode, a.responseExcerpt, a.error]), [[1, null, null, 'Endpoint disabled (by its owner)']]);
+        assert.equal(receiver.on('/waiting').length, 0);
+
+        await t.api('PATCH', `/v1/webhooks/endpoints/${created.body.id}`, { token: u.accessToken, body: { disabled: false } });
+        assert.equal((await t.api('POST', `/v1/webhooks/messages/${message.body.id}/replay`, { token: u.accessToken })).status, 202);
+        await eventually(async () => assert.equal(await status(), 'delivered'));
+        assert.equal(receiver.on('/waiting').length, 1);
+      } finally {
+        await worker.stop();
       }
     });
   });
