@@ -1,4 +1,5 @@
 import { AppError, ValidationError } from '../../errors.ts';
+import { clip } from '../../platform/text.ts';
 import { LIMITS } from './settings.ts';
 
 /** C0 control characters other than tab, line feed and carriage return, and DEL: never in Markdown, always in binary. */
@@ -19,11 +20,14 @@ export function checkContent(content: { title: string; body: string }, maxBytes:
   }
 }
 
-/** A title from the body's first non-blank line (a heading's marks taken off), else undefined. */
+/** A title from the body's first line with words (a heading's marks taken off), else undefined. */
 export function titleFromBody(body: string): string | undefined {
-  const line = body.split('\n').find((l) => l.trim() !== '');
-  const title = line?.replace(/^\s*#{1,6}\s*/, '').trim().slice(0, LIMITS.titleChars);
-  return title || undefined;
+  for (const line of body.split('\n')) {
+    // A heading mark alone (`#`) names nothing: the next line with words does.
+    const title = clip(line.replace(/^\s*#{1,6}(\s+|$)/, '').trim(), LIMITS.titleChars);
+    if (title) return title;
+  }
+  return undefined;
 }
 
 /** Tags as stored: trimmed, lower-case, each once. */

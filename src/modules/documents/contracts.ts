@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { opaqueCursor, pageQuery } from '../../http/pagination.ts';
+import { opaqueCursor, optionalBody, pageQuery } from '../../http/pagination.ts';
 import { LIMITS } from './settings.ts';
 
 export const ROLES = ['owner', 'editor', 'commenter', 'viewer'] as const;
@@ -84,12 +84,15 @@ export const attachBody = z.object({ fileId: z.uuid().describe('One of your file
 export const shareBody = z.object({ email: z.email().max(320), role: shareRole }).strict();
 export const shareRoleBody = z.object({ role: shareRole }).strict();
 
-export const linkBody = z
-  .object({
-    role: linkRole.default('viewer'),
-    expiresIn: z.number().int().min(60).max(365 * 24 * 3600).optional().describe('Seconds until the link stops working; left out: until revoked'),
-  })
-  .strict();
+/** Optional: no body is a viewer link that works until revoked. */
+export const linkBody = optionalBody(
+  z
+    .object({
+      role: linkRole.default('viewer'),
+      expiresIn: z.number().int().min(60).max(365 * 24 * 3600).optional().describe('Seconds until the link stops working; left out: until revoked'),
+    })
+    .strict(),
+);
 
 export const commentBody = z
   .object({

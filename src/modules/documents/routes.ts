@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { principal } from '../../http/guards.ts';
 import { idempotencyHeaders, idempotencyOf } from '../../http/idempotency.ts';
-import { page, toPage } from '../../http/pagination.ts';
+import { optionalBody, page, toPage } from '../../http/pagination.ts';
 import { problemSchema } from '../../http/problem.ts';
 import type { App } from '../../http/types.ts';
 import type { RouteContext } from '../module.ts';
@@ -151,7 +151,7 @@ export function documentsRoutes(app: App, { services, guards, config, idempotenc
       tags,
       summary: 'Restore a version: a new version with its title and body',
       params: versionParams,
-      body: restoreBody.optional(),
+      body: optionalBody(restoreBody),
       response: { 200: documentSchema, 409: problemSchema, ...problems, ...tooLarge },
     },
     onRequest,
@@ -188,7 +188,7 @@ export function documentsRoutes(app: App, { services, guards, config, idempotenc
           'Runs through the model chain (`model`, else your `defaultModel`, else DEFAULT_MODEL), held to budgets and metered as source `document`. ' +
           `202 with the job; its result (\`GET /v1/jobs/{id}\`, or \`job.progress\` on the \`job:<id>\` topic) is ${action === 'summarize' ? '`{summary}`' : '`{tags}` (not applied: PATCH them if you like them)'}. Viewer.`,
         params: z.object({ id: z.uuid() }),
-        body: z.object({ model: z.string().min(3).max(200).optional() }).strict().default({}),
+        body: optionalBody(z.object({ model: z.string().min(3).max(200).optional() }).strict()),
         response: { 202: z.object({ jobId: z.uuid(), state: z.string() }), ...{ 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema } },
       },
       onRequest,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { pageQuery } from '../../http/pagination.ts';
+import { optionalBody, pageQuery } from '../../http/pagination.ts';
 import { FITS, MAX_TRANSFORM_PX, OUTPUT_FORMATS } from './images.ts';
 
 export const fileSchema = z
@@ -55,13 +55,15 @@ export const transformFields = {
   format: z.enum(OUTPUT_FORMATS).optional().describe("Output format (default: the original's when it is one of these, else webp)"),
 };
 
-export const signedUrlBody = z
-  .object({
-    expiresIn: z.number().int().min(10).max(7 * 24 * 3600).default(900).describe('Seconds the link works (default 15 minutes, at most a week)'),
-    ...transformFields,
-  })
-  .strict()
-  .default({ expiresIn: 900 });
+/** Optional: no body (or `null`) is a 15-minute link to the original. */
+export const signedUrlBody = optionalBody(
+  z
+    .object({
+      expiresIn: z.number().int().min(10).max(7 * 24 * 3600).default(900).describe('Seconds the link works (default 15 minutes, at most a week)'),
+      ...transformFields,
+    })
+    .strict(),
+);
 
 export const signedUrlSchema = z.object({ url: z.string(), expiresAt: z.string() }).meta({ id: 'SignedFileUrl' });
 

@@ -68,9 +68,14 @@ const malformed = (err: unknown) =>
     ? err
     : ValidationError(`The multipart body could not be read: ${(err as Error).message}`, 'malformed_multipart');
 
-const fieldValue = (fields: Record<string, unknown>, name: string): string | undefined => {
+/** An id field of the form (`projectId`, `conversationId`): absent, or a UUID (400 `validation_failed` otherwise). */
+const idField = (fields: Record<string, unknown>, name: string): string | undefined => {
   const f = fields[name] as { value?: unknown } | undefined;
-  return typeof f?.value === 'string' && f.value ? f.value : undefined;
+  const value = typeof f?.value === 'string' && f.value ? f.value : undefined;
+  if (value !== undefined && !z.uuid().safeParse(value).success) {
+    throw ValidationError(`Invalid form: ${name} is not an id`, 'validation_failed', { errors: [{ path: `/${name}`, message: 'must be a UUID' }] });
+  }
+  return value;
 };
 
 /** Uploading, listing, renaming, deleting and downloading one's own files. API keys need the `files` scope. */
@@ -108,14 +113,22 @@ export async function filesRoutes(app: App, { services, guards, config }: RouteC
           part?.file.resume();
           throw ValidationError('Send the file in a multipart part named "file"', 'file_missing');
         }
-        const conversationId = fieldValue(part.fields, 'conversationId');
+        let conversationId: string | undefined;
+        let projectId: string | undefined;
+        try {
+          conversationId = idField(part.fields, 'conversationId');
+          projectId = idField(part.fields, 'projectId');
+        } catch (err) {
+          part.file.resume();
+          throw err;
+        }
         if (conversationId) {
           await conversations.get(userId, conversationId).catch((err: unknown) => {
             part.file.resume();
             throw err;
           });
         }
-        const row = await files.upload(userId, { body: part.file, filename: part.filename, projectId: fieldValue(part.fields, 'projectId'), conversationId });
+        const row = await files.upload(userId, { body: part.file, filename: part.filename, projectId, conversationId });
         return reply.status(201).send(toPublicFile(row));
       },
     });

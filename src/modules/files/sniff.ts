@@ -1,3 +1,5 @@
+import { clip } from '../../platform/text.ts';
+
 /**
  * What a file is, from its bytes: `file-type` recognizes binary formats by
  * their magic numbers; what it does not recognize is text when its first
@@ -92,6 +94,6 @@ export function isAllowed(mimeType: string, allowed: string[]): boolean {
 /** A client's file name made safe to show: its last path segment, no control characters, at most 255 characters. */
 export function safeName(raw: string | undefined): string {
   const last = (raw ?? '').split(/[/\\]/).pop() ?? '';
-  const clean = last.replace(/[\p{Cc}\p{Cf}\u2028\u2029]/gu, '').trim().slice(0, 255);
+  const clean = clip(last.replace(/[\p{Cc}\p{Cf}\u2028\u2029]/gu, '').trim(), 255);
   return clean && clean !== '.' && clean !== '..' ? clean : 'file';
 }

@@ -40,6 +40,8 @@ interface RequestContext {
   userId: string;
   request: FastifyRequest;
   res: ServerResponse;
+  /** The upload a POST made, once onUploadCreate let it be. */
+  created?: string;
 }
 
 type TusRequest = Parameters<NonNullable<ConstructorParameters<typeof Server>[0]['onIncomingRequest']>>[0];
@@ -168,6 +170,8 @@ export async function tusRoutes(
       const conversationId = idOf(meta.conversationId, 'conversationId');
       await files.admit(userId, upload.size, { exact: true, projectId });
       if (conversationId) await conversations.get(userId, conversationId);
+      // A creation refused after this (its bytes past the length, say) leaves no upload behind: see onResponseError.
+      contextOf(req).created = upload.id;
       // The owner is ours to say, whatever the client sent.
       return { metadata: { ...meta, userId } };
     },
@@ -178,7 +182,7 @@ export async function tusRoutes(
       return finish(userId, upload, { removeNow: req.method !== 'POST', log: request.log });
     },
 
-    onResponseError(req, err) {
+    async onResponseError(req, err) {
       const context = contextOf(req);
       const { request } = context;
       let problem: { status: number; title: string; code: string; detail?: string; [extra: string]: unknown };
@@ -187,11 +191,24 @@ export async function tusRoutes(
         // Retry-After and the like: tus's response keeps what is set on the raw response.
         for (const [name, value] of Object.entries(err.headers)) context.res.setHeader(name, value);
       }
-      else if ('status_code' in err && err.status_code < 500) {
+      else if (err === ERRORS.UNSUPPORTED_CREATION_DEFER_LENGTH_EXTENSION) {
+        // tus answers 501 (an extension it lacks), but the client sent what this server documents it refuses.
+        problem =
+          req.method === 'POST'
+            ? { status: 400, title: 'Upload refused', code: 'upload_length_required', detail: 'Upload-Length is required: deferred lengths are not accepted' }
+            : { status: 400, title: 'Upload refused', code: 'invalid_upload_length', detail: 'Upload-Length is set when the upload is created, not on a PATCH' };
+      } else if ('status_code' in err && err.status_code === 501) {
+        problem = { status: 501, title: 'Not implemented', code: 'unsupported_tus_extension', detail: err.body.trim() };
+      } else if ('status_code' in err && err.status_code < 500) {
         problem = { status: err.status_code, title: err.status_code === 404 ? 'Not found' : 'Upload refused', code: tusCode(err), detail: err.body.trim() };
       } else {
         request.log.error({ err }, 'resumable upload failed');
         problem = { status: 500, title: 'Internal Server Error', code: 'internal_error', detail: `Something went wrong on our side. Quote request id ${request.id} when reporting it.` };
+      }
+      // A creation refused once made (creation-with-upload): its client gets no Location, so nobody could resume or delete it.
+      if (req.method === 'POST' && context.created && problem.status < 500) {
+        const id = context.created;
+        await store.remove(id).catch((e: unknown) => request.log.error({ err: e, uploadId: id }, 'could not remove a refused upload (it expires)'));
       }
       const body = { type: `https://parley.dev/problems/${problem.code}`, ...problem, instance: request.url.split('?')[0], requestId: request.id };
       return { status_code: problem.status, body: JSON.stringify(body) };

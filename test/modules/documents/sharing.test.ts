@@ -31,6 +31,12 @@ for (const backend of backends()) {
         assert.equal(res.body.role, role);
       }
       const link = await t.api('POST', `/v1/documents/${docId}/links`, { token: users.owner.accessToken, body: { role: 'commenter' } });
+      // No body: a viewer link until revoked.
+      const plain = await t.api('POST', `/v1/documents/${docId}/links`, { token: users.owner.accessToken });
+      assert.equal(plain.status, 201, plain.text);
+      assert.equal(plain.body.role, 'viewer');
+      assert.equal(plain.body.expiresAt, null);
+      assert.equal((await t.api('DELETE', `/v1/documents/${docId}/links/${plain.body.id}`, { token: users.owner.accessToken })).status, 204);
       assert.equal(link.status, 201, link.text);
       linkToken = link.body.token;
     });

@@ -115,6 +115,10 @@ for (const setup of setups) {
       const renamed = await t.api('PATCH', `/v1/files/${res.body.id}`, { token: u.accessToken, body: { name: 'a/b\\c\u0001.txt' } });
       assert.equal(renamed.status, 200, renamed.text);
       assert.equal(renamed.body.name, 'c.txt');
+      // Cut to 255 UTF-16 units, never inside a surrogate pair (which would store U+FFFD).
+      const emoji = await postFile(t, u, `${'😀'.repeat(200)}.txt`, Buffer.from('smile'));
+      assert.equal(emoji.status, 201, emoji.text);
+      assert.equal(emoji.body.name, '😀'.repeat(127));
     });
 
     test('malformed multipart, a missing file part, or JSON instead are clear 4xx problems, leaving nothing', async () => {
@@ -143,6 +147,14 @@ for (const setup of setups) {
       assert.deepEqual(listed.body.data.map((f: { id: string }) => f.id), [ok.body.id]);
       const theirs = await postFile(t, stranger, 'x.txt', Buffer.from('x'), { projectId: project.body.id });
       assert.equal(theirs.status, 404, theirs.text);
+      const before = await stored(t, u);
+      for (const field of ['projectId', 'conversationId']) {
+        const notAnId = await postFile(t, u, 'x.txt', Buffer.from('x'), { [field]: 'nope' });
+        assert.equal(notAnId.status, 400, notAnId.text);
+        assert.equal(notAnId.body.code, 'validation_failed');
+        assert.deepEqual(notAnId.body.errors.map((e: { path: string }) => e.path), [`/${field}`]);
+      }
+      assert.deepEqual(await stored(t, u), before);
     });
 
     test('another user gets 404 on every endpoint, and nothing changes', async () => {
@@ -158,6 +170,11 @@ for (const setup of setups) {
 
     test('a signed link reads the file without credentials until it expires; a forged, moved or expired one is 403', async () => {
       const up = await postFile(t, u, 'pic.png', PNG);
+      // No body at all: the default, a 15-minute link to the original.
+      const plain = await fetch(`${t.url}/v1/files/${up.body.id}/url`, { method: 'POST', headers: { authorization: `Bearer ${u.accessToken}` } });
+      assert.equal(plain.status, 200, await plain.clone().text());
+      const plainBody = (await plain.json()) as { expiresAt: string };
+      assert.ok(Math.abs(new Date(plainBody.expiresAt).getTime() - Date.now() - 900_000) < 60_000);
       const other = await postFile(t, u, 'other.txt', Buffer.from('other'));
       const made = await t.api('POST', `/v1/files/${up.body.id}/url`, { token: u.accessToken, body: { expiresIn: 60 } });
       assert.equal(made.status, 200, made.text);

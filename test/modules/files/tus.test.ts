@@ -288,6 +288,35 @@ for (const setup of setups) {
       assert.deepEqual(await leftovers(t, sent.url), []);
     });
 
+    test('what this server does not take is a 400 problem, not a 500: a deferred length, Upload-Length on a PATCH; an overlong creation body leaves nothing', async () => {
+      const tusHeaders = { authorization: `Bearer ${u.accessToken}`, 'tus-resumable': '1.0.0' };
+      const before = (await t.deps.storage.keys('uploads/')).length;
+      const deferred = await fetch(`${t.url}/v1/files/uploads`, { method: 'POST', headers: { ...tusHeaders, 'upload-defer-length': '1', 'upload-metadata': `filename ${Buffer.from('a.txt').toString('base64')}` } });
+      assert.equal(deferred.status, 400);
+      assert.equal(deferred.headers.get('content-type'), 'application/problem+json; charset=utf-8');
+      assert.equal(((await deferred.json()) as any).code, 'upload_length_required');
+
+      const made = await create(t, u.accessToken, 10, { filename: 'a.txt' });
+      assert.equal(made.status, 201);
+      const url = new URL(made.headers.get('location')!, t.url);
+      const patch = await fetch(url, { method: 'PATCH', headers: { ...tusHeaders, 'upload-offset': '0', 'upload-length': '10', 'content-type': 'application/offset+octet-stream' }, body: 'hello' });
+      assert.equal(patch.status, 400);
+      assert.equal(((await patch.json()) as any).code, 'invalid_upload_length');
+      assert.equal(await offsetOf(t, u.accessToken, url.pathname), 0, 'nothing of that PATCH was taken');
+      await fetch(url, { method: 'DELETE', headers: tusHeaders });
+
+      // Creation-with-upload whose bytes run past its length: refused, and the upload it began is gone (its client has no Location).
+      const overlong = await fetch(`${t.url}/v1/files/uploads`, {
+        method: 'POST',
+        headers: { ...tusHeaders, 'upload-length': '3', 'content-type': 'application/offset+octet-stream', 'upload-metadata': `filename ${Buffer.from('a.txt').toString('base64')}` },
+        body: 'hello world',
+      });
+      assert.equal(overlong.status, 413);
+      assert.equal(overlong.headers.get('location'), null);
+      assert.equal(((await overlong.json()) as any).code, 'file_too_large');
+      assert.equal((await t.deps.storage.keys('uploads/')).length, before);
+    });
+
     test('credentials: none is 401; an API key needs the files scope', async () => {
       const anonymous = await create(t, undefined, 1000);
       assert.equal(anonymous.status, 401);

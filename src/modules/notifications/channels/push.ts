@@ -4,6 +4,7 @@ import type { PushSubscriptions, PushTarget } from '../push/subscriptions.ts';
 import type { PushSettings } from '../push/settings.ts';
 import type { VapidKeys } from '../push/vapid.ts';
 import type { NotificationRow, Priority } from '../schema.ts';
+import { clip } from '../../../platform/text.ts';
 import { retryAfterMs, RetryLater, Undeliverable, type ChannelAdapter } from './channel.ts';
 
 /** A push service keeps an undelivered message this long (the device may be off). */
@@ -15,7 +16,7 @@ const URGENCY: Record<Priority, webpush.Urgency> = { low: 'low', normal: 'normal
 
 const bytes = (s: string) => Buffer.byteLength(s);
 /** The first `end` characters and an ellipsis, never splitting a surrogate pair. */
-const cut = (s: string, end: number) => (end > 0 && /[\uD800-\uDBFF]/.test(s[end - 1]!) ? s.slice(0, end - 1) : s.slice(0, end)) + '…';
+const cut = (s: string, end: number) => clip(s, end) + '…';
 
 /** The longest cut of `p[field]` with which `p` still fits (a binary search: characters take 1 to 6 bytes once in JSON). */
 function trim<T extends Record<string, unknown>>(p: T, field: keyof T & string) {
