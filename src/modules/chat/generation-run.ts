@@ -1,6 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import { AppError, Conflict, UpstreamFailed } from '../../errors.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { StreamBuffer } from '../../platform/streams/stream-buffer.ts';
+import { storableText } from '../../platform/text.ts';
 import type { Announce } from '../../platform/bus/bus.ts';
 import type { Ai, ChatEvent, ChatMessage, ChatRequest, ToolCall, ToolDefinition } from '../ai/index.ts';
 import type { Tool, ToolOutcome, Toolbox, ToolRunContext } from '../tools/index.ts';
@@ -143,7 +145,7 @@ async function execute(d: RunDeps, job: RunJob, signal: AbortSignal, stopped: ()
       for await (const e of d.ai.streamChat({ ...job.request, messages: history, admitted, tools: loop?.definitions, signal })) {
         if (e.type === 'attempt') current = { provider: e.provider, model: e.model };
         else if (e.type === 'attempt_failed') attempts.push(e.attempt);
-        else if (e.type === 'tool_call') calls.push(e.call);
+        else if (e.type === 'tool_call') calls.push(storableCall(e.call, calls));
         else if (e.type === 'delta') {
           // Deltas hold no NUL (the attempt drops them: PostgreSQL text cannot hold U+0000).
           const piece = e.text;
@@ -222,14 +224,24 @@ async function execute(d: RunDeps, job: RunJob, signal: AbortSignal, stopped: ()
 
 const statusOf = (o: ToolOutcome): ToolCallStatus => (o.ok ? 'ok' : o.error?.code === 'cancelled' ? 'cancelled' : 'error');
 
+/**
+ * A call as the step stores it and approvals name it: its text storable (a model can put a NUL or a lone surrogate
+ * in a name or in arguments), and an id of its own within the step (a model may repeat one, or leave it empty).
+ */
+function storableCall(call: ToolCall, before: ToolCall[]): ToolCall {
+  const id = storableText(call.id);
+  return { id: id && !before.some((c) => c.id === id) ? id : `call_${randomUUID()}`, name: storableText(call.name), arguments: storableText(call.arguments) };
+}
+
 const resultPart = (call: ToolCall, o: ToolOutcome): ToolResultPart => ({
   type: 'tool_result',
   callId: call.id,
   name: call.name,
   arguments: call.arguments,
   status: statusOf(o),
-  result: o.content,
-  error: o.error ?? null,
+  // A tool's words may be anything (an MCP server's, an echo of the arguments): stored as PostgreSQL can.
+  result: storableText(o.content),
+  error: o.error ? { ...o.error, message: storableText(o.error.message) } : null,
   durationMs: o.durationMs,
 });
 

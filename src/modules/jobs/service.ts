@@ -2,6 +2,7 @@ import { NotFound } from '../../errors.ts';
 import type { Announce, EventBus } from '../../platform/bus/bus.ts';
 import { errorMessage, JobTimeoutError, type EnqueueOptions, type Job, type JobContext, type JobHandler, type JobProgress, type JobQueue, type JobState, type ProcessOptions } from '../../platform/queue/queue.ts';
 import type { ScheduleDefinition, Scheduler } from '../../platform/scheduler/scheduler.ts';
+import { clip } from '../../platform/text.ts';
 
 export interface JobsDeps {
   queue: JobQueue;
@@ -61,7 +62,7 @@ export function createJobs(d: JobsDeps) {
         const dead = ctx.attempt >= ctx.maxAttempts;
         say(dead ? 'dead' : 'waiting', last);
         if (dead && ctx.userId) {
-          d.announce('job.failed', { userId: ctx.userId, jobId: ctx.id, queue: ctx.queue, attempts: ctx.attempt, error: errorMessage(err).slice(0, ERROR_EXCERPT_CHARS) });
+          d.announce('job.failed', { userId: ctx.userId, jobId: ctx.id, queue: ctx.queue, attempts: ctx.attempt, error: clip(errorMessage(err), ERROR_EXCERPT_CHARS) });
         }
         throw err;
       } finally {

@@ -1,6 +1,7 @@
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Mailer } from '../../platform/mail/mailer.ts';
 import type { JobContext, JobQueue } from '../../platform/queue/queue.ts';
+import { clip, storableText } from '../../platform/text.ts';
 import type { NotificationCategory } from '../module.ts';
 import type { Usage } from '../usage/index.ts';
 import type { Preferences, UsersService } from '../users/index.ts';
@@ -87,7 +88,8 @@ export function createDeliveries(deps: {
         meter(n, channel, 'ok', Date.now() - started);
         return { status: done.status };
       } catch (err) {
-        const reason = String((err as Error).message).slice(0, 500);
+        // Often a provider's own words: stored as text PostgreSQL takes, cut whole.
+        const reason = clip(storableText(String((err as Error).message)), 500);
         if (err instanceof Undeliverable || attempt >= MAX_ATTEMPTS) {
           await repo.setDelivery(deliveryId, { status: 'failed', reason });
           meter(n, channel, 'failed', Date.now() - started);

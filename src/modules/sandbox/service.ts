@@ -85,9 +85,21 @@ export function createSandbox(deps: { settings: SandboxSettings; metering?: Mete
         if (err instanceof QueueFull) throw busy(`${err.message}; try again shortly`);
         throw err;
       }
+      // What the worker calls JSON is the script's to shape (it can replace the harness's Promise): read it here, or fail the run.
+      let result: unknown = null;
+      let status = reply.status;
+      let error = reply.error;
+      if (reply.resultJson !== null) {
+        try {
+          result = JSON.parse(reply.resultJson);
+        } catch {
+          status = 'error';
+          error = { code: 'result_not_json', message: 'The result could not be read as JSON' };
+        }
+      }
       await call?.end(
         {
-          status: reply.status === 'ok' ? 'ok' : 'failed',
+          status: status === 'ok' ? 'ok' : 'failed',
           provider: 'sandbox',
           model: 'javascript',
           usage: { inputTokens: 0, outputTokens: 0 },
@@ -99,11 +111,11 @@ export function createSandbox(deps: { settings: SandboxSettings; metering?: Mete
         meter,
       );
       return {
-        status: reply.status,
-        result: reply.resultJson === null ? null : JSON.parse(reply.resultJson),
+        status,
+        result: status === 'ok' ? result : null,
         output: reply.output,
         truncated: reply.truncated,
-        ...(reply.error && { error: reply.error }),
+        ...(error && { error }),
         cpuMs: reply.cpuMs,
         wallMs: reply.wallMs,
       };

@@ -6,6 +6,7 @@
  * and `input` (a copy). It imports nothing of the server's.
  */
 import ivm from 'isolated-vm';
+import { clip } from '../../platform/text.ts';
 import type { FromWorker, OutputLevel, OutputLine, RunErrorCode, RunReply, RunRequest, ToWorker } from './protocol.ts';
 
 const send = (message: FromWorker) => process.send?.(message);
@@ -19,6 +20,9 @@ const NOT_JSON = '\u0000result_not_json:';
  * the script and turns its result into JSON with the built-ins it saw first.
  * $0 code, $1 mode, $2 input JSON, $3 the host's output callback.
  */
+/** The longest error message a run reports (a script can throw one of any length). */
+const MAX_ERROR_CHARS = 10_000;
+
 const HARNESS = `
 const code = $0, mode = $1, inputJson = $2, log = $3;
 const stringify = JSON.stringify, parse = JSON.parse, toText = String;
@@ -95,7 +99,9 @@ async function run(req: RunRequest): Promise<RunReply> {
     const cpuMs = lastCpuNs ? Math.round(Number(lastCpuNs) / 1e6) : wallMs;
     // An isolate ended from outside (memory, wall clock) may leave native state behind: the pool replaces this process.
     const retire = wallExpired || error?.code === 'memory_limit';
-    return { type: 'result', id: req.id, status, resultJson, output, truncated, error, cpuMs: Math.min(cpuMs, wallMs), wallMs, retire };
+    // A script's error message is its own to make as long as its memory allows: cut, as its output is.
+    const bounded = error && { ...error, message: clip(error.message, MAX_ERROR_CHARS) };
+    return { type: 'result', id: req.id, status, resultJson, output, truncated, error: bounded, cpuMs: Math.min(cpuMs, wallMs), wallMs, retire };
   };
 
   // isolated-vm disposes an isolate that reaches its memory limit, but has been seen to leave the run's

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { ValidationError } from '../../errors.ts';
 import type { Db } from '../db/database.ts';
+import { storableText } from '../text.ts';
 
 /**
  * The job queue port. Two adapters: a durable queue in the database
@@ -175,13 +176,9 @@ export async function runAttempt<R>(run: (signal: AbortSignal) => Promise<R>, ti
 }
 
 /**
- * Text a job's row (and an event about it) can hold: PostgreSQL text and jsonb refuse U+0000, dropped as from any
- * stored text, and jsonb a lone UTF-16 surrogate, made U+FFFD as a text column stores it. A job whose outcome could
- * not be written would stay active until its lease lapsed, then run again, and again.
+ * A value for a jsonb column with every string in it, keys included, storable (see storableText); most values pass
+ * unchanged. A job whose outcome could not be written would stay active until its lease lapsed, then run again, and again.
  */
-export const storableText = (text: string) => (text.includes('\0') ? text.replaceAll('\0', '') : text).toWellFormed();
-
-/** A value for a jsonb column with every string in it, keys included, storable; most values pass unchanged. */
 export function storableJson(value: unknown): unknown {
   const json = JSON.stringify(value);
   if (json === undefined || !/\\u0000|\\ud[89a-f]/i.test(json)) return value;

@@ -177,6 +177,38 @@ for (const backend of backends()) {
       assert.match(toolMessages[1].content, /timeZone/);
     });
 
+    test('calls PostgreSQL could not store (a NUL, a lone surrogate) or with the same id twice are kept apart and stored, and the turn completes', async () => {
+      const u = await createUser(f.t);
+      const chat = chatAs(f.t, u);
+      const c = await projectConversation(f, u, { tools: ['current_time'], toolApprovals: ['current_time'] });
+      f.openai.script({
+        toolCalls: [
+          { id: 'd', name: 'current_time', arguments: '{"timeZone":"\\u0000Mars"}' },
+          { id: 'd', name: 'current_time', arguments: '{"timeZone":"\\ud800"}' },
+          { id: '', name: 'current_time\u0000', arguments: '{}\u0000' },
+        ],
+      });
+      const res = await chat.send(c, { content: 'Odd calls' });
+      assert.equal(res.status, 202, res.text);
+      const pending = (await chat.branch(c)).data.filter((m: any) => m.role === 'tool').map((m: any) => m.content[0]);
+      const ids = pending.map((t: any) => t.callId);
+      assert.equal(new Set(ids).size, 3, `each call its own id: ${ids}`);
+      assert.equal(ids[0], 'd', 'the first keeps the id the model gave');
+      assert.ok(pending.every((t: any) => !t.name.includes('\u0000') && !t.arguments.includes('\u0000')), 'no NUL stored');
+      // Each can be decided on its own: the turn goes on once all are.
+      f.openai.script({ reply: 'Done.' });
+      for (const [i, id] of ids.entries()) {
+        const decided = await f.t.api('POST', `/v1/conversations/${c}/messages/${res.body.id}/tool-calls/${encodeURIComponent(id)}/approval`, { token: u.accessToken, body: { approve: i === 0 } });
+        assert.ok(decided.status < 300, `${id}: ${decided.status} ${decided.text}`);
+      }
+      const final = await waitFor(async () => {
+        const m = (await chat.branch(c)).data.at(-1);
+        assert.equal(m.status, 'complete');
+        return m;
+      });
+      assert.equal(final.content[0].text, 'Done.');
+    });
+
     test('a tool loop that never ends stops at the step limit with finish reason max_steps', async () => {
       const u = await createUser(f.t);
       const chat = chatAs(f.t, u);

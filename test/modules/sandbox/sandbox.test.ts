@@ -69,6 +69,17 @@ for (const backend of backends()) {
       assert.equal((await run('10n')).error?.code, 'result_not_json');
       const big = await run('"x".repeat(2 * 1024 * 1024)', { memoryMb: 64 });
       assert.equal(big.error?.code, 'result_too_large');
+      // A script that replaces the Promise the harness hands its result back through: not JSON, not a 500.
+      for (const code of ['globalThis.Promise = { resolve: () => ({ then: () => "not json{" }) }; 1', 'Promise.prototype.then = function () { return \'{"a":\' }; 1']) {
+        const forged = await run(code);
+        assert.equal(forged.status, 'error', code);
+        assert.equal(forged.error?.code, 'result_not_json', code);
+        assert.equal(forged.result, null);
+      }
+      // An error message of any length is cut, as output is.
+      const long = await run('throw new Error("x".repeat(5_000_000))', { memoryMb: 128 });
+      assert.equal(long.error?.code, 'script_error');
+      assert.equal(long.error!.message.length, 10_000);
     });
 
     test('a run is metered: usage source sandbox, its CPU milliseconds as the latency, no cost', async () => {
