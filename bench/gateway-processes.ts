@@ -12,8 +12,8 @@ import { runScenario } from './load.ts';
 
 /**
  * Request and token limits on, as deployed (the test app turns them off), but
- * far above what the bench sends: every request is counted in Redis (or in
- * memory on PGlite) and none is refused.
+ * far above what the bench sends, for users and administrators: every request
+ * is counted in Redis (or in memory on PGlite) and none is refused.
  */
 export const COUNTED_LIMITS = {
   RATE_LIMIT_ENABLED: 'true',
@@ -22,6 +22,11 @@ export const COUNTED_LIMITS = {
   RATE_LIMIT_IP_RPM: '1000000000',
   RATE_LIMIT_USER_TPM: '1000000000000',
   RATE_LIMIT_KEY_TPM: '1000000000000',
+  RATE_LIMIT_ADMIN_USER_RPM: '1000000000',
+  RATE_LIMIT_ADMIN_KEY_RPM: '1000000000',
+  RATE_LIMIT_ADMIN_IP_RPM: '1000000000',
+  RATE_LIMIT_ADMIN_USER_TPM: '1000000000000',
+  RATE_LIMIT_ADMIN_KEY_TPM: '1000000000000',
 };
 
 const SECONDS = Number(process.env.PROCESSES_BENCH_SECONDS ?? 6);

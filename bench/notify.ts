@@ -33,6 +33,7 @@ import pg from 'pg';
 import { WebSocket } from 'ws';
 import { freshPostgresDatabase } from '../test/support/app.ts';
 import { call, clusterEnv, runCli, startServer, tempDataDir, type ServerProcess } from '../test/support/process.ts';
+import { COUNTED_LIMITS } from './gateway-processes.ts';
 import { cpuMs, forkRole, now, pct, procCpuMs, serveIpc } from './ipc.ts';
 
 const list = (v: string | undefined, d: string) => (v ?? d).split(',').map((s) => s.trim()).filter(Boolean);
@@ -220,7 +221,8 @@ const baseEnv = (): Record<string, string> => ({
   WEBHOOKS_ALLOW_PRIVATE: 'true',
   // One user gets thousands in a run: far above the daily limit of a category.
   NOTIFICATIONS_DAILY_LIMIT: '1000000000',
-  RATE_LIMIT_ENABLED: 'false',
+  // Request limits counted as deployed (the trigger's admin key counts against them), far above the load.
+  ...COUNTED_LIMITS,
   AUTH_RATE_LIMIT_PER_IP: '1000000',
   AUTH_RATE_LIMIT_PER_ACCOUNT: '1000000',
   ...(PROFILE_DIR ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${PROFILE_DIR}` } : {}),
