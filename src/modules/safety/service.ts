@@ -172,6 +172,8 @@ export function createSafety(d: {
   return {
     /** Whether a moderation provider is configured (MODERATION_URL). */
     moderationEnabled: Boolean(moderation),
+    /** Whether checkRequest checks anything for a caller without a project (the deployment has rules or a provider). */
+    checksRequests: deploymentChecks,
 
     /**
      * Checks what a gateway caller sends (the text of its user and system messages) with the deployment's
