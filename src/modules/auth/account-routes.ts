@@ -26,7 +26,8 @@ const noContent = { 204: z.null(), ...problems };
 const FORGOT_MESSAGE = 'If an account uses this address, a link to reset its password is on its way.';
 
 /** Email verification, password reset and change, and two-factor authentication. */
-export function accountRoutes(app: App, { config, services, guards }: RouteContext<'emailFlows' | 'mfa' | 'authLimits' | 'account' | 'auth'>) {
+export function accountRoutes(app: App, { config, services, guards }: RouteContext<'emailFlows' | 'mfa' | 'authLimits' | 'account' | 'auth' | 'limits'>) {
+  const unbannedAddress = (request: FastifyRequest) => services.limits.refuseBannedAddress(request);
   const { emailFlows, mfa, authLimits, account } = services;
   const byIp = (r: FastifyRequest) => r.ip;
 
@@ -55,7 +56,7 @@ export function accountRoutes(app: App, { config, services, guards }: RouteConte
       body: forgotPasswordBody,
       response: { 202: z.object({ message: z.string() }), ...problems },
     },
-    onRequest: rateLimit(authLimits.reset, byIp),
+    onRequest: [unbannedAddress, rateLimit(authLimits.reset, byIp)],
     handler: async (request, reply) => {
       emailFlows.requestPasswordReset(request.body.email, requestContext(request));
       return reply.status(202).send({ message: FORGOT_MESSAGE });
@@ -70,7 +71,7 @@ export function accountRoutes(app: App, { config, services, guards }: RouteConte
       body: resetPasswordBody,
       response: noContent,
     },
-    onRequest: rateLimit(authLimits.reset, byIp),
+    onRequest: [unbannedAddress, rateLimit(authLimits.reset, byIp)],
     handler: async (request, reply) => {
       await emailFlows.resetPassword(request.body.token, request.body.password, requestContext(request));
       return reply.status(204).send(null);

@@ -7,6 +7,7 @@ import type { Audit, AuditContext } from '../audit/index.ts';
 import type { UserRow } from '../users/index.ts';
 import { normalizeEmail, type UsersService } from '../users/index.ts';
 import { emails } from './emails.ts';
+import { createOAuthRepository } from './oauth/repository.ts';
 import type { OneTimeTokens } from './one-time-tokens.ts';
 import type { PasswordGuard } from './password-guard.ts';
 import { passwords } from './passwords.ts';
@@ -119,9 +120,15 @@ export function createEmailFlows(d: EmailFlowsDeps) {
         await d.tokens.voidAll(user.id, 'password_reset', tx);
         await d.users.setPassword(user.id, passwordHash, tx);
         // The link came to the inbox, which proves the address as well as a verification link would.
-        if (!user.emailVerifiedAt) await d.users.markEmailVerified(user.id, tx);
+        // Identities linked before anyone proved it are dropped: an OAuth sign-in whose provider did not vouch for
+        // the address made this account, and whoever did must not keep a way in once the inbox's owner takes it.
+        let unlinked: string[] = [];
+        if (!user.emailVerifiedAt) {
+          await d.users.markEmailVerified(user.id, tx);
+          unlinked = await createOAuthRepository(tx).unlinkAll(user.id, tx);
+        }
         const count = await d.sessions.revokeAll(user.id, 'password_reset', undefined, tx);
-        await d.audit.record({ action: 'password.reset', userId: user.id, ...ctx, metadata: { sessionsRevoked: count } }, tx);
+        await d.audit.record({ action: 'password.reset', userId: user.id, ...ctx, metadata: { sessionsRevoked: count, ...(unlinked.length ? { unlinkedProviders: unlinked } : {}) } }, tx);
       });
       // Whoever locked sign-in by guessing is locked out by the new password anyway.
       await d.passwordGuard.reset(user.email);

@@ -79,7 +79,8 @@ export const authModule = defineModule({
   config: { env: authEnv, read: authSettings },
   needs: ['users', 'audit', 'apiKeys'],
   // The new-device notice is sent through notifications (a module built after this one).
-  uses: ['notifications'],
+  // Bans (the limits module) refuse a banned address at sign-up and a banned user or address at sign-in.
+  uses: ['notifications', 'limits'],
   provides: ['keys', 'sessions', 'authenticate', 'authLimits', 'passwordGuard', 'mfa', 'emailFlows', 'auth', 'oauth', 'account'],
   services(ctx) {
     const { deps, config } = ctx;

@@ -12,13 +12,14 @@ export function createPasswordGuard(failures: Limiter) {
   return {
     /** True when `password` matches `hash`; throws 429 while the account is locked. */
     async verify(email: string, hash: string | null | undefined, password: string): Promise<boolean> {
-      const state = await failures.peek(email);
-      if (!state.allowed || state.remaining === 0) {
+      // Counted before the check (a right password clears the count after): guesses sent together would each
+      // pass a count none of them had raised yet, and get far more checks than the limit.
+      const state = await failures.consume(email);
+      if (!state.allowed) {
         throw RateLimited(state.resetMs / 1000, 'Too many failed password attempts for this account; try again later', 'too_many_attempts');
       }
       const ok = await passwords.verify(hash, password);
       if (ok) await failures.reset(email);
-      else await failures.consume(email);
       return ok;
     },
 

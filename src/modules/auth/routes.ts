@@ -13,8 +13,10 @@ import { sessionResponse } from './session-response.ts';
 
 const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 409: problemSchema, 429: problemSchema };
 
-export function authRoutes(app: App, { config, services, guards }: RouteContext<'auth' | 'authLimits' | 'sessions'>) {
-  const { auth, authLimits } = services;
+export function authRoutes(app: App, { config, services, guards }: RouteContext<'auth' | 'authLimits' | 'sessions' | 'limits'>) {
+  const { auth, authLimits, limits } = services;
+  // A banned address signs up no new account (its signed-in requests are refused by the guards).
+  const unbannedAddress = (request: FastifyRequest) => limits.refuseBannedAddress(request);
   const byIp = (r: FastifyRequest) => r.ip;
 
   const respond = (reply: FastifyReply, tokens: TokenPair, cookie: boolean) => sessionResponse(reply, tokens, cookie, config);
@@ -34,7 +36,7 @@ export function authRoutes(app: App, { config, services, guards }: RouteContext<
 
   app.post('/auth/register', {
     schema: { tags: ['auth'], summary: 'Create an account with email and password', body: registerBody, response: { 201: sessionTokens, ...problems } },
-    onRequest: rateLimit(authLimits.register, byIp),
+    onRequest: [unbannedAddress, rateLimit(authLimits.register, byIp)],
     handler: async (request, reply) => {
       const { cookie, ...input } = request.body;
       const tokens = await auth.register(input, requestContext(request));
@@ -53,7 +55,8 @@ export function authRoutes(app: App, { config, services, guards }: RouteContext<
     onRequest: rateLimit(authLimits.login, byIp),
     handler: async (request, reply) => {
       const { cookie, ...input } = request.body;
-      const result = await auth.login(input, requestContext(request));
+      // A banned user, or (but for admins) one at a banned address, gets no session: 403 banned, as any call of theirs would.
+      const result = await auth.login(input, requestContext(request), (user) => limits.refuseBanned(request, { userId: user.id, role: user.role }));
       if (result.mfaRequired) return result;
       const { mfaRequired: _, ...tokens } = result;
       return respond(reply, tokens, cookie ?? false);
@@ -75,11 +78,12 @@ export function authRoutes(app: App, { config, services, guards }: RouteContext<
     schema: { tags: ['auth'], summary: 'End the current session', body: logoutBody, response: { 204: z.null(), ...problems } },
     handler: async (request, reply) => {
       const presented = presentedRefreshToken(request, request.body);
-      if (presented) {
-        await auth.logout({ refreshToken: presented.token }, requestContext(request));
-      } else {
-        const p = await guards.resolve(request);
-        await auth.logout({ sessionId: p.sessionId, userId: p.userId }, requestContext(request));
+      if (presented) await auth.logout({ refreshToken: presented.token }, requestContext(request));
+      // The session of the access token too, when one comes: a refresh token that matches nothing (or another
+      // session) must not leave the caller signed in while answering that it signed out.
+      if (!presented || request.headers.authorization) {
+        const p = presented ? await guards.resolve(request).catch(() => undefined) : await guards.resolve(request);
+        if (p?.sessionId) await auth.logout({ sessionId: p.sessionId, userId: p.userId }, requestContext(request));
       }
       clearCookies(reply);
       return reply.status(204).send(null);

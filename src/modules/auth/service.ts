@@ -85,7 +85,8 @@ export function createAuthService(d: AuthServiceDeps) {
       return service.signIn(user, 'password', ctx);
     },
 
-    async login(input: { email: string; password: string }, ctx: Context): Promise<LoginResult> {
+    /** `admit` may refuse a user whose password was right (a ban) before any session or challenge is made. */
+    async login(input: { email: string; password: string }, ctx: Context, admit?: (user: UserRow) => Promise<void>): Promise<LoginResult> {
       const email = normalizeEmail(input.email);
       const user = await d.users.byEmail(email);
       const ok = await d.passwordGuard.verify(email, user?.passwordHash, input.password);
@@ -95,6 +96,7 @@ export function createAuthService(d: AuthServiceDeps) {
       }
       if (user.disabledAt) throw Forbidden('This account is disabled', 'account_disabled');
       if (d.requireEmailVerification && !user.emailVerifiedAt) throw Forbidden('Verify your email before signing in', 'email_not_verified');
+      await admit?.(user);
       return service.signInOrChallenge(user, 'password', ctx);
     },
 

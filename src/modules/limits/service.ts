@@ -181,7 +181,7 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
   }
 
   /** 403 `banned` when the user, their key or (but for admins) their IP, already normalized, is banned; counts nothing. */
-  async function refuseBannedAt(ip: string, p: Principal): Promise<void> {
+  async function refuseBannedAt(ip: string, p: Pick<Principal, 'userId' | 'role' | 'apiKeyId'>): Promise<void> {
     const subjects: Array<[BanKind, string]> = [['user', p.userId]];
     if (p.apiKeyId) subjects.push(['api_key', p.apiKeyId]);
     if (p.role !== 'admin') subjects.push(['ip', ip]);
@@ -215,7 +215,13 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
     },
 
     /** 403 `banned` when the user, their key or (but for admins) their IP is banned; counts nothing. */
-    refuseBanned: (request: { ip: string }, p: Principal) => refuseBannedAt(normalizeIp(request.ip), p),
+    refuseBanned: (request: { ip: string }, p: Pick<Principal, 'userId' | 'role' | 'apiKeyId'>) => refuseBannedAt(normalizeIp(request.ip), p),
+
+    /** 403 `banned` when the IP of a caller nobody knows yet (signing up, resetting a password) is banned. */
+    async refuseBannedAddress(request: { ip: string }): Promise<void> {
+      const ban = await bans.find([['ip', normalizeIp(request.ip)]]);
+      if (ban) throw banned(ban);
+    },
 
     /**
      * Before a model call: 429 `token_rate_limited` when the user's or key's tokens for this minute are

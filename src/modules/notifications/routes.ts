@@ -124,7 +124,7 @@ export async function notificationRoutes(app: App, { services, guards, idempoten
     scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => done(null, Object.fromEntries(new URLSearchParams(String(body)))));
     // RFC 8058 has mail clients send `List-Unsubscribe=One-Click` as multipart/form-data. The signed token in the URL
     // is all the route reads, so the body is taken (within the body limit) and set aside, unparsed: a malformed one changes nothing.
-    scope.addContentTypeParser('multipart/form-data', { parseAs: 'buffer' }, (_request, _body, done) => done(null, {}));
+    scope.addContentTypeParser(['multipart/form-data', 'text/plain'], { parseAs: 'buffer' }, (_request, _body, done) => done(null, {}));
     scope.get('/notifications/unsubscribe', {
       schema: { tags, summary: 'The unsubscribe page of an email', querystring: unsubscribeQuery, produces: ['text/html'], response: { 200: z.string(), 400: problemSchema } },
       handler: async (request, reply) => {

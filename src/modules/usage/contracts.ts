@@ -7,9 +7,10 @@ import { GROUPS } from './reports.ts';
 import { REQUEST_GROUPS } from './requests.ts';
 
 // Round-tripped: Date.parse takes 2026-02-30 for March 2nd, which the database then refuses.
+/** A calendar day PostgreSQL takes too: it has no year 0, which JavaScript's Date does. */
 const isRealDay = (d: string) => {
   const t = Date.parse(`${d}T00:00:00Z`);
-  return !Number.isNaN(t) && new Date(t).toISOString().startsWith(d);
+  return !d.startsWith('0000') && !Number.isNaN(t) && new Date(t).toISOString().startsWith(d);
 };
 const day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date, YYYY-MM-DD').refine(isRealDay, 'must be a real date');
 const usd = z.union([z.string().max(32), z.number().nonnegative()]).describe('USD, at most 6 decimals: "25" or "0.50"');

@@ -180,6 +180,19 @@ for (const backend of backends()) {
       assert.equal((await t.api('POST', '/v1/auth/refresh', { body: { refreshToken: u.refreshToken } })).status, 401);
     });
 
+    test('logout with the access token and a refresh token that matches nothing still ends the access token\'s session', async () => {
+      const u = await createUser(t);
+      const out = await t.api('POST', '/v1/auth/logout', { token: u.accessToken, body: { refreshToken: 'rt_bogus' } });
+      assert.equal(out.status, 204);
+      assert.equal((await t.api('GET', '/v1/users/me', { token: u.accessToken })).status, 401);
+    });
+
+    test('a text/plain body where JSON is expected is a 415, as any other type a route does not take', async () => {
+      const res = await fetch(`${t.url}/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '{"email":"a@b.c","password":"x"}' });
+      assert.equal(res.status, 415);
+      assert.equal(((await res.json()) as { code: string }).code, 'unsupported_media_type');
+    });
+
     test('a disabled user is locked out at once', async () => {
       const u = await createUser(t);
       await t.services.users.setDisabled(u.id, true);
@@ -277,6 +290,19 @@ for (const backend of backends()) {
       // Even the right password waits out the lock.
       const right = await t.api('POST', '/v1/auth/login', { body: { email: u.email, password: u.password } });
       assert.equal(right.status, 429);
+    });
+
+    test('guesses sent together get no more password checks than the per-account limit', async () => {
+      const other = await startApp({ backend, env: { AUTH_RATE_LIMIT_PER_IP: '1000', AUTH_RATE_LIMIT_PER_ACCOUNT: '3' } });
+      try {
+        const u = await createUser(other);
+        const answers = await Promise.all(Array.from({ length: 20 }, () => other.api('POST', '/v1/auth/login', { body: { email: u.email, password: 'bad password' } })));
+        const statuses = answers.map((r) => r.status);
+        assert.equal(statuses.filter((s) => s === 401).length, 3, `checked: ${statuses.join(',')}`);
+        assert.equal(statuses.filter((s) => s === 429).length, 17);
+      } finally {
+        await other.close();
+      }
     });
 
     test('per-IP limit with RateLimit-* headers', async () => {

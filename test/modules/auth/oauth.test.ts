@@ -8,6 +8,7 @@ import { oauthAccounts, oauthFlows, totpFactors } from '../../../src/modules/aut
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { createUser, uniqueEmail } from '../../support/factories.ts';
 import { s256, startMockOidc, type MockOidc } from '../../support/mock-oidc.ts';
+import { tokenIn, waitForMails } from '../../support/mail.ts';
 import { authorizeAtProvider, signInWith } from '../../support/oauth-flow.ts';
 
 const person = (over: Record<string, unknown> = {}) => ({ sub: `sub-${randomUUID()}`, email: uniqueEmail('oidc'), email_verified: true, name: 'Ada Lovelace', ...over });
@@ -121,6 +122,35 @@ for (const backend of backends()) {
       assert.equal(res.status, 409);
       assert.equal(res.body.code, 'account_email_not_verified');
       assert.equal((await linksOf(squatter.id)).length, 0);
+    });
+
+    test('an account an unvouched OAuth sign-in made is the inbox owner\'s once a password reset proves the address: the identity is unlinked', async () => {
+      // Someone signs in with a provider that does not vouch for an address that is not theirs: an unverified account.
+      const victimEmail = uniqueEmail('victim');
+      const intruder = person({ email: victimEmail, email_verified: false });
+      idp.signInAs(intruder);
+      const made = await signInWith(t, 'oidc');
+      assert.equal(made.status, 200, made.text);
+      const accountId = made.body.user.id;
+      assert.equal((await linksOf(accountId)).length, 1);
+
+      // The address's owner takes the account back through a reset link sent to their inbox.
+      assert.equal((await t.api('POST', '/v1/auth/password/forgot', { body: { email: victimEmail } })).status, 202);
+      const mail = (await waitForMails(t, victimEmail, /reset/i))[0]!;
+      const reset = await t.api('POST', '/v1/auth/password/reset', { body: { token: tokenIn(mail.text, '/reset-password'), password: 'the real owner password' } });
+      assert.equal(reset.status, 204, reset.text);
+      assert.deepEqual(await linksOf(accountId), [], 'the identity that never proved the address is gone');
+      const [entry] = await t.services.audit.list({ limit: 1, userId: accountId, action: 'password.reset' });
+      assert.deepEqual((entry!.metadata as Record<string, unknown>).unlinkedProviders, ['oidc']);
+
+      // The intruder's provider identity no longer signs into it.
+      idp.signInAs(intruder);
+      const again = await signInWith(t, 'oidc');
+      assert.equal(again.status, 409, again.text);
+      assert.equal(again.body.code, 'email_not_verified_by_provider');
+      const owner = await t.api('POST', '/v1/auth/login', { body: { email: victimEmail, password: 'the real owner password' } });
+      assert.equal(owner.status, 200);
+      assert.equal(owner.body.user.id, accountId);
     });
 
     test('an email the provider does not verify makes an unverified account; userinfo fills in a missing email', async () => {

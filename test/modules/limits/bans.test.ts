@@ -120,6 +120,26 @@ for (const backend of backends()) {
       assert.equal(entry?.metadata.banId, created.id);
     });
 
+    test('a banned address signs up no account and resets no password; a banned user, or anyone but an admin at a banned address, gets no session', async () => {
+      const ip = freshIp();
+      await ban('ip', ip, 60);
+      const from = (address: string) => ({ headers: { 'x-forwarded-for': address } });
+      const email = `banned-${randomUUID()}@example.com`;
+      assertBanned(await t.api('POST', '/v1/auth/register', { body: { email, password: 'a long enough password' }, ...from(ip) }));
+      assert.equal((await t.api('POST', '/v1/auth/register', { body: { email, password: 'a long enough password' }, ...from(freshIp()) })).status, 201, 'from elsewhere');
+      assertBanned(await t.api('POST', '/v1/auth/password/forgot', { body: { email }, ...from(ip) }));
+      assertBanned(await t.api('POST', '/v1/auth/password/reset', { body: { token: 'x'.repeat(40), password: 'a long enough password' }, ...from(ip) }));
+
+      const u = await createUser(t);
+      const login = (who: TestUser, address: string) => t.api('POST', '/v1/auth/login', { body: { email: who.email, password: who.password }, ...from(address) });
+      assertBanned(await login(u, ip));
+      assert.equal((await login(root, ip)).status, 200, 'an admin still signs in, to lift bans');
+      await ban('user', u.id);
+      assertBanned(await login(u, freshIp()));
+      const wrong = await t.api('POST', '/v1/auth/login', { body: { email: u.email, password: 'not the password' }, ...from(freshIp()) });
+      assert.equal(wrong.status, 401, 'a wrong password says only that: a ban is not told to a guesser');
+    });
+
     test('an admin bans an API key: the key is refused, its owner\'s session is not; a user ban refuses both', async () => {
       const u = await createUser(t);
       const key = await t.api('POST', '/v1/api-keys', { token: u.accessToken, body: { name: 'k' } });

@@ -136,6 +136,9 @@ for (const backend of backends()) {
         [`/v1/usage/requests?from=${today}&to=2020-01-01`, u.accessToken, 'invalid_range'],
         ['/v1/usage/requests?from=2020-01-01&to=2021-12-31', u.accessToken, 'range_too_long'],
         ['/v1/usage/requests?from=2026-02-30', u.accessToken, 'validation_failed'],
+        // PostgreSQL has no year 0, which JavaScript's Date takes: a 400, not the query's 500.
+        ['/v1/usage/requests?from=0000-01-01&to=0000-12-31', u.accessToken, 'validation_failed'],
+        ['/v1/usage?from=0000-12-31&to=0001-01-02', u.accessToken, 'validation_failed'],
         ['/v1/usage/requests?groupBy=route,model', u.accessToken, 'validation_failed'],
         ['/v1/usage/requests?groupBy=user', u.accessToken, 'validation_failed'],
         [`/v1/admin/usage/requests?from=${today}&to=2020-01-01`, admin.accessToken, 'invalid_range'],

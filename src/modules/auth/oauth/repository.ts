@@ -22,6 +22,11 @@ export function createOAuthRepository(db: Db) {
       await db.delete(oauthFlows).where(lt(oauthFlows.expiresAt, now));
     },
 
+    /** Removes every identity linked to an account; returns the providers they were of. */
+    async unlinkAll(userId: string, tx: Db = db): Promise<string[]> {
+      return (await tx.delete(oauthAccounts).where(eq(oauthAccounts.userId, userId)).returning({ provider: oauthAccounts.provider })).map((r) => r.provider);
+    },
+
     async account(provider: string, subject: string, tx: Db = db): Promise<OAuthAccount | undefined> {
       const [row] = await tx.select().from(oauthAccounts).where(and(eq(oauthAccounts.provider, provider), eq(oauthAccounts.subject, subject)));
       return row;
