@@ -20,8 +20,10 @@ export const wantsEventStream = (request: FastifyRequest) => (request.headers.ac
  */
 export function resumeOffset(request: FastifyRequest, queryOffset: number | undefined): number {
   if (queryOffset !== undefined) return queryOffset;
-  const last = Number(request.headers['last-event-id']);
-  return Number.isInteger(last) && last >= 0 ? last + 1 : 0;
+  // Decimal digits only: Number() would read '' and ' ' as 0 (skipping event 0), and '0x1' or '1e2' as ids.
+  const header = request.headers['last-event-id'];
+  if (typeof header !== 'string' || !/^\d{1,15}$/.test(header.trim())) return 0;
+  return Number(header.trim()) + 1;
 }
 
 /**

@@ -9,7 +9,7 @@ export const aiJobBody = z
     model: modelId.optional().describe('`provider:model`; otherwise the project\'s model, your defaultModel preference, or the server default'),
     projectId: z.uuid().optional().describe('One of your projects: its model and fallbacks, active system prompt, temperature and maxTokens'),
     messages: z
-      .array(z.object({ role: z.enum(['system', 'user', 'assistant']), content: z.string().max(MAX_CONTENT_CHARS) }))
+      .array(z.object({ role: z.enum(['system', 'user', 'assistant']), content: z.string().max(MAX_CONTENT_CHARS) }).strict())
       .min(1)
       .max(1_000)
       .optional(),
@@ -21,6 +21,8 @@ export const aiJobBody = z
       .optional()
       .describe('Send an `ai.job.completed` notification when it is done: always (true), never (false), or only when you have no WebSocket open (unset)'),
   })
+  // An unknown field is a mistake to tell (a misspelt `maxTokens` would be dropped, the job run without it), as on the message routes.
+  .strict()
   .refine((b) => (b.messages === undefined) !== (b.prompt === undefined), { message: 'Send either `messages` or `prompt`, not both', path: ['messages'] })
   .meta({ id: 'AiJobRequest' });
 

@@ -18,8 +18,8 @@ const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 4
 const tags = ['conversations'];
 
 /** Conversations. API keys need the `chat` scope. */
-export function conversationsRoutes(app: App, { services, guards }: RouteContext<'conversations'>) {
-  const { conversations } = services;
+export function conversationsRoutes(app: App, { services, guards }: RouteContext<'conversations' | 'generation'>) {
+  const { conversations, generation } = services;
   const onRequest = guards.user({ scope: 'chat' });
 
   app.post('/conversations', {
@@ -69,7 +69,10 @@ export function conversationsRoutes(app: App, { services, guards }: RouteContext
     schema: { tags, summary: 'Delete a conversation and all its messages', params: conversationParams, response: { 204: z.null(), ...problems } },
     onRequest,
     handler: async (request, reply) => {
-      await conversations.delete(principal(request).userId, request.params.id);
+      const userId = principal(request).userId;
+      // Answers still being written stop first: nobody will read them, and their provider calls would run on, billed.
+      await generation.stopAll(userId, request.params.id);
+      await conversations.delete(userId, request.params.id);
       return reply.status(204).send(null);
     },
   });

@@ -216,7 +216,8 @@ async function execute(d: RunDeps, job: RunJob, signal: AbortSignal, stopped: ()
     if (outcome) await append(outcome);
     if (message.status !== 'streaming') announceFinished(d, job, message);
   } catch (err) {
-    log.warn({ err }, 'could not stream the outcome of a generation');
+    if (err instanceof AppError && err.status === 404) await endDeleted(d, job, append, { provider: current?.provider ?? null, model: current?.model ?? null, latencyMs: Date.now() - startedAt }).catch((e) => log.warn({ err: e }, 'could not end the stream of a deleted answer'));
+    else log.warn({ err }, 'could not stream the outcome of a generation');
   }
   await d.streams.end(id).catch((err) => log.error({ err }, 'could not end a generation stream'));
   if (outcome?.type === 'message.completed' && outcome.message.status === 'complete') job.onComplete?.(text);
@@ -310,6 +311,24 @@ async function runDecided(d: RunDeps, job: RunJob, loop: ToolLoop, history: Chat
 
 function announceStarted(d: RunDeps, job: RunJob, current: { provider: string; model: string } | undefined) {
   d.announce('message.stream.started', { userId: job.userId, conversationId: job.conversationId, messageId: job.assistantId, provider: current?.provider ?? null, model: current?.model ?? null });
+}
+
+/** The conversation went while its answer was written: followers get a terminal error, sockets the stream's end. */
+async function endDeleted(d: RunDeps, job: RunJob, append: (e: GenerationEvent) => Promise<unknown>, at: { provider: string | null; model: string | null; latencyMs: number }) {
+  await append({ type: 'error', code: 'conversation_deleted', message: 'The conversation was deleted while this answer was being written', messageId: job.assistantId });
+  d.announce('message.stream.finished', {
+    userId: job.userId,
+    conversationId: job.conversationId,
+    projectId: job.request.meter?.projectId ?? null,
+    messageId: job.assistantId,
+    status: 'cancelled',
+    provider: at.provider,
+    model: at.model,
+    finishReason: null,
+    usage: { inputTokens: null, outputTokens: null, cachedTokens: null, costMicros: null },
+    latencyMs: at.latencyMs,
+    error: { code: 'conversation_deleted', message: 'The conversation was deleted while this answer was being written' },
+  });
 }
 
 function announceFinished(d: RunDeps, job: RunJob, m: ReturnType<typeof toPublicMessage>) {

@@ -76,6 +76,12 @@ export function createMessagesRepository(db: Db) {
   const inConversation = (conversationId: string, id: string) => and(eq(messages.id, id), eq(messages.conversationId, conversationId));
 
   return {
+    /** The answers of a conversation still being written (or waiting for approvals). */
+    async streaming(conversationId: string): Promise<string[]> {
+      const rows = await db.select({ id: messages.id }).from(messages).where(and(eq(messages.conversationId, conversationId), eq(messages.status, 'streaming')));
+      return rows.map((r) => r.id);
+    },
+
     /**
      * Fails answers still "streaming" though started before `before`: their
      * instance died without shutting down (a crash, a kill -9). Returns how many.

@@ -204,6 +204,12 @@ export function createMessages(d: { db: Db }) {
     /** The branch ending at `leafId` (default: the current leaf), first message first. */
     branch,
 
+    /** The user's answers still being written in a conversation (404 for another user's conversation). */
+    async streamingIn(userId: string, conversationId: string): Promise<string[]> {
+      await owned(userId, conversationId);
+      return repo.streaming(conversationId);
+    },
+
     async get(userId: string, conversationId: string, messageId: string): Promise<MessageView> {
       await owned(userId, conversationId);
       const message = await repo.view(conversationId, messageId);

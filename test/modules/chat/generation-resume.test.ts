@@ -44,6 +44,10 @@ for (const backend of backends()) {
       assert.deepEqual(afterLast, events.slice(3));
       const both = await allSse(await chat.stream(c, id, { query: '?offset=1', headers: { 'last-event-id': '3' } }));
       assert.deepEqual(both, events.slice(1), 'the query wins');
+      // Only a decimal id resumes: an empty or blank header, or a number JavaScript would read otherwise, starts over.
+      for (const odd of ['', ' ', '0x1', '1e2']) {
+        assert.deepEqual(await allSse(await chat.stream(c, id, { headers: { 'last-event-id': odd } })), events, `Last-Event-ID ${JSON.stringify(odd)}`);
+      }
       assert.deepEqual(await allSse(await chat.stream(c, id)), events, 'from the start by default');
       assert.deepEqual(await allSse(await chat.stream(c, id, { query: '?offset=99' })), [], 'past the end: an empty stream that ends');
       const bad = await chat.stream(c, id, { query: '?offset=-1' });

@@ -126,6 +126,28 @@ for (const backend of backends()) {
       assert.equal(answerRequests(f.openai)[0]!.aborted, false, 'the upstream call ran to its end');
     });
 
+    test('deleting the conversation while its answer streams stops the provider call and ends the stream with conversation_deleted', async () => {
+      const u = await createUser(f.t);
+      const chat = chatAs(f.t, u);
+      const c = await chat.conversation();
+      f.openai.script({ reply: 'a b c d e f g h i j k l m n o p', delayMs: 100 });
+      const res = await chat.sendSse(c, { content: 'Go' });
+      const events: Array<{ event?: string; data: any }> = [];
+      let deleted = false;
+      for await (const e of readSse(res)) {
+        events.push(e);
+        if (e.event === 'delta' && !deleted) {
+          deleted = true;
+          assert.equal((await f.t.api('DELETE', `/v1/conversations/${c}`, { token: u.accessToken })).status, 204);
+        }
+      }
+      const last = events.at(-1)!;
+      assert.equal(last.event, 'error', `the stream ends with an error: ${JSON.stringify(events.map((e) => e.event))}`);
+      assert.equal(last.data.code, 'conversation_deleted');
+      assert.ok(deltaText(events).length < 'a b c d e f g h i j k l m n o p'.length, 'the answer stopped early');
+      await waitFor(async () => (answerRequests(f.openai)[0]!.aborted ? true : undefined), 'the provider call stopped');
+    });
+
     test("the project's active prompt is the system message; the model sees the branch history", async () => {
       const u = await createUser(f.t);
       const chat = chatAs(f.t, u);
