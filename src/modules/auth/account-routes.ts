@@ -154,9 +154,9 @@ export function accountRoutes(app: App, { config, services, guards }: RouteConte
       summary: 'Delete your account',
       description:
         'Irreversible. Accounts with a password must send it in `password`; accounts without one must have signed in within the last 10 minutes. ' +
-        'Every session and API key stops working at once.',
+        'Every session and API key stops working at once. The only administrator who can sign in gets 409 `last_admin`.',
       body: deleteMeBody,
-      response: { 204: z.null(), 400: problemSchema, 401: problemSchema, 403: problemSchema, 429: problemSchema },
+      response: { 204: z.null(), 400: problemSchema, 401: problemSchema, 403: problemSchema, 409: problemSchema, 429: problemSchema },
     },
     onRequest: guards.user(),
     handler: async (request, reply) => {

@@ -1,4 +1,4 @@
-import { Forbidden } from '../../errors.ts';
+import { Conflict, Forbidden } from '../../errors.ts';
 import type { Announce } from '../../platform/bus/bus.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Audit, AuditContext } from '../audit/index.ts';
@@ -51,6 +51,10 @@ export function createAccount(d: AccountDeps) {
       const user = await d.users.require(caller.userId);
       const method = await reauthenticate(user, caller, proof);
       await inTransaction(d.db, async (tx) => {
+        // The last administrator who can sign in stays (as they cannot demote or disable themselves): someone must be left to run the deployment.
+        if (user.role === 'admin' && !user.disabledAt && (await d.users.otherActiveAdmins(user.id, tx)) === 0) {
+          throw Conflict('You are the only administrator: make someone else an administrator before deleting your account', 'last_admin');
+        }
         await d.audit.record({ action: 'user.deleted', userId: user.id, ...ctx, metadata: { reauthenticatedWith: method } }, tx);
         await d.users.delete(user.id, tx);
       });

@@ -52,7 +52,8 @@ export function createExporter(opts: { sources: () => ExportSource[]; logger: Lo
         };
         await source.write(userId, archive);
       }
-      const manifest = { format: EXPORT_FORMAT, exportedAt: now.toISOString(), userId, folders: sources.map((s) => s.name), entries };
+      // Every entry: the folders' own, then this manifest and missing.json (the files found gone from storage).
+      const manifest = { format: EXPORT_FORMAT, exportedAt: now.toISOString(), userId, folders: sources.map((s) => s.name), entries: [...entries, 'manifest.json', 'missing.json'] };
       zip.addBuffer(Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`), 'manifest.json', { mtime: now });
       // Files that turn out to be gone are named at the end, once the archive has reached them all.
       zip.addReadStreamLazy('missing.json', { mtime: now }, (done) => done(null, Readable.from([`${JSON.stringify({ missing }, null, 2)}\n`])));

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { clip } from '../../platform/text.ts';
 
 /**
  * What a user's data export holds from one module: it adds its entries to the
@@ -16,12 +17,13 @@ export interface ExportArchive {
   json(path: string, value: unknown): void;
   /** A text entry (UTF-8) at `path`. */
   text(path: string, value: string): void;
-  /** A blob at `path`, read from `open()` when the archive gets to it; `undefined` (gone from storage) leaves the entry empty and says so in the manifest. */
+  /** A blob at `path`, read from `open()` when the archive gets to it; `undefined` (gone from storage) leaves the entry empty and names it in `missing.json`. */
   file(path: string, open: () => Promise<Readable | undefined>, opts?: { mtime?: Date }): void;
 }
 
 /** A name safe as one path segment of an archive entry: no separators, no control characters, not empty. */
 export function segment(name: string, fallback = 'file'): string {
-  const clean = name.replace(/[\u0000-\u001f\u007f/\\:]+/g, '_').replace(/^\.+/, '_').slice(0, 150).trim();
+  // Cut whole: half a surrogate pair would be U+FFFD in the zip and the half itself in the manifest's JSON.
+  const clean = clip(name.replace(/[\u0000-\u001f\u007f/\\:]+/g, '_').replace(/^\.+/, '_'), 150).trim();
   return clean || fallback;
 }

@@ -1,4 +1,4 @@
-import { and, desc, eq, ilike, lt, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, ilike, isNull, lt, ne, sql, type SQL } from 'drizzle-orm';
 import type { AnyPgColumn } from 'drizzle-orm/pg-core';
 import type { Db } from '../../platform/db/database.ts';
 import { users, type UserRow } from './schema.ts';
@@ -48,6 +48,16 @@ export function createUsersRepository(db: Db) {
     async update(id: string, values: Partial<typeof users.$inferInsert>, tx: Db = db): Promise<UserRow | undefined> {
       const [row] = await tx.update(users).set({ ...values, updatedAt: new Date() }).where(eq(users.id, id)).returning();
       return row;
+    },
+
+    /** Administrators other than `id` who can sign in, their rows locked until the transaction ends (so two cannot each see the other). */
+    async otherActiveAdmins(id: string, tx: Db = db): Promise<number> {
+      const rows = await tx
+        .select({ id: users.id })
+        .from(users)
+        .where(and(eq(users.role, 'admin'), isNull(users.disabledAt), ne(users.id, id)))
+        .for('update');
+      return rows.length;
     },
 
     async delete(id: string, tx: Db = db): Promise<boolean> {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { backends } from '../../support/app.ts';
 import { createUser } from '../../support/factories.ts';
-import { allSse, deltaText, readSse } from '../../support/sse.ts';
+import { allSse, deltaText, readSse, type SseEvent } from '../../support/sse.ts';
 import { answerRequests, chatAs, waitFor, sent, startChat, useChat, type ChatFixture } from './generation-fixture.ts';
 
 for (const backend of backends()) {
@@ -132,7 +132,7 @@ for (const backend of backends()) {
       const c = await chat.conversation();
       f.openai.script({ reply: 'a b c d e f g h i j k l m n o p', delayMs: 100 });
       const res = await chat.sendSse(c, { content: 'Go' });
-      const events: Array<{ event?: string; data: any }> = [];
+      const events: SseEvent[] = [];
       let deleted = false;
       for await (const e of readSse(res)) {
         events.push(e);

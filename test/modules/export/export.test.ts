@@ -72,7 +72,7 @@ for (const backend of backends()) {
       const manifest = json(entries, 'manifest.json');
       assert.equal(manifest.format, 1);
       assert.equal(manifest.userId, u.id);
-      assert.deepEqual([...manifest.entries].sort(), [...entries.keys()].filter((p) => p !== 'manifest.json' && p !== 'missing.json').sort(), 'the manifest names every entry');
+      assert.deepEqual([...manifest.entries].sort(), [...entries.keys()].sort(), 'the manifest names every entry, itself and missing.json too');
       assert.deepEqual(json(entries, 'missing.json'), { missing: [] });
 
       const profile = json(entries, 'users/profile.json');
@@ -126,6 +126,17 @@ for (const backend of backends()) {
       assert.equal(entries.get(`files/${kept.id}/kept.txt`)?.toString(), 'still here');
       assert.deepEqual(json(entries, 'missing.json'), { missing: [`files/${lost.id}/lost.txt`] });
       assert.equal(entries.get(`files/${lost.id}/lost.txt`)?.length, 0);
+    });
+
+    test('a long name is cut whole: its entry is named in the zip exactly as in the manifest and the files index', async () => {
+      const w = await createUser(t);
+      const doc = await t.api('POST', '/v1/documents', { token: w.accessToken, body: { title: `${'a'.repeat(149)}😀tail`, body: 'x' } });
+      assert.equal(doc.status, 201, doc.text);
+      await uploadFile(t, w, `${'b'.repeat(149)}😀.txt`, 'emoji name');
+      const entries = await unzip(Buffer.from(await (await download(w.accessToken)).arrayBuffer()));
+      const names = [...entries.keys()];
+      assert.ok(names.every((n) => n.isWellFormed() && !n.includes('\uFFFD')), `no name broken: ${names.filter((n) => n.includes('\uFFFD'))}`);
+      assert.deepEqual([...json(entries, 'manifest.json').entries].sort(), [...names].sort());
     });
 
     test('sign-in only: no credentials is 401, an API key (even with every scope) is 403, in the problem format', async () => {

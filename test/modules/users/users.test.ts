@@ -147,6 +147,21 @@ for (const backend of backends()) {
       assert.equal((await t.api('POST', '/v1/auth/register', { body: { email: u.email, password: 'a new password' } })).status, 201);
     });
 
+    test('the only administrator who can sign in cannot delete their account; with another one, they can', async () => {
+      const only = await createUser(t, { admin: true });
+      const refused = await t.api('DELETE', '/v1/users/me', { token: only.accessToken, body: { password: only.password } });
+      assert.equal(refused.status, 409, refused.text);
+      assert.equal(refused.body.code, 'last_admin');
+      assert.ok(await t.services.users.byId(only.id), 'nothing deleted');
+      // A disabled administrator does not count: they cannot sign in to run anything.
+      const disabled = await createUser(t, { admin: true });
+      await t.services.users.setDisabled(disabled.id, true);
+      assert.equal((await t.api('DELETE', '/v1/users/me', { token: only.accessToken, body: { password: only.password } })).status, 409);
+      const second = await createUser(t, { admin: true });
+      assert.equal((await t.api('DELETE', '/v1/users/me', { token: only.accessToken, body: { password: only.password } })).status, 204);
+      assert.equal((await t.api('DELETE', '/v1/users/me', { token: second.accessToken, body: { password: second.password } })).status, 409, 'now the last one');
+    });
+
     test('a wrong or missing password is refused and deletes nothing', async () => {
       const u = await createUser(t);
       const wrong = await t.api('DELETE', '/v1/users/me', { token: u.accessToken, body: { password: 'not my password' } });
