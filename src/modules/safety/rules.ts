@@ -46,68 +46,190 @@ export function findTerm(normalizedLower: string, terms: readonly string[]): str
   return undefined;
 }
 
+/** A repeat counts as long when unbounded (`*`, `+`, `{n,}`) or with this many choices or more (`{0,10}`). */
+const LONG_REPEAT = 10;
+/** The most ways a run of short repeats that can match the same characters may split a text (`a?a?` splits it 4 ways). */
+const MAX_SPLITS = 100;
+
 /**
- * Why a pattern could take exponential time, or undefined. JavaScript's regex engine backtracks:
- * a repeated group that itself repeats or alternates (`(a+)+`, `(a|a)*`) can take longer than the
- * age of the universe on 30 characters. Those shapes, and backreferences, are refused when the rule
- * is saved; what is left runs in polynomial time on text no longer than the input cap.
+ * Where the class escapes and `.` change from matching to not: the first character in and the first
+ * out of each of their ranges (spaces and line breaks, `_`, letters that fold into ASCII under `iu`).
+ */
+const EDGES: Record<string, string> = {
+  d: '0:',
+  w: '0:A[_`a{\u017F\u0180\u212A\u212B',
+  s: '\t\u000E !\u00A0\u00A1\u1680\u1681\u2000\u200B\u2028\u202A\u202F\u2030\u205F\u2060\u3000\u3001\uFEFF\uFF00',
+  '.': '\n\u000B\r\u000E\u2028\u202A',
+};
+
+/**
+ * What one atom (a character, an escape, a class, `.`) matches, as a test, and the characters worth
+ * trying on it: the edges of its ranges, its own characters and the one after each, in either case.
+ * Two atoms match a common character only if they match a common edge (where either changes), so
+ * trying both atoms' edges decides it. `any` where the edges are not known (`\p{…}`).
+ */
+type CharSet = { any: true } | { any: false; re: RegExp; probes: string[] };
+
+function charSet(src: string): CharSet {
+  if (/\\[pP]/.test(src)) return { any: true };
+  const chars = [
+    '\0',
+    ...src,
+    ...[...src.matchAll(/\\u\{([0-9a-f]+)\}|\\u([0-9a-f]{4})|\\x([0-9a-f]{2})/giu)].map((m) => String.fromCodePoint(parseInt(m[1] ?? m[2] ?? m[3]!, 16))),
+    ...[...src.matchAll(/\\([dws])/giu)].flatMap((m) => [...EDGES[m[1]!.toLowerCase()]!]),
+    ...(src === '.' ? EDGES['.']! : ''),
+  ];
+  const probes = new Set<string>();
+  for (const ch of chars) {
+    const code = ch.codePointAt(0)!;
+    for (const probe of [ch, ch.toLowerCase(), ch.toUpperCase(), code < 0x10ffff ? String.fromCodePoint(code + 1) : ch]) probes.add(probe);
+  }
+  return { any: false, re: new RegExp(`^(?:${src})$`, 'iu'), probes: [...probes] };
+}
+
+/** Whether one character can match both: a member of `a` and a member of `b` (a group is the union of its atoms). */
+const canShare = (a: CharSet[], b: CharSet[]) =>
+  a.some((x) => b.some((y) => x.any || y.any || x.probes.some((c) => y.re.test(c) && x.re.test(c)) || y.probes.some((c) => x.re.test(c) && y.re.test(c))));
+
+/**
+ * A repeat still open in a run: its atom, how many long repeats and how many ways of splitting its run
+ * leads to it, and the required atoms since it that it can match too (`guards`: one that a later repeat
+ * cannot match ends the run between them, as `.` does in `[\w.]+\.[a-z]+`).
+ */
+interface OpenRepeat {
+  set: CharSet[];
+  long: number;
+  splits: number;
+  guards: CharSet[][];
+}
+
+/** The open repeats after an atom matched `min` to `max` times, or why the pattern is refused. */
+function advance(run: OpenRepeat[], set: CharSet[], min: number, max: number): OpenRepeat[] | string {
+  let added: OpenRepeat | undefined;
+  if (max > min) {
+    const meets = run.filter((r) => canShare(r.set, set) && r.guards.every((g) => canShare(g, set)));
+    const long = max - min >= LONG_REPEAT;
+    added = { set, long: (long ? 1 : 0) + Math.max(0, ...meets.map((r) => r.long)), splits: (long ? 1 : max - min + 1) * Math.max(1, ...meets.map((r) => r.splits)), guards: [] };
+    if (added.long > 1) return 'two long repeats that can match the same characters follow one another, as in \\d*\\d* (slow backtracking)';
+    if (added.splits > MAX_SPLITS) return 'too many repeats that can match the same characters follow one another, as in a?a?a?a?a?a?a? (slow backtracking)';
+  }
+  // An atom that must match ends every open run it cannot match, and guards those it can; an optional one does neither.
+  const kept = min === 0 ? run : run.filter((r) => canShare(r.set, set)).map((r) => ({ ...r, guards: [...r.guards, set] }));
+  return added ? [...kept, added] : kept;
+}
+
+/** The quantifier at `i`: how often the atom before it matches, and its length (a lazy `?` included); none is once. */
+function quantifierAt(pattern: string, i: number): { min: number; max: number; length: number } {
+  const c = pattern[i];
+  let q: { min: number; max: number; length: number };
+  if (c === '*') q = { min: 0, max: Infinity, length: 1 };
+  else if (c === '+') q = { min: 1, max: Infinity, length: 1 };
+  else if (c === '?') q = { min: 0, max: 1, length: 1 };
+  else {
+    const bounds = c === '{' ? /^\{(\d+)(,(\d*))?\}/.exec(pattern.slice(i)) : null;
+    if (!bounds) return { min: 1, max: 1, length: 0 };
+    q = { min: Number(bounds[1]), max: bounds[2] === undefined ? Number(bounds[1]) : bounds[3] ? Number(bounds[3]) : Infinity, length: bounds[0].length };
+  }
+  // Lazy tries the same choices in another order: no faster when nothing matches.
+  if (pattern[i + q.length] === '?') q.length++;
+  return q;
+}
+
+/** The length of the atom at `i` (an escape, a class, one character), or 0 for what matches no character (`^`, `$`, `\b`). */
+function atomLength(pattern: string, i: number): number {
+  const c = pattern[i]!;
+  if (c === '^' || c === '$') return 0;
+  if (c === '[') {
+    let j = i + 1;
+    while (j < pattern.length && pattern[j] !== ']') j += pattern[j] === '\\' ? 2 : 1;
+    return j + 1 - i;
+  }
+  if (c !== '\\') return String.fromCodePoint(pattern.codePointAt(i)!).length;
+  const next = pattern[i + 1] ?? '';
+  if (next === 'b' || next === 'B') return 0;
+  const escape = /^\\(?:[pPu]\{[^}]*\}|u[0-9a-fA-F]{4}|x[0-9a-fA-F]{2}|c[a-zA-Z]|[^])/u.exec(pattern.slice(i));
+  return escape ? escape[0].length : 1;
+}
+
+/** A group being read: the run at its start, at the end of each alternative, and now; its atoms; whether it repeats or alternates inside. */
+interface Group {
+  entry: OpenRepeat[];
+  ends: OpenRepeat[][];
+  run: OpenRepeat[];
+  atoms: CharSet[];
+  risky: boolean;
+  lookaround: boolean;
+}
+
+/**
+ * Why a pattern could take exponential or high polynomial time, or undefined (for a pattern that
+ * compiles with `iu`). JavaScript's regex engine backtracks: a repeated group that itself repeats or
+ * alternates (`(a+)+`, `(a|a)*`) can take longer than the age of the universe on 30 characters, and
+ * so can repeats that can match the same characters one after the other (`\d*\d*\d*\d*\d*x`), since
+ * the engine tries every way of sharing a text between them. Those shapes, and backreferences, are
+ * refused when the rule is saved. Two repeats are apart when something between them must match a
+ * character that one of them cannot (`\d+-\d+`, `[\w.]+\.[a-z]+`); an optional atom or a group that
+ * may be skipped does not part them. What is left runs in polynomial time of a low degree on text no
+ * longer than the input cap.
  */
 export function unsafeShape(pattern: string): string | undefined {
-  // One entry per open group: does it hold a quantifier or an alternation?
-  const groups: Array<{ risky: boolean }> = [{ risky: false }];
-  let lastGroupRisky = false; // the atom just closed was a group holding a quantifier or alternation
-  let inClass = false;
-  for (let i = 0; i < pattern.length; i++) {
+  const groups: Group[] = [{ entry: [], ends: [], run: [], atoms: [], risky: false, lookaround: false }];
+  for (let i = 0; i < pattern.length; ) {
+    const group = groups[groups.length - 1]!;
     const c = pattern[i]!;
-    if (c === '\\') {
-      const next = pattern[i + 1] ?? '';
-      if (!inClass && (/[1-9]/.test(next) || next === 'k')) return 'backreferences are not allowed';
+    if (c === '\\' && (/[1-9]/.test(pattern[i + 1] ?? '') || pattern[i + 1] === 'k')) return 'backreferences are not allowed';
+    if (c === '|') {
+      group.risky = true;
+      group.ends.push(group.run);
+      group.run = group.entry;
       i++;
-      lastGroupRisky = false;
-      continue;
-    }
-    if (inClass) {
-      if (c === ']') inClass = false;
-      continue;
-    }
-    if (c === '[') {
-      inClass = true;
-      lastGroupRisky = false;
       continue;
     }
     if (c === '(') {
-      groups.push({ risky: false });
-      lastGroupRisky = false;
-      // Skip the group's kind: (?: (?= (?! (?<= (?<! (?<name>
-      if (pattern[i + 1] === '?') {
-        const kind = /^\(\?(?:[:=!]|<[=!]|<[^>]*>)/.exec(pattern.slice(i));
-        if (kind) i += kind[0].length - 1;
-      }
+      // The group's kind: (?: (?= (?! (?<= (?<! (?<name> (?i:
+      const kind = /^\(\?(?:[:=!]|<[=!]|<[^>]*>|[a-z-]*:)/.exec(pattern.slice(i))?.[0] ?? '(';
+      // A lookaround's repeats do not meet the text's: it matches on its own and is not tried again.
+      const lookaround = /^\(\?<?[=!]$/.test(kind);
+      const run = lookaround ? [] : group.run;
+      groups.push({ entry: run, ends: [], run, atoms: [], risky: false, lookaround });
+      i += kind.length;
       continue;
     }
     if (c === ')') {
-      const closed = groups.length > 1 ? groups.pop()! : { risky: false };
+      const closed = groups.length > 1 ? groups.pop()! : group;
+      const parent = groups[groups.length - 1]!;
+      const q = quantifierAt(pattern, i + 1);
+      i += 1 + q.length;
       // What a group holds, its parent holds: ((a+))+ is (a+)+.
-      if (closed.risky) groups[groups.length - 1]!.risky = true;
-      lastGroupRisky = closed.risky;
+      if (closed.risky || q.length) parent.risky = true;
+      if (q.max > 1 && closed.risky) return 'a repeated group may not itself repeat or alternate (catastrophic backtracking)';
+      if (closed.lookaround) continue;
+      const ends = [...new Set([...closed.ends.flat(), ...closed.run])];
+      if (q.max === 0) continue;
+      if (q.max === q.min) parent.run = ends;
+      else if (closed.risky) parent.run = [...new Set([...closed.entry, ...ends])];
+      else {
+        // A repeated group of plain atoms, `(ab)+`: one repeat of any of its characters.
+        const next = advance(closed.entry, closed.atoms, closed.atoms.length ? q.min : 0, q.max);
+        if (typeof next === 'string') return next;
+        parent.run = next;
+      }
+      parent.atoms.push(...closed.atoms);
       continue;
     }
-    const top = groups[groups.length - 1]!;
-    if (c === '|') {
-      top.risky = true;
-      lastGroupRisky = false;
+    const length = atomLength(pattern, i);
+    if (!length) {
+      i += c === '\\' ? 2 : 1;
       continue;
     }
-    const bounds = c === '{' ? /^\{(\d+)(,(\d*))?\}/.exec(pattern.slice(i)) : null;
-    if (c === '*' || c === '+' || c === '?' || bounds) {
-      const max = bounds ? (bounds[2] === undefined ? Number(bounds[1]) : bounds[3] ? Number(bounds[3]) : Infinity) : c === '?' ? 1 : Infinity;
-      if (max > 1 && lastGroupRisky) return 'a repeated group may not itself repeat or alternate (catastrophic backtracking)';
-      top.risky = true;
-      if (bounds) i += bounds[0].length - 1;
-      lastGroupRisky = false;
-      continue;
-    }
-    lastGroupRisky = false;
+    const set = [charSet(pattern.slice(i, i + length))];
+    const q = quantifierAt(pattern, i + length);
+    i += length + q.length;
+    if (q.length) group.risky = true;
+    const next = advance(group.run, set, q.min, q.max);
+    if (typeof next === 'string') return next;
+    group.run = next;
+    group.atoms.push(...set);
   }
   return undefined;
 }

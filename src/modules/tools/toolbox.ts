@@ -1,4 +1,5 @@
-import { Ajv, type ValidateFunction } from 'ajv';
+import { createHash } from 'node:crypto';
+import { Ajv, type CodeOptions, type ValidateFunction } from 'ajv';
 import type { Logger } from '../../platform/observability/logger.ts';
 import { ToolError, type Tool, type ToolRunContext, type ToolScope, type ToolSource } from './tool.ts';
 
@@ -18,21 +19,49 @@ export interface ToolOutcome {
   durationMs: number;
 }
 
-const ajv = new Ajv({ strict: false, allErrors: true });
-const validators = new WeakMap<Tool, ValidateFunction | Error>();
+/**
+ * A schema's regular expressions are never run: a schema may come from outside (an MCP server's), and
+ * JavaScript's engine backtracks, so `"pattern": "^(a+)+$"` holds the whole process for half a minute
+ * on 29 a's and a `!`, twice as long with each more. Every pattern counts as matching (`pattern` always
+ * passes, `additionalProperties` lets a name through when the object has `patternProperties`); the
+ * tool checks them itself, as an MCP server does its own inputs.
+ */
+const patternsUnchecked: NonNullable<CodeOptions['regExp']> = Object.assign(() => ({ test: () => true }), { code: 'patternsUnchecked' });
+
+/** Distinct schemas whose validators are kept, the least recently used dropped first. */
+const MAX_VALIDATORS = 500;
+/** Validators by a hash of their schema's canonical JSON: a schema listed afresh each turn (an MCP server's) compiles once. */
+const validators = new Map<string, ValidateFunction | Error>();
+
+/** JSON with every object's keys sorted: equal schemas, whatever the order of their keys, give one text. */
+const canonical = (value: unknown) =>
+  JSON.stringify(value, (_, v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v));
+
+function compile(schema: Record<string, unknown>): ValidateFunction | Error {
+  // An Ajv per schema: a shared one keeps every schema it compiled (memory without end), refuses a second
+  // schema with an `$id` it holds, and would let one server's `$ref` reach another's schema.
+  const ajv = new Ajv({ strict: false, allErrors: true, code: { regExp: patternsUnchecked } });
+  // With every pattern matching, its subschema would apply to every property: not applied at all.
+  ajv.removeKeyword('patternProperties');
+  try {
+    return ajv.compile(schema);
+  } catch (err) {
+    return err instanceof Error ? err : new Error(String(err));
+  }
+}
 
 function validatorOf(tool: Tool): ValidateFunction | Error {
-  let v = validators.get(tool);
-  if (!v) {
-    try {
-      v = ajv.compile(tool.parameters);
-    } catch (err) {
-      v = err instanceof Error ? err : new Error(String(err));
-    }
-    validators.set(tool, v);
-  }
+  const key = createHash('sha256').update(canonical(tool.parameters)).digest('base64url');
+  let v = validators.get(key);
+  if (v) validators.delete(key);
+  else v = compile(tool.parameters);
+  validators.set(key, v);
+  if (validators.size > MAX_VALIDATORS) validators.delete(validators.keys().next().value!);
   return v;
 }
+
+/** How many schemas have a validator kept (at most MAX_VALIDATORS). */
+export const validatorCount = () => validators.size;
 
 const failed = (code: string, message: string, startedAt: number): ToolOutcome => ({ ok: false, content: JSON.stringify({ error: message }), error: { code, message }, durationMs: Date.now() - startedAt });
 

@@ -127,6 +127,23 @@ for (const backend of backends()) {
       await putRules({});
     });
 
+    test('repeats that can match the same characters one after the other are refused: the probe of 15 s on 30 characters, and its kin', async () => {
+      // \d*\d*…x on thirty 1s backtracks for seconds (each repeat multiplies the ways of sharing the text).
+      const refused = ['\\d*\\d*\\d*\\d*\\d*\\d*\\d*\\d*\\d*x', 'a*a*b', '.*.*=', '\\w+\\w*!', '[0-9]*\\d+x', '\\d+1\\d+x', '(\\d*)(\\d*)x', '\\d+-?\\d+x', '\\d*(?:x\\d+)?\\d*y', 'a?a?a?a?a?a?a?a?b'];
+      for (const pattern of refused) {
+        const res = await putRules({ patterns: ['order-\\d{6}', pattern] });
+        assert.equal(res.status, 400, `${pattern}: ${res.text}`);
+        assert.equal(res.body.code, 'invalid_safety_rules');
+        assert.match(res.body.detail, /^patterns\[1\] is refused: .*repeats that can match the same characters/, pattern);
+      }
+      // Apart when something between must match a character one of them cannot: a dash, a dot only the first takes.
+      const patterns = ['\\bcard\\s*\\d{4}-\\d{4}\\b', 'secret-\\d+', '\\d+-\\d+x', '[\\w.]+\\.[a-z]+', '\\bpassword\\s*[:=]\\s*\\S+', '\\d{3}[-.\\s]?\\d{3}[-.\\s]?\\d{4}', '\\$\\d+(?:\\.\\d{2})?', '\\w+\\s+\\w+', '\\s?-?\\s?x'];
+      const res = await putRules({ patterns });
+      assert.equal(res.status, 200, res.text);
+      assert.deepEqual(res.body.patterns, patterns);
+      await putRules({});
+    });
+
     test('the rules are in the OpenAPI document; a key without the chat scope is refused; deleting the project deletes them', async () => {
       const doc = await t.api('GET', '/openapi.json');
       assert.ok(doc.body.paths['/v1/projects/{id}/safety'].get);
@@ -250,6 +267,10 @@ describe('SAFETY_RULES', () => {
   const base = { PARLEY_DATA_DIR: 'memory://' };
   test('bad rules stop the start with a message naming them', () => {
     assert.throws(() => loadConfig({ ...base, SAFETY_RULES: '{"patterns":["(a+)+"]}' }), (e: unknown) => e instanceof ConfigError && /SAFETY_RULES: patterns\[0\] is refused/.test(e.message));
+    assert.throws(
+      () => loadConfig({ ...base, SAFETY_RULES: JSON.stringify({ patterns: ['\\d*\\d*\\d*\\d*\\d*\\d*\\d*\\d*\\d*x'] }) }),
+      (e: unknown) => e instanceof ConfigError && /SAFETY_RULES: patterns\[0\] is refused: .*repeats that can match the same characters/.test(e.message),
+    );
     assert.throws(() => loadConfig({ ...base, SAFETY_RULES: '/no/such/file.json' }), ConfigError);
     assert.throws(() => loadConfig({ ...base, SAFETY_RULES: '{"blockedTerms":"x"}' }), ConfigError);
     assert.throws(() => loadConfig({ ...base, MODERATION_API_KEY: 'k' }), ConfigError);
