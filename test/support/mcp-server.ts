@@ -54,12 +54,39 @@ export async function startMcpServer(opts: { token?: string } = {}): Promise<Tes
     return server;
   };
 
-  const httpServer = http.createServer(async (req, res) => {
+  const served = await serveMcp(build, (req, res) => {
     requests.push({ method: req.method ?? '', headers: req.headers });
     if (opts.token && req.headers.authorization !== `Bearer ${opts.token}`) {
       res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'unauthorized' }));
-      return;
+      return false;
     }
+    return true;
+  });
+  return {
+    url: served.url,
+    requests,
+    calls,
+    async close() {
+      for (const release of hanging) release();
+      await served.close();
+    },
+  };
+}
+
+/** What an MCP SDK server (McpServer or the low-level Server) offers a transport. */
+interface Connectable {
+  connect(transport: StreamableHTTPServerTransport): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * A server from `build` over the SDK's Streamable HTTP transport, stateless (a server and transport
+ * per request, as the SDK's example), at `/mcp` on loopback. `admit` may answer a request itself
+ * (false) before MCP sees it; a method other than POST gets a 405.
+ */
+export async function serveMcp(build: () => Connectable, admit?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean): Promise<{ url: string; close(): Promise<void> }> {
+  const httpServer = http.createServer(async (req, res) => {
+    if (admit && !admit(req, res)) return;
     if (req.method !== 'POST') {
       res.writeHead(405, { allow: 'POST' }).end();
       return;
@@ -77,10 +104,7 @@ export async function startMcpServer(opts: { token?: string } = {}): Promise<Tes
   const { port } = httpServer.address() as AddressInfo;
   return {
     url: `http://127.0.0.1:${port}/mcp`,
-    requests,
-    calls,
     async close() {
-      for (const release of hanging) release();
       httpServer.closeAllConnections();
       await new Promise<void>((resolve) => httpServer.close(() => resolve()));
     },

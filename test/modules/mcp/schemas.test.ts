@@ -1,14 +1,11 @@
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { CallToolRequestSchema, ListToolsRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { validatorCount } from '../../../src/modules/tools/toolbox.ts';
 import { backends } from '../../support/app.ts';
 import { createUser } from '../../support/factories.ts';
-import { warmUp } from '../../support/mcp-server.ts';
+import { serveMcp, warmUp } from '../../support/mcp-server.ts';
 import { chatAs, useChat } from '../chat/generation-fixture.ts';
 
 /** The probe's schema: a pattern that backtracks for ~30 s on 29 a's and a `!` in JavaScript's engine. */
@@ -30,31 +27,16 @@ const TOOLS = [
  */
 async function startSchemaServer() {
   const calls: Array<{ tool: string; args: unknown }> = [];
-  const httpServer = http.createServer(async (req, res) => {
-    if (req.method !== 'POST') return void res.writeHead(405, { allow: 'POST' }).end();
+  const served = await serveMcp(() => {
     const server = new Server({ name: 'schemas', version: '1.0.0' }, { capabilities: { tools: {} } });
     server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: TOOLS }));
     server.setRequestHandler(CallToolRequestSchema, async (request) => {
       calls.push({ tool: request.params.name, args: request.params.arguments });
       return { content: [{ type: 'text', text: `${request.params.name} ${JSON.stringify(request.params.arguments)}` }] };
     });
-    const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined });
-    res.on('close', () => {
-      void transport.close();
-      void server.close();
-    });
-    await server.connect(transport);
-    await transport.handleRequest(req, res);
+    return server;
   });
-  await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(httpServer.address() as AddressInfo).port}/mcp`,
-    calls,
-    async close() {
-      httpServer.closeAllConnections();
-      await new Promise<void>((resolve) => httpServer.close(() => resolve()));
-    },
-  };
+  return { ...served, calls };
 }
 
 for (const backend of backends()) {
