@@ -22,8 +22,8 @@ export function resumeOffset(request: FastifyRequest, queryOffset: number | unde
   if (queryOffset !== undefined) return queryOffset;
   // Decimal digits only: Number() would read '' and ' ' as 0 (skipping event 0), and '0x1' or '1e2' as ids.
   const header = request.headers['last-event-id'];
-  if (typeof header !== 'string' || !/^\d{1,15}$/.test(header.trim())) return 0;
-  return Number(header.trim()) + 1;
+  const last = typeof header === 'string' ? header.trim() : '';
+  return /^\d{1,15}$/.test(last) ? Number(last) + 1 : 0;
 }
 
 /**

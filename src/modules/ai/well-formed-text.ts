@@ -1,3 +1,5 @@
+import { storableText } from '../../platform/text.ts';
+
 /**
  * A model's text as it streams in, made storable piece by piece. A NUL
  * (U+0000), which PostgreSQL text and jsonb cannot hold, is dropped. A lone
@@ -19,8 +21,7 @@ export function wellFormedText() {
         held = text.slice(-1);
         text = text.slice(0, -1);
       }
-      if (text.includes('\0')) text = text.replaceAll('\0', '');
-      return text.isWellFormed() ? text : text.toWellFormed();
+      return storableText(text);
     },
     /** At the end of the text: a high half still held was lone after all. */
     end(): string {

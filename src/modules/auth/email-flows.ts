@@ -125,7 +125,7 @@ export function createEmailFlows(d: EmailFlowsDeps) {
         let unlinked: string[] = [];
         if (!user.emailVerifiedAt) {
           await d.users.markEmailVerified(user.id, tx);
-          unlinked = await createOAuthRepository(tx).unlinkAll(user.id, tx);
+          unlinked = await createOAuthRepository(tx).unlinkAll(user.id);
         }
         const count = await d.sessions.revokeAll(user.id, 'password_reset', undefined, tx);
         await d.audit.record({ action: 'password.reset', userId: user.id, ...ctx, metadata: { sessionsRevoked: count, ...(unlinked.length ? { unlinkedProviders: unlinked } : {}) } }, tx);

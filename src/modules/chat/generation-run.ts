@@ -315,7 +315,8 @@ function announceStarted(d: RunDeps, job: RunJob, current: { provider: string; m
 
 /** The conversation went while its answer was written: followers get a terminal error, sockets the stream's end. */
 async function endDeleted(d: RunDeps, job: RunJob, append: (e: GenerationEvent) => Promise<unknown>, at: { provider: string | null; model: string | null; latencyMs: number }) {
-  await append({ type: 'error', code: 'conversation_deleted', message: 'The conversation was deleted while this answer was being written', messageId: job.assistantId });
+  const error = { code: 'conversation_deleted', message: 'The conversation was deleted while this answer was being written' };
+  await append({ type: 'error', ...error, messageId: job.assistantId });
   d.announce('message.stream.finished', {
     userId: job.userId,
     conversationId: job.conversationId,
@@ -327,7 +328,7 @@ async function endDeleted(d: RunDeps, job: RunJob, append: (e: GenerationEvent) 
     finishReason: null,
     usage: { inputTokens: null, outputTokens: null, cachedTokens: null, costMicros: null },
     latencyMs: at.latencyMs,
-    error: { code: 'conversation_deleted', message: 'The conversation was deleted while this answer was being written' },
+    error,
   });
 }
 

@@ -419,10 +419,6 @@ export function createGeneration(d: GenerationDeps) {
     },
 
     /**
-     * Stops a generation, wherever it runs, keeping the text so far. A message
-     * that already finished is returned as it is.
-     */
-    /**
      * Stops every answer being written in a conversation about to be deleted, wherever it runs, without waiting:
      * their provider calls stop, and their streams end with `conversation_deleted`.
      */
@@ -430,6 +426,10 @@ export function createGeneration(d: GenerationDeps) {
       for (const id of await d.messages.streamingIn(userId, conversationId)) await d.streams.signal(id, CANCEL_SIGNAL);
     },
 
+    /**
+     * Stops a generation, wherever it runs, keeping the text so far. A message
+     * that already finished is returned as it is.
+     */
     async cancel(userId: string, conversationId: string, messageId: string): Promise<MessageView> {
       const message = await assistantOf(userId, conversationId, messageId);
       if (message.status !== 'streaming') return message;

@@ -68,11 +68,13 @@ const malformed = (err: unknown) =>
     ? err
     : ValidationError(`The multipart body could not be read: ${(err as Error).message}`, 'malformed_multipart');
 
+const uuid = z.uuid();
+
 /** An id field of the form (`projectId`, `conversationId`): absent, or a UUID (400 `validation_failed` otherwise). */
 const idField = (fields: Record<string, unknown>, name: string): string | undefined => {
   const f = fields[name] as { value?: unknown } | undefined;
   const value = typeof f?.value === 'string' && f.value ? f.value : undefined;
-  if (value !== undefined && !z.uuid().safeParse(value).success) {
+  if (value !== undefined && !uuid.safeParse(value).success) {
     throw ValidationError(`Invalid form: ${name} is not an id`, 'validation_failed', { errors: [{ path: `/${name}`, message: 'must be a UUID' }] });
   }
   return value;

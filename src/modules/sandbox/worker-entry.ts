@@ -3,7 +3,8 @@
  * (no server secret in it) and run by Node with type stripping. It runs one
  * script at a time, each in a fresh isolate-vm isolate: its own heap, no
  * `process`, `require`, timers, filesystem or network, only `console` (captured)
- * and `input` (a copy). It imports nothing of the server's.
+ * and `input` (a copy). It imports nothing of the server's but `clip`
+ * (platform/text.ts, which imports nothing itself).
  */
 import ivm from 'isolated-vm';
 import { clip } from '../../platform/text.ts';
@@ -14,15 +15,15 @@ const send = (message: FromWorker) => process.send?.(message);
 /** Marks an error the harness throws itself, so it is told apart from the script's own. */
 const NOT_JSON = '\u0000result_not_json:';
 
+/** The longest error message a run reports (a script can throw one of any length). */
+const MAX_ERROR_CHARS = 10_000;
+
 /**
  * Runs inside the isolate before the script: captures `console` (stopping at
  * the cap, so a flood of output costs the host nothing), removes WebAssembly, defines `input`, runs
  * the script and turns its result into JSON with the built-ins it saw first.
  * $0 code, $1 mode, $2 input JSON, $3 the host's output callback.
  */
-/** The longest error message a run reports (a script can throw one of any length). */
-const MAX_ERROR_CHARS = 10_000;
-
 const HARNESS = `
 const code = $0, mode = $1, inputJson = $2, log = $3;
 const stringify = JSON.stringify, parse = JSON.parse, toText = String;

@@ -2,6 +2,7 @@ import { createHmac, createSecretKey, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import { isIP } from 'node:net';
+import { storableText } from '../../platform/text.ts';
 import { resolvePublic, type ResolvedAddress } from './address.ts';
 
 /** A new endpoint secret, Standard Webhooks style: `whsec_` and base64 of 24 random bytes. */
@@ -99,8 +100,8 @@ function exchange(
         const chunks: Buffer[] = [];
         let size = 0;
         const settle = (ended: boolean) => {
-          // Stored as text, which PostgreSQL cannot hold a NUL in: dropped, as from any stored text (the excerpt only shrinks).
-          const excerpt = Buffer.concat(chunks).subarray(0, EXCERPT_BYTES).toString('utf8').replaceAll('\0', '');
+          // Stored as text, which PostgreSQL cannot hold a NUL in: made storable as any outside text is (it only shrinks).
+          const excerpt = storableText(Buffer.concat(chunks).subarray(0, EXCERPT_BYTES).toString('utf8'));
           const ok = status >= 200 && status < 300;
           finish({ ok, statusCode: status, excerpt, error: ok ? null : status >= 300 && status < 400 ? `Redirect (${status}) not followed` : `HTTP ${status}` }, ended);
         };

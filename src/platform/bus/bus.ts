@@ -110,6 +110,7 @@ export function announcer(bus: EventBus, logger: Logger, opts: AnnouncerOptions 
   let dropped = 0;
   let timer: NodeJS.Timeout | undefined;
   let draining: Promise<void> | undefined;
+  let closing = false;
   const lost = (err: unknown, type: EventType) => logger.error({ err, type }, 'event could not be published');
 
   function hold(type: EventType, payload: unknown) {
@@ -152,7 +153,6 @@ export function announcer(bus: EventBus, logger: Logger, opts: AnnouncerOptions 
     return true;
   }
 
-  let closing = false;
   const announce = ((type, payload) => {
     // Behind the held ones, to keep the order.
     if (held.length) return hold(type, payload);
