@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
-import { chunksOf, roughTokens, sseWriter, startFakeUpstream, type Reply, type Script } from './fake-upstream.ts';
+import { chunksOf, roughTokens, sseWriter, startFakeUpstream, untilStop, type Reply, type Script } from './fake-upstream.ts';
 
 export type { Script } from './fake-upstream.ts';
 
@@ -55,12 +55,12 @@ function usageOf(body: any, script: Script, outputChunks: number) {
 const toolUses = (script: Script) =>
   (script.toolCalls ?? []).map((c, i) => ({ type: 'tool_use' as const, id: c.id ?? `toolu_${i}${randomBytes(6).toString('hex')}`, name: c.name, input: JSON.parse(c.arguments || '{}') }));
 
-const stopOf = (script: Script) => script.finishReason ?? (script.toolCalls?.length ? 'tool_use' : 'end_turn');
+const stopOf = (script: Script, stopped?: string) => script.finishReason ?? (stopped !== undefined ? 'stop_sequence' : script.toolCalls?.length ? 'tool_use' : 'end_turn');
 
 async function stream(res: ServerResponse, body: any, script: Script) {
   const event = (type: string, data: Record<string, unknown>) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
   const out = sseWriter(res, script);
-  const pieces = chunksOf(script);
+  const { pieces, stopped } = untilStop(chunksOf(script), body.stop_sequences);
   const usage = usageOf(body, script, pieces.length);
   const message = { id: `msg_${randomBytes(12).toString('hex')}`, type: 'message', role: 'assistant', model: body.model, content: [], stop_reason: null, stop_sequence: null };
   if (!out.control(event('message_start', { message: { ...message, usage: { ...usage, output_tokens: 1 } } }))) return;
@@ -81,13 +81,13 @@ async function stream(res: ServerResponse, body: any, script: Script) {
     out.control(event('content_block_stop', { index }));
     index++;
   }
-  out.control(event('message_delta', { delta: { stop_reason: stopOf(script), stop_sequence: null }, usage: { output_tokens: usage.output_tokens } }));
+  out.control(event('message_delta', { delta: { stop_reason: stopOf(script, stopped), stop_sequence: stopped ?? null }, usage: { output_tokens: usage.output_tokens } }));
   out.control(event('message_stop', {}));
   out.end();
 }
 
 async function complete(res: ServerResponse, body: any, script: Script) {
-  const pieces = chunksOf(script);
+  const { pieces, stopped } = untilStop(chunksOf(script), body?.stop_sequences);
   if (script.delayMs) await new Promise((r) => setTimeout(r, script.delayMs! * Math.max(1, pieces.length)));
   const content = [...(pieces.length ? [{ type: 'text', text: pieces.join('') }] : []), ...toolUses(script)];
   json(res, 200, {
@@ -96,8 +96,8 @@ async function complete(res: ServerResponse, body: any, script: Script) {
     role: 'assistant',
     model: body.model,
     content,
-    stop_reason: stopOf(script),
-    stop_sequence: null,
+    stop_reason: stopOf(script, stopped),
+    stop_sequence: stopped ?? null,
     usage: usageOf(body, script, pieces.length),
   });
 }

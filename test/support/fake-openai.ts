@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { embeddingsResponse } from './fake-embeddings.ts';
-import { chunksOf, roughTokens, sleep, sseWriter, startFakeUpstream, type Reply, type Script } from './fake-upstream.ts';
+import { chunksOf, roughTokens, sleep, sseWriter, startFakeUpstream, untilStop, type Reply, type Script } from './fake-upstream.ts';
 
 export type { Script } from './fake-upstream.ts';
 
@@ -63,7 +63,7 @@ async function stream(res: ServerResponse, body: any, script: Script) {
   const base = { id, object: 'chat.completion.chunk', created: Math.floor(Date.now() / 1000), model: body.model, system_fingerprint: 'fp_fake' };
   const frame = (choices: unknown[], extra: Record<string, unknown> = {}) => `data: ${JSON.stringify({ ...base, choices, ...extra })}\n\n`;
   const out = sseWriter(res, script);
-  const pieces = chunksOf(script);
+  const { pieces } = untilStop(chunksOf(script), body.stop);
   const includeUsage = body.stream_options?.include_usage === true && !script.noUsage;
   // As OpenAI does: with include_usage, every chunk carries `usage: null` until the usage chunk.
   const nullUsage = includeUsage ? { usage: null } : {};
@@ -88,7 +88,7 @@ async function stream(res: ServerResponse, body: any, script: Script) {
 }
 
 async function complete(res: ServerResponse, body: any, script: Script) {
-  const pieces = chunksOf(script);
+  const { pieces } = untilStop(chunksOf(script), body?.stop);
   if (script.delayMs) await new Promise((r) => setTimeout(r, script.delayMs! * Math.max(1, pieces.length)));
   const calls = toolCallsOf(script);
   const answer = {

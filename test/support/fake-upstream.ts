@@ -123,6 +123,33 @@ export function chunksOf(script: Script): string[] {
   return reply.match(/\S+\s*|\s+/g) ?? [];
 }
 
+/**
+ * The pieces up to the first of the request's stop sequences (OpenAI's `stop`, a string or a list;
+ * Anthropic's `stop_sequences`), which is left out as the providers leave it out, and which one it was.
+ */
+export function untilStop(pieces: string[], stop: unknown): { pieces: string[]; stopped?: string } {
+  const stops = (typeof stop === 'string' ? [stop] : Array.isArray(stop) ? stop : []).filter((s): s is string => typeof s === 'string' && s !== '');
+  const all = pieces.join('');
+  let at = -1;
+  let stopped: string | undefined;
+  for (const s of stops) {
+    const i = all.indexOf(s);
+    if (i !== -1 && (at === -1 || i < at)) [at, stopped] = [i, s];
+  }
+  if (stopped === undefined) return { pieces };
+  const kept: string[] = [];
+  let length = 0;
+  for (const p of pieces) {
+    if (length + p.length >= at) {
+      if (at > length) kept.push(p.slice(0, at - length));
+      break;
+    }
+    kept.push(p);
+    length += p.length;
+  }
+  return { pieces: kept, stopped };
+}
+
 /** Rough token count of a request, so usage is plausible without a tokenizer. */
 export function roughTokens(value: unknown): number {
   return Math.max(1, Math.ceil(JSON.stringify(value ?? '').length / 4));

@@ -72,6 +72,8 @@ function requestBody(model: string, request: ChatRequest, reasoning: boolean, ta
   if (request.topP !== undefined && !reasoning) body.top_p = request.topP;
   if (request.topK !== undefined && takesTopK) body.top_k = request.topK;
   if (request.maxTokens !== undefined) body[reasoning ? 'max_completion_tokens' : 'max_tokens'] = request.maxTokens;
+  // OpenAI's reasoning models refuse `stop`.
+  if (request.stop?.length && !reasoning) body.stop = request.stop;
   if (request.tools?.length) {
     body.tools = request.tools.map((t) => ({ type: 'function', function: { name: t.name, description: t.description, parameters: t.parameters } }));
     const choice = request.toolChoice;

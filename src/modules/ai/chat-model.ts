@@ -45,6 +45,7 @@ export function aiSdkChatModel(model: LanguageModel): ChatModel {
         topP: request.topP,
         topK: request.topK,
         maxOutputTokens: request.maxTokens,
+        stopSequences: request.stop,
         maxRetries: 0,
         abortSignal: signal,
         // Errors arrive as 'error' parts below; the default handler would also print them to stderr.

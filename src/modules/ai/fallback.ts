@@ -10,6 +10,8 @@ export interface Link {
   provider: string;
   model: string;
   chatModel: ChatModel;
+  /** The most output tokens the model takes (the catalog's), when known. */
+  maxOutputTokens: number | null;
 }
 
 export interface FallbackPolicy {
@@ -72,7 +74,7 @@ export async function* streamWithFallback(
       try {
         const result = yield* runAttempt({
           model: link.chatModel,
-          request,
+          request: fitted(request, link),
           firstTokenTimeoutMs: policy.firstTokenTimeoutMs,
           idleTimeoutMs: policy.streamIdleTimeoutMs,
           answerTimeoutMs: policy.answerTimeoutMs,
@@ -134,4 +136,10 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
     }, ms);
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/** The request as this link can take it: an output bound above its model's most is lowered to that (a chain's links differ). */
+function fitted(request: ChatRequest, link: Link): ChatRequest {
+  const most = link.maxOutputTokens;
+  return most !== null && request.maxTokens !== undefined && request.maxTokens > most ? { ...request, maxTokens: most } : request;
 }

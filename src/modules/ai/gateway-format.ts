@@ -22,6 +22,9 @@ const message = z.discriminatedUnion('role', [
   z.looseObject({ role: z.literal('tool'), content, tool_call_id: z.string() }),
 ]);
 
+/** An output bound: Parley's ceiling, as on the Messages API; a link whose model takes fewer is asked for its most. */
+export const maxTokens = z.number().int().min(1).max(1_000_000).nullish();
+
 export const completionBody = z
   .looseObject({
     /** A model id (`provider:model` or a bare name from the catalog), or a comma-separated fallback chain. */
@@ -33,8 +36,10 @@ export const completionBody = z
     stream_options: z.looseObject({ include_usage: z.boolean().optional() }).nullish(),
     temperature: z.number().min(0).max(2).nullish(),
     top_p: z.number().min(0).max(1).nullish(),
-    max_tokens: z.number().int().positive().nullish(),
-    max_completion_tokens: z.number().int().positive().nullish(),
+    max_tokens: maxTokens,
+    max_completion_tokens: maxTokens,
+    /** Up to 4 sequences where the model stops, as OpenAI takes them. */
+    stop: z.union([z.string().min(1), z.array(z.string().min(1)).max(4)]).nullish(),
     n: z.literal(1).nullish(),
     tools: z
       .array(z.looseObject({ type: z.literal('function'), function: z.looseObject({ name: z.string().min(1), description: z.string().optional(), parameters: z.record(z.string(), z.unknown()).optional() }) }))
@@ -105,6 +110,7 @@ export function toChatRequest(body: CompletionBody): Omit<ChatRequest, 'chain'> 
     temperature: body.temperature ?? undefined,
     topP: body.top_p ?? undefined,
     maxTokens: body.max_completion_tokens ?? body.max_tokens ?? undefined,
+    stop: typeof body.stop === 'string' ? [body.stop] : (body.stop ?? undefined),
     tools: body.tools?.map((t) => ({ name: t.function.name, description: t.function.description, parameters: t.function.parameters ?? { type: 'object', properties: {} } })),
     toolChoice: choice === undefined ? undefined : typeof choice === 'string' ? choice : { name: choice.function.name },
   };

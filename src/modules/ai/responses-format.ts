@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { AppError, ValidationError } from '../../errors.ts';
+import { maxTokens } from './gateway-format.ts';
 import type { ChatMessage, ChatPart, ChatRequest, ToolCall, ToolDefinition, Usage } from './types.ts';
 
 /**
@@ -24,7 +25,7 @@ export const responseBody = z
     instructions: z.string().nullish(),
     temperature: z.number().min(0).max(2).nullish(),
     top_p: z.number().min(0).max(1).nullish(),
-    max_output_tokens: z.number().int().positive().nullish(),
+    max_output_tokens: maxTokens,
     tools: z.array(z.looseObject({ type: z.string() })).nullish(),
     tool_choice: z.union([z.enum(['none', 'auto', 'required']), z.looseObject({ type: z.string(), name: z.string().optional() })]).nullish(),
     parallel_tool_calls: z.boolean().nullish(),

@@ -30,7 +30,7 @@ export function createAi(settings: AiSettings, opts: { logger?: Logger; random?:
     const entry = catalog.get(id);
     const chatModel = entry && registry.chatModel(entry.provider, entry.model);
     if (!entry || !chatModel) throw ValidationError(`Unknown model "${id}": expected provider:model with one of the configured providers (${registry.ids().join(', ') || 'none configured'})`, 'unknown_model');
-    return { provider: entry.provider, model: entry.model, chatModel };
+    return { provider: entry.provider, model: entry.model, chatModel, maxOutputTokens: entry.maxOutputTokens ?? null };
   };
 
   /** Strips the pricing internals so callers get exactly the ModelInfo shape. */
@@ -108,13 +108,17 @@ export function createAi(settings: AiSettings, opts: { logger?: Logger; random?:
       chars += m.content.length;
       for (const p of m.parts ?? []) if (p.type === 'image') chars += IMAGE_TOKENS * 4;
     }
-    const usage = { inputTokens: Math.ceil(chars / 4), outputTokens: request.maxTokens ?? 0 };
+    const inputTokens = Math.ceil(chars / 4);
     let micros = 0;
+    let outputTokens = 0;
     for (const l of links) {
+      // Each link is asked for at most its model's output (fallback.ts fitted).
+      const output = Math.min(request.maxTokens ?? 0, l.maxOutputTokens ?? Infinity);
+      outputTokens = Math.max(outputTokens, output);
       const price = catalog.get(`${l.provider}:${l.model}`)?.priceMicros;
-      if (price) micros = Math.max(micros, costMicros(price, usage));
+      if (price) micros = Math.max(micros, costMicros(price, { inputTokens, outputTokens: output }));
     }
-    return { micros, tokens: usage.inputTokens + usage.outputTokens };
+    return { micros, tokens: inputTokens + outputTokens };
   }
 
   /** The chain's events, each seen by `observe` first (yield* rather than a loop: one generator hop less per token). */

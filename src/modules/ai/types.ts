@@ -51,7 +51,10 @@ export interface ChatRequest {
   topP?: number;
   /** Sample from the k likeliest tokens; sent only to providers that take it (not OpenAI's own API). */
   topK?: number;
+  /** At most this many output tokens; a link whose model (the catalog's maxOutputTokens) takes fewer is asked for its most. */
   maxTokens?: number;
+  /** Sequences that end the output where the provider meets one (OpenAI's `stop`): the answer is the text before it. */
+  stop?: string[];
   tools?: ToolDefinition[];
   toolChoice?: 'auto' | 'none' | 'required' | { name: string };
   signal?: AbortSignal;

@@ -332,6 +332,53 @@ for (const backend of backends()) {
       assert.ok(event.outputTokens >= 4, `output counted from the relayed text (${event.outputTokens})`);
     });
 
+    test('stop sequences reach the provider (OpenAI `stop`, Anthropic `stop_sequences`): the answer ends before the first, streaming or not', async () => {
+      openai.script({ reply: 'One. Two. Three. Four.' });
+      const whole = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'Count' }], stop: ['Four', 'Three'] });
+      assert.equal(whole.choices[0]!.message.content, 'One. Two. ');
+      assert.equal(whole.choices[0]!.finish_reason, 'stop');
+      assert.deepEqual(openai.requests[0]!.body.stop, ['Four', 'Three']);
+      // Relayed frames: the upstream stopped, so there is nothing after the sequence to relay.
+      openai.script({ reply: 'One. Two. Three. Four.' });
+      const stream = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'Count' }], stop: 'Four', stream: true });
+      let text = '';
+      for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+      assert.equal(text, 'One. Two. Three. ');
+      assert.deepEqual(openai.requests[1]!.body.stop, ['Four'], 'one string is a list of one');
+
+      anthropic.script({ reply: 'One. Two. Three.' });
+      const claude = await client.chat.completions.create({ model: 'anthropic:claude-haiku-4-5', messages: [{ role: 'user', content: 'Count' }], stop: 'Two' });
+      assert.equal(claude.choices[0]!.message.content, 'One. ');
+      assert.equal(claude.choices[0]!.finish_reason, 'stop');
+      assert.deepEqual(anthropic.requests[0]!.body.stop_sequences, ['Two']);
+
+      for (const stop of [['a', 'b', 'c', 'd', 'e'], '', [''], 5]) {
+        const bad = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], stop: stop as never }).catch((e) => e);
+        assert.ok(bad instanceof OpenAI.BadRequestError, `stop ${JSON.stringify(stop)}: ${bad}`);
+        assert.equal(bad.param?.split('.')[0], 'stop');
+      }
+      assert.equal(openai.requests.length, 2);
+    });
+
+    test("max_tokens above a link's model's most asks that link for its most; past Parley's ceiling a 400 on the param", async () => {
+      // gpt-4o-mini takes 16,384 output tokens, claude-haiku-4-5 64,000 (the catalog); the first link fails, the second answers.
+      openai.script({ status: 500 });
+      anthropic.script({ reply: 'Fine.' });
+      const completion = await client.chat.completions.create({ model: 'openai:gpt-4o-mini,anthropic:claude-haiku-4-5', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 100_000 });
+      assert.equal(completion.choices[0]!.message.content, 'Fine.');
+      assert.equal(openai.requests[0]!.body.max_tokens, 16_384);
+      assert.equal(anthropic.requests[0]!.body.max_tokens, 64_000);
+      openai.script({ reply: 'Short.' });
+      await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'Hi' }], max_tokens: 50 });
+      assert.equal(openai.requests[1]!.body.max_tokens, 50, 'a bound within the model is sent as asked');
+      for (const field of ['max_tokens', 'max_completion_tokens'] as const) {
+        const bad = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], [field]: 1e12 }).catch((e) => e);
+        assert.ok(bad instanceof OpenAI.BadRequestError, `${field}: ${bad}`);
+        assert.equal(bad.param, field);
+      }
+      assert.equal(openai.requests.length, 2);
+    });
+
     test('unknown models are a NotFoundError naming the model param; bad input a BadRequestError, OpenAI-shaped', async () => {
       const err = await client.chat.completions.create({ model: 'nope:nothing', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
       assert.ok(err instanceof OpenAI.NotFoundError, String(err));
