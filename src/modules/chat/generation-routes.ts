@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { z } from 'zod';
 import { AppError } from '../../errors.ts';
 import { principal } from '../../http/guards.ts';
 import { idempotencyHeaders, idempotencyOf } from '../../http/idempotency.ts';
@@ -122,17 +123,20 @@ export function generationRoutes(app: App, { services, guards, idempotency }: Ro
       summary: "Follow an answer's events",
       description:
         'Replays the answer from `offset` (or after `Last-Event-ID`) and follows it live until it ends, from any instance. ' +
-        'Once the stored events have expired, a finished answer is sent as its final event alone.',
+        'Once the stored events have expired, a finished answer is sent as its final event alone. ' +
+        'Resumed past the last event of a finished answer (the client has it all): 204, which tells an EventSource to stop reconnecting.',
       params: messageParams,
       querystring: streamQuery,
       headers: streamHeaders,
-      response: { 200: eventStream, ...problems },
+      response: { 200: eventStream, 204: z.null(), ...problems },
     },
     onRequest,
     handler: async (request, reply) => {
       const message = await generation.assistantOf(principal(request).userId, request.params.id, request.params.messageId);
       generation.assertFollowable();
-      return stream(request, reply, message, resumeOffset(request, request.query.offset));
+      const from = resumeOffset(request, request.query.offset);
+      if (await generation.finishedBefore(message, from)) return reply.status(204).send(null);
+      return stream(request, reply, message, from);
     },
   });
 

@@ -403,6 +403,16 @@ export function createGeneration(d: GenerationDeps) {
     assistantOf,
     events,
 
+    /**
+     * Whether a finished answer's stream holds nothing from `offset` on: the client already has its end
+     * (an EventSource reconnecting after the last event), which a 204 tells to stop asking.
+     */
+    async finishedBefore(message: MessageView, offset: number): Promise<boolean> {
+      if (offset === 0 || (await d.streams.state(message.id)) !== 'ended') return false;
+      for await (const _ of d.streams.read(message.id, offset)) return false;
+      return true;
+    },
+
     /** 503 `dependency_unavailable` when the events cannot be read now: before an event stream is opened, so the client gets a status rather than a broken stream. */
     assertFollowable: () => d.streams.assertReachable(),
 

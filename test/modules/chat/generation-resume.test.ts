@@ -49,7 +49,14 @@ for (const backend of backends()) {
         assert.deepEqual(await allSse(await chat.stream(c, id, { headers: { 'last-event-id': odd } })), events, `Last-Event-ID ${JSON.stringify(odd)}`);
       }
       assert.deepEqual(await allSse(await chat.stream(c, id)), events, 'from the start by default');
-      assert.deepEqual(await allSse(await chat.stream(c, id, { query: '?offset=99' })), [], 'past the end: an empty stream that ends');
+      // Past the end (the client has it all, as an EventSource reconnecting after the last event): 204, which tells it to stop.
+      for (const past of [{ query: '?offset=5' }, { query: '?offset=99' }, { headers: { 'last-event-id': '4' } }]) {
+        const res = await chat.stream(c, id, past);
+        assert.equal(res.status, 204, JSON.stringify(past));
+        assert.equal(await res.text(), '');
+      }
+      const last = await allSse(await chat.stream(c, id, { headers: { 'last-event-id': '3' } }));
+      assert.deepEqual(last, events.slice(4), 'the last event is still there to resume to');
       const bad = await chat.stream(c, id, { query: '?offset=-1' });
       assert.equal(bad.status, 400);
     });
