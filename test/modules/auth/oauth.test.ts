@@ -9,7 +9,7 @@ import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { createUser, uniqueEmail } from '../../support/factories.ts';
 import { s256, startMockOidc, type MockOidc } from '../../support/mock-oidc.ts';
 import { tokenIn, waitForMails } from '../../support/mail.ts';
-import { authorizeAtProvider, signInWith } from '../../support/oauth-flow.ts';
+import { authorizeAtProvider, signInWith, startAtProvider } from '../../support/oauth-flow.ts';
 
 const person = (over: Record<string, unknown> = {}) => ({ sub: `sub-${randomUUID()}`, email: uniqueEmail('oidc'), email_verified: true, name: 'Ada Lovelace', ...over });
 const stateOf = (callbackPath: string) => new URL(callbackPath, 'http://x').searchParams.get('state')!;
@@ -20,7 +20,8 @@ for (const backend of backends()) {
     let idp: MockOidc;
     before(async () => {
       idp = await startMockOidc();
-      t = await startApp({ backend, env: idp.env });
+      // TRUST_PROXY: a test picks its client address (bans).
+      t = await startApp({ backend, env: { ...idp.env, TRUST_PROXY: 'true' } });
     });
     after(async () => {
       await t.close();
@@ -271,6 +272,40 @@ for (const backend of backends()) {
       idp.signInAs(person({ email: u.email }));
       assert.equal((await signInWith(t, 'oidc')).body.code, 'account_disabled');
       assert.equal((await linksOf(u.id)).length, 0, 'nothing is linked to a disabled account');
+    });
+
+    test('bans, as at password sign-in: a banned address makes no account; a banned user, or anyone but an admin there, gets no session', async () => {
+      const admin = await createUser(t, { admin: true });
+      const ban = async (kind: 'ip' | 'user', subject: string) => {
+        const res = await t.api('POST', '/v1/admin/bans', { token: admin.accessToken, body: { kind, subject, seconds: 600, reason: 'testing' } });
+        assert.equal(res.status, 201, res.text);
+      };
+      const from = async (ip: string) => {
+        const { callback, cookie } = await startAtProvider(t, 'oidc');
+        return t.api('GET', callback, { headers: { cookie, 'x-forwarded-for': ip } });
+      };
+      const ip = `10.9.${Math.floor(Math.random() * 250)}.${Math.floor(Math.random() * 250)}`;
+      await ban('ip', ip);
+
+      const newcomer = person();
+      idp.signInAs(newcomer);
+      const refused = await from(ip);
+      assert.equal(refused.status, 403, refused.text);
+      assert.equal(refused.body.code, 'banned');
+      assert.equal(await t.services.users.byEmail(newcomer.email), undefined, 'no account was made');
+
+      const known = person();
+      idp.signInAs(known);
+      const first = await from('10.8.0.1');
+      assert.equal(first.status, 200, 'from elsewhere');
+      idp.signInAs(known);
+      assert.equal((await from(ip)).body.code, 'banned', 'a known user at a banned address');
+      await ban('user', first.body.user.id);
+      idp.signInAs(known);
+      const banned = await from('10.8.0.2');
+      assert.equal(banned.status, 403);
+      assert.equal(banned.body.code, 'banned');
+      assert.ok(Number(banned.headers.get('retry-after')) >= 1);
     });
 
     test('with two-factor on, the same MFA challenge as password login, and no session', async () => {

@@ -10,8 +10,8 @@ import { authorizeQuery, authorizeUrl, callbackQuery, providerList, providerPara
 
 const problems = { 400: problemSchema, 403: problemSchema, 404: problemSchema, 409: problemSchema, 429: problemSchema, 502: problemSchema };
 
-export function oauthRoutes(app: App, { config, services }: RouteContext<'oauth' | 'authLimits'>) {
-  const { oauth, authLimits } = services;
+export function oauthRoutes(app: App, { config, services }: RouteContext<'oauth' | 'authLimits' | 'limits'>) {
+  const { oauth, authLimits, limits } = services;
   const byIp = (r: FastifyRequest) => r.ip;
 
   app.get('/auth/providers', {
@@ -57,7 +57,9 @@ export function oauthRoutes(app: App, { config, services }: RouteContext<'oauth'
     onRequest: rateLimit(authLimits.login, byIp),
     handler: async (request, reply) => {
       const query = new URLSearchParams(request.url.split('?')[1] ?? '');
-      const { result, redirectTo } = await oauth.complete(request.params.provider, query, requestContext(request), oauthFlowCookie.read(request));
+      // As at password sign-in and sign-up: a banned address makes no account; a banned user, or anyone but an admin at a banned address, gets no session.
+      const gate = { signUp: () => limits.refuseBannedAddress(request), signIn: (user: { id: string; role: 'user' | 'admin' }) => limits.refuseBanned(request, { userId: user.id, role: user.role }) };
+      const { result, redirectTo } = await oauth.complete(request.params.provider, query, requestContext(request), oauthFlowCookie.read(request), gate);
       oauthFlowCookie.clear(reply);
       reply.header('cache-control', 'no-store');
       if (!redirectTo) return result;

@@ -61,7 +61,7 @@ export function createOAuthService(d: OAuthServiceDeps) {
     }
   }
 
-  async function linkedOrNewUser(providerId: string, identity: ExternalIdentity, ctx: Context): Promise<UserRow> {
+  async function linkedOrNewUser(providerId: string, identity: ExternalIdentity, ctx: Context, gate?: SignInGate): Promise<UserRow> {
     const linked = await repo.account(providerId, identity.subject);
     if (linked) return d.users.require(linked.userId);
     const email = usableEmail(identity.email);
@@ -69,6 +69,7 @@ export function createOAuthService(d: OAuthServiceDeps) {
     const existing = await d.users.byEmail(email);
     if (existing) return linkByEmail(existing, providerId, identity, email, ctx);
 
+    await gate?.signUp();
     const method = `oauth:${providerId}`;
     return inTransaction(d.db, async (tx) => {
       const user = await d.users.create({ email, passwordHash: null, name: identity.name?.slice(0, 200), emailVerified: identity.emailVerified }, tx);
@@ -131,6 +132,7 @@ export function createOAuthService(d: OAuthServiceDeps) {
       params: URLSearchParams,
       ctx: Context,
       browserState?: string,
+      gate?: SignInGate,
     ): Promise<{ result: LoginResult; redirectTo: string | null }> {
       const provider = providerOf(providerId);
       const state = params.get('state');
@@ -149,7 +151,8 @@ export function createOAuthService(d: OAuthServiceDeps) {
       const callback = new URL(callbackUrl(provider.id));
       callback.search = params.toString();
       const identity = await fromProvider(provider.id, () => provider.identify(callback, flow));
-      const user = await linkedOrNewUser(provider.id, identity, ctx);
+      const user = await linkedOrNewUser(provider.id, identity, ctx, gate);
+      await gate?.signIn(user);
       if (user.disabledAt) throw Forbidden('This account is disabled', 'account_disabled');
       if (d.requireEmailVerification && !user.emailVerifiedAt) throw Forbidden('Verify your email before signing in', 'email_not_verified');
       return { result: await d.auth.signInOrChallenge(user, `oauth:${provider.id}`, ctx), redirectTo: flow.redirectTo };
@@ -158,6 +161,12 @@ export function createOAuthService(d: OAuthServiceDeps) {
 }
 
 export type OAuthService = ReturnType<typeof createOAuthService>;
+
+/** What may refuse a sign-in (bans, in the limits module): before an account is made, and before a session is. */
+export interface SignInGate {
+  signUp(): Promise<void>;
+  signIn(user: UserRow): Promise<void>;
+}
 
 const linkRace = () => Conflict('This identity was linked by another sign-in at the same moment; try again', 'oauth_account_conflict');
 
