@@ -1,6 +1,6 @@
 import type { Job as BullJob, JobsOptions, JobType, Queue } from 'bullmq';
 import type { OutboxOptions } from './outbox-relay.ts';
-import { DEFAULTS, type Job, type JobState, type ListQuery } from './queue.ts';
+import { DEFAULTS, invalidCursor, type Job, type JobState, type ListQuery } from './queue.ts';
 import type { jobOutbox } from './schema.ts';
 
 /** How Parley's jobs map onto BullMQ's (bullmq-queue.ts uses these). */
@@ -105,13 +105,13 @@ export async function listJobs(queues: Queue[], q: ListQuery): Promise<{ jobs: J
   const sources = queues.flatMap((queue) => states.flatMap((state) => STATE_TYPES[state].map((type) => ({ queue, state, type }))));
   let pos: Position = { s: 0, o: 0 };
   if (q.cursor) {
+    let p: Position | undefined;
     try {
-      const p = JSON.parse(Buffer.from(q.cursor, 'base64url').toString('utf8')) as Position;
-      // Safe integers only: an offset like 1e300 would reach Redis as "1e+300", which it refuses.
-      if (Number.isSafeInteger(p.s) && Number.isSafeInteger(p.o) && p.s >= 0 && p.o >= 0) pos = p;
-    } catch {
-      // A malformed cursor starts from the top.
-    }
+      p = JSON.parse(Buffer.from(q.cursor, 'base64url').toString('utf8')) as Position;
+    } catch {}
+    // Safe integers only: an offset like 1e300 would reach Redis as "1e+300", which it refuses.
+    if (!p || !Number.isSafeInteger(p.s) || !Number.isSafeInteger(p.o) || p.s < 0 || p.o < 0) throw invalidCursor();
+    pos = p;
   }
   const found: Array<{ job: BullJob; state: JobState; at: Position }> = [];
   // The lists are read one after another, not as one snapshot: a job that moves on between two reads

@@ -150,11 +150,13 @@ for (const backend of backends()) {
       }
     });
 
-    test('a list cursor that points nowhere starts from the top or ends the list, never a 500', async () => {
+    test('a list cursor the list never made is a 400, never a 500 or the first page again', async () => {
       const cursor = (p: unknown) => Buffer.from(JSON.stringify(p)).toString('base64url');
-      for (const c of ['zzz', cursor({ s: 0, o: 1e300 }), cursor({ s: 1e300, o: 0 }), cursor({ s: 0, o: 2 ** 53 })]) {
+      for (const c of ['zzz', cursor({ s: 0, o: 1e300 }), cursor({ s: 1e300, o: 0 }), cursor({ s: 0, o: 2 ** 53 }), cursor('not a position'), cursor({ s: -1, o: 0 })]) {
         const res = await t.api('GET', `/v1/admin/jobs?cursor=${c}`, { token: admin.accessToken });
-        assert.equal(res.status, 200, `${c}: ${res.text}`);
+        assert.equal(res.status, 400, `${c}: ${res.text}`);
+        assert.equal(res.body.code, 'validation_failed');
+        assert.equal(res.body.errors[0].path, 'cursor');
       }
     });
 
