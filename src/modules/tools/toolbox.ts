@@ -40,7 +40,9 @@ const canonical = (value: unknown) =>
 function compile(schema: Record<string, unknown>): ValidateFunction | Error {
   // An Ajv per schema: a shared one keeps every schema it compiled (memory without end), refuses a second
   // schema with an `$id` it holds, and would let one server's `$ref` reach another's schema.
-  const ajv = new Ajv({ strict: false, allErrors: true, code: { regExp: patternsUnchecked } });
+  // No logger: a schema's `format` Ajv does not know (email, uri… as MCP servers write them) is ignored, as the tool
+  // checks its own inputs, and saying so on stderr once per distinct schema was noise.
+  const ajv = new Ajv({ strict: false, allErrors: true, logger: false, code: { regExp: patternsUnchecked } });
   // With every pattern matching, its subschema would apply to every property: not applied at all.
   ajv.removeKeyword('patternProperties');
   try {
