@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { chatExport } from '../../../src/modules/chat/export.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai.ts';
@@ -137,6 +138,40 @@ for (const backend of backends()) {
       const names = [...entries.keys()];
       assert.ok(names.every((n) => n.isWellFormed() && !n.includes('\uFFFD')), `no name broken: ${names.filter((n) => n.includes('\uFFFD'))}`);
       assert.deepEqual([...json(entries, 'manifest.json').entries].sort(), [...names].sort());
+    });
+
+    test('conversations are read a batch and a page at a time: small batches and pages write the same entries as the download, empty conversations too', async () => {
+      const x = await createUser(t);
+      const as = { token: x.accessToken };
+      const ids: string[] = [];
+      for (const turns of [0, 1, 2, 0, 3]) {
+        const c = await t.api('POST', '/v1/conversations', { ...as, body: { title: `${turns} turns` } });
+        ids.push(c.body.id);
+        for (let i = 0; i < turns; i++) {
+          openai.script({ reply: `Answer ${i}` });
+          const m = await t.api('POST', `/v1/conversations/${c.body.id}/messages`, { ...as, body: { content: `Question ${i}` } });
+          assert.equal(m.status, 201, m.text);
+          if (i === 1) await t.api('PUT', `/v1/conversations/${c.body.id}/messages/${m.body.id}/feedback`, { ...as, body: { rating: 'down', comment: 'meh' } });
+        }
+      }
+      const collect = async (opts: { batch: number; page: number }) => {
+        const written = new Map<string, unknown>();
+        const archive = { json: (path: string, value: unknown) => written.set(path, JSON.parse(JSON.stringify(value))), text() {}, file() {} };
+        await chatExport(t.deps.db, opts).write(x.id, archive);
+        return written;
+      };
+      const entries = await unzip(Buffer.from(await (await download(x.accessToken)).arrayBuffer()));
+      const downloaded = new Map([...entries].filter(([path]) => path.startsWith('chat/')).map(([path, b]) => [path.slice('chat/'.length), JSON.parse(b.toString('utf8'))]));
+      assert.equal(downloaded.size, ids.length + 1);
+      assert.deepEqual(
+        (downloaded.get('conversations.json') as any[]).map((c) => c.messages),
+        [0, 2, 4, 0, 6],
+      );
+      for (const opts of [{ batch: 2, page: 3 }, { batch: 1, page: 1 }, { batch: 3, page: 2 }]) {
+        assert.deepEqual(await collect(opts), downloaded, JSON.stringify(opts));
+      }
+      const rated = (downloaded.get(`conversations/${ids[4]}.json`) as any).messages.filter((m: any) => m.feedback);
+      assert.deepEqual(rated.map((m: any) => m.feedback), [{ rating: 'down', comment: 'meh' }]);
     });
 
     test('sign-in only: no credentials is 401, an API key (even with every scope) is 403, in the problem format', async () => {
