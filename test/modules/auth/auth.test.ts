@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import * as argon2 from '@node-rs/argon2';
+import { eq } from 'drizzle-orm';
 import { SignJWT, generateKeyPair, decodeProtectedHeader } from 'jose';
+import { users } from '../../../src/modules/users/schema.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { createUser, uniqueEmail } from '../../support/factories.ts';
 
@@ -44,6 +47,28 @@ for (const backend of backends()) {
       assert.equal(same.body.code, 'weak_password');
       const local = await t.api('POST', '/v1/auth/register', { body: { email, password: email.split('@')[0] } });
       assert.equal(local.body.code, 'weak_password');
+    });
+
+    test('passwords are compared normalized (NFKC) and measured in characters; a hash made before still signs in', async () => {
+      // The same password typed on two systems: é as one code point, and as e + a combining accent.
+      const email = uniqueEmail();
+      const composed = 'caf\u00e9 au lait';
+      const reg = await t.api('POST', '/v1/auth/register', { body: { email, password: 'cafe\u0301 au lait' } });
+      assert.equal(reg.status, 201, reg.text);
+      const login = await t.api('POST', '/v1/auth/login', { body: { email, password: composed } });
+      assert.equal(login.status, 200, 'the composed form signs in');
+      const wide = await t.api('POST', '/v1/auth/login', { body: { email, password: 'caf\u00e9\u3000au\u3000lait' } });
+      assert.equal(wide.status, 200, 'an ideographic space is a space');
+      // Four emoji are four characters, not the eight UTF-16 units they take.
+      const emoji = await t.api('POST', '/v1/auth/register', { body: { email: uniqueEmail(), password: '\u{1F600}\u{1F601}\u{1F602}\u{1F603}' } });
+      assert.equal(emoji.status, 400);
+      assert.equal(emoji.body.code, 'weak_password');
+      // A hash made from the text as typed, before normalizing: that text still signs in.
+      const old = await createUser(t);
+      const typed = 'cafe\u0301 old hash';
+      await t.deps.db.update(users).set({ passwordHash: await argon2.hash(typed) }).where(eq(users.id, old.id));
+      assert.equal((await t.api('POST', '/v1/auth/login', { body: { email: old.email, password: typed } })).status, 200);
+      assert.equal((await t.api('POST', '/v1/auth/login', { body: { email: old.email, password: 'something else' } })).status, 401);
     });
 
     test('login with a wrong password or unknown email gives the same 401', async () => {
