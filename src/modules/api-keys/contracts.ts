@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { LAST_INSTANT } from '../../http/dates.ts';
 import { API_KEY_SCOPES } from './service.ts';
 
 export const apiKeyScope = z.enum(API_KEY_SCOPES).meta({ id: 'ApiKeyScope' });
@@ -7,7 +8,12 @@ export const createApiKeyBody = z
   .object({
     name: z.string().trim().min(1).max(100),
     scopes: z.array(apiKeyScope).max(20).optional().describe('Leave out (or empty) for all of your permissions except managing keys and sessions'),
-    expiresAt: z.iso.datetime({ offset: true }).nullable().optional().describe('Must be in the future; null or absent for a key that does not expire'),
+    expiresAt: z.iso
+      .datetime({ offset: true })
+      .refine((at) => Date.parse(at) <= LAST_INSTANT, 'must be before the year 10000')
+      .nullable()
+      .optional()
+      .describe('Must be in the future; null or absent for a key that does not expire'),
   })
   .strict();
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { calendarDay } from '../../http/dates.ts';
 import { opaqueCursor, pageQuery } from '../../http/pagination.ts';
 import type { CollectionRow, ItemRow } from './schema.ts';
 
@@ -58,7 +59,7 @@ const uuidList = z
   .string()
   .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
   .pipe(z.array(z.uuid()).min(1).max(50));
-const day = z.iso.date().transform((d) => new Date(`${d}T00:00:00Z`));
+const day = calendarDay.transform((d) => new Date(`${d}T00:00:00Z`));
 
 export const searchQuery = z.object({
   q: z.string().trim().min(1).max(500).describe('Words, "a phrase", or, -excluded (web-search syntax); also embedded for similarity when a model is configured'),

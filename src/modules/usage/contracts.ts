@@ -1,18 +1,13 @@
 import { z } from 'zod';
 import { ValidationError } from '../../errors.ts';
+import { calendarDay } from '../../http/dates.ts';
 import { opaqueCursor, pageQuery } from '../../http/pagination.ts';
 import { usdToMicros } from '../ai/index.ts';
 import { BUDGET_PERIODS } from './schema.ts';
 import { GROUPS } from './reports.ts';
 import { REQUEST_GROUPS } from './requests.ts';
 
-// Round-tripped: Date.parse takes 2026-02-30 for March 2nd, which the database then refuses.
-/** A calendar day PostgreSQL takes too: it has no year 0, which JavaScript's Date does. */
-const isRealDay = (d: string) => {
-  const t = Date.parse(`${d}T00:00:00Z`);
-  return !d.startsWith('0000') && !Number.isNaN(t) && new Date(t).toISOString().startsWith(d);
-};
-const day = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date, YYYY-MM-DD').refine(isRealDay, 'must be a real date');
+const day = calendarDay;
 const usd = z.union([z.string().max(32), z.number().nonnegative()]).describe('USD, at most 6 decimals: "25" or "0.50"');
 
 /** `?groupBy=a,b`: a list of known groups, deduplicated, in the caller's order; 400 on an unknown one. */

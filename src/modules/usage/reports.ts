@@ -122,8 +122,8 @@ export function createReports(db: Db) {
       select ${eventDay}::text, ${e.userId}, ${e.apiKeyId}, ${e.projectId}, ${e.provider}, ${e.model},
              1, (${e.status} <> 'ok')::int, ${e.inputTokens}, ${e.outputTokens}, ${e.cachedTokens}, coalesce(${e.costMicros}, 0), (${e.costMicros} is null)::int
         from ${e}
-       where ${e.occurredAt} >= greatest(greatest(${q.from}::date, ${through}::date + 1) at time zone 'UTC', ${rolledTo}::timestamptz)
-         and ${e.occurredAt} < (${q.to}::date + 1) at time zone 'UTC'
+       where ${e.occurredAt} >= greatest(greatest(${q.from}::date, ${through}::date + 1)::timestamp at time zone 'UTC', ${rolledTo}::timestamptz)
+         and ${e.occurredAt} < (${q.to}::date + 1)::timestamp at time zone 'UTC'
              ${filters({ userId: sql`${e.userId}`, projectId: sql`${e.projectId}`, apiKeyId: sql`${e.apiKeyId}`, provider: sql`${e.provider}`, model: sql`${e.model}` })}`;
     const groups = q.groupBy.flatMap((g) => COLUMNS[g]);
     const aliases = q.groupBy.flatMap((g) => ALIASES[g]);
@@ -182,7 +182,7 @@ export function createReports(db: Db) {
         select ${day}::date, ${e.userId}, ${e.apiKeyId}, ${e.projectId}, ${e.provider}, ${e.model}, count(*), count(*) filter (where ${e.status} <> 'ok'),
                sum(${e.inputTokens}), sum(${e.outputTokens}), sum(${e.cachedTokens}), coalesce(sum(${e.costMicros}), 0), count(*) filter (where ${e.costMicros} is null)
           from ${e}
-         where ${e.occurredAt} >= ${day}::date at time zone 'UTC' and ${e.occurredAt} < (${day}::date + 1) at time zone 'UTC'
+         where ${e.occurredAt} >= ${day}::date::timestamp at time zone 'UTC' and ${e.occurredAt} < (${day}::date + 1)::timestamp at time zone 'UTC'
          group by ${e.userId}, ${e.apiKeyId}, ${e.projectId}, ${e.provider}, ${e.model}
         on conflict on constraint usage_daily_key do update set
           requests = excluded.requests, failed = excluded.failed, input_tokens = excluded.input_tokens, output_tokens = excluded.output_tokens,
@@ -212,7 +212,7 @@ export function createReports(db: Db) {
     const through = await rolledThrough();
     const rolledTo = new Date(now.getTime() - RECENT_LAG_MS);
     const e = usageEvents;
-    const start = through ? sql`(${through}::date + 1) at time zone 'UTC'` : sql`'-infinity'::timestamptz`;
+    const start = through ? sql`(${through}::date + 1)::timestamp at time zone 'UTC'` : sql`'-infinity'::timestamptz`;
     await db.transaction(async (tx) => {
       await tx.delete(usageRecentModels);
       await tx.execute(sql`
@@ -231,10 +231,12 @@ export function createReports(db: Db) {
    * history never sits in memory at once and a month is a few queries, not thirty.
    */
   async function* exportRows(q: { from: string; to: string; userId?: string }): AsyncGenerator<ReportRow> {
-    for (let day = q.from; day <= q.to; ) {
+    // Ends at `to` itself: the day after 9999-12-31 is written `+010000-01-01`, which sorts before it.
+    for (let day = q.from; ; ) {
       let last = day;
-      for (let i = 1; i < EXPORT_DAYS && nextDay(last) <= q.to; i++) last = nextDay(last);
+      for (let i = 1; i < EXPORT_DAYS && last < q.to; i++) last = nextDay(last);
       yield* await report({ from: day, to: last, userId: q.userId, groupBy: ['day', 'user', 'api_key', 'project', 'model'] });
+      if (last >= q.to) return;
       day = nextDay(last);
     }
   }

@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import { modelId } from '../ai/index.ts';
 
+/** A name from the IANA database (links such as US/Pacific too): Intl also takes a bare offset (`+05:30`), which is not one. */
 const isTimeZone = (tz: string) => {
+  if (!/^[A-Za-z]/.test(tz)) return false;
   try {
     new Intl.DateTimeFormat('en', { timeZone: tz });
     return true;

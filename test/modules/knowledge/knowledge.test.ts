@@ -188,7 +188,7 @@ for (const backend of backends()) {
       const second = await search(t, u, `q=otters+or+falcons&limit=1&kind=file,document&cursor=${first.body.nextCursor}`);
       assert.equal(second.body.data.length, 1);
       assert.notEqual(second.body.data[0].id, first.body.data[0].id);
-      for (const bad of ['q=', 'q=x&kind=spreadsheet', 'q=x&cursor=!!', 'q=x&collectionId=nope', 'q=x&from=2026-13-01', 'q=x&limit=500']) {
+      for (const bad of ['q=', 'q=x&kind=spreadsheet', 'q=x&cursor=!!', 'q=x&collectionId=nope', 'q=x&from=2026-13-01', 'q=x&from=0000-01-01', 'q=x&to=2026-02-30', 'q=x&limit=500']) {
         const res = await search(t, u, bad);
         assert.equal(res.status, 400, bad);
         assert.equal(res.body.code, 'validation_failed');

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { eq } from 'drizzle-orm';
+import { eq, sql } from 'drizzle-orm';
+import pg from 'pg';
 import { usageDaily, usageEvents, usageRecentModels } from '../../../src/modules/usage/schema.ts';
-import { backends, startApp, type TestApp } from '../../support/app.ts';
+import { backends, freshPostgresDatabase, startApp, type TestApp } from '../../support/app.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 
 const DAY = 86_400_000;
@@ -165,6 +166,57 @@ for (const backend of backends()) {
       assert.equal(lines[2], `${days[0]},${u.id},,,openai,gpt-4o-mini,2,1,100,10,0,21,0.000021,0`);
       const bad = await t.api('GET', `/v1/admin/usage/export?from=${days[3]}&to=${days[0]}`, { token: admin.accessToken });
       assert.equal(bad.status, 400);
+      // The last day there is: the export ends there (the day after it is written +010000-01-01, which sorts before it).
+      for (const from of ['9999-12-31', '9999-12-01']) {
+        const last = await fetch(`${t.url}/v1/admin/usage/export?from=${from}&to=9999-12-31`, { headers: { authorization: `Bearer ${admin.accessToken}` } });
+        assert.equal(last.status, 200, from);
+        assert.equal((await last.text()).trim().split('\n').length, 1, 'the header alone');
+      }
+    });
+  });
+}
+
+if (backends().includes('postgres')) {
+  describe('usage reports when the database session is not in UTC [postgres]', () => {
+    test('UTC days all the same: reports, rollups and the export put each event on its UTC day', async () => {
+      // A server whose TimeZone is Tokyo (initdb takes the host's zone): a date cast straight to timestamptz would be Tokyo midnight.
+      const db = await freshPostgresDatabase();
+      const admin = new pg.Client({ connectionString: db.url });
+      await admin.connect();
+      await admin.query(`alter database ${new URL(db.url).pathname.slice(1)} set timezone to 'Asia/Tokyo'`);
+      await admin.end();
+      const t = await startApp({ backend: 'postgres', env: { DATABASE_URL: db.url } });
+      try {
+        const { rows } = (await t.deps.db.execute(sql`select current_setting('TimeZone') as zone`)) as unknown as { rows: Array<{ zone: string }> };
+        const zone = rows[0]!.zone;
+        assert.equal(zone, 'Asia/Tokyo');
+        const u = await createUser(t);
+        const admin = await createUser(t, { admin: true });
+        const days = ['2026-03-01', '2026-03-02', '2026-03-03'];
+        const { recorder } = t.services.usage;
+        // Early and late in each UTC day: in Tokyo, 00:30Z is the same date, 23:30Z the next one.
+        for (const day of days) {
+          for (const time of ['00:30', '23:30']) {
+            recorder.record({ userId: u.id, source: 'gateway', latencyMs: 1, ttftMs: 1, occurredAt: new Date(`${day}T${time}:00Z`), provider: 'openai', model: 'gpt-4o-mini', inputTokens: 1, outputTokens: 1, costMicros: 1, status: 'ok' });
+          }
+        }
+        await recorder.flush();
+        const byDay = async () => {
+          const res = await t.api('GET', `/v1/usage?from=2026-03-02&to=2026-03-03&groupBy=day`, { token: u.accessToken });
+          assert.equal(res.status, 200, res.text);
+          return res.body.data.map((r: any) => [r.day, r.requests]);
+        };
+        assert.deepEqual(await byDay(), [['2026-03-02', 2], ['2026-03-03', 2]], 'from the events');
+        await t.services.usage.reports.rollup(new Date('2026-03-05T12:00:00Z'));
+        const rolled = await t.deps.db.select().from(usageDaily).where(eq(usageDaily.userId, u.id));
+        assert.deepEqual(rolled.map((r) => [r.day, r.requests]).sort(), days.map((d) => [d, 2]));
+        assert.deepEqual(await byDay(), [['2026-03-02', 2], ['2026-03-03', 2]], 'from the rollups');
+        const csv = await fetch(`${t.url}/v1/admin/usage/export?from=2026-03-01&to=2026-03-03&userId=${u.id}`, { headers: { authorization: `Bearer ${admin.accessToken}` } });
+        assert.deepEqual((await csv.text()).trim().split('\n').slice(1).map((l) => l.split(',').slice(0, 1).concat(l.split(',')[6]!)), days.map((d) => [d, '2']));
+      } finally {
+        await t.close();
+        await db.drop();
+      }
     });
   });
 }

@@ -55,6 +55,9 @@ for (const backend of backends()) {
       const before = (await t.api('GET', '/v1/users/me/preferences', { token: u.accessToken })).body;
       const bad: unknown[] = [
         { timezone: 'Mars/Olympus_Mons' },
+        // Intl takes a bare offset; it is no IANA zone.
+        { timezone: '+05:30' },
+        { timezone: '-23:59' },
         { timezone: 'Europe/Paris', locale: 'not a locale!' },
         { theme: 'dark', colour: 'red' },
         { notifications: { fax: true } },
