@@ -1,4 +1,5 @@
 import { Forbidden, Unauthorized } from '../../errors.ts';
+import { sha256Hex } from '../../platform/crypto/cipher.ts';
 import type { Announce } from '../../platform/bus/bus.ts';
 import type { Audit, AuditContext } from '../audit/index.ts';
 import { normalizeEmail, toPublicUser, type UsersService } from '../users/index.ts';
@@ -45,6 +46,9 @@ export interface AuthServiceDeps {
 
 type Context = DeviceInfo & AuditContext;
 
+/** Which password the first step of a sign-in saw, for its MFA challenge: a short digest of the hash, which the token shows to its holder. */
+const passwordTag = (user: UserRow) => sha256Hex(user.passwordHash ?? '').slice(0, 16);
+
 /** Password sign-up and sign-in, token issue and refresh, sign-out. */
 export function createAuthService(d: AuthServiceDeps) {
   const issueAccessToken = (user: UserRow, sessionId: string) =>
@@ -65,7 +69,9 @@ export function createAuthService(d: AuthServiceDeps) {
     /** Opens a session for a user who has fully authenticated, by whatever method. */
     async signIn(user: UserRow, method: string, ctx: Context): Promise<TokenPair> {
       if (user.disabledAt) throw Forbidden('This account is disabled', 'account_disabled');
-      const { session, refreshToken } = await d.sessions.open(user.id, method, ctx);
+      const opened = await d.sessions.open(user.id, method, ctx, user.passwordHash);
+      if (!opened) throw Unauthorized('The password changed while signing in; sign in again', 'credentials_changed');
+      const { session, refreshToken } = opened;
       await d.audit.record({ action: 'user.signed_in', userId: user.id, ...ctx, metadata: { method, sessionId: session.id } });
       // A brand new account's first device (or an account's first since devices were recorded) is not news to anyone.
       const device = await d.devices.seen(user.id, ctx);
@@ -108,7 +114,7 @@ export function createAuthService(d: AuthServiceDeps) {
     async signInOrChallenge(user: UserRow, method: string, ctx: Context): Promise<LoginResult> {
       if (user.disabledAt) throw Forbidden('This account is disabled', 'account_disabled');
       if (await d.mfa.isEnabled(user.id)) {
-        const mfaToken = await d.keys.sign({ purpose: 'mfa', method }, { subject: user.id, audience: MFA_AUDIENCE, issuer: d.issuer, ttlSeconds: MFA_TOKEN_TTL_SECONDS });
+        const mfaToken = await d.keys.sign({ purpose: 'mfa', method, pwd: passwordTag(user) }, { subject: user.id, audience: MFA_AUDIENCE, issuer: d.issuer, ttlSeconds: MFA_TOKEN_TTL_SECONDS });
         return { mfaRequired: true, mfaToken, expiresIn: MFA_TOKEN_TTL_SECONDS };
       }
       return { mfaRequired: false, ...(await service.signIn(user, method, ctx)) };
@@ -116,14 +122,15 @@ export function createAuthService(d: AuthServiceDeps) {
 
     /** The user an MFA challenge token was issued to; throws 401 if it is bad or expired. */
     async userForMfaToken(mfaToken: string): Promise<UserRow> {
-      let sub: string | undefined;
+      let claims: { sub?: string; pwd?: unknown };
       try {
-        sub = (await d.keys.verify(mfaToken, { audience: MFA_AUDIENCE, issuer: d.issuer })).sub;
+        claims = await d.keys.verify(mfaToken, { audience: MFA_AUDIENCE, issuer: d.issuer });
       } catch {
         throw Unauthorized('The sign-in challenge is invalid or has expired; sign in again', 'invalid_mfa_token');
       }
-      const user = sub ? await d.users.byId(sub) : undefined;
-      if (!user) throw Unauthorized('The sign-in challenge is invalid or has expired; sign in again', 'invalid_mfa_token');
+      const user = claims.sub ? await d.users.byId(claims.sub) : undefined;
+      // A challenge passed with a password that has since been changed or reset opens nothing.
+      if (!user || claims.pwd !== passwordTag(user)) throw Unauthorized('The sign-in challenge is invalid or has expired; sign in again', 'invalid_mfa_token');
       if (user.disabledAt) throw Forbidden('This account is disabled', 'account_disabled');
       return user;
     },

@@ -1,7 +1,7 @@
 import { and, desc, eq, gt, isNull, ne, sql } from 'drizzle-orm';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import { randomToken, sha256Hex } from '../../platform/crypto/cipher.ts';
-import { accountOf } from '../users/index.ts';
+import { accountOf, users } from '../users/index.ts';
 import { refreshTokens, sessions } from './schema.ts';
 
 export interface DeviceInfo {
@@ -23,20 +23,30 @@ const newRefreshToken = () => `rt_${randomToken(32)}`;
  */
 export function createSessions(db: Db, opts: { refreshTtl: number; reuseGrace: number }) {
   return {
-    async open(userId: string, method: string, device: DeviceInfo, tx: Db = db) {
-      const [session] = await tx
-        .insert(sessions)
-        .values({
-          userId,
-          method,
-          ip: device.ip ?? null,
-          userAgent: device.userAgent?.slice(0, 512) ?? null,
-          expiresAt: new Date(Date.now() + opts.refreshTtl * 1000),
-        })
-        .returning();
-      const refreshToken = newRefreshToken();
-      await tx.insert(refreshTokens).values({ sessionId: session!.id, tokenHash: sha256Hex(refreshToken) });
-      return { session: session!, refreshToken };
+    /**
+     * Opens a session if the account's password is still `passwordHash` (null: none), the one the sign-in
+     * checked; undefined otherwise. A password change or reset revokes the sessions that exist when it runs,
+     * and would miss one opened by a sign-in that checked the old password just before: the user's row is
+     * locked (shared) while the session is written, so the change waits for it, or it sees the change.
+     */
+    async open(userId: string, method: string, device: DeviceInfo, passwordHash: string | null) {
+      return inTransaction(db, async (tx) => {
+        const [current] = await tx.select({ passwordHash: users.passwordHash }).from(users).where(eq(users.id, userId)).for('share');
+        if (!current || current.passwordHash !== passwordHash) return undefined;
+        const [session] = await tx
+          .insert(sessions)
+          .values({
+            userId,
+            method,
+            ip: device.ip ?? null,
+            userAgent: device.userAgent?.slice(0, 512) ?? null,
+            expiresAt: new Date(Date.now() + opts.refreshTtl * 1000),
+          })
+          .returning();
+        const refreshToken = newRefreshToken();
+        await tx.insert(refreshTokens).values({ sessionId: session!.id, tokenHash: sha256Hex(refreshToken) });
+        return { session: session!, refreshToken };
+      });
     },
 
     async rotate(presented: string, device: DeviceInfo): Promise<RefreshOutcome> {

@@ -71,6 +71,31 @@ for (const backend of backends()) {
       assert.equal((await t.api('POST', '/v1/auth/login', { body: { email: old.email, password: 'something else' } })).status, 401);
     });
 
+    test('a sign-in that checked the old password while it was being changed keeps no session after the change', async () => {
+      const u = await createUser(t);
+      // Sign-ins with the old password, staggered across the change: each either lands before it (and is revoked
+      // by it) or after it (and is refused); none may leave a session that still works.
+      const logins = Array.from({ length: 12 }, (_, i) =>
+        new Promise((r) => setTimeout(r, i * 15)).then(() => t.api('POST', '/v1/auth/login', { body: { email: u.email, password: u.password } })),
+      );
+      await new Promise((r) => setTimeout(r, 40));
+      const change = await t.api('POST', '/v1/auth/password/change', { token: u.accessToken, body: { currentPassword: u.password, newPassword: 'the new password' } });
+      assert.equal(change.status, 204, change.text);
+      for (const res of await Promise.all(logins)) {
+        if (res.status !== 200) {
+          assert.ok(['invalid_credentials', 'credentials_changed'].includes(res.body.code), res.text);
+          continue;
+        }
+        assert.equal((await t.api('GET', '/v1/users/me', { token: res.body.accessToken })).status, 401, 'its access token is refused');
+        assert.equal((await t.api('POST', '/v1/auth/refresh', { body: { refreshToken: res.body.refreshToken } })).status, 401, 'its refresh token too');
+      }
+      // The checked-then-changed case itself: a session for the hash a sign-in saw opens nothing once it is not the account's.
+      const before = (await t.services.users.byId(u.id))!.passwordHash;
+      assert.notEqual(before, null);
+      assert.equal(await t.services.sessions.open(u.id, 'password', {}, 'an older hash'), undefined);
+      assert.ok(await t.services.sessions.open(u.id, 'password', {}, before), 'the current one opens');
+    });
+
     test('login with a wrong password or unknown email gives the same 401', async () => {
       const u = await createUser(t);
       const wrong = await t.api('POST', '/v1/auth/login', { body: { email: u.email, password: 'wrong password' } });

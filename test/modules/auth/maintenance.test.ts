@@ -19,7 +19,8 @@ for (const backend of backends()) {
 
     test('purges expired sessions and day-old revoked ones, keeps the rest', async () => {
       const u = await createUser(t);
-      const open = () => t.services.sessions.open(u.id, 'password', {}).then((s) => s.session.id);
+      const { passwordHash } = (await t.services.users.byId(u.id))!;
+      const open = () => t.services.sessions.open(u.id, 'password', {}, passwordHash).then((s) => s!.session.id);
       const [expired, revokedLongAgo, revokedJustNow] = [await open(), await open(), await open()];
       const now = new Date();
       await t.deps.db.update(sessions).set({ expiresAt: new Date(now.getTime() - 1000) }).where(eq(sessions.id, expired));

@@ -127,6 +127,21 @@ for (const backend of backends()) {
       assert.equal(replay.body.code, 'invalid_mfa_code');
     });
 
+    test('a challenge passed with a password that has since changed opens no session', async () => {
+      const u = await createUser(t);
+      const { app, backupCodes: codes } = await enable(u);
+      const challenge = (await login(u)).body.mfaToken;
+      assert.ok(challenge);
+      // The owner, signed in elsewhere, changes the password; the challenge was passed with the old one.
+      const changed = await t.api('POST', '/v1/auth/password/change', { token: u.accessToken, body: { currentPassword: u.password, newPassword: 'a brand new password' } });
+      assert.equal(changed.status, 204, changed.text);
+      const late = await verify({ mfaToken: challenge, code: await app.next() });
+      assert.equal(late.status, 401, late.text);
+      assert.equal(late.body.code, 'invalid_mfa_token');
+      const fresh = await t.api('POST', '/v1/auth/login', { body: { email: u.email, password: 'a brand new password' } });
+      assert.equal((await verify({ mfaToken: fresh.body.mfaToken, backupCode: codes[0] })).status, 200, 'a challenge after the change works');
+    });
+
     test('the same code sent twice at once signs in only once', async () => {
       const u = await createUser(t);
       const { app } = await enable(u);
