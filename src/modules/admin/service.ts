@@ -1,4 +1,4 @@
-import { Conflict, NotFound } from '../../errors.ts';
+import { Conflict, Forbidden, NotFound } from '../../errors.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Outbox } from '../../platform/mail/outbox.ts';
 import type { Audit, AuditContext } from '../audit/index.ts';
@@ -20,7 +20,13 @@ type Role = 'user' | 'admin';
 
 /** Operator actions on accounts. `actorId` is the admin acting; an admin may never lock themselves out. */
 export function createAdmin(d: AdminDeps) {
-  async function lockUser(id: string, tx: Db): Promise<UserRow> {
+  /**
+   * The account to change, for an actor still an administrator: checked again under the administrators' lock
+   * (see lockActiveAdmins), so two administrators demoting or disabling each other at once cannot both
+   * succeed and leave none. The actor cannot remove themselves, so one always remains.
+   */
+  async function lockUser(actorId: string, id: string, tx: Db): Promise<UserRow> {
+    if (!(await d.users.repo.lockActiveAdmins(tx)).includes(actorId)) throw Forbidden('You are no longer an administrator', 'admin_required');
     const user = await d.users.repo.lockById(id, tx);
     if (!user) throw NotFound('User', 'user_not_found');
     return user;
@@ -36,7 +42,7 @@ export function createAdmin(d: AdminDeps) {
     async disable(actorId: string, id: string, ctx: AuditContext): Promise<UserRow> {
       if (actorId === id) throw Conflict('You cannot disable your own account', 'cannot_disable_self');
       const disabled = await inTransaction(d.db, async (tx) => {
-        let user = await lockUser(id, tx);
+        let user = await lockUser(actorId, id, tx);
         if (!user.disabledAt) {
           user = (await d.users.setDisabled(id, true, tx))!;
           await d.audit.record({ action: 'user.disabled', userId: id, actorId, ...ctx }, tx);
@@ -51,7 +57,7 @@ export function createAdmin(d: AdminDeps) {
 
     async enable(actorId: string, id: string, ctx: AuditContext): Promise<UserRow> {
       const enabled = await inTransaction(d.db, async (tx) => {
-        const user = await lockUser(id, tx);
+        const user = await lockUser(actorId, id, tx);
         if (!user.disabledAt) return user;
         const row = (await d.users.setDisabled(id, false, tx))!;
         await d.audit.record({ action: 'user.enabled', userId: id, actorId, ...ctx }, tx);
@@ -64,7 +70,7 @@ export function createAdmin(d: AdminDeps) {
     async setRole(actorId: string, id: string, role: Role, ctx: AuditContext): Promise<UserRow> {
       if (actorId === id && role !== 'admin') throw Conflict('You cannot remove your own admin role', 'cannot_demote_self');
       const updated = await inTransaction(d.db, async (tx) => {
-        const user = await lockUser(id, tx);
+        const user = await lockUser(actorId, id, tx);
         if (user.role === role) return user;
         const row = (await d.users.setRole(id, role, tx))!;
         await d.audit.record({ action: 'user.role_changed', userId: id, actorId, ...ctx, metadata: { from: user.role, to: role } }, tx);

@@ -52,7 +52,8 @@ export function createAccount(d: AccountDeps) {
       const method = await reauthenticate(user, caller, proof);
       await inTransaction(d.db, async (tx) => {
         // The last administrator who can sign in stays (as they cannot demote or disable themselves): someone must be left to run the deployment.
-        if (user.role === 'admin' && !user.disabledAt && (await d.users.otherActiveAdmins(user.id, tx)) === 0) {
+        const admins = await d.users.lockActiveAdmins(tx);
+        if (admins.length === 1 && admins[0] === user.id) {
           throw Conflict('You are the only administrator: make someone else an administrator before deleting your account', 'last_admin');
         }
         await d.audit.record({ action: 'user.deleted', userId: user.id, ...ctx, metadata: { reauthenticatedWith: method } }, tx);

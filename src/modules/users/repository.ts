@@ -1,4 +1,4 @@
-import { and, desc, eq, ilike, isNull, lt, ne, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, ilike, isNull, lt, sql, type SQL } from 'drizzle-orm';
 import type { AnyPgColumn } from 'drizzle-orm/pg-core';
 import type { Db } from '../../platform/db/database.ts';
 import { users, type UserRow } from './schema.ts';
@@ -50,14 +50,19 @@ export function createUsersRepository(db: Db) {
       return row;
     },
 
-    /** Administrators other than `id` who can sign in, their rows locked until the transaction ends (so two cannot each see the other). */
-    async otherActiveAdmins(id: string, tx: Db = db): Promise<number> {
+    /**
+     * The ids of the administrators who can sign in, their rows locked until the transaction ends. Every
+     * change that could leave no administrator takes them first, in id order: two such changes then run one
+     * after the other (neither sees the other's admin still there), and never lock each other's rows crosswise.
+     */
+    async lockActiveAdmins(tx: Db): Promise<string[]> {
       const rows = await tx
         .select({ id: users.id })
         .from(users)
-        .where(and(eq(users.role, 'admin'), isNull(users.disabledAt), ne(users.id, id)))
+        .where(and(eq(users.role, 'admin'), isNull(users.disabledAt)))
+        .orderBy(users.id)
         .for('update');
-      return rows.length;
+      return rows.map((r) => r.id);
     },
 
     async delete(id: string, tx: Db = db): Promise<boolean> {

@@ -128,7 +128,7 @@ export function createUsersService(db: Db, deps: { announce?: Announce; broadcas
     setDisabled: (id: string, disabled: boolean, tx?: Db) => repo.update(id, { disabledAt: disabled ? new Date() : null }, tx),
     setRole: (id: string, role: 'user' | 'admin', tx?: Db) => repo.update(id, { role }, tx),
     delete: (id: string, tx?: Db) => repo.delete(id, tx),
-    otherActiveAdmins: (id: string, tx?: Db) => repo.otherActiveAdmins(id, tx),
+    lockActiveAdmins: (tx: Db) => repo.lockActiveAdmins(tx),
     list: repo.list,
   };
 }

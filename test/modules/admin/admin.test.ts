@@ -129,6 +129,25 @@ for (const backend of backends()) {
       }
     });
 
+    test('two administrators removing each other at once: one acts; the other is no longer an administrator, or no longer signed in', async () => {
+      const actions = [
+        (a: TestUser, b: TestUser) => t.api('PATCH', `/v1/admin/users/${b.id}`, { token: a.accessToken, body: { role: 'user' } }),
+        (a: TestUser, b: TestUser) => t.api('POST', `/v1/admin/users/${b.id}/disable`, { token: a.accessToken }),
+      ];
+      for (const [first, second] of [[0, 0], [1, 1], [0, 1]] as const) {
+        const a = await createUser(t, { admin: true });
+        const b = await createUser(t, { admin: true });
+        const res = await Promise.all([actions[first]!(a, b), actions[second]!(b, a)]);
+        const texts = res.map((r) => r.text).join(' | ');
+        assert.equal(res.filter((r) => r.status === 200).length, 1, texts);
+        // The other was demoted (403) or disabled (its session ends: 401) first.
+        const loser = res.find((r) => r.status !== 200)!;
+        assert.ok((loser.status === 403 && loser.body.code === 'admin_required') || (loser.status === 401 && loser.body.code === 'account_disabled'), texts);
+        const left = await Promise.all([a, b].map((u) => t.services.users.byId(u.id)));
+        assert.equal(left.filter((u) => u!.role === 'admin' && !u!.disabledAt).length, 1, 'one of the two is still an administrator');
+      }
+    });
+
     test('audit log: filters by user and action, cursor pages', async () => {
       const u = await createUser(t);
       await t.api('POST', '/v1/auth/login', { body: { email: u.email, password: u.password } });

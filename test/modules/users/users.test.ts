@@ -165,6 +165,24 @@ for (const backend of backends()) {
       assert.equal((await t.api('DELETE', '/v1/users/me', { token: second.accessToken, body: { password: second.password } })).status, 409, 'now the last one');
     });
 
+    test('the last two administrators deleting their accounts at once: one goes, the other is the last (409), never a 500', async () => {
+      // Only these two can sign in: every other administrator of this app is disabled for the test.
+      const others = (await t.services.users.list({ limit: 100, role: 'admin' })).filter((u) => !u.disabledAt);
+      for (const o of others) await t.services.users.setDisabled(o.id, true);
+      try {
+        for (let round = 0; round < 4; round++) {
+          const pair = [await createUser(t, { admin: true }), await createUser(t, { admin: true })];
+          const res = await Promise.all(pair.map((a) => t.api('DELETE', '/v1/users/me', { token: a.accessToken, body: { password: a.password } })));
+          assert.deepEqual(res.map((r) => r.status).sort(), [204, 409], res.map((r) => r.text).join(' | '));
+          const kept = pair[res.findIndex((r) => r.status === 409)]!;
+          assert.equal(res.find((r) => r.status === 409)!.body.code, 'last_admin');
+          await t.services.users.setDisabled(kept.id, true);
+        }
+      } finally {
+        for (const o of others) await t.services.users.setDisabled(o.id, false);
+      }
+    });
+
     test('a wrong or missing password is refused and deletes nothing', async () => {
       const u = await createUser(t);
       const wrong = await t.api('DELETE', '/v1/users/me', { token: u.accessToken, body: { password: 'not my password' } });
