@@ -18,7 +18,8 @@ const IMPORT_MAP = JSON.stringify({
 const CSP = [
   "default-src 'self'",
   `script-src 'self' 'sha256-${createHash('sha256').update(IMPORT_MAP).digest('base64')}'`,
-  // Images the user attached come back as blob: URLs; models may answer with links to images elsewhere, shown as links only.
+  // Images the user attached come back as blob: URLs. Markdown's images are narrowed to Parley's files in lib/markdown.js: a
+  // source here names a path only with a host, and the page's own host is not known (a proxy may pass on another).
   "img-src 'self' blob: data:",
   "connect-src 'self'",
   "style-src 'self'",
