@@ -270,6 +270,9 @@ describe('console: projects, files, documents and knowledge in a real browser', 
       assert.equal((await api('DELETE', `/v1/documents/${recipe.body.id}/links/${link.id}`)).status, 204);
       await page.reload();
       await page.getByRole('alert').filter({ hasText: 'This link was revoked' }).waitFor();
+      // A mangled address (a malformed escape) is an unknown link, not a page that fails to draw.
+      await page.goto(`${t.url}/#/documents/shared/%E0`);
+      await page.getByRole('alert').waitFor();
     });
   });
 

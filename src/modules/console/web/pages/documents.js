@@ -472,6 +472,15 @@ function Document({ id, onChange, user }) {
   </article>`;
 }
 
+/** A share link's token from the URL; one with a malformed escape (%E0) is passed on as it is, to be refused as unknown. */
+function shareToken(part) {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
+}
+
 export function Documents({ route, user }) {
   const id = route.parts[1];
   const [filter, setFilter] = useState('all');
@@ -500,7 +509,7 @@ export function Documents({ route, user }) {
       ${id === 'new'
         ? html`<${NewDocument} onCreated=${reload} />`
         : id === 'shared' && route.parts[2]
-          ? html`<${SharedDocument} key=${route.parts[2]} token=${decodeURIComponent(route.parts[2])} />`
+          ? html`<${SharedDocument} key=${route.parts[2]} token=${shareToken(route.parts[2])} />`
         : id
           ? html`<${Document} key=${id} id=${id} user=${user} onChange=${reload} />`
           : html`<${Header} title="Documents" /><p class="muted">${docs?.data?.length ? 'Choose a document, or write a new one.' : 'No documents yet.'}</p>`}
