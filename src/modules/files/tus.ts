@@ -104,15 +104,47 @@ export async function tusRoutes(
   };
 
   /**
+   * An upload's metadata, undefined when there is none. Read before tus takes the upload's lock, so a removal can
+   * cut the read short (disk storage finds the info, then cannot open it): a failed read is asked once more, and
+   * an upload removed meanwhile is then simply not there.
+   */
+  async function metadataOf(id: string): Promise<Record<string, string | null> | undefined> {
+    const read = () =>
+      store.metadataOf(id).catch((err: unknown) => {
+        if (err === ERRORS.FILE_NOT_FOUND) return undefined;
+        throw err;
+      });
+    try {
+      return await read();
+    } catch {
+      return read();
+    }
+  }
+
+  /**
+   * Runs `fn` holding the upload's own lock, as tus holds it while it reads and writes the upload. tus lets go of it
+   * before onUploadFinish: a PATCH waiting on the upload would otherwise read it as it is removed (no chunk left:
+   * offset 0), write its own bytes and be answered with the file made of the first one's.
+   */
+  async function underUploadLock<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const lock = uploads.locker.newLock(id);
+    // Nothing to let go of early: the file is made, or the upload removed, in one go.
+    await lock.lock(new AbortController().signal, () => {});
+    try {
+      return await fn();
+    } finally {
+      await lock.unlock();
+    }
+  }
+
+  /**
    * The upload becomes a file, once: a retried last PATCH waits for the first to finish and gets the same file.
    * A refused file leaves nothing behind; a server-side failure keeps the bytes so an empty PATCH can finish again.
+   * Called holding the upload's lock.
    */
   async function finish(userId: string, upload: Upload, opts: { removeNow: boolean; log: FastifyRequest['log'] }): Promise<{ status_code: number; headers: Record<string, string>; body: string }> {
     const { log } = opts;
     const meta = upload.metadata ?? {};
-    // tus has let go of the upload's own lock by now; this one keeps two finishes from writing the same file.
-    const lock = uploads.locker.newLock(`${upload.id}.finish`);
-    await lock.lock(new AbortController().signal, () => {});
     try {
       // Finished already (a retried last PATCH): the same file again.
       const done = await files.get(userId, upload.id).catch(() => undefined);
@@ -134,8 +166,6 @@ export async function tusRoutes(
         await store.remove(upload.id).catch((e: unknown) => log.error({ err: e, uploadId: upload.id }, 'could not remove a refused upload (it expires)'));
       }
       throw err;
-    } finally {
-      await lock.unlock();
     }
   }
 
@@ -154,10 +184,7 @@ export async function tusRoutes(
     async onIncomingRequest(req, id) {
       if (req.method === 'POST') return;
       const { userId } = contextOf(req);
-      const metadata = await store.metadataOf(id).catch((err: unknown) => {
-        if (err === ERRORS.FILE_NOT_FOUND) return undefined;
-        throw err;
-      });
+      const metadata = await metadataOf(id);
       // Someone else's upload is as missing as one that never was.
       if (metadata?.userId !== userId) throw uploadNotFound();
     },
@@ -179,7 +206,7 @@ export async function tusRoutes(
     async onUploadFinish(req, upload) {
       const { userId, request } = contextOf(req);
       // A creation that carried all the bytes: tus reads the upload again after this hook, so it goes once the response is made (below).
-      return finish(userId, upload, { removeNow: req.method !== 'POST', log: request.log });
+      return underUploadLock(upload.id, () => finish(userId, upload, { removeNow: req.method !== 'POST', log: request.log }));
     },
 
     async onResponseError(req, err) {
@@ -216,7 +243,7 @@ export async function tusRoutes(
   });
   server.on(EVENTS.POST_FINISH, (req, _res, upload) => {
     if (req.method !== 'POST') return;
-    store.remove(upload.id).catch((err: unknown) => contextOf(req).request.log.error({ err, uploadId: upload.id }, 'could not remove a finished upload'));
+    underUploadLock(upload.id, () => store.remove(upload.id)).catch((err: unknown) => contextOf(req).request.log.error({ err, uploadId: upload.id }, 'could not remove a finished upload'));
   });
 
   const handle = async (request: FastifyRequest, reply: FastifyReply) => {

@@ -1,4 +1,4 @@
-import { and, asc, count, desc, eq, gt, isNull, lt, or, type SQL } from 'drizzle-orm';
+import { and, asc, count, desc, eq, gt, isNull, lt, or, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../../platform/db/database.ts';
 import { mcpDisabledTools, mcpServers, type McpServerRow } from './schema.ts';
 
@@ -13,6 +13,14 @@ export function createMcpRepository(db: Db) {
     async create(values: typeof mcpServers.$inferInsert): Promise<McpServerRow> {
       const [row] = await db.insert(mcpServers).values(values).returning();
       return row!;
+    },
+    /**
+     * Inside a transaction: the owner's registrations take turns from here until it ends (an advisory lock), so
+     * the count read next cannot change before the new row is recorded.
+     */
+    async lockOwner(owner: McpOwner): Promise<void> {
+      const key = 'projectId' in owner ? `mcp:project:${owner.projectId}` : `mcp:user:${owner.userId}`;
+      await db.execute(sql`select pg_advisory_xact_lock(hashtextextended(${key}, 0))`);
     },
     async get(owner: McpOwner, id: string): Promise<McpServerRow | undefined> {
       const [row] = await db.select().from(mcpServers).where(and(ownedBy(owner), eq(mcpServers.id, id)));

@@ -1,7 +1,7 @@
 import { uuidv7 } from 'uuidv7';
 import { Conflict, NotFound, UpstreamFailed } from '../../errors.ts';
 import type { Cipher } from '../../platform/crypto/cipher.ts';
-import type { Db } from '../../platform/db/database.ts';
+import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { Projects } from '../projects/index.ts';
 import { checkServerUrl } from './address.ts';
@@ -119,22 +119,31 @@ export function createMcp(d: McpDeps) {
 
   async function create(userId: string, projectId: string | null, input: ServerInput): Promise<McpServerRow> {
     const owner = await ownerOf(userId, projectId);
-    if ((await repo.count(owner)) >= d.settings.maxServers) throw Conflict(`At most ${d.settings.maxServers} MCP servers here: remove one first`, 'mcp_server_limit');
+    const limitReached = () => Conflict(`At most ${d.settings.maxServers} MCP servers here: remove one first`, 'mcp_server_limit');
+    // Counted here too, so a full owner is told so before the address is looked up.
+    if ((await repo.count(owner)) >= d.settings.maxServers) throw limitReached();
     const url = await checkServerUrl(input.url, d.settings.allowPrivate);
     await ensureNameFree(owner, input.name);
     const id = uuidv7();
     try {
-      return await repo.create({
-        id,
-        userId,
-        projectId,
-        name: input.name,
-        url,
-        description: input.description ?? null,
-        credentialsEnc: encryptCredentials(id, input.credentials),
-        allowedTools: input.allowedTools ?? null,
-        enabled: input.enabled ?? true,
-        needsApproval: input.needsApproval ?? false,
+      // Counted again as the row is recorded: registrations side by side each saw room before the others took it
+      // (the owner's registrations take turns here; the address lookup stays outside).
+      return await inTransaction(d.db, async (tx) => {
+        const txRepo = createMcpRepository(tx);
+        await txRepo.lockOwner(owner);
+        if ((await txRepo.count(owner)) >= d.settings.maxServers) throw limitReached();
+        return txRepo.create({
+          id,
+          userId,
+          projectId,
+          name: input.name,
+          url,
+          description: input.description ?? null,
+          credentialsEnc: encryptCredentials(id, input.credentials),
+          allowedTools: input.allowedTools ?? null,
+          enabled: input.enabled ?? true,
+          needsApproval: input.needsApproval ?? false,
+        });
       });
     } catch (err) {
       // Two creations with one name at once: the unique index decides.

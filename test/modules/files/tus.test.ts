@@ -332,6 +332,33 @@ for (const setup of setups) {
       assert.match(options.headers.get('tus-extension') ?? '', /creation/);
     });
 
+    test('final PATCHes of one upload side by side: one makes the file, the others get a 4xx (never a 500, nor a file made of other bytes)', async () => {
+      const length = 300_000;
+      const created = await create(t, u.accessToken, length);
+      assert.equal(created.status, 201);
+      const url = new URL(created.headers.get('location')!, t.url);
+      const bodies = Array.from({ length: 10 }, () => png(length));
+      const results = await Promise.all(
+        bodies.map(async (body) => {
+          const res = await fetch(url, {
+            method: 'PATCH',
+            headers: { authorization: `Bearer ${u.accessToken}`, 'tus-resumable': '1.0.0', 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' },
+            body,
+          });
+          const text = await res.text();
+          return { status: res.status, body: text ? JSON.parse(text) : undefined, sent: body };
+        }),
+      );
+      const statuses = results.map((r) => `${r.status} ${r.body?.code ?? ''}`).join(', ');
+      const made = results.filter((r) => r.status === 200);
+      assert.equal(made.length, 1, statuses);
+      assert.equal(made[0]!.body.sha256, sha(made[0]!.sent), 'the file is the bytes of the PATCH that made it');
+      for (const r of results.filter((r) => r.status !== 200)) {
+        assert.ok([404, 409].includes(r.status), statuses);
+        assert.ok(['upload_not_found', 'upload_offset_mismatch'].includes(r.body.code), statuses);
+      }
+      assert.deepEqual(await leftovers(t, url.toString()), []);
+    });
   });
 }
 

@@ -263,4 +263,33 @@ for (const backend of backends()) {
       assert.equal((await t.api('GET', '/v1/mcp-servers')).status, 401);
     });
   });
+
+  describe(`MCP servers, at most MCP_MAX_SERVERS per owner [${backend}]`, () => {
+    const CAP = 3;
+    let t: TestApp;
+
+    before(async () => {
+      t = await startApp({ backend, env: { MCP_ALLOW_PRIVATE: 'true', MCP_MAX_SERVERS: String(CAP) } });
+    });
+    after(async () => {
+      await t?.close();
+    });
+
+    test('registrations side by side store exactly the cap; the others get 409 mcp_server_limit', async () => {
+      const u = await createUser(t);
+      // Nothing listens there: a registration does not connect.
+      const results = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => t.api('POST', '/v1/mcp-servers', { token: u.accessToken, body: { name: `s${i}`, url: `http://127.0.0.1:9/mcp${i}` } })),
+      );
+      const created = results.filter((res) => res.status === 201);
+      const refused = results.filter((res) => res.status !== 201);
+      assert.equal(created.length, CAP, results.map((res) => res.status).join(' '));
+      for (const res of refused) {
+        assert.equal(res.status, 409, res.text);
+        assert.equal(res.body.code, 'mcp_server_limit');
+      }
+      const [stored] = await rows(t, sql`select count(*)::int as n from mcp_servers where user_id = ${u.id}`);
+      assert.equal(stored!.n, CAP);
+    });
+  });
 }
