@@ -87,6 +87,15 @@ for (const side of sides) {
       assert.equal((await buffer((await storage.get('u1/range', { start: 10, end: 15 }))!)).toString(), 'abcdef');
     });
 
+    test('a blob removed after get() is still read whole through the stream get() gave', async () => {
+      const { body, sha256 } = randomBody(200_000);
+      await storage.put('u1/going', body);
+      const stream = (await storage.get('u1/going'))!;
+      await storage.delete('u1/going');
+      assert.equal(await sha(stream), sha256);
+      assert.equal(await storage.get('u1/going'), undefined);
+    });
+
     test('a put replaces what was there', async () => {
       await storage.put('u1/over', Readable.from([Buffer.from('first version')]));
       await storage.put('u1/over', Readable.from([Buffer.from('second')]));

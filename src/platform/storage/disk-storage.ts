@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -49,14 +49,16 @@ export function diskStorage(root: string): Storage {
 
     async get(key, range) {
       checkKey(key);
-      const file = pathOf(key);
+      // Opened here, not when the stream is first read: a blob removed in between (an upload finishing, a file
+      // deleted) is then either missing now or read whole, as an open file outlives its name.
+      let handle;
       try {
-        await stat(file);
+        handle = await open(pathOf(key), 'r');
       } catch (err) {
         if (missing(err)) return undefined;
         throw err;
       }
-      return createReadStream(file, range ? { start: range.start, end: range.end } : {}) as Readable;
+      return handle.createReadStream(range ? { start: range.start, end: range.end } : {}) as Readable;
     },
 
     async stat(key) {
