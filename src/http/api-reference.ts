@@ -34,6 +34,8 @@ export function apiReference(app: FastifyInstance) {
         const value = answer.headers[name];
         if (value !== undefined) reply.header(name, value);
       }
+      // Never inside another site's frame (the reference sends requests with the reader's cookies), nor sniffed.
+      reply.header('x-frame-options', 'DENY').header('content-security-policy', "frame-ancestors 'none'").header('x-content-type-options', 'nosniff');
       return reply.status(answer.statusCode).send(answer.rawPayload);
     });
   }

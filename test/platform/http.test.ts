@@ -83,6 +83,9 @@ for (const backend of backends()) {
       const html = await res.text();
       assert.match(html, /<html[\s\S]*<script/);
       assert.match(html, /openapi\.json/);
+      assert.equal(res.headers.get('x-frame-options'), 'DENY');
+      assert.equal(res.headers.get('content-security-policy'), "frame-ancestors 'none'");
+      assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
       const bare = await fetch(`${t.url}/docs`, { redirect: 'manual' });
       assert.equal(bare.status, 301);
       assert.equal(bare.headers.get('location'), '/docs/');
