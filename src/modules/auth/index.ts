@@ -89,7 +89,7 @@ export const authModule = defineModule({
     const settings = config.auth;
     // Retired keys keep verifying for a token lifetime plus the other instances' key-cache refresh.
     const keys = new SigningKeys(db, deps.cipher, settings.accessTtl + 120);
-    const sessions = createSessions(db, { refreshTtl: settings.refreshTtl, reuseGrace: settings.reuseGrace });
+    const sessions = createSessions(db, { refreshTtl: settings.refreshTtl, reuseGrace: settings.reuseGrace, lockAccount: users.repo.lockById });
     const authenticate = createAuthenticator({ keys, sessions, apiKeys, issuer: settings.issuer });
     const authLimits = authLimiters(ctx);
     const passwordGuard = createPasswordGuard(authLimits.accountFailures);

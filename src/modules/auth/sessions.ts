@@ -1,7 +1,7 @@
 import { and, desc, eq, gt, isNull, ne, sql } from 'drizzle-orm';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import { randomToken, sha256Hex } from '../../platform/crypto/cipher.ts';
-import { accountOf, users } from '../users/index.ts';
+import { accountOf } from '../users/index.ts';
 import { refreshTokens, sessions } from './schema.ts';
 
 export interface DeviceInfo {
@@ -21,17 +21,25 @@ const newRefreshToken = () => `rt_${randomToken(32)}`;
  * presenting a token that was already rotated (outside a short grace window for
  * concurrent refreshes) revokes the whole session.
  */
-export function createSessions(db: Db, opts: { refreshTtl: number; reuseGrace: number }) {
+export function createSessions(
+  db: Db,
+  opts: {
+    refreshTtl: number;
+    reuseGrace: number;
+    /** The account's row, locked until the transaction ends (the users module's). */
+    lockAccount: (userId: string, tx: Db) => Promise<{ passwordHash: string | null } | undefined>;
+  },
+) {
   return {
     /**
      * Opens a session if the account's password is still `passwordHash` (null: none), the one the sign-in
      * checked; undefined otherwise. A password change or reset revokes the sessions that exist when it runs,
      * and would miss one opened by a sign-in that checked the old password just before: the user's row is
-     * locked (shared) while the session is written, so the change waits for it, or it sees the change.
+     * locked while the session is written, so the change waits for it, or it sees the change.
      */
     async open(userId: string, method: string, device: DeviceInfo, passwordHash: string | null) {
       return inTransaction(db, async (tx) => {
-        const [current] = await tx.select({ passwordHash: users.passwordHash }).from(users).where(eq(users.id, userId)).for('share');
+        const current = await opts.lockAccount(userId, tx);
         if (!current || current.passwordHash !== passwordHash) return undefined;
         const [session] = await tx
           .insert(sessions)
