@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { convert as htmlToText } from 'html-to-text';
+import { Worker } from 'node:worker_threads';
 import { AppError } from '../../errors.ts';
 import type { Storage } from '../../platform/storage/storage.ts';
 import type { FileRow } from './schema.ts';
@@ -13,21 +13,44 @@ export const MAX_TEXT_CHARS = 2_000_000;
 /** Bytes of a text file read for its text (UTF-8 takes at most 4 a character). */
 const MAX_TEXT_BYTES = MAX_TEXT_CHARS * 4;
 
-const DOCX = 'application/vnd.openxmlformats-officedocument.wordprocessingml.document';
+/**
+ * Formats whose text is read out of them, in a worker thread (extract-worker.ts): PDF (unpdf), Word
+ * (mammoth's raw text), and HTML (html-to-text: the page's text, never its markup or scripts; HTML is
+ * stored only where FILES_ALLOWED_TYPES admits it).
+ */
+const EXTRACTED = new Set(['text/html', 'application/pdf', 'application/vnd.openxmlformats-officedocument.wordprocessingml.document']);
+
+const WORKER = new URL('./extract-worker.ts', import.meta.url);
+/** A reader's heap: the text of a long book fits many times over; a bomb's inflated contents do not. */
+const READER_HEAP_MB = 512;
+/** How long a reader may take before it is ended. */
+const READER_MS = 60_000;
 
 /**
- * Text pulled out of a format: PDF (unpdf), Word (mammoth's raw text), and HTML (html-to-text: the
- * page's text, never its markup or scripts; HTML is stored only where FILES_ALLOWED_TYPES admits it).
+ * The text of a PDF, Word or HTML file, read in a worker thread of its own, bounded in heap and time: a
+ * hostile file (a page that inflates to hundreds of MB) ends that thread, not the server, and never holds
+ * its event loop. A thread per file: each file's text is read once (then kept, see `extracted`).
  */
-const EXTRACTORS: Record<string, (bytes: Buffer) => Promise<string>> = {
-  'text/html': async (bytes) => htmlToText(bytes.subarray(0, MAX_TEXT_BYTES).toString('utf8'), { wordwrap: false, selectors: [{ selector: 'img', format: 'skip' }, { selector: 'a', options: { ignoreHref: true } }] }),
-  // The PDF and Word readers load with the first such file.
-  'application/pdf': async (bytes) => (await (await import('unpdf')).extractText(new Uint8Array(bytes), { mergePages: true })).text,
-  [DOCX]: async (bytes) => (await (await import('mammoth')).default.extractRawText({ buffer: bytes })).value,
-};
+function readInWorker(mimeType: string, bytes: Buffer): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(WORKER, { workerData: { mimeType, bytes: new Uint8Array(bytes) }, resourceLimits: { maxOldGenerationSizeMb: READER_HEAP_MB }, stdout: true, stderr: true });
+    const done = (settle: () => void) => {
+      clearTimeout(timer);
+      settle();
+      void worker.terminate();
+    };
+    const timer = setTimeout(() => done(() => reject(new Error(`reading it took over ${READER_MS / 1000} s`))), READER_MS);
+    worker.once('message', (m: { text?: string; error?: string }) => done(() => (m.error === undefined ? resolve(m.text ?? '') : reject(new Error(m.error)))));
+    worker.once('error', (err: NodeJS.ErrnoException) =>
+      done(() => reject(err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? new Error(`reading it needs more than ${READER_HEAP_MB} MB`) : err)),
+    );
+    // Ended without a word (killed from outside): the promise is settled by then in every other case.
+    worker.once('exit', (code) => done(() => reject(new Error(`its reader stopped (${code})`))));
+  });
+}
 
 /** Whether a file of this type has text a model can read: text files, JSON, PDFs, Word documents. */
-export const hasText = (mimeType: string) => mimeType.startsWith('text/') || mimeType === 'application/json' || mimeType in EXTRACTORS;
+export const hasText = (mimeType: string) => mimeType.startsWith('text/') || mimeType === 'application/json' || EXTRACTED.has(mimeType);
 
 const unreadable = (detail: string) => new AppError(422, 'file_unreadable', 'Unprocessable content', detail);
 
@@ -62,13 +85,13 @@ export function createExtraction(d: { storage: Storage }) {
   }
 
   /** The text of a PDF or Word file: extracted once, then read back from `text.txt`. */
-  async function extracted(file: FileRow, extract: (bytes: Buffer) => Promise<string>): Promise<string> {
+  async function extracted(file: FileRow): Promise<string> {
     const cached = await d.storage.get(textKey(file));
     if (cached) return (await readUpTo(cached, MAX_TEXT_BYTES)).bytes.toString('utf8');
     const { bytes } = await readUpTo(await original(file), Number.MAX_SAFE_INTEGER);
     let text: string;
     try {
-      text = await extract(bytes);
+      text = await readInWorker(file.mimeType, bytes);
     } catch (err) {
       throw unreadable(`The text of ${file.name} could not be read: ${(err as Error).message}`);
     }
@@ -85,8 +108,7 @@ export function createExtraction(d: { storage: Storage }) {
      */
     async textOf(file: FileRow): Promise<string | null> {
       if (!hasText(file.mimeType)) return null;
-      const extract = EXTRACTORS[file.mimeType];
-      if (extract) return extracted(file, extract);
+      if (EXTRACTED.has(file.mimeType)) return extracted(file);
       const { bytes } = await readUpTo(await original(file), MAX_TEXT_BYTES);
       // A character cut at the end of the bytes read decodes as U+FFFD: harmless, and past any prompt's cut.
       return bytes.toString('utf8').replaceAll('\0', '').slice(0, MAX_TEXT_CHARS);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'drizzle-orm';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
-import { docx } from '../../support/docx.ts';
+import { docx, docxOf } from '../../support/docx.ts';
 import { eventually } from '../../support/eventually.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai.ts';
 import { PNG, uploadFile } from '../../support/files.ts';
@@ -27,12 +27,12 @@ const GUIDE = [
   'Tortoises live for well over a century. Their shells are part of their skeleton and grow with them.',
 ].join('\n');
 
-const ready = async (t: TestApp, u: TestUser, itemId: string, status = 'ready') => {
+const ready = async (t: TestApp, u: TestUser, itemId: string, status = 'ready', timeoutMs = 15_000) => {
   let item: any;
   await eventually(async () => {
     item = (await t.api('GET', `/v1/knowledge/items/${itemId}`, { token: u.accessToken })).body;
     assert.equal(item.status, status, JSON.stringify(item));
-  }, 15_000);
+  }, timeoutMs);
   return item;
 };
 
@@ -207,6 +207,18 @@ for (const backend of backends()) {
       const bad = await t.api('POST', `/v1/knowledge/collections/${collectionId}/items`, { token: u.accessToken, body: { fileId: broken.id } });
       const failed = await ready(t, u, bad.body.id, 'failed');
       assert.ok(['unreadable', 'empty'].includes(failed.error.code), JSON.stringify(failed.error));
+    });
+
+    test('a Word file that inflates far beyond its size (a zip bomb) fails its indexing with why; the server goes on', async () => {
+      // 200 KB that inflate to 68 MB of paragraphs: reading them takes the reader past its heap (it ran the process out of memory).
+      const bomb = await uploadFile(t, u, 'bomb.docx', docxOf('<w:p><w:r><w:t>a</w:t></w:r></w:p>'.repeat(2_000_000), { deflate: true }));
+      const added = await t.api('POST', `/v1/knowledge/collections/${collectionId}/items`, { token: u.accessToken, body: { fileId: bomb.id } });
+      assert.equal(added.status, 202, added.text);
+      // Reading until the heap is full takes a while on a busy machine.
+      const failed = await ready(t, u, added.body.id, 'failed', 120_000);
+      assert.equal(failed.error.code, 'unreadable', JSON.stringify(failed.error));
+      assert.match(failed.error.message, /needs more than \d+ MB/);
+      assert.equal((await t.api('GET', '/v1/users/me', { token: u.accessToken })).status, 200, 'the server answers');
     });
 
     test('a file without text fails its indexing with why; an item is added once per collection; bodies are checked', async () => {
