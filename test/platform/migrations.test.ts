@@ -92,6 +92,30 @@ describe('migrations', () => {
     await database.close();
   });
 
+  test('every foreign key has an index that leads with its columns: deleting a parent row finds its children without a scan', async () => {
+    const database = openDatabase({ dataDir: 'memory://' });
+    try {
+      await database.migrate();
+      const unindexed = rowsOf<{ fk: string }>(
+        await database.db.execute(sql`
+          select c.conrelid::regclass::text || ' (' || c.conname || ')' as fk
+            from pg_constraint c
+           where c.contype = 'f'
+             and not exists (
+               select 1 from pg_index i
+                where i.indrelid = c.conrelid
+                  -- Whole, or partial to the rows where the key is set (which is every row a cascade looks for).
+                  and (i.indpred is null or pg_get_expr(i.indpred, i.indrelid) ~* '^\\(?\\w+ IS NOT NULL\\)?$')
+                  and (i.indkey::int2[])[0:cardinality(c.conkey) - 1] @> c.conkey
+                  and (i.indkey::int2[])[0:cardinality(c.conkey) - 1] <@ c.conkey)
+           order by 1`),
+      ).map((r) => r.fk);
+      assert.deepEqual(unindexed, []);
+    } finally {
+      await database.close();
+    }
+  });
+
   test('PostgreSQL: instances migrating at the same time take turns', { skip: !process.env.DATABASE_URL && 'DATABASE_URL not set' }, async () => {
     const fresh = await freshPostgresDatabase();
     const instances = [1, 2, 3].map(() => openDatabase({ url: fresh.url, dataDir: 'memory://' }));

@@ -27,6 +27,8 @@ export const conversations = pgTable(
   },
   (t) => [
     index('conversations_user_idx').on(t.userId, t.updatedAt, t.id),
+    // The list's order (pinned first, then most recently updated) within a user's archived or not: one backward scan of a page.
+    index('conversations_list_idx').on(t.userId, t.archived, t.pinned, t.updatedAt, t.id),
     index('conversations_project_idx').on(t.projectId),
     index('conversations_search_idx').using('gin', t.searchVector),
   ],
@@ -113,14 +115,21 @@ export const messages = pgTable(
     index('messages_roots_idx').on(t.conversationId).where(sql`${t.parentId} is null`),
     index('messages_user_idx').on(t.userId),
     index('messages_search_idx').using('gin', t.searchVector),
+    // The answers still being written (few), for the schedule that fails those whose server went away: not a scan of every message.
+    index('messages_streaming_idx').on(t.createdAt).where(sql`${t.status} = 'streaming'`),
   ],
 );
 
-export const messageFeedback = pgTable('message_feedback', {
-  messageId: uuid('message_id').primaryKey().references(() => messages.id, { onDelete: 'cascade' }),
-  userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
-  rating: text('rating', { enum: ['up', 'down'] }).notNull(),
-  comment: text('comment'),
-  createdAt: createdAt(),
-  updatedAt: time('updated_at').notNull().defaultNow(),
-});
+export const messageFeedback = pgTable(
+  'message_feedback',
+  {
+    messageId: uuid('message_id').primaryKey().references(() => messages.id, { onDelete: 'cascade' }),
+    userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    rating: text('rating', { enum: ['up', 'down'] }).notNull(),
+    comment: text('comment'),
+    createdAt: createdAt(),
+    updatedAt: time('updated_at').notNull().defaultNow(),
+  },
+  // Foreign keys are indexed: deleting a user otherwise scans the whole table for their rows.
+  (t) => [index('message_feedback_user_idx').on(t.userId)],
+);

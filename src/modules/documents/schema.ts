@@ -38,7 +38,8 @@ export const documentVersions = pgTable(
     restoredFrom: integer('restored_from'),
     createdAt: createdAt(),
   },
-  (t) => [primaryKey({ columns: [t.documentId, t.number] })],
+  // Foreign keys to users are indexed here and below: deleting a user otherwise scans every row of the table.
+  (t) => [primaryKey({ columns: [t.documentId, t.number] }), index('document_versions_author_idx').on(t.authorId)],
 );
 
 /** One reader's own view of a document: a favorite of theirs, when they last opened it (recents). */
@@ -67,7 +68,7 @@ export const documentAttachments = pgTable(
     size: bigint('size', { mode: 'number' }).notNull(),
     createdAt: createdAt(),
   },
-  (t) => [uniqueIndex('document_attachments_file_key').on(t.documentId, t.fileId), index('document_attachments_file_idx').on(t.fileId)],
+  (t) => [uniqueIndex('document_attachments_file_key').on(t.documentId, t.fileId), index('document_attachments_file_idx').on(t.fileId), index('document_attachments_added_by_idx').on(t.addedBy)],
 );
 
 export const SHARE_ROLES = ['viewer', 'commenter', 'editor'] as const;
@@ -126,7 +127,12 @@ export const documentComments = pgTable(
     createdAt: createdAt(),
     updatedAt: time('updated_at').notNull().defaultNow(),
   },
-  (t) => [index('document_comments_document_idx').on(t.documentId, t.id), index('document_comments_parent_idx').on(t.parentId), index('document_comments_thread_idx').on(t.threadId)],
+  (t) => [
+    index('document_comments_document_idx').on(t.documentId, t.id),
+    index('document_comments_parent_idx').on(t.parentId),
+    index('document_comments_thread_idx').on(t.threadId),
+    index('document_comments_author_idx').on(t.authorId),
+  ],
 );
 
 /** Who has a document open now: a heartbeat renews `expiresAt`; a row past it is gone (filtered, then purged). */
@@ -139,7 +145,12 @@ export const documentPresence = pgTable(
     since: time('since').notNull().defaultNow(),
     expiresAt: time('expires_at').notNull(),
   },
-  (t) => [primaryKey({ columns: [t.documentId, t.userId] }), index('document_presence_expires_idx').on(t.expiresAt), check('document_presence_state_check', sql`${t.state} in ('viewing', 'editing')`)],
+  (t) => [
+    primaryKey({ columns: [t.documentId, t.userId] }),
+    index('document_presence_expires_idx').on(t.expiresAt),
+    index('document_presence_user_idx').on(t.userId),
+    check('document_presence_state_check', sql`${t.state} in ('viewing', 'editing')`),
+  ],
 );
 
 export type DocumentRow = typeof documents.$inferSelect;

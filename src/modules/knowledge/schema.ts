@@ -76,7 +76,8 @@ export const knowledgeConversationCollections = pgTable(
       .references(() => users.id, { onDelete: 'cascade' }),
     addedAt: createdAt(),
   },
-  (t) => [primaryKey({ columns: [t.conversationId, t.collectionId] })],
+  // Deleting a collection or a user finds its rows by these, not by a scan of the table.
+  (t) => [primaryKey({ columns: [t.conversationId, t.collectionId] }), index('knowledge_conversation_collections_collection_idx').on(t.collectionId), index('knowledge_conversation_collections_user_idx').on(t.userId)],
 );
 
 /**

@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { index, integer, pgTable, text, uuid } from 'drizzle-orm/pg-core';
 import { createdAt, id, time } from '../../platform/db/columns.ts';
 
@@ -20,7 +21,11 @@ export const bans = pgTable(
     liftedAt: time('lifted_at'),
     liftedBy: uuid('lifted_by'),
   },
-  (t) => [index('bans_subject_idx').on(t.kind, t.subject, t.expiresAt)],
+  (t) => [
+    index('bans_subject_idx').on(t.kind, t.subject, t.expiresAt),
+    // The bans in force (each process reloads them every 30 s), never every ban there ever was.
+    index('bans_active_idx').on(t.expiresAt).where(sql`${t.liftedAt} is null`),
+  ],
 );
 
 export type BanRow = typeof bans.$inferSelect;

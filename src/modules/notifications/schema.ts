@@ -66,6 +66,8 @@ export const notificationDeliveries = pgTable(
     unique('notification_deliveries_channel_uq').on(t.notificationId, t.channel),
     // The digest finds what it holds per user without reading every delivery.
     index('notification_deliveries_held_idx').on(t.status, t.reason).where(sql`${t.status} = 'held'`),
+    // A channel's receipt (an SMS status callback) finds its delivery by the service's id.
+    index('notification_deliveries_external_idx').on(t.channel, t.externalId).where(sql`${t.externalId} is not null`),
   ],
 );
 

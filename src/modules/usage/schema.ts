@@ -237,7 +237,7 @@ export const abuseFlags = pgTable(
     clearedAt: time('cleared_at'),
     clearedBy: uuid('cleared_by'),
   },
-  (t) => [index('abuse_flags_user_idx').on(t.userId, t.createdAt)],
+  (t) => [index('abuse_flags_user_idx').on(t.userId, t.createdAt), index('abuse_flags_active_idx').on(t.createdAt).where(sql`${t.clearedAt} is null`)],
 );
 
 export type AbuseFlagRow = typeof abuseFlags.$inferSelect;
