@@ -1,4 +1,4 @@
-import { and, desc, eq, gte, isNull, lt, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, gte, inArray, isNull, lt, sql, type SQL } from 'drizzle-orm';
 import { NotFound } from '../../errors.ts';
 import type { Db } from '../../platform/db/database.ts';
 import type { ApiKeys } from '../api-keys/index.ts';
@@ -48,13 +48,20 @@ export function createAbuseCheck(d: { db: Db; apiKeys: Pick<ApiKeys, 'createdSin
       .where(gte(usageEvents.occurredAt, hourAgo))
       .groupBy(usageEvents.userId)
       .having(sql`${tokens} >= ${s.spikeMinTokens}`);
+    if (!recent.length) return [];
+    // Every such user's week in one query (one each took 2,000 queries an hour with 2,000 busy users).
+    const baselines = new Map(
+      (
+        await db
+          .select({ userId: usageEvents.userId, tokens })
+          .from(usageEvents)
+          .where(and(inArray(usageEvents.userId, recent.map((r) => r.userId)), gte(usageEvents.occurredAt, weekAgo), lt(usageEvents.occurredAt, hourAgo)))
+          .groupBy(usageEvents.userId)
+      ).map((b) => [b.userId, Number(b.tokens)]),
+    );
     const found: Finding[] = [];
     for (const r of recent) {
-      const [base] = await db
-        .select({ tokens: sql<string>`coalesce(sum(${usageEvents.inputTokens} + ${usageEvents.outputTokens}), 0)` })
-        .from(usageEvents)
-        .where(and(eq(usageEvents.userId, r.userId), gte(usageEvents.occurredAt, weekAgo), lt(usageEvents.occurredAt, hourAgo)));
-      const hourly = Number(base!.tokens) / BASELINE_HOURS;
+      const hourly = (baselines.get(r.userId) ?? 0) / BASELINE_HOURS;
       const last = Number(r.tokens);
       if (last >= s.spikeFactor * hourly) {
         found.push({ userId: r.userId, kind: 'usage_spike', evidence: `${last} tokens in the last hour against an hourly average of ${Math.round(hourly)} over the week before (more than ${s.spikeFactor}×)` });
