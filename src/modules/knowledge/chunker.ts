@@ -49,10 +49,18 @@ export function chunkText(source: string, opts: ChunkOptions): Chunk[] {
   const units = blocksOf(source).flatMap((b) => fit(source, b, opts));
   const chunks: Chunk[] = [];
   const trail: Array<{ level: number; title: string }> = [];
+  // Units whose headings are in `trail`: passages only move forward, so each unit is looked at once.
+  let scanned = 0;
   let first = 0;
   while (first < units.length) {
     // The headings in force where this passage starts.
-    const headings = headingsAt(units, first, trail);
+    for (; scanned <= first; scanned++) {
+      const h = units[scanned]!.heading;
+      if (!h) continue;
+      while (trail.length && trail.at(-1)!.level >= h.level) trail.pop();
+      trail.push(h);
+    }
+    const headings = trail.map((h) => h.title);
     let last = first;
     let tokens = units[first]!.tokens;
     while (last + 1 < units.length) {
@@ -63,11 +71,13 @@ export function chunkText(source: string, opts: ChunkOptions): Chunk[] {
       last++;
     }
     const start = units[first]!.start;
-    // Token counts of pieces do not quite add up (merges across a boundary): trust the whole's.
-    while (last > first && opts.count(source.slice(start, units[last]!.end)) > opts.maxTokens) last--;
+    // Token counts of pieces do not quite add up (merges across a boundary): trust the whole's (a unit alone is counted already).
+    const whole = (to: number) => (to > first ? opts.count(source.slice(start, units[to]!.end)) : units[first]!.tokens);
+    tokens = whole(last);
+    while (last > first && tokens > opts.maxTokens) tokens = whole(--last);
     const end = units[last]!.end;
     const text = source.slice(start, end);
-    chunks.push({ index: chunks.length, text, start, end, headings, tokens: opts.count(text), hash: createHash('sha256').update(text).digest('hex') });
+    chunks.push({ index: chunks.length, text, start, end, headings, tokens, hash: createHash('sha256').update(text).digest('hex') });
     if (last + 1 >= units.length) break;
     // The next passage repeats the tail of this one, unless a heading starts a new section there.
     let next = last + 1;
@@ -81,18 +91,6 @@ export function chunkText(source: string, opts: ChunkOptions): Chunk[] {
     first = next;
   }
   return chunks;
-}
-
-/** The heading trail before unit `at` (headings are units of their own). */
-function headingsAt(units: Unit[], at: number, trail: Array<{ level: number; title: string }>): string[] {
-  trail.length = 0;
-  for (let i = 0; i <= at; i++) {
-    const h = units[i]!.heading;
-    if (!h) continue;
-    while (trail.length && trail.at(-1)!.level >= h.level) trail.pop();
-    trail.push(h);
-  }
-  return trail.map((h) => h.title);
 }
 
 /** Paragraphs (split at blank lines), fenced code blocks kept whole, heading lines on their own; spans without surrounding blank lines. */
@@ -153,7 +151,7 @@ function fit(source: string, block: Omit<Unit, 'tokens'>, opts: ChunkOptions, by
   const tokens = opts.count(source.slice(block.start, block.end));
   if (tokens <= opts.maxTokens) return [{ ...block, tokens }];
   const words = cutAt(source, block, /\s+/g);
-  if (words.length > 1) return pack(source, words, opts).flatMap((p) => fit(source, p, opts, false));
+  if (words.length > 1) return pack(source, words, opts).flatMap((p) => (p.tokens <= opts.maxTokens ? [p] : fit(source, p, opts, false)));
   // No boundary left (one enormous word): halve it.
   const mid = block.start + Math.ceil((block.end - block.start) / 2);
   return [...fit(source, { start: block.start, end: mid }, opts, false), ...fit(source, { start: mid, end: block.end }, opts, false)];
@@ -177,13 +175,59 @@ function cutAt(source: string, block: Omit<Unit, 'tokens'>, boundary: RegExp): A
   return spans;
 }
 
-/** Consecutive spans joined while they fit (so sentences are not one unit each); a span alone too big stays for `fit` to cut. */
-function pack(source: string, spans: Array<{ start: number; end: number }>, opts: ChunkOptions): Array<{ start: number; end: number }> {
-  const out: Array<{ start: number; end: number }> = [];
-  for (const s of spans) {
-    const prev = out.at(-1);
-    if (prev && opts.count(source.slice(prev.start, s.end)) <= opts.maxTokens) prev.end = s.end;
-    else out.push({ ...s });
+/**
+ * Consecutive spans joined while the whole fits (so words are not one unit each); a span alone too big stays for `fit` to cut.
+ * Counting the join again at every span would cost the square of a paragraph's length: where each join ends is searched
+ * for instead, from the last join's length, so a join costs a few counts of about its own length.
+ */
+function pack(source: string, spans: Array<{ start: number; end: number }>, opts: ChunkOptions): Unit[] {
+  const out: Unit[] = [];
+  let stride = 1;
+  for (let first = 0; first < spans.length; ) {
+    const start = spans[first]!.start;
+    let tokens = 0;
+    // Each end that fits is past the ones before, so `tokens` is left at the count of the end found.
+    const fits = (last: number) => {
+      const whole = opts.count(source.slice(start, spans[last]!.end));
+      if (whole <= opts.maxTokens) tokens = whole;
+      return whole <= opts.maxTokens;
+    };
+    const last = lastFitting(first, spans.length, first + stride - 1, fits);
+    if (last === first) tokens = opts.count(source.slice(start, spans[first]!.end));
+    out.push({ start, end: spans[last]!.end, tokens });
+    stride = last - first + 1;
+    first = last + 1;
   }
   return out;
+}
+
+/**
+ * The largest index in [from, to) for which `fits` holds, `from` when none after it does (`fits(from)` is not asked),
+ * for a `fits` that holds up to some index and not beyond. Gallops out from `guess` (steps doubling) until the
+ * end is bracketed, then halves: a good guess costs two calls, a poor one a few more, never one per index.
+ */
+function lastFitting(from: number, to: number, guess: number, fits: (i: number) => boolean): number {
+  if (to - from <= 1) return from;
+  let lo = from;
+  let hi = to;
+  const probe = Math.min(Math.max(guess, from + 1), to - 1);
+  const rising = fits(probe);
+  if (rising) lo = probe;
+  else hi = probe;
+  for (let step = 1; hi - lo > 1; step *= 2) {
+    const next = rising ? Math.min(lo + step, hi - 1) : Math.max(hi - step, lo + 1);
+    if (fits(next)) {
+      lo = next;
+      if (!rising) break;
+    } else {
+      hi = next;
+      if (rising) break;
+    }
+  }
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >>> 1;
+    if (fits(mid)) lo = mid;
+    else hi = mid;
+  }
+  return lo;
 }

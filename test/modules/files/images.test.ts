@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { crc32, deflateSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import sharp from 'sharp';
+import { IMAGES_AT_ONCE } from '../../../src/modules/files/images.ts';
 import { backends, startApp, type Backend, type TestApp } from '../../support/app.ts';
 import { postFile } from '../../support/files.ts';
 import { eventually } from '../../support/eventually.ts';
@@ -159,6 +160,40 @@ for (const setup of setups) {
       assert.equal((await fetchBytes(t, path, u)).status, 200);
       assert.equal(t.services.images.stats().made, before + 1, 'the next request is served from storage');
       assert.ok(await t.deps.storage.stat(`files/${u.id}/${image.id}/variants/w123-hauto-cover.webp`));
+    });
+
+    test('a variant is at most 2048 px a side whatever is asked: without a size, the image scaled down to fit (never enlarged); one side or `outside` on a long image likewise', async () => {
+      const banner = await postFile(t, u, 'banner.png', await photo(4000, 200));
+      assert.equal(banner.status, 201, banner.text);
+      const cases: Array<[string, string, string, number, number]> = [
+        [banner.body.id, 'format=webp', 'webp', 2048, 102],
+        [banner.body.id, 'format=avif', 'heif', 2048, 102],
+        [banner.body.id, 'height=2048', 'png', 2048, 102],
+        [banner.body.id, 'width=2048&height=2048&fit=outside&format=jpeg', 'jpeg', 2048, 102],
+        [banner.body.id, 'width=100&height=10&fit=outside', 'png', 200, 10],
+        [banner.body.id, 'height=100', 'png', 2000, 100],
+        [image.id, 'format=webp', 'webp', 640, 480],
+      ];
+      for (const [id, query, format, width, height] of cases) {
+        const res = await fetchBytes(t, `/v1/files/${id}/content?${query}`, u);
+        assert.equal(res.status, 200, `${query}: ${res.bytes.toString().slice(0, 200)}`);
+        const meta = await sharp(res.bytes).metadata();
+        assert.deepEqual([meta.format, meta.width, meta.height], [format, width, height], query);
+      }
+    });
+
+    test('variants asked for at once are all made, no more than IMAGES_AT_ONCE at a time (the others wait their turn)', async () => {
+      const before = t.services.images.stats().made;
+      const widths = [301, 302, 303, 304, 305, 306];
+      const all = await Promise.all(widths.map((width) => fetchBytes(t, `/v1/files/${image.id}/content?width=${width}&format=avif`, u)));
+      for (const [i, res] of all.entries()) {
+        assert.equal(res.status, 200, res.bytes.toString().slice(0, 200));
+        assert.equal((await sharp(res.bytes).metadata()).width, widths[i]);
+      }
+      const stats = t.services.images.stats();
+      assert.equal(stats.made, before + widths.length);
+      assert.ok(stats.mostRunning >= 1 && stats.mostRunning <= IMAGES_AT_ONCE, `${stats.mostRunning} made at once`);
+      assert.deepEqual([stats.running, stats.waiting], [0, 0]);
     });
 
     test('bad or oversized parameters are 400; transforming a file that is not an image is 415', async () => {

@@ -79,6 +79,53 @@ describe('chunkText', () => {
     }
   });
 
+  test('a long paragraph without a sentence end is cut at spaces into passages filled to the limit, one after the other', () => {
+    const source = Array.from({ length: 3000 }, (_, i) => `word${i % 13}`).join(' ');
+    const chunks = chunkText(source, opts);
+    assert.ok(chunks.length > 20);
+    checkInvariants(source, chunks, opts.maxTokens);
+    for (let i = 1; i < chunks.length; i++) {
+      assert.match(source.slice(chunks[i - 1]!.end, chunks[i]!.start), /^\s+$/, `passage ${i} follows the one before: no sentence to repeat, no word skipped`);
+      const nextWord = source.indexOf(' ', chunks[i]!.start);
+      assert.ok(count(source.slice(chunks[i - 1]!.start, nextWord === -1 ? source.length : nextWord)) > opts.maxTokens, `passage ${i - 1} is full: one more word would not fit`);
+    }
+  });
+
+  test('many tiny sentences are packed to the limit, consecutive passages overlapping by whole sentences up to overlapTokens, each under its heading', () => {
+    const sections = Array.from({ length: 4 }, (_, s) => `# Part ${s}\n\n${'a. '.repeat(700)}`);
+    const source = sections.join('\n\n');
+    const chunks = chunkText(source, opts);
+    assert.ok(chunks.length > 40);
+    checkInvariants(source, chunks, opts.maxTokens);
+    for (const [i, c] of chunks.entries()) {
+      const part = source.slice(0, c.end).match(/# (Part \d+)/g)!.at(-1)!.slice(2);
+      assert.deepEqual(c.headings, [part], `passage ${i} sits under the last heading before it`);
+      assert.match(c.text, /(^|\n)a\.( a\.)*\s*$/, `passage ${i} starts and ends on a sentence`);
+      const next = chunks[i + 1];
+      if (!next || next.text.startsWith('#')) continue;
+      assert.ok(count(`${c.text} a.`) > opts.maxTokens, `passage ${i} is full: one more sentence would not fit`);
+      const overlap = count(source.slice(next.start, c.end));
+      assert.ok(overlap <= opts.overlapTokens && overlap > opts.overlapTokens - count(' a.'), `passage ${i + 1} repeats ${overlap} tokens of the one before`);
+    }
+  });
+
+  test('the work is proportional to the text: each character is counted a few times, not once for every word after it', () => {
+    for (const source of ['word '.repeat(20_000), 'a. '.repeat(20_000), `# Title\n\n${'word '.repeat(10_000)}\n\n${'a. '.repeat(10_000)}`]) {
+      let calls = 0;
+      let counted = 0;
+      const chunks = chunkText(source, {
+        ...opts,
+        count: (s) => {
+          calls++;
+          counted += s.length;
+          return count(s);
+        },
+      });
+      assert.ok(counted <= 4 * source.length, `${counted} characters counted for a text of ${source.length}`);
+      if (!source.includes('.')) assert.ok(calls <= 3 * chunks.length + 20, `${calls} counts for ${chunks.length} passages of words`);
+    }
+  });
+
   test('an edit changes the hashes of the passages it touches only', () => {
     const paragraphs = Array.from({ length: 12 }, (_, p) => Array.from({ length: 5 }, (_, i) => sentence(p * 5 + i)).join(' '));
     const before = chunkText(paragraphs.join('\n\n'), opts);
