@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { optionalBody } from '../../http/pagination.ts';
-import { userSchema } from '../users/index.ts';
+import { displayName, userSchema } from '../users/index.ts';
 
 const email = z.email().max(320);
 const password = z.string().min(1).max(1024);
@@ -8,7 +8,7 @@ const password = z.string().min(1).max(1024);
 export const registerBody = z.object({
   email,
   password,
-  name: z.string().trim().min(1).max(200).optional(),
+  name: displayName.optional(),
   /** Browser mode: set httpOnly cookies instead of returning tokens. */
   cookie: z.boolean().optional(),
 });

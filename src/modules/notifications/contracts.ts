@@ -79,6 +79,17 @@ export const preferencesBody = z
   })
   .strict();
 
+/**
+ * An http(s) URL, or a path of this deployment (channels that open outside the app put PUBLIC_URL before it). A
+ * browser reads `//host` and `/\host` as another host, after dropping tabs and line breaks wherever they are, so a
+ * path's second character is neither slash, and a link is one line with no control character.
+ */
+const link = z
+  .string()
+  .max(2000)
+  .regex(/^(https?:\/\/|\/(?![/\\]))/, 'an http(s) URL or a path starting with / (not // or /\\, which browsers read as another host)')
+  .regex(/^[^\p{Cc}\p{Zl}\p{Zp}]*$/u, 'one line, without control characters');
+
 export const sendBody = z
   .object({
     userId: z.uuid(),
@@ -86,7 +97,7 @@ export const sendBody = z
     title: z.string().trim().min(1).max(200),
     body: z.string().max(10_000).default(''),
     markdown: z.string().max(20_000).nullable().optional(),
-    link: z.string().max(2000).regex(/^(https?:\/\/|\/(?!\/))/, 'an http(s) URL or a path starting with /').nullable().optional(),
+    link: link.nullable().optional(),
     data: z.record(z.string(), z.unknown()).optional().refine((d) => d === undefined || JSON.stringify(d).length <= 16_000, 'at most 16,000 characters of JSON'),
     priority: z.enum(PRIORITIES).default('normal').describe('`critical` passes the daily limit'),
   })

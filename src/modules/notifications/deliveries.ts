@@ -5,7 +5,7 @@ import { clip, storableText } from '../../platform/text.ts';
 import type { NotificationCategory } from '../module.ts';
 import type { Usage } from '../usage/index.ts';
 import type { Preferences, UsersService } from '../users/index.ts';
-import { RetryLater, Undeliverable, type ChannelAdapter } from './channels/channel.ts';
+import { oneLine, RetryLater, Undeliverable, type ChannelAdapter } from './channels/channel.ts';
 import { renderDigest } from './email.ts';
 import type { NotificationsRepository } from './repository.ts';
 import type { Channel, NotificationRow, OutboundChannel } from './schema.ts';
@@ -17,6 +17,8 @@ export const DIGEST_QUEUE = 'notifications.digest-email';
 /** Tries per delivery, the first included; waits between them 5 s, 10 s, 20 s, 40 s unless the service says how long. */
 export const MAX_ATTEMPTS = 5;
 const backoffMs = (attempt: number) => 5_000 * 2 ** (attempt - 1);
+/** A notification as every outbound channel gets it: its title one line, as an email subject or a message's first line must be. */
+const outbound = (n: NotificationRow): NotificationRow => ({ ...n, title: oneLine(n.title) });
 
 /**
  * Outbound delivery: one job per delivery and channel, through the channel's adapter, retried with
@@ -34,6 +36,7 @@ export function createDeliveries(deps: {
   adapters: Map<OutboundChannel, ChannelAdapter>;
   categories: Map<string, NotificationCategory>;
   unsubscribeUrl(userId: string, category: string, channel?: OutboundChannel): string;
+  publicUrl: string;
   /** Per channel, whether the user has this category on there, and the preferences that said so. */
   enabled(userId: string, c: NotificationCategory): Promise<{ on: Record<Channel, boolean>; prefs: Preferences }>;
 }) {
@@ -83,7 +86,7 @@ export function createDeliveries(deps: {
       await repo.setDelivery(deliveryId, { status: 'queued', reason: delivery.reason === 'quiet_hours' ? null : delivery.reason, attempts: attempt });
       const started = Date.now();
       try {
-        const done = await adapter.deliver({ deliveryId, notification: n, category, recipient: (await recipientOf(n.userId, choice ? choice.prefs : undefined)).recipient, unsubscribeUrl: deps.unsubscribeUrl(n.userId, n.category, channel), attempt, signal: ctx.signal });
+        const done = await adapter.deliver({ deliveryId, notification: outbound(n), category, recipient: (await recipientOf(n.userId, choice ? choice.prefs : undefined)).recipient, unsubscribeUrl: deps.unsubscribeUrl(n.userId, n.category, channel), attempt, signal: ctx.signal });
         await repo.setDelivery(deliveryId, { status: done.status, reason: null, externalId: done.externalId ?? null });
         meter(n, channel, 'ok', Date.now() - started);
         return { status: done.status };
@@ -132,7 +135,7 @@ export function createDeliveries(deps: {
       if (!items.length) return { skipped: 'nothing held' };
       const { recipient, prefs } = await recipientOf(userId);
       const url = deps.unsubscribeUrl(userId, '*');
-      const mail = renderDigest(items.map((i) => i.notification), { period: prefs.notifications.digest === 'weekly' ? 'weekly' : 'daily', unsubscribeUrl: url });
+      const mail = renderDigest(items.map((i) => outbound(i.notification)), { period: prefs.notifications.digest === 'weekly' ? 'weekly' : 'daily', publicUrl: deps.publicUrl, unsubscribeUrl: url });
       const started = Date.now();
       try {
         await deps.mailer.sendNow({ to: recipient.email, ...mail, headers: { 'List-Unsubscribe': `<${url}>`, 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' } });

@@ -1,4 +1,6 @@
+import { clip } from '../../platform/text.ts';
 import type { EmailTemplate, NotificationCategory } from '../module.ts';
+import { absoluteLink, oneLine } from './channels/channel.ts';
 import type { NotificationRow } from './schema.ts';
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -50,20 +52,24 @@ export function missingVariables(category: NotificationCategory, data: Record<st
   return [...needed].filter((field) => data[field] === undefined || data[field] === null);
 }
 
-/** The email of a notification: the category's templates (in the user's language when there is a translation), or the plain default look. */
-export function renderEmail(category: NotificationCategory | undefined, n: NotificationRow, unsubscribeUrl: string, locale = 'en') {
-  const values = { title: n.title, body: n.body, link: n.link ?? '', category: n.category, data: n.data, unsubscribeUrl };
+/**
+ * The email of a notification: the category's templates (in the user's language when there is a translation), or the
+ * plain default look. A path link goes under PUBLIC_URL (a mail client has no page to resolve it against); the subject
+ * is one line, whatever `data` a template put in it.
+ */
+export function renderEmail(category: NotificationCategory | undefined, n: NotificationRow, links: { publicUrl: string; unsubscribeUrl: string }, locale = 'en') {
+  const values = { title: n.title, body: n.body, link: n.link ? absoluteLink(n.link, links.publicUrl) : '', category: n.category, data: n.data, unsubscribeUrl: links.unsubscribeUrl };
   const t = templateFor(category, locale);
   return {
-    subject: fillTemplate(t.subject ?? '{{title}}', values, false).replace(/[\r\n]+/g, ' ').slice(0, 250),
+    subject: clip(oneLine(fillTemplate(t.subject ?? '{{title}}', values, false)), 250),
     text: fillTemplate(t.text ?? DEFAULT_TEXT, values, false),
     html: fillTemplate(t.html ?? DEFAULT_HTML, values, true),
   };
 }
 
-/** A digest: what was held, oldest first, as one email (at most 100 listed, the rest counted). */
-export function renderDigest(items: NotificationRow[], opts: { period: 'daily' | 'weekly'; unsubscribeUrl: string }) {
-  const shown = items.slice(0, 100);
+/** A digest: what was held, oldest first, as one email (at most 100 listed, the rest counted); path links go under PUBLIC_URL. */
+export function renderDigest(items: NotificationRow[], opts: { period: 'daily' | 'weekly'; publicUrl: string; unsubscribeUrl: string }) {
+  const shown = items.slice(0, 100).map((n) => ({ ...n, link: n.link && absoluteLink(n.link, opts.publicUrl) }));
   const more = items.length - shown.length;
   const heading = `Your ${opts.period} digest: ${items.length} notification${items.length === 1 ? '' : 's'}`;
   const text =

@@ -14,4 +14,16 @@ export const userSchema = z
   })
   .meta({ id: 'User' });
 
-export const updateMeBody = z.object({ name: z.string().trim().min(1).max(200).nullable() }).partial().strict();
+/**
+ * What a user calls themselves: one line, for it is shown as one (and greets them in emails sent to an address
+ * anyone can give at registration). Line breaks and other control characters would let it write paragraphs of its
+ * own; bidirectional overrides and isolates (U+202A–U+202E, U+2066–U+2069) would reorder what follows it.
+ */
+export const displayName = z
+  .string()
+  .trim()
+  .min(1)
+  .max(200)
+  .regex(/^[^\p{Cc}\p{Zl}\p{Zp}\u202A-\u202E\u2066-\u2069]*$/u, 'one line, without control characters or direction overrides');
+
+export const updateMeBody = z.object({ name: displayName.nullable() }).partial().strict();

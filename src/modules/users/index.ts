@@ -8,7 +8,7 @@ export { users } from './schema.ts';
 export type { UserRow } from './schema.ts';
 export { accountOf } from './repository.ts';
 export { normalizeEmail, toPublicUser, type PublicUser, type UsersService } from './service.ts';
-export { userSchema } from './contracts.ts';
+export { displayName, userSchema } from './contracts.ts';
 export type { Preferences } from './preferences.ts';
 
 declare module '../../platform/bus/events.ts' {

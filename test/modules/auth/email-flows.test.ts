@@ -63,6 +63,25 @@ for (const backend of backends()) {
       assert.equal(replay.body.code, 'invalid_token');
     });
 
+    test('a name with line breaks, control characters or direction overrides is refused at sign-up, and nothing is emailed to the address; an ordinary one greets as given', async () => {
+      const paragraph = 'there\n\nSECURITY ALERT: your account was locked. Unlock it at https://evil.test/unlock.\n\nParley Security Team\n\n';
+      for (const name of [paragraph, 'a\rb', 'tab\there', 'next\u0085line', 'line\u2028sep', 'para\u2029sep', 'del\u007f', 'Invoice \u202Efdp.exe', 'iso\u2066late\u2069', 'emb\u202Aed\u202C']) {
+        const email = uniqueEmail('stranger');
+        const res = await t.api('POST', '/v1/auth/register', { body: { email, password: 'correct horse battery staple', name } });
+        assert.equal(res.status, 400, JSON.stringify(name));
+        assert.equal(res.body.code, 'validation_failed');
+        assert.deepEqual(res.body.errors.map((e: { path: string }) => e.path), ['/name'], JSON.stringify(res.body.errors));
+        assert.deepEqual(await mailsTo(t, email), []);
+      }
+      const email = uniqueEmail();
+      const name = 'José Müller-Łukasz 李小龍 👩‍💻';
+      const res = await t.api('POST', '/v1/auth/register', { body: { email, password: 'correct horse battery staple', name } });
+      assert.equal(res.status, 201, res.text);
+      assert.equal(res.body.user.name, name);
+      const [mail] = await waitForMails(t, email, VERIFY);
+      assert.ok(mail!.text.startsWith(`Hi ${name},\n\nConfirm your email address`), mail!.text.slice(0, 80));
+    });
+
     test('an expired or unknown verification token is refused', async () => {
       const u = await createUser(t);
       const token = tokenIn((await waitForMails(t, u.email, VERIFY))[0]!.text, '/verify-email');

@@ -1,8 +1,13 @@
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import type { NotificationCategory } from '../../../src/modules/module.ts';
+import { absoluteLink } from '../../../src/modules/notifications/channels/channel.ts';
+import { renderDigest, renderEmail } from '../../../src/modules/notifications/email.ts';
+import type { NotificationRow } from '../../../src/modules/notifications/schema.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { eventually } from '../../support/eventually.ts';
 import { createUser, uniqueEmail, type TestUser } from '../../support/factories.ts';
@@ -145,3 +150,58 @@ for (const backend of backends()) {
     });
   });
 }
+
+/** A stored notification, as the renderers get it. */
+const row = (fields: Partial<NotificationRow>): NotificationRow => ({
+  id: randomUUID(),
+  userId: randomUUID(),
+  category: 'system.message',
+  title: 'A title',
+  body: '',
+  markdown: null,
+  link: null,
+  data: {},
+  priority: 'normal',
+  listed: true,
+  sourceKey: null,
+  readAt: null,
+  createdAt: new Date(),
+  ...fields,
+});
+const links = { publicUrl: 'https://parley.example/app', unsubscribeUrl: 'https://parley.example/app/v1/notifications/unsubscribe?token=t' };
+
+test("a path link is emailed under PUBLIC_URL (HTML and text, a category's {{link}} and a digest too); a URL as given", () => {
+  const mail = renderEmail(undefined, row({ link: '/documents/d1' }), links);
+  assert.match(mail.html, /<a href="https:\/\/parley\.example\/app\/documents\/d1"/);
+  assert.match(mail.text, /^https:\/\/parley\.example\/app\/documents\/d1$/m);
+  const templated = renderEmail({ name: 'x', description: 'x', email: { text: 'Open {{link}}', html: '<a href="{{link}}">Open</a>' } }, row({ link: '/jobs/j1' }), links);
+  assert.equal(templated.text, 'Open https://parley.example/app/jobs/j1');
+  assert.equal(templated.html, '<a href="https://parley.example/app/jobs/j1">Open</a>');
+  assert.match(renderEmail(undefined, row({ link: 'https://elsewhere.example/x' }), links).text, /^https:\/\/elsewhere\.example\/x$/m);
+
+  const digest = renderDigest([row({ title: 'Shared', link: '/documents/d2' }), row({ title: 'Elsewhere', link: 'https://elsewhere.example/y' })], { period: 'daily', ...links });
+  assert.match(digest.text, /^ {2}https:\/\/parley\.example\/app\/documents\/d2$/m);
+  assert.match(digest.html, /<a href="https:\/\/parley\.example\/app\/documents\/d2"[^>]*>Shared<\/a>/);
+  assert.match(digest.html, /<a href="https:\/\/elsewhere\.example\/y"/);
+  assert.doesNotMatch(digest.text + digest.html, /"\/documents|^ {2}\/documents/m, 'no bare path left');
+});
+
+test("a path made absolute stays on PUBLIC_URL's origin, even one stored before `//` and `/\\` paths were refused", () => {
+  for (const publicUrl of ['https://parley.example', 'https://parley.example/app']) {
+    for (const path of ['/documents/d1', '//evil.test/phish', '/\\evil.test/phish', '/\\\\evil.test', '/\t/evil.test', '/@evil.test', '/..//evil.test']) {
+      const url = new URL(absoluteLink(path, publicUrl));
+      assert.equal(url.origin, 'https://parley.example', `${publicUrl} + ${JSON.stringify(path)} gave ${url.href}`);
+    }
+  }
+});
+
+test('an email subject is one line: direction overrides and isolates dropped, separators and control characters a space', () => {
+  const subject = (title: string, category?: NotificationCategory) => renderEmail(category, row({ title }), links).subject;
+  assert.equal(subject('Invoice \u202Efdp.exe\u202C'), 'Invoice fdp.exe');
+  assert.equal(subject('\u2067Isolated\u2069 \u202Aembedded\u202C \u202Bright\u202C \u202Doverride\u202C \u2066x\u2069 \u2068y\u2069'), 'Isolated embedded right override x y');
+  assert.equal(subject('Subject\u2028line\u0085sep\u000bvt\u2029end\r\nBcc: x@evil.test\tz'), 'Subject line sep vt end Bcc: x@evil.test z');
+  // A category's subject template takes `data` as sent: made one line too.
+  const category: NotificationCategory = { name: 'x', description: 'x', email: { subject: 'Order {{data.order}}' } };
+  assert.equal(renderEmail(category, row({ data: { order: 'A\u202E17\n\nBcc: x' } }), links).subject, 'Order A17 Bcc: x');
+  assert.equal(subject('Ordinary: café, 日本語, 👩‍💻 and العربية'), 'Ordinary: café, 日本語, 👩‍💻 and العربية');
+});

@@ -174,6 +174,38 @@ for (const backend of backends()) {
       assert.equal((await t.api('POST', '/v1/notifications/unsubscribe?token=forged-token-value', {})).status, 400);
     });
 
+    test('a path link that a browser would read as another host is refused like any bad link; paths and URLs pass', async () => {
+      const u = await createUser(t);
+      for (const link of ['/\\evil.test/phish', '//evil.test/phish', '/\\\\evil.test', '/\t/evil.test', '/\n/evil.test', '/\r\\evil.test', '/x\u2028y', 'https:\\\\evil.test', 'javascript:alert(1)']) {
+        const res = await send({ userId: u.id, category: 'system.message', title: 'x', link });
+        assert.equal(res.status, 400, JSON.stringify(link));
+        assert.equal(res.body.code, 'validation_failed');
+        assert.ok(res.body.errors.every((e: { path: string }) => e.path === '/link'), JSON.stringify(res.body.errors));
+      }
+      for (const link of ['/documents/d1#comment-2', '/a/\\b', '/%5C%5Cevil.test', 'https://example.com/a b?c=d']) {
+        const res = await send({ userId: u.id, category: 'app.order-shipped', title: 'x', link });
+        assert.equal(res.status, 201, `${JSON.stringify(link)}: ${res.text}`);
+        assert.equal(res.body.link, link);
+      }
+    });
+
+    test("a shared document's email opens it under PUBLIC_URL (HTML and text); its subject drops the title's direction overrides", async () => {
+      const [owner, reader] = await Promise.all([createUser(t), createUser(t)]);
+      const doc = (await t.api('POST', '/v1/documents', { token: owner.accessToken, body: { title: 'Invoice \u202Efdp.exe\u202C', body: 'Pay it.' } })).body;
+      assert.equal((await t.api('POST', `/v1/documents/${doc.id}/shares`, { token: owner.accessToken, body: { email: reader.email, role: 'viewer' } })).status, 201);
+      const [mail] = await waitForMails(t, reader.email, /was shared with you/);
+      assert.equal(mail!.subject, '"Invoice fdp.exe" was shared with you');
+      assert.match(mail!.html ?? '', new RegExp(`<a href="http://parley\\.test/documents/${doc.id}"[^>]*>Open</a>`));
+      assert.match(mail!.text, new RegExp(`^http://parley\\.test/documents/${doc.id}$`, 'm'));
+      assert.doesNotMatch(mail!.text, /^\/documents\//m, 'no bare path');
+
+      // Any title: separators and control characters become a space (only CR and LF did).
+      const u = await createUser(t);
+      assert.equal((await send({ userId: u.id, category: 'system.message', title: 'Subject\u2028line\u0085sep\u000bvt\u2029\u2067end\u2069' })).status, 201);
+      const [other] = await waitForMails(t, u.email, /^Subject/);
+      assert.equal(other!.subject, 'Subject line sep vt end');
+    });
+
     test('preferences per category × channel: off suppresses that channel, with the reason on the notification', async () => {
       const u = await createUser(t);
       const cats = (await t.api('GET', '/v1/notifications/categories', { token: u.accessToken })).body.data.map((c: any) => c.name);

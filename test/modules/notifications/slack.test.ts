@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { slackMessage } from '../../../src/modules/notifications/channels/slack.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { eventually } from '../../support/eventually.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
@@ -64,6 +65,14 @@ for (const backend of backends()) {
       const again = await send({ userId: u.id, category: 'system.message', title: 'After a 429' });
       await settled(u, again.id, 'sent', 2);
       assert.equal(slack.postsTo(hook).filter((p) => p.text?.startsWith('*After a 429*')).length, 1);
+    });
+
+    test('the title arrives as one line, without direction overrides', async () => {
+      const hook = slack.newWebhook();
+      const u = await slackUser({ webhookUrl: hook });
+      const n = await send({ userId: u.id, category: 'system.message', title: 'Invoice \u202Efdp.exe\u202C\u2028sent\u0085today', body: 'b' });
+      await settled(u, n.id, 'sent', 1);
+      assert.equal(slack.postsTo(hook)[0]!.text, '*Invoice fdp.exe sent today*\nb');
     });
 
     test('bot mode posts with chat.postMessage to the member id; ratelimited is retried, channel_not_found fails at once', async () => {
@@ -152,3 +161,18 @@ for (const backend of backends()) {
     });
   });
 }
+
+test('a long message is cut whole: never inside an emoji or an escaped entity, and the link is kept', () => {
+  const opts = { publicUrl: 'https://p.test', unsubscribeUrl: 'https://p.test/u' };
+  const section = (body: string, link: string | null = null) => slackMessage({ title: 'T', body, link, category: 'c' }, opts).text;
+  // 4 characters of title, then the body: the cut at 2,999 falls after the high half of an emoji, or inside an `&amp;`.
+  const emoji = section('😀'.repeat(2000));
+  assert.ok(emoji.isWellFormed(), 'no lone surrogate');
+  assert.ok(emoji.endsWith('😀…') && emoji.length <= 3000, emoji.slice(-10));
+  for (const [body, entity] of [['a' + '&'.repeat(1000), '&amp;'], ['a' + '<'.repeat(1000), '&lt;'], ['ab' + '>'.repeat(1000), '&gt;']] as const) {
+    const text = section(body);
+    assert.ok(text.endsWith(`${entity}…`) && text.length <= 3000, `${entity}: ${text.slice(-10)}`);
+  }
+  const linked = section('a' + '&'.repeat(1000), '/documents/d1');
+  assert.ok(linked.endsWith('&amp;…\n<https://p.test/documents/d1|Open>') && linked.length <= 3000, linked.slice(-60));
+});

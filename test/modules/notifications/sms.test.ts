@@ -167,6 +167,18 @@ for (const backend of backends()) {
       assert.equal((await smsStatus(u, n.id)).status, 'delivered', 'the first is untouched');
     });
 
+    test('the title is texted as one line, without direction overrides', async () => {
+      const { u, phone } = await verifiedUser();
+      await smsOn(u);
+      await send({ userId: u.id, category: 'system.message', title: 'Invoice \u202Efdp.exe\u202C\u2028sent\u000btoday', body: 'b' });
+      const message = await eventually(() => {
+        const got = twilio.to(phone).find((m) => m.body.startsWith('Invoice'));
+        assert.ok(got);
+        return got;
+      }, 10_000);
+      assert.equal(message.body, 'Invoice fdp.exe sent today\nb');
+    });
+
     test('a 429 from the provider is retried after its Retry-After, then sent (2 attempts)', async () => {
       const { u, phone } = await verifiedUser();
       await smsOn(u);
@@ -214,4 +226,13 @@ test('the text of a notification: title, body and link, the body cut to fit 320 
   assert.ok(long.startsWith('A title\nword word'));
   const hugeLink = smsText({ title: 'T', body: 'b', link: `https://example.com/${'x'.repeat(400)}` }, 'https://p.test');
   assert.equal(hugeLink, 'T\nb', 'a link longer than half a message is dropped');
+});
+
+test('a cut body never splits an emoji', () => {
+  // 2 characters of title, then 317 of the 319 before the … : the last would be the high half of an emoji.
+  const text = smsText({ title: 'T', body: '😀'.repeat(400), link: null }, 'https://p.test');
+  assert.ok(text.isWellFormed(), 'no lone surrogate');
+  assert.equal(text, `T\n${'😀'.repeat(158)}…`);
+  const linked = smsText({ title: 'T', body: '😀'.repeat(400), link: '/documents/d1' }, 'https://p.test');
+  assert.ok(linked.isWellFormed() && linked.endsWith('😀…\nhttps://p.test/documents/d1') && linked.length <= SMS_MAX_CHARS, linked.slice(-40));
 });

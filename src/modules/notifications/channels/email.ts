@@ -7,15 +7,15 @@ import { Undeliverable, type ChannelAdapter } from './channel.ts';
  * delivery's own job (no second queue), so `sent` means the SMTP server took it; a permanent refusal
  * (5xx: no such mailbox) fails the delivery at once, a temporary one (4xx, a connection error) is retried.
  */
-export function emailChannel(mailer: Mailer): ChannelAdapter {
+export function emailChannel(deps: { mailer: Mailer; publicUrl: string }): ChannelAdapter {
   return {
     channel: 'email',
     concurrency: 4,
     unreachable: async () => null,
     async deliver({ notification, category, recipient, unsubscribeUrl }) {
-      const mail = renderEmail(category, notification, unsubscribeUrl, recipient.locale);
+      const mail = renderEmail(category, notification, { publicUrl: deps.publicUrl, unsubscribeUrl }, recipient.locale);
       try {
-        await mailer.sendNow({ to: recipient.email, ...mail, headers: { 'List-Unsubscribe': `<${unsubscribeUrl}>`, 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' } });
+        await deps.mailer.sendNow({ to: recipient.email, ...mail, headers: { 'List-Unsubscribe': `<${unsubscribeUrl}>`, 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' } });
       } catch (err) {
         const code = (err as { responseCode?: number }).responseCode;
         if (code && code >= 500 && code < 600) throw new Undeliverable(`SMTP ${code}: ${(err as Error).message}`.slice(0, 500));

@@ -1,10 +1,11 @@
 import { NotFound, ValidationError } from '../../../errors.ts';
 import type { Cipher } from '../../../platform/crypto/cipher.ts';
 import type { Db } from '../../../platform/db/database.ts';
+import { clip } from '../../../platform/text.ts';
 import { parseWebhookUrl, resolvePublic } from '../../webhooks/index.ts';
 import type { NotificationRow, SlackDestinationRow } from '../schema.ts';
 import type { SlackSettings } from '../settings.ts';
-import { Undeliverable, type ChannelAdapter } from './channel.ts';
+import { absoluteLink, Undeliverable, type ChannelAdapter } from './channel.ts';
 import { postIncomingWebhook, postMessage, WebhookGone, type SlackMessage } from './slack-api.ts';
 import { createSlackRepository } from './slack-repository.ts';
 
@@ -13,14 +14,16 @@ export const SLACK_ID = /^[CDGUW][A-Z0-9]{2,20}$/;
 const SECTION_MAX = 3000;
 
 const escapeMrkdwn = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+/** The first `max` characters of escaped text, never half an emoji or half an entity (`&am` would show as text). */
+const cutEscaped = (s: string, max: number) => clip(s, max).replace(/&[a-z]{0,3}$/, '');
 const webhookContext = (userId: string) => `slack-webhook:${userId}`;
 
 /** The message: the title in bold, the body, the link; below, a link that stops this category on Slack. */
 export function slackMessage(n: Pick<NotificationRow, 'title' | 'body' | 'link' | 'category'>, opts: { publicUrl: string; unsubscribeUrl: string }): SlackMessage {
-  const link = n.link ? (n.link.startsWith('/') ? opts.publicUrl + n.link : n.link) : '';
+  const link = n.link ? absoluteLink(n.link, opts.publicUrl) : '';
   let text = `*${escapeMrkdwn(n.title)}*${n.body ? `\n${escapeMrkdwn(n.body)}` : ''}`;
   const tail = link ? `\n<${link.replace(/[<>|]/g, encodeURIComponent)}|Open>` : '';
-  if (text.length + tail.length > SECTION_MAX) text = `${text.slice(0, SECTION_MAX - tail.length - 1)}…`;
+  if (text.length + tail.length > SECTION_MAX) text = `${cutEscaped(text, SECTION_MAX - tail.length - 1)}…`;
   text += tail;
   return {
     text,

@@ -3,10 +3,11 @@ import { Forbidden, NotFound, RateLimited, UpstreamFailed, ValidationError } fro
 import type { Signer } from '../../../platform/crypto/cipher.ts';
 import type { Db } from '../../../platform/db/database.ts';
 import type { LimiterFactory } from '../../../platform/ratelimit/limiter.ts';
+import { clip } from '../../../platform/text.ts';
 import { createNotificationsRepository } from '../repository.ts';
 import type { NotificationRow } from '../schema.ts';
 import type { SmsSettings } from '../settings.ts';
-import { RetryLater, Undeliverable, type ChannelAdapter } from './channel.ts';
+import { absoluteLink, RetryLater, Undeliverable, type ChannelAdapter } from './channel.ts';
 import { createPhonesRepository } from './sms-repository.ts';
 import { twilioClient, verifyTwilioSignature } from './twilio.ts';
 
@@ -23,16 +24,13 @@ const WINDOW_SECONDS = 600;
 /** `+••••••••0100`: the last 4 digits. */
 export const maskPhone = (phone: string) => `+${'•'.repeat(Math.max(0, phone.length - 5))}${phone.slice(-4)}`;
 
-/** A link a phone can open: a path is taken as one of this deployment's. */
-const absolute = (link: string, publicUrl: string) => (link.startsWith('/') ? publicUrl + link : link);
-
-/** Title, body and link in at most `SMS_MAX_CHARS` characters: the body is cut (with …) before the link is dropped. */
+/** Title, body and link in at most `SMS_MAX_CHARS` characters: the body is cut (with …, never inside an emoji) before the link is dropped. */
 export function smsText(n: Pick<NotificationRow, 'title' | 'body' | 'link'>, publicUrl: string): string {
-  const link = n.link ? absolute(n.link, publicUrl) : '';
+  const link = n.link ? absoluteLink(n.link, publicUrl) : '';
   const tail = link && link.length <= SMS_MAX_CHARS / 2 ? `\n${link}` : '';
   const head = n.body ? `${n.title}\n${n.body}` : n.title;
   const room = SMS_MAX_CHARS - tail.length;
-  return (head.length > room ? `${head.slice(0, room - 1).trimEnd()}…` : head) + tail;
+  return (head.length > room ? `${clip(head, room - 1).trimEnd()}…` : head) + tail;
 }
 
 /**
