@@ -15,3 +15,11 @@ export function clip(text: string, max: number): string {
  * For text that comes from outside (a model, a tool, an upstream's error).
  */
 export const storableText = (text: string): string => (text.includes('\0') ? text.replaceAll('\0', '') : text).toWellFormed();
+
+/**
+ * Text as one line, for where it is shown as one (an email's subject, a message's first line, a name):
+ * bidirectional overrides, embeddings and isolates (U+202A–U+202E, U+2066–U+2069) are dropped, for they
+ * make `Invoice \u202Efdp.exe` read as `Invoice exe.pdf`; line breaks, separators and control characters
+ * become a space.
+ */
+export const oneLine = (text: string) => text.replace(/[\u202A-\u202E\u2066-\u2069]/g, '').replace(/[\p{Cc}\p{Zl}\p{Zp}]+/gu, ' ');

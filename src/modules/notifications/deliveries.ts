@@ -1,11 +1,11 @@
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Mailer } from '../../platform/mail/mailer.ts';
 import type { JobContext, JobQueue } from '../../platform/queue/queue.ts';
-import { clip, storableText } from '../../platform/text.ts';
+import { clip, oneLine, storableText } from '../../platform/text.ts';
 import type { NotificationCategory } from '../module.ts';
 import type { Usage } from '../usage/index.ts';
 import type { Preferences, UsersService } from '../users/index.ts';
-import { oneLine, RetryLater, Undeliverable, type ChannelAdapter } from './channels/channel.ts';
+import { RetryLater, Undeliverable, type ChannelAdapter } from './channels/channel.ts';
 import { renderDigest } from './email.ts';
 import type { NotificationsRepository } from './repository.ts';
 import type { Channel, NotificationRow, OutboundChannel } from './schema.ts';

@@ -1,6 +1,6 @@
-import { clip } from '../../platform/text.ts';
+import { clip, oneLine } from '../../platform/text.ts';
 import type { EmailTemplate, NotificationCategory } from '../module.ts';
-import { absoluteLink, oneLine } from './channels/channel.ts';
+import { absoluteLink } from './channels/channel.ts';
 import type { NotificationRow } from './schema.ts';
 
 const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);

@@ -1,4 +1,5 @@
 import type { JobContext } from '../../platform/queue/queue.ts';
+import { oneLine } from '../../platform/text.ts';
 import { defineModule } from '../module.ts';
 import { notificationsFootprint } from './footprint.ts';
 import { notificationRoutes } from './routes.ts';
@@ -107,8 +108,10 @@ export const notificationsModule = defineModule({
       types: ['document.shared', 'comment.created'],
       async handler(event) {
         if (event.type === 'document.shared') {
-          const { userId, documentId, role, sharedBy, title } = event.payload;
+          const { userId, documentId, role, sharedBy } = event.payload;
           if (userId === sharedBy) return;
+          // Quoted in the body as well as the title: one line there too, its direction overrides dropped.
+          const title = oneLine(event.payload.title);
           await services.notifications.send({
             userId,
             category: 'document.shared',

@@ -62,6 +62,18 @@ for (const backend of backends()) {
       assert.notEqual(again.body.sessionId, first.body.sessionId);
     });
 
+    test("a provider's name is kept as a display name is: one line, no direction overrides, at most 200 characters", async () => {
+      idp.signInAs(person({ name: 'Ada\n\nSECURITY ALERT: visit https://evil.test\u202E now' }));
+      const first = await signInWith(t, 'oidc');
+      assert.equal(first.status, 200, first.text);
+      assert.equal(first.body.user.name, 'Ada SECURITY ALERT: visit https://evil.test now');
+      idp.signInAs(person({ name: `${'x'.repeat(199)}\u{1F600}` }));
+      const long = await signInWith(t, 'oidc');
+      assert.equal(long.body.user.name, 'x'.repeat(199), 'cut whole, not inside the emoji');
+      idp.signInAs(person({ name: '\u202E\n' }));
+      assert.equal((await signInWith(t, 'oidc')).body.user.name, null, 'nothing left: no name');
+    });
+
     test('PKCE S256: the challenge goes to the provider, the verifier to its token endpoint', async () => {
       idp.signInAs(person());
       const asJson = await t.api('GET', '/v1/auth/oauth/oidc/authorize', { headers: { accept: 'application/json' } });

@@ -189,7 +189,7 @@ for (const backend of backends()) {
       }
     });
 
-    test("a shared document's email opens it under PUBLIC_URL (HTML and text); its subject drops the title's direction overrides", async () => {
+    test("a shared document's email opens it under PUBLIC_URL (HTML and text); its subject and body drop the title's direction overrides", async () => {
       const [owner, reader] = await Promise.all([createUser(t), createUser(t)]);
       const doc = (await t.api('POST', '/v1/documents', { token: owner.accessToken, body: { title: 'Invoice \u202Efdp.exe\u202C', body: 'Pay it.' } })).body;
       assert.equal((await t.api('POST', `/v1/documents/${doc.id}/shares`, { token: owner.accessToken, body: { email: reader.email, role: 'viewer' } })).status, 201);
@@ -198,6 +198,7 @@ for (const backend of backends()) {
       assert.match(mail!.html ?? '', new RegExp(`<a href="http://parley\\.test/documents/${doc.id}"[^>]*>Open</a>`));
       assert.match(mail!.text, new RegExp(`^http://parley\\.test/documents/${doc.id}$`, 'm'));
       assert.doesNotMatch(mail!.text, /^\/documents\//m, 'no bare path');
+      assert.ok(mail!.text.includes('"Invoice fdp.exe"') && !/[\u202A-\u202E]/.test(mail!.text + (mail!.html ?? '')), 'the body quotes it without its overrides too');
 
       // Any title: separators and control characters become a space (only CR and LF did).
       const u = await createUser(t);

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { AppError, Conflict, Forbidden, NotFound, UpstreamFailed, ValidationError } from '../../../errors.ts';
 import { inTransaction, type Db } from '../../../platform/db/database.ts';
 import type { Logger } from '../../../platform/observability/logger.ts';
+import { clip, oneLine } from '../../../platform/text.ts';
 import type { Audit, AuditContext } from '../../audit/index.ts';
 import { normalizeEmail, type UsersService } from '../../users/index.ts';
 import type { UserRow } from '../../users/index.ts';
@@ -72,7 +73,7 @@ export function createOAuthService(d: OAuthServiceDeps) {
     await gate?.signUp();
     const method = `oauth:${providerId}`;
     return inTransaction(d.db, async (tx) => {
-      const user = await d.users.create({ email, passwordHash: null, name: identity.name?.slice(0, 200), emailVerified: identity.emailVerified }, tx);
+      const user = await d.users.create({ email, passwordHash: null, name: providerName(identity.name), emailVerified: identity.emailVerified }, tx);
       if (!(await repo.link({ userId: user.id, provider: providerId, subject: identity.subject, email }, tx))) throw linkRace();
       await d.audit.record({ action: 'user.registered', userId: user.id, ...ctx, metadata: { method } }, tx);
       return user;
@@ -169,6 +170,12 @@ export interface SignInGate {
 }
 
 const linkRace = () => Conflict('This identity was linked by another sign-in at the same moment; try again', 'oauth_account_conflict');
+
+/** The name a provider gave, as a display name must be (one line, at most 200 characters, whole characters); null when nothing is left. */
+function providerName(name: string | null | undefined): string | null {
+  const line = clip(oneLine(name ?? '').trim(), 200).trim();
+  return line || null;
+}
 
 function usableEmail(email: string | null): string | null {
   return email && z.email().max(320).safeParse(email.trim()).success ? normalizeEmail(email) : null;

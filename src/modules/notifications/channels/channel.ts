@@ -73,13 +73,6 @@ export class Undeliverable extends Error {
  */
 export const absoluteLink = (link: string, publicUrl: string) => (link.startsWith('/') ? publicUrl + link : link);
 
-/**
- * A title as one line, for where it becomes an email's subject or the first line of a push, text or Slack
- * message: bidirectional overrides, embeddings and isolates (U+202A–U+202E, U+2066–U+2069) are dropped, for
- * they make `Invoice \u202Efdp.exe` read as `Invoice exe.pdf`; line breaks, separators and control characters become a space.
- */
-export const oneLine = (text: string) => text.replace(/[\u202A-\u202E\u2066-\u2069]/g, '').replace(/[\p{Cc}\p{Zl}\p{Zp}]+/gu, ' ');
-
 /** Reads an HTTP `Retry-After` (seconds or a date) as milliseconds, bounded; undefined when absent or unreadable. */
 export function retryAfterMs(header: string | null | undefined, maxMs = 3_600_000): number | undefined {
   if (!header) return undefined;
