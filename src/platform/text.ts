@@ -16,10 +16,20 @@ export function clip(text: string, max: number): string {
  */
 export const storableText = (text: string): string => (text.includes('\0') ? text.replaceAll('\0', '') : text).toWellFormed();
 
+/** Bidirectional overrides, embeddings and isolates; line breaks, separators and control characters (see oneLine). */
+const BIDI_CONTROLS = '\\u202A-\\u202E\\u2066-\\u2069';
+const BREAKS = '\\p{Cc}\\p{Zl}\\p{Zp}';
+const BIDI_CONTROL = new RegExp(`[${BIDI_CONTROLS}]`, 'gu');
+const LINE_BREAKS = new RegExp(`[${BREAKS}]+`, 'gu');
+
+/** Text `oneLine` leaves as it is: what a field that must be one line (a display name) accepts. */
+export const ONE_LINE = new RegExp(`^[^${BREAKS}${BIDI_CONTROLS}]*$`, 'u');
+
 /**
  * Text as one line, for where it is shown as one (an email's subject, a message's first line, a name):
  * bidirectional overrides, embeddings and isolates (U+202A–U+202E, U+2066–U+2069) are dropped, for they
  * make `Invoice \u202Efdp.exe` read as `Invoice exe.pdf`; line breaks, separators and control characters
  * become a space.
  */
-export const oneLine = (text: string) => text.replace(/[\u202A-\u202E\u2066-\u2069]/g, '').replace(/[\p{Cc}\p{Zl}\p{Zp}]+/gu, ' ');
+export const oneLine = (text: string) => text.replace(BIDI_CONTROL, '').replace(LINE_BREAKS, ' ');
+

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ONE_LINE } from '../../platform/text.ts';
 
 export const userSchema = z
   .object({
@@ -24,6 +25,6 @@ export const displayName = z
   .trim()
   .min(1)
   .max(200)
-  .regex(/^[^\p{Cc}\p{Zl}\p{Zp}\u202A-\u202E\u2066-\u2069]*$/u, 'one line, without control characters or direction overrides');
+  .regex(ONE_LINE, 'one line, without control characters or direction overrides');
 
 export const updateMeBody = z.object({ name: displayName.nullable() }).partial().strict();
