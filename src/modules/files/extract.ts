@@ -91,7 +91,8 @@ export function createExtraction(d: { storage: Storage }) {
     const { bytes } = await readUpTo(await original(file), Number.MAX_SAFE_INTEGER);
     let text: string;
     try {
-      text = await readInWorker(file.mimeType, bytes);
+      // An HTML page is its own text, give or take markup: read no more of it than a text file is (a PDF or Word file is read whole).
+      text = await readInWorker(file.mimeType, file.mimeType === 'text/html' ? bytes.subarray(0, MAX_TEXT_BYTES) : bytes);
     } catch (err) {
       throw unreadable(`The text of ${file.name} could not be read: ${(err as Error).message}`);
     }
