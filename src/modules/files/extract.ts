@@ -1,5 +1,6 @@
+import { fork } from 'node:child_process';
 import { Readable } from 'node:stream';
-import { Worker } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
 import { AppError } from '../../errors.ts';
 import type { Storage } from '../../platform/storage/storage.ts';
 import type { FileRow } from './schema.ts';
@@ -14,38 +15,50 @@ export const MAX_TEXT_CHARS = 2_000_000;
 const MAX_TEXT_BYTES = MAX_TEXT_CHARS * 4;
 
 /**
- * Formats whose text is read out of them, in a worker thread (extract-worker.ts): PDF (unpdf), Word
+ * Formats whose text is read out of them, in a process of their own (extract-reader.ts): PDF (unpdf), Word
  * (mammoth's raw text), and HTML (html-to-text: the page's text, never its markup or scripts; HTML is
  * stored only where FILES_ALLOWED_TYPES admits it).
  */
 const EXTRACTED = new Set(['text/html', 'application/pdf', 'application/vnd.openxmlformats-officedocument.wordprocessingml.document']);
 
-const WORKER = new URL('./extract-worker.ts', import.meta.url);
+const READER = fileURLToPath(new URL('./extract-reader.ts', import.meta.url));
 /** A reader's heap: the text of a long book fits many times over; a bomb's inflated contents do not. */
 const READER_HEAP_MB = 512;
 /** How long a reader may take before it is ended. */
 const READER_MS = 60_000;
+/** What is kept of a reader's standard error: enough for V8's last words. */
+const STDERR_KEPT = 4096;
 
 /**
- * The text of a PDF, Word or HTML file, read in a worker thread of its own, bounded in heap and time: a
- * hostile file (a page that inflates to hundreds of MB) ends that thread, not the server, and never holds
- * its event loop. A thread per file: each file's text is read once (then kept, see `extracted`).
+ * The text of a PDF, Word or HTML file, read in a process of its own (extract-reader.ts), bounded in heap
+ * and time, with no environment (no secrets to read): a hostile file (a page that inflates to hundreds of
+ * MB) ends that process, never the server, and never holds its event loop. A worker thread was not
+ * enough: V8 aborts the whole process for some allocations past a worker's heap limit. A process per file:
+ * each file's text is read once (then kept, see `extracted`).
  */
-function readInWorker(mimeType: string, bytes: Buffer): Promise<string> {
+function readApart(mimeType: string, bytes: Buffer): Promise<string> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(WORKER, { workerData: { mimeType, bytes: new Uint8Array(bytes) }, resourceLimits: { maxOldGenerationSizeMb: READER_HEAP_MB }, stdout: true, stderr: true });
-    const done = (settle: () => void) => {
+    const reader = fork(READER, [], { execArgv: [`--max-old-space-size=${READER_HEAP_MB}`], env: {}, serialization: 'advanced', stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    let stderr = '';
+    reader.stderr!.setEncoding('utf8').on('data', (text: string) => {
+      stderr = (stderr + text).slice(-STDERR_KEPT);
+    });
+    let settled = false;
+    const settle = (fn: () => void) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
-      settle();
-      void worker.terminate();
+      fn();
+      reader.kill('SIGKILL');
     };
-    const timer = setTimeout(() => done(() => reject(new Error(`reading it took over ${READER_MS / 1000} s`))), READER_MS);
-    worker.once('message', (m: { text?: string; error?: string }) => done(() => (m.error === undefined ? resolve(m.text ?? '') : reject(new Error(m.error)))));
-    worker.once('error', (err: NodeJS.ErrnoException) =>
-      done(() => reject(err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? new Error(`reading it needs more than ${READER_HEAP_MB} MB`) : err)),
+    const timer = setTimeout(() => settle(() => reject(new Error(`reading it took over ${READER_MS / 1000} s`))), READER_MS);
+    reader.once('message', (m: { text?: string; error?: string }) => settle(() => (m.error === undefined ? resolve(m.text ?? '') : reject(new Error(m.error)))));
+    reader.once('error', (err) => settle(() => reject(err)));
+    // Ended without an answer: out of heap (V8 says so on stderr as it aborts), or killed from outside.
+    reader.once('close', (code, signal) =>
+      settle(() => reject(new Error(/heap out of memory|Allocation failed/.test(stderr) ? `reading it needs more than ${READER_HEAP_MB} MB` : `its reader stopped (${signal ?? code})`))),
     );
-    // Ended without a word (killed from outside): the promise is settled by then in every other case.
-    worker.once('exit', (code) => done(() => reject(new Error(`its reader stopped (${code})`))));
+    reader.send({ mimeType, bytes: new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length) });
   });
 }
 
@@ -92,7 +105,7 @@ export function createExtraction(d: { storage: Storage }) {
     let text: string;
     try {
       // An HTML page is its own text, give or take markup: read no more of it than a text file is (a PDF or Word file is read whole).
-      text = await readInWorker(file.mimeType, file.mimeType === 'text/html' ? bytes.subarray(0, MAX_TEXT_BYTES) : bytes);
+      text = await readApart(file.mimeType, file.mimeType === 'text/html' ? bytes.subarray(0, MAX_TEXT_BYTES) : bytes);
     } catch (err) {
       throw unreadable(`The text of ${file.name} could not be read: ${(err as Error).message}`);
     }

@@ -1,16 +1,15 @@
-// A worker thread that reads the text of one PDF, Word or HTML file (extract.ts).
+// A process of its own that reads the text of one PDF, Word or HTML file (extract.ts).
 // Those readers run on untrusted bytes with no bound of their own: a PDF page
 // that inflates to 200 MB held the event loop for 100 s, a 600 KB Word file
-// took the heap past 4 GB and the process with it. Here they can only fill
-// this thread's heap (it is ended, the server goes on) or run out its time.
-import { parentPort, workerData } from 'node:worker_threads';
+// took the heap past 4 GB and the process with it. A worker thread's heap
+// limit is not enough: V8 ends some allocations past it (one large array
+// grown by push) by aborting the whole process, worker or not. Here they can
+// only abort this process, which holds nothing else, or run out its time.
 import { convert as htmlToText } from 'html-to-text';
 
 const DOCX = 'application/vnd.openxmlformats-officedocument.wordprocessingml.document';
 
-const { mimeType, bytes } = workerData as { mimeType: string; bytes: Uint8Array };
-
-async function extract(): Promise<string> {
+async function extract(mimeType: string, bytes: Uint8Array): Promise<string> {
   if (mimeType === 'text/html') {
     return htmlToText(Buffer.from(bytes).toString('utf8'), { wordwrap: false, selectors: [{ selector: 'img', format: 'skip' }, { selector: 'a', options: { ignoreHref: true } }] });
   }
@@ -19,7 +18,9 @@ async function extract(): Promise<string> {
   throw new Error(`no reader for ${mimeType}`);
 }
 
-extract().then(
-  (text) => parentPort!.postMessage({ text }),
-  (err: unknown) => parentPort!.postMessage({ error: err instanceof Error ? err.message : String(err) }),
-);
+process.once('message', ({ mimeType, bytes }: { mimeType: string; bytes: Uint8Array }) => {
+  extract(mimeType, bytes).then(
+    (text) => ({ text }),
+    (err: unknown) => ({ error: err instanceof Error ? err.message : String(err) }),
+  ).then((answer) => process.send!(answer, () => process.disconnect()));
+});
