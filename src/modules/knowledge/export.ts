@@ -1,4 +1,4 @@
-import { asc, eq, inArray } from 'drizzle-orm';
+import { asc, eq } from 'drizzle-orm';
 import type { Db } from '../../platform/db/database.ts';
 import type { ExportSource } from '../export/index.ts';
 import { knowledgeCollectionItems, knowledgeCollections, knowledgeItems } from './schema.ts';
@@ -13,11 +13,13 @@ export const knowledgeExport = (db: Db): ExportSource => ({
           .select({ collectionId: knowledgeCollectionItems.collectionId, kind: knowledgeItems.kind, refId: knowledgeItems.refId, title: knowledgeItems.title, status: knowledgeItems.status, addedAt: knowledgeCollectionItems.addedAt })
           .from(knowledgeCollectionItems)
           .innerJoin(knowledgeItems, eq(knowledgeItems.id, knowledgeCollectionItems.itemId))
-          .where(inArray(knowledgeCollectionItems.collectionId, collections.map((c) => c.id)))
+          .innerJoin(knowledgeCollections, eq(knowledgeCollections.id, knowledgeCollectionItems.collectionId))
+          .where(eq(knowledgeCollections.userId, userId))
       : [];
+    const membersOf = Map.groupBy(members, (m) => m.collectionId);
     archive.json(
       'collections.json',
-      collections.map((c) => ({ ...c, items: members.filter((m) => m.collectionId === c.id).map(({ collectionId: _c, ...m }) => m) })),
+      collections.map((c) => ({ ...c, items: (membersOf.get(c.id) ?? []).map(({ collectionId: _c, ...m }) => m) })),
     );
   },
 });

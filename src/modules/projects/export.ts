@@ -8,10 +8,12 @@ export const projectsExport = (db: Db): ExportSource => ({
   name: 'projects',
   async write(userId, archive) {
     const list = await db.select().from(projects).where(eq(projects.userId, userId)).orderBy(asc(projects.createdAt), asc(projects.id));
-    const prompts = list.length ? await db.select().from(projectPrompts).where(inArray(projectPrompts.projectId, list.map((p) => p.id))).orderBy(asc(projectPrompts.createdAt)) : [];
+    const owned = db.select({ id: projects.id }).from(projects).where(eq(projects.userId, userId));
+    const prompts = list.length ? await db.select().from(projectPrompts).where(inArray(projectPrompts.projectId, owned)).orderBy(asc(projectPrompts.createdAt)) : [];
+    const promptsOf = Map.groupBy(prompts, (x) => x.projectId);
     archive.json(
       'projects.json',
-      list.map((p) => ({ ...p, prompts: prompts.filter((x) => x.projectId === p.id).map(({ projectId: _p, ...x }) => x) })),
+      list.map((p) => ({ ...p, prompts: (promptsOf.get(p.id) ?? []).map(({ projectId: _p, ...x }) => x) })),
     );
   },
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { sql } from 'drizzle-orm';
 import { chatExport } from '../../../src/modules/chat/export.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
@@ -172,6 +173,20 @@ for (const backend of backends()) {
       }
       const rated = (downloaded.get(`conversations/${ids[4]}.json`) as any).messages.filter((m: any) => m.feedback);
       assert.deepEqual(rated.map((m: any) => m.feedback), [{ rating: 'down', comment: 'meh' }]);
+    });
+
+    // The query's shape is the same on both backends; 70,000 rows take PGlite several seconds more, so once is enough.
+    test('more projects than PostgreSQL takes parameters (70,000): every one is exported with its own prompts', { skip: backend !== backends().at(-1) && 'checked on the last backend only' }, async () => {
+      const x = await createUser(t);
+      // Their prompts were read by a list of every project's id, one parameter each: past 65,535 the export was a 500.
+      await t.deps.db.execute(sql`insert into projects (id, user_id, name) select gen_random_uuid(), ${x.id}::uuid, 'p' || g from generate_series(1, 70000) g`);
+      await t.deps.db.execute(sql`insert into project_prompts (id, project_id, name, content) select gen_random_uuid(), id, 'tone', 'Be brief: ' || name from projects where user_id = ${x.id}::uuid and name in ('p1', 'p70000')`);
+      const res = await download(x.accessToken);
+      assert.equal(res.status, 200);
+      const list = json(await unzip(Buffer.from(await res.arrayBuffer())), 'projects/projects.json') as any[];
+      assert.equal(list.length, 70_000);
+      const prompted = list.filter((p) => p.prompts.length).map((p) => [p.name, p.prompts.map((x: any) => x.content)]);
+      assert.deepEqual(prompted.sort(), [['p1', ['Be brief: p1']], ['p70000', ['Be brief: p70000']]]);
     });
 
     test('sign-in only: no credentials is 401, an API key (even with every scope) is 403, in the problem format', async () => {
