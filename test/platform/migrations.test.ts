@@ -3,7 +3,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, test } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import { sql } from 'drizzle-orm';
 import { openDatabase, type Database } from '../../src/platform/db/database.ts';
 import { createUsageRecorder } from '../../src/modules/usage/recorder.ts';
@@ -82,6 +82,50 @@ async function checkBytesSplitUpgrade(database: Database): Promise<void> {
   assert.equal(after.length, 4);
 }
 
+/** 0028 starts each user's file usage from the files they already have. */
+async function checkFileUsageUpgrade(database: Database): Promise<void> {
+  const before = migrationsBefore('0028_files_usage');
+  try {
+    await database.migrate(before.folder);
+  } finally {
+    before.remove();
+  }
+  const [ada, bo, cy] = ['0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a01', '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a02', '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a03'];
+  await database.db.execute(sql`insert into users (id, email) values (${ada}, 'ada@example.com'), (${bo}, 'bo@example.com'), (${cy}, 'cy@example.com')`);
+  // Above 2^32 in all, so a narrowed sum would show.
+  await database.db.execute(sql`
+    insert into files (id, user_id, name, mime_type, size, sha256, storage_key)
+    select gen_random_uuid(), u, 'f', 'text/plain', s, '', 'k' from (values (${ada}::uuid, 3000000000), (${ada}::uuid, 3000000005), (${bo}::uuid, 7)) v(u, s)`);
+  await database.migrate();
+  const usage = rowsOf<{ user_id: string; bytes: string; files: number }>(await database.db.execute(sql`select user_id::text, bytes::text, files from file_usage order by user_id`));
+  assert.deepEqual(usage, [
+    { user_id: ada, bytes: '6000000005', files: 2 },
+    { user_id: bo, bytes: '7', files: 1 },
+  ]);
+}
+
+/** Runs an upgrade check on a new PGlite database, and on a new PostgreSQL one where DATABASE_URL is set. */
+async function onBoth(t: TestContext, check: (database: Database) => Promise<void>): Promise<void> {
+  await t.test('PGlite', async () => {
+    const database = openDatabase({ dataDir: 'memory://' });
+    try {
+      await check(database);
+    } finally {
+      await database.close();
+    }
+  });
+  await t.test('PostgreSQL', { skip: !process.env.DATABASE_URL && 'DATABASE_URL not set' }, async () => {
+    const fresh = await freshPostgresDatabase();
+    const database = openDatabase({ url: fresh.url, dataDir: 'memory://' });
+    try {
+      await check(database);
+    } finally {
+      await database.close();
+      await fresh.drop();
+    }
+  });
+}
+
 describe('migrations', () => {
   test('PGlite: applied once, re-running is a no-op', async () => {
     const database = openDatabase({ dataDir: 'memory://' });
@@ -130,23 +174,10 @@ describe('migrations', () => {
   });
 
   test('0005 keeps the traffic of rows written before it, and rows written after it add up', async (t) => {
-    await t.test('PGlite', async () => {
-      const database = openDatabase({ dataDir: 'memory://' });
-      try {
-        await checkBytesSplitUpgrade(database);
-      } finally {
-        await database.close();
-      }
-    });
-    await t.test('PostgreSQL', { skip: !process.env.DATABASE_URL && 'DATABASE_URL not set' }, async () => {
-      const fresh = await freshPostgresDatabase();
-      const database = openDatabase({ url: fresh.url, dataDir: 'memory://' });
-      try {
-        await checkBytesSplitUpgrade(database);
-      } finally {
-        await database.close();
-        await fresh.drop();
-      }
-    });
+    await onBoth(t, checkBytesSplitUpgrade);
+  });
+
+  test("0028 starts each user's file usage from the files they have", async (t) => {
+    await onBoth(t, checkFileUsageUpgrade);
   });
 });

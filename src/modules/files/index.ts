@@ -4,7 +4,7 @@ import { filesFootprint } from './footprint.ts';
 import { createImages, type Images } from './images.ts';
 import { createFileJobs } from './jobs.ts';
 import { filesRoutes } from './routes.ts';
-import { fileQuotas, files } from './schema.ts';
+import { fileQuotas, files, fileUsage } from './schema.ts';
 import { createFiles, type Files } from './service.ts';
 import { fileSettings, filesEnv, type FileSettings } from './settings.ts';
 import { createResumableUploads, type ResumableUploads } from './tus.ts';
@@ -51,7 +51,7 @@ declare module '../module.ts' {
 export const filesModule = defineModule({
   name: 'files',
   exports: ({ deps }) => filesExport(deps.db, deps.storage),
-  tables: { files, fileQuotas },
+  tables: { files, fileQuotas, fileUsage },
   config: { env: filesEnv, read: fileSettings },
   needs: ['projects', 'users', 'jobs'],
   // Uploads may name a conversation (chat builds after files: its answers read them); a processed file is told to its owner.

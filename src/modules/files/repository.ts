@@ -1,6 +1,6 @@
 import { and, desc, eq, like, lt, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../../platform/db/database.ts';
-import { fileQuotas, files, type FileRow, type ThumbnailState } from './schema.ts';
+import { fileQuotas, files, fileUsage, type FileRow, type ThumbnailState } from './schema.ts';
 
 export interface FileFilter {
   projectId?: string;
@@ -12,8 +12,13 @@ export interface FileFilter {
 export function createFilesRepository(db: Db) {
   const owned = (userId: string, id: string) => and(eq(files.id, id), eq(files.userId, userId));
   return {
+    /** Records a file and adds it to the user's usage: inside a transaction, so both or neither. */
     async insert(values: typeof files.$inferInsert): Promise<FileRow> {
       const [row] = await db.insert(files).values(values).returning();
+      await db
+        .insert(fileUsage)
+        .values({ userId: row!.userId, bytes: row!.size, files: 1 })
+        .onConflictDoUpdate({ target: fileUsage.userId, set: { bytes: sql`${fileUsage.bytes} + excluded.bytes`, files: sql`${fileUsage.files} + 1` } });
       return row!;
     },
     /**
@@ -44,8 +49,10 @@ export function createFilesRepository(db: Db) {
       const [row] = await db.update(files).set({ name, updatedAt: new Date() }).where(owned(userId, id)).returning();
       return row;
     },
+    /** Deletes a file and takes it off the user's usage: inside a transaction, so both or neither. */
     async delete(userId: string, id: string): Promise<FileRow | undefined> {
       const [row] = await db.delete(files).where(owned(userId, id)).returning();
+      if (row) await db.update(fileUsage).set({ bytes: sql`${fileUsage.bytes} - ${row.size}`, files: sql`${fileUsage.files} - 1` }).where(eq(fileUsage.userId, userId));
       return row;
     },
     /** Records how the thumbnail went; undefined when the file is gone meanwhile. */
@@ -62,10 +69,10 @@ export function createFilesRepository(db: Db) {
       if (bytes === null) await db.delete(fileQuotas).where(eq(fileQuotas.userId, userId));
       else await db.insert(fileQuotas).values({ userId, bytes }).onConflictDoUpdate({ target: fileQuotas.userId, set: { bytes, updatedAt: new Date() } });
     },
-    /** Bytes the user stores in files. */
+    /** Bytes the user stores in files: their usage row, kept as files come and go. */
     async used(userId: string): Promise<number> {
-      const [row] = await db.select({ bytes: sql<string>`coalesce(sum(${files.size}), 0)` }).from(files).where(eq(files.userId, userId));
-      return Number(row!.bytes);
+      const [row] = await db.select({ bytes: fileUsage.bytes }).from(fileUsage).where(eq(fileUsage.userId, userId));
+      return row?.bytes ?? 0;
     },
   };
 }

@@ -269,6 +269,30 @@ for (const setup of setups) {
       assert.deepEqual(await stored(t, owner), { rows: 2, blobs: 2 });
     });
 
+    test('uploads and deletes side by side: the usage the quota reads is what the files add up to; a delete frees its room', async () => {
+      const owner = await createUser(t);
+      const kept = await Promise.all([1, 2, 3, 4].map((n) => postFile(t, owner, `${n}.txt`, Buffer.alloc(n * 100, 'k'))));
+      // Four more uploads while two of the first go.
+      const results = await Promise.all([
+        ...[5, 6, 7, 8].map((n) => postFile(t, owner, `${n}.txt`, Buffer.alloc(n * 100, 'k'))),
+        ...kept.slice(0, 2).map((f) => t.api('DELETE', `/v1/files/${f.body.id}`, { token: owner.accessToken })),
+      ]);
+      assert.deepEqual(results.map((r) => r.status), [201, 201, 201, 201, 204, 204]);
+      const listed = (await t.api('GET', '/v1/files?limit=100', { token: owner.accessToken })).body.data as { size: number }[];
+      const used = (await t.api('GET', '/v1/files/quota', { token: owner.accessToken })).body.used;
+      assert.equal(used, listed.reduce((sum, f) => sum + f.size, 0));
+      assert.equal(used, (3 + 4 + 5 + 6 + 7 + 8) * 100);
+
+      // Full, then a delete makes room for the same upload.
+      const big = await postFile(t, owner, 'big.txt', Buffer.alloc(MAX - 1000, 'b'));
+      assert.equal(big.status, 201, big.text);
+      const again = () => postFile(t, owner, 'again.txt', Buffer.alloc(MAX - 1000, 'a'));
+      assert.equal((await again()).status, 201);
+      assert.equal((await again()).status, 413);
+      assert.equal((await t.api('DELETE', `/v1/files/${big.body.id}`, { token: owner.accessToken })).status, 204);
+      assert.equal((await again()).status, 201);
+    });
+
     test('deleting the account removes its files: the rows at once, the bytes soon after', async () => {
       const leaving = await createUser(t);
       await postFile(t, leaving, 'a.txt', Buffer.from('a'));
