@@ -85,7 +85,7 @@ async function main() {
       // As the knowledge.analyze schedule keeps them (PGlite has no autovacuum to do it).
       await t.deps.db.execute(sql`analyze knowledge_items, knowledge_chunks`);
       const services = t.services as any;
-      const documents = { readableIds: async () => [] };
+      const documents = { readableIds: () => sql`select null::uuid where false` };
       const hybrid = services.knowledgeSearch;
       const fullText = createKnowledgeSearch({ db: t.deps.db, vectors, ai: { embeddings: { defaultModel: undefined } } as never, documents, logger: t.deps.logger, minSimilarity: 0.2 });
       const q = vectors.mode === 'exact' ? Math.min(QUERIES, 20) : QUERIES;

@@ -142,7 +142,7 @@ export function createDocuments(d: DocumentsDeps) {
       d.announce('document.deleted', { userId, documentId: id });
     },
 
-    /** Ids of every document the user may read (their own and shared with them), with `tag` when given. */
+    /** A subquery (SQL) of the ids of the documents the user may read, with this tag: for a search that runs on the same database. */
     readableIds: (userId: string, tag?: string) => repo.readableIds(userId, tag?.trim().toLowerCase()),
 
     async versions(userId: string, id: string, page: { limit: number; before?: number }) {

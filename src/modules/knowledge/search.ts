@@ -75,13 +75,12 @@ export function createKnowledgeSearch(d: {
   minSimilarity: number;
 }) {
   /** Items the user may read, narrowed by the filter: a subquery of item ids. */
-  async function scope(userId: string, f: SearchFilter): Promise<SQL> {
+  function scope(userId: string, f: SearchFilter): SQL {
     const kinds = (f.kinds ?? ['document', 'file']).filter((k) => k !== 'conversation' && (!f.tag || k === 'document'));
     const readable: SQL[] = [];
     if (kinds.includes('file')) readable.push(sql`(i.kind = 'file' and i.user_id = ${userId})`);
     if (kinds.includes('document')) {
-      const docs = await d.documents.readableIds(userId, f.tag);
-      if (docs.length) readable.push(sql`(i.kind = 'document' and i.ref_id = any(${`{${docs.join(',')}}`}::uuid[]))`);
+      readable.push(sql`(i.kind = 'document' and i.ref_id in (${d.documents.readableIds(userId, f.tag)}))`);
     }
     if (!readable.length) return sql`select null::uuid where false`;
     const where: SQL[] = [sql`(${sql.join(readable, sql` or `)})`, sql`i.status = 'ready'`];
@@ -133,7 +132,7 @@ export function createKnowledgeSearch(d: {
       opts: { apiKeyId?: string | null; conversations?: Pick<ConversationSearch, 'search'> } = {},
     ): Promise<SearchResult> {
       const kinds = f.kinds ?? ['document', 'file', 'conversation'];
-      const items = await scope(userId, { ...f, kinds });
+      const items = scope(userId, { ...f, kinds });
       const wantsPassages = kinds.some((k) => k !== 'conversation');
       let mode: SearchResult['mode'] = 'full-text';
       let degraded = false;
