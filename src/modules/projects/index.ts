@@ -20,6 +20,8 @@ export const projectsModule = defineModule({
   exports: ({ deps }) => projectsExport(deps.db),
   tables: { projects, projectPrompts },
   provides: ['projects'],
+  // Its routes check the tool names a project is given against what the toolbox lists (tools is built after it).
+  uses: ['toolbox'],
   services: ({ deps }) => ({ projects: createProjects(deps.db) }),
   routes: projectsRoutes,
   footprint: projectsFootprint,

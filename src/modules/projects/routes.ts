@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ValidationError } from '../../errors.ts';
 import { principal } from '../../http/guards.ts';
 import { page, pageQuery, toPage } from '../../http/pagination.ts';
 import { problemSchema } from '../../http/problem.ts';
@@ -21,15 +22,34 @@ const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 4
 const tags = ['projects'];
 
 /** Projects (agents) and their prompts. API keys need the `chat` scope. */
-export function projectsRoutes(app: App, { services, guards }: RouteContext<'projects'>) {
-  const { projects } = services;
+export function projectsRoutes(app: App, { services, guards }: RouteContext<'projects' | 'toolbox'>) {
+  const { projects, toolbox } = services;
   const onRequest = guards.user({ scope: 'chat' });
   const me = (request: Parameters<typeof principal>[0]) => principal(request).userId;
+
+  /**
+   * 400 `unknown_tool` for a tool name that no source lists for this user (a typo was saved and offered
+   * nothing, silently). Names the project already has pass: a tool the deployment has since removed does
+   * not block other changes.
+   */
+  async function checkTools(request: Parameters<typeof principal>[0], body: { tools?: string[]; toolApprovals?: string[] }, project?: { id: string; tools: string[]; toolApprovals: string[] }) {
+    const had = new Set([...(project?.tools ?? []), ...(project?.toolApprovals ?? [])]);
+    const names = [...new Set([...(body.tools ?? []), ...(body.toolApprovals ?? [])])].filter((name) => !had.has(name));
+    if (!names.length) return;
+    const p = principal(request);
+    const listed = await toolbox.all({ userId: p.userId, projectId: project?.id ?? null, conversationId: null, apiKeyId: p.apiKeyId ?? null });
+    const known = new Set(listed.map((t) => t.name));
+    const unknown = names.filter((name) => !known.has(name));
+    if (unknown.length) throw ValidationError(`No tool is named ${unknown.join(', ')}: GET /v1/tools lists the tools a project may offer`, 'unknown_tool', { tools: unknown });
+  }
 
   app.post('/projects', {
     schema: { tags, summary: 'Create a project', body: createProjectBody, response: { 201: projectSchema, ...problems } },
     onRequest,
-    handler: async (request, reply) => reply.status(201).send(toPublicProject(await projects.create(me(request), request.body))),
+    handler: async (request, reply) => {
+      await checkTools(request, request.body);
+      return reply.status(201).send(toPublicProject(await projects.create(me(request), request.body)));
+    },
   });
 
   app.get('/projects', {
@@ -58,7 +78,10 @@ export function projectsRoutes(app: App, { services, guards }: RouteContext<'pro
       response: { 200: projectSchema, ...problems },
     },
     onRequest,
-    handler: async (request) => toPublicProject(await projects.update(me(request), request.params.id, request.body)),
+    handler: async (request) => {
+      if (request.body.tools || request.body.toolApprovals) await checkTools(request, request.body, (await projects.get(me(request), request.params.id)).project);
+      return toPublicProject(await projects.update(me(request), request.params.id, request.body));
+    },
   });
 
   app.delete('/projects/:id', {

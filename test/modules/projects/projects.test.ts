@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { sql } from 'drizzle-orm';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 
@@ -26,7 +27,7 @@ for (const backend of backends()) {
         fallbackModels: ['anthropic:claude-3-5-haiku', 'ollama:llama3:8b', 'anthropic:claude-3-5-haiku'],
         temperature: 0.7,
         maxTokens: 2048,
-        tools: ['web_search', 'sandbox'],
+        tools: ['fetch_url', 'current_time'],
       };
       const p = await create(u, body);
       assert.equal(p.name, 'Support bot');
@@ -35,7 +36,7 @@ for (const backend of backends()) {
       assert.deepEqual(p.fallbackModels, ['anthropic:claude-3-5-haiku', 'ollama:llama3:8b'], 'duplicates dropped');
       assert.equal(p.temperature, 0.7);
       assert.equal(p.maxTokens, 2048);
-      assert.deepEqual(p.tools, ['web_search', 'sandbox']);
+      assert.deepEqual(p.tools, ['fetch_url', 'current_time']);
       assert.equal(p.activePromptId, null);
       assert.equal(p.activePrompt, null);
       const got = await t.api('GET', `/v1/projects/${p.id}`, { token: u.accessToken });
@@ -64,17 +65,38 @@ for (const backend of backends()) {
 
     test('PATCH changes only what is sent; null clears', async () => {
       const u = await createUser(t);
-      const p = await create(u, { name: 'A', model: 'openai:gpt-4o', temperature: 1, tools: ['x'] });
+      const p = await create(u, { name: 'A', model: 'openai:gpt-4o', temperature: 1, tools: ['current_time'] });
       const res = await t.api('PATCH', `/v1/projects/${p.id}`, { token: u.accessToken, body: { name: 'B', model: null } });
       assert.equal(res.status, 200, res.text);
       assert.equal(res.body.name, 'B');
       assert.equal(res.body.model, null);
       assert.equal(res.body.temperature, 1);
-      assert.deepEqual(res.body.tools, ['x']);
+      assert.deepEqual(res.body.tools, ['current_time']);
       assert.ok(res.body.updatedAt >= p.updatedAt);
       const empty = await t.api('PATCH', `/v1/projects/${p.id}`, { token: u.accessToken, body: {} });
       assert.equal(empty.status, 200);
       assert.equal(empty.body.name, 'B');
+    });
+
+    test('a tool no source lists is a 400 naming it, on create and on change; names a project already has still pass', async () => {
+      const u = await createUser(t);
+      const refused = await t.api('POST', '/v1/projects', { token: u.accessToken, body: { name: 'Typo', tools: ['current_time', 'web_serch'], toolApprovals: ['fetch_ur1'] } });
+      assert.equal(refused.status, 400, refused.text);
+      assert.equal(refused.body.code, 'unknown_tool');
+      assert.deepEqual(refused.body.tools, ['web_serch', 'fetch_ur1']);
+      assert.match(refused.body.detail, /web_serch, fetch_ur1/);
+      assert.equal((await t.api('GET', '/v1/projects', { token: u.accessToken })).body.data.length, 0, 'nothing stored');
+
+      const p = await create(u, { name: 'Tools', tools: ['current_time'] });
+      const change = (body: Record<string, unknown>) => t.api('PATCH', `/v1/projects/${p.id}`, { token: u.accessToken, body });
+      const typo = await change({ tools: ['current_time', 'nope'] });
+      assert.deepEqual([typo.status, typo.body.code, typo.body.tools], [400, 'unknown_tool', ['nope']]);
+      assert.deepEqual((await t.api('GET', `/v1/projects/${p.id}`, { token: u.accessToken })).body.tools, ['current_time'], 'unchanged');
+      // A tool the deployment has since removed stays on the project without blocking other changes.
+      await t.deps.db.execute(sql`update projects set tools = array['current_time', 'retired_tool'] where id = ${p.id}::uuid`);
+      const kept = await change({ tools: ['retired_tool', 'fetch_url'], toolApprovals: ['fetch_url'] });
+      assert.equal(kept.status, 200, kept.text);
+      assert.deepEqual([kept.body.tools, kept.body.toolApprovals], [['retired_tool', 'fetch_url'], ['fetch_url']]);
     });
 
     test('bad input is a 400 problem and stores nothing', async () => {

@@ -128,15 +128,15 @@ for (const backend of backends()) {
     test('forGeneration resolves the active prompt and settings; undefined for others', async () => {
       const u = await createUser(t);
       const stranger = await createUser(t);
-      const p = await project(u, { name: 'Gen', model: 'openai:gpt-4o', fallbackModels: ['anthropic:claude-3-5-haiku'], temperature: 0.2, maxTokens: 500, tools: ['sandbox'], toolApprovals: ['sandbox'], maxToolSteps: 3, sandboxTimeoutMs: 200, systemPrompt: 'Be brief.' });
+      const p = await project(u, { name: 'Gen', model: 'openai:gpt-4o', fallbackModels: ['anthropic:claude-3-5-haiku'], temperature: 0.2, maxTokens: 500, tools: ['fetch_url'], toolApprovals: ['fetch_url'], maxToolSteps: 3, sandboxTimeoutMs: 200, systemPrompt: 'Be brief.' });
       assert.deepEqual(await t.services.projects.forGeneration(u.id, p.id), {
         systemPrompt: 'Be brief.',
         model: 'openai:gpt-4o',
         fallbackModels: ['anthropic:claude-3-5-haiku'],
         temperature: 0.2,
         maxTokens: 500,
-        tools: ['sandbox'],
-        toolApprovals: ['sandbox'],
+        tools: ['fetch_url'],
+        toolApprovals: ['fetch_url'],
         maxToolSteps: 3,
         sandboxTimeoutMs: 200,
         sandboxMemoryMb: null,
