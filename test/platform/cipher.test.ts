@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { Cipher } from '../../src/platform/crypto/cipher.ts';
+import { Cipher, Signer } from '../../src/platform/crypto/cipher.ts';
 import { resolveMasterKey } from '../../src/platform/crypto/master-key.ts';
 
 /** Flips one bit of the base64url part `index` of a `v.iv.ct.tag` value. */
@@ -82,6 +82,31 @@ describe('master key', () => {
       assert.equal(resolveMasterKey(configured, dir), configured, 'a configured key wins');
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('Signer (HMAC-SHA256, versioned keys)', () => {
+  const old = randomBytes(32);
+  const signer = new Signer(new Map([[1, old], [2, randomBytes(32)]]), 'links');
+
+  test('a signature verifies for its data and purpose, under a rotated key too', () => {
+    const signature = signer.sign('file:1');
+    assert.match(signature, /^v2\.[A-Za-z0-9_-]{43}$/);
+    assert.equal(signer.verify(signature, 'file:1'), true);
+    assert.equal(signer.verify(signature, 'file:2'), false);
+    assert.equal(new Signer(new Map([[2, randomBytes(32)]]), 'links').verify(signature, 'file:1'), false, 'another key');
+    const before = new Signer(old, 'links').sign('file:1');
+    assert.equal(before.startsWith('v1.'), true);
+    assert.equal(signer.verify(before, 'file:1'), true, 'signed before the rotation');
+    assert.equal(new Signer(old, 'other').verify(before, 'file:1'), false, 'another purpose');
+  });
+
+  test('only the exact form it writes: no other tag, trailing characters or extra parts', () => {
+    const signature = signer.sign('file:1');
+    const mac = signature.slice(3);
+    for (const forged of [`w2.${mac}`, `V2.${mac}`, `v02.${mac}`, `v2.${mac}!`, `v2.${mac}=`, `v2.${mac}.x`, ` ${signature}`, `v2.${mac.slice(0, -1)}`, `v2..${mac}`, `v2.${mac}${mac}`, '', 'v2.']) {
+      assert.equal(signer.verify(forged, 'file:1'), false, forged);
     }
   });
 });
