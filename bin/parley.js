@@ -48,7 +48,9 @@ if (major >= 24) {
     process.stderr.write(`parley needs Node.js >= 24 (found ${process.versions.node}); run npm install first.\n`);
     process.exit(1);
   }
-  const child = spawn(pinned, [...process.execArgv, entry.file, ...process.argv.slice(2)], { stdio: 'inherit' });
+  // In a process group of its own, so that a signal reaches it once, from here: a terminal's Ctrl-C signals the whole
+  // foreground group, and the server takes a second SIGINT as "stop now, without draining".
+  const child = spawn(pinned, [...process.execArgv, entry.file, ...process.argv.slice(2)], { stdio: 'inherit', detached: true });
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));
   child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 : 1)));
 }

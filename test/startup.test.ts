@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
@@ -83,6 +84,36 @@ describe('npm start on PGlite', { timeout: 300_000 }, () => {
     const statuses = [await slow.status, ...(await Promise.all(burst))];
     assert.deepEqual(statuses, Array(n + 1).fill(200), 'no request was cut off');
     assert.deepEqual(await server.exited, { code: 0, signal: null });
+  });
+});
+
+/** The system's Node, where it is older than 24: bin/parley.js then runs the server under the pinned Node, as a child. */
+const olderNode = (() => {
+  try {
+    return Number(execFileSync('/usr/bin/node', ['-p', 'process.versions.node.split(".")[0]'], { encoding: 'utf8' })) < 24 ? '/usr/bin/node' : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+
+describe('bin/parley.js under an older Node', { timeout: 300_000, skip: !olderNode && 'no Node older than 24 at /usr/bin/node' }, () => {
+  const data = tempDataDir();
+  after(() => data.remove());
+
+  test("a terminal's Ctrl-C (SIGINT to the whole process group) drains once: the request in flight finishes, exit 0", async () => {
+    const server = await startServer({ PARLEY_DATA_DIR: data.dir }, 'start', [], { node: olderNode, group: true });
+    const email = uniqueEmail('ctrl-c');
+    assert.equal((await call(server.url, 'POST', '/v1/auth/register', { body: { email, password } })).status, 201);
+    const slow = slowPost(server.url, '/v1/auth/login', JSON.stringify({ email, password }));
+    await until(() => server.output().includes('"url":"/v1/auth/login"'));
+    // The launcher forwarded its SIGINT to the server, which the terminal had signalled too: two signals, and the
+    // second one ended the drain at once (the login cut off, exit 1).
+    process.kill(-server.child.pid!, 'SIGINT');
+    await until(() => server.output().includes('"msg":"shutting down"'));
+    slow.finish();
+    assert.equal(await slow.status, 200);
+    assert.deepEqual(await server.exited, { code: 0, signal: null });
+    assert.equal(server.output().split('\n').filter((l) => l.includes('"msg":"shutting down"')).length, 1);
   });
 });
 

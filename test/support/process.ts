@@ -80,10 +80,16 @@ export interface ServerProcess {
  * Spawns `parley <command> [args]` on env.PORT or a free port and waits until GET /ready
  * answers 200 — or, for `worker` (no HTTP), until it logs that it started.
  */
-export async function startServer(env: Record<string, string>, command = 'start', args: string[] = []): Promise<ServerProcess> {
+export async function startServer(
+  env: Record<string, string>,
+  command = 'start',
+  args: string[] = [],
+  /** `node`: another Node binary to run the CLI with; `group`: in a process group of its own, as a terminal runs a command. */
+  opts: { node?: string; group?: boolean } = {},
+): Promise<ServerProcess> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
   const childEnv = command === 'worker' ? { ...env, LOG_LEVEL: 'info' } : env;
-  const child = spawn(nodeBin, [cli, command, ...args], { cwd: root, env: cleanEnv({ ...childEnv, PORT: String(port) }), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(opts.node ?? nodeBin, [cli, command, ...args], { cwd: root, env: cleanEnv({ ...childEnv, PORT: String(port) }), stdio: ['ignore', 'pipe', 'pipe'], detached: opts.group });
   live.add(child);
   let stdout = '';
   let stderr = '';
