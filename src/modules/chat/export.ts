@@ -1,6 +1,6 @@
 import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../../platform/db/database.ts';
-import type { ExportArchive, ExportSource } from '../export/index.ts';
+import type { ExportSource } from '../export/index.ts';
 import { conversations, messageFeedback, messages } from './schema.ts';
 
 type Conversation = typeof conversations.$inferSelect;
@@ -10,10 +10,11 @@ type Conversation = typeof conversations.$inferSelect;
  * names its parent), tool calls and results, usage and cost, and the user's
  * ratings. One file per conversation, and an index.
  *
- * Messages are read for up to `batch` conversations at a time, `page` rows
- * per query in (conversation, message) order: a few queries for thousands of
- * conversations, and no more in memory than a page and the conversation
- * being written.
+ * Each conversation's file is made when the archive reaches it: messages are
+ * read for up to `batch` conversations at a time, `page` rows per query in
+ * (conversation, message) order, as the zip streams. A few queries for
+ * thousands of conversations, and no more in memory than one batch, however
+ * long the user's history.
  */
 export const chatExport = (db: Db, opts: { batch?: number; page?: number } = {}): ExportSource => ({
   name: 'chat',
@@ -22,14 +23,15 @@ export const chatExport = (db: Db, opts: { batch?: number; page?: number } = {})
     const pageSize = opts.page ?? 2_000;
     const list = await db.select().from(conversations).where(eq(conversations.userId, userId)).orderBy(asc(conversations.createdAt), asc(conversations.id));
     const counts = new Map<string, number>();
-    const write = (c: Conversation, rows: MessageRow[]) => {
-      writeConversation(archive, c, rows);
-      counts.set(c.id, rows.length);
+    // The batch being written: the archive reaches conversations in order, so each batch is read once.
+    let loaded: { start: number; rows: Promise<Map<string, MessageRow[]>> } | undefined;
+    const rowsOf = (index: number) => {
+      const start = index - (index % batchSize);
+      if (loaded?.start !== start) loaded = { start, rows: readBatch(list.slice(start, start + batchSize).map((c) => c.id)) };
+      return loaded.rows;
     };
-    for (let i = 0; i < list.length; i += batchSize) {
-      const waiting = new Map(list.slice(i, i + batchSize).map((c) => [c.id, c]));
-      const ids = [...waiting.keys()];
-      let open: { c: Conversation; rows: MessageRow[] } | undefined;
+    const readBatch = async (ids: string[]) => {
+      const byConversation = new Map<string, MessageRow[]>();
       for (let after: MessageRow['m'] | undefined; ; ) {
         const rows = await db
           .select({ m: messages, rating: messageFeedback.rating, comment: messageFeedback.comment })
@@ -39,22 +41,23 @@ export const chatExport = (db: Db, opts: { batch?: number; page?: number } = {})
           .orderBy(asc(messages.conversationId), asc(messages.id))
           .limit(pageSize);
         for (const row of rows) {
-          if (open?.c.id !== row.m.conversationId) {
-            if (open) write(open.c, open.rows);
-            open = { c: waiting.get(row.m.conversationId)!, rows: [] };
-            waiting.delete(row.m.conversationId);
-          }
-          open.rows.push(row);
+          const of = byConversation.get(row.m.conversationId);
+          if (of) of.push(row);
+          else byConversation.set(row.m.conversationId, [row]);
         }
-        if (rows.length < pageSize) break;
+        if (rows.length < pageSize) return byConversation;
         after = rows.at(-1)!.m;
       }
-      if (open) write(open.c, open.rows);
-      // Those left had no message at all.
-      for (const c of waiting.values()) write(c, []);
-    }
-    archive.json(
-      'conversations.json',
+    };
+    list.forEach((c, index) =>
+      archive.later(`conversations/${c.id}.json`, async () => {
+        const rows = (await rowsOf(index)).get(c.id) ?? [];
+        counts.set(c.id, rows.length);
+        return conversationJson(c, rows);
+      }),
+    );
+    // After every conversation's file: their message counts are known by then.
+    archive.later('conversations.json', async () =>
       list.map((c) => ({ id: c.id, title: c.title, projectId: c.projectId, createdAt: c.createdAt, updatedAt: c.updatedAt, messages: counts.get(c.id) ?? 0 })),
     );
   },
@@ -66,13 +69,13 @@ interface MessageRow {
   comment: string | null;
 }
 
-function writeConversation(archive: ExportArchive, c: Conversation, rows: MessageRow[]) {
+function conversationJson(c: Conversation, rows: MessageRow[]) {
   const { searchVector: _c, ...conversation } = c;
-  archive.json(`conversations/${c.id}.json`, {
+  return {
     ...conversation,
     messages: rows.map(({ m, rating, comment }) => {
       const { searchVector: _m, text: _t, ...message } = m;
       return { ...message, feedback: rating ? { rating, comment } : null };
     }),
-  });
+  };
 }

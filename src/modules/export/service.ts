@@ -5,12 +5,16 @@ import type { ExportArchive, ExportSource } from './source.ts';
 
 export interface Exporter {
   /**
-   * Gathers one user's data from every module (all database reads happen
-   * here, so a failure is an error before anything is sent) and returns the
-   * archive as a stream: a zip with `manifest.json` and one folder per module.
+   * Gathers one user's data from every module and returns the archive as a
+   * stream: a zip with `manifest.json` and one folder per module. The reads
+   * happen here (a failure is an error before anything is sent), except the
+   * entries a source makes `later` and files' bytes, read as the zip reaches
+   * them (a failure then cuts the download short).
    */
   archive(userId: string): Promise<Readable>;
 }
+
+const jsonBytes = (value: unknown) => Buffer.from(`${JSON.stringify(value, null, 2)}\n`);
 
 /** The archive's layout version, in its manifest: a reader checks it before reading the folders. */
 export const EXPORT_FORMAT = 1;
@@ -30,7 +34,14 @@ export function createExporter(opts: { sources: () => ExportSource[]; logger: Lo
           return full;
         };
         const archive: ExportArchive = {
-          json: (path, value) => zip.addBuffer(Buffer.from(`${JSON.stringify(value, null, 2)}\n`), at(path), { mtime: now }),
+          json: (path, value) => zip.addBuffer(jsonBytes(value), at(path), { mtime: now }),
+          later: (path, value) =>
+            zip.addReadStreamLazy(at(path), { mtime: now }, (done) => {
+              value().then(
+                (v) => done(null, Readable.from([jsonBytes(v)])),
+                (err: unknown) => done(err as Error, undefined as never),
+              );
+            }),
           text: (path, value) => zip.addBuffer(Buffer.from(value), at(path), { mtime: now }),
           file: (path, open, o) => {
             const full = at(path);
@@ -54,9 +65,9 @@ export function createExporter(opts: { sources: () => ExportSource[]; logger: Lo
       }
       // Every entry: the folders' own, then this manifest and missing.json (the files found gone from storage).
       const manifest = { format: EXPORT_FORMAT, exportedAt: now.toISOString(), userId, folders: sources.map((s) => s.name), entries: [...entries, 'manifest.json', 'missing.json'] };
-      zip.addBuffer(Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`), 'manifest.json', { mtime: now });
+      zip.addBuffer(jsonBytes(manifest), 'manifest.json', { mtime: now });
       // Files that turn out to be gone are named at the end, once the archive has reached them all.
-      zip.addReadStreamLazy('missing.json', { mtime: now }, (done) => done(null, Readable.from([`${JSON.stringify({ missing }, null, 2)}\n`])));
+      zip.addReadStreamLazy('missing.json', { mtime: now }, (done) => done(null, Readable.from([jsonBytes({ missing })])));
       zip.end();
       const out = new PassThrough();
       // A failure once bytes are out can only cut the download short: the client sees an incomplete zip, never a wrong one.

@@ -3,8 +3,9 @@ import { clip } from '../../platform/text.ts';
 
 /**
  * What a user's data export holds from one module: it adds its entries to the
- * archive under its own folder (`<name>/…`). JSON is written at once; a file's
- * bytes are opened only when the archive reaches them, one at a time.
+ * archive under its own folder (`<name>/…`). JSON is written at once, or made
+ * later (`later`); a file's bytes are opened only when the archive reaches
+ * them, one at a time.
  */
 export interface ExportSource {
   /** The folder its entries go under: `chat`, `files`. */
@@ -15,6 +16,12 @@ export interface ExportSource {
 export interface ExportArchive {
   /** A JSON entry (pretty-printed, UTF-8) at `path`, relative to the source's folder. */
   json(path: string, value: unknown): void;
+  /**
+   * A JSON entry whose value is made when the archive reaches it, entries being reached in the order they
+   * were added: what is too large to hold whole (every message of every conversation) is read a part at a
+   * time while the zip streams. A failure then can only cut the download short.
+   */
+  later(path: string, value: () => Promise<unknown>): void;
   /** A text entry (UTF-8) at `path`. */
   text(path: string, value: string): void;
   /** A blob at `path`, read from `open()` when the archive gets to it; `undefined` (gone from storage) leaves the entry empty and names it in `missing.json`. */

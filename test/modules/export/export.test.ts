@@ -141,7 +141,7 @@ for (const backend of backends()) {
       assert.deepEqual([...json(entries, 'manifest.json').entries].sort(), [...names].sort());
     });
 
-    test('conversations are read a batch and a page at a time: small batches and pages write the same entries as the download, empty conversations too', async () => {
+    test('conversations are read a batch and a page at a time, as the zip reaches them: small batches and pages write the same entries as the download, empty conversations too', async () => {
       const x = await createUser(t);
       const as = { token: x.accessToken };
       const ids: string[] = [];
@@ -157,8 +157,13 @@ for (const backend of backends()) {
       }
       const collect = async (opts: { batch: number; page: number }) => {
         const written = new Map<string, unknown>();
-        const archive = { json: (path: string, value: unknown) => written.set(path, JSON.parse(JSON.stringify(value))), text() {}, file() {} };
+        const later: Array<[string, () => Promise<unknown>]> = [];
+        const archive = { json: (path: string, value: unknown) => written.set(path, JSON.parse(JSON.stringify(value))), later: (path: string, value: () => Promise<unknown>) => later.push([path, value]), text() {}, file() {} };
         await chatExport(t.deps.db, opts).write(x.id, archive);
+        // Nothing of the conversations is read before the archive reaches it: a long history is never held whole.
+        assert.deepEqual([written.size, later.length], [0, ids.length + 1]);
+        // As the zip does: each made in the order it was added, one at a time.
+        for (const [path, value] of later) written.set(path, JSON.parse(JSON.stringify(await value())));
         return written;
       };
       const entries = await unzip(Buffer.from(await (await download(x.accessToken)).arrayBuffer()));
