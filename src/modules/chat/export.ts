@@ -1,6 +1,6 @@
 import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../../platform/db/database.ts';
-import type { ExportSource } from '../export/index.ts';
+import { inBatches, type ExportSource } from '../export/index.ts';
 import { conversations, messageFeedback, messages } from './schema.ts';
 
 type Conversation = typeof conversations.$inferSelect;
@@ -23,14 +23,9 @@ export const chatExport = (db: Db, opts: { batch?: number; page?: number } = {})
     const pageSize = opts.page ?? 2_000;
     const list = await db.select().from(conversations).where(eq(conversations.userId, userId)).orderBy(asc(conversations.createdAt), asc(conversations.id));
     const counts = new Map<string, number>();
-    // The batch being written: the archive reaches conversations in order, so each batch is read once.
-    let loaded: { start: number; rows: Promise<Map<string, MessageRow[]>> } | undefined;
-    const rowsOf = (index: number) => {
-      const start = index - (index % batchSize);
-      if (loaded?.start !== start) loaded = { start, rows: readBatch(list.slice(start, start + batchSize).map((c) => c.id)) };
-      return loaded.rows;
-    };
-    const readBatch = async (ids: string[]) => {
+    // The archive reaches conversations in order, so each batch is read once.
+    const rowsOf = inBatches(list, batchSize, async (batch) => {
+      const ids = batch.map((c) => c.id);
       const byConversation = new Map<string, MessageRow[]>();
       for (let after: MessageRow['m'] | undefined; ; ) {
         const rows = await db
@@ -48,7 +43,7 @@ export const chatExport = (db: Db, opts: { batch?: number; page?: number } = {})
         if (rows.length < pageSize) return byConversation;
         after = rows.at(-1)!.m;
       }
-    };
+    });
     list.forEach((c, index) =>
       archive.later(`conversations/${c.id}.json`, async () => {
         const rows = (await rowsOf(index)).get(c.id) ?? [];

@@ -2,7 +2,7 @@ import { defineModule } from '../module.ts';
 import { exportRoutes } from './routes.ts';
 import { createExporter, type Exporter } from './service.ts';
 
-export { segment, type ExportArchive, type ExportSource } from './source.ts';
+export { inBatches, segment, type ExportArchive, type ExportSource } from './source.ts';
 export type { Exporter } from './service.ts';
 
 declare module '../module.ts' {

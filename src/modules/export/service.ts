@@ -35,10 +35,10 @@ export function createExporter(opts: { sources: () => ExportSource[]; logger: Lo
         };
         const archive: ExportArchive = {
           json: (path, value) => zip.addBuffer(jsonBytes(value), at(path), { mtime: now }),
-          later: (path, value) =>
+          later: (path, value, o) =>
             zip.addReadStreamLazy(at(path), { mtime: now }, (done) => {
               value().then(
-                (v) => done(null, Readable.from([jsonBytes(v)])),
+                (v) => done(null, Readable.from([o?.text ? Buffer.from(v as string) : jsonBytes(v)])),
                 (err: unknown) => done(err as Error, undefined as never),
               );
             }),

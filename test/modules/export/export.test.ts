@@ -3,12 +3,30 @@ import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'drizzle-orm';
 import { chatExport } from '../../../src/modules/chat/export.ts';
+import { documentsExport } from '../../../src/modules/documents/export.ts';
+import type { ExportSource } from '../../../src/modules/export/index.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai.ts';
 import { PNG, uploadFile } from '../../support/files.ts';
 import { startS3, type LocalS3 } from '../../support/s3.ts';
 import { unzip } from '../../support/zip.ts';
+
+/** What a source writes for a user, its later entries made in order as the zip makes them; `deferred`: how many waited. */
+async function collectEntries(source: ExportSource, userId: string) {
+  const written = new Map<string, unknown>();
+  const later: Array<[string, () => Promise<unknown>, boolean]> = [];
+  const archive = {
+    json: (path: string, value: unknown) => written.set(path, JSON.parse(JSON.stringify(value))),
+    later: (path: string, value: () => Promise<unknown>, o?: { text?: boolean }) => later.push([path, value, Boolean(o?.text)]),
+    text: (path: string, value: string) => written.set(path, value),
+    file() {},
+  };
+  await source.write(userId, archive);
+  const deferred = later.length;
+  for (const [path, value, text] of later) written.set(path, text ? await value() : JSON.parse(JSON.stringify(await value())));
+  return { written, deferred };
+}
 
 const json = (entries: Map<string, Buffer>, path: string) => {
   const b = entries.get(path);
@@ -38,6 +56,13 @@ for (const backend of backends()) {
     });
 
     const download = (token?: string) => fetch(`${t.url}/v1/users/me/export`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+
+    /** One folder of the user's download: each entry's path under it, and its JSON (or text). */
+    const downloadedFolder = async (user: TestUser, folder: string) => {
+      const entries = await unzip(Buffer.from(await (await download(user.accessToken)).arrayBuffer()));
+      const parse = (path: string, b: Buffer) => (path.endsWith('.json') ? JSON.parse(b.toString('utf8')) : b.toString('utf8'));
+      return new Map([...entries].filter(([path]) => path.startsWith(`${folder}/`)).map(([path, b]) => [path.slice(folder.length + 1), parse(path, b)]));
+    };
 
     test('a zip of everything the user has: profile, every branch of every conversation, documents with versions and comments, file bytes, projects, keys without secrets; nothing of anyone else', async () => {
       const as = { token: u.accessToken };
@@ -156,18 +181,12 @@ for (const backend of backends()) {
         }
       }
       const collect = async (opts: { batch: number; page: number }) => {
-        const written = new Map<string, unknown>();
-        const later: Array<[string, () => Promise<unknown>]> = [];
-        const archive = { json: (path: string, value: unknown) => written.set(path, JSON.parse(JSON.stringify(value))), later: (path: string, value: () => Promise<unknown>) => later.push([path, value]), text() {}, file() {} };
-        await chatExport(t.deps.db, opts).write(x.id, archive);
+        const { written, deferred } = await collectEntries(chatExport(t.deps.db, opts), x.id);
         // Nothing of the conversations is read before the archive reaches it: a long history is never held whole.
-        assert.deepEqual([written.size, later.length], [0, ids.length + 1]);
-        // As the zip does: each made in the order it was added, one at a time.
-        for (const [path, value] of later) written.set(path, JSON.parse(JSON.stringify(await value())));
+        assert.deepEqual(deferred, ids.length + 1);
         return written;
       };
-      const entries = await unzip(Buffer.from(await (await download(x.accessToken)).arrayBuffer()));
-      const downloaded = new Map([...entries].filter(([path]) => path.startsWith('chat/')).map(([path, b]) => [path.slice('chat/'.length), JSON.parse(b.toString('utf8'))]));
+      const downloaded = await downloadedFolder(x, 'chat');
       assert.equal(downloaded.size, ids.length + 1);
       assert.deepEqual(
         (downloaded.get('conversations.json') as any[]).map((c) => c.messages),
@@ -178,6 +197,28 @@ for (const backend of backends()) {
       }
       const rated = (downloaded.get(`conversations/${ids[4]}.json`) as any).messages.filter((m: any) => m.feedback);
       assert.deepEqual(rated.map((m: any) => m.feedback), [{ rating: 'down', comment: 'meh' }]);
+    });
+
+    test('documents are read a batch at a time, as the zip reaches them: small batches write the same entries as the download', async () => {
+      const x = await createUser(t);
+      const as = { token: x.accessToken };
+      for (const [n, title] of ['Plan', 'Notes', 'Log'].entries()) {
+        const doc = await t.api('POST', '/v1/documents', { ...as, body: { title, body: `${title} v1` } });
+        for (let v = 1; v <= n; v++) assert.equal((await t.api('PUT', `/v1/documents/${doc.body.id}`, { ...as, body: { body: `${title} v${v + 1}`, baseVersion: v } })).status, 200);
+        if (n !== 1) {
+          const comment = await t.api('POST', `/v1/documents/${doc.body.id}/comments`, { ...as, body: { body: `About ${title}`, quote: title } });
+          assert.equal(comment.status, 201, comment.text);
+        }
+      }
+      const downloaded = await downloadedFolder(x, 'documents');
+      assert.equal(downloaded.size, 3 * 2 + 1);
+      for (const batch of [1, 2]) {
+        const { written, deferred } = await collectEntries(documentsExport(t.deps.db, { batch }), x.id);
+        assert.equal(deferred, 3 * 2, 'bodies, versions and comments wait for the archive');
+        assert.deepEqual(written, downloaded, `batch ${batch}`);
+      }
+      const log = [...downloaded.values()].find((v: any) => v?.title === 'Log') as any;
+      assert.deepEqual([log.body, log.versions.map((v: any) => v.body), log.comments.map((c: any) => c.body)], ['Log v3', ['Log v1', 'Log v2', 'Log v3'], ['About Log']]);
     });
 
     // The query's shape is the same on both backends; 70,000 rows take PGlite several seconds more, so once is enough.
