@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ERRORS, EVENTS, MemoryLocker, Server, type Locker, type Upload } from '@tus/server';
+import { ERRORS, EVENTS, MemoryLocker, Server, TUS_RESUMABLE, type Locker, type Upload } from '@tus/server';
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import type { Redis } from 'ioredis';
 import { uuidv7 } from 'uuidv7';
@@ -247,6 +247,12 @@ export async function tusRoutes(
   });
 
   const handle = async (request: FastifyRequest, reply: FastifyReply) => {
+    // A version this server does not speak is 412 with the versions it does (tus 1.0.0, "Tus-Resumable"); the library answers 400.
+    const version = request.headers['tus-resumable'];
+    if (request.method !== 'OPTIONS' && version !== undefined && version !== TUS_RESUMABLE) {
+      reply.header('tus-version', TUS_RESUMABLE).header('tus-resumable', TUS_RESUMABLE);
+      throw new AppError(412, 'tus_version_unsupported', 'Precondition failed', `This server speaks tus ${TUS_RESUMABLE}, not ${String(version).slice(0, 20)}`);
+    }
     // OPTIONS (discovery, CORS preflight) needs no one signed in.
     contexts.set(request.raw, { userId: request.method === 'OPTIONS' ? '' : principal(request).userId, request, res: reply.raw });
     reply.hijack();

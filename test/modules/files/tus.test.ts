@@ -248,6 +248,11 @@ for (const setup of setups) {
       assert.equal(((await wrongOffset.json()) as any).code, 'upload_offset_mismatch');
       const noVersion = await fetch(url, { method: 'HEAD', headers: { authorization: `Bearer ${u.accessToken}` } });
       assert.equal(noVersion.status, 412);
+      // A version it does not speak: 412 with the one it does (tus: "MUST respond with 412 … and MUST include the Tus-Version header").
+      const otherVersion = await as(u.accessToken, 'PATCH', { 'tus-resumable': '0.2.2', 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' }, png(100));
+      assert.deepEqual([otherVersion.status, otherVersion.headers.get('tus-version')], [412, '1.0.0']);
+      assert.equal(((await otherVersion.json()) as any).code, 'tus_version_unsupported');
+      assert.equal(await offsetOf(t, u.accessToken, url), 0, 'nothing written');
       assert.equal((await as(u.accessToken, 'DELETE')).status, 204);
       assert.deepEqual(await leftovers(t, url), []);
     });
