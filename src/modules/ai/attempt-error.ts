@@ -58,6 +58,23 @@ const isApiCallError = (err: unknown): err is APICallError => err instanceof Err
 
 const MALFORMED = new Set(['AI_JSONParseError', 'AI_TypeValidationError', 'AI_InvalidResponseDataError', 'AI_EmptyResponseBodyError']);
 
+/**
+ * The AI SDK refusing the request before sending it (a tool call without its result, content its
+ * provider cannot take): the caller's input, which no retry or provider's cool-down changes.
+ */
+const REFUSED_REQUEST = new Set([
+  'AI_InvalidPromptError',
+  'AI_MissingToolResultsError',
+  'AI_InvalidDataContentError',
+  'AI_InvalidMessageRoleError',
+  'AI_MessageConversionError',
+  'AI_InvalidArgumentError',
+  'AI_UnsupportedFunctionalityError',
+]);
+
+/** The request cannot be sent as it is: tried on the next link (which may take it), never retried, never the provider's fault. */
+export const invalidRequest = (message: string) => new AttemptError('invalid_request', message, { retryable: false, started: false });
+
 /** Maps whatever the AI SDK, fetch or the lean driver threw to an AttemptError. */
 export function classifyError(err: unknown, started: boolean): AttemptError {
   if (err instanceof AttemptError) return err;
@@ -76,6 +93,7 @@ export function classifyError(err: unknown, started: boolean): AttemptError {
   }
   const name = (err as { name?: string } | undefined)?.name ?? '';
   if (MALFORMED.has(name)) return malformed(started);
+  if (REFUSED_REQUEST.has(name) && !started) return invalidRequest(`The request cannot be sent to this provider: ${(err as Error).message}`);
   // A body cut mid-stream surfaces as a TypeError ("terminated") or a socket error from fetch.
   if (err instanceof TypeError || (err as { code?: string })?.code?.startsWith?.('ECONN')) return lost(err, started);
   return new AttemptError('upstream_failed', err instanceof Error ? err.message : String(err), { retryable: false, started });

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import type { ImagePart, LanguageModel, ModelMessage, TextPart, ToolSet } from 'ai';
+import { invalidRequest } from './attempt-error.ts';
 import type { ChatMessage, ChatPart, ChatRequest, ToolCall, Usage } from './types.ts';
 
 /**
@@ -127,7 +128,10 @@ const DATA_URL = /^data:([^;,]+);base64,(.*)$/s;
 function modelPart(p: ChatPart): TextPart | ImagePart {
   if (p.type === 'text') return { type: 'text', text: p.text };
   const data = DATA_URL.exec(p.url);
-  return data ? { type: 'image', image: data[2]!, mediaType: data[1] } : { type: 'image', image: new URL(p.url) };
+  if (data) return { type: 'image', image: data[2]!, mediaType: data[1] };
+  // The gateway checks image URLs at the door; one that got past is the request's fault, not the provider's.
+  if (!URL.canParse(p.url)) throw invalidRequest('An image URL is not a URL');
+  return { type: 'image', image: new URL(p.url) };
 }
 
 function parseArguments(text: string): unknown {

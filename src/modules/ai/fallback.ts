@@ -1,4 +1,4 @@
-import { UpstreamFailed } from '../../errors.ts';
+import { UpstreamFailed, ValidationError } from '../../errors.ts';
 import type { FailedAttempt } from './types.ts';
 import { AttemptError } from './attempt-error.ts';
 import { runAttempt, type AttemptResult } from './attempt.ts';
@@ -36,7 +36,7 @@ export interface FallbackDeps {
 }
 
 /** Failures that say something about this request, not about the provider's health. */
-const REQUEST_SPECIFIC = new Set(['provider_rejected', 'model_not_found']);
+const REQUEST_SPECIFIC = new Set(['provider_rejected', 'model_not_found', 'invalid_request']);
 
 /**
  * Runs the chain: each link is tried, and retried on retryable failures with
@@ -108,6 +108,8 @@ export async function* streamWithFallback(
       await sleep(wait, request.signal);
     }
   }
+  // Refused before it was sent, by every link: the caller's request, not the providers, is at fault.
+  if (attempts.length && attempts.every((a) => a.code === 'invalid_request')) throw ValidationError(attempts[0]!.error, 'invalid_request', { attempts });
   const tried = attempts.map((a) => `${a.provider}:${a.model} ${a.code}`).join(', ');
   throw UpstreamFailed(`Every provider in the chain failed (${tried})`, 'all_providers_failed', { attempts });
 }

@@ -70,6 +70,23 @@ function unsupportedPart(part: { type: string }, at: number, j: number, supporte
   return ValidationError(message, known ? 'validation_failed' : 'unsupported_content', { param });
 }
 
+const DATA_IMAGE = /^data:[\w.+-]+\/[\w.+-]+;base64,([A-Za-z0-9+/]*={0,2})$/s;
+
+/**
+ * Why an image's URL cannot be sent to a model, or undefined when it can: an http(s) link, or a `data:`
+ * URL with a media type and base64. Checked at the door: past it, a URL no provider could take failed
+ * each link in turn as if the provider were at fault.
+ */
+export function imageUrlProblem(url: string): string | undefined {
+  if (url.startsWith('data:')) {
+    const data = DATA_IMAGE.exec(url);
+    return data && data[1]!.length % 4 === 0 ? undefined : 'a data: URL must be data:<media type>;base64,<base64>';
+  }
+  if (!URL.canParse(url)) return 'not a URL';
+  const { protocol } = new URL(url);
+  return protocol === 'https:' || protocol === 'http:' ? undefined : 'an image URL must be https, http or data:';
+}
+
 /**
  * A user message's content: text, or text and `image_url` parts, which are
  * passed on as they came (to OpenAI-compatible upstreams unchanged; to others
@@ -79,7 +96,12 @@ function userMessage(value: z.infer<typeof content>, at: number): ChatMessage {
   if (!Array.isArray(value) || !value.some((p) => p.type === 'image_url')) return { role: 'user', content: text(value, 'user', at) };
   const parts = value.map((part, j): ChatPart => {
     const image = imagePart.safeParse(part);
-    if (image.success) return { type: 'image', url: image.data.image_url.url, ...(image.data.image_url.detail !== undefined ? { detail: image.data.image_url.detail } : {}) };
+    if (image.success) {
+      const problem = imageUrlProblem(image.data.image_url.url);
+      const param = `messages.${at}.content.${j}.image_url.url`;
+      if (problem) throw ValidationError(`${param}: ${problem}`, 'validation_failed', { param });
+      return { type: 'image', url: image.data.image_url.url, ...(image.data.image_url.detail !== undefined ? { detail: image.data.image_url.detail } : {}) };
+    }
     const parsed = textPart.safeParse(part);
     if (!parsed.success) throw unsupportedPart(part, at, j, 'Only text and image_url content is supported in user messages');
     return { type: 'text', text: parsed.data.text };

@@ -11,7 +11,7 @@ import type { ChatMessage, ChatPart, ChatRequest, ToolCall, Usage } from './type
 
 const textBlock = z.looseObject({ type: z.literal('text'), text: z.string() });
 const imageSource = z.discriminatedUnion('type', [
-  z.looseObject({ type: z.literal('base64'), media_type: z.enum(['image/jpeg', 'image/png', 'image/gif', 'image/webp']), data: z.string().min(1) }),
+  z.looseObject({ type: z.literal('base64'), media_type: z.enum(['image/jpeg', 'image/png', 'image/gif', 'image/webp']), data: z.string().min(1).refine((d) => d.length % 4 === 0 && /^[A-Za-z0-9+/]*={0,2}$/.test(d), 'must be base64') }),
   z.looseObject({ type: z.literal('url'), url: z.url({ protocol: /^https?$/ }) }),
 ]);
 const imageBlock = z.looseObject({ type: z.literal('image'), source: imageSource });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { AppError, ValidationError } from '../../errors.ts';
-import { maxTokens } from './gateway-format.ts';
+import { imageUrlProblem, maxTokens } from './gateway-format.ts';
 import type { ChatMessage, ChatPart, ChatRequest, ToolCall, ToolDefinition, Usage } from './types.ts';
 
 /**
@@ -121,6 +121,8 @@ function userMessage(content: string | z.infer<typeof part>[], param: string): C
     if (typeof p.image_url !== 'string' || !p.image_url) {
       throw invalid(`${param}[${i}]`, 'Only input_image parts with an `image_url` (an https or data: URL) are supported; `file_id` is not', 'unsupported_content');
     }
+    const problem = imageUrlProblem(p.image_url);
+    if (problem) throw invalid(`${param}[${i}].image_url`, `Invalid image_url: ${problem}`);
     return { type: 'image', url: p.image_url, ...(typeof p.detail === 'string' ? { detail: p.detail } : {}) };
   });
   return { role: 'user', content: parts.flatMap((p) => (p.type === 'text' ? [p.text] : [])).join(''), parts };

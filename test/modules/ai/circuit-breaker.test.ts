@@ -84,3 +84,33 @@ describe('ai: circuit breaker in the chain', () => {
     assert.equal(r.error, undefined);
   });
 });
+
+describe('ai: a request refused before it is sent', () => {
+  const fakes = useFakeUpstreams();
+
+  test('a tool call without its result is the caller’s 400, never retried, and no provider cools down; a link that takes it answers', async () => {
+    const ai = aiFrom({ ...fakes.openai.env, ...fakes.anthropic.env, AI_RETRIES: '2', AI_CIRCUIT_FAILURES: '2' });
+    const unanswered = ask(['anthropic:claude-haiku-4-5'], 'Hi', {
+      messages: [
+        { role: 'user', content: 'Weather?' },
+        { role: 'assistant', content: '', toolCalls: [{ id: 'c1', name: 'get_weather', arguments: '{}' }] },
+        { role: 'user', content: 'And?' },
+      ],
+    });
+    for (let i = 0; i < 3; i++) {
+      const r = await collect(ai.streamChat(unanswered));
+      assert.deepEqual([r.error?.status, r.error?.code], [400, 'invalid_request']);
+      assert.deepEqual(r.failures.map((f) => f.code), ['invalid_request'], 'one attempt: a retry would be refused the same');
+    }
+    assert.equal(ai.circuitState('anthropic'), 'closed', 'the provider did nothing wrong');
+    assert.equal(fakes.anthropic.requests.length, 0);
+    fakes.anthropic.state.defaults = { reply: 'Sunny.' };
+    assert.equal((await collect(ai.streamChat(ask(['anthropic:claude-haiku-4-5'])))).text, 'Sunny.');
+
+    // A chain: the next link, whose upstream judges for itself, answers.
+    fakes.openai.script({ reply: 'It is sunny.' });
+    const chained = await collect(ai.streamChat({ ...unanswered, chain: ['anthropic:claude-haiku-4-5', 'openai:gpt-4o-mini'] }));
+    assert.equal(chained.text, 'It is sunny.');
+    assert.deepEqual(chained.failures.map((f) => f.code), ['invalid_request']);
+  });
+});

@@ -406,6 +406,13 @@ for (const backend of backends()) {
       assert.ok(badImage instanceof OpenAI.BadRequestError, String(badImage));
       assert.equal(badImage.param, 'messages.1.content.1');
       assert.match(badImage.message, /malformed "image_url" part \(image_url\.url must be a non-empty string\)/);
+      // An image no provider could take is the caller's 400, at the door: it used to fail each link as the provider's fault.
+      for (const [url, why] of [['not a url', /not a URL/], ['ftp://example.com/a.png', /https, http or data:/], ['data:image/png;base64,!!!!', /base64/], ['data:image/png,raw', /base64/]] as const) {
+        const refused = await client.chat.completions.create({ model: 'anthropic:claude-haiku-4-5', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url } }] }] }).catch((e) => e);
+        assert.ok(refused instanceof OpenAI.BadRequestError, `${url}: ${refused}`);
+        assert.equal(refused.param, 'messages.0.content.0.image_url.url');
+        assert.match(refused.message, why);
+      }
       // Text and images are passed on (files-in-chat.test.ts); other parts, such as audio, are refused.
       const audio = await client.chat.completions
         .create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: { data: 'AAAA', format: 'wav' } }] }] })

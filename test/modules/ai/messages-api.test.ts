@@ -375,6 +375,7 @@ for (const backend of backends()) {
         [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 'a', content: [{ type: 'image', source: { type: 'url', url: 'https://example.com/a.png' } }] }] }] }, /images in tool results are not supported/],
         [{ model: 'gpt-4o-mini', max_tokens: 5, system: [{ type: 'image' }], messages: [{ role: 'user', content: 'x' }] }, /^system: /],
         [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: [] }] }, /^messages\.0\.content: .*>=1/],
+        [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'not base64!' } }] }] }, /base64/],
       ];
       for (const [body, pattern] of cases) {
         const err = await client.messages.create(body as never).catch((e) => e);

@@ -348,6 +348,11 @@ for (const backend of backends()) {
       assert.deepEqual(openai.requests[0]!.body.messages, [
         { role: 'user', content: [{ type: 'text', text: 'What is this?' }, { type: 'image_url', image_url: { url: image, detail: 'low' } }] },
       ]);
+      // One no provider could take is a 400 on its param, before any upstream call.
+      const refused = await client.responses.create({ model: 'openai:gpt-4o-mini', input: [{ role: 'user', content: [{ type: 'input_image', image_url: 'javascript:alert(1)', detail: 'low' }] }] }).catch((e) => e);
+      assert.ok(refused instanceof OpenAI.BadRequestError, String(refused));
+      assert.equal(refused.param, 'input[0].content[0].image_url');
+      assert.equal(openai.requests.length, 1);
     });
 
     test('a client that hangs up mid-stream stops the upstream generation, metered as cancelled', async () => {
