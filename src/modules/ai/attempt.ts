@@ -1,3 +1,4 @@
+import { storableText } from '../../platform/text.ts';
 import { classifyError, AttemptError } from './attempt-error.ts';
 import type { ChatModel } from './chat-model.ts';
 import type { ChatEvent, ChatRequest, Usage } from './types.ts';
@@ -91,7 +92,9 @@ export async function* runAttempt(opts: AttemptOptions): AsyncGenerator<ChatEven
           const rest = endText();
           if (rest) yield rest;
           yielded = true;
-          yield emit({ type: 'tool_call', call: part.call });
+          // As the text is: a NUL or half a surrogate pair the model emitted in a call could not be stored (a 500, charged as ok).
+          const { id, name, arguments: args } = part.call;
+          yield emit({ type: 'tool_call', call: { ...part.call, id: storableText(id), name: storableText(name), arguments: storableText(args) } });
           break;
         }
         case 'abort':

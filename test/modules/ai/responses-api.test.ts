@@ -147,6 +147,28 @@ for (const backend of backends()) {
           assert.deepEqual(await tally(), { ok: before.ok + 2, other: before.other }, 'two calls, each charged once as ok');
         });
 
+        // The path is the same for every provider (the attempt cleans the call); the fake Anthropic cannot send such a call whole.
+        test('a tool call holding a NUL or half a surrogate pair is stored without them, whole or streamed, and charged once as ok', { skip: provider !== 'openai' && 'checked through OpenAI' }, async () => {
+          const tally = async () => (await usageOf(user.id)).reduce((n, e) => ({ ok: n.ok + Number(e.status === 'ok'), other: n.other + Number(e.status !== 'ok') }), { ok: 0, other: 0 });
+          const before = await tally();
+          const odd = [{ id: 'call_\ud800x', name: 'get_w\u0000', arguments: '{"a":"x\u0000y\udc00"}' }];
+          fake().script({ toolCalls: odd });
+          const whole = await client.responses.create({ model, input: 'x', tools: [{ type: 'function', name: 'get_w', parameters: { type: 'object' }, strict: false }] });
+          const call = whole.output.find((o) => o.type === 'function_call');
+          assert.ok(call?.type === 'function_call', JSON.stringify(whole.output));
+          assert.deepEqual([call.name, call.arguments], ['get_w', '{"a":"xy\ufffd"}']);
+          assert.equal(call.call_id, 'call_\ufffdx');
+          assert.deepEqual((await client.responses.retrieve(whole.id)).output, whole.output, 'stored');
+
+          fake().script({ toolCalls: odd });
+          const stream = await client.responses.create({ model, input: 'x', tools: [{ type: 'function', name: 'get_w', parameters: { type: 'object' }, strict: false }], stream: true });
+          let completed: OpenAI.Responses.Response | undefined;
+          for await (const e of stream) if (e.type === 'response.completed') completed = e.response;
+          assert.ok(completed, 'completed, not failed');
+          assert.deepEqual((await client.responses.retrieve(completed.id)).output.map((o) => o.type === 'function_call' && o.arguments), ['{"a":"xy\ufffd"}']);
+          assert.deepEqual(await tally(), { ok: before.ok + 2, other: before.other });
+        });
+
         test('streaming: the events in order, with sequence numbers, and the final response stored', async () => {
           fake().script({ reply: 'One two three.', usage: { input: 20, output: 3 } });
           const stream = await client.responses.create({ model, input: [{ role: 'user', content: [{ type: 'input_text', text: 'Count' }] }], stream: true });
