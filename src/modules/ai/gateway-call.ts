@@ -1,21 +1,32 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { NotFound } from '../../errors.ts';
+import { NotFound, ValidationError } from '../../errors.ts';
 import { principal } from '../../http/guards.ts';
 import type { ServiceMap } from '../module.ts';
 import type { AiService } from './service.ts';
 import type { ChatMessage } from './types.ts';
 
-/** A comma-separated fallback chain (`anthropic:claude-sonnet-4-5,openai:gpt-4o-mini`) and any more names, each resolved to a catalog id; an unknown one is a 404 on `model`. */
+/** Most links one call's chain may hold: each is a full request upstream when the ones before it fail. */
+export const MAX_CHAIN_LINKS = 9;
+
+/**
+ * A comma-separated fallback chain (`anthropic:claude-sonnet-4-5,openai:gpt-4o-mini`) and any more names,
+ * each resolved to a catalog id, each once; an unknown one is a 404 on `model`, more than MAX_CHAIN_LINKS
+ * a 400 (a chain of 500 names was 500 upstream calls for one request).
+ */
 export function resolveChain(ai: AiService, model: string, more: string[] = []): string[] {
-  return [...model.split(','), ...more]
-    .map((s) => s.trim())
-    .filter(Boolean)
-    .map((name) => {
-      const id = ai.resolve(name);
-      if (!id) throw NotFound(`Model "${name}"`, 'model_not_found');
-      return id;
-    });
+  const names = [...model.split(','), ...more].map((s) => s.trim()).filter(Boolean);
+  if (names.length > MAX_CHAIN_LINKS * 4) throw chainTooLong(names.length);
+  const ids = new Set<string>();
+  for (const name of names) {
+    const id = ai.resolve(name);
+    if (!id) throw NotFound(`Model "${name}"`, 'model_not_found');
+    ids.add(id);
+  }
+  if (ids.size > MAX_CHAIN_LINKS) throw chainTooLong(ids.size);
+  return [...ids];
 }
+
+const chainTooLong = (n: number) => ValidationError(`A fallback chain holds at most ${MAX_CHAIN_LINKS} models (this one ${n})`, 'validation_failed', { param: 'model' });
 
 /**
  * What every gateway route (Chat Completions, Messages, Responses) does

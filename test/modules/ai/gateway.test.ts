@@ -202,6 +202,19 @@ for (const backend of backends()) {
       assert.equal(chained.model, 'openai:gpt-4o-mini');
       assert.equal(chained.choices[0]!.message.content, 'Fallback answered.');
       assert.equal(anthropic.requests.length, 1);
+      // Each link once, however often it is named; at most nine (each one a full request upstream when those before fail).
+      anthropic.script({ status: 529 });
+      openai.script({ reply: 'Once.' });
+      const repeated = await client.chat.completions.create({ model: 'anthropic:claude-sonnet-4-5,anthropic:claude-sonnet-4-5,openai:gpt-4o-mini', models: ['anthropic:claude-sonnet-4-5'], messages: [{ role: 'user', content: 'x' }] } as never);
+      assert.equal(repeated.choices[0]!.message.content, 'Once.');
+      assert.equal(anthropic.requests.length, 2, 'the repeated link was tried once');
+      for (const model of [Array.from({ length: 10 }, (_, i) => `openai:m${i}`).join(','), 'openai:m,'.repeat(100_000)]) {
+        const long = await client.chat.completions.create({ model, messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
+        assert.ok(long instanceof OpenAI.BadRequestError, String(long).slice(0, 200));
+        assert.equal(long.param, 'model');
+        assert.match(long.message, /at most 9 models/);
+      }
+      assert.equal(openai.requests.filter((r) => /^m\d*$/.test(r.body.model)).length, 0, 'nothing sent');
     });
 
     test('a bad key is an AuthenticationError; a key without the scope a PermissionDeniedError', async () => {
