@@ -344,7 +344,9 @@ function plainContent(data: string): string | undefined {
   if (!escaped) return raw.includes('\0') ? undefined : raw;
   try {
     const text = JSON.parse(`"${raw}"`) as string;
-    return text.includes('\0') ? undefined : text;
+    // Half a surrogate pair (escaped: decoded bytes never hold one) is the parser's too: it joins a pair split
+    // between two chunks and makes a lone half U+FFFD, which relaying the frame as it came would not.
+    return text.includes('\0') || !text.isWellFormed() ? undefined : text;
   } catch {
     return undefined;
   }

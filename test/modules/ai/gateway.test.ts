@@ -294,6 +294,15 @@ for (const backend of backends()) {
       assert.equal(whole.choices[0]!.message.content, 'abc');
     });
 
+    test('half a surrogate pair the model emits is U+FFFD in relayed frames; a pair split between two chunks is joined', async () => {
+      openai.script({ chunks: ['Hello ', 'wor\udc00ld ', 'smile \ud83d', '\ude00 ', 'x\ud800'], delayMs: 5 });
+      const stream = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], stream: true });
+      const deltas: string[] = [];
+      for await (const chunk of stream) deltas.push(chunk.choices[0]?.delta.content ?? '');
+      assert.ok(deltas.every((d) => d.isWellFormed()), JSON.stringify(deltas));
+      assert.equal(deltas.join(''), 'Hello wor\ufffdld smile \u{1f600} x\ufffd');
+    });
+
     test('a non-streaming answer comes whole from the upstream: its text exactly, the usage it reported, metered once', async () => {
       openai.script({ chunks: ['First, ', 'sécond, ', 'third ', '"and" ', 'back\\slash 😀'], usage: { input: 5, output: 5 } });
       const completion = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] });
