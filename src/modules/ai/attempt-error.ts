@@ -99,8 +99,20 @@ export function classifyError(err: unknown, started: boolean): AttemptError {
   return new AttemptError('upstream_failed', err instanceof Error ? err.message : String(err), { retryable: false, started });
 }
 
+/**
+ * What of the upstream's words a caller may read: nothing when it refused the deployment's credentials (its
+ * message names the key, in part: "Incorrect API key provided: sk-proj-****abcd"), and never a key-like token.
+ */
+function callerSafe(status: number, message: string): string {
+  if (status === 401 || status === 403) return "the provider refused this deployment's credentials for it";
+  return message.replace(KEY_LIKE, '[redacted]');
+}
+
+/** A secret key as providers print them, whole or masked (`sk-…`, `sk-proj-****abcd`, `sk-ant-api03-…`, `AIza…`). */
+const KEY_LIKE = /\b(?:sk|rk|pk)-[\w*.-]{4,}|\bAIza[\w-]{10,}|\b(?:key|token)[=:]\s*[\w*.-]{8,}/gi;
+
 function statusError(status: number, message: string, headers: Record<string, string> | undefined, started: boolean): AttemptError {
-  return new AttemptError(codeForStatus(status), `Provider answered ${status}: ${message}`, {
+  return new AttemptError(codeForStatus(status), `Provider answered ${status}: ${callerSafe(status, message)}`, {
     status,
     retryable: status === 408 || status === 409 || status === 429 || status >= 500,
     retryAfterMs: retryAfterMs(headers),

@@ -249,6 +249,19 @@ for (const backend of backends()) {
       assert.equal(streamErr.status, 502, 'an error before the first token is still an HTTP status');
     });
 
+    test("a failed attempt's reason never shows the deployment's key: not the provider's 401 words, not a key-like token", async () => {
+      openai.script({ status: 401, errorMessage: 'Incorrect API key provided: sk-proj-****abcd. You can find your API key at https://platform.openai.com.' });
+      const denied = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
+      assert.equal(denied.status, 502);
+      const [attempt] = denied.error.attempts;
+      assert.deepEqual([attempt.code, attempt.status], ['provider_auth_failed', 401]);
+      assert.doesNotMatch(JSON.stringify(denied.error), /abcd|sk-/);
+      assert.match(attempt.error, /refused this deployment's credentials/);
+      openai.script({ status: 400, errorMessage: 'Bad value for key=sk-live-1234567890 in the request' });
+      const rejected = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
+      assert.equal(rejected.error.attempts[0].error, 'Provider answered 400: Bad value for [redacted] in the request', 'the rest of its words stay: they help the caller');
+    });
+
     test('a stream that breaks after output started raises an APIError in the iteration, after the partial text', async () => {
       openai.script({ reply: 'one two three four', cutAfter: 2 });
       const stream = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], stream: true });
