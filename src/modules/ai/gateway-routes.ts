@@ -49,13 +49,22 @@ export function gatewayRoutes(app: App, ctx: RouteContext<'ai' | 'limits' | 'saf
     handler: async () => ({ object: 'list' as const, data: ai.models().map((m) => modelObject(m.id, m.provider)) }),
   });
 
-  app.get('/models/:model', {
-    schema: { tags: ['openai-compatible'], summary: 'One model (OpenAI format)', params: z.object({ model: z.string() }), response: { 200: modelSchema } },
+  // A wildcard: model names may hold slashes (`local:org/model`), as OpenAI's SDKs put them in the path.
+  app.get('/models/*', {
+    schema: {
+      tags: ['openai-compatible'],
+      summary: 'One model (OpenAI format)',
+      description: 'A model `GET /v1/models` lists, by its id or a bare name the catalog knows; any other is 404 `model_not_found`, as OpenAI answers.',
+      params: z.object({ '*': z.string() }),
+      response: { 200: modelSchema },
+    },
     onRequest: guards.user({ scope: 'models:read' }),
     errorHandler: openAiErrorHandler,
     handler: async (request) => {
-      const found = ai.model(ai.resolve(request.params.model) ?? '');
-      if (!found) throw NotFound(`Model "${request.params.model}"`, 'model_not_found');
+      const name = request.params['*'];
+      const id = ai.resolve(name);
+      const found = id === undefined ? undefined : ai.models().find((m) => m.id === id);
+      if (!found) throw NotFound(`Model "${name}"`, 'model_not_found');
       return modelObject(found.id, found.provider);
     },
   });

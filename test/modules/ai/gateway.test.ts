@@ -187,7 +187,13 @@ for (const backend of backends()) {
       assert.ok(ids.includes('anthropic:claude-sonnet-4-5'));
       assert.ok(!ids.some((id) => id.startsWith('mistral:')), 'unconfigured providers are not listed');
       assert.equal((await client.models.retrieve('openai:gpt-4o-mini')).id, 'openai:gpt-4o-mini');
-      await assert.rejects(client.models.retrieve('openai-nope'), OpenAI.NotFoundError);
+      assert.equal((await client.models.retrieve('gpt-4o-mini')).id, 'openai:gpt-4o-mini', 'a bare name the catalog knows');
+      // What GET /v1/models does not list is not found, as OpenAI answers, slashes and chains included.
+      for (const id of ['openai-nope', 'openai:nope', 'openai:gpt-4o-mini,openai:gpt-4o', 'openrouter:openai/gpt-4o', 'local:org/model']) {
+        const err = await client.models.retrieve(id).catch((e) => e);
+        assert.ok(err instanceof OpenAI.NotFoundError, `${id}: ${err}`);
+        assert.deepEqual([err.code, err.param], ['model_not_found', 'model'], id);
+      }
     });
 
     test('a bare model name resolves through the catalog; a comma chain falls back, and the answer names the link', async () => {
