@@ -68,7 +68,7 @@ for (const backend of backends()) {
       const undocumented = routes
         .filter((r) => r.path.startsWith('/v1/') || ['/health', '/ready', '/metrics', '/.well-known/jwks.json'].includes(r.path))
         // A wildcard (a model id with slashes) is the path parameter `*`.
-        .filter((r) => !res.body.paths[r.path.replace(/:(\w+)/g, '{$1}').replace(/\/\*$/, '/{*}')]?.[r.method.toLowerCase()])
+        .filter((r) => !res.body.paths[r.path.replace(/:(\w+)/g, '{$1}').replace(/\/?\*$/, '/{*}')]?.[r.method.toLowerCase()])
         .map((r) => `${r.method} ${r.path}`);
       assert.deepEqual(undocumented, []);
       assert.equal(res.body.paths['/openapi.json'], undefined, 'the document does not list itself');
