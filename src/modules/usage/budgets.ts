@@ -33,8 +33,11 @@ interface UserBudgets {
 /** Broadcast topic: a user's budgets (or, with `*`, the defaults) changed. */
 const CHANGED_TOPIC = 'budgets.changed';
 
+/** A budget's period as its message says it ("the daily user budget"). */
+const PERIOD_WORD: Record<BudgetPeriod, string> = { day: 'daily', month: 'monthly', total: 'total' };
+
 export const budgetExceeded = (b: BudgetRow, period: Period) =>
-  new AppError(402, 'budget_exceeded', 'Budget exceeded', `The ${b.period === 'total' ? 'total' : b.period + 'ly'} ${b.scope === 'default' ? 'user' : b.scope.replace('_', ' ')} budget is used up${period.resetsAt ? `; it resets at ${period.resetsAt.toISOString()}` : ''}`, {
+  new AppError(402, 'budget_exceeded', 'Budget exceeded', `The ${PERIOD_WORD[b.period]} ${b.scope === 'default' ? 'user' : b.scope.replace('_', ' ')} budget is used up${period.resetsAt ? `; it resets at ${period.resetsAt.toISOString()}` : ''}`, {
     extra: { budgetId: b.id, scope: b.scope, period: b.period, resetsAt: period.resetsAt?.toISOString() ?? null },
     ...(period.resetsAt ? { headers: { 'retry-after': String(Math.max(1, Math.ceil((period.resetsAt.getTime() - Date.now()) / 1000))) } } : {}),
   });

@@ -43,6 +43,7 @@ for (const backend of backends()) {
       const refused = await complete(f.t, key);
       assert.equal(refused.status, 402, refused.text);
       assert.equal(refused.body.error.code, 'budget_exceeded', 'OpenAI-shaped on the gateway');
+      assert.match(refused.body.error.message, /^The daily user budget is used up; it resets at /);
       assert.ok(Number(refused.headers.get('retry-after')) > 0);
       assert.equal(upstreamCalls(f), before, 'never sent upstream');
 
