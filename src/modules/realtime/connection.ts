@@ -47,9 +47,7 @@ export function acceptConnection(socket: WebSocket, offered: string | undefined,
   let errors = 0;
 
   const open = () => socket.readyState === OPEN;
-  const send = (frame: string): void => {
-    if (open()) socket.send(frame);
-  };
+  const send = (frame: string): void => d.gateway.send(socket, frame);
   const close = (code: number, reason: string): void => {
     if (open()) socket.close(code, reason);
   };
@@ -110,9 +108,9 @@ export function acceptConnection(socket: WebSocket, offered: string | undefined,
     if (p instanceof AppError) close(closeCodeOf(p), p.code);
   }
 
-  /** A fresh credential for the same user (a refreshed access token): the socket goes on with it. */
+  /** A fresh credential for the same user (a refreshed access token): the socket goes on with it. Counted as a request. */
   async function renew(token: string) {
-    const p = await verify(token, d.stillAdmitted);
+    const p = await verify(token, d.admit);
     // The credential in use may still be good: refuse the new one, keep the socket.
     if (p instanceof AppError) return send(frames.error(p.code, p.message));
     if (p.userId !== principal!.userId || p.apiKeyId !== principal!.apiKeyId) {
@@ -131,6 +129,8 @@ export function acceptConnection(socket: WebSocket, offered: string | undefined,
       return send(frames.error('too_many_subscriptions', `At most ${d.settings.maxSubscriptions} topics per socket`, topic.name));
     }
     try {
+      // A look-up of what the topic names: counted against the caller's request limits, as the same read over HTTP is.
+      if (d.topics.needsLookup(topic)) await d.admit(principal!);
       await d.topics.authorize(principal!, topic);
     } catch (err) {
       if (!(err instanceof AppError)) throw err;

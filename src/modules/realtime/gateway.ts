@@ -44,10 +44,21 @@ export function createGateway(d: { broadcast: Broadcast; slots: ConnectionSlots;
   let dropped = 0;
 
   function dropSlow(socket: WebSocket) {
+    if (socket.readyState !== OPEN) return;
     dropped++;
     socket.close(CLOSE.slow, 'slow consumer');
     // What is queued for it is freed now, not when it gets round to reading the close frame.
     setTimeout(() => socket.terminate(), CLOSE_GRACE_MS).unref();
+  }
+
+  /**
+   * Sends a frame, events and replies alike, unless more than WS_MAX_BUFFERED_BYTES already waits for the
+   * socket: a client that stops reading is closed as a slow consumer (1013), whatever it is sent.
+   */
+  function send(socket: WebSocket, frame: string): void {
+    if (socket.readyState !== OPEN) return;
+    if (socket.bufferedAmount > settings.maxBufferedBytes) return dropSlow(socket);
+    socket.send(frame);
   }
 
   function deliver(entry: UserSockets, message: string) {
@@ -58,13 +69,9 @@ export function createGateway(d: { broadcast: Broadcast; slots: ConnectionSlots;
       const topic = delivery.topics.find((t) => client.topics.has(t));
       const { socket } = client;
       if (!topic || socket.readyState !== OPEN) continue;
-      if (socket.bufferedAmount > settings.maxBufferedBytes) {
-        dropSlow(socket);
-        continue;
-      }
       let frame = byTopic.get(topic);
       if (!frame) byTopic.set(topic, (frame = frames.event(topic, delivery.eventJson)));
-      socket.send(frame);
+      send(socket, frame);
     }
   }
 
@@ -92,6 +99,7 @@ export function createGateway(d: { broadcast: Broadcast; slots: ConnectionSlots;
   heartbeat.unref();
 
   return {
+    send,
     /** Watches a new socket for heartbeats and shutdown; returns what to call once it has closed. */
     track(socket: WebSocket): () => void {
       const state = { answered: true, slice: slices[nextSlice++ % HEARTBEAT_SLICES]! };

@@ -54,6 +54,9 @@ export function createTopics(declared: () => Topics[]) {
       if (topic.id !== undefined && authorize) await authorize(p, topic.id);
     },
 
+    /** Whether subscribing reads what the topic names (its owner's conversation, document, job): a request's worth of work. */
+    needsLookup: (topic: Topic): boolean => topic.id !== undefined && topic.definition.authorize !== undefined,
+
     /** The bus events the relay forwards to sockets. */
     events: () => get().events,
 

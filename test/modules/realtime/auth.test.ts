@@ -4,7 +4,7 @@ import { WebSocket } from 'ws';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { eventually } from '../../support/eventually.ts';
 import { createUser } from '../../support/factories.ts';
-import { connectAs, connectWs, wsUrl } from '../../support/ws.ts';
+import { connectAs, connectWs, subscribe, wsUrl } from '../../support/ws.ts';
 
 for (const backend of backends()) {
   describe(`realtime: authentication [${backend}]`, () => {
@@ -123,3 +123,25 @@ for (const backend of backends()) {
     });
   });
 }
+
+describe('realtime: request limits on an open socket', () => {
+  let t: TestApp;
+  before(async () => {
+    t = await startApp({ env: { RATE_LIMIT_ENABLED: 'true', RATE_LIMIT_USER_RPM: '6' } });
+  });
+  after(() => t.close());
+
+  test('each subscribe that looks up what it names, and each renewal, counts as a request: past the limit, rate_limited', async () => {
+    const u = await createUser(t);
+    const c = await connectAs(t, u.accessToken); // the first request
+    const looked: string[] = [];
+    for (let i = 0; i < 8; i++) looked.push(String((await subscribe(c, `conversation:${crypto.randomUUID()}`)).code));
+    // Five more fit the minute's six; each of the rest is refused without its look-up (it was a database read each, unbounded).
+    assert.deepEqual(looked, [...Array(5).fill('not_found'), 'rate_limited', 'rate_limited', 'rate_limited']);
+    c.send({ type: 'auth', token: u.accessToken });
+    assert.equal((await c.next((f) => f.type === 'ready' || f.type === 'error')).code, 'rate_limited', 'a renewal is a token check: a request too');
+    assert.deepEqual(await subscribe(c, 'user'), { type: 'subscribed', topic: 'user' }, 'a topic without a look-up costs nothing');
+    assert.equal(c.ws.readyState, c.ws.OPEN);
+    await c.close();
+  });
+});

@@ -63,5 +63,23 @@ for (const backend of backends()) {
       assert.ok(slow.frames.length < sent, 'the slow client did not get everything');
       await fast.close();
     });
+
+    test("a client that sends but never reads is dropped too: the server's replies wait in the same buffer as events", async () => {
+      const t = small;
+      const u = await createUser(t);
+      const flooding = await connectAs(t, u.accessToken);
+      rawSocket(flooding.ws).pause();
+      const before = await metric(t, 'parley_ws_slow_consumers_dropped_total');
+      // Each frame is answered (an invalid_topic error naming it): replies were queued without any bound.
+      const frame = JSON.stringify({ type: 'subscribe', topic: 'x'.repeat(190) });
+      for (let batch = 0; batch < 2_000 && (await metric(t, 'parley_ws_slow_consumers_dropped_total')) === before; batch++) {
+        for (let i = 0; i < 20; i++) flooding.ws.send(frame);
+        await sleep(5);
+      }
+      assert.equal(await metric(t, 'parley_ws_slow_consumers_dropped_total'), before + 1);
+      rawSocket(flooding.ws).resume();
+      const { code } = await flooding.closed;
+      assert.ok(code === 1013 || code === 1006, `closed as slow (1013) or cut (1006), got ${code}`);
+    });
   });
 }
