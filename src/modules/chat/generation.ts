@@ -45,6 +45,12 @@ export interface GenerationDeps {
   safety: Pick<Safety, 'checkInput' | 'checkOutput'>;
 }
 
+
+/**
+ * The id of an answer's final event when it is rebuilt from the database (its stored events expired): the
+ * largest a Last-Event-ID may be (resumeOffset), so a client that resumes after it gets a 204 and stops.
+ */
+export const FINAL_EVENT_ID = 999_999_999_999_999;
 /** Who asks, beyond the user: for metering and per-role token limits. */
 export interface Caller {
   apiKeyId?: string | null;
@@ -288,7 +294,8 @@ export function createGeneration(d: GenerationDeps) {
     }
     if (any || signal?.aborted || (await d.streams.state(message.id)) !== 'missing') return;
     const now = toPublicMessage(await d.messages.get(message.userId, message.conversationId, message.id));
-    if (now.status !== 'streaming') yield { event: outcomeOf(now) };
+    // With the last id there is: an EventSource resumes after it, and is told it has everything (finishedBefore).
+    if (now.status !== 'streaming') yield { event: outcomeOf(now), offset: FINAL_EVENT_ID };
     else yield { event: { type: 'error', code: 'stream_unavailable', message: 'The answer is still being generated but its stream cannot be read; try again later', messageId: now.id } };
   }
 
@@ -408,6 +415,8 @@ export function createGeneration(d: GenerationDeps) {
      * (an EventSource reconnecting after the last event), which a 204 tells to stop asking.
      */
     async finishedBefore(message: MessageView, offset: number): Promise<boolean> {
+      // After the final event rebuilt from the database, once the stored events had expired.
+      if (offset > FINAL_EVENT_ID && message.status !== 'streaming') return true;
       if (offset === 0 || (await d.streams.state(message.id)) !== 'ended') return false;
       for await (const _ of d.streams.read(message.id, offset)) return false;
       return true;
