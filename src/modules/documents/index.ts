@@ -69,12 +69,14 @@ export const documentsModule = defineModule({
   provides: ['documents', 'documentSharing', 'documentComments', 'documentPresence', 'documentActions'],
   services({ deps, config, services }) {
     const documentsService = createDocuments({ db: deps.db, announce: deps.announce, settings: config.documents, projects: services.projects, files: services.files });
-    const sharing = createSharing({ db: deps.db, access: documentsService.access, users: services.users, announce: deps.announce });
+    // Presence follows a reader's role (removed: gone; no longer an editor: viewing), and tells the readers sharing knows.
+    const sharing = createSharing({ db: deps.db, access: documentsService.access, users: services.users, announce: deps.announce, roleChanged: (...change) => presence.roleChanged(...change) });
+    const presence = createPresence({ db: deps.db, readers: sharing.readers, announce: deps.announce, presenceSeconds: config.documents.presenceSeconds });
     return {
       documents: documentsService,
       documentSharing: sharing,
       documentComments: createComments({ db: deps.db, readers: sharing.readers, announce: deps.announce }),
-      documentPresence: createPresence({ db: deps.db, readers: sharing.readers, announce: deps.announce, presenceSeconds: config.documents.presenceSeconds }),
+      documentPresence: presence,
       documentActions: createDocumentActions({ ai: services.ai, documents: documentsService, users: services.users, jobs: services.jobs }),
     };
   },

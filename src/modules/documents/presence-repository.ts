@@ -33,6 +33,16 @@ export function createPresenceRepository(db: Db) {
       return rows.some((r) => r.expiresAt > now);
     },
 
+    /** An `editing` reader (present now) is `viewing`; true when they were editing. */
+    async stopEditing(documentId: string, userId: string, now: Date): Promise<boolean> {
+      const rows = await db
+        .update(documentPresence)
+        .set({ state: 'viewing', since: now })
+        .where(and(eq(documentPresence.documentId, documentId), eq(documentPresence.userId, userId), eq(documentPresence.state, 'editing'), gt(documentPresence.expiresAt, now)))
+        .returning();
+      return rows.length > 0;
+    },
+
     /** Removes what expired, returning it (so readers can be told who left). */
     purge: (now: Date) => db.delete(documentPresence).where(lte(documentPresence.expiresAt, now)).returning(),
   };

@@ -2,7 +2,7 @@ import type { Announce } from '../../platform/bus/bus.ts';
 import type { Db } from '../../platform/db/database.ts';
 import { need, type Grant } from './access.ts';
 import { createPresenceRepository } from './presence-repository.ts';
-import type { PresenceRow } from './schema.ts';
+import type { PresenceRow, ShareRole } from './schema.ts';
 
 export type PresenceState = PresenceRow['state'];
 
@@ -37,6 +37,19 @@ export function createPresence(d: { db: Db; readers: (documentId: string) => Pro
 
     async leave(grant: Grant): Promise<void> {
       if (await repo.leave(grant.doc.id, grant.userId, new Date())) await tell(grant.doc.id, grant.userId, 'left');
+    },
+
+    /**
+     * A reader's role changed: removed (null), they are gone at once; below editor, an `editing` presence
+     * is `viewing` now. The document's readers are told, as for any change.
+     */
+    async roleChanged(documentId: string, userId: string, role: ShareRole | null): Promise<void> {
+      const now = new Date();
+      if (role === null) {
+        if (await repo.leave(documentId, userId, now)) await tell(documentId, userId, 'left');
+      } else if (role !== 'editor' && (await repo.stopEditing(documentId, userId, now))) {
+        await tell(documentId, userId, 'viewing');
+      }
     },
 
     /** Removes expired presence and tells each document's readers who left; returns how many. */

@@ -17,7 +17,14 @@ export type ShareView = ShareRow & { email: string };
  * link (a token shown once, only its hash kept; expiring, revocable). A new
  * reader hears of it through `document.shared`.
  */
-export function createSharing(d: { db: Db; access: Access; users: Pick<UsersService, 'byEmail' | 'byId'>; announce: Announce }) {
+export function createSharing(d: {
+  db: Db;
+  access: Access;
+  users: Pick<UsersService, 'byEmail' | 'byId'>;
+  announce: Announce;
+  /** A reader's role changed (null: removed), after the change is stored. */
+  roleChanged: (documentId: string, userId: string, role: ShareRole | null) => Promise<void>;
+}) {
   const repo = createSharingRepository(d.db);
 
   async function withEmail(share: ShareRow): Promise<ShareView> {
@@ -42,6 +49,7 @@ export function createSharing(d: { db: Db; access: Access; users: Pick<UsersServ
       const before = await repo.share(id, user.id);
       const row = await repo.upsertShare(id, user.id, input.role);
       if (before?.role !== input.role) d.announce('document.shared', { userId: user.id, documentId: id, role: input.role, sharedBy: userId, title: doc.title });
+      if (before && before.role !== input.role) await d.roleChanged(id, user.id, input.role);
       return { share: { ...row, email: user.email }, created: !before };
     },
 
@@ -49,6 +57,7 @@ export function createSharing(d: { db: Db; access: Access; users: Pick<UsersServ
       await d.access.forUser(userId, id, 'owner', 'change who the document is shared with');
       const row = await repo.setRole(id, readerId, role);
       if (!row) throw NotFound('Share', 'share_not_found');
+      await d.roleChanged(id, readerId, role);
       return withEmail(row);
     },
 
@@ -57,6 +66,7 @@ export function createSharing(d: { db: Db; access: Access; users: Pick<UsersServ
       const grant = await d.access.forUser(userId, id);
       if (readerId !== userId) need(grant, 'owner', 'remove others from this document');
       if (!(await repo.unshare(id, readerId))) throw NotFound('Share', 'share_not_found');
+      await d.roleChanged(id, readerId, null);
     },
 
     async createLink(userId: string, id: string, input: { role: 'viewer' | 'commenter'; expiresIn?: number }): Promise<LinkRow & { token: string }> {

@@ -88,6 +88,28 @@ for (const backend of backends()) {
       await presenceEvent(ownerSocket, viewer.id, 'viewing');
     });
 
+    test("presence follows a reader's role: no longer an editor, editing is viewing; removed, gone at once", async () => {
+      const doc = (await t.api('POST', '/v1/documents', { token: owner.accessToken, body: { title: 'Roles', body: 'text' } })).body.id;
+      const helper = await createUser(t);
+      assert.equal((await t.api('POST', `/v1/documents/${doc}/shares`, { token: owner.accessToken, body: { email: helper.email, role: 'editor' } })).status, 201);
+      const ownerSocket = await connectAs(t, owner.accessToken);
+      sockets.push(ownerSocket);
+      assert.equal((await subscribe(ownerSocket, `document:${doc}`)).type, 'subscribed');
+      const told = (state: string) =>
+        ownerSocket.next((f) => f.type === 'event' && f.event?.type === 'document.presence' && f.event.payload.actorId === helper.id && f.event.payload.state === state && f.event.payload.documentId === doc);
+      const present = async () => (await t.api('GET', `/v1/documents/${doc}/presence`, { token: owner.accessToken })).body.data.map((p: any) => [p.userId, p.state]);
+      assert.equal((await t.api('POST', `/v1/documents/${doc}/presence`, { token: helper.accessToken, body: { state: 'editing' } })).status, 200);
+      await told('editing');
+
+      assert.equal((await t.api('PATCH', `/v1/documents/${doc}/shares/${helper.id}`, { token: owner.accessToken, body: { role: 'viewer' } })).status, 200);
+      await told('viewing');
+      assert.deepEqual(await present(), [[helper.id, 'viewing']]);
+
+      assert.equal((await t.api('DELETE', `/v1/documents/${doc}/shares/${helper.id}`, { token: owner.accessToken })).status, 204);
+      await told('left');
+      assert.deepEqual(await present(), [], 'not listed until their presence would have expired');
+    });
+
     test('a save reaches every reader on document:<id> with its new version', async () => {
       const viewerSocket = await follow(t, viewer);
       const current = (await t.api('GET', `/v1/documents/${docId}`, { token: editor.accessToken })).body.version;
