@@ -24,6 +24,8 @@ const coreEnv = {
   PARLEY_DATA_DIR: z.string().default('./data'),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
+  DATABASE_QUERY_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(60_000),
+  DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
   PGLITE_SHARED_BUFFERS_MB: z.coerce.number().int().min(1).max(1024).default(DEFAULT_PGLITE_SHARED_BUFFERS_MB),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
   REDIS_PREFIX: z.string().default('parley:'),
@@ -67,6 +69,9 @@ export interface CoreConfig {
   dataDir: string;
   databaseUrl?: string;
   databasePoolSize: number;
+  /** PostgreSQL: the longest a query may go unanswered (0: no limit), and a new connection may take. */
+  databaseQueryTimeoutMs: number;
+  databaseConnectTimeoutMs: number;
   /** The embedded database's page cache (PGlite's shared_buffers), in MB. */
   pgliteSharedBuffersMb: number;
   redisUrl?: string;
@@ -107,6 +112,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     dataDir: e.PARLEY_DATA_DIR === 'memory://' ? e.PARLEY_DATA_DIR : path.resolve(e.PARLEY_DATA_DIR),
     databaseUrl: e.DATABASE_URL,
     databasePoolSize: e.DATABASE_POOL_SIZE,
+    databaseQueryTimeoutMs: e.DATABASE_QUERY_TIMEOUT_MS,
+    databaseConnectTimeoutMs: e.DATABASE_CONNECT_TIMEOUT_MS,
     pgliteSharedBuffersMb: e.PGLITE_SHARED_BUFFERS_MB,
     redisUrl: e.REDIS_URL,
     redisPrefix: e.REDIS_PREFIX,

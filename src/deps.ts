@@ -60,6 +60,8 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
     url: config.databaseUrl,
     dataDir: config.dataDir,
     poolSize: config.databasePoolSize,
+    queryTimeoutMs: config.databaseQueryTimeoutMs,
+    connectTimeoutMs: config.databaseConnectTimeoutMs,
     onIdleError: (err) => logger.warn({ err }, 'idle database connection lost'),
     pgliteSnapshot: opts.pgliteSnapshot,
     pgliteSharedBuffersMb: config.pgliteSharedBuffersMb,

@@ -3,7 +3,8 @@ import type { Socket } from 'node:net';
 import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { AppError } from '../errors.ts';
+import { AppError, DependencyUnavailable } from '../errors.ts';
+import { isDatabaseUnreachable } from '../platform/db/database.ts';
 
 /** RFC 9457 problem details, as every error response is shaped. */
 export const problemSchema = z
@@ -47,8 +48,24 @@ export function sendProblem(reply: FastifyReply, request: FastifyRequest, p: Pro
     .send({ type: `https://parley.dev/problems/${p.code}`, ...p, instance: request.url.split('?')[0], requestId: request.id });
 }
 
+/** Seconds a client is asked to wait when PostgreSQL cannot be reached. */
+const DATABASE_RETRY_AFTER_SECONDS = 5;
+
+/**
+ * A driver's error that says a dependency is down (PostgreSQL refused, reset, timed out) as its 503
+ * `dependency_unavailable`, for every error handler: not a 500 with the failed query and its parameters in
+ * the log. Undefined for any other error.
+ */
+export function dependencyFailure(err: unknown, request: FastifyRequest): AppError | undefined {
+  if (err instanceof AppError || !isDatabaseUnreachable(err)) return undefined;
+  const cause = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
+  request.log.warn({ cause: String(cause).slice(0, 200) }, 'PostgreSQL is unreachable');
+  return DependencyUnavailable('PostgreSQL', DATABASE_RETRY_AFTER_SECONDS, err);
+}
+
 export function installProblemHandlers(app: FastifyInstance) {
-  app.setErrorHandler((err: FastifyError | AppError | Error, request, reply) => {
+  app.setErrorHandler((raw: FastifyError | AppError | Error, request, reply) => {
+    const err = dependencyFailure(raw, request) ?? raw;
     if (err instanceof AppError) {
       reply.headers(err.headers);
       return sendProblem(reply, request, { status: err.status, title: err.title, detail: err.message, code: err.code, ...err.extra });

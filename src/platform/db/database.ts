@@ -85,6 +85,62 @@ export interface Database {
 }
 
 const MIGRATION_LOCK = 7_270_539_001;
+/** How long a readiness ping waits for the database: a stalled one is "down", not a hung probe. */
+const PING_TIMEOUT_MS = 2_000;
+
+/** The network errors of a connection that broke or could not be made, by code. */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+/** node-postgres's words for the same, and for its own timeouts. */
+const UNREACHABLE_MESSAGE = /^(Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error)/;
+
+/**
+ * Whether an error (or its cause: Drizzle wraps the driver's) says PostgreSQL could not be reached or
+ * stopped answering: refused, reset, timed out, shutting down (SQLSTATE 08xxx, 57P0x). Such a failure is
+ * the dependency's, a 503, not a bug's 500.
+ */
+export function isDatabaseUnreachable(err: unknown): boolean {
+  for (let e = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+    const { code, message } = e as { code?: unknown; message?: unknown };
+    if (typeof code === 'string' && (UNREACHABLE_CODES.has(code) || code.startsWith('08') || /^57P0[1-3]$/.test(code))) return true;
+    if (typeof message === 'string' && UNREACHABLE_MESSAGE.test(message)) return true;
+  }
+  return false;
+}
+
+/**
+ * Drizzle's transactions on a pool, with the connection handled safely: Drizzle runs BEGIN before the
+ * try/finally that returns its connection, and returns it healthy whatever happened, so a BEGIN that fails
+ * (a connection that died, a query bound reached) leaks a connection for good, and one whose query timed
+ * out goes back to the pool with that query still waiting (drizzle-orm#6114, #6241; open). Here the
+ * transaction runs on a connection taken from the pool (Drizzle's own transaction on it, savepoints for
+ * nested ones), which always goes back, and is destroyed when the failure says it is broken.
+ */
+function pooledTransactions(db: Db, pool: pg.Pool): void {
+  const onClient = new WeakMap<pg.PoolClient, Db>();
+  const transaction = async <T>(fn: (tx: never) => Promise<T>, config?: unknown): Promise<T> => {
+    const client = await pool.connect();
+    let broken: Error | undefined;
+    try {
+      let clientDb = onClient.get(client);
+      if (!clientDb) onClient.set(client, (clientDb = drizzlePg(client) as unknown as Db));
+      return await clientDb.transaction(fn as never, config as never);
+    } catch (err) {
+      if (isDatabaseUnreachable(err)) broken = err as Error;
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  };
+  Object.defineProperty(db, 'transaction', { value: transaction });
+}
+
+function withinMs<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
+}
 const migrationsFolder = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../db/migrations');
 
 /**
@@ -95,6 +151,9 @@ export function openDatabase(opts: {
   url?: string;
   dataDir: string;
   poolSize?: number;
+  /** PostgreSQL: the longest a query may go unanswered (0: no limit), and a new connection may take. */
+  queryTimeoutMs?: number;
+  connectTimeoutMs?: number;
   onIdleError?: (err: Error) => void;
   /** In memory only: start from this dump of a data directory (`dumpDataDir()`), e.g. one already migrated. */
   pgliteSnapshot?: Blob;
@@ -102,26 +161,33 @@ export function openDatabase(opts: {
   pgliteSharedBuffersMb?: number;
 }): Database {
   if (opts.url) {
-    const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize ?? 10 });
+    // Bounded: a database that accepts connections and never answers (a stalled network, a frozen failover) fails a
+    // query after queryTimeoutMs and a connection after connectTimeoutMs, and the connection is replaced, instead of
+    // holding every request, and the pool, for as long as the kernel keeps the socket.
+    const bounds = { connectionTimeoutMillis: opts.connectTimeoutMs ?? 5_000, keepAlive: true };
+    const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize ?? 10, query_timeout: opts.queryTimeoutMs || undefined, ...bounds });
     // An idle connection the server drops (restart, failover, pg_terminate_backend) is an 'error'
     // on the pool; unheard, it would crash the process. The pool replaces the connection by itself.
     pool.on('error', (err) => opts.onIdleError?.(err));
     const db = drizzlePg(pool) as unknown as Db;
+    pooledTransactions(db, pool);
     return {
       db,
       kind: 'postgres',
       async migrate(folder = migrationsFolder) {
-        // Instances starting together take turns: one applies, the others then find nothing to do.
-        const client = await pool.connect();
+        // Instances starting together take turns: one applies, the others then find nothing to do. A connection of
+        // its own, without the query bound: an index built over a large table may take minutes.
+        const client = new pg.Client({ connectionString: opts.url, ...bounds });
+        await client.connect();
         try {
           await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
           await migratePg(drizzlePg(client), { migrationsFolder: folder });
         } finally {
           await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
-          client.release();
+          await client.end();
         }
       },
-      ping: async () => void (await db.execute(sql`select 1`)),
+      ping: () => withinMs(db.execute(sql`select 1`).then(() => undefined), PING_TIMEOUT_MS, 'PostgreSQL'),
       close: () => pool.end(),
     };
   }
