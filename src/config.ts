@@ -47,6 +47,7 @@ const coreEnv = {
   S3_SECRET_ACCESS_KEY: z.string().optional(),
   S3_FORCE_PATH_STYLE: bool.optional(),
   S3_PUBLIC_ENDPOINT: z.url().optional(),
+  S3_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
   S3_PREFIX: z
     .string()
     .refine((v) => v.replace(/\/$/, '').split('/').every((s) => /^[A-Za-z0-9._-]+$/.test(s) && s !== '.' && s !== '..'), 'path segments of letters, digits, . _ - (not . or ..)')
@@ -153,5 +154,6 @@ function storageSettings(e: z.output<z.ZodObject<typeof coreEnv>>): CoreConfig['
     forcePathStyle: e.S3_FORCE_PATH_STYLE ?? e.S3_ENDPOINT !== undefined,
     prefix: e.S3_PREFIX,
     publicEndpoint: e.S3_PUBLIC_ENDPOINT,
+    requestTimeoutMs: e.S3_REQUEST_TIMEOUT_MS,
   };
 }

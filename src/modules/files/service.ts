@@ -222,7 +222,9 @@ export function createFiles(d: FilesDeps) {
       try {
         await d.storage.put(key, body, { contentType: detected.mimeType });
       } catch (err) {
-        await d.storage.delete(key).catch(() => {});
+        const cleanup = d.storage.delete(key).catch(() => {});
+        // Storage down: its clean-up would wait out the same timeout; the caller hears at once, the bytes go when they can.
+        if (!(err instanceof AppError && err.status === 503)) await cleanup;
         throw failure ?? err;
       }
       try {

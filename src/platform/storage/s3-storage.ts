@@ -2,6 +2,7 @@ import { DeleteObjectCommand, DeleteObjectsCommand, GetObjectCommand, HeadBucket
 import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { pipeline, Transform, type Readable } from 'node:stream';
+import { AppError, DependencyUnavailable } from '../../errors.ts';
 import { checkKey, type Storage } from './storage.ts';
 
 export interface S3Settings {
@@ -17,6 +18,8 @@ export interface S3Settings {
   prefix?: string;
   /** The service's URL as browsers reach it, for presigned URLs, when it differs from `endpoint` (compose: `minio:9000` inside, `localhost:9000` outside). */
   publicEndpoint?: string;
+  /** The longest a request may wait for the service's answer (its headers); 30 s when not given. */
+  requestTimeoutMs?: number;
 }
 
 /** Multipart parts (S3's minimum is 5 MiB): memory per upload is about PART_BYTES × QUEUE, whatever the file's size. */
@@ -25,6 +28,25 @@ const QUEUE = 2;
 
 const notFound = (err: unknown) =>
   err instanceof S3ServiceException && (err.name === 'NotFound' || err.name === 'NoSuchKey' || err.$metadata.httpStatusCode === 404);
+
+/**
+ * How long the service may take: to accept a connection, and to answer a request (its headers; a body then
+ * streams for as long as it takes). Past them a request fails, instead of holding the caller for as long as
+ * the kernel keeps a silent socket.
+ */
+const CONNECT_TIMEOUT_MS = 5_000;
+const REQUEST_TIMEOUT_MS = 30_000;
+/** Seconds a client is asked to wait when the storage service cannot be reached. */
+const RETRY_AFTER_SECONDS = 5;
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/** The service down, silent or overloaded (5xx) is the dependency's failure: 503 dependency_unavailable "Storage is unavailable". */
+function unavailable(err: unknown): unknown {
+  if (err instanceof AppError) return err;
+  const e = err as { name?: string; code?: string; $metadata?: { httpStatusCode?: number } };
+  const down = e.name === 'TimeoutError' || (e.code !== undefined && UNREACHABLE.has(e.code)) || (e.$metadata?.httpStatusCode ?? 0) >= 500;
+  return down ? DependencyUnavailable('Storage', RETRY_AFTER_SECONDS, err) : err;
+}
 
 /**
  * Objects in an S3-compatible bucket through the AWS SDK v3. Uploads stream
@@ -40,6 +62,7 @@ export function s3Storage(settings: S3Settings): Storage {
     // Checksums only where S3 requires them: many S3-compatible services refuse the SDK's default trailing checksums on streamed bodies.
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
+    requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, requestTimeout: settings.requestTimeoutMs ?? REQUEST_TIMEOUT_MS, throwOnRequestTimeout: true },
   });
   const client = clientFor(settings.endpoint);
   // Presigning is offline (no request): a client of the public endpoint only signs.
@@ -62,7 +85,9 @@ export function s3Storage(settings: S3Settings): Storage {
       // The body's error reaches the upload through `counted`, which then aborts it.
       pipeline(body, counted, () => {});
       const upload = new Upload({ client, params: { Bucket, Key: full(key), Body: counted, ContentType: opts.contentType }, partSize: PART_BYTES, queueSize: QUEUE, leavePartsOnError: false });
-      await upload.done();
+      await upload.done().catch((err: unknown) => {
+        throw unavailable(err);
+      });
       return { size };
     },
 
@@ -73,7 +98,7 @@ export function s3Storage(settings: S3Settings): Storage {
         return res.Body as Readable;
       } catch (err) {
         if (notFound(err)) return undefined;
-        throw err;
+        throw unavailable(err);
       }
     },
 
@@ -84,7 +109,7 @@ export function s3Storage(settings: S3Settings): Storage {
         return { key, size: res.ContentLength ?? 0, contentType: res.ContentType };
       } catch (err) {
         if (notFound(err)) return undefined;
-        throw err;
+        throw unavailable(err);
       }
     },
 
