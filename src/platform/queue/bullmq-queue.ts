@@ -38,13 +38,34 @@ export interface BullmqJobQueue extends JobQueue {
   reachable(): boolean;
 }
 
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/** An error that says the connection to Redis is gone or cannot be made (not a command's or a job's own error). */
+function connectionLost(err: unknown): boolean {
+  const e = err as { code?: string; message?: string } | undefined;
+  return (e?.code !== undefined && NETWORK_CODES.has(e.code)) || /^(Connection is closed|connect E[A-Z]+|read E[A-Z]+|write E[A-Z]+)/.test(e?.message ?? '');
+}
+
 /** BullMQ on Redis; jobs enqueued in a transaction go through the `job_outbox` table and a relay. */
 export function bullmqQueue(opts: BullmqQueueOptions): BullmqJobQueue {
   const { db, logger } = opts;
   const lockMs = opts.lockMs ?? DEFAULTS.lockMs;
   // Workers block on Redis: BullMQ requires no per-request retry limit on their connections.
   const connection = new Redis(opts.redisUrl, { maxRetriesPerRequest: null });
-  connection.on('error', (err) => logger.warn({ err }, 'BullMQ Redis connection error'));
+  // While Redis is away every queue and worker reports each reconnect attempt (hundreds of lines a minute): said
+  // once, as openRedis says it, until the connection is ready again. Other errors are logged as they come.
+  let away = false;
+  const report = (err: unknown, fields: Record<string, unknown>, message: string, level: 'warn' | 'error' = 'warn') => {
+    if (!connectionLost(err)) return logger[level]({ err, ...fields }, message);
+    if (away) return;
+    away = true;
+    logger.warn({ err }, 'BullMQ cannot reach Redis: queued jobs wait until it is back');
+  };
+  connection.on('error', (err) => report(err, {}, 'BullMQ Redis connection error'));
+  connection.on('ready', () => {
+    if (away) logger.info('BullMQ reaches Redis again');
+    away = false;
+  });
   const prefix = `${opts.redisPrefix}bull`;
   const registry = `${opts.redisPrefix}jobs:queues`;
   const queues = new Map<string, { queue: Queue; registered: Promise<unknown> }>();
@@ -57,7 +78,7 @@ export function bullmqQueue(opts: BullmqQueueOptions): BullmqJobQueue {
     let e = queues.get(name);
     if (!e) {
       const queue = new Queue(name, { connection, prefix });
-      queue.on('error', (err) => logger.warn({ err, queue: name }, 'BullMQ queue error'));
+      queue.on('error', (err) => report(err, { queue: name }, 'BullMQ queue error'));
       // Every process can then find a job by id alone, whatever queue it is on.
       e = { queue, registered: connection.sadd(registry, name) };
       queues.set(name, e);
@@ -125,7 +146,7 @@ export function bullmqQueue(opts: BullmqQueueOptions): BullmqJobQueue {
         stalledInterval: lockMs,
       },
     );
-    worker.on('error', (err) => logger.error({ err, queue: name }, 'BullMQ worker error'));
+    worker.on('error', (err) => report(err, { queue: name }, 'BullMQ worker error', 'error'));
     worker.on('failed', (job, err) => {
       if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) logger.warn({ jobId: job.id, queue: name, error: err.message }, 'job failed its last attempt');
     });
