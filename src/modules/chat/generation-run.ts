@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { AppError, Conflict, UpstreamFailed } from '../../errors.ts';
+import { isDatabaseUnreachable } from '../../platform/db/database.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { StreamBuffer } from '../../platform/streams/stream-buffer.ts';
 import { storableText } from '../../platform/text.ts';
@@ -69,6 +70,26 @@ export interface Run {
 
 /** New characters of an answer between two checks of its text while it streams. */
 const OUTPUT_CHECK_CHARS = 2000;
+
+/** How long the writes of how an answer ended are tried again while PostgreSQL cannot be reached. */
+const OUTCOME_RETRY_MS = 30_000;
+
+/**
+ * A write of how the answer ended (or its read back), tried again while PostgreSQL is unreachable: the answer
+ * was generated and charged, and a database that went away for a few seconds must not lose it.
+ */
+async function whileDatabaseDown<T>(write: () => Promise<T>, log: Logger): Promise<T> {
+  const deadline = Date.now() + OUTCOME_RETRY_MS;
+  for (let wait = 250; ; wait = Math.min(wait * 2, 4_000)) {
+    try {
+      return await write();
+    } catch (err) {
+      if (!isDatabaseUnreachable(err) || Date.now() + wait > deadline) throw err;
+      log.warn({ err: (err as Error).message }, 'PostgreSQL unreachable: the outcome of a generation is written again shortly');
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}
 
 /** The answer was flagged by the safety checks: it stops, marked `flagged`. */
 class FlaggedOutput extends Error {
@@ -173,12 +194,12 @@ async function execute(d: RunDeps, job: RunJob, signal: AbortSignal, stopped: ()
         attempts,
       };
       if (!calls.length || !loop) {
-        await d.messages.completeAssistant(id, { ...metrics, text, latencyMs: Date.now() - startedAt });
+        await whileDatabaseDown(() => d.messages.completeAssistant(id, { ...metrics, text, latencyMs: Date.now() - startedAt }), log);
         break;
       }
       if (step >= loop.maxSteps) {
         // The model still wants tools: the turn ends here with what it said, its calls unanswered.
-        await d.messages.completeAssistant(id, { ...metrics, text, latencyMs: Date.now() - startedAt, finishReason: 'max_steps' });
+        await whileDatabaseDown(() => d.messages.completeAssistant(id, { ...metrics, text, latencyMs: Date.now() - startedAt, finishReason: 'max_steps' }), log);
         break;
       }
       const ran = await runStep(d, job, loop, { text, calls, metrics }, signal);
@@ -197,13 +218,13 @@ async function execute(d: RunDeps, job: RunJob, signal: AbortSignal, stopped: ()
     const reason = stopped();
     try {
       if (err instanceof FlaggedOutput) {
-        await d.messages.flagAssistant(id, text, { code: 'content_flagged', message: `The answer was stopped: it was flagged (${err.categories.join(', ')})` }, { ...current, attempts });
+        await whileDatabaseDown(() => d.messages.flagAssistant(id, text, { code: 'content_flagged', message: `The answer was stopped: it was flagged (${err.categories.join(', ')})` }, { ...current, attempts }), log);
       } else if (reason === 'cancelled') {
-        await d.messages.cancelAssistant(id, text, { ...current, attempts, latencyMs: Date.now() - startedAt });
+        await whileDatabaseDown(() => d.messages.cancelAssistant(id, text, { ...current, attempts, latencyMs: Date.now() - startedAt }), log);
       } else {
         const error = reason ? stopError(reason, d.maxStreamMs) : failure(err, log);
         const all = err instanceof AppError && Array.isArray(err.extra.attempts) ? (err.extra.attempts as FailedAttempt[]) : attempts;
-        await d.messages.failAssistant(id, text, error, all);
+        await whileDatabaseDown(() => d.messages.failAssistant(id, text, error, all), log);
       }
     } catch (finishErr) {
       // Already finished elsewhere (a cancel that gave up waiting for us): that outcome stands.
@@ -211,13 +232,19 @@ async function execute(d: RunDeps, job: RunJob, signal: AbortSignal, stopped: ()
     }
   }
   try {
-    const message = toPublicMessage(await d.messages.get(job.userId, job.conversationId, id));
+    const message = toPublicMessage(await whileDatabaseDown(() => d.messages.get(job.userId, job.conversationId, id), log));
     outcome = message.status === 'streaming' ? undefined : outcomeOf(message);
     if (outcome) await append(outcome);
     if (message.status !== 'streaming') announceFinished(d, job, message);
   } catch (err) {
     if (err instanceof AppError && err.status === 404) await endDeleted(d, job, append, { provider: current?.provider ?? null, model: current?.model ?? null, latencyMs: Date.now() - startedAt }).catch((e) => log.warn({ err: e }, 'could not end the stream of a deleted answer'));
-    else log.warn({ err }, 'could not stream the outcome of a generation');
+    else {
+      log.warn({ err }, 'could not stream the outcome of a generation');
+      // The stream still ends with how it went, so a client is not left waiting for an end that never comes.
+      if (isDatabaseUnreachable(err)) {
+        await append({ type: 'error', code: 'dependency_unavailable', message: 'PostgreSQL is unavailable: the answer could not be saved', messageId: id }).catch(() => {});
+      }
+    }
   }
   await d.streams.end(id).catch((err) => log.error({ err }, 'could not end a generation stream'));
   if (outcome?.type === 'message.completed' && outcome.message.status === 'complete') job.onComplete?.(text);
