@@ -2,49 +2,32 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'drizzle-orm';
 import { inTransaction, openDatabase } from '../../src/platform/db/database.ts';
-import { freshPostgresDatabase, startApp, type ApiResponse, type TestApp } from '../support/app.ts';
+import { startApp, type TestApp } from '../support/app.ts';
 import { eventually } from '../support/eventually.ts';
 import { createUser, type TestUser } from '../support/factories.ts';
-import { startTcpProxy } from '../support/tcp-proxy.ts';
+import { assertUnavailable, proxiedPostgres, timed } from '../support/outage.ts';
 
 const skip = !process.env.DATABASE_URL && 'needs PostgreSQL (DATABASE_URL)';
 
 /** Well past the query bound the app runs with here (1.5 s), and far short of "hung". */
-const FAST_MS = 5_000;
-
-async function timed(call: () => Promise<ApiResponse>): Promise<ApiResponse & { ms: number }> {
-  const started = Date.now();
-  const res = await call();
-  return { ...res, ms: Date.now() - started };
-}
-
-function assertUnavailable(res: ApiResponse & { ms: number }, what: string) {
-  assert.equal(res.status, 503, `${what}: ${res.text}`);
-  assert.equal(res.body.code ?? res.body.error?.code, 'dependency_unavailable', what);
-  assert.ok(Number(res.headers.get('retry-after')) > 0, `${what}: a Retry-After header`);
-  assert.ok(res.ms < FAST_MS, `${what}: answered in ${res.ms} ms`);
-}
+const within = { dependency: 'PostgreSQL', withinMs: 5_000 };
 
 // PostgreSQL behind a proxy the test can stall or cut: a frozen network, a failover, a server that went away.
 describe('PostgreSQL outage', { skip }, () => {
   let t: TestApp;
-  let proxy: Awaited<ReturnType<typeof startTcpProxy>>;
-  let database: Awaited<ReturnType<typeof freshPostgresDatabase>>;
+  let postgres: Awaited<ReturnType<typeof proxiedPostgres>>;
+  let proxy: Awaited<ReturnType<typeof proxiedPostgres>>['proxy'];
   let u: TestUser;
   before(async () => {
-    database = await freshPostgresDatabase();
-    const url = new URL(database.url);
-    proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port || 5432) });
-    url.hostname = proxy.host;
-    url.port = String(proxy.port);
-    t = await startApp({ backend: 'postgres', env: { DATABASE_URL: url.toString(), DATABASE_QUERY_TIMEOUT_MS: '1500', DATABASE_CONNECT_TIMEOUT_MS: '1000' } });
+    postgres = await proxiedPostgres();
+    proxy = postgres.proxy;
+    t = await startApp({ backend: 'postgres', env: { DATABASE_URL: postgres.url, DATABASE_QUERY_TIMEOUT_MS: '1500', DATABASE_CONNECT_TIMEOUT_MS: '1000' } });
     u = await createUser(t);
   });
   after(async () => {
     await proxy.heal();
     await t.close();
-    await proxy.close();
-    await database.drop();
+    await postgres.close();
   });
 
   const conversations = () => t.api('GET', '/v1/conversations', { token: u.accessToken });
@@ -56,11 +39,10 @@ describe('PostgreSQL outage', { skip }, () => {
     const ready = await timed(() => t.api('GET', '/ready'));
     assert.equal(ready.status, 503, ready.text);
     assert.equal(ready.body.checks.database, 'down');
-    assert.ok(ready.ms < FAST_MS, `readiness answered in ${ready.ms} ms`);
+    assert.ok(ready.ms < within.withinMs, `readiness answered in ${ready.ms} ms`);
     // More than the pool holds, side by side: each waits at most the query bound, none for ever.
     const stalled = await Promise.all(Array.from({ length: 12 }, () => timed(conversations)));
-    for (const [i, res] of stalled.entries()) assertUnavailable(res, `request ${i}`);
-    assert.equal((await timed(conversations)).body.detail, 'PostgreSQL is unavailable');
+    for (const [i, res] of stalled.entries()) assertUnavailable(res, `request ${i}`, within);
     // New connections pass again; the stalled ones stay silent until their queries time out and they are replaced.
     await proxy.heal();
     await eventually(async () => assert.equal((await conversations()).status, 200), 10_000);
@@ -69,10 +51,10 @@ describe('PostgreSQL outage', { skip }, () => {
 
   test('refused and reset: a quick 503 dependency_unavailable on every API (OpenAI-shaped on the gateway), not a 500; then back', async () => {
     await proxy.cut();
-    assertUnavailable(await timed(conversations), 'a problem+json route');
-    assertUnavailable(await timed(() => t.api('POST', '/v1/auth/login', { body: { email: u.email, password: u.password } })), 'sign-in');
+    assertUnavailable(await timed(conversations), 'a problem+json route', within);
+    assertUnavailable(await timed(() => t.api('POST', '/v1/auth/login', { body: { email: u.email, password: u.password } })), 'sign-in', within);
     const openAi = await timed(gateway);
-    assertUnavailable(openAi, 'the gateway');
+    assertUnavailable(openAi, 'the gateway', within);
     assert.equal(openAi.body.error.type, 'server_error', 'in OpenAI’s shape');
     await proxy.heal();
     await eventually(async () => assert.equal((await conversations()).status, 200), 10_000);
@@ -80,11 +62,8 @@ describe('PostgreSQL outage', { skip }, () => {
 
   test('transactions that fail on a stalled connection give it back: the pool is whole again once the database answers', async () => {
     // A proxy of its own: the app's idle connections are not to be stalled (node-postgres would wait for ever to close them).
-    const url = new URL(database.url);
-    const own = await startTcpProxy({ host: url.hostname, port: Number(url.port || 5432) });
-    url.hostname = own.host;
-    url.port = String(own.port);
-    const small = openDatabase({ url: url.toString(), dataDir: 'memory://', poolSize: 2, queryTimeoutMs: 500, connectTimeoutMs: 500 });
+    const { proxy: own, url } = await postgres.another();
+    const small = openDatabase({ url, dataDir: 'memory://', poolSize: 2, queryTimeoutMs: 500, connectTimeoutMs: 500 });
     try {
       const count = () => inTransaction(small.db, async (tx) => ((await tx.execute(sql`select 1 as one`)) as unknown as { rows: unknown[] }).rows.length);
       assert.equal(await count(), 1);

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { createUser } from '../support/factories.ts';
 import { eventually } from '../support/eventually.ts';
+import { timed } from '../support/outage.ts';
 import { freePort } from '../support/process.ts';
 import { REDIS_SERVER, startRedisServer, type RedisServer } from '../support/redis.ts';
 import type { ApiResponse, TestApp } from '../support/app.ts';
@@ -17,12 +18,6 @@ const skip = !process.env.DATABASE_URL ? 'needs PostgreSQL (DATABASE_URL)' : !ex
  * cycles (10–20 s before); the one-second target is in docs/redis-outage.md.
  */
 const FAST_MS = 3_000;
-
-async function timed(call: () => Promise<ApiResponse>): Promise<ApiResponse & { ms: number }> {
-  const started = Date.now();
-  const res = await call();
-  return { ...res, ms: Date.now() - started };
-}
 
 function assertUnavailable(res: ApiResponse, what: string) {
   assert.equal(res.status, 503, `${what}: ${res.text}`);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startApp, type ApiResponse, type TestApp } from '../support/app.ts';
+import { assertUnavailable, timed } from '../support/outage.ts';
 import { eventually } from '../support/eventually.ts';
 import { createUser, type TestUser } from '../support/factories.ts';
 import { uploadFile } from '../support/files.ts';
@@ -8,20 +9,7 @@ import { startS3, type LocalS3 } from '../support/s3.ts';
 import { startTcpProxy } from '../support/tcp-proxy.ts';
 
 /** Past the request bound the app runs with here (1 s), far short of hung (the SDK alone waited 150 s and more). */
-const FAST_MS = 5_000;
-
-async function timed(call: () => Promise<ApiResponse>): Promise<ApiResponse & { ms: number }> {
-  const started = Date.now();
-  const res = await call();
-  return { ...res, ms: Date.now() - started };
-}
-
-function assertUnavailable(res: ApiResponse & { ms: number }, what: string) {
-  assert.equal(res.status, 503, `${what}: ${res.text}`);
-  assert.deepEqual([res.body.code, res.body.detail], ['dependency_unavailable', 'Storage is unavailable'], what);
-  assert.ok(Number(res.headers.get('retry-after')) > 0, `${what}: a Retry-After header`);
-  assert.ok(res.ms < FAST_MS, `${what}: answered in ${res.ms} ms`);
-}
+const within = { dependency: 'Storage', withinMs: 5_000 };
 
 // The S3 service behind a proxy the test can stall or cut.
 describe('S3 storage outage', () => {
@@ -59,8 +47,8 @@ describe('S3 storage outage', () => {
       if (outage === 'stalled') proxy.stall();
       else await proxy.cut();
       const up = await timed(async () => parsed(await upload()));
-      assertUnavailable(up, 'an upload');
-      assertUnavailable(await timed(download), 'a download');
+      assertUnavailable(up, 'an upload', within);
+      assertUnavailable(await timed(download), 'a download', within);
       assert.equal((await t.api('GET', '/v1/files', { token: u.accessToken })).body.data.length, before, 'no row for the refused upload');
       await proxy.heal();
       await eventually(async () => assert.equal((await download()).text, 'kept'), 10_000);

@@ -1,29 +1,22 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { freshPostgresDatabase } from '../../support/app.ts';
 import { eventually } from '../../support/eventually.ts';
 import { createUser } from '../../support/factories.ts';
 import { allSse } from '../../support/sse.ts';
-import { startTcpProxy } from '../../support/tcp-proxy.ts';
+import { proxiedPostgres } from '../../support/outage.ts';
 import { chatAs, startChat, type ChatFixture } from './generation-fixture.ts';
 
 describe('chat: PostgreSQL away when an answer ends', { skip: !process.env.DATABASE_URL && 'needs PostgreSQL (DATABASE_URL)' }, () => {
   let f: ChatFixture;
-  let proxy: Awaited<ReturnType<typeof startTcpProxy>>;
-  let database: Awaited<ReturnType<typeof freshPostgresDatabase>>;
+  let postgres: Awaited<ReturnType<typeof proxiedPostgres>>;
   before(async () => {
-    database = await freshPostgresDatabase();
-    const url = new URL(database.url);
-    proxy = await startTcpProxy({ host: url.hostname, port: Number(url.port || 5432) });
-    url.hostname = proxy.host;
-    url.port = String(proxy.port);
-    f = await startChat('postgres', { DATABASE_URL: url.toString(), DATABASE_CONNECT_TIMEOUT_MS: '500' });
+    postgres = await proxiedPostgres();
+    f = await startChat('postgres', { DATABASE_URL: postgres.url, DATABASE_CONNECT_TIMEOUT_MS: '500' });
   });
   after(async () => {
-    await proxy.heal();
+    await postgres.proxy.heal();
     await f.close();
-    await proxy.close();
-    await database.drop();
+    await postgres.close();
   });
 
   test('the answer is written once the database is back: stored whole, its stream ends with it, charged once', async () => {
@@ -37,9 +30,9 @@ describe('chat: PostgreSQL away when an answer ends', { skip: !process.env.DATAB
     const events = allSse(res);
     // Gone while the answer streams, back only after it ended: its final write found no database (the answer was lost, charged).
     await new Promise((r) => setTimeout(r, 600));
-    await proxy.cut();
+    await postgres.proxy.cut();
     await new Promise((r) => setTimeout(r, 2_500));
-    await proxy.heal();
+    await postgres.proxy.heal();
     const all = await events;
     const completed = all.find((e) => e.event === 'message.completed');
     assert.ok(completed, `ended with ${JSON.stringify(all.at(-1)).slice(0, 300)}`);
