@@ -45,12 +45,12 @@ export interface GenerationDeps {
   safety: Pick<Safety, 'checkInput' | 'checkOutput'>;
 }
 
-
 /**
  * The id of an answer's final event when it is rebuilt from the database (its stored events expired): the
  * largest a Last-Event-ID may be (resumeOffset), so a client that resumes after it gets a 204 and stops.
  */
-export const FINAL_EVENT_ID = 999_999_999_999_999;
+const FINAL_EVENT_ID = 999_999_999_999_999;
+
 /** Who asks, beyond the user: for metering and per-role token limits. */
 export interface Caller {
   apiKeyId?: string | null;

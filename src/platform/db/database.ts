@@ -8,6 +8,7 @@ import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
 import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import pg from 'pg';
+import { isConnectionError } from '../net/connection-errors.ts';
 import { openPglite } from './pglite.ts';
 
 /** What every module sees: a Drizzle database, identical on PGlite and PostgreSQL. */
@@ -85,11 +86,10 @@ export interface Database {
 }
 
 const MIGRATION_LOCK = 7_270_539_001;
+const migrationsFolder = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../db/migrations');
 /** How long a readiness ping waits for the database: a stalled one is "down", not a hung probe. */
 const PING_TIMEOUT_MS = 2_000;
 
-/** The network errors of a connection that broke or could not be made, by code. */
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 /** node-postgres's words for the same, and for its own timeouts. */
 const UNREACHABLE_MESSAGE = /^(Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error)/;
 
@@ -101,7 +101,7 @@ const UNREACHABLE_MESSAGE = /^(Connection terminated|timeout exceeded when tryin
 export function isDatabaseUnreachable(err: unknown): boolean {
   for (let e = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
     const { code, message } = e as { code?: unknown; message?: unknown };
-    if (typeof code === 'string' && (UNREACHABLE_CODES.has(code) || code.startsWith('08') || /^57P0[1-3]$/.test(code))) return true;
+    if (isConnectionError(e) || (typeof code === 'string' && (code.startsWith('08') || /^57P0[1-3]$/.test(code)))) return true;
     if (typeof message === 'string' && UNREACHABLE_MESSAGE.test(message)) return true;
   }
   return false;
@@ -141,7 +141,6 @@ function withinMs<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   });
   return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }
-const migrationsFolder = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../db/migrations');
 
 /**
  * PostgreSQL when a URL is given, otherwise PGlite: in memory for `memory://`,

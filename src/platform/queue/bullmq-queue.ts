@@ -4,6 +4,7 @@ import { eq } from 'drizzle-orm';
 import { uuidv7 } from 'uuidv7';
 import { Conflict, NotFound } from '../../errors.ts';
 import type { Db } from '../db/database.ts';
+import { isConnectionError } from '../net/connection-errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import { redisUnavailable } from '../redis/redis.ts';
 import { bullOptions, envelope, listJobs, pending, stateOf, toJob, type Envelope } from './bullmq-jobs.ts';
@@ -38,12 +39,9 @@ export interface BullmqJobQueue extends JobQueue {
   reachable(): boolean;
 }
 
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
-
 /** An error that says the connection to Redis is gone or cannot be made (not a command's or a job's own error). */
 function connectionLost(err: unknown): boolean {
-  const e = err as { code?: string; message?: string } | undefined;
-  return (e?.code !== undefined && NETWORK_CODES.has(e.code)) || /^(Connection is closed|connect E[A-Z]+|read E[A-Z]+|write E[A-Z]+)/.test(e?.message ?? '');
+  return isConnectionError(err) || /^(Connection is closed|connect E[A-Z]+|read E[A-Z]+|write E[A-Z]+)/.test((err as { message?: string } | undefined)?.message ?? '');
 }
 
 /** BullMQ on Redis; jobs enqueued in a transaction go through the `job_outbox` table and a relay. */

@@ -3,6 +3,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { pipeline, Transform, type Readable } from 'node:stream';
 import { AppError, DependencyUnavailable } from '../../errors.ts';
+import { isConnectionError } from '../net/connection-errors.ts';
 import { checkKey, type Storage } from './storage.ts';
 
 export interface S3Settings {
@@ -38,13 +39,12 @@ const CONNECT_TIMEOUT_MS = 5_000;
 const REQUEST_TIMEOUT_MS = 30_000;
 /** Seconds a client is asked to wait when the storage service cannot be reached. */
 const RETRY_AFTER_SECONDS = 5;
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
 
 /** The service down, silent or overloaded (5xx) is the dependency's failure: 503 dependency_unavailable "Storage is unavailable". */
 function unavailable(err: unknown): unknown {
   if (err instanceof AppError) return err;
-  const e = err as { name?: string; code?: string; $metadata?: { httpStatusCode?: number } };
-  const down = e.name === 'TimeoutError' || (e.code !== undefined && UNREACHABLE.has(e.code)) || (e.$metadata?.httpStatusCode ?? 0) >= 500;
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  const down = e.name === 'TimeoutError' || isConnectionError(err) || (e.$metadata?.httpStatusCode ?? 0) >= 500;
   return down ? DependencyUnavailable('Storage', RETRY_AFTER_SECONDS, err) : err;
 }
 
