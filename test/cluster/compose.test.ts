@@ -33,7 +33,7 @@ test('every instance gets the same valid configuration', () => {
   assert.equal(config.redisUrl, 'redis://redis:6379');
   assert.equal(config.trustProxy, true, 'behind nginx, per-IP limits need the forwarded address');
   assert.ok(config.masterKey, 'one master key for the whole cluster');
-  assert.deepEqual(config.storage, { kind: 's3', endpoint: 'http://minio:9000', bucket: 'parley', region: 'us-east-1', accessKeyId: 'parley', secretAccessKey: 'parley-secret', forcePathStyle: true, prefix: undefined, publicEndpoint: undefined });
+  assert.deepEqual(config.storage, { kind: 's3', endpoint: 'http://minio:9000', bucket: 'parley', region: 'us-east-1', accessKeyId: 'parley', secretAccessKey: 'parley-secret', forcePathStyle: true, prefix: undefined, publicEndpoint: undefined, requestTimeoutMs: 30_000 });
 });
 
 test('the Dockerfile runs the CLI with the image\'s Node and the locked production dependencies, with the templates and the bundle made after the sources are in', () => {

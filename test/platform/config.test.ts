@@ -122,10 +122,11 @@ describe('loadConfig: blob storage', () => {
 
   test('S3_BUCKET chooses S3; path-style addressing follows S3_ENDPOINT unless set', () => {
     const minio = loadConfig({ S3_ENDPOINT: 'http://minio:9000', S3_BUCKET: 'parley', S3_ACCESS_KEY_ID: 'k', S3_SECRET_ACCESS_KEY: 's', S3_PUBLIC_ENDPOINT: 'http://localhost:9000' }).storage;
-    assert.deepEqual(minio, { kind: 's3', endpoint: 'http://minio:9000', bucket: 'parley', region: 'us-east-1', accessKeyId: 'k', secretAccessKey: 's', forcePathStyle: true, prefix: undefined, publicEndpoint: 'http://localhost:9000' });
+    assert.deepEqual(minio, { kind: 's3', endpoint: 'http://minio:9000', bucket: 'parley', region: 'us-east-1', accessKeyId: 'k', secretAccessKey: 's', forcePathStyle: true, prefix: undefined, publicEndpoint: 'http://localhost:9000', requestTimeoutMs: 30_000 });
     const aws = loadConfig({ S3_BUCKET: 'parley-prod', S3_REGION: 'eu-west-3', S3_PREFIX: 'tenant-a/' }).storage;
-    assert.deepEqual(aws, { kind: 's3', endpoint: undefined, bucket: 'parley-prod', region: 'eu-west-3', accessKeyId: undefined, secretAccessKey: undefined, forcePathStyle: false, prefix: 'tenant-a/', publicEndpoint: undefined });
+    assert.deepEqual(aws, { kind: 's3', endpoint: undefined, bucket: 'parley-prod', region: 'eu-west-3', accessKeyId: undefined, secretAccessKey: undefined, forcePathStyle: false, prefix: 'tenant-a/', publicEndpoint: undefined, requestTimeoutMs: 30_000 });
     assert.equal((loadConfig({ S3_ENDPOINT: 'http://minio:9000', S3_BUCKET: 'parley', S3_FORCE_PATH_STYLE: 'false' }).storage as { forcePathStyle: boolean }).forcePathStyle, false);
+    assert.equal((loadConfig({ S3_BUCKET: 'parley', S3_REQUEST_TIMEOUT_MS: '5000' }).storage as { requestTimeoutMs: number }).requestTimeoutMs, 5_000);
   });
 
   test('S3 settings without a bucket, half a key pair, or a bad bucket or prefix are errors naming the variable', () => {
