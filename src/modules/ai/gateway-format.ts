@@ -70,7 +70,10 @@ function unsupportedPart(part: { type: string }, at: number, j: number, supporte
   return ValidationError(message, known ? 'validation_failed' : 'unsupported_content', { param });
 }
 
-const DATA_IMAGE = /^data:[\w.+-]+\/[\w.+-]+;base64,([A-Za-z0-9+/]*={0,2})$/s;
+const DATA_IMAGE = /^data:[\w.+-]+\/[\w.+-]+;base64,(.*)$/s;
+
+/** Standard base64, padded: what an image's inline data must be for any provider to decode it. */
+export const isBase64 = (text: string) => text.length % 4 === 0 && /^[A-Za-z0-9+/]*={0,2}$/.test(text);
 
 /**
  * Why an image's URL cannot be sent to a model, or undefined when it can: an http(s) link, or a `data:`
@@ -80,7 +83,7 @@ const DATA_IMAGE = /^data:[\w.+-]+\/[\w.+-]+;base64,([A-Za-z0-9+/]*={0,2})$/s;
 export function imageUrlProblem(url: string): string | undefined {
   if (url.startsWith('data:')) {
     const data = DATA_IMAGE.exec(url);
-    return data && data[1]!.length % 4 === 0 ? undefined : 'a data: URL must be data:<media type>;base64,<base64>';
+    return data && isBase64(data[1]!) ? undefined : 'a data: URL must be data:<media type>;base64,<base64>';
   }
   if (!URL.canParse(url)) return 'not a URL';
   const { protocol } = new URL(url);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ValidationError } from '../../errors.ts';
+import { isBase64 } from './gateway-format.ts';
 import type { ChatMessage, ChatPart, ChatRequest, ToolCall, Usage } from './types.ts';
 
 /**
@@ -11,7 +12,7 @@ import type { ChatMessage, ChatPart, ChatRequest, ToolCall, Usage } from './type
 
 const textBlock = z.looseObject({ type: z.literal('text'), text: z.string() });
 const imageSource = z.discriminatedUnion('type', [
-  z.looseObject({ type: z.literal('base64'), media_type: z.enum(['image/jpeg', 'image/png', 'image/gif', 'image/webp']), data: z.string().min(1).refine((d) => d.length % 4 === 0 && /^[A-Za-z0-9+/]*={0,2}$/.test(d), 'must be base64') }),
+  z.looseObject({ type: z.literal('base64'), media_type: z.enum(['image/jpeg', 'image/png', 'image/gif', 'image/webp']), data: z.string().min(1).refine(isBase64, 'must be base64') }),
   z.looseObject({ type: z.literal('url'), url: z.url({ protocol: /^https?$/ }) }),
 ]);
 const imageBlock = z.looseObject({ type: z.literal('image'), source: imageSource });
