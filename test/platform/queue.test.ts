@@ -12,7 +12,7 @@ import { inTransaction, openDatabase, type Database, type Db } from '../../src/p
 import { createLogger } from '../../src/platform/observability/logger.ts';
 import { bullmqQueue } from '../../src/platform/queue/bullmq-queue.ts';
 import { dbQueue } from '../../src/platform/queue/db-queue.ts';
-import type { Job, JobContext, JobQueue } from '../../src/platform/queue/queue.ts';
+import { FinalJobError, type Job, type JobContext, type JobQueue } from '../../src/platform/queue/queue.ts';
 import { freshPostgresDatabase } from '../support/app.ts';
 import { eventually } from '../support/eventually.ts';
 import { dropRedisKeys } from '../support/redis.ts';
@@ -318,6 +318,23 @@ for (const side of sides) {
         assert.equal(await queue.get(b.id), undefined);
         await assert.rejects(queue.discard(b.id), { code: 'job_not_found' });
         assert.deepEqual((await queue.list({ state: 'dead', limit: 10 })).jobs, []);
+      });
+    });
+
+    test('a FinalJobError kills the job at once, whatever attempts it had left', async () => {
+      await using(side, async (s) => {
+        const queue = s.queue();
+        let runs = 0;
+        queue.process('refused', async () => {
+          runs++;
+          throw new FinalJobError('the provider refuses this request');
+        });
+        await queue.start();
+        const job = await queue.enqueue('refused', {}, { attempts: 5, backoffMs: 20 });
+        const dead = await settled(queue, job.id, 'dead');
+        assert.equal(dead.attempts, 1);
+        assert.equal(dead.error, 'the provider refuses this request');
+        assert.equal(runs, 1);
       });
     });
 

@@ -79,7 +79,7 @@ for (const backend of backends()) {
       const last = (await branch()).at(-1);
       assert.equal(last.role, 'assistant', res.text);
       assert.equal(last.status, 'failed', res.text);
-      assert.equal(last.error.code, 'all_providers_failed');
+      assert.equal(last.error.code, 'provider_rejected');
       const [attempt] = last.attempts;
       assert.ok(attempt.error.endsWith(`${'a'.repeat(299)}\uFFFD`), attempt.error);
     });

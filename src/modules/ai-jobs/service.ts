@@ -1,6 +1,6 @@
-import { NotFound, UpstreamFailed, ValidationError } from '../../errors.ts';
+import { AppError, NotFound, UpstreamFailed, ValidationError } from '../../errors.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
-import { keyedJobId, type JobContext, type JobProgress } from '../../platform/queue/queue.ts';
+import { FinalJobError, keyedJobId, type JobContext, type JobProgress } from '../../platform/queue/queue.ts';
 import { formatMicros, type AiService, type ChatEvent, type ChatMessage, type MeterContext } from '../ai/index.ts';
 import type { Principal } from '../auth/index.ts';
 import type { ServiceMap } from '../module.ts';
@@ -115,15 +115,21 @@ export function createAiJobs(d: AiJobsDeps) {
         signal: ctx.signal,
         meter: { ...meterOf(userId, data), usageEventId: usageEventIdOf(ctx.id) },
       });
-      for await (const e of events) {
-        if (e.type === 'attempt') model = `${e.provider}:${e.model}`;
-        else if (e.type === 'delta') {
-          text += e.text;
-          if (Date.now() - reported >= PROGRESS_EVERY_MS) {
-            reported = Date.now();
-            await report({ outputTokens: ai.countTokens(model, text), model });
-          }
-        } else if (e.type === 'finish') finish = e;
+      try {
+        for await (const e of events) {
+          if (e.type === 'attempt') model = `${e.provider}:${e.model}`;
+          else if (e.type === 'delta') {
+            text += e.text;
+            if (Date.now() - reported >= PROGRESS_EVERY_MS) {
+              reported = Date.now();
+              await report({ outputTokens: ai.countTokens(model, text), model });
+            }
+          } else if (e.type === 'finish') finish = e;
+        }
+      } catch (err) {
+        // Every provider refused the request as it is (400): another attempt would be refused too.
+        if (err instanceof AppError && err.status === 400) throw new FinalJobError(err.message, { cause: err });
+        throw err;
       }
       if (!finish) throw UpstreamFailed('The provider ended without finishing');
       const result = await d.results.store(ctx.id, userId, {

@@ -38,6 +38,9 @@ export interface FallbackDeps {
 /** Failures that say something about this request, not about the provider's health. */
 const REQUEST_SPECIFIC = new Set(['provider_rejected', 'model_not_found', 'invalid_request']);
 
+/** Failures that refuse this request as it is, wherever it goes: the caller's to change. */
+const REFUSED = new Set(['provider_rejected', 'invalid_request']);
+
 /**
  * Runs the chain: each link is tried, and retried on retryable failures with
  * exponential backoff and jitter (at least the upstream's Retry-After), until
@@ -108,8 +111,12 @@ export async function* streamWithFallback(
       await sleep(wait, request.signal);
     }
   }
-  // Refused before it was sent, by every link: the caller's request, not the providers, is at fault.
-  if (attempts.length && attempts.every((a) => a.code === 'invalid_request')) throw ValidationError(attempts[0]!.error, 'invalid_request', { attempts });
+  // Refused by every link, before sending or by the provider's 400/422 (a context too long, a bad tool schema): the
+  // caller's request, not the providers, is at fault, and a 5xx would have the caller's SDK send it again.
+  if (attempts.length && attempts.every((a) => REFUSED.has(a.code))) {
+    const code = attempts.every((a) => a.code === 'invalid_request') ? 'invalid_request' : 'provider_rejected';
+    throw ValidationError(attempts[0]!.error, code, { attempts });
+  }
   const tried = attempts.map((a) => `${a.provider}:${a.model} ${a.code}`).join(', ');
   throw UpstreamFailed(`Every provider in the chain failed (${tried})`, 'all_providers_failed', { attempts });
 }

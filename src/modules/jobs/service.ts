@@ -1,6 +1,6 @@
 import { NotFound } from '../../errors.ts';
 import type { Announce, EventBus } from '../../platform/bus/bus.ts';
-import { errorMessage, JobTimeoutError, type EnqueueOptions, type Job, type JobContext, type JobHandler, type JobProgress, type JobQueue, type JobState, type ProcessOptions } from '../../platform/queue/queue.ts';
+import { errorMessage, FinalJobError, JobTimeoutError, type EnqueueOptions, type Job, type JobContext, type JobHandler, type JobProgress, type JobQueue, type JobState, type ProcessOptions } from '../../platform/queue/queue.ts';
 import type { ScheduleDefinition, Scheduler } from '../../platform/scheduler/scheduler.ts';
 import { clip } from '../../platform/text.ts';
 
@@ -59,7 +59,7 @@ export function createJobs(d: JobsDeps) {
         say('completed', last);
         return result;
       } catch (err) {
-        const dead = ctx.attempt >= ctx.maxAttempts;
+        const dead = ctx.attempt >= ctx.maxAttempts || err instanceof FinalJobError;
         say(dead ? 'dead' : 'waiting', last);
         if (dead && ctx.userId) {
           d.announce('job.failed', { userId: ctx.userId, jobId: ctx.id, queue: ctx.queue, attempts: ctx.attempt, error: clip(errorMessage(err), ERROR_EXCERPT_CHARS) });

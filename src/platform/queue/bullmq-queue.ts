@@ -1,4 +1,4 @@
-import { Job as BullJob, Queue, WaitingError, Worker } from 'bullmq';
+import { Job as BullJob, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { eq } from 'drizzle-orm';
 import { uuidv7 } from 'uuidv7';
@@ -10,7 +10,7 @@ import { redisUnavailable } from '../redis/redis.ts';
 import { bullOptions, envelope, listJobs, pending, stateOf, toJob, type Envelope } from './bullmq-jobs.ts';
 import { isUuid, jsonb } from './db-jobs.ts';
 import { createOutboxRelay, type OutboxOptions } from './outbox-relay.ts';
-import { assertEnqueueOptions, assertQueueName, DEFAULTS, keyedJobId, runAttempt, type EnqueueOptions, type Job, type JobHandler, type JobQueue, type ProcessOptions } from './queue.ts';
+import { assertEnqueueOptions, assertQueueName, DEFAULTS, FinalJobError, keyedJobId, runAttempt, type EnqueueOptions, type Job, type JobHandler, type JobQueue, type ProcessOptions } from './queue.ts';
 import { jobOutbox } from './schema.ts';
 
 const SHUTDOWN = 'The worker shut down during this attempt';
@@ -129,6 +129,7 @@ export function bullmqQueue(opts: BullmqQueueOptions): BullmqJobQueue {
         try {
           return await runAttempt((s) => handler(job.data.d, { ...ctx, signal: s }), job.data.t ?? o.timeoutMs ?? DEFAULTS.timeoutMs, signal);
         } catch (err) {
+          if (err instanceof FinalJobError) throw new UnrecoverableError(err.message);
           if (!(closing && signal?.aborted)) throw err;
           // Shut down mid-attempt: the job goes back to the queue untried, for another worker now.
           await job.moveToWait(token);
@@ -146,7 +147,7 @@ export function bullmqQueue(opts: BullmqQueueOptions): BullmqJobQueue {
     );
     worker.on('error', (err) => report(err, { queue: name }, 'BullMQ worker error', 'error'));
     worker.on('failed', (job, err) => {
-      if (job && job.attemptsMade >= (job.opts.attempts ?? 1)) logger.warn({ jobId: job.id, queue: name, error: err.message }, 'job failed its last attempt');
+      if (job && (job.attemptsMade >= (job.opts.attempts ?? 1) || err instanceof UnrecoverableError)) logger.warn({ jobId: job.id, queue: name, error: err.message }, 'job failed its last attempt');
     });
     workers.set(name, worker);
     worker.run().catch((err) => logger.error({ err, queue: name }, 'BullMQ worker stopped'));

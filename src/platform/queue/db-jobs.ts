@@ -1,7 +1,7 @@
 import { and, desc, eq, gt, lt, lte, sql, type SQL } from 'drizzle-orm';
 import { uuidv7 } from 'uuidv7';
 import type { Db } from '../db/database.ts';
-import { backoffDelay, DEFAULTS, errorMessage, invalidCursor, storableJson, type EnqueueOptions, type Job, type ListQuery } from './queue.ts';
+import { backoffDelay, DEFAULTS, errorMessage, FinalJobError, invalidCursor, storableJson, type EnqueueOptions, type Job, type ListQuery } from './queue.ts';
 import { jobs } from './schema.ts';
 
 /** The statements of the database queue over the `jobs` table (db-queue.ts runs them). */
@@ -124,7 +124,7 @@ export async function settle(db: Db, row: JobRow, outcome: Outcome): Promise<'co
     return 'released';
   }
   const error = errorMessage(outcome.error);
-  if (row.attempts < row.maxAttempts) {
+  if (row.attempts < row.maxAttempts && !(outcome.error instanceof FinalJobError)) {
     const delay = backoffDelay(row.attempts, row.backoffMs);
     await db.update(jobs).set({ state: 'waiting', lastError: error, runAt: sql`now() + ${ms(delay)}`, lockedUntil: null }).where(held(row));
     return 'retry';

@@ -146,6 +146,12 @@ export class JobTimeoutError extends Error {
   }
 }
 
+/**
+ * Thrown by a handler whose failure no later attempt can change (a provider refusing the request as it
+ * is): the job is dead at once, whatever attempts it had left.
+ */
+export class FinalJobError extends Error {}
+
 /** Exponential backoff with jitter, as BullMQ computes it with `jitter: 0.5`: between half and all of base·2^(n−1). */
 export function backoffDelay(attemptsMade: number, baseMs: number, random = Math.random()): number {
   const max = Math.round(2 ** (attemptsMade - 1) * baseMs);

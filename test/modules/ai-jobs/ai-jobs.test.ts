@@ -233,15 +233,32 @@ for (const backend of backends()) {
 
     test('an upstream failure fails the job with the reason, after its attempts', async () => {
       const u = await createUser(t);
-      openai.state.defaults = { status: 400, errorMessage: 'This model refuses.' };
+      openai.state.defaults = { status: 500, errorMessage: 'Down for now.' };
       const res = await submit(u, { prompt: 'Fail' });
       assert.equal(res.status, 202, res.text);
       const job = await finished(u, res.body.id);
       assert.equal(job.state, 'dead');
       assert.equal(job.attempts, 3);
-      assert.match(job.error, /openai:gpt-4o-mini provider_rejected/);
+      assert.equal(upstreamCalls(openai), 3);
+      assert.match(job.error, /openai:gpt-4o-mini provider_error/);
       assert.equal(job.result, null);
       // The jobs module tells the owner of a dead job.
+      await eventually(async () => {
+        const notes = (await t.api('GET', '/v1/notifications', { token: u.accessToken })).body.data;
+        assert.ok(notes.some((n: any) => n.category === 'job.failed' && n.data.jobId === res.body.id));
+      });
+    });
+
+    test('a request the provider refuses (400) fails the job at its first attempt: another would be refused too', async () => {
+      const u = await createUser(t);
+      openai.state.defaults = { status: 400, errorMessage: 'This model refuses.' };
+      const res = await submit(u, { prompt: 'Fail' });
+      assert.equal(res.status, 202, res.text);
+      const job = await finished(u, res.body.id);
+      assert.equal(job.state, 'dead');
+      assert.equal(job.attempts, 1);
+      assert.equal(upstreamCalls(openai), 1);
+      assert.match(job.error, /Provider answered 400: This model refuses\./);
       await eventually(async () => {
         const notes = (await t.api('GET', '/v1/notifications', { token: u.accessToken })).body.data;
         assert.ok(notes.some((n: any) => n.category === 'job.failed' && n.data.jobId === res.body.id));

@@ -255,6 +255,24 @@ for (const backend of backends()) {
       assert.equal(streamErr.status, 502, 'an error before the first token is still an HTTP status');
     });
 
+    test("a request every link refuses (the provider's 400) is a 400 in its words, not a 502 that SDKs send again", async () => {
+      const messages = [{ role: 'user' as const, content: 'x' }];
+      const model = 'openai:gpt-4o-mini,anthropic:claude-haiku-4-5';
+      openai.script({ status: 400, errorMessage: "This model's maximum context length is 128000 tokens." });
+      anthropic.script({ status: 400 });
+      const refused = await client.chat.completions.create({ model, messages }).catch((e) => e);
+      assert.ok(refused instanceof OpenAI.BadRequestError, String(refused));
+      assert.equal(refused.code, 'provider_rejected');
+      assert.match(refused.message, /Provider answered 400: This model's maximum context length is 128000 tokens\./);
+      assert.deepEqual((refused.error as any).attempts.map((a: any) => [a.provider, a.status]), [['openai', 400], ['anthropic', 400]]);
+      // One link refusing and the other failing: the providers' failure, a 502.
+      openai.script({ status: 400 });
+      anthropic.script({ status: 500 });
+      const mixed = await client.chat.completions.create({ model, messages, stream: true }).catch((e) => e);
+      assert.equal(mixed.status, 502, String(mixed));
+      assert.equal(mixed.code, 'all_providers_failed');
+    });
+
     test("a failed attempt's reason never shows the deployment's key: not the provider's 401 words, not a key-like token", async () => {
       openai.script({ status: 401, errorMessage: 'Incorrect API key provided: sk-proj-****abcd. You can find your API key at https://platform.openai.com.' });
       const denied = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
