@@ -21,6 +21,14 @@ function refresh() {
   return refreshing;
 }
 
+/**
+ * The sign-in flows themselves, which need no session: a 401 there is their
+ * answer (a wrong password, a spent link), not an expired access cookie. Any
+ * other call, `/v1/auth/sessions` and `/v1/auth/logout-all` included, is
+ * retried once after a refresh.
+ */
+const SIGN_IN = /^\/v1\/auth\/(?:(?:login|register|refresh|logout|mfa\/verify|password\/forgot|password\/reset|verify-email|providers)(?:\?|$)|oauth\/)/;
+
 /** Listeners told when the session is gone (refresh failed): the app shows sign-in. */
 const signedOut = new Set();
 export const onSignedOut = (fn) => (signedOut.add(fn), () => signedOut.delete(fn));
@@ -37,7 +45,7 @@ export async function api(method, path, { body, headers = {}, signal, raw = fals
     init.headers['content-type'] = 'application/json';
   }
   const res = await fetch(path, init);
-  if (res.status === 401 && retry && !path.startsWith('/v1/auth/')) {
+  if (res.status === 401 && retry && !SIGN_IN.test(path)) {
     if (await refresh()) return api(method, path, { body, headers, signal, raw, retry: false });
     for (const fn of signedOut) fn();
   }

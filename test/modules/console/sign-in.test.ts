@@ -1,0 +1,54 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { Page } from 'playwright-core';
+import { startApp, type TestApp } from '../../support/app.ts';
+import { inBrowser, startBrowser, type BrowserSession } from '../../support/browser.ts';
+import { createUser, type TestUser } from '../../support/factories.ts';
+
+/** Signs in through the form, as a person would. */
+async function signInWithForm(page: Page, user: { email: string; password: string }) {
+  await page.getByLabel('Email').fill(user.email);
+  await page.getByLabel('Password').fill(user.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+// The console is a client of the public API like any other: one backend is enough here.
+describe('console: signing in, the session and the emailed links in a real browser', () => {
+  let t: TestApp;
+  let browser: BrowserSession;
+  before(async () => {
+    t = await startApp();
+    browser = await startBrowser();
+  });
+  after(async () => {
+    await browser.close();
+    await t.close();
+  });
+
+  const signIn = async (page: Page, user: TestUser, hash: string) => {
+    const res = await page.request.post(`${t.url}/v1/auth/login`, { data: { email: user.email, password: user.password, cookie: true } });
+    assert.equal(res.status(), 200, await res.text());
+    await page.goto(`${t.url}/#${hash}`);
+  };
+
+  test('an expired access cookie is refreshed on the account calls too: the sessions list shows, and signing out everywhere ends every session', async (tc) => {
+    const user = await createUser(t);
+    await inBrowser(tc, browser, async ({ page, context }) => {
+      await signIn(page, user, '/settings/profile');
+      await page.getByRole('button', { name: 'Save profile' }).waitFor();
+      // Fifteen minutes on, the access cookie has expired; the refresh cookie lives on.
+      await context.clearCookies({ name: 'parley_access' });
+      await page.goto(`${t.url}/#/settings/sessions`);
+      const sessions = page.getByRole('list', { name: 'Sessions' }).getByRole('listitem');
+      await sessions.filter({ hasText: 'This device' }).waitFor();
+      assert.equal(await page.getByText('Authentication is required').count(), 0);
+
+      await context.clearCookies({ name: 'parley_access' });
+      await page.getByRole('button', { name: 'Sign out everywhere' }).click();
+      await page.getByRole('button', { name: 'Yes, sign out everywhere' }).click();
+      await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+      assert.equal((await t.api('GET', '/v1/users/me', { token: user.accessToken })).status, 401, 'the other session ended');
+      assert.equal((await page.request.post(`${t.url}/v1/auth/refresh`, { data: {} })).status(), 401, "the browser's session ended");
+    });
+  });
+});
