@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Page } from 'playwright-core';
+import { totp } from '../../../src/modules/auth/totp.ts';
 import { startApp, type TestApp } from '../../support/app.ts';
 import { inBrowser, startBrowser, type BrowserSession } from '../../support/browser.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
@@ -49,6 +50,35 @@ describe('console: signing in, the session and the emailed links in a real brows
       await page.getByRole('heading', { name: 'Sign in' }).waitFor();
       assert.equal((await t.api('GET', '/v1/users/me', { token: user.accessToken })).status, 401, 'the other session ended');
       assert.equal((await page.request.post(`${t.url}/v1/auth/refresh`, { data: {} })).status(), 401, "the browser's session ended");
+    });
+  });
+
+  test('two-factor sign-in with a backup code instead of the app: it is accepted once', async (tc) => {
+    const user = await createUser(t);
+    const { secret } = (await t.api('POST', '/v1/auth/mfa/totp/enroll', { token: user.accessToken, body: {} })).body;
+    const code = await totp.codeAt(secret, Math.floor(Date.now() / 1000 / 30) * 30);
+    const activated = await t.api('POST', '/v1/auth/mfa/totp/activate', { token: user.accessToken, body: { code } });
+    assert.equal(activated.status, 200);
+    const [first] = activated.body.backupCodes as string[];
+    await inBrowser(tc, browser, async ({ page }) => {
+      await page.goto(t.url);
+      await signInWithForm(page, user);
+      await page.getByRole('button', { name: 'Use a backup code' }).click();
+      await page.getByLabel('Backup code').fill(first!.toUpperCase());
+      await page.getByRole('button', { name: 'Verify' }).click();
+      await page.getByRole('navigation', { name: 'Main' }).waitFor();
+      assert.equal((await t.api('GET', '/v1/auth/mfa', { token: user.accessToken })).body.backupCodesRemaining, 9, 'the code is spent');
+
+      // Typed where the app's code goes, a backup code is still taken as one; a spent one is refused with the server's reason.
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await signInWithForm(page, user);
+      await page.getByLabel('Code from your authenticator app').fill(first!);
+      await page.getByRole('button', { name: 'Verify' }).click();
+      await page.getByRole('alert').waitFor();
+      await page.getByLabel('Code from your authenticator app').fill(activated.body.backupCodes[1]);
+      await page.getByRole('button', { name: 'Verify' }).click();
+      await page.getByRole('navigation', { name: 'Main' }).waitFor();
+      assert.equal((await t.api('GET', '/v1/auth/mfa', { token: user.accessToken })).body.backupCodesRemaining, 8);
     });
   });
 });

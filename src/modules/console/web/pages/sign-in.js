@@ -31,9 +31,16 @@ function Providers() {
   </div>`;
 }
 
+/** A code from the authenticator app is six digits; anything else typed there is taken as a backup code (`abcd-efgh-jkmn`). */
+const mfaProof = (typed) => {
+  const value = String(typed ?? '').trim();
+  return /^\d{6}$/.test(value.replace(/\s/g, '')) ? { code: value.replace(/\s/g, '') } : { backupCode: value };
+};
+
 export function SignIn() {
   const [mode, setMode] = useState('sign-in');
   const [mfa, setMfa] = useState(challengeInFragment);
+  const [backup, setBackup] = useState(false);
   const [error, setError] = useState(undefined);
   const [busy, setBusy] = useState(false);
 
@@ -44,7 +51,7 @@ export function SignIn() {
     setError(undefined);
     try {
       if (mfa) {
-        await api('POST', '/v1/auth/mfa/verify', { body: { mfaToken: mfa, code: form.code, cookie: true } });
+        await api('POST', '/v1/auth/mfa/verify', { body: { mfaToken: mfa, ...mfaProof(form.code), cookie: true } });
       } else if (mode === 'sign-up') {
         await api('POST', '/v1/auth/register', { body: { email: form.email, password: form.password, name: form.name || undefined, cookie: true } });
       } else {
@@ -68,7 +75,9 @@ export function SignIn() {
     <form onSubmit=${submit} class="card">
       <h2>${mfa ? 'Two-factor code' : mode === 'sign-up' ? 'Create an account' : 'Sign in'}</h2>
       ${mfa
-        ? html`<${Field} label="Code from your authenticator app"><input name="code" inputmode="numeric" autocomplete="one-time-code" required autofocus /></${Field}>`
+        ? backup
+          ? html`<${Field} label="Backup code" hint="One of the codes you saved when you turned two-factor sign-in on; each works once"><input key="backup" name="code" autocomplete="off" autocapitalize="none" spellcheck="false" required autofocus /></${Field}>`
+          : html`<${Field} label="Code from your authenticator app"><input key="code" name="code" inputmode="numeric" autocomplete="one-time-code" required autofocus /></${Field}>`
         : html`
             ${mode === 'sign-up' ? html`<${Field} label="Name"><input name="name" autocomplete="name" /></${Field}>` : null}
             <${Field} label="Email"><input name="email" type="email" autocomplete="email" required autofocus /></${Field}>
@@ -76,7 +85,9 @@ export function SignIn() {
           `}
       <${ErrorNote} error=${error} />
       <button type="submit" disabled=${busy}>${mfa ? 'Verify' : mode === 'sign-up' ? 'Create account' : 'Sign in'}</button>
-      ${mfa ? null : html`<${Providers} />`}
+      ${mfa
+        ? html`<p class="switch"><button type="button" class="link" onClick=${() => setBackup(!backup)}>${backup ? 'Use a code from the app' : 'Use a backup code'}</button></p>`
+        : html`<${Providers} />`}
       ${mfa
         ? null
         : html`<p class="switch">
