@@ -4,7 +4,7 @@ import type { ConnectionError, FastifyError, FastifyInstance, FastifyReply, Fast
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError, DependencyUnavailable } from '../errors.ts';
-import { isDatabaseUnreachable } from '../platform/db/database.ts';
+import { isDatabaseUnreachable, isMissingReference } from '../platform/db/database.ts';
 
 /** RFC 9457 problem details, as every error response is shaped. */
 export const problemSchema = z
@@ -52,12 +52,15 @@ export function sendProblem(reply: FastifyReply, request: FastifyRequest, p: Pro
 const DATABASE_RETRY_AFTER_SECONDS = 5;
 
 /**
- * A driver's error that says a dependency is down (PostgreSQL refused, reset, timed out) as its 503
- * `dependency_unavailable`, for every error handler: not a 500 with the failed query and its parameters in
- * the log. Undefined for any other error.
+ * A database error that is not a bug, as what it tells the caller, for every error handler: PostgreSQL
+ * down (refused, reset, timed out) is its 503 `dependency_unavailable`, not a 500 with the failed query and
+ * its parameters in the log; a write whose parent another request deleted after this one checked it (a
+ * foreign key violation) is the 404 the check would have given a moment later. Undefined for any other error.
  */
 export function dependencyFailure(err: unknown, request: FastifyRequest): AppError | undefined {
-  if (err instanceof AppError || !isDatabaseUnreachable(err)) return undefined;
+  if (err instanceof AppError) return undefined;
+  if (isMissingReference(err)) return new AppError(404, 'not_found', 'Not found', 'What this request refers to no longer exists');
+  if (!isDatabaseUnreachable(err)) return undefined;
   const cause = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
   request.log.warn({ cause: String(cause).slice(0, 200) }, 'PostgreSQL is unreachable');
   return DependencyUnavailable('PostgreSQL', DATABASE_RETRY_AFTER_SECONDS, err);

@@ -3,7 +3,7 @@ import type { Announce } from '../../platform/bus/bus.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Files } from '../files/index.ts';
 import type { Projects } from '../projects/index.ts';
-import { createAccess, need, type Grant } from './access.ts';
+import { createAccess, need, notFound, type Grant } from './access.ts';
 import { checkContent, normalizeTags, titleFromBody } from './content.ts';
 import { diffLines, unifiedDiff } from './diff.ts';
 import { createDocumentsRepository, type DocumentFilter, type ReaderView } from './repository.ts';
@@ -52,6 +52,13 @@ export function createDocuments(d: DocumentsDeps) {
   }
 
   /** Writes a new version from `base`, in one transaction with the document's update; a stale base is a 409. */
+  /** The document as its reader sees it now: deleted by another request since this one's check, a 404. */
+  async function current(userId: string, id: string): Promise<ReaderView> {
+    const view = await repo.read(userId, id);
+    if (!view) throw notFound();
+    return view;
+  }
+
   async function write(userId: string, id: string, base: number, next: (doc: DocumentRow) => { title: string; body: string }, restoredFrom: number | null): Promise<ReaderView> {
     const saved = await inTransaction(d.db, async (tx) => {
       const { doc } = await access.forUser(userId, id, 'editor', 'save this document', tx);
@@ -67,7 +74,7 @@ export function createDocuments(d: DocumentsDeps) {
       // Whoever has it open learns there is a newer version before their own save would meet a 409.
       for (const reader of await sharing.readers(id)) d.announce('document.saved', { userId: reader, documentId: id, version: saved.version, authorId: userId });
     }
-    return (await repo.read(userId, id))!;
+    return current(userId, id);
   }
 
   return {
@@ -126,14 +133,14 @@ export function createDocuments(d: DocumentsDeps) {
       if (patch.isTemplate !== undefined || patch.projectId !== undefined) need(grant, 'owner', 'make it a template or move it to a project');
       await checkProject(userId, patch.projectId);
       await repo.update(id, { ...patch, tags: patch.tags && normalizeTags(patch.tags) });
-      return (await repo.read(userId, id))!;
+      return current(userId, id);
     },
 
     /** Each reader's own favorite. */
     async setFavorite(userId: string, id: string, favorite: boolean): Promise<ReaderView> {
       await access.forUser(userId, id);
       await repo.setFavorite(id, userId, favorite);
-      return (await repo.read(userId, id))!;
+      return current(userId, id);
     },
 
     async delete(userId: string, id: string): Promise<void> {

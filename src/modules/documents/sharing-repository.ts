@@ -1,5 +1,5 @@
 import { and, asc, eq } from 'drizzle-orm';
-import type { Db } from '../../platform/db/database.ts';
+import { inTransaction, type Db } from '../../platform/db/database.ts';
 import { documentLinks, documents, documentShares, type LinkRow, type ShareRole, type ShareRow } from './schema.ts';
 
 /** Shares with users and share links. */
@@ -7,19 +7,21 @@ export function createSharingRepository(db: Db) {
   return {
     shares: (documentId: string) => db.select().from(documentShares).where(eq(documentShares.documentId, documentId)).orderBy(asc(documentShares.createdAt)),
 
-    async share(documentId: string, userId: string): Promise<ShareRow | undefined> {
-      const [row] = await db.select().from(documentShares).where(and(eq(documentShares.documentId, documentId), eq(documentShares.userId, userId)));
-      return row;
-    },
-
-    /** Adds the share, or changes its role. */
-    async upsertShare(documentId: string, userId: string, role: ShareRole): Promise<ShareRow> {
-      const [row] = await db
-        .insert(documentShares)
-        .values({ documentId, userId, role })
-        .onConflictDoUpdate({ target: [documentShares.documentId, documentShares.userId], set: { role, updatedAt: new Date() } })
-        .returning();
-      return row!;
+    /**
+     * Adds the share, or changes its role, and says the role it had before (null: the share is new). Two at
+     * once for the same reader: one adds it, the other waits and then sees it, so only one is told new.
+     * Undefined when the share was removed between the two steps.
+     */
+    async putShare(documentId: string, userId: string, role: ShareRole): Promise<{ row: ShareRow; before: ShareRole | null } | undefined> {
+      return inTransaction(db, async (tx) => {
+        const [made] = await tx.insert(documentShares).values({ documentId, userId, role }).onConflictDoNothing().returning();
+        if (made) return { row: made, before: null };
+        const where = and(eq(documentShares.documentId, documentId), eq(documentShares.userId, userId));
+        const [held] = await tx.select({ role: documentShares.role }).from(documentShares).where(where).for('update');
+        if (!held) return undefined; // removed in between
+        const [row] = await tx.update(documentShares).set({ role, updatedAt: new Date() }).where(where).returning();
+        return { row: row!, before: held.role };
+      });
     },
 
     async setRole(documentId: string, userId: string, role: ShareRole): Promise<ShareRow | undefined> {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { NotFound, ValidationError } from '../../errors.ts';
+import { Conflict, NotFound, ValidationError } from '../../errors.ts';
 import type { Announce } from '../../platform/bus/bus.ts';
 import type { Db } from '../../platform/db/database.ts';
 import type { UsersService } from '../users/index.ts';
@@ -46,10 +46,11 @@ export function createSharing(d: {
       const user = await d.users.byEmail(input.email);
       if (!user) throw NotFound('User with that email', 'user_not_found');
       if (user.id === doc.ownerId) throw ValidationError('You own this document: it cannot be shared with you', 'cannot_share_with_self');
-      const before = await repo.share(id, user.id);
-      const row = await repo.upsertShare(id, user.id, input.role);
-      if (before?.role !== input.role) d.announce('document.shared', { userId: user.id, documentId: id, role: input.role, sharedBy: userId, title: doc.title });
-      if (before && before.role !== input.role) await d.roleChanged(id, user.id, input.role);
+      const put = await repo.putShare(id, user.id, input.role);
+      if (!put) throw Conflict('The share was removed while this request changed it: try again', 'share_changed');
+      const { row, before } = put;
+      if (before !== input.role) d.announce('document.shared', { userId: user.id, documentId: id, role: input.role, sharedBy: userId, title: doc.title });
+      if (before && before !== input.role) await d.roleChanged(id, user.id, input.role);
       return { share: { ...row, email: user.email }, created: !before };
     },
 

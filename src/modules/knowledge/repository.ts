@@ -1,8 +1,21 @@
-import { and, asc, desc, eq, inArray, lt, or, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns, inArray, lt, or, sql } from 'drizzle-orm';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import { knowledgeChunks, knowledgeCollectionItems, knowledgeCollections, knowledgeConversationCollections, knowledgeItems, type ChunkRow, type CollectionRow, type ItemRow } from './schema.ts';
 
 export type NewChunk = Omit<typeof knowledgeChunks.$inferInsert, 'id' | 'itemId' | 'userId'>;
+
+/**
+ * Holds an item's row for the rest of the transaction: an add that links it (which holds it too, see addItem)
+ * waits for this one's decision, and this one, once it holds the row, sees the add's link.
+ */
+async function lockItem(tx: Db, itemId: string): Promise<boolean> {
+  return (await tx.select({ id: knowledgeItems.id }).from(knowledgeItems).where(eq(knowledgeItems.id, itemId)).for('update')).length > 0;
+}
+
+/** With the item held (lockItem): deleted, with its passages, when no collection holds it. */
+async function deleteIfOrphan(tx: Db, itemId: string): Promise<void> {
+  await tx.delete(knowledgeItems).where(and(eq(knowledgeItems.id, itemId), sql`not exists (select 1 from ${knowledgeCollectionItems} ci where ci.item_id = ${itemId})`));
+}
 
 /** Queries of the knowledge tables, nothing else. */
 export function createKnowledgeRepository(db: Db) {
@@ -30,12 +43,22 @@ export function createKnowledgeRepository(db: Db) {
       return (await db.delete(knowledgeCollections).where(ownCollection(userId, id)).returning({ id: knowledgeCollections.id })).length > 0;
     },
 
-    /** The item for a file or document, made on first use. */
-    async upsertItem(values: { userId: string; kind: ItemRow['kind']; refId: string; title: string }): Promise<{ item: ItemRow; created: boolean }> {
-      const [made] = await db.insert(knowledgeItems).values(values).onConflictDoNothing().returning();
-      if (made) return { item: made, created: true };
-      const [row] = await db.select().from(knowledgeItems).where(and(eq(knowledgeItems.kind, values.kind), eq(knowledgeItems.refId, values.refId)));
-      return { item: row!, created: false };
+    /**
+     * The item for a file or document, made on first use, and put in the collection: in one transaction
+     * that holds the item's row, so a removal elsewhere cannot find it orphaned and delete it in between.
+     */
+    async addItem(collectionId: string, values: { userId: string; kind: ItemRow['kind']; refId: string; title: string }): Promise<{ item: ItemRow; created: boolean }> {
+      return inTransaction(db, async (tx) => {
+        // DO UPDATE (of nothing) rather than DO NOTHING: it locks and returns the row that is there.
+        const [row] = await tx
+          .insert(knowledgeItems)
+          .values(values)
+          .onConflictDoUpdate({ target: [knowledgeItems.kind, knowledgeItems.refId], set: { kind: sql`excluded.kind` } })
+          .returning({ ...getTableColumns(knowledgeItems), created: sql<boolean>`xmax = 0` });
+        const { created, ...item } = row!;
+        await tx.insert(knowledgeCollectionItems).values({ collectionId, itemId: item.id }).onConflictDoNothing();
+        return { item, created };
+      });
     },
     async item(id: string): Promise<ItemRow | undefined> {
       const [row] = await db.select().from(knowledgeItems).where(eq(knowledgeItems.id, id));
@@ -48,22 +71,23 @@ export function createKnowledgeRepository(db: Db) {
     async setItem(id: string, patch: Partial<Pick<ItemRow, 'status' | 'error' | 'title'>>): Promise<void> {
       await db.update(knowledgeItems).set({ ...patch, updatedAt: new Date() }).where(eq(knowledgeItems.id, id));
     },
-    async deleteItem(id: string): Promise<void> {
-      await db.delete(knowledgeItems).where(eq(knowledgeItems.id, id));
-    },
     async deleteItemByRef(kind: ItemRow['kind'], refId: string): Promise<ItemRow | undefined> {
       const [row] = await db.delete(knowledgeItems).where(and(eq(knowledgeItems.kind, kind), eq(knowledgeItems.refId, refId))).returning();
       return row;
     },
 
-    async link(collectionId: string, itemId: string): Promise<void> {
-      await db.insert(knowledgeCollectionItems).values({ collectionId, itemId }).onConflictDoNothing();
+    /** Takes the item out of the collection, and deletes it when no collection holds it any more; false when the collection did not hold it. */
+    async removeItem(collectionId: string, itemId: string): Promise<boolean> {
+      return inTransaction(db, async (tx) => {
+        if (!(await lockItem(tx, itemId))) return false;
+        const removed = await tx.delete(knowledgeCollectionItems).where(and(eq(knowledgeCollectionItems.collectionId, collectionId), eq(knowledgeCollectionItems.itemId, itemId))).returning();
+        if (removed.length) await deleteIfOrphan(tx, itemId);
+        return removed.length > 0;
+      });
     },
-    /** Takes the item out of the collection; true when no collection holds it any more. */
-    async unlink(collectionId: string, itemId: string): Promise<{ removed: boolean; orphan: boolean }> {
-      const removed = (await db.delete(knowledgeCollectionItems).where(and(eq(knowledgeCollectionItems.collectionId, collectionId), eq(knowledgeCollectionItems.itemId, itemId))).returning()).length > 0;
-      const [left] = await db.select({ n: sql<number>`count(*)::int` }).from(knowledgeCollectionItems).where(eq(knowledgeCollectionItems.itemId, itemId));
-      return { removed, orphan: left!.n === 0 };
+    /** Deletes each of these items that no collection holds (what a collection's deletion left). */
+    async deleteOrphans(itemIds: string[]): Promise<void> {
+      for (const itemId of itemIds) await inTransaction(db, async (tx) => (await lockItem(tx, itemId)) && deleteIfOrphan(tx, itemId));
     },
     itemsOf(collectionId: string, opts: { limit: number; cursor?: string }): Promise<ItemRow[]> {
       const where = [eq(knowledgeCollectionItems.collectionId, collectionId)];

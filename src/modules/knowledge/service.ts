@@ -63,7 +63,7 @@ export function createKnowledge(d: KnowledgeDeps) {
     /** The collection goes; items no other collection holds go with their passages. */
     async delete(userId: string, id: string): Promise<void> {
       if (!(await d.repo.deleteCollection(userId, id))) throw NotFound('Collection', 'collection_not_found');
-      for (const itemId of await d.repo.orphans(userId)) await d.repo.deleteItem(itemId);
+      await d.repo.deleteOrphans(await d.repo.orphans(userId));
     },
 
     /** Adds one of the user's files, or a document they can read, and queues its indexing (202: it is `queued`). */
@@ -77,8 +77,7 @@ export function createKnowledge(d: KnowledgeDeps) {
         const { doc } = await d.documents.peek(userId, source.documentId!);
         ref = { kind: 'document', refId: doc.id, title: doc.title || 'Untitled' };
       }
-      const { item, created } = await d.repo.upsertItem({ userId, ...ref });
-      await d.repo.link(collectionId, item.id);
+      const { item, created } = await d.repo.addItem(collectionId, { userId, ...ref });
       if (created || item.status === 'failed') {
         if (!created) await d.repo.setItem(item.id, { status: 'queued', error: null });
         await ingest(item, created ? 'first' : `retry-${Date.now()}`);
@@ -94,9 +93,7 @@ export function createKnowledge(d: KnowledgeDeps) {
 
     async remove(userId: string, collectionId: string, itemId: string): Promise<void> {
       await collection(userId, collectionId);
-      const { removed, orphan } = await d.repo.unlink(collectionId, itemId);
-      if (!removed) throw NotFound('Item', 'item_not_found');
-      if (orphan) await d.repo.deleteItem(itemId);
+      if (!(await d.repo.removeItem(collectionId, itemId))) throw NotFound('Item', 'item_not_found');
     },
 
     /** An item the user may see: one of their own, in one of their collections. */

@@ -106,7 +106,11 @@ export function createWebhooks(d: WebhooksDeps) {
   const repo = createWebhooksRepository(d.db);
 
   async function endpoint(userId: string, id: string): Promise<EndpointRow> {
-    const row = await repo.endpoint(userId, id);
+    return found(await repo.endpoint(userId, id));
+  }
+
+  /** An endpoint read or written back; none when it is not the caller's, or another request deleted it since. */
+  function found(row: EndpointRow | undefined): EndpointRow {
     if (!row) throw NotFound('Webhook endpoint', 'webhook_endpoint_not_found');
     return row;
   }
@@ -245,7 +249,7 @@ export function createWebhooks(d: WebhooksDeps) {
       if (patch.disabled === true) Object.assign(values, { disabledAt: new Date(), disabledReason: 'by its owner' });
       // Enabled again: the failing window starts over.
       if (patch.disabled === false) Object.assign(values, { disabledAt: null, disabledReason: null, failingSince: null });
-      return (await repo.updateEndpoint(id, values))!;
+      return found(await repo.updateEndpoint(id, values));
     },
     async delete(userId: string, id: string): Promise<void> {
       if (!(await repo.deleteEndpoint(userId, id))) throw NotFound('Webhook endpoint', 'webhook_endpoint_not_found');
@@ -255,7 +259,7 @@ export function createWebhooks(d: WebhooksDeps) {
       const e = await endpoint(userId, id);
       const secret = newSecret();
       const row = await repo.updateEndpoint(id, { secretEnc: d.cipher.encrypt(secret, secretContext(id)), previousSecretEnc: e.secretEnc, previousSecretUntil: new Date(Date.now() + ROTATION_GRACE_MS) });
-      return { endpoint: row!, secret };
+      return { endpoint: found(row), secret };
     },
     async test(userId: string, id: string): Promise<MessageRow> {
       const e = await enabledEndpoint(userId, id);

@@ -99,12 +99,24 @@ const UNREACHABLE_MESSAGE = /^(Connection terminated|timeout exceeded when tryin
  * the dependency's, a 503, not a bug's 500.
  */
 export function isDatabaseUnreachable(err: unknown): boolean {
-  for (let e = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth++) {
+  return causes(err).some((e) => {
     const { code, message } = e as { code?: unknown; message?: unknown };
     if (isConnectionError(e) || (typeof code === 'string' && (code.startsWith('08') || /^57P0[1-3]$/.test(code)))) return true;
-    if (typeof message === 'string' && UNREACHABLE_MESSAGE.test(message)) return true;
-  }
-  return false;
+    return typeof message === 'string' && UNREACHABLE_MESSAGE.test(message);
+  });
+}
+
+/**
+ * Whether an error (or its cause) is a foreign key violation (SQLSTATE 23503): on a write, the row it
+ * refers to was deleted by another request after this one checked it was there.
+ */
+export const isMissingReference = (err: unknown): boolean => causes(err).some((e) => (e as { code?: unknown }).code === '23503');
+
+/** An error and the causes under it (Drizzle wraps the driver's error), a few deep. */
+function causes(err: unknown): unknown[] {
+  const chain: unknown[] = [];
+  for (let e = err; e && chain.length < 4; e = (e as { cause?: unknown }).cause) chain.push(e);
+  return chain;
 }
 
 /**
