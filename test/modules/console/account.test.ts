@@ -41,7 +41,8 @@ describe('console: account pages and the notifications bell in a real browser', 
       const github = page.getByRole('link', { name: 'Continue with GitHub' });
       const href = new URL((await github.getAttribute('href'))!, t.url);
       assert.equal(href.pathname, '/v1/auth/oauth/github/authorize');
-      assert.equal(href.searchParams.get('redirectTo'), `${t.url}/#/chat`);
+      // Back to the sign-in route, which goes on to the page the user arrived on: that route stays in the tab, not in a URL sent to the server.
+      assert.equal(href.searchParams.get('redirectTo'), `${t.url}/#/sign-in`);
     });
   });
 

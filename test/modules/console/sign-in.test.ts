@@ -81,4 +81,29 @@ describe('console: signing in, the session and the emailed links in a real brows
       assert.equal((await t.api('GET', '/v1/auth/mfa', { token: user.accessToken })).body.backupCodesRemaining, 8);
     });
   });
+
+  test('a link into the console that needs signing in comes back to its page after sign-in, a share link included', async (tc) => {
+    const owner = await createUser(t);
+    const reader = await createUser(t);
+    const doc = (await t.api('POST', '/v1/documents', { token: owner.accessToken, body: { title: 'Harbour plan', body: 'Boats at dawn.' } })).body;
+    const link = (await t.api('POST', `/v1/documents/${doc.id}/links`, { token: owner.accessToken, body: { role: 'viewer' } })).body;
+    await inBrowser(tc, browser, async ({ page }) => {
+      await page.goto(`${t.url}/#/documents/${doc.id}`);
+      await signInWithForm(page, owner);
+      await page.getByRole('heading', { name: 'Harbour plan' }).waitFor();
+      assert.equal(new URL(page.url()).hash, `#/documents/${doc.id}`);
+    });
+    await inBrowser(tc, browser, async ({ page }) => {
+      const shared = `#/documents/shared/${encodeURIComponent(link.token)}`;
+      await page.goto(`${t.url}/${shared}`);
+      await signInWithForm(page, reader);
+      await page.getByRole('heading', { name: 'Harbour plan' }).waitFor();
+      assert.equal(new URL(page.url()).hash, shared);
+      // Signed out and in again from the sign-in page itself: the chat, not the old link.
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await signInWithForm(page, reader);
+      await page.getByRole('button', { name: 'New chat' }).waitFor();
+      assert.equal(new URL(page.url()).hash, '#/chat');
+    });
+  });
 });

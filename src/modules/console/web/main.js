@@ -6,7 +6,7 @@ import { html } from './lib/html.js';
 import { go, useRoute } from './lib/router.js';
 import { loadSession, setSession, signOut, useSession } from './lib/session.js';
 import { Bell } from './lib/bell.js';
-import { SignIn } from './pages/sign-in.js';
+import { SignIn, takeDestination } from './pages/sign-in.js';
 import { PAGES } from './pages/index.js';
 
 function Nav({ user, path }) {
@@ -55,8 +55,9 @@ function App() {
   }, []);
   if (session.user === undefined) return html`<p class="loading">Loading Parley…</p>`;
   if (session.user === null || route.parts[0] === 'sign-in') {
+    // Signed in already (back from a provider): on to the route the user arrived on.
     if (session.user) {
-      go('/chat');
+      go(takeDestination());
       return null;
     }
     return html`<${SignIn} />`;

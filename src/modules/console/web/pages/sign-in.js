@@ -17,15 +17,48 @@ function challengeInFragment() {
   return params.get('mfaToken');
 }
 
+/** Where the tab goes once signed in, kept across a provider's round trip. */
+const NEXT = 'parley.signIn.next';
+
+/**
+ * The route to show once signed in: the one the user arrived on (a link to a
+ * document or a share link, a page whose session ran out), else the chat.
+ * Kept in the tab's storage, not in the provider's `redirectTo`: a share
+ * link's token must not travel in a URL to the server.
+ */
+function destination() {
+  const here = location.hash.replace(/^#/, '');
+  const deep = here.startsWith('/') && here !== '/' && !/^\/sign-in(?:[/?]|$)/.test(here);
+  try {
+    if (deep) sessionStorage.setItem(NEXT, here);
+    // A provider's challenge comes back in the fragment: what was kept before the trip still counts.
+    else if (!here.startsWith('mfaRequired=')) sessionStorage.removeItem(NEXT);
+    return sessionStorage.getItem(NEXT) ?? '/chat';
+  } catch {
+    return deep ? here : '/chat';
+  }
+}
+
+/** The route kept for after sign-in (the chat if none), forgotten once taken. */
+export function takeDestination() {
+  try {
+    const next = sessionStorage.getItem(NEXT) ?? '/chat';
+    sessionStorage.removeItem(NEXT);
+    return next;
+  } catch {
+    return '/chat';
+  }
+}
+
 /** The provider's id as people know it (`github` → GitHub). */
 const KNOWN = { github: 'GitHub', google: 'Google', gitlab: 'GitLab', microsoft: 'Microsoft', apple: 'Apple', oidc: 'single sign-on' };
 const providerName = (id) => KNOWN[id] ?? id.charAt(0).toUpperCase() + id.slice(1);
 
-/** One link per configured provider: the flow ends back here, signed in by cookie. */
+/** One link per configured provider: the flow ends back here, signed in by cookie, and the shell goes on to the route kept. */
 function Providers() {
   const [providers] = useLoad(() => api('GET', '/v1/auth/providers').catch(() => ({ data: [] })));
   if (!providers?.data.length) return null;
-  const back = encodeURIComponent(`${location.origin}${location.pathname}#/chat`);
+  const back = encodeURIComponent(`${location.origin}${location.pathname}#/sign-in`);
   return html`<div class="providers" role="group" aria-label="Other ways to sign in">
     ${providers.data.map((p) => html`<a class="button secondary" href=${`${p.authorizeUrl}?redirectTo=${back}`}>Continue with ${providerName(p.id)}</a>`)}
   </div>`;
@@ -38,6 +71,8 @@ const mfaProof = (typed) => {
 };
 
 export function SignIn() {
+  // Before the challenge is read: reading it puts #/sign-in in the address.
+  const [next] = useState(destination);
   const [mode, setMode] = useState('sign-in');
   const [mfa, setMfa] = useState(challengeInFragment);
   const [backup, setBackup] = useState(false);
@@ -61,8 +96,10 @@ export function SignIn() {
           return;
         }
       }
+      // The route first, then the session: signed in, the shell shows whatever route is there.
+      takeDestination();
+      go(next);
       await loadSession();
-      go('/chat');
     } catch (err) {
       setError(err);
     } finally {
