@@ -243,9 +243,19 @@ export function bullmqQueue(opts: BullmqQueueOptions): BullmqJobQueue {
       requireRedis();
       const job = await find(id);
       if (!job) throw NotFound('Job', 'job_not_found');
-      if ((await job.getState()) !== 'failed') throw Conflict('Only a dead job can be retried', 'job_not_dead');
-      await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
-      return (await queue.get(id))!;
+      const notDead = () => Conflict('Only a dead job can be retried', 'job_not_dead');
+      if ((await job.getState()) !== 'failed') throw notDead();
+      try {
+        await job.retry('failed', { resetAttemptsMade: true, resetAttemptsStarted: true });
+      } catch (err) {
+        // Another request retried or discarded it since the check: BullMQ's script finds it no longer failed, or gone.
+        if (!(await find(id))) throw NotFound('Job', 'job_not_found');
+        if ((await job.getState()) !== 'failed') throw notDead();
+        throw err;
+      }
+      const retried = await queue.get(id);
+      if (!retried) throw NotFound('Job', 'job_not_found'); // discarded straight after
+      return retried;
     },
 
     async purgeFinished() {

@@ -15,6 +15,7 @@ for (const backend of backends()) {
     let admin: TestUser;
     let progress: Array<AnyBusEvent<'job.progress'>>;
     let failUntil = 0;
+    let gate: { open: boolean; held: Promise<void> } = { open: false, held: Promise.resolve() };
     let closeObserver: () => Promise<void>;
 
     before(async () => {
@@ -26,6 +27,11 @@ for (const backend of backends()) {
         for (let i = 1; i <= steps; i++) await ctx.progress(Math.round((i / steps) * 100));
         return { pages: steps };
       });
+      t.services.jobs.define('test.gated', async () => {
+        if (!gate.open) throw new Error('the gate is shut');
+        await gate.held;
+        return { ok: true };
+      }, { concurrency: 10 });
       t.services.jobs.define('test.flaky', async (_data, ctx) => {
         if (ctx.attempt <= failUntil) throw new Error(`flaky failure on attempt ${ctx.attempt}`);
         return { ok: true, attempt: ctx.attempt };
@@ -104,6 +110,34 @@ for (const backend of backends()) {
       assert.equal((await t.api('DELETE', `/v1/admin/jobs/${job.id}`, { token: admin.accessToken })).status, 204);
       assert.equal((await jobAs(u.accessToken, job.id)).status, 404);
       assert.equal((await t.api('DELETE', `/v1/admin/jobs/${job.id}`, { token: admin.accessToken })).body.code, 'job_not_found');
+    });
+
+    test('admins retrying one dead job at once: one 200, the others 409; a retry racing its discard: 200, 404 or 409, never a 500', async () => {
+      // Retried jobs wait on the gate, so one retried is not dead again by the next retry.
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      gate = { open: false, held };
+      const deadJob = async () => {
+        gate.open = false;
+        const job = await t.services.jobs.enqueue('test.gated', {}, { userId: u.id, attempts: 1 });
+        await eventually(async () => assert.equal((await jobAs(u.accessToken, job.id)).body.state, 'dead'), 15_000);
+        gate.open = true;
+        return job.id;
+      };
+      const retry = (id: string) => t.api('POST', `/v1/admin/jobs/${id}/retry`, { token: admin.accessToken });
+      try {
+        for (let round = 0; round < 3; round++) {
+          const id = await deadJob();
+          const all = await Promise.all(Array.from({ length: 6 }, () => retry(id)));
+          assert.deepEqual(all.map((r) => `${r.status} ${r.body.code ?? ''}`.trim()).sort(), ['200', ...Array(5).fill('409 job_not_dead')], `round ${round}`);
+          const other = await deadJob();
+          const [retried, discarded] = await Promise.all([retry(other), t.api('DELETE', `/v1/admin/jobs/${other}`, { token: admin.accessToken })]);
+          assert.ok([200, 404, 409].includes(retried.status), `round ${round}: retry ${retried.status} ${retried.text}`);
+          assert.ok([204, 409].includes(discarded.status), `round ${round}: discard ${discarded.status} ${discarded.text}`);
+        }
+      } finally {
+        release();
+      }
     });
 
     test('an API key needs the jobs:read scope; bad ids and filters are 400s', async () => {
