@@ -36,6 +36,9 @@ const SECURITY = {
   'referrer-policy': 'same-origin',
 };
 
+/** The paths of the links in the emails the auth module sends (password reset, email verification). */
+const EMAIL_LINK_PATHS = ['/reset-password', '/verify-email'];
+
 const STATIC_IMPORT = /^\s*(?:import|export)\s+(?:[^'"`;]*?\s+from\s+)?['"]([^'"]+)['"]/gm;
 
 /**
@@ -68,7 +71,7 @@ function send(request: FastifyRequest, reply: FastifyReply, a: Asset, cache: str
 }
 
 /**
- * `GET /`: the console's page, any path a client-side route could have; the
+ * `GET /`: the console's page, and at the paths emailed links open; the
  * console's files under `/console/`. The page is revalidated each load (a new
  * release shows at once); the files by their ETag.
  */
@@ -78,6 +81,11 @@ export function consoleRoutes(app: App, assets: Map<string, Asset>) {
   const page = assets.get('index.html')!.body.toString('utf8').replace('<!--IMPORT_MAP-->', `<script type="importmap">${IMPORT_MAP}</script>\n${preload}`);
   const html = asset('index.html', Buffer.from(page));
   app.get('/', { schema: { hide: true }, logLevel: 'warn', handler: (request, reply) => send(request, reply, html, 'no-cache') });
+  // Where the links in Parley's emails lead (the auth module's RESET_PASSWORD_PATH and VERIFY_EMAIL_PATH): the same page, which
+  // shows the route. Their token is in the query: not logged (logLevel warn), and the page moves it into the fragment.
+  for (const path of EMAIL_LINK_PATHS) {
+    app.get(path, { schema: { hide: true }, logLevel: 'warn', handler: (request, reply) => send(request, reply, html, 'no-store') });
+  }
   app.get('/console/*', {
     schema: { hide: true },
     logLevel: 'warn',

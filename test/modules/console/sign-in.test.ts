@@ -5,6 +5,7 @@ import { totp } from '../../../src/modules/auth/totp.ts';
 import { startApp, type TestApp } from '../../support/app.ts';
 import { inBrowser, startBrowser, type BrowserSession } from '../../support/browser.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
+import { tokenIn, waitForMails } from '../../support/mail.ts';
 
 /** Signs in through the form, as a person would. */
 async function signInWithForm(page: Page, user: { email: string; password: string }) {
@@ -104,6 +105,65 @@ describe('console: signing in, the session and the emailed links in a real brows
       await signInWithForm(page, reader);
       await page.getByRole('button', { name: 'New chat' }).waitFor();
       assert.equal(new URL(page.url()).hash, '#/chat');
+    });
+  });
+
+  test('forgot password: the emailed link opens a console page that sets a new one; used again, it says so plainly', async (tc) => {
+    const user = await createUser(t);
+    const password = 'a brand new passphrase';
+    await inBrowser(tc, browser, async ({ page }) => {
+      await page.goto(t.url);
+      await page.getByRole('button', { name: 'Forgot password?' }).click();
+      await page.getByLabel('Email').fill(user.email);
+      await page.getByRole('button', { name: 'Send reset link' }).click();
+      await page.getByRole('status').filter({ hasText: 'a link to reset its password is on its way' }).waitFor();
+
+      const [mail] = await waitForMails(t, user.email, /Reset your password/);
+      assert.match(mail!.text, /http:\/\/parley\.test\/reset-password\?token=/, 'the link is on PUBLIC_URL');
+      const link = `${t.url}/reset-password?token=${encodeURIComponent(tokenIn(mail!.text, '/reset-password'))}`;
+      await page.goto(link);
+      await page.getByLabel('New password').fill(password);
+      await page.getByLabel('Confirm password').fill('not the same one');
+      await page.getByRole('button', { name: 'Set new password' }).click();
+      await page.getByRole('alert').filter({ hasText: 'not the same' }).waitFor();
+      await page.getByLabel('Confirm password').fill(password);
+      await page.getByRole('button', { name: 'Set new password' }).click();
+      await page.getByRole('status').filter({ hasText: 'Your new password is set' }).waitFor();
+      await page.getByRole('link', { name: 'Sign in' }).click();
+      await signInWithForm(page, { email: user.email, password });
+      await page.getByRole('navigation', { name: 'Main' }).waitFor();
+      assert.equal((await t.api('POST', '/v1/auth/login', { body: { email: user.email, password: user.password } })).status, 401, 'the old password is gone');
+      assert.equal((await t.api('GET', '/v1/users/me', { token: user.accessToken })).status, 401, 'the other sessions ended');
+
+      // The link again, signed out: spent, said plainly, with the way to a new one.
+      await page.getByRole('button', { name: 'Sign out' }).click();
+      await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+      await page.goto(link);
+      await page.getByLabel('New password').fill('yet another passphrase');
+      await page.getByLabel('Confirm password').fill('yet another passphrase');
+      await page.getByRole('button', { name: 'Set new password' }).click();
+      await page.getByRole('alert').filter({ hasText: 'This link is invalid, has expired or was already used.' }).waitFor();
+      await page.getByRole('link', { name: 'Forgot password?' }).click();
+      await page.getByRole('button', { name: 'Send reset link' }).waitFor();
+    });
+  });
+
+  test('the verification link in the sign-up email confirms the address in the console; a bad one is refused plainly', async (tc) => {
+    const user = await createUser(t);
+    const [mail] = await waitForMails(t, user.email, /Confirm your email address/);
+    const token = tokenIn(mail!.text, '/verify-email');
+    const page = await t.api('GET', `/verify-email?token=${encodeURIComponent(token)}`);
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+    assert.equal((await t.api('GET', '/v1/users/me', { token: user.accessToken })).body.emailVerified, false, 'opening the page is not confirming');
+    await inBrowser(tc, browser, async ({ page }) => {
+      await page.goto(`${t.url}/verify-email?token=${encodeURIComponent(token)}`);
+      await page.getByRole('status').filter({ hasText: 'Your email address is confirmed.' }).waitFor();
+      assert.equal((await t.api('GET', '/v1/users/me', { token: user.accessToken })).body.emailVerified, true);
+      await page.getByRole('link', { name: 'Sign in' }).waitFor();
+
+      await page.goto(`${t.url}/verify-email?token=not-a-token`);
+      await page.getByRole('alert').filter({ hasText: 'This link is invalid, has expired or was already used.' }).waitFor();
     });
   });
 });

@@ -7,7 +7,7 @@ import { go, useRoute } from './lib/router.js';
 import { loadSession, setSession, signOut, useSession } from './lib/session.js';
 import { Bell } from './lib/bell.js';
 import { SignIn, takeDestination } from './pages/sign-in.js';
-import { PAGES } from './pages/index.js';
+import { PAGES, PUBLIC_PAGES } from './pages/index.js';
 
 function Nav({ user, path }) {
   const items = PAGES.filter((p) => p.nav && (!p.admin || user.role === 'admin'));
@@ -46,6 +46,10 @@ function Lazy({ page, route, user }) {
   return Page ? html`<${Page} route=${route} user=${user} />` : html`<p class="loading">Loading…</p>`;
 }
 
+// An emailed link opens /reset-password?token=… or /verify-email?token=… (the server serves this page there):
+// the same route in the fragment, where the console's routes are, and `/` in the path, so a reload keeps the place.
+if (/^\/(?:reset-password|verify-email)$/.test(location.pathname)) history.replaceState(null, '', `/#${location.pathname}${location.search}`);
+
 function App() {
   const session = useSession();
   const route = useRoute();
@@ -53,6 +57,8 @@ function App() {
     loadSession().catch(() => setSession(null));
     return onSignedOut(() => setSession(null));
   }, []);
+  const open = PUBLIC_PAGES.find((p) => p.path === route.parts[0]);
+  if (open) return html`<${Lazy} page=${open} route=${route} user=${session.user} />`;
   if (session.user === undefined) return html`<p class="loading">Loading Parley…</p>`;
   if (session.user === null || route.parts[0] === 'sign-in') {
     // Signed in already (back from a provider): on to the route the user arrived on.

@@ -15,3 +15,12 @@ export const PAGES = [
   { path: 'settings', title: 'Settings', nav: true, load: () => import('./settings.js').then((m) => m.Settings) },
   { path: 'admin', title: 'Admin', nav: true, admin: true, load: () => import('./admin.js').then((m) => m.Admin) },
 ];
+
+/**
+ * Pages open without a session: where the links in Parley's emails lead
+ * (`/reset-password?token=…`, `/verify-email?token=…`, moved into the fragment).
+ */
+export const PUBLIC_PAGES = [
+  { path: 'reset-password', load: () => import('./email-links.js').then((m) => m.ResetPassword) },
+  { path: 'verify-email', load: () => import('./email-links.js').then((m) => m.VerifyEmail) },
+];

@@ -73,7 +73,9 @@ const mfaProof = (typed) => {
 export function SignIn() {
   // Before the challenge is read: reading it puts #/sign-in in the address.
   const [next] = useState(destination);
-  const [mode, setMode] = useState('sign-in');
+  // `#/sign-in/forgot` (a spent reset link points there) opens on the request for a new link.
+  const [mode, setMode] = useState(() => (/^#\/sign-in\/forgot\b/.test(location.hash) ? 'forgot' : 'sign-in'));
+  const [sent, setSent] = useState(undefined);
   const [mfa, setMfa] = useState(challengeInFragment);
   const [backup, setBackup] = useState(false);
   const [error, setError] = useState(undefined);
@@ -85,6 +87,11 @@ export function SignIn() {
     setBusy(true);
     setError(undefined);
     try {
+      if (mode === 'forgot' && !mfa) {
+        // The same answer whether or not the address has an account.
+        setSent((await api('POST', '/v1/auth/password/forgot', { body: { email: form.email } })).message);
+        return;
+      }
       if (mfa) {
         await api('POST', '/v1/auth/mfa/verify', { body: { mfaToken: mfa, ...mfaProof(form.code), cookie: true } });
       } else if (mode === 'sign-up') {
@@ -106,6 +113,26 @@ export function SignIn() {
       setBusy(false);
     }
   }
+
+  const switchTo = (m) => {
+    setMode(m);
+    setError(undefined);
+    setSent(undefined);
+  };
+
+  if (mode === 'forgot' && !mfa)
+    return html`<main class="auth" id="main">
+      <h1>Parley</h1>
+      <form onSubmit=${submit} class="card">
+        <h2>Reset your password</h2>
+        <p class="muted">We will email a link to choose a new password.</p>
+        <${Field} label="Email"><input name="email" type="email" autocomplete="email" required autofocus /></${Field}>
+        <${ErrorNote} error=${error} />
+        ${sent ? html`<p class="ok" role="status">${sent}</p>` : null}
+        <button type="submit" disabled=${busy}>Send reset link</button>
+        <p class="switch"><button type="button" class="link" onClick=${() => switchTo('sign-in')}>Back to sign in</button></p>
+      </form>
+    </main>`;
 
   return html`<main class="auth" id="main">
     <h1>Parley</h1>
@@ -129,8 +156,9 @@ export function SignIn() {
         ? null
         : html`<p class="switch">
             ${mode === 'sign-up' ? 'Have an account? ' : 'New here? '}
-            <button type="button" class="link" onClick=${() => setMode(mode === 'sign-up' ? 'sign-in' : 'sign-up')}>${mode === 'sign-up' ? 'Sign in' : 'Create an account'}</button>
+            <button type="button" class="link" onClick=${() => switchTo(mode === 'sign-up' ? 'sign-in' : 'sign-up')}>${mode === 'sign-up' ? 'Sign in' : 'Create an account'}</button>
           </p>`}
+      ${mfa || mode === 'sign-up' ? null : html`<p class="switch"><button type="button" class="link" onClick=${() => switchTo('forgot')}>Forgot password?</button></p>`}
     </form>
   </main>`;
 }
