@@ -137,6 +137,38 @@ describe('console: sign up and chat in a real browser', () => {
     });
   });
 
+  test('a dropped connection mid-answer: the text so far stays, and the rest follows from where it broke off, without a reload', async (tc) => {
+    await inBrowser(
+      tc,
+      browser,
+      async ({ page }) => {
+        let loads = 0;
+        page.on('load', () => loads++);
+        const user = await signIn(page);
+        const id = await openConversation(page, user);
+        openai.script({ chunks: Array.from({ length: 16 }, (_, i) => `drop${i} `), delayMs: 150 });
+        await say(page, 'Keep talking through the outage');
+        const answer = page.locator('.msg.assistant').last();
+        await page.locator('.msg.assistant', { hasText: 'drop3' }).waitFor();
+        // Every HTTP connection of the server closed at once (the notifications socket is upgraded, and stays).
+        t.app.server.closeAllConnections();
+        await page.waitForTimeout(100);
+        assert.match(await answer.innerText(), /drop0 drop1 drop2 drop3/, 'the text shown is kept');
+        await page.locator('.msg.assistant[data-status="complete"]', { hasText: 'drop15' }).waitFor({ timeout: 15_000 });
+        const text = await answer.innerText();
+        assert.match(text, new RegExp(Array.from({ length: 16 }, (_, i) => `drop${i}`).join(' ')), 'every chunk once, in order');
+        assert.equal(text.match(/drop3 /g)?.length, 1);
+        assert.equal(loads, 1, 'no reload');
+        assert.equal(await page.getByRole('alert').count(), 0);
+        const branch = await t.api('GET', `/v1/conversations/${id}/messages`, { token: user.accessToken });
+        assert.equal(branch.body.data.at(-1).status, 'complete');
+        await page.getByRole('button', { name: 'Send' }).waitFor();
+      },
+      // The stream the server hung up on fails on the network: that is the point.
+      { expected: [/request failed: POST .*\/messages /, /^console: Failed to load resource: net::ERR_INCOMPLETE_CHUNKED_ENCODING$/] },
+    );
+  });
+
   test('regenerate and switch between the two answers; edit a question into a new branch; thumbs up persists', async (tc) => {
     await inBrowser(tc, browser, async ({ page }) => {
       const user = await signIn(page);

@@ -5,7 +5,7 @@
 // text still streaming is held here.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import DOMPurify from 'dompurify';
-import { api, events, stream } from '../lib/api.js';
+import { api, ApiError, events, stream } from '../lib/api.js';
 import { html } from '../lib/html.js';
 import { markdown } from '../lib/markdown.js';
 import { go } from '../lib/router.js';
@@ -16,6 +16,15 @@ const isImage = (type) => /^image\/(png|jpeg|gif|webp)$/.test(type ?? '');
 const base = (id) => `/v1/conversations/${id}`;
 /** Conversations per page of the list; more on request. */
 const PAGE = 50;
+/** How often a broken-off answer stream is taken up again before the page gives up, and the first pause (doubling). */
+const RESUME_TRIES = 6;
+const RESUME_DELAY_MS = 500;
+/** Waits `ms`, or less if the page leaves the conversation. */
+const pause = (ms, signal) =>
+  new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => (clearTimeout(timer), reject(signal.reason)), { once: true });
+  });
 /** A preview of a stored image: a small variant, made on first request (the thumbnail job may not have run yet). */
 const previewUrl = (fileId) => `/v1/files/${fileId}/content?width=320&height=320&fit=inside`;
 
@@ -227,39 +236,91 @@ function Conversation({ id, models, projects, onChanged }) {
   /**
    * Follows an answer's events to their end: the text as it streams, tool
    * calls as they run; the branch is re-read when the server stored something.
+   * A stream that breaks off before the end (a dropped connection, a server
+   * restarting) is taken up again where it stopped: the answer goes on on the
+   * server, so the branch is re-read and, while it still streams, its events
+   * are followed from the next offset (`…/stream?offset=N`), the text so far kept.
    */
   async function follow(res, answerId) {
+    const { signal } = aborter.current;
     let state = { id: answerId, text: '', calls: [], citations: undefined };
     const set = (patch) => setLive((state = { ...state, ...patch }));
     if (answerId) set({});
+    /** The offset of the next event, where a broken-off stream resumes. */
+    let next = 0;
+    let ended = false;
+
+    async function handle(e) {
+      if (e.event === 'message.created') {
+        set({ id: e.data.assistantMessageId });
+        await reload();
+      } else if (e.event === 'citations') set({ citations: e.data.citations });
+      else if (e.event === 'delta') set({ text: state.text + e.data.text });
+      // A step's text belongs to the step's message (in the branch from now on); the answer starts over.
+      else if (e.event === 'tool.call') set({ text: '', calls: [...state.calls.filter((c) => c.id !== e.data.id), { ...e.data, status: 'running' }] });
+      else if (e.event === 'tool.result') {
+        set({ calls: state.calls.filter((c) => c.id !== e.data.id) });
+        await reload();
+      } else if (e.event === 'tool.approval_required') {
+        set({ calls: [] });
+        await reload();
+        setBusy(false);
+      } else if (e.event === 'message.completed' || e.event === 'error') {
+        if (e.event === 'error') setError(new Error(e.data.message));
+        ended = true;
+        await reload();
+        setLive(undefined);
+        onChanged();
+        if (!titled.current) watchTitle();
+      }
+    }
+
+    /** The rest of the answer after a break, or null when it ended meanwhile (the branch re-read has it all). */
+    async function reopen() {
+      const branch = await api('GET', `${base(id)}/messages`, { signal });
+      setMessages(branch.data);
+      const open = state.id ? branch.data.find((m) => m.id === state.id) : branch.data.findLast((m) => m.role === 'assistant' && m.status === 'streaming');
+      if (open?.status !== 'streaming') return null;
+      if (!state.id) set({ id: open.id });
+      const rest = await stream('GET', `${base(id)}/messages/${open.id}/stream?offset=${next}`, { signal });
+      return rest.status === 204 ? null : rest;
+    }
+
+    let failures = 0;
     try {
-      for await (const e of events(res)) {
-        if (e.event === 'message.created') {
-          set({ id: e.data.assistantMessageId });
-          await reload();
-        } else if (e.event === 'citations') set({ citations: e.data.citations });
-        else if (e.event === 'delta') set({ text: state.text + e.data.text });
-        // A step's text belongs to the step's message (in the branch from now on); the answer starts over.
-        else if (e.event === 'tool.call') set({ text: '', calls: [...state.calls.filter((c) => c.id !== e.data.id), { ...e.data, status: 'running' }] });
-        else if (e.event === 'tool.result') {
-          set({ calls: state.calls.filter((c) => c.id !== e.data.id) });
-          await reload();
-        } else if (e.event === 'tool.approval_required') {
-          set({ calls: [] });
-          await reload();
-          setBusy(false);
-        } else if (e.event === 'message.completed' || e.event === 'error') {
-          if (e.event === 'error') setError(new Error(e.data.message));
-          await reload();
-          setLive(undefined);
-          onChanged();
-          if (!titled.current) watchTitle();
+      for (;;) {
+        try {
+          for await (const e of events(res)) {
+            if (e.id !== undefined) next = e.id + 1;
+            failures = 0;
+            await handle(e);
+          }
+        } catch (err) {
+          if (err.name === 'AbortError') throw err;
+        }
+        if (ended) return;
+        // Broken off: try again, a little later each time, while the page is open.
+        for (res = undefined; !res; ) {
+          if (++failures > RESUME_TRIES) throw new Error('The connection to the server was lost while the answer streamed. Reload to see it.');
+          await pause(Math.min(RESUME_DELAY_MS * 2 ** (failures - 1), 8000), signal);
+          try {
+            res = await reopen();
+          } catch (err) {
+            if (err.name === 'AbortError' || err instanceof ApiError) throw err;
+          }
+          if (res === null) {
+            ended = true;
+            onChanged();
+            if (!titled.current) watchTitle();
+            return;
+          }
         }
       }
     } catch (err) {
       if (err.name !== 'AbortError') setError(err);
     } finally {
-      setLive((l) => (l?.id === state.id ? undefined : l));
+      // The text so far stays shown unless the branch has the answer now.
+      if (ended) setLive((l) => (l?.id === state.id ? undefined : l));
     }
   }
 
