@@ -153,6 +153,10 @@ export function createDocumentsRepository(db: Db) {
     },
 
     attachments: (id: string) => db.select().from(documentAttachments).where(eq(documentAttachments.documentId, id)).orderBy(documentAttachments.id),
+    async attachment(id: string, attachmentId: string) {
+      const [row] = await db.select().from(documentAttachments).where(and(eq(documentAttachments.documentId, id), eq(documentAttachments.id, attachmentId)));
+      return row;
+    },
 
     async attach(values: typeof documentAttachments.$inferInsert) {
       const [row] = await db.insert(documentAttachments).values(values).onConflictDoNothing().returning();

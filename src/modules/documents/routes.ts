@@ -164,6 +164,23 @@ export function documentsRoutes(app: App, { services, guards, config, idempotenc
     handler: async (request) => ({ data: (await documents.attachments(me(request), request.params.id)).map(toAttachment) }),
   });
 
+  app.get('/documents/:id/attachments/:attachmentId/content', {
+    schema: {
+      tags,
+      summary: "An attachment's bytes, for any reader",
+      description:
+        "A 302 to a signed link to the file's bytes (`/v1/files/{fileId}/content?expires=…&signature=…`, valid 5 minutes): the file is the attaching editor's, whose own download route serves no one else. " +
+        '404 `attachment_not_found`, or `file_not_found` once the file is deleted.',
+      params: attachmentParams,
+      response: { 302: z.null(), ...problems },
+    },
+    onRequest,
+    handler: async (request, reply) => {
+      const path = await documents.attachmentUrl(me(request), request.params.id, request.params.attachmentId);
+      return reply.header('cache-control', 'private, no-store').redirect(path, 302);
+    },
+  });
+
   app.post('/documents/:id/attachments', {
     schema: { tags, summary: 'Attach one of your files (editors)', params: documentParams, body: attachBody, response: { 201: attachmentSchema, 409: problemSchema, ...problems } },
     onRequest,

@@ -17,8 +17,11 @@ export interface DocumentsDeps {
   announce: Announce;
   settings: DocumentSettings;
   projects: Pick<Projects, 'exists'>;
-  files: Pick<Files, 'get'>;
+  files: Pick<Files, 'get' | 'signedUrlFor'>;
 }
+
+/** How long a link to an attachment's bytes works: long enough to start the download it was asked for. */
+const ATTACHMENT_LINK_SECONDS = 300;
 
 const conflict = (current: VersionRow) =>
   new AppError(409, 'version_conflict', 'Conflict', `The document is at version ${current.number} now; merge your edit into it and save again with baseVersion ${current.number}`, {
@@ -172,6 +175,17 @@ export function createDocuments(d: DocumentsDeps) {
     async attachments(userId: string, id: string) {
       await access.forUser(userId, id);
       return repo.attachments(id);
+    },
+
+    /**
+     * A short-lived signed link to an attachment's bytes, for any reader of the document: the file is its
+     * owner's, whose own download route would not serve a reader.
+     */
+    async attachmentUrl(userId: string, id: string, attachmentId: string): Promise<string> {
+      await access.forUser(userId, id);
+      const row = await repo.attachment(id, attachmentId);
+      if (!row) throw NotFound('Attachment', 'attachment_not_found');
+      return (await d.files.signedUrlFor(row.fileId, ATTACHMENT_LINK_SECONDS)).path;
     },
 
     /** Only the caller's own file (another user's is not found, as in the files module). */

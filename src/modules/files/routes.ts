@@ -12,6 +12,7 @@ import { contentQuery, fileParams, fileSchema, filesQuery, quotaSchema, renameBo
 import { MAX_TRANSFORM_PX, THUMBNAIL_PX, type ImageTransform } from './images.ts';
 import type { FileRow } from './schema.ts';
 import { toPublicFile } from './service.ts';
+import { contentType } from './sniff.ts';
 import { tusRoutes } from './tus.ts';
 
 const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema };
@@ -20,12 +21,18 @@ const tags = ['files'];
 /** Types a browser may show in place; everything else is a download (HTML and SVG are never accepted at all). */
 const INLINE = /^(image\/(png|jpeg|gif|webp|avif)|application\/pdf|text\/plain|text\/csv|text\/markdown|application\/json|audio\/.+)$/;
 
-/** `Content-Disposition` with the name both as ASCII and, for everything else, RFC 5987 UTF-8. */
+/**
+ * `Content-Disposition` with the name both as ASCII and, for everything else, RFC 8187 UTF-8: every byte
+ * outside its attr-char percent-encoded (encodeURIComponent leaves `'()*!`, with which browsers drop the
+ * UTF-8 name for the ASCII one).
+ */
 function disposition(file: FileRow): string {
   const kind = INLINE.test(file.mimeType) ? 'inline' : 'attachment';
   const ascii = file.name.replace(/[^\x20-\x7e]|["\\]/g, '_');
-  return `${kind}; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(file.name)}`;
+  const utf8 = encodeURIComponent(file.name).replace(/['()*!]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return `${kind}; filename="${ascii}"; filename*=UTF-8''${utf8}`;
 }
+
 
 /** One `bytes=a-b`, `bytes=a-` or `bytes=-n` range within `size`; undefined for none; 416 for one that cannot be served. */
 function rangeOf(header: string | undefined, size: number): ByteRange | undefined {
@@ -269,7 +276,7 @@ export async function filesRoutes(app: App, { services, guards, config }: RouteC
       if (redirect) return reply.header('cache-control', 'private, no-store').redirect(redirect, 302);
       const range = rangeOf(request.headers.range, file.size);
       const body = await files.content(file, range);
-      reply.type(file.mimeType);
+      reply.type(contentType(file.mimeType));
       if (range) {
         reply.status(206).header('content-range', `bytes ${range.start}-${range.end}/${file.size}`).header('content-length', range.end - range.start + 1);
       } else reply.header('content-length', file.size);

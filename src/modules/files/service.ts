@@ -17,7 +17,7 @@ import { PURGE_QUEUE, purgeJobOptions, THUMBNAIL_QUEUE, thumbnailJobOptions } fr
 import { createFilesRepository, type FileFilter } from './repository.ts';
 import type { FileRow } from './schema.ts';
 import type { FileSettings } from './settings.ts';
-import { detectType, isAllowed, safeName } from './sniff.ts';
+import { contentType, detectType, isAllowed, safeName } from './sniff.ts';
 
 /** How long a presigned download URL works: long enough to start the download, short enough not to be a share link. */
 const REDIRECT_SECONDS = 300;
@@ -138,6 +138,12 @@ export function createFiles(d: FilesDeps) {
     if (body && stat) return { body, size: stat.size };
     body?.destroy();
     return undefined;
+  }
+
+  function signed(id: string, seconds: number, variant?: string): { path: string; expiresAt: Date } {
+    const expires = Math.floor(Date.now() / 1000) + seconds;
+    const signature = d.signer.sign(signedPayload(id, expires, variant));
+    return { path: `/v1/files/${id}/content?${variant ? `${variant}&` : ''}expires=${expires}&signature=${encodeURIComponent(signature)}`, expiresAt: new Date(expires * 1000) };
   }
 
   async function require(userId: string, id: string): Promise<FileRow> {
@@ -282,9 +288,16 @@ export function createFiles(d: FilesDeps) {
       const file = await require(userId, id);
       const variant = transform && canonicalTransform(transform);
       if (variant) checkTransform(file, transform!);
-      const expires = Math.floor(Date.now() / 1000) + seconds;
-      const signature = d.signer.sign(signedPayload(file.id, expires, variant));
-      return { path: `/v1/files/${file.id}/content?${variant ? `${variant}&` : ''}expires=${expires}&signature=${encodeURIComponent(signature)}`, expiresAt: new Date(expires * 1000) };
+      return signed(file.id, seconds, variant);
+    },
+
+    /**
+     * The same for a file whose reader another module vouches for (a document's attachment, which the
+     * document's readers may download though the file is its owner's); 404 once the file is gone.
+     */
+    async signedUrlFor(id: string, seconds: number): Promise<{ path: string; expiresAt: Date }> {
+      if (!(await repo.byId(id))) throw NotFound('File', 'file_not_found');
+      return signed(id, seconds);
     },
 
     /**
@@ -310,7 +323,7 @@ export function createFiles(d: FilesDeps) {
      */
     async redirectUrl(file: FileRow, disposition: string): Promise<string | undefined> {
       if (!d.settings.downloadRedirect || !d.storage.presignGet) return undefined;
-      return d.storage.presignGet(file.storageKey, { expiresIn: REDIRECT_SECONDS, contentType: file.mimeType, disposition });
+      return d.storage.presignGet(file.storageKey, { expiresIn: REDIRECT_SECONDS, contentType: contentType(file.mimeType), disposition });
     },
 
     /** The file's thumbnail (WebP) once made; 404 with why when there is none. */

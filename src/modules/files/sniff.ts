@@ -97,3 +97,6 @@ export function safeName(raw: string | undefined): string {
   const clean = clip(last.replace(/[\p{Cc}\p{Cf}\u2028\u2029]/gu, '').trim(), 255);
   return clean && clean !== '.' && clean !== '..' ? clean : 'file';
 }
+
+/** A stored file's Content-Type: text is accepted only as UTF-8, so it says so (a browser would guess windows-1252). */
+export const contentType = (mimeType: string): string => (mimeType.startsWith('text/') ? `${mimeType}; charset=utf-8` : mimeType);

@@ -99,6 +99,26 @@ for (const backend of backends()) {
       assert.deepEqual(wrong, []);
     });
 
+    test("any reader downloads an attachment through a short-lived signed link, though the file is the owner's; others get 404", async () => {
+      const attachmentId = await attachment();
+      const content = `/v1/documents/${docId}/attachments/${attachmentId}/content`;
+      for (const who of ['owner', 'editor', 'commenter', 'viewer'] as const) {
+        const res = await api(who, 'GET', content);
+        assert.equal(res.status, 302, `${who}: ${res.text}`);
+        const location = res.headers.get('location')!;
+        assert.match(location, /^\/v1\/files\/[\w-]+\/content\?expires=\d+&signature=/);
+        const bytes = await fetch(t.url + location);
+        assert.equal(bytes.status, 200, who);
+        assert.equal(await bytes.text(), 'attached text');
+      }
+      for (const who of ['stranger', 'linkHolder'] as const) assert.equal((await api(who, 'GET', content)).body.code, 'document_not_found', who);
+      const unknown = await api('viewer', 'GET', `/v1/documents/${docId}/attachments/0190a5e0-0000-7000-8000-0000000000ff/content`);
+      assert.deepEqual([unknown.status, unknown.body.code], [404, 'attachment_not_found']);
+      // The file's own route still serves its owner only.
+      const fileId = (await api('owner', 'GET', `/v1/documents/${docId}/attachments`)).body.data.find((a: { id: string }) => a.id === attachmentId).fileId;
+      assert.equal((await api('viewer', 'GET', `/v1/files/${fileId}/content`)).status, 404);
+    });
+
     test('through the link: its holder reads and comments (a commenter link), nothing more; others without it see nothing', async () => {
       const read = await viaLink('linkHolder', linkToken, 'GET');
       assert.equal(read.status, 200, read.text);

@@ -60,6 +60,15 @@ for (const setup of setups) {
       assert.deepEqual(Buffer.from(await content.arrayBuffer()), PNG);
     });
 
+    test("text comes back declared UTF-8, and a name with an apostrophe keeps its UTF-8 form (RFC 8187 attr-chars only)", async () => {
+      const up = await postFile(t, u, "naïve's (draft)!.txt", Buffer.from('héllo שלום 👋'));
+      assert.equal(up.status, 201, up.text);
+      const content = await get(t, u, `/v1/files/${up.body.id}/content`);
+      assert.equal(content.headers.get('content-type'), 'text/plain; charset=utf-8');
+      assert.equal(content.headers.get('content-disposition'), `inline; filename="na_ve's (draft)!.txt"; filename*=UTF-8''na%C3%AFve%27s%20%28draft%29%21.txt`);
+      assert.equal(await content.text(), 'héllo שלום 👋');
+    });
+
     test('Range gives 206 with those bytes; the ETag gives 304; a range past the end is 416', async () => {
       const data = randomBytes(5000);
       const up = await postFile(t, u, 'data.csv', Buffer.from(data.toString('hex')));
