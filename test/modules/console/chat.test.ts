@@ -294,6 +294,17 @@ describe('console: sign up and chat in a real browser', () => {
       assert.equal(await list.getByRole('link').count(), 55);
       assert.equal(await page.getByRole('button', { name: 'Older conversations' }).count(), 0, 'nothing more to load');
 
+      // Opening one from the older page keeps the pages loaded; so does an answer in it, which brings it to the top.
+      await list.getByRole('link', { name: 'Voyage 01' }).click();
+      await page.getByRole('heading', { name: 'Voyage 01' }).waitFor();
+      await list.locator('a[aria-current="page"]', { hasText: 'Voyage 01' }).waitFor();
+      assert.equal(await list.getByRole('link').count(), 55);
+      await say(page, 'Back to the first trip');
+      await page.locator('.msg.assistant[data-status="complete"]').waitFor();
+      await eventually(async () => assert.equal(await list.getByRole('link').first().innerText(), 'Voyage 01'));
+      assert.equal(await list.getByRole('link').count(), 55);
+      assert.equal(await list.getByRole('link', { name: 'Voyage 02' }).count(), 1, 'each once');
+
       await page.getByLabel('Search conversations').fill('voyage');
       const results = page.getByRole('list', { name: 'Search results' });
       await page.getByRole('button', { name: 'More results' }).waitFor();

@@ -34,8 +34,8 @@ export const Header = ({ title, children }) => html`<header class="page-header">
 
 /**
  * A cursor-paged list (`{data, nextCursor}`) read a page at a time and kept
- * whole: `more()` appends the next page; a change of `path` or `reload()`
- * starts again from the first. `path` ending without a query gets `?cursor=`,
+ * whole: `more()` appends the next page, `refresh()` reads the first again
+ * over what is loaded; a change of `path` or `reload()` starts again from the first. `path` ending without a query gets `?cursor=`,
  * otherwise `&cursor=`.
  */
 export function usePaged(path, deps = [path]) {
@@ -57,11 +57,35 @@ export function usePaged(path, deps = [path]) {
     const run = live.current;
     setState((s) => ({ ...s, busy: true }));
     page(state.cursor).then(
-      (p) => run === live.current && setState((s) => ({ items: [...(s.items ?? []), ...p.data], cursor: p.nextCursor ?? null, error: undefined, busy: false })),
+      (p) =>
+        run === live.current &&
+        setState((s) => {
+          // An item refreshed onto the top may come again in a later page.
+          const have = new Set((s.items ?? []).map((x) => x.id).filter(Boolean));
+          return { items: [...(s.items ?? []), ...p.data.filter((x) => !have.has(x.id))], cursor: p.nextCursor ?? null, error: undefined, busy: false };
+        }),
       (error) => run === live.current && setState((s) => ({ ...s, error, busy: false })),
     );
   }
-  return { ...state, more, reload: () => setN((x) => x + 1) };
+  /**
+   * Reads the first page again and puts it on top of what is loaded: new and
+   * changed items show (a list newest first), and the pages loaded stay.
+   */
+  function refresh() {
+    if (!path) return;
+    const run = live.current;
+    page(null).then(
+      (p) =>
+        run === live.current &&
+        setState((s) => {
+          if (!s.items) return { items: p.data, cursor: p.nextCursor ?? null, error: undefined, busy: false };
+          const fresh = new Set(p.data.map((x) => x.id));
+          return { ...s, items: [...p.data, ...s.items.filter((x) => !fresh.has(x.id))], error: undefined };
+        }),
+      (error) => run === live.current && setState((s) => ({ ...s, error })),
+    );
+  }
+  return { ...state, more, refresh, reload: () => setN((x) => x + 1) };
 }
 
 /** A form's submit: busy while it runs, its error or a short confirmation shown under it. */

@@ -527,18 +527,19 @@ function Sidebar({ id, list, onCreate }) {
 
 export function Chat({ route }) {
   const id = route.parts[1];
-  const list = usePaged(`/v1/conversations?limit=${PAGE}`, [id]);
+  // Opening another conversation keeps the pages loaded; a change (a new chat, an answer, a title) reads the first page again over them.
+  const list = usePaged(`/v1/conversations?limit=${PAGE}`);
   const [models] = useLoad(() => api('GET', '/v1/ai/models').catch(() => ({ data: [] })), []);
   const [projects] = useLoad(() => api('GET', '/v1/projects?limit=100').catch(() => ({ data: [] })), []);
   async function create() {
     const c = await api('POST', '/v1/conversations', { body: {} });
-    list.reload();
+    list.refresh();
     go(`/chat/${c.id}`);
   }
   return html`<div class="chat">
     <${Sidebar} id=${id} list=${list} onCreate=${create} />
     ${id
-      ? html`<${Conversation} id=${id} key=${id} models=${models} projects=${projects?.data} onChanged=${list.reload} />`
+      ? html`<${Conversation} id=${id} key=${id} models=${models} projects=${projects?.data} onChanged=${list.refresh} />`
       : html`<section class="empty"><p>Start a new chat, or pick one.</p></section>`}
   </div>`;
 }
