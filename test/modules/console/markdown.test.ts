@@ -78,4 +78,37 @@ describe('console: images in Markdown load only Parley files', () => {
       assert.equal(await page.locator('.md img:not([src])').count(), 3, 'every other image is left without a source');
     });
   });
+
+  test('links in an answer and in a document open in a new tab, without an opener or a referrer', async (tc) => {
+    const links = '[the guide](https://example.com/guide) · [mail](mailto:ops@example.com) · [a script](javascript:alert(1)) · [notes](#/documents)';
+    const linksOf = (page: Page) =>
+      page.locator('.md a').evaluateAll((anchors) => anchors.map((a) => ({ text: a.textContent, href: a.getAttribute('href'), target: a.getAttribute('target'), rel: a.getAttribute('rel') })));
+    const expected = [
+      { text: 'the guide', href: 'https://example.com/guide', target: '_blank', rel: 'noopener noreferrer' },
+      { text: 'mail', href: 'mailto:ops@example.com', target: '_blank', rel: 'noopener noreferrer' },
+      // No source to follow: nothing to open anywhere.
+      { text: 'a script', href: null, target: null, rel: null },
+      // Within the console: it stays in the tab.
+      { text: 'notes', href: '#/documents', target: null, rel: null },
+    ];
+    await inBrowser(tc, browser, async ({ page }) => {
+      await signIn(page, reader);
+      const c = await t.api('POST', '/v1/conversations', { token: reader.accessToken, body: { title: 'Scripted' } });
+      await page.goto(`${t.url}/#/chat/${c.body.id}`);
+      await page.getByRole('heading', { name: 'Scripted' }).waitFor();
+      openai.script({ reply: `Read ${links}` });
+      await page.getByLabel('Message').fill('Where is the guide?');
+      await page.getByRole('button', { name: 'Send' }).click();
+      await page.locator('.msg.assistant[data-status="complete"]').waitFor();
+      assert.deepEqual(await linksOf(page), expected);
+    });
+    const doc = (await t.api('POST', '/v1/documents', { token: author.accessToken, body: { title: 'Reading list', body: links } })).body;
+    const link = (await t.api('POST', `/v1/documents/${doc.id}/links`, { token: author.accessToken, body: { role: 'viewer' } })).body;
+    await inBrowser(tc, browser, async ({ page }) => {
+      await signIn(page, reader);
+      await page.goto(`${t.url}/#/documents/shared/${encodeURIComponent(link.token)}`);
+      await page.getByRole('heading', { name: 'Reading list' }).waitFor();
+      assert.deepEqual(await linksOf(page), expected);
+    });
+  });
 });

@@ -35,6 +35,13 @@ function imageSource(src) {
 // stays off the page's other sanitizers.
 const purify = DOMPurify(window);
 purify.addHook('afterSanitizeAttributes', (node) => {
+  // A link opens in a new tab: followed in this one, it would take the reader out of the console (a draft, a
+  // streaming answer). No opener for the page it opens, and no Referer. A link within the page (`#…`) stays in it.
+  if (node.nodeName === 'A' && node.hasAttribute('href') && !node.getAttribute('href').startsWith('#')) {
+    node.setAttribute('target', '_blank');
+    node.setAttribute('rel', 'noopener noreferrer');
+    return;
+  }
   if (node.nodeName !== 'IMG') return;
   const src = imageSource(node.getAttribute('src') ?? '');
   node.removeAttribute('srcset');
@@ -45,5 +52,5 @@ purify.addHook('afterSanitizeAttributes', (node) => {
 /** Safe HTML for a Markdown text: no scripts, no event handlers, links open elsewhere, images only of Parley's files. */
 export function markdown(text) {
   const dirty = marked.parse(text ?? '', { async: false });
-  return purify.sanitize(dirty, { USE_PROFILES: { html: true }, FORBID_TAGS: ['style', 'form', 'input'], ADD_ATTR: ['target'] });
+  return purify.sanitize(dirty, { USE_PROFILES: { html: true }, FORBID_TAGS: ['style', 'form', 'input'] });
 }
