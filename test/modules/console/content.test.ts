@@ -161,6 +161,27 @@ describe('console: projects, files, documents and knowledge in a real browser', 
     });
   });
 
+  test('files: several at once, one refused: the others are uploaded and listed, the refused one is named with why', async (tc) => {
+    await inBrowser(tc, browser, async ({ page }) => {
+      await signIn(page, u, '/files');
+      await page.getByLabel('File to upload').setInputFiles([
+        { name: 'first.txt', mimeType: 'text/plain', buffer: Buffer.from('one\n') },
+        // HTML named .png: the server goes by the bytes and refuses it.
+        { name: 'fake.png', mimeType: 'image/png', buffer: Buffer.from('<html><script>alert(1)</script></html>') },
+        { name: 'third.txt', mimeType: 'text/plain', buffer: Buffer.from('three\n') },
+      ]);
+      await page.getByRole('button', { name: 'Upload', exact: true }).click();
+      const refused = page.getByRole('alert', { name: 'Not uploaded' });
+      await refused.getByText(/^fake\.png was not uploaded: .+/).waitFor();
+      assert.equal(await refused.getByRole('listitem').count(), 1);
+      await page.getByRole('status').filter({ hasText: 'Uploaded first.txt, third.txt' }).waitFor();
+      await page.getByRole('cell', { name: 'first.txt', exact: true }).waitFor();
+      await page.getByRole('cell', { name: 'third.txt', exact: true }).waitFor();
+      const names = (await api('GET', '/v1/files')).body.data.map((f: { name: string }) => f.name);
+      assert.ok(names.includes('first.txt') && names.includes('third.txt') && !names.includes('fake.png'), names.join(', '));
+    });
+  });
+
   test('documents: write one, save it twice, see the versions and a diff, share it, comment on it, save through a conflict, restore', async (tc) => {
     await inBrowser(tc, browser, async ({ page }) => {
       await signIn(page, u, '/documents');

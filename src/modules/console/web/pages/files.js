@@ -16,12 +16,14 @@ export function Files() {
   const [files, error, reload] = useLoad(() => api('GET', `/v1/files?limit=50${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`), [cursor]);
   const [quota, , reloadQuota] = useLoad(() => api('GET', '/v1/files/quota'), []);
   const [actionError, setActionError] = useState(undefined);
+  const [refused, setRefused] = useState([]);
   const [busy, setBusy] = useState(false);
   const [note, setNote] = useState('');
   const [renaming, setRenaming] = useState(undefined);
 
   const refresh = () => (reload(), reloadQuota());
 
+  /** Each file on its own: one the server refuses (its type, its size, the quota) is named with why, and the others still go. */
   async function upload(e) {
     e.preventDefault();
     const form = e.currentTarget;
@@ -29,21 +31,26 @@ export function Files() {
     if (!chosen.length) return;
     setBusy(true);
     setActionError(undefined);
-    try {
-      for (const f of chosen) {
-        const body = new FormData();
-        body.append('file', f, f.name);
+    setRefused([]);
+    setNote('');
+    const uploaded = [];
+    const refused = [];
+    for (const f of chosen) {
+      const body = new FormData();
+      body.append('file', f, f.name);
+      try {
         await api('POST', '/v1/files', { body });
+        uploaded.push(f.name);
+      } catch (error) {
+        refused.push({ name: f.name, error });
       }
-      setNote(`Uploaded ${chosen.map((f) => f.name).join(', ')}`);
-      form.reset();
-      setCursor(undefined);
-      refresh();
-    } catch (err) {
-      setActionError(err);
-    } finally {
-      setBusy(false);
     }
+    setNote(uploaded.length ? `Uploaded ${uploaded.join(', ')}` : '');
+    setRefused(refused);
+    form.reset();
+    setCursor(undefined);
+    refresh();
+    setBusy(false);
   }
 
   async function remove(f) {
@@ -78,6 +85,11 @@ export function Files() {
       <button type="submit" disabled=${busy}>${busy ? 'Uploading…' : 'Upload'}</button>
     </form>
     <p role="status" class="muted">${note}</p>
+    ${refused.length
+      ? html`<ul class="error refused" role="alert" aria-label="Not uploaded">
+          ${refused.map((r) => html`<li>${r.name} was not uploaded: ${r.error.message}</li>`)}
+        </ul>`
+      : null}
     <${ErrorNote} error=${error || actionError} />
     ${files?.data?.length
       ? html`<table class="files-table">
