@@ -104,6 +104,40 @@ async function checkFileUsageUpgrade(database: Database): Promise<void> {
   ]);
 }
 
+/**
+ * 0029 ties files, documents and knowledge collections to their project, its id going when the project goes:
+ * rows naming a project deleted before it lose the id; a project deleted after it takes its id from them.
+ */
+async function checkProjectLinksUpgrade(database: Database): Promise<void> {
+  const before = migrationsBefore('0029_projects_set_null');
+  try {
+    await database.migrate(before.folder);
+  } finally {
+    before.remove();
+  }
+  const ada = '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a01';
+  const [kept, gone] = ['0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4b01', '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4b02'];
+  await database.db.execute(sql`insert into users (id, email) values (${ada}, 'ada@example.com')`);
+  await database.db.execute(sql`insert into projects (id, user_id, name) values (${kept}, ${ada}, 'Kept')`);
+  for (const project of [kept, gone]) {
+    await database.db.execute(sql`insert into files (id, user_id, project_id, name, mime_type, size, sha256, storage_key) values (gen_random_uuid(), ${ada}, ${project}, 'f', 'text/plain', 1, '', 'k')`);
+    await database.db.execute(sql`insert into documents (id, owner_id, project_id, title, body) values (gen_random_uuid(), ${ada}, ${project}, 't', 'b')`);
+    await database.db.execute(sql`insert into knowledge_collections (id, user_id, project_id, name) values (gen_random_uuid(), ${ada}, ${project}, 'c')`);
+  }
+  await database.migrate();
+  const projectsOf = async () =>
+    rowsOf<{ t: string; project_id: string | null }>(
+      await database.db.execute(sql`
+        select 'files' as t, project_id::text from files union all select 'documents', project_id::text from documents
+        union all select 'collections', project_id::text from knowledge_collections order by 1, 2 nulls last`),
+    );
+  const both = (first: string | null) => ['collections', 'documents', 'files'].flatMap((t) => [{ t, project_id: first }, { t, project_id: null }]);
+  assert.deepEqual(await projectsOf(), both(kept));
+  await database.db.execute(sql`delete from projects where id = ${kept}`);
+  assert.deepEqual(await projectsOf(), both(null));
+  assert.equal(rowsOf(await database.db.execute(sql`select 1 from files`)).length, 2, 'the rows stay');
+}
+
 /** Runs an upgrade check on a new PGlite database, and on a new PostgreSQL one where DATABASE_URL is set. */
 async function onBoth(t: TestContext, check: (database: Database) => Promise<void>): Promise<void> {
   await t.test('PGlite', async () => {
@@ -179,5 +213,9 @@ describe('migrations', () => {
 
   test("0028 starts each user's file usage from the files they have", async (t) => {
     await onBoth(t, checkFileUsageUpgrade);
+  });
+
+  test("0029 ties files, documents and collections to their project: a deleted project's id goes from them", async (t) => {
+    await onBoth(t, checkProjectLinksUpgrade);
   });
 });

@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { type AnyPgColumn, bigint, boolean, check, index, integer, pgTable, primaryKey, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { createdAt, id, time } from '../../platform/db/columns.ts';
+import { projects } from '../projects/index.ts';
 import { users } from '../users/index.ts';
 
 /** A Markdown document: its current title and body (also its latest version's), tags and flags. */
@@ -9,8 +10,8 @@ export const documents = pgTable(
   {
     id: id(),
     ownerId: uuid('owner_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
-    /** The project it belongs to, if any (kept when the project goes: the document stays its owner's). */
-    projectId: uuid('project_id'),
+    /** The project it belongs to, if any (the document stays its owner's when the project goes; the project's id goes). */
+    projectId: uuid('project_id').references(() => projects.id, { onDelete: 'set null' }),
     title: text('title').notNull(),
     body: text('body').notNull(),
     tags: text('tags').array().notNull().default([]),
@@ -22,7 +23,11 @@ export const documents = pgTable(
     createdAt: createdAt(),
     updatedAt: time('updated_at').notNull().defaultNow(),
   },
-  (t) => [index('documents_owner_idx').on(t.ownerId, t.id), index('documents_tags_idx').using('gin', t.tags)],
+  (t) => [
+    index('documents_owner_idx').on(t.ownerId, t.id),
+    index('documents_tags_idx').using('gin', t.tags),
+    index('documents_project_idx').on(t.projectId).where(sql`${t.projectId} is not null`),
+  ],
 );
 
 /** Every save of a document, numbered from 1; never changed once written (a restore is a new one). */

@@ -1,5 +1,7 @@
+import { sql } from 'drizzle-orm';
 import { bigint, index, integer, pgTable, text, uuid } from 'drizzle-orm/pg-core';
 import { createdAt, id, time } from '../../platform/db/columns.ts';
+import { projects } from '../projects/index.ts';
 import { users } from '../users/index.ts';
 
 export type ThumbnailState = 'pending' | 'ready' | 'failed';
@@ -10,8 +12,8 @@ export const files = pgTable(
   {
     id: id(),
     userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
-    /** The project or conversation it was uploaded for, if any (kept when they are deleted: the file stays the user's). */
-    projectId: uuid('project_id'),
+    /** The project or conversation it was uploaded for, if any (the file stays the user's when they are deleted; the project's id goes). */
+    projectId: uuid('project_id').references(() => projects.id, { onDelete: 'set null' }),
     conversationId: uuid('conversation_id'),
     /** For display only: no path, no control characters. */
     name: text('name').notNull(),
@@ -25,7 +27,7 @@ export const files = pgTable(
     createdAt: createdAt(),
     updatedAt: time('updated_at').notNull().defaultNow(),
   },
-  (t) => [index('files_user_idx').on(t.userId, t.id)],
+  (t) => [index('files_user_idx').on(t.userId, t.id), index('files_project_idx').on(t.projectId).where(sql`${t.projectId} is not null`)],
 );
 
 export type FileRow = typeof files.$inferSelect;

@@ -1,23 +1,24 @@
 import { sql, type SQL } from 'drizzle-orm';
 import { boolean, customType, index, integer, jsonb, pgTable, primaryKey, real, text, uniqueIndex, uuid } from 'drizzle-orm/pg-core';
 import { createdAt, id, time } from '../../platform/db/columns.ts';
+import { projects } from '../projects/index.ts';
 import { users } from '../users/index.ts';
 
 const tsvector = customType<{ data: string }>({ dataType: () => 'tsvector' });
 
-/** A named set of the user's files and documents that answers can draw on; a project's when `projectId` is set. */
+/** A named set of the user's files and documents that answers can draw on; a project's when `projectId` is set (kept, as the user's own, when the project goes). */
 export const knowledgeCollections = pgTable(
   'knowledge_collections',
   {
     id: id(),
     userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
-    projectId: uuid('project_id'),
+    projectId: uuid('project_id').references(() => projects.id, { onDelete: 'set null' }),
     name: text('name').notNull(),
     description: text('description'),
     createdAt: createdAt(),
     updatedAt: time('updated_at').notNull().defaultNow(),
   },
-  (t) => [index('knowledge_collections_user_idx').on(t.userId, t.id)],
+  (t) => [index('knowledge_collections_user_idx').on(t.userId, t.id), index('knowledge_collections_project_idx').on(t.projectId).where(sql`${t.projectId} is not null`)],
 );
 
 /**

@@ -188,6 +188,20 @@ for (const backend of backends()) {
       assert.equal(again.body.code, 'project_not_found');
     });
 
+    test("what was made in a project stays its owner's when the project goes, without the project's id", async () => {
+      const u = await createUser(t);
+      const p = await create(u, { name: 'Short-lived' });
+      const as = (method: string, path: string, body?: unknown) => t.api(method, path, { token: u.accessToken, body });
+      const doc = await as('POST', '/v1/documents', { title: 'Notes', projectId: p.id });
+      const collection = await as('POST', '/v1/knowledge/collections', { name: 'Sources', projectId: p.id });
+      const conversation = await as('POST', '/v1/conversations', { projectId: p.id });
+      assert.deepEqual([doc.status, collection.status, conversation.status], [201, 201, 201]);
+      assert.equal((await as('DELETE', `/v1/projects/${p.id}`)).status, 204);
+      const after = await Promise.all([`/v1/documents/${doc.body.id}`, `/v1/knowledge/collections/${collection.body.id}`, `/v1/conversations/${conversation.body.id}`].map((path) => as('GET', path)));
+      assert.deepEqual(after.map((r) => [r.status, r.body.projectId]), [[200, null], [200, null], [200, null]]);
+      assert.deepEqual((await as('GET', `/v1/documents?projectId=${p.id}`)).body.data, []);
+    });
+
     test('an API key needs the chat scope', async () => {
       const u = await createUser(t);
       const chat = await t.api('POST', '/v1/api-keys', { token: u.accessToken, body: { name: 'chat', scopes: ['chat'] } });
