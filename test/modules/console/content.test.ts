@@ -247,6 +247,26 @@ describe('console: projects, files, documents and knowledge in a real browser', 
     });
   });
 
+  test('documents: every comment shows past the first page of the API, a late reply under its thread', async (tc) => {
+    const doc = (await api('POST', '/v1/documents', { title: 'Much discussed', body: 'The plan is simple.\n' })).body;
+    // One more than the API's largest page, and a reply to the first written last: it comes on the second page, its thread on the first.
+    const ids: string[] = [];
+    for (let i = 1; i <= 101; i++) {
+      const c = await api('POST', `/v1/documents/${doc.id}/comments`, { body: `Remark ${i}`, quote: 'The plan is simple.' });
+      assert.equal(c.status, 201, c.text);
+      ids.push(c.body.id);
+    }
+    assert.equal((await api('POST', `/v1/documents/${doc.id}/comments`, { body: 'A late reply to the first', parentId: ids[0] })).status, 201);
+    await inBrowser(tc, browser, async ({ page }) => {
+      await signIn(page, u, `/documents/${doc.id}`);
+      const comments = page.locator('ul.comments');
+      await comments.getByText('Remark 101', { exact: true }).waitFor();
+      assert.equal(await comments.locator(':scope > li').count(), 101, 'every thread');
+      await comments.locator(':scope > li').first().getByText('A late reply to the first').waitFor();
+      assert.match(await comments.locator(':scope > li').first().locator('article').first().innerText(), /Remark 1\b/);
+    });
+  });
+
   test('documents: offered as a template and started from it; a share link opened by another user, then revoked', async (tc) => {
     const recipe = await api('POST', '/v1/documents', { title: 'Recipe card', body: '# Recipe\n\nFlour and water.' });
     assert.equal(recipe.status, 201);

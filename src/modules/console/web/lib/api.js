@@ -60,6 +60,23 @@ export async function api(method, path, { body, headers = {}, signal, raw = fals
 }
 
 /**
+ * Every item of a cursor-paged list (`{data, nextCursor}`), the cursor
+ * followed to the end: for what must be whole (a document's comment threads,
+ * a picker, the names of ids). `path` asks for the largest page the endpoint
+ * allows. Answers `{data}` like one page would.
+ */
+export async function allPages(path, opts) {
+  const data = [];
+  let cursor = null;
+  do {
+    const page = await api('GET', cursor ? `${path}${path.includes('?') ? '&' : '?'}cursor=${encodeURIComponent(cursor)}` : path, opts);
+    data.push(...page.data);
+    cursor = page.nextCursor ?? null;
+  } while (cursor);
+  return { data, nextCursor: null };
+}
+
+/**
  * Server-sent events of a response (a POST or GET with Accept: text/event-stream),
  * parsed as they arrive: yields `{ id, event, data }`.
  */

@@ -34,14 +34,19 @@ export const Header = ({ title, children }) => html`<header class="page-header">
 
 /**
  * A cursor-paged list (`{data, nextCursor}`) read a page at a time and kept
- * whole: `more()` appends the next page, `refresh()` reads the first again
- * over what is loaded; a change of `path` or `reload()` starts again from the first. `path` ending without a query gets `?cursor=`,
- * otherwise `&cursor=`.
+ * whole: `more()` appends the next page, `refresh()` reads again as many as
+ * are loaded; a change of `path` or `reload()` starts again from the first.
+ * `path` ending without a query gets `?cursor=`, otherwise `&cursor=`.
  */
 export function usePaged(path, deps = [path]) {
   const [state, setState] = useState({ items: undefined, cursor: null, error: undefined, busy: false });
   const [n, setN] = useState(0);
   const live = useRef(0);
+  /** How many items are loaded, for a refresh started by a callback of an earlier render. */
+  const loaded = useRef(0);
+  loaded.current = state.items?.length ?? 0;
+  const current = useRef(path);
+  current.current = path;
   const page = (cursor) => api('GET', cursor ? `${path}${path.includes('?') ? '&' : '?'}cursor=${encodeURIComponent(cursor)}` : path);
   useEffect(() => {
     if (!path) return setState({ items: undefined, cursor: null, error: undefined, busy: false });
@@ -60,7 +65,7 @@ export function usePaged(path, deps = [path]) {
       (p) =>
         run === live.current &&
         setState((s) => {
-          // An item refreshed onto the top may come again in a later page.
+          // An item that moved up since (a conversation just answered) may come again in a later page.
           const have = new Set((s.items ?? []).map((x) => x.id).filter(Boolean));
           return { items: [...(s.items ?? []), ...p.data.filter((x) => !have.has(x.id))], cursor: p.nextCursor ?? null, error: undefined, busy: false };
         }),
@@ -68,22 +73,27 @@ export function usePaged(path, deps = [path]) {
     );
   }
   /**
-   * Reads the first page again and puts it on top of what is loaded: new and
-   * changed items show (a list newest first), and the pages loaded stay.
+   * Reads the list again from its first page, as far as it was loaded: new,
+   * changed, moved and removed items show as they are now, and the pages the
+   * reader loaded stay loaded.
    */
-  function refresh() {
-    if (!path) return;
-    const run = live.current;
-    page(null).then(
-      (p) =>
-        run === live.current &&
-        setState((s) => {
-          if (!s.items) return { items: p.data, cursor: p.nextCursor ?? null, error: undefined, busy: false };
-          const fresh = new Set(p.data.map((x) => x.id));
-          return { ...s, items: [...p.data, ...s.items.filter((x) => !fresh.has(x.id))], error: undefined };
-        }),
-      (error) => run === live.current && setState((s) => ({ ...s, error })),
-    );
+  async function refresh() {
+    // A refresh held by a callback from before the list changed lists (a filter) has nothing left to refresh.
+    if (!path || path !== current.current) return;
+    const run = ++live.current;
+    const want = loaded.current;
+    try {
+      const items = [];
+      let cursor = null;
+      do {
+        const p = await page(cursor);
+        items.push(...p.data.filter((x) => !x.id || !items.some((y) => y.id === x.id)));
+        cursor = p.nextCursor ?? null;
+      } while (cursor && items.length < want);
+      if (run === live.current) setState({ items, cursor, error: undefined, busy: false });
+    } catch (error) {
+      if (run === live.current) setState((s) => ({ ...s, error, busy: false }));
+    }
   }
   return { ...state, more, refresh, reload: () => setN((x) => x + 1) };
 }

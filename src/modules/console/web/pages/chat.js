@@ -5,7 +5,7 @@
 // text still streaming is held here.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import DOMPurify from 'dompurify';
-import { api, ApiError, events, stream } from '../lib/api.js';
+import { allPages, api, ApiError, events, stream } from '../lib/api.js';
 import { html } from '../lib/html.js';
 import { markdown } from '../lib/markdown.js';
 import { go } from '../lib/router.js';
@@ -530,7 +530,7 @@ export function Chat({ route }) {
   // Opening another conversation keeps the pages loaded; a change (a new chat, an answer, a title) reads the first page again over them.
   const list = usePaged(`/v1/conversations?limit=${PAGE}`);
   const [models] = useLoad(() => api('GET', '/v1/ai/models').catch(() => ({ data: [] })), []);
-  const [projects] = useLoad(() => api('GET', '/v1/projects?limit=100').catch(() => ({ data: [] })), []);
+  const [projects] = useLoad(() => allPages('/v1/projects?limit=100').catch(() => ({ data: [] })), []);
   async function create() {
     const c = await api('POST', '/v1/conversations', { body: {} });
     list.refresh();

@@ -1,18 +1,18 @@
 // Documents: Markdown with versions (diff, restore), attachments, sharing by email and by link, templates, who else is there, and comment threads on quoted passages.
 import { useEffect, useState } from 'preact/hooks';
-import { api } from '../lib/api.js';
+import { allPages, api } from '../lib/api.js';
 import { when } from '../lib/format.js';
 import { html } from '../lib/html.js';
 import { markdown } from '../lib/markdown.js';
 import { go } from '../lib/router.js';
-import { ErrorNote, Field, Header, Status, useAction, useLoad } from '../lib/ui.js';
+import { ErrorNote, Field, Header, Status, useAction, useLoad, usePaged } from '../lib/ui.js';
 
 const RANK = { viewer: 0, commenter: 1, editor: 2, owner: 3 };
 const atLeast = (role, least) => RANK[role] >= RANK[least];
 
 function NewDocument({ onCreated }) {
   const [error, setError] = useState(undefined);
-  const [templates] = useLoad(() => api('GET', '/v1/documents?template=true&limit=100').catch(() => ({ data: [] })), []);
+  const [templates] = useLoad(() => allPages('/v1/documents?template=true&limit=100').catch(() => ({ data: [] })), []);
   async function submit(e) {
     e.preventDefault();
     const f = new FormData(e.currentTarget);
@@ -104,7 +104,8 @@ function Editor({ doc, onSaved, note }) {
 }
 
 function Versions({ doc, version, onRestored }) {
-  const [versions, error, reload] = useLoad(() => api('GET', `/v1/documents/${doc.id}/versions?limit=100`), [doc.id, version]);
+  const path = `/v1/documents/${doc.id}/versions?limit=100`;
+  const versions = usePaged(path, [path, version]);
   const [diff, setDiff] = useState(undefined);
   const [actionError, setActionError] = useState(undefined);
 
@@ -121,17 +122,17 @@ function Versions({ doc, version, onRestored }) {
     setActionError(undefined);
     try {
       await api('POST', `/v1/documents/${doc.id}/versions/${n}/restore`, { body: {} });
-      reload();
+      versions.reload();
       onRestored(n);
     } catch (err) {
       setActionError(err);
     }
   }
 
-  const list = versions?.data ?? [];
+  const list = versions.items ?? [];
   return html`<section aria-labelledby="versions-h">
     <h2 id="versions-h">Versions</h2>
-    <${ErrorNote} error=${error || actionError} />
+    <${ErrorNote} error=${versions.error || actionError} />
     <ol class="versions" reversed>
       ${list.map(
         (v) => html`<li key=${v.number} aria-current=${v.number === version ? 'true' : undefined}>
@@ -143,6 +144,7 @@ function Versions({ doc, version, onRestored }) {
         </li>`,
       )}
     </ol>
+    ${versions.cursor ? html`<button type="button" class="link" disabled=${versions.busy} onClick=${versions.more}>Older versions</button>` : null}
     ${diff
       ? html`<figure class="diff">
           <figcaption>Version ${diff.from} → ${diff.to}: +${diff.added} −${diff.removed}${diff.titleChanged ? ', title changed' : ''}
@@ -286,7 +288,7 @@ function SharedDocument({ token }) {
 function Attachments({ doc }) {
   const canEdit = atLeast(doc.role, 'editor');
   const [list, error, reload] = useLoad(() => api('GET', `/v1/documents/${doc.id}/attachments`), [doc.id]);
-  const [files] = useLoad(() => (canEdit ? api('GET', '/v1/files?limit=100') : Promise.resolve({ data: [] })), [doc.id]);
+  const [files] = useLoad(() => (canEdit ? allPages('/v1/files?limit=100') : Promise.resolve({ data: [] })), [doc.id]);
   const [state, run] = useAction();
   const attached = new Set((list?.data ?? []).map((a) => a.fileId));
   const choices = (files?.data ?? []).filter((f) => !attached.has(f.id));
@@ -360,7 +362,8 @@ function Presence({ doc, user }) {
 }
 
 function Comments({ doc, body }) {
-  const [comments, error, reload] = useLoad(() => api('GET', `/v1/documents/${doc.id}/comments?limit=100`), [doc.id]);
+  // Every page: a thread is built from its replies' parentId, and a reply may come a page after its parent.
+  const [comments, error, reload] = useLoad(() => allPages(`/v1/documents/${doc.id}/comments?limit=100`), [doc.id]);
   const [actionError, setActionError] = useState(undefined);
   const [replyTo, setReplyTo] = useState(undefined);
   const canComment = atLeast(doc.role, 'commenter');
@@ -485,7 +488,9 @@ export function Documents({ route, user }) {
   const id = route.parts[1];
   const [filter, setFilter] = useState('all');
   const q = filter === 'mine' ? '&sharedWithMe=false' : filter === 'shared' ? '&sharedWithMe=true' : '';
-  const [docs, error, reload] = useLoad(() => api('GET', `/v1/documents?limit=100${q}`), [q]);
+  // A save, a new or deleted document, or back to the list: read again as far as the reader loaded.
+  const docs = usePaged(`/v1/documents?limit=100${q}`);
+  const reload = docs.refresh;
   useEffect(() => {
     if (!id) reload();
   }, [id]);
@@ -498,12 +503,13 @@ export function Documents({ route, user }) {
           <option value="all">All</option><option value="mine">Mine</option><option value="shared">Shared with me</option>
         </select>
       </${Field}>
-      <${ErrorNote} error=${error} />
+      <${ErrorNote} error=${docs.error} />
       <ul>
-        ${(docs?.data ?? []).map(
+        ${(docs.items ?? []).map(
           (d) => html`<li key=${d.id}><a href=${`#/documents/${d.id}`} aria-current=${d.id === id ? 'page' : undefined}>${d.title}</a>${d.role !== 'owner' ? html` <small class="muted">(${d.role})</small>` : null}</li>`,
         )}
       </ul>
+      ${docs.cursor ? html`<button type="button" class="link" disabled=${docs.busy} onClick=${docs.more}>More documents</button>` : null}
     </aside>
     <div class="documents-main">
       ${id === 'new'
@@ -512,7 +518,7 @@ export function Documents({ route, user }) {
           ? html`<${SharedDocument} key=${route.parts[2]} token=${shareToken(route.parts[2])} />`
         : id
           ? html`<${Document} key=${id} id=${id} user=${user} onChange=${reload} />`
-          : html`<${Header} title="Documents" /><p class="muted">${docs?.data?.length ? 'Choose a document, or write a new one.' : 'No documents yet.'}</p>`}
+          : html`<${Header} title="Documents" /><p class="muted">${docs.items?.length ? 'Choose a document, or write a new one.' : 'No documents yet.'}</p>`}
     </div>
   </div>`;
 }

@@ -1,6 +1,6 @@
 // API keys: create one (its secret shown this once, to copy), see the others by their last four characters, revoke.
 import { useRef, useState } from 'preact/hooks';
-import { api } from '../lib/api.js';
+import { allPages, api } from '../lib/api.js';
 import { when } from '../lib/format.js';
 import { html } from '../lib/html.js';
 import { ErrorNote, Field, Header, useLoad } from '../lib/ui.js';
@@ -103,7 +103,7 @@ function KeyRow({ k, onRevoked }) {
 }
 
 export function Keys() {
-  const [keys, error, reload] = useLoad(() => api('GET', '/v1/api-keys?limit=100'));
+  const [keys, error, reload] = useLoad(() => allPages('/v1/api-keys?limit=100'));
   const [created, setCreated] = useState(undefined);
   return html`<div class="keys">
     <${Header} title="API keys" />

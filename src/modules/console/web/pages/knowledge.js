@@ -1,7 +1,7 @@
 // Knowledge: collections of files and documents, their indexing as it happens, and search over one collection.
 import DOMPurify from 'dompurify';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api } from '../lib/api.js';
+import { allPages, api } from '../lib/api.js';
 import { when } from '../lib/format.js';
 import { html } from '../lib/html.js';
 import { go } from '../lib/router.js';
@@ -52,8 +52,8 @@ function Progress({ item, live }) {
 }
 
 function AddItem({ collectionId, onAdded }) {
-  const [files] = useLoad(() => api('GET', '/v1/files?limit=100'), []);
-  const [docs] = useLoad(() => api('GET', '/v1/documents?limit=100'), []);
+  const [files] = useLoad(() => allPages('/v1/files?limit=100'), []);
+  const [docs] = useLoad(() => allPages('/v1/documents?limit=100'), []);
   const [error, setError] = useState(undefined);
 
   async function add(e) {
@@ -129,7 +129,7 @@ function Search({ collectionId }) {
 
 function Collection({ id, onChange }) {
   const [collection, error] = useLoad(() => api('GET', `/v1/knowledge/collections/${id}`), [id]);
-  const [items, itemsError, reloadItems] = useLoad(() => api('GET', `/v1/knowledge/collections/${id}/items?limit=100`), [id]);
+  const [items, itemsError, reloadItems] = useLoad(() => allPages(`/v1/knowledge/collections/${id}/items?limit=100`), [id]);
   const [live, setLive] = useState({});
   const [actionError, setActionError] = useState(undefined);
 
@@ -206,7 +206,7 @@ function Collection({ id, onChange }) {
 }
 
 function NewCollection({ onCreated }) {
-  const [projects] = useLoad(() => api('GET', '/v1/projects?limit=100'), []);
+  const [projects] = useLoad(() => allPages('/v1/projects?limit=100'), []);
   const [error, setError] = useState(undefined);
   async function submit(e) {
     e.preventDefault();
@@ -234,7 +234,7 @@ function NewCollection({ onCreated }) {
 
 export function Knowledge({ route }) {
   const id = route.parts[1];
-  const [collections, error, reload] = useLoad(() => api('GET', '/v1/knowledge/collections?limit=100'), []);
+  const [collections, error, reload] = useLoad(() => allPages('/v1/knowledge/collections?limit=100'), []);
   const [status] = useLoad(() => api('GET', '/v1/knowledge/status'), []);
 
   return html`<div class="knowledge-page">

@@ -2,7 +2,7 @@
 // OpenAI-compatible gateway, answers side by side with their time to first
 // token, total time, tokens and cost; the system prompt saved to a project.
 import { useRef, useState } from 'preact/hooks';
-import { api, ApiError, frames, stream } from '../lib/api.js';
+import { allPages, api, ApiError, frames, stream } from '../lib/api.js';
 import { count, money, ms } from '../lib/format.js';
 import { html } from '../lib/html.js';
 import { markdown } from '../lib/markdown.js';
@@ -88,7 +88,7 @@ function Result({ model, result }) {
 }
 
 function SavePrompt({ system }) {
-  const [projects, error] = useLoad(() => api('GET', '/v1/projects?limit=100'));
+  const [projects, error] = useLoad(() => allPages('/v1/projects?limit=100'));
   const [state, setState] = useState({ error: undefined, saved: undefined });
   async function save(e) {
     e.preventDefault();

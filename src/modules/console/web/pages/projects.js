@@ -1,7 +1,7 @@
 // Projects: agents with their model, tools and named system prompts (one
 // active), and the MCP servers that add tools to them.
 import { useState } from 'preact/hooks';
-import { api } from '../lib/api.js';
+import { allPages, api } from '../lib/api.js';
 import { when } from '../lib/format.js';
 import { html } from '../lib/html.js';
 import { go } from '../lib/router.js';
@@ -89,7 +89,7 @@ function ProjectForm({ project, tools, onSave, submitLabel }) {
 }
 
 function Prompts({ project, onChange }) {
-  const [prompts, error, reload] = useLoad(() => api('GET', `/v1/projects/${project.id}/prompts`), [project.id]);
+  const [prompts, error, reload] = useLoad(() => allPages(`/v1/projects/${project.id}/prompts?limit=100`), [project.id]);
   const [actionError, setActionError] = useState(undefined);
   const [editing, setEditing] = useState(undefined);
 
@@ -256,7 +256,7 @@ function McpServer({ project, server, onChange }) {
 }
 
 function McpServers({ project }) {
-  const [servers, error, reload] = useLoad(() => api('GET', `/v1/projects/${project.id}/mcp-servers`), [project.id]);
+  const [servers, error, reload] = useLoad(() => allPages(`/v1/projects/${project.id}/mcp-servers?limit=100`), [project.id]);
   const [state, run] = useAction();
 
   const add = (e) => {
@@ -330,7 +330,7 @@ function Project({ id, tools, onChange }) {
 
 export function Projects({ route }) {
   const id = route.parts[1];
-  const [projects, error, reload] = useLoad(() => api('GET', '/v1/projects?limit=100'), []);
+  const [projects, error, reload] = useLoad(() => allPages('/v1/projects?limit=100'), []);
   // With a project open, the list shows what that project may offer (its MCP servers' tools too).
   const [tools] = useLoad(() => api('GET', id && id !== 'new' ? `/v1/tools?projectId=${id}` : '/v1/tools'), [id]);
 

@@ -2,7 +2,7 @@
 // whose legend shows the hovered day's numbers), API requests and errors,
 // what you store against your quota, and your budgets with what is left.
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { api } from '../lib/api.js';
+import { allPages, api } from '../lib/api.js';
 import { bytes, count, money, when } from '../lib/format.js';
 import { html } from '../lib/html.js';
 import { ErrorNote, Field, Header, useLoad } from '../lib/ui.js';
@@ -253,8 +253,8 @@ export function Usage() {
       Promise.all([
         api('GET', `/v1/usage?from=${from}&to=${to}&groupBy=day,${by}`),
         api('GET', `/v1/usage/requests?from=${from}&to=${to}&groupBy=day`),
-        api('GET', '/v1/api-keys?limit=100'),
-        api('GET', '/v1/projects?limit=100'),
+        allPages('/v1/api-keys?limit=100'),
+        allPages('/v1/projects?limit=100'),
       ]),
     [range, by, n],
   );
