@@ -338,6 +338,13 @@ describe('console: projects, files, documents and knowledge in a real browser', 
         await signIn(other, reader, `/documents/${doc.body.id}`);
         await other.getByRole('heading', { level: 1, name: 'Shared plan' }).waitFor();
         await other.getByRole('status').filter({ hasText: 'Also here: 1 other person (1 editing)' }).waitFor();
+        // The file is the owner's, and the reader downloads it from the document.
+        const href = await other.getByRole('list', { name: 'Attachments' }).getByRole('link', { name: 'budget.txt' }).getAttribute('href');
+        const download = await other.evaluate(async (url) => {
+          const res = await fetch(url!);
+          return [res.status, await res.text()];
+        }, href);
+        assert.deepEqual(download, [200, 'the budget sheet']);
         await page.reload();
         await page.getByRole('status').filter({ hasText: 'Also here: 1 other person (1 editing)' }).waitFor();
       });

@@ -313,7 +313,7 @@ function Attachments({ doc }) {
       ? html`<ul class="links" aria-label="Attachments">
           ${list.data.map(
             (a) => html`<li key=${a.id}>
-              <a href=${`/v1/files/${a.fileId}/content`} target="_blank" rel="noopener">${a.name}</a>
+              <a href=${`/v1/documents/${doc.id}/attachments/${a.id}/content`} target="_blank" rel="noopener">${a.name}</a>
               ${canEdit ? html`<button type="button" class="link" onClick=${() => remove(a)} disabled=${state.busy}>Remove ${a.name}</button>` : null}
             </li>`,
           )}
