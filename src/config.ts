@@ -20,7 +20,8 @@ const coreEnv = {
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   HOST: z.string().default('0.0.0.0'),
   PROCESSES: z.coerce.number().int().min(1).max(9999).optional(),
-  PUBLIC_URL: z.url().optional(),
+  // http(s) only: `chat.example.com:443` parses as a URL of scheme `chat.example.com:`, whose origin is "null".
+  PUBLIC_URL: z.url({ protocol: /^https?$/, error: 'an http:// or https:// URL (scheme included)' }).optional(),
   PARLEY_DATA_DIR: z.string().default('./data'),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
   DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),

@@ -73,6 +73,13 @@ describe('loadConfig', () => {
     rejects({ ACCESS_TOKEN_TTL_SECONDS: '0' }, 'ACCESS_TOKEN_TTL_SECONDS');
   });
 
+  test('PUBLIC_URL must be an http(s) URL: a bare host:port is not a URL of scheme "host:"', () => {
+    for (const value of ['chat.example.com:443', 'ftp://chat.example.com', 'mailto:admin@example.com', 'javascript:alert(1)']) rejects({ PUBLIC_URL: value }, 'PUBLIC_URL');
+    const c = loadConfig({ PUBLIC_URL: 'http://chat.example.com:8080/' });
+    assert.equal(c.publicUrl, 'http://chat.example.com:8080');
+    assert.deepEqual(c.allowedOrigins, ['http://chat.example.com:8080']);
+  });
+
   test('every bad variable is named at once', () => {
     rejects({ PORT: 'abc', SMTP_URL: 'ftp://mail', NODE_ENV: 'staging' }, 'PORT', 'SMTP_URL', 'NODE_ENV');
   });
