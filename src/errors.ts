@@ -67,3 +67,6 @@ export const DependencyUnavailable = (dependency: string, retryAfterSeconds: num
 
 /** A bad environment at start: the message names every bad variable. */
 export class ConfigError extends Error {}
+
+/** Something the operator must put right that is not the environment (a data directory another process holds): told in its own words. */
+export class OperatorError extends Error {}

@@ -3,7 +3,7 @@ import closeWithGrace from 'close-with-grace';
 import { Gauge } from 'prom-client';
 import { buildApp } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
-import { AppError } from './errors.ts';
+import { AppError, OperatorError } from './errors.ts';
 import { createDeps, type Deps } from './deps.ts';
 import { adminCommand } from './cli/admin.ts';
 import { defineWork, startWorker } from './worker.ts';
@@ -144,8 +144,9 @@ main(process.argv.slice(2)).then(
     if (code >= 0) process.exitCode = code;
   },
   (err) => {
-    // A refused input (taken email, weak password) is a message for the operator, not a crash.
-    process.stderr.write(err instanceof AppError ? `${err.message}\n` : `${(err as Error).stack ?? err}\n`);
-    process.exit(1);
+    // A refused input (taken email, weak password) or a situation to put right is a message for the operator, not a crash.
+    const told = err instanceof AppError || err instanceof OperatorError || err instanceof ConfigError;
+    process.stderr.write(told ? `${err.message}\n` : `${(err as Error).stack ?? err}\n`);
+    process.exit(err instanceof ConfigError ? 78 : 1);
   },
 );

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { sql } from 'drizzle-orm';
+import { OperatorError } from '../../src/errors.ts';
 import { openDatabase } from '../../src/platform/db/database.ts';
 import { migratedTemplateDir, templateFile, writeTemplate } from '../../src/platform/db/pglite.ts';
 
@@ -31,6 +34,35 @@ test('a new embedded database starts from the migrated template, with the config
     const migrations = rows(await second.db.execute(sql`select count(*)::int as n from drizzle.__drizzle_migrations`))[0]!.n;
     assert.ok((migrations as number) > 0, 'the migrations applied on the first open are recorded');
     await second.close();
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('a data directory serves one process at a time: a second opening is refused while the first holds it; a dead holder is taken over', async () => {
+  const dataDir = mkdtempSync(path.join(tmpdir(), 'parley-pglite-'));
+  const lock = path.join(dataDir, 'pg.lock');
+  try {
+    const first = openDatabase({ dataDir });
+    await first.db.execute(sql`select 1`);
+    assert.equal(statSync(path.join(dataDir, 'pg')).mode & 0o777, 0o700, "the database's files are its owner's alone");
+    assert.throws(() => openDatabase({ dataDir }), (err: Error) => err instanceof OperatorError && err.message.includes(`in use by process ${process.pid}`));
+    // Another process holds it.
+    await first.close();
+    assert.equal(existsSync(lock), false, 'closing lets go');
+    const other = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)']);
+    try {
+      writeFileSync(lock, `${other.pid}\n`);
+      assert.throws(() => openDatabase({ dataDir }), (err: Error) => err instanceof OperatorError && err.message.includes(`in use by process ${other.pid}`));
+    } finally {
+      other.kill('SIGKILL');
+      await once(other, 'exit');
+    }
+    // Its holder is gone (a crash): taken over.
+    const again = openDatabase({ dataDir });
+    await again.db.execute(sql`select 1`);
+    assert.equal(readFileSync(lock, 'utf8').trim(), String(process.pid));
+    await again.close();
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
   }

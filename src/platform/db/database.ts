@@ -9,7 +9,7 @@ import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import pg from 'pg';
 import { isConnectionError } from '../net/connection-errors.ts';
-import { openPglite } from './pglite.ts';
+import { lockDataDir, openPglite } from './pglite.ts';
 
 /** What every module sees: a Drizzle database, identical on PGlite and PostgreSQL. */
 export type Db = PgDatabase<PgQueryResultHKT>;
@@ -205,13 +205,20 @@ export function openDatabase(opts: {
   const memory = opts.dataDir === 'memory://';
   const dir = memory ? undefined : path.join(opts.dataDir, 'pg');
   // pgvector is loaded (not yet created: see the knowledge module) so the embedded database can index embeddings.
-  const client: PGlite = openPglite({ dir, snapshot: memory ? opts.pgliteSnapshot : undefined, sharedBuffersMb: opts.pgliteSharedBuffersMb });
+  const unlock = dir ? lockDataDir(dir) : () => {};
+  let client: PGlite;
+  try {
+    client = openPglite({ dir, snapshot: memory ? opts.pgliteSnapshot : undefined, sharedBuffersMb: opts.pgliteSharedBuffersMb });
+  } catch (err) {
+    unlock();
+    throw err;
+  }
   const db = drizzlePglite({ client: withoutQueryParsers(client) }) as unknown as Db;
   return {
     db,
     kind: 'pglite',
     migrate: (folder = migrationsFolder) => migratePglite(db as never, { migrationsFolder: folder }),
     ping: async () => void (await db.execute(sql`select 1`)),
-    close: () => client.close(),
+    close: () => client.close().finally(unlock),
   };
 }

@@ -1,9 +1,10 @@
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
+import { OperatorError } from '../../errors.ts';
 
 /**
  * Postgres' own shared buffer cache inside PGlite's WebAssembly memory. PGlite
@@ -43,7 +44,11 @@ function startParams(sharedBuffersMb: number): string[] {
 export function openPglite(opts: { dir?: string; snapshot?: Blob; sharedBuffersMb?: number }): PGlite {
   const extensions = { vector };
   const params = startParams(opts.sharedBuffersMb ?? DEFAULT_PGLITE_SHARED_BUFFERS_MB);
-  if (opts.dir) copyTemplate(opts.dir);
+  if (opts.dir) {
+    copyTemplate(opts.dir);
+    // Its owner's alone, as PostgreSQL requires of a data directory: PGlite writes its files world-readable and writable.
+    chmodSync(opts.dir, 0o700);
+  }
   const fresh = !opts.dir || !existsSync(path.join(opts.dir, 'PG_VERSION'));
   const template = opts.snapshot ?? (fresh ? readTemplate() : undefined);
   const options = { extensions, startParams: params, ...(template ? { loadDataDir: template } : {}) };
@@ -65,7 +70,48 @@ function copyTemplate(dir: string): void {
     rmSync(dir, { recursive: true, force: true });
     renameSync(partial, dir);
   }
-  mkdirSync(dir, { recursive: true });
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+}
+
+/**
+ * Holds a data directory for this process until the returned function is called. PGlite is one process's
+ * database: a second process opening the same files (another `parley start`, an `admin` command beside a
+ * running server) would write over the first one's pages, and whichever closed last would silently undo
+ * the other's writes. A lock file beside the directory names its holder's pid, as PostgreSQL's
+ * postmaster.pid does; one whose process is gone (a crash, kill -9) is taken over.
+ */
+export function lockDataDir(dir: string): () => void {
+  const file = `${dir}.lock`;
+  mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  for (;;) {
+    try {
+      writeFileSync(file, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const holder = Number.parseInt(readFileSync(file, 'utf8'), 10);
+    if (holder > 0 && isRunning(holder)) {
+      throw new OperatorError(
+        `The data directory ${path.dirname(dir)} is in use by process ${holder}${holder === process.pid ? ' (this one)' : ''}: ` +
+          `the embedded database serves one process at a time. Stop it first (or, if no Parley runs there, delete ${file}).`,
+      );
+    }
+    rmSync(file, { force: true }); // its holder is gone
+  }
+  return () => {
+    if (readFileSync(file, 'utf8').trim() === String(process.pid)) rmSync(file, { force: true });
+  };
+}
+
+/** Whether a process with this pid runs (one of another user's included). */
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /**

@@ -34,7 +34,7 @@ export function diskStorage(root: string): Storage {
     async put(key, body) {
       checkKey(key);
       const target = pathOf(key);
-      await mkdir(path.dirname(target), { recursive: true });
+      await mkdir(path.dirname(target), { recursive: true, mode: 0o700 });
       const partial = `${target}.partial-${randomBytes(6).toString('hex')}`;
       try {
         await pipeline(body, createWriteStream(partial, { flags: 'wx' }));
@@ -106,7 +106,7 @@ export function diskStorage(root: string): Storage {
     },
 
     async ping() {
-      await mkdir(root, { recursive: true });
+      await mkdir(root, { recursive: true, mode: 0o700 });
     },
 
     async close() {},
