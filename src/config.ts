@@ -14,6 +14,23 @@ export { ConfigError };
 const bool = envBool;
 const list = envList;
 
+/**
+ * ALLOWED_ORIGINS entries as a browser's Origin header writes them (URL.origin: no trailing slash or default port,
+ * a lower-case host): compared as strings, an entry written any other way would never match. `*`, a path and
+ * other schemes are refused, not ignored.
+ */
+function toOrigins(entries: string[], ctx: z.core.$RefinementCtx<string[]>): string[] {
+  return entries.map((entry) => {
+    let url: URL | undefined;
+    try {
+      url = /^https?:\/\/[^/?#]+\/?$/i.test(entry) ? new URL(entry) : undefined;
+    } catch {}
+    if (url && !url.username && !url.password) return url.origin;
+    ctx.addIssue({ code: 'custom', message: `"${entry}" is not an origin: http(s)://host[:port], without a path, one origin per entry (no *)` });
+    return entry;
+  });
+}
+
 /** The platform's environment variables; each module adds its own section (see MODULES). */
 const coreEnv = {
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
@@ -40,7 +57,7 @@ const coreEnv = {
   BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(1_048_576),
   GATEWAY_BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(33_554_432),
   TRUST_PROXY: bool.default(false),
-  ALLOWED_ORIGINS: list.default([]),
+  ALLOWED_ORIGINS: list.transform(toOrigins).default([]),
   S3_ENDPOINT: z.url().optional(),
   S3_BUCKET: z.string().min(3).max(63).optional(),
   S3_REGION: z.string().default('us-east-1'),

@@ -80,6 +80,21 @@ describe('loadConfig', () => {
     assert.deepEqual(c.allowedOrigins, ['http://chat.example.com:8080']);
   });
 
+  test('ALLOWED_ORIGINS: each entry is an http(s) origin; a trailing slash or a default port is normalised, anything else refused by name', () => {
+    assert.deepEqual(loadConfig({ ALLOWED_ORIGINS: 'https://App.example.com/, http://b.example:80, http://localhost:5173' }).allowedOrigins, [
+      'https://app.example.com',
+      'http://b.example',
+      'http://localhost:5173',
+    ]);
+    for (const entry of ['*', 'app.example.com', 'https://app.example.com/console', 'ftp://app.example.com', 'null', 'https://app.example.com/?x=1', 'https://u:p@app.example.com']) {
+      assert.throws(
+        () => loadConfig({ ALLOWED_ORIGINS: `https://ok.example, ${entry}` }),
+        (err: unknown) => err instanceof ConfigError && /\bALLOWED_ORIGINS\b/.test(err.message) && err.message.includes(`"${entry}"`),
+        entry,
+      );
+    }
+  });
+
   test('every bad variable is named at once', () => {
     rejects({ PORT: 'abc', SMTP_URL: 'ftp://mail', NODE_ENV: 'staging' }, 'PORT', 'SMTP_URL', 'NODE_ENV');
   });
