@@ -6,7 +6,7 @@ import type { ModuleSettings } from './modules/module.ts';
 import { busEnv, busSettings } from './platform/bus/settings.ts';
 import type { BusOptions } from './platform/bus/bus.ts';
 import type { S3Settings } from './platform/storage/s3-storage.ts';
-import { envBool, envList } from './platform/config/env.ts';
+import { envBool, envInt, envList } from './platform/config/env.ts';
 import { DEFAULT_PGLITE_SHARED_BUFFERS_MB } from './platform/db/pglite.ts';
 
 export { ConfigError };
@@ -34,7 +34,7 @@ function toOrigins(entries: string[], ctx: z.core.$RefinementCtx<string[]>): str
 /** The platform's environment variables; each module adds its own section (see MODULES). */
 const coreEnv = {
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
-  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  PORT: envInt(0, 65535).default(3000),
   HOST: z.string().default('0.0.0.0'),
   PROCESSES: z.coerce.number().int().min(1).max(9999).optional(),
   // http(s) only: `chat.example.com:443` parses as a URL of scheme `chat.example.com:`, whose origin is "null".

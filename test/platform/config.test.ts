@@ -95,6 +95,12 @@ describe('loadConfig', () => {
     }
   });
 
+  test('PORT is a decimal whole number 0-65535 (0: a port the OS picks); blanks, hex and exponents are refused', () => {
+    for (const value of [' ', '\t', '0x10', '1e3', '80.5', '-1', '+80', '65536']) rejects({ PORT: value }, 'PORT');
+    assert.equal(loadConfig({ PORT: '0' }).port, 0);
+    assert.equal(loadConfig({ PORT: '443' }).port, 443);
+  });
+
   test('every bad variable is named at once', () => {
     rejects({ PORT: 'abc', SMTP_URL: 'ftp://mail', NODE_ENV: 'staging' }, 'PORT', 'SMTP_URL', 'NODE_ENV');
   });
