@@ -51,6 +51,17 @@ describe('a cluster behind nginx', { skip, timeout: 300_000 }, () => {
     return Number(line?.split(' ').pop() ?? 0);
   };
 
+  test('per-IP limits and sessions see the address nginx saw, not an X-Forwarded-For the client wrote', async () => {
+    const reg = await fetch(`${nginx.url}/v1/auth/register`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-forwarded-for': '203.0.113.7' },
+      body: JSON.stringify({ email: uniqueEmail('forged'), password: 'correct horse battery staple' }),
+    });
+    assert.equal(reg.status, 201);
+    const sessions = await call(nginx.url, 'GET', '/v1/auth/sessions', { token: ((await reg.json()) as { accessToken: string }).accessToken });
+    assert.deepEqual(sessions.body.data.map((s: { ip: string }) => s.ip), ['127.0.0.1']);
+  });
+
   test('nginx spreads requests over both instances, any of which serves any request', async () => {
     for (let i = 0; i < 20; i++) {
       const me = await call(nginx.url, 'GET', '/v1/users/me', { token });
