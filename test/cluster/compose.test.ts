@@ -45,6 +45,14 @@ test('the Dockerfile runs the CLI with the image\'s Node and the locked producti
   assert.match(dockerfile, /ENTRYPOINT \["node", "bin\/parley.js"\]/);
   // Both read the sources: made after COPY src, so the bundle is newer than every file it was made from.
   assert.ok(dockerfile.indexOf('RUN node src/platform/db/pglite.ts && node src/cli/bundle.ts') > dockerfile.indexOf('COPY src ./src'));
+  // The embedded default writes ./data as the image's user, not root: a directory of its own, kept as a volume.
+  assert.match(dockerfile, /RUN mkdir -m 0700 \/app\/data && chown node:node \/app\/data\nVOLUME \/app\/data\nUSER node\n/);
+  assert.match(dockerfile, /WORKDIR \/app\n/);
+  // Nothing of this machine's goes into the build context.
+  assert.deepEqual(
+    readFileSync(new URL('.dockerignore', root), 'utf8').split('\n').filter((l) => l && !l.startsWith('#')),
+    ['.git', 'node_modules', 'data', '*.tmp.ts'],
+  );
   // esbuild builds the bundle in a production install.
   assert.ok(JSON.parse(readFileSync(new URL('package.json', root), 'utf8')).dependencies.esbuild);
 });
