@@ -62,6 +62,11 @@ describe('a cluster behind nginx', { skip, timeout: 300_000 }, () => {
     assert.deepEqual(sessions.body.data.map((s: { ip: string }) => s.ip), ['127.0.0.1']);
   });
 
+  test('nginx does not serve /metrics to the outside; each instance serves it to its scraper', async () => {
+    assert.equal((await fetch(`${nginx.url}/metrics`)).status, 404);
+    assert.match(await (await fetch(`${a.url}/metrics`)).text(), /parley_process_info/);
+  });
+
   test('nginx spreads requests over both instances, any of which serves any request', async () => {
     for (let i = 0; i < 20; i++) {
       const me = await call(nginx.url, 'GET', '/v1/users/me', { token });

@@ -17,6 +17,13 @@ function promptHash(request: ChatRequest): string | null {
 }
 
 /**
+ * Distinct (provider, model) pairs that get series of their own in one process; later ones count as model
+ * `other`. A caller names any model under a provider (`openai:made-up-1`, `…-2`…), each a new series in every
+ * counter for as long as the process lives: without a bound, a loop of them grows memory and every scrape.
+ */
+export const METRIC_MODELS_MAX = 200;
+
+/**
  * Budgets before a model call, a usage event after it. Nothing here waits on
  * the database on the request path: budgets come from a per-process cache,
  * counters from the ledger (memory, or a lease of Redis room held in
@@ -37,6 +44,12 @@ export function createMetering(d: {
   const tokens = new Counter({ name: 'parley_ai_tokens_total', help: 'Tokens by provider, model and kind (input, output, cached)', labelNames: [...labelNames, 'kind'], registers: [d.registry] });
   const cost = new Counter({ name: 'parley_ai_cost_micro_dollars_total', help: 'Cost in micro-dollars by provider and model (calls with a known price)', labelNames, registers: [d.registry] });
   const calls = new Counter({ name: 'parley_ai_calls_total', help: 'Model calls by provider, model and outcome', labelNames: [...labelNames, 'status'], registers: [d.registry] });
+  const labelled = new Set<string>();
+  const labelsOf = (provider: string, model: string) => {
+    const pair = `${provider}\n${model}`;
+    if (!labelled.has(pair) && labelled.size < METRIC_MODELS_MAX) labelled.add(pair);
+    return { provider, model: labelled.has(pair) ? model : 'other' };
+  };
 
   return {
     async begin(admitted, request, estimate) {
@@ -91,7 +104,7 @@ export function createMetering(d: {
           promptHash: hash,
           attempts: outcome.attempts,
         });
-        const labels = { provider: outcome.provider ?? 'none', model: outcome.model ?? 'none' };
+        const labels = labelsOf(outcome.provider ?? 'none', outcome.model ?? 'none');
         calls.inc({ ...labels, status: outcome.status });
         if (usage.inputTokens) tokens.inc({ ...labels, kind: 'input' }, usage.inputTokens);
         if (usage.outputTokens) tokens.inc({ ...labels, kind: 'output' }, usage.outputTokens);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { asc, eq } from 'drizzle-orm';
+import { METRIC_MODELS_MAX } from '../../../src/modules/usage/metering.ts';
 import { usageEvents } from '../../../src/modules/usage/schema.ts';
 import { backends, type TestApp } from '../../support/app.ts';
 import { eventually } from '../../support/eventually.ts';
@@ -179,6 +180,20 @@ for (const backend of backends()) {
       assert.equal(delta('parley_ai_tokens_total{provider="openai",model="gpt-4o-mini",kind="output"}'), 500);
       assert.equal(delta('parley_ai_cost_micro_dollars_total{provider="openai",model="gpt-4o-mini"}'), 435);
       assert.equal(delta('parley_ai_calls_total{provider="openai",model="gpt-4o-mini",status="ok"}'), 1);
+    });
+
+    test('models named beyond the first few hundred count as model "other": made-up names cannot grow /metrics without bound', async () => {
+      const u = await createUser(f.t);
+      const meter = { source: 'gateway' as const, userId: u.id };
+      for (let i = 0; i < METRIC_MODELS_MAX + 20; i++) {
+        const call = await f.t.services.usage.metering.begin(meter, { chain: ['openai:gpt-4o-mini'], messages: [{ role: 'user', content: 'x' }] }, { micros: 0, tokens: 0 });
+        await call.end({ status: 'failed', provider: 'openai', model: `made-up-${i}`, usage: { inputTokens: 0, outputTokens: 0 }, costMicros: null, latencyMs: 1, ttftMs: null, attempts: [] }, meter);
+      }
+      const calls = (await f.t.api('GET', '/metrics')).text.split('\n').filter((l) => l.startsWith('parley_ai_calls_total{'));
+      const series = calls.filter((l) => l.includes('model="made-up-'));
+      assert.ok(series.length > 0 && series.length <= METRIC_MODELS_MAX, `${series.length} series of made-up models`);
+      const other = calls.find((l) => l.startsWith('parley_ai_calls_total{provider="openai",model="other",status="failed"}'));
+      assert.ok(other && Number(other.split(' ').pop()) >= 20, other);
     });
 
     test('API requests are counted per route and user', async () => {
