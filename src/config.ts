@@ -6,13 +6,14 @@ import type { ModuleSettings } from './modules/module.ts';
 import { busEnv, busSettings } from './platform/bus/settings.ts';
 import type { BusOptions } from './platform/bus/bus.ts';
 import type { S3Settings } from './platform/storage/s3-storage.ts';
-import { envBool, envInt, envList } from './platform/config/env.ts';
+import { envBool, envInt, envList, envMs } from './platform/config/env.ts';
 import { DEFAULT_PGLITE_SHARED_BUFFERS_MB } from './platform/db/pglite.ts';
 
 export { ConfigError };
 
 const bool = envBool;
 const list = envList;
+const GIB = 1024 ** 3;
 
 /**
  * ALLOWED_ORIGINS entries as a browser's Origin header writes them (URL.origin: no trailing slash or default port,
@@ -36,15 +37,15 @@ const coreEnv = {
   NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
   PORT: envInt(0, 65535).default(3000),
   HOST: z.string().default('0.0.0.0'),
-  PROCESSES: z.coerce.number().int().min(1).max(9999).optional(),
+  PROCESSES: envInt(1, 9999).optional(),
   // http(s) only: `chat.example.com:443` parses as a URL of scheme `chat.example.com:`, whose origin is "null".
   PUBLIC_URL: z.url({ protocol: /^https?$/, error: 'an http:// or https:// URL (scheme included)' }).optional(),
   PARLEY_DATA_DIR: z.string().default('./data'),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
-  DATABASE_POOL_SIZE: z.coerce.number().int().min(1).max(200).default(10),
-  DATABASE_QUERY_TIMEOUT_MS: z.coerce.number().int().min(0).max(3_600_000).default(60_000),
-  DATABASE_CONNECT_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(5_000),
-  PGLITE_SHARED_BUFFERS_MB: z.coerce.number().int().min(1).max(1024).default(DEFAULT_PGLITE_SHARED_BUFFERS_MB),
+  DATABASE_POOL_SIZE: envInt(1, 200).default(10),
+  DATABASE_QUERY_TIMEOUT_MS: envMs(0, 3_600_000).default(60_000),
+  DATABASE_CONNECT_TIMEOUT_MS: envMs(100, 600_000).default(5_000),
+  PGLITE_SHARED_BUFFERS_MB: envInt(1, 1024).default(DEFAULT_PGLITE_SHARED_BUFFERS_MB),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
   REDIS_PREFIX: z.string().default('parley:'),
   SMTP_URL: z.url({ protocol: /^smtps?$/ }).optional(),
@@ -54,8 +55,9 @@ const coreEnv = {
     .refine((v) => Buffer.from(v, 'base64').length === 32, 'must be 32 bytes, base64-encoded')
     .optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(1_048_576),
-  GATEWAY_BODY_LIMIT_BYTES: z.coerce.number().int().positive().default(33_554_432),
+  // Bodies are read into memory whole: a gigabyte is past any JSON request.
+  BODY_LIMIT_BYTES: envInt(1, GIB).default(1_048_576),
+  GATEWAY_BODY_LIMIT_BYTES: envInt(1, GIB).default(33_554_432),
   TRUST_PROXY: bool.default(false),
   ALLOWED_ORIGINS: list.transform(toOrigins).default([]),
   S3_ENDPOINT: z.url().optional(),
@@ -65,7 +67,7 @@ const coreEnv = {
   S3_SECRET_ACCESS_KEY: z.string().optional(),
   S3_FORCE_PATH_STYLE: bool.optional(),
   S3_PUBLIC_ENDPOINT: z.url().optional(),
-  S3_REQUEST_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
+  S3_REQUEST_TIMEOUT_MS: envMs(100, 600_000).default(30_000),
   S3_PREFIX: z
     .string()
     .refine((v) => v.replace(/\/$/, '').split('/').every((s) => /^[A-Za-z0-9._-]+$/.test(s) && s !== '.' && s !== '..'), 'path segments of letters, digits, . _ - (not . or ..)')

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { ConfigError, loadConfig } from '../../src/config.ts';
@@ -99,6 +100,44 @@ describe('loadConfig', () => {
     for (const value of [' ', '\t', '0x10', '1e3', '80.5', '-1', '+80', '65536']) rejects({ PORT: value }, 'PORT');
     assert.equal(loadConfig({ PORT: '0' }).port, 0);
     assert.equal(loadConfig({ PORT: '443' }).port, 443);
+  });
+
+  test('durations have maximums: Node clamps a timer over 2^31-1 ms to 1 ms, and a lifetime past year 275760 is no date', () => {
+    // WS_AUTH_TIMEOUT_MS=3000000000 closed every socket after 1 ms; a huge TTL crashed the start (RangeError) or every login (500).
+    rejects({ WS_AUTH_TIMEOUT_MS: '3000000000' }, 'WS_AUTH_TIMEOUT_MS');
+    rejects({ AI_FIRST_TOKEN_TIMEOUT_MS: '2147483648' }, 'AI_FIRST_TOKEN_TIMEOUT_MS');
+    rejects({ AI_ANSWER_TIMEOUT_MS: '99999999999999' }, 'AI_ANSWER_TIMEOUT_MS');
+    rejects({ ACCESS_TOKEN_TTL_SECONDS: '99999999999999' }, 'ACCESS_TOKEN_TTL_SECONDS');
+    rejects({ REFRESH_TOKEN_TTL_SECONDS: '99999999999999' }, 'REFRESH_TOKEN_TTL_SECONDS');
+    // A generation's limit becomes a timer in milliseconds, with the retention added (the stream buffer's expiry).
+    rejects({ CHAT_MAX_STREAM_SECONDS: '2147484' }, 'CHAT_MAX_STREAM_SECONDS');
+    rejects({ CHAT_STREAM_RETENTION_SECONDS: '2147484' }, 'CHAT_STREAM_RETENTION_SECONDS');
+    const c = loadConfig({ WS_AUTH_TIMEOUT_MS: '2147483647', REFRESH_TOKEN_TTL_SECONDS: String(10 * 365 * 24 * 3600) });
+    assert.equal(c.realtime.authTimeoutMs, 2 ** 31 - 1);
+    assert.equal(c.auth.refreshTtl, 315_360_000);
+  });
+
+  test('every _MS and _SECONDS variable the docs list refuses a value past what a timer or a date can hold', () => {
+    const docs = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8').split('## Benchmarks only')[0]!;
+    const names = new Set([...docs.matchAll(/`([A-Z][A-Z0-9_]*_(MS|SECONDS))`/g)].map((m) => m[1]!));
+    // Metering's own variables (src/modules/usage/settings.ts) are not swept here yet.
+    names.delete('ABUSE_AUTO_THROTTLE_SECONDS');
+    assert.ok(names.size > 30, `found ${names.size} names`);
+    for (const name of names) {
+      const value = name.endsWith('_MS') ? '2147483648' : '315360001';
+      rejects({ [name]: value }, name);
+    }
+  });
+
+  test('counts have maximums too, and every number is written in decimal digits', () => {
+    rejects({ CHAT_MAX_MESSAGE_CHARS: '100001' }, 'CHAT_MAX_MESSAGE_CHARS');
+    rejects({ TOOLS_MAX_STEPS: '101' }, 'TOOLS_MAX_STEPS');
+    rejects({ WS_MAX_CONNECTIONS_PER_USER: ' ' }, 'WS_MAX_CONNECTIONS_PER_USER');
+    rejects({ RATE_LIMIT_USER_RPM: '1e3' }, 'RATE_LIMIT_USER_RPM');
+    rejects({ KNOWLEDGE_MIN_SIMILARITY: ' ' }, 'KNOWLEDGE_MIN_SIMILARITY');
+    rejects({ AI_CIRCUIT_FAILURES: '99999999999999' }, 'AI_CIRCUIT_FAILURES');
+    assert.equal(loadConfig({ KNOWLEDGE_MIN_SIMILARITY: '-0.5' }).knowledge.minSimilarity, -0.5);
+    assert.equal(loadConfig({ WEBHOOKS_RETRY_SCALE: '0.01' }).webhooks.retryScale, 0.01);
   });
 
   test('every bad variable is named at once', () => {

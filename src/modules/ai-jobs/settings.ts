@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { envInt, envMs } from '../../platform/config/env.ts';
 
 export interface AiJobSettings {
   /** Generations run at once per worker process. */
@@ -9,8 +10,8 @@ export interface AiJobSettings {
 
 /** The env fields config.ts validates for background generations. */
 export const aiJobsEnv = {
-  AI_JOB_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(4),
-  AI_JOB_TIMEOUT_MS: z.coerce.number().int().min(1_000).max(2 ** 31 - 1).default(600_000),
+  AI_JOB_CONCURRENCY: envInt(1, 256).default(4),
+  AI_JOB_TIMEOUT_MS: envMs(1_000).default(600_000),
 };
 
 const aiJobsEnvObject = z.object(aiJobsEnv);

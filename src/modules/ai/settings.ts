@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { envInt, envMs } from '../../platform/config/env.ts';
 import { usdToMicros, type PriceMicros } from './cost.ts';
 
 /**
@@ -51,7 +52,6 @@ export interface AiSettings {
   breaker: { failureThreshold: number; cooldownMs: number };
 }
 
-const ms = z.coerce.number().int().min(0);
 const providerId = z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/i, 'letters, digits, _ . - (no colon)');
 
 const compatibleEndpoints = z.array(
@@ -73,15 +73,15 @@ export const aiEnv = {
   OLLAMA_BASE_URL: z.url().optional(),
   OPENAI_COMPATIBLE_ENDPOINTS: z.string().optional(),
   PARLEY_AI_CONFIG: z.string().optional(),
-  AI_RETRIES: z.coerce.number().int().min(0).max(10).default(2),
-  AI_RETRY_BASE_MS: ms.default(500),
-  AI_RETRY_MAX_MS: ms.default(10_000),
-  AI_FIRST_TOKEN_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
-  AI_STREAM_IDLE_TIMEOUT_MS: z.coerce.number().int().positive().default(60_000),
+  AI_RETRIES: envInt(0, 10).default(2),
+  AI_RETRY_BASE_MS: envMs(0).default(500),
+  AI_RETRY_MAX_MS: envMs(0).default(10_000),
+  AI_FIRST_TOKEN_TIMEOUT_MS: envMs(1).default(30_000),
+  AI_STREAM_IDLE_TIMEOUT_MS: envMs(1).default(60_000),
   // As the OpenAI SDK's own default timeout: a client waiting for a whole answer gives up about then too.
-  AI_ANSWER_TIMEOUT_MS: z.coerce.number().int().positive().default(600_000),
-  AI_CIRCUIT_FAILURES: z.coerce.number().int().positive().default(5),
-  AI_CIRCUIT_COOLDOWN_MS: ms.default(30_000),
+  AI_ANSWER_TIMEOUT_MS: envMs(1).default(600_000),
+  AI_CIRCUIT_FAILURES: envInt(1, 1000).default(5),
+  AI_CIRCUIT_COOLDOWN_MS: envMs(0).default(30_000),
 };
 
 const usd = z.union([z.string(), z.number()]).transform((v, ctx) => {

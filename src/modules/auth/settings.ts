@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ConfigError } from '../../errors.ts';
-import { envBool } from '../../platform/config/env.ts';
+import { envBool, envInt, envSeconds, MAX_TIMER_SECONDS } from '../../platform/config/env.ts';
 
 export interface OAuthProviderConfig {
   id: string;
@@ -29,7 +29,6 @@ export interface AuthSettings {
 
 const bool = envBool;
 
-const seconds = z.coerce.number().int().positive();
 
 const oauthClient = (prefix: string) => ({
   [`${prefix}_CLIENT_ID`]: z.string().min(1).optional(),
@@ -38,15 +37,16 @@ const oauthClient = (prefix: string) => ({
 
 /** The env fields of sign-in: token lifetimes, auth rate limits, OAuth providers. */
 export const authEnv = {
-  ACCESS_TOKEN_TTL_SECONDS: seconds.default(900),
-  REFRESH_TOKEN_TTL_SECONDS: seconds.default(60 * 60 * 24 * 30),
-  REFRESH_REUSE_GRACE_SECONDS: z.coerce.number().int().min(0).default(10),
-  EMAIL_TOKEN_TTL_SECONDS: seconds.default(60 * 60 * 24),
-  RESET_TOKEN_TTL_SECONDS: seconds.default(60 * 60),
+  ACCESS_TOKEN_TTL_SECONDS: envSeconds(1).default(900),
+  REFRESH_TOKEN_TTL_SECONDS: envSeconds(1).default(60 * 60 * 24 * 30),
+  REFRESH_REUSE_GRACE_SECONDS: envSeconds(0).default(10),
+  EMAIL_TOKEN_TTL_SECONDS: envSeconds(1).default(60 * 60 * 24),
+  RESET_TOKEN_TTL_SECONDS: envSeconds(1).default(60 * 60),
   REQUIRE_EMAIL_VERIFICATION: bool.default(false),
-  AUTH_RATE_LIMIT_PER_IP: z.coerce.number().int().positive().default(30),
-  AUTH_RATE_LIMIT_PER_ACCOUNT: z.coerce.number().int().positive().default(10),
-  AUTH_RATE_LIMIT_WINDOW_SECONDS: seconds.default(900),
+  AUTH_RATE_LIMIT_PER_IP: envInt(1, 1e9).default(30),
+  AUTH_RATE_LIMIT_PER_ACCOUNT: envInt(1, 1e9).default(10),
+  // A rate limiter's window is a timer in the in-process limiter.
+  AUTH_RATE_LIMIT_WINDOW_SECONDS: envSeconds(1, MAX_TIMER_SECONDS).default(900),
   OIDC_ISSUER: z.url().optional(),
   OIDC_NAME: z.string().default('oidc'),
   ...oauthClient('OIDC'),

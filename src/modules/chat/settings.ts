@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { envInt, envSeconds } from '../../platform/config/env.ts';
+import { MESSAGE_MAX_CHARS } from './contracts.ts';
 
 export interface ChatSettings {
   maxMessageChars: number;
@@ -8,12 +10,12 @@ export interface ChatSettings {
   streamRetentionSeconds: number;
 }
 
-const seconds = z.coerce.number().int().positive();
 
 export const chatEnv = {
-  CHAT_MAX_MESSAGE_CHARS: z.coerce.number().int().positive().default(100_000),
-  CHAT_MAX_STREAM_SECONDS: seconds.default(300),
-  CHAT_STREAM_RETENTION_SECONDS: seconds.default(600),
+  CHAT_MAX_MESSAGE_CHARS: envInt(1, MESSAGE_MAX_CHARS).default(100_000),
+  // Both become timers in milliseconds, the stream buffer's expiry their sum: a day and a week keep it well under MAX_TIMER_MS.
+  CHAT_MAX_STREAM_SECONDS: envSeconds(1, 24 * 3600).default(300),
+  CHAT_STREAM_RETENTION_SECONDS: envSeconds(1, 7 * 24 * 3600).default(600),
 };
 
 const chatEnvObject = z.object(chatEnv);

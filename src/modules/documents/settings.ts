@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { envInt, envSeconds } from '../../platform/config/env.ts';
 
 export interface DocumentSettings {
   /** Largest title + body of one document, in UTF-8 bytes (a save over it is a 413). */
@@ -19,11 +20,10 @@ export const LIMITS = {
   mentions: 20,
 } as const;
 
-const positive = z.coerce.number().int().positive();
-
 export const documentsEnv = {
-  DOCUMENTS_MAX_BYTES: positive.default(1_000_000),
-  DOCUMENTS_PRESENCE_SECONDS: positive.max(3600).default(60),
+  // A document is read, diffed and sent whole: 100 MB is past any text.
+  DOCUMENTS_MAX_BYTES: envInt(1, 100_000_000).default(1_000_000),
+  DOCUMENTS_PRESENCE_SECONDS: envSeconds(1, 3600).default(60),
 };
 
 const documentsEnvObject = z.object(documentsEnv);

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ConfigError } from '../../errors.ts';
-import { envBool } from '../../platform/config/env.ts';
+import { envBool, envInt, envSeconds } from '../../platform/config/env.ts';
 
 export interface FileSettings {
   /** Largest file accepted, enforced while the bytes stream in. */
@@ -42,7 +42,7 @@ export const DEFAULT_ALLOWED_TYPES = [
   'audio/*',
 ];
 
-const bytes = z.coerce.number().int().positive();
+const bytes = envInt(1, Number.MAX_SAFE_INTEGER);
 const mimeList = z
   .string()
   .transform((v) => v.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean))
@@ -53,9 +53,9 @@ export const filesEnv = {
   FILES_QUOTA_BYTES: bytes.default(1024 * 1024 * 1024),
   FILES_ALLOWED_TYPES: mimeList.optional(),
   FILES_DOWNLOAD_REDIRECT: envBool.default(false),
-  FILES_UPLOAD_EXPIRY_SECONDS: z.coerce.number().int().positive().default(24 * 60 * 60),
+  FILES_UPLOAD_EXPIRY_SECONDS: envSeconds(1).default(24 * 60 * 60),
   // 50 megapixels: any phone or camera photo; decoding one takes at most about 200 MB.
-  FILES_MAX_IMAGE_PIXELS: z.coerce.number().int().min(1).max(268_402_689).default(50_000_000),
+  FILES_MAX_IMAGE_PIXELS: envInt(1, 268_402_689).default(50_000_000),
 };
 
 const filesEnvObject = z.object(filesEnv);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { envMs } from '../../platform/config/env.ts';
 
 export interface JobSettings {
   /**
@@ -32,7 +33,7 @@ const overrides = z
 /** The env fields config.ts validates for background jobs. */
 export const jobsEnv = {
   SCHEDULES: overrides,
-  JOB_LOCK_MS: z.coerce.number().int().min(500).default(30_000),
+  JOB_LOCK_MS: envMs(500).default(30_000),
 };
 
 const jobsEnvObject = z.object(jobsEnv);

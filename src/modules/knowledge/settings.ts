@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ConfigError } from '../../errors.ts';
+import { envInt, envMs, envNumber } from '../../platform/config/env.ts';
 
 export interface KnowledgeSettings {
   /** Most tokens in a passage. */
@@ -14,11 +15,11 @@ export interface KnowledgeSettings {
 }
 
 export const knowledgeEnv = {
-  KNOWLEDGE_CHUNK_TOKENS: z.coerce.number().int().min(50).max(8000).default(400),
-  KNOWLEDGE_CHUNK_OVERLAP: z.coerce.number().int().min(0).max(2000).default(60),
-  KNOWLEDGE_INGEST_ATTEMPTS: z.coerce.number().int().min(1).max(20).default(4),
-  KNOWLEDGE_INGEST_BACKOFF_MS: z.coerce.number().int().min(0).default(15_000),
-  KNOWLEDGE_MIN_SIMILARITY: z.coerce.number().min(-1).max(1).default(0.2),
+  KNOWLEDGE_CHUNK_TOKENS: envInt(50, 8000).default(400),
+  KNOWLEDGE_CHUNK_OVERLAP: envInt(0, 2000).default(60),
+  KNOWLEDGE_INGEST_ATTEMPTS: envInt(1, 20).default(4),
+  KNOWLEDGE_INGEST_BACKOFF_MS: envMs(0).default(15_000),
+  KNOWLEDGE_MIN_SIMILARITY: envNumber(-1, 1).default(0.2),
 };
 
 const knowledgeEnvObject = z.object(knowledgeEnv);

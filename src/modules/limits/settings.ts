@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { envBool } from '../../platform/config/env.ts';
+import { envBool, envInt, envSeconds, MAX_TIMER_SECONDS } from '../../platform/config/env.ts';
 
 /**
  * Request and token rate limits per role, and the ban policy. config.ts
@@ -31,7 +31,8 @@ export interface LimitSettings {
   };
 }
 
-const limit = z.coerce.number().int().min(0);
+// 10^12: far past any real rate (tests use it for "unlimited" but counted).
+const limit = envInt(0, 1e12);
 const bool = envBool;
 
 /** The env fields config.ts validates for this module. */
@@ -48,8 +49,9 @@ export const limitsEnv = {
   RATE_LIMIT_ADMIN_USER_TPM: limit.default(1_000_000),
   RATE_LIMIT_ADMIN_KEY_TPM: limit.default(1_000_000),
   RATE_LIMIT_BAN_VIOLATIONS: limit.default(20),
-  RATE_LIMIT_BAN_WINDOW_SECONDS: z.coerce.number().int().positive().default(600),
-  RATE_LIMIT_BAN_SECONDS: z.coerce.number().int().positive().default(900),
+  // A rate limiter's window is a timer in the in-process limiter.
+  RATE_LIMIT_BAN_WINDOW_SECONDS: envSeconds(1, MAX_TIMER_SECONDS).default(600),
+  RATE_LIMIT_BAN_SECONDS: envSeconds(1).default(900),
 };
 
 const limitsEnvObject = z.object(limitsEnv);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { envBool } from '../../platform/config/env.ts';
+import { envBool, envInt, envMs } from '../../platform/config/env.ts';
 
 export interface McpSettings {
   /** Accept plain http and private, loopback and link-local addresses (a closed network, tests). */
@@ -18,11 +18,11 @@ export interface McpSettings {
 
 export const mcpEnv = {
   MCP_ALLOW_PRIVATE: envBool.default(false),
-  MCP_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(30_000),
-  MCP_LIST_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(5_000),
-  MCP_CACHE_MS: z.coerce.number().int().min(0).max(3_600_000).default(60_000),
-  MCP_MAX_SERVERS: z.coerce.number().int().min(1).max(1000).default(20),
-  MCP_MAX_RESPONSE_BYTES: z.coerce.number().int().min(1024).default(4 * 1024 * 1024),
+  MCP_TIMEOUT_MS: envMs(100, 600_000).default(30_000),
+  MCP_LIST_TIMEOUT_MS: envMs(100, 60_000).default(5_000),
+  MCP_CACHE_MS: envMs(0, 3_600_000).default(60_000),
+  MCP_MAX_SERVERS: envInt(1, 1000).default(20),
+  MCP_MAX_RESPONSE_BYTES: envInt(1024, 1024 ** 3).default(4 * 1024 * 1024),
 };
 
 const mcpEnvObject = z.object(mcpEnv);

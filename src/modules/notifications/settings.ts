@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from '../../errors.ts';
+import { envInt } from '../../platform/config/env.ts';
 import type { NotificationCategory } from '../module.ts';
 
 export interface NotificationSettings {
@@ -75,7 +76,7 @@ export const slackEnv = {
 export const notificationsEnv = {
   ...smsEnv,
   ...slackEnv,
-  NOTIFICATIONS_DAILY_LIMIT: z.coerce.number().int().min(1).default(100),
+  NOTIFICATIONS_DAILY_LIMIT: envInt(1, 1e9).default(100),
   NOTIFICATIONS_CATEGORIES: categoryList.optional(),
   NOTIFICATIONS_CONFIG: z.string().min(1).optional(),
   NOTIFICATIONS_DIGEST_CRON: z.string().min(9).max(100).default('*/5 * * * *'),

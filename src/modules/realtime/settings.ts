@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { envInt, envMs } from '../../platform/config/env.ts';
 
 export interface RealtimeSettings {
   /** Open sockets per user, across every instance sharing the Redis (else in this process); one more is closed with 4429. 0: no limit. */
@@ -21,17 +22,15 @@ export interface RealtimeSettings {
   maxMessageBytes: number;
 }
 
-const int = (min: number) => z.coerce.number().int().min(min);
-
 /** The env fields config.ts validates for this module. */
 export const realtimeEnv = {
-  WS_MAX_CONNECTIONS_PER_USER: int(0).default(10),
-  WS_AUTH_TIMEOUT_MS: int(50).default(5_000),
-  WS_HEARTBEAT_MS: int(50).default(30_000),
-  WS_REAUTH_MS: int(50).default(30_000),
-  WS_MAX_BUFFERED_BYTES: int(1_024).default(1_048_576),
-  WS_MAX_SUBSCRIPTIONS: int(1).default(100),
-  WS_MAX_MESSAGE_BYTES: int(256).default(16_384),
+  WS_MAX_CONNECTIONS_PER_USER: envInt(0, 100_000).default(10),
+  WS_AUTH_TIMEOUT_MS: envMs(50).default(5_000),
+  WS_HEARTBEAT_MS: envMs(50).default(30_000),
+  WS_REAUTH_MS: envMs(50).default(30_000),
+  WS_MAX_BUFFERED_BYTES: envInt(1_024, 1024 ** 3).default(1_048_576),
+  WS_MAX_SUBSCRIPTIONS: envInt(1, 10_000).default(100),
+  WS_MAX_MESSAGE_BYTES: envInt(256, 1_048_576).default(16_384),
 };
 
 const realtimeEnvObject = z.object(realtimeEnv);

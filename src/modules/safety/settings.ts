@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { AppError, ConfigError } from '../../errors.ts';
+import { envMs } from '../../platform/config/env.ts';
 import { RULE_LIMITS, validateRules, type TextRules } from './rules.ts';
 
 export interface ModerationSettings {
@@ -27,7 +28,7 @@ export const safetyEnv = {
   MODERATION_URL: z.url().optional(),
   MODERATION_API_KEY: z.string().min(1).optional(),
   MODERATION_MODEL: z.string().min(1).default('omni-moderation-latest'),
-  MODERATION_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(3_000),
+  MODERATION_TIMEOUT_MS: envMs(100, 60_000).default(3_000),
   MODERATION_FAIL_OPEN: z.enum(['true', 'false']).default('false'),
   SAFETY_RULES: z.string().optional(),
 };

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ConfigError } from '../../errors.ts';
+import { envInt, envMs } from '../../platform/config/env.ts';
 
 export interface SandboxSettings {
   /** Worker processes, each running one script at a time: the concurrency of runs. */
@@ -22,16 +23,16 @@ export interface SandboxSettings {
 }
 
 export const sandboxEnv = {
-  SANDBOX_WORKERS: z.coerce.number().int().min(1).max(64).default(2),
-  SANDBOX_QUEUE_SIZE: z.coerce.number().int().min(0).max(100_000).default(100),
-  SANDBOX_DEFAULT_MEMORY_MB: z.coerce.number().int().min(8).max(4096).default(16),
-  SANDBOX_MAX_MEMORY_MB: z.coerce.number().int().min(8).max(4096).default(128),
-  SANDBOX_DEFAULT_CPU_MS: z.coerce.number().int().min(10).max(600_000).default(500),
-  SANDBOX_MAX_CPU_MS: z.coerce.number().int().min(10).max(600_000).default(5_000),
-  SANDBOX_MAX_SCRIPT_BYTES: z.coerce.number().int().min(1).max(10_000_000).default(65_536),
-  SANDBOX_MAX_OUTPUT_BYTES: z.coerce.number().int().min(0).max(100_000_000).default(65_536),
-  SANDBOX_MAX_RESULT_BYTES: z.coerce.number().int().min(16).max(100_000_000).default(1_048_576),
-  SANDBOX_HEARTBEAT_MS: z.coerce.number().int().min(50).max(60_000).default(1_000),
+  SANDBOX_WORKERS: envInt(1, 64).default(2),
+  SANDBOX_QUEUE_SIZE: envInt(0, 100_000).default(100),
+  SANDBOX_DEFAULT_MEMORY_MB: envInt(8, 4096).default(16),
+  SANDBOX_MAX_MEMORY_MB: envInt(8, 4096).default(128),
+  SANDBOX_DEFAULT_CPU_MS: envMs(10, 600_000).default(500),
+  SANDBOX_MAX_CPU_MS: envMs(10, 600_000).default(5_000),
+  SANDBOX_MAX_SCRIPT_BYTES: envInt(1, 10_000_000).default(65_536),
+  SANDBOX_MAX_OUTPUT_BYTES: envInt(0, 100_000_000).default(65_536),
+  SANDBOX_MAX_RESULT_BYTES: envInt(16, 100_000_000).default(1_048_576),
+  SANDBOX_HEARTBEAT_MS: envMs(50, 60_000).default(1_000),
 };
 
 const sandboxEnvObject = z.object(sandboxEnv);

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ConfigError } from '../../errors.ts';
-import { envBool } from '../../platform/config/env.ts';
+import { envBool, envInt, envMs } from '../../platform/config/env.ts';
 import { addressRanges } from '../../platform/net/public-address.ts';
 import type { WebPagesSettings } from './builtin/web-pages.ts';
 import type { ToolboxSettings } from './toolbox.ts';
@@ -15,12 +15,13 @@ export interface ToolsSettings extends ToolboxSettings {
 }
 
 export const toolsEnv = {
-  TOOLS_TIMEOUT_MS: z.coerce.number().int().positive().default(30_000),
-  TOOLS_MAX_RESULT_CHARS: z.coerce.number().int().positive().default(20_000),
-  TOOLS_DEFAULT_MAX_STEPS: z.coerce.number().int().min(1).default(8),
-  TOOLS_MAX_STEPS: z.coerce.number().int().min(1).default(25),
-  FETCH_URL_MAX_BYTES: z.coerce.number().int().min(1_024).max(100_000_000).default(2_000_000),
-  FETCH_URL_TIMEOUT_MS: z.coerce.number().int().min(100).max(600_000).default(15_000),
+  TOOLS_TIMEOUT_MS: envMs(1).default(30_000),
+  TOOLS_MAX_RESULT_CHARS: envInt(1, 10_000_000).default(20_000),
+  // 100: the most a project may ask for (maxToolSteps).
+  TOOLS_DEFAULT_MAX_STEPS: envInt(1, 100).default(8),
+  TOOLS_MAX_STEPS: envInt(1, 100).default(25),
+  FETCH_URL_MAX_BYTES: envInt(1_024, 100_000_000).default(2_000_000),
+  FETCH_URL_TIMEOUT_MS: envMs(100, 600_000).default(15_000),
   FETCH_URL_ALLOW_PRIVATE: envBool.default(false),
   FETCH_URL_ALLOWED_RANGES: z.string().default(''),
 };

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { envBool } from '../../platform/config/env.ts';
+import { envBool, envInt, envMs, envNumber } from '../../platform/config/env.ts';
 
 export interface WebhookSettings {
   /** Deliver to private, loopback and link-local addresses (a closed network, or tests). */
@@ -16,10 +16,10 @@ export interface WebhookSettings {
 
 export const webhooksEnv = {
   WEBHOOKS_ALLOW_PRIVATE: envBool.default(false),
-  WEBHOOKS_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(15_000),
-  WEBHOOKS_RETRY_SCALE: z.coerce.number().min(0).max(10).default(1),
-  WEBHOOKS_DISABLE_AFTER_MS: z.coerce.number().int().min(0).default(5 * 24 * 3600 * 1000),
-  WEBHOOKS_CONCURRENCY: z.coerce.number().int().min(1).max(1000).default(64),
+  WEBHOOKS_TIMEOUT_MS: envMs(100, 120_000).default(15_000),
+  WEBHOOKS_RETRY_SCALE: envNumber(0, 10).default(1),
+  WEBHOOKS_DISABLE_AFTER_MS: envMs(0).default(5 * 24 * 3600 * 1000),
+  WEBHOOKS_CONCURRENCY: envInt(1, 1000).default(64),
 };
 
 const webhooksEnvObject = z.object(webhooksEnv);

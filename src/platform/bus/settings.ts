@@ -1,12 +1,13 @@
 import { z } from 'zod';
+import { envInt, envMs } from '../config/env.ts';
 import type { BusOptions } from './bus.ts';
 
 /** The env fields config.ts validates for the event bus. */
 export const busEnv = {
-  BUS_MAX_DELIVERIES: z.coerce.number().int().min(1).max(100).default(5),
-  BUS_RETRY_DELAY_MS: z.coerce.number().int().min(1).default(1_000),
-  BUS_CLAIM_IDLE_MS: z.coerce.number().int().min(50).default(30_000),
-  BUS_STREAM_MAXLEN: z.coerce.number().int().min(100).default(100_000),
+  BUS_MAX_DELIVERIES: envInt(1, 100).default(5),
+  BUS_RETRY_DELAY_MS: envMs(1).default(1_000),
+  BUS_CLAIM_IDLE_MS: envMs(50).default(30_000),
+  BUS_STREAM_MAXLEN: envInt(100, 100_000_000).default(100_000),
 };
 
 const busEnvObject = z.object(busEnv);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { envBool } from '../../../platform/config/env.ts';
+import { envBool, envMs } from '../../../platform/config/env.ts';
 
 export interface PushSettings {
   /** Web push is offered (the channel, its routes); on unless turned off. */
@@ -19,7 +19,7 @@ export const pushEnv = {
     .regex(/^(mailto:[^\s@]+@[^\s@]+|https:\/\/[^\s]+)$/, 'a mailto: address or an https: URL where the operator can be reached')
     .optional(),
   PUSH_ALLOW_PRIVATE: envBool.default(false),
-  PUSH_TIMEOUT_MS: z.coerce.number().int().min(100).max(120_000).default(10_000),
+  PUSH_TIMEOUT_MS: envMs(100, 120_000).default(10_000),
 };
 
 const pushEnvObject = z.object(pushEnv);
