@@ -131,9 +131,24 @@ export function createDeliveries(deps: {
 
     /** The digest email's job: one message listing what was held, with a link that turns notification emails off. */
     async deliverDigest({ userId, deliveryIds }: { userId: string; deliveryIds: string[] }, ctx: JobContext) {
-      const items = await repo.digestItems(deliveryIds);
-      if (!items.length) return { skipped: 'nothing held' };
-      const { recipient, prefs } = await recipientOf(userId);
+      const held = await repo.digestItems(deliveryIds);
+      if (!held.length) return { skipped: 'nothing held' };
+      // Turned off since it was held (its category's email, or notification emails altogether, as the digest's own
+      // link does): suppressed, as a single delivery is when it comes to be sent.
+      const known = await deps.users.preferences(userId);
+      const emailOn = new Map<string, boolean>();
+      const items: typeof held = [];
+      for (const i of held) {
+        const name = i.notification.category;
+        if (!emailOn.has(name)) {
+          const category = deps.categories.get(name);
+          emailOn.set(name, category ? (await deps.enabled(userId, category)).on.email : known.notifications.email);
+        }
+        if (emailOn.get(name)) items.push(i);
+        else await repo.setDelivery(i.deliveryId, { status: 'suppressed', reason: 'preference' });
+      }
+      if (!items.length) return { skipped: 'preference' };
+      const { recipient, prefs } = await recipientOf(userId, known);
       const url = deps.unsubscribeUrl(userId, '*');
       const mail = renderDigest(items.map((i) => outbound(i.notification)), { period: prefs.notifications.digest === 'weekly' ? 'weekly' : 'daily', publicUrl: deps.publicUrl, unsubscribeUrl: url });
       const started = Date.now();

@@ -83,6 +83,32 @@ for (const backend of backends()) {
       assert.equal((await send({ userId: u.id, title: 'After' })).channels.email.reason, 'preference');
     });
 
+    test('a held email whose category or channel the user turned off since is suppressed, not sent in the digest; a digest left empty is not sent', async () => {
+      const u = await createUser(t);
+      await prefer(u, { digest: 'daily', digestTime: '09:00' });
+      const dropped = await send({ userId: u.id, title: 'Held one' });
+      const kept = await send({ userId: u.id, category: 'comment.mention', title: 'Still wanted' });
+      assert.equal(dropped.channels.email.reason, 'digest');
+      // The one-click link of a system.message email, followed after it was held.
+      const url = new URL(t.services.notifications.unsubscribeUrl(u.id, 'system.message'));
+      assert.equal((await t.api('POST', url.pathname + url.search, { raw: 'List-Unsubscribe=One-Click', headers: { 'content-type': 'application/x-www-form-urlencoded' } })).status, 200);
+
+      const off = await createUser(t);
+      await prefer(off, { digest: 'daily', digestTime: '09:00' });
+      const held = await send({ userId: off.id, title: 'Held one' });
+      await prefer(off, { email: false });
+
+      await t.services.notifications.sendDueDigests(new Date(Date.now() + 36 * 3600_000));
+      const [digest] = await waitForMails(t, u.email, /daily digest: 1 notification$/);
+      assert.match(digest!.text, /Still wanted/);
+      assert.doesNotMatch(digest!.text, /Held one/);
+      const email = async (user: TestUser, id: string) => (await get(user, id)).channels.email;
+      await eventually(async () => assert.deepEqual([(await email(u, kept.id)).status, (await email(u, kept.id)).reason], ['sent', 'digest']));
+      assert.deepEqual([(await email(u, dropped.id)).status, (await email(u, dropped.id)).reason], ['suppressed', 'preference']);
+      await eventually(async () => assert.deepEqual([(await email(off, held.id)).status, (await email(off, held.id)).reason], ['suppressed', 'preference']));
+      assert.deepEqual((await mailsTo(t, off.email)).map((m) => m.subject).filter((s) => /digest/.test(s)), [], 'nothing left to send: no digest');
+    });
+
     test('turning the digest off sends what it held at the next firing', async () => {
       const u = await createUser(t);
       await prefer(u, { digest: 'weekly', digestDay: 'sunday' });
