@@ -8,6 +8,7 @@ import type { BusOptions } from './platform/bus/bus.ts';
 import type { S3Settings } from './platform/storage/s3-storage.ts';
 import { envBool, envInt, envList, envMs } from './platform/config/env.ts';
 import { DEFAULT_PGLITE_SHARED_BUFFERS_MB } from './platform/db/pglite.ts';
+import { checkScheduleOverrides } from './worker.ts';
 
 export { ConfigError };
 
@@ -150,7 +151,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     storage: storageSettings(e),
   };
   const sections = Object.fromEntries(MODULES.flatMap((m) => (m.config ? [[m.name, m.config.read(e)]] : [])));
-  return { ...core, ...sections } as Config;
+  const config = { ...core, ...sections } as Config;
+  checkScheduleOverrides(config);
+  return config;
 }
 
 function storageSettings(e: z.output<z.ZodObject<typeof coreEnv>>): CoreConfig['storage'] {

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { decodeProtectedHeader } from 'jose';
 import { uniqueEmail } from './support/factories.ts';
@@ -42,6 +43,11 @@ describe('parley CLI', { timeout: 300_000 }, () => {
       const kids = jwks.body.keys.map((k: { kid: string }) => k.kid);
       assert.ok(kids.includes(kid), 'the rotated key is published');
       assert.equal(kids.length, 2, 'the retired key still verifies for a grace period');
+      // The server holds the embedded database: another process is refused, and says which holds it.
+      const beside = await runCli(['admin', 'create-user', '--email', uniqueEmail('cli-beside')], env);
+      assert.equal(beside.code, 1);
+      assert.match(beside.stderr, new RegExp(`is in use by process \\d+`));
+      assert.doesNotMatch(beside.stderr, /\n\s+at /, 'no stack trace');
     } finally {
       assert.deepEqual(await server.stop(), { code: 0, signal: null });
     }
@@ -61,7 +67,16 @@ describe('parley CLI', { timeout: 300_000 }, () => {
   });
 
   test('a bad variable stops the process with a message naming it', async () => {
-    for (const [name, value] of [['PORT', 'abc'], ['DATABASE_URL', 'mysql://x'], ['PARLEY_MASTER_KEY', 'short']]) {
+    const bad = [
+      ['PORT', 'abc'],
+      ['DATABASE_URL', 'mysql://x'],
+      ['PARLEY_MASTER_KEY', 'short'],
+      // A cron pattern or task name croner only met once the database was open and migrated: exit 1 with its stack.
+      ['NOTIFICATIONS_DIGEST_CRON', 'x x x x x'],
+      ['SCHEDULES', 'usage.rollup=every minute'],
+      ['SCHEDULES', 'nosuchtask=off'],
+    ];
+    for (const [name, value] of bad) {
       const res = await runCli(['start'], { ...env, [name]: value });
       assert.equal(res.code, 78, `${name}=${value}: ${res.stderr}`);
       assert.match(res.stderr, new RegExp(`\\b${name}\\b`));
@@ -77,5 +92,34 @@ describe('parley CLI', { timeout: 300_000 }, () => {
     const sub = await runCli(['admin', 'frobnicate'], env);
     assert.equal(sub.code, 64);
     assert.match(sub.stderr, /Usage: parley admin/);
+  });
+
+  test("admin's and migrate's bad arguments exit 64 with the usage, before any database is opened; --help is 0", async () => {
+    const fresh = tempDataDir();
+    const env = { PARLEY_DATA_DIR: `${fresh.dir}/never` };
+    try {
+      for (const args of [
+        ['admin', 'create-user', '--email'],
+        ['admin', 'create-user', '--email', 'a@example.com', '--bogus'],
+        ['admin', 'create-user', '--email', 'a@example.com', 'stray'],
+        ['admin', 'create-user', '--email', 'admin@localhost'],
+        ['admin', 'create-user', '--email', 'not-an-email'],
+        ['admin', 'rotate-jwt-key', 'extra'],
+        ['migrate', '--bogus'],
+      ]) {
+        const res = await runCli(args, env);
+        assert.equal(res.code, 64, `${args.join(' ')}: ${res.stderr}`);
+        assert.match(res.stderr, /Usage: parley/);
+        assert.doesNotMatch(res.stderr, /\n\s+at /, 'no stack trace');
+      }
+      assert.equal(existsSync(env.PARLEY_DATA_DIR), false, 'no data directory was made');
+      for (const args of [['admin', '--help'], ['admin', 'create-user', '--help']]) {
+        const res = await runCli(args, env);
+        assert.equal(res.code, 0, res.stderr);
+        assert.match(res.stdout, /--name <name>/);
+      }
+    } finally {
+      fresh.remove();
+    }
   });
 });

@@ -140,6 +140,29 @@ describe('loadConfig', () => {
     assert.equal(loadConfig({ WEBHOOKS_RETRY_SCALE: '0.01' }).webhooks.retryScale, 0.01);
   });
 
+  test('cron patterns are checked at load: a bad one stops the start naming the variable, not a croner TypeError after migrations', () => {
+    rejects({ SCHEDULES: 'usage.rollup=every minute' }, 'SCHEDULES', 'usage.rollup');
+    rejects({ SCHEDULES: 'usage.rollup=*/10 * * * *;files.expire-uploads=61 * * * *' }, 'SCHEDULES', 'files.expire-uploads');
+    rejects({ SCHEDULES: 'usage.rollup=0 0 31 2 *' }, 'SCHEDULES');
+    for (const value of ['x x x x x', 'bad cron', '* * * * * * *']) {
+      assert.throws(
+        () => loadConfig({ NOTIFICATIONS_DIGEST_CRON: value }),
+        (err: unknown) => err instanceof ConfigError && /NOTIFICATIONS_DIGEST_CRON: .*cron pattern/.test(err.message) && !/Too small/.test(err.message),
+        value,
+      );
+    }
+    const c = loadConfig({ SCHEDULES: 'usage.rollup=*/10 * * * *; usage.abuse-check=off; http.purge-idempotency-keys=30 */2 * * * *', NOTIFICATIONS_DIGEST_CRON: '0 * * * *' });
+    assert.deepEqual(c.jobs.scheduleOverrides, { 'usage.rollup': '*/10 * * * *', 'usage.abuse-check': 'off', 'http.purge-idempotency-keys': '30 */2 * * * *' });
+    assert.equal(c.notifications.digestCron, '0 * * * *');
+  });
+
+  test('SCHEDULES naming no task (a typo) is refused with the list of tasks, not ignored', () => {
+    assert.throws(
+      () => loadConfig({ SCHEDULES: 'nosuchtask=off' }),
+      (err: unknown) => err instanceof ConfigError && /\bSCHEDULES\b.*"nosuchtask"/.test(err.message) && /usage\.rollup/.test(err.message) && /notifications\.digest/.test(err.message),
+    );
+  });
+
   test('every bad variable is named at once', () => {
     rejects({ PORT: 'abc', SMTP_URL: 'ftp://mail', NODE_ENV: 'staging' }, 'PORT', 'SMTP_URL', 'NODE_ENV');
   });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { envMs } from '../../platform/config/env.ts';
+import { cronProblem, envMs } from '../../platform/config/env.ts';
 
 export interface JobSettings {
   /**
@@ -25,7 +25,11 @@ const overrides = z
         ctx.addIssue({ code: 'custom', message: `"${part}" is not name=cron` });
         return z.NEVER;
       }
-      out[part.slice(0, eq).trim()] = part.slice(eq + 1).trim();
+      const name = part.slice(0, eq).trim();
+      const cron = part.slice(eq + 1).trim();
+      const problem = cron === 'off' ? undefined : cronProblem(cron);
+      if (problem) ctx.addIssue({ code: 'custom', message: `${name}: ${problem} (or off)` });
+      out[name] = cron;
     }
     return out;
   });

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from '../../errors.ts';
-import { envInt } from '../../platform/config/env.ts';
+import { envCron, envInt } from '../../platform/config/env.ts';
 import type { NotificationCategory } from '../module.ts';
 
 export interface NotificationSettings {
@@ -79,7 +79,7 @@ export const notificationsEnv = {
   NOTIFICATIONS_DAILY_LIMIT: envInt(1, 1e9).default(100),
   NOTIFICATIONS_CATEGORIES: categoryList.optional(),
   NOTIFICATIONS_CONFIG: z.string().min(1).optional(),
-  NOTIFICATIONS_DIGEST_CRON: z.string().min(9).max(100).default('*/5 * * * *'),
+  NOTIFICATIONS_DIGEST_CRON: envCron.default('*/5 * * * *'),
 };
 
 const envObject = z.object(notificationsEnv);

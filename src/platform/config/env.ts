@@ -1,3 +1,4 @@
+import { Cron, CronPattern } from 'croner';
 import { z } from 'zod';
 
 /** An on/off environment variable: `true`/`false`, `1`/`0`, `yes`/`no`. */
@@ -45,3 +46,28 @@ export const envMs = (min: number, max = MAX_TIMER_MS) =>
 /** A duration in seconds: at most ten years, or `max` (MAX_TIMER_SECONDS or less when it ends up in a timer). */
 export const envSeconds = (min: number, max = MAX_LIFETIME_SECONDS) =>
   envInt(min, max, 'seconds', max === MAX_LIFETIME_SECONDS ? ' (ten years)' : max === MAX_TIMER_SECONDS ? ' (about 24.8 days: the longest a timer waits)' : '');
+
+const CRON_SHAPE = 'five fields (minute hour day month weekday), or six with seconds first, UTC';
+
+/**
+ * Why `pattern` is not a cron pattern the scheduler can run, or undefined when it is one. croner parses it
+ * without scheduling anything; five or six fields only, what BullMQ's parser reads too.
+ */
+export function cronProblem(pattern: string): string | undefined {
+  const fields = pattern.trim().split(/\s+/).length;
+  if (fields !== 5 && fields !== 6) return `"${pattern}" is not a cron pattern: ${CRON_SHAPE}`;
+  try {
+    new CronPattern(pattern, 'UTC');
+  } catch (err) {
+    return `"${pattern}" is not a cron pattern (${(err as Error).message.replace(/^CronPattern: /, '').replace(/\.$/, '')}): ${CRON_SHAPE}`;
+  }
+  // Parsed, but a date that never comes (31 February) would never fire: paused, nothing is scheduled.
+  if (!new Cron(pattern, { paused: true, timezone: 'UTC' }).nextRun()) return `"${pattern}" never fires`;
+  return undefined;
+}
+
+/** A cron pattern (see cronProblem). */
+export const envCron = z.string().trim().superRefine((pattern, ctx) => {
+  const problem = cronProblem(pattern);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
