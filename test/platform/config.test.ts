@@ -163,6 +163,15 @@ describe('loadConfig', () => {
     );
   });
 
+  test('every boolean takes true/false, 1/0, yes/no, as the docs say (METERING_ENABLED aside)', () => {
+    assert.equal(loadConfig({ CONSOLE_ENABLED: '0' }).console.enabled, false);
+    assert.equal(loadConfig({ CONSOLE_ENABLED: 'yes' }).console.enabled, true);
+    assert.equal(loadConfig({ MODERATION_URL: 'https://api.openai.com/v1', MODERATION_FAIL_OPEN: 'yes' }).safety.moderation!.failOpen, true);
+    assert.equal(loadConfig({ MODERATION_URL: 'https://api.openai.com/v1', MODERATION_FAIL_OPEN: '0' }).safety.moderation!.failOpen, false);
+    rejects({ CONSOLE_ENABLED: 'maybe' }, 'CONSOLE_ENABLED');
+    rejects({ MODERATION_FAIL_OPEN: 'on' }, 'MODERATION_FAIL_OPEN');
+  });
+
   test('every bad variable is named at once', () => {
     rejects({ PORT: 'abc', SMTP_URL: 'ftp://mail', NODE_ENV: 'staging' }, 'PORT', 'SMTP_URL', 'NODE_ENV');
   });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { envBool } from '../../platform/config/env.ts';
 
 export interface ConsoleSettings {
   /** Serve the web console at `/` (false: API-only, `/` names the server and its docs). */
@@ -6,10 +7,7 @@ export interface ConsoleSettings {
 }
 
 export const consoleEnv = {
-  CONSOLE_ENABLED: z
-    .enum(['true', 'false'])
-    .default('true')
-    .transform((v) => v === 'true'),
+  CONSOLE_ENABLED: envBool.default(true),
 };
 
 const consoleEnvObject = z.object(consoleEnv);

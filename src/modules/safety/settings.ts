@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { AppError, ConfigError } from '../../errors.ts';
-import { envMs } from '../../platform/config/env.ts';
+import { envBool, envMs } from '../../platform/config/env.ts';
 import { RULE_LIMITS, validateRules, type TextRules } from './rules.ts';
 
 export interface ModerationSettings {
@@ -29,7 +29,7 @@ export const safetyEnv = {
   MODERATION_API_KEY: z.string().min(1).optional(),
   MODERATION_MODEL: z.string().min(1).default('omni-moderation-latest'),
   MODERATION_TIMEOUT_MS: envMs(100, 60_000).default(3_000),
-  MODERATION_FAIL_OPEN: z.enum(['true', 'false']).default('false'),
+  MODERATION_FAIL_OPEN: envBool.default(false),
   SAFETY_RULES: z.string().optional(),
 };
 
@@ -72,7 +72,7 @@ export function safetySettings(e: SafetyEnv): SafetySettings {
           apiKey: e.MODERATION_API_KEY,
           model: e.MODERATION_MODEL,
           timeoutMs: e.MODERATION_TIMEOUT_MS,
-          failOpen: e.MODERATION_FAIL_OPEN === 'true',
+          failOpen: e.MODERATION_FAIL_OPEN,
         }
       : undefined,
     rules: readRules(e.SAFETY_RULES),
