@@ -5,7 +5,7 @@ import { buildApp } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { AppError, OperatorError } from './errors.ts';
 import { createDeps, type Deps } from './deps.ts';
-import { adminCommand } from './cli/admin.ts';
+import { ADMIN_USAGE, adminCommand, parseAdminArgs, type AdminTask } from './cli/admin.ts';
 import { defineWork, startWorker } from './worker.ts';
 import { createServices, stopServices } from './services.ts';
 import { offerMetrics } from './platform/observability/cluster-metrics.ts';
@@ -75,6 +75,10 @@ async function main(argv: string[]): Promise<number> {
       return runPrimary({ count: plan.count, logger });
     }
     case 'migrate': {
+      if (rest.length) {
+        process.stderr.write(`migrate takes no arguments (got ${rest.join(' ')})\n\n${USAGE}`);
+        return 64; // EX_USAGE
+      }
       const deps = await createDeps(config, { migrate: false });
       await deps.database.migrate();
       deps.logger.info({ database: deps.database.kind }, 'migrations applied');
@@ -82,9 +86,21 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'admin': {
+      let task: AdminTask;
+      try {
+        task = parseAdminArgs(rest);
+      } catch (err) {
+        if (!(err instanceof UsageError)) throw err;
+        process.stderr.write(`${err.message}\n\n${ADMIN_USAGE}`);
+        return 64; // EX_USAGE
+      }
+      if (task.task === 'help') {
+        process.stdout.write(ADMIN_USAGE);
+        return 0;
+      }
       const deps = await createDeps(config);
       try {
-        return await adminCommand(deps, rest);
+        return await adminCommand(deps, task);
       } finally {
         await deps.close();
       }
