@@ -1,11 +1,12 @@
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Mailer } from '../../platform/mail/mailer.ts';
-import type { JobContext, JobQueue } from '../../platform/queue/queue.ts';
+import { FinalJobError, type JobContext, type JobQueue } from '../../platform/queue/queue.ts';
 import { clip, oneLine, storableText } from '../../platform/text.ts';
 import type { NotificationCategory } from '../module.ts';
 import type { Usage } from '../usage/index.ts';
 import type { Preferences, UsersService } from '../users/index.ts';
 import { RetryLater, Undeliverable, type ChannelAdapter } from './channels/channel.ts';
+import { permanentRefusal } from './channels/email.ts';
 import { renderDigest } from './email.ts';
 import type { NotificationsRepository } from './repository.ts';
 import type { Channel, NotificationRow, OutboundChannel } from './schema.ts';
@@ -17,6 +18,12 @@ export const DIGEST_QUEUE = 'notifications.digest-email';
 /** Tries per delivery, the first included; waits between them 5 s, 10 s, 20 s, 40 s unless the service says how long. */
 export const MAX_ATTEMPTS = 5;
 const backoffMs = (attempt: number) => 5_000 * 2 ** (attempt - 1);
+/**
+ * A delivery's (or a digest's) job is system work, owned by no user: its outcome is on the delivery. Were it the
+ * user's, a dead one would announce `job.failed`, itself a notification that emails them, held into the next
+ * digest to the same refusing mailbox, and so on once per digest period.
+ */
+export const DELIVERY_JOB = { userId: null, attempts: MAX_ATTEMPTS, backoffMs: 5_000 } as const;
 /** A notification as every outbound channel gets it: its title one line, as an email subject or a message's first line must be. */
 const outbound = (n: NotificationRow): NotificationRow => ({ ...n, title: oneLine(n.title) });
 
@@ -101,7 +108,7 @@ export function createDeliveries(deps: {
         const delayMs = err instanceof RetryLater ? err.delayMs : backoffMs(attempt);
         await inTransaction(deps.db, async (tx) => {
           await repo.setDelivery(deliveryId, { status: 'queued', reason }, tx);
-          await deps.queue.enqueue(queueOf(channel), { deliveryId }, { tx, userId: n.userId, delayMs, attempts: 5, backoffMs: 5_000, idempotencyKey: `${deliveryId}:${attempt + 1}` });
+          await deps.queue.enqueue(queueOf(channel), { deliveryId }, { ...DELIVERY_JOB, tx, delayMs, idempotencyKey: `${deliveryId}:${attempt + 1}` });
         });
         return { retryInMs: delayMs };
       }
@@ -122,7 +129,7 @@ export function createDeliveries(deps: {
         await inTransaction(deps.db, async (tx) => {
           const ids = await repo.claimDigest(tx, userId);
           if (!ids.length) return;
-          await deps.queue.enqueue(DIGEST_QUEUE, { userId, deliveryIds: ids }, { tx, userId, attempts: 5, backoffMs: 5_000, idempotencyKey: `digest:${userId}:${slot.toISOString()}` });
+          await deps.queue.enqueue(DIGEST_QUEUE, { userId, deliveryIds: ids }, { ...DELIVERY_JOB, tx, idempotencyKey: `digest:${userId}:${slot.toISOString()}` });
           queued++;
         });
       }
@@ -155,10 +162,16 @@ export function createDeliveries(deps: {
       try {
         await deps.mailer.sendNow({ to: recipient.email, ...mail, headers: { 'List-Unsubscribe': `<${url}>`, 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' } });
       } catch (err) {
-        if (ctx.attempt >= ctx.maxAttempts) {
-          for (const i of items) await repo.setDelivery(i.deliveryId, { status: 'failed', reason: `digest: ${String((err as Error).message).slice(0, 480)}` });
+        const refused = permanentRefusal(err);
+        const last = refused !== null || ctx.attempt >= ctx.maxAttempts;
+        const reason = `digest: ${clip(storableText(refused ?? String((err as Error).message)), 480)}`;
+        for (const i of items) {
+          // Still queued for this digest (its job retries) until the last try; each item shows the tries made.
+          await repo.setDelivery(i.deliveryId, last ? { status: 'failed', reason, attempts: ctx.attempt } : { status: 'queued', reason: 'digest', attempts: ctx.attempt });
+          if (last) meter(i.notification, 'email', 'failed', Date.now() - started);
         }
-        throw err;
+        // A refusal no retry changes (550: no such mailbox) ends the job now, dead for an administrator to see.
+        throw refused ? new FinalJobError(refused, { cause: err }) : err;
       }
       for (const i of items) {
         await repo.setDelivery(i.deliveryId, { status: 'sent', reason: 'digest', attempts: ctx.attempt });

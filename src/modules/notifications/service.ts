@@ -11,7 +11,7 @@ import type { NotificationCategory } from '../module.ts';
 import type { Usage } from '../usage/index.ts';
 import type { UsersService } from '../users/index.ts';
 import type { ChannelAdapter } from './channels/channel.ts';
-import { createDeliveries, queueOf } from './deliveries.ts';
+import { createDeliveries, DELIVERY_JOB, queueOf } from './deliveries.ts';
 import { missingVariables } from './email.ts';
 import { createNotificationsRepository } from './repository.ts';
 import { type Channel, type DeliveryRow, type DeliveryStatus, type NotificationRow, type OutboundChannel, type Priority } from './schema.ts';
@@ -208,7 +208,7 @@ export function createNotifications(deps: {
             const result = await repo.insert(tx, values, plan, limit);
             for (const d of result.deliveries.filter(queued)) {
               const delayMs = d.heldUntil ? Math.max(0, d.heldUntil.getTime() - now.getTime()) : undefined;
-              await deps.queue.enqueue(queueOf(d.channel), { deliveryId: d.id }, { tx, userId: input.userId, attempts: 5, backoffMs: 5_000, delayMs, priority: critical ? 0 : 1 });
+              await deps.queue.enqueue(queueOf(d.channel), { deliveryId: d.id }, { ...DELIVERY_JOB, tx, delayMs, priority: critical ? 0 : 1 });
             }
             return result;
           });

@@ -6,9 +6,11 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { NotificationCategory } from '../../../src/modules/module.ts';
 import { absoluteLink } from '../../../src/modules/notifications/channels/channel.ts';
+import { DIGEST_QUEUE } from '../../../src/modules/notifications/deliveries.ts';
 import { renderDigest, renderEmail } from '../../../src/modules/notifications/email.ts';
 import type { NotificationRow } from '../../../src/modules/notifications/schema.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
+import { observeEvents } from '../../support/bus.ts';
 import { eventually } from '../../support/eventually.ts';
 import { createUser, uniqueEmail, type TestUser } from '../../support/factories.ts';
 import { startSmtp } from '../../support/smtp.ts';
@@ -147,6 +149,37 @@ for (const backend of backends()) {
       const m = await send({ userId: ok.id, category: 'system.message', title: 'Into the inbox' });
       await eventually(async () => assert.equal((await status(ok, m.id)).status, 'sent'), 10_000);
       assert.equal(smtp.to(ok.email).filter((x) => x.message.includes('Into the inbox')).length, 1);
+    });
+
+    test('a digest the SMTP server refuses (550) fails at once, its items with their attempts; its dead job tells the user nothing', async () => {
+      const failed = await observeEvents(t.deps.bus, ['job.failed']);
+      try {
+        const u = await createUser(t, { email: uniqueEmail('bounce') });
+        assert.equal((await t.api('PATCH', '/v1/users/me/preferences', { token: u.accessToken, body: { notifications: { digest: 'daily', digestTime: '09:00' } } })).status, 200);
+        const n = await send({ userId: u.id, category: 'system.message', title: 'Held for a dead mailbox' });
+        assert.equal(n.channels.email.status, 'held');
+        await t.services.notifications.sendDueDigests(new Date(Date.now() + 36 * 3600_000));
+        const email = await eventually(async () => {
+          const s = await status(u, n.id);
+          assert.equal(s.status, 'failed');
+          return s;
+        }, 10_000);
+        assert.match(email.reason, /^digest: SMTP 550/);
+        assert.equal(email.attempts, 1, 'a permanent refusal is not retried');
+        const job = await eventually(async () => {
+          const dead = (await t.services.jobs.list({ state: 'dead', queue: DIGEST_QUEUE, limit: 100 })).jobs.find((j) => (j.data as { userId: string }).userId === u.id);
+          assert.ok(dead, 'the digest job is dead');
+          return dead;
+        }, 10_000);
+        assert.deepEqual([job.attempts, job.userId], [1, null]);
+        // The failure was announced (or not) before the job died; give the bus a moment to bring it.
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        assert.deepEqual(failed.events.filter((e) => e.payload.jobId === job.id), [], 'no job.failed for a delivery job');
+        const inbox = (await t.api('GET', '/v1/notifications?limit=100', { token: u.accessToken })).body.data as { category: string }[];
+        assert.deepEqual(inbox.map((x) => x.category), ['system.message']);
+      } finally {
+        await failed.close();
+      }
     });
   });
 }

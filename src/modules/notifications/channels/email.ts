@@ -17,11 +17,16 @@ export function emailChannel(deps: { mailer: Mailer; publicUrl: string }): Chann
       try {
         await deps.mailer.sendNow({ to: recipient.email, ...mail, headers: { 'List-Unsubscribe': `<${unsubscribeUrl}>`, 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' } });
       } catch (err) {
-        const code = (err as { responseCode?: number }).responseCode;
-        if (code && code >= 500 && code < 600) throw new Undeliverable(`SMTP ${code}: ${(err as Error).message}`.slice(0, 500));
-        throw err;
+        const refused = permanentRefusal(err);
+        throw refused ? new Undeliverable(refused) : err;
       }
       return { status: 'sent' };
     },
   };
+}
+
+/** The SMTP server's answer when it refused for good (a 5xx: 550 no such mailbox), else null: a 4xx or a connection error may pass next time. */
+export function permanentRefusal(err: unknown): string | null {
+  const code = (err as { responseCode?: number }).responseCode;
+  return code && code >= 500 && code < 600 ? `SMTP ${code}: ${(err as Error).message}`.slice(0, 500) : null;
 }
