@@ -172,6 +172,16 @@ describe('loadConfig', () => {
     rejects({ MODERATION_FAIL_OPEN: 'on' }, 'MODERATION_FAIL_OPEN');
   });
 
+  test('settings that contradict each other are refused naming both', () => {
+    rejects({ AI_RETRY_BASE_MS: '20000', AI_RETRY_MAX_MS: '10000' }, 'AI_RETRY_BASE_MS', 'AI_RETRY_MAX_MS');
+    rejects({ AI_RETRY_MAX_MS: '400' }, 'AI_RETRY_BASE_MS', 'AI_RETRY_MAX_MS');
+    rejects({ TOOLS_DEFAULT_MAX_STEPS: '30' }, 'TOOLS_DEFAULT_MAX_STEPS', 'TOOLS_MAX_STEPS');
+    rejects({ TOOLS_DEFAULT_MAX_STEPS: '8', TOOLS_MAX_STEPS: '5' }, 'TOOLS_DEFAULT_MAX_STEPS', 'TOOLS_MAX_STEPS');
+    const c = loadConfig({ AI_RETRY_BASE_MS: '10000', TOOLS_DEFAULT_MAX_STEPS: '25' });
+    assert.equal(c.ai.retryBaseMs, c.ai.retryMaxMs);
+    assert.equal(c.tools.defaultMaxSteps, c.tools.maxSteps);
+  });
+
   test('every bad variable is named at once', () => {
     rejects({ PORT: 'abc', SMTP_URL: 'ftp://mail', NODE_ENV: 'staging' }, 'PORT', 'SMTP_URL', 'NODE_ENV');
   });

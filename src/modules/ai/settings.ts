@@ -171,6 +171,7 @@ export function aiSettings(e: AiEnv): { settings: AiSettings; problems: string[]
   for (const p of byId.values()) {
     if (p.kind === 'openai-compatible' && !p.baseUrl) problems.push(`provider "${p.id}": an OpenAI-compatible provider needs a baseUrl`);
   }
+  if (e.AI_RETRY_BASE_MS > e.AI_RETRY_MAX_MS) problems.push(`AI_RETRY_BASE_MS (${e.AI_RETRY_BASE_MS}) must not exceed AI_RETRY_MAX_MS (${e.AI_RETRY_MAX_MS}), the cap on every wait`);
 
   return {
     problems,

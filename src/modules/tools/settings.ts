@@ -29,6 +29,9 @@ export const toolsEnv = {
 const toolsEnvObject = z.object(toolsEnv);
 
 export function toolsSettings(e: z.output<typeof toolsEnvObject>): ToolsSettings {
+  if (e.TOOLS_DEFAULT_MAX_STEPS > e.TOOLS_MAX_STEPS) {
+    throw new ConfigError(`Invalid configuration:\n  TOOLS_DEFAULT_MAX_STEPS (${e.TOOLS_DEFAULT_MAX_STEPS}) must not exceed TOOLS_MAX_STEPS (${e.TOOLS_MAX_STEPS}), the most a project may set`);
+  }
   let allowedRanges;
   try {
     allowedRanges = addressRanges(e.FETCH_URL_ALLOWED_RANGES);
@@ -39,7 +42,7 @@ export function toolsSettings(e: z.output<typeof toolsEnvObject>): ToolsSettings
     timeoutMs: e.TOOLS_TIMEOUT_MS,
     maxResultChars: e.TOOLS_MAX_RESULT_CHARS,
     maxSteps: e.TOOLS_MAX_STEPS,
-    defaultMaxSteps: Math.min(e.TOOLS_DEFAULT_MAX_STEPS, e.TOOLS_MAX_STEPS),
+    defaultMaxSteps: e.TOOLS_DEFAULT_MAX_STEPS,
     fetchUrl: { maxBytes: e.FETCH_URL_MAX_BYTES, timeoutMs: e.FETCH_URL_TIMEOUT_MS, allowPrivate: e.FETCH_URL_ALLOW_PRIVATE, allowedRanges, maxTextChars: e.TOOLS_MAX_RESULT_CHARS },
   };
 }
