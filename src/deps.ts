@@ -81,6 +81,9 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
   const scheduler = createScheduler({ queue, db: database.db, logger });
   const storage = await openStorage(config.storage);
   const masterKey = resolveMasterKey(config.masterKey, config.dataDir);
+  if (config.databaseUrl && !config.masterKey) {
+    logger.warn({ dataDir: config.dataDir }, 'PARLEY_MASTER_KEY is not set: this instance uses a key of its own from its data directory; every instance on one database needs the same PARLEY_MASTER_KEY');
+  }
   return {
     config,
     database,

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { desc, gt, isNull, or, sql } from 'drizzle-orm';
 import { exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, type JWK, type JWTPayload, type CryptoKey } from 'jose';
+import { ConfigError } from '../../errors.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Cipher } from '../../platform/crypto/cipher.ts';
 import { jwtKeys } from './schema.ts';
@@ -143,7 +144,7 @@ export class SigningKeys {
             retiredAt: row.retiredAt,
           });
           if (!signer && !row.retiredAt) {
-            const privateJwk = JSON.parse(this.#cipher.decrypt(row.privateKeyEnc, `jwt:${row.id}`).toString('utf8')) as JWK;
+            const privateJwk = JSON.parse(this.#decrypt(row.privateKeyEnc, row.id).toString('utf8')) as JWK;
             signer = { kid: row.id, key: (await importJWK(privateJwk, ALG)) as CryptoKey };
           }
         }
@@ -155,6 +156,23 @@ export class SigningKeys {
       }
     })();
     return this.#loading;
+  }
+
+  /**
+   * The signing key's private half. A master key that cannot open it is the deployment's, not a bug's:
+   * an instance started with a PARLEY_MASTER_KEY other than the one that wrote the key (or with none,
+   * so a key of its own was made under its data directory).
+   */
+  #decrypt(sealed: string, kid: string): Buffer {
+    try {
+      return this.#cipher.decrypt(sealed, `jwt:${kid}`);
+    } catch (err) {
+      throw new ConfigError(
+        `PARLEY_MASTER_KEY does not decrypt the signing key stored in this database (kid ${kid}): every instance on one database must ` +
+          'be given the same PARLEY_MASTER_KEY (an instance without one uses a key of its own, made in its data directory)',
+        { cause: err },
+      );
+    }
   }
 }
 

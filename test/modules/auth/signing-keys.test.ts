@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { decodeProtectedHeader } from 'jose';
+import { ConfigError } from '../../../src/errors.ts';
 import { jwtKeys } from '../../../src/modules/auth/schema.ts';
 import { SigningKeys } from '../../../src/modules/auth/signing-keys.ts';
 import { Cipher } from '../../../src/platform/crypto/cipher.ts';
@@ -39,5 +40,10 @@ describe('signing keys shared by instances on one database', { skip }, () => {
     }
     const stored = await databases[0]!.db.select({ id: jwtKeys.id }).from(jwtKeys);
     assert.deepEqual(stored.map((r) => r.id), [decodeProtectedHeader(tokens[0]!).kid], 'one key stored');
+  });
+
+  test('an instance given another master key is stopped by a message saying so, not a cipher error', async () => {
+    const other = new SigningKeys(databases[1]!.db, new Cipher(randomBytes(32)), 60);
+    await assert.rejects(other.init(), (err: Error) => err instanceof ConfigError && /PARLEY_MASTER_KEY does not decrypt the signing key stored in this database/.test(err.message));
   });
 });
