@@ -7,6 +7,7 @@
 // sources.
 import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { constants } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -41,6 +42,13 @@ const entry = entryPoint();
 process.env.PARLEY_RUNS_FROM = entry.from;
 const major = Number(process.versions.node.split('.')[0]);
 if (major >= 24) {
+  if (process.env.PARLEY_LAUNCHED === '1' && process.channel) {
+    // Run by the launcher below: when it dies unasked (kill -9), the channel to it closes, and this process
+    // drains and stops rather than hold the port and the data directory with no one to signal it.
+    delete process.env.PARLEY_LAUNCHED;
+    process.channel.unref();
+    process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+  }
   await import(entry.file);
 } else {
   const pinned = fileURLToPath(new URL('../node_modules/node/bin/node', import.meta.url));
@@ -50,7 +58,12 @@ if (major >= 24) {
   }
   // In a process group of its own, so that a signal reaches it once, from here: a terminal's Ctrl-C signals the whole
   // foreground group, and the server takes a second SIGINT as "stop now, without draining".
-  const child = spawn(pinned, [...process.execArgv, entry.file, ...process.argv.slice(2)], { stdio: 'inherit', detached: true });
+  const child = spawn(pinned, [...process.execArgv, fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+    stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
+    detached: true,
+    env: { ...process.env, PARLEY_LAUNCHED: '1' },
+  });
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));
-  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 : 1)));
+  // As a shell reports a child a signal ended: 128 + the signal's number.
+  child.on('exit', (code, signal) => process.exit(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : 1)));
 }

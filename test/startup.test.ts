@@ -115,6 +115,18 @@ describe('bin/parley.js under an older Node', { timeout: 300_000, skip: !olderNo
     assert.deepEqual(await server.exited, { code: 0, signal: null });
     assert.equal(server.output().split('\n').filter((l) => l.includes('"msg":"shutting down"')).length, 1);
   });
+
+  test('the launcher killed outright (kill -9): the server drains and stops rather than hold the port and data for ever', async () => {
+    const server = await startServer({ PARLEY_DATA_DIR: data.dir }, 'start', [], { node: olderNode, group: true });
+    assert.equal((await call(server.url, 'GET', '/health')).status, 200);
+    process.kill(server.child.pid!, 'SIGKILL');
+    await until(() => server.output().includes('"msg":"shutting down"'));
+    // Its data directory is free again: the next start gets it.
+    const next = await startServer({ PARLEY_DATA_DIR: data.dir }, 'start', [], { node: olderNode, group: true });
+    assert.equal((await call(next.url, 'GET', '/health')).status, 200);
+    process.kill(-next.child.pid!, 'SIGINT');
+    assert.deepEqual(await next.exited, { code: 0, signal: null });
+  });
 });
 
 /** A POST whose body is sent in two halves; finish() sends the second. */
