@@ -41,33 +41,46 @@ export interface ResolvedAddress {
   family: 4 | 6;
 }
 
-/** Why a host was refused: it has no address, or one of its addresses is in a refused range. */
+/**
+ * Why a host was refused: it has no address, or one of its addresses is in a refused range. `temporary`: the
+ * lookup itself failed (EAI_AGAIN, a timeout, a resolver's SERVFAIL) rather than answer that the name does not exist,
+ * so the same host may resolve on a later try.
+ */
 export class AddressRefused extends Error {
   readonly reason: 'unresolvable' | 'private';
   readonly host: string;
-  constructor(host: string, reason: 'unresolvable' | 'private') {
-    super(reason === 'private' ? `${host} resolves to a private, loopback or link-local address` : `${host} does not resolve`);
+  readonly temporary: boolean;
+  constructor(host: string, reason: 'unresolvable' | 'private', failure?: string) {
+    super(reason === 'private' ? `${host} resolves to a private, loopback or link-local address` : failure ? `${host} could not be resolved (${failure})` : `${host} does not resolve`);
     this.name = 'AddressRefused';
     this.host = host;
     this.reason = reason;
+    this.temporary = failure !== undefined;
   }
 }
+
+/** Every address of a host name: the system's resolver (getaddrinfo, as connections use) unless a caller brings another. */
+export type HostLookup = (host: string) => Promise<ResolvedAddress[]>;
+const systemLookup: HostLookup = async (host) => (await lookup(host, { all: true, verbatim: true })) as ResolvedAddress[];
+/** Answers that the name has no address: final, unlike a lookup that failed. */
+const NO_SUCH_NAME = new Set(['ENOTFOUND', 'ENODATA']);
 
 /**
  * Resolves the URL's host to every address it has and refuses it when any is
  * private (unless allowed: all of them, or those in `exceptions`); the caller connects to the returned address, so a
  * DNS answer that changes between check and connect (rebinding) is never used.
  */
-export async function resolvePublicHost(url: URL, allowPrivate: boolean, exceptions?: BlockList): Promise<ResolvedAddress> {
+export async function resolvePublicHost(url: URL, allowPrivate: boolean, exceptions?: BlockList, resolve: HostLookup = systemLookup): Promise<ResolvedAddress> {
   const host = url.hostname.replace(/^\[|\]$/g, '');
   let addresses: ResolvedAddress[];
   const literal = isIP(host);
   if (literal) addresses = [{ address: host, family: literal as 4 | 6 }];
   else {
     try {
-      addresses = (await lookup(host, { all: true, verbatim: true })) as ResolvedAddress[];
-    } catch {
-      throw new AddressRefused(host, 'unresolvable');
+      addresses = await resolve(host);
+    } catch (err) {
+      const code = String((err as { code?: unknown }).code ?? 'lookup failed');
+      throw new AddressRefused(host, 'unresolvable', NO_SUCH_NAME.has(code) ? undefined : code);
     }
   }
   if (addresses.length === 0) throw new AddressRefused(host, 'unresolvable');

@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { Undeliverable } from '../../../src/modules/notifications/channels/channel.ts';
+import { postIncomingWebhook } from '../../../src/modules/notifications/channels/slack-api.ts';
 import { slackMessage } from '../../../src/modules/notifications/channels/slack.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { eventually } from '../../support/eventually.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 import { startFakeSlack } from '../../support/slack.ts';
+import { startDns } from './dns.ts';
 
 for (const backend of backends()) {
   describe(`notifications: Slack by incoming webhook and by bot [${backend}]`, () => {
@@ -175,4 +178,28 @@ test('a long message is cut whole: never inside an emoji or an escaped entity, a
   }
   const linked = section('a' + '&'.repeat(1000), '/documents/d1');
   assert.ok(linked.endsWith('&amp;…\n<https://p.test/documents/d1|Open>') && linked.length <= 3000, linked.slice(-60));
+});
+
+test("an incoming webhook's DNS lookup that fails (SERVFAIL, a timeout) is retried; a name that does not exist, or a private address, fails at once", async () => {
+  const [slack, dns] = await Promise.all([startFakeSlack(), startDns({ 'hooks.slack.test': ['127.0.0.1'], 'flaky.slack.test': 'servfail', 'slow.slack.test': 'silent' })]);
+  try {
+    const message = { text: 'hello' };
+    // The local Slack's webhook under a name only the local DNS server knows.
+    const hook = (host: string) => Object.assign(new URL(slack.newWebhook()), { hostname: host }).href;
+    const post = (url: string, allowPrivate = true) => postIncomingWebhook(url, message, { allowPrivate, lookup: dns.lookup });
+
+    await assert.rejects(post(hook('flaky.slack.test')), (err: Error) => !(err instanceof Undeliverable) && /ESERVFAIL/.test(err.message));
+    await assert.rejects(post(hook('slow.slack.test')), (err: Error) => !(err instanceof Undeliverable) && /ETIMEOUT/.test(err.message));
+    // The same name once the server answers again: delivered.
+    dns.zone['flaky.slack.test'] = ['127.0.0.1'];
+    const flaky = hook('flaky.slack.test');
+    await post(flaky);
+    assert.equal(slack.postsTo(flaky).length, 1);
+
+    await assert.rejects(post(hook('gone.slack.test')), (err: Error) => err instanceof Undeliverable && /does not resolve/.test(err.message));
+    await assert.rejects(post(hook('hooks.slack.test'), false), (err: Error) => err instanceof Undeliverable && /private/.test(err.message));
+    await post(hook('hooks.slack.test'));
+  } finally {
+    await Promise.all([slack.close(), dns.close()]);
+  }
 });

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import https from 'node:https';
-import { resolvePublic } from '../../webhooks/index.ts';
+import { AddressRefused, resolvePublicHost, type HostLookup } from '../../../platform/net/public-address.ts';
 import type { SlackSettings } from '../settings.ts';
 import { RetryLater, Undeliverable, retryAfterMs } from './channel.ts';
 
@@ -49,15 +49,18 @@ export async function postMessage(settings: SlackSettings & { botToken: string }
  * A POST to a user's incoming webhook: connected to the address checked against the private ranges (unless
  * allowed), so a DNS answer changed since registration cannot aim it inside the network; no redirects. Slack
  * answers 200 `ok`; 429 with Retry-After; 404/410 when the webhook or its channel is gone (`WebhookGone`);
- * another 4xx is `Undeliverable`; a 5xx or a network failure is retried.
+ * another 4xx is `Undeliverable`; a 5xx or a network failure is retried. So is a DNS lookup that failed (EAI_AGAIN,
+ * a timeout); a private address, or a name that does not exist, is `Undeliverable`. `lookup`: the system resolver's
+ * stand-in, for a test.
  */
-export async function postIncomingWebhook(rawUrl: string, message: SlackMessage, opts: { allowPrivate: boolean; signal?: AbortSignal }): Promise<void> {
+export async function postIncomingWebhook(rawUrl: string, message: SlackMessage, opts: { allowPrivate: boolean; signal?: AbortSignal; lookup?: HostLookup }): Promise<void> {
   const url = new URL(rawUrl);
   let target;
   try {
-    target = await resolvePublic(url, opts.allowPrivate);
+    target = await resolvePublicHost(url, opts.allowPrivate, undefined, opts.lookup);
   } catch (err) {
-    throw new Undeliverable(`Slack webhook: ${(err as Error).message}`);
+    if (err instanceof AddressRefused && !err.temporary) throw new Undeliverable(`Slack webhook: ${err.message}`);
+    throw new Error(`Slack webhook: ${(err as Error).message}`, { cause: err });
   }
   const payload = JSON.stringify(message);
   const answer = await new Promise<{ status: number; retryAfter: string | undefined; text: string }>((resolve, reject) => {
