@@ -120,8 +120,6 @@ describe('loadConfig', () => {
   test('every _MS and _SECONDS variable the docs list refuses a value past what a timer or a date can hold', () => {
     const docs = readFileSync(new URL('../../docs/configuration.md', import.meta.url), 'utf8').split('## Benchmarks only')[0]!;
     const names = new Set([...docs.matchAll(/`([A-Z][A-Z0-9_]*_(MS|SECONDS))`/g)].map((m) => m[1]!));
-    // Metering's own variables (src/modules/usage/settings.ts) are not swept here yet.
-    names.delete('ABUSE_AUTO_THROTTLE_SECONDS');
     assert.ok(names.size > 30, `found ${names.size} names`);
     for (const name of names) {
       const value = name.endsWith('_MS') ? '2147483648' : '315360001';
@@ -163,7 +161,13 @@ describe('loadConfig', () => {
     );
   });
 
-  test('every boolean takes true/false, 1/0, yes/no, as the docs say (METERING_ENABLED aside)', () => {
+  test('every boolean takes true/false, 1/0, yes/no, as the docs say', () => {
+    assert.equal(loadConfig({ METERING_ENABLED: '0' }).usage.enabled, false);
+    assert.equal(loadConfig({}).usage.enabled, true);
+    rejects({ METERING_ENABLED: 'off' }, 'METERING_ENABLED');
+    // Metering's numbers as every other's: no blank-as-0, and a maximum.
+    rejects({ USAGE_MAX_PENDING: ' ' }, 'USAGE_MAX_PENDING');
+    rejects({ ABUSE_KEY_BURST: '1e3' }, 'ABUSE_KEY_BURST');
     assert.equal(loadConfig({ CONSOLE_ENABLED: '0' }).console.enabled, false);
     assert.equal(loadConfig({ CONSOLE_ENABLED: 'yes' }).console.enabled, true);
     assert.equal(loadConfig({ MODERATION_URL: 'https://api.openai.com/v1', MODERATION_FAIL_OPEN: 'yes' }).safety.moderation!.failOpen, true);

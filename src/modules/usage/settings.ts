@@ -1,19 +1,20 @@
 import { z } from 'zod';
+import { envBool, envInt, envMs, envNumber, envSeconds } from '../../platform/config/env.ts';
 import type { AbuseSettings } from './abuse.ts';
 
 /** Metering's environment variables, spread into config.ts's schema. */
 export const usageEnv = {
-  METERING_ENABLED: z.enum(['true', 'false']).default('true'),
-  USAGE_FLUSH_INTERVAL_MS: z.coerce.number().int().min(10).max(60_000).default(1_000),
-  USAGE_FLUSH_BATCH: z.coerce.number().int().min(1).max(10_000).default(500),
-  USAGE_MAX_PENDING: z.coerce.number().int().min(1_000).default(1_000_000),
-  BUDGET_SYNC_INTERVAL_MS: z.coerce.number().int().min(50).max(10_000).default(500),
-  BUDGET_LEASE_SHARE: z.coerce.number().min(0).max(0.5).default(0.05),
-  ABUSE_SPIKE_FACTOR: z.coerce.number().positive().default(10),
-  ABUSE_SPIKE_MIN_TOKENS: z.coerce.number().int().positive().default(200_000),
-  ABUSE_REPEATED_PROMPTS: z.coerce.number().int().min(2).default(100),
-  ABUSE_KEY_BURST: z.coerce.number().int().min(2).default(10),
-  ABUSE_AUTO_THROTTLE_SECONDS: z.coerce.number().int().min(0).default(0),
+  METERING_ENABLED: envBool.default(true),
+  USAGE_FLUSH_INTERVAL_MS: envMs(10, 60_000).default(1_000),
+  USAGE_FLUSH_BATCH: envInt(1, 10_000).default(500),
+  USAGE_MAX_PENDING: envInt(1_000, 100_000_000).default(1_000_000),
+  BUDGET_SYNC_INTERVAL_MS: envMs(50, 10_000).default(500),
+  BUDGET_LEASE_SHARE: envNumber(0, 0.5).default(0.05),
+  ABUSE_SPIKE_FACTOR: envNumber(1, 10_000).default(10),
+  ABUSE_SPIKE_MIN_TOKENS: envInt(1, 1e12).default(200_000),
+  ABUSE_REPEATED_PROMPTS: envInt(2, 1e9).default(100),
+  ABUSE_KEY_BURST: envInt(2, 1e9).default(10),
+  ABUSE_AUTO_THROTTLE_SECONDS: envSeconds(0).default(0),
 };
 
 export interface UsageSettings {
@@ -37,7 +38,7 @@ export interface UsageSettings {
 type UsageEnv = { [K in keyof typeof usageEnv]: z.output<(typeof usageEnv)[K]> };
 
 export const usageSettings = (e: UsageEnv): UsageSettings => ({
-  enabled: e.METERING_ENABLED === 'true',
+  enabled: e.METERING_ENABLED,
   flushIntervalMs: e.USAGE_FLUSH_INTERVAL_MS,
   flushBatch: e.USAGE_FLUSH_BATCH,
   maxPending: e.USAGE_MAX_PENDING,
