@@ -29,14 +29,16 @@ export function fillTemplate(template: string, values: Record<string, unknown>, 
     .replace(/\{\{\s*([\w.]+)\s*\}\}/g, (_, name: string) => lookup(name));
 }
 
-/** The category's template in the user's language: their exact tag, else their language, else the untranslated one. */
+/**
+ * The category's template in the user's language: their exact tag, else their language, else the untranslated one.
+ * A translation stands whole: a part it lacks is not taken from the untranslated template, which would mix languages.
+ */
 function templateFor(category: NotificationCategory | undefined, locale: string): EmailTemplate {
   const email = category?.email;
   if (!email) return {};
   const translations = email.translations ?? {};
   const lower = Object.fromEntries(Object.entries(translations).map(([tag, t]) => [tag.toLowerCase(), t]));
-  const chosen = lower[locale.toLowerCase()] ?? lower[locale.split('-')[0]!.toLowerCase()];
-  return chosen ? { subject: chosen.subject ?? email.subject, text: chosen.text ?? email.text, html: chosen.html ?? email.html } : email;
+  return lower[locale.toLowerCase()] ?? lower[locale.split('-')[0]!.toLowerCase()] ?? email;
 }
 
 /** The `data` fields a category's templates use outside a `{{#…}}` section and `data` lacks. */
@@ -54,16 +56,18 @@ export function missingVariables(category: NotificationCategory, data: Record<st
 
 /**
  * The email of a notification: the category's templates (in the user's language when there is a translation), or the
- * plain default look. A path link goes under PUBLIC_URL (a mail client has no page to resolve it against); the subject
- * is one line, whatever `data` a template put in it.
+ * plain default look. A template with a text part and no HTML one is sent as text only: a default HTML part beside it
+ * is what mail clients would show. A path link goes under PUBLIC_URL (a mail client has no page to resolve it against);
+ * the subject is one line, whatever `data` a template put in it.
  */
-export function renderEmail(category: NotificationCategory | undefined, n: NotificationRow, links: { publicUrl: string; unsubscribeUrl: string }, locale = 'en') {
+export function renderEmail(category: NotificationCategory | undefined, n: NotificationRow, links: { publicUrl: string; unsubscribeUrl: string }, locale = 'en'): { subject: string; text: string; html?: string } {
   const values = { title: n.title, body: n.body, link: n.link ? absoluteLink(n.link, links.publicUrl) : '', category: n.category, data: n.data, unsubscribeUrl: links.unsubscribeUrl };
   const t = templateFor(category, locale);
+  const html = t.html ?? (t.text === undefined ? DEFAULT_HTML : undefined);
   return {
     subject: clip(oneLine(fillTemplate(t.subject ?? '{{title}}', values, false)), 250),
     text: fillTemplate(t.text ?? DEFAULT_TEXT, values, false),
-    html: fillTemplate(t.html ?? DEFAULT_HTML, values, true),
+    ...(html === undefined ? {} : { html: fillTemplate(html, values, true) }),
   };
 }
 

@@ -126,6 +126,11 @@ for (const backend of backends()) {
       }, 10_000);
       // fr-CA has no translation of its own: the French one (the subject is MIME-encoded, so look at the text).
       assert.match(mailFr!.message, /La commande B-42 est en route\./);
+      // Text templates only: sent as text alone, with no default HTML part for mail clients to show instead.
+      for (const mail of [mailEn!, mailFr!]) {
+        assert.doesNotMatch(mail.message, /^Content-Type: text\/html/im);
+        assert.match(mail.message, /^Content-Type: text\/plain/im);
+      }
 
       const missing = await t.api('POST', '/v1/notifications', { token: admin.accessToken, body: { userId: en.id, category: 'shop.order-shipped', title: 'No order', data: { carrier: 'Post' } } });
       assert.equal(missing.status, 400);
@@ -205,7 +210,7 @@ const links = { publicUrl: 'https://parley.example/app', unsubscribeUrl: 'https:
 
 test("a path link is emailed under PUBLIC_URL (HTML and text, a category's {{link}} and a digest too); a URL as given", () => {
   const mail = renderEmail(undefined, row({ link: '/documents/d1' }), links);
-  assert.match(mail.html, /<a href="https:\/\/parley\.example\/app\/documents\/d1"/);
+  assert.match(mail.html ?? '', /<a href="https:\/\/parley\.example\/app\/documents\/d1"/);
   assert.match(mail.text, /^https:\/\/parley\.example\/app\/documents\/d1$/m);
   const templated = renderEmail({ name: 'x', description: 'x', email: { text: 'Open {{link}}', html: '<a href="{{link}}">Open</a>' } }, row({ link: '/jobs/j1' }), links);
   assert.equal(templated.text, 'Open https://parley.example/app/jobs/j1');
@@ -237,4 +242,22 @@ test('an email subject is one line: direction overrides and isolates dropped, se
   const category: NotificationCategory = { name: 'x', description: 'x', email: { subject: 'Order {{data.order}}' } };
   assert.equal(renderEmail(category, row({ data: { order: 'A\u202E17\n\nBcc: x' } }), links).subject, 'Order A17 Bcc: x');
   assert.equal(subject('Ordinary: café, 日本語, 👩‍💻 and العربية'), 'Ordinary: café, 日本語, 👩‍💻 and العربية');
+});
+
+test('a template with text and no HTML is sent as text only; a translation uses its own parts, never the untranslated ones', () => {
+  const n = row({ title: 'Shipped', data: { order: 'A-17' } });
+  const textOnly = renderEmail({ name: 'x', description: 'x', email: { text: 'Order {{data.order}} left.' } }, n, links);
+  assert.deepEqual(textOnly, { subject: 'Shipped', text: 'Order A-17 left.' });
+
+  const category: NotificationCategory = {
+    name: 'shop.order-shipped',
+    description: 'x',
+    email: { subject: 'Order {{data.order}} shipped', text: 'Order {{data.order}} is on its way.', html: '<p>Order {{data.order}} is on its way.</p>', translations: { fr: { text: 'La commande {{data.order}} est en route.' } } },
+  };
+  assert.deepEqual(renderEmail(category, n, links, 'fr-CA'), { subject: 'Shipped', text: 'La commande A-17 est en route.' }, 'no English subject or HTML beside the French text');
+  assert.deepEqual(renderEmail(category, n, links, 'en'), { subject: 'Order A-17 shipped', text: 'Order A-17 is on its way.', html: '<p>Order A-17 is on its way.</p>' });
+  // No template at all: the default look, both parts.
+  const plain = renderEmail(undefined, n, links);
+  assert.match(plain.text, /^Shipped$/m);
+  assert.match(plain.html ?? '', /<h2[^>]*>Shipped<\/h2>/);
 });
