@@ -1,6 +1,6 @@
 import { and, eq, lt, ne, sql } from 'drizzle-orm';
 import { Conflict, NotFound } from '../../errors.ts';
-import type { Db } from '../db/database.ts';
+import { isDatabaseUnreachable, type Db } from '../db/database.ts';
 import type { Logger } from '../observability/logger.ts';
 import { byId, claim, dueQueues, insertJob, insertJobs, listJobs, reclaim, renew, setProgress, settle, toJob, type JobRow, type Outcome } from './db-jobs.ts';
 import { listenPostgres } from './pg-listen.ts';
@@ -36,6 +36,19 @@ export function dbQueue(opts: DbQueueOptions): JobQueue {
   let closing = false;
   let heartbeat: NodeJS.Timeout | undefined;
   let listener: ReturnType<typeof listenPostgres> | undefined;
+  // While PostgreSQL is away the poll, the lease renewals and every claim fail, four times a second: said once, until
+  // a poll gets through again. Other errors are logged as they come.
+  let away = false;
+  const report = (err: unknown, fields: Record<string, unknown>, message: string) => {
+    if (!isDatabaseUnreachable(err)) return logger.error({ err, ...fields }, message);
+    if (away) return;
+    away = true;
+    logger.warn({ cause: (err as Error).message }, 'the job queue cannot reach PostgreSQL: jobs wait until it is back');
+  };
+  const reached = () => {
+    if (away) logger.info('the job queue reaches PostgreSQL again');
+    away = false;
+  };
 
   class Runner {
     readonly queue: string;
@@ -93,7 +106,7 @@ export function dbQueue(opts: DbQueueOptions): JobQueue {
           }
         } while (this.again && !closing);
       } catch (err) {
-        if (!closing) logger.error({ err, queue: this.queue }, 'claiming a job failed');
+        if (!closing) report(err, { queue: this.queue }, 'claiming a job failed');
       }
     }
 
@@ -117,7 +130,7 @@ export function dbQueue(opts: DbQueueOptions): JobQueue {
           if (settled === 'dead') logger.warn({ jobId: row.id, queue: row.queue, error: 'error' in outcome ? String(outcome.error) : null }, 'job failed its last attempt');
           return settled;
         })
-        .catch((err) => logger.error({ err, jobId: row.id }, 'recording a job outcome failed'))
+        .catch((err) => report(err, { jobId: row.id }, 'recording a job outcome failed'))
         .then((settled) => {
           this.running.delete(row.id);
           // A free slot looks for more when some were left waiting, or when this job is due again at once.
@@ -134,7 +147,7 @@ export function dbQueue(opts: DbQueueOptions): JobQueue {
   };
   const allRunning = () => [...runners.values()].flatMap((r) => [...r.running.values()]);
   const every = (ms: number, fn: () => Promise<unknown>, what: string) => {
-    const t = setInterval(() => void fn().catch((err) => logger.error({ err }, `${what} failed`)), ms);
+    const t = setInterval(() => void fn().catch((err) => report(err, {}, `${what} failed`)), ms);
     t.unref();
     timers.push(t);
     return t;
@@ -185,7 +198,9 @@ export function dbQueue(opts: DbQueueOptions): JobQueue {
       // The poll finds delayed and retried jobs come due, and what another process enqueued without a NOTIFY reaching
       // this one; a queue is only claimed from when it has something due.
       every(pollMs, async () => {
-        for (const queue of await dueQueues(db, [...runners.keys()])) nudge(queue);
+        const due = await dueQueues(db, [...runners.keys()]);
+        reached();
+        for (const queue of due) nudge(queue);
       }, 'polling');
       const takeBack = async () => {
         const lost = await reclaim(db);
