@@ -41,6 +41,20 @@ describe('S3 storage outage', () => {
   const parsed = (r: ApiResponse) => ({ ...r, body: JSON.parse(r.text) });
   const download = () => t.api('GET', `/v1/files/${stored}/content`, { token: u.accessToken });
 
+  test('a bucket that does not exist (a deployment mistake) is the same 503, not a 500', async () => {
+    const wrong = await startApp({ env: { ...s3.env, S3_BUCKET: 'no-such-bucket' } });
+    try {
+      const someone = await createUser(wrong);
+      const form = new FormData();
+      form.append('file', new Blob([Buffer.from('bytes')]), 'a.txt');
+      const up = await timed(() => fetch(`${wrong.url}/v1/files`, { method: 'POST', headers: { authorization: `Bearer ${someone.accessToken}` }, body: form }).then(async (r) => parsed({ status: r.status, headers: r.headers, text: await r.text() } as ApiResponse)));
+      assertUnavailable(up, 'an upload', within);
+      assert.equal((await wrong.api('GET', '/ready')).body.checks.storage, 'down');
+    } finally {
+      await wrong.close();
+    }
+  });
+
   for (const outage of ['stalled', 'refused'] as const) {
     test(`${outage}: uploads and downloads are a quick 503 naming the storage; nothing half-stored; back when it is`, async () => {
       const before = (await t.api('GET', '/v1/files', { token: u.accessToken })).body.data.length;

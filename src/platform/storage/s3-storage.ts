@@ -40,11 +40,17 @@ const REQUEST_TIMEOUT_MS = 30_000;
 /** Seconds a client is asked to wait when the storage service cannot be reached. */
 const RETRY_AFTER_SECONDS = 5;
 
-/** The service down, silent or overloaded (5xx) is the dependency's failure: 503 dependency_unavailable "Storage is unavailable". */
+/** The store refusing the deployment itself (a bucket that is not there, credentials it does not take): no request of a caller's will pass. */
+const MISCONFIGURED = new Set(['NoSuchBucket', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'AccessDenied']);
+
+/**
+ * The service down, silent or overloaded (5xx), or refusing the deployment's bucket or credentials, is the
+ * dependency's failure: 503 dependency_unavailable "Storage is unavailable" (and `/ready` says storage down).
+ */
 function unavailable(err: unknown): unknown {
   if (err instanceof AppError) return err;
   const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
-  const down = e.name === 'TimeoutError' || isConnectionError(err) || (e.$metadata?.httpStatusCode ?? 0) >= 500;
+  const down = e.name === 'TimeoutError' || isConnectionError(err) || (e.$metadata?.httpStatusCode ?? 0) >= 500 || MISCONFIGURED.has(e.name ?? '');
   return down ? DependencyUnavailable('Storage', RETRY_AFTER_SECONDS, err) : err;
 }
 
