@@ -117,8 +117,9 @@ export async function notificationRoutes(app: App, { services, guards, idempoten
     },
   });
 
-  // No sign-in: the signed token names the user and the category. GET only shows a button (mail scanners follow links);
-  // POST, from that button or a mail client's one-click (RFC 8058, a form body), turns the category's email off.
+  // No sign-in: the signed token names the user, the category and the channel. GET only shows a button saying what
+  // stops (mail scanners follow links); POST, from that button or a mail client's one-click (RFC 8058, a form body),
+  // turns the category off on that channel.
   await app.register(async (plugin) => {
     const scope = plugin as unknown as App;
     scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => done(null, Object.fromEntries(new URLSearchParams(String(body)))));
@@ -126,12 +127,15 @@ export async function notificationRoutes(app: App, { services, guards, idempoten
     // is all the route reads, so the body is taken (within the body limit) and set aside, unparsed: a malformed one changes nothing.
     scope.addContentTypeParser(['multipart/form-data', 'text/plain'], { parseAs: 'buffer' }, (_request, _body, done) => done(null, {}));
     scope.get('/notifications/unsubscribe', {
-      schema: { tags, summary: 'The unsubscribe page of an email', querystring: unsubscribeQuery, produces: ['text/html'], response: { 200: z.string(), 400: problemSchema } },
+      schema: { tags, summary: 'The unsubscribe page of an email or message', querystring: unsubscribeQuery, produces: ['text/html'], response: { 200: z.string(), 400: problemSchema } },
       handler: async (request, reply) => {
+        const { category, channel } = notifications.readUnsubscribeToken(request.query.token);
+        const what = CHANNEL_NOUN[channel];
+        const question = category === '*' ? `Stop receiving notification ${what}?` : `Stop receiving ${what} about <b>${escapeHtml(category)}</b>?`;
         const action = `?token=${encodeURIComponent(request.query.token)}`;
         return reply
           .type('text/html; charset=utf-8')
-          .send(page_('Unsubscribe', `<p>Stop receiving these emails?</p><form method="post" action="${escapeHtml(action)}"><input type="hidden" name="List-Unsubscribe" value="One-Click"><button type="submit">Unsubscribe</button></form>`));
+          .send(page_('Unsubscribe', `<p>${question}</p><form method="post" action="${escapeHtml(action)}"><input type="hidden" name="List-Unsubscribe" value="One-Click"><button type="submit">Unsubscribe</button></form>`));
       },
     });
     scope.post('/notifications/unsubscribe', {

@@ -142,6 +142,15 @@ export function createNotifications(deps: {
   const unsubscribeUrl = (userId: string, categoryName: string, channel: OutboundChannel = 'email') =>
     `${deps.publicUrl}/v1/notifications/unsubscribe?token=${encodeURIComponent(unsubscribeToken(userId, categoryName, channel))}`;
 
+  /** What a signed unsubscribe token names (`*`: every category), changing nothing; a token not signed here is 400 `bad_signature`. */
+  function readUnsubscribeToken(token: string): { userId: string; category: string; channel: OutboundChannel } {
+    const dot = token.indexOf('.');
+    const payload = dot > 0 ? Buffer.from(token.slice(0, dot), 'base64url').toString('utf8') : '';
+    const [userId, category, channel = 'email'] = payload.split(':');
+    if (!userId || !category || !deps.signer.verify(token.slice(dot + 1), payload) || !adapters.has(channel as OutboundChannel)) throw ValidationError('This unsubscribe link is not valid', 'bad_signature');
+    return { userId, category, channel: channel as OutboundChannel };
+  }
+
   async function withDeliveries(rows: NotificationRow[]): Promise<NotificationView[]> {
     const deliveries = await repo.deliveries(rows.map((r) => r.id));
     return rows.map((r) => toView(r, deliveries));
@@ -279,17 +288,16 @@ export function createNotifications(deps: {
 
     unsubscribeUrl,
 
+    readUnsubscribeToken,
+
     /** Reads a signed unsubscribe token and turns that category off on its channel (email for links made before channels had their own). */
     async unsubscribe(token: string): Promise<{ category: string; channel: OutboundChannel }> {
-      const dot = token.indexOf('.');
-      const payload = dot > 0 ? Buffer.from(token.slice(0, dot), 'base64url').toString('utf8') : '';
-      const [userId, categoryName, channel = 'email'] = payload.split(':');
-      if (!userId || !categoryName || !deps.signer.verify(token.slice(dot + 1), payload) || !adapters.has(channel as OutboundChannel)) throw ValidationError('This unsubscribe link is not valid', 'bad_signature');
+      const { userId, category, channel } = readUnsubscribeToken(token);
       if (!(await deps.users.exists(userId))) throw NotFound('User', 'user_not_found');
       // A digest's link: every notification email stops (the account's own emails still go).
-      if (categoryName === '*') await deps.users.updatePreferences(userId, { notifications: { [channel]: false } });
-      else await setChoices(userId, [{ category: categoryName, channel: channel as OutboundChannel, enabled: false }]);
-      return { category: categoryName, channel: channel as OutboundChannel };
+      if (category === '*') await deps.users.updatePreferences(userId, { notifications: { [channel]: false } });
+      else await setChoices(userId, [{ category, channel, enabled: false }]);
+      return { category, channel };
     },
 
     /** A queued delivery's job: see deliveries.ts. */

@@ -100,6 +100,21 @@ for (const backend of backends()) {
       assert.equal(smtp.to(u.email).filter((m) => m.message.includes('After unsubscribing')).length, 0);
     });
 
+    test('the unsubscribe page asks about the channel and category its link stops, changing nothing; a bad token is 400', async () => {
+      const u = await createUser(t);
+      const page = async (channel: 'email' | 'slack', category = 'system.message') => {
+        const url = new URL(t.services.notifications.unsubscribeUrl(u.id, category, channel));
+        return t.api('GET', url.pathname + url.search, {});
+      };
+      assert.match((await page('email')).text, /<p>Stop receiving emails about <b>system\.message<\/b>\?<\/p>/);
+      assert.match((await page('slack')).text, /<p>Stop receiving Slack messages about <b>system\.message<\/b>\?<\/p>/);
+      assert.match((await page('email', '*')).text, /<p>Stop receiving notification emails\?<\/p>/);
+      const prefs = (await t.api('GET', '/v1/notifications/preferences', { token: u.accessToken })).body.data;
+      assert.deepEqual(prefs.find((p: any) => p.category === 'system.message').channels.email, { enabled: true, default: true, chosen: false, allOff: false }, 'a GET changes nothing');
+      const bad = await t.api('GET', '/v1/notifications/unsubscribe?token=bm90LmEudG9rZW4.xx', {});
+      assert.deepEqual([bad.status, bad.body.code], [400, 'bad_signature']);
+    });
+
     test('the email switch in the user preferences stops every category', async () => {
       const u = await createUser(t);
       await t.api('PATCH', '/v1/users/me/preferences', { token: u.accessToken, body: { notifications: { email: false } } });
