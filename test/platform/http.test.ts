@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { pino } from 'pino';
+import { createLogger } from '../../src/platform/observability/logger.ts';
 import { buildApp } from '../../src/app.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createDeps } from '../../src/deps.ts';
@@ -156,6 +156,13 @@ for (const backend of backends()) {
       assert.ok(error?.err?.stack, 'the error and its stack are logged under the request id');
       assert.ok(logged.some((l) => l.msg === 'request completed' && l.res?.statusCode === 500));
     });
+
+    test("credentials in a URL's query (a token, OAuth's code and state, a signature) are not logged; the rest of it is", async () => {
+      await fetch(`${url}/v1/notifications/unsubscribe?token=tok-SECRET1&category=x&access_token=SECRET2&code=SECRET3&state=SECRET4&signature=SECRET5`, { headers: { 'x-request-id': 'trace-query' } });
+      const incoming = logs.find((l) => l.reqId === 'trace-query' && l.msg === 'incoming request');
+      assert.equal(incoming?.req?.url, '/v1/notifications/unsubscribe?token=[redacted]&category=x&access_token=[redacted]&code=[redacted]&state=[redacted]&signature=[redacted]');
+      assert.doesNotMatch(JSON.stringify(logs), /SECRET/);
+    });
   });
 }
 
@@ -173,7 +180,7 @@ async function appWithCapturedLogs(backend: Backend, logs: Array<Record<string, 
     pg = await freshPostgresDatabase();
     env.DATABASE_URL = pg.url;
   }
-  const deps = await createDeps(loadConfig(env), { logger: pino({ level: 'info' }, sink) });
+  const deps = await createDeps(loadConfig(env), { logger: createLogger('info', sink) });
   const app = await buildApp(deps);
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as { port: number };
