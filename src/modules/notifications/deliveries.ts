@@ -7,7 +7,7 @@ import type { Usage } from '../usage/index.ts';
 import type { Preferences, UsersService } from '../users/index.ts';
 import { RetryLater, Undeliverable, type ChannelAdapter } from './channels/channel.ts';
 import { permanentRefusal } from './channels/email.ts';
-import { renderDigest } from './email.ts';
+import { renderDigest, type DigestPeriod } from './email.ts';
 import type { NotificationsRepository } from './repository.ts';
 import type { Channel, NotificationRow, OutboundChannel } from './schema.ts';
 import { lastDigestSlot } from './timing.ts';
@@ -129,7 +129,7 @@ export function createDeliveries(deps: {
         await inTransaction(deps.db, async (tx) => {
           const ids = await repo.claimDigest(tx, userId);
           if (!ids.length) return;
-          await deps.queue.enqueue(DIGEST_QUEUE, { userId, deliveryIds: ids }, { ...DELIVERY_JOB, tx, idempotencyKey: `digest:${userId}:${slot.toISOString()}` });
+          await deps.queue.enqueue(DIGEST_QUEUE, { userId, deliveryIds: ids, period: prefs.notifications.digest }, { ...DELIVERY_JOB, tx, idempotencyKey: `digest:${userId}:${slot.toISOString()}` });
           queued++;
         });
       }
@@ -137,7 +137,7 @@ export function createDeliveries(deps: {
     },
 
     /** The digest email's job: one message listing what was held, with a link that turns notification emails off. */
-    async deliverDigest({ userId, deliveryIds }: { userId: string; deliveryIds: string[] }, ctx: JobContext) {
+    async deliverDigest({ userId, deliveryIds, period }: { userId: string; deliveryIds: string[]; period?: DigestPeriod }, ctx: JobContext) {
       const held = await repo.digestItems(deliveryIds);
       if (!held.length) return { skipped: 'nothing held' };
       // Turned off since it was held (its category's email, or notification emails altogether, as the digest's own
@@ -157,7 +157,8 @@ export function createDeliveries(deps: {
       if (!items.length) return { skipped: 'preference' };
       const { recipient, prefs } = await recipientOf(userId, known);
       const url = deps.unsubscribeUrl(userId, '*');
-      const mail = renderDigest(items.map((i) => outbound(i.notification)), { period: prefs.notifications.digest === 'weekly' ? 'weekly' : 'daily', publicUrl: deps.publicUrl, unsubscribeUrl: url });
+      // The setting that sent it (off: what was held when digests were turned off); a job queued before it was kept, the current one.
+      const mail = renderDigest(items.map((i) => outbound(i.notification)), { period: period ?? prefs.notifications.digest, publicUrl: deps.publicUrl, unsubscribeUrl: url });
       const started = Date.now();
       try {
         await deps.mailer.sendNow({ to: recipient.email, ...mail, headers: { 'List-Unsubscribe': `<${url}>`, 'List-Unsubscribe-Post': 'List-Unsubscribe=One-Click' } });

@@ -71,11 +71,14 @@ export function renderEmail(category: NotificationCategory | undefined, n: Notif
   };
 }
 
+/** The user's digest setting when the digest was made; `off`: what was held when they turned digests off. */
+export type DigestPeriod = 'daily' | 'weekly' | 'off';
+
 /** A digest: what was held, oldest first, as one email (at most 100 listed, the rest counted); path links go under PUBLIC_URL. */
-export function renderDigest(items: NotificationRow[], opts: { period: 'daily' | 'weekly'; publicUrl: string; unsubscribeUrl: string }) {
+export function renderDigest(items: NotificationRow[], opts: { period: DigestPeriod; publicUrl: string; unsubscribeUrl: string }) {
   const shown = items.slice(0, 100).map((n) => ({ ...n, link: n.link && absoluteLink(n.link, opts.publicUrl) }));
   const more = items.length - shown.length;
-  const heading = `Your ${opts.period} digest: ${items.length} notification${items.length === 1 ? '' : 's'}`;
+  const heading = `Your ${opts.period === 'off' ? '' : `${opts.period} `}digest: ${items.length} notification${items.length === 1 ? '' : 's'}`;
   const text =
     `${heading}\n\n` +
     shown.map((n) => `* ${n.title}${n.body ? `\n  ${n.body.replace(/\n/g, '\n  ')}` : ''}${n.link ? `\n  ${n.link}` : ''}`).join('\n\n') +

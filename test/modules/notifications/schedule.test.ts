@@ -115,7 +115,8 @@ for (const backend of backends()) {
       await send({ userId: u.id, title: 'Weekly one' });
       await prefer(u, { digest: 'off' });
       assert.equal(await t.services.notifications.sendDueDigests(), 1);
-      await waitForMails(t, u.email, /digest: 1 notification$/);
+      const [digest] = await waitForMails(t, u.email, /digest: 1 notification$/);
+      assert.equal(digest!.subject, 'Your digest: 1 notification', 'neither daily nor weekly any more');
     });
 
     test('the digest runs on a schedule', async () => {
