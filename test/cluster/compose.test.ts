@@ -20,6 +20,10 @@ test('docker-compose.yml: PostgreSQL, Redis, MinIO, nginx in front of N API inst
   assert.ok(s.api.deploy.replicas >= 2, 'several API instances');
   assert.equal(s.api.depends_on.migrate.condition, 'service_completed_successfully', 'instances start after the migration');
   assert.ok(s.nginx.volumes.some((v: string) => v.startsWith('./deploy/nginx/nginx.conf:')), 'nginx runs the tested config');
+  // nginx waits for an API instance that answers /ready, checked with the image's own Node.
+  assert.equal(s.nginx.depends_on.api.condition, 'service_healthy');
+  assert.deepEqual(s.api.healthcheck.test.slice(0, 3), ['CMD', 'node', '-e']);
+  assert.match(s.api.healthcheck.test[3], /fetch\('http:\/\/127\.0\.0\.1:3000\/ready'\)/);
   assert.match(readFileSync(new URL('deploy/nginx/nginx.conf', root), 'utf8'), /server api:3000/, 'and points it at the api service');
 });
 
