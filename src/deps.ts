@@ -14,7 +14,7 @@ import { outboxMailer, smtpMailer, type Mailer } from './platform/mail/mailer.ts
 import { createLogger, type Logger } from './platform/observability/logger.ts';
 import { createMetrics, type Metrics } from './platform/observability/metrics.ts';
 import { memoryLimiters, redisLimiters, type LimiterFactory } from './platform/ratelimit/limiter.ts';
-import { openRedis } from './platform/redis/redis.ts';
+import { openRedis, reachRedis } from './platform/redis/redis.ts';
 import { memoryStreamBuffer } from './platform/streams/memory-stream-buffer.ts';
 import { redisStreamBuffer } from './platform/streams/redis-stream-buffer.ts';
 import type { StreamBuffer } from './platform/streams/stream-buffer.ts';
@@ -68,6 +68,13 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
   });
   if (opts.migrate !== false) await database.migrate();
   const redis = config.redisUrl ? openRedis(config.redisUrl, logger) : undefined;
+  try {
+    if (redis) await reachRedis(redis, config.redisUrl!);
+  } catch (err) {
+    redis!.disconnect();
+    await database.close();
+    throw err;
+  }
   const streamOpts = { retentionSeconds: config.chat.streamRetentionSeconds, maxLiveSeconds: config.chat.maxStreamSeconds + config.chat.streamRetentionSeconds };
   const streams = redis ? redisStreamBuffer(redis, config.redisPrefix, streamOpts) : memoryStreamBuffer(streamOpts);
   const broadcast = redis ? redisBroadcast(redis, config.redisPrefix, logger) : memoryBroadcast(logger);

@@ -5,7 +5,7 @@ import { after, describe, test } from 'node:test';
 import { createUser } from '../support/factories.ts';
 import { eventually } from '../support/eventually.ts';
 import { timed } from '../support/outage.ts';
-import { freePort } from '../support/process.ts';
+import { freePort, runCli, tempDataDir } from '../support/process.ts';
 import { REDIS_SERVER, startRedisServer, type RedisServer } from '../support/redis.ts';
 import type { ApiResponse, TestApp } from '../support/app.ts';
 import { chatAs, startChat, type ChatFixture } from '../modules/chat/generation-fixture.ts';
@@ -116,5 +116,21 @@ describe('Redis outage [postgres]', { skip }, () => {
     await redis.stop();
     await chat.close();
     chat = undefined;
+  });
+});
+
+describe('Redis down when Parley starts', () => {
+  test('the start stops with a message naming REDIS_URL and the cause, not a stack of MaxRetriesPerRequestError', async () => {
+    const port = await freePort(); // nothing listens there
+    const data = tempDataDir();
+    try {
+      const res = await runCli(['start', '--processes', '1'], { PARLEY_DATA_DIR: data.dir, REDIS_URL: `redis://127.0.0.1:${port}` });
+      assert.equal(res.code, 1, res.stderr);
+      assert.match(res.stderr, new RegExp(`Redis at 127\\.0\\.0\\.1:${port} \\(REDIS_URL\\) cannot be reached \\(connect ECONNREFUSED`));
+      assert.doesNotMatch(res.stderr, /MaxRetriesPerRequest|\n\s+at /);
+      assert.doesNotMatch(res.stdout, /the rest is served without it/, 'no promise of serving without it');
+    } finally {
+      data.remove();
+    }
   });
 });

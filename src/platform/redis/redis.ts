@@ -1,5 +1,5 @@
 import { Redis, ReplyError, type RedisOptions } from 'ioredis';
-import { AppError, DependencyUnavailable } from '../../errors.ts';
+import { AppError, DependencyUnavailable, OperatorError } from '../../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 
 /**
@@ -44,7 +44,8 @@ export function openRedis(url: string, logger?: Logger): Redis {
   const redis = new Redis(url, OPTIONS);
   let down = false;
   redis.on('error', (err: Error) => {
-    if (down) return;
+    // Before it was ever reached, the start waits for it (reachRedis), and says so if it gives up.
+    if (down || !connected.has(redis)) return;
     down = true;
     logger?.warn({ err }, 'Redis is unreachable: what needs it answers 503 dependency_unavailable, the rest is served without it, until it is back');
   });
@@ -69,6 +70,41 @@ export function duplicateRedis(redis: Redis, opts: { blockMs?: number } = {}): R
 }
 
 const connected = new WeakSet<Redis>();
+
+/** How long a start waits for Redis to answer for the first time. */
+const START_WAIT_MS = 10_000;
+
+/**
+ * Waits for a new connection's first ready: Parley does not start without the Redis it was configured with (its
+ * bus, queues and limits are there). One that cannot be reached stops the start with a message naming it,
+ * where its commands would have failed one by one with ioredis' MaxRetriesPerRequestError.
+ */
+export async function reachRedis(redis: Redis, url: string, withinMs = START_WAIT_MS): Promise<void> {
+  if (redis.status === 'ready') return;
+  let last: Error | undefined;
+  const onError = (err: Error) => (last = err);
+  redis.on('error', onError);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        redis.off('ready', ready);
+        reject(
+          new OperatorError(
+            `Redis at ${new URL(url).host} (REDIS_URL) cannot be reached${last ? ` (${last.message})` : ''}: Parley waits ${withinMs / 1000} s for it at start. ` +
+              'Start Redis, or unset REDIS_URL to run without it.',
+          ),
+        );
+      }, withinMs);
+      const ready = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      redis.once('ready', ready);
+    });
+  } finally {
+    redis.off('error', onError);
+  }
+}
 
 function failFast(redis: Redis): Redis {
   redis.once('ready', () => {
