@@ -76,7 +76,7 @@ export const notificationsModule = defineModule({
         settings: config.notifications,
         categories: notificationCategories,
         // Each outbound channel is a port (channels/channel.ts) with its adapter; email is always there.
-        channels: [emailChannel({ mailer: deps.mailer, publicUrl: config.publicUrl }), ...(webPush ? [webPush.channel] : []), ...(sms ? [sms.adapter] : []), slack.adapter],
+        channels: [emailChannel({ mailer: deps.mailer, publicUrl: config.publicUrl, verifiedOnly: config.auth.requireEmailVerification, users: services.users }), ...(webPush ? [webPush.channel] : []), ...(sms ? [sms.adapter] : []), slack.adapter],
         publicUrl: config.publicUrl,
         broadcast: deps.broadcast,
         logger: deps.logger,

@@ -223,6 +223,37 @@ const row = (fields: Partial<NotificationRow>): NotificationRow => ({
 });
 const links = { publicUrl: 'https://parley.example/app', unsubscribeUrl: 'https://parley.example/app/v1/notifications/unsubscribe?token=t' };
 
+for (const backend of backends()) {
+  describe(`notification emails where sign-in needs a verified address [${backend}]`, () => {
+    let t: TestApp;
+    let smtp: Awaited<ReturnType<typeof startSmtp>>;
+    before(async () => {
+      smtp = await startSmtp();
+      t = await startApp({ backend, env: { SMTP_URL: smtp.url, REQUIRE_EMAIL_VERIFICATION: 'true' } });
+    });
+    after(async () => {
+      await t.close();
+      await smtp.close();
+    });
+
+    test("an address not yet verified gets no notification email (whoever signed up with it may not own it); once verified, it does", async () => {
+      // Anyone can sign up with anyone's address: the account exists, unverified (403 email_not_verified).
+      const email = uniqueEmail('unverified');
+      const signUp = await t.api('POST', '/v1/auth/register', { body: { email, password: 'correct horse battery staple' } });
+      assert.equal(signUp.status, 403, signUp.text);
+      const user = (await t.services.users.byEmail(email))!;
+      const before = await t.services.notifications.send({ userId: user.id, category: 'system.message', title: 'You won $1000: claim at https://evil.test' });
+      assert.deepEqual([before.channels.email?.status, before.channels.email?.reason], ['suppressed', 'unreachable: email address not verified']);
+      assert.equal(before.channels.inApp?.status, 'sent');
+      await t.services.users.markEmailVerified(user.id);
+      const after = await t.services.notifications.send({ userId: user.id, category: 'system.message', title: 'Verified now' });
+      assert.equal(after.channels.email?.status, 'queued');
+      await eventually(() => assert.equal(smtp.to(email).filter((m) => m.message.includes('Verified now')).length, 1), 10_000);
+      assert.equal(smtp.to(email).filter((m) => m.message.includes('evil.test')).length, 0);
+    });
+  });
+}
+
 test("a path link is emailed under PUBLIC_URL (HTML and text, a category's {{link}} and a digest too); a URL as given", () => {
   const mail = renderEmail(undefined, row({ link: '/documents/d1' }), links);
   assert.match(mail.html ?? '', /<a href="https:\/\/parley\.example\/app\/documents\/d1"/);

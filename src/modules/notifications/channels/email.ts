@@ -1,17 +1,27 @@
 import type { Mailer } from '../../../platform/mail/mailer.ts';
+import type { UsersService } from '../../users/index.ts';
 import { renderEmail } from '../email.ts';
 import { Undeliverable, type ChannelAdapter } from './channel.ts';
 
 /**
- * Email through the mailer, with RFC 8058 one-click unsubscribe. Everyone has an address. Sent within the
+ * Email through the mailer, with RFC 8058 one-click unsubscribe. Everyone has an address (verified, where sign-in needs it). Sent within the
  * delivery's own job (no second queue), so `sent` means the SMTP server took it; a permanent refusal
  * (5xx: no such mailbox) fails the delivery at once, a temporary one (4xx, a connection error) is retried.
  */
-export function emailChannel(deps: { mailer: Mailer; publicUrl: string }): ChannelAdapter {
+export function emailChannel(deps: {
+  mailer: Mailer;
+  publicUrl: string;
+  /** With REQUIRE_EMAIL_VERIFICATION, an address not verified gets no notification: whoever signed up with it may not own it. */
+  verifiedOnly: boolean;
+  users: Pick<UsersService, 'byId'>;
+}): ChannelAdapter {
   return {
     channel: 'email',
     concurrency: 4,
-    unreachable: async () => null,
+    async unreachable(userId) {
+      if (!deps.verifiedOnly) return null;
+      return (await deps.users.byId(userId))?.emailVerifiedAt ? null : 'email address not verified';
+    },
     async deliver({ notification, category, recipient, unsubscribeUrl }) {
       const mail = renderEmail(category, notification, { publicUrl: deps.publicUrl, unsubscribeUrl }, recipient.locale);
       try {
