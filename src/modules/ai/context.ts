@@ -47,11 +47,18 @@ export function buildContext(input: ContextInput): ChatMessage[] {
   return [...system, ...kept.flat()];
 }
 
-/** Turns start at each user message; anything before the first user message is a turn of its own. */
+/**
+ * Turns start at each user message. What comes before the first user message
+ * is the end of a turn cut where the history was read (a reply, or a tool
+ * result whose call was left behind): it is dropped, never sent without its
+ * question. Only a history with no user message at all is sent as one turn.
+ */
 function splitTurns(history: ChatMessage[]): ChatMessage[][] {
+  const first = history.findIndex((m) => m.role === 'user');
+  if (first < 0) return history.length ? [history] : [];
   const turns: ChatMessage[][] = [];
-  for (const m of history) {
-    if (m.role === 'user' || turns.length === 0) turns.push([m]);
+  for (const m of history.slice(first)) {
+    if (m.role === 'user') turns.push([m]);
     else turns.at(-1)!.push(m);
   }
   return turns;

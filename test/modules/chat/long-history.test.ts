@@ -158,5 +158,35 @@ for (const backend of backends()) {
       assert.ok(!got.some((x: { role: string }) => x.role === 'tool'), 'the cut tool round is not sent');
       assert.equal(got[0].content, 'short 0');
     });
+
+    test('a turn whose stored count overstates it is cut before its tool result: the result is never sent without its call', async () => {
+      const m = f.t.services.messages;
+      const chat = chatAs(f.t, u);
+      const c = await chat.conversation();
+      const q = await m.appendUserMessage(u.id, c, { content: 'first question' });
+      const a = await m.createAssistantPlaceholder(c, { parentId: q.id });
+      const metrics = { provider: 'openai', model: 'tiny', tokensIn: 1, tokensOut: 1, costMicros: null, latencyMs: 1, ttftMs: 1, finishReason: 'tool_calls' };
+      // Few tokens (a run of spaces), but 8,000 bytes: estimated at 2,000 tokens, past the window, by a row stored before counts were.
+      const result = `${' '.repeat(8000)}RESULT`;
+      const [, toolRow] = await m.appendToolStep(c, a.id, {
+        text: '',
+        calls: [{ type: 'tool_call', id: 'c1', name: 'lookup', arguments: '{}' }],
+        results: [{ type: 'tool_result', callId: 'c1', name: 'lookup', arguments: '{}', status: 'ok', result, error: null, durationMs: 1 }],
+        metrics,
+      });
+      await m.completeAssistant(a.id, { ...metrics, text: 'found it', finishReason: 'stop' });
+      await f.t.deps.db.update(messages).set({ tokens: null }).where(eq(messages.id, toolRow!.id));
+
+      const res = await chat.send(c, { content: 'second question' });
+      assert.equal(res.status, 201, res.text);
+      const body = answerRequests(f.openai).at(-1)!.body;
+      for (const [i, x] of body.messages.entries()) {
+        if (x.role !== 'tool') continue;
+        const calls = body.messages.slice(0, i).flatMap((y: { tool_calls?: Array<{ id: string }> }) => y.tool_calls ?? []);
+        assert.ok(calls.some((call: { id: string }) => call.id === x.tool_call_id), `tool result ${x.tool_call_id} is sent after its call`);
+      }
+      assert.equal(body.messages[0].role, 'user', 'what is sent starts with a question');
+      assert.equal(body.messages.at(-1).content, 'second question');
+    });
   });
 }
