@@ -1,7 +1,7 @@
 import { AppError, ValidationError } from '../../errors.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import { StreamEnded, type StreamBuffer } from '../../platform/streams/stream-buffer.ts';
-import { buildContext, DEFAULT_CONTEXT_WINDOW } from '../ai/index.ts';
+import { buildContext, countMessageTokens, DEFAULT_CONTEXT_WINDOW } from '../ai/index.ts';
 import type { Ai, ChatMessage, ChatRequest } from '../ai/index.ts';
 import { groundingPrompt, type Grounding, type Source } from '../knowledge/index.ts';
 import type { GenerationSettings, Projects } from '../projects/index.ts';
@@ -156,7 +156,7 @@ export function createGeneration(d: GenerationDeps) {
     const { conversation, settings, chain } = p;
     const meter = { userId, role: caller.role, apiKeyId: caller.apiKeyId ?? null, projectId: conversation.projectId, conversationId: conversation.id };
     const sources = await sourcesFor(userId, p, branch, caller);
-    const messages = await contextFor(userId, chain[0]!, settings, branch, sources);
+    const { messages, fit } = await contextFor(userId, chain[0]!, settings, branch, sources);
     const request: ChatRequest = {
       // With images, only the links that can see them (a 400 now if the first cannot).
       chain: d.ai.chainFor(chain, messages),
@@ -167,7 +167,7 @@ export function createGeneration(d: GenerationDeps) {
     };
     const citations = sources.map(({ text: _text, ...citation }) => citation);
     const tools = await toolsFor(userId, p, caller);
-    return { request, meter, sources, citations, tools, admitted: await d.ai.admit({ ...request, tools: tools?.definitions }) };
+    return { request, fit, meter, sources, citations, tools, admitted: await d.ai.admit({ ...request, tools: tools?.definitions }) };
   }
 
   /** What the turn may call: the project's tools and those its (and the user's) MCP servers offer; undefined for none. */
@@ -230,6 +230,7 @@ export function createGeneration(d: GenerationDeps) {
         created: { type: 'message.created', conversationId: conversation.id, userMessageId: userMessage.id, assistantMessageId: assistant.id },
         citations: prepared.citations.length ? { type: 'citations', citations: prepared.citations } : undefined,
         request: { ...prepared.request, meter: { ...meter, source: 'chat', messageId: assistant.id }, admitted },
+        fit: prepared.fit,
         tools: prepared.tools && { ...prepared.tools, stepsTaken: 0 },
         checkOutput: outputCheck(userId, conversation.projectId, conversation.id, assistant.id, meter),
         onComplete: (answer) => {
@@ -260,13 +261,23 @@ export function createGeneration(d: GenerationDeps) {
     }
   }
 
-  /** The branch as the model sees it (files included), with its sources after the system prompt, fitted to its window. */
-  async function contextFor(userId: string, modelId: string, settings: GenerationSettings | undefined, branch: Turn[], sources: Source[]): Promise<ChatMessage[]> {
+  /**
+   * The branch as the model sees it (files included), with its sources after the system prompt, fitted to its window;
+   * and `fit`, which fits the turn again as its tool rounds grow it (see RunJob.fit).
+   */
+  async function contextFor(userId: string, modelId: string, settings: GenerationSettings | undefined, branch: Turn[], sources: Source[]) {
     const info = d.ai.model(modelId)!;
     const replyBudget = replyBudgetOf(info, settings);
     const { history, counted } = await d.attachments.toChatMessages(userId, branch, info, replyBudget);
     const system = [settings?.systemPrompt, sources.length ? groundingPrompt(sources) : undefined].filter(Boolean).join('\n\n') || undefined;
-    return buildContext({ model: info, system, history, replyBudget, counted });
+    const fit = (messages: ChatMessage[]): ChatMessage[] => {
+      // The system message the first fit put first is given again as the system prompt, not kept as history.
+      const rest = messages[0]?.role === 'system' ? messages.slice(1) : messages;
+      // Each message is counted once per turn: the steps' calls and results too, however many steps follow.
+      for (const m of rest) if (!counted.has(m)) counted.set(m, countMessageTokens(info.model, m));
+      return buildContext({ model: info, system, history: rest, replyBudget, counted });
+    };
+    return { messages: buildContext({ model: info, system, history, replyBudget, counted }), fit };
   }
 
   /**
@@ -336,6 +347,7 @@ export function createGeneration(d: GenerationDeps) {
         conversationId,
         assistantId: answer.id,
         request: { ...prepared.request, meter: { ...meter, source: 'chat', messageId: answer.id }, admitted },
+        fit: prepared.fit,
         tools: { ...prepared.tools, stepsTaken, decided },
         checkOutput: outputCheck(userId, p.conversation.projectId, conversationId, answer.id, caller),
         onComplete: () => settled({ userId, conversationId, messageId: answer.id }),
@@ -388,7 +400,8 @@ export function createGeneration(d: GenerationDeps) {
       if (userMessage.parentId !== parentId) {
         // Another message became the leaf meanwhile: answer the branch as stored, on the reservation already made.
         const branch = await d.messages.historyFor(conversationId, userMessage.id, { tokens: p.within });
-        prepared = { ...prepared, request: { ...prepared.request, messages: await contextFor(userId, p.chain[0]!, p.settings, branch, prepared.sources) } };
+        const { messages, fit } = await contextFor(userId, p.chain[0]!, p.settings, branch, prepared.sources);
+        prepared = { ...prepared, fit, request: { ...prepared.request, messages } };
       }
       return launch(userId, p, userMessage, assistant, prepared);
     },

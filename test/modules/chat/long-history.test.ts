@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { eq, sql } from 'drizzle-orm';
 import { buildContext } from '../../../src/modules/ai/context.ts';
-import { countMessageTokens } from '../../../src/modules/ai/tokens.ts';
+import { countMessageTokens, countPromptTokens } from '../../../src/modules/ai/tokens.ts';
 import type { ChatMessage } from '../../../src/modules/ai/types.ts';
 import { messages } from '../../../src/modules/chat/schema.ts';
 import { backends } from '../../support/app.ts';
@@ -157,6 +157,41 @@ for (const backend of backends()) {
       assert.deepEqual(got, expected([...history, { role: 'user', content: 'and now?' }]));
       assert.ok(!got.some((x: { role: string }) => x.role === 'tool'), 'the cut tool round is not sent');
       assert.equal(got[0].content, 'short 0');
+    });
+
+    test("a turn's tool rounds are fitted to the window step by step: older turns leave, the turn's own calls and results stay", async () => {
+      const m = f.t.services.messages;
+      const project = await f.t.api('POST', '/v1/projects', { token: u.accessToken, body: { name: 'Clock', tools: ['current_time'], maxToolSteps: 10 } });
+      assert.equal(project.status, 201, project.text);
+      const c = await chatAs(f.t, u).conversation({ title: 'Clock', projectId: project.body.id });
+      // An old turn of about 1,610 tokens: the new turn starts with under 200 tokens of room.
+      const q = await m.appendUserMessage(u.id, c, { content: text('oldq', 800) });
+      const a = await m.createAssistantPlaceholder(c, { parentId: q.id });
+      await m.completeAssistant(a.id, { text: text('olda', 800), provider: 'openai', model: 'tiny', tokensIn: 1, tokensOut: 1, costMicros: null, latencyMs: 1, ttftMs: 1, finishReason: 'stop' });
+      const ask = { toolCalls: [{ name: 'current_time', arguments: '{"timeZone":"Europe/Paris"}' }] };
+      f.openai.script(ask, ask, ask, ask, ask, ask, { reply: 'Half past.' });
+
+      const res = await chatAs(f.t, u).send(c, { content: 'What time is it, six times over?' });
+      assert.equal(res.status, 201, res.text);
+      const requests: ChatMessage[][] = answerRequests(f.openai).map((r) =>
+        r.body.messages.map((x: any): ChatMessage => ({
+          role: x.role,
+          content: typeof x.content === 'string' ? x.content : '',
+          ...(x.tool_calls ? { toolCalls: x.tool_calls.map((call: any) => ({ id: call.id, name: call.function.name, arguments: call.function.arguments })) } : {}),
+          ...(x.tool_call_id ? { toolCallId: x.tool_call_id } : {}),
+        })),
+      );
+      assert.equal(requests.length, 7);
+      for (const [i, sentNow] of requests.entries()) {
+        const prompt = countPromptTokens('tiny', sentNow);
+        assert.ok(prompt <= WINDOW - REPLY, `step ${i + 1}: a prompt of ${prompt} tokens leaves the reply less than ${REPLY}`);
+      }
+      const hasOld = (sentNow: ChatMessage[]) => sentNow.some((x) => x.content.startsWith('oldq'));
+      assert.ok(hasOld(requests[0]!), 'the old turn is sent while it fits');
+      const last = requests.at(-1)!;
+      assert.ok(!hasOld(last), 'the old turn leaves once the tool rounds need its room');
+      assert.equal(last[0]!.content, 'What time is it, six times over?');
+      assert.deepEqual(last.map((x) => x.role), ['user', ...Array(6).fill(['assistant', 'tool']).flat()]);
     });
 
     test('a turn whose stored count overstates it is cut before its tool result: the result is never sent without its call', async () => {
