@@ -12,7 +12,7 @@ export const postMessageBody = z
       .uuid()
       .nullable()
       .optional()
-      .describe("The message this one follows; default: the conversation's current leaf. To edit a message, send its parent (null for the first message): the edit starts a new branch"),
+      .describe("The message this one follows; default: the conversation's current leaf. To edit a message, send its parent (null for the first message): the edit starts a new branch. Not a message of a tool step (400 `parent_in_tool_step`)"),
     model: answerModel,
   })
   .strict();

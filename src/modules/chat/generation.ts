@@ -366,6 +366,18 @@ export function createGeneration(d: GenerationDeps) {
     }
   }
 
+  /**
+   * A question may follow any message but those of a tool step: below the model's calls, or below one of
+   * their results, the model would be sent calls without (all) their results, which providers refuse.
+   */
+  function assertAskable(parent: MessageView) {
+    if (parent.role !== 'tool' && !parent.content.some((p) => p.type === 'tool_call')) return;
+    throw ValidationError(
+      "A message cannot follow a tool step (a model's tool calls or their results): post it under the answer that ends the step's turn, or edit under the question",
+      'parent_in_tool_step',
+    );
+  }
+
   async function assistantOf(userId: string, conversationId: string, messageId: string): Promise<MessageView> {
     const message = await d.messages.get(userId, conversationId, messageId);
     if (message.role !== 'assistant') throw ValidationError('Only assistant messages are generated', 'not_an_answer');
@@ -380,7 +392,7 @@ export function createGeneration(d: GenerationDeps) {
         throw ValidationError(`A message may hold at most ${d.limits.maxMessageChars} characters`, 'message_too_long');
       }
       // The parent first: a message that is not there is a 404 whatever the model settings say.
-      if (input.parentId) await d.messages.get(userId, conversationId, input.parentId);
+      if (input.parentId) assertAskable(await d.messages.get(userId, conversationId, input.parentId));
       const p = await plan(userId, conversationId, input.model);
       // Flagged (422 content_flagged) before anything is written or any model is called.
       await d.safety.checkInput({ userId, projectId: p.conversation.projectId, apiKeyId: caller.apiKeyId ?? null, conversationId }, text);

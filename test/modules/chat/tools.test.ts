@@ -324,6 +324,37 @@ for (const backend of backends()) {
       assert.equal(answerRequests(f.openai).filter((r) => JSON.stringify(r.body.messages).includes('Spin')).length, 1, 'the model is not called again');
     });
 
+    test('a question under a tool step (its calls, or one of their results) is refused: the model would get calls without their results', async () => {
+      const u = await createUser(f.t);
+      const chat = chatAs(f.t, u);
+      const c = await projectConversation(f, u, { tools: ['current_time'] });
+      f.openai.script(
+        {
+          toolCalls: [
+            { id: 'one', name: 'current_time', arguments: '{}' },
+            { id: 'two', name: 'current_time', arguments: '{"timeZone":"UTC"}' },
+          ],
+        },
+        { reply: 'Noon.' },
+      );
+      assert.equal((await chat.send(c, { content: 'When?' })).status, 201);
+      const before = (await chat.branch(c)).data;
+      assert.deepEqual(before.map((m: any) => m.role), ['user', 'assistant', 'tool', 'tool', 'assistant']);
+      const requests = answerRequests(f.openai).length;
+      for (const parent of before.slice(1, 4)) {
+        const res = await chat.send(c, { content: 'And now?', parentId: parent.id });
+        assert.equal(res.status, 400, `under a ${parent.role} message of the step: ${res.text}`);
+        assert.equal(res.body.code, 'parent_in_tool_step');
+      }
+      assert.equal(answerRequests(f.openai).length, requests, 'no model is called');
+      assert.deepEqual((await chat.branch(c)).data.map((m: any) => m.id), before.map((m: any) => m.id), 'nothing is stored');
+
+      // Under the answer that ends the step's turn, or beside the question (an edit), it goes on.
+      f.openai.script({ reply: 'Still noon.' }, { reply: 'Edited.' });
+      assert.equal((await chat.send(c, { content: 'And now?', parentId: before[4].id })).status, 201);
+      assert.equal((await chat.send(c, { content: 'When, exactly?', parentId: null })).status, 201);
+    });
+
     test('regenerating a tool answer answers the question again; a conversation without tools offers none', async () => {
       const u = await createUser(f.t);
       const chat = chatAs(f.t, u);
