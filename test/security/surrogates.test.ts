@@ -73,6 +73,18 @@ for (const backend of backends()) {
       assert.deepEqual(stored.map((m: { content: Array<{ text: string }> }) => m.content[0]!.text).slice(-2), [expected, 'again \uFFFD and 😀']);
     });
 
+    test('a first exchange cut for its title request is cut between characters: the provider never gets half a pair', async () => {
+      const c = await chatAs(f.t, u).conversation({});
+      const before = f.openai.requests.length;
+      f.openai.script({ reply: 'ok' }, { reply: 'Smileys' });
+      await chatAs(f.t, u).send(c, { content: `a${'😀'.repeat(1_500)}` });
+      await f.t.services.generation.idle();
+      const sent = f.openai.requests.slice(before).map((r) => JSON.stringify(r.body));
+      assert.equal(sent.length, 2, 'the answer and the title');
+      for (const body of sent) assert.doesNotMatch(body, /\\ud83d(?!\\ude00)/i, 'no lone high surrogate');
+      assert.ok(f.openai.requests.slice(before).every((r) => JSON.stringify(r.body.messages).isWellFormed()));
+    });
+
     test("an upstream error whose message holds one (here, cut inside a pair) is stored as the message's failure", async () => {
       f.openai.script({ status: 400, errorMessage: `${'a'.repeat(299)}😀 and more` });
       const res = await f.t.api('POST', `/v1/conversations/${conversationId}/messages`, { token: u.accessToken, body: { content: 'Fail' } });

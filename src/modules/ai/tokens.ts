@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { clip } from '../../platform/text.ts';
 import type { ChatMessage } from './types.ts';
 
 type Encoding = typeof import('gpt-tokenizer');
@@ -63,26 +64,52 @@ export function countTextTokens(model: string, text: string): number {
 }
 
 /**
- * The first `maxTokens` tokens of a text, and how many it had: a file's text
- * cut to the room it has in a prompt.
+ * The text that the first `maxTokens` tokens of a text hold (a file's text cut to the room it has in a
+ * prompt), how many those are, and how many the whole had. Cut in the text itself, at a character: decoding
+ * the kept tokens would not give it back (a token may end inside a character, and the tokenizer's decode
+ * then writes U+FFFD, as it does for some runs of characters whole).
  */
 export function truncateTokens(model: string, text: string, maxTokens: number): { text: string; tokens: number; total: number } {
-  const { encode, decode, countTokens } = encoding(model);
-  const kept = Math.max(0, maxTokens);
-  const tokens: number[] = [];
+  const { countTokens } = encoding(model);
+  const room = Math.max(0, maxTokens);
+  let kept = 0;
   let total = 0;
+  let end = 0;
+  let offset = 0;
+  let cut = false;
   for (const piece of textPieces(text)) {
-    // Past the cut, the rest is only counted.
-    if (tokens.length > kept) {
-      total += countTokens(piece, PLAIN);
-      continue;
+    const n = countTokens(piece, PLAIN);
+    total += n;
+    if (!cut && kept + n <= room) {
+      kept += n;
+      end = offset + piece.length;
+    } else if (!cut) {
+      const prefix = prefixWithin(piece, room - kept, countTokens);
+      kept += prefix.tokens;
+      end = offset + prefix.chars;
+      cut = true;
     }
-    const encoded = encode(piece, PLAIN);
-    total += encoded.length;
-    for (const t of encoded) tokens.push(t);
+    offset += piece.length;
   }
   if (total <= maxTokens) return { text, tokens: total, total };
-  return { text: decode(tokens.slice(0, kept)), tokens: kept, total };
+  return { text: text.slice(0, end), tokens: kept, total };
+}
+
+/** The longest start of `piece` (never ending inside a surrogate pair: clip) that counts `room` tokens or fewer, by halving. */
+function prefixWithin(piece: string, room: number, countTokens: Encoding['countTokens']): { chars: number; tokens: number } {
+  let best = { chars: 0, tokens: 0 };
+  let low = 1;
+  let high = piece.length;
+  while (low <= high) {
+    const mid = (low + high) >>> 1;
+    const start = clip(piece, mid);
+    const tokens = countTokens(start, PLAIN);
+    if (tokens <= room) {
+      if (start.length > best.chars) best = { chars: start.length, tokens };
+      low = mid + 1;
+    } else high = mid - 1;
+  }
+  return best;
 }
 
 /** What one image is counted as before the provider reports usage: about what OpenAI and Anthropic charge for a mid-sized image. */

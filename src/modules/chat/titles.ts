@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { AppError } from '../../errors.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { JobHandler } from '../../platform/queue/queue.ts';
+import { clip } from '../../platform/text.ts';
 import type { JobDefinition } from '../module.ts';
 import type { Jobs } from '../jobs/index.ts';
 import type { Ai, MeterContext } from '../ai/index.ts';
@@ -21,7 +22,7 @@ export function cleanTitle(raw: string): string | undefined {
   let title = raw.trim().split('\n')[0]!.replace(/[\u0000-\u001f\u007f\s]+/g, ' ').trim();
   title = title.replace(/^(title|titre)\s*:\s*/i, '').replace(/^["'\u201C\u201D\u2018\u2019*#\s]+|["'\u201C\u201D\u2018\u2019*\s]+$/g, '').replace(/[.\u3002!]+$/, '').trim();
   if (!title) return undefined;
-  return title.length > TITLE_CHARS ? `${title.slice(0, TITLE_CHARS - 1).trimEnd()}…` : title;
+  return title.length > TITLE_CHARS ? `${clip(title, TITLE_CHARS - 1).trimEnd()}…` : title;
 }
 
 export const TITLE_QUEUE = 'chat.title';
@@ -48,7 +49,7 @@ export function createTitles(d: { ai: Pick<Ai, 'streamChat'>; conversations: Pic
 
   async function generate(job: TitleJob, signal: AbortSignal): Promise<string | undefined> {
     let raw = '';
-    const exchange = `User: ${job.question.slice(0, EXCERPT_CHARS)}\n\nAssistant: ${job.answer.slice(0, EXCERPT_CHARS)}`;
+    const exchange = `User: ${clip(job.question, EXCERPT_CHARS)}\n\nAssistant: ${clip(job.answer, EXCERPT_CHARS)}`;
     const stream = d.ai.streamChat({
       chain: job.chain,
       messages: [

@@ -1,3 +1,4 @@
+import { clip } from '../../platform/text.ts';
 import type { KnowledgeRepository } from './repository.ts';
 import type { KnowledgeSearch } from './search.ts';
 
@@ -65,7 +66,7 @@ export function createGrounding(d: { repo: KnowledgeRepository; search: Pick<Kno
      * is of use outside a project too. Best first, each with its text.
      */
     async find(userId: string, input: { query: string; limit: number; projectId: string | null; conversationId: string | null; apiKeyId?: string | null }): Promise<Found> {
-      const q = input.query.trim().slice(0, 2000);
+      const q = clip(input.query.trim(), 2000);
       if (!q) return { scope: 'all', passages: [] };
       const collectionIds = input.projectId || input.conversationId ? await d.repo.groundingCollections(userId, input.projectId, input.conversationId) : [];
       const scope = collectionIds.length ? 'collections' : 'all';
@@ -91,7 +92,7 @@ export function createGrounding(d: { repo: KnowledgeRepository; search: Pick<Kno
       userId: string,
       input: { projectId: string | null; conversationId: string; question: string; budgetTokens: number; apiKeyId?: string | null },
     ): Promise<Source[]> {
-      const question = input.question.trim().slice(0, 2000);
+      const question = clip(input.question.trim(), 2000);
       if (!question || input.budgetTokens <= 0) return [];
       const collectionIds = await d.repo.groundingCollections(userId, input.projectId, input.conversationId);
       if (!collectionIds.length) return [];

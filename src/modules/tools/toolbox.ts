@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Ajv, type CodeOptions, type ValidateFunction } from 'ajv';
 import type { Logger } from '../../platform/observability/logger.ts';
+import { clip } from '../../platform/text.ts';
 import { ToolError, type Tool, type ToolRunContext, type ToolScope, type ToolSource } from './tool.ts';
 
 export interface ToolboxSettings {
@@ -110,7 +111,7 @@ export function createToolbox(d: { sources: () => ToolSource[]; settings: Toolbo
       try {
         args = argumentsText.trim() ? JSON.parse(argumentsText) : {};
       } catch {
-        return { outcome: failed('invalid_arguments', `The arguments are not valid JSON: ${argumentsText.slice(0, 200)}`, now) };
+        return { outcome: failed('invalid_arguments', `The arguments are not valid JSON: ${clip(argumentsText, 200)}`, now) };
       }
       if (typeof args !== 'object' || args === null || Array.isArray(args)) return { outcome: failed('invalid_arguments', 'The arguments must be a JSON object', now) };
       const validate = validatorOf(tool);
@@ -136,7 +137,7 @@ export function createToolbox(d: { sources: () => ToolSource[]; settings: Toolbo
           tool.run(args, { ...ctx, signal }).then(resolve, reject).finally(() => signal.removeEventListener('abort', abort));
         });
         const text = typeof result === 'string' ? result : (JSON.stringify(result) ?? 'null');
-        const content = text.length > d.settings.maxResultChars ? `${text.slice(0, d.settings.maxResultChars)}\n[result cut: ${text.length} characters, the first ${d.settings.maxResultChars} shown]` : text;
+        const content = text.length > d.settings.maxResultChars ? `${clip(text, d.settings.maxResultChars)}\n[result cut: ${text.length} characters, the first ${d.settings.maxResultChars} shown]` : text;
         return { ok: true, content, durationMs: Date.now() - startedAt };
       } catch (err) {
         if (ctx.signal.aborted) return failed('cancelled', 'The turn was stopped while the tool ran', startedAt);

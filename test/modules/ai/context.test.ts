@@ -39,9 +39,25 @@ describe('token counting', () => {
     assert.equal(countTextTokens('gpt-4o-mini', lines), o200kCount(lines, { disallowedSpecial: new Set() }));
     assert.equal(countTextTokens('gpt-4', lines), cl100kCount(lines, { disallowedSpecial: new Set() }));
     const cut = truncateTokens('gpt-4o-mini', text, 5_000);
-    assert.equal(cut.tokens, 5_000);
+    assert.ok(cut.tokens <= 5_000 && cut.tokens >= 4_995, String(cut.tokens));
+    assert.equal(cut.tokens, countTextTokens('gpt-4o-mini', cut.text));
     assert.equal(cut.total, countTextTokens('gpt-4o-mini', text));
-    assert.ok(text.startsWith(cut.text.slice(0, -4)) && cut.text.length < text.length);
+    assert.ok(text.startsWith(cut.text) && cut.text.length < text.length);
+  });
+
+  test("a cut text is the text's own start, character for character: never the tokenizer's decoding, which writes U+FFFD for some runs", () => {
+    // 𝒳 is three tokens: a cut after 1,001 ends inside one, whose bytes the tokenizer's decoder then held over into the next text it decoded.
+    for (const [model, text, room] of [
+      ['gpt-4o-mini', '𝒳'.repeat(3_000), 1_001],
+      ['gpt-4o-mini', 'Au café ☕ on parle. '.repeat(900), 1_000],
+      ['gpt-4', 'x𝒳 café ☕ 𝒳 '.repeat(2_000), 1_001],
+      ['gpt-4o-mini', '😀'.repeat(9_000), 1_000],
+    ] as const) {
+      const cut = truncateTokens(model, text, room);
+      assert.ok(text.startsWith(cut.text), `${model}: a prefix`);
+      assert.ok(cut.text.isWellFormed() && !cut.text.includes('\uFFFD'), `${model}: ${JSON.stringify(cut.text.slice(0, 40))}`);
+      assert.ok(cut.tokens <= room && cut.tokens > room - 10, `${model}: ${cut.tokens} tokens`);
+    }
   });
 
   test('a long stretch with no word boundary (one letter repeated, emoji) is cut into bounded pieces: counted, never split mid-character', () => {
@@ -49,7 +65,8 @@ describe('token counting', () => {
     const run = 'x'.repeat(2_000_000);
     const n = countTextTokens('gpt-4o-mini', run);
     assert.ok(n > 2_000_000 / 16 && n < 2_000_000, String(n));
-    assert.equal(truncateTokens('gpt-4o-mini', run, 100).tokens, 100);
+    const cutRun = truncateTokens('gpt-4o-mini', run, 100);
+    assert.ok(cutRun.tokens <= 100 && cutRun.tokens >= 99 && run.startsWith(cutRun.text), String(cutRun.tokens));
     const emoji = '😀'.repeat(50_000);
     const pieces = [...textPieces(emoji)];
     assert.ok(pieces.every((p) => p.length <= PIECE_CHARS && p.isWellFormed()));

@@ -13,3 +13,9 @@ test('titles from the model are cleaned: one line, no quotes, label or final per
   const long = cleanTitle('word '.repeat(40))!;
   assert.ok(long.length <= 80 && long.endsWith('…'), long);
 });
+
+test('a title cut to length never ends inside a surrogate pair', () => {
+  const title = cleanTitle('😀'.repeat(100))!;
+  assert.ok(title.isWellFormed(), JSON.stringify(title.slice(-3)));
+  assert.ok(title.endsWith('😀…') && title.length <= 80, title);
+});
