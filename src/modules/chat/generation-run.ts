@@ -245,7 +245,10 @@ async function execute(d: RunDeps, job: RunJob, signal: AbortSignal, stopped: ()
     if (outcome) await append(outcome);
     if (message.status !== 'streaming') announceFinished(d, job, message);
   } catch (err) {
-    if (err instanceof AppError && err.status === 404) await endDeleted(d, job, append, { provider: current?.provider ?? null, model: current?.model ?? null, latencyMs: Date.now() - startedAt }).catch((e) => log.warn({ err: e }, 'could not end the stream of a deleted answer'));
+    if (err instanceof AppError && err.status === 404) {
+      const answer = { userId: job.userId, conversationId: job.conversationId, projectId: job.request.meter?.projectId ?? null, messageId: id };
+      await endDeleted(d, answer, { provider: current?.provider ?? null, model: current?.model ?? null, latencyMs: Date.now() - startedAt }).catch((e) => log.warn({ err: e }, 'could not end the stream of a deleted answer'));
+    }
     else {
       log.warn({ err }, 'could not stream the outcome of a generation');
       // The stream still ends with how it went, so a client is not left waiting for an end that never comes.
@@ -348,15 +351,22 @@ function announceStarted(d: RunDeps, job: RunJob, current: { provider: string; m
   d.announce('message.stream.started', { userId: job.userId, conversationId: job.conversationId, messageId: job.assistantId, provider: current?.provider ?? null, model: current?.model ?? null });
 }
 
-/** The conversation went while its answer was written: followers get a terminal error, sockets the stream's end. */
-async function endDeleted(d: RunDeps, job: RunJob, append: (e: GenerationEvent) => Promise<unknown>, at: { provider: string | null; model: string | null; latencyMs: number }) {
+/**
+ * The conversation went while its answer was written (or paused for approvals): followers get a terminal
+ * error, sockets the stream's end. The caller ends the stream after.
+ */
+export async function endDeleted(
+  d: Pick<RunDeps, 'streams' | 'announce'>,
+  answer: { userId: string; conversationId: string; projectId: string | null; messageId: string },
+  at: { provider: string | null; model: string | null; latencyMs: number | null },
+) {
   const error = { code: 'conversation_deleted', message: 'The conversation was deleted while this answer was being written' };
-  await append({ type: 'error', ...error, messageId: job.assistantId });
+  await d.streams.append(answer.messageId, { type: 'error', ...error, messageId: answer.messageId } satisfies GenerationEvent);
   d.announce('message.stream.finished', {
-    userId: job.userId,
-    conversationId: job.conversationId,
-    projectId: job.request.meter?.projectId ?? null,
-    messageId: job.assistantId,
+    userId: answer.userId,
+    conversationId: answer.conversationId,
+    projectId: answer.projectId,
+    messageId: answer.messageId,
     status: 'cancelled',
     provider: at.provider,
     model: at.model,

@@ -9,7 +9,7 @@ import type { UsersService } from '../users/index.ts';
 import { contentText } from './contracts.ts';
 import type { Conversations } from './conversations.ts';
 import { isOutcome, outcomeOf, type GenerationEvent, type Outcome, type PositionedEvent } from './generation-events.ts';
-import { CANCEL_SIGNAL, launchRun, type Run, type RunDeps } from './generation-run.ts';
+import { CANCEL_SIGNAL, endDeleted, launchRun, type Run, type RunDeps } from './generation-run.ts';
 import { toPublicMessage, type MessageRow, type Messages, type MessageView } from './messages.ts';
 import type { Attachments, Turn } from './attachments.ts';
 import { createAttention, type FollowEnd } from './attention.ts';
@@ -325,6 +325,16 @@ export function createGeneration(d: GenerationDeps) {
     return final;
   }
 
+  /** A paused answer whose conversation is being deleted: marked cancelled (in case the delete fails), its stream ended with `conversation_deleted`. */
+  async function endPausedDeleted(userId: string, conversationId: string, messageId: string): Promise<void> {
+    const answer = await d.messages.cancelAssistant(messageId, '');
+    const { projectId } = await d.conversations.get(userId, conversationId);
+    await endDeleted(d, { userId, conversationId, projectId, messageId }, { provider: answer.provider, model: answer.model, latencyMs: answer.latencyMs }).catch((err) => {
+      if (!(err instanceof StreamEnded)) throw err;
+    });
+    await d.streams.end(messageId);
+  }
+
   /**
    * Carries on a turn that was paused for approvals, on this instance: its
    * context rebuilt from the stored branch (the question, the steps so far),
@@ -463,11 +473,15 @@ export function createGeneration(d: GenerationDeps) {
     },
 
     /**
-     * Stops every answer being written in a conversation about to be deleted, wherever it runs, without waiting:
-     * their provider calls stop, and their streams end with `conversation_deleted`.
+     * Stops every answer being written (or paused for approvals) in a conversation about to be deleted, wherever it
+     * runs, without waiting for those that run: their provider calls stop, and their streams end with `conversation_deleted`.
      */
     async stopAll(userId: string, conversationId: string): Promise<void> {
-      for (const id of await d.messages.streamingIn(userId, conversationId)) await d.streams.signal(id, CANCEL_SIGNAL);
+      for (const id of await d.messages.streamingIn(userId, conversationId)) {
+        // Paused for approvals, nothing runs it to hear a cancel: taken back (as a cancel does) and ended here.
+        if (await d.messages.setAwaiting(id, false)) await endPausedDeleted(userId, conversationId, id);
+        else await d.streams.signal(id, CANCEL_SIGNAL);
+      }
     },
 
     /**

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import type { AnyBusEvent } from '../../../src/platform/bus/events.ts';
 import { backends } from '../../support/app.ts';
+import { observeEvents } from '../../support/bus.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 import { startMcpServer, warmUp, type TestMcpServer } from '../../support/mcp-server.ts';
 import { allSse, readSse, type SseEvent } from '../../support/sse.ts';
@@ -322,6 +324,34 @@ for (const backend of backends()) {
       const spin = (await chat.branch(c)).data.find((m: any) => m.role === 'tool' && m.content[0].callId === 'spin');
       assert.equal(spin.content[0].status, 'cancelled');
       assert.equal(answerRequests(f.openai).filter((r) => JSON.stringify(r.body.messages).includes('Spin')).length, 1, 'the model is not called again');
+    });
+
+    test('deleting the conversation of a turn paused for approval ends its stream with conversation_deleted', async () => {
+      const u = await createUser(f.t);
+      const chat = chatAs(f.t, u);
+      const c = await projectConversation(f, u, { tools: ['current_time'], toolApprovals: ['current_time'] });
+      f.openai.script({ toolCalls: [{ id: 'wait', name: 'current_time', arguments: '{}' }] });
+      const paused = await chat.send(c, { content: 'Pause' });
+      assert.equal(paused.status, 202, paused.text);
+      const seen = await observeEvents(f.t.deps.bus, ['message.stream.finished']);
+      try {
+        // The follower reads the pause, then waits on the open stream.
+        const follower = readSse(await chat.stream(c, paused.body.id, { signal: AbortSignal.timeout(8_000) }));
+        const events: SseEvent[] = [];
+        // Read by hand: leaving a for-await loop would close the stream.
+        for (let next = await follower.next(); !next.done; next = await follower.next()) {
+          events.push(next.value);
+          if (next.value.event === 'tool.approval_required') assert.equal((await f.t.api('DELETE', `/v1/conversations/${c}`, { token: u.accessToken })).status, 204);
+        }
+        const last = events.at(-1)!;
+        assert.equal(last.event, 'error', `the stream ends with an error: ${JSON.stringify(events.map((e) => e.event))}`);
+        assert.equal(last.data.code, 'conversation_deleted');
+        const finished = await waitFor(async () => seen.events.find((e) => e.payload.messageId === paused.body.id) as AnyBusEvent<'message.stream.finished'> | undefined, 'message.stream.finished');
+        assert.equal(finished.payload.status, 'cancelled');
+        assert.equal(finished.payload.error?.code, 'conversation_deleted');
+      } finally {
+        await seen.close();
+      }
     });
 
     test('a question under a tool step (its calls, or one of their results) is refused: the model would get calls without their results', async () => {
