@@ -78,7 +78,10 @@ export const conversationSchema = z
 
 const textPart = z.object({ type: z.literal('text'), text: z.string().max(MESSAGE_MAX_CHARS) });
 
-export const contentPartInput = z.discriminatedUnion('type', [textPart, z.object({ type: z.literal('file'), fileId: z.uuid().describe('One of your files (POST /v1/files)') }).strict()]);
+// Its length is the service's to check, across every part (400 `message_too_long`), not each part's.
+const textPartInput = z.object({ type: z.literal('text'), text: z.string() });
+
+export const contentPartInput = z.discriminatedUnion('type', [textPartInput, z.object({ type: z.literal('file'), fileId: z.uuid().describe('One of your files (POST /v1/files)') }).strict()]);
 
 export const contentPart = z
   .discriminatedUnion('type', [
@@ -113,15 +116,15 @@ export const contentPart = z
 const fileCount = (c: string | Array<{ type: string }>) => (typeof c === 'string' ? 0 : c.filter((p) => p.type === 'file').length);
 
 /**
- * A message's content as a client sends it: a string, or text and file parts.
- * At most MESSAGE_MAX_CHARS characters in all and MESSAGE_MAX_FILES files; the
- * text may be blank only when there is a file.
+ * A message's content as a client sends it: a string, or text and file parts;
+ * at most MESSAGE_MAX_FILES files. Its text is checked by the service, with
+ * codes of their own: blank without a file is 400 `message_empty`, more than
+ * MESSAGE_MAX_CHARS characters across its parts 400 `message_too_long`.
  */
 export const messageContentInput = z
-  .union([z.string().max(MESSAGE_MAX_CHARS), z.array(contentPartInput).min(1).max(100)])
-  .refine((c) => contentText(c).trim().length > 0 || fileCount(c) > 0, 'must not be empty')
-  .refine((c) => contentText(c).length <= MESSAGE_MAX_CHARS, `at most ${MESSAGE_MAX_CHARS} characters`)
-  .refine((c) => fileCount(c) <= MESSAGE_MAX_FILES, `at most ${MESSAGE_MAX_FILES} files`);
+  .union([z.string(), z.array(contentPartInput).min(1).max(100)])
+  .refine((c) => fileCount(c) <= MESSAGE_MAX_FILES, `at most ${MESSAGE_MAX_FILES} files`)
+  .describe(`Text of at most ${MESSAGE_MAX_CHARS} characters across its parts (400 \`message_too_long\`), blank only with a file (400 \`message_empty\`)`);
 
 /** The plain text of content parts (files left out), as stored in `messages.text`. */
 export function contentText(content: string | ReadonlyArray<{ type: string; text?: string }>): string {

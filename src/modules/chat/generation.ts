@@ -398,6 +398,9 @@ export function createGeneration(d: GenerationDeps) {
     /** Posts the user's message (under `parentId` to edit: a new branch) and starts answering it. */
     async start(userId: string, conversationId: string, input: { content: string | ContentInput[]; parentId?: string | null; model?: string }, caller: Caller = {}): Promise<Started> {
       const text = contentText(input.content);
+      if (!text.trim() && (typeof input.content === 'string' || !input.content.some((p) => p.type === 'file'))) {
+        throw ValidationError('A message needs some text or a file', 'message_empty');
+      }
       if (text.length > d.limits.maxMessageChars) {
         throw ValidationError(`A message may hold at most ${d.limits.maxMessageChars} characters`, 'message_too_long');
       }

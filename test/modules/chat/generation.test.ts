@@ -314,14 +314,18 @@ for (const backend of backends()) {
       assert.equal((await f.t.api('GET', `/v1/conversations/${c}`, { token: u.accessToken })).body.title, null);
     });
 
-    test('bad requests write nothing: unknown model, unknown parent, empty content', async () => {
+    test('bad requests write nothing: unknown model, unknown parent, empty or too long content', async () => {
       const u = await createUser(f.t);
       const chat = chatAs(f.t, u);
       const c = await chat.conversation();
       const cases: Array<[Record<string, unknown>, number, string]> = [
         [{ content: 'Hi', model: 'nowhere:gpt-nope' }, 400, 'unknown_model'],
         [{ content: 'Hi', parentId: '01900000-0000-7000-8000-000000000000' }, 404, 'message_not_found'],
-        [{ content: '   ' }, 400, 'validation_failed'],
+        [{ content: '   ' }, 400, 'message_empty'],
+        [{ content: [{ type: 'text', text: ' \n ' }, { type: 'text', text: '' }] }, 400, 'message_empty'],
+        [{ content: 'x'.repeat(100_001) }, 400, 'message_too_long'],
+        [{ content: [{ type: 'text', text: 'x'.repeat(60_000) }, { type: 'text', text: 'y'.repeat(60_000) }] }, 400, 'message_too_long'],
+        [{ content: [] }, 400, 'validation_failed'],
         [{ content: 'Hi', extra: 1 }, 400, 'validation_failed'],
       ];
       for (const [body, status, code] of cases) {
