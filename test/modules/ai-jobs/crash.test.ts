@@ -19,7 +19,9 @@ for (const queue of ['bullmq', 'database'] as const) {
 
     before(async () => {
       openai = await startFakeOpenAI();
-      env = { ...openai.env, AI_RETRIES: '0', DEFAULT_MODEL: 'openai:gpt-4o-mini', JOB_LOCK_MS: '1000' };
+      // A lease long enough that a worker on a busy machine renews it in time (one that lapses starts a second attempt
+      // beside the first, which is not the crash this test makes), short enough that the killed one's lapses soon.
+      env = { ...openai.env, AI_RETRIES: '0', DEFAULT_MODEL: 'openai:gpt-4o-mini', JOB_LOCK_MS: '3000' };
       // Without REDIS_URL, the cluster's jobs go through the database queue (startApp reads it from the environment).
       const redisUrl = process.env.REDIS_URL;
       if (queue === 'database') delete process.env.REDIS_URL;
@@ -56,7 +58,8 @@ for (const queue of ['bullmq', 'database'] as const) {
         assert.equal(job.state, 'active');
         assert.ok(job.progress?.outputTokens > 0, JSON.stringify(job.progress));
       }, 30_000);
-      assert.equal(openai.requests.length, 1);
+      const sent = () => JSON.stringify(openai.requests.map((r) => `${r.path} aborted=${r.aborted}`));
+      assert.equal(openai.requests.length, 1, sent());
       worker.child.kill('SIGKILL');
       await worker.exited;
 
@@ -70,7 +73,7 @@ for (const queue of ['bullmq', 'database'] as const) {
       assert.deepEqual(job.result.usage, { inputTokens: 9, outputTokens: 4, cachedTokens: 0 });
       // The database queue counts the killed attempt; BullMQ counts the attempts started.
       assert.equal(job.attempts, 2);
-      assert.equal(openai.requests.length, 2, 'the killed call was made again');
+      assert.equal(openai.requests.length, 2, `the killed call was made again: ${sent()}`);
       assert.equal(openai.requests[0]!.aborted, true, 'the killed worker\'s stream went away with it');
 
       await survivor.services.usage.recorder.flush();
