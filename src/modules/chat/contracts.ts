@@ -126,6 +126,12 @@ export const messageContentInput = z
   .refine((c) => fileCount(c) <= MESSAGE_MAX_FILES, `at most ${MESSAGE_MAX_FILES} files`)
   .describe(`Text of at most ${MESSAGE_MAX_CHARS} characters across its parts (400 \`message_too_long\`), blank only with a file (400 \`message_empty\`)`);
 
+/** Characters that show nothing: white space, format characters (U+200B zero-width space, U+2060, a BOM…) and the blank "letters" (Hangul fillers, the blank Braille pattern). */
+const INVISIBLE = /^[\s\p{Cf}\u115f\u1160\u2800\u3164\uffa0]*$/u;
+
+/** Whether a message's text shows nothing at all (a message needs some text that does, or a file). */
+export const isBlank = (text: string): boolean => INVISIBLE.test(text);
+
 /** The plain text of content parts (files left out), as stored in `messages.text`. */
 export function contentText(content: string | ReadonlyArray<{ type: string; text?: string }>): string {
   return typeof content === 'string' ? content : content.flatMap((p) => (p.type === 'text' ? [p.text ?? ''] : [])).join('\n\n');

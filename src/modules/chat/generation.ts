@@ -6,7 +6,7 @@ import type { Ai, ChatMessage, ChatRequest } from '../ai/index.ts';
 import { groundingPrompt, type Grounding, type Source } from '../knowledge/index.ts';
 import type { GenerationSettings, Projects } from '../projects/index.ts';
 import type { UsersService } from '../users/index.ts';
-import { contentText } from './contracts.ts';
+import { contentText, isBlank } from './contracts.ts';
 import type { Conversations } from './conversations.ts';
 import { isOutcome, outcomeOf, type GenerationEvent, type Outcome, type PositionedEvent } from './generation-events.ts';
 import { CANCEL_SIGNAL, endDeleted, launchRun, type Run, type RunDeps } from './generation-run.ts';
@@ -398,9 +398,11 @@ export function createGeneration(d: GenerationDeps) {
     /** Posts the user's message (under `parentId` to edit: a new branch) and starts answering it. */
     async start(userId: string, conversationId: string, input: { content: string | ContentInput[]; parentId?: string | null; model?: string }, caller: Caller = {}): Promise<Started> {
       const text = contentText(input.content);
-      if (!text.trim() && (typeof input.content === 'string' || !input.content.some((p) => p.type === 'file'))) {
+      if (isBlank(text) && (typeof input.content === 'string' || !input.content.some((p) => p.type === 'file'))) {
         throw ValidationError('A message needs some text or a file', 'message_empty');
       }
+      const fileIds = typeof input.content === 'string' ? [] : input.content.flatMap((p) => (p.type === 'file' ? [p.fileId] : []));
+      if (new Set(fileIds).size < fileIds.length) throw ValidationError('A message carries each file once', 'duplicate_file');
       if (text.length > d.limits.maxMessageChars) {
         throw ValidationError(`A message may hold at most ${d.limits.maxMessageChars} characters`, 'message_too_long');
       }

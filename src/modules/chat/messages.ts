@@ -1,6 +1,6 @@
 import { Conflict, NotFound, ValidationError } from '../../errors.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
-import { contentText, MESSAGE_MAX_CHARS, MESSAGE_MAX_FILES } from './contracts.ts';
+import { contentText, isBlank, MESSAGE_MAX_CHARS, MESSAGE_MAX_FILES } from './contracts.ts';
 import { createMessagesRepository, type FeedbackRow, type MessageRow, type MessageView } from './messages-repository.ts';
 import { createConversationsRepository, type ConversationRow } from './conversations-repository.ts';
 import type { FailedAttempt } from '../ai/index.ts';
@@ -65,7 +65,7 @@ export const toPublicMessage = (m: MessageView) => ({
 function toParts(content: string | UserPart[]): { content: ContentPart[]; text: string } {
   const text = contentText(content);
   const files = typeof content === 'string' ? [] : content.filter((p) => p.type === 'file');
-  if (!text.trim() && !files.length) throw ValidationError('A message needs some text or a file', 'message_empty');
+  if (isBlank(text) && !files.length) throw ValidationError('A message needs some text or a file', 'message_empty');
   if (text.length > MESSAGE_MAX_CHARS) throw ValidationError(`A message may hold at most ${MESSAGE_MAX_CHARS} characters`, 'message_too_long');
   if (files.length > MESSAGE_MAX_FILES) throw ValidationError(`A message may carry at most ${MESSAGE_MAX_FILES} files`, 'too_many_files');
   if (typeof content === 'string') return { content: [{ type: 'text', text: content }], text };

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { backends } from '../../support/app.ts';
+import { uploadFile } from '../../support/files.ts';
 import { createUser } from '../../support/factories.ts';
 import { allSse, deltaText, readSse, type SseEvent } from '../../support/sse.ts';
 import { answerRequests, chatAs, waitFor, sent, startChat, useChat, type ChatFixture } from './generation-fixture.ts';
@@ -318,8 +319,11 @@ for (const backend of backends()) {
       const u = await createUser(f.t);
       const chat = chatAs(f.t, u);
       const c = await chat.conversation();
+      const fileId = (await uploadFile(f.t, u, 'notes.txt', 'notes')).id;
       const cases: Array<[Record<string, unknown>, number, string]> = [
         [{ content: 'Hi', model: 'nowhere:gpt-nope' }, 400, 'unknown_model'],
+        [{ content: '\u200b\u2060 \u3164\ufeff' }, 400, 'message_empty'],
+        [{ content: [{ type: 'text', text: 'Read' }, { type: 'file', fileId }, { type: 'file', fileId }] }, 400, 'duplicate_file'],
         [{ content: 'Hi', parentId: '01900000-0000-7000-8000-000000000000' }, 404, 'message_not_found'],
         [{ content: '   ' }, 400, 'message_empty'],
         [{ content: [{ type: 'text', text: ' \n ' }, { type: 'text', text: '' }] }, 400, 'message_empty'],
