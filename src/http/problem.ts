@@ -57,7 +57,7 @@ const DATABASE_RETRY_AFTER_SECONDS = 5;
  * its parameters in the log; a write whose parent another request deleted after this one checked it (a
  * foreign key violation) is the 404 the check would have given a moment later. Undefined for any other error.
  */
-export function dependencyFailure(err: unknown, request: FastifyRequest): AppError | undefined {
+export function databaseFailure(err: unknown, request: FastifyRequest): AppError | undefined {
   if (err instanceof AppError) return undefined;
   if (isMissingReference(err)) return new AppError(404, 'not_found', 'Not found', 'What this request refers to no longer exists');
   if (!isDatabaseUnreachable(err)) return undefined;
@@ -68,7 +68,7 @@ export function dependencyFailure(err: unknown, request: FastifyRequest): AppErr
 
 export function installProblemHandlers(app: FastifyInstance) {
   app.setErrorHandler((raw: FastifyError | AppError | Error, request, reply) => {
-    const err = dependencyFailure(raw, request) ?? raw;
+    const err = databaseFailure(raw, request) ?? raw;
     if (err instanceof AppError) {
       reply.headers(err.headers);
       return sendProblem(reply, request, { status: err.status, title: err.title, detail: err.message, code: err.code, ...err.extra });

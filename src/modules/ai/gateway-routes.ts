@@ -4,7 +4,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError, NotFound } from '../../errors.ts';
-import { clientErrorCode, dependencyFailure } from '../../http/problem.ts';
+import { clientErrorCode, databaseFailure } from '../../http/problem.ts';
 import { drained, takeOverForEvents } from '../../http/sse.ts';
 import type { App } from '../../http/types.ts';
 import type { RouteContext } from '../module.ts';
@@ -232,7 +232,7 @@ const frame = (value: unknown) => `data: ${JSON.stringify(value)}\n\n`;
 
 /** Every error on these routes, auth and validation included, in OpenAI's shape. */
 export function openAiErrorHandler(raw: FastifyError | AppError | Error, request: FastifyRequest, reply: FastifyReply) {
-  const error = dependencyFailure(raw, request) ?? raw;
+  const error = databaseFailure(raw, request) ?? raw;
   // The client hung up before the first token, which aborted the upstream call: nobody is left to answer.
   if (error.name === 'AbortError' && (reply.raw.destroyed || request.raw.socket?.destroyed)) {
     request.log.info('client closed the request before the first token');

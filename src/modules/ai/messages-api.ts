@@ -3,7 +3,7 @@ import type { FastifyError, FastifyReply, FastifyRequest, onRequestAsyncHookHand
 import { hasZodFastifySchemaValidationErrors } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { AppError, NotFound } from '../../errors.ts';
-import { clientErrorCode, dependencyFailure } from '../../http/problem.ts';
+import { clientErrorCode, databaseFailure } from '../../http/problem.ts';
 import { drained, takeOverForEvents } from '../../http/sse.ts';
 import type { App } from '../../http/types.ts';
 import type { RouteContext } from '../module.ts';
@@ -257,7 +257,7 @@ const event = (type: string, data: Record<string, unknown>) => `event: ${type}\n
 
 /** Every error on these routes, auth and validation included, in Anthropic's shape. */
 export function anthropicErrorHandler(raw: FastifyError | AppError | Error, request: FastifyRequest, reply: FastifyReply) {
-  const error = dependencyFailure(raw, request) ?? raw;
+  const error = databaseFailure(raw, request) ?? raw;
   reply.header('request-id', request.id);
   // The client hung up before the first token, which aborted the upstream call: nobody is left to answer.
   if (error.name === 'AbortError' && (reply.raw.destroyed || request.raw.socket?.destroyed)) {
