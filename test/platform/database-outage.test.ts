@@ -78,4 +78,24 @@ describe('PostgreSQL outage', { skip }, () => {
       await small.close();
     }
   });
+
+  test('a connection reset in the middle of a transaction fails that transaction, and nothing else: no uncaught error takes the process down', async () => {
+    const { proxy: own, url } = await postgres.another();
+    const small = openDatabase({ url, dataDir: 'memory://', poolSize: 2, queryTimeoutMs: 2_000, connectTimeoutMs: 1_000 });
+    try {
+      const outcome = inTransaction(small.db, async (tx) => {
+        await tx.execute(sql`select 1`);
+        // The connection is checked out and idle between two statements when the network drops it.
+        await own.cut();
+        await new Promise((resolve) => setImmediate(resolve));
+        await tx.execute(sql`select 1`);
+      });
+      await assert.rejects(outcome);
+      await own.heal();
+      await eventually(async () => assert.equal(((await small.db.execute(sql`select 1 as one`)) as unknown as { rows: unknown[] }).rows.length, 1), 10_000);
+    } finally {
+      await own.close();
+      await small.close();
+    }
+  });
 });

@@ -132,6 +132,10 @@ function pooledTransactions(db: Db, pool: pg.Pool): void {
   const transaction = async <T>(fn: (tx: never) => Promise<T>, config?: unknown): Promise<T> => {
     const client = await pool.connect();
     let broken: Error | undefined;
+    // The pool listens for errors only on idle connections: a checked-out one whose socket fails (a reset between
+    // two statements) emits an 'error' nobody hears, which would take the whole process down. Its queries fail too.
+    const onError = (err: Error) => void (broken = err);
+    client.on('error', onError);
     try {
       let clientDb = onClient.get(client);
       if (!clientDb) onClient.set(client, (clientDb = drizzlePg(client) as unknown as Db));
@@ -140,6 +144,7 @@ function pooledTransactions(db: Db, pool: pg.Pool): void {
       if (isDatabaseUnreachable(err)) broken = err as Error;
       throw err;
     } finally {
+      client.off('error', onError);
       client.release(broken);
     }
   };
@@ -189,6 +194,8 @@ export function openDatabase(opts: {
         // Instances starting together take turns: one applies, the others then find nothing to do. A connection of
         // its own, without the query bound: an index built over a large table may take minutes.
         const client = new pg.Client({ connectionString: opts.url, ...bounds });
+        // A connection that drops fails the migration's query; unheard, its 'error' would also crash the process.
+        client.on('error', () => {});
         await client.connect();
         try {
           await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
