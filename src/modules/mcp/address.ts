@@ -1,5 +1,6 @@
 import { ValidationError } from '../../errors.ts';
-import { resolvePublic } from '../webhooks/index.ts';
+import type { HostLookup } from '../../platform/net/public-address.ts';
+import { isLookupUnavailable, resolvePublic } from '../webhooks/index.ts';
 
 /** An absolute https URL without credentials or fragment (plain http too where private addresses are allowed: a closed network, tests). */
 export function parseServerUrl(raw: string, allowPrivate: boolean): URL {
@@ -20,11 +21,12 @@ export function parseServerUrl(raw: string, allowPrivate: boolean): URL {
  * link-local address (the webhooks module's rule, shared by every fetch of a
  * user-given URL). Checked again at each connection, where DNS may answer otherwise.
  */
-export async function checkServerUrl(raw: string, allowPrivate: boolean): Promise<string> {
+export async function checkServerUrl(raw: string, allowPrivate: boolean, lookup?: HostLookup): Promise<string> {
   const url = parseServerUrl(raw, allowPrivate);
   try {
-    await resolvePublic(url, allowPrivate);
+    await resolvePublic(url, allowPrivate, lookup);
   } catch (err) {
+    if (isLookupUnavailable(err)) throw err;
     const host = url.hostname.replace(/^\[|\]$/g, '');
     const isPrivate = (err as { code?: string }).code === 'webhook_url_private';
     throw ValidationError(isPrivate ? 'url resolves to a private, loopback or link-local address' : `url host ${host} does not resolve`, isPrivate ? 'mcp_url_private' : 'mcp_url_unresolvable');

@@ -1,5 +1,5 @@
-import { ValidationError } from '../../errors.ts';
-import { AddressRefused, isPrivateAddress, resolvePublicHost, type ResolvedAddress } from '../../platform/net/public-address.ts';
+import { DependencyUnavailable, ValidationError } from '../../errors.ts';
+import { AddressRefused, isPrivateAddress, resolvePublicHost, type HostLookup, type ResolvedAddress } from '../../platform/net/public-address.ts';
 
 export { isPrivateAddress, type ResolvedAddress };
 
@@ -17,17 +17,26 @@ export function parseWebhookUrl(raw: string): URL {
   return url;
 }
 
+/** Seconds after which a lookup that failed for a while (a resolver down, a timeout) is worth trying again. */
+const DNS_RETRY_AFTER_S = 5;
+
 /**
  * The platform's address check (see platform/net/public-address.ts) with the
  * webhooks' error codes: the caller connects to the returned address, so a
  * DNS answer that changes between check and connect (rebinding) is never used.
+ * A lookup that failed for now (EAI_AGAIN, a resolver's SERVFAIL) is not the
+ * URL's fault: 503 `dependency_unavailable` naming DNS, not a 400.
  */
-export async function resolvePublic(url: URL, allowPrivate: boolean): Promise<ResolvedAddress> {
+export async function resolvePublic(url: URL, allowPrivate: boolean, lookup?: HostLookup): Promise<ResolvedAddress> {
   try {
-    return await resolvePublicHost(url, allowPrivate);
+    return await resolvePublicHost(url, allowPrivate, undefined, lookup);
   } catch (err) {
     if (!(err instanceof AddressRefused)) throw err;
     if (err.reason === 'private') throw ValidationError('The webhook URL resolves to a private, loopback or link-local address', 'webhook_url_private');
+    if (err.temporary) throw DependencyUnavailable('DNS', DNS_RETRY_AFTER_S, err);
     throw ValidationError(`The webhook host ${err.host} does not resolve`, 'webhook_url_unresolvable');
   }
 }
+
+/** The check failed because DNS could not answer now (see resolvePublic), not because of the URL: pass it on. */
+export const isLookupUnavailable = (err: unknown) => (err as { code?: string }).code === 'dependency_unavailable';

@@ -3,7 +3,8 @@ import http from 'node:http';
 import https from 'node:https';
 import { isIP } from 'node:net';
 import { storableText } from '../../platform/text.ts';
-import { resolvePublic, type ResolvedAddress } from './address.ts';
+import type { HostLookup } from '../../platform/net/public-address.ts';
+import { isLookupUnavailable, resolvePublic, type ResolvedAddress } from './address.ts';
 
 /** A new endpoint secret, Standard Webhooks style: `whsec_` and base64 of 24 random bytes. */
 export const newSecret = () => `whsec_${randomBytes(24).toString('base64')}`;
@@ -48,15 +49,25 @@ const agents = {
  * socket the receiver closed as the request went out is retried once on a
  * new connection (nothing of the request was read).
  */
-export async function post(input: { url: string; headers: Record<string, string>; body: string; timeoutMs: number; allowPrivate: boolean }): Promise<DeliveryResult> {
+export async function post(input: {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+  timeoutMs: number;
+  allowPrivate: boolean;
+  /** The resolver (the system's by default). */
+  lookup?: HostLookup;
+}): Promise<DeliveryResult> {
   const started = performance.now();
   const done = (r: Omit<DeliveryResult, 'latencyMs'>): DeliveryResult => ({ ...r, latencyMs: Math.round(performance.now() - started) });
   let target: ResolvedAddress;
   const url = new URL(input.url);
   try {
-    target = await resolvePublic(url, input.allowPrivate);
+    target = await resolvePublic(url, input.allowPrivate, input.lookup);
   } catch (err) {
-    return done({ ok: false, statusCode: null, excerpt: null, error: (err as Error).message });
+    // A lookup that failed for now says why in its cause ("… could not be resolved (EAI_AGAIN)"); the next attempt may pass.
+    const reason = isLookupUnavailable(err) ? ((err as Error).cause as Error) : (err as Error);
+    return done({ ok: false, statusCode: null, excerpt: null, error: reason.message });
   }
   const deadline = started + input.timeoutMs;
   let result = await exchange(url, target, input, deadline, true);

@@ -8,7 +8,7 @@ import { webhookSettings, webhooksEnv, type WebhookSettings } from './settings.t
 export type { Webhooks } from './service.ts';
 export { WEBHOOK_EVENTS } from './service.ts';
 /** The private-address rule, for any other fetch of a user-given URL. */
-export { isPrivateAddress, parseWebhookUrl, resolvePublic } from './address.ts';
+export { isLookupUnavailable, isPrivateAddress, parseWebhookUrl, resolvePublic } from './address.ts';
 
 declare module '../../platform/bus/events.ts' {
   interface DomainEvents {

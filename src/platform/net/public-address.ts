@@ -50,12 +50,15 @@ export class AddressRefused extends Error {
   readonly reason: 'unresolvable' | 'private';
   readonly host: string;
   readonly temporary: boolean;
+  /** The lookup's error code (EAI_AGAIN…) when `temporary`. */
+  readonly failure?: string;
   constructor(host: string, reason: 'unresolvable' | 'private', failure?: string) {
     super(reason === 'private' ? `${host} resolves to a private, loopback or link-local address` : failure ? `${host} could not be resolved (${failure})` : `${host} does not resolve`);
     this.name = 'AddressRefused';
     this.host = host;
     this.reason = reason;
     this.temporary = failure !== undefined;
+    this.failure = failure;
   }
 }
 

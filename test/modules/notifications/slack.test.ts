@@ -7,7 +7,7 @@ import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { eventually } from '../../support/eventually.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 import { startFakeSlack } from '../../support/slack.ts';
-import { startDns } from './dns.ts';
+import { startDns } from '../../support/dns.ts';
 
 for (const backend of backends()) {
   describe(`notifications: Slack by incoming webhook and by bot [${backend}]`, () => {

@@ -1,7 +1,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import { ValidationError } from '../../../errors.ts';
-import { resolvePublic } from '../../webhooks/index.ts';
+import type { HostLookup } from '../../../platform/net/public-address.ts';
+import { isLookupUnavailable, resolvePublic } from '../../webhooks/index.ts';
 
 /** An absolute https URL without credentials (plain http too where private addresses are allowed: a closed network, tests). */
 export function parseEndpoint(raw: string, allowPrivate: boolean): URL {
@@ -21,10 +22,11 @@ export function parseEndpoint(raw: string, allowPrivate: boolean): URL {
 export const isPrivate = (err: unknown) => (err as { code?: string }).code === 'webhook_url_private';
 
 /** Resolves the endpoint's host and refuses private, loopback and link-local addresses (unless allowed); returns the address to connect to. */
-export async function checkEndpoint(url: URL, allowPrivate: boolean): ReturnType<typeof resolvePublic> {
+export async function checkEndpoint(url: URL, allowPrivate: boolean, lookup?: HostLookup): ReturnType<typeof resolvePublic> {
   try {
-    return await resolvePublic(url, allowPrivate);
+    return await resolvePublic(url, allowPrivate, lookup);
   } catch (err) {
+    if (isLookupUnavailable(err)) throw err;
     const host = url.hostname.replace(/^\[|\]$/g, '');
     throw ValidationError(isPrivate(err) ? 'endpoint resolves to a private, loopback or link-local address' : `endpoint host ${host} does not resolve`, 'push_endpoint_unreachable');
   }

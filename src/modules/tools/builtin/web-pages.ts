@@ -150,7 +150,7 @@ export function createWebPages(settings: WebPagesSettings) {
     } catch (err) {
       if (!(err instanceof AddressRefused)) throw err;
       if (err.reason === 'private') throw new ToolError(`${url.host} is a private, loopback or link-local address; only public pages can be fetched`, 'url_private');
-      throw new ToolError(`The host ${err.host} does not resolve`, 'url_unresolvable');
+      throw new ToolError(err.temporary ? `The host ${err.host} could not be resolved now (${err.failure}); it may work later` : `The host ${err.host} does not resolve`, 'url_unresolvable');
     }
   }
 

@@ -1,7 +1,7 @@
 import { createSocket } from 'node:dgram';
 import { Resolver } from 'node:dns/promises';
 import type { AddressInfo } from 'node:net';
-import type { HostLookup } from '../../../src/platform/net/public-address.ts';
+import type { HostLookup } from '../../src/platform/net/public-address.ts';
 
 /** What the server answers for a name: its IPv4 addresses, an error code (`nxdomain`: no such name; `servfail`: the server failed), or nothing (`silent`: the query times out). */
 export type DnsAnswer = string[] | 'nxdomain' | 'servfail' | 'silent';
