@@ -42,4 +42,5 @@ export const safetyModule = defineModule({
     }),
   }),
   routes: safetyRoutes,
+  stop: ({ safety }) => safety.close(),
 });

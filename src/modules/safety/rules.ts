@@ -272,15 +272,3 @@ export function validateRules(rules: TextRules, where = ''): TextRules {
   }
   return { blockedTerms: terms, patterns: [...new Set(rules.patterns)], maxInputChars: rules.maxInputChars };
 }
-
-/** What a rule set finds in a text: the first term or pattern that matches, by its place in the set. */
-export function matchRules(text: string, rules: Pick<TextRules, 'blockedTerms' | 'patterns'>): { category: 'blocked_term' | 'blocked_pattern'; rule: string } | undefined {
-  if (!rules.blockedTerms.length && !rules.patterns.length) return undefined;
-  const normalized = normalizeText(text);
-  const term = findTerm(normalized.toLowerCase(), rules.blockedTerms);
-  if (term !== undefined) return { category: 'blocked_term', rule: `blockedTerms[${rules.blockedTerms.indexOf(term)}]` };
-  for (const [index, pattern] of rules.patterns.entries()) {
-    if (compilePattern(pattern).test(normalized)) return { category: 'blocked_pattern', rule: `patterns[${index}]` };
-  }
-  return undefined;
-}

@@ -7,7 +7,8 @@ import type { Audit } from '../audit/index.ts';
 import type { Projects } from '../projects/index.ts';
 import type { Usage } from '../usage/index.ts';
 import { createModerationClient, ModerationUnavailable, type ModerationResult } from './moderation.ts';
-import { matchRules, validateRules, type TextRules } from './rules.ts';
+import { createPatternMatcher } from './pattern-matcher.ts';
+import { findTerm, normalizeText, validateRules, type TextRules } from './rules.ts';
 import { safetyRules, type ModerationPolicy, type SafetyRulesRow } from './schema.ts';
 import type { SafetySettings } from './settings.ts';
 
@@ -25,7 +26,10 @@ export interface SafetyScope {
 export type FlagSource = 'provider' | 'deployment' | 'project';
 
 export interface Flag {
-  /** Provider categories (`harassment`, `violence/graphic`), or `blocked_term` / `blocked_pattern`. */
+  /**
+   * Provider categories (`harassment`, `violence/graphic`), or `blocked_term` / `blocked_pattern`, or
+   * `pattern_timeout` when the text could not be searched through the patterns in time (refused, not let through).
+   */
   categories: string[];
   source: FlagSource;
   /** Which rule: `blockedTerms[3]`, `patterns[0]`; absent for the provider. */
@@ -85,6 +89,7 @@ export function createSafety(d: {
 }) {
   const { db, settings } = d;
   const moderation = settings.moderation && createModerationClient(settings.moderation);
+  const patterns = createPatternMatcher({ timeoutMs: settings.patternTimeoutMs, logger: d.logger });
   const circuit = createCircuitBreakers(CIRCUIT);
   const flags = new Counter({ name: 'parley_safety_flags_total', help: 'Texts the safety checks flagged, by direction and source', labelNames: ['direction', 'source'], registers: [d.registry] });
 
@@ -137,11 +142,21 @@ export function createSafety(d: {
     return categories.length ? { categories, source: 'provider' } : undefined;
   }
 
+  /** What a rule set finds in a text (normalized): the first term, else the first pattern, by its place in the set. */
+  async function matchRules(normalized: string, rules: Pick<TextRules, 'blockedTerms' | 'patterns'>, source: FlagSource): Promise<Flag | undefined> {
+    const term = findTerm(normalized.toLowerCase(), rules.blockedTerms);
+    if (term !== undefined) return { categories: ['blocked_term'], source, rule: `blockedTerms[${rules.blockedTerms.indexOf(term)}]` };
+    const found = await patterns.firstMatch(normalized, rules.patterns);
+    if (found === 'timeout') return { categories: ['pattern_timeout'], source, rule: 'patterns' };
+    return found >= 0 ? { categories: ['blocked_pattern'], source, rule: `patterns[${found}]` } : undefined;
+  }
+
   async function check(scope: SafetyScope, text: string, rules: ProjectRules): Promise<Flag | undefined> {
-    const local = matchRules(text, settings.rules);
-    if (local) return { categories: [local.category], source: 'deployment', rule: local.rule };
-    const own = matchRules(text, rules);
-    if (own) return { categories: [own.category], source: 'project', rule: own.rule };
+    if (settings.rules.blockedTerms.length || settings.rules.patterns.length || rules.blockedTerms.length || rules.patterns.length) {
+      const normalized = normalizeText(text);
+      const flag = (await matchRules(normalized, settings.rules, 'deployment')) ?? (await matchRules(normalized, rules, 'project'));
+      if (flag) return flag;
+    }
     return moderate(scope, text, rules.moderation);
   }
 
@@ -172,6 +187,8 @@ export function createSafety(d: {
   return {
     /** Whether a moderation provider is configured (MODERATION_URL). */
     moderationEnabled: Boolean(moderation),
+    /** Ends the patterns' thread (the process is stopping). */
+    close: () => patterns.close(),
     /** Whether checkRequest checks anything for a caller without a project (the deployment has rules or a provider). */
     checksRequests: deploymentChecks,
 

@@ -22,6 +22,8 @@ export interface SafetySettings {
     /** Provider categories enforced everywhere, whatever a project chooses. */
     moderationCategories: string[];
   };
+  /** The longest one text's search through a rule set's patterns may take, off the event loop (pattern-matcher.ts). */
+  patternTimeoutMs: number;
 }
 
 export const safetyEnv = {
@@ -31,6 +33,7 @@ export const safetyEnv = {
   MODERATION_TIMEOUT_MS: envMs(100, 60_000).default(3_000),
   MODERATION_FAIL_OPEN: envBool.default(false),
   SAFETY_RULES: z.string().optional(),
+  SAFETY_PATTERN_TIMEOUT_MS: envMs(10, 60_000).default(1_000),
 };
 
 const rulesFile = z
@@ -76,5 +79,6 @@ export function safetySettings(e: SafetyEnv): SafetySettings {
         }
       : undefined,
     rules: readRules(e.SAFETY_RULES),
+    patternTimeoutMs: e.SAFETY_PATTERN_TIMEOUT_MS,
   };
 }

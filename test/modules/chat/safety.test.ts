@@ -14,7 +14,8 @@ for (const backend of backends()) {
     before(async () => {
       moderation = await startFakeModeration();
       moderation.flag('stab', { violence: 0.97 });
-      f = await startChat(backend, { ...moderation.env, SAFETY_RULES: JSON.stringify({ blockedTerms: ['forbidden-word'] }) });
+      // `\\d+#\\d+` has a safe shape, yet searched from each of many digits it takes seconds: past 300 ms the search stops.
+      f = await startChat(backend, { ...moderation.env, SAFETY_RULES: JSON.stringify({ blockedTerms: ['forbidden-word'], patterns: ['\\d+#\\d+'] }), SAFETY_PATTERN_TIMEOUT_MS: '300' });
     });
     after(async () => {
       await f.close();
@@ -56,6 +57,24 @@ for (const backend of backends()) {
       assert.equal((await chat.send(c, { content: 'Thanks, and a pear?' })).status, 201);
       const sentToModel = JSON.stringify(answerRequests(f.openai).at(-1)!.body.messages);
       assert.doesNotMatch(sentToModel, /stab the melon/);
+    });
+
+    test('a message the patterns cannot be searched through in time is refused (pattern_timeout), not let through; the next one is checked as before', async () => {
+      const u = await createUser(f.t);
+      const chat = chatAs(f.t, u);
+      const c = await chat.conversation();
+      const before = answerRequests(f.openai).length;
+      // About 3 s of backtracking on the server's own thread before: every other request waited, then it passed.
+      const slow = await chat.send(c, { content: '1'.repeat(60_000) });
+      assert.equal(slow.status, 422, slow.text);
+      assert.equal(slow.body.code, 'content_flagged');
+      assert.deepEqual([slow.body.categories, slow.body.source, slow.body.rule], [['pattern_timeout'], 'deployment', 'patterns']);
+      const caught = await chat.send(c, { content: 'order 12#34' });
+      assert.equal(caught.status, 422, caught.text);
+      assert.deepEqual([caught.body.categories, caught.body.rule], [['blocked_pattern'], 'patterns[0]']);
+      assert.equal(answerRequests(f.openai).length, before, 'no upstream call');
+      f.openai.script({ reply: 'Sure.' });
+      assert.equal((await chat.send(c, { content: 'order twelve' })).status, 201);
     });
   });
 }

@@ -3,6 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { startApp, type TestApp } from '../../support/app.ts';
 import { inBrowser, startBrowser, type BrowserSession } from '../../support/browser.ts';
 import { eventually } from '../../support/eventually.ts';
+import { answerRequests } from '../chat/generation-fixture.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai.ts';
 import { PNG as DOT_PNG, uploadFile } from '../../support/files.ts';
@@ -102,7 +103,7 @@ describe('console: sign up and chat in a real browser', () => {
       await eventually(async () => assert.ok(await shown.evaluate((img: any) => img.complete && img.naturalWidth > 0)));
       assert.equal(await page.getByRole('list', { name: 'Attachments' }).count(), 0);
 
-      const asked = openai.requests.find((r) => JSON.stringify(r.body?.messages ?? []).includes('What is in these?') && r.body?.max_tokens !== 32);
+      const asked = answerRequests(openai).find((r) => JSON.stringify(r.body?.messages ?? []).includes('What is in these?'));
       assert.ok(asked, 'the model was asked');
       const user = asked.body.messages.findLast((m: any) => m.role === 'user');
       const image = user.content.find((p: any) => p.type === 'image_url');
@@ -329,7 +330,8 @@ describe('console: sign up and chat in a real browser', () => {
       await say(page, 'Which model are you?');
       const answer = page.locator('.msg.assistant[data-status="complete"]');
       await answer.waitFor();
-      const asked = openai.requests.findLast((r) => sentTexts(r.body).includes('Which model are you?'));
+      // The answer's request, not the title's (it carries the first message too, to the default model, at any moment).
+      const asked = answerRequests(openai).findLast((r) => sentTexts(r.body).includes('Which model are you?'));
       assert.equal(asked?.body.model, 'gpt-4o');
       await answer.getByText('gpt-4o', { exact: true }).first().waitFor();
 
