@@ -32,7 +32,7 @@ export const aiJobsModule = defineModule({
   name: 'ai-jobs',
   tables: { aiJobResults },
   config: { env: aiJobsEnv, read: aiJobSettings },
-  needs: ['ai', 'projects', 'limits', 'users', 'jobs'],
+  needs: ['ai', 'projects', 'limits', 'users', 'jobs', 'safety'],
   // The completion notice (both build later: used once everything is built).
   uses: ['notifications', 'realtime'],
   provides: ['aiJobs'],

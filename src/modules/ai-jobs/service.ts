@@ -35,6 +35,7 @@ export interface AiJobsDeps {
   limits: Pick<ServiceMap['limits'], 'checkTokens'>;
   users: Pick<ServiceMap['users'], 'defaultModel'>;
   jobs: Pick<ServiceMap['jobs'], 'enqueue'>;
+  safety: Pick<ServiceMap['safety'], 'checkRequest'>;
   results: AiJobResults;
   logger?: Logger;
 }
@@ -80,11 +81,17 @@ export function createAiJobs(d: AiJobsDeps) {
   const meterOf = (userId: string, data: AiJobData): MeterContext => ({ source: 'job', userId, role: data.role, apiKeyId: data.apiKeyId, projectId: data.projectId });
 
   return {
-    /** Validates and queues a generation; 400 unknown model, 404 another's project, 402 no budget left, 429 token rate limit. */
+    /**
+     * Validates and queues a generation; 400 unknown model, 404 another's project, 422 `content_flagged` by the
+     * deployment's or the project's safety checks, 402 no budget left, 429 token rate limit.
+     */
     async submit(caller: Principal, body: AiJobBody) {
       const resolved = await resolve(caller.userId, body);
       const data: AiJobData = { ...resolved, apiKeyId: caller.apiKeyId ?? null, role: caller.role, notify: body.notify ?? null };
       await d.limits.checkTokens(caller);
+      // What the caller wrote (its user and system messages; the project's prompt is the project's), as the gateway does.
+      const texts = (body.messages ?? [{ role: 'user' as const, content: body.prompt! }]).flatMap((m) => ((m.role === 'user' || m.role === 'system') && m.content ? [m.content] : []));
+      await d.safety.checkRequest({ userId: caller.userId, projectId: data.projectId, apiKeyId: data.apiKeyId }, texts);
       // Refused now rather than as a failed job: the budgets are checked (and the reservation given straight back; the job reserves its own).
       const admitted = await ai.admit({ chain: data.chain, messages: data.messages, maxTokens: data.maxTokens, meter: meterOf(caller.userId, data) });
       admitted?.release();

@@ -19,7 +19,7 @@ for (const backend of backends()) {
 
     before(async () => {
       openai = await startFakeOpenAI();
-      t = await startApp({ backend, env: { ...openai.env, AI_RETRIES: '0', DEFAULT_MODEL: 'openai:gpt-4o-mini' } });
+      t = await startApp({ backend, env: { ...openai.env, AI_RETRIES: '0', DEFAULT_MODEL: 'openai:gpt-4o-mini', SAFETY_RULES: JSON.stringify({ blockedTerms: ['deployment-banned'] }) } });
       user = await createUser(t);
     });
     after(async () => {
@@ -129,6 +129,27 @@ for (const backend of backends()) {
       const theirs = await submit(other, { projectId: project.body.id, prompt: 'Hi' });
       assert.equal(theirs.status, 404, theirs.text);
       assert.equal(theirs.body.code, 'project_not_found');
+    });
+
+    test('safety: what the caller writes is checked by the deployment\'s rules and the project\'s before it is queued (422 content_flagged, nothing queued, no call)', async () => {
+      const u = await createUser(t);
+      const project = await t.api('POST', '/v1/projects', { token: u.accessToken, body: { name: 'Guarded' } });
+      assert.equal(project.status, 201, project.text);
+      assert.equal((await t.api('PUT', `/v1/projects/${project.body.id}/safety`, { token: u.accessToken, body: { blockedTerms: ['banana'] } })).status, 200);
+      const before = upstreamCalls(openai);
+      const deployment = await submit(u, { prompt: 'a DEPLOYMENT-BANNED word' });
+      assert.equal(deployment.status, 422, deployment.text);
+      assert.deepEqual([deployment.body.code, deployment.body.source, deployment.body.categories], ['content_flagged', 'deployment', ['blocked_term']]);
+      const own = await submit(u, { projectId: project.body.id, messages: [{ role: 'system', content: 'Be kind.' }, { role: 'user', content: 'I like banana' }] });
+      assert.equal(own.status, 422, own.text);
+      assert.deepEqual([own.body.source, own.body.rule], ['project', 'blockedTerms[0]']);
+      const queued = await t.deps.db.select().from(jobRows).where(eq(jobRows.userId, u.id));
+      assert.equal(queued.length, 0, 'nothing queued');
+      assert.equal(upstreamCalls(openai), before, 'no model called');
+      // The project's rules are the project's: without it, the same words go through.
+      const elsewhere = await submit(u, { prompt: 'I like banana' });
+      assert.equal(elsewhere.status, 202, elsewhere.text);
+      assert.equal((await finished(u, elsewhere.body.id)).state, 'completed');
     });
 
     test('without a model: the user\'s defaultModel preference before the server default', async () => {
