@@ -69,11 +69,18 @@ function variantDisposition(file: FileRow, name: string): string {
   return disposition({ ...file, mimeType: 'image/webp', name: `${base}-${name}` });
 }
 
-/** A multipart body the parser could not read: the client's fault, a 400 (the plugin's own limits keep their status). */
-const malformed = (err: unknown) =>
-  err instanceof AppError || (err as { statusCode?: number }).statusCode
+/**
+ * A multipart body the parser could not read: the client's fault, a 400 (the plugin's own limits keep their status);
+ * a body that is not multipart at all (JSON, none) is the 415 any other route gives a type it does not take, not the plugin's 406.
+ */
+const malformed = (err: unknown) => {
+  if ((err as { code?: string }).code === 'FST_INVALID_MULTIPART_CONTENT_TYPE') {
+    return new AppError(415, 'unsupported_media_type', 'Unsupported media type', 'Send the file as multipart/form-data');
+  }
+  return err instanceof AppError || (err as { statusCode?: number }).statusCode
     ? err
     : ValidationError(`The multipart body could not be read: ${(err as Error).message}`, 'malformed_multipart');
+};
 
 const uuid = z.uuid();
 

@@ -142,8 +142,10 @@ for (const setup of setups) {
       assert.equal(missing.status, 400);
       assert.equal(((await missing.json()) as { code: string }).code, 'file_missing');
       const json = await t.api('POST', '/v1/files', { token: u.accessToken, body: { file: 'x' } });
-      assert.ok(json.status === 406 || json.status === 415, `status ${json.status}`);
+      assert.deepEqual([json.status, json.body.code], [415, 'unsupported_media_type'], json.text);
       assert.match(json.headers.get('content-type')!, /problem\+json/);
+      const empty = await fetch(`${t.url}/v1/files`, { method: 'POST', headers: { authorization: `Bearer ${u.accessToken}` } });
+      assert.equal(empty.status, 415, 'no body, no type');
       assert.deepEqual(await stored(t, u), before);
     });
 

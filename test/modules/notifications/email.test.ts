@@ -113,6 +113,10 @@ for (const backend of backends()) {
       assert.deepEqual(prefs.find((p: any) => p.category === 'system.message').channels.email, { enabled: true, default: true, chosen: false, allOff: false }, 'a GET changes nothing');
       const bad = await t.api('GET', '/v1/notifications/unsubscribe?token=bm90LmEudG9rZW4.xx', {});
       assert.deepEqual([bad.status, bad.body.code], [400, 'bad_signature']);
+      for (const token of ['bad', 'x.y']) {
+        const short = await t.api('POST', `/v1/notifications/unsubscribe?token=${token}`, {});
+        assert.deepEqual([short.status, short.body.code], [400, 'bad_signature'], `a short token (${token}) is as bad as a forged one`);
+      }
     });
 
     test('the email switch in the user preferences stops every category', async () => {
