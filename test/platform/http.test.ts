@@ -77,6 +77,38 @@ for (const backend of backends()) {
       assert.ok(login.responses['401'], 'problem responses are documented');
     });
 
+    test('/openapi.json says which operations need credentials, and errors are application/problem+json', async () => {
+      const doc = (await t.api('GET', '/openapi.json')).body;
+      const operations = Object.entries<Record<string, any>>(doc.paths).flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) => ({ path, method: method.toUpperCase(), op })));
+      const open = operations.filter((o) => Array.isArray(o.op.security) && o.op.security.length === 0).map((o) => `${o.method} ${o.path}`);
+      assert.deepEqual(open.sort(), [
+        'GET /.well-known/jwks.json', 'GET /health', 'GET /metrics', 'GET /ready',
+        'GET /v1/auth/providers', 'GET /v1/auth/oauth/{provider}/authorize', 'GET /v1/auth/oauth/{provider}/callback',
+        'GET /v1/notifications/push/vapid-public-key', 'GET /v1/notifications/unsubscribe',
+        'OPTIONS /v1/files/uploads', 'OPTIONS /v1/files/uploads/{id}',
+        'POST /v1/auth/login', 'POST /v1/auth/mfa/verify', 'POST /v1/auth/password/forgot', 'POST /v1/auth/password/reset', 'POST /v1/auth/refresh', 'POST /v1/auth/register', 'POST /v1/auth/verify-email',
+        'POST /v1/notifications/unsubscribe',
+      ].sort());
+      // Every other operation, called without credentials, is a 401 whatever its parameters and body (the guard runs first).
+      const id = '01a24bb6-5f35-734d-86fd-db8517601bbb';
+      const wrong: string[] = [];
+      for (const o of operations) {
+        if (open.includes(`${o.method} ${o.path}`) || o.path === '/v1/ws') continue; // the socket authenticates on its own upgrade (426 to plain HTTP)
+        const url = o.path.replace('{*}', 'x').replace(/\{[^}]+\}/g, id);
+        const bodyless = ['GET', 'HEAD', 'OPTIONS'].includes(o.method);
+        const res = await fetch(`${t.url}${url}`, { method: o.method, headers: bodyless ? {} : { 'content-type': 'application/json' }, body: bodyless ? undefined : '{}' });
+        if (res.status !== 401) wrong.push(`${o.method} ${o.path}: ${res.status}`);
+        await res.arrayBuffer();
+      }
+      assert.deepEqual(wrong, []);
+      // The error bodies' media type, as sent (sendProblem), even where success is an HTML page.
+      for (const [path, method] of [['/v1/auth/login', 'post'], ['/v1/notifications/unsubscribe', 'get'], ['/v1/conversations', 'get']] as const) {
+        assert.deepEqual(Object.keys(doc.paths[path][method].responses['400'].content), ['application/problem+json'], `${method} ${path}`);
+      }
+      const sent = await t.api('POST', '/v1/auth/login', { body: { email: 1 } });
+      assert.match(sent.headers.get('content-type')!, /^application\/problem\+json/);
+    });
+
     test('/docs serves an HTML page over the document, and the script it loads', async () => {
       const res = await fetch(`${t.url}/docs/`);
       assert.equal(res.status, 200);

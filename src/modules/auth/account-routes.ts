@@ -32,7 +32,7 @@ export function accountRoutes(app: App, { config, services, guards }: RouteConte
   const byIp = (r: FastifyRequest) => r.ip;
 
   app.post('/auth/verify-email', {
-    schema: { tags: ['auth'], summary: 'Confirm an email address with the token from the emailed link', body: verifyEmailBody, response: noContent },
+    schema: { security: [], tags: ['auth'], summary: 'Confirm an email address with the token from the emailed link', body: verifyEmailBody, response: noContent },
     handler: async (request, reply) => {
       await emailFlows.verifyEmail(request.body.token, requestContext(request));
       return reply.status(204).send(null);
@@ -50,6 +50,7 @@ export function accountRoutes(app: App, { config, services, guards }: RouteConte
 
   app.post('/auth/password/forgot', {
     schema: {
+      security: [],
       tags: ['auth'],
       summary: 'Email a password reset link',
       description: 'Answers 202 whether or not the address has an account, so it cannot be used to find accounts.',
@@ -65,6 +66,7 @@ export function accountRoutes(app: App, { config, services, guards }: RouteConte
 
   app.post('/auth/password/reset', {
     schema: {
+      security: [],
       tags: ['auth'],
       summary: 'Set a new password with the token from the emailed link',
       description: 'Signs the account out of every session.',
@@ -133,6 +135,7 @@ export function accountRoutes(app: App, { config, services, guards }: RouteConte
 
   app.post('/auth/mfa/verify', {
     schema: {
+      security: [],
       tags: ['mfa'],
       summary: 'Finish signing in with a code or a backup code',
       description: 'Takes the mfaToken of a sign-in response that said mfaRequired.',

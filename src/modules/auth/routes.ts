@@ -35,7 +35,7 @@ export function authRoutes(app: App, { config, services, guards }: RouteContext<
   }
 
   app.post('/auth/register', {
-    schema: { tags: ['auth'], summary: 'Create an account with email and password', body: registerBody, response: { 201: sessionTokens, ...problems } },
+    schema: { security: [], tags: ['auth'], summary: 'Create an account with email and password', body: registerBody, response: { 201: sessionTokens, ...problems } },
     onRequest: [unbannedAddress, rateLimit(authLimits.register, byIp)],
     handler: async (request, reply) => {
       const { cookie, ...input } = request.body;
@@ -46,6 +46,7 @@ export function authRoutes(app: App, { config, services, guards }: RouteContext<
 
   app.post('/auth/login', {
     schema: {
+      security: [],
       tags: ['auth'],
       summary: 'Sign in with email and password',
       description: 'When two-factor authentication is on, returns an MFA challenge to complete with POST /v1/auth/mfa/verify.',
@@ -64,7 +65,7 @@ export function authRoutes(app: App, { config, services, guards }: RouteContext<
   });
 
   app.post('/auth/refresh', {
-    schema: { tags: ['auth'], summary: 'Exchange a refresh token for new tokens (rotates it)', body: refreshBody, response: { 200: sessionTokens, ...problems } },
+    schema: { security: [], tags: ['auth'], summary: 'Exchange a refresh token for new tokens (rotates it)', body: refreshBody, response: { 200: sessionTokens, ...problems } },
     onRequest: rateLimit(authLimits.refresh, byIp),
     handler: async (request, reply) => {
       const presented = presentedRefreshToken(request, request.body);
@@ -135,7 +136,7 @@ export function authRoutes(app: App, { config, services, guards }: RouteContext<
 /** Public keys for verifying access tokens; served at the root, as OIDC discovery expects. */
 export function jwksRoute(app: App, { services }: RouteContext<'keys'>) {
   app.get('/.well-known/jwks.json', {
-    schema: { tags: ['auth'], summary: 'JSON Web Key Set for access tokens', response: { 200: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }) } },
+    schema: { security: [], tags: ['auth'], summary: 'JSON Web Key Set for access tokens', response: { 200: z.object({ keys: z.array(z.record(z.string(), z.unknown())) }) } },
     handler: async (_request, reply) => {
       reply.header('cache-control', 'public, max-age=300');
       return services.keys.jwks();

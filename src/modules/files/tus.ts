@@ -270,7 +270,7 @@ export async function tusRoutes(
       'The last PATCH answers 200 with the file and a `Parley-File-Id` header.';
     scope.route({ method: 'POST', url: '/files/uploads', schema: { tags, summary: 'Start a resumable upload (tus)', description }, onRequest: ctx.onRequest, handler: handle });
     scope.route({ method: ['HEAD', 'PATCH', 'DELETE'], url: '/files/uploads/:id', schema: { tags, summary: 'Resume, append to or cancel a resumable upload (tus)', description }, onRequest: ctx.onRequest, handler: handle });
-    scope.route({ method: 'OPTIONS', url: '/files/uploads', schema: { tags, summary: 'What the tus endpoint supports (no credentials needed)' }, handler: handle });
-    scope.route({ method: 'OPTIONS', url: '/files/uploads/:id', schema: { tags, summary: 'What the tus endpoint supports (no credentials needed)' }, handler: handle });
+    scope.route({ method: 'OPTIONS', url: '/files/uploads', schema: { security: [], tags, summary: 'What the tus endpoint supports (no credentials needed)' }, handler: handle });
+    scope.route({ method: 'OPTIONS', url: '/files/uploads/:id', schema: { security: [], tags, summary: 'What the tus endpoint supports (no credentials needed)' }, handler: handle });
   });
 }

@@ -10,13 +10,14 @@ export function healthRoutes(app: App, { services, config }: RouteContext<'healt
   if (!config.console.enabled) homeRoute(app);
 
   app.get('/health', {
-    schema: { tags: ['health'], summary: 'Liveness: the process is up', response: { 200: z.object({ status: z.literal('ok') }) } },
+    schema: { security: [], tags: ['health'], summary: 'Liveness: the process is up', response: { 200: z.object({ status: z.literal('ok') }) } },
     logLevel: 'warn',
     handler: async () => ({ status: 'ok' as const }),
   });
 
   app.get('/ready', {
     schema: {
+      security: [],
       tags: ['health'],
       summary: 'Readiness: the database, the blob storage and, when configured, Redis answer',
       response: { 200: readiness, 503: readiness },
@@ -31,6 +32,7 @@ export function healthRoutes(app: App, { services, config }: RouteContext<'healt
 
   app.get('/metrics', {
     schema: {
+      security: [],
       tags: ['health'],
       summary: 'Prometheus metrics',
       description: "Under `--processes N`, every process's metrics, gathered by the primary (`parley_process_info{pid}` names each); `?process=self` gives only those of the process that answered.",

@@ -127,7 +127,7 @@ export async function notificationRoutes(app: App, { services, guards, idempoten
     // is all the route reads, so the body is taken (within the body limit) and set aside, unparsed: a malformed one changes nothing.
     scope.addContentTypeParser(['multipart/form-data', 'text/plain'], { parseAs: 'buffer' }, (_request, _body, done) => done(null, {}));
     scope.get('/notifications/unsubscribe', {
-      schema: { tags, summary: 'The unsubscribe page of an email or message', querystring: unsubscribeQuery, produces: ['text/html'], response: { 200: z.string(), 400: problemSchema } },
+      schema: { security: [], tags, summary: 'The unsubscribe page of an email or message', querystring: unsubscribeQuery, produces: ['text/html'], response: { 200: z.string(), 400: problemSchema } },
       handler: async (request, reply) => {
         const { category, channel } = notifications.readUnsubscribeToken(request.query.token);
         const what = CHANNEL_NOUN[channel];
@@ -139,7 +139,7 @@ export async function notificationRoutes(app: App, { services, guards, idempoten
       },
     });
     scope.post('/notifications/unsubscribe', {
-      schema: { tags, summary: 'One-click unsubscribe from a category (RFC 8058)', querystring: unsubscribeQuery, produces: ['text/html'], response: { 200: z.string(), 400: problemSchema, 404: problemSchema } },
+      schema: { security: [], tags, summary: 'One-click unsubscribe from a category (RFC 8058)', querystring: unsubscribeQuery, produces: ['text/html'], response: { 200: z.string(), 400: problemSchema, 404: problemSchema } },
       handler: async (request, reply) => {
         const { category, channel } = await notifications.unsubscribe(request.query.token);
         const what = CHANNEL_NOUN[channel];

@@ -68,6 +68,7 @@ export async function smsRoutes(app: App, { services, guards }: RouteContext<'no
     scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_request, body, done) => done(null, Object.fromEntries(new URLSearchParams(String(body)))));
     scope.post('/notifications/sms/status', {
       schema: {
+        security: [],
         tags,
         summary: "The SMS provider's delivery receipt (Twilio's status callback)",
         body: z.record(z.string(), z.string()),

@@ -19,7 +19,7 @@ export async function pushRoutes(app: App, { services, guards }: RouteContext<'w
 
   // No sign-in: a public key, which a page may need before it knows who is there.
   app.get('/notifications/push/vapid-public-key', {
-    schema: { tags, summary: "The deployment's VAPID public key, for pushManager.subscribe()", response: { 200: vapidKeyResponse } },
+    schema: { security: [], tags, summary: "The deployment's VAPID public key, for pushManager.subscribe()", response: { 200: vapidKeyResponse } },
     handler: async (_request, reply) => {
       reply.header('cache-control', 'public, max-age=3600');
       return { publicKey: (await webPush.vapid.get()).publicKey };
