@@ -1,6 +1,9 @@
+type Responses = Record<string, { description?: string; content?: Record<string, { schema?: unknown }> }>;
+
 /** The parts of an OpenAPI document this file reads and rewrites. */
 interface Document {
-  paths?: Record<string, Record<string, { responses?: Record<string, { content?: Record<string, { schema?: unknown }> }> } | unknown>>;
+  paths?: Record<string, Record<string, { tags?: string[]; responses?: Responses } | unknown>>;
+  components?: { schemas?: Record<string, unknown> };
 }
 
 const PROBLEM_REF = '#/components/schemas/Problem';
@@ -13,11 +16,72 @@ const PROBLEM_REF = '#/components/schemas/Problem';
 export function problemContentTypes<T>(doc: T): T {
   for (const operations of Object.values((doc as Document).paths ?? {})) {
     for (const operation of Object.values(operations)) {
-      const responses = (operation as { responses?: Record<string, { content?: Record<string, { schema?: unknown }> }> }).responses ?? {};
+      const responses = (operation as { responses?: Responses }).responses ?? {};
       for (const [status, response] of Object.entries(responses)) {
         if (!(Number(status) >= 400) || !response.content) continue;
         const problem = Object.values(response.content).find((c) => (c.schema as { $ref?: string } | undefined)?.$ref === PROBLEM_REF);
         if (problem) response.content = { 'application/problem+json': problem };
+      }
+    }
+  }
+  return doc;
+}
+
+/** The error bodies of the client APIs Parley speaks, as their SDKs read them (ai/gateway-format.ts, ai/messages-format.ts). */
+const GATEWAY_ERRORS = {
+  'openai-compatible': {
+    name: 'OpenAIError',
+    schema: {
+      type: 'object',
+      required: ['error'],
+      properties: {
+        error: {
+          type: 'object',
+          required: ['message', 'type'],
+          properties: { message: { type: 'string' }, type: { type: 'string' }, code: { type: ['string', 'null'] }, param: { type: ['string', 'null'] } },
+          description: "OpenAI's error shape; `code` is Parley's stable code. Some errors add fields (`attempts` of a fallback chain).",
+        },
+      },
+    },
+  },
+  'anthropic-compatible': {
+    name: 'AnthropicError',
+    schema: {
+      type: 'object',
+      required: ['type', 'error'],
+      properties: {
+        type: { const: 'error' },
+        error: {
+          type: 'object',
+          required: ['type', 'message'],
+          properties: { type: { type: 'string' }, message: { type: 'string' }, details: { type: 'object', properties: { error_code: { type: 'string', description: "Parley's stable code" } } } },
+        },
+        request_id: { type: 'string' },
+      },
+    },
+  },
+} as const;
+
+/** What a gateway operation may answer besides success: a request refused (body, key, scope, budget, limits, safety) or every provider failing. */
+const GATEWAY_STATUSES = { read: ['401', '403', '404', '429', '500', '503'], write: ['400', '401', '402', '403', '404', '413', '415', '422', '429', '500', '502', '503'] };
+
+/**
+ * The OpenAI- and Anthropic-compatible operations answer errors in those APIs' own shapes (their error handlers),
+ * not problem+json: the document declares them with those schemas, so a generated client parses them.
+ */
+export function gatewayErrorResponses<T>(doc: T): T {
+  const d = doc as Document;
+  for (const operations of Object.values(d.paths ?? {})) {
+    for (const [method, operation] of Object.entries(operations)) {
+      const op = operation as { tags?: string[]; responses?: Responses };
+      const api = op.tags?.map((tag) => GATEWAY_ERRORS[tag as keyof typeof GATEWAY_ERRORS]).find(Boolean);
+      if (!api) continue;
+      d.components ??= {};
+      d.components.schemas ??= {};
+      d.components.schemas[api.name] ??= api.schema;
+      op.responses ??= {};
+      for (const status of method === 'get' || method === 'delete' ? GATEWAY_STATUSES.read : GATEWAY_STATUSES.write) {
+        op.responses[status] ??= { description: `Error (${api.name})`, content: { 'application/json': { schema: { $ref: `#/components/schemas/${api.name}` } } } };
       }
     }
   }

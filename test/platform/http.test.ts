@@ -107,6 +107,17 @@ for (const backend of backends()) {
       }
       const sent = await t.api('POST', '/v1/auth/login', { body: { email: 1 } });
       assert.match(sent.headers.get('content-type')!, /^application\/problem\+json/);
+      // The gateway's errors in OpenAI's and Anthropic's shapes, each declared with that shape's schema.
+      for (const [path, schema, check] of [
+        ['/v1/chat/completions', 'OpenAIError', (b: any) => typeof b.error.message === 'string' && typeof b.error.type === 'string'],
+        ['/v1/messages', 'AnthropicError', (b: any) => b.type === 'error' && typeof b.error.type === 'string' && typeof b.error.message === 'string'],
+      ] as const) {
+        const res = await t.api('POST', path, { body: {} });
+        assert.equal(res.status, 401, res.text);
+        assert.ok(check(res.body), `${path}: ${res.text}`);
+        assert.equal(doc.paths[path].post.responses['401'].content['application/json'].schema.$ref, `#/components/schemas/${schema}`);
+        assert.ok(doc.components.schemas[schema].properties.error, schema);
+      }
     });
 
     test('/docs serves an HTML page over the document, and the script it loads', async () => {
