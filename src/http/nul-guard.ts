@@ -23,6 +23,9 @@ export function installNulGuard(app: FastifyInstance) {
   app.removeContentTypeParser('text/plain');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     const text = body as string; // parseAs: 'string'
+    // Many HTTP clients send `Content-Type: application/json` on every request, a DELETE or a POST without a body
+    // included: no body is no body (a route that needs one says so, 400 validation_failed), not malformed JSON.
+    if (text.length === 0) return done(null, undefined);
     parseJson(request, text, (err, value) => {
       if (err) return done(err);
       const deep = deeperThan(value, MAX_DEPTH);

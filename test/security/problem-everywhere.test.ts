@@ -108,7 +108,9 @@ for (const backend of backends()) {
       assertProblem(await send('POST /v1/auth/login HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 99999999'), 413, 'a Content-Length over the limit');
       assertProblem(await post('/v1/auth/login', 'text/xml', '<login/>'), 415, 'an unsupported content type');
       assertProblem(await post('/v1/auth/login', 'application/json', '{"email":'), 400, 'malformed JSON');
-      assertProblem(await post('/v1/auth/login', 'application/json', ''), 400, 'an empty JSON body');
+      const empty = await post('/v1/auth/login', 'application/json', '');
+      assertProblem(empty, 400, 'an empty JSON body where one is needed');
+      assert.match(empty.body, /"code":"validation_failed"/, 'the body is missing, not malformed');
       assertProblem(await post('/v1/auth/login', 'application/json', '{"__proto__":{"x":1}}'), 400, 'a prototype key');
     });
 
