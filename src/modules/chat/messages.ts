@@ -129,7 +129,11 @@ export function createMessages(d: { db: Db }) {
     const leaf = leafId ?? conversation.currentLeafId;
     const from = page.cursor ?? leaf;
     const data = from ? await repo.branchView(conversationId, from, page.limit) : [];
-    if ((leafId || page.cursor) && !data.length) throw NotFound('Message', 'message_not_found');
+    if (page.cursor && !data.length) {
+      // As every list's cursor: one this list never made (a message of another conversation, or none) is the caller's mistake.
+      throw ValidationError('Invalid query: cursor is not one this list gave', 'validation_failed', { errors: [{ path: 'cursor', message: 'invalid cursor' }] });
+    }
+    if (leafId && !data.length) throw NotFound('Message', 'message_not_found');
     if (!page.limit) return { conversationId, leafId: leaf, data };
     const first = data[0];
     return { conversationId, leafId: leaf, data, nextCursor: data.length === page.limit && first?.parentId ? first.parentId : null };
