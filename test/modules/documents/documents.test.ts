@@ -63,6 +63,39 @@ for (const backend of backends()) {
       assert.equal((await t.api('GET', '/v1/documents?cursor=bm90LWEtdXVpZA', { token: reader.accessToken })).status, 400);
     });
 
+    test('own and shared documents interleaved: each page merges both, newest first, each once, every filter on both', async () => {
+      const reader = await createUser(t);
+      const docs: Array<{ id: string; role: string; tagged: boolean; favorite: boolean }> = [];
+      for (let i = 0; i < 8; i++) {
+        const mine = i % 2 === 0;
+        const tagged = i % 3 !== 1;
+        const doc = await create({ title: `mixed ${i}`, tags: tagged ? ['mixed'] : [] }, mine ? reader : u);
+        if (!mine) assert.equal((await t.api('POST', `/v1/documents/${doc.id}/shares`, { token: u.accessToken, body: { email: reader.email, role: 'viewer' } })).status, 201);
+        const favorite = i % 4 < 2;
+        if (favorite) assert.equal((await t.api('PUT', `/v1/documents/${doc.id}/favorite`, { token: reader.accessToken, body: { favorite: true } })).status, 200);
+        docs.push({ id: doc.id, role: mine ? 'owner' : 'viewer', tagged, favorite });
+      }
+      const newestFirst = [...docs].reverse();
+      const pages = async (query: string) => {
+        const seen: Array<[string, string]> = [];
+        let cursor: string | null = null;
+        do {
+          const res: any = await t.api('GET', `/v1/documents?limit=3${query}${cursor ? `&cursor=${cursor}` : ''}`, { token: reader.accessToken });
+          assert.equal(res.status, 200, res.text);
+          seen.push(...res.body.data.map((d: any) => [d.id, d.role] as [string, string]));
+          cursor = res.body.nextCursor;
+        } while (cursor);
+        return seen;
+      };
+      const expect = (keep: (d: (typeof docs)[number]) => boolean) => newestFirst.filter(keep).map((d) => [d.id, d.role]);
+      assert.deepEqual(await pages(''), expect(() => true));
+      assert.deepEqual(await pages('&tag=mixed'), expect((d) => d.tagged));
+      assert.deepEqual(await pages('&favorite=true'), expect((d) => d.favorite));
+      assert.deepEqual(await pages('&favorite=false'), expect((d) => !d.favorite));
+      assert.deepEqual(await pages('&sharedWithMe=true'), expect((d) => d.role === 'viewer'));
+      assert.deepEqual(await pages('&sharedWithMe=false&tag=mixed'), expect((d) => d.role === 'owner' && d.tagged));
+    });
+
     test('a create retried with its Idempotency-Key answers with the first document, and makes no second', async () => {
       const fresh = await createUser(t);
       const send = () => t.api('POST', '/v1/documents', { token: fresh.accessToken, body: { title: 'Once' }, headers: { 'idempotency-key': 'create-once-1' } });
