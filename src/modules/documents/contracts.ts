@@ -81,6 +81,15 @@ export const restoreBody = z.object({ baseVersion: versionNumber.optional().desc
 
 export const attachBody = z.object({ fileId: z.uuid().describe('One of your files') }).strict();
 
+/** Where a page of shares ended: the last share's time in microseconds and its reader (see sharing-repository.ts). */
+export const sharesQuery = pageQuery.extend({
+  cursor: opaqueCursor((text) => {
+    const [micros, userId] = text.split(' ');
+    return /^\d{1,17}$/.test(micros ?? '') && z.uuid().safeParse(userId).success ? { micros: micros!, userId: userId! } : undefined;
+  }),
+});
+export const shareCursor = (last: { micros: string; userId: string }) => Buffer.from(`${last.micros} ${last.userId}`).toString('base64url');
+
 export const shareBody = z.object({ email: z.email().max(320), role: shareRole }).strict();
 export const shareRoleBody = z.object({ role: shareRole }).strict();
 

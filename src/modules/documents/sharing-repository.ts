@@ -1,11 +1,32 @@
-import { and, asc, eq } from 'drizzle-orm';
+import { and, asc, eq, sql } from 'drizzle-orm';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import { documentLinks, documents, documentShares, type LinkRow, type ShareRole, type ShareRow } from './schema.ts';
+
+/** Where a share sits in a document's list of shares: when it was made (microseconds since 1970), then whose it is. */
+export interface SharePosition {
+  micros: string;
+  userId: string;
+}
 
 /** Shares with users and share links. */
 export function createSharingRepository(db: Db) {
   return {
-    shares: (documentId: string) => db.select().from(documentShares).where(eq(documentShares.documentId, documentId)).orderBy(asc(documentShares.createdAt)),
+    /**
+     * Oldest first, a page at a time: after `after` (where the previous page ended). Each row's `position`
+     * is its place in that order (the share's time in microseconds, then the reader's id), exact to the
+     * microsecond so a page never repeats or skips a share made in the same millisecond as another.
+     */
+    shares(documentId: string, page: { limit: number; after?: SharePosition }): Promise<Array<ShareRow & { position: SharePosition }>> {
+      const micros = sql<string>`(extract(epoch from ${documentShares.createdAt}) * 1000000)::bigint::text`;
+      const after = page.after && sql`(${documentShares.createdAt}, ${documentShares.userId}) > (timestamptz 'epoch' + ${page.after.micros}::bigint * interval '1 microsecond', ${page.after.userId}::uuid)`;
+      return db
+        .select({ share: documentShares, micros })
+        .from(documentShares)
+        .where(and(eq(documentShares.documentId, documentId), after))
+        .orderBy(asc(documentShares.createdAt), asc(documentShares.userId))
+        .limit(page.limit)
+        .then((rows) => rows.map((r) => ({ ...r.share, position: { micros: r.micros, userId: r.share.userId } })));
+    },
 
     /**
      * Adds the share, or changes its role, and says the role it had before (null: the share is new). Two at

@@ -1,8 +1,23 @@
 import { z } from 'zod';
+import { page } from '../../http/pagination.ts';
 import { problemSchema } from '../../http/problem.ts';
 import type { App } from '../../http/types.ts';
 import type { RouteContext } from '../module.ts';
-import { documentParams, documentSchema, linkBody, linkParams, linkSchema, newLinkSchema, shareBody, shareParams, shareRoleBody, shareSchema, shareTokenHeaders } from './contracts.ts';
+import {
+  documentParams,
+  documentSchema,
+  linkBody,
+  linkParams,
+  linkSchema,
+  newLinkSchema,
+  shareBody,
+  shareCursor,
+  shareParams,
+  shareRoleBody,
+  shareSchema,
+  sharesQuery,
+  shareTokenHeaders,
+} from './contracts.ts';
 import { toDocument, toLink, toShare } from './responses.ts';
 import { me, problems, tags } from './routes.ts';
 
@@ -14,9 +29,14 @@ export function sharingRoutes(app: App, { services, guards }: RouteContext<'docu
   const onRequest = guards.user({ scope: 'documents' });
 
   app.get('/documents/:id/shares', {
-    schema: { tags, summary: 'Who the document is shared with (owner)', params: documentParams, response: { 200: z.object({ data: z.array(shareSchema) }), ...problems } },
+    schema: { tags, summary: 'Who the document is shared with, oldest share first (owner)', params: documentParams, querystring: sharesQuery, response: { 200: page(shareSchema), ...problems } },
     onRequest,
-    handler: async (request) => ({ data: (await sharing.list(me(request), request.params.id)).map(toShare) }),
+    handler: async (request) => {
+      const { limit, cursor } = request.query;
+      const rows = await sharing.list(me(request), request.params.id, { limit: limit + 1, after: cursor });
+      const items = rows.slice(0, limit);
+      return { data: items.map(toShare), nextCursor: rows.length > limit ? shareCursor(items.at(-1)!.position) : null };
+    },
   });
 
   app.post('/documents/:id/shares', {

@@ -6,7 +6,7 @@ import type { UsersService } from '../users/index.ts';
 import type { Access } from './access.ts';
 import { hashToken, need } from './access.ts';
 import type { LinkRow, ShareRole, ShareRow } from './schema.ts';
-import { createSharingRepository } from './sharing-repository.ts';
+import { createSharingRepository, type SharePosition } from './sharing-repository.ts';
 
 const LINK_PREFIX = 'pdl_';
 
@@ -20,7 +20,7 @@ export type ShareView = ShareRow & { email: string };
 export function createSharing(d: {
   db: Db;
   access: Access;
-  users: Pick<UsersService, 'byEmail' | 'byId'>;
+  users: Pick<UsersService, 'byEmail' | 'byId' | 'byIds'>;
   announce: Announce;
   /** A reader's role changed (null: removed), after the change is stored. */
   roleChanged: (documentId: string, userId: string, role: ShareRole | null) => Promise<void>;
@@ -35,9 +35,12 @@ export function createSharing(d: {
     /** The owner and everyone the document is shared with (who may be mentioned, who hear of presence). */
     readers: (documentId: string) => repo.readers(documentId),
 
-    async list(userId: string, id: string): Promise<ShareView[]> {
+    /** Oldest first, a page at a time, with each reader's email (read together, in one query). */
+    async list(userId: string, id: string, page: { limit: number; after?: SharePosition }): Promise<Array<ShareView & { position: SharePosition }>> {
       await d.access.forUser(userId, id, 'owner', 'see who the document is shared with');
-      return Promise.all((await repo.shares(id)).map(withEmail));
+      const shares = await repo.shares(id, page);
+      const emails = new Map((await d.users.byIds(shares.map((s) => s.userId))).map((u) => [u.id, u.email]));
+      return shares.map((share) => ({ ...share, email: emails.get(share.userId) ?? '' }));
     },
 
     /** Shares with the account of this email, or changes its role there; `created` when it is new. */

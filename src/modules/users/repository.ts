@@ -1,4 +1,4 @@
-import { and, desc, eq, ilike, isNull, lt, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, ilike, inArray, isNull, lt, sql, type SQL } from 'drizzle-orm';
 import type { AnyPgColumn } from 'drizzle-orm/pg-core';
 import type { Db } from '../../platform/db/database.ts';
 import { users, type UserRow } from './schema.ts';
@@ -20,6 +20,11 @@ export function createUsersRepository(db: Db) {
     async byId(id: string, tx: Db = db): Promise<UserRow | undefined> {
       const [row] = tx === db ? await byId.execute({ id }) : await tx.select().from(users).where(eq(users.id, id));
       return row;
+    },
+
+    /** The users of these ids that exist, in no particular order: one query for a list that names many. */
+    byIds(ids: readonly string[]): Promise<UserRow[]> {
+      return ids.length ? db.select().from(users).where(inArray(users.id, [...new Set(ids)])) : Promise.resolve([]);
     },
 
     /** Reads and row-locks a user until the transaction ends, so read-modify-write updates cannot interleave. */

@@ -186,6 +186,37 @@ for (const backend of backends()) {
       assert.equal((await t.api('GET', `/v1/documents/${docId}`, { token: leaver.accessToken })).status, 404);
     });
 
+    test('shares are listed oldest first, a page at a time, each with its email; none repeated or skipped', async () => {
+      const doc = (await api('owner', 'POST', '/v1/documents', { title: 'Paged', body: 'text' })).body.id as string;
+      const readers = await Promise.all(Array.from({ length: 5 }, () => createUser(t)));
+      for (const r of readers) assert.equal((await api('owner', 'POST', `/v1/documents/${doc}/shares`, { email: r.email, role: 'viewer' })).status, 201);
+      // Two made in the same microsecond, the others a microsecond apart: the order is by time, then by reader.
+      const at = ['2030-01-01 00:00:00.000001+00', '2030-01-01 00:00:00.000001+00', '2030-01-01 00:00:00.000002+00', '2030-01-01 00:00:00.000003+00', '2029-12-31 23:59:59.999999+00'];
+      for (const [i, r] of readers.entries()) await t.deps.db.execute(sql`update document_shares set created_at = ${at[i]}::timestamptz where document_id = ${doc} and user_id = ${r.id}`);
+      const [same1, same2] = [readers[0]!, readers[1]!].sort((a, b) => (a.id < b.id ? -1 : 1));
+      const expected = [readers[4]!, same1!, same2!, readers[2]!, readers[3]!];
+
+      const whole = await api('owner', 'GET', `/v1/documents/${doc}/shares`);
+      assert.equal(whole.status, 200, whole.text);
+      assert.deepEqual(whole.body.data.map((s: any) => [s.userId, s.email]), expected.map((r) => [r.id, r.email]));
+      assert.equal(whole.body.nextCursor, null);
+
+      const paged: any[] = [];
+      let cursor: string | null = null;
+      do {
+        const res: any = await api('owner', 'GET', `/v1/documents/${doc}/shares?limit=2${cursor ? `&cursor=${cursor}` : ''}`);
+        assert.equal(res.status, 200, res.text);
+        assert.ok(res.body.data.length <= 2);
+        paged.push(...res.body.data);
+        cursor = res.body.nextCursor;
+      } while (cursor);
+      assert.deepEqual(paged, whole.body.data);
+
+      const bad = await api('owner', 'GET', `/v1/documents/${doc}/shares?cursor=${Buffer.from('yesterday').toString('base64url')}`);
+      assert.equal(bad.status, 400);
+      assert.equal(bad.body.code, 'validation_failed');
+    });
+
     test('the new reader hears of a share on the bus', async () => {
       const heard: unknown[] = [];
       const sub = await t.deps.bus.subscribe('test-shared', ['document.shared'], (e) => {
