@@ -108,6 +108,13 @@ export interface TopicDefinition {
   scope?: string;
   /** Throws NotFound unless this user may follow that id. */
   authorize?(principal: Principal, id: string): Promise<void>;
+  /**
+   * A topic followed by everyone who may read what it names (a shared document), not by one user: its
+   * events are published once, to whoever follows it, instead of once per reader. Each instance asks this,
+   * for each event, which of its followers' users may still read it (one query for all of them), and
+   * hands the event only to their sockets: a reader removed since subscribing hears nothing more.
+   */
+  audience?(id: string, userIds: string[]): Promise<string[]>;
 }
 
 export interface Topics {

@@ -37,7 +37,7 @@ function anchor(body: string, input: NewComment): { quote: string; anchorStart: 
  * the document is shared with. Every function takes the caller's grant (as a
  * reader or through a link) and checks its role here.
  */
-export function createComments(d: { db: Db; readers: (documentId: string) => Promise<string[]>; announce: Announce }) {
+export function createComments(d: { db: Db; readersAmong: (documentId: string, userIds: readonly string[]) => Promise<string[]>; announce: Announce }) {
   const repo = createCommentsRepository(d.db);
 
   async function commentOf(grant: Grant, id: string): Promise<CommentRow> {
@@ -77,7 +77,8 @@ export function createComments(d: { db: Db; readers: (documentId: string) => Pro
       }
       const mentions = input.mentions ?? [];
       if (mentions.length) {
-        const readers = new Set(await d.readers(grant.doc.id));
+        // Only the people mentioned are looked up, not everyone the document is shared with.
+        const readers = new Set(await d.readersAmong(grant.doc.id, mentions));
         const outside = mentions.filter((id) => !readers.has(id));
         if (outside.length) throw ValidationError('Only people the document is shared with can be mentioned', 'mention_not_allowed', { userIds: outside });
       }

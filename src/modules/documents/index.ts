@@ -33,9 +33,12 @@ declare module '../../platform/bus/events.ts' {
     'comment.created': { userId: string; documentId: string; commentId: string; parentId: string | null; mentions: string[] };
     /** The owner (`userId`) deleted the document. */
     'document.deleted': { userId: string; documentId: string };
-    /** A new version was saved (or restored) by `authorId`: told to each reader (`userId`). */
+    /**
+     * A new version was saved (or restored) by `authorId` (also `userId`): one event per save, however many
+     * readers; the readers following `document:<id>` hear it (the topic's audience).
+     */
     'document.saved': { userId: string; documentId: string; version: number; authorId: string };
-    /** Someone (`actorId`) arrived, switched between viewing and editing, or left: told to each reader (`userId`). */
+    /** Someone (`actorId`, also `userId`) arrived, switched between viewing and editing, or left: one event, heard as `document.saved` is. */
     'document.presence': { userId: string; documentId: string; actorId: string; state: 'viewing' | 'editing' | 'left' };
   }
 }
@@ -69,13 +72,13 @@ export const documentsModule = defineModule({
   provides: ['documents', 'documentSharing', 'documentComments', 'documentPresence', 'documentActions'],
   services({ deps, config, services }) {
     const documentsService = createDocuments({ db: deps.db, announce: deps.announce, settings: config.documents, projects: services.projects, files: services.files });
-    // Presence follows a reader's role (removed: gone; no longer an editor: viewing), and tells the readers sharing knows.
+    // Presence follows a reader's role (removed: gone; no longer an editor: viewing).
     const sharing = createSharing({ db: deps.db, access: documentsService.access, users: services.users, announce: deps.announce, roleChanged: (...change) => presence.roleChanged(...change) });
-    const presence = createPresence({ db: deps.db, readers: sharing.readers, announce: deps.announce, presenceSeconds: config.documents.presenceSeconds });
+    const presence = createPresence({ db: deps.db, announce: deps.announce, presenceSeconds: config.documents.presenceSeconds });
     return {
       documents: documentsService,
       documentSharing: sharing,
-      documentComments: createComments({ db: deps.db, readers: sharing.readers, announce: deps.announce }),
+      documentComments: createComments({ db: deps.db, readersAmong: sharing.readersAmong, announce: deps.announce }),
       documentPresence: presence,
       documentActions: createDocumentActions({ ai: services.ai, documents: documentsService, users: services.users, jobs: services.jobs }),
     };
@@ -93,7 +96,7 @@ export const documentsModule = defineModule({
   ],
   // A deleted file is no longer attached anywhere (the files module owns files; no foreign key crosses modules).
   subscriptions: ({ services }) => [{ group: 'documents', types: ['file.deleted'], handler: (event) => (event.type === 'file.deleted' ? services.documents.forgetFile(event.payload.fileId) : undefined) }],
-  topics: ({ documents: docs }) => ({
+  topics: ({ documents: docs, documentSharing: sharing }) => ({
     topics: [
       {
         name: 'document',
@@ -106,6 +109,8 @@ export const documentsModule = defineModule({
             throw err instanceof AppError && err.status === 404 ? NotFound('Document') : err;
           }
         },
+        // A save or a presence change is one event, not one per reader: who hears it is asked when it is delivered.
+        audience: (id, userIds) => sharing.readersAmong(id, userIds),
       },
       { name: 'documents', scope: 'documents' },
     ],

@@ -13,14 +13,14 @@ export type PresenceState = PresenceRow['state'];
  * others they left. Stored in the database, so every instance agrees.
  *
  * Changes (arrived, switched state, left) go out as `document.presence`, one
- * event per reader of the document (the bus relays an event to the sockets of
- * the user it names), onto the `document:<id>` topic. A plain renewal is silent.
+ * event per change however many readers the document has, onto the
+ * `document:<id>` topic, whose readers hear it. A plain renewal is silent.
  */
-export function createPresence(d: { db: Db; readers: (documentId: string) => Promise<string[]>; announce: Announce; presenceSeconds: number }) {
+export function createPresence(d: { db: Db; announce: Announce; presenceSeconds: number }) {
   const repo = createPresenceRepository(d.db);
 
-  async function tell(documentId: string, actorId: string, state: PresenceState | 'left') {
-    for (const userId of await d.readers(documentId)) d.announce('document.presence', { userId, documentId, actorId, state });
+  function tell(documentId: string, actorId: string, state: PresenceState | 'left') {
+    d.announce('document.presence', { userId: actorId, documentId, actorId, state });
   }
 
   return {
@@ -29,14 +29,14 @@ export function createPresence(d: { db: Db; readers: (documentId: string) => Pro
       need(grant, state === 'editing' ? 'editor' : 'viewer', state === 'editing' ? 'edit this document' : 'view this document');
       const now = new Date();
       const { changed } = await repo.beat(grant.doc.id, grant.userId, state, new Date(now.getTime() + d.presenceSeconds * 1000), now);
-      if (changed) await tell(grant.doc.id, grant.userId, state);
+      if (changed) tell(grant.doc.id, grant.userId, state);
       return repo.present(grant.doc.id, now);
     },
 
     present: (grant: Grant) => repo.present(grant.doc.id, new Date()),
 
     async leave(grant: Grant): Promise<void> {
-      if (await repo.leave(grant.doc.id, grant.userId, new Date())) await tell(grant.doc.id, grant.userId, 'left');
+      if (await repo.leave(grant.doc.id, grant.userId, new Date())) tell(grant.doc.id, grant.userId, 'left');
     },
 
     /**
@@ -46,16 +46,16 @@ export function createPresence(d: { db: Db; readers: (documentId: string) => Pro
     async roleChanged(documentId: string, userId: string, role: ShareRole | null): Promise<void> {
       const now = new Date();
       if (role === null) {
-        if (await repo.leave(documentId, userId, now)) await tell(documentId, userId, 'left');
+        if (await repo.leave(documentId, userId, now)) tell(documentId, userId, 'left');
       } else if (role !== 'editor' && (await repo.stopEditing(documentId, userId, now))) {
-        await tell(documentId, userId, 'viewing');
+        tell(documentId, userId, 'viewing');
       }
     },
 
     /** Removes expired presence and tells each document's readers who left; returns how many. */
     async purge(now = new Date()): Promise<number> {
       const gone = await repo.purge(now);
-      for (const p of gone) await tell(p.documentId, p.userId, 'left');
+      for (const p of gone) tell(p.documentId, p.userId, 'left');
       return gone.length;
     },
   };

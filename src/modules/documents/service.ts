@@ -13,7 +13,7 @@ import { createSharingRepository } from './sharing-repository.ts';
 
 export interface DocumentsDeps {
   db: Db;
-  /** `document.saved`, to each reader's `document:<id>` topic. */
+  /** `document.saved`, once per save (the `document:<id>` topic's audience hears it). */
   announce: Announce;
   settings: DocumentSettings;
   projects: Pick<Projects, 'exists'>;
@@ -73,10 +73,8 @@ export function createDocuments(d: DocumentsDeps) {
       return repo.saveVersion(id, base, content, userId, restoredFrom, tx);
     });
     if (!saved) throw await currentConflict(id);
-    if (saved.version !== base) {
-      // Whoever has it open learns there is a newer version before their own save would meet a 409.
-      for (const reader of await sharing.readers(id)) d.announce('document.saved', { userId: reader, documentId: id, version: saved.version, authorId: userId });
-    }
+    // Whoever has it open learns there is a newer version before their own save would meet a 409.
+    if (saved.version !== base) d.announce('document.saved', { userId, documentId: id, version: saved.version, authorId: userId });
     return current(userId, id);
   }
 

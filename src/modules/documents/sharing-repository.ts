@@ -1,4 +1,5 @@
-import { and, asc, eq, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, sql } from 'drizzle-orm';
+import { unionAll } from 'drizzle-orm/pg-core';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import { documentLinks, documents, documentShares, type LinkRow, type ShareRole, type ShareRow } from './schema.ts';
 
@@ -59,12 +60,18 @@ export function createSharingRepository(db: Db) {
       return rows.length > 0;
     },
 
-    /** The owner and everyone the document is shared with. */
-    async readers(documentId: string): Promise<string[]> {
-      const [doc] = await db.select({ ownerId: documents.ownerId }).from(documents).where(eq(documents.id, documentId));
-      if (!doc) return [];
-      const shares = await db.select({ userId: documentShares.userId }).from(documentShares).where(eq(documentShares.documentId, documentId));
-      return [doc.ownerId, ...shares.map((s) => s.userId)];
+    /**
+     * Those of these users who may read the document: its owner and those it is shared with. One query
+     * that reads only their rows, however many people the document is shared with.
+     */
+    async readersAmong(documentId: string, userIds: readonly string[]): Promise<string[]> {
+      if (!userIds.length) return [];
+      const ids = [...new Set(userIds)];
+      const rows = await unionAll(
+        db.select({ userId: documents.ownerId }).from(documents).where(and(eq(documents.id, documentId), inArray(documents.ownerId, ids))),
+        db.select({ userId: documentShares.userId }).from(documentShares).where(and(eq(documentShares.documentId, documentId), inArray(documentShares.userId, ids))),
+      );
+      return rows.map((r) => r.userId);
     },
 
     async insertLink(values: typeof documentLinks.$inferInsert): Promise<LinkRow> {

@@ -32,8 +32,8 @@ export function createSharing(d: {
   }
 
   return {
-    /** The owner and everyone the document is shared with (who may be mentioned, who hear of presence). */
-    readers: (documentId: string) => repo.readers(documentId),
+    /** Those of these users who may read the document: its owner and those it is shared with (who may be mentioned, who hear of saves and presence). */
+    readersAmong: (documentId: string, userIds: readonly string[]) => repo.readersAmong(documentId, userIds),
 
     /** Oldest first, a page at a time, with each reader's email (read together, in one query). */
     async list(userId: string, id: string, page: { limit: number; after?: SharePosition }): Promise<Array<ShareView & { position: SharePosition }>> {

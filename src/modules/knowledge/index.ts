@@ -99,7 +99,7 @@ export const knowledgeModule = defineModule({
         const p = event.payload as { fileId?: string; documentId?: string; version?: number; userId: string; authorId?: string };
         if (event.type === 'file.deleted') await services.knowledge.forget('file', p.fileId!);
         else if (event.type === 'document.deleted') await services.knowledge.forget('document', p.documentId!);
-        // Told once per reader: the author's copy is enough.
+        // One event per save, naming its author (instances before that told each reader: the author's copy is the one).
         else if (p.userId === p.authorId) await services.knowledge.documentSaved(p.documentId!, p.version!);
       },
     },

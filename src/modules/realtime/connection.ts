@@ -136,6 +136,12 @@ export function acceptConnection(socket: WebSocket, offered: string | undefined,
       if (!(err instanceof AppError)) throw err;
       return send(frames.error(err.code, err.message, topic.name));
     }
+    // Followed by everyone who may read it: its events come on the topic's channel, not on the user's.
+    if (topic.definition.audience) {
+      await d.gateway.follow(client!, topic);
+      // Closed meanwhile: its leave has run already, without this topic.
+      if (!open()) return d.gateway.unfollow(client!, topic.name);
+    }
     client!.topics.add(topic.name);
     send(frames.subscribed(topic.name));
   }
@@ -151,6 +157,7 @@ export function acceptConnection(socket: WebSocket, offered: string | undefined,
       case 'unsubscribe': {
         const name = d.topics.parse(m.topic)?.name ?? m.topic;
         client!.topics.delete(name);
+        d.gateway.unfollow(client!, name);
         return send(frames.unsubscribed(name));
       }
     }

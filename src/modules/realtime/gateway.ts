@@ -2,9 +2,10 @@ import type { WebSocket } from 'ws';
 import type { Broadcast } from '../../platform/broadcast/broadcast.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import { CLOSE, frames } from './protocol.ts';
-import { decodeDelivery, userChannel } from './relay.ts';
+import { decodeDelivery, topicChannel, userChannel } from './relay.ts';
 import type { RealtimeSettings } from './settings.ts';
 import type { ConnectionSlots } from './slots.ts';
+import type { Topic } from './topics.ts';
 
 const OPEN = 1;
 /** How long a socket closed for being slow, or at shutdown, may take to finish the closing handshake. */
@@ -26,14 +27,26 @@ interface UserSockets {
   listening: Promise<() => Promise<void>>;
 }
 
+/** The sockets of this instance following one topic with an audience, and the events waiting for its check. */
+interface TopicFollowers {
+  topic: Topic;
+  clients: Set<Client>;
+  /** The broadcast subscription to the topic's channel, shared by every socket here that follows it. */
+  listening: Promise<() => Promise<void>>;
+  waiting: string[];
+  checking: boolean;
+}
+
 /**
  * The sockets of one instance: who is connected, the user channels it listens
- * to (one broadcast subscription per user with at least one socket here), event
+ * to (one broadcast subscription per user with at least one socket here), the
+ * channels of topics with an audience its sockets follow (one per topic), event
  * delivery with backpressure, heartbeats and shutdown.
  */
 export function createGateway(d: { broadcast: Broadcast; slots: ConnectionSlots; settings: RealtimeSettings; logger: Logger }) {
   const { settings } = d;
   const users = new Map<string, UserSockets>();
+  const followed = new Map<string, TopicFollowers>();
   /** Every open socket, authenticated or not: whether it answered the last ping, and its heartbeat slice. */
   const sockets = new Map<WebSocket, { answered: boolean; slice: Set<WebSocket> }>();
   // Pings go out a slice at a time, so thousands of sockets never cost one long pause of the event loop.
@@ -61,11 +74,11 @@ export function createGateway(d: { broadcast: Broadcast; slots: ConnectionSlots;
     socket.send(frame);
   }
 
-  function deliver(entry: UserSockets, message: string) {
+  function deliver(clients: Iterable<Client>, message: string) {
     const delivery = decodeDelivery(message);
     if (!delivery) return;
     const byTopic = new Map<string, string>();
-    for (const client of entry.clients) {
+    for (const client of clients) {
       const topic = delivery.topics.find((t) => client.topics.has(t));
       const { socket } = client;
       if (!topic || socket.readyState !== OPEN) continue;
@@ -75,7 +88,40 @@ export function createGateway(d: { broadcast: Broadcast; slots: ConnectionSlots;
     }
   }
 
+  /**
+   * Hands a topic's events to the sockets following it whose users its audience still allows: one check for
+   * the events that arrived while the previous one ran, so a burst costs one query, and they go out in order.
+   */
+  async function check(entry: TopicFollowers): Promise<void> {
+    entry.checking = true;
+    try {
+      while (entry.waiting.length) {
+        const messages = entry.waiting.splice(0);
+        const clients = [...entry.clients];
+        let allowed: Set<string>;
+        try {
+          allowed = new Set(await entry.topic.definition.audience!(entry.topic.id!, [...new Set(clients.map((c) => c.userId))]));
+        } catch (err) {
+          d.logger.warn({ err, topic: entry.topic.name, events: messages.length }, "could not tell who may hear a topic's events; its sockets miss them");
+          continue;
+        }
+        const audience = clients.filter((c) => allowed.has(c.userId));
+        for (const message of messages) deliver(audience, message);
+      }
+    } finally {
+      entry.checking = false;
+    }
+  }
+
+  function unfollow(client: Client, name: string): void {
+    const entry = followed.get(name);
+    if (!entry?.clients.delete(client) || entry.clients.size > 0) return;
+    followed.delete(name);
+    entry.listening.then((stop) => stop()).catch((err) => d.logger.warn({ err, topic: name }, 'could not stop listening to a topic channel'));
+  }
+
   function leave(client: Client): void {
+    for (const name of client.topics) unfollow(client, name);
     const entry = users.get(client.userId);
     if (!entry?.clients.delete(client)) return;
     void d.slots.release(client.userId, client.id);
@@ -123,7 +169,7 @@ export function createGateway(d: { broadcast: Broadcast; slots: ConnectionSlots;
       let entry = users.get(client.userId);
       if (!entry) {
         const created: UserSockets = { clients: new Set(), listening: undefined! };
-        created.listening = d.broadcast.subscribe(userChannel(client.userId), (message) => deliver(created, message));
+        created.listening = d.broadcast.subscribe(userChannel(client.userId), (message) => deliver(created.clients, message));
         users.set(client.userId, (entry = created));
       }
       entry.clients.add(client);
@@ -136,10 +182,36 @@ export function createGateway(d: { broadcast: Broadcast; slots: ConnectionSlots;
       return true;
     },
 
-    /** Removes a socket; the last one of a user stops the listening to their channel. */
+    /** Removes a socket; the last one of a user stops the listening to their channel, the last follower of a topic to its. */
     leave,
 
-    stats: () => ({ sockets: sockets.size, users: users.size, droppedSlow: dropped }),
+    /**
+     * A socket follows a topic with an audience (the caller authorized it); resolves once the topic's channel is
+     * listened to here, so every event relayed afterwards reaches it (if its user is still in the audience then).
+     */
+    async follow(client: Client, topic: Topic): Promise<void> {
+      let entry = followed.get(topic.name);
+      if (!entry) {
+        const created: TopicFollowers = { topic, clients: new Set(), listening: undefined!, waiting: [], checking: false };
+        created.listening = d.broadcast.subscribe(topicChannel(topic.name), (message) => {
+          created.waiting.push(message);
+          if (!created.checking) check(created).catch((err) => d.logger.error({ err, topic: topic.name }, "a topic's events could not be delivered"));
+        });
+        followed.set(topic.name, (entry = created));
+      }
+      entry.clients.add(client);
+      try {
+        await entry.listening;
+      } catch (err) {
+        unfollow(client, topic.name);
+        throw err;
+      }
+    },
+
+    /** A socket stops following a topic (a no-op for one it does not follow this way); the last one stops the listening. */
+    unfollow,
+
+    stats: () => ({ sockets: sockets.size, users: users.size, followedTopics: followed.size, droppedSlow: dropped }),
 
     /** Closes every socket with 1001, and terminates what has not finished closing after a grace period. */
     async shutdown(): Promise<void> {
@@ -155,8 +227,9 @@ export function createGateway(d: { broadcast: Broadcast; slots: ConnectionSlots;
 
     async close(): Promise<void> {
       clearInterval(heartbeat);
-      const entries = [...users.values()];
+      const entries = [...users.values(), ...followed.values()];
       users.clear();
+      followed.clear();
       await Promise.allSettled(entries.map(async (e) => (await e.listening)()));
       await d.slots.close();
     },

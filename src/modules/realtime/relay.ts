@@ -7,6 +7,9 @@ import type { TopicRegistry } from './topics.ts';
 /** The broadcast topic every instance holding a socket of this user listens to. */
 export const userChannel = (userId: string) => `user:${userId}`;
 
+/** The broadcast topic of a topic with an audience (see TopicDefinition.audience): every instance with a socket following it listens. */
+export const topicChannel = (topic: string) => `topic:${topic}`;
+
 /**
  * What travels on a user's channel: the event's topics (space-separated), a
  * newline, then the event as the client receives it. The gateway routes on
@@ -26,7 +29,9 @@ export const RELAY_GROUP = 'realtime';
  * Bus → sockets. Every serve instance runs one, all in the consumer group
  * `realtime`, so each event is relayed once (at least once: a redelivery may
  * repeat it; clients de-duplicate by event id) to the user's channel, which
- * reaches every instance holding a socket of that user.
+ * reaches every instance holding a socket of that user; or, for a topic with
+ * an audience (a document's), to the topic's channel, which reaches every
+ * instance holding a socket that follows it, whoever's it is.
  */
 export function createRelay(d: { broadcast: Broadcast; topics: TopicRegistry; logger: Logger }): Handler<EventType> {
   return async (event) => {
@@ -35,7 +40,9 @@ export function createRelay(d: { broadcast: Broadcast; topics: TopicRegistry; lo
     // Not awaited: a consumer handles its events one after another, so a round trip saved here
     // is relay throughput. The publish goes out before the bus's ack, on the same Redis connection
     // (both adapters use deps.redis), so a relay that dies in between leaves the event unacked.
-    d.broadcast.publish(userChannel(payload.userId), encodeDelivery(d.topics.route(event.type, payload), eventJson)).catch((err) => {
+    const topics = d.topics.route(event.type, payload);
+    const channel = d.topics.hasAudience(topics[0]) ? topicChannel(topics[0]!) : userChannel(payload.userId);
+    d.broadcast.publish(channel, encodeDelivery(topics, eventJson)).catch((err) => {
       d.logger.warn({ err, eventId: event.id, type: event.type }, 'real-time event not fanned out; sockets miss it');
     });
   };

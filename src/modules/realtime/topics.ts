@@ -10,7 +10,7 @@ import type { TopicDefinition, Topics } from '../module.ts';
  *   conversation:<id>, conversations   chat's message.* events
  *   job:<id>, jobs                     job.progress
  *   user                               user.updated
- *   document:<id>, documents           document.presence and document.saved (to every reader), document.shared
+ *   document:<id>, documents           document.presence and document.saved (one per change, to every reader following it), document.shared
  *   notifications                      notification.created, notification.read (the notifications module)
  */
 export interface Topic {
@@ -31,19 +31,21 @@ export function createTopics(declared: () => Topics[]) {
     return (built = { byName, all, events: [...new Set(all.flatMap((t) => t.events))] });
   };
 
+  /** A topic name as a topic (ids lower-cased), or undefined if it is not one. */
+  function parse(name: string): Topic | undefined {
+    const { byName } = get();
+    const whole = byName.get(name);
+    if (whole && !whole.withId) return { name, definition: whole };
+    const i = name.indexOf(':');
+    if (i < 0) return undefined;
+    const definition = byName.get(name.slice(0, i));
+    const id = name.slice(i + 1).toLowerCase();
+    if (!definition?.withId || !UUID.test(id)) return undefined;
+    return { name: `${definition.name}:${id}`, definition, id };
+  }
+
   return {
-    /** A topic name as a topic (ids lower-cased), or undefined if it is not one. */
-    parse(name: string): Topic | undefined {
-      const { byName } = get();
-      const whole = byName.get(name);
-      if (whole && !whole.withId) return { name, definition: whole };
-      const i = name.indexOf(':');
-      if (i < 0) return undefined;
-      const definition = byName.get(name.slice(0, i));
-      const id = name.slice(i + 1).toLowerCase();
-      if (!definition?.withId || !UUID.test(id)) return undefined;
-      return { name: `${definition.name}:${id}`, definition, id };
-    },
+    parse,
 
     /** Who may subscribe to what: only to one's own topics. Throws NotFound for anyone else's, as the HTTP API does. */
     async authorize(p: Principal, topic: Topic): Promise<void> {
@@ -56,6 +58,11 @@ export function createTopics(declared: () => Topics[]) {
 
     /** Whether subscribing reads what the topic names (its owner's conversation, document, job): a request's worth of work. */
     needsLookup: (topic: Topic): boolean => topic.id !== undefined && topic.definition.authorize !== undefined,
+
+    /** Whether the topic (a name an event is routed to) has an audience: its events go to its followers, not to the user they name. */
+    hasAudience(name: string | undefined): boolean {
+      return name !== undefined && parse(name)?.definition.audience !== undefined;
+    },
 
     /** The bus events the relay forwards to sockets. */
     events: () => get().events,

@@ -43,7 +43,7 @@ function webhookOf(event: BusEvent): WebhookEmit | undefined {
     case 'file.created':
       return { userId: p.userId, eventType: 'file.ready', payload: { fileId: p.fileId, name: p.name, mimeType: p.mimeType, size: p.size }, sourceEventId };
     case 'document.saved':
-      // Told once per reader: the author's copy is enough.
+      // One event per save, naming its author, whose endpoints hear of it (instances before that told each reader: the author's copy is the one).
       if (p.userId !== p.authorId) return undefined;
       return { userId: p.userId, eventType: 'document.updated', payload: { documentId: p.documentId, version: p.version }, sourceEventId };
     case 'budget.threshold': {

@@ -116,7 +116,7 @@ for (const backend of backends()) {
       const saved = await t.api('PUT', `/v1/documents/${docId}`, { token: editor.accessToken, body: { body: 'text, edited', baseVersion: current } });
       assert.equal(saved.status, 200, saved.text);
       const heard = await viewerSocket.next((f) => f.type === 'event' && f.event?.type === 'document.saved');
-      assert.deepEqual(heard.event.payload, { userId: viewer.id, documentId: docId, version: current + 1, authorId: editor.id });
+      assert.deepEqual(heard.event.payload, { userId: editor.id, documentId: docId, version: current + 1, authorId: editor.id });
       assert.equal(heard.topic, `document:${docId}`);
     });
 
