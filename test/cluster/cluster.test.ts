@@ -137,6 +137,49 @@ describe('a cluster behind nginx', { skip, timeout: 300_000 }, () => {
     }
   });
 
+  test("a document's save through either instance is one event that reaches its readers' sockets on both instances, once each", async () => {
+    const email = uniqueEmail('reader');
+    const reader = await call(nginx.url, 'POST', '/v1/auth/register', { body: { email, password: 'correct horse battery staple' } });
+    assert.equal(reader.status, 201, JSON.stringify(reader.body));
+    const doc = await call(nginx.url, 'POST', '/v1/documents', { token, body: { title: 'Across instances', body: 'text' } });
+    assert.equal(doc.status, 201, JSON.stringify(doc.body));
+    const shared = await call(nginx.url, 'POST', `/v1/documents/${doc.body.id}/shares`, { token, body: { email, role: 'viewer' } });
+    assert.equal(shared.status, 201, JSON.stringify(shared.body));
+    // The owner on A, the reader on B, each following the document.
+    const follow = async (server: ServerProcess, credential: string) => {
+      const ws = new WebSocket(`${server.url.replace('http', 'ws')}/v1/ws`, ['parley.v1', `parley.auth.${credential}`]);
+      const frames: any[] = [];
+      ws.on('message', (raw) => frames.push(JSON.parse(String(raw))));
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('error', reject);
+      });
+      await eventually(() => assert.ok(frames.some((f) => f.type === 'ready')));
+      ws.send(JSON.stringify({ type: 'subscribe', topic: `document:${doc.body.id}` }));
+      await eventually(() => assert.ok(frames.some((f) => f.type === 'subscribed')));
+      return { ws, frames };
+    };
+    const sockets = [await follow(a, token), await follow(b, reader.body.accessToken)];
+    try {
+      let version = doc.body.version as number;
+      for (const server of [a, b]) {
+        const saved = await call(server.url, 'PUT', `/v1/documents/${doc.body.id}`, { token, body: { body: `saved through ${server.url}`, baseVersion: version } });
+        assert.equal(saved.status, 200, JSON.stringify(saved.body));
+        version = saved.body.version;
+        for (const { frames } of sockets) {
+          await eventually(() => assert.ok(frames.some((f) => f.type === 'event' && f.event.type === 'document.saved' && f.event.payload.version === version)), 10_000);
+        }
+      }
+      for (const { frames } of sockets) {
+        const ids = frames.filter((f) => f.type === 'event' && f.event.type === 'document.saved').map((f) => f.event.id);
+        assert.equal(ids.length, 2, 'one event per save, each heard once');
+        assert.equal(new Set(ids).size, 2);
+      }
+    } finally {
+      for (const { ws } of sockets) ws.close();
+    }
+  });
+
   test('a key deleted through one instance is refused by the other at once', async () => {
     const created = await call(a.url, 'POST', '/v1/api-keys', { token, body: { name: 'k' } });
     assert.equal(created.status, 201);
