@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { optionalBody, pageQuery } from '../../http/pagination.ts';
+import { opaqueCursor, optionalBody, pageQuery } from '../../http/pagination.ts';
 import { modelId } from '../ai/index.ts';
+import type { SearchPosition } from './search.ts';
 
 export const MESSAGE_MAX_CHARS = 100_000;
 /** Files one message may carry. */
@@ -209,26 +210,22 @@ export const branchQuery = z.object({
   cursor: z.uuid().optional().describe("The previous page's `nextCursor`: the messages before it"),
 });
 
+/** A search cursor's text: the last hit's rank, time (to the microsecond) and id. */
+const SEARCH_POSITION = /^(\d+(?:\.\d+)?(?:e-?\d+)?) (\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z) ([0-9a-f-]{36})$/;
+
+function readSearchCursor(text: string): SearchPosition | undefined {
+  const [, rank, createdAt, id] = SEARCH_POSITION.exec(text) ?? [];
+  if (!rank || !createdAt || !id || Number.isNaN(Date.parse(createdAt)) || !z.uuid().safeParse(id).success) return undefined;
+  return { rank, createdAt, id };
+}
+
 export const searchQuery = z.object({
   q: z.string().trim().min(1).max(256).describe('Web-search syntax: words, "a phrase", or, -excluded'),
   limit: z.coerce.number().int().min(1).max(50).default(20),
-  cursor: z
-    .string()
-    .max(40)
-    .optional()
-    .transform((c, ctx) => {
-      if (c === undefined) return 0;
-      const decoded = Buffer.from(c, 'base64url').toString('utf8');
-      const offset = Number(decoded);
-      if (!/^\d{1,5}$/.test(decoded) || offset > 10_000) {
-        ctx.addIssue({ code: 'custom', message: 'invalid cursor' });
-        return z.NEVER;
-      }
-      return offset;
-    }),
+  cursor: opaqueCursor(readSearchCursor),
 });
 
-export const encodeSearchCursor = (offset: number) => Buffer.from(String(offset)).toString('base64url');
+export const encodeSearchCursor = (p: SearchPosition) => Buffer.from(`${p.rank} ${p.createdAt} ${p.id}`).toString('base64url');
 
 export const searchResultSchema = z
   .object({

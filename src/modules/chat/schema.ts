@@ -30,7 +30,8 @@ export const conversations = pgTable(
     // The list's order (pinned first, then most recently updated) within a user's archived or not: one backward scan of a page.
     index('conversations_list_idx').on(t.userId, t.archived, t.pinned, t.updatedAt, t.id),
     index('conversations_project_idx').on(t.projectId),
-    index('conversations_search_idx').using('gin', t.searchVector),
+    // Search reads one user's matches (btree_gin lets a GIN index lead with the user): not every user's, then filtered.
+    index('conversations_user_search_idx').using('gin', t.userId, t.searchVector),
   ],
 );
 
@@ -113,8 +114,10 @@ export const messages = pgTable(
     index('messages_parent_idx').on(t.parentId, t.conversationId),
     // A conversation's first messages (its root and the edits of it), for their sibling lists.
     index('messages_roots_idx').on(t.conversationId).where(sql`${t.parentId} is null`),
-    index('messages_user_idx').on(t.userId),
-    index('messages_search_idx').using('gin', t.searchVector),
+    // A user's messages newest first: search ranks the newest of a user's matches, found by walking these
+    // where a word is common, by the GIN index below where it is rare.
+    index('messages_user_created_idx').on(t.userId, t.createdAt, t.id),
+    index('messages_user_search_idx').using('gin', t.userId, t.searchVector),
     // The answers still being written (few), for the schedule that fails those whose server went away: not a scan of every message.
     index('messages_streaming_idx').on(t.createdAt).where(sql`${t.status} = 'streaming'`),
   ],

@@ -2,6 +2,16 @@ import { sql } from 'drizzle-orm';
 import type { Db } from '../../platform/db/database.ts';
 import { conversations, messages } from './schema.ts';
 
+/**
+ * Where a hit stands in the order (rank, then newest, then id), exactly as the database compares it: the
+ * rank as PostgreSQL prints its `real`, the time to the microsecond. The next page starts after it.
+ */
+export interface SearchPosition {
+  rank: string;
+  createdAt: string;
+  id: string;
+}
+
 export interface SearchHit {
   type: 'conversation' | 'message';
   conversationId: string;
@@ -10,54 +20,90 @@ export interface SearchHit {
   snippet: string;
   rank: number;
   createdAt: string;
+  position: SearchPosition;
 }
+
+/**
+ * How many of a user's matching messages, and of their matching conversation titles, are ranked: the
+ * newest ones (titles: of the conversations most recently active). Ranking reads each candidate's whole
+ * tsvector; bounded, a word in a hundred thousand of a user's messages is ranked at the cost of a thousand.
+ */
+export const RANKED_MATCHES = 1_000;
 
 // The text is HTML-escaped before ts_headline marks it up, so <mark> is the only markup a snippet can hold.
 const escaped = (text: unknown) => sql`replace(replace(replace(${text}, '&', '&amp;'), '<', '&lt;'), '>', '&gt;')`;
 const MARK = 'StartSel=<mark>, StopSel=</mark>';
 const TITLE_HEADLINE = `${MARK}, HighlightAll=true`;
 const MESSAGE_HEADLINE = `${MARK}, MaxWords=30, MinWords=12, ShortWord=2, MaxFragments=2, FragmentDelimiter=" … "`;
+const iso = (column: string, fraction: 'MS' | 'US') => sql.raw(`to_char(${column} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.${fraction}"Z"')`);
 
 /**
  * Full-text search over one user's conversation titles and message texts
  * (websearch syntax, English stemming), best match first. The same SQL runs on
- * PGlite and PostgreSQL; the generated tsvector columns and their GIN indexes do the matching.
+ * PGlite and PostgreSQL.
+ *
+ * Each list's candidates are the user's newest matches, found through indexes that lead with the user
+ * (GIN on (user_id, search_vector) with btree_gin, where a word is rare for them; their messages by time,
+ * walked until enough match, where it is common), so a request reads the user's rows, never other users'.
+ * Only the candidates are ranked (again for each page), and a page starts after the last hit's position
+ * (keyset): it sorts what follows, where an offset sorted every hit before it as well.
  */
 export function createSearch(db: Db) {
   return {
-    /** Up to `limit` hits starting at `offset`, from the user's own rows only. */
-    async search(userId: string, opts: { q: string; limit: number; offset: number }): Promise<SearchHit[]> {
-      const hits = sql`
-        with q as (select websearch_to_tsquery('english', ${opts.q}) as query),
-        hits as (
-          (
-            select 'conversation' as type, c.id as conversation_id, null::uuid as message_id, c.id as hit_id, c.title,
-                   coalesce(c.title, '') as body, ts_rank(c.search_vector, q.query) as rank, c.created_at
-            from ${conversations} c, q
-            where c.user_id = ${userId} and c.search_vector @@ q.query
-            union all
-            select 'message', m.conversation_id, m.id, m.id, c.title, m.text, ts_rank(m.search_vector, q.query), m.created_at
-            from ${messages} m join ${conversations} c on c.id = m.conversation_id, q
-            where m.user_id = ${userId} and c.user_id = ${userId} and m.role in ('user', 'assistant') and m.status <> 'flagged' and m.search_vector @@ q.query
-          )
-          order by rank desc, created_at desc, hit_id desc
-          limit ${opts.limit} offset ${opts.offset}
-        )
-        select hits.*, ts_headline('english', ${escaped(sql`hits.body`)}, q.query,
-                 case when hits.type = 'conversation' then ${TITLE_HEADLINE} else ${MESSAGE_HEADLINE} end) as snippet
-        from hits, q`;
-      return db
+    /** Up to `limit` hits after `after` (from the first without it), from the user's own rows only. */
+    async search(userId: string, opts: { q: string; limit: number; after?: SearchPosition }): Promise<SearchHit[]> {
+      // Inline (not a CTE's column): the planner sees the query's words, for the index and its estimates.
+      const query = () => sql`websearch_to_tsquery('english', ${opts.q})`;
+      // Ordered by time, which no index over every user's rows serves: the planner cannot choose to walk all
+      // messages (or conversations) newest first and filter out the other users', which it would where it
+      // guessed the user's matches to be dense.
+      const ranked = sql`
+        select 'conversation' as type, c.id as conversation_id, null::uuid as message_id, c.id as hit_id,
+               ts_rank(c.search_vector, ${query()}) as rank, c.created_at
+        from (
+          select c.id, c.search_vector, c.created_at from ${conversations} c
+          where c.user_id = ${userId} and c.search_vector @@ ${query()}
+          order by c.updated_at desc, c.id desc
+          limit ${RANKED_MATCHES}
+        ) c
+        union all
+        select 'message', m.conversation_id, m.id, m.id, ts_rank(m.search_vector, ${query()}), m.created_at
+        from (
+          select m.id, m.conversation_id, m.search_vector, m.created_at from ${messages} m
+          where m.user_id = ${userId} and m.role in ('user', 'assistant') and m.status <> 'flagged' and m.search_vector @@ ${query()}
+          order by m.created_at desc, m.id desc
+          limit ${RANKED_MATCHES}
+        ) m
+        join ${conversations} c on c.id = m.conversation_id and c.user_id = ${userId}`;
+      const after = opts.after
+        ? sql`where (h.rank, h.created_at, h.hit_id) < (${opts.after.rank}::real, ${opts.after.createdAt}::timestamptz, ${opts.after.id}::uuid)`
+        : sql``;
+      // Materialized: each candidate is ranked once, not again for the cursor's comparison. The texts are read
+      // for the page's hits only.
+      const page = sql`
+        with ranked as materialized (${ranked})
+        select h.*, c.title,
+               ts_headline('english', ${escaped(sql`case when h.type = 'conversation' then coalesce(c.title, '') else m.text end`)}, ${query()},
+                 case when h.type = 'conversation' then ${TITLE_HEADLINE} else ${MESSAGE_HEADLINE} end) as snippet
+        from (select * from ranked h ${after} order by h.rank desc, h.created_at desc, h.hit_id desc limit ${opts.limit}) h
+        join ${conversations} c on c.id = h.conversation_id
+        left join ${messages} m on m.id = h.message_id`;
+      const rows = await db
         .select({
           type: sql<'conversation' | 'message'>`r.type`,
           conversationId: sql<string>`r.conversation_id`,
           messageId: sql<string | null>`r.message_id`,
+          hitId: sql<string>`r.hit_id`,
           title: sql<string | null>`r.title`,
           snippet: sql<string>`r.snippet`,
           rank: sql<number>`r.rank`.mapWith(Number),
-          createdAt: sql<string>`to_char(r.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`,
+          rankText: sql<string>`r.rank::text`,
+          createdAt: sql<string>`${iso('r.created_at', 'MS')}`,
+          createdAtExact: sql<string>`${iso('r.created_at', 'US')}`,
         })
-        .from(sql`(${hits}) as r`)
+        .from(sql`(${page}) as r`)
         .orderBy(sql`r.rank desc, r.created_at desc, r.hit_id desc`);
+      return rows.map(({ hitId, rankText, createdAtExact, ...hit }) => ({ ...hit, position: { rank: rankText, createdAt: createdAtExact, id: hitId } }));
     },
   };
 }

@@ -10,6 +10,12 @@ import type { VectorIndex } from './vectors.ts';
 export const RRF_K = 60;
 /** Candidates taken from each list before fusing. */
 const CANDIDATES = 50;
+/**
+ * Passages ranked by full text for one search, at most (per side, see fullText): the matches of the newest
+ * items first. Ranking reads each candidate's whole tsvector; bounded, fifty thousand matching passages are
+ * ranked at the cost of a thousand (finding them costs an index entry and a row each).
+ */
+export const RANKED_PASSAGES = 1_000;
 
 export type HitKind = 'document' | 'file' | 'conversation';
 
@@ -74,16 +80,21 @@ export function createKnowledgeSearch(d: {
   /** Vector hits below this similarity are dropped. */
   minSimilarity: number;
 }) {
-  /** Items the user may read, narrowed by the filter: a subquery of item ids. */
-  function scope(userId: string, f: SearchFilter): SQL {
+  /**
+   * Items the user may read, narrowed by the filter: a subquery of item ids. `others`: only the items
+   * whose passages carry another user's id (a document shared with this user, indexed by its owner or
+   * another reader).
+   */
+  function scope(userId: string, f: SearchFilter, opts: { others?: boolean } = {}): SQL {
     const kinds = (f.kinds ?? ['document', 'file']).filter((k) => k !== 'conversation' && (!f.tag || k === 'document'));
     const readable: SQL[] = [];
-    if (kinds.includes('file')) readable.push(sql`(i.kind = 'file' and i.user_id = ${userId})`);
+    if (kinds.includes('file') && !opts.others) readable.push(sql`(i.kind = 'file' and i.user_id = ${userId})`);
     if (kinds.includes('document')) {
       readable.push(sql`(i.kind = 'document' and i.ref_id in (${d.documents.readableIds(userId, f.tag)}))`);
     }
     if (!readable.length) return sql`select null::uuid where false`;
     const where: SQL[] = [sql`(${sql.join(readable, sql` or `)})`, sql`i.status = 'ready'`];
+    if (opts.others) where.push(sql`i.user_id <> ${userId}`);
     if (f.collectionIds?.length || f.projectId) {
       const which: SQL[] = [];
       if (f.collectionIds?.length) which.push(sql`k.id = any(${`{${f.collectionIds.join(',')}}`}::uuid[])`);
@@ -95,12 +106,31 @@ export function createKnowledgeSearch(d: {
     return sql`select i.id from knowledge_items i where ${sql.join(where, sql` and `)}`;
   }
 
-  async function fullText(items: SQL, q: string): Promise<string[]> {
+  /**
+   * The best CANDIDATES passages by full-text rank among at most RANKED_PASSAGES matches on each side, those of
+   * the newest items first: the user's own passages, found by the (user_id, search_vector) GIN index (btree_gin),
+   * so that no other user's rows are read; and those of documents shared with them that another user indexed,
+   * found by item. The items come as an array, not a join: joined, the planner took the user's items one by one
+   * and tested every passage of each (reading each tsvector from TOAST, a cost it does not see), where the GIN
+   * index gives the matches alone.
+   */
+  async function fullText(userId: string, f: SearchFilter, q: string): Promise<string[]> {
     if (!q.trim()) return [];
+    const query = () => sql`websearch_to_tsquery('english', ${q})`;
     const rows = await d.db.execute(sql`
-      select c.id from knowledge_chunks c, websearch_to_tsquery('english', ${q}) query
-      where c.item_id in (${items}) and c.search_vector @@ query
-      order by ts_rank(c.search_vector, query) desc, c.id
+      with matches as materialized (
+        (select c.id, c.search_vector from knowledge_chunks c
+         where c.user_id = ${userId} and c.search_vector @@ ${query()} and c.item_id = any(array(${scope(userId, f)}))
+         order by c.item_id desc, c.index
+         limit ${RANKED_PASSAGES})
+        union all
+        (select c.id, c.search_vector from knowledge_chunks c
+         where c.item_id = any(array(${scope(userId, f, { others: true })})) and c.user_id <> ${userId} and c.search_vector @@ ${query()}
+         order by c.item_id desc, c.index
+         limit ${RANKED_PASSAGES})
+      )
+      select id from matches
+      order by ts_rank(search_vector, ${query()}) desc, id
       limit ${CANDIDATES}`);
     return (rows as unknown as { rows: Array<{ id: string }> }).rows.map((r) => r.id);
   }
@@ -139,7 +169,7 @@ export function createKnowledgeSearch(d: {
 
       const lists: Array<{ name: 'fullText' | 'vector' | 'conversation'; ids: string[] }> = [];
       const textQuery = f.match === 'any' ? anyOf(f.q) : f.q;
-      if (wantsPassages) lists.push({ name: 'fullText', ids: await fullText(items, textQuery) });
+      if (wantsPassages) lists.push({ name: 'fullText', ids: await fullText(userId, { ...f, kinds }, textQuery) });
       if (wantsPassages && d.ai.embeddings.defaultModel) {
         try {
           const { vectors } = await d.ai.embeddings.embed([f.q], { meter: { userId, apiKeyId: opts.apiKeyId ?? null } });
@@ -153,7 +183,7 @@ export function createKnowledgeSearch(d: {
         }
       }
       // Conversations have no passages of their own: their messages rank by full text, within the date range, unless collections narrow the search.
-      const messages = opts.conversations && kinds.includes('conversation') && !f.collectionIds?.length && !f.projectId && !f.tag ? await opts.conversations.search(userId, { q: f.q, limit: CANDIDATES, offset: 0 }) : [];
+      const messages = opts.conversations && kinds.includes('conversation') && !f.collectionIds?.length && !f.projectId && !f.tag ? await opts.conversations.search(userId, { q: f.q, limit: CANDIDATES }) : [];
       const inRange = messages.filter((m) => m.messageId && (!f.from || new Date(m.createdAt) >= f.from) && (!f.to || new Date(m.createdAt) < f.to));
       lists.push({ name: 'conversation', ids: inRange.map((m) => m.messageId!) });
 

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PGlite } from '@electric-sql/pglite';
+import { btree_gin } from '@electric-sql/pglite/contrib/btree_gin';
 import { vector } from '@electric-sql/pglite-pgvector';
 import { OperatorError } from '../../errors.ts';
 
@@ -13,6 +14,12 @@ import { OperatorError } from '../../errors.ts';
  * the OS page cache when they leave this one.
  */
 export const DEFAULT_PGLITE_SHARED_BUFFERS_MB = 16;
+
+/**
+ * The extensions PGlite loads (it has none it is not given): pgvector for knowledge search, btree_gin for the
+ * full-text indexes that lead with the user (db/migrations/0030_search_per_user.sql).
+ */
+const extensions = { vector, btree_gin };
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const pgliteVersion = (): string =>
@@ -42,7 +49,6 @@ function startParams(sharedBuffersMb: number): string[] {
  * its CPU), unpacking and migrating most of the rest.
  */
 export function openPglite(opts: { dir?: string; snapshot?: Blob; sharedBuffersMb?: number }): PGlite {
-  const extensions = { vector };
   const params = startParams(opts.sharedBuffersMb ?? DEFAULT_PGLITE_SHARED_BUFFERS_MB);
   if (opts.dir) {
     copyTemplate(opts.dir);
@@ -140,8 +146,9 @@ function readTemplate(): Blob | undefined {
 export async function writeTemplate(): Promise<string> {
   const file = templateFile();
   // With the extensions it will be opened with: a dump holds the installed extension files too, and without
-  // them a cluster unpacked from it could not create pgvector.
-  const pg = new PGlite({ extensions: { vector }, startParams: startParams(DEFAULT_PGLITE_SHARED_BUFFERS_MB) });
+  // them a cluster unpacked from it could not create pgvector. (PGlite installs the files of the extensions it
+  // is given at each start as well: a template made before btree_gin was added still creates it.)
+  const pg = new PGlite({ extensions, startParams: startParams(DEFAULT_PGLITE_SHARED_BUFFERS_MB) });
   await pg.waitReady;
   const dump = await pg.dumpDataDir('none');
   await pg.close();
@@ -163,7 +170,7 @@ async function writeMigratedTemplate(dump: Blob): Promise<void> {
   const target = migratedTemplateDir();
   const partial = `${target}.${process.pid}`;
   rmSync(partial, { recursive: true, force: true });
-  const pg = new PGlite(partial, { extensions: { vector }, startParams: startParams(DEFAULT_PGLITE_SHARED_BUFFERS_MB), loadDataDir: dump });
+  const pg = new PGlite(partial, { extensions, startParams: startParams(DEFAULT_PGLITE_SHARED_BUFFERS_MB), loadDataDir: dump });
   try {
     const [{ drizzle }, { migrate }] = await Promise.all([import('drizzle-orm/pglite'), import('drizzle-orm/pglite/migrator')]);
     await migrate(drizzle(pg), { migrationsFolder });
