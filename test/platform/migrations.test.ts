@@ -7,6 +7,7 @@ import { describe, test, type TestContext } from 'node:test';
 import { sql } from 'drizzle-orm';
 import { openDatabase, type Database } from '../../src/platform/db/database.ts';
 import { createUsageRecorder } from '../../src/modules/usage/recorder.ts';
+import { createSearch } from '../../src/modules/chat/search.ts';
 import { freshPostgresDatabase } from '../support/app.ts';
 
 const migrationsDir = fileURLToPath(new URL('../../db/migrations', import.meta.url));
@@ -138,6 +139,46 @@ async function checkProjectLinksUpgrade(database: Database): Promise<void> {
   assert.equal(rowsOf(await database.db.execute(sql`select 1 from files`)).length, 2, 'the rows stay');
 }
 
+/**
+ * 0030 replaces the full-text GIN indexes over every user's rows with ones that lead with the user (btree_gin),
+ * built over the rows already there, and orders a user's messages by time: search finds what was written before.
+ */
+async function checkSearchPerUserUpgrade(database: Database): Promise<void> {
+  const before = migrationsBefore('0030_search_per_user');
+  try {
+    await database.migrate(before.folder);
+  } finally {
+    before.remove();
+  }
+  const [ada, bo] = ['0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a01', '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a02'];
+  const [adaChat, boChat] = ['0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4c01', '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4c02'];
+  await database.db.execute(sql`insert into users (id, email) values (${ada}, 'ada@example.com'), (${bo}, 'bo@example.com')`);
+  await database.db.execute(sql`insert into conversations (id, user_id, title) values (${adaChat}, ${ada}, 'Glaciers'), (${boChat}, ${bo}, 'Glaciers too')`);
+  await database.db.execute(sql`
+    insert into messages (id, conversation_id, user_id, role, content, text)
+    select gen_random_uuid(), c, u, 'user', '[]'::jsonb, t from (values (${adaChat}::uuid, ${ada}::uuid, 'glaciers carve valleys'), (${adaChat}::uuid, ${ada}::uuid, 'moraines'), (${boChat}::uuid, ${bo}::uuid, 'glaciers calve icebergs')) v(c, u, t)`);
+  await database.migrate();
+
+  const indexes = rowsOf<{ name: string; def: string }>(
+    await database.db.execute(sql`
+      select indexname as name, regexp_replace(indexdef, '^.* USING ', '') as def from pg_indexes
+      where tablename in ('messages', 'conversations', 'knowledge_chunks') and (indexdef like '%search_vector%' or indexname like '%\_user\_%')
+      order by 1`),
+  );
+  assert.deepEqual(indexes, [
+    { name: 'conversations_user_idx', def: 'btree (user_id, updated_at, id)' },
+    { name: 'conversations_user_search_idx', def: 'gin (user_id, search_vector)' },
+    { name: 'knowledge_chunks_user_search_idx', def: 'gin (user_id, search_vector)' },
+    { name: 'messages_user_created_idx', def: 'btree (user_id, created_at, id)' },
+    { name: 'messages_user_search_idx', def: 'gin (user_id, search_vector)' },
+  ]);
+  const hits = await createSearch(database.db).search(ada, { q: 'glacier', limit: 10 });
+  assert.deepEqual(hits.map((h) => [h.type, h.conversationId, h.snippet]).sort(), [
+    ['conversation', adaChat, '<mark>Glaciers</mark>'],
+    ['message', adaChat, '<mark>glaciers</mark> carve valleys'],
+  ]);
+}
+
 /** Runs an upgrade check on a new PGlite database, and on a new PostgreSQL one where DATABASE_URL is set. */
 async function onBoth(t: TestContext, check: (database: Database) => Promise<void>): Promise<void> {
   await t.test('PGlite', async () => {
@@ -217,5 +258,9 @@ describe('migrations', () => {
 
   test("0029 ties files, documents and collections to their project: a deleted project's id goes from them", async (t) => {
     await onBoth(t, checkProjectLinksUpgrade);
+  });
+
+  test("0030 indexes search by user (btree_gin) over the rows already there: search finds them, and only the user's", async (t) => {
+    await onBoth(t, checkSearchPerUserUpgrade);
   });
 });

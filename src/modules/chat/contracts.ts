@@ -211,11 +211,17 @@ export const branchQuery = z.object({
 });
 
 /** A search cursor's text: the last hit's rank, time (to the microsecond) and id. */
-const SEARCH_POSITION = /^(\d+(?:\.\d+)?(?:e-?\d+)?) (\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z) ([0-9a-f-]{36})$/;
+const SEARCH_POSITION = /^(\d+(?:\.\d+)?(?:e[-+]?\d{1,2})?) (\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z) ([0-9a-f-]{36})$/;
 
+/** The position in a cursor, when it is one a search could have given: PostgreSQL must read each part back (a `real`, a real time, a uuid). */
 function readSearchCursor(text: string): SearchPosition | undefined {
   const [, rank, createdAt, id] = SEARCH_POSITION.exec(text) ?? [];
-  if (!rank || !createdAt || !id || Number.isNaN(Date.parse(createdAt)) || !z.uuid().safeParse(id).success) return undefined;
+  if (!rank || !createdAt || !id || !z.uuid().safeParse(id).success) return undefined;
+  const r = Number(rank);
+  if (r !== 0 && !(r >= 1e-37 && r <= 1e37)) return undefined;
+  // Date.parse takes 30 February as 2 March: the time must come back as written.
+  const time = Date.parse(createdAt);
+  if (Number.isNaN(time) || new Date(time).toISOString().slice(0, 23) !== createdAt.slice(0, 23)) return undefined;
   return { rank, createdAt, id };
 }
 

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { sql } from 'drizzle-orm';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
-import type { SearchHit } from '../../../src/modules/chat/search.ts';
+import { RANKED_MATCHES, type SearchHit } from '../../../src/modules/chat/search.ts';
 
 
 for (const backend of backends()) {
@@ -106,9 +107,82 @@ for (const backend of backends()) {
       assert.equal(new Set(seen).size, 5);
     });
 
+    /** `count` messages of `text` in one statement, written `minutesAgo` minutes ago and one minute apart (all at once without `apart`). */
+    const seed = (u: TestUser, conversationId: string, count: number, text: string, minutesAgo: number, apart = true) =>
+      t.deps.db.execute(sql`
+        insert into messages (id, conversation_id, user_id, role, content, text, created_at)
+        select gen_random_uuid(), ${conversationId}, ${u.id}, 'user', '[]'::jsonb, ${text},
+               now() - make_interval(mins => ${minutesAgo}) + make_interval(mins => case when ${apart} then g else 0 end)
+        from generate_series(1, ${count}) g`);
+    const allPages = async (u: TestUser, q: string, limit: number) => {
+      const hits: SearchHit[] = [];
+      let cursor: string | null = null;
+      do {
+        const page: { data: SearchHit[]; nextCursor: string | null } = await search(u, `q=${encodeURIComponent(q)}&limit=${limit}${cursor ? `&cursor=${cursor}` : ''}`);
+        assert.ok(page.data.length <= limit);
+        hits.push(...page.data);
+        cursor = page.nextCursor;
+      } while (cursor);
+      return hits;
+    };
+    const inOrder = (hits: SearchHit[]) =>
+      hits.every((h, i) => i === 0 || (() => {
+        const p = hits[i - 1]!;
+        const [pid, id] = [p.messageId ?? p.conversationId, h.messageId ?? h.conversationId];
+        return p.rank > h.rank || (p.rank === h.rank && (p.createdAt > h.createdAt || (p.createdAt === h.createdAt && pid > id)));
+      })());
+
+    test('pages follow the order exactly: ties in rank and time go by id, nothing repeats or goes missing, new messages do not shift them', async () => {
+      const u = await createUser(t);
+      const c = await conversation(u, 'Quince jelly');
+      // Seven messages alike in rank and to the microsecond in time; two ranking higher and lower.
+      await seed(u, c.id, 7, 'quince jelly sets overnight', 30, false);
+      await say(u, c.id, 'quince quince quince jelly');
+      await say(u, c.id, 'a long note on marmalade, sugar, pectin, lemons and, once, quince');
+      const whole = (await search(u, 'q=quince&limit=50')).data;
+      assert.equal(whole.length, 10, 'nine messages and the title');
+      assert.ok(inOrder(whole), JSON.stringify(whole.map((h) => [h.rank, h.createdAt, h.messageId])));
+
+      const paged = await allPages(u, 'quince', 3);
+      assert.deepEqual(paged.map((h) => h.messageId ?? h.conversationId), whole.map((h) => h.messageId ?? h.conversationId));
+
+      // A page after a new message that ranks above the cursor: the next page goes on where the last one stopped.
+      const first = await search(u, 'q=quince&limit=4');
+      await say(u, c.id, 'quince quince quince quince quince');
+      const next = await search(u, `q=quince&limit=50&cursor=${first.nextCursor}`);
+      assert.deepEqual(next.data.map((h) => h.messageId ?? h.conversationId), whole.slice(4).map((h) => h.messageId ?? h.conversationId));
+    });
+
+    test(`ranks the newest ${RANKED_MATCHES} matching messages of the user, whatever other users hold`, async () => {
+      const u = await createUser(t);
+      const other = await createUser(t);
+      const mine = await conversation(u, null);
+      const theirs = await conversation(other, null);
+      // The five oldest of the user's matches rank highest, and are the ones left out.
+      await seed(u, mine.id, 5, 'persimmon persimmon persimmon persimmon', 10_000);
+      await seed(u, mine.id, RANKED_MATCHES, 'a persimmon in the fruit bowl', 5_000);
+      // Another user's matches, newer than all of them: they take none of this user's places.
+      await seed(other, theirs.id, RANKED_MATCHES + 5, 'persimmon', 100);
+
+      const hits = await allPages(u, 'persimmon', 50);
+      assert.equal(hits.length, RANKED_MATCHES);
+      assert.ok(hits.every((h) => h.conversationId === mine.id && h.type === 'message'));
+      assert.ok(hits.every((h) => !h.snippet.includes('persimmon</mark> <mark>persimmon')), 'the oldest five are left out');
+      assert.equal(new Set(hits.map((h) => h.messageId)).size, RANKED_MATCHES);
+      assert.ok(inOrder(hits));
+      const theirHits = await allPages(other, 'persimmon', 50);
+      assert.equal(theirHits.length, RANKED_MATCHES);
+      assert.ok(theirHits.every((h) => h.conversationId === theirs.id));
+    });
+
     test('empty, too long or malformed queries are a 400', async () => {
       const u = await createUser(t);
-      for (const query of ['', 'q=', 'q=%20%20', `q=${'a'.repeat(257)}`, 'q=x&limit=0', 'q=x&limit=51', 'q=x&cursor=%%%', `q=x&cursor=${Buffer.from('-1').toString('base64url')}`]) {
+      const cursor = (text: string) => `q=x&cursor=${Buffer.from(text).toString('base64url')}`;
+      const bad = ['', 'q=', 'q=%20%20', `q=${'a'.repeat(257)}`, 'q=x&limit=0', 'q=x&limit=51', 'q=x&cursor=%%%', cursor('-1'), cursor('20')];
+      // A position the list never gave: an unknown time or id, a rank that is no number.
+      const id = '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b';
+      for (const position of [`0.06 2026-02-30T10:00:00.000000Z ${id}`, `0.06 2026-01-01T24:00:00.000000Z ${id}`, '0.06 2026-01-01T10:00:00.000000Z nope', `NaN 2026-01-01T10:00:00.000000Z ${id}`, `1e99 2026-01-01T10:00:00.000000Z ${id}`, `1e-99 2026-01-01T10:00:00.000000Z ${id}`]) bad.push(cursor(position));
+      for (const query of bad) {
         const res = await t.api('GET', `/v1/search?${query}`, { token: u.accessToken });
         assert.equal(res.status, 400, query.slice(0, 40));
         assert.equal(res.body.code, 'validation_failed');
