@@ -42,11 +42,11 @@ const iso = (column: string, fraction: 'MS' | 'US') => sql.raw(`to_char(${column
  * (websearch syntax, English stemming), best match first. The same SQL runs on
  * PGlite and PostgreSQL.
  *
- * Each list's candidates are the user's newest matches, found through indexes that lead with the user
- * (GIN on (user_id, search_vector) with btree_gin, where a word is rare for them; their messages by time,
- * walked until enough match, where it is common), so a request reads the user's rows, never other users'.
- * Only the candidates are ranked (again for each page), and a page starts after the last hit's position
- * (keyset): it sorts what follows, where an offset sorted every hit before it as well.
+ * Each list's candidates are the user's newest matches (RANKED_MATCHES), found through indexes that lead
+ * with the user (GIN on (user_id, search_vector) with btree_gin; their messages by time), so a request reads
+ * the user's rows, never other users'. Only the candidates are ranked (again for each page), and a page
+ * starts after the last hit's position (keyset): it sorts what follows, where an offset sorted every hit
+ * before it as well.
  */
 export function createSearch(db: Db) {
   return {
@@ -54,9 +54,22 @@ export function createSearch(db: Db) {
     async search(userId: string, opts: { q: string; limit: number; after?: SearchPosition }): Promise<SearchHit[]> {
       // Inline (not a CTE's column): the planner sees the query's words, for the index and its estimates.
       const query = () => sql`websearch_to_tsquery('english', ${opts.q})`;
-      // Ordered by time, which no index over every user's rows serves: the planner cannot choose to walk all
-      // messages (or conversations) newest first and filter out the other users', which it would where it
-      // guessed the user's matches to be dense.
+      const matching = sql`m.user_id = ${userId} and m.role in ('user', 'assistant') and m.status <> 'flagged' and m.search_vector @@ ${query()}`;
+      // First, up to one more than are ranked of the user's matching messages, through the GIN index: planned
+      // for all of them (a materialized CTE), read only as far as the limit. Asked straight for the newest, the
+      // planner guessed from how common the word is among everyone's messages, and for a user who rarely
+      // writes it walked all of their messages newest first looking for it.
+      const found = await db.execute(sql`
+        with matches as materialized (select m.id from ${messages} m where ${matching})
+        select id from matches limit ${RANKED_MATCHES + 1}`);
+      const ids = (found as unknown as { rows: Array<{ id: string }> }).rows.map((r) => r.id);
+      // All of them, or the newest: by the GIN index and a sort, or by walking the user's messages by time
+      // until enough match, as the planner sees fit. Time is an order no index over every user's messages
+      // serves: the planner cannot walk them all newest first and drop the other users'.
+      const newest =
+        ids.length <= RANKED_MATCHES
+          ? sql`select m.id, m.conversation_id, m.search_vector, m.created_at from ${messages} m where m.id = any(${`{${ids.join(',')}}`}::uuid[])`
+          : sql`select m.id, m.conversation_id, m.search_vector, m.created_at from ${messages} m where ${matching} order by m.created_at desc, m.id desc limit ${RANKED_MATCHES}`;
       const ranked = sql`
         select 'conversation' as type, c.id as conversation_id, null::uuid as message_id, c.id as hit_id,
                ts_rank(c.search_vector, ${query()}) as rank, c.created_at
@@ -68,12 +81,7 @@ export function createSearch(db: Db) {
         ) c
         union all
         select 'message', m.conversation_id, m.id, m.id, ts_rank(m.search_vector, ${query()}), m.created_at
-        from (
-          select m.id, m.conversation_id, m.search_vector, m.created_at from ${messages} m
-          where m.user_id = ${userId} and m.role in ('user', 'assistant') and m.status <> 'flagged' and m.search_vector @@ ${query()}
-          order by m.created_at desc, m.id desc
-          limit ${RANKED_MATCHES}
-        ) m
+        from (${newest}) m
         join ${conversations} c on c.id = m.conversation_id and c.user_id = ${userId}`;
       const after = opts.after
         ? sql`where (h.rank, h.created_at, h.hit_id) < (${opts.after.rank}::real, ${opts.after.createdAt}::timestamptz, ${opts.after.id}::uuid)`
