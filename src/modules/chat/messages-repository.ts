@@ -150,7 +150,8 @@ export function createMessagesRepository(db: Db) {
             from jsonb_array_elements(${messages.content}) with ordinality as parts(part, position)
           )`,
         })
-        .where(and(eq(messages.userId, userId), sql`${messages.content} @> ${names}::jsonb`))
+        // The first containment is the partial index's own predicate (messages_user_files_idx), so the planner uses it.
+        .where(and(eq(messages.userId, userId), sql`${messages.content} @> '[{"type":"file"}]'::jsonb`, sql`${messages.content} @> ${names}::jsonb`))
         .returning({ id: messages.id });
       return rows.length;
     },

@@ -120,6 +120,8 @@ export const messages = pgTable(
     index('messages_user_search_idx').using('gin', t.userId, t.searchVector),
     // The answers still being written (few), for the schedule that fails those whose server went away: not a scan of every message.
     index('messages_streaming_idx').on(t.createdAt).where(sql`${t.status} = 'streaming'`),
+    // A user's messages that carry a file (few), for marking a deleted file in them: not a scan of all their messages.
+    index('messages_user_files_idx').on(t.userId).where(sql`${t.content} @> '[{"type":"file"}]'::jsonb`),
   ],
 );
 

@@ -89,7 +89,14 @@ export const documentShares = pgTable(
     createdAt: createdAt(),
     updatedAt: time('updated_at').notNull().defaultNow(),
   },
-  (t) => [primaryKey({ columns: [t.documentId, t.userId] }), index('document_shares_user_idx').on(t.userId), check('document_shares_role_check', sql`${t.role} in ('viewer', 'commenter', 'editor')`)],
+  (t) => [
+    primaryKey({ columns: [t.documentId, t.userId] }),
+    // What is shared with a reader, newest document first (the documents list reads it as far as a page needs).
+    index('document_shares_user_document_idx').on(t.userId, t.documentId),
+    // A document's shares page by page, oldest first.
+    index('document_shares_document_created_idx').on(t.documentId, t.createdAt, t.userId),
+    check('document_shares_role_check', sql`${t.role} in ('viewer', 'commenter', 'editor')`),
+  ],
 );
 
 /** A share link: whoever holds the token (signed in) reads, or comments; only its SHA-256 is stored. */

@@ -27,7 +27,12 @@ export const files = pgTable(
     createdAt: createdAt(),
     updatedAt: time('updated_at').notNull().defaultNow(),
   },
-  (t) => [index('files_user_idx').on(t.userId, t.id), index('files_project_idx').on(t.projectId).where(sql`${t.projectId} is not null`)],
+  (t) => [
+    index('files_user_idx').on(t.userId, t.id),
+    index('files_project_idx').on(t.projectId).where(sql`${t.projectId} is not null`),
+    // GET /v1/files?conversationId=: a conversation's files, newest first, without reading the user's others.
+    index('files_user_conversation_idx').on(t.userId, t.conversationId, t.id).where(sql`${t.conversationId} is not null`),
+  ],
 );
 
 export type FileRow = typeof files.$inferSelect;
