@@ -1,7 +1,7 @@
 import { AppError, NotFound, UpstreamFailed, ValidationError } from '../../errors.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import { FinalJobError, keyedJobId, type JobContext, type JobProgress } from '../../platform/queue/queue.ts';
-import { formatMicros, type AiService, type ChatEvent, type ChatMessage, type MeterContext } from '../ai/index.ts';
+import { callerTexts, formatMicros, type AiService, type ChatEvent, type ChatMessage, type MeterContext } from '../ai/index.ts';
 import type { Principal } from '../auth/index.ts';
 import type { ServiceMap } from '../module.ts';
 import type { AiJobBody, AiJobResult } from './contracts.ts';
@@ -89,9 +89,9 @@ export function createAiJobs(d: AiJobsDeps) {
       const resolved = await resolve(caller.userId, body);
       const data: AiJobData = { ...resolved, apiKeyId: caller.apiKeyId ?? null, role: caller.role, notify: body.notify ?? null };
       await d.limits.checkTokens(caller);
-      // What the caller wrote (its user and system messages; the project's prompt is the project's), as the gateway does.
-      const texts = (body.messages ?? [{ role: 'user' as const, content: body.prompt! }]).flatMap((m) => ((m.role === 'user' || m.role === 'system') && m.content ? [m.content] : []));
-      await d.safety.checkRequest({ userId: caller.userId, projectId: data.projectId, apiKeyId: data.apiKeyId }, texts);
+      // What the caller wrote, as the gateway checks it (the project's prompt is the project's, not the caller's).
+      const written = body.messages ?? [{ role: 'user' as const, content: body.prompt! }];
+      await d.safety.checkRequest({ userId: caller.userId, projectId: data.projectId, apiKeyId: data.apiKeyId }, callerTexts(written));
       // Refused now rather than as a failed job: the budgets are checked (and the reservation given straight back; the job reserves its own).
       const admitted = await ai.admit({ chain: data.chain, messages: data.messages, maxTokens: data.maxTokens, meter: meterOf(caller.userId, data) });
       admitted?.release();

@@ -28,6 +28,10 @@ export function resolveChain(ai: AiService, model: string, more: string[] = []):
 
 const chainTooLong = (n: number) => ValidationError(`A fallback chain holds at most ${MAX_CHAIN_LINKS} models (this one ${n})`, 'validation_failed', { param: 'model' });
 
+/** What a caller wrote, for the safety checks: its user and system messages (tool results and earlier answers are not its words). */
+export const callerTexts = (messages: ReadonlyArray<Pick<ChatMessage, 'role' | 'content'>>): string[] =>
+  messages.flatMap((m) => ((m.role === 'user' || m.role === 'system') && m.content ? [m.content] : []));
+
 /**
  * What every gateway route (Chat Completions, Messages, Responses) does
  * before its model call: the caller's token limit checked, what it sends
@@ -40,11 +44,7 @@ const chainTooLong = (n: number) => ValidationError(`A fallback chain holds at m
 export async function gatewayCall(request: FastifyRequest, reply: FastifyReply, services: Pick<ServiceMap, 'limits' | 'safety'>, messages: ChatMessage[]) {
   const caller = principal(request);
   await services.limits.checkTokens(caller);
-  if (services.safety.checksRequests) {
-    // What the caller wrote: its user and system messages (tool results and earlier answers are not its words).
-    const texts = messages.flatMap((m) => ((m.role === 'user' || m.role === 'system') && m.content ? [m.content] : []));
-    await services.safety.checkRequest({ userId: caller.userId, apiKeyId: caller.apiKeyId ?? null }, texts);
-  }
+  if (services.safety.checksRequests) await services.safety.checkRequest({ userId: caller.userId, apiKeyId: caller.apiKeyId ?? null }, callerTexts(messages));
   const controller = new AbortController();
   reply.raw.on('close', () => {
     if (!reply.raw.writableFinished) controller.abort();

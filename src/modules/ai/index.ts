@@ -14,6 +14,7 @@ export { createCircuitBreakers, type CircuitBreakers } from './circuit-breaker.t
 export { buildContext, DEFAULT_CONTEXT_WINDOW } from './context.ts';
 export { modelId } from './contracts.ts';
 export { formatMicros, usdToMicros } from './cost.ts';
+export { callerTexts } from './gateway-call.ts';
 export type { AiService } from './service.ts';
 export type { Ai, CallOutcome, ChatEvent, ChatMessage, ChatPart, ChatRequest, FailedAttempt, MeterContext, Metering, ModelInfo, ToolCall, ToolDefinition } from './types.ts';
 export { countMessageTokens, encodingOf, IMAGE_TOKENS, truncateTokens } from './tokens.ts';
