@@ -16,7 +16,7 @@ import { createGuards } from './http/guards.ts';
 import { createIdempotency } from './http/idempotency.ts';
 import { installNulGuard } from './http/nul-guard.ts';
 import { installProblemHandlers, sendProblem, writeClientError } from './http/problem.ts';
-import { gatewayErrorResponses, problemContentTypes } from './http/openapi.ts';
+import { refineOpenApi } from './http/openapi.ts';
 import { trafficOf } from './http/traffic.ts';
 import type { App } from './http/types.ts';
 import { limitRequests } from './modules/limits/index.ts';
@@ -89,7 +89,7 @@ export async function buildApp(deps: Deps, services: Services = createServices(d
       security: [{ bearer: [] }, { cookie: [] }],
     },
     transform: jsonSchemaTransform,
-    transformObject: (documentObject) => gatewayErrorResponses(problemContentTypes(jsonSchemaTransformObject(documentObject))),
+    transformObject: (documentObject) => refineOpenApi(jsonSchemaTransformObject(documentObject)),
   });
   apiReference(app);
 
