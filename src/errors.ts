@@ -28,6 +28,12 @@ export class AppError extends Error {
 export const ValidationError = (detail: string, code = 'validation_failed', extra?: Record<string, unknown>) =>
   new AppError(400, code, 'Validation failed', detail, { extra });
 
+/**
+ * A `?cursor=` the list never made, found out past the query's schema (a job list's, a message branch's): the same
+ * 400 as every other list's (starting over would page a client round for ever).
+ */
+export const InvalidCursor = () => ValidationError('Invalid querystring: cursor: invalid cursor', 'validation_failed', { errors: [{ path: 'cursor', message: 'invalid cursor' }] });
+
 export const Unauthorized = (detail = 'Authentication is required', code = 'unauthorized') =>
   new AppError(401, code, 'Unauthorized', detail, { headers: { 'www-authenticate': 'Bearer' } });
 

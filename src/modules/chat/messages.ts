@@ -1,4 +1,4 @@
-import { Conflict, NotFound, ValidationError } from '../../errors.ts';
+import { Conflict, InvalidCursor, NotFound, ValidationError } from '../../errors.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import { contentText, isBlank, MESSAGE_MAX_CHARS, MESSAGE_MAX_FILES } from './contracts.ts';
 import { createMessagesRepository, type FeedbackRow, type MessageRow, type MessageView } from './messages-repository.ts';
@@ -129,10 +129,8 @@ export function createMessages(d: { db: Db }) {
     const leaf = leafId ?? conversation.currentLeafId;
     const from = page.cursor ?? leaf;
     const data = from ? await repo.branchView(conversationId, from, page.limit) : [];
-    if (page.cursor && !data.length) {
-      // As every list's cursor: one this list never made (a message of another conversation, or none) is the caller's mistake.
-      throw ValidationError('Invalid query: cursor is not one this list gave', 'validation_failed', { errors: [{ path: 'cursor', message: 'invalid cursor' }] });
-    }
+    // As every list's cursor: one this list never made (a message of another conversation, or none) is the caller's mistake.
+    if (page.cursor && !data.length) throw InvalidCursor();
     if (leafId && !data.length) throw NotFound('Message', 'message_not_found');
     if (!page.limit) return { conversationId, leafId: leaf, data };
     const first = data[0];

@@ -1,6 +1,7 @@
 import type { Job as BullJob, JobsOptions, JobType, Queue } from 'bullmq';
+import { InvalidCursor } from '../../errors.ts';
 import type { OutboxOptions } from './outbox-relay.ts';
-import { DEFAULTS, invalidCursor, type Job, type JobState, type ListQuery } from './queue.ts';
+import { DEFAULTS, type Job, type JobState, type ListQuery } from './queue.ts';
 import type { jobOutbox } from './schema.ts';
 
 /** How Parley's jobs map onto BullMQ's (bullmq-queue.ts uses these). */
@@ -110,7 +111,7 @@ export async function listJobs(queues: Queue[], q: ListQuery): Promise<{ jobs: J
       p = JSON.parse(Buffer.from(q.cursor, 'base64url').toString('utf8')) as Position;
     } catch {}
     // Safe integers only: an offset like 1e300 would reach Redis as "1e+300", which it refuses.
-    if (!p || !Number.isSafeInteger(p.s) || !Number.isSafeInteger(p.o) || p.s < 0 || p.o < 0) throw invalidCursor();
+    if (!p || !Number.isSafeInteger(p.s) || !Number.isSafeInteger(p.o) || p.s < 0 || p.o < 0) throw InvalidCursor();
     pos = p;
   }
   const found: Array<{ job: BullJob; state: JobState; at: Position }> = [];

@@ -1,7 +1,8 @@
 import { and, desc, eq, gt, lt, lte, sql, type SQL } from 'drizzle-orm';
+import { InvalidCursor } from '../../errors.ts';
 import { uuidv7 } from 'uuidv7';
 import type { Db } from '../db/database.ts';
-import { backoffDelay, DEFAULTS, errorMessage, FinalJobError, invalidCursor, storableJson, type EnqueueOptions, type Job, type ListQuery } from './queue.ts';
+import { backoffDelay, DEFAULTS, errorMessage, FinalJobError, storableJson, type EnqueueOptions, type Job, type ListQuery } from './queue.ts';
 import { jobs } from './schema.ts';
 
 /** The statements of the database queue over the `jobs` table (db-queue.ts runs them). */
@@ -171,7 +172,7 @@ export async function listJobs(db: Db, q: ListQuery): Promise<{ jobs: Job[]; nex
   else if (q.state === 'delayed') where.push(eq(jobs.state, 'waiting'), gt(jobs.runAt, sql`now()`));
   else if (q.state) where.push(eq(jobs.state, q.state));
   const after = q.cursor ? Buffer.from(q.cursor, 'base64url').toString('utf8') : undefined;
-  if (after !== undefined && !UUID.test(after)) throw invalidCursor();
+  if (after !== undefined && !UUID.test(after)) throw InvalidCursor();
   if (after) where.push(lt(jobs.id, after));
   const rows = await db.select().from(jobs).where(and(...where)).orderBy(desc(jobs.id)).limit(q.limit + 1);
   const page = rows.slice(0, q.limit);

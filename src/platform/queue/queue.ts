@@ -1,8 +1,5 @@
 import { createHash } from 'node:crypto';
 import { ValidationError } from '../../errors.ts';
-
-/** A `?cursor=` no job list made: a 400, as on every other list (starting over would page a client round for ever). */
-export const invalidCursor = () => ValidationError('Invalid querystring: cursor: invalid cursor', 'validation_failed', { errors: [{ path: 'cursor', message: 'invalid cursor' }] });
 import type { Db } from '../db/database.ts';
 import { storableText } from '../text.ts';
 
