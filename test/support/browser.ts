@@ -8,6 +8,9 @@ export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'];
 
+/** How many of a page's last requests a failure's message lists. */
+const REQUESTS_KEPT = 40;
+
 /** Where failing tests leave their screenshots. */
 export const SCREENSHOTS = join(process.cwd(), 'test-results', 'screenshots');
 
@@ -30,6 +33,8 @@ export interface WatchedPage {
   context: BrowserContext;
   /** What broke so far: console errors, uncaught exceptions, failed requests, 5xx answers. */
   problems: string[];
+  /** The page's last requests with their answers' statuses, oldest first: what a failure's message shows. */
+  requests: string[];
   /** Fails the test if anything broke; saves a screenshot when the test failed. Call at the end of each test. */
   finish(): Promise<void>;
 }
@@ -62,6 +67,12 @@ export async function startBrowser(): Promise<BrowserSession> {
         if (why.includes('ERR_ABORTED')) return;
         problems.push(`request failed: ${r.method()} ${r.url()} ${why}`);
       });
+      const requests: string[] = [];
+      const note = (line: string) => requests.push(line) > REQUESTS_KEPT && requests.shift();
+      const path = (url: string) => new URL(url).pathname;
+      page.on('request', (r) => note(`sent ${r.method()} ${path(r.url())}`));
+      page.on('response', (r) => note(`${r.status()} ${r.request().method()} ${path(r.url())}`));
+      page.on('requestfailed', (r) => note(`failed ${r.method()} ${path(r.url())}: ${r.failure()?.errorText ?? ''}`));
       page.on('response', (r) => {
         if (r.status() >= 500) problems.push(`${r.status()} from ${r.request().method()} ${r.url()}`);
       });
@@ -69,6 +80,7 @@ export async function startBrowser(): Promise<BrowserSession> {
         page,
         context,
         problems,
+        requests,
         async finish() {
           try {
             const broken = problems.filter((p) => !opts.expected?.some((re) => re.test(p)));
@@ -106,6 +118,13 @@ export async function inBrowser(t: TestContext, session: BrowserSession, body: (
     await body(w);
   } catch (err) {
     await shoot(w.page, t.name);
+    // CI keeps no screenshots: the message carries what the page showed and what it asked the server.
+    const text = await w.page.locator('body').innerText({ timeout: 2000 }).catch(() => '');
+    if (err instanceof Error) {
+      const seen = [`the page showed: ${JSON.stringify(text.slice(0, 1500))}`, `its last requests:\n  ${w.requests.join('\n  ')}`, ...(w.problems.length ? [`what broke: ${w.problems.join('; ')}`] : [])];
+      err.message += `\n${seen.join('\n')}`;
+      if (err.stack) err.stack += `\n${seen.join('\n')}`;
+    }
     await w.context.close().catch(() => {});
     throw err;
   }
