@@ -3,6 +3,7 @@ import { MODULES } from './modules/index.ts';
 import { pickServices, type Module, type ServiceContext, type ServiceMap, type Topics } from './modules/module.ts';
 import type { ToolSource } from './modules/tools/index.ts';
 import type { ExportSource } from './modules/export/index.ts';
+import type { ErasureSource } from './modules/users/index.ts';
 
 export type Services = ServiceMap;
 
@@ -24,6 +25,12 @@ const exportSourcesOver = (deps: Deps, services: Partial<ServiceMap>) => {
   return () => (sources ??= MODULES.flatMap((m) => (m.exports ? [m.exports(moduleContext(deps, services as Services, m))] : [])));
 };
 
+/** Built on first use, like the export sources: each module's part of erasing a deleted account, in MODULES order. */
+const erasureSourcesOver = (deps: Deps, services: Partial<ServiceMap>) => {
+  let sources: ErasureSource[] | undefined;
+  return () => (sources ??= MODULES.flatMap((m) => (m.erasure ? [m.erasure(moduleContext(deps, services as Services, m))] : [])));
+};
+
 /**
  * Every module's services, built once over the deps, in MODULES order. Each
  * module gets only the services it named in `needs`; modules reach each
@@ -33,9 +40,10 @@ export function createServices(deps: Deps): Services {
   const all: Partial<ServiceMap> = {};
   const toolSources = toolSourcesOver(all);
   const exportSources = exportSourcesOver(deps, all);
+  const erasureSources = erasureSourcesOver(deps, all);
   for (const m of MODULES) {
     if (!m.services) continue;
-    const provided = m.services({ deps, config: deps.config, services: pickServices(all, m.needs ?? []), footprints, topics: topicsOver(all), notificationCategories, toolSources, exportSources });
+    const provided = m.services({ deps, config: deps.config, services: pickServices(all, m.needs ?? []), footprints, topics: topicsOver(all), notificationCategories, toolSources, exportSources, erasureSources });
     for (const name of m.provides ?? []) {
       if (!(name in provided)) throw new Error(`module "${m.name}" declares service "${name}" but does not provide it`);
     }
@@ -46,7 +54,7 @@ export function createServices(deps: Deps): Services {
 
 /** What a module's routes, schedules and hooks get: its own and its named services, over the deps. */
 export function moduleContext(deps: Deps, services: Services, m: Module): ServiceContext<any> {
-  return { deps, config: deps.config, services: usable(m, services), footprints, topics: topicsOver(services), notificationCategories, toolSources: toolSourcesOver(services), exportSources: exportSourcesOver(deps, services) };
+  return { deps, config: deps.config, services: usable(m, services), footprints, topics: topicsOver(services), notificationCategories, toolSources: toolSourcesOver(services), exportSources: exportSourcesOver(deps, services), erasureSources: erasureSourcesOver(deps, services) };
 }
 
 /** Awaited before serving: what each module must load first (signing keys), and every cache's broadcast subscription. */

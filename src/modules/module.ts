@@ -12,6 +12,7 @@ import type { Principal } from './auth/index.ts';
 import type { FootprintSource } from './usage/index.ts';
 import type { ToolSource } from './tools/index.ts';
 import type { ExportSource } from './export/index.ts';
+import type { ErasureSource } from './users/index.ts';
 
 /**
  * Every service a module provides, by name. Each module adds its own in its
@@ -60,6 +61,8 @@ export interface ServiceContext<Needs extends ServiceName> {
   toolSources(): ToolSource[];
   /** Every module's part of a user's data export (see Module.exports); read when an export runs, once all services exist. */
   exportSources(): ExportSource[];
+  /** Every module's part of erasing a deleted account (see Module.erasure); read when an erasure runs, once all services exist. */
+  erasureSources(): ErasureSource[];
 }
 
 /** What route registration gets: the services the module named or provides, the guards and the config; no adapters. */
@@ -171,6 +174,11 @@ export interface Module<Needs extends ServiceName = any, Provides extends Servic
   tools?(services: Pick<ServiceMap, Needs | Provides | Uses>): ToolSource;
   /** What a user's data export holds from this module (`GET /v1/users/me/export`): its own rows, read from its own tables. */
   exports?(ctx: ServiceContext<Needs | Provides | Uses>): ExportSource;
+  /**
+   * How a deleted account's rows in this module are erased, a batch at a time, before the account's own row
+   * goes (users/erasure.ts): for the tables a user can fill without bound. What is left goes through foreign keys.
+   */
+  erasure?(ctx: ServiceContext<Needs | Provides | Uses>): ErasureSource;
 }
 
 export interface EmailTemplate {

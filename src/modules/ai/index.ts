@@ -9,6 +9,7 @@ import { aiResponses } from './schema.ts';
 import { createAi, type AiService } from './service.ts';
 import { aiEnv, aiSettings, type AiSettings } from './settings.ts';
 import { ConfigError } from '../../errors.ts';
+import { aiErasure } from './erasure.ts';
 
 export { createCircuitBreakers, type CircuitBreakers } from './circuit-breaker.ts';
 export { buildContext, DEFAULT_CONTEXT_WINDOW } from './context.ts';
@@ -34,6 +35,7 @@ declare module '../module.ts' {
 /** AI: every provider behind one interface, the model catalog and prices, and the OpenAI-compatible gateway. */
 export const aiModule = defineModule({
   name: 'ai',
+  erasure: ({ deps }) => aiErasure(deps.db),
   tables: { aiResponses },
   config: {
     env: aiEnv,

@@ -1,5 +1,4 @@
 import { Conflict, Forbidden } from '../../errors.ts';
-import type { Announce } from '../../platform/bus/bus.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Audit, AuditContext } from '../audit/index.ts';
 import type { PasswordGuard } from '../auth/password-guard.ts';
@@ -21,8 +20,6 @@ export interface AccountDeps {
   passwordGuard: PasswordGuard;
   /** Tells credential caches (API keys) that a user's state changed; called after the change commits. */
   credentialsChanged: (userId: string) => Promise<void>;
-  /** Publishes `user.deleted` once the deletion has committed: other modules remove what they keep outside the database (files' blobs). */
-  announce: Announce;
 }
 
 /** Things a user does to their own account that need proof beyond a bearer token. */
@@ -46,7 +43,10 @@ export function createAccount(d: AccountDeps) {
   return {
     reauthenticate,
 
-    /** Deletes the account and, through foreign keys, its sessions, tokens and API keys. The audit entry remains. */
+    /**
+     * Deletes the account: signed out everywhere and gone to every reader when this returns, its rows erased by a
+     * job after (users/erasure.ts), which announces `user.deleted` at the end. The audit entry remains.
+     */
     async delete(caller: Caller, proof: { password?: string }, ctx: AuditContext): Promise<void> {
       const user = await d.users.require(caller.userId);
       const method = await reauthenticate(user, caller, proof);
@@ -60,7 +60,6 @@ export function createAccount(d: AccountDeps) {
         await d.users.delete(user.id, tx);
       });
       await Promise.all([d.credentialsChanged(user.id), d.users.forget(user.id)]);
-      d.announce('user.deleted', { userId: user.id });
     },
   };
 }

@@ -141,7 +141,7 @@ export const authModule = defineModule({
       allowedOrigins: config.allowedOrigins,
       requireEmailVerification: settings.requireEmailVerification,
     });
-    const account = createAccount({ db, users, audit, passwordGuard, credentialsChanged: apiKeys.forgetUser, announce: deps.announce });
+    const account = createAccount({ db, users, audit, passwordGuard, credentialsChanged: apiKeys.forgetUser });
     return { keys, sessions, authenticate, authLimits, passwordGuard, mfa, emailFlows, auth, oauth, account };
   },
   start: ({ keys }) => keys.init(),

@@ -16,6 +16,7 @@ import { searchRoutes } from './search-routes.ts';
 import { chatEnv, chatSettings, type ChatSettings } from './settings.ts';
 import { createTitles, type Titles } from './titles.ts';
 import { chatExport } from './export.ts';
+import { chatErasure } from './erasure.ts';
 
 export type { Conversations } from './conversations.ts';
 export type { Messages } from './messages.ts';
@@ -72,6 +73,7 @@ declare module '../module.ts' {
  */
 export const chatModule = defineModule({
   name: 'chat',
+  erasure: ({ deps }) => chatErasure(deps.db),
   exports: ({ deps }) => chatExport(deps.db),
   tables: { conversations, messages, messageFeedback },
   config: { env: chatEnv, read: chatSettings },

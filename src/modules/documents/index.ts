@@ -22,6 +22,7 @@ import { documentSettings, documentsEnv, type DocumentSettings } from './setting
 import { createSharing, type Sharing } from './sharing.ts';
 import { sharingRoutes } from './sharing-routes.ts';
 import { documentsExport } from './export.ts';
+import { documentsErasure } from './erasure.ts';
 
 export type { Documents } from './service.ts';
 
@@ -65,6 +66,7 @@ declare module '../module.ts' {
 /** Documents: Markdown with versions and conflict-safe saves, templates, attachments, recents, sharing by email and link, comment threads, presence. */
 export const documentsModule = defineModule({
   name: 'documents',
+  erasure: ({ deps }) => documentsErasure(deps.db),
   exports: ({ deps }) => documentsExport(deps.db),
   tables: { documents, documentVersions, documentReaderState, documentAttachments, documentShares, documentLinks, documentComments, documentPresence },
   config: { env: documentsEnv, read: documentSettings },

@@ -9,6 +9,7 @@ import { createFiles, type Files } from './service.ts';
 import { fileSettings, filesEnv, type FileSettings } from './settings.ts';
 import { createResumableUploads, type ResumableUploads } from './tus.ts';
 import { filesExport } from './export.ts';
+import { filesErasure } from './erasure.ts';
 
 export type { Files } from './service.ts';
 export type { Images } from './images.ts';
@@ -50,6 +51,7 @@ declare module '../module.ts' {
  */
 export const filesModule = defineModule({
   name: 'files',
+  erasure: ({ deps }) => filesErasure(deps.db),
   exports: ({ deps }) => filesExport(deps.db, deps.storage),
   tables: { files, fileQuotas, fileUsage },
   config: { env: filesEnv, read: fileSettings },

@@ -12,6 +12,7 @@ import { knowledgeEnv, knowledgeSettings, type KnowledgeSettings } from './setti
 import { searchKnowledgeTool } from './tool.ts';
 import { createVectorIndex } from './vectors.ts';
 import { knowledgeExport } from './export.ts';
+import { knowledgeErasure } from './erasure.ts';
 
 export { chunkText, type Chunk, type ChunkOptions } from './chunker.ts';
 export type { Knowledge } from './service.ts';
@@ -57,6 +58,7 @@ declare module '../module.ts' {
  */
 export const knowledgeModule = defineModule({
   name: 'knowledge',
+  erasure: ({ deps }) => knowledgeErasure(deps.db),
   exports: ({ deps }) => knowledgeExport(deps.db),
   tables: { knowledgeCollections, knowledgeItems, knowledgeCollectionItems, knowledgeConversationCollections, knowledgeChunks },
   config: { env: knowledgeEnv, read: knowledgeSettings },

@@ -17,6 +17,7 @@ import { DIGEST_QUEUE, queueOf } from './deliveries.ts';
 import { createNotifications, type NotificationView, type Notifications } from './service.ts';
 import { notificationSettings, notificationsEnv, type NotificationSettings } from './settings.ts';
 import { notificationsExport } from './export.ts';
+import { notificationsErasure } from './erasure.ts';
 
 export type { Notifications, NotificationInput, NotificationView } from './service.ts';
 
@@ -54,6 +55,7 @@ declare module '../module.ts' {
  */
 export const notificationsModule = defineModule({
   name: 'notifications',
+  erasure: ({ deps }) => notificationsErasure(deps.db),
   exports: ({ deps }) => notificationsExport(deps.db),
   tables: { notifications, notificationDeliveries, notificationPreferences, notificationCounters, notificationPhones, notificationSlackDestinations, pushSubscriptions, pushVapidKeys },
   config: { env: { ...notificationsEnv, ...pushEnv }, read: (e) => ({ ...notificationSettings(e), push: pushSettings(e) }) },

@@ -22,6 +22,7 @@ import {
 } from './schema.ts';
 import { createUsage, type Usage } from './service.ts';
 import { usageEnv, usageSettings, type UsageSettings } from './settings.ts';
+import { usageErasure } from './erasure.ts';
 
 export type { FootprintSource } from './footprint.ts';
 export type { Usage } from './service.ts';
@@ -69,6 +70,7 @@ declare module '../module.ts' {
 /** Usage: every model call metered, budgets that refuse before spending, reports, request counts, per-user footprint. */
 export const usageModule = defineModule({
   name: 'usage',
+  erasure: ({ deps }) => usageErasure(deps.db),
   tables: { usageEvents, usageDaily, usageDailyModels, usageRecentModels, apiRequestsDaily, apiRequestsDailyRoutes, budgets, budgetAlerts, abuseFlags, storageByUser, usageRefreshes },
   config: { env: usageEnv, read: usageSettings },
   needs: ['limits', 'users', 'apiKeys', 'projects'],

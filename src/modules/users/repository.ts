@@ -13,29 +13,32 @@ export function accountOf(ownerId: AnyPgColumn) {
   return { table: users, on: eq(users.id, ownerId), role: users.role, disabledAt: users.disabledAt };
 }
 
+/** Not deleted: an account deleted is gone to every read, though its row stays while its erasure runs. */
+const present = isNull(users.deletedAt);
+
 export function createUsersRepository(db: Db) {
   // Built once: the most frequent read of the users table (preferences, notifications, admin checks).
-  const byId = db.select().from(users).where(eq(users.id, sql.placeholder('id'))).prepare('users_by_id');
+  const byId = db.select().from(users).where(and(eq(users.id, sql.placeholder('id')), present)).prepare('users_by_id');
   return {
     async byId(id: string, tx: Db = db): Promise<UserRow | undefined> {
-      const [row] = tx === db ? await byId.execute({ id }) : await tx.select().from(users).where(eq(users.id, id));
+      const [row] = tx === db ? await byId.execute({ id }) : await tx.select().from(users).where(and(eq(users.id, id), present));
       return row;
     },
 
     /** The users of these ids that exist, in no particular order: one query for a list that names many. */
     byIds(ids: readonly string[]): Promise<UserRow[]> {
-      return ids.length ? db.select().from(users).where(inArray(users.id, [...new Set(ids)])) : Promise.resolve([]);
+      return ids.length ? db.select().from(users).where(and(inArray(users.id, [...new Set(ids)]), present)) : Promise.resolve([]);
     },
 
     /** Reads and row-locks a user until the transaction ends, so read-modify-write updates cannot interleave. */
     async lockById(id: string, tx: Db): Promise<UserRow | undefined> {
-      const [row] = await tx.select().from(users).where(eq(users.id, id)).for('update');
+      const [row] = await tx.select().from(users).where(and(eq(users.id, id), present)).for('update');
       return row;
     },
 
     /** The user's time zone preference, or undefined (no user, or none set). */
     async timezone(id: string): Promise<string | undefined> {
-      const [row] = await db.select({ timezone: sql<string | null>`${users.preferences}->>'timezone'` }).from(users).where(eq(users.id, id));
+      const [row] = await db.select({ timezone: sql<string | null>`${users.preferences}->>'timezone'` }).from(users).where(and(eq(users.id, id), present));
       return row?.timezone ?? undefined;
     },
 
@@ -51,8 +54,27 @@ export function createUsersRepository(db: Db) {
     },
 
     async update(id: string, values: Partial<typeof users.$inferInsert>, tx: Db = db): Promise<UserRow | undefined> {
-      const [row] = await tx.update(users).set({ ...values, updatedAt: new Date() }).where(eq(users.id, id)).returning();
+      const [row] = await tx.update(users).set({ ...values, updatedAt: new Date() }).where(and(eq(users.id, id), present)).returning();
       return row;
+    },
+
+    /**
+     * The account gone to every reader from now on: disabled (its sessions and keys refused where they are
+     * checked), its address free for a new account (what it holds instead can never be an address: it has no `@`), its
+     * password cleared. Its rows are erased after (erasure.ts).
+     */
+    async markDeleted(id: string, tx: Db): Promise<void> {
+      const now = new Date();
+      await tx
+        .update(users)
+        .set({ deletedAt: now, disabledAt: sql`coalesce(${users.disabledAt}, ${now})`, email: `deleted:${id}`, passwordHash: null, updatedAt: now })
+        .where(eq(users.id, id));
+    },
+
+    /** Whether the account is live, deleted with its row still there (its erasure under way), or gone. */
+    async standing(id: string): Promise<'live' | 'deleted' | 'gone'> {
+      const [row] = await db.select({ deletedAt: users.deletedAt }).from(users).where(eq(users.id, id));
+      return !row ? 'gone' : row.deletedAt ? 'deleted' : 'live';
     },
 
     /**
@@ -76,7 +98,7 @@ export function createUsersRepository(db: Db) {
     },
 
     async list(opts: { limit: number; cursor?: string; email?: string; role?: 'user' | 'admin' }): Promise<UserRow[]> {
-      const where: SQL[] = [];
+      const where: SQL[] = [present];
       if (opts.cursor) where.push(lt(users.id, opts.cursor));
       if (opts.email) where.push(ilike(users.email, `%${opts.email.replace(/[\\%_]/g, (c) => `\\${c}`)}%`));
       if (opts.role) where.push(eq(users.role, opts.role));

@@ -14,6 +14,11 @@ export const users = pgTable(
     name: text('name'),
     role: text('role', { enum: ['user', 'admin'] }).notNull().default('user'),
     disabledAt: time('disabled_at'),
+    /**
+     * When the account was deleted: from then on it is gone to every reader (signed out, its address free), while
+     * a job erases what it holds, a batch at a time, then this row (see erasure.ts).
+     */
+    deletedAt: time('deleted_at'),
     preferences: jsonb('preferences').notNull().default(sql`'{}'::jsonb`),
     createdAt: createdAt(),
     updatedAt: time('updated_at').notNull().defaultNow(),

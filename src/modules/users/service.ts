@@ -7,6 +7,8 @@ import type { Announce } from '../../platform/bus/bus.ts';
 import type { Broadcast } from '../../platform/broadcast/broadcast.ts';
 import { createBroadcastCache } from '../../platform/broadcast/cache.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
+import type { JobQueue } from '../../platform/queue/queue.ts';
+import { createAccountErasure, type ErasureSettings, type ErasureSource } from './erasure.ts';
 
 export interface PublicUser {
   id: string;
@@ -38,9 +40,10 @@ export const normalizeEmail = (email: string) => email.trim().toLowerCase();
  * Accounts: creation, profile, preferences, role and status. Knows nothing of HTTP or sessions.
  * Profile and preference changes are announced as `user.updated` (the user's other devices hear of them over /v1/ws).
  */
-export function createUsersService(db: Db, deps: { announce?: Announce; broadcast: Broadcast; logger?: Logger }) {
+export function createUsersService(db: Db, deps: { announce: Announce; broadcast: Broadcast; logger: Logger; queue: JobQueue; erasureSources: () => ErasureSource[]; erasure: ErasureSettings }) {
   const repo = createUsersRepository(db);
-  const announce = deps.announce ?? (() => {});
+  const announce = deps.announce;
+  const erasure = createAccountErasure({ repo, queue: deps.queue, sources: deps.erasureSources, settings: deps.erasure, announce, logger: deps.logger });
   // Read on every notification sent and every chat turn without a model: kept per user, dropped in every
   // process when they change (or the account goes).
   const preferences = createBroadcastCache<Preferences | undefined>({
@@ -129,7 +132,10 @@ export function createUsersService(db: Db, deps: { announce?: Announce; broadcas
     markEmailVerified: (id: string, tx?: Db) => repo.update(id, { emailVerifiedAt: new Date() }, tx),
     setDisabled: (id: string, disabled: boolean, tx?: Db) => repo.update(id, { disabledAt: disabled ? new Date() : null }, tx),
     setRole: (id: string, role: 'user' | 'admin', tx?: Db) => repo.update(id, { role }, tx),
-    delete: (id: string, tx?: Db) => repo.delete(id, tx),
+    /** Deletes the account in the caller's transaction: gone to every reader at once, its rows erased by a job after (erasure.ts). */
+    delete: (id: string, tx: Db) => erasure.begin(id, tx),
+    /** The erasure job's work (ERASE_QUEUE). */
+    erase: erasure.run,
     lockActiveAdmins: (tx: Db) => repo.lockActiveAdmins(tx),
     list: repo.list,
   };

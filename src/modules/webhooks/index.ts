@@ -4,6 +4,7 @@ import { webhooksRoutes } from './routes.ts';
 import { webhookAttempts, webhookEndpoints, webhookMessages } from './schema.ts';
 import { createWebhooks, DELIVER_QUEUE, type WebhookEmit, type Webhooks } from './service.ts';
 import { webhookSettings, webhooksEnv, type WebhookSettings } from './settings.ts';
+import { webhooksErasure } from './erasure.ts';
 
 export type { Webhooks } from './service.ts';
 export { WEBHOOK_EVENTS } from './service.ts';
@@ -68,6 +69,7 @@ function webhookOf(event: BusEvent): WebhookEmit | undefined {
  */
 export const webhooksModule = defineModule({
   name: 'webhooks',
+  erasure: ({ deps }) => webhooksErasure(deps.db),
   tables: { webhookEndpoints, webhookMessages, webhookAttempts },
   config: { env: webhooksEnv, read: webhookSettings },
   needs: ['jobs', 'projects'],

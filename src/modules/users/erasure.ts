@@ -1,0 +1,102 @@
+import { z } from 'zod';
+import type { Announce } from '../../platform/bus/bus.ts';
+import { envInt } from '../../platform/config/env.ts';
+import type { Db } from '../../platform/db/database.ts';
+import type { Logger } from '../../platform/observability/logger.ts';
+import type { JobContext, JobQueue } from '../../platform/queue/queue.ts';
+import type { UsersRepository } from './repository.ts';
+
+/**
+ * What deleting an account removes from one module (module.ts `erasure`), a batch at a time: one
+ * transaction over everything a heavy account holds (hundreds of thousands of messages) would hold its
+ * locks for many seconds, and past the database's statement timeout could never finish at all.
+ */
+export interface ErasureSource {
+  /** The module's name, for the logs. */
+  name: string;
+  /**
+   * Deletes up to about `limit` of the user's rows, rows that others point at last (a message's replies
+   * before it, a document's versions before the document); returns how many went, 0 once none are left.
+   * What the module keeps outside the database goes on `user.deleted`, once the account's row is gone.
+   */
+  erase(userId: string, limit: number): Promise<number>;
+}
+
+/** A source's steps, tried in order: each call deletes from the first step that still finds rows. */
+export function inOrder(...steps: Array<(limit: number) => Promise<number>>): (limit: number) => Promise<number> {
+  return async (limit) => {
+    for (const step of steps) {
+      const deleted = await step(limit);
+      if (deleted > 0) return deleted;
+    }
+    return 0;
+  };
+}
+
+export interface ErasureSettings {
+  /** Rows one statement deletes; each is its own transaction. */
+  batch: number;
+}
+
+/** The env fields config.ts validates for erasing deleted accounts. */
+export const usersEnv = {
+  USERS_ERASE_BATCH: envInt(1, 10_000).default(500),
+};
+
+const usersEnvObject = z.object(usersEnv);
+
+export const usersSettings = (e: z.output<typeof usersEnvObject>): ErasureSettings => ({ batch: e.USERS_ERASE_BATCH });
+
+export const ERASE_QUEUE = 'users.erase';
+
+/** Retried for about an hour and a half (5 s doubling, ten times); then an administrator sees it among the dead jobs. */
+const ERASE_JOB = { attempts: 10, backoffMs: 5_000 };
+
+export interface ErasureDeps {
+  repo: UsersRepository;
+  queue: JobQueue;
+  sources: () => ErasureSource[];
+  settings: ErasureSettings;
+  announce: Announce;
+  logger: Logger;
+}
+
+/**
+ * Deleting an account in two steps: at once, in the caller's transaction, the account is marked deleted
+ * (signed out everywhere, its address free, absent from every read) and its erasure queued (outbox: both or
+ * neither); then the job erases each module's rows a batch at a time, then the account's row (what is left
+ * goes through foreign keys), and announces `user.deleted`. An attempt cut short (a worker stopped, the
+ * database away) is retried and goes on from what is left.
+ */
+export function createAccountErasure(deps: ErasureDeps) {
+  return {
+    async begin(userId: string, tx: Db): Promise<void> {
+      await deps.repo.markDeleted(userId, tx);
+      await deps.queue.enqueue(ERASE_QUEUE, { userId }, { ...ERASE_JOB, tx, idempotencyKey: `erase:${userId}` });
+    },
+
+    async run({ userId }: { userId: string }, ctx: Pick<JobContext, 'signal'>): Promise<{ erased: number }> {
+      let erased = 0;
+      const standing = await deps.repo.standing(userId);
+      // Never a live account's: `user.deleted` makes other modules drop what they keep of it.
+      if (standing === 'live') return { erased };
+      if (standing === 'deleted') {
+        for (const source of deps.sources()) {
+          for (;;) {
+            ctx.signal.throwIfAborted();
+            const deleted = await source.erase(userId, deps.settings.batch);
+            if (deleted === 0) break;
+            erased += deleted;
+          }
+        }
+        await deps.repo.delete(userId);
+        deps.logger.info({ userId, erased }, 'account erased');
+      }
+      // Also when an earlier attempt deleted the row and stopped before this: its handlers take it twice alike.
+      deps.announce('user.deleted', { userId });
+      return { erased };
+    },
+  };
+}
+
+export type AccountErasure = ReturnType<typeof createAccountErasure>;
