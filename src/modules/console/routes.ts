@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { NotFound } from '../../errors.ts';
 import type { App } from '../../http/types.ts';
 import { asset, type Asset } from './assets.ts';
 
@@ -92,7 +93,8 @@ export function consoleRoutes(app: App, assets: Map<string, Asset>) {
     handler: async (request, reply) => {
       const path = (request.params as { '*': string })['*'];
       const a = path === 'index.html' ? undefined : assets.get(path);
-      if (!a) return reply.status(404).headers(SECURITY).type('text/plain').send('Not found');
+      // A problem like every other 404 (a script tag's failed load reads no body; a client's does).
+      if (!a) throw NotFound('Console file', 'console_file_not_found');
       return send(request, reply, a, 'no-cache');
     },
   });

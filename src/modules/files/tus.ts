@@ -1,4 +1,5 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import { ERRORS, EVENTS, MemoryLocker, Server, TUS_RESUMABLE, type Locker, type Upload } from '@tus/server';
 import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -57,21 +58,34 @@ function tusCode(err: { status_code: number; body: string }): string {
   return 'upload_failed';
 }
 
+/** The request tus is answering: what its own error responses name (`instance`, `requestId`), as every problem does. */
+const answering = new AsyncLocalStorage<FastifyRequest>();
+
 /**
  * tus's server, its error responses in Parley's problem+json: those of the
  * hooks and handlers (already problems, see onResponseError) and those it
  * writes before any hook runs (a missing Tus-Resumable, invalid headers).
+ * Each response gets its status line's reason phrase (tus leaves it empty).
  */
 class ProblemTusServer extends Server {
   override async write(context: Parameters<Server['write']>[0], headers: Headers, status: number, body = '') {
     if (status >= 400) {
       if (!body.startsWith('{')) {
-        const code = status === 412 ? 'tus_version_required' : status === 400 ? 'invalid_tus_headers' : 'upload_failed';
-        body = JSON.stringify({ type: `https://parley.dev/problems/${code}`, title: status === 412 ? 'Precondition failed' : 'Bad request', status, code, detail: body.trim() });
+        const code = status === 412 ? 'tus_version_required' : status === 400 ? 'invalid_tus_headers' : status === 404 ? 'not_found' : 'upload_failed';
+        const request = answering.getStore();
+        body = JSON.stringify({
+          type: `https://parley.dev/problems/${code}`,
+          title: STATUS_CODES[status] ?? 'Error',
+          status,
+          code,
+          detail: body.trim(),
+          ...(request && { instance: request.url.split('?')[0], requestId: request.id }),
+        });
       }
       headers.set('content-type', 'application/problem+json; charset=utf-8');
     }
-    return super.write(context, headers, status, body);
+    const written = await super.write(context, headers, status, body);
+    return new Response(written.body, { status: written.status, statusText: STATUS_CODES[written.status] ?? '', headers: written.headers });
   }
 }
 
@@ -258,7 +272,7 @@ export async function tusRoutes(
     reply.hijack();
     // What hooks and guards set on the reply (request id, rate limits) goes out with tus's response, as on every other.
     for (const [name, value] of Object.entries({ ...reply.getHeaders(), 'x-request-id': request.id })) if (value !== undefined) reply.raw.setHeader(name, value);
-    await server.handle(request.raw, reply.raw);
+    await answering.run(request, () => server.handle(request.raw, reply.raw));
   };
 
   await app.register(async (scope: App) => {

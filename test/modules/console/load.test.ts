@@ -42,6 +42,8 @@ describe('console: first load', () => {
       assert.equal(again.status(), 304);
       const missing = await page.request.get(`${t.url}/console/nope.js`);
       assert.equal(missing.status(), 404);
+      assert.match(missing.headers()['content-type']!, /^application\/problem\+json/);
+      assert.equal((await missing.json()).code, 'console_file_not_found');
       // The page names the whole static module graph up front, so the browser fetches it in one round, not one level of imports at a time.
       const home = await page.request.get(t.url);
       const preloaded = [...(await home.text()).matchAll(/<link rel="modulepreload" href="([^"]+)">/g)].map((m) => `${t.url}${m[1]}`);

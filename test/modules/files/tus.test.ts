@@ -248,6 +248,12 @@ for (const setup of setups) {
       assert.equal(((await wrongOffset.json()) as any).code, 'upload_offset_mismatch');
       const noVersion = await fetch(url, { method: 'HEAD', headers: { authorization: `Bearer ${u.accessToken}` } });
       assert.equal(noVersion.status, 412);
+      // Refused by tus itself, before any of Parley's hooks: a problem all the same, naming the request, with a reason phrase.
+      const unversioned = await fetch(url, { method: 'PATCH', headers: { authorization: `Bearer ${u.accessToken}`, 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' }, body: png(100) });
+      assert.deepEqual([unversioned.status, unversioned.statusText], [412, 'Precondition Failed']);
+      const problem = (await unversioned.json()) as any;
+      assert.deepEqual([problem.code, problem.instance, problem.requestId], ['tus_version_required', new URL(url).pathname, unversioned.headers.get('x-request-id')]);
+      assert.equal(patch.statusText, 'Not Found', "a hook's problem gets its reason phrase too");
       // A version it does not speak: 412 with the one it does (tus: "MUST respond with 412 … and MUST include the Tus-Version header").
       const otherVersion = await as(u.accessToken, 'PATCH', { 'tus-resumable': '0.2.2', 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' }, png(100));
       assert.deepEqual([otherVersion.status, otherVersion.headers.get('tus-version')], [412, '1.0.0']);
