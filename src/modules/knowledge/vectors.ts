@@ -1,5 +1,5 @@
 import { sql, type SQL } from 'drizzle-orm';
-import type { Db } from '../../platform/db/database.ts';
+import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 
 export type VectorMode = 'pgvector' | 'exact';
@@ -7,6 +7,8 @@ export type VectorMode = 'pgvector' | 'exact';
 /** An embedding as PostgreSQL literals: `{…}` for real[], `[…]` for pgvector. */
 const asArray = (v: number[]) => `{${v.join(',')}}`;
 const asVector = (v: number[]) => `[${v.join(',')}]`;
+
+const toHit = (r: { id: string; similarity: number | string }) => ({ id: r.id, similarity: Number(r.similarity) });
 
 /** Scales a vector to length 1, so that a dot product is the cosine similarity. */
 export function normalise(v: number[]): number[] {
@@ -63,21 +65,29 @@ export function createVectorIndex(db: Db, logger: Logger) {
       if (!Number.isInteger(dims) || dims < 1 || dims > 16_000) throw new Error(`cannot search ${dims}-dimensional embeddings`);
       // A literal, not a parameter: the partial index (where dims = N) is chosen only when the planner sees N.
       const n = sql.raw(String(dims));
-      const rows =
-        mode === 'pgvector'
-          ? await db.execute(sql`
-              select c.id, 1 - (c.embedding::vector(${n}) <=> ${asVector(q)}::vector(${n})) as similarity
-              from knowledge_chunks c
-              where c.dims = ${n} and ${where}
-              order by c.embedding::vector(${n}) <=> ${asVector(q)}::vector(${n})
-              limit ${limit}`)
-          : await db.execute(sql`
+      const vector = sql`${asVector(q)}::vector(${n})`;
+      const read = async (query: SQL, on: Db = db) => ((await on.execute(query)) as unknown as { rows: Array<{ id: string; similarity: number | string }> }).rows;
+      if (mode === 'pgvector') {
+        const distance = sql`c.embedding::vector(${n}) <=> ${vector}`;
+        const nearestBy = (order: SQL, on?: Db) => read(sql`select c.id, 1 - (${distance}) as similarity from knowledge_chunks c where c.dims = ${n} and ${where} order by ${order} limit ${limit}`, on);
+        const approximate = await inTransaction(db, async (tx) => {
+          // The index's list of candidates as long as the answer asked for: pgvector's default (40) cut every longer one short.
+          await tx.execute(sql`select set_config('hnsw.ef_search', ${String(Math.max(limit, 40))}, true)`);
+          return nearestBy(distance, tx);
+        });
+        if (approximate.length >= limit) return approximate.map(toHit);
+        // The index walks everyone's passages, nearest first, and filters after: when `where` keeps few of them (one
+        // user's among many) it comes back short, though more of theirs match. Those few, compared one by one, are the
+        // exact answer (`+ 0` keeps the planner off the index).
+        return (await nearestBy(sql`(${distance}) + 0`)).map(toHit);
+      }
+      const rows = await read(sql`
               select c.id, (select sum(a * b) from unnest(c.embedding, ${asArray(q)}::real[]) as t(a, b)) as similarity
               from knowledge_chunks c
               where c.dims = ${n} and ${where}
               order by similarity desc
               limit ${limit}`);
-      return (rows as unknown as { rows: Array<{ id: string; similarity: number | string }> }).rows.map((r) => ({ id: r.id, similarity: Number(r.similarity) }));
+      return rows.map(toHit);
     },
   };
 }
