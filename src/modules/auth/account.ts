@@ -2,6 +2,7 @@ import { Conflict, Forbidden } from '../../errors.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Audit, AuditContext } from '../audit/index.ts';
 import type { PasswordGuard } from '../auth/password-guard.ts';
+import { createOAuthRepository } from './oauth/repository.ts';
 import type { UserRow, UsersService } from '../users/index.ts';
 
 /** How recently a password-less user must have signed in to do something irreversible. */
@@ -57,6 +58,8 @@ export function createAccount(d: AccountDeps) {
           throw Conflict('You are the only administrator: make someone else an administrator before deleting your account', 'last_admin');
         }
         await d.audit.record({ action: 'user.deleted', userId: user.id, ...ctx, metadata: { reauthenticatedWith: method } }, tx);
+        // Its sign-in identities go now, not with the erasure: signing in with one again makes a new account at once.
+        await createOAuthRepository(tx).unlinkAll(user.id);
         await d.users.delete(user.id, tx);
       });
       await Promise.all([d.credentialsChanged(user.id), d.users.forget(user.id)]);

@@ -62,6 +62,23 @@ for (const backend of backends()) {
       assert.notEqual(again.body.sessionId, first.body.sessionId);
     });
 
+    test("a deleted account's identity is let go at once: signing in with it again makes a new account", async () => {
+      const who = person();
+      idp.signInAs(who);
+      const first = await signInWith(t, 'oidc');
+      assert.equal(first.status, 200, first.text);
+      // Password-less, signed in moments ago: no password needed.
+      const del = await t.api('DELETE', '/v1/users/me', { token: first.body.accessToken });
+      assert.equal(del.status, 204, del.text);
+      // Gone with the deletion itself, not later with the rest of the account's rows.
+      assert.deepEqual(await linksOf(first.body.user.id), []);
+      idp.signInAs(who);
+      const again = await signInWith(t, 'oidc');
+      assert.equal(again.status, 200, again.text);
+      assert.notEqual(again.body.user.id, first.body.user.id);
+      assert.equal(again.body.user.email, who.email);
+    });
+
     test("a provider's name is kept as a display name is: one line, no direction overrides, at most 200 characters", async () => {
       idp.signInAs(person({ name: 'Ada\n\nSECURITY ALERT: visit https://evil.test\u202E now' }));
       const first = await signInWith(t, 'oidc');
