@@ -1,6 +1,6 @@
 import { ValidationError } from '../../errors.ts';
 import type { HostLookup } from '../../platform/net/public-address.ts';
-import { isLookupUnavailable, resolvePublic } from '../webhooks/index.ts';
+import { resolvePublic, type AddressErrors } from '../webhooks/index.ts';
 
 /** An absolute https URL without credentials or fragment (plain http too where private addresses are allowed: a closed network, tests). */
 export function parseServerUrl(raw: string, allowPrivate: boolean): URL {
@@ -16,6 +16,11 @@ export function parseServerUrl(raw: string, allowPrivate: boolean): URL {
   return url;
 }
 
+const SERVER_ERRORS: AddressErrors = {
+  private: () => ValidationError('url resolves to a private, loopback or link-local address', 'mcp_url_private'),
+  unresolvable: (host) => ValidationError(`url host ${host} does not resolve`, 'mcp_url_unresolvable'),
+};
+
 /**
  * Refuses a host that does not resolve or resolves to a private, loopback or
  * link-local address (the webhooks module's rule, shared by every fetch of a
@@ -23,13 +28,6 @@ export function parseServerUrl(raw: string, allowPrivate: boolean): URL {
  */
 export async function checkServerUrl(raw: string, allowPrivate: boolean, lookup?: HostLookup): Promise<string> {
   const url = parseServerUrl(raw, allowPrivate);
-  try {
-    await resolvePublic(url, allowPrivate, lookup);
-  } catch (err) {
-    if (isLookupUnavailable(err)) throw err;
-    const host = url.hostname.replace(/^\[|\]$/g, '');
-    const isPrivate = (err as { code?: string }).code === 'webhook_url_private';
-    throw ValidationError(isPrivate ? 'url resolves to a private, loopback or link-local address' : `url host ${host} does not resolve`, isPrivate ? 'mcp_url_private' : 'mcp_url_unresolvable');
-  }
+  await resolvePublic(url, allowPrivate, lookup, SERVER_ERRORS);
   return url.toString();
 }

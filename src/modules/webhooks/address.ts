@@ -20,21 +20,34 @@ export function parseWebhookUrl(raw: string): URL {
 /** Seconds after which a lookup that failed for a while (a resolver down, a timeout) is worth trying again. */
 const DNS_RETRY_AFTER_S = 5;
 
+/** What an address check answers when it refuses a host: the webhooks' errors by default; push and MCP name their own. */
+export interface AddressErrors {
+  /** The host resolves to a private, loopback or link-local address. */
+  private(): Error;
+  /** The host does not resolve (for good: a lookup that failed for now is a 503, whoever asks). */
+  unresolvable(host: string): Error;
+}
+
+const WEBHOOK_ADDRESS_ERRORS: AddressErrors = {
+  private: () => ValidationError('The webhook URL resolves to a private, loopback or link-local address', 'webhook_url_private'),
+  unresolvable: (host) => ValidationError(`The webhook host ${host} does not resolve`, 'webhook_url_unresolvable'),
+};
+
 /**
  * The platform's address check (see platform/net/public-address.ts) with the
- * webhooks' error codes: the caller connects to the returned address, so a
+ * caller's error codes (the webhooks' unless given): the caller connects to the returned address, so a
  * DNS answer that changes between check and connect (rebinding) is never used.
  * A lookup that failed for now (EAI_AGAIN, a resolver's SERVFAIL) is not the
  * URL's fault: 503 `dependency_unavailable` naming DNS, not a 400.
  */
-export async function resolvePublic(url: URL, allowPrivate: boolean, lookup?: HostLookup): Promise<ResolvedAddress> {
+export async function resolvePublic(url: URL, allowPrivate: boolean, lookup?: HostLookup, errors: AddressErrors = WEBHOOK_ADDRESS_ERRORS): Promise<ResolvedAddress> {
   try {
     return await resolvePublicHost(url, allowPrivate, undefined, lookup);
   } catch (err) {
     if (!(err instanceof AddressRefused)) throw err;
-    if (err.reason === 'private') throw ValidationError('The webhook URL resolves to a private, loopback or link-local address', 'webhook_url_private');
+    if (err.reason === 'private') throw errors.private();
     if (err.temporary) throw DependencyUnavailable('DNS', DNS_RETRY_AFTER_S, err);
-    throw ValidationError(`The webhook host ${err.host} does not resolve`, 'webhook_url_unresolvable');
+    throw errors.unresolvable(err.host);
   }
 }
 

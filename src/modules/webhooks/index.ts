@@ -9,7 +9,7 @@ import { webhooksErasure } from './erasure.ts';
 export type { Webhooks } from './service.ts';
 export { WEBHOOK_EVENTS } from './service.ts';
 /** The private-address rule, for any other fetch of a user-given URL. */
-export { isLookupUnavailable, isPrivateAddress, parseWebhookUrl, resolvePublic } from './address.ts';
+export { isLookupUnavailable, isPrivateAddress, parseWebhookUrl, resolvePublic, type AddressErrors } from './address.ts';
 
 declare module '../../platform/bus/events.ts' {
   interface DomainEvents {

@@ -2,7 +2,7 @@ import http from 'node:http';
 import https from 'node:https';
 import { ValidationError } from '../../../errors.ts';
 import type { HostLookup } from '../../../platform/net/public-address.ts';
-import { isLookupUnavailable, resolvePublic } from '../../webhooks/index.ts';
+import { resolvePublic, type AddressErrors } from '../../webhooks/index.ts';
 
 /** An absolute https URL without credentials (plain http too where private addresses are allowed: a closed network, tests). */
 export function parseEndpoint(raw: string, allowPrivate: boolean): URL {
@@ -21,16 +21,13 @@ export function parseEndpoint(raw: string, allowPrivate: boolean): URL {
 /** The address check refused the host (the webhooks module's rule, shared by every fetch of a user-given URL). */
 export const isPrivate = (err: unknown) => (err as { code?: string }).code === 'webhook_url_private';
 
+const ENDPOINT_ERRORS: AddressErrors = {
+  private: () => ValidationError('endpoint resolves to a private, loopback or link-local address', 'push_endpoint_unreachable'),
+  unresolvable: (host) => ValidationError(`endpoint host ${host} does not resolve`, 'push_endpoint_unreachable'),
+};
+
 /** Resolves the endpoint's host and refuses private, loopback and link-local addresses (unless allowed); returns the address to connect to. */
-export async function checkEndpoint(url: URL, allowPrivate: boolean, lookup?: HostLookup): ReturnType<typeof resolvePublic> {
-  try {
-    return await resolvePublic(url, allowPrivate, lookup);
-  } catch (err) {
-    if (isLookupUnavailable(err)) throw err;
-    const host = url.hostname.replace(/^\[|\]$/g, '');
-    throw ValidationError(isPrivate(err) ? 'endpoint resolves to a private, loopback or link-local address' : `endpoint host ${host} does not resolve`, 'push_endpoint_unreachable');
-  }
-}
+export const checkEndpoint = (url: URL, allowPrivate: boolean, lookup?: HostLookup) => resolvePublic(url, allowPrivate, lookup, ENDPOINT_ERRORS);
 
 export interface PushResponse {
   status: number;
