@@ -1,7 +1,6 @@
 import { eq } from 'drizzle-orm';
-import { deleteSome } from '../../platform/db/batches.ts';
 import type { Db } from '../../platform/db/database.ts';
-import type { ErasureSource } from '../users/index.ts';
+import { erasureOf } from '../users/index.ts';
 import { documents } from './schema.ts';
 
 /**
@@ -9,7 +8,4 @@ import { documents } from './schema.ts';
  * document and its history go together, so no reader ever finds one without the other. What the account
  * wrote in others' documents stays there, without an author (as the foreign keys say).
  */
-export const documentsErasure = (db: Db): ErasureSource => ({
-  name: 'documents',
-  erase: (userId, limit) => deleteSome(db, documents, eq(documents.ownerId, userId), limit),
-});
+export const documentsErasure = (db: Db) => erasureOf(db, 'documents', { table: documents, where: (userId) => eq(documents.ownerId, userId) });

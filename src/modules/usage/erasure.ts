@@ -1,7 +1,6 @@
 import { eq } from 'drizzle-orm';
-import { deleteSome } from '../../platform/db/batches.ts';
 import type { Db } from '../../platform/db/database.ts';
-import type { ErasureSource } from '../users/index.ts';
+import { erasureOf } from '../users/index.ts';
 import { budgets } from './schema.ts';
 
 /**
@@ -9,7 +8,4 @@ import { budgets } from './schema.ts';
  * events and daily totals stay: they are the deployment's accounting (what was spent, on which model),
  * and name the account only by its id, which nothing resolves any more.
  */
-export const usageErasure = (db: Db): ErasureSource => ({
-  name: 'usage',
-  erase: (userId, limit) => deleteSome(db, budgets, eq(budgets.userId, userId), limit),
-});
+export const usageErasure = (db: Db) => erasureOf(db, 'usage', { table: budgets, where: (userId) => eq(budgets.userId, userId) });

@@ -1,6 +1,9 @@
+import type { SQL } from 'drizzle-orm';
+import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
 import { z } from 'zod';
 import type { Announce } from '../../platform/bus/bus.ts';
 import { envInt } from '../../platform/config/env.ts';
+import { deleteSome } from '../../platform/db/batches.ts';
 import type { Db } from '../../platform/db/database.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { JobContext, JobQueue } from '../../platform/queue/queue.ts';
@@ -22,14 +25,27 @@ export interface ErasureSource {
   erase(userId: string, limit: number): Promise<number>;
 }
 
-/** A source's steps, tried in order: each call deletes from the first step that still finds rows. */
-export function inOrder(...steps: Array<(limit: number) => Promise<number>>): (limit: number) => Promise<number> {
-  return async (limit) => {
-    for (const step of steps) {
-      const deleted = await step(limit);
-      if (deleted > 0) return deleted;
-    }
-    return 0;
+/** One table a module's erasure empties: the user's rows in it (`where`), in `order` when it matters. */
+export interface ErasureStep {
+  table: PgTable & { id: PgColumn };
+  where(userId: string, db: Db): SQL;
+  order?: SQL[];
+}
+
+/**
+ * A module's erasure as the tables it empties, in order (rows that others point at first, so a cascade never
+ * reaches past a batch): each call deletes a batch from the first table that still holds the user's rows.
+ */
+export function erasureOf(db: Db, name: string, ...steps: ErasureStep[]): ErasureSource {
+  return {
+    name,
+    async erase(userId, limit) {
+      for (const step of steps) {
+        const deleted = await deleteSome(db, step.table, step.where(userId, db), limit, step.order);
+        if (deleted > 0) return deleted;
+      }
+      return 0;
+    },
   };
 }
 

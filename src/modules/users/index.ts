@@ -11,7 +11,7 @@ export { accountOf } from './repository.ts';
 export { normalizeEmail, toPublicUser, type PublicUser, type UsersService } from './service.ts';
 export { displayName, userSchema } from './contracts.ts';
 export type { Preferences } from './preferences.ts';
-export { inOrder, type ErasureSource } from './erasure.ts';
+export { erasureOf, type ErasureSource } from './erasure.ts';
 
 declare module '../../platform/bus/events.ts' {
   interface DomainEvents {
