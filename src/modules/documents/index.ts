@@ -66,7 +66,7 @@ declare module '../module.ts' {
 /** Documents: Markdown with versions and conflict-safe saves, templates, attachments, recents, sharing by email and link, comment threads, presence. */
 export const documentsModule = defineModule({
   name: 'documents',
-  erasure: ({ deps }) => documentsErasure(deps.db),
+  erasure: ({ deps }) => documentsErasure(deps.db, deps.announce),
   exports: ({ deps }) => documentsExport(deps.db),
   tables: { documents, documentVersions, documentReaderState, documentAttachments, documentShares, documentLinks, documentComments, documentPresence },
   config: { env: documentsEnv, read: documentSettings },

@@ -1,6 +1,7 @@
 import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import { unionAll } from 'drizzle-orm/pg-core';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
+import { accountOf } from '../users/index.ts';
 import { documentLinks, documents, documentShares, type LinkRow, type ShareRole, type ShareRow } from './schema.ts';
 
 /** Where a share sits in a document's list of shares: when it was made (microseconds since 1970), then whose it is. */
@@ -20,10 +21,13 @@ export function createSharingRepository(db: Db) {
     shares(documentId: string, page: { limit: number; after?: SharePosition }): Promise<Array<ShareRow & { position: SharePosition }>> {
       const micros = sql<string>`(extract(epoch from ${documentShares.createdAt}) * 1000000)::bigint::text`;
       const after = page.after && sql`(${documentShares.createdAt}, ${documentShares.userId}) > (timestamptz 'epoch' + ${page.after.micros}::bigint * interval '1 microsecond', ${page.after.userId}::uuid)`;
+      // Readers whose account was deleted (its erasure still under way) are no longer listed.
+      const account = accountOf(documentShares.userId);
       return db
         .select({ share: documentShares, micros })
         .from(documentShares)
-        .where(and(eq(documentShares.documentId, documentId), after))
+        .innerJoin(account.table, account.on)
+        .where(and(eq(documentShares.documentId, documentId), account.present, after))
         .orderBy(asc(documentShares.createdAt), asc(documentShares.userId))
         .limit(page.limit)
         .then((rows) => rows.map((r) => ({ ...r.share, position: { micros: r.micros, userId: r.share.userId } })));

@@ -51,7 +51,7 @@ declare module '../module.ts' {
  */
 export const filesModule = defineModule({
   name: 'files',
-  erasure: ({ deps }) => filesErasure(deps.db),
+  erasure: ({ deps }) => filesErasure(deps.db, deps.announce),
   exports: ({ deps }) => filesExport(deps.db, deps.storage),
   tables: { files, fileQuotas, fileUsage },
   config: { env: filesEnv, read: fileSettings },

@@ -30,6 +30,11 @@ export interface ErasureStep {
   table: PgTable & { id: PgColumn };
   where(userId: string, db: Db): SQL;
   order?: SQL[];
+  /**
+   * Told the ids of each batch deleted: for rows others' rows point at without a foreign key (another user's
+   * document attaching this file, their collection indexing this document), announced as deleted ones are.
+   */
+  gone?(ids: string[], userId: string): void;
 }
 
 /**
@@ -42,7 +47,9 @@ export function erasureOf(db: Db, name: string, ...steps: ErasureStep[]): Erasur
     async erase(userId, limit) {
       for (const step of steps) {
         const deleted = await deleteSome(db, step.table, step.where(userId, db), limit, step.order);
-        if (deleted > 0) return deleted;
+        if (deleted.length === 0) continue;
+        step.gone?.(deleted, userId);
+        return deleted.length;
       }
       return 0;
     },

@@ -3,18 +3,18 @@ import type { AnyPgColumn } from 'drizzle-orm/pg-core';
 import type { Db } from '../../platform/db/database.ts';
 import { users, type UserRow } from './schema.ts';
 
-/**
- * The owner's role and disabled time, joined to another module's row in the
- * same query: the hot paths that verify a credential on every request
- * (sessions, API keys) use it instead of a second round trip. Only the users
- * module names its table; the caller adds `.innerJoin(account.table, account.on)`.
- */
-export function accountOf(ownerId: AnyPgColumn) {
-  return { table: users, on: eq(users.id, ownerId), role: users.role, disabledAt: users.disabledAt };
-}
-
 /** Not deleted: an account deleted is gone to every read, though its row stays while its erasure runs. */
 const present = isNull(users.deletedAt);
+
+/**
+ * The owner's role and disabled time, and `present` (a condition: not deleted), joined to another module's
+ * row in the same query: the hot paths that verify a credential on every request (sessions, API keys) use it
+ * instead of a second round trip. Only the users module names its table; the caller adds
+ * `.innerJoin(account.table, account.on)`.
+ */
+export function accountOf(ownerId: AnyPgColumn) {
+  return { table: users, on: eq(users.id, ownerId), role: users.role, disabledAt: users.disabledAt, present };
+}
 
 export function createUsersRepository(db: Db) {
   // Built once: the most frequent read of the users table (preferences, notifications, admin checks).

@@ -116,5 +116,33 @@ for (const backend of backends()) {
       assert.equal(again.status, 201, again.text);
       assert.notEqual(again.body.user.id, leaving.id);
     });
+
+    test("what others hold of the account lets go of it: their share lists at once, attachments and indexed documents after", async () => {
+      const leaving = await createUser(t);
+      const other = await createUser(t);
+      const as = (u: TestUser) => (method: string, path: string, body?: unknown) => t.api(method, path, { token: u.accessToken, body });
+      // The other user's document, shared with the leaving one, who attaches a file of theirs to it.
+      const theirs = (await as(other)('POST', '/v1/documents', { title: 'Shared plan', body: 'plan' })).body;
+      assert.equal((await as(other)('POST', `/v1/documents/${theirs.id}/shares`, { email: leaving.email, role: 'editor' })).status, 201);
+      const file = await uploadFile(t, leaving, 'dot.png', PNG);
+      assert.equal((await as(leaving)('POST', `/v1/documents/${theirs.id}/attachments`, { fileId: file.id })).status, 201);
+      // The leaving user's document, shared with the other, who indexes it in a collection of theirs.
+      const mine = (await as(leaving)('POST', '/v1/documents', { title: 'Owl notes', body: 'Owls hunt at night and fly without a sound.' })).body;
+      assert.equal((await as(leaving)('POST', `/v1/documents/${mine.id}/shares`, { email: other.email, role: 'viewer' })).status, 201);
+      const collection = (await as(other)('POST', '/v1/knowledge/collections', { name: 'Reading' })).body;
+      const item = (await as(other)('POST', `/v1/knowledge/collections/${collection.id}/items`, { documentId: mine.id })).body;
+      await eventually(async () => assert.equal((await as(other)('GET', `/v1/knowledge/items/${item.id}`)).body.status, 'ready'), 20_000);
+
+      assert.equal((await t.api('DELETE', '/v1/users/me', { token: leaving.accessToken, body: { password: leaving.password } })).status, 204);
+      // At once: the owner's list of readers no longer names the deleted account.
+      assert.deepEqual((await as(other)('GET', `/v1/documents/${theirs.id}/shares`)).body.data, []);
+      // Once erased: the attachment of its file and the passages of its document are gone from the other user's things.
+      await eventually(async () => {
+        assert.deepEqual((await as(other)('GET', `/v1/documents/${theirs.id}/attachments`)).body.data, []);
+        assert.equal((await as(other)('GET', `/v1/knowledge/items/${item.id}`)).status, 404);
+      }, 20_000);
+      const left: any = await t.deps.db.execute(sql`select count(*)::int as n from knowledge_chunks where item_id = ${item.id}::uuid`);
+      assert.equal(left.rows[0].n, 0, "none of the deleted account's text is kept in another user's index");
+    });
   });
 }
