@@ -50,7 +50,7 @@ export function createAccess(repo: DocumentsRepository, sharing: SharingReposito
       if (!link) throw NotFound('Share link', 'link_not_found');
       if (link.revokedAt) throw Gone('This share link was revoked', 'link_revoked');
       if (link.expiresAt && link.expiresAt <= new Date()) throw Gone('This share link has expired', 'link_expired');
-      const doc = await repo.byId(link.documentId);
+      const doc = await repo.shown(link.documentId);
       if (!doc) throw NotFound('Share link', 'link_not_found');
       const grant: Grant = { userId, doc, role: link.role, via: 'link' };
       need(grant, min, what);

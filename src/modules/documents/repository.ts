@@ -1,6 +1,7 @@
 import { and, desc, eq, isNotNull, lt, ne, or, sql, type SQL } from 'drizzle-orm';
 import { unionAll } from 'drizzle-orm/pg-core';
 import type { Db } from '../../platform/db/database.ts';
+import { accountOf } from '../users/index.ts';
 import { documentAttachments, documentReaderState, documents, documentShares, documentVersions, type DocumentRow, type ShareRole, type VersionRow } from './schema.ts';
 
 export type Role = 'owner' | ShareRole;
@@ -38,10 +39,14 @@ export function createDocumentsRepository(db: Db) {
     return role ? { doc: r.doc, role, favorite: r.favorite ?? false, lastViewedAt: r.lastViewedAt } : undefined;
   };
   // Every read names the reader: the joins bring their share and their own state, and nothing of anyone else's.
+  // A document whose owner deleted their account is gone at once for everyone, while its rows wait their erasure.
+  const owner = accountOf(documents.ownerId);
+  const ownerPresent = and(owner.on, owner.present);
   const readable = (userId: string, tx: Db) =>
     tx
       .select(summary)
       .from(documents)
+      .innerJoin(owner.table, ownerPresent)
       .leftJoin(documentShares, and(eq(documentShares.documentId, documents.id), eq(documentShares.userId, userId)))
       .leftJoin(documentReaderState, and(eq(documentReaderState.documentId, documents.id), eq(documentReaderState.userId, userId)));
   const canRead = (userId: string) => or(eq(documents.ownerId, userId), isNotNull(documentShares.role));
@@ -56,6 +61,12 @@ export function createDocumentsRepository(db: Db) {
     async byId(id: string, tx: Db = db): Promise<DocumentRow | undefined> {
       const [row] = await tx.select().from(documents).where(eq(documents.id, id));
       return row;
+    },
+
+    /** The document, unless its owner deleted their account: what a share link opens. */
+    async shown(id: string): Promise<DocumentRow | undefined> {
+      const [row] = await db.select({ doc: documents }).from(documents).innerJoin(owner.table, ownerPresent).where(eq(documents.id, id));
+      return row?.doc;
     },
 
     /**
@@ -99,6 +110,7 @@ export function createDocumentsRepository(db: Db) {
           .select({ ...summary, shareRole: sql<ShareRole | null>`${documentShares.role}`.as('share_role') })
           .from(documentShares)
           .innerJoin(documents, eq(documents.id, documentShares.documentId))
+          .innerJoin(owner.table, ownerPresent)
           .leftJoin(documentReaderState, state)
           .where(and(eq(documentShares.userId, userId), ne(documents.ownerId, userId), f.cursor ? lt(documentShares.documentId, f.cursor) : undefined, ...filters))
           .orderBy(desc(documentShares.documentId))

@@ -134,7 +134,7 @@ for (const backend of backends()) {
       await eventually(async () => assert.equal((await as(other)('GET', `/v1/knowledge/items/${item.id}`)).body.status, 'ready'), 20_000);
 
       assert.equal((await t.api('DELETE', '/v1/users/me', { token: leaving.accessToken, body: { password: leaving.password } })).status, 204);
-      // At once: the owner's list of readers no longer names the deleted account.
+      // At once (here the erasure may already have run: the next test holds it back).
       assert.deepEqual((await as(other)('GET', `/v1/documents/${theirs.id}/shares`)).body.data, []);
       // Once erased: the attachment of its file and the passages of its document are gone from the other user's things.
       await eventually(async () => {
@@ -143,6 +143,34 @@ for (const backend of backends()) {
       }, 20_000);
       const left: any = await t.deps.db.execute(sql`select count(*)::int as n from knowledge_chunks where item_id = ${item.id}::uuid`);
       assert.equal(left.rows[0].n, 0, "none of the deleted account's text is kept in another user's index");
+    });
+
+    test('while its erasure waits (no worker runs it): the account is gone to others at once, its shared documents and links with it', async () => {
+      const idle = await startApp({ backend, worker: false });
+      try {
+        const leaving = await createUser(idle);
+        const other = await createUser(idle);
+        const as = (u: TestUser) => (method: string, path: string, body?: unknown) => idle.api(method, path, { token: u.accessToken, body });
+        const theirs = (await as(other)('POST', '/v1/documents', { title: 'Shared plan', body: 'plan' })).body;
+        assert.equal((await as(other)('POST', `/v1/documents/${theirs.id}/shares`, { email: leaving.email, role: 'editor' })).status, 201);
+        const mine = (await as(leaving)('POST', '/v1/documents', { title: 'Owl notes', body: 'Owls hunt at night.' })).body;
+        assert.equal((await as(leaving)('POST', `/v1/documents/${mine.id}/shares`, { email: other.email, role: 'viewer' })).status, 201);
+        const link = (await as(leaving)('POST', `/v1/documents/${mine.id}/links`, { role: 'viewer' })).body;
+        assert.equal((await as(other)('GET', `/v1/documents/${mine.id}`)).status, 200, 'opened: among their recent documents');
+        const byLink = () => idle.api('GET', '/v1/documents/shared', { token: other.accessToken, headers: { 'x-share-token': link.token } });
+        assert.equal((await byLink()).status, 200);
+
+        assert.equal((await idle.api('DELETE', '/v1/users/me', { token: leaving.accessToken, body: { password: leaving.password } })).status, 204);
+        const row: any = await idle.deps.db.execute(sql`select count(*)::int as n from documents where id = ${mine.id}::uuid`);
+        assert.equal(row.rows[0].n, 1, 'the erasure has not run: the rows are all there');
+        assert.deepEqual((await as(other)('GET', `/v1/documents/${theirs.id}/shares`)).body.data, [], 'the deleted reader is no longer listed');
+        assert.equal((await as(other)('GET', `/v1/documents/${mine.id}`)).status, 404);
+        assert.deepEqual((await as(other)('GET', '/v1/documents?sharedWithMe=true')).body.data, []);
+        assert.ok(!(await as(other)('GET', '/v1/documents/recent')).body.data.some((d: any) => d.id === mine.id));
+        assert.equal((await byLink()).status, 404);
+      } finally {
+        await idle.close();
+      }
     });
   });
 }
