@@ -18,6 +18,8 @@ export const DIGEST_QUEUE = 'notifications.digest-email';
 /** Tries per delivery, the first included; waits between them 5 s, 10 s, 20 s, 40 s unless the service says how long. */
 export const MAX_ATTEMPTS = 5;
 const backoffMs = (attempt: number) => 5_000 * 2 ** (attempt - 1);
+/** Why a delivery to an account deleted since (its erasure under way) is not made: its rows go with the rest. */
+const RECIPIENT_DELETED = 'recipient_deleted';
 /**
  * A delivery's (or a digest's) job is system work, owned by no user: its outcome is on the delivery. Were it the
  * user's, a dead one would announce `job.failed`, itself a notification that emails them, held into the next
@@ -76,6 +78,10 @@ export function createDeliveries(deps: {
         await repo.setDelivery(deliveryId, { status: 'failed', reason: `the ${channel} channel is no longer configured` });
         return { skipped: 'not configured' };
       }
+      if (!(await deps.users.exists(n.userId))) {
+        await repo.setDelivery(deliveryId, { status: 'suppressed', reason: RECIPIENT_DELETED });
+        return { skipped: RECIPIENT_DELETED };
+      }
       const category = deps.categories.get(n.category);
       // Turned off, or no longer reachable, between queueing and sending: honoured.
       const choice = category && (await deps.enabled(n.userId, category));
@@ -122,6 +128,8 @@ export function createDeliveries(deps: {
     async sendDueDigests(now = new Date()): Promise<number> {
       let queued = 0;
       for (const { userId, oldest } of await repo.heldDigests()) {
+        // A deleted account's held emails wait for its erasure; the others' digests go on.
+        if (!(await deps.users.exists(userId))) continue;
         const prefs = await deps.users.preferences(userId);
         // A user who turned digests off gets what was held at once.
         const slot = prefs.notifications.digest === 'off' ? now : lastDigestSlot(now, prefs.timezone, prefs.notifications);
@@ -140,6 +148,10 @@ export function createDeliveries(deps: {
     async deliverDigest({ userId, deliveryIds, period }: { userId: string; deliveryIds: string[]; period?: DigestPeriod }, ctx: JobContext) {
       const held = await repo.digestItems(deliveryIds);
       if (!held.length) return { skipped: 'nothing held' };
+      if (!(await deps.users.exists(userId))) {
+        for (const i of held) await repo.setDelivery(i.deliveryId, { status: 'suppressed', reason: RECIPIENT_DELETED });
+        return { skipped: RECIPIENT_DELETED };
+      }
       // Turned off since it was held (its category's email, or notification emails altogether, as the digest's own
       // link does): suppressed, as a single delivery is when it comes to be sent.
       const known = await deps.users.preferences(userId);

@@ -145,7 +145,7 @@ for (const backend of backends()) {
       assert.equal(left.rows[0].n, 0, "none of the deleted account's text is kept in another user's index");
     });
 
-    test('while its erasure waits (no worker runs it): the account is gone to others at once, its shared documents and links with it', async () => {
+    test('while its erasure waits (no worker runs it): the account is gone to others at once, its shared documents and links with it; digests go on', async () => {
       const idle = await startApp({ backend, worker: false });
       try {
         const leaving = await createUser(idle);
@@ -160,6 +160,13 @@ for (const backend of backends()) {
         const byLink = () => idle.api('GET', '/v1/documents/shared', { token: other.accessToken, headers: { 'x-share-token': link.token } });
         assert.equal((await byLink()).status, 200);
 
+        // Both take their emails as a daily digest, and each has one held.
+        for (const u of [leaving, other]) {
+          assert.equal((await as(u)('PATCH', '/v1/users/me/preferences', { notifications: { digest: 'daily', digestTime: '09:00' } })).status, 200);
+          const held = await idle.services.notifications.send({ userId: u.id, category: 'system.message', title: 'Held for a digest' });
+          assert.equal(held.channels.email?.status, 'held');
+        }
+
         assert.equal((await idle.api('DELETE', '/v1/users/me', { token: leaving.accessToken, body: { password: leaving.password } })).status, 204);
         const row: any = await idle.deps.db.execute(sql`select count(*)::int as n from documents where id = ${mine.id}::uuid`);
         assert.equal(row.rows[0].n, 1, 'the erasure has not run: the rows are all there');
@@ -168,6 +175,9 @@ for (const backend of backends()) {
         assert.deepEqual((await as(other)('GET', '/v1/documents?sharedWithMe=true')).body.data, []);
         assert.ok(!(await as(other)('GET', '/v1/documents/recent')).body.data.some((d: any) => d.id === mine.id));
         assert.equal((await byLink()).status, 404);
+
+        // The deleted account's held emails wait for its erasure; the other's digest goes on.
+        assert.equal(await idle.services.notifications.sendDueDigests(new Date(Date.now() + 26 * 3600_000)), 1);
       } finally {
         await idle.close();
       }
