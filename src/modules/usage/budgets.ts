@@ -232,12 +232,15 @@ export function createBudgets(d: { db: Db; ledger: Ledger; recorder: UsageRecord
       return upsert(userId ? 'user' : 'default', userId, null, input);
     },
     deleteAny: (id: string) => remove(eq(budgets.id, id)),
-    listAll: (userId?: string) =>
-      d.db
+    /** A user's budgets, or the defaults; none for a user that does not exist (or whose account was deleted: its budgets await its erasure). */
+    async listAll(userId?: string) {
+      if (userId && !(await d.subjects.userExists(userId))) return [];
+      return d.db
         .select()
         .from(budgets)
         .where(userId ? eq(budgets.userId, userId) : isNull(budgets.userId))
-        .orderBy(asc(budgets.scope), asc(budgets.createdAt)),
+        .orderBy(asc(budgets.scope), asc(budgets.createdAt));
+    },
   };
 }
 

@@ -160,6 +160,10 @@ for (const backend of backends()) {
         const byLink = () => idle.api('GET', '/v1/documents/shared', { token: other.accessToken, headers: { 'x-share-token': link.token } });
         assert.equal((await byLink()).status, 200);
 
+        const admin = await createUser(idle, { admin: true });
+        const budgets = () => idle.api('GET', `/v1/admin/budgets?userId=${leaving.id}`, { token: admin.accessToken });
+        assert.equal((await idle.api('PUT', '/v1/admin/budgets', { token: admin.accessToken, body: { userId: leaving.id, period: 'day', limitTokens: 1000 } })).status, 200);
+        assert.equal((await budgets()).body.data.length, 1);
         // Both take their emails as a daily digest, and each has one held.
         for (const u of [leaving, other]) {
           assert.equal((await as(u)('PATCH', '/v1/users/me/preferences', { notifications: { digest: 'daily', digestTime: '09:00' } })).status, 200);
@@ -175,6 +179,7 @@ for (const backend of backends()) {
         assert.deepEqual((await as(other)('GET', '/v1/documents?sharedWithMe=true')).body.data, []);
         assert.ok(!(await as(other)('GET', '/v1/documents/recent')).body.data.some((d: any) => d.id === mine.id));
         assert.equal((await byLink()).status, 404);
+        assert.deepEqual((await budgets()).body.data, [], 'an administrator sees no budgets of the deleted account');
 
         // The deleted account's held emails wait for its erasure; the other's digest goes on.
         assert.equal(await idle.services.notifications.sendDueDigests(new Date(Date.now() + 26 * 3600_000)), 1);
