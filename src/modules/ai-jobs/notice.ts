@@ -1,3 +1,4 @@
+import { AppError } from '../../errors.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { NotificationCategory, ServiceMap } from '../module.ts';
 import type { AiJobResult } from './contracts.ts';
@@ -34,6 +35,8 @@ export function aiJobCompletedNotice(d: {
         sourceKey: `ai.job.completed:${job.jobId}`,
       });
     } catch (err) {
+      // Its user deleted their account while it ran: nobody to tell.
+      if (err instanceof AppError && err.code === 'user_not_found') return;
       d.logger?.error({ err, jobId: job.jobId }, 'could not send the ai.job.completed notice');
     }
   };
