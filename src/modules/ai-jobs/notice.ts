@@ -1,4 +1,3 @@
-import { AppError } from '../../errors.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { NotificationCategory, ServiceMap } from '../module.ts';
 import type { AiJobResult } from './contracts.ts';
@@ -17,7 +16,7 @@ export const aiJobCompletedCategory: NotificationCategory = {
  * notification's source). A notice that cannot be sent is logged: it must not fail a finished generation.
  */
 export function aiJobCompletedNotice(d: {
-  notifications: Pick<ServiceMap['notifications'], 'send'>;
+  notifications: Pick<ServiceMap['notifications'], 'notify'>;
   realtime: Pick<ServiceMap['realtime'], 'connected'>;
   logger?: Logger;
 }) {
@@ -25,7 +24,7 @@ export function aiJobCompletedNotice(d: {
     try {
       if (job.notify === false) return;
       if (job.notify === null && (await d.realtime.connected(job.userId))) return;
-      await d.notifications.send({
+      await d.notifications.notify({
         userId: job.userId,
         category: aiJobCompletedCategory.name,
         title: 'Your generation is ready',
@@ -35,8 +34,6 @@ export function aiJobCompletedNotice(d: {
         sourceKey: `ai.job.completed:${job.jobId}`,
       });
     } catch (err) {
-      // Its user deleted their account while it ran: nobody to tell.
-      if (err instanceof AppError && err.code === 'user_not_found') return;
       d.logger?.error({ err, jobId: job.jobId }, 'could not send the ai.job.completed notice');
     }
   };

@@ -13,10 +13,10 @@ export const answerReadyCategory: NotificationCategory = {
  * completed unattended), unless they have a WebSocket open on any instance: a connected client hears of the
  * answer over its socket. Sent once per answer (its message id is the notification's source).
  */
-export function answerReadyNotice(d: { notifications: Pick<ServiceMap['notifications'], 'send'>; realtime: Pick<ServiceMap['realtime'], 'connected'> }) {
+export function answerReadyNotice(d: { notifications: Pick<ServiceMap['notifications'], 'notify'>; realtime: Pick<ServiceMap['realtime'], 'connected'> }) {
   return async ({ userId, conversationId, messageId }: UnattendedAnswer): Promise<void> => {
     if (await d.realtime.connected(userId)) return;
-    await d.notifications.send({
+    await d.notifications.notify({
       userId,
       category: answerReadyCategory.name,
       title: 'Your answer is ready',

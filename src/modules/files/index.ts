@@ -84,7 +84,7 @@ export const filesModule = defineModule({
         const file = await services.files.get(userId, fileId).catch(() => undefined);
         if (!file) return; // deleted meanwhile
         const thumbnail = event.type === 'file.thumbnail.ready';
-        await services.notifications.send({
+        await services.notifications.notify({
           userId,
           category: 'file.ready',
           title: `"${file.name}" is ready`,

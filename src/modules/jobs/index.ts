@@ -51,7 +51,7 @@ export const jobsModule = defineModule({
       async handler(event) {
         if (event.type !== 'job.failed') return;
         const { userId, jobId, queue, attempts, error } = event.payload;
-        await services.notifications.send({
+        await services.notifications.notify({
           userId,
           category: 'job.failed',
           title: `Job "${queue}" failed`,

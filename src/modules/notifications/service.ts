@@ -1,4 +1,4 @@
-import { NotFound, ValidationError } from '../../errors.ts';
+import { AppError, NotFound, ValidationError } from '../../errors.ts';
 import type { Broadcast } from '../../platform/broadcast/broadcast.ts';
 import { createBroadcastCache } from '../../platform/broadcast/cache.ts';
 import type { Announce } from '../../platform/bus/bus.ts';
@@ -158,7 +158,7 @@ export function createNotifications(deps: {
 
   const deliveries = createDeliveries({ ...deps, repo, adapters, categories, unsubscribeUrl, enabled });
 
-  return {
+  const service = {
     categories: () => [...categories.values()],
     /** The channels this deployment delivers on. */
     channels: () => [...channels],
@@ -224,6 +224,20 @@ export function createNotifications(deps: {
       const view = toView(row, stored);
       if (row.listed) deps.announce('notification.created', { userId: row.userId, notification: view });
       return view;
+    },
+
+    /**
+     * As send, for a module's notice of what happened to a user (an answer ready, a budget used up, a job that
+     * failed): nothing, rather than a 404, when that user deleted their account meanwhile (its rows await their
+     * erasure). A handler that threw would be retried, then dead-lettered, for someone who is gone.
+     */
+    async notify(input: NotificationInput): Promise<NotificationView | undefined> {
+      try {
+        return await service.send(input);
+      } catch (err) {
+        if (err instanceof AppError && err.code === 'user_not_found') return undefined;
+        throw err;
+      }
     },
 
     async list(userId: string, opts: { limit: number; cursor?: string; unread?: boolean }) {
@@ -306,6 +320,7 @@ export function createNotifications(deps: {
     sendDueDigests: deliveries.sendDueDigests,
     deliverDigest: deliveries.deliverDigest,
   };
+  return service;
 }
 
 export type Notifications = ReturnType<typeof createNotifications>;

@@ -131,7 +131,7 @@ export const usageModule = defineModule({
           p.limit.tokens !== null ? `${p.spent.tokens} of ${p.limit.tokens} tokens` : null,
         ].filter(Boolean);
         const reset = p.resetsAt ? ` It resets at ${p.resetsAt}.` : '';
-        await services.notifications.send({
+        await services.notifications.notify({
           userId: p.userId,
           category: 'budget.threshold',
           title: p.percent >= 100 ? `Your ${what} is used up` : `You have used ${p.percent} % of your ${what}`,

@@ -180,6 +180,10 @@ for (const backend of backends()) {
         assert.ok(!(await as(other)('GET', '/v1/documents/recent')).body.data.some((d: any) => d.id === mine.id));
         assert.equal((await byLink()).status, 404);
         assert.deepEqual((await budgets()).body.data, [], 'an administrator sees no budgets of the deleted account');
+        // A module's notice to the deleted account (an answer ready, a job failed) is nothing to send, not an error its handler would retry.
+        const notice = { userId: leaving.id, category: 'system.message', title: 'Your answer is ready' };
+        assert.equal(await idle.services.notifications.notify(notice), undefined);
+        await assert.rejects(idle.services.notifications.send(notice), { code: 'user_not_found' });
 
         // The deleted account's held emails wait for its erasure; the other's digest goes on.
         assert.equal(await idle.services.notifications.sendDueDigests(new Date(Date.now() + 26 * 3600_000)), 1);
