@@ -13,23 +13,21 @@ export const usable = (m: Module, services: Partial<ServiceMap>) => pickServices
 const footprints = MODULES.flatMap((m) => m.footprint ?? []);
 const notificationCategories = MODULES.flatMap((m) => m.notifications ?? []);
 const topicsOver = (services: Partial<ServiceMap>) => (): Topics[] => MODULES.flatMap((m) => (m.topics ? [m.topics(usable(m, services))] : []));
-/** Built on first use (every service exists by then) and kept: sources list per caller themselves. */
-const toolSourcesOver = (services: Partial<ServiceMap>) => {
-  let sources: ToolSource[] | undefined;
-  return () => (sources ??= MODULES.flatMap((m) => (m.tools ? [m.tools(usable(m, services))] : [])));
-};
+/**
+ * Each module's part of something (its tools, its part of an export or of an erasure), in MODULES order: made
+ * on first use, once every service exists, and kept. `part` is undefined for a module with no such part.
+ */
+function perModule<T>(part: (m: Module) => T | undefined): () => T[] {
+  let parts: T[] | undefined;
+  return () => (parts ??= MODULES.flatMap((m) => part(m) ?? []));
+}
 
-/** Built on first use, like the tool sources: each module's part of a user's data export. */
-const exportSourcesOver = (deps: Deps, services: Partial<ServiceMap>) => {
-  let sources: ExportSource[] | undefined;
-  return () => (sources ??= MODULES.flatMap((m) => (m.exports ? [m.exports(moduleContext(deps, services as Services, m))] : [])));
-};
-
-/** Built on first use, like the export sources: each module's part of erasing a deleted account, in MODULES order. */
-const erasureSourcesOver = (deps: Deps, services: Partial<ServiceMap>) => {
-  let sources: ErasureSource[] | undefined;
-  return () => (sources ??= MODULES.flatMap((m) => (m.erasure ? [m.erasure(moduleContext(deps, services as Services, m))] : [])));
-};
+/** Sources list per caller themselves. */
+const toolSourcesOver = (services: Partial<ServiceMap>) => perModule<ToolSource>((m) => m.tools?.(usable(m, services)));
+/** Each module's part of a user's data export. */
+const exportSourcesOver = (deps: Deps, services: Partial<ServiceMap>) => perModule<ExportSource>((m) => m.exports?.(moduleContext(deps, services as Services, m)));
+/** Each module's part of erasing a deleted account. */
+const erasureSourcesOver = (deps: Deps, services: Partial<ServiceMap>) => perModule<ErasureSource>((m) => m.erasure?.(moduleContext(deps, services as Services, m)));
 
 /**
  * Every module's services, built once over the deps, in MODULES order. Each
