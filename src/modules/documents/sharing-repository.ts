@@ -18,19 +18,19 @@ export function createSharingRepository(db: Db) {
      * is its place in that order (the share's time in microseconds, then the reader's id), exact to the
      * microsecond so a page never repeats or skips a share made in the same millisecond as another.
      */
-    shares(documentId: string, page: { limit: number; after?: SharePosition }): Promise<Array<ShareRow & { position: SharePosition }>> {
+    shares(documentId: string, page: { limit: number; after?: SharePosition }): Promise<Array<ShareRow & { email: string; position: SharePosition }>> {
       const micros = sql<string>`(extract(epoch from ${documentShares.createdAt}) * 1000000)::bigint::text`;
       const after = page.after && sql`(${documentShares.createdAt}, ${documentShares.userId}) > (timestamptz 'epoch' + ${page.after.micros}::bigint * interval '1 microsecond', ${page.after.userId}::uuid)`;
-      // Readers whose account was deleted (its erasure still under way) are no longer listed.
+      // Each reader's email from their account, in the same query; those deleted (their erasure still under way) are no longer listed.
       const account = accountOf(documentShares.userId);
       return db
-        .select({ share: documentShares, micros })
+        .select({ share: documentShares, email: account.email, micros })
         .from(documentShares)
         .innerJoin(account.table, account.on)
         .where(and(eq(documentShares.documentId, documentId), account.present, after))
         .orderBy(asc(documentShares.createdAt), asc(documentShares.userId))
         .limit(page.limit)
-        .then((rows) => rows.map((r) => ({ ...r.share, position: { micros: r.micros, userId: r.share.userId } })));
+        .then((rows) => rows.map((r) => ({ ...r.share, email: r.email, position: { micros: r.micros, userId: r.share.userId } })));
     },
 
     /**

@@ -20,7 +20,7 @@ export type ShareView = ShareRow & { email: string };
 export function createSharing(d: {
   db: Db;
   access: Access;
-  users: Pick<UsersService, 'byEmail' | 'byId' | 'byIds'>;
+  users: Pick<UsersService, 'byEmail' | 'byId'>;
   announce: Announce;
   /** A reader's role changed (null: removed), after the change is stored. */
   roleChanged: (documentId: string, userId: string, role: ShareRole | null) => Promise<void>;
@@ -35,12 +35,10 @@ export function createSharing(d: {
     /** Those of these users who may read the document: its owner and those it is shared with (who may be mentioned, who hear of saves and presence). */
     readersAmong: (documentId: string, userIds: readonly string[]) => repo.readersAmong(documentId, userIds),
 
-    /** Oldest first, a page at a time, with each reader's email (read together, in one query). */
+    /** Oldest first, a page at a time, with each reader's email (read with the shares, in one query). */
     async list(userId: string, id: string, page: { limit: number; after?: SharePosition }): Promise<Array<ShareView & { position: SharePosition }>> {
       await d.access.forUser(userId, id, 'owner', 'see who the document is shared with');
-      const shares = await repo.shares(id, page);
-      const emails = new Map((await d.users.byIds(shares.map((s) => s.userId))).map((u) => [u.id, u.email]));
-      return shares.map((share) => ({ ...share, email: emails.get(share.userId) ?? '' }));
+      return repo.shares(id, page);
     },
 
     /** Shares with the account of this email, or changes its role there; `created` when it is new. */

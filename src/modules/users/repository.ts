@@ -1,4 +1,4 @@
-import { and, desc, eq, ilike, inArray, isNull, lt, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, ilike, isNull, lt, sql, type SQL } from 'drizzle-orm';
 import type { AnyPgColumn } from 'drizzle-orm/pg-core';
 import type { Db } from '../../platform/db/database.ts';
 import { users, type UserRow } from './schema.ts';
@@ -7,13 +7,13 @@ import { users, type UserRow } from './schema.ts';
 const present = isNull(users.deletedAt);
 
 /**
- * The owner's role and disabled time, and `present` (a condition: not deleted), joined to another module's
- * row in the same query: the hot paths that verify a credential on every request (sessions, API keys) use it
+ * The owner's role, disabled time and email, and `present` (a condition: not deleted), joined to another
+ * module's row in the same query: the hot paths that verify a credential on every request (sessions, API keys) use it
  * instead of a second round trip. Only the users module names its table; the caller adds
  * `.innerJoin(account.table, account.on)`.
  */
 export function accountOf(ownerId: AnyPgColumn) {
-  return { table: users, on: eq(users.id, ownerId), role: users.role, disabledAt: users.disabledAt, present };
+  return { table: users, on: eq(users.id, ownerId), role: users.role, disabledAt: users.disabledAt, email: users.email, present };
 }
 
 export function createUsersRepository(db: Db) {
@@ -23,11 +23,6 @@ export function createUsersRepository(db: Db) {
     async byId(id: string, tx: Db = db): Promise<UserRow | undefined> {
       const [row] = tx === db ? await byId.execute({ id }) : await tx.select().from(users).where(and(eq(users.id, id), present));
       return row;
-    },
-
-    /** The users of these ids that exist, in no particular order: one query for a list that names many. */
-    byIds(ids: readonly string[]): Promise<UserRow[]> {
-      return ids.length ? db.select().from(users).where(and(inArray(users.id, [...new Set(ids)]), present)) : Promise.resolve([]);
     },
 
     /** Reads and row-locks a user until the transaction ends, so read-modify-write updates cannot interleave. */

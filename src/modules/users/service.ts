@@ -59,8 +59,6 @@ export function createUsersService(db: Db, deps: { announce: Announce; broadcast
   return {
     repo,
     byId: (id: string, tx?: Db) => repo.byId(id, tx),
-    /** Those of these users that exist (a list naming many people reads them in one query, not one each). */
-    byIds: (ids: readonly string[]) => repo.byIds(ids),
     byEmail: (email: string, tx?: Db) => repo.byEmail(normalizeEmail(email), tx),
 
     /** The time zone in the user's preferences (budget periods follow it), or undefined. */
