@@ -19,7 +19,7 @@ export interface ErasureSource {
   name: string;
   /**
    * Deletes up to about `limit` of the user's rows, rows that others point at last (a message's replies
-   * before it, a document's versions before the document); returns how many went, 0 once none are left.
+   * before it, a passage before its item); returns how many went, 0 once none are left.
    * What the module keeps outside the database goes on `user.deleted`, once the account's row is gone.
    */
   erase(userId: string, limit: number): Promise<number>;
@@ -38,8 +38,9 @@ export interface ErasureStep {
 }
 
 /**
- * A module's erasure as the tables it empties, in order (rows that others point at first, so a cascade never
- * reaches past a batch): each call deletes a batch from the first table that still holds the user's rows.
+ * A module's erasure as the tables it empties, in order (rows that point at others before the rows they point
+ * at, so a cascade never reaches past a batch): each call deletes a batch from the first table that still holds
+ * the user's rows.
  */
 export function erasureOf(db: Db, name: string, ...steps: ErasureStep[]): ErasureSource {
   return {
