@@ -14,7 +14,8 @@ const migrationsDir = fileURLToPath(new URL('../../db/migrations', import.meta.u
 const migrationCount = readdirSync(migrationsDir).filter((f) => f.endsWith('.sql')).length;
 
 /** A copy of db/migrations whose journal stops just before `tag`: a database as an older release left it. */
-function migrationsBefore(tag: string): { folder: string; remove(): void } {
+/** Migrates the database up to the migration `tag` (not included): the state an older release left. */
+async function migrateUpTo(database: Database, tag: string): Promise<void> {
   const folder = mkdtempSync(path.join(tmpdir(), 'parley-migrations-'));
   const journal = JSON.parse(readFileSync(path.join(migrationsDir, 'meta/_journal.json'), 'utf8')) as { entries: { tag: string }[] };
   const stop = journal.entries.findIndex((e) => e.tag === tag);
@@ -23,7 +24,11 @@ function migrationsBefore(tag: string): { folder: string; remove(): void } {
   mkdirSync(path.join(folder, 'meta'));
   writeFileSync(path.join(folder, 'meta/_journal.json'), JSON.stringify(journal));
   for (const e of journal.entries) copyFileSync(path.join(migrationsDir, `${e.tag}.sql`), path.join(folder, `${e.tag}.sql`));
-  return { folder, remove: () => rmSync(folder, { recursive: true, force: true }) };
+  try {
+    await database.migrate(folder);
+  } finally {
+    rmSync(folder, { recursive: true, force: true });
+  }
 }
 
 const rowsOf = <T>(result: unknown) => (result as { rows: T[] }).rows;
@@ -33,12 +38,7 @@ const rowsOf = <T>(result: unknown) => (result as { rows: T[] }).rows;
  * `bytes_in` at 0, so every older row keeps its whole traffic in in + out.
  */
 async function checkBytesSplitUpgrade(database: Database): Promise<void> {
-  const before = migrationsBefore('0005_api_request_bytes_split');
-  try {
-    await database.migrate(before.folder);
-  } finally {
-    before.remove();
-  }
+  await migrateUpTo(database, '0005_api_request_bytes_split');
   const user = '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b';
   // Above 2^32, so a narrowed column would show; the last row takes the old default.
   await database.db.execute(sql`
@@ -85,12 +85,7 @@ async function checkBytesSplitUpgrade(database: Database): Promise<void> {
 
 /** 0028 starts each user's file usage from the files they already have. */
 async function checkFileUsageUpgrade(database: Database): Promise<void> {
-  const before = migrationsBefore('0028_files_usage');
-  try {
-    await database.migrate(before.folder);
-  } finally {
-    before.remove();
-  }
+  await migrateUpTo(database, '0028_files_usage');
   const [ada, bo, cy] = ['0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a01', '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a02', '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a03'];
   await database.db.execute(sql`insert into users (id, email) values (${ada}, 'ada@example.com'), (${bo}, 'bo@example.com'), (${cy}, 'cy@example.com')`);
   // Above 2^32 in all, so a narrowed sum would show.
@@ -110,12 +105,7 @@ async function checkFileUsageUpgrade(database: Database): Promise<void> {
  * rows naming a project deleted before it lose the id; a project deleted after it takes its id from them.
  */
 async function checkProjectLinksUpgrade(database: Database): Promise<void> {
-  const before = migrationsBefore('0029_projects_set_null');
-  try {
-    await database.migrate(before.folder);
-  } finally {
-    before.remove();
-  }
+  await migrateUpTo(database, '0029_projects_set_null');
   const ada = '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a01';
   const [kept, gone] = ['0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4b01', '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4b02'];
   await database.db.execute(sql`insert into users (id, email) values (${ada}, 'ada@example.com')`);
@@ -144,12 +134,7 @@ async function checkProjectLinksUpgrade(database: Database): Promise<void> {
  * built over the rows already there, and orders a user's messages by time: search finds what was written before.
  */
 async function checkSearchPerUserUpgrade(database: Database): Promise<void> {
-  const before = migrationsBefore('0030_search_per_user');
-  try {
-    await database.migrate(before.folder);
-  } finally {
-    before.remove();
-  }
+  await migrateUpTo(database, '0030_search_per_user');
   const [ada, bo] = ['0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a01', '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a02'];
   const [adaChat, boChat] = ['0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4c01', '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4c02'];
   await database.db.execute(sql`insert into users (id, email) values (${ada}, 'ada@example.com'), (${bo}, 'bo@example.com')`);
