@@ -65,6 +65,8 @@ export async function startFakeUpstream(name: string, handle: (r: Reply) => Prom
     /** Used when no script is queued. */
     defaults: { reply: `Hello from ${name}.` } as Script,
     queue: [] as Script[],
+    /** Requests this matches get its script and leave the queue alone (background requests whose timing a test does not control). */
+    aside: undefined as { when: (body: any) => boolean; script: Script } | undefined,
     requests: [] as RecordedRequest[],
   };
   const server = createServer(async (req, res) => {
@@ -81,7 +83,7 @@ export async function startFakeUpstream(name: string, handle: (r: Reply) => Prom
     res.on('close', () => {
       if (!res.writableFinished) record.aborted = true;
     });
-    const script = state.queue.shift() ?? state.defaults;
+    const script = state.aside?.when(body) ? state.aside.script : (state.queue.shift() ?? state.defaults);
     if (script.hang) return; // the socket stays open until the client gives up or close() runs
     try {
       await handle({ req, res, body, script });
@@ -101,8 +103,13 @@ export async function startFakeUpstream(name: string, handle: (r: Reply) => Prom
     script(...scripts: Script[]) {
       state.queue.push(...scripts);
     },
+    /** Answers requests that `when` matches with `script`, whenever they come, without taking a queued script. */
+    aside(when: (body: any) => boolean, script: Script) {
+      state.aside = { when, script };
+    },
     reset() {
       state.queue.length = 0;
+      state.aside = undefined;
       state.requests.length = 0;
       state.defaults = { reply: `Hello from ${name}.` };
     },

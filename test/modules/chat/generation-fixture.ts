@@ -62,9 +62,11 @@ export function useChat(backend: Backend, env: Record<string, string> = {}): Cha
 export const clusterSkip = (backend: Backend): string | false =>
   backend === 'postgres' && process.env.REDIS_URL ? false : 'needs PostgreSQL and Redis (DATABASE_URL and REDIS_URL)';
 
+/** A request body asking to name a conversation (chat's title job), in either provider's format. */
+export const isTitleRequest = (body: any) => JSON.stringify([body?.system, body?.messages]).includes('Write a title');
+
 /** Upstream requests for answers, leaving out title generation. */
-export const answerRequests = (fake: { requests: RecordedRequest[] }) =>
-  fake.requests.filter((r) => r.method === 'POST' && !JSON.stringify([r.body?.system, r.body?.messages]).includes('Write a title'));
+export const answerRequests = (fake: { requests: RecordedRequest[] }) => fake.requests.filter((r) => r.method === 'POST' && !isTitleRequest(r.body));
 
 /** The messages an upstream request carried, as role/content pairs (OpenAI format). */
 export const sent = (r: RecordedRequest) => r.body.messages.map((m: { role: string; content: unknown }) => ({ role: m.role, content: typeof m.content === 'string' ? m.content : JSON.stringify(m.content) }));

@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { startApp, type TestApp } from '../../support/app.ts';
 import { inBrowser, startBrowser, type BrowserSession } from '../../support/browser.ts';
 import { eventually } from '../../support/eventually.ts';
-import { answerRequests } from '../chat/generation-fixture.ts';
+import { answerRequests, isTitleRequest } from '../chat/generation-fixture.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai.ts';
 import { PNG as DOT_PNG, uploadFile } from '../../support/files.ts';
@@ -20,6 +20,8 @@ describe('console: sign up and chat in a real browser', () => {
   let browser: BrowserSession;
   before(async () => {
     openai = await startFakeOpenAI();
+    // A title job runs whenever its queue gets to it: it must not take the script the next answer is waiting for.
+    openai.aside(isTitleRequest, { reply: 'Named by the model' });
     t = await startApp({ env: { ...openai.env, DEFAULT_MODEL: 'openai:gpt-4o-mini', EMBEDDING_MODEL: 'openai:text-embedding-3-small', AI_RETRIES: '0' } });
     browser = await startBrowser();
   });
