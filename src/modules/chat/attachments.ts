@@ -12,6 +12,8 @@ export const IMAGE_MAX_BYTES = 5 * 1024 * 1024;
 const IMAGE_TYPES = new Set(['image/png', 'image/jpeg', 'image/gif', 'image/webp']);
 /** Share of the model's window (less the reply) that the files of one message may fill. */
 const FILE_SHARE = 0.5;
+/** Most of one file's text the safety checks read: about what a model with a 128k-token window is shown of it. */
+const CHECKED_FILE_CHARS = 256_000;
 
 const readable = (mimeType: string) => mimeType.startsWith('text/') || mimeType === 'application/json' || mimeType === 'application/pdf';
 
@@ -104,6 +106,26 @@ export function createAttachments(d: AttachmentsDeps) {
       const parts: UserPart[] = [];
       for (const p of content) parts.push(p.type === 'text' ? p : await describe(userId, p.fileId));
       return parts;
+    },
+
+    /**
+     * What the safety checks read of a message's files (resolved): each file's name, with the text of
+     * those that have one, cut to CHECKED_FILE_CHARS. A file that cannot be read gives its name only.
+     */
+    async textsOf(userId: string, content: string | UserPart[]): Promise<string[]> {
+      if (typeof content === 'string') return [];
+      const texts: string[] = [];
+      for (const p of content) {
+        if (p.type !== 'file') continue;
+        let text: string | null = null;
+        try {
+          if (readable(p.mimeType)) text = await d.files.textOf(await d.files.get(userId, p.fileId));
+        } catch (err) {
+          if (!(err instanceof AppError)) throw err;
+        }
+        texts.push(text === null ? p.name : `${p.name}\n${text.slice(0, CHECKED_FILE_CHARS)}`);
+      }
+      return texts;
     },
 
     /**

@@ -409,10 +409,11 @@ export function createGeneration(d: GenerationDeps) {
       // The parent first: a message that is not there is a 404 whatever the model settings say.
       if (input.parentId) assertAskable(await d.messages.get(userId, conversationId, input.parentId));
       const p = await plan(userId, conversationId, input.model);
-      // Flagged (422 content_flagged) before anything is written or any model is called.
-      await d.safety.checkInput({ userId, projectId: p.conversation.projectId, apiKeyId: caller.apiKeyId ?? null, conversationId }, text);
       // Each file must be the user's (404 otherwise), before anything is written.
       const content = await d.attachments.resolve(userId, input.content);
+      // Flagged (422 content_flagged), the files' text with the message, before anything is written or any model is called.
+      const scope = { userId, projectId: p.conversation.projectId, apiKeyId: caller.apiKeyId ?? null, conversationId };
+      await d.safety.checkInput(scope, text, () => d.attachments.textsOf(userId, content));
       const asked: Turn = { role: 'user', text, content: typeof content === 'string' ? [{ type: 'text', text: content }] : content };
       // Answers are followed through the stream buffer: refused (503) without it, before anything is written.
       d.streams.assertReachable();

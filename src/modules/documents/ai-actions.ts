@@ -3,6 +3,7 @@ import type { JobHandler } from '../../platform/queue/queue.ts';
 import { truncateTokens, type Ai } from '../ai/index.ts';
 import type { Jobs } from '../jobs/index.ts';
 import type { JobDefinition } from '../module.ts';
+import type { Safety } from '../safety/index.ts';
 import type { UsersService } from '../users/index.ts';
 import { normalizeTags } from './content.ts';
 import type { Documents } from './service.ts';
@@ -40,11 +41,19 @@ const INSTRUCTIONS: Record<DocumentAction, { system: string; maxTokens: number }
  * through the providers, fallbacks and budgets of every model call, metered
  * as source `document`. Their results are the jobs' results.
  */
-export function createDocumentActions(d: { ai: Pick<Ai, 'streamChat' | 'model'> & { defaultModel?: string }; documents: Pick<Documents, 'peek'>; users: Pick<UsersService, 'defaultModel'>; jobs: Pick<Jobs, 'enqueue'> }) {
+export function createDocumentActions(d: {
+  ai: Pick<Ai, 'streamChat' | 'model'> & { defaultModel?: string };
+  documents: Pick<Documents, 'peek'>;
+  users: Pick<UsersService, 'defaultModel'>;
+  jobs: Pick<Jobs, 'enqueue'>;
+  safety: Pick<Safety, 'checkContent'>;
+}) {
+  /** What the model reads of a document: its title and body, cut to DOCUMENT_TOKENS of `model`'s encoding. */
+  const promptOf = (doc: { title: string; body: string }, model: string) => truncateTokens(d.ai.model(model)?.model ?? model, `# ${doc.title}\n\n${doc.body}`, DOCUMENT_TOKENS).text;
+
   const handler: JobHandler<ActionJob, { summary: string } | { tags: string[] }> = async (job, ctx) => {
     const { doc } = await d.documents.peek(job.userId, job.documentId);
-    const model = d.ai.model(job.chain[0]!);
-    const { text } = truncateTokens(model?.model ?? job.chain[0]!, `# ${doc.title}\n\n${doc.body}`, DOCUMENT_TOKENS);
+    const text = promptOf(doc, job.chain[0]!);
     const { system, maxTokens } = INSTRUCTIONS[job.action];
     let reply = '';
     for await (const e of d.ai.streamChat({
@@ -71,12 +80,16 @@ export function createDocumentActions(d: { ai: Pick<Ai, 'streamChat' | 'model'> 
   return {
     job: { queue: ACTIONS_QUEUE, handler, options: { concurrency: 4 } } satisfies JobDefinition,
 
-    /** Queues an action on a document the user can read; 400 `no_model` before anything is queued when no model is set anywhere. */
+    /**
+     * Queues an action on a document the user can read. Before anything is queued: 400 `no_model` when no
+     * model is set anywhere, 422 `content_flagged` when the deployment's safety checks flag what the model would read.
+     */
     async start(userId: string, documentId: string, action: DocumentAction, opts: { model?: string; apiKeyId?: string | null } = {}) {
-      await d.documents.peek(userId, documentId);
+      const { doc } = await d.documents.peek(userId, documentId);
       const primary = opts.model ?? (await d.users.defaultModel(userId)) ?? d.ai.defaultModel;
       if (!primary) throw ValidationError('No model to run this with: name one, set defaultModel in your preferences, or set DEFAULT_MODEL', 'no_model');
       if (!d.ai.model(primary)) throw ValidationError(`Unknown model "${primary}"`, 'unknown_model');
+      await d.safety.checkContent({ userId, apiKeyId: opts.apiKeyId ?? null }, () => promptOf(doc, primary), 'This document');
       const chain = [...new Set([primary, d.ai.defaultModel].filter((m): m is string => !!m))];
       const job = await d.jobs.enqueue<ActionJob>(ACTIONS_QUEUE, { userId, documentId, action, chain, apiKeyId: opts.apiKeyId ?? null }, { userId, attempts: 2, timeoutMs: 120_000 });
       return job;

@@ -70,7 +70,7 @@ export const documentsModule = defineModule({
   exports: ({ deps }) => documentsExport(deps.db),
   tables: { documents, documentVersions, documentReaderState, documentAttachments, documentShares, documentLinks, documentComments, documentPresence },
   config: { env: documentsEnv, read: documentSettings },
-  needs: ['files', 'projects', 'users', 'ai', 'jobs'],
+  needs: ['files', 'projects', 'users', 'ai', 'jobs', 'safety'],
   provides: ['documents', 'documentSharing', 'documentComments', 'documentPresence', 'documentActions'],
   services({ deps, config, services }) {
     const documentsService = createDocuments({ db: deps.db, announce: deps.announce, settings: config.documents, projects: services.projects, files: services.files });
@@ -82,7 +82,7 @@ export const documentsModule = defineModule({
       documentSharing: sharing,
       documentComments: createComments({ db: deps.db, readersAmong: sharing.readersAmong, announce: deps.announce }),
       documentPresence: presence,
-      documentActions: createDocumentActions({ ai: services.ai, documents: documentsService, users: services.users, jobs: services.jobs }),
+      documentActions: createDocumentActions({ ai: services.ai, documents: documentsService, users: services.users, jobs: services.jobs, safety: services.safety }),
     };
   },
   routes(app, ctx) {

@@ -160,6 +160,16 @@ export function createSafety(d: {
     return moderate(scope, text, rules.moderation);
   }
 
+  /** Whether `check` reads a text at all under these rules: terms, patterns or a provider. */
+  const checksContent = (rules: ProjectRules) =>
+    Boolean(moderation) || settings.rules.blockedTerms.length > 0 || settings.rules.patterns.length > 0 || rules.blockedTerms.length > 0 || rules.patterns.length > 0;
+
+  /** Records a flag on what a caller sent and refuses it: 422 `content_flagged` (`what`: "This message", "This document"). */
+  async function refuse(scope: SafetyScope, flag: Flag, what: string): Promise<never> {
+    await report(scope, 'input', flag);
+    throw new AppError(422, 'content_flagged', 'Content flagged', `${what} was flagged (${flag.categories.join(', ')}) and not sent to the model`, { extra: { ...flag } });
+  }
+
   /** Audit entry and abuse flag; a failure to write them is logged, never turned into the caller's error. */
   async function report(scope: SafetyScope, direction: 'input' | 'output', flag: Flag) {
     flags.inc({ direction, source: flag.source });
@@ -204,26 +214,36 @@ export function createSafety(d: {
       const max = caps.length ? Math.min(...caps) : null;
       if (max !== null && texts.some((t) => t.length > max)) throw ValidationError(`A message may hold at most ${max} characters here`, 'message_too_long', { max });
       const flag = await check(scope, texts.join('\n\n'), rules);
-      if (!flag) return;
-      await report(scope, 'input', flag);
-      throw new AppError(422, 'content_flagged', 'Content flagged', `This request was flagged (${flag.categories.join(', ')}) and not sent to the model`, { extra: { ...flag } });
+      if (flag) await refuse(scope, flag, 'This request');
     },
 
     /**
-     * Checks a user's message before any model sees it. Throws 422 `content_flagged` (extra:
+     * Checks a user's message, with the text of its `attached` files, before any model sees it. Throws 422 `content_flagged` (extra:
      * `categories`, `source`, `rule`) when flagged, 400 `message_too_long` past the shorter of the
      * deployment's and the project's `maxInputChars`, 503 `moderation_unavailable` when the provider
      * cannot answer and MODERATION_FAIL_OPEN is false, 402 when a budget refuses the moderation call.
      */
-    async checkInput(scope: SafetyScope, text: string): Promise<void> {
+    async checkInput(scope: SafetyScope, text: string, attached?: () => Promise<string[]>): Promise<void> {
       const rules = await projectRules(scope.projectId);
       const caps = [settings.rules.maxInputChars, rules.maxInputChars].filter((n): n is number => n !== null);
       const max = caps.length ? Math.min(...caps) : null;
       if (max !== null && text.length > max) throw ValidationError(`A message may hold at most ${max} characters here`, 'message_too_long', { max });
-      const flag = await check(scope, text, rules);
-      if (!flag) return;
-      await report(scope, 'input', flag);
-      throw new AppError(422, 'content_flagged', 'Content flagged', `This message was flagged (${flag.categories.join(', ')}) and not sent to the model`, { extra: { ...flag } });
+      // The files' text goes to the model with the message: checked with it, in the same call (read only when something checks it).
+      const texts = attached && checksContent(rules) ? [text, ...(await attached())] : [text];
+      const flag = await check(scope, texts.filter(Boolean).join('\n\n'), rules);
+      if (flag) await refuse(scope, flag, 'This message');
+    },
+
+    /**
+     * Checks content a user hands the model that is not a message (a document to summarize) with the rules
+     * and the provider, as checkInput does but with no length cap. Throws as checkInput; returns at once when
+     * nothing is checked (the text is read only then).
+     */
+    async checkContent(scope: SafetyScope, text: () => string, what: string): Promise<void> {
+      const rules = await projectRules(scope.projectId);
+      if (!checksContent(rules)) return;
+      const flag = await check(scope, text(), rules);
+      if (flag) await refuse(scope, flag, what);
     },
 
     /**

@@ -4,6 +4,7 @@ import { sql } from 'drizzle-orm';
 import { backends } from '../../support/app.ts';
 import { createUser } from '../../support/factories.ts';
 import { startFakeModeration, type FakeModeration } from '../../support/fake-moderation.ts';
+import { uploadFile } from '../../support/files.ts';
 import { allSse } from '../../support/sse.ts';
 import { answerRequests, chatAs, startChat, type ChatFixture } from './generation-fixture.ts';
 
@@ -35,6 +36,28 @@ for (const backend of backends()) {
       assert.equal(rule.status, 422, 'the deployment rule, fullwidth letters or not');
       assert.equal(answerRequests(f.openai).length, before, 'no upstream call');
       assert.deepEqual((await chat.branch(c)).data, [], 'nothing stored');
+    });
+
+    test("an attached file's text is checked with the message: a flagged file is a 422 like a flagged message, nothing stored, no model called", async () => {
+      const u = await createUser(f.t);
+      const chat = chatAs(f.t, u);
+      const c = await chat.conversation();
+      const notes = await uploadFile(f.t, u, 'notes.txt', 'Step one: stab someone.');
+      const named = await uploadFile(f.t, u, 'forbidden-word.md', 'Nothing to see.');
+      const before = answerRequests(f.openai).length;
+      const res = await chat.send(c, { content: [{ type: 'text', text: 'Summarize this file' }, { type: 'file', fileId: notes.id }] });
+      assert.equal(res.status, 422, res.text);
+      assert.deepEqual([res.body.code, res.body.categories, res.body.source], ['content_flagged', ['violence'], 'provider']);
+      const byName = await chat.send(c, { content: [{ type: 'file', fileId: named.id }] });
+      assert.equal(byName.status, 422, 'the name is shown to the model too');
+      assert.deepEqual([byName.body.categories, byName.body.source], [['blocked_term'], 'deployment']);
+      assert.equal(answerRequests(f.openai).length, before, 'no upstream call');
+      assert.deepEqual((await chat.branch(c)).data, [], 'nothing stored');
+
+      const fine = await uploadFile(f.t, u, 'fine.txt', 'Step one: slice the bread.');
+      f.openai.script({ reply: 'It is about bread.' });
+      assert.equal((await chat.send(c, { content: [{ type: 'text', text: 'Summarize this file' }, { type: 'file', fileId: fine.id }] })).status, 201);
+      assert.match(JSON.stringify(answerRequests(f.openai).at(-1)!.body.messages), /slice the bread/);
     });
 
     test('a flagged answer stops: an error event, the message flagged, its text shown to nobody and not to the model again', async () => {

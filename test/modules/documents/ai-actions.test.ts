@@ -16,7 +16,7 @@ for (const backend of backends()) {
 
     before(async () => {
       openai = await startFakeOpenAI();
-      t = await startApp({ backend, env: { ...openai.env, DEFAULT_MODEL: 'openai:gpt-4o-mini', AI_RETRIES: '0' } });
+      t = await startApp({ backend, env: { ...openai.env, DEFAULT_MODEL: 'openai:gpt-4o-mini', AI_RETRIES: '0', SAFETY_RULES: JSON.stringify({ blockedTerms: ['forbidden-word'], maxInputChars: 20 }) } });
       u = await createUser(t);
       const doc = await t.api('POST', '/v1/documents', { token: u.accessToken, body: { title: 'Launch plan', body: 'We launch the beta in March.\n\nMarketing starts in February.' } });
       docId = doc.body.id;
@@ -26,10 +26,10 @@ for (const backend of backends()) {
       await openai.close();
     });
 
-    const finished = async (jobId: string) => {
+    const finished = async (jobId: string, token = u.accessToken) => {
       let job: any;
       await eventually(async () => {
-        job = (await t.api('GET', `/v1/jobs/${jobId}`, { token: u.accessToken })).body;
+        job = (await t.api('GET', `/v1/jobs/${jobId}`, { token })).body;
         assert.equal(job.state, 'completed', JSON.stringify(job));
       }, 10_000);
       return job;
@@ -68,6 +68,26 @@ for (const backend of backends()) {
       assert.equal(bad.body.code, 'unknown_model');
       assert.equal((await t.api('POST', `/v1/documents/${docId}/summarize`, { token: u.accessToken, body: { extra: 1 } })).status, 400);
       assert.equal(openai.requests.length, 0);
+    });
+
+    test("a document the deployment's safety rules flag is refused (422), its owner's jobs untouched; the message length cap does not apply to documents", async () => {
+      const writer = await createUser(t);
+      const doc = await t.api('POST', '/v1/documents', { token: writer.accessToken, body: { title: 'Notes', body: 'Longer than twenty characters.\n\nThen the ＦＯＲＢＩＤＤＥＮ-WORD.' } });
+      openai.reset();
+      const res = await t.api('POST', `/v1/documents/${doc.body.id}/summarize`, { token: writer.accessToken });
+      assert.equal(res.status, 422, res.text);
+      assert.equal(res.body.code, 'content_flagged');
+      assert.deepEqual([res.body.categories, res.body.source], [['blocked_term'], 'deployment']);
+      assert.match(res.body.detail, /This document was flagged/);
+      assert.equal(openai.requests.length, 0);
+      const queued = (await t.deps.queue.list({ queue: 'documents.ai', limit: 100 })).jobs.filter((j) => j.userId === writer.id);
+      assert.deepEqual(queued, [], 'nothing queued');
+
+      const clean = await t.api('POST', '/v1/documents', { token: writer.accessToken, body: { title: 'Notes', body: 'Longer than twenty characters, and harmless.' } });
+      openai.script({ reply: 'Harmless notes.' });
+      const ok = await t.api('POST', `/v1/documents/${clean.body.id}/summarize`, { token: writer.accessToken });
+      assert.equal(ok.status, 202, ok.text);
+      assert.deepEqual((await finished(ok.body.jobId, writer.accessToken)).result, { summary: 'Harmless notes.' });
     });
   });
 }
