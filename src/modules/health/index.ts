@@ -1,4 +1,5 @@
 import type { Deps } from '../../deps.ts';
+import { tidy } from '../../platform/db/maintenance.ts';
 import { defineModule } from '../module.ts';
 import { healthRoutes } from './routes.ts';
 
@@ -23,10 +24,12 @@ function createHealth(deps: Deps) {
   };
 }
 
-/** Health: liveness, readiness of each dependency, Prometheus metrics; at the root, outside /v1. */
+/** Health: liveness, readiness of each dependency, Prometheus metrics; at the root, outside /v1. The embedded database's upkeep. */
 export const healthModule = defineModule({
   name: 'health',
   provides: ['health'],
   services: ({ deps }) => ({ health: createHealth(deps) }),
   rootRoutes: healthRoutes,
+  // The embedded database has no autovacuum: without this, tables that churn grow for ever and the planner never learns their sizes.
+  schedules: ({ config, deps }) => (config.databaseUrl ? [] : [{ name: 'database.tidy', cron: '*/5 * * * *', handler: async () => tidy(deps.db) }]),
 });

@@ -1,4 +1,3 @@
-import { sql } from 'drizzle-orm';
 import { defineModule } from '../module.ts';
 import { fixedTools } from '../tools/index.ts';
 import { createGrounding, type Grounding } from './grounding.ts';
@@ -89,10 +88,6 @@ export const knowledgeModule = defineModule({
   start: async ({ knowledgeSearch }) => knowledgeSearch.start(),
   routes: knowledgeRoutes,
   jobs: ({ services }) => [services.knowledge.job],
-  schedules: ({ deps }) => [
-    // Fresh statistics keep search on its indexes as passages pile up: the embedded database has no autovacuum to gather them.
-    { name: 'knowledge.analyze', cron: '*/15 * * * *', handler: async () => void (await deps.db.execute(sql`analyze knowledge_items, knowledge_chunks`)) },
-  ],
   subscriptions: ({ services }) => [
     {
       group: 'knowledge',
