@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { after, before, describe, test } from 'node:test';
+import { sql } from 'drizzle-orm';
 import type { AnyBusEvent } from '../../../src/platform/bus/events.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { observeEvents } from '../../support/bus.ts';
@@ -209,6 +210,24 @@ for (const backend of backends()) {
       } while (cursor);
       assert.deepEqual(seen, [...ids].reverse());
     });
+
+    if (backend === 'embedded') {
+      test("the embedded database's upkeep runs as its schedule's job: a table that churned is vacuumed", async () => {
+        await t.deps.db.execute(sql`create table churn (id int, note text)`);
+        await t.deps.db.execute(sql`insert into churn select g, 'a' from generate_series(1, 5000) g`);
+        await t.deps.db.execute(sql`update churn set note = 'b'`);
+        // What the schedule enqueues when it fires, now.
+        const job = await t.services.jobs.enqueue('database.tidy', {});
+        let done: any;
+        await eventually(async () => {
+          done = await t.services.jobs.get(job.id);
+          assert.equal(done?.state, 'completed', JSON.stringify(done));
+        });
+        assert.ok(done.result.vacuumed.includes('public.churn'), JSON.stringify(done.result));
+        const dead = (await t.deps.db.execute(sql`select n_dead_tup::int as n from pg_stat_user_tables where relname = 'churn'`)) as unknown as { rows: Array<{ n: number }> };
+        assert.equal(dead.rows[0]!.n, 0);
+      });
+    }
 
     test('admins see the schedules defined in code with their next firing', async () => {
       const res = await t.api('GET', '/v1/admin/schedules', { token: admin.accessToken });
