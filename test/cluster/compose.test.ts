@@ -24,7 +24,12 @@ test('docker-compose.yml: PostgreSQL, Redis, MinIO, nginx in front of N API inst
   assert.equal(s.nginx.depends_on.api.condition, 'service_healthy');
   assert.deepEqual(s.api.healthcheck.test.slice(0, 3), ['CMD', 'node', '-e']);
   assert.match(s.api.healthcheck.test[3], /fetch\('http:\/\/127\.0\.0\.1:3000\/ready'\)/);
-  assert.match(readFileSync(new URL('deploy/nginx/nginx.conf', root), 'utf8'), /server api:3000/, 'and points it at the api service');
+  const nginx = readFileSync(new URL('deploy/nginx/nginx.conf', root), 'utf8');
+  assert.match(nginx, /server api:3000 .*\bresolve;/, 'and points it at the api service, looked up again as instances come and go');
+  assert.match(nginx, /^\s*resolver 127\.0\.0\.11\b/m, "through Docker's DNS");
+  // `resolve` is in open-source nginx from 1.27.3: an image pinned to an older line would refuse the file.
+  const [major, minor] = /^nginx:(\d+)\.(\d+)/.exec(s.nginx.image)!.slice(1).map(Number);
+  assert.ok(major! > 1 || minor! >= 28, s.nginx.image);
 });
 
 test('every instance gets the same valid configuration', () => {
