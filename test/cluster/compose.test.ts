@@ -8,6 +8,9 @@ import { loadConfig } from '../../src/config.ts';
 // test/cluster/cluster.test.ts runs the same nginx config in front of real instances.
 const root = new URL('../../', import.meta.url);
 const compose = parse(readFileSync(new URL('docker-compose.yml', root), 'utf8'), { merge: true });
+/** A service's environment as compose gives it with nothing set in .env: each `${X:-default}` its default (a master key made up). */
+const resolved = (env: Record<string, unknown>) =>
+  Object.fromEntries(Object.entries(env).map(([k, v]) => [k, String(v).replace(/\$\{PARLEY_MASTER_KEY[^}]*\}/, Buffer.alloc(32, 1).toString('base64')).replace(/\$\{(\w+):-([^}]*)\}/g, '$2')]));
 
 test('docker-compose.yml: PostgreSQL, Redis, MinIO, nginx in front of N API instances and M workers', () => {
   const s = compose.services;
@@ -32,12 +35,24 @@ test('docker-compose.yml: PostgreSQL, Redis, MinIO, nginx in front of N API inst
   assert.ok(major! > 1 || minor! >= 28, s.nginx.image);
 });
 
+test("the documented scale (3 API instances, 2 workers) stays within PostgreSQL's connections", () => {
+  const s = compose.services;
+  assert.match(readFileSync(new URL('docker-compose.yml', root), 'utf8'), /--scale api=3 --scale worker=2/, 'the scale the file tells users to run');
+  const config = loadConfig(resolved(s.api.environment));
+  const processes = config.processes;
+  assert.equal(processes, 1, 'one process per container: a count per CPU would multiply the connections by the host');
+  // Each process: its pool and, at most, two listening connections (the queue's wake-ups, the outbox relay).
+  const perProcess = config.databasePoolSize + 2;
+  const instances = 3 + 2 + 1; // and the one-shot migrate
+  const max = Number(s.postgres.command[s.postgres.command.indexOf('-c') + 1].split('=')[1]);
+  assert.ok(instances * processes * perProcess <= max / 2, `${instances} × ${processes} × ${perProcess} within half of max_connections ${max}: room to scale`);
+});
+
 test('every instance gets the same valid configuration', () => {
   const env = compose.services.api.environment;
   assert.deepEqual(env, compose.services.worker.environment);
   assert.deepEqual(env, compose.services.migrate.environment);
-  const resolved = Object.fromEntries(Object.entries(env as Record<string, string>).map(([k, v]) => [k, String(v).replace(/\$\{PARLEY_MASTER_KEY[^}]*\}/, Buffer.alloc(32, 1).toString('base64')).replace(/\$\{(\w+):-([^}]*)\}/g, '$2')]));
-  const config = loadConfig(resolved);
+  const config = loadConfig(resolved(env));
   assert.equal(config.databaseUrl, 'postgres://parley:parley@postgres:5432/parley');
   assert.equal(config.redisUrl, 'redis://redis:6379');
   assert.equal(config.trustProxy, true, 'behind nginx, per-IP limits need the forwarded address');
