@@ -127,6 +127,11 @@ function exchange(
       },
     );
     const timer = setTimeout(() => finish({ ok: false, statusCode: null, excerpt: null, error: `Timed out after ${input.timeoutMs} ms` }), Math.max(0, deadline - performance.now()));
+    // A 101 Switching Protocols: without this listener Node drops the socket and reports nothing, so the attempt would wait out its timeout.
+    req.on('upgrade', (res, socket) => {
+      socket.destroy();
+      finish({ ok: false, statusCode: res.statusCode ?? null, excerpt: null, error: `HTTP ${res.statusCode}` });
+    });
     req.on('error', (err: NodeJS.ErrnoException) => {
       if (pooled && req.reusedSocket && err.code === 'ECONNRESET') finish('stale socket');
       else finish({ ok: false, statusCode: null, excerpt: null, error: err.message });

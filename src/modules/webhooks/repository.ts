@@ -1,4 +1,4 @@
-import { and, arrayOverlaps, desc, eq, inArray, isNull, lt, sql } from 'drizzle-orm';
+import { and, arrayOverlaps, count, desc, eq, inArray, isNull, lt, sql } from 'drizzle-orm';
 import type { Db } from '../../platform/db/database.ts';
 import { webhookAttempts, webhookEndpoints, webhookMessages, type AttemptRow, type EndpointRow, type MessageRow } from './schema.ts';
 
@@ -30,6 +30,17 @@ export function createWebhooksRepository(db: Db) {
       const [row] = await db.insert(webhookEndpoints).values(values).returning();
       return row!;
     },
+    /**
+     * Inside a transaction: the user's registrations take turns from here until it ends (an advisory lock), so
+     * the count read next cannot change before the new row is recorded.
+     */
+    async lockUser(userId: string): Promise<void> {
+      await db.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`webhooks:${userId}`}, 0))`);
+    },
+    async countEndpoints(userId: string): Promise<number> {
+      const [row] = await db.select({ n: count() }).from(webhookEndpoints).where(eq(webhookEndpoints.userId, userId));
+      return Number(row?.n ?? 0);
+    },
     async endpoint(userId: string, id: string): Promise<EndpointRow | undefined> {
       const [row] = await db.select().from(webhookEndpoints).where(own(userId, id));
       return row;
@@ -48,6 +59,18 @@ export function createWebhooksRepository(db: Db) {
     },
     async updateEndpoint(id: string, patch: Partial<Omit<EndpointRow, 'id' | 'userId' | 'createdAt'>>): Promise<EndpointRow | undefined> {
       const [row] = await db.update(webhookEndpoints).set({ ...patch, updatedAt: new Date() }).where(eq(webhookEndpoints.id, id)).returning();
+      return row;
+    },
+    /**
+     * A new secret, the one it replaces kept as the previous one until `previousUntil`, in one statement: the
+     * previous one is read from the row as it is written, so rotations at once each keep the one just before.
+     */
+    async rotateSecret(id: string, secretEnc: string, previousUntil: Date): Promise<EndpointRow | undefined> {
+      const [row] = await db
+        .update(webhookEndpoints)
+        .set({ secretEnc, previousSecretEnc: sql`${webhookEndpoints.secretEnc}`, previousSecretUntil: previousUntil, updatedAt: new Date() })
+        .where(eq(webhookEndpoints.id, id))
+        .returning();
       return row;
     },
     async deleteEndpoint(userId: string, id: string): Promise<boolean> {

@@ -30,7 +30,13 @@ export function webhooksRoutes(app: App, { services, guards }: RouteContext<'web
   const me = (request: FastifyRequest) => principal(request).userId;
 
   app.post('/webhooks/endpoints', {
-    schema: { tags, summary: 'Register an endpoint (its secret is shown once)', body: createEndpointBody, response: { 201: endpointWithSecret, ...problems } },
+    schema: {
+      tags,
+      summary: 'Register an endpoint (its secret is shown once)',
+      description: 'A user with `WEBHOOKS_MAX_ENDPOINTS` endpoints already (default 50) is 409 `webhook_endpoint_limit`.',
+      body: createEndpointBody,
+      response: { 201: endpointWithSecret, 409: problemSchema, ...problems },
+    },
     onRequest,
     handler: async (request, reply) => {
       const { endpoint, secret } = await webhooks.create(me(request), request.body);

@@ -231,11 +231,21 @@ export function createWebhooks(d: WebhooksDeps) {
 
   return {
     async create(userId: string, input: { url: string; events: string[]; description?: string | null; projectId?: string | null }): Promise<{ endpoint: EndpointRow; secret: string }> {
+      const max = d.settings.maxEndpoints;
+      const limitReached = () => Conflict(`At most ${max} webhook endpoints here: delete one first`, 'webhook_endpoint_limit');
+      // Counted here too, so a full user is told so before the address is looked up.
+      if ((await repo.countEndpoints(userId)) >= max) throw limitReached();
       const url = await checkUrl(input.url);
       await checkProject(userId, input.projectId);
       const id = uuidv7();
       const secret = newSecret();
-      const row = await repo.createEndpoint({ id, userId, url, events: [...new Set(input.events)], description: input.description ?? null, projectId: input.projectId ?? null, secretEnc: d.cipher.encrypt(secret, secretContext(id)) });
+      // Counted again as the row is recorded: registrations side by side each saw room before the others took it.
+      const row = await inTransaction(d.db, async (tx) => {
+        const txRepo = createWebhooksRepository(tx);
+        await txRepo.lockUser(userId);
+        if ((await txRepo.countEndpoints(userId)) >= max) throw limitReached();
+        return txRepo.createEndpoint({ id, userId, url, events: [...new Set(input.events)], description: input.description ?? null, projectId: input.projectId ?? null, secretEnc: d.cipher.encrypt(secret, secretContext(id)) });
+      });
       return { endpoint: row, secret };
     },
     get: endpoint,
@@ -254,11 +264,14 @@ export function createWebhooks(d: WebhooksDeps) {
     async delete(userId: string, id: string): Promise<void> {
       if (!(await repo.deleteEndpoint(userId, id))) throw NotFound('Webhook endpoint', 'webhook_endpoint_not_found');
     },
-    /** A new secret; the old one keeps signing (a second signature) for 24 hours. */
+    /**
+     * A new secret; the one it replaces keeps signing (a second signature) for 24 hours. Two rotations at once
+     * (a double click) both answer with a secret that signs: the later one's, and the earlier one's as its previous.
+     */
     async rotateSecret(userId: string, id: string): Promise<{ endpoint: EndpointRow; secret: string }> {
-      const e = await endpoint(userId, id);
+      await endpoint(userId, id);
       const secret = newSecret();
-      const row = await repo.updateEndpoint(id, { secretEnc: d.cipher.encrypt(secret, secretContext(id)), previousSecretEnc: e.secretEnc, previousSecretUntil: new Date(Date.now() + ROTATION_GRACE_MS) });
+      const row = await repo.rotateSecret(id, d.cipher.encrypt(secret, secretContext(id)), new Date(Date.now() + ROTATION_GRACE_MS));
       return { endpoint: found(row), secret };
     },
     async test(userId: string, id: string): Promise<MessageRow> {

@@ -12,6 +12,8 @@ export interface WebhookSettings {
   disableAfterMs: number;
   /** Attempts one worker process makes at once. */
   concurrency: number;
+  /** Endpoints one user may register: each is sent every event it wants, so this bounds what one event sets off. */
+  maxEndpoints: number;
 }
 
 export const webhooksEnv = {
@@ -20,10 +22,11 @@ export const webhooksEnv = {
   WEBHOOKS_RETRY_SCALE: envNumber(0, 10).default(1),
   WEBHOOKS_DISABLE_AFTER_MS: envMs(0).default(5 * 24 * 3600 * 1000),
   WEBHOOKS_CONCURRENCY: envInt(1, 1000).default(64),
+  WEBHOOKS_MAX_ENDPOINTS: envInt(1, 10_000).default(50),
 };
 
 const webhooksEnvObject = z.object(webhooksEnv);
 
 export function webhookSettings(e: z.output<typeof webhooksEnvObject>): WebhookSettings {
-  return { allowPrivate: e.WEBHOOKS_ALLOW_PRIVATE, timeoutMs: e.WEBHOOKS_TIMEOUT_MS, retryScale: e.WEBHOOKS_RETRY_SCALE, disableAfterMs: e.WEBHOOKS_DISABLE_AFTER_MS, concurrency: e.WEBHOOKS_CONCURRENCY };
+  return { allowPrivate: e.WEBHOOKS_ALLOW_PRIVATE, timeoutMs: e.WEBHOOKS_TIMEOUT_MS, retryScale: e.WEBHOOKS_RETRY_SCALE, disableAfterMs: e.WEBHOOKS_DISABLE_AFTER_MS, concurrency: e.WEBHOOKS_CONCURRENCY, maxEndpoints: e.WEBHOOKS_MAX_ENDPOINTS };
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'drizzle-orm';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
@@ -8,13 +8,14 @@ import { eventually } from '../../support/eventually.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 import { PNG, uploadFile } from '../../support/files.ts';
 import { isPrivateAddress } from '../../../src/modules/webhooks/index.ts';
+import { post } from '../../../src/modules/webhooks/delivery.ts';
 import { startWorker } from '../../../src/worker.ts';
 import { startReceiver, verifies } from './receiver.ts';
 
 type Receiver = Awaited<ReturnType<typeof startReceiver>>;
 
-// Loopback receivers need private addresses allowed; a 500 ms timeout, the schedule a thousandth as long (5 ms, 300 ms, 1.8 s, …) and a 1.5 s failing window.
-const ENV = { WEBHOOKS_ALLOW_PRIVATE: 'true', WEBHOOKS_TIMEOUT_MS: '500', WEBHOOKS_RETRY_SCALE: '0.001', WEBHOOKS_DISABLE_AFTER_MS: '1500' };
+// Loopback receivers need private addresses allowed; a 500 ms timeout, the schedule a thousandth as long (5 ms, 300 ms, 1.8 s, …) and a 1.5 s failing window; 20 endpoints a user (the shared user `u` registers 13 over the file).
+const ENV = { WEBHOOKS_ALLOW_PRIVATE: 'true', WEBHOOKS_TIMEOUT_MS: '500', WEBHOOKS_RETRY_SCALE: '0.001', WEBHOOKS_DISABLE_AFTER_MS: '1500', WEBHOOKS_MAX_ENDPOINTS: '20' };
 
 for (const backend of backends()) {
   describe(`webhooks [${backend}]`, () => {
@@ -257,6 +258,35 @@ for (const backend of backends()) {
       assert.equal(String(r!.headers['webhook-signature']).split(' ').length, 2);
       assert.ok(verifies(rotated.body.secret, r!), 'the new secret verifies');
       assert.ok(verifies(endpoint.secret, r!), 'the old secret still verifies');
+    });
+
+    test('two rotations at once (a double click): each answers with a secret that signs', async () => {
+      const owner = await createUser(t);
+      const endpoint = await register(owner, '/rotated-twice');
+      const rotations = await Promise.all([1, 2].map(() => t.services.webhooks.rotateSecret(owner.id, endpoint.id)));
+      const message = (await t.api('POST', `/v1/webhooks/endpoints/${endpoint.id}/test`, { token: owner.accessToken })).body;
+      const [r] = await eventually(() => {
+        const got = receiver.on('/rotated-twice');
+        assert.equal(got.length, 1);
+        return got;
+      });
+      assert.equal(r!.headers['webhook-id'], message.id);
+      for (const [i, { secret }] of rotations.entries()) assert.ok(verifies(secret, r!), `the secret rotation ${i + 1} answered with verifies`);
+    });
+
+    test('a user registers at most WEBHOOKS_MAX_ENDPOINTS endpoints (20 here), registrations side by side included; a deleted one frees its place', async () => {
+      const owner = await createUser(t);
+      const create = () => t.api('POST', '/v1/webhooks/endpoints', { token: owner.accessToken, body: { url: receiver.url + '/many', events: ['file.ready'] } });
+      for (let i = 0; i < 15; i++) assert.equal((await create()).status, 201);
+      const raced = await Promise.all(Array.from({ length: 10 }, create));
+      assert.deepEqual(raced.map((r) => r.status).sort(), [...Array(5).fill(201), ...Array(5).fill(409)], raced.map((r) => r.text).join('\n'));
+      const refused = raced.find((r) => r.status === 409)!;
+      assert.equal(refused.body.code, 'webhook_endpoint_limit');
+      assert.match(refused.headers.get('content-type') ?? '', /application\/problem\+json/);
+      const all = await t.api('GET', '/v1/webhooks/endpoints?limit=100', { token: owner.accessToken });
+      assert.equal(all.body.data.length, 20);
+      assert.equal((await t.api('DELETE', `/v1/webhooks/endpoints/${raced.find((r) => r.status === 201)!.body.id}`, { token: owner.accessToken })).status, 204);
+      assert.equal((await create()).status, 201);
     });
 
     test('the test send reaches the endpoint as webhook.test', async () => {
@@ -504,6 +534,21 @@ for (const backend of backends()) {
     });
   });
 }
+
+test('a receiver answering 101 Switching Protocols fails the attempt at once, not by the timeout', async () => {
+  const server = net.createServer((socket) => {
+    socket.on('error', () => {});
+    socket.once('data', () => socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+    const result = await post({ url, headers: {}, body: '{}', timeoutMs: 60_000, allowPrivate: true });
+    assert.deepEqual({ ok: result.ok, statusCode: result.statusCode, error: result.error }, { ok: false, statusCode: 101, error: 'HTTP 101' });
+  } finally {
+    server.close();
+  }
+});
 
 test('the private-address rule covers IPv4, IPv6 and IPv4 inside IPv6', () => {
   for (const a of ['127.0.0.1', '10.0.0.1', '172.31.255.255', '192.168.1.1', '169.254.169.254', '100.64.0.1', '0.0.0.0', '224.0.0.1', '::1', '::', 'fe80::1', 'fd12::1', 'fc00::1', '::ffff:127.0.0.1', '::ffff:7f00:1', '::ffff:a9fe:a9fe', '64:ff9b::a00:1', 'not-an-ip'])
