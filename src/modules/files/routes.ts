@@ -82,6 +82,23 @@ const malformed = (err: unknown) => {
     : ValidationError(`The multipart body could not be read: ${(err as Error).message}`, 'malformed_multipart');
 };
 
+/**
+ * What the client still sends of a multipart body once it is answered (a file refused as it arrives, or before a byte
+ * of it was read) is read and dropped, as Node drops a body nobody began to read: left paused, it stalls the
+ * connection, and the client's next request on it waits forever. Past `limit` more bytes, the connection is closed.
+ */
+function discardRest(request: FastifyRequest, limit: number): void {
+  const raw = request.raw;
+  if (raw.complete || raw.destroyed) return;
+  raw.unpipe();
+  let dropped = 0;
+  raw.on('data', (chunk: Buffer) => {
+    dropped += chunk.length;
+    if (dropped > limit) raw.destroy();
+  });
+  raw.resume();
+}
+
 const uuid = z.uuid();
 
 /** An id field of the form (`projectId`, `conversationId`): absent, or a UUID (400 `validation_failed` otherwise). */
@@ -105,6 +122,7 @@ export async function filesRoutes(app: App, { services, guards, config }: RouteC
   await app.register(async (scope: App) => {
     // Multipart only here: streamed, one file per request, the size limit applied while it arrives.
     await scope.register(fastifyMultipart, { limits: { files: 1, fields: 4, fieldSize: 1024, parts: 6, fileSize: config.files.maxBytes + 1 } });
+    scope.addHook('onResponse', async (request) => discardRest(request, config.files.maxBytes));
 
     scope.post('/files', {
       schema: {

@@ -47,14 +47,18 @@ interface RequestContext {
 
 type TusRequest = Parameters<NonNullable<ConstructorParameters<typeof Server>[0]['onIncomingRequest']>>[0];
 
-/** A tus error (`{status_code, body}`) by what it means; unknown ones keep tus's wording under a generic code. */
+/**
+ * A tus error (`{status_code, body}`) by what it means; unknown ones keep tus's wording under a generic code.
+ * Compared by content, not identity: some are thrown as errors of their own (bytes past the length, cut as they stream).
+ */
 function tusCode(err: { status_code: number; body: string }): string {
-  if (err === ERRORS.FILE_NOT_FOUND) return 'upload_not_found';
-  if (err === ERRORS.INVALID_OFFSET) return 'upload_offset_mismatch';
-  if (err === ERRORS.FILE_NO_LONGER_EXISTS) return 'upload_expired';
-  if (err === ERRORS.ERR_SIZE_EXCEEDED || err === ERRORS.ERR_MAX_SIZE_EXCEEDED) return 'file_too_large';
-  if (err === ERRORS.INVALID_LENGTH) return 'invalid_upload_length';
-  if (err === ERRORS.ERR_LOCK_TIMEOUT) return 'upload_locked';
+  const is = (known: { status_code: number; body: string }) => err.status_code === known.status_code && err.body === known.body;
+  if (is(ERRORS.FILE_NOT_FOUND)) return 'upload_not_found';
+  if (is(ERRORS.INVALID_OFFSET)) return 'upload_offset_mismatch';
+  if (is(ERRORS.FILE_NO_LONGER_EXISTS)) return 'upload_expired';
+  if (is(ERRORS.ERR_SIZE_EXCEEDED) || is(ERRORS.ERR_MAX_SIZE_EXCEEDED)) return 'file_too_large';
+  if (is(ERRORS.INVALID_LENGTH)) return 'invalid_upload_length';
+  if (is(ERRORS.ERR_LOCK_TIMEOUT)) return 'upload_locked';
   return 'upload_failed';
 }
 
@@ -238,6 +242,11 @@ export async function tusRoutes(
           req.method === 'POST'
             ? { status: 400, title: 'Upload refused', code: 'upload_length_required', detail: 'Upload-Length is required: deferred lengths are not accepted' }
             : { status: 400, title: 'Upload refused', code: 'invalid_upload_length', detail: 'Upload-Length is set when the upload is created, not on a PATCH' };
+      } else if ('status_code' in err && tusCode(err) === 'upload_locked') {
+        // Another request held the upload past tus's wait (a last PATCH still making the file, say): tus calls that a 500,
+        // but nothing failed; 423 is what tus clients retry on.
+        context.res.setHeader('retry-after', '1');
+        problem = { status: 423, title: 'Locked', code: 'upload_locked', detail: 'Another request is writing this upload; try again shortly', retryAfter: 1 };
       } else if ('status_code' in err && err.status_code === 501) {
         problem = { status: 501, title: 'Not implemented', code: 'unsupported_tus_extension', detail: err.body.trim() };
       } else if ('status_code' in err && err.status_code < 500) {

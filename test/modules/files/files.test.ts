@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { backends, startApp, type Backend, type TestApp } from '../../support/app.ts';
 import { PNG, postFile } from '../../support/files.ts';
 import { eventually } from '../../support/eventually.ts';
@@ -147,6 +148,42 @@ for (const setup of setups) {
       const empty = await fetch(`${t.url}/v1/files`, { method: 'POST', headers: { authorization: `Bearer ${u.accessToken}` } });
       assert.equal(empty.status, 415, 'no body, no type');
       assert.deepEqual(await stored(t, u), before);
+    });
+
+    test("a refused upload leaves the connection usable: the rest of its body is read and dropped, and the client's next request on it is answered", { timeout: 60_000 }, async () => {
+      // One connection, reused: a body left half-read would hold the next request behind it for good.
+      const agent = new Agent({ connections: 1, pipelining: 1 });
+      /** A multipart body sent in chunks (no Content-Length: nothing is refused before it is read). */
+      const multipart = (fields: Record<string, string>, name: string, bytes: Buffer) => {
+        const head = Object.entries(fields).map(([k, v]) => `--b\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`).join('');
+        const whole = Buffer.concat([Buffer.from(`${head}--b\r\nContent-Disposition: form-data; name="file"; filename="${name}"\r\n\r\n`), bytes, Buffer.from('\r\n--b--\r\n')]);
+        return new ReadableStream({
+          start(controller) {
+            for (let at = 0; at < whole.length; at += 64 * 1024) controller.enqueue(whole.subarray(at, at + 64 * 1024));
+            controller.close();
+          },
+        });
+      };
+      const send = async (body: ReadableStream) => {
+        const res = await undiciFetch(`${t.url}/v1/files`, { method: 'POST', headers: { authorization: `Bearer ${u.accessToken}`, 'content-type': 'multipart/form-data; boundary=b' }, body, duplex: 'half', dispatcher: agent });
+        return { status: res.status, body: (await res.json()) as { code?: string } };
+      };
+      const text = Buffer.alloc(4 * 1024 * 1024, 'a');
+      try {
+        const before = await stored(t, u);
+        const refused = [
+          await send(multipart({ projectId: '01a24d3a-62ef-73d4-8c9b-3c3743e8540a' }, 'a.txt', text)),
+          await send(multipart({}, 'page.txt', Buffer.concat([Buffer.from('<html>'), text]))),
+          await send(multipart({}, 'big.txt', text)),
+        ];
+        assert.deepEqual(refused.map((r) => `${r.status} ${r.body.code}`), ['404 project_not_found', '415 unsupported_file_type', '413 file_too_large']);
+        assert.deepEqual(await stored(t, u), before);
+        const next = await send(multipart({}, 'small.txt', Buffer.from('hello')));
+        assert.equal(next.status, 201, JSON.stringify(next.body));
+        await t.api('DELETE', `/v1/files/${(next.body as { id: string }).id}`, { token: u.accessToken });
+      } finally {
+        await agent.destroy();
+      }
     });
 
     test('a file belongs to a project or conversation of the uploader only', async () => {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
+import { MemoryLocker } from '@tus/server';
 import * as tus from 'tus-js-client';
 import { backends, startApp, type Backend, type TestApp } from '../../support/app.ts';
 import { eventually } from '../../support/eventually.ts';
@@ -314,6 +315,17 @@ for (const setup of setups) {
       assert.equal(patch.status, 400);
       assert.equal(((await patch.json()) as any).code, 'invalid_upload_length');
       assert.equal(await offsetOf(t, u.accessToken, url.pathname), 0, 'nothing of that PATCH was taken');
+      // Bytes past the length with no Content-Length to tell beforehand: cut as they stream, the documented 413 all the same.
+      const chunked = new ReadableStream({
+        start(controller) {
+          controller.enqueue(Buffer.from('hello world, and more'));
+          controller.close();
+        },
+      });
+      const overrun = await fetch(url, { method: 'PATCH', headers: { ...tusHeaders, 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' }, body: chunked, duplex: 'half' } as RequestInit);
+      assert.equal(overrun.status, 413);
+      assert.equal(((await overrun.json()) as any).code, 'file_too_large');
+      assert.equal(await offsetOf(t, u.accessToken, url.pathname), 0, 'nothing of that PATCH was taken either');
       await fetch(url, { method: 'DELETE', headers: tusHeaders });
 
       // Creation-with-upload whose bytes run past its length: refused, and the upload it began is gone (its client has no Location).
@@ -394,6 +406,44 @@ describe('resumable uploads (tus): expiry', () => {
     });
     assert.ok((await t.services.resumableUploads.expire()) >= 1);
     assert.deepEqual(await leftovers(t, url), []);
+  });
+});
+
+describe('resumable uploads (tus): an upload held by another request', () => {
+  let t: TestApp;
+  before(async () => {
+    t = await startApp();
+  });
+  after(async () => t.close());
+
+  test('a request that waits out the lock (the last PATCH still making the file) is 423 upload_locked with Retry-After, not a 500; the upload is untouched', async () => {
+    const u = await createUser(t);
+    const created = await create(t, u.accessToken, 1000);
+    const url = new URL(created.headers.get('location')!, t.url);
+    const id = idOfUrl(url.pathname);
+    const headers = { authorization: `Bearer ${u.accessToken}`, 'tus-resumable': '1.0.0' };
+    // One process: tus's MemoryLocker, whose wait is cut short here (30 s otherwise).
+    const locker = t.services.resumableUploads.locker as MemoryLocker;
+    assert.ok(locker instanceof MemoryLocker);
+    const wait = locker.timeout;
+    locker.timeout = 200;
+    // Held as the finishing PATCH holds it: it does not let go when asked.
+    const held = locker.newLock(id);
+    await held.lock(new AbortController().signal, () => {});
+    try {
+      const head = await fetch(url, { method: 'HEAD', headers });
+      assert.equal(head.status, 423);
+      assert.ok(Number(head.headers.get('retry-after')) > 0);
+      const patch = await fetch(url, { method: 'PATCH', headers: { ...headers, 'upload-offset': '0', 'content-type': 'application/offset+octet-stream' }, body: png(1000) });
+      assert.equal(patch.status, 423);
+      assert.equal(((await patch.json()) as any).code, 'upload_locked');
+    } finally {
+      await held.unlock();
+      locker.timeout = wait;
+    }
+    assert.equal(await offsetOf(t, u.accessToken, url.pathname), 0);
+    const rest = await send(t, u.accessToken, png(1000), { uploadUrl: url.toString() });
+    assert.equal(rest.status, 200, rest.error?.message);
   });
 });
 
