@@ -157,6 +157,15 @@ export function createApiKeys(db: Db, deps: ApiKeysDeps) {
       return deleted;
     },
 
+    /**
+     * Deletes every key of the user in the caller's transaction; returns their ids. Call `forgetUser` once it
+     * commits, so no instance keeps trusting a cached one.
+     */
+    async deleteAllOf(userId: string, tx: Db = db): Promise<string[]> {
+      const rows = await tx.delete(apiKeys).where(eq(apiKeys.userId, userId)).returning({ id: apiKeys.id });
+      return rows.map((r) => r.id);
+    },
+
     /** Whether a key exists, whoever owns it (admin bans). */
     async exists(id: string): Promise<boolean> {
       const [row] = await db.select({ id: apiKeys.id }).from(apiKeys).where(eq(apiKeys.id, id));

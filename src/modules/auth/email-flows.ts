@@ -3,6 +3,7 @@ import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Mailer } from '../../platform/mail/mailer.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { Limiter } from '../../platform/ratelimit/limiter.ts';
+import type { ApiKeys } from '../api-keys/index.ts';
 import type { Audit, AuditContext } from '../audit/index.ts';
 import type { UserRow } from '../users/index.ts';
 import { normalizeEmail, type UsersService } from '../users/index.ts';
@@ -32,6 +33,8 @@ export interface EmailFlowsDeps {
   resendIntervalSeconds: number;
   /** The per-account password failure counter sign-in uses (keyed by email). */
   passwordGuard: PasswordGuard;
+  /** A reset that first proves the address deletes the keys made before it (see resetPassword). */
+  apiKeys: Pick<ApiKeys, 'deleteAllOf' | 'forgetUser'>;
 }
 
 const invalidToken = () => ValidationError('This link is invalid, has expired or was already used', 'invalid_token');
@@ -115,21 +118,30 @@ export function createEmailFlows(d: EmailFlowsDeps) {
       if (user.disabledAt) throw Forbidden('This account is disabled', 'account_disabled');
       passwords.check(password, user.email);
       const passwordHash = await passwords.hash(password);
+      let keysDeleted: string[] = [];
       await inTransaction(d.db, async (tx) => {
         if ((await d.tokens.consume(token, 'password_reset', tx)) !== user.id) throw invalidToken();
         await d.tokens.voidAll(user.id, 'password_reset', tx);
         await d.users.setPassword(user.id, passwordHash, tx);
         // The link came to the inbox, which proves the address as well as a verification link would.
-        // Identities linked before anyone proved it are dropped: an OAuth sign-in whose provider did not vouch for
-        // the address made this account, and whoever did must not keep a way in once the inbox's owner takes it.
+        // What was made before anyone proved it goes: whoever signed up with someone else's address (with a
+        // password, or through an OAuth provider that did not vouch for it) must not keep a way in once the
+        // inbox's owner takes the account: not a linked identity, nor an API key (sessions all end below).
         let unlinked: string[] = [];
         if (!user.emailVerifiedAt) {
           await d.users.markEmailVerified(user.id, tx);
           unlinked = await createOAuthRepository(tx).unlinkAll(user.id);
+          keysDeleted = await d.apiKeys.deleteAllOf(user.id, tx);
         }
         const count = await d.sessions.revokeAll(user.id, 'password_reset', undefined, tx);
-        await d.audit.record({ action: 'password.reset', userId: user.id, ...ctx, metadata: { sessionsRevoked: count, ...(unlinked.length ? { unlinkedProviders: unlinked } : {}) } }, tx);
+        const metadata = {
+          sessionsRevoked: count,
+          ...(unlinked.length ? { unlinkedProviders: unlinked } : {}),
+          ...(keysDeleted.length ? { apiKeysDeleted: keysDeleted } : {}),
+        };
+        await d.audit.record({ action: 'password.reset', userId: user.id, ...ctx, metadata }, tx);
       });
+      if (keysDeleted.length) await d.apiKeys.forgetUser(user.id);
       // Whoever locked sign-in by guessing is locked out by the new password anyway.
       await d.passwordGuard.reset(user.email);
       notify(user, 'reset');

@@ -115,6 +115,7 @@ export const authModule = defineModule({
       resetTokenTtl: settings.resetTokenTtl,
       resendIntervalSeconds: 60,
       passwordGuard,
+      apiKeys,
     });
     const auth = createAuthService({
       users,

@@ -194,6 +194,35 @@ for (const backend of backends()) {
       assert.equal((await actions(u.id, 'password.reset')).length, 1);
     });
 
+    test('a reset that first proves the address deletes the API keys made before it; a verified account keeps its keys', async () => {
+      const useKey = (key: string) => t.api('GET', '/v1/users/me', { token: key });
+      const makeKey = async (token: string) => (await t.api('POST', '/v1/api-keys', { token, body: { name: 'made before the reset' } })).body;
+
+      // Someone signs up with another person's address, never proves it, and keeps a key (verified once, so cached).
+      const squatter = await createUser(t);
+      const planted = await makeKey(squatter.accessToken);
+      assert.equal((await useKey(planted.key)).status, 200);
+      // The inbox's owner takes the account back through a reset link.
+      await forgot(squatter.email);
+      const reset = await t.api('POST', '/v1/auth/password/reset', { body: { token: await resetToken(squatter.email), password: 'the real owner now' } });
+      assert.equal(reset.status, 204);
+      const refused = await useKey(planted.key);
+      assert.equal(refused.status, 401);
+      assert.equal(refused.body.code, 'invalid_api_key');
+      const owner = await t.api('POST', '/v1/auth/login', { body: { email: squatter.email, password: 'the real owner now' } });
+      assert.deepEqual((await t.api('GET', '/v1/api-keys', { token: owner.body.accessToken })).body.data, []);
+      const [audit] = await actions(squatter.id, 'password.reset');
+      assert.deepEqual(audit!.metadata.apiKeysDeleted, [planted.id]);
+
+      // An owner who had proved the address resets a forgotten password and keeps the keys they made.
+      const verified = await createUser(t);
+      await t.api('POST', '/v1/auth/verify-email', { body: { token: tokenIn((await waitForMails(t, verified.email, VERIFY))[0]!.text, '/verify-email') } });
+      const kept = await makeKey(verified.accessToken);
+      await forgot(verified.email);
+      assert.equal((await t.api('POST', '/v1/auth/password/reset', { body: { token: await resetToken(verified.email), password: 'forgot it again' } })).status, 204);
+      assert.equal((await useKey(kept.key)).status, 200);
+    });
+
     test('password change: needs the current password, keeps this session, ends the others', async () => {
       const u = await createUser(t);
       const other = await t.api('POST', '/v1/auth/login', { body: { email: u.email, password: u.password } });
