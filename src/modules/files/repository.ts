@@ -1,5 +1,5 @@
 import { and, desc, eq, like, lt, sql, type SQL } from 'drizzle-orm';
-import type { Db } from '../../platform/db/database.ts';
+import { lockWithinTransaction, type Db } from '../../platform/db/database.ts';
 import { fileQuotas, files, fileUsage, type FileRow, type ThumbnailState } from './schema.ts';
 
 export interface FileFilter {
@@ -26,7 +26,7 @@ export function createFilesRepository(db: Db) {
      * the quota read next cannot change before the row is recorded.
      */
     async lockUser(userId: string): Promise<void> {
-      await db.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`files:${userId}`}, 0))`);
+      await lockWithinTransaction(db, `files:${userId}`);
     },
     async get(userId: string, id: string): Promise<FileRow | undefined> {
       const [row] = await db.select().from(files).where(owned(userId, id));

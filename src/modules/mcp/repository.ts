@@ -1,5 +1,5 @@
 import { and, asc, count, desc, eq, gt, isNull, lt, or, sql, type SQL } from 'drizzle-orm';
-import type { Db } from '../../platform/db/database.ts';
+import { lockWithinTransaction, type Db } from '../../platform/db/database.ts';
 import { mcpDisabledTools, mcpServers, type McpServerRow } from './schema.ts';
 
 /** Whose servers: a project's, or a user's own (no project). */
@@ -20,7 +20,7 @@ export function createMcpRepository(db: Db) {
      */
     async lockOwner(owner: McpOwner): Promise<void> {
       const key = 'projectId' in owner ? `mcp:project:${owner.projectId}` : `mcp:user:${owner.userId}`;
-      await db.execute(sql`select pg_advisory_xact_lock(hashtextextended(${key}, 0))`);
+      await lockWithinTransaction(db, key);
     },
     async get(owner: McpOwner, id: string): Promise<McpServerRow | undefined> {
       const [row] = await db.select().from(mcpServers).where(and(ownedBy(owner), eq(mcpServers.id, id)));

@@ -1,5 +1,5 @@
 import { and, arrayOverlaps, count, desc, eq, inArray, isNull, lt, sql } from 'drizzle-orm';
-import type { Db } from '../../platform/db/database.ts';
+import { lockWithinTransaction, type Db } from '../../platform/db/database.ts';
 import { webhookAttempts, webhookEndpoints, webhookMessages, type AttemptRow, type EndpointRow, type MessageRow } from './schema.ts';
 
 /** An attempt's log row, and the status it leaves its message in. */
@@ -35,7 +35,7 @@ export function createWebhooksRepository(db: Db) {
      * the count read next cannot change before the new row is recorded.
      */
     async lockUser(userId: string): Promise<void> {
-      await db.execute(sql`select pg_advisory_xact_lock(hashtextextended(${`webhooks:${userId}`}, 0))`);
+      await lockWithinTransaction(db, `webhooks:${userId}`);
     },
     async countEndpoints(userId: string): Promise<number> {
       const [row] = await db.select({ n: count() }).from(webhookEndpoints).where(eq(webhookEndpoints.userId, userId));

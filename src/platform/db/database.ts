@@ -24,6 +24,14 @@ export function inTransaction<T>(db: Db, fn: (tx: Db) => Promise<T>): Promise<T>
 }
 
 /**
+ * Inside a transaction: whoever takes the same `key` waits here until this transaction ends (a transaction-level
+ * advisory lock), so what it reads next (a count against a cap, a quota) cannot change before it writes.
+ */
+export async function lockWithinTransaction(tx: Db, key: string): Promise<void> {
+  await tx.execute(sql`select pg_advisory_xact_lock(hashtextextended(${key}, 0))`);
+}
+
+/**
  * A statement written as SQL text with numbered parameters (`$1`…), run as a prepared statement of this name on
  * a database or inside a transaction. For a hot path whose SQL never changes: nothing is built per call (Drizzle
  * renders a `sql` template's whole tree again on each run) and on PostgreSQL each connection parses it once.
