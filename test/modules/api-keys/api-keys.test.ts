@@ -117,6 +117,8 @@ for (const backend of backends()) {
         // The year 10000 in UTC: no ISO text (nor PostgreSQL) writes it back.
         { name: 'x', expiresAt: '9999-12-31T23:59:59-14:00' },
         { name: '' },
+        { name: 'deploy\nkey' },
+        { name: 'key \u202Egnp.exe' },
         { name: 'x', scopes: ['admin'] },
         { name: 'x', scopes: 'chat' },
         { name: 'x', extra: true },
