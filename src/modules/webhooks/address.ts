@@ -14,6 +14,8 @@ export function parseWebhookUrl(raw: string): URL {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw ValidationError('The webhook URL must use http or https', 'webhook_url_scheme');
   if (url.username || url.password) throw ValidationError('The webhook URL must not carry credentials', 'webhook_url_credentials');
   if (!url.hostname) throw ValidationError('The webhook URL has no host', 'webhook_url_invalid');
+  // Port 0 names no port: nothing could ever be delivered there.
+  if (url.port === '0') throw ValidationError('The webhook URL has port 0, which no server listens on', 'webhook_url_invalid');
   return url;
 }
 

@@ -504,12 +504,14 @@ for (const backend of backends()) {
     });
     after(() => t.close());
 
-    test('loopback, private, link-local and IPv4-mapped addresses are refused at registration', async () => {
+    test('loopback, private, link-local and IPv4-mapped addresses, and port 0, are refused at registration', async () => {
       for (const url of ['http://127.0.0.1:8080/hook', 'http://localhost/hook', 'http://10.1.2.3/', 'http://169.254.169.254/latest', 'http://[::1]/', 'http://[::ffff:127.0.0.1]/', 'http://[fd00::1]/', 'http://100.64.0.1/']) {
         const res = await t.api('POST', '/v1/webhooks/endpoints', { token: u.accessToken, body: { url, events: ['file.ready'] } });
         assert.equal(res.status, 400, `${url}: ${res.text}`);
         assert.equal(res.body.code, 'webhook_url_private', url);
       }
+      const portless = await t.api('POST', '/v1/webhooks/endpoints', { token: u.accessToken, body: { url: 'http://8.8.8.8:0/hook', events: ['file.ready'] } });
+      assert.deepEqual([portless.status, portless.body.code], [400, 'webhook_url_invalid'], 'port 0: nothing could be delivered there');
     });
 
     test('the address is checked again at delivery: a host that now points inside is not reached', async () => {
