@@ -47,15 +47,19 @@ function rangeOf(header: string | undefined, size: number): ByteRange | undefine
     return { start: Math.max(0, size - n), end: size - 1 };
   }
   const start = Number(m[1]);
+  // A last byte before the first is no range at all: ignored, as RFC 9110 asks of an invalid one.
+  if (m[2] && Number(m[2]) < start) return undefined;
   const end = m[2] ? Math.min(Number(m[2]), size - 1) : size - 1;
-  if (start >= size || end < start) throw unsatisfiable();
+  if (start >= size) throw unsatisfiable();
   return { start, end };
 }
 
 /** Headers every byte served from a file carries: never sniffed into something active, never run as a page. */
 const SAFETY = { 'x-content-type-options': 'nosniff', 'content-security-policy': "default-src 'none'; sandbox" };
 
-const matches = (inm: string | undefined, etag: string) => !!inm && inm.split(',').some((t) => t.trim() === etag || t.trim() === '*');
+/** If-None-Match against an ETag, by weak comparison (RFC 9110): `W/"x"` and `"x"` are the same tag here. */
+const opaque = (tag: string) => tag.trim().replace(/^W\//, '');
+const matches = (inm: string | undefined, etag: string) => !!inm && inm.split(',').some((t) => t.trim() === '*' || opaque(t) === opaque(etag));
 
 /** The transform a query asks for, or undefined for the original. */
 function transformOf(q: ImageTransform): ImageTransform | undefined {

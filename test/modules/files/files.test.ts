@@ -81,6 +81,11 @@ for (const setup of setups) {
       assert.equal(await partial.text(), data.toString('hex').slice(10, 20));
       const etag = partial.headers.get('etag')!;
       assert.equal((await get(t, u, `/v1/files/${up.body.id}/content`, { 'if-none-match': etag })).status, 304);
+      assert.equal((await get(t, u, `/v1/files/${up.body.id}/content`, { 'if-none-match': `"other", W/${etag}` })).status, 304, 'weak comparison');
+      // A last byte before the first is no range: ignored, the whole file.
+      const inverted = await get(t, u, `/v1/files/${up.body.id}/content`, { range: 'bytes=20-10' });
+      assert.equal(inverted.status, 200);
+      assert.equal((await inverted.text()).length, up.body.size);
       const past = await get(t, u, `/v1/files/${up.body.id}/content`, { range: `bytes=${up.body.size + 5}-` });
       assert.equal(past.status, 416);
       assert.equal(past.headers.get('content-range'), `bytes */${up.body.size}`);
