@@ -19,12 +19,13 @@ export async function tidy(db: Db): Promise<Tidied> {
   // PGlite reports its activity counters only when idle, at most once a second: ask for them now.
   await db.execute(sql`select pg_stat_force_next_flush()`);
   const { rows } = (await db.execute(sql`
-    select schemaname as schema, relname as table,
-           n_dead_tup > 50 + 0.2 * n_live_tup as vacuum,
-           n_mod_since_analyze > 50 + 0.1 * n_live_tup as analyze
-      from pg_stat_user_tables
-     where n_dead_tup > 50 + 0.2 * n_live_tup or n_mod_since_analyze > 50 + 0.1 * n_live_tup
-     order by n_dead_tup + n_mod_since_analyze desc`)) as unknown as { rows: Array<{ schema: string; table: string; vacuum: boolean; analyze: boolean }> };
+    select schema, "table", vacuum from (
+      select schemaname as schema, relname as "table", n_dead_tup + n_mod_since_analyze as changed,
+             n_dead_tup > 50 + 0.2 * n_live_tup as vacuum,
+             n_mod_since_analyze > 50 + 0.1 * n_live_tup as "analyze"
+        from pg_stat_user_tables) t
+     where vacuum or "analyze"
+     order by changed desc`)) as unknown as { rows: Array<{ schema: string; table: string; vacuum: boolean }> };
   const done: Tidied = { vacuumed: [], analyzed: [] };
   for (const r of rows) {
     const table = sql`${sql.identifier(r.schema)}.${sql.identifier(r.table)}`;
