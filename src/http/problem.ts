@@ -116,13 +116,22 @@ export function writeClientError(err: ConnectionError, socket: Socket) {
   const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
   if (socket.writable && !inFlight?.headersSent) {
     const [status, code, detail] = clientErrorOf(err.code);
-    const body = JSON.stringify({ type: `https://parley.dev/problems/${code}`, title: STATUS_CODES[status], status, detail, code });
-    socket.write(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/problem+json; charset=utf-8\r\n` +
-        `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-    );
+    socket.write(rawProblem(status, code, detail));
   }
   socket.destroy(err);
+}
+
+/**
+ * A problem as a whole HTTP/1.1 response with `connection: close`, for a socket no
+ * reply object owns: one Node's parser refused, or an upgrade `ws` refused.
+ */
+export function rawProblem(status: number, code: string, detail: string, headers: Record<string, string> = {}): string {
+  const body = JSON.stringify({ type: `https://parley.dev/problems/${code}`, title: STATUS_CODES[status], status, detail, code });
+  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/problem+json; charset=utf-8\r\n` +
+    `content-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`
+  );
 }
 
 function clientErrorOf(code: string): [status: number, code: string, detail: string] {

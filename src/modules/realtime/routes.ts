@@ -1,9 +1,10 @@
+import type { Duplex } from 'node:stream';
 import fastifyWebsocket from '@fastify/websocket';
 import type { FastifyRequest } from 'fastify';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { AppError } from '../../errors.ts';
 import { ACCESS_COOKIE, originAllowed } from '../../http/guards.ts';
-import { problemSchema } from '../../http/problem.ts';
+import { problemSchema, rawProblem } from '../../http/problem.ts';
 import type { App } from '../../http/types.ts';
 import type { RouteContext } from '../module.ts';
 import { acceptConnection, type ConnectionDeps } from './connection.ts';
@@ -56,6 +57,18 @@ function upgradeCredential(request: FastifyRequest, allowedOrigins: string[]): s
   return cookie && origin && originAllowed(request, origin, allowedOrigins) ? cookie : undefined;
 }
 
+/**
+ * An upgrade `ws` refused (no valid Sec-WebSocket-Key, an unknown version, a
+ * malformed Sec-WebSocket-Protocol), answered as every other error is: a
+ * problem, where `ws` alone would write a text/html 400.
+ */
+function refuseHandshake(err: Error, socket: Duplex) {
+  if (!socket.writable) return void socket.destroy();
+  const versionHeader = /Sec-WebSocket-Version/.test(err.message) ? { 'sec-websocket-version': '13, 8' } : undefined;
+  socket.once('finish', () => socket.destroy());
+  socket.end(rawProblem(400, 'invalid_websocket_handshake', `${err.message} in the WebSocket upgrade request`, versionHeader));
+}
+
 /** GET /v1/ws: the real-time gateway (protocol in protocol.ts and docs/api.md). */
 export function realtimeRoutes(app: App, { services, config }: RouteContext<'realtime' | 'authenticate' | 'limits'>) {
   const { gateway, topics, settings, logger, registry } = services.realtime;
@@ -82,6 +95,7 @@ export function realtimeRoutes(app: App, { services, config }: RouteContext<'rea
         if (socket.readyState !== socket.CLOSING) socket.terminate();
       },
     });
+    scope.websocketServer.on('wsClientError', refuseHandshake);
     scope.route({
       method: 'GET',
       url: '/ws',

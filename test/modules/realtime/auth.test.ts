@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket } from 'ws';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
@@ -118,6 +119,22 @@ for (const backend of backends()) {
       assert.equal(res.headers.get('upgrade'), 'websocket');
     });
 
+    test('a malformed upgrade is a 400 problem, not ws\'s text/html page', async () => {
+      const host = new URL(t.url).host;
+      const upgrade = (headers: string) => rawExchange(t.url, `GET /v1/ws HTTP/1.1\r\nhost: ${host}\r\nconnection: Upgrade\r\nupgrade: websocket\r\n${headers}\r\n`);
+      const noKey = await upgrade('sec-websocket-version: 13\r\n');
+      assert.match(noKey.head, /^HTTP\/1.1 400 /);
+      assert.match(noKey.head, /content-type: application\/problem\+json/i);
+      assert.equal(noKey.body.code, 'invalid_websocket_handshake');
+      assert.match(String(noKey.body.detail), /Sec-WebSocket-Key/);
+      const oldVersion = await upgrade('sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 7\r\n');
+      assert.equal(oldVersion.body.status, 400);
+      assert.match(oldVersion.head, /sec-websocket-version: 13, 8/i, 'the versions this server speaks are named');
+      const badProtocol = await upgrade('sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nsec-websocket-version: 13\r\nsec-websocket-protocol: parley.v1,,\r\n');
+      assert.equal(badProtocol.body.code, 'invalid_websocket_handshake');
+      assert.match(String(badProtocol.body.detail), /Sec-WebSocket-Protocol/);
+    });
+
     test('a client that does not offer parley.v1 fails the handshake', async () => {
       await assert.rejects(connectWs(t, { protocols: ['graphql-ws'] }), /subprotocol/);
     });
@@ -145,3 +162,14 @@ describe('realtime: request limits on an open socket', () => {
     await c.close();
   });
 });
+
+/** Writes `request` on a new connection and reads until the server closes it: the head and the JSON body. */
+async function rawExchange(base: string, request: string): Promise<{ head: string; body: Record<string, unknown> }> {
+  const { hostname, port } = new URL(base);
+  const socket = connect(Number(port), hostname);
+  socket.end(request);
+  const chunks: Buffer[] = [];
+  for await (const chunk of socket) chunks.push(chunk as Buffer);
+  const [head = '', body = ''] = Buffer.concat(chunks).toString('utf8').split('\r\n\r\n');
+  return { head, body: JSON.parse(body) };
+}
