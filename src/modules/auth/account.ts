@@ -1,4 +1,4 @@
-import { Conflict, Forbidden } from '../../errors.ts';
+import { Conflict, Forbidden, NotFound } from '../../errors.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Audit, AuditContext } from '../audit/index.ts';
 import type { PasswordGuard } from '../auth/password-guard.ts';
@@ -57,10 +57,11 @@ export function createAccount(d: AccountDeps) {
         if (admins.length === 1 && admins[0] === user.id) {
           throw Conflict('You are the only administrator: make someone else an administrator before deleting your account', 'last_admin');
         }
+        // Two deletions at once: the second waits on the row, then finds it deleted, as it would a moment later.
+        if (!(await d.users.delete(user.id, tx))) throw NotFound('User', 'user_not_found');
         await d.audit.record({ action: 'user.deleted', userId: user.id, ...ctx, metadata: { reauthenticatedWith: method } }, tx);
         // Its sign-in identities go now, not with the erasure: signing in with one again makes a new account at once.
         await createOAuthRepository(tx).unlinkAll(user.id);
-        await d.users.delete(user.id, tx);
       });
       await Promise.all([d.credentialsChanged(user.id), d.users.forget(user.id)]);
     },

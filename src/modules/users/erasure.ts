@@ -94,9 +94,11 @@ export interface ErasureDeps {
  */
 export function createAccountErasure(deps: ErasureDeps) {
   return {
-    async begin(userId: string, tx: Db): Promise<void> {
-      await deps.repo.markDeleted(userId, tx);
+    /** False, and nothing done, when the account was deleted already. */
+    async begin(userId: string, tx: Db): Promise<boolean> {
+      if (!(await deps.repo.markDeleted(userId, tx))) return false;
       await deps.queue.enqueue(ERASE_QUEUE, { userId }, { ...ERASE_JOB, tx, idempotencyKey: `erase:${userId}` });
+      return true;
     },
 
     async run({ userId }: { userId: string }, ctx: Pick<JobContext, 'signal'>): Promise<{ erased: number }> {

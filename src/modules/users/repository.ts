@@ -58,12 +58,15 @@ export function createUsersRepository(db: Db) {
      * checked), its address free for a new account (what it holds instead can never be an address: it has no `@`), its
      * password cleared. Its rows are erased after (erasure.ts).
      */
-    async markDeleted(id: string, tx: Db): Promise<void> {
+    /** False when the account was deleted already (by a request that committed while this one waited on its row). */
+    async markDeleted(id: string, tx: Db): Promise<boolean> {
       const now = new Date();
-      await tx
+      const rows = await tx
         .update(users)
         .set({ deletedAt: now, disabledAt: sql`coalesce(${users.disabledAt}, ${now})`, email: `deleted:${id}`, passwordHash: null, updatedAt: now })
-        .where(eq(users.id, id));
+        .where(and(eq(users.id, id), present))
+        .returning({ id: users.id });
+      return rows.length > 0;
     },
 
     /** Whether the account is live, deleted with its row still there (its erasure under way), or gone. */

@@ -150,6 +150,15 @@ for (const backend of backends()) {
       assert.equal((await t.api('POST', '/v1/auth/register', { body: { email: u.email, password: 'a new password' } })).status, 201);
     });
 
+    test('the same account deleted by three requests at once: one 204 and one audit entry, the others 404', async () => {
+      const u = await createUser(t);
+      const res = await Promise.all([1, 2, 3].map(() => t.api('DELETE', '/v1/users/me', { token: u.accessToken, body: { password: u.password } })));
+      const statuses = res.map((r) => r.status).sort();
+      assert.deepEqual(statuses, [204, 404, 404], res.map((r) => r.text).join(' | '));
+      assert.ok(res.filter((r) => r.status === 404).every((r) => r.body.code === 'user_not_found'));
+      assert.equal((await t.services.audit.list({ limit: 5, userId: u.id, action: 'user.deleted' })).length, 1);
+    });
+
     test('the only administrator who can sign in cannot delete their account; with another one, they can', async () => {
       const only = await createUser(t, { admin: true });
       const refused = await t.api('DELETE', '/v1/users/me', { token: only.accessToken, body: { password: only.password } });
