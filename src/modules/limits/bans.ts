@@ -179,6 +179,12 @@ export function createBans(deps: BansDeps) {
       await deps.onLifted?.(lifted).catch((err: unknown) => deps.logger?.warn({ err, banId: id }, 'could not reset the counters of a lifted ban'));
       return lifted;
     },
+
+    /** Deletes the bans that ended (expired or lifted) before `cutoff`; their audit entries stay. */
+    async purgeEnded(cutoff: Date): Promise<number> {
+      const rows = await db.delete(bans).where(or(lt(bans.expiresAt, cutoff), lt(bans.liftedAt, cutoff))).returning({ id: bans.id });
+      return rows.length;
+    },
   };
 }
 

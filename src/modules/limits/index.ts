@@ -36,6 +36,7 @@ export const limitsModule = defineModule({
     }),
   }),
   routes: limitsRoutes,
+  schedules: ({ services }) => [{ name: 'limits.purge-bans', cron: '29 4 * * *', handler: async () => ({ purged: await services.limits.purgeEndedBans() }) }],
   // After the HTTP server has drained: the tokens of the last calls reach the shared counters.
   stop: ({ limits }) => limits.close(),
 });

@@ -294,6 +294,9 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
     ban: (kind: BanKind, subject: string, seconds: number, reason: string, by?: { adminId: string } & AuditContext) => bans.create({ kind, subject, seconds, reason }, by),
 
     lift: (id: string, adminId: string, ctx?: AuditContext) => bans.lift(id, adminId, ctx),
+
+    /** Bans that ended over RATE_LIMIT_BAN_HISTORY_DAYS ago leave the list (the audit log keeps each one); none with 0. */
+    purgeEndedBans: async (now = new Date()) => (settings.ban.historyDays ? bans.purgeEnded(new Date(now.getTime() - settings.ban.historyDays * 86_400_000)) : 0),
   };
 }
 

@@ -28,6 +28,8 @@ export interface LimitSettings {
     violations: number;
     windowSeconds: number;
     seconds: number;
+    /** Days a ban that ended (expired or lifted) stays listed before it is purged; 0 keeps every one. Each stays in the audit log. */
+    historyDays: number;
   };
 }
 
@@ -52,6 +54,7 @@ export const limitsEnv = {
   // A rate limiter's window is a timer in the in-process limiter.
   RATE_LIMIT_BAN_WINDOW_SECONDS: envSeconds(1, MAX_TIMER_SECONDS).default(600),
   RATE_LIMIT_BAN_SECONDS: envSeconds(1).default(900),
+  RATE_LIMIT_BAN_HISTORY_DAYS: envInt(0, 36_500).default(90),
 };
 
 const limitsEnvObject = z.object(limitsEnv);
@@ -70,6 +73,6 @@ export function limitSettings(e: LimitsEnv): LimitSettings {
         keyTpm: e.RATE_LIMIT_ADMIN_KEY_TPM,
       },
     },
-    ban: { violations: e.RATE_LIMIT_BAN_VIOLATIONS, windowSeconds: e.RATE_LIMIT_BAN_WINDOW_SECONDS, seconds: e.RATE_LIMIT_BAN_SECONDS },
+    ban: { violations: e.RATE_LIMIT_BAN_VIOLATIONS, windowSeconds: e.RATE_LIMIT_BAN_WINDOW_SECONDS, seconds: e.RATE_LIMIT_BAN_SECONDS, historyDays: e.RATE_LIMIT_BAN_HISTORY_DAYS },
   };
 }

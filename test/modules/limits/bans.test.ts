@@ -244,6 +244,26 @@ for (const backend of backends()) {
       assert.ok(doc.paths['/v1/admin/bans'].post);
       assert.ok(doc.paths['/v1/admin/bans/{id}'].delete);
     });
+
+    // Last in this app: it purges as if 90 days and a few hours had passed, which ends most bans the tests above set.
+    test('bans that ended over RATE_LIMIT_BAN_HISTORY_DAYS (90) ago are purged by limits.purge-bans; their audit entries stay', async () => {
+      const u = await createUser(t);
+      const short = await ban('ip', freshIp(), 600);
+      const lifted = await ban('ip', freshIp(), 300 * 86_400);
+      assert.equal((await asAdmin('DELETE', `/v1/admin/bans/${lifted.id}`)).status, 200);
+      const long = await ban('user', u.id, 100 * 86_400);
+      const schedules = (await asAdmin('GET', '/v1/admin/schedules')).body.data;
+      assert.equal(schedules.find((d: { name: string }) => d.name === 'limits.purge-bans')?.cron, '29 4 * * *', 'the daily purge is scheduled');
+      const later = new Date(Date.now() + 90 * 86_400_000 + 6 * 3600_000);
+      assert.ok((await t.services.limits.purgeEndedBans(later)) >= 2);
+      const listed = (await asAdmin('GET', '/v1/admin/bans?limit=100')).body.data.map((b: { id: string }) => b.id);
+      assert.ok(!listed.includes(short.id), 'expired 90 days before');
+      assert.ok(!listed.includes(lifted.id), 'lifted 90 days before, though it would have run 300 days');
+      assert.ok(listed.includes(long.id), 'still in force then');
+      assert.equal(await t.services.limits.purgeEndedBans(), 0, 'nothing ended 90 days before now');
+      const audit = await t.services.audit.list({ limit: 100, action: 'ban.created' });
+      assert.ok(audit.some((e) => (e.metadata as { banId?: string }).banId === short.id), 'the audit log keeps it');
+    });
   });
 }
 
