@@ -18,7 +18,6 @@ import {
   verifyEmailBody,
 } from './account-contracts.ts';
 import { sessionTokens } from './contracts.ts';
-import { completeMfaSignIn } from './mfa.ts';
 import { sessionResponse } from './session-response.ts';
 
 const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 409: problemSchema, 429: problemSchema };
@@ -138,7 +137,9 @@ export function accountRoutes(app: App, { config, services, guards }: RouteConte
       security: [],
       tags: ['mfa'],
       summary: 'Finish signing in with a code or a backup code',
-      description: 'Takes the mfaToken of a sign-in response that said mfaRequired.',
+      description:
+        'Takes the mfaToken of a sign-in response that said mfaRequired. It opens one session: used again, or after its fifth wrong code, ' +
+        'it is 401 invalid_mfa_token, as when expired, and the user signs in again.',
       body: mfaVerifyBody,
       response: { 200: sessionTokens, ...problems },
     },
@@ -146,7 +147,7 @@ export function accountRoutes(app: App, { config, services, guards }: RouteConte
     handler: async (request, reply) => {
       const { mfaToken, code, backupCode, cookie } = request.body;
       const proof = code !== undefined ? { code } : { backupCode: backupCode! };
-      const tokens = await completeMfaSignIn(services, { mfaToken, proof }, requestContext(request));
+      const tokens = await services.auth.completeMfaSignIn({ mfaToken, proof }, requestContext(request));
       return sessionResponse(reply, tokens, cookie ?? false, config);
     },
   });

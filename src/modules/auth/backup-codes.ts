@@ -19,8 +19,8 @@ export const backupCodes = {
     );
   },
 
-  /** Case, spaces and dashes do not matter when a code is typed back. */
-  normalize: (code: string) => code.toLowerCase().replace(/[\s-]/g, ''),
+  /** Case, spaces and dashes (an en dash an editor made of one too) do not matter when a code is typed back, nor full-width letters. */
+  normalize: (code: string) => code.normalize('NFKC').toLowerCase().replace(/[\s\p{Pd}]/gu, ''),
 
   hash: (userId: string, code: string) => sha256Hex(`${userId}:${backupCodes.normalize(code)}`),
 };

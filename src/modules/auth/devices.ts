@@ -35,6 +35,12 @@ export interface SeenDevice {
 /** The devices each user has signed in from. */
 export function createKnownDevices(db: Db) {
   return {
+    /** Forgets every device of the user, within `tx`; returns how many there were. */
+    async forgetAll(userId: string, tx: Db = db): Promise<number> {
+      const rows = await tx.delete(knownDevices).where(eq(knownDevices.userId, userId)).returning({ fingerprint: knownDevices.fingerprint });
+      return rows.length;
+    },
+
     /** Records a sign-in from this device (first seen, or seen again) and says whether it is new to the user. */
     async seen(userId: string, device: { userAgent?: string; ip?: string }, tx: Db = db): Promise<SeenDevice> {
       const fingerprint = deviceFingerprint(device.userAgent);

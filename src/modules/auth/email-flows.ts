@@ -8,6 +8,8 @@ import type { Audit, AuditContext } from '../audit/index.ts';
 import type { UserRow } from '../users/index.ts';
 import { normalizeEmail, type UsersService } from '../users/index.ts';
 import { emails } from './emails.ts';
+import type { KnownDevices } from './devices.ts';
+import type { Mfa } from './mfa.ts';
 import { createOAuthRepository } from './oauth/repository.ts';
 import type { OneTimeTokens } from './one-time-tokens.ts';
 import type { PasswordGuard } from './password-guard.ts';
@@ -35,6 +37,10 @@ export interface EmailFlowsDeps {
   passwordGuard: PasswordGuard;
   /** A reset that first proves the address deletes the keys made before it (see resetPassword). */
   apiKeys: Pick<ApiKeys, 'deleteAllOf' | 'forgetUser'>;
+  /** …and the second factors (TOTP, backup codes) enrolled before it… */
+  mfa: Pick<Mfa, 'removeAll'>;
+  /** …and the devices signed in from before it, so a sign-in from one of them is news again. */
+  devices: Pick<KnownDevices, 'forgetAll'>;
 }
 
 const invalidToken = () => ValidationError('This link is invalid, has expired or was already used', 'invalid_token');
@@ -126,18 +132,25 @@ export function createEmailFlows(d: EmailFlowsDeps) {
         // The link came to the inbox, which proves the address as well as a verification link would.
         // What was made before anyone proved it goes: whoever signed up with someone else's address (with a
         // password, or through an OAuth provider that did not vouch for it) must not keep a way in once the
-        // inbox's owner takes the account: not a linked identity, nor an API key (sessions all end below).
+        // inbox's owner takes the account: not a linked identity, nor an API key, nor a second factor that
+        // would lock the owner out (sessions all end below); nor a device whose sign-ins would go unannounced.
         let unlinked: string[] = [];
+        let factorsRemoved: string[] = [];
+        let devicesForgotten = 0;
         if (!user.emailVerifiedAt) {
           await d.users.markEmailVerified(user.id, tx);
           unlinked = await createOAuthRepository(tx).unlinkAll(user.id);
           keysDeleted = await d.apiKeys.deleteAllOf(user.id, tx);
+          factorsRemoved = await d.mfa.removeAll(user.id, tx);
+          devicesForgotten = await d.devices.forgetAll(user.id, tx);
         }
         const count = await d.sessions.revokeAll(user.id, 'password_reset', undefined, tx);
         const metadata = {
           sessionsRevoked: count,
           ...(unlinked.length ? { unlinkedProviders: unlinked } : {}),
           ...(keysDeleted.length ? { apiKeysDeleted: keysDeleted } : {}),
+          ...(factorsRemoved.length ? { mfaFactorsRemoved: factorsRemoved } : {}),
+          ...(devicesForgotten ? { knownDevicesForgotten: devicesForgotten } : {}),
         };
         await d.audit.record({ action: 'password.reset', userId: user.id, ...ctx, metadata }, tx);
       });

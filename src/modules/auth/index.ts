@@ -6,6 +6,7 @@ import { createKnownDevices } from './devices.ts';
 import { createEmailFlows, type EmailFlows } from './email-flows.ts';
 import { purgeExpiredAuthRows } from './maintenance.ts';
 import { createMfa, type Mfa } from './mfa.ts';
+import { createMfaChallenges, MFA_CHALLENGE_TRIES, MFA_TOKEN_TTL_SECONDS } from './mfa-challenges.ts';
 import { sendNewDeviceNotice, signInCategory, type NewDeviceSignIn } from './new-device.ts';
 import { createOAuthProviders } from './oauth/providers.ts';
 import { oauthRoutes } from './oauth/routes.ts';
@@ -102,11 +103,13 @@ export const authModule = defineModule({
       attempts: deps.limiters.create({ name: 'mfa:user', points: settings.rateLimit.perAccount, durationSeconds: settings.rateLimit.windowSeconds }),
       passwordGuard,
     });
+    const tokens = createOneTimeTokens(db);
+    const devices = createKnownDevices(db);
     const emailFlows = createEmailFlows({
       db,
       users,
       sessions,
-      tokens: createOneTimeTokens(db),
+      tokens,
       mailer: deps.mailer,
       audit,
       logger: deps.logger,
@@ -116,19 +119,29 @@ export const authModule = defineModule({
       resendIntervalSeconds: 60,
       passwordGuard,
       apiKeys,
+      mfa,
+      devices,
+    });
+    const challenges = createMfaChallenges({
+      keys,
+      tokens,
+      users,
+      issuer: settings.issuer,
+      tries: deps.limiters.create({ name: 'mfa:challenge', points: MFA_CHALLENGE_TRIES, durationSeconds: MFA_TOKEN_TTL_SECONDS }),
     });
     const auth = createAuthService({
       users,
       sessions,
       keys,
       mfa,
+      challenges,
       audit,
       issuer: settings.issuer,
       accessTtl: settings.accessTtl,
       requireEmailVerification: settings.requireEmailVerification,
       passwordGuard,
       onRegistered: emailFlows.onRegistered,
-      devices: createKnownDevices(db),
+      devices,
       announce: deps.announce,
     });
     const oauth = createOAuthService({

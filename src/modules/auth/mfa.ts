@@ -1,5 +1,4 @@
 import { and, count, eq, isNotNull, isNull, lt, or } from 'drizzle-orm';
-import { decodeJwt } from 'jose';
 import { Conflict, Forbidden, RateLimited, ValidationError } from '../../errors.ts';
 import type { Cipher } from '../../platform/crypto/cipher.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
@@ -9,8 +8,6 @@ import type { UsersService } from '../users/index.ts';
 import { backupCodes as codes } from './backup-codes.ts';
 import type { PasswordGuard } from './password-guard.ts';
 import { backupCodes, totpFactors } from './schema.ts';
-import type { AuthService, TokenPair } from './service.ts';
-import type { DeviceInfo } from './sessions.ts';
 import { totp } from './totp.ts';
 
 export interface MfaDeps {
@@ -85,8 +82,8 @@ export function createMfa(d: MfaDeps) {
     return claimed.length ? step : undefined;
   }
 
-  async function useBackupCode(userId: string, code: string): Promise<true | undefined> {
-    const used = await db
+  async function useBackupCode(userId: string, code: string, tx: Db = db): Promise<true | undefined> {
+    const used = await tx
       .update(backupCodes)
       .set({ usedAt: new Date() })
       .where(and(eq(backupCodes.userId, userId), eq(backupCodes.codeHash, codes.hash(userId, code)), isNull(backupCodes.usedAt)))
@@ -175,6 +172,16 @@ export function createMfa(d: MfaDeps) {
       });
     },
 
+    /**
+     * Deletes every second factor of the user (TOTP, enabled or pending, and backup codes), within `tx`, without
+     * any proof: for a caller that has its own (a reset that first proves the address). Returns what was there.
+     */
+    async removeAll(userId: string, tx: Db = db): Promise<Array<'totp' | 'backup_codes'>> {
+      const totpRows = await tx.delete(totpFactors).where(eq(totpFactors.userId, userId)).returning({ userId: totpFactors.userId });
+      const codeRows = await tx.delete(backupCodes).where(eq(backupCodes.userId, userId)).returning({ id: backupCodes.id });
+      return [...(totpRows.length ? (['totp'] as const) : []), ...(codeRows.length ? (['backup_codes'] as const) : [])];
+    },
+
     /** New backup codes for a current code; the old ones stop working. */
     async regenerateBackupCodes(userId: string, code: string, ctx: AuditContext): Promise<{ backupCodes: string[] }> {
       if (!(await isEnabled(userId))) throw notEnabled();
@@ -186,35 +193,24 @@ export function createMfa(d: MfaDeps) {
       });
     },
 
-    /** Checks the second factor of a sign-in; returns what was used, for the session's method. */
-    async verifySignIn(userId: string, proof: MfaProof, ctx: AuditContext): Promise<'totp' | 'backup_code'> {
+    /**
+     * Checks the second factor of a sign-in; returns what was used, for the session's method. The code is claimed
+     * and the challenge spent (`spendChallenge`) in one transaction: a challenge opens one session, and a right code
+     * sent with a challenge spent meanwhile is not used up.
+     */
+    async verifySignIn(userId: string, proof: MfaProof, ctx: AuditContext, spendChallenge: (tx: Db) => Promise<void>): Promise<'totp' | 'backup_code'> {
       if (!(await isEnabled(userId))) throw Conflict('Two-factor authentication is no longer enabled; sign in again', 'mfa_not_enabled');
-      if ('code' in proof) {
-        await attempt(userId, 'sign_in', 'totp', ctx, () => claimTotp(userId, proof.code, { enabled: true }));
-        return 'totp';
-      }
-      await attempt(userId, 'sign_in', 'backup_code', ctx, () => useBackupCode(userId, proof.backupCode));
-      return 'backup_code';
+      const method = 'code' in proof ? 'totp' : 'backup_code';
+      return attempt(userId, 'sign_in', method, ctx, () =>
+        inTransaction(db, async (tx) => {
+          const claimed = 'code' in proof ? await claimTotp(userId, proof.code, { enabled: true }, tx) : await useBackupCode(userId, proof.backupCode, tx);
+          if (claimed === undefined) return undefined;
+          await spendChallenge(tx);
+          return method;
+        }),
+      );
     },
   };
 }
 
 export type Mfa = ReturnType<typeof createMfa>;
-
-/**
- * The second step of a sign-in: the factor is checked for the user the
- * challenge was issued to, then the session opens. Its method names both
- * steps, e.g. `password+totp` or `oauth:github+backup_code`.
- */
-export async function completeMfaSignIn(
-  d: { auth: AuthService; mfa: Mfa },
-  input: { mfaToken: string; proof: MfaProof },
-  ctx: DeviceInfo & AuditContext,
-): Promise<TokenPair> {
-  const user = await d.auth.userForMfaToken(input.mfaToken);
-  const factor = await d.mfa.verifySignIn(user.id, input.proof, ctx);
-  // The token's signature was checked just above; this only reads how the first step was done.
-  const first = decodeJwt(input.mfaToken).method;
-  const method = typeof first === 'string' && /^[\w:.-]{1,64}$/.test(first) ? first : 'password';
-  return d.auth.signIn(user, `${method}+${factor}`, ctx);
-}

@@ -3,7 +3,8 @@ import { randomToken, sha256Hex } from '../../platform/crypto/cipher.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import { oneTimeTokens } from './schema.ts';
 
-export type TokenPurpose = 'email_verification' | 'password_reset';
+/** `mfa_challenge`: the second step of a sign-in (mfa-challenges.ts), a signed token made there and recorded here. */
+export type TokenPurpose = 'email_verification' | 'password_reset' | 'mfa_challenge';
 
 const live = (token: string, purpose: TokenPurpose) =>
   and(
@@ -14,9 +15,9 @@ const live = (token: string, purpose: TokenPurpose) =>
   );
 
 /**
- * Single-use tokens sent by email. Only their SHA-256 is stored; a token is
- * used with a conditional UPDATE … RETURNING, so of two concurrent uses only
- * one gets the row back.
+ * Single-use tokens: sent by email, or handed out as a sign-in's MFA challenge.
+ * Only their SHA-256 is stored; a token is used with a conditional UPDATE …
+ * RETURNING, so of two concurrent uses only one gets the row back.
  */
 export function createOneTimeTokens(db: Db) {
   /** Marks every unused token of this purpose as used, so none of them works any more. */
@@ -27,15 +28,21 @@ export function createOneTimeTokens(db: Db) {
       .where(and(eq(oneTimeTokens.userId, userId), eq(oneTimeTokens.purpose, purpose), isNull(oneTimeTokens.usedAt)));
   }
 
+  /** Stores a token as live for `ttlSeconds`, beside the user's others. */
+  async function record(userId: string, purpose: TokenPurpose, token: string, ttlSeconds: number, tx: Db = db): Promise<void> {
+    await tx.insert(oneTimeTokens).values({ userId, purpose, tokenHash: sha256Hex(token), expiresAt: new Date(Date.now() + ttlSeconds * 1000) });
+  }
+
   return {
     voidAll,
+    record,
 
     /** A new token for the user; older unused ones of the same purpose stop working. Returns the plaintext. */
     async issue(userId: string, purpose: TokenPurpose, ttlSeconds: number): Promise<string> {
       const token = randomToken(32);
       await inTransaction(db, async (tx) => {
         await voidAll(userId, purpose, tx);
-        await tx.insert(oneTimeTokens).values({ userId, purpose, tokenHash: sha256Hex(token), expiresAt: new Date(Date.now() + ttlSeconds * 1000) });
+        await record(userId, purpose, token, ttlSeconds, tx);
       });
       return token;
     },

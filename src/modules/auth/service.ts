@@ -1,19 +1,16 @@
 import { Forbidden, Unauthorized } from '../../errors.ts';
-import { sha256Hex } from '../../platform/crypto/cipher.ts';
 import type { Announce } from '../../platform/bus/bus.ts';
 import type { Audit, AuditContext } from '../audit/index.ts';
 import { normalizeEmail, toPublicUser, type UsersService } from '../users/index.ts';
 import type { UserRow } from '../users/index.ts';
 import { ACCESS_AUDIENCE } from './authenticator.ts';
-import type { Mfa } from './mfa.ts';
+import type { Mfa, MfaProof } from './mfa.ts';
+import type { MfaChallenges } from './mfa-challenges.ts';
 import type { PasswordGuard } from './password-guard.ts';
 import { passwords } from './passwords.ts';
 import type { KnownDevices } from './devices.ts';
 import type { DeviceInfo, Sessions } from './sessions.ts';
 import type { SigningKeys } from './signing-keys.ts';
-
-export const MFA_AUDIENCE = 'parley:mfa';
-const MFA_TOKEN_TTL_SECONDS = 300;
 
 export interface TokenPair {
   tokenType: 'Bearer';
@@ -31,6 +28,8 @@ export interface AuthServiceDeps {
   sessions: Sessions;
   keys: SigningKeys;
   mfa: Mfa;
+  /** The second step of a sign-in when two-factor is on. */
+  challenges: MfaChallenges;
   audit: Audit;
   issuer: string;
   accessTtl: number;
@@ -45,9 +44,6 @@ export interface AuthServiceDeps {
 }
 
 type Context = DeviceInfo & AuditContext;
-
-/** Which password the first step of a sign-in saw, for its MFA challenge: a short digest of the hash, which the token shows to its holder. */
-const passwordTag = (user: UserRow) => sha256Hex(user.passwordHash ?? '').slice(0, 16);
 
 /** Password sign-up and sign-in, token issue and refresh, sign-out. */
 export function createAuthService(d: AuthServiceDeps) {
@@ -113,26 +109,23 @@ export function createAuthService(d: AuthServiceDeps) {
      */
     async signInOrChallenge(user: UserRow, method: string, ctx: Context): Promise<LoginResult> {
       if (user.disabledAt) throw Forbidden('This account is disabled', 'account_disabled');
-      if (await d.mfa.isEnabled(user.id)) {
-        const mfaToken = await d.keys.sign({ purpose: 'mfa', method, pwd: passwordTag(user) }, { subject: user.id, audience: MFA_AUDIENCE, issuer: d.issuer, ttlSeconds: MFA_TOKEN_TTL_SECONDS });
-        return { mfaRequired: true, mfaToken, expiresIn: MFA_TOKEN_TTL_SECONDS };
-      }
+      if (await d.mfa.isEnabled(user.id)) return { mfaRequired: true, ...(await d.challenges.issue(user, method)) };
       return { mfaRequired: false, ...(await service.signIn(user, method, ctx)) };
     },
 
-    /** The user an MFA challenge token was issued to; throws 401 if it is bad or expired. */
+    /** The user an MFA challenge token was issued to; throws 401 if it is bad, expired or already used. */
     async userForMfaToken(mfaToken: string): Promise<UserRow> {
-      let claims: { sub?: string; pwd?: unknown };
-      try {
-        claims = await d.keys.verify(mfaToken, { audience: MFA_AUDIENCE, issuer: d.issuer });
-      } catch {
-        throw Unauthorized('The sign-in challenge is invalid or has expired; sign in again', 'invalid_mfa_token');
-      }
-      const user = claims.sub ? await d.users.byId(claims.sub) : undefined;
-      // A challenge passed with a password that has since been changed or reset opens nothing.
-      if (!user || claims.pwd !== passwordTag(user)) throw Unauthorized('The sign-in challenge is invalid or has expired; sign in again', 'invalid_mfa_token');
-      if (user.disabledAt) throw Forbidden('This account is disabled', 'account_disabled');
-      return user;
+      return (await d.challenges.open(mfaToken)).user;
+    },
+
+    /**
+     * The second step of a sign-in: the factor is checked for the user the challenge was issued to, the challenge
+     * is spent with it, then the session opens. Its method names both steps, e.g. `password+totp` or
+     * `oauth:github+backup_code`.
+     */
+    async completeMfaSignIn(input: { mfaToken: string; proof: MfaProof }, ctx: Context): Promise<TokenPair> {
+      const challenge = await d.challenges.redeem(input.mfaToken, ({ user, spend }) => d.mfa.verifySignIn(user.id, input.proof, ctx, spend));
+      return service.signIn(challenge.user, `${challenge.method}+${challenge.result}`, ctx);
     },
 
     async refresh(refreshToken: string, ctx: Context): Promise<TokenPair> {

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { and, eq } from 'drizzle-orm';
 import { auditLog } from '../../../src/modules/audit/schema.ts';
-import { oneTimeTokens } from '../../../src/modules/auth/schema.ts';
+import { backupCodes, knownDevices, oneTimeTokens, totpFactors } from '../../../src/modules/auth/schema.ts';
+import { totp } from '../../../src/modules/auth/totp.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { createUser, uniqueEmail } from '../../support/factories.ts';
 import { mailsTo, tokenIn, waitForMails } from '../../support/mail.ts';
@@ -221,6 +222,57 @@ for (const backend of backends()) {
       await forgot(verified.email);
       assert.equal((await t.api('POST', '/v1/auth/password/reset', { body: { token: await resetToken(verified.email), password: 'forgot it again' } })).status, 204);
       assert.equal((await useKey(kept.key)).status, 200);
+    });
+
+    test('a reset that first proves the address removes the second factors and devices enrolled before it; a verified account keeps them', async () => {
+      /** Turns two-factor on for the holder of this session; returns a code for a later step. */
+      async function enableMfa(accessToken: string) {
+        const { secret } = (await t.api('POST', '/v1/auth/mfa/totp/enroll', { token: accessToken })).body;
+        const now = Math.floor(Date.now() / 1000);
+        const res = await t.api('POST', '/v1/auth/mfa/totp/activate', { token: accessToken, body: { code: await totp.codeAt(secret, now) } });
+        assert.equal(res.status, 200, res.text);
+        return { later: await totp.codeAt(secret, now + 30) };
+      }
+      const rows = async (userId: string) => ({
+        totp: (await t.deps.db.select().from(totpFactors).where(eq(totpFactors.userId, userId))).length,
+        backupCodes: (await t.deps.db.select().from(backupCodes).where(eq(backupCodes.userId, userId))).length,
+      });
+      const resetTo = async (email: string, password: string) => {
+        await forgot(email);
+        const res = await t.api('POST', '/v1/auth/password/reset', { body: { token: await resetToken(email), password } });
+        assert.equal(res.status, 204, res.text);
+      };
+
+      // Someone signs up with another person's address, never proves it, and turns two-factor on with their own phone.
+      const squatter = await createUser(t);
+      await enableMfa(squatter.accessToken);
+      const squatterDevice = { 'user-agent': 'SquatterPhone/1.0' };
+      assert.equal((await t.api('POST', '/v1/auth/login', { body: { email: squatter.email, password: squatter.password }, headers: squatterDevice })).body.mfaRequired, true);
+      assert.ok((await t.deps.db.select().from(knownDevices).where(eq(knownDevices.userId, squatter.id))).length > 0);
+      // The inbox's owner takes the account back through a reset link, and signs in with the password alone.
+      await resetTo(squatter.email, 'the real owner now');
+      const owner = await t.api('POST', '/v1/auth/login', { body: { email: squatter.email, password: 'the real owner now' } });
+      assert.equal(owner.status, 200, owner.text);
+      assert.equal(owner.body.mfaRequired, undefined, 'no second factor left to ask for');
+      assert.ok(owner.body.accessToken);
+      assert.deepEqual((await t.api('GET', '/v1/auth/mfa', { token: owner.body.accessToken })).body, { totpEnabled: false, backupCodesRemaining: 0 });
+      assert.deepEqual(await rows(squatter.id), { totp: 0, backupCodes: 0 });
+      const [audit] = await actions(squatter.id, 'password.reset');
+      assert.deepEqual(audit!.metadata.mfaFactorsRemoved, ['totp', 'backup_codes']);
+      assert.ok(Number(audit!.metadata.knownDevicesForgotten) >= 1);
+      const devices = await t.deps.db.select().from(knownDevices).where(eq(knownDevices.userId, squatter.id));
+      assert.ok(!devices.some((row) => row.description.startsWith('SquatterPhone')), "the squatter's device is forgotten");
+
+      // An owner who had proved the address resets a forgotten password: two-factor stays on.
+      const verified = await createUser(t);
+      await t.api('POST', '/v1/auth/verify-email', { body: { token: tokenIn((await waitForMails(t, verified.email, VERIFY))[0]!.text, '/verify-email') } });
+      const { later } = await enableMfa(verified.accessToken);
+      await resetTo(verified.email, 'forgot it again');
+      const challenged = await t.api('POST', '/v1/auth/login', { body: { email: verified.email, password: 'forgot it again' } });
+      assert.equal(challenged.body.mfaRequired, true);
+      assert.deepEqual(await rows(verified.id), { totp: 1, backupCodes: 10 });
+      assert.equal((await t.api('POST', '/v1/auth/mfa/verify', { body: { mfaToken: challenged.body.mfaToken, code: later } })).status, 200);
+      assert.equal((await actions(verified.id, 'password.reset'))[0]!.metadata.mfaFactorsRemoved, undefined);
     });
 
     test('password change: needs the current password, keeps this session, ends the others', async () => {

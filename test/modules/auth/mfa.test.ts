@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { and, eq } from 'drizzle-orm';
 import { auditLog } from '../../../src/modules/audit/schema.ts';
-import { MFA_AUDIENCE } from '../../../src/modules/auth/service.ts';
+import { MFA_AUDIENCE } from '../../../src/modules/auth/mfa-challenges.ts';
 import { backupCodes, totpFactors } from '../../../src/modules/auth/schema.ts';
 import { totp } from '../../../src/modules/auth/totp.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
@@ -187,6 +187,64 @@ for (const backend of backends()) {
       assert.equal((await verify({ mfaToken, code })).status, 200, 'the code was not spent by the refused attempts');
     });
 
+    test('a challenge opens one session: sent again, even with another right code, it is refused as an expired one is', async () => {
+      const u = await createUser(t);
+      const { app, backupCodes: codes } = await enable(u);
+      const { mfaToken } = (await login(u)).body;
+      assert.equal((await verify({ mfaToken, code: await app.next() })).status, 200);
+      for (const proof of [{ backupCode: codes[0] }, { backupCode: codes[1], cookie: true }]) {
+        const again = await verify({ mfaToken, ...proof });
+        assert.equal(again.status, 401, again.text);
+        assert.equal(again.body.code, 'invalid_mfa_token');
+      }
+      assert.equal((await status(u)).backupCodesRemaining, 10, 'the refused attempts spent no backup code');
+      assert.equal((await verify({ mfaToken: (await login(u)).body.mfaToken, backupCode: codes[0] })).status, 200, 'a new sign-in works');
+    });
+
+    test('a challenge takes five wrong codes; after the fifth it is spent, and the right code finds it so', async () => {
+      const u = await createUser(t);
+      const { app, backupCodes: codes } = await enable(u);
+      const within = (await login(u)).body.mfaToken;
+      for (let i = 0; i < 4; i++) assert.equal((await verify({ mfaToken: within, code: await app.wrong() })).body.code, 'invalid_mfa_code');
+      assert.equal((await verify({ mfaToken: within, backupCode: codes[0] })).status, 200, 'four wrong codes, then the right one');
+
+      const { mfaToken } = (await login(u)).body;
+      for (let i = 0; i < 5; i++) {
+        const wrong = await verify({ mfaToken, ...(i % 2 ? { code: await app.wrong() } : { backupCode: 'aaaa-bbbb-cccc' }) });
+        assert.equal(wrong.status, 400);
+        assert.equal(wrong.body.code, 'invalid_mfa_code');
+      }
+      const late = await verify({ mfaToken, backupCode: codes[1] });
+      assert.equal(late.status, 401, late.text);
+      assert.equal(late.body.code, 'invalid_mfa_token');
+      assert.equal((await status(u)).backupCodesRemaining, 9, 'the right code was not spent');
+      assert.equal((await verify({ mfaToken: (await login(u)).body.mfaToken, backupCode: codes[1] })).status, 200, 'signing in again works');
+    });
+
+    test('two right codes sent at once with one challenge open one session; the other code stays unused', async () => {
+      const u = await createUser(t);
+      const { backupCodes: codes } = await enable(u);
+      const { mfaToken } = (await login(u)).body;
+      const results = await Promise.all([codes[0], codes[1]].map((backupCode) => verify({ mfaToken, backupCode })));
+      assert.deepEqual(results.map((r) => r.status).sort(), [200, 401], results.map((r) => r.text).join('\n'));
+      assert.equal(results.find((r) => r.status === 401)!.body.code, 'invalid_mfa_token');
+      assert.equal((await status(u)).backupCodesRemaining, 9);
+    });
+
+    test('a code typed in another script\'s digits or with odd spaces is the same code; so is a backup code in full-width letters or with en dashes', async () => {
+      const u = await createUser(t);
+      const { app, backupCodes: codes } = await enable(u);
+      const code = await app.next();
+      const inScript = (zero: number) => [...code].map((c) => String.fromCodePoint(zero + Number(c))).join('');
+      const arabic = await verify({ mfaToken: (await login(u)).body.mfaToken, code: `${inScript(0x0660).slice(0, 3)}\u00a0${inScript(0x0660).slice(3)}` });
+      assert.equal(arabic.status, 200, arabic.text);
+      const fullWidth = await verify({ mfaToken: (await login(u)).body.mfaToken, code: inScript(0xff10) });
+      assert.equal(fullWidth.body.code, 'invalid_mfa_code', 'still used once, whatever its digits');
+      const wide = [...codes[0]!].map((c) => (c === '-' ? '\u2013' : String.fromCodePoint(c.toUpperCase().codePointAt(0)! + 0xfee0))).join('');
+      assert.equal((await verify({ mfaToken: (await login(u)).body.mfaToken, backupCode: wide })).status, 200);
+      assert.equal((await verify({ mfaToken: (await login(u)).body.mfaToken, code: '１２３４５' })).body.code, 'invalid_mfa_code', 'five digits are not a code');
+    });
+
     test('cookie mode: the session goes into httpOnly cookies', async () => {
       const u = await createUser(t);
       const { app } = await enable(u);
@@ -242,6 +300,40 @@ for (const backend of backends()) {
       }
     });
   });
+
+  if (backend === 'postgres') {
+    describe('two-factor across instances [postgres]', () => {
+      let a: TestApp;
+      let b: TestApp;
+      before(async () => {
+        a = await startApp({ backend });
+        b = await startApp({ sharedWith: a });
+      });
+      after(async () => {
+        await b.close();
+        await a.close();
+      });
+
+      test('a challenge used on one instance is spent on the other, and its wrong codes count on both', async () => {
+        const u = await createUser(a);
+        const { secret } = (await a.api('POST', '/v1/auth/mfa/totp/enroll', { token: u.accessToken })).body;
+        const app = authenticator(secret);
+        const { backupCodes: codes } = (await a.api('POST', '/v1/auth/mfa/totp/activate', { token: u.accessToken, body: { code: await app.now() } })).body;
+        const login = () => a.api('POST', '/v1/auth/login', { body: { email: u.email, password: u.password } });
+        const verify = (on: TestApp, body: object) => on.api('POST', '/v1/auth/mfa/verify', { body });
+
+        const { mfaToken } = (await login()).body;
+        assert.equal((await verify(a, { mfaToken, code: await app.next() })).status, 200);
+        const replay = await verify(b, { mfaToken, backupCode: codes[0] });
+        assert.equal(replay.status, 401);
+        assert.equal(replay.body.code, 'invalid_mfa_token');
+
+        const second = (await login()).body.mfaToken;
+        for (const on of [a, b, a, b, a]) assert.equal((await verify(on, { mfaToken: second, code: await app.wrong() })).body.code, 'invalid_mfa_code');
+        assert.equal((await verify(b, { mfaToken: second, backupCode: codes[0] })).body.code, 'invalid_mfa_token');
+      });
+    });
+  }
 
   describe(`two-factor attempt limits [${backend}]`, () => {
     let t: TestApp;
