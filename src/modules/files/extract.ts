@@ -85,10 +85,11 @@ async function readUpTo(body: Readable, limit: number): Promise<{ bytes: Buffer;
 /**
  * What a model can take of a file: the text of text files and PDFs (PDF text
  * extracted once with unpdf, then kept beside the original as `text.txt`,
- * which goes with the file when it is deleted), and the bytes of small files
- * (images sent inline).
+ * which goes with the file when it is deleted, or at once when the file was
+ * deleted while it was being read: `exists` says), and the bytes of small
+ * files (images sent inline).
  */
-export function createExtraction(d: { storage: Storage }) {
+export function createExtraction(d: { storage: Storage; exists: (fileId: string) => Promise<boolean> }) {
   const textKey = (f: Pick<FileRow, 'userId' | 'id'>) => `files/${f.userId}/${f.id}/text.txt`;
 
   async function original(file: FileRow): Promise<Readable> {
@@ -111,6 +112,8 @@ export function createExtraction(d: { storage: Storage }) {
     }
     text = text.replaceAll('\0', '').slice(0, MAX_TEXT_CHARS);
     await d.storage.put(textKey(file), Readable.from([Buffer.from(text, 'utf8')]), { contentType: 'text/plain; charset=utf-8' });
+    // Deleted while its text was read: the purge may be over, so remove what was just written (the text read is still the caller's).
+    if (!(await d.exists(file.id))) await d.storage.delete(textKey(file));
     return text;
   }
 

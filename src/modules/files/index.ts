@@ -60,7 +60,7 @@ export const filesModule = defineModule({
   uses: ['conversations', 'notifications'],
   provides: ['files', 'resumableUploads', 'images'],
   services: ({ deps, config, services }) => {
-    const images = createImages({ storage: deps.storage, maxPixels: config.files.maxImagePixels });
+    const images = createImages({ storage: deps.storage, maxPixels: config.files.maxImagePixels, maxVariants: config.files.maxVariants });
     const files = createFiles({ db: deps.db, announce: deps.announce, signer: deps.signer('files.url'), storage: deps.storage, settings: config.files, projects: services.projects, users: services.users, jobs: services.jobs, images, logger: deps.logger });
     const resumableUploads = createResumableUploads({ storage: deps.storage, redis: deps.redis, redisPrefix: config.redisPrefix, broadcast: deps.broadcast, settings: config.files, logger: deps.logger });
     return { files, images, resumableUploads };

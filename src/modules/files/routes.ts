@@ -103,6 +103,15 @@ function discardRest(request: FastifyRequest, limit: number): void {
   raw.resume();
 }
 
+/** Aborts when the client goes away before its response is complete (work it waits for need not be done). */
+function clientGone(reply: FastifyReply): AbortSignal {
+  const gone = new AbortController();
+  const res = reply.raw;
+  if (res.destroyed) gone.abort();
+  else res.once('close', () => res.writableFinished || gone.abort());
+  return gone.signal;
+}
+
 const uuid = z.uuid();
 
 /** An id field of the form (`projectId`, `conversationId`): absent, or a UUID (400 `validation_failed` otherwise). */
@@ -270,10 +279,11 @@ export async function filesRoutes(app: App, { services, guards, config }: RouteC
         'Supports `Range` (one range; 206), `If-None-Match` with the `ETag` (304), and names the file in `Content-Disposition`. Served with `nosniff` and a sandboxing CSP. ' +
         'With `FILES_DOWNLOAD_REDIRECT` on S3, a 302 to a presigned URL of the store (valid 5 minutes) instead of the bytes. ' +
         `Images (png, jpeg, gif, webp, avif) take \`width\`, \`height\` (1 to ${MAX_TRANSFORM_PX}), \`fit\` and \`format\`: the variant is made once, kept beside the original and served ` +
-        'with its own ETag (no ranges); 415 `not_an_image` for other files, 422 `image_too_large` or `image_unreadable` for an image that cannot be decoded.',
+        `with its own ETag (no ranges; past ${config.files.maxVariants} variants of a file, a new one is made for each request and not kept); 415 \`not_an_image\` for other files, ` +
+        '422 `image_too_large` or `image_unreadable` for an image that cannot be decoded, 503 `images_busy` (with Retry-After) when too many images wait to be made.',
       params: fileParams,
       querystring: contentQuery,
-      response: { 415: problemSchema, 416: problemSchema, 422: problemSchema, ...problems },
+      response: { 415: problemSchema, 416: problemSchema, 422: problemSchema, 503: problemSchema, ...problems },
     },
     // A signed link stands in for credentials; without one, the usual check.
     onRequest: async (request, reply) => {
@@ -282,12 +292,12 @@ export async function filesRoutes(app: App, { services, guards, config }: RouteC
     handler: async (request, reply: FastifyReply) => {
       const { expires, signature, ...query } = request.query;
       const transform = transformOf(query);
-      const file = signature ? await files.bySignature(request.params.id, expires ?? 0, signature, transform) : await files.get(me(request), request.params.id);
+      const file = signature ? await files.bySignature(request.params.id, expires, signature, transform) : await files.get(me(request), request.params.id);
       if (transform) {
         const tag = files.variantTag(file, transform);
         reply.headers({ etag: tag, 'cache-control': 'private, max-age=0, must-revalidate', ...SAFETY });
         if (matches(request.headers['if-none-match'], tag)) return reply.status(304).send();
-        const variant = await files.variant(file, transform);
+        const variant = await files.variant(file, transform, clientGone(reply));
         reply.type(variant.mimeType).headers({ 'content-length': variant.size, 'content-disposition': variantDisposition(file, variant.name) });
         return reply.send(variant.body);
       }

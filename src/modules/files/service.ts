@@ -12,7 +12,7 @@ import type { Projects } from '../projects/index.ts';
 import type { Jobs } from '../jobs/index.ts';
 import type { UsersService } from '../users/index.ts';
 import { createExtraction } from './extract.ts';
-import { canonicalTransform, declaredSize, IMAGE_TYPES, imageTooLarge, outputFormat, thumbnailKey, variantName, type ImageTransform, type Images } from './images.ts';
+import { canonicalTransform, declaredSize, IMAGE_TYPES, imageTooLarge, outputFormat, thumbnailKey, variantName, variantsFolder, type ImageTransform, type Images } from './images.ts';
 import { PURGE_QUEUE, purgeJobOptions, THUMBNAIL_QUEUE, thumbnailJobOptions } from './jobs.ts';
 import { createFilesRepository, type FileFilter } from './repository.ts';
 import type { FileRow } from './schema.ts';
@@ -85,6 +85,7 @@ function peek(stream: Readable, bytes: number): Promise<{ head: Buffer; body: Re
 const incomplete = (err: Error) => ValidationError(`The file could not be read to its end: ${err.message}`, 'upload_incomplete');
 const refusedType = (detected: string, detail: string) => new AppError(415, 'unsupported_file_type', 'Unsupported media type', detail, { extra: { detectedType: detected } });
 
+const badSignature = () => new AppError(403, 'bad_signature', 'Forbidden', 'This link is not valid');
 const signedPayload = (id: string, expires: number, variant?: string) => (variant ? `${id}:${expires}:${variant}` : `${id}:${expires}`);
 
 /** Transforms apply to images sharp reads; a fit means nothing without a size. */
@@ -96,7 +97,7 @@ function checkTransform(file: Pick<FileRow, 'mimeType'>, t: ImageTransform): voi
 function describeVariant(file: FileRow, t: ImageTransform) {
   const name = variantName(t, file.mimeType);
   const etag = `"${createHash('sha256').update(`${file.sha256}:${name}`).digest('hex').slice(0, 32)}"`;
-  return { key: `files/${file.userId}/${file.id}/variants/${name}`, name, mimeType: `image/${outputFormat(t, file.mimeType)}`, etag };
+  return { key: `${variantsFolder(file)}${name}`, name, mimeType: `image/${outputFormat(t, file.mimeType)}`, etag };
 }
 
 export interface FilesDeps {
@@ -153,7 +154,7 @@ export function createFiles(d: FilesDeps) {
   }
 
   return {
-    ...createExtraction({ storage: d.storage }),
+    ...createExtraction({ storage: d.storage, exists: async (id) => (await repo.byId(id)) !== undefined }),
     quota,
 
     /** Admins: a user's quota and use; 404 for a user who does not exist. */
@@ -304,9 +305,11 @@ export function createFiles(d: FilesDeps) {
      * The file a signed URL names, while the signature holds and has not expired; 403 otherwise.
      * A link to a variant is signed over its parameters: it serves that variant and nothing else.
      */
-    async bySignature(id: string, expires: number, signature: string, transform?: ImageTransform): Promise<FileRow> {
+    async bySignature(id: string, expires: number | undefined, signature: string, transform?: ImageTransform): Promise<FileRow> {
+      // No expiry: no link this server made (every one is signed over its expiry), not one that has expired.
+      if (expires === undefined) throw badSignature();
       if (expires < Date.now() / 1000) throw new AppError(403, 'url_expired', 'Forbidden', 'This link has expired; ask for a new one');
-      if (!d.signer.verify(signature, signedPayload(id, expires, transform && canonicalTransform(transform)))) throw new AppError(403, 'bad_signature', 'Forbidden', 'This link is not valid');
+      if (!d.signer.verify(signature, signedPayload(id, expires, transform && canonicalTransform(transform)))) throw badSignature();
       const file = await repo.byId(id);
       if (!file) throw NotFound('File', 'file_not_found');
       return file;
@@ -340,19 +343,21 @@ export function createFiles(d: FilesDeps) {
     },
 
     /**
-     * A variant of an image (resized, converted), made on first request and kept in storage
-     * beside the original; later requests read it back. 415 for a file that is not an image sharp reads.
+     * A variant of an image (resized, converted), made on first request and kept in storage beside the
+     * original (up to FILES_MAX_VARIANTS of a file; past them made for each request and not kept); later
+     * requests read it back. 415 for a file that is not an image sharp reads; 503 `images_busy` when too many
+     * wait to be made; `signal`: the client is gone, so its variant need not be made once its turn comes.
      */
-    async variant(file: FileRow, transform: ImageTransform): Promise<{ body: Readable; size: number; mimeType: string; etag: string; name: string }> {
+    async variant(file: FileRow, transform: ImageTransform, signal?: AbortSignal): Promise<{ body: Readable; size: number; mimeType: string; etag: string; name: string }> {
       checkTransform(file, transform);
       const { key, name, mimeType, etag } = describeVariant(file, transform);
-      if (await d.images.variant(file, key, transform)) {
-        // Deleted while the variant was being made: the purge may be over, so remove what was just written.
-        if (!(await repo.byId(file.id))) {
-          await d.storage.delete(key);
-          throw NotFound('File', 'file_not_found');
-        }
+      const outcome = await d.images.variant(file, key, transform, signal);
+      // Deleted while the variant was being made: the purge may be over, so remove what was just written.
+      if (outcome.made && !(await repo.byId(file.id))) {
+        if (outcome.kept) await d.storage.delete(key);
+        throw NotFound('File', 'file_not_found');
       }
+      if (outcome.made && !outcome.kept) return { body: Readable.from([outcome.bytes]), size: outcome.bytes.length, mimeType, etag, name };
       const stored = await stream(key);
       if (!stored) throw new AppError(503, 'variant_unavailable', 'Service unavailable', 'The variant was removed while being served; try again');
       return { ...stored, mimeType, etag, name };

@@ -18,6 +18,11 @@ export interface FileSettings {
    * and never decoded beyond it by thumbnails and transforms (decompression bombs).
    */
   maxImagePixels: number;
+  /**
+   * Variants of one image kept in storage (`FILES_MAX_VARIANTS`): past them a new variant is made and served
+   * but not kept, so one small image cannot fill the store with every width × height × fit × format.
+   */
+  maxVariants: number;
 }
 
 /** Images, PDF, text, Markdown, CSV, JSON, Office documents, audio; never HTML or SVG (active content). */
@@ -56,6 +61,8 @@ export const filesEnv = {
   FILES_UPLOAD_EXPIRY_SECONDS: envSeconds(1).default(24 * 60 * 60),
   // 50 megapixels: any phone or camera photo; decoding one takes at most about 200 MB.
   FILES_MAX_IMAGE_PIXELS: envInt(1, 268_402_689).default(50_000_000),
+  // A few sizes in a few formats, the srcset of a page or two; each variant is at most 2048 px a side.
+  FILES_MAX_VARIANTS: envInt(0, 1000).default(16),
 };
 
 const filesEnvObject = z.object(filesEnv);
@@ -69,5 +76,6 @@ export function fileSettings(e: z.output<typeof filesEnvObject> & { S3_BUCKET?: 
     downloadRedirect: e.FILES_DOWNLOAD_REDIRECT,
     uploadExpirySeconds: e.FILES_UPLOAD_EXPIRY_SECONDS,
     maxImagePixels: e.FILES_MAX_IMAGE_PIXELS,
+    maxVariants: e.FILES_MAX_VARIANTS,
   };
 }

@@ -276,6 +276,11 @@ export async function tusRoutes(
       reply.header('tus-version', TUS_RESUMABLE).header('tus-resumable', TUS_RESUMABLE);
       throw new AppError(412, 'tus_version_unsupported', 'Precondition failed', `This server speaks tus ${TUS_RESUMABLE}, not ${String(version).slice(0, 20)}`);
     }
+    // tus answers a PATCH without its offset 403 and reads one that is not a number as a mismatch (409): both are a malformed request, 400 as tusd says.
+    const offset = request.headers['upload-offset'];
+    if (request.method === 'PATCH' && !(typeof offset === 'string' && /^\d{1,15}$/.test(offset.trim()))) {
+      throw ValidationError(offset === undefined ? 'A PATCH needs an Upload-Offset header: the bytes the server has (HEAD tells)' : 'Upload-Offset must be a whole number of bytes', 'invalid_upload_offset');
+    }
     // OPTIONS (discovery, CORS preflight) needs no one signed in.
     contexts.set(request.raw, { userId: request.method === 'OPTIONS' ? '' : principal(request).userId, request, res: reply.raw });
     reply.hijack();

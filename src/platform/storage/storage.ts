@@ -29,7 +29,10 @@ export interface Storage {
   stat(key: string): Promise<StoredObject | undefined>;
   /** Removes the object; no error when it is not there. */
   delete(key: string): Promise<void>;
-  /** The keys under a folder (`prefix` ends with `/`), in no particular order: sweeps and checks, not request paths. */
+  /**
+   * The keys under a folder (`prefix` ends with `/`), in no particular order: sweeps and checks, and folders known
+   * to stay small (a file's variants, counted before one more is made); never a large folder on a request path.
+   */
   keys(prefix: string): Promise<string[]>;
   /** Removes every object whose key starts with `prefix` (a folder: ends with `/`); returns how many. */
   deletePrefix(prefix: string): Promise<number>;

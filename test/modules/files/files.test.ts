@@ -249,6 +249,15 @@ for (const setup of setups) {
       assert.equal((await t.api('POST', `/v1/files/${up.body.id}/url`, { token: stranger.accessToken, body: {} })).status, 404);
     });
 
+    test('a signed link without its expiry is not a link this server made: 403 bad_signature, not url_expired', async () => {
+      const up = await postFile(t, u, 'sig.png', PNG);
+      const url = new URL((await t.api('POST', `/v1/files/${up.body.id}/url`, { token: u.accessToken, body: { expiresIn: 60 } })).body.url);
+      const res = await fetch(`${t.url}${url.pathname}?signature=${encodeURIComponent(url.searchParams.get('signature')!)}`);
+      assert.equal(res.status, 403);
+      assert.match(res.headers.get('content-type')!, /problem\+json/);
+      assert.equal(((await res.json()) as { code: string }).code, 'bad_signature');
+    });
+
     test('the owner\'s sockets hear of each file stored and deleted, on `files` and `file:<id>`; nobody else\'s', async () => {
       const socket = await connectAs(t, u.accessToken);
       const other = await connectAs(t, stranger.accessToken);

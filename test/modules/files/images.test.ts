@@ -12,6 +12,8 @@ import { connectAs, subscribe } from '../../support/ws.ts';
 
 /** Pixels an image may hold in these tests: the photos below fit, the bombs do not. */
 const MAX_PIXELS = 1_000_000;
+/** Variants kept per file (the default, said here so the test does not depend on it). */
+const MAX_VARIANTS = 16;
 
 const photo = (width: number, height: number) =>
   sharp({ create: { width, height, channels: 3, background: '#3a6ea5' } })
@@ -79,7 +81,7 @@ for (const setup of setups) {
     let image: { id: string };
     before(async () => {
       s3 = setup.s3 ? await startS3() : undefined;
-      t = await startApp({ backend: setup.backend, env: { FILES_MAX_IMAGE_PIXELS: String(MAX_PIXELS), ...s3?.env } });
+      t = await startApp({ backend: setup.backend, env: { FILES_MAX_IMAGE_PIXELS: String(MAX_PIXELS), FILES_MAX_VARIANTS: String(MAX_VARIANTS), ...s3?.env } });
       u = await createUser(t);
       stranger = await createUser(t);
     });
@@ -160,6 +162,34 @@ for (const setup of setups) {
       assert.equal((await fetchBytes(t, path, u)).status, 200);
       assert.equal(t.services.images.stats().made, before + 1, 'the next request is served from storage');
       assert.ok(await t.deps.storage.stat(`files/${u.id}/${image.id}/variants/w123-hauto-cover.webp`));
+    });
+
+    test('past FILES_MAX_VARIANTS variants of one file, a new one is made and served but not kept; the kept ones are still read from storage', async () => {
+      const small = await postFile(t, u, 'small.png', await photo(64, 48));
+      assert.equal(small.status, 201, small.text);
+      const folder = `files/${u.id}/${small.body.id}/variants/`;
+      const widths = Array.from({ length: MAX_VARIANTS }, (_, i) => 10 + i);
+      for (const width of widths) assert.equal((await fetchBytes(t, `/v1/files/${small.body.id}/content?width=${width}&format=webp`, u)).status, 200);
+      assert.equal((await t.deps.storage.keys(folder)).length, MAX_VARIANTS);
+
+      const before = t.services.images.stats();
+      const path = `/v1/files/${small.body.id}/content?width=40&format=png`;
+      for (const round of [1, 2]) {
+        const extra = await fetchBytes(t, path, u);
+        assert.equal(extra.status, 200, extra.bytes.toString().slice(0, 200));
+        assert.equal(extra.headers.get('content-type'), 'image/png');
+        assert.equal(Number(extra.headers.get('content-length')), extra.bytes.length);
+        const meta = await sharp(extra.bytes).metadata();
+        assert.deepEqual([meta.format, meta.width, meta.height], ['png', 40, 30]);
+        assert.equal((await fetchBytes(t, path, u, { 'if-none-match': extra.headers.get('etag')! })).status, 304);
+        assert.equal(t.services.images.stats().made, before.made + round, 'made again for each request');
+      }
+      const kept = await t.deps.storage.keys(folder);
+      assert.equal(kept.length, MAX_VARIANTS, 'nothing more kept');
+      assert.ok(!kept.includes(`${folder}w40-hauto-cover.png`), kept.join());
+      assert.equal(t.services.images.stats().notKept, before.notKept + 2);
+      assert.equal((await fetchBytes(t, `/v1/files/${small.body.id}/content?width=10&format=webp`, u)).status, 200);
+      assert.equal(t.services.images.stats().made, before.made + 2, 'a kept variant is read back, not made');
     });
 
     test('a variant is at most 2048 px a side whatever is asked: without a size, the image scaled down to fit (never enlarged); one side or `outside` on a long image likewise', async () => {

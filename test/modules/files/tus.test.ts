@@ -340,6 +340,25 @@ for (const setup of setups) {
       assert.equal((await t.deps.storage.keys('uploads/')).length, before);
     });
 
+    test('a PATCH without Upload-Offset, or with one that is not a number, is 400 invalid_upload_offset (as tusd answers), and takes nothing', async () => {
+      const tusHeaders = { authorization: `Bearer ${u.accessToken}`, 'tus-resumable': '1.0.0', 'content-type': 'application/offset+octet-stream' };
+      const made = await create(t, u.accessToken, 10, { filename: 'a.txt' });
+      assert.equal(made.status, 201);
+      const url = new URL(made.headers.get('location')!, t.url);
+      for (const offset of [undefined, 'zero', '-1', '']) {
+        const patch = await fetch(url, { method: 'PATCH', headers: { ...tusHeaders, ...(offset !== undefined && { 'upload-offset': offset }) }, body: 'hello' });
+        assert.equal(patch.status, 400, `Upload-Offset ${offset}`);
+        assert.match(patch.headers.get('content-type')!, /problem\+json/);
+        const problem = (await patch.json()) as { code: string; detail: string };
+        assert.equal(problem.code, 'invalid_upload_offset');
+        assert.match(problem.detail, /Upload-Offset/);
+      }
+      assert.equal(await offsetOf(t, u.accessToken, url.pathname), 0, 'nothing of those PATCHes was taken');
+      const right = await fetch(url, { method: 'PATCH', headers: { ...tusHeaders, 'upload-offset': '0' }, body: 'hello' });
+      assert.equal(right.status, 204);
+      await fetch(url, { method: 'DELETE', headers: tusHeaders });
+    });
+
     test('credentials: none is 401; an API key needs the files scope', async () => {
       const anonymous = await create(t, undefined, 1000);
       assert.equal(anonymous.status, 401);
