@@ -281,6 +281,10 @@ export async function tusRoutes(
     if (request.method === 'PATCH' && !(typeof offset === 'string' && /^\d{1,15}$/.test(offset.trim()))) {
       throw ValidationError(offset === undefined ? 'A PATCH needs an Upload-Offset header: the bytes the server has (HEAD tells)' : 'Upload-Offset must be a whole number of bytes', 'invalid_upload_offset');
     }
+    // tus answers any other type 403; the protocol asks for 415.
+    if (request.method === 'PATCH' && request.headers['content-type']?.split(';')[0]!.trim().toLowerCase() !== 'application/offset+octet-stream') {
+      throw new AppError(415, 'unsupported_media_type', 'Unsupported media type', 'A PATCH sends its bytes as Content-Type: application/offset+octet-stream');
+    }
     // OPTIONS (discovery, CORS preflight) needs no one signed in.
     contexts.set(request.raw, { userId: request.method === 'OPTIONS' ? '' : principal(request).userId, request, res: reply.raw });
     reply.hijack();

@@ -340,7 +340,7 @@ for (const setup of setups) {
       assert.equal((await t.deps.storage.keys('uploads/')).length, before);
     });
 
-    test('a PATCH without Upload-Offset, or with one that is not a number, is 400 invalid_upload_offset (as tusd answers), and takes nothing', async () => {
+    test('a PATCH without Upload-Offset, or with one that is not a number, is 400 invalid_upload_offset (as tusd answers); one of another type is 415; each takes nothing', async () => {
       const tusHeaders = { authorization: `Bearer ${u.accessToken}`, 'tus-resumable': '1.0.0', 'content-type': 'application/offset+octet-stream' };
       const made = await create(t, u.accessToken, 10, { filename: 'a.txt' });
       assert.equal(made.status, 201);
@@ -352,6 +352,16 @@ for (const setup of setups) {
         const problem = (await patch.json()) as { code: string; detail: string };
         assert.equal(problem.code, 'invalid_upload_offset');
         assert.match(problem.detail, /Upload-Offset/);
+      }
+      for (const type of [undefined, 'application/octet-stream', 'text/plain']) {
+        const headers: Record<string, string> = { ...tusHeaders, 'upload-offset': '0' };
+        if (type) headers['content-type'] = type;
+        else delete headers['content-type'];
+        for (const body of [new TextEncoder().encode('hello'), undefined]) {
+          const patch = await fetch(url, { method: 'PATCH', headers, body });
+          assert.equal(patch.status, 415, `Content-Type ${type}, ${body ? 'bytes' : 'no body'}`);
+          assert.equal(((await patch.json()) as { code: string }).code, 'unsupported_media_type');
+        }
       }
       assert.equal(await offsetOf(t, u.accessToken, url.pathname), 0, 'nothing of those PATCHes was taken');
       const right = await fetch(url, { method: 'PATCH', headers: { ...tusHeaders, 'upload-offset': '0' }, body: 'hello' });
