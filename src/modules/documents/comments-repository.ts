@@ -34,9 +34,10 @@ export function createCommentsRepository(db: Db) {
       return db.select().from(documentComments).where(and(...where)).orderBy(asc(documentComments.id)).limit(opts.limit);
     },
 
-    async update(id: string, values: Partial<Pick<CommentRow, 'body' | 'resolvedAt' | 'resolvedBy'>>): Promise<CommentRow> {
+    /** Undefined when the comment is gone: deleted (with its thread) after the caller found it. */
+    async update(id: string, values: Partial<Pick<CommentRow, 'body' | 'resolvedAt' | 'resolvedBy'>>): Promise<CommentRow | undefined> {
       const [row] = await db.update(documentComments).set({ ...values, updatedAt: new Date() }).where(eq(documentComments.id, id)).returning();
-      return row!;
+      return row;
     },
 
     /** Its replies go with it (foreign key). */

@@ -46,6 +46,12 @@ export function createComments(d: { db: Db; readersAmong: (documentId: string, u
     return comment;
   }
 
+  /** A comment deleted by another request between this one's check and its write: the 404 the check would give now. */
+  function stillThere(row: CommentRow | undefined): CommentRow {
+    if (!row) throw NotFound('Comment', 'comment_not_found');
+    return row;
+  }
+
   async function threadRoot(grant: Grant, id: string): Promise<CommentRow> {
     const comment = await commentOf(grant, id);
     if (comment.parentId) throw ValidationError('Resolve or reopen the thread: its first comment, not a reply', 'not_a_thread');
@@ -92,7 +98,7 @@ export function createComments(d: { db: Db; readersAmong: (documentId: string, u
       need(grant, 'commenter', 'edit comments');
       const comment = await commentOf(grant, id);
       if (comment.authorId !== grant.userId) throw Forbidden('Only its author may edit a comment', 'not_comment_author');
-      return repo.update(id, { body });
+      return stillThere(await repo.update(id, { body }));
     },
 
     /** Its author or the document's owner; its replies go with it. */
@@ -107,7 +113,7 @@ export function createComments(d: { db: Db; readersAmong: (documentId: string, u
       need(grant, 'commenter', resolved ? 'resolve threads' : 'reopen threads');
       const root = await threadRoot(grant, id);
       if (Boolean(root.resolvedAt) === resolved) return root;
-      return repo.update(id, resolved ? { resolvedAt: new Date(), resolvedBy: grant.userId } : { resolvedAt: null, resolvedBy: null });
+      return stillThere(await repo.update(id, resolved ? { resolvedAt: new Date(), resolvedBy: grant.userId } : { resolvedAt: null, resolvedBy: null }));
     },
   };
 }

@@ -114,6 +114,9 @@ export function createDocuments(d: DocumentsDeps) {
       return (await access.forUser(userId, id)).view!;
     },
 
+    /** The owner of a document that still exists (and whose owner's account does): who may always read it, for indexing that serves every reader. */
+    ownerOf: async (id: string): Promise<string | undefined> => (await repo.shown(id))?.ownerId,
+
     list: (userId: string, filter: DocumentFilter & { limit: number; cursor?: string }) => repo.list(userId, filter),
     recent: (userId: string, limit: number) => repo.recent(userId, limit),
 

@@ -24,7 +24,7 @@ export interface IngestDeps {
   repo: KnowledgeRepository;
   ai: Pick<AiService, 'embeddings' | 'countTokens'>;
   files: Pick<Files, 'get' | 'textOf'>;
-  documents: Pick<Documents, 'peek'>;
+  documents: Pick<Documents, 'peek' | 'ownerOf'>;
   vectors: VectorIndex;
   settings: KnowledgeSettings;
   announce: Announce;
@@ -63,15 +63,37 @@ export function createIngestion(d: IngestDeps): JobHandler<IngestJob, { chunks: 
       return { text, version: null };
     }
     const { doc } = await d.documents.peek(item.userId, item.refId).catch((err: unknown) => {
-      if (err instanceof AppError && err.status === 404) throw new Unreadable('source_missing', 'The document was deleted, or is no longer shared with whoever added it');
+      if (err instanceof AppError && err.status === 404) throw new Unreadable('source_missing', 'The document was deleted');
       throw err;
     });
     return { text: doc.title ? `# ${doc.title}\n\n${doc.body}` : doc.body, version: doc.version };
   }
 
+  /**
+   * A document is indexed once for all its readers, as whoever added it first. Once they may no longer read it
+   * (their share removed), the item passes to the document's owner, who always may: otherwise the owner's own
+   * collections would hold an item that failed at every save, which the owner could neither see nor index again.
+   */
+  async function holderOf(item: ItemRow): Promise<ItemRow> {
+    if (item.kind !== 'document') return item;
+    const owner = await d.documents.ownerOf(item.refId);
+    if (!owner || owner === item.userId) return item;
+    const stillReads = await d.documents.peek(item.userId, item.refId).then(
+      () => true,
+      (err: unknown) => {
+        if (err instanceof AppError && err.status === 404) return false;
+        throw err;
+      },
+    );
+    if (stillReads) return item;
+    await d.repo.handOver(item.id, owner);
+    return { ...item, userId: owner };
+  }
+
   return async (job, ctx) => {
-    const item = await d.repo.item(job.itemId);
-    if (!item) return { skipped: 'the item was removed' };
+    const found = await d.repo.item(job.itemId);
+    if (!found) return { skipped: 'the item was removed' };
+    const item = await holderOf(found);
     await d.repo.setItem(item.id, { status: 'indexing' });
     say(item, 'indexing', { progress: 0 });
     try {

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, getTableColumns, inArray, lt, or, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns, inArray, lt, notInArray, or, sql } from 'drizzle-orm';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import { knowledgeChunks, knowledgeCollectionItems, knowledgeCollections, knowledgeConversationCollections, knowledgeItems, type ChunkRow, type CollectionRow, type ItemRow } from './schema.ts';
 
@@ -68,8 +68,24 @@ export function createKnowledgeRepository(db: Db) {
       const [row] = await db.select().from(knowledgeItems).where(and(eq(knowledgeItems.kind, kind), eq(knowledgeItems.refId, refId)));
       return row;
     },
+    /** Queues the item for indexing unless it is queued or being indexed already (false then): of two re-indexes at once, one goes ahead. */
+    async requeue(id: string): Promise<boolean> {
+      const rows = await db
+        .update(knowledgeItems)
+        .set({ status: 'queued', error: null, updatedAt: new Date() })
+        .where(and(eq(knowledgeItems.id, id), notInArray(knowledgeItems.status, ['queued', 'indexing'])))
+        .returning({ id: knowledgeItems.id });
+      return rows.length > 0;
+    },
     async setItem(id: string, patch: Partial<Pick<ItemRow, 'status' | 'error' | 'title'>>): Promise<void> {
       await db.update(knowledgeItems).set({ ...patch, updatedAt: new Date() }).where(eq(knowledgeItems.id, id));
+    },
+    /** Gives the item, and its passages (which carry their owner for search), to another user, in one transaction. */
+    async handOver(itemId: string, userId: string): Promise<void> {
+      await inTransaction(db, async (tx) => {
+        await tx.update(knowledgeItems).set({ userId, updatedAt: new Date() }).where(eq(knowledgeItems.id, itemId));
+        await tx.update(knowledgeChunks).set({ userId }).where(eq(knowledgeChunks.itemId, itemId));
+      });
     },
     async deleteItemByRef(kind: ItemRow['kind'], refId: string): Promise<ItemRow | undefined> {
       const [row] = await db.delete(knowledgeItems).where(and(eq(knowledgeItems.kind, kind), eq(knowledgeItems.refId, refId))).returning();

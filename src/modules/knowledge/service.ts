@@ -106,8 +106,7 @@ export function createKnowledge(d: KnowledgeDeps) {
     /** Queues indexing again (after an edit the event missed, or a failure); 409 while one is under way. */
     async reindex(userId: string, itemId: string): Promise<ItemRow> {
       const item = await this.item(userId, itemId);
-      if (item.status === 'queued' || item.status === 'indexing') throw new AppError(409, 'already_indexing', 'Conflict', 'This item is being indexed already');
-      await d.repo.setItem(item.id, { status: 'queued', error: null });
+      if (!(await d.repo.requeue(item.id))) throw new AppError(409, 'already_indexing', 'Conflict', 'This item is being indexed already');
       await ingest(item, `reindex-${Date.now()}`);
       return { ...item, status: 'queued', error: null };
     },

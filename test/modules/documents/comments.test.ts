@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { sql } from 'drizzle-orm';
+import { inTransaction } from '../../../src/platform/db/database.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { eventually } from '../../support/eventually.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
@@ -94,6 +96,42 @@ for (const backend of backends()) {
       assert.equal((await t.api('DELETE', `/v1/documents/${docId}/comments/${root.body.id}`, { token: owner.accessToken })).status, 204);
       const ids = (await all()).map((c) => c.id);
       assert.ok(!ids.includes(root.body.id) && !ids.includes(reply.body.id));
+    });
+
+    test('an edit or a resolve that meets the deletion of its thread is a 404 comment_not_found, never a 500', async () => {
+      for (const action of ['edit', 'resolve'] as const) {
+        const root = await comment(commenter, { body: 'soon gone', quote: 'Intro' });
+        const reply = await comment(commenter, { body: 'a reply', parentId: root.body.id });
+        const target = action === 'edit' ? reply.body.id : root.body.id;
+        const request = () =>
+          action === 'edit'
+            ? t.api('PATCH', `/v1/documents/${docId}/comments/${target}`, { token: commenter.accessToken, body: { body: 'edited' } })
+            : t.api('POST', `/v1/documents/${docId}/comments/${target}/resolve`, { token: commenter.accessToken });
+        let res;
+        if (t.backend === 'postgres') {
+          // The thread's deletion holds its rows until it commits: the request finds the comment, then its write waits for the deletion.
+          let commit!: () => void;
+          const held = new Promise<void>((resolve) => (commit = resolve));
+          const deleting = inTransaction(t.deps.db, async (tx) => {
+            await tx.execute(sql`delete from document_comments where id = ${root.body.id}`);
+            await held;
+          });
+          const pending = request();
+          await eventually(async () => {
+            const waiting = await t.deps.db.execute(sql`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`);
+            assert.ok((waiting as unknown as { rows: Array<{ n: number }> }).rows[0]!.n > 0, 'the request waits for the deletion');
+          });
+          commit();
+          await deleting;
+          res = await pending;
+        } else {
+          // One connection: the deletion and the request take turns, in whichever order they came.
+          [res] = await Promise.all([request(), t.api('DELETE', `/v1/documents/${docId}/comments/${root.body.id}`, { token: owner.accessToken })]);
+        }
+        assert.ok(res.status === 404 || res.status === 200, `${action}: ${res.status} ${res.text}`);
+        if (res.status === 404) assert.equal(res.body.code, 'comment_not_found');
+        if (t.backend === 'postgres') assert.equal(res.status, 404, res.text);
+      }
     });
 
     test('a 100-deep reply chain: the 21st level is refused with 400, and the 20 levels above stay', async () => {

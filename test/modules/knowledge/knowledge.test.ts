@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'drizzle-orm';
+import { inTransaction } from '../../../src/platform/db/database.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { docx, docxOf } from '../../support/docx.ts';
 import { eventually } from '../../support/eventually.ts';
@@ -161,6 +162,72 @@ for (const backend of backends()) {
       const sent = embeddedTexts(openai).slice(before).filter((s) => s !== 'paper nests');
       assert.deepEqual(sent.length, 1, `only the new passage was embedded: ${JSON.stringify(sent)}`);
       assert.match(sent[0]!, /Wasps build paper nests/);
+    });
+
+    test("a shared document a reader indexed first stays indexed for its owner once the reader's share is removed", async () => {
+      const body = 'Meerkats stand guard on termite mounds.\n';
+      const doc = await t.api('POST', '/v1/documents', { token: u.accessToken, body: { title: 'Meerkats', body } });
+      const reader = await createUser(t);
+      assert.equal((await t.api('POST', `/v1/documents/${doc.body.id}/shares`, { token: u.accessToken, body: { email: reader.email, role: 'viewer' } })).status, 201);
+      const theirs = await t.api('POST', '/v1/knowledge/collections', { token: reader.accessToken, body: { name: 'Borrowed' } });
+      const added = await t.api('POST', `/v1/knowledge/collections/${theirs.body.id}/items`, { token: reader.accessToken, body: { documentId: doc.body.id } });
+      assert.equal(added.status, 202, added.text);
+      await ready(t, reader, added.body.id);
+      // Indexed once: the owner's collection holds the same item.
+      const mine = await t.api('POST', `/v1/knowledge/collections/${collectionId}/items`, { token: u.accessToken, body: { documentId: doc.body.id } });
+      assert.equal(mine.body.id, added.body.id);
+
+      assert.equal((await t.api('DELETE', `/v1/documents/${doc.body.id}/shares/${reader.id}`, { token: u.accessToken })).status, 204);
+      const saved = await t.api('PUT', `/v1/documents/${doc.body.id}`, { token: u.accessToken, body: { body: `${body}\nHornets hunt them at dusk.\n`, baseVersion: doc.body.version } });
+      assert.equal(saved.status, 200, saved.text);
+      // The item passed to the owner: indexed again from the new version, theirs to read and to index again.
+      await eventually(async () => {
+        const item = await t.api('GET', `/v1/knowledge/items/${added.body.id}`, { token: u.accessToken });
+        assert.equal(item.status, 200, item.text);
+        assert.equal(item.body.status, 'ready', item.text);
+        assert.equal((await search(t, u, 'q=hornets+dusk&kind=document')).body.data[0]?.refId, doc.body.id);
+      }, 15_000);
+      assert.equal((await t.api('POST', `/v1/knowledge/items/${added.body.id}/reindex`, { token: u.accessToken })).status, 202);
+      await ready(t, u, added.body.id);
+      // The former reader finds nothing of it, and has no item of theirs to reach.
+      assert.deepEqual((await search(t, reader, 'q=hornets+dusk')).body.data, []);
+      assert.deepEqual((await search(t, reader, 'q=meerkats')).body.data, []);
+      assert.equal((await t.api('GET', `/v1/knowledge/items/${added.body.id}`, { token: reader.accessToken })).status, 404);
+    });
+
+    test('re-indexes asked at once: one is queued, the others are 409 already_indexing', async () => {
+      const doc = await t.api('POST', '/v1/documents', { token: u.accessToken, body: { title: 'Axolotls', body: 'Axolotls regrow their limbs.\n' } });
+      const added = await t.api('POST', `/v1/knowledge/collections/${collectionId}/items`, { token: u.accessToken, body: { documentId: doc.body.id } });
+      await ready(t, u, added.body.id);
+      const reindex = () => t.api('POST', `/v1/knowledge/items/${added.body.id}/reindex`, { token: u.accessToken });
+      let answers;
+      if (t.backend === 'postgres') {
+        // The item's row held until every request has found it ready and waits to mark it queued: then they go at once.
+        let release!: () => void;
+        const held = new Promise<void>((resolve) => (release = resolve));
+        const holding = inTransaction(t.deps.db, async (tx) => {
+          await tx.execute(sql`select id from knowledge_items where id = ${added.body.id} for update`);
+          await held;
+        });
+        const pending = Promise.all(Array.from({ length: 6 }, reindex));
+        try {
+          await eventually(async () => {
+            const waiting = await t.deps.db.execute(sql`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`);
+            assert.equal((waiting as unknown as { rows: Array<{ n: number }> }).rows[0]!.n, 6, 'every request waits for the item');
+          });
+        } finally {
+          release();
+          await holding;
+        }
+        answers = await pending;
+        assert.deepEqual(answers.map((r) => r.status).sort(), [202, 409, 409, 409, 409, 409], answers.map((r) => r.text).join('\n'));
+      } else {
+        // One connection: the requests take turns, and a small item may be indexed again between two of them.
+        answers = await Promise.all(Array.from({ length: 6 }, reindex));
+        assert.ok(answers.some((r) => r.status === 202));
+      }
+      for (const r of answers) assert.ok(r.status === 202 || (r.status === 409 && r.body.code === 'already_indexing'), r.text);
+      await ready(t, u, added.body.id);
     });
 
     test('conversations are searched too; kind and collection filters narrow the results', async () => {
