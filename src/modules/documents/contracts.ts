@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { opaqueCursor, optionalBody, pageQuery } from '../../http/pagination.ts';
+import { ONE_LINE } from '../../platform/text.ts';
 import { LIMITS } from './settings.ts';
 
 export const ROLES = ['owner', 'editor', 'commenter', 'viewer'] as const;
@@ -10,7 +11,7 @@ const linkRole = z.enum(['viewer', 'commenter']);
 const title = z.string().trim().min(1).max(LIMITS.titleChars);
 /** Size and content are checked by the service (bytes, against DOCUMENTS_MAX_BYTES; control characters). */
 const body = z.string();
-const tag = z.string().trim().toLowerCase().min(1).max(LIMITS.tagChars);
+const tag = z.string().trim().toLowerCase().min(1).max(LIMITS.tagChars).regex(ONE_LINE, 'one line, without control characters or direction overrides');
 const tags = z
   .array(tag)
   .max(LIMITS.tags * 2)

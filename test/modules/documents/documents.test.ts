@@ -212,6 +212,12 @@ for (const backend of backends()) {
       assert.equal((await t.api('POST', '/v1/documents', { token: u.accessToken, body: {} })).status, 400);
       assert.equal((await t.api('POST', '/v1/documents', { token: u.accessToken, body: { title: 't', tags: Array.from({ length: 21 }, (_, i) => `t${i}`) } })).status, 400);
       assert.equal((await t.api('POST', '/v1/documents', { token: u.accessToken, body: { title: 't', tags: ['x'.repeat(51)] } })).status, 400);
+      // A tag is one line, as a name is: no line breaks, control characters or direction overrides.
+      for (const bad of ['a\nb', 'tab\there', 'bell\u0007', 'rtl\u202Egpj.exe']) {
+        const res = await t.api('POST', '/v1/documents', { token: u.accessToken, body: { title: 't', tags: [bad] } });
+        assert.equal(res.status, 400, JSON.stringify(bad));
+        assert.match(res.body.detail, /one line/);
+      }
 
       const now = await t.api('GET', `/v1/documents/${doc.id}`, { token: u.accessToken });
       assert.equal(now.body.body, 'safe');
