@@ -23,6 +23,11 @@ export const totpEnrollment = z
 
 export const codeBody = z.object({ code });
 
+export const activateTotpBody = z.object({
+  code,
+  password: password.optional().describe('Your password; accounts without one must have signed in within the last 10 minutes instead'),
+});
+
 export const backupCodesSchema = z
   .object({ backupCodes: z.array(z.string()).describe('Shown only this once; each works once') })
   .meta({ id: 'BackupCodes' });

@@ -5,6 +5,7 @@ import { problemSchema } from '../../http/problem.ts';
 import type { App } from '../../http/types.ts';
 import type { RouteContext } from '../module.ts';
 import {
+  activateTotpBody,
   backupCodesSchema,
   changePasswordBody,
   codeBody,
@@ -112,9 +113,17 @@ export function accountRoutes(app: App, { config, services, guards }: RouteConte
   });
 
   app.post('/auth/mfa/totp/activate', {
-    schema: { tags: ['mfa'], summary: 'Turn two-factor on with a first code', body: codeBody, response: { 200: backupCodesSchema, ...problems } },
+    schema: {
+      tags: ['mfa'],
+      summary: 'Turn two-factor on with a first code',
+      description:
+        'Accounts with a password must send it in `password` (403 `reauthentication_required` without it, `invalid_password` when wrong); ' +
+        'accounts without one must have signed in within the last 10 minutes. A session alone cannot put its holder\'s authenticator on the account.',
+      body: activateTotpBody,
+      response: { 200: backupCodesSchema, ...problems },
+    },
     onRequest: [rateLimit(authLimits.mfa, byIp), guards.user()],
-    handler: async (request) => mfa.activate(principal(request).userId, request.body.code, requestContext(request)),
+    handler: async (request) => mfa.activate(principal(request), request.body, requestContext(request)),
   });
 
   app.post('/auth/mfa/totp/disable', {

@@ -2,6 +2,7 @@ import { Forbidden, RateLimited, ValidationError } from '../../errors.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Mailer } from '../../platform/mail/mailer.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
+import type { JobQueue } from '../../platform/queue/queue.ts';
 import type { Limiter } from '../../platform/ratelimit/limiter.ts';
 import type { ApiKeys } from '../api-keys/index.ts';
 import type { Audit, AuditContext } from '../audit/index.ts';
@@ -14,6 +15,7 @@ import { createOAuthRepository } from './oauth/repository.ts';
 import type { OneTimeTokens } from './one-time-tokens.ts';
 import type { PasswordGuard } from './password-guard.ts';
 import { passwords } from './passwords.ts';
+import { RECLAIM_JOB, RECLAIM_QUEUE } from './reclaim.ts';
 import type { Sessions } from './sessions.ts';
 
 /** Where the links in the emails point: pages of the web app, served at the public URL, that POST the token back. */
@@ -41,6 +43,8 @@ export interface EmailFlowsDeps {
   mfa: Pick<Mfa, 'removeAll'>;
   /** …and the devices signed in from before it, so a sign-in from one of them is news again. */
   devices: Pick<KnownDevices, 'forgetAll'>;
+  /** …and, through `user.reclaimed` (reclaim.ts), the places other modules send the account's data to. */
+  queue: Pick<JobQueue, 'enqueue'>;
 }
 
 const invalidToken = () => ValidationError('This link is invalid, has expired or was already used', 'invalid_token');
@@ -133,7 +137,8 @@ export function createEmailFlows(d: EmailFlowsDeps) {
         // What was made before anyone proved it goes: whoever signed up with someone else's address (with a
         // password, or through an OAuth provider that did not vouch for it) must not keep a way in once the
         // inbox's owner takes the account: not a linked identity, nor an API key, nor a second factor that
-        // would lock the owner out (sessions all end below); nor a device whose sign-ins would go unannounced.
+        // would lock the owner out (sessions all end below); nor a device whose sign-ins would go unannounced;
+        // nor a place the owner's data is sent to (webhook endpoints, browsers, Slack, a phone, MCP servers: `user.reclaimed`).
         let unlinked: string[] = [];
         let factorsRemoved: string[] = [];
         let devicesForgotten = 0;
@@ -143,6 +148,7 @@ export function createEmailFlows(d: EmailFlowsDeps) {
           keysDeleted = await d.apiKeys.deleteAllOf(user.id, tx);
           factorsRemoved = await d.mfa.removeAll(user.id, tx);
           devicesForgotten = await d.devices.forgetAll(user.id, tx);
+          await d.queue.enqueue(RECLAIM_QUEUE, { userId: user.id, provedAt: new Date().toISOString() }, { ...RECLAIM_JOB, tx });
         }
         const count = await d.sessions.revokeAll(user.id, 'password_reset', undefined, tx);
         const metadata = {

@@ -13,6 +13,7 @@ import { oauthRoutes } from './oauth/routes.ts';
 import { createOAuthService, type OAuthService } from './oauth/service.ts';
 import { createOneTimeTokens } from './one-time-tokens.ts';
 import { createPasswordGuard, type PasswordGuard } from './password-guard.ts';
+import { reclaimJob } from './reclaim.ts';
 import { authRoutes, jwksRoute } from './routes.ts';
 import { backupCodes, jwtKeys, knownDevices, oauthAccounts, oauthFlows, oneTimeTokens, refreshTokens, sessions, totpFactors } from './schema.ts';
 import { createAuthService, type AuthService } from './service.ts';
@@ -30,6 +31,12 @@ declare module '../../platform/bus/events.ts' {
   interface DomainEvents {
     /** A session was opened from a device the user had not signed in from before (and they had signed in from others). */
     'session.new_device': NewDeviceSignIn;
+    /**
+     * A password reset proved the account's address for the first time (reclaim.ts): what was set up before may
+     * be a stranger's who signed up with it, so each module drops the places it sends the user's data to that were
+     * set up before `provedAt` (ISO-8601): a redelivery, however late, leaves those the owner set up since.
+     */
+    'user.reclaimed': { userId: string; provedAt: string };
   }
 }
 
@@ -47,7 +54,7 @@ declare module '../module.ts' {
     emailFlows: EmailFlows;
     auth: AuthService;
     oauth: OAuthService;
-    /** What a user does to their own account that needs proof beyond a bearer token (deletion). */
+    /** What a user does to their own account that needs proof beyond a bearer token (deletion; turning two-factor on). */
     account: Account;
   }
   interface ModuleSettings {
@@ -94,6 +101,7 @@ export const authModule = defineModule({
     const authenticate = createAuthenticator({ keys, sessions, apiKeys, issuer: settings.issuer });
     const authLimits = authLimiters(ctx);
     const passwordGuard = createPasswordGuard(authLimits.accountFailures);
+    const account = createAccount({ db, users, audit, passwordGuard, credentialsChanged: apiKeys.forgetUser });
     const mfa = createMfa({
       db,
       cipher: deps.cipher,
@@ -102,6 +110,7 @@ export const authModule = defineModule({
       issuer: new URL(config.publicUrl).host,
       attempts: deps.limiters.create({ name: 'mfa:user', points: settings.rateLimit.perAccount, durationSeconds: settings.rateLimit.windowSeconds }),
       passwordGuard,
+      reauthenticate: account.reauthenticate,
     });
     const tokens = createOneTimeTokens(db);
     const devices = createKnownDevices(db);
@@ -121,6 +130,7 @@ export const authModule = defineModule({
       apiKeys,
       mfa,
       devices,
+      queue: deps.queue,
     });
     const challenges = createMfaChallenges({
       keys,
@@ -155,7 +165,6 @@ export const authModule = defineModule({
       allowedOrigins: config.allowedOrigins,
       requireEmailVerification: settings.requireEmailVerification,
     });
-    const account = createAccount({ db, users, audit, passwordGuard, credentialsChanged: apiKeys.forgetUser });
     return { keys, sessions, authenticate, authLimits, passwordGuard, mfa, emailFlows, auth, oauth, account };
   },
   start: ({ keys }) => keys.init(),
@@ -176,5 +185,6 @@ export const authModule = defineModule({
     },
   ],
   notifications: [signInCategory],
+  jobs: ({ deps }) => [reclaimJob(deps.bus)],
   schedules: ({ deps }) => [{ name: 'auth.purge-expired', cron: '17 * * * *', handler: async () => void (await purgeExpiredAuthRows(deps.db, new Date())) }],
 });

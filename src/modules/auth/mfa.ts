@@ -4,7 +4,8 @@ import type { Cipher } from '../../platform/crypto/cipher.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Limiter } from '../../platform/ratelimit/limiter.ts';
 import type { Audit, AuditContext } from '../audit/index.ts';
-import type { UsersService } from '../users/index.ts';
+import type { UserRow, UsersService } from '../users/index.ts';
+import type { Caller } from './account.ts';
 import { backupCodes as codes } from './backup-codes.ts';
 import type { PasswordGuard } from './password-guard.ts';
 import { backupCodes, totpFactors } from './schema.ts';
@@ -21,6 +22,8 @@ export interface MfaDeps {
   attempts: Limiter;
   /** The per-account password failure counter sign-in uses (keyed by email). */
   passwordGuard: PasswordGuard;
+  /** The proof beyond a session that turning two-factor on takes, as deleting the account does (account.ts). */
+  reauthenticate: (user: UserRow, caller: Caller, proof: { password?: string }) => Promise<unknown>;
 }
 
 /** What proves the second factor at sign-in. */
@@ -140,8 +143,14 @@ export function createMfa(d: MfaDeps) {
       return { secret, otpauthUrl: totp.uri({ issuer: d.issuer, label: user.email, secret }) };
     },
 
-    /** Turns the enrolled factor on with a first code; returns the backup codes, shown this once. */
-    async activate(userId: string, code: string, ctx: AuditContext): Promise<{ backupCodes: string[] }> {
+    /**
+     * Turns the enrolled factor on with a first code; returns the backup codes, shown this once. Needs the password
+     * (or a fresh session): a stolen session must not put the thief's authenticator between the owner and the account.
+     */
+    async activate(caller: Caller, input: { code: string; password?: string }, ctx: AuditContext): Promise<{ backupCodes: string[] }> {
+      const { userId } = caller;
+      const { code } = input;
+      await d.reauthenticate(await d.users.require(userId), caller, { password: input.password });
       const factor = await factorOf(userId);
       if (!factor) throw Conflict('Start enrolment first', 'mfa_not_enrolled');
       if (factor.enabledAt) throw Conflict('Two-factor authentication is already enabled', 'mfa_already_enabled');

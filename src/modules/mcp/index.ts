@@ -33,4 +33,17 @@ export const mcpModule = defineModule({
   services: ({ deps, config, services }) => ({ mcp: createMcp({ db: deps.db, cipher: deps.cipher, projects: services.projects, settings: config.mcp, logger: deps.logger }) }),
   routes: mcpRoutes,
   tools: ({ mcp }) => mcp.toolSource,
+  subscriptions: ({ deps, services }) => [
+    {
+      // A reset proved the address for the first time: servers registered before may be a stranger's, who would get the owner's tool calls.
+      group: 'mcp.reclaimed',
+      types: ['user.reclaimed'],
+      async handler(event) {
+        if (event.type !== 'user.reclaimed') return;
+        const { userId, provedAt } = event.payload;
+        const deleted = await services.mcp.deleteAllOf(userId, new Date(provedAt));
+        if (deleted.length) deps.logger.info({ userId, serverIds: deleted }, 'MCP servers of a reclaimed account deleted');
+      },
+    },
+  ],
 });

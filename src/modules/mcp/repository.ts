@@ -46,6 +46,11 @@ export function createMcpRepository(db: Db) {
     async delete(owner: McpOwner, id: string): Promise<boolean> {
       return (await db.delete(mcpServers).where(and(ownedBy(owner), eq(mcpServers.id, id))).returning({ id: mcpServers.id })).length > 0;
     },
+    /** Every server the user registered before `before`, their own and their projects'; the ids of those deleted. */
+    async deleteAllOf(userId: string, before: Date): Promise<string[]> {
+      const rows = await db.delete(mcpServers).where(and(eq(mcpServers.userId, userId), lt(mcpServers.createdAt, before))).returning({ id: mcpServers.id });
+      return rows.map((r) => r.id);
+    },
     /** The enabled servers a turn offers: the project's first, then the user's own. */
     enabledFor(userId: string, projectId: string | null): Promise<McpServerRow[]> {
       const own = and(eq(mcpServers.userId, userId), isNull(mcpServers.projectId));

@@ -183,6 +183,12 @@ export function createMcp(d: McpDeps) {
       if (!(await repo.delete(await ownerOf(userId, projectId), id))) throw NotFound('MCP server', 'mcp_server_not_found');
       forget(id);
     },
+    /** Deletes every server the user registered before `before` (their own and their projects'); returns their ids. */
+    async deleteAllOf(userId: string, before: Date): Promise<string[]> {
+      const ids = await repo.deleteAllOf(userId, before);
+      ids.forEach(forget);
+      return ids;
+    },
 
     /** What the server offers now (asked, not cached; the cache takes the answer), marked allowed and switched off for this user. */
     async serverTools(userId: string, projectId: string | null, id: string): Promise<ServerTool[]> {

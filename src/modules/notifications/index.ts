@@ -18,6 +18,7 @@ import { createNotifications, type NotificationView, type Notifications } from '
 import { notificationSettings, notificationsEnv, type NotificationSettings } from './settings.ts';
 import { notificationsExport } from './export.ts';
 import { notificationsErasure } from './erasure.ts';
+import { forgetDestinations } from './reclaim.ts';
 
 export type { Notifications, NotificationInput, NotificationView } from './service.ts';
 
@@ -104,7 +105,18 @@ export const notificationsModule = defineModule({
     { queue: DIGEST_QUEUE, handler: (data, ctx) => services.notifications.deliverDigest(data, ctx), options: { concurrency: 2, timeoutMs: 60_000 } },
   ],
   schedules: ({ services, config }) => [{ name: 'notifications.digest', cron: config.notifications.digestCron, handler: async () => ({ queued: await services.notifications.sendDueDigests() }) }],
-  subscriptions: ({ services }) => [
+  subscriptions: ({ deps, services }) => [
+    {
+      // A reset proved the address for the first time: a browser, phone or Slack set up before may be a stranger's, who would get the owner's notifications.
+      group: 'notifications.reclaimed',
+      types: ['user.reclaimed'],
+      async handler(event) {
+        if (event.type !== 'user.reclaimed') return;
+        const { userId, provedAt } = event.payload;
+        const forgotten = await forgetDestinations({ db: deps.db, webPush: services.webPush }, userId, new Date(provedAt));
+        if (forgotten.pushSubscriptions.length || forgotten.phone || forgotten.slack) deps.logger.info({ userId, ...forgotten }, 'notification destinations of a reclaimed account removed');
+      },
+    },
     {
       group: 'notifications',
       types: ['document.shared', 'comment.created'],

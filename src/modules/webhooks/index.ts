@@ -85,7 +85,7 @@ export const webhooksModule = defineModule({
     // Many at once: a slow endpoint holds a slot for up to the timeout, and an attempt mostly waits (its read, the POST, its log).
     { queue: DELIVER_QUEUE, handler: (job) => services.webhooks.deliver(job), options: { concurrency: config.webhooks.concurrency, timeoutMs: config.webhooks.timeoutMs + 15_000 } },
   ],
-  subscriptions: ({ services }) => [
+  subscriptions: ({ deps, services }) => [
     {
       group: 'webhooks',
       types: ['message.stream.finished', 'conversation.created', 'file.created', 'document.saved', 'job.failed', 'notification.created', 'budget.threshold'],
@@ -114,6 +114,17 @@ export const webhooksModule = defineModule({
           priority: 'high',
           sourceKey: event.id,
         });
+      },
+    },
+    {
+      // A reset proved the address for the first time: endpoints registered before may be a stranger's, who would get the owner's events.
+      group: 'webhooks.reclaimed',
+      types: ['user.reclaimed'],
+      async handler(event) {
+        if (event.type !== 'user.reclaimed') return;
+        const { userId, provedAt } = event.payload;
+        const deleted = await services.webhooks.deleteAllOf(userId, new Date(provedAt));
+        if (deleted.length) deps.logger.info({ userId, endpointIds: deleted }, 'webhook endpoints of a reclaimed account deleted');
       },
     },
   ],

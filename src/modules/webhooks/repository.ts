@@ -76,6 +76,14 @@ export function createWebhooksRepository(db: Db) {
     async deleteEndpoint(userId: string, id: string): Promise<boolean> {
       return (await db.delete(webhookEndpoints).where(own(userId, id)).returning({ id: webhookEndpoints.id })).length > 0;
     },
+    /** Every endpoint of the user (their projects' included) registered before `before`, with its messages; the ids of those deleted. */
+    async deleteEndpointsOf(userId: string, before: Date): Promise<string[]> {
+      const rows = await db
+        .delete(webhookEndpoints)
+        .where(and(eq(webhookEndpoints.userId, userId), lt(webhookEndpoints.createdAt, before)))
+        .returning({ id: webhookEndpoints.id });
+      return rows.map((r) => r.id);
+    },
     /** Marks a failure: the first one since a success starts the failing window. Returns the window's start. */
     async markFailing(id: string, at: Date): Promise<Date> {
       const [row] = await db

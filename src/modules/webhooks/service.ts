@@ -265,6 +265,11 @@ export function createWebhooks(d: WebhooksDeps) {
       if (!(await repo.deleteEndpoint(userId, id))) throw NotFound('Webhook endpoint', 'webhook_endpoint_not_found');
     },
     /**
+     * Deletes every endpoint the user registered before `before`, their projects' too, with what each still had to
+     * deliver (an attempt due finds it gone); returns their ids.
+     */
+    deleteAllOf: (userId: string, before: Date): Promise<string[]> => repo.deleteEndpointsOf(userId, before),
+    /**
      * A new secret; the one it replaces keeps signing (a second signature) for 24 hours. Two rotations at once
      * (a double click) both answer with a secret that signs: the later one's, and the earlier one's as its previous.
      */

@@ -226,10 +226,10 @@ for (const backend of backends()) {
 
     test('a reset that first proves the address removes the second factors and devices enrolled before it; a verified account keeps them', async () => {
       /** Turns two-factor on for the holder of this session; returns a code for a later step. */
-      async function enableMfa(accessToken: string) {
+      async function enableMfa({ accessToken, password }: { accessToken: string; password: string }) {
         const { secret } = (await t.api('POST', '/v1/auth/mfa/totp/enroll', { token: accessToken })).body;
         const now = Math.floor(Date.now() / 1000);
-        const res = await t.api('POST', '/v1/auth/mfa/totp/activate', { token: accessToken, body: { code: await totp.codeAt(secret, now) } });
+        const res = await t.api('POST', '/v1/auth/mfa/totp/activate', { token: accessToken, body: { code: await totp.codeAt(secret, now), password } });
         assert.equal(res.status, 200, res.text);
         return { later: await totp.codeAt(secret, now + 30) };
       }
@@ -245,7 +245,7 @@ for (const backend of backends()) {
 
       // Someone signs up with another person's address, never proves it, and turns two-factor on with their own phone.
       const squatter = await createUser(t);
-      await enableMfa(squatter.accessToken);
+      await enableMfa(squatter);
       const squatterDevice = { 'user-agent': 'SquatterPhone/1.0' };
       assert.equal((await t.api('POST', '/v1/auth/login', { body: { email: squatter.email, password: squatter.password }, headers: squatterDevice })).body.mfaRequired, true);
       assert.ok((await t.deps.db.select().from(knownDevices).where(eq(knownDevices.userId, squatter.id))).length > 0);
@@ -266,7 +266,7 @@ for (const backend of backends()) {
       // An owner who had proved the address resets a forgotten password: two-factor stays on.
       const verified = await createUser(t);
       await t.api('POST', '/v1/auth/verify-email', { body: { token: tokenIn((await waitForMails(t, verified.email, VERIFY))[0]!.text, '/verify-email') } });
-      const { later } = await enableMfa(verified.accessToken);
+      const { later } = await enableMfa(verified);
       await resetTo(verified.email, 'forgot it again');
       const challenged = await t.api('POST', '/v1/auth/login', { body: { email: verified.email, password: 'forgot it again' } });
       assert.equal(challenged.body.mfaRequired, true);

@@ -3,10 +3,10 @@ import { after, before, describe, test } from 'node:test';
 import { and, eq } from 'drizzle-orm';
 import { auditLog } from '../../../src/modules/audit/schema.ts';
 import { MFA_AUDIENCE } from '../../../src/modules/auth/mfa-challenges.ts';
-import { backupCodes, totpFactors } from '../../../src/modules/auth/schema.ts';
+import { backupCodes, sessions, totpFactors } from '../../../src/modules/auth/schema.ts';
 import { totp } from '../../../src/modules/auth/totp.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
-import { createUser, type TestUser } from '../../support/factories.ts';
+import { createUser, uniqueEmail, type TestUser } from '../../support/factories.ts';
 
 const STEP = 30;
 
@@ -49,7 +49,7 @@ for (const backend of backends()) {
     async function enable(u: TestUser) {
       const { secret } = (await post('/totp/enroll', u.accessToken)).body;
       const app = authenticator(secret);
-      const res = await post('/totp/activate', u.accessToken, { code: await app.now() });
+      const res = await post('/totp/activate', u.accessToken, { code: await app.now(), password: u.password });
       assert.equal(res.status, 200, res.text);
       return { secret, app, backupCodes: res.body.backupCodes as string[] };
     }
@@ -73,14 +73,14 @@ for (const backend of backends()) {
       assert.equal(row!.enabledAt, null);
       assert.equal((await login(u)).body.mfaRequired, undefined, 'not required before activation');
 
-      const stale = await post('/totp/activate', u.accessToken, { code: await authenticator(first.body.secret).now() });
+      const stale = await post('/totp/activate', u.accessToken, { code: await authenticator(first.body.secret).now(), password: u.password });
       assert.equal(stale.status, 400, 're-enrolling replaced the first secret');
       assert.equal(stale.body.code, 'invalid_mfa_code');
       const app = authenticator(second.body.secret);
-      const wrong = await post('/totp/activate', u.accessToken, { code: await app.wrong() });
+      const wrong = await post('/totp/activate', u.accessToken, { code: await app.wrong(), password: u.password });
       assert.equal(wrong.body.code, 'invalid_mfa_code');
 
-      const ok = await post('/totp/activate', u.accessToken, { code: await app.now() });
+      const ok = await post('/totp/activate', u.accessToken, { code: await app.now(), password: u.password });
       assert.equal(ok.status, 200);
       assert.equal(ok.body.backupCodes.length, 10);
       assert.equal(new Set(ok.body.backupCodes).size, 10);
@@ -94,7 +94,42 @@ for (const backend of backends()) {
       const again = await post('/totp/enroll', u.accessToken);
       assert.equal(again.status, 409);
       assert.equal(again.body.code, 'mfa_already_enabled');
-      assert.equal((await post('/totp/activate', u.accessToken, { code: await app.next() })).status, 409);
+      assert.equal((await post('/totp/activate', u.accessToken, { code: await app.next(), password: u.password })).status, 409);
+    });
+
+    test('turning two-factor on takes the password: a session alone cannot put its holder\'s authenticator on the account', async () => {
+      const u = await createUser(t);
+      const { secret } = (await post('/totp/enroll', u.accessToken)).body;
+      const app = authenticator(secret);
+      const missing = await post('/totp/activate', u.accessToken, { code: await app.now() });
+      assert.equal(missing.status, 403, missing.text);
+      assert.match(missing.headers.get('content-type')!, /application\/problem\+json/);
+      assert.equal(missing.body.code, 'reauthentication_required');
+      const wrong = await post('/totp/activate', u.accessToken, { code: await app.now(), password: 'not my password' });
+      assert.equal(wrong.status, 403);
+      assert.equal(wrong.body.code, 'invalid_password');
+      assert.deepEqual(await status(u), { totpEnabled: false, backupCodesRemaining: 0 });
+      assert.equal((await login(u)).body.mfaRequired, undefined, 'still signs in with the password alone');
+      assert.equal((await audits(u.id, 'mfa.enabled')).length, 0);
+      // The code the refusals came with is still good: nothing was tried with it.
+      assert.equal((await post('/totp/activate', u.accessToken, { code: await app.now(), password: u.password })).status, 200);
+      assert.deepEqual(await status(u), { totpEnabled: true, backupCodesRemaining: 10 });
+    });
+
+    test('an account without a password turns two-factor on from a session opened in the last 10 minutes', async () => {
+      const passwordless = async () => t.services.auth.signIn(await t.services.users.create({ email: uniqueEmail('oauth'), passwordHash: null, emailVerified: true }), 'oauth:test', {});
+      const stale = await passwordless();
+      await t.deps.db.update(sessions).set({ createdAt: new Date(Date.now() - 11 * 60_000) }).where(eq(sessions.id, stale.sessionId));
+      const old = authenticator((await post('/totp/enroll', stale.accessToken)).body.secret);
+      const refused = await post('/totp/activate', stale.accessToken, { code: await old.now() });
+      assert.equal(refused.status, 403);
+      assert.equal(refused.body.code, 'reauthentication_required');
+
+      const fresh = await passwordless();
+      const app = authenticator((await post('/totp/enroll', fresh.accessToken)).body.secret);
+      const ok = await post('/totp/activate', fresh.accessToken, { code: await app.now() });
+      assert.equal(ok.status, 200, ok.text);
+      assert.equal(ok.body.backupCodes.length, 10);
     });
 
     test('sign-in needs the second factor once enabled; a TOTP code works once', async () => {
@@ -318,7 +353,7 @@ for (const backend of backends()) {
         const u = await createUser(a);
         const { secret } = (await a.api('POST', '/v1/auth/mfa/totp/enroll', { token: u.accessToken })).body;
         const app = authenticator(secret);
-        const { backupCodes: codes } = (await a.api('POST', '/v1/auth/mfa/totp/activate', { token: u.accessToken, body: { code: await app.now() } })).body;
+        const { backupCodes: codes } = (await a.api('POST', '/v1/auth/mfa/totp/activate', { token: u.accessToken, body: { code: await app.now(), password: u.password } })).body;
         const login = () => a.api('POST', '/v1/auth/login', { body: { email: u.email, password: u.password } });
         const verify = (on: TestApp, body: object) => on.api('POST', '/v1/auth/mfa/verify', { body });
 
@@ -346,7 +381,7 @@ for (const backend of backends()) {
       const u = await createUser(t);
       const { secret } = (await t.api('POST', '/v1/auth/mfa/totp/enroll', { token: u.accessToken })).body;
       const app = authenticator(secret);
-      assert.equal((await t.api('POST', '/v1/auth/mfa/totp/activate', { token: u.accessToken, body: { code: await app.now() } })).status, 200);
+      assert.equal((await t.api('POST', '/v1/auth/mfa/totp/activate', { token: u.accessToken, body: { code: await app.now(), password: u.password } })).status, 200);
       const { mfaToken } = (await t.api('POST', '/v1/auth/login', { body: { email: u.email, password: u.password } })).body;
       for (let i = 0; i < 3; i++) assert.equal((await t.api('POST', '/v1/auth/mfa/verify', { body: { mfaToken, code: await app.wrong() } })).status, 400);
       const locked = await t.api('POST', '/v1/auth/mfa/verify', { body: { mfaToken, code: await app.next() } });

@@ -49,7 +49,7 @@ describe('console: account pages and the notifications bell in a real browser', 
   test('a provider sign-in that needs a second factor comes back with the challenge in the fragment: the page asks for the code', async (tc) => {
     const user = await createUser(t);
     const { secret } = (await t.api('POST', '/v1/auth/mfa/totp/enroll', { token: user.accessToken, body: {} })).body;
-    assert.equal((await t.api('POST', '/v1/auth/mfa/totp/activate', { token: user.accessToken, body: { code: await codeAt(secret) } })).status, 200);
+    assert.equal((await t.api('POST', '/v1/auth/mfa/totp/activate', { token: user.accessToken, body: { code: await codeAt(secret), password: user.password } })).status, 200);
     // The challenge is what the callback puts in the fragment; a password sign-in makes one just the same.
     const challenge = await t.api('POST', '/v1/auth/login', { body: { email: user.email, password: user.password } });
     assert.equal(challenge.body.mfaRequired, true);
@@ -73,10 +73,15 @@ describe('console: account pages and the notifications bell in a real browser', 
       assert.match(secret, /^[A-Z2-7]{16,}$/);
       assert.match(await page.getByRole('link', { name: 'Open in an authenticator app' }).getAttribute('href') ?? '', /^otpauth:\/\/totp\//);
 
-      // A wrong code is refused with the server's reason, and nothing is turned on.
+      // Without the password (a session alone), or with a wrong code, it is refused with the server's reason, and nothing is turned on.
+      await page.getByLabel('Code from your authenticator app').fill(await codeAt(secret));
+      await page.getByRole('button', { name: 'Confirm and turn on' }).click();
+      await page.getByRole('alert').filter({ hasText: 'Confirm with your password' }).waitFor();
+      await page.getByLabel('Your password').fill(user.password);
       await page.getByLabel('Code from your authenticator app').fill('000000' === (await codeAt(secret)) ? '111111' : '000000');
       await page.getByRole('button', { name: 'Confirm and turn on' }).click();
-      await page.getByRole('alert').waitFor();
+      await page.getByRole('alert').filter({ hasText: /code is wrong/ }).waitFor();
+      assert.equal((await t.api('GET', '/v1/auth/mfa', { token: user.accessToken })).body.totpEnabled, false);
 
       await page.getByLabel('Code from your authenticator app').fill(await codeAt(secret));
       await page.getByRole('button', { name: 'Confirm and turn on' }).click();

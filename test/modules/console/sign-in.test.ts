@@ -58,7 +58,7 @@ describe('console: signing in, the session and the emailed links in a real brows
     const user = await createUser(t);
     const { secret } = (await t.api('POST', '/v1/auth/mfa/totp/enroll', { token: user.accessToken, body: {} })).body;
     const code = await totp.codeAt(secret, Math.floor(Date.now() / 1000 / 30) * 30);
-    const activated = await t.api('POST', '/v1/auth/mfa/totp/activate', { token: user.accessToken, body: { code } });
+    const activated = await t.api('POST', '/v1/auth/mfa/totp/activate', { token: user.accessToken, body: { code, password: user.password } });
     assert.equal(activated.status, 200);
     const [first] = activated.body.backupCodes as string[];
     await inBrowser(tc, browser, async ({ page }) => {
@@ -80,6 +80,52 @@ describe('console: signing in, the session and the emailed links in a real brows
       await page.getByRole('button', { name: 'Verify' }).click();
       await page.getByRole('navigation', { name: 'Main' }).waitFor();
       assert.equal((await t.api('GET', '/v1/auth/mfa', { token: user.accessToken })).body.backupCodesRemaining, 8);
+    });
+  });
+
+  /** A user with two-factor on; `codeAt(offset)` is the app's code `offset` steps from now. */
+  async function withTwoFactor() {
+    const user = await createUser(t);
+    const { secret } = (await t.api('POST', '/v1/auth/mfa/totp/enroll', { token: user.accessToken, body: {} })).body;
+    const codeAt = (offset = 0) => totp.codeAt(secret, (Math.floor(Date.now() / 1000 / 30) + offset) * 30);
+    const activated = await t.api('POST', '/v1/auth/mfa/totp/activate', { token: user.accessToken, body: { code: await codeAt(), password: user.password } });
+    assert.equal(activated.status, 200, activated.text);
+    return { user, codeAt, backupCodes: activated.body.backupCodes as string[] };
+  }
+
+  test('a challenge the server no longer takes (used, expired, past its wrong codes) sends the page back to the password step, saying why', async (tc) => {
+    const { user, codeAt, backupCodes } = await withTwoFactor();
+    // A challenge already used, as after a double submit, or one that ran out while the tab sat there.
+    const challenge = await t.api('POST', '/v1/auth/login', { body: { email: user.email, password: user.password } });
+    assert.equal((await t.api('POST', '/v1/auth/mfa/verify', { body: { mfaToken: challenge.body.mfaToken, backupCode: backupCodes[0] } })).status, 200);
+    await inBrowser(tc, browser, async ({ page }) => {
+      await page.goto(`${t.url}/#${new URLSearchParams({ mfaRequired: 'true', mfaToken: challenge.body.mfaToken, expiresIn: '300' })}`);
+      await page.getByLabel('Code from your authenticator app').fill(await codeAt(1));
+      await page.getByRole('button', { name: 'Verify' }).click();
+      await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+      await page.getByRole('alert').filter({ hasText: 'Sign in again' }).waitFor();
+      assert.equal(await page.getByLabel('Code from your authenticator app').count(), 0);
+      // Signing in again makes a new challenge, which the same code completes.
+      await signInWithForm(page, user);
+      await page.getByLabel('Code from your authenticator app').fill(await codeAt(1));
+      await page.getByRole('button', { name: 'Verify' }).click();
+      await page.getByRole('navigation', { name: 'Main' }).waitFor();
+    });
+  });
+
+  test("a code typed in another script's digits (full-width, with a space) is sent as the app's code, not as a backup code", async (tc) => {
+    const { user, codeAt } = await withTwoFactor();
+    const fullWidth = (code: string) => [...code].map((d) => String.fromCodePoint(0xff10 + Number(d))).join('');
+    await inBrowser(tc, browser, async ({ page }) => {
+      const sent: unknown[] = [];
+      page.on('request', (r) => void (r.url().endsWith('/v1/auth/mfa/verify') && sent.push(r.postDataJSON())));
+      await page.goto(t.url);
+      await signInWithForm(page, user);
+      const code = fullWidth(await codeAt(1));
+      await page.getByLabel('Code from your authenticator app').fill(`${code.slice(0, 3)} ${code.slice(3)}`);
+      await page.getByRole('button', { name: 'Verify' }).click();
+      await page.getByRole('navigation', { name: 'Main' }).waitFor();
+      assert.deepEqual(sent.map((b: any) => [b.code, b.backupCode]), [[code, undefined]]);
     });
   });
 

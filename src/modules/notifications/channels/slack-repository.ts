@@ -1,4 +1,4 @@
-import { and, eq } from 'drizzle-orm';
+import { and, eq, lt } from 'drizzle-orm';
 import type { Db } from '../../../platform/db/database.ts';
 import { notificationSlackDestinations, type SlackDestinationRow } from '../schema.ts';
 
@@ -20,6 +20,11 @@ export function createSlackRepository(db: Db) {
     },
     async delete(userId: string): Promise<boolean> {
       const rows = await db.delete(table).where(eq(table.userId, userId)).returning({ userId: table.userId });
+      return rows.length > 0;
+    },
+    /** Removes the user's destination if it was set before `before` (not one set since). */
+    async deleteSetBefore(userId: string, before: Date): Promise<boolean> {
+      const rows = await db.delete(table).where(and(eq(table.userId, userId), lt(table.updatedAt, before))).returning({ userId: table.userId });
       return rows.length > 0;
     },
     /** Removes this webhook, if it is still the user's (not one set since the delivery began). */

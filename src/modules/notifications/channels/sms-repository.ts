@@ -34,6 +34,14 @@ export function createPhonesRepository(db: Db) {
     async clearCode(userId: string): Promise<void> {
       await db.update(notificationPhones).set({ codeMac: null, codeExpiresAt: null, updatedAt: new Date() }).where(eq(notificationPhones.userId, userId));
     },
+    /** Removes the user's number if it was last set (or verified) before `before`, not one given since. */
+    async deleteSetBefore(userId: string, before: Date): Promise<boolean> {
+      const rows = await db
+        .delete(notificationPhones)
+        .where(and(eq(notificationPhones.userId, userId), lt(notificationPhones.updatedAt, before)))
+        .returning({ userId: notificationPhones.userId });
+      return rows.length > 0;
+    },
     async delete(userId: string): Promise<boolean> {
       const rows = await db.delete(notificationPhones).where(eq(notificationPhones.userId, userId)).returning({ userId: notificationPhones.userId });
       return rows.length > 0;

@@ -1,4 +1,4 @@
-import { and, asc, eq, getTableColumns, gt, inArray, isNull, or, sql } from 'drizzle-orm';
+import { and, asc, eq, getTableColumns, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import type { Db } from '../../../platform/db/database.ts';
 import { pushSubscriptions, type PushSubscriptionRow } from './schema.ts';
 
@@ -51,6 +51,14 @@ export function createPushRepository(db: Db) {
     async delete(userId: string, id: string): Promise<boolean> {
       const rows = await db.delete(pushSubscriptions).where(and(eq(pushSubscriptions.id, id), eq(pushSubscriptions.userId, userId))).returning({ id: pushSubscriptions.id });
       return rows.length > 0;
+    },
+    /** Every subscription of the user last registered before `before` (a browser re-registering, or changing hands, counts anew); the ids of those deleted. */
+    async deleteAllOf(userId: string, before: Date): Promise<string[]> {
+      const rows = await db
+        .delete(pushSubscriptions)
+        .where(and(eq(pushSubscriptions.userId, userId), lt(pushSubscriptions.updatedAt, before)))
+        .returning({ id: pushSubscriptions.id });
+      return rows.map((r) => r.id);
     },
     async remove(ids: string[]): Promise<void> {
       if (ids.length) await db.delete(pushSubscriptions).where(inArray(pushSubscriptions.id, ids));

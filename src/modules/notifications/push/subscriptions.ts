@@ -132,6 +132,13 @@ export function createPushSubscriptions(deps: { db: Db; cipher: Cipher; settings
       await reachable.forget(userId);
     },
 
+    /** Removes every browser of the user registered before `before`; returns their ids. Forgets the user's reachability even when none was left (a retry after a crash). */
+    async removeAllOf(userId: string, before: Date): Promise<string[]> {
+      const ids = await repo.deleteAllOf(userId, before);
+      await reachable.forget(userId);
+      return ids;
+    },
+
     /** Whether the user has a browser to push to. */
     async any(userId: string): Promise<boolean> {
       return (await reachable.get(userId)).count > 0;

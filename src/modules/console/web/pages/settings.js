@@ -184,9 +184,12 @@ function TwoFactor() {
   const start = () => run(async () => setEnrolment(await api('POST', '/v1/auth/mfa/totp/enroll', { body: {} })));
   const activate = (e) => {
     e.preventDefault();
-    const code = new FormData(e.currentTarget).get('code').trim();
+    const form = new FormData(e.currentTarget);
+    const code = form.get('code').trim();
+    // The password proves it is the account's holder, not just someone holding its session.
+    const password = form.get('password');
     run(async () => {
-      const res = await api('POST', '/v1/auth/mfa/totp/activate', { body: { code } });
+      const res = await api('POST', '/v1/auth/mfa/totp/activate', { body: password ? { code, password } : { code } });
       setEnrolment(undefined);
       setCodes(res.backupCodes ?? res.codes ?? []);
     });
@@ -236,6 +239,7 @@ function TwoFactor() {
           <${Field} label="Secret key"><input readonly value=${enrolment.secret} class="secret" data-secret=${enrolment.secret} /></${Field}>
           <details><summary>Setup address</summary><code class="wrap">${enrolment.otpauthUrl}</code></details>
           <${Field} label="Code from your authenticator app"><input name="code" inputmode="numeric" autocomplete="one-time-code" required /></${Field}>
+          <${Field} label="Your password" hint="Accounts without a password: sign in again first"><input name="password" type="password" autocomplete="current-password" /></${Field}>
           <button type="submit" disabled=${state.busy}>Confirm and turn on</button>
         </form>`
       : html`<p>Off. With it on, signing in also asks for a code from an authenticator app.</p>

@@ -64,11 +64,19 @@ function Providers() {
   </div>`;
 }
 
-/** A code from the authenticator app is six digits; anything else typed there is taken as a backup code (`abcd-efgh-jkmn`). */
+/**
+ * A code from the authenticator app is six decimal digits, of any script once spaces are left out (a phone's
+ * keyboard may type １２３４５６ or ١٢٣٤٥٦; the server reads them all); anything else typed there is taken as a
+ * backup code (`abcd-efgh-jkmn`).
+ */
 const mfaProof = (typed) => {
   const value = String(typed ?? '').trim();
-  return /^\d{6}$/.test(value.replace(/\s/g, '')) ? { code: value.replace(/\s/g, '') } : { backupCode: value };
+  const compact = value.replace(/\s/g, '');
+  return /^\p{Nd}{6}$/u.test(compact) ? { code: compact } : { backupCode: value };
 };
+
+/** The challenge is spent (used, expired, or past its wrong codes): only signing in again makes a new one. */
+const challengeSpent = (err) => err?.status === 401 && err.code === 'invalid_mfa_token';
 
 export function SignIn() {
   // Before the challenge is read: reading it puts #/sign-in in the address.
@@ -108,6 +116,13 @@ export function SignIn() {
       go(next);
       await loadSession();
     } catch (err) {
+      if (mfa && challengeSpent(err)) {
+        // Back to the password step: another code on this challenge can only be refused again.
+        setMfa(undefined);
+        setBackup(false);
+        setError(new Error('That sign-in expired or had too many wrong codes. Sign in again.'));
+        return;
+      }
       setError(err);
     } finally {
       setBusy(false);
