@@ -25,6 +25,7 @@ export { ACCESS_AUDIENCE, type Authenticate, type Principal } from './authentica
 export type { Sessions } from './sessions.ts';
 export { passwords } from './passwords.ts';
 export type { PasswordGuard } from './password-guard.ts';
+export { onReclaimed } from './reclaim.ts';
 export type { AuthSettings, OAuthProviderConfig } from './settings.ts';
 
 declare module '../../platform/bus/events.ts' {

@@ -1,5 +1,6 @@
 import type { EventBus } from '../../platform/bus/bus.ts';
-import type { JobDefinition } from '../module.ts';
+import type { Logger } from '../../platform/observability/logger.ts';
+import type { BusSubscription, JobDefinition } from '../module.ts';
 
 /**
  * A reset that first proves an address reclaims the account: whoever held it until then may have been someone
@@ -17,3 +18,25 @@ export const reclaimJob = (bus: Pick<EventBus, 'publish'>): JobDefinition<{ user
   queue: RECLAIM_QUEUE,
   handler: async ({ userId, provedAt }) => ({ eventId: await bus.publish('user.reclaimed', { userId, provedAt }) }),
 });
+
+/**
+ * A module's subscription to `user.reclaimed`: `drop` removes what the user set up before the proof and says what
+ * went (nothing: undefined), which is logged under `what`.
+ */
+export function onReclaimed(
+  module: string,
+  logger: Logger,
+  what: string,
+  drop: (userId: string, before: Date) => Promise<Record<string, unknown> | undefined>,
+): BusSubscription {
+  return {
+    group: `${module}.reclaimed`,
+    types: ['user.reclaimed'],
+    async handler(event) {
+      if (event.type !== 'user.reclaimed') return;
+      const { userId, provedAt } = event.payload;
+      const dropped = await drop(userId, new Date(provedAt));
+      if (dropped) logger.info({ userId, ...dropped }, `${what} of a reclaimed account removed`);
+    },
+  };
+}

@@ -1,3 +1,4 @@
+import { onReclaimed } from '../auth/index.ts';
 import { defineModule } from '../module.ts';
 import { mcpRoutes } from './routes.ts';
 import { mcpDisabledTools, mcpServers } from './schema.ts';
@@ -34,16 +35,10 @@ export const mcpModule = defineModule({
   routes: mcpRoutes,
   tools: ({ mcp }) => mcp.toolSource,
   subscriptions: ({ deps, services }) => [
-    {
-      // A reset proved the address for the first time: servers registered before may be a stranger's, who would get the owner's tool calls.
-      group: 'mcp.reclaimed',
-      types: ['user.reclaimed'],
-      async handler(event) {
-        if (event.type !== 'user.reclaimed') return;
-        const { userId, provedAt } = event.payload;
-        const deleted = await services.mcp.deleteAllOf(userId, new Date(provedAt));
-        if (deleted.length) deps.logger.info({ userId, serverIds: deleted }, 'MCP servers of a reclaimed account deleted');
-      },
-    },
+    // A reset proved the address for the first time: servers registered before may be a stranger's, who would get the owner's tool calls.
+    onReclaimed('mcp', deps.logger, 'MCP servers', async (userId, before) => {
+      const serverIds = await services.mcp.deleteAllOf(userId, before);
+      return serverIds.length ? { serverIds } : undefined;
+    }),
   ],
 });

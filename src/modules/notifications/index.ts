@@ -1,5 +1,6 @@
 import type { JobContext } from '../../platform/queue/queue.ts';
 import { oneLine } from '../../platform/text.ts';
+import { onReclaimed } from '../auth/index.ts';
 import { defineModule } from '../module.ts';
 import { notificationsFootprint } from './footprint.ts';
 import { notificationRoutes } from './routes.ts';
@@ -106,17 +107,11 @@ export const notificationsModule = defineModule({
   ],
   schedules: ({ services, config }) => [{ name: 'notifications.digest', cron: config.notifications.digestCron, handler: async () => ({ queued: await services.notifications.sendDueDigests() }) }],
   subscriptions: ({ deps, services }) => [
-    {
-      // A reset proved the address for the first time: a browser, phone or Slack set up before may be a stranger's, who would get the owner's notifications.
-      group: 'notifications.reclaimed',
-      types: ['user.reclaimed'],
-      async handler(event) {
-        if (event.type !== 'user.reclaimed') return;
-        const { userId, provedAt } = event.payload;
-        const forgotten = await forgetDestinations({ db: deps.db, webPush: services.webPush }, userId, new Date(provedAt));
-        if (forgotten.pushSubscriptions.length || forgotten.phone || forgotten.slack) deps.logger.info({ userId, ...forgotten }, 'notification destinations of a reclaimed account removed');
-      },
-    },
+    // A reset proved the address for the first time: a browser, phone or Slack set up before may be a stranger's, who would get the owner's notifications.
+    onReclaimed('notifications', deps.logger, 'notification destinations', async (userId, before) => {
+      const forgotten = await forgetDestinations({ db: deps.db, webPush: services.webPush }, userId, before);
+      return forgotten.pushSubscriptions.length || forgotten.phone || forgotten.slack ? { ...forgotten } : undefined;
+    }),
     {
       group: 'notifications',
       types: ['document.shared', 'comment.created'],

@@ -1,4 +1,5 @@
 import type { BusEvent } from '../../platform/bus/events.ts';
+import { onReclaimed } from '../auth/index.ts';
 import { defineModule } from '../module.ts';
 import { webhooksRoutes } from './routes.ts';
 import { webhookAttempts, webhookEndpoints, webhookMessages } from './schema.ts';
@@ -116,16 +117,10 @@ export const webhooksModule = defineModule({
         });
       },
     },
-    {
-      // A reset proved the address for the first time: endpoints registered before may be a stranger's, who would get the owner's events.
-      group: 'webhooks.reclaimed',
-      types: ['user.reclaimed'],
-      async handler(event) {
-        if (event.type !== 'user.reclaimed') return;
-        const { userId, provedAt } = event.payload;
-        const deleted = await services.webhooks.deleteAllOf(userId, new Date(provedAt));
-        if (deleted.length) deps.logger.info({ userId, endpointIds: deleted }, 'webhook endpoints of a reclaimed account deleted');
-      },
-    },
+    // A reset proved the address for the first time: endpoints registered before may be a stranger's, who would get the owner's events.
+    onReclaimed('webhooks', deps.logger, 'webhook endpoints', async (userId, before) => {
+      const endpointIds = await services.webhooks.deleteAllOf(userId, before);
+      return endpointIds.length ? { endpointIds } : undefined;
+    }),
   ],
 });
