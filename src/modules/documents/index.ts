@@ -1,4 +1,5 @@
 import { AppError, NotFound } from '../../errors.ts';
+import { onReclaimed } from '../auth/index.ts';
 import { defineModule } from '../module.ts';
 import { createDocumentActions, type DocumentActions } from './ai-actions.ts';
 import { commentRoutes } from './comment-routes.ts';
@@ -97,7 +98,14 @@ export const documentsModule = defineModule({
     { name: 'documents.purge-presence', cron: '* * * * *', handler: async () => ({ purged: await services.documentPresence.purge() }) },
   ],
   // A deleted file is no longer attached anywhere (the files module owns files; no foreign key crosses modules).
-  subscriptions: ({ services }) => [{ group: 'documents', types: ['file.deleted'], handler: (event) => (event.type === 'file.deleted' ? services.documents.forgetFile(event.payload.fileId) : undefined) }],
+  subscriptions: ({ deps, services }) => [
+    { group: 'documents', types: ['file.deleted'], handler: (event) => (event.type === 'file.deleted' ? services.documents.forgetFile(event.payload.fileId) : undefined) },
+    // A reset proved the address for the first time: the readers and links chosen before were chosen by whoever held the account, maybe a stranger.
+    onReclaimed('documents', deps.logger, 'document shares and links', async (userId, before) => {
+      const dropped = await services.documentSharing.unshareAllMadeBefore(userId, before);
+      return dropped.shares || dropped.links ? dropped : undefined;
+    }),
+  ],
   topics: ({ documents: docs, documentSharing: sharing }) => ({
     topics: [
       {

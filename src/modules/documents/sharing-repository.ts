@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNull, lt, sql } from 'drizzle-orm';
 import { unionAll } from 'drizzle-orm/pg-core';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import { accountOf } from '../users/index.ts';
@@ -88,6 +88,30 @@ export function createSharingRepository(db: Db) {
     async linkByHash(tokenHash: string): Promise<LinkRow | undefined> {
       const [row] = await db.select().from(documentLinks).where(eq(documentLinks.tokenHash, tokenHash));
       return row;
+    },
+
+    /** The shares of the owner's documents made before `before`: whom each document is shared with. */
+    sharesMadeBefore: (ownerId: string, before: Date): Promise<Array<{ documentId: string; userId: string }>> =>
+      db
+        .select({ documentId: documentShares.documentId, userId: documentShares.userId })
+        .from(documentShares)
+        .innerJoin(documents, eq(documents.id, documentShares.documentId))
+        .where(and(eq(documents.ownerId, ownerId), lt(documentShares.createdAt, before))),
+
+    /** Revokes the links to the owner's documents made before `before` and not revoked yet; how many. */
+    async revokeLinksMadeBefore(ownerId: string, before: Date): Promise<number> {
+      const rows = await db
+        .update(documentLinks)
+        .set({ revokedAt: new Date() })
+        .where(
+          and(
+            inArray(documentLinks.documentId, db.select({ id: documents.id }).from(documents).where(eq(documents.ownerId, ownerId))),
+            lt(documentLinks.createdAt, before),
+            isNull(documentLinks.revokedAt),
+          ),
+        )
+        .returning({ id: documentLinks.id });
+      return rows.length;
     },
 
     async revokeLink(documentId: string, linkId: string): Promise<LinkRow | undefined> {

@@ -84,6 +84,18 @@ export function createSharing(d: {
       return repo.links(id);
     },
 
+    /**
+     * For `user.reclaimed`: the owner's documents are no longer shared with anyone they were shared with before
+     * `before`, nor open by a link made before it (whoever held the account then chose those readers).
+     */
+    async unshareAllMadeBefore(ownerId: string, before: Date): Promise<{ shares: number; links: number }> {
+      const shares = await repo.sharesMadeBefore(ownerId, before);
+      for (const { documentId, userId } of shares) {
+        if (await repo.unshare(documentId, userId)) await d.roleChanged(documentId, userId, null);
+      }
+      return { shares: shares.length, links: await repo.revokeLinksMadeBefore(ownerId, before) };
+    },
+
     async revokeLink(userId: string, id: string, linkId: string): Promise<void> {
       await d.access.forUser(userId, id, 'owner', 'revoke share links');
       if (!(await repo.revokeLink(id, linkId))) throw NotFound('Share link', 'link_not_found');

@@ -141,6 +141,34 @@ for (const backend of backends()) {
       assert.deepEqual(await destinations(owner, mine.projectId), { ...all, webhookEndpoints: 3, mcpServers: 2 });
     });
 
+    test("the readers and links the squatter gave the account's documents go with the owner's reset; those the owner gives after stay", async () => {
+      const squatter = await createUser(t);
+      const reader = await createUser(t);
+      const doc = await api(squatter.accessToken, 'POST', '/v1/documents', { title: 'Notes', body: 'first draft' }, 201);
+      await api(squatter.accessToken, 'POST', `/v1/documents/${doc.id}/shares`, { email: reader.email, role: 'editor' }, 201);
+      const { token: link } = await api(squatter.accessToken, 'POST', `/v1/documents/${doc.id}/links`, { role: 'viewer' }, 201);
+      const byLink = (token: string) => t.api('GET', '/v1/documents/shared', { token: reader.accessToken, headers: { 'x-share-token': token } }).then((r) => r.status);
+      assert.equal((await t.api('GET', `/v1/documents/${doc.id}`, { token: reader.accessToken })).status, 200);
+      assert.equal(await byLink(link), 200);
+
+      const owner = await resetThroughTheLink(squatter.email, 'the real owner now');
+      await eventually(async () => assert.equal((await t.api('GET', `/v1/documents/${doc.id}`, { token: reader.accessToken })).status, 404), 10_000);
+      assert.equal(await byLink(link), 410, 'the link is revoked');
+      assert.equal((await api(owner, 'GET', `/v1/documents/${doc.id}`)).body, 'first draft', 'the document itself stays');
+
+      // The owner shares it again; the event comes again, late: the owner's own share stays.
+      await api(owner, 'POST', `/v1/documents/${doc.id}/shares`, { email: reader.email, role: 'viewer' }, 201);
+      const jobs = (await api(admin.accessToken, 'GET', '/v1/admin/jobs?queue=auth.reclaimed&limit=100')).data as Array<{ data: { userId: string; provedAt: string } }>;
+      await t.deps.bus.publish('user.reclaimed', jobs.find((j) => j.data.userId === squatter.id)!.data);
+      // Another account's reclaim, published after it and seen handled: the late one was handled before it.
+      const other = await createUser(t);
+      const theirs = await api(other.accessToken, 'POST', '/v1/documents', { title: 'Theirs' }, 201);
+      await api(other.accessToken, 'POST', `/v1/documents/${theirs.id}/shares`, { email: reader.email, role: 'viewer' }, 201);
+      await t.deps.bus.publish('user.reclaimed', { userId: other.id, provedAt: new Date().toISOString() });
+      await eventually(async () => assert.equal((await t.api('GET', `/v1/documents/${theirs.id}`, { token: reader.accessToken })).status, 404), 10_000);
+      assert.equal((await t.api('GET', `/v1/documents/${doc.id}`, { token: reader.accessToken })).status, 200);
+    });
+
     test('a verified account keeps them all through a reset', async () => {
       const u = await createUser(t);
       const [mail] = await waitForMails(t, u.email, /confirm your email/i);
