@@ -11,6 +11,7 @@ import { gatewayCall, resolveChain } from './gateway-call.ts';
 import {
   anthropicError,
   anthropicUsage,
+  checkToolUse,
   countTokensBody,
   createStopScanner,
   messageResponse,
@@ -58,6 +59,7 @@ export function messagesRoutes(app: App, ctx: RouteContext<'ai' | 'limits' | 'sa
     handler: async (request, reply) => {
       const body = request.body;
       const chain = resolveChain(ai, body.model);
+      checkToolUse(body);
       const asked = toChatRequest(body);
       const { signal, meter } = await gatewayCall(request, reply, ctx.services, asked.messages);
       // Not streaming, the answer is asked for whole where it can be; not with stop sequences, which Parley applies as the text comes (and stops the call there).

@@ -119,6 +119,42 @@ function toChatMessages(m: z.infer<typeof message>, index: number): ChatMessage[
   return out;
 }
 
+const toolUseIds = (m: z.infer<typeof message> | undefined) =>
+  m?.role === 'assistant' && Array.isArray(m.content) ? m.content.flatMap((b) => (b.type === 'tool_use' ? [b.id] : [])) : [];
+
+/**
+ * Anthropic's rules for tools, checked before a model is called, as Anthropic does, so every
+ * provider gets the same 400 (a lenient one answered anyway; OpenAI refused only after every link
+ * of the chain had been tried): each tool_use is answered by a tool_result in the very next
+ * message, each tool_result answers a tool_use of the message before it, and a tool_choice names
+ * one of the tools. Not on count_tokens, which calls no model and counts a turn not yet answered.
+ */
+export function checkToolUse(body: MessagesBody) {
+  const choice = body.tool_choice;
+  if (choice?.type === 'tool' && !body.tools?.some((t) => t.name === choice.name)) {
+    throw ValidationError(`tool_choice.name: no tool named "${choice.name}" in tools`, 'invalid_request');
+  }
+  const messages = body.messages;
+  messages.forEach((m, i) => {
+    const calls = toolUseIds(m);
+    if (calls.length) {
+      const next = messages[i + 1]?.content;
+      const answered = new Set(Array.isArray(next) ? next.flatMap((b) => (b.type === 'tool_result' ? [b.tool_use_id] : [])) : []);
+      const missing = calls.filter((id) => !answered.has(id));
+      if (missing.length) {
+        throw ValidationError(`messages.${i}: tool_use ids were found without tool_result blocks immediately after: ${missing.join(', ')}. Each tool_use block must have a corresponding tool_result block in the next message.`, 'invalid_request');
+      }
+    }
+    if (m.role !== 'user' || typeof m.content === 'string') return;
+    const asked = new Set(toolUseIds(messages[i - 1]));
+    m.content.forEach((b, j) => {
+      if (b.type === 'tool_result' && !asked.has(b.tool_use_id)) {
+        throw ValidationError(`messages.${i}.content.${j}: unexpected tool_use_id found in tool_result blocks: ${b.tool_use_id}. Each tool_result block must have a corresponding tool_use block in the previous message.`, 'invalid_request');
+      }
+    });
+  });
+}
+
 /** The Anthropic request as Parley's ChatRequest, minus the chain (resolved by the caller). */
 export function toChatRequest(body: CountTokensBody & Partial<Pick<MessagesBody, 'max_tokens' | 'temperature' | 'top_p' | 'top_k'>>): Omit<ChatRequest, 'chain'> {
   const system = body.system === undefined ? undefined : typeof body.system === 'string' ? body.system : joinText(body.system);

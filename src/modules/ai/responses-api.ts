@@ -60,7 +60,7 @@ export function responsesRoutes(app: App, ctx: RouteContext<'ai' | 'limits' | 'r
       const caller = principal(request);
       const earlier = body.previous_response_id ? await previousItems(body.previous_response_id, caller.userId) : [];
       const items = [...earlier, ...inputItems(body)];
-      const chatRequest = toChatRequest(body, items);
+      const chatRequest = toChatRequest(body, items, earlier.length);
       const { signal, meter } = await gatewayCall(request, reply, ctx.services, chatRequest.messages);
       // Metering and budgets happen inside streamChat, once per call, however it ends.
       const events = ai.streamChat({ ...chatRequest, chain, signal, meter, whole: !body.stream });

@@ -32,7 +32,8 @@ export const responseBody = z
     stream: z.boolean().nullish(),
     store: z.boolean().nullish(),
     previous_response_id: z.string().min(1).max(200).nullish(),
-    metadata: z.record(z.string().max(64), z.string().max(512)).nullish(),
+    /** Up to 16 pairs, as OpenAI takes them. */
+    metadata: z.record(z.string().max(64), z.string().max(512)).refine((m) => Object.keys(m).length <= 16, 'at most 16 key-value pairs').nullish(),
     user: z.string().max(512).nullish(),
     background: z.boolean().nullish(),
     conversation: z.unknown().optional(),
@@ -53,7 +54,8 @@ const functionCallItem = z.looseObject({ type: z.literal('function_call'), call_
 const functionCallOutputItem = z.looseObject({ type: z.literal('function_call_output'), call_id: z.string().min(1), output: z.union([z.string(), z.array(part)]) });
 const functionTool = z.looseObject({
   type: z.literal('function'),
-  name: z.string().min(1).max(64),
+  /** As OpenAI requires of a function's name. */
+  name: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'must be 1 to 64 letters, digits, underscores or dashes'),
   description: z.string().nullish(),
   parameters: z.record(z.string(), z.unknown()).nullish(),
   strict: z.boolean().nullish(),
@@ -96,9 +98,11 @@ export function toolDefinitions(tools: ResponseBody['tools']): ToolDefinition[] 
   });
 }
 
-function toolChoice(choice: ResponseBody['tool_choice']): ChatRequest['toolChoice'] {
+function toolChoice(choice: ResponseBody['tool_choice'], tools: ToolDefinition[] | undefined): ChatRequest['toolChoice'] {
   if (choice == null || typeof choice === 'string') return choice ?? undefined;
   if (choice.type !== 'function' || !choice.name) throw invalid('tool_choice', `tool_choice of type "${choice.type}" is not supported by Parley: use "auto", "none", "required" or {"type":"function","name":…}`, 'unsupported_tool');
+  // As OpenAI refuses it; a provider would refuse it too, or a lenient one answer without the tool.
+  if (!tools?.some((t) => t.name === choice.name)) throw invalid('tool_choice.name', `Tool choice '${choice.name}' not found in 'tools' parameter.`);
   return { name: choice.name };
 }
 
@@ -128,11 +132,17 @@ function userMessage(content: string | z.infer<typeof part>[], param: string): C
   return { role: 'user', content: parts.flatMap((p) => (p.type === 'text' ? [p.text] : [])).join(''), parts };
 }
 
-/** The items as Parley's messages: function calls join the assistant turn they belong to. */
-export function toMessages(items: Item[]): ChatMessage[] {
+/**
+ * The items as Parley's messages: function calls join the assistant turn they belong to. The first
+ * `carried` items are those previous_response_id brought; the caller's own are named by their place
+ * in its `input`.
+ */
+export function toMessages(items: Item[], carried = 0): ChatMessage[] {
   const messages: ChatMessage[] = [];
+  /** Function calls not answered yet, by call_id, with the param that named each. */
+  const unanswered = new Map<string, string>();
   items.forEach((raw, i) => {
-    const param = `input[${i}]`;
+    const param = i < carried ? 'previous_response_id' : `input[${i - carried}]`;
     const type = raw.type ?? (raw.role !== undefined ? 'message' : undefined);
     if (type === 'message') {
       const m = parse(messageItem, raw, param);
@@ -142,11 +152,14 @@ export function toMessages(items: Item[]): ChatMessage[] {
     } else if (type === 'function_call') {
       const c = parse(functionCallItem, raw, param);
       const call: ToolCall = { id: c.call_id, name: c.name, arguments: c.arguments };
+      unanswered.set(c.call_id, param);
       const last = messages.at(-1);
       if (last?.role === 'assistant') last.toolCalls = [...(last.toolCalls ?? []), call];
       else messages.push({ role: 'assistant', content: '', toolCalls: [call] });
     } else if (type === 'function_call_output') {
       const o = parse(functionCallOutputItem, raw, param);
+      // As OpenAI answers it: an output answers a call made before it (a provider would refuse it, or a lenient one guess).
+      if (!unanswered.delete(o.call_id)) throw invalid(`${param}.call_id`, `No tool call found for function call output with call_id ${o.call_id}.`);
       messages.push({ role: 'tool', toolCallId: o.call_id, content: typeof o.output === 'string' ? o.output : partsText(o.output, `${param}.output`) });
     } else if (type === 'reasoning') {
       // Reasoning items a client echoes back carry nothing another provider can use.
@@ -154,20 +167,23 @@ export function toMessages(items: Item[]): ChatMessage[] {
       throw invalid(`${param}.type`, `Input item type "${String(type)}" is not supported by Parley: send messages, function_call and function_call_output items`, 'unsupported_input_item');
     }
   });
+  const [first] = unanswered;
+  if (first) throw invalid(first[1], `No tool output found for function call ${first[0]}.`);
   return messages;
 }
 
 /** The ChatRequest (minus chain) for the whole conversation: instructions first, as a system message. */
-export function toChatRequest(body: ResponseBody, items: Item[]): Omit<ChatRequest, 'chain'> {
-  const conversation = toMessages(items);
+export function toChatRequest(body: ResponseBody, items: Item[], carried = 0): Omit<ChatRequest, 'chain'> {
+  const conversation = toMessages(items, carried);
   if (!conversation.some((m) => m.role !== 'system')) throw invalid('input', 'input is required: a string or at least one message', 'missing_required_parameter');
+  const tools = toolDefinitions(body.tools);
   return {
     messages: body.instructions ? [{ role: 'system', content: body.instructions }, ...conversation] : conversation,
     temperature: body.temperature ?? undefined,
     topP: body.top_p ?? undefined,
     maxTokens: body.max_output_tokens ?? undefined,
-    tools: toolDefinitions(body.tools),
-    toolChoice: toolChoice(body.tool_choice),
+    tools,
+    toolChoice: toolChoice(body.tool_choice, tools),
   };
 }
 

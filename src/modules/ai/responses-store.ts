@@ -23,7 +23,8 @@ export function createResponseStore(db: Db) {
     },
 
     async remove(id: string, userId: string): Promise<boolean> {
-      const gone = await db.delete(aiResponses).where(and(eq(aiResponses.id, id), eq(aiResponses.userId, userId))).returning({ id: aiResponses.id });
+      // One past retention is gone to its owner already (find), awaiting only the purge.
+      const gone = await db.delete(aiResponses).where(and(eq(aiResponses.id, id), eq(aiResponses.userId, userId), live())).returning({ id: aiResponses.id });
       return gone.length > 0;
     },
 

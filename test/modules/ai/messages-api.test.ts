@@ -376,6 +376,17 @@ for (const backend of backends()) {
         [{ model: 'gpt-4o-mini', max_tokens: 5, system: [{ type: 'image' }], messages: [{ role: 'user', content: 'x' }] }, /^system: /],
         [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: [] }] }, /^messages\.0\.content: .*>=1/],
         [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'not base64!' } }] }] }, /base64/],
+        // Tool turns pair up as Anthropic requires, whatever the provider: a lenient one answered these, OpenAI refused them only after every link was tried.
+        [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_none', content: 'x' }] }] }, /^messages\.0\.content\.0: unexpected tool_use_id .*toolu_none/],
+        [
+          { model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'Weather?' }, { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: {} }] }, { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'toolu_2', content: 'x' }] }] },
+          /^messages\.1: tool_use ids were found without tool_result blocks immediately after: toolu_1\./,
+        ],
+        [
+          { model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'Weather?' }, { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: {} }] }, { role: 'user', content: 'Never mind.' }] },
+          /^messages\.1: tool_use ids were found without tool_result blocks/,
+        ],
+        [{ model: 'gpt-4o-mini', max_tokens: 5, messages: [{ role: 'user', content: 'x' }], tools: [weather], tool_choice: { type: 'tool', name: 'get_time' } }, /^tool_choice\.name: no tool named "get_time"/],
       ];
       for (const [body, pattern] of cases) {
         const err = await client.messages.create(body as never).catch((e) => e);
@@ -462,6 +473,8 @@ for (const backend of backends()) {
       const long = await client.messages.countTokens({ model: 'gpt-4o-mini', system: 'Be brief.', messages: [{ role: 'user', content: 'Hello there, '.repeat(20) }], tools: [weather] });
       assert.ok(short.input_tokens > 0);
       assert.ok(long.input_tokens > short.input_tokens + 40);
+      const pending = await client.messages.countTokens({ model: 'gpt-4o-mini', tools: [weather], messages: [{ role: 'user', content: 'Weather?' }, { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Oslo' } }] }] });
+      assert.ok(pending.input_tokens > 0, 'a turn whose tool has not run yet is counted');
       const unknown = await client.messages.countTokens({ model: 'nope', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
       assert.ok(unknown instanceof Anthropic.NotFoundError);
       assert.equal(openai.requests.length, 0);

@@ -4,6 +4,8 @@ import { eq } from 'drizzle-orm';
 import OpenAI from 'openai';
 import { usageEvents } from '../../../src/modules/usage/schema.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
+// After the app: imported first, this schema's import of the users module comes back round to the ai module before its table exists.
+import { aiResponses } from '../../../src/modules/ai/schema.ts';
 import type { FakeAnthropic } from '../../support/fake-anthropic.ts';
 import type { FakeOpenAI } from '../../support/fake-openai.ts';
 import { useFakeUpstreams } from './support.ts';
@@ -495,6 +497,9 @@ for (const backend of backends()) {
       assert.equal(webSearch.code, 'unsupported_tool');
       assert.equal(webSearch.param, 'tools[0].type');
       assert.match(webSearch.message, /web_search/);
+      const badName = await client.responses.create({ model: 'openai:gpt-4o-mini', input: 'x', tools: [{ ...weather, name: 'get weather' }] }).catch((e) => e);
+      assert.ok(badName instanceof OpenAI.BadRequestError, String(badName));
+      assert.equal(badName.param, 'tools[0].name');
       const structured = await client.responses.create({ model: 'openai:gpt-4o-mini', input: 'x', text: { format: { type: 'json_object' } } }).catch((e) => e);
       assert.ok(structured instanceof OpenAI.BadRequestError);
       assert.equal(structured.param, 'text.format');
@@ -504,6 +509,51 @@ for (const backend of backends()) {
       assert.ok(missing instanceof OpenAI.NotFoundError);
       assert.equal(missing.param, 'previous_response_id');
       assert.equal(openai.requests.length, 0);
+    });
+
+    test('tool turns pair up as OpenAI requires, whatever the provider; with previous_response_id a bad item is named by its place in input', async () => {
+      const orphan = await client.responses.create({ model: 'openai:gpt-4o-mini', input: [{ role: 'user', content: 'x' }, { type: 'function_call_output', call_id: 'call_none', output: '1' }] }).catch((e) => e);
+      assert.ok(orphan instanceof OpenAI.BadRequestError, String(orphan));
+      assert.equal(orphan.param, 'input[1].call_id');
+      assert.match(orphan.message, /No tool call found for function call output with call_id call_none/);
+      const ask = { type: 'function_call' as const, call_id: 'call_1', name: 'get_weather', arguments: '{}' };
+      const unanswered = await client.responses.create({ model: 'openai:gpt-4o-mini', input: [{ role: 'user', content: 'Weather?' }, ask, { role: 'user', content: 'Never mind.' }] }).catch((e) => e);
+      assert.ok(unanswered instanceof OpenAI.BadRequestError, String(unanswered));
+      assert.equal(unanswered.param, 'input[1]');
+      assert.match(unanswered.message, /No tool output found for function call call_1/);
+      assert.equal(openai.requests.length, 0, 'refused before any upstream call');
+
+      openai.script({ toolCalls: [{ id: 'call_abc', name: 'get_weather', arguments: '{"city":"Paris"}' }] });
+      const first = await client.responses.create({ model: 'openai:gpt-4o-mini', input: [{ role: 'user', content: 'Hi' }, { role: 'user', content: 'Weather in Paris?' }], tools: [weather] });
+      const badItem = await client.responses.create({ model: 'openai:gpt-4o-mini', previous_response_id: first.id, input: [{ role: 'robot', content: 'x' } as never] }).catch((e) => e);
+      assert.ok(badItem instanceof OpenAI.BadRequestError, String(badItem));
+      assert.equal(badItem.param, 'input[0].role', 'the caller\'s item, not its place after the earlier turns');
+      const skipped = await client.responses.create({ model: 'openai:gpt-4o-mini', previous_response_id: first.id, input: 'And in Rome?' }).catch((e) => e);
+      assert.ok(skipped instanceof OpenAI.BadRequestError, String(skipped));
+      assert.match(skipped.message, /No tool output found for function call call_abc/);
+      const answered = await client.responses.create({ model: 'openai:gpt-4o-mini', previous_response_id: first.id, tools: [weather], input: [{ type: 'function_call_output', call_id: 'call_abc', output: 'sunny' }] });
+      assert.equal(answered.status, 'completed');
+      assert.equal(openai.requests.length, 2);
+    });
+
+    test('a tool_choice naming a tool not in tools is a 400 on tool_choice.name, before any upstream call', async () => {
+      const err = await client.responses.create({ model: 'openai:gpt-4o-mini', input: 'x', tools: [weather], tool_choice: { type: 'function', name: 'get_time' } }).catch((e) => e);
+      assert.ok(err instanceof OpenAI.BadRequestError, String(err));
+      assert.equal(err.param, 'tool_choice.name');
+      assert.match(err.message, /get_time/);
+      const none = await client.responses.create({ model: 'openai:gpt-4o-mini', input: 'x', tool_choice: { type: 'function', name: 'get_weather' } }).catch((e) => e);
+      assert.ok(none instanceof OpenAI.BadRequestError, String(none));
+      assert.equal(openai.requests.length, 0);
+    });
+
+    test('metadata holds up to 16 pairs, as OpenAI takes it', async () => {
+      const pairs = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`k${i}`, 'v']));
+      const ok = await client.responses.create({ model: 'openai:gpt-4o-mini', input: 'x', store: false, metadata: pairs(16) });
+      assert.equal(Object.keys(ok.metadata!).length, 16);
+      const tooMany = await client.responses.create({ model: 'openai:gpt-4o-mini', input: 'x', metadata: pairs(17) }).catch((e) => e);
+      assert.ok(tooMany instanceof OpenAI.BadRequestError, String(tooMany));
+      assert.equal(tooMany.param, 'metadata');
+      assert.equal(openai.requests.length, 1);
     });
 
     test('top_p reaches the upstream and is echoed; a body over the general limit is taken up to GATEWAY_BODY_LIMIT_BYTES', async () => {
@@ -545,6 +595,13 @@ for (const backend of backends()) {
       assert.ok(doc.body.paths['/v1/responses'].post);
       assert.ok(doc.body.paths['/v1/responses/{id}'].get);
       assert.ok(doc.body.paths['/v1/responses/{id}'].delete);
+    });
+
+    test('a response past 30 days, not yet purged, is a 404 to delete as to read', async () => {
+      const old = await client.responses.create({ model: 'openai:gpt-4o-mini', input: 'old' });
+      await t.deps.db.update(aiResponses).set({ createdAt: new Date(Date.now() - 31 * 24 * 3600 * 1000) }).where(eq(aiResponses.id, old.id));
+      await assert.rejects(client.responses.retrieve(old.id), OpenAI.NotFoundError);
+      await assert.rejects(client.responses.delete(old.id), OpenAI.NotFoundError);
     });
 
     test('the purge removes responses past 30 days and keeps the rest', async () => {
