@@ -58,8 +58,9 @@ const toolChoice = z.discriminatedUnion('type', [
   z.looseObject({ type: z.literal('none') }),
 ]);
 
-/** More would make scanning every chunk for them costly; Anthropic documents no limit. */
+/** More, or longer, would make scanning every chunk for them costly (the held-back tail is matched against each sequence's start); Anthropic documents no limit. */
 export const MAX_STOP_SEQUENCES = 16;
+export const MAX_STOP_SEQUENCE_CHARS = 256;
 
 export const messagesBody = z
   .looseObject({
@@ -72,7 +73,7 @@ export const messagesBody = z
     top_p: z.number().min(0).max(1).optional(),
     /** Passed on to providers that take it; OpenAI's own API has no top_k, so it does not get one. */
     top_k: z.number().int().positive().optional(),
-    stop_sequences: z.array(z.string().min(1)).max(MAX_STOP_SEQUENCES).optional(),
+    stop_sequences: z.array(z.string().min(1).max(MAX_STOP_SEQUENCE_CHARS)).max(MAX_STOP_SEQUENCES).optional(),
     stream: z.boolean().optional(),
     tools: z.array(tool).max(128).optional(),
     tool_choice: toolChoice.optional(),
