@@ -88,7 +88,9 @@ const link = z
   .string()
   .max(2000)
   .regex(/^(https?:\/\/|\/(?![/\\]))/, 'an http(s) URL or a path starting with / (not // or /\\, which browsers read as another host)')
-  .regex(/^[^\p{Cc}\p{Zl}\p{Zp}]*$/u, 'one line, without control characters');
+  .regex(/^[^\p{Cc}\p{Zl}\p{Zp}]*$/u, 'one line, without control characters')
+  // `https://` alone or `https://a b/` starts right but is no URL: an email's href, a push or a Slack link would go nowhere.
+  .refine((v) => v.startsWith('/') || URL.canParse(v), 'a URL that parses, with a host');
 
 export const sendBody = z
   .object({

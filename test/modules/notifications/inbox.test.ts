@@ -174,13 +174,18 @@ for (const backend of backends()) {
       assert.equal((await t.api('POST', '/v1/notifications/unsubscribe?token=forged-token-value', {})).status, 400);
     });
 
-    test('a path link that a browser would read as another host is refused like any bad link; paths and URLs pass', async () => {
+    test('a path link that a browser would read as another host, or a URL with no host or one that does not parse, is refused like any bad link; paths and URLs pass', async () => {
       const u = await createUser(t);
       for (const link of ['/\\evil.test/phish', '//evil.test/phish', '/\\\\evil.test', '/\t/evil.test', '/\n/evil.test', '/\r\\evil.test', '/x\u2028y', 'https:\\\\evil.test', 'javascript:alert(1)']) {
         const res = await send({ userId: u.id, category: 'system.message', title: 'x', link });
         assert.equal(res.status, 400, JSON.stringify(link));
         assert.equal(res.body.code, 'validation_failed');
         assert.ok(res.body.errors.every((e: { path: string }) => e.path === '/link'), JSON.stringify(res.body.errors));
+      }
+      for (const link of ['https://', 'http://', 'https://exa mple.com/', 'https://[::1/x', 'https://example.com:99999/']) {
+        const res = await send({ userId: u.id, category: 'system.message', title: 'x', link });
+        assert.equal(res.status, 400, `${JSON.stringify(link)}: ${res.text}`);
+        assert.deepEqual(res.body.errors.map((e: { path: string }) => e.path), ['/link']);
       }
       for (const link of ['/documents/d1#comment-2', '/a/\\b', '/%5C%5Cevil.test', 'https://example.com/a b?c=d']) {
         const res = await send({ userId: u.id, category: 'app.order-shipped', title: 'x', link });
