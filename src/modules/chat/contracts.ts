@@ -8,7 +8,14 @@ export const MESSAGE_MAX_CHARS = 100_000;
 export const MESSAGE_MAX_FILES = 10;
 export const TITLE_MAX_CHARS = 200;
 
-const title = z.string().trim().min(1).max(TITLE_MAX_CHARS);
+/** Characters that show nothing: white space, format characters (U+200B zero-width space, U+2060, a BOM…) and the blank "letters" (Hangul fillers, the blank Braille pattern). */
+const INVISIBLE = /^[\s\p{Cf}\u115f\u1160\u2800\u3164\uffa0]*$/u;
+
+/** Whether a message's text shows nothing at all (a message needs some text that does, or a file). */
+export const isBlank = (text: string): boolean => INVISIBLE.test(text);
+
+// A title that shows nothing would list as a blank row: it is no title (send null for none).
+const title = z.string().trim().min(1).max(TITLE_MAX_CHARS).refine((t) => !isBlank(t), 'a title must show some text');
 
 const conversationFields = z
   .object({
@@ -30,7 +37,10 @@ export interface ConversationCursor {
   id: string;
 }
 
-const cursorPayload = z.tuple([z.union([z.literal(0), z.literal(1)]), z.iso.datetime(), z.uuid()]);
+/** PostgreSQL has no year 0 (its 1 BC is JavaScript's year 0): a cursor naming one would fail the query. */
+const beforeYearOne = (time: string) => time.startsWith('0000-');
+
+const cursorPayload = z.tuple([z.union([z.literal(0), z.literal(1)]), z.iso.datetime().refine((t) => !beforeYearOne(t)), z.uuid()]);
 
 export const encodeConversationCursor = (c: ConversationCursor) =>
   Buffer.from(JSON.stringify([c.pinned ? 1 : 0, c.updatedAt, c.id])).toString('base64url');
@@ -127,12 +137,6 @@ export const messageContentInput = z
   .refine((c) => fileCount(c) <= MESSAGE_MAX_FILES, `at most ${MESSAGE_MAX_FILES} files`)
   .describe(`Text of at most ${MESSAGE_MAX_CHARS} characters across its parts (400 \`message_too_long\`), blank only with a file (400 \`message_empty\`)`);
 
-/** Characters that show nothing: white space, format characters (U+200B zero-width space, U+2060, a BOM…) and the blank "letters" (Hangul fillers, the blank Braille pattern). */
-const INVISIBLE = /^[\s\p{Cf}\u115f\u1160\u2800\u3164\uffa0]*$/u;
-
-/** Whether a message's text shows nothing at all (a message needs some text that does, or a file). */
-export const isBlank = (text: string): boolean => INVISIBLE.test(text);
-
 /** The plain text of content parts (files left out), as stored in `messages.text`. */
 export function contentText(content: string | ReadonlyArray<{ type: string; text?: string }>): string {
   return typeof content === 'string' ? content : content.flatMap((p) => (p.type === 'text' ? [p.text ?? ''] : [])).join('\n\n');
@@ -216,7 +220,7 @@ const SEARCH_POSITION = /^(\d+(?:\.\d+)?(?:e[-+]?\d{1,2})?) (\d{4}-\d{2}-\d{2}T\
 /** The position in a cursor, when it is one a search could have given: PostgreSQL must read each part back (a `real`, a real time, a uuid). */
 function readSearchCursor(text: string): SearchPosition | undefined {
   const [, rank, createdAt, id] = SEARCH_POSITION.exec(text) ?? [];
-  if (!rank || !createdAt || !id || !z.uuid().safeParse(id).success) return undefined;
+  if (!rank || !createdAt || !id || beforeYearOne(createdAt) || !z.uuid().safeParse(id).success) return undefined;
   const r = Number(rank);
   if (r !== 0 && !(r >= 1e-37 && r <= 1e37)) return undefined;
   // Date.parse takes 30 February as 2 March: the time must come back as written.

@@ -91,9 +91,13 @@ for (const backend of backends()) {
       assert.deepEqual(await q('pinned=true'), [pinned.id]);
       assert.deepEqual(await q('pinned=false'), [plain.id, inProject.id]);
       assert.deepEqual(await q('archived=false'), [pinned.id, plain.id, inProject.id]);
-      for (const bad of ['archived=maybe', 'pinned=2', 'projectId=nope', 'limit=0', 'limit=101', 'cursor=abc']) {
+      // Cursors the list never gave: not one at all, or a time PostgreSQL cannot read (it has no year 0).
+      const cursor = (position: unknown[]) => `cursor=${Buffer.from(JSON.stringify(position)).toString('base64url')}`;
+      const yearZero = cursor([0, '0000-01-01T00:00:00.000000Z', plain.id]);
+      for (const bad of ['archived=maybe', 'pinned=2', 'projectId=nope', 'limit=0', 'limit=101', 'cursor=abc', yearZero]) {
         const res = await t.api('GET', `/v1/conversations?${bad}`, { token: u.accessToken });
         assert.equal(res.status, 400, bad);
+        assert.equal(res.body.code, 'validation_failed', bad);
       }
     });
 
@@ -159,6 +163,7 @@ for (const backend of backends()) {
       const c = await create(u, { title: 'keep' });
       const bad: Array<Record<string, unknown>> = [
         { title: '' },
+        { title: '\u200b\u2060 \ufeff' },
         { title: 't'.repeat(201) },
         { title: 5 },
         { pinned: 'yes' },

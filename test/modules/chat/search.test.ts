@@ -181,7 +181,7 @@ for (const backend of backends()) {
       const bad = ['', 'q=', 'q=%20%20', `q=${'a'.repeat(257)}`, 'q=x&limit=0', 'q=x&limit=51', 'q=x&cursor=%%%', cursor('-1'), cursor('20')];
       // A position the list never gave: an unknown time or id, a rank that is no number.
       const id = '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b';
-      for (const position of [`0.06 2026-02-30T10:00:00.000000Z ${id}`, `0.06 2026-01-01T24:00:00.000000Z ${id}`, '0.06 2026-01-01T10:00:00.000000Z nope', `NaN 2026-01-01T10:00:00.000000Z ${id}`, `1e99 2026-01-01T10:00:00.000000Z ${id}`, `1e-99 2026-01-01T10:00:00.000000Z ${id}`]) bad.push(cursor(position));
+      for (const position of [`0.06 2026-02-30T10:00:00.000000Z ${id}`, `0.06 2026-01-01T24:00:00.000000Z ${id}`, '0.06 2026-01-01T10:00:00.000000Z nope', `NaN 2026-01-01T10:00:00.000000Z ${id}`, `1e99 2026-01-01T10:00:00.000000Z ${id}`, `1e-99 2026-01-01T10:00:00.000000Z ${id}`, `0.06 0000-01-01T10:00:00.000000Z ${id}`]) bad.push(cursor(position));
       for (const query of bad) {
         const res = await t.api('GET', `/v1/search?${query}`, { token: u.accessToken });
         assert.equal(res.status, 400, query.slice(0, 40));
