@@ -53,10 +53,10 @@ export function installNulGuard(app: FastifyInstance) {
  * serializes them (a tool's schema sent upstream) would run out of stack (a 500), and no API
  * here takes anything near this deep.
  */
-const MAX_DEPTH = 128;
+export const MAX_DEPTH = 128;
 
-/** The JSON pointer of the first array or object nested deeper than `max` levels, if any. */
-function deeperThan(value: unknown, max: number): string | undefined {
+/** The JSON pointer of the first array or object nested deeper than `max` levels, if any (the walk goes no deeper than `max`). */
+export function deeperThan(value: unknown, max: number): string | undefined {
   const at = deepPath(value, max);
   return at && (at.length ? at.reverse().map((k) => `/${String(k).replaceAll('~', '~0').replaceAll('/', '~1')}`).join('') : '/');
 }

@@ -17,7 +17,7 @@ export function sandboxRoutes(app: App, { services, guards }: RouteContext<'sand
       summary: 'Run JavaScript in an isolated sandbox',
       description:
         'The script runs in a fresh isolate of its own (no `process`, `require`, timers, filesystem or network), with `console` captured and `input` given. ' +
-        'A failure of the script (an exception, a limit reached) is a 200 with `status: "error"` and `error.code`; the run itself is refused with 413 when the script is too large, 400 when a limit asked for is over the deployment cap, 503 `sandbox_busy` when the queue is full.',
+        'A failure of the script (an exception, a limit reached) is a 200 with `status: "error"` and `error.code`; the run itself is refused with 413 when the script is too large, 400 when a limit asked for is over the deployment cap, 429 `too_many_runs` when the caller already has `SANDBOX_MAX_RUNS_PER_USER` runs running or waiting, 503 `sandbox_busy` when the queue is full.',
       body: runBody,
       response: { 200: runSchema, ...problems },
     },

@@ -7,6 +7,8 @@ export interface SandboxSettings {
   workers: number;
   /** Runs waiting for a worker beyond these are refused (503 `sandbox_busy`). */
   queueSize: number;
+  /** Runs one user may have running and waiting at once, in one process; beyond them a 429 `too_many_runs`. */
+  maxRunsPerUser: number;
   /** Heap of a run's isolate when the request names none, and the most one may ask for. */
   defaultMemoryMb: number;
   maxMemoryMb: number;
@@ -25,6 +27,7 @@ export interface SandboxSettings {
 export const sandboxEnv = {
   SANDBOX_WORKERS: envInt(1, 64).default(2),
   SANDBOX_QUEUE_SIZE: envInt(0, 100_000).default(100),
+  SANDBOX_MAX_RUNS_PER_USER: envInt(1, 100_000).default(4),
   SANDBOX_DEFAULT_MEMORY_MB: envInt(8, 4096).default(16),
   SANDBOX_MAX_MEMORY_MB: envInt(8, 4096).default(128),
   SANDBOX_DEFAULT_CPU_MS: envMs(10, 600_000).default(500),
@@ -43,6 +46,7 @@ export function sandboxSettings(e: z.output<typeof sandboxEnvObject>): SandboxSe
   return {
     workers: e.SANDBOX_WORKERS,
     queueSize: e.SANDBOX_QUEUE_SIZE,
+    maxRunsPerUser: e.SANDBOX_MAX_RUNS_PER_USER,
     defaultMemoryMb: e.SANDBOX_DEFAULT_MEMORY_MB,
     maxMemoryMb: e.SANDBOX_MAX_MEMORY_MB,
     defaultCpuMs: e.SANDBOX_DEFAULT_CPU_MS,

@@ -82,6 +82,20 @@ for (const backend of backends()) {
       assert.equal(long.error!.message.length, 10_000);
     });
 
+    test('a result nested deeper than 128 levels is refused as too large, not a 500', async () => {
+      // 8,000 levels the isolate serializes and the server could not; the forged text any depth at all.
+      for (const code of ['let a = []; for (let i = 0; i < 8000; i++) a = [a]; a', `Promise.prototype.then = function () { return '['.repeat(100000) + ']'.repeat(100000) }; 1`]) {
+        const deep = await run(code);
+        assert.equal(deep.status, 'error', code);
+        assert.deepEqual(deep.error, { code: 'result_too_large', message: 'The result is nested more than 128 levels deep' });
+        assert.equal(deep.result, null);
+      }
+      // 128 levels, with brackets inside strings that do not count.
+      const ok = await run('let a = ["[[[{{{"]; for (let i = 1; i < 128; i++) a = [a]; a');
+      assert.equal(ok.status, 'ok', JSON.stringify(ok.error));
+      assert.equal(JSON.stringify(ok.result).length, 128 * 2 + 8);
+    });
+
     test('a run is metered: usage source sandbox, its CPU milliseconds as the latency, no cost', async () => {
       const owner = await createUser(t);
       const r = await run('let s = 0; for (let i = 0; i < 1e5; i++) s += i; s', {}, owner.accessToken);
@@ -153,7 +167,7 @@ describe('sandbox isolation and supervision [embedded]', () => {
     // Secrets in this process's own environment, where an inheriting child would find them.
     process.env.PARLEY_MASTER_KEY = SECRET;
     process.env.OPENAI_API_KEY = SECRET;
-    t = await startApp({ worker: false, env: { SANDBOX_HEARTBEAT_MS: '200', SANDBOX_WORKERS: '2' } });
+    t = await startApp({ worker: false, env: { SANDBOX_HEARTBEAT_MS: '200', SANDBOX_WORKERS: '2', SANDBOX_MAX_RUNS_PER_USER: '50' } });
     u = await createUser(t);
   });
   after(async () => {
@@ -315,5 +329,33 @@ describe('sandbox queue [embedded]', () => {
     assert.equal((await first).status, 200);
     assert.equal((await second).status, 200);
     assert.equal((await post()).status, 200);
+  });
+});
+
+describe('sandbox runs per user [embedded]', () => {
+  let t: TestApp;
+  let u: TestUser;
+  let v: TestUser;
+
+  before(async () => {
+    t = await startApp({ worker: false, env: { SANDBOX_WORKERS: '1', SANDBOX_MAX_RUNS_PER_USER: '2' } });
+    u = await createUser(t);
+    v = await createUser(t);
+  });
+  after(() => t.close());
+
+  // Without it one user's burst of long runs fills the whole queue, and every other user waits minutes or gets 503s.
+  test("one user's runs beyond SANDBOX_MAX_RUNS_PER_USER are refused with 429; another user's still queue", async () => {
+    const post = (who: TestUser, code = 'await new Promise(() => {})') => t.api('POST', '/v1/sandbox/runs', { token: who.accessToken, body: { code } });
+    const held = [post(u), post(u)];
+    await eventually(() => assert.equal(t.services.sandbox.workers().running + t.services.sandbox.workers().queued, 2));
+    const third = await post(u);
+    assert.equal(third.status, 429, third.text);
+    assert.equal(third.body.code, 'too_many_runs');
+    assert.equal(third.headers.get('retry-after'), '1');
+    const other = post(v, '1');
+    for (const res of await Promise.all(held)) assert.equal(res.body.error?.code, 'timeout');
+    assert.equal((await other).body.result, 1);
+    assert.equal((await post(u, '2')).body.result, 2, 'ended runs no longer count');
   });
 });

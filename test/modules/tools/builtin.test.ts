@@ -386,7 +386,11 @@ describe('fetch_url with FETCH_URL_ALLOW_PRIVATE', () => {
   let port: number;
 
   before(async () => {
-    server = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end('local'));
+    server = http.createServer((req, res) => {
+      // Two megabytes (the default cap) of title tags that never close.
+      if (req.url === '/titles') return res.writeHead(200, { 'content-type': 'text/html' }).end(`<html><head>${'<title>'.repeat(2_000_000 / 7)}`);
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('local');
+    });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     port = (server.address() as AddressInfo).port;
     t = await startApp({ worker: false, env: { FETCH_URL_ALLOW_PRIVATE: 'true' } });
@@ -402,5 +406,18 @@ describe('fetch_url with FETCH_URL_ALLOW_PRIVATE', () => {
     const r = await t.services.toolbox.run(tool!, { url: `http://127.0.0.1:${port}/` }, { ...scope, signal: new AbortController().signal, limits: {} });
     assert.equal(r.ok, true, r.content);
     assert.equal(JSON.parse(r.content).text, 'local');
+  });
+
+  // A title found by a backtracking pattern scanned to the end from each of the 285,000 tags: the server's event
+  // loop held for a minute and more, past every time cap (none can fire while it is held). Read in one pass, the
+  // page takes a tenth of a second (no timing is asserted here: a regression shows as this test taking minutes).
+  test('a page of unclosed title tags has no title, and is read to its cap', async () => {
+    const scope = { userId: '00000000-0000-7000-8000-000000000000', projectId: null, conversationId: null, apiKeyId: null };
+    const [tool] = await t.services.toolbox.offered(scope, ['fetch_url']);
+    const r = await t.services.toolbox.run(tool!, { url: `http://127.0.0.1:${port}/titles` }, { ...scope, signal: new AbortController().signal, limits: {} });
+    assert.equal(r.ok, true, r.content);
+    const page = JSON.parse(r.content);
+    assert.equal(page.title, undefined);
+    assert.equal(page.truncated, true);
   });
 });

@@ -73,6 +73,19 @@ function charsetOf(contentType: string, head: Buffer, html: boolean): string {
 }
 
 /**
+ * The inner HTML of the page's first `<title>`, found in one pass: a pattern such as
+ * `<title[^>]*>([\s\S]*?)<\/title>` scans to the end from every `<title` it meets, and a
+ * page of two megabytes of `<title>` holds the event loop for over a minute.
+ */
+function titleOf(html: string): string | undefined {
+  const open = html.search(/<title[\s>]/i);
+  if (open < 0) return undefined;
+  const start = html.indexOf('>', open) + 1;
+  const end = html.slice(start).search(/<\/title[\s>]/i);
+  return end < 0 ? undefined : html.slice(start, start + end);
+}
+
+/**
  * Reads public web pages for the model: http(s) only; every hop's host
  * resolved and refused when any of its addresses is private (unless allowed:
  * all, or some ranges), and the connection made to that checked address (no
@@ -193,7 +206,7 @@ export function createWebPages(settings: WebPagesSettings) {
         const decoded = new TextDecoder(charsetOf(contentType, bytes.subarray(0, 2048), isHtml(media))).decode(bytes);
         const page: Page = { url: url.href, status: res.statusCode ?? 0, contentType: media || 'text/plain', text: decoded };
         if (isHtml(media)) {
-          const title = /<title[^>]*>([\s\S]*?)<\/title>/i.exec(decoded)?.[1];
+          const title = titleOf(decoded);
           const titleText = title && entitiesDecoded(title).replace(/\s+/g, ' ').trim().slice(0, TITLE_CHARS);
           if (titleText) page.title = titleText;
           page.text = htmlToText(decoded, { base: url.href }).trim();
