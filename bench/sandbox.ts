@@ -49,7 +49,8 @@ for (let i = 0; i < COLD_SAMPLES; i++) {
 }
 console.log(`cold (first run, forks a worker): ${cold.map(f).join(', ')} ms`);
 
-const t = await startApp({ backend, worker: false, env: { SANDBOX_WORKERS: workers, SANDBOX_QUEUE_SIZE: '10000' } });
+// One user sends every run here: their share of the queue (SANDBOX_MAX_RUNS_PER_USER) is all of it.
+const t = await startApp({ backend, worker: false, env: { SANDBOX_WORKERS: workers, SANDBOX_QUEUE_SIZE: '10000', SANDBOX_MAX_RUNS_PER_USER: '10000' } });
 const u = await createUser(t);
 // Every worker started and warm.
 await Promise.all(Array.from({ length: Number(workers) * 2 }, () => timedRun(t, u.accessToken)));
