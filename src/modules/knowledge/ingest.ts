@@ -49,7 +49,35 @@ export function createIngestion(d: IngestDeps): JobHandler<IngestJob, { chunks: 
   const say = (item: ItemRow, status: ItemRow['status'], extra: { progress?: number; chunks?: number; error?: { code: string; message: string } } = {}) =>
     d.announce('knowledge.item.updated', { userId: item.userId, itemId: item.id, kind: item.kind, refId: item.refId, status, ...extra });
 
-  async function textOf(item: ItemRow): Promise<{ text: string; version: number | null }> {
+  type Doc = Awaited<ReturnType<Documents['peek']>>['doc'];
+
+  /** The document as `userId` reads it; undefined when they may not (or it was deleted). */
+  const readAs = (userId: string, documentId: string): Promise<Doc | undefined> =>
+    d.documents.peek(userId, documentId).then(
+      (view) => view.doc,
+      (err: unknown) => {
+        if (err instanceof AppError && err.status === 404) return undefined;
+        throw err;
+      },
+    );
+
+  /**
+   * The item, and its document read once as its holder. A document is indexed once for all its readers, as
+   * whoever added it first. Once they may no longer read it (their share removed), the item passes to the
+   * document's owner, who always may: otherwise the owner's own collections would hold an item that failed at
+   * every save, which the owner could neither see nor index again.
+   */
+  async function held(found: ItemRow): Promise<{ item: ItemRow; doc?: Doc }> {
+    if (found.kind !== 'document') return { item: found };
+    const doc = await readAs(found.userId, found.refId);
+    if (doc) return { item: found, doc };
+    const owner = await d.documents.ownerOf(found.refId);
+    if (!owner || owner === found.userId) return { item: found };
+    await d.repo.handOver(found.id, owner);
+    return { item: { ...found, userId: owner }, doc: await readAs(owner, found.refId) };
+  }
+
+  async function textOf(item: ItemRow, doc: Doc | undefined): Promise<{ text: string; version: number | null }> {
     if (item.kind === 'file') {
       const file = await d.files.get(item.userId, item.refId).catch((err: unknown) => {
         if (err instanceof AppError && err.status === 404) throw new Unreadable('source_missing', 'The file was deleted');
@@ -62,42 +90,21 @@ export function createIngestion(d: IngestDeps): JobHandler<IngestJob, { chunks: 
       if (text === null) throw new Unreadable('no_text', `Files of type ${file.mimeType} have no text to index`);
       return { text, version: null };
     }
-    const { doc } = await d.documents.peek(item.userId, item.refId).catch((err: unknown) => {
-      if (err instanceof AppError && err.status === 404) throw new Unreadable('source_missing', 'The document was deleted');
-      throw err;
-    });
+    if (!doc) throw new Unreadable('source_missing', 'The document was deleted');
     return { text: doc.title ? `# ${doc.title}\n\n${doc.body}` : doc.body, version: doc.version };
-  }
-
-  /**
-   * A document is indexed once for all its readers, as whoever added it first. Once they may no longer read it
-   * (their share removed), the item passes to the document's owner, who always may: otherwise the owner's own
-   * collections would hold an item that failed at every save, which the owner could neither see nor index again.
-   */
-  async function holderOf(item: ItemRow): Promise<ItemRow> {
-    if (item.kind !== 'document') return item;
-    const owner = await d.documents.ownerOf(item.refId);
-    if (!owner || owner === item.userId) return item;
-    const stillReads = await d.documents.peek(item.userId, item.refId).then(
-      () => true,
-      (err: unknown) => {
-        if (err instanceof AppError && err.status === 404) return false;
-        throw err;
-      },
-    );
-    if (stillReads) return item;
-    await d.repo.handOver(item.id, owner);
-    return { ...item, userId: owner };
   }
 
   return async (job, ctx) => {
     const found = await d.repo.item(job.itemId);
     if (!found) return { skipped: 'the item was removed' };
-    const item = await holderOf(found);
-    await d.repo.setItem(item.id, { status: 'indexing' });
-    say(item, 'indexing', { progress: 0 });
+    let item = found;
     try {
-      const { text, version } = await textOf(item);
+      // The document is read here, once, inside the attempt: a read that fails on the last attempt fails the item.
+      const holding = await held(found);
+      item = holding.item;
+      await d.repo.setItem(item.id, { status: 'indexing' });
+      say(item, 'indexing', { progress: 0 });
+      const { text, version } = await textOf(item, holding.doc);
       const model = d.ai.embeddings.defaultModel;
       const count = (s: string) => d.ai.countTokens(model ?? FALLBACK_COUNT_MODEL, s);
       const passages = chunkText(text, { maxTokens: d.settings.chunkTokens, overlapTokens: d.settings.overlapTokens, count });
