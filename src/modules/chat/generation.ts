@@ -10,7 +10,7 @@ import { contentText, isBlank } from './contracts.ts';
 import type { Conversations } from './conversations.ts';
 import { isOutcome, outcomeOf, type GenerationEvent, type Outcome, type PositionedEvent } from './generation-events.ts';
 import { CANCEL_SIGNAL, endDeleted, launchRun, type Run, type RunDeps } from './generation-run.ts';
-import { toPublicMessage, type MessageRow, type Messages, type MessageView } from './messages.ts';
+import { assertNotStreaming, toPublicMessage, type MessageRow, type Messages, type MessageView } from './messages.ts';
 import type { Attachments, Turn } from './attachments.ts';
 import { createAttention, type FollowEnd } from './attention.ts';
 import type { ContentInput } from './schema.ts';
@@ -407,7 +407,11 @@ export function createGeneration(d: GenerationDeps) {
         throw ValidationError(`A message may hold at most ${d.limits.maxMessageChars} characters`, 'message_too_long');
       }
       // The parent first: a message that is not there is a 404 whatever the model settings say.
-      if (input.parentId) assertAskable(await d.messages.get(userId, conversationId, input.parentId));
+      if (input.parentId) {
+        const parent = await d.messages.get(userId, conversationId, input.parentId);
+        assertAskable(parent);
+        assertNotStreaming(parent);
+      }
       const p = await plan(userId, conversationId, input.model);
       // Each file must be the user's (404 otherwise), before anything is written.
       const content = await d.attachments.resolve(userId, input.content);

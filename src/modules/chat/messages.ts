@@ -84,6 +84,16 @@ function answer(text: string, content: ContentPart[] = text ? [{ type: 'text', t
 }
 
 /**
+ * A question under an answer still being written would be asked on half an answer (or one waiting for approvals),
+ * as the Assistants API refuses a message while a run is active. Checked under the conversation's lock, so a
+ * question posted as an answer starts sees the answer.
+ */
+export function assertNotStreaming(parent: MessageRow) {
+  if (parent.status !== 'streaming') return;
+  throw Conflict('The message above is an answer still being written: wait for it to end, or stop it, before posting under it', 'answer_in_progress');
+}
+
+/**
  * Messages: a tree per conversation (rows linked by parentId). Reading walks one
  * branch; writing appends and moves the conversation's current leaf.
  *
@@ -240,7 +250,7 @@ export function createMessages(d: { db: Db }) {
       return inTransaction(d.db, async (tx) => {
         const conversation = await locked(conversationId, tx, userId);
         const parentId = input.parentId === undefined ? conversation.currentLeafId : input.parentId;
-        if (parentId) await messageIn(conversationId, parentId, tx);
+        if (parentId) assertNotStreaming(await messageIn(conversationId, parentId, tx));
         const message = await repo.insert({ conversationId, userId, parentId, ...counted({ role: 'user', ...parts }), status: 'complete', completedAt: new Date() }, tx);
         await conversations.setCurrentLeaf(conversationId, message.id, tx);
         return message;

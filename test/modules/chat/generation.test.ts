@@ -149,6 +149,38 @@ for (const backend of backends()) {
       await waitFor(async () => (answerRequests(f.openai)[0]!.aborted ? true : undefined), 'the provider call stopped');
     });
 
+    test('a question cannot go under an answer still being written: 409 answer_in_progress, nothing stored; once it ends it can', async () => {
+      const u = await createUser(f.t);
+      const chat = chatAs(f.t, u);
+      const c = await chat.conversation();
+      f.openai.script({ chunks: ['Half ', 'an answer'], holdAfter: 1 });
+      const res = await chat.sendSse(c, { content: 'Go' });
+      let ids: { userMessageId: string; assistantMessageId: string } | undefined;
+      for await (const e of readSse(res)) {
+        if (e.event === 'message.created') ids = e.data;
+        if (e.event === 'delta') break;
+      }
+      assert.ok(ids);
+      const calls = answerRequests(f.openai).length;
+      const before = (await chat.branch(c)).data.map((m: any) => m.id);
+      // Under the current leaf (the answer), named or not.
+      for (const body of [{ content: 'And?' }, { content: 'And?', parentId: ids.assistantMessageId }]) {
+        const refused = await chat.send(c, body);
+        assert.equal(refused.status, 409, refused.text);
+        assert.equal(refused.body.code, 'answer_in_progress');
+      }
+      assert.equal(answerRequests(f.openai).length, calls, 'no model is called');
+      assert.deepEqual((await chat.branch(c)).data.map((m: any) => m.id), before, 'nothing is stored');
+
+      // Stopped, it is an answer like any other.
+      assert.equal((await chat.cancel(c, ids.assistantMessageId)).status, 200);
+      await waitFor(async () => ((await chat.message(c, ids!.assistantMessageId)).status === 'cancelled' ? true : undefined), 'the answer is cancelled');
+      f.openai.script({ reply: 'Whole.' });
+      const after = await chat.send(c, { content: 'And?' });
+      assert.equal(after.status, 201, after.text);
+      assert.equal((await chat.message(c, after.body.parentId)).parentId, ids.assistantMessageId, 'the question goes under the stopped answer');
+    });
+
     test("the project's active prompt is the system message; the model sees the branch history", async () => {
       const u = await createUser(f.t);
       const chat = chatAs(f.t, u);
