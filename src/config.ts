@@ -5,6 +5,8 @@ import { MODULES } from './modules/index.ts';
 import type { ModuleSettings } from './modules/module.ts';
 import { busEnv, busSettings } from './platform/bus/settings.ts';
 import type { BusOptions } from './platform/bus/bus.ts';
+import type { DnsSettings } from './platform/net/host-lookup.ts';
+import { dnsEnv, dnsSettings } from './platform/net/settings.ts';
 import type { S3Settings } from './platform/storage/s3-storage.ts';
 import { envBool, envInt, envList, envMs } from './platform/config/env.ts';
 import { DEFAULT_PGLITE_SHARED_BUFFERS_MB } from './platform/db/pglite.ts';
@@ -74,6 +76,7 @@ const coreEnv = {
     .refine((v) => v.replace(/\/$/, '').split('/').every((s) => /^[A-Za-z0-9._-]+$/.test(s) && s !== '.' && s !== '..'), 'path segments of letters, digits, . _ - (not . or ..)')
     .optional(),
   ...busEnv,
+  ...dnsEnv,
 };
 
 /** Every environment variable Parley reads, validated once at start: the core's and each module's. Built on first use. */
@@ -109,6 +112,8 @@ export interface CoreConfig {
   allowedOrigins: string[];
   /** Event bus delivery: retries, dead-letter threshold, reclaim of a dead consumer's events, stream length. */
   bus: BusOptions;
+  /** How user-given hosts are resolved (webhooks, Slack, push, MCP, fetch_url): name servers and the time a lookup may take. */
+  dns: DnsSettings;
   /** Where blobs go: files under the data directory (none for `memory://`: a temporary one), or an S3-compatible bucket. */
   storage: { kind: 'disk'; dir?: string } | ({ kind: 's3' } & S3Settings);
 }
@@ -148,6 +153,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     trustProxy: e.TRUST_PROXY,
     allowedOrigins: e.ALLOWED_ORIGINS.length ? e.ALLOWED_ORIGINS : [new URL(publicUrl).origin],
     bus: busSettings(e),
+    dns: dnsSettings(e),
     storage: storageSettings(e),
   };
   const sections = Object.fromEntries(MODULES.flatMap((m) => (m.config ? [[m.name, m.config.read(e)]] : [])));

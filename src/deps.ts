@@ -11,6 +11,7 @@ import { redisBus } from './platform/bus/redis-bus.ts';
 import { Cipher, Signer } from './platform/crypto/cipher.ts';
 import { resolveMasterKey } from './platform/crypto/master-key.ts';
 import { outboxMailer, smtpMailer, type Mailer } from './platform/mail/mailer.ts';
+import { useDnsSettings } from './platform/net/public-address.ts';
 import { createLogger, type Logger } from './platform/observability/logger.ts';
 import { createMetrics, type Metrics } from './platform/observability/metrics.ts';
 import { memoryLimiters, redisLimiters, type LimiterFactory } from './platform/ratelimit/limiter.ts';
@@ -88,6 +89,7 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
   const scheduler = createScheduler({ queue, db: database.db, logger });
   const storage = await openStorage(config.storage);
   const masterKey = resolveMasterKey(config.masterKey, config.dataDir);
+  const restoreDns = useDnsSettings(config.dns);
   if (config.databaseUrl && !config.masterKey) {
     logger.warn({ dataDir: config.dataDir }, 'PARLEY_MASTER_KEY is not set: this instance uses a key of its own from its data directory; every instance on one database needs the same PARLEY_MASTER_KEY');
   }
@@ -120,6 +122,7 @@ export async function createDeps(config: Config, opts: { logger?: Logger; migrat
       await storage.close();
       if (redis) await redis.quit().catch(() => redis.disconnect());
       await database.close();
+      restoreDns();
     },
   };
 }

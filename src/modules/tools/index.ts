@@ -43,5 +43,6 @@ export const toolsModule = defineModule({
     webPages: createWebPages(config.tools.fetchUrl),
   }),
   routes: toolsRoutes,
+  stop: ({ webPages }) => webPages.close(),
   tools: ({ users, webPages }) => fixedTools(currentTimeTool({ users }), fetchUrlTool({ pages: webPages })),
 });

@@ -10,7 +10,7 @@ export interface ToolsSettings extends ToolboxSettings {
   defaultMaxSteps: number;
   /** The most a project may set. */
   maxSteps: number;
-  /** What the fetch_url tool may read: its size and time caps, and whether private addresses are reachable. */
+  /** What the fetch_url tool may read: its size and time caps, its conversion threads, and whether private addresses are reachable. */
   fetchUrl: WebPagesSettings;
 }
 
@@ -22,6 +22,9 @@ export const toolsEnv = {
   TOOLS_MAX_STEPS: envInt(1, 100).default(25),
   FETCH_URL_MAX_BYTES: envInt(1_024, 100_000_000).default(2_000_000),
   FETCH_URL_TIMEOUT_MS: envMs(100, 600_000).default(15_000),
+  // Two megabytes of paragraphs take the converter about two seconds.
+  FETCH_URL_CONVERT_TIMEOUT_MS: envMs(100, 600_000).default(5_000),
+  FETCH_URL_MAX_CONVERSIONS: envInt(1, 64).default(2),
   FETCH_URL_ALLOW_PRIVATE: envBool.default(false),
   FETCH_URL_ALLOWED_RANGES: z.string().default(''),
 };
@@ -43,6 +46,13 @@ export function toolsSettings(e: z.output<typeof toolsEnvObject>): ToolsSettings
     maxResultChars: e.TOOLS_MAX_RESULT_CHARS,
     maxSteps: e.TOOLS_MAX_STEPS,
     defaultMaxSteps: e.TOOLS_DEFAULT_MAX_STEPS,
-    fetchUrl: { maxBytes: e.FETCH_URL_MAX_BYTES, timeoutMs: e.FETCH_URL_TIMEOUT_MS, allowPrivate: e.FETCH_URL_ALLOW_PRIVATE, allowedRanges, maxTextChars: e.TOOLS_MAX_RESULT_CHARS },
+    fetchUrl: {
+      maxBytes: e.FETCH_URL_MAX_BYTES,
+      timeoutMs: e.FETCH_URL_TIMEOUT_MS,
+      convertTimeoutMs: e.FETCH_URL_CONVERT_TIMEOUT_MS,
+      maxConversions: e.FETCH_URL_MAX_CONVERSIONS,
+      allowPrivate: e.FETCH_URL_ALLOW_PRIVATE, allowedRanges,
+      maxTextChars: e.TOOLS_MAX_RESULT_CHARS,
+    },
   };
 }

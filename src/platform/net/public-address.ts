@@ -1,5 +1,5 @@
-import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
+import { createHostLookup, type BoundedHostLookup, type DnsSettings } from './host-lookup.ts';
 
 /**
  * Ranges no fetch of a user-given URL may reach unless the deployment allows
@@ -64,14 +64,14 @@ export interface ResolvedAddress {
 
 /**
  * Why a host was refused: it has no address, or one of its addresses is in a refused range. `temporary`: the
- * lookup itself failed (EAI_AGAIN, a timeout, a resolver's SERVFAIL) rather than answer that the name does not exist,
+ * lookup itself failed (ETIMEOUT past DNS_TIMEOUT_MS, a resolver's SERVFAIL, EAI_AGAIN from a caller's own lookup) rather than answer that the name does not exist,
  * so the same host may resolve on a later try.
  */
 export class AddressRefused extends Error {
   readonly reason: 'unresolvable' | 'private';
   readonly host: string;
   readonly temporary: boolean;
-  /** The lookup's error code (EAI_AGAIN…) when `temporary`. */
+  /** The lookup's error code (ETIMEOUT, ESERVFAIL…) when `temporary`. */
   readonly failure?: string;
   constructor(host: string, reason: 'unresolvable' | 'private', failure?: string) {
     super(reason === 'private' ? `${host} resolves to a private, loopback or link-local address` : failure ? `${host} could not be resolved (${failure})` : `${host} does not resolve`);
@@ -83,9 +83,29 @@ export class AddressRefused extends Error {
   }
 }
 
-/** Every address of a host name: the system's resolver (getaddrinfo, as connections use) unless a caller brings another. */
+/** Every address of a host name: the process's bounded resolver (see host-lookup.ts) unless a caller brings another. */
 export type HostLookup = (host: string) => Promise<ResolvedAddress[]>;
-const systemLookup: HostLookup = async (host) => (await lookup(host, { all: true, verbatim: true })) as ResolvedAddress[];
+
+/** How long a lookup of a user-given host may take unless DNS_TIMEOUT_MS says. */
+export const DEFAULT_DNS_TIMEOUT_MS = 5_000;
+let processLookup: BoundedHostLookup | undefined;
+const systemLookup: HostLookup = (host) => (processLookup ??= createHostLookup({ timeoutMs: DEFAULT_DNS_TIMEOUT_MS }))(host);
+
+/**
+ * Makes `settings` (DNS_SERVERS, DNS_TIMEOUT_MS) what every check of a user-given host resolves with: webhooks,
+ * Slack, push, MCP and fetch_url bring no lookup of their own. A name server is the process's, as with getaddrinfo
+ * before, so this is set once at start (createDeps). Returns what undoes it: the one before comes back, and the
+ * lookups still waiting on this one fail (temporary).
+ */
+export function useDnsSettings(settings: DnsSettings): () => void {
+  const previous = processLookup;
+  const lookup = createHostLookup(settings);
+  processLookup = lookup;
+  return () => {
+    if (processLookup === lookup) processLookup = previous;
+    lookup.close();
+  };
+}
 /** Answers that the name has no address: final, unlike a lookup that failed. */
 const NO_SUCH_NAME = new Set(['ENOTFOUND', 'ENODATA']);
 

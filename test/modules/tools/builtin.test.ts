@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { and, eq } from 'drizzle-orm';
@@ -8,6 +8,7 @@ import { DateTime } from 'luxon';
 import { usageEvents } from '../../../src/modules/usage/schema.ts';
 import type { ToolOutcome, ToolScope } from '../../../src/modules/tools/index.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
+import { startDnsServer } from '../../support/dns-server.ts';
 import { eventually } from '../../support/eventually.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 import { uploadFile } from '../../support/files.ts';
@@ -419,5 +420,108 @@ describe('fetch_url with FETCH_URL_ALLOW_PRIVATE', () => {
     const page = JSON.parse(r.content);
     assert.equal(page.title, undefined);
     assert.equal(page.truncated, true);
+  });
+});
+
+describe('fetch_url: names resolved by DNS_SERVERS, HTML converted on a thread of its own', () => {
+  const PARAGRAPHS = 20_000;
+  const paragraph = (i: number) => `<p>Paragraph ${i}: otters hold hands while they sleep, <a href="/p/${i}">more</a>.</p>`;
+  // Near two megabytes (the default cap) of paragraphs: about a second of the converter's time.
+  const BIG = `<html><head><title>Many\n  paragraphs</title></head><body>${Array.from({ length: PARAGRAPHS }, (_, i) => paragraph(i)).join('\n')}</body></html>`;
+  let t: TestApp;
+  let dns: Awaited<ReturnType<typeof startDnsServer>>;
+  let server: http.Server;
+  let port: number;
+  /** Serves the big page over plain TCP and leaves the connection open: the reader's close says it has read it all. */
+  let pageServer: net.Server;
+  let pagePort: number;
+  /** What happened, in order: the big page's connection closed by its reader, requests served meanwhile, the page given. */
+  const events: string[] = [];
+  /** Only the connections the ordering test makes are counted: an earlier test's may close later. */
+  let watching = false;
+  const scope = { userId: '00000000-0000-7000-8000-000000000000', projectId: null, conversationId: null, apiKeyId: null };
+
+  before(async () => {
+    dns = await startDnsServer({ 'pages.test': ['127.0.0.1'], 'hang.test': 'silent', 'gone.test': 'nxdomain' });
+    server = http.createServer((req, res) => res.writeHead(200, { 'content-type': 'text/plain' }).end(`local ${req.headers.host}`));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as AddressInfo).port;
+    pageServer = net.createServer((socket) => {
+      const watched = watching;
+      socket.once('data', () => socket.write(`HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(BIG)}\r\n\r\n${BIG}`));
+      socket.once('end', () => {
+        if (watched) events.push('page read');
+        socket.destroy();
+      });
+      socket.on('error', () => {});
+    });
+    await new Promise<void>((resolve) => pageServer.listen(0, '127.0.0.1', resolve));
+    pagePort = (pageServer.address() as AddressInfo).port;
+    t = await startApp({
+      worker: false,
+      env: {
+        FETCH_URL_ALLOW_PRIVATE: 'true',
+        DNS_SERVERS: dns.server,
+        DNS_TIMEOUT_MS: '300',
+        TOOLS_MAX_RESULT_CHARS: '10000000',
+        // Room for a slow machine: these tests are about where the work runs, not how long it takes.
+        FETCH_URL_TIMEOUT_MS: '120000',
+        FETCH_URL_CONVERT_TIMEOUT_MS: '120000',
+      },
+    });
+  });
+  after(async () => {
+    await t.close();
+    await dns.close();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await new Promise<void>((resolve) => pageServer.close(() => resolve()));
+  });
+
+  async function fetchUrl(url: string) {
+    const [tool] = await t.services.toolbox.offered(scope, ['fetch_url']);
+    return t.services.toolbox.run(tool!, { url }, { ...scope, signal: new AbortController().signal, limits: {} });
+  }
+
+  test('a name is asked of DNS_SERVERS and the request goes to its address; a silent server is a temporary failure, NXDOMAIN a final one', async () => {
+    const r = await fetchUrl(`http://pages.test:${port}/`);
+    assert.equal(r.ok, true, r.content);
+    assert.equal(JSON.parse(r.content).text, `local pages.test:${port}`);
+    assert.ok(dns.queries.includes('pages.test A'), dns.queries.join());
+
+    const hang = await fetchUrl(`http://hang.test:${port}/`);
+    assert.equal(hang.error?.code, 'url_unresolvable', hang.content);
+    assert.match(hang.error!.message, /could not be resolved now \(ETIMEOUT\); it may work later/);
+    const gone = await fetchUrl(`http://gone.test:${port}/`);
+    assert.equal(gone.error?.code, 'url_unresolvable', gone.content);
+    assert.match(gone.error!.message, /does not resolve$/);
+  });
+
+  test('a big page is converted whole, as on the server\'s own thread', async () => {
+    const r = await fetchUrl(`http://127.0.0.1:${pagePort}/big`);
+    assert.equal(r.ok, true, r.content);
+    const page = JSON.parse(r.content);
+    assert.equal(page.title, 'Many paragraphs');
+    assert.equal(page.truncated, undefined);
+    const expected = Array.from({ length: PARAGRAPHS }, (_, i) => `Paragraph ${i}: otters hold hands while they sleep, more [http://127.0.0.1:${pagePort}/p/${i}].`).join('\n\n');
+    assert.equal(page.text, expected);
+  });
+
+  test('while a big page is converted, the server goes on answering requests', async () => {
+    watching = true;
+    const converted = fetchUrl(`http://127.0.0.1:${pagePort}/big`).then((r) => {
+      events.push('page given');
+      return r;
+    });
+    // The reader closes the page's connection once it has read it all: what is left is the conversion, and requests
+    // served from now on are served during it (on the server's own thread they would wait until the page is given).
+    await eventually(() => assert.ok(events.includes('page read')), 60_000);
+    for (let i = 0; i < 3; i++) {
+      const health = await t.api('GET', '/health');
+      assert.equal(health.status, 200);
+      events.push('request served');
+    }
+    const r = await converted;
+    assert.equal(r.ok, true, r.content);
+    assert.deepEqual(events, ['page read', 'request served', 'request served', 'request served', 'page given']);
   });
 });

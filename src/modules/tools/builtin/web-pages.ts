@@ -3,15 +3,19 @@ import type { BlockList } from 'node:net';
 import https from 'node:https';
 import { pipeline, type Readable } from 'node:stream';
 import zlib from 'node:zlib';
-import { compile } from 'html-to-text';
 import { AddressRefused, pinnedLookup, resolvePublicHost, type ResolvedAddress } from '../../../platform/net/public-address.ts';
 import { ToolError } from '../tool.ts';
+import { ConversionFailed, createHtmlConverter } from './html-converter.ts';
 
 export interface WebPagesSettings {
   /** Bytes of a body read (after decompression); the rest is not read. */
   maxBytes: number;
-  /** The whole fetch, redirects included. */
+  /** The whole fetch, redirects and the HTML's conversion to text included. */
   timeoutMs: number;
+  /** One page's HTML to text, on a conversion thread: past it the thread is ended and the page not read. */
+  convertTimeoutMs: number;
+  /** Pages converted at once (each on a thread of its own); more wait their turn within their fetch's time. */
+  maxConversions: number;
   /** Private, loopback and link-local addresses reachable too (a closed network; tests). */
   allowPrivate: boolean;
   /** Private ranges reachable even so (an intranet's), when not all are. */
@@ -34,34 +38,10 @@ export interface Page {
 
 const MAX_REDIRECTS = 5;
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
-const TITLE_CHARS = 300;
 
 const isHtml = (media: string) => media === 'text/html' || media === 'application/xhtml+xml';
 const TEXTUAL = new Set(['application/json', 'application/xml', 'application/javascript', 'application/x-javascript', 'application/ecmascript', 'application/x-ndjson', 'application/yaml', 'application/x-yaml', 'application/toml', 'application/csv', 'application/rss+xml', 'application/atom+xml']);
 const isTextual = (media: string) => media.startsWith('text/') || TEXTUAL.has(media) || media.endsWith('+json') || media.endsWith('+xml');
-
-/** A link as the model can follow it: absolute http(s); scripts, data and in-page anchors dropped (their text stays). */
-function linkTarget(href: string, base: string): string {
-  try {
-    const url = new URL(href, base);
-    return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : '';
-  } catch {
-    return '';
-  }
-}
-
-/** HTML to readable text: no wrapping, links kept as absolute `[url]` after their text, tables in columns, nothing that is not text (scripts, styles, images, forms' inner parts). */
-const htmlToText: (html: string, meta: { base: string }) => string = compile({
-  wordwrap: false,
-  selectors: [
-    { selector: 'a', options: { hideLinkHrefIfSameAsText: true, pathRewrite: (href: string, meta: { base: string }) => linkTarget(href, meta.base) } },
-    // The converter strips `mailto:` before the rewrite sees it, which would make the address a relative link.
-    { selector: 'a[href^="mailto:"]', format: 'anchor', options: { ignoreHref: true } },
-    { selector: 'table', format: 'dataTable' },
-    ...['img', 'script', 'style', 'noscript', 'template', 'svg', 'canvas', 'iframe', 'object', 'select', 'button'].map((selector) => ({ selector, format: 'skip' })),
-  ],
-}) as never; // its typings leave out the metadata the compiled function passes to pathRewrite
-const entitiesDecoded = compile({ wordwrap: false });
 
 function charsetOf(contentType: string, head: Buffer, html: boolean): string {
   const declared = /charset\s*=\s*["']?([^;"'\s]+)/i.exec(contentType)?.[1] ?? (html ? /<meta[^>]+charset\s*=\s*["']?([\w-]+)/i.exec(head.toString('latin1'))?.[1] : undefined);
@@ -73,28 +53,18 @@ function charsetOf(contentType: string, head: Buffer, html: boolean): string {
 }
 
 /**
- * The inner HTML of the page's first `<title>`, found in one pass: a pattern such as
- * `<title[^>]*>([\s\S]*?)<\/title>` scans to the end from every `<title` it meets, and a
- * page of two megabytes of `<title>` holds the event loop for over a minute.
- */
-function titleOf(html: string): string | undefined {
-  const open = html.search(/<title[\s>]/i);
-  if (open < 0) return undefined;
-  const start = html.indexOf('>', open) + 1;
-  const end = html.slice(start).search(/<\/title[\s>]/i);
-  return end < 0 ? undefined : html.slice(start, start + end);
-}
-
-/**
  * Reads public web pages for the model: http(s) only; every hop's host
  * resolved and refused when any of its addresses is private (unless allowed:
  * all, or some ranges), and the connection made to that checked address (no
  * second lookup, so DNS rebinding cannot swap it); redirects followed by hand, each one checked, at
  * most five; the body read up to a size cap, decompressed as it is counted;
- * the whole fetch under one time cap. HTML is reduced to text, other text
- * types are given as they are, anything else is refused.
+ * the whole fetch under one time cap. HTML is reduced to text on a thread
+ * (html-converter.ts), other text types are given as they are, anything else
+ * is refused.
  */
 export function createWebPages(settings: WebPagesSettings) {
+  const converter = createHtmlConverter({ threads: settings.maxConversions, timeoutMs: settings.convertTimeoutMs });
+
   /** One GET to the checked address; resolves when the answer's headers arrive. */
   function get(url: URL, target: ResolvedAddress, signal: AbortSignal): Promise<http.IncomingMessage> {
     const client = url.protocol === 'https:' ? https : http;
@@ -206,10 +176,9 @@ export function createWebPages(settings: WebPagesSettings) {
         const decoded = new TextDecoder(charsetOf(contentType, bytes.subarray(0, 2048), isHtml(media))).decode(bytes);
         const page: Page = { url: url.href, status: res.statusCode ?? 0, contentType: media || 'text/plain', text: decoded };
         if (isHtml(media)) {
-          const title = titleOf(decoded);
-          const titleText = title && entitiesDecoded(title).replace(/\s+/g, ' ').trim().slice(0, TITLE_CHARS);
-          if (titleText) page.title = titleText;
-          page.text = htmlToText(decoded, { base: url.href }).trim();
+          const { title, text } = await converter.convert(decoded, url.href, both);
+          if (title) page.title = title;
+          page.text = text;
         }
         if (cut) {
           page.text += `\n[body cut: only the first ${settings.maxBytes} bytes were read]`;
@@ -221,6 +190,9 @@ export function createWebPages(settings: WebPagesSettings) {
       if (signal.aborted) throw signal.reason;
       if (deadline.aborted) throw new ToolError(`The page did not load within ${settings.timeoutMs} ms`, 'fetch_timeout');
       if (err instanceof ToolError) throw err;
+      if (err instanceof ConversionFailed && err.reason === 'timeout') {
+        throw new ToolError(`The page's HTML took more than ${settings.convertTimeoutMs} ms to convert to text; it was not read`, 'convert_timeout');
+      }
       const code = (err as { code?: string }).code;
       throw new ToolError(`The page could not be fetched: ${code ?? (err as Error).message}`, 'fetch_failed');
     }
@@ -230,6 +202,8 @@ export function createWebPages(settings: WebPagesSettings) {
     /** Reads a public page (see above); throws ToolError with why it cannot. */
     read,
     settings,
+    /** Ends the conversion threads (a page being converted fails). */
+    close: () => converter.close(),
   };
 }
 
