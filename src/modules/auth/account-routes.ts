@@ -156,7 +156,8 @@ export function accountRoutes(app: App, { config, services, guards }: RouteConte
     handler: async (request, reply) => {
       const { mfaToken, code, backupCode, cookie } = request.body;
       const proof = code !== undefined ? { code } : { backupCode: backupCode! };
-      const tokens = await services.auth.completeMfaSignIn({ mfaToken, proof }, requestContext(request));
+      // A user banned (or, but for admins, at an address banned) since the first step gets no session: 403 banned, as there.
+      const tokens = await services.auth.completeMfaSignIn({ mfaToken, proof }, requestContext(request), (user) => services.limits.refuseBanned(request, { userId: user.id, role: user.role }));
       return sessionResponse(reply, tokens, cookie ?? false, config);
     },
   });

@@ -24,8 +24,12 @@ export interface MfaChallengesDeps {
 export interface MfaChallenge {
   user: UserRow;
   method: string;
-  /** Uses the challenge up within `tx`; throws 401 invalid_mfa_token when it already was. */
-  spend(tx: Db): Promise<void>;
+  /**
+   * Uses the challenge up within `tx`, after checking the account again under its row lock; returns the account as
+   * locked. Throws 401 invalid_mfa_token when the challenge already was used, or the account is gone or its
+   * password changed; 403 account_disabled when an administrator disabled it since the first step.
+   */
+  spend(tx: Db): Promise<UserRow>;
 }
 
 const invalidChallenge = () => Unauthorized('The sign-in challenge is invalid, has expired or was already used; sign in again', 'invalid_mfa_token');
@@ -48,17 +52,30 @@ export function createMfaChallenges(d: MfaChallengesDeps) {
     }
     const userId = await d.tokens.peek(mfaToken, 'mfa_challenge');
     const user = userId && userId === claims.sub ? await d.users.byId(userId) : undefined;
-    // A challenge passed with a password that has since been changed or reset opens nothing.
-    if (!user || claims.pwd !== passwordTag(user)) throw invalidChallenge();
-    if (user.disabledAt) throw Forbidden('This account is disabled', 'account_disabled');
+    checkAccount(user, claims.pwd);
     const method = typeof claims.method === 'string' && /^[\w:.-]{1,64}$/.test(claims.method) ? claims.method : 'password';
     return {
       user,
       method,
       async spend(tx) {
+        // Again in the transaction that spends the challenge, the account's row locked: an account disabled (or
+        // deleted, or its password changed) after the read above, while the code was being checked, is refused here,
+        // and an administrator disabling it now waits for this sign-in to commit, then revokes the session it opens.
+        const current = await d.users.repo.lockById(user.id, tx);
+        checkAccount(current, claims.pwd);
         if ((await d.tokens.consume(mfaToken, 'mfa_challenge', tx)) !== user.id) throw invalidChallenge();
+        return current;
       },
     };
+  }
+
+  /**
+   * An account that may still finish signing in: a challenge of an account deleted since, or passed with a password
+   * since changed or reset, opens nothing (401, sign in again); a disabled one is refused as at the first step (403).
+   */
+  function checkAccount(user: UserRow | undefined, pwd: unknown): asserts user is UserRow {
+    if (!user || pwd !== passwordTag(user)) throw invalidChallenge();
+    if (user.disabledAt) throw Forbidden('This account is disabled', 'account_disabled');
   }
 
   return {
@@ -84,8 +101,13 @@ export function createMfaChallenges(d: MfaChallengesDeps) {
         await d.tokens.consume(mfaToken, 'mfa_challenge');
         throw invalidChallenge();
       }
+      // The account as the spending transaction locked and checked it: what the session is opened for.
+      let spent: UserRow | undefined;
+      const spend = async (tx: Db) => (spent = await challenge.spend(tx));
       try {
-        return { ...challenge, result: await verify(challenge) };
+        const result = await verify({ ...challenge, spend });
+        if (!spent) throw new Error('An MFA challenge was verified without being spent');
+        return { ...challenge, user: spent, result };
       } catch (err) {
         if (tries.remaining === 0 && err instanceof AppError && err.code === 'invalid_mfa_code') await d.tokens.consume(mfaToken, 'mfa_challenge');
         throw err;

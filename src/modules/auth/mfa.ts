@@ -203,19 +203,26 @@ export function createMfa(d: MfaDeps) {
     },
 
     /**
-     * Checks the second factor of a sign-in; returns what was used, for the session's method. The code is claimed
-     * and the challenge spent (`spendChallenge`) in one transaction: a challenge opens one session, and a right code
-     * sent with a challenge spent meanwhile is not used up.
+     * Checks the second factor of a sign-in; returns what was used, for the session's method. The challenge is spent
+     * (`spendChallenge`, which locks and checks the account again) and the code claimed in one transaction: a
+     * challenge opens one session, a right code sent with a challenge spent meanwhile is not used up, and a wrong
+     * one leaves the challenge for its next try. The challenge goes first: the account's row is then locked before
+     * the factor's, in the order a password reset takes them (the user, then the factors it removes).
      */
-    async verifySignIn(userId: string, proof: MfaProof, ctx: AuditContext, spendChallenge: (tx: Db) => Promise<void>): Promise<'totp' | 'backup_code'> {
+    async verifySignIn(userId: string, proof: MfaProof, ctx: AuditContext, spendChallenge: (tx: Db) => Promise<unknown>): Promise<'totp' | 'backup_code'> {
       if (!(await isEnabled(userId))) throw Conflict('Two-factor authentication is no longer enabled; sign in again', 'mfa_not_enabled');
       const method = 'code' in proof ? 'totp' : 'backup_code';
+      const missed = new Error('the code was not claimed');
       return attempt(userId, 'sign_in', method, ctx, () =>
         inTransaction(db, async (tx) => {
-          const claimed = 'code' in proof ? await claimTotp(userId, proof.code, { enabled: true }, tx) : await useBackupCode(userId, proof.backupCode, tx);
-          if (claimed === undefined) return undefined;
           await spendChallenge(tx);
+          const claimed = 'code' in proof ? await claimTotp(userId, proof.code, { enabled: true }, tx) : await useBackupCode(userId, proof.backupCode, tx);
+          // Thrown to undo the spending; read below as a wrong code.
+          if (claimed === undefined) throw missed;
           return method;
+        }).catch((err: unknown) => {
+          if (err === missed) return undefined;
+          throw err;
         }),
       );
     },

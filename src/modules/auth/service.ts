@@ -120,11 +120,15 @@ export function createAuthService(d: AuthServiceDeps) {
 
     /**
      * The second step of a sign-in: the factor is checked for the user the challenge was issued to, the challenge
-     * is spent with it, then the session opens. Its method names both steps, e.g. `password+totp` or
-     * `oauth:github+backup_code`.
+     * is spent with it (the account checked again there: disabled or deleted since the first step, it gets what that
+     * step would say now), then the session opens. `admit` refuses, as at the first step, a user banned since.
+     * Its method names both steps, e.g. `password+totp` or `oauth:github+backup_code`.
      */
-    async completeMfaSignIn(input: { mfaToken: string; proof: MfaProof }, ctx: Context): Promise<TokenPair> {
+    async completeMfaSignIn(input: { mfaToken: string; proof: MfaProof }, ctx: Context, admit?: (user: UserRow) => Promise<void>): Promise<TokenPair> {
       const challenge = await d.challenges.redeem(input.mfaToken, ({ user, spend }) => d.mfa.verifySignIn(user.id, input.proof, ctx, spend));
+      // After the code, as the first step admits only after the password: the ban cache is the limits module's, not
+      // the transaction's (the session is refused on every request while a ban stands anyway).
+      await admit?.(challenge.user);
       return service.signIn(challenge.user, `${challenge.method}+${challenge.result}`, ctx);
     },
 

@@ -1,4 +1,5 @@
 import { and, desc, eq, gt, isNull, ne, sql } from 'drizzle-orm';
+import { Forbidden } from '../../errors.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import { randomToken, sha256Hex } from '../../platform/crypto/cipher.ts';
 import { accountOf } from '../users/index.ts';
@@ -27,7 +28,7 @@ export function createSessions(
     refreshTtl: number;
     reuseGrace: number;
     /** The account's row, locked until the transaction ends (the users module's). */
-    lockAccount: (userId: string, tx: Db) => Promise<{ passwordHash: string | null } | undefined>;
+    lockAccount: (userId: string, tx: Db) => Promise<{ passwordHash: string | null; disabledAt: Date | null } | undefined>;
   },
 ) {
   return {
@@ -35,12 +36,15 @@ export function createSessions(
      * Opens a session if the account's password is still `passwordHash` (null: none), the one the sign-in
      * checked; undefined otherwise. A password change or reset revokes the sessions that exist when it runs,
      * and would miss one opened by a sign-in that checked the old password just before: the user's row is
-     * locked while the session is written, so the change waits for it, or it sees the change.
+     * locked while the session is written, so the change waits for it, or it sees the change. So with an
+     * administrator disabling the account: disabled first, no session (403 account_disabled); here first, the
+     * disabling revokes the session opened.
      */
     async open(userId: string, method: string, device: DeviceInfo, passwordHash: string | null) {
       return inTransaction(db, async (tx) => {
         const current = await opts.lockAccount(userId, tx);
         if (!current || current.passwordHash !== passwordHash) return undefined;
+        if (current.disabledAt) throw Forbidden('This account is disabled', 'account_disabled');
         const [session] = await tx
           .insert(sessions)
           .values({

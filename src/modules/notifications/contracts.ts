@@ -9,7 +9,7 @@ const channelStatus = z.object({
   reason: z
     .string()
     .nullable()
-    .describe('suppressed: `preference`, `daily_limit` or `unreachable: <why>`; held: `quiet_hours` or `digest`; sent: `digest` when it went in one; failed (or queued for a retry): the last error'),
+    .describe('suppressed: `preference`, `daily_limit`, `unreachable: <why>`, `account_disabled` (an administrator disabled the account) or `recipient_deleted`; held: `quiet_hours` or `digest`; sent: `digest` when it went in one; failed (or queued for a retry): the last error'),
   attempts: z.number().int(),
   updatedAt: z.string(),
   heldUntil: z.string().nullable().describe('held for quiet hours: when it goes out'),

@@ -4,11 +4,11 @@ import { FinalJobError, type JobContext, type JobQueue } from '../../platform/qu
 import { clip, oneLine, storableText } from '../../platform/text.ts';
 import type { NotificationCategory } from '../module.ts';
 import type { Usage } from '../usage/index.ts';
-import type { Preferences, UsersService } from '../users/index.ts';
+import type { Preferences, UserRow, UsersService } from '../users/index.ts';
 import { RetryLater, Undeliverable, type ChannelAdapter } from './channels/channel.ts';
 import { permanentRefusal } from './channels/email.ts';
 import { renderDigest, type DigestPeriod } from './email.ts';
-import type { NotificationsRepository } from './repository.ts';
+import { ACCOUNT_DISABLED, type NotificationsRepository } from './repository.ts';
 import type { Channel, NotificationRow, OutboundChannel } from './schema.ts';
 import { lastDigestSlot } from './timing.ts';
 
@@ -57,9 +57,23 @@ export function createDeliveries(deps: {
   }
 
   /** The recipient as channels see them, with their preferences (read here unless the caller has them already). */
-  async function recipientOf(userId: string, known?: Preferences) {
-    const [user, prefs] = await Promise.all([deps.users.require(userId), known ?? deps.users.preferences(userId)]);
+  async function recipientOf(user: UserRow, known?: Preferences) {
+    const prefs = known ?? (await deps.users.preferences(user.id));
     return { recipient: { id: user.id, email: user.email, name: user.name, locale: prefs.locale, timezone: prefs.timezone }, prefs };
+  }
+
+  /**
+   * The recipient's account as a delivery finds it when it runs, in the one read of their row it makes (the same
+   * row names the recipient to the channel): null with why, when nothing may be sent. Deleted: its rows go with the
+   * rest. Disabled by an administrator: the owner cannot sign in to act on anything sent (a critical notice
+   * included); the administrator who disabled the account can. Checked here rather than only when the
+   * notification was made: an account disabled while a delivery waited (queued, held for quiet hours or a
+   * digest, retrying) is sent nothing, and one enabled again gets what is made from then on.
+   */
+  async function liveAccount(userId: string): Promise<{ user: UserRow } | { user: null; why: string }> {
+    const user = await deps.users.byId(userId);
+    if (!user) return { user: null, why: RECIPIENT_DELETED };
+    return user.disabledAt ? { user: null, why: ACCOUNT_DISABLED } : { user };
   }
 
   return {
@@ -78,9 +92,10 @@ export function createDeliveries(deps: {
         await repo.setDelivery(deliveryId, { status: 'failed', reason: `the ${channel} channel is no longer configured` });
         return { skipped: 'not configured' };
       }
-      if (!(await deps.users.exists(n.userId))) {
-        await repo.setDelivery(deliveryId, { status: 'suppressed', reason: RECIPIENT_DELETED });
-        return { skipped: RECIPIENT_DELETED };
+      const account = await liveAccount(n.userId);
+      if (!account.user) {
+        await repo.setDelivery(deliveryId, { status: 'suppressed', reason: account.why });
+        return { skipped: account.why };
       }
       const category = deps.categories.get(n.category);
       // Turned off, or no longer reachable, between queueing and sending: honoured.
@@ -99,7 +114,7 @@ export function createDeliveries(deps: {
       await repo.setDelivery(deliveryId, { status: 'queued', reason: delivery.reason === 'quiet_hours' ? null : delivery.reason, attempts: attempt });
       const started = Date.now();
       try {
-        const done = await adapter.deliver({ deliveryId, notification: outbound(n), category, recipient: (await recipientOf(n.userId, choice ? choice.prefs : undefined)).recipient, unsubscribeUrl: deps.unsubscribeUrl(n.userId, n.category, channel), attempt, signal: ctx.signal });
+        const done = await adapter.deliver({ deliveryId, notification: outbound(n), category, recipient: (await recipientOf(account.user, choice ? choice.prefs : undefined)).recipient, unsubscribeUrl: deps.unsubscribeUrl(n.userId, n.category, channel), attempt, signal: ctx.signal });
         await repo.setDelivery(deliveryId, { status: done.status, reason: null, externalId: done.externalId ?? null });
         meter(n, channel, 'ok', Date.now() - started);
         return { status: done.status };
@@ -148,9 +163,10 @@ export function createDeliveries(deps: {
     async deliverDigest({ userId, deliveryIds, period }: { userId: string; deliveryIds: string[]; period?: DigestPeriod }, ctx: JobContext) {
       const held = await repo.digestItems(deliveryIds);
       if (!held.length) return { skipped: 'nothing held' };
-      if (!(await deps.users.exists(userId))) {
-        for (const i of held) await repo.setDelivery(i.deliveryId, { status: 'suppressed', reason: RECIPIENT_DELETED });
-        return { skipped: RECIPIENT_DELETED };
+      const account = await liveAccount(userId);
+      if (!account.user) {
+        for (const i of held) await repo.setDelivery(i.deliveryId, { status: 'suppressed', reason: account.why });
+        return { skipped: account.why };
       }
       // Turned off since it was held (its category's email, or notification emails altogether, as the digest's own
       // link does): suppressed, as a single delivery is when it comes to be sent.
@@ -167,7 +183,7 @@ export function createDeliveries(deps: {
         else await repo.setDelivery(i.deliveryId, { status: 'suppressed', reason: 'preference' });
       }
       if (!items.length) return { skipped: 'preference' };
-      const { recipient, prefs } = await recipientOf(userId, known);
+      const { recipient, prefs } = await recipientOf(account.user, known);
       const url = deps.unsubscribeUrl(userId, '*');
       // The setting that sent it (off: what was held when digests were turned off); a job queued before it was kept, the current one.
       const mail = renderDigest(items.map((i) => outbound(i.notification)), { period: period ?? prefs.notifications.digest, publicUrl: deps.publicUrl, unsubscribeUrl: url });

@@ -1,28 +1,37 @@
 import { and, asc, count, desc, eq, inArray, isNull, lt, min, sql, type SQL } from 'drizzle-orm';
 import { uuidv7 } from 'uuidv7';
 import { preparedStatement, type Db } from '../../platform/db/database.ts';
+import { accountDisabledSql } from '../users/index.ts';
 import { notificationDeliveries, notificationPreferences, notifications, type Channel, type DeliveryRow, type DeliveryStatus, type NotificationRow } from './schema.ts';
+
+/** Why every delivery of a notification to an account an administrator disabled (or deleted) is suppressed. */
+export const ACCOUNT_DISABLED = 'account_disabled';
 
 /**
  * A send's statement (see `insert`), written as SQL: the deliveries go as one array per column (unnest), and the
- * statement is prepared, since building it with Drizzle cost more CPU than the database spent running it.
+ * statement is prepared, since building it with Drizzle cost more CPU than the database spent running it. It reads
+ * whether the recipient's account is disabled (the users module's row, by its primary key) in the same statement,
+ * so a send costs no extra round trip for it.
  */
-const insertSend = preparedStatement<{ over: boolean }>(
+const insertSend = preparedStatement<{ over: boolean; disabled: boolean }>(
   'notifications_send',
-  `with c as (
-    insert into notification_counters (user_id, category, day, count) values ($1, $2, $3::date, 1)
-    on conflict (user_id, category, day) do update set count = notification_counters.count + 1
+  `with u as (
+    select ${accountDisabledSql('$1')} as disabled
+  ), c as (
+    insert into notification_counters (user_id, category, day, count) select $1, $2, $3::date, case when u.disabled then 0 else 1 end from u
+    on conflict (user_id, category, day) do update set count = notification_counters.count + excluded.count
     returning ($4::int is not null and count > $4::int) as over
   ), n as (
     insert into notifications (id, user_id, category, title, body, markdown, link, data, priority, listed, source_key, created_at)
-    select $5, $1, $2, $6, $7, $8, $9, $10::jsonb, $11, $12::boolean and not c.over, $13, $14::timestamptz from c
+    select $5, $1, $2, $6, $7, $8, $9, $10::jsonb, $11, $12::boolean and not c.over and not u.disabled, $13, $14::timestamptz from c, u
   ), d as (
     insert into notification_deliveries (id, notification_id, channel, status, reason, attempts, created_at, updated_at, sent_at, held_until)
-    select d.id, $5, d.channel, case when c.over then 'suppressed' else d.status end, case when c.over then 'daily_limit' else d.reason end, 0,
-      $14::timestamptz, $14::timestamptz, case when c.over then null else d.sent_at end, case when c.over then null else d.held_until end
-    from c, unnest($15::uuid[], $16::text[], $17::text[], $18::text[], $19::timestamptz[], $20::timestamptz[]) as d(id, channel, status, reason, sent_at, held_until)
+    select d.id, $5, d.channel, case when u.disabled or c.over then 'suppressed' else d.status end,
+      case when u.disabled then '${ACCOUNT_DISABLED}' when c.over then 'daily_limit' else d.reason end, 0,
+      $14::timestamptz, $14::timestamptz, case when u.disabled or c.over then null else d.sent_at end, case when u.disabled or c.over then null else d.held_until end
+    from c, u, unnest($15::uuid[], $16::text[], $17::text[], $18::text[], $19::timestamptz[], $20::timestamptz[]) as d(id, channel, status, reason, sent_at, held_until)
   )
-  select over from c`,
+  select c.over, u.disabled from c, u`,
 );
 
 export function createNotificationsRepository(db: Db) {
@@ -35,8 +44,10 @@ export function createNotificationsRepository(db: Db) {
      * The notification and its deliveries in one statement (a data-modifying CTE) that also counts it toward the
      * day's limit of its category: one round trip, no transaction needed for them alone, and a send is counted
      * only if it is stored. Over the limit (`limit`: null for none), every delivery is stored suppressed
-     * (`daily_limit`) and the notification unlisted, whatever was planned. The rows are made here, ids and times
-     * included, so only that verdict is read back.
+     * (`daily_limit`) and the notification unlisted, whatever was planned; to an account disabled (or deleted) by
+     * then, every delivery is stored suppressed (`account_disabled`), the notification unlisted and not counted
+     * (nothing was sent: a re-enabled account's day is not used up by what it never got). The rows are made here,
+     * ids and times included, so only that verdict is read back.
      */
     async insert(
       tx: Db,
@@ -53,10 +64,11 @@ export function createNotificationsRepository(db: Db) {
         values.priority, values.listed, values.sourceKey, at, planned.map((d) => d.id), planned.map((d) => d.channel), planned.map((d) => d.status),
         planned.map((d) => d.reason), planned.map((d) => d.sentAt && at), planned.map((d) => d.heldUntil?.toISOString() ?? null),
       ]);
-      const over = verdict!.over;
-      const row: NotificationRow = { ...values, listed: values.listed && !over, id, readAt: null, createdAt: now };
+      const { over, disabled } = verdict!;
+      const suppressed = disabled ? ACCOUNT_DISABLED : over ? 'daily_limit' : null;
+      const row: NotificationRow = { ...values, listed: values.listed && !suppressed, id, readAt: null, createdAt: now };
       const rows: DeliveryRow[] = planned.map((d) => ({
-        ...(over ? { ...d, status: 'suppressed' as const, reason: 'daily_limit', heldUntil: null, sentAt: null } : d),
+        ...(suppressed ? { ...d, status: 'suppressed' as const, reason: suppressed, heldUntil: null, sentAt: null } : d),
         notificationId: id,
         attempts: 0,
         createdAt: now,

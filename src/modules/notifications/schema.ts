@@ -13,7 +13,8 @@ export const OUTBOUND_CHANNELS = CHANNELS.filter((c): c is OutboundChannel => c 
 /**
  * queued: a job will deliver it; held: waiting for quiet hours to end (`quiet_hours`) or for the digest (`digest`);
  * sent: handed to the channel's service; delivered: the service confirmed it reached the device or person;
- * failed: every attempt failed (`reason`: the last error); suppressed: not sent (`preference`, `daily_limit`, `unreachable: …`).
+ * failed: every attempt failed (`reason`: the last error); suppressed: not sent (`preference`, `daily_limit`, `unreachable: …`,
+ * `account_disabled`, `recipient_deleted`).
  */
 export const DELIVERY_STATUSES = ['queued', 'held', 'sent', 'delivered', 'failed', 'suppressed'] as const;
 export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number];

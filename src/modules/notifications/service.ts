@@ -80,7 +80,8 @@ const toView = (n: NotificationRow, deliveries: DeliveryRow[]): NotificationView
  * the `notifications` topic), every other channel by a queued job through its adapter (deliveries.ts).
  * The user's preferences, their reachability on a channel and the daily limit of its category suppress
  * it; quiet hours hold it until they end; a digest holds its email for the next digest. A `critical`
- * one passes limits, quiet hours and digests. Knows nothing of HTTP.
+ * one passes limits, quiet hours and digests. An account an administrator disabled is sent nothing, on any
+ * channel, critical ones included (`account_disabled`, checked again when each delivery runs). Knows nothing of HTTP.
  */
 export function createNotifications(deps: {
   db: Db;

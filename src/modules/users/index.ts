@@ -7,7 +7,7 @@ import { ERASE_QUEUE, usersEnv, usersSettings, type ErasureSettings } from './er
 
 export { users } from './schema.ts';
 export type { UserRow } from './schema.ts';
-export { accountOf } from './repository.ts';
+export { accountDisabledSql, accountOf } from './repository.ts';
 export { normalizeEmail, toPublicUser, type PublicUser, type UsersService } from './service.ts';
 export { displayName, userSchema } from './contracts.ts';
 export type { Preferences } from './preferences.ts';

@@ -1,4 +1,4 @@
-import { and, desc, eq, ilike, isNull, lt, sql, type SQL } from 'drizzle-orm';
+import { and, desc, eq, getTableName, ilike, isNull, lt, sql, type SQL } from 'drizzle-orm';
 import type { AnyPgColumn } from 'drizzle-orm/pg-core';
 import type { Db } from '../../platform/db/database.ts';
 import { users, type UserRow } from './schema.ts';
@@ -14,6 +14,15 @@ const present = isNull(users.deletedAt);
  */
 export function accountOf(ownerId: AnyPgColumn) {
   return { table: users, on: eq(users.id, ownerId), role: users.role, disabledAt: users.disabledAt, email: users.email, present };
+}
+
+/**
+ * SQL text, true when the account `idParam` names (a parameter of the caller's statement: `$1`) is disabled: for a
+ * statement written as text (a prepared one, see notifications' send) that must know in its own round trip. As
+ * with accountOf, only the users module names its table.
+ */
+export function accountDisabledSql(idParam: string): string {
+  return `exists (select 1 from ${getTableName(users)} where ${users.id.name} = ${idParam} and ${users.disabledAt.name} is not null)`;
 }
 
 export function createUsersRepository(db: Db) {

@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { and, eq } from 'drizzle-orm';
+import { and, eq, isNull, sql } from 'drizzle-orm';
 import { auditLog } from '../../../src/modules/audit/schema.ts';
 import { MFA_AUDIENCE } from '../../../src/modules/auth/mfa-challenges.ts';
 import { backupCodes, sessions, totpFactors } from '../../../src/modules/auth/schema.ts';
 import { totp } from '../../../src/modules/auth/totp.ts';
+import { inTransaction } from '../../../src/platform/db/database.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
+import { eventually } from '../../support/eventually.ts';
 import { createUser, uniqueEmail, type TestUser } from '../../support/factories.ts';
 
 const STEP = 30;
@@ -175,6 +177,89 @@ for (const backend of backends()) {
       assert.equal(late.body.code, 'invalid_mfa_token');
       const fresh = await t.api('POST', '/v1/auth/login', { body: { email: u.email, password: 'a brand new password' } });
       assert.equal((await verify({ mfaToken: fresh.body.mfaToken, backupCode: codes[0] })).status, 200, 'a challenge after the change works');
+    });
+
+    const liveSessions = async (userId: string) => (await t.deps.db.select().from(sessions).where(and(eq(sessions.userId, userId), isNull(sessions.revokedAt)))).length;
+
+    test('an account disabled, banned or deleted after the password step gets no session at the code step: the answer the password step gives it now', async () => {
+      const admin = await createUser(t, { admin: true });
+      const asAdmin = (path: string, body?: object) => t.api('POST', path, { token: admin.accessToken, body });
+
+      const disabled = await createUser(t);
+      const first = await enable(disabled);
+      const challenge = (await login(disabled)).body.mfaToken;
+      assert.equal((await asAdmin(`/v1/admin/users/${disabled.id}/disable`)).status, 200);
+      const refused = await verify({ mfaToken: challenge, backupCode: first.backupCodes[0] });
+      assert.deepEqual([refused.status, refused.body.code], [403, 'account_disabled'], refused.text);
+      assert.deepEqual([(await login(disabled)).status, (await login(disabled)).body.code], [403, 'account_disabled'], 'as the password step says');
+      assert.equal(await liveSessions(disabled.id), 0);
+      assert.equal((await t.services.mfa.status(disabled.id)).backupCodesRemaining, 10, 'the refused step used no code');
+      assert.equal((await asAdmin(`/v1/admin/users/${disabled.id}/enable`)).status, 200);
+      assert.equal((await verify({ mfaToken: (await login(disabled)).body.mfaToken, backupCode: first.backupCodes[1] })).status, 200, 'enabled again, signing in works');
+
+      const banned = await createUser(t);
+      const second = await enable(banned);
+      const before = await liveSessions(banned.id);
+      const bannedChallenge = (await login(banned)).body.mfaToken;
+      const ban = await asAdmin('/v1/admin/bans', { kind: 'user', subject: banned.id, seconds: 600, reason: 'testing' });
+      assert.equal(ban.status, 201, ban.text);
+      const refusedBan = await verify({ mfaToken: bannedChallenge, code: await second.app.next() });
+      assert.deepEqual([refusedBan.status, refusedBan.body.code], [403, 'banned'], refusedBan.text);
+      assert.equal((await login(banned)).body.code, 'banned', 'as the password step says');
+      assert.equal(await liveSessions(banned.id), before, 'no session was opened');
+
+      const deleted = await createUser(t);
+      const third = await enable(deleted);
+      const deletedChallenge = (await login(deleted)).body.mfaToken;
+      assert.equal((await t.api('DELETE', '/v1/users/me', { token: deleted.accessToken, body: { password: deleted.password } })).status, 204);
+      const gone = await verify({ mfaToken: deletedChallenge, backupCode: third.backupCodes[0] });
+      assert.deepEqual([gone.status, gone.body.code], [401, 'invalid_mfa_token'], gone.text);
+      assert.equal((await login(deleted)).status, 401, 'the password step no longer knows the account either');
+    });
+
+    test('an account disabled while its code step runs: disabled first, the step is refused; the step first, the disabling revokes the session it opened', async () => {
+      const u = await createUser(t);
+      const { app, backupCodes: codes } = await enable(u);
+      // The code step first, then the administrator: the session it opened ends with the others.
+      const admin = await createUser(t, { admin: true });
+      const signedIn = await verify({ mfaToken: (await login(u)).body.mfaToken, code: await app.next() });
+      assert.equal(signedIn.status, 200, signedIn.text);
+      assert.equal((await t.api('POST', `/v1/admin/users/${u.id}/disable`, { token: admin.accessToken })).status, 200);
+      const refresh = await t.api('POST', '/v1/auth/refresh', { body: { refreshToken: signedIn.body.refreshToken } });
+      assert.equal(refresh.status, 401, refresh.text);
+      assert.equal(await liveSessions(u.id), 0);
+      assert.equal((await t.api('POST', `/v1/admin/users/${u.id}/enable`, { token: admin.accessToken })).status, 200);
+
+      // The administrator first: the account is disabled after the code step read it, while the step runs.
+      const mfaToken = (await login(u)).body.mfaToken;
+      let res;
+      if (t.backend === 'postgres') {
+        // An administrator's disabling (admin.disable's transaction) holds the account's row until it commits; the code
+        // step, which read the account as enabled, waits on that row before it can open anything.
+        let commit!: () => void;
+        const held = new Promise<void>((resolve) => (commit = resolve));
+        const disabling = inTransaction(t.deps.db, async (tx) => {
+          await t.services.users.repo.lockById(u.id, tx);
+          await t.services.users.setDisabled(u.id, true, tx);
+          await t.services.sessions.revokeAll(u.id, 'disabled_by_admin', undefined, tx);
+          await held;
+        });
+        const pending = verify({ mfaToken, backupCode: codes[0] });
+        await eventually(async () => {
+          const waiting = await t.deps.db.execute(sql`select count(*)::int as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`);
+          assert.ok((waiting as unknown as { rows: Array<{ n: number }> }).rows[0]!.n > 0, 'the code step waits for the disabling');
+        });
+        commit();
+        await disabling;
+        res = await pending;
+      } else {
+        // One connection: a transaction runs alone, so the disabling is wholly before the code step (or after it, as above).
+        assert.equal((await t.api('POST', `/v1/admin/users/${u.id}/disable`, { token: admin.accessToken })).status, 200);
+        res = await verify({ mfaToken, backupCode: codes[0] });
+      }
+      assert.deepEqual([res.status, res.body.code], [403, 'account_disabled'], res.text);
+      assert.equal(await liveSessions(u.id), 0, 'no session was opened');
+      assert.equal((await t.services.mfa.status(u.id)).backupCodesRemaining, 10, 'the refused step used no code');
     });
 
     test('the same code sent twice at once signs in only once', async () => {
