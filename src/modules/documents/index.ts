@@ -22,6 +22,7 @@ import { createDocuments, type Documents } from './service.ts';
 import { documentSettings, documentsEnv, type DocumentSettings } from './settings.ts';
 import { createSharing, type Sharing } from './sharing.ts';
 import { sharingRoutes } from './sharing-routes.ts';
+import { unsharedJob } from './unshared.ts';
 import { documentsExport } from './export.ts';
 import { documentsErasure } from './erasure.ts';
 
@@ -33,6 +34,11 @@ declare module '../../platform/bus/events.ts' {
     'document.shared': { userId: string; documentId: string; role: 'viewer' | 'commenter' | 'editor'; sharedBy: string; title: string };
     /** A comment was posted by `userId`; `mentions` name readers of the document (for notifications). */
     'comment.created': { userId: string; documentId: string; commentId: string; parentId: string | null; mentions: string[] };
+    /**
+     * `userId` may no longer read the document through a share: the owner removed it, or they left. Published
+     * once the removal is committed (queued in its transaction); the share may have been given again since.
+     */
+    'document.unshared': { userId: string; documentId: string };
     /** The owner (`userId`) deleted the document. */
     'document.deleted': { userId: string; documentId: string };
     /**
@@ -76,7 +82,7 @@ export const documentsModule = defineModule({
   services({ deps, config, services }) {
     const documentsService = createDocuments({ db: deps.db, announce: deps.announce, settings: config.documents, projects: services.projects, files: services.files });
     // Presence follows a reader's role (removed: gone; no longer an editor: viewing).
-    const sharing = createSharing({ db: deps.db, access: documentsService.access, users: services.users, announce: deps.announce, roleChanged: (...change) => presence.roleChanged(...change) });
+    const sharing = createSharing({ db: deps.db, access: documentsService.access, users: services.users, announce: deps.announce, jobs: services.jobs, roleChanged: (...change) => presence.roleChanged(...change) });
     const presence = createPresence({ db: deps.db, announce: deps.announce, presenceSeconds: config.documents.presenceSeconds });
     return {
       documents: documentsService,
@@ -92,7 +98,7 @@ export const documentsModule = defineModule({
     commentRoutes(app, ctx);
     presenceRoutes(app, ctx);
   },
-  jobs: ({ services }) => [services.documentActions.job],
+  jobs: ({ deps, services }) => [services.documentActions.job, unsharedJob(deps.bus)],
   schedules: ({ services }) => [
     // Presence is already filtered by its expiry; this removes the rows and tells readers who left.
     { name: 'documents.purge-presence', cron: '* * * * *', handler: async () => ({ purged: await services.documentPresence.purge() }) },

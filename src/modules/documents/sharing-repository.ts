@@ -59,8 +59,8 @@ export function createSharingRepository(db: Db) {
       return row;
     },
 
-    async unshare(documentId: string, userId: string): Promise<boolean> {
-      const rows = await db.delete(documentShares).where(and(eq(documentShares.documentId, documentId), eq(documentShares.userId, userId))).returning({ userId: documentShares.userId });
+    async unshare(documentId: string, userId: string, tx: Db = db): Promise<boolean> {
+      const rows = await tx.delete(documentShares).where(and(eq(documentShares.documentId, documentId), eq(documentShares.userId, userId))).returning({ userId: documentShares.userId });
       return rows.length > 0;
     },
 

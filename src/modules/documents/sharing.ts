@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { Conflict, NotFound, ValidationError } from '../../errors.ts';
 import type { Announce } from '../../platform/bus/bus.ts';
-import type { Db } from '../../platform/db/database.ts';
+import { inTransaction, type Db } from '../../platform/db/database.ts';
+import type { Jobs } from '../jobs/index.ts';
 import type { UsersService } from '../users/index.ts';
 import type { Access } from './access.ts';
 import { hashToken, need } from './access.ts';
 import type { LinkRow, ShareRole, ShareRow } from './schema.ts';
 import { createSharingRepository, type SharePosition } from './sharing-repository.ts';
+import { UNSHARED_JOB, UNSHARED_QUEUE } from './unshared.ts';
 
 const LINK_PREFIX = 'pdl_';
 
@@ -15,17 +17,31 @@ export type ShareView = ShareRow & { email: string };
 /**
  * Sharing: with other users by email, in a role (the owner decides), and by
  * link (a token shown once, only its hash kept; expiring, revocable). A new
- * reader hears of it through `document.shared`.
+ * reader hears of it through `document.shared`; a removed one is told to the
+ * other modules as `document.unshared` (queued with the removal, see unshared.ts).
  */
 export function createSharing(d: {
   db: Db;
   access: Access;
   users: Pick<UsersService, 'byEmail' | 'byId'>;
   announce: Announce;
+  /** Queues `document.unshared` in the removal's transaction. */
+  jobs: Pick<Jobs, 'enqueue'>;
   /** A reader's role changed (null: removed), after the change is stored. */
   roleChanged: (documentId: string, userId: string, role: ShareRole | null) => Promise<void>;
 }) {
   const repo = createSharingRepository(d.db);
+
+  /** Removes the share, and queues its announcement in the same transaction; false when there was none. */
+  async function removeShare(documentId: string, readerId: string): Promise<boolean> {
+    const removed = await inTransaction(d.db, async (tx) => {
+      if (!(await repo.unshare(documentId, readerId, tx))) return false;
+      await d.jobs.enqueue(UNSHARED_QUEUE, { documentId, userId: readerId }, { ...UNSHARED_JOB, tx });
+      return true;
+    });
+    if (removed) await d.roleChanged(documentId, readerId, null);
+    return removed;
+  }
 
   async function withEmail(share: ShareRow): Promise<ShareView> {
     return { ...share, email: (await d.users.byId(share.userId))?.email ?? '' };
@@ -67,8 +83,7 @@ export function createSharing(d: {
     async unshare(userId: string, id: string, readerId: string): Promise<void> {
       const grant = await d.access.forUser(userId, id);
       if (readerId !== userId) need(grant, 'owner', 'remove others from this document');
-      if (!(await repo.unshare(id, readerId))) throw NotFound('Share', 'share_not_found');
-      await d.roleChanged(id, readerId, null);
+      if (!(await removeShare(id, readerId))) throw NotFound('Share', 'share_not_found');
     },
 
     async createLink(userId: string, id: string, input: { role: 'viewer' | 'commenter'; expiresIn?: number }): Promise<LinkRow & { token: string }> {
@@ -91,7 +106,7 @@ export function createSharing(d: {
     async unshareAllMadeBefore(ownerId: string, before: Date): Promise<{ shares: number; links: number }> {
       const shares = await repo.sharesMadeBefore(ownerId, before);
       for (const { documentId, userId } of shares) {
-        if (await repo.unshare(documentId, userId)) await d.roleChanged(documentId, userId, null);
+        await removeShare(documentId, userId);
       }
       return { shares: shares.length, links: await repo.revokeLinksMadeBefore(ownerId, before) };
     },

@@ -91,11 +91,13 @@ export const knowledgeModule = defineModule({
   subscriptions: ({ services }) => [
     {
       group: 'knowledge',
-      types: ['file.deleted', 'document.deleted', 'document.saved'],
+      types: ['file.deleted', 'document.deleted', 'document.saved', 'document.unshared'],
       handler: async (event) => {
         const p = event.payload as { fileId?: string; documentId?: string; version?: number; userId: string; authorId?: string };
         if (event.type === 'file.deleted') await services.knowledge.forget('file', p.fileId!);
         else if (event.type === 'document.deleted') await services.knowledge.forget('document', p.documentId!);
+        // A reader's share removed: their collections let go of the document, whose item passes to its owner if it was theirs.
+        else if (event.type === 'document.unshared') await services.knowledge.documentUnshared(p.documentId!, p.userId);
         // One event per save, naming its author (instances before that told each reader: the author's copy is the one).
         else if (p.userId === p.authorId) await services.knowledge.documentSaved(p.documentId!, p.version!);
       },

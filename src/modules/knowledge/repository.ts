@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, getTableColumns, inArray, lt, notInArray, or, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, getTableColumns, inArray, lt, notInArray, or, sql, type SQL } from 'drizzle-orm';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import { knowledgeChunks, knowledgeCollectionItems, knowledgeCollections, knowledgeConversationCollections, knowledgeItems, type ChunkRow, type CollectionRow, type ItemRow } from './schema.ts';
 
@@ -13,9 +13,17 @@ async function lockItem(tx: Db, itemId: string): Promise<boolean> {
 }
 
 /** With the item held (lockItem): deleted, with its passages, when no collection holds it. */
-async function deleteIfOrphan(tx: Db, itemId: string): Promise<void> {
-  await tx.delete(knowledgeItems).where(and(eq(knowledgeItems.id, itemId), sql`not exists (select 1 from ${knowledgeCollectionItems} ci where ci.item_id = ${itemId})`));
+async function deleteIfOrphan(tx: Db, itemId: string): Promise<boolean> {
+  const rows = await tx.delete(knowledgeItems).where(and(eq(knowledgeItems.id, itemId), sql`not exists (select 1 from ${knowledgeCollectionItems} ci where ci.item_id = ${itemId})`)).returning({ id: knowledgeItems.id });
+  return rows.length > 0;
 }
+
+/**
+ * A document item's document is among `readable` (the documents module's subquery of what a user may read): asked of
+ * one row at a time, each a lookup by the document's id, so a listing's page costs the same for a reader of a
+ * hundred thousand documents as for one of ten.
+ */
+const readableRef = (readable: SQL, refId: SQL) => sql`exists (select 1 from (${readable}) r where r.id = ${refId})`;
 
 /** Queries of the knowledge tables, nothing else. */
 export function createKnowledgeRepository(db: Db) {
@@ -101,12 +109,43 @@ export function createKnowledgeRepository(db: Db) {
         return removed.length > 0;
       });
     },
+    /**
+     * `userId` no longer reads the item's document (`readable`: what they may read now): in one transaction that
+     * holds the item, their collections let go of it, it is deleted when no collection holds it any more, and, if
+     * it was theirs, it passes to `heir` (the document's owner) with its passages. An add that links it meanwhile
+     * waits for the hold and re-checks after (see Knowledge.add); one made after the share was given again is
+     * kept, as the reader may read the document again by then. `readable`: whether they may (then nothing goes).
+     */
+    async release(itemId: string, userId: string, readable: SQL, heir: string | undefined): Promise<{ readable: boolean; unlinked: number; deleted: boolean; handedOver: boolean }> {
+      return inTransaction(db, async (tx) => {
+        const [item] = await tx.select({ refId: knowledgeItems.refId, userId: knowledgeItems.userId }).from(knowledgeItems).where(eq(knowledgeItems.id, itemId)).for('update');
+        if (!item) return { readable: false, unlinked: 0, deleted: false, handedOver: false };
+        const still = (await tx.execute(sql`select ${readableRef(readable, sql`${item.refId}::uuid`)} as reads`)) as unknown as { rows: Array<{ reads: boolean }> };
+        if (still.rows[0]?.reads) return { readable: true, unlinked: 0, deleted: false, handedOver: false };
+        const theirs = tx.select({ id: knowledgeCollections.id }).from(knowledgeCollections).where(eq(knowledgeCollections.userId, userId));
+        const unlinked = await tx
+          .delete(knowledgeCollectionItems)
+          .where(and(eq(knowledgeCollectionItems.itemId, itemId), inArray(knowledgeCollectionItems.collectionId, theirs)))
+          .returning({ collectionId: knowledgeCollectionItems.collectionId });
+        const deleted = await deleteIfOrphan(tx, itemId);
+        const handedOver = !deleted && item.userId === userId && !!heir && heir !== userId;
+        if (handedOver) {
+          await tx.update(knowledgeItems).set({ userId: heir, updatedAt: new Date() }).where(eq(knowledgeItems.id, itemId));
+          await tx.update(knowledgeChunks).set({ userId: heir }).where(eq(knowledgeChunks.itemId, itemId));
+        }
+        return { readable: false, unlinked: unlinked.length, deleted, handedOver };
+      });
+    },
     /** Deletes each of these items that no collection holds (what a collection's deletion left). */
     async deleteOrphans(itemIds: string[]): Promise<void> {
       for (const itemId of itemIds) await inTransaction(db, async (tx) => (await lockItem(tx, itemId)) && deleteIfOrphan(tx, itemId));
     },
-    itemsOf(collectionId: string, opts: { limit: number; cursor?: string }): Promise<ItemRow[]> {
-      const where = [eq(knowledgeCollectionItems.collectionId, collectionId)];
+    /**
+     * A page of the collection's items. A document's only while `readable` (what the collection's owner may read)
+     * holds it: a share removed, its item is left out at once, before `document.unshared` takes the link away.
+     */
+    itemsOf(collectionId: string, readable: SQL, opts: { limit: number; cursor?: string }): Promise<ItemRow[]> {
+      const where = [eq(knowledgeCollectionItems.collectionId, collectionId), sql`(${knowledgeItems.kind} = 'file' or ${readableRef(readable, sql`${knowledgeItems.refId}`)})`];
       if (opts.cursor) where.push(lt(knowledgeItems.id, opts.cursor));
       return db
         .select({ item: knowledgeItems })

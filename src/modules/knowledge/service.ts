@@ -15,7 +15,7 @@ export interface KnowledgeDeps {
   ingest: JobHandler<IngestJob, unknown>;
   jobs: Pick<Jobs, 'enqueue'>;
   files: Pick<Files, 'get'>;
-  documents: Pick<Documents, 'peek'>;
+  documents: Pick<Documents, 'peek' | 'readableIds' | 'ownerOf'>;
   projects: Pick<Projects, 'exists'>;
   /** Tries of an ingestion job (a provider outage), then dead for an admin to retry. */
   retry: { attempts: number; backoffMs: number };
@@ -40,6 +40,9 @@ export function createKnowledge(d: KnowledgeDeps) {
   async function checkProject(userId: string, projectId: string | null | undefined) {
     if (projectId && !(await d.projects.exists(userId, projectId))) throw NotFound('Project', 'project_not_found');
   }
+
+  /** Unless `userId` may read the item's document (again), their collections let go of it: see KnowledgeRepository.release. */
+  const release = (itemId: string, userId: string, ownerId: string | undefined) => d.repo.release(itemId, userId, d.documents.readableIds(userId), ownerId);
 
   const ingest = (item: Pick<ItemRow, 'id' | 'userId'>, key: string) =>
     d.jobs.enqueue<IngestJob>(INGEST_QUEUE, { itemId: item.id }, { attempts: d.retry.attempts, backoffMs: d.retry.backoffMs, timeoutMs: INGEST_TIMEOUT_MS, userId: item.userId, idempotencyKey: `${item.id}:${key}` });
@@ -70,14 +73,20 @@ export function createKnowledge(d: KnowledgeDeps) {
     async add(userId: string, collectionId: string, source: { fileId?: string; documentId?: string }): Promise<ItemRow> {
       await collection(userId, collectionId);
       let ref: { kind: ItemRow['kind']; refId: string; title: string };
+      let ownerId: string | undefined;
       if (source.fileId) {
         const file = await d.files.get(userId, source.fileId);
         ref = { kind: 'file', refId: file.id, title: file.name };
       } else {
         const { doc } = await d.documents.peek(userId, source.documentId!);
         ref = { kind: 'document', refId: doc.id, title: doc.title || 'Untitled' };
+        ownerId = doc.ownerId;
       }
       const { item, created } = await d.repo.addItem(collectionId, { userId, ...ref });
+      // A share removed (or the document deleted) while this add was under way: its event may have come and gone
+      // before the link was made, so the add looks again once the link is in, and takes it back (as the event would)
+      // if the reader no longer reads the document. One or the other sees the link: each holds the item to decide.
+      if (ref.kind === 'document' && !(await release(item.id, userId, ownerId)).readable) throw NotFound('Document', 'document_not_found');
       if (created || item.status === 'failed') {
         if (!created) await d.repo.setItem(item.id, { status: 'queued', error: null });
         await ingest(item, created ? 'first' : `retry-${Date.now()}`);
@@ -88,7 +97,7 @@ export function createKnowledge(d: KnowledgeDeps) {
 
     items: async (userId: string, collectionId: string, opts: { limit: number; cursor?: string }) => {
       await collection(userId, collectionId);
-      return d.repo.itemsOf(collectionId, opts);
+      return d.repo.itemsOf(collectionId, d.documents.readableIds(userId), opts);
     },
 
     async remove(userId: string, collectionId: string, itemId: string): Promise<void> {
@@ -96,10 +105,16 @@ export function createKnowledge(d: KnowledgeDeps) {
       if (!(await d.repo.removeItem(collectionId, itemId))) throw NotFound('Item', 'item_not_found');
     },
 
-    /** An item the user may see: one of their own, in one of their collections. */
+    /** An item the user may see: one of their own, in one of their collections; a document's while they may still read it. */
     async item(userId: string, itemId: string): Promise<ItemRow> {
       const item = await d.repo.item(itemId);
       if (!item || item.userId !== userId) throw NotFound('Item', 'item_not_found');
+      // Their share removed, the item passes to the owner on `document.unshared`: until then it is not theirs to see either.
+      if (item.kind === 'document') {
+        await d.documents.peek(userId, item.refId).catch((err: unknown) => {
+          throw err instanceof AppError && err.status === 404 ? NotFound('Item', 'item_not_found') : err;
+        });
+      }
       return item;
     },
 
@@ -127,6 +142,15 @@ export function createKnowledge(d: KnowledgeDeps) {
       if (!item) return;
       await d.repo.setItem(item.id, { status: 'queued' });
       await ingest(item, `v${version}`);
+    },
+
+    /**
+     * For `document.unshared`: the reader's collections let go of the document's item (gone when no other collection
+     * holds it; the owner's when it was the reader's), unless they may read it again by now (shared again).
+     */
+    async documentUnshared(documentId: string, userId: string) {
+      const item = await d.repo.itemByRef('document', documentId);
+      return item ? release(item.id, userId, await d.documents.ownerOf(documentId)) : undefined;
     },
 
     /** The file or document is gone: so is its item, with its passages. */

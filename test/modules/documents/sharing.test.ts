@@ -228,6 +228,24 @@ for (const backend of backends()) {
       await sub.close();
     });
 
+    test('a reader removed, or leaving, is told on the bus as document.unshared (from a job queued with the removal); a removal of no share tells nothing', async () => {
+      const heard: unknown[] = [];
+      const sub = await t.deps.bus.subscribe('test-unshared', ['document.unshared'], (e) => {
+        heard.push(e.payload);
+      });
+      const [removed, leaver, never] = await Promise.all([createUser(t), createUser(t), createUser(t)]);
+      for (const u of [removed, leaver]) assert.equal((await api('owner', 'POST', `/v1/documents/${docId}/shares`, { email: u.email, role: 'viewer' })).status, 201);
+      assert.equal((await api('owner', 'DELETE', `/v1/documents/${docId}/shares/${never.id}`)).status, 404);
+      assert.equal((await api('owner', 'DELETE', `/v1/documents/${docId}/shares/${removed.id}`)).status, 204);
+      assert.equal((await t.api('DELETE', `/v1/documents/${docId}/shares/${leaver.id}`, { token: leaver.accessToken })).status, 204);
+      await eventually(() => assert.deepEqual(heard, [{ userId: removed.id, documentId: docId }, { userId: leaver.id, documentId: docId }]), 10_000);
+      const byReader = (list: unknown[]) => (list as Array<{ userId: string }>).toSorted((a, b) => (a.userId < b.userId ? -1 : 1));
+      const { jobs } = await t.services.jobs.list({ queue: 'documents.unshared', limit: 100 });
+      const theirs = jobs.map((j) => j.data as { userId: string }).filter((data) => [removed.id, leaver.id, never.id].includes(data.userId));
+      assert.deepEqual(byReader(theirs), byReader(heard), 'each announced by its job');
+      await sub.close();
+    });
+
     test('deleting: only the owner; afterwards every reader gets 404', async () => {
       for (const who of ['editor', 'commenter', 'viewer'] as const) assert.equal((await api(who, 'DELETE', `/v1/documents/${docId}`)).status, 403);
       assert.equal((await api('stranger', 'DELETE', `/v1/documents/${docId}`)).status, 404);
