@@ -4,8 +4,8 @@ import type { Deps } from '../deps.ts';
 import type { Guards } from '../http/guards.ts';
 import type { Idempotency } from '../http/idempotency.ts';
 import type { App } from '../http/types.ts';
-import type { EventType } from '../platform/bus/events.ts';
-import type { BatchHandler, Handler } from '../platform/bus/bus.ts';
+import type { DomainEvents, EventType } from '../platform/bus/events.ts';
+import type { BatchHandler, EventBus, Handler } from '../platform/bus/bus.ts';
 import type { JobHandler, ProcessOptions } from '../platform/queue/queue.ts';
 import type { ScheduleDefinition } from '../platform/scheduler/scheduler.ts';
 import type { Principal } from './auth/index.ts';
@@ -90,6 +90,19 @@ export interface JobDefinition<T = any, R = unknown> {
   handler: JobHandler<T, R>;
   options?: ProcessOptions;
 }
+
+/**
+ * An event that follows a change once it is committed, and always then: the change queues the job in its own
+ * transaction (an outbox: both or neither) with OUTBOX_EVENT_RETRY, and the job publishes the event, retried until
+ * the bus takes it. A crash between the two can neither lose the event nor announce a change that did not happen.
+ */
+export const outboxEventJob = <T extends EventType>(queue: string, type: T, bus: Pick<EventBus, 'publish'>): JobDefinition<DomainEvents[T]> => ({
+  queue,
+  handler: async (payload) => ({ eventId: await bus.publish(type, payload) }),
+});
+
+/** An outbox event's job is retried for about an hour and a half (5 s doubling), as an account's erasure is. */
+export const OUTBOX_EVENT_RETRY = { attempts: 10, backoffMs: 5_000 };
 
 /** A reliable bus subscription, started with the HTTP app and closed with it (see EventBus). */
 export interface BusSubscription<T extends EventType = EventType> {

@@ -1,23 +1,17 @@
 import type { EventBus } from '../../platform/bus/bus.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
-import type { BusSubscription, JobDefinition } from '../module.ts';
+import { outboxEventJob, type BusSubscription } from '../module.ts';
 
 /**
  * A reset that first proves an address reclaims the account: whoever held it until then may have been someone
  * else, who registered places of their own to be sent the account's data (webhook endpoints, browsers, a Slack
- * channel, a phone, MCP servers). Their modules drop them on `user.reclaimed`. The reset queues this job in its
- * own transaction (an outbox: both or neither), and the job publishes the event, retried until the bus takes it.
- * Only what was set up before `provedAt` goes: an event delivered again later leaves what the owner set up since.
+ * channel, a phone, MCP servers). Their modules drop them on `user.reclaimed`, published by this queue's job,
+ * which the reset queues in its own transaction (see outboxEventJob). Only what was set up before `provedAt`
+ * goes: an event delivered again later leaves what the owner set up since.
  */
 export const RECLAIM_QUEUE = 'auth.reclaimed';
 
-/** Retried for about an hour and a half (5 s doubling), as the erasure of a deleted account is. */
-export const RECLAIM_JOB = { attempts: 10, backoffMs: 5_000 };
-
-export const reclaimJob = (bus: Pick<EventBus, 'publish'>): JobDefinition<{ userId: string; provedAt: string }> => ({
-  queue: RECLAIM_QUEUE,
-  handler: async ({ userId, provedAt }) => ({ eventId: await bus.publish('user.reclaimed', { userId, provedAt }) }),
-});
+export const reclaimJob = (bus: Pick<EventBus, 'publish'>) => outboxEventJob(RECLAIM_QUEUE, 'user.reclaimed', bus);
 
 /**
  * A module's subscription to `user.reclaimed`: `drop` removes what the user set up before the proof and says what
