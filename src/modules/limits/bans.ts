@@ -13,20 +13,46 @@ const TOPIC = 'limits.bans';
 
 type Notice = { op: 'ban'; id: string; kind: BanKind; subject: string; expiresAt: string } | { op: 'lift'; id: string; kind: BanKind; subject: string };
 
-/** One spelling per address, so a ban matches however the socket reported it (IPv4-mapped IPv6, case). */
+/** One spelling per address, so a ban matches however the socket reported it or an admin wrote it (IPv4-mapped IPv6, case, zeros). */
 export function normalizeIp(ip: string): string {
   const lower = ip.trim().toLowerCase();
-  const mapped = lower.startsWith('::ffff:') ? lower.slice(7) : undefined;
-  return mapped && isIP(mapped) === 4 ? mapped : lower;
+  if (isIP(lower) !== 6) return lower;
+  // The URL parser writes an IPv6 address in its one canonical form (RFC 5952, any IPv4 tail in hex): `2001:0DB8:0::1` is
+  // `2001:db8::1`. A zone (`fe80::1%eth0`) names the local interface, not the peer.
+  const canonical = new URL(`http://[${lower.replace(/%.*$/, '')}]`).hostname.slice(1, -1);
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
+  if (!mapped) return canonical;
+  const [high, low] = [parseInt(mapped[1]!, 16), parseInt(mapped[2]!, 16)];
+  return [high >> 8, high & 255, low >> 8, low & 255].join('.');
+}
+
+/**
+ * What an address is counted and banned as: an IPv4 address itself, an IPv6 address its /64
+ * (`2001:db8:1:2::/64`). One IPv6 host commonly holds a whole /64 and rotates through it (privacy
+ * addresses), so counting each address apart would let it step past a limit or a ban by changing
+ * address. Undefined when the text is neither an address nor an IPv6 /64.
+ */
+export function ipSubject(text: string): string | undefined {
+  const lower = text.trim().toLowerCase();
+  const network = lower.endsWith('/64');
+  const ip = normalizeIp(network ? lower.slice(0, -3) : lower);
+  const version = isIP(ip);
+  if (version === 4 && !network) return ip;
+  if (version !== 6) return undefined;
+  // Canonical, so "::" stands for the one longest run of zero groups: expand it to all eight, keep the first four.
+  const [head = '', tail] = ip.split('::');
+  const groups = head ? head.split(':') : [];
+  if (tail !== undefined) groups.push(...new Array<string>(8 - groups.length - (tail ? tail.split(':').length : 0)).fill('0'), ...(tail ? tail.split(':') : []));
+  return `${normalizeIp(`${groups.slice(0, 4).join(':')}::`)}/64`;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** The subject as stored: a lower-case UUID for users and keys, a normalized address for IPs; 400 otherwise. */
+/** The subject as stored: a lower-case UUID for users and keys, an IPv4 address or an IPv6 /64 for IPs (see ipSubject); 400 otherwise. */
 export function banSubject(kind: BanKind, subject: string): string {
   if (kind === 'ip') {
-    const ip = normalizeIp(subject);
-    if (!isIP(ip)) throw ValidationError('subject must be an IPv4 or IPv6 address for an ip ban', 'invalid_ban_subject');
+    const ip = ipSubject(subject);
+    if (!ip) throw ValidationError('subject must be an IPv4 or IPv6 address (or an IPv6 /64) for an ip ban', 'invalid_ban_subject');
     return ip;
   }
   if (!UUID.test(subject)) throw ValidationError(`subject must be a ${kind === 'user' ? 'user' : 'API key'} id (a UUID)`, 'invalid_ban_subject');
@@ -122,7 +148,7 @@ export function createBans(deps: BansDeps) {
       const now = new Date();
       if (opts.cursor) where.push(lt(bans.id, opts.cursor));
       if (opts.kind) where.push(eq(bans.kind, opts.kind));
-      if (opts.subject) where.push(eq(bans.subject, isIP(normalizeIp(opts.subject)) ? normalizeIp(opts.subject) : opts.subject.toLowerCase()));
+      if (opts.subject) where.push(eq(bans.subject, ipSubject(opts.subject) ?? opts.subject.toLowerCase()));
       if (opts.active === true) where.push(isNull(bans.liftedAt), gt(bans.expiresAt, now));
       if (opts.active === false) where.push(or(isNotNull(bans.liftedAt), lte(bans.expiresAt, now))!);
       return db.select().from(bans).where(and(...where)).orderBy(desc(bans.id)).limit(opts.limit);

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { pageQuery } from '../../http/pagination.ts';
 import { BAN_KINDS, type BanRow } from './schema.ts';
 
-const kind = z.enum(BAN_KINDS).describe('user: a user id; api_key: an API key id; ip: an IPv4 or IPv6 address');
+const kind = z.enum(BAN_KINDS).describe('user: a user id; api_key: an API key id; ip: an IPv4 or IPv6 address (an IPv6 one stands for its /64)');
 
 export const bansQuery = pageQuery.extend({
   active: z

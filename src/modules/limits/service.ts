@@ -6,7 +6,7 @@ import type { CounterHit, Limiter, LimiterFactory, LimitResult } from '../../pla
 import type { Audit, AuditContext } from '../audit/index.ts';
 import type { Principal } from '../auth/index.ts';
 import type { ActiveBan } from './ban-cache.ts';
-import { createBans, normalizeIp, type BansDeps } from './bans.ts';
+import { createBans, ipSubject, normalizeIp, type BansDeps } from './bans.ts';
 import type { BanKind, BanRow } from './schema.ts';
 import type { LimitSettings, Role } from './settings.ts';
 
@@ -69,7 +69,7 @@ const banned = (ban: ActiveBan) => {
 };
 
 /**
- * Requests and tokens per minute per user, API key and IP, by role; refused
+ * Requests and tokens per minute per user, API key and IP (an IPv6 /64), by role; refused
  * requests count as violations, and enough of them within the window ban the
  * subject for a while. Counters live in the limiter store (memory or Redis);
  * bans are checked in process.
@@ -180,11 +180,20 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
     return best;
   }
 
-  /** 403 `banned` when the user, their key or (but for admins) their IP, already normalized, is banned; counts nothing. */
-  async function refuseBannedAt(ip: string, p: Pick<Principal, 'userId' | 'role' | 'apiKeyId'>): Promise<void> {
+  /** What a client address is counted and banned as: itself, or for IPv6 its /64 (see ipSubject). */
+  const clientSubject = (address: string) => ipSubject(address) ?? normalizeIp(address);
+  /** The address's ban subjects: its own, and for IPv6 the one address too (bans set on a single IPv6 address before they covered the /64). */
+  function addressSubjects(address: string): Array<[BanKind, string]> {
+    const subject = clientSubject(address);
+    const ip = normalizeIp(address);
+    return subject === ip ? [['ip', ip]] : [['ip', subject], ['ip', ip]];
+  }
+
+  /** 403 `banned` when the user, their key or (but for admins) their IP is banned; counts nothing. */
+  async function refuseBannedAt(address: string, p: Pick<Principal, 'userId' | 'role' | 'apiKeyId'>): Promise<void> {
     const subjects: Array<[BanKind, string]> = [['user', p.userId]];
     if (p.apiKeyId) subjects.push(['api_key', p.apiKeyId]);
-    if (p.role !== 'admin') subjects.push(['ip', ip]);
+    if (p.role !== 'admin') subjects.push(...addressSubjects(address));
     const ban = await bans.find(subjects);
     if (ban) throw banned(ban);
   }
@@ -197,9 +206,8 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
      * violation counted. Returns the tightest limit for the RateLimit-* headers.
      */
     async check(request: { ip: string }, p: Principal): Promise<LimitState | undefined> {
-      const ip = normalizeIp(request.ip);
-      await refuseBannedAt(ip, p);
-      const all = hits(requests[p.role], p, ip);
+      await refuseBannedAt(request.ip, p);
+      const all = hits(requests[p.role], p, clientSubject(request.ip));
       if (!all.length) return undefined;
       const results = await deps.limiters.consumeMany(all.map((h) => ({ limiter: h.limiter, key: h.subject })));
       const i = tightest(results);
@@ -215,11 +223,11 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
     },
 
     /** 403 `banned` when the user, their key or (but for admins) their IP is banned; counts nothing. */
-    refuseBanned: (request: { ip: string }, p: Pick<Principal, 'userId' | 'role' | 'apiKeyId'>) => refuseBannedAt(normalizeIp(request.ip), p),
+    refuseBanned: (request: { ip: string }, p: Pick<Principal, 'userId' | 'role' | 'apiKeyId'>) => refuseBannedAt(request.ip, p),
 
     /** 403 `banned` when the IP of a caller nobody knows yet (signing up, resetting a password) is banned. */
     async refuseBannedAddress(request: { ip: string }): Promise<void> {
-      const ban = await bans.find([['ip', normalizeIp(request.ip)]]);
+      const ban = await bans.find(addressSubjects(request.ip));
       if (ban) throw banned(ban);
     },
 

@@ -120,6 +120,22 @@ for (const backend of backends()) {
       assert.equal(entry?.metadata.banId, created.id);
     });
 
+    test('an IPv6 ban covers the /64 of the address, however the address is written', async () => {
+      const net = `2001:db8:${(++ipSeq).toString(16)}:a`;
+      const created = await ban('ip', `2001:0DB8:${(ipSeq).toString(16).padStart(4, '0')}:000A:0:0:0:1`, 60);
+      assert.equal(created.subject, `${net}::/64`, 'stored as the canonical /64');
+      const u = await createUser(t);
+      assertBanned(await me(u.accessToken, `${net}::1`));
+      assertBanned(await me(u.accessToken, `${net}:8a2e:370:7334:1`)); // another address of the same /64
+      assert.equal((await me(u.accessToken, `2001:db8:${ipSeq.toString(16)}:b::1`)).status, 200, 'the next /64 is not banned');
+      const listed = await asAdmin('GET', `/v1/admin/bans?kind=ip&subject=${encodeURIComponent(`${net}::99`)}`);
+      assert.equal(listed.status, 200, listed.text);
+      assert.deepEqual(listed.body.data.map((b: { id: string }) => b.id), [created.id], 'found by any address of the /64');
+      const bad = await asAdmin('POST', '/v1/admin/bans', { kind: 'ip', subject: '2001:db8::/48', seconds: 60, reason: 'testing' });
+      assert.equal(bad.status, 400);
+      assert.equal(bad.body.code, 'invalid_ban_subject');
+    });
+
     test('a banned address signs up no account and resets no password; a banned user, or anyone but an admin at a banned address, gets no session', async () => {
       const ip = freshIp();
       await ban('ip', ip, 60);

@@ -108,6 +108,23 @@ for (const backend of backends()) {
       assert.equal((await me(b.accessToken)).status, 200, 'from another address b is fine');
     });
 
+    test('an IPv6 client is counted by its /64: addresses rotated within it share one limit', async () => {
+      const net = `2001:db8:${(++ipSeq).toString(16)}:1`;
+      const a = await createUser(t);
+      const b = await createUser(t);
+      for (let i = 1; i <= 5; i++) assert.equal((await me(a.accessToken, `${net}::${i.toString(16)}`)).status, 200);
+      for (let i = 6; i <= 10; i++) {
+        const res = await me(b.accessToken, `${net}:${i.toString(16)}:0:0:1`);
+        assert.equal(res.status, 200);
+        assert.equal(res.headers.get('ratelimit-limit'), '10', 'the /64 limit is the tightest');
+        assert.equal(res.headers.get('ratelimit-remaining'), String(10 - i));
+      }
+      const refused = await me(b.accessToken, `${net}:ffff::abcd`);
+      assert.equal(refused.status, 429, 'a fresh address in the same /64 is the same client');
+      assert.match(refused.body.detail, /IP address/);
+      assert.equal((await me(b.accessToken, `2001:db8:${(++ipSeq).toString(16)}:1::1`)).status, 200, 'another /64 has its own limit');
+    });
+
     test('admins have limits of their own, counted apart from the users behind the same IP', async () => {
       const ip = freshIp();
       const admin = await createUser(t, { admin: true });
