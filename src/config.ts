@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
@@ -16,6 +17,38 @@ export { ConfigError };
 
 const bool = envBool;
 const list = envList;
+
+/** proxy-addr's names for ranges of addresses, which TRUST_PROXY may list beside addresses and CIDR ranges. */
+const PROXY_RANGES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/**
+ * Whom to believe about the client's address (X-Forwarded-For): `false`, nobody; `true`, every hop, so the header's
+ * first address, which is right only behind a proxy that overwrites the header (as deploy/nginx does), since a
+ * client writes the first addresses itself; or the proxies' addresses and CIDR ranges, comma-separated (and
+ * `loopback`, `linklocal`, `uniquelocal`): walking the header from its right end, where only proxies wrote, each
+ * trusted hop is skipped and the first other address is the client's. (A hop count is not offered: Fastify
+ * trusts none, since a count cannot tell a proxy from a client that connects directly.)
+ */
+const trustProxyEnv = z
+  .string()
+  .trim()
+  .transform((v, ctx): boolean | string[] => {
+    const word = v.toLowerCase();
+    if (['true', 'yes', '1'].includes(word)) return true;
+    if (['false', 'no', '0'].includes(word)) return false;
+    const entries = envList.parse(v);
+    const bad = entries.find((e) => !PROXY_RANGES.has(e) && !isCidr(e));
+    if (bad === undefined && entries.length) return entries;
+    ctx.addIssue({ code: 'custom', message: `true, false, or the proxies' addresses and CIDR ranges (${bad ?? 'none given'} is none of these)` });
+    return z.NEVER;
+  });
+
+function isCidr(text: string): boolean {
+  const [address = '', prefix, ...rest] = text.split('/');
+  const version = isIP(address);
+  if (!version || rest.length) return false;
+  return prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= (version === 4 ? 32 : 128));
+}
 const GIB = 1024 ** 3;
 
 /**
@@ -61,7 +94,7 @@ const coreEnv = {
   // Bodies are read into memory whole: a gigabyte is past any JSON request.
   BODY_LIMIT_BYTES: envInt(1, GIB).default(1_048_576),
   GATEWAY_BODY_LIMIT_BYTES: envInt(1, GIB).default(33_554_432),
-  TRUST_PROXY: bool.default(false),
+  TRUST_PROXY: trustProxyEnv.default(false),
   ALLOWED_ORIGINS: list.transform(toOrigins).default([]),
   S3_ENDPOINT: z.url().optional(),
   S3_BUCKET: z.string().min(3).max(63).optional(),
@@ -108,7 +141,8 @@ export interface CoreConfig {
   bodyLimit: number;
   /** The gateway's model calls (chat completions, messages, responses, embeddings): agents' long conversations and base64 images; Anthropic's own limit by default. */
   gatewayBodyLimit: number;
-  trustProxy: boolean;
+  /** Whom to believe about the client's address: see TRUST_PROXY. */
+  trustProxy: boolean | string[];
   allowedOrigins: string[];
   /** Event bus delivery: retries, dead-letter threshold, reclaim of a dead consumer's events, stream length. */
   bus: BusOptions;

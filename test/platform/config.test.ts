@@ -58,6 +58,16 @@ describe('loadConfig', () => {
     assert.equal(c.redisUrl, undefined);
   });
 
+  test("TRUST_PROXY: on or off, or the proxies' addresses and ranges", () => {
+    const trust = (v: string) => loadConfig({ TRUST_PROXY: v }).trustProxy;
+    assert.equal(trust('true'), true);
+    assert.equal(trust('no'), false);
+    assert.equal(trust('0'), false);
+    assert.equal(trust('1'), true);
+    assert.deepEqual(trust('10.0.0.0/8, 192.168.1.7 ,loopback, fd00::/8'), ['10.0.0.0/8', '192.168.1.7', 'loopback', 'fd00::/8']);
+    for (const bad of ['2', '10.0.0.0/33', '10.0.0/8', 'fd00::/129', 'example.com', '10.0.0.1/8/2', ',']) rejects({ TRUST_PROXY: bad }, 'TRUST_PROXY');
+  });
+
   test('memory:// stays as is; other data dirs become absolute', () => {
     assert.equal(loadConfig({ PARLEY_DATA_DIR: 'memory://' }).dataDir, 'memory://');
     assert.equal(loadConfig({ PARLEY_DATA_DIR: 'var/parley' }).dataDir, path.resolve('var/parley'));
