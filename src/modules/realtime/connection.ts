@@ -128,10 +128,20 @@ export function acceptConnection(socket: WebSocket, offered: string | undefined,
     if (client!.topics.size >= d.settings.maxSubscriptions) {
       return send(frames.error('too_many_subscriptions', `At most ${d.settings.maxSubscriptions} topics per socket`, topic.name));
     }
+    let p = principal!;
+    if (d.topics.needsLookup(topic)) {
+      // A look-up of what the topic names, as the same read over HTTP: the credential checked again (else a socket whose
+      // session was revoked, or whose account was disabled or deleted, could subscribe until its next recheck), and
+      // counted against the caller's request limits. A credential refused now closes the socket, as that recheck would.
+      const checked = await verify(credential!, d.admit);
+      if (checked instanceof AppError) {
+        if (checked.status !== 429) return close(closeCodeOf(checked), checked.code);
+        return send(frames.error(checked.code, checked.message, topic.name));
+      }
+      p = checked;
+    }
     try {
-      // A look-up of what the topic names: counted against the caller's request limits, as the same read over HTTP is.
-      if (d.topics.needsLookup(topic)) await d.admit(principal!);
-      await d.topics.authorize(principal!, topic);
+      await d.topics.authorize(p, topic);
     } catch (err) {
       if (!(err instanceof AppError)) throw err;
       return send(frames.error(err.code, err.message, topic.name));

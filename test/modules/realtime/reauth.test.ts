@@ -72,3 +72,37 @@ for (const backend of backends()) {
     });
   });
 }
+
+for (const backend of backends()) {
+  describe(`realtime: a subscribe that looks something up checks the credential, as the same read over HTTP would [${backend}]`, () => {
+    // The periodic check is WS_REAUTH_MS (30 s) away here: only the subscribe itself can notice.
+    let t: TestApp;
+    let root: TestUser;
+    before(async () => {
+      t = await startApp({ backend });
+      root = await createUser(t, { admin: true });
+    });
+    after(() => t.close());
+
+    const conversation = async (u: TestUser) => (await t.services.conversations.create(u.id, { title: 'ws' })).id;
+
+    test('once the session is logged out, or the account disabled by an admin, such a subscribe closes the socket instead of subscribing', async () => {
+      const u = await createUser(t);
+      const conv = await conversation(u);
+      const c = await connectAs(t, u.accessToken);
+      assert.equal((await t.api('POST', '/v1/auth/logout', { body: { refreshToken: u.refreshToken } })).status, 204);
+      c.send({ type: 'subscribe', topic: `conversation:${conv}` });
+      assert.deepEqual(await c.closed, { code: 4401, reason: 'session_revoked' });
+      assert.deepEqual(c.frames, [], 'not subscribed');
+
+      const disabled = await createUser(t);
+      const key = await t.api('POST', '/v1/api-keys', { token: disabled.accessToken, body: { name: 'ws' } });
+      const d = await connectAs(t, key.body.key);
+      const own = await conversation(disabled);
+      assert.equal((await t.api('POST', `/v1/admin/users/${disabled.id}/disable`, { token: root.accessToken })).status, 200);
+      d.send({ type: 'subscribe', topic: `conversation:${own}` });
+      assert.equal((await d.closed).code, 4401);
+      assert.deepEqual(d.frames, [], 'not subscribed');
+    });
+  });
+}
