@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { principal, rateLimit, requestContext } from '../../http/guards.ts';
 import { problemSchema } from '../../http/problem.ts';
 import type { App } from '../../http/types.ts';
+import { clientKey } from '../../platform/net/client-address.ts';
 import type { RouteContext } from '../module.ts';
 import {
   activateTotpBody,
@@ -29,7 +30,8 @@ const FORGOT_MESSAGE = 'If an account uses this address, a link to reset its pas
 export function accountRoutes(app: App, { config, services, guards }: RouteContext<'emailFlows' | 'mfa' | 'authLimits' | 'account' | 'auth' | 'limits'>) {
   const unbannedAddress = (request: FastifyRequest) => services.limits.refuseBannedAddress(request);
   const { emailFlows, mfa, authLimits, account } = services;
-  const byIp = (r: FastifyRequest) => r.ip;
+  // An IPv6 client by its /64, as request limits and bans count it: one host holds a whole /64.
+  const byIp = (r: FastifyRequest) => clientKey(r.ip);
 
   app.post('/auth/verify-email', {
     schema: { security: [], tags: ['auth'], summary: 'Confirm an email address with the token from the emailed link', body: verifyEmailBody, response: noContent },

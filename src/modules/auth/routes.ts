@@ -5,6 +5,7 @@ import { REFRESH_COOKIE, checkOrigin, principal, rateLimit, requestContext } fro
 import { problemSchema } from '../../http/problem.ts';
 import { idParam } from '../../http/pagination.ts';
 import type { App } from '../../http/types.ts';
+import { clientKey } from '../../platform/net/client-address.ts';
 import type { RouteContext } from '../module.ts';
 import { clearSessionCookies } from './cookies.ts';
 import { loginBody, logoutBody, mfaChallenge, refreshBody, registerBody, sessionSchema, sessionTokens } from './contracts.ts';
@@ -17,7 +18,8 @@ export function authRoutes(app: App, { config, services, guards }: RouteContext<
   const { auth, authLimits, limits } = services;
   // A banned address signs up no new account (its signed-in requests are refused by the guards).
   const unbannedAddress = (request: FastifyRequest) => limits.refuseBannedAddress(request);
-  const byIp = (r: FastifyRequest) => r.ip;
+  // An IPv6 client by its /64, as request limits and bans count it: one host holds a whole /64.
+  const byIp = (r: FastifyRequest) => clientKey(r.ip);
 
   const respond = (reply: FastifyReply, tokens: TokenPair, cookie: boolean) => sessionResponse(reply, tokens, cookie, config);
 

@@ -6,7 +6,8 @@ import type { CounterHit, Limiter, LimiterFactory, LimitResult } from '../../pla
 import type { Audit, AuditContext } from '../audit/index.ts';
 import type { Principal } from '../auth/index.ts';
 import type { ActiveBan } from './ban-cache.ts';
-import { createBans, ipSubject, normalizeIp, type BansDeps } from './bans.ts';
+import { clientKey, normalizeIp } from '../../platform/net/client-address.ts';
+import { createBans, type BansDeps } from './bans.ts';
 import type { BanKind, BanRow } from './schema.ts';
 import type { LimitSettings, Role } from './settings.ts';
 
@@ -180,11 +181,9 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
     return best;
   }
 
-  /** What a client address is counted and banned as: itself, or for IPv6 its /64 (see ipSubject). */
-  const clientSubject = (address: string) => ipSubject(address) ?? normalizeIp(address);
   /** The address's ban subjects: its own, and for IPv6 the one address too (bans set on a single IPv6 address before they covered the /64). */
   function addressSubjects(address: string): Array<[BanKind, string]> {
-    const subject = clientSubject(address);
+    const subject = clientKey(address);
     const ip = normalizeIp(address);
     return subject === ip ? [['ip', ip]] : [['ip', subject], ['ip', ip]];
   }
@@ -207,7 +206,7 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
      */
     async check(request: { ip: string }, p: Principal): Promise<LimitState | undefined> {
       await refuseBannedAt(request.ip, p);
-      const all = hits(requests[p.role], p, clientSubject(request.ip));
+      const all = hits(requests[p.role], p, clientKey(request.ip));
       if (!all.length) return undefined;
       const results = await deps.limiters.consumeMany(all.map((h) => ({ limiter: h.limiter, key: h.subject })));
       const i = tightest(results);

@@ -323,7 +323,8 @@ for (const backend of backends()) {
   describe(`auth rate limits [${backend}]`, () => {
     let t: TestApp;
     before(async () => {
-      t = await startApp({ backend, env: { AUTH_RATE_LIMIT_PER_IP: '8', AUTH_RATE_LIMIT_PER_ACCOUNT: '3' } });
+      // TRUST_PROXY: a test picks its client address.
+      t = await startApp({ backend, env: { AUTH_RATE_LIMIT_PER_IP: '8', AUTH_RATE_LIMIT_PER_ACCOUNT: '3', TRUST_PROXY: 'true' } });
     });
     after(() => t.close());
 
@@ -365,6 +366,15 @@ for (const backend of backends()) {
       assert.equal(last!.headers.get('ratelimit-limit'), '8');
       assert.equal(last!.headers.get('ratelimit-remaining'), '0');
       assert.ok(Number(last!.headers.get('retry-after')) > 0);
+    });
+
+    test('an IPv6 client is limited by its /64, whichever address in it each request comes from', async () => {
+      const from = (ip: string) => t.api('POST', '/v1/auth/register', { body: { email: uniqueEmail(), password: 'short' }, headers: { 'x-forwarded-for': ip } });
+      for (let i = 1; i <= 8; i++) assert.equal((await from(`2001:db8:5:6::${i.toString(16)}`)).status, 400);
+      const rotated = await from('2001:db8:5:6:ffff::9');
+      assert.equal(rotated.status, 429, 'a ninth address of the same /64');
+      assert.equal(rotated.body.code, 'rate_limited');
+      assert.equal((await from('2001:db8:5:7::1')).status, 400, 'the next /64 is another client');
     });
   });
 }
