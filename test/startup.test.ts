@@ -182,7 +182,8 @@ describe('the server bundle', { timeout: 300_000 }, () => {
     const openai = await startFakeOpenAI();
     const data = tempDataDir();
     try {
-      const server = await startServer({ PARLEY_DATA_DIR: data.dir, LOG_LEVEL: 'info', ...openai.env });
+      const rules = { blockedTerms: [], patterns: ['order-\\d{6}'], maxInputChars: null, moderationCategories: [] };
+      const server = await startServer({ PARLEY_DATA_DIR: data.dir, LOG_LEVEL: 'info', ...openai.env, SAFETY_RULES: JSON.stringify(rules) });
       try {
         assert.match(server.output(), /"from":"bundle"[^\n]*"msg":"parley started"/);
         const reg = await call(server.url, 'POST', '/v1/auth/register', { body: { email: uniqueEmail('bundle'), password } });
@@ -191,6 +192,10 @@ describe('the server bundle', { timeout: 300_000 }, () => {
         const completion = await call(server.url, 'POST', '/v1/chat/completions', { token: reg.body.accessToken, body: { model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'Hi' }] } });
         assert.equal(completion.status, 200, JSON.stringify(completion.body));
         assert.equal(completion.body.choices[0].message.content, 'Hello from the bundle');
+        // Safety patterns are searched on a thread (piscina, whose thread entry is a file of its own: not bundled).
+        const flagged = await call(server.url, 'POST', '/v1/chat/completions', { token: reg.body.accessToken, body: { model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'Where is order-123456?' }] } });
+        assert.equal(flagged.status, 422, JSON.stringify(flagged.body));
+        assert.match(flagged.body.error.message, /blocked_pattern/);
         const docs = await fetch(`${server.url}/docs/`);
         assert.equal(docs.status, 200);
         assert.match(await docs.text(), /<script/);

@@ -20,7 +20,8 @@ export const stampFile = path.join(bundleDir, 'stamp.json');
 
 /**
  * Left to Node at run time: native addons and packages that read files next
- * to their own code (PGlite's WebAssembly, pdf.js, BullMQ's scripts), and the
+ * to their own code (PGlite's WebAssembly, pdf.js, BullMQ's scripts, piscina's
+ * thread entry), and the
  * large ones a server loads only when it needs them (they stay out of its
  * memory until then; see the lazy imports where they are used).
  */
@@ -32,6 +33,7 @@ const EXTERNAL = [
   'sharp',
   'pg-native',
   'bullmq',
+  'piscina',
   '@aws-sdk/*',
   '@scalar/fastify-api-reference',
   '@modelcontextprotocol/sdk',

@@ -1,16 +1,10 @@
-import { parentPort } from 'node:worker_threads';
+import { threadTask } from '../../../platform/thread-pool.ts';
 import { pageText } from './page-text.ts';
 
-/**
- * A conversion thread (see html-converter.ts): answers each `{id, html, base}` with the page's title and text, or
- * the error the converter threw. The thread that waits for it can stop it at any moment.
- */
-const port = parentPort!;
-port.on('message', (task: { id: number; html: string; base: string }) => {
-  try {
-    port.postMessage({ id: task.id, page: pageText(task.html, task.base) });
-  } catch (err) {
-    port.postMessage({ id: task.id, error: (err as Error).message ?? String(err) });
-  }
-});
-port.postMessage({ ready: true });
+export interface PageHtml {
+  html: string;
+  base: string;
+}
+
+/** A conversion thread (see html-converter.ts): the page's title and text, or the error the converter threw. */
+export default threadTask(({ html, base }: PageHtml) => pageText(html, base));
