@@ -9,7 +9,12 @@ const MAX_INPUTS = 2048;
 const MAX_INPUT_CHARS = 32_000;
 
 const embeddingsBody = z.object({
-  input: z.union([z.string().min(1).max(MAX_INPUT_CHARS), z.array(z.string().min(1).max(MAX_INPUT_CHARS)).min(1).max(MAX_INPUTS)]).describe('Text, or a list of texts (token arrays are not accepted)'),
+  // Zod's own answer for a union that fails is "Invalid input": say what the caps are (a list over 2,048, a number in it).
+  input: z
+    .union([z.string().min(1).max(MAX_INPUT_CHARS), z.array(z.string().min(1).max(MAX_INPUT_CHARS)).min(1).max(MAX_INPUTS)], {
+      error: () => `must be a text of 1 to ${MAX_INPUT_CHARS} characters, or a list of 1 to ${MAX_INPUTS} such texts (token arrays are not accepted)`,
+    })
+    .describe('Text, or a list of texts (token arrays are not accepted)'),
   model: z.string().min(1).max(200),
   encoding_format: z.enum(['float', 'base64']).default('float'),
   dimensions: z.number().int().min(1).max(8192).optional(),

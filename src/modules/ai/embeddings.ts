@@ -46,6 +46,9 @@ interface Endpoint {
   apiKey?: string;
 }
 
+/** 502: the provider answered, but not with one well-formed vector per input. */
+const malformed = (detail: string) => new AppError(502, 'malformed_response', 'Upstream failed', detail);
+
 /** Where a provider answers OpenAI's embeddings protocol (Anthropic has no embeddings API). */
 function endpointOf(p: ProviderSettings): Endpoint | undefined {
   const base = p.kind === 'openai' ? (p.baseUrl ?? 'https://api.openai.com/v1') : p.kind === 'mistral' ? (p.baseUrl ?? 'https://api.mistral.ai/v1') : p.kind === 'openai-compatible' ? p.baseUrl : undefined;
@@ -132,19 +135,23 @@ export function createEmbedder(deps: {
       } catch {}
       throw new UpstreamStatusError(res.status, Object.fromEntries(res.headers), message);
     }
-    const json = (await res.json()) as { data?: Array<{ index?: number; embedding?: unknown }>; usage?: { prompt_tokens?: number } };
+    const json = (await res.json()) as { data?: Array<{ index?: number; embedding?: unknown }>; usage?: { prompt_tokens?: unknown } };
     const inputs = (body.input as string[]).length;
     const data = json.data;
-    if (!Array.isArray(data) || data.length !== inputs) throw new AppError(502, 'malformed_response', 'Upstream failed', `The provider returned ${Array.isArray(data) ? data.length : 'no'} embeddings for ${inputs} inputs`);
+    if (!Array.isArray(data) || data.length !== inputs) throw malformed(`The provider returned ${Array.isArray(data) ? data.length : 'no'} embeddings for ${inputs} inputs`);
     const vectors = new Array<number[]>(inputs);
     for (const [i, d] of data.entries()) {
       const at = typeof d.index === 'number' ? d.index : i;
-      if (!Array.isArray(d.embedding) || !d.embedding.every((x) => typeof x === 'number' && Number.isFinite(x)) || at < 0 || at >= inputs) {
-        throw new AppError(502, 'malformed_response', 'Upstream failed', 'The provider returned an embedding that is not a list of numbers');
+      if (!Array.isArray(d.embedding) || !d.embedding.length || !d.embedding.every((x) => typeof x === 'number' && Number.isFinite(x)) || !Number.isInteger(at) || at < 0 || at >= inputs) {
+        throw malformed('The provider returned an embedding that is not a non-empty list of numbers');
       }
+      // Two answers for one index leave another input without a vector.
+      if (vectors[at]) throw malformed(`The provider returned two embeddings for input ${at}`);
       vectors[at] = d.embedding as number[];
     }
-    return { vectors, tokens: json.usage?.prompt_tokens };
+    // A count that is not one (negative, a string, a fraction) is counted here instead: it would be billed, and settled against budgets, as it is.
+    const tokens = json.usage?.prompt_tokens;
+    return { vectors, tokens: typeof tokens === 'number' && Number.isSafeInteger(tokens) && tokens >= 0 ? tokens : undefined };
   }
 
   /** One batch, retried on what is worth retrying. */
@@ -189,12 +196,17 @@ export function createEmbedder(deps: {
         if (r.tokens === undefined) unreported = true;
         else reported += r.tokens;
       }
+      // Checked before the call is ended, so that an answer refused here still ends it (recorded, its budget reservation settled).
+      const dims = vectors[0]!.length;
+      if (vectors.some((v) => v.length !== dims)) throw malformed('The provider returned vectors of different lengths');
+      // A model that cannot shorten its vectors may ignore `dimensions` (compatible servers do): the caller asked for a size it did not get.
+      if (opts.dimensions && dims !== opts.dimensions) {
+        throw ValidationError(`${target.id} answered with ${dims}-dimensional vectors, not the ${opts.dimensions} asked: this model does not support \`dimensions\``, 'dimensions_unsupported', { param: 'dimensions' });
+      }
     } catch (err) {
       await call?.end({ status: opts.signal?.aborted ? 'cancelled' : 'failed', provider: target.provider, model: target.model, usage: { inputTokens: 0, outputTokens: 0 }, costMicros: 0, latencyMs: Date.now() - started, ttftMs: null, attempts }, meter!);
       throw err;
     }
-    const dims = vectors[0]!.length;
-    if (vectors.some((v) => v.length !== dims)) throw new AppError(502, 'malformed_response', 'Upstream failed', 'The provider returned vectors of different lengths');
     // Without a reported count (some compatible servers), count it ourselves rather than bill zero.
     const inputTokens = unreported ? counted() : reported;
     const cost = price ? costMicros(price, { inputTokens, outputTokens: 0 }) : null;

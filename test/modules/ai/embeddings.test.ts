@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { eq } from 'drizzle-orm';
 import OpenAI from 'openai';
@@ -11,6 +13,35 @@ import { createUser, type TestUser } from '../../support/factories.ts';
 
 const close = (a: number[], b: number[]) => a.length === b.length && a.every((x, i) => Math.abs(x - b[i]!) < 1e-6);
 
+/** How the odd provider gets its answer wrong. */
+type Oddity = 'same-index' | 'empty-vectors' | 'short-last-batch' | 'ignores-dimensions' | 'negative-usage';
+
+/**
+ * An OpenAI-compatible embeddings server that answers 200 in the right shape but with the wrong vectors,
+ * as a buggy or hostile compatible server may: `oddity.now` says how.
+ */
+async function startOddEmbeddings(oddity: { now: Oddity }): Promise<Server> {
+  const server = createServer((req, res) => {
+    let raw = '';
+    req.on('data', (chunk) => (raw += chunk));
+    req.on('end', () => {
+      const body = JSON.parse(raw) as { input: string[]; dimensions?: number };
+      const size = oddity.now === 'ignores-dimensions' ? 16 : (body.dimensions ?? 4);
+      const data = body.input.map((_, index) => ({
+        object: 'embedding',
+        index: oddity.now === 'same-index' ? 0 : index,
+        // A batch of fewer than 96 is the last one: its vectors are shorter than the first batch's.
+        embedding: oddity.now === 'empty-vectors' ? [] : Array.from({ length: oddity.now === 'short-last-batch' && body.input.length < 96 ? size - 1 : size }, (_, i) => i / size),
+      }));
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const tokens = oddity.now === 'negative-usage' ? -1_000_000 : body.input.length;
+      res.end(JSON.stringify({ object: 'list', data, usage: { prompt_tokens: tokens, total_tokens: tokens } }));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
 for (const backend of backends()) {
   describe(`embeddings [${backend}]`, () => {
     let t: TestApp;
@@ -18,11 +49,15 @@ for (const backend of backends()) {
     let anthropic: FakeAnthropic;
     let user: TestUser;
     let client: OpenAI;
+    const oddity: { now: Oddity } = { now: 'same-index' };
+    let odd: Server;
 
     before(async () => {
       openai = await startFakeOpenAI();
       anthropic = await startFakeAnthropic();
-      t = await startApp({ backend, env: { ...openai.env, ...anthropic.env, AI_RETRIES: '1', AI_RETRY_BASE_MS: '10', EMBEDDING_MODEL: 'openai:text-embedding-3-small' } });
+      odd = await startOddEmbeddings(oddity);
+      const compatible = JSON.stringify([{ name: 'odd', baseUrl: `http://127.0.0.1:${(odd.address() as AddressInfo).port}/v1` }]);
+      t = await startApp({ backend, env: { ...openai.env, ...anthropic.env, OPENAI_COMPATIBLE_ENDPOINTS: compatible, AI_RETRIES: '1', AI_RETRY_BASE_MS: '10', EMBEDDING_MODEL: 'openai:text-embedding-3-small' } });
       user = await createUser(t);
       const res = await t.api('POST', '/v1/api-keys', { token: user.accessToken, body: { name: 'sdk', scopes: ['chat'] } });
       client = new OpenAI({ baseURL: `${t.url}/v1`, apiKey: res.body.key, maxRetries: 0 });
@@ -31,6 +66,7 @@ for (const backend of backends()) {
       await t.close();
       await openai.close();
       await anthropic.close();
+      await new Promise((resolve) => odd.close(resolve));
     });
     beforeEach(() => openai.reset());
 
@@ -118,10 +154,64 @@ for (const backend of backends()) {
         assert.equal(res.status, 400, JSON.stringify(body));
         assert.equal(res.body.error.type, 'invalid_request_error');
       }
+      // Over the cap, or a number among the texts: the message says what is taken, not only "Invalid input".
+      for (const input of [Array.from({ length: 2049 }, () => 'x'), ['text', 1]]) {
+        const res = await t.api('POST', '/v1/embeddings', { token: user.accessToken, body: { model: 'openai:text-embedding-3-small', input } });
+        assert.equal(res.status, 400, res.text);
+        assert.equal(res.body.error.param, 'input');
+        assert.match(res.body.error.message, /list of 1 to 2048 such texts/);
+      }
       const narrow = await t.api('POST', '/v1/api-keys', { token: user.accessToken, body: { name: 'models only', scopes: ['models:read'] } });
       const res = await t.api('POST', '/v1/embeddings', { token: narrow.body.key, body: { model: 'openai:text-embedding-3-small', input: 'x' } });
       assert.equal(res.status, 403);
       assert.equal(openai.requests.length, 0);
+    });
+
+    test('an answer without one well-formed vector per input is a 502, still recorded; vectors not of the size `dimensions` asked are a 400', async () => {
+      const u = await createUser(t);
+      const embed = (body: Record<string, unknown>) => t.api('POST', '/v1/embeddings', { token: u.accessToken, body: { model: 'odd:embed-1', ...body } });
+
+      // Two vectors for input 0 and none for input 1: not a 500 on the hole.
+      oddity.now = 'same-index';
+      const twice = await embed({ input: ['a', 'b'] });
+      assert.equal(twice.status, 502, twice.text);
+      assert.equal(twice.body.error.code, 'malformed_response');
+
+      oddity.now = 'empty-vectors';
+      const empty = await embed({ input: ['a', 'b'] });
+      assert.equal(empty.status, 502, empty.text);
+      assert.equal(empty.body.error.code, 'malformed_response');
+
+      // Each batch well formed, the last one's vectors shorter: refused, and the call that was made is on the record.
+      oddity.now = 'short-last-batch';
+      const mixed = await embed({ input: Array.from({ length: 100 }, (_, i) => `text ${i}`) });
+      assert.equal(mixed.status, 502, mixed.text);
+      assert.equal(mixed.body.error.code, 'malformed_response');
+
+      // A server that cannot shorten its vectors ignores `dimensions`: the caller did not get the size asked for.
+      oddity.now = 'ignores-dimensions';
+      const ignored = await embed({ input: 'a', dimensions: 8, encoding_format: 'float' });
+      assert.equal(ignored.status, 400, ignored.text);
+      assert.equal(ignored.body.error.code, 'dimensions_unsupported');
+      assert.equal(ignored.body.error.param, 'dimensions');
+      const unasked = await embed({ input: 'a', encoding_format: 'float' });
+      assert.equal(unasked.status, 200, unasked.text);
+      assert.equal(unasked.body.data[0].embedding.length, 16);
+
+      await t.services.usage.recorder.flush();
+      const events = await t.deps.db.select().from(usageEvents).where(eq(usageEvents.userId, u.id));
+      assert.deepEqual(events.map((e) => e.status).sort(), ['failed', 'failed', 'failed', 'failed', 'ok']);
+    });
+
+    test('a token count from the provider that is not one (negative) is counted by Parley instead: never billed or settled below zero', async () => {
+      const u = await createUser(t);
+      oddity.now = 'negative-usage';
+      const res = await t.api('POST', '/v1/embeddings', { token: u.accessToken, body: { model: 'odd:embed-1', input: ['alpha beta gamma', 'delta'], encoding_format: 'float' } });
+      assert.equal(res.status, 200, res.text);
+      assert.equal(res.body.usage.prompt_tokens, 4);
+      await t.services.usage.recorder.flush();
+      const events = await t.deps.db.select().from(usageEvents).where(eq(usageEvents.userId, u.id));
+      assert.deepEqual(events.map((e) => [e.status, e.inputTokens]), [['ok', 4]]);
     });
   });
 }
