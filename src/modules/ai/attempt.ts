@@ -2,6 +2,7 @@ import { storableText } from '../../platform/text.ts';
 import { classifyError, AttemptError } from './attempt-error.ts';
 import type { ChatModel } from './chat-model.ts';
 import type { ChatEvent, ChatRequest, Usage } from './types.ts';
+import { tokenCount } from './tokens.ts';
 import { wellFormedText } from './well-formed-text.ts';
 
 export interface AttemptOptions {
@@ -100,7 +101,7 @@ export async function* runAttempt(opts: AttemptOptions): AsyncGenerator<ChatEven
         case 'abort':
           throw abortOutcome();
         case 'finish':
-          usage = part.usage;
+          usage = believable(part.usage);
           finishReason = part.finishReason;
           break;
       }
@@ -152,4 +153,18 @@ export async function* runAttempt(opts: AttemptOptions): AsyncGenerator<ChatEven
   function isCallerAbort(err: unknown): boolean {
     return request.signal?.aborted === true && err === request.signal.reason;
   }
+}
+
+/**
+ * The usage a provider reported, unless a count in it is no count (negative, fractional, not a number): it would
+ * be billed, and settled against budgets, as it is (a negative one credits them), so the tokens are counted here
+ * instead, as when none came. Cached tokens are at most the input's.
+ */
+function believable(usage: Usage | undefined): Usage | undefined {
+  if (!usage) return undefined;
+  const input = tokenCount(usage.inputTokens);
+  const output = tokenCount(usage.outputTokens);
+  if (input === undefined || output === undefined) return undefined;
+  const cached = tokenCount(usage.cachedTokens);
+  return { inputTokens: input, outputTokens: output, ...(cached ? { cachedTokens: Math.min(cached, input) } : {}) };
 }

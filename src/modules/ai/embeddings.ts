@@ -5,7 +5,7 @@ import type { CatalogEntry } from './catalog.ts';
 import { costMicros, usdToMicros, type PriceMicros } from './cost.ts';
 import { backoffMs, type FallbackPolicy } from './fallback.ts';
 import type { ProviderSettings } from './settings.ts';
-import { countTextTokens } from './tokens.ts';
+import { countTextTokens, tokenCount } from './tokens.ts';
 import type { FailedAttempt, MeterContext, Metering } from './types.ts';
 
 /** USD per million input tokens of well-known embedding models (late 2025 price pages); the catalog's own entries win. */
@@ -150,8 +150,7 @@ export function createEmbedder(deps: {
       vectors[at] = d.embedding as number[];
     }
     // A count that is not one (negative, a string, a fraction) is counted here instead: it would be billed, and settled against budgets, as it is.
-    const tokens = json.usage?.prompt_tokens;
-    return { vectors, tokens: typeof tokens === 'number' && Number.isSafeInteger(tokens) && tokens >= 0 ? tokens : undefined };
+    return { vectors, tokens: tokenCount(json.usage?.prompt_tokens) };
   }
 
   /** One batch, retried on what is worth retrying. */

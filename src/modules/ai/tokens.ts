@@ -28,6 +28,9 @@ const encoding = (model: string): Encoding =>
  */
 export const PIECE_CHARS = 4_096;
 
+/** A token count a provider reported, if it is one (a whole number of zero or more); undefined for anything else. */
+export const tokenCount = (n: unknown): number | undefined => (typeof n === 'number' && Number.isSafeInteger(n) && n >= 0 ? n : undefined);
+
 const isSpace = (c: number) => c === 32 || c === 9 || c === 10 || c === 13;
 
 /**

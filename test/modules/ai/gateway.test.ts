@@ -92,6 +92,25 @@ for (const backend of backends()) {
       assert.equal(openai.requests[0]!.headers.authorization, 'Bearer sk-test', "Parley's provider key upstream, never the client's");
     });
 
+    test("a provider's token counts that are no counts (negative, fractional) are not billed: Parley counts the tokens itself", async () => {
+      for (const usage of [{ input: -1_000_000, output: 4 }, { input: 12, output: 2.5 }]) {
+        openai.script({ reply: 'Hello from upstream.', usage });
+        const completion = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'Hi there' }] });
+        const u = completion.usage!;
+        assert.ok(Number.isInteger(u.prompt_tokens) && u.prompt_tokens > 0 && u.prompt_tokens < 100, `counted input: ${JSON.stringify(u)}`);
+        assert.ok(Number.isInteger(u.completion_tokens) && u.completion_tokens > 0 && u.completion_tokens < 100, `counted output: ${JSON.stringify(u)}`);
+      }
+      // Cached tokens past the input are the input's at most.
+      openai.script({ reply: 'Hello from upstream.', usage: { input: 12, output: 4, cached: 50 } });
+      const cached = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'Hi' }] });
+      assert.deepEqual(cached.usage!.prompt_tokens_details, { cached_tokens: 12 });
+      // As metered, not only as answered.
+      await t.services.usage.recorder.flush();
+      const events = await t.deps.db.select().from(usageEvents).where(eq(usageEvents.userId, user.id)).orderBy(desc(usageEvents.occurredAt)).limit(3);
+      assert.equal(events.length, 3);
+      for (const e of events) assert.ok(e.inputTokens > 0 && e.outputTokens > 0 && (e.costMicros ?? 0) >= 0, `no negative count or cost: ${JSON.stringify(e)}`);
+    });
+
     test('a body over the general limit is taken up to GATEWAY_BODY_LIMIT_BYTES; past it, a 413 in OpenAI format', async () => {
       openai.script({ reply: 'Read it all.' });
       const long = 'All work and no play. '.repeat(2 * MiB / 22 + 1);
