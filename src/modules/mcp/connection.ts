@@ -4,6 +4,7 @@ import { isIP } from 'node:net';
 import { Readable } from 'node:stream';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { jsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/types.js';
 import { resolvePublic } from '../webhooks/index.ts';
 
 /** What a server says a tool is (the parts Parley uses). */
@@ -38,14 +39,26 @@ const CLIENT_INFO = { name: 'parley', version: '1' };
 const SESSION_END_MS = 5_000;
 
 /**
+ * Output schemas are not compiled: the SDK's client compiles every listed tool's `outputSchema` with Ajv,
+ * on the event loop, and one it cannot compile (a `$ref` to nothing) fails the whole listing, every tool of
+ * the server lost. Parley gives a result's `structuredContent` to the model as the server sent it, and a
+ * call's session never lists, so nothing was ever checked against them.
+ */
+const outputSchemasUnchecked: jsonSchemaValidator = { getValidator: () => (input) => ({ valid: true, data: input as never, errorMessage: undefined }) };
+
+/**
  * A fetch for the SDK's transport over node:http: every request connects to
  * the address just checked against the private ranges (no second lookup, so
  * a DNS answer that changed since registration, or between check and
  * connect, is never used), follows no redirect itself (the SDK follows one
  * within the origin through this same fetch, checked again), stops with
- * `signal`, and cuts an answer longer than `maxResponseBytes`.
+ * `signal`, and cuts what it reads once all its answers together pass
+ * `maxResponseBytes`. One fetch serves one session (withSession), so that is
+ * the session's budget: a listing's pages (up to MAX_LIST_PAGES) share it,
+ * rather than each page holding that much in memory.
  */
-export function pinnedFetch(limits: ConnectionLimits): FetchLike {
+export function pinnedFetch(limits: ConnectionLimits, onTooLarge?: (err: Error) => void): FetchLike {
+  let read = 0;
   return async (input, init = {}) => {
     const url = new URL(String(input));
     const target = await resolvePublic(url, limits.allowPrivate);
@@ -71,10 +84,12 @@ export function pinnedFetch(limits: ConnectionLimits): FetchLike {
           agent: false,
         },
         (res) => {
-          let size = 0;
           res.on('data', (chunk: Buffer) => {
-            size += chunk.length;
-            if (size > limits.maxResponseBytes) res.destroy(new Error(`The MCP server's answer is larger than ${limits.maxResponseBytes} bytes`));
+            read += chunk.length;
+            if (read <= limits.maxResponseBytes) return;
+            const err = new Error(`The MCP server's answers are larger than ${limits.maxResponseBytes} bytes`);
+            res.destroy(err);
+            onTooLarge?.(err);
           });
           const out = new Headers();
           for (const [key, value] of Object.entries(res.headers)) {
@@ -103,31 +118,39 @@ export function pinnedFetch(limits: ConnectionLimits): FetchLike {
  * call, not a pool: nothing to keep alive or find dead between turns, any
  * process may serve any turn, and a listing is cached anyway (service.ts).
  * Everything, the handshake included, stops when `signal` aborts (a hung
- * server, a cancelled turn): the transport's requests are destroyed with it.
+ * server, a cancelled turn), or when the server's answers pass
+ * `maxResponseBytes`: the transport's requests are destroyed with it.
  */
 export async function withSession<T>(endpoint: Endpoint, limits: ConnectionLimits, signal: AbortSignal, work: (client: Client, options: { signal: AbortSignal; timeout: number }) => Promise<T>): Promise<T> {
   signal.throwIfAborted();
   // The SDK (some 7 MB of heap) loads with the first session: a server whose users add no MCP server never holds it.
   const [{ Client }, { StreamableHTTPClientTransport }] = await Promise.all([import('@modelcontextprotocol/sdk/client/index.js'), import('@modelcontextprotocol/sdk/client/streamableHttp.js')]);
+  // Answers past the budget end the session at once: the SDK only reports an event stream's error to `onerror`,
+  // so the request waiting for its answer would wait out its time limit.
+  const tooLarge = new AbortController();
+  const session = AbortSignal.any([signal, tooLarge.signal]);
   const transport = new StreamableHTTPClientTransport(new URL(endpoint.url), {
-    fetch: pinnedFetch(limits),
+    fetch: pinnedFetch(limits, (err) => tooLarge.abort(err)),
     requestInit: { headers: endpoint.headers },
     // One retry of a dropped event stream at most: a session here lasts one request.
     reconnectionOptions: { maxRetries: 0, initialReconnectionDelay: 1000, maxReconnectionDelay: 1000, reconnectionDelayGrowFactor: 1 },
   });
-  const client = new Client(CLIENT_INFO, { capabilities: {} });
+  const client = new Client(CLIENT_INFO, { capabilities: {}, jsonSchemaValidator: outputSchemasUnchecked });
   // Errors of the optional background event stream; the request's own error is what counts.
   client.onerror = () => {};
   const stop = () => void client.close().catch(() => {});
-  signal.addEventListener('abort', stop, { once: true });
+  session.addEventListener('abort', stop, { once: true });
   // The SDK's own timeout as a second guard: its default is 60 s.
-  const options = { signal, timeout: 600_000 };
+  const options = { signal: session, timeout: 600_000 };
   try {
     await client.connect(transport, options);
     return await work(client, options);
+  } catch (err) {
+    // The SDK reports any abort as a timeout (-32001): say what it was.
+    throw tooLarge.signal.aborted ? tooLarge.signal.reason : err;
   } finally {
-    signal.removeEventListener('abort', stop);
-    if (signal.aborted) stop();
+    session.removeEventListener('abort', stop);
+    if (session.aborted) stop();
     else {
       // Ends the server's session (a stateful server keeps one otherwise), then the transport, which also ends a
       // DELETE still unanswered after a while; neither holds the result back.

@@ -12,7 +12,7 @@ export interface McpSettings {
   cacheMs: number;
   /** Servers one project, or one user for themselves, may register. */
   maxServers: number;
-  /** The most bytes read from one answer of a server (an endless stream is cut). */
+  /** The most bytes read from a server in one session (a listing with its pages, or a call), all its answers together. */
   maxResponseBytes: number;
 }
 

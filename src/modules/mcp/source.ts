@@ -1,5 +1,6 @@
 import { ToolError, type Tool, type ToolScope, type ToolSource } from '../tools/index.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
+import { clip } from '../../platform/text.ts';
 import { callTool, type ConnectionLimits, type Endpoint, type RemoteResult, type RemoteTool } from './connection.ts';
 import { describeFailure, toolNameOf } from './names.ts';
 import type { McpServerRow } from './schema.ts';
@@ -13,6 +14,20 @@ export interface McpToolDeps {
   timeoutMs: number;
   logger: Logger;
 }
+
+/**
+ * MCP tools one turn offers at most: every tool goes to the model with each request, and the model APIs take
+ * at most 128 (OpenAI's limit), so a server listing hundreds would fail every turn of its users, built-in tools
+ * and all. Room is left for a project's own tools; the first ones (the project's servers, each in its order) win.
+ */
+export const MAX_TOOLS_PER_TURN = 100;
+/** A tool's description as the model reads it, at most: a server's words, sent with every request of every turn. */
+export const MAX_DESCRIPTION_CHARS = 1_024;
+/** Control characters (but line breaks and tabs) and bidirectional overrides: nothing a model or a console should be shown. */
+const CONTROLS = /(?![\n\t])[\p{Cc}\u202A-\u202E\u2066-\u2069]/gu;
+
+/** A server's description of its tool, made fit to send with every request. */
+const descriptionOf = (text: string) => clip(text.replace(CONTROLS, '').trim(), MAX_DESCRIPTION_CHARS);
 
 /** The text of a result: its text parts joined, other parts named (an image, a resource). */
 function textOf(result: RemoteResult): string {
@@ -35,7 +50,7 @@ function parametersOf(tool: RemoteTool): Record<string, unknown> {
 function toolOf(mcp: McpToolDeps, row: McpServerRow, remote: RemoteTool, name: string): Tool {
   return {
     name,
-    description: remote.description || `The tool "${remote.name}" of the MCP server "${row.name}"`,
+    description: descriptionOf(remote.description ?? '') || `The tool "${remote.name}" of the MCP server "${row.name}"`,
     parameters: parametersOf(remote),
     needsApproval: row.needsApproval,
     timeoutMs: mcp.timeoutMs,
@@ -61,7 +76,8 @@ function toolOf(mcp: McpToolDeps, row: McpServerRow, remote: RemoteTool, name: s
  * user's own, each narrowed to its server's allow-list and to what the user
  * has not switched off. Offered without the project naming them (the
  * allow-list chose). A name two servers share goes to the first (the
- * project's). A server that cannot be listed adds nothing (logged).
+ * project's). A server that cannot be listed adds nothing (logged); tools past
+ * MAX_TOOLS_PER_TURN are left out (logged).
  */
 export function mcpToolSource(mcp: McpToolDeps): ToolSource {
   return {
@@ -69,14 +85,17 @@ export function mcpToolSource(mcp: McpToolDeps): ToolSource {
     async list(scope: ToolScope): Promise<Tool[]> {
       const { servers, disabled } = await mcp.offeredTo(scope.userId, scope.projectId);
       const tools = new Map<string, Tool>();
+      const left = new Map<string, number>();
       for (const { row, tools: remote } of servers) {
         for (const t of remote) {
           if (row.allowedTools !== null && !row.allowedTools.includes(t.name)) continue;
           const name = toolNameOf(row.name, t.name);
           if (disabled.has(name) || tools.has(name)) continue;
-          tools.set(name, toolOf(mcp, row, t, name));
+          if (tools.size >= MAX_TOOLS_PER_TURN) left.set(row.id, (left.get(row.id) ?? 0) + 1);
+          else tools.set(name, toolOf(mcp, row, t, name));
         }
       }
+      if (left.size) mcp.logger.warn({ userId: scope.userId, projectId: scope.projectId, left: Object.fromEntries(left) }, `MCP tools past ${MAX_TOOLS_PER_TURN} in a turn were left out (narrow the servers' allow-lists)`);
       return [...tools.values()];
     },
   };
