@@ -56,7 +56,13 @@ export function jobsRoutes(app: App, { services, guards }: RouteContext<'jobs'>)
   });
 
   app.delete('/admin/jobs/:id', {
-    schema: { tags: ['admin'], summary: 'Discard a job that is not running', params: jobIdParam, response: { 204: z.null(), 409: problemSchema, ...problems } },
+    schema: {
+      tags: ['admin'],
+      summary: 'Discard a job that is not running',
+      description: "409 `job_active` for a running job, `job_scheduled` for a schedule's run that has not started, `job_must_run` for a job that must run (`users.erase`) until it completed.",
+      params: jobIdParam,
+      response: { 204: z.null(), 409: problemSchema, ...problems },
+    },
     onRequest: admin,
     handler: async (request, reply) => {
       await jobs.discard(request.params.id);

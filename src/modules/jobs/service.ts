@@ -1,4 +1,4 @@
-import { NotFound } from '../../errors.ts';
+import { Conflict, NotFound } from '../../errors.ts';
 import type { Announce, EventBus } from '../../platform/bus/bus.ts';
 import { errorMessage, FinalJobError, JobTimeoutError, type EnqueueOptions, type Job, type JobContext, type JobHandler, type JobProgress, type JobQueue, type JobState, type ProcessOptions } from '../../platform/queue/queue.ts';
 import type { ScheduleDefinition, Scheduler } from '../../platform/scheduler/scheduler.ts';
@@ -40,6 +40,9 @@ function timedOut(signal: AbortSignal): { promise: Promise<never>; done(): void 
  * dead ones.
  */
 export function createJobs(d: JobsDeps) {
+  /** Queues whose jobs an admin cannot discard before they completed (ProcessOptions `mustRun`). */
+  const mustRun = new Set<string>();
+
   /** Wraps a handler so that every step of a user's job is announced to its owner. */
   function announced<T, R>(handler: JobHandler<T, R>): JobHandler<T, R> {
     return async (data, ctx) => {
@@ -75,6 +78,7 @@ export function createJobs(d: JobsDeps) {
     /** Registers the handler of a queue (it runs on workers only). */
     define<T, R = unknown>(queue: string, handler: JobHandler<T, R>, opts?: ProcessOptions) {
       d.queue.process(queue, announced(handler), opts);
+      if (opts?.mustRun) mustRun.add(queue);
     },
 
     /** A cron task defined in code, fired once per firing across the cluster. */
@@ -102,7 +106,18 @@ export function createJobs(d: JobsDeps) {
 
     list: d.queue.list.bind(d.queue),
     retry: (id: string) => d.queue.retry(id),
-    discard: (id: string) => d.queue.discard(id),
+    /**
+     * A job that must run is kept until it completed: discarded, its work would simply never happen (a deleted
+     * account's data never erased), and nothing else queues it again. A completed one cannot go back, so the
+     * check holds for the discard after it.
+     */
+    async discard(id: string): Promise<void> {
+      const job = await d.queue.get(id);
+      if (job && mustRun.has(job.queue) && job.state !== 'completed') {
+        throw Conflict(`A job of "${job.queue}" must run: it cannot be discarded before it completed${job.state === 'dead' ? '; retry it once what made it fail is fixed' : ''}`, 'job_must_run');
+      }
+      await d.queue.discard(id);
+    },
     schedules: () => d.scheduler.list(),
     deadLetters: (limit: number) => d.bus.deadLetters(limit),
   };

@@ -9,6 +9,8 @@ import type { RealtimeSettings } from './settings.ts';
 import type { TopicRegistry } from './topics.ts';
 
 const OPEN = 1;
+/** How long a socket closed before it authenticated may take to answer the close frame before it is cut. */
+const UNAUTHENTICATED_CLOSE_GRACE_MS = 1_000;
 /** Malformed or invalid messages one socket may send before it is closed with 4400. */
 const MAX_PROTOCOL_ERRORS = 10;
 
@@ -19,6 +21,8 @@ export interface ConnectionDeps {
   admit: (principal: Principal) => Promise<void>;
   /** Bans only (counts nothing), for the periodic check and renewals; throws an AppError to refuse. */
   stillAdmitted: (principal: Principal) => Promise<void>;
+  /** Told once the socket is authenticated: it no longer counts among its address's unauthenticated ones (WS_MAX_PENDING_PER_IP). */
+  authenticated: () => void;
   topics: TopicRegistry;
   settings: RealtimeSettings;
   logger: Logger;
@@ -49,7 +53,11 @@ export function acceptConnection(socket: WebSocket, offered: string | undefined,
   const open = () => socket.readyState === OPEN;
   const send = (frame: string): void => d.gateway.send(socket, frame);
   const close = (code: number, reason: string): void => {
-    if (open()) socket.close(code, reason);
+    if (!open()) return;
+    socket.close(code, reason);
+    // Unauthenticated, it still holds a place of its address's (WS_MAX_PENDING_PER_IP) until the connection ends: a
+    // client that never answers the close frame is cut after a moment, not after ws's 30 s.
+    if (!principal) setTimeout(() => socket.terminate(), UNAUTHENTICATED_CLOSE_GRACE_MS).unref();
   };
 
   const untrack = d.gateway.track(socket);
@@ -96,6 +104,7 @@ export function acceptConnection(socket: WebSocket, offered: string | undefined,
     principal = p;
     credential = token;
     client = c;
+    d.authenticated();
     recheckTimer = setInterval(() => enqueue(recheck), d.settings.reauthMs);
     recheckTimer.unref();
     send(frames.ready(p.userId));

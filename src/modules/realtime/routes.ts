@@ -2,13 +2,14 @@ import type { Duplex } from 'node:stream';
 import fastifyWebsocket from '@fastify/websocket';
 import type { FastifyRequest } from 'fastify';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { AppError } from '../../errors.ts';
+import { AppError, RateLimited } from '../../errors.ts';
 import { ACCESS_COOKIE, originAllowed } from '../../http/guards.ts';
 import { problemSchema, rawProblem } from '../../http/problem.ts';
 import type { App } from '../../http/types.ts';
 import type { RouteContext } from '../module.ts';
 import { acceptConnection, type ConnectionDeps } from './connection.ts';
 import type { Gateway } from './gateway.ts';
+import { pendingSockets } from './pending.ts';
 import { SUBPROTOCOL, subprotocolToken } from './protocol.ts';
 
 const DESCRIPTION = [
@@ -17,7 +18,8 @@ const DESCRIPTION = [
   'expired token, disabled account or ban closes the socket (4401/4403); send `{"type":"auth","token":…}` with a refreshed token of the same user to go on (answered by `ready`). Then `{"type":"subscribe","topic":…}` to `conversation:<id>`, `conversations`,',
   '`job:<id>`, `jobs`, `file:<id>`, `files`, `document:<id>`, `documents`, `user`, `notifications` or `knowledge` (your own only) and receive `{"type":"event","topic","event":{id,type,payload,occurredAt}}` frames.',
   'Close codes: 1001 shutdown, 1008 flooding, 1009 message too big, 1013 slow consumer, 4400 malformed messages, 4401 bad credential,',
-  '4403 banned, 4408 no credential in time, 4429 too many sockets for this user. A plain GET gets 426.',
+  '4403 banned, 4408 no credential in time, 4429 too many sockets for this user. A plain GET gets 426. An upgrade is refused with 429 `too_many_pending_sockets`',
+  'while WS_MAX_PENDING_PER_IP sockets of its address have yet to authenticate, and with 403 `banned` from a banned address unless it carries its credential.',
 ].join(' ');
 
 /** Read from the gateway when scraped; replaced by the latest app built over the same registry. */
@@ -73,6 +75,33 @@ function refuseHandshake(err: Error, socket: Duplex) {
 export function realtimeRoutes(app: App, { services, config }: RouteContext<'realtime' | 'authenticate' | 'limits'>) {
   const { gateway, topics, settings, logger, registry } = services.realtime;
   const shared = { gateway, authenticate: services.authenticate, topics, settings, logger };
+  const pending = pendingSockets(settings.maxPendingPerIp);
+  /** The place each admitted upgrade holds among its address's unauthenticated sockets, given back by the handler's socket. */
+  const places = new WeakMap<FastifyRequest, () => void>();
+
+  /**
+   * Before the upgrade, with the client address HTTP requests see (TRUST_PROXY): an upgrade with no credential is
+   * nobody yet, so a banned address is refused now (as its sign-up would be) rather than holding a socket until
+   * its first message; one with a credential is checked as that credential's requests are (admins are never
+   * refused by an IP ban). Then a place among the address's unauthenticated sockets, held until the socket
+   * authenticates or its connection ends (also when the upgrade never completes).
+   */
+  async function admitUpgrade(request: FastifyRequest) {
+    if (!request.ws) return;
+    if (!upgradeCredential(request, config.allowedOrigins)) await services.limits.refuseBannedAddress(request);
+    const release = pending.take(request.ip);
+    if (!release) {
+      throw RateLimited(
+        settings.authTimeoutMs / 1000,
+        `${settings.maxPendingPerIp} WebSockets from this address have yet to authenticate; authenticate those (or close them) first`,
+        'too_many_pending_sockets',
+      );
+    }
+    places.set(request, release);
+    // Gone while its address's ban was looked up: no close is coming to give the place back.
+    if (request.socket.destroyed) release();
+    else request.socket.once('close', release);
+  }
 
   app.register(async (scope) => {
     scope.addHook('onReady', async () => {
@@ -103,8 +132,9 @@ export function realtimeRoutes(app: App, { services, config }: RouteContext<'rea
         tags: ['realtime'],
         summary: 'Real-time events (WebSocket)',
         description: DESCRIPTION,
-        response: { 426: problemSchema },
+        response: { 403: problemSchema, 426: problemSchema, 429: problemSchema },
       },
+      onRequest: admitUpgrade,
       // A plain GET (no Upgrade) gets this; an upgrade goes to wsHandler.
       handler: async () => {
         throw new AppError(426, 'upgrade_required', 'Upgrade Required', 'GET /v1/ws is a WebSocket endpoint', { headers: { upgrade: 'websocket' } });
@@ -114,6 +144,7 @@ export function realtimeRoutes(app: App, { services, config }: RouteContext<'rea
           ...shared,
           admit: async (p) => void (await services.limits.check(request, p)),
           stillAdmitted: (p) => services.limits.refuseBanned(request, p),
+          authenticated: () => places.get(request)?.(),
         };
         acceptConnection(socket, upgradeCredential(request, config.allowedOrigins), connection);
       },

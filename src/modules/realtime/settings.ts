@@ -6,6 +6,8 @@ export interface RealtimeSettings {
   maxConnectionsPerUser: number;
   /** A socket not authenticated this long after it opened is closed with 4408. */
   authTimeoutMs: number;
+  /** Sockets not yet authenticated per client address (an IPv6 /64) in this process; one more upgrade is refused with 429. 0: no limit. */
+  maxPendingPerIp: number;
   /**
    * How often an open socket's credential is checked again: a revoked session,
    * a deleted or expired key, an expired token, a disabled account or a ban
@@ -26,6 +28,7 @@ export interface RealtimeSettings {
 export const realtimeEnv = {
   WS_MAX_CONNECTIONS_PER_USER: envInt(0, 100_000).default(10),
   WS_AUTH_TIMEOUT_MS: envMs(50).default(5_000),
+  WS_MAX_PENDING_PER_IP: envInt(0, 100_000).default(50),
   WS_HEARTBEAT_MS: envMs(50).default(30_000),
   WS_REAUTH_MS: envMs(50).default(30_000),
   WS_MAX_BUFFERED_BYTES: envInt(1_024, 1024 ** 3).default(1_048_576),
@@ -39,6 +42,7 @@ export function realtimeSettings(e: z.output<typeof realtimeEnvObject>): Realtim
   return {
     maxConnectionsPerUser: e.WS_MAX_CONNECTIONS_PER_USER,
     authTimeoutMs: e.WS_AUTH_TIMEOUT_MS,
+    maxPendingPerIp: e.WS_MAX_PENDING_PER_IP,
     heartbeatMs: e.WS_HEARTBEAT_MS,
     reauthMs: e.WS_REAUTH_MS,
     maxBufferedBytes: e.WS_MAX_BUFFERED_BYTES,

@@ -44,7 +44,8 @@ export const usersModule = defineModule({
   }),
   routes: usersRoutes,
   // A deleted account's rows, erased a batch at a time (erasure.ts); system work, so the job outlives the account.
-  jobs: ({ services }) => [{ queue: ERASE_QUEUE, handler: (data: { userId: string }, ctx) => services.users.erase(data, ctx), options: { timeoutMs: 10 * 60_000 } }],
+  // Nothing queues an erasure again: an admin cannot discard one before it completed (mustRun).
+  jobs: ({ services }) => [{ queue: ERASE_QUEUE, handler: (data: { userId: string }, ctx) => services.users.erase(data, ctx), options: { timeoutMs: 10 * 60_000, mustRun: true } }],
   topics: () => ({
     topics: [{ name: 'user', scope: 'profile:read' }],
     events: ['user.updated'],

@@ -1,7 +1,7 @@
 import type { Job as BullJob, JobsOptions, JobType, Queue } from 'bullmq';
 import { InvalidCursor } from '../../errors.ts';
 import type { OutboxOptions } from './outbox-relay.ts';
-import { DEFAULTS, type Job, type JobState, type ListQuery } from './queue.ts';
+import { decodeListCursor, DEFAULTS, encodeListCursor, type Job, type JobState, type ListQuery } from './queue.ts';
 import type { jobOutbox } from './schema.ts';
 
 /** How Parley's jobs map onto BullMQ's (bullmq-queue.ts uses these). */
@@ -99,20 +99,18 @@ interface Position {
  * Walks the (queue, BullMQ list) pairs a query covers, one after the other,
  * each in BullMQ's own order; the cursor is where the next page starts. Every
  * job is listed once even across lists of different orders (waiting and
- * prioritized), which a merge by time over offsets cannot promise.
+ * prioritized), which a merge by time over offsets cannot promise. An offset means something only in
+ * the lists of the filters it was made for: the cursor carries them (encodeListCursor).
  */
 export async function listJobs(queues: Queue[], q: ListQuery): Promise<{ jobs: Job[]; nextCursor: string | null }> {
   const states = q.state ? [q.state] : (Object.keys(STATE_TYPES) as JobState[]);
   const sources = queues.flatMap((queue) => states.flatMap((state) => STATE_TYPES[state].map((type) => ({ queue, state, type }))));
   let pos: Position = { s: 0, o: 0 };
   if (q.cursor) {
-    let p: Position | undefined;
-    try {
-      p = JSON.parse(Buffer.from(q.cursor, 'base64url').toString('utf8')) as Position;
-    } catch {}
+    const p = decodeListCursor(q) as Position | null;
     // Safe integers only: an offset like 1e300 would reach Redis as "1e+300", which it refuses.
-    if (!p || !Number.isSafeInteger(p.s) || !Number.isSafeInteger(p.o) || p.s < 0 || p.o < 0) throw InvalidCursor();
-    pos = p;
+    if (!p || typeof p !== 'object' || !Number.isSafeInteger(p.s) || !Number.isSafeInteger(p.o) || p.s < 0 || p.o < 0) throw InvalidCursor();
+    pos = { s: p.s, o: p.o };
   }
   const found: Array<{ job: BullJob; state: JobState; at: Position }> = [];
   // The lists are read one after another, not as one snapshot: a job that moves on between two reads
@@ -131,5 +129,5 @@ export async function listJobs(queues: Queue[], q: ListQuery): Promise<{ jobs: J
   }
   const page = await Promise.all(found.slice(0, q.limit).map(({ job, state }) => toJob(job, state)));
   const next = found[q.limit]?.at;
-  return { jobs: page.filter((j): j is Job => Boolean(j)), nextCursor: next ? Buffer.from(JSON.stringify(next)).toString('base64url') : null };
+  return { jobs: page.filter((j): j is Job => Boolean(j)), nextCursor: next ? encodeListCursor(q, next) : null };
 }

@@ -1,4 +1,4 @@
-import { Job as BullJob, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import { Job as BullJob, ErrorCode, Queue, UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { eq } from 'drizzle-orm';
 import { uuidv7 } from 'uuidv7';
@@ -10,7 +10,7 @@ import { redisUnavailable } from '../redis/redis.ts';
 import { bullOptions, envelope, listJobs, pending, stateOf, toJob, type Envelope } from './bullmq-jobs.ts';
 import { isUuid, jsonb } from './db-jobs.ts';
 import { createOutboxRelay, type OutboxOptions } from './outbox-relay.ts';
-import { assertEnqueueOptions, assertQueueName, DEFAULTS, FinalJobError, keyedJobId, runAttempt, type EnqueueOptions, type Job, type JobHandler, type JobQueue, type ProcessOptions } from './queue.ts';
+import { assertEnqueueOptions, assertQueueName, DEFAULTS, FinalJobError, keyedJobId, runAttempt, scheduledRunKept, type EnqueueOptions, type Job, type JobHandler, type JobQueue, type ProcessOptions } from './queue.ts';
 import { jobOutbox } from './schema.ts';
 
 const SHUTDOWN = 'The worker shut down during this attempt';
@@ -275,6 +275,8 @@ export function bullmqQueue(opts: BullmqQueueOptions): BullmqJobQueue {
       try {
         await job.remove();
       } catch (err) {
+        // Its job scheduler's next run (delayed, or waiting for a worker): BullMQ keeps it, and so does the database queue.
+        if ((err as { code?: unknown }).code === ErrorCode.JobBelongsToJobScheduler) throw scheduledRunKept(job.repeatJobKey ?? job.name);
         // BullMQ refuses to remove a job that is locked by a worker: it started meanwhile.
         throw Conflict(`The job could not be discarded: ${(err as Error).message}`, 'job_active');
       }

@@ -2,7 +2,7 @@ import { and, desc, eq, gt, lt, lte, sql, type SQL } from 'drizzle-orm';
 import { InvalidCursor } from '../../errors.ts';
 import { uuidv7 } from 'uuidv7';
 import type { Db } from '../db/database.ts';
-import { backoffDelay, DEFAULTS, errorMessage, FinalJobError, storableJson, type EnqueueOptions, type Job, type ListQuery } from './queue.ts';
+import { backoffDelay, decodeListCursor, DEFAULTS, encodeListCursor, errorMessage, FinalJobError, storableJson, type EnqueueOptions, type Job, type ListQuery } from './queue.ts';
 import { jobs } from './schema.ts';
 
 /** The statements of the database queue over the `jobs` table (db-queue.ts runs them). */
@@ -165,16 +165,16 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 /** Job ids in the database are uuid columns: any other id is no row there, and would fail the query. */
 export const isUuid = (id: string) => UUID.test(id);
 
-/** Newest first; the cursor is the last id shown. */
+/** Newest first; the cursor is the last id shown (and the filters, see encodeListCursor). */
 export async function listJobs(db: Db, q: ListQuery): Promise<{ jobs: Job[]; nextCursor: string | null }> {
   const where: Array<SQL | undefined> = [q.queue ? eq(jobs.queue, q.queue) : undefined];
   if (q.state === 'waiting') where.push(eq(jobs.state, 'waiting'), lte(jobs.runAt, sql`now()`));
   else if (q.state === 'delayed') where.push(eq(jobs.state, 'waiting'), gt(jobs.runAt, sql`now()`));
   else if (q.state) where.push(eq(jobs.state, q.state));
-  const after = q.cursor ? Buffer.from(q.cursor, 'base64url').toString('utf8') : undefined;
-  if (after !== undefined && !UUID.test(after)) throw InvalidCursor();
+  const after = decodeListCursor(q);
+  if (after !== undefined && (typeof after !== 'string' || !UUID.test(after))) throw InvalidCursor();
   if (after) where.push(lt(jobs.id, after));
   const rows = await db.select().from(jobs).where(and(...where)).orderBy(desc(jobs.id)).limit(q.limit + 1);
   const page = rows.slice(0, q.limit);
-  return { jobs: page.map(toJob), nextCursor: rows.length > q.limit ? Buffer.from(page[page.length - 1]!.id).toString('base64url') : null };
+  return { jobs: page.map(toJob), nextCursor: rows.length > q.limit ? encodeListCursor(q, page[page.length - 1]!.id) : null };
 }

@@ -4,7 +4,7 @@ import { isDatabaseUnreachable, type Db } from '../db/database.ts';
 import type { Logger } from '../observability/logger.ts';
 import { byId, claim, dueQueues, insertJob, insertJobs, listJobs, reclaim, renew, setProgress, settle, toJob, type JobRow, type Outcome } from './db-jobs.ts';
 import { listenPostgres } from './pg-listen.ts';
-import { assertEnqueueOptions, assertQueueName, DEFAULTS, runAttempt, type EnqueueOptions, type Job, type JobHandler, type JobQueue, type ProcessOptions } from './queue.ts';
+import { assertEnqueueOptions, assertQueueName, DEFAULTS, runAttempt, scheduledRunKept, type EnqueueOptions, type Job, type JobHandler, type JobQueue, type ProcessOptions } from './queue.ts';
 import { jobs } from './schema.ts';
 
 const CHANNEL = 'parley_jobs';
@@ -23,6 +23,15 @@ export interface DbQueueOptions {
    * that dies loses its jobs to the others this long after its last renewal.
    */
   lockMs?: number;
+}
+
+/** The scheduler's firings are keyed `schedule:<name>:<ISO time>` (scheduler.ts `fire`). */
+const SCHEDULE_FIRING = /^schedule:(.+):\d{4}-\d\d-\d\dT[\d:.]+Z$/;
+
+/** The schedule whose firing this is, when it waits for its first attempt (see scheduledRunKept). */
+function unstartedScheduleRun(row: JobRow): string | undefined {
+  if (row.state !== 'waiting' || row.startedAt) return undefined;
+  return SCHEDULE_FIRING.exec(row.idempotencyKey ?? '')?.[1];
 }
 
 /** The durable queue in the database: rows claimed with FOR UPDATE SKIP LOCKED, on PGlite and PostgreSQL alike. */
@@ -236,7 +245,11 @@ export function dbQueue(opts: DbQueueOptions): JobQueue {
     },
 
     async discard(id) {
-      if (!(await byId(db, id))) throw NotFound('Job', 'job_not_found');
+      const row = await byId(db, id);
+      if (!row) throw NotFound('Job', 'job_not_found');
+      // Never started stays never started until claimed (which makes it active): the check holds for the delete.
+      const schedule = unstartedScheduleRun(row);
+      if (schedule) throw scheduledRunKept(schedule);
       const gone = await db.delete(jobs).where(and(eq(jobs.id, id), ne(jobs.state, 'active'))).returning({ id: jobs.id });
       if (!gone.length) throw Conflict('A running job cannot be discarded', 'job_active');
     },

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { ValidationError } from '../../errors.ts';
+import { Conflict, InvalidCursor, ValidationError } from '../../errors.ts';
 import type { Db } from '../db/database.ts';
 import { storableText } from '../text.ts';
 
@@ -76,6 +76,11 @@ export interface ProcessOptions {
   concurrency?: number;
   /** An attempt still running after this long fails with `JobTimeoutError`. Default 60 s. */
   timeoutMs?: number;
+  /**
+   * What its jobs do must happen (an account's erasure): an admin cannot discard one that has not completed
+   * (409 `job_must_run`); a dead one is retried. Kept by the jobs module, which the admin routes go through.
+   */
+  mustRun?: boolean;
 }
 
 export interface ListQuery {
@@ -103,7 +108,10 @@ export interface JobQueue {
   list(query: ListQuery): Promise<{ jobs: Job[]; nextCursor: string | null }>;
   /** A dead job back to waiting, with its attempts reset. */
   retry(id: string): Promise<Job>;
-  /** Removes a job that is not running. */
+  /**
+   * Removes a job that is not running (409 `job_active`), nor a schedule's run that has not started
+   * (409 `job_scheduled`, see scheduledRunKept).
+   */
   discard(id: string): Promise<void>;
   /**
    * Deletes completed jobs that finished before `before` and returns how many
@@ -114,6 +122,27 @@ export interface JobQueue {
   purgeFinished(before: Date): Promise<number>;
   /** Stops taking jobs and waits (bounded) for the running ones. */
   close(): Promise<void>;
+}
+
+/**
+ * A job list's `nextCursor`: where the next page starts (`at`, the adapter's own), with the filters of the list
+ * that made it. Used with other filters it would resume another list at a place that means nothing there (BullMQ's
+ * is an offset into the filtered lists): that is the 400 of a cursor the list never made, on both adapters.
+ */
+export function encodeListCursor(q: Pick<ListQuery, 'state' | 'queue'>, at: unknown): string {
+  return Buffer.from(JSON.stringify({ at, f: [q.state ?? null, q.queue ?? null] })).toString('base64url');
+}
+
+/** The `at` of the query's cursor (undefined without one); InvalidCursor when its list had other filters, or it is no list's. */
+export function decodeListCursor(q: ListQuery): unknown {
+  if (q.cursor === undefined) return undefined;
+  let c: { at?: unknown; f?: unknown } | undefined;
+  try {
+    c = JSON.parse(Buffer.from(q.cursor, 'base64url').toString('utf8')) as typeof c;
+  } catch {}
+  const f = c && typeof c === 'object' ? c.f : undefined;
+  if (!Array.isArray(f) || f.length !== 2 || f[0] !== (q.state ?? null) || f[1] !== (q.queue ?? null) || c!.at === undefined) throw InvalidCursor();
+  return c!.at;
 }
 
 export const DEFAULTS = { attempts: 3, backoffMs: 1000, timeoutMs: 60_000, concurrency: 1, lockMs: 30_000 };
@@ -210,3 +239,15 @@ export const QUEUE_NAME = /^[a-z0-9][a-z0-9._-]{0,63}$/;
 export function assertQueueName(name: string): void {
   if (!QUEUE_NAME.test(name)) throw new Error(`Invalid queue name "${name}": lowercase letters, digits, ".", "_" and "-", up to 64`);
 }
+
+/**
+ * A schedule's run that has not started cannot be discarded, on either queue: BullMQ refuses to remove its job
+ * scheduler's next job (delayed, then waiting until a worker takes it), and the database queue's firing,
+ * enqueued when it came due and not yet taken, is kept alike. Once started (dead, completed) it goes like any job.
+ * Skipping a schedule's runs is its setting's work.
+ */
+export const scheduledRunKept = (schedule: string) =>
+  Conflict(
+    `This job is a run of the schedule "${schedule}" that has not started: it cannot be discarded. To stop the schedule's runs, turn it off or move it with SCHEDULES ("${schedule}=off") and restart the workers`,
+    'job_scheduled',
+  );

@@ -187,9 +187,35 @@ for (const backend of backends()) {
 
     test('a list cursor the list never made is a 400, never a 500 or the first page again', async () => {
       const cursor = (p: unknown) => Buffer.from(JSON.stringify(p)).toString('base64url');
-      for (const c of ['zzz', cursor({ s: 0, o: 1e300 }), cursor({ s: 1e300, o: 0 }), cursor({ s: 0, o: 2 ** 53 }), cursor('not a position'), cursor({ s: -1, o: 0 })]) {
+      // Made as a list's are (a position and the list's filters, none here), with positions no list gives.
+      const at = (p: unknown) => cursor({ at: p, f: [null, null] });
+      for (const c of ['zzz', at({ s: 0, o: 1e300 }), at({ s: 1e300, o: 0 }), at({ s: 0, o: 2 ** 53 }), at('not a position'), at({ s: -1, o: 0 }), at(null), cursor({ s: 0, o: 1 })]) {
         const res = await t.api('GET', `/v1/admin/jobs?cursor=${c}`, { token: admin.accessToken });
         assert.equal(res.status, 400, `${c}: ${res.text}`);
+        assert.equal(res.body.code, 'validation_failed');
+        assert.equal(res.body.errors[0].path, 'cursor');
+      }
+    });
+
+    test("a list's cursor used with other filters than its list's is a 400, not a page of another list", async () => {
+      const tag = randomBytes(3).toString('hex');
+      const [a, b] = [`test.cursor-a-${tag}`, `test.cursor-b-${tag}`];
+      for (let i = 0; i < 3; i++) {
+        await t.services.jobs.enqueue(a, { i }, { delayMs: 3_600_000 });
+        await t.services.jobs.enqueue(b, { i }, { delayMs: 3_600_000 });
+      }
+      const list = (query: string) => t.api('GET', `/v1/admin/jobs?${query}`, { token: admin.accessToken });
+      const first = await list(`queue=${a}&state=delayed&limit=1`);
+      assert.equal(first.status, 200, first.text);
+      const cursor = first.body.nextCursor;
+      assert.ok(cursor);
+      const same = await list(`queue=${a}&state=delayed&limit=1&cursor=${cursor}`);
+      assert.equal(same.status, 200, same.text);
+      assert.equal(same.body.data.length, 1);
+      assert.notEqual(same.body.data[0].id, first.body.data[0].id);
+      for (const other of [`queue=${b}&state=delayed`, `queue=${a}`, `state=delayed`, `queue=${a}&state=waiting`, '']) {
+        const res = await list(`${other}&limit=1&cursor=${cursor}`);
+        assert.equal(res.status, 400, `${other}: ${res.text}`);
         assert.equal(res.body.code, 'validation_failed');
         assert.equal(res.body.errors[0].path, 'cursor');
       }
@@ -240,6 +266,52 @@ for (const backend of backends()) {
       const dead = await t.api('GET', '/v1/admin/events/dead-letters', { token: admin.accessToken });
       assert.equal(dead.status, 200);
       assert.ok(Array.isArray(dead.body.data));
+    });
+
+    // Last: the schedule it defines would be listed by the test above.
+    test("a schedule's run that has not started cannot be discarded: 409 job_scheduled, naming the setting that stops it", async () => {
+      // No handler anywhere for its queue: its runs wait (BullMQ's next run, delayed; the database queue's firings, waiting).
+      const name = `test.ticker-${randomBytes(3).toString('hex')}`;
+      t.services.jobs.schedule({ name, cron: '* * * * * *', queue: name });
+      const run = await eventually(async () => {
+        const res = await t.api('GET', `/v1/admin/jobs?queue=${name}`, { token: admin.accessToken });
+        assert.equal(res.status, 200, res.text);
+        const found = res.body.data.find((j: { state: string }) => j.state === 'waiting' || j.state === 'delayed');
+        assert.ok(found, JSON.stringify(res.body.data));
+        return found;
+      }, 15_000);
+      const res = await t.api('DELETE', `/v1/admin/jobs/${encodeURIComponent(run.id)}`, { token: admin.accessToken });
+      assert.equal(res.status, 409, res.text);
+      assert.equal(res.body.code, 'job_scheduled');
+      assert.match(res.body.detail, new RegExp(`SCHEDULES \\("${name.replace('.', '\\.')}=off"\\)`));
+      assert.doesNotMatch(res.body.detail, /removeJob|running/);
+      assert.equal((await t.api('GET', `/v1/admin/jobs/${encodeURIComponent(run.id)}`, { token: admin.accessToken })).status, 200, 'the run is still there');
+    });
+  });
+}
+
+for (const backend of backends()) {
+  describe(`jobs that must run [${backend}]`, () => {
+    let t: TestApp;
+    // No worker: the erasure a deletion queues waits, as it does while the workers are busy or away.
+    before(async () => (t = await startApp({ backend, worker: false })));
+    after(() => t.close());
+
+    test("a deleted account's erasure cannot be discarded before it ran: 409 job_must_run, and the job stays", async () => {
+      const admin = await createUser(t, { admin: true });
+      const leaving = await createUser(t);
+      assert.equal((await t.api('DELETE', '/v1/users/me', { token: leaving.accessToken, body: { password: leaving.password } })).status, 204);
+      const listed = await t.api('GET', '/v1/admin/jobs?queue=users.erase', { token: admin.accessToken });
+      assert.equal(listed.status, 200, listed.text);
+      const erase = listed.body.data.find((j: { data: { userId: string } }) => j.data.userId === leaving.id);
+      assert.ok(erase, listed.text);
+      assert.equal(erase.state, 'waiting');
+      const res = await t.api('DELETE', `/v1/admin/jobs/${erase.id}`, { token: admin.accessToken });
+      assert.equal(res.status, 409, res.text);
+      assert.equal(res.body.code, 'job_must_run');
+      const kept = await t.api('GET', `/v1/admin/jobs/${erase.id}`, { token: admin.accessToken });
+      assert.equal(kept.status, 200, 'the erasure is still queued');
+      assert.deepEqual(kept.body.data, { userId: leaving.id });
     });
   });
 }
