@@ -99,6 +99,8 @@ export interface JobDefinition<T = any, R = unknown> {
 export const outboxEventJob = <T extends EventType>(queue: string, type: T, bus: Pick<EventBus, 'publish'>): JobDefinition<DomainEvents[T]> => ({
   queue,
   handler: async (payload) => ({ eventId: await bus.publish(type, payload) }),
+  // Nothing queues the event again: discarded, it would be lost (409 job_must_run).
+  options: { mustRun: true },
 });
 
 /** An outbox event's job is retried for about an hour and a half (5 s doubling), as an account's erasure is. */

@@ -301,10 +301,14 @@ for (const backend of backends()) {
       const admin = await createUser(t, { admin: true });
       const leaving = await createUser(t);
       assert.equal((await t.api('DELETE', '/v1/users/me', { token: leaving.accessToken, body: { password: leaving.password } })).status, 204);
-      const listed = await t.api('GET', '/v1/admin/jobs?queue=users.erase', { token: admin.accessToken });
-      assert.equal(listed.status, 200, listed.text);
-      const erase = listed.body.data.find((j: { data: { userId: string } }) => j.data.userId === leaving.id);
-      assert.ok(erase, listed.text);
+      // Queued in the deletion's transaction: with BullMQ it reaches the queue through the outbox, moments later.
+      const erase = await eventually(async () => {
+        const listed = await t.api('GET', '/v1/admin/jobs?queue=users.erase', { token: admin.accessToken });
+        assert.equal(listed.status, 200, listed.text);
+        const found = listed.body.data.find((j: { data: { userId: string } }) => j.data.userId === leaving.id);
+        assert.ok(found, listed.text);
+        return found;
+      });
       assert.equal(erase.state, 'waiting');
       const res = await t.api('DELETE', `/v1/admin/jobs/${erase.id}`, { token: admin.accessToken });
       assert.equal(res.status, 409, res.text);
@@ -312,6 +316,24 @@ for (const backend of backends()) {
       const kept = await t.api('GET', `/v1/admin/jobs/${erase.id}`, { token: admin.accessToken });
       assert.equal(kept.status, 200, 'the erasure is still queued');
       assert.deepEqual(kept.body.data, { userId: leaving.id });
+    });
+
+    test('nor can the job that announces a committed change (an outbox event: document.unshared)', async () => {
+      const admin = await createUser(t, { admin: true });
+      const [owner, reader] = [await createUser(t), await createUser(t)];
+      const doc = await t.api('POST', '/v1/documents', { token: owner.accessToken, body: { title: 'Shared' } });
+      assert.equal(doc.status, 201, doc.text);
+      assert.equal((await t.api('POST', `/v1/documents/${doc.body.id}/shares`, { token: owner.accessToken, body: { email: reader.email, role: 'viewer' } })).status, 201);
+      assert.equal((await t.api('DELETE', `/v1/documents/${doc.body.id}/shares/${reader.id}`, { token: owner.accessToken })).status, 204);
+      const job = await eventually(async () => {
+        const listed = await t.api('GET', '/v1/admin/jobs?queue=documents.unshared', { token: admin.accessToken });
+        const found = listed.body.data.find((j: { data: { documentId: string } }) => j.data.documentId === doc.body.id);
+        assert.ok(found, listed.text);
+        return found;
+      });
+      const res = await t.api('DELETE', `/v1/admin/jobs/${job.id}`, { token: admin.accessToken });
+      assert.equal(res.status, 409, res.text);
+      assert.equal(res.body.code, 'job_must_run');
     });
   });
 }
