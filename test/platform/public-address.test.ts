@@ -24,10 +24,12 @@ describe('public addresses', () => {
       assert.equal(isPrivateAddress(a), true, a);
     }
     // Other ways IPv6 carries an IPv4 address: translated (SIIT), 6to4, written out in full; and local-use NAT64, all of it.
+    // Ranges of a network's own: old site-local, documentation, segment routing.
+    for (const a of ['fec0::1', 'feff::1', '3fff::1', '3fff:fff::1', '5f00::1', '2001:db8::1']) assert.equal(isPrivateAddress(a), true, a);
     for (const a of ['::ffff:0:127.0.0.1', '::ffff:0:a00:1', '2002:7f00:1::1', '2002:a9fe:a9fe::', '0:0:0:0:0:ffff:7f00:1', '64:ff9b:0:0:0:0:a00:1', '64:ff9b:1::808:808', '64:ff9b:1:ffff::1']) {
       assert.equal(isPrivateAddress(a), true, a);
     }
-    for (const a of ['8.8.8.8', '1.1.1.1', '172.32.0.1', '2606:4700:4700::1111', '::ffff:8.8.8.8', '::ffff:0:8.8.8.8', '2002:808:808::1', '64:ff9b::808:808']) assert.equal(isPrivateAddress(a), false, a);
+    for (const a of ['8.8.8.8', '1.1.1.1', '172.32.0.1', '2606:4700:4700::1111', '3fff:1000::1', '5f01::1', '::ffff:8.8.8.8', '::ffff:0:8.8.8.8', '2002:808:808::1', '64:ff9b::808:808']) assert.equal(isPrivateAddress(a), false, a);
   });
 
   test('a host is refused when it resolves to a private address, unless allowed or within an allowed range', async () => {

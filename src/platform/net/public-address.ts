@@ -12,7 +12,11 @@ for (const [net, prefix] of [
   ['192.168.0.0', 16], ['198.18.0.0', 15], ['224.0.0.0', 4], ['240.0.0.0', 4],
 ] as const) blocked.addSubnet(net, prefix, 'ipv4');
 // 64:ff9b:1::/48 is NAT64 for a network's own use (RFC 8215): what it reaches is the operator's to say, so none of it.
-for (const [net, prefix] of [['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['ff00::', 8], ['100::', 64], ['2001:db8::', 32], ['64:ff9b:1::', 48]] as const) {
+// fec0::/10 is the old site-local range (deprecated, still routed inside some networks); 3fff::/20 is documentation
+// (RFC 9637), as 2001:db8::/32 is; 5f00::/16 is segment routing's (RFC 9602), inside an operator's network only.
+for (const [net, prefix] of [
+  ['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['fec0::', 10], ['ff00::', 8], ['100::', 64], ['2001:db8::', 32], ['3fff::', 20], ['5f00::', 16], ['64:ff9b:1::', 48],
+] as const) {
   blocked.addSubnet(net, prefix, 'ipv6');
 }
 
