@@ -22,6 +22,12 @@ const BREAKS = '\\p{Cc}\\p{Zl}\\p{Zp}';
 const BIDI_CONTROL = new RegExp(`[${BIDI_CONTROLS}]`, 'gu');
 const LINE_BREAKS = new RegExp(`[${BREAKS}]+`, 'gu');
 
+/** Text that shows nothing: white space, format characters (U+200B and the like), Hangul fillers, the braille blank. */
+const INVISIBLE = /^[\s\p{Cf}\u115f\u1160\u2800\u3164\uffa0]*$/u;
+
+/** Whether text shows nothing at all (see INVISIBLE): a message of it says nothing, a name of it lists as a blank row. */
+export const isBlank = (text: string): boolean => INVISIBLE.test(text);
+
 /** Text `oneLine` leaves as it is: what a field that must be one line (a display name) accepts. */
 export const ONE_LINE = new RegExp(`^[^${BREAKS}${BIDI_CONTROLS}]*$`, 'u');
 

@@ -1,14 +1,14 @@
 import { z } from 'zod';
 import { LAST_INSTANT } from '../../http/dates.ts';
-import { ONE_LINE } from '../../platform/text.ts';
+import { nameText } from '../../http/names.ts';
 import { API_KEY_SCOPES } from './service.ts';
 
 export const apiKeyScope = z.enum(API_KEY_SCOPES).meta({ id: 'ApiKeyScope' });
 
 export const createApiKeyBody = z
   .object({
-    // Listed as one line (the console, the audit log): no line breaks, control characters or direction overrides.
-    name: z.string().trim().min(1).max(100).regex(ONE_LINE, 'one line, without control characters or direction overrides'),
+    // Listed as one line (the console, the audit log).
+    name: nameText(100),
     scopes: z.array(apiKeyScope).max(20).optional().describe('Leave out (or empty) for all of your permissions except managing keys and sessions'),
     expiresAt: z.iso
       .datetime({ offset: true })

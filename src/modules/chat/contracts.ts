@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { nameText } from '../../http/names.ts';
 import { opaqueCursor, optionalBody, pageQuery } from '../../http/pagination.ts';
 import { modelId } from '../ai/index.ts';
 import type { SearchPosition } from './search.ts';
@@ -8,14 +9,11 @@ export const MESSAGE_MAX_CHARS = 100_000;
 export const MESSAGE_MAX_FILES = 10;
 export const TITLE_MAX_CHARS = 200;
 
-/** Characters that show nothing: white space, format characters (U+200B zero-width space, U+2060, a BOM…) and the blank "letters" (Hangul fillers, the blank Braille pattern). */
-const INVISIBLE = /^[\s\p{Cf}\u115f\u1160\u2800\u3164\uffa0]*$/u;
-
 /** Whether a message's text shows nothing at all (a message needs some text that does, or a file). */
-export const isBlank = (text: string): boolean => INVISIBLE.test(text);
+export { isBlank } from '../../platform/text.ts';
 
 // A title that shows nothing would list as a blank row: it is no title (send null for none).
-const title = z.string().trim().min(1).max(TITLE_MAX_CHARS).refine((t) => !isBlank(t), 'a title must show some text');
+const title = nameText(TITLE_MAX_CHARS);
 
 const conversationFields = z
   .object({

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { nameText } from '../../http/names.ts';
 import { opaqueCursor, optionalBody, pageQuery } from '../../http/pagination.ts';
 import { ONE_LINE } from '../../platform/text.ts';
 import { LIMITS } from './settings.ts';
@@ -8,7 +9,7 @@ const role = z.enum(ROLES);
 const shareRole = z.enum(['viewer', 'commenter', 'editor']);
 const linkRole = z.enum(['viewer', 'commenter']);
 
-const title = z.string().trim().min(1).max(LIMITS.titleChars);
+const title = nameText(LIMITS.titleChars);
 /** Size and content are checked by the service (bytes, against DOCUMENTS_MAX_BYTES; control characters). */
 const body = z.string();
 const tag = z.string().trim().toLowerCase().min(1).max(LIMITS.tagChars).regex(ONE_LINE, 'one line, without control characters or direction overrides');

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { nameText } from '../../http/names.ts';
 import { calendarDay } from '../../http/dates.ts';
 import { opaqueCursor, pageQuery } from '../../http/pagination.ts';
 import type { CollectionRow, ItemRow } from './schema.ts';
@@ -38,7 +39,7 @@ export const toItem = (i: ItemRow) => ({
   indexedAt: i.indexedAt?.toISOString() ?? null,
 });
 
-const name = z.string().trim().min(1).max(200);
+const name = nameText(200);
 const description = z.string().trim().max(2000).nullable();
 
 export const createCollectionBody = z.object({ name, description: description.optional(), projectId: z.uuid().nullable().optional() }).strict();

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ONE_LINE } from '../../platform/text.ts';
+import { nameText } from '../../http/names.ts';
 
 export const userSchema = z
   .object({
@@ -20,11 +20,6 @@ export const userSchema = z
  * anyone can give at registration). Line breaks and other control characters would let it write paragraphs of its
  * own; bidirectional overrides and isolates (U+202A–U+202E, U+2066–U+2069) would reorder what follows it.
  */
-export const displayName = z
-  .string()
-  .trim()
-  .min(1)
-  .max(200)
-  .regex(ONE_LINE, 'one line, without control characters or direction overrides');
+export const displayName = nameText(200);
 
 export const updateMeBody = z.object({ name: displayName.nullable() }).partial().strict();
