@@ -5,6 +5,7 @@ import { Readable } from 'node:stream';
 import type { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import type { FetchLike } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { jsonSchemaValidator } from '@modelcontextprotocol/sdk/validation/types.js';
+import { z } from 'zod';
 import { resolvePublic } from '../webhooks/index.ts';
 
 /** What a server says a tool is (the parts Parley uses). */
@@ -166,19 +167,49 @@ export async function withSession<T>(endpoint: Endpoint, limits: ConnectionLimit
   }
 }
 
-/** Every tool the server lists (following its pages, up to a bound). */
-export function listTools(endpoint: Endpoint, limits: ConnectionLimits, signal: AbortSignal): Promise<RemoteTool[]> {
+/** A listing: the tools Parley can use, and those it left out (by name, or by place where the name is none). */
+export interface Listing {
+  tools: RemoteTool[];
+  leftOut: string[];
+}
+
+/**
+ * A page of `tools/list`, read loosely: the SDK's `ListToolsResultSchema` fails the whole listing, every tool
+ * of the server lost, for one tool without an `inputSchema` or with an odd field Parley never reads. Each tool
+ * is checked on its own (listedTool) instead.
+ */
+const listPage = z.object({ tools: z.array(z.unknown()), nextCursor: z.string().nullish() });
+/** What Parley reads of a tool; the rest (title, annotations, outputSchema, icons, …) is not checked, since it is not used. */
+const listedTool = z.object({
+  name: z.string().min(1),
+  description: z.string().nullish(),
+  // An object schema (the arguments are an object); one without `type` is read as one, as the toolbox does.
+  inputSchema: z.record(z.string(), z.unknown()).refine((schema) => schema.type === undefined || schema.type === 'object'),
+});
+
+/** Every tool the server lists (following its pages, up to a bound); a malformed tool is left out, not the listing. */
+export function listTools(endpoint: Endpoint, limits: ConnectionLimits, signal: AbortSignal): Promise<Listing> {
   return withSession(endpoint, limits, signal, async (client, options) => {
-    const tools: RemoteTool[] = [];
+    const listing: Listing = { tools: [], leftOut: [] };
     let cursor: string | undefined;
     for (let page = 0; page < MAX_LIST_PAGES; page++) {
-      const result = await client.listTools(cursor ? { cursor } : undefined, options);
-      for (const t of result.tools) tools.push({ name: t.name, description: t.description, inputSchema: t.inputSchema as Record<string, unknown> });
-      cursor = result.nextCursor;
+      const result = await client.request({ method: 'tools/list', params: cursor ? { cursor } : {} }, listPage, options);
+      for (const item of result.tools) {
+        const tool = listedTool.safeParse(item);
+        if (tool.success) listing.tools.push({ name: tool.data.name, description: tool.data.description ?? undefined, inputSchema: tool.data.inputSchema });
+        else listing.leftOut.push(nameOf(item) ?? `#${listing.tools.length + listing.leftOut.length}`);
+      }
+      cursor = result.nextCursor ?? undefined;
       if (!cursor) break;
     }
-    return tools;
+    return listing;
   });
+}
+
+/** A malformed tool's name, for the log, when it has one. */
+function nameOf(item: unknown): string | undefined {
+  const name = typeof item === 'object' && item !== null ? (item as { name?: unknown }).name : undefined;
+  return typeof name === 'string' && name ? name.slice(0, 100) : undefined;
 }
 
 export function callTool(endpoint: Endpoint, limits: ConnectionLimits, signal: AbortSignal, name: string, args: Record<string, unknown>): Promise<RemoteResult> {

@@ -5,6 +5,7 @@ import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { Projects } from '../projects/index.ts';
 import { checkServerUrl } from './address.ts';
+import { createListingCache } from './cache.ts';
 import { listTools, type Endpoint, type RemoteTool } from './connection.ts';
 import { createMcpRepository, type McpOwner } from './repository.ts';
 import { describeFailure, toolNameOf } from './names.ts';
@@ -42,8 +43,6 @@ export interface ServerTool extends RemoteTool {
 const FAILURE_CACHE_MS = 15_000;
 /** Tools one user may switch off: the list is read at every turn. */
 const MAX_DISABLED_TOOLS = 1_000;
-/** Listings kept at most; expired ones are dropped when it fills. */
-const CACHE_ENTRIES = 5_000;
 
 const credentialContext = (serverId: string) => `mcp:${serverId}`;
 
@@ -82,7 +81,7 @@ export function createMcp(d: McpDeps) {
   }
 
   // Listings per server, keyed by the row's version too: a server changed in any process is asked again.
-  const cache = new Map<string, { version: number; expiresAt: number; tools: Promise<RemoteTool[] | null> }>();
+  const cache = createListingCache(d.settings.cacheMaxBytes);
 
   function forget(serverId: string) {
     cache.delete(serverId);
@@ -90,26 +89,25 @@ export function createMcp(d: McpDeps) {
 
   /** Lists now, within the listing time limit; rejects with what went wrong (a credential that cannot be read too). */
   async function listNow(row: McpServerRow): Promise<RemoteTool[]> {
-    return listTools(endpointOf(row), limits, AbortSignal.timeout(d.settings.listTimeoutMs));
+    const { tools, leftOut } = await listTools(endpointOf(row), limits, AbortSignal.timeout(d.settings.listTimeoutMs));
+    if (leftOut.length) d.logger.warn({ serverId: row.id, url: row.url, leftOut: leftOut.slice(0, 20), count: leftOut.length }, 'an MCP server listed malformed tools: they were left out');
+    return tools;
   }
 
   function remember(row: McpServerRow, tools: Promise<RemoteTool[] | null>, ttl: number) {
-    if (cache.size >= CACHE_ENTRIES) for (const [key, entry] of cache) if (entry.expiresAt <= Date.now()) cache.delete(key);
-    if (cache.size >= CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
-    cache.set(row.id, { version: row.updatedAt.getTime(), expiresAt: Date.now() + ttl, tools });
+    cache.set(row.id, row.updatedAt.getTime(), tools, ttl);
   }
 
   /** The server's tools from the cache, or listed once for every caller waiting; null when it cannot be listed (logged). */
   function cachedTools(row: McpServerRow): Promise<RemoteTool[] | null> {
-    const hit = cache.get(row.id);
-    if (hit && hit.version === row.updatedAt.getTime() && hit.expiresAt > Date.now()) return hit.tools;
+    const hit = cache.get(row.id, row.updatedAt.getTime());
+    if (hit) return hit;
     const tools = listNow(row).then(
       (list) => list,
       (err) => {
         d.logger.warn({ serverId: row.id, url: row.url, reason: describeFailure(err, d.settings.listTimeoutMs) }, 'an MCP server could not list its tools');
         // Remembered for less long than a good listing.
-        const entry = cache.get(row.id);
-        if (entry?.tools === tools) entry.expiresAt = Math.min(entry.expiresAt, Date.now() + Math.min(d.settings.cacheMs, FAILURE_CACHE_MS));
+        cache.shorten(row.id, tools, Math.min(d.settings.cacheMs, FAILURE_CACHE_MS));
         return null;
       },
     );

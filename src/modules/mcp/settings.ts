@@ -10,6 +10,8 @@ export interface McpSettings {
   listTimeoutMs: number;
   /** A server's tool list is reused this long before it is asked again. */
   cacheMs: number;
+  /** The listings one process keeps at most, by their size as JSON; the least recently used go first. */
+  cacheMaxBytes: number;
   /** Servers one project, or one user for themselves, may register. */
   maxServers: number;
   /** The most bytes read from a server in one session (a listing with its pages, or a call), all its answers together. */
@@ -21,6 +23,7 @@ export const mcpEnv = {
   MCP_TIMEOUT_MS: envMs(100, 600_000).default(30_000),
   MCP_LIST_TIMEOUT_MS: envMs(100, 60_000).default(5_000),
   MCP_CACHE_MS: envMs(0, 3_600_000).default(60_000),
+  MCP_CACHE_MAX_BYTES: envInt(0, 1024 ** 3).default(64 * 1024 * 1024),
   MCP_MAX_SERVERS: envInt(1, 1000).default(20),
   MCP_MAX_RESPONSE_BYTES: envInt(1024, 1024 ** 3).default(4 * 1024 * 1024),
 };
@@ -33,6 +36,7 @@ export function mcpSettings(e: z.output<typeof mcpEnvObject>): McpSettings {
     timeoutMs: e.MCP_TIMEOUT_MS,
     listTimeoutMs: e.MCP_LIST_TIMEOUT_MS,
     cacheMs: e.MCP_CACHE_MS,
+    cacheMaxBytes: e.MCP_CACHE_MAX_BYTES,
     maxServers: e.MCP_MAX_SERVERS,
     maxResponseBytes: e.MCP_MAX_RESPONSE_BYTES,
   };

@@ -99,6 +99,21 @@ for (const backend of backends()) {
       assert.deepEqual([kept.body.tools, kept.body.toolApprovals], [['retired_tool', 'fetch_url'], ['fetch_url']]);
     });
 
+    test('toolApprovals may name a listed tool the project does not name in tools: it asks once offered, and never weakens anything', async () => {
+      const u = await createUser(t);
+      // MCP tools are offered without being named in `tools`, so their approvals can only be named here; a built-in one may be set ahead.
+      const p = await t.api('POST', '/v1/projects', { token: u.accessToken, body: { name: 'Ahead', tools: ['current_time'], toolApprovals: ['fetch_url'] } });
+      assert.equal(p.status, 201, p.text);
+      assert.deepEqual([p.body.tools, p.body.toolApprovals], [['current_time'], ['fetch_url']]);
+      // Dropping a tool from `tools` does not have to drop its approval in the same change.
+      const dropped = await t.api('PATCH', `/v1/projects/${p.body.id}`, { token: u.accessToken, body: { tools: [] } });
+      assert.equal(dropped.status, 200, dropped.text);
+      assert.deepEqual([dropped.body.tools, dropped.body.toolApprovals], [[], ['fetch_url']]);
+      // A name no source lists is still a typo refused, in toolApprovals alone too.
+      const typo = await t.api('PATCH', `/v1/projects/${p.body.id}`, { token: u.accessToken, body: { toolApprovals: ['fetch_ur1'] } });
+      assert.deepEqual([typo.status, typo.body.code, typo.body.tools], [400, 'unknown_tool', ['fetch_ur1']]);
+    });
+
     test('bad input is a 400 problem and stores nothing', async () => {
       const u = await createUser(t);
       const bad: Array<Record<string, unknown>> = [
