@@ -12,11 +12,13 @@ describe('names and titles: one line that shows something', () => {
   let t: TestApp;
   let u: TestUser;
   let conversation: string;
+  let project: string;
   before(async () => {
     t = await startApp();
     u = await createUser(t);
     const c = await t.api('POST', '/v1/conversations', { token: u.accessToken, body: { title: 'Plain' } });
     conversation = c.body.id;
+    project = (await t.api('POST', '/v1/projects', { token: u.accessToken, body: { name: 'Plain' } })).body.id;
   });
   after(() => t.close());
 
@@ -28,6 +30,8 @@ describe('names and titles: one line that shows something', () => {
     ['collection name', (name) => t.api('POST', '/v1/knowledge/collections', { token: u.accessToken, body: { name } })],
     ['document title', (name) => t.api('POST', '/v1/documents', { token: u.accessToken, body: { title: name, body: 'Text.' } })],
     ['conversation title', (name) => t.api('PATCH', `/v1/conversations/${conversation}`, { token: u.accessToken, body: { title: name } })],
+    ['project name', (name) => t.api('POST', '/v1/projects', { token: u.accessToken, body: { name } })],
+    ['prompt name', (name) => t.api('POST', `/v1/projects/${project}/prompts`, { token: u.accessToken, body: { name, content: 'Be brief.' } })],
   ];
 
   for (const [what, send] of fields) {

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { nameText } from '../../http/names.ts';
 import { pageQuery } from '../../http/pagination.ts';
 import { modelId } from '../ai/index.ts';
 
@@ -29,8 +30,8 @@ const settings = {
   sandboxMemoryMb: z.number().int().min(1).max(4096).nullable().describe('Heap of a run_javascript call; null for the sandbox default (capped by SANDBOX_MAX_MEMORY_MB)'),
 };
 
-const projectName = z.string().trim().min(1).max(100);
-const promptName = z.string().trim().min(1).max(100);
+const projectName = nameText(100);
+const promptName = nameText(100);
 const promptContent = z.string().min(1).max(PROMPT_MAX_CHARS);
 
 export const createProjectBody = z
