@@ -65,7 +65,7 @@ const ADMIN_ROUTES: Array<Pick<Case, 'name' | 'method' | 'path' | 'body'>> = [
   { name: 'list what users store', method: 'GET', path: () => '/v1/admin/usage/storage' },
   { name: "list A's budgets", method: 'GET', path: (f) => `/v1/admin/budgets?userId=${f.a.id}` },
   { name: 'lift their own budget', method: 'PUT', path: () => '/v1/admin/budgets', body: (f) => ({ userId: f.b.id, period: 'day', limitUsd: 1_000_000 }) },
-  { name: 'set a default budget', method: 'PUT', path: () => '/v1/admin/budgets', body: () => ({ userId: null, period: 'day', limitUsd: 0 }) },
+  { name: 'set a default budget', method: 'PUT', path: () => '/v1/admin/budgets', body: () => ({ userId: null, period: 'day', limitUsd: 1 }) },
   { name: "remove A's key budget", method: 'DELETE', path: (f) => `/v1/admin/budgets/${f.a.budgetId}` },
   { name: 'list abuse flags', method: 'GET', path: (f) => `/v1/admin/abuse-flags?userId=${f.a.id}` },
   { name: 'run the abuse check', method: 'POST', path: () => '/v1/admin/abuse-flags/check' },
@@ -179,13 +179,13 @@ const CASES: Case[] = [
   { name: "delete A's API key", method: 'DELETE', path: (f) => `/v1/api-keys/${f.a.apiKeyId}`, status: 404, code: 'api_key_not_found' },
   { name: "delete A's API key with a key", method: 'DELETE', path: (f) => `/v1/api-keys/${f.a.apiKeyId}`, as: 'api_key', status: 403, code: 'api_key_not_allowed' },
   // budgets
-  { name: "cap A's API key", method: 'PUT', path: () => '/v1/budgets', body: (f) => ({ scope: 'api_key', subjectId: f.a.apiKeyId, period: 'day', limitUsd: 0 }), status: 404, code: 'api_key_not_found' },
-  { name: "cap A's project", method: 'PUT', path: () => '/v1/budgets', body: (f) => ({ scope: 'project', subjectId: f.a.projectId, period: 'day', limitUsd: 0 }), status: 404, code: 'project_not_found' },
+  { name: "cap A's API key", method: 'PUT', path: () => '/v1/budgets', body: (f) => ({ scope: 'api_key', subjectId: f.a.apiKeyId, period: 'day', limitUsd: 1 }), status: 404, code: 'api_key_not_found' },
+  { name: "cap A's project", method: 'PUT', path: () => '/v1/budgets', body: (f) => ({ scope: 'project', subjectId: f.a.projectId, period: 'day', limitUsd: 1 }), status: 404, code: 'project_not_found' },
   { name: "remove A's key budget", method: 'DELETE', path: (f) => `/v1/budgets/${f.a.budgetId}`, status: 404, code: 'budget_not_found' },
   // jobs
   { name: "read A's job", method: 'GET', path: (f) => `/v1/jobs/${f.a.jobId}`, status: 404, code: 'job_not_found' },
   { name: "read A's job with a key", method: 'GET', path: (f) => `/v1/jobs/${f.a.jobId}`, as: 'api_key', status: 404, code: 'job_not_found' },
-  { name: "cap A's API key with a key", method: 'PUT', path: () => '/v1/budgets', body: (f) => ({ scope: 'api_key', subjectId: f.a.apiKeyId, period: 'day', limitUsd: 0 }), as: 'api_key', status: 403, code: 'api_key_not_allowed' },
+  { name: "cap A's API key with a key", method: 'PUT', path: () => '/v1/budgets', body: (f) => ({ scope: 'api_key', subjectId: f.a.apiKeyId, period: 'day', limitUsd: 1 }), as: 'api_key', status: 403, code: 'api_key_not_allowed' },
   // admin
   ...ADMIN_ROUTES.map((r): Case => ({ ...r, name: `admin: ${r.name}`, status: 403, code: 'admin_required' })),
   ...ADMIN_ROUTES.map((r): Case => ({ ...r, name: `admin with a key: ${r.name}`, as: 'api_key', status: 403, code: 'api_key_not_allowed' })),

@@ -17,9 +17,9 @@ export function apiKeysRoutes(app: App, { services, guards }: RouteContext<'apiK
     schema: {
       tags: ['api-keys'],
       summary: 'Create an API key',
-      description: 'The secret is in `key` and is returned only once.',
+      description: 'The secret is in `key` and is returned only once. A user with `API_KEYS_MAX_PER_USER` keys already (default 1,000) is 409 `api_key_limit`.',
       body: createApiKeyBody,
-      response: { 201: createdApiKeySchema, 400: problemSchema, ...problems },
+      response: { 201: createdApiKeySchema, 400: problemSchema, 409: problemSchema, ...problems },
     },
     onRequest: guards.user(),
     handler: async (request, reply) => {

@@ -1,13 +1,16 @@
 import { timingSafeEqual } from 'node:crypto';
-import { and, desc, eq, gte, lt, or, isNull, sql, type SQL } from 'drizzle-orm';
-import { NotFound, ValidationError } from '../../errors.ts';
-import { inTransaction, type Db } from '../../platform/db/database.ts';
+import { and, count, desc, eq, gte, lt, or, isNull, sql, type SQL } from 'drizzle-orm';
+import { Conflict, NotFound, ValidationError } from '../../errors.ts';
+import { inTransaction, lockWithinTransaction, type Db } from '../../platform/db/database.ts';
 import { randomToken, sha256Hex } from '../../platform/crypto/cipher.ts';
 import type { Broadcast } from '../../platform/broadcast/broadcast.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
+import type { JobQueue } from '../../platform/queue/queue.ts';
 import type { Audit, AuditContext } from '../audit/index.ts';
+import { OUTBOX_EVENT_RETRY } from '../module.ts';
 import { accountOf } from '../users/index.ts';
 import { createVerificationCache } from './cache.ts';
+import { DELETED_QUEUE } from './deleted.ts';
 import { apiKeys } from './schema.ts';
 
 export const API_KEY_PREFIX = 'pk_';
@@ -35,6 +38,10 @@ const FORGET_TOPIC = 'api-keys.forget-user';
 export interface ApiKeysDeps {
   audit: Audit;
   broadcast: Broadcast;
+  /** Queues `api_key.deleted` in the deletion's transaction. */
+  queue: Pick<JobQueue, 'enqueue'>;
+  /** Keys one user may hold at once (API_KEYS_MAX_PER_USER). */
+  maxPerUser: number;
   logger?: Logger;
   /**
    * How long a verified key is trusted without asking the database. A change
@@ -118,6 +125,10 @@ export function createApiKeys(db: Db, deps: ApiKeysDeps) {
       if (input.expiresAt && input.expiresAt.getTime() <= Date.now()) throw ValidationError('expiresAt must be in the future', 'expires_at_in_past');
       const secret = `${API_KEY_PREFIX}${randomToken(32)}`;
       return inTransaction(db, async (tx) => {
+        // Creations side by side take turns here, so each counts the keys the others made: none passes the cap.
+        await lockWithinTransaction(tx, `api-keys:${userId}`);
+        const [held] = await tx.select({ n: count() }).from(apiKeys).where(eq(apiKeys.userId, userId));
+        if (Number(held?.n ?? 0) >= deps.maxPerUser) throw Conflict(`At most ${deps.maxPerUser} API keys per user: delete one first`, 'api_key_limit');
         const [row] = await tx
           .insert(apiKeys)
           .values({
@@ -151,6 +162,8 @@ export function createApiKeys(db: Db, deps: ApiKeysDeps) {
         const rows = await tx.delete(apiKeys).where(and(eq(apiKeys.id, id), eq(apiKeys.userId, userId))).returning();
         if (!rows.length) throw NotFound('API key', 'api_key_not_found');
         await deps.audit.record({ action: 'api_key.deleted', userId, ...ctx, metadata: { apiKeyId: id, name: rows[0]!.name } }, tx);
+        // Announced once committed, and always then: what other modules keep about the key (budgets) goes with it.
+        await deps.queue.enqueue(DELETED_QUEUE, { userId, apiKeyId: id }, { ...OUTBOX_EVENT_RETRY, tx });
         return rows[0]!;
       });
       await forgetUser(userId);

@@ -4,9 +4,22 @@ import { projectsRoutes } from './routes.ts';
 import { projectPrompts, projects } from './schema.ts';
 import { createProjects, type Projects } from './service.ts';
 import { projectsExport } from './export.ts';
+import { deletedJob } from './deleted.ts';
 
 export type { GenerationSettings, Projects, ProjectSettings } from './service.ts';
 export { projects } from './schema.ts';
+
+declare module '../../platform/bus/events.ts' {
+  interface DomainEvents {
+    /**
+     * `userId` deleted the project `projectId`. Published once the deletion is committed (queued in its
+     * transaction), maybe more than once: handlers let go of what they kept about the project idempotently.
+     * Projects that go with their account are not told one by one: each module's part of the account's
+     * erasure takes what it kept about them.
+     */
+    'project.deleted': { userId: string; projectId: string };
+  }
+}
 
 declare module '../module.ts' {
   interface ServiceMap {
@@ -22,7 +35,8 @@ export const projectsModule = defineModule({
   provides: ['projects'],
   // Its routes check the tool names a project is given against what the toolbox lists (tools is built after it).
   uses: ['toolbox'],
-  services: ({ deps }) => ({ projects: createProjects(deps.db) }),
+  services: ({ deps }) => ({ projects: createProjects(deps.db, { queue: deps.queue }) }),
   routes: projectsRoutes,
+  jobs: ({ deps }) => [deletedJob(deps.bus)],
   footprint: projectsFootprint,
 });

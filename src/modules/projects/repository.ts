@@ -51,8 +51,8 @@ export function createProjectsRepository(db: Db) {
       return row!;
     },
 
-    async delete(userId: string, id: string): Promise<boolean> {
-      const rows = await db.delete(projects).where(owned(userId, id)).returning({ id: projects.id });
+    async delete(userId: string, id: string, tx: Db = db): Promise<boolean> {
+      const rows = await tx.delete(projects).where(owned(userId, id)).returning({ id: projects.id });
       return rows.length > 0;
     },
 

@@ -1,5 +1,8 @@
 import { Conflict, NotFound } from '../../errors.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
+import type { JobQueue } from '../../platform/queue/queue.ts';
+import { OUTBOX_EVENT_RETRY } from '../module.ts';
+import { DELETED_QUEUE } from './deleted.ts';
 import { createProjectsRepository, type ProjectRow, type ProjectWithPrompt, type PromptRow } from './repository.ts';
 
 export interface ProjectSettings {
@@ -67,7 +70,8 @@ export const toPublicProject = ({ project: p, activePrompt }: ProjectWithPrompt)
 });
 
 /** Projects (agents) and their prompts. Every function takes the caller's id: another user's project is not found. */
-export function createProjects(db: Db) {
+/** `queue` takes `project.deleted` in the deletion's transaction. */
+export function createProjects(db: Db, deps: { queue: Pick<JobQueue, 'enqueue'> }) {
   const repo = createProjectsRepository(db);
 
   async function get(userId: string, id: string): Promise<ProjectWithPrompt> {
@@ -127,7 +131,11 @@ export function createProjects(db: Db) {
 
     /** Its prompts go with it; its conversations stay, detached from it. */
     async delete(userId: string, id: string): Promise<void> {
-      if (!(await repo.delete(userId, id))) throw NotFound('Project', 'project_not_found');
+      await inTransaction(db, async (tx) => {
+        if (!(await repo.delete(userId, id, tx))) throw NotFound('Project', 'project_not_found');
+        // Announced once committed, and always then: what other modules keep about the project (budgets) goes with it.
+        await deps.queue.enqueue(DELETED_QUEUE, { userId, projectId: id }, { ...OUTBOX_EVENT_RETRY, tx });
+      });
     },
 
     async listPrompts(userId: string, projectId: string, page: { limit: number; cursor?: string }): Promise<PromptView[]> {

@@ -224,6 +224,19 @@ export function createBudgets(d: { db: Db; ledger: Ledger; recorder: UsageRecord
     },
     deleteOwn: (userId: string, id: string) => remove(and(eq(budgets.id, id), eq(budgets.userId, userId), sql`${budgets.scope} in ('api_key', 'project')`)!),
 
+    /**
+     * The key's or project's budgets go with it (`api_key.deleted`, `project.deleted`): no longer listed nor
+     * applied. Idempotent, as an event may come twice; returns how many went.
+     */
+    async forgetSubject(userId: string, scope: 'api_key' | 'project', subjectId: string): Promise<number> {
+      const rows = await d.db
+        .delete(budgets)
+        .where(and(eq(budgets.scope, scope), eq(budgets.userId, userId), eq(budgets.subjectId, subjectId)))
+        .returning({ id: budgets.id });
+      if (rows.length) await changed(userId);
+      return rows.length;
+    },
+
     /** Admins: a user's budget, or the default for users without one (userId null). */
     async setForUser(userId: string | null, input: BudgetInput) {
       if (userId) {

@@ -106,7 +106,7 @@ export const adminBudgetBody = z.object({ userId: z.uuid().nullable().describe('
 export const budgetParams = z.object({ id: z.uuid() });
 export const adminBudgetsQuery = z.object({ userId: z.uuid().optional().describe('Omit for the defaults') });
 
-/** The body's limits in the service's units; 400 on an amount that is not USD with at most 6 decimals. */
+/** The body's limits in the service's units; 400 on an amount that is not USD with at most 6 decimals, or is 0. */
 export function limitsOf(body: { period: (typeof BUDGET_PERIODS)[number]; limitUsd?: string | number | null; limitTokens?: number | null }) {
   let limitMicros: number | null = null;
   if (body.limitUsd !== undefined && body.limitUsd !== null) {
@@ -115,6 +115,9 @@ export function limitsOf(body: { period: (typeof BUDGET_PERIODS)[number]; limitU
     } catch (err) {
       throw ValidationError(`limitUsd: ${(err as Error).message}`, 'invalid_amount');
     }
+    // As limitTokens: a cap of nothing is not a budget. It would refuse every call, and the 80 % and 100 %
+    // alerts (shares of the limit) could never fire. To stop spending, delete the key or project, or ban.
+    if (limitMicros === 0) throw ValidationError('limitUsd: must be more than 0', 'invalid_amount');
   }
   return { period: body.period, limitMicros, limitTokens: body.limitTokens ?? null };
 }

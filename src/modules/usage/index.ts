@@ -119,6 +119,15 @@ export const usageModule = defineModule({
     },
   ],
   subscriptions: ({ services }) => [
+    // A key's or a project's budgets go with it (the owners announce their deletions; no foreign key crosses modules).
+    {
+      group: 'usage.budget-subjects',
+      types: ['api_key.deleted', 'project.deleted'],
+      async handler(event) {
+        if (event.type === 'api_key.deleted') await services.usage.budgets.forgetSubject(event.payload.userId, 'api_key', event.payload.apiKeyId);
+        else if (event.type === 'project.deleted') await services.usage.budgets.forgetSubject(event.payload.userId, 'project', event.payload.projectId);
+      },
+    },
     {
       group: 'usage.notify',
       types: ['budget.threshold'],

@@ -346,15 +346,16 @@ export function redisLedger(redis: Redis, prefix: string, opts: LeaseOptions = {
         // Taken when the read is sent: a trip sent before it is applied before it (one connection, in order).
         const mine = hs.map((h) => ({ used: h ? { micros: h.unflushed.micros - h.sending.micros, tokens: h.unflushed.tokens - h.sending.tokens } : zero(), inFlight: h ? { ...h.inFlight } : zero() }));
         const v = (await scripts.read(entries.map((e) => k(e.key)), [me])) as number[];
-        const missing = entries.findIndex((_, i) => v[5 * i] === 0);
-        if (missing < 0) {
+        const missing = entries.filter((_, i) => v[5 * i] === 0);
+        if (!missing.length) {
           return entries.map((_, i): Counter => ({
             used: { micros: v[5 * i + 1]! + mine[i]!.used.micros, tokens: v[5 * i + 2]! + mine[i]!.used.tokens },
             reserved: { micros: v[5 * i + 3]! + mine[i]!.inFlight.micros, tokens: v[5 * i + 4]! + mine[i]!.inFlight.tokens },
           }));
         }
-        if (tries > 2) throw new Error(`budget counter ${entries[missing]!.key} could not be seeded`);
-        await seed(entries[missing]!);
+        if (tries > 2) throw new Error(`budget counters ${missing.map((e) => e.key).join(', ')} could not be seeded`);
+        // Every missing one at once: seeding one a try, a user with more unseeded budgets than tries got a 500.
+        await Promise.all(missing.map(seed));
       }
     },
     flush: () => flush(),

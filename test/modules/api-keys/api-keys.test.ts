@@ -14,7 +14,7 @@ for (const backend of backends()) {
   describe(`api keys [${backend}]`, () => {
     let t: TestApp;
     before(async () => {
-      t = await startApp({ backend });
+      t = await startApp({ backend, env: { API_KEYS_MAX_PER_USER: '20' } });
     });
     after(() => t.close());
 
@@ -182,6 +182,24 @@ for (const backend of backends()) {
       assert.equal(p2.body.nextCursor, null);
       assert.equal((await t.api('GET', '/v1/api-keys?cursor=nope', { token: u.accessToken })).status, 400);
       assert.equal((await t.api('GET', '/v1/api-keys?limit=1000', { token: u.accessToken })).status, 400);
+    });
+
+    test('a user holds at most API_KEYS_MAX_PER_USER keys (20 here), creations side by side included; a deleted one frees its place', async () => {
+      const u = await createUser(t);
+      const other = await createUser(t);
+      const create = (who: TestUser) => t.api('POST', '/v1/api-keys', { token: who.accessToken, body: { name: 'many' } });
+      for (let i = 0; i < 15; i++) assert.equal((await create(u)).status, 201);
+      const raced = await Promise.all(Array.from({ length: 10 }, () => create(u)));
+      assert.deepEqual(raced.map((r) => r.status).sort(), [...Array(5).fill(201), ...Array(5).fill(409)], raced.map((r) => r.text).join('\n'));
+      const refused = raced.find((r) => r.status === 409)!;
+      assert.equal(refused.body.code, 'api_key_limit');
+      assert.match(refused.headers.get('content-type') ?? '', /application\/problem\+json/);
+      const all = await t.api('GET', '/v1/api-keys?limit=100', { token: u.accessToken });
+      assert.equal(all.body.data.length, 20, 'the refused creations stored nothing');
+      assert.equal((await create(other)).status, 201, 'the cap is per user');
+      assert.equal((await t.api('DELETE', `/v1/api-keys/${raced.find((r) => r.status === 201)!.body.id}`, { token: u.accessToken })).status, 204);
+      assert.equal((await create(u)).status, 201);
+      assert.equal((await create(u)).status, 409);
     });
 
     test('creating and deleting are audited', async () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { backends, type TestApp } from '../../support/app.ts';
+import { eventually } from '../../support/eventually.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 import { chatAs, clusterSkip, useChat, type ChatFixture } from '../chat/generation-fixture.ts';
 
@@ -122,6 +123,83 @@ for (const backend of backends()) {
       assert.equal((await f.t.api('DELETE', `/v1/budgets/${res.body.id}`, { token: other.accessToken })).status, 404);
       assert.equal((await f.t.api('DELETE', `/v1/budgets/${res.body.id}`, { token: u.accessToken })).status, 204);
       assert.equal((await complete(f.t, capped.key)).status, 200, 'uncapped once the budget is gone');
+    });
+
+    test('a deleted API key\'s and project\'s budgets go with them: no longer listed nor applied, the others stay', async () => {
+      const admin = await createUser(f.t, { admin: true });
+      const u = await createUser(f.t);
+      const gone = await keyOf(f.t, u);
+      const kept = await keyOf(f.t, u);
+      const project = await f.t.api('POST', '/v1/projects', { token: u.accessToken, body: { name: 'Doomed' } });
+      assert.equal(project.status, 201, project.text);
+      const cap = async (scope: 'api_key' | 'project', subjectId: string, body: Record<string, unknown>) => {
+        const res = await f.t.api('PUT', '/v1/budgets', { token: u.accessToken, body: { scope, subjectId, ...body } });
+        assert.equal(res.status, 200, res.text);
+        return res.body.id as string;
+      };
+      const goneBudgets = [await cap('api_key', gone.id, { period: 'total', limitUsd: 1 }), await cap('api_key', gone.id, { period: 'day', limitTokens: 5000 })];
+      const keptBudget = await cap('api_key', kept.id, { period: 'month', limitUsd: 2 });
+      const projectBudget = await cap('project', project.body.id, { period: 'day', limitTokens: 1000 });
+      const listed = async () => {
+        const res = await f.t.api('GET', '/v1/usage/limits', { token: u.accessToken });
+        assert.equal(res.status, 200, res.text);
+        return (res.body.data as Array<{ id: string }>).map((l) => l.id).sort();
+      };
+      const administered = async () => ((await f.t.api('GET', `/v1/admin/budgets?userId=${u.id}`, { token: admin.accessToken })).body.data as Array<{ id: string }>).map((b) => b.id).sort();
+      const applied = async (subject: { apiKeyId?: string; projectId?: string }) => (await f.t.services.usage.budgets.entriesFor({ userId: u.id, ...subject })).map((e) => e.budget.id).sort();
+      assert.deepEqual(await listed(), [...goneBudgets, keptBudget, projectBudget].sort());
+      assert.deepEqual(await applied({ apiKeyId: gone.id }), [...goneBudgets].sort());
+      assert.deepEqual(await applied({ projectId: project.body.id }), [projectBudget]);
+
+      assert.equal((await f.t.api('DELETE', `/v1/api-keys/${gone.id}`, { token: u.accessToken })).status, 204);
+      await eventually(async () => assert.deepEqual(await listed(), [keptBudget, projectBudget].sort()));
+      assert.deepEqual(await administered(), [keptBudget, projectBudget].sort());
+      assert.deepEqual(await applied({ apiKeyId: gone.id }), [], 'the checks no longer read them');
+      assert.deepEqual(await applied({ apiKeyId: kept.id }), [keptBudget]);
+
+      assert.equal((await f.t.api('DELETE', `/v1/projects/${project.body.id}`, { token: u.accessToken })).status, 204);
+      await eventually(async () => assert.deepEqual(await listed(), [keptBudget]));
+      assert.deepEqual(await administered(), [keptBudget]);
+      assert.deepEqual(await applied({ projectId: project.body.id }), []);
+
+      // The events may come again: nothing more goes, nothing fails.
+      assert.equal(await f.t.services.usage.budgets.forgetSubject(u.id, 'api_key', gone.id), 0);
+      assert.equal(await f.t.services.usage.budgets.forgetSubject(u.id, 'project', project.body.id), 0);
+      assert.deepEqual(await listed(), [keptBudget]);
+      f.openai.state.defaults = { reply: 'ok', usage: USAGE };
+      assert.equal((await complete(f.t, kept.key)).status, 200, 'the kept key still works under its budget');
+    });
+
+    test('limits lists every budget, however many were never drawn on yet', async () => {
+      const u = await createUser(f.t);
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) {
+        const key = await keyOf(f.t, u);
+        for (const period of ['day', 'month']) {
+          const res = await f.t.api('PUT', '/v1/budgets', { token: u.accessToken, body: { scope: 'api_key', subjectId: key.id, period, limitTokens: 1000 } });
+          assert.equal(res.status, 200, res.text);
+          ids.push(res.body.id);
+        }
+      }
+      const limits = await f.t.api('GET', '/v1/usage/limits', { token: u.accessToken });
+      assert.equal(limits.status, 200, limits.text);
+      assert.deepEqual(limits.body.data.map((l: { id: string }) => l.id).sort(), ids.sort());
+      assert.ok(limits.body.data.every((l: { usedTokens: number }) => l.usedTokens === 0));
+    });
+
+    test('a budget of 0 is refused, in USD as in tokens, on both routes, and nothing is stored', async () => {
+      const admin = await createUser(f.t, { admin: true });
+      const u = await createUser(f.t);
+      const key = await keyOf(f.t, u);
+      for (const limits of [{ limitUsd: 0 }, { limitUsd: '0' }, { limitUsd: '0.000000' }, { limitUsd: 0, limitTokens: 1000 }, { limitTokens: 0 }]) {
+        const own = await f.t.api('PUT', '/v1/budgets', { token: u.accessToken, body: { scope: 'api_key', subjectId: key.id, period: 'day', ...limits } });
+        assert.equal(own.status, 400, `${JSON.stringify(limits)}: ${own.text}`);
+        const theirs = await f.t.api('PUT', '/v1/admin/budgets', { token: admin.accessToken, body: { userId: u.id, period: 'day', ...limits } });
+        assert.equal(theirs.status, 400, `${JSON.stringify(limits)}: ${theirs.text}`);
+        if ('limitUsd' in limits) assert.equal(theirs.body.code, 'invalid_amount');
+      }
+      assert.deepEqual((await f.t.api('GET', `/v1/admin/budgets?userId=${u.id}`, { token: admin.accessToken })).body.data, []);
+      assert.equal((await f.t.api('PUT', '/v1/budgets', { token: u.accessToken, body: { scope: 'api_key', subjectId: key.id, period: 'day', limitUsd: '0.000001' } })).status, 200, 'the smallest amount above 0 is a budget');
     });
 
     test('an admin default applies to users without a budget of their own for that period', async () => {
