@@ -1,12 +1,13 @@
 import type { z } from 'zod';
 import type { Config } from '../config.ts';
 import type { Deps } from '../deps.ts';
+import type { Db } from '../platform/db/database.ts';
 import type { Guards } from '../http/guards.ts';
 import type { Idempotency } from '../http/idempotency.ts';
 import type { App } from '../http/types.ts';
 import type { DomainEvents, EventType } from '../platform/bus/events.ts';
 import type { BatchHandler, EventBus, Handler } from '../platform/bus/bus.ts';
-import type { JobHandler, ProcessOptions } from '../platform/queue/queue.ts';
+import type { JobHandler, JobQueue, ProcessOptions } from '../platform/queue/queue.ts';
 import type { ScheduleDefinition } from '../platform/scheduler/scheduler.ts';
 import type { Principal } from './auth/index.ts';
 import type { FootprintSource } from './usage/index.ts';
@@ -92,19 +93,22 @@ export interface JobDefinition<T = any, R = unknown> {
 }
 
 /**
- * An event that follows a change once it is committed, and always then: the change queues the job in its own
- * transaction (an outbox: both or neither) with OUTBOX_EVENT_RETRY, and the job publishes the event, retried until
- * the bus takes it. A crash between the two can neither lose the event nor announce a change that did not happen.
+ * An event that follows a change once it is committed, and always then: `announce` queues the event's job in the
+ * change's own transaction (an outbox: both or neither), and the job publishes the event, retried for about an
+ * hour and a half (5 s doubling) until the bus takes it. A crash between the two can neither lose the event nor
+ * announce a change that did not happen. Nothing queues it again, so an admin cannot discard the job (mustRun).
  */
-export const outboxEventJob = <T extends EventType>(queue: string, type: T, bus: Pick<EventBus, 'publish'>): JobDefinition<DomainEvents[T]> => ({
-  queue,
-  handler: async (payload) => ({ eventId: await bus.publish(type, payload) }),
-  // Nothing queues the event again: discarded, it would be lost (409 job_must_run).
-  options: { mustRun: true },
-});
-
-/** An outbox event's job is retried for about an hour and a half (5 s doubling), as an account's erasure is. */
-export const OUTBOX_EVENT_RETRY = { attempts: 10, backoffMs: 5_000 };
+export function outboxEvent<T extends EventType>(queue: string, type: T) {
+  return {
+    queue,
+    job: (bus: Pick<EventBus, 'publish'>): JobDefinition<DomainEvents[T]> => ({
+      queue,
+      handler: async (payload) => ({ eventId: await bus.publish(type, payload) }),
+      options: { mustRun: true },
+    }),
+    announce: (jobs: Pick<JobQueue, 'enqueue'>, payload: DomainEvents[T], tx: Db) => jobs.enqueue(queue, payload, { attempts: 10, backoffMs: 5_000, tx }),
+  };
+}
 
 /** A reliable bus subscription, started with the HTTP app and closed with it (see EventBus). */
 export interface BusSubscription<T extends EventType = EventType> {

@@ -3,7 +3,7 @@ import { apiKeysRoutes } from './routes.ts';
 import { apiKeys } from './schema.ts';
 import { createApiKeys, type ApiKeys } from './service.ts';
 import { apiKeysExport } from './export.ts';
-import { deletedJob } from './deleted.ts';
+import { keyDeleted } from './deleted.ts';
 import { apiKeySettings, apiKeysEnv, type ApiKeySettings } from './settings.ts';
 
 export { API_KEY_PREFIX, API_KEY_SCOPES, type ApiKeyScope, type ApiKeys, type VerifiedKey } from './service.ts';
@@ -43,5 +43,5 @@ export const apiKeysModule = defineModule({
     apiKeys: createApiKeys(deps.db, { audit: services.audit, broadcast: deps.broadcast, queue: deps.queue, maxPerUser: config['api-keys'].maxPerUser, logger: deps.logger }),
   }),
   routes: apiKeysRoutes,
-  jobs: ({ deps }) => [deletedJob(deps.bus)],
+  jobs: ({ deps }) => [keyDeleted.job(deps.bus)],
 });

@@ -7,10 +7,9 @@ import type { Broadcast } from '../../platform/broadcast/broadcast.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { JobQueue } from '../../platform/queue/queue.ts';
 import type { Audit, AuditContext } from '../audit/index.ts';
-import { OUTBOX_EVENT_RETRY } from '../module.ts';
 import { accountOf } from '../users/index.ts';
 import { createVerificationCache } from './cache.ts';
-import { DELETED_QUEUE } from './deleted.ts';
+import { keyDeleted } from './deleted.ts';
 import { apiKeys } from './schema.ts';
 
 export const API_KEY_PREFIX = 'pk_';
@@ -163,7 +162,7 @@ export function createApiKeys(db: Db, deps: ApiKeysDeps) {
         if (!rows.length) throw NotFound('API key', 'api_key_not_found');
         await deps.audit.record({ action: 'api_key.deleted', userId, ...ctx, metadata: { apiKeyId: id, name: rows[0]!.name } }, tx);
         // Announced once committed, and always then: what other modules keep about the key (budgets) goes with it.
-        await deps.queue.enqueue(DELETED_QUEUE, { userId, apiKeyId: id }, { ...OUTBOX_EVENT_RETRY, tx });
+        await keyDeleted.announce(deps.queue, { userId, apiKeyId: id }, tx);
         return rows[0]!;
       });
       await forgetUser(userId);

@@ -15,8 +15,7 @@ import { createOAuthRepository } from './oauth/repository.ts';
 import type { OneTimeTokens } from './one-time-tokens.ts';
 import type { PasswordGuard } from './password-guard.ts';
 import { passwords } from './passwords.ts';
-import { RECLAIM_QUEUE } from './reclaim.ts';
-import { OUTBOX_EVENT_RETRY } from '../module.ts';
+import { reclaimed } from './reclaim.ts';
 import type { Sessions } from './sessions.ts';
 
 /** Where the links in the emails point: pages of the web app, served at the public URL, that POST the token back. */
@@ -149,7 +148,7 @@ export function createEmailFlows(d: EmailFlowsDeps) {
           keysDeleted = await d.apiKeys.deleteAllOf(user.id, tx);
           factorsRemoved = await d.mfa.removeAll(user.id, tx);
           devicesForgotten = await d.devices.forgetAll(user.id, tx);
-          await d.queue.enqueue(RECLAIM_QUEUE, { userId: user.id, provedAt: new Date().toISOString() }, { ...OUTBOX_EVENT_RETRY, tx });
+          await reclaimed.announce(d.queue, { userId: user.id, provedAt: new Date().toISOString() }, tx);
         }
         const count = await d.sessions.revokeAll(user.id, 'password_reset', undefined, tx);
         const metadata = {

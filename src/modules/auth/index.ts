@@ -13,7 +13,7 @@ import { oauthRoutes } from './oauth/routes.ts';
 import { createOAuthService, type OAuthService } from './oauth/service.ts';
 import { createOneTimeTokens } from './one-time-tokens.ts';
 import { createPasswordGuard, type PasswordGuard } from './password-guard.ts';
-import { reclaimJob } from './reclaim.ts';
+import { reclaimed } from './reclaim.ts';
 import { authRoutes, jwksRoute } from './routes.ts';
 import { backupCodes, jwtKeys, knownDevices, oauthAccounts, oauthFlows, oneTimeTokens, refreshTokens, sessions, totpFactors } from './schema.ts';
 import { createAuthService, type AuthService } from './service.ts';
@@ -186,6 +186,6 @@ export const authModule = defineModule({
     },
   ],
   notifications: [signInCategory],
-  jobs: ({ deps }) => [reclaimJob(deps.bus)],
+  jobs: ({ deps }) => [reclaimed.job(deps.bus)],
   schedules: ({ deps }) => [{ name: 'auth.purge-expired', cron: '17 * * * *', handler: async () => void (await purgeExpiredAuthRows(deps.db, new Date())) }],
 });

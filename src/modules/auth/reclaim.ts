@@ -1,17 +1,14 @@
-import type { EventBus } from '../../platform/bus/bus.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
-import { outboxEventJob, type BusSubscription } from '../module.ts';
+import { outboxEvent, type BusSubscription } from '../module.ts';
 
 /**
  * A reset that first proves an address reclaims the account: whoever held it until then may have been someone
  * else, who registered places of their own to be sent the account's data (webhook endpoints, browsers, a Slack
  * channel, a phone, MCP servers). Their modules drop them on `user.reclaimed`, published by this queue's job,
- * which the reset queues in its own transaction (see outboxEventJob). Only what was set up before `provedAt`
+ * which the reset queues in its own transaction (see outboxEvent). Only what was set up before `provedAt`
  * goes: an event delivered again later leaves what the owner set up since.
  */
-export const RECLAIM_QUEUE = 'auth.reclaimed';
-
-export const reclaimJob = (bus: Pick<EventBus, 'publish'>) => outboxEventJob(RECLAIM_QUEUE, 'user.reclaimed', bus);
+export const reclaimed = outboxEvent('auth.reclaimed', 'user.reclaimed');
 
 /**
  * A module's subscription to `user.reclaimed`: `drop` removes what the user set up before the proof and says what

@@ -22,7 +22,7 @@ import { createDocuments, type Documents } from './service.ts';
 import { documentSettings, documentsEnv, type DocumentSettings } from './settings.ts';
 import { createSharing, type Sharing } from './sharing.ts';
 import { sharingRoutes } from './sharing-routes.ts';
-import { unsharedJob } from './unshared.ts';
+import { unshared } from './unshared.ts';
 import { documentsExport } from './export.ts';
 import { documentsErasure } from './erasure.ts';
 
@@ -98,7 +98,7 @@ export const documentsModule = defineModule({
     commentRoutes(app, ctx);
     presenceRoutes(app, ctx);
   },
-  jobs: ({ deps, services }) => [services.documentActions.job, unsharedJob(deps.bus)],
+  jobs: ({ deps, services }) => [services.documentActions.job, unshared.job(deps.bus)],
   schedules: ({ services }) => [
     // Presence is already filtered by its expiry; this removes the rows and tells readers who left.
     { name: 'documents.purge-presence', cron: '* * * * *', handler: async () => ({ purged: await services.documentPresence.purge() }) },

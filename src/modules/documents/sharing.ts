@@ -8,8 +8,7 @@ import type { Access } from './access.ts';
 import { hashToken, need } from './access.ts';
 import type { LinkRow, ShareRole, ShareRow } from './schema.ts';
 import { createSharingRepository, type SharePosition } from './sharing-repository.ts';
-import { UNSHARED_QUEUE } from './unshared.ts';
-import { OUTBOX_EVENT_RETRY } from '../module.ts';
+import { unshared } from './unshared.ts';
 
 const LINK_PREFIX = 'pdl_';
 
@@ -37,7 +36,7 @@ export function createSharing(d: {
   async function removeShare(documentId: string, readerId: string): Promise<boolean> {
     const removed = await inTransaction(d.db, async (tx) => {
       if (!(await repo.unshare(documentId, readerId, tx))) return false;
-      await d.jobs.enqueue(UNSHARED_QUEUE, { documentId, userId: readerId }, { ...OUTBOX_EVENT_RETRY, tx });
+      await unshared.announce(d.jobs, { documentId, userId: readerId }, tx);
       return true;
     });
     if (removed) await d.roleChanged(documentId, readerId, null);

@@ -4,7 +4,7 @@ import { projectsRoutes } from './routes.ts';
 import { projectPrompts, projects } from './schema.ts';
 import { createProjects, type Projects } from './service.ts';
 import { projectsExport } from './export.ts';
-import { deletedJob } from './deleted.ts';
+import { projectDeleted } from './deleted.ts';
 
 export type { GenerationSettings, Projects, ProjectSettings } from './service.ts';
 export { projects } from './schema.ts';
@@ -37,6 +37,6 @@ export const projectsModule = defineModule({
   uses: ['toolbox'],
   services: ({ deps }) => ({ projects: createProjects(deps.db, { queue: deps.queue }) }),
   routes: projectsRoutes,
-  jobs: ({ deps }) => [deletedJob(deps.bus)],
+  jobs: ({ deps }) => [projectDeleted.job(deps.bus)],
   footprint: projectsFootprint,
 });

@@ -1,8 +1,7 @@
 import { Conflict, NotFound } from '../../errors.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { JobQueue } from '../../platform/queue/queue.ts';
-import { OUTBOX_EVENT_RETRY } from '../module.ts';
-import { DELETED_QUEUE } from './deleted.ts';
+import { projectDeleted } from './deleted.ts';
 import { createProjectsRepository, type ProjectRow, type ProjectWithPrompt, type PromptRow } from './repository.ts';
 
 export interface ProjectSettings {
@@ -134,7 +133,7 @@ export function createProjects(db: Db, deps: { queue: Pick<JobQueue, 'enqueue'> 
       await inTransaction(db, async (tx) => {
         if (!(await repo.delete(userId, id, tx))) throw NotFound('Project', 'project_not_found');
         // Announced once committed, and always then: what other modules keep about the project (budgets) goes with it.
-        await deps.queue.enqueue(DELETED_QUEUE, { userId, projectId: id }, { ...OUTBOX_EVENT_RETRY, tx });
+        await projectDeleted.announce(deps.queue, { userId, projectId: id }, tx);
       });
     },
 
