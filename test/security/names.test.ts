@@ -34,6 +34,12 @@ describe('names and titles: one line that shows something', () => {
     ['prompt name', (name) => t.api('POST', `/v1/projects/${project}/prompts`, { token: u.accessToken, body: { name, content: 'Be brief.' } })],
   ];
 
+  test("a document's title taken from its body's first line is one line that shows something too", async () => {
+    const doc = await t.api('POST', '/v1/documents', { token: u.accessToken, body: { body: '\u200B\n# Invoice \u202Efdp.exe\u202C\nPay it.' } });
+    assert.equal(doc.status, 201, doc.text);
+    assert.equal(doc.body.title, 'Invoice fdp.exe');
+  });
+
   for (const [what, send] of fields) {
     test(`${what}: a direction override, a line break or only invisible characters is a 400; a plain name is taken`, async () => {
       for (const [kind, name] of Object.entries(BAD)) {

@@ -1,5 +1,5 @@
 import { AppError, ValidationError } from '../../errors.ts';
-import { clip } from '../../platform/text.ts';
+import { clip, isBlank, oneLine } from '../../platform/text.ts';
 import { LIMITS } from './settings.ts';
 
 /** C0 control characters other than tab, line feed and carriage return, and DEL: never in Markdown, always in binary. */
@@ -24,8 +24,9 @@ export function checkContent(content: { title: string; body: string }, maxBytes:
 export function titleFromBody(body: string): string | undefined {
   for (const line of body.split('\n')) {
     // A heading mark alone (`#`) names nothing: the next line with words does.
-    const title = clip(line.replace(/^\s*#{1,6}(\s+|$)/, '').trim(), LIMITS.titleChars);
-    if (title) return title;
+    // As a title given is (names.ts): one line without direction overrides, showing something.
+    const title = clip(oneLine(line.replace(/^\s*#{1,6}(\s+|$)/, '')).trim(), LIMITS.titleChars);
+    if (title && !isBlank(title)) return title;
   }
   return undefined;
 }

@@ -196,7 +196,9 @@ for (const backend of backends()) {
 
     test("a shared document's email opens it under PUBLIC_URL (HTML and text); its subject and body drop the title's direction overrides", async () => {
       const [owner, reader] = await Promise.all([createUser(t), createUser(t)]);
-      const doc = (await t.api('POST', '/v1/documents', { token: owner.accessToken, body: { title: 'Invoice \u202Efdp.exe\u202C', body: 'Pay it.' } })).body;
+      // A title given with overrides is refused; one taken from the body's first line drops them, and so does the email.
+      const doc = (await t.api('POST', '/v1/documents', { token: owner.accessToken, body: { body: 'Invoice \u202Efdp.exe\u202C\nPay it.' } })).body;
+      assert.equal(doc.title, 'Invoice fdp.exe');
       assert.equal((await t.api('POST', `/v1/documents/${doc.id}/shares`, { token: owner.accessToken, body: { email: reader.email, role: 'viewer' } })).status, 201);
       const [mail] = await waitForMails(t, reader.email, /was shared with you/);
       assert.equal(mail!.subject, '"Invoice fdp.exe" was shared with you');
