@@ -1,5 +1,19 @@
 import { isIP } from 'node:net';
 
+/** An IPv6 address (valid: isIP said so) as its eight 16-bit words; a zone (`%eth0`) is dropped. */
+export function ipv6Words(address: string): number[] {
+  let a = address.toLowerCase().replace(/%.*$/, '');
+  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(a);
+  if (dotted) {
+    const [b0, b1, b2, b3] = dotted.slice(1).map(Number) as [number, number, number, number];
+    a = `${a.slice(0, dotted.index)}${((b0 << 8) | b1).toString(16)}:${((b2 << 8) | b3).toString(16)}`;
+  }
+  const [head, tail] = a.split('::') as [string, string | undefined];
+  const words = (part: string | undefined) => (part ? part.split(':') : []);
+  const all = tail === undefined ? words(head) : [...words(head), ...Array(8 - words(head).length - words(tail).length).fill('0'), ...words(tail)];
+  return all.map((w) => parseInt(w, 16));
+}
+
 /** One spelling per address, so a ban matches however the socket reported it or an admin wrote it (IPv4-mapped IPv6, case, zeros). */
 export function normalizeIp(ip: string): string {
   const lower = ip.trim().toLowerCase();
@@ -26,11 +40,8 @@ export function ipSubject(text: string): string | undefined {
   const version = isIP(ip);
   if (version === 4 && !network) return ip;
   if (version !== 6) return undefined;
-  // Canonical, so "::" stands for the one longest run of zero groups: expand it to all eight, keep the first four.
-  const [head = '', tail] = ip.split('::');
-  const groups = head ? head.split(':') : [];
-  if (tail !== undefined) groups.push(...new Array<string>(8 - groups.length - (tail ? tail.split(':').length : 0)).fill('0'), ...(tail ? tail.split(':') : []));
-  return `${normalizeIp(`${groups.slice(0, 4).join(':')}::`)}/64`;
+  const network64 = ipv6Words(ip).slice(0, 4).map((w) => w.toString(16));
+  return `${normalizeIp(`${network64.join(':')}::`)}/64`;
 }
 
 /**

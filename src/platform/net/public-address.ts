@@ -1,4 +1,5 @@
 import { BlockList, isIP } from 'node:net';
+import { ipv6Words } from './client-address.ts';
 import { createHostLookup, type BoundedHostLookup, type DnsSettings } from './host-lookup.ts';
 
 /**
@@ -18,20 +19,6 @@ for (const [net, prefix] of [
   ['::', 128], ['::1', 128], ['fc00::', 7], ['fe80::', 10], ['fec0::', 10], ['ff00::', 8], ['100::', 64], ['2001:db8::', 32], ['3fff::', 20], ['5f00::', 16], ['64:ff9b:1::', 48],
 ] as const) {
   blocked.addSubnet(net, prefix, 'ipv6');
-}
-
-/** An IPv6 address (valid: isIP said so) as its eight 16-bit words; a zone (`%eth0`) is dropped. */
-function ipv6Words(address: string): number[] {
-  let a = address.toLowerCase().replace(/%.*$/, '');
-  const dotted = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(a);
-  if (dotted) {
-    const [b0, b1, b2, b3] = dotted.slice(1).map(Number) as [number, number, number, number];
-    a = `${a.slice(0, dotted.index)}${((b0 << 8) | b1).toString(16)}:${((b2 << 8) | b3).toString(16)}`;
-  }
-  const [head, tail] = a.split('::') as [string, string | undefined];
-  const words = (part: string | undefined) => (part ? part.split(':') : []);
-  const all = tail === undefined ? words(head) : [...words(head), ...Array(8 - words(head).length - words(tail).length).fill('0'), ...words(tail)];
-  return all.map((w) => parseInt(w, 16));
 }
 
 /**

@@ -4,7 +4,7 @@ import { isDatabaseUnreachable, type Db } from '../db/database.ts';
 import type { Logger } from '../observability/logger.ts';
 import { byId, claim, dueQueues, insertJob, insertJobs, listJobs, reclaim, renew, setProgress, settle, toJob, type JobRow, type Outcome } from './db-jobs.ts';
 import { listenPostgres } from './pg-listen.ts';
-import { assertEnqueueOptions, assertQueueName, DEFAULTS, runAttempt, scheduledRunKept, type EnqueueOptions, type Job, type JobHandler, type JobQueue, type ProcessOptions } from './queue.ts';
+import { assertEnqueueOptions, assertQueueName, DEFAULTS, runAttempt, scheduledRunKept, scheduleOfFiring, type EnqueueOptions, type Job, type JobHandler, type JobQueue, type ProcessOptions } from './queue.ts';
 import { jobs } from './schema.ts';
 
 const CHANNEL = 'parley_jobs';
@@ -25,13 +25,10 @@ export interface DbQueueOptions {
   lockMs?: number;
 }
 
-/** The scheduler's firings are keyed `schedule:<name>:<ISO time>` (scheduler.ts `fire`). */
-const SCHEDULE_FIRING = /^schedule:(.+):\d{4}-\d\d-\d\dT[\d:.]+Z$/;
-
 /** The schedule whose firing this is, when it waits for its first attempt (see scheduledRunKept). */
 function unstartedScheduleRun(row: JobRow): string | undefined {
   if (row.state !== 'waiting' || row.startedAt) return undefined;
-  return SCHEDULE_FIRING.exec(row.idempotencyKey ?? '')?.[1];
+  return scheduleOfFiring(row.idempotencyKey);
 }
 
 /** The durable queue in the database: rows claimed with FOR UPDATE SKIP LOCKED, on PGlite and PostgreSQL alike. */

@@ -240,6 +240,12 @@ export function assertQueueName(name: string): void {
   if (!QUEUE_NAME.test(name)) throw new Error(`Invalid queue name "${name}": lowercase letters, digits, ".", "_" and "-", up to 64`);
 }
 
+/** A schedule's firing at `at`, as the scheduler enqueues it (its idempotency key: one firing per due time). */
+export const scheduleFiringKey = (name: string, at: Date) => `schedule:${name}:${at.toISOString()}`;
+
+/** The schedule a job's idempotency key names it a firing of (scheduleFiringKey), if it is one. */
+export const scheduleOfFiring = (key: string | null | undefined) => /^schedule:(.+):\d{4}-\d\d-\d\dT[\d:.]+Z$/.exec(key ?? '')?.[1];
+
 /**
  * A schedule's run that has not started cannot be discarded, on either queue: BullMQ refuses to remove its job
  * scheduler's next job (delayed, then waiting until a worker takes it), and the database queue's firing,

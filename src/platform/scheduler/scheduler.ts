@@ -4,7 +4,7 @@ import { inTransaction, type Db } from '../db/database.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { BullmqJobQueue } from '../queue/bullmq-queue.ts';
 import { bullOptions, envelope } from '../queue/bullmq-jobs.ts';
-import { assertQueueName, type EnqueueOptions, type JobHandler, type JobQueue, type ProcessOptions } from '../queue/queue.ts';
+import { assertQueueName, scheduleFiringKey, type EnqueueOptions, type JobHandler, type JobQueue, type ProcessOptions } from '../queue/queue.ts';
 import { jobSchedules } from '../queue/schema.ts';
 
 export interface ScheduleDefinition<T = unknown> {
@@ -71,7 +71,7 @@ export function createScheduler(deps: { queue: JobQueue; db: Db; logger: Logger 
         .where(and(eq(jobSchedules.name, d.name), or(isNull(jobSchedules.lastRunAt), lt(jobSchedules.lastRunAt, at))))
         .returning();
       if (!claimed) return false;
-      await queue.enqueue(targetOf(d), d.data ?? null, { ...d.jobOptions, tx, idempotencyKey: `schedule:${d.name}:${at.toISOString()}` });
+      await queue.enqueue(targetOf(d), d.data ?? null, { ...d.jobOptions, tx, idempotencyKey: scheduleFiringKey(d.name, at) });
       return true;
     });
     if (fired) logger.debug({ schedule: d.name, at }, 'schedule fired');
