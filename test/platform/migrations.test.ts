@@ -8,6 +8,7 @@ import { sql } from 'drizzle-orm';
 import { openDatabase, type Database } from '../../src/platform/db/database.ts';
 import { createUsageRecorder } from '../../src/modules/usage/recorder.ts';
 import { createSearch } from '../../src/modules/chat/search.ts';
+import { createResponseStore } from '../../src/modules/ai/responses-store.ts';
 import { freshPostgresDatabase } from '../support/app.ts';
 
 const migrationsDir = fileURLToPath(new URL('../../db/migrations', import.meta.url));
@@ -164,6 +165,30 @@ async function checkSearchPerUserUpgrade(database: Database): Promise<void> {
   ]);
 }
 
+/**
+ * 0033 stores Responses API turns one by one: the rows before it, each holding its whole input, are marked so,
+ * and a chain of them is read back as it was (a row's own input, not its earlier turns a second time).
+ */
+async function checkResponsesTurnByTurnUpgrade(database: Database): Promise<void> {
+  await migrateUpTo(database, '0033_ai_responses_turn_by_turn');
+  const ada = '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a01';
+  const say = (role: string, content: string) => ({ type: 'message', role, content });
+  await database.db.execute(sql`insert into users (id, email) values (${ada}, 'ada@example.com')`);
+  await database.db.execute(sql`
+    insert into ai_responses (id, user_id, model, status, previous_response_id, input, output, response) values
+      ('resp_1', ${ada}, 'openai:gpt-4o-mini', 'completed', null, ${JSON.stringify([say('user', 'I am Ada.')])}, ${JSON.stringify([say('assistant', 'Hi Ada.')])}, '{}'),
+      ('resp_2', ${ada}, 'openai:gpt-4o-mini', 'completed', 'resp_1',
+       ${JSON.stringify([say('user', 'I am Ada.'), say('assistant', 'Hi Ada.'), say('user', 'Where?')])}, ${JSON.stringify([say('assistant', 'Oslo.')])}, '{}')`);
+  await database.migrate();
+  assert.deepEqual(rowsOf(await database.db.execute(sql`select id, input_whole from ai_responses order by id`)), [
+    { id: 'resp_1', input_whole: true },
+    { id: 'resp_2', input_whole: true },
+  ]);
+  assert.deepEqual(await createResponseStore(database.db).conversation('resp_2', ada), [say('user', 'I am Ada.'), say('assistant', 'Hi Ada.'), say('user', 'Where?'), say('assistant', 'Oslo.')]);
+  const [column] = rowsOf<{ column_default: string | null }>(await database.db.execute(sql`select column_default from information_schema.columns where table_name = 'ai_responses' and column_name = 'input_whole'`));
+  assert.equal(column!.column_default, null, 'a new row says which it is');
+}
+
 /** Runs an upgrade check on a new PGlite database, and on a new PostgreSQL one where DATABASE_URL is set. */
 async function onBoth(t: TestContext, check: (database: Database) => Promise<void>): Promise<void> {
   await t.test('PGlite', async () => {
@@ -247,5 +272,9 @@ describe('migrations', () => {
 
   test("0030 indexes search by user (btree_gin) over the rows already there: search finds them, and only the user's", async (t) => {
     await onBoth(t, checkSearchPerUserUpgrade);
+  });
+
+  test('0033 marks the Responses API rows before it as holding their whole input: their chains read back as they were', async (t) => {
+    await onBoth(t, checkResponsesTurnByTurnUpgrade);
   });
 });

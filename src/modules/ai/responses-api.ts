@@ -32,7 +32,8 @@ type Emit = (type: string, payload: Record<string, unknown>) => void;
  * OpenAI's Responses API over every configured provider: `POST /v1/responses`
  * runs through the same chain resolution, token limits, budgets, metering
  * and fallback as `/v1/chat/completions`, and Parley keeps each stored
- * response (its whole conversation) so `previous_response_id` continues it.
+ * response (its own turn, linked to the one it continues) so
+ * `previous_response_id` continues it.
  * Errors are OpenAI-shaped, as on the rest of the gateway.
  */
 export function responsesRoutes(app: App, ctx: RouteContext<'ai' | 'limits' | 'responses' | 'safety'>) {
@@ -59,7 +60,8 @@ export function responsesRoutes(app: App, ctx: RouteContext<'ai' | 'limits' | 'r
       const chain = resolveChain(ai, body.model);
       const caller = principal(request);
       const earlier = body.previous_response_id ? await previousItems(body.previous_response_id, caller.userId) : [];
-      const items = [...earlier, ...inputItems(body)];
+      const own = inputItems(body);
+      const items = [...earlier, ...own];
       const chatRequest = toChatRequest(body, items, earlier.length);
       const { signal, meter } = await gatewayCall(request, reply, ctx.services, chatRequest.messages);
       // Metering and budgets happen inside streamChat, once per call, however it ends.
@@ -80,19 +82,21 @@ export function responsesRoutes(app: App, ctx: RouteContext<'ai' | 'limits' | 'r
       const save = async () => {
         if (!state.store) return;
         const { output, ...rest } = responseObject(state, body);
-        await store.save({
-          id: state.id,
-          userId: caller.userId,
-          apiKeyId: caller.apiKeyId ?? null,
-          model: state.model,
-          status: state.status,
-          previousResponseId: state.previousResponseId,
-          instructions: body.instructions ?? null,
-          input: items,
-          output,
-          response: rest,
-          createdAt: new Date(state.createdAt * 1000),
-        });
+        await store.save(
+          {
+            id: state.id,
+            userId: caller.userId,
+            apiKeyId: caller.apiKeyId ?? null,
+            model: state.model,
+            status: state.status,
+            previousResponseId: state.previousResponseId,
+            instructions: body.instructions ?? null,
+            output,
+            response: rest,
+            createdAt: new Date(state.createdAt * 1000),
+          },
+          { own, earlier },
+        );
       };
       if (body.stream) return streamResponse(request, reply, events, { state, body, save });
       const builder = outputBuilder(state, () => {});
@@ -132,10 +136,10 @@ export function responsesRoutes(app: App, ctx: RouteContext<'ai' | 'limits' | 'r
   });
 
   async function previousItems(id: string, userId: string): Promise<Item[]> {
-    const previous = await store.find(id, userId);
-    if (!previous) throw new AppError(404, 'previous_response_not_found', 'Not found', `Previous response with id '${id}' not found.`, { extra: { param: 'previous_response_id' } });
-    // Its input already holds the turns before it; its instructions are not carried over, as OpenAI does.
-    return [...previous.input, ...previous.output];
+    // Its whole input (the turns before it) and its output; its instructions are not carried over, as OpenAI does.
+    const conversation = await store.conversation(id, userId);
+    if (!conversation) throw new AppError(404, 'previous_response_not_found', 'Not found', `Previous response with id '${id}' not found.`, { extra: { param: 'previous_response_id' } });
+    return conversation;
   }
 }
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { eq } from 'drizzle-orm';
+import { eq, inArray } from 'drizzle-orm';
 import OpenAI from 'openai';
 import { usageEvents } from '../../../src/modules/usage/schema.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
@@ -612,6 +612,190 @@ for (const backend of backends()) {
       const kept = await client.responses.create({ model: 'openai:gpt-4o-mini', input: 'kept' });
       assert.equal(await t.services.responses.purge(), 0);
       assert.equal((await client.responses.retrieve(kept.id)).id, kept.id);
+    });
+
+    /** Responses as the table holds them, in the order of `ids`. */
+    async function rowsOf(...ids: string[]) {
+      const rows = await t.deps.db.select().from(aiResponses).where(inArray(aiResponses.id, ids));
+      return ids.map((id) => rows.find((r) => r.id === id));
+    }
+    const lastSent = () => received('openai', openai.requests.at(-1)!.body).turns;
+
+    /** What the model hears of `chain()`'s four turns, in order. */
+    const chainTurns = [
+      'user: Weather in Oslo?',
+      'call call_w get_weather {"city":"Oslo"}',
+      'tool call_w: snow',
+      'assistant: Snow in Oslo.',
+      'user: What should I wear?',
+      'assistant: Wear boots.',
+      'user: Gloves?',
+      'assistant: Yes, gloves too.',
+    ];
+
+    /** Four turns continuing one another (a tool call and its output among them), each checked for the conversation the model got. */
+    async function chain(as = client) {
+      const turn = async (previous: string | undefined, input: string | OpenAI.Responses.ResponseInputItem[]) =>
+        (await as.responses.create({ model: 'openai:gpt-4o-mini', tools: [weather], ...(previous ? { previous_response_id: previous } : {}), input })).id;
+      openai.script({ toolCalls: [{ id: 'call_w', name: 'get_weather', arguments: '{"city":"Oslo"}' }] }, { reply: 'Snow in Oslo.' }, { reply: 'Wear boots.' }, { reply: 'Yes, gloves too.' });
+      const first = await turn(undefined, 'Weather in Oslo?');
+      assert.deepEqual(lastSent(), chainTurns.slice(0, 1));
+      const second = await turn(first, [{ type: 'function_call_output', call_id: 'call_w', output: 'snow' }]);
+      assert.deepEqual(lastSent(), chainTurns.slice(0, 3));
+      const third = await turn(second, 'What should I wear?');
+      assert.deepEqual(lastSent(), chainTurns.slice(0, 5));
+      const fourth = await turn(third, [{ role: 'user', content: 'Gloves?' }]);
+      assert.deepEqual(lastSent(), chainTurns.slice(0, 7));
+      return [first, second, third, fourth] as const;
+    }
+
+    /** Continues `id` with one more question: the model must hear `earlier` before it. */
+    async function continues(id: string, earlier: string[]) {
+      openai.script({ reply: 'Noted.' });
+      const next = await client.responses.create({ model: 'openai:gpt-4o-mini', tools: [weather], previous_response_id: id, input: 'Anything else?' });
+      assert.equal(next.output_text, 'Noted.');
+      assert.deepEqual(lastSent(), [...earlier, 'user: Anything else?']);
+      return next;
+    }
+
+    test('a chain stores each turn once, linked to the one before; the model gets the whole conversation every turn', async () => {
+      const ids = await chain();
+      const rows = await rowsOf(...ids);
+      // Linear: each row its own input only (today's rows held every earlier turn: 1, 3, 5 and 7 items).
+      assert.deepEqual(
+        rows.map((r) => r!.input),
+        [
+          [{ type: 'message', role: 'user', content: 'Weather in Oslo?' }],
+          [{ type: 'function_call_output', call_id: 'call_w', output: 'snow' }],
+          [{ type: 'message', role: 'user', content: 'What should I wear?' }],
+          [{ role: 'user', content: 'Gloves?' }],
+        ],
+      );
+      assert.deepEqual(rows.map((r) => [r!.inputWhole, r!.previousResponseId]), [[true, null], [false, ids[0]], [false, ids[1]], [false, ids[2]]]);
+      await continues(ids[3], chainTurns);
+      const fourth = await client.responses.retrieve(ids[3]);
+      assert.equal(fourth.output_text, 'Yes, gloves too.');
+      assert.equal(fourth.previous_response_id, ids[2]);
+    });
+
+    test('deleting a response in the middle of a chain hands its conversation to the next one: every later turn goes on as before', async () => {
+      const [first, second, third, fourth] = await chain();
+      const [one, two] = await rowsOf(first, second);
+      assert.equal((await t.api('DELETE', `/v1/responses/${second}`, { token: key })).status, 200);
+      const [, gone, heir, last] = await rowsOf(first, second, third, fourth);
+      assert.equal(gone, undefined);
+      assert.equal(heir!.inputWhole, true);
+      assert.deepEqual(heir!.input, [...one!.input, ...one!.output, ...two!.input, ...two!.output, { type: 'message', role: 'user', content: 'What should I wear?' }]);
+      assert.deepEqual([last!.inputWhole, last!.input.length], [false, 1], 'only the next response takes the conversation over');
+
+      await continues(fourth, chainTurns);
+      await continues(third, chainTurns.slice(0, 6));
+      const missing = await client.responses.create({ model: 'openai:gpt-4o-mini', previous_response_id: second, input: 'x' }).catch((e) => e);
+      assert.equal(missing.code, 'previous_response_not_found');
+      // The first turn has nothing after it to hand on to any more; deleting it changes nothing for the rest.
+      assert.equal((await t.api('DELETE', `/v1/responses/${first}`, { token: key })).status, 200);
+      await continues(fourth, chainTurns);
+    });
+
+    test('the purge of the older turns of a chain leaves its younger ones going on as before', async () => {
+      const [first, second, third, fourth] = await chain();
+      await t.deps.db.update(aiResponses).set({ createdAt: new Date(Date.now() - 31 * 24 * 3600 * 1000) }).where(inArray(aiResponses.id, [first, second]));
+      assert.ok((await t.services.responses.purge()) >= 2);
+      const [one, two, heir, last] = await rowsOf(first, second, third, fourth);
+      assert.deepEqual([one, two], [undefined, undefined]);
+      assert.deepEqual([heir!.inputWhole, heir!.input.length], [true, 5]);
+      assert.deepEqual([last!.inputWhole, last!.input.length], [false, 1]);
+      await continues(fourth, chainTurns);
+      await assert.rejects(client.responses.retrieve(second), OpenAI.NotFoundError);
+    });
+
+    test('a response stored before turns were stored one by one (its input whole) is continued, and deleted, as before', async () => {
+      const message = (role: 'user' | 'assistant', content: string) => ({ type: 'message', role, content });
+      const legacy = (id: string, previousResponseId: string | null, input: Record<string, unknown>[], reply: string) => ({
+        id,
+        userId: user.id,
+        model: 'openai:gpt-4o-mini',
+        status: 'completed',
+        previousResponseId,
+        input,
+        // As migration 0033 marks the rows before it.
+        inputWhole: true,
+        output: [{ id: `msg_${id}`, type: 'message', status: 'completed', role: 'assistant', content: [{ type: 'output_text', annotations: [], logprobs: [], text: reply }] }],
+        response: { id, object: 'response', status: 'completed', previous_response_id: previousResponseId },
+      });
+      const [old1, old2] = [`resp_old1${Date.now()}`, `resp_old2${Date.now()}`];
+      await t.deps.db.insert(aiResponses).values([
+        legacy(old1, null, [message('user', 'I am Ada.')], 'Hi Ada.'),
+        legacy(old2, old1, [message('user', 'I am Ada.'), message('assistant', 'Hi Ada.'), message('user', 'I live in Oslo.')], 'Nice.'),
+      ]);
+      const earlier = ['user: I am Ada.', 'assistant: Hi Ada.', 'user: I live in Oslo.', 'assistant: Nice.'];
+      const next = await continues(old2, earlier);
+      const [row] = await rowsOf(next.id);
+      assert.deepEqual([row!.inputWhole, row!.input], [false, [message('user', 'Anything else?')]]);
+      const then = [...earlier, 'user: Anything else?', 'assistant: Noted.'];
+      await continues(next.id, then);
+
+      assert.equal((await t.api('DELETE', `/v1/responses/${old2}`, { token: key })).status, 200);
+      const [heir] = await rowsOf(next.id);
+      assert.equal(heir!.inputWhole, true);
+      assert.equal(heir!.input.length, 5);
+      await continues(next.id, then);
+    });
+
+    test('a chain of thousands of turns is read back whole, in order, and survives a deletion in its middle', async () => {
+      const turns = 2000;
+      const ids = Array.from({ length: turns }, (_, i) => `resp_deep${i}_${Date.now()}`);
+      await t.deps.db.insert(aiResponses).values(
+        ids.map((id, i) => ({
+          id,
+          userId: user.id,
+          model: 'openai:gpt-4o-mini',
+          status: 'completed',
+          previousResponseId: i ? ids[i - 1]! : null,
+          input: [{ type: 'message', role: 'user', content: `q${i}` }],
+          inputWhole: i === 0,
+          output: [{ type: 'message', role: 'assistant', content: [{ type: 'output_text', text: `a${i}` }] }],
+          response: { id, object: 'response' },
+        })),
+      );
+      const earlier = ids.flatMap((_, i) => [`user: q${i}`, `assistant: a${i}`]);
+      await continues(ids.at(-1)!, earlier);
+      assert.equal((await t.api('DELETE', `/v1/responses/${ids[turns / 2]}`, { token: key })).status, 200);
+      assert.equal((await rowsOf(ids[turns / 2 + 1]!))[0]!.input.length, turns + 3);
+      await continues(ids.at(-1)!, earlier);
+    });
+
+    test("a chain's walk never takes another user's turns: a row of theirs in it breaks the chain rather than lending them", async () => {
+      const [, second] = await chain();
+      const other = await createUser(t);
+      const forged = `resp_forged${Date.now()}`;
+      await t.deps.db.insert(aiResponses).values({ id: forged, userId: other.id, model: 'openai:gpt-4o-mini', status: 'completed', previousResponseId: second, input: [], inputWhole: false, output: [], response: { id: forged } });
+      const intruder = new OpenAI({ baseURL: `${t.url}/v1`, apiKey: other.accessToken, maxRetries: 0 });
+      const before = openai.requests.length;
+      const err = await intruder.responses.create({ model: 'openai:gpt-4o-mini', previous_response_id: forged, input: 'x' }).catch((e) => e);
+      assert.ok(err instanceof OpenAI.InternalServerError, String(err));
+      assert.equal(openai.requests.length, before, 'nothing went upstream');
+    });
+
+    test('a response whose previous one went while it was being answered stores the whole conversation itself', async () => {
+      const id = `resp_orphan${Date.now()}`;
+      const earlier = [
+        { type: 'message', role: 'user', content: 'Hi' },
+        { type: 'message', role: 'assistant', content: 'Hello.' },
+      ];
+      const own = [{ type: 'message', role: 'user', content: 'Still there?' }];
+      const output = [{ type: 'message', role: 'assistant', content: 'Yes.' }];
+      await t.services.responses.save({ id, userId: user.id, model: 'openai:gpt-4o-mini', status: 'completed', previousResponseId: 'resp_deleted_meanwhile', output, response: { id } }, { own, earlier });
+      const [row] = await rowsOf(id);
+      assert.deepEqual([row!.inputWhole, row!.input], [true, [...earlier, ...own]]);
+      assert.deepEqual(await t.services.responses.conversation(id, user.id), [...earlier, ...own, ...output]);
+    });
+
+    test("a deleted account's chains go with it", async () => {
+      const leaving = await createUser(t);
+      await chain(new OpenAI({ baseURL: `${t.url}/v1`, apiKey: leaving.accessToken, maxRetries: 0 }));
+      assert.equal((await t.api('DELETE', '/v1/users/me', { token: leaving.accessToken, body: { password: leaving.password } })).status, 204);
+      await eventually(async () => assert.equal((await t.deps.db.select().from(aiResponses).where(eq(aiResponses.userId, leaving.id))).length, 0), 20_000);
     });
   });
 }
