@@ -8,6 +8,7 @@ import { after, describe, test } from 'node:test';
 import { freshPostgresDatabase } from './support/app.ts';
 import { uniqueEmail } from './support/factories.ts';
 import { bundle, stampFile } from '../src/cli/bundle.ts';
+import { countPromptTokens } from '../src/modules/ai/tokens.ts';
 import { startFakeOpenAI } from './support/fake-openai.ts';
 import { call, freePort, startServer, tempDataDir } from './support/process.ts';
 
@@ -196,6 +197,11 @@ describe('the server bundle', { timeout: 300_000 }, () => {
         const flagged = await call(server.url, 'POST', '/v1/chat/completions', { token: reg.body.accessToken, body: { model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'Where is order-123456?' }] } });
         assert.equal(flagged.status, 422, JSON.stringify(flagged.body));
         assert.match(flagged.body.error.message, /blocked_pattern/);
+        // So are long texts' tokens counted (token-count-worker.ts): its count is the one the sources make.
+        const long = [{ role: 'user' as const, content: 'All work and no play. '.repeat(1_000) }];
+        const counted = await call(server.url, 'POST', '/v1/messages/count_tokens', { token: reg.body.accessToken, body: { model: 'openai:gpt-4o-mini', messages: long } });
+        assert.equal(counted.status, 200, JSON.stringify(counted.body));
+        assert.equal(counted.body.input_tokens, countPromptTokens('gpt-4o-mini', long));
         const docs = await fetch(`${server.url}/docs/`);
         assert.equal(docs.status, 200);
         assert.match(await docs.text(), /<script/);

@@ -5,7 +5,8 @@ import type { CatalogEntry } from './catalog.ts';
 import { costMicros, usdToMicros, type PriceMicros } from './cost.ts';
 import { backoffMs, type FallbackPolicy } from './fallback.ts';
 import type { ProviderSettings } from './settings.ts';
-import { countTextTokens, tokenCount } from './tokens.ts';
+import type { TokenCounter } from './token-counter.ts';
+import { tokenCount } from './tokens.ts';
 import type { FailedAttempt, MeterContext, Metering } from './types.ts';
 
 /** USD per million input tokens of well-known embedding models (late 2025 price pages); the catalog's own entries win. */
@@ -86,6 +87,7 @@ export function createEmbedder(deps: {
   defaultModel?: string;
   metering?: Metering;
   random?: () => number;
+  tokens: Pick<TokenCounter, 'count'>;
 }) {
   const endpoints = new Map(deps.providers.flatMap((p) => {
     const e = endpointOf(p);
@@ -179,9 +181,10 @@ export function createEmbedder(deps: {
     const target = resolve(opts.model);
     if (!inputs.length) return { vectors: [], provider: target.provider, model: target.model, inputTokens: 0, costMicros: 0 };
     const price = priceOf(target.id);
-    const counted = () => inputs.reduce((n, s) => n + countTextTokens(target.model, s), 0);
+    // Up to 2,048 inputs of 32,000 characters: counted as one task, on a thread once they add up to more than a few pages.
+    const counted = () => deps.tokens.count(target.model, inputs, opts.signal);
     const meter = opts.meter && deps.metering ? { ...opts.meter, source: 'embedding' as const } : undefined;
-    const estimateTokens = meter ? counted() : 0;
+    const estimateTokens = meter ? await counted() : 0;
     const call = meter ? await deps.metering!.begin(meter, { chain: [target.id], messages: [] }, { micros: price ? costMicros(price, { inputTokens: estimateTokens, outputTokens: 0 }) : 0, tokens: estimateTokens }) : undefined;
     const started = Date.now();
     const attempts: FailedAttempt[] = [];
@@ -207,7 +210,8 @@ export function createEmbedder(deps: {
       throw err;
     }
     // Without a reported count (some compatible servers), count it ourselves rather than bill zero.
-    const inputTokens = unreported ? counted() : reported;
+    // The estimate is that count already (the same inputs and model): a metered call is not counted twice.
+    const inputTokens = unreported ? (meter ? estimateTokens : await counted()) : reported;
     const cost = price ? costMicros(price, { inputTokens, outputTokens: 0 }) : null;
     await call?.end({ status: 'ok', provider: target.provider, model: target.model, usage: { inputTokens, outputTokens: 0 }, costMicros: cost, latencyMs: Date.now() - started, ttftMs: null, attempts }, meter!);
     return { vectors, provider: target.provider, model: target.model, inputTokens, costMicros: cost };

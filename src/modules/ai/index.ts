@@ -18,7 +18,8 @@ export { formatMicros, usdToMicros } from './cost.ts';
 export { callerTexts } from './gateway-call.ts';
 export type { AiService } from './service.ts';
 export type { Ai, CallOutcome, ChatEvent, ChatMessage, ChatPart, ChatRequest, FailedAttempt, MeterContext, Metering, ModelInfo, ToolCall, ToolDefinition } from './types.ts';
-export { countMessageTokens, encodingOf, IMAGE_TOKENS, truncateTokens } from './tokens.ts';
+export type { TokenCounter } from './token-counter.ts';
+export { countMessageTokens, encodingOf, IMAGE_TOKENS } from './tokens.ts';
 
 declare module '../module.ts' {
   interface ServiceMap {
@@ -60,6 +61,7 @@ export const aiModule = defineModule({
     embeddingsRoutes(app, ctx);
     responsesRoutes(app, ctx);
   },
+  stop: ({ ai }) => ai.close(),
   // Stored Responses API responses past their 30 days.
   schedules: ({ services }) => [{ name: 'ai.purge-responses', cron: '53 3 * * *', handler: async () => ({ purged: await services.responses.purge() }) }],
 });

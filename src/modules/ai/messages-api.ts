@@ -23,7 +23,7 @@ import {
   type ContentBlock,
   type StopReason,
 } from './messages-format.ts';
-import { countPromptTokens, countTextTokens } from './tokens.ts';
+import { countPromptTokens, countTextTokens, promptParts } from './tokens.ts';
 import type { ChatEvent, ChatRequest, ToolCall, Usage } from './types.ts';
 
 /**
@@ -94,8 +94,10 @@ export function messagesRoutes(app: App, ctx: RouteContext<'ai' | 'limits' | 'sa
       const model = ai.model(resolveChain(ai, body.model)[0] ?? '');
       if (!model) throw NotFound(`Model "${body.model}"`, 'model_not_found');
       const { messages, tools } = toChatRequest(body);
-      let n = countPromptTokens(model.model, messages);
-      for (const t of tools ?? []) n += countTextTokens(model.model, JSON.stringify(t));
+      // The prompt's texts and tools counted as one task: on a thread when they are long (a body may hold 32 MiB).
+      const { fixed, texts } = promptParts(messages);
+      for (const t of tools ?? []) texts.push(JSON.stringify(t));
+      const n = fixed + (await ai.tokens.count(model.model, texts));
       reply.header('request-id', request.id);
       return { input_tokens: n };
     },

@@ -7,6 +7,7 @@ import { createEmbedder } from './embeddings.ts';
 import { streamWithFallback, type Link } from './fallback.ts';
 import { createProviderRegistry } from './providers.ts';
 import type { AiSettings } from './settings.ts';
+import { createTokenCounter } from './token-counter.ts';
 import { countPromptTokens, countTextTokens, IMAGE_TOKENS } from './tokens.ts';
 import { hasImages, type ChatMessage, type FailedAttempt } from './types.ts';
 import { AppError } from '../../errors.ts';
@@ -154,7 +155,8 @@ export function createAi(settings: AiSettings, opts: { logger?: Logger; random?:
     return opts.metering.begin(request.meter, request, estimate(request, chainFor(request.chain, request.messages).map(toLink)));
   }
 
-  const embedder = createEmbedder({ providers: settings.providers, catalog, policy: settings, defaultModel: settings.embeddingModel, metering: opts.metering, random: opts.random });
+  const tokens = createTokenCounter({ threads: settings.tokenCountThreads, timeoutMs: settings.tokenCountTimeoutMs, logger: opts.logger });
+  const embedder = createEmbedder({ providers: settings.providers, catalog, policy: settings, defaultModel: settings.embeddingModel, metering: opts.metering, random: opts.random, tokens });
 
   const ai = {
     models: (): ModelInfo[] => catalog.list().map((m) => info(m.id)!),
@@ -165,6 +167,10 @@ export function createAi(settings: AiSettings, opts: { logger?: Logger; random?:
     admit,
     chainFor,
     countTokens: (modelId: string, text: string) => countTextTokens(catalog.get(modelId)?.model ?? modelId, text),
+    /** Token counts and cuts of large texts, off the event loop (token-counter.ts); `model` is the provider's model name. */
+    tokens,
+    /** Ends the counting threads. */
+    close: () => tokens.close(),
     /** Beyond the contract: a Parley id or a bare model name to a catalog id (the gateway's `model` field). */
     resolve: (name: string): string | undefined => catalog.resolve(name)?.id,
     defaultModel: settings.defaultModel,

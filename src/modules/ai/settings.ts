@@ -50,6 +50,9 @@ export interface AiSettings {
   /** Give up on a whole (non-streamed) answer that has not come after this long. */
   answerTimeoutMs: number;
   breaker: { failureThreshold: number; cooldownMs: number };
+  /** Large token counts run at once on at most this many threads (token-counter.ts), each stopped after `tokenCountTimeoutMs`. */
+  tokenCountThreads: number;
+  tokenCountTimeoutMs: number;
 }
 
 const providerId = z.string().regex(/^[a-z0-9][a-z0-9_.-]*$/i, 'letters, digits, _ . - (no colon)');
@@ -82,6 +85,10 @@ export const aiEnv = {
   AI_ANSWER_TIMEOUT_MS: envMs(1).default(600_000),
   AI_CIRCUIT_FAILURES: envInt(1, 1000).default(5),
   AI_CIRCUIT_COOLDOWN_MS: envMs(0).default(30_000),
+  TOKEN_COUNT_THREADS: envInt(1, 64).default(2),
+  // The largest embeddings request (2,048 inputs of 32,000 characters) takes seconds of prose, minutes only when made
+  // to; a new thread's first task also loads its encoding (a quarter of a second), hence the floor.
+  TOKEN_COUNT_TIMEOUT_MS: envMs(1_000, 600_000).default(60_000),
 };
 
 const usd = z.union([z.string(), z.number()]).transform((v, ctx) => {
@@ -187,6 +194,8 @@ export function aiSettings(e: AiEnv): { settings: AiSettings; problems: string[]
       streamIdleTimeoutMs: e.AI_STREAM_IDLE_TIMEOUT_MS,
       answerTimeoutMs: e.AI_ANSWER_TIMEOUT_MS,
       breaker: { failureThreshold: e.AI_CIRCUIT_FAILURES, cooldownMs: e.AI_CIRCUIT_COOLDOWN_MS },
+      tokenCountThreads: e.TOKEN_COUNT_THREADS,
+      tokenCountTimeoutMs: e.TOKEN_COUNT_TIMEOUT_MS,
     },
   };
 }

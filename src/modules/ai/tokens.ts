@@ -127,13 +127,40 @@ export const MESSAGE_OVERHEAD = 3;
 /** Every reply is primed with a few tokens (`<|start|>assistant<|message|>`). */
 export const REPLY_PRIMING = 3;
 
+/** The texts of `m` to count (added to `texts`), and the tokens it takes besides them (framing, images). */
+function messageParts(m: ChatMessage, texts: string[]): number {
+  let fixed = MESSAGE_OVERHEAD;
+  texts.push(m.content);
+  for (const part of m.parts ?? []) if (part.type === 'image') fixed += IMAGE_TOKENS;
+  for (const call of m.toolCalls ?? []) {
+    fixed += MESSAGE_OVERHEAD;
+    texts.push(call.name, call.arguments);
+  }
+  return fixed;
+}
+
+/**
+ * A prompt as the texts to count and the tokens it takes besides them: `fixed` plus the texts' count is
+ * countPromptTokens (a text's count does not depend on the others), so the texts can be counted elsewhere (on a
+ * thread: token-counter.ts).
+ */
+export function promptParts(messages: ChatMessage[]): { fixed: number; texts: string[] } {
+  const texts: string[] = [];
+  let fixed = REPLY_PRIMING;
+  for (const m of messages) fixed += messageParts(m, texts);
+  return { fixed, texts };
+}
+
+/** The tokens of several texts together, each counted on its own. */
+export const countTextsTokens = (model: string, texts: readonly string[]): number => texts.reduce((n, text) => n + countTextTokens(model, text), 0);
+
 export function countMessageTokens(model: string, m: ChatMessage): number {
-  let n = MESSAGE_OVERHEAD + countTextTokens(model, m.content);
-  for (const part of m.parts ?? []) if (part.type === 'image') n += IMAGE_TOKENS;
-  for (const call of m.toolCalls ?? []) n += MESSAGE_OVERHEAD + countTextTokens(model, call.name) + countTextTokens(model, call.arguments);
-  return n;
+  const texts: string[] = [];
+  const fixed = messageParts(m, texts);
+  return fixed + countTextsTokens(model, texts);
 }
 
 export function countPromptTokens(model: string, messages: ChatMessage[]): number {
-  return REPLY_PRIMING + messages.reduce((sum, m) => sum + countMessageTokens(model, m), 0);
+  const { fixed, texts } = promptParts(messages);
+  return fixed + countTextsTokens(model, texts);
 }

@@ -1,6 +1,6 @@
 import { AppError, ValidationError } from '../../errors.ts';
-import { DEFAULT_CONTEXT_WINDOW, encodingOf, truncateTokens } from '../ai/index.ts';
-import type { ChatMessage, ChatPart, ModelInfo } from '../ai/index.ts';
+import { DEFAULT_CONTEXT_WINDOW, encodingOf } from '../ai/index.ts';
+import type { ChatMessage, ChatPart, ModelInfo, TokenCounter } from '../ai/index.ts';
 import type { Files } from '../files/index.ts';
 import type { MessageRow } from './messages.ts';
 import { asSent, STORED_ENCODING } from './message-tokens.ts';
@@ -22,6 +22,8 @@ export type Turn = Pick<MessageRow, 'role' | 'text' | 'content'> & { status?: Me
 
 export interface AttachmentsDeps {
   files: Pick<Files, 'get' | 'textOf' | 'bytesOf'>;
+  /** A file's text is up to 2 million characters: cut on a counting thread. */
+  tokens: Pick<TokenCounter, 'truncate'>;
 }
 
 /**
@@ -67,7 +69,7 @@ export function createAttachments(d: AttachmentsDeps) {
       }
       const text = await d.files.textOf(file);
       if (text === null) return note(`[file ${file.name} (${file.mimeType}) is attached; its contents cannot be shown to the model]`);
-      const cut = truncateTokens(model.model, text, maxTokens);
+      const cut = await d.tokens.truncate(model.model, text, maxTokens);
       const truncated = cut.tokens < cut.total ? `\n[truncated: first ${cut.tokens} of ${cut.total} tokens of ${file.name}]` : '';
       return note(`<file name="${file.name.replaceAll('"', "'")}" type="${file.mimeType}">\n${cut.text}\n</file>${truncated}`);
     } catch (err) {

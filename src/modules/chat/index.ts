@@ -89,7 +89,7 @@ export const chatModule = defineModule({
     const generation = createGeneration({
       ai,
       messages,
-      attachments: createAttachments({ files }),
+      attachments: createAttachments({ files, tokens: ai.tokens }),
       grounding: services.grounding,
       conversations,
       projects,

@@ -1,6 +1,6 @@
 import { ValidationError } from '../../errors.ts';
 import type { JobHandler } from '../../platform/queue/queue.ts';
-import { truncateTokens, type Ai } from '../ai/index.ts';
+import type { Ai, TokenCounter } from '../ai/index.ts';
 import type { Jobs } from '../jobs/index.ts';
 import type { JobDefinition } from '../module.ts';
 import type { Safety } from '../safety/index.ts';
@@ -42,18 +42,18 @@ const INSTRUCTIONS: Record<DocumentAction, { system: string; maxTokens: number }
  * as source `document`. Their results are the jobs' results.
  */
 export function createDocumentActions(d: {
-  ai: Pick<Ai, 'streamChat' | 'model'> & { defaultModel?: string };
+  ai: Pick<Ai, 'streamChat' | 'model'> & { defaultModel?: string; tokens: Pick<TokenCounter, 'truncate'> };
   documents: Pick<Documents, 'peek'>;
   users: Pick<UsersService, 'defaultModel'>;
   jobs: Pick<Jobs, 'enqueue'>;
   safety: Pick<Safety, 'checkContent'>;
 }) {
   /** What the model reads of a document: its title and body, cut to DOCUMENT_TOKENS of `model`'s encoding. */
-  const promptOf = (doc: { title: string; body: string }, model: string) => truncateTokens(d.ai.model(model)?.model ?? model, `# ${doc.title}\n\n${doc.body}`, DOCUMENT_TOKENS).text;
+  const promptOf = async (doc: { title: string; body: string }, model: string) => (await d.ai.tokens.truncate(d.ai.model(model)?.model ?? model, `# ${doc.title}\n\n${doc.body}`, DOCUMENT_TOKENS)).text;
 
   const handler: JobHandler<ActionJob, { summary: string } | { tags: string[] }> = async (job, ctx) => {
     const { doc } = await d.documents.peek(job.userId, job.documentId);
-    const text = promptOf(doc, job.chain[0]!);
+    const text = await promptOf(doc, job.chain[0]!);
     const { system, maxTokens } = INSTRUCTIONS[job.action];
     let reply = '';
     for await (const e of d.ai.streamChat({
@@ -89,7 +89,9 @@ export function createDocumentActions(d: {
       const primary = opts.model ?? (await d.users.defaultModel(userId)) ?? d.ai.defaultModel;
       if (!primary) throw ValidationError('No model to run this with: name one, set defaultModel in your preferences, or set DEFAULT_MODEL', 'no_model');
       if (!d.ai.model(primary)) throw ValidationError(`Unknown model "${primary}"`, 'unknown_model');
-      await d.safety.checkContent({ userId, apiKeyId: opts.apiKeyId ?? null }, () => promptOf(doc, primary), 'This document');
+      // Cut before the checks (which take the text as it is, not a promise), also when they are off: on a thread when long.
+      const text = await promptOf(doc, primary);
+      await d.safety.checkContent({ userId, apiKeyId: opts.apiKeyId ?? null }, () => text, 'This document');
       const chain = [...new Set([primary, d.ai.defaultModel].filter((m): m is string => !!m))];
       const job = await d.jobs.enqueue<ActionJob>(ACTIONS_QUEUE, { userId, documentId, action, chain, apiKeyId: opts.apiKeyId ?? null }, { userId, attempts: 2, timeoutMs: 120_000 });
       return job;

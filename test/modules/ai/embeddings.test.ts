@@ -148,6 +148,35 @@ for (const backend of backends()) {
       }
     });
 
+    test('a large request is counted off the event loop: a request made as its count starts is answered before the count ends', async () => {
+      const u = await createUser(t);
+      const { limits, usage } = t.services;
+      const { checkTokens } = limits;
+      const { begin } = usage.metering;
+      const order: string[] = [];
+      let health: Promise<unknown> | undefined;
+      // The route checks the caller's token window, then counts the inputs; the metered call begins once they are counted.
+      limits.checkTokens = async (p) => {
+        await checkTokens.call(limits, p);
+        if (p.userId === u.id) health = t.api('GET', '/health').then((r) => order.push(`health ${r.status}`));
+      };
+      usage.metering.begin = (context, ...rest) => {
+        if (context.userId === u.id) order.push('counted');
+        return begin.call(usage.metering, context, ...rest);
+      };
+      try {
+        const input = Array.from({ length: 200 }, (_, i) => `${i} ${'All work and no play. '.repeat(1_200)}`);
+        const res = await t.api('POST', '/v1/embeddings', { token: u.accessToken, body: { model: 'openai:text-embedding-3-small', input } });
+        assert.equal(res.status, 200, res.text);
+        assert.equal(res.body.data.length, 200);
+        await health;
+        assert.deepEqual(order, ['health 200', 'counted']);
+      } finally {
+        limits.checkTokens = checkTokens;
+        usage.metering.begin = begin;
+      }
+    });
+
     test('bad bodies are 400 in OpenAI\'s error shape; a key without the chat scope is 403', async () => {
       for (const body of [{ model: 'openai:text-embedding-3-small' }, { model: 'openai:text-embedding-3-small', input: [] }, { model: 'openai:text-embedding-3-small', input: [1, 2, 3] }, { input: 'x' }, { model: 'openai:text-embedding-3-small', input: 'x', encoding_format: 'int8' }]) {
         const res = await t.api('POST', '/v1/embeddings', { token: user.accessToken, body });

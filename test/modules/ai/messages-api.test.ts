@@ -3,6 +3,8 @@ import { after, before, describe, test } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import { eq } from 'drizzle-orm';
 import { createStopScanner } from '../../../src/modules/ai/messages-format.ts';
+import { countPromptTokens } from '../../../src/modules/ai/tokens.ts';
+import type { ChatMessage } from '../../../src/modules/ai/types.ts';
 import { usageEvents } from '../../../src/modules/usage/schema.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import type { FakeAnthropic } from '../../support/fake-anthropic.ts';
@@ -480,6 +482,32 @@ for (const backend of backends()) {
       const unknown = await client.messages.countTokens({ model: 'nope', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
       assert.ok(unknown instanceof Anthropic.NotFoundError);
       assert.equal(openai.requests.length, 0);
+    });
+
+    test('count_tokens counts a long prompt off the event loop, as tokens.ts counts it: a request made as its count starts is answered first', async () => {
+      const messages: ChatMessage[] = [
+        { role: 'user', content: 'All work and no play. '.repeat(100_000) },
+        { role: 'assistant', content: '😀'.repeat(5_000) },
+        { role: 'user', content: 'x'.repeat(20_000) },
+      ];
+      const { ai } = t.services;
+      const { model } = ai;
+      const order: string[] = [];
+      let health: Promise<unknown> | undefined;
+      // The route looks the model up, then counts.
+      ai.model = (id) => {
+        health ??= t.api('GET', '/health').then((r) => order.push(`health ${r.status}`));
+        return model(id);
+      };
+      try {
+        const counted = await client.messages.countTokens({ model: 'gpt-4o-mini', messages: messages as Anthropic.MessageParam[] });
+        order.push('counted');
+        await health;
+        assert.deepEqual(order, ['health 200', 'counted']);
+        assert.equal(counted.input_tokens, countPromptTokens('gpt-4o-mini', messages));
+      } finally {
+        ai.model = model;
+      }
     });
 
     test('both routes are in /openapi.json', async () => {
