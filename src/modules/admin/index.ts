@@ -16,7 +16,7 @@ export const adminModule = defineModule({
   needs: ['users', 'sessions', 'audit', 'apiKeys'],
   provides: ['admin'],
   services: ({ deps, services }) => ({
-    admin: createAdmin({ db: deps.db, users: services.users, sessions: services.sessions, audit: services.audit, outbox: createOutbox(deps.db), credentialsChanged: services.apiKeys.forgetUser }),
+    admin: createAdmin({ db: deps.db, users: services.users, sessions: services.sessions, audit: services.audit, outbox: createOutbox(deps.db), credentialsChanged: services.apiKeys.forgetUser, queue: deps.queue }),
   }),
   routes: adminRoutes,
 });

@@ -1,8 +1,9 @@
 import { Conflict, Forbidden, NotFound } from '../../errors.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Outbox } from '../../platform/mail/outbox.ts';
+import type { JobQueue } from '../../platform/queue/queue.ts';
 import type { Audit, AuditContext } from '../audit/index.ts';
-import type { Sessions } from '../auth/index.ts';
+import { accessRevoked, type Sessions } from '../auth/index.ts';
 import type { UserRow } from '../users/index.ts';
 import type { UsersService } from '../users/index.ts';
 
@@ -14,6 +15,8 @@ export interface AdminDeps {
   outbox: Outbox;
   /** Tells credential caches (API keys) that a user's state changed; called after the change commits. */
   credentialsChanged: (userId: string) => Promise<void>;
+  /** Queues `user.access_revoked` in the transaction that disables an account. */
+  queue: Pick<JobQueue, 'enqueue'>;
 }
 
 type Role = 'user' | 'admin';
@@ -38,7 +41,10 @@ export function createAdmin(d: AdminDeps) {
     listAudit: (opts: { limit: number; cursor?: string; userId?: string; action?: string }) => d.audit.list(opts),
     listOutbox: (opts: { limit: number; cursor?: string; to?: string }) => d.outbox.list(opts),
 
-    /** Locks the account out at once: sessions are revoked here, API keys fail because the authenticator checks disabledAt (and every instance's key cache is told). */
+    /**
+     * Locks the account out at once: sessions are revoked here, API keys fail because the authenticator checks
+     * disabledAt (and every instance's key cache is told), and its open sockets close (`user.access_revoked`).
+     */
     async disable(actorId: string, id: string, ctx: AuditContext): Promise<UserRow> {
       if (actorId === id) throw Conflict('You cannot disable your own account', 'cannot_disable_self');
       const disabled = await inTransaction(d.db, async (tx) => {
@@ -49,6 +55,7 @@ export function createAdmin(d: AdminDeps) {
         }
         const revoked = await d.sessions.revokeAll(id, 'disabled_by_admin', undefined, tx);
         if (revoked) await d.audit.record({ action: 'session.revoked', userId: id, actorId, ...ctx, metadata: { all: true, count: revoked } }, tx);
+        await accessRevoked.announce(d.queue, { userId: id }, tx);
         return user;
       });
       await d.credentialsChanged(id);

@@ -178,10 +178,10 @@ export function createApiKeys(db: Db, deps: ApiKeysDeps) {
       return rows.map((r) => r.id);
     },
 
-    /** Whether a key exists, whoever owns it (admin bans). */
-    async exists(id: string): Promise<boolean> {
-      const [row] = await db.select({ id: apiKeys.id }).from(apiKeys).where(eq(apiKeys.id, id));
-      return row !== undefined;
+    /** The user who owns a key, whoever asks (admin bans: a key's ban ends its owner's sockets on it); undefined if there is no such key. */
+    async ownerOf(id: string): Promise<string | undefined> {
+      const [row] = await db.select({ userId: apiKeys.userId }).from(apiKeys).where(eq(apiKeys.id, id));
+      return row?.userId;
     },
 
     /** Whether this user owns this key (budgets on one's own keys). */

@@ -1,7 +1,9 @@
 import { Conflict, Forbidden, NotFound } from '../../errors.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
+import type { JobQueue } from '../../platform/queue/queue.ts';
 import type { Audit, AuditContext } from '../audit/index.ts';
 import type { PasswordGuard } from '../auth/password-guard.ts';
+import { accessRevoked } from './access-revoked.ts';
 import { createOAuthRepository } from './oauth/repository.ts';
 import type { UserRow, UsersService } from '../users/index.ts';
 
@@ -21,6 +23,8 @@ export interface AccountDeps {
   passwordGuard: PasswordGuard;
   /** Tells credential caches (API keys) that a user's state changed; called after the change commits. */
   credentialsChanged: (userId: string) => Promise<void>;
+  /** Queues `user.access_revoked` in the deletion's transaction. */
+  queue: Pick<JobQueue, 'enqueue'>;
 }
 
 /** Things a user does to their own account that need proof beyond a bearer token. */
@@ -60,6 +64,8 @@ export function createAccount(d: AccountDeps) {
         // Two deletions at once: the second waits on the row, then finds it deleted, as it would a moment later.
         if (!(await d.users.delete(user.id, tx))) throw NotFound('User', 'user_not_found');
         await d.audit.record({ action: 'user.deleted', userId: user.id, ...ctx, metadata: { reauthenticatedWith: method } }, tx);
+        // Its open sockets close now, not at their next periodic check (`user.deleted` comes only after the erasure).
+        await accessRevoked.announce(d.queue, { userId: user.id }, tx);
         // Its sign-in identities go now, not with the erasure: signing in with one again makes a new account at once.
         await createOAuthRepository(tx).unlinkAll(user.id);
       });

@@ -8,6 +8,7 @@ import type { ApiKeys } from '../api-keys/index.ts';
 import type { Audit, AuditContext } from '../audit/index.ts';
 import type { UserRow } from '../users/index.ts';
 import { normalizeEmail, type UsersService } from '../users/index.ts';
+import { accessRevoked } from './access-revoked.ts';
 import { emails } from './emails.ts';
 import type { KnownDevices } from './devices.ts';
 import type { Mfa } from './mfa.ts';
@@ -43,7 +44,10 @@ export interface EmailFlowsDeps {
   mfa: Pick<Mfa, 'removeAll'>;
   /** …and the devices signed in from before it, so a sign-in from one of them is news again. */
   devices: Pick<KnownDevices, 'forgetAll'>;
-  /** …and, through `user.reclaimed` (reclaim.ts), the places other modules send the account's data to. */
+  /**
+   * …and, through `user.reclaimed` (reclaim.ts), the places other modules send the account's data to. It queues
+   * `user.access_revoked` too, for the sessions (and keys) a password change or reset ends.
+   */
   queue: Pick<JobQueue, 'enqueue'>;
 }
 
@@ -151,6 +155,7 @@ export function createEmailFlows(d: EmailFlowsDeps) {
           await reclaimed.announce(d.queue, { userId: user.id, provedAt: new Date().toISOString() }, tx);
         }
         const count = await d.sessions.revokeAll(user.id, 'password_reset', undefined, tx);
+        if (count || keysDeleted.length) await accessRevoked.announce(d.queue, { userId: user.id }, tx);
         const metadata = {
           sessionsRevoked: count,
           ...(unlinked.length ? { unlinkedProviders: unlinked } : {}),
@@ -179,6 +184,7 @@ export function createEmailFlows(d: EmailFlowsDeps) {
       await inTransaction(d.db, async (tx) => {
         await d.users.setPassword(user.id, passwordHash, tx);
         const count = await d.sessions.revokeAll(user.id, 'password_changed', caller.sessionId, tx);
+        if (count) await accessRevoked.announce(d.queue, { userId: user.id }, tx);
         // An outstanding reset link would otherwise undo the change.
         await d.tokens.voidAll(user.id, 'password_reset', tx);
         await d.audit.record({ action: 'password.changed', userId: user.id, ...ctx, metadata: { sessionsRevoked: count } }, tx);

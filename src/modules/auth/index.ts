@@ -1,4 +1,5 @@
 import { defineModule, type ServiceContext } from '../module.ts';
+import { accessRevoked } from './access-revoked.ts';
 import { createAccount, type Account } from './account.ts';
 import { accountRoutes } from './account-routes.ts';
 import { createAuthenticator, type Authenticate } from './authenticator.ts';
@@ -21,6 +22,7 @@ import { createSessions, type Sessions } from './sessions.ts';
 import { authEnv, authSettings, type AuthSettings } from './settings.ts';
 import { SigningKeys } from './signing-keys.ts';
 
+export { accessRevoked } from './access-revoked.ts';
 export { ACCESS_AUDIENCE, type Authenticate, type Principal } from './authenticator.ts';
 export type { Sessions } from './sessions.ts';
 export { passwords } from './passwords.ts';
@@ -38,6 +40,12 @@ declare module '../../platform/bus/events.ts' {
      * set up before `provedAt` (ISO-8601): a redelivery, however late, leaves those the owner set up since.
      */
     'user.reclaimed': { userId: string; provedAt: string };
+    /**
+     * Some of `userId`'s credentials may have ended: a session revoked, the account disabled, deleted or banned, or
+     * one of its API keys banned (see access-revoked.ts). Published once the change is committed, maybe more than
+     * once; the realtime module checks the user's sockets again. Internal: not a topic, nor a webhook event.
+     */
+    'user.access_revoked': { userId: string };
   }
 }
 
@@ -98,11 +106,11 @@ export const authModule = defineModule({
     const settings = config.auth;
     // Retired keys keep verifying for a token lifetime plus the other instances' key-cache refresh.
     const keys = new SigningKeys(db, deps.cipher, settings.accessTtl + 120);
-    const sessions = createSessions(db, { refreshTtl: settings.refreshTtl, reuseGrace: settings.reuseGrace, lockAccount: users.repo.lockById });
+    const sessions = createSessions(db, { refreshTtl: settings.refreshTtl, reuseGrace: settings.reuseGrace, lockAccount: users.repo.lockById, queue: deps.queue });
     const authenticate = createAuthenticator({ keys, sessions, apiKeys, issuer: settings.issuer });
     const authLimits = authLimiters(ctx);
     const passwordGuard = createPasswordGuard(authLimits.accountFailures);
-    const account = createAccount({ db, users, audit, passwordGuard, credentialsChanged: apiKeys.forgetUser });
+    const account = createAccount({ db, users, audit, passwordGuard, credentialsChanged: apiKeys.forgetUser, queue: deps.queue });
     const mfa = createMfa({
       db,
       cipher: deps.cipher,
@@ -141,6 +149,8 @@ export const authModule = defineModule({
       tries: deps.limiters.create({ name: 'mfa:challenge', points: MFA_CHALLENGE_TRIES, durationSeconds: MFA_TOKEN_TTL_SECONDS }),
     });
     const auth = createAuthService({
+      db,
+      queue: deps.queue,
       users,
       sessions,
       keys,
@@ -186,6 +196,6 @@ export const authModule = defineModule({
     },
   ],
   notifications: [signInCategory],
-  jobs: ({ deps }) => [reclaimed.job(deps.bus)],
+  jobs: ({ deps }) => [reclaimed.job(deps.bus), accessRevoked.job(deps.bus)],
   schedules: ({ deps }) => [{ name: 'auth.purge-expired', cron: '17 * * * *', handler: async () => void (await purgeExpiredAuthRows(deps.db, new Date())) }],
 });

@@ -1,8 +1,11 @@
 import { Forbidden, Unauthorized } from '../../errors.ts';
 import type { Announce } from '../../platform/bus/bus.ts';
+import { inTransaction, type Db } from '../../platform/db/database.ts';
+import type { JobQueue } from '../../platform/queue/queue.ts';
 import type { Audit, AuditContext } from '../audit/index.ts';
 import { normalizeEmail, toPublicUser, type UsersService } from '../users/index.ts';
 import type { UserRow } from '../users/index.ts';
+import { accessRevoked } from './access-revoked.ts';
 import { ACCESS_AUDIENCE } from './authenticator.ts';
 import type { Mfa, MfaProof } from './mfa.ts';
 import type { MfaChallenges } from './mfa-challenges.ts';
@@ -24,6 +27,9 @@ export interface TokenPair {
 export type LoginResult = ({ mfaRequired: false } & TokenPair) | { mfaRequired: true; mfaToken: string; expiresIn: number };
 
 export interface AuthServiceDeps {
+  db: Db;
+  /** Queues `user.access_revoked` in the transaction that revokes a session. */
+  queue: Pick<JobQueue, 'enqueue'>;
   users: UsersService;
   sessions: Sessions;
   keys: SigningKeys;
@@ -60,6 +66,14 @@ export function createAuthService(d: AuthServiceDeps) {
       user: toPublicUser(user),
     };
   }
+
+  /** Revokes a session, announced with it: sockets opened with its access tokens close at once, on every instance. */
+  const revokeOne = (userId: string, sessionId: string, reason: string) =>
+    inTransaction(d.db, async (tx) => {
+      const revoked = await d.sessions.revoke(userId, sessionId, reason, tx);
+      if (revoked) await accessRevoked.announce(d.queue, { userId }, tx);
+      return revoked;
+    });
 
   const service = {
     /** Opens a session for a user who has fully authenticated, by whatever method. */
@@ -157,19 +171,23 @@ export function createAuthService(d: AuthServiceDeps) {
         userId = session?.userId;
       }
       if (!sessionId || !userId) return;
-      if (await d.sessions.revoke(userId, sessionId, 'logout')) {
+      if (await revokeOne(userId, sessionId, 'logout')) {
         await d.audit.record({ action: 'user.signed_out', userId, ...ctx, metadata: { sessionId } });
       }
     },
 
     async logoutAll(userId: string, ctx: Context): Promise<number> {
-      const count = await d.sessions.revokeAll(userId, 'logout_all');
+      const count = await inTransaction(d.db, async (tx) => {
+        const revoked = await d.sessions.revokeAll(userId, 'logout_all', undefined, tx);
+        if (revoked) await accessRevoked.announce(d.queue, { userId }, tx);
+        return revoked;
+      });
       await d.audit.record({ action: 'session.revoked', userId, ...ctx, metadata: { all: true, count } });
       return count;
     },
 
     async revokeSession(userId: string, sessionId: string, ctx: Context): Promise<boolean> {
-      const revoked = await d.sessions.revoke(userId, sessionId, 'revoked_by_user');
+      const revoked = await revokeOne(userId, sessionId, 'revoked_by_user');
       if (revoked) await d.audit.record({ action: 'session.revoked', userId, ...ctx, metadata: { sessionId } });
       return revoked;
     },

@@ -2,7 +2,9 @@ import { and, desc, eq, gt, isNull, ne, sql } from 'drizzle-orm';
 import { Forbidden } from '../../errors.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import { randomToken, sha256Hex } from '../../platform/crypto/cipher.ts';
+import type { JobQueue } from '../../platform/queue/queue.ts';
 import { accountOf } from '../users/index.ts';
+import { accessRevoked } from './access-revoked.ts';
 import { refreshTokens, sessions } from './schema.ts';
 
 export interface DeviceInfo {
@@ -29,6 +31,8 @@ export function createSessions(
     reuseGrace: number;
     /** The account's row, locked until the transaction ends (the users module's). */
     lockAccount: (userId: string, tx: Db) => Promise<{ passwordHash: string | null; disabledAt: Date | null } | undefined>;
+    /** Queues `user.access_revoked` when a refresh token used twice revokes its session. */
+    queue: Pick<JobQueue, 'enqueue'>;
   },
 ) {
   return {
@@ -82,6 +86,8 @@ export function createSessions(
             .update(sessions)
             .set({ revokedAt: new Date(), revokedReason: 'refresh_token_reuse' })
             .where(eq(sessions.id, session.id));
+          // Whoever holds the other copy may hold a socket opened with the session's access token too.
+          await accessRevoked.announce(opts.queue, { userId: session.userId }, tx);
           return { ok: false, reason: 'reused', ...ids } as const;
         }
         const refreshToken = newRefreshToken();
@@ -135,8 +141,12 @@ export function createSessions(
         .orderBy(desc(sessions.lastUsedAt));
     },
 
-    async revoke(userId: string, sessionId: string, reason: string): Promise<boolean> {
-      const rows = await db
+    /**
+     * Revokes one session of a user, in the caller's transaction if given; false if it was not theirs or had ended.
+     * The caller queues `accessRevoked` in the same transaction (so with revokeAll), with what else it ends.
+     */
+    async revoke(userId: string, sessionId: string, reason: string, tx: Db = db): Promise<boolean> {
+      const rows = await tx
         .update(sessions)
         .set({ revokedAt: new Date(), revokedReason: reason })
         .where(and(eq(sessions.id, sessionId), eq(sessions.userId, userId), isNull(sessions.revokedAt)))

@@ -4,7 +4,9 @@ import type { Broadcast } from '../../platform/broadcast/broadcast.ts';
 import { ipSubject } from '../../platform/net/client-address.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
+import type { JobQueue } from '../../platform/queue/queue.ts';
 import type { Audit, AuditContext } from '../audit/index.ts';
+import { accessRevoked } from '../auth/index.ts';
 import { createBanCache, type ActiveBan } from './ban-cache.ts';
 import { bans, type BanKind, type BanRow } from './schema.ts';
 
@@ -30,8 +32,10 @@ export interface BansDeps {
   db: Db;
   audit: Audit;
   broadcast: Broadcast;
-  /** Whether a user or API key exists, asked of their owners before an admin bans one. */
-  exists: { user(id: string): Promise<boolean>; apiKey(id: string): Promise<boolean> };
+  /** Whether a user exists, and whose an API key is (undefined: no such key), asked of their owners before one is banned. */
+  exists: { user(id: string): Promise<boolean>; apiKey(id: string): Promise<string | undefined> };
+  /** Queues `user.access_revoked` for the banned user, or the banned key's owner, in the ban's transaction. */
+  queue: Pick<JobQueue, 'enqueue'>;
   logger?: Logger;
   /** How often the in-process bans are re-read from the database, bounding what a lost notice leaves stale. */
   refreshMs?: number;
@@ -90,9 +94,15 @@ export function createBans(deps: BansDeps) {
       .catch((err: unknown) => deps.logger?.error({ err, banId: notice.id }, 'could not broadcast a ban change; other instances pick it up on their next reload'));
   }
 
-  async function assertExists(kind: 'user' | 'api_key', id: string) {
-    const found = kind === 'user' ? await deps.exists.user(id) : await deps.exists.apiKey(id);
-    if (!found) throw kind === 'user' ? NotFound('User', 'user_not_found') : NotFound('API key', 'api_key_not_found');
+  /** The user whose access a ban on this user or key ends; NotFound when there is no such user or key. */
+  async function userOf(kind: 'user' | 'api_key', id: string): Promise<string> {
+    if (kind === 'user') {
+      if (!(await deps.exists.user(id))) throw NotFound('User', 'user_not_found');
+      return id;
+    }
+    const owner = await deps.exists.apiKey(id);
+    if (!owner) throw NotFound('API key', 'api_key_not_found');
+    return owner;
   }
 
   return {
@@ -124,12 +134,14 @@ export function createBans(deps: BansDeps) {
     /**
      * Sets a ban, audited: with `by`, an admin set it; without, Parley did (rate-limit violations, the
      * abuse throttle) and the entry has no actor. A user or key that does not exist is a 404, so a
-     * mistyped id does not look like a ban in force. Takes effect on every instance at once.
+     * mistyped id does not look like a ban in force. Takes effect on every instance at once: a banned user's
+     * (or key owner's) open sockets are checked again then (`user.access_revoked`); those an IP ban refuses
+     * close at their next periodic check (WS_REAUTH_MS), as whose they are is not known here.
      */
     async create(input: NewBan, by?: { adminId: string } & AuditContext): Promise<BanRow> {
       const subject = banSubject(input.kind, input.subject);
       if (by && input.kind === 'user' && subject === by.adminId) throw Conflict('You cannot ban your own account', 'cannot_ban_self');
-      if (input.kind !== 'ip') await assertExists(input.kind, subject);
+      const userId = input.kind === 'ip' ? undefined : await userOf(input.kind, subject);
       const row = await inTransaction(db, async (tx) => {
         const [row] = await tx
           .insert(bans)
@@ -146,6 +158,7 @@ export function createBans(deps: BansDeps) {
           },
           tx,
         );
+        if (userId) await accessRevoked.announce(deps.queue, { userId }, tx);
         return row!;
       });
       await publish({ op: 'ban', id: row.id, kind: row.kind, subject: row.subject, expiresAt: row.expiresAt.toISOString() });

@@ -46,6 +46,7 @@ export interface RequestLimitsDeps {
   audit: Audit;
   broadcast: Broadcast;
   exists: BansDeps['exists'];
+  queue: BansDeps['queue'];
   limiters: LimiterFactory;
   settings: LimitSettings;
   logger?: Logger;
@@ -101,7 +102,7 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
     for (const l of all) if (l) peeked.delete(counterId({ kind: ban.kind, subject: ban.subject, limiter: l }));
   }
 
-  const bans = createBans({ db: deps.db, audit: deps.audit, broadcast: deps.broadcast, exists: deps.exists, logger: deps.logger, refreshMs: deps.bansRefreshMs, onLifted: resetCounters });
+  const bans = createBans({ db: deps.db, audit: deps.audit, broadcast: deps.broadcast, exists: deps.exists, queue: deps.queue, logger: deps.logger, refreshMs: deps.bansRefreshMs, onLifted: resetCounters });
 
   function hits(counters: Counters, p: Principal, ip?: string): Hit[] {
     const out: Hit[] = [];

@@ -35,9 +35,11 @@ const closeCodeOf = (err: AppError) => (err.status === 401 ? CLOSE.unauthorized 
  * else the first message), then subscribe/unsubscribe/ping. Messages are
  * handled one after another, in order, so a subscribe sent right after the
  * credential waits for it; at most a bounded number wait. The credential is
- * checked again every `reauthMs` (a revoked session, deleted key, expired
- * token, disabled account or ban closes the socket); an `auth` message with a
- * fresh token of the same user renews it.
+ * checked again as soon as one of the user's may have ended (a revoked session,
+ * deleted key, disabled or deleted account, ban: the gateway's RECHECK), and
+ * every `reauthMs` for what ends on its own (an expired token or key) or was
+ * not told (an IP ban, a lost notice); one that no longer holds closes the
+ * socket. An `auth` message with a fresh token of the same user renews it.
  */
 export function acceptConnection(socket: WebSocket, offered: string | undefined, d: ConnectionDeps): void {
   const maxPending = d.settings.maxSubscriptions + 16;
@@ -97,7 +99,7 @@ export function acceptConnection(socket: WebSocket, offered: string | undefined,
     const p = await verify(token, d.admit);
     if (p instanceof AppError) return close(closeCodeOf(p), p.code);
     if (!open()) return;
-    const c: Client = { id: randomUUID(), userId: p.userId, socket, topics: new Set() };
+    const c: Client = { id: randomUUID(), userId: p.userId, socket, topics: new Set(), recheck: () => enqueue(recheck) };
     if (!(await d.gateway.join(c))) return close(CLOSE.tooMany, 'too many connections for this user');
     if (!open()) return d.gateway.leave(c);
     clearTimeout(authTimer);

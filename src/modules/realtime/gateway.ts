@@ -2,7 +2,7 @@ import type { WebSocket } from 'ws';
 import type { Broadcast } from '../../platform/broadcast/broadcast.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import { CLOSE, frames } from './protocol.ts';
-import { decodeDelivery, topicChannel, userChannel } from './relay.ts';
+import { decodeDelivery, RECHECK, topicChannel, userChannel } from './relay.ts';
 import type { RealtimeSettings } from './settings.ts';
 import type { ConnectionSlots } from './slots.ts';
 import type { Topic } from './topics.ts';
@@ -19,6 +19,8 @@ export interface Client {
   userId: string;
   socket: WebSocket;
   topics: Set<string>;
+  /** Checks the socket's credential again, after the messages it is handling; one that no longer holds closes it. */
+  recheck(): void;
 }
 
 interface UserSockets {
@@ -39,7 +41,8 @@ interface TopicFollowers {
 
 /**
  * The sockets of one instance: who is connected, the user channels it listens
- * to (one broadcast subscription per user with at least one socket here), the
+ * to (one broadcast subscription per user with at least one socket here: their
+ * events, and RECHECK when one of their credentials may have ended), the
  * channels of topics with an audience its sockets follow (one per topic), event
  * delivery with backpressure, heartbeats and shutdown.
  */
@@ -169,7 +172,10 @@ export function createGateway(d: { broadcast: Broadcast; slots: ConnectionSlots;
       let entry = users.get(client.userId);
       if (!entry) {
         const created: UserSockets = { clients: new Set(), listening: undefined! };
-        created.listening = d.broadcast.subscribe(userChannel(client.userId), (message) => deliver(created.clients, message));
+        created.listening = d.broadcast.subscribe(userChannel(client.userId), (message) => {
+          if (message !== RECHECK) return deliver(created.clients, message);
+          for (const c of created.clients) c.recheck();
+        });
         users.set(client.userId, (entry = created));
       }
       entry.clients.add(client);

@@ -1,6 +1,6 @@
 import { defineModule, type ServiceContext } from '../module.ts';
 import { createGateway } from './gateway.ts';
-import { createRelay, RELAY_GROUP } from './relay.ts';
+import { ACCESS_EVENTS, createRelay, RELAY_GROUP } from './relay.ts';
 import { realtimeRoutes } from './routes.ts';
 import { realtimeEnv, realtimeSettings, type RealtimeSettings } from './settings.ts';
 import { memorySlots, redisSlots } from './slots.ts';
@@ -51,6 +51,7 @@ export const realtimeModule = defineModule({
   provides: ['realtime'],
   services: (ctx) => ({ realtime: createRealtime(ctx) }),
   routes: realtimeRoutes,
-  // Bus → sockets: every serve instance relays, all in one consumer group, so each event is relayed once.
-  subscriptions: ({ services }) => [{ group: RELAY_GROUP, types: services.realtime.topics.events(), handler: services.realtime.relay }],
+  // Bus → sockets: every serve instance relays, all in one consumer group, so each event is relayed once; with
+  // it, each change that may end a user's credential, for every instance to check that user's sockets again.
+  subscriptions: ({ services }) => [{ group: RELAY_GROUP, types: [...services.realtime.topics.events(), ...ACCESS_EVENTS], handler: services.realtime.relay }],
 });

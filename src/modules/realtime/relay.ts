@@ -23,6 +23,21 @@ export function decodeDelivery(message: string): { topics: string[]; eventJson: 
   return { topics: message.slice(0, nl).split(' '), eventJson: message.slice(nl + 1) };
 }
 
+/**
+ * What travels on a user's channel, instead of an event, when one of their credentials may have ended: each
+ * instance checks that user's sockets again at once. It has no newline, so an instance that does not know it
+ * (a rolling deploy) takes it for no delivery and drops it.
+ */
+export const RECHECK = 'recheck';
+
+/**
+ * The bus events after which a user's sockets are checked again: never sent to a socket. What else the change
+ * ended is already told to every instance's caches (API keys, bans) by then: those broadcasts go out as it
+ * commits, these only after its outbox job, the bus and this relay.
+ */
+export const ACCESS_EVENTS = ['user.access_revoked', 'api_key.deleted'] as const satisfies readonly EventType[];
+const accessEvents = new Set<string>(ACCESS_EVENTS);
+
 export const RELAY_GROUP = 'realtime';
 
 /**
@@ -31,11 +46,17 @@ export const RELAY_GROUP = 'realtime';
  * repeat it; clients de-duplicate by event id) to the user's channel, which
  * reaches every instance holding a socket of that user; or, for a topic with
  * an audience (a document's), to the topic's channel, which reaches every
- * instance holding a socket that follows it, whoever's it is.
+ * instance holding a socket that follows it, whoever's it is. An ACCESS_EVENTS event goes to the user's
+ * channel as RECHECK.
  */
 export function createRelay(d: { broadcast: Broadcast; topics: TopicRegistry; logger: Logger }): Handler<EventType> {
   return async (event) => {
     const payload = event.payload as { userId: string } & Record<string, unknown>;
+    if (accessEvents.has(event.type)) {
+      // Awaited, unlike events: a recheck lost here leaves a socket open until its periodic check, so a failed
+      // publish is the bus's to retry.
+      return void (await d.broadcast.publish(userChannel(payload.userId), RECHECK));
+    }
     const eventJson = JSON.stringify({ id: event.id, type: event.type, payload, occurredAt: event.occurredAt });
     // Not awaited: a consumer handles its events one after another, so a round trip saved here
     // is relay throughput. The publish goes out before the bus's ack, on the same Redis connection

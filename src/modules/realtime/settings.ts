@@ -9,9 +9,10 @@ export interface RealtimeSettings {
   /** Sockets not yet authenticated per client address (an IPv6 /64) in this process; one more upgrade is refused with 429. 0: no limit. */
   maxPendingPerIp: number;
   /**
-   * How often an open socket's credential is checked again: a revoked session,
-   * a deleted or expired key, an expired token, a disabled account or a ban
-   * closes the socket (4401/4403) within this long.
+   * How often an open socket's credential is checked again, besides at once when
+   * one of its user's may have ended (a revoked session, a deleted key, a
+   * disabled or deleted account, a user or key ban): what nothing announces (an
+   * expired token or key, an IP ban) closes the socket (4401/4403) within this long.
    */
   reauthMs: number;
   /** Ping interval; a socket that has not answered the previous ping by the next one is terminated. */

@@ -1,0 +1,231 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { WebSocket } from 'ws';
+import { backends, startApp, type TestApp } from '../../support/app.ts';
+import { eventually } from '../../support/eventually.ts';
+import { createUser, type TestUser } from '../../support/factories.ts';
+import { tokenIn, waitForMails } from '../../support/mail.ts';
+import { connectAs, subscribe, type WsClient } from '../../support/ws.ts';
+
+/**
+ * The periodic check is 10 minutes away: only the change itself can close a socket in these tests. A refresh token
+ * presented again after it was rotated is a reuse at once.
+ */
+const env = { WS_REAUTH_MS: '600000', REFRESH_REUSE_GRACE_SECONDS: '0' };
+
+/** A socket on this credential, subscribed to its user's `user` topic. */
+async function open(t: TestApp, token: string): Promise<WsClient> {
+  const c = await connectAs(t, token);
+  assert.equal((await subscribe(c, 'user')).type, 'subscribed');
+  return c;
+}
+
+/** How the socket closed, once it has (within eventually's few seconds, far below WS_REAUTH_MS). */
+async function closes(c: WsClient): Promise<{ code: number; reason: string }> {
+  await eventually(() => assert.equal(c.ws.readyState, WebSocket.CLOSED, 'the socket is still open'));
+  return c.closed;
+}
+
+/**
+ * The sockets are open and still get their user's events. Called once another socket of the same user on the same
+ * instance has closed: the check that closed it was queued on these too, before this ping, so their pong comes
+ * after their own check, which let them be.
+ */
+async function stillServed(t: TestApp, userId: string, ...sockets: WsClient[]): Promise<void> {
+  for (const s of sockets) {
+    s.send({ type: 'ping' });
+    assert.deepEqual(await s.next((f) => f.type === 'pong'), { type: 'pong' });
+  }
+  const marker = randomUUID();
+  await t.deps.bus.publish('user.updated', { userId, fields: [marker] });
+  for (const s of sockets) await s.next((f) => f.type === 'event' && f.event.payload.fields?.[0] === marker);
+}
+
+async function login(t: TestApp, u: TestUser) {
+  const res = await t.api('POST', '/v1/auth/login', { body: { email: u.email, password: u.password } });
+  assert.equal(res.status, 200, JSON.stringify(res.body));
+  return res.body as { accessToken: string; refreshToken: string; sessionId: string };
+}
+
+async function apiKey(t: TestApp, u: TestUser) {
+  const res = await t.api('POST', '/v1/api-keys', { token: u.accessToken, body: { name: 'ws' } });
+  assert.equal(res.status, 201, JSON.stringify(res.body));
+  return res.body as { id: string; key: string };
+}
+
+for (const backend of backends()) {
+  describe(`realtime: access ends at once when a credential does [${backend}]`, () => {
+    let t: TestApp;
+    let root: TestUser;
+    before(async () => {
+      t = await startApp({ backend, env });
+      root = await createUser(t, { admin: true });
+    });
+    after(() => t.close());
+
+    test('signing out closes the socket on that session with 4401; one on another session stays and still gets events', async () => {
+      const u = await createUser(t);
+      const other = await login(t, u);
+      const ended = await open(t, u.accessToken);
+      const kept = await open(t, other.accessToken);
+      assert.equal((await t.api('POST', '/v1/auth/logout', { body: { refreshToken: u.refreshToken } })).status, 204);
+      assert.deepEqual(await closes(ended), { code: 4401, reason: 'session_revoked' });
+      await stillServed(t, u.id, kept);
+      await kept.close();
+    });
+
+    test('a session revoked from the sessions list closes its socket; the revoking session\'s stays', async () => {
+      const u = await createUser(t);
+      const other = await login(t, u);
+      const ended = await open(t, u.accessToken);
+      const kept = await open(t, other.accessToken);
+      assert.equal((await t.api('DELETE', `/v1/auth/sessions/${u.sessionId}`, { token: other.accessToken })).status, 204);
+      assert.deepEqual(await closes(ended), { code: 4401, reason: 'session_revoked' });
+      await stillServed(t, u.id, kept);
+      await kept.close();
+    });
+
+    test('signing out everywhere closes the socket of every session; one on an API key stays', async () => {
+      const u = await createUser(t);
+      const other = await login(t, u);
+      const key = await apiKey(t, u);
+      const first = await open(t, u.accessToken);
+      const second = await open(t, other.accessToken);
+      const kept = await open(t, key.key);
+      assert.equal((await t.api('POST', '/v1/auth/logout-all', { token: u.accessToken })).status, 200);
+      for (const ended of [first, second]) assert.deepEqual(await closes(ended), { code: 4401, reason: 'session_revoked' });
+      await stillServed(t, u.id, kept);
+      await kept.close();
+    });
+
+    test("a password change closes the sockets of the other sessions; the changing session's stays", async () => {
+      const u = await createUser(t);
+      const other = await login(t, u);
+      const ended = await open(t, other.accessToken);
+      const kept = await open(t, u.accessToken);
+      const res = await t.api('POST', '/v1/auth/password/change', { token: u.accessToken, body: { currentPassword: u.password, newPassword: 'a brand new password' } });
+      assert.equal(res.status, 204, JSON.stringify(res.body));
+      assert.deepEqual(await closes(ended), { code: 4401, reason: 'session_revoked' });
+      await stillServed(t, u.id, kept);
+      await kept.close();
+    });
+
+    test('a password reset closes the socket of every session, and of an API key it deletes', async () => {
+      const u = await createUser(t);
+      const key = await apiKey(t, u);
+      const onSession = await open(t, u.accessToken);
+      const onKey = await open(t, key.key);
+      assert.equal((await t.api('POST', '/v1/auth/password/forgot', { body: { email: u.email } })).status, 202);
+      const token = tokenIn((await waitForMails(t, u.email, /reset your password/i))[0]!.text, '/reset-password');
+      assert.equal((await t.api('POST', '/v1/auth/password/reset', { body: { token, password: 'a brand new password' } })).status, 204);
+      assert.deepEqual(await closes(onSession), { code: 4401, reason: 'session_revoked' });
+      // The reset proved the address for the first time: the keys made before it went too.
+      assert.deepEqual(await closes(onKey), { code: 4401, reason: 'invalid_api_key' });
+    });
+
+    test('a refresh token used twice revokes its session and closes its socket; one on another session stays', async () => {
+      const u = await createUser(t);
+      const other = await login(t, u);
+      const rotated = await t.api('POST', '/v1/auth/refresh', { body: { refreshToken: u.refreshToken } });
+      assert.equal(rotated.status, 200, JSON.stringify(rotated.body));
+      const ended = await open(t, rotated.body.accessToken);
+      const kept = await open(t, other.accessToken);
+      const reuse = await t.api('POST', '/v1/auth/refresh', { body: { refreshToken: u.refreshToken } });
+      assert.equal(reuse.body.code, 'refresh_token_reused');
+      assert.deepEqual(await closes(ended), { code: 4401, reason: 'session_revoked' });
+      await stillServed(t, u.id, kept);
+      await kept.close();
+    });
+
+    test('deleting an API key closes the socket on it; those on the session and on another key stay', async () => {
+      const u = await createUser(t);
+      const deleted = await apiKey(t, u);
+      const other = await apiKey(t, u);
+      const ended = await open(t, deleted.key);
+      const kept = [await open(t, u.accessToken), await open(t, other.key)];
+      assert.equal((await t.api('DELETE', `/v1/api-keys/${deleted.id}`, { token: u.accessToken })).status, 204);
+      assert.deepEqual(await closes(ended), { code: 4401, reason: 'invalid_api_key' });
+      await stillServed(t, u.id, ...kept);
+      await Promise.all(kept.map((s) => s.close()));
+    });
+
+    test("an admin disabling the account closes all its sockets, session and key alike; another user's stays", async () => {
+      const u = await createUser(t);
+      const key = await apiKey(t, u);
+      const ended = [await open(t, u.accessToken), await open(t, key.key)];
+      const bystander = await createUser(t);
+      const kept = await open(t, bystander.accessToken);
+      const res = await t.api('POST', `/v1/admin/users/${u.id}/disable`, { token: root.accessToken });
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+      for (const s of ended) assert.deepEqual(await closes(s), { code: 4401, reason: 'account_disabled' });
+      await stillServed(t, bystander.id, kept);
+      await kept.close();
+    });
+
+    test("a user's ban closes all their sockets with 4403; a ban on one key closes only that key's", async () => {
+      const u = await createUser(t);
+      const bannedKey = await apiKey(t, u);
+      const onKey = await open(t, bannedKey.key);
+      const kept = await open(t, u.accessToken);
+      const keyBan = await t.api('POST', '/v1/admin/bans', { token: root.accessToken, body: { kind: 'api_key', subject: bannedKey.id, seconds: 60, reason: 'testing' } });
+      assert.equal(keyBan.status, 201, JSON.stringify(keyBan.body));
+      assert.deepEqual(await closes(onKey), { code: 4403, reason: 'banned' });
+      await stillServed(t, u.id, kept);
+
+      const ban = await t.api('POST', '/v1/admin/bans', { token: root.accessToken, body: { kind: 'user', subject: u.id, seconds: 60, reason: 'testing' } });
+      assert.equal(ban.status, 201, JSON.stringify(ban.body));
+      assert.deepEqual(await closes(kept), { code: 4403, reason: 'banned' });
+    });
+
+    test('deleting the account closes its sockets', async () => {
+      const u = await createUser(t);
+      const key = await apiKey(t, u);
+      const ended = [await open(t, u.accessToken), await open(t, key.key)];
+      assert.equal((await t.api('DELETE', '/v1/users/me', { token: u.accessToken, body: { password: u.password } })).status, 204);
+      for (const s of ended) assert.equal((await closes(s)).code, 4401);
+    });
+  });
+}
+
+const skip = process.env.DATABASE_URL && process.env.REDIS_URL ? false : 'needs PostgreSQL and Redis (DATABASE_URL and REDIS_URL)';
+
+describe('realtime: access ends at once on every instance sharing PostgreSQL and Redis', { skip }, () => {
+  let a: TestApp;
+  let b: TestApp;
+  let root: TestUser;
+  before(async () => {
+    a = await startApp({ backend: 'postgres', env });
+    b = await startApp({ sharedWith: a, env });
+    root = await createUser(a, { admin: true });
+  });
+  after(async () => {
+    await b?.close();
+    await a?.close();
+  });
+
+  test("a session revoked through A closes its socket on B; B's socket on another session stays", async () => {
+    const u = await createUser(a);
+    const other = await login(a, u);
+    const ended = await open(b, u.accessToken);
+    const kept = await open(b, other.accessToken);
+    assert.equal((await a.api('DELETE', `/v1/auth/sessions/${u.sessionId}`, { token: other.accessToken })).status, 204);
+    assert.deepEqual(await closes(ended), { code: 4401, reason: 'session_revoked' });
+    await stillServed(a, u.id, kept);
+    await kept.close();
+  });
+
+  test('an API key deleted, or a user banned, through A closes the sockets on B', async () => {
+    const u = await createUser(a);
+    const key = await apiKey(a, u);
+    const onKey = await open(b, key.key);
+    const onSession = await open(b, u.accessToken);
+    assert.equal((await a.api('DELETE', `/v1/api-keys/${key.id}`, { token: u.accessToken })).status, 204);
+    assert.deepEqual(await closes(onKey), { code: 4401, reason: 'invalid_api_key' });
+    await stillServed(a, u.id, onSession);
+
+    const ban = await a.api('POST', '/v1/admin/bans', { token: root.accessToken, body: { kind: 'user', subject: u.id, seconds: 60, reason: 'testing' } });
+    assert.equal(ban.status, 201, JSON.stringify(ban.body));
+    assert.deepEqual(await closes(onSession), { code: 4403, reason: 'banned' });
+  });
+});
