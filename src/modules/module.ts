@@ -40,7 +40,7 @@ export interface NotificationCategory {
   description: string;
   /** The channels it goes to unless the user says otherwise (default: in-app and email on, push as email; SMS and Slack off, since they cost money or attention). */
   channels?: { inApp?: boolean; email?: boolean; push?: boolean; sms?: boolean; slack?: boolean };
-  /** Email wording with `{{title}}`, `{{body}}`, `{{link}}`, `{{unsubscribeUrl}}` and `{{data.<field>}}`; the plain default look otherwise. */
+  /** Email wording as Mustache templates with `{{title}}`, `{{body}}`, `{{link}}`, `{{unsubscribeUrl}}` and `{{data.<field>}}` (docs/api.md#notifications); the plain default look otherwise. */
   email?: EmailTemplate & {
     /** Per BCP 47 language tag (`fr`, `pt-BR`): used for a user whose `locale` is that tag, or whose language it is. */
     translations?: Record<string, EmailTemplate>;

@@ -39,3 +39,10 @@ export const ONE_LINE = new RegExp(`^[^${BREAKS}${BIDI_CONTROLS}]*$`, 'u');
  */
 export const oneLine = (text: string) => text.replace(BIDI_CONTROL, '').replace(LINE_BREAKS, ' ');
 
+/**
+ * Text as HTML shows it, in an element or a quoted attribute: `& < > " '` as character references.
+ * Mustache's own `escape` also encodes `/`, `=` and `` ` `` (a defence for unquoted attributes, which
+ * Parley does not write), and so every link in an email as `https:&#x2F;&#x2F;…`; this one keeps them.
+ * The one escape the notification templates (the HTML part), the account emails and Parley's pages use.
+ */
+export const escapeHtml = (text: string): string => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);

@@ -1,9 +1,7 @@
 import type { MailMessage } from '../../platform/mail/mailer.ts';
+import { escapeHtml } from '../../platform/text.ts';
 
 type Email = Omit<MailMessage, 'to'>;
-
-const escapeHtml = (s: string) =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 /** "24 hours", "1 hour", "15 minutes". */
 export function duration(seconds: number): string {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { App } from '../../http/types.ts';
+import { escapeHtml } from '../../platform/text.ts';
 
 /** Parley's version, from its package.json, read once when the server starts. */
 export const VERSION: string = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')).version;
@@ -13,8 +14,6 @@ export const HOME_LINKS = [
 ] as const;
 
 const STYLE = 'body{font:16px/1.5 system-ui,sans-serif;max-width:38rem;margin:4rem auto;padding:0 1rem;color:#1f2328}code{font-size:.9em}';
-
-const escapeHtml = (text: string) => text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 function page(version: string): string {
   const v = escapeHtml(version);

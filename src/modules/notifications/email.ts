@@ -1,9 +1,8 @@
-import { clip, oneLine } from '../../platform/text.ts';
+import Mustache, { type TemplateSpans } from 'mustache';
+import { clip, escapeHtml, oneLine } from '../../platform/text.ts';
 import type { EmailTemplate, NotificationCategory } from '../module.ts';
 import { absoluteLink } from './channels/channel.ts';
 import type { NotificationRow } from './schema.ts';
-
-const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 const DEFAULT_TEXT = '{{title}}\n\n{{body}}\n\n{{link}}\n\n--\nStop these emails ({{category}}): {{unsubscribeUrl}}\n';
 const DEFAULT_HTML =
@@ -13,21 +12,12 @@ const DEFAULT_HTML =
   '<hr style="border:none;border-top:1px solid #ddd;margin:24px 0 8px"><p style="font-size:12px;color:#777">' +
   '<a href="{{unsubscribeUrl}}" style="color:#777">Stop emails about {{category}}</a></p></body></html>';
 
-/**
- * Fills `{{name}}` (and `{{data.field}}`) with the values, HTML-escaped when `html`;
- * `{{#name}}…{{/name}}` keeps its content only when the value is not empty.
- */
-export function fillTemplate(template: string, values: Record<string, unknown>, html: boolean): string {
-  const lookup = (path: string): string => {
-    let v: unknown = values;
-    for (const part of path.split('.')) v = v && typeof v === 'object' ? (v as Record<string, unknown>)[part] : undefined;
-    const s = v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
-    return html ? escapeHtml(s) : s;
-  };
-  return template
-    .replace(/\{\{#([\w.]+)\}\}([\s\S]*?)\{\{\/\1\}\}/g, (_, name: string, inner: string) => (lookup(name) ? inner : ''))
-    .replace(/\{\{\s*([\w.]+)\s*\}\}/g, (_, name: string) => lookup(name));
-}
+/** A value as a template shows it: an object or a list as its JSON, as it always has, where Mustache's would be `[object Object]`. */
+const asText = (value: unknown): string => (typeof value === 'object' && value !== null ? JSON.stringify(value) : String(value));
+
+/** What `{{x}}` puts in each part: the value HTML-escaped in the HTML part, as it is in the subject and the text part. */
+const HTML_PART = { escape: (value: unknown) => escapeHtml(asText(value)) };
+const TEXT_PART = { escape: asText };
 
 /**
  * The category's template in the user's language: their exact tag, else their language, else the untranslated one.
@@ -41,16 +31,17 @@ function templateFor(category: NotificationCategory | undefined, locale: string)
   return lower[locale.toLowerCase()] ?? lower[locale.split('-')[0]!.toLowerCase()] ?? email;
 }
 
-/** The `data` fields a category's templates use outside a `{{#…}}` section and `data` lacks. */
+/** The `data` fields a template's tags name (`{{data.order}}`, `{{{data.order.id}}}`), leaving out what a section or an inverted section holds. */
+function fieldsOutsideSections(tokens: TemplateSpans): string[] {
+  return tokens.flatMap(([type, name]) => ((type === 'name' || type === '&') && name.startsWith('data.') ? [name.split('.')[1]!] : []));
+}
+
+/** The `data` fields a category's templates use outside a section (`{{#…}}`, `{{^…}}`) and `data` lacks. */
 export function missingVariables(category: NotificationCategory, data: Record<string, unknown>): string[] {
   const email = category.email;
   if (!email) return [];
   const templates = [email, ...Object.values(email.translations ?? {})].flatMap((t) => [t.subject, t.text, t.html]).filter((t): t is string => !!t);
-  const needed = new Set<string>();
-  for (const t of templates) {
-    const outside = t.replace(/\{\{#([\w.]+)\}\}[\s\S]*?\{\{\/\1\}\}/g, '');
-    for (const m of outside.matchAll(/\{\{\s*data\.(\w+)[\w.]*\s*\}\}/g)) needed.add(m[1]!);
-  }
+  const needed = new Set(templates.flatMap((t) => fieldsOutsideSections(Mustache.parse(t))));
   return [...needed].filter((field) => data[field] === undefined || data[field] === null);
 }
 
@@ -65,9 +56,9 @@ export function renderEmail(category: NotificationCategory | undefined, n: Notif
   const t = templateFor(category, locale);
   const html = t.html ?? (t.text === undefined ? DEFAULT_HTML : undefined);
   return {
-    subject: clip(oneLine(fillTemplate(t.subject ?? '{{title}}', values, false)), 250),
-    text: fillTemplate(t.text ?? DEFAULT_TEXT, values, false),
-    ...(html === undefined ? {} : { html: fillTemplate(html, values, true) }),
+    subject: clip(oneLine(Mustache.render(t.subject ?? '{{title}}', values, undefined, TEXT_PART)), 250),
+    text: Mustache.render(t.text ?? DEFAULT_TEXT, values, undefined, TEXT_PART),
+    ...(html === undefined ? {} : { html: Mustache.render(html, values, undefined, HTML_PART) }),
   };
 }
 

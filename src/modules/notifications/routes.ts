@@ -6,6 +6,7 @@ import { idempotencyHeaders, idempotencyOf } from '../../http/idempotency.ts';
 import { idParam, page, toPage } from '../../http/pagination.ts';
 import { problemSchema } from '../../http/problem.ts';
 import type { App } from '../../http/types.ts';
+import { escapeHtml } from '../../platform/text.ts';
 import type { RouteContext } from '../module.ts';
 import { channelDefault } from './service.ts';
 import { categorySchema, listQuery, notificationSchema, preferencesBody, preferencesResponse, sendBody, unsubscribeQuery } from './contracts.ts';
@@ -14,7 +15,6 @@ const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 4
 const tags = ['notifications'];
 
 const CHANNEL_NOUN = { email: 'emails', push: 'push notifications', sms: 'text messages', slack: 'Slack messages' } as const;
-const escapeHtml = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 const page_ = (title: string, inner: string) =>
   `<!doctype html><html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>${title}</title></head>` +
   `<body style="font-family:system-ui,sans-serif;max-width:480px;margin:48px auto;line-height:1.5"><h1 style="font-size:20px">${title}</h1>${inner}</body></html>`;

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import Mustache from 'mustache';
 import { z } from 'zod';
 import { ConfigError } from '../../errors.ts';
 import { envCron, envInt } from '../../platform/config/env.ts';
@@ -38,7 +39,17 @@ const categoryList = z
   .transform((v) => v.split(',').map((s) => s.trim()).filter(Boolean))
   .pipe(z.array(categoryName).max(100));
 
-const template = z.object({ subject: z.string().min(1).max(500).optional(), text: z.string().max(20_000).optional(), html: z.string().max(100_000).optional() }).strict();
+/** A template Mustache reads: one with a section left open is refused at start, not by every send that uses it. */
+function parses(text: string, ctx: z.RefinementCtx) {
+  try {
+    Mustache.parse(text);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `not a Mustache template: ${(err as Error).message}` });
+  }
+}
+const template = z
+  .object({ subject: z.string().min(1).max(500).superRefine(parses).optional(), text: z.string().max(20_000).superRefine(parses).optional(), html: z.string().max(100_000).superRefine(parses).optional() })
+  .strict();
 const locale = z.string().regex(/^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, 'a BCP 47 language tag such as fr or pt-BR');
 
 /** NOTIFICATIONS_CONFIG: the deployment's categories with their defaults and email templates, translations included. */

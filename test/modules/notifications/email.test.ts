@@ -4,10 +4,12 @@ import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { loadConfig } from '../../../src/config.ts';
+import { ConfigError } from '../../../src/errors.ts';
 import type { NotificationCategory } from '../../../src/modules/module.ts';
 import { absoluteLink } from '../../../src/modules/notifications/channels/channel.ts';
 import { DIGEST_QUEUE } from '../../../src/modules/notifications/deliveries.ts';
-import { renderDigest, renderEmail } from '../../../src/modules/notifications/email.ts';
+import { missingVariables, renderDigest, renderEmail } from '../../../src/modules/notifications/email.ts';
 import type { NotificationRow } from '../../../src/modules/notifications/schema.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { observeEvents } from '../../support/bus.ts';
@@ -310,4 +312,47 @@ test('a template with text and no HTML is sent as text only; a translation uses 
   const plain = renderEmail(undefined, n, links);
   assert.match(plain.text, /^Shipped$/m);
   assert.match(plain.html ?? '', /<h2[^>]*>Shipped<\/h2>/);
+});
+
+test('templates are Mustache: an inverted section shows when a value is missing, a dotted name reaches into nested data, an object shows as its JSON', () => {
+  const category: NotificationCategory = {
+    name: 'x',
+    description: 'x',
+    email: { text: '{{^data.carrier}}No carrier yet.{{/data.carrier}}{{#data.carrier}}By {{data.carrier.name}} ({{data.carrier}}).{{/data.carrier}}' },
+  };
+  assert.equal(renderEmail(category, row({ data: {} }), links).text, 'No carrier yet.');
+  assert.equal(renderEmail(category, row({ data: { carrier: { name: 'Post' } } }), links).text, 'By Post ({"name":"Post"}).');
+});
+
+test('a value is HTML-escaped in the HTML part, as it is in the subject and the text part; {{{x}}} is the template author\'s unescaped HTML', () => {
+  const category: NotificationCategory = { name: 'x', description: 'x', email: { subject: 'Re: {{data.v}}', text: 'Said: {{data.v}}', html: '<p title="{{data.v}}">{{data.v}}</p>{{{data.markup}}}' } };
+  const v = `<script>alert("1")</script> & 'x'`;
+  const mail = renderEmail(category, row({ data: { v, markup: '<b>bold</b>' } }), links);
+  assert.equal(mail.html, '<p title="&#60;script&#62;alert(&#34;1&#34;)&#60;/script&#62; &#38; &#39;x&#39;">&#60;script&#62;alert(&#34;1&#34;)&#60;/script&#62; &#38; &#39;x&#39;</p><b>bold</b>');
+  assert.equal(mail.text, `Said: ${v}`);
+  assert.equal(mail.subject, `Re: ${v}`);
+});
+
+test('the data fields a template needs are those it names outside a section or an inverted section', () => {
+  const category: NotificationCategory = {
+    name: 'x',
+    description: 'x',
+    email: {
+      subject: 'Order {{data.order.id}}',
+      text: '{{#data.carrier}}Track {{data.tracking}}{{/data.carrier}}{{^data.gift}}Paid {{data.price}}{{/data.gift}}',
+      html: '{{{data.note}}}',
+      translations: { fr: { text: 'Pour {{ data.customer }}' } },
+    },
+  };
+  assert.deepEqual(missingVariables(category, {}).sort(), ['customer', 'note', 'order']);
+  assert.deepEqual(missingVariables(category, { order: { id: 1 }, note: '', customer: 'Ana' }), []);
+});
+
+test('a template Mustache cannot read stops the start, naming where it is', () => {
+  const config = join(tmpdir(), `parley-notifications-bad-${process.pid}.json`);
+  writeFileSync(config, JSON.stringify({ categories: [{ name: 'shop.order-shipped', description: 'x', email: { text: '{{#data.carrier}}Carrier: {{data.carrier}}' } }] }));
+  assert.throws(
+    () => loadConfig({ PARLEY_DATA_DIR: 'memory://', NOTIFICATIONS_CONFIG: config }),
+    (err: Error) => err instanceof ConfigError && /NOTIFICATIONS_CONFIG categories\.0\.email\.text: not a Mustache template: Unclosed section "data\.carrier"/.test(err.message),
+  );
 });
