@@ -59,10 +59,22 @@ export function createBans(deps: BansDeps) {
   let loadedAt: number | undefined;
   let loading: Promise<void> | undefined;
 
+  /** Told of each ban as it reaches this instance (every instance hears every ban, the one that set it included). */
+  const banListeners = new Set<(ban: ActiveBan) => void>();
+
   void deps.broadcast.subscribe(TOPIC, (raw) => {
     const n = JSON.parse(raw) as Notice;
-    if (n.op === 'ban') cache.add({ id: n.id, kind: n.kind, subject: n.subject, expiresAt: new Date(n.expiresAt) });
-    else cache.lift(n);
+    if (n.op === 'lift') return cache.lift(n);
+    const ban = { id: n.id, kind: n.kind, subject: n.subject, expiresAt: new Date(n.expiresAt) };
+    // In the cache first: a listener that checks a caller again sees the ban.
+    cache.add(ban);
+    for (const listener of banListeners) {
+      try {
+        listener(ban);
+      } catch (err) {
+        deps.logger?.error({ err, banId: ban.id }, 'a ban listener failed');
+      }
+    }
   });
 
   function reload(): Promise<void> {
@@ -106,6 +118,14 @@ export function createBans(deps: BansDeps) {
   }
 
   return {
+    /**
+     * Calls `listener` with each new ban as it reaches this instance, on every instance: what holds a connection
+     * open past its first check (a WebSocket) checks it again then, rather than at its next periodic check.
+     */
+    onBan(listener: (ban: ActiveBan) => void): void {
+      banListeners.add(listener);
+    },
+
     /** The ban in force on any of these subjects, from the in-process cache (read from the database only once, then every refreshMs in the background). */
     async find(subjects: Array<[BanKind, string]>): Promise<ActiveBan | undefined> {
       if (loadedAt === undefined) await reload();

@@ -225,6 +225,16 @@ export function createRequestLimits(deps: RequestLimitsDeps) {
     /** 403 `banned` when the user, their key or (but for admins) their IP is banned; counts nothing. */
     refuseBanned: (request: { ip: string }, p: Pick<Principal, 'userId' | 'role' | 'apiKeyId'>) => refuseBannedAt(request.ip, p),
 
+    /**
+     * Calls `listener` when an IP ban reaches this instance (on every instance), with whether it covers a given client
+     * address (an IPv6 /64 covers its addresses): an open WebSocket from such an address is checked again at once.
+     */
+    onAddressBanned(listener: (covers: (address: string) => boolean) => void): void {
+      bans.onBan((ban) => {
+        if (ban.kind === 'ip') listener((address) => addressSubjects(address).some(([, subject]) => subject === ban.subject));
+      });
+    },
+
     /** 403 `banned` when the IP of a caller nobody knows yet (signing up, resetting a password) is banned. */
     async refuseBannedAddress(request: { ip: string }): Promise<void> {
       const ban = await bans.find(addressSubjects(request.ip));

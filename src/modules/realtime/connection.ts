@@ -21,6 +21,8 @@ export interface ConnectionDeps {
   admit: (principal: Principal) => Promise<void>;
   /** Bans only (counts nothing), for the periodic check and renewals; throws an AppError to refuse. */
   stillAdmitted: (principal: Principal) => Promise<void>;
+  /** The client's address (request.ip): an IP ban covering it checks the socket again at once. */
+  address: string;
   /** Told once the socket is authenticated: it no longer counts among its address's unauthenticated ones (WS_MAX_PENDING_PER_IP). */
   authenticated: () => void;
   topics: TopicRegistry;
@@ -36,9 +38,9 @@ const closeCodeOf = (err: AppError) => (err.status === 401 ? CLOSE.unauthorized 
  * handled one after another, in order, so a subscribe sent right after the
  * credential waits for it; at most a bounded number wait. The credential is
  * checked again as soon as one of the user's may have ended (a revoked session,
- * deleted key, disabled or deleted account, ban: the gateway's RECHECK), and
- * every `reauthMs` for what ends on its own (an expired token or key) or was
- * not told (an IP ban, a lost notice); one that no longer holds closes the
+ * deleted key, disabled or deleted account, ban: the gateway's RECHECK), or an
+ * IP ban covers its address, and every `reauthMs` for what ends on its own (an
+ * expired token or key) or was not told (a lost notice); one that no longer holds closes the
  * socket. An `auth` message with a fresh token of the same user renews it.
  */
 export function acceptConnection(socket: WebSocket, offered: string | undefined, d: ConnectionDeps): void {
@@ -99,7 +101,7 @@ export function acceptConnection(socket: WebSocket, offered: string | undefined,
     const p = await verify(token, d.admit);
     if (p instanceof AppError) return close(closeCodeOf(p), p.code);
     if (!open()) return;
-    const c: Client = { id: randomUUID(), userId: p.userId, socket, topics: new Set(), recheck: () => enqueue(recheck) };
+    const c: Client = { id: randomUUID(), userId: p.userId, socket, topics: new Set(), address: d.address, recheck: () => enqueue(recheck) };
     if (!(await d.gateway.join(c))) return close(CLOSE.tooMany, 'too many connections for this user');
     if (!open()) return d.gateway.leave(c);
     clearTimeout(authTimer);

@@ -19,6 +19,8 @@ export interface Client {
   userId: string;
   socket: WebSocket;
   topics: Set<string>;
+  /** The client's address, as HTTP requests see it (TRUST_PROXY): an IP ban that covers it checks the socket again. */
+  address: string;
   /** Checks the socket's credential again, after the messages it is handling; one that no longer holds closes it. */
   recheck(): void;
 }
@@ -190,6 +192,11 @@ export function createGateway(d: { broadcast: Broadcast; slots: ConnectionSlots;
 
     /** Removes a socket; the last one of a user stops the listening to their channel, the last follower of a topic to its. */
     leave,
+
+    /** Checks again the credential of each authenticated socket here that `which` picks (those of an address just banned). */
+    recheckWhere(which: (client: Client) => boolean): void {
+      for (const entry of users.values()) for (const client of entry.clients) if (which(client)) client.recheck();
+    },
 
     /**
      * A socket follows a topic with an audience (the caller authorized it); resolves once the topic's channel is

@@ -12,7 +12,14 @@ import { connectAs, subscribe, type WsClient } from '../../support/ws.ts';
  * The periodic check is 10 minutes away: only the change itself can close a socket in these tests. A refresh token
  * presented again after it was rotated is a reuse at once.
  */
-const env = { WS_REAUTH_MS: '600000', REFRESH_REUSE_GRACE_SECONDS: '0' };
+const env = { WS_REAUTH_MS: '600000', REFRESH_REUSE_GRACE_SECONDS: '0', TRUST_PROXY: 'loopback' };
+
+/** A socket from this client address (X-Forwarded-For, from the loopback proxy TRUST_PROXY trusts), subscribed to `user`. */
+async function openFrom(t: TestApp, token: string, address: string): Promise<WsClient> {
+  const c = await connectAs(t, token, { headers: { 'x-forwarded-for': address } });
+  assert.equal((await subscribe(c, 'user')).type, 'subscribed');
+  return c;
+}
 
 /** A socket on this credential, subscribed to its user's `user` topic. */
 async function open(t: TestApp, token: string): Promise<WsClient> {
@@ -178,6 +185,24 @@ for (const backend of backends()) {
       assert.deepEqual(await closes(kept), { code: 4403, reason: 'banned' });
     });
 
+    test("an IP ban closes the sockets from its addresses (an IPv6 /64) with 4403; the user's from elsewhere, and an admin's, stay", async () => {
+      const u = await createUser(t);
+      const ended = await openFrom(t, u.accessToken, '2001:db8:70:1::a');
+      const elsewhere = await openFrom(t, u.accessToken, '2001:db8:70:2::a');
+      const admin = await openFrom(t, root.accessToken, '2001:db8:70:1::b');
+      const ban = await t.api('POST', '/v1/admin/bans', { token: root.accessToken, body: { kind: 'ip', subject: '2001:db8:70:1::1', seconds: 60, reason: 'testing' } });
+      assert.equal(ban.status, 201, JSON.stringify(ban.body));
+      try {
+        assert.deepEqual(await closes(ended), { code: 4403, reason: 'banned' });
+        await stillServed(t, u.id, elsewhere);
+        admin.send({ type: 'ping' });
+        assert.deepEqual(await admin.next((f) => f.type === 'pong'), { type: 'pong' });
+      } finally {
+        assert.equal((await t.api('DELETE', `/v1/admin/bans/${ban.body.id}`, { token: root.accessToken })).status, 200);
+        await Promise.all([elsewhere.close(), admin.close()]);
+      }
+    });
+
     test('deleting the account closes its sockets', async () => {
       const u = await createUser(t);
       const key = await apiKey(t, u);
@@ -227,5 +252,13 @@ describe('realtime: access ends at once on every instance sharing PostgreSQL and
     const ban = await a.api('POST', '/v1/admin/bans', { token: root.accessToken, body: { kind: 'user', subject: u.id, seconds: 60, reason: 'testing' } });
     assert.equal(ban.status, 201, JSON.stringify(ban.body));
     assert.deepEqual(await closes(onSession), { code: 4403, reason: 'banned' });
+  });
+
+  test('an IP ban set through A closes the sockets from that address on B', async () => {
+    const u = await createUser(a);
+    const onB = await openFrom(b, u.accessToken, '198.51.100.70');
+    const ban = await a.api('POST', '/v1/admin/bans', { token: root.accessToken, body: { kind: 'ip', subject: '198.51.100.70', seconds: 60, reason: 'testing' } });
+    assert.equal(ban.status, 201, JSON.stringify(ban.body));
+    assert.deepEqual(await closes(onB), { code: 4403, reason: 'banned' });
   });
 });
