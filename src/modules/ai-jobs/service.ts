@@ -112,6 +112,8 @@ export function createAiJobs(d: AiJobsDeps) {
       let text = '';
       let finish: Extract<ChatEvent, { type: 'finish' }> | undefined;
       let reported = 0;
+      // The tokens so far: counted as they come (the whole text again at every report would cost the square of a long answer).
+      let tokensSoFar = ai.tokens.running(ai.model(model)?.model ?? model);
       // Progress is for watchers: one that cannot be written (a database hiccup) must not fail, and so re-run, the call.
       const report = (value: JobProgress) => ctx.progress(value).catch((err: unknown) => d.logger?.warn({ err, jobId: ctx.id }, 'could not report ai job progress'));
       const events = ai.streamChat({
@@ -124,12 +126,14 @@ export function createAiJobs(d: AiJobsDeps) {
       });
       try {
         for await (const e of events) {
-          if (e.type === 'attempt') model = `${e.provider}:${e.model}`;
-          else if (e.type === 'delta') {
+          if (e.type === 'attempt') {
+            model = `${e.provider}:${e.model}`;
+            tokensSoFar = ai.tokens.running(e.model);
+          } else if (e.type === 'delta') {
             text += e.text;
             if (Date.now() - reported >= PROGRESS_EVERY_MS) {
               reported = Date.now();
-              await report({ outputTokens: ai.countTokens(model, text), model });
+              await report({ outputTokens: await tokensSoFar(text, ctx.signal), model });
             }
           } else if (e.type === 'finish') finish = e;
         }

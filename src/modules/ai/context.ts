@@ -1,4 +1,5 @@
-import { countMessageTokens, countTextTokens, MESSAGE_OVERHEAD, REPLY_PRIMING } from './tokens.ts';
+import type { TokenCounter } from './token-counter.ts';
+import { MESSAGE_OVERHEAD, REPLY_PRIMING } from './tokens.ts';
 import type { ChatMessage, ModelInfo } from './types.ts';
 
 /** Assumed when the catalog does not know a model's window: small enough for most local models. */
@@ -15,6 +16,8 @@ export interface ContextInput {
   fallbackContextWindow?: number;
   /** Tokens already known for some of `history` (counted when they were stored): used instead of counting those again. */
   counted?: ReadonlyMap<ChatMessage, number>;
+  /** Counts the rest: a message may hold megabytes, counted on a thread (token-counter.ts). */
+  tokens: Pick<TokenCounter, 'count' | 'countMessage'>;
 }
 
 /**
@@ -26,18 +29,20 @@ export interface ContextInput {
  * it alone is too big: the provider's own error says so better than a
  * silently emptied prompt.
  */
-export function buildContext(input: ContextInput): ChatMessage[] {
+export async function buildContext(input: ContextInput): Promise<ChatMessage[]> {
   const modelName = input.model.model;
   const window = input.model.contextWindow ?? input.fallbackContextWindow ?? DEFAULT_CONTEXT_WINDOW;
   const system: ChatMessage[] = input.system ? [{ role: 'system', content: input.system }] : [];
-  const systemTokens = input.system ? MESSAGE_OVERHEAD + countTextTokens(modelName, input.system) : 0;
+  const systemTokens = input.system ? MESSAGE_OVERHEAD + (await input.tokens.count(modelName, [input.system])) : 0;
   let budget = window - input.replyBudget - REPLY_PRIMING - systemTokens;
 
   const turns = splitTurns(input.history);
   const kept: ChatMessage[][] = [];
   for (let i = turns.length - 1; i >= 0; i--) {
     const turn = turns[i]!;
-    const cost = turn.reduce((sum, m) => sum + (input.counted?.get(m) ?? countMessageTokens(modelName, m)), 0);
+    // Most messages are counted inline (or were when stored); a long one on a thread.
+    let cost = 0;
+    for (const m of turn) cost += input.counted?.get(m) ?? (await input.tokens.countMessage(modelName, m));
     const isLatest = i === turns.length - 1;
     // Stop at the first turn that does not fit: skipping it to keep older ones would leave a gap in the conversation.
     if (!isLatest && cost > budget) break;

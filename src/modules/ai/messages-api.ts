@@ -23,7 +23,8 @@ import {
   type ContentBlock,
   type StopReason,
 } from './messages-format.ts';
-import { countPromptTokens, countTextTokens, promptParts } from './tokens.ts';
+import type { TokenCounter } from './token-counter.ts';
+import { promptParts } from './tokens.ts';
 import type { ChatEvent, ChatRequest, ToolCall, Usage } from './types.ts';
 
 /**
@@ -66,10 +67,10 @@ export function messagesRoutes(app: App, ctx: RouteContext<'ai' | 'limits' | 'sa
       const whole = !body.stream && !body.stop_sequences?.length;
       const chatRequest: ChatRequest = { ...asked, chain, signal, meter, whole };
       // Metering and budgets happen inside streamChat (the `meter` above), as for every model call.
-      const output = readOutput(ai.streamChat(chatRequest), chatRequest, body.stop_sequences ?? []);
+      const output = readOutput(ai.streamChat(chatRequest), chatRequest, body.stop_sequences ?? [], ai.tokens);
       const id = `msg_${randomUUID().replaceAll('-', '')}`;
       reply.header('request-id', request.id);
-      if (body.stream) return streamMessage(request, reply, output, { id, model: body.model, messages: chatRequest.messages });
+      if (body.stream) return streamMessage(request, reply, output, { id, model: body.model, messages: chatRequest.messages, tokens: ai.tokens });
       return complete(output, id);
     },
   });
@@ -126,7 +127,7 @@ type Output =
  * generation; streamChat then meters the call as cancelled, on the tokens
  * counted so far, and the answer reports the same count.
  */
-async function* readOutput(events: AsyncIterable<ChatEvent>, request: ChatRequest, stops: string[]): AsyncGenerator<Output> {
+async function* readOutput(events: AsyncIterable<ChatEvent>, request: ChatRequest, stops: string[], tokens: Pick<TokenCounter, 'count'>): AsyncGenerator<Output> {
   const scanner = createStopScanner(stops);
   let answering = { provider: '', model: '' };
   let received = '';
@@ -140,7 +141,9 @@ async function* readOutput(events: AsyncIterable<ChatEvent>, request: ChatReques
       const { text, stopped } = scanner.push(e.text);
       if (text) yield { type: 'text', text };
       if (stopped !== undefined) {
-        const usage = { inputTokens: countPromptTokens(answering.model, request.messages), outputTokens: countTextTokens(answering.model, received) };
+        // Counted on a thread when long, as streamChat counts the call it meters.
+        const { fixed, texts } = promptParts(request.messages);
+        const usage = { inputTokens: fixed + (await tokens.count(answering.model, texts)), outputTokens: await tokens.count(answering.model, [received]) };
         yield { type: 'end', model: `${answering.provider}:${answering.model}`, stopReason: 'stop_sequence', stopSequence: stopped, usage };
         return;
       }
@@ -182,7 +185,7 @@ async function streamMessage(
   request: FastifyRequest,
   reply: FastifyReply,
   output: AsyncGenerator<Output>,
-  opts: { id: string; model: string; messages: ChatRequest['messages'] },
+  opts: { id: string; model: string; messages: ChatRequest['messages']; tokens: Pick<TokenCounter, 'count'> },
 ) {
   let model = opts.model;
   let modelName = opts.model;
@@ -196,8 +199,13 @@ async function streamMessage(
     }
   };
   let next: Output | undefined;
+  let estimate: number;
   try {
     next = await nextOutput();
+    // Anthropic reports the prompt's tokens at the start (the provider's own count comes with message_delta): counted
+    // before the answer starts, on a thread when the prompt is long (every streamed call counts it).
+    const { fixed, texts } = promptParts(opts.messages);
+    estimate = fixed + (await opts.tokens.count(modelName, texts));
   } catch (err) {
     await output.return(undefined);
     throw err;
@@ -218,8 +226,6 @@ async function streamMessage(
     open = undefined;
   };
   try {
-    // Anthropic reports the prompt's tokens at the start; the provider's own count comes with message_delta.
-    const estimate = countPromptTokens(modelName, opts.messages);
     const message = { id: opts.id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null };
     res.write(event('message_start', { message: { ...message, usage: { input_tokens: estimate, output_tokens: 0, cache_creation_input_tokens: null, cache_read_input_tokens: 0 } } }));
     while (next) {

@@ -8,7 +8,7 @@ import { streamWithFallback, type Link } from './fallback.ts';
 import { createProviderRegistry } from './providers.ts';
 import type { AiSettings } from './settings.ts';
 import { createTokenCounter } from './token-counter.ts';
-import { countPromptTokens, countTextTokens, IMAGE_TOKENS } from './tokens.ts';
+import { countTextTokens, IMAGE_TOKENS, promptParts } from './tokens.ts';
 import { hasImages, type ChatMessage, type FailedAttempt } from './types.ts';
 import { AppError } from '../../errors.ts';
 import type { Ai, CallOutcome, ChatEvent, ChatRequest, MeteredCall, Metering, ModelInfo, Usage } from './types.ts';
@@ -75,10 +75,12 @@ export function createAi(settings: AiSettings, opts: { logger?: Logger; random?:
     let answering: Link | undefined;
     let text = '';
     let outcome: CallOutcome | undefined;
-    const partial = (status: 'failed' | 'cancelled'): CallOutcome => {
+    const partial = async (status: 'failed' | 'cancelled'): Promise<CallOutcome> => {
       // Output had started: the provider bills what it sent, so count it.
       const sent = request.relay?.text ? text + request.relay.text : text;
-      const usage = sent && answering ? { inputTokens: countPromptTokens(answering.model, request.messages), outputTokens: countTextTokens(answering.model, sent) } : { inputTokens: 0, outputTokens: 0 };
+      // The call is recorded however it ended: a count that fails (its thread ran out of time) gives way to the estimate's rough one.
+      const rough = () => ({ inputTokens: estimate(request, []).tokens, outputTokens: Math.ceil(sent.length / 4) });
+      const usage = sent && answering ? await countedUsage(answering.model, request.messages, sent).catch(rough) : { inputTokens: 0, outputTokens: 0 };
       const price = answering && catalog.get(`${answering.provider}:${answering.model}`)?.priceMicros;
       return { status, provider: answering?.provider ?? null, model: answering?.model ?? null, usage, costMicros: price ? costMicros(price, usage) : null, latencyMs: Date.now() - started, ttftMs: null, attempts };
     };
@@ -94,12 +96,21 @@ export function createAi(settings: AiSettings, opts: { logger?: Logger; random?:
       yield* runChain(request, links, observe);
     } catch (err) {
       if (err instanceof AppError && Array.isArray(err.extra.attempts)) attempts.splice(0, attempts.length, ...(err.extra.attempts as FailedAttempt[]));
-      outcome ??= partial(request.signal?.aborted ? 'cancelled' : 'failed');
+      outcome ??= await partial(request.signal?.aborted ? 'cancelled' : 'failed');
       throw err;
     } finally {
       // The consumer may also just stop reading: that is a cancel.
-      await call.end(outcome ?? partial('cancelled'), request.meter);
+      await call.end(outcome ?? (await partial('cancelled')), request.meter);
     }
+  }
+
+  /**
+   * A call's usage as Parley counts it: the prompt and the output, each on a counting thread when long (a gateway
+   * prompt may be tens of megabytes), inline as before when short.
+   */
+  async function countedUsage(model: string, messages: ChatMessage[], output: string, signal?: AbortSignal): Promise<Usage> {
+    const { fixed, texts } = promptParts(messages);
+    return { inputTokens: fixed + (await tokens.count(model, texts, signal)), outputTokens: await tokens.count(model, [output], signal) };
   }
 
   /** What a call is reserved against budgets before it runs: its prompt (about 4 characters a token) and requested output, at the dearest link's price. */
@@ -132,10 +143,7 @@ export function createAi(settings: AiSettings, opts: { logger?: Logger; random?:
     const { link, result } = yield* streamWithFallback({ policy: settings, breakers, random: opts.random, observe: watch }, request, links);
     const id = `${link.provider}:${link.model}`;
     // Without reported usage (some compatible servers), count it ourselves rather than bill zero.
-    const usage: Usage = result.usage ?? {
-      inputTokens: countPromptTokens(link.model, request.messages),
-      outputTokens: countTextTokens(link.model, result.text),
-    };
+    const usage: Usage = result.usage ?? (await countedUsage(link.model, request.messages, result.text, request.signal));
     const price = catalog.get(id)?.priceMicros;
     const finish: ChatEvent = {
       type: 'finish',

@@ -2,7 +2,8 @@ import { AppError } from '../../errors.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import { createThreadPool, ThreadTimeout } from '../../platform/thread-pool.ts';
 import type { TokenResult, TokenTask } from './token-count-worker.ts';
-import { countTextsTokens, truncateTokens } from './tokens.ts';
+import { countTextsTokens, messageParts, settledPieces, truncateTokens } from './tokens.ts';
+import type { ChatMessage } from './types.ts';
 
 /**
  * Characters counted on the server's own thread; more go to a counting thread. About a millisecond of prose
@@ -15,6 +16,14 @@ export const INLINE_CHARS = 4_096;
 export interface TokenCounter {
   /** The tokens of `texts` together, each counted as countTextTokens counts it. Rejects with `signal`'s reason when it aborts first. */
   count(model: string, texts: readonly string[], signal?: AbortSignal): Promise<number>;
+  /** countMessageTokens's count of `m` (a chat message may hold megabytes): its texts counted as `count` counts them. */
+  countMessage(model: string, m: ChatMessage): Promise<number>;
+  /**
+   * A count kept of a text that grows at its end (an answer as it streams): each call, given the text so far, is its
+   * count, as countTextTokens counts it whole; the pieces that later text cannot change are counted once
+   * (settledPieces), only the last few thousand characters again, not the square of the text's length.
+   */
+  running(model: string): (text: string, signal?: AbortSignal) => Promise<number>;
   /** truncateTokens's cut of `text`: its first `maxTokens` tokens, how many those are, and how many the whole has. */
   truncate(model: string, text: string, maxTokens: number): Promise<{ text: string; tokens: number; total: number }>;
   close(): Promise<void>;
@@ -48,12 +57,25 @@ export function createTokenCounter(opts: { threads: number; timeoutMs: number; l
     }
   }
 
-  return {
+  const counter: TokenCounter = {
     async count(model, texts, signal) {
       let chars = 0;
       for (const text of texts) chars += text.length;
       if (chars <= INLINE_CHARS) return countTextsTokens(model, texts);
       return (await run({ op: 'count', model, texts }, chars, signal)) as number;
+    },
+    async countMessage(model, m) {
+      const texts: string[] = [];
+      const fixed = messageParts(m, texts);
+      return fixed + (await counter.count(model, texts));
+    },
+    running(model) {
+      let settled = { end: 0, tokens: 0 };
+      return async (text, signal) => {
+        const { pieces, end } = settledPieces(text, settled.end);
+        if (pieces.length) settled = { end, tokens: settled.tokens + (await counter.count(model, pieces, signal)) };
+        return settled.tokens + (await counter.count(model, [text.slice(settled.end)], signal));
+      };
     },
     async truncate(model, text, maxTokens) {
       if (text.length <= INLINE_CHARS) return truncateTokens(model, text, maxTokens);
@@ -62,4 +84,5 @@ export function createTokenCounter(opts: { threads: number; timeoutMs: number; l
     },
     close: () => pool.close(),
   };
+  return counter;
 }

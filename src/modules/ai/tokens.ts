@@ -44,17 +44,39 @@ const isSpace = (c: number) => c === 32 || c === 9 || c === 10 || c === 13;
 export function* textPieces(text: string): Generator<string> {
   let start = 0;
   while (text.length - start > PIECE_CHARS) {
-    let cut = start + PIECE_CHARS;
-    while (cut > start + 1 && !(text.charCodeAt(cut) === 32 && !isSpace(text.charCodeAt(cut - 1)))) cut--;
-    if (cut <= start + 1) {
-      cut = start + PIECE_CHARS;
-      const before = text.charCodeAt(cut - 1);
-      if (before >= 0xd800 && before <= 0xdbff) cut--;
-    }
+    const cut = pieceEnd(text, start);
     yield text.slice(start, cut);
     start = cut;
   }
   yield text.slice(start);
+}
+
+/** Where the piece of `text` that starts at `start` ends, for a text running more than PIECE_CHARS past it (see textPieces). */
+function pieceEnd(text: string, start: number): number {
+  let cut = start + PIECE_CHARS;
+  while (cut > start + 1 && !(text.charCodeAt(cut) === 32 && !isSpace(text.charCodeAt(cut - 1)))) cut--;
+  if (cut > start + 1) return cut;
+  cut = start + PIECE_CHARS;
+  const before = text.charCodeAt(cut - 1);
+  return before >= 0xd800 && before <= 0xdbff ? cut - 1 : cut;
+}
+
+/**
+ * The pieces of a text that grows at its end (an answer as it streams) that textPieces cuts from `start` on, as far
+ * as text added later cannot change them, and where they end. A piece's end depends only on the PIECE_CHARS
+ * characters after its start, so once the text runs past those it is settled: the tokens of the settled pieces, kept
+ * as they come, plus countTextTokens of the rest is countTextTokens of the whole, each character counted about once
+ * however often the whole is asked for.
+ */
+export function settledPieces(text: string, start: number): { pieces: string[]; end: number } {
+  const pieces: string[] = [];
+  let end = start;
+  while (text.length - end > PIECE_CHARS) {
+    const cut = pieceEnd(text, end);
+    pieces.push(text.slice(end, cut));
+    end = cut;
+  }
+  return { pieces, end };
 }
 
 export function countTextTokens(model: string, text: string): number {
@@ -128,7 +150,7 @@ export const MESSAGE_OVERHEAD = 3;
 export const REPLY_PRIMING = 3;
 
 /** The texts of `m` to count (added to `texts`), and the tokens it takes besides them (framing, images). */
-function messageParts(m: ChatMessage, texts: string[]): number {
+export function messageParts(m: ChatMessage, texts: string[]): number {
   let fixed = MESSAGE_OVERHEAD;
   texts.push(m.content);
   for (const part of m.parts ?? []) if (part.type === 'image') fixed += IMAGE_TOKENS;

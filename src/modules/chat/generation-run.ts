@@ -38,7 +38,7 @@ export interface RunJob {
    * turn's own question, calls and results stay): before each step after a tool round, which grows the
    * turn, so a turn that goes on reads the same as one that paused for approvals and was rebuilt.
    */
-  fit?: (messages: ChatMessage[]) => ChatMessage[];
+  fit?: (messages: ChatMessage[]) => Promise<ChatMessage[]>;
   /** The tools the model may call this turn, and how (absent: a plain answer). */
   tools?: ToolLoop;
   /** Checks the answer's text so far (safety): at each step's end and every OUTPUT_CHECK_CHARS while it streams; a flag stops it. */
@@ -158,11 +158,11 @@ async function execute(d: RunDeps, job: RunJob, signal: AbortSignal, stopped: ()
     if (verdict.flagged) throw new FlaggedOutput(verdict.categories);
   };
   try {
-    const fit = job.fit ?? ((messages: ChatMessage[]) => messages);
+    const fit = job.fit ?? (async (messages: ChatMessage[]) => messages);
     let history = job.request.messages;
     let admitted = job.request.admitted;
     // The decided calls' results replace what the model was told while they waited.
-    if (loop?.decided?.length) history = fit(await runDecided(d, job, loop, history, signal));
+    if (loop?.decided?.length) history = await fit(await runDecided(d, job, loop, history, signal));
     for (let step = (loop?.stepsTaken ?? 0) + 1; ; step++) {
       // Each step is one metered model call; only the first draws on the reservation made before the turn was stored.
       const stepStartedAt = Date.now();
@@ -211,7 +211,7 @@ async function execute(d: RunDeps, job: RunJob, signal: AbortSignal, stopped: ()
         break;
       }
       const ran = await runStep(d, job, loop, { text, calls, metrics }, signal);
-      history = fit([...history, { role: 'assistant', content: text, toolCalls: calls }, ...ran.answered]);
+      history = await fit([...history, { role: 'assistant', content: text, toolCalls: calls }, ...ran.answered]);
       text = '';
       if (signal.aborted) throw signal.reason;
       if (ran.pending.length) {

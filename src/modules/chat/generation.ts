@@ -1,8 +1,8 @@
 import { AppError, ValidationError } from '../../errors.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import { StreamEnded, type StreamBuffer } from '../../platform/streams/stream-buffer.ts';
-import { buildContext, countMessageTokens, DEFAULT_CONTEXT_WINDOW } from '../ai/index.ts';
-import type { Ai, ChatMessage, ChatRequest } from '../ai/index.ts';
+import { buildContext, DEFAULT_CONTEXT_WINDOW } from '../ai/index.ts';
+import type { Ai, ChatMessage, ChatRequest, TokenCounter } from '../ai/index.ts';
 import { groundingPrompt, type Grounding, type Source } from '../knowledge/index.ts';
 import type { GenerationSettings, Projects } from '../projects/index.ts';
 import type { UsersService } from '../users/index.ts';
@@ -23,7 +23,7 @@ import { tokensOf } from './message-tokens.ts';
 import type { ToolLoop } from './generation-run.ts';
 
 export interface GenerationDeps {
-  ai: Pick<Ai, 'streamChat' | 'model' | 'admit' | 'chainFor'> & { defaultModel?: string };
+  ai: Pick<Ai, 'streamChat' | 'model' | 'admit' | 'chainFor'> & { defaultModel?: string; tokens: Pick<TokenCounter, 'count' | 'countMessage'> };
   messages: Messages;
   /** File parts: checked when posted, turned into what the model sees each turn. */
   attachments: Attachments;
@@ -270,14 +270,15 @@ export function createGeneration(d: GenerationDeps) {
     const replyBudget = replyBudgetOf(info, settings);
     const { history, counted } = await d.attachments.toChatMessages(userId, branch, info, replyBudget);
     const system = [settings?.systemPrompt, sources.length ? groundingPrompt(sources) : undefined].filter(Boolean).join('\n\n') || undefined;
-    const fit = (messages: ChatMessage[]): ChatMessage[] => {
+    const { tokens } = d.ai;
+    const fit = async (messages: ChatMessage[]): Promise<ChatMessage[]> => {
       // The system message the first fit put first is given again as the system prompt, not kept as history.
       const rest = messages[0]?.role === 'system' ? messages.slice(1) : messages;
-      // Each message is counted once per turn: the steps' calls and results too, however many steps follow.
-      for (const m of rest) if (!counted.has(m)) counted.set(m, countMessageTokens(info.model, m));
-      return buildContext({ model: info, system, history: rest, replyBudget, counted });
+      // Each message is counted once per turn: the steps' calls and results too, however many steps follow (a long one on a counting thread).
+      for (const m of rest) if (!counted.has(m)) counted.set(m, await tokens.countMessage(info.model, m));
+      return buildContext({ model: info, system, history: rest, replyBudget, counted, tokens });
     };
-    return { messages: buildContext({ model: info, system, history, replyBudget, counted }), fit };
+    return { messages: await buildContext({ model: info, system, history, replyBudget, counted, tokens }), fit };
   }
 
   /**

@@ -1,10 +1,12 @@
 import { AppError } from '../../errors.ts';
 import type { Announce } from '../../platform/bus/bus.ts';
 import type { JobHandler } from '../../platform/queue/queue.ts';
+import { createThreadPool, ThreadTimeout } from '../../platform/thread-pool.ts';
 import type { AiService } from '../ai/index.ts';
 import type { Documents } from '../documents/index.ts';
 import { MAX_TEXT_CHARS, type Files } from '../files/index.ts';
-import { chunkText } from './chunker.ts';
+import { chunkText, type Chunk } from './chunker.ts';
+import type { ChunkTask } from './chunk-worker.ts';
 import type { KnowledgeRepository, NewChunk } from './repository.ts';
 import type { ItemRow } from './schema.ts';
 import type { KnowledgeSettings } from './settings.ts';
@@ -16,13 +18,38 @@ const EMBED_BATCH = 64;
 /** Counted with this tokenizer when no embedding model is configured (full-text passages still need a size). */
 const FALLBACK_COUNT_MODEL = 'openai:text-embedding-3-small';
 
+/**
+ * Characters of text split into passages on the job's own thread; a longer text is split on a thread of its own.
+ * The chunker counts a text's pieces several times over as it packs them (about 12,000 counts for 2 MB of prose, over
+ * half a second in one stretch), during which the process would answer nothing else. This many take a few milliseconds.
+ */
+export const INLINE_CHUNK_CHARS = 4_096;
+/** The longest one text's split may take on its thread: prose of the largest text (2 million characters) takes about a second. */
+const CHUNK_TIMEOUT_MS = 5 * 60_000;
+
+/**
+ * chunkText with `model`'s token count (a catalog id, as ai.countTokens takes it), its results the same wherever it runs:
+ * short texts here, longer ones on a thread (one at a time per process), stopped after `timeoutMs` or when `signal` aborts.
+ */
+export function createPassageSplitter(opts: { ai: Pick<AiService, 'model' | 'countTokens'>; timeoutMs: number }) {
+  const pool = createThreadPool<ChunkTask, Chunk[]>({ worker: new URL('./chunk-worker.ts', import.meta.url), threads: 1, timeoutMs: opts.timeoutMs });
+  return {
+    split(text: string, limits: { maxTokens: number; overlapTokens: number; model: string }, signal?: AbortSignal): Promise<Chunk[]> {
+      if (text.length <= INLINE_CHUNK_CHARS) return Promise.resolve(chunkText(text, { ...limits, count: (s) => opts.ai.countTokens(limits.model, s) }));
+      // The thread counts with tokens.ts directly: the provider's model name, as ai.countTokens resolves it.
+      return pool.run({ text, maxTokens: limits.maxTokens, overlapTokens: limits.overlapTokens, model: opts.ai.model(limits.model)?.model ?? limits.model }, signal);
+    },
+    close: () => pool.close(),
+  };
+}
+
 export interface IngestJob {
   itemId: string;
 }
 
 export interface IngestDeps {
   repo: KnowledgeRepository;
-  ai: Pick<AiService, 'embeddings' | 'countTokens'>;
+  ai: Pick<AiService, 'embeddings' | 'countTokens' | 'model'>;
   files: Pick<Files, 'get' | 'textOf'>;
   documents: Pick<Documents, 'peek' | 'ownerOf'>;
   vectors: VectorIndex;
@@ -46,6 +73,8 @@ class Unreadable extends Error {
  * and the queue retries; until a swap, search keeps the previous passages.
  */
 export function createIngestion(d: IngestDeps): JobHandler<IngestJob, { chunks: number; embedded: number; reused: number } | { skipped: string }> {
+  // Its thread starts with the first long text and, idle, does not keep the process alive.
+  const splitter = createPassageSplitter({ ai: d.ai, timeoutMs: CHUNK_TIMEOUT_MS });
   const say = (item: ItemRow, status: ItemRow['status'], extra: { progress?: number; chunks?: number; error?: { code: string; message: string } } = {}) =>
     d.announce('knowledge.item.updated', { userId: item.userId, itemId: item.id, kind: item.kind, refId: item.refId, status, ...extra });
 
@@ -106,8 +135,12 @@ export function createIngestion(d: IngestDeps): JobHandler<IngestJob, { chunks: 
       say(item, 'indexing', { progress: 0 });
       const { text, version } = await textOf(item, holding.doc);
       const model = d.ai.embeddings.defaultModel;
-      const count = (s: string) => d.ai.countTokens(model ?? FALLBACK_COUNT_MODEL, s);
-      const passages = chunkText(text, { maxTokens: d.settings.chunkTokens, overlapTokens: d.settings.overlapTokens, count });
+      const limits = { maxTokens: d.settings.chunkTokens, overlapTokens: d.settings.overlapTokens, model: model ?? FALLBACK_COUNT_MODEL };
+      const passages = await splitter.split(text, limits, ctx.signal).catch((err: unknown) => {
+        // The same text would take as long again: no retry can fix it.
+        if (err instanceof ThreadTimeout) throw new Unreadable('too_slow', `Splitting the text into passages took over ${CHUNK_TIMEOUT_MS / 60_000} minutes; it was stopped`);
+        throw err;
+      });
       if (!passages.length) throw new Unreadable('empty', 'There is no text to index');
 
       // Unchanged passages keep their embeddings, when made with the model in use now.

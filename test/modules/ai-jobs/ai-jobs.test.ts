@@ -101,6 +101,37 @@ for (const backend of backends()) {
       }
     });
 
+    test('progress on a long answer counts each part of it about once, not the whole answer again at every report', async () => {
+      const u = await createUser(t);
+      const { ai } = t.services;
+      const { count } = ai.tokens;
+      const { countTokens } = ai;
+      let counted = 0;
+      // Whichever way the tokens so far are counted.
+      ai.tokens.count = (model, texts, signal) => {
+        for (const text of texts) counted += text.length;
+        return count.call(ai.tokens, model, texts, signal);
+      };
+      ai.countTokens = (model, text) => {
+        counted += text.length;
+        return countTokens(model, text);
+      };
+      try {
+        // Each part comes after a report's interval: one report per part.
+        const parts = Array.from({ length: 6 }, (_, i) => `Part ${i}. ${'All work and no play. '.repeat(2_000)}`);
+        openai.script({ chunks: parts, delayMs: 300, usage: { input: 5, output: 60_000 } });
+        const res = await submit(u, { prompt: 'Write at length' });
+        const job = await finished(u, res.body.id);
+        assert.equal(job.state, 'completed', job.error);
+        assert.equal(job.result.text, parts.join(''));
+        const length = parts.join('').length;
+        assert.ok(counted > 0 && counted <= 1.5 * length, `${counted} characters counted for an answer of ${length}`);
+      } finally {
+        ai.tokens.count = count;
+        ai.countTokens = countTokens;
+      }
+    });
+
     test('notify: true sends ai.job.completed once; false sends nothing', async () => {
       const u = await createUser(t);
       const yes = await submit(u, { prompt: 'Tell me', notify: true });

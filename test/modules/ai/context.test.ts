@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { buildContext, DEFAULT_CONTEXT_WINDOW } from '../../../src/modules/ai/context.ts';
+import { createTokenCounter } from '../../../src/modules/ai/token-counter.ts';
 import { countTokens as o200kCount } from 'gpt-tokenizer';
 import { countTokens as cl100kCount } from 'gpt-tokenizer/encoding/cl100k_base';
 import { countMessageTokens, countPromptTokens, countTextTokens, PIECE_CHARS, textPieces, truncateTokens } from '../../../src/modules/ai/tokens.ts';
@@ -81,35 +82,37 @@ describe('token counting', () => {
 });
 
 describe('buildContext', () => {
+  const tokens = createTokenCounter({ threads: 1, timeoutMs: 60_000 });
+  after(() => tokens.close());
   const history = [user(words(100)), assistant(words(100)), user(words(100)), assistant(words(100)), user('latest question')];
 
-  test('everything fits: system prompt first, then the whole history in order', () => {
-    const out = buildContext({ model: model(128_000), system: 'Be brief.', history, replyBudget: 1000 });
+  test('everything fits: system prompt first, then the whole history in order', async () => {
+    const out = await buildContext({ tokens, model: model(128_000), system: 'Be brief.', history, replyBudget: 1000 });
     assert.deepEqual(out, [{ role: 'system', content: 'Be brief.' }, ...history]);
   });
 
-  test('drops whole turns, oldest first, to fit window minus reply budget', () => {
+  test('drops whole turns, oldest first, to fit window minus reply budget', async () => {
     // Each old turn is 2 × (100 + 3) = 206 tokens; the latest is 2 + 3; system 3 + 3; priming 3.
     const latest = countMessageTokens('gpt-4o-mini', history[4]!);
     const system = 3 + countTextTokens('gpt-4o-mini', 'Be brief.');
     const fixed = 3 + system + latest;
-    const fitsOneTurn = buildContext({ model: model(fixed + 206 + 100), system: 'Be brief.', history, replyBudget: 100 });
+    const fitsOneTurn = await buildContext({ tokens, model: model(fixed + 206 + 100), system: 'Be brief.', history, replyBudget: 100 });
     assert.deepEqual(fitsOneTurn, [{ role: 'system', content: 'Be brief.' }, history[2], history[3], history[4]]);
     assert.ok(countPromptTokens('gpt-4o-mini', fitsOneTurn) <= fixed + 206, 'within the budget');
 
-    const exactlyTwo = buildContext({ model: model(fixed + 412 + 100), system: 'Be brief.', history, replyBudget: 100 });
+    const exactlyTwo = await buildContext({ tokens, model: model(fixed + 412 + 100), system: 'Be brief.', history, replyBudget: 100 });
     assert.deepEqual(exactlyTwo.slice(1), history, 'a budget exactly met keeps both turns');
-    const oneShort = buildContext({ model: model(fixed + 411 + 100), system: 'Be brief.', history, replyBudget: 100 });
+    const oneShort = await buildContext({ tokens, model: model(fixed + 411 + 100), system: 'Be brief.', history, replyBudget: 100 });
     assert.deepEqual(oneShort.slice(1), history.slice(2));
   });
 
-  test('never drops the latest user message, even when it alone is over budget', () => {
+  test('never drops the latest user message, even when it alone is over budget', async () => {
     const huge = [user('old'), assistant('reply'), user(words(500))];
-    const out = buildContext({ model: model(200), system: 'sys', history: huge, replyBudget: 100 });
+    const out = await buildContext({ tokens, model: model(200), system: 'sys', history: huge, replyBudget: 100 });
     assert.deepEqual(out, [{ role: 'system', content: 'sys' }, huge[2]]);
   });
 
-  test('the latest turn keeps its tool round; an older turn goes with its tool results', () => {
+  test('the latest turn keeps its tool round; an older turn goes with its tool results', async () => {
     const h: ChatMessage[] = [
       user(words(300)),
       { role: 'assistant', content: '', toolCalls: [{ id: 'c1', name: 'lookup', arguments: '{}' }] },
@@ -119,19 +122,37 @@ describe('buildContext', () => {
       { role: 'assistant', content: '', toolCalls: [{ id: 'c2', name: 'lookup', arguments: '{}' }] },
       { role: 'tool', toolCallId: 'c2', content: 'result' },
     ];
-    const out = buildContext({ model: model(500), history: h, replyBudget: 100 });
+    const out = await buildContext({ tokens, model: model(500), history: h, replyBudget: 100 });
     assert.deepEqual(out, h.slice(4), 'no orphan tool result, no orphan call');
   });
 
-  test('an older turn too big to fit stops the walk: no gaps in the conversation', () => {
+  test('an older turn too big to fit stops the walk: no gaps in the conversation', async () => {
     const h = [user('tiny one'), assistant('ok'), user(words(1000)), assistant('ok'), user('last')];
-    const out = buildContext({ model: model(600), history: h, replyBudget: 100 });
+    const out = await buildContext({ tokens, model: model(600), history: h, replyBudget: 100 });
     assert.deepEqual(out, [user('last')]);
   });
 
-  test('an unknown window falls back to a conservative default; no system prompt adds none', () => {
+  test('a message of megabytes is counted off the event loop, as countMessageTokens counts it', async () => {
+    const long = [user('old'), assistant('ok'), user(`${'All work and no play. '.repeat(100_000)}`), assistant('ok'), user('last')];
+    let turns = 0;
+    let counting = true;
+    const tick = () => {
+      if (!counting) return;
+      turns++;
+      setImmediate(tick);
+    };
+    setImmediate(tick);
+    // gpt-4 counts with cl100k_base: stored counts (o200k_base) would not do, every message is counted.
+    const window = 3 + countMessageTokens('gpt-4', long[2]!) + countMessageTokens('gpt-4', long[3]!) + countMessageTokens('gpt-4', long[4]!) + 100;
+    const out = await buildContext({ tokens, model: { model: 'gpt-4', contextWindow: window }, history: long, replyBudget: 100 });
+    counting = false;
+    assert.ok(turns > 0, 'no turn of the event loop while the history was counted');
+    assert.deepEqual(out, long.slice(2), 'the budget met exactly by the count keeps those turns');
+  });
+
+  test('an unknown window falls back to a conservative default; no system prompt adds none', async () => {
     const long = [user(words(DEFAULT_CONTEXT_WINDOW)), assistant('ok'), user('last')];
-    assert.deepEqual(buildContext({ model: model(null), history: long, replyBudget: 100 }), [user('last')]);
-    assert.deepEqual(buildContext({ model: model(null), history: long, replyBudget: 100, fallbackContextWindow: 100_000 }), long);
+    assert.deepEqual(await buildContext({ tokens, model: model(null), history: long, replyBudget: 100 }), [user('last')]);
+    assert.deepEqual(await buildContext({ tokens, model: model(null), history: long, replyBudget: 100, fallbackContextWindow: 100_000 }), long);
   });
 });

@@ -3,7 +3,8 @@ import { after, before, describe, test } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
 import { eq } from 'drizzle-orm';
 import { createStopScanner } from '../../../src/modules/ai/messages-format.ts';
-import { countPromptTokens } from '../../../src/modules/ai/tokens.ts';
+import { INLINE_CHARS } from '../../../src/modules/ai/token-counter.ts';
+import { countPromptTokens, countTextTokens } from '../../../src/modules/ai/tokens.ts';
 import type { ChatMessage } from '../../../src/modules/ai/types.ts';
 import { usageEvents } from '../../../src/modules/usage/schema.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
@@ -482,6 +483,69 @@ for (const backend of backends()) {
       const unknown = await client.messages.countTokens({ model: 'nope', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
       assert.ok(unknown instanceof Anthropic.NotFoundError);
       assert.equal(openai.requests.length, 0);
+    });
+
+    /**
+     * A /health request made as the first count of a long text starts (on its thread, the caller waiting), and the order in which it is
+     * answered and that count ends: the health first when the count leaves the event loop free.
+     */
+    function healthDuringLongCount() {
+      const { tokens } = t.services.ai;
+      const { count } = tokens;
+      const order: string[] = [];
+      let health: Promise<unknown> | undefined;
+      tokens.count = async (model, texts, signal) => {
+        const long = !health && texts.reduce((n, text) => n + text.length, 0) > INLINE_CHARS;
+        if (long) health = t.api('GET', '/health').then((r) => order.push(`health ${r.status}`));
+        const n = await count.call(tokens, model, texts, signal);
+        if (long) order.push('counted');
+        return n;
+      };
+      return {
+        order: async () => (await health, order),
+        restore: () => void (tokens.count = count),
+      };
+    }
+    const longPrompt: ChatMessage[] = [{ role: 'user', content: 'All work and no play. '.repeat(100_000) }];
+
+    test('streaming: message_start\'s estimate of a long prompt is counted off the event loop, as tokens.ts counts it', async () => {
+      openai.script({ reply: 'Short answer.', usage: { input: 7, output: 2 } });
+      const watch = healthDuringLongCount();
+      try {
+        const raw = await t.api('POST', '/v1/messages', { token: key, body: { model: 'openai:gpt-4o-mini', max_tokens: 10, stream: true, messages: longPrompt } });
+        assert.equal(raw.status, 200, raw.text);
+        const start = sseEvents(raw.text).find((e) => e.name === 'message_start')!;
+        assert.equal(start.data.message.usage.input_tokens, countPromptTokens('gpt-4o-mini', longPrompt));
+        assert.deepEqual(await watch.order(), ['health 200', 'counted']);
+      } finally {
+        watch.restore();
+      }
+    });
+
+    test('a provider that reports no usage: a long prompt is counted off the event loop, and billed as tokens.ts counts it', async () => {
+      openai.script({ reply: 'Counted here.', noUsage: true });
+      const watch = healthDuringLongCount();
+      try {
+        const message = await client.messages.create({ model: 'openai:gpt-4o-mini', max_tokens: 10, messages: longPrompt as Anthropic.MessageParam[] });
+        assert.deepEqual(message.usage, { ...message.usage, input_tokens: countPromptTokens('gpt-4o-mini', longPrompt), output_tokens: countTextTokens('gpt-4o-mini', 'Counted here.') });
+        assert.deepEqual(await watch.order(), ['health 200', 'counted']);
+      } finally {
+        watch.restore();
+      }
+    });
+
+    test('a stop sequence: the usage of a long prompt is counted off the event loop, as tokens.ts counts it', async () => {
+      openai.script({ chunks: ['Before ', 'STOP', ' after'], usage: { input: 7, output: 3 } });
+      const watch = healthDuringLongCount();
+      try {
+        const message = await client.messages.create({ model: 'openai:gpt-4o-mini', max_tokens: 10, stop_sequences: ['STOP'], messages: longPrompt as Anthropic.MessageParam[] });
+        assert.equal(message.stop_reason, 'stop_sequence');
+        assert.equal(message.usage.input_tokens, countPromptTokens('gpt-4o-mini', longPrompt));
+        assert.equal(message.usage.output_tokens, countTextTokens('gpt-4o-mini', 'Before STOP'));
+        assert.deepEqual(await watch.order(), ['health 200', 'counted']);
+      } finally {
+        watch.restore();
+      }
     });
 
     test('count_tokens counts a long prompt off the event loop, as tokens.ts counts it: a request made as its count starts is answered first', async () => {

@@ -47,6 +47,31 @@ describe('token counts off the event loop', () => {
     }
   });
 
+  test('a running count of a growing text is the count of the text so far, each part counted about once', async () => {
+    for (const model of ['gpt-4o-mini', 'gpt-4']) {
+      for (const [name, whole] of samples) {
+        const running = counter.running(model);
+        let counted = 0;
+        const { count } = counter;
+        counter.count = (m, texts, signal) => {
+          for (const text of texts) counted += text.length;
+          return count.call(counter, m, texts, signal);
+        };
+        try {
+          // Grown in steps of uneven size, as an answer streams; each step's count is the whole's so far.
+          let steps = 0;
+          for (let end = 0; end < whole.length; steps++) {
+            end = Math.min(whole.length, end + 997 + ((end * 7) % 1_500));
+            assert.equal(await running(whole.slice(0, end)), countTextTokens(model, whole.slice(0, end)), `${model}: ${name}, ${end} characters`);
+          }
+          assert.ok(counted <= whole.length + steps * (PIECE_CHARS + 1), `${model}: ${name}: ${counted} characters counted for ${whole.length} in ${steps} steps`);
+        } finally {
+          counter.count = count;
+        }
+      }
+    }
+  });
+
   test('while a large count runs, the event loop goes on; a count past its time is a 503, and the next one is counted', async () => {
     const text = 'All work and no play. '.repeat(200_000);
     let turns = 0;

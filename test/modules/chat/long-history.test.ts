@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { eq, sql } from 'drizzle-orm';
 import { buildContext } from '../../../src/modules/ai/context.ts';
+import { createTokenCounter } from '../../../src/modules/ai/token-counter.ts';
 import { countMessageTokens, countPromptTokens } from '../../../src/modules/ai/tokens.ts';
 import type { ChatMessage } from '../../../src/modules/ai/types.ts';
 import { messages } from '../../../src/modules/chat/schema.ts';
@@ -25,7 +26,10 @@ function aiConfig(): string {
 const text = (marker: string, n: number) => `${marker}${' a'.repeat(n - 1)}`;
 
 /** What today's context builder keeps of a whole history: what the upstream must receive, whatever is read. */
-const expected = (history: ChatMessage[]) => buildContext({ model: { model: 'tiny', contextWindow: WINDOW }, history, replyBudget: REPLY }).map((m) => ({ role: m.role, content: m.content }));
+const counter = createTokenCounter({ threads: 1, timeoutMs: 60_000 });
+after(() => counter.close());
+const expected = async (history: ChatMessage[]) =>
+  (await buildContext({ model: { model: 'tiny', contextWindow: WINDOW }, history, replyBudget: REPLY, tokens: counter })).map((m) => ({ role: m.role, content: m.content }));
 
 const lastRequest = (f: ChatFixture) => sent(answerRequests(f.openai).at(-1)!);
 
@@ -72,7 +76,7 @@ for (const backend of backends()) {
       const res = await chat.send(c, { content: asked });
       assert.equal(res.status, 201, res.text);
       const got = lastRequest(f);
-      assert.deepEqual(got, expected([...history, { role: 'user', content: asked }]));
+      assert.deepEqual(got, await expected([...history, { role: 'user', content: asked }]));
       assert.ok(got.length < 40 && got.length > 4, `${got.length} messages sent`);
 
       // What a turn reads: the window's worth and the turn it cuts (two messages at most), of 81.
@@ -89,7 +93,7 @@ for (const backend of backends()) {
       const edited = text('edited', 30);
       const edit = await chat.send(c, { content: edited, parentId: rows.at(-1)!.id });
       assert.equal(edit.status, 201, edit.text);
-      assert.deepEqual(lastRequest(f), expected([...history, { role: 'user', content: edited }]));
+      assert.deepEqual(lastRequest(f), await expected([...history, { role: 'user', content: edited }]));
       // The control: a turn whose window reaches the corrupt message (an edit early on, its branch short) does read it, and fails.
       const early = await chat.send(c, { content: 'early edit', parentId: rows[3]!.id });
       assert.equal(early.status, 500, early.text);
@@ -158,7 +162,7 @@ for (const backend of backends()) {
       const res = await chat.send(c, { content: 'and now?' });
       assert.equal(res.status, 201, res.text);
       const got = lastRequest(f);
-      assert.deepEqual(got, expected([...history, { role: 'user', content: 'and now?' }]));
+      assert.deepEqual(got, await expected([...history, { role: 'user', content: 'and now?' }]));
       assert.ok(!got.some((x: { role: string }) => x.role === 'tool'), 'the cut tool round is not sent');
       assert.equal(got[0].content, 'short 0');
     });

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { countTokens } from 'gpt-tokenizer';
+import type { ModelInfo } from '../../../src/modules/ai/index.ts';
+import { countTextTokens } from '../../../src/modules/ai/tokens.ts';
 import { chunkText, type Chunk } from '../../../src/modules/knowledge/chunker.ts';
+import { createPassageSplitter, INLINE_CHUNK_CHARS } from '../../../src/modules/knowledge/ingest.ts';
 
 const count = (s: string) => countTokens(s);
 const opts = { maxTokens: 60, overlapTokens: 15, count };
@@ -140,5 +143,48 @@ describe('chunkText', () => {
   test('bad options are refused', () => {
     assert.throws(() => chunkText('x', { ...opts, overlapTokens: 60 }));
     assert.throws(() => chunkText('x', { ...opts, maxTokens: 0 }));
+  });
+});
+
+describe('passages of a long text, split on a thread', () => {
+  // As the AI module resolves a catalog id to its provider's model name, and counts with it.
+  const ai = {
+    model: (id: string) => ({ model: id.slice(id.indexOf(':') + 1) }) as ModelInfo,
+    countTokens: (id: string, text: string) => countTextTokens(id.slice(id.indexOf(':') + 1), text),
+  };
+  const splitter = createPassageSplitter({ ai, timeoutMs: 120_000 });
+  after(() => splitter.close());
+
+  const prose = (n: number) => {
+    let text = '# Guide\n\n';
+    for (let i = 0; text.length < n; i++) text += `${sentence(i)}${i % 9 === 8 ? '\n\n## Part\n\n' : ' '}`;
+    return text.slice(0, n);
+  };
+
+  test('the passages are the ones chunkText makes inline, either side of the inline limit, with either encoding', async () => {
+    const samples = [prose(500), prose(INLINE_CHUNK_CHARS), prose(INLINE_CHUNK_CHARS + 1), prose(60_000), 'x'.repeat(INLINE_CHUNK_CHARS * 3), `${'😀'.repeat(3_000)} tail.`];
+    for (const id of ['openai:text-embedding-3-small', 'openai:gpt-4']) {
+      for (const [i, text] of samples.entries()) {
+        const limits = { maxTokens: 200, overlapTokens: 40 };
+        const inline = chunkText(text, { ...limits, count: (s) => ai.countTokens(id, s) });
+        assert.deepEqual(await splitter.split(text, { ...limits, model: id }), inline, `${id}: sample ${i}`);
+      }
+    }
+  });
+
+  test('while a large text is split, the event loop goes on', async () => {
+    const text = prose(1_000_000);
+    let turns = 0;
+    let splitting = true;
+    const tick = () => {
+      if (!splitting) return;
+      turns++;
+      setImmediate(tick);
+    };
+    setImmediate(tick);
+    const passages = await splitter.split(text, { maxTokens: 512, overlapTokens: 64, model: 'openai:text-embedding-3-small' });
+    splitting = false;
+    assert.ok(turns > 1, `${turns} turns of the event loop while the text was split`);
+    assert.equal(passages.at(-1)!.end, text.length);
   });
 });

@@ -1,0 +1,17 @@
+import { threadTask } from '../../platform/thread-pool.ts';
+// tokens.ts itself, not the AI module's front door: that would load every provider's SDK into the thread.
+import { countTextTokens } from '../ai/tokens.ts';
+import { chunkText, type Chunk } from './chunker.ts';
+
+/** A text to split, with the chunker's limits and the model whose encoding counts its passages. */
+export interface ChunkTask {
+  text: string;
+  maxTokens: number;
+  overlapTokens: number;
+  model: string;
+}
+
+/** A chunking thread (see ingest.ts): chunkText with the model's token count, as the job would run it. */
+export default threadTask((task: ChunkTask): Chunk[] =>
+  chunkText(task.text, { maxTokens: task.maxTokens, overlapTokens: task.overlapTokens, count: (s) => countTextTokens(task.model, s) }),
+);
