@@ -79,7 +79,15 @@ function requestBody(model: string, request: ChatRequest, reasoning: boolean, ta
     const choice = request.toolChoice;
     if (choice !== undefined) body.tool_choice = typeof choice === 'string' ? choice : { type: 'function', function: { name: choice.name } };
   }
+  if (request.responseFormat) body.response_format = wireResponseFormat(request.responseFormat);
   return body;
+}
+
+/** OpenAI's `response_format`: `json_schema` when the caller named one (or gave a schema), `json_object` otherwise. */
+function wireResponseFormat(format: NonNullable<ChatRequest['responseFormat']>) {
+  if (format.name === undefined && format.schema === undefined) return { type: 'json_object' };
+  // Fields left undefined are left out by JSON.stringify.
+  return { type: 'json_schema', json_schema: { name: format.name ?? 'response', description: format.description, schema: format.schema, strict: format.strict } };
 }
 
 function wireMessages(messages: ChatMessage[], reasoning: boolean) {

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
-import type { ImagePart, LanguageModel, ModelMessage, TextPart, ToolSet } from 'ai';
-import { invalidRequest } from './attempt-error.ts';
+import type { CallWarning, ImagePart, JSONSchema7, LanguageModel, ModelMessage, TextPart, ToolSet } from 'ai';
+import { AttemptError, invalidRequest } from './attempt-error.ts';
 import type { ChatMessage, ChatPart, ChatRequest, ToolCall, Usage } from './types.ts';
 
 /**
@@ -30,13 +30,16 @@ export interface ChatModel {
 /** The AI SDK, loaded where a provider uses it (Anthropic, Mistral): a server without one need not hold it. */
 export const aiSdk = () => createRequire(import.meta.url)('ai') as typeof import('ai');
 
+/** A model as its provider package builds it (the current specification), which middleware can wrap. */
+type ProviderModel = Extract<LanguageModel, { specificationVersion: 'v3' }>;
+
 /** A model behind the AI SDK's streamText, with its own retries off (the fallback engine retries). */
-export function aiSdkChatModel(model: LanguageModel): ChatModel {
+export function aiSdkChatModel(model: ProviderModel): ChatModel {
   const { streamText } = aiSdk();
   return {
     async *stream(request, signal) {
       const result = streamText({
-        model,
+        model: request.responseFormat ? withResponseFormat(model, request.responseFormat) : model,
         messages: toModelMessages(request.messages),
         allowSystemInMessages: true,
         tools: toToolSet(request),
@@ -55,6 +58,9 @@ export function aiSdkChatModel(model: LanguageModel): ChatModel {
       const toolInputs = new Map<string, string>();
       for await (const part of result.fullStream) {
         switch (part.type) {
+          case 'start-step':
+            if (request.responseFormat) refuseIgnoredFormat(part.warnings, model.provider);
+            break;
           case 'text-delta':
             if (part.text) yield { type: 'text', text: part.text };
             break;
@@ -91,6 +97,32 @@ export function aiSdkChatModel(model: LanguageModel): ChatModel {
       }
     },
   };
+}
+
+/**
+ * The model with the response format as the AI SDK's `responseFormat` call option, which each provider
+ * implements its own way (Anthropic: its structured output, or a forced `json` tool whose input comes back
+ * as the text; Mistral: `response_format`). streamText would set it only through `output`, which also parses
+ * the text so far as partial JSON at every chunk, work nobody here reads.
+ */
+function withResponseFormat(model: ProviderModel, format: NonNullable<ChatRequest['responseFormat']>): ProviderModel {
+  const { defaultSettingsMiddleware, wrapLanguageModel } = aiSdk();
+  const responseFormat = { type: 'json' as const, schema: format.schema as JSONSchema7 | undefined, name: format.name, description: format.description };
+  // Mistral's strict mode is a provider option; other providers ignore another's options.
+  const providerOptions = format.strict ? { mistral: { strictJsonSchema: true } } : undefined;
+  return wrapLanguageModel({ model, middleware: defaultSettingsMiddleware({ settings: { responseFormat, providerOptions } }) });
+}
+
+/**
+ * A provider that cannot honour the response format says so in a call warning and answers in free text
+ * (Anthropic without a schema): this link fails instead, before any of that text, as a request it cannot
+ * take: the next link may honour it (see fallback.ts).
+ */
+function refuseIgnoredFormat(warnings: CallWarning[], provider: string) {
+  const ignored = warnings.find((w) => w.type === 'unsupported' && w.feature === 'responseFormat');
+  if (!ignored) return;
+  const details = ignored.type === 'unsupported' && ignored.details ? ` (the AI SDK says: "${ignored.details}")` : '';
+  throw new AttemptError('unsupported_parameter', `response_format is not supported by ${provider}${details}`, { retryable: false, started: false });
 }
 
 /** Parley's messages in the AI SDK's shape; a tool result needs the name of the call it answers. */

@@ -36,10 +36,13 @@ export interface FallbackDeps {
 }
 
 /** Failures that say something about this request, not about the provider's health. */
-const REQUEST_SPECIFIC = new Set(['provider_rejected', 'model_not_found', 'invalid_request']);
+const REQUEST_SPECIFIC = new Set(['provider_rejected', 'model_not_found', 'invalid_request', 'unsupported_parameter']);
 
-/** Failures that refuse this request as it is, wherever it goes: the caller's to change. */
-const REFUSED = new Set(['provider_rejected', 'invalid_request']);
+/**
+ * Failures that refuse this request as it is, wherever it goes: the caller's to change. `unsupported_parameter`:
+ * a provider that cannot honour the response format (chat-model.ts), which the next link may.
+ */
+const REFUSED = new Set(['provider_rejected', 'invalid_request', 'unsupported_parameter']);
 
 /**
  * Runs the chain: each link is tried, and retried on retryable failures with
@@ -114,8 +117,9 @@ export async function* streamWithFallback(
   // Refused by every link, before sending or by the provider's 400/422 (a context too long, a bad tool schema): the
   // caller's request, not the providers, is at fault, and a 5xx would have the caller's SDK send it again.
   if (attempts.length && attempts.every((a) => REFUSED.has(a.code))) {
-    const code = attempts.every((a) => a.code === 'invalid_request') ? 'invalid_request' : 'provider_rejected';
-    throw ValidationError(attempts[0]!.error, code, { attempts });
+    const code = attempts.every((a) => a.code === attempts[0]!.code) ? attempts[0]!.code : 'provider_rejected';
+    // The one parameter a link refuses by name is the response format (OpenAI's `response_format`).
+    throw ValidationError(attempts[0]!.error, code, { attempts, ...(code === 'unsupported_parameter' ? { param: 'response_format' } : {}) });
   }
   const tried = attempts.map((a) => `${a.provider}:${a.model} ${a.code}`).join(', ');
   throw UpstreamFailed(`Every provider in the chain failed (${tried})`, 'all_providers_failed', { attempts });

@@ -22,6 +22,36 @@ const message = z.discriminatedUnion('role', [
   z.looseObject({ role: z.literal('tool'), content, tool_call_id: z.string() }),
 ]);
 
+/**
+ * A JSON Schema output format's fields as OpenAI checks them: in `text.format` itself in the Responses API,
+ * under `json_schema` in Chat Completions (where `schema` may be left out).
+ */
+export const jsonSchemaFormat = {
+  name: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'must be 1 to 64 letters, digits, underscores or dashes'),
+  description: z.string().nullish(),
+  schema: z.record(z.string(), z.unknown()),
+  strict: z.boolean().nullish(),
+};
+
+/** Structured output, as Chat Completions takes it: `text` (the default), any JSON object, or JSON matching a schema. */
+const responseFormat = z.discriminatedUnion('type', [
+  z.looseObject({ type: z.literal('text') }),
+  z.looseObject({ type: z.literal('json_object') }),
+  z.looseObject({ type: z.literal('json_schema'), json_schema: z.looseObject({ ...jsonSchemaFormat, schema: jsonSchemaFormat.schema.optional() }) }),
+]);
+
+/** A `json_object` format (no fields) or a `json_schema` one (its fields) as ChatRequest's: the name tells the drivers which it was. */
+export function jsonResponseFormat(fields?: { name: string; description?: string | null; schema?: Record<string, unknown>; strict?: boolean | null }): NonNullable<ChatRequest['responseFormat']> {
+  if (!fields) return { type: 'json' };
+  return {
+    type: 'json',
+    name: fields.name,
+    ...(fields.schema !== undefined ? { schema: fields.schema } : {}),
+    ...(fields.description != null ? { description: fields.description } : {}),
+    ...(fields.strict != null ? { strict: fields.strict } : {}),
+  };
+}
+
 /** An output bound: Parley's ceiling, as on the Messages API; a link whose model takes fewer is asked for its most. */
 export const maxTokens = z.number().int().min(1).max(1_000_000).nullish();
 
@@ -45,6 +75,7 @@ export const completionBody = z
       .array(z.looseObject({ type: z.literal('function'), function: z.looseObject({ name: z.string().min(1), description: z.string().optional(), parameters: z.record(z.string(), z.unknown()).optional() }) }))
       .optional(),
     tool_choice: z.union([z.enum(['none', 'auto', 'required']), z.looseObject({ type: z.literal('function'), function: z.looseObject({ name: z.string() }) })]).optional(),
+    response_format: responseFormat.nullish(),
   })
   .meta({ id: 'ChatCompletionRequest' });
 
@@ -138,7 +169,13 @@ export function toChatRequest(body: CompletionBody): Omit<ChatRequest, 'chain'> 
     stop: typeof body.stop === 'string' ? [body.stop] : (body.stop ?? undefined),
     tools: body.tools?.map((t) => ({ name: t.function.name, description: t.function.description, parameters: t.function.parameters ?? { type: 'object', properties: {} } })),
     toolChoice: choice === undefined ? undefined : typeof choice === 'string' ? choice : { name: choice.function.name },
+    responseFormat: body.response_format ? responseFormatOf(body.response_format) : undefined,
   };
+}
+
+function responseFormatOf(format: NonNullable<CompletionBody['response_format']>): ChatRequest['responseFormat'] {
+  if (format.type === 'text') return undefined;
+  return jsonResponseFormat(format.type === 'json_schema' ? format.json_schema : undefined);
 }
 
 const FINISH: Record<string, string> = { stop: 'stop', length: 'length', 'tool-calls': 'tool_calls', 'content-filter': 'content_filter' };

@@ -48,7 +48,7 @@ export function responsesRoutes(app: App, ctx: RouteContext<'ai' | 'limits' | 'r
       description:
         '`model` is a Parley id, a bare model name or a comma-separated fallback chain, as on `/v1/chat/completions`, served by any configured provider. ' +
         'Text and image input, function tools and `previous_response_id` (kept by Parley for 30 days; `store: false` keeps nothing). ' +
-        'With `stream: true`: Server-Sent Events `response.created` … `response.completed`. Built-in tools, structured output and background mode are refused (400).',
+        'With `stream: true`: Server-Sent Events `response.created` … `response.completed`. `text.format` `json_object` or `json_schema` asks for JSON output. Built-in tools and background mode are refused (400).',
       body: responseBody,
     },
     bodyLimit: ctx.config.gatewayBodyLimit,

@@ -1,18 +1,27 @@
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { AppError, ValidationError } from '../../errors.ts';
-import { imageUrlProblem, maxTokens } from './gateway-format.ts';
+import { imageUrlProblem, jsonResponseFormat, jsonSchemaFormat, maxTokens } from './gateway-format.ts';
 import type { ChatMessage, ChatPart, ChatRequest, ToolCall, ToolDefinition, Usage } from './types.ts';
 
 /**
  * OpenAI's Responses API on the wire: the request fields Parley reads, the
  * input items it turns into a ChatRequest, and the response object and
  * output items the official SDKs parse. Fields Parley cannot honour over
- * every provider (built-in tools, structured output, background mode) are
- * refused with a 400 rather than silently dropped.
+ * every provider (built-in tools, background mode) are refused with a 400
+ * rather than silently dropped.
  */
 
 const part = z.looseObject({ type: z.string() });
+
+/** Structured output, as the Responses API takes it: as Chat Completions' `response_format`, the schema's fields in the format itself. */
+const textFormat = z.discriminatedUnion('type', [
+  z.looseObject({ type: z.literal('text') }),
+  z.looseObject({ type: z.literal('json_object') }),
+  z.looseObject({ type: z.literal('json_schema'), ...jsonSchemaFormat }),
+]);
+type TextFormat = z.infer<typeof textFormat>;
+
 const item = z.looseObject({ type: z.string().optional(), role: z.string().optional() }).meta({
   description: 'A message (`role` user/assistant/system/developer, `content` a string or `input_text`/`input_image` parts), a `function_call` or a `function_call_output`',
 });
@@ -38,7 +47,7 @@ export const responseBody = z
     background: z.boolean().nullish(),
     conversation: z.unknown().optional(),
     prompt: z.unknown().optional(),
-    text: z.looseObject({ format: z.looseObject({ type: z.string() }).optional() }).nullish(),
+    text: z.looseObject({ format: textFormat.optional() }).nullish(),
   })
   .meta({ id: 'ResponseCreateRequest' });
 
@@ -77,8 +86,6 @@ export function checkSupported(body: ResponseBody) {
   if (body.background) throw invalid('background', 'Background responses are not supported by Parley: send `stream: true` or wait for the answer', 'unsupported_parameter');
   if (body.conversation != null) throw invalid('conversation', 'Conversations are not supported by Parley: continue with `previous_response_id`', 'unsupported_parameter');
   if (body.prompt != null) throw invalid('prompt', 'Stored prompts are not supported by Parley: send `instructions`', 'unsupported_parameter');
-  const format = body.text?.format?.type;
-  if (format && format !== 'text') throw invalid('text.format', `Only text output is supported by Parley (got "${format}")`, 'unsupported_parameter');
 }
 
 /** The request's `input` as items (a string is one user message). */
@@ -184,7 +191,19 @@ export function toChatRequest(body: ResponseBody, items: Item[], carried = 0): O
     maxTokens: body.max_output_tokens ?? undefined,
     tools,
     toolChoice: toolChoice(body.tool_choice, tools),
+    responseFormat: body.text?.format ? responseFormatOf(body.text.format) : undefined,
   };
+}
+
+function responseFormatOf(format: TextFormat): ChatRequest['responseFormat'] {
+  if (format.type === 'text') return undefined;
+  return jsonResponseFormat(format.type === 'json_schema' ? format : undefined);
+}
+
+/** The output format as OpenAI echoes it in the response object. */
+function echoedFormat(format: TextFormat | undefined) {
+  if (format?.type !== 'json_schema') return { type: format?.type ?? 'text' };
+  return { type: format.type, name: format.name, description: format.description ?? null, schema: format.schema, strict: format.strict ?? null };
 }
 
 export const newId = (prefix: 'resp' | 'msg' | 'fc') => `${prefix}_${randomBytes(24).toString('hex')}`;
@@ -252,7 +271,7 @@ export function responseObject(state: ResponseState, body: ResponseBody) {
     reasoning: { effort: null, summary: null },
     store: state.store,
     temperature: body.temperature ?? null,
-    text: { format: { type: 'text' } },
+    text: { format: echoedFormat(body.text?.format) },
     tool_choice: body.tool_choice ?? 'auto',
     tools: (body.tools ?? []).map((t) => ({ type: 'function', name: t.name, description: t.description ?? null, parameters: t.parameters ?? null, strict: t.strict ?? null })),
     top_p: body.top_p ?? null,

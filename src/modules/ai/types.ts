@@ -57,6 +57,13 @@ export interface ChatRequest {
   stop?: string[];
   tools?: ToolDefinition[];
   toolChoice?: 'auto' | 'none' | 'required' | { name: string };
+  /**
+   * Structured output (OpenAI's `response_format`, the Responses API's `text.format`): the answer is JSON, an
+   * object matching `schema` when there is one; `name` and `description` guide the model, `strict` asks for
+   * exact adherence where the provider has it. Absent: text. A provider that cannot honour it fails its link
+   * (`unsupported_parameter`) rather than answer in free text.
+   */
+  responseFormat?: { type: 'json'; schema?: Record<string, unknown>; name?: string; description?: string; strict?: boolean };
   signal?: AbortSignal;
   /** Who the call is for: with it, the call is checked against budgets first and metered after. */
   meter?: MeterContext;

@@ -166,6 +166,26 @@ describe('ai: retries and fallback', () => {
     assert.deepEqual(attempts, r.failures);
   });
 
+  test('a link that cannot honour the response format fails unretried and uncounted, the next answers; refused by every link, a 400', async () => {
+    const ai = aiFrom({ ...env, AI_CIRCUIT_FAILURES: '2' });
+    // Anthropic takes JSON only with a schema: without one, the AI SDK warns and would answer in free text.
+    const json = { responseFormat: { type: 'json' as const } };
+    for (let i = 0; i < 3; i++) {
+      fakes.openai.script({ reply: '{"ok":true}' });
+      const r = await collect(ai.streamChat(ask(CHAIN, 'JSON please', json)));
+      assert.equal(r.error, undefined, r.error?.stack);
+      assert.equal(r.text, '{"ok":true}');
+      assert.deepEqual(r.failures.map((f) => f.code), ['unsupported_parameter'], 'not retried, nor skipped as a broken provider');
+    }
+    assert.equal(fakes.anthropic.requests.length, 3);
+    const refused = await collect(ai.streamChat(ask(['anthropic:claude-sonnet-4-5'], 'JSON please', json)));
+    assert.ok(refused.error instanceof AppError);
+    assert.equal(refused.error.status, 400);
+    assert.equal(refused.error.code, 'unsupported_parameter');
+    assert.equal(refused.error.extra.param, 'response_format');
+    assert.match(refused.error.message, /response_format is not supported by anthropic\.messages \(the AI SDK says: "JSON response format requires a schema/);
+  });
+
   test('an unknown model or unconfigured provider is a validation error before any request', async () => {
     const ai = aiFrom(env);
     for (const chain of [['nope:gpt-4o'], ['gpt-4o-mini'], ['openai:gpt-4o-mini', 'mistral:mistral-small-latest'], []]) {
