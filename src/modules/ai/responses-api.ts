@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { AppError, NotFound } from '../../errors.ts';
+import { AppError, NotFound, ValidationError } from '../../errors.ts';
 import { principal } from '../../http/guards.ts';
 import { drained, takeOverForEvents } from '../../http/sse.ts';
 import type { App } from '../../http/types.ts';
@@ -13,9 +13,11 @@ import {
   functionCallItemOf,
   incompleteReason,
   inputItems,
+  inputTokensBody,
   messageItemOf,
   newId,
   outputText,
+  promptOf,
   responseBody,
   responseObject,
   responsesUsage,
@@ -24,6 +26,8 @@ import {
   type ResponseBody,
   type ResponseState,
 } from './responses-format.ts';
+import { inputItemsQuery, itemPage, listedItems } from './responses-items.ts';
+import { promptParts } from './tokens.ts';
 import type { ChatEvent } from './types.ts';
 
 type Emit = (type: string, payload: Record<string, unknown>) => void;
@@ -132,6 +136,56 @@ export function responsesRoutes(app: App, ctx: RouteContext<'ai' | 'limits' | 'r
     handler: async (request) => {
       if (!(await store.remove(request.params.id, principal(request).userId))) throw responseNotFound(request.params.id);
       return { id: request.params.id, object: 'response', deleted: true };
+    },
+  });
+
+  app.get('/responses/:id/input_items', {
+    schema: {
+      tags: ['openai-compatible'],
+      summary: "A stored response's input items (OpenAI Responses API)",
+      description:
+        'What the model was given as input: the earlier turns of its `previous_response_id` chain expanded, then its own input, as a cursor-paginated list ' +
+        '(`order` `desc` by default, `limit` 1–100, default 20, `after` an item id). Items sent without an id have one derived from the response and their place, the same on every call. ' +
+        '`include` is accepted and ignored. 404 as for `GET /v1/responses/{id}`.',
+      params,
+      querystring: inputItemsQuery,
+    },
+    onRequest: guards.user({ scope: 'chat' }),
+    errorHandler: openAiErrorHandler,
+    handler: async (request) => {
+      const { id } = request.params;
+      const items = await store.input(id, principal(request).userId);
+      if (!items) throw responseNotFound(id);
+      return itemPage(listedItems(id, items), request.query);
+    },
+  });
+
+  app.post('/responses/input_tokens', {
+    schema: {
+      tags: ['openai-compatible'],
+      summary: 'Count the input tokens of a response request (OpenAI Responses API)',
+      description:
+        'The tokens the model would be given for this `POST /v1/responses` body (`previous_response_id` expanded), counted as `POST /v1/messages/count_tokens` counts them: ' +
+        "with the OpenAI tokenizer that fits the model (the chain's first; `DEFAULT_MODEL` when `model` is left out), tool definitions as their JSON text. No model is called; not metered.",
+      body: inputTokensBody,
+      response: { 200: z.object({ object: z.literal('response.input_tokens'), input_tokens: z.number().int() }) },
+    },
+    bodyLimit: ctx.config.gatewayBodyLimit,
+    onRequest: guards.user({ scope: 'chat' }),
+    errorHandler: openAiErrorHandler,
+    handler: async (request) => {
+      const body = request.body;
+      checkSupported(body);
+      const name = body.model ?? ai.defaultModel;
+      if (!name) throw ValidationError('model is required: this deployment has no default model', 'missing_required_parameter', { param: 'model' });
+      const model = ai.model(resolveChain(ai, name)[0] ?? '');
+      if (!model) throw NotFound(`Model "${name}"`, 'model_not_found');
+      const earlier = body.previous_response_id ? await previousItems(body.previous_response_id, principal(request).userId) : [];
+      const { messages, tools } = promptOf(body, [...earlier, ...inputItems(body)], earlier.length);
+      // As /v1/messages/count_tokens counts: the texts and tools as one task, on a thread when they are long.
+      const { fixed, texts } = promptParts(messages);
+      for (const t of tools ?? []) texts.push(JSON.stringify(t));
+      return { object: 'response.input_tokens' as const, input_tokens: fixed + (await ai.tokens.count(model.model, texts)) };
     },
   });
 

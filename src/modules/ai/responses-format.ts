@@ -52,6 +52,9 @@ export const responseBody = z
   .meta({ id: 'ResponseCreateRequest' });
 
 export type ResponseBody = z.infer<typeof responseBody>;
+
+/** `POST /v1/responses/input_tokens`: a create request's fields, `model` optional as OpenAI has it. */
+export const inputTokensBody = responseBody.extend({ model: z.string().min(1).optional() }).meta({ id: 'ResponseInputTokensRequest' });
 export type Item = Record<string, unknown>;
 
 const messageItem = z.looseObject({
@@ -82,14 +85,14 @@ function parse<T extends z.ZodType>(schema: T, value: unknown, param: string): z
 }
 
 /** Refuses what would otherwise be silently ignored and change the answer's meaning. */
-export function checkSupported(body: ResponseBody) {
+export function checkSupported(body: Pick<ResponseBody, 'background' | 'conversation' | 'prompt'>) {
   if (body.background) throw invalid('background', 'Background responses are not supported by Parley: send `stream: true` or wait for the answer', 'unsupported_parameter');
   if (body.conversation != null) throw invalid('conversation', 'Conversations are not supported by Parley: continue with `previous_response_id`', 'unsupported_parameter');
   if (body.prompt != null) throw invalid('prompt', 'Stored prompts are not supported by Parley: send `instructions`', 'unsupported_parameter');
 }
 
 /** The request's `input` as items (a string is one user message). */
-export function inputItems(body: ResponseBody): Item[] {
+export function inputItems(body: Pick<ResponseBody, 'input'>): Item[] {
   if (body.input === undefined) return [];
   if (typeof body.input === 'string') return [{ type: 'message', role: 'user', content: body.input }];
   return body.input;
@@ -179,13 +182,18 @@ export function toMessages(items: Item[], carried = 0): ChatMessage[] {
   return messages;
 }
 
-/** The ChatRequest (minus chain) for the whole conversation: instructions first, as a system message. */
-export function toChatRequest(body: ResponseBody, items: Item[], carried = 0): Omit<ChatRequest, 'chain'> {
+/** What the model is given, the conversation's messages (instructions first, as a system message) and the tools. */
+export function promptOf(body: Pick<ResponseBody, 'instructions' | 'tools'>, items: Item[], carried = 0): { messages: ChatMessage[]; tools: ToolDefinition[] | undefined } {
   const conversation = toMessages(items, carried);
-  if (!conversation.some((m) => m.role !== 'system')) throw invalid('input', 'input is required: a string or at least one message', 'missing_required_parameter');
-  const tools = toolDefinitions(body.tools);
+  return { messages: body.instructions ? [{ role: 'system', content: body.instructions }, ...conversation] : conversation, tools: toolDefinitions(body.tools) };
+}
+
+/** The ChatRequest (minus chain) for the whole conversation. */
+export function toChatRequest(body: ResponseBody, items: Item[], carried = 0): Omit<ChatRequest, 'chain'> {
+  const { messages, tools } = promptOf(body, items, carried);
+  if (!messages.some((m) => m.role !== 'system')) throw invalid('input', 'input is required: a string or at least one message', 'missing_required_parameter');
   return {
-    messages: body.instructions ? [{ role: 'system', content: body.instructions }, ...conversation] : conversation,
+    messages,
     temperature: body.temperature ?? undefined,
     topP: body.top_p ?? undefined,
     maxTokens: body.max_output_tokens ?? undefined,

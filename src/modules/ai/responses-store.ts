@@ -63,6 +63,20 @@ async function handOver(tx: Db, heir: SQL): Promise<void> {
  */
 export function createResponseStore(db: Db) {
   const live = () => gt(aiResponses.createdAt, new Date(Date.now() - RESPONSE_RETENTION_MS));
+
+  /** The rows of a response's chain, oldest first, down to the response itself; undefined where `find` has nothing. */
+  async function chainOf(id: string, userId: string): Promise<{ input: Item[]; output: Item[] }[] | undefined> {
+    const cutoff = new Date(Date.now() - RESPONSE_RETENTION_MS);
+    const result = await db.execute(sql`
+      with recursive ${walkFrom(sql`r.id`, sql`from ${aiResponses} r where r.id = ${id} and r.user_id = ${userId}::uuid and r.created_at > ${cutoff}`)}
+      select r.input, r.output, r.input_whole from walk w join ${aiResponses} r on r.id = w.id order by w.depth desc`);
+    const rows = (result as unknown as { rows: { input: Item[]; output: Item[]; input_whole: boolean }[] }).rows;
+    if (!rows.length) return undefined;
+    // Deletions and purges hand a conversation on before its rows go, so the oldest row is whole; anything else is a bug, not a shorter conversation.
+    if (!rows[0]!.input_whole) throw new Error(`The chain of response ${id} does not reach a response holding its whole input`);
+    return rows;
+  }
+
   return {
     /**
      * Stores a response given its own input items and the earlier turns it continued (those of
@@ -90,15 +104,13 @@ export function createResponseStore(db: Db) {
      * chain; the turns before the response are kept however old (they go with it, or are handed on).
      */
     async conversation(id: string, userId: string): Promise<Item[] | undefined> {
-      const cutoff = new Date(Date.now() - RESPONSE_RETENTION_MS);
-      const result = await db.execute(sql`
-        with recursive ${walkFrom(sql`r.id`, sql`from ${aiResponses} r where r.id = ${id} and r.user_id = ${userId}::uuid and r.created_at > ${cutoff}`)}
-        select r.input, r.output, r.input_whole from walk w join ${aiResponses} r on r.id = w.id order by w.depth desc`);
-      const rows = (result as unknown as { rows: { input: Item[]; output: Item[]; input_whole: boolean }[] }).rows;
-      if (!rows.length) return undefined;
-      // Deletions and purges hand a conversation on before its rows go, so the oldest row is whole; anything else is a bug, not a shorter conversation.
-      if (!rows[0]!.input_whole) throw new Error(`The chain of response ${id} does not reach a response holding its whole input`);
-      return rows.flatMap((r) => [...r.input, ...r.output]);
+      return (await chainOf(id, userId))?.flatMap((r) => [...r.input, ...r.output]);
+    },
+
+    /** What the model got as a response's input: `conversation` without the response's own output. One query, as there. */
+    async input(id: string, userId: string): Promise<Item[] | undefined> {
+      const rows = await chainOf(id, userId);
+      return rows?.flatMap((r, i) => (i === rows.length - 1 ? r.input : [...r.input, ...r.output]));
     },
 
     async remove(id: string, userId: string): Promise<boolean> {
