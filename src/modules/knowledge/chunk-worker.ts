@@ -1,6 +1,5 @@
 import { threadTask } from '../../platform/thread-pool.ts';
-// tokens.ts itself, not the AI module's front door: that would load every provider's SDK into the thread.
-import { countTextTokens } from '../ai/tokens.ts';
+import { countTextTokens } from '../../platform/tokenizer.ts';
 import { chunkText, type Chunk } from './chunker.ts';
 
 /** A text to split, with the chunker's limits and the model whose encoding counts its passages. */
