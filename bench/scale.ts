@@ -108,7 +108,7 @@ async function grow(t: TestApp, userId: string, conversationId: string, size: nu
     const text = sentence(size * 100_003 + i);
     const content = [{ type: 'text' as const, text }];
     const id = uuidv7();
-    batch.push({ id, conversationId, userId, parentId, role, content, text, tokens: tokensOf({ role, content, text }), status: 'complete', createdAt: new Date(createdAt + i * 1000), completedAt: new Date(createdAt + i * 1000) });
+    batch.push({ id, conversationId, userId, parentId, role, content, text, tokens: await tokensOf({ role, content, text }, t.services.ai.tokens), status: 'complete', createdAt: new Date(createdAt + i * 1000), completedAt: new Date(createdAt + i * 1000) });
     parentId = id;
     if (batch.length === 500) {
       await t.deps.db.insert(messages).values(batch);

@@ -33,11 +33,23 @@ export const aiSdk = () => createRequire(import.meta.url)('ai') as typeof import
 /** A model as its provider package builds it (the current specification), which middleware can wrap. */
 type ProviderModel = Extract<LanguageModel, { specificationVersion: 'v3' }>;
 
-/** A model behind the AI SDK's streamText, with its own retries off (the fallback engine retries). */
-export function aiSdkChatModel(model: ProviderModel): ChatModel {
+/**
+ * The response formats a provider's API can honour: JSON with a schema (OpenAI's `json_schema`), JSON
+ * without one (`json_object`).
+ */
+export interface ResponseFormats {
+  schemaless: boolean;
+}
+
+/**
+ * A model behind the AI SDK's streamText, with its own retries off (the fallback engine retries).
+ * `formats`: what its provider honours (providers.ts).
+ */
+export function aiSdkChatModel(model: ProviderModel, formats: ResponseFormats): ChatModel {
   const { streamText } = aiSdk();
   return {
     async *stream(request, signal) {
+      if (request.responseFormat) refuseUnsupportedFormat(request.responseFormat, formats, model.provider);
       const result = streamText({
         model: request.responseFormat ? withResponseFormat(model, request.responseFormat) : model,
         messages: toModelMessages(request.messages),
@@ -114,16 +126,28 @@ function withResponseFormat(model: ProviderModel, format: NonNullable<ChatReques
 }
 
 /**
- * A provider that cannot honour the response format says so in a call warning and answers in free text
- * (Anthropic without a schema): this link fails instead, before any of that text, as a request it cannot
- * take: the next link may honour it (see fallback.ts).
+ * A format the provider is known not to honour fails this link before anything is sent (the AI SDK would
+ * tell only once the provider has started answering, the call made and perhaps billed), as a request it
+ * cannot take: the next link may honour it (see fallback.ts).
+ */
+function refuseUnsupportedFormat(format: NonNullable<ChatRequest['responseFormat']>, formats: ResponseFormats, provider: string) {
+  if (format.schema || formats.schemaless) return;
+  throw unsupportedFormat(`response_format is not supported by ${provider} without a schema (json_object): it takes json_schema`);
+}
+
+/**
+ * The backstop for what refuseUnsupportedFormat does not know of: a provider that cannot honour the response
+ * format says so in a call warning and answers in free text; this link fails instead, before any of that
+ * text, as a request it cannot take: the next link may honour it (see fallback.ts).
  */
 function refuseIgnoredFormat(warnings: CallWarning[], provider: string) {
   const ignored = warnings.find((w) => w.type === 'unsupported' && w.feature === 'responseFormat');
   if (!ignored) return;
   const details = ignored.type === 'unsupported' && ignored.details ? ` (the AI SDK says: "${ignored.details}")` : '';
-  throw new AttemptError('unsupported_parameter', `response_format is not supported by ${provider}${details}`, { retryable: false, started: false });
+  throw unsupportedFormat(`response_format is not supported by ${provider}${details}`);
 }
+
+const unsupportedFormat = (message: string) => new AttemptError('unsupported_parameter', message, { retryable: false, started: false });
 
 /** Parley's messages in the AI SDK's shape; a tool result needs the name of the call it answers. */
 export function toModelMessages(messages: ChatMessage[]): ModelMessage[] {

@@ -53,12 +53,13 @@ function factoryFor(p: ProviderSettings, chatCompletions: ChatCompletionsDriver)
       // Loaded only where such a provider is configured, as the AI SDK it runs on.
       const { createAnthropic } = require('@ai-sdk/anthropic') as typeof import('@ai-sdk/anthropic');
       const anthropic = createAnthropic({ apiKey, baseURL: p.baseUrl });
-      return (model) => aiSdkChatModel(anthropic(model));
+      // Anthropic takes JSON only with a schema (its structured output, or a forced tool).
+      return (model) => aiSdkChatModel(anthropic(model), { schemaless: false });
     }
     case 'mistral': {
       const { createMistral } = require('@ai-sdk/mistral') as typeof import('@ai-sdk/mistral');
       const mistral = createMistral({ apiKey, baseURL: p.baseUrl });
-      return (model) => aiSdkChatModel(mistral(model));
+      return (model) => aiSdkChatModel(mistral(model), { schemaless: true });
     }
   }
 }

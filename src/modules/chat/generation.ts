@@ -424,7 +424,7 @@ export function createGeneration(d: GenerationDeps) {
       d.streams.assertReachable();
       const parentId = input.parentId === undefined ? p.conversation.currentLeafId : input.parentId;
       // The question is the latest turn: the branch before it gets the room it leaves.
-      const before = parentId ? await d.messages.historyFor(conversationId, parentId, { tokens: p.within - tokensOf(asked), asked: true }) : [];
+      const before = parentId ? await d.messages.historyFor(conversationId, parentId, { tokens: p.within - (await tokensOf(asked, d.ai.tokens)), asked: true }) : [];
       let prepared = await prepare(userId, p, [...before, asked], caller);
       const { userMessage, assistant } = await written(prepared, async () => {
         const userMessage = await d.messages.appendUserMessage(userId, conversationId, { parentId: input.parentId, content });

@@ -1,4 +1,4 @@
-import { countMessageTokens, type ChatMessage } from '../ai/index.ts';
+import type { ChatMessage, TokenCounter } from '../ai/index.ts';
 import type { Turn } from './attachments.ts';
 
 /** The encoding of every stored count, and a model name counted with it. */
@@ -30,9 +30,10 @@ export function asSent(m: Turn): ChatMessage | undefined {
  * (exact for current OpenAI models, the estimate used for every other model
  * but the older OpenAI ones) exactly as the context builder counts the
  * message; for a message with files, only its own text: a lower bound, its
- * files being rendered and counted each turn.
+ * files being rendered and counted each turn. Through the counter: a long
+ * question or answer is counted on a thread, not on the event loop.
  */
-export function tokensOf(m: Turn): number {
+export async function tokensOf(m: Turn, tokens: Pick<TokenCounter, 'countMessage'>): Promise<number> {
   const sent = asSent(m);
-  return sent ? countMessageTokens(STORED_ENCODING_MODEL, sent) : 0;
+  return sent ? tokens.countMessage(STORED_ENCODING_MODEL, sent) : 0;
 }

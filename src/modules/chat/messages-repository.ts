@@ -121,7 +121,7 @@ export function createMessagesRepository(db: Db) {
     },
 
     /** Replaces a tool message's result (a call run after approval); only while it is still `from` when given. */
-    async setToolResult(id: string, part: ToolResultPart, tokens: number, from?: ToolResultPart['status']): Promise<boolean> {
+    async setToolResult(id: string, part: ToolResultPart, tokens: number | null, from?: ToolResultPart['status']): Promise<boolean> {
       const rows = await db
         .update(messages)
         .set({ content: [part], text: part.result ?? '', tokens })

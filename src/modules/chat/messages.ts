@@ -3,7 +3,7 @@ import { inTransaction, type Db } from '../../platform/db/database.ts';
 import { contentText, isBlank, MESSAGE_MAX_CHARS, MESSAGE_MAX_FILES } from './contracts.ts';
 import { createMessagesRepository, type FeedbackRow, type MessageRow, type MessageView } from './messages-repository.ts';
 import { createConversationsRepository, type ConversationRow } from './conversations-repository.ts';
-import type { FailedAttempt } from '../ai/index.ts';
+import type { FailedAttempt, TokenCounter } from '../ai/index.ts';
 import type { Citation } from '../knowledge/index.ts';
 import type { ContentPart, ToolCallPart, ToolResultPart, UserPart } from './schema.ts';
 import { formatMicros } from '../ai/index.ts';
@@ -75,12 +75,24 @@ function toParts(content: string | UserPart[]): { content: ContentPart[]; text: 
   };
 }
 
-/** A message's role, content and text with its token count (see message-tokens.ts), as written. */
-const counted = <R extends MessageRow['role']>(m: { role: R; content: ContentPart[]; text: string }) => ({ ...m, tokens: tokensOf(m) });
+type Counter = Pick<TokenCounter, 'countMessage'>;
 
-/** What an answer's outcome writes: its text (a partial one may be empty: no content then) and the tokens it takes. */
-function answer(text: string, content: ContentPart[] = text ? [{ type: 'text', text }] : []) {
-  return { content, text, tokens: tokensOf({ role: 'assistant', content, text }) };
+/**
+ * A message's tokens as stored (see message-tokens.ts). A count that fails (its thread could not run it; the counter
+ * logs why) leaves them null, as for rows written before counts were, estimated on read: an answer or a tool's
+ * result is stored whatever happens to its count.
+ */
+const storedTokens = (m: { role: MessageRow['role']; content: ContentPart[]; text: string }, tokens: Counter) => tokensOf(m, tokens).catch(() => null);
+
+/** A message's role, content and text with its token count, as written. */
+const counted = async <R extends MessageRow['role']>(tokens: Counter, m: { role: R; content: ContentPart[]; text: string }) => ({ ...m, tokens: await storedTokens(m, tokens) });
+
+/** What an answer's outcome writes: its text (a partial one may be empty: no content then). */
+const answerOf = (text: string): { content: ContentPart[]; text: string } => ({ content: text ? [{ type: 'text', text }] : [], text });
+
+/** The answer with the tokens it takes. */
+async function answer(tokens: Counter, { content, text }: { content: ContentPart[]; text: string }) {
+  return { content, text, tokens: await storedTokens({ role: 'assistant', content, text }, tokens) };
 }
 
 /**
@@ -100,7 +112,7 @@ export function assertNotStreaming(parent: MessageRow) {
  * The write helpers are for chat generation. Functions taking a userId check
  * ownership (NotFound otherwise); the others trust an id the caller already checked.
  */
-export function createMessages(d: { db: Db }) {
+export function createMessages(d: { db: Db; tokens: Counter }) {
   const repo = createMessagesRepository(d.db);
   const conversations = createConversationsRepository(d.db);
 
@@ -160,6 +172,9 @@ export function createMessages(d: { db: Db }) {
      * before the answer in its branch. Conflict when the answer no longer streams.
      */
     async appendToolStep(conversationId: string, finalId: string, step: { text: string; calls: ToolCallPart[]; results: ToolResultPart[]; metrics: Omit<AssistantResult, 'text'> }): Promise<MessageRow[]> {
+      // Counted before the conversation is locked: a long result takes a while, on a thread.
+      const assistant = await counted(d.tokens, { role: 'assistant', content: [...(step.text ? [{ type: 'text' as const, text: step.text }] : []), ...step.calls], text: step.text });
+      const tools = await Promise.all(step.results.map((r) => counted(d.tokens, { role: 'tool', content: [r], text: r.result ?? '' })));
       return inTransaction(d.db, async (tx) => {
         const conversation = await locked(conversationId, tx);
         const { attempts, cachedTokens, ...metrics } = step.metrics;
@@ -174,14 +189,14 @@ export function createMessages(d: { db: Db }) {
               attempts: attempts ?? [],
               conversationId,
               userId: conversation.userId,
-              ...counted({ role: 'assistant', content: [...(step.text ? [{ type: 'text' as const, text: step.text }] : []), ...step.calls], text: step.text }),
+              ...assistant,
               status: 'complete',
               completedAt: now,
             },
-            tools: step.results.map((r) => ({
+            tools: tools.map((tool) => ({
               conversationId,
               userId: conversation.userId,
-              ...counted({ role: 'tool', content: [r], text: r.result ?? '' }),
+              ...tool,
               status: 'complete' as const,
               completedAt: now,
             })),
@@ -207,8 +222,8 @@ export function createMessages(d: { db: Db }) {
     },
 
     /** Replaces a tool message's call; when `from` is given, only if the call is still in that state (false otherwise). */
-    setToolResult: (id: string, part: ToolResultPart, from?: ToolResultPart['status']) =>
-      repo.setToolResult(id, part, tokensOf({ role: 'tool', content: [part], text: part.result ?? '' }), from),
+    setToolResult: async (id: string, part: ToolResultPart, from?: ToolResultPart['status']) =>
+      repo.setToolResult(id, part, await storedTokens({ role: 'tool', content: [part], text: part.result ?? '' }, d.tokens), from),
 
     /** Pauses a streaming answer for approvals (true), or claims it back to run once they are all in (false: only one claimer wins). */
     setAwaiting: (id: string, awaiting: boolean) => repo.setAwaiting(id, awaiting),
@@ -246,14 +261,15 @@ export function createMessages(d: { db: Db }) {
      * Throws NotFound (conversation or parent), ValidationError (message_empty, message_too_long).
      */
     async appendUserMessage(userId: string, conversationId: string, input: { parentId?: string | null; content: string | UserPart[] }): Promise<MessageRow> {
-      const parts = toParts(input.content);
+      // Counted before the conversation is locked: a long question takes a while, on a thread.
+      const message = await counted(d.tokens, { role: 'user', ...toParts(input.content) });
       return inTransaction(d.db, async (tx) => {
         const conversation = await locked(conversationId, tx, userId);
         const parentId = input.parentId === undefined ? conversation.currentLeafId : input.parentId;
         if (parentId) assertNotStreaming(await messageIn(conversationId, parentId, tx));
-        const message = await repo.insert({ conversationId, userId, parentId, ...counted({ role: 'user', ...parts }), status: 'complete', completedAt: new Date() }, tx);
-        await conversations.setCurrentLeaf(conversationId, message.id, tx);
-        return message;
+        const row = await repo.insert({ conversationId, userId, parentId, ...message, status: 'complete', completedAt: new Date() }, tx);
+        await conversations.setCurrentLeaf(conversationId, row.id, tx);
+        return row;
       });
     },
 
@@ -287,31 +303,31 @@ export function createMessages(d: { db: Db }) {
     },
 
     /** Records the finished answer. Conflict (`message_not_streaming`) when it already finished, failed or was cancelled. */
-    completeAssistant(messageId: string, r: AssistantResult): Promise<MessageRow> {
+    async completeAssistant(messageId: string, r: AssistantResult): Promise<MessageRow> {
       const { text, attempts, cachedTokens, ...metrics } = r;
       return finish(messageId, {
         ...metrics,
         cachedTokens: cachedTokens ?? null,
-        ...answer(text, [{ type: 'text', text }]),
+        ...(await answer(d.tokens, { content: [{ type: 'text', text }], text })),
         status: 'complete',
         ...(attempts ? { attempts } : {}),
       });
     },
 
     /** Marks the answer failed, keeping whatever text arrived before the failure. */
-    failAssistant(messageId: string, partialText: string, error: { code: string; message: string }, attempts: FailedAttempt[] = []): Promise<MessageRow> {
-      return finish(messageId, { ...answer(partialText), status: 'failed', error, attempts });
+    async failAssistant(messageId: string, partialText: string, error: { code: string; message: string }, attempts: FailedAttempt[] = []): Promise<MessageRow> {
+      return finish(messageId, { ...(await answer(d.tokens, answerOf(partialText))), status: 'failed', error, attempts });
     },
 
     /** Marks the answer stopped by the safety checks: its text so far is kept in the database for admins and shown to nobody else. */
     flagAssistant(messageId: string, partialText: string, error: { code: string; message: string }, fields: Partial<Omit<AssistantResult, 'text'>> = {}): Promise<MessageRow> {
-      // Never shown to the model again: it takes no tokens.
-      return finish(messageId, { ...fields, ...answer(partialText), tokens: 0, status: 'flagged', error, finishReason: 'content_flagged' });
+      // Never shown to the model again: it takes no tokens, and is not counted.
+      return finish(messageId, { ...fields, ...answerOf(partialText), tokens: 0, status: 'flagged', error, finishReason: 'content_flagged' });
     },
 
     /** Marks the answer cancelled (the user stopped it), keeping the text so far. */
-    cancelAssistant(messageId: string, partialText: string, fields: Partial<Omit<AssistantResult, 'text'>> = {}): Promise<MessageRow> {
-      return finish(messageId, { ...fields, ...answer(partialText), status: 'cancelled', finishReason: fields.finishReason ?? 'cancelled' });
+    async cancelAssistant(messageId: string, partialText: string, fields: Partial<Omit<AssistantResult, 'text'>> = {}): Promise<MessageRow> {
+      return finish(messageId, { ...fields, ...(await answer(d.tokens, answerOf(partialText))), status: 'cancelled', finishReason: fields.finishReason ?? 'cancelled' });
     },
 
     /** Points the conversation at `messageId` as its current leaf (no descent). NotFound when the message is not in it. */

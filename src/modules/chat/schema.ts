@@ -85,7 +85,7 @@ export const messages = pgTable(
     /**
      * What the message takes in a prompt, counted once when it is written
      * (o200k_base, see message-tokens.ts) so a turn never re-tokenizes its
-     * history; null for rows written before the column (estimated on read).
+     * history; null for rows written before the column, or whose count failed (estimated on read).
      */
     tokens: integer('tokens'),
     status: text('status', { enum: ['streaming', 'complete', 'failed', 'cancelled', 'flagged'] }).notNull().default('complete'),

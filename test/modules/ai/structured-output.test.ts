@@ -165,13 +165,24 @@ for (const backend of backends()) {
         assert.deepEqual(openai.requests[1]!.body.response_format, { type: 'json_object' });
       });
 
-      test('json_object, which Anthropic cannot honour: that link fails (unsupported_parameter) and the next answers; with no other link, a 400', async () => {
+      test('json_object, which Anthropic cannot honour: that link fails (unsupported_parameter) before any request to Anthropic and the next answers; with no other link, a 400', async () => {
         const { openai, anthropic } = fakes;
-        openai.script({ reply: '{"ok":true}' });
-        const fallen = await client.chat.completions.create({ model: 'anthropic:claude-haiku-4-5,openai:gpt-4o-mini', messages: [{ role: 'user', content: 'JSON please' }], response_format: { type: 'json_object' } });
-        assert.equal(fallen.model, 'openai:gpt-4o-mini');
-        assert.equal(fallen.choices[0]!.message.content, '{"ok":true}');
-        assert.deepEqual(openai.requests[0]!.body.response_format, { type: 'json_object' });
+        for (const stream of [false, true]) {
+          openai.reset();
+          openai.script({ reply: '{"ok":true}' });
+          const body = { model: 'anthropic:claude-haiku-4-5,openai:gpt-4o-mini', messages: [{ role: 'user' as const, content: 'JSON please' }], response_format: { type: 'json_object' as const } };
+          let text: string | null;
+          if (stream) text = await streamedText(await client.chat.completions.create({ ...body, stream: true }));
+          else {
+            const fallen = await client.chat.completions.create(body);
+            assert.equal(fallen.model, 'openai:gpt-4o-mini');
+            text = fallen.choices[0]!.message.content;
+          }
+          assert.equal(text, '{"ok":true}', `stream: ${stream}`);
+          assert.deepEqual(openai.requests[0]!.body.response_format, { type: 'json_object' });
+        }
+        // Refused before sending: Anthropic was never called (a call cut off at its first event may still bill the input).
+        assert.deepEqual(anthropic.requests, []);
 
         for (const stream of [false, true]) {
           anthropic.script({ reply: 'Free text, not JSON.' });
@@ -181,6 +192,7 @@ for (const backend of backends()) {
           assert.equal(refused.param, 'response_format');
           assert.match(refused.message, /response_format is not supported by anthropic/);
         }
+        assert.deepEqual(anthropic.requests, []);
       });
     });
 
