@@ -6,6 +6,7 @@ import { countTokens as o200kCount } from 'gpt-tokenizer';
 import { countTokens as cl100kCount } from 'gpt-tokenizer/encoding/cl100k_base';
 import { countMessageTokens, countPromptTokens, countTextTokens, PIECE_CHARS, textPieces, truncateTokens } from '../../../src/modules/ai/tokens.ts';
 import type { ChatMessage } from '../../../src/modules/ai/types.ts';
+import { loopTurns } from '../../support/loop-turns.ts';
 
 const model = (contextWindow: number | null) => ({ model: 'gpt-4o-mini', contextWindow });
 const user = (content: string): ChatMessage => ({ role: 'user', content });
@@ -134,19 +135,11 @@ describe('buildContext', () => {
 
   test('a message of megabytes is counted off the event loop, as countMessageTokens counts it', async () => {
     const long = [user('old'), assistant('ok'), user(`${'All work and no play. '.repeat(100_000)}`), assistant('ok'), user('last')];
-    let turns = 0;
-    let counting = true;
-    const tick = () => {
-      if (!counting) return;
-      turns++;
-      setImmediate(tick);
-    };
-    setImmediate(tick);
+    const loop = loopTurns();
     // gpt-4 counts with cl100k_base: stored counts (o200k_base) would not do, every message is counted.
     const window = 3 + countMessageTokens('gpt-4', long[2]!) + countMessageTokens('gpt-4', long[3]!) + countMessageTokens('gpt-4', long[4]!) + 100;
     const out = await buildContext({ tokens, model: { model: 'gpt-4', contextWindow: window }, history: long, replyBudget: 100 });
-    counting = false;
-    assert.ok(turns > 0, 'no turn of the event loop while the history was counted');
+    assert.ok(loop.stop() > 0, 'no turn of the event loop while the history was counted');
     assert.deepEqual(out, long.slice(2), 'the budget met exactly by the count keeps those turns');
   });
 

@@ -4,6 +4,7 @@ import { after, describe, test } from 'node:test';
 import { AppError } from '../../../src/errors.ts';
 import { createTokenCounter, INLINE_CHARS } from '../../../src/modules/ai/token-counter.ts';
 import { countTextTokens, PIECE_CHARS, truncateTokens } from '../../../src/modules/ai/tokens.ts';
+import { loopTurns } from '../../support/loop-turns.ts';
 
 /** Prose of `n` characters: words, punctuation, accents, emoji (surrogate pairs) and line breaks. */
 function prose(n: number): string {
@@ -74,17 +75,9 @@ describe('token counts off the event loop', () => {
 
   test('while a large count runs, the event loop goes on; a count past its time is a 503, and the next one is counted', async () => {
     const text = 'All work and no play. '.repeat(200_000);
-    let turns = 0;
-    let counting = true;
-    const tick = () => {
-      if (!counting) return;
-      turns++;
-      setImmediate(tick);
-    };
-    setImmediate(tick);
+    const loop = loopTurns();
     const n = await counter.count('gpt-4o-mini', [text]);
-    counting = false;
-    assert.ok(turns > 0, 'no turn of the event loop while the text was counted');
+    assert.ok(loop.stop() > 0, 'no turn of the event loop while the text was counted');
     assert.equal(n, countTextTokens('gpt-4o-mini', text));
 
     const hasty = createTokenCounter({ threads: 1, timeoutMs: 1_000 });

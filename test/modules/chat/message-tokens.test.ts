@@ -9,6 +9,7 @@ import { messages, type ToolResultPart } from '../../../src/modules/chat/schema.
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
 import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai.ts';
+import { loopTurns } from '../../support/loop-turns.ts';
 
 const metrics = { provider: 'openai', model: 'gpt-4o-mini', tokensIn: 1, tokensOut: 1, costMicros: null, latencyMs: 1, ttftMs: 1, finishReason: 'stop' };
 
@@ -39,24 +40,6 @@ const longQuestion = words(MESSAGE_MAX_CHARS, 1);
 const longAnswer = `${words(300_000, 2)}${'x'.repeat(100_000)}`;
 
 const toolResult = (callId: string): ToolResultPart => ({ type: 'tool_result', callId, name: 'lookup', arguments: '{}', status: 'ok', result: null, error: null, durationMs: 1 });
-
-/** Counts turns of the event loop until stopped. */
-function loopTurns() {
-  let turns = 0;
-  let on = true;
-  const tick = () => {
-    if (!on) return;
-    turns++;
-    setImmediate(tick);
-  };
-  setImmediate(tick);
-  return {
-    get turns() {
-      return turns;
-    },
-    stop: () => (on = false),
-  };
-}
 
 for (const backend of backends()) {
   describe(`a message's stored tokens [${backend}]`, () => {

@@ -5,6 +5,7 @@ import type { ModelInfo } from '../../../src/modules/ai/index.ts';
 import { countTextTokens } from '../../../src/modules/ai/tokens.ts';
 import { chunkText, type Chunk } from '../../../src/modules/knowledge/chunker.ts';
 import { createPassageSplitter, INLINE_CHUNK_CHARS } from '../../../src/modules/knowledge/ingest.ts';
+import { loopTurns } from '../../support/loop-turns.ts';
 
 const count = (s: string) => countTokens(s);
 const opts = { maxTokens: 60, overlapTokens: 15, count };
@@ -174,16 +175,9 @@ describe('passages of a long text, split on a thread', () => {
 
   test('while a large text is split, the event loop goes on', async () => {
     const text = prose(1_000_000);
-    let turns = 0;
-    let splitting = true;
-    const tick = () => {
-      if (!splitting) return;
-      turns++;
-      setImmediate(tick);
-    };
-    setImmediate(tick);
+    const loop = loopTurns();
     const passages = await splitter.split(text, { maxTokens: 512, overlapTokens: 64, model: 'openai:text-embedding-3-small' });
-    splitting = false;
+    const turns = loop.stop();
     assert.ok(turns > 1, `${turns} turns of the event loop while the text was split`);
     assert.equal(passages.at(-1)!.end, text.length);
   });
