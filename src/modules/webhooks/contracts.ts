@@ -16,6 +16,7 @@ export const endpointSchema = z
     disabledReason: z.string().nullable(),
     failingSince: z.string().nullable(),
     secretRotatedUntil: z.string().nullable().describe('Until then, the previous secret signs too (a second `v1,` signature)'),
+    rateLimit: z.number().int().nullable().describe('Messages a second it is sent at most; beyond it, deliveries wait. Null: no limit'),
     createdAt: z.string(),
     updatedAt: z.string(),
   })
@@ -41,6 +42,7 @@ export const toEndpoint = (e: EndpointRow) => ({
   disabledReason: e.disabledReason,
   failingSince: e.failingSince?.toISOString() ?? null,
   secretRotatedUntil: e.previousSecretUntil && e.previousSecretUntil > new Date() ? e.previousSecretUntil.toISOString() : null,
+  rateLimit: e.rateLimit,
   createdAt: e.createdAt.toISOString(),
   updatedAt: e.updatedAt.toISOString(),
 });
@@ -50,10 +52,11 @@ export const toAttempt = (a: AttemptRow) => ({ id: a.id, attempt: a.attempt, sta
 const url = z.string().trim().min(1).max(2000);
 const events = z.array(z.enum(WEBHOOK_EVENTS)).min(1).max(WEBHOOK_EVENTS.length);
 const description = z.string().trim().max(500).nullable();
+const rateLimit = z.number().int().min(1).max(10_000).nullable().describe('Messages a second at most (1 to 10000); null, the default: no limit');
 
-export const createEndpointBody = z.object({ url, events, description: description.optional(), projectId: z.uuid().nullable().optional() }).strict();
+export const createEndpointBody = z.object({ url, events, description: description.optional(), projectId: z.uuid().nullable().optional(), rateLimit: rateLimit.optional() }).strict();
 export const updateEndpointBody = z
-  .object({ url: url.optional(), events: events.optional(), description: description.optional(), disabled: z.boolean().optional() })
+  .object({ url: url.optional(), events: events.optional(), description: description.optional(), rateLimit: rateLimit.optional(), disabled: z.boolean().optional() })
   .strict()
   .refine((b) => Object.keys(b).length > 0, 'nothing to change');
 

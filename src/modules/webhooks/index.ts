@@ -66,7 +66,8 @@ function webhookOf(event: BusEvent): WebhookEmit | undefined {
  * Webhooks: endpoints users register for events, messages signed the
  * Standard Webhooks way and delivered by queued attempts on Svix's retry
  * schedule, every attempt logged; private addresses refused at registration
- * and at delivery; an endpoint failing for days disabled.
+ * and at delivery; an endpoint failing for days disabled; an endpoint's rate
+ * limit holding deliveries back (each waits its turn, using no attempt).
  */
 export const webhooksModule = defineModule({
   name: 'webhooks',
@@ -78,7 +79,8 @@ export const webhooksModule = defineModule({
   uses: ['notifications'],
   provides: ['webhooks'],
   services: ({ deps, config, services }) => ({
-    webhooks: createWebhooks({ db: deps.db, cipher: deps.cipher, jobs: services.jobs, projects: services.projects, announce: deps.announce, settings: config.webhooks }),
+    // Endpoints' rate limits count in the limiter store: Redis when there is one, so they hold across every process.
+    webhooks: createWebhooks({ db: deps.db, cipher: deps.cipher, jobs: services.jobs, projects: services.projects, limiters: deps.limiters, announce: deps.announce, settings: config.webhooks }),
   }),
   routes: webhooksRoutes,
   notifications: [{ name: 'webhook.disabled', description: 'A webhook endpoint of yours kept failing and was disabled.', channels: { inApp: true, email: true } }],

@@ -60,7 +60,7 @@ export function webhooksRoutes(app: App, { services, guards }: RouteContext<'web
   });
 
   app.patch('/webhooks/endpoints/:id', {
-    schema: { tags, summary: 'Change the URL, events or description; disable or enable again', params: endpointParams, body: updateEndpointBody, response: { 200: endpointSchema, ...problems } },
+    schema: { tags, summary: 'Change the URL, events, description or rate limit; disable or enable again', params: endpointParams, body: updateEndpointBody, response: { 200: endpointSchema, ...problems } },
     onRequest,
     handler: async (request) => toEndpoint(await webhooks.update(me(request), request.params.id, request.body)),
   });

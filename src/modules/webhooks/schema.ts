@@ -19,6 +19,8 @@ export const webhookEndpoints = pgTable(
     disabledReason: text('disabled_reason'),
     /** The first failure since the last success; null while healthy. */
     failingSince: time('failing_since'),
+    /** Messages a second at most (null: no limit); beyond it, deliveries wait. */
+    rateLimit: integer('rate_limit'),
     createdAt: createdAt(),
     updatedAt: time('updated_at').notNull().defaultNow(),
   },

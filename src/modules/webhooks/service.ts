@@ -3,6 +3,7 @@ import { Conflict, NotFound } from '../../errors.ts';
 import type { Announce } from '../../platform/bus/bus.ts';
 import type { Cipher } from '../../platform/crypto/cipher.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
+import type { Limiter, LimiterFactory } from '../../platform/ratelimit/limiter.ts';
 import type { Jobs } from '../jobs/index.ts';
 import type { Projects } from '../projects/index.ts';
 import { parseWebhookUrl, resolvePublic } from './address.ts';
@@ -30,6 +31,8 @@ export interface AttemptJob {
   attempt: number;
   /** One chain of attempts: the first delivery, or a replay. */
   run: string;
+  /** How often the endpoint's rate limit has held this attempt back (absent: never). */
+  waits?: number;
 }
 
 /**
@@ -60,6 +63,7 @@ export interface WebhooksDeps {
   cipher: Cipher;
   jobs: Pick<Jobs, 'enqueue' | 'enqueueMany'>;
   projects: Pick<Projects, 'exists'>;
+  limiters: Pick<LimiterFactory, 'create' | 'consumeMany'>;
   announce: Announce;
   settings: WebhookSettings;
 }
@@ -67,6 +71,27 @@ export interface WebhooksDeps {
 const secretContext = (endpointId: string) => `webhook:${endpointId}`;
 /** Why an endpoint is disabled, for a message: ` (failing)`, ` (by its owner)`. */
 const reasonOf = (e: EndpointRow) => (e.disabledReason ? ` (${e.disabledReason})` : '');
+
+/**
+ * An endpoint's held-back attempts are numbered over this long: the n-th since the count began is due n ÷ rate
+ * seconds after it began, behind those held before it, or the next second if that is past. A count that lapses
+ * starts again at 0: attempts held after it share their seconds with those still waiting, and any refused again
+ * queue anew.
+ */
+const QUEUE_SECONDS = 3600;
+/** A counter that never refuses: its count read back as what is left of it. */
+const QUEUE_POINTS = 1_000_000_000;
+/** A held-back attempt is due this long after its second starts: the worker that runs it may keep a clock a little behind. */
+const CLOCK_SKEW_MS = 50;
+
+/** An attempt and what it reads: its message, and the endpoint (null once deleted). */
+interface Due {
+  found: { message: MessageRow; endpoint: EndpointRow | null };
+  job: AttemptJob;
+}
+
+/** Whether an attempt takes a token of its endpoint's rate limit first: one still to send, to an enabled endpoint that has a limit. */
+const limited = ({ found: { message, endpoint: e } }: Due): boolean => e !== null && e.rateLimit !== null && !e.disabledAt && message.status !== 'delivered';
 
 /** Attempts logged in one statement at most. */
 const LOG_BATCH = 500;
@@ -140,8 +165,60 @@ export function createWebhooks(d: WebhooksDeps) {
   }
 
   const jobOptions = { attempts: 5, backoffMs: 2_000 };
-  /** An attempt after the first of a chain: keyed, so an attempt run twice (its worker died) schedules the next one once. */
-  const deliverJob = (job: AttemptJob, delayMs: number) => d.jobs.enqueue<DeliverJob>(DELIVER_QUEUE, job, { ...jobOptions, delayMs, idempotencyKey: `${job.messageId}:${job.run}:${job.attempt}` });
+  /**
+   * An attempt after the first of a chain, or one held back by the rate limit: keyed, so an attempt run twice (its
+   * worker died) schedules the next one once. A held-back one's key counts its waits (`…:2:wait3`), never a key
+   * of the schedule's (`…:2`).
+   */
+  const deliverJob = (job: AttemptJob, delayMs: number) =>
+    d.jobs.enqueue<DeliverJob>(DELIVER_QUEUE, job, { ...jobOptions, delayMs, idempotencyKey: `${job.messageId}:${job.run}:${job.attempt}${job.waits ? `:wait${job.waits}` : ''}` });
+
+  /**
+   * Per rate (a limiter counts a fixed number of points; endpoints' limits vary): an endpoint's tokens, `rate` a
+   * second, and its queue, the count of attempts held back.
+   */
+  const rateLimiters = new Map<number, { tokens: Limiter; queue: Limiter }>();
+  function rateLimiterOf(perSecond: number) {
+    let limiter = rateLimiters.get(perSecond);
+    if (!limiter) {
+      limiter = {
+        tokens: d.limiters.create({ name: `webhook-endpoint:${perSecond}`, points: perSecond, durationSeconds: 1 }),
+        queue: d.limiters.create({ name: `webhook-endpoint-queue:${perSecond}`, points: QUEUE_POINTS, durationSeconds: QUEUE_SECONDS }),
+      };
+      rateLimiters.set(perSecond, limiter);
+    }
+    return limiter;
+  }
+
+  /**
+   * Attempts to endpoints with a rate limit take a token each (one round trip to the limiter store for all); one
+   * refused is not made, nor logged, but scheduled again, the same attempt of the same chain, for the second its
+   * place in the endpoint's queue gives it (a second round trip, for those refused): a backlog is woken `rate` a
+   * second, not all of it at every second. Token windows are the clock's seconds (the second is in the key), so
+   * an attempt due at one's start finds it fresh, in any process. Returns the attempts to make now. Called only
+   * when one of them is `limited`: an attempt to an endpoint without a limit costs nothing more.
+   */
+  async function throttle(due: Due[]): Promise<{ now: Due[]; held: number }> {
+    const asking = due.filter(limited);
+    const second = Math.floor(Date.now() / 1000);
+    const rateOf = (a: Due) => a.found.endpoint!.rateLimit!;
+    const tokens = await d.limiters.consumeMany(asking.map((a) => ({ limiter: rateLimiterOf(rateOf(a)).tokens, key: `${a.found.endpoint!.id}:${second}` })));
+    const refused = asking.filter((_, i) => !tokens[i]!.allowed);
+    if (!refused.length) return { now: due, held: 0 };
+    const places = await d.limiters.consumeMany(refused.map((a) => ({ limiter: rateLimiterOf(rateOf(a)).queue, key: a.found.endpoint!.id })));
+    const now = Date.now();
+    await Promise.all(
+      refused.map((a, i) => {
+        const place = QUEUE_POINTS - places[i]!.remaining - 1;
+        const countBegan = Math.floor((now - (QUEUE_SECONDS * 1000 - places[i]!.resetMs)) / 1000);
+        // `rate` a second from the one after the count began; the next second at the earliest.
+        const at = Math.max(second + 1, countBegan + 1 + Math.floor(place / rateOf(a))) * 1000 + CLOCK_SKEW_MS;
+        return deliverJob({ ...a.job, waits: (a.job.waits ?? 0) + 1 }, at - now);
+      }),
+    );
+    const held = new Set(refused.map((a) => a.job.messageId));
+    return { now: due.filter((a) => !held.has(a.job.messageId)), held: refused.length };
+  }
 
   const recordAttempt = groupCommit<AttemptOutcome>((rows) => repo.recordAttempts(rows), LOG_BATCH);
 
@@ -225,12 +302,12 @@ export function createWebhooks(d: WebhooksDeps) {
       d.announce('webhook.endpoint.disabled', { userId: e.userId, endpointId: e.id, url: e.url, failingSince: failingSince.toISOString() });
       return { status: 'failed; endpoint disabled' };
     }
-    if (job.attempt < RETRY_SCHEDULE_MS.length) await deliverJob({ ...job, attempt: job.attempt + 1 }, Math.round(RETRY_SCHEDULE_MS[job.attempt]! * d.settings.retryScale));
+    if (job.attempt < RETRY_SCHEDULE_MS.length) await deliverJob({ messageId: job.messageId, run: job.run, attempt: job.attempt + 1 }, Math.round(RETRY_SCHEDULE_MS[job.attempt]! * d.settings.retryScale));
     return { status: 'failed' };
   }
 
   return {
-    async create(userId: string, input: { url: string; events: string[]; description?: string | null; projectId?: string | null }): Promise<{ endpoint: EndpointRow; secret: string }> {
+    async create(userId: string, input: { url: string; events: string[]; description?: string | null; projectId?: string | null; rateLimit?: number | null }): Promise<{ endpoint: EndpointRow; secret: string }> {
       const max = d.settings.maxEndpoints;
       const limitReached = () => Conflict(`At most ${max} webhook endpoints here: delete one first`, 'webhook_endpoint_limit');
       // Counted here too, so a full user is told so before the address is looked up.
@@ -244,18 +321,19 @@ export function createWebhooks(d: WebhooksDeps) {
         const txRepo = createWebhooksRepository(tx);
         await txRepo.lockUser(userId);
         if ((await txRepo.countEndpoints(userId)) >= max) throw limitReached();
-        return txRepo.createEndpoint({ id, userId, url, events: [...new Set(input.events)], description: input.description ?? null, projectId: input.projectId ?? null, secretEnc: d.cipher.encrypt(secret, secretContext(id)) });
+        return txRepo.createEndpoint({ id, userId, url, events: [...new Set(input.events)], description: input.description ?? null, projectId: input.projectId ?? null, rateLimit: input.rateLimit ?? null, secretEnc: d.cipher.encrypt(secret, secretContext(id)) });
       });
       return { endpoint: row, secret };
     },
     get: endpoint,
     list: (userId: string, opts: { limit: number; cursor?: string }) => repo.endpoints(userId, opts),
-    async update(userId: string, id: string, patch: { url?: string; events?: string[]; description?: string | null; disabled?: boolean }): Promise<EndpointRow> {
+    async update(userId: string, id: string, patch: { url?: string; events?: string[]; description?: string | null; rateLimit?: number | null; disabled?: boolean }): Promise<EndpointRow> {
       await endpoint(userId, id);
       const values: Parameters<typeof repo.updateEndpoint>[1] = {};
       if (patch.url !== undefined) values.url = await checkUrl(patch.url);
       if (patch.events !== undefined) values.events = [...new Set(patch.events)];
       if (patch.description !== undefined) values.description = patch.description;
+      if (patch.rateLimit !== undefined) values.rateLimit = patch.rateLimit;
       if (patch.disabled === true) Object.assign(values, { disabledAt: new Date(), disabledReason: 'by its owner' });
       // Enabled again: the failing window starts over.
       if (patch.disabled === false) Object.assign(values, { disabledAt: null, disabledReason: null, failingSince: null });
@@ -320,21 +398,26 @@ export function createWebhooks(d: WebhooksDeps) {
 
     /**
      * A delivery job: one attempt, or the first attempts of messages made together (all settled before the job
-     * ends; if one threw, the job runs again, and a message delivered meanwhile is not sent again).
+     * ends; if one threw, the job runs again, and a message delivered meanwhile is not sent again). Attempts
+     * beyond their endpoint's rate limit wait, each as a job of its own (`held back`).
      */
     async deliver(job: DeliverJob): Promise<{ status: string }> {
       if ('messageIds' in job) {
         const found = await repo.messagesWithEndpoints(job.messageIds);
-        const settled = await Promise.allSettled(found.map((f) => attempt(f, { messageId: f.message.id, attempt: 1, run: 'first' })));
+        const due = found.map((f) => ({ found: f, job: { messageId: f.message.id, attempt: 1, run: 'first' } }));
+        const { now, held } = due.some(limited) ? await throttle(due) : { now: due, held: 0 };
+        const settled = await Promise.allSettled(now.map((a) => attempt(a.found, a.job)));
         const failure = settled.find((r) => r.status === 'rejected');
         if (failure) throw failure.reason;
         const counts = new Map<string, number>();
         for (const r of settled) if (r.status === 'fulfilled') counts.set(r.value.status, (counts.get(r.value.status) ?? 0) + 1);
+        if (held) counts.set('held back', held);
         if (found.length < job.messageIds.length) counts.set('gone', job.messageIds.length - found.length);
         return { status: [...counts].map(([status, n]) => `${n} ${status}`).join(', ') };
       }
       const found = await repo.messageWithEndpoint(job.messageId);
       if (!found) return { status: 'gone' };
+      if (limited({ found, job }) && (await throttle([{ found, job }])).held) return { status: 'held back' };
       return attempt(found, job);
     },
   };

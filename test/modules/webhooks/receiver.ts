@@ -6,6 +6,8 @@ export interface Received {
   path: string;
   headers: http.IncomingHttpHeaders;
   body: string;
+  /** When it arrived (ms since the epoch, the receiver's clock). */
+  at: number;
 }
 
 /** What a route answers: a status (with a body of its own, or `answer <status> to <path>`), a redirect, silence, or a huge body. */
@@ -22,7 +24,7 @@ export async function startReceiver(routes: Record<string, Behaviour>) {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const path = req.url ?? '/';
-      received.push({ path, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      received.push({ path, headers: req.headers, body: Buffer.concat(chunks).toString('utf8'), at: Date.now() });
       const behaviour = routes[path] ?? (() => ({ status: 200 }));
       const answer = behaviour(received.filter((r) => r.path === path).length);
       if (answer === 'hang') return;
