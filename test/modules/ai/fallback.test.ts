@@ -168,7 +168,7 @@ describe('ai: retries and fallback', () => {
 
   test('a link that cannot honour the response format fails unretried and uncounted, the next answers; refused by every link, a 400', async () => {
     const ai = aiFrom({ ...env, AI_CIRCUIT_FAILURES: '2' });
-    // Anthropic takes JSON only with a schema: without one, the AI SDK warns and would answer in free text.
+    // Anthropic takes JSON only with a schema: without one, the AI SDK would warn and answer in free text, so the link is refused before sending.
     const json = { responseFormat: { type: 'json' as const } };
     for (let i = 0; i < 3; i++) {
       fakes.openai.script({ reply: '{"ok":true}' });
@@ -177,13 +177,13 @@ describe('ai: retries and fallback', () => {
       assert.equal(r.text, '{"ok":true}');
       assert.deepEqual(r.failures.map((f) => f.code), ['unsupported_parameter'], 'not retried, nor skipped as a broken provider');
     }
-    assert.equal(fakes.anthropic.requests.length, 3);
+    assert.equal(fakes.anthropic.requests.length, 0, 'nothing sent to a provider that cannot honour it');
     const refused = await collect(ai.streamChat(ask(['anthropic:claude-sonnet-4-5'], 'JSON please', json)));
     assert.ok(refused.error instanceof AppError);
     assert.equal(refused.error.status, 400);
     assert.equal(refused.error.code, 'unsupported_parameter');
     assert.equal(refused.error.extra.param, 'response_format');
-    assert.match(refused.error.message, /response_format is not supported by anthropic\.messages \(the AI SDK says: "JSON response format requires a schema/);
+    assert.match(refused.error.message, /response_format is not supported by anthropic\.messages without a schema \(json_object\): it takes json_schema/);
   });
 
   test('an unknown model or unconfigured provider is a validation error before any request', async () => {
