@@ -49,6 +49,7 @@ export function messagesRoutes(app: App, ctx: RouteContext<'ai' | 'limits' | 'sa
         '`model` is a Parley id (`openai:gpt-4o-mini`), a bare model name from the catalog, or a comma-separated fallback chain; any configured provider ' +
         'can answer. With `stream: true` the answer is Anthropic\'s Server-Sent Events (`message_start` … `message_stop`). The response `model` names the ' +
         'link that answered. `stop_sequences` are applied by Parley to the output; `top_p` and `top_k` are passed on to providers that take them; ' +
+        '`output_config.format` (or the beta\'s `output_format`) asks any provider for JSON matching its schema, answered as the text block. ' +
         '`thinking` and `anthropic-beta` are accepted and ignored. A body may be up to `GATEWAY_BODY_LIMIT_BYTES` (32 MiB by default).',
       headers,
       body: messagesBody,
@@ -81,7 +82,7 @@ export function messagesRoutes(app: App, ctx: RouteContext<'ai' | 'limits' | 'sa
       summary: 'Count the input tokens of a message (Anthropic Messages format)',
       description:
         'Counted with the OpenAI tokenizer that fits the model (o200k_base, or cl100k_base for older GPT models): exact for OpenAI models, an estimate for others. ' +
-        'Tool definitions count as their JSON text. Not metered.',
+        'Tool definitions, and an `output_config.format` schema (for which Anthropic adds a system prompt), count as their JSON text. Not metered.',
       headers,
       body: countTokensBody,
       response: { 200: z.object({ input_tokens: z.number().int() }) },
@@ -94,10 +95,11 @@ export function messagesRoutes(app: App, ctx: RouteContext<'ai' | 'limits' | 'sa
       // Counted as the chain's first model would count it.
       const model = ai.model(resolveChain(ai, body.model)[0] ?? '');
       if (!model) throw NotFound(`Model "${body.model}"`, 'model_not_found');
-      const { messages, tools } = toChatRequest(body);
-      // The prompt's texts and tools counted as one task: on a thread when they are long (a body may hold 32 MiB).
+      const { messages, tools, responseFormat } = toChatRequest(body);
+      // The prompt's texts, tools and output schema counted as one task: on a thread when they are long (a body may hold 32 MiB).
       const { fixed, texts } = promptParts(messages);
       for (const t of tools ?? []) texts.push(JSON.stringify(t));
+      if (responseFormat?.schema) texts.push(JSON.stringify(responseFormat.schema));
       const n = fixed + (await ai.tokens.count(model.model, texts));
       reply.header('request-id', request.id);
       return { input_tokens: n };

@@ -58,6 +58,9 @@ const toolChoice = z.discriminatedUnion('type', [
   z.looseObject({ type: z.literal('none') }),
 ]);
 
+/** Structured output, as Anthropic takes it: JSON matching a schema, its only format. */
+const outputFormat = z.looseObject({ type: z.literal('json_schema'), schema: z.record(z.string(), z.unknown()) });
+
 /** More, or longer, would make scanning every chunk for them costly (the held-back tail is matched against each sequence's start); Anthropic documents no limit. */
 export const MAX_STOP_SEQUENCES = 16;
 export const MAX_STOP_SEQUENCE_CHARS = 256;
@@ -78,6 +81,10 @@ export const messagesBody = z
     tools: z.array(tool).max(128).optional(),
     tool_choice: toolChoice.optional(),
     metadata: z.looseObject({ user_id: z.string().max(256).nullish() }).optional(),
+    /** `format` is read; `effort` and what a newer client adds are accepted and ignored. */
+    output_config: z.looseObject({ format: outputFormat.nullish() }).optional(),
+    /** The beta's name for `output_config.format` (`structured-outputs-2025-11-13`), which older SDKs send. */
+    output_format: outputFormat.nullish(),
   })
   .meta({ id: 'AnthropicMessagesRequest' });
 
@@ -161,6 +168,7 @@ export function toChatRequest(body: CountTokensBody & Partial<Pick<MessagesBody,
   const system = body.system === undefined ? undefined : typeof body.system === 'string' ? body.system : joinText(body.system);
   const messages: ChatMessage[] = [...(system ? [{ role: 'system' as const, content: system }] : []), ...body.messages.flatMap(toChatMessages)];
   const choice = body.tool_choice;
+  const format = outputFormatOf(body);
   return {
     messages,
     temperature: body.temperature,
@@ -169,7 +177,17 @@ export function toChatRequest(body: CountTokensBody & Partial<Pick<MessagesBody,
     maxTokens: body.max_tokens,
     tools: body.tools?.map((t) => ({ name: t.name, description: t.description, parameters: t.input_schema })),
     toolChoice: choice === undefined ? undefined : choice.type === 'tool' ? { name: choice.name } : choice.type === 'any' ? 'required' : choice.type,
+    // Anthropic's format has no name (OpenAI-compatible upstreams get `response`, chat-completions.ts) and no strict: its
+    // schemas may leave properties optional, which OpenAI's strict mode refuses.
+    responseFormat: format ? { type: 'json', schema: format.schema } : undefined,
   };
+}
+
+/** The output format under either of its names; both at once is refused, as the Anthropic SDK refuses it. */
+function outputFormatOf(body: Pick<CountTokensBody, 'output_config' | 'output_format'>) {
+  const format = body.output_config?.format;
+  if (body.output_format && format) throw ValidationError('output_format: both output_format and output_config.format were given; send only output_config.format (output_format is deprecated)', 'invalid_request');
+  return body.output_format ?? format ?? undefined;
 }
 
 export type StopReason = 'end_turn' | 'max_tokens' | 'stop_sequence' | 'tool_use' | 'refusal';

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import Anthropic from '@anthropic-ai/sdk';
+import { zodOutputFormat } from '@anthropic-ai/sdk/helpers/zod';
 import { eq } from 'drizzle-orm';
+import { z } from 'zod';
 import { createStopScanner } from '../../../src/modules/ai/messages-format.ts';
 import { INLINE_CHARS } from '../../../src/modules/ai/token-counter.ts';
 import { countPromptTokens, countTextTokens } from '../../../src/modules/ai/tokens.ts';
@@ -17,6 +19,11 @@ const weather = { name: 'get_weather', description: 'Weather in a city', input_s
 const PIXEL = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==';
 
 const MiB = 1024 * 1024;
+
+/** Structured output: what a Claude client asks for (zodOutputFormat: a schema whose objects are closed) and gets. */
+const Weather = z.object({ city: z.string(), celsius: z.number() });
+const paris = { city: 'Paris', celsius: 21 };
+const citySchema = { type: 'object', properties: { city: { type: 'string' } }, required: ['city'], additionalProperties: false };
 
 /** The event names of a raw SSE body, from its `event:` lines, and the `type` of each data line. */
 function sseEvents(text: string) {
@@ -482,6 +489,114 @@ for (const backend of backends()) {
       assert.ok(pending.input_tokens > 0, 'a turn whose tool has not run yet is counted');
       const unknown = await client.messages.countTokens({ model: 'nope', messages: [{ role: 'user', content: 'x' }] }).catch((e) => e);
       assert.ok(unknown instanceof Anthropic.NotFoundError);
+      assert.equal(openai.requests.length, 0);
+    });
+
+    test('output_config.format reaches an OpenAI upstream as response_format json_schema, streamed and not; parse() reads the JSON text block', async () => {
+      const format = zodOutputFormat(Weather);
+      openai.script({ reply: JSON.stringify(paris) });
+      const message = await client.messages.parse({ model: 'openai:gpt-4o-mini', max_tokens: 100, messages: [{ role: 'user', content: 'Weather in Paris?' }], output_config: { format } });
+      assert.deepEqual(message.content.map((b) => b.type), ['text']);
+      assert.deepEqual(message.parsed_output, paris);
+      // Not strict: Anthropic's schemas may leave properties optional, which OpenAI's strict mode refuses.
+      const wire = { type: 'json_schema', json_schema: { name: 'response', schema: JSON.parse(JSON.stringify(format.schema)) } };
+      assert.deepEqual(openai.requests[0]!.body.response_format, wire);
+
+      openai.script({ reply: JSON.stringify(paris) });
+      const stream = client.messages.stream({ model: 'openai:gpt-4o-mini', max_tokens: 100, messages: [{ role: 'user', content: 'Weather in Paris?' }], output_config: { format } });
+      let text = '';
+      stream.on('text', (delta) => (text += delta));
+      const final = await stream.finalMessage();
+      assert.deepEqual(JSON.parse(text), paris);
+      assert.deepEqual(final.parsed_output, paris);
+      assert.equal(openai.requests[1]!.body.stream, true);
+      assert.deepEqual(openai.requests[1]!.body.response_format, wire);
+
+      // The beta's name, which older SDKs send (this one turns it into output_config.format), with its header: the same.
+      openai.script({ reply: '{"city":"Oslo"}' });
+      const beta = await t.api('POST', '/v1/messages', {
+        headers: { 'x-api-key': key, 'anthropic-beta': 'structured-outputs-2025-11-13' },
+        body: { model: 'local:qwen3', max_tokens: 20, messages: [{ role: 'user', content: 'Where?' }], output_format: { type: 'json_schema', schema: citySchema } },
+      });
+      assert.equal(beta.status, 200, beta.text);
+      assert.deepEqual(beta.body.content, [{ type: 'text', text: '{"city":"Oslo"}' }]);
+      assert.deepEqual(openai.requests[2]!.body.response_format, { type: 'json_schema', json_schema: { name: 'response', schema: citySchema } });
+
+      // Without it (or with a null format), the body is what it was: only response_format differs.
+      for (const [i, extra] of [{}, { output_config: { format: null, effort: 'low' } }, { output_format: null }].entries()) {
+        openai.reset();
+        const asked = { model: 'openai:gpt-4o-mini', max_tokens: 100, messages: [{ role: 'user' as const, content: 'Weather?' }] };
+        for (const stream of [false, true]) {
+          await client.messages.create({ ...asked, ...(extra as {}), stream } as Anthropic.MessageCreateParams);
+          await client.messages.create({ ...asked, output_config: { format: { type: 'json_schema', schema: citySchema } }, stream } as Anthropic.MessageCreateParams);
+        }
+        const [plain, formatted, plainStreamed, formattedStreamed] = openai.requests.map((r) => r.body);
+        assert.equal('response_format' in plain, false, `case ${i}`);
+        assert.equal('response_format' in plainStreamed, false, `case ${i}`);
+        const { response_format: _, ...rest } = formatted;
+        const { response_format: __, ...restStreamed } = formattedStreamed;
+        assert.deepEqual(plain, rest, `case ${i}`);
+        assert.deepEqual(plainStreamed, restStreamed, `case ${i}`);
+      }
+    });
+
+    test('output_config.format to an Anthropic link reaches Anthropic as its structured output, streamed and not; a body without it sends none', async () => {
+      const format = zodOutputFormat(Weather);
+      for (const stream of [false, true]) {
+        anthropic.reset();
+        anthropic.script({ reply: JSON.stringify(paris) });
+        const params = { model: 'anthropic:claude-haiku-4-5', max_tokens: 100, messages: [{ role: 'user' as const, content: 'Weather in Paris?' }], output_config: { format } };
+        const message = stream ? await client.messages.stream(params).finalMessage() : await client.messages.parse(params);
+        assert.deepEqual(message.content, [{ type: 'text', text: JSON.stringify(paris) }], `stream: ${stream}`);
+        assert.deepEqual(message.parsed_output, paris, `stream: ${stream}`);
+        const sent = anthropic.requests[0]!.body;
+        assert.equal(sent.output_config?.format?.type, 'json_schema', JSON.stringify(sent));
+        assert.deepEqual(sent.output_config.format.schema.properties, JSON.parse(JSON.stringify(format.schema)).properties);
+        assert.equal(sent.tools, undefined, 'its own structured output, not a forced tool');
+
+        anthropic.script({ reply: 'Free text.' });
+        await client.messages.create({ model: 'anthropic:claude-haiku-4-5', max_tokens: 100, messages: [{ role: 'user', content: 'Weather in Paris?' }], stream } as Anthropic.MessageCreateParams);
+        assert.equal(anthropic.requests[1]!.body.output_config, undefined, `stream: ${stream}`);
+      }
+    });
+
+    test('a malformed output_config.format (or output_format, or both) is a 400 naming it, before any upstream call, on both routes', async () => {
+      const asked = { model: 'openai:gpt-4o-mini', max_tokens: 10, messages: [{ role: 'user', content: 'x' }] };
+      const cases: Array<[Record<string, unknown>, RegExp]> = [
+        [{ output_config: { format: { type: 'json_object' } } }, /^output_config\.format\.type: /],
+        [{ output_config: { format: { type: 'json_schema' } } }, /^output_config\.format\.schema: /],
+        [{ output_config: { format: { type: 'json_schema', schema: [] } } }, /^output_config\.format\.schema: /],
+        [{ output_config: { format: { type: 'json_schema', schema: 'object' } } }, /^output_config\.format\.schema: /],
+        [{ output_config: { format: 'json' } }, /^output_config\.format: /],
+        [{ output_config: 'json' }, /^output_config: /],
+        [{ output_format: { type: 'text' } }, /^output_format\.type: /],
+        [{ output_format: { type: 'json_schema', schema: citySchema }, output_config: { format: { type: 'json_schema', schema: citySchema } } }, /^output_format: both output_format and output_config\.format/],
+      ];
+      for (const [extra, pattern] of cases) {
+        for (const path of ['/v1/messages', '/v1/messages/count_tokens']) {
+          const res = await t.api('POST', path, { headers: { 'x-api-key': key }, body: { ...asked, ...extra } });
+          assert.equal(res.status, 400, `${path} ${JSON.stringify(extra)}: ${res.text}`);
+          assert.equal(res.body.type, 'error');
+          assert.equal(res.body.error.type, 'invalid_request_error');
+          assert.match(res.body.error.message, pattern, `${path} ${JSON.stringify(extra)}`);
+        }
+      }
+      const viaSdk = await client.messages.create({ ...asked, output_config: { format: { type: 'json_schema' } as never } } as Anthropic.MessageCreateParamsNonStreaming).catch((e) => e);
+      assert.ok(viaSdk instanceof Anthropic.BadRequestError, String(viaSdk));
+      assert.match(viaSdk.apiMessage ?? '', /^output_config\.format\.schema: /);
+      assert.equal(openai.requests.length, 0);
+    });
+
+    test('count_tokens takes output_config.format and counts its schema as JSON text, as Anthropic adds a system prompt for it', async () => {
+      const asked = { model: 'gpt-4o-mini', messages: [{ role: 'user' as const, content: 'Weather in Paris?' }] };
+      const plain = await client.messages.countTokens(asked);
+      const format = { type: 'json_schema' as const, schema: citySchema };
+      const formatted = await client.messages.countTokens({ ...asked, output_config: { format } });
+      const schemaTokens = countTextTokens('gpt-4o-mini', JSON.stringify(citySchema));
+      assert.equal(formatted.input_tokens, plain.input_tokens + schemaTokens);
+      const beta = await t.api('POST', '/v1/messages/count_tokens', { headers: { 'x-api-key': key }, body: { ...asked, output_format: format } });
+      assert.equal(beta.status, 200, beta.text);
+      assert.equal(beta.body.input_tokens, formatted.input_tokens);
       assert.equal(openai.requests.length, 0);
     });
 
