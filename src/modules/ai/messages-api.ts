@@ -24,7 +24,6 @@ import {
   type StopReason,
 } from './messages-format.ts';
 import type { TokenCounter } from './token-counter.ts';
-import { promptParts } from './tokens.ts';
 import type { ChatEvent, ChatRequest, ToolCall, Usage } from './types.ts';
 
 /**
@@ -97,10 +96,9 @@ export function messagesRoutes(app: App, ctx: RouteContext<'ai' | 'limits' | 'sa
       if (!model) throw NotFound(`Model "${body.model}"`, 'model_not_found');
       const { messages, tools, responseFormat } = toChatRequest(body);
       // The prompt's texts, tools and output schema counted as one task: on a thread when they are long (a body may hold 32 MiB).
-      const { fixed, texts } = promptParts(messages);
-      for (const t of tools ?? []) texts.push(JSON.stringify(t));
-      if (responseFormat?.schema) texts.push(JSON.stringify(responseFormat.schema));
-      const n = fixed + (await ai.tokens.count(model.model, texts));
+      const extra = (tools ?? []).map((t) => JSON.stringify(t));
+      if (responseFormat?.schema) extra.push(JSON.stringify(responseFormat.schema));
+      const n = await ai.tokens.countPrompt(model.model, messages, extra);
       reply.header('request-id', request.id);
       return { input_tokens: n };
     },
@@ -129,7 +127,7 @@ type Output =
  * generation; streamChat then meters the call as cancelled, on the tokens
  * counted so far, and the answer reports the same count.
  */
-async function* readOutput(events: AsyncIterable<ChatEvent>, request: ChatRequest, stops: string[], tokens: Pick<TokenCounter, 'count'>): AsyncGenerator<Output> {
+async function* readOutput(events: AsyncIterable<ChatEvent>, request: ChatRequest, stops: string[], tokens: Pick<TokenCounter, 'usage'>): AsyncGenerator<Output> {
   const scanner = createStopScanner(stops);
   let answering = { provider: '', model: '' };
   let received = '';
@@ -144,8 +142,7 @@ async function* readOutput(events: AsyncIterable<ChatEvent>, request: ChatReques
       if (text) yield { type: 'text', text };
       if (stopped !== undefined) {
         // Counted on a thread when long, as streamChat counts the call it meters.
-        const { fixed, texts } = promptParts(request.messages);
-        const usage = { inputTokens: fixed + (await tokens.count(answering.model, texts)), outputTokens: await tokens.count(answering.model, [received]) };
+        const usage = await tokens.usage(answering.model, request.messages, received);
         yield { type: 'end', model: `${answering.provider}:${answering.model}`, stopReason: 'stop_sequence', stopSequence: stopped, usage };
         return;
       }
@@ -187,7 +184,7 @@ async function streamMessage(
   request: FastifyRequest,
   reply: FastifyReply,
   output: AsyncGenerator<Output>,
-  opts: { id: string; model: string; messages: ChatRequest['messages']; tokens: Pick<TokenCounter, 'count'> },
+  opts: { id: string; model: string; messages: ChatRequest['messages']; tokens: Pick<TokenCounter, 'countPrompt'> },
 ) {
   let model = opts.model;
   let modelName = opts.model;
@@ -206,8 +203,7 @@ async function streamMessage(
     next = await nextOutput();
     // Anthropic reports the prompt's tokens at the start (the provider's own count comes with message_delta): counted
     // before the answer starts, on a thread when the prompt is long (every streamed call counts it).
-    const { fixed, texts } = promptParts(opts.messages);
-    estimate = fixed + (await opts.tokens.count(modelName, texts));
+    estimate = await opts.tokens.countPrompt(modelName, opts.messages);
   } catch (err) {
     await output.return(undefined);
     throw err;

@@ -27,7 +27,6 @@ import {
   type ResponseState,
 } from './responses-format.ts';
 import { inputItemsQuery, itemPage, listedItems } from './responses-items.ts';
-import { promptParts } from './tokens.ts';
 import type { ChatEvent } from './types.ts';
 
 type Emit = (type: string, payload: Record<string, unknown>) => void;
@@ -183,9 +182,8 @@ export function responsesRoutes(app: App, ctx: RouteContext<'ai' | 'limits' | 'r
       const earlier = body.previous_response_id ? await previousItems(body.previous_response_id, principal(request).userId) : [];
       const { messages, tools } = promptOf(body, [...earlier, ...inputItems(body)], earlier.length);
       // As /v1/messages/count_tokens counts: the texts and tools as one task, on a thread when they are long.
-      const { fixed, texts } = promptParts(messages);
-      for (const t of tools ?? []) texts.push(JSON.stringify(t));
-      return { object: 'response.input_tokens' as const, input_tokens: fixed + (await ai.tokens.count(model.model, texts)) };
+      const extra = (tools ?? []).map((t) => JSON.stringify(t));
+      return { object: 'response.input_tokens' as const, input_tokens: await ai.tokens.countPrompt(model.model, messages, extra) };
     },
   });
 

@@ -8,7 +8,7 @@ import { streamWithFallback, type Link } from './fallback.ts';
 import { createProviderRegistry } from './providers.ts';
 import type { AiSettings } from './settings.ts';
 import { createTokenCounter } from './token-counter.ts';
-import { countTextTokens, IMAGE_TOKENS, promptParts } from './tokens.ts';
+import { countTextTokens, IMAGE_TOKENS } from './tokens.ts';
 import { hasImages, type ChatMessage, type FailedAttempt } from './types.ts';
 import { AppError } from '../../errors.ts';
 import type { Ai, CallOutcome, ChatEvent, ChatRequest, MeteredCall, Metering, ModelInfo, Usage } from './types.ts';
@@ -80,7 +80,7 @@ export function createAi(settings: AiSettings, opts: { logger?: Logger; random?:
       const sent = request.relay?.text ? text + request.relay.text : text;
       // The call is recorded however it ended: a count that fails (its thread ran out of time) gives way to the estimate's rough one.
       const rough = () => ({ inputTokens: estimate(request, []).tokens, outputTokens: Math.ceil(sent.length / 4) });
-      const usage = sent && answering ? await countedUsage(answering.model, request.messages, sent).catch(rough) : { inputTokens: 0, outputTokens: 0 };
+      const usage = sent && answering ? await tokens.usage(answering.model, request.messages, sent).catch(rough) : { inputTokens: 0, outputTokens: 0 };
       const price = answering && catalog.get(`${answering.provider}:${answering.model}`)?.priceMicros;
       return { status, provider: answering?.provider ?? null, model: answering?.model ?? null, usage, costMicros: price ? costMicros(price, usage) : null, latencyMs: Date.now() - started, ttftMs: null, attempts };
     };
@@ -102,15 +102,6 @@ export function createAi(settings: AiSettings, opts: { logger?: Logger; random?:
       // The consumer may also just stop reading: that is a cancel.
       await call.end(outcome ?? (await partial('cancelled')), request.meter);
     }
-  }
-
-  /**
-   * A call's usage as Parley counts it: the prompt and the output, each on a counting thread when long (a gateway
-   * prompt may be tens of megabytes), inline as before when short.
-   */
-  async function countedUsage(model: string, messages: ChatMessage[], output: string, signal?: AbortSignal): Promise<Usage> {
-    const { fixed, texts } = promptParts(messages);
-    return { inputTokens: fixed + (await tokens.count(model, texts, signal)), outputTokens: await tokens.count(model, [output], signal) };
   }
 
   /** What a call is reserved against budgets before it runs: its prompt (about 4 characters a token) and requested output, at the dearest link's price. */
@@ -142,8 +133,9 @@ export function createAi(settings: AiSettings, opts: { logger?: Logger; random?:
     };
     const { link, result } = yield* streamWithFallback({ policy: settings, breakers, random: opts.random, observe: watch }, request, links);
     const id = `${link.provider}:${link.model}`;
-    // Without reported usage (some compatible servers), count it ourselves rather than bill zero.
-    const usage: Usage = result.usage ?? (await countedUsage(link.model, request.messages, result.text, request.signal));
+    // Without reported usage (some compatible servers), count it ourselves (on a counting thread when long: a
+    // gateway prompt may be tens of megabytes) rather than bill zero.
+    const usage: Usage = result.usage ?? (await tokens.usage(link.model, request.messages, result.text, request.signal));
     const price = catalog.get(id)?.priceMicros;
     const finish: ChatEvent = {
       type: 'finish',

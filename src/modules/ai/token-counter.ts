@@ -2,7 +2,7 @@ import { AppError } from '../../errors.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import { createThreadPool, ThreadTimeout } from '../../platform/thread-pool.ts';
 import type { TokenResult, TokenTask } from './token-count-worker.ts';
-import { countTextsTokens, messageParts, settledPieces, truncateTokens } from './tokens.ts';
+import { countTextsTokens, messageParts, promptParts, settledPieces, truncateTokens } from './tokens.ts';
 import type { ChatMessage } from './types.ts';
 
 /**
@@ -18,6 +18,13 @@ export interface TokenCounter {
   count(model: string, texts: readonly string[], signal?: AbortSignal): Promise<number>;
   /** countMessageTokens's count of `m` (a chat message may hold megabytes): its texts counted as `count` counts them. */
   countMessage(model: string, m: ChatMessage): Promise<number>;
+  /**
+   * countPromptTokens's count of a prompt, with `extra` texts counted beside it (tool definitions, a response
+   * format's schema, as their JSON), all in one task.
+   */
+  countPrompt(model: string, messages: ChatMessage[], extra?: readonly string[], signal?: AbortSignal): Promise<number>;
+  /** A call's usage as Parley counts it where its provider reports none: its prompt and its output. */
+  usage(model: string, messages: ChatMessage[], output: string, signal?: AbortSignal): Promise<{ inputTokens: number; outputTokens: number }>;
   /**
    * A count kept of a text that grows at its end (an answer as it streams): each call, given the text so far, is its
    * count, as countTextTokens counts it whole; the pieces that later text cannot change are counted once
@@ -68,6 +75,14 @@ export function createTokenCounter(opts: { threads: number; timeoutMs: number; l
       const texts: string[] = [];
       const fixed = messageParts(m, texts);
       return fixed + (await counter.count(model, texts));
+    },
+    async countPrompt(model, messages, extra = [], signal) {
+      const { fixed, texts } = promptParts(messages);
+      for (const text of extra) texts.push(text);
+      return fixed + (await counter.count(model, texts, signal));
+    },
+    async usage(model, messages, output, signal) {
+      return { inputTokens: await counter.countPrompt(model, messages, [], signal), outputTokens: await counter.count(model, [output], signal) };
     },
     running(model) {
       let settled = { end: 0, tokens: 0 };
