@@ -36,7 +36,7 @@ export function createPassageSplitter(opts: { ai: Pick<AiService, 'model' | 'cou
   return {
     split(text: string, limits: { maxTokens: number; overlapTokens: number; model: string }, signal?: AbortSignal): Promise<Chunk[]> {
       if (text.length <= INLINE_CHUNK_CHARS) return Promise.resolve(chunkText(text, { ...limits, count: (s) => opts.ai.countTokens(limits.model, s) }));
-      // The thread counts with tokens.ts directly: the provider's model name, as ai.countTokens resolves it.
+      // The thread counts with platform/tokenizer.ts directly: the provider's model name, as ai.countTokens resolves it.
       return pool.run({ text, maxTokens: limits.maxTokens, overlapTokens: limits.overlapTokens, model: opts.ai.model(limits.model)?.model ?? limits.model }, signal);
     },
     close: () => pool.close(),
