@@ -65,7 +65,7 @@ declare module '../module.ts' {
     documentActions: DocumentActions;
   }
   interface ModuleSettings {
-    /** Document size limit, presence expiry. */
+    /** Document size limit, presence expiry, share links per document. */
     documents: DocumentSettings;
   }
 }
@@ -82,7 +82,7 @@ export const documentsModule = defineModule({
   services({ deps, config, services }) {
     const documentsService = createDocuments({ db: deps.db, announce: deps.announce, settings: config.documents, projects: services.projects, files: services.files });
     // Presence follows a reader's role (removed: gone; no longer an editor: viewing).
-    const sharing = createSharing({ db: deps.db, access: documentsService.access, users: services.users, announce: deps.announce, jobs: services.jobs, roleChanged: (...change) => presence.roleChanged(...change) });
+    const sharing = createSharing({ db: deps.db, access: documentsService.access, users: services.users, announce: deps.announce, jobs: services.jobs, roleChanged: (...change) => presence.roleChanged(...change), maxLinks: config.documents.maxLinks });
     const presence = createPresence({ db: deps.db, announce: deps.announce, presenceSeconds: config.documents.presenceSeconds });
     return {
       documents: documentsService,

@@ -6,6 +6,8 @@ export interface DocumentSettings {
   maxBytes: number;
   /** How long a presence heartbeat counts: a reader silent this long has left. */
   presenceSeconds: number;
+  /** Share links that may open one document at once: revoked and expired ones no longer count. */
+  maxLinks: number;
 }
 
 /** Limits that are not settings: they shape the data, not the deployment. */
@@ -24,10 +26,11 @@ export const documentsEnv = {
   // A document is read, diffed and sent whole: 100 MB is past any text.
   DOCUMENTS_MAX_BYTES: envInt(1, 100_000_000).default(1_000_000),
   DOCUMENTS_PRESENCE_SECONDS: envSeconds(1, 3600).default(60),
+  DOCUMENTS_MAX_LINKS_PER_DOCUMENT: envInt(1, 10_000).default(100),
 };
 
 const documentsEnvObject = z.object(documentsEnv);
 
 export function documentSettings(e: z.output<typeof documentsEnvObject>): DocumentSettings {
-  return { maxBytes: e.DOCUMENTS_MAX_BYTES, presenceSeconds: e.DOCUMENTS_PRESENCE_SECONDS };
+  return { maxBytes: e.DOCUMENTS_MAX_BYTES, presenceSeconds: e.DOCUMENTS_PRESENCE_SECONDS, maxLinks: e.DOCUMENTS_MAX_LINKS_PER_DOCUMENT };
 }

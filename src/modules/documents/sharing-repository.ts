@@ -1,6 +1,6 @@
-import { and, asc, eq, inArray, isNull, lt, sql } from 'drizzle-orm';
+import { and, asc, count, eq, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import { unionAll } from 'drizzle-orm/pg-core';
-import { inTransaction, type Db } from '../../platform/db/database.ts';
+import { inTransaction, lockWithinTransaction, type Db } from '../../platform/db/database.ts';
 import { accountOf } from '../users/index.ts';
 import { documentLinks, documents, documentShares, type LinkRow, type ShareRole, type ShareRow } from './schema.ts';
 
@@ -78,9 +78,23 @@ export function createSharingRepository(db: Db) {
       return rows.map((r) => r.userId);
     },
 
-    async insertLink(values: typeof documentLinks.$inferInsert): Promise<LinkRow> {
-      const [row] = await db.insert(documentLinks).values(values).returning();
-      return row!;
+    /**
+     * Records the link unless `max` links open its document already (undefined then): those revoked or expired no
+     * longer count. Creations for one document take turns under an advisory lock until the row is recorded, so
+     * those side by side each count the others': none passes it.
+     */
+    async insertLink(values: typeof documentLinks.$inferInsert, max: number): Promise<LinkRow | undefined> {
+      return inTransaction(db, async (tx) => {
+        await lockWithinTransaction(tx, `document-links:${values.documentId}`);
+        const now = new Date();
+        const [live] = await tx
+          .select({ n: count() })
+          .from(documentLinks)
+          .where(and(eq(documentLinks.documentId, values.documentId), isNull(documentLinks.revokedAt), or(isNull(documentLinks.expiresAt), gt(documentLinks.expiresAt, now))));
+        if (Number(live?.n ?? 0) >= max) return undefined;
+        const [row] = await tx.insert(documentLinks).values(values).returning();
+        return row!;
+      });
     },
 
     links: (documentId: string) => db.select().from(documentLinks).where(eq(documentLinks.documentId, documentId)).orderBy(asc(documentLinks.id)),

@@ -74,10 +74,11 @@ export function sharingRoutes(app: App, { services, guards }: RouteContext<'docu
     schema: {
       tags,
       summary: 'Create a share link (owner)',
-      description: 'The token is shown once. Whoever holds it, signed in, reads the document (and comments, for a `commenter` link) at `/v1/documents/shared`, sending it as `X-Share-Token`.',
+      description:
+        'The token is shown once. Whoever holds it, signed in, reads the document (and comments, for a `commenter` link) at `/v1/documents/shared`, sending it as `X-Share-Token`. A document with `DOCUMENTS_MAX_LINKS_PER_DOCUMENT` links that still open it (default 100; revoked and expired ones do not count) is 409 `link_limit`.',
       params: documentParams,
       body: linkBody,
-      response: { 201: newLinkSchema, ...problems },
+      response: { 201: newLinkSchema, 409: problemSchema, ...problems },
     },
     onRequest,
     handler: async (request, reply) => {

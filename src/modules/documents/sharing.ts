@@ -29,6 +29,8 @@ export function createSharing(d: {
   jobs: Pick<Jobs, 'enqueue'>;
   /** A reader's role changed (null: removed), after the change is stored. */
   roleChanged: (documentId: string, userId: string, role: ShareRole | null) => Promise<void>;
+  /** Links that may open one document at once (DOCUMENTS_MAX_LINKS_PER_DOCUMENT). */
+  maxLinks: number;
 }) {
   const repo = createSharingRepository(d.db);
 
@@ -90,7 +92,8 @@ export function createSharing(d: {
       await d.access.forUser(userId, id, 'owner', 'create share links');
       const token = `${LINK_PREFIX}${randomBytes(24).toString('base64url')}`;
       const expiresAt = input.expiresIn ? new Date(Date.now() + input.expiresIn * 1000) : null;
-      const row = await repo.insertLink({ documentId: id, tokenHash: hashToken(token), last4: token.slice(-4), role: input.role, expiresAt });
+      const row = await repo.insertLink({ documentId: id, tokenHash: hashToken(token), last4: token.slice(-4), role: input.role, expiresAt }, d.maxLinks);
+      if (!row) throw Conflict(`At most ${d.maxLinks} share links may open a document: revoke one first`, 'link_limit');
       return { ...row, token };
     },
 

@@ -44,7 +44,7 @@ declare module '../module.ts' {
     grounding: Grounding;
   }
   interface ModuleSettings {
-    /** Passage size and overlap. */
+    /** Passage size and overlap, ingestion retries, collections per user. */
     knowledge: KnowledgeSettings;
   }
 }
@@ -82,6 +82,7 @@ export const knowledgeModule = defineModule({
         documents: services.documents,
         projects: services.projects,
         retry: { attempts: config.knowledge.ingestAttempts, backoffMs: config.knowledge.ingestBackoffMs },
+        maxCollections: config.knowledge.maxCollections,
       }),
     };
   },

@@ -1,5 +1,5 @@
-import { and, asc, desc, eq, getTableColumns, inArray, lt, notInArray, or, sql, type SQL } from 'drizzle-orm';
-import { inTransaction, type Db } from '../../platform/db/database.ts';
+import { and, asc, count, desc, eq, getTableColumns, inArray, lt, notInArray, or, sql, type SQL } from 'drizzle-orm';
+import { inTransaction, lockWithinTransaction, type Db } from '../../platform/db/database.ts';
 import { knowledgeChunks, knowledgeCollectionItems, knowledgeCollections, knowledgeConversationCollections, knowledgeItems, type ChunkRow, type CollectionRow, type ItemRow } from './schema.ts';
 
 export type NewChunk = Omit<typeof knowledgeChunks.$inferInsert, 'id' | 'itemId' | 'userId'>;
@@ -29,9 +29,18 @@ const readableRef = (readable: SQL, refId: SQL) => sql`exists (select 1 from (${
 export function createKnowledgeRepository(db: Db) {
   const ownCollection = (userId: string, id: string) => and(eq(knowledgeCollections.id, id), eq(knowledgeCollections.userId, userId));
   return {
-    async createCollection(values: typeof knowledgeCollections.$inferInsert): Promise<CollectionRow> {
-      const [row] = await db.insert(knowledgeCollections).values(values).returning();
-      return row!;
+    /**
+     * Records the collection unless its user holds `max` already (undefined then). The user's creations take turns
+     * under an advisory lock until the row is recorded, so those side by side each count the others': none passes it.
+     */
+    async createCollection(values: typeof knowledgeCollections.$inferInsert, max: number): Promise<CollectionRow | undefined> {
+      return inTransaction(db, async (tx) => {
+        await lockWithinTransaction(tx, `knowledge-collections:${values.userId}`);
+        const [held] = await tx.select({ n: count() }).from(knowledgeCollections).where(eq(knowledgeCollections.userId, values.userId));
+        if (Number(held?.n ?? 0) >= max) return undefined;
+        const [row] = await tx.insert(knowledgeCollections).values(values).returning();
+        return row!;
+      });
     },
     async collection(userId: string, id: string): Promise<CollectionRow | undefined> {
       const [row] = await db.select().from(knowledgeCollections).where(ownCollection(userId, id));

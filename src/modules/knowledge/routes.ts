@@ -42,7 +42,13 @@ export function knowledgeRoutes(app: App, { services, guards }: RouteContext<'kn
   });
 
   app.post('/knowledge/collections', {
-    schema: { tags, summary: 'Create a collection', body: createCollectionBody, response: { 201: collectionSchema, ...problems } },
+    schema: {
+      tags,
+      summary: 'Create a collection',
+      description: 'A user with `KNOWLEDGE_MAX_COLLECTIONS` collections already (default 1000) is 409 `collection_limit`.',
+      body: createCollectionBody,
+      response: { 201: collectionSchema, 409: problemSchema, ...problems },
+    },
     onRequest,
     handler: async (request, reply) => reply.status(201).send(toCollection(await knowledge.create(me(request), request.body))),
   });

@@ -1,4 +1,4 @@
-import { AppError, NotFound } from '../../errors.ts';
+import { AppError, Conflict, NotFound } from '../../errors.ts';
 import type { Documents } from '../documents/index.ts';
 import type { Files } from '../files/index.ts';
 import type { Jobs } from '../jobs/index.ts';
@@ -19,6 +19,8 @@ export interface KnowledgeDeps {
   projects: Pick<Projects, 'exists'>;
   /** Tries of an ingestion job (a provider outage), then dead for an admin to retry. */
   retry: { attempts: number; backoffMs: number };
+  /** Collections one user may hold at once (KNOWLEDGE_MAX_COLLECTIONS). */
+  maxCollections: number;
 }
 
 /** Longest one ingestion attempt may run (a large PDF, thousands of passages to embed). */
@@ -53,7 +55,9 @@ export function createKnowledge(d: KnowledgeDeps) {
 
     async create(userId: string, input: { name: string; description?: string | null; projectId?: string | null }): Promise<CollectionRow> {
       await checkProject(userId, input.projectId);
-      return d.repo.createCollection({ userId, name: input.name, description: input.description ?? null, projectId: input.projectId ?? null });
+      const row = await d.repo.createCollection({ userId, name: input.name, description: input.description ?? null, projectId: input.projectId ?? null }, d.maxCollections);
+      if (!row) throw Conflict(`At most ${d.maxCollections} knowledge collections per user: delete one first`, 'collection_limit');
+      return row;
     },
     get: collection,
     list: (userId: string, opts: { limit: number; cursor?: string; projectId?: string }) => d.repo.collections(userId, opts),

@@ -12,6 +12,8 @@ export interface KnowledgeSettings {
   ingestBackoffMs: number;
   /** Vector hits below this cosine similarity are not results (a nearest neighbour is not always a relevant one). */
   minSimilarity: number;
+  /** Collections one user may hold: each is listed, exported and searched, so this bounds what one account can make those cost. */
+  maxCollections: number;
 }
 
 export const knowledgeEnv = {
@@ -20,6 +22,7 @@ export const knowledgeEnv = {
   KNOWLEDGE_INGEST_ATTEMPTS: envInt(1, 20).default(4),
   KNOWLEDGE_INGEST_BACKOFF_MS: envMs(0).default(15_000),
   KNOWLEDGE_MIN_SIMILARITY: envNumber(-1, 1).default(0.2),
+  KNOWLEDGE_MAX_COLLECTIONS: envInt(1, 1_000_000).default(1_000),
 };
 
 const knowledgeEnvObject = z.object(knowledgeEnv);
@@ -32,5 +35,6 @@ export function knowledgeSettings(e: z.output<typeof knowledgeEnvObject>): Knowl
     ingestAttempts: e.KNOWLEDGE_INGEST_ATTEMPTS,
     ingestBackoffMs: e.KNOWLEDGE_INGEST_BACKOFF_MS,
     minSimilarity: e.KNOWLEDGE_MIN_SIMILARITY,
+    maxCollections: e.KNOWLEDGE_MAX_COLLECTIONS,
   };
 }

@@ -3,6 +3,7 @@ import { projectsFootprint } from './footprint.ts';
 import { projectsRoutes } from './routes.ts';
 import { projectPrompts, projects } from './schema.ts';
 import { createProjects, type Projects } from './service.ts';
+import { projectLimits, projectsEnv, type ProjectLimits } from './settings.ts';
 import { projectsExport } from './export.ts';
 import { projectDeleted } from './deleted.ts';
 
@@ -25,6 +26,10 @@ declare module '../module.ts' {
   interface ServiceMap {
     projects: Projects;
   }
+  interface ModuleSettings {
+    /** How many projects one user may hold. */
+    projects: ProjectLimits;
+  }
 }
 
 /** Projects (agents): a model, fallbacks, parameters and versioned system prompts that a conversation answers with. */
@@ -32,10 +37,11 @@ export const projectsModule = defineModule({
   name: 'projects',
   exports: ({ deps }) => projectsExport(deps.db),
   tables: { projects, projectPrompts },
+  config: { env: projectsEnv, read: projectLimits },
   provides: ['projects'],
   // Its routes check the tool names a project is given against what the toolbox lists (tools is built after it).
   uses: ['toolbox'],
-  services: ({ deps }) => ({ projects: createProjects(deps.db, { queue: deps.queue }) }),
+  services: ({ deps, config }) => ({ projects: createProjects(deps.db, { queue: deps.queue, limits: config.projects }) }),
   routes: projectsRoutes,
   jobs: ({ deps }) => [projectDeleted.job(deps.bus)],
   footprint: projectsFootprint,

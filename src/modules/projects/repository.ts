@@ -1,5 +1,5 @@
-import { and, desc, eq, lt, ne, type SQL } from 'drizzle-orm';
-import type { Db } from '../../platform/db/database.ts';
+import { and, count, desc, eq, lt, ne, type SQL } from 'drizzle-orm';
+import { lockWithinTransaction, type Db } from '../../platform/db/database.ts';
 import { projectPrompts, projects } from './schema.ts';
 
 export type ProjectRow = typeof projects.$inferSelect;
@@ -16,6 +16,19 @@ export function createProjectsRepository(db: Db) {
     async insert(values: typeof projects.$inferInsert, tx: Db = db): Promise<ProjectRow> {
       const [row] = await tx.insert(projects).values(values).returning();
       return row!;
+    },
+
+    /**
+     * Inside a transaction: the user's creations take turns from here until it ends (an advisory lock), so
+     * the count read next cannot change before the new row is recorded.
+     */
+    async lockUser(userId: string, tx: Db): Promise<void> {
+      await lockWithinTransaction(tx, `projects:${userId}`);
+    },
+
+    async countOf(userId: string, tx: Db = db): Promise<number> {
+      const [row] = await tx.select({ n: count() }).from(projects).where(eq(projects.userId, userId));
+      return Number(row?.n ?? 0);
     },
 
     async get(userId: string, id: string): Promise<ProjectWithPrompt | undefined> {

@@ -44,7 +44,13 @@ export function projectsRoutes(app: App, { services, guards }: RouteContext<'pro
   }
 
   app.post('/projects', {
-    schema: { tags, summary: 'Create a project', body: createProjectBody, response: { 201: projectSchema, ...problems } },
+    schema: {
+      tags,
+      summary: 'Create a project',
+      description: 'A user with `PROJECTS_MAX_PER_USER` projects already (default 1000) is 409 `project_limit`.',
+      body: createProjectBody,
+      response: { 201: projectSchema, 409: problemSchema, ...problems },
+    },
     onRequest,
     handler: async (request, reply) => {
       await checkTools(request, request.body);

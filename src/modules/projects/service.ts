@@ -3,6 +3,7 @@ import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { JobQueue } from '../../platform/queue/queue.ts';
 import { projectDeleted } from './deleted.ts';
 import { createProjectsRepository, type ProjectRow, type ProjectWithPrompt, type PromptRow } from './repository.ts';
+import type { ProjectLimits } from './settings.ts';
 
 export interface ProjectSettings {
   description?: string | null;
@@ -69,8 +70,8 @@ export const toPublicProject = ({ project: p, activePrompt }: ProjectWithPrompt)
 });
 
 /** Projects (agents) and their prompts. Every function takes the caller's id: another user's project is not found. */
-/** `queue` takes `project.deleted` in the deletion's transaction. */
-export function createProjects(db: Db, deps: { queue: Pick<JobQueue, 'enqueue'> }) {
+/** `queue` takes `project.deleted` in the deletion's transaction; `limits` bounds how many one user holds. */
+export function createProjects(db: Db, deps: { queue: Pick<JobQueue, 'enqueue'>; limits: ProjectLimits }) {
   const repo = createProjectsRepository(db);
 
   async function get(userId: string, id: string): Promise<ProjectWithPrompt> {
@@ -107,7 +108,11 @@ export function createProjects(db: Db, deps: { queue: Pick<JobQueue, 'enqueue'> 
 
     async create(userId: string, input: ProjectSettings & { name: string; systemPrompt?: string }): Promise<ProjectWithPrompt> {
       const { systemPrompt, ...fields } = input;
+      const max = deps.limits.maxPerUser;
       const id = await inTransaction(db, async (tx) => {
+        // Creations side by side take turns here, so each counts the projects the others made: none passes the cap.
+        await repo.lockUser(userId, tx);
+        if ((await repo.countOf(userId, tx)) >= max) throw Conflict(`At most ${max} projects per user: delete one first`, 'project_limit');
         const project = await repo.insert({ ...fields, userId }, tx);
         if (systemPrompt !== undefined) {
           const prompt = await repo.insertPrompt({ projectId: project.id, name: DEFAULT_PROMPT_NAME, content: systemPrompt }, tx);

@@ -1,0 +1,21 @@
+import { z } from 'zod';
+import { envInt } from '../../platform/config/env.ts';
+
+export interface ProjectLimits {
+  /**
+   * Projects one user may hold at once: each is listed, exported and may carry prompts, MCP servers and
+   * safety rules of its own, so this bounds what one account can make the rest cost.
+   */
+  maxPerUser: number;
+}
+
+/** The env fields config.ts validates for projects. */
+export const projectsEnv = {
+  PROJECTS_MAX_PER_USER: envInt(1, 1_000_000).default(1_000),
+};
+
+const projectsEnvObject = z.object(projectsEnv);
+
+export function projectLimits(e: z.output<typeof projectsEnvObject>): ProjectLimits {
+  return { maxPerUser: e.PROJECTS_MAX_PER_USER };
+}
