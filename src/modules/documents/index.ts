@@ -65,7 +65,7 @@ declare module '../module.ts' {
     documentActions: DocumentActions;
   }
   interface ModuleSettings {
-    /** Document size limit, presence expiry, share links per document. */
+    /** Document size limit, presence expiry, share links per document, documents per user. */
     documents: DocumentSettings;
   }
 }

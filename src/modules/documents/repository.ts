@@ -1,6 +1,6 @@
-import { and, desc, eq, isNotNull, lt, ne, or, sql, type SQL } from 'drizzle-orm';
+import { and, count, desc, eq, isNotNull, lt, ne, or, sql, type SQL } from 'drizzle-orm';
 import { unionAll } from 'drizzle-orm/pg-core';
-import type { Db } from '../../platform/db/database.ts';
+import { lockWithinTransaction, type Db } from '../../platform/db/database.ts';
 import { accountOf } from '../users/index.ts';
 import { documentAttachments, documentReaderState, documents, documentShares, documentVersions, type DocumentRow, type ShareRole, type VersionRow } from './schema.ts';
 
@@ -127,6 +127,20 @@ export function createDocumentsRepository(db: Db) {
         .orderBy(desc(documentReaderState.lastViewedAt))
         .limit(limit);
       return rows.map((r) => view(userId, r)!);
+    },
+
+    /**
+     * Inside a transaction: the user's creations take turns from here until it ends (an advisory lock), so
+     * the count read next cannot change before the new row is recorded.
+     */
+    async lockOwner(userId: string, tx: Db): Promise<void> {
+      await lockWithinTransaction(tx, `documents:${userId}`);
+    },
+
+    /** Every document the user owns: archived ones and templates too. Deleting removes the row, so nothing gone is counted. */
+    async countOwned(userId: string, tx: Db = db): Promise<number> {
+      const [row] = await tx.select({ n: count() }).from(documents).where(eq(documents.ownerId, userId));
+      return Number(row?.n ?? 0);
     },
 
     async insert(values: typeof documents.$inferInsert, authorId: string, tx: Db): Promise<DocumentRow> {

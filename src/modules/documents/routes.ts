@@ -44,10 +44,11 @@ export function documentsRoutes(app: App, { services, guards, config, idempotenc
     schema: {
       tags,
       summary: 'Create a document',
-      description: 'From scratch, or from a template (`templateId`). Version 1 is this content. A retry with the same `Idempotency-Key` answers with the document the first one created.',
+      description:
+        'From scratch, or from a template (`templateId`). Version 1 is this content. A retry with the same `Idempotency-Key` answers with the document the first one created. A user who owns `DOCUMENTS_MAX_PER_USER` documents already (default 10000; archived ones and templates count) is 409 `document_limit`.',
       headers: idempotencyHeaders,
       body: createDocumentBody,
-      response: { 201: documentSchema, ...problems, ...tooLarge },
+      response: { 201: documentSchema, 409: problemSchema, ...problems, ...tooLarge },
     },
     bodyLimit,
     onRequest,

@@ -92,9 +92,13 @@ export function createDocuments(d: DocumentsDeps) {
       const title = input.title ?? template?.title ?? titleFromBody(body);
       if (title === undefined) throw ValidationError('A new document needs a title, a body or a template to start from', 'empty_document');
       checkContent({ title, body }, d.settings.maxBytes);
-      const doc = await inTransaction(d.db, (tx) =>
-        repo.insert({ ownerId: userId, title, body, tags: normalizeTags(input.tags ?? template?.tags ?? []), projectId: input.projectId ?? null, isTemplate: input.isTemplate ?? false }, userId, tx),
-      );
+      const max = d.settings.maxPerUser;
+      const doc = await inTransaction(d.db, async (tx) => {
+        // Creations side by side take turns here, so each counts the documents the others made: none passes the cap.
+        await repo.lockOwner(userId, tx);
+        if ((await repo.countOwned(userId, tx)) >= max) throw Conflict(`At most ${max} documents per user: delete one first`, 'document_limit');
+        return repo.insert({ ownerId: userId, title, body, tags: normalizeTags(input.tags ?? template?.tags ?? []), projectId: input.projectId ?? null, isTemplate: input.isTemplate ?? false }, userId, tx);
+      });
       return { doc, role: 'owner', favorite: false, lastViewedAt: null };
     },
 

@@ -8,6 +8,8 @@ export interface DocumentSettings {
   presenceSeconds: number;
   /** Share links that may open one document at once: revoked and expired ones no longer count. */
   maxLinks: number;
+  /** Documents one user may own at once (archived ones and templates included: each is still theirs). */
+  maxPerUser: number;
 }
 
 /** Limits that are not settings: they shape the data, not the deployment. */
@@ -27,10 +29,11 @@ export const documentsEnv = {
   DOCUMENTS_MAX_BYTES: envInt(1, 100_000_000).default(1_000_000),
   DOCUMENTS_PRESENCE_SECONDS: envSeconds(1, 3600).default(60),
   DOCUMENTS_MAX_LINKS_PER_DOCUMENT: envInt(1, 10_000).default(100),
+  DOCUMENTS_MAX_PER_USER: envInt(1, 1_000_000).default(10_000),
 };
 
 const documentsEnvObject = z.object(documentsEnv);
 
 export function documentSettings(e: z.output<typeof documentsEnvObject>): DocumentSettings {
-  return { maxBytes: e.DOCUMENTS_MAX_BYTES, presenceSeconds: e.DOCUMENTS_PRESENCE_SECONDS, maxLinks: e.DOCUMENTS_MAX_LINKS_PER_DOCUMENT };
+  return { maxBytes: e.DOCUMENTS_MAX_BYTES, presenceSeconds: e.DOCUMENTS_PRESENCE_SECONDS, maxLinks: e.DOCUMENTS_MAX_LINKS_PER_DOCUMENT, maxPerUser: e.DOCUMENTS_MAX_PER_USER };
 }
