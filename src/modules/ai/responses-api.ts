@@ -14,6 +14,7 @@ import {
   incompleteReason,
   inputItems,
   inputTokensBody,
+  MAX_ID_LENGTH,
   messageItemOf,
   newId,
   outputText,
@@ -42,7 +43,7 @@ type Emit = (type: string, payload: Record<string, unknown>) => void;
 export function responsesRoutes(app: App, ctx: RouteContext<'ai' | 'limits' | 'responses' | 'safety'>) {
   const { guards } = ctx;
   const { ai, limits, responses: store } = ctx.services;
-  const params = z.object({ id: z.string().min(1).max(200) });
+  const params = z.object({ id: z.string().min(1).max(MAX_ID_LENGTH) });
 
   app.post('/responses', {
     schema: {

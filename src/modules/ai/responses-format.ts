@@ -22,6 +22,9 @@ const textFormat = z.discriminatedUnion('type', [
 ]);
 type TextFormat = z.infer<typeof textFormat>;
 
+/** The longest id taken: a response's, and an input item's, which `input_items` takes back as its `after` cursor. */
+export const MAX_ID_LENGTH = 200;
+
 const item = z.looseObject({ type: z.string().optional(), role: z.string().optional() }).meta({
   description: 'A message (`role` user/assistant/system/developer, `content` a string or `input_text`/`input_image` parts), a `function_call` or a `function_call_output`',
 });
@@ -40,7 +43,7 @@ export const responseBody = z
     parallel_tool_calls: z.boolean().nullish(),
     stream: z.boolean().nullish(),
     store: z.boolean().nullish(),
-    previous_response_id: z.string().min(1).max(200).nullish(),
+    previous_response_id: z.string().min(1).max(MAX_ID_LENGTH).nullish(),
     /** Up to 16 pairs, as OpenAI takes them. */
     metadata: z.record(z.string().max(64), z.string().max(512)).refine((m) => Object.keys(m).length <= 16, 'at most 16 key-value pairs').nullish(),
     user: z.string().max(512).nullish(),
@@ -57,13 +60,18 @@ export type ResponseBody = z.infer<typeof responseBody>;
 export const inputTokensBody = responseBody.extend({ model: z.string().min(1).optional() }).meta({ id: 'ResponseInputTokensRequest' });
 export type Item = Record<string, unknown>;
 
+/** An item's own id: kept as sent and listed by `input_items`, whose `after` takes it back (a longer one would end paging there). */
+const itemId = z.string().max(MAX_ID_LENGTH).nullish();
+
 const messageItem = z.looseObject({
+  id: itemId,
   type: z.literal('message').optional(),
   role: z.enum(['user', 'assistant', 'system', 'developer']),
   content: z.union([z.string(), z.array(part).min(1)]),
 });
-const functionCallItem = z.looseObject({ type: z.literal('function_call'), call_id: z.string().min(1), name: z.string().min(1), arguments: z.string() });
-const functionCallOutputItem = z.looseObject({ type: z.literal('function_call_output'), call_id: z.string().min(1), output: z.union([z.string(), z.array(part)]) });
+const functionCallItem = z.looseObject({ id: itemId, type: z.literal('function_call'), call_id: z.string().min(1), name: z.string().min(1), arguments: z.string() });
+const functionCallOutputItem = z.looseObject({ id: itemId, type: z.literal('function_call_output'), call_id: z.string().min(1), output: z.union([z.string(), z.array(part)]) });
+const reasoningItem = z.looseObject({ id: itemId, type: z.literal('reasoning') });
 const functionTool = z.looseObject({
   type: z.literal('function'),
   /** As OpenAI requires of a function's name. */
@@ -172,7 +180,8 @@ export function toMessages(items: Item[], carried = 0): ChatMessage[] {
       if (!unanswered.delete(o.call_id)) throw invalid(`${param}.call_id`, `No tool call found for function call output with call_id ${o.call_id}.`);
       messages.push({ role: 'tool', toolCallId: o.call_id, content: typeof o.output === 'string' ? o.output : partsText(o.output, `${param}.output`) });
     } else if (type === 'reasoning') {
-      // Reasoning items a client echoes back carry nothing another provider can use.
+      // Reasoning items a client echoes back carry nothing another provider can use; input_items lists them, so their id is checked too.
+      parse(reasoningItem, raw, param);
     } else {
       throw invalid(`${param}.type`, `Input item type "${String(type)}" is not supported by Parley: send messages, function_call and function_call_output items`, 'unsupported_input_item');
     }

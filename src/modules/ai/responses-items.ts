@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ValidationError } from '../../errors.ts';
-import { outputText, type Item } from './responses-format.ts';
+import { MAX_ID_LENGTH, outputText, type Item } from './responses-format.ts';
 
 /**
  * A stored response's input items as OpenAI lists them (`GET /v1/responses/{id}/input_items`): each with an
@@ -9,7 +9,7 @@ import { outputText, type Item } from './responses-format.ts';
  */
 
 export const inputItemsQuery = z.looseObject({
-  after: z.string().min(1).max(200).optional().describe('An item id: the items after it, in the order asked for'),
+  after: z.string().min(1).max(MAX_ID_LENGTH).optional().describe('An item id: the items after it, in the order asked for'),
   limit: z.coerce.number().int().min(1).max(100).default(20),
   order: z.enum(['asc', 'desc']).default('desc'),
 });

@@ -155,6 +155,25 @@ for (const backend of backends()) {
       assert.equal((await t.api('GET', `/v1/responses/${third.id}/input_items`)).status, 401);
     });
 
+    test("an input item's id is one `after` takes back: longer, or not a string, is a 400 on it before any upstream call (nothing to store)", async () => {
+      const longest = `msg_${'a'.repeat(196)}`;
+      openai.script({ reply: 'Kept.' });
+      const kept = await client.responses.create({ model, input: [{ type: 'message', role: 'user', content: 'One', id: longest } as OpenAI.Responses.ResponseInputItem, { role: 'user', content: 'Two' }] });
+      const first = await page(kept.id, '?order=asc&limit=1');
+      assert.equal(first.body.last_id, longest);
+      const next = await page(kept.id, `?order=asc&limit=1&after=${longest}`);
+      assert.equal(next.status, 200, JSON.stringify(next.body));
+      assert.deepEqual(next.body.data.map(line), ['user: Two']);
+
+      const before = openai.requests.length;
+      for (const id of [`${longest}a`, 5]) {
+        const res = await t.api('POST', '/v1/responses', { token: key, body: { model, input: [{ role: 'user', content: 'Hi' }, { role: 'user', content: 'Too long', id }] } });
+        assert.equal(res.status, 400, res.text);
+        assert.equal(res.body.error.param, 'input[1].id', res.text);
+      }
+      assert.equal(openai.requests.length, before, 'no upstream call');
+    });
+
     test('input_tokens counts a request as /v1/messages/count_tokens counts the same content, without calling a model or metering', async () => {
       const usage = async () => {
         await t.services.usage.recorder.flush();
