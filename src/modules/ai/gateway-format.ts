@@ -71,8 +71,10 @@ export const completionBody = z
     /** Up to 4 sequences where the model stops, as OpenAI takes them. */
     stop: z.union([z.string().min(1), z.array(z.string().min(1)).max(4)]).nullish(),
     n: z.literal(1).nullish(),
+    /** At most 128, as OpenAI takes them (and the Messages API here). */
     tools: z
       .array(z.looseObject({ type: z.literal('function'), function: z.looseObject({ name: z.string().min(1), description: z.string().optional(), parameters: z.record(z.string(), z.unknown()).optional() }) }))
+      .max(128)
       .optional(),
     tool_choice: z.union([z.enum(['none', 'auto', 'required']), z.looseObject({ type: z.literal('function'), function: z.looseObject({ name: z.string() }) })]).optional(),
     response_format: responseFormat.nullish(),

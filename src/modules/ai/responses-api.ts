@@ -166,7 +166,7 @@ export function responsesRoutes(app: App, ctx: RouteContext<'ai' | 'limits' | 'r
       summary: 'Count the input tokens of a response request (OpenAI Responses API)',
       description:
         'The tokens the model would be given for this `POST /v1/responses` body (`previous_response_id` expanded), counted as `POST /v1/messages/count_tokens` counts them: ' +
-        "with the OpenAI tokenizer that fits the model (the chain's first; `DEFAULT_MODEL` when `model` is left out), tool definitions as their JSON text. No model is called; not metered.",
+        "with the OpenAI tokenizer that fits the model (the chain's first; `DEFAULT_MODEL` when `model` is left out), tool definitions and a `text.format` schema as their JSON text. No model is called; not metered.",
       body: inputTokensBody,
       response: { 200: z.object({ object: z.literal('response.input_tokens'), input_tokens: z.number().int() }) },
     },
@@ -182,8 +182,10 @@ export function responsesRoutes(app: App, ctx: RouteContext<'ai' | 'limits' | 'r
       if (!model) throw NotFound(`Model "${name}"`, 'model_not_found');
       const earlier = body.previous_response_id ? await previousItems(body.previous_response_id, principal(request).userId) : [];
       const { messages, tools } = promptOf(body, [...earlier, ...inputItems(body)], earlier.length);
-      // As /v1/messages/count_tokens counts: the texts and tools as one task, on a thread when they are long.
+      // As /v1/messages/count_tokens counts: the texts, tools and output schema as one task, on a thread when they are long.
       const extra = (tools ?? []).map((t) => JSON.stringify(t));
+      const format = body.text?.format;
+      if (format?.type === 'json_schema') extra.push(JSON.stringify(format.schema));
       return { object: 'response.input_tokens' as const, input_tokens: await ai.tokens.countPrompt(model.model, messages, extra) };
     },
   });

@@ -38,7 +38,7 @@ export const responseBody = z
     temperature: z.number().min(0).max(2).nullish(),
     top_p: z.number().min(0).max(1).nullish(),
     max_output_tokens: maxTokens,
-    tools: z.array(z.looseObject({ type: z.string() })).nullish(),
+    tools: z.array(z.looseObject({ type: z.string() })).max(128).nullish(),
     tool_choice: z.union([z.enum(['none', 'auto', 'required']), z.looseObject({ type: z.string(), name: z.string().optional() })]).nullish(),
     parallel_tool_calls: z.boolean().nullish(),
     stream: z.boolean().nullish(),

@@ -503,6 +503,15 @@ for (const backend of backends()) {
         assert.equal(badTopP.param, 'top_p');
         assert.equal(badTopP.code, 'validation_failed');
       }
+      // At most 128 tools, as OpenAI takes them: more is the caller's 400 here, on Chat Completions and Responses alike.
+      const tools = Array.from({ length: 129 }, (_, i) => ({ type: 'function' as const, function: { name: `tool_${i}`, parameters: { type: 'object', properties: {} } } }));
+      const tooMany = await client.chat.completions.create({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'x' }], tools }).catch((e) => e);
+      assert.ok(tooMany instanceof OpenAI.BadRequestError, String(tooMany));
+      assert.equal(tooMany.param, 'tools');
+      const responseTools = tools.map((tool) => ({ type: 'function' as const, name: tool.function.name, parameters: tool.function.parameters, strict: false }));
+      const tooManyResponses = await client.responses.create({ model: 'openai:gpt-4o-mini', input: 'x', tools: responseTools }).catch((e) => e);
+      assert.ok(tooManyResponses instanceof OpenAI.BadRequestError, String(tooManyResponses));
+      assert.equal(tooManyResponses.param, 'tools');
       assert.equal(openai.requests.length, 0);
     });
 

@@ -192,6 +192,14 @@ for (const backend of backends()) {
       assert.equal(messages.status, 200, messages.text);
       assert.equal(counted.input_tokens, messages.body.input_tokens);
       assert.ok(counted.input_tokens > 1000);
+      // An output schema counts as its JSON text, as count_tokens counts output_config.format's.
+      const schema = { type: 'object', properties: { city: { type: 'string' } }, required: ['city'], additionalProperties: false };
+      const formatted = await client.responses.inputTokens.count({ model, input: 'Where do I live?', text: { format: { type: 'json_schema', name: 'place', schema } } });
+      const plain = await client.responses.inputTokens.count({ model, input: 'Where do I live?' });
+      const withSchema = await t.api('POST', '/v1/messages/count_tokens', { token: key, body: { model, messages: [{ role: 'user', content: 'Where do I live?' }], output_config: { format: { type: 'json_schema', schema } } } });
+      assert.equal(withSchema.status, 200, withSchema.text);
+      assert.equal(formatted.input_tokens, withSchema.body.input_tokens);
+      assert.ok(formatted.input_tokens > plain.input_tokens, JSON.stringify([formatted, plain]));
 
       const short = await client.responses.inputTokens.count({ model, input: 'Where do I live?' });
       assert.equal(short.input_tokens, (await client.responses.inputTokens.count({ input: 'Where do I live?' })).input_tokens, 'without a model, DEFAULT_MODEL counts it');
