@@ -37,10 +37,10 @@ export function commentRoutes(app: App, { services, guards, idempotency }: Route
       schema: {
         tags,
         summary: 'Start a thread on a quoted passage, or reply (commenters and above)',
-        description: `Replies nest at most ${LIMITS.commentDepth} deep (deeper: 400 \`comment_too_deep\`). \`mentions\` may name only the owner and people the document is shared with (others: 400 \`mention_not_allowed\`).`,
+        description: `Replies nest at most ${LIMITS.commentDepth} deep (deeper: 400 \`comment_too_deep\`). \`mentions\` may name only the owner and people the document is shared with (others: 400 \`mention_not_allowed\`). A document with \`DOCUMENTS_MAX_COMMENTS\` comments already (default 10000, replies included) is 409 \`comment_limit\`.`,
         ...('params' in where ? { params: where.params, headers: idempotencyHeaders } : { headers: where.headers.extend(idempotencyHeaders.shape) }),
         body: commentBody,
-        response: { 201: commentSchema, ...responses },
+        response: { 201: commentSchema, 409: problemSchema, ...responses },
       },
       onRequest,
       handler: async (request, reply) => {

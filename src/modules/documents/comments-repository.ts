@@ -1,6 +1,6 @@
-import { and, asc, eq, gt, inArray, isNotNull, isNull, type SQL } from 'drizzle-orm';
+import { and, asc, count, eq, gt, inArray, isNotNull, isNull, type SQL } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
-import type { Db } from '../../platform/db/database.ts';
+import { inTransaction, lockWithinTransaction, type Db } from '../../platform/db/database.ts';
 import { documentComments, type CommentRow } from './schema.ts';
 
 /** Comment threads: roots quote a passage, replies name their parent. */
@@ -11,9 +11,19 @@ export function createCommentsRepository(db: Db) {
       return row;
     },
 
-    async insert(values: typeof documentComments.$inferInsert): Promise<CommentRow> {
-      const [row] = await db.insert(documentComments).values(values).returning();
-      return row!;
+    /**
+     * Records the comment unless its document holds `max` comments already (undefined then), replies included.
+     * Comments on one document take turns under an advisory lock until the row is recorded, so those side by
+     * side each count the others': none passes it.
+     */
+    async insert(values: typeof documentComments.$inferInsert, max: number): Promise<CommentRow | undefined> {
+      return inTransaction(db, async (tx) => {
+        await lockWithinTransaction(tx, `document-comments:${values.documentId}`);
+        const [held] = await tx.select({ n: count() }).from(documentComments).where(eq(documentComments.documentId, values.documentId));
+        if (Number(held?.n ?? 0) >= max) return undefined;
+        const [row] = await tx.insert(documentComments).values(values).returning();
+        return row!;
+      });
     },
 
     /**

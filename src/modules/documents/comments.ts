@@ -1,5 +1,5 @@
 import { uuidv7 } from 'uuidv7';
-import { Forbidden, NotFound, ValidationError } from '../../errors.ts';
+import { Conflict, Forbidden, NotFound, ValidationError } from '../../errors.ts';
 import type { Announce } from '../../platform/bus/bus.ts';
 import type { Db } from '../../platform/db/database.ts';
 import { need, type Grant } from './access.ts';
@@ -37,7 +37,13 @@ function anchor(body: string, input: NewComment): { quote: string; anchorStart: 
  * the document is shared with. Every function takes the caller's grant (as a
  * reader or through a link) and checks its role here.
  */
-export function createComments(d: { db: Db; readersAmong: (documentId: string, userIds: readonly string[]) => Promise<string[]>; announce: Announce }) {
+export function createComments(d: {
+  db: Db;
+  readersAmong: (documentId: string, userIds: readonly string[]) => Promise<string[]>;
+  announce: Announce;
+  /** Comments one document may hold, replies included (DOCUMENTS_MAX_COMMENTS). */
+  maxComments: number;
+}) {
   const repo = createCommentsRepository(d.db);
 
   async function commentOf(grant: Grant, id: string): Promise<CommentRow> {
@@ -88,7 +94,8 @@ export function createComments(d: { db: Db; readersAmong: (documentId: string, u
         const outside = mentions.filter((id) => !readers.has(id));
         if (outside.length) throw ValidationError('Only people the document is shared with can be mentioned', 'mention_not_allowed', { userIds: outside });
       }
-      const comment = await repo.insert({ id, documentId: grant.doc.id, authorId: grant.userId, body: input.body, mentions, ...placed });
+      const comment = await repo.insert({ id, documentId: grant.doc.id, authorId: grant.userId, body: input.body, mentions, ...placed }, d.maxComments);
+      if (!comment) throw Conflict(`At most ${d.maxComments} comments per document: delete one first`, 'comment_limit');
       d.announce('comment.created', { userId: grant.userId, documentId: grant.doc.id, commentId: comment.id, parentId: comment.parentId, mentions });
       return comment;
     },

@@ -65,7 +65,7 @@ declare module '../module.ts' {
     documentActions: DocumentActions;
   }
   interface ModuleSettings {
-    /** Document size limit, presence expiry, share links per document, documents per user. */
+    /** Document size limit, presence expiry, share links per document and their history, documents per user, comments per document. */
     documents: DocumentSettings;
   }
 }
@@ -82,12 +82,21 @@ export const documentsModule = defineModule({
   services({ deps, config, services }) {
     const documentsService = createDocuments({ db: deps.db, announce: deps.announce, settings: config.documents, projects: services.projects, files: services.files });
     // Presence follows a reader's role (removed: gone; no longer an editor: viewing).
-    const sharing = createSharing({ db: deps.db, access: documentsService.access, users: services.users, announce: deps.announce, jobs: services.jobs, roleChanged: (...change) => presence.roleChanged(...change), maxLinks: config.documents.maxLinks });
+    const sharing = createSharing({
+      db: deps.db,
+      access: documentsService.access,
+      users: services.users,
+      announce: deps.announce,
+      jobs: services.jobs,
+      roleChanged: (...change) => presence.roleChanged(...change),
+      maxLinks: config.documents.maxLinks,
+      linkHistoryDays: config.documents.linkHistoryDays,
+    });
     const presence = createPresence({ db: deps.db, announce: deps.announce, presenceSeconds: config.documents.presenceSeconds });
     return {
       documents: documentsService,
       documentSharing: sharing,
-      documentComments: createComments({ db: deps.db, readersAmong: sharing.readersAmong, announce: deps.announce }),
+      documentComments: createComments({ db: deps.db, readersAmong: sharing.readersAmong, announce: deps.announce, maxComments: config.documents.maxComments }),
       documentPresence: presence,
       documentActions: createDocumentActions({ ai: services.ai, documents: documentsService, users: services.users, jobs: services.jobs, safety: services.safety }),
     };
@@ -102,6 +111,8 @@ export const documentsModule = defineModule({
   schedules: ({ services }) => [
     // Presence is already filtered by its expiry; this removes the rows and tells readers who left.
     { name: 'documents.purge-presence', cron: '* * * * *', handler: async () => ({ purged: await services.documentPresence.purge() }) },
+    // Revoking keeps a link's row (its token then answers 410): only the old ones go, so the owner's list stays short.
+    { name: 'documents.purge-links', cron: '37 4 * * *', handler: async () => ({ purged: await services.documentSharing.purgeEndedLinks() }) },
   ],
   // A deleted file is no longer attached anywhere (the files module owns files; no foreign key crosses modules).
   subscriptions: ({ deps, services }) => [

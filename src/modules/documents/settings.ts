@@ -10,6 +10,10 @@ export interface DocumentSettings {
   maxLinks: number;
   /** Documents one user may own at once (archived ones and templates included: each is still theirs). */
   maxPerUser: number;
+  /** Comments one document may hold at once, replies included: a document's comments are read and exported with it. */
+  maxComments: number;
+  /** Days a revoked or expired share link stays listed before the daily purge deletes it. */
+  linkHistoryDays: number;
 }
 
 /** Limits that are not settings: they shape the data, not the deployment. */
@@ -30,10 +34,19 @@ export const documentsEnv = {
   DOCUMENTS_PRESENCE_SECONDS: envSeconds(1, 3600).default(60),
   DOCUMENTS_MAX_LINKS_PER_DOCUMENT: envInt(1, 10_000).default(100),
   DOCUMENTS_MAX_PER_USER: envInt(1, 1_000_000).default(10_000),
+  DOCUMENTS_MAX_COMMENTS: envInt(1, 1_000_000).default(10_000),
+  DOCUMENTS_LINK_HISTORY_DAYS: envInt(0, 36_500).default(30),
 };
 
 const documentsEnvObject = z.object(documentsEnv);
 
 export function documentSettings(e: z.output<typeof documentsEnvObject>): DocumentSettings {
-  return { maxBytes: e.DOCUMENTS_MAX_BYTES, presenceSeconds: e.DOCUMENTS_PRESENCE_SECONDS, maxLinks: e.DOCUMENTS_MAX_LINKS_PER_DOCUMENT, maxPerUser: e.DOCUMENTS_MAX_PER_USER };
+  return {
+    maxBytes: e.DOCUMENTS_MAX_BYTES,
+    presenceSeconds: e.DOCUMENTS_PRESENCE_SECONDS,
+    maxLinks: e.DOCUMENTS_MAX_LINKS_PER_DOCUMENT,
+    maxPerUser: e.DOCUMENTS_MAX_PER_USER,
+    maxComments: e.DOCUMENTS_MAX_COMMENTS,
+    linkHistoryDays: e.DOCUMENTS_LINK_HISTORY_DAYS,
+  };
 }

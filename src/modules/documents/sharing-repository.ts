@@ -128,6 +128,15 @@ export function createSharingRepository(db: Db) {
       return rows.length;
     },
 
+    /** Deletes the links revoked or expired before `cutoff`, of every document; how many. */
+    async purgeLinksEndedBefore(cutoff: Date): Promise<number> {
+      const rows = await db
+        .delete(documentLinks)
+        .where(or(lt(documentLinks.revokedAt, cutoff), lt(documentLinks.expiresAt, cutoff)))
+        .returning({ id: documentLinks.id });
+      return rows.length;
+    },
+
     async revokeLink(documentId: string, linkId: string): Promise<LinkRow | undefined> {
       const [row] = await db
         .update(documentLinks)

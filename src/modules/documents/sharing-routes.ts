@@ -88,7 +88,13 @@ export function sharingRoutes(app: App, { services, guards }: RouteContext<'docu
   });
 
   app.get('/documents/:id/links', {
-    schema: { tags, summary: 'Share links, revoked and expired ones included (owner)', params: documentParams, response: { 200: z.object({ data: z.array(linkSchema) }), ...problems } },
+    schema: {
+      tags,
+      summary: 'Share links, revoked and expired ones included (owner)',
+      description: 'A link that ended (revoked or expired) over `DOCUMENTS_LINK_HISTORY_DAYS` days ago (default 30) is no longer listed: the daily `documents.purge-links` deletes it.',
+      params: documentParams,
+      response: { 200: z.object({ data: z.array(linkSchema) }), ...problems },
+    },
     onRequest,
     handler: async (request) => ({ data: (await sharing.links(me(request), request.params.id)).map(toLink) }),
   });

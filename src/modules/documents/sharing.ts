@@ -31,6 +31,8 @@ export function createSharing(d: {
   roleChanged: (documentId: string, userId: string, role: ShareRole | null) => Promise<void>;
   /** Links that may open one document at once (DOCUMENTS_MAX_LINKS_PER_DOCUMENT). */
   maxLinks: number;
+  /** Days a revoked or expired link stays listed (DOCUMENTS_LINK_HISTORY_DAYS; 0: for ever). */
+  linkHistoryDays: number;
 }) {
   const repo = createSharingRepository(d.db);
 
@@ -118,6 +120,12 @@ export function createSharing(d: {
       await d.access.forUser(userId, id, 'owner', 'revoke share links');
       if (!(await repo.revokeLink(id, linkId))) throw NotFound('Share link', 'link_not_found');
     },
+
+    /**
+     * Links revoked or expired over DOCUMENTS_LINK_HISTORY_DAYS ago leave their document's list (which is not
+     * paged, so create-and-revoke would grow it for ever); none with 0. Their token is then an unknown one (404).
+     */
+    purgeEndedLinks: async (now = new Date()) => (d.linkHistoryDays ? repo.purgeLinksEndedBefore(new Date(now.getTime() - d.linkHistoryDays * 86_400_000)) : 0),
   };
 }
 

@@ -27,7 +27,7 @@ declare module '../module.ts' {
     projects: Projects;
   }
   interface ModuleSettings {
-    /** How many projects one user may hold. */
+    /** How many projects one user may hold, and prompts one project. */
     projects: ProjectLimits;
   }
 }

@@ -89,6 +89,12 @@ export function createProjectsRepository(db: Db) {
       return db.select().from(projectPrompts).where(and(...where)).orderBy(desc(projectPrompts.id)).limit(opts.limit);
     },
 
+    /** Every prompt the project holds, active or not. */
+    async countPrompts(projectId: string, tx: Db = db): Promise<number> {
+      const [row] = await tx.select({ n: count() }).from(projectPrompts).where(eq(projectPrompts.projectId, projectId));
+      return Number(row?.n ?? 0);
+    },
+
     async insertPrompt(values: typeof projectPrompts.$inferInsert, tx: Db): Promise<PromptRow> {
       const [row] = await tx.insert(projectPrompts).values(values).returning();
       return row!;

@@ -109,6 +109,7 @@ export function projectsRoutes(app: App, { services, guards }: RouteContext<'pro
     schema: {
       tags,
       summary: 'Add a prompt to a project',
+      description: 'A project with `PROJECTS_MAX_PROMPTS` prompts already (default 1000) is 409 `prompt_limit`.',
       params: projectParams,
       body: createPromptBody,
       response: { 201: promptSchema, 409: problemSchema, ...problems },

@@ -70,7 +70,7 @@ export const toPublicProject = ({ project: p, activePrompt }: ProjectWithPrompt)
 });
 
 /** Projects (agents) and their prompts. Every function takes the caller's id: another user's project is not found. */
-/** `queue` takes `project.deleted` in the deletion's transaction; `limits` bounds how many one user holds. */
+/** `queue` takes `project.deleted` in the deletion's transaction; `limits` bounds how many projects one user holds, and prompts one project. */
 export function createProjects(db: Db, deps: { queue: Pick<JobQueue, 'enqueue'>; limits: ProjectLimits }) {
   const repo = createProjectsRepository(db);
 
@@ -155,8 +155,11 @@ export function createProjects(db: Db, deps: { queue: Pick<JobQueue, 'enqueue'>;
     },
 
     async createPrompt(userId: string, projectId: string, input: { name: string; content: string; activate?: boolean }): Promise<PromptView> {
+      const max = deps.limits.maxPrompts;
       return inTransaction(db, async (tx) => {
+        // The project's row lock makes additions to it take turns, so each counts the prompts the others added: none passes the cap.
         const project = await lock(userId, projectId, tx);
+        if ((await repo.countPrompts(projectId, tx)) >= max) throw Conflict(`At most ${max} prompts per project: delete one first`, 'prompt_limit');
         await ensureNameFree(projectId, input.name, undefined, tx);
         const prompt = await repo.insertPrompt({ projectId, name: input.name, content: input.content }, tx);
         if (input.activate) await repo.update(projectId, { activePromptId: prompt.id }, tx);
