@@ -1,6 +1,6 @@
 import { and, asc, count, eq, gt, inArray, isNotNull, isNull, type SQL } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
-import { inTransaction, lockWithinTransaction, type Db } from '../../platform/db/database.ts';
+import { withinCap, type Db } from '../../platform/db/database.ts';
 import { documentComments, type CommentRow } from './schema.ts';
 
 /** Comment threads: roots quote a passage, replies name their parent. */
@@ -17,13 +17,13 @@ export function createCommentsRepository(db: Db) {
      * side each count the others': none passes it.
      */
     async insert(values: typeof documentComments.$inferInsert, max: number): Promise<CommentRow | undefined> {
-      return inTransaction(db, async (tx) => {
-        await lockWithinTransaction(tx, `document-comments:${values.documentId}`);
-        const [held] = await tx.select({ n: count() }).from(documentComments).where(eq(documentComments.documentId, values.documentId));
-        if (Number(held?.n ?? 0) >= max) return undefined;
-        const [row] = await tx.insert(documentComments).values(values).returning();
-        return row!;
-      });
+      return withinCap(
+        db,
+        `document-comments:${values.documentId}`,
+        max,
+        async (tx) => Number((await tx.select({ n: count() }).from(documentComments).where(eq(documentComments.documentId, values.documentId)))[0]?.n ?? 0),
+        async (tx) => (await tx.insert(documentComments).values(values).returning())[0]!,
+      );
     },
 
     /**

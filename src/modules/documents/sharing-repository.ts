@@ -1,6 +1,6 @@
 import { and, asc, count, eq, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import { unionAll } from 'drizzle-orm/pg-core';
-import { inTransaction, lockWithinTransaction, type Db } from '../../platform/db/database.ts';
+import { inTransaction, withinCap, type Db } from '../../platform/db/database.ts';
 import { accountOf } from '../users/index.ts';
 import { documentLinks, documents, documentShares, type LinkRow, type ShareRole, type ShareRow } from './schema.ts';
 
@@ -84,17 +84,14 @@ export function createSharingRepository(db: Db) {
      * those side by side each count the others': none passes it.
      */
     async insertLink(values: typeof documentLinks.$inferInsert, max: number): Promise<LinkRow | undefined> {
-      return inTransaction(db, async (tx) => {
-        await lockWithinTransaction(tx, `document-links:${values.documentId}`);
-        const now = new Date();
-        const [live] = await tx
-          .select({ n: count() })
-          .from(documentLinks)
-          .where(and(eq(documentLinks.documentId, values.documentId), isNull(documentLinks.revokedAt), or(isNull(documentLinks.expiresAt), gt(documentLinks.expiresAt, now))));
-        if (Number(live?.n ?? 0) >= max) return undefined;
-        const [row] = await tx.insert(documentLinks).values(values).returning();
-        return row!;
-      });
+      const live = and(eq(documentLinks.documentId, values.documentId), isNull(documentLinks.revokedAt), or(isNull(documentLinks.expiresAt), gt(documentLinks.expiresAt, new Date())));
+      return withinCap(
+        db,
+        `document-links:${values.documentId}`,
+        max,
+        async (tx) => Number((await tx.select({ n: count() }).from(documentLinks).where(live))[0]?.n ?? 0),
+        async (tx) => (await tx.insert(documentLinks).values(values).returning())[0]!,
+      );
     },
 
     links: (documentId: string) => db.select().from(documentLinks).where(eq(documentLinks.documentId, documentId)).orderBy(asc(documentLinks.id)),

@@ -1,5 +1,5 @@
 import { and, asc, count, desc, eq, getTableColumns, inArray, lt, notInArray, or, sql, type SQL } from 'drizzle-orm';
-import { inTransaction, lockWithinTransaction, type Db } from '../../platform/db/database.ts';
+import { inTransaction, withinCap, type Db } from '../../platform/db/database.ts';
 import { knowledgeChunks, knowledgeCollectionItems, knowledgeCollections, knowledgeConversationCollections, knowledgeItems, type ChunkRow, type CollectionRow, type ItemRow } from './schema.ts';
 
 export type NewChunk = Omit<typeof knowledgeChunks.$inferInsert, 'id' | 'itemId' | 'userId'>;
@@ -34,13 +34,13 @@ export function createKnowledgeRepository(db: Db) {
      * under an advisory lock until the row is recorded, so those side by side each count the others': none passes it.
      */
     async createCollection(values: typeof knowledgeCollections.$inferInsert, max: number): Promise<CollectionRow | undefined> {
-      return inTransaction(db, async (tx) => {
-        await lockWithinTransaction(tx, `knowledge-collections:${values.userId}`);
-        const [held] = await tx.select({ n: count() }).from(knowledgeCollections).where(eq(knowledgeCollections.userId, values.userId));
-        if (Number(held?.n ?? 0) >= max) return undefined;
-        const [row] = await tx.insert(knowledgeCollections).values(values).returning();
-        return row!;
-      });
+      return withinCap(
+        db,
+        `knowledge-collections:${values.userId}`,
+        max,
+        async (tx) => Number((await tx.select({ n: count() }).from(knowledgeCollections).where(eq(knowledgeCollections.userId, values.userId)))[0]?.n ?? 0),
+        async (tx) => (await tx.insert(knowledgeCollections).values(values).returning())[0]!,
+      );
     },
     async collection(userId: string, id: string): Promise<CollectionRow | undefined> {
       const [row] = await db.select().from(knowledgeCollections).where(ownCollection(userId, id));

@@ -32,6 +32,18 @@ export async function lockWithinTransaction(tx: Db, key: string): Promise<void> 
 }
 
 /**
+ * A row made only while fewer than `max` are held (a per-user or per-document cap): in one transaction, under the
+ * advisory lock on `key`, `held` counts and `make` writes, so makers side by side each count the others' rows and
+ * none passes the cap. Undefined when the cap is reached (nothing written).
+ */
+export function withinCap<T>(db: Db, key: string, max: number, held: (tx: Db) => Promise<number>, make: (tx: Db) => Promise<T>): Promise<T | undefined> {
+  return inTransaction(db, async (tx) => {
+    await lockWithinTransaction(tx, key);
+    return (await held(tx)) >= max ? undefined : make(tx);
+  });
+}
+
+/**
  * A statement written as SQL text with numbered parameters (`$1`…), run as a prepared statement of this name on
  * a database or inside a transaction. For a hot path whose SQL never changes: nothing is built per call (Drizzle
  * renders a `sql` template's whole tree again on each run) and on PostgreSQL each connection parses it once.
