@@ -38,6 +38,12 @@ function words(chars: number, seed: number) {
 /** The most a question may hold, and an answer several times that (an answer has no such limit). */
 const longQuestion = words(MESSAGE_MAX_CHARS, 1);
 const longAnswer = `${words(300_000, 2)}${'x'.repeat(100_000)}`;
+/**
+ * A long text not counted before, for each write whose counting is watched: a counting thread keeps the pieces it
+ * merged, so a text counted a second time can come back within one turn of the loop (CI saw it once).
+ */
+let seed = 10;
+const freshText = (chars: number) => words(chars, seed++);
 
 const toolResult = (callId: string): ToolResultPart => ({ type: 'tool_result', callId, name: 'lookup', arguments: '{}', status: 'ok', result: null, error: null, durationMs: 1 });
 
@@ -98,30 +104,32 @@ for (const backend of backends()) {
       assert.equal(asked.row.tokens, stored({ role: 'user', content: longQuestion }));
 
       const finishes = {
-        complete: (id: string) => m.completeAssistant(id, { text: longAnswer, ...metrics }),
-        fail: (id: string) => m.failAssistant(id, longAnswer, { code: 'stream_interrupted', message: 'lost' }),
-        cancel: (id: string) => m.cancelAssistant(id, longAnswer),
+        complete: (id: string, text: string) => m.completeAssistant(id, { text, ...metrics }),
+        fail: (id: string, text: string) => m.failAssistant(id, text, { code: 'stream_interrupted', message: 'lost' }),
+        cancel: (id: string, text: string) => m.cancelAssistant(id, text),
       };
       for (const [how, finish] of Object.entries(finishes)) {
+        const longAnswer = freshText(300_000);
         const placeholder = await m.createAssistantPlaceholder(c, { parentId: asked.row.id });
-        const answered = await turnsBeforeWrite(() => finish(placeholder.id));
+        const answered = await turnsBeforeWrite(() => finish(placeholder.id, longAnswer));
         assert.ok(answered.turns! > 0, `${how}: no turn of the event loop while the answer of ${longAnswer.length} characters was counted`);
         assert.equal(answered.row.tokens, stored({ role: 'assistant', content: longAnswer }), how);
       }
 
       const final = await m.createAssistantPlaceholder(c, { parentId: asked.row.id });
       const call = { type: 'tool_call' as const, id: 'call_1', name: 'lookup', arguments: '{"q":"jack"}' };
-      const result = { ...toolResult('call_1'), result: longAnswer };
+      const result = { ...toolResult('call_1'), result: freshText(300_000) };
       const step = await turnsBeforeWrite(() => m.appendToolStep(c, final.id, { text: '', calls: [call], results: [result], metrics }));
       assert.ok(step.turns! > 0, 'no turn of the event loop while the tool step was counted');
       const toolRow = step.row.find((r) => r.role === 'tool')!;
-      assert.equal(toolRow.tokens, stored({ role: 'tool', toolCallId: 'call_1', content: longAnswer }));
+      assert.equal(toolRow.tokens, stored({ role: 'tool', toolCallId: 'call_1', content: result.result }));
 
-      const replaced = await turnsBeforeWrite(() => m.setToolResult(toolRow.id, { ...result, result: longQuestion }));
+      const replacement = freshText(MESSAGE_MAX_CHARS);
+      const replaced = await turnsBeforeWrite(() => m.setToolResult(toolRow.id, { ...result, result: replacement }));
       assert.equal(replaced.row, true);
       assert.ok(replaced.turns! > 0, 'no turn of the event loop while the replaced tool result was counted');
       const [row] = await t.deps.db.select({ tokens: messages.tokens }).from(messages).where(eq(messages.id, toolRow.id));
-      assert.equal(row!.tokens, stored({ role: 'tool', toolCallId: 'call_1', content: longQuestion }));
+      assert.equal(row!.tokens, stored({ role: 'tool', toolCallId: 'call_1', content: replacement }));
     });
 
     test('the stored count is what it always was: o200k_base, as the context builder counts the message', async () => {
