@@ -217,11 +217,16 @@ describe('console: playground, API keys and usage in a real browser', () => {
 
         // Hovering today's point puts its numbers in the legend, in the page's text colour.
         const chart = page.getByRole('figure', { name: 'Tokens per day by api key' });
+        // A new breakdown destroys the chart and draws it again once uPlot is
+        // loaded, so the plot found first may be gone when measured: retry.
         const over = chart.locator('.u-over');
-        const box = (await over.boundingBox())!;
-        await page.mouse.move(box.x + box.width - 2, box.y + box.height / 2);
         const value = chart.locator('.u-legend .u-series').nth(1).locator('.u-value');
-        await eventually(async () => assert.equal(await value.innerText(), String(expected)));
+        await eventually(async () => {
+          const box = await over.boundingBox();
+          assert.ok(box, 'the chart is drawn');
+          await page.mouse.move(box.x + box.width - 2, box.y + box.height / 2);
+          assert.equal(await value.innerText(), String(expected));
+        });
         const colours = await value.evaluate((el) => {
           const w = globalThis as any;
           return [w.getComputedStyle(el).color, w.getComputedStyle(w.document.body).color];
