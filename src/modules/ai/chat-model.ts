@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import type { CallWarning, ImagePart, JSONSchema7, LanguageModel, ModelMessage, TextPart, ToolSet } from 'ai';
 import { AttemptError, invalidRequest } from './attempt-error.ts';
-import type { ChatMessage, ChatPart, ChatRequest, ToolCall, Usage } from './types.ts';
+import { formatParam, type ChatMessage, type ChatPart, type ChatRequest, type ToolCall, type Usage } from './types.ts';
 
 /**
  * What one model's stream is made of, whichever driver produced it:
@@ -71,7 +71,7 @@ export function aiSdkChatModel(model: ProviderModel, formats: ResponseFormats): 
       for await (const part of result.fullStream) {
         switch (part.type) {
           case 'start-step':
-            if (request.responseFormat) refuseIgnoredFormat(part.warnings, model.provider);
+            if (request.responseFormat) refuseIgnoredFormat(request.responseFormat, part.warnings, model.provider);
             break;
           case 'text-delta':
             if (part.text) yield { type: 'text', text: part.text };
@@ -132,7 +132,7 @@ function withResponseFormat(model: ProviderModel, format: NonNullable<ChatReques
  */
 function refuseUnsupportedFormat(format: NonNullable<ChatRequest['responseFormat']>, formats: ResponseFormats, provider: string) {
   if (format.schema || formats.schemaless) return;
-  throw unsupportedFormat(`response_format is not supported by ${provider} without a schema (json_object): it takes json_schema`);
+  throw unsupportedFormat(`${formatParam(format)} is not supported by ${provider} without a schema (json_object): it takes json_schema`);
 }
 
 /**
@@ -140,11 +140,11 @@ function refuseUnsupportedFormat(format: NonNullable<ChatRequest['responseFormat
  * format says so in a call warning and answers in free text; this link fails instead, before any of that
  * text, as a request it cannot take: the next link may honour it (see fallback.ts).
  */
-function refuseIgnoredFormat(warnings: CallWarning[], provider: string) {
+function refuseIgnoredFormat(format: NonNullable<ChatRequest['responseFormat']>, warnings: CallWarning[], provider: string) {
   const ignored = warnings.find((w) => w.type === 'unsupported' && w.feature === 'responseFormat');
   if (!ignored) return;
   const details = ignored.type === 'unsupported' && ignored.details ? ` (the AI SDK says: "${ignored.details}")` : '';
-  throw unsupportedFormat(`response_format is not supported by ${provider}${details}`);
+  throw unsupportedFormat(`${formatParam(format)} is not supported by ${provider}${details}`);
 }
 
 const unsupportedFormat = (message: string) => new AttemptError('unsupported_parameter', message, { retryable: false, started: false });

@@ -4,7 +4,7 @@ import { AttemptError } from './attempt-error.ts';
 import { runAttempt, type AttemptResult } from './attempt.ts';
 import type { ChatModel } from './chat-model.ts';
 import type { CircuitBreakers } from './circuit-breaker.ts';
-import type { ChatEvent, ChatRequest } from './types.ts';
+import { formatParam, type ChatEvent, type ChatRequest } from './types.ts';
 
 export interface Link {
   provider: string;
@@ -118,8 +118,8 @@ export async function* streamWithFallback(
   // caller's request, not the providers, is at fault, and a 5xx would have the caller's SDK send it again.
   if (attempts.length && attempts.every((a) => REFUSED.has(a.code))) {
     const code = attempts.every((a) => a.code === attempts[0]!.code) ? attempts[0]!.code : 'provider_rejected';
-    // The one parameter a link refuses by name is the response format (OpenAI's `response_format`).
-    throw ValidationError(attempts[0]!.error, code, { attempts, ...(code === 'unsupported_parameter' ? { param: 'response_format' } : {}) });
+    // The one parameter a link refuses by name is the response format, named as the caller's API names it.
+    throw ValidationError(attempts[0]!.error, code, { attempts, ...(code === 'unsupported_parameter' && request.responseFormat ? { param: formatParam(request.responseFormat) } : {}) });
   }
   const tried = attempts.map((a) => `${a.provider}:${a.model} ${a.code}`).join(', ');
   throw UpstreamFailed(`Every provider in the chain failed (${tried})`, 'all_providers_failed', { attempts });

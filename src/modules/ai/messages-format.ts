@@ -169,6 +169,7 @@ export function toChatRequest(body: CountTokensBody & Partial<Pick<MessagesBody,
   const messages: ChatMessage[] = [...(system ? [{ role: 'system' as const, content: system }] : []), ...body.messages.flatMap(toChatMessages)];
   const choice = body.tool_choice;
   const format = outputFormatOf(body);
+  const param = body.output_format ? 'output_format' : 'output_config.format';
   return {
     messages,
     temperature: body.temperature,
@@ -179,7 +180,7 @@ export function toChatRequest(body: CountTokensBody & Partial<Pick<MessagesBody,
     toolChoice: choice === undefined ? undefined : choice.type === 'tool' ? { name: choice.name } : choice.type === 'any' ? 'required' : choice.type,
     // Anthropic's format has no name (OpenAI-compatible upstreams get `response`, chat-completions.ts) and no strict: its
     // schemas may leave properties optional, which OpenAI's strict mode refuses.
-    responseFormat: format ? { type: 'json', schema: format.schema } : undefined,
+    responseFormat: format ? { type: 'json', schema: format.schema, param } : undefined,
   };
 }
 

@@ -214,7 +214,7 @@ export function toChatRequest(body: ResponseBody, items: Item[], carried = 0): O
 
 function responseFormatOf(format: TextFormat): ChatRequest['responseFormat'] {
   if (format.type === 'text') return undefined;
-  return jsonResponseFormat(format.type === 'json_schema' ? format : undefined);
+  return { ...jsonResponseFormat(format.type === 'json_schema' ? format : undefined), param: 'text.format' };
 }
 
 /** The output format as OpenAI echoes it in the response object. */

@@ -28,6 +28,9 @@ export type ChatPart =
 /** Whether a request shows the model any image (it then needs a model that can see). */
 export const hasImages = (messages: ChatMessage[]) => messages.some((m) => m.parts?.some((p) => p.type === 'image'));
 
+/** A request's response format by the name the caller's API gives it (see ChatRequest's `responseFormat`). */
+export const formatParam = (format: NonNullable<ChatRequest['responseFormat']>) => format.param ?? 'response_format';
+
 export interface ToolDefinition {
   name: string;
   description?: string;
@@ -61,9 +64,10 @@ export interface ChatRequest {
    * Structured output (OpenAI's `response_format`, the Responses API's `text.format`): the answer is JSON, an
    * object matching `schema` when there is one; `name` and `description` guide the model, `strict` asks for
    * exact adherence where the provider has it. Absent: text. A provider that cannot honour it fails its link
-   * (`unsupported_parameter`) rather than answer in free text.
+   * (`unsupported_parameter`) rather than answer in free text. `param` is the caller's API's name for it (`text.format`,
+   * `output_config.format`), which such a refusal names; absent, `response_format`.
    */
-  responseFormat?: { type: 'json'; schema?: Record<string, unknown>; name?: string; description?: string; strict?: boolean };
+  responseFormat?: { type: 'json'; schema?: Record<string, unknown>; name?: string; description?: string; strict?: boolean; param?: string };
   signal?: AbortSignal;
   /** Who the call is for: with it, the call is checked against budgets first and metered after. */
   meter?: MeterContext;

@@ -230,6 +230,18 @@ for (const backend of backends()) {
         assert.equal('response_format' in openai.requests.at(-1)!.body, false);
       });
 
+      test('text.format json_object, which Anthropic cannot honour: refused before sending, the 400 naming text.format as this API calls it', async () => {
+        const { anthropic } = fakes;
+        for (const stream of [false, true]) {
+          const refused = await client.responses.create({ model: 'anthropic:claude-haiku-4-5', input: 'JSON please', text: { format: { type: 'json_object' } }, stream }).catch((e) => e);
+          assert.ok(refused instanceof OpenAI.BadRequestError, `stream: ${stream}: ${String(refused)}`);
+          assert.equal(refused.code, 'unsupported_parameter');
+          assert.equal(refused.param, 'text.format');
+          assert.match(refused.message, /\btext\.format is not supported by anthropic/);
+        }
+        assert.deepEqual(anthropic.requests, []);
+      });
+
       test('a malformed text.format is a 400 naming its param', async () => {
         const { openai } = fakes;
         const cases: Array<[unknown, string]> = [
