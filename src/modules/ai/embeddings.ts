@@ -189,13 +189,22 @@ export function createEmbedder(deps: {
     const started = Date.now();
     const attempts: FailedAttempt[] = [];
     const vectors: number[][] = [];
+    // What the provider has answered (and billed) so far: its counts, and the inputs of batches it did not count.
     let reported = 0;
-    let unreported = false;
+    const uncounted: string[] = [];
+    /** The tokens of the batches answered so far; counted here where the provider gave no count, rather than billed as zero. */
+    const answered = async (signal?: AbortSignal) => {
+      if (!uncounted.length) return reported;
+      // The estimate is that count already when no batch was counted (the same inputs and model): not counted twice.
+      if (meter && uncounted.length === inputs.length) return estimateTokens;
+      return reported + (await deps.tokens.count(target.model, uncounted, signal));
+    };
+    const costOf = (inputTokens: number) => (price ? costMicros(price, { inputTokens, outputTokens: 0 }) : null);
     try {
       for (const batch of batches(inputs)) {
         const r = await embedBatch(target, batch, opts, attempts);
         vectors.push(...r.vectors);
-        if (r.tokens === undefined) unreported = true;
+        if (r.tokens === undefined) uncounted.push(...batch);
         else reported += r.tokens;
       }
       // Checked before the call is ended, so that an answer refused here still ends it (recorded, its budget reservation settled).
@@ -206,13 +215,13 @@ export function createEmbedder(deps: {
         throw ValidationError(`${target.id} answered with ${dims}-dimensional vectors, not the ${opts.dimensions} asked: this model does not support \`dimensions\``, 'dimensions_unsupported', { param: 'dimensions' });
       }
     } catch (err) {
-      await call?.end({ status: opts.signal?.aborted ? 'cancelled' : 'failed', provider: target.provider, model: target.model, usage: { inputTokens: 0, outputTokens: 0 }, costMicros: 0, latencyMs: Date.now() - started, ttftMs: null, attempts }, meter!);
+      // The batches answered before the failure were made, and billed by the provider: they are recorded, and settled against budgets.
+      const inputTokens = await answered().catch(() => reported);
+      await call?.end({ status: opts.signal?.aborted ? 'cancelled' : 'failed', provider: target.provider, model: target.model, usage: { inputTokens, outputTokens: 0 }, costMicros: costOf(inputTokens) ?? 0, latencyMs: Date.now() - started, ttftMs: null, attempts }, meter!);
       throw err;
     }
-    // Without a reported count (some compatible servers), count it ourselves rather than bill zero.
-    // The estimate is that count already (the same inputs and model): a metered call is not counted twice.
-    const inputTokens = unreported ? (meter ? estimateTokens : await counted()) : reported;
-    const cost = price ? costMicros(price, { inputTokens, outputTokens: 0 }) : null;
+    const inputTokens = await answered(opts.signal);
+    const cost = costOf(inputTokens);
     await call?.end({ status: 'ok', provider: target.provider, model: target.model, usage: { inputTokens, outputTokens: 0 }, costMicros: cost, latencyMs: Date.now() - started, ttftMs: null, attempts }, meter!);
     return { vectors, provider: target.provider, model: target.model, inputTokens, costMicros: cost };
   }

@@ -117,6 +117,18 @@ for (const backend of backends()) {
       assert.equal(events[0]!.costMicros, 3); // 150 tokens at $0.02 per million
     });
 
+    test('a batch failing after others were answered: the call is recorded with the answered batches\' tokens, which the provider billed', async () => {
+      const u = await createUser(t);
+      // Three batches (96, 96, 8 inputs of three words each); the third is refused, so neither retried nor answered.
+      openai.script({}, {}, { status: 400, errorMessage: 'Invalid input' });
+      const res = await t.api('POST', '/v1/embeddings', { token: u.accessToken, body: { model: 'openai:text-embedding-3-small', input: Array.from({ length: 200 }, (_, i) => `text number ${i}`) } });
+      assert.equal(res.status, 400, res.text);
+      assert.equal(openai.requests.length, 3);
+      await t.services.usage.recorder.flush();
+      const events = await t.deps.db.select().from(usageEvents).where(eq(usageEvents.userId, u.id));
+      assert.deepEqual(events.map((e) => [e.status, e.inputTokens]), [['failed', 2 * 96 * 3]]);
+    });
+
     test('budgets hold: over one, 402 before any upstream call', async () => {
       const u = await createUser(t);
       const key = await t.api('POST', '/v1/api-keys', { token: u.accessToken, body: { name: 'capped', scopes: ['chat'] } });
