@@ -1,4 +1,4 @@
-import { and, count, desc, eq, isNotNull, lt, ne, or, sql, type SQL } from 'drizzle-orm';
+import { and, count, desc, eq, isNotNull, lt, lte, ne, or, sql, type SQL } from 'drizzle-orm';
 import { unionAll } from 'drizzle-orm/pg-core';
 import { lockWithinTransaction, type Db } from '../../platform/db/database.ts';
 import { accountOf } from '../users/index.ts';
@@ -151,16 +151,27 @@ export function createDocumentsRepository(db: Db) {
 
     /**
      * Writes version `base + 1` if the document is still at `base`: the conditional update takes the row's
-     * lock, so of two saves from one base the second finds the version moved and changes nothing.
+     * lock, so of two saves from one base the second finds the version moved and changes nothing. Only the
+     * newest `keep` versions stay: the older ones go in the same transaction.
      */
-    async saveVersion(id: string, base: number, content: { title: string; body: string }, authorId: string, restoredFrom: number | null, tx: Db): Promise<DocumentRow | undefined> {
+    async saveVersion(
+      id: string,
+      base: number,
+      content: { title: string; body: string },
+      version: { authorId: string; restoredFrom: number | null; keep: number },
+      tx: Db,
+    ): Promise<DocumentRow | undefined> {
+      const number = base + 1;
       const [doc] = await tx
         .update(documents)
-        .set({ ...content, version: base + 1, updatedAt: new Date() })
+        .set({ ...content, version: number, updatedAt: new Date() })
         .where(and(eq(documents.id, id), eq(documents.version, base)))
         .returning();
       if (!doc) return undefined;
-      await tx.insert(documentVersions).values({ documentId: id, number: base + 1, ...content, authorId, restoredFrom });
+      await tx.insert(documentVersions).values({ documentId: id, number, ...content, authorId: version.authorId, restoredFrom: version.restoredFrom });
+      // Numbers run without gaps, so the newest `keep` are those above `number - keep`: one range of the primary
+      // key, which holds one version at a time once the history is full (more once, after the setting is lowered).
+      if (number > version.keep) await tx.delete(documentVersions).where(and(eq(documentVersions.documentId, id), lte(documentVersions.number, number - version.keep)));
       return doc;
     },
 

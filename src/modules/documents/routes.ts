@@ -124,7 +124,14 @@ export function documentsRoutes(app: App, { services, guards, config, idempotenc
   });
 
   app.get('/documents/:id/versions', {
-    schema: { tags, summary: 'Versions, newest first (without bodies)', params: documentParams, querystring: versionsQuery, response: { 200: page(versionSummarySchema), ...problems } },
+    schema: {
+      tags,
+      summary: 'Versions, newest first (without bodies)',
+      description: 'The newest `DOCUMENTS_MAX_VERSIONS` (default 500, the current one included): a save past it deletes the oldest; reading, diffing or restoring one no longer kept is 404 `version_not_found`.',
+      params: documentParams,
+      querystring: versionsQuery,
+      response: { 200: page(versionSummarySchema), ...problems },
+    },
     onRequest,
     handler: async (request) => {
       const { limit, cursor } = request.query;

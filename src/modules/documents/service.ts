@@ -29,7 +29,7 @@ const conflict = (current: VersionRow) =>
   });
 
 /**
- * Documents: Markdown with every save kept as a version. A save names the
+ * Documents: Markdown with every save a version, the newest DOCUMENTS_MAX_VERSIONS kept. A save names the
  * version it was based on and wins only if that is still the current one;
  * otherwise 409 with the current version, and nothing is overwritten.
  */
@@ -44,17 +44,18 @@ export function createDocuments(d: DocumentsDeps) {
     return current ? conflict(current) : NotFound('Document', 'document_not_found');
   }
 
-  async function versionOf(id: string, number: number): Promise<VersionRow> {
-    const v = await repo.version(id, number);
-    if (!v) throw NotFound('Version', 'version_not_found');
-    return v;
+  /** A version of the document; one older than those kept (DOCUMENTS_MAX_VERSIONS) is a 404 that says so. */
+  async function versionOf(doc: DocumentRow, number: number): Promise<VersionRow> {
+    const v = await repo.version(doc.id, number);
+    if (v) return v;
+    if (number > doc.version) throw NotFound('Version', 'version_not_found');
+    throw new AppError(404, 'version_not_found', 'Not found', `Version ${number} is no longer kept: a document keeps its newest ${d.settings.maxVersions} versions`);
   }
 
   async function checkProject(userId: string, projectId: string | null | undefined) {
     if (projectId && !(await d.projects.exists(userId, projectId))) throw NotFound('Project', 'project_not_found');
   }
 
-  /** Writes a new version from `base`, in one transaction with the document's update; a stale base is a 409. */
   /** The document as its reader sees it now: deleted by another request since this one's check, a 404. */
   async function current(userId: string, id: string): Promise<ReaderView> {
     const view = await repo.read(userId, id);
@@ -62,6 +63,7 @@ export function createDocuments(d: DocumentsDeps) {
     return view;
   }
 
+  /** Writes a new version from `base`, in one transaction with the document's update; a stale base is a 409. */
   async function write(userId: string, id: string, base: number, next: (doc: DocumentRow) => { title: string; body: string }, restoredFrom: number | null): Promise<ReaderView> {
     const saved = await inTransaction(d.db, async (tx) => {
       const { doc } = await access.forUser(userId, id, 'editor', 'save this document', tx);
@@ -70,7 +72,7 @@ export function createDocuments(d: DocumentsDeps) {
       checkContent(content, d.settings.maxBytes);
       // Nothing changed: no new version for it.
       if (content.title === doc.title && content.body === doc.body && restoredFrom === null) return doc;
-      return repo.saveVersion(id, base, content, userId, restoredFrom, tx);
+      return repo.saveVersion(id, base, content, { authorId: userId, restoredFrom, keep: d.settings.maxVersions }, tx);
     });
     if (!saved) throw await currentConflict(id);
     // Whoever has it open learns there is a newer version before their own save would meet a 409.
@@ -131,7 +133,7 @@ export function createDocuments(d: DocumentsDeps) {
     /** A restore is a new version with that version's title and body; with `baseVersion`, refused if the document moved on. */
     async restore(userId: string, id: string, number: number, baseVersion?: number): Promise<ReaderView> {
       const { doc } = await access.forUser(userId, id, 'editor', 'restore a version');
-      const old = await versionOf(id, number);
+      const old = await versionOf(doc, number);
       return write(userId, id, baseVersion ?? doc.version, () => ({ title: old.title, body: old.body }), number);
     },
 
@@ -166,13 +168,13 @@ export function createDocuments(d: DocumentsDeps) {
     },
 
     async version(userId: string, id: string, number: number): Promise<VersionRow> {
-      await access.forUser(userId, id);
-      return versionOf(id, number);
+      const { doc } = await access.forUser(userId, id);
+      return versionOf(doc, number);
     },
 
     async diff(userId: string, id: string, from: number, to: number) {
-      await access.forUser(userId, id);
-      const [a, b] = await Promise.all([versionOf(id, from), versionOf(id, to)]);
+      const { doc } = await access.forUser(userId, id);
+      const [a, b] = await Promise.all([versionOf(doc, from), versionOf(doc, to)]);
       const lines = diffLines(a.body, b.body);
       return { from, to, added: lines.added, removed: lines.removed, titleChanged: a.title !== b.title, diff: unifiedDiff(lines, { from: `v${from}`, to: `v${to}` }) };
     },

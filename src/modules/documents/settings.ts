@@ -4,6 +4,8 @@ import { envInt, envSeconds } from '../../platform/config/env.ts';
 export interface DocumentSettings {
   /** Largest title + body of one document, in UTF-8 bytes (a save over it is a 413). */
   maxBytes: number;
+  /** Versions kept per document, the current one included: a save past it deletes the oldest (each may be `maxBytes`). */
+  maxVersions: number;
   /** How long a presence heartbeat counts: a reader silent this long has left. */
   presenceSeconds: number;
   /** Share links that may open one document at once: revoked and expired ones no longer count. */
@@ -31,6 +33,8 @@ export const LIMITS = {
 export const documentsEnv = {
   // A document is read, diffed and sent whole: 100 MB is past any text.
   DOCUMENTS_MAX_BYTES: envInt(1, 100_000_000).default(1_000_000),
+  // With DOCUMENTS_MAX_BYTES, what one document may store: at the defaults, 500 MB.
+  DOCUMENTS_MAX_VERSIONS: envInt(1, 100_000).default(500),
   DOCUMENTS_PRESENCE_SECONDS: envSeconds(1, 3600).default(60),
   DOCUMENTS_MAX_LINKS_PER_DOCUMENT: envInt(1, 10_000).default(100),
   DOCUMENTS_MAX_PER_USER: envInt(1, 1_000_000).default(10_000),
@@ -43,6 +47,7 @@ const documentsEnvObject = z.object(documentsEnv);
 export function documentSettings(e: z.output<typeof documentsEnvObject>): DocumentSettings {
   return {
     maxBytes: e.DOCUMENTS_MAX_BYTES,
+    maxVersions: e.DOCUMENTS_MAX_VERSIONS,
     presenceSeconds: e.DOCUMENTS_PRESENCE_SECONDS,
     maxLinks: e.DOCUMENTS_MAX_LINKS_PER_DOCUMENT,
     maxPerUser: e.DOCUMENTS_MAX_PER_USER,

@@ -94,7 +94,14 @@ export function createSharingRepository(db: Db) {
       );
     },
 
-    links: (documentId: string) => db.select().from(documentLinks).where(eq(documentLinks.documentId, documentId)).orderBy(asc(documentLinks.id)),
+    /** Oldest first (ids are UUIDv7: in order of creation), a page at a time: after the link `after`. */
+    links: (documentId: string, page: { limit: number; after?: string }) =>
+      db
+        .select()
+        .from(documentLinks)
+        .where(and(eq(documentLinks.documentId, documentId), page.after ? gt(documentLinks.id, page.after) : undefined))
+        .orderBy(asc(documentLinks.id))
+        .limit(page.limit),
 
     async linkByHash(tokenHash: string): Promise<LinkRow | undefined> {
       const [row] = await db.select().from(documentLinks).where(eq(documentLinks.tokenHash, tokenHash));

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { page } from '../../http/pagination.ts';
+import { page, pageQuery, toPage } from '../../http/pagination.ts';
 import { problemSchema } from '../../http/problem.ts';
 import type { App } from '../../http/types.ts';
 import type { RouteContext } from '../module.ts';
@@ -91,12 +91,17 @@ export function sharingRoutes(app: App, { services, guards }: RouteContext<'docu
     schema: {
       tags,
       summary: 'Share links, revoked and expired ones included (owner)',
-      description: 'A link that ended (revoked or expired) over `DOCUMENTS_LINK_HISTORY_DAYS` days ago (default 30) is no longer listed: the daily `documents.purge-links` deletes it.',
+      description:
+        'Oldest first, cursor-paginated (`limit`, default 20, at most 100; `nextCursor`). A link that ended (revoked or expired) over `DOCUMENTS_LINK_HISTORY_DAYS` days ago (default 30) is no longer listed: the daily `documents.purge-links` deletes it.',
       params: documentParams,
-      response: { 200: z.object({ data: z.array(linkSchema) }), ...problems },
+      querystring: pageQuery,
+      response: { 200: page(linkSchema), ...problems },
     },
     onRequest,
-    handler: async (request) => ({ data: (await sharing.links(me(request), request.params.id)).map(toLink) }),
+    handler: async (request) => {
+      const { limit, cursor } = request.query;
+      return toPage(await sharing.links(me(request), request.params.id, { limit: limit + 1, after: cursor }), limit, toLink);
+    },
   });
 
   app.delete('/documents/:id/links/:linkId', {

@@ -99,9 +99,10 @@ export function createSharing(d: {
       return { ...row, token };
     },
 
-    async links(userId: string, id: string): Promise<LinkRow[]> {
+    /** Oldest first, a page at a time, revoked and expired ones included until they are purged. */
+    async links(userId: string, id: string, page: { limit: number; after?: string }): Promise<LinkRow[]> {
       await d.access.forUser(userId, id, 'owner', 'see share links');
-      return repo.links(id);
+      return repo.links(id, page);
     },
 
     /**
@@ -122,8 +123,8 @@ export function createSharing(d: {
     },
 
     /**
-     * Links revoked or expired over DOCUMENTS_LINK_HISTORY_DAYS ago leave their document's list (which is not
-     * paged, so create-and-revoke would grow it for ever); none with 0. Their token is then an unknown one (404).
+     * Links revoked or expired over DOCUMENTS_LINK_HISTORY_DAYS ago are deleted (create-and-revoke would otherwise
+     * grow a document's rows for ever); none with 0. Their token is then an unknown one (404).
      */
     purgeEndedLinks: async (now = new Date()) => (d.linkHistoryDays ? repo.purgeLinksEndedBefore(new Date(now.getTime() - d.linkHistoryDays * 86_400_000)) : 0),
   };

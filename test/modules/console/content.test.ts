@@ -297,6 +297,16 @@ describe('console: projects, files, documents and knowledge in a real browser', 
       assert.equal(links.length, 1);
       assert.ok(address.endsWith(links[0].last4), 'the list names the link by its last four characters');
       assert.ok(Date.parse(links[0].expiresAt) - Date.now() > 6 * 24 * 3600_000);
+
+      // More links than one page of the list: the page shows every one.
+      for (let i = 0; i < 24; i++) assert.equal((await api('POST', `/v1/documents/${recipe.body.id}/links`, {})).status, 201);
+      await page.reload();
+      const listed = page.getByRole('list', { name: 'Links' }).getByRole('listitem');
+      await listed.nth(24).waitFor();
+      assert.equal(await listed.count(), 25);
+      for (const l of (await api('GET', `/v1/documents/${recipe.body.id}/links?limit=100`)).body.data.slice(1)) {
+        assert.equal((await api('DELETE', `/v1/documents/${recipe.body.id}/links/${l.id}`)).status, 204);
+      }
     });
     await inBrowser(tc, browser, async ({ page }) => {
       // Someone else, signed in, opens the address: the document, read-only.

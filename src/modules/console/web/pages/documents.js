@@ -221,7 +221,7 @@ const linkUrl = (token) => `${location.origin}/#/documents/shared/${encodeURICom
 
 /** Share links (owner): made with a role and an expiry, shown once, listed by their last four characters, revoked at will. */
 function Links({ doc }) {
-  const [links, error, reload] = useLoad(() => api('GET', `/v1/documents/${doc.id}/links`), [doc.id]);
+  const [links, error, reload] = useLoad(() => allPages(`/v1/documents/${doc.id}/links?limit=100`), [doc.id]);
   const [fresh, setFresh] = useState(undefined);
   const [state, run] = useAction();
   const create = (e) => {
