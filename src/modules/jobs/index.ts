@@ -10,8 +10,12 @@ declare module '../../platform/bus/events.ts' {
   interface DomainEvents {
     /** A background job moved: its state and progress (0–100 or a job-defined object). */
     'job.progress': { userId: string; jobId: string; queue: string; state: string; progress: unknown };
-    /** A user's job failed its last attempt and is dead: `error` is the start of its last error. System jobs (no user) announce nothing. */
-    'job.failed': { userId: string; jobId: string; queue: string; attempts: number; error: string };
+    /**
+     * A user's job failed its last attempt and is dead: `error` is the start of its last error as its owner may read
+     * it (ownersError: an internal error's words are not told), `errorCode` its code (absent on events of older releases).
+     * System jobs (no user) announce nothing.
+     */
+    'job.failed': { userId: string; jobId: string; queue: string; attempts: number; error: string; errorCode?: string };
   }
 }
 
@@ -50,14 +54,14 @@ export const jobsModule = defineModule({
       types: ['job.failed'],
       async handler(event) {
         if (event.type !== 'job.failed') return;
-        const { userId, jobId, queue, attempts, error } = event.payload;
+        const { userId, jobId, queue, attempts, error, errorCode } = event.payload;
         await services.notifications.notify({
           userId,
           category: 'job.failed',
           title: `Job "${queue}" failed`,
           body: `It failed ${attempts === 1 ? 'its only attempt' : `all ${attempts} attempts`} and was stopped. The last error: ${error}`,
           link: `/jobs/${jobId}`,
-          data: { jobId, queue, attempts, error },
+          data: { jobId, queue, attempts, error, errorCode: errorCode ?? null },
           sourceKey: event.id,
         });
       },

@@ -1,6 +1,6 @@
 import { Conflict, NotFound } from '../../errors.ts';
 import type { Announce, EventBus } from '../../platform/bus/bus.ts';
-import { errorMessage, FinalJobError, JobTimeoutError, type EnqueueOptions, type Job, type JobContext, type JobHandler, type JobProgress, type JobQueue, type JobState, type ProcessOptions } from '../../platform/queue/queue.ts';
+import { FinalJobError, JobTimeoutError, publicJobError, type EnqueueOptions, type Job, type JobContext, type JobHandler, type JobProgress, type JobQueue, type JobState, type ProcessOptions, type PublicJobError } from '../../platform/queue/queue.ts';
 import type { ScheduleDefinition, Scheduler } from '../../platform/scheduler/scheduler.ts';
 import { clip } from '../../platform/text.ts';
 
@@ -13,6 +13,18 @@ export interface JobsDeps {
 
 /** How much of a dead job's error its owner is told (the job itself keeps the whole of it). */
 const ERROR_EXCERPT_CHARS = 500;
+
+/**
+ * What a job's owner is told of an error not written for users (a driver's or a library's words, which can name
+ * internal hosts and queries): that it failed, not why. Admins (`/v1/admin/jobs`) and the logs have the whole of it.
+ */
+export const INTERNAL_JOB_ERROR: PublicJobError = {
+  message: 'The job failed because of an internal error. Quote the job id when reporting it.',
+  code: 'internal_error',
+};
+
+/** A job's last error as its owner sees it: its own words when they were written for users (publicJobError), INTERNAL_JOB_ERROR otherwise. */
+export const ownersError = (job: Pick<Job, 'error' | 'publicError'>): PublicJobError | null => (job.error === null ? null : (job.publicError ?? INTERNAL_JOB_ERROR));
 
 /**
  * Rejects when the attempt times out, so a handler that ignores its signal
@@ -65,7 +77,8 @@ export function createJobs(d: JobsDeps) {
         const dead = ctx.attempt >= ctx.maxAttempts || err instanceof FinalJobError;
         say(dead ? 'dead' : 'waiting', last);
         if (dead && ctx.userId) {
-          d.announce('job.failed', { userId: ctx.userId, jobId: ctx.id, queue: ctx.queue, attempts: ctx.attempt, error: clip(errorMessage(err), ERROR_EXCERPT_CHARS) });
+          const shown = publicJobError(err) ?? INTERNAL_JOB_ERROR;
+          d.announce('job.failed', { userId: ctx.userId, jobId: ctx.id, queue: ctx.queue, attempts: ctx.attempt, error: clip(shown.message, ERROR_EXCERPT_CHARS), errorCode: shown.code });
         }
         throw err;
       } finally {

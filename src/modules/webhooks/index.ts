@@ -56,7 +56,7 @@ function webhookOf(event: BusEvent): WebhookEmit | undefined {
       return { userId, eventType: 'budget.exceeded', payload: { budgetId, scope, subjectId, projectId, period, periodKey, resetsAt, spent, limit }, sourceEventId, projectId };
     }
     case 'job.failed':
-      return { userId: p.userId, eventType: 'job.failed', payload: { jobId: p.jobId, queue: p.queue, attempts: p.attempts, error: p.error }, sourceEventId };
+      return { userId: p.userId, eventType: 'job.failed', payload: { jobId: p.jobId, queue: p.queue, attempts: p.attempts, error: p.error, errorCode: p.errorCode ?? null }, sourceEventId };
     default:
       return undefined;
   }

@@ -1,16 +1,37 @@
+import { createHash } from 'node:crypto';
 import type { Job as BullJob, JobsOptions, JobType, Queue } from 'bullmq';
 import { InvalidCursor } from '../../errors.ts';
 import type { OutboxOptions } from './outbox-relay.ts';
-import { decodeListCursor, DEFAULTS, encodeListCursor, type Job, type JobState, type ListQuery } from './queue.ts';
+import { decodeListCursor, DEFAULTS, encodeListCursor, type Job, type JobState, type ListQuery, type PublicJobError } from './queue.ts';
 import type { jobOutbox } from './schema.ts';
 
 /** How Parley's jobs map onto BullMQ's (bullmq-queue.ts uses these). */
 
-/** What a BullMQ job carries: the caller's data, its owner, its own timeout. */
+/** What a BullMQ job carries: the caller's data, its owner, its own timeout; once an attempt failed, its public error. */
 export interface Envelope {
   d: unknown;
   u: string | null;
   t: number | null;
+  e?: PublicFailure;
+}
+
+/**
+ * The owner's form of a failed attempt's error (publicJobError), written into the job's data by its worker before
+ * BullMQ records the failure (as `failedReason`, the thrown error's message). `r` tags the reason it goes with:
+ * a later failure BullMQ records by itself (a job stalled too often) keeps the data as it was, and must not be told
+ * with an earlier attempt's words.
+ */
+export interface PublicFailure {
+  m: string;
+  c: string;
+  r: string;
+}
+
+/** A short tag of a failure's reason (`failedReason`), not the reason itself: the data need not hold it twice. */
+export const reasonTag = (reason: string): string => createHash('sha256').update(reason).digest('base64url').slice(0, 16);
+
+export function publicFailure(shown: PublicJobError, reason: string): PublicFailure {
+  return { m: shown.message, c: shown.code, r: reasonTag(reason) };
 }
 
 export const envelope = (data: unknown, o: OutboxOptions): Envelope => ({ d: data ?? null, u: o.userId ?? null, t: o.timeoutMs ?? null });
@@ -50,6 +71,7 @@ export async function toJob(job: BullJob, knownState?: JobState): Promise<Job | 
   const state = knownState ?? stateOf(await job.getState());
   if (!state) return undefined;
   const env = job.data as Partial<Envelope> | undefined;
+  const error = state === 'completed' ? null : job.failedReason || null;
   return {
     id: job.id!,
     queue: job.queueName,
@@ -61,7 +83,8 @@ export async function toJob(job: BullJob, knownState?: JobState): Promise<Job | 
     maxAttempts: job.opts.attempts ?? 1,
     progress: (job.progress as Job['progress']) ?? 0,
     result: job.returnvalue ?? null,
-    error: state === 'completed' ? null : job.failedReason || null,
+    error,
+    publicError: error && env?.e && env.e.r === reasonTag(error) ? { message: env.e.m, code: env.e.c } : null,
     createdAt: new Date(job.timestamp),
     startedAt: job.processedOn ? new Date(job.processedOn) : null,
     finishedAt: (state === 'completed' || state === 'dead') && job.finishedOn ? new Date(job.finishedOn) : null,
@@ -83,6 +106,7 @@ export function pending(row: typeof jobOutbox.$inferSelect): Job {
     progress: 0,
     result: null,
     error: null,
+    publicError: null,
     createdAt: row.createdAt,
     startedAt: null,
     finishedAt: null,

@@ -7,10 +7,10 @@ import type { Db } from '../db/database.ts';
 import { isConnectionError } from '../net/connection-errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import { redisUnavailable } from '../redis/redis.ts';
-import { bullOptions, envelope, listJobs, pending, stateOf, toJob, type Envelope } from './bullmq-jobs.ts';
+import { bullOptions, envelope, listJobs, pending, publicFailure, stateOf, toJob, type Envelope } from './bullmq-jobs.ts';
 import { isUuid, jsonb } from './db-jobs.ts';
 import { createOutboxRelay, type OutboxOptions } from './outbox-relay.ts';
-import { assertEnqueueOptions, assertQueueName, DEFAULTS, FinalJobError, keyedJobId, runAttempt, scheduledRunKept, type EnqueueOptions, type Job, type JobHandler, type JobQueue, type ProcessOptions } from './queue.ts';
+import { assertEnqueueOptions, assertQueueName, DEFAULTS, FinalJobError, keyedJobId, publicJobError, runAttempt, scheduledRunKept, type EnqueueOptions, type Job, type JobHandler, type JobQueue, type ProcessOptions } from './queue.ts';
 import { jobOutbox } from './schema.ts';
 
 const SHUTDOWN = 'The worker shut down during this attempt';
@@ -111,6 +111,24 @@ export function bullmqQueue(opts: BullmqQueueOptions): BullmqJobQueue {
     },
   });
 
+  /**
+   * Writes the owner's form of a failed attempt's error into its job (or clears an earlier attempt's), before
+   * BullMQ records the failure: BullMQ keeps only the error's message, with nothing to tell whether it was meant
+   * for users. Not written, the owner is told the job failed, not why.
+   */
+  async function notePublicError(job: BullJob<Envelope>, err: unknown) {
+    const shown = publicJobError(err);
+    if (!shown && !job.data.e) return;
+    const { e: _earlier, ...data } = job.data;
+    // The reason BullMQ records: the thrown error's message (a FinalJobError's is thrown again with the same).
+    const reason = (err as { message?: unknown } | null | undefined)?.message;
+    try {
+      await job.updateData(shown && typeof reason === 'string' ? { ...data, e: publicFailure(shown, reason) } : data);
+    } catch (updateErr) {
+      report(updateErr, { jobId: job.id, queue: job.queueName }, "could not record the owner's form of a job's error");
+    }
+  }
+
   function startWorker(name: string) {
     const { handler, opts: o } = handlers.get(name)!;
     const worker = new Worker<Envelope>(
@@ -129,8 +147,10 @@ export function bullmqQueue(opts: BullmqQueueOptions): BullmqJobQueue {
         try {
           return await runAttempt((s) => handler(job.data.d, { ...ctx, signal: s }), job.data.t ?? o.timeoutMs ?? DEFAULTS.timeoutMs, signal);
         } catch (err) {
+          const failed = err instanceof FinalJobError || !(closing && signal?.aborted);
+          if (failed) await notePublicError(job, err);
           if (err instanceof FinalJobError) throw new UnrecoverableError(err.message);
-          if (!(closing && signal?.aborted)) throw err;
+          if (failed) throw err;
           // Shut down mid-attempt: the job goes back to the queue untried, for another worker now.
           await job.moveToWait(token);
           throw new WaitingError();

@@ -2,7 +2,7 @@ import { and, desc, eq, gt, lt, lte, sql, type SQL } from 'drizzle-orm';
 import { InvalidCursor } from '../../errors.ts';
 import { uuidv7 } from 'uuidv7';
 import type { Db } from '../db/database.ts';
-import { backoffDelay, decodeListCursor, DEFAULTS, encodeListCursor, errorMessage, FinalJobError, storableJson, type EnqueueOptions, type Job, type ListQuery } from './queue.ts';
+import { backoffDelay, decodeListCursor, DEFAULTS, encodeListCursor, errorMessage, FinalJobError, publicJobError, storableJson, type EnqueueOptions, type Job, type ListQuery } from './queue.ts';
 import { jobs } from './schema.ts';
 
 /** The statements of the database queue over the `jobs` table (db-queue.ts runs them). */
@@ -78,6 +78,9 @@ export async function claim(db: Db, queue: string, lockMs: number, limit: number
   return rows.sort((a, b) => a.priority - b.priority || a.runAt.getTime() - b.runAt.getTime() || (a.id < b.id ? -1 : 1));
 }
 
+/** The owner's form of the last error goes with it: a new `last_error` not written for users clears it. */
+const noPublicError = { publicError: null, errorCode: null };
+
 /** Only the attempt that holds a job may touch it: a reclaimed one belongs to another worker now. */
 const held = (row: Pick<JobRow, 'id' | 'attempts'>) => and(eq(jobs.id, row.id), eq(jobs.state, 'active'), eq(jobs.attempts, row.attempts));
 
@@ -99,6 +102,7 @@ export async function reclaim(db: Db): Promise<string[]> {
     .set({
       state: sql`case when ${last} then 'dead' else 'waiting' end`,
       lastError: 'The worker running this job stopped answering',
+      ...noPublicError,
       runAt: sql`now()`,
       lockedUntil: null,
       finishedAt: sql`case when ${last} then now() end`,
@@ -113,24 +117,25 @@ export type Outcome = { result: unknown } | { error: unknown } | { released: str
 /** Records how an attempt ended: completed; failed (retried after a backoff, or dead); or given back untried (shutdown). */
 export async function settle(db: Db, row: JobRow, outcome: Outcome): Promise<'completed' | 'retry' | 'dead' | 'released'> {
   if ('result' in outcome) {
-    await db.update(jobs).set({ state: 'completed', result: jsonb(storableJson(outcome.result)), lastError: null, finishedAt: sql`now()`, lockedUntil: null }).where(held(row));
+    await db.update(jobs).set({ state: 'completed', result: jsonb(storableJson(outcome.result)), lastError: null, ...noPublicError, finishedAt: sql`now()`, lockedUntil: null }).where(held(row));
     return 'completed';
   }
   if ('released' in outcome) {
     // Not the job's fault: the attempt is given back, and it runs again at once.
     await db
       .update(jobs)
-      .set({ state: 'waiting', attempts: sql`${jobs.attempts} - 1`, lastError: outcome.released, runAt: sql`now()`, lockedUntil: null })
+      .set({ state: 'waiting', attempts: sql`${jobs.attempts} - 1`, lastError: outcome.released, ...noPublicError, runAt: sql`now()`, lockedUntil: null })
       .where(held(row));
     return 'released';
   }
-  const error = errorMessage(outcome.error);
+  const shown = publicJobError(outcome.error);
+  const error = { lastError: errorMessage(outcome.error), publicError: shown?.message ?? null, errorCode: shown?.code ?? null };
   if (row.attempts < row.maxAttempts && !(outcome.error instanceof FinalJobError)) {
     const delay = backoffDelay(row.attempts, row.backoffMs);
-    await db.update(jobs).set({ state: 'waiting', lastError: error, runAt: sql`now() + ${ms(delay)}`, lockedUntil: null }).where(held(row));
+    await db.update(jobs).set({ state: 'waiting', ...error, runAt: sql`now() + ${ms(delay)}`, lockedUntil: null }).where(held(row));
     return 'retry';
   }
-  await db.update(jobs).set({ state: 'dead', lastError: error, finishedAt: sql`now()`, lockedUntil: null }).where(held(row));
+  await db.update(jobs).set({ state: 'dead', ...error, finishedAt: sql`now()`, lockedUntil: null }).where(held(row));
   return 'dead';
 }
 
@@ -150,6 +155,7 @@ export const toJob = (row: JobRow): Job => ({
   progress: row.progress,
   result: row.result ?? null,
   error: row.lastError,
+  publicError: row.lastError !== null && row.publicError !== null && row.errorCode !== null ? { message: row.publicError, code: row.errorCode } : null,
   createdAt: row.createdAt,
   startedAt: row.startedAt,
   finishedAt: row.finishedAt,

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Conflict, InvalidCursor, ValidationError } from '../../errors.ts';
+import { AppError, Conflict, InvalidCursor, ValidationError } from '../../errors.ts';
 import type { Db } from '../db/database.ts';
 import { storableText } from '../text.ts';
 
@@ -30,8 +30,10 @@ export interface Job<T = unknown> {
   maxAttempts: number;
   progress: JobProgress;
   result: unknown;
-  /** The last attempt's error: set on a dead job, and on one waiting for its next try. */
+  /** The last attempt's error, whole (for admins and the logs): set on a dead job, and on one waiting for its next try. */
   error: string | null;
+  /** The same error as its owner may read it, when it was written for users (see publicJobError); null otherwise. */
+  publicError: PublicJobError | null;
   createdAt: Date;
   startedAt: Date | null;
   finishedAt: Date | null;
@@ -177,6 +179,24 @@ export class JobTimeoutError extends Error {
  * is): the job is dead at once, whatever attempts it had left.
  */
 export class FinalJobError extends Error {}
+
+/** An error a job's owner may be told as it is, with its stable code. */
+export interface PublicJobError {
+  message: string;
+  code: string;
+}
+
+/**
+ * The error as a job's owner may see it, or null when its text was not written for users: Parley's own errors
+ * (AppError: its message and code) and a timeout are; anything else (a driver's or a library's message, which
+ * can name internal hosts, queries, paths) is told to admins and the logs only. A FinalJobError is what it wraps.
+ */
+export function publicJobError(err: unknown): PublicJobError | null {
+  if (err instanceof AppError) return { message: storableText(err.message), code: err.code };
+  if (err instanceof JobTimeoutError) return { message: err.message, code: 'job_timed_out' };
+  if (err instanceof FinalJobError) return publicJobError(err.cause);
+  return null;
+}
 
 /** Exponential backoff with jitter, as BullMQ computes it with `jitter: 0.5`: between half and all of base·2^(n−1). */
 export function backoffDelay(attemptsMade: number, baseMs: number, random = Math.random()): number {

@@ -25,6 +25,12 @@ export const jobs = pgTable(
     progress: jsonb('progress').$type<number | Record<string, unknown>>().notNull().default(sql`'0'::jsonb`),
     result: jsonb('result').$type<unknown>(),
     lastError: text('last_error'),
+    /**
+     * The last error as its owner may read it (publicJobError), with its code; both null when it was not written for
+     * users, and on the rows failed before these columns: the owner is then told it failed, not why.
+     */
+    publicError: text('public_error'),
+    errorCode: text('error_code'),
     userId: uuid('user_id'),
     idempotencyKey: text('idempotency_key'),
     lockedUntil: time('locked_until'),

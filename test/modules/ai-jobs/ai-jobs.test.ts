@@ -293,6 +293,7 @@ for (const backend of backends()) {
       assert.equal(job.attempts, 3);
       assert.equal(upstreamCalls(openai), 3);
       assert.match(job.error, /openai:gpt-4o-mini provider_error/);
+      assert.equal(job.errorCode, 'all_providers_failed', "Parley's own error: its owner reads its words and code");
       assert.equal(job.result, null);
       // The jobs module tells the owner of a dead job.
       await eventually(async () => {

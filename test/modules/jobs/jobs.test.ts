@@ -3,7 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { sql } from 'drizzle-orm';
+import { UpstreamFailed, ValidationError } from '../../../src/errors.ts';
 import type { AnyBusEvent } from '../../../src/platform/bus/events.ts';
+import { FinalJobError } from '../../../src/platform/queue/queue.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { observeEvents } from '../../support/bus.ts';
 import { eventually } from '../../support/eventually.ts';
@@ -15,6 +17,7 @@ for (const backend of backends()) {
     let u: TestUser;
     let admin: TestUser;
     let progress: Array<AnyBusEvent<'job.progress'>>;
+    let failures: Array<AnyBusEvent<'job.failed'>>;
     let failUntil = 0;
     let gate: { open: boolean; held: Promise<void> } = { open: false, held: Promise.resolve() };
     let closeObserver: () => Promise<void>;
@@ -37,9 +40,28 @@ for (const backend of backends()) {
         if (ctx.attempt <= failUntil) throw new Error(`flaky failure on attempt ${ctx.attempt}`);
         return { ok: true, attempt: ctx.attempt };
       });
+      // Each attempt throws the error its job's data names: a driver's words, or Parley's own errors.
+      const errors: Record<string, (attempt: number) => unknown> = {
+        driver: () => new Error('connect ECONNREFUSED 10.0.3.7:5432'),
+        upstream: () => UpstreamFailed('The export service refused the file', 'export_refused'),
+        validation: () => ValidationError('The export names no collection'),
+        'final-upstream': () => new FinalJobError('The export service refused the file', { cause: UpstreamFailed('The export service refused the file', 'export_refused') }),
+        'final-driver': () => new FinalJobError('relation "exports" does not exist at character 15'),
+        'upstream-then-driver': (attempt) => (attempt === 1 ? UpstreamFailed('The export service refused the file', 'export_refused') : new Error('connect ECONNREFUSED 10.0.3.7:5432')),
+      };
+      t.services.jobs.define<{ error: string }>('test.failing', async ({ error }, ctx) => {
+        throw errors[error]!(ctx.attempt);
+      });
+      // Stuck: only its timeout ends it.
+      t.services.jobs.define('test.slow', () => new Promise(() => {}), { timeoutMs: 100 });
       const observer = await observeEvents(t.deps.bus, ['job.progress']);
+      const failed = await observeEvents(t.deps.bus, ['job.failed']);
       progress = observer.events;
-      closeObserver = observer.close;
+      failures = failed.events;
+      closeObserver = async () => {
+        await observer.close();
+        await failed.close();
+      };
     });
     after(async () => {
       await closeObserver();
@@ -47,6 +69,100 @@ for (const backend of backends()) {
     });
 
     const jobAs = (token: string, id: string) => t.api('GET', `/v1/jobs/${id}`, { token });
+
+    const INTERNAL = 'The job failed because of an internal error. Quote the job id when reporting it.';
+    const RAW = 'connect ECONNREFUSED 10.0.3.7:5432';
+
+    /** A job of `queue` run to its death, as its owner (the API, the job.failed event, the notification) and an admin see it. */
+    async function died(queue: string, data: unknown, attempts = 1) {
+      const job = await t.services.jobs.enqueue(queue, data, { userId: u.id, attempts, backoffMs: 10 });
+      const owner = await eventually(async () => {
+        const res = await jobAs(u.accessToken, job.id);
+        assert.equal(res.status, 200, res.text);
+        assert.equal(res.body.state, 'dead');
+        return res.body;
+      }, 15_000);
+      const event = await eventually(() => {
+        const found = failures.find((e) => e.payload.jobId === job.id);
+        assert.ok(found, 'job.failed announced');
+        return found.payload;
+      });
+      const note = await eventually(async () => {
+        const notes = (await t.api('GET', '/v1/notifications?limit=100', { token: u.accessToken })).body.data;
+        const found = notes.find((n: any) => n.category === 'job.failed' && n.data.jobId === job.id);
+        assert.ok(found, 'job.failed notification');
+        return found;
+      });
+      const one = await t.api('GET', `/v1/admin/jobs/${job.id}`, { token: admin.accessToken });
+      assert.equal(one.status, 200, one.text);
+      const listed = (await t.api('GET', `/v1/admin/jobs?state=dead&queue=${queue}&limit=100`, { token: admin.accessToken })).body.data.find((j: { id: string }) => j.id === job.id);
+      return { owner, event, note, admin: one.body, listed };
+    }
+
+    test("a job failed by an internal error tells its owner only that it failed; admins see the error's own words", async () => {
+      const { owner, event, note, admin: seen, listed } = await died('test.failing', { error: 'driver' });
+      assert.equal(owner.error, INTERNAL);
+      assert.equal(owner.errorCode, 'internal_error');
+      assert.equal(event.error, INTERNAL);
+      assert.equal(event.errorCode, 'internal_error');
+      assert.equal(note.data.error, INTERNAL);
+      assert.equal(note.data.errorCode, 'internal_error');
+      for (const told of [owner, event, note]) assert.doesNotMatch(JSON.stringify(told), /10\.0\.3\.7|ECONNREFUSED/);
+      assert.equal(seen.error, RAW);
+      assert.equal(listed.error, RAW);
+    });
+
+    test("a job failed by Parley's own error tells its owner that error, with its code, as a final one does", async () => {
+      const upstream = await died('test.failing', { error: 'upstream' }, 2);
+      for (const told of [upstream.owner, upstream.event, upstream.note.data]) {
+        assert.equal(told.error, 'The export service refused the file');
+        assert.equal(told.errorCode, 'export_refused');
+      }
+      assert.match(upstream.note.body, /The export service refused the file/);
+      assert.equal(upstream.admin.error, 'The export service refused the file');
+      const validation = await died('test.failing', { error: 'validation' });
+      assert.equal(validation.owner.error, 'The export names no collection');
+      assert.equal(validation.owner.errorCode, 'validation_failed');
+      assert.equal(validation.event.error, 'The export names no collection');
+      // A final error is what it wraps: Parley's own error is told, anything else is not.
+      const final = await died('test.failing', { error: 'final-upstream' }, 3);
+      assert.equal(final.owner.attempts, 1);
+      assert.equal(final.owner.error, 'The export service refused the file');
+      assert.equal(final.event.errorCode, 'export_refused');
+      const finalDriver = await died('test.failing', { error: 'final-driver' }, 3);
+      assert.equal(finalDriver.owner.error, INTERNAL);
+      assert.equal(finalDriver.event.error, INTERNAL);
+      assert.match(finalDriver.admin.error, /relation "exports" does not exist/);
+    });
+
+    test("the owner is told the last attempt's error: Parley's own words before it, an internal error's none", async () => {
+      const { owner, event, admin: seen } = await died('test.failing', { error: 'upstream-then-driver' }, 2);
+      assert.equal(owner.error, INTERNAL);
+      assert.equal(owner.errorCode, 'internal_error');
+      assert.equal(event.error, INTERNAL);
+      assert.equal(seen.error, RAW);
+    });
+
+    test('a job that outlives its timeout tells its owner so', async () => {
+      const { owner, event, admin: seen } = await died('test.slow', {});
+      assert.match(owner.error, /^Job timed out after 100 ms$/);
+      assert.equal(owner.errorCode, 'job_timed_out');
+      assert.equal(event.error, owner.error);
+      assert.match(seen.error, /timed out after 100 ms/);
+    });
+
+    test('a job that failed before public errors were kept tells its owner only that it failed', async (c) => {
+      // BullMQ's jobs are kept a day at most once done, in Redis: none failed before this release is read back.
+      if (t.deps.queue.kind !== 'database') return c.skip('the database queue keeps old rows');
+      const { owner } = await died('test.failing', { error: 'upstream' });
+      assert.equal(owner.errorCode, 'export_refused');
+      // As a row failed by an older release reads: its error, and nothing saying it was meant for users.
+      await t.deps.db.execute(sql`update jobs set public_error = null, error_code = null where id = ${owner.id}`);
+      const old = await jobAs(u.accessToken, owner.id);
+      assert.equal(old.body.error, INTERNAL);
+      assert.equal(old.body.errorCode, 'internal_error');
+      assert.equal((await t.api('GET', `/v1/admin/jobs/${owner.id}`, { token: admin.accessToken })).body.error, 'The export service refused the file');
+    });
 
     test("the owner follows a job's progress to its result, over the API and as events", async () => {
       const job = await t.services.jobs.enqueue('test.report', { steps: 2 }, { userId: u.id });
@@ -87,7 +203,10 @@ for (const backend of backends()) {
         assert.equal(res.body.state, 'dead');
         return res.body;
       }, 15_000);
-      assert.match(dead.error, /flaky failure on attempt 2/);
+      // A plain Error's words are the admin's: its owner is told it failed.
+      assert.equal(dead.error, INTERNAL);
+      assert.equal(dead.errorCode, 'internal_error');
+      assert.match((await t.api('GET', `/v1/admin/jobs/${job.id}`, { token: admin.accessToken })).body.error, /flaky failure on attempt 2/);
       assert.equal(dead.attempts, 2);
       await eventually(() => assert.equal(progress.filter((e) => e.payload.jobId === job.id).at(-1)?.payload.state, 'dead'));
 

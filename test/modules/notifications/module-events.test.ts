@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { UpstreamFailed } from '../../../src/errors.ts';
 import { memoryLedger } from '../../../src/modules/usage/ledger.ts';
 import { createBudgetAlerts } from '../../../src/modules/usage/budget-alerts.ts';
 import type { AnyBusEvent } from '../../../src/platform/bus/events.ts';
@@ -35,9 +36,10 @@ for (const backend of backends()) {
       f = await startChat(backend, { WEBHOOKS_ALLOW_PRIVATE: 'true', WEBHOOKS_RETRY_SCALE: '0.001' });
       t = f.t;
       admin = await createUser(t, { admin: true });
-      // A real handler on a queue of the test's own, run by the app's worker like any module's: it always fails.
+      // A real handler on a queue of the test's own, run by the app's worker like any module's: it always fails, with
+      // Parley's own error (its owner is told its words; another error's they are not, see the jobs tests).
       t.services.jobs.define('test.doomed', async () => {
-        throw new Error(`the disk is on fire ${'!'.repeat(2000)}`);
+        throw UpstreamFailed(`the disk is on fire ${'!'.repeat(2000)}`);
       });
       // One that never ends, whatever its signal says: only its timeout ends its attempts.
       t.services.jobs.define('test.stuck', () => new Promise<never>(() => {}));

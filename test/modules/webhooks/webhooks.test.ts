@@ -359,7 +359,7 @@ for (const backend of backends()) {
         Array.from({ length: 30 }, (_, i) => {
           const user = i % 3 === 0 ? two : one;
           published.push({ user: user.id, jobId: `burst-${i}` });
-          return t.deps.bus.publish('job.failed', { userId: user.id, jobId: `burst-${i}`, queue: 'q', attempts: 3, error: 'boom' });
+          return t.deps.bus.publish('job.failed', { userId: user.id, jobId: `burst-${i}`, queue: 'q', attempts: 3, error: 'boom', errorCode: 'internal_error' });
         }),
       );
       const expect = (user: TestUser) => published.filter((p) => p.user === user.id).map((p) => p.jobId);
@@ -372,6 +372,9 @@ for (const backend of backends()) {
       }, 15_000);
       assert.deepEqual([...got.a].sort(), [...expect(one)].sort());
       assert.deepEqual([...got.b].sort(), [...expect(two)].sort());
+      // A job.failed webhook carries the event's error as its owner is told it, and the error's code.
+      const { jobId: _, ...failure } = JSON.parse(receiver.on('/burst-1')[0]!.body).data;
+      assert.deepEqual(failure, { queue: 'q', attempts: 3, error: 'boom', errorCode: 'internal_error' });
       // Messages are listed newest first: the reverse of publish order, per user.
       for (const [user, endpoint] of [
         [one, first],
