@@ -15,7 +15,7 @@ export interface AdminDeps {
   outbox: Outbox;
   /** Tells credential caches (API keys) that a user's state changed; called after the change commits. */
   credentialsChanged: (userId: string) => Promise<void>;
-  /** Queues `user.access_revoked` in the transaction that disables an account. */
+  /** Queues `user.access_revoked` in the transaction that disables an account or changes its role. */
   queue: Pick<JobQueue, 'enqueue'>;
 }
 
@@ -81,6 +81,8 @@ export function createAdmin(d: AdminDeps) {
         if (user.role === role) return user;
         const row = (await d.users.setRole(id, role, tx))!;
         await d.audit.record({ action: 'user.role_changed', userId: id, actorId, ...ctx, metadata: { from: user.role, to: role } }, tx);
+        // Their open sockets are checked again as a new one would be: a former admin's from a banned address closes.
+        await accessRevoked.announce(d.queue, { userId: id }, tx);
         return row;
       });
       await d.credentialsChanged(id);

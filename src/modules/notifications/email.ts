@@ -20,6 +20,18 @@ const HTML_PART = { escape: (value: unknown) => escapeHtml(asText(value)) };
 const TEXT_PART = { escape: asText };
 
 /**
+ * Mustache's writer, but `{{{x}}}` and `{{&x}}` (no escape) show an object or a list as its JSON too, where Mustache's
+ * would be `[object Object]`: unescaped means only that, not another way to show a value.
+ */
+class EmailWriter extends Mustache.Writer {
+  override unescapedValue(token: string[], context: Mustache.Context): string {
+    const value: unknown = context.lookup(token[1]!);
+    return (value === undefined || value === null ? undefined : asText(value)) as string;
+  }
+}
+const writer = new EmailWriter();
+
+/**
  * The category's template in the user's language: their exact tag, else their language, else the untranslated one.
  * A translation stands whole: a part it lacks is not taken from the untranslated template, which would mix languages.
  */
@@ -29,6 +41,33 @@ function templateFor(category: NotificationCategory | undefined, locale: string)
   const translations = email.translations ?? {};
   const lower = Object.fromEntries(Object.entries(translations).map(([tag, t]) => [tag.toLowerCase(), t]));
   return lower[locale.toLowerCase()] ?? lower[locale.split('-')[0]!.toLowerCase()] ?? email;
+}
+
+/** Each template of a category, named as NOTIFICATIONS_CONFIG names it (`email.translations.fr.text`). */
+function templatesOf(category: NotificationCategory): [where: string, text: string][] {
+  const email = category.email;
+  if (!email) return [];
+  const parts = (t: EmailTemplate, prefix: string) => (['subject', 'text', 'html'] as const).flatMap((part): [string, string][] => (t[part] === undefined ? [] : [[`${prefix}.${part}`, t[part]]]));
+  return [...parts(email, 'email'), ...Object.entries(email.translations ?? {}).flatMap(([tag, t]) => parts(t, `email.translations.${tag}`))];
+}
+
+/**
+ * Every category's templates read once, when the service is built at start: one Mustache cannot read (a section left
+ * open) stops the start naming it, a module's as the deployment's (settings.ts refuses those first), rather than
+ * failing each send that uses it.
+ */
+export function checkTemplates(categories: NotificationCategory[]): void {
+  const problems = categories.flatMap((c) =>
+    templatesOf(c).flatMap(([where, text]) => {
+      try {
+        writer.parse(text);
+        return [];
+      } catch (err) {
+        return [`  notification category ${c.name} ${where}: not a Mustache template: ${(err as Error).message}`];
+      }
+    }),
+  );
+  if (problems.length) throw new Error(`Invalid notification email templates:\n${problems.join('\n')}`);
 }
 
 /** The `data` fields a template's tags name (`{{data.order}}`, `{{{data.order.id}}}`), leaving out what a section or an inverted section holds. */
@@ -56,9 +95,9 @@ export function renderEmail(category: NotificationCategory | undefined, n: Notif
   const t = templateFor(category, locale);
   const html = t.html ?? (t.text === undefined ? DEFAULT_HTML : undefined);
   return {
-    subject: clip(oneLine(Mustache.render(t.subject ?? '{{title}}', values, undefined, TEXT_PART)), 250),
-    text: Mustache.render(t.text ?? DEFAULT_TEXT, values, undefined, TEXT_PART),
-    ...(html === undefined ? {} : { html: Mustache.render(html, values, undefined, HTML_PART) }),
+    subject: clip(oneLine(writer.render(t.subject ?? '{{title}}', values, undefined, TEXT_PART)), 250),
+    text: writer.render(t.text ?? DEFAULT_TEXT, values, undefined, TEXT_PART),
+    ...(html === undefined ? {} : { html: writer.render(html, values, undefined, HTML_PART) }),
   };
 }
 

@@ -12,7 +12,7 @@ import type { Usage } from '../usage/index.ts';
 import type { UsersService } from '../users/index.ts';
 import type { ChannelAdapter } from './channels/channel.ts';
 import { createDeliveries, DELIVERY_JOB, queueOf } from './deliveries.ts';
-import { missingVariables } from './email.ts';
+import { checkTemplates, missingVariables } from './email.ts';
 import { createNotificationsRepository } from './repository.ts';
 import { type Channel, type DeliveryRow, type DeliveryStatus, type NotificationRow, type OutboundChannel, type Priority } from './schema.ts';
 import type { NotificationSettings } from './settings.ts';
@@ -111,6 +111,8 @@ export function createNotifications(deps: {
     await repo.setPreferences(userId, choices);
     await choicesOf.forget(userId);
   }
+  // A module's template that Mustache cannot read stops the start here, not each send that uses it.
+  checkTemplates(deps.categories);
   const categories = new Map<string, NotificationCategory>();
   for (const c of deps.categories) categories.set(c.name, c);
   // The deployment's own categories; one a module declares too keeps the module's and takes the deployment's wording and defaults.

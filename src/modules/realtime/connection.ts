@@ -37,7 +37,8 @@ const closeCodeOf = (err: AppError) => (err.status === 401 ? CLOSE.unauthorized 
  * else the first message), then subscribe/unsubscribe/ping. Messages are
  * handled one after another, in order, so a subscribe sent right after the
  * credential waits for it; at most a bounded number wait. The credential is
- * checked again as soon as one of the user's may have ended (a revoked session,
+ * checked again once the socket listens to its user's channel (a notice sent
+ * before that went by unheard), as soon as one of the user's may have ended (a revoked session,
  * deleted key, disabled or deleted account, ban: the gateway's RECHECK), or an
  * IP ban covers its address, and every `reauthMs` for what ends on its own (an
  * expired token or key) or was not told (a lost notice); one that no longer holds closes the
@@ -104,8 +105,16 @@ export function acceptConnection(socket: WebSocket, offered: string | undefined,
     const c: Client = { id: randomUUID(), userId: p.userId, socket, topics: new Set(), address: d.address, recheck: () => enqueue(recheck) };
     if (!(await d.gateway.join(c))) return close(CLOSE.tooMany, 'too many connections for this user');
     if (!open()) return d.gateway.leave(c);
+    // A credential that ended after the check above, and whose recheck notice came before the user's channel was
+    // listened to here (or before this socket was among the user's), went by unheard: checked once more, now that
+    // every later notice reaches the socket, before it is told it is ready.
+    const still = await verify(token, d.stillAdmitted);
+    if (still instanceof AppError || !open()) {
+      d.gateway.leave(c);
+      return still instanceof AppError ? close(closeCodeOf(still), still.code) : undefined;
+    }
     clearTimeout(authTimer);
-    principal = p;
+    principal = still;
     credential = token;
     client = c;
     d.authenticated();

@@ -15,7 +15,7 @@ import { SUBPROTOCOL, subprotocolToken } from './protocol.ts';
 const DESCRIPTION = [
   'Upgrade to a WebSocket (subprotocol `parley.v1`). Authenticate with the subprotocol `parley.auth.<token>`, the access cookie from an allowed Origin,',
   'or a first message `{"type":"auth","token":…}`; never in the URL. A revoked session, deleted key, disabled or deleted account, or a user or key ban closes the socket',
-  'at once, on every instance (4401/4403), as does an IP ban on its address (but for admins); what nothing announces (an expired token or key) within WS_REAUTH_MS (default 30 s), when the credential is checked again; send `{"type":"auth","token":…}` with a refreshed token of the same user to go on (answered by `ready`). Then `{"type":"subscribe","topic":…}` to `conversation:<id>`, `conversations`,',
+  'at once, on every instance (4401/4403), as does an IP ban on its address (but for admins, until their role is changed); what nothing announces (an expired token or key) within WS_REAUTH_MS (default 30 s), when the credential is checked again; send `{"type":"auth","token":…}` with a refreshed token of the same user to go on (answered by `ready`). Then `{"type":"subscribe","topic":…}` to `conversation:<id>`, `conversations`,',
   '`job:<id>`, `jobs`, `file:<id>`, `files`, `document:<id>`, `documents`, `user`, `notifications` or `knowledge` (your own only) and receive `{"type":"event","topic","event":{id,type,payload,occurredAt}}` frames.',
   'Close codes: 1001 shutdown, 1008 flooding, 1009 message too big, 1013 slow consumer, 4400 malformed messages, 4401 bad credential,',
   '4403 banned, 4408 no credential in time, 4429 too many sockets for this user. A plain GET gets 426. An upgrade is refused with 429 `too_many_pending_sockets`',

@@ -6,10 +6,12 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../../../src/config.ts';
 import { ConfigError } from '../../../src/errors.ts';
+import { MODULES } from '../../../src/modules/index.ts';
 import type { NotificationCategory } from '../../../src/modules/module.ts';
 import { absoluteLink } from '../../../src/modules/notifications/channels/channel.ts';
 import { DIGEST_QUEUE } from '../../../src/modules/notifications/deliveries.ts';
 import { missingVariables, renderDigest, renderEmail } from '../../../src/modules/notifications/email.ts';
+import { createNotifications } from '../../../src/modules/notifications/service.ts';
 import type { NotificationRow } from '../../../src/modules/notifications/schema.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { observeEvents } from '../../support/bus.ts';
@@ -207,6 +209,35 @@ for (const backend of backends()) {
         await failed.close();
       }
     });
+
+    test("a module's template Mustache cannot read stops the start, naming it; every module's own templates read", () => {
+      // What the notifications module builds at start, over this app's deps, with a module's categories.
+      const build = (categories: NotificationCategory[]) =>
+        createNotifications({
+          db: t.deps.db,
+          announce: t.deps.announce,
+          queue: t.deps.queue,
+          mailer: t.deps.mailer,
+          signer: t.deps.signer('notifications.unsubscribe'),
+          users: t.services.users,
+          usage: t.services.usage,
+          settings: t.deps.config.notifications,
+          categories,
+          channels: [],
+          publicUrl: t.deps.config.publicUrl,
+          broadcast: t.deps.broadcast,
+        });
+      const broken: NotificationCategory = {
+        name: 'shop.order-packed',
+        description: 'x',
+        email: { subject: 'Order {{data.order}}', translations: { fr: { text: 'Transporteur : {{#data.carrier}}{{data.carrier.name}}' } } },
+      };
+      assert.throws(
+        () => build([{ name: 'shop.fine', description: 'x', email: { text: 'Fine {{data.x}}' } }, broken]),
+        (err: Error) => /notification category shop\.order-packed email\.translations\.fr\.text: not a Mustache template: Unclosed section "data\.carrier"/.test(err.message) && !/shop\.fine/.test(err.message),
+      );
+      assert.doesNotThrow(() => build(MODULES.flatMap((m) => m.notifications ?? [])));
+    });
   });
 }
 
@@ -322,6 +353,20 @@ test('templates are Mustache: an inverted section shows when a value is missing,
   };
   assert.equal(renderEmail(category, row({ data: {} }), links).text, 'No carrier yet.');
   assert.equal(renderEmail(category, row({ data: { carrier: { name: 'Post' } } }), links).text, 'By Post ({"name":"Post"}).');
+});
+
+test('an object or a list shows as its JSON unescaped too ({{{x}}}, {{&x}}): never [object Object]', () => {
+  const category: NotificationCategory = {
+    name: 'x',
+    description: 'x',
+    email: { subject: 'Items {{{data.items}}}', text: '{{{data.carrier}}} {{&data.items}} {{#data.items}}[{{{.}}}]{{/data.items}}', html: '<pre>{{{data.carrier}}}</pre><p>{{data.carrier}}</p>' },
+  };
+  const mail = renderEmail(category, row({ data: { carrier: { name: 'P&O' }, items: [{ sku: 'a' }, 'b'] } }), links);
+  assert.equal(mail.subject, 'Items [{"sku":"a"},"b"]');
+  assert.equal(mail.text, '{"name":"P&O"} [{"sku":"a"},"b"] [{"sku":"a"}][b]');
+  assert.equal(mail.html, '<pre>{"name":"P&O"}</pre><p>{&#34;name&#34;:&#34;P&#38;O&#34;}</p>', 'unescaped as the author asked; escaped with {{x}}');
+  // A missing value is still nothing, a string or a number itself.
+  assert.equal(renderEmail(category, row({ data: { carrier: 'Post', items: 3 } }), links).text, 'Post 3 [3]');
 });
 
 test('a value is HTML-escaped in the HTML part, as it is in the subject and the text part; {{{x}}} is the template author\'s unescaped HTML', () => {

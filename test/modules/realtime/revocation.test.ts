@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { WebSocket } from 'ws';
+import type { AddressInfo } from 'node:net';
+import { WebSocket, WebSocketServer } from 'ws';
+import { acceptConnection } from '../../../src/modules/realtime/connection.ts';
+import { RECHECK, userChannel } from '../../../src/modules/realtime/relay.ts';
 import { backends, startApp, type TestApp } from '../../support/app.ts';
 import { eventually } from '../../support/eventually.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
@@ -10,9 +13,10 @@ import { connectAs, subscribe, type WsClient } from '../../support/ws.ts';
 
 /**
  * The periodic check is 10 minutes away: only the change itself can close a socket in these tests. A refresh token
- * presented again after it was rotated is a reuse at once.
+ * presented again after it was rotated is a reuse at once. A socket may take a minute to authenticate: one test
+ * revokes the credential, and waits for its notice, while the socket's first check is under way.
  */
-const env = { WS_REAUTH_MS: '600000', REFRESH_REUSE_GRACE_SECONDS: '0', TRUST_PROXY: 'loopback' };
+const env = { WS_REAUTH_MS: '600000', WS_AUTH_TIMEOUT_MS: '60000', REFRESH_REUSE_GRACE_SECONDS: '0', TRUST_PROXY: 'loopback' };
 
 /** A socket from this client address (X-Forwarded-For, from the loopback proxy TRUST_PROXY trusts), subscribed to `user`. */
 async function openFrom(t: TestApp, token: string, address: string): Promise<WsClient> {
@@ -203,6 +207,72 @@ for (const backend of backends()) {
       } finally {
         assert.equal((await t.api('DELETE', `/v1/admin/bans/${ban.body.id}`, { token: root.accessToken })).status, 200);
         await Promise.all([elsewhere.close(), admin.close()]);
+      }
+    });
+
+    test("a session revoked after a socket's first check, its notice gone by before the socket listened, still closes it", async () => {
+      const u = await createUser(t);
+      const { realtime, authenticate, limits } = t.services;
+      // The gateway's own handling of a socket, over this app's services, as GET /v1/ws runs it; the first check of
+      // the credential returns only once the session is revoked (through the API) and its notice has been relayed.
+      let checks = 0;
+      const revokedMeanwhile = async () => {
+        let heard!: () => void;
+        const notice = new Promise<void>((resolve) => (heard = resolve));
+        const stop = await t.deps.broadcast.subscribe(userChannel(u.id), (message) => message === RECHECK && heard());
+        assert.equal((await t.api('POST', '/v1/auth/logout', { body: { refreshToken: u.refreshToken } })).status, 204);
+        await notice;
+        await stop();
+      };
+      const server = new WebSocketServer({ port: 0, host: '127.0.0.1' });
+      server.on('connection', (socket) =>
+        acceptConnection(socket, u.accessToken, {
+          gateway: realtime.gateway,
+          topics: realtime.topics,
+          settings: realtime.settings,
+          logger: realtime.logger,
+          authenticate: async (credential) => {
+            const p = await authenticate(credential);
+            if (checks++ === 0) await revokedMeanwhile();
+            return p;
+          },
+          admit: async (p) => void (await limits.check({ ip: '127.0.0.1' }, p)),
+          stillAdmitted: (p) => limits.refuseBanned({ ip: '127.0.0.1' }, p),
+          address: '127.0.0.1',
+          authenticated: () => {},
+        }),
+      );
+      await new Promise((resolve) => server.once('listening', resolve));
+      const ws = new WebSocket(`ws://127.0.0.1:${(server.address() as AddressInfo).port}`);
+      try {
+        // What comes first: the close, or a frame (`ready`: the socket would then have stayed open for WS_REAUTH_MS).
+        const first = await new Promise((resolve) => {
+          ws.once('message', (data) => resolve(JSON.parse(String(data))));
+          ws.once('close', (code, reason) => resolve({ code, reason: String(reason) }));
+        });
+        assert.deepEqual(first, { code: 4401, reason: 'session_revoked' });
+      } finally {
+        ws.terminate();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
+
+    test("an admin's socket from an address banned afterwards stays; once the admin is made a user, it closes with 4403", async () => {
+      const demoted = await createUser(t, { admin: true });
+      const admin = await openFrom(t, demoted.accessToken, '2001:db8:71:1::b');
+      const ended = await openFrom(t, (await createUser(t)).accessToken, '2001:db8:71:1::a');
+      const ban = await t.api('POST', '/v1/admin/bans', { token: root.accessToken, body: { kind: 'ip', subject: '2001:db8:71:1::1', seconds: 60, reason: 'testing' } });
+      assert.equal(ban.status, 201, JSON.stringify(ban.body));
+      try {
+        // The user's socket closed: the ban's check has run on the admin's too, which let it be.
+        assert.deepEqual(await closes(ended), { code: 4403, reason: 'banned' });
+        admin.send({ type: 'ping' });
+        assert.deepEqual(await admin.next((f) => f.type === 'pong'), { type: 'pong' });
+        const res = await t.api('PATCH', `/v1/admin/users/${demoted.id}`, { token: root.accessToken, body: { role: 'user' } });
+        assert.equal(res.status, 200, JSON.stringify(res.body));
+        assert.deepEqual(await closes(admin), { code: 4403, reason: 'banned' });
+      } finally {
+        assert.equal((await t.api('DELETE', `/v1/admin/bans/${ban.body.id}`, { token: root.accessToken })).status, 200);
       }
     });
 
