@@ -28,6 +28,16 @@ const conversationFields = z
 export const createConversationBody = optionalBody(conversationFields);
 export const updateConversationBody = conversationFields.extend({ archived: z.boolean().optional() });
 
+export const forkConversationBody = optionalBody(
+  z
+    .object({
+      messageId: z.uuid().describe("The message the copy goes up to, with the messages above it on its branch; default: the conversation's current leaf"),
+      title: title.nullable().describe("Left out: the original's"),
+    })
+    .partial()
+    .strict(),
+);
+
 /** Where a conversation list page ends: `(pinned, updatedAt, id)` of its last row, opaque to clients. */
 export interface ConversationCursor {
   pinned: boolean;

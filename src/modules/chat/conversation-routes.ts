@@ -10,6 +10,7 @@ import {
   conversationsQuery,
   createConversationBody,
   encodeConversationCursor,
+  forkConversationBody,
   updateConversationBody,
 } from './contracts.ts';
 import { toPublicConversation } from './conversations.ts';
@@ -63,6 +64,20 @@ export function conversationsRoutes(app: App, { services, guards }: RouteContext
     },
     onRequest,
     handler: async (request) => toPublicConversation(await conversations.update(principal(request).userId, request.params.id, request.body)),
+  });
+
+  app.post('/conversations/:id/fork', {
+    schema: {
+      tags,
+      summary: 'Fork a conversation: a new one that goes on from one of its messages',
+      description:
+        "Copies the branch up to `messageId` (default: the current leaf) into a new conversation with the original's project, model and knowledge collections, and the original's title unless `title` is given; the original is unchanged. The message must not be an answer still being written or waiting for approvals (409 `answer_in_progress`), nor part of a tool step (400 `fork_in_tool_step`). Feedback is not copied.",
+      params: conversationParams,
+      body: forkConversationBody,
+      response: { 201: conversationSchema, 409: problemSchema, ...problems },
+    },
+    onRequest,
+    handler: async (request, reply) => reply.status(201).send(toPublicConversation(await conversations.fork(principal(request).userId, request.params.id, request.body ?? {}))),
   });
 
   app.delete('/conversations/:id', {

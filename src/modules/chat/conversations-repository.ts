@@ -37,8 +37,8 @@ export function createConversationsRepository(db: Db) {
       return rows.length > 0;
     },
 
-    async insert(values: typeof conversations.$inferInsert): Promise<ConversationRow> {
-      const [row] = await db.insert(conversations).values(values).returning(columns);
+    async insert(values: typeof conversations.$inferInsert, tx: Db = db): Promise<ConversationRow> {
+      const [row] = await tx.insert(conversations).values(values).returning(columns);
       return row!;
     },
 

@@ -83,7 +83,7 @@ export const chatModule = defineModule({
   provides: ['conversations', 'messages', 'search', 'generation', 'titles'],
   services({ deps, config, services }) {
     const { ai, projects, jobs, users, files } = services;
-    const conversations = createConversations({ db: deps.db, projects, announce: deps.announce });
+    const conversations = createConversations({ db: deps.db, projects, grounding: services.grounding, announce: deps.announce });
     const messages = createMessages({ db: deps.db, tokens: ai.tokens });
     const titles = createTitles({ ai, conversations: createConversationsRepository(deps.db), logger: deps.logger, jobs });
     const generation = createGeneration({

@@ -1,5 +1,6 @@
 import { and, eq, getTableColumns, lt, sql, type SQL } from 'drizzle-orm';
 import { alias } from 'drizzle-orm/pg-core';
+import { uuidv7 } from 'uuidv7';
 import type { Db } from '../../platform/db/database.ts';
 import { messageFeedback, messages, type ToolResultPart } from './schema.ts';
 
@@ -15,6 +16,12 @@ export const AWAITING_APPROVAL = 'awaiting_approval';
 
 /** Guards against a corrupt parent chain (a cycle) walking forever. */
 const MAX_DEPTH = 100_000;
+
+/** Messages copied per statement when a branch is copied (copyBranch). */
+const COPY_BATCH = 5_000;
+
+/** A list of ids (nulls allowed) as one uuid[] parameter. */
+const uuidArray = (ids: Array<string | null>) => sql`${`{${ids.map((id) => id ?? 'NULL').join(',')}}`}::uuid[]`;
 
 const sibling = alias(messages, 'sibling');
 
@@ -193,6 +200,30 @@ export function createMessagesRepository(db: Db) {
         .from(messages)
         .innerJoin(branchOf(conversationId, leafId), sql`branch.id = ${messages.id}`)
         .orderBy(sql`branch.depth desc`);
+    },
+
+    /**
+     * Copies the branch ending at `leafId` into conversation `to` as one chain (the same roles, content, counts and
+     * outcomes; new ids, made in order, so they sort as the originals did), without passing the rows through this
+     * process: their ids are read, then one INSERT … SELECT per batch maps each to its copy. Returns the new leaf's
+     * id, or null for an empty branch. Feedback stays with the originals.
+     */
+    async copyBranch(from: string, leafId: string, to: string, tx: Db): Promise<string | null> {
+      const rows = await tx.select({ id: messages.id }).from(messages).innerJoin(branchOf(from, leafId), sql`branch.id = ${messages.id}`).orderBy(sql`branch.depth desc`);
+      const olds = rows.map((r) => r.id);
+      const news = olds.map(() => uuidv7());
+      for (let at = 0; at < olds.length; at += COPY_BATCH) {
+        const end = Math.min(olds.length, at + COPY_BATCH);
+        const parents = news.slice(at, end).map((_, i) => (at + i === 0 ? null : news[at + i - 1]!));
+        await tx.execute(sql`
+          insert into ${messages} (id, conversation_id, user_id, parent_id, role, content, text, tokens, status, provider, model, tokens_in, tokens_out,
+            cached_tokens, cost_micros, latency_ms, ttft_ms, finish_reason, error, attempts, citations, created_at, completed_at)
+          select copy.id, ${to}, m.user_id, copy.parent_id, m.role, m.content, m.text, m.tokens, m.status, m.provider, m.model, m.tokens_in, m.tokens_out,
+            m.cached_tokens, m.cost_micros, m.latency_ms, m.ttft_ms, m.finish_reason, m.error, m.attempts, m.citations, m.created_at, m.completed_at
+          from unnest(${uuidArray(olds.slice(at, end))}, ${uuidArray(news.slice(at, end))}, ${uuidArray(parents)}) as copy(original, id, parent_id)
+          join ${messages} m on m.id = copy.original and m.conversation_id = ${from}`);
+      }
+      return news.at(-1) ?? null;
     },
 
     /**

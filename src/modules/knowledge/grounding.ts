@@ -119,6 +119,12 @@ export function createGrounding(d: { repo: KnowledgeRepository; search: Pick<Kno
       }
       return sources;
     },
+
+    /** A copy of a conversation (a fork) draws on the collections its original does; the caller checked both are the user's. */
+    async copyConversationCollections(userId: string, from: string, to: string): Promise<void> {
+      const collectionIds = await d.repo.conversationCollections(userId, from);
+      if (collectionIds.length) await d.repo.setConversationCollections(userId, to, collectionIds);
+    },
   };
 }
 
