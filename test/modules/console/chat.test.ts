@@ -208,6 +208,16 @@ describe('console: sign up and chat in a real browser', () => {
       await questionBranches.getByRole('button', { name: 'Previous branch' }).click();
       await page.locator('.msg.user', { hasText: 'First question' }).waitFor();
       await page.locator('.msg.assistant', { hasText: 'Answer two.' }).waitFor();
+      // Fork from this answer: a new conversation holding this branch opens; the original keeps both.
+      await page.getByRole('button', { name: 'Fork' }).click();
+      await page.waitForURL((url) => url.hash.startsWith('#/chat/') && !url.hash.endsWith(id));
+      const forkId = new URL(page.url()).hash.split('/').pop()!;
+      await page.locator('.msg.assistant', { hasText: 'Answer two.' }).waitFor();
+      assert.equal(await page.locator('.msg.user').innerText(), 'First question');
+      assert.equal(await page.locator('.turn.user').getByRole('group', { name: 'Branches' }).count(), 0, 'only the branch forked from');
+      await page.locator(`aside a[href="#/chat/${forkId}"]`).waitFor();
+      const forked = await t.api('GET', `/v1/conversations/${forkId}/messages`, { token: user.accessToken });
+      assert.deepEqual(forked.body.data.map((m: any) => m.content[0].text), ['First question', 'Answer two.']);
     });
   });
 

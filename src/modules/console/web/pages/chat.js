@@ -162,6 +162,7 @@ function Message({ m, live, busy, actions }) {
           <button type="button" class="secondary" aria-label="Good answer" aria-pressed=${rating === 'up'} onClick=${() => actions.rate(m, 'up')}><${Thumb} /></button>
           <button type="button" class="secondary" aria-label="Bad answer" aria-pressed=${rating === 'down'} onClick=${() => actions.rate(m, 'down')}><${Thumb} down /></button>
           <button type="button" class="secondary" disabled=${busy} onClick=${() => actions.regenerate(m)}>Regenerate</button>
+          <button type="button" class="secondary" disabled=${busy} onClick=${() => actions.fork(m)} title="A new conversation that goes on from this answer">Fork</button>
           ${m.model ? html`<span class="muted model">${m.model}</span>` : null}
         </footer>`
       : null}
@@ -388,6 +389,12 @@ function Conversation({ id, models, projects, onChanged }) {
     send,
     select: (messageId) => api('POST', `${base(id)}/messages/${messageId}/select`, { body: {} }).then((b) => setMessages(b.data), setError),
     regenerate: (m) => run(() => stream('POST', `${base(id)}/messages/${m.id}/regenerate`, { body: {}, signal: aborter.current.signal })),
+    // A new conversation with the branch up to this answer; opened, and listed first.
+    fork: (m) =>
+      api('POST', `${base(id)}/fork`, { body: { messageId: m.id } }).then((c) => {
+        onChanged();
+        go(`/chat/${c.id}`);
+      }, setError),
     async rate(m, rating) {
       try {
         if (m.feedback?.rating === rating) await api('DELETE', `${base(id)}/messages/${m.id}/feedback`);
