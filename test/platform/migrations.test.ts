@@ -9,6 +9,8 @@ import { openDatabase, type Database } from '../../src/platform/db/database.ts';
 import { createUsageRecorder } from '../../src/modules/usage/recorder.ts';
 import { createSearch } from '../../src/modules/chat/search.ts';
 import { createResponseStore } from '../../src/modules/ai/responses-store.ts';
+import { previousSigning } from '../../src/modules/webhooks/service.ts';
+import { webhookEndpoints } from '../../src/modules/webhooks/schema.ts';
 import { freshPostgresDatabase } from '../support/app.ts';
 
 const migrationsDir = fileURLToPath(new URL('../../db/migrations', import.meta.url));
@@ -189,6 +191,29 @@ async function checkResponsesTurnByTurnUpgrade(database: Database): Promise<void
   assert.equal(column!.column_default, null, 'a new row says which it is');
 }
 
+/**
+ * 0036 keeps every secret a rotation replaced, each with its own expiry: an endpoint's previous secret becomes the
+ * first of its list, with its expiry to the millisecond, and still signs; an endpoint without one has none.
+ */
+async function checkWebhookPreviousSecretsUpgrade(database: Database): Promise<void> {
+  await migrateUpTo(database, '0036_webhook_previous_secrets');
+  const ada = '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a01';
+  const [rotated, plain] = ['0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4d01', '0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4d02'];
+  const until = new Date(Date.now() + 3_600_000).toISOString();
+  await database.db.execute(sql`insert into users (id, email) values (${ada}, 'ada@example.com')`);
+  await database.db.execute(sql`
+    insert into webhook_endpoints (id, user_id, url, events, secret_enc, previous_secret_enc, previous_secret_until) values
+      (${rotated}, ${ada}, 'https://example.com/a', '{file.ready}', 'current', 'previous', ${until}),
+      (${plain}, ${ada}, 'https://example.com/b', '{file.ready}', 'current', null, null)`);
+  await database.migrate();
+  const rows = await database.db.select().from(webhookEndpoints).orderBy(webhookEndpoints.id);
+  assert.deepEqual(
+    rows.map((r) => r.previousSecrets),
+    [[{ secretEnc: 'previous', until }], []],
+  );
+  assert.deepEqual(previousSigning(rows[0]!), [{ secretEnc: 'previous', until }], 'it still signs');
+}
+
 /** Runs an upgrade check on a new PGlite database, and on a new PostgreSQL one where DATABASE_URL is set. */
 async function onBoth(t: TestContext, check: (database: Database) => Promise<void>): Promise<void> {
   await t.test('PGlite', async () => {
@@ -276,5 +301,9 @@ describe('migrations', () => {
 
   test('0033 marks the Responses API rows before it as holding their whole input: their chains read back as they were', async (t) => {
     await onBoth(t, checkResponsesTurnByTurnUpgrade);
+  });
+
+  test("0036 makes an endpoint's previous secret the first of its replaced secrets, signing until the same time", async (t) => {
+    await onBoth(t, checkWebhookPreviousSecretsUpgrade);
   });
 });

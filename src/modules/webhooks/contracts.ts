@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { opaqueCursor, pageQuery } from '../../http/pagination.ts';
 import type { AttemptRow, EndpointRow, MessageRow } from './schema.ts';
-import { WEBHOOK_EVENTS } from './service.ts';
+import { previousSigning, WEBHOOK_EVENTS } from './service.ts';
 
 const MESSAGE_ID = /^msg_[0-9a-f]{32}$/;
 
@@ -15,7 +15,10 @@ export const endpointSchema = z
     disabled: z.boolean(),
     disabledReason: z.string().nullable(),
     failingSince: z.string().nullable(),
-    secretRotatedUntil: z.string().nullable().describe('Until then, the previous secret signs too (a second `v1,` signature)'),
+    secretRotatedUntil: z
+      .string()
+      .nullable()
+      .describe('Until then, a secret replaced by a rotation signs too (a `v1,` signature more each): the latest expiry among those still signing. Null: only the current secret signs'),
     rateLimit: z.number().int().nullable().describe('Messages a second it is sent at most; beyond it, deliveries wait. Null: no limit'),
     createdAt: z.string(),
     updatedAt: z.string(),
@@ -32,6 +35,12 @@ export const attemptSchema = z
   .object({ id: z.uuid(), attempt: z.number().int(), statusCode: z.number().int().nullable(), latencyMs: z.number().int(), responseExcerpt: z.string().nullable(), error: z.string().nullable(), createdAt: z.string() })
   .meta({ id: 'WebhookAttempt' });
 
+/** The latest expiry among the replaced secrets that still sign. */
+function rotatedUntil(e: EndpointRow): string | null {
+  const until = Math.max(...previousSigning(e).map((p) => Date.parse(p.until)));
+  return Number.isFinite(until) ? new Date(until).toISOString() : null;
+}
+
 export const toEndpoint = (e: EndpointRow) => ({
   id: e.id,
   url: e.url,
@@ -41,7 +50,7 @@ export const toEndpoint = (e: EndpointRow) => ({
   disabled: e.disabledAt !== null,
   disabledReason: e.disabledReason,
   failingSince: e.failingSince?.toISOString() ?? null,
-  secretRotatedUntil: e.previousSecretUntil && e.previousSecretUntil > new Date() ? e.previousSecretUntil.toISOString() : null,
+  secretRotatedUntil: rotatedUntil(e),
   rateLimit: e.rateLimit,
   createdAt: e.createdAt.toISOString(),
   updatedAt: e.updatedAt.toISOString(),

@@ -10,7 +10,7 @@ import { isLookupUnavailable, resolvePublic, type ResolvedAddress } from './addr
 export const newSecret = () => `whsec_${randomBytes(24).toString('base64')}`;
 
 /**
- * `v1,<base64 HMAC-SHA256 of id.timestamp.body>` under each secret, space-separated (two during a rotation).
+ * `v1,<base64 HMAC-SHA256 of id.timestamp.body>` under each secret, space-separated (one more for each secret a rotation replaced, while it still signs).
  * The key as a KeyObject: under Node 24 a Buffer key costs ~20 µs more per HMAC (see Cipher).
  */
 export function signatures(secrets: string[], id: string, timestamp: number, body: string): string {

@@ -62,15 +62,19 @@ export function createWebhooksRepository(db: Db) {
       return row;
     },
     /**
-     * A new secret, the one it replaces kept as the previous one until `previousUntil`, in one statement: the
-     * previous one is read from the row as it is written, so rotations at once each keep the one just before.
+     * A new secret, the one it replaces put first among the previous ones (each signing until its own `until`), those
+     * expired by `now` and those beyond the newest `keep` dropped, in one statement: the list is read from the row as
+     * it is written, so rotations at once each keep the ones before.
      */
-    async rotateSecret(id: string, secretEnc: string, previousUntil: Date): Promise<EndpointRow | undefined> {
-      const [row] = await db
-        .update(webhookEndpoints)
-        .set({ secretEnc, previousSecretEnc: sql`${webhookEndpoints.secretEnc}`, previousSecretUntil: previousUntil, updatedAt: new Date() })
-        .where(eq(webhookEndpoints.id, id))
-        .returning();
+    async rotateSecret(id: string, secretEnc: string, opts: { until: Date; now: Date; keep: number }): Promise<EndpointRow | undefined> {
+      const replaced = sql`jsonb_build_array(jsonb_build_object('secretEnc', ${webhookEndpoints.secretEnc}, 'until', ${opts.until.toISOString()}::text)) || ${webhookEndpoints.previousSecrets}`;
+      const kept = sql`(
+        select coalesce(jsonb_agg(s.value order by s.n), '[]'::jsonb) from (
+          select p.value, p.n from jsonb_array_elements(${replaced}) with ordinality as p(value, n)
+          where (p.value->>'until')::timestamptz > ${opts.now.toISOString()}::timestamptz
+          order by p.n limit ${opts.keep}::int
+        ) s)`;
+      const [row] = await db.update(webhookEndpoints).set({ secretEnc, previousSecrets: kept, updatedAt: new Date() }).where(eq(webhookEndpoints.id, id)).returning();
       return row;
     },
     async deleteEndpoint(userId: string, id: string): Promise<boolean> {

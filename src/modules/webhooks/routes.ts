@@ -75,7 +75,7 @@ export function webhooksRoutes(app: App, { services, guards }: RouteContext<'web
   });
 
   app.post('/webhooks/endpoints/:id/rotate-secret', {
-    schema: { tags, summary: 'A new secret (shown once); the old one also signs for 24 hours', params: endpointParams, response: { 200: endpointWithSecret, ...problems } },
+    schema: { tags, summary: 'A new secret (shown once); the secrets it replaced also sign, each for 24 hours', params: endpointParams, response: { 200: endpointWithSecret, ...problems } },
     onRequest,
     handler: async (request) => {
       const { endpoint, secret } = await webhooks.rotateSecret(me(request), request.params.id);

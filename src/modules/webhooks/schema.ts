@@ -2,7 +2,16 @@ import { index, integer, jsonb, pgTable, text, uniqueIndex, uuid } from 'drizzle
 import { createdAt, id, time } from '../../platform/db/columns.ts';
 import { users } from '../users/index.ts';
 
-/** Where a user's (or one of their projects') events are posted. The secret is encrypted; during a rotation the previous one signs too, until `previousSecretUntil`. */
+/** A secret replaced by a rotation: encrypted like the current one, it signs too until `until` (an ISO 8601 time). */
+export interface PreviousSecret {
+  secretEnc: string;
+  until: string;
+}
+
+/**
+ * Where a user's (or one of their projects') events are posted. The secret is encrypted; each secret replaced by a
+ * rotation signs too until its own `until`, newest first, a few at most (read with the endpoint: one query an attempt).
+ */
 export const webhookEndpoints = pgTable(
   'webhook_endpoints',
   {
@@ -13,8 +22,7 @@ export const webhookEndpoints = pgTable(
     description: text('description'),
     events: text('events').array().notNull(),
     secretEnc: text('secret_enc').notNull(),
-    previousSecretEnc: text('previous_secret_enc'),
-    previousSecretUntil: time('previous_secret_until'),
+    previousSecrets: jsonb('previous_secrets').$type<PreviousSecret[]>().notNull().default([]),
     disabledAt: time('disabled_at'),
     disabledReason: text('disabled_reason'),
     /** The first failure since the last success; null while healthy. */

@@ -9,7 +9,7 @@ import type { Projects } from '../projects/index.ts';
 import { parseWebhookUrl, resolvePublic } from './address.ts';
 import { newSecret, post, signatures } from './delivery.ts';
 import { createWebhooksRepository, type AttemptOutcome } from './repository.ts';
-import type { EndpointRow, MessageRow, webhookMessages } from './schema.ts';
+import type { EndpointRow, MessageRow, PreviousSecret, webhookMessages } from './schema.ts';
 import type { WebhookSettings } from './settings.ts';
 
 /** The events an endpoint may subscribe to. */
@@ -21,8 +21,13 @@ export const TEST_EVENT = 'webhook.test';
 export const DELIVER_QUEUE = 'webhooks.deliver';
 /** Svix's schedule: the wait before each attempt (immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h). */
 export const RETRY_SCHEDULE_MS = [0, 5_000, 300_000, 1_800_000, 7_200_000, 18_000_000, 36_000_000, 36_000_000];
-/** How long the previous secret still signs after a rotation. */
+/** How long a secret replaced by a rotation still signs. */
 const ROTATION_GRACE_MS = 24 * 3600 * 1000;
+/** Replaced secrets that sign at once, at most: a rotation beyond it drops the oldest before its grace ends. */
+const MAX_PREVIOUS_SECRETS = 5;
+
+/** The replaced secrets of an endpoint that still sign, newest first. */
+export const previousSigning = (e: EndpointRow, now = Date.now()): PreviousSecret[] => e.previousSecrets.filter((p) => Date.parse(p.until) > now);
 
 /** One attempt at one message. */
 export interface AttemptJob {
@@ -157,11 +162,9 @@ export function createWebhooks(d: WebhooksDeps) {
     if (projectId && !(await d.projects.exists(userId, projectId))) throw NotFound('Project', 'project_not_found');
   }
 
-  /** The secrets that sign now: the current one, and the previous one during its grace period. */
+  /** The secrets that sign now: the current one, and each replaced one during its own grace period. */
   function secretsOf(e: EndpointRow): string[] {
-    const secrets = [d.cipher.decrypt(e.secretEnc, secretContext(e.id)).toString()];
-    if (e.previousSecretEnc && e.previousSecretUntil && e.previousSecretUntil > new Date()) secrets.push(d.cipher.decrypt(e.previousSecretEnc, secretContext(e.id)).toString());
-    return secrets;
+    return [e.secretEnc, ...previousSigning(e).map((p) => p.secretEnc)].map((enc) => d.cipher.decrypt(enc, secretContext(e.id)).toString());
   }
 
   const jobOptions = { attempts: 5, backoffMs: 2_000 };
@@ -348,13 +351,15 @@ export function createWebhooks(d: WebhooksDeps) {
      */
     deleteAllOf: (userId: string, before: Date): Promise<string[]> => repo.deleteEndpointsOf(userId, before),
     /**
-     * A new secret; the one it replaces keeps signing (a second signature) for 24 hours. Two rotations at once
-     * (a double click) both answer with a secret that signs: the later one's, and the earlier one's as its previous.
+     * A new secret; the one it replaces keeps signing (a signature more) for 24 hours, as do those replaced before it
+     * within their own 24 hours (MAX_PREVIOUS_SECRETS at most, the oldest dropped first). Two rotations at once (a
+     * double click) both answer with a secret that signs: the later one's, and the earlier one's as a previous one.
      */
     async rotateSecret(userId: string, id: string): Promise<{ endpoint: EndpointRow; secret: string }> {
       await endpoint(userId, id);
       const secret = newSecret();
-      const row = await repo.rotateSecret(id, d.cipher.encrypt(secret, secretContext(id)), new Date(Date.now() + ROTATION_GRACE_MS));
+      const now = Date.now();
+      const row = await repo.rotateSecret(id, d.cipher.encrypt(secret, secretContext(id)), { until: new Date(now + ROTATION_GRACE_MS), now: new Date(now), keep: MAX_PREVIOUS_SECRETS });
       return { endpoint: found(row), secret };
     },
     async test(userId: string, id: string): Promise<MessageRow> {

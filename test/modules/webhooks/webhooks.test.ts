@@ -260,7 +260,7 @@ for (const backend of backends()) {
       assert.ok(verifies(endpoint.secret, r!), 'the old secret still verifies');
     });
 
-    test('two rotations at once (a double click): each answers with a secret that signs', async () => {
+    test('two rotations at once (a double click): each answers with a secret that signs, and the one they replaced still signs', async () => {
       const owner = await createUser(t);
       const endpoint = await register(owner, '/rotated-twice');
       const rotations = await Promise.all([1, 2].map(() => t.services.webhooks.rotateSecret(owner.id, endpoint.id)));
@@ -271,7 +271,9 @@ for (const backend of backends()) {
         return got;
       });
       assert.equal(r!.headers['webhook-id'], message.id);
+      assert.equal(String(r!.headers['webhook-signature']).split(' ').length, 3);
       for (const [i, { secret }] of rotations.entries()) assert.ok(verifies(secret, r!), `the secret rotation ${i + 1} answered with verifies`);
+      assert.ok(verifies(endpoint.secret, r!), 'the secret both replaced (one of them directly, the other through it) verifies');
     });
 
     test('a user registers at most WEBHOOKS_MAX_ENDPOINTS endpoints (20 here), registrations side by side included; a deleted one frees its place', async () => {
