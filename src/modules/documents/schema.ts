@@ -113,7 +113,15 @@ export const documentLinks = pgTable(
     revokedAt: time('revoked_at'),
     createdAt: createdAt(),
   },
-  (t) => [uniqueIndex('document_links_token_key').on(t.tokenHash), index('document_links_document_idx').on(t.documentId), check('document_links_role_check', sql`${t.role} in ('viewer', 'commenter')`)],
+  (t) => [
+    uniqueIndex('document_links_token_key').on(t.tokenHash),
+    // A document's links in the order they are listed, a page at a time.
+    index('document_links_document_idx').on(t.documentId, t.id),
+    // The daily purge of links that ended long ago reads only those that ended, not every live one.
+    index('document_links_revoked_idx').on(t.revokedAt).where(sql`${t.revokedAt} is not null`),
+    index('document_links_expires_idx').on(t.expiresAt).where(sql`${t.expiresAt} is not null`),
+    check('document_links_role_check', sql`${t.role} in ('viewer', 'commenter')`),
+  ],
 );
 
 /** A comment: a thread's root quotes a passage of the document; replies name their parent. */
