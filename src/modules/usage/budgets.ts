@@ -63,7 +63,10 @@ export function createBudgets(d: { db: Db; ledger: Ledger; recorder: UsageRecord
   // every concurrent call of that user waits for the same read instead of each sending its own.
   const loading = new Map<string, Promise<UserBudgets>>();
   let loadingDefaults: Promise<BudgetRow[]> | undefined;
+  // Moves with every change this process hears of (its own, or another instance's by broadcast).
+  let version = 0;
   const forget = (who: string) => {
+    version++;
     // A read already under way may predate the change: it is no longer shared, nor stored.
     if (who === '*') {
       defaults = undefined;
@@ -179,10 +182,9 @@ export function createBudgets(d: { db: Db; ledger: Ledger; recorder: UsageRecord
     return applicable.map((b) => entryFor(b, s, mine.timezone, now));
   }
 
-  async function assertOwned(userId: string, scope: 'api_key' | 'project', subjectId: string) {
-    const owned = scope === 'api_key' ? await d.subjects.ownsApiKey(userId, subjectId) : await d.subjects.ownsProject(userId, subjectId);
-    if (!owned) throw NotFound(scope === 'api_key' ? 'API key' : 'Project', scope === 'api_key' ? 'api_key_not_found' : 'project_not_found');
-  }
+  const owns = (userId: string, scope: 'api_key' | 'project', subjectId: string) =>
+    scope === 'api_key' ? d.subjects.ownsApiKey(userId, subjectId) : d.subjects.ownsProject(userId, subjectId);
+  const subjectNotFound = (scope: 'api_key' | 'project') => NotFound(scope === 'api_key' ? 'API key' : 'Project', scope === 'api_key' ? 'api_key_not_found' : 'project_not_found');
 
   async function upsert(scope: BudgetScope, userId: string | null, subjectId: string | null, input: BudgetInput): Promise<BudgetRow> {
     if (input.limitMicros === null && input.limitTokens === null) throw ValidationError('Set limitUsd, limitTokens or both', 'budget_without_limit');
@@ -208,6 +210,12 @@ export function createBudgets(d: { db: Db; ledger: Ledger; recorder: UsageRecord
   return {
     entriesFor,
 
+    /**
+     * Moves whenever a budget changes (here, or elsewhere as its broadcast arrives): a call that sees it
+     * moved between its start and its end looks for budgets that apply to it now and did not then.
+     */
+    version: () => version,
+
     /** Every budget that concerns the user (theirs, their keys', their projects', and the defaults that apply), with usage and reset. */
     async limitsOf(userId: string, now = new Date()) {
       const [mine, defs] = await Promise.all([userBudgets(userId), defaultBudgets()]);
@@ -219,8 +227,18 @@ export function createBudgets(d: { db: Db; ledger: Ledger; recorder: UsageRecord
 
     /** A user's own cap on one of their API keys or projects. */
     async setOwn(userId: string, scope: 'api_key' | 'project', subjectId: string, input: BudgetInput) {
-      await assertOwned(userId, scope, subjectId);
-      return upsert(scope, userId, subjectId, input);
+      if (!(await owns(userId, scope, subjectId))) throw subjectNotFound(scope);
+      const row = await upsert(scope, userId, subjectId, input);
+      // Looked for again once the budget is committed: a deletion committed before this look is seen here (the
+      // budget goes with a 404), and one committed after it finds the budget for its clean-up to remove. With
+      // the first look alone, a key deleted (and its budgets cleared) between that look and the insert left
+      // a budget behind for a key that no longer exists.
+      if (!(await owns(userId, scope, subjectId))) {
+        await d.db.delete(budgets).where(eq(budgets.id, row.id));
+        await changed(userId);
+        throw subjectNotFound(scope);
+      }
+      return row;
     },
     deleteOwn: (userId: string, id: string) => remove(and(eq(budgets.id, id), eq(budgets.userId, userId), sql`${budgets.scope} in ('api_key', 'project')`)!),
 

@@ -115,3 +115,14 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'um', ARGV[1], 'ut', ARGV[2])
 if tonumber(ARGV[3]) > 0 then redis.call('EXPIREAT', KEYS[1], ARGV[3]) end
 return 1`;
+
+// KEYS: counters. ARGV: micros, tokens spent by a call that reserved nothing on them (a budget set while it ran).
+// A counter that does not exist is left alone: whoever seeds it counts the call from its usage event.
+export const ADD = `
+for i = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    redis.call('HINCRBY', KEYS[i], 'um', ARGV[1])
+    redis.call('HINCRBY', KEYS[i], 'ut', ARGV[2])
+  end
+end
+return 0`;

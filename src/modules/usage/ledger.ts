@@ -35,6 +35,12 @@ export interface Ledger {
   reserve(entries: LedgerEntry[], estimate: Amount): Promise<ReserveResult>;
   /** Issues the update before returning (callers may not await it): later calls from this process see it. */
   settle(keys: string[], reserved: Amount, actual: Amount): Promise<void>;
+  /**
+   * Adds what a call spent to counters it reserved nothing on (budgets set while it ran), those that exist:
+   * the caller makes them exist (`read`) before the call's usage event is recorded, so no seed counts it too.
+   * Issues the update before returning, as `settle` does.
+   */
+  add(keys: string[], actual: Amount): Promise<void>;
   read(entries: LedgerEntry[]): Promise<Counter[]>;
   /** Writes back what this process holds: part of a graceful shutdown. */
   close(): Promise<void>;
@@ -89,6 +95,14 @@ export function memoryLedger(now: () => number = Date.now): Ledger {
         if (!c) continue;
         c.reserved.micros -= reserved.micros;
         c.reserved.tokens -= reserved.tokens;
+        c.used.micros += actual.micros;
+        c.used.tokens += actual.tokens;
+      }
+    },
+    async add(keys, actual) {
+      for (const key of keys) {
+        const c = counters.get(key);
+        if (!c) continue;
         c.used.micros += actual.micros;
         c.used.tokens += actual.tokens;
       }

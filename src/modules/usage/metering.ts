@@ -3,7 +3,7 @@ import { sha256Hex } from '../../platform/crypto/cipher.ts';
 import type { Logger } from '../../platform/observability/logger.ts';
 import type { CallOutcome, ChatRequest, MeterContext, Metering } from '../ai/index.ts';
 import type { BudgetAlerts } from './budget-alerts.ts';
-import { budgetExceeded, type Budgets } from './budgets.ts';
+import { budgetExceeded, type BudgetEntry, type Budgets, type Subject } from './budgets.ts';
 import type { Ledger } from './ledger.ts';
 import type { UsageRecorder } from './recorder.ts';
 
@@ -22,6 +22,8 @@ function promptHash(request: ChatRequest): string | null {
  * counter for as long as the process lives: without a bound, a loop of them grows memory and every scrape.
  */
 export const METRIC_MODELS_MAX = 200;
+
+const NONE: readonly BudgetEntry[] = [];
 
 /**
  * Budgets before a model call, a usage event after it. Nothing here waits on
@@ -51,9 +53,32 @@ export function createMetering(d: {
     return { provider, model: labelled.has(pair) ? model : 'other' };
   };
 
+  /**
+   * Budgets that apply to a call now and did not when it started (set while it ran): it reserved nothing
+   * on them, and their counters, if made meanwhile, were seeded without it. Each is made to exist before
+   * the call's usage event is recorded, so its seed does not count the call and the call is added to it
+   * once. Asked only when a budget changed meanwhile: otherwise no look-up, no round trip.
+   */
+  async function setSince(subject: Subject, startedAt: Date, entries: BudgetEntry[]): Promise<readonly BudgetEntry[]> {
+    try {
+      const reserved = new Set(entries.map((e) => e.key));
+      // As of the start: the periods the call drew on, not those of a day that began while it ran.
+      const late = (await d.budgets.entriesFor(subject, startedAt)).filter((e) => !reserved.has(e.key));
+      if (late.length) await d.ledger.read(late);
+      return late;
+    } catch (err) {
+      d.logger?.error({ err }, 'could not count a call against the budgets set while it ran');
+      return NONE;
+    }
+  }
+
   return {
     async begin(admitted, request, estimate) {
-      const entries = await d.budgets.entriesFor({ userId: admitted.userId, apiKeyId: admitted.apiKeyId, projectId: admitted.projectId });
+      const subject = { userId: admitted.userId, apiKeyId: admitted.apiKeyId, projectId: admitted.projectId };
+      // Read before the budgets: a change that lands while they load is seen at the end.
+      const version = d.budgets.version();
+      const startedAt = new Date();
+      const entries = await d.budgets.entriesFor(subject, startedAt);
       if (entries.length) {
         const r = await d.ledger.reserve(entries, estimate);
         if (!r.ok) throw budgetExceeded(entries[r.index]!.budget, entries[r.index]!.period);
@@ -63,16 +88,25 @@ export function createMetering(d: {
       // Not awaited: both ledgers settle in process at once, so that client's next call here already
       // sees what this one spent; Redis gets it in the next batch, or at once if it went beyond the lease.
       // If that fails, the reservation stays counted until the period ends: the budget errs on the side of refusing.
-      const settle = (actual: { micros: number; tokens: number }) => {
-        if (!entries.length) return;
-        d.ledger
-          .settle(
-            entries.map((e) => e.key),
-            estimate,
-            actual,
-          )
-          .catch((err: unknown) => d.logger?.error({ err }, 'could not settle budget counters'));
-        if (actual.micros || actual.tokens) d.alerts?.touch(admitted.userId, entries);
+      const settle = (actual: { micros: number; tokens: number }, late: readonly BudgetEntry[] = NONE) => {
+        if (entries.length) {
+          d.ledger
+            .settle(
+              entries.map((e) => e.key),
+              estimate,
+              actual,
+            )
+            .catch((err: unknown) => d.logger?.error({ err }, 'could not settle budget counters'));
+        }
+        if (late.length) {
+          d.ledger
+            .add(
+              late.map((e) => e.key),
+              actual,
+            )
+            .catch((err: unknown) => d.logger?.error({ err }, 'could not add a call\'s spend to the budgets set while it ran'));
+        }
+        if ((entries.length || late.length) && (actual.micros || actual.tokens)) d.alerts?.touch(admitted.userId, late.length ? [...entries, ...late] : entries);
       };
       const release = () => {
         if (ended) return;
@@ -83,6 +117,8 @@ export function createMetering(d: {
         if (ended) return;
         ended = true;
         const { usage } = outcome;
+        // Nearly every call: nothing changed, no await.
+        const late = d.budgets.version() !== version && (usage.inputTokens || usage.outputTokens || outcome.costMicros) ? await setSince(subject, startedAt, entries) : NONE;
         d.recorder.record({
           // Only a success is deduplicated: see MeterContext.usageEventId.
           id: outcome.status === 'ok' ? meter.usageEventId : undefined,
@@ -112,7 +148,7 @@ export function createMetering(d: {
         if (outcome.costMicros) cost.inc(labels, outcome.costMicros);
         const used = usage.inputTokens + usage.outputTokens;
         if (used) d.onTokens?.(meter, used);
-        settle({ micros: outcome.costMicros ?? 0, tokens: used });
+        settle({ micros: outcome.costMicros ?? 0, tokens: used }, late);
       };
       return { end, release };
     },

@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../../platform/observability/logger.ts';
 import { needRedis } from '../../platform/redis/redis.ts';
 import { luaScript } from '../../platform/redis/scripts.ts';
-import { READ, SEED, SYNC } from './ledger-scripts.ts';
+import { ADD, READ, SEED, SYNC } from './ledger-scripts.ts';
 import type { Amount, Counter, Ledger, LedgerEntry, ReserveResult } from './ledger.ts';
 
 export interface LeaseOptions {
@@ -105,7 +105,7 @@ export function redisLedger(redis: Redis, prefix: string, opts: LeaseOptions = {
     const run = luaScript(redis, source);
     return (keys: string[], args: Array<string | number>) => needRedis(run(keys, args));
   };
-  const scripts = { sync: script(SYNC), read: script(READ), seed: script(SEED) };
+  const scripts = { sync: script(SYNC), read: script(READ), seed: script(SEED), add: script(ADD) };
   // Kept a day past its period, so late settlements still land and /usage/limits can show the last period.
   const expireAt = (e: LedgerEntry) => (e.expiresAt ? Math.ceil(e.expiresAt.getTime() / 1000) + 86_400 : 0);
   const held = new Map<string, Held>();
@@ -338,6 +338,11 @@ export function redisLedger(redis: Redis, prefix: string, opts: LeaseOptions = {
         }
         if (overspent(h)) writeBack(h);
       }
+    },
+    // Straight to Redis, not through a lease: rare (budgets changed while the call ran), and the counter may
+    // be one this process holds no lease on.
+    add: async (keys, actual) => {
+      if (keys.length) await scripts.add(keys.map(k), [int(actual.micros), int(actual.tokens)]);
     },
     async read(entries) {
       if (!entries.length) return [];

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import pg from 'pg';
 import { backends, type TestApp } from '../../support/app.ts';
 import { eventually } from '../../support/eventually.ts';
 import { createUser, type TestUser } from '../../support/factories.ts';
+import { readSse } from '../../support/sse.ts';
 import { chatAs, clusterSkip, useChat, type ChatFixture } from '../chat/generation-fixture.ts';
 
 // Each scripted call costs 435 micro-dollars (gpt-4o-mini: 800 × 0.15 + 200 × 0.075 + 500 × 0.60).
@@ -168,6 +170,99 @@ for (const backend of backends()) {
       assert.deepEqual(await listed(), [keptBudget]);
       f.openai.state.defaults = { reply: 'ok', usage: USAGE };
       assert.equal((await complete(f.t, kept.key)).status, 200, 'the kept key still works under its budget');
+    });
+
+    test('a budget set while a call streams counts that call\'s spend, whether its counter was made before the call ended or after', async () => {
+      const admin = await createUser(f.t, { admin: true });
+      const u = await createUser(f.t);
+      const { id: keyId, key } = await keyOf(f.t, u);
+      // The stream stays open after its first chunk until the client hangs up: the call is in flight for as long as the test needs.
+      f.openai.script({ chunks: ['Half ', 'an ', 'answer'], holdAfter: 1 });
+      const hangUp = new AbortController();
+      const res = await fetch(`${f.t.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'openai:gpt-4o-mini', messages: [{ role: 'user', content: 'Hi' }], stream: true }),
+        signal: hangUp.signal,
+      });
+      assert.equal(res.status, 200);
+      const stream = readSse(res);
+      assert.equal((await stream.next()).done, false, 'the call is under way');
+
+      // The key's budget is set and its counter made (the limits read) while the call runs; the user's budget is
+      // set then too, but its counter is first made after the call ended.
+      const own = await f.t.api('PUT', '/v1/budgets', { token: u.accessToken, body: { scope: 'api_key', subjectId: keyId, period: 'day', limitTokens: 1_000_000 } });
+      assert.equal(own.status, 200, own.text);
+      const during = await f.t.api('GET', '/v1/usage/limits', { token: u.accessToken });
+      assert.deepEqual(during.body.data.map((l: any) => [l.id, l.usedTokens, l.reservedTokens]), [[own.body.id, 0, 0]], 'nothing spent yet, and the call reserved nothing against it');
+      const mine = await setUserBudget(f, admin, { userId: u.id, period: 'month', limitUsd: 10 });
+
+      hangUp.abort();
+      await stream.return(undefined).catch(() => {});
+      // A call cut short is billed for what it used: its usage event is the spend both budgets must show.
+      const spent = await eventually(async () => {
+        await f.t.services.usage.recorder.flush();
+        const usage = await f.t.api('GET', `/v1/usage?apiKeyId=${keyId}`, { token: u.accessToken });
+        assert.equal(usage.body.totals.requests, 1, usage.text);
+        return usage.body.totals as { inputTokens: number; outputTokens: number; costMicros: number };
+      });
+      assert.ok(spent.inputTokens > 0 && spent.costMicros > 0);
+      const limits = await f.t.api('GET', '/v1/usage/limits', { token: u.accessToken });
+      const byId = new Map(limits.body.data.map((l: any) => [l.id, l]));
+      for (const id of [own.body.id, mine.id]) {
+        const l = byId.get(id) as any;
+        assert.deepEqual([l.usedTokens, l.usedMicros, l.reservedTokens], [spent.inputTokens + spent.outputTokens, spent.costMicros, 0], `${l.scope} budget: the call counted once`);
+      }
+    });
+
+    test('a budget set on a key as the key is deleted is refused or goes with the key: never left behind', async () => {
+      const admin = await createUser(f.t, { admin: true });
+      const u = await createUser(f.t);
+      const budgetsOf = async () => (await f.t.api('GET', `/v1/admin/budgets?userId=${u.id}`, { token: admin.accessToken })).body.data as Array<{ id: string; subjectId: string }>;
+      const keys = await Promise.all(Array.from({ length: 8 }, () => keyOf(f.t, u)));
+      await Promise.all(
+        keys.map(async (k) => {
+          const [set, deleted] = await Promise.all([
+            f.t.api('PUT', '/v1/budgets', { token: u.accessToken, body: { scope: 'api_key', subjectId: k.id, period: 'day', limitTokens: 1000 } }),
+            f.t.api('DELETE', `/v1/api-keys/${k.id}`, { token: u.accessToken }),
+          ]);
+          assert.equal(deleted.status, 204, deleted.text);
+          assert.ok(set.status === 200 || (set.status === 404 && set.body.code === 'api_key_not_found'), set.text);
+        }),
+      );
+      // Those set before the deletion went with their key.
+      await eventually(async () => assert.deepEqual(await budgetsOf(), []));
+    });
+
+    test('a budget whose key is deleted, and its budgets cleared, between the ownership check and the insert is a 404 and leaves nothing', { skip: backend === 'postgres' ? false : 'needs PostgreSQL: a second connection holds the insert back' }, async () => {
+      const admin = await createUser(f.t, { admin: true });
+      const u = await createUser(f.t);
+      const k = await keyOf(f.t, u);
+      const budgetsOf = async () => (await f.t.api('GET', `/v1/admin/budgets?userId=${u.id}`, { token: admin.accessToken })).body.data as Array<{ id: string; period: string }>;
+      const daily = await f.t.api('PUT', '/v1/budgets', { token: u.accessToken, body: { scope: 'api_key', subjectId: k.id, period: 'day', limitTokens: 1000 } });
+      assert.equal(daily.status, 200, daily.text);
+      // Another session inserts the same budget and does not commit yet: the PUT passes its ownership check, then
+      // its insert waits on that row.
+      const other = new pg.Client({ connectionString: f.t.deps.config.databaseUrl });
+      await other.connect();
+      try {
+        await other.query('begin');
+        await other.query(`insert into budgets (id, scope, user_id, subject_id, period, limit_tokens) values (gen_random_uuid(), 'api_key', $1, $2, 'month', 5)`, [u.id, k.id]);
+        const waiting = async () =>
+          Number((await other.query(`select count(*) as n from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'`)).rows[0].n);
+        const set = f.t.api('PUT', '/v1/budgets', { token: u.accessToken, body: { scope: 'api_key', subjectId: k.id, period: 'month', limitTokens: 1000 } });
+        await eventually(async () => assert.equal(await waiting(), 1, 'the PUT waits on the uncommitted row'));
+        // Meanwhile the key is deleted and its budgets cleared (the daily one goes).
+        assert.equal((await f.t.api('DELETE', `/v1/api-keys/${k.id}`, { token: u.accessToken })).status, 204);
+        await eventually(async () => assert.deepEqual(await budgetsOf(), []));
+        await other.query('rollback');
+        const res = await set;
+        assert.equal(res.status, 404, res.text);
+        assert.equal(res.body.code, 'api_key_not_found');
+        assert.deepEqual(await budgetsOf(), [], 'no budget left for a key that is gone');
+      } finally {
+        await other.end();
+      }
     });
 
     test('limits lists every budget, however many were never drawn on yet', async () => {

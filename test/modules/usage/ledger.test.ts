@@ -54,6 +54,17 @@ for (const [name, make] of ledgers) {
       assert.deepEqual(await l.reserve([e], { micros: 400, tokens: 10 }), { ok: true }, '100 + 400 + 400 fits');
     });
 
+    test('add counts a call that reserved nothing on a counter that exists, and leaves one not made yet to its seed', async () => {
+      const l = make();
+      const made = entry('made', 1000, null, { micros: 50, tokens: 5 });
+      const notMade = entry('not-made', 1000, null, { micros: 70, tokens: 7 });
+      await l.read([made]);
+      await l.add([made.key, notMade.key], { micros: 30, tokens: 3 });
+      const [m, n] = await l.read([made, notMade]);
+      assert.deepEqual(m, { used: { micros: 80, tokens: 8 }, reserved: { micros: 0, tokens: 0 } });
+      assert.deepEqual(n, { used: { micros: 70, tokens: 7 }, reserved: { micros: 0, tokens: 0 } }, 'its seed alone: it counts the call from its usage event');
+    });
+
     test('a zero estimate (an unpriced model, a tiny prompt) settles too', async () => {
       const l = make();
       const e = entry('z', 1000, 1000);
