@@ -1,14 +1,14 @@
 import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import type { Db } from '../../platform/db/database.ts';
 import { inBatches, type ExportSource } from '../export/index.ts';
-import { conversations, messageFeedback, messages } from './schema.ts';
+import { conversations, conversationShares, messageFeedback, messages, type ConversationShareRow } from './schema.ts';
 
 type Conversation = typeof conversations.$inferSelect;
 
 /**
  * Every conversation with every message it holds: all branches (each message
  * names its parent), tool calls and results, usage and cost, and the user's
- * ratings. One file per conversation, and an index.
+ * ratings, and its share links (never their tokens, of which only a hash is kept). One file per conversation, and an index.
  *
  * Each conversation's file is made when the archive reaches it: messages are
  * read for up to `batch` conversations at a time, `page` rows per query in
@@ -27,6 +27,12 @@ export const chatExport = (db: Db, opts: { batch?: number; page?: number } = {})
     const rowsOf = inBatches(list, batchSize, async (batch) => {
       const ids = batch.map((c) => c.id);
       const byConversation = new Map<string, MessageRow[]>();
+      const links = await db
+        .select()
+        .from(conversationShares)
+        .where(inArray(conversationShares.conversationId, ids))
+        .orderBy(asc(conversationShares.conversationId), asc(conversationShares.id));
+      const sharesOf = Map.groupBy(links, (l) => l.conversationId);
       for (let after: MessageRow['m'] | undefined; ; ) {
         const rows = await db
           .select({ m: messages, rating: messageFeedback.rating, comment: messageFeedback.comment })
@@ -40,15 +46,16 @@ export const chatExport = (db: Db, opts: { batch?: number; page?: number } = {})
           if (of) of.push(row);
           else byConversation.set(row.m.conversationId, [row]);
         }
-        if (rows.length < pageSize) return byConversation;
+        if (rows.length < pageSize) return { messages: byConversation, shares: sharesOf };
         after = rows.at(-1)!.m;
       }
     });
     list.forEach((c, index) =>
       archive.later(`conversations/${c.id}.json`, async () => {
-        const rows = (await rowsOf(index)).get(c.id) ?? [];
+        const of = await rowsOf(index);
+        const rows = of.messages.get(c.id) ?? [];
         counts.set(c.id, rows.length);
-        return conversationJson(c, rows);
+        return conversationJson(c, rows, of.shares.get(c.id) ?? []);
       }),
     );
     // After every conversation's file: their message counts are known by then.
@@ -64,7 +71,7 @@ interface MessageRow {
   comment: string | null;
 }
 
-function conversationJson(c: Conversation, rows: MessageRow[]) {
+function conversationJson(c: Conversation, rows: MessageRow[], links: ConversationShareRow[]) {
   const { searchVector: _c, ...conversation } = c;
   return {
     ...conversation,
@@ -72,5 +79,6 @@ function conversationJson(c: Conversation, rows: MessageRow[]) {
       const { searchVector: _m, text: _t, ...message } = m;
       return { ...message, feedback: rating ? { rating, comment } : null };
     }),
+    shares: links.map(({ id, last4, leafId, createdAt, expiresAt, revokedAt }) => ({ id, last4, leafId, createdAt, expiresAt, revokedAt })),
   };
 }

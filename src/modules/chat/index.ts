@@ -10,9 +10,11 @@ import { createGeneration, type Generation } from './generation.ts';
 import { generationRoutes } from './generation-routes.ts';
 import { messagesRoutes } from './message-routes.ts';
 import { createMessages, type Messages } from './messages.ts';
-import { conversations, messageFeedback, messages } from './schema.ts';
+import { conversations, conversationShares, messageFeedback, messages } from './schema.ts';
 import { createSearch, type Search } from './search.ts';
 import { searchRoutes } from './search-routes.ts';
+import { shareRoutes } from './share-routes.ts';
+import { createShares, type Shares } from './shares.ts';
 import { chatEnv, chatSettings, type ChatSettings } from './settings.ts';
 import { createTitles, type Titles } from './titles.ts';
 import { chatExport } from './export.ts';
@@ -21,6 +23,7 @@ import { chatErasure } from './erasure.ts';
 export type { Conversations } from './conversations.ts';
 export type { Messages } from './messages.ts';
 export type { Search } from './search.ts';
+export type { Shares } from './shares.ts';
 
 declare module '../../platform/bus/events.ts' {
   interface DomainEvents {
@@ -61,6 +64,8 @@ declare module '../module.ts' {
     generation: Generation;
     /** Conversation titles, made by a queued job after the first exchange. */
     titles: Titles;
+    /** Conversations shared by link: read-only snapshots for anyone holding the token. */
+    conversationShares: Shares;
   }
   interface ModuleSettings {
     chat: ChatSettings;
@@ -68,19 +73,19 @@ declare module '../module.ts' {
 }
 
 /**
- * Chat: conversations, branching messages with files, streamed answers with fallback, resume and cancel, titles, search;
+ * Chat: conversations, branching messages with files, streamed answers with fallback, resume and cancel, titles, search, share links;
  * an `answer.ready` notification for an answer that finished after its user left it.
  */
 export const chatModule = defineModule({
   name: 'chat',
   erasure: ({ deps }) => chatErasure(deps.db),
   exports: ({ deps }) => chatExport(deps.db),
-  tables: { conversations, messages, messageFeedback },
+  tables: { conversations, messages, messageFeedback, conversationShares },
   config: { env: chatEnv, read: chatSettings },
   needs: ['ai', 'projects', 'jobs', 'limits', 'users', 'files', 'grounding', 'toolbox', 'safety'],
   // The answer-ready notice: sent through notifications, unless realtime says the user has a socket open.
   uses: ['notifications', 'realtime'],
-  provides: ['conversations', 'messages', 'search', 'generation', 'titles'],
+  provides: ['conversations', 'messages', 'search', 'generation', 'titles', 'conversationShares'],
   services({ deps, config, services }) {
     const { ai, projects, jobs, users, files } = services;
     const conversations = createConversations({ db: deps.db, projects, grounding: services.grounding, announce: deps.announce });
@@ -103,7 +108,13 @@ export const chatModule = defineModule({
       safety: services.safety,
       tools: config.tools,
     });
-    return { conversations, messages, search: createSearch(deps.db), generation, titles };
+    const conversationShares = createShares({
+      db: deps.db,
+      maxShares: config.chat.maxShares,
+      historyDays: config.chat.shareHistoryDays,
+      readers: deps.limiters.create({ name: 'shared-conversation:ip', points: config.chat.shareReadsPerMinute, durationSeconds: 60 }),
+    });
+    return { conversations, messages, search: createSearch(deps.db), generation, titles, conversationShares };
   },
   start: async ({ generation, notifications, realtime }) => generation.onUnattended(answerReadyNotice({ notifications, realtime })),
   routes(app, ctx) {
@@ -111,6 +122,7 @@ export const chatModule = defineModule({
     messagesRoutes(app, ctx);
     generationRoutes(app, ctx);
     searchRoutes(app, ctx);
+    shareRoutes(app, ctx);
   },
   jobs: ({ services }) => [services.titles.job],
   // A deleted file shows as deleted in the messages that carried it (name kept); the bus retries until they are marked.
@@ -139,6 +151,8 @@ export const chatModule = defineModule({
         return { abandoned };
       },
     },
+    // Revoking keeps a link's row (its token then answers 410): only the old ones go, so the owner's list stays short.
+    { name: 'chat.purge-shares', cron: '41 4 * * *', handler: async () => ({ purged: await services.conversationShares.purgeEnded() }) },
   ],
   topics: ({ conversations }) => ({
     topics: [

@@ -138,3 +138,37 @@ export const messageFeedback = pgTable(
   // Foreign keys are indexed: deleting a user otherwise scans the whole table for their rows.
   (t) => [index('message_feedback_user_idx').on(t.userId)],
 );
+
+/**
+ * A conversation shared by link: a read-only snapshot of the branch from its first message up to `leafId`, as it
+ * was when shared (later messages are not shown). Only the token's SHA-256 is kept; `last4` tells links apart.
+ * Revoking keeps the row (its token then answers 410) until the daily purge.
+ */
+export const conversationShares = pgTable(
+  'conversation_shares',
+  {
+    id: id(),
+    conversationId: uuid('conversation_id').notNull().references(() => conversations.id, { onDelete: 'cascade' }),
+    userId: uuid('user_id').notNull().references(() => users.id, { onDelete: 'cascade' }),
+    tokenHash: text('token_hash').notNull(),
+    last4: text('last4').notNull(),
+    /** The message the snapshot ends at: deleted with it. */
+    leafId: uuid('leaf_id').notNull().references(() => messages.id, { onDelete: 'cascade' }),
+    createdAt: createdAt(),
+    expiresAt: time('expires_at'),
+    revokedAt: time('revoked_at'),
+  },
+  (t) => [
+    uniqueIndex('conversation_shares_token_key').on(t.tokenHash),
+    // A conversation's links in the order they are listed, a page at a time.
+    index('conversation_shares_conversation_idx').on(t.conversationId, t.id),
+    // Foreign keys are indexed: deleting a user or a message otherwise scans the whole table for their rows.
+    index('conversation_shares_user_idx').on(t.userId),
+    index('conversation_shares_leaf_idx').on(t.leafId),
+    // The daily purge of links that ended long ago reads only those that ended, not every live one.
+    index('conversation_shares_revoked_idx').on(t.revokedAt).where(sql`${t.revokedAt} is not null`),
+    index('conversation_shares_expires_idx').on(t.expiresAt).where(sql`${t.expiresAt} is not null`),
+  ],
+);
+
+export type ConversationShareRow = typeof conversationShares.$inferSelect;

@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { backends } from '../../support/app.ts';
 import { createUser } from '../../support/factories.ts';
-import { readSse } from '../../support/sse.ts';
-import { answerRequests, chatAs, useChat, waitFor } from './generation-fixture.ts';
+import { answerRequests, chatAs, heldAnswer, useChat } from './generation-fixture.ts';
 
 const textOf = (m: { content: Array<{ type: string; text?: string }> }) => m.content.map((p) => p.text ?? '').join('');
 
@@ -84,19 +83,12 @@ for (const backend of backends()) {
       assert.equal(bad.status, 400, bad.text);
 
       // An answer still streaming, named or as the current leaf.
-      f.openai.script({ chunks: ['Half ', 'an answer'], holdAfter: 1 });
-      const res = await chat.sendSse(c, { content: 'Go on' });
-      let ids: { assistantMessageId: string } | undefined;
-      for await (const e of readSse(res)) {
-        if (e.event === 'message.created') ids = e.data;
-        if (e.event === 'delta') break;
-      }
-      for (const body of [{}, { messageId: ids!.assistantMessageId }]) {
+      const held = await heldAnswer(f, chat, c);
+      for (const body of [{}, { messageId: held.assistantMessageId }]) {
         const busy = await fork(c, body);
         assert.deepEqual([busy.status, busy.body.code], [409, 'answer_in_progress'], JSON.stringify(body));
       }
-      assert.equal((await chat.cancel(c, ids!.assistantMessageId)).status, 200);
-      await waitFor(async () => ((await chat.message(c, ids!.assistantMessageId)).status === 'cancelled' ? true : undefined), 'the answer is cancelled');
+      await held.stop();
       assert.equal((await fork(c, {})).status, 201, 'once it ended, it forks');
 
       // A tool step: the model's calls, then their results; the answer that ends the turn forks.

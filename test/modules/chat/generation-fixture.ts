@@ -6,6 +6,7 @@ import { startFakeOpenAI, type FakeOpenAI } from '../../support/fake-openai.ts';
 import type { RecordedRequest } from '../../support/fake-upstream.ts';
 import { eventually } from '../../support/eventually.ts';
 import type { TestUser } from '../../support/factories.ts';
+import { readSse } from '../../support/sse.ts';
 
 export interface ChatFixture {
   t: TestApp;
@@ -115,4 +116,26 @@ export function waitFor<T>(check: () => Promise<T | undefined>, what = 'conditio
     if (v === undefined) throw new Error(`${what}: not met within ${ms} ms`);
     return v;
   }, ms);
+}
+
+/**
+ * An answer the fake holds after its first words, still streaming once this resolves; `stop()` cancels it and waits
+ * until it is stored as cancelled.
+ */
+export async function heldAnswer(f: ChatFixture, chat: ReturnType<typeof chatAs>, conversationId: string): Promise<{ assistantMessageId: string; stop(): Promise<void> }> {
+  f.openai.script({ chunks: ['Half ', 'an answer'], holdAfter: 1 });
+  const res = await chat.sendSse(conversationId, { content: 'Go on' });
+  let ids: { assistantMessageId: string } | undefined;
+  for await (const e of readSse(res)) {
+    if (e.event === 'message.created') ids = e.data;
+    if (e.event === 'delta') break;
+  }
+  const { assistantMessageId } = ids!;
+  return {
+    assistantMessageId,
+    async stop() {
+      assert.equal((await chat.cancel(conversationId, assistantMessageId)).status, 200);
+      await waitFor(async () => ((await chat.message(conversationId, assistantMessageId)).status === 'cancelled' ? true : undefined), 'the answer is cancelled');
+    },
+  };
 }

@@ -380,7 +380,7 @@ for (const backend of backends()) {
       const names = res.body.data.map((s: { name: string }) => s.name).sort();
       // The embedded database's upkeep: a PostgreSQL server runs its own autovacuum.
       const tidy = backend === 'embedded' ? ['database.tidy'] : [];
-      assert.deepEqual(names, ['ai-jobs.purge-results', 'ai.purge-responses', 'auth.purge-expired', 'chat.fail-abandoned', ...tidy, 'documents.purge-links', 'documents.purge-presence', 'files.expire-uploads', 'http.purge-idempotency-keys', 'jobs.purge-finished', 'limits.purge-bans', 'notifications.digest', 'usage.abuse-check', 'usage.purge-budget-alerts', 'usage.rollup', 'usage.storage']);
+      assert.deepEqual(names, ['ai-jobs.purge-results', 'ai.purge-responses', 'auth.purge-expired', 'chat.fail-abandoned', 'chat.purge-shares', ...tidy, 'documents.purge-links', 'documents.purge-presence', 'files.expire-uploads', 'http.purge-idempotency-keys', 'jobs.purge-finished', 'limits.purge-bans', 'notifications.digest', 'usage.abuse-check', 'usage.purge-budget-alerts', 'usage.rollup', 'usage.storage']);
       for (const s of res.body.data) assert.ok(Date.parse(s.nextRunAt) > Date.now(), s.name);
       const dead = await t.api('GET', '/v1/admin/events/dead-letters', { token: admin.accessToken });
       assert.equal(dead.status, 200);

@@ -9,7 +9,8 @@ import { allPages, api, ApiError, events, stream } from '../lib/api.js';
 import { html } from '../lib/html.js';
 import { markdown } from '../lib/markdown.js';
 import { go } from '../lib/router.js';
-import { ErrorNote, useLoad, usePaged } from '../lib/ui.js';
+import { ExpiryField, expiresIn, linkState, NewLinkAddress } from '../lib/share-links.js';
+import { ErrorNote, Status, useAction, useLoad, usePaged } from '../lib/ui.js';
 
 const textOf = (m) => m.content.filter((p) => p.type === 'text').map((p) => p.text).join('\n\n');
 const isImage = (type) => /^image\/(png|jpeg|gif|webp)$/.test(type ?? '');
@@ -169,6 +170,52 @@ function Message({ m, live, busy, actions }) {
   </article>`;
 }
 
+/** The address a link opens in the console: the token rides in the fragment, which browsers never send to a server. */
+const shareUrl = (token) => `${location.origin}/#/shared/conversation/${encodeURIComponent(token)}`;
+
+/**
+ * The conversation's share links: a read-only snapshot of the current branch for anyone with the address (no
+ * sign-in), shown once when made, listed by its last four characters and revoked in place.
+ */
+function Shares({ id }) {
+  const [links, error, reload] = useLoad(() => allPages(`${base(id)}/shares?limit=100`), [id]);
+  const [fresh, setFresh] = useState(undefined);
+  const [state, run] = useAction();
+  const create = (e) => {
+    e.preventDefault();
+    const body = { expiresIn: expiresIn(e.currentTarget) };
+    run(async () => {
+      const link = await api('POST', `${base(id)}/shares`, { body });
+      setFresh(shareUrl(link.token));
+      reload();
+    });
+  };
+  const revoke = (l) =>
+    run(async () => {
+      await api('DELETE', `${base(id)}/shares/${l.id}`);
+      reload();
+    }, `Link …${l.last4} revoked.`);
+  return html`<section class="card shares" aria-labelledby="shares-h">
+    <h2 id="shares-h">Share links</h2>
+    <p class="muted">Anyone with the link, signed in or not, can read this conversation up to its latest message now; later messages are not shown.</p>
+    <${ErrorNote} error=${error} />
+    ${fresh ? html`<${NewLinkAddress} address=${fresh} onDone=${() => setFresh(undefined)} />` : null}
+    <ul class="links" aria-label="Links">
+      ${(links?.data ?? []).map(
+        (l) => html`<li key=${l.id}>
+          <span><code>…${l.last4}</code> ${linkState(l)}</span>
+          ${l.revokedAt ? null : html`<button type="button" class="link" onClick=${() => revoke(l)} disabled=${state.busy}>Revoke link …${l.last4}</button>`}
+        </li>`,
+      )}
+    </ul>
+    <form class="row" onSubmit=${create} aria-label="New share link">
+      <${ExpiryField} />
+      <button type="submit" disabled=${state.busy}>Create link</button>
+    </form>
+    <${Status} state=${state} />
+  </section>`;
+}
+
 /** Files picked or dropped for the next message: previewed at once, uploaded in the background. */
 function useAttachments(conversationId) {
   const [items, setItems] = useState([]);
@@ -209,6 +256,7 @@ function Conversation({ id, models, projects, onChanged }) {
   const [error, setError] = useState(undefined);
   const [busy, setBusy] = useState(false);
   const [dragging, setDragging] = useState(false);
+  const [sharing, setSharing] = useState(false);
   const input = useRef();
   const fileInput = useRef();
   const end = useRef();
@@ -456,7 +504,9 @@ function Conversation({ id, models, projects, onChanged }) {
           ${(models?.data ?? []).map((m) => html`<option value=${m.id}>${m.id}${m.vision ? ' · sees images' : ''}</option>`)}
         </select>
       </label>
+      <button type="button" class="secondary" aria-expanded=${sharing} disabled=${!conv} onClick=${() => setSharing((x) => !x)}>Share</button>
     </header>
+    ${sharing ? html`<${Shares} id=${id} />` : null}
     <div class="messages" aria-live="polite">
       ${messages.map((m) => html`<${Message} key=${m.id} m=${m} live=${m.id === streamingId ? live : undefined} busy=${busy || awaiting} actions=${actions} />`)}
       <div ref=${end}></div>

@@ -5,6 +5,7 @@ import { when } from '../lib/format.js';
 import { html } from '../lib/html.js';
 import { markdown } from '../lib/markdown.js';
 import { go } from '../lib/router.js';
+import { ExpiryField, expiresIn, linkState, NewLinkAddress } from '../lib/share-links.js';
 import { ErrorNote, Field, Header, Status, useAction, useLoad, usePaged } from '../lib/ui.js';
 
 const RANK = { viewer: 0, commenter: 1, editor: 2, owner: 3 };
@@ -209,13 +210,6 @@ function Shares({ doc }) {
   </section>`;
 }
 
-const EXPIRIES = [
-  ['', 'Never (until revoked)'],
-  [String(24 * 3600), 'In a day'],
-  [String(7 * 24 * 3600), 'In a week'],
-  [String(30 * 24 * 3600), 'In 30 days'],
-];
-
 /** The address a link opens in the console: the token rides in the fragment, which browsers never send to a server. */
 const linkUrl = (token) => `${location.origin}/#/documents/shared/${encodeURIComponent(token)}`;
 
@@ -226,9 +220,7 @@ function Links({ doc }) {
   const [state, run] = useAction();
   const create = (e) => {
     e.preventDefault();
-    const f = new FormData(e.currentTarget);
-    const body = { role: f.get('role') };
-    if (f.get('expiresIn')) body.expiresIn = Number(f.get('expiresIn'));
+    const body = { role: new FormData(e.currentTarget).get('role'), expiresIn: expiresIn(e.currentTarget) };
     run(async () => {
       const link = await api('POST', `/v1/documents/${doc.id}/links`, { body });
       setFresh(linkUrl(link.token));
@@ -240,30 +232,22 @@ function Links({ doc }) {
       await api('DELETE', `/v1/documents/${doc.id}/links/${l.id}`);
       reload();
     }, `Link …${l.last4} revoked.`);
-  const stateOf = (l) => (l.revokedAt ? 'revoked' : l.expiresAt && Date.parse(l.expiresAt) < Date.now() ? 'expired' : l.expiresAt ? `until ${when(l.expiresAt)}` : 'no expiry');
   return html`<section aria-labelledby="links-h">
     <h2 id="links-h">Share links</h2>
     <p class="muted">Anyone signed in who has the link can read the document (and comment, with a commenter link).</p>
     <${ErrorNote} error=${error} />
-    ${fresh
-      ? html`<div class="card new-link" role="region" aria-label="New link">
-          <p>Copy the link now: it is not shown again.</p>
-          <input readonly value=${fresh} aria-label="Link address" onFocus=${(e) => e.currentTarget.select()} />
-          <button type="button" class="secondary" onClick=${() => navigator.clipboard?.writeText(fresh)}>Copy link</button>
-          <button type="button" class="link" onClick=${() => setFresh(undefined)}>Done</button>
-        </div>`
-      : null}
+    ${fresh ? html`<${NewLinkAddress} address=${fresh} onDone=${() => setFresh(undefined)} />` : null}
     <ul class="links" aria-label="Links">
       ${(links?.data ?? []).map(
         (l) => html`<li key=${l.id}>
-          <span><code>…${l.last4}</code> ${l.role} · ${stateOf(l)}</span>
+          <span><code>…${l.last4}</code> ${l.role} · ${linkState(l)}</span>
           ${l.revokedAt ? null : html`<button type="button" class="link" onClick=${() => revoke(l)} disabled=${state.busy}>Revoke link …${l.last4}</button>`}
         </li>`,
       )}
     </ul>
     <form class="card row" onSubmit=${create} aria-label="New share link">
       <${Field} label="Link role"><select name="role"><option value="viewer">Viewer</option><option value="commenter">Commenter</option></select></${Field}>
-      <${Field} label="Expires"><select name="expiresIn">${EXPIRIES.map(([v, label]) => html`<option value=${v}>${label}</option>`)}</select></${Field}>
+      <${ExpiryField} />
       <button type="submit" disabled=${state.busy}>Create link</button>
     </form>
     <${Status} state=${state} />

@@ -18,9 +18,11 @@ export const PAGES = [
 
 /**
  * Pages open without a session: where the links in Parley's emails lead
- * (`/reset-password?token=…`, `/verify-email?token=…`, moved into the fragment).
+ * (`/reset-password?token=…`, `/verify-email?token=…`, moved into the fragment),
+ * and a conversation shared by link (`#/shared/conversation/<token>`).
  */
 export const PUBLIC_PAGES = [
   { path: 'reset-password', load: () => import('./email-links.js').then((m) => m.ResetPassword) },
   { path: 'verify-email', load: () => import('./email-links.js').then((m) => m.VerifyEmail) },
+  { path: 'shared', load: () => import('./shared-conversation.js').then((m) => m.SharedConversation) },
 ];
