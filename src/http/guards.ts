@@ -107,6 +107,14 @@ export function createGuards(deps: {
 
 export type Guards = ReturnType<typeof createGuards>;
 
+/**
+ * Answers kept by no cache: for routes whose answer depends on a header a browser cache does not key on (a share
+ * link's X-Share-Token), where a stored 410 would be shown for another link at the same URL.
+ */
+export const noStore: onRequestAsyncHookHandler = async (_request, reply) => {
+  reply.header('cache-control', 'no-store');
+};
+
 /** Counts a hit against `limiter` for the key of this request and sets RateLimit-* headers. */
 export function rateLimit(limiter: Limiter, key: (request: FastifyRequest) => string): onRequestAsyncHookHandler {
   return async (request: FastifyRequest, reply: FastifyReply) => {

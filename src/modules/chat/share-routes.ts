@@ -1,6 +1,6 @@
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { principal, rateLimit } from '../../http/guards.ts';
+import { noStore, principal, rateLimit } from '../../http/guards.ts';
 import { pageQuery, page, toPage } from '../../http/pagination.ts';
 import { problemSchema } from '../../http/problem.ts';
 import type { App } from '../../http/types.ts';
@@ -26,7 +26,6 @@ export function shareRoutes(app: App, { services, guards }: RouteContext<'conver
   const unbannedAddress = (request: FastifyRequest) => limits.refuseBannedAddress(request);
   const byIp = (request: FastifyRequest) => clientKey(request.ip);
   // The token is a header, not part of the URL: an answer kept by a browser (a 410 is cacheable by default) would be shown for another link.
-  const uncached = async (_request: FastifyRequest, reply: FastifyReply) => void reply.header('cache-control', 'no-store');
 
   app.post('/conversations/:id/shares', {
     schema: {
@@ -82,7 +81,7 @@ export function shareRoutes(app: App, { services, guards }: RouteContext<'conver
       headers: shareTokenHeaders,
       response: { 200: sharedConversationSchema, 400: problemSchema, 403: problemSchema, 404: problemSchema, 410: problemSchema, 429: problemSchema },
     },
-    onRequest: [uncached, unbannedAddress, rateLimit(shares.readers, byIp)],
+    onRequest: [noStore, unbannedAddress, rateLimit(shares.readers, byIp)],
     handler: async (request) => {
       const shared = await shares.open(request.headers['x-share-token']);
       return { title: shared.title, sharedAt: shared.sharedAt.toISOString(), messages: shared.messages.map((m) => ({ ...m, createdAt: m.createdAt.toISOString() })) };

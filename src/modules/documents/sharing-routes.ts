@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { noStore } from '../../http/guards.ts';
 import { page, pageQuery, toPage } from '../../http/pagination.ts';
 import { problemSchema } from '../../http/problem.ts';
 import type { App } from '../../http/types.ts';
@@ -121,7 +122,8 @@ export function sharingRoutes(app: App, { services, guards }: RouteContext<'docu
       headers: shareTokenHeaders,
       response: { 200: documentSchema, ...problems, ...gone },
     },
-    onRequest,
+    // The token is a header: a browser would otherwise keep one link's answer (a 410) for the next link it opens.
+    onRequest: [noStore, onRequest],
     handler: async (request) => {
       const grant = await documents.access.forLink(me(request), request.headers['x-share-token']);
       return toDocument({ doc: grant.doc, role: grant.role, favorite: false, lastViewedAt: null });

@@ -144,7 +144,8 @@ for (const backend of backends()) {
       const link = await api('owner', 'POST', `/v1/documents/${docId}/links`, { role: 'viewer', expiresIn: 3600 });
       assert.equal(link.status, 201);
       assert.ok(Date.parse(link.body.expiresAt) > Date.now());
-      assert.equal((await viaLink('stranger', link.body.token, 'GET')).status, 200);
+      const open = await viaLink('stranger', link.body.token, 'GET');
+      assert.equal(open.status, 200);
       // An hour passes.
       await t.deps.db.execute(sql`update document_links set expires_at = now() - interval '1 second' where id = ${link.body.id}`);
       const expired = await viaLink('stranger', link.body.token, 'GET');
@@ -157,6 +158,8 @@ for (const backend of backends()) {
       const revoked = await viaLink('stranger', other.body.token, 'GET');
       assert.equal(revoked.status, 410);
       assert.equal(revoked.body.code, 'link_revoked');
+      // The token is a header, which browser caches do not key on: no answer of this URL is kept for the next link.
+      for (const r of [open, expired, revoked]) assert.equal(r.headers.get('cache-control'), 'no-store');
       assert.equal((await api('owner', 'POST', `/v1/documents/${docId}/links`, { role: 'editor' })).status, 400);
       assert.equal((await api('editor', 'DELETE', `/v1/documents/${docId}/links/${link.body.id}`)).status, 403);
     });
