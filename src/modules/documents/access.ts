@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import { Forbidden, Gone, NotFound } from '../../errors.ts';
+import { sha256Hex } from '../../platform/crypto/cipher.ts';
 import type { Db } from '../../platform/db/database.ts';
 import type { DocumentsRepository, ReaderView, Role } from './repository.ts';
 import type { SharingRepository } from './sharing-repository.ts';
@@ -16,8 +16,6 @@ export interface Grant {
   via: 'reader' | 'link';
   view?: ReaderView;
 }
-
-export const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
 
 export const notFound = () => NotFound('Document', 'document_not_found');
 
@@ -46,7 +44,7 @@ export function createAccess(repo: DocumentsRepository, sharing: SharingReposito
 
     /** A share link's grant: 404 for a token never issued, 410 once revoked or expired. */
     async forLink(userId: string, token: string, min: Role = 'viewer', what = 'do this'): Promise<Grant> {
-      const link = await sharing.linkByHash(hashToken(token));
+      const link = await sharing.linkByHash(sha256Hex(token));
       if (!link) throw NotFound('Share link', 'link_not_found');
       if (link.revokedAt) throw Gone('This share link was revoked', 'link_revoked');
       if (link.expiresAt && link.expiresAt <= new Date()) throw Gone('This share link has expired', 'link_expired');

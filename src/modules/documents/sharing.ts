@@ -1,11 +1,11 @@
-import { randomBytes } from 'node:crypto';
 import { Conflict, NotFound, ValidationError } from '../../errors.ts';
 import type { Announce } from '../../platform/bus/bus.ts';
+import { randomToken, sha256Hex } from '../../platform/crypto/cipher.ts';
 import { inTransaction, type Db } from '../../platform/db/database.ts';
 import type { Jobs } from '../jobs/index.ts';
 import type { UsersService } from '../users/index.ts';
 import type { Access } from './access.ts';
-import { hashToken, need } from './access.ts';
+import { need } from './access.ts';
 import type { LinkRow, ShareRole, ShareRow } from './schema.ts';
 import { createSharingRepository, type SharePosition } from './sharing-repository.ts';
 import { unshared } from './unshared.ts';
@@ -92,9 +92,9 @@ export function createSharing(d: {
 
     async createLink(userId: string, id: string, input: { role: 'viewer' | 'commenter'; expiresIn?: number }): Promise<LinkRow & { token: string }> {
       await d.access.forUser(userId, id, 'owner', 'create share links');
-      const token = `${LINK_PREFIX}${randomBytes(24).toString('base64url')}`;
+      const token = `${LINK_PREFIX}${randomToken(24)}`;
       const expiresAt = input.expiresIn ? new Date(Date.now() + input.expiresIn * 1000) : null;
-      const row = await repo.insertLink({ documentId: id, tokenHash: hashToken(token), last4: token.slice(-4), role: input.role, expiresAt }, d.maxLinks);
+      const row = await repo.insertLink({ documentId: id, tokenHash: sha256Hex(token), last4: token.slice(-4), role: input.role, expiresAt }, d.maxLinks);
       if (!row) throw Conflict(`At most ${d.maxLinks} share links may open a document: revoke one first`, 'link_limit');
       return { ...row, token };
     },
