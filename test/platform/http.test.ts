@@ -84,7 +84,7 @@ for (const backend of backends()) {
       assert.deepEqual(open.sort(), [
         'GET /.well-known/jwks.json', 'GET /health', 'GET /metrics', 'GET /ready',
         'GET /v1/auth/providers', 'GET /v1/auth/oauth/{provider}/authorize', 'GET /v1/auth/oauth/{provider}/callback',
-        'GET /v1/notifications/push/vapid-public-key', 'GET /v1/notifications/unsubscribe',
+        'GET /v1/notifications/push/vapid-public-key', 'GET /v1/notifications/unsubscribe', 'GET /v1/shared/conversation',
         'OPTIONS /v1/files/uploads', 'OPTIONS /v1/files/uploads/{id}',
         'POST /v1/auth/login', 'POST /v1/auth/mfa/verify', 'POST /v1/auth/password/forgot', 'POST /v1/auth/password/reset', 'POST /v1/auth/refresh', 'POST /v1/auth/register', 'POST /v1/auth/verify-email',
         'POST /v1/notifications/unsubscribe',
