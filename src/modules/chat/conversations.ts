@@ -4,7 +4,7 @@ import type { Grounding } from '../knowledge/index.ts';
 import type { Projects } from '../projects/index.ts';
 import { createConversationsRepository, type ConversationFilter, type ConversationRow } from './conversations-repository.ts';
 import { createMessagesRepository } from './messages-repository.ts';
-import { assertNotStreaming } from './messages.ts';
+import { assertNotStreaming, inToolStep } from './messages.ts';
 import type { Announce } from '../../platform/bus/bus.ts';
 
 export interface ConversationInput {
@@ -68,7 +68,7 @@ export function createConversations(d: { db: Db; projects: Pick<Projects, 'exist
           const leaf = await messages.get(id, leafId, tx);
           if (!leaf) throw NotFound('Message', 'message_not_found');
           assertNotStreaming(leaf);
-          if (leaf.role === 'tool' || leaf.content.some((p) => p.type === 'tool_call')) {
+          if (inToolStep(leaf)) {
             throw ValidationError("A conversation cannot be forked inside a tool step (a model's tool calls or their results): fork at the answer that ends the step's turn, or at the question", 'fork_in_tool_step');
           }
         }

@@ -10,7 +10,7 @@ import { contentText, isBlank } from './contracts.ts';
 import type { Conversations } from './conversations.ts';
 import { isOutcome, outcomeOf, type GenerationEvent, type Outcome, type PositionedEvent } from './generation-events.ts';
 import { CANCEL_SIGNAL, endDeleted, launchRun, type Run, type RunDeps } from './generation-run.ts';
-import { assertNotStreaming, toPublicMessage, type MessageRow, type Messages, type MessageView } from './messages.ts';
+import { assertNotStreaming, inToolStep, toPublicMessage, type MessageRow, type Messages, type MessageView } from './messages.ts';
 import type { Attachments, Turn } from './attachments.ts';
 import { createAttention, type FollowEnd } from './attention.ts';
 import type { ContentInput } from './schema.ts';
@@ -382,7 +382,7 @@ export function createGeneration(d: GenerationDeps) {
    * their results, the model would be sent calls without (all) their results, which providers refuse.
    */
   function assertAskable(parent: MessageView) {
-    if (parent.role !== 'tool' && !parent.content.some((p) => p.type === 'tool_call')) return;
+    if (!inToolStep(parent)) return;
     throw ValidationError(
       "A message cannot follow a tool step (a model's tool calls or their results): post it under the answer that ends the step's turn, or edit under the question",
       'parent_in_tool_step',

@@ -105,6 +105,9 @@ export function assertNotStreaming(parent: MessageRow) {
   throw Conflict('The message above is an answer still being written: wait for it to end, or stop it, before posting under it', 'answer_in_progress');
 }
 
+/** Whether a message belongs to a tool step: the model's calls, or one of their results (not the answer that ends the turn). */
+export const inToolStep = (m: Pick<MessageRow, 'role' | 'content'>) => m.role === 'tool' || m.content.some((p) => p.type === 'tool_call');
+
 /**
  * Messages: a tree per conversation (rows linked by parentId). Reading walks one
  * branch; writing appends and moves the conversation's current leaf.

@@ -4,6 +4,7 @@ import type { Db } from '../../platform/db/database.ts';
 import type { Limiter } from '../../platform/ratelimit/limiter.ts';
 import { createConversationsRepository } from './conversations-repository.ts';
 import { createMessagesRepository, type MessageRow } from './messages-repository.ts';
+import { inToolStep } from './messages.ts';
 import type { ConversationShareRow } from './schema.ts';
 import { createSharesRepository } from './shares-repository.ts';
 
@@ -25,7 +26,7 @@ const linkNotFound = () => NotFound('Share link', 'link_not_found');
  * admins only, as everywhere.
  */
 function shown(branch: MessageRow[]): SharedMessage[] {
-  const said = branch.filter((m) => m.role === 'user' || (m.role === 'assistant' && !m.content.some((p) => p.type === 'tool_call')));
+  const said = branch.filter((m) => m.role === 'user' || (m.role === 'assistant' && !inToolStep(m)));
   return said.map((m) => ({
     role: m.role as SharedMessage['role'],
     text: m.status === 'flagged' ? '' : m.content.flatMap((p) => (p.type === 'text' ? [p.text] : [])).join('\n\n'),
